@@ -1,0 +1,13 @@
+//! Wappline's domain crate: everything that is not a Lambda entry point.
+//!
+//! - [`ids`]: typed identifiers that validate on construction.
+//! - [`store`], [`queue`], [`vault`]: the three ports (table store, queue, key vault), each with
+//!   an AWS adapter and an embedded (file-backed, no network) adapter.
+//! - [`crypto`]: envelope encryption of secret fields and message bodies.
+//! - [`tenant`]: tenants, channel connections and the global routes table.
+
+pub mod clock;
+pub mod ids;
+pub mod queue;
+pub mod store;
+pub mod vault;

@@ -1,0 +1,9 @@
+//! Port conformance suites. Each suite is written once against the port trait and run
+//! against both adapter families: the embedded adapters (files in a temp dir) and the AWS
+//! adapters (against the moto server that the test script starts; see `support`).
+
+mod support;
+
+mod queue;
+mod store;
+mod vault;

@@ -1,0 +1,1 @@
+//! Cross-function end-to-end tests live in tests/tests/.
