@@ -109,7 +109,31 @@ string_id!(
     }
 );
 
+/// Separator between the parts of a table key.
+pub const KEY_SEP: char = '#';
+
 impl TenantId {
+    /// The tenant's root partition key, `T#<id>`. Every partition key of tenant data is this
+    /// or starts with it followed by `#`.
+    pub fn partition(&self) -> String {
+        format!("T#{}", self.0)
+    }
+
+    /// A sub-partition of the tenant, `T#<id>#<suffix>`.
+    pub fn sub_partition(&self, suffix: &str) -> String {
+        format!("T#{}#{suffix}", self.0)
+    }
+
+    /// True when `pk` is this tenant's partition or one of its sub-partitions (exact
+    /// prefix match on the separator, so `tn_a` never matches `tn_ab`).
+    pub fn owns_partition(&self, pk: &str) -> bool {
+        match pk.strip_prefix("T#").and_then(|r| r.strip_prefix(self.0.as_str())) {
+            Some("") => true,
+            Some(rest) => rest.starts_with(KEY_SEP),
+            None => false,
+        }
+    }
+
     /// A new random tenant id.
     pub fn generate() -> Self {
         let mut bytes = [0u8; TENANT_ID_HEX_LEN / 2];
@@ -209,6 +233,17 @@ mod tests {
             assert!(TenantId::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(TenantId::parse("tn_0123456789abcdef01234567").is_ok());
+    }
+
+    #[test]
+    fn partitions_match_exactly() {
+        let t = TenantId::parse("tn_0123456789abcdef01234567").unwrap();
+        assert!(t.owns_partition(&t.partition()));
+        assert!(t.owns_partition(&t.sub_partition("CONV#1")));
+        assert!(!t.owns_partition("T#tn_0123456789abcdef012345678"));
+        assert!(!t.owns_partition("T#tn_0123456789abcdef0123456"));
+        assert!(!t.owns_partition("X#tn_0123456789abcdef01234567"));
+        assert!(!t.owns_partition("tn_0123456789abcdef01234567"));
     }
 
     #[test]

@@ -6,8 +6,13 @@
 //! - [`crypto`]: envelope encryption of secret fields and message bodies.
 //! - [`tenant`]: tenants, channel connections and the global routes table.
 
+// pub mod app; (enabled once the store adapters land)
 pub mod clock;
+pub mod crypto;
+pub mod edge;
 pub mod ids;
+pub mod logging;
 pub mod queue;
 pub mod store;
+pub mod tenant;
 pub mod vault;

@@ -1,1 +1,244 @@
+//! admin-api: the platform admin's HTTP API. Routing, authentication and the mapping of
+//! domain outcomes to HTTP live here; the work is done by the domain crate.
+//!
+//! Routes (all under `/admin`, documented in docs/openapi.yaml):
+//! - `GET    /admin/tenants`                                 list tenants
+//! - `POST   /admin/tenants`                                 create a tenant
+//! - `GET    /admin/tenants/{tenant_id}`                     settings (never tokens)
+//! - `POST   /admin/tenants/{tenant_id}/channels/{kind}`     connect whatsapp|instagram|bitrix24
+//! - `DELETE /admin/tenants/{tenant_id}/channels/{kind}/{id}` disconnect
 
+mod requests;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use wappline::edge::{self, ApiError};
+use wappline::ids::TenantId;
+use wappline::tenant::{
+    ChannelKind, ChannelRef, RetentionDays, TenantDirectory, TenantError, TenantName,
+};
+
+use requests::{ConnectRequest, CreateTenantRequest};
+
+/// Largest request body the admin API accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 200;
+
+/// The platform admin bearer token, held only as its SHA-256 so the token itself never sits
+/// in the function's configuration.
+#[derive(Clone)]
+pub struct AdminToken {
+    sha256: [u8; 32],
+}
+
+impl AdminToken {
+    pub fn from_sha256_hex(hex_digest: &str) -> Result<Self, String> {
+        let bytes = hex::decode(hex_digest.trim())
+            .map_err(|_| "ADMIN_TOKEN_SHA256 must be 64 hex digits".to_owned())?;
+        let sha256 = bytes
+            .try_into()
+            .map_err(|_| "ADMIN_TOKEN_SHA256 must be 64 hex digits".to_owned())?;
+        Ok(AdminToken { sha256 })
+    }
+
+    pub fn from_plaintext(token: &str) -> Self {
+        AdminToken {
+            sha256: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+
+    /// Constant-time check of a presented token.
+    pub fn verify(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        digest.ct_eq(&self.sha256).into()
+    }
+}
+
+pub struct AdminApi {
+    tenants: TenantDirectory,
+    token: AdminToken,
+}
+
+impl AdminApi {
+    pub fn new(tenants: TenantDirectory, token: AdminToken) -> Self {
+        AdminApi { tenants, token }
+    }
+
+    /// Serves one request. Never fails: every outcome is an HTTP response.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let result = self.route(req).await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if e.status.is_server_error() {
+                    tracing::error!(%method, %path, status = e.status.as_u16(), code = e.code, "admin request failed");
+                } else {
+                    tracing::info!(%method, %path, status = e.status.as_u16(), code = e.code, "admin request rejected");
+                }
+                e.into_response()
+            }
+        };
+        response.map(Body::from)
+    }
+
+    async fn route(&self, req: Request) -> Result<lambda_http::http::Response<String>, ApiError> {
+        if !self.authorized(&req) {
+            return Err(ApiError::unauthorized());
+        }
+        let body: &[u8] = req.body().as_ref();
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+        }
+        let path = req.uri().path().trim_end_matches('/');
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let method = req.method();
+        match segments.as_slice() {
+            ["admin", "tenants"] => match *method {
+                Method::GET => self.list_tenants(req.uri().query()).await,
+                Method::POST => self.create_tenant(body).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant] => match *method {
+                Method::GET => self.tenant_settings(tenant).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "channels", kind] => match *method {
+                Method::POST => self.connect(tenant, kind, body).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "channels", kind, id] => match *method {
+                Method::DELETE => self.disconnect(tenant, kind, id).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            _ => Err(ApiError::not_found("no such route")),
+        }
+    }
+
+    fn authorized(&self, req: &Request) -> bool {
+        req.headers()
+            .get(lambda_http::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| self.token.verify(t.trim()))
+    }
+
+    async fn list_tenants(
+        &self,
+        query: Option<&str>,
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let mut after = None;
+        let mut limit = DEFAULT_PAGE;
+        for (k, v) in query.unwrap_or_default().split('&').filter_map(|p| p.split_once('=')) {
+            match k {
+                "after" => {
+                    after = Some(TenantId::parse(v).map_err(|e| ApiError::bad_request(format!("after: {e}")))?)
+                }
+                "limit" => {
+                    limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_PAGE).contains(n))
+                        .ok_or_else(|| ApiError::bad_request(format!("limit: must be 1 to {MAX_PAGE}")))?
+                }
+                _ => {}
+            }
+        }
+        let page = self.tenants.list(after.as_ref(), limit).await.map_err(map_err)?;
+        Ok(edge::json(StatusCode::OK, &page))
+    }
+
+    async fn create_tenant(
+        &self,
+        body: &[u8],
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let req: CreateTenantRequest = edge::parse_json(body)?;
+        let name = TenantName::parse(&req.name).map_err(map_err)?;
+        let retention = match req.retention_days {
+            Some(d) => RetentionDays::new(d).map_err(map_err)?,
+            None => RetentionDays::default(),
+        };
+        let profile = self.tenants.create(name, retention).await.map_err(map_err)?;
+        tracing::info!(tenant = %profile.id, "tenant created");
+        Ok(edge::json(StatusCode::CREATED, &profile))
+    }
+
+    async fn tenant_settings(
+        &self,
+        tenant: &str,
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let scope = self.scope(tenant).await?;
+        let settings = scope.settings().await.map_err(map_err)?;
+        Ok(edge::json(StatusCode::OK, &settings))
+    }
+
+    async fn connect(
+        &self,
+        tenant: &str,
+        kind: &str,
+        body: &[u8],
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let kind = parse_kind(kind)?;
+        let scope = self.scope(tenant).await?;
+        let connection = ConnectRequest::parse(kind, body)?;
+        let (summary, created) = scope.connect(connection).await.map_err(map_err)?;
+        tracing::info!(tenant = %scope.tenant(), kind = %summary.kind, channel = %summary.id, created, "channel connected");
+        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+        Ok(edge::json(status, &summary))
+    }
+
+    async fn disconnect(
+        &self,
+        tenant: &str,
+        kind: &str,
+        id: &str,
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let kind = parse_kind(kind)?;
+        let channel = ChannelRef::parse(kind, id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let scope = self.scope(tenant).await?;
+        scope.disconnect(&channel).await.map_err(map_err)?;
+        tracing::info!(tenant = %scope.tenant(), %kind, channel = %id, "channel disconnected");
+        Ok(edge::empty(StatusCode::NO_CONTENT))
+    }
+
+    async fn scope(&self, tenant: &str) -> Result<wappline::tenant::TenantScope, ApiError> {
+        let id = TenantId::parse(tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        self.tenants
+            .scope(&id)
+            .await
+            .map_err(map_err)?
+            .ok_or_else(|| ApiError::not_found("tenant not found"))
+    }
+}
+
+fn parse_kind(kind: &str) -> Result<ChannelKind, ApiError> {
+    ChannelKind::from_name(kind).ok_or_else(|| {
+        ApiError::not_found("unknown channel kind: use whatsapp, instagram or bitrix24")
+    })
+}
+
+/// The one mapping from domain errors to HTTP.
+fn map_err(e: TenantError) -> ApiError {
+    match e {
+        TenantError::TenantNotFound => ApiError::not_found("tenant not found"),
+        TenantError::ChannelNotFound(what) => {
+            ApiError::not_found(format!("{what} is not connected to this tenant"))
+        }
+        TenantError::ChannelTaken(what) => {
+            ApiError::conflict(format!("{what} is already connected to another tenant"))
+        }
+        TenantError::Invalid(msg) => ApiError::bad_request(msg),
+        TenantError::Store(wappline::store::StoreError::Unavailable(detail)) => {
+            tracing::warn!(%detail, "store unavailable");
+            ApiError::unavailable()
+        }
+        other => {
+            tracing::error!(error = %other, "admin operation failed");
+            ApiError::internal()
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The all-in-one local server: serves every HTTP function of template.yaml on one port with
+//! the same routes, on the embedded adapters (redb files and a local wrapping key under the
+//! data directory: no cloud, no Docker, no network).
+//!
+//! HTTP requests are turned into the same `lambda_http::Request` values API Gateway would
+//! produce and handed to the same handler code the Lambda functions run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Parser;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use admin_api::{AdminApi, AdminToken};
+use wappline::app::Platform;
+
+/// Largest request body the local server reads (API Gateway's payload limit is 10 MB).
+const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+
+/// Configuration, from flags or the environment.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "local-server", version, about = "Run Wappline locally on embedded storage")]
+pub struct LocalConfig {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "WAPPLINE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded tables, queues and the local wrapping key.
+    #[arg(long, env = "WAPPLINE_DATA_DIR", default_value = ".local-data")]
+    pub data_dir: PathBuf,
+
+    /// Platform admin bearer token. When absent, one is generated once and kept in
+    /// `<data-dir>/admin-token`.
+    #[arg(long, env = "WAPPLINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Meta app secret, for X-Hub-Signature-256 and signed_request checks.
+    #[arg(long, env = "META_APP_SECRET", hide_env_values = true)]
+    pub meta_app_secret: Option<String>,
+
+    /// Verify token for Meta's webhook subscription handshake.
+    #[arg(long, env = "META_VERIFY_TOKEN", hide_env_values = true)]
+    pub meta_verify_token: Option<String>,
+
+    /// Graph API base URL (point it at a fake for tests; plain http only on loopback).
+    #[arg(long, env = "GRAPH_API_BASE_URL", default_value = "https://graph.facebook.com")]
+    pub graph_api_base_url: String,
+}
+
+impl LocalConfig {
+    /// A configuration for tests: loopback, a free port, the given data dir and token.
+    pub fn for_tests(data_dir: &Path, admin_token: &str) -> Self {
+        LocalConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.to_owned(),
+            admin_token: Some(admin_token.to_owned()),
+            meta_app_secret: None,
+            meta_verify_token: None,
+            graph_api_base_url: "http://127.0.0.1:9".into(),
+        }
+    }
+}
+
+/// Every function's handler, built once.
+struct Functions {
+    admin: AdminApi,
+}
+
+/// A running local server.
+pub struct LocalServer {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    generated_token_file: Option<PathBuf>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LocalServer {
+    /// Opens the embedded storage, binds the listener and starts serving.
+    pub async fn start(config: LocalConfig) -> Result<Self, String> {
+        check_graph_url(&config.graph_api_base_url)?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
+        let (token, generated_token_file) = match &config.admin_token {
+            Some(t) if !t.is_empty() => (AdminToken::from_plaintext(t), None),
+            _ => {
+                let (t, path) = load_or_create_token(&config.data_dir)?;
+                (AdminToken::from_plaintext(&t), Some(path))
+            }
+        };
+        let platform = Platform::embedded(&config.data_dir)?;
+        let functions = Arc::new(Functions {
+            admin: AdminApi::new(platform.tenants.clone(), token),
+        });
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(serve(listener, functions, rx));
+        tracing::info!(%addr, "local server started");
+        Ok(LocalServer {
+            addr,
+            data_dir: config.data_dir,
+            generated_token_file,
+            shutdown,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn generated_token_file(&self) -> Option<&Path> {
+        self.generated_token_file.as_deref()
+    }
+
+    /// Stops accepting, drops open connections, and waits until every handle on the
+    /// storage is released (so the same data dir can be opened again).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn serve(listener: TcpListener, functions: Arc<Functions>, mut stop: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let functions = functions.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let functions = functions.clone();
+                        async move { Ok::<_, std::convert::Infallible>(dispatch(&functions, req).await) }
+                    });
+                    if let Err(e) = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                    {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            // Reap finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+/// Routes a request to the function that serves its path in template.yaml.
+async fn dispatch(functions: &Functions, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return to_hyper(
+                wappline::edge::ApiError::payload_too_large(MAX_REQUEST_BYTES)
+                    .into_response()
+                    .map(lambda_http::Body::from),
+            )
+        }
+    };
+    let body = if bytes.is_empty() {
+        lambda_http::Body::Empty
+    } else {
+        lambda_http::Body::Binary(bytes.to_vec())
+    };
+    let req = lambda_http::Request::from_parts(parts, body);
+    let path = req.uri().path();
+    let response = if path == "/admin" || path.starts_with("/admin/") {
+        functions.admin.handle(req).await
+    } else if path == "/health" {
+        wappline::edge::json(
+            hyper::StatusCode::OK,
+            &serde_json::json!({"status": "ok"}),
+        )
+        .map(lambda_http::Body::from)
+    } else {
+        wappline::edge::ApiError::not_found("no such route")
+            .into_response()
+            .map(lambda_http::Body::from)
+    };
+    to_hyper(response)
+}
+
+fn to_hyper(resp: lambda_http::Response<lambda_http::Body>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = resp.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(t) => Bytes::from(t),
+        lambda_http::Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+/// Plain http is for loopback fakes only; anything else must be https.
+fn check_graph_url(url: &str) -> Result<(), String> {
+    let loopback = ["http://127.", "http://localhost", "http://[::1]"];
+    if url.starts_with("https://") || loopback.iter().any(|p| url.starts_with(p)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "graph-api-base-url must be https, or http on loopback, got {url:?}"
+        ))
+    }
+}
+
+fn load_or_create_token(dir: &Path) -> Result<(String, PathBuf), String> {
+    let path = dir.join("admin-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if !t.is_empty() {
+            return Ok((t, path));
+        }
+    }
+    let mut bytes = [0u8; 24];
+    wappline::crypto::random_bytes(&mut bytes).map_err(|e| e.to_string())?;
+    let token = hex::encode(bytes);
+    write_private(&path, &token).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok((token, path))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(contents.as_bytes())
+}

@@ -1,0 +1,55 @@
+//! Wiring: builds the adapters once per process (a Lambda cold start, or the local server's
+//! start) and hands out the domain services that share them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::crypto::{CachePolicy, Envelope};
+use crate::store::dynamo::{DynamoStore, TableNames};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::TableStore;
+use crate::tenant::TenantDirectory;
+use crate::vault::kms::KmsVault;
+use crate::vault::local::LocalVault;
+use crate::vault::KeyVault;
+
+/// The storage-side services every function shares.
+#[derive(Clone)]
+pub struct Platform {
+    pub store: Arc<dyn TableStore>,
+    pub envelope: Arc<Envelope>,
+    pub tenants: TenantDirectory,
+}
+
+impl Platform {
+    pub fn new(store: Arc<dyn TableStore>, vault: Arc<dyn KeyVault>) -> Self {
+        let envelope = Arc::new(Envelope::new(store.clone(), vault, CachePolicy::default()));
+        let tenants = TenantDirectory::new(store.clone(), envelope.clone());
+        Platform {
+            store,
+            envelope,
+            tenants,
+        }
+    }
+
+    /// AWS adapters configured from the Lambda environment (`DATA_TABLE`, ... , `KMS_KEY_ID`;
+    /// `AWS_ENDPOINT_URL` is honoured by the SDK itself, for emulators).
+    pub async fn from_aws_env(sdk: &aws_config::SdkConfig) -> Result<Self, String> {
+        let names = TableNames::from_env().map_err(|e| e.to_string())?;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), names);
+        let vault = KmsVault::from_env(aws_sdk_kms::Client::new(sdk)).map_err(|e| e.to_string())?;
+        Ok(Self::new(Arc::new(store), Arc::new(vault)))
+    }
+
+    /// Embedded adapters: files under `data_dir`, a local wrapping key instead of KMS.
+    pub fn embedded(data_dir: &Path) -> Result<Self, String> {
+        let store = EmbeddedStore::open(data_dir).map_err(|e| e.to_string())?;
+        let vault = LocalVault::open_or_create(data_dir).map_err(|e| e.to_string())?;
+        Ok(Self::new(Arc::new(store), Arc::new(vault)))
+    }
+}
+
+/// One SDK configuration from the environment, shared by every client of the process.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

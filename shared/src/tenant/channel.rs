@@ -1,0 +1,151 @@
+//! Channel connections: which external account (a WhatsApp number, an Instagram account, a
+//! Bitrix24 portal) belongs to which tenant.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BitrixMemberId, InstagramAccountId, PhoneNumberId, TenantId};
+use crate::store::Key;
+
+use super::secret::Secret;
+
+/// The kinds of channel a tenant connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    #[serde(rename = "whatsapp")]
+    WhatsApp,
+    Instagram,
+    Bitrix24,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 3] = [
+        ChannelKind::WhatsApp,
+        ChannelKind::Instagram,
+        ChannelKind::Bitrix24,
+    ];
+
+    /// Short code used inside table keys.
+    pub fn code(self) -> &'static str {
+        match self {
+            ChannelKind::WhatsApp => "wa",
+            ChannelKind::Instagram => "ig",
+            ChannelKind::Bitrix24 => "b24",
+        }
+    }
+
+    /// Name used in URLs and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelKind::WhatsApp => "whatsapp",
+            ChannelKind::Instagram => "instagram",
+            ChannelKind::Bitrix24 => "bitrix24",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One exact external account id, typed by its kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ChannelRef {
+    WhatsApp(PhoneNumberId),
+    Instagram(InstagramAccountId),
+    Bitrix24(BitrixMemberId),
+}
+
+impl ChannelRef {
+    /// Parses an id of the given kind, with that kind's validation.
+    pub fn parse(kind: ChannelKind, id: &str) -> Result<Self, crate::ids::InvalidId> {
+        Ok(match kind {
+            ChannelKind::WhatsApp => ChannelRef::WhatsApp(PhoneNumberId::parse(id)?),
+            ChannelKind::Instagram => ChannelRef::Instagram(InstagramAccountId::parse(id)?),
+            ChannelKind::Bitrix24 => ChannelRef::Bitrix24(BitrixMemberId::parse(id)?),
+        })
+    }
+
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            ChannelRef::WhatsApp(_) => ChannelKind::WhatsApp,
+            ChannelRef::Instagram(_) => ChannelKind::Instagram,
+            ChannelRef::Bitrix24(_) => ChannelKind::Bitrix24,
+        }
+    }
+
+    pub fn external_id(&self) -> &str {
+        match self {
+            ChannelRef::WhatsApp(id) => id.as_str(),
+            ChannelRef::Instagram(id) => id.as_str(),
+            ChannelRef::Bitrix24(id) => id.as_str(),
+        }
+    }
+
+    /// Key of this id's entry in the global routes table.
+    pub fn route_key(&self) -> Key {
+        Key::new(
+            format!("ROUTE#{}#{}", self.kind().code(), self.external_id()),
+            "ROUTE",
+        )
+    }
+
+    /// Sort key of the tenant's channel item.
+    pub fn channel_sk(&self) -> String {
+        format!("{}{}#{}", CHANNEL_SK_PREFIX, self.kind().code(), self.external_id())
+    }
+
+    /// Key of the tenant's channel item.
+    pub fn channel_key(&self, tenant: &TenantId) -> Key {
+        Key::new(tenant.partition(), self.channel_sk())
+    }
+
+    /// The channel a channel item's sort key names.
+    pub fn from_channel_sk(sk: &str) -> Option<Self> {
+        let rest = sk.strip_prefix(CHANNEL_SK_PREFIX)?;
+        let (code, id) = rest.split_once('#')?;
+        Self::parse(ChannelKind::from_code(code)?, id).ok()
+    }
+}
+
+/// Sort-key prefix of channel items in the tenant's root partition.
+pub const CHANNEL_SK_PREFIX: &str = "CH#";
+
+/// What connecting a channel stores: public details (shown back to admins) and secrets
+/// (stored only encrypted, never shown).
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub channel: ChannelRef,
+    pub details: BTreeMap<String, String>,
+    pub secrets: BTreeMap<&'static str, Secret>,
+    /// The Meta user who authorised the channel, kept so a Meta data-deletion request for
+    /// that user can be honoured.
+    pub authorized_by: Option<crate::ids::MetaUserId>,
+}
+
+/// A connected channel as shown to admins: never any secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChannelSummary {
+    pub kind: ChannelKind,
+    pub id: String,
+    pub connected_at: i64,
+    pub details: BTreeMap<String, String>,
+    /// Names of the secrets held (encrypted) for this channel, so admins can see what is
+    /// stored without seeing it.
+    pub secrets_stored: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorized_by: Option<String>,
+}

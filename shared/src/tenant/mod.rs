@@ -1,0 +1,487 @@
+//! Tenants and their channel connections.
+//!
+//! [`TenantDirectory`] holds what crosses tenants by design: creating a tenant, listing
+//! tenants (platform admin), and resolving an exact external id to its one tenant.
+//! [`TenantScope`] is the tenant-scoped repository: it cannot be built without a
+//! [`TenantId`], and every key it reads or writes is derived from that id.
+//!
+//! Data layout (docs/data-model.md):
+//! - `data`   `T#<tenant>` / `PROFILE`             name, retention, status, created_at
+//! - `data`   `T#<tenant>` / `CH#<kind>#<id>`      channel details; secrets encrypted
+//! - `routes` `ROUTE#<kind>#<id>` / `ROUTE`       tenant_id: exact id → one tenant
+//! - `routes` `TENANTS` / `<tenant>`               the tenant directory
+
+pub mod channel;
+pub mod secret;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use channel::{ChannelKind, ChannelRef, ChannelSummary, Connection};
+pub use secret::Secret;
+
+use crate::clock::now_secs;
+use crate::crypto::{CryptoError, Envelope, FieldRef};
+use crate::ids::TenantId;
+use crate::store::{
+    AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, WriteOp,
+};
+
+const PROFILE_SK: &str = "PROFILE";
+const DIRECTORY_PK: &str = "TENANTS";
+/// Default message retention for a new tenant.
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Longest retention a tenant may choose (10 years).
+pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("tenant not found")]
+    TenantNotFound,
+    #[error("{0} is not connected to this tenant")]
+    ChannelNotFound(String),
+    /// The external id already belongs to another tenant.
+    #[error("{0} is already connected to another tenant")]
+    ChannelTaken(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A tenant's display name: 1-200 characters, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantName(String);
+
+impl TenantName {
+    pub fn parse(s: &str) -> Result<Self, TenantError> {
+        let t = s.trim();
+        if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+            return Err(TenantError::Invalid(
+                "name: must be 1 to 200 characters without control characters".into(),
+            ));
+        }
+        Ok(TenantName(t.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Days messages are kept: 1..=3650.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RetentionDays(u32);
+
+impl RetentionDays {
+    pub fn new(days: u32) -> Result<Self, TenantError> {
+        if days == 0 || days > MAX_RETENTION_DAYS {
+            return Err(TenantError::Invalid(format!(
+                "retention_days: must be 1 to {MAX_RETENTION_DAYS}"
+            )));
+        }
+        Ok(RetentionDays(days))
+    }
+    pub fn days(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for RetentionDays {
+    fn default() -> Self {
+        RetentionDays(DEFAULT_RETENTION_DAYS)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantProfile {
+    pub id: TenantId,
+    pub name: String,
+    pub retention_days: u32,
+    pub status: TenantStatus,
+    pub created_at: i64,
+}
+
+impl TenantProfile {
+    fn from_item(id: TenantId, item: &Item) -> Self {
+        TenantProfile {
+            id,
+            name: item.get_s("name").unwrap_or_default().to_owned(),
+            retention_days: item
+                .get_n("retention_days")
+                .and_then(|d| u32::try_from(d).ok())
+                .unwrap_or(DEFAULT_RETENTION_DAYS),
+            status: match item.get_s("status") {
+                Some("suspended") => TenantStatus::Suspended,
+                _ => TenantStatus::Active,
+            },
+            created_at: item.get_n("created_at").unwrap_or(0),
+        }
+    }
+}
+
+/// A tenant's settings as shown to admins: profile and channels, never a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantSettings {
+    #[serde(flatten)]
+    pub profile: TenantProfile,
+    pub channels: Vec<ChannelSummary>,
+}
+
+/// A page of the tenant directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantPage {
+    pub tenants: Vec<TenantListEntry>,
+    /// Pass as `after` to get the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantListEntry {
+    pub id: TenantId,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// Cross-tenant operations, by design: the platform admin's and the router's.
+#[derive(Clone)]
+pub struct TenantDirectory {
+    store: Arc<dyn TableStore>,
+    envelope: Arc<Envelope>,
+}
+
+impl TenantDirectory {
+    pub fn new(store: Arc<dyn TableStore>, envelope: Arc<Envelope>) -> Self {
+        TenantDirectory { store, envelope }
+    }
+
+    /// Creates a tenant with a fresh id: its profile and its directory entry, atomically.
+    pub async fn create(
+        &self,
+        name: TenantName,
+        retention: RetentionDays,
+    ) -> Result<TenantProfile, TenantError> {
+        let id = TenantId::generate();
+        let now = now_secs();
+        let profile = Item::new(&Key::new(id.partition(), PROFILE_SK))
+            .with("name", name.as_str())
+            .with("retention_days", i64::from(retention.days()))
+            .with("status", "active")
+            .with("created_at", now);
+        let entry = Item::new(&Key::new(DIRECTORY_PK, id.as_str()))
+            .with("tenant_id", id.as_str())
+            .with("name", name.as_str())
+            .with("created_at", now);
+        self.store
+            .transact_write(vec![
+                WriteOp::Put {
+                    table: Table::Data,
+                    item: profile.clone(),
+                    condition: Some(Condition::NotExists),
+                },
+                WriteOp::Put {
+                    table: Table::Routes,
+                    item: entry,
+                    condition: Some(Condition::NotExists),
+                },
+            ])
+            .await?;
+        Ok(TenantProfile::from_item(id, &profile))
+    }
+
+    /// Lists tenants in id order, `limit` per page, after the given id.
+    pub async fn list(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<TenantPage, TenantError> {
+        let page = self
+            .store
+            .query(
+                Table::Routes,
+                &Query::partition(DIRECTORY_PK)
+                    .limit(limit)
+                    .start_after(after.map(|t| Key::new(DIRECTORY_PK, t.as_str()))),
+            )
+            .await?;
+        let tenants = page
+            .items
+            .iter()
+            .filter_map(|i| {
+                Some(TenantListEntry {
+                    id: TenantId::parse(i.get_s("tenant_id")?).ok()?,
+                    name: i.get_s("name").unwrap_or_default().to_owned(),
+                    created_at: i.get_n("created_at").unwrap_or(0),
+                })
+            })
+            .collect();
+        Ok(TenantPage {
+            tenants,
+            next: page.next.map(|k| k.sk),
+        })
+    }
+
+    /// The tenant that owns exactly this external id, if any.
+    pub async fn resolve(&self, channel: &ChannelRef) -> Result<Option<TenantId>, TenantError> {
+        let item = self.store.get(Table::Routes, &channel.route_key()).await?;
+        Ok(item
+            .as_ref()
+            .and_then(|i| i.get_s("tenant_id"))
+            .and_then(|t| TenantId::parse(t).ok()))
+    }
+
+    /// The scoped repository of an existing tenant (None when there is no such tenant).
+    pub async fn scope(&self, tenant: &TenantId) -> Result<Option<TenantScope>, TenantError> {
+        let scope = TenantScope::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        Ok(scope.profile().await?.map(|_| scope))
+    }
+}
+
+/// The tenant-scoped repository: every key is derived from its tenant id.
+#[derive(Clone)]
+pub struct TenantScope {
+    tenant: TenantId,
+    store: Arc<dyn TableStore>,
+    envelope: Arc<Envelope>,
+}
+
+impl TenantScope {
+    pub fn new(tenant: TenantId, store: Arc<dyn TableStore>, envelope: Arc<Envelope>) -> Self {
+        TenantScope {
+            tenant,
+            store,
+            envelope,
+        }
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    fn profile_key(&self) -> Key {
+        Key::new(self.tenant.partition(), PROFILE_SK)
+    }
+
+    pub async fn profile(&self) -> Result<Option<TenantProfile>, TenantError> {
+        Ok(self
+            .store
+            .get(Table::Data, &self.profile_key())
+            .await?
+            .map(|i| TenantProfile::from_item(self.tenant.clone(), &i)))
+    }
+
+    /// Profile and connected channels, without secrets.
+    pub async fn settings(&self) -> Result<TenantSettings, TenantError> {
+        let profile = self.profile().await?.ok_or(TenantError::TenantNotFound)?;
+        Ok(TenantSettings {
+            profile,
+            channels: self.channels().await?,
+        })
+    }
+
+    pub async fn channels(&self) -> Result<Vec<ChannelSummary>, TenantError> {
+        let mut out = Vec::new();
+        let mut query = Query::partition(self.tenant.partition())
+            .begins_with(channel::CHANNEL_SK_PREFIX)
+            .limit(100);
+        loop {
+            let page = self.store.query(Table::Data, &query).await?;
+            out.extend(page.items.iter().filter_map(summary_from_item));
+            match page.next {
+                Some(next) => query = query.start_after(Some(next)),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Connects an external id to this tenant. The route is claimed with a conditional write
+    /// in the same transaction as the channel item, so an id never belongs to two tenants
+    /// and nothing is half-written. Connecting an id this tenant already holds replaces its
+    /// details and secrets. Returns the summary and whether the channel is new.
+    pub async fn connect(
+        &self,
+        connection: Connection,
+    ) -> Result<(ChannelSummary, bool), TenantError> {
+        if self.profile().await?.is_none() {
+            return Err(TenantError::TenantNotFound);
+        }
+        let channel = &connection.channel;
+        let channel_key = channel.channel_key(&self.tenant);
+        let existed = self.store.get(Table::Data, &channel_key).await?.is_some();
+        let now = now_secs();
+
+        let mut item = Item::new(&channel_key)
+            .with("kind", channel.kind().name())
+            .with("external_id", channel.external_id())
+            .with("connected_at", now)
+            .with(
+                "details",
+                AttrValue::M(
+                    connection
+                        .details
+                        .iter()
+                        .map(|(k, v)| (k.clone(), AttrValue::S(v.clone())))
+                        .collect(),
+                ),
+            );
+        if let Some(user) = &connection.authorized_by {
+            item.set("authorized_by", user.as_str());
+        }
+        let mut secret_names = Vec::new();
+        for (name, secret) in &connection.secrets {
+            let field = FieldRef::new(&self.tenant, Table::Data, &channel_key, name);
+            let blob = self
+                .envelope
+                .encrypt(field, secret.expose().as_bytes())
+                .await?;
+            item.set(&secret_attr(name), blob);
+            secret_names.push(AttrValue::S((*name).to_owned()));
+        }
+        item.set("secrets", AttrValue::L(secret_names));
+
+        let route = Item::new(&channel.route_key())
+            .with("tenant_id", self.tenant.as_str())
+            .with("kind", channel.kind().name())
+            .with("connected_at", now);
+        let result = self
+            .store
+            .transact_write(vec![
+                WriteOp::ConditionCheck {
+                    table: Table::Data,
+                    key: self.profile_key(),
+                    condition: Condition::Exists,
+                },
+                WriteOp::Put {
+                    table: Table::Routes,
+                    item: route,
+                    condition: Some(Condition::Or(vec![
+                        Condition::NotExists,
+                        Condition::Equals("tenant_id".into(), self.tenant.as_str().into()),
+                    ])),
+                },
+                WriteOp::Put {
+                    table: Table::Data,
+                    item: item.clone(),
+                    condition: None,
+                },
+            ])
+            .await;
+        match result {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed { op_index }) => {
+                return Err(match op_index {
+                    Some(0) => TenantError::TenantNotFound,
+                    Some(_) => TenantError::ChannelTaken(describe(channel)),
+                    // The backend did not say which: look.
+                    None => match self.store.get(Table::Routes, &channel.route_key()).await? {
+                        Some(r) if r.get_s("tenant_id") != Some(self.tenant.as_str()) => {
+                            TenantError::ChannelTaken(describe(channel))
+                        }
+                        _ => TenantError::TenantNotFound,
+                    },
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let summary = summary_from_item(&item).ok_or_else(|| {
+            TenantError::Store(StoreError::Backend("channel item unreadable".into()))
+        })?;
+        Ok((summary, !existed))
+    }
+
+    /// Disconnects a channel: deletes its route and its item (secrets included) atomically,
+    /// so the id can be connected again, to this or another tenant.
+    pub async fn disconnect(&self, channel: &ChannelRef) -> Result<(), TenantError> {
+        let result = self
+            .store
+            .transact_write(vec![
+                WriteOp::Delete {
+                    table: Table::Routes,
+                    key: channel.route_key(),
+                    condition: Some(Condition::Equals(
+                        "tenant_id".into(),
+                        self.tenant.as_str().into(),
+                    )),
+                },
+                WriteOp::Delete {
+                    table: Table::Data,
+                    key: channel.channel_key(&self.tenant),
+                    condition: Some(Condition::Exists),
+                },
+            ])
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed { .. }) => {
+                Err(TenantError::ChannelNotFound(describe(channel)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Decrypts one secret of a connected channel (e.g. `access_token`).
+    pub async fn channel_secret(
+        &self,
+        channel: &ChannelRef,
+        name: &str,
+    ) -> Result<Secret, TenantError> {
+        let key = channel.channel_key(&self.tenant);
+        let item = self
+            .store
+            .get(Table::Data, &key)
+            .await?
+            .ok_or_else(|| TenantError::ChannelNotFound(describe(channel)))?;
+        let blob = item
+            .get_b(&secret_attr(name))
+            .ok_or_else(|| TenantError::Invalid(format!("no {name} stored for this channel")))?;
+        let plain = self
+            .envelope
+            .decrypt_string(FieldRef::new(&self.tenant, Table::Data, &key, name), blob)
+            .await?;
+        Ok(Secret::from_decrypted(plain))
+    }
+}
+
+/// Attribute holding an encrypted secret.
+fn secret_attr(name: &str) -> String {
+    format!("enc_{name}")
+}
+
+fn describe(channel: &ChannelRef) -> String {
+    format!("{} {}", channel.kind(), channel.external_id())
+}
+
+fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
+    let channel = ChannelRef::from_channel_sk(item.get_s(crate::store::SK)?)?;
+    let details: BTreeMap<String, String> = match item.get("details") {
+        Some(AttrValue::M(m)) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_s()?.to_owned())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let secrets_stored = match item.get("secrets") {
+        Some(AttrValue::L(l)) => l.iter().filter_map(|v| v.as_s().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    };
+    Some(ChannelSummary {
+        kind: channel.kind(),
+        id: channel.external_id().to_owned(),
+        connected_at: item.get_n("connected_at").unwrap_or(0),
+        details,
+        secrets_stored,
+        authorized_by: item.get_s("authorized_by").map(str::to_owned),
+    })
+}

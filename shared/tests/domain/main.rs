@@ -1,0 +1,9 @@
+//! Domain tests on real adapters: envelope encryption, tenants and channel routes. Each suite
+//! runs on the embedded adapters and on the AWS adapters against the moto server.
+
+#[path = "../conformance/support.rs"]
+mod support;
+
+mod backends;
+mod envelope;
+mod vectors;
