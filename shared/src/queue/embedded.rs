@@ -1,1 +1,585 @@
-//! (in progress)
+//! Embedded queue: SQS semantics over one redb file (`queues.redb`) in a data directory, for
+//! the local server and tests. No network, survives restarts.
+//!
+//! Layout (all keys start with the queue name, so one queue's messages are contiguous):
+//! - `queue_messages`: (queue, seq) → message metadata (JSON). `seq` comes from one global
+//!   counter, so a range scan returns a queue's messages in send order.
+//! - `queue_bodies`: (queue, seq) → body, kept apart so scans never read bodies.
+//! - `queue_dedup`: (queue, dedup id) → expiry (ms); `queue_dedup_expiry` indexes the same
+//!   entries by expiry so pruning costs only what expired.
+//!
+//! Every operation is one write transaction on a blocking thread, so concurrent receivers
+//! (threads or tasks) never get the same message in one visibility window.
+//!
+//! Receipts are `{seq:x}.{nonce}` with a fresh nonce per receive. A receipt from an earlier
+//! receive of a message that has since been received again is stale: `ack` with it is an Ok
+//! no-op (as SQS documents for stale handles), `change_visibility` with it, or with the receipt
+//! of a deleted message, is `QueueError::Invalid` (as SQS and moto refuse it). A malformed
+//! receipt is `Invalid` for both.
+//!
+//! Receives scan the queue's messages (metadata only) in order; this suits the local and test
+//! volumes it is for, not millions of backlogged messages.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::sqs::limits;
+use super::{
+    validate_batch, OutgoingMessage, Queue, QueueError, QueueName, QueueSpec, ReceivedMessage,
+};
+use crate::clock::now_millis;
+
+const FILE_NAME: &str = "queues.redb";
+
+const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue_messages");
+const BODIES: TableDefinition<(&str, u64), &str> = TableDefinition::new("queue_bodies");
+const DEDUP: TableDefinition<(&str, &str), i64> = TableDefinition::new("queue_dedup");
+const DEDUP_EXPIRY: TableDefinition<(i64, &str, &str), ()> =
+    TableDefinition::new("queue_dedup_expiry");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("queue_counters");
+const NEXT_SEQ: &str = "next_seq";
+
+/// SQS's FIFO deduplication window.
+const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// Bound on dedup entries pruned per send, so one send never pays for a long idle period.
+const DEDUP_PRUNE_LIMIT: usize = 1000;
+
+/// What is stored per message besides its body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Meta {
+    message_id: String,
+    group_id: Option<String>,
+    dedup_id: Option<String>,
+    receive_count: u32,
+    /// Wall-clock ms, so in-flight messages reappear on time after a restart.
+    visible_at: i64,
+    sent_at: i64,
+    /// Nonce of the latest receive; only the receipt carrying it may ack the message.
+    receipt_nonce: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct QueueConfig {
+    fifo: bool,
+    /// (max receives, dead-letter queue); `None` for dead-letter queues themselves.
+    redrive: Option<(u32, QueueName)>,
+}
+
+struct Inner {
+    db: Database,
+    queues: HashMap<QueueName, QueueConfig>,
+}
+
+/// The embedded queue adapter; cheap to clone (one shared database).
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.inner.queues.keys().map(QueueName::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("EmbeddedQueue")
+            .field("queues", &names)
+            .finish()
+    }
+}
+
+fn db_err(e: impl Into<redb::Error>) -> QueueError {
+    QueueError::Backend(format!("embedded queue store: {}", e.into()))
+}
+
+fn encode(meta: &Meta) -> Result<Vec<u8>, QueueError> {
+    serde_json::to_vec(meta).map_err(|e| QueueError::Backend(format!("encoding message: {e}")))
+}
+
+fn decode(bytes: &[u8]) -> Result<Meta, QueueError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| QueueError::Backend(format!("corrupt message record: {e}")))
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], QueueError> {
+    let mut bytes = [0u8; N];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| QueueError::Backend("system random source failed".into()))?;
+    Ok(bytes)
+}
+
+/// A random (version 4) UUID, as SQS message ids look.
+fn new_message_id() -> Result<String, QueueError> {
+    let mut b = random_bytes::<16>()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+fn new_nonce() -> Result<String, QueueError> {
+    Ok(hex::encode(random_bytes::<16>()?))
+}
+
+fn receipt(seq: u64, nonce: &str) -> String {
+    format!("{seq:x}.{nonce}")
+}
+
+fn parse_receipt(receipt: &str) -> Result<(u64, &str), QueueError> {
+    let malformed = || QueueError::Invalid("malformed receipt".into());
+    let (seq, nonce) = receipt.split_once('.').ok_or_else(malformed)?;
+    let seq = u64::from_str_radix(seq, 16).map_err(|_| malformed())?;
+    if nonce.len() != 32 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(malformed());
+    }
+    Ok((seq, nonce))
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn next_seq(txn: &WriteTransaction) -> Result<u64, QueueError> {
+    let mut counters = txn.open_table(COUNTERS).map_err(db_err)?;
+    let seq = counters
+        .get(NEXT_SEQ)
+        .map_err(db_err)?
+        .map(|g| g.value())
+        .unwrap_or(1);
+    counters.insert(NEXT_SEQ, seq + 1).map_err(db_err)?;
+    Ok(seq)
+}
+
+/// Appends a message to a queue (new sequence number, so it goes to the back).
+fn append(txn: &WriteTransaction, queue: &str, meta: &Meta, body: &str) -> Result<(), QueueError> {
+    let seq = next_seq(txn)?;
+    let encoded = encode(meta)?;
+    txn.open_table(MESSAGES)
+        .map_err(db_err)?
+        .insert((queue, seq), encoded.as_slice())
+        .map_err(db_err)?;
+    txn.open_table(BODIES)
+        .map_err(db_err)?
+        .insert((queue, seq), body)
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Drops dedup entries whose window has passed (any queue), a bounded number per call.
+fn prune_dedup(txn: &WriteTransaction, now: i64) -> Result<(), QueueError> {
+    let mut expiry = txn.open_table(DEDUP_EXPIRY).map_err(db_err)?;
+    let mut dedup = txn.open_table(DEDUP).map_err(db_err)?;
+    let mut expired: Vec<(i64, String, String)> = Vec::new();
+    for entry in expiry.range::<(i64, &str, &str)>(..).map_err(db_err)? {
+        let (key, _) = entry.map_err(db_err)?;
+        let (at, queue, id) = key.value();
+        if at > now || expired.len() >= DEDUP_PRUNE_LIMIT {
+            break;
+        }
+        expired.push((at, queue.to_owned(), id.to_owned()));
+    }
+    for (at, queue, id) in &expired {
+        expiry
+            .remove((*at, queue.as_str(), id.as_str()))
+            .map_err(db_err)?;
+        // Only if it still points at this expiry (a later send may have renewed it).
+        let current = dedup
+            .get((queue.as_str(), id.as_str()))
+            .map_err(db_err)?
+            .map(|g| g.value());
+        if current == Some(*at) {
+            dedup
+                .remove((queue.as_str(), id.as_str()))
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Records a FIFO dedup id; false if it was already seen within the window.
+fn claim_dedup(
+    txn: &WriteTransaction,
+    queue: &str,
+    dedup_id: &str,
+    now: i64,
+) -> Result<bool, QueueError> {
+    let mut dedup = txn.open_table(DEDUP).map_err(db_err)?;
+    let existing = dedup
+        .get((queue, dedup_id))
+        .map_err(db_err)?
+        .map(|g| g.value());
+    if let Some(expires) = existing {
+        if expires > now {
+            return Ok(false);
+        }
+    }
+    let expires = now.saturating_add(DEDUP_WINDOW_MS);
+    dedup.insert((queue, dedup_id), expires).map_err(db_err)?;
+    txn.open_table(DEDUP_EXPIRY)
+        .map_err(db_err)?
+        .insert((expires, queue, dedup_id), ())
+        .map_err(db_err)?;
+    Ok(true)
+}
+
+/// A queue's messages, in send order, metadata only.
+fn scan(txn: &WriteTransaction, queue: &str) -> Result<Vec<(u64, Meta)>, QueueError> {
+    let table = txn.open_table(MESSAGES).map_err(db_err)?;
+    let mut out = Vec::new();
+    for entry in table
+        .range((queue, 0u64)..=(queue, u64::MAX))
+        .map_err(db_err)?
+    {
+        let (key, value) = entry.map_err(db_err)?;
+        out.push((key.value().1, decode(value.value())?));
+    }
+    Ok(out)
+}
+
+fn remove(txn: &WriteTransaction, queue: &str, seq: u64) -> Result<(), QueueError> {
+    txn.open_table(MESSAGES)
+        .map_err(db_err)?
+        .remove((queue, seq))
+        .map_err(db_err)?;
+    txn.open_table(BODIES)
+        .map_err(db_err)?
+        .remove((queue, seq))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn body_of(txn: &WriteTransaction, queue: &str, seq: u64) -> Result<String, QueueError> {
+    txn.open_table(BODIES)
+        .map_err(db_err)?
+        .get((queue, seq))
+        .map_err(db_err)?
+        .map(|g| g.value().to_owned())
+        .ok_or_else(|| QueueError::Backend(format!("message {seq} of {queue} has no body")))
+}
+
+/// The message a receipt names, if that receipt is still the current one.
+fn current(
+    txn: &WriteTransaction,
+    queue: &str,
+    seq: u64,
+    nonce: &str,
+) -> Result<Option<Meta>, QueueError> {
+    let table = txn.open_table(MESSAGES).map_err(db_err)?;
+    let meta = match table.get((queue, seq)).map_err(db_err)? {
+        Some(value) => decode(value.value())?,
+        None => return Ok(None),
+    };
+    Ok((meta.receipt_nonce.as_deref() == Some(nonce)).then_some(meta))
+}
+
+fn put_meta(txn: &WriteTransaction, queue: &str, seq: u64, meta: &Meta) -> Result<(), QueueError> {
+    let encoded = encode(meta)?;
+    txn.open_table(MESSAGES)
+        .map_err(db_err)?
+        .insert((queue, seq), encoded.as_slice())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+impl EmbeddedQueue {
+    /// Opens (or creates) `dir/queues.redb` serving the given queues and their dead-letter
+    /// queues. Blocking: call it at startup, not on a hot async path.
+    pub fn open(dir: &Path, specs: Vec<QueueSpec>) -> Result<Self, QueueError> {
+        let mut queues: HashMap<QueueName, QueueConfig> = HashMap::new();
+        for spec in &specs {
+            if spec.max_receives == 0 {
+                return Err(QueueError::Invalid(format!(
+                    "queue {}: max_receives must be at least 1",
+                    spec.name
+                )));
+            }
+            let dlq = spec.name.dead_letter();
+            // A dead-letter queue does not dead-letter itself, unless a spec says so.
+            queues.entry(dlq.clone()).or_insert(QueueConfig {
+                fifo: dlq.is_fifo(),
+                redrive: None,
+            });
+        }
+        for spec in specs {
+            let dlq = spec.name.dead_letter();
+            queues.insert(
+                spec.name.clone(),
+                QueueConfig {
+                    fifo: spec.name.is_fifo(),
+                    redrive: Some((spec.max_receives, dlq)),
+                },
+            );
+        }
+
+        std::fs::create_dir_all(dir).map_err(|e| {
+            QueueError::Backend(format!("creating queue directory {}: {e}", dir.display()))
+        })?;
+        let db = Database::create(dir.join(FILE_NAME)).map_err(db_err)?;
+        // Create the tables up front so read-only paths (depth) never meet a missing table.
+        let txn = db.begin_write().map_err(db_err)?;
+        txn.open_table(MESSAGES).map_err(db_err)?;
+        txn.open_table(BODIES).map_err(db_err)?;
+        txn.open_table(DEDUP).map_err(db_err)?;
+        txn.open_table(DEDUP_EXPIRY).map_err(db_err)?;
+        txn.open_table(COUNTERS).map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+
+        Ok(EmbeddedQueue {
+            inner: Arc::new(Inner { db, queues }),
+        })
+    }
+
+    fn config(&self, queue: &QueueName) -> Result<QueueConfig, QueueError> {
+        self.inner
+            .queues
+            .get(queue)
+            .cloned()
+            .ok_or_else(|| QueueError::UnknownQueue(queue.to_string()))
+    }
+
+    /// Runs `f` in one write transaction on a blocking thread; commits if it returns Ok.
+    async fn write<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, QueueError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = inner.db.begin_write().map_err(db_err)?;
+            // On error the transaction is dropped, which aborts it: all or nothing.
+            let out = f(&txn)?;
+            txn.commit().map_err(db_err)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
+    }
+
+    /// Messages in the queue, visible and in flight (SQS's ApproximateNumberOfMessages plus
+    /// ApproximateNumberOfMessagesNotVisible). For ops and tests.
+    pub async fn depth(&self, queue: &QueueName) -> Result<usize, QueueError> {
+        self.config(queue)?;
+        let inner = self.inner.clone();
+        let name = queue.as_str().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let txn = inner.db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(MESSAGES).map_err(db_err)?;
+            let mut n = 0;
+            for entry in table
+                .range((name.as_str(), 0u64)..=(name.as_str(), u64::MAX))
+                .map_err(db_err)?
+            {
+                entry.map_err(db_err)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+        .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    async fn send_batch(
+        &self,
+        queue: &QueueName,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<(), QueueError> {
+        let config = self.config(queue)?;
+        validate_batch(queue, &messages)?;
+        limits::check_bodies(&messages)?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        // Ids before the transaction: the random source is the only other thing that can fail.
+        let ids = messages
+            .iter()
+            .map(|_| new_message_id())
+            .collect::<Result<Vec<_>, _>>()?;
+        let name = queue.as_str().to_owned();
+        self.write(move |txn| {
+            let now = now_millis();
+            if config.fifo {
+                prune_dedup(txn, now)?;
+            }
+            for (message, message_id) in messages.into_iter().zip(ids) {
+                if config.fifo {
+                    if let Some(dedup_id) = message.dedup_id.as_deref() {
+                        if !claim_dedup(txn, &name, dedup_id, now)? {
+                            // Accepted, not enqueued again: SQS's FIFO deduplication.
+                            continue;
+                        }
+                    }
+                }
+                let meta = Meta {
+                    message_id,
+                    group_id: message.group_id.filter(|_| config.fifo),
+                    dedup_id: message.dedup_id.filter(|_| config.fifo),
+                    receive_count: 0,
+                    visible_at: now,
+                    sent_at: now,
+                    receipt_nonce: None,
+                };
+                append(txn, &name, &meta, &message.body)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn receive(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let config = self.config(queue)?;
+        limits::check_receive(max, visibility)?;
+        let name = queue.as_str().to_owned();
+        self.write(move |txn| {
+            let now = now_millis();
+            let hidden_until = now.saturating_add(millis(visibility));
+            let messages = scan(txn, &name)?;
+            // FIFO: a group with any message in flight delivers nothing until it is settled.
+            let blocked: HashSet<String> = if config.fifo {
+                messages
+                    .iter()
+                    .filter(|(_, m)| m.visible_at > now)
+                    .filter_map(|(_, m)| m.group_id.clone())
+                    .collect()
+            } else {
+                HashSet::new()
+            };
+
+            let mut out = Vec::new();
+            for (seq, mut meta) in messages {
+                if out.len() >= max {
+                    break;
+                }
+                if meta.visible_at > now {
+                    continue;
+                }
+                if let Some(group) = &meta.group_id {
+                    if blocked.contains(group) {
+                        continue;
+                    }
+                }
+                if let Some((max_receives, dlq)) = &config.redrive {
+                    if meta.receive_count >= *max_receives {
+                        // Received max_receives times without an ack: dead-letter it on this
+                        // receive attempt, as SQS does. Id and count carry over, as in SQS.
+                        let body = body_of(txn, &name, seq)?;
+                        remove(txn, &name, seq)?;
+                        meta.visible_at = now;
+                        meta.receipt_nonce = None;
+                        append(txn, dlq.as_str(), &meta, &body)?;
+                        tracing::warn!(
+                            queue = %name,
+                            dead_letter_queue = %dlq,
+                            message_id = %meta.message_id,
+                            receive_count = meta.receive_count,
+                            "message moved to the dead-letter queue"
+                        );
+                        continue;
+                    }
+                }
+                let nonce = new_nonce()?;
+                meta.receive_count = meta.receive_count.saturating_add(1);
+                meta.visible_at = hidden_until;
+                meta.receipt_nonce = Some(nonce.clone());
+                put_meta(txn, &name, seq, &meta)?;
+                out.push(ReceivedMessage {
+                    message_id: meta.message_id,
+                    body: body_of(txn, &name, seq)?,
+                    receipt: receipt(seq, &nonce),
+                    receive_count: meta.receive_count,
+                    group_id: meta.group_id,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn ack(&self, queue: &QueueName, receipt: &str) -> Result<(), QueueError> {
+        self.config(queue)?;
+        let (seq, nonce) = parse_receipt(receipt)?;
+        let nonce = nonce.to_owned();
+        let name = queue.as_str().to_owned();
+        self.write(move |txn| {
+            // Deleted already, or received again since (stale receipt): nothing to do.
+            if current(txn, &name, seq, &nonce)?.is_some() {
+                remove(txn, &name, seq)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change_visibility(
+        &self,
+        queue: &QueueName,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError> {
+        self.config(queue)?;
+        limits::check_visibility(visibility)?;
+        let (seq, nonce) = parse_receipt(receipt)?;
+        let nonce = nonce.to_owned();
+        let name = queue.as_str().to_owned();
+        self.write(move |txn| {
+            let Some(mut meta) = current(txn, &name, seq, &nonce)? else {
+                return Err(QueueError::Invalid(
+                    "receipt is stale: the message was deleted or received again".into(),
+                ));
+            };
+            meta.visible_at = now_millis().saturating_add(millis(visibility));
+            put_meta(txn, &name, seq, &meta)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_round_trip_and_reject_garbage() {
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let r = receipt(0x2a, nonce);
+        assert_eq!(parse_receipt(&r), Ok((0x2a, nonce)));
+        for bad in [
+            "",
+            "2a",
+            "2a.",
+            "zz.0123456789abcdef0123456789abcdef",
+            "2a.xyz",
+        ] {
+            assert!(
+                matches!(parse_receipt(bad), Err(QueueError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn message_ids_look_like_uuids() {
+        let id = new_message_id().expect("random source");
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.as_bytes()[14], b'4');
+        assert_ne!(id, new_message_id().expect("random source"));
+    }
+}
