@@ -6,8 +6,9 @@
 //! - [`crypto`]: envelope encryption of secret fields and message bodies.
 //! - [`tenant`]: tenants, channel connections and the global routes table.
 
-// pub mod app; (enabled once the store adapters land)
+pub mod app;
 pub mod clock;
+pub mod consumer;
 pub mod crypto;
 pub mod edge;
 pub mod ids;

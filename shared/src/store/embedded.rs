@@ -1,1 +1,441 @@
-//! (in progress)
+//! Embedded table store: the [`TableStore`] port over one redb file (`tables.redb`) in a data
+//! directory, for the local server and tests. No network, durable across restarts and crashes
+//! (every write is one committed redb transaction).
+//!
+//! One redb table per logical table, keyed by `(pk, sk)`, so a partition is one contiguous
+//! range in sort-key order, as in DynamoDB. Values are the item encoded as JSON.
+//!
+//! Every write (including a whole transaction) runs in one redb write transaction, which redb
+//! serialises, so a condition is evaluated and the write applied atomically. Expired items
+//! (TTL in the past) are absent to every read and condition, per the port's rule.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::{
+    check_update, validate_limit, validate_transaction, Condition, Item, Key, Page, Query,
+    SortKeyCondition, StoreError, Table, TableStore, Update, WriteOp,
+};
+use crate::clock::now_secs;
+
+const FILE_NAME: &str = "tables.redb";
+
+/// DynamoDB's item size limit; the embedded adapter applies it to the encoded item so an item
+/// that works locally does not fail in AWS for its size.
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+type Def = TableDefinition<'static, (&'static str, &'static str), &'static [u8]>;
+
+fn definition(table: Table) -> Def {
+    match table {
+        Table::Data => TableDefinition::new("store_data"),
+        Table::Routes => TableDefinition::new("store_routes"),
+        Table::Keys => TableDefinition::new("store_keys"),
+        Table::Dedupe => TableDefinition::new("store_dedupe"),
+    }
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Backend(format!("embedded table store: {}", e.into()))
+}
+
+fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
+    let bytes =
+        serde_json::to_vec(item).map_err(|e| StoreError::Backend(format!("encoding item: {e}")))?;
+    if bytes.len() > MAX_ITEM_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "item is larger than {MAX_ITEM_BYTES} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Backend(format!("corrupt item: {e}")))
+}
+
+/// Both key attributes must be non-empty strings (DynamoDB rejects empty key values).
+fn check_key(key: &Key) -> Result<(), StoreError> {
+    if key.pk.is_empty() || key.sk.is_empty() {
+        return Err(StoreError::Invalid(
+            "pk and sk must be non-empty strings".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn item_key(item: &Item) -> Result<Key, StoreError> {
+    let key = item
+        .key()
+        .ok_or_else(|| StoreError::Invalid("item without string pk and sk".into()))?;
+    check_key(&key)?;
+    Ok(key)
+}
+
+/// The live item at `key` within a write transaction.
+fn live_in(
+    txn: &WriteTransaction,
+    table: Table,
+    key: &Key,
+    now: i64,
+) -> Result<Option<Item>, StoreError> {
+    let t = txn.open_table(definition(table)).map_err(db_err)?;
+    let found = t.get((key.pk.as_str(), key.sk.as_str())).map_err(db_err)?;
+    match found {
+        Some(v) => {
+            let item = decode(v.value())?;
+            Ok((!item.is_expired(now)).then_some(item))
+        }
+        None => Ok(None),
+    }
+}
+
+fn holds(condition: &Option<Condition>, live: Option<&Item>) -> bool {
+    condition.as_ref().is_none_or(|c| c.evaluate(live))
+}
+
+fn insert(txn: &WriteTransaction, table: Table, item: &Item) -> Result<(), StoreError> {
+    let key = item_key(item)?;
+    let bytes = encode(item)?;
+    let mut t = txn.open_table(definition(table)).map_err(db_err)?;
+    t.insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn remove(txn: &WriteTransaction, table: Table, key: &Key) -> Result<(), StoreError> {
+    let mut t = txn.open_table(definition(table)).map_err(db_err)?;
+    t.remove((key.pk.as_str(), key.sk.as_str()))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// The smallest partition key sorting after every `(pk, _)`: `pk` followed by NUL. No string
+/// lies strictly between `pk` and it, so `..(next, "")` ends exactly at the partition's end.
+fn partition_end(pk: &str) -> String {
+    format!("{pk}\0")
+}
+
+fn borrowed(b: &Bound<(String, String)>) -> Bound<(&str, &str)> {
+    match b {
+        Bound::Included((p, s)) => Bound::Included((p.as_str(), s.as_str())),
+        Bound::Excluded((p, s)) => Bound::Excluded((p.as_str(), s.as_str())),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The embedded adapter; cheap to clone (one shared database).
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Backend(format!("creating data directory {}: {e}", dir.display()))
+        })?;
+        let db = Database::create(dir.join(FILE_NAME)).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        for table in Table::ALL {
+            txn.open_table(definition(table)).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(EmbeddedStore { db: Arc::new(db) })
+    }
+
+    /// Runs `f` in one write transaction on a blocking thread; commits only if it returns Ok.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction, i64) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(db_err)?;
+            let out = f(&txn, now_secs())?;
+            txn.commit().map_err(db_err)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    /// Reads up to `limit` live items from a key range of `table`, in the given direction;
+    /// `step` decides per key whether to take it, skip it, or stop.
+    async fn read_range(
+        &self,
+        table: Table,
+        lower: Bound<(String, String)>,
+        upper: Bound<(String, String)>,
+        descending: bool,
+        limit: usize,
+        step: impl Fn(&str, &str) -> Step + Send + 'static,
+    ) -> Result<Page, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let now = now_secs();
+            let txn = db.begin_read().map_err(db_err)?;
+            let t = txn.open_table(definition(table)).map_err(db_err)?;
+            let range = t
+                .range::<(&str, &str)>((borrowed(&lower), borrowed(&upper)))
+                .map_err(db_err)?;
+            let entries: Box<dyn Iterator<Item = _>> = if descending {
+                Box::new(range.rev())
+            } else {
+                Box::new(range)
+            };
+            let mut page = Page::default();
+            for entry in entries {
+                let (k, v) = entry.map_err(db_err)?;
+                let (pk, sk) = k.value();
+                match step(pk, sk) {
+                    Step::Stop => break,
+                    Step::Skip => continue,
+                    Step::Take => {}
+                }
+                if page.items.len() == limit {
+                    // Something follows the last returned item.
+                    page.next = page.items.last().and_then(Item::key);
+                    break;
+                }
+                let item = decode(v.value())?;
+                if !item.is_expired(now) {
+                    page.items.push(item);
+                }
+            }
+            Ok(page)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+/// What a range read does with a key.
+enum Step {
+    Take,
+    Skip,
+    Stop,
+}
+
+#[async_trait]
+impl TableStore for EmbeddedStore {
+    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
+        check_key(key)?;
+        let db = self.db.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(db_err)?;
+            let t = txn.open_table(definition(table)).map_err(db_err)?;
+            let found = t.get((key.pk.as_str(), key.sk.as_str())).map_err(db_err)?;
+            match found {
+                Some(v) => {
+                    let item = decode(v.value())?;
+                    Ok((!item.is_expired(now_secs())).then_some(item))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+
+    async fn put(
+        &self,
+        table: Table,
+        item: Item,
+        condition: Option<Condition>,
+    ) -> Result<(), StoreError> {
+        let key = item_key(&item)?;
+        encode(&item)?;
+        self.write(move |txn, now| {
+            let live = live_in(txn, table, &key, now)?;
+            if !holds(&condition, live.as_ref()) {
+                return Err(StoreError::ConditionFailed { op_index: None });
+            }
+            insert(txn, table, &item)
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        table: Table,
+        key: &Key,
+        update: Update,
+        condition: Option<Condition>,
+    ) -> Result<Item, StoreError> {
+        check_key(key)?;
+        check_update(&update)?;
+        let key = key.clone();
+        self.write(move |txn, now| {
+            let live = live_in(txn, table, &key, now)?;
+            if !holds(&condition, live.as_ref()) {
+                return Err(StoreError::ConditionFailed { op_index: None });
+            }
+            let item = update.apply(&key, live);
+            insert(txn, table, &item)?;
+            Ok(item)
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        table: Table,
+        key: &Key,
+        condition: Option<Condition>,
+    ) -> Result<(), StoreError> {
+        check_key(key)?;
+        let key = key.clone();
+        self.write(move |txn, now| {
+            let live = live_in(txn, table, &key, now)?;
+            if !holds(&condition, live.as_ref()) {
+                return Err(StoreError::ConditionFailed { op_index: None });
+            }
+            remove(txn, table, &key)
+        })
+        .await
+    }
+
+    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
+        validate_limit(query.limit)?;
+        if query.pk.is_empty() {
+            return Err(StoreError::Invalid("query needs a partition key".into()));
+        }
+        if let Some(after) = &query.start_after {
+            if after.pk != query.pk {
+                return Err(StoreError::Invalid(
+                    "start_after is not in the queried partition".into(),
+                ));
+            }
+        }
+        let pk = query.pk.clone();
+        let start = (pk.clone(), String::new());
+        let end = (partition_end(&pk), String::new());
+        let (mut lower, mut upper) = (Bound::Included(start), Bound::Excluded(end));
+        // Narrow the key range to the sort-key condition where a bound is at hand.
+        match &query.sk {
+            SortKeyCondition::BeginsWith(p) => lower = Bound::Included((pk.clone(), p.clone())),
+            SortKeyCondition::Between(a, b) => {
+                lower = Bound::Included((pk.clone(), a.clone()));
+                upper = Bound::Included((pk.clone(), b.clone()));
+            }
+            SortKeyCondition::GreaterThan(a) => lower = Bound::Excluded((pk.clone(), a.clone())),
+            SortKeyCondition::LessThan(b) => upper = Bound::Excluded((pk.clone(), b.clone())),
+            SortKeyCondition::Any => {}
+        }
+        if let Some(after) = &query.start_after {
+            let after = Bound::Excluded((after.pk.clone(), after.sk.clone()));
+            if query.descending {
+                upper = after;
+            } else {
+                lower = after;
+            }
+        }
+        let cond = query.sk.clone();
+        let descending = query.descending;
+        self.read_range(
+            table,
+            lower,
+            upper,
+            descending,
+            query.limit,
+            move |p, sk| {
+                if p != pk {
+                    return Step::Stop;
+                }
+                if cond.matches(sk) {
+                    return Step::Take;
+                }
+                match &cond {
+                    // Walking down from the partition's end, keys above the prefix come first.
+                    SortKeyCondition::BeginsWith(prefix) if descending && sk > prefix.as_str() => {
+                        Step::Skip
+                    }
+                    _ => Step::Stop,
+                }
+            },
+        )
+        .await
+    }
+
+    async fn scan(
+        &self,
+        table: Table,
+        start_after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        validate_limit(limit)?;
+        let lower = match start_after {
+            Some(k) => Bound::Excluded((k.pk.clone(), k.sk.clone())),
+            None => Bound::Unbounded,
+        };
+        self.read_range(table, lower, Bound::Unbounded, false, limit, |_, _| {
+            Step::Take
+        })
+        .await
+    }
+
+    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        validate_transaction(&ops)?;
+        for op in &ops {
+            match op {
+                WriteOp::Put { item, .. } => {
+                    item_key(item)?;
+                    encode(item)?;
+                }
+                WriteOp::Update { key, update, .. } => {
+                    check_key(key)?;
+                    check_update(update)?;
+                }
+                WriteOp::Delete { key, .. } | WriteOp::ConditionCheck { key, .. } => {
+                    check_key(key)?
+                }
+            }
+        }
+        self.write(move |txn, now| {
+            // All conditions against the state before any write, then all writes.
+            let mut lives = Vec::with_capacity(ops.len());
+            for (index, op) in ops.iter().enumerate() {
+                let (table, key) = op.table_and_key().expect("validated above");
+                let live = live_in(txn, table, &key, now)?;
+                let condition = match op {
+                    WriteOp::Put { condition, .. }
+                    | WriteOp::Update { condition, .. }
+                    | WriteOp::Delete { condition, .. } => condition.clone(),
+                    WriteOp::ConditionCheck { condition, .. } => Some(condition.clone()),
+                };
+                if !holds(&condition, live.as_ref()) {
+                    return Err(StoreError::ConditionFailed {
+                        op_index: Some(index),
+                    });
+                }
+                lives.push(live);
+            }
+            for (op, live) in ops.iter().zip(lives) {
+                match op {
+                    WriteOp::Put { table, item, .. } => insert(txn, *table, item)?,
+                    WriteOp::Update {
+                        table, key, update, ..
+                    } => insert(txn, *table, &update.apply(key, live))?,
+                    WriteOp::Delete { table, key, .. } => remove(txn, *table, key)?,
+                    WriteOp::ConditionCheck { .. } => {}
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}

@@ -522,3 +522,33 @@ pub fn validate_limit(limit: usize) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Checks an update the same way in both adapters: it changes something, never a key
+/// attribute, and names each attribute once (DynamoDB rejects overlapping paths).
+pub fn check_update(update: &Update) -> Result<(), StoreError> {
+    if update.set.is_empty() && update.add.is_empty() && update.remove.is_empty() {
+        return Err(StoreError::Invalid(
+            "an update must change something".into(),
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    let all = update
+        .set
+        .iter()
+        .map(|(n, _)| n)
+        .chain(update.add.iter().map(|(n, _)| n))
+        .chain(update.remove.iter());
+    for name in all {
+        if name == PK || name == SK {
+            return Err(StoreError::Invalid(
+                "an update cannot change the key attributes".into(),
+            ));
+        }
+        if !names.insert(name.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "an update names attribute {name:?} more than once"
+            )));
+        }
+    }
+    Ok(())
+}
