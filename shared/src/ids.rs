@@ -127,7 +127,10 @@ impl TenantId {
     /// True when `pk` is this tenant's partition or one of its sub-partitions (exact
     /// prefix match on the separator, so `tn_a` never matches `tn_ab`).
     pub fn owns_partition(&self, pk: &str) -> bool {
-        match pk.strip_prefix("T#").and_then(|r| r.strip_prefix(self.0.as_str())) {
+        match pk
+            .strip_prefix("T#")
+            .and_then(|r| r.strip_prefix(self.0.as_str()))
+        {
             Some("") => true,
             Some(rest) => rest.starts_with(KEY_SEP),
             None => false,
@@ -249,7 +252,14 @@ mod tests {
     #[test]
     fn channel_ids_validate() {
         assert!(PhoneNumberId::parse("106540352242922").is_ok());
-        for bad in ["", "12a4567", "0123456", "1234", "106540352242922 ", "1#23456"] {
+        for bad in [
+            "",
+            "12a4567",
+            "0123456",
+            "1234",
+            "106540352242922 ",
+            "1#23456",
+        ] {
             assert!(PhoneNumberId::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(InstagramAccountId::parse("17841405822304914").is_ok());

@@ -5,6 +5,8 @@
 //! HTTP requests are turned into the same `lambda_http::Request` values API Gateway would
 //! produce and handed to the same handler code the Lambda functions run.
 
+pub mod consumers;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -206,7 +206,13 @@ impl Envelope {
     }
 
     async fn current_version(&self, tenant: &TenantId) -> Result<u32, CryptoError> {
-        if let Some(&(v, at)) = self.cache.lock().expect("key cache lock").current.get(tenant) {
+        if let Some(&(v, at)) = self
+            .cache
+            .lock()
+            .expect("key cache lock")
+            .current
+            .get(tenant)
+        {
             if at.elapsed() < self.policy.max_age {
                 return Ok(v);
             }
@@ -297,7 +303,10 @@ impl Envelope {
             .get_b(ATTR_WRAPPED)
             .ok_or(CryptoError::KeyGone(version))?;
         self.vault_calls.fetch_add(1, Ordering::Relaxed);
-        let plain = self.vault.unwrap_data_key(wrapped, &context(tenant)).await?;
+        let plain = self
+            .vault
+            .unwrap_data_key(wrapped, &context(tenant))
+            .await?;
         let cached = Arc::new(CachedKey {
             aead: format::aead_key(&plain),
             loaded: Instant::now(),

@@ -204,3 +204,36 @@ pub trait Queue: Send + Sync + 'static {
         visibility: Duration,
     ) -> Result<(), QueueError>;
 }
+
+/// The platform's queues, as template.yaml declares them (each with a `-dlq` twin).
+pub mod platform {
+    use std::time::Duration;
+
+    use super::{QueueName, QueueSpec};
+
+    /// Meta webhook events → inbound-worker (FIFO per tenant + conversation).
+    pub const INBOUND: &str = "inbound.fifo";
+    /// CRM sync jobs → bitrix-sync (FIFO per tenant + line + customer).
+    pub const SYNC: &str = "sync.fifo";
+    /// Operator replies → send-worker (FIFO per tenant + conversation).
+    pub const OUTBOUND: &str = "outbound.fifo";
+    /// Erasure jobs → erasure-worker.
+    pub const ERASURE: &str = "erasure";
+
+    /// Receives before a message is dead-lettered (template.yaml: maxReceiveCount).
+    pub const MAX_RECEIVES: u32 = 5;
+    /// Source-queue visibility timeout (template.yaml: ≥ 6× the consumer's timeout).
+    pub const VISIBILITY: Duration = Duration::from_secs(180);
+
+    pub fn name(name: &str) -> QueueName {
+        QueueName::parse(name).expect("platform queue names are valid")
+    }
+
+    /// Every platform queue's spec.
+    pub fn specs() -> Vec<QueueSpec> {
+        [INBOUND, SYNC, OUTBOUND, ERASURE]
+            .into_iter()
+            .map(|n| QueueSpec::new(name(n), MAX_RECEIVES, VISIBILITY))
+            .collect()
+    }
+}

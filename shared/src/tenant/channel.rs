@@ -105,7 +105,12 @@ impl ChannelRef {
 
     /// Sort key of the tenant's channel item.
     pub fn channel_sk(&self) -> String {
-        format!("{}{}#{}", CHANNEL_SK_PREFIX, self.kind().code(), self.external_id())
+        format!(
+            "{}{}#{}",
+            CHANNEL_SK_PREFIX,
+            self.kind().code(),
+            self.external_id()
+        )
     }
 
     /// Key of the tenant's channel item.

@@ -473,7 +473,10 @@ fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
         _ => BTreeMap::new(),
     };
     let secrets_stored = match item.get("secrets") {
-        Some(AttrValue::L(l)) => l.iter().filter_map(|v| v.as_s().map(str::to_owned)).collect(),
+        Some(AttrValue::L(l)) => l
+            .iter()
+            .filter_map(|v| v.as_s().map(str::to_owned))
+            .collect(),
         _ => Vec::new(),
     };
     Some(ChannelSummary {

@@ -32,7 +32,9 @@ impl KmsVault {
         Ok(Self::new(client, key_id))
     }
 
-    fn context_map(context: &EncryptionContext) -> Option<std::collections::HashMap<String, String>> {
+    fn context_map(
+        context: &EncryptionContext,
+    ) -> Option<std::collections::HashMap<String, String>> {
         Some(
             context
                 .pairs()
@@ -58,18 +60,16 @@ where
         Some("AccessDeniedException")
         | Some("DisabledException")
         | Some("KMSInvalidStateException")
-        | Some("NotFoundException") => VaultError::Denied(format!(
-            "{}: {message}",
-            code.unwrap_or_default()
-        )),
+        | Some("NotFoundException") => {
+            VaultError::Denied(format!("{}: {message}", code.unwrap_or_default()))
+        }
         Some("ThrottlingException")
         | Some("LimitExceededException")
         | Some("KMSInternalException")
         | Some("DependencyTimeoutException")
-        | Some("KeyUnavailableException") => VaultError::Unavailable(format!(
-            "{}: {message}",
-            code.unwrap_or_default()
-        )),
+        | Some("KeyUnavailableException") => {
+            VaultError::Unavailable(format!("{}: {message}", code.unwrap_or_default()))
+        }
         Some(c) => VaultError::Backend(format!("{c}: {message}")),
         None => match err {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {

@@ -1,0 +1,85 @@
+//! In-process queue consumers: what Lambda's SQS event source mapping does in AWS, done by
+//! a polling loop per queue on the embedded queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use wappline::consumer::{process_batch, Outcome, QueueRecord, RecordHandler};
+use wappline::queue::{Queue, QueueName, MAX_BATCH};
+
+/// Pause between polls of an empty queue.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+/// Pause after the queue itself failed.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A queue and the function that consumes it.
+#[derive(Clone)]
+pub struct Consumer {
+    pub queue: QueueName,
+    /// Like the Lambda event source's visibility timeout: how long a batch stays hidden.
+    pub visibility: Duration,
+    pub handler: Arc<dyn RecordHandler>,
+}
+
+/// Polls the queue until `stop` turns true, handing batches to the handler: done records are
+/// acknowledged, `RetryAfter` ones hidden for their delay, failed and skipped ones left to
+/// reappear after the visibility timeout (and reach the dead-letter queue after
+/// `max_receives`).
+pub async fn run(queue: Arc<dyn Queue>, consumer: Consumer, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let pause = match poll_once(queue.as_ref(), &consumer).await {
+            Ok(0) => IDLE_POLL,
+            Ok(_) => Duration::ZERO,
+            Err(e) => {
+                tracing::warn!(queue = %consumer.queue, error = %e, "queue poll failed");
+                ERROR_BACKOFF
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// One receive-process-acknowledge round; returns how many records it received.
+pub async fn poll_once(queue: &dyn Queue, consumer: &Consumer) -> Result<usize, String> {
+    let messages = queue
+        .receive(&consumer.queue, MAX_BATCH, consumer.visibility)
+        .await
+        .map_err(|e| e.to_string())?;
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let records: Vec<QueueRecord> = messages
+        .iter()
+        .map(|m| QueueRecord {
+            message_id: m.message_id.clone(),
+            body: m.body.clone(),
+            receive_count: m.receive_count,
+            group_id: m.group_id.clone(),
+        })
+        .collect();
+    let outcomes = process_batch(consumer.handler.as_ref(), &records).await;
+    for (message, outcome) in messages.iter().zip(outcomes) {
+        let result = match outcome {
+            Outcome::Done => queue.ack(&consumer.queue, &message.receipt).await,
+            Outcome::RetryAfter(delay) => {
+                queue
+                    .change_visibility(&consumer.queue, &message.receipt, delay)
+                    .await
+            }
+            Outcome::Failed | Outcome::Skipped => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(queue = %consumer.queue, message_id = %message.message_id, error = %e, "could not settle message");
+        }
+    }
+    Ok(messages.len())
+}
