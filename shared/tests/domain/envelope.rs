@@ -29,9 +29,15 @@ async fn round_trip_without_plaintext_in_blob(b: Backend) {
     let blob = env.encrypt(field, b"hello secret world").await.unwrap();
     assert_eq!(blob.len(), b"hello secret world".len() + OVERHEAD);
     assert!(!blob.windows(6).any(|w| w == b"secret"));
-    assert_eq!(env.decrypt(field, &blob).await.unwrap(), b"hello secret world");
+    assert_eq!(
+        env.decrypt(field, &blob).await.unwrap(),
+        b"hello secret world"
+    );
     // Two encryptions of the same text differ (random nonces).
-    assert_ne!(env.encrypt(field, b"hello secret world").await.unwrap(), blob);
+    assert_ne!(
+        env.encrypt(field, b"hello secret world").await.unwrap(),
+        blob
+    );
 }
 
 async fn tampering_fails_cleanly(b: Backend) {
@@ -79,7 +85,10 @@ async fn moved_ciphertexts_fail(b: Backend) {
     ];
     for field in cases {
         let err = env.decrypt(field, &blob).await.unwrap_err();
-        assert!(matches!(err, CryptoError::Undecryptable), "{field:?}: {err:?}");
+        assert!(
+            matches!(err, CryptoError::Undecryptable),
+            "{field:?}: {err:?}"
+        );
     }
     // An item key outside the tenant's partitions is refused before any key is touched.
     let err = env
@@ -148,12 +157,19 @@ async fn warm_cache_makes_no_vault_calls(b: Backend) {
     let field = FieldRef::new(&t, Table::Data, &key, "body");
     let blob = env.encrypt(field, b"first").await.unwrap();
     let after_first = env.stats();
-    assert_eq!(after_first.vault_calls, 1, "one GenerateDataKey for a new tenant");
+    assert_eq!(
+        after_first.vault_calls, 1,
+        "one GenerateDataKey for a new tenant"
+    );
     for _ in 0..500 {
         let b2 = env.encrypt(field, b"again").await.unwrap();
         env.decrypt(field, &b2).await.unwrap();
     }
-    assert_eq!(env.stats(), after_first, "no vault call or key read when warm");
+    assert_eq!(
+        env.stats(),
+        after_first,
+        "no vault call or key read when warm"
+    );
 
     let cold = envelope(&b, CachePolicy::default());
     for _ in 0..100 {
@@ -195,7 +211,11 @@ async fn cache_bounds_force_unwraps(b: Backend) {
     assert_eq!(by_age.stats().vault_calls, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     by_age.decrypt(field, &blob).await.unwrap();
-    assert_eq!(by_age.stats().vault_calls, 2, "expired cache entry unwrapped again");
+    assert_eq!(
+        by_age.stats().vault_calls,
+        2,
+        "expired cache entry unwrapped again"
+    );
 }
 
 async fn shredding_makes_ciphertexts_unreadable(b: Backend) {
@@ -211,7 +231,10 @@ async fn shredding_makes_ciphertexts_unreadable(b: Backend) {
     let kept = env.encrypt(ofield, b"keep me").await.unwrap();
 
     assert_eq!(env.shred(&t).await.unwrap(), 2);
-    for (e, label) in [(&env, "same process"), (&envelope(&b, CachePolicy::default()), "cold")] {
+    for (e, label) in [
+        (&env, "same process"),
+        (&envelope(&b, CachePolicy::default()), "cold"),
+    ] {
         for bl in [&blob, &blob2] {
             let err = e.decrypt(field, bl).await.unwrap_err();
             assert!(matches!(err, CryptoError::KeyGone(_)), "{label}: {err:?}");
@@ -229,7 +252,10 @@ async fn concurrent_first_use_agrees_on_one_key(b: Backend) {
         let (t, key) = (t.clone(), key.clone());
         tasks.push(tokio::spawn(async move {
             let blob = env
-                .encrypt(FieldRef::new(&t, Table::Data, &key, "body"), format!("m{i}").as_bytes())
+                .encrypt(
+                    FieldRef::new(&t, Table::Data, &key, "body"),
+                    format!("m{i}").as_bytes(),
+                )
                 .await
                 .unwrap();
             (i, blob)
@@ -239,7 +265,10 @@ async fn concurrent_first_use_agrees_on_one_key(b: Backend) {
     for task in tasks {
         let (i, blob) = task.await.unwrap();
         let field = FieldRef::new(&t, Table::Data, &key, "body");
-        assert_eq!(reader.decrypt(field, &blob).await.unwrap(), format!("m{i}").as_bytes());
+        assert_eq!(
+            reader.decrypt(field, &blob).await.unwrap(),
+            format!("m{i}").as_bytes()
+        );
     }
 }
 

@@ -15,7 +15,10 @@ fn table(name: &str) -> Table {
 }
 
 fn vectors() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/encryption-test-vectors.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/encryption-test-vectors.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -29,7 +32,10 @@ fn parts(f: &Value) -> (TenantId, Table, Key, String) {
 }
 
 fn hex_arr<const N: usize>(v: &Value) -> [u8; N] {
-    hex::decode(v.as_str().unwrap()).unwrap().try_into().unwrap()
+    hex::decode(v.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
 }
 
 #[test]
@@ -43,8 +49,19 @@ fn implementation_reproduces_published_vectors() {
         let field = FieldRef::new(&t, table, &k, &attr);
         let plaintext = hex::decode(v["plaintext_hex"].as_str().unwrap()).unwrap();
         let version = v["key_version"].as_u64().unwrap() as u32;
-        let blob = seal(&key, version, hex_arr::<12>(&v["nonce_hex"]), &field, &plaintext);
-        assert_eq!(hex::encode(&blob), v["blob_hex"].as_str().unwrap(), "{}", v["name"]);
+        let blob = seal(
+            &key,
+            version,
+            hex_arr::<12>(&v["nonce_hex"]),
+            &field,
+            &plaintext,
+        );
+        assert_eq!(
+            hex::encode(&blob),
+            v["blob_hex"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
         assert_eq!(key_version(&blob), Some(version));
         assert_eq!(open(&key, &field, &blob).unwrap(), plaintext);
     }
