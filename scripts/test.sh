@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Every check of the project, in the order a reviewer would run them:
+#   rustfmt, clippy (warnings are errors), cfn-lint on template.yaml, the whole workspace's
+#   tests (embedded adapters, and the AWS adapters against a moto_server this script starts
+#   on loopback), and the encryption test vectors checked by an independent Python
+#   implementation.
+#
+# Needs: a Rust toolchain (rustup), python3 with the venv module, curl. Python tools are
+# installed into .venv from scripts/requirements-dev.txt (once; again when that file changes).
+#
+# Arguments are passed to `cargo test`, e.g. `bash scripts/test.sh -- --nocapture`.
+#
+# WAPPLINE_SKIP_CARGO=1 skips every cargo step. It is for working on this script only (it
+# checks nothing of the Rust code) and is never set in CI.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+VENV=.venv
+REQUIREMENTS=scripts/requirements-dev.txt
+STAMP="$VENV/.requirements.sha256"
+# Cargo.lock is committed: builds must use exactly the locked versions.
+LOCKED=--locked
+SKIP_CARGO=${WAPPLINE_SKIP_CARGO:-0}
+
+MOTO_PID=
+MOTO_LOG=
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+cleanup() {
+    if [[ -n "$MOTO_PID" ]]; then
+        kill "$MOTO_PID" 2>/dev/null || true
+        wait "$MOTO_PID" 2>/dev/null || true
+        MOTO_PID=
+    fi
+    if [[ -n "$MOTO_LOG" ]]; then
+        rm -f "$MOTO_LOG"
+    fi
+}
+trap cleanup EXIT
+# Turn signals into a normal exit so the EXIT trap stops moto_server in every case.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+python_tools() {
+    step "python tools: $VENV from $REQUIREMENTS"
+    command -v python3 >/dev/null || fail "python3 not found (install Python 3 with its venv module)"
+    if ! "$VENV/bin/python" -c '' 2>/dev/null; then
+        if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+            fail "python3 has no working venv module; on Debian/Ubuntu: apt-get install python3-venv"
+        fi
+        rm -rf "$VENV"
+        python3 -m venv "$VENV" || fail "python3 -m venv $VENV failed"
+    fi
+    local want
+    want=$("$VENV/bin/python" - "$REQUIREMENTS" <<'EOF'
+import hashlib, sys
+digest = hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()
+print(f"{digest} python-{sys.version_info[0]}.{sys.version_info[1]}")
+EOF
+)
+    if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+        echo "up to date"
+    else
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+        printf '%s\n' "$want" >"$STAMP"
+        echo "installed"
+    fi
+}
+
+rust_components() {
+    step "rust toolchain: rustfmt and clippy"
+    command -v cargo >/dev/null || fail "cargo not found (install Rust with rustup)"
+    if ! cargo fmt --version >/dev/null 2>&1; then
+        command -v rustup >/dev/null || fail "rustfmt is missing and rustup is not available to add it"
+        rustup component add rustfmt
+    fi
+    if ! cargo clippy --version >/dev/null 2>&1; then
+        command -v rustup >/dev/null || fail "clippy is missing and rustup is not available to add it"
+        rustup component add clippy
+    fi
+    cargo --version
+    cargo fmt --version
+    cargo clippy --version
+}
+
+start_moto() {
+    step "moto_server on loopback"
+    local port
+    port=$("$VENV/bin/python" -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()')
+    MOTO_LOG=$(mktemp "${TMPDIR:-/tmp}/wappline-moto.XXXXXX")
+    # The EXIT trap stops the server. On Linux the server also asks the kernel for SIGTERM
+    # when this script dies (PR_SET_PDEATHSIG), which covers even a SIGKILL of the script.
+    "$VENV/bin/python" -c '
+import ctypes, os, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (AttributeError, OSError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("test script already gone")
+os.execv(sys.argv[2], sys.argv[2:])
+' "$$" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$MOTO_LOG" 2>&1 &
+    MOTO_PID=$!
+    local deadline=$((SECONDS + 30))
+    # Any HTTP answer means the server is up.
+    until curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/"; do
+        if ! kill -0 "$MOTO_PID" 2>/dev/null; then
+            cat "$MOTO_LOG" >&2
+            MOTO_PID=
+            fail "moto_server exited before answering (its log is above)"
+        fi
+        if ((SECONDS >= deadline)); then
+            cat "$MOTO_LOG" >&2
+            fail "moto_server did not answer on 127.0.0.1:$port within 30 s (its log is above)"
+        fi
+        sleep 0.5
+    done
+    export MOTO_ENDPOINT="http://127.0.0.1:$port"
+    export AWS_ACCESS_KEY_ID=testing
+    export AWS_SECRET_ACCESS_KEY=testing
+    export AWS_DEFAULT_REGION=us-east-1
+    export AWS_REGION=us-east-1
+    echo "moto_server (pid $MOTO_PID) answers at $MOTO_ENDPOINT"
+}
+
+python_tools
+
+if [[ "$SKIP_CARGO" == 1 ]]; then
+    step "cargo steps skipped (WAPPLINE_SKIP_CARGO=1: for working on this script only)"
+else
+    rust_components
+
+    step "cargo fmt --check"
+    cargo fmt --all -- --check
+
+    step "cargo clippy (warnings are errors)"
+    cargo clippy --workspace --all-targets $LOCKED -- -D warnings
+fi
+
+step "cfn-lint template.yaml"
+"$VENV/bin/cfn-lint" template.yaml
+echo "no errors, no warnings"
+
+start_moto
+
+if [[ "$SKIP_CARGO" != 1 ]]; then
+    step "cargo test (embedded adapters; AWS adapters against moto_server)"
+    cargo test --workspace $LOCKED "$@"
+fi
+
+step "encryption test vectors (independent Python implementation)"
+"$VENV/bin/python" tests/vectors/verify_vectors.py
+
+if [[ "$SKIP_CARGO" == 1 ]]; then
+    printf '\nnon-cargo checks passed; cargo steps were SKIPPED (WAPPLINE_SKIP_CARGO=1)\n'
+else
+    printf '\nall checks passed\n'
+fi
