@@ -28,7 +28,11 @@ impl KeyVault for CountingVault {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.generate_data_key(c).await
     }
-    async fn unwrap_data_key(&self, w: &[u8], c: &EncryptionContext) -> Result<PlainKey, VaultError> {
+    async fn unwrap_data_key(
+        &self,
+        w: &[u8],
+        c: &EncryptionContext,
+    ) -> Result<PlainKey, VaultError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.unwrap_data_key(w, c).await
     }
@@ -50,7 +54,10 @@ async fn main() {
     });
     let env = Envelope::new(store.clone(), vault.clone(), CachePolicy::default());
     let tenant = TenantId::generate();
-    let key = Key::new(tenant.sub_partition("CONV#wa#106540352242922#15551234567"), "MSG#0001");
+    let key = Key::new(
+        tenant.sub_partition("CONV#wa#106540352242922#15551234567"),
+        "MSG#0001",
+    );
     let field = FieldRef::new(&tenant, Table::Data, &key, "body");
 
     let cold = Instant::now();
@@ -94,5 +101,8 @@ async fn main() {
         t.elapsed().as_secs_f64() * 1e3,
         vault.calls.load(Ordering::Relaxed) - before
     );
-    println!("blob overhead per value: {} bytes", wappline::crypto::format::OVERHEAD);
+    println!(
+        "blob overhead per value: {} bytes",
+        wappline::crypto::format::OVERHEAD
+    );
 }

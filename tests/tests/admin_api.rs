@@ -72,7 +72,10 @@ fn wa_body(number: &str, token: &str) -> Value {
 fn assert_error(v: &Value, code: &str) {
     assert_eq!(v["error"]["code"], code, "{v}");
     assert!(
-        !v["error"]["message"].as_str().unwrap_or_default().is_empty(),
+        !v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
         "error without a message: {v}"
     );
 }
@@ -108,7 +111,11 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
     assert_ne!(a, b);
 
     let (s, v) = api
-        .call("POST", &format!("/admin/tenants/{a}/channels/whatsapp"), Some(wa_body("106540352242922", WA_TOKEN)))
+        .call(
+            "POST",
+            &format!("/admin/tenants/{a}/channels/whatsapp"),
+            Some(wa_body("106540352242922", WA_TOKEN)),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["id"], "106540352242922");
@@ -117,7 +124,11 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
 
     // The same number for another tenant: 409 with a JSON error, nothing written.
     let (s, v) = api
-        .call("POST", &format!("/admin/tenants/{b}/channels/whatsapp"), Some(wa_body("106540352242922", "EAAGotherTOKEN")))
+        .call(
+            "POST",
+            &format!("/admin/tenants/{b}/channels/whatsapp"),
+            Some(wa_body("106540352242922", "EAAGotherTOKEN")),
+        )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_error(&v, "conflict");
@@ -126,7 +137,11 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
 
     // Reconnecting for the owner replaces the token: 200.
     let (s, _) = api
-        .call("POST", &format!("/admin/tenants/{a}/channels/whatsapp"), Some(wa_body("106540352242922", WA_TOKEN)))
+        .call(
+            "POST",
+            &format!("/admin/tenants/{a}/channels/whatsapp"),
+            Some(wa_body("106540352242922", WA_TOKEN)),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
 
@@ -170,7 +185,12 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
     // Tokens are on disk only encrypted.
     let raw = data_dir_bytes(dir.path());
     assert!(contains(&raw, "106540352242922"), "sanity: ids are stored");
-    for secret in [WA_TOKEN, "IGQVJsecret", "b24ACCESSsecret", "b24REFRESHsecret"] {
+    for secret in [
+        WA_TOKEN,
+        "IGQVJsecret",
+        "b24ACCESSsecret",
+        "b24REFRESHsecret",
+    ] {
         assert!(!contains(&raw, secret), "plaintext token {secret} on disk");
     }
 
@@ -190,27 +210,47 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
     let (_, settings) = api.call("GET", &format!("/admin/tenants/{a}"), None).await;
     assert_eq!(settings["channels"].as_array().unwrap().len(), 2);
     let (s, _) = api
-        .call("POST", &format!("/admin/tenants/{b}/channels/whatsapp"), Some(wa_body("106540352242922", "x1")))
+        .call(
+            "POST",
+            &format!("/admin/tenants/{b}/channels/whatsapp"),
+            Some(wa_body("106540352242922", "x1")),
+        )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "the route survived the restart");
 
     // Disconnect frees the number; then B may take it.
     let (s, _) = api
-        .call("DELETE", &format!("/admin/tenants/{a}/channels/whatsapp/106540352242922"), None)
+        .call(
+            "DELETE",
+            &format!("/admin/tenants/{a}/channels/whatsapp/106540352242922"),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v) = api
-        .call("DELETE", &format!("/admin/tenants/{a}/channels/whatsapp/106540352242922"), None)
+        .call(
+            "DELETE",
+            &format!("/admin/tenants/{a}/channels/whatsapp/106540352242922"),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_error(&v, "not_found");
     let (s, _) = api
-        .call("POST", &format!("/admin/tenants/{b}/channels/whatsapp"), Some(wa_body("106540352242922", "x2")))
+        .call(
+            "POST",
+            &format!("/admin/tenants/{b}/channels/whatsapp"),
+            Some(wa_body("106540352242922", "x2")),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED);
     // B cannot disconnect what A holds, and vice versa.
     let (s, _) = api
-        .call("DELETE", &format!("/admin/tenants/{a}/channels/whatsapp/106540352242922"), None)
+        .call(
+            "DELETE",
+            &format!("/admin/tenants/{a}/channels/whatsapp/106540352242922"),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     server.shutdown().await;
@@ -226,33 +266,143 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
 
     // Authentication first, on every path.
     for token in [None, Some("wrong-token")] {
-        for (m, p) in [("GET", "/admin/tenants"), ("POST", "/admin/tenants"), ("GET", "/admin/nope")] {
+        for (m, p) in [
+            ("GET", "/admin/tenants"),
+            ("POST", "/admin/tenants"),
+            ("GET", "/admin/nope"),
+        ] {
             let (s, v) = api.call_as(token, m, p, Some(json!({"name": "x"}))).await;
             assert_eq!(s, StatusCode::UNAUTHORIZED, "{m} {p}");
             assert_error(&v, "unauthorized");
         }
     }
     let (_, list) = api.call("GET", "/admin/tenants", None).await;
-    assert_eq!(list["tenants"], json!([]), "unauthenticated create wrote nothing");
+    assert_eq!(
+        list["tenants"],
+        json!([]),
+        "unauthenticated create wrote nothing"
+    );
 
     let t = api.create_tenant("Acme").await;
     let cases: Vec<(&str, String, Option<Value>, StatusCode, &str)> = vec![
-        ("POST", "/admin/tenants".into(), Some(json!({})), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("POST", "/admin/tenants".into(), Some(json!({"name": ""})), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("POST", "/admin/tenants".into(), Some(json!({"name": "x", "retention_days": 0})), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("POST", "/admin/tenants".into(), Some(json!({"name": "x", "tenant_id": "tn_0123456789abcdef01234567"})), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("GET", "/admin/tenants/tn_0123456789abcdef01234567".into(), None, StatusCode::NOT_FOUND, "not_found"),
-        ("GET", "/admin/tenants/not-a-tenant".into(), None, StatusCode::BAD_REQUEST, "invalid_request"),
-        ("POST", format!("/admin/tenants/{t}/channels/whatsapp"), Some(json!({"phone_number_id": "12ab", "waba_id": "102290129340398", "access_token": "t"})), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("POST", format!("/admin/tenants/{t}/channels/whatsapp"), Some(json!({"phone_number_id": "106540352242922", "waba_id": "102290129340398"})), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("POST", format!("/admin/tenants/{t}/channels/whatsapp"), Some(json!({"phone_number_id": "106540352242922", "waba_id": "102290129340398", "access_token": "has space"})), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("POST", format!("/admin/tenants/{t}/channels/bitrix24"), Some(json!({"member_id": "a223c6b3710f85df", "domain": "https://x.bitrix24.com", "access_token": "a", "refresh_token": "b"})), StatusCode::BAD_REQUEST, "invalid_request"),
-        ("POST", format!("/admin/tenants/{t}/channels/telegram"), Some(json!({})), StatusCode::NOT_FOUND, "not_found"),
-        ("POST", "/admin/tenants/tn_0123456789abcdef01234567/channels/whatsapp".into(), Some(wa_body("106540352242922", "tok")), StatusCode::NOT_FOUND, "not_found"),
-        ("DELETE", format!("/admin/tenants/{t}/channels/whatsapp/106540352242922"), None, StatusCode::NOT_FOUND, "not_found"),
-        ("DELETE", format!("/admin/tenants/{t}/channels/whatsapp/abc"), None, StatusCode::BAD_REQUEST, "invalid_request"),
-        ("PUT", "/admin/tenants".into(), None, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        ("GET", "/admin/elsewhere".into(), None, StatusCode::NOT_FOUND, "not_found"),
+        (
+            "POST",
+            "/admin/tenants".into(),
+            Some(json!({})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/admin/tenants".into(),
+            Some(json!({"name": ""})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/admin/tenants".into(),
+            Some(json!({"name": "x", "retention_days": 0})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/admin/tenants".into(),
+            Some(json!({"name": "x", "tenant_id": "tn_0123456789abcdef01234567"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "GET",
+            "/admin/tenants/tn_0123456789abcdef01234567".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/admin/tenants/not-a-tenant".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/channels/whatsapp"),
+            Some(
+                json!({"phone_number_id": "12ab", "waba_id": "102290129340398", "access_token": "t"}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/channels/whatsapp"),
+            Some(json!({"phone_number_id": "106540352242922", "waba_id": "102290129340398"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/channels/whatsapp"),
+            Some(
+                json!({"phone_number_id": "106540352242922", "waba_id": "102290129340398", "access_token": "has space"}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/channels/bitrix24"),
+            Some(
+                json!({"member_id": "a223c6b3710f85df", "domain": "https://x.bitrix24.com", "access_token": "a", "refresh_token": "b"}),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/channels/telegram"),
+            Some(json!({})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/admin/tenants/tn_0123456789abcdef01234567/channels/whatsapp".into(),
+            Some(wa_body("106540352242922", "tok")),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "DELETE",
+            format!("/admin/tenants/{t}/channels/whatsapp/106540352242922"),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "DELETE",
+            format!("/admin/tenants/{t}/channels/whatsapp/abc"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "PUT",
+            "/admin/tenants".into(),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/admin/elsewhere".into(),
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
     ];
     for (m, p, body, status, code) in cases {
         let (s, v) = api.call(m, &p, body.clone()).await;

@@ -133,22 +133,35 @@ impl AdminApi {
     ) -> Result<lambda_http::http::Response<String>, ApiError> {
         let mut after = None;
         let mut limit = DEFAULT_PAGE;
-        for (k, v) in query.unwrap_or_default().split('&').filter_map(|p| p.split_once('=')) {
+        for (k, v) in query
+            .unwrap_or_default()
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+        {
             match k {
                 "after" => {
-                    after = Some(TenantId::parse(v).map_err(|e| ApiError::bad_request(format!("after: {e}")))?)
+                    after = Some(
+                        TenantId::parse(v)
+                            .map_err(|e| ApiError::bad_request(format!("after: {e}")))?,
+                    )
                 }
                 "limit" => {
                     limit = v
                         .parse()
                         .ok()
                         .filter(|n| (1..=MAX_PAGE).contains(n))
-                        .ok_or_else(|| ApiError::bad_request(format!("limit: must be 1 to {MAX_PAGE}")))?
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!("limit: must be 1 to {MAX_PAGE}"))
+                        })?
                 }
                 _ => {}
             }
         }
-        let page = self.tenants.list(after.as_ref(), limit).await.map_err(map_err)?;
+        let page = self
+            .tenants
+            .list(after.as_ref(), limit)
+            .await
+            .map_err(map_err)?;
         Ok(edge::json(StatusCode::OK, &page))
     }
 
@@ -162,7 +175,11 @@ impl AdminApi {
             Some(d) => RetentionDays::new(d).map_err(map_err)?,
             None => RetentionDays::default(),
         };
-        let profile = self.tenants.create(name, retention).await.map_err(map_err)?;
+        let profile = self
+            .tenants
+            .create(name, retention)
+            .await
+            .map_err(map_err)?;
         tracing::info!(tenant = %profile.id, "tenant created");
         Ok(edge::json(StatusCode::CREATED, &profile))
     }
@@ -187,7 +204,11 @@ impl AdminApi {
         let connection = ConnectRequest::parse(kind, body)?;
         let (summary, created) = scope.connect(connection).await.map_err(map_err)?;
         tracing::info!(tenant = %scope.tenant(), kind = %summary.kind, channel = %summary.id, created, "channel connected");
-        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
         Ok(edge::json(status, &summary))
     }
 
@@ -198,7 +219,8 @@ impl AdminApi {
         id: &str,
     ) -> Result<lambda_http::http::Response<String>, ApiError> {
         let kind = parse_kind(kind)?;
-        let channel = ChannelRef::parse(kind, id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let channel =
+            ChannelRef::parse(kind, id).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let scope = self.scope(tenant).await?;
         scope.disconnect(&channel).await.map_err(map_err)?;
         tracing::info!(tenant = %scope.tenant(), %kind, channel = %id, "channel disconnected");

@@ -80,7 +80,10 @@ impl ConnectRequest {
             ChannelKind::WhatsApp => {
                 let r: WhatsAppRequest = parse_json(body)?;
                 let id = field(PhoneNumberId::parse(&r.phone_number_id))?;
-                details.insert("waba_id".into(), field(WabaId::parse(&r.waba_id))?.to_string());
+                details.insert(
+                    "waba_id".into(),
+                    field(WabaId::parse(&r.waba_id))?.to_string(),
+                );
                 if let Some(p) = r.display_phone_number {
                     details.insert(
                         "display_phone_number".into(),
@@ -97,8 +100,10 @@ impl ConnectRequest {
                     // Page ids share the numeric id format.
                     details.insert(
                         "page_id".into(),
-                        field(InstagramAccountId::parse(&p).map_err(|_| "page_id: must be digits"))?
-                            .to_string(),
+                        field(
+                            InstagramAccountId::parse(&p).map_err(|_| "page_id: must be digits"),
+                        )?
+                        .to_string(),
                     );
                 }
                 if let Some(u) = r.username {
@@ -110,7 +115,10 @@ impl ConnectRequest {
             ChannelKind::Bitrix24 => {
                 let r: Bitrix24Request = parse_json(body)?;
                 let id = field(BitrixMemberId::parse(&r.member_id))?;
-                details.insert("domain".into(), field(BitrixDomain::parse(&r.domain))?.to_string());
+                details.insert(
+                    "domain".into(),
+                    field(BitrixDomain::parse(&r.domain))?.to_string(),
+                );
                 if let Some(line) = r.line_id {
                     details.insert("line_id".into(), line.to_string());
                 }

@@ -8,8 +8,13 @@ use wappline::app::Platform;
 const SAMPLE_TENANT: &str = "tn_0123456789abcdef01234567";
 
 fn event(name: &str, tenant: &str) -> lambda_http::Request {
-    let path = format!("{}/../../events/admin-api/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap().replace(SAMPLE_TENANT, tenant);
+    let path = format!(
+        "{}/../../events/admin-api/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(SAMPLE_TENANT, tenant);
     lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -43,7 +48,12 @@ async fn sample_events_run_through_the_handler() {
     ];
     for (name, status) in steps {
         let resp = api.handle(event(name, &tenant)).await;
-        assert_eq!(resp.status(), status, "{name}: {:?}", body_json(resp.body()));
+        assert_eq!(
+            resp.status(),
+            status,
+            "{name}: {:?}",
+            body_json(resp.body())
+        );
     }
     // The sample tenant id itself does not exist here.
     let resp = api.handle(event("get-tenant.json", SAMPLE_TENANT)).await;

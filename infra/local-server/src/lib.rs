@@ -29,7 +29,11 @@ const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "local-server", version, about = "Run Wappline locally on embedded storage")]
+#[command(
+    name = "local-server",
+    version,
+    about = "Run Wappline locally on embedded storage"
+)]
 pub struct LocalConfig {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "WAPPLINE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -53,7 +57,11 @@ pub struct LocalConfig {
     pub meta_verify_token: Option<String>,
 
     /// Graph API base URL (point it at a fake for tests; plain http only on loopback).
-    #[arg(long, env = "GRAPH_API_BASE_URL", default_value = "https://graph.facebook.com")]
+    #[arg(
+        long,
+        env = "GRAPH_API_BASE_URL",
+        default_value = "https://graph.facebook.com"
+    )]
     pub graph_api_base_url: String,
 }
 
@@ -173,7 +181,10 @@ async fn serve(listener: TcpListener, functions: Arc<Functions>, mut stop: watch
 }
 
 /// Routes a request to the function that serves its path in template.yaml.
-async fn dispatch(functions: &Functions, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn dispatch(
+    functions: &Functions,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
@@ -195,11 +206,8 @@ async fn dispatch(functions: &Functions, req: hyper::Request<Incoming>) -> hyper
     let response = if path == "/admin" || path.starts_with("/admin/") {
         functions.admin.handle(req).await
     } else if path == "/health" {
-        wappline::edge::json(
-            hyper::StatusCode::OK,
-            &serde_json::json!({"status": "ok"}),
-        )
-        .map(lambda_http::Body::from)
+        wappline::edge::json(hyper::StatusCode::OK, &serde_json::json!({"status": "ok"}))
+            .map(lambda_http::Body::from)
     } else {
         wappline::edge::ApiError::not_found("no such route")
             .into_response()

@@ -15,7 +15,10 @@ async fn main() {
         }
     };
     // Tests and scripts read this line to learn the port.
-    println!("Wappline local server listening on http://{}", server.addr());
+    println!(
+        "Wappline local server listening on http://{}",
+        server.addr()
+    );
     println!("  admin API:  http://{}/admin/tenants", server.addr());
     println!("  data dir:   {}", server.data_dir().display());
     if let Some(path) = server.generated_token_file() {

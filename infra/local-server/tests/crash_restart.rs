@@ -31,7 +31,9 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
 
 async fn call(url: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let client = reqwest::Client::new();
-    let mut req = client.request(method, format!("{url}{path}")).bearer_auth(TOKEN);
+    let mut req = client
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(TOKEN);
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -45,23 +47,53 @@ async fn call(url: &str, method: reqwest::Method, path: &str, body: Option<Value
 async fn acknowledged_writes_survive_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url) = start(dir.path());
-    let (s, t) = call(&url, reqwest::Method::POST, "/admin/tenants", Some(json!({"name": "Acme"}))).await;
+    let (s, t) = call(
+        &url,
+        reqwest::Method::POST,
+        "/admin/tenants",
+        Some(json!({"name": "Acme"})),
+    )
+    .await;
     assert_eq!(s, 201);
     let tenant = t["id"].as_str().unwrap().to_owned();
-    let (s, t2) = call(&url, reqwest::Method::POST, "/admin/tenants", Some(json!({"name": "Other"}))).await;
+    let (s, t2) = call(
+        &url,
+        reqwest::Method::POST,
+        "/admin/tenants",
+        Some(json!({"name": "Other"})),
+    )
+    .await;
     assert_eq!(s, 201);
     let other = t2["id"].as_str().unwrap().to_owned();
     let body = json!({"phone_number_id": "106540352242922", "waba_id": "102290129340398", "access_token": "EAAGtoken"});
-    let (s, _) = call(&url, reqwest::Method::POST, &format!("/admin/tenants/{tenant}/channels/whatsapp"), Some(body.clone())).await;
+    let (s, _) = call(
+        &url,
+        reqwest::Method::POST,
+        &format!("/admin/tenants/{tenant}/channels/whatsapp"),
+        Some(body.clone()),
+    )
+    .await;
     assert_eq!(s, 201);
     child.kill().unwrap(); // SIGKILL: no shutdown path runs
     child.wait().unwrap();
 
     let (mut child, url) = start(dir.path());
-    let (s, settings) = call(&url, reqwest::Method::GET, &format!("/admin/tenants/{tenant}"), None).await;
+    let (s, settings) = call(
+        &url,
+        reqwest::Method::GET,
+        &format!("/admin/tenants/{tenant}"),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(settings["channels"][0]["id"], "106540352242922");
-    let (s, _) = call(&url, reqwest::Method::POST, &format!("/admin/tenants/{other}/channels/whatsapp"), Some(body)).await;
+    let (s, _) = call(
+        &url,
+        reqwest::Method::POST,
+        &format!("/admin/tenants/{other}/channels/whatsapp"),
+        Some(body),
+    )
+    .await;
     assert_eq!(s, 409);
     child.kill().unwrap();
     child.wait().unwrap();

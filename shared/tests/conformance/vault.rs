@@ -50,7 +50,10 @@ async fn rejects_tampered_wrapped_keys(vault: &dyn KeyVault) {
     let mut tampered = generated.wrapped.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 0x01;
-    let err = vault.unwrap_data_key(&tampered, &ctx("tn_a")).await.unwrap_err();
+    let err = vault
+        .unwrap_data_key(&tampered, &ctx("tn_a"))
+        .await
+        .unwrap_err();
     assert_eq!(err, VaultError::InvalidCiphertext);
     let err = vault
         .unwrap_data_key(&generated.wrapped[..10], &ctx("tn_a"))
