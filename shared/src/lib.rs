@@ -7,13 +7,20 @@
 //! - [`tenant`]: tenants, channel connections and the global routes table.
 
 pub mod app;
+pub mod bitrix;
 pub mod clock;
 pub mod consumer;
+pub mod conversation;
+pub mod crm_sync;
 pub mod crypto;
 pub mod edge;
+pub mod idempotency;
 pub mod ids;
+pub mod inbound;
 pub mod logging;
+pub mod meta;
 pub mod queue;
+pub mod sqs_lambda;
 pub mod store;
 pub mod tenant;
 pub mod vault;

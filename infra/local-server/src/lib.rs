@@ -22,7 +22,17 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use admin_api::{AdminApi, AdminToken};
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::RequestExt;
+use meta_webhook::MetaWebhook;
 use wappline::app::Platform;
+use wappline::inbound::intake::{VerifyToken, WebhookIntake};
+use wappline::inbound::worker::InboundWorker;
+use wappline::meta::AppSecret;
+use wappline::queue::embedded::EmbeddedQueue;
+use wappline::queue::{platform, Queue};
+
+use consumers::Consumer;
 
 /// Largest request body the local server reads (API Gateway's payload limit is 10 MB).
 const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
@@ -82,6 +92,8 @@ impl LocalConfig {
 /// Every function's handler, built once.
 struct Functions {
     admin: AdminApi,
+    /// None until a Meta app secret and verify token are configured.
+    meta: Option<MetaWebhook>,
 }
 
 /// A running local server.
@@ -107,15 +119,53 @@ impl LocalServer {
             }
         };
         let platform = Platform::embedded(&config.data_dir)?;
+        let queue: Arc<dyn Queue> = Arc::new(
+            EmbeddedQueue::open(&config.data_dir, platform::specs()).map_err(|e| e.to_string())?,
+        );
+        let meta = match (&config.meta_app_secret, &config.meta_verify_token) {
+            (Some(secret), Some(verify)) => Some(MetaWebhook::new(WebhookIntake::new(
+                vec![AppSecret::new(secret).map_err(|e| e.to_string())?],
+                VerifyToken::new(verify)?,
+                platform.tenants.clone(),
+                queue.clone(),
+                platform::name(platform::INBOUND),
+            ))),
+            _ => {
+                tracing::warn!(
+                    "no Meta app secret and verify token configured: /webhooks/meta answers 503"
+                );
+                None
+            }
+        };
         let functions = Arc::new(Functions {
             admin: AdminApi::new(platform.tenants.clone(), token),
+            meta,
         });
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, functions, rx));
+        // The queue consumers, as Lambda's SQS event source mappings run them in AWS.
+        let inbound_worker = InboundWorker::new(
+            platform.store.clone(),
+            platform.envelope.clone(),
+            platform.tenants.clone(),
+            queue.clone(),
+        );
+        let consumers = vec![Consumer {
+            queue: platform::name(platform::INBOUND),
+            visibility: platform::VISIBILITY,
+            handler: Arc::new(inbound_worker),
+        }];
+        let mut workers = JoinSet::new();
+        for consumer in consumers {
+            workers.spawn(consumers::run(queue.clone(), consumer, rx.clone()));
+        }
+        let task = tokio::spawn(async move {
+            serve(listener, functions, rx).await;
+            while workers.join_next().await.is_some() {}
+        });
         tracing::info!(%addr, "local server started");
         Ok(LocalServer {
             addr,
@@ -201,10 +251,22 @@ async fn dispatch(
     } else {
         lambda_http::Body::Binary(bytes.to_vec())
     };
-    let req = lambda_http::Request::from_parts(parts, body);
+    let query: QueryMap = parts.uri.query().unwrap_or_default().parse().unwrap_or_default();
+    let req = lambda_http::Request::from_parts(parts, body).with_query_string_parameters(query);
     let path = req.uri().path();
     let response = if path == "/admin" || path.starts_with("/admin/") {
         functions.admin.handle(req).await
+    } else if path == meta_webhook::PATH {
+        match &functions.meta {
+            Some(meta) => meta.handle(req).await,
+            None => wappline::edge::ApiError::new(
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "start the local server with --meta-app-secret and --meta-verify-token",
+            )
+            .into_response()
+            .map(lambda_http::Body::from),
+        }
     } else if path == "/health" {
         wappline::edge::json(hyper::StatusCode::OK, &serde_json::json!({"status": "ok"}))
             .map(lambda_http::Body::from)

@@ -20,6 +20,7 @@ async fn main() {
         server.addr()
     );
     println!("  admin API:  http://{}/admin/tenants", server.addr());
+    println!("  Meta webhook: http://{}/webhooks/meta", server.addr());
     println!("  data dir:   {}", server.data_dir().display());
     if let Some(path) = server.generated_token_file() {
         println!("  admin token: generated, stored in {}", path.display());

@@ -1,0 +1,102 @@
+//! The sync queue's message body.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::conversation::{ConversationId, MessageStatus};
+use crate::ids::TenantId;
+use crate::queue::OutgoingMessage;
+
+/// Version of the [`SyncJob`] JSON shape.
+pub const SYNC_JOB_VERSION: u32 = 1;
+
+/// One thing to tell the tenant's Bitrix24 portal about one conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncJob {
+    pub v: u32,
+    pub tenant_id: TenantId,
+    pub conversation: ConversationId,
+    pub action: SyncAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SyncAction {
+    /// Post a stored message (from the customer, or an echo of the business app) to the chat.
+    PushMessage { message_sk: String },
+    /// A delivery status of an outbound message moved forward.
+    Status {
+        message_sk: String,
+        status: MessageStatus,
+        /// Why it failed (provider error codes and titles; never message content).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failure: Option<String>,
+    },
+    /// The customer reacted to a message (`emoji: None`: took the reaction back).
+    Reaction {
+        message_sk: String,
+        emoji: Option<String>,
+    },
+    /// A message was edited: update it in the chat.
+    Edited { message_sk: String },
+    /// A message was deleted (revoked, unsent): remove it from the chat.
+    Deleted { message_sk: String },
+}
+
+impl SyncAction {
+    fn tag(&self) -> (&'static str, &str, &str) {
+        match self {
+            SyncAction::PushMessage { message_sk } => ("push", message_sk, ""),
+            SyncAction::Status {
+                message_sk, status, ..
+            } => ("status", message_sk, status.code()),
+            SyncAction::Reaction { message_sk, emoji } => {
+                ("reaction", message_sk, emoji.as_deref().unwrap_or("-"))
+            }
+            SyncAction::Edited { message_sk } => ("edited", message_sk, ""),
+            SyncAction::Deleted { message_sk } => ("deleted", message_sk, ""),
+        }
+    }
+}
+
+impl SyncJob {
+    pub fn new(tenant_id: TenantId, conversation: ConversationId, action: SyncAction) -> Self {
+        SyncJob {
+            v: SYNC_JOB_VERSION,
+            tenant_id,
+            conversation,
+            action,
+        }
+    }
+
+    /// A key unique to this job's effect: the queue's deduplication id and the sync worker's
+    /// idempotency key. `occurrence` tells apart effects that repeat on purpose (a reaction
+    /// set, removed and set again), e.g. the provider event id.
+    pub fn effect_key(&self, occurrence: &str) -> String {
+        let (kind, sk, detail) = self.action.tag();
+        let mut h = Sha256::new();
+        for part in [
+            self.tenant_id.as_str(),
+            self.conversation.as_str(),
+            kind,
+            sk,
+            detail,
+            occurrence,
+        ] {
+            h.update((part.len() as u32).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// The queue message: grouped per tenant + conversation (one customer on one line), so
+    /// a conversation's jobs run in order and never concurrently (concurrent first messages
+    /// would otherwise open two Bitrix24 chats).
+    pub fn to_message(&self, occurrence: &str) -> OutgoingMessage {
+        let body = serde_json::to_string(self).expect("sync jobs serialise");
+        OutgoingMessage::new(body).grouped(
+            format!("{}.{}", self.tenant_id.as_str(), self.conversation.as_str()),
+            self.effect_key(occurrence),
+        )
+    }
+}

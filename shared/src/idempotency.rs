@@ -1,0 +1,135 @@
+//! Idempotency records in the dedupe table, with the semantics AWS Lambda Powertools documents
+//! (there is no Powertools for Rust): a record per idempotency key, `in_progress` while a
+//! worker holds it (with a lease, so a crashed worker does not block the key forever), then
+//! `completed`. A failure part-way releases the record, so the retry runs the work again
+//! instead of skipping it; the work's own effects must therefore be idempotent too (conditional
+//! puts, deterministic queue deduplication ids).
+//!
+//! Records live at least [`RETENTION`] (Meta retries webhooks for up to 7 days), keyed by the
+//! SHA-256 of the key, under the tenant's prefix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::now_secs;
+use crate::ids::TenantId;
+use crate::store::{AttrValue, Condition, Item, Key, StoreError, Table, TableStore, TTL_ATTR};
+
+/// How long a completed record is kept: longer than Meta's 7 days of webhook retries.
+pub const RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
+
+const STATUS: &str = "status";
+const LEASE_UNTIL: &str = "lease_until";
+const IN_PROGRESS: &str = "in_progress";
+const COMPLETED: &str = "completed";
+
+/// What [`Idempotency::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// The caller holds the key now: do the work, then `complete` (or `release` on failure).
+    Started(IdempotencyKey),
+    /// The work was done before: do nothing.
+    AlreadyDone,
+    /// Another worker holds the key: try again after this long.
+    InProgress { retry_after: Duration },
+}
+
+/// A held idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(Key);
+
+impl IdempotencyKey {
+    pub fn key(&self) -> &Key {
+        &self.0
+    }
+}
+
+/// Idempotency records of one kind (`scope`, e.g. `IN` for inbound events, `SYNC` for CRM
+/// sync jobs).
+#[derive(Clone)]
+pub struct Idempotency {
+    store: Arc<dyn TableStore>,
+    scope: &'static str,
+    lease: Duration,
+}
+
+impl Idempotency {
+    /// `lease`: how long a holder may take before another worker may take over; use the
+    /// queue's visibility timeout.
+    pub fn new(store: Arc<dyn TableStore>, scope: &'static str, lease: Duration) -> Self {
+        Idempotency {
+            store,
+            scope,
+            lease,
+        }
+    }
+
+    /// The record's key: tenant-prefixed, the idempotency key hashed (it may hold ids that
+    /// are nobody's business in a key).
+    pub fn key_for(&self, tenant: &TenantId, idempotency_key: &str) -> Key {
+        let digest = hex::encode(Sha256::digest(idempotency_key.as_bytes()));
+        Key::new(
+            tenant.sub_partition(&format!("{}#{digest}", self.scope)),
+            self.scope,
+        )
+    }
+
+    /// Takes the key unless it is completed or held by a live lease.
+    pub async fn begin(&self, tenant: &TenantId, idempotency_key: &str) -> Result<Begin, StoreError> {
+        let key = self.key_for(tenant, idempotency_key);
+        let now = now_secs();
+        let lease = i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX / 2);
+        let item = Item::new(&key)
+            .with(STATUS, IN_PROGRESS)
+            .with(LEASE_UNTIL, now + lease)
+            .with(TTL_ATTR, now + RETENTION.as_secs() as i64);
+        let free = Condition::Or(vec![
+            Condition::NotExists,
+            Condition::And(vec![
+                Condition::Equals(STATUS.into(), IN_PROGRESS.into()),
+                Condition::LessThan(LEASE_UNTIL.into(), AttrValue::N(now)),
+            ]),
+        ]);
+        match self.store.put(Table::Dedupe, item, Some(free)).await {
+            Ok(()) => Ok(Begin::Started(IdempotencyKey(key))),
+            Err(StoreError::ConditionFailed { .. }) => {
+                let current = self.store.get(Table::Dedupe, &key).await?;
+                Ok(match current {
+                    Some(i) if i.get_s(STATUS) == Some(COMPLETED) => Begin::AlreadyDone,
+                    Some(i) => {
+                        let until = i.get_n(LEASE_UNTIL).unwrap_or(now);
+                        Begin::InProgress {
+                            retry_after: Duration::from_secs((until - now).clamp(1, lease) as u64),
+                        }
+                    }
+                    // Released or expired between the two calls: let the caller retry soon.
+                    None => Begin::InProgress {
+                        retry_after: Duration::from_secs(1),
+                    },
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks the work done: later `begin`s with the same key answer `AlreadyDone`.
+    pub async fn complete(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+        let now = now_secs();
+        let item = Item::new(&key.0)
+            .with(STATUS, COMPLETED)
+            .with("completed_at", now)
+            .with(TTL_ATTR, now + RETENTION.as_secs() as i64);
+        self.store.put(Table::Dedupe, item, None).await
+    }
+
+    /// Gives the key back after a failure, so a retry does the work again.
+    pub async fn release(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+        let in_progress = Condition::Equals(STATUS.into(), IN_PROGRESS.into());
+        match self.store.delete(Table::Dedupe, &key.0, Some(in_progress)).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The webhook side of the inbound relay: check the signature, split the delivery into
+//! events, route each by its exact business account id, enqueue them all, and only then
+//! acknowledge. Meta retries unacknowledged deliveries for days, so answering 5xx when the
+//! queue is unavailable loses nothing; answering 200 before the queue accepted would.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::InboundJob;
+use crate::meta::{split_webhook, verify_signature_any, AccountRef, AppSecret, SignatureError};
+use crate::meta::WebhookParseError;
+use crate::queue::{Queue, QueueName};
+use crate::tenant::TenantDirectory;
+
+/// Largest delivery we read. Meta's deliveries are far smaller (they batch up to 1,000
+/// updates, typically a few KiB); anything bigger is not from Meta.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The verify token configured in the Meta app's webhook settings.
+#[derive(Clone)]
+pub struct VerifyToken(Zeroizing<String>);
+
+impl VerifyToken {
+    pub fn new(token: &str) -> Result<Self, String> {
+        if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("the Meta verify token must be non-empty, without spaces".into());
+        }
+        Ok(VerifyToken(Zeroizing::new(token.to_owned())))
+    }
+
+    fn matches(&self, candidate: &str) -> bool {
+        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for VerifyToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyToken(<redacted>)")
+    }
+}
+
+/// What one accepted delivery became.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IntakeReport {
+    /// Events enqueued for a tenant.
+    pub enqueued: usize,
+    /// Events for an account no tenant owns: counted and dropped.
+    pub unrouted: usize,
+    /// Items of the delivery that are not events we relay (see the parser's reasons).
+    pub ignored: u32,
+    /// The whole delivery was for a webhook object we do not relay.
+    pub unsupported_object: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// Missing or wrong signature: 401, nothing stored.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// Signed but not a webhook we can read: 400, nothing stored.
+    #[error(transparent)]
+    Malformed(WebhookParseError),
+    /// Larger than [`MAX_BODY_BYTES`]: 413.
+    #[error("webhook body larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    /// Routing or the queue failed: 503, so Meta delivers again later.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The webhook's domain service. Build once per process.
+#[derive(Clone)]
+pub struct WebhookIntake {
+    secrets: Arc<Vec<AppSecret>>,
+    verify_token: VerifyToken,
+    tenants: TenantDirectory,
+    queue: Arc<dyn Queue>,
+    inbound: QueueName,
+}
+
+impl WebhookIntake {
+    /// `secrets`: the app secrets whose signatures are accepted (the current one, and the
+    /// previous one while rotating).
+    pub fn new(
+        secrets: Vec<AppSecret>,
+        verify_token: VerifyToken,
+        tenants: TenantDirectory,
+        queue: Arc<dyn Queue>,
+        inbound: QueueName,
+    ) -> Self {
+        WebhookIntake {
+            secrets: Arc::new(secrets),
+            verify_token,
+            tenants,
+            queue,
+            inbound,
+        }
+    }
+
+    /// The subscription handshake: the challenge to echo when `hub.mode` is `subscribe` and
+    /// `hub.verify_token` is ours, else None (answer 403).
+    pub fn verify_subscription<'a>(
+        &self,
+        mode: Option<&str>,
+        token: Option<&str>,
+        challenge: Option<&'a str>,
+    ) -> Option<&'a str> {
+        let challenge = challenge.filter(|c| !c.is_empty() && c.len() <= 256)?;
+        (mode == Some("subscribe") && token.is_some_and(|t| self.verify_token.matches(t)))
+            .then_some(challenge)
+    }
+
+    /// Verifies, splits, routes and enqueues one delivery. Ok means every routed event was
+    /// accepted by the queue.
+    pub async fn accept(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<IntakeReport, IntakeError> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(IntakeError::TooLarge);
+        }
+        verify_signature_any(&self.secrets, signature, body)?;
+        let batch = match split_webhook(body) {
+            Ok(batch) => batch,
+            Err(e) if e.is_ignorable() => {
+                tracing::info!(reason = %e, "webhook object not relayed; acknowledged");
+                return Ok(IntakeReport {
+                    unsupported_object: true,
+                    ..IntakeReport::default()
+                });
+            }
+            Err(e) => return Err(IntakeError::Malformed(e)),
+        };
+        let mut report = IntakeReport {
+            ignored: batch.ignored.total(),
+            ..IntakeReport::default()
+        };
+        for (reason, n) in batch.ignored.iter() {
+            tracing::info!(reason, count = n, "webhook items not relayed");
+        }
+
+        let mut owners: HashMap<AccountRef, Option<crate::ids::TenantId>> = HashMap::new();
+        let mut messages = Vec::with_capacity(batch.events.len());
+        for event in batch.events {
+            if !owners.contains_key(&event.account) {
+                let owner = self
+                    .tenants
+                    .resolve(&event.account.to_channel_ref())
+                    .await
+                    .map_err(|e| IntakeError::Unavailable(format!("routing: {e}")))?;
+                owners.insert(event.account.clone(), owner);
+            }
+            match owners.get(&event.account).cloned().flatten() {
+                Some(tenant) => {
+                    let job = InboundJob::new(tenant, event);
+                    let message = job
+                        .to_message()
+                        .map_err(|e| IntakeError::Unavailable(format!("encoding job: {e}")))?;
+                    messages.push(message);
+                }
+                None => {
+                    report.unrouted += 1;
+                    tracing::warn!(
+                        channel = event.account.channel().name(),
+                        account = event.account.id(),
+                        "webhook event for an account no tenant owns; dropped"
+                    );
+                }
+            }
+        }
+        report.enqueued = messages.len();
+        if !messages.is_empty() {
+            self.queue
+                .send_batch(&self.inbound, messages)
+                .await
+                .map_err(|e| IntakeError::Unavailable(format!("enqueueing: {e}")))?;
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,438 @@
+//! The inbound worker: one queue job per Meta event. Stores the message (content encrypted,
+//! TTL from the tenant's retention), updates the conversation, and enqueues the CRM sync job,
+//! exactly once per provider event id however often the job is delivered.
+//!
+//! Exactly-once is layered: an idempotency record per event (released on failure, so a
+//! retry redoes the work), a conditional put per message and its provider-id index, and a
+//! deterministic deduplication id on the sync job, whose own worker is idempotent too.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::InboundJob;
+use crate::clock::now_secs;
+use crate::consumer::{Outcome, QueueRecord, RecordHandler};
+use crate::conversation::{
+    ConversationError, ConversationId, Conversations, Direction, MessageStatus, NewMessage,
+    Origin,
+};
+use crate::crm_sync::{SyncAction, SyncJob};
+use crate::crypto::Envelope;
+use crate::idempotency::{Begin, Idempotency};
+use crate::meta::{Content, DeliveryStatus, EventKind, InboundEvent, MetaError, ReplyTo};
+use crate::queue::{platform, Queue, QueueName};
+use crate::store::{StoreError, TableStore};
+use crate::tenant::{TenantDirectory, TenantError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error(transparent)]
+    Conversation(#[from] ConversationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    #[error("enqueueing sync job: {0}")]
+    Queue(String),
+}
+
+/// The inbound worker's handler. Build once per process.
+#[derive(Clone)]
+pub struct InboundWorker {
+    store: Arc<dyn TableStore>,
+    envelope: Arc<Envelope>,
+    tenants: TenantDirectory,
+    queue: Arc<dyn Queue>,
+    sync: QueueName,
+    idempotency: Idempotency,
+}
+
+impl InboundWorker {
+    pub fn new(
+        store: Arc<dyn TableStore>,
+        envelope: Arc<Envelope>,
+        tenants: TenantDirectory,
+        queue: Arc<dyn Queue>,
+    ) -> Self {
+        InboundWorker {
+            idempotency: Idempotency::new(store.clone(), "IN", platform::VISIBILITY),
+            store,
+            envelope,
+            tenants,
+            queue,
+            sync: platform::name(platform::SYNC),
+        }
+    }
+
+    /// Processes one job; the error cases are retried by the queue.
+    pub async fn process(&self, job: &InboundJob) -> Result<Outcome, InboundError> {
+        let account = &job.event.account;
+        // The route decides, again: a channel disconnected since the webhook stops at once.
+        let owner = self.tenants.resolve(&account.to_channel_ref()).await?;
+        if owner.as_ref() != Some(&job.tenant_id) {
+            tracing::info!(
+                channel = account.channel().name(),
+                account = account.id(),
+                "account no longer connected to the job's tenant; event dropped"
+            );
+            return Ok(Outcome::Done);
+        }
+        let Some(scope) = self.tenants.scope(&job.tenant_id).await? else {
+            tracing::info!(tenant = %job.tenant_id, "tenant gone; event dropped");
+            return Ok(Outcome::Done);
+        };
+        let retention = scope
+            .profile()
+            .await?
+            .map(|p| p.retention_days)
+            .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
+
+        let held = match self
+            .idempotency
+            .begin(&job.tenant_id, &job.idempotency_key())
+            .await?
+        {
+            Begin::Started(held) => held,
+            Begin::AlreadyDone => {
+                tracing::debug!("duplicate inbound event skipped");
+                return Ok(Outcome::Done);
+            }
+            Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
+        };
+        match self.apply(job, retention).await {
+            Ok(()) => {
+                self.idempotency.complete(&held).await?;
+                Ok(Outcome::Done)
+            }
+            Err(e) => {
+                if let Err(release) = self.idempotency.release(&held).await {
+                    // The lease runs out on its own; the retry waits for it.
+                    tracing::warn!(error = %release, "releasing idempotency record failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        job: &InboundJob,
+        conversation: ConversationId,
+        action: SyncAction,
+    ) -> Result<(), InboundError> {
+        let sync = SyncJob::new(job.tenant_id.clone(), conversation, action);
+        self.queue
+            .send_batch(&self.sync, vec![sync.to_message(&job.event.provider_event_id)])
+            .await
+            .map_err(|e| InboundError::Queue(e.to_string()))
+    }
+
+    async fn apply(&self, job: &InboundJob, retention: u32) -> Result<(), InboundError> {
+        let conversations = Conversations::new(
+            job.tenant_id.clone(),
+            self.store.clone(),
+            self.envelope.clone(),
+        );
+        let event: &InboundEvent = &job.event;
+        let account = &event.account;
+        let at = event.timestamp.unwrap_or_else(now_secs);
+        match &event.kind {
+            EventKind::CustomerMessage {
+                customer,
+                message_id,
+                content,
+                reply_to,
+                ..
+            } => {
+                let id = conversations
+                    .record_customer(account, customer, Some(at), retention)
+                    .await?;
+                let message = NewMessage {
+                    provider_message_id: message_id.as_str().to_owned(),
+                    direction: Direction::Inbound,
+                    origin: Origin::Customer,
+                    content: content.clone(),
+                    at_ms: at.saturating_mul(1000),
+                    reply_to: quoted(reply_to.as_ref()),
+                };
+                let (stored, _) = conversations
+                    .store_message(account, &id, message, retention)
+                    .await?;
+                self.enqueue(job, id, SyncAction::PushMessage { message_sk: stored.sk })
+                    .await
+            }
+            EventKind::Postback {
+                customer,
+                message_id,
+                title,
+                payload,
+            } => {
+                let id = conversations
+                    .record_customer(account, customer, Some(at), retention)
+                    .await?;
+                let provider_id = message_id
+                    .as_ref()
+                    .map(|m| m.as_str().to_owned())
+                    .unwrap_or_else(|| event.provider_event_id.clone());
+                let message = NewMessage {
+                    provider_message_id: provider_id,
+                    direction: Direction::Inbound,
+                    origin: Origin::Customer,
+                    content: Content::Button {
+                        payload: payload.clone(),
+                        text: title.clone(),
+                    },
+                    at_ms: at.saturating_mul(1000),
+                    reply_to: None,
+                };
+                let (stored, _) = conversations
+                    .store_message(account, &id, message, retention)
+                    .await?;
+                self.enqueue(job, id, SyncAction::PushMessage { message_sk: stored.sk })
+                    .await
+            }
+            EventKind::BusinessEcho {
+                customer,
+                message_id,
+                content,
+                reply_to,
+                ..
+            } => {
+                // Instagram echoes our own sends back: those are stored already, by us.
+                if let Some(known) = conversations.find_message(account, message_id.as_str()).await?
+                {
+                    if let Some(m) = conversations.message(&known).await? {
+                        if m.origin == Origin::Operator {
+                            tracing::debug!("echo of our own send ignored");
+                            return Ok(());
+                        }
+                    }
+                }
+                let id = conversations
+                    .record_customer(account, customer, None, retention)
+                    .await?;
+                let message = NewMessage {
+                    provider_message_id: message_id.as_str().to_owned(),
+                    direction: Direction::Outbound,
+                    origin: Origin::BusinessApp,
+                    content: content.clone(),
+                    at_ms: at.saturating_mul(1000),
+                    reply_to: quoted(reply_to.as_ref()),
+                };
+                let (stored, _) = conversations
+                    .store_message(account, &id, message, retention)
+                    .await?;
+                self.enqueue(job, id, SyncAction::PushMessage { message_sk: stored.sk })
+                    .await
+            }
+            EventKind::Edited {
+                message_id,
+                content,
+                ..
+            } => {
+                let Some(target) = conversations.find_message(account, message_id.as_str()).await?
+                else {
+                    tracing::info!("edit of a message we do not hold; ignored");
+                    return Ok(());
+                };
+                if conversations.edit_content(&target, content).await? {
+                    self.enqueue(
+                        job,
+                        target.conversation,
+                        SyncAction::Edited {
+                            message_sk: target.sk,
+                        },
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            EventKind::Deleted { message_id, .. } => {
+                let Some(target) = conversations.find_message(account, message_id.as_str()).await?
+                else {
+                    tracing::info!("deletion of a message we do not hold; ignored");
+                    return Ok(());
+                };
+                if conversations.mark_deleted(&target).await? {
+                    self.enqueue(
+                        job,
+                        target.conversation,
+                        SyncAction::Deleted {
+                            message_sk: target.sk,
+                        },
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            EventKind::Reaction {
+                message_id, emoji, ..
+            } => {
+                let Some(target) = conversations.find_message(account, message_id.as_str()).await?
+                else {
+                    tracing::info!("reaction to a message we do not hold; ignored");
+                    return Ok(());
+                };
+                if conversations
+                    .set_reaction(&target, emoji.as_deref())
+                    .await?
+                {
+                    self.enqueue(
+                        job,
+                        target.conversation,
+                        SyncAction::Reaction {
+                            message_sk: target.sk,
+                            emoji: emoji.clone(),
+                        },
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            EventKind::Status {
+                message_id, status, ..
+            } => {
+                let (status, failure) = match status {
+                    DeliveryStatus::Sent => (MessageStatus::Sent, None),
+                    DeliveryStatus::Delivered => (MessageStatus::Delivered, None),
+                    DeliveryStatus::Read | DeliveryStatus::Played => (MessageStatus::Read, None),
+                    DeliveryStatus::Failed { errors } => {
+                        (MessageStatus::Failed, Some(describe_errors(errors)))
+                    }
+                };
+                self.forward_status(job, &conversations, message_id.as_str(), status, failure)
+                    .await
+            }
+            EventKind::Read {
+                message_id: Some(message_id),
+                ..
+            } => {
+                self.forward_status(
+                    job,
+                    &conversations,
+                    message_id.as_str(),
+                    MessageStatus::Read,
+                    None,
+                )
+                .await
+            }
+            EventKind::Read {
+                message_id: None, ..
+            } => {
+                tracing::debug!("watermark-only read receipt ignored");
+                Ok(())
+            }
+            EventKind::AccountError { errors } => {
+                let codes: Vec<String> = errors
+                    .iter()
+                    .map(|e| e.code.map(|c| c.to_string()).unwrap_or_default())
+                    .collect();
+                tracing::warn!(
+                    channel = account.channel().name(),
+                    account = account.id(),
+                    codes = codes.join(","),
+                    "Meta reported account errors"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn forward_status(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        provider_message_id: &str,
+        status: MessageStatus,
+        failure: Option<String>,
+    ) -> Result<(), InboundError> {
+        let Some(target) = conversations
+            .find_message(&job.event.account, provider_message_id)
+            .await?
+        else {
+            tracing::debug!("status of a message we do not hold; ignored");
+            return Ok(());
+        };
+        if conversations.advance_status(&target, status).await? {
+            self.enqueue(
+                job,
+                target.conversation,
+                SyncAction::Status {
+                    message_sk: target.sk,
+                    status,
+                    failure,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn quoted(reply_to: Option<&ReplyTo>) -> Option<String> {
+    match reply_to {
+        Some(ReplyTo::Message { message_id }) => Some(message_id.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// Provider error codes and titles, for the operator's note.
+fn describe_errors(errors: &[MetaError]) -> String {
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| match (e.code, e.title.as_deref()) {
+            (Some(c), Some(t)) => format!("{c}: {t}"),
+            (Some(c), None) => c.to_string(),
+            (None, Some(t)) => t.to_owned(),
+            (None, None) => "unknown error".to_owned(),
+        })
+        .collect();
+    if parts.is_empty() {
+        "failed without an error code".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+#[async_trait]
+impl RecordHandler for InboundWorker {
+    async fn handle(&self, record: &QueueRecord) -> Outcome {
+        let job: InboundJob = match serde_json::from_str(&record.body) {
+            Ok(job) => job,
+            Err(e) => {
+                // Poison: fails every time, so it reaches the dead-letter queue.
+                tracing::error!(message_id = %record.message_id, error = %e.classify_name(), "unreadable inbound job");
+                return Outcome::Failed;
+            }
+        };
+        match self.process(&job).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(
+                    message_id = %record.message_id,
+                    receive_count = record.receive_count,
+                    error = %e,
+                    "inbound job failed; will be retried"
+                );
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    /// The kind of JSON error only: its message may quote the body.
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "io",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "data",
+            serde_json::error::Category::Eof => "eof",
+        }
+    }
+}
