@@ -66,7 +66,9 @@ impl ConversationId {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok = s.len() == 34
             && s.starts_with("c_")
-            && s[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && s[2..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if ok {
             Ok(ConversationId(s.to_owned()))
         } else {
@@ -354,7 +356,10 @@ impl Conversations {
         };
         let mut update = Update::new()
             .set("account", account_attr(account))
-            .set("customer", self.encrypt_json(&key, "customer", &merged).await?)
+            .set(
+                "customer",
+                self.encrypt_json(&key, "customer", &merged).await?,
+            )
             .set("updated_at", now)
             .set(TTL_ATTR, expires);
         if existing.is_none() {
@@ -480,7 +485,10 @@ impl Conversations {
         }
     }
 
-    pub async fn message(&self, at: &MessageRef) -> Result<Option<StoredMessage>, ConversationError> {
+    pub async fn message(
+        &self,
+        at: &MessageRef,
+    ) -> Result<Option<StoredMessage>, ConversationError> {
         let key = self.message_key(at);
         match self.store.get(Table::Data, &key).await? {
             Some(item) => Ok(Some(self.decode_message(at.clone(), &key, &item).await?)),
@@ -503,7 +511,10 @@ impl Conversations {
             None => None,
         };
         let crm_message_ids = match item.get("crm_message_ids") {
-            Some(AttrValue::L(l)) => l.iter().filter_map(|v| v.as_s().map(str::to_owned)).collect(),
+            Some(AttrValue::L(l)) => l
+                .iter()
+                .filter_map(|v| v.as_s().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         };
         Ok(StoredMessage {
@@ -618,7 +629,10 @@ impl Conversations {
     ) -> Result<bool, ConversationError> {
         let key = self.message_key(at);
         let update = Update::new()
-            .set("content", self.encrypt_json(&key, "content", content).await?)
+            .set(
+                "content",
+                self.encrypt_json(&key, "content", content).await?,
+            )
             .set("edited", true)
             .set("edited_at", now_secs());
         self.update_existing(&key, update).await
@@ -640,8 +654,11 @@ impl Conversations {
         id: &ConversationId,
         chat_id: &str,
     ) -> Result<bool, ConversationError> {
-        self.update_existing(&self.meta_key(id), Update::new().set("crm_chat_id", chat_id))
-            .await
+        self.update_existing(
+            &self.meta_key(id),
+            Update::new().set("crm_chat_id", chat_id),
+        )
+        .await
     }
 
     /// Remembers the Bitrix24 message ids of a message (its sync is then done).
@@ -653,7 +670,9 @@ impl Conversations {
         let list = AttrValue::L(ids.iter().map(|i| AttrValue::S(i.clone())).collect());
         self.update_existing(
             &self.message_key(at),
-            Update::new().set("crm_message_ids", list).set("crm_synced_at", now_secs()),
+            Update::new()
+                .set("crm_message_ids", list)
+                .set("crm_synced_at", now_secs()),
         )
         .await
     }
@@ -674,7 +693,10 @@ impl Conversations {
 fn account_attr(account: &AccountRef) -> AttrValue {
     AttrValue::M(
         [
-            ("channel".to_owned(), AttrValue::S(account.channel().name().into())),
+            (
+                "channel".to_owned(),
+                AttrValue::S(account.channel().name().into()),
+            ),
             ("id".to_owned(), AttrValue::S(account.id().into())),
         ]
         .into_iter()

@@ -77,7 +77,11 @@ impl Idempotency {
     }
 
     /// Takes the key unless it is completed or held by a live lease.
-    pub async fn begin(&self, tenant: &TenantId, idempotency_key: &str) -> Result<Begin, StoreError> {
+    pub async fn begin(
+        &self,
+        tenant: &TenantId,
+        idempotency_key: &str,
+    ) -> Result<Begin, StoreError> {
         let key = self.key_for(tenant, idempotency_key);
         let now = now_secs();
         let lease = i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX / 2);
@@ -127,7 +131,11 @@ impl Idempotency {
     /// Gives the key back after a failure, so a retry does the work again.
     pub async fn release(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
         let in_progress = Condition::Equals(STATUS.into(), IN_PROGRESS.into());
-        match self.store.delete(Table::Dedupe, &key.0, Some(in_progress)).await {
+        match self
+            .store
+            .delete(Table::Dedupe, &key.0, Some(in_progress))
+            .await
+        {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),
         }

@@ -98,6 +98,8 @@ struct Functions {
 
 /// A running local server.
 pub struct LocalServer {
+    platform: Platform,
+    queue: EmbeddedQueue,
     addr: SocketAddr,
     data_dir: PathBuf,
     generated_token_file: Option<PathBuf>,
@@ -119,9 +121,9 @@ impl LocalServer {
             }
         };
         let platform = Platform::embedded(&config.data_dir)?;
-        let queue: Arc<dyn Queue> = Arc::new(
-            EmbeddedQueue::open(&config.data_dir, platform::specs()).map_err(|e| e.to_string())?,
-        );
+        let embedded_queue =
+            EmbeddedQueue::open(&config.data_dir, platform::specs()).map_err(|e| e.to_string())?;
+        let queue: Arc<dyn Queue> = Arc::new(embedded_queue.clone());
         let meta = match (&config.meta_app_secret, &config.meta_verify_token) {
             (Some(secret), Some(verify)) => Some(MetaWebhook::new(WebhookIntake::new(
                 vec![AppSecret::new(secret).map_err(|e| e.to_string())?],
@@ -146,6 +148,7 @@ impl LocalServer {
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (shutdown, rx) = watch::channel(false);
+        let inspect = (platform.clone(), embedded_queue);
         // The queue consumers, as Lambda's SQS event source mappings run them in AWS.
         let inbound_worker = InboundWorker::new(
             platform.store.clone(),
@@ -168,6 +171,8 @@ impl LocalServer {
         });
         tracing::info!(%addr, "local server started");
         Ok(LocalServer {
+            platform: inspect.0,
+            queue: inspect.1,
             addr,
             data_dir: config.data_dir,
             generated_token_file,
@@ -178,6 +183,17 @@ impl LocalServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The storage the server runs on, for tests and diagnostics in the same process (the
+    /// embedded files cannot be opened twice).
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// The embedded queues, for tests and diagnostics in the same process.
+    pub fn queue(&self) -> &EmbeddedQueue {
+        &self.queue
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -251,7 +267,12 @@ async fn dispatch(
     } else {
         lambda_http::Body::Binary(bytes.to_vec())
     };
-    let query: QueryMap = parts.uri.query().unwrap_or_default().parse().unwrap_or_default();
+    let query: QueryMap = parts
+        .uri
+        .query()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_default();
     let req = lambda_http::Request::from_parts(parts, body).with_query_string_parameters(query);
     let path = req.uri().path();
     let response = if path == "/admin" || path.starts_with("/admin/") {

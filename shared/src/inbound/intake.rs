@@ -10,8 +10,8 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::InboundJob;
-use crate::meta::{split_webhook, verify_signature_any, AccountRef, AppSecret, SignatureError};
 use crate::meta::WebhookParseError;
+use crate::meta::{split_webhook, verify_signature_any, AccountRef, AppSecret, SignatureError};
 use crate::queue::{Queue, QueueName};
 use crate::tenant::TenantDirectory;
 

@@ -14,8 +14,7 @@ use super::InboundJob;
 use crate::clock::now_secs;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::{
-    ConversationError, ConversationId, Conversations, Direction, MessageStatus, NewMessage,
-    Origin,
+    ConversationError, ConversationId, Conversations, Direction, MessageStatus, NewMessage, Origin,
 };
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::Envelope;
@@ -123,7 +122,10 @@ impl InboundWorker {
     ) -> Result<(), InboundError> {
         let sync = SyncJob::new(job.tenant_id.clone(), conversation, action);
         self.queue
-            .send_batch(&self.sync, vec![sync.to_message(&job.event.provider_event_id)])
+            .send_batch(
+                &self.sync,
+                vec![sync.to_message(&job.event.provider_event_id)],
+            )
             .await
             .map_err(|e| InboundError::Queue(e.to_string()))
     }
@@ -159,8 +161,14 @@ impl InboundWorker {
                 let (stored, _) = conversations
                     .store_message(account, &id, message, retention)
                     .await?;
-                self.enqueue(job, id, SyncAction::PushMessage { message_sk: stored.sk })
-                    .await
+                self.enqueue(
+                    job,
+                    id,
+                    SyncAction::PushMessage {
+                        message_sk: stored.sk,
+                    },
+                )
+                .await
             }
             EventKind::Postback {
                 customer,
@@ -189,8 +197,14 @@ impl InboundWorker {
                 let (stored, _) = conversations
                     .store_message(account, &id, message, retention)
                     .await?;
-                self.enqueue(job, id, SyncAction::PushMessage { message_sk: stored.sk })
-                    .await
+                self.enqueue(
+                    job,
+                    id,
+                    SyncAction::PushMessage {
+                        message_sk: stored.sk,
+                    },
+                )
+                .await
             }
             EventKind::BusinessEcho {
                 customer,
@@ -200,7 +214,9 @@ impl InboundWorker {
                 ..
             } => {
                 // Instagram echoes our own sends back: those are stored already, by us.
-                if let Some(known) = conversations.find_message(account, message_id.as_str()).await?
+                if let Some(known) = conversations
+                    .find_message(account, message_id.as_str())
+                    .await?
                 {
                     if let Some(m) = conversations.message(&known).await? {
                         if m.origin == Origin::Operator {
@@ -223,15 +239,23 @@ impl InboundWorker {
                 let (stored, _) = conversations
                     .store_message(account, &id, message, retention)
                     .await?;
-                self.enqueue(job, id, SyncAction::PushMessage { message_sk: stored.sk })
-                    .await
+                self.enqueue(
+                    job,
+                    id,
+                    SyncAction::PushMessage {
+                        message_sk: stored.sk,
+                    },
+                )
+                .await
             }
             EventKind::Edited {
                 message_id,
                 content,
                 ..
             } => {
-                let Some(target) = conversations.find_message(account, message_id.as_str()).await?
+                let Some(target) = conversations
+                    .find_message(account, message_id.as_str())
+                    .await?
                 else {
                     tracing::info!("edit of a message we do not hold; ignored");
                     return Ok(());
@@ -249,7 +273,9 @@ impl InboundWorker {
                 Ok(())
             }
             EventKind::Deleted { message_id, .. } => {
-                let Some(target) = conversations.find_message(account, message_id.as_str()).await?
+                let Some(target) = conversations
+                    .find_message(account, message_id.as_str())
+                    .await?
                 else {
                     tracing::info!("deletion of a message we do not hold; ignored");
                     return Ok(());
@@ -269,7 +295,9 @@ impl InboundWorker {
             EventKind::Reaction {
                 message_id, emoji, ..
             } => {
-                let Some(target) = conversations.find_message(account, message_id.as_str()).await?
+                let Some(target) = conversations
+                    .find_message(account, message_id.as_str())
+                    .await?
                 else {
                     tracing::info!("reaction to a message we do not hold; ignored");
                     return Ok(());
