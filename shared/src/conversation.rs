@@ -235,6 +235,9 @@ pub struct StoredMessage {
     /// The customer's reaction (emoji), if any.
     pub reaction: Option<String>,
     pub crm_message_ids: Vec<String>,
+    /// Bitrix24's own ids of an operator message (from its `OnImConnectorMessageAdd`), which
+    /// delivery and read statuses are reported against.
+    pub crm_im: Option<crate::bitrix::ImRef>,
 }
 
 /// The tenant-scoped conversation repository.
@@ -539,6 +542,13 @@ impl Conversations {
             deleted: item.get_bool("deleted").unwrap_or(false),
             reaction,
             crm_message_ids,
+            crm_im: match (item.get_n("crm_im_chat_id"), item.get_n("crm_im_message_id")) {
+                (Some(chat), Some(message)) => Some(crate::bitrix::ImRef {
+                    chat_id: u64::try_from(chat).unwrap_or_default(),
+                    message_id: u64::try_from(message).unwrap_or_default(),
+                }),
+                _ => None,
+            },
         })
     }
 

@@ -1,1 +1,4 @@
 //! Cross-function end-to-end tests live in tests/tests/.
+
+pub mod fake_bitrix;
+pub mod harness;

@@ -4,168 +4,22 @@
 //! tenant that owns the account, and one CRM sync job per effect.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use local_server::{LocalConfig, LocalServer};
+use e2e_tests::harness::{
+    contains_bytes, sample, samples, Harness, APP_SECRET, IG_ACCOUNT, VERIFY, WA_NUMBER,
+};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wappline::meta::{split_webhook, AppSecret, Content, EventKind};
 use wappline::queue::platform;
-use wappline::store::{AttrValue, Item, Table};
+use wappline::store::{Item, Table};
 
-const ADMIN: &str = "test-admin-token-0123456789";
-const APP_SECRET: &str = "6f1c0e5ad2b94c7e8a3b1d0f9e2c4a7b";
-const VERIFY: &str = "verify-me-please";
-const WA_NUMBER: &str = "106540352242922";
-const IG_ACCOUNT: &str = "17841405822304914";
-
-fn samples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/meta-webhook")
-}
-
-fn samples() -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(samples_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
-    out.sort();
-    assert!(
-        out.len() >= 30,
-        "expected the sample payloads, found {}",
-        out.len()
-    );
-    out
-}
-
-struct Harness {
-    server: LocalServer,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Harness {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = LocalConfig::for_tests(dir.path(), ADMIN);
-        config.meta_app_secret = Some(APP_SECRET.into());
-        config.meta_verify_token = Some(VERIFY.into());
-        let server = LocalServer::start(config).await.unwrap();
-        Harness {
-            base: format!("http://{}", server.addr()),
-            server,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    async fn admin(&self, method: &str, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(ADMIN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
-    }
-
-    /// A tenant owning the sample WhatsApp number and Instagram account.
-    async fn tenant_with_channels(&self) -> String {
-        let t = self
-            .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-            .await;
-        let id = t["id"].as_str().unwrap().to_owned();
-        self.admin(
-            "POST",
-            &format!("/admin/tenants/{id}/channels/whatsapp"),
-            json!({"phone_number_id": WA_NUMBER, "waba_id": "102290129340398", "access_token": "EAAwhatsappTOKEN"}),
-        )
-        .await;
-        self.admin(
-            "POST",
-            &format!("/admin/tenants/{id}/channels/instagram"),
-            json!({"account_id": IG_ACCOUNT, "access_token": "IGAAinstagramTOKEN"}),
-        )
-        .await;
-        id
-    }
-
-    async fn post(&self, body: &[u8], signature: Option<String>) -> (StatusCode, String) {
-        let mut req = self
-            .http
-            .post(format!("{}/webhooks/meta", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_vec());
-        if let Some(s) = signature {
-            req = req.header("X-Hub-Signature-256", s);
-        }
-        let resp = req.send().await.unwrap();
-        (resp.status(), resp.text().await.unwrap())
-    }
-
-    async fn post_signed(&self, body: &[u8]) -> (StatusCode, String) {
-        let sig = AppSecret::new(APP_SECRET).unwrap().sign(body);
-        self.post(body, Some(sig)).await
-    }
-
-    async fn depth(&self, queue: &str) -> usize {
-        self.server
-            .queue()
-            .depth(&platform::name(queue))
-            .await
-            .unwrap()
-    }
-
-    /// Waits until the inbound consumer has worked through everything.
-    async fn drain_inbound(&self) {
-        for _ in 0..400 {
-            if self.depth(platform::INBOUND).await == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the inbound queue did not drain");
-    }
-
-    async fn all_items(&self, table: Table) -> Vec<Item> {
-        let store = &self.server.platform().store;
-        let mut out = Vec::new();
-        let mut next = None;
-        loop {
-            let page = store.scan(table, next.as_ref(), 500).await.unwrap();
-            out.extend(page.items);
-            match page.next {
-                Some(k) => next = Some(k),
-                None => return out,
-            }
-        }
-    }
-}
-
-fn contains_text(v: &AttrValue, needle: &[u8]) -> bool {
-    match v {
-        AttrValue::S(s) => s.as_bytes().windows(needle.len()).any(|w| w == needle),
-        AttrValue::B(b) => b.windows(needle.len()).any(|w| w == needle),
-        AttrValue::L(l) => l.iter().any(|v| contains_text(v, needle)),
-        AttrValue::M(m) => m.values().any(|v| contains_text(v, needle)),
-        _ => false,
-    }
-}
+const DRAIN: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn subscription_handshake() {
-    let h = Harness::start().await;
+    let h = Harness::start(|_| {}).await;
     let get = |q: &str| {
         let url = format!("{}/webhooks/meta?{q}", h.base);
         let http = h.http.clone();
@@ -193,9 +47,9 @@ async fn subscription_handshake() {
 
 #[tokio::test]
 async fn unsigned_forged_or_malformed_deliveries_store_nothing() {
-    let h = Harness::start().await;
+    let h = Harness::start(|_| {}).await;
     h.tenant_with_channels().await;
-    let body = std::fs::read(samples_dir().join("whatsapp-text.json")).unwrap();
+    let body = sample("whatsapp-text.json");
     let good = AppSecret::new(APP_SECRET).unwrap().sign(&body);
     let other = AppSecret::new("another-apps-secret").unwrap().sign(&body);
     let mut altered = body.clone();
@@ -237,9 +91,9 @@ async fn unsigned_forged_or_malformed_deliveries_store_nothing() {
 
 #[tokio::test]
 async fn accounts_no_tenant_owns_are_acknowledged_and_dropped() {
-    let h = Harness::start().await;
+    let h = Harness::start(|_| {}).await;
     // No tenant connected at all.
-    let body = std::fs::read(samples_dir().join("whatsapp-text.json")).unwrap();
+    let body = sample("whatsapp-text.json");
     let (s, text) = h.post_signed(&body).await;
     assert_eq!(s, StatusCode::OK, "{text}");
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["received"], 0);
@@ -299,7 +153,7 @@ fn expected(samples: &[(String, Vec<u8>)]) -> Expected {
 
 #[tokio::test]
 async fn every_sample_is_stored_once_and_only_encrypted() {
-    let h = Harness::start().await;
+    let h = Harness::start(|_| {}).await;
     let tenant = h.tenant_with_channels().await;
     let samples = samples();
     let want = expected(&samples);
@@ -312,7 +166,7 @@ async fn every_sample_is_stored_once_and_only_encrypted() {
             let (s, text) = h.post_signed(body).await;
             assert_eq!(s, StatusCode::OK, "round {round} {name}: {text}");
         }
-        h.drain_inbound().await;
+        h.drain(platform::INBOUND, DRAIN).await;
         sync_depths.push(h.depth(platform::SYNC).await);
     }
     assert_eq!(
@@ -352,7 +206,7 @@ async fn every_sample_is_stored_once_and_only_encrypted() {
         for item in h.all_items(table).await {
             for text in &want.texts {
                 assert!(
-                    !item.0.values().any(|v| contains_text(v, text.as_bytes())),
+                    !item.0.values().any(|v| contains_bytes(v, text.as_bytes())),
                     "plaintext message text in {table}"
                 );
             }
@@ -361,7 +215,7 @@ async fn every_sample_is_stored_once_and_only_encrypted() {
 
     // Messages of the account no tenant owns were dropped, not stored.
     let unowned = split_webhook(
-        &std::fs::read(samples_dir().join("whatsapp-batch-multi-entry.json")).unwrap(),
+        &sample("whatsapp-batch-multi-entry.json"),
     )
     .unwrap()
     .events

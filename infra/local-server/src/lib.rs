@@ -26,6 +26,9 @@ use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::RequestExt;
 use meta_webhook::MetaWebhook;
 use wappline::app::Platform;
+use wappline::bitrix::{BitrixClient, BitrixConfig};
+use wappline::crm_sync::{CrmSync, RetryPolicy};
+use wappline::tenant::Secret;
 use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
 use wappline::meta::AppSecret;
@@ -73,6 +76,29 @@ pub struct LocalConfig {
         default_value = "https://graph.facebook.com"
     )]
     pub graph_api_base_url: String,
+
+    /// Bitrix24 application client_id. Without it (and the secret) nothing is synced to
+    /// Bitrix24: sync jobs wait in their queue.
+    #[arg(long, env = "WAPPLINE_BITRIX_CLIENT_ID")]
+    pub bitrix_client_id: Option<String>,
+
+    /// Bitrix24 application client_secret.
+    #[arg(long, env = "WAPPLINE_BITRIX_CLIENT_SECRET", hide_env_values = true)]
+    pub bitrix_client_secret: Option<String>,
+
+    /// Bitrix24 OAuth token endpoint (point it at a fake for tests).
+    #[arg(long, env = "WAPPLINE_BITRIX_OAUTH_URL")]
+    pub bitrix_oauth_url: Option<String>,
+
+    /// Reach every Bitrix24 portal at `<url>/<domain>/rest/` instead of
+    /// `https://<domain>/rest/` (a loopback fake; plain http only on loopback).
+    #[arg(long, env = "WAPPLINE_BITRIX_PORTAL_BASE_URL")]
+    pub bitrix_portal_base_url: Option<String>,
+
+    /// First retry delay, in milliseconds, for jobs that failed for a passing reason
+    /// (doubled per attempt, at most an hour).
+    #[arg(long, env = "WAPPLINE_RETRY_BASE_MS", default_value_t = 30_000)]
+    pub retry_base_ms: u64,
 }
 
 impl LocalConfig {
@@ -85,6 +111,11 @@ impl LocalConfig {
             meta_app_secret: None,
             meta_verify_token: None,
             graph_api_base_url: "http://127.0.0.1:9".into(),
+            bitrix_client_id: None,
+            bitrix_client_secret: None,
+            bitrix_oauth_url: None,
+            bitrix_portal_base_url: None,
+            retry_base_ms: 100,
         }
     }
 }
@@ -156,11 +187,33 @@ impl LocalServer {
             platform.tenants.clone(),
             queue.clone(),
         );
-        let consumers = vec![Consumer {
+        let mut consumers = vec![Consumer {
             queue: platform::name(platform::INBOUND),
             visibility: platform::VISIBILITY,
             handler: Arc::new(inbound_worker),
         }];
+        match bitrix_client(&config)? {
+            Some(client) => {
+                let sync = CrmSync::new(
+                    platform.store.clone(),
+                    platform.envelope.clone(),
+                    platform.tenants.clone(),
+                    client,
+                )
+                .with_retry_policy(RetryPolicy {
+                    base: std::time::Duration::from_millis(config.retry_base_ms.max(1)),
+                    ..RetryPolicy::default()
+                });
+                consumers.push(Consumer {
+                    queue: platform::name(platform::SYNC),
+                    visibility: platform::VISIBILITY,
+                    handler: Arc::new(sync),
+                });
+            }
+            None => tracing::warn!(
+                "no Bitrix24 application configured: CRM sync jobs wait in their queue"
+            ),
+        }
         let mut workers = JoinSet::new();
         for consumer in consumers {
             workers.spawn(consumers::run(queue.clone(), consumer, rx.clone()));
@@ -308,6 +361,22 @@ fn to_hyper(resp: lambda_http::Response<lambda_http::Body>) -> hyper::Response<F
         _ => Bytes::new(),
     };
     hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+/// The Bitrix24 client, when the application's credentials are configured.
+fn bitrix_client(config: &LocalConfig) -> Result<Option<BitrixClient>, String> {
+    let (Some(id), Some(secret)) = (&config.bitrix_client_id, &config.bitrix_client_secret) else {
+        return Ok(None);
+    };
+    let secret = Secret::parse("bitrix client secret", secret)?;
+    let mut bitrix = BitrixConfig::new(id, secret).map_err(|e| e.to_string())?;
+    if let Some(url) = &config.bitrix_oauth_url {
+        bitrix = bitrix.with_oauth_url(url).map_err(|e| e.to_string())?;
+    }
+    if let Some(url) = &config.bitrix_portal_base_url {
+        bitrix = bitrix.with_portal_base_url(url).map_err(|e| e.to_string())?;
+    }
+    BitrixClient::new(bitrix).map(Some).map_err(|e| e.to_string())
 }
 
 /// Plain http is for loopback fakes only; anything else must be https.

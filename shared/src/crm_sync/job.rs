@@ -17,6 +17,8 @@ pub struct SyncJob {
     pub tenant_id: TenantId,
     pub conversation: ConversationId,
     pub action: SyncAction,
+    /// Unique per effect: the queue's deduplication id and the sync worker's idempotency key.
+    pub effect: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,43 +62,54 @@ impl SyncAction {
 }
 
 impl SyncJob {
-    pub fn new(tenant_id: TenantId, conversation: ConversationId, action: SyncAction) -> Self {
+    /// `occurrence` tells apart effects that repeat on purpose (a reaction set, removed and
+    /// set again): the provider event id that caused the job.
+    pub fn new(
+        tenant_id: TenantId,
+        conversation: ConversationId,
+        action: SyncAction,
+        occurrence: &str,
+    ) -> Self {
+        let effect = effect_key(&tenant_id, &conversation, &action, occurrence);
         SyncJob {
             v: SYNC_JOB_VERSION,
             tenant_id,
             conversation,
             action,
+            effect,
         }
-    }
-
-    /// A key unique to this job's effect: the queue's deduplication id and the sync worker's
-    /// idempotency key. `occurrence` tells apart effects that repeat on purpose (a reaction
-    /// set, removed and set again), e.g. the provider event id.
-    pub fn effect_key(&self, occurrence: &str) -> String {
-        let (kind, sk, detail) = self.action.tag();
-        let mut h = Sha256::new();
-        for part in [
-            self.tenant_id.as_str(),
-            self.conversation.as_str(),
-            kind,
-            sk,
-            detail,
-            occurrence,
-        ] {
-            h.update((part.len() as u32).to_be_bytes());
-            h.update(part.as_bytes());
-        }
-        hex::encode(h.finalize())
     }
 
     /// The queue message: grouped per tenant + conversation (one customer on one line), so
     /// a conversation's jobs run in order and never concurrently (concurrent first messages
     /// would otherwise open two Bitrix24 chats).
-    pub fn to_message(&self, occurrence: &str) -> OutgoingMessage {
+    pub fn to_message(&self) -> OutgoingMessage {
         let body = serde_json::to_string(self).expect("sync jobs serialise");
         OutgoingMessage::new(body).grouped(
             format!("{}.{}", self.tenant_id.as_str(), self.conversation.as_str()),
-            self.effect_key(occurrence),
+            self.effect.clone(),
         )
     }
+}
+
+fn effect_key(
+    tenant: &TenantId,
+    conversation: &ConversationId,
+    action: &SyncAction,
+    occurrence: &str,
+) -> String {
+    let (kind, sk, detail) = action.tag();
+    let mut h = Sha256::new();
+    for part in [
+        tenant.as_str(),
+        conversation.as_str(),
+        kind,
+        sk,
+        detail,
+        occurrence,
+    ] {
+        h.update((part.len() as u32).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
 }

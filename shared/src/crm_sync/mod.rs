@@ -5,5 +5,7 @@
 //! decrypts what it needs from the store.
 
 mod job;
+mod processor;
 
 pub use job::{SyncAction, SyncJob, SYNC_JOB_VERSION};
+pub use processor::{ChannelTokens, Connectors, CrmSync, MediaLinker, RetryPolicy};

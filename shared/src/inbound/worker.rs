@@ -120,12 +120,14 @@ impl InboundWorker {
         conversation: ConversationId,
         action: SyncAction,
     ) -> Result<(), InboundError> {
-        let sync = SyncJob::new(job.tenant_id.clone(), conversation, action);
+        let sync = SyncJob::new(
+            job.tenant_id.clone(),
+            conversation,
+            action,
+            &job.event.provider_event_id,
+        );
         self.queue
-            .send_batch(
-                &self.sync,
-                vec![sync.to_message(&job.event.provider_event_id)],
-            )
+            .send_batch(&self.sync, vec![sync.to_message()])
             .await
             .map_err(|e| InboundError::Queue(e.to_string()))
     }

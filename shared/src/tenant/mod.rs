@@ -26,7 +26,7 @@ use crate::clock::now_secs;
 use crate::crypto::{CryptoError, Envelope, FieldRef};
 use crate::ids::TenantId;
 use crate::store::{
-    AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, WriteOp,
+    AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, Update, WriteOp,
 };
 
 const PROFILE_SK: &str = "PROFILE";
@@ -424,6 +424,36 @@ impl TenantScope {
             .await;
         match result {
             Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed { .. }) => {
+                Err(TenantError::ChannelNotFound(describe(channel)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces secrets of a connected channel (e.g. a refreshed OAuth pair), encrypted like
+    /// at connection time. Fails with `ChannelNotFound` when the channel was disconnected.
+    pub async fn replace_secrets(
+        &self,
+        channel: &ChannelRef,
+        secrets: &[(&str, &Secret)],
+    ) -> Result<(), TenantError> {
+        let key = channel.channel_key(&self.tenant);
+        let mut update = Update::new();
+        for (name, secret) in secrets {
+            let field = FieldRef::new(&self.tenant, Table::Data, &key, name);
+            let blob = self
+                .envelope
+                .encrypt(field, secret.expose().as_bytes())
+                .await?;
+            update = update.set(&secret_attr(name), blob);
+        }
+        match self
+            .store
+            .update(Table::Data, &key, update, Some(Condition::Exists))
+            .await
+        {
+            Ok(_) => Ok(()),
             Err(StoreError::ConditionFailed { .. }) => {
                 Err(TenantError::ChannelNotFound(describe(channel)))
             }

@@ -1,0 +1,480 @@
+//! The client: REST calls, token refresh, pacing.
+//!
+//! A REST call is a POST of a JSON object to `{rest root}{method}` with the access token in
+//! the body as `auth` (apidocs' "cURL (OAuth)" examples: `-d '{..., "auth":
+//! "**put_access_token_here**"}' https://{portal}/rest/{method}`). Success is HTTP 200 with
+//! `{"result": ..., "time": {...}}`; failure is `{"error": ..., "error_description": ...}`.
+//!
+//! A refresh is a GET of `{oauth_url}?grant_type=refresh_token&client_id=..&client_secret=..
+//! &refresh_token=..` (apidocs "Automatic Renewal of OAuth 2.0 Tokens").
+//!
+//! Logs carry the portal, the method, the HTTP status, the error code and the duration; never
+//! tokens, URLs with secrets, parameters or answers (they hold message text).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use serde_json::{Map, Value};
+
+use crate::ids::BitrixDomain;
+use crate::tenant::Secret;
+
+use super::config::{BitrixConfig, BitrixConfigError};
+use super::error::{classify, BitrixError};
+use super::imconnector::{
+    self, ConnectorId, DeleteCrmMessage, OpenLineId, OutgoingCrmMessage, SentCrmMessage,
+    StatusUpdate,
+};
+use super::pacing::Pacer;
+use super::tokens::{TokenPair, TokenStore};
+use super::transport::{HttpAnswer, Transport, TransportError};
+
+/// The Bitrix24 REST client. Cheap to clone: clones share one connection pool and one set of
+/// per-portal pacing buckets. Build it once per process (Lambda init).
+#[derive(Clone)]
+pub struct BitrixClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: BitrixConfig,
+    transport: Transport,
+    pacer: Pacer,
+}
+
+impl std::fmt::Debug for BitrixClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BitrixClient")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// REST method names: `imconnector.send.messages`, `batch`, `event.bind`...
+fn check_method(method: &str) -> Result<(), BitrixError> {
+    let ok = !method.is_empty()
+        && method.len() <= 128
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+        && !method.starts_with('.')
+        && !method.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(BitrixError::InvalidRequest(
+            "method name must be letters, digits, '.' and '_'".into(),
+        ))
+    }
+}
+
+/// False only when both pairs name a portal and the portals differ.
+fn same_portal(a: &TokenPair, b: &TokenPair) -> bool {
+    match (&a.member_id, &b.member_id) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
+}
+
+/// Percent-encodes a query component (RFC 3986 unreserved characters stay).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn transport_error(e: TransportError) -> BitrixError {
+    BitrixError::Unavailable {
+        status: None,
+        detail: e.to_string(),
+    }
+}
+
+fn parse_json(answer: &HttpAnswer) -> Option<Value> {
+    serde_json::from_slice(&answer.body).ok()
+}
+
+impl BitrixClient {
+    /// Builds the client (TLS set-up, connection pool). Fails on a configuration the client
+    /// cannot work with.
+    pub fn new(config: BitrixConfig) -> Result<Self, BitrixConfigError> {
+        let transport = Transport::new(&config)?;
+        let pacer = Pacer::new(config.pacing);
+        Ok(BitrixClient {
+            inner: Arc::new(Inner {
+                config,
+                transport,
+                pacer,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &BitrixConfig {
+        &self.inner.config
+    }
+
+    /// The per-portal pacing buckets.
+    pub fn pacer(&self) -> &Pacer {
+        &self.inner.pacer
+    }
+
+    /// Calls `method` on `portal` with `params` (a JSON object, or null for none) and returns
+    /// the answer's `result`. Waits for the portal's pacing at most `pacing.max_wait`, else
+    /// returns [`BitrixError::RateLimited`] without calling. Never retries by itself.
+    pub async fn call(
+        &self,
+        portal: &BitrixDomain,
+        access_token: &Secret,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, BitrixError> {
+        check_method(method)?;
+        let mut body = match params {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            _ => {
+                return Err(BitrixError::InvalidRequest(
+                    "params must be a JSON object".into(),
+                ))
+            }
+        };
+        body.insert(
+            "auth".into(),
+            Value::String(access_token.expose().to_owned()),
+        );
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| BitrixError::InvalidRequest(format!("params: {e}")))?;
+        let url = format!("{}{method}", self.inner.config.rest_root(portal));
+        let request = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| {
+                BitrixError::InvalidRequest("portal or method makes no valid URL".into())
+            })?;
+
+        if let Err(retry_after) = self.inner.pacer.acquire(portal).await {
+            tracing::info!(portal = %portal, method, retry_after_ms = retry_after.as_millis() as u64,
+                "bitrix call deferred by local pacing");
+            return Err(BitrixError::RateLimited {
+                code: "LOCAL_PACING".into(),
+                retry_after,
+            });
+        }
+
+        let started = Instant::now();
+        let answer = self.inner.transport.send(request).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                let err = transport_error(e);
+                tracing::warn!(portal = %portal, method, elapsed_ms, error = %err, "bitrix call failed");
+                return Err(err);
+            }
+        };
+        let json = parse_json(&answer);
+        let outcome = match &json {
+            Some(Value::Object(o))
+                if (200..300).contains(&answer.status)
+                    && o.contains_key("result")
+                    && !o.contains_key("error") =>
+            {
+                Ok(o.get("result").cloned().unwrap_or(Value::Null))
+            }
+            _ => Err(classify(answer.status, json.as_ref(), answer.retry_after)),
+        };
+        match &outcome {
+            Ok(_) => {
+                tracing::info!(portal = %portal, method, status = answer.status, elapsed_ms, "bitrix call")
+            }
+            Err(e) => {
+                if e.code() == Some("QUERY_LIMIT_EXCEEDED") {
+                    self.inner.pacer.penalize(portal);
+                }
+                tracing::warn!(portal = %portal, method, status = answer.status, elapsed_ms,
+                    kind = e.kind(), code = e.code().unwrap_or(""), "bitrix call failed");
+            }
+        }
+        outcome
+    }
+
+    /// Exchanges `refresh_token` for a new pair at the OAuth server. `invalid_grant` (used,
+    /// revoked or unknown refresh token), `invalid_client`, `PAYMENT_REQUIRED`... are
+    /// [`BitrixError::Unauthorized`]: permanent.
+    pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenPair, BitrixError> {
+        let config = &self.inner.config;
+        let url = format!(
+            "{}?grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+            config.oauth_url.as_str(),
+            encode(&config.client_id),
+            encode(config.client_secret.expose()),
+            encode(refresh_token.expose()),
+        );
+        let request = http::Request::get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| BitrixError::InvalidRequest("OAuth URL is not valid".into()))?;
+        let started = Instant::now();
+        let answer = self.inner.transport.send(request).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                let err = transport_error(e);
+                tracing::warn!(elapsed_ms, error = %err, "bitrix token refresh failed");
+                return Err(err);
+            }
+        };
+        let json = parse_json(&answer);
+        let outcome = match &json {
+            Some(v @ Value::Object(o))
+                if (200..300).contains(&answer.status) && !o.contains_key("error") =>
+            {
+                TokenPair::from_oauth_answer(v)
+            }
+            _ => Err(classify(answer.status, json.as_ref(), answer.retry_after)),
+        };
+        match &outcome {
+            Ok(p) => tracing::info!(
+                status = answer.status,
+                elapsed_ms,
+                member_id = p.member_id.as_ref().map(|m| m.as_str()).unwrap_or(""),
+                "bitrix token refreshed"
+            ),
+            Err(e) => tracing::warn!(
+                status = answer.status,
+                elapsed_ms,
+                kind = e.kind(),
+                code = e.code().unwrap_or(""),
+                "bitrix token refresh failed"
+            ),
+        }
+        outcome
+    }
+
+    /// [`BitrixClient::call`] that survives an expired access token. On `expired_token`:
+    /// if `store` holds a newer pair for the portal (another worker refreshed meanwhile), that
+    /// pair is used; otherwise the pair is refreshed and saved through `store` first. Either
+    /// way `tokens` receives the pair and the call is repeated exactly once. Any other error,
+    /// and any error of the repeated call, is returned as is.
+    pub async fn call_with_refresh(
+        &self,
+        portal: &BitrixDomain,
+        tokens: &mut TokenPair,
+        store: &dyn TokenStore,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, BitrixError> {
+        match self
+            .call(portal, &tokens.access_token, method, params.clone())
+            .await
+        {
+            Err(BitrixError::ExpiredToken) => {}
+            other => return other,
+        }
+        self.renew(portal, tokens, store).await?;
+        self.call(portal, &tokens.access_token, method, params)
+            .await
+    }
+
+    /// Puts a working pair into `tokens`: the store's newer one, or a refreshed and stored one.
+    async fn renew(
+        &self,
+        portal: &BitrixDomain,
+        tokens: &mut TokenPair,
+        store: &dyn TokenStore,
+    ) -> Result<(), BitrixError> {
+        let latest = store
+            .latest(portal)
+            .await
+            .map_err(|e| BitrixError::TokenStore(e.0))?
+            .filter(|l| same_portal(l, tokens));
+        if let Some(latest) = latest {
+            if latest.access_token != tokens.access_token {
+                tracing::info!(portal = %portal, "using bitrix tokens refreshed by another worker");
+                *tokens = latest;
+                return Ok(());
+            }
+            // Same access token; the store may still hold a newer refresh token.
+            tokens.refresh_token = latest.refresh_token;
+        }
+        let mut fresh = self.refresh(&tokens.refresh_token).await?;
+        if !same_portal(&fresh, tokens) {
+            tracing::error!(portal = %portal, "bitrix refresh answered for another portal");
+            return Err(BitrixError::Protocol(
+                "token refresh answered for another portal (member_id differs)".into(),
+            ));
+        }
+        if fresh.member_id.is_none() {
+            fresh.member_id = tokens.member_id.clone();
+        }
+        *tokens = fresh;
+        store.save(portal, tokens).await.map_err(|e| {
+            tracing::error!(portal = %portal, "refreshed bitrix tokens could not be stored");
+            BitrixError::TokenStore(e.0)
+        })
+    }
+
+    /// A handle for one portal whose calls refresh the tokens when needed.
+    pub fn session<'a>(
+        &'a self,
+        portal: &'a BitrixDomain,
+        tokens: &'a mut TokenPair,
+        store: &'a dyn TokenStore,
+    ) -> PortalSession<'a> {
+        PortalSession {
+            client: self,
+            portal,
+            tokens,
+            store,
+        }
+    }
+}
+
+/// One portal, its tokens and their store: typed `imconnector` calls with refresh-on-expiry
+/// (see [`BitrixClient::call_with_refresh`]).
+pub struct PortalSession<'a> {
+    client: &'a BitrixClient,
+    portal: &'a BitrixDomain,
+    tokens: &'a mut TokenPair,
+    store: &'a dyn TokenStore,
+}
+
+impl PortalSession<'_> {
+    /// The current pair (refreshed if a call had to).
+    pub fn tokens(&self) -> &TokenPair {
+        self.tokens
+    }
+
+    pub fn portal(&self) -> &BitrixDomain {
+        self.portal
+    }
+
+    /// Any method, with refresh-on-expiry.
+    pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, BitrixError> {
+        self.client
+            .call_with_refresh(self.portal, self.tokens, self.store, method, params)
+            .await
+    }
+
+    /// `imconnector.send.messages`: one result per message, in order.
+    pub async fn send_messages(
+        &mut self,
+        connector: &ConnectorId,
+        line: OpenLineId,
+        messages: &[OutgoingCrmMessage],
+    ) -> Result<Vec<SentCrmMessage>, BitrixError> {
+        let items = messages
+            .iter()
+            .map(OutgoingCrmMessage::to_param)
+            .collect::<Result<Vec<_>, _>>()?;
+        let params = imconnector::messages_params(connector, line, items)?;
+        let result = self.call(imconnector::SEND_MESSAGES, params).await?;
+        imconnector::parse_sent_messages(imconnector::SEND_MESSAGES, &result)
+    }
+
+    /// `imconnector.update.messages` (same ids as when sent).
+    pub async fn update_messages(
+        &mut self,
+        connector: &ConnectorId,
+        line: OpenLineId,
+        messages: &[OutgoingCrmMessage],
+    ) -> Result<Vec<SentCrmMessage>, BitrixError> {
+        let items = messages
+            .iter()
+            .map(OutgoingCrmMessage::to_param)
+            .collect::<Result<Vec<_>, _>>()?;
+        let params = imconnector::messages_params(connector, line, items)?;
+        let result = self.call(imconnector::UPDATE_MESSAGES, params).await?;
+        imconnector::parse_sent_messages(imconnector::UPDATE_MESSAGES, &result)
+    }
+
+    /// `imconnector.delete.messages`.
+    pub async fn delete_messages(
+        &mut self,
+        connector: &ConnectorId,
+        line: OpenLineId,
+        messages: &[DeleteCrmMessage],
+    ) -> Result<(), BitrixError> {
+        let items = messages
+            .iter()
+            .map(DeleteCrmMessage::to_param)
+            .collect::<Result<Vec<_>, _>>()?;
+        let params = imconnector::messages_params(connector, line, items)?;
+        let result = self.call(imconnector::DELETE_MESSAGES, params).await?;
+        imconnector::parse_success(imconnector::DELETE_MESSAGES, &result)
+    }
+
+    /// `imconnector.send.status.delivery` for operator messages (also marks them read).
+    pub async fn send_status_delivery(
+        &mut self,
+        connector: &ConnectorId,
+        line: OpenLineId,
+        statuses: &[StatusUpdate],
+    ) -> Result<(), BitrixError> {
+        self.send_status(imconnector::SEND_STATUS_DELIVERY, connector, line, statuses)
+            .await
+    }
+
+    /// `imconnector.send.status.reading` for operator messages.
+    pub async fn send_status_reading(
+        &mut self,
+        connector: &ConnectorId,
+        line: OpenLineId,
+        statuses: &[StatusUpdate],
+    ) -> Result<(), BitrixError> {
+        self.send_status(imconnector::SEND_STATUS_READING, connector, line, statuses)
+            .await
+    }
+
+    async fn send_status(
+        &mut self,
+        method: &str,
+        connector: &ConnectorId,
+        line: OpenLineId,
+        statuses: &[StatusUpdate],
+    ) -> Result<(), BitrixError> {
+        let items = statuses
+            .iter()
+            .map(StatusUpdate::to_param)
+            .collect::<Result<Vec<_>, _>>()?;
+        let params = imconnector::messages_params(connector, line, items)?;
+        let result = self.call(method, params).await?;
+        imconnector::parse_success(method, &result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_names() {
+        for ok in [
+            "imconnector.send.messages",
+            "batch",
+            "event.bind",
+            "crm.lead.add",
+        ] {
+            assert!(check_method(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "../oauth", "a/b", "a?b", "a b", ".x", "a..b", "a%2e"] {
+            assert!(check_method(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(encode("local.5f0c.123"), "local.5f0c.123");
+        assert_eq!(encode("a&b=c d+/"), "a%26b%3Dc%20d%2B%2F");
+    }
+}

@@ -1,0 +1,715 @@
+//! The `imconnector` methods a custom Open Lines connector uses, with the request and answer
+//! shapes apidocs.bitrix24.com documents (api-reference/imopenlines/imconnector/).
+//!
+//! - `imconnector.send.messages`: `CONNECTOR` (string code given to `imconnector.register`),
+//!   `LINE` (open line id, integer), `MESSAGES[]` of `{user, message, chat}`:
+//!   `user {id*, last_name, name, picture {url}, url, gender, email, phone,
+//!   skip_phone_validate: "Y"}`, `message {id, date (Unix seconds), text, files [{url, name}],
+//!   disable_crm: "Y", user_id}`, `chat {id*, name, url}`. Text or files must be given.
+//!   `name` and `last_name` may hold letters, spaces, hyphens and apostrophes, at most 25
+//!   characters. The answer is `{"SUCCESS": true, "DATA": {"RESULT": [...]}}` with one element
+//!   per message: `user` (Bitrix24's internal user id, a string), `message` (the external id
+//!   echoed), `chat` (external id, name, description), `SUCCESS`, `ERRORS` (when false), and
+//!   `session {ID, CHAT_ID}` (the open line session and Bitrix24's chat id). Bitrix24's own
+//!   message ids are not part of the documented answer.
+//! - `imconnector.send.status.delivery`: for operator messages Bitrix24 sent us
+//!   (`OnImConnectorMessageAdd`), `MESSAGES[]` of `{im {chat_id, message_id}, message {id:
+//!   [external ids], date}, chat {id}}`. `im.message_id` (from the event) is what Bitrix24
+//!   matches on; `message.id` is an array even for one id. Delivered also marks the message
+//!   read. The answer is `{"SUCCESS": true, "DATA": []}` and says nothing per message
+//!   (elements Bitrix24 cannot match are skipped without an error).
+//! - `imconnector.send.status.reading`: same shape; Bitrix24 accepts it but (per the Russian
+//!   reference, 2026) records nothing. Delivery is what marks a message read.
+//! - `imconnector.update.messages`: the `send.messages` shape with the same `message.id` and
+//!   `chat.id` as when sent. `imconnector.delete.messages`: `{user {id}, message {id},
+//!   chat {id}}`. Their answers are not documented beyond `SUCCESS`; they are parsed leniently.
+
+use std::fmt;
+
+use serde_json::{json, Map, Value};
+
+use crate::ids::InvalidId;
+
+use super::error::BitrixError;
+
+pub const SEND_MESSAGES: &str = "imconnector.send.messages";
+pub const UPDATE_MESSAGES: &str = "imconnector.update.messages";
+pub const DELETE_MESSAGES: &str = "imconnector.delete.messages";
+pub const SEND_STATUS_DELIVERY: &str = "imconnector.send.status.delivery";
+pub const SEND_STATUS_READING: &str = "imconnector.send.status.reading";
+
+/// Longest `name` / `last_name` Bitrix24 accepts.
+pub const MAX_NAME_CHARS: usize = 25;
+
+/// Our connector's string code, as given to `imconnector.register` (`ID`): 1 to 64 ASCII
+/// letters, digits, `_`, `-` or `.`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConnectorId(String);
+
+impl ConnectorId {
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        if s.is_empty()
+            || s.len() > 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(InvalidId {
+                kind: "Bitrix24 connector id",
+                reason: "must be 1 to 64 ASCII letters, digits, '_', '-' or '.'".into(),
+            });
+        }
+        Ok(ConnectorId(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ConnectorId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, InvalidId> {
+        ConnectorId::parse(&s)
+    }
+}
+
+impl From<ConnectorId> for String {
+    fn from(v: ConnectorId) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for ConnectorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ConnectorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnectorId({})", self.0)
+    }
+}
+
+/// An open line id (`LINE`): a positive integer.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct OpenLineId(u64);
+
+impl OpenLineId {
+    pub fn new(id: u64) -> Result<Self, InvalidId> {
+        if id == 0 {
+            return Err(InvalidId {
+                kind: "Bitrix24 open line id",
+                reason: "must be a positive integer".into(),
+            });
+        }
+        Ok(OpenLineId(id))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, InvalidId> {
+        let n = s
+            .parse::<u64>()
+            .ok()
+            .filter(|_| !s.starts_with('+'))
+            .ok_or_else(|| InvalidId {
+                kind: "Bitrix24 open line id",
+                reason: "must be a positive integer".into(),
+            })?;
+        OpenLineId::new(n)
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for OpenLineId {
+    type Error = InvalidId;
+    fn try_from(v: u64) -> Result<Self, InvalidId> {
+        OpenLineId::new(v)
+    }
+}
+
+impl From<OpenLineId> for u64 {
+    fn from(v: OpenLineId) -> u64 {
+        v.0
+    }
+}
+
+impl fmt::Display for OpenLineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The customer as the CRM should see them. `id` must stay the same for the same customer.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CrmUser {
+    /// External user id (ours), stable per customer.
+    pub id: String,
+    pub name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    /// A public avatar URL.
+    pub picture_url: Option<String>,
+    /// A link to the customer's profile.
+    pub profile_url: Option<String>,
+    /// Sends `skip_phone_validate: "Y"` (Bitrix24 advises it only when its validator refuses a
+    /// real number).
+    pub skip_phone_validate: bool,
+}
+
+/// A file Bitrix24 downloads from `url` (it must be reachable from the portal).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CrmFile {
+    pub url: String,
+    pub name: Option<String>,
+}
+
+/// The conversation on our side. `id` must stay the same for the same conversation.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CrmChat {
+    pub id: String,
+    pub name: Option<String>,
+    pub url: Option<String>,
+}
+
+/// One message to put into the open line (`send.messages` / `update.messages`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutgoingCrmMessage {
+    pub user: CrmUser,
+    pub chat: CrmChat,
+    /// External message id (ours), the key for later updates and deletes.
+    pub message_id: String,
+    /// When the customer sent it, Unix seconds.
+    pub date: i64,
+    pub text: Option<String>,
+    pub files: Vec<CrmFile>,
+    /// Sends `disable_crm: "Y"`: no CRM tracker for this message.
+    pub disable_crm: bool,
+}
+
+/// Message text, names and phone are personal data: `Debug` shows ids and sizes only.
+impl fmt::Debug for OutgoingCrmMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutgoingCrmMessage")
+            .field("user_id", &self.user.id)
+            .field("chat_id", &self.chat.id)
+            .field("message_id", &self.message_id)
+            .field("date", &self.date)
+            .field("text_chars", &self.text.as_ref().map(|t| t.chars().count()))
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CrmUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrmUser")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CrmChat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrmChat")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CrmFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrmFile").finish_non_exhaustive()
+    }
+}
+
+/// A name as Bitrix24 accepts it: letters, spaces, hyphens and apostrophes, at most 25
+/// characters; anything else (digits, emoji...) is dropped. `None` when nothing is left.
+pub fn crm_name(raw: &str) -> Option<String> {
+    let kept: String = raw
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '\'' | '’'))
+        .collect();
+    let collapsed = kept
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cut: String = collapsed.chars().take(MAX_NAME_CHARS).collect();
+    let cut = cut.trim().to_owned();
+    (!cut.is_empty()).then_some(cut)
+}
+
+fn put(m: &mut Map<String, Value>, k: &str, v: Option<&str>) {
+    if let Some(v) = v.filter(|v| !v.is_empty()) {
+        m.insert(k.to_owned(), Value::String(v.to_owned()));
+    }
+}
+
+fn require_id(what: &str, id: &str) -> Result<(), BitrixError> {
+    if id.trim().is_empty() {
+        return Err(BitrixError::InvalidRequest(format!("{what} is empty")));
+    }
+    Ok(())
+}
+
+impl OutgoingCrmMessage {
+    /// The element of `MESSAGES` Bitrix24 documents for `send.messages`.
+    pub fn to_param(&self) -> Result<Value, BitrixError> {
+        require_id("user.id", &self.user.id)?;
+        require_id("chat.id", &self.chat.id)?;
+        require_id("message.id", &self.message_id)?;
+        let text = self.text.as_deref().filter(|t| !t.is_empty());
+        if text.is_none() && self.files.is_empty() {
+            return Err(BitrixError::InvalidRequest(
+                "a message needs text or files".into(),
+            ));
+        }
+
+        let mut user = Map::new();
+        user.insert("id".into(), Value::String(self.user.id.clone()));
+        put(
+            &mut user,
+            "name",
+            self.user.name.as_deref().and_then(crm_name).as_deref(),
+        );
+        put(
+            &mut user,
+            "last_name",
+            self.user.last_name.as_deref().and_then(crm_name).as_deref(),
+        );
+        put(&mut user, "phone", self.user.phone.as_deref());
+        if let Some(url) = self.user.picture_url.as_deref().filter(|u| !u.is_empty()) {
+            user.insert("picture".into(), json!({ "url": url }));
+        }
+        put(&mut user, "url", self.user.profile_url.as_deref());
+        if self.user.skip_phone_validate {
+            user.insert("skip_phone_validate".into(), Value::String("Y".into()));
+        }
+
+        let mut message = Map::new();
+        message.insert("id".into(), Value::String(self.message_id.clone()));
+        message.insert("date".into(), Value::from(self.date));
+        put(&mut message, "text", text);
+        if !self.files.is_empty() {
+            let files = self
+                .files
+                .iter()
+                .map(|f| {
+                    let mut o = Map::new();
+                    o.insert("url".into(), Value::String(f.url.clone()));
+                    put(&mut o, "name", f.name.as_deref());
+                    Value::Object(o)
+                })
+                .collect();
+            message.insert("files".into(), Value::Array(files));
+        }
+        if self.disable_crm {
+            message.insert("disable_crm".into(), Value::String("Y".into()));
+        }
+
+        let mut chat = Map::new();
+        chat.insert("id".into(), Value::String(self.chat.id.clone()));
+        put(&mut chat, "name", self.chat.name.as_deref());
+        put(&mut chat, "url", self.chat.url.as_deref());
+
+        Ok(json!({ "user": user, "message": message, "chat": chat }))
+    }
+}
+
+/// Bitrix24's internal ids of an operator message, from `OnImConnectorMessageAdd`'s `im`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ImRef {
+    pub chat_id: u64,
+    pub message_id: u64,
+}
+
+/// A delivery or read status for an operator message (`send.status.delivery/reading`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    /// `im` from the event: `message_id` is what Bitrix24 matches on.
+    pub im: ImRef,
+    /// The external ids of the message (ours / the channel's); sent as an array.
+    pub message_ids: Vec<String>,
+    /// The external chat id, as in `send.messages`.
+    pub chat_id: String,
+    /// When it was delivered (or read), Unix seconds.
+    pub date: Option<i64>,
+}
+
+impl StatusUpdate {
+    /// The documented `MESSAGES` element.
+    pub fn to_param(&self) -> Result<Value, BitrixError> {
+        if self.im.message_id == 0 {
+            return Err(BitrixError::InvalidRequest("im.message_id is 0".into()));
+        }
+        require_id("chat.id", &self.chat_id)?;
+        let mut message = Map::new();
+        message.insert("id".into(), json!(self.message_ids));
+        if let Some(date) = self.date {
+            message.insert("date".into(), Value::from(date));
+        }
+        Ok(json!({
+            "im": { "chat_id": self.im.chat_id, "message_id": self.im.message_id },
+            "message": message,
+            "chat": { "id": self.chat_id },
+        }))
+    }
+}
+
+/// A message to remove from the open line (`delete.messages`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteCrmMessage {
+    pub user_id: String,
+    pub chat_id: String,
+    pub message_id: String,
+}
+
+impl DeleteCrmMessage {
+    pub fn to_param(&self) -> Result<Value, BitrixError> {
+        require_id("user.id", &self.user_id)?;
+        require_id("chat.id", &self.chat_id)?;
+        require_id("message.id", &self.message_id)?;
+        Ok(json!({
+            "user": { "id": self.user_id },
+            "message": { "id": self.message_id },
+            "chat": { "id": self.chat_id },
+        }))
+    }
+}
+
+/// `{CONNECTOR, LINE, MESSAGES}`, the parameters every imconnector message method takes.
+pub fn messages_params(
+    connector: &ConnectorId,
+    line: OpenLineId,
+    messages: Vec<Value>,
+) -> Result<Value, BitrixError> {
+    if messages.is_empty() {
+        return Err(BitrixError::InvalidRequest("MESSAGES is empty".into()));
+    }
+    Ok(json!({
+        "CONNECTOR": connector.as_str(),
+        "LINE": line.get(),
+        "MESSAGES": messages,
+    }))
+}
+
+/// One element of `DATA.RESULT` of `send.messages` (or `update.messages`).
+#[derive(Clone, PartialEq)]
+pub struct SentCrmMessage {
+    /// The element's `SUCCESS`.
+    pub success: bool,
+    /// The element's `ERRORS` (when `success` is false).
+    pub errors: Vec<String>,
+    /// Bitrix24's internal id of the customer's user (`user`).
+    pub bitrix_user_id: Option<String>,
+    /// Our message id, echoed (`message.id`).
+    pub external_message_id: Option<String>,
+    /// Our chat id, echoed (`chat.id`).
+    pub external_chat_id: Option<String>,
+    /// The open line session (`session.ID`).
+    pub session_id: Option<String>,
+    /// Bitrix24's chat id (`session.CHAT_ID`).
+    pub chat_id: Option<String>,
+    /// The element as received (it echoes the message text: do not log it).
+    pub raw: Value,
+}
+
+impl fmt::Debug for SentCrmMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SentCrmMessage")
+            .field("success", &self.success)
+            .field("errors", &self.errors)
+            .field("bitrix_user_id", &self.bitrix_user_id)
+            .field("external_message_id", &self.external_message_id)
+            .field("external_chat_id", &self.external_chat_id)
+            .field("session_id", &self.session_id)
+            .field("chat_id", &self.chat_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An id that Bitrix24 may send as a string or a number.
+fn id_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn truthy(v: Option<&Value>) -> Option<bool> {
+    match v? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => Some(matches!(s.as_str(), "Y" | "y" | "true" | "1")),
+        Value::Number(n) => Some(n.as_u64() != Some(0)),
+        _ => None,
+    }
+}
+
+fn errors_of(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|e| match e {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+impl SentCrmMessage {
+    fn from_value(v: &Value) -> Self {
+        let session = v.get("session");
+        SentCrmMessage {
+            success: truthy(v.get("SUCCESS")).unwrap_or(false),
+            errors: errors_of(v.get("ERRORS")),
+            bitrix_user_id: id_of(v.get("user")),
+            external_message_id: id_of(v.get("message").and_then(|m| m.get("id"))),
+            external_chat_id: id_of(v.get("chat").and_then(|c| c.get("id"))),
+            session_id: id_of(session.and_then(|s| s.get("ID"))),
+            chat_id: id_of(session.and_then(|s| s.get("CHAT_ID"))),
+            raw: v.clone(),
+        }
+    }
+}
+
+/// Refuses a `result` whose top-level `SUCCESS` is false.
+fn check_success(method: &str, result: &Value) -> Result<(), BitrixError> {
+    if truthy(result.get("SUCCESS")) == Some(false) {
+        let errors = errors_of(result.get("ERRORS").or_else(|| result.get("errors")));
+        return Err(BitrixError::Rejected {
+            status: 200,
+            code: "SUCCESS_FALSE".into(),
+            description: format!("{method}: {}", errors.join("; ")),
+        });
+    }
+    Ok(())
+}
+
+/// Parses the `result` of `send.messages` / `update.messages`: one element per message sent,
+/// in order.
+pub fn parse_sent_messages(
+    method: &str,
+    result: &Value,
+) -> Result<Vec<SentCrmMessage>, BitrixError> {
+    check_success(method, result)?;
+    match result.get("DATA").and_then(|d| d.get("RESULT")) {
+        Some(Value::Array(items)) => Ok(items.iter().map(SentCrmMessage::from_value).collect()),
+        Some(_) => Err(BitrixError::Protocol(format!(
+            "{method}: DATA.RESULT is not an array"
+        ))),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Parses a `result` that carries only `SUCCESS` (status and delete methods).
+pub fn parse_success(method: &str, result: &Value) -> Result<(), BitrixError> {
+    match result {
+        Value::Object(_) => check_success(method, result),
+        Value::Bool(true) => Ok(()),
+        Value::Bool(false) => Err(BitrixError::Rejected {
+            status: 200,
+            code: "SUCCESS_FALSE".into(),
+            description: method.to_owned(),
+        }),
+        _ => Err(BitrixError::Protocol(format!(
+            "{method}: result is neither an object nor a boolean"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg() -> OutgoingCrmMessage {
+        OutgoingCrmMessage {
+            user: CrmUser {
+                id: "ext-user-42".into(),
+                name: Some("John".into()),
+                last_name: Some("Smith".into()),
+                phone: Some("+19990000000".into()),
+                picture_url: Some("https://example.com/u42.png".into()),
+                profile_url: Some("https://example.com/users/42".into()),
+                skip_phone_validate: true,
+            },
+            chat: CrmChat {
+                id: "channel-123".into(),
+                name: Some("Support Channel".into()),
+                url: Some("https://example.com/chats/123".into()),
+            },
+            message_id: "ext-msg-1001".into(),
+            date: 1773265993,
+            text: Some("Good afternoon".into()),
+            files: vec![CrmFile {
+                url: "https://example.com/files/spec.pdf".into(),
+                name: Some("spec.pdf".into()),
+            }],
+            disable_crm: true,
+        }
+    }
+
+    #[test]
+    fn send_messages_element_matches_the_documented_example() {
+        // apidocs imconnector.send.messages, cURL (OAuth) example, minus `gender`/`email`.
+        assert_eq!(
+            msg().to_param().unwrap(),
+            json!({
+                "user": {
+                    "id": "ext-user-42",
+                    "last_name": "Smith",
+                    "name": "John",
+                    "picture": {"url": "https://example.com/u42.png"},
+                    "url": "https://example.com/users/42",
+                    "phone": "+19990000000",
+                    "skip_phone_validate": "Y"
+                },
+                "message": {
+                    "id": "ext-msg-1001",
+                    "date": 1773265993,
+                    "text": "Good afternoon",
+                    "files": [{"url": "https://example.com/files/spec.pdf", "name": "spec.pdf"}],
+                    "disable_crm": "Y"
+                },
+                "chat": {
+                    "id": "channel-123",
+                    "name": "Support Channel",
+                    "url": "https://example.com/chats/123"
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn minimal_message_and_refusals() {
+        let mut m = msg();
+        m.user = CrmUser {
+            id: "u1".into(),
+            ..Default::default()
+        };
+        m.chat = CrmChat {
+            id: "c1".into(),
+            ..Default::default()
+        };
+        m.files.clear();
+        m.disable_crm = false;
+        assert_eq!(
+            m.to_param().unwrap(),
+            json!({
+                "user": {"id": "u1"},
+                "message": {"id": "ext-msg-1001", "date": 1773265993, "text": "Good afternoon"},
+                "chat": {"id": "c1"}
+            })
+        );
+        m.text = Some(String::new());
+        assert!(matches!(m.to_param(), Err(BitrixError::InvalidRequest(_))));
+        let mut m = msg();
+        m.chat.id = " ".into();
+        assert!(m.to_param().is_err());
+    }
+
+    #[test]
+    fn names_are_made_acceptable() {
+        assert_eq!(
+            crm_name("Anna-Maria O'Neil").as_deref(),
+            Some("Anna-Maria O'Neil")
+        );
+        assert_eq!(
+            crm_name("  Иван \t Петров 🚀 ").as_deref(),
+            Some("Иван Петров")
+        );
+        assert_eq!(crm_name("R2D2"), Some("RD".to_owned()));
+        assert_eq!(crm_name("12345 🙂"), None);
+        assert_eq!(
+            crm_name("Abcdefghij Klmnopqrst Uvwxyz Extra").map(|n| n.chars().count()),
+            Some(MAX_NAME_CHARS)
+        );
+    }
+
+    #[test]
+    fn status_element_matches_the_documented_example() {
+        let s = StatusUpdate {
+            im: ImRef {
+                chat_id: 323,
+                message_id: 85911,
+            },
+            message_ids: vec!["ext-msg-1007".into()],
+            chat_id: "channel-123".into(),
+            date: Some(1738065600),
+        };
+        assert_eq!(
+            s.to_param().unwrap(),
+            json!({
+                "im": {"chat_id": 323, "message_id": 85911},
+                "message": {"id": ["ext-msg-1007"], "date": 1738065600},
+                "chat": {"id": "channel-123"}
+            })
+        );
+    }
+
+    #[test]
+    fn parses_the_documented_send_messages_answer() {
+        let result = json!({
+            "SUCCESS": true,
+            "DATA": {"RESULT": [{
+                "user": "585",
+                "message": {"id": "ext-msg-1001", "date": {}, "text": "Good afternoon", "files": []},
+                "chat": {"id": "channel-123", "name": "Support Channel",
+                         "description": "Link to the original post: https://example.com/chats/123"},
+                "extra": {"skip_phone_validate": "Y", "disable_tracker": "Y"},
+                "SUCCESS": true,
+                "session": {"ID": "323", "CHAT_ID": "1767"}
+            }, {
+                "user": 586,
+                "SUCCESS": false,
+                "ERRORS": ["Not all required data was provided"]
+            }]}
+        });
+        let sent = parse_sent_messages(SEND_MESSAGES, &result).unwrap();
+        assert_eq!(sent.len(), 2);
+        assert!(sent[0].success);
+        assert_eq!(sent[0].bitrix_user_id.as_deref(), Some("585"));
+        assert_eq!(sent[0].external_message_id.as_deref(), Some("ext-msg-1001"));
+        assert_eq!(sent[0].external_chat_id.as_deref(), Some("channel-123"));
+        assert_eq!(sent[0].session_id.as_deref(), Some("323"));
+        assert_eq!(sent[0].chat_id.as_deref(), Some("1767"));
+        assert!(!format!("{:?}", sent[0]).contains("Good afternoon"));
+        assert!(!sent[1].success);
+        assert_eq!(sent[1].bitrix_user_id.as_deref(), Some("586"));
+        assert_eq!(sent[1].errors, vec!["Not all required data was provided"]);
+
+        assert!(parse_success(SEND_STATUS_DELIVERY, &json!({"SUCCESS": true, "DATA": []})).is_ok());
+        assert!(matches!(
+            parse_success(SEND_STATUS_DELIVERY, &json!({"SUCCESS": false})),
+            Err(BitrixError::Rejected { .. })
+        ));
+    }
+
+    #[test]
+    fn typed_ids_validate() {
+        assert!(ConnectorId::parse("wappline_whatsapp").is_ok());
+        assert!(ConnectorId::parse("").is_err());
+        assert!(ConnectorId::parse("a b").is_err());
+        assert!(ConnectorId::parse("a/b").is_err());
+        assert_eq!(OpenLineId::parse("107").unwrap().get(), 107);
+        assert!(OpenLineId::parse("0").is_err());
+        assert!(OpenLineId::parse("+7").is_err());
+        assert!(OpenLineId::parse("x").is_err());
+        assert!(format!("{:?}", msg()).contains("ext-msg-1001"));
+        assert!(!format!("{:?}", msg()).contains("Good afternoon"));
+        assert!(!format!("{:?}", msg()).contains("Smith"));
+        assert!(!format!("{:?}", msg()).contains("+1999"));
+    }
+}

@@ -1,0 +1,34 @@
+//! A thin, typed client for the Bitrix24 REST API, as an OAuth application (no Bitrix24 crate:
+//! formats follow apidocs.bitrix24.com, cited where they are used).
+//!
+//! - [`BitrixConfig`]: the application's credentials, the OAuth server, and where portals are
+//!   reached (`https://{domain}/rest/`, or `{portal_base_url}/{domain}/rest/` for loopback
+//!   fakes; plain http only on loopback).
+//! - [`BitrixClient`]: [`BitrixClient::call`] for any method, [`BitrixClient::refresh`] for a
+//!   new token pair, [`BitrixClient::call_with_refresh`] and [`PortalSession`] for calls that
+//!   refresh an expired token once, store the new pair through a [`TokenStore`], and repeat.
+//! - [`imconnector`]: typed `imconnector.*` requests and answers for the Open Lines connector.
+//! - [`BitrixError`]: what went wrong, by what to do next ([`BitrixError::is_retryable`]).
+//! - [`Pacer`]: per-portal token buckets (2 requests/s, burst 50 by default) that wait briefly
+//!   or refuse with a retry time, never spin.
+
+mod client;
+mod config;
+mod error;
+pub mod imconnector;
+mod pacing;
+mod tokens;
+mod transport;
+
+pub use client::{BitrixClient, PortalSession};
+pub use config::{
+    is_loopback_host, BitrixConfig, BitrixConfigError, EndpointUrl, DEFAULT_OAUTH_URL,
+    ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL, ENV_PORTAL_BASE_URL,
+};
+pub use error::{BitrixError, OPERATION_LIMIT_RETRY_AFTER, QUERY_LIMIT_RETRY_AFTER};
+pub use imconnector::{
+    ConnectorId, CrmChat, CrmFile, CrmUser, DeleteCrmMessage, ImRef, OpenLineId,
+    OutgoingCrmMessage, SentCrmMessage, StatusUpdate,
+};
+pub use pacing::{Pacer, PacingConfig, TokenBucket};
+pub use tokens::{TokenPair, TokenStore, TokenStoreError};

@@ -1,0 +1,235 @@
+//! The whole inbound relay on the local server, into a loopback fake of Bitrix24: signed
+//! webhooks of every sample shape → inbound worker → CRM sync → `imconnector.send.messages`
+//! on the tenant's portal, exactly once each, in conversation order; plus a portal that is
+//! down and then up, rate limits, and an expired access token refreshed and stored.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use e2e_tests::fake_bitrix::{
+    FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
+};
+use e2e_tests::harness::{sample, samples, Harness, IG_ACCOUNT, WA_NUMBER};
+use reqwest::StatusCode;
+use serde_json::json;
+use wappline::ids::TenantId;
+use wappline::meta::{split_webhook, EventKind};
+use wappline::queue::platform;
+use wappline::tenant::{ChannelKind, ChannelRef};
+
+const DRAIN: Duration = Duration::from_secs(30);
+const LINE: u32 = 7;
+
+async fn start(fake: &FakeBitrix) -> Harness {
+    let (base, oauth) = (fake.base_url(), fake.oauth_url());
+    Harness::start(move |c| {
+        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
+        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
+        c.bitrix_oauth_url = Some(oauth);
+        c.bitrix_portal_base_url = Some(base);
+        c.retry_base_ms = 50;
+    })
+    .await
+}
+
+/// A tenant with the sample channels and the fake portal connected on [`LINE`].
+async fn tenant(h: &Harness, fake: &FakeBitrix) -> String {
+    let id = h.tenant_with_channels().await;
+    let tokens = fake.valid_tokens();
+    h.admin(
+        "POST",
+        &format!("/admin/tenants/{id}/channels/bitrix24"),
+        json!({
+            "member_id": FAKE_MEMBER_ID,
+            "domain": FAKE_DOMAIN,
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "line_id": LINE,
+        }),
+    )
+    .await;
+    id
+}
+
+async fn drain_all(h: &Harness) {
+    for _ in 0..3 {
+        h.drain(platform::INBOUND, DRAIN).await;
+        h.drain(platform::SYNC, DRAIN).await;
+    }
+}
+
+/// Customer messages (and echoes) of the samples for our accounts, as (conversation key,
+/// message id) in delivery order.
+fn expected_messages(samples: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (_, body) in samples {
+        for event in split_webhook(body).unwrap().events {
+            if event.account.id() != WA_NUMBER && event.account.id() != IG_ACCOUNT {
+                continue;
+            }
+            let conversation = event
+                .customer()
+                .map(|c| format!("{}:{}", event.account.id(), c.id.key()))
+                .unwrap_or_default();
+            match &event.kind {
+                EventKind::CustomerMessage { message_id, .. }
+                | EventKind::BusinessEcho { message_id, .. } => {
+                    out.push((conversation, message_id.as_str().to_owned()))
+                }
+                EventKind::Postback { message_id, .. } => out.push((
+                    conversation,
+                    message_id
+                        .as_ref()
+                        .map(|m| m.as_str().to_owned())
+                        .unwrap_or(event.provider_event_id.clone()),
+                )),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_sample_reaches_the_portal_once_and_in_order() {
+    let fake = FakeBitrix::start().await;
+    let h = start(&fake).await;
+    tenant(&h, &fake).await;
+    let samples = samples();
+    let want = expected_messages(&samples);
+    assert!(want.len() >= 25);
+
+    for round in 0..2 {
+        for (name, body) in &samples {
+            let (s, text) = h.post_signed(body).await;
+            assert_eq!(s, StatusCode::OK, "round {round} {name}: {text}");
+        }
+        drain_all(&h).await;
+    }
+
+    let received = fake.messages_received();
+    // Exactly once each (notes about reactions, edits and failures are extra, with their
+    // own ids).
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &received {
+        *seen.entry(m.external_message_id.clone()).or_default() += 1;
+    }
+    for (_, id) in &want {
+        assert_eq!(seen.get(id), Some(&1), "message {id} reached the portal {:?} times", seen.get(id));
+    }
+    // Every message on our line, with our connector per channel.
+    for m in &received {
+        assert_eq!(m.domain, FAKE_DOMAIN);
+        assert_eq!(m.line, LINE.to_string());
+        assert!(
+            m.connector == "wappline_whatsapp" || m.connector == "wappline_instagram",
+            "{}",
+            m.connector
+        );
+        assert!(m.text.is_some() || !m.files.is_empty());
+    }
+    // In order within each conversation: the portal saw each customer's messages in the
+    // order Meta delivered them.
+    let position: BTreeMap<&str, usize> = received
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.external_message_id.as_str(), i))
+        .collect();
+    let mut by_conversation: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut firsts = BTreeSet::new();
+    for (conversation, id) in &want {
+        if firsts.insert(id.as_str()) {
+            by_conversation
+                .entry(conversation.as_str())
+                .or_default()
+                .push(position[id.as_str()]);
+        }
+    }
+    for (conversation, positions) in by_conversation {
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "conversation {conversation} out of order: {positions:?}"
+        );
+    }
+    // One Bitrix24 chat per conversation: a customer's messages share the external chat id.
+    let chats: BTreeSet<&str> = received.iter().map(|m| m.external_chat_id.as_str()).collect();
+    assert!(chats.len() >= 3);
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn portal_down_then_up_delivers_once() {
+    let fake = FakeBitrix::start().await;
+    let h = start(&fake).await;
+    tenant(&h, &fake).await;
+    fake.fail_next(3, FailKind::Down);
+    let (s, _) = h.post_signed(&sample("whatsapp-text.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    drain_all(&h).await;
+    let calls = fake.calls_to("imconnector.send.messages");
+    assert_eq!(calls.len(), 4, "three refused while down, then one delivered");
+    assert_eq!(fake.messages_received().len(), 1);
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_later_not_dropped() {
+    let fake = FakeBitrix::start().await;
+    let h = start(&fake).await;
+    tenant(&h, &fake).await;
+    fake.fail_next(2, FailKind::QueryLimit);
+    let (s, _) = h.post_signed(&sample("instagram-text.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    drain_all(&h).await;
+    assert_eq!(fake.calls_to("imconnector.send.messages").len(), 3);
+    assert_eq!(fake.messages_received().len(), 1);
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_token_is_refreshed_stored_and_the_message_delivered() {
+    let fake = FakeBitrix::start().await;
+    let h = start(&fake).await;
+    let tenant_id = tenant(&h, &fake).await;
+    let old = fake.valid_tokens();
+    fake.expire_token();
+    let (s, _) = h.post_signed(&sample("whatsapp-text.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    drain_all(&h).await;
+    assert_eq!(fake.messages_received().len(), 1);
+    assert_eq!(fake.oauth_requests().len(), 1, "one refresh");
+    // The new pair is what we now hold, encrypted; the old one is gone.
+    let new = fake.valid_tokens();
+    assert_ne!(new.access_token, old.access_token);
+    let platform = h.server.platform();
+    let scope = platform
+        .tenants
+        .scope(&TenantId::parse(&tenant_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let portal = ChannelRef::parse(ChannelKind::Bitrix24, FAKE_MEMBER_ID).unwrap();
+    let held = scope.channel_secret(&portal, "access_token").await.unwrap();
+    assert_eq!(held.expose(), new.access_token);
+    let held = scope.channel_secret(&portal, "refresh_token").await.unwrap();
+    assert_eq!(held.expose(), new.refresh_token);
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_revoked_portal_is_not_hammered() {
+    let fake = FakeBitrix::start().await;
+    let h = start(&fake).await;
+    tenant(&h, &fake).await;
+    fake.expire_token();
+    fake.revoke_refresh_token();
+    let (s, _) = h.post_signed(&sample("whatsapp-text.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    // The job fails for good on each delivery and ends in the dead-letter queue after the
+    // queue's receive limit; it is never delivered, and each delivery makes one attempt.
+    h.drain(platform::INBOUND, DRAIN).await;
+    assert!(fake.messages_received().is_empty());
+    let attempts = fake.calls_to("imconnector.send.messages").len();
+    assert!(attempts <= 1, "{attempts} calls with a dead token");
+    h.server.shutdown().await;
+}
