@@ -1,0 +1,148 @@
+//! Inbound relay benchmark (a bench binary, not a test): run with
+//! `cargo bench -p e2e-tests --bench inbound`; figures go to docs/performance.md.
+//!
+//! 1. The webhook's own work per delivery: signature check and split, in process.
+//! 2. The webhook path with the embedded queue: signature, split, route lookup, enqueue.
+//! 3. The whole inbound path on the local server over HTTP: signed deliveries posted by
+//!    concurrent clients until every message is stored encrypted and its CRM sync job is
+//!    queued; messages per second and process CPU time per message.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e_tests::harness::{Harness, WA_NUMBER};
+use serde_json::json;
+use wappline::meta::{split_webhook, verify_signature, AppSecret};
+use wappline::queue::platform;
+
+const SECRET: &str = "6f1c0e5ad2b94c7e8a3b1d0f9e2c4a7b";
+
+/// A WhatsApp text message delivery, unique per `n`, from one of 50 customers.
+fn delivery(n: usize) -> Vec<u8> {
+    let customer = 15550000000u64 + (n % 50) as u64;
+    serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550100001", "phone_number_id": WA_NUMBER},
+                    "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": customer.to_string()}],
+                    "messages": [{
+                        "from": customer.to_string(),
+                        "id": format!("wamid.HBgLMTU1NTAxMDAwMDEVAgASGBQz{n:016}"),
+                        "timestamp": (1_764_000_000 + n).to_string(),
+                        "type": "text",
+                        "text": {"body": "Hello, I would like to know more about the order I placed yesterday, number 4711."}
+                    }]
+                }
+            }]
+        }]
+    }))
+    .unwrap()
+}
+
+/// User + system CPU time of this process (Linux /proc), for CPU per message.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks are 100 Hz on Linux unless configured otherwise.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let secret = AppSecret::new(SECRET).unwrap();
+
+    // 1. Signature + split.
+    let body = delivery(1);
+    let sig = secret.sign(&body);
+    let n = 100_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        verify_signature(&secret, Some(&sig), &body).unwrap();
+        let batch = split_webhook(&body).unwrap();
+        assert_eq!(batch.events.len(), 1);
+    }
+    let per = started.elapsed() / n;
+    println!(
+        "signature + split of a {} B delivery: {:>8.1} µs/delivery ({n} runs)",
+        body.len(),
+        per.as_secs_f64() * 1e6
+    );
+
+    rt.block_on(async {
+        // 3 (and 2 through it). The local server, CRM sync off so jobs stay countable.
+        let h = Arc::new(Harness::start(|_| {}).await);
+        h.tenant_with_channels().await;
+        let total = 2_000;
+        let clients = 8;
+        let bodies: Arc<Vec<(Vec<u8>, String)>> = Arc::new(
+            (0..total)
+                .map(|i| {
+                    let b = delivery(i + 10);
+                    let s = secret.sign(&b);
+                    (b, s)
+                })
+                .collect(),
+        );
+        let cpu0 = cpu_time();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let h = h.clone();
+            let bodies = bodies.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                for i in (c..total).step_by(clients) {
+                    let (b, s) = &bodies[i];
+                    let t = Instant::now();
+                    let (status, _) = h.post(b, Some(s.clone())).await;
+                    latencies.push(t.elapsed());
+                    assert!(status.is_success());
+                }
+                latencies
+            }));
+        }
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.unwrap());
+        }
+        let accepted = started.elapsed();
+        latencies.sort();
+        let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        println!(
+            "webhook over HTTP, {clients} clients: {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms",
+            total as f64 / accepted.as_secs_f64(),
+            p(0.5).as_secs_f64() * 1e3,
+            p(0.99).as_secs_f64() * 1e3
+        );
+        loop {
+            if h.depth(platform::SYNC).await >= total {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let elapsed = started.elapsed();
+        let cpu = match (cpu0, cpu_time()) {
+            (Some(a), Some(b)) => format!(
+                "{:.0} µs CPU/message (webhook + worker + test clients)",
+                (b - a).as_secs_f64() * 1e6 / total as f64
+            ),
+            _ => "CPU time unavailable".into(),
+        };
+        println!(
+            "whole inbound path (webhook → queue → worker → encrypted store → sync job): {total} messages in {:.2} s = {:.0} messages/s; {cpu}",
+            elapsed.as_secs_f64(),
+            total as f64 / elapsed.as_secs_f64()
+        );
+    });
+}
