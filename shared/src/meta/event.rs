@@ -167,9 +167,9 @@ pub enum EventKind {
         content: Content,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<ReplyTo>,
-        /// Ad (or ig.me link) the conversation started from.
+        /// Ad (or ig.me link) the conversation started from. Boxed: rare and large.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        referral: Option<Referral>,
+        referral: Option<Box<Referral>>,
         /// The product a "Message business" button was tapped on.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         referred_product: Option<ReferredProduct>,

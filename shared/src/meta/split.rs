@@ -379,7 +379,7 @@ impl WaChange<'_> {
                     message_id: id,
                     content: wa_content(&msg.body, &msg.errors),
                     reply_to: wa_reply_to(ctx),
-                    referral: msg.referral.as_ref().map(wa_referral),
+                    referral: msg.referral.as_ref().map(|r| Box::new(wa_referral(r))),
                     referred_product: ctx.and_then(|c| c.referred_product.as_ref()).map(|p| {
                         ReferredProduct {
                             catalog_id: p.catalog_id.clone(),
@@ -917,7 +917,7 @@ impl IgItem {
                     message_id: mid.clone(),
                     content,
                     reply_to,
-                    referral: msg.referral.as_ref().map(ig_referral),
+                    referral: msg.referral.as_ref().map(|r| Box::new(ig_referral(r))),
                     referred_product: None,
                     forwarded: false,
                     frequently_forwarded: false,

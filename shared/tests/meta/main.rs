@@ -235,7 +235,7 @@ fn incoming(ev: &InboundEvent) -> Incoming<'_> {
             id: message_id.as_str(),
             content,
             reply_to: reply_to.as_ref(),
-            referral: referral.as_ref(),
+            referral: referral.as_deref(),
             referred_product: referred_product.as_ref(),
             forwarded: *forwarded,
             frequently_forwarded: *frequently_forwarded,
