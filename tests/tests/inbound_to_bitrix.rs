@@ -115,7 +115,12 @@ async fn every_sample_reaches_the_portal_once_and_in_order() {
         *seen.entry(m.external_message_id.clone()).or_default() += 1;
     }
     for (_, id) in &want {
-        assert_eq!(seen.get(id), Some(&1), "message {id} reached the portal {:?} times", seen.get(id));
+        assert_eq!(
+            seen.get(id),
+            Some(&1),
+            "message {id} reached the portal {:?} times",
+            seen.get(id)
+        );
     }
     // Every message on our line, with our connector per channel.
     for m in &received {
@@ -152,7 +157,10 @@ async fn every_sample_reaches_the_portal_once_and_in_order() {
         );
     }
     // One Bitrix24 chat per conversation: a customer's messages share the external chat id.
-    let chats: BTreeSet<&str> = received.iter().map(|m| m.external_chat_id.as_str()).collect();
+    let chats: BTreeSet<&str> = received
+        .iter()
+        .map(|m| m.external_chat_id.as_str())
+        .collect();
     assert!(chats.len() >= 3);
     h.server.shutdown().await;
 }
@@ -167,7 +175,11 @@ async fn portal_down_then_up_delivers_once() {
     assert_eq!(s, StatusCode::OK);
     drain_all(&h).await;
     let calls = fake.calls_to("imconnector.send.messages");
-    assert_eq!(calls.len(), 4, "three refused while down, then one delivered");
+    assert_eq!(
+        calls.len(),
+        4,
+        "three refused while down, then one delivered"
+    );
     assert_eq!(fake.messages_received().len(), 1);
     h.server.shutdown().await;
 }
@@ -211,7 +223,10 @@ async fn expired_token_is_refreshed_stored_and_the_message_delivered() {
     let portal = ChannelRef::parse(ChannelKind::Bitrix24, FAKE_MEMBER_ID).unwrap();
     let held = scope.channel_secret(&portal, "access_token").await.unwrap();
     assert_eq!(held.expose(), new.access_token);
-    let held = scope.channel_secret(&portal, "refresh_token").await.unwrap();
+    let held = scope
+        .channel_secret(&portal, "refresh_token")
+        .await
+        .unwrap();
     assert_eq!(held.expose(), new.refresh_token);
     h.server.shutdown().await;
 }
@@ -231,5 +246,76 @@ async fn a_revoked_portal_is_not_hammered() {
     assert!(fake.messages_received().is_empty());
     let attempts = fake.calls_to("imconnector.send.messages").len();
     assert!(attempts <= 1, "{attempts} calls with a dead token");
+    h.server.shutdown().await;
+}
+
+/// A sample with its JSON changed by `edit`.
+fn edited_sample(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&sample(name)).unwrap();
+    edit(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn first_message(v: &mut serde_json::Value) -> &mut serde_json::Value {
+    &mut v["entry"][0]["changes"][0]["value"]["messages"][0]
+}
+
+#[tokio::test]
+async fn reactions_edits_and_deletions_follow_the_message_into_the_portal() {
+    let fake = FakeBitrix::start().await;
+    let h = start(&fake).await;
+    tenant(&h, &fake).await;
+    let text = sample("whatsapp-text.json");
+    let text_id = {
+        let mut v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        first_message(&mut v)["id"].as_str().unwrap().to_owned()
+    };
+    let react = edited_sample("whatsapp-reaction.json", |v| {
+        first_message(v)["reaction"]["message_id"] = json!(text_id);
+    });
+    let unreact = edited_sample("whatsapp-unreact.json", |v| {
+        first_message(v)["reaction"]["message_id"] = json!(text_id);
+    });
+    let edit = edited_sample("whatsapp-edit.json", |v| {
+        first_message(v)["edit"]["original_message_id"] = json!(text_id);
+    });
+    let revoke = edited_sample("whatsapp-revoke.json", |v| {
+        first_message(v)["revoke"]["original_message_id"] = json!(text_id);
+    });
+    for body in [&text, &react, &unreact, &edit, &revoke] {
+        let (s, t) = h.post_signed(body).await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        drain_all(&h).await;
+    }
+
+    let sent = fake.messages_received();
+    assert_eq!(sent.len(), 3, "the message and two reaction notes");
+    assert_eq!(sent[0].external_message_id, text_id);
+    let note_react = sent[1].text.clone().unwrap_or_default();
+    assert!(note_react.contains("reaction 👍"), "{note_react}");
+    assert!(
+        note_react.contains("blue sneakers"),
+        "the note quotes the message: {note_react}"
+    );
+    let note_unreact = sent[2].text.clone().unwrap_or_default();
+    assert!(note_unreact.contains("reaction removed"), "{note_unreact}");
+    assert_ne!(sent[1].external_message_id, sent[2].external_message_id);
+    // All in the same chat as the message.
+    assert!(sent
+        .iter()
+        .all(|m| m.external_chat_id == sent[0].external_chat_id));
+
+    let updates = fake.calls_to("imconnector.update.messages");
+    assert_eq!(updates.len(), 1);
+    let updated = &updates[0].params["MESSAGES"][0];
+    assert_eq!(updated["message"]["id"], json!(text_id));
+    assert_eq!(updated["message"]["text"], json!("This one, in blue"));
+    assert_eq!(updated["chat"]["id"], json!(sent[0].external_chat_id));
+
+    let deletes = fake.calls_to("imconnector.delete.messages");
+    assert_eq!(deletes.len(), 1);
+    let deleted = &deletes[0].params["MESSAGES"][0];
+    assert_eq!(deleted["message"]["id"], json!(text_id));
+    assert_eq!(deleted["user"]["id"], json!(sent[0].external_user_id));
     h.server.shutdown().await;
 }

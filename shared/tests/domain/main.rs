@@ -5,6 +5,7 @@
 mod support;
 
 mod backends;
+mod conversations;
 mod envelope;
 mod tenants;
 mod vectors;

@@ -1,0 +1,233 @@
+//! Conversations and messages on real adapters: stored once, statuses only forward, the
+//! customer's last inbound time only forward, content only encrypted, tenants apart.
+
+use std::sync::Arc;
+use wappline::conversation::{
+    ConversationId, Conversations, Direction, MessageStatus, NewMessage, Origin,
+};
+use wappline::crypto::{CachePolicy, Envelope};
+use wappline::ids::{PhoneNumberId, TenantId};
+use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppUserId};
+use wappline::store::{AttrValue, Table};
+
+use crate::backends::Backend;
+use crate::on_both_backends;
+
+fn conversations(b: &Backend, tenant: &TenantId) -> Conversations {
+    let envelope = Arc::new(Envelope::new(
+        b.store.clone(),
+        b.vault.clone(),
+        CachePolicy::default(),
+    ));
+    Conversations::new(tenant.clone(), b.store.clone(), envelope)
+}
+
+fn account() -> AccountRef {
+    AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap())
+}
+
+fn customer(name: Option<&str>) -> CustomerRef {
+    let mut c = CustomerRef::new(CustomerId::WhatsAppUser(
+        WhatsAppUserId::parse("US.13491208655302741918").unwrap(),
+    ));
+    c.name = name.map(str::to_owned);
+    c
+}
+
+fn text(id: &str, body: &str, at_ms: i64) -> NewMessage {
+    NewMessage {
+        provider_message_id: id.into(),
+        direction: Direction::Inbound,
+        origin: Origin::Customer,
+        content: Content::Text { body: body.into() },
+        at_ms,
+        reply_to: None,
+    }
+}
+
+async fn messages_are_stored_once_and_encrypted(b: Backend) {
+    let t = TenantId::generate();
+    let c = conversations(&b, &t);
+    let conv = c
+        .record_customer(&account(), &customer(Some("Sheena Nelson")), Some(100), 30)
+        .await
+        .unwrap();
+    let (first, new) = c
+        .store_message(
+            &account(),
+            &conv,
+            text("wamid.1", "my secret address is 5 Elm St", 100_000),
+            30,
+        )
+        .await
+        .unwrap();
+    assert!(new);
+    // The same provider id again (a redelivery), even with another time: same place, not new.
+    let (again, new) = c
+        .store_message(
+            &account(),
+            &conv,
+            text("wamid.1", "my secret address is 5 Elm St", 200_000),
+            30,
+        )
+        .await
+        .unwrap();
+    assert!(!new);
+    assert_eq!(again, first);
+    let (messages, next) = c.messages(&conv, None, 100).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert!(next.is_none());
+    assert_eq!(
+        messages[0].content,
+        Some(Content::Text {
+            body: "my secret address is 5 Elm St".into()
+        })
+    );
+    assert_eq!(
+        c.find_message(&account(), "wamid.1").await.unwrap(),
+        Some(first.clone())
+    );
+    // Raw items: no plaintext content, name or user id; TTL from retention.
+    let mut next = None;
+    loop {
+        let page = b.store.scan(Table::Data, next.as_ref(), 100).await.unwrap();
+        for item in &page.items {
+            let raw = format!("{:?}", item.0);
+            for secret in ["5 Elm St", "Sheena", "13491208655302741918"] {
+                assert!(!raw.contains(secret), "{secret} in plaintext: {raw}");
+            }
+            let ttl = item.get_n("expires_at").expect("TTL on every item");
+            let days = (ttl - wappline::clock::now_secs()) / 86_400;
+            assert!((29..=30).contains(&days), "{days} days");
+        }
+        match page.next {
+            Some(k) => next = Some(k),
+            None => break,
+        }
+    }
+}
+
+async fn statuses_and_last_inbound_only_move_forward(b: Backend) {
+    let t = TenantId::generate();
+    let c = conversations(&b, &t);
+    let conv = c
+        .record_customer(&account(), &customer(None), Some(1_000), 90)
+        .await
+        .unwrap();
+    // An older inbound time (events out of order) does not move the window back.
+    c.record_customer(&account(), &customer(Some("Sheena")), Some(500), 90)
+        .await
+        .unwrap();
+    let meta = c.meta(&conv).await.unwrap().unwrap();
+    assert_eq!(meta.last_inbound_at, Some(1_000));
+    assert_eq!(
+        meta.customer.name.as_deref(),
+        Some("Sheena"),
+        "details merged"
+    );
+    // A status without a name keeps the name.
+    c.record_customer(&account(), &customer(None), None, 90)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.meta(&conv)
+            .await
+            .unwrap()
+            .unwrap()
+            .customer
+            .name
+            .as_deref(),
+        Some("Sheena")
+    );
+
+    let (at, _) = c
+        .store_message(&account(), &conv, text("wamid.out", "hello", 2_000_000), 90)
+        .await
+        .unwrap();
+    assert!(c.advance_status(&at, MessageStatus::Sent).await.unwrap());
+    assert!(c.advance_status(&at, MessageStatus::Read).await.unwrap());
+    // Late "delivered" and "sent" never overwrite "read"; a repeat is not a move.
+    assert!(!c
+        .advance_status(&at, MessageStatus::Delivered)
+        .await
+        .unwrap());
+    assert!(!c.advance_status(&at, MessageStatus::Sent).await.unwrap());
+    assert!(!c.advance_status(&at, MessageStatus::Read).await.unwrap());
+    assert!(!c.advance_status(&at, MessageStatus::Failed).await.unwrap());
+    let m = c.message(&at).await.unwrap().unwrap();
+    assert_eq!(m.status, Some(MessageStatus::Read));
+}
+
+async fn deletion_erases_content_and_reactions_come_and_go(b: Backend) {
+    let t = TenantId::generate();
+    let c = conversations(&b, &t);
+    let conv = c
+        .record_customer(&account(), &customer(None), Some(1), 90)
+        .await
+        .unwrap();
+    let (at, _) = c
+        .store_message(
+            &account(),
+            &conv,
+            text("wamid.2", "to be deleted", 1_000),
+            90,
+        )
+        .await
+        .unwrap();
+    assert!(c.set_reaction(&at, Some("👍")).await.unwrap());
+    assert_eq!(
+        c.message(&at).await.unwrap().unwrap().reaction.as_deref(),
+        Some("👍")
+    );
+    assert!(c.set_reaction(&at, None).await.unwrap());
+    assert_eq!(c.message(&at).await.unwrap().unwrap().reaction, None);
+    assert!(c.mark_deleted(&at).await.unwrap());
+    let m = c.message(&at).await.unwrap().unwrap();
+    assert!(m.deleted);
+    assert_eq!(m.content, None);
+    let raw = b
+        .store
+        .get(
+            Table::Data,
+            &wappline::store::Key::new(c.partition(&conv), at.sk.clone()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        raw.get("content").is_none(),
+        "content removed, not just flagged"
+    );
+    assert!(matches!(raw.get("deleted"), Some(AttrValue::Bool(true))));
+}
+
+async fn tenants_never_see_each_others_conversations(b: Backend) {
+    let (t1, t2) = (TenantId::generate(), TenantId::generate());
+    let (c1, c2) = (conversations(&b, &t1), conversations(&b, &t2));
+    let conv1 = c1
+        .record_customer(&account(), &customer(None), Some(1), 90)
+        .await
+        .unwrap();
+    c1.store_message(
+        &account(),
+        &conv1,
+        text("wamid.3", "tenant one only", 1_000),
+        90,
+    )
+    .await
+    .unwrap();
+    // The same customer on the same account id is another conversation for another tenant.
+    let conv2 = ConversationId::derive(&t2, &account(), &customer(None).id);
+    assert_ne!(conv1, conv2);
+    assert_eq!(c2.meta(&conv1).await.unwrap(), None);
+    assert_eq!(c2.find_message(&account(), "wamid.3").await.unwrap(), None);
+    let (msgs, _) = c2.messages(&conv1, None, 10).await.unwrap();
+    assert!(msgs.is_empty());
+}
+
+on_both_backends!(
+    messages_are_stored_once_and_encrypted,
+    statuses_and_last_inbound_only_move_forward,
+    deletion_erases_content_and_reactions_come_and_go,
+    tenants_never_see_each_others_conversations,
+);
