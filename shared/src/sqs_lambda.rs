@@ -56,3 +56,138 @@ pub async fn handle_sqs_event(
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    use super::*;
+    use crate::queue::{OutgoingMessage, QueueError, ReceivedMessage};
+
+    /// Records visibility changes; nothing else is used by the adapter.
+    #[derive(Default)]
+    struct RecordingQueue {
+        delayed: Mutex<Vec<(String, Duration)>>,
+    }
+
+    #[async_trait]
+    impl Queue for RecordingQueue {
+        async fn send_batch(
+            &self,
+            _: &QueueName,
+            _: Vec<OutgoingMessage>,
+        ) -> Result<(), QueueError> {
+            unreachable!("not used")
+        }
+        async fn receive(
+            &self,
+            _: &QueueName,
+            _: usize,
+            _: Duration,
+        ) -> Result<Vec<ReceivedMessage>, QueueError> {
+            unreachable!("not used")
+        }
+        async fn ack(&self, _: &QueueName, _: &str) -> Result<(), QueueError> {
+            unreachable!("Lambda deletes successful records itself")
+        }
+        async fn change_visibility(
+            &self,
+            _: &QueueName,
+            receipt: &str,
+            delay: Duration,
+        ) -> Result<(), QueueError> {
+            self.delayed
+                .lock()
+                .unwrap()
+                .push((receipt.to_owned(), delay));
+            Ok(())
+        }
+    }
+
+    /// Outcome by body: "ok", "fail", "later".
+    struct ByBody;
+
+    #[async_trait]
+    impl RecordHandler for ByBody {
+        async fn handle(&self, record: &QueueRecord) -> Outcome {
+            match record.body.as_str() {
+                "ok" => Outcome::Done,
+                "later" => Outcome::RetryAfter(Duration::from_secs(30)),
+                _ => Outcome::Failed,
+            }
+        }
+    }
+
+    fn message(id: &str, body: &str, group: Option<&str>) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.receipt_handle = Some(format!("receipt-{id}"));
+        m.body = Some(body.into());
+        let mut attributes =
+            HashMap::from([("ApproximateReceiveCount".to_owned(), "2".to_owned())]);
+        if let Some(g) = group {
+            attributes.insert("MessageGroupId".into(), g.into());
+        }
+        m.attributes = attributes;
+        m
+    }
+
+    fn event(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut e = SqsEvent::default();
+        e.records = messages;
+        e
+    }
+
+    fn failed_ids(r: &SqsBatchResponse) -> Vec<&str> {
+        r.batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn only_records_that_did_not_succeed_are_reported() {
+        let queue = RecordingQueue::default();
+        let name = QueueName::parse("work").unwrap();
+        let response = handle_sqs_event(
+            &ByBody,
+            &queue,
+            &name,
+            event(vec![
+                message("a", "ok", None),
+                message("b", "fail", None),
+                message("c", "ok", None),
+                message("d", "later", None),
+            ]),
+        )
+        .await;
+        assert_eq!(failed_ids(&response), ["b", "d"]);
+        // The rate-limited record waits its delay instead of the visibility timeout.
+        assert_eq!(
+            *queue.delayed.lock().unwrap(),
+            [("receipt-d".to_owned(), Duration::from_secs(30))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_fifo_record_holds_back_the_rest_of_its_group_only() {
+        let queue = RecordingQueue::default();
+        let name = QueueName::parse("work.fifo").unwrap();
+        let response = handle_sqs_event(
+            &ByBody,
+            &queue,
+            &name,
+            event(vec![
+                message("a", "fail", Some("g1")),
+                message("b", "ok", Some("g1")),
+                message("c", "ok", Some("g2")),
+            ]),
+        )
+        .await;
+        assert_eq!(failed_ids(&response), ["a", "b"]);
+    }
+}
