@@ -196,6 +196,8 @@ pub struct NewMessage {
     pub at_ms: i64,
     /// The provider id of the message this one replies to.
     pub reply_to: Option<String>,
+    /// For operator messages: Bitrix24's own ids, which statuses are reported against.
+    pub crm_im: Option<crate::bitrix::ImRef>,
 }
 
 /// Where a stored message is.
@@ -238,6 +240,8 @@ pub struct StoredMessage {
     /// Bitrix24's own ids of an operator message (from its `OnImConnectorMessageAdd`), which
     /// delivery and read statuses are reported against.
     pub crm_im: Option<crate::bitrix::ImRef>,
+    /// The id the provider gave the message when we sent it (operator messages).
+    pub sent_provider_id: Option<String>,
 }
 
 /// The tenant-scoped conversation repository.
@@ -443,6 +447,16 @@ impl Conversations {
         if let Some(r) = &message.reply_to {
             item.set("reply_to", r.as_str());
         }
+        if let Some(im) = &message.crm_im {
+            item.set(
+                "crm_im_chat_id",
+                i64::try_from(im.chat_id).unwrap_or(i64::MAX),
+            );
+            item.set(
+                "crm_im_message_id",
+                i64::try_from(im.message_id).unwrap_or(i64::MAX),
+            );
+        }
         let index = Item::new(&index_key)
             .with("conversation", conversation.as_str())
             .with("message_sk", at.sk.as_str())
@@ -473,6 +487,28 @@ impl Conversations {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Records the id the provider gave a message we sent (e.g. the `wamid` the Cloud API
+    /// answered), so its statuses find it. Idempotent.
+    pub async fn record_provider_id(
+        &self,
+        account: &AccountRef,
+        at: &MessageRef,
+        provider_message_id: &str,
+        retention_days: u32,
+    ) -> Result<(), ConversationError> {
+        let index = Item::new(&self.index_key(account, provider_message_id))
+            .with("conversation", at.conversation.as_str())
+            .with("message_sk", at.sk.as_str())
+            .with(TTL_ATTR, retention_expiry(retention_days));
+        self.store.put(Table::Data, index, None).await?;
+        self.update_existing(
+            &self.message_key(at),
+            Update::new().set("sent_provider_id", provider_message_id),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Finds a message by the provider's id on an account.
@@ -542,7 +578,11 @@ impl Conversations {
             deleted: item.get_bool("deleted").unwrap_or(false),
             reaction,
             crm_message_ids,
-            crm_im: match (item.get_n("crm_im_chat_id"), item.get_n("crm_im_message_id")) {
+            sent_provider_id: item.get_s("sent_provider_id").map(str::to_owned),
+            crm_im: match (
+                item.get_n("crm_im_chat_id"),
+                item.get_n("crm_im_message_id"),
+            ) {
                 (Some(chat), Some(message)) => Some(crate::bitrix::ImRef {
                     chat_id: u64::try_from(chat).unwrap_or_default(),
                     message_id: u64::try_from(message).unwrap_or_default(),

@@ -19,6 +19,7 @@ pub mod ids;
 pub mod inbound;
 pub mod logging;
 pub mod meta;
+pub mod outbound;
 pub mod queue;
 pub mod sqs_lambda;
 pub mod store;

@@ -159,6 +159,7 @@ impl InboundWorker {
                     content: content.clone(),
                     at_ms: at.saturating_mul(1000),
                     reply_to: quoted(reply_to.as_ref()),
+                    crm_im: None,
                 };
                 let (stored, _) = conversations
                     .store_message(account, &id, message, retention)
@@ -195,6 +196,7 @@ impl InboundWorker {
                     },
                     at_ms: at.saturating_mul(1000),
                     reply_to: None,
+                    crm_im: None,
                 };
                 let (stored, _) = conversations
                     .store_message(account, &id, message, retention)
@@ -237,6 +239,7 @@ impl InboundWorker {
                     content: content.clone(),
                     at_ms: at.saturating_mul(1000),
                     reply_to: quoted(reply_to.as_ref()),
+                    crm_im: None,
                 };
                 let (stored, _) = conversations
                     .store_message(account, &id, message, retention)

@@ -42,6 +42,7 @@ fn text(id: &str, body: &str, at_ms: i64) -> NewMessage {
         content: Content::Text { body: body.into() },
         at_ms,
         reply_to: None,
+        crm_im: None,
     }
 }
 

@@ -1,0 +1,206 @@
+//! The outbound relay's domain: an operator's reply in a Bitrix24 Open Line (or a send through
+//! the public API) is stored encrypted as an outbound message of its conversation and queued
+//! as an [`OutboundJob`]; the send worker takes it from there.
+//!
+//! Jobs carry only keys. The message (text, files, template) is read back and decrypted by
+//! the worker, so no message content sits in the queue.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::bitrix::ImRef;
+use crate::conversation::{
+    ConversationError, ConversationId, Conversations, Direction, MessageRef, NewMessage, Origin,
+};
+use crate::crypto::Envelope;
+use crate::ids::TenantId;
+use crate::meta::{Content, Media, MediaKind};
+use crate::queue::{platform, OutgoingMessage, Queue, QueueName};
+use crate::store::TableStore;
+
+/// Version of the [`OutboundJob`] JSON shape.
+pub const OUTBOUND_JOB_VERSION: u32 = 1;
+
+/// One message to send to a customer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundJob {
+    pub v: u32,
+    pub tenant_id: TenantId,
+    pub conversation: ConversationId,
+    pub message_sk: String,
+    /// Unique per message: the queue's deduplication id and the send worker's idempotency
+    /// key, so a redelivered job never sends twice.
+    pub effect: String,
+}
+
+impl OutboundJob {
+    pub fn new(tenant_id: TenantId, at: &MessageRef) -> Self {
+        let mut h = Sha256::new();
+        for part in [tenant_id.as_str(), at.conversation.as_str(), &at.sk] {
+            h.update((part.len() as u32).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        OutboundJob {
+            v: OUTBOUND_JOB_VERSION,
+            tenant_id,
+            conversation: at.conversation.clone(),
+            message_sk: at.sk.clone(),
+            effect: hex::encode(h.finalize()),
+        }
+    }
+
+    pub fn message_ref(&self) -> MessageRef {
+        MessageRef {
+            conversation: self.conversation.clone(),
+            sk: self.message_sk.clone(),
+        }
+    }
+
+    /// Grouped per tenant + conversation: one customer's replies go out in order.
+    pub fn to_message(&self) -> OutgoingMessage {
+        let body = serde_json::to_string(self).expect("outbound jobs serialise");
+        OutgoingMessage::new(body).grouped(
+            format!("{}.{}", self.tenant_id.as_str(), self.conversation.as_str()),
+            self.effect.clone(),
+        )
+    }
+}
+
+/// A file an operator attached: Bitrix24 gives a URL we download it from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorFile {
+    pub url: String,
+    pub name: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+/// An operator's reply as Bitrix24 sent it (`OnImConnectorMessageAdd`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorMessage {
+    /// Bitrix24's ids of the message (`im.chat_id`, `im.message_id`): its identity, and what
+    /// delivery statuses are reported against.
+    pub im: ImRef,
+    /// The text as the operator wrote it (Bitrix24 BB-code; converted per channel on send).
+    pub text: Option<String>,
+    pub files: Vec<OperatorFile>,
+    /// When Bitrix24 says it was written (Unix seconds).
+    pub at: i64,
+}
+
+impl OperatorMessage {
+    /// Our stable id for it: a redelivered Bitrix24 event maps to the same stored message.
+    pub fn provider_message_id(&self) -> String {
+        format!("b24:{}:{}", self.im.chat_id, self.im.message_id)
+    }
+
+    fn content(&self) -> Content {
+        let mut parts = Vec::new();
+        if let Some(text) = self.text.as_ref().filter(|t| !t.trim().is_empty()) {
+            parts.push(Content::Text { body: text.clone() });
+        }
+        for file in &self.files {
+            let kind = match file.mime_type.as_deref().unwrap_or_default() {
+                m if m.starts_with("image/") => MediaKind::Image,
+                m if m.starts_with("video/") => MediaKind::Video,
+                m if m.starts_with("audio/") => MediaKind::Audio,
+                _ => MediaKind::Document,
+            };
+            let mut media = Media::new(kind);
+            media.url = Some(file.url.clone());
+            media.filename = file.name.clone();
+            media.mime_type = file.mime_type.clone();
+            parts.push(Content::Media(media));
+        }
+        match parts.len() {
+            1 => parts.remove(0),
+            _ => Content::Multiple { parts },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error(transparent)]
+    Conversation(#[from] ConversationError),
+    /// The conversation does not exist for this tenant (an unknown or foreign chat id).
+    #[error("no such conversation")]
+    UnknownConversation,
+    /// Nothing to send.
+    #[error("the message has neither text nor files")]
+    Empty,
+    #[error("queue unavailable: {0}")]
+    Queue(String),
+}
+
+/// What accepting a reply did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub message: MessageRef,
+    /// The same reply was stored before (a redelivered event). Its job is queued again with
+    /// the same deduplication id, in case the queue did not take it the first time; the send
+    /// worker's idempotency keeps it from going out twice.
+    pub duplicate: bool,
+}
+
+/// Stores operator replies and queues them for sending. Build once per process.
+#[derive(Clone)]
+pub struct OutboundIntake {
+    store: Arc<dyn TableStore>,
+    envelope: Arc<Envelope>,
+    queue: Arc<dyn Queue>,
+    outbound: QueueName,
+}
+
+impl OutboundIntake {
+    pub fn new(store: Arc<dyn TableStore>, envelope: Arc<Envelope>, queue: Arc<dyn Queue>) -> Self {
+        OutboundIntake {
+            store,
+            envelope,
+            queue,
+            outbound: platform::name(platform::OUTBOUND),
+        }
+    }
+
+    /// Stores the reply (content encrypted, TTL from `retention_days`) in its conversation and
+    /// queues the send. Ok only once the job is queued (Bitrix24 does not retry its events).
+    pub async fn accept_operator_message(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        message: OperatorMessage,
+        retention_days: u32,
+    ) -> Result<Accepted, OutboundError> {
+        if message.text.as_ref().is_none_or(|t| t.trim().is_empty()) && message.files.is_empty() {
+            return Err(OutboundError::Empty);
+        }
+        let conversations =
+            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        let meta = conversations
+            .meta(conversation)
+            .await?
+            .ok_or(OutboundError::UnknownConversation)?;
+        let new = NewMessage {
+            provider_message_id: message.provider_message_id(),
+            direction: Direction::Outbound,
+            origin: Origin::Operator,
+            content: message.content(),
+            at_ms: message.at.saturating_mul(1000),
+            reply_to: None,
+            crm_im: Some(message.im),
+        };
+        let (at, created) = conversations
+            .store_message(&meta.account, conversation, new, retention_days)
+            .await?;
+        let job = OutboundJob::new(tenant.clone(), &at);
+        self.queue
+            .send_batch(&self.outbound, vec![job.to_message()])
+            .await
+            .map_err(|e| OutboundError::Queue(e.to_string()))?;
+        Ok(Accepted {
+            message: at,
+            duplicate: !created,
+        })
+    }
+}
