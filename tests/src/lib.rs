@@ -1,4 +1,5 @@
 //! Cross-function end-to-end tests live in tests/tests/.
 
 pub mod fake_bitrix;
+pub mod fake_graph;
 pub mod harness;

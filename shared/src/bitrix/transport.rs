@@ -1,20 +1,17 @@
-//! HTTP for the Bitrix24 client: one pooled hyper client, TLS by rustls on aws-lc-rs (the
-//! crypto library the workspace already links) with the operating system's trust store.
+//! HTTP for the Bitrix24 client: the shared [`HttpClient`](crate::http_client::HttpClient)
+//! (pooled, rustls on aws-lc-rs with the system trust store, https or loopback http only)
+//! with Bitrix24's timeouts and body limit.
 //!
 //! Errors carry no URL: the OAuth refresh request has the client secret and the refresh token
 //! in its query string, so no error, log line or panic message may print it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use super::config::{BitrixConfig, BitrixConfigError};
+use crate::http_client::{HttpClient, HttpClientConfig, HttpClientError, HttpError};
 
 /// Largest answer body read (Bitrix24 answers are a few kB; batch answers more).
 pub(crate) const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -44,47 +41,32 @@ impl std::fmt::Display for TransportError {
     }
 }
 
+impl From<HttpError> for TransportError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Timeout => TransportError::Timeout,
+            HttpError::Connect(e) => TransportError::Connect(e),
+            other => TransportError::Other(other.to_string()),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Transport {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    timeout: Duration,
+    http: HttpClient,
 }
 
 impl Transport {
     pub(crate) fn new(config: &BitrixConfig) -> Result<Self, BitrixConfigError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_provider_and_native_roots(provider.clone()) {
-            Ok(b) => b,
-            // No trust store is needed when every endpoint is plain-http loopback (a test
-            // machine without CA certificates); anywhere else it is a configuration error.
-            Err(_) if config.loopback_only() => {
-                let tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| BitrixConfigError::Tls(e.to_string()))?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
-            }
-            Err(e) => {
-                return Err(BitrixConfigError::Tls(format!(
-                    "no usable CA certificates in the system trust store: {e}"
-                )))
-            }
-        };
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        let https = builder.https_or_http().enable_http1().wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(50))
-            .pool_max_idle_per_host(8)
-            .build(https);
-        Ok(Transport {
-            client,
-            timeout: config.request_timeout,
+        let http = HttpClient::new(&HttpClientConfig {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            max_body: MAX_BODY,
+            allow_missing_trust_store: config.loopback_only(),
+            ..HttpClientConfig::default()
         })
+        .map_err(|HttpClientError::Tls(e)| BitrixConfigError::Tls(e))?;
+        Ok(Transport { http })
     }
 
     /// Sends `request` and reads the whole answer, within the request timeout.
@@ -92,47 +74,11 @@ impl Transport {
         &self,
         request: http::Request<Full<Bytes>>,
     ) -> Result<HttpAnswer, TransportError> {
-        let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                if e.is_connect() {
-                    TransportError::Connect(source_chain(&e))
-                } else {
-                    TransportError::Other(source_chain(&e))
-                }
-            })?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = Limited::new(response.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| TransportError::Other(format!("reading the answer: {e}")))?
-                .to_bytes();
-            Ok(HttpAnswer {
-                status,
-                retry_after,
-                body,
-            })
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| TransportError::Timeout)?
+        let answer = self.http.send(request).await?;
+        Ok(HttpAnswer {
+            status: answer.status,
+            retry_after: answer.retry_after(),
+            body: answer.body,
+        })
     }
-}
-
-/// The error and its causes, e.g. "client error (Connect): tcp connect error: Connection
-/// refused". hyper's errors do not contain the request URL.
-fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }

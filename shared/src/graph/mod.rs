@@ -1,0 +1,26 @@
+//! A thin, typed client for Meta's Graph API (no Meta crate: formats follow Meta's developer
+//! documentation, cited where they are used).
+//!
+//! - [`GraphConfig`]: where the Graph API is (`https://graph.facebook.com` by default; plain
+//!   http only on loopback, for fakes), which version, timeouts.
+//! - [`GraphClient`]: [`GraphClient::get_json`] / [`GraphClient::post_json`] for any call,
+//!   and the WhatsApp Cloud API media calls: [`GraphClient::media_info`] (the short-lived
+//!   download URL of a media id) and [`GraphClient::download`] (that URL, with the same token);
+//!   [`GraphClient::download_public`] for Meta CDN URLs that need no token (Instagram
+//!   attachments).
+//! - [`HostPolicy`]: the only hosts media is fetched from (Meta's CDNs, loopback for tests),
+//!   so neither a token nor a request can be sent anywhere else.
+//! - [`GraphError`]: Meta's error JSON, typed by what to do next
+//!   ([`GraphError::is_retryable`]).
+
+mod client;
+mod config;
+mod error;
+mod hosts;
+
+pub use client::{Downloaded, GraphClient, MediaInfo, MAX_JSON_BYTES, MAX_REDIRECTS};
+pub use config::{
+    GraphConfig, GraphConfigError, DEFAULT_BASE_URL, DEFAULT_VERSION, ENV_BASE_URL, ENV_VERSION,
+};
+pub use error::{GraphApiError, GraphError, RATE_LIMIT_CODES};
+pub use hosts::{HostPolicy, META_MEDIA_DOMAINS};

@@ -1,0 +1,340 @@
+//! Signed media tokens: `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`, no
+//! padding. The payload is compact JSON naming the tenant, the business account, the media
+//! reference (a WhatsApp media id, or an Instagram attachment CDN URL), its type and file
+//! name, and the expiry in Unix seconds:
+//!
+//! ```json
+//! {"v":1,"t":"tn_…","c":"wa","a":"106540352242922","r":"1037543291543636","m":"image/jpeg","n":"photo.jpg","e":1790000000}
+//! ```
+//!
+//! The payload is signed, not encrypted: whoever holds a link can read these fields (the
+//! link is a bearer capability for the media anyway). The signature is checked, in constant
+//! time, before the payload is parsed.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::ids::{InstagramAccountId, PhoneNumberId, TenantId};
+use crate::meta::AccountRef;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Shortest key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
+/// Longest token accepted or made (characters); longer input is refused before any work.
+pub const MAX_TOKEN_CHARS: usize = 4096;
+const TOKEN_VERSION: u8 = 1;
+const SIGNATURE_BYTES: usize = 32;
+
+/// A key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("media link key must be hex")]
+    NotHex,
+    #[error("media link key must be at least {MIN_KEY_BYTES} bytes ({} hex digits)", MIN_KEY_BYTES * 2)]
+    TooShort,
+    #[error("random source failed")]
+    Random,
+}
+
+/// The HMAC key of media links: at least 32 random bytes. Wiped on drop; `Debug` never shows
+/// it.
+#[derive(Clone)]
+pub struct MediaLinkKey(Zeroizing<Vec<u8>>);
+
+impl MediaLinkKey {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        if bytes.len() < MIN_KEY_BYTES {
+            return Err(KeyError::TooShort);
+        }
+        Ok(MediaLinkKey(Zeroizing::new(bytes.to_vec())))
+    }
+
+    /// From hex (as kept in the environment or a secret store).
+    pub fn from_hex(hex_key: &str) -> Result<Self, KeyError> {
+        let bytes = Zeroizing::new(hex::decode(hex_key.trim()).map_err(|_| KeyError::NotHex)?);
+        Self::from_bytes(&bytes)
+    }
+
+    /// A new random 32-byte key.
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut bytes = Zeroizing::new(vec![0u8; MIN_KEY_BYTES]);
+        crate::crypto::random_bytes(&mut bytes).map_err(|_| KeyError::Random)?;
+        Ok(MediaLinkKey(bytes))
+    }
+
+    /// The key as hex, to store it (e.g. the local server's data directory).
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(&*self.0))
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length")
+    }
+}
+
+impl fmt::Debug for MediaLinkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MediaLinkKey(<redacted>)")
+    }
+}
+
+/// What a media link refers to.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MediaRef {
+    /// A WhatsApp media id, fetched through the Graph API with the channel's token.
+    WhatsAppMedia(String),
+    /// An Instagram attachment URL on Meta's CDN, fetched without a token.
+    InstagramUrl(String),
+}
+
+impl MediaRef {
+    fn as_str(&self) -> &str {
+        match self {
+            MediaRef::WhatsAppMedia(s) | MediaRef::InstagramUrl(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for MediaRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MediaRef::WhatsAppMedia(id) => write!(f, "WhatsAppMedia({id})"),
+            // A CDN URL is a capability of its own: not for logs.
+            MediaRef::InstagramUrl(_) => f.write_str("InstagramUrl(<url>)"),
+        }
+    }
+}
+
+/// The signed content of a media link.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct MediaClaims {
+    pub tenant: TenantId,
+    pub account: AccountRef,
+    pub media: MediaRef,
+    pub mime_type: Option<String>,
+    pub filename: Option<String>,
+    /// Unix seconds; the link is refused from this second on.
+    pub expires_at: i64,
+}
+
+/// Why a token was refused. All mean 403 at the edge; the variant is for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// Not two base64url parts, too long, or a signature of the wrong size.
+    #[error("malformed media link")]
+    Malformed,
+    /// The signature does not match (forged, altered or truncated, or signed with a key no
+    /// longer accepted).
+    #[error("media link signature does not match")]
+    BadSignature,
+    /// Correctly signed, but its content is not a valid payload of this version.
+    #[error("media link content invalid")]
+    Invalid,
+    #[error("media link expired")]
+    Expired,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    v: u8,
+    t: String,
+    c: String,
+    a: String,
+    r: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    e: i64,
+}
+
+/// Signs `claims` with `key`. None when the claims do not fit together (a WhatsApp account
+/// with a CDN URL or the reverse) or the token would exceed [`MAX_TOKEN_CHARS`].
+pub fn sign(key: &MediaLinkKey, claims: &MediaClaims) -> Option<String> {
+    let (c, a) = match (&claims.account, &claims.media) {
+        (AccountRef::WhatsApp(id), MediaRef::WhatsAppMedia(_)) => ("wa", id.as_str()),
+        (AccountRef::Instagram(id), MediaRef::InstagramUrl(_)) => ("ig", id.as_str()),
+        _ => return None,
+    };
+    let wire = Wire {
+        v: TOKEN_VERSION,
+        t: claims.tenant.as_str().to_owned(),
+        c: c.to_owned(),
+        a: a.to_owned(),
+        r: claims.media.as_str().to_owned(),
+        m: claims.mime_type.clone(),
+        n: claims.filename.clone(),
+        e: claims.expires_at,
+    };
+    let payload = serde_json::to_vec(&wire).ok()?;
+    let mut mac = key.mac();
+    mac.update(&payload);
+    let signature = mac.finalize().into_bytes();
+    let token = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(&payload),
+        URL_SAFE_NO_PAD.encode(signature)
+    );
+    (token.len() <= MAX_TOKEN_CHARS).then_some(token)
+}
+
+/// Checks `token` against `keys` (the current key first, then keys being retired) and its
+/// expiry against `now` (Unix seconds).
+pub fn verify(keys: &[&MediaLinkKey], token: &str, now: i64) -> Result<MediaClaims, LinkError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
+        return Err(LinkError::Malformed);
+    }
+    let (payload_b64, signature_b64) = token.split_once('.').ok_or(LinkError::Malformed)?;
+    if signature_b64.contains('.') {
+        return Err(LinkError::Malformed);
+    }
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload_b64)
+        .map_err(|_| LinkError::Malformed)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| LinkError::Malformed)?;
+    if signature.len() != SIGNATURE_BYTES {
+        return Err(LinkError::Malformed);
+    }
+    let signed = keys.iter().any(|key| {
+        let mut mac = key.mac();
+        mac.update(&payload);
+        mac.verify_slice(&signature).is_ok()
+    });
+    if !signed {
+        return Err(LinkError::BadSignature);
+    }
+    let wire: Wire = serde_json::from_slice(&payload).map_err(|_| LinkError::Invalid)?;
+    if wire.v != TOKEN_VERSION {
+        return Err(LinkError::Invalid);
+    }
+    let tenant = TenantId::parse(&wire.t).map_err(|_| LinkError::Invalid)?;
+    let (account, media) = match wire.c.as_str() {
+        "wa" => (
+            AccountRef::WhatsApp(PhoneNumberId::parse(&wire.a).map_err(|_| LinkError::Invalid)?),
+            MediaRef::WhatsAppMedia(wire.r),
+        ),
+        "ig" => (
+            AccountRef::Instagram(
+                InstagramAccountId::parse(&wire.a).map_err(|_| LinkError::Invalid)?,
+            ),
+            MediaRef::InstagramUrl(wire.r),
+        ),
+        _ => return Err(LinkError::Invalid),
+    };
+    if now >= wire.e {
+        return Err(LinkError::Expired);
+    }
+    Ok(MediaClaims {
+        tenant,
+        account,
+        media,
+        mime_type: wire.m,
+        filename: wire.n,
+        expires_at: wire.e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> MediaLinkKey {
+        MediaLinkKey::from_bytes(&[b; 32]).unwrap()
+    }
+
+    fn claims() -> MediaClaims {
+        MediaClaims {
+            tenant: TenantId::parse("tn_0123456789abcdef01234567").unwrap(),
+            account: AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap()),
+            media: MediaRef::WhatsAppMedia("1037543291543636".into()),
+            mime_type: Some("image/jpeg".into()),
+            filename: Some("photo.jpg".into()),
+            expires_at: 2_000,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let k = key(1);
+        let token = sign(&k, &claims()).unwrap();
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        assert_eq!(verify(&[&k], &token, 1_999).unwrap(), claims());
+        assert_eq!(verify(&[&k], &token, 2_000), Err(LinkError::Expired));
+    }
+
+    #[test]
+    fn previous_keys_still_verify() {
+        let (old, new) = (key(1), key(2));
+        let token = sign(&old, &claims()).unwrap();
+        assert_eq!(verify(&[&new], &token, 0), Err(LinkError::BadSignature));
+        assert!(verify(&[&new, &old], &token, 0).is_ok());
+    }
+
+    #[test]
+    fn tampering_is_refused() {
+        let k = key(1);
+        let token = sign(&k, &claims()).unwrap();
+        let (p, s) = token.split_once('.').unwrap();
+        // Every single-character change of the payload or the signature.
+        for i in 0..token.len() {
+            if token.as_bytes()[i] == b'.' {
+                continue;
+            }
+            let mut bytes = token.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(bytes).unwrap();
+            let r = verify(&[&k], &altered, 0);
+            assert!(
+                matches!(r, Err(LinkError::BadSignature | LinkError::Malformed)),
+                "change at {i}: {r:?}"
+            );
+        }
+        for bad in [
+            String::new(),
+            p.to_owned(),
+            format!("{p}."),
+            format!(".{s}"),
+            format!("{p}.{s}.{s}"),
+            format!("{p}.{}", &s[..s.len() - 1]),
+            format!("{}.{s}", &p[..p.len() - 4]),
+            format!("{p}={s}"),
+            "x".repeat(MAX_TOKEN_CHARS + 1),
+        ] {
+            assert!(verify(&[&k], &bad, 0).is_err(), "{bad:?} accepted");
+        }
+        // A payload of our own making with a valid signature under another key.
+        let other = sign(&key(9), &claims()).unwrap();
+        let (_, other_sig) = other.split_once('.').unwrap();
+        assert_eq!(
+            verify(&[&k], &format!("{p}.{other_sig}"), 0),
+            Err(LinkError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn mismatched_claims_are_not_signed_and_keys_are_checked() {
+        let mut c = claims();
+        c.media = MediaRef::InstagramUrl("https://lookaside.fbsbx.com/x".into());
+        assert_eq!(sign(&key(1), &c), None);
+        assert_eq!(
+            MediaLinkKey::from_hex(&"ab".repeat(31)).unwrap_err(),
+            KeyError::TooShort
+        );
+        assert_eq!(MediaLinkKey::from_hex("zz").unwrap_err(), KeyError::NotHex);
+        let k = MediaLinkKey::generate().unwrap();
+        assert_eq!(MediaLinkKey::from_hex(&k.to_hex()).unwrap().0, k.0);
+        assert_eq!(format!("{k:?}"), "MediaLinkKey(<redacted>)");
+    }
+}
