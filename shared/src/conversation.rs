@@ -126,6 +126,8 @@ pub enum Origin {
     Operator,
     /// Sent from the WhatsApp Business app or the Instagram app (an echo): shown, never sent.
     BusinessApp,
+    /// Sent by the tenant's own systems through the public send API.
+    Api,
 }
 
 impl Origin {
@@ -134,6 +136,7 @@ impl Origin {
             Origin::Customer => "customer",
             Origin::Operator => "operator",
             Origin::BusinessApp => "business_app",
+            Origin::Api => "api",
         }
     }
     fn from_code(s: &str) -> Option<Self> {
@@ -141,6 +144,7 @@ impl Origin {
             "customer" => Origin::Customer,
             "operator" => Origin::Operator,
             "business_app" => Origin::BusinessApp,
+            "api" => Origin::Api,
             _ => return None,
         })
     }
@@ -185,6 +189,16 @@ impl MessageStatus {
     }
 }
 
+/// An approved WhatsApp template to send (business-initiated messages, or replies outside
+/// the 24-hour window): name, language and the Cloud API's `components` as given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemplateMessage {
+    pub name: String,
+    pub language: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub components: serde_json::Value,
+}
+
 /// A message to store.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
@@ -198,6 +212,8 @@ pub struct NewMessage {
     pub reply_to: Option<String>,
     /// For operator messages: Bitrix24's own ids, which statuses are reported against.
     pub crm_im: Option<crate::bitrix::ImRef>,
+    /// For template sends: the template (stored encrypted; its parameters may be personal).
+    pub template: Option<TemplateMessage>,
 }
 
 /// Where a stored message is.
@@ -242,6 +258,7 @@ pub struct StoredMessage {
     pub crm_im: Option<crate::bitrix::ImRef>,
     /// The id the provider gave the message when we sent it (operator messages).
     pub sent_provider_id: Option<String>,
+    pub template: Option<TemplateMessage>,
 }
 
 /// The tenant-scoped conversation repository.
@@ -447,6 +464,12 @@ impl Conversations {
         if let Some(r) = &message.reply_to {
             item.set("reply_to", r.as_str());
         }
+        if let Some(template) = &message.template {
+            item.set(
+                "template",
+                self.encrypt_json(&key, "template", template).await?,
+            );
+        }
         if let Some(im) = &message.crm_im {
             item.set(
                 "crm_im_chat_id",
@@ -549,6 +572,10 @@ impl Conversations {
             Some(blob) => Some(self.decrypt_json::<String>(key, "reaction", blob).await?),
             None => None,
         };
+        let template = match item.get_b("template") {
+            Some(blob) => Some(self.decrypt_json(key, "template", blob).await?),
+            None => None,
+        };
         let crm_message_ids = match item.get("crm_message_ids") {
             Some(AttrValue::L(l)) => l
                 .iter()
@@ -579,6 +606,7 @@ impl Conversations {
             reaction,
             crm_message_ids,
             sent_provider_id: item.get_s("sent_provider_id").map(str::to_owned),
+            template,
             crm_im: match (
                 item.get_n("crm_im_chat_id"),
                 item.get_n("crm_im_message_id"),

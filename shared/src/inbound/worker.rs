@@ -160,6 +160,7 @@ impl InboundWorker {
                     at_ms: at.saturating_mul(1000),
                     reply_to: quoted(reply_to.as_ref()),
                     crm_im: None,
+                    template: None,
                 };
                 let (stored, _) = conversations
                     .store_message(account, &id, message, retention)
@@ -197,6 +198,7 @@ impl InboundWorker {
                     at_ms: at.saturating_mul(1000),
                     reply_to: None,
                     crm_im: None,
+                    template: None,
                 };
                 let (stored, _) = conversations
                     .store_message(account, &id, message, retention)
@@ -240,6 +242,7 @@ impl InboundWorker {
                     at_ms: at.saturating_mul(1000),
                     reply_to: quoted(reply_to.as_ref()),
                     crm_im: None,
+                    template: None,
                 };
                 let (stored, _) = conversations
                     .store_message(account, &id, message, retention)

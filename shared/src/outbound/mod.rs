@@ -13,12 +13,15 @@ use sha2::{Digest, Sha256};
 use crate::bitrix::ImRef;
 use crate::conversation::{
     ConversationError, ConversationId, Conversations, Direction, MessageRef, NewMessage, Origin,
+    TemplateMessage,
 };
 use crate::crypto::Envelope;
 use crate::ids::TenantId;
+use crate::meta::{AccountRef, CustomerId, CustomerRef};
 use crate::meta::{Content, Media, MediaKind};
 use crate::queue::{platform, OutgoingMessage, Queue, QueueName};
 use crate::store::TableStore;
+use crate::tenant::TenantDirectory;
 
 /// Version of the [`OutboundJob`] JSON shape.
 pub const OUTBOUND_JOB_VERSION: u32 = 1;
@@ -132,6 +135,20 @@ pub enum OutboundError {
     Empty,
     #[error("queue unavailable: {0}")]
     Queue(String),
+    /// The account is not connected to this tenant (answer 404: never say whose it is).
+    #[error("no such connected account")]
+    UnknownAccount,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Tenant(#[from] crate::tenant::TenantError),
+}
+
+/// What a tenant's own system asks to send through the public API.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ApiMessage {
+    Text(String),
+    Template(TemplateMessage),
 }
 
 /// What accepting a reply did.
@@ -189,9 +206,85 @@ impl OutboundIntake {
             at_ms: message.at.saturating_mul(1000),
             reply_to: None,
             crm_im: Some(message.im),
+            template: None,
         };
         let (at, created) = conversations
             .store_message(&meta.account, conversation, new, retention_days)
+            .await?;
+        let job = OutboundJob::new(tenant.clone(), &at);
+        self.queue
+            .send_batch(&self.outbound, vec![job.to_message()])
+            .await
+            .map_err(|e| OutboundError::Queue(e.to_string()))?;
+        Ok(Accepted {
+            message: at,
+            duplicate: !created,
+        })
+    }
+
+    /// A send through the public API: to `to` on `account`, which must be connected to
+    /// `tenant` (anything else is `UnknownAccount`). Opens the conversation if it is new
+    /// (business-initiated templates); window and quota rules are applied when sending.
+    pub async fn accept_api_message(
+        &self,
+        tenants: &TenantDirectory,
+        tenant: &TenantId,
+        account: &AccountRef,
+        to: CustomerId,
+        message: ApiMessage,
+        request_id: &str,
+    ) -> Result<Accepted, OutboundError> {
+        if tenants.resolve(&account.to_channel_ref()).await?.as_ref() != Some(tenant) {
+            return Err(OutboundError::UnknownAccount);
+        }
+        let retention = match tenants.scope(tenant).await? {
+            Some(scope) => scope
+                .profile()
+                .await?
+                .map(|p| p.retention_days)
+                .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS),
+            None => return Err(OutboundError::UnknownAccount),
+        };
+        let (content, template) = match message {
+            ApiMessage::Text(body) => {
+                if body.trim().is_empty() || body.chars().count() > 4096 {
+                    return Err(OutboundError::Invalid(
+                        "text: must be 1 to 4096 characters".into(),
+                    ));
+                }
+                (Content::Text { body }, None)
+            }
+            ApiMessage::Template(t) => {
+                if account.channel() != crate::tenant::ChannelKind::WhatsApp {
+                    return Err(OutboundError::Invalid(
+                        "template: only WhatsApp has message templates".into(),
+                    ));
+                }
+                (
+                    Content::Text {
+                        body: format!("[template {} ({})]", t.name, t.language),
+                    },
+                    Some(t),
+                )
+            }
+        };
+        let conversations =
+            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        let conversation = conversations
+            .record_customer(account, &CustomerRef::new(to), None, retention)
+            .await?;
+        let new = NewMessage {
+            provider_message_id: format!("api:{request_id}"),
+            direction: Direction::Outbound,
+            origin: Origin::Api,
+            content,
+            at_ms: crate::clock::now_millis(),
+            reply_to: None,
+            crm_im: None,
+            template,
+        };
+        let (at, created) = conversations
+            .store_message(account, &conversation, new, retention)
             .await?;
         let job = OutboundJob::new(tenant.clone(), &at);
         self.queue

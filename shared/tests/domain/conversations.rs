@@ -43,6 +43,7 @@ fn text(id: &str, body: &str, at_ms: i64) -> NewMessage {
         at_ms,
         reply_to: None,
         crm_im: None,
+        template: None,
     }
 }
 
