@@ -214,14 +214,12 @@ async fn every_sample_is_stored_once_and_only_encrypted() {
     }
 
     // Messages of the account no tenant owns were dropped, not stored.
-    let unowned = split_webhook(
-        &sample("whatsapp-batch-multi-entry.json"),
-    )
-    .unwrap()
-    .events
-    .into_iter()
-    .filter(|e| e.account.id() != WA_NUMBER)
-    .count();
+    let unowned = split_webhook(&sample("whatsapp-batch-multi-entry.json"))
+        .unwrap()
+        .events
+        .into_iter()
+        .filter(|e| e.account.id() != WA_NUMBER)
+        .count();
     assert!(
         unowned > 0,
         "the batch sample should include another account"

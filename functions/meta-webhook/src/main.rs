@@ -18,7 +18,10 @@ async fn main() -> Result<(), Error> {
     let sdk = aws_sdk_config().await;
     let platform = Platform::from_aws_env(&sdk).await?;
     let inbound = platform::name(platform::INBOUND);
-    let queue = SqsQueue::from_env(aws_sdk_sqs::Client::new(&sdk), &[inbound.clone()])?;
+    let queue = SqsQueue::from_env(
+        aws_sdk_sqs::Client::new(&sdk),
+        std::slice::from_ref(&inbound),
+    )?;
     let intake = WebhookIntake::new(
         secrets,
         verify_token,

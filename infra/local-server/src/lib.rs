@@ -28,12 +28,12 @@ use meta_webhook::MetaWebhook;
 use wappline::app::Platform;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::{CrmSync, RetryPolicy};
-use wappline::tenant::Secret;
 use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
 use wappline::meta::AppSecret;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
+use wappline::tenant::Secret;
 
 use consumers::Consumer;
 
@@ -374,9 +374,13 @@ fn bitrix_client(config: &LocalConfig) -> Result<Option<BitrixClient>, String> {
         bitrix = bitrix.with_oauth_url(url).map_err(|e| e.to_string())?;
     }
     if let Some(url) = &config.bitrix_portal_base_url {
-        bitrix = bitrix.with_portal_base_url(url).map_err(|e| e.to_string())?;
+        bitrix = bitrix
+            .with_portal_base_url(url)
+            .map_err(|e| e.to_string())?;
     }
-    BitrixClient::new(bitrix).map(Some).map_err(|e| e.to_string())
+    BitrixClient::new(bitrix)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Plain http is for loopback fakes only; anything else must be https.

@@ -69,7 +69,9 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     pub fn delay(&self, receive_count: u32) -> Duration {
         let exp = receive_count.saturating_sub(1).min(20);
-        self.base.saturating_mul(4u32.saturating_pow(exp)).min(self.max)
+        self.base
+            .saturating_mul(4u32.saturating_pow(exp))
+            .min(self.max)
     }
 }
 
@@ -129,7 +131,11 @@ pub struct ChannelTokens {
 
 #[async_trait]
 impl TokenStore for ChannelTokens {
-    async fn save(&self, _portal: &BitrixDomain, tokens: &TokenPair) -> Result<(), TokenStoreError> {
+    async fn save(
+        &self,
+        _portal: &BitrixDomain,
+        tokens: &TokenPair,
+    ) -> Result<(), TokenStoreError> {
         self.scope
             .replace_secrets(
                 &self.channel,
@@ -338,7 +344,13 @@ impl CrmSync {
                     return Ok(()); // synced by an earlier delivery of this job
                 }
                 let crm = self
-                    .crm_message(&job.tenant_id, meta, &message, message.content.as_ref(), None)
+                    .crm_message(
+                        &job.tenant_id,
+                        meta,
+                        &message,
+                        message.content.as_ref(),
+                        None,
+                    )
                     .await;
                 let sent = session.send_messages(&connector, line, &[crm]).await?;
                 self.record_sent(conversations, meta, &at, &message, &sent)
@@ -346,7 +358,13 @@ impl CrmSync {
             }
             SyncAction::Edited { .. } => {
                 let crm = self
-                    .crm_message(&job.tenant_id, meta, &message, message.content.as_ref(), None)
+                    .crm_message(
+                        &job.tenant_id,
+                        meta,
+                        &message,
+                        message.content.as_ref(),
+                        None,
+                    )
                     .await;
                 session.update_messages(&connector, line, &[crm]).await?;
                 Ok(())
@@ -370,8 +388,16 @@ impl CrmSync {
                     Some(e) => format!("[reaction {e} to: \u{201c}{quoted}\u{201d}]"),
                     None => format!("[reaction removed from: \u{201c}{quoted}\u{201d}]"),
                 };
-                self.post_note(&mut session, &connector, line, &job.tenant_id, meta, &job.effect, note)
-                    .await
+                self.post_note(
+                    &mut session,
+                    &connector,
+                    line,
+                    &job.tenant_id,
+                    meta,
+                    &job.effect,
+                    note,
+                )
+                .await
             }
             SyncAction::Status {
                 status, failure, ..
@@ -387,7 +413,15 @@ impl CrmSync {
                         "[not delivered to the customer: \u{201c}{quoted}\u{201d}; reason: {reason}]"
                     );
                     return self
-                        .post_note(&mut session, &connector, line, &job.tenant_id, meta, &job.effect, note)
+                        .post_note(
+                            &mut session,
+                            &connector,
+                            line,
+                            &job.tenant_id,
+                            meta,
+                            &job.effect,
+                            note,
+                        )
                         .await;
                 }
                 let Some(im) = message.crm_im else {
@@ -402,7 +436,9 @@ impl CrmSync {
                 };
                 match status {
                     MessageStatus::Read => {
-                        session.send_status_reading(&connector, line, &[update]).await?
+                        session
+                            .send_status_reading(&connector, line, &[update])
+                            .await?
                     }
                     _ => {
                         session
@@ -553,7 +589,11 @@ fn crm_user(meta: &ConversationMeta) -> CrmUser {
         id: crm_user_id(meta),
         name,
         last_name,
-        phone: meta.customer.phone.as_ref().map(|p| format!("+{}", p.as_str().trim_start_matches('+'))),
+        phone: meta
+            .customer
+            .phone
+            .as_ref()
+            .map(|p| format!("+{}", p.as_str().trim_start_matches('+'))),
         ..CrmUser::default()
     }
 }
