@@ -319,3 +319,56 @@ async fn reactions_edits_and_deletions_follow_the_message_into_the_portal() {
     assert_eq!(deleted["user"]["id"], json!(sent[0].external_user_id));
     h.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn media_reaches_the_portal_as_a_signed_link_that_serves_the_file() {
+    use e2e_tests::fake_graph::FakeGraph;
+    let fake = FakeBitrix::start().await;
+    let graph = FakeGraph::start().await;
+    let (base, oauth, graph_url) = (fake.base_url(), fake.oauth_url(), graph.base_url());
+    let h = Harness::start(move |c| {
+        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
+        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
+        c.bitrix_oauth_url = Some(oauth);
+        c.bitrix_portal_base_url = Some(base);
+        c.graph_api_base_url = graph_url;
+        c.retry_base_ms = 50;
+    })
+    .await;
+    tenant(&h, &fake).await;
+    // The sample's image, as the Graph API holds it for the number (token from the harness).
+    let jpeg = b"\xff\xd8\xff\xe0 fake jpeg bytes";
+    graph.add_token("EAAwhatsappTOKEN", WA_NUMBER);
+    graph.add_media("1106677706454703", WA_NUMBER, "image/jpeg", jpeg);
+
+    let (s, _) = h.post_signed(&sample("whatsapp-image.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    drain_all(&h).await;
+    let received = fake.messages_received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].text.as_deref(), Some("This one, in red"));
+    let url = received[0].files[0]["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{}/media/", h.base)), "{url}");
+
+    // Bitrix24 downloads it: the bytes come from the Graph API through our proxy.
+    let resp = h.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), jpeg);
+    // A forged link is refused.
+    let forged = format!("{}x", &url[..url.len() - 1]);
+    assert_eq!(
+        h.http.get(&forged).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    // Nothing of the file is stored by us.
+    for table in wappline::store::Table::ALL {
+        for item in h.all_items(table).await {
+            assert!(!item
+                .0
+                .values()
+                .any(|v| e2e_tests::harness::contains_bytes(v, b"fake jpeg bytes")));
+        }
+    }
+    h.server.shutdown().await;
+}

@@ -8,9 +8,14 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use wappline::app::{aws_sdk_config, Platform};
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::CrmSync;
+use wappline::media::MediaLinks;
 use wappline::queue::platform;
 use wappline::queue::sqs::SqsQueue;
 use wappline::sqs_lambda::handle_sqs_event;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -23,12 +28,18 @@ async fn main() -> Result<(), Error> {
         aws_sdk_sqs::Client::new(&sdk),
         std::slice::from_ref(&sync),
     )?);
-    let worker = Arc::new(CrmSync::new(
+    let mut crm = CrmSync::new(
         platform.store.clone(),
         platform.envelope.clone(),
         platform.tenants.clone(),
         bitrix,
-    ));
+    );
+    // Files reach Bitrix24 as signed links to the media proxy (MEDIA_LINK_KEY,
+    // PUBLIC_BASE_URL); without them messages carry a text label for their media.
+    if env("MEDIA_LINK_KEY").is_some() {
+        crm = crm.with_media_links(Arc::new(MediaLinks::from_lookup(env)?));
+    }
+    let worker = Arc::new(crm);
     run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (worker, queue, sync) = (worker.clone(), queue.clone(), sync.clone());
         async move {

@@ -11,7 +11,10 @@ use lambda_http::{run, run_with_streaming_response, service_fn, Error, Request};
 use media_proxy::{MediaProxyFunction, BUFFERED_MAX_BYTES, ENV_MAX_BYTES, ENV_RESPONSE_MODE};
 use wappline::app::{aws_sdk_config, Platform};
 use wappline::graph::{GraphClient, GraphConfig};
-use wappline::media::{MediaLinks, MediaProxy, DEFAULT_MAX_BYTES};
+use wappline::media::{MediaLinks, MediaProxy, DEFAULT_MAX_BYTES, ENV_PUBLIC_BASE_URL};
+
+/// Stands in for `PUBLIC_BASE_URL` when unset: verification never uses it.
+const VERIFY_ONLY_BASE_URL: &str = "https://media-proxy.invalid";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -20,7 +23,11 @@ fn env(name: &str) -> Option<String> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wappline::logging::init_json();
-    let links = MediaLinks::from_lookup(env)?;
+    // The proxy only verifies links; their base URL matters to whoever makes them
+    // (bitrix-sync), so here it may be absent (a function URL cannot name itself).
+    let links = MediaLinks::from_lookup(|k| {
+        env(k).or_else(|| (k == ENV_PUBLIC_BASE_URL).then(|| VERIFY_ONLY_BASE_URL.to_owned()))
+    })?;
     let graph = GraphClient::new(GraphConfig::from_lookup(env)?)?;
     let streaming = env(ENV_RESPONSE_MODE).is_some_and(|m| m.eq_ignore_ascii_case("stream"));
     let max_bytes = match env(ENV_MAX_BYTES) {

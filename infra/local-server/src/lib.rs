@@ -24,12 +24,15 @@ use tokio::task::JoinSet;
 use admin_api::{AdminApi, AdminToken};
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::RequestExt;
+use media_proxy::MediaProxyFunction;
 use meta_webhook::MetaWebhook;
 use wappline::app::Platform;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::{CrmSync, RetryPolicy};
+use wappline::graph::{GraphClient, GraphConfig, HostPolicy};
 use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
+use wappline::media::{MediaLinkKey, MediaLinks, MediaProxy};
 use wappline::meta::AppSecret;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
@@ -95,6 +98,11 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_BITRIX_PORTAL_BASE_URL")]
     pub bitrix_portal_base_url: Option<String>,
 
+    /// Base URL under which this server is reachable by Bitrix24 (media links point here).
+    /// Default: `http://<listen address>`.
+    #[arg(long, env = "WAPPLINE_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+
     /// First retry delay, in milliseconds, for jobs that failed for a passing reason
     /// (doubled per attempt, at most an hour).
     #[arg(long, env = "WAPPLINE_RETRY_BASE_MS", default_value_t = 30_000)]
@@ -116,6 +124,7 @@ impl LocalConfig {
             bitrix_oauth_url: None,
             bitrix_portal_base_url: None,
             retry_base_ms: 100,
+            public_base_url: None,
         }
     }
 }
@@ -125,6 +134,7 @@ struct Functions {
     admin: AdminApi,
     /// None until a Meta app secret and verify token are configured.
     meta: Option<MetaWebhook>,
+    media: MediaProxyFunction,
 }
 
 /// A running local server.
@@ -141,7 +151,6 @@ pub struct LocalServer {
 impl LocalServer {
     /// Opens the embedded storage, binds the listener and starts serving.
     pub async fn start(config: LocalConfig) -> Result<Self, String> {
-        check_graph_url(&config.graph_api_base_url)?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
         let (token, generated_token_file) = match &config.admin_token {
@@ -170,14 +179,33 @@ impl LocalServer {
                 None
             }
         };
-        let functions = Arc::new(Functions {
-            admin: AdminApi::new(platform.tenants.clone(), token),
-            meta,
-        });
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let graph_config = GraphConfig::default()
+            .with_base_url(&config.graph_api_base_url)
+            .map_err(|e| e.to_string())?;
+        let loopback_graph = graph_config.is_loopback();
+        let graph = GraphClient::new(graph_config)
+            .map_err(|e| e.to_string())?
+            .with_hosts(HostPolicy::meta().with_loopback(loopback_graph));
+        let public_base = config
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let links = MediaLinks::new(load_or_create_media_key(&config.data_dir)?, &public_base)
+            .map_err(|e| e.to_string())?
+            .with_hosts(HostPolicy::meta().with_loopback(loopback_graph));
+        let functions = Arc::new(Functions {
+            admin: AdminApi::new(platform.tenants.clone(), token),
+            meta,
+            media: MediaProxyFunction::new(MediaProxy::new(
+                links.clone(),
+                platform.tenants.clone(),
+                graph,
+            )),
+        });
         let (shutdown, rx) = watch::channel(false);
         let inspect = (platform.clone(), embedded_queue);
         // The queue consumers, as Lambda's SQS event source mappings run them in AWS.
@@ -203,7 +231,8 @@ impl LocalServer {
                 .with_retry_policy(RetryPolicy {
                     base: std::time::Duration::from_millis(config.retry_base_ms.max(1)),
                     ..RetryPolicy::default()
-                });
+                })
+                .with_media_links(Arc::new(links));
                 consumers.push(Consumer {
                     queue: platform::name(platform::SYNC),
                     visibility: platform::VISIBILITY,
@@ -330,6 +359,8 @@ async fn dispatch(
     let path = req.uri().path();
     let response = if path == "/admin" || path.starts_with("/admin/") {
         functions.admin.handle(req).await
+    } else if path.starts_with(media_proxy::PATH_PREFIX) {
+        functions.media.handle(req).await
     } else if path == meta_webhook::PATH {
         match &functions.meta {
             Some(meta) => meta.handle(req).await,
@@ -383,16 +414,17 @@ fn bitrix_client(config: &LocalConfig) -> Result<Option<BitrixClient>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Plain http is for loopback fakes only; anything else must be https.
-fn check_graph_url(url: &str) -> Result<(), String> {
-    let loopback = ["http://127.", "http://localhost", "http://[::1]"];
-    if url.starts_with("https://") || loopback.iter().any(|p| url.starts_with(p)) {
-        Ok(())
-    } else {
-        Err(format!(
-            "graph-api-base-url must be https, or http on loopback, got {url:?}"
-        ))
+/// The key that signs media links, kept in the data dir (mode 0600) so links survive a
+/// restart.
+fn load_or_create_media_key(dir: &Path) -> Result<MediaLinkKey, String> {
+    let path = dir.join("media-link.key");
+    if let Ok(hex_key) = std::fs::read_to_string(&path) {
+        return MediaLinkKey::from_hex(hex_key.trim()).map_err(|e| e.to_string());
     }
+    let key = MediaLinkKey::generate().map_err(|e| e.to_string())?;
+    write_private(&path, &key.to_hex())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(key)
 }
 
 fn load_or_create_token(dir: &Path) -> Result<(String, PathBuf), String> {
