@@ -26,6 +26,8 @@ use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::RequestExt;
 use media_proxy::MediaProxyFunction;
 use meta_webhook::MetaWebhook;
+use public_api::PublicApi;
+use wappline::api_keys::ApiKeys;
 use wappline::app::Platform;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::{CrmSync, RetryPolicy};
@@ -34,6 +36,7 @@ use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
 use wappline::media::{MediaLinkKey, MediaLinks, MediaProxy};
 use wappline::meta::AppSecret;
+use wappline::outbound::OutboundIntake;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
 use wappline::tenant::Secret;
@@ -135,6 +138,7 @@ struct Functions {
     /// None until a Meta app secret and verify token are configured.
     meta: Option<MetaWebhook>,
     media: MediaProxyFunction,
+    public: PublicApi,
 }
 
 /// A running local server.
@@ -200,6 +204,15 @@ impl LocalServer {
         let functions = Arc::new(Functions {
             admin: AdminApi::new(platform.tenants.clone(), token),
             meta,
+            public: PublicApi::new(
+                ApiKeys::new(platform.store.clone()),
+                platform.tenants.clone(),
+                OutboundIntake::new(
+                    platform.store.clone(),
+                    platform.envelope.clone(),
+                    queue.clone(),
+                ),
+            ),
             media: MediaProxyFunction::new(MediaProxy::new(
                 links.clone(),
                 platform.tenants.clone(),
@@ -359,6 +372,8 @@ async fn dispatch(
     let path = req.uri().path();
     let response = if path == "/admin" || path.starts_with("/admin/") {
         functions.admin.handle(req).await
+    } else if path == public_api::MESSAGES_PATH {
+        functions.public.handle(req).await
     } else if path.starts_with(media_proxy::PATH_PREFIX) {
         functions.media.handle(req).await
     } else if path == meta_webhook::PATH {

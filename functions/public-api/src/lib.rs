@@ -1,0 +1,226 @@
+//! public-api: the tenants' own systems send WhatsApp and Instagram messages here, with a
+//! tenant API key (`Authorization: Bearer wpl_...`, scope `send`).
+//!
+//! - `POST /v1/messages`: `{"channel": "whatsapp"|"instagram", "account_id": "...", "to":
+//!   "...", "text": "..."}` or with `"template": {"name", "language", "components"}`
+//!   (WhatsApp). Answers 202 once the send is queued; the same window, quota and error rules
+//!   apply as to operator replies. An `Idempotency-Key` header makes retries safe: the same
+//!   key and tenant never queue a second message.
+//!
+//! The tenant always comes from the key, never from the body; an account not connected to
+//! that tenant is 404, whoever owns it.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use wappline::api_keys::{ApiKeyError, ApiKeyScope, ApiKeys};
+use wappline::conversation::TemplateMessage;
+use wappline::edge::{self, ApiError};
+use wappline::ids::{InstagramAccountId, PhoneNumberId};
+use wappline::meta::{AccountRef, CustomerId, InstagramUserId, WhatsAppPhone, WhatsAppUserId};
+use wappline::outbound::{ApiMessage, OutboundError, OutboundIntake};
+use wappline::tenant::TenantDirectory;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MESSAGES_PATH: &str = "/v1/messages";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    channel: String,
+    account_id: String,
+    to: String,
+    text: Option<String>,
+    template: Option<TemplateRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateRequest {
+    name: String,
+    language: String,
+    #[serde(default)]
+    components: serde_json::Value,
+}
+
+pub struct PublicApi {
+    keys: ApiKeys,
+    tenants: TenantDirectory,
+    outbound: OutboundIntake,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+/// The customer id as the channel knows it: a WhatsApp business-scoped user id
+/// (`CC.xxxx`) or phone number (digits, optional `+`), or an Instagram-scoped id.
+fn recipient(account: &AccountRef, to: &str) -> Result<CustomerId, ApiError> {
+    match account {
+        AccountRef::WhatsApp(_) if to.contains('.') => WhatsAppUserId::parse(to)
+            .map(CustomerId::WhatsAppUser)
+            .map_err(|e| bad(format!("to: {e}"))),
+        AccountRef::WhatsApp(_) => WhatsAppPhone::parse(to)
+            .map(CustomerId::WhatsAppPhone)
+            .map_err(|e| bad(format!("to: {e}"))),
+        AccountRef::Instagram(_) => InstagramUserId::parse(to)
+            .map(CustomerId::Instagram)
+            .map_err(|e| bad(format!("to: {e}"))),
+    }
+}
+
+impl PublicApi {
+    pub fn new(keys: ApiKeys, tenants: TenantDirectory, outbound: OutboundIntake) -> Self {
+        PublicApi {
+            keys,
+            tenants,
+            outbound,
+        }
+    }
+
+    /// Serves one request. Never fails: every outcome is an HTTP response.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        match self.route(&req).await {
+            Ok(r) => r.map(Body::from),
+            Err(e) => {
+                if e.status.is_server_error() {
+                    tracing::error!(
+                        status = e.status.as_u16(),
+                        code = e.code,
+                        "public API request failed"
+                    );
+                }
+                e.into_response().map(Body::from)
+            }
+        }
+    }
+
+    async fn route(&self, req: &Request) -> Result<Response<String>, ApiError> {
+        let path = req.uri().path().trim_end_matches('/');
+        if !path.ends_with(MESSAGES_PATH) {
+            return Err(ApiError::not_found("no such route"));
+        }
+        if req.method() != Method::POST {
+            return Err(ApiError::method_not_allowed());
+        }
+        let presented = req
+            .headers()
+            .get(lambda_http::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthorized)?;
+        let principal = match self.keys.authenticate(presented).await {
+            Ok(p) => p,
+            Err(ApiKeyError::Invalid) => return Err(ApiError::unauthorized()),
+            Err(e) => {
+                tracing::error!(error = %e, "API key check failed");
+                return Err(ApiError::unavailable());
+            }
+        };
+        if principal.scope != ApiKeyScope::Send {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this API key may not send messages",
+            ));
+        }
+        let body: &[u8] = req.body().as_ref();
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+        }
+        let request: SendRequest = edge::parse_json(body)?;
+        let account = match request.channel.as_str() {
+            "whatsapp" => AccountRef::WhatsApp(
+                PhoneNumberId::parse(&request.account_id)
+                    .map_err(|e| bad(format!("account_id: {e}")))?,
+            ),
+            "instagram" => AccountRef::Instagram(
+                InstagramAccountId::parse(&request.account_id)
+                    .map_err(|e| bad(format!("account_id: {e}")))?,
+            ),
+            _ => return Err(bad("channel: must be whatsapp or instagram")),
+        };
+        let to = recipient(&account, &request.to)?;
+        let message = match (request.text, request.template) {
+            (Some(text), None) => ApiMessage::Text(text),
+            (None, Some(t)) => {
+                let ok = |s: &str, max: usize| {
+                    !s.is_empty()
+                        && s.len() <= max
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                };
+                if !ok(&t.name, 512) {
+                    return Err(bad("template.name: letters, digits and '_' only"));
+                }
+                if !ok(&t.language, 16) {
+                    return Err(bad("template.language: a language code like en_US"));
+                }
+                if !(t.components.is_null() || t.components.is_array()) {
+                    return Err(bad("template.components: must be an array"));
+                }
+                ApiMessage::Template(TemplateMessage {
+                    name: t.name,
+                    language: t.language,
+                    components: t.components,
+                })
+            }
+            _ => return Err(bad("give exactly one of text and template")),
+        };
+        let request_id = match req
+            .headers()
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(k)
+                if !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                format!("{}:{k}", principal.key_id)
+            }
+            Some(_) => return Err(bad("Idempotency-Key: 1 to 128 visible ASCII characters")),
+            None => {
+                let mut b = [0u8; 16];
+                wappline::crypto::random_bytes(&mut b).map_err(|_| ApiError::internal())?;
+                hex_string(&b)
+            }
+        };
+        let accepted = self
+            .outbound
+            .accept_api_message(
+                &self.tenants,
+                &principal.tenant,
+                &account,
+                to,
+                message,
+                &request_id,
+            )
+            .await;
+        match accepted {
+            Ok(a) => Ok(edge::json(
+                StatusCode::ACCEPTED,
+                &serde_json::json!({
+                    "status": "queued",
+                    "conversation_id": a.message.conversation.as_str(),
+                    "duplicate": a.duplicate,
+                }),
+            )),
+            Err(OutboundError::UnknownAccount) => {
+                tracing::info!(
+                    key = principal.key_id,
+                    "send to an account the key's tenant does not hold"
+                );
+                Err(ApiError::not_found("no such connected account"))
+            }
+            Err(OutboundError::Invalid(m)) => Err(bad(m)),
+            Err(e) => {
+                tracing::error!(error = %e, "public API send not queued");
+                Err(ApiError::unavailable())
+            }
+        }
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

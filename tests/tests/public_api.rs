@@ -1,0 +1,108 @@
+//! The public send API on the local server: tenant API keys, the tenant from the key only,
+//! validation, and sends queued for the send worker.
+
+use std::time::Duration;
+
+use e2e_tests::harness::{Harness, IG_ACCOUNT, WA_NUMBER};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use wappline::api_keys::{ApiKeyScope, ApiKeys};
+use wappline::ids::TenantId;
+use wappline::queue::platform;
+
+async fn key_for(h: &Harness, tenant: &str) -> String {
+    ApiKeys::new(h.server.platform().store.clone())
+        .create(
+            &TenantId::parse(tenant).unwrap(),
+            "test",
+            ApiKeyScope::Send,
+            None,
+        )
+        .await
+        .unwrap()
+        .key
+}
+
+async fn send(
+    h: &Harness,
+    key: Option<&str>,
+    body: Value,
+    idem: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = h.http.post(format!("{}/v1/messages", h.base)).json(&body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if let Some(i) = idem {
+        req = req.header("Idempotency-Key", i);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn sends_are_queued_for_the_keys_tenant_only() {
+    let h = Harness::start(|_| {}).await;
+    let tenant = h.tenant_with_channels().await;
+    let other = h
+        .admin("POST", "/admin/tenants", json!({"name": "Other"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = key_for(&h, &tenant).await;
+    let other_key = key_for(&h, &other).await;
+
+    let text = json!({"channel": "whatsapp", "account_id": WA_NUMBER, "to": "US.13491208655302741918", "text": "Your order has shipped"});
+    let (s, v) = send(&h, Some(&key), text.clone(), Some("order-4711")).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["status"], "queued");
+    assert_eq!(v["duplicate"], false);
+    // A retry with the same idempotency key queues nothing new.
+    let (s, v) = send(&h, Some(&key), text.clone(), Some("order-4711")).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(v["duplicate"], true);
+    let template = json!({"channel": "whatsapp", "account_id": WA_NUMBER, "to": "+16505551234",
+        "template": {"name": "order_update", "language": "en_US", "components": []}});
+    let (s, v) = send(&h, Some(&key), template, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let ig = json!({"channel": "instagram", "account_id": IG_ACCOUNT, "to": "1254459154682919", "text": "Hi!"});
+    assert_eq!(send(&h, Some(&key), ig, None).await.0, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.depth(platform::OUTBOUND).await, 3);
+
+    // Another tenant's valid key cannot use these accounts: 404, nothing queued.
+    let (s, v) = send(&h, Some(&other_key), text.clone(), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    // No key, a wrong key: 401.
+    assert_eq!(
+        send(&h, None, text.clone(), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = format!("{}x", &key[..key.len() - 1]);
+    assert_eq!(
+        send(&h, Some(&wrong), text.clone(), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Bad bodies: 400 with a message, nothing queued.
+    for bad in [
+        json!({"channel": "sms", "account_id": WA_NUMBER, "to": "1", "text": "x"}),
+        json!({"channel": "whatsapp", "account_id": "abc", "to": "16505551234", "text": "x"}),
+        json!({"channel": "whatsapp", "account_id": WA_NUMBER, "to": "not a number", "text": "x"}),
+        json!({"channel": "whatsapp", "account_id": WA_NUMBER, "to": "16505551234"}),
+        json!({"channel": "whatsapp", "account_id": WA_NUMBER, "to": "16505551234", "text": "x", "tenant_id": other}),
+        json!({"channel": "instagram", "account_id": IG_ACCOUNT, "to": "1254459154682919",
+            "template": {"name": "t", "language": "en"}}),
+        json!({"channel": "whatsapp", "account_id": WA_NUMBER, "to": "16505551234", "text": ""}),
+    ] {
+        let (s, v) = send(&h, Some(&key), bad.clone(), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(h.depth(platform::OUTBOUND).await, 3);
+    h.server.shutdown().await;
+}
