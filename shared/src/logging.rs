@@ -13,12 +13,14 @@ pub fn init_json() {
         .try_init();
 }
 
-/// Human-readable logs for the local server.
+/// Human-readable logs for the local server, on stderr: stdout is for what the server
+/// prints for its user (where it listens), which scripts and tests read.
 pub fn init_text() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
         .try_init();
 }
