@@ -36,6 +36,17 @@ pub enum Begin {
     InProgress { retry_after: Duration },
 }
 
+/// What [`Idempotency::guard`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guarded<T> {
+    /// The work ran (and its record is now completed).
+    Ran(T),
+    /// It had run before: nothing was done.
+    AlreadyDone,
+    /// Another worker holds the key: try again after this long.
+    InProgress { retry_after: Duration },
+}
+
 /// A held idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(Key);
@@ -138,6 +149,38 @@ impl Idempotency {
         {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `work` at most once per key: takes the key, runs the work, completes the record;
+    /// on failure releases the key (so a retry runs the work again) and returns the error.
+    pub async fn guard<T, E, Fut>(
+        &self,
+        tenant: &TenantId,
+        idempotency_key: &str,
+        work: impl FnOnce() -> Fut,
+    ) -> Result<Guarded<T>, E>
+    where
+        E: From<StoreError>,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let held = match self.begin(tenant, idempotency_key).await? {
+            Begin::Started(held) => held,
+            Begin::AlreadyDone => return Ok(Guarded::AlreadyDone),
+            Begin::InProgress { retry_after } => return Ok(Guarded::InProgress { retry_after }),
+        };
+        match work().await {
+            Ok(out) => {
+                self.complete(&held).await?;
+                Ok(Guarded::Ran(out))
+            }
+            Err(e) => {
+                if let Err(release) = self.release(&held).await {
+                    // The lease runs out on its own; the retry waits for it.
+                    tracing::warn!(error = %release, "releasing idempotency record failed");
+                }
+                Err(e)
+            }
         }
     }
 }

@@ -6,7 +6,6 @@
 //! `http` is accepted only for loopback hosts; anything else must be `https`.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::ids::BitrixDomain;
@@ -118,17 +117,7 @@ impl fmt::Display for EndpointUrl {
     }
 }
 
-/// `localhost`, or an IPv4/IPv6 loopback address (IPv6 with or without brackets).
-pub fn is_loopback_host(host: &str) -> bool {
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+pub use crate::http_client::is_loopback_host;
 
 /// Everything the client needs to reach Bitrix24. `Debug` shows no secret.
 #[derive(Clone, Debug)]

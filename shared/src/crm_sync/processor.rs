@@ -33,7 +33,7 @@ use crate::conversation::{
     StoredMessage,
 };
 use crate::crypto::Envelope;
-use crate::idempotency::{Begin, Idempotency};
+use crate::idempotency::{Guarded, Idempotency};
 use crate::ids::{BitrixDomain, TenantId};
 use crate::meta::{AccountRef, Content, Media};
 use crate::queue::platform;
@@ -285,24 +285,16 @@ impl CrmSync {
             tracing::info!("conversation gone (erased or expired); sync job dropped");
             return Ok(Outcome::Done);
         };
-        let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
-            Begin::Started(held) => held,
-            Begin::AlreadyDone => return Ok(Outcome::Done),
-            Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
-        };
-        let result = self.run(job, &scope, &conversations, &meta).await;
-        match result {
-            Ok(()) => {
-                self.idempotency.complete(&held).await?;
-                Ok(Outcome::Done)
-            }
-            Err(e) => {
-                if let Err(release) = self.idempotency.release(&held).await {
-                    tracing::warn!(error = %release, "releasing idempotency record failed");
-                }
-                Err(e)
-            }
-        }
+        let guarded = self
+            .idempotency
+            .guard(&job.tenant_id, &job.effect, || {
+                self.run(job, &scope, &conversations, &meta)
+            })
+            .await?;
+        Ok(match guarded {
+            Guarded::Ran(()) | Guarded::AlreadyDone => Outcome::Done,
+            Guarded::InProgress { retry_after } => Outcome::RetryAfter(retry_after),
+        })
     }
 
     async fn run(

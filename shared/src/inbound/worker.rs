@@ -18,7 +18,7 @@ use crate::conversation::{
 };
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::Envelope;
-use crate::idempotency::{Begin, Idempotency};
+use crate::idempotency::{Guarded, Idempotency};
 use crate::meta::{Content, DeliveryStatus, EventKind, InboundEvent, MetaError, ReplyTo};
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
@@ -87,31 +87,20 @@ impl InboundWorker {
             .map(|p| p.retention_days)
             .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
 
-        let held = match self
+        let guarded = self
             .idempotency
-            .begin(&job.tenant_id, &job.idempotency_key())
-            .await?
-        {
-            Begin::Started(held) => held,
-            Begin::AlreadyDone => {
+            .guard(&job.tenant_id, &job.idempotency_key(), || {
+                self.apply(job, retention)
+            })
+            .await?;
+        Ok(match guarded {
+            Guarded::Ran(()) => Outcome::Done,
+            Guarded::AlreadyDone => {
                 tracing::debug!("duplicate inbound event skipped");
-                return Ok(Outcome::Done);
+                Outcome::Done
             }
-            Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
-        };
-        match self.apply(job, retention).await {
-            Ok(()) => {
-                self.idempotency.complete(&held).await?;
-                Ok(Outcome::Done)
-            }
-            Err(e) => {
-                if let Err(release) = self.idempotency.release(&held).await {
-                    // The lease runs out on its own; the retry waits for it.
-                    tracing::warn!(error = %release, "releasing idempotency record failed");
-                }
-                Err(e)
-            }
-        }
+            Guarded::InProgress { retry_after } => Outcome::RetryAfter(retry_after),
+        })
     }
 
     async fn enqueue(

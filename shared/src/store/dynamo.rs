@@ -24,8 +24,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    check_update, validate_limit, validate_transaction, AttrValue, Condition, Item, Key, Page,
-    Query, SortKeyCondition, StoreError, Table, TableStore, Update, WriteOp, PK, SK, TTL_ATTR,
+    check_key, check_update, item_key, validate_limit, validate_transaction, AttrValue, Condition,
+    Item, Key, Page, Query, SortKeyCondition, StoreError, Table, TableStore, Update, WriteOp, PK,
+    SK, TTL_ATTR,
 };
 use crate::clock::now_secs;
 
@@ -245,23 +246,6 @@ fn key_to_dynamo(key: &Key) -> HashMap<String, AttributeValue> {
         (PK.to_owned(), AttributeValue::S(key.pk.clone())),
         (SK.to_owned(), AttributeValue::S(key.sk.clone())),
     ])
-}
-
-fn check_key(key: &Key) -> Result<(), StoreError> {
-    if key.pk.is_empty() || key.sk.is_empty() {
-        return Err(StoreError::Invalid(
-            "pk and sk must be non-empty strings".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn item_key(item: &Item) -> Result<Key, StoreError> {
-    let key = item
-        .key()
-        .ok_or_else(|| StoreError::Invalid("item without string pk and sk".into()))?;
-    check_key(&key)?;
-    Ok(key)
 }
 
 /// An expression under construction: placeholders for names and values.

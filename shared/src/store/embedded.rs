@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{
-    check_update, validate_limit, validate_transaction, Condition, Item, Key, Page, Query,
-    SortKeyCondition, StoreError, Table, TableStore, Update, WriteOp,
+    check_key, check_update, item_key, validate_limit, validate_transaction, Condition, Item, Key,
+    Page, Query, SortKeyCondition, StoreError, Table, TableStore, Update, WriteOp,
 };
 use crate::clock::now_secs;
 
@@ -56,24 +56,6 @@ fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
 
 fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Backend(format!("corrupt item: {e}")))
-}
-
-/// Both key attributes must be non-empty strings (DynamoDB rejects empty key values).
-fn check_key(key: &Key) -> Result<(), StoreError> {
-    if key.pk.is_empty() || key.sk.is_empty() {
-        return Err(StoreError::Invalid(
-            "pk and sk must be non-empty strings".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn item_key(item: &Item) -> Result<Key, StoreError> {
-    let key = item
-        .key()
-        .ok_or_else(|| StoreError::Invalid("item without string pk and sk".into()))?;
-    check_key(&key)?;
-    Ok(key)
 }
 
 /// The live item at `key` within a write transaction.

@@ -552,3 +552,22 @@ pub fn check_update(update: &Update) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Both key attributes must be non-empty strings (DynamoDB rejects empty key values).
+pub fn check_key(key: &Key) -> Result<(), StoreError> {
+    if key.pk.is_empty() || key.sk.is_empty() {
+        return Err(StoreError::Invalid(
+            "pk and sk must be non-empty strings".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The key of an item to write, checked like [`check_key`].
+pub fn item_key(item: &Item) -> Result<Key, StoreError> {
+    let key = item
+        .key()
+        .ok_or_else(|| StoreError::Invalid("item without string pk and sk".into()))?;
+    check_key(&key)?;
+    Ok(key)
+}
