@@ -11,16 +11,33 @@
 //!   `Content-Type`; without a token `401`; expired or unknown `404`.
 //! - `GET /cdn/{name}` (no token): public CDN bytes, for Instagram attachment URLs;
 //!   `GET /cdn-redirect/{name}` answers `302` to `/cdn/{name}`.
-//! - Programmable: [`FakeGraph::set_gone`], [`FakeGraph::fail_next`] and
-//!   [`FakeGraph::fail_downloads`] (5xx, rate limit).
-//! - Records every request ([`FakeGraph::calls`]).
+//! - `POST /{version}/{phone-number-id}/messages` (WhatsApp Cloud API send): the JSON body
+//!   must carry `messaging_product: "whatsapp"`, `recipient_type: "individual"`, exactly one
+//!   of `to` (phone) / `recipient` (BSUID), a `type` and its object; media objects must name
+//!   a media id uploaded for that number (else `400` code 131053). Answers
+//!   `{"messaging_product": "whatsapp", "contacts": [{"input", "wa_id" | "user_id"}],
+//!   "messages": [{"id": "wamid.…", "message_status": "accepted"}]}`.
+//! - `POST /{version}/{phone-number-id}/media` (`multipart/form-data` with
+//!   `messaging_product=whatsapp`, `type`, `file`): stores the file (readable afterwards through
+//!   the media endpoints) and answers `{"id": "<MEDIA_ID>"}`.
+//! - `POST /{version}/me/messages` or `/{version}/{ig-or-page-id}/messages` without
+//!   `messaging_product` (Instagram Send API): `recipient.id`, `message.text` or
+//!   `message.attachment {type, payload.url}`, `messaging_type` (`MESSAGE_TAG` needs `tag`).
+//!   Answers `{"recipient_id", "message_id"}`.
+//! - Tokens: [`FakeGraph::add_token`] (WhatsApp number), [`FakeGraph::add_instagram_token`]
+//!   (Instagram account, optionally its Page). Unknown token: `401` code 190.
+//! - Programmable: [`FakeGraph::set_gone`], [`FakeGraph::fail_next`],
+//!   [`FakeGraph::fail_downloads`] and [`FakeGraph::fail_sends`] (5xx, rate limits, Meta
+//!   error codes).
+//! - Records every request ([`FakeGraph::calls`]), every accepted send
+//!   ([`FakeGraph::sent`]) and upload ([`FakeGraph::uploads`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -39,6 +56,78 @@ pub enum GraphFailure {
     Down,
     /// `400 {"error": {"code": 80007, ...}}`: the WhatsApp Business Account's rate limit.
     RateLimit,
+    /// Any Meta error code, with the HTTP status and title Meta uses for it (e.g. 130429
+    /// throughput, 131056 pair rate, 131047 re-engagement, 131026 undeliverable, 190 token).
+    Code(i64),
+}
+
+/// HTTP status, error type and message Meta sends with `code`.
+fn code_answer(code: i64) -> Answer {
+    let (status, kind, message) = match code {
+        130429 => (400, "OAuthException", "(#130429) Rate limit hit"),
+        131056 => (
+            400,
+            "OAuthException",
+            "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+        ),
+        131047 => (400, "OAuthException", "(#131047) Re-engagement message"),
+        131026 => (400, "OAuthException", "(#131026) Message undeliverable"),
+        131051 => (400, "OAuthException", "(#131051) Unsupported message type"),
+        131053 => (400, "OAuthException", "(#131053) Media upload error"),
+        131062 => (
+            400,
+            "OAuthException",
+            "(#131062) Business-scoped User ID recipients are not supported for this message",
+        ),
+        190 => (401, "OAuthException", "Error validating access token"),
+        10 => (
+            403,
+            "OAuthException",
+            "(#10) Application does not have permission",
+        ),
+        100 => (400, "OAuthException", "(#100) Invalid parameter"),
+        4 => (
+            400,
+            "OAuthException",
+            "(#4) Application request limit reached",
+        ),
+        613 => (
+            400,
+            "OAuthException",
+            "(#613) Calls to this api have exceeded the rate limit",
+        ),
+        131000 => (500, "OAuthException", "(#131000) Something went wrong"),
+        _ => (400, "OAuthException", "(#0) Fake error"),
+    };
+    meta_error(status, code, None, kind, message)
+}
+
+/// An accepted send, as the fake recorded it.
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    /// `whatsapp` or `instagram`.
+    pub product: &'static str,
+    /// The path it was posted to (`/v26.0/106540352242922/messages`).
+    pub path: String,
+    pub bearer: Option<String>,
+    /// The JSON body as sent.
+    pub body: Value,
+    /// The message id the fake answered with.
+    pub id: String,
+}
+
+/// An accepted media upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub phone_number_id: String,
+    pub media_id: String,
+    /// The `type` field.
+    pub mime_type: String,
+    /// The file part's `filename` and `Content-Type`.
+    pub filename: Option<String>,
+    pub part_content_type: Option<String>,
+    pub bytes: Vec<u8>,
+    pub messaging_product: Option<String>,
 }
 
 /// One request as the fake saw it.
@@ -71,7 +160,13 @@ struct State {
     lookaside: HashMap<String, (String, u64)>,
     failures: VecDeque<GraphFailure>,
     download_failures: VecDeque<GraphFailure>,
+    /// `None`: let that send through.
+    send_failures: VecDeque<Option<GraphFailure>>,
+    /// Instagram token → (account id, page id).
+    instagram_tokens: HashMap<String, (String, Option<String>)>,
     calls: Vec<GraphCall>,
+    sent: Vec<SentMessage>,
+    uploads: Vec<Upload>,
     seq: u64,
 }
 
@@ -198,7 +293,7 @@ impl FakeGraph {
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         let state = state.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(&state, req)) }
+                        async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -272,31 +367,80 @@ impl FakeGraph {
         }
     }
 
+    /// The next `n` sends (`POST …/messages`) fail with `kind`; other requests succeed.
+    pub fn fail_sends(&self, n: usize, kind: GraphFailure) {
+        let mut s = self.state();
+        for _ in 0..n {
+            s.send_failures.push_back(Some(kind));
+        }
+    }
+
+    /// The next `n` sends go through before failures queued after this call apply (to fail
+    /// the second part of a message, say).
+    pub fn pass_sends(&self, n: usize) {
+        let mut s = self.state();
+        for _ in 0..n {
+            s.send_failures.push_back(None);
+        }
+    }
+
+    /// Lets `token` send as the Instagram account `account_id` (Instagram Login: through
+    /// `me/messages` or `{account_id}/messages`; with `page_id`, also through
+    /// `{page_id}/messages`, as a Page token).
+    pub fn add_instagram_token(&self, token: &str, account_id: &str, page_id: Option<&str>) {
+        self.state().instagram_tokens.insert(
+            token.to_owned(),
+            (account_id.to_owned(), page_id.map(str::to_owned)),
+        );
+    }
+
     /// Every request so far.
     pub fn calls(&self) -> Vec<GraphCall> {
         self.state().calls.clone()
     }
+
+    /// Every send the fake accepted, in order.
+    pub fn sent(&self) -> Vec<SentMessage> {
+        self.state().sent.clone()
+    }
+
+    /// Every upload the fake accepted, in order.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.state().uploads.clone()
+    }
 }
 
-fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
+async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => Vec::new(),
+    };
     let mut s = state.lock().expect("fake graph state");
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(str::to_owned);
-    let bearer = req
-        .headers()
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
+    let bearer = parts
+        .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
-    let answer = route(
-        &mut s,
-        req.method().as_str(),
-        &path,
-        query.as_deref(),
-        bearer.as_deref(),
-    );
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let request = ReadRequest {
+        method: parts.method.as_str(),
+        path: &path,
+        query: query.as_deref(),
+        bearer: bearer.as_deref(),
+        content_type: content_type.as_deref(),
+        body: &body,
+    };
+    let answer = route(&mut s, &request);
     s.calls.push(GraphCall {
-        method: req.method().to_string(),
+        method: parts.method.to_string(),
         path,
         query,
         bearer,
@@ -305,17 +449,24 @@ fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
     answer
 }
 
-fn route(
-    s: &mut State,
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    bearer: Option<&str>,
-) -> Answer {
+/// One request, read whole.
+struct ReadRequest<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    bearer: Option<&'a str>,
+    content_type: Option<&'a str>,
+    body: &'a [u8],
+}
+
+fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
+    let (method, path, query, bearer) = (r.method, r.path, r.query, r.bearer);
     let is_download = path.starts_with("/lookaside/");
+    let is_send = method == "POST" && path.ends_with("/messages");
     let failure = match s.failures.pop_front() {
         Some(kind) => Some(kind),
         None if is_download => s.download_failures.pop_front(),
+        None if is_send => s.send_failures.pop_front().flatten(),
         None => None,
     };
     if let Some(kind) = failure {
@@ -342,6 +493,25 @@ fn route(
                 "OAuthException",
                 "(#80007) There have been too many calls to this WhatsApp Business account.",
             ),
+            GraphFailure::Code(code) => code_answer(code),
+        };
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if method == "POST" {
+        return match segments.as_slice() {
+            [version, owner, "messages"] if is_version(version) => {
+                send_message(s, path, owner, bearer, r.body)
+            }
+            [version, owner, "media"] if is_version(version) => {
+                upload_media(s, owner, bearer, r.content_type, r.body)
+            }
+            _ => meta_error(
+                400,
+                100,
+                None,
+                "GraphMethodException",
+                "Unsupported post request",
+            ),
         };
     }
     if method != "GET" {
@@ -353,7 +523,6 @@ fn route(
             "Unsupported request",
         );
     }
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         [version, media_id] if is_version(version) => media_info(s, media_id, query, bearer),
         ["lookaside", "whatsapp_business", "attachments", ""] => lookaside(s, query, bearer),
@@ -426,4 +595,307 @@ fn lookaside(s: &mut State, query: Option<&str>, bearer: Option<&str>) -> Answer
         Some(m) => bytes_answer(200, &m.mime_type, m.bytes.clone()),
         None => bytes_answer(404, "text/plain", b"Not Found".to_vec()),
     }
+}
+
+fn invalid_parameter(details: &str) -> Answer {
+    json_answer(
+        400,
+        &json!({"error": {
+            "message": "(#100) Invalid parameter",
+            "type": "OAuthException",
+            "code": 100,
+            "error_data": {"messaging_product": "whatsapp", "details": details},
+            "fbtrace_id": "AfakeTraceId0123456789"
+        }}),
+    )
+}
+
+const WHATSAPP_MEDIA_TYPES: &[&str] = &["image", "audio", "video", "document", "sticker"];
+
+fn send_message(
+    s: &mut State,
+    path: &str,
+    owner: &str,
+    bearer: Option<&str>,
+    body: &[u8],
+) -> Answer {
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return invalid_parameter("the body is not JSON");
+    };
+    if body.get("messaging_product").is_some() {
+        send_whatsapp(s, path, owner, bearer, body)
+    } else {
+        send_instagram(s, path, owner, bearer, body)
+    }
+}
+
+fn send_whatsapp(
+    s: &mut State,
+    path: &str,
+    number: &str,
+    bearer: Option<&str>,
+    body: Value,
+) -> Answer {
+    let Some(numbers) = bearer.and_then(|t| s.tokens.get(t)).cloned() else {
+        return invalid_token();
+    };
+    if !numbers.iter().any(|n| n == number) {
+        return no_such_object(number);
+    }
+    if body["messaging_product"] != "whatsapp" {
+        return invalid_parameter("messaging_product must be whatsapp");
+    }
+    if body
+        .get("recipient_type")
+        .is_some_and(|r| r != "individual")
+    {
+        return invalid_parameter("recipient_type must be individual");
+    }
+    let to = body.get("to").and_then(Value::as_str);
+    let recipient = body.get("recipient").and_then(Value::as_str);
+    let input = match (to, recipient) {
+        (Some(to), _) => to,
+        (None, Some(r)) => r,
+        (None, None) => return invalid_parameter("to or recipient is required"),
+    };
+    let Some(kind) = body.get("type").and_then(Value::as_str) else {
+        return invalid_parameter("type is required");
+    };
+    let Some(object) = body.get(kind).filter(|o| o.is_object()) else {
+        return invalid_parameter("the object named by type is required");
+    };
+    match kind {
+        "text" => {
+            let ok = object["body"]
+                .as_str()
+                .is_some_and(|b| !b.is_empty() && b.chars().count() <= 4096);
+            if !ok {
+                return invalid_parameter("text.body must be 1 to 4096 characters");
+            }
+        }
+        k if WHATSAPP_MEDIA_TYPES.contains(&k) => {
+            let Some(id) = object["id"].as_str() else {
+                return invalid_parameter("media objects need an id here");
+            };
+            let known = s
+                .media
+                .get(id)
+                .is_some_and(|m| m.phone_number_id == number && !m.gone);
+            if !known {
+                return code_answer(131053);
+            }
+        }
+        "template" => {
+            if object["name"].as_str().is_none() || object["language"]["code"].as_str().is_none() {
+                return invalid_parameter("template needs name and language.code");
+            }
+        }
+        "reaction" => {
+            if object["message_id"].as_str().is_none() {
+                return invalid_parameter("reaction.message_id is required");
+            }
+        }
+        _ => return code_answer(131051),
+    }
+    s.seq += 1;
+    let id = format!("wamid.FAKE{:012}", s.seq);
+    s.sent.push(SentMessage {
+        product: "whatsapp",
+        path: path.to_owned(),
+        bearer: bearer.map(str::to_owned),
+        body: body.clone(),
+        id: id.clone(),
+    });
+    let contact = if to.is_some() {
+        json!({"input": input, "wa_id": input.trim_start_matches('+')})
+    } else {
+        json!({"input": input, "user_id": input})
+    };
+    json_answer(
+        200,
+        &json!({
+            "messaging_product": "whatsapp",
+            "contacts": [contact],
+            "messages": [{"id": id, "message_status": "accepted"}]
+        }),
+    )
+}
+
+fn send_instagram(
+    s: &mut State,
+    path: &str,
+    owner: &str,
+    bearer: Option<&str>,
+    body: Value,
+) -> Answer {
+    let Some((account, page)) = bearer.and_then(|t| s.instagram_tokens.get(t)).cloned() else {
+        return invalid_token();
+    };
+    let owner_ok = owner == "me" || owner == account || page.as_deref() == Some(owner);
+    if !owner_ok {
+        return no_such_object(owner);
+    }
+    let Some(recipient) = body["recipient"]["id"].as_str().map(str::to_owned) else {
+        return invalid_parameter("recipient.id is required");
+    };
+    match body["messaging_type"].as_str() {
+        Some("RESPONSE") | Some("UPDATE") | None => {}
+        Some("MESSAGE_TAG") => {
+            if body["tag"].as_str() != Some("HUMAN_AGENT") {
+                return invalid_parameter("MESSAGE_TAG needs a tag");
+            }
+        }
+        Some(_) => return invalid_parameter("unknown messaging_type"),
+    }
+    let message = &body["message"];
+    if let Some(text) = message["text"].as_str() {
+        if text.is_empty() || text.len() > 1000 {
+            return invalid_parameter("message.text must be 1 to 1000 bytes");
+        }
+    } else {
+        let a = &message["attachment"];
+        let kind_ok = a["type"]
+            .as_str()
+            .is_some_and(|t| ["image", "audio", "video", "file"].contains(&t));
+        if !kind_ok || a["payload"]["url"].as_str().is_none() {
+            return invalid_parameter("message needs text or an attachment with a url");
+        }
+    }
+    s.seq += 1;
+    let id = format!("aWdfZAG1faXRlbToxOkZBS0U{:012}", s.seq);
+    s.sent.push(SentMessage {
+        product: "instagram",
+        path: path.to_owned(),
+        bearer: bearer.map(str::to_owned),
+        body: body.clone(),
+        id: id.clone(),
+    });
+    json_answer(200, &json!({"recipient_id": recipient, "message_id": id}))
+}
+
+/// One part of a `multipart/form-data` body.
+struct FormPart {
+    name: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+    data: Vec<u8>,
+}
+
+fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+fn param(header: &str, name: &str) -> Option<String> {
+    header.split(';').map(str::trim).find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// Parses a multipart body strictly enough to catch malformed uploads (RFC 7578).
+fn parse_multipart(content_type: &str, body: &[u8]) -> Option<Vec<FormPart>> {
+    if !content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        return None;
+    }
+    let boundary = param(content_type, "boundary")?;
+    let delimiter = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut pos = find(body, delimiter.as_bytes(), 0)?;
+    loop {
+        pos += delimiter.len();
+        if body.get(pos..pos + 2)? == b"--" {
+            return Some(parts);
+        }
+        if body.get(pos..pos + 2)? != b"\r\n" {
+            return None;
+        }
+        pos += 2;
+        let head_end = find(body, b"\r\n\r\n", pos)?;
+        let head = std::str::from_utf8(&body[pos..head_end]).ok()?;
+        let data_start = head_end + 4;
+        let next = find(body, format!("\r\n{delimiter}").as_bytes(), data_start)?;
+        let mut part = FormPart {
+            name: String::new(),
+            filename: None,
+            content_type: None,
+            data: body[data_start..next].to_vec(),
+        };
+        for line in head.split("\r\n") {
+            let (k, v) = line.split_once(':')?;
+            if k.trim().eq_ignore_ascii_case("content-disposition") {
+                part.name = param(v, "name")?;
+                part.filename = param(v, "filename");
+            } else if k.trim().eq_ignore_ascii_case("content-type") {
+                part.content_type = Some(v.trim().to_owned());
+            }
+        }
+        parts.push(part);
+        pos = next + 2;
+    }
+}
+
+fn upload_media(
+    s: &mut State,
+    number: &str,
+    bearer: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Answer {
+    let Some(numbers) = bearer.and_then(|t| s.tokens.get(t)).cloned() else {
+        return invalid_token();
+    };
+    if !numbers.iter().any(|n| n == number) {
+        return no_such_object(number);
+    }
+    let Some(parts) = content_type.and_then(|ct| parse_multipart(ct, body)) else {
+        return invalid_parameter("the body is not multipart/form-data");
+    };
+    let field = |name: &str| {
+        parts
+            .iter()
+            .find(|p| p.name == name && p.filename.is_none())
+            .map(|p| String::from_utf8_lossy(&p.data).into_owned())
+    };
+    let messaging_product = field("messaging_product");
+    if messaging_product.as_deref() != Some("whatsapp") {
+        return invalid_parameter("messaging_product must be whatsapp");
+    }
+    let Some(mime_type) = field("type") else {
+        return invalid_parameter("type is required");
+    };
+    let Some(file) = parts.iter().find(|p| p.name == "file") else {
+        return invalid_parameter("file is required");
+    };
+    if file.data.is_empty() {
+        return code_answer(131053);
+    }
+    s.seq += 1;
+    let media_id = format!("{}", 4_490_709_327_000_000u64 + s.seq);
+    s.media.insert(
+        media_id.clone(),
+        FakeMedia {
+            phone_number_id: number.to_owned(),
+            mime_type: mime_type.clone(),
+            bytes: file.data.clone(),
+            gone: false,
+        },
+    );
+    s.uploads.push(Upload {
+        phone_number_id: number.to_owned(),
+        media_id: media_id.clone(),
+        mime_type,
+        filename: file.filename.clone(),
+        part_content_type: file.content_type.clone(),
+        bytes: file.data.clone(),
+        messaging_product,
+    });
+    json_answer(200, &json!({ "id": media_id }))
 }

@@ -254,12 +254,26 @@ impl GraphClient {
         body: &B,
         access_token: &Secret,
     ) -> Result<T, GraphError> {
-        check_path(path)?;
         let body = serde_json::to_vec(body)
             .map_err(|e| GraphError::Refused(format!("body not serialisable: {e}")))?;
+        self.post_body(path, "application/json", Bytes::from(body), access_token)
+            .await
+    }
+
+    /// `POST /{version}/{path}` with a body already encoded as `content_type` (e.g. the
+    /// `multipart/form-data` of a media upload) and the token as a Bearer header; the JSON
+    /// answer.
+    pub async fn post_body<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+        access_token: &Secret,
+    ) -> Result<T, GraphError> {
+        check_path(path)?;
         let mut request = http::Request::post(self.config.url(path))
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
+            .header(CONTENT_TYPE, content_type)
+            .body(Full::new(body))
             .map_err(|_| GraphError::Refused("not a valid request".into()))?;
         request
             .headers_mut()

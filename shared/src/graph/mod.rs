@@ -8,6 +8,8 @@
 //!   download URL of a media id) and [`GraphClient::download`] (that URL, with the same token);
 //!   [`GraphClient::download_public`] for Meta CDN URLs that need no token (Instagram
 //!   attachments).
+//! - Sending: [`GraphClient::send_whatsapp`] and [`GraphClient::upload_whatsapp_media`]
+//!   (WhatsApp Cloud API), [`GraphClient::send_instagram`] (Instagram Send API).
 //! - [`HostPolicy`]: the only hosts media is fetched from (Meta's CDNs, loopback for tests),
 //!   so neither a token nor a request can be sent anywhere else.
 //! - [`GraphError`]: Meta's error JSON, typed by what to do next
@@ -17,6 +19,9 @@ mod client;
 mod config;
 mod error;
 mod hosts;
+mod instagram;
+mod upload;
+mod whatsapp;
 
 pub use client::{Downloaded, GraphClient, MediaInfo, MAX_JSON_BYTES, MAX_REDIRECTS};
 pub use config::{
@@ -24,3 +29,12 @@ pub use config::{
 };
 pub use error::{GraphApiError, GraphError, RATE_LIMIT_CODES};
 pub use hosts::{HostPolicy, META_MEDIA_DOMAINS};
+pub use instagram::{
+    InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramSent,
+    InstagramTiming, INSTAGRAM_TEXT_MAX_BYTES,
+};
+pub use upload::{multipart_body, MediaUpload};
+pub use whatsapp::{
+    SentContact, SentMessage, WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,
+    WhatsAppRecipient, WhatsAppSent, WHATSAPP_CAPTION_MAX_CHARS, WHATSAPP_TEXT_MAX_CHARS,
+};

@@ -1,0 +1,42 @@
+//! The send worker's domain: operator replies (and public-API sends) from the outbound queue
+//! to the customer, through the WhatsApp Cloud API or the Instagram Send API.
+//!
+//! For each [`crate::outbound::OutboundJob`] the [`SendWorker`]:
+//! 1. takes an idempotency record (scope `OUT`, per job), so a redelivered job never sends
+//!    twice; a message whose provider id is already recorded is not sent again either;
+//! 2. loads the conversation and the message (decrypted) and skips what must never go out
+//!    (echoes of the business's own app, customer messages, deleted or failed messages);
+//! 3. decrypts the channel's access token;
+//! 4. applies the channel's window from the conversation's last inbound time
+//!    ([`window`]): outside it the message is marked failed and the operator gets a note in
+//!    the Bitrix24 chat explaining why (a `SyncAction::Status { Failed }` job);
+//! 5. turns the content into sends ([`plan`]): Bitrix24 BB-code converted for the channel,
+//!    long text split, files downloaded from Bitrix24 and uploaded to the Cloud API
+//!    ([`files`]), templates as they were given;
+//! 6. paces per business number and per recipient ([`crate::pacing`]) and sends, recording
+//!    each provider id before anything else (so Meta's statuses find the message and a retry
+//!    finds it sent);
+//! 7. marks the message `Sent` and queues a status job, so Bitrix24 shows the operator's
+//!    message delivered; Meta's later `delivered`/`read` webhooks move it further
+//!    (inbound worker).
+//!
+//! Errors ([`reasons`]): rate limits and outages are retried later through the queue with
+//! growing delays ([`RetryPolicy`]), never in a loop; refusals are not retried, the message
+//! is marked failed and the operator told the code and reason.
+
+mod config;
+pub mod files;
+mod format;
+pub mod plan;
+mod progress;
+pub mod reasons;
+pub mod window;
+mod worker;
+
+pub use config::{
+    RetryPolicy, SendClients, SendConfig, SendConfigError, SendPacing, DEFAULT_INSTAGRAM_BASE_URL,
+    ENV_INSTAGRAM_BASE_URL, ENV_MAX_FILE_BYTES, ENV_WHATSAPP_MPS,
+};
+pub use files::{FetchedFile, FileError, FileFetcher};
+pub use format::for_channel;
+pub use worker::SendWorker;

@@ -1,0 +1,828 @@
+//! The send worker: one [`OutboundJob`] at a time, from the outbound queue to Meta.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::config::{SendClients, SendConfig};
+use super::plan::{plan, Part};
+use super::progress::Progress;
+use super::reasons::{self, Disposition};
+use super::window::{self, Allowed};
+use crate::clock::now_secs;
+use crate::consumer::{Outcome, QueueRecord, RecordHandler};
+use crate::conversation::{
+    ConversationError, ConversationMeta, Conversations, Direction, MessageRef, MessageStatus,
+    Origin, StoredMessage,
+};
+use crate::crm_sync::{SyncAction, SyncJob};
+use crate::crypto::Envelope;
+use crate::graph::{
+    InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramTiming,
+    MediaUpload, WhatsAppContent, WhatsAppMediaType, WhatsAppMessage, WhatsAppRecipient,
+};
+use crate::idempotency::{Begin, Idempotency};
+use crate::ids::{InstagramAccountId, PhoneNumberId};
+use crate::meta::{AccountRef, CustomerId, CustomerRef, Media, MediaKind};
+use crate::outbound::OutboundJob;
+use crate::pacing::KeyedPacer;
+use crate::queue::{platform, Queue, QueueName};
+use crate::store::{StoreError, TableStore};
+use crate::tenant::{ChannelKind, Secret, TenantDirectory, TenantError, TenantScope};
+
+/// Failures of our own side (store, keys, queue): retried through the queue.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error(transparent)]
+    Conversation(#[from] ConversationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    #[error("enqueueing a sync job: {0}")]
+    Queue(String),
+}
+
+/// The outcome of one part's send.
+enum PartResult {
+    Sent(String),
+    Stop(Disposition),
+}
+
+/// The token buckets of this process.
+struct Pacers {
+    whatsapp: KeyedPacer<PhoneNumberId>,
+    instagram: KeyedPacer<InstagramAccountId>,
+    instagram_media: KeyedPacer<InstagramAccountId>,
+    recipient: KeyedPacer<String>,
+}
+
+impl Pacers {
+    fn new(config: &SendConfig) -> Self {
+        Pacers {
+            whatsapp: KeyedPacer::new(config.pacing.whatsapp_number),
+            instagram: KeyedPacer::new(config.pacing.instagram_account),
+            instagram_media: KeyedPacer::new(config.pacing.instagram_media),
+            recipient: KeyedPacer::new(config.pacing.recipient),
+        }
+    }
+}
+
+/// Everything one job's sends need.
+struct Context<'a> {
+    job: &'a OutboundJob,
+    meta: &'a ConversationMeta,
+    message: &'a StoredMessage,
+    token: Secret,
+    timing: Allowed,
+    instagram_sender: InstagramSender,
+}
+
+/// The send-worker handler. Build once per process (the pacing buckets live in it).
+#[derive(Clone)]
+pub struct SendWorker {
+    store: Arc<dyn TableStore>,
+    envelope: Arc<Envelope>,
+    tenants: TenantDirectory,
+    queue: Arc<dyn Queue>,
+    sync: QueueName,
+    clients: SendClients,
+    idempotency: Idempotency,
+    progress: Progress,
+    pacers: Arc<Pacers>,
+    config: SendConfig,
+}
+
+fn recipient_key(meta: &ConversationMeta) -> String {
+    // The conversation id stands for (tenant, account, customer): one recipient.
+    meta.id.as_str().to_owned()
+}
+
+fn whatsapp_recipient(customer: &CustomerRef) -> Option<WhatsAppRecipient> {
+    // Meta recommends the phone number whenever there is one; the BSUID otherwise.
+    if let Some(phone) = &customer.phone {
+        return Some(WhatsAppRecipient::Phone(phone.clone()));
+    }
+    match &customer.id {
+        CustomerId::WhatsAppPhone(p) => Some(WhatsAppRecipient::Phone(p.clone())),
+        CustomerId::WhatsAppUser(u) => Some(WhatsAppRecipient::User(u.clone())),
+        CustomerId::Instagram(_) => None,
+    }
+}
+
+/// The MIME type of a file by its name's extension, for the types Meta lists.
+fn mime_from_name(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "3gp" => "video/3gpp",
+        "mov" => "video/quicktime",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "aac" => "audio/aac",
+        "amr" => "audio/amr",
+        "ogg" | "opus" => "audio/ogg",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xls" => "application/vnd.ms-excel",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "ppt" => "application/vnd.ms-powerpoint",
+        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        _ => return None,
+    })
+}
+
+fn usable_mime(m: Option<&str>) -> Option<String> {
+    m.map(|m| {
+        m.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    })
+    .filter(|m| m.contains('/') && m != "application/octet-stream")
+}
+
+fn whatsapp_kind(kind: MediaKind) -> WhatsAppMediaType {
+    match kind {
+        MediaKind::Image => WhatsAppMediaType::Image,
+        MediaKind::Audio => WhatsAppMediaType::Audio,
+        MediaKind::Video => WhatsAppMediaType::Video,
+        MediaKind::Sticker => WhatsAppMediaType::Sticker,
+        MediaKind::Document | MediaKind::File => WhatsAppMediaType::Document,
+    }
+}
+
+fn instagram_kind(kind: MediaKind) -> InstagramAttachmentType {
+    match kind {
+        MediaKind::Image | MediaKind::Sticker => InstagramAttachmentType::Image,
+        MediaKind::Audio => InstagramAttachmentType::Audio,
+        MediaKind::Video => InstagramAttachmentType::Video,
+        MediaKind::Document | MediaKind::File => InstagramAttachmentType::File,
+    }
+}
+
+/// Why a stored message must never be sent, if so.
+fn never_send(message: &StoredMessage) -> Option<&'static str> {
+    if message.direction != Direction::Outbound {
+        return Some("not an outbound message");
+    }
+    match message.origin {
+        Origin::Operator | Origin::Api => {}
+        // Echoes of the business's own app were sent already, by the app.
+        Origin::BusinessApp => return Some("an echo of the business app"),
+        Origin::Customer => return Some("a customer's message"),
+    }
+    if message.deleted || message.content.is_none() {
+        return Some("deleted before it was sent");
+    }
+    None
+}
+
+impl SendWorker {
+    pub fn new(
+        store: Arc<dyn TableStore>,
+        envelope: Arc<Envelope>,
+        tenants: TenantDirectory,
+        queue: Arc<dyn Queue>,
+        clients: SendClients,
+    ) -> Self {
+        let config = SendConfig::default();
+        SendWorker {
+            idempotency: Idempotency::new(store.clone(), "OUT", platform::VISIBILITY),
+            progress: Progress::new(store.clone()),
+            pacers: Arc::new(Pacers::new(&config)),
+            store,
+            envelope,
+            tenants,
+            queue,
+            sync: platform::name(platform::SYNC),
+            clients,
+            config,
+        }
+    }
+
+    /// Replaces the settings (and with them the pacing buckets).
+    pub fn with_config(mut self, config: SendConfig) -> Self {
+        self.pacers = Arc::new(Pacers::new(&config));
+        self.config = config;
+        self
+    }
+
+    pub fn config(&self) -> &SendConfig {
+        &self.config
+    }
+
+    /// Runs one job; the outcome tells the queue what to do with it. `receive_count` is the
+    /// queue's count of deliveries, this one included.
+    pub async fn process(&self, job: &OutboundJob, receive_count: u32) -> Outcome {
+        match self.try_process(job, receive_count).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(
+                    tenant = %job.tenant_id,
+                    conversation = %job.conversation,
+                    receive_count,
+                    error = %e,
+                    "send job failed on our side; will be retried"
+                );
+                Outcome::RetryAfter(self.config.retry.transient(receive_count))
+            }
+        }
+    }
+
+    async fn try_process(
+        &self,
+        job: &OutboundJob,
+        receive_count: u32,
+    ) -> Result<Outcome, SendError> {
+        let Some(scope) = self.tenants.scope(&job.tenant_id).await? else {
+            tracing::info!(tenant = %job.tenant_id, "tenant gone; send job dropped");
+            return Ok(Outcome::Done);
+        };
+        let conversations = Conversations::new(
+            job.tenant_id.clone(),
+            self.store.clone(),
+            self.envelope.clone(),
+        );
+        let Some(meta) = conversations.meta(&job.conversation).await? else {
+            tracing::info!("conversation gone (erased or expired); send job dropped");
+            return Ok(Outcome::Done);
+        };
+        let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
+            Begin::Started(held) => held,
+            Begin::AlreadyDone => {
+                tracing::debug!("send job done before; skipped");
+                return Ok(Outcome::Done);
+            }
+            Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
+        };
+        let result = self
+            .run(job, receive_count, &scope, &conversations, &meta)
+            .await;
+        match result {
+            Ok(Outcome::Done) => {
+                self.idempotency.complete(&held).await?;
+                Ok(Outcome::Done)
+            }
+            other => {
+                // Not done (retry later, or an error of ours): the next delivery redoes it.
+                if let Err(release) = self.idempotency.release(&held).await {
+                    tracing::warn!(error = %release, "releasing idempotency record failed");
+                }
+                other
+            }
+        }
+    }
+
+    async fn enqueue_status(
+        &self,
+        job: &OutboundJob,
+        status: MessageStatus,
+        failure: Option<String>,
+        occurrence: &str,
+    ) -> Result<(), SendError> {
+        let sync = SyncJob::new(
+            job.tenant_id.clone(),
+            job.conversation.clone(),
+            SyncAction::Status {
+                message_sk: job.message_sk.clone(),
+                status,
+                failure,
+            },
+            &format!("{occurrence}:{}", job.effect),
+        );
+        self.queue
+            .send_batch(&self.sync, vec![sync.to_message()])
+            .await
+            .map_err(|e| SendError::Queue(e.to_string()))
+    }
+
+    /// Marks the message failed (once) and tells the operator why. The job is done.
+    async fn fail(
+        &self,
+        job: &OutboundJob,
+        conversations: &Conversations,
+        reason: String,
+    ) -> Result<Outcome, SendError> {
+        tracing::info!(
+            tenant = %job.tenant_id,
+            conversation = %job.conversation,
+            reason = %reason,
+            "message not sent"
+        );
+        if conversations
+            .advance_status(&job.message_ref(), MessageStatus::Failed)
+            .await?
+        {
+            self.enqueue_status(job, MessageStatus::Failed, Some(reason), "send-failed")
+                .await?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Everything went out: the message is `Sent`, and Bitrix24 hears of it (operator
+    /// messages show as delivered through `imconnector.send.status.delivery`).
+    async fn finish(
+        &self,
+        job: &OutboundJob,
+        conversations: &Conversations,
+        message: &StoredMessage,
+    ) -> Result<Outcome, SendError> {
+        let advanced = conversations
+            .advance_status(&job.message_ref(), MessageStatus::Sent)
+            .await?;
+        // Also when an earlier attempt advanced it and stopped before enqueueing: the sync
+        // job's deduplication id is the same, so it is not posted twice.
+        if advanced || message.status == Some(MessageStatus::Sent) {
+            self.enqueue_status(job, MessageStatus::Sent, None, "send")
+                .await?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    async fn run(
+        &self,
+        job: &OutboundJob,
+        receive_count: u32,
+        scope: &TenantScope,
+        conversations: &Conversations,
+        meta: &ConversationMeta,
+    ) -> Result<Outcome, SendError> {
+        let at: MessageRef = job.message_ref();
+        let Some(message) = conversations.message(&at).await? else {
+            tracing::info!("message gone (erased or expired); send job dropped");
+            return Ok(Outcome::Done);
+        };
+        if let Some(why) = never_send(&message) {
+            tracing::info!(why, "message is never sent; job dropped");
+            return Ok(Outcome::Done);
+        }
+        if message.status == Some(MessageStatus::Failed) {
+            tracing::info!("message failed before; not retried");
+            return Ok(Outcome::Done);
+        }
+        let mut sent_parts = self.progress.load(&job.tenant_id, &job.effect).await?;
+        if message.sent_provider_id.is_some() && sent_parts.is_empty() {
+            // Sent by an earlier delivery that stopped before acknowledging.
+            return self.finish(job, conversations, &message).await;
+        }
+
+        let account = &meta.account;
+        let channel_ref = account.to_channel_ref();
+        if self.tenants.resolve(&channel_ref).await?.as_ref() != Some(&job.tenant_id) {
+            return self
+                .fail(
+                    job,
+                    conversations,
+                    "the channel is no longer connected to this account".into(),
+                )
+                .await;
+        }
+        let token = match scope.channel_secret(&channel_ref, "access_token").await {
+            Ok(t) => t,
+            Err(TenantError::ChannelNotFound(_)) | Err(TenantError::Invalid(_)) => {
+                return self
+                    .fail(
+                        job,
+                        conversations,
+                        "the channel has no access token: reconnect it".into(),
+                    )
+                    .await
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let retention = scope
+            .profile()
+            .await?
+            .map(|p| p.retention_days)
+            .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
+
+        let channel = account.channel();
+        let timing = match window::decide(
+            channel,
+            message.origin,
+            message.template.is_some(),
+            meta.last_inbound_at,
+            now_secs(),
+        ) {
+            Ok(t) => t,
+            Err(reason) => return self.fail(job, conversations, reason.into()).await,
+        };
+        let content = message.content.as_ref().expect("checked by never_send");
+        let parts = match plan(channel, message.origin, content, message.template.as_ref()) {
+            Ok(p) => p,
+            Err(reason) => return self.fail(job, conversations, reason).await,
+        };
+        let instagram_sender = match account {
+            AccountRef::Instagram(_) => self.instagram_sender(scope, account).await?,
+            AccountRef::WhatsApp(_) => InstagramSender::Me,
+        };
+        let cx = Context {
+            job,
+            meta,
+            message: &message,
+            token,
+            timing,
+            instagram_sender,
+        };
+        sent_parts.resize(parts.len().max(sent_parts.len()), None);
+        for (i, part) in parts.iter().enumerate() {
+            if sent_parts[i].is_some() {
+                continue;
+            }
+            let result = match account {
+                AccountRef::WhatsApp(number) => self.send_whatsapp(&cx, number, part, i).await,
+                AccountRef::Instagram(_) => self.send_instagram(&cx, part).await,
+            };
+            match result {
+                PartResult::Sent(provider_id) => {
+                    sent_parts[i] = Some(provider_id.clone());
+                    if parts.len() > 1 {
+                        self.progress
+                            .save(&job.tenant_id, &job.effect, &sent_parts)
+                            .await?;
+                    }
+                    // Before anything else: a redelivery must find it sent, and Meta's
+                    // statuses must find the message.
+                    conversations
+                        .record_provider_id(account, &at, &provider_id, retention)
+                        .await?;
+                    tracing::info!(
+                        tenant = %job.tenant_id,
+                        conversation = %job.conversation,
+                        channel = channel.name(),
+                        part = i,
+                        "sent"
+                    );
+                }
+                PartResult::Stop(d) => {
+                    return self
+                        .stopped(&cx, conversations, receive_count, d, i, parts.len())
+                        .await
+                }
+            }
+        }
+        self.finish(job, conversations, &message).await
+    }
+
+    /// A part could not go out now: retry later, or give up and tell the operator.
+    async fn stopped(
+        &self,
+        cx: &Context<'_>,
+        conversations: &Conversations,
+        receive_count: u32,
+        disposition: Disposition,
+        part: usize,
+        parts: usize,
+    ) -> Result<Outcome, SendError> {
+        let retry = &self.config.retry;
+        let job = cx.job;
+        let wait = match disposition {
+            Disposition::Paced(wait) => wait,
+            Disposition::PairRate(after) => {
+                self.pacers.recipient.penalize(&recipient_key(cx.meta));
+                retry.pair_rate(receive_count, after)
+            }
+            Disposition::RateLimited(after) => {
+                match &cx.meta.account {
+                    AccountRef::WhatsApp(n) => self.pacers.whatsapp.penalize(n),
+                    AccountRef::Instagram(a) => self.pacers.instagram.penalize(a),
+                }
+                retry.rate_limited(receive_count, after)
+            }
+            Disposition::Transient => {
+                if receive_count >= retry.max_receives {
+                    // The job goes to the dead-letter queue now; tell the operator, without
+                    // marking the message failed, so a redrive can still send it.
+                    self.enqueue_status(
+                        job,
+                        MessageStatus::Failed,
+                        Some(format!(
+                            "Meta could not be reached after {receive_count} attempts; the \
+                             message is kept for an administrator to resend"
+                        )),
+                        "send-gave-up",
+                    )
+                    .await?;
+                    tracing::warn!(
+                        tenant = %job.tenant_id,
+                        conversation = %job.conversation,
+                        receive_count,
+                        "send still failing; job goes to the dead-letter queue"
+                    );
+                    return Ok(Outcome::Failed);
+                }
+                retry.transient(receive_count)
+            }
+            Disposition::Permanent(reason) => {
+                let reason = if parts > 1 {
+                    format!("part {} of {parts}: {reason}", part + 1)
+                } else {
+                    reason
+                };
+                return self.fail(job, conversations, reason).await;
+            }
+        };
+        tracing::info!(
+            tenant = %job.tenant_id,
+            conversation = %job.conversation,
+            receive_count,
+            wait_ms = wait.as_millis() as u64,
+            "send deferred"
+        );
+        Ok(Outcome::RetryAfter(wait))
+    }
+
+    /// Instagram accounts connected through a Facebook Page send from the Page's endpoint on
+    /// graph.facebook.com; those connected with Instagram Login from `me` on
+    /// graph.instagram.com.
+    async fn instagram_sender(
+        &self,
+        scope: &TenantScope,
+        account: &AccountRef,
+    ) -> Result<InstagramSender, SendError> {
+        let page = scope
+            .channels()
+            .await?
+            .into_iter()
+            .find(|c| c.kind == ChannelKind::Instagram && c.id == account.id())
+            .and_then(|c| c.details.get("page_id").cloned())
+            .and_then(|p| InstagramAccountId::parse(&p).ok());
+        Ok(page.map_or(InstagramSender::Me, InstagramSender::Page))
+    }
+
+    /// Takes the pacing tokens for one send; `Err(wait)` when it must wait longer than the
+    /// handler may.
+    async fn pace(
+        &self,
+        account: &AccountRef,
+        meta: &ConversationMeta,
+        media: bool,
+    ) -> Result<(), Duration> {
+        self.pacers.recipient.acquire(&recipient_key(meta)).await?;
+        match account {
+            AccountRef::WhatsApp(n) => self.pacers.whatsapp.acquire(n).await,
+            AccountRef::Instagram(a) => {
+                if media {
+                    self.pacers.instagram_media.acquire(a).await?;
+                }
+                self.pacers.instagram.acquire(a).await
+            }
+        }
+    }
+
+    async fn send_whatsapp(
+        &self,
+        cx: &Context<'_>,
+        number: &PhoneNumberId,
+        part: &Part,
+        index: usize,
+    ) -> PartResult {
+        let Some(to) = whatsapp_recipient(&cx.meta.customer) else {
+            return PartResult::Stop(Disposition::Permanent(
+                "the customer has no WhatsApp id to send to".into(),
+            ));
+        };
+        let content = match part {
+            Part::Text(body) => WhatsAppContent::Text {
+                preview_url: body.contains("https://") || body.contains("http://"),
+                body: body.clone(),
+            },
+            Part::Template(t) => WhatsAppContent::Template(t.clone()),
+            Part::Media { media, caption } => {
+                match self.whatsapp_media(number, &cx.token, media, caption).await {
+                    Ok(c) => c,
+                    Err(d) => return PartResult::Stop(d),
+                }
+            }
+        };
+        if let Err(wait) = self.pace(&cx.meta.account, cx.meta, false).await {
+            return PartResult::Stop(Disposition::Paced(wait));
+        }
+        let message = WhatsAppMessage {
+            to,
+            // The reply context goes on the first part only.
+            reply_to: cx.message.reply_to.clone().filter(|_| index == 0),
+            content,
+        };
+        match self
+            .clients
+            .graph
+            .send_whatsapp(number, &message, &cx.token)
+            .await
+        {
+            Ok(sent) => PartResult::Sent(sent.message_id().unwrap_or_default().to_owned()),
+            Err(e) => {
+                log_graph_error(cx, &e);
+                PartResult::Stop(reasons::of_graph(ChannelKind::WhatsApp, &e))
+            }
+        }
+    }
+
+    /// Downloads the operator's file, uploads it to the Cloud API and returns the media
+    /// message for it. A type WhatsApp does not take as image/audio/video/sticker (or too
+    /// large for it) goes as a document.
+    async fn whatsapp_media(
+        &self,
+        number: &PhoneNumberId,
+        token: &Secret,
+        media: &Media,
+        caption: &Option<String>,
+    ) -> Result<WhatsAppContent, Disposition> {
+        let mut kind = whatsapp_kind(media.kind);
+        if let Some(id) = media.media_id.as_ref().filter(|id| !id.is_empty()) {
+            return Ok(WhatsAppContent::Media {
+                kind,
+                id: id.clone(),
+                caption: caption.clone(),
+                filename: media.filename.clone(),
+            });
+        }
+        let Some(url) = media.url.as_deref() else {
+            return Err(Disposition::Permanent(
+                "the file has no address to download it from".into(),
+            ));
+        };
+        let limit = self
+            .config
+            .max_file_bytes
+            .min(WhatsAppMediaType::Document.max_bytes());
+        let file = self
+            .clients
+            .files
+            .fetch(url, limit)
+            .await
+            .map_err(|e| reasons::of_file(&e))?;
+        let mime = usable_mime(media.mime_type.as_deref())
+            .or_else(|| usable_mime(file.content_type.as_deref()))
+            .or_else(|| {
+                media
+                    .filename
+                    .as_deref()
+                    .and_then(mime_from_name)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        if !kind.accepts(&mime) || file.bytes.len() > kind.max_bytes() {
+            kind = WhatsAppMediaType::Document;
+        }
+        if file.bytes.len() > kind.max_bytes() {
+            return Err(Disposition::Permanent(format!(
+                "the file is larger than WhatsApp's {} MB limit",
+                kind.max_bytes() / (1024 * 1024)
+            )));
+        }
+        let filename = media
+            .filename
+            .clone()
+            .filter(|f| !f.trim().is_empty())
+            .unwrap_or_else(|| format!("file.{}", mime.rsplit('/').next().unwrap_or("bin")));
+        let upload = MediaUpload {
+            bytes: file.bytes,
+            mime_type: mime,
+            filename: filename.clone(),
+        };
+        let id = self
+            .clients
+            .graph
+            .upload_whatsapp_media(number, &upload, token)
+            .await
+            .map_err(|e| {
+                tracing::warn!(kind = e.kind(), code = ?e.code(), "media upload failed");
+                reasons::of_graph(ChannelKind::WhatsApp, &e)
+            })?;
+        Ok(WhatsAppContent::Media {
+            kind,
+            id,
+            caption: caption.clone(),
+            filename: Some(filename),
+        })
+    }
+
+    async fn send_instagram(&self, cx: &Context<'_>, part: &Part) -> PartResult {
+        let CustomerId::Instagram(recipient) = &cx.meta.customer.id else {
+            return PartResult::Stop(Disposition::Permanent(
+                "the customer has no Instagram id to send to".into(),
+            ));
+        };
+        let (content, media) = match part {
+            Part::Text(t) => (InstagramContent::Text(t.clone()), false),
+            Part::Media { media, .. } => {
+                let Some(url) = media.url.clone() else {
+                    return PartResult::Stop(Disposition::Permanent(
+                        "the file has no address Instagram can fetch it from".into(),
+                    ));
+                };
+                let kind = instagram_kind(media.kind);
+                (
+                    InstagramContent::Attachment { kind, url },
+                    matches!(
+                        kind,
+                        InstagramAttachmentType::Audio | InstagramAttachmentType::Video
+                    ),
+                )
+            }
+            Part::Template(_) => {
+                return PartResult::Stop(Disposition::Permanent(
+                    window::NO_INSTAGRAM_TEMPLATES.into(),
+                ))
+            }
+        };
+        if let Err(wait) = self.pace(&cx.meta.account, cx.meta, media).await {
+            return PartResult::Stop(Disposition::Paced(wait));
+        }
+        let message = InstagramMessage {
+            recipient: recipient.clone(),
+            timing: match cx.timing {
+                Allowed::Standard => InstagramTiming::Response,
+                Allowed::InstagramHumanAgent => InstagramTiming::HumanAgent,
+            },
+            content,
+        };
+        let client = match cx.instagram_sender {
+            InstagramSender::Me => &self.clients.instagram,
+            InstagramSender::Page(_) => &self.clients.graph,
+        };
+        match client
+            .send_instagram(&cx.instagram_sender, &message, &cx.token)
+            .await
+        {
+            Ok(sent) => PartResult::Sent(sent.message_id),
+            Err(e) => {
+                log_graph_error(cx, &e);
+                PartResult::Stop(reasons::of_graph(ChannelKind::Instagram, &e))
+            }
+        }
+    }
+}
+
+fn log_graph_error(cx: &Context<'_>, e: &crate::graph::GraphError) {
+    tracing::warn!(
+        tenant = %cx.job.tenant_id,
+        conversation = %cx.job.conversation,
+        kind = e.kind(),
+        code = ?e.code(),
+        "Graph API send failed"
+    );
+}
+
+#[async_trait]
+impl RecordHandler for SendWorker {
+    async fn handle(&self, record: &QueueRecord) -> Outcome {
+        match serde_json::from_str::<OutboundJob>(&record.body) {
+            Ok(job) => self.process(&job, record.receive_count).await,
+            Err(e) => {
+                // Poison: fails every time, so it reaches the dead-letter queue.
+                tracing::error!(
+                    message_id = %record.message_id,
+                    line = e.line(),
+                    column = e.column(),
+                    "unreadable outbound job"
+                );
+                Outcome::Failed
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_types_by_name() {
+        assert_eq!(mime_from_name("Invoice.PDF"), Some("application/pdf"));
+        assert_eq!(mime_from_name("photo.jpeg"), Some("image/jpeg"));
+        assert_eq!(mime_from_name("noext"), None);
+        assert_eq!(
+            usable_mime(Some("Image/PNG; x=1")),
+            Some("image/png".into())
+        );
+        assert_eq!(usable_mime(Some("application/octet-stream")), None);
+    }
+
+    #[test]
+    fn phone_first_then_bsuid() {
+        use crate::meta::{WhatsAppPhone, WhatsAppUserId};
+        let mut c = CustomerRef::new(CustomerId::WhatsAppUser(
+            WhatsAppUserId::parse("US.13491208655302741918").unwrap(),
+        ));
+        assert!(matches!(
+            whatsapp_recipient(&c),
+            Some(WhatsAppRecipient::User(_))
+        ));
+        c.phone = Some(WhatsAppPhone::parse("16505551234").unwrap());
+        assert!(matches!(
+            whatsapp_recipient(&c),
+            Some(WhatsAppRecipient::Phone(_))
+        ));
+    }
+}

@@ -1,0 +1,1016 @@
+//! The send worker on the domain APIs: an embedded store and queue in a temp dir, real
+//! encryption, a loopback fake of the Graph API. Operator replies and API sends are accepted
+//! by the outbound intake, the worker runs over the outbound queue, and what reached the fake
+//! (bodies, uploads) and what was queued for Bitrix24 (status jobs) is checked. Meta's status
+//! webhooks then move the sent messages forward through the inbound worker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e_tests::fake_graph::{FakeGraph, GraphFailure};
+use e2e_tests::harness::{sample, IG_ACCOUNT, WA_NUMBER};
+use serde_json::{json, Value};
+use wappline::app::Platform;
+use wappline::bitrix::ImRef;
+use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
+use wappline::conversation::{
+    ConversationId, Conversations, Direction, MessageRef, MessageStatus, NewMessage, Origin,
+    StoredMessage, TemplateMessage,
+};
+use wappline::crm_sync::{SyncAction, SyncJob};
+use wappline::graph::GraphConfig;
+use wappline::idempotency::Idempotency;
+use wappline::ids::{InstagramAccountId, PhoneNumberId, TenantId};
+use wappline::inbound::worker::InboundWorker;
+use wappline::inbound::InboundJob;
+use wappline::meta::{
+    split_webhook, AccountRef, Content, CustomerId, CustomerRef, InstagramUserId, WhatsAppPhone,
+    WhatsAppUserId,
+};
+use wappline::outbound::{ApiMessage, OperatorFile, OperatorMessage, OutboundIntake, OutboundJob};
+use wappline::pacing::PacingConfig;
+use wappline::queue::embedded::EmbeddedQueue;
+use wappline::queue::{platform, OutgoingMessage, Queue, QueueName};
+use wappline::send::{window, RetryPolicy, SendClients, SendConfig, SendWorker};
+use wappline::store::Table;
+use wappline::tenant::{ChannelRef, Connection, RetentionDays, Secret, TenantName, TenantScope};
+
+const WA_TOKEN: &str = "EAAGwhatsappTokenOfTheTenant0123456789";
+const IG_TOKEN: &str = "IGAAinstagramTokenOfTheTenant0123456789";
+const PHONE: &str = "16505551234";
+const BSUID: &str = "US.13491208655302741918";
+const BSUID_ONLY: &str = "US.17360490192548863021";
+const IGSID: &str = "1254459154682919";
+const HOUR: i64 = 3600;
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0fake jpeg bytes\xff\xd9";
+const PDF: &[u8] = b"%PDF-1.4 fake terms %%EOF";
+/// The wamid in events/meta-webhook/whatsapp-status-{delivered,read}.json.
+const SAMPLE_WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBRGNDRDMzBEMDdEMzMxQzZGRjZBRQA=";
+
+struct World {
+    platform: Platform,
+    queue: Arc<EmbeddedQueue>,
+    graph: FakeGraph,
+    worker: SendWorker,
+    intake: OutboundIntake,
+    tenant: TenantId,
+    scope: TenantScope,
+    _dir: tempfile::TempDir,
+}
+
+fn now() -> i64 {
+    wappline::clock::now_secs()
+}
+
+fn outbound() -> QueueName {
+    platform::name(platform::OUTBOUND)
+}
+
+fn sync() -> QueueName {
+    platform::name(platform::SYNC)
+}
+
+fn wa() -> AccountRef {
+    AccountRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap())
+}
+
+fn ig() -> AccountRef {
+    AccountRef::Instagram(InstagramAccountId::parse(IG_ACCOUNT).unwrap())
+}
+
+/// Quick retries, and pacing that never gets in the way unless a test asks for it.
+fn test_config() -> SendConfig {
+    let mut config = SendConfig {
+        retry: RetryPolicy::immediate(),
+        ..SendConfig::default()
+    };
+    config.pacing.recipient = PacingConfig {
+        rate_per_sec: 1000.0,
+        burst: 45.0,
+        max_wait: Duration::from_millis(50),
+    };
+    config
+}
+
+fn connection(channel: ChannelRef, token: &str, details: &[(&str, &str)]) -> Connection {
+    Connection {
+        channel,
+        details: details
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+        secrets: BTreeMap::from([(
+            "access_token",
+            Secret::parse("access_token", token).unwrap(),
+        )]),
+        authorized_by: None,
+    }
+}
+
+async fn world_with(config: SendConfig, ig_page: Option<&str>) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::embedded(dir.path()).unwrap();
+    let queue = Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
+    let graph = FakeGraph::start().await;
+    let tenant = platform
+        .tenants
+        .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
+        .await
+        .unwrap()
+        .id;
+    let scope = platform.tenants.scope(&tenant).await.unwrap().unwrap();
+    scope
+        .connect(connection(
+            ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
+            WA_TOKEN,
+            &[("waba_id", "102290129340398")],
+        ))
+        .await
+        .unwrap();
+    let mut ig_details = Vec::new();
+    if let Some(page) = ig_page {
+        ig_details.push(("page_id", page));
+    }
+    scope
+        .connect(connection(
+            ChannelRef::Instagram(InstagramAccountId::parse(IG_ACCOUNT).unwrap()),
+            IG_TOKEN,
+            &ig_details,
+        ))
+        .await
+        .unwrap();
+    graph.add_token(WA_TOKEN, WA_NUMBER);
+    graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, ig_page);
+    let graph_config = GraphConfig::default()
+        .with_base_url(&graph.base_url())
+        .unwrap();
+    let clients = SendClients::new(graph_config.clone(), graph_config).unwrap();
+    let worker = SendWorker::new(
+        platform.store.clone(),
+        platform.envelope.clone(),
+        platform.tenants.clone(),
+        queue.clone(),
+        clients,
+    )
+    .with_config(config);
+    let intake = OutboundIntake::new(
+        platform.store.clone(),
+        platform.envelope.clone(),
+        queue.clone(),
+    );
+    World {
+        platform,
+        queue,
+        graph,
+        worker,
+        intake,
+        tenant,
+        scope,
+        _dir: dir,
+    }
+}
+
+async fn world() -> World {
+    world_with(test_config(), None).await
+}
+
+fn operator(text: &str, files: Vec<OperatorFile>, message_id: u64) -> OperatorMessage {
+    OperatorMessage {
+        im: ImRef {
+            chat_id: 4242,
+            message_id,
+        },
+        text: (!text.is_empty()).then(|| text.to_owned()),
+        files,
+        at: now(),
+    }
+}
+
+impl World {
+    fn conversations(&self) -> Conversations {
+        Conversations::new(
+            self.tenant.clone(),
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+        )
+    }
+
+    /// The customer wrote `ago` seconds ago.
+    async fn customer(
+        &self,
+        account: &AccountRef,
+        customer: CustomerRef,
+        ago: i64,
+    ) -> ConversationId {
+        self.conversations()
+            .record_customer(account, &customer, Some(now() - ago), 90)
+            .await
+            .unwrap()
+    }
+
+    async fn wa_customer(&self, ago: i64) -> ConversationId {
+        let mut c = CustomerRef::new(CustomerId::WhatsAppUser(
+            WhatsAppUserId::parse(BSUID).unwrap(),
+        ));
+        c.phone = Some(WhatsAppPhone::parse(PHONE).unwrap());
+        self.customer(&wa(), c, ago).await
+    }
+
+    async fn ig_customer(&self, ago: i64) -> ConversationId {
+        let c = CustomerRef::new(CustomerId::Instagram(
+            InstagramUserId::parse(IGSID).unwrap(),
+        ));
+        self.customer(&ig(), c, ago).await
+    }
+
+    async fn reply(&self, conversation: &ConversationId, message: OperatorMessage) -> MessageRef {
+        self.intake
+            .accept_operator_message(&self.tenant, conversation, message, 90)
+            .await
+            .unwrap()
+            .message
+    }
+
+    /// Stores an outbound message directly (for shapes the intake does not make) and queues
+    /// its job.
+    async fn store_and_queue(
+        &self,
+        conversation: &ConversationId,
+        account: &AccountRef,
+        message: NewMessage,
+    ) -> MessageRef {
+        let (at, _) = self
+            .conversations()
+            .store_message(account, conversation, message, 90)
+            .await
+            .unwrap();
+        let job = OutboundJob::new(self.tenant.clone(), &at);
+        self.queue
+            .send_batch(&outbound(), vec![job.to_message()])
+            .await
+            .unwrap();
+        at
+    }
+
+    /// One pass over the visible outbound jobs: each handled, acknowledged when done, made
+    /// visible again at once otherwise (the retry delay itself is the worker's answer).
+    async fn run(&self) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        let received = self
+            .queue
+            .receive(&outbound(), 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        for m in received {
+            let record = QueueRecord {
+                message_id: m.message_id.clone(),
+                body: m.body.clone(),
+                receive_count: m.receive_count,
+                group_id: m.group_id.clone(),
+            };
+            let outcome = self.worker.handle(&record).await;
+            if outcome.is_done() {
+                self.queue.ack(&outbound(), &m.receipt).await.unwrap();
+            } else {
+                self.queue
+                    .change_visibility(&outbound(), &m.receipt, Duration::ZERO)
+                    .await
+                    .unwrap();
+            }
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// Takes every queued sync job off the sync queue.
+    async fn sync_jobs(&self) -> Vec<SyncJob> {
+        let mut jobs = Vec::new();
+        loop {
+            let received = self
+                .queue
+                .receive(&sync(), 10, Duration::from_secs(60))
+                .await
+                .unwrap();
+            if received.is_empty() {
+                return jobs;
+            }
+            for m in received {
+                jobs.push(serde_json::from_str(&m.body).unwrap());
+                self.queue.ack(&sync(), &m.receipt).await.unwrap();
+            }
+        }
+    }
+
+    async fn message(&self, at: &MessageRef) -> StoredMessage {
+        self.conversations().message(at).await.unwrap().unwrap()
+    }
+
+    /// Feeds a Meta webhook sample, as the webhook would have split it, to the inbound worker.
+    async fn meta_webhook(&self, name: &str, replace: &str, with: &str) {
+        let raw = String::from_utf8(sample(name))
+            .unwrap()
+            .replace(replace, with);
+        let batch = split_webhook(raw.as_bytes()).unwrap();
+        assert!(!batch.events.is_empty());
+        let inbound = InboundWorker::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.platform.tenants.clone(),
+            self.queue.clone(),
+        );
+        for event in batch.events {
+            let job = InboundJob::new(self.tenant.clone(), event);
+            assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
+        }
+    }
+}
+
+fn statuses(jobs: &[SyncJob]) -> Vec<(MessageStatus, Option<String>)> {
+    jobs.iter()
+        .filter_map(|j| match &j.action {
+            SyncAction::Status {
+                status, failure, ..
+            } => Some((*status, failure.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sends(fake: &FakeGraph) -> Vec<Value> {
+    fake.sent().into_iter().map(|s| s.body).collect()
+}
+
+#[tokio::test]
+async fn operator_reply_goes_out_once_with_the_documented_body() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let at = w
+        .reply(
+            &conv,
+            operator("[b]Hello[/b], see https://example.com", vec![], 1),
+        )
+        .await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+
+    let sent = w.graph.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].path,
+        format!("/{}/{WA_NUMBER}/messages", wappline::graph::DEFAULT_VERSION)
+    );
+    assert_eq!(sent[0].bearer.as_deref(), Some(WA_TOKEN));
+    assert_eq!(
+        sent[0].body,
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": PHONE,
+            "type": "text",
+            "text": {"preview_url": true, "body": "*Hello*, see https://example.com"}
+        })
+    );
+    let stored = w.message(&at).await;
+    assert_eq!(
+        stored.sent_provider_id.as_deref(),
+        Some(sent[0].id.as_str())
+    );
+    assert_eq!(stored.status, Some(MessageStatus::Sent));
+    // Bitrix24 hears that it went out.
+    assert_eq!(
+        statuses(&w.sync_jobs().await),
+        vec![(MessageStatus::Sent, None)]
+    );
+
+    // The same job delivered again (a new queue message, as after a lost acknowledgement).
+    let job = OutboundJob::new(w.tenant.clone(), &at);
+    let again = OutgoingMessage::new(serde_json::to_string(&job).unwrap())
+        .grouped("redelivery", "redelivery-1");
+    w.queue.send_batch(&outbound(), vec![again]).await.unwrap();
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert_eq!(
+        w.graph.sent().len(),
+        1,
+        "a redelivered job must not send twice"
+    );
+
+    // Even without its idempotency record (a crash after the send was recorded, before the
+    // job was acknowledged), the recorded provider id stops a second send.
+    let record = Idempotency::new(w.platform.store.clone(), "OUT", platform::VISIBILITY)
+        .key_for(&w.tenant, &job.effect);
+    w.platform
+        .store
+        .delete(Table::Dedupe, &record, None)
+        .await
+        .unwrap();
+    assert_eq!(w.worker.process(&job, 2).await, Outcome::Done);
+    assert_eq!(w.graph.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn reply_context_and_customers_known_only_by_bsuid() {
+    let w = world().await;
+    let customer = CustomerRef::new(CustomerId::WhatsAppUser(
+        WhatsAppUserId::parse(BSUID_ONLY).unwrap(),
+    ));
+    let conv = w.customer(&wa(), customer, HOUR).await;
+    w.store_and_queue(
+        &conv,
+        &wa(),
+        NewMessage {
+            provider_message_id: "b24:4242:7".into(),
+            direction: Direction::Outbound,
+            origin: Origin::Operator,
+            content: Content::Text {
+                body: "Yes, that one.".into(),
+            },
+            at_ms: now() * 1000,
+            reply_to: Some("wamid.CUSTOMERQUESTION".into()),
+            crm_im: Some(ImRef {
+                chat_id: 4242,
+                message_id: 7,
+            }),
+            template: None,
+        },
+    )
+    .await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    let body = &sends(&w.graph)[0];
+    assert_eq!(body["recipient"], BSUID_ONLY);
+    assert!(body.get("to").is_none(), "{body}");
+    assert_eq!(
+        body["context"],
+        json!({"message_id": "wamid.CUSTOMERQUESTION"})
+    );
+    assert_eq!(body["text"]["preview_url"], false);
+}
+
+#[tokio::test]
+async fn files_are_downloaded_uploaded_and_sent_by_media_id() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let photo = w.graph.add_cdn("photo.jpg", "image/jpeg", JPEG);
+    let terms = w.graph.add_cdn("terms", "application/octet-stream", PDF);
+
+    // Text and one image: the text is the image's caption.
+    w.reply(
+        &conv,
+        operator(
+            "[i]our[/i] new shop",
+            vec![OperatorFile {
+                url: photo.clone(),
+                name: Some("photo.jpg".into()),
+                mime_type: Some("image/jpeg".into()),
+            }],
+            1,
+        ),
+    )
+    .await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    let uploads = w.graph.uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].bytes, JPEG);
+    assert_eq!(uploads[0].mime_type, "image/jpeg");
+    assert_eq!(uploads[0].part_content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(uploads[0].filename.as_deref(), Some("photo.jpg"));
+    assert_eq!(uploads[0].messaging_product.as_deref(), Some("whatsapp"));
+    let body = &sends(&w.graph)[0];
+    assert_eq!(body["type"], "image");
+    assert_eq!(
+        body["image"],
+        json!({"id": uploads[0].media_id, "caption": "_our_ new shop"})
+    );
+    assert!(body.get("link").is_none() && body["image"].get("link").is_none());
+
+    // Text and two files: the text first, then each file; the PDF (served as an octet
+    // stream) goes as a document with its name.
+    w.reply(
+        &conv,
+        operator(
+            "two files",
+            vec![
+                OperatorFile {
+                    url: photo,
+                    name: Some("photo.jpg".into()),
+                    mime_type: Some("image/jpeg".into()),
+                },
+                OperatorFile {
+                    url: terms,
+                    name: Some("terms.pdf".into()),
+                    mime_type: None,
+                },
+            ],
+            2,
+        ),
+    )
+    .await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    let bodies = sends(&w.graph);
+    assert_eq!(bodies.len(), 4);
+    assert_eq!(bodies[1]["text"]["body"], "two files");
+    assert_eq!(bodies[2]["type"], "image");
+    assert_eq!(bodies[3]["type"], "document");
+    assert_eq!(bodies[3]["document"]["filename"], "terms.pdf");
+    let uploads = w.graph.uploads();
+    assert_eq!(uploads[2].mime_type, "application/pdf");
+    assert_eq!(uploads[2].bytes, PDF);
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_downloaded_is_reported_not_sent() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let missing = format!("{}/cdn/nothing-here.jpg", w.graph.base_url());
+    let at = w
+        .reply(
+            &conv,
+            operator(
+                "",
+                vec![OperatorFile {
+                    url: missing,
+                    name: Some("x.jpg".into()),
+                    mime_type: Some("image/jpeg".into()),
+                }],
+                1,
+            ),
+        )
+        .await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert!(w.graph.sent().is_empty());
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Failed));
+    let s = statuses(&w.sync_jobs().await);
+    assert_eq!(s.len(), 1);
+    assert!(
+        s[0].1.as_deref().unwrap().contains("HTTP 404"),
+        "{:?}",
+        s[0].1
+    );
+}
+
+#[tokio::test]
+async fn a_reply_outside_the_window_is_not_sent_and_explained() {
+    let w = world().await;
+    let conv = w.wa_customer(25 * HOUR).await;
+    let at = w
+        .reply(&conv, operator("Are you still there?", vec![], 1))
+        .await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert!(w.graph.sent().is_empty(), "nothing may reach Meta");
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Failed));
+    assert_eq!(
+        statuses(&w.sync_jobs().await),
+        vec![(
+            MessageStatus::Failed,
+            Some(window::WHATSAPP_OUTSIDE.to_owned())
+        )]
+    );
+    assert_eq!(
+        window::WHATSAPP_OUTSIDE,
+        "outside WhatsApp's 24-hour customer service window: send an approved template"
+    );
+    // Nothing is left to retry.
+    assert!(w.run().await.is_empty());
+}
+
+#[tokio::test]
+async fn templates_go_out_any_time_free_form_api_text_does_not() {
+    let w = world().await;
+    let to = CustomerId::WhatsAppPhone(WhatsAppPhone::parse("+16505559876").unwrap());
+    let template = TemplateMessage {
+        name: "order_update".into(),
+        language: "en_US".into(),
+        components: json!([{"type": "body", "parameters": [{"type": "text", "text": "A-1001"}]}]),
+    };
+    let accepted = w
+        .intake
+        .accept_api_message(
+            &w.platform.tenants,
+            &w.tenant,
+            &wa(),
+            to.clone(),
+            ApiMessage::Template(template),
+            "req-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    let body = &sends(&w.graph)[0];
+    assert_eq!(body["to"], "16505559876");
+    assert_eq!(body["type"], "template");
+    assert_eq!(
+        body["template"],
+        json!({
+            "name": "order_update",
+            "language": {"code": "en_US"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "A-1001"}]}]
+        })
+    );
+    assert_eq!(
+        w.message(&accepted.message).await.status,
+        Some(MessageStatus::Sent)
+    );
+
+    // Free-form text to a customer who never wrote: refused before Meta.
+    let accepted = w
+        .intake
+        .accept_api_message(
+            &w.platform.tenants,
+            &w.tenant,
+            &wa(),
+            to,
+            ApiMessage::Text("hello".into()),
+            "req-2",
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert_eq!(w.graph.sent().len(), 1);
+    assert_eq!(
+        w.message(&accepted.message).await.status,
+        Some(MessageStatus::Failed)
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_later_then_delivered() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    for (i, code) in [130429, 131056, 80007, 4].into_iter().enumerate() {
+        w.graph.fail_sends(1, GraphFailure::Code(code));
+        let at = w
+            .reply(
+                &conv,
+                operator(&format!("message {i}"), vec![], i as u64 + 1),
+            )
+            .await;
+        let first = w.run().await;
+        assert!(
+            matches!(first.as_slice(), [Outcome::RetryAfter(_)]),
+            "{code}: {first:?}"
+        );
+        assert_eq!(w.message(&at).await.status, None, "{code}");
+        assert_eq!(w.run().await, vec![Outcome::Done], "{code}");
+        assert_eq!(w.message(&at).await.status, Some(MessageStatus::Sent));
+    }
+    assert_eq!(w.graph.sent().len(), 4, "each delivered once");
+    let attempts = w
+        .graph
+        .calls()
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.ends_with("/messages"))
+        .count();
+    assert_eq!(attempts, 8);
+    // Only the successes reach Bitrix24, as "sent".
+    assert!(statuses(&w.sync_jobs().await)
+        .iter()
+        .all(|(s, _)| *s == MessageStatus::Sent));
+}
+
+#[tokio::test]
+async fn retry_delays_grow_and_are_not_a_hot_loop() {
+    let w = world_with(
+        SendConfig {
+            retry: RetryPolicy::default(),
+            ..test_config()
+        },
+        None,
+    )
+    .await;
+    let conv = w.wa_customer(HOUR).await;
+    w.reply(&conv, operator("hi", vec![], 1)).await;
+    w.graph.fail_sends(1, GraphFailure::Code(130429));
+    assert_eq!(
+        w.run().await,
+        vec![Outcome::RetryAfter(Duration::from_secs(30))]
+    );
+    w.graph.fail_sends(1, GraphFailure::ServerError);
+    assert_eq!(
+        w.run().await,
+        vec![Outcome::RetryAfter(Duration::from_secs(60))],
+        "second receive: 15 s × 4"
+    );
+    w.graph.fail_sends(1, GraphFailure::Code(131056));
+    assert_eq!(
+        w.run().await,
+        vec![Outcome::RetryAfter(Duration::from_secs(40))],
+        "third receive: 10 s × 2²"
+    );
+}
+
+#[tokio::test]
+async fn the_recipient_is_paced_without_asking_meta() {
+    let mut config = test_config();
+    config.pacing.recipient = PacingConfig {
+        rate_per_sec: 1.0 / 6.0,
+        burst: 2.0,
+        max_wait: Duration::ZERO,
+    };
+    let w = world_with(config, None).await;
+    let conv = w.wa_customer(HOUR).await;
+    for i in 1..=3 {
+        w.reply(&conv, operator(&format!("part {i}"), vec![], i))
+            .await;
+    }
+    let outcomes = w.run().await;
+    assert_eq!(outcomes[..2], [Outcome::Done, Outcome::Done]);
+    match &outcomes[2..] {
+        [Outcome::RetryAfter(wait)] => {
+            assert!(*wait > Duration::from_secs(5) && *wait <= Duration::from_secs(6))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.graph.sent().len(), 2, "the third waits for the pair rate");
+}
+
+#[tokio::test]
+async fn permanent_errors_are_not_retried_and_reported() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let cases = [
+        (
+            131047,
+            "131047: more than 24 hours since the customer's last message",
+        ),
+        (131026, "131026: message undeliverable"),
+        (190, "190: the channel's access token is expired or invalid"),
+        (100, "100: invalid parameter"),
+    ];
+    for (i, (code, reason)) in cases.into_iter().enumerate() {
+        w.graph.fail_sends(1, GraphFailure::Code(code));
+        let at = w
+            .reply(
+                &conv,
+                operator(&format!("attempt {i}"), vec![], i as u64 + 1),
+            )
+            .await;
+        assert_eq!(w.run().await, vec![Outcome::Done], "{code}");
+        assert!(w.run().await.is_empty(), "{code}: nothing left to retry");
+        assert_eq!(w.message(&at).await.status, Some(MessageStatus::Failed));
+        let s = statuses(&w.sync_jobs().await);
+        assert_eq!(s.len(), 1, "{code}");
+        assert_eq!(s[0].0, MessageStatus::Failed);
+        let failure = s[0].1.clone().unwrap();
+        assert!(failure.starts_with(reason), "{code}: {failure}");
+        assert!(!failure.contains("attempt"), "never the message text");
+    }
+    assert!(w.graph.sent().is_empty());
+}
+
+#[tokio::test]
+async fn meta_outages_are_retried_then_dead_lettered_with_a_note() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    // Down twice, then up: delivered once.
+    w.graph.fail_sends(1, GraphFailure::ServerError);
+    w.graph.fail_sends(1, GraphFailure::Down);
+    let at = w.reply(&conv, operator("first", vec![], 1)).await;
+    assert!(matches!(w.run().await.as_slice(), [Outcome::RetryAfter(_)]));
+    assert!(matches!(w.run().await.as_slice(), [Outcome::RetryAfter(_)]));
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert_eq!(w.graph.sent().len(), 1);
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Sent));
+    w.sync_jobs().await;
+
+    // Down for good: five receives, then the dead-letter queue, and the operator is told.
+    w.graph.fail_sends(10, GraphFailure::ServerError);
+    let at = w.reply(&conv, operator("second", vec![], 2)).await;
+    for n in 1..=4 {
+        assert!(
+            matches!(w.run().await.as_slice(), [Outcome::RetryAfter(_)]),
+            "receive {n}"
+        );
+    }
+    assert_eq!(w.run().await, vec![Outcome::Failed]);
+    assert!(w.run().await.is_empty());
+    assert_eq!(w.queue.depth(&outbound().dead_letter()).await.unwrap(), 1);
+    let s = statuses(&w.sync_jobs().await);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].0, MessageStatus::Failed);
+    assert!(s[0].1.as_deref().unwrap().contains("after 5 attempts"));
+    // Not marked failed: a redrive from the dead-letter queue can still send it.
+    assert_eq!(w.message(&at).await.status, None);
+}
+
+#[tokio::test]
+async fn a_failure_part_way_resends_only_the_rest() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let photo = w.graph.add_cdn("a.jpg", "image/jpeg", JPEG);
+    let file = |name: &str| OperatorFile {
+        url: photo.clone(),
+        name: Some(name.into()),
+        mime_type: Some("image/jpeg".into()),
+    };
+    w.graph.pass_sends(1);
+    w.graph.fail_sends(1, GraphFailure::ServerError);
+    let at = w
+        .reply(
+            &conv,
+            operator("three parts", vec![file("1.jpg"), file("2.jpg")], 1),
+        )
+        .await;
+    assert!(matches!(w.run().await.as_slice(), [Outcome::RetryAfter(_)]));
+    assert_eq!(w.graph.sent().len(), 1);
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    let bodies = sends(&w.graph);
+    assert_eq!(bodies.len(), 3, "text once, then both images");
+    assert_eq!(bodies[0]["type"], "text");
+    assert_eq!(bodies[1]["type"], "image");
+    assert_eq!(bodies[2]["type"], "image");
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Sent));
+    // Every part's id finds the message, for Meta's statuses.
+    for s in w.graph.sent() {
+        assert_eq!(
+            w.conversations().find_message(&wa(), &s.id).await.unwrap(),
+            Some(at.clone())
+        );
+    }
+}
+
+#[tokio::test]
+async fn echoes_of_the_business_app_are_never_sent() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    w.store_and_queue(
+        &conv,
+        &wa(),
+        NewMessage {
+            provider_message_id: "wamid.ECHOFROMTHEAPP".into(),
+            direction: Direction::Outbound,
+            origin: Origin::BusinessApp,
+            content: Content::Text {
+                body: "sent from the phone".into(),
+            },
+            at_ms: now() * 1000,
+            reply_to: None,
+            crm_im: None,
+            template: None,
+        },
+    )
+    .await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert!(w.graph.sent().is_empty());
+    assert!(w.sync_jobs().await.is_empty());
+}
+
+#[tokio::test]
+async fn instagram_replies_within_a_day_and_human_agents_within_seven() {
+    let w = world().await;
+    let conv = w.ig_customer(HOUR).await;
+    let photo = w.graph.add_cdn("ig.jpg", "image/jpeg", JPEG);
+    w.reply(
+        &conv,
+        operator(
+            "[b]Hi[/b] there",
+            vec![OperatorFile {
+                url: photo.clone(),
+                name: Some("ig.jpg".into()),
+                mime_type: Some("image/jpeg".into()),
+            }],
+            1,
+        ),
+    )
+    .await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    let sent = w.graph.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[0].path,
+        format!("/{}/me/messages", wappline::graph::DEFAULT_VERSION)
+    );
+    assert_eq!(sent[0].bearer.as_deref(), Some(IG_TOKEN));
+    assert_eq!(
+        sent[0].body,
+        json!({"recipient": {"id": IGSID}, "messaging_type": "RESPONSE", "message": {"text": "Hi there"}})
+    );
+    assert_eq!(
+        sent[1].body["message"],
+        json!({"attachment": {"type": "image", "payload": {"url": photo}}})
+    );
+    assert!(
+        w.graph.uploads().is_empty(),
+        "Instagram fetches the URL itself"
+    );
+
+    // Three days later: a human agent's reply, tagged.
+    let conv3 = {
+        let c = CustomerRef::new(CustomerId::Instagram(
+            InstagramUserId::parse("6927113527316721").unwrap(),
+        ));
+        w.customer(&ig(), c, 3 * 24 * HOUR).await
+    };
+    let at = w
+        .reply(&conv3, operator("Sorry for the wait", vec![], 2))
+        .await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    let body = &sends(&w.graph)[2];
+    assert_eq!(body["messaging_type"], "MESSAGE_TAG");
+    assert_eq!(body["tag"], "HUMAN_AGENT");
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Sent));
+
+    // Eight days: too late even for a human agent.
+    let late = {
+        let c = CustomerRef::new(CustomerId::Instagram(
+            InstagramUserId::parse("55555555").unwrap(),
+        ));
+        w.customer(&ig(), c, 8 * 24 * HOUR).await
+    };
+    let at = w.reply(&late, operator("Hello?", vec![], 3)).await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert_eq!(w.graph.sent().len(), 3);
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Failed));
+    let failures: Vec<_> = statuses(&w.sync_jobs().await)
+        .into_iter()
+        .filter(|(s, _)| *s == MessageStatus::Failed)
+        .collect();
+    assert_eq!(
+        failures,
+        vec![(
+            MessageStatus::Failed,
+            Some(window::INSTAGRAM_OUTSIDE.to_owned())
+        )]
+    );
+}
+
+#[tokio::test]
+async fn instagram_through_a_facebook_page_uses_the_page_endpoint() {
+    let page = "104102228512371";
+    let w = world_with(test_config(), Some(page)).await;
+    let conv = w.ig_customer(HOUR).await;
+    w.reply(&conv, operator("hello", vec![], 1)).await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert_eq!(
+        w.graph.sent()[0].path,
+        format!("/{}/{page}/messages", wappline::graph::DEFAULT_VERSION)
+    );
+}
+
+#[tokio::test]
+async fn meta_statuses_move_sent_messages_forward_to_bitrix24() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let at = w.reply(&conv, operator("on its way", vec![], 1)).await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    let wamid = w.graph.sent()[0].id.clone();
+    assert_eq!(
+        statuses(&w.sync_jobs().await),
+        vec![(MessageStatus::Sent, None)]
+    );
+
+    // Meta's "sent" adds nothing; "delivered" and "read" move it forward, once each.
+    w.meta_webhook("whatsapp-status-sent.json", SAMPLE_WAMID, &wamid)
+        .await;
+    w.meta_webhook("whatsapp-status-delivered.json", SAMPLE_WAMID, &wamid)
+        .await;
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Delivered));
+    w.meta_webhook("whatsapp-status-read.json", SAMPLE_WAMID, &wamid)
+        .await;
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Read));
+    // A late "delivered" does not move it back.
+    w.meta_webhook("whatsapp-status-delivered.json", SAMPLE_WAMID, &wamid)
+        .await;
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Read));
+    let jobs = w.sync_jobs().await;
+    assert!(jobs.iter().all(|j| j.conversation == conv));
+    assert!(jobs.iter().all(|j| matches!(&j.action,
+        SyncAction::Status { message_sk, .. } if *message_sk == at.sk)));
+    assert_eq!(
+        statuses(&jobs),
+        vec![
+            (MessageStatus::Delivered, None),
+            (MessageStatus::Read, None)
+        ]
+    );
+
+    // Instagram's read receipt names our message id.
+    let ig_conv = w.ig_customer(HOUR).await;
+    let ig_at = w.reply(&ig_conv, operator("seen?", vec![], 2)).await;
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    let mid = w.graph.sent()[1].id.clone();
+    w.sync_jobs().await;
+    let sample_mid = "aWdfaXRlbToxOklHTWVzc2FnZUlEOjE3ODQxNDA1ODIyMzA0OTE0OjM0MDI4MjM2Njg0MTcxMDMwMDk0OTEyODkwMzY5NzgyODA3NjIwNjQ4NDI3NDg4NjgwODMxOA";
+    w.meta_webhook("instagram-read.json", sample_mid, &mid)
+        .await;
+    assert_eq!(w.message(&ig_at).await.status, Some(MessageStatus::Read));
+    assert_eq!(
+        statuses(&w.sync_jobs().await),
+        vec![(MessageStatus::Read, None)]
+    );
+}
+
+#[tokio::test]
+async fn a_disconnected_channel_fails_the_message_with_a_note() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let at = w.reply(&conv, operator("hello", vec![], 1)).await;
+    w.scope
+        .disconnect(&ChannelRef::WhatsApp(
+            PhoneNumberId::parse(WA_NUMBER).unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert!(w.graph.sent().is_empty());
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Failed));
+    assert_eq!(statuses(&w.sync_jobs().await).len(), 1);
+}
