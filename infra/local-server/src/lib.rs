@@ -39,6 +39,7 @@ use wappline::meta::AppSecret;
 use wappline::outbound::OutboundIntake;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
+use wappline::send::{RetryPolicy as SendRetryPolicy, SendClients, SendConfig, SendWorker};
 use wappline::tenant::Secret;
 
 use consumers::Consumer;
@@ -82,6 +83,12 @@ pub struct LocalConfig {
         default_value = "https://graph.facebook.com"
     )]
     pub graph_api_base_url: String,
+
+    /// Instagram API base URL for sends with Instagram-login tokens (a fake for tests; plain
+    /// http only on loopback). Default: the Graph API base URL when that is loopback, else
+    /// `https://graph.instagram.com`.
+    #[arg(long, env = "INSTAGRAM_API_BASE_URL")]
+    pub instagram_api_base_url: Option<String>,
 
     /// Bitrix24 application client_id. Without it (and the secret) nothing is synced to
     /// Bitrix24: sync jobs wait in their queue.
@@ -128,6 +135,7 @@ impl LocalConfig {
             bitrix_portal_base_url: None,
             retry_base_ms: 100,
             public_base_url: None,
+            instagram_api_base_url: None,
         }
     }
 }
@@ -228,11 +236,42 @@ impl LocalServer {
             platform.tenants.clone(),
             queue.clone(),
         );
-        let mut consumers = vec![Consumer {
-            queue: platform::name(platform::INBOUND),
-            visibility: platform::VISIBILITY,
-            handler: Arc::new(inbound_worker),
-        }];
+        let retry_base = std::time::Duration::from_millis(config.retry_base_ms.max(1));
+        let send_clients = SendClients::from_lookup(|k| match k {
+            "GRAPH_API_BASE_URL" => Some(config.graph_api_base_url.clone()),
+            "INSTAGRAM_API_BASE_URL" => config.instagram_api_base_url.clone(),
+            _ => None,
+        })
+        .map_err(|e| e.to_string())?
+        .with_loopback_files(loopback_graph);
+        let send_worker = SendWorker::new(
+            platform.store.clone(),
+            platform.envelope.clone(),
+            platform.tenants.clone(),
+            queue.clone(),
+            send_clients,
+        )
+        .with_config(SendConfig {
+            retry: SendRetryPolicy {
+                base: retry_base / 2,
+                rate_limited: retry_base,
+                pair_rate: retry_base / 3,
+                ..SendRetryPolicy::default()
+            },
+            ..SendConfig::default()
+        });
+        let mut consumers = vec![
+            Consumer {
+                queue: platform::name(platform::INBOUND),
+                visibility: platform::VISIBILITY,
+                handler: Arc::new(inbound_worker),
+            },
+            Consumer {
+                queue: platform::name(platform::OUTBOUND),
+                visibility: platform::VISIBILITY,
+                handler: Arc::new(send_worker),
+            },
+        ];
         match bitrix_client(&config)? {
             Some(client) => {
                 let sync = CrmSync::new(
@@ -242,7 +281,7 @@ impl LocalServer {
                     client,
                 )
                 .with_retry_policy(RetryPolicy {
-                    base: std::time::Duration::from_millis(config.retry_base_ms.max(1)),
+                    base: retry_base,
                     ..RetryPolicy::default()
                 })
                 .with_media_links(Arc::new(links));

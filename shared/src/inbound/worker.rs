@@ -214,7 +214,7 @@ impl InboundWorker {
                     .await?
                 {
                     if let Some(m) = conversations.message(&known).await? {
-                        if m.origin == Origin::Operator {
+                        if matches!(m.origin, Origin::Operator | Origin::Api) {
                             tracing::debug!("echo of our own send ignored");
                             return Ok(());
                         }
