@@ -15,6 +15,17 @@
 //!   [`FakeBitrix::fail_next`] (`QUERY_LIMIT_EXCEEDED`, `OPERATION_TIME_LIMIT`, down, 500).
 //! - Records every REST call ([`FakeBitrix::calls`]; `auth` kept apart from the parameters),
 //!   every OAuth request, and every message received.
+//! - The application set-up methods: `imconnector.register` (answers `{"result": true}` as
+//!   the method's result, as Bitrix24's code does; refuses an `ID` with `.`, and a missing
+//!   `NAME`, `ICON[DATA_IMAGE]` or `PLACEMENT_HANDLER`), `imconnector.activate`,
+//!   `imconnector.connector.data.set` (`true`), `event.bind` (`true`; the same event and
+//!   handler again is `400 ERROR_CORE` "Handler already binded", as Bitrix24 answers),
+//!   `event.unbind`, `app.info`. The portal's state is readable: [`FakeBitrix::connectors`],
+//!   [`FakeBitrix::bindings`].
+//! - Builds the bodies Bitrix24 posts to an application ([`EventBody`]): the install
+//!   wizard's form, the install callback and the events (`ONAPPINSTALL`,
+//!   `ONIMCONNECTORMESSAGEADD`, ...), form-encoded with PHP-style keys like
+//!   `http_build_query`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -109,6 +120,19 @@ struct Portal {
     retired_access: Vec<String>,
     users: HashMap<String, u64>,
     chats: HashMap<(String, String), (u64, u64)>,
+    connectors: HashMap<String, FakeConnector>,
+    bindings: Vec<(String, String)>,
+}
+
+/// A connector registered on a fake portal, and where it is active.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FakeConnector {
+    /// The `imconnector.register` parameters.
+    pub registration: Value,
+    /// Lines it is active on.
+    pub active_lines: Vec<String>,
+    /// `imconnector.connector.data.set` `DATA` per line.
+    pub data: HashMap<String, Value>,
 }
 
 #[derive(Default)]
@@ -358,6 +382,8 @@ impl FakeBitrix {
                 retired_access: Vec::new(),
                 users: HashMap::new(),
                 chats: HashMap::new(),
+                connectors: HashMap::new(),
+                bindings: Vec::new(),
             },
         );
         FakeTokens {
@@ -434,6 +460,24 @@ impl FakeBitrix {
     /// Every message accepted by `imconnector.send.messages`, in order.
     pub fn messages_received(&self) -> Vec<ReceivedMessage> {
         self.state().messages.clone()
+    }
+
+    /// Connectors registered on `domain`, by id.
+    pub fn connectors(&self, domain: &str) -> HashMap<String, FakeConnector> {
+        self.state()
+            .portals
+            .get(domain)
+            .map(|p| p.connectors.clone())
+            .unwrap_or_default()
+    }
+
+    /// Event handlers bound on `domain`: (event name, upper case; handler URL).
+    pub fn bindings(&self, domain: &str) -> Vec<(String, String)> {
+        self.state()
+            .portals
+            .get(domain)
+            .map(|p| p.bindings.clone())
+            .unwrap_or_default()
     }
 
     /// Forgets calls, OAuth requests and messages (portals and tokens stay).
@@ -637,6 +681,33 @@ fn rest(s: &mut State, domain: &str, method: &str, params: &Value, auth: Option<
         }
     }
     match method {
+        "imconnector.register" => register(s, domain, params),
+        "imconnector.activate" => activate(s, domain, params),
+        "imconnector.connector.data.set" => connector_data(s, domain, params),
+        "event.bind" => bind(s, domain, params),
+        "event.unbind" => {
+            let event = text_of(params.get("event"))
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let handler = text_of(params.get("handler")).unwrap_or_default();
+            let portal = s.portals.get_mut(domain).expect("checked by auth");
+            let before = portal.bindings.len();
+            portal
+                .bindings
+                .retain(|(e, h)| !(e == &event && h == &handler));
+            ok(json!({ "count": before - portal.bindings.len() }))
+        }
+        "app.info" => ok(json!({
+            "ID": 17,
+            "CODE": "local.5f0c0a1b2c3d4e.12345678",
+            "VERSION": 1,
+            "STATUS": "L",
+            "INSTALLED": true,
+            "PAYMENT_EXPIRED": "N",
+            "DAYS": null,
+            "LANGUAGE_ID": "en",
+            "LICENSE": "en_project"
+        })),
         "imconnector.send.messages" => send_messages(s, domain, params),
         "imconnector.send.status.delivery" | "imconnector.send.status.reading" => {
             ok(json!({ "SUCCESS": true, "DATA": [] }))
@@ -651,6 +722,110 @@ fn rest(s: &mut State, domain: &str, method: &str, params: &Value, auth: Option<
         m if OK_TRUE_METHODS.contains(&m) => ok(json!(true)),
         _ => error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
     }
+}
+
+fn register(s: &mut State, domain: &str, params: &Value) -> Answer {
+    let id = text_of(params.get("ID")).unwrap_or_default();
+    if id.is_empty() {
+        return ok(json!({"result": false, "error": "CONNECTOR_ID_REQUIRED",
+            "error_description": "Connector ID is required"}));
+    }
+    if id.contains('.') {
+        return ok(json!({"result": false, "error": "REGISTRATION_ERROR_POINT",
+            "error_description": "The connector ID must not contain a point"}));
+    }
+    let icon = params
+        .get("ICON")
+        .and_then(|i| text_of(i.get("DATA_IMAGE")));
+    let name = text_of(params.get("NAME"));
+    let handler = text_of(params.get("PLACEMENT_HANDLER"));
+    if name.is_none() || icon.is_none() || handler.is_none() {
+        return ok(json!({"result": false, "error": "REGISTRATION_ERROR",
+            "error_description": "NAME, ICON[DATA_IMAGE] and PLACEMENT_HANDLER are required"}));
+    }
+    let portal = s.portals.get_mut(domain).expect("checked by auth");
+    portal
+        .connectors
+        .entry(id.to_ascii_lowercase())
+        .or_default()
+        .registration = params.clone();
+    ok(json!({ "result": true }))
+}
+
+fn activate(s: &mut State, domain: &str, params: &Value) -> Answer {
+    let (Some(id), Some(line)) = (
+        text_of(params.get("CONNECTOR")),
+        text_of(params.get("LINE")),
+    ) else {
+        return error(
+            400,
+            "ERROR_ARGUMENT",
+            "Argument 'CONNECTOR' or 'LINE' is null or empty",
+        );
+    };
+    let active = text_of(params.get("ACTIVE")).as_deref() != Some("0");
+    let portal = s.portals.get_mut(domain).expect("checked by auth");
+    let Some(connector) = portal.connectors.get_mut(&id) else {
+        return error(
+            400,
+            "CONNECTOR_NOT_FOUND",
+            "The connector is not registered",
+        );
+    };
+    connector.active_lines.retain(|l| l != &line);
+    if active {
+        connector.active_lines.push(line);
+    }
+    ok(json!(true))
+}
+
+fn connector_data(s: &mut State, domain: &str, params: &Value) -> Answer {
+    let (Some(id), Some(line)) = (
+        text_of(params.get("CONNECTOR")),
+        text_of(params.get("LINE")),
+    ) else {
+        return error(
+            400,
+            "ERROR_ARGUMENT",
+            "Argument 'CONNECTOR' or 'LINE' is null or empty",
+        );
+    };
+    let Some(data) = params.get("DATA").filter(|d| d.is_object()) else {
+        return error(400, "ERROR_ARGUMENT", "Argument 'DATA' is null or empty");
+    };
+    let portal = s.portals.get_mut(domain).expect("checked by auth");
+    let Some(connector) = portal.connectors.get_mut(&id) else {
+        return error(
+            400,
+            "CONNECTOR_NOT_FOUND",
+            "The connector is not registered",
+        );
+    };
+    connector.data.insert(line, data.clone());
+    ok(json!(true))
+}
+
+fn bind(s: &mut State, domain: &str, params: &Value) -> Answer {
+    let event = text_of(params.get("event"))
+        .or_else(|| text_of(params.get("EVENT")))
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let handler = text_of(params.get("handler"))
+        .or_else(|| text_of(params.get("HANDLER")))
+        .unwrap_or_default();
+    if event.is_empty() || handler.is_empty() {
+        return error(400, "ERROR_ARGUMENT", "event and handler are required");
+    }
+    let portal = s.portals.get_mut(domain).expect("checked by auth");
+    if portal
+        .bindings
+        .iter()
+        .any(|(e, h)| e == &event && h == &handler)
+    {
+        return error(400, "ERROR_CORE", "Handler already binded");
+    }
+    portal.bindings.push((event, handler));
+    ok(json!(true))
 }
 
 fn send_messages(s: &mut State, domain: &str, params: &Value) -> Answer {
@@ -760,6 +935,261 @@ fn send_messages(s: &mut State, domain: &str, params: &Value) -> Answer {
         }));
     }
     ok(json!({ "SUCCESS": true, "DATA": { "RESULT": results } }))
+}
+
+/// Percent-encodes like PHP's `http_build_query` (RFC 3986 unreserved characters stay).
+fn php_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A JSON object as PHP's `http_build_query` writes it: `data[MESSAGES][0][im][chat_id]=1`,
+/// brackets encoded, booleans as 1/0, nulls left out.
+pub fn php_form(v: &Value) -> String {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, v) in o {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}[{k}]")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(&format!("{prefix}[{i}]"), v, out);
+                }
+            }
+            Value::Null => {}
+            Value::Bool(b) => out.push(format!("{}={}", php_encode(prefix), u8::from(*b))),
+            Value::Number(n) => out.push(format!("{}={}", php_encode(prefix), n)),
+            Value::String(t) => out.push(format!("{}={}", php_encode(prefix), php_encode(t))),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out.join("&")
+}
+
+/// One operator message of an `ONIMCONNECTORMESSAGE*` event.
+#[derive(Debug, Clone, Default)]
+pub struct EventMessage {
+    pub im_chat_id: u64,
+    pub im_message_id: u64,
+    /// Our chat id (the conversation id).
+    pub chat_id: String,
+    pub user_id: u64,
+    pub text: Option<String>,
+    /// `(name, link)` per file.
+    pub files: Vec<(String, String)>,
+    /// External ids (`message[id]`) for updates and deletes.
+    pub external_ids: Vec<String>,
+}
+
+/// The bodies Bitrix24 posts to an application, for a portal (apidocs shapes; see each
+/// method). `auth` carries the portal's `domain`, `member_id`, current access token and the
+/// given application token.
+#[derive(Debug, Clone)]
+pub struct EventBody {
+    pub domain: String,
+    pub member_id: String,
+    pub access_token: Option<String>,
+    pub application_token: Option<String>,
+    pub ts: i64,
+}
+
+impl EventBody {
+    /// For `domain`'s current tokens in `fake`.
+    pub fn for_portal(fake: &FakeBitrix, domain: &str, application_token: Option<&str>) -> Self {
+        let tokens = fake.valid_tokens_for(domain);
+        EventBody {
+            domain: domain.to_owned(),
+            member_id: tokens.member_id,
+            access_token: Some(tokens.access_token),
+            application_token: application_token.map(str::to_owned),
+            ts: now_secs() as i64,
+        }
+    }
+
+    fn auth(&self, with_tokens: bool) -> Value {
+        let mut auth = json!({
+            "domain": self.domain,
+            "server_endpoint": "https://oauth.bitrix.info/rest/",
+            "status": "L",
+            "client_endpoint": format!("https://{}/rest/", self.domain),
+            "member_id": self.member_id,
+        });
+        if with_tokens {
+            if let Some(t) = &self.access_token {
+                auth["access_token"] = json!(t);
+                auth["expires"] = json!(self.ts + 3600);
+                auth["expires_in"] = json!(3600);
+                auth["scope"] = json!("imconnector,imopenlines");
+                auth["user_id"] = json!(1);
+            }
+        }
+        if let Some(t) = &self.application_token {
+            auth["application_token"] = json!(t);
+        }
+        auth
+    }
+
+    fn event(&self, name: &str, data: Value, with_tokens: bool) -> String {
+        php_form(&json!({
+            "event": name,
+            "event_handler_id": 555,
+            "data": data,
+            "ts": self.ts,
+            "auth": self.auth(with_tokens),
+        }))
+    }
+
+    /// The installation wizard's POST (apidocs "Simplified Method for Obtaining OAuth 2.0
+    /// Tokens"): `DOMAIN`, `PROTOCOL`, `LANG`, `APP_SID`, `AUTH_ID`, `AUTH_EXPIRES`,
+    /// `REFRESH_ID`, `member_id`, `status`.
+    pub fn install_wizard(fake: &FakeBitrix, domain: &str) -> String {
+        let t = fake.valid_tokens_for(domain);
+        php_form(&json!({
+            "DOMAIN": domain,
+            "PROTOCOL": "1",
+            "LANG": "en",
+            "APP_SID": "dd8cec11e347088fe87c44870a9f1dba",
+            "AUTH_ID": t.access_token,
+            "AUTH_EXPIRES": "3600",
+            "REFRESH_ID": t.refresh_token,
+            "member_id": t.member_id,
+            "status": "L",
+            "PLACEMENT": "DEFAULT",
+            "PLACEMENT_OPTIONS": "{\"any\":\"1/\"}"
+        }))
+    }
+
+    /// The installation callback (application "uses only API"): the `ONAPPINSTALL` shape
+    /// with both tokens and the application token.
+    pub fn install_callback(fake: &FakeBitrix, domain: &str, application_token: &str) -> String {
+        let t = fake.valid_tokens_for(domain);
+        let body = EventBody::for_portal(fake, domain, Some(application_token));
+        let mut auth = body.auth(true);
+        auth["refresh_token"] = json!(t.refresh_token);
+        php_form(&json!({
+            "event": "ONAPPINSTALL",
+            "data": {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
+            "ts": body.ts,
+            "auth": auth,
+        }))
+    }
+
+    /// `ONAPPINSTALL` (apidocs OnAppInstall): `data[VERSION]`, `data[ACTIVE]`,
+    /// `data[INSTALLED]`, `data[LANGUAGE_ID]`; `auth` with the access token when this body
+    /// has one.
+    pub fn app_install(&self) -> String {
+        self.event(
+            "ONAPPINSTALL",
+            json!({"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"}),
+            true,
+        )
+    }
+
+    /// `ONAPPUNINSTALL` (apidocs): `data[LANGUAGE_ID]`, `data[CLEAN]`; `auth` without tokens.
+    pub fn app_uninstall(&self, clean: bool) -> String {
+        self.event(
+            "ONAPPUNINSTALL",
+            json!({"LANGUAGE_ID": "en", "CLEAN": u8::from(clean)}),
+            false,
+        )
+    }
+
+    fn messages(messages: &[EventMessage], with_ids: bool) -> Value {
+        Value::Array(
+            messages
+                .iter()
+                .map(|m| {
+                    let mut message = json!({ "user_id": m.user_id });
+                    if let Some(t) = &m.text {
+                        message["text"] = json!(t);
+                    }
+                    if !m.files.is_empty() {
+                        message["files"] = Value::Array(
+                            m.files
+                                .iter()
+                                .map(|(name, link)| json!({"name": name, "link": link, "type": "file"}))
+                                .collect(),
+                        );
+                    }
+                    if with_ids {
+                        message["id"] = json!(m.external_ids);
+                    }
+                    json!({
+                        "im": {"chat_id": m.im_chat_id, "message_id": m.im_message_id},
+                        "message": message,
+                        "chat": {"id": m.chat_id},
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// `ONIMCONNECTORMESSAGEADD` (apidocs): `data[CONNECTOR]`, `data[LINE]`,
+    /// `data[MESSAGES][n][im|message|chat]`.
+    pub fn message_add(&self, connector: &str, line: u64, messages: &[EventMessage]) -> String {
+        self.event(
+            "ONIMCONNECTORMESSAGEADD",
+            json!({"CONNECTOR": connector, "LINE": line, "MESSAGES": Self::messages(messages, false)}),
+            true,
+        )
+    }
+
+    /// `ONIMCONNECTORMESSAGEUPDATE`: as add, with `message[id]` a list of external ids.
+    pub fn message_update(&self, connector: &str, line: u64, messages: &[EventMessage]) -> String {
+        self.event(
+            "ONIMCONNECTORMESSAGEUPDATE",
+            json!({"CONNECTOR": connector, "LINE": line, "MESSAGES": Self::messages(messages, true)}),
+            true,
+        )
+    }
+
+    /// `ONIMCONNECTORMESSAGEDELETE`: `message[id]` the external id.
+    pub fn message_delete(&self, connector: &str, line: u64, messages: &[EventMessage]) -> String {
+        let list: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                json!({
+                    "im": {"chat_id": m.im_chat_id, "message_id": m.im_message_id},
+                    "message": {"id": m.external_ids.first().cloned().unwrap_or_default()},
+                    "chat": {"id": m.chat_id},
+                })
+            })
+            .collect();
+        self.event(
+            "ONIMCONNECTORMESSAGEDELETE",
+            json!({"CONNECTOR": connector, "LINE": line, "MESSAGES": list}),
+            true,
+        )
+    }
+
+    /// `ONIMCONNECTORSTATUSDELETE` (apidocs): `data[connector]`, `data[line]`.
+    pub fn status_delete(&self, connector: &str, line: u64) -> String {
+        self.event(
+            "ONIMCONNECTORSTATUSDELETE",
+            json!({"connector": connector, "line": line}),
+            true,
+        )
+    }
+
+    /// `ONIMCONNECTORLINEDELETE` (apidocs): `data` is the line id.
+    pub fn line_delete(&self, line: u64) -> String {
+        self.event("ONIMCONNECTORLINEDELETE", json!(line), true)
+    }
 }
 
 #[cfg(test)]

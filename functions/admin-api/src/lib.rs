@@ -7,6 +7,8 @@
 //! - `GET    /admin/tenants/{tenant_id}`                     settings (never tokens)
 //! - `POST   /admin/tenants/{tenant_id}/channels/{kind}`     connect whatsapp|instagram|bitrix24
 //! - `DELETE /admin/tenants/{tenant_id}/channels/{kind}/{id}` disconnect
+//! - `POST   /admin/tenants/{tenant_id}/bitrix24/connection-codes` a single-use code (24 h)
+//!   and the install URL that links a Bitrix24 portal to the tenant through the app install
 
 mod requests;
 
@@ -14,13 +16,15 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use wappline::bitrix::install::ConnectionCodes;
+use wappline::bitrix::{EndpointUrl, OpenLineId};
 use wappline::edge::{self, ApiError};
 use wappline::ids::TenantId;
 use wappline::tenant::{
     ChannelKind, ChannelRef, RetentionDays, TenantDirectory, TenantError, TenantName,
 };
 
-use requests::{ConnectRequest, CreateTenantRequest};
+use requests::{ConnectRequest, ConnectionCodeRequest, CreateTenantRequest};
 
 /// Largest request body the admin API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -60,11 +64,27 @@ impl AdminToken {
 pub struct AdminApi {
     tenants: TenantDirectory,
     token: AdminToken,
+    bitrix_codes: Option<(ConnectionCodes, EndpointUrl)>,
 }
 
 impl AdminApi {
     pub fn new(tenants: TenantDirectory, token: AdminToken) -> Self {
-        AdminApi { tenants, token }
+        AdminApi {
+            tenants,
+            token,
+            bitrix_codes: None,
+        }
+    }
+
+    /// Enables `POST /admin/tenants/{id}/bitrix24/connection-codes`: codes are kept in
+    /// `codes`, install URLs start with `public_base` (where `/bitrix/install` is served).
+    pub fn with_bitrix_connection_codes(
+        mut self,
+        codes: ConnectionCodes,
+        public_base: EndpointUrl,
+    ) -> Self {
+        self.bitrix_codes = Some((codes, public_base));
+        self
     }
 
     /// Serves one request. Never fails: every outcome is an HTTP response.
@@ -109,6 +129,10 @@ impl AdminApi {
             },
             ["admin", "tenants", tenant, "channels", kind] => match *method {
                 Method::POST => self.connect(tenant, kind, body).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "bitrix24", "connection-codes"] => match *method {
+                Method::POST => self.connection_code(tenant, body).await,
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "channels", kind, id] => match *method {
@@ -225,6 +249,39 @@ impl AdminApi {
         scope.disconnect(&channel).await.map_err(map_err)?;
         tracing::info!(tenant = %scope.tenant(), %kind, channel = %id, "channel disconnected");
         Ok(edge::empty(StatusCode::NO_CONTENT))
+    }
+
+    async fn connection_code(
+        &self,
+        tenant: &str,
+        body: &[u8],
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let Some((codes, public_base)) = &self.bitrix_codes else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "Bitrix24 installation is not configured (PUBLIC_BASE_URL)",
+            ));
+        };
+        let scope = self.scope(tenant).await?;
+        let req: ConnectionCodeRequest = edge::parse_json(body)?;
+        let line = OpenLineId::new(req.line_id)
+            .map_err(|_| ApiError::bad_request("line_id: must be a positive integer"))?;
+        let issued = codes
+            .issue(scope.tenant(), line)
+            .await
+            .map_err(|e| map_err(wappline::tenant::TenantError::Store(e)))?;
+        tracing::info!(tenant = %scope.tenant(), line = %line, "bitrix24 connection code issued");
+        Ok(edge::json(
+            StatusCode::CREATED,
+            &serde_json::json!({
+                "code": issued.code.expose(),
+                "tenant_id": issued.tenant,
+                "line_id": issued.line,
+                "expires_at": issued.expires_at,
+                "install_url": issued.install_url(public_base),
+            }),
+        ))
     }
 
     async fn scope(&self, tenant: &str) -> Result<wappline::tenant::TenantScope, ApiError> {

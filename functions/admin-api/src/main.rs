@@ -5,13 +5,25 @@ use std::sync::Arc;
 use admin_api::{AdminApi, AdminToken};
 use lambda_http::{run, service_fn, Error, Request};
 use wappline::app::{aws_sdk_config, Platform};
+use wappline::bitrix::install::{public_base_url, ConnectionCodes, ENV_PUBLIC_BASE_URL};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wappline::logging::init_json();
     let token = AdminToken::from_sha256_hex(&std::env::var("ADMIN_TOKEN_SHA256")?)?;
     let platform = Platform::from_aws_env(&aws_sdk_config().await).await?;
-    let api = Arc::new(AdminApi::new(platform.tenants, token));
+    let mut api = AdminApi::new(platform.tenants.clone(), token);
+    // Bitrix24 connection codes need the public address of /bitrix/install.
+    if let Some(base) = std::env::var(ENV_PUBLIC_BASE_URL)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        api = api.with_bitrix_connection_codes(
+            ConnectionCodes::new(platform.store.clone()),
+            public_base_url(&base)?,
+        );
+    }
+    let api = Arc::new(api);
     run(service_fn(move |req: Request| {
         let api = api.clone();
         async move { Ok::<_, Error>(api.handle(req).await) }

@@ -17,6 +17,14 @@ pub struct CreateTenantRequest {
     pub retention_days: Option<u32>,
 }
 
+/// `POST /admin/tenants/{id}/bitrix24/connection-codes`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionCodeRequest {
+    /// The Open Line the portal's conversations go to.
+    pub line_id: u64,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WhatsAppRequest {

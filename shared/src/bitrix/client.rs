@@ -52,6 +52,11 @@ impl std::fmt::Debug for BitrixClient {
     }
 }
 
+/// `event.bind`.
+pub const EVENT_BIND: &str = "event.bind";
+/// `app.info`: the application's status on the portal (`INSTALLED`...).
+pub const APP_INFO: &str = "app.info";
+
 /// REST method names: `imconnector.send.messages`, `batch`, `event.bind`...
 fn check_method(method: &str) -> Result<(), BitrixError> {
     let ok = !method.is_empty()
@@ -380,6 +385,58 @@ impl PortalSession<'_> {
         let params = imconnector::messages_params(connector, line, items)?;
         let result = self.call(imconnector::SEND_MESSAGES, params).await?;
         imconnector::parse_sent_messages(imconnector::SEND_MESSAGES, &result)
+    }
+
+    /// `imconnector.register`.
+    pub async fn register_connector(
+        &mut self,
+        registration: &imconnector::ConnectorRegistration,
+    ) -> Result<(), BitrixError> {
+        let result = self
+            .call(imconnector::REGISTER, registration.to_params()?)
+            .await?;
+        imconnector::parse_true(imconnector::REGISTER, &result)
+    }
+
+    /// `imconnector.activate` (`ACTIVE` 1 or 0) for one line.
+    pub async fn activate_connector(
+        &mut self,
+        connector: &ConnectorId,
+        line: OpenLineId,
+        active: bool,
+    ) -> Result<(), BitrixError> {
+        let params = imconnector::activate_params(connector, line, active);
+        let result = self.call(imconnector::ACTIVATE, params).await?;
+        imconnector::parse_true(imconnector::ACTIVATE, &result)
+    }
+
+    /// `imconnector.connector.data.set` for one line.
+    pub async fn set_connector_data(
+        &mut self,
+        connector: &ConnectorId,
+        line: OpenLineId,
+        data: &imconnector::ConnectorData,
+    ) -> Result<(), BitrixError> {
+        let params = data.to_params(connector, line)?;
+        let result = self.call(imconnector::CONNECTOR_DATA_SET, params).await?;
+        imconnector::parse_true(imconnector::CONNECTOR_DATA_SET, &result)
+    }
+
+    /// `event.bind` of `handler` for `event` (apidocs "Register a new event handler
+    /// event.bind": `event`, `handler`, optional `auth_type`, `event_type` online|offline;
+    /// answers `{"result": true}`). Binding the same handler again is refused by Bitrix24 with
+    /// `ERROR_CORE` "Handler already binded"; that counts as bound (`Ok(false)`).
+    pub async fn bind_event(&mut self, event: &str, handler: &str) -> Result<bool, BitrixError> {
+        let params = serde_json::json!({ "event": event, "handler": handler });
+        match self.call(EVENT_BIND, params).await {
+            Ok(result) => imconnector::parse_true(EVENT_BIND, &result).map(|()| true),
+            Err(BitrixError::Rejected { description, .. })
+                if description.to_ascii_lowercase().contains("already bind") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `imconnector.update.messages` (same ids as when sent).

@@ -20,6 +20,19 @@
 //!   (elements Bitrix24 cannot match are skipped without an error).
 //! - `imconnector.send.status.reading`: same shape; Bitrix24 accepts it but (per the Russian
 //!   reference, 2026) records nothing. Delivery is what marks a message read.
+//! - `imconnector.register` (application context only): `ID` (lower-case letters, digits and
+//!   `_`; Bitrix24 lowercases it and refuses a `.`), `NAME`, `ICON {DATA_IMAGE (an SVG data
+//!   URI), COLOR, SIZE, POSITION}`, `PLACEMENT_HANDLER` (the settings page Bitrix24 opens in
+//!   a slider), and optional flags `ICON_DISABLED`, `DEL_EXTERNAL_MESSAGES`,
+//!   `EDIT_INTERNAL_MESSAGES`, `DEL_INTERNAL_MESSAGES`, `NEWSLETTER`, `NEED_SYSTEM_MESSAGES`,
+//!   `NEED_SIGNATURE`, `CHAT_GROUP` (older pages: `Y`/`N`; newer: booleans; the default of
+//!   `CHAT_GROUP` is a group chat, in which "leads and other CRM entities are not created"),
+//!   `COMMENT`. Bitrix24's own code answers `{"result": true}` as the method's result, or
+//!   `{"result": false, "error": ..., "error_description": ...}`.
+//! - `imconnector.activate`: `CONNECTOR`, `LINE`, `ACTIVE` (1 or 0). The answer is not
+//!   documented beyond success; parsed leniently.
+//! - `imconnector.connector.data.set` (application context only): `CONNECTOR`, `LINE`,
+//!   `DATA {ID, URL, URL_IM, NAME}` (written as a whole). Answers `true`.
 //! - `imconnector.update.messages`: the `send.messages` shape with the same `message.id` and
 //!   `chat.id` as when sent. `imconnector.delete.messages`: `{user {id}, message {id},
 //!   chat {id}}`. Their answers are not documented beyond `SUCCESS`; they are parsed leniently.
@@ -32,6 +45,9 @@ use crate::ids::InvalidId;
 
 use super::error::BitrixError;
 
+pub const REGISTER: &str = "imconnector.register";
+pub const ACTIVATE: &str = "imconnector.activate";
+pub const CONNECTOR_DATA_SET: &str = "imconnector.connector.data.set";
 pub const SEND_MESSAGES: &str = "imconnector.send.messages";
 pub const UPDATE_MESSAGES: &str = "imconnector.update.messages";
 pub const DELETE_MESSAGES: &str = "imconnector.delete.messages";
@@ -386,6 +402,150 @@ impl DeleteCrmMessage {
     }
 }
 
+/// How a connector presents itself (`imconnector.register`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorRegistration {
+    pub id: ConnectorId,
+    pub name: String,
+    /// An SVG icon as a data URI (`data:image/svg+xml;...`).
+    pub icon_data_image: String,
+    pub icon_color: Option<String>,
+    /// The settings page Bitrix24 opens in a slider (`PLACEMENT_HANDLER`).
+    pub placement_handler: String,
+    /// Operators may edit their sent messages (`EDIT_INTERNAL_MESSAGES`).
+    pub edit_internal_messages: bool,
+    /// Operators may delete their sent messages (`DEL_INTERNAL_MESSAGES`).
+    pub delete_internal_messages: bool,
+    /// The external chat is a group (`CHAT_GROUP`).
+    pub chat_group: bool,
+    pub comment: Option<String>,
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "Y"
+    } else {
+        "N"
+    }
+}
+
+impl ConnectorRegistration {
+    /// The documented parameters. Flags are sent as `Y`/`N` (the form older pages document;
+    /// Bitrix24's code copies them as given).
+    pub fn to_params(&self) -> Result<Value, BitrixError> {
+        let id = self.id.as_str();
+        if id.contains('.') || id.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(BitrixError::InvalidRequest(
+                "connector ID must be lower case without '.'".into(),
+            ));
+        }
+        require_id("NAME", &self.name)?;
+        require_id("ICON.DATA_IMAGE", &self.icon_data_image)?;
+        require_id("PLACEMENT_HANDLER", &self.placement_handler)?;
+        let mut icon = Map::new();
+        icon.insert(
+            "DATA_IMAGE".into(),
+            Value::String(self.icon_data_image.clone()),
+        );
+        put(&mut icon, "COLOR", self.icon_color.as_deref());
+        let mut params = Map::new();
+        params.insert("ID".into(), Value::String(id.to_owned()));
+        params.insert("NAME".into(), Value::String(self.name.clone()));
+        params.insert("ICON".into(), Value::Object(icon));
+        params.insert(
+            "PLACEMENT_HANDLER".into(),
+            Value::String(self.placement_handler.clone()),
+        );
+        params.insert(
+            "EDIT_INTERNAL_MESSAGES".into(),
+            Value::String(yes_no(self.edit_internal_messages).into()),
+        );
+        params.insert(
+            "DEL_INTERNAL_MESSAGES".into(),
+            Value::String(yes_no(self.delete_internal_messages).into()),
+        );
+        params.insert(
+            "CHAT_GROUP".into(),
+            Value::String(yes_no(self.chat_group).into()),
+        );
+        put(&mut params, "COMMENT", self.comment.as_deref());
+        Ok(Value::Object(params))
+    }
+}
+
+/// `imconnector.activate` parameters.
+pub fn activate_params(connector: &ConnectorId, line: OpenLineId, active: bool) -> Value {
+    json!({ "CONNECTOR": connector.as_str(), "LINE": line.get(), "ACTIVE": u8::from(active) })
+}
+
+/// The channel's settings as the Open Line shows them (`imconnector.connector.data.set`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorData {
+    /// The channel's id in the external system.
+    pub id: String,
+    pub url: Option<String>,
+    pub url_im: Option<String>,
+    pub name: Option<String>,
+}
+
+impl ConnectorData {
+    pub fn to_params(
+        &self,
+        connector: &ConnectorId,
+        line: OpenLineId,
+    ) -> Result<Value, BitrixError> {
+        require_id("DATA.ID", &self.id)?;
+        let mut data = Map::new();
+        data.insert("ID".into(), Value::String(self.id.clone()));
+        put(&mut data, "URL", self.url.as_deref());
+        put(&mut data, "URL_IM", self.url_im.as_deref());
+        put(&mut data, "NAME", self.name.as_deref());
+        Ok(json!({ "CONNECTOR": connector.as_str(), "LINE": line.get(), "DATA": data }))
+    }
+}
+
+/// Parses an answer that only says yes or no: `true`, `{"result": true}`,
+/// `{"SUCCESS": true}`; `false` or `{"result": false, "error": ...}` is
+/// [`BitrixError::Rejected`].
+pub fn parse_true(method: &str, result: &Value) -> Result<(), BitrixError> {
+    let strict = |v: Option<&Value>| match v? {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_u64().map(|n| n != 0),
+        Value::String(s) => match s.as_str() {
+            "Y" | "y" | "true" | "1" => Some(true),
+            "N" | "n" | "false" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    };
+    let verdict = match result {
+        Value::Object(o) => strict(o.get("result").or_else(|| o.get("SUCCESS"))),
+        other => strict(Some(other)),
+    };
+    match verdict {
+        Some(true) => Ok(()),
+        Some(false) => {
+            let code = result
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("RESULT_FALSE")
+                .to_owned();
+            let description = result
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Err(BitrixError::Rejected {
+                status: 200,
+                code,
+                description: format!("{method}: {description}"),
+            })
+        }
+        None => Err(BitrixError::Protocol(format!(
+            "{method}: result is neither true nor false"
+        ))),
+    }
+}
+
 /// `{CONNECTOR, LINE, MESSAGES}`, the parameters every imconnector message method takes.
 pub fn messages_params(
     connector: &ConnectorId,
@@ -694,6 +854,63 @@ mod tests {
         assert!(matches!(
             parse_success(SEND_STATUS_DELIVERY, &json!({"SUCCESS": false})),
             Err(BitrixError::Rejected { .. })
+        ));
+    }
+
+    #[test]
+    fn registration_activation_and_data() {
+        let reg = ConnectorRegistration {
+            id: ConnectorId::parse("wappline_whatsapp").unwrap(),
+            name: "WhatsApp (Wappline)".into(),
+            icon_data_image: "data:image/svg+xml;charset=US-ASCII,%3Csvg%2F%3E".into(),
+            icon_color: Some("#25D366".into()),
+            placement_handler: "https://w.example/bitrix/placement".into(),
+            edit_internal_messages: false,
+            delete_internal_messages: false,
+            chat_group: false,
+            comment: None,
+        };
+        assert_eq!(
+            reg.to_params().unwrap(),
+            json!({
+                "ID": "wappline_whatsapp",
+                "NAME": "WhatsApp (Wappline)",
+                "ICON": {"DATA_IMAGE": "data:image/svg+xml;charset=US-ASCII,%3Csvg%2F%3E", "COLOR": "#25D366"},
+                "PLACEMENT_HANDLER": "https://w.example/bitrix/placement",
+                "EDIT_INTERNAL_MESSAGES": "N",
+                "DEL_INTERNAL_MESSAGES": "N",
+                "CHAT_GROUP": "N"
+            })
+        );
+        let mut bad = reg.clone();
+        bad.id = ConnectorId::parse("has.dot").unwrap();
+        assert!(bad.to_params().is_err());
+        let line = OpenLineId::new(107).unwrap();
+        assert_eq!(
+            activate_params(&reg.id, line, true),
+            json!({"CONNECTOR": "wappline_whatsapp", "LINE": 107, "ACTIVE": 1})
+        );
+        let data = ConnectorData {
+            id: "wappline_whatsapp_line107".into(),
+            url: None,
+            url_im: None,
+            name: Some("WhatsApp".into()),
+        };
+        assert_eq!(
+            data.to_params(&reg.id, line).unwrap(),
+            json!({"CONNECTOR": "wappline_whatsapp", "LINE": 107,
+                   "DATA": {"ID": "wappline_whatsapp_line107", "NAME": "WhatsApp"}})
+        );
+        assert!(parse_true(REGISTER, &json!(true)).is_ok());
+        assert!(parse_true(REGISTER, &json!({"result": true})).is_ok());
+        assert!(parse_true(ACTIVATE, &json!({"SUCCESS": "Y"})).is_ok());
+        assert!(matches!(
+            parse_true(REGISTER, &json!({"result": false, "error": "ERROR_X", "error_description": "no"})),
+            Err(BitrixError::Rejected { code, .. }) if code == "ERROR_X"
+        ));
+        assert!(matches!(
+            parse_true(REGISTER, &json!("x")),
+            Err(BitrixError::Protocol(_))
         ));
     }
 

@@ -12,23 +12,27 @@
 //! - [`Pacer`]: per-portal token buckets (2 requests/s, burst 50 by default) that wait briefly
 //!   or refuse with a retry time, never spin.
 
+pub mod bbcode;
 mod client;
 mod config;
 mod error;
+pub mod events;
 pub mod imconnector;
+pub mod install;
 mod pacing;
 mod tokens;
 mod transport;
+pub mod webhook;
 
-pub use client::{BitrixClient, PortalSession};
+pub use client::{BitrixClient, PortalSession, APP_INFO, EVENT_BIND};
 pub use config::{
     is_loopback_host, BitrixConfig, BitrixConfigError, EndpointUrl, DEFAULT_OAUTH_URL,
     ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL, ENV_PORTAL_BASE_URL,
 };
 pub use error::{BitrixError, OPERATION_LIMIT_RETRY_AFTER, QUERY_LIMIT_RETRY_AFTER};
 pub use imconnector::{
-    ConnectorId, CrmChat, CrmFile, CrmUser, DeleteCrmMessage, ImRef, OpenLineId,
-    OutgoingCrmMessage, SentCrmMessage, StatusUpdate,
+    ConnectorData, ConnectorId, ConnectorRegistration, CrmChat, CrmFile, CrmUser, DeleteCrmMessage,
+    ImRef, OpenLineId, OutgoingCrmMessage, SentCrmMessage, StatusUpdate,
 };
 pub use pacing::{Pacer, PacingConfig, TokenBucket};
 pub use tokens::{TokenPair, TokenStore, TokenStoreError};

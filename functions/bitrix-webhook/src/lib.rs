@@ -1,0 +1,261 @@
+//! bitrix-webhook: what Bitrix24 calls on us.
+//!
+//! - `POST /bitrix/events`: the events bound with `event.bind` (form-encoded, PHP-style
+//!   nested keys). Authenticated by the portal's `application_token`; wrong or missing →
+//!   401 and nothing done. 200 only once every operator reply is stored and queued
+//!   (Bitrix24 does not retry events); a failure on our side → 503. The work is
+//!   [`wappline::bitrix::webhook::BitrixEventHandler`].
+//! - `POST /bitrix/install?code=...`: the application's install handler (installation
+//!   wizard page or installation callback). Links the portal to the code's tenant and sets
+//!   up the Open Line ([`wappline::bitrix::install::BitrixInstaller`]); answers a small HTML
+//!   page that says it worked or why not, and on the wizard page completes the
+//!   installation with `BX24.installFinish()`.
+//! - `GET|POST /bitrix/placement`: the connector's settings page (`PLACEMENT_HANDLER`),
+//!   static.
+
+use lambda_http::http::{header, Method, Response, StatusCode};
+use lambda_http::{Body, Request, RequestExt};
+use wappline::bitrix::events::{parse_form, FormError, MAX_EVENT_BODY};
+use wappline::bitrix::install::{
+    BitrixInstaller, InstallError, InstallFlow, InstallRequest, Installed, EVENTS_PATH,
+    INSTALL_PATH, PLACEMENT_PATH,
+};
+use wappline::bitrix::webhook::{BitrixEventHandler, WebhookError};
+use wappline::edge::{self, ApiError};
+
+/// The route prefix, as template.yaml declares it (`/bitrix/{proxy+}`).
+pub const PREFIX: &str = "/bitrix/";
+
+pub struct BitrixWebhook {
+    events: BitrixEventHandler,
+    installer: BitrixInstaller,
+}
+
+/// True for paths this function serves.
+pub fn serves(path: &str) -> bool {
+    path.starts_with(PREFIX)
+}
+
+impl BitrixWebhook {
+    pub fn new(events: BitrixEventHandler, installer: BitrixInstaller) -> Self {
+        BitrixWebhook { events, installer }
+    }
+
+    /// Serves one request. Never fails: every outcome is an HTTP response.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        let method = req.method().clone();
+        match (path.as_str(), method) {
+            (EVENTS_PATH, Method::POST) => self.event(&req).await,
+            (INSTALL_PATH, Method::POST) => self.install(&req).await,
+            (PLACEMENT_PATH, Method::GET | Method::POST) => html(StatusCode::OK, placement_page()),
+            (EVENTS_PATH | INSTALL_PATH | PLACEMENT_PATH, _) => {
+                error_response(ApiError::method_not_allowed())
+            }
+            _ => error_response(ApiError::not_found("no such route")),
+        }
+    }
+
+    async fn event(&self, req: &Request) -> Response<Body> {
+        let body: &[u8] = req.body().as_ref();
+        if body.len() > MAX_EVENT_BODY {
+            return error_response(ApiError::payload_too_large(MAX_EVENT_BODY));
+        }
+        match self.events.handle(body).await {
+            Ok(outcome) => {
+                let mut json = serde_json::to_value(&outcome).unwrap_or_default();
+                if let Some(o) = json.as_object_mut() {
+                    o.insert("ok".into(), true.into());
+                }
+                edge::json(StatusCode::OK, &json).map(Body::from)
+            }
+            Err(WebhookError::Unauthorized(reason)) => error_response(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("event not accepted: {reason}"),
+            )),
+            Err(WebhookError::TooLarge) => {
+                error_response(ApiError::payload_too_large(MAX_EVENT_BODY))
+            }
+            Err(WebhookError::Malformed(m)) => error_response(ApiError::bad_request(m)),
+            Err(WebhookError::UnknownConnector(c)) => error_response(ApiError::bad_request(
+                format!("connector {c:?} is not handled here"),
+            )),
+            Err(WebhookError::Unavailable(detail)) => {
+                tracing::error!(detail, "bitrix event not processed; answered 503");
+                error_response(ApiError::unavailable())
+            }
+        }
+    }
+
+    async fn install(&self, req: &Request) -> Response<Body> {
+        let params = req.query_string_parameters();
+        let code = params.first("code").unwrap_or_default().trim().to_owned();
+        let body: &[u8] = req.body().as_ref();
+        let result = match parse_form(body) {
+            Ok(form) => match InstallRequest::from_form(&form) {
+                Ok(request) => self.installer.install(&code, request).await,
+                Err(e) => Err(e),
+            },
+            Err(FormError::TooLarge) => {
+                return html(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    page("Installation failed", "The request was too large.", None),
+                )
+            }
+            Err(e) => Err(InstallError::Malformed(e.to_string())),
+        };
+        match result {
+            Ok(installed) => {
+                tracing::info!(tenant = %installed.tenant, member_id = %installed.member_id,
+                    reinstalled = installed.reinstalled, "bitrix24 install completed");
+                html(StatusCode::OK, success_page(&installed))
+            }
+            Err(e) => {
+                let status = install_status(&e);
+                if status.is_server_error() {
+                    tracing::error!(error = %e, status = status.as_u16(), "bitrix24 install failed");
+                } else {
+                    tracing::warn!(error = %e, status = status.as_u16(), "bitrix24 install refused");
+                }
+                html(
+                    status,
+                    page("Installation failed", &install_message(&e), None),
+                )
+            }
+        }
+    }
+}
+
+fn install_status(e: &InstallError) -> StatusCode {
+    match e {
+        InstallError::InvalidCode | InstallError::NotVerified(_) => StatusCode::FORBIDDEN,
+        InstallError::Malformed(_) => StatusCode::BAD_REQUEST,
+        InstallError::PortalTaken | InstallError::TenantHasOtherPortal(_) => StatusCode::CONFLICT,
+        InstallError::Setup { .. } => StatusCode::BAD_GATEWAY,
+        InstallError::Store(wappline::store::StoreError::Unavailable(_)) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        InstallError::Tenant(_) | InstallError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// What the installing admin reads: the cause and what to do, never a secret.
+fn install_message(e: &InstallError) -> String {
+    match e {
+        InstallError::InvalidCode => {
+            "The connection code in this application's address is not valid: it is \
+             unknown, expired (codes last 24 hours) or already used. Ask for a new connection \
+             code and install again with the new address."
+                .into()
+        }
+        InstallError::Malformed(m) => {
+            format!("Bitrix24 did not send what installation needs ({m}).")
+        }
+        InstallError::PortalTaken => {
+            "This Bitrix24 portal is already connected to another account.".into()
+        }
+        InstallError::TenantHasOtherPortal(_) => e.to_string(),
+        InstallError::NotVerified(m) => {
+            format!("The portal could not be verified with Bitrix24: {m}.")
+        }
+        InstallError::Setup { stage, .. } => format!(
+            "The portal is connected, but setting up the Open Line failed ({stage}). \
+             Reinstall the application to try again."
+        ),
+        _ => "Something failed on our side. Try again in a few minutes.".into(),
+    }
+}
+
+fn success_page(installed: &Installed) -> String {
+    let mut text = format!(
+        "Your Bitrix24 portal {} is connected. WhatsApp and Instagram conversations will \
+         appear in Open Line {}.",
+        installed.domain, installed.line
+    );
+    if !installed.application_token_stored {
+        text.push_str(" Bitrix24 completes the installation now.");
+    }
+    let script = (installed.flow == InstallFlow::Wizard).then_some(
+        "<script src=\"https://api.bitrix24.com/api/v1/\"></script>\n\
+         <script>if (window.BX24) { BX24.init(function () { BX24.installFinish(); }); }</script>",
+    );
+    page("Installed", &text, script)
+}
+
+fn placement_page() -> String {
+    page(
+        "Wappline connector",
+        "This channel is managed by Wappline. Its WhatsApp numbers and Instagram accounts \
+         are set up in your Wappline account; nothing needs to be configured here.",
+        None,
+    )
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, text: &str, script: Option<&str>) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n\
+         <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;\
+         padding:0 1em;line-height:1.5}}</style>\n{script}\n</head>\n<body>\n\
+         <h1>{title}</h1>\n<p>{text}</p>\n</body>\n</html>\n",
+        title = escape(title),
+        text = escape(text),
+        script = script.unwrap_or(""),
+    )
+}
+
+fn html(status: StatusCode, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        // The install URL carries the connection code: never send it on as a referrer.
+        .header(header::REFERRER_POLICY, "no-referrer")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .body(Body::from(body))
+        .expect("static response parts")
+}
+
+fn error_response(e: ApiError) -> Response<Body> {
+    e.into_response().map(Body::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_and_say_why() {
+        let p = page("T<", "a & <b>", None);
+        assert!(p.contains("a &amp; &lt;b&gt;"));
+        assert!(!p.contains("<script"));
+        assert_eq!(
+            install_status(&InstallError::InvalidCode),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            install_status(&InstallError::PortalTaken),
+            StatusCode::CONFLICT
+        );
+        assert!(install_message(&InstallError::InvalidCode).contains("expired"));
+        assert!(serves("/bitrix/events"));
+        assert!(!serves("/admin/tenants"));
+    }
+}

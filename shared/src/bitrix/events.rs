@@ -1,0 +1,877 @@
+//! Bitrix24's event deliveries, parsed.
+//!
+//! apidocs "Event Handler" (api-reference/events/index): Bitrix24 POSTs each event to the
+//! handler bound with `event.bind`, `Content-Type: application/x-www-form-urlencoded`, with the
+//! keys `event` (name), `event_handler_id`, `data` (depends on the event), `ts` (Unix seconds)
+//! and `auth` (the portal and, for most events, an access token). Nested values use PHP's
+//! bracket syntax: `data[MESSAGES][0][im][chat_id]=1807`. The application installation
+//! callback (local application "uses only API", apidocs "Installation Callback") has the
+//! same shape with `event=ONAPPINSTALL`.
+//!
+//! `auth` (apidocs, per event): `access_token`, `expires` (Unix seconds), `expires_in`,
+//! `scope`, `domain` (the portal), `server_endpoint` (the OAuth server), `status` (the
+//! application's status), `client_endpoint` (the portal's REST root), `member_id` (the
+//! portal, stable across renames), `user_id`, `refresh_token` (install events), and
+//! `application_token`, the secret Bitrix24 gives the application per portal so that it can
+//! tell Bitrix24's calls from forgeries (apidocs "Security in Handlers"). `OnAppUninstall`
+//! carries no tokens at all, only `application_token`.
+//!
+//! Events handled here (apidocs api-reference/imopenlines/imconnector/events/*,
+//! api-reference/common/events/*):
+//! - `ONIMCONNECTORMESSAGEADD`: `data[CONNECTOR]`, `data[LINE]`, `data[MESSAGES][n]` of
+//!   `{im {chat_id, message_id}, message {user_id, text}, chat {id}}`. Files are not in the
+//!   documented element; connectors in the wild read `message[files][n]` with `name`,
+//!   `link`, `downloadLink`, `type`, `mime`, `size` (undocumented: read leniently).
+//! - `ONIMCONNECTORMESSAGEUPDATE`: the same, with `message {id: [external ids], text}`.
+//! - `ONIMCONNECTORMESSAGEDELETE`: the same, with `message {id: external id}`.
+//!   Older pages name the list `DATA` instead of `MESSAGES`; Bitrix24's own REST layer renames
+//!   `DATA` to `MESSAGES` before sending, and both are accepted here.
+//! - `ONIMCONNECTORSTATUSDELETE`: `data[connector]`, `data[line]` (lower case keys).
+//! - `ONIMCONNECTORLINEDELETE`: `data` is the deleted line's id itself (`data=107`).
+//! - `ONAPPINSTALL`: `data[VERSION]`, `data[ACTIVE]`, `data[INSTALLED]`, `data[LANGUAGE_ID]`.
+//! - `ONAPPUNINSTALL`: `data[LANGUAGE_ID]`, `data[CLEAN]` (1 when the admin chose to delete
+//!   the application's data).
+//!
+//! The parser is strict about size (body, number of fields, nesting, key length) and lenient
+//! about content (numbers as strings, unknown keys kept). A JSON body is accepted too.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::tenant::Secret;
+
+use super::imconnector::ImRef;
+
+/// Largest event body read. Bitrix24 posts operator messages, not files; 256 KiB leaves
+/// room for long texts and many file entries.
+pub const MAX_EVENT_BODY: usize = 256 * 1024;
+/// Most `key=value` pairs read from one body.
+pub const MAX_FIELDS: usize = 4096;
+/// Deepest bracket nesting read (`data[MESSAGES][0][message][files][0][name]` is 6).
+pub const MAX_DEPTH: usize = 12;
+/// Longest key read, in bytes.
+pub const MAX_KEY_LEN: usize = 512;
+/// Highest list index accepted (`[n]` beyond it is refused rather than allocated).
+pub const MAX_INDEX: usize = 1000;
+
+/// A body that could not be read as an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    #[error("body exceeds {MAX_EVENT_BODY} bytes")]
+    TooLarge,
+    #[error("body has more than {MAX_FIELDS} fields")]
+    TooManyFields,
+    #[error("{0}")]
+    Malformed(String),
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a byte; a `%`
+/// not followed by two hex digits is kept. Invalid UTF-8 becomes U+FFFD.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex_val(bytes[i + 1]), hex_val(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits `data[MESSAGES][0][im]` into `["data", "MESSAGES", "0", "im"]`. PHP's rules: the
+/// base name ends at the first `[`; each `[...]` is one segment (`[]` appends); anything
+/// after an unclosed `[` is part of the last segment as written.
+fn key_path(key: &str) -> Result<Vec<String>, FormError> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(FormError::Malformed(format!(
+            "a key is longer than {MAX_KEY_LEN} bytes"
+        )));
+    }
+    let (base, mut rest) = match key.find('[') {
+        Some(0) => return Err(FormError::Malformed("a key starts with '['".into())),
+        Some(i) => (&key[..i], &key[i..]),
+        None => (key, ""),
+    };
+    let mut path = vec![base.to_owned()];
+    while let Some(stripped) = rest.strip_prefix('[') {
+        match stripped.find(']') {
+            Some(end) => {
+                path.push(stripped[..end].to_owned());
+                rest = &stripped[end + 1..];
+            }
+            None => {
+                // PHP keeps `a[b` as the literal key `a_b`-ish; we keep the text.
+                let last = path.last_mut().expect("base");
+                last.push('[');
+                last.push_str(stripped);
+                rest = "";
+            }
+        }
+        if path.len() > MAX_DEPTH {
+            return Err(FormError::Malformed(format!(
+                "a key nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+    }
+    Ok(path)
+}
+
+fn insert(
+    target: &mut Map<String, Value>,
+    path: &[String],
+    value: String,
+) -> Result<(), FormError> {
+    let (head, rest) = path.split_first().expect("non-empty path");
+    let key = if head.is_empty() {
+        // `a[]=x`: the next index.
+        let next = target
+            .keys()
+            .filter_map(|k| k.parse::<usize>().ok())
+            .map(|n| n + 1)
+            .max()
+            .unwrap_or(0);
+        next.to_string()
+    } else {
+        head.clone()
+    };
+    if let Ok(n) = key.parse::<usize>() {
+        if n > MAX_INDEX {
+            return Err(FormError::Malformed(format!(
+                "a list index is larger than {MAX_INDEX}"
+            )));
+        }
+    }
+    if rest.is_empty() {
+        target.insert(key, Value::String(value));
+        return Ok(());
+    }
+    let child = target
+        .entry(key)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !child.is_object() {
+        // `a=1&a[b]=2`: the later, nested form wins (as in PHP).
+        *child = Value::Object(Map::new());
+    }
+    match child {
+        Value::Object(map) => insert(map, rest, value),
+        _ => unreachable!("made an object above"),
+    }
+}
+
+/// Objects whose keys are exactly `0..n` become arrays, recursively.
+fn lists(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let n = map.len();
+            let is_list = n > 0 && (0..n).all(|i| map.contains_key(&i.to_string()));
+            if is_list {
+                let mut map = map;
+                Value::Array(
+                    (0..n)
+                        .map(|i| lists(map.remove(&i.to_string()).unwrap_or(Value::Null)))
+                        .collect(),
+                )
+            } else {
+                Value::Object(map.into_iter().map(|(k, v)| (k, lists(v))).collect())
+            }
+        }
+        other => other,
+    }
+}
+
+/// Parses a form-encoded body with PHP-style nested keys into a JSON object tree (all leaf
+/// values are strings; `0..n` keyed objects become arrays). A body that starts with `{` is
+/// read as JSON instead.
+pub fn parse_form(body: &[u8]) -> Result<Value, FormError> {
+    if body.len() > MAX_EVENT_BODY {
+        return Err(FormError::TooLarge);
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|_| FormError::Malformed("body is not UTF-8".into()))?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        return match serde_json::from_str::<Value>(trimmed) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            _ => Err(FormError::Malformed("body is not a JSON object".into())),
+        };
+    }
+    let mut root = Map::new();
+    let mut fields = 0usize;
+    for pair in text.trim_end_matches(['\r', '\n']).split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        fields += 1;
+        if fields > MAX_FIELDS {
+            return Err(FormError::TooManyFields);
+        }
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode(k);
+        if key.is_empty() {
+            continue;
+        }
+        let path = key_path(&key)?;
+        insert(&mut root, &path, percent_decode(v))?;
+    }
+    Ok(lists(Value::Object(root)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed events
+
+/// A string or number value as text.
+pub fn text_of(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A non-negative integer given as a number or a string.
+pub fn u64_of(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn i64_of(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The value at the first of `keys` present (for `MESSAGES`/`DATA`, `connector`/`CONNECTOR`).
+fn any_of<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().find_map(|k| v.get(*k))
+}
+
+/// Items of a list given as an array, or as one object (Bitrix24 sends one element as an
+/// object in some places: "provide for a single value").
+fn items(v: Option<&Value>) -> Vec<&Value> {
+    match v {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(Value::Object(o)) if !o.is_empty() => {
+            // `{"5": {...}}` after a gap in indices: keep the values in key order.
+            if o.keys().all(|k| k.parse::<usize>().is_ok()) {
+                let mut pairs: Vec<(usize, &Value)> = o
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.parse().ok()?, v)))
+                    .collect();
+                pairs.sort_by_key(|(k, _)| *k);
+                pairs.into_iter().map(|(_, v)| v).collect()
+            } else {
+                vec![v.expect("matched Some")]
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `auth[...]` of an event. `Debug` shows no token.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EventAuth {
+    pub domain: Option<String>,
+    pub member_id: Option<String>,
+    pub application_token: Option<Secret>,
+    pub access_token: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    pub expires_in: Option<u64>,
+    pub scope: Option<String>,
+    pub status: Option<String>,
+    pub client_endpoint: Option<String>,
+    pub server_endpoint: Option<String>,
+    pub user_id: Option<u64>,
+}
+
+impl fmt::Debug for EventAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventAuth")
+            .field("domain", &self.domain)
+            .field("member_id", &self.member_id)
+            .field("application_token", &self.application_token.is_some())
+            .field("access_token", &self.access_token.is_some())
+            .field("refresh_token", &self.refresh_token.is_some())
+            .field("status", &self.status)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn secret_of(v: Option<&Value>, name: &str) -> Option<Secret> {
+    text_of(v).and_then(|s| Secret::parse(name, &s).ok())
+}
+
+impl EventAuth {
+    fn from_value(v: Option<&Value>) -> Self {
+        let Some(v) = v else {
+            return EventAuth::default();
+        };
+        let get = |k: &str| v.get(k);
+        EventAuth {
+            domain: text_of(get("domain")).map(|d| d.to_ascii_lowercase()),
+            member_id: text_of(get("member_id")),
+            application_token: secret_of(get("application_token"), "application_token"),
+            access_token: secret_of(get("access_token"), "access_token"),
+            refresh_token: secret_of(get("refresh_token"), "refresh_token"),
+            expires_in: u64_of(get("expires_in")),
+            scope: text_of(get("scope")),
+            status: text_of(get("status")),
+            client_endpoint: text_of(get("client_endpoint")),
+            server_endpoint: text_of(get("server_endpoint")),
+            user_id: u64_of(get("user_id")),
+        }
+    }
+}
+
+/// A file attached to an operator message (undocumented fields, read leniently).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventFile {
+    /// Where to download it: `downloadLink`, else `link`, else `url`.
+    pub url: String,
+    pub name: Option<String>,
+    /// `mime` when given (e.g. `image/jpeg`).
+    pub mime_type: Option<String>,
+    /// `type` (e.g. `image`, `file`).
+    pub kind: Option<String>,
+    pub size: Option<u64>,
+}
+
+impl fmt::Debug for EventFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventFile")
+            .field("mime_type", &self.mime_type)
+            .field("kind", &self.kind)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventFile {
+    fn from_value(v: &Value) -> Option<Self> {
+        let url = text_of(v.get("downloadLink"))
+            .or_else(|| text_of(v.get("link")))
+            .or_else(|| text_of(v.get("url")))?;
+        Some(EventFile {
+            url,
+            name: text_of(v.get("name")),
+            mime_type: text_of(v.get("mime")).or_else(|| text_of(v.get("mime_type"))),
+            kind: text_of(v.get("type")),
+            size: u64_of(v.get("size")),
+        })
+    }
+}
+
+/// One element of `MESSAGES`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectorMessage {
+    /// Bitrix24's ids (`im`); None when either is missing or not a number.
+    pub im: Option<ImRef>,
+    /// Our chat id (`chat.id`), as we gave it in `imconnector.send.messages`.
+    pub chat_id: Option<String>,
+    /// The Bitrix24 user who wrote it (`message.user_id`).
+    pub user_id: Option<u64>,
+    /// The text as written (BB-code).
+    pub text: Option<String>,
+    pub files: Vec<EventFile>,
+    /// External message ids (`message.id`; one value or a list).
+    pub message_ids: Vec<String>,
+    /// `message.date` when given (Unix seconds).
+    pub date: Option<i64>,
+}
+
+/// Message text is personal data: `Debug` shows ids and sizes only.
+impl fmt::Debug for ConnectorMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorMessage")
+            .field("im", &self.im)
+            .field("chat_id", &self.chat_id)
+            .field("user_id", &self.user_id)
+            .field("text_chars", &self.text.as_ref().map(|t| t.chars().count()))
+            .field("files", &self.files.len())
+            .field("message_ids", &self.message_ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectorMessage {
+    fn from_value(v: &Value) -> Self {
+        let im = v.get("im");
+        let message = v.get("message");
+        let im_ref = match (
+            u64_of(im.and_then(|i| i.get("chat_id"))),
+            u64_of(im.and_then(|i| i.get("message_id"))),
+        ) {
+            (Some(chat_id), Some(message_id)) if message_id > 0 => Some(ImRef {
+                chat_id,
+                message_id,
+            }),
+            _ => None,
+        };
+        let message_ids = match message.and_then(|m| m.get("id")) {
+            Some(Value::Array(a)) => a.iter().filter_map(|x| text_of(Some(x))).collect(),
+            Some(Value::Object(o)) => o.values().filter_map(|x| text_of(Some(x))).collect(),
+            other => text_of(other).into_iter().collect(),
+        };
+        let text = message
+            .and_then(|m| m.get("text"))
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.trim().is_empty())
+            .map(str::to_owned);
+        ConnectorMessage {
+            im: im_ref,
+            chat_id: text_of(v.get("chat").and_then(|c| c.get("id"))),
+            user_id: u64_of(message.and_then(|m| m.get("user_id"))),
+            text,
+            files: items(message.and_then(|m| m.get("files")))
+                .into_iter()
+                .filter_map(EventFile::from_value)
+                .collect(),
+            message_ids,
+            date: i64_of(message.and_then(|m| m.get("date"))),
+        }
+    }
+}
+
+/// `data` of the three message events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorMessages {
+    pub connector: Option<String>,
+    pub line: Option<u64>,
+    pub messages: Vec<ConnectorMessage>,
+}
+
+impl ConnectorMessages {
+    fn from_value(data: &Value) -> Self {
+        ConnectorMessages {
+            connector: text_of(any_of(data, &["CONNECTOR", "connector"])),
+            line: u64_of(any_of(data, &["LINE", "line"])),
+            messages: items(any_of(data, &["MESSAGES", "DATA", "messages"]))
+                .into_iter()
+                .map(ConnectorMessage::from_value)
+                .collect(),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    AppInstall {
+        version: Option<String>,
+        language: Option<String>,
+    },
+    AppUninstall {
+        /// The admin chose to delete the application's data (`CLEAN=1`).
+        clean: bool,
+    },
+    MessageAdd(ConnectorMessages),
+    MessageUpdate(ConnectorMessages),
+    MessageDelete(ConnectorMessages),
+    StatusDelete {
+        connector: Option<String>,
+        line: Option<u64>,
+    },
+    LineDelete {
+        line: Option<u64>,
+    },
+    /// An event we do not act on (its upper-case name).
+    Other(String),
+}
+
+/// One delivery from Bitrix24.
+#[derive(Clone, Debug)]
+pub struct BitrixEvent {
+    /// The event name, upper case (`ONIMCONNECTORMESSAGEADD`).
+    pub name: String,
+    pub kind: EventKind,
+    pub auth: EventAuth,
+    /// `ts`, Unix seconds.
+    pub ts: Option<i64>,
+    pub handler_id: Option<u64>,
+}
+
+/// A body that is not a Bitrix24 event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error(transparent)]
+    Form(#[from] FormError),
+    #[error("no event name")]
+    NoEventName,
+}
+
+impl BitrixEvent {
+    /// Parses a delivery body.
+    pub fn parse(body: &[u8]) -> Result<Self, EventError> {
+        let tree = parse_form(body)?;
+        Self::from_tree(&tree)
+    }
+
+    /// Reads an event out of a parsed form.
+    pub fn from_tree(tree: &Value) -> Result<Self, EventError> {
+        let name = text_of(any_of(tree, &["event", "EVENT"]))
+            .map(|n| n.to_ascii_uppercase())
+            .ok_or(EventError::NoEventName)?;
+        let data = any_of(tree, &["data", "DATA"])
+            .cloned()
+            .unwrap_or(Value::Null);
+        let kind = match name.as_str() {
+            "ONAPPINSTALL" => EventKind::AppInstall {
+                version: text_of(data.get("VERSION")),
+                language: text_of(data.get("LANGUAGE_ID")),
+            },
+            "ONAPPUNINSTALL" => EventKind::AppUninstall {
+                clean: matches!(
+                    text_of(data.get("CLEAN")).as_deref(),
+                    Some("1") | Some("Y") | Some("true")
+                ),
+            },
+            "ONIMCONNECTORMESSAGEADD" => {
+                EventKind::MessageAdd(ConnectorMessages::from_value(&data))
+            }
+            "ONIMCONNECTORMESSAGEUPDATE" => {
+                EventKind::MessageUpdate(ConnectorMessages::from_value(&data))
+            }
+            "ONIMCONNECTORMESSAGEDELETE" => {
+                EventKind::MessageDelete(ConnectorMessages::from_value(&data))
+            }
+            "ONIMCONNECTORSTATUSDELETE" => EventKind::StatusDelete {
+                connector: text_of(any_of(&data, &["connector", "CONNECTOR"])),
+                line: u64_of(any_of(&data, &["line", "LINE"])),
+            },
+            "ONIMCONNECTORLINEDELETE" => EventKind::LineDelete {
+                // `data` is the line id itself; older shapes may nest it.
+                line: u64_of(Some(&data))
+                    .or_else(|| u64_of(any_of(&data, &["LINE", "line", "LINE_ID"]))),
+            },
+            other => EventKind::Other(other.to_owned()),
+        };
+        Ok(BitrixEvent {
+            kind,
+            auth: EventAuth::from_value(tree.get("auth")),
+            ts: i64_of(tree.get("ts")),
+            handler_id: u64_of(tree.get("event_handler_id")),
+            name,
+        })
+    }
+}
+
+/// Percent-encodes a form component (RFC 3986 unreserved characters stay).
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Flattens a JSON object into PHP-style form pairs (`data[MESSAGES][0][im][chat_id]`), as
+/// Bitrix24 sends them: the inverse of [`parse_form`], for fixtures and fakes.
+pub fn to_form(v: &Value) -> String {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, v) in o {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}[{k}]")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    walk(&format!("{prefix}[{i}]"), v, out);
+                }
+            }
+            Value::Null => {}
+            Value::String(s) => out.push(format!("{}={}", form_encode(prefix), form_encode(s))),
+            Value::Bool(b) => out.push(format!("{}={}", form_encode(prefix), u8::from(*b))),
+            Value::Number(n) => out.push(format!("{}={}", form_encode(prefix), n)),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out.join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// apidocs OnImConnectorMessageAdd, "What the Handler Receives", as Bitrix24 posts it.
+    fn documented_message_add() -> Value {
+        json!({
+            "event": "ONIMCONNECTORMESSAGEADD",
+            "event_handler_id": 555,
+            "data": {
+                "CONNECTOR": "myconnector",
+                "LINE": 107,
+                "MESSAGES": [{
+                    "im": {"chat_id": 1807, "message_id": 86497},
+                    "message": {"user_id": 27, "text": "[b]Samantha Johnson:[/b] [br]Good afternoon!"},
+                    "chat": {"id": "channel-123"}
+                }]
+            },
+            "ts": 1773759161,
+            "auth": {
+                "access_token": "c978b990071b0008440001b0895f697a",
+                "expires": 1773762761,
+                "expires_in": 3600,
+                "scope": "imconnector, imopenlines",
+                "domain": "some-domain.bitrix24.com",
+                "server_endpoint": "https://oauth.bitrix.info/rest/",
+                "status": "F",
+                "client_endpoint": "https://some-domain.bitrix24.com/rest/",
+                "member_id": "bac1cd5c8940947a75e0d71b1a84e348",
+                "user_id": 27,
+                "application_token": "831c76b092f9f135d9b6b36c3a720757"
+            }
+        })
+    }
+
+    #[test]
+    fn php_style_nesting() {
+        let v = parse_form(
+            b"event=X&data%5BMESSAGES%5D%5B0%5D%5Bim%5D%5Bchat_id%5D=1807\
+              &data[MESSAGES][0][message][text]=hi+there%21%20%26%3D\
+              &data[MESSAGES][1][chat][id]=c2&tags[]=a&tags[]=b&plain=1",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "event": "X",
+                "data": {"MESSAGES": [
+                    {"im": {"chat_id": "1807"}, "message": {"text": "hi there! &="}},
+                    {"chat": {"id": "c2"}}
+                ]},
+                "tags": ["a", "b"],
+                "plain": "1"
+            })
+        );
+    }
+
+    #[test]
+    fn odd_input_is_read_safely() {
+        // Gaps in indices stay an object; a scalar overridden by a nested key; empty pairs;
+        // keys without values; a broken percent escape; an unclosed bracket.
+        let v = parse_form(b"a[0]=x&a[2]=y&&b=1&b[c]=2&flag&p=%zz%4&k[open=v").unwrap();
+        assert_eq!(v["a"], json!({"0": "x", "2": "y"}));
+        assert_eq!(v["b"], json!({"c": "2"}));
+        assert_eq!(v["flag"], json!(""));
+        assert_eq!(v["p"], json!("%zz%4"));
+        assert_eq!(v["k[open"], json!("v"));
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("%41"), "A");
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(
+            parse_form(&vec![b'a'; MAX_EVENT_BODY + 1]),
+            Err(FormError::TooLarge)
+        );
+        let many = (0..=MAX_FIELDS)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(parse_form(many.as_bytes()), Err(FormError::TooManyFields));
+        let deep = format!("a{}=1", "[x]".repeat(MAX_DEPTH + 1));
+        assert!(matches!(
+            parse_form(deep.as_bytes()),
+            Err(FormError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_form(b"a[5000]=1"),
+            Err(FormError::Malformed(_))
+        ));
+        assert!(matches!(parse_form(b"[x]=1"), Err(FormError::Malformed(_))));
+        let long_key = format!("{}=1", "k".repeat(MAX_KEY_LEN + 1));
+        assert!(matches!(
+            parse_form(long_key.as_bytes()),
+            Err(FormError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_form(b"\xff\xfe=1"),
+            Err(FormError::Malformed(_))
+        ));
+        assert!(parse_form(b"").unwrap().as_object().unwrap().is_empty());
+    }
+
+    #[test]
+    fn round_trip_of_the_documented_event() {
+        let doc = documented_message_add();
+        let form = to_form(&doc);
+        assert!(form.contains("data%5BMESSAGES%5D%5B0%5D%5Bim%5D%5Bchat_id%5D=1807"));
+        let event = BitrixEvent::parse(form.as_bytes()).unwrap();
+        assert_eq!(event.name, "ONIMCONNECTORMESSAGEADD");
+        assert_eq!(event.ts, Some(1773759161));
+        assert_eq!(event.handler_id, Some(555));
+        assert_eq!(
+            event.auth.member_id.as_deref(),
+            Some("bac1cd5c8940947a75e0d71b1a84e348")
+        );
+        assert_eq!(
+            event.auth.domain.as_deref(),
+            Some("some-domain.bitrix24.com")
+        );
+        assert_eq!(
+            event.auth.application_token.as_ref().map(|s| s.expose()),
+            Some("831c76b092f9f135d9b6b36c3a720757")
+        );
+        assert_eq!(event.auth.user_id, Some(27));
+        let EventKind::MessageAdd(m) = &event.kind else {
+            panic!("{:?}", event.kind)
+        };
+        assert_eq!(m.connector.as_deref(), Some("myconnector"));
+        assert_eq!(m.line, Some(107));
+        assert_eq!(m.messages.len(), 1);
+        let msg = &m.messages[0];
+        assert_eq!(
+            msg.im,
+            Some(ImRef {
+                chat_id: 1807,
+                message_id: 86497
+            })
+        );
+        assert_eq!(msg.chat_id.as_deref(), Some("channel-123"));
+        assert_eq!(msg.user_id, Some(27));
+        assert_eq!(
+            msg.text.as_deref(),
+            Some("[b]Samantha Johnson:[/b] [br]Good afternoon!")
+        );
+        // The JSON rendering of the same event parses the same way.
+        let json_event = BitrixEvent::parse(doc.to_string().as_bytes()).unwrap();
+        assert_eq!(json_event.kind, event.kind);
+        // Debug output carries neither tokens nor text.
+        let dbg = format!("{event:?}");
+        assert!(!dbg.contains("831c76b0"), "{dbg}");
+        assert!(!dbg.contains("c978b990"), "{dbg}");
+        assert!(!dbg.contains("Samantha"), "{dbg}");
+    }
+
+    #[test]
+    fn files_updates_deletes_and_line_events() {
+        let form = "event=onimconnectormessageadd&data[CONNECTOR]=c&data[LINE]=7\
+            &data[MESSAGES][0][im][chat_id]=1&data[MESSAGES][0][im][message_id]=2\
+            &data[MESSAGES][0][chat][id]=x\
+            &data[MESSAGES][0][message][files][0][name]=photo.jpg\
+            &data[MESSAGES][0][message][files][0][link]=https%3A%2F%2Fp.example%2Fpreview\
+            &data[MESSAGES][0][message][files][0][downloadLink]=https%3A%2F%2Fp.example%2Fdl\
+            &data[MESSAGES][0][message][files][0][mime]=image%2Fjpeg\
+            &data[MESSAGES][0][message][files][0][type]=image\
+            &data[MESSAGES][0][message][files][0][size]=1234\
+            &data[MESSAGES][0][message][files][1][name]=nolink.pdf";
+        let e = BitrixEvent::parse(form.as_bytes()).unwrap();
+        let EventKind::MessageAdd(m) = e.kind else {
+            panic!()
+        };
+        let files = &m.messages[0].files;
+        assert_eq!(files.len(), 1, "a file without a link is skipped");
+        assert_eq!(files[0].url, "https://p.example/dl");
+        assert_eq!(files[0].mime_type.as_deref(), Some("image/jpeg"));
+        assert_eq!(files[0].size, Some(1234));
+        assert_eq!(m.messages[0].text, None);
+
+        // Update: message.id is a list; the old name DATA for the list.
+        let e = BitrixEvent::parse(
+            b"event=ONIMCONNECTORMESSAGEUPDATE&data[CONNECTOR]=c&data[LINE]=7\
+              &data[DATA][0][im][chat_id]=1&data[DATA][0][im][message_id]=5\
+              &data[DATA][0][message][id][0]=ext-5&data[DATA][0][message][text]=new",
+        )
+        .unwrap();
+        let EventKind::MessageUpdate(m) = e.kind else {
+            panic!()
+        };
+        assert_eq!(m.messages[0].message_ids, vec!["ext-5"]);
+        assert_eq!(m.messages[0].text.as_deref(), Some("new"));
+
+        // Delete: message.id is one value.
+        let e = BitrixEvent::parse(
+            b"event=ONIMCONNECTORMESSAGEDELETE&data[CONNECTOR]=c&data[LINE]=7\
+              &data[MESSAGES][0][im][chat_id]=1&data[MESSAGES][0][im][message_id]=5\
+              &data[MESSAGES][0][message][id]=ext-5&data[MESSAGES][0][chat][id]=x",
+        )
+        .unwrap();
+        let EventKind::MessageDelete(m) = e.kind else {
+            panic!()
+        };
+        assert_eq!(m.messages[0].message_ids, vec!["ext-5"]);
+
+        let e = BitrixEvent::parse(b"event=ONIMCONNECTORLINEDELETE&data=107&auth[member_id]=m")
+            .unwrap();
+        assert_eq!(e.kind, EventKind::LineDelete { line: Some(107) });
+        let e = BitrixEvent::parse(
+            b"event=ONIMCONNECTORSTATUSDELETE&data[connector]=wappline_whatsapp&data[line]=107",
+        )
+        .unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::StatusDelete {
+                connector: Some("wappline_whatsapp".into()),
+                line: Some(107)
+            }
+        );
+        let e =
+            BitrixEvent::parse(b"event=ONAPPUNINSTALL&data[LANGUAGE_ID]=de&data[CLEAN]=1").unwrap();
+        assert_eq!(e.kind, EventKind::AppUninstall { clean: true });
+        let e = BitrixEvent::parse(
+            b"event=ONAPPINSTALL&data[VERSION]=1&data[LANGUAGE_ID]=en&auth[application_token]=abc",
+        )
+        .unwrap();
+        assert_eq!(
+            e.kind,
+            EventKind::AppInstall {
+                version: Some("1".into()),
+                language: Some("en".into())
+            }
+        );
+        let e = BitrixEvent::parse(b"event=ONCRMLEADADD").unwrap();
+        assert_eq!(e.kind, EventKind::Other("ONCRMLEADADD".into()));
+        assert_eq!(
+            BitrixEvent::parse(b"data=1").unwrap_err(),
+            EventError::NoEventName
+        );
+    }
+
+    #[test]
+    fn im_ids_must_be_numbers() {
+        let e = BitrixEvent::parse(
+            b"event=ONIMCONNECTORMESSAGEADD&data[MESSAGES][0][im][chat_id]=x\
+              &data[MESSAGES][0][im][message_id]=2",
+        )
+        .unwrap();
+        let EventKind::MessageAdd(m) = e.kind else {
+            panic!()
+        };
+        assert_eq!(m.messages[0].im, None);
+    }
+}
