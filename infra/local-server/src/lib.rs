@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use admin_api::{AdminApi, AdminToken};
+use bitrix_webhook::BitrixWebhook;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::RequestExt;
 use media_proxy::MediaProxyFunction;
@@ -29,6 +30,10 @@ use meta_webhook::MetaWebhook;
 use public_api::PublicApi;
 use wappline::api_keys::ApiKeys;
 use wappline::app::Platform;
+use wappline::bitrix::install::{
+    public_base_url as bitrix_public_base, BitrixInstaller, ConnectionCodes, PortalSetup,
+};
+use wappline::bitrix::webhook::BitrixEventHandler;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::{CrmSync, RetryPolicy};
 use wappline::graph::{GraphClient, GraphConfig, HostPolicy};
@@ -147,6 +152,8 @@ struct Functions {
     meta: Option<MetaWebhook>,
     media: MediaProxyFunction,
     public: PublicApi,
+    /// None until a Bitrix24 application is configured.
+    bitrix: Option<BitrixWebhook>,
 }
 
 /// A running local server.
@@ -209,17 +216,41 @@ impl LocalServer {
         let links = MediaLinks::new(load_or_create_media_key(&config.data_dir)?, &public_base)
             .map_err(|e| e.to_string())?
             .with_hosts(HostPolicy::meta().with_loopback(loopback_graph));
+        let bitrix = bitrix_client(&config)?;
+        let public_endpoint = bitrix_public_base(&public_base).map_err(|e| e.to_string())?;
+        let outbound_intake = OutboundIntake::new(
+            platform.store.clone(),
+            platform.envelope.clone(),
+            queue.clone(),
+        );
+        let bitrix_webhook = bitrix.as_ref().map(|client| {
+            BitrixWebhook::new(
+                BitrixEventHandler::new(
+                    platform.tenants.clone(),
+                    platform.store.clone(),
+                    platform.envelope.clone(),
+                    outbound_intake.clone(),
+                    client.clone(),
+                ),
+                BitrixInstaller::new(
+                    platform.tenants.clone(),
+                    platform.store.clone(),
+                    client.clone(),
+                    PortalSetup::new(public_endpoint.clone()),
+                ),
+            )
+        });
         let functions = Arc::new(Functions {
-            admin: AdminApi::new(platform.tenants.clone(), token),
+            admin: AdminApi::new(platform.tenants.clone(), token).with_bitrix_connection_codes(
+                ConnectionCodes::new(platform.store.clone()),
+                public_endpoint,
+            ),
+            bitrix: bitrix_webhook,
             meta,
             public: PublicApi::new(
                 ApiKeys::new(platform.store.clone()),
                 platform.tenants.clone(),
-                OutboundIntake::new(
-                    platform.store.clone(),
-                    platform.envelope.clone(),
-                    queue.clone(),
-                ),
+                outbound_intake,
             ),
             media: MediaProxyFunction::new(MediaProxy::new(
                 links.clone(),
@@ -272,7 +303,7 @@ impl LocalServer {
                 handler: Arc::new(send_worker),
             },
         ];
-        match bitrix_client(&config)? {
+        match bitrix {
             Some(client) => {
                 let sync = CrmSync::new(
                     platform.store.clone(),
@@ -411,6 +442,17 @@ async fn dispatch(
     let path = req.uri().path();
     let response = if path == "/admin" || path.starts_with("/admin/") {
         functions.admin.handle(req).await
+    } else if bitrix_webhook::serves(path) {
+        match &functions.bitrix {
+            Some(bitrix) => bitrix.handle(req).await,
+            None => wappline::edge::ApiError::new(
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "start the local server with --bitrix-client-id and --bitrix-client-secret",
+            )
+            .into_response()
+            .map(lambda_http::Body::from),
+        }
     } else if path == public_api::MESSAGES_PATH {
         functions.public.handle(req).await
     } else if path.starts_with(media_proxy::PATH_PREFIX) {
