@@ -4,21 +4,19 @@
 use e2e_tests::harness::{Harness, IG_ACCOUNT, WA_NUMBER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use wappline::api_keys::{ApiKeyScope, ApiKeys};
-use wappline::ids::TenantId;
 use wappline::store::Table;
 
+/// A key issued through the admin API (shown once).
 async fn key_for(h: &Harness, tenant: &str) -> String {
-    ApiKeys::new(h.server.platform().store.clone())
-        .create(
-            &TenantId::parse(tenant).unwrap(),
-            "test",
-            ApiKeyScope::Send,
-            None,
+    let created = h
+        .admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/api-keys"),
+            json!({"name": "CRM bridge", "scope": "send"}),
         )
-        .await
-        .unwrap()
-        .key
+        .await;
+    assert_eq!(created["scope"], "send");
+    created["key"].as_str().unwrap().to_owned()
 }
 
 /// Messages stored as sent through the public API (the send worker takes the jobs at once).
@@ -110,5 +108,56 @@ async fn sends_are_queued_for_the_keys_tenant_only() {
             .is_some_and(|m| !m.is_empty()));
     }
     assert_eq!(api_messages(&h).await, 3);
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_keys_are_listed_without_secrets_and_revocable() {
+    let h = Harness::start(|_| {}).await;
+    let tenant = h.tenant_with_channels().await;
+    let key = key_for(&h, &tenant).await;
+    let listed = h
+        .admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/api-keys"),
+            Value::Null,
+        )
+        .await;
+    let keys = listed["api_keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        keys[0].get("key").is_none(),
+        "the secret is shown once only"
+    );
+    assert!(!listed.to_string().contains(&key[21..]));
+    let id = keys[0]["id"].as_str().unwrap().to_owned();
+    let text =
+        json!({"channel": "whatsapp", "account_id": WA_NUMBER, "to": "16505551234", "text": "Hi"});
+    assert_eq!(
+        send(&h, Some(&key), text.clone(), None).await.0,
+        StatusCode::ACCEPTED
+    );
+    let resp = h
+        .http
+        .delete(format!("{}/admin/tenants/{tenant}/api-keys/{id}", h.base))
+        .bearer_auth(e2e_tests::harness::ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&h, Some(&key), text, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Bad requests.
+    let resp = h
+        .http
+        .post(format!("{}/admin/tenants/{tenant}/api-keys", h.base))
+        .bearer_auth(e2e_tests::harness::ADMIN)
+        .json(&json!({"name": "x", "scope": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     h.server.shutdown().await;
 }

@@ -16,6 +16,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use wappline::api_keys::{ApiKeyError, ApiKeyScope, ApiKeys};
 use wappline::bitrix::install::ConnectionCodes;
 use wappline::bitrix::{EndpointUrl, OpenLineId};
 use wappline::edge::{self, ApiError};
@@ -65,6 +66,7 @@ pub struct AdminApi {
     tenants: TenantDirectory,
     token: AdminToken,
     bitrix_codes: Option<(ConnectionCodes, EndpointUrl)>,
+    api_keys: Option<ApiKeys>,
 }
 
 impl AdminApi {
@@ -73,7 +75,14 @@ impl AdminApi {
             tenants,
             token,
             bitrix_codes: None,
+            api_keys: None,
         }
+    }
+
+    /// Enables the tenant API key endpoints (`/admin/tenants/{id}/api-keys`).
+    pub fn with_api_keys(mut self, keys: ApiKeys) -> Self {
+        self.api_keys = Some(keys);
+        self
     }
 
     /// Enables `POST /admin/tenants/{id}/bitrix24/connection-codes`: codes are kept in
@@ -133,6 +142,15 @@ impl AdminApi {
             },
             ["admin", "tenants", tenant, "bitrix24", "connection-codes"] => match *method {
                 Method::POST => self.connection_code(tenant, body).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "api-keys"] => match *method {
+                Method::POST => self.create_api_key(tenant, body).await,
+                Method::GET => self.list_api_keys(tenant).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "api-keys", key_id] => match *method {
+                Method::DELETE => self.revoke_api_key(tenant, key_id).await,
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "channels", kind, id] => match *method {
@@ -284,6 +302,63 @@ impl AdminApi {
         ))
     }
 
+    fn keys(&self) -> Result<&ApiKeys, ApiError> {
+        self.api_keys.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "API keys are not configured",
+            )
+        })
+    }
+
+    async fn create_api_key(
+        &self,
+        tenant: &str,
+        body: &[u8],
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let keys = self.keys()?;
+        let scope = self.scope(tenant).await?;
+        let req: CreateApiKeyRequest = edge::parse_json(body)?;
+        let key_scope = ApiKeyScope::parse(req.scope.as_deref().unwrap_or("send"))
+            .ok_or_else(|| ApiError::bad_request("scope: must be send"))?;
+        let issued = keys
+            .create(scope.tenant(), &req.name, key_scope, req.expires_at)
+            .await
+            .map_err(api_key_error)?;
+        tracing::info!(tenant = %scope.tenant(), key = issued.info.id, "API key created");
+        let mut body = serde_json::to_value(&issued.info).map_err(|_| ApiError::internal())?;
+        body["key"] = serde_json::Value::String(issued.key);
+        Ok(edge::json(StatusCode::CREATED, &body))
+    }
+
+    async fn list_api_keys(
+        &self,
+        tenant: &str,
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let keys = self.keys()?;
+        let scope = self.scope(tenant).await?;
+        let listed = keys.list(scope.tenant()).await.map_err(api_key_error)?;
+        Ok(edge::json(
+            StatusCode::OK,
+            &serde_json::json!({ "api_keys": listed }),
+        ))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant: &str,
+        key_id: &str,
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let keys = self.keys()?;
+        let scope = self.scope(tenant).await?;
+        keys.revoke(scope.tenant(), key_id)
+            .await
+            .map_err(api_key_error)?;
+        tracing::info!(tenant = %scope.tenant(), key = key_id, "API key revoked");
+        Ok(edge::empty(StatusCode::NO_CONTENT))
+    }
+
     async fn scope(&self, tenant: &str) -> Result<wappline::tenant::TenantScope, ApiError> {
         let id = TenantId::parse(tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
         self.tenants
@@ -291,6 +366,22 @@ impl AdminApi {
             .await
             .map_err(map_err)?
             .ok_or_else(|| ApiError::not_found("tenant not found"))
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApiKeyRequest {
+    name: String,
+    scope: Option<String>,
+    expires_at: Option<i64>,
+}
+
+fn api_key_error(e: ApiKeyError) -> ApiError {
+    match e {
+        ApiKeyError::BadRequest(m) => ApiError::bad_request(m),
+        ApiKeyError::NotFound | ApiKeyError::Invalid => ApiError::not_found("no such API key"),
+        ApiKeyError::Store(e) => map_err(wappline::tenant::TenantError::Store(e)),
     }
 }
 

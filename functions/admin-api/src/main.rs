@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use admin_api::{AdminApi, AdminToken};
 use lambda_http::{run, service_fn, Error, Request};
+use wappline::api_keys::ApiKeys;
 use wappline::app::{aws_sdk_config, Platform};
 use wappline::bitrix::install::{public_base_url, ConnectionCodes, ENV_PUBLIC_BASE_URL};
 
@@ -12,7 +13,8 @@ async fn main() -> Result<(), Error> {
     wappline::logging::init_json();
     let token = AdminToken::from_sha256_hex(&std::env::var("ADMIN_TOKEN_SHA256")?)?;
     let platform = Platform::from_aws_env(&aws_sdk_config().await).await?;
-    let mut api = AdminApi::new(platform.tenants.clone(), token);
+    let mut api = AdminApi::new(platform.tenants.clone(), token)
+        .with_api_keys(ApiKeys::new(platform.store.clone()));
     // Bitrix24 connection codes need the public address of /bitrix/install.
     if let Some(base) = std::env::var(ENV_PUBLIC_BASE_URL)
         .ok()

@@ -241,10 +241,12 @@ impl LocalServer {
             )
         });
         let functions = Arc::new(Functions {
-            admin: AdminApi::new(platform.tenants.clone(), token).with_bitrix_connection_codes(
-                ConnectionCodes::new(platform.store.clone()),
-                public_endpoint,
-            ),
+            admin: AdminApi::new(platform.tenants.clone(), token)
+                .with_bitrix_connection_codes(
+                    ConnectionCodes::new(platform.store.clone()),
+                    public_endpoint,
+                )
+                .with_api_keys(ApiKeys::new(platform.store.clone())),
             bitrix: bitrix_webhook,
             meta,
             public: PublicApi::new(
