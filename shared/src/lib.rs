@@ -8,6 +8,7 @@
 
 pub mod api_keys;
 pub mod app;
+pub mod audit;
 pub mod bitrix;
 pub mod clock;
 pub mod consumer;
