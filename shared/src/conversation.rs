@@ -316,6 +316,11 @@ impl Conversations {
         )
     }
 
+    /// The key of the provider-id index item of a message (for erasure and retention).
+    pub fn index_key_of(&self, account: &AccountRef, provider_message_id: &str) -> Option<Key> {
+        (!provider_message_id.is_empty()).then(|| self.index_key(account, provider_message_id))
+    }
+
     async fn encrypt_json<T: Serialize>(
         &self,
         key: &Key,

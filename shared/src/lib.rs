@@ -16,6 +16,7 @@ pub mod conversation;
 pub mod crm_sync;
 pub mod crypto;
 pub mod edge;
+pub mod erasure;
 pub mod graph;
 pub mod http_client;
 pub mod idempotency;

@@ -7,5 +7,6 @@ mod support;
 mod backends;
 mod conversations;
 mod envelope;
+mod erasure;
 mod tenants;
 mod vectors;

@@ -1,0 +1,365 @@
+//! Erasure: jobs on the `erasure` queue, one kind each, every one idempotent and resumable.
+//!
+//! - `contact` (this module): a tenant's customer asks to be forgotten. Requested through the
+//!   admin API with the channel, the business account and the customer's id on that channel;
+//!   the worker finds every conversation of that customer on that account (by derived id, and
+//!   by comparing the decrypted customer details of the tenant's conversations, so a request
+//!   by phone number also finds a conversation keyed by a business-scoped user id), and
+//!   deletes its messages, the provider-id index items, the conversation, its list entry and
+//!   the idempotency records that can be derived from it. Records that cannot be derived
+//!   (reaction and CRM-sync records) hold no content and expire within 8 days.
+//! - `meta_user`: Meta's Data Deletion Callback (see [`crate::meta_deletion`]).
+//!
+//! A request is recorded first (state `pending`), the job is queued, and the worker marks it
+//! `completed` with its date; the customer's id is kept only encrypted and is removed from the
+//! request when it completes. Every step deletes by key, so a crash part-way is finished by the
+//! queue's redelivery.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditAction, AuditLog};
+use crate::clock::now_secs;
+use crate::conversation::{ConversationId, Conversations};
+use crate::crypto::{CryptoError, Envelope, FieldRef};
+use crate::idempotency::Idempotency;
+use crate::ids::TenantId;
+use crate::meta::{AccountRef, CustomerId};
+use crate::outbound::OutboundJob;
+use crate::queue::{platform, OutgoingMessage, Queue, QueueName};
+use crate::store::{Condition, Item, Key, Query, StoreError, Table, TableStore, Update};
+
+/// One erasure job (the `erasure` queue's message body), by kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ErasureJob {
+    Contact {
+        tenant_id: TenantId,
+        request_id: String,
+    },
+    MetaUser {
+        request_id: String,
+    },
+}
+
+impl ErasureJob {
+    pub fn to_message(&self) -> OutgoingMessage {
+        OutgoingMessage::new(serde_json::to_string(self).expect("erasure jobs serialise"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Conversation(#[from] crate::conversation::ConversationError),
+    #[error("queue unavailable: {0}")]
+    Queue(String),
+    #[error("no such erasure request")]
+    NotFound,
+    #[error("stored request is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// A contact erasure request as the tenant's admins see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ContactErasureStatus {
+    pub request_id: String,
+    pub state: String,
+    pub requested_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<i64>,
+    /// Conversations erased (known once completed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversations_erased: Option<i64>,
+}
+
+/// What the request stores about the customer, encrypted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Subject {
+    account: AccountRef,
+    customer: CustomerId,
+}
+
+/// Contact erasure: requests and the work.
+#[derive(Clone)]
+pub struct ContactErasure {
+    store: Arc<dyn TableStore>,
+    envelope: Arc<Envelope>,
+    queue: Arc<dyn Queue>,
+    erasure: QueueName,
+    audit: AuditLog,
+}
+
+fn request_key(tenant: &TenantId, request_id: &str) -> Key {
+    Key::new(tenant.sub_partition("ERASURE"), request_id)
+}
+
+impl ContactErasure {
+    pub fn new(store: Arc<dyn TableStore>, envelope: Arc<Envelope>, queue: Arc<dyn Queue>) -> Self {
+        ContactErasure {
+            audit: AuditLog::new(store.clone()),
+            store,
+            envelope,
+            queue,
+            erasure: platform::name(platform::ERASURE),
+        }
+    }
+
+    /// Records the request and queues the work; returns the request id.
+    pub async fn request(
+        &self,
+        tenant: &TenantId,
+        account: AccountRef,
+        customer: CustomerId,
+        actor: &str,
+    ) -> Result<String, ErasureError> {
+        let mut id = [0u8; 12];
+        crate::crypto::random_bytes(&mut id)?;
+        let request_id = format!("er_{}", hex::encode(id));
+        let key = request_key(tenant, &request_id);
+        let subject = serde_json::to_vec(&Subject { account, customer })
+            .map_err(|e| ErasureError::Corrupt(e.to_string()))?;
+        let blob = self
+            .envelope
+            .encrypt(
+                FieldRef::new(tenant, Table::Data, &key, "subject"),
+                &subject,
+            )
+            .await?;
+        let item = Item::new(&key)
+            .with("kind", "contact")
+            .with("state", "pending")
+            .with("requested_at", now_secs())
+            .with("subject", blob);
+        self.store
+            .put(Table::Data, item, Some(Condition::NotExists))
+            .await?;
+        self.audit
+            .record(
+                tenant,
+                AuditAction::ErasureRequested,
+                actor,
+                &[("kind", "contact"), ("request_id", &request_id)],
+            )
+            .await?;
+        let job = ErasureJob::Contact {
+            tenant_id: tenant.clone(),
+            request_id: request_id.clone(),
+        };
+        self.queue
+            .send_batch(&self.erasure, vec![job.to_message()])
+            .await
+            .map_err(|e| ErasureError::Queue(e.to_string()))?;
+        Ok(request_id)
+    }
+
+    pub async fn status(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+    ) -> Result<ContactErasureStatus, ErasureError> {
+        let item = self
+            .store
+            .get(Table::Data, &request_key(tenant, request_id))
+            .await?
+            .ok_or(ErasureError::NotFound)?;
+        Ok(ContactErasureStatus {
+            request_id: request_id.to_owned(),
+            state: item.get_s("state").unwrap_or_default().to_owned(),
+            requested_at: item.get_n("requested_at").unwrap_or(0),
+            completed_at: item.get_n("completed_at"),
+            conversations_erased: item.get_n("conversations_erased"),
+        })
+    }
+
+    /// Does the work of a request; safe to run again after a crash or on a redelivery.
+    pub async fn process(&self, tenant: &TenantId, request_id: &str) -> Result<(), ErasureError> {
+        let key = request_key(tenant, request_id);
+        let Some(item) = self.store.get(Table::Data, &key).await? else {
+            tracing::info!("erasure request gone; job dropped");
+            return Ok(());
+        };
+        if item.get_s("state") == Some("completed") {
+            return Ok(());
+        }
+        let blob = item
+            .get_b("subject")
+            .ok_or_else(|| ErasureError::Corrupt("request without subject".into()))?;
+        let subject: Subject = serde_json::from_slice(&zeroize::Zeroizing::new(
+            self.envelope
+                .decrypt(FieldRef::new(tenant, Table::Data, &key, "subject"), blob)
+                .await?,
+        ))
+        .map_err(|e| ErasureError::Corrupt(e.to_string()))?;
+        self.store
+            .update(
+                Table::Data,
+                &key,
+                Update::new().set("state", "in_progress"),
+                Some(Condition::Exists),
+            )
+            .await?;
+
+        let conversations =
+            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        let targets = self.find(&conversations, tenant, &subject).await?;
+        for id in &targets {
+            self.erase_conversation(&conversations, tenant, &subject.account, id)
+                .await?;
+        }
+        self.store
+            .update(
+                Table::Data,
+                &key,
+                Update::new()
+                    .set("state", "completed")
+                    .set("completed_at", now_secs())
+                    .set("conversations_erased", targets.len() as i64)
+                    .remove("subject"),
+                Some(Condition::Exists),
+            )
+            .await?;
+        self.audit
+            .record(
+                tenant,
+                AuditAction::ErasureCompleted,
+                "system",
+                &[
+                    ("kind", "contact"),
+                    ("request_id", request_id),
+                    ("conversations", &targets.len().to_string()),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The customer's conversations on the account: the one keyed by the given id, and any
+    /// whose stored customer has that id or phone.
+    async fn find(
+        &self,
+        conversations: &Conversations,
+        tenant: &TenantId,
+        subject: &Subject,
+    ) -> Result<Vec<ConversationId>, ErasureError> {
+        let derived = ConversationId::derive(tenant, &subject.account, &subject.customer);
+        let mut found = Vec::new();
+        if conversations.meta(&derived).await?.is_some() {
+            found.push(derived);
+        }
+        let wanted = subject.customer.as_str().trim_start_matches('+').to_owned();
+        let list_pk = tenant.sub_partition("CONVS");
+        let mut query = Query::partition(list_pk).limit(100);
+        loop {
+            let page = self.store.query(Table::Data, &query).await?;
+            for item in &page.items {
+                let Some(id) = item.get_s("sk").and_then(|s| ConversationId::parse(s).ok()) else {
+                    continue;
+                };
+                if found.contains(&id) {
+                    continue;
+                }
+                let Some(meta) = conversations.meta(&id).await? else {
+                    continue;
+                };
+                let phone = meta
+                    .customer
+                    .phone
+                    .as_ref()
+                    .map(|p| p.as_str().trim_start_matches('+').to_owned());
+                let same = meta.account == subject.account
+                    && (meta.customer.id.as_str().trim_start_matches('+') == wanted
+                        || phone.as_deref() == Some(wanted.as_str()));
+                if same {
+                    found.push(id);
+                }
+            }
+            match page.next {
+                Some(next) => query = query.start_after(Some(next)),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    async fn erase_conversation(
+        &self,
+        conversations: &Conversations,
+        tenant: &TenantId,
+        account: &AccountRef,
+        id: &ConversationId,
+    ) -> Result<(), ErasureError> {
+        let inbound = Idempotency::new(self.store.clone(), "IN", platform::VISIBILITY);
+        let outbound = Idempotency::new(self.store.clone(), "OUT", platform::VISIBILITY);
+        let pk = conversations.partition(id);
+        let ch = account.channel().code();
+        // Messages first (with what points at them), the conversation item last, so a crash
+        // leaves the conversation findable for the retry.
+        loop {
+            let (messages, _) = conversations.messages(id, None, 100).await?;
+            if messages.is_empty() {
+                break;
+            }
+            for m in &messages {
+                for provider_id in [Some(&m.provider_message_id), m.sent_provider_id.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(index) = conversations.index_key_of(account, provider_id) {
+                        self.store.delete(Table::Data, &index, None).await?;
+                    }
+                    let events = [
+                        format!("{ch}:msg:{provider_id}"),
+                        format!("{ch}:echo:{provider_id}"),
+                        format!("{ch}:deleted:{provider_id}"),
+                        format!("{ch}:status:{provider_id}:sent"),
+                        format!("{ch}:status:{provider_id}:delivered"),
+                        format!("{ch}:status:{provider_id}:read"),
+                        format!("{ch}:status:{provider_id}:failed"),
+                        format!("{ch}:status:{provider_id}:played"),
+                    ];
+                    for event in events {
+                        let key =
+                            inbound.key_for(tenant, &format!("{ch}:{}:{event}", account.id()));
+                        self.store.delete(Table::Dedupe, &key, None).await?;
+                    }
+                }
+                let job = OutboundJob::new(tenant.clone(), &m.at);
+                self.store
+                    .delete(Table::Dedupe, &outbound.key_for(tenant, &job.effect), None)
+                    .await?;
+                self.store
+                    .delete(Table::Data, &Key::new(pk.clone(), m.at.sk.clone()), None)
+                    .await?;
+            }
+        }
+        // Anything else left in the partition (future item kinds), then the list entry.
+        loop {
+            let page = self
+                .store
+                .query(Table::Data, &Query::partition(pk.clone()).limit(100))
+                .await?;
+            if page.items.is_empty() {
+                break;
+            }
+            for item in &page.items {
+                if let Some(key) = item.key() {
+                    self.store.delete(Table::Data, &key, None).await?;
+                }
+            }
+        }
+        self.store
+            .delete(
+                Table::Data,
+                &Key::new(tenant.sub_partition("CONVS"), id.as_str()),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+}

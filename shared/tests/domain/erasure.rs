@@ -1,0 +1,242 @@
+//! Contact erasure on real adapters: everything of the customer on that account goes (messages,
+//! index items, conversation, list entry, derivable idempotency records), nothing of anyone
+//! else; a request by phone finds a conversation keyed by the business-scoped user id; running
+//! the job again is harmless.
+
+use std::sync::Arc;
+
+use wappline::conversation::{Conversations, Direction, NewMessage, Origin};
+use wappline::crypto::{CachePolicy, Envelope};
+use wappline::erasure::{ContactErasure, ErasureJob};
+use wappline::idempotency::Idempotency;
+use wappline::ids::{PhoneNumberId, TenantId};
+use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
+use wappline::queue::embedded::EmbeddedQueue;
+use wappline::queue::{platform, Queue};
+use wappline::store::{Item, Table};
+
+use crate::backends::Backend;
+use crate::on_both_backends;
+
+fn account() -> AccountRef {
+    AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap())
+}
+
+fn customer(user: &str, phone: &str) -> CustomerRef {
+    let mut c = CustomerRef::new(CustomerId::WhatsAppUser(
+        WhatsAppUserId::parse(user).unwrap(),
+    ));
+    c.phone = Some(WhatsAppPhone::parse(phone).unwrap());
+    c
+}
+
+fn text(id: &str, body: &str, at_ms: i64, direction: Direction) -> NewMessage {
+    NewMessage {
+        provider_message_id: id.into(),
+        direction,
+        origin: if direction == Direction::Inbound {
+            Origin::Customer
+        } else {
+            Origin::Operator
+        },
+        content: Content::Text { body: body.into() },
+        at_ms,
+        reply_to: None,
+        crm_im: None,
+        template: None,
+    }
+}
+
+async fn everything(b: &Backend) -> Vec<(Table, Item)> {
+    let mut out = Vec::new();
+    for table in Table::ALL {
+        let mut next = None;
+        loop {
+            let page = b.store.scan(table, next.as_ref(), 100).await.unwrap();
+            out.extend(page.items.into_iter().map(|i| (table, i)));
+            match page.next {
+                Some(k) => next = Some(k),
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+async fn contact_erasure_removes_only_that_customer(b: Backend) {
+    let envelope = Arc::new(Envelope::new(
+        b.store.clone(),
+        b.vault.clone(),
+        CachePolicy::default(),
+    ));
+    let (t, other_tenant) = (TenantId::generate(), TenantId::generate());
+    let c = Conversations::new(t.clone(), b.store.clone(), envelope.clone());
+    let c_other = Conversations::new(other_tenant.clone(), b.store.clone(), envelope.clone());
+    let alice = customer("US.111111111111111111", "16505550001");
+    let bob = customer("US.222222222222222222", "16505550002");
+
+    let conv_a = c
+        .record_customer(&account(), &alice, Some(1), 90)
+        .await
+        .unwrap();
+    let (a1, _) = c
+        .store_message(
+            &account(),
+            &conv_a,
+            text("wamid.A1", "alice secret one", 1_000, Direction::Inbound),
+            90,
+        )
+        .await
+        .unwrap();
+    let (a2, _) = c
+        .store_message(
+            &account(),
+            &conv_a,
+            text("b24:1:2", "reply to alice", 2_000, Direction::Outbound),
+            90,
+        )
+        .await
+        .unwrap();
+    c.record_provider_id(&account(), &a2, "wamid.A2", 90)
+        .await
+        .unwrap();
+    let conv_b = c
+        .record_customer(&account(), &bob, Some(1), 90)
+        .await
+        .unwrap();
+    c.store_message(
+        &account(),
+        &conv_b,
+        text("wamid.B1", "bob keeps this", 1_000, Direction::Inbound),
+        90,
+    )
+    .await
+    .unwrap();
+    let conv_other = c_other
+        .record_customer(&account(), &alice, Some(1), 90)
+        .await
+        .unwrap();
+    c_other
+        .store_message(
+            &account(),
+            &conv_other,
+            text(
+                "wamid.A1",
+                "other tenant keeps this",
+                1_000,
+                Direction::Inbound,
+            ),
+            90,
+        )
+        .await
+        .unwrap();
+    // The inbound idempotency record of Alice's message, as the worker writes it.
+    let inbound = Idempotency::new(b.store.clone(), "IN", platform::VISIBILITY);
+    let idem_key = "wa:106540352242922:wa:msg:wamid.A1";
+    if let wappline::idempotency::Begin::Started(held) = inbound.begin(&t, idem_key).await.unwrap()
+    {
+        inbound.complete(&held).await.unwrap();
+    }
+    let _ = a1;
+
+    let dir = tempfile::tempdir().unwrap();
+    let queue = EmbeddedQueue::open(dir.path(), platform::specs()).unwrap();
+    let erasure = ContactErasure::new(b.store.clone(), envelope.clone(), Arc::new(queue.clone()));
+    // Asked by phone number: the conversation is keyed by the user id, found anyway.
+    let request = erasure
+        .request(
+            &t,
+            account(),
+            CustomerId::WhatsAppPhone(WhatsAppPhone::parse("+16505550001").unwrap()),
+            "platform_admin",
+        )
+        .await
+        .unwrap();
+    let queued = queue
+        .receive(
+            &platform::name(platform::ERASURE),
+            10,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    let job: ErasureJob = serde_json::from_str(&queued[0].body).unwrap();
+    assert_eq!(
+        job,
+        ErasureJob::Contact {
+            tenant_id: t.clone(),
+            request_id: request.clone()
+        }
+    );
+    assert_eq!(erasure.status(&t, &request).await.unwrap().state, "pending");
+
+    erasure.process(&t, &request).await.unwrap();
+    erasure.process(&t, &request).await.unwrap();
+
+    let status = erasure.status(&t, &request).await.unwrap();
+    assert_eq!(status.state, "completed");
+    assert_eq!(status.conversations_erased, Some(1));
+    assert!(status.completed_at.is_some());
+
+    let conv_a_pk = c.partition(&conv_a);
+    let all = everything(&b).await;
+    for (table, item) in &all {
+        let pk = item.get_s("pk").unwrap_or_default();
+        assert_ne!(
+            pk, conv_a_pk,
+            "an item of the erased conversation remains in {table}"
+        );
+        assert_ne!(
+            item.get_s("sk"),
+            Some(conv_a.as_str()),
+            "list entry remains in {table}"
+        );
+        assert_ne!(
+            item.get_s("conversation"),
+            Some(conv_a.as_str()),
+            "index item remains"
+        );
+        if item
+            .get_s("pk")
+            .unwrap_or_default()
+            .starts_with(&t.sub_partition("ERASURE"))
+        {
+            assert!(
+                item.get("subject").is_none(),
+                "the request keeps no subject"
+            );
+        }
+    }
+    assert!(c
+        .find_message(&account(), "wamid.A1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(c
+        .find_message(&account(), "wamid.A2")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(b
+        .store
+        .get(Table::Dedupe, &inbound.key_for(&t, idem_key))
+        .await
+        .unwrap()
+        .is_none());
+    // Bob and the other tenant are untouched.
+    assert!(c.meta(&conv_b).await.unwrap().is_some());
+    assert!(c
+        .find_message(&account(), "wamid.B1")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(c_other.meta(&conv_other).await.unwrap().is_some());
+    assert!(c_other
+        .find_message(&account(), "wamid.A1")
+        .await
+        .unwrap()
+        .is_some());
+}
+
+on_both_backends!(contact_erasure_removes_only_that_customer);
