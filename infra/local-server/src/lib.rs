@@ -36,6 +36,7 @@ use wappline::bitrix::install::{
 use wappline::bitrix::webhook::BitrixEventHandler;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::{CrmSync, RetryPolicy};
+use wappline::erasure::{ContactErasure, ErasureWorker};
 use wappline::graph::{GraphClient, GraphConfig, HostPolicy};
 use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
@@ -303,6 +304,15 @@ impl LocalServer {
                 queue: platform::name(platform::OUTBOUND),
                 visibility: platform::VISIBILITY,
                 handler: Arc::new(send_worker),
+            },
+            Consumer {
+                queue: platform::name(platform::ERASURE),
+                visibility: platform::VISIBILITY,
+                handler: Arc::new(ErasureWorker::new(ContactErasure::new(
+                    platform.store.clone(),
+                    platform.envelope.clone(),
+                    queue.clone(),
+                ))),
             },
         ];
         match bitrix {

@@ -363,3 +363,67 @@ impl ContactErasure {
         Ok(())
     }
 }
+
+/// Runs Meta users' data deletion requests (see [`crate::meta_deletion`]); a trait so the
+/// erasure worker dispatches to it without knowing how it works.
+#[async_trait::async_trait]
+pub trait MetaUserErasures: Send + Sync {
+    async fn process(&self, request_id: &str) -> Result<(), String>;
+}
+
+/// The erasure-worker handler: every kind of erasure job, each retried by the queue on
+/// failure (and dead-lettered after the queue's receive limit).
+#[derive(Clone)]
+pub struct ErasureWorker {
+    contacts: ContactErasure,
+    meta_users: Option<Arc<dyn MetaUserErasures>>,
+}
+
+impl ErasureWorker {
+    pub fn new(contacts: ContactErasure) -> Self {
+        ErasureWorker {
+            contacts,
+            meta_users: None,
+        }
+    }
+
+    pub fn with_meta_users(mut self, meta_users: Arc<dyn MetaUserErasures>) -> Self {
+        self.meta_users = Some(meta_users);
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::consumer::RecordHandler for ErasureWorker {
+    async fn handle(&self, record: &crate::consumer::QueueRecord) -> crate::consumer::Outcome {
+        use crate::consumer::Outcome;
+        let job: ErasureJob = match serde_json::from_str(&record.body) {
+            Ok(job) => job,
+            Err(_) => {
+                tracing::error!(message_id = %record.message_id, "unreadable erasure job");
+                return Outcome::Failed;
+            }
+        };
+        let result = match &job {
+            ErasureJob::Contact {
+                tenant_id,
+                request_id,
+            } => self
+                .contacts
+                .process(tenant_id, request_id)
+                .await
+                .map_err(|e| e.to_string()),
+            ErasureJob::MetaUser { request_id } => match &self.meta_users {
+                Some(m) => m.process(request_id).await,
+                None => Err("Meta data deletion is not configured".into()),
+            },
+        };
+        match result {
+            Ok(()) => Outcome::Done,
+            Err(e) => {
+                tracing::warn!(message_id = %record.message_id, error = %e, "erasure job failed; will be retried");
+                Outcome::Failed
+            }
+        }
+    }
+}
