@@ -8,12 +8,15 @@
 //!   deletes its messages, the provider-id index items, the conversation, its list entry and
 //!   the idempotency records that can be derived from it. Records that cannot be derived
 //!   (reaction and CRM-sync records) hold no content and expire within 8 days.
-//! - `meta_user`: Meta's Data Deletion Callback (see [`crate::meta_deletion`]).
+//! - `meta_user`: Meta's Data Deletion Callback (see `meta_deletion`).
+//! - tenant accounts ([`tenant`]): after a cancellable grace period, by a scheduled sweep.
 //!
 //! A request is recorded first (state `pending`), the job is queued, and the worker marks it
 //! `completed` with its date; the customer's id is kept only encrypted and is removed from the
 //! request when it completes. Every step deletes by key, so a crash part-way is finished by the
 //! queue's redelivery.
+
+pub mod tenant;
 
 use std::sync::Arc;
 

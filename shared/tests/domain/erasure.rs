@@ -239,4 +239,178 @@ async fn contact_erasure_removes_only_that_customer(b: Backend) {
         .is_some());
 }
 
-on_both_backends!(contact_erasure_removes_only_that_customer);
+async fn tenant_erasure_after_grace_removes_everything_and_shreds_keys(b: Backend) {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    use wappline::app::Platform;
+    use wappline::crypto::FieldRef;
+    use wappline::erasure::tenant::TenantErasure;
+    use wappline::tenant::{
+        ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName,
+    };
+
+    let p = Platform::new(b.store.clone(), b.vault.clone());
+    let create = |name: &'static str| {
+        let p = p.clone();
+        async move {
+            p.tenants
+                .create(TenantName::parse(name).unwrap(), RetentionDays::default())
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let (gone, stays) = (create("Leaving").await, create("Staying").await);
+    let number = ChannelRef::parse(ChannelKind::WhatsApp, "106540352242922").unwrap();
+    let mut secrets = BTreeMap::new();
+    secrets.insert(
+        "access_token",
+        Secret::parse("t", "EAAleavingTOKEN").unwrap(),
+    );
+    let scope = p.tenants.scope(&gone).await.unwrap().unwrap();
+    scope
+        .connect(Connection {
+            channel: number.clone(),
+            details: BTreeMap::new(),
+            secrets,
+            authorized_by: None,
+        })
+        .await
+        .unwrap();
+    let c = Conversations::new(gone.clone(), b.store.clone(), p.envelope.clone());
+    let conv = c
+        .record_customer(
+            &account(),
+            &customer("US.333333333333333333", "16505550003"),
+            Some(1),
+            90,
+        )
+        .await
+        .unwrap();
+    c.store_message(
+        &account(),
+        &conv,
+        text(
+            "wamid.G1",
+            "leaving tenant secret",
+            1_000,
+            Direction::Inbound,
+        ),
+        90,
+    )
+    .await
+    .unwrap();
+    let c_stays = Conversations::new(stays.clone(), b.store.clone(), p.envelope.clone());
+    let conv_s = c_stays
+        .record_customer(
+            &account(),
+            &customer("US.444444444444444444", "16505550004"),
+            Some(1),
+            90,
+        )
+        .await
+        .unwrap();
+    c_stays
+        .store_message(
+            &account(),
+            &conv_s,
+            text(
+                "wamid.S1",
+                "staying tenant keeps this",
+                1_000,
+                Direction::Inbound,
+            ),
+            90,
+        )
+        .await
+        .unwrap();
+    // A ciphertext of the leaving tenant saved elsewhere (think: a backup).
+    let backup_key = wappline::store::Key::new(gone.sub_partition("X"), "Y");
+    let backup = p
+        .envelope
+        .encrypt(
+            FieldRef::new(&gone, Table::Data, &backup_key, "body"),
+            b"backed up",
+        )
+        .await
+        .unwrap();
+
+    let erasure = TenantErasure::new(b.store.clone(), p.envelope.clone(), p.tenants.clone());
+    let status = erasure
+        .request(&gone, Duration::from_secs(3600), "platform_admin")
+        .await
+        .unwrap();
+    assert_eq!(status.state, "pending");
+    // Inside the grace period nothing happens, and the owner can cancel.
+    let report = erasure.run_due(1000).await.unwrap();
+    assert_eq!(report.tenants_completed, 0);
+    assert!(c.meta(&conv).await.unwrap().is_some());
+    erasure.cancel(&gone, "owner").await.unwrap();
+    assert_eq!(
+        erasure.status(&gone).await.unwrap().unwrap().state,
+        "cancelled"
+    );
+    // Requested again with no grace: due now. A tiny budget stops part-way; runs resume.
+    erasure
+        .request(&gone, Duration::ZERO, "platform_admin")
+        .await
+        .unwrap();
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let report = erasure.run_due(2).await.unwrap();
+        if !report.more_work {
+            break;
+        }
+        assert!(runs < 500, "the sweep does not finish");
+    }
+    assert!(runs > 1, "the budget should have split the work");
+    assert_eq!(
+        erasure.status(&gone).await.unwrap().unwrap().state,
+        "completed"
+    );
+
+    // Nothing of the tenant is left in any table but the platform's record of the erasure.
+    let all = everything(&b).await;
+    for (table, item) in &all {
+        let pk = item.get_s("pk").unwrap_or_default();
+        assert!(!gone.owns_partition(pk), "{table} still holds {pk}");
+        if item.get_s("tenant_id") == Some(gone.as_str()) {
+            assert_eq!(
+                pk,
+                format!("TERASE#{gone}"),
+                "{table} still names the tenant in {pk}"
+            );
+        }
+    }
+    // Its number is free for another tenant; the staying tenant is intact.
+    assert_eq!(p.tenants.resolve(&number).await.unwrap(), None);
+    assert!(p.tenants.scope(&gone).await.unwrap().is_none());
+    assert!(c_stays
+        .find_message(&account(), "wamid.S1")
+        .await
+        .unwrap()
+        .is_some());
+    // The saved ciphertext can no longer be decrypted, by any process.
+    let fresh = Envelope::new(b.store.clone(), b.vault.clone(), CachePolicy::default());
+    assert!(fresh
+        .decrypt(
+            FieldRef::new(&gone, Table::Data, &backup_key, "body"),
+            &backup
+        )
+        .await
+        .is_err());
+    assert!(p
+        .envelope
+        .decrypt(
+            FieldRef::new(&gone, Table::Data, &backup_key, "body"),
+            &backup
+        )
+        .await
+        .is_err());
+}
+
+on_both_backends!(
+    contact_erasure_removes_only_that_customer,
+    tenant_erasure_after_grace_removes_everything_and_shreds_keys,
+);
