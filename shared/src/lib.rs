@@ -28,6 +28,7 @@ pub mod meta;
 pub mod outbound;
 pub mod pacing;
 pub mod queue;
+pub mod retention;
 pub mod send;
 pub mod sqs_lambda;
 pub mod store;

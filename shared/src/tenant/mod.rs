@@ -518,3 +518,97 @@ fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
         authorized_by: item.get_s("authorized_by").map(str::to_owned),
     })
 }
+
+/// Profile attribute counting retention changes: the re-stamper (`crate::retention`) brings a
+/// tenant's stored items to this version's retention.
+pub const RETENTION_VERSION_ATTR: &str = "retention_version";
+
+/// What [`TenantScope::set_retention`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RetentionChange {
+    pub previous_days: u32,
+    pub retention_days: u32,
+    /// The profile's retention version after the call (0 = never changed since creation).
+    pub retention_version: i64,
+    /// False when the tenant already had this retention (nothing written, no audit entry).
+    pub changed: bool,
+}
+
+impl TenantScope {
+    /// Sets the tenant's retention. A change bumps the profile's retention version (the
+    /// target the scheduled re-stamper applies to items already stored) and appends a
+    /// `settings_changed` audit entry; setting the current value changes nothing.
+    pub async fn set_retention(
+        &self,
+        days: RetentionDays,
+        actor: &str,
+    ) -> Result<RetentionChange, TenantError> {
+        let key = self.profile_key();
+        // Optimistic: the version read must still be the stored one, so two concurrent
+        // changes both bump it and the audit log names each.
+        for _ in 0..5 {
+            let item = self
+                .store
+                .get(Table::Data, &key)
+                .await?
+                .ok_or(TenantError::TenantNotFound)?;
+            let previous = TenantProfile::from_item(self.tenant.clone(), &item).retention_days;
+            let version = item.get_n(RETENTION_VERSION_ATTR).unwrap_or(0);
+            if previous == days.days() {
+                return Ok(RetentionChange {
+                    previous_days: previous,
+                    retention_days: previous,
+                    retention_version: version,
+                    changed: false,
+                });
+            }
+            let unchanged = match item.get_n(RETENTION_VERSION_ATTR) {
+                Some(v) => Condition::Equals(RETENTION_VERSION_ATTR.into(), AttrValue::N(v)),
+                None => Condition::AttrNotExists(RETENTION_VERSION_ATTR.into()),
+            };
+            let update = Update::new()
+                .set("retention_days", i64::from(days.days()))
+                .set("retention_changed_at", now_secs())
+                .add(RETENTION_VERSION_ATTR, 1);
+            let condition = Condition::And(vec![Condition::Exists, unchanged]);
+            match self
+                .store
+                .update(Table::Data, &key, update, Some(condition))
+                .await
+            {
+                Ok(updated) => {
+                    let change = RetentionChange {
+                        previous_days: previous,
+                        retention_days: days.days(),
+                        retention_version: updated.get_n(RETENTION_VERSION_ATTR).unwrap_or(0),
+                        changed: true,
+                    };
+                    let (from, to, version) = (
+                        previous.to_string(),
+                        days.days().to_string(),
+                        change.retention_version.to_string(),
+                    );
+                    crate::audit::AuditLog::new(self.store.clone())
+                        .record(
+                            &self.tenant,
+                            crate::audit::AuditAction::SettingsChanged,
+                            actor,
+                            &[
+                                ("setting", "retention_days"),
+                                ("from", &from),
+                                ("to", &to),
+                                ("retention_version", &version),
+                            ],
+                        )
+                        .await?;
+                    return Ok(change);
+                }
+                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TenantError::Store(StoreError::Unavailable(
+            "retention changed concurrently; try again".into(),
+        )))
+    }
+}

@@ -8,5 +8,6 @@ mod backends;
 mod conversations;
 mod envelope;
 mod erasure;
+mod retention;
 mod tenants;
 mod vectors;
