@@ -6,6 +6,7 @@
 //! produce and handed to the same handler code the Lambda functions run.
 
 pub mod consumers;
+pub mod schedules;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ use wappline::bitrix::install::{
 use wappline::bitrix::webhook::BitrixEventHandler;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::{CrmSync, RetryPolicy};
+use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::{ContactErasure, ErasureWorker};
 use wappline::graph::{GraphClient, GraphConfig, HostPolicy};
 use wappline::inbound::intake::{VerifyToken, WebhookIntake};
@@ -119,6 +121,10 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// How often the scheduled jobs (tenant erasure sweep, retention) run, in seconds.
+    #[arg(long, env = "WAPPLINE_SCHEDULE_SECS", default_value_t = 60)]
+    pub schedule_secs: u64,
+
     /// First retry delay, in milliseconds, for jobs that failed for a passing reason
     /// (doubled per attempt, at most an hour).
     #[arg(long, env = "WAPPLINE_RETRY_BASE_MS", default_value_t = 30_000)]
@@ -142,6 +148,7 @@ impl LocalConfig {
             retry_base_ms: 100,
             public_base_url: None,
             instagram_api_base_url: None,
+            schedule_secs: 1,
         }
     }
 }
@@ -341,6 +348,29 @@ impl LocalServer {
         let mut workers = JoinSet::new();
         for consumer in consumers {
             workers.spawn(consumers::run(queue.clone(), consumer, rx.clone()));
+        }
+        let tenant_erasure = Arc::new(TenantErasure::new(
+            platform.store.clone(),
+            platform.envelope.clone(),
+            platform.tenants.clone(),
+        ));
+        let every = std::time::Duration::from_secs(config.schedule_secs.max(1));
+        let schedules = vec![schedules::Schedule {
+            name: "tenant-erasure",
+            every,
+            run: Arc::new(move || {
+                let tenant_erasure = tenant_erasure.clone();
+                Box::pin(async move {
+                    tenant_erasure
+                        .run_due(5_000)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+            }),
+        }];
+        for schedule in schedules {
+            workers.spawn(schedules::run(schedule, rx.clone()));
         }
         let task = tokio::spawn(async move {
             serve(listener, functions, rx).await;
