@@ -25,6 +25,7 @@ pub mod inbound;
 pub mod logging;
 pub mod media;
 pub mod meta;
+pub mod meta_deletion;
 pub mod outbound;
 pub mod pacing;
 pub mod queue;

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BitrixMemberId, InstagramAccountId, PhoneNumberId, TenantId};
+use crate::ids::{BitrixMemberId, InstagramAccountId, MetaUserId, PhoneNumberId, TenantId};
 use crate::store::Key;
 
 use super::secret::Secret;
@@ -118,12 +118,32 @@ impl ChannelRef {
         Key::new(tenant.partition(), self.channel_sk())
     }
 
+    /// Key of this channel's entry in the index of channels a Meta user authorised
+    /// (`AUTHBY#<user>` / `<kind code>#<id>`, routes table).
+    pub fn authorized_by_key(&self, user: &MetaUserId) -> Key {
+        Key::new(
+            authorized_by_partition(user),
+            format!("{}#{}", self.kind().code(), self.external_id()),
+        )
+    }
+
+    /// The channel an `AUTHBY#` index entry's sort key names.
+    pub fn from_index_sk(sk: &str) -> Option<Self> {
+        let (code, id) = sk.split_once('#')?;
+        Self::parse(ChannelKind::from_code(code)?, id).ok()
+    }
+
     /// The channel a channel item's sort key names.
     pub fn from_channel_sk(sk: &str) -> Option<Self> {
         let rest = sk.strip_prefix(CHANNEL_SK_PREFIX)?;
         let (code, id) = rest.split_once('#')?;
         Self::parse(ChannelKind::from_code(code)?, id).ok()
     }
+}
+
+/// Partition of the index of channels a Meta user authorised (routes table).
+pub fn authorized_by_partition(user: &MetaUserId) -> String {
+    format!("AUTHBY#{}", user.as_str())
 }
 
 /// Sort-key prefix of channel items in the tenant's root partition.

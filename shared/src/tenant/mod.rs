@@ -10,6 +10,8 @@
 //! - `data`   `T#<tenant>` / `CH#<kind>#<id>`      channel details; secrets encrypted
 //! - `routes` `ROUTE#<kind>#<id>` / `ROUTE`       tenant_id: exact id → one tenant
 //! - `routes` `TENANTS` / `<tenant>`               the tenant directory
+//! - `routes` `AUTHBY#<meta user>` / `<kind>#<id>` tenant_id: the channels a Meta user
+//!   authorised, so a Meta data-deletion request for that user can be honoured
 
 pub mod channel;
 pub mod secret;
@@ -24,7 +26,7 @@ pub use secret::Secret;
 
 use crate::clock::now_secs;
 use crate::crypto::{CryptoError, Envelope, FieldRef};
-use crate::ids::TenantId;
+use crate::ids::{MetaUserId, TenantId};
 use crate::store::{
     AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, Update, WriteOp,
 };
@@ -241,6 +243,55 @@ impl TenantDirectory {
             .and_then(|t| TenantId::parse(t).ok()))
     }
 
+    /// Every channel the Meta user authorised, with the tenant that holds it (from the
+    /// `AUTHBY#` index written with each connection).
+    pub async fn channels_authorized_by(
+        &self,
+        user: &MetaUserId,
+    ) -> Result<Vec<(TenantId, ChannelRef)>, TenantError> {
+        let mut out = Vec::new();
+        let mut query = Query::partition(channel::authorized_by_partition(user)).limit(100);
+        loop {
+            let page = self.store.query(Table::Routes, &query).await?;
+            out.extend(page.items.iter().filter_map(|i| {
+                let tenant = TenantId::parse(i.get_s("tenant_id")?).ok()?;
+                let channel = ChannelRef::from_index_sk(i.get_s(crate::store::SK)?)?;
+                Some((tenant, channel))
+            }));
+            match page.next {
+                Some(next) => query = query.start_after(Some(next)),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes one entry of the `AUTHBY#` index if it still names `tenant`: for an entry left
+    /// behind by a channel item that is already gone (written before the index existed, or
+    /// removed by other means). Removing nothing is not an error.
+    pub async fn forget_authorization(
+        &self,
+        user: &MetaUserId,
+        tenant: &TenantId,
+        channel: &ChannelRef,
+    ) -> Result<(), TenantError> {
+        match self
+            .store
+            .delete(
+                Table::Routes,
+                &channel.authorized_by_key(user),
+                Some(Condition::Equals(
+                    "tenant_id".into(),
+                    tenant.as_str().into(),
+                )),
+            )
+            .await
+        {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The scoped repository of an existing tenant (None when there is no such tenant).
     pub async fn scope(&self, tenant: &TenantId) -> Result<Option<TenantScope>, TenantError> {
         let scope = TenantScope::new(tenant.clone(), self.store.clone(), self.envelope.clone());
@@ -319,7 +370,12 @@ impl TenantScope {
         }
         let channel = &connection.channel;
         let channel_key = channel.channel_key(&self.tenant);
-        let existed = self.store.get(Table::Data, &channel_key).await?.is_some();
+        let previous = self.store.get(Table::Data, &channel_key).await?;
+        let existed = previous.is_some();
+        let previous_authorizer = previous
+            .as_ref()
+            .and_then(|i| i.get_s("authorized_by"))
+            .and_then(|u| MetaUserId::parse(u).ok());
         let now = now_secs();
 
         let mut item = Item::new(&channel_key)
@@ -355,29 +411,49 @@ impl TenantScope {
             .with("tenant_id", self.tenant.as_str())
             .with("kind", channel.kind().name())
             .with("connected_at", now);
-        let result = self
-            .store
-            .transact_write(vec![
-                WriteOp::ConditionCheck {
-                    table: Table::Data,
-                    key: self.profile_key(),
-                    condition: Condition::Exists,
-                },
-                WriteOp::Put {
-                    table: Table::Routes,
-                    item: route,
-                    condition: Some(Condition::Or(vec![
-                        Condition::NotExists,
-                        Condition::Equals("tenant_id".into(), self.tenant.as_str().into()),
-                    ])),
-                },
-                WriteOp::Put {
-                    table: Table::Data,
-                    item: item.clone(),
-                    condition: None,
-                },
-            ])
-            .await;
+        let mut ops = vec![
+            WriteOp::ConditionCheck {
+                table: Table::Data,
+                key: self.profile_key(),
+                condition: Condition::Exists,
+            },
+            WriteOp::Put {
+                table: Table::Routes,
+                item: route,
+                condition: Some(Condition::Or(vec![
+                    Condition::NotExists,
+                    Condition::Equals("tenant_id".into(), self.tenant.as_str().into()),
+                ])),
+            },
+            WriteOp::Put {
+                table: Table::Data,
+                item: item.clone(),
+                condition: None,
+            },
+        ];
+        // The index of who authorised what moves with the channel item, in the same
+        // transaction: a reconnection by another Meta user (or by none) drops the old entry.
+        if let Some(old) = previous_authorizer
+            .as_ref()
+            .filter(|old| connection.authorized_by.as_ref() != Some(*old))
+        {
+            ops.push(WriteOp::Delete {
+                table: Table::Routes,
+                key: channel.authorized_by_key(old),
+                condition: None,
+            });
+        }
+        if let Some(user) = &connection.authorized_by {
+            ops.push(WriteOp::Put {
+                table: Table::Routes,
+                item: Item::new(&channel.authorized_by_key(user))
+                    .with("tenant_id", self.tenant.as_str())
+                    .with("kind", channel.kind().name())
+                    .with("connected_at", now),
+                condition: None,
+            });
+        }
+        let result = self.store.transact_write(ops).await;
         match result {
             Ok(()) => {}
             Err(StoreError::ConditionFailed { op_index }) => {
@@ -401,27 +477,47 @@ impl TenantScope {
         Ok((summary, !existed))
     }
 
-    /// Disconnects a channel: deletes its route and its item (secrets included) atomically,
-    /// so the id can be connected again, to this or another tenant.
+    /// Disconnects a channel: deletes its route, its item (secrets included) and its entry in
+    /// the index of who authorised it, atomically, so the id can be connected again, to this
+    /// or another tenant.
     pub async fn disconnect(&self, channel: &ChannelRef) -> Result<(), TenantError> {
-        let result = self
-            .store
-            .transact_write(vec![
-                WriteOp::Delete {
-                    table: Table::Routes,
-                    key: channel.route_key(),
-                    condition: Some(Condition::Equals(
-                        "tenant_id".into(),
-                        self.tenant.as_str().into(),
-                    )),
-                },
-                WriteOp::Delete {
-                    table: Table::Data,
-                    key: channel.channel_key(&self.tenant),
-                    condition: Some(Condition::Exists),
-                },
-            ])
-            .await;
+        let channel_key = channel.channel_key(&self.tenant);
+        let current = self.store.get(Table::Data, &channel_key).await?;
+        let authorizer = current
+            .as_ref()
+            .and_then(|i| i.get_s("authorized_by"))
+            .and_then(|u| MetaUserId::parse(u).ok());
+        let mut ops = vec![
+            WriteOp::Delete {
+                table: Table::Routes,
+                key: channel.route_key(),
+                condition: Some(Condition::Equals(
+                    "tenant_id".into(),
+                    self.tenant.as_str().into(),
+                )),
+            },
+            WriteOp::Delete {
+                table: Table::Data,
+                key: channel_key,
+                // The item read above, unchanged: a concurrent reconnection by another Meta
+                // user fails this and is not half-undone.
+                condition: Some(match &authorizer {
+                    Some(user) => Condition::Equals("authorized_by".into(), user.as_str().into()),
+                    None => Condition::And(vec![
+                        Condition::Exists,
+                        Condition::AttrNotExists("authorized_by".into()),
+                    ]),
+                }),
+            },
+        ];
+        if let Some(user) = &authorizer {
+            ops.push(WriteOp::Delete {
+                table: Table::Routes,
+                key: channel.authorized_by_key(user),
+                condition: None,
+            });
+        }
+        let result = self.store.transact_write(ops).await;
         match result {
             Ok(()) => Ok(()),
             Err(StoreError::ConditionFailed { .. }) => {
