@@ -9,6 +9,9 @@
 //! - `DELETE /admin/tenants/{tenant_id}/channels/{kind}/{id}` disconnect
 //! - `POST   /admin/tenants/{tenant_id}/bitrix24/connection-codes` a single-use code (24 h)
 //!   and the install URL that links a Bitrix24 portal to the tenant through the app install
+//! - `PATCH  /admin/tenants/{tenant_id}/settings`            change settings (`retention_days`);
+//!   stored items are re-stamped by the scheduled retention function
+//! - `GET    /admin/tenants/{tenant_id}/audit`               the tenant's audit log, newest first
 
 mod requests;
 
@@ -17,6 +20,7 @@ use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use wappline::api_keys::{ApiKeyError, ApiKeyScope, ApiKeys};
+use wappline::audit::AuditLog;
 use wappline::bitrix::install::ConnectionCodes;
 use wappline::bitrix::{EndpointUrl, OpenLineId};
 use wappline::edge::{self, ApiError};
@@ -25,7 +29,7 @@ use wappline::tenant::{
     ChannelKind, ChannelRef, RetentionDays, TenantDirectory, TenantError, TenantName,
 };
 
-use requests::{ConnectRequest, ConnectionCodeRequest, CreateTenantRequest};
+use requests::{ConnectRequest, ConnectionCodeRequest, CreateTenantRequest, SettingsRequest};
 
 /// Largest request body the admin API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -67,6 +71,7 @@ pub struct AdminApi {
     token: AdminToken,
     bitrix_codes: Option<(ConnectionCodes, EndpointUrl)>,
     api_keys: Option<ApiKeys>,
+    audit: Option<AuditLog>,
 }
 
 impl AdminApi {
@@ -76,7 +81,15 @@ impl AdminApi {
             token,
             bitrix_codes: None,
             api_keys: None,
+            audit: None,
         }
+    }
+
+    /// Enables `GET /admin/tenants/{id}/audit` (the tenant's audit log). Settings changes are
+    /// audited by the domain whether or not this is enabled.
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// Enables the tenant API key endpoints (`/admin/tenants/{id}/api-keys`).
@@ -134,6 +147,14 @@ impl AdminApi {
             },
             ["admin", "tenants", tenant] => match *method {
                 Method::GET => self.tenant_settings(tenant).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "settings"] => match *method {
+                Method::PATCH => self.update_settings(tenant, body).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "audit"] => match *method {
+                Method::GET => self.audit_log(tenant, req.uri().query()).await,
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "channels", kind] => match *method {
@@ -233,6 +254,73 @@ impl AdminApi {
         let scope = self.scope(tenant).await?;
         let settings = scope.settings().await.map_err(map_err)?;
         Ok(edge::json(StatusCode::OK, &settings))
+    }
+
+    async fn update_settings(
+        &self,
+        tenant: &str,
+        body: &[u8],
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let scope = self.scope(tenant).await?;
+        // An object only (serde would also take a JSON array for a struct).
+        let object: serde_json::Map<String, serde_json::Value> = edge::parse_json(body)?;
+        let req: SettingsRequest = serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+        let Some(days) = req.retention_days else {
+            return Err(ApiError::bad_request(
+                "nothing to change: give retention_days",
+            ));
+        };
+        let days = RetentionDays::new(days).map_err(map_err)?;
+        let change = scope.set_retention(days, ACTOR).await.map_err(map_err)?;
+        if change.changed {
+            tracing::info!(
+                tenant = %scope.tenant(),
+                from = change.previous_days,
+                to = change.retention_days,
+                version = change.retention_version,
+                "retention changed"
+            );
+        }
+        let settings = scope.settings().await.map_err(map_err)?;
+        let mut body = serde_json::to_value(&settings).map_err(|_| ApiError::internal())?;
+        body["retention_version"] = change.retention_version.into();
+        Ok(edge::json(StatusCode::OK, &body))
+    }
+
+    async fn audit_log(
+        &self,
+        tenant: &str,
+        query: Option<&str>,
+    ) -> Result<lambda_http::http::Response<String>, ApiError> {
+        let Some(audit) = &self.audit else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "the audit log is not configured",
+            ));
+        };
+        let scope = self.scope(tenant).await?;
+        let mut before = None;
+        let mut limit = DEFAULT_PAGE;
+        for (k, v) in query
+            .unwrap_or_default()
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+        {
+            match k {
+                "before" => before = Some(parse_audit_cursor(v)?),
+                "limit" => limit = parse_limit(v)?,
+                _ => {}
+            }
+        }
+        let mut page = audit
+            .read(scope.tenant(), before.as_deref(), limit)
+            .await
+            .map_err(|e| map_err(TenantError::Store(e)))?;
+        // The cursor is handed out without `#`, so it survives a URL unencoded.
+        page.next = page.next.map(|n| n.replace('#', "."));
+        Ok(edge::json(StatusCode::OK, &page))
     }
 
     async fn connect(
@@ -382,6 +470,35 @@ fn api_key_error(e: ApiKeyError) -> ApiError {
         ApiKeyError::BadRequest(m) => ApiError::bad_request(m),
         ApiKeyError::NotFound | ApiKeyError::Invalid => ApiError::not_found("no such API key"),
         ApiKeyError::Store(e) => map_err(wappline::tenant::TenantError::Store(e)),
+    }
+}
+
+/// Who the audit log names for changes made through this API.
+const ACTOR: &str = "platform_admin";
+
+fn parse_limit(v: &str) -> Result<usize, ApiError> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=MAX_PAGE).contains(n))
+        .ok_or_else(|| ApiError::bad_request(format!("limit: must be 1 to {MAX_PAGE}")))
+}
+
+/// An audit page cursor as handed out (`<13 digits>.<8 hex>`), or with `#` (percent-encoded
+/// as `%23`), into the log's sort key.
+fn parse_audit_cursor(v: &str) -> Result<String, ApiError> {
+    let v = v.replace("%23", "#").replace('.', "#");
+    let ok = v.len() == 22
+        && v.as_bytes()[13] == b'#'
+        && v[..13].bytes().all(|b| b.is_ascii_digit())
+        && v[14..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(v)
+    } else {
+        Err(ApiError::bad_request(
+            "before: must be a next value from a previous page",
+        ))
     }
 }
 

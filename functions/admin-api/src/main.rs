@@ -6,6 +6,7 @@ use admin_api::{AdminApi, AdminToken};
 use lambda_http::{run, service_fn, Error, Request};
 use wappline::api_keys::ApiKeys;
 use wappline::app::{aws_sdk_config, Platform};
+use wappline::audit::AuditLog;
 use wappline::bitrix::install::{public_base_url, ConnectionCodes, ENV_PUBLIC_BASE_URL};
 
 #[tokio::main]
@@ -14,7 +15,8 @@ async fn main() -> Result<(), Error> {
     let token = AdminToken::from_sha256_hex(&std::env::var("ADMIN_TOKEN_SHA256")?)?;
     let platform = Platform::from_aws_env(&aws_sdk_config().await).await?;
     let mut api = AdminApi::new(platform.tenants.clone(), token)
-        .with_api_keys(ApiKeys::new(platform.store.clone()));
+        .with_api_keys(ApiKeys::new(platform.store.clone()))
+        .with_audit(AuditLog::new(platform.store.clone()));
     // Bitrix24 connection codes need the public address of /bitrix/install.
     if let Some(base) = std::env::var(ENV_PUBLIC_BASE_URL)
         .ok()

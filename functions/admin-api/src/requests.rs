@@ -17,6 +17,13 @@ pub struct CreateTenantRequest {
     pub retention_days: Option<u32>,
 }
 
+/// `PATCH /admin/tenants/{id}/settings`: only the settings given change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsRequest {
+    pub retention_days: Option<u32>,
+}
+
 /// `POST /admin/tenants/{id}/bitrix24/connection-codes`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
