@@ -422,6 +422,20 @@ impl MetaUserErasure {
     }
 }
 
+/// The erasure worker's dispatch port for `meta_user` jobs.
+#[async_trait]
+impl crate::erasure::MetaUserErasures for MetaUserErasure {
+    async fn process(&self, request_id: &str) -> Result<(), String> {
+        let job = MetaUserErasureJob {
+            request_id: request_id.to_owned(),
+        };
+        match MetaUserErasure::process(self, &job).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 #[async_trait]
 impl RecordHandler for MetaUserErasure {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
@@ -465,6 +479,13 @@ mod tests {
             r#"{"kind":"meta_user","request_id":"mdr_0123456789abcdef01234567"}"#
         );
         assert_eq!(MetaUserErasureJob::from_body(&body), Some(job));
+        // The erasure worker's own view of the queue's jobs reads it as a meta_user job.
+        assert_eq!(
+            serde_json::from_str::<crate::erasure::ErasureJob>(&body).unwrap(),
+            crate::erasure::ErasureJob::MetaUser {
+                request_id: "mdr_0123456789abcdef01234567".into()
+            }
+        );
         assert_eq!(
             MetaUserErasureJob::from_body(r#"{"kind":"contact","request_id":"x"}"#),
             None
