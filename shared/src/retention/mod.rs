@@ -9,7 +9,9 @@
 //! index items (`T#<t>#MID#...`) and its `META`, and sets every `expires_at` to
 //! **the item's own time + the new retention**:
 //!
-//! - a message: the earlier of its `created_at` and its `at_ms` (the message's own time);
+//! - a message: when we stored it (`created_at`, the time its first stamp counted from; its
+//!   `at_ms` when that is missing), so every message expires `retention_days` after it
+//!   reached us whichever retention was in force then;
 //! - its index items: the same expiry as their message;
 //! - the conversation (`META`): its last activity (`updated_at`) + retention, and never before
 //!   the latest of its messages;
@@ -155,15 +157,14 @@ pub fn expiry_after(from: i64, days: u32) -> i64 {
     from.saturating_add(i64::from(days) * SECS_PER_DAY)
 }
 
-/// A message's own time (Unix seconds): the earlier of when we stored it and when it was
-/// sent, ignoring missing or zero values.
+/// A message's own time (Unix seconds): when we stored it, which its write-time expiry
+/// counted from; the provider's send time (`at_ms`) only when that is missing. (The send
+/// time is not used otherwise: a redelivered or replayed old event would then vanish on any
+/// retention change, even a longer one.)
 pub fn message_time(item: &Item) -> Option<i64> {
-    let created = item.get_n("created_at").filter(|t| *t > 0);
-    let sent = item.get_n("at_ms").filter(|t| *t > 0).map(|ms| ms / 1000);
-    match (created, sent) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    item.get_n("created_at")
+        .filter(|t| *t > 0)
+        .or_else(|| item.get_n("at_ms").filter(|t| *t > 0).map(|ms| ms / 1000))
 }
 
 /// Where a tenant's re-stamp stands.
@@ -601,13 +602,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn message_time_is_the_earlier_known_time() {
+    fn message_time_is_when_it_was_stored() {
         let item = Item::default()
             .with("created_at", 2_000)
             .with("at_ms", 1_500_000);
-        assert_eq!(message_time(&item), Some(1_500));
-        let item = Item::default().with("created_at", 2_000).with("at_ms", 0);
         assert_eq!(message_time(&item), Some(2_000));
+        let item = Item::default()
+            .with("created_at", 0)
+            .with("at_ms", 1_500_000);
+        assert_eq!(message_time(&item), Some(1_500));
         assert_eq!(message_time(&Item::default()), None);
     }
 
