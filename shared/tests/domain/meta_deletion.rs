@@ -497,7 +497,35 @@ async fn disconnect_keeps_the_index_in_step(b: Backend) {
     ));
 }
 
+async fn concurrent_callbacks_of_one_user_make_one_request(b: Backend) {
+    let w = world(&b).await;
+    let body = form(USER);
+    let (x, y, z) = tokio::join!(
+        w.deletion.accept(body.as_bytes()),
+        w.deletion.accept(body.as_bytes()),
+        w.deletion.accept(body.as_bytes()),
+    );
+    let codes: Vec<String> = [x, y, z]
+        .into_iter()
+        .map(|a| a.unwrap().confirmation_code)
+        .collect();
+    let requests: Vec<Item> = everything(&b)
+        .await
+        .into_iter()
+        .filter(|(_, i)| i.get_s("pk").is_some_and(|pk| pk.starts_with("MDEL#")))
+        .map(|(_, i)| i)
+        .collect();
+    assert_eq!(requests.len(), 1);
+    for code in &codes {
+        assert!(w.deletion.status(code).await.unwrap().is_some());
+    }
+    let jobs: std::collections::BTreeSet<String> =
+        drain(w.queue.as_ref()).await.into_iter().collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+}
+
 on_both_backends!(
+    concurrent_callbacks_of_one_user_make_one_request,
     a_valid_request_is_recorded_and_queued,
     forged_and_malformed_requests_record_nothing,
     erasure_removes_exactly_that_users_channels,
