@@ -401,12 +401,16 @@ impl Conversations {
             }
         }
         self.store.update(Table::Data, &key, update, None).await?;
+        // The list entry lives as long as its conversation: created with it, and its expiry
+        // kept in step whenever the conversation's is.
+        let list_key = Key::new(self.tenant.sub_partition("CONVS"), id.as_str());
+        let mut listing = Update::new().set(TTL_ATTR, expires);
         if existing.is_none() {
-            let entry = Item::new(&Key::new(self.tenant.sub_partition("CONVS"), id.as_str()))
-                .with("created_at", now)
-                .with(TTL_ATTR, expires);
-            self.store.put(Table::Data, entry, None).await?;
+            listing = listing.set("created_at", now);
         }
+        self.store
+            .update(Table::Data, &list_key, listing, None)
+            .await?;
         Ok(id)
     }
 

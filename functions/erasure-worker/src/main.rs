@@ -9,6 +9,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use wappline::app::{aws_sdk_config, Platform};
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::{ContactErasure, ErasureWorker};
+use wappline::meta_deletion::MetaUserErasure;
 
 /// Items deleted per scheduled invocation (well inside the function's timeout).
 const SWEEP_BUDGET: usize = 5_000;
@@ -26,11 +27,17 @@ async fn main() -> Result<(), Error> {
         aws_sdk_sqs::Client::new(&sdk),
         std::slice::from_ref(&erasure),
     )?);
-    let worker = Arc::new(ErasureWorker::new(ContactErasure::new(
-        platform.store.clone(),
-        platform.envelope.clone(),
-        queue.clone(),
-    )));
+    let worker = Arc::new(
+        ErasureWorker::new(ContactErasure::new(
+            platform.store.clone(),
+            platform.envelope.clone(),
+            queue.clone(),
+        ))
+        .with_meta_users(Arc::new(MetaUserErasure::new(
+            platform.store.clone(),
+            platform.tenants.clone(),
+        ))),
+    );
     let tenants = Arc::new(TenantErasure::new(
         platform.store.clone(),
         platform.envelope.clone(),

@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 
 use admin_api::{AdminApi, AdminToken};
 use bitrix_webhook::BitrixWebhook;
+use data_deletion::DataDeletion;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::RequestExt;
 use media_proxy::MediaProxyFunction;
@@ -31,6 +32,7 @@ use meta_webhook::MetaWebhook;
 use public_api::PublicApi;
 use wappline::api_keys::ApiKeys;
 use wappline::app::Platform;
+use wappline::audit::AuditLog;
 use wappline::bitrix::install::{
     public_base_url as bitrix_public_base, BitrixInstaller, ConnectionCodes, PortalSetup,
 };
@@ -44,9 +46,11 @@ use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
 use wappline::media::{MediaLinkKey, MediaLinks, MediaProxy};
 use wappline::meta::AppSecret;
+use wappline::meta_deletion::{MetaDeletion, MetaUserErasure};
 use wappline::outbound::OutboundIntake;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
+use wappline::retention::{Budget, RetentionRun};
 use wappline::send::{RetryPolicy as SendRetryPolicy, SendClients, SendConfig, SendWorker};
 use wappline::tenant::Secret;
 
@@ -162,6 +166,8 @@ struct Functions {
     public: PublicApi,
     /// None until a Bitrix24 application is configured.
     bitrix: Option<BitrixWebhook>,
+    /// None until a Meta app secret is configured.
+    data_deletion: Option<DataDeletion>,
 }
 
 /// A running local server.
@@ -248,13 +254,28 @@ impl LocalServer {
                 ),
             )
         });
+        let data_deletion = match &config.meta_app_secret {
+            Some(secret) => Some(DataDeletion::new(
+                MetaDeletion::new(
+                    vec![AppSecret::new(secret).map_err(|e| e.to_string())?],
+                    platform.store.clone(),
+                    queue.clone(),
+                    platform::name(platform::ERASURE),
+                    &public_base,
+                )
+                .map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
         let functions = Arc::new(Functions {
+            data_deletion,
             admin: AdminApi::new(platform.tenants.clone(), token)
                 .with_bitrix_connection_codes(
                     ConnectionCodes::new(platform.store.clone()),
                     public_endpoint,
                 )
-                .with_api_keys(ApiKeys::new(platform.store.clone())),
+                .with_api_keys(ApiKeys::new(platform.store.clone()))
+                .with_audit(AuditLog::new(platform.store.clone())),
             bitrix: bitrix_webhook,
             meta,
             public: PublicApi::new(
@@ -315,11 +336,17 @@ impl LocalServer {
             Consumer {
                 queue: platform::name(platform::ERASURE),
                 visibility: platform::VISIBILITY,
-                handler: Arc::new(ErasureWorker::new(ContactErasure::new(
-                    platform.store.clone(),
-                    platform.envelope.clone(),
-                    queue.clone(),
-                ))),
+                handler: Arc::new(
+                    ErasureWorker::new(ContactErasure::new(
+                        platform.store.clone(),
+                        platform.envelope.clone(),
+                        queue.clone(),
+                    ))
+                    .with_meta_users(Arc::new(MetaUserErasure::new(
+                        platform.store.clone(),
+                        platform.tenants.clone(),
+                    ))),
+                ),
             },
         ];
         match bitrix {
@@ -369,6 +396,26 @@ impl LocalServer {
                 })
             }),
         }];
+        let retention = RetentionRun::new(platform.store.clone(), platform.tenants.clone());
+        let schedules = schedules
+            .into_iter()
+            .chain(std::iter::once(schedules::Schedule {
+                name: "retention",
+                every,
+                run: Arc::new(move || {
+                    let retention = retention.clone();
+                    Box::pin(async move {
+                        let budget = Budget::items(5_000)
+                            .until(std::time::Instant::now() + std::time::Duration::from_secs(20));
+                        retention
+                            .run_once(budget)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })
+                }),
+            }))
+            .collect::<Vec<_>>();
         for schedule in schedules {
             workers.spawn(schedules::run(schedule, rx.clone()));
         }
@@ -491,6 +538,17 @@ async fn dispatch(
                 hyper::StatusCode::SERVICE_UNAVAILABLE,
                 "not_configured",
                 "start the local server with --bitrix-client-id and --bitrix-client-secret",
+            )
+            .into_response()
+            .map(lambda_http::Body::from),
+        }
+    } else if path == data_deletion::PATH || path.starts_with(data_deletion::STATUS) {
+        match &functions.data_deletion {
+            Some(d) => d.handle(req).await,
+            None => wappline::edge::ApiError::new(
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "start the local server with --meta-app-secret",
             )
             .into_response()
             .map(lambda_http::Body::from),
