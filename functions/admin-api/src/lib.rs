@@ -13,7 +13,10 @@
 //!   stored items are re-stamped by the scheduled retention function
 //! - `GET    /admin/tenants/{tenant_id}/audit`               the tenant's audit log, newest first
 
+mod erasure;
 mod requests;
+
+pub use erasure::Erasure;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -72,6 +75,7 @@ pub struct AdminApi {
     bitrix_codes: Option<(ConnectionCodes, EndpointUrl)>,
     api_keys: Option<ApiKeys>,
     audit: Option<AuditLog>,
+    erasure: Option<erasure::Erasure>,
 }
 
 impl AdminApi {
@@ -82,6 +86,7 @@ impl AdminApi {
             bitrix_codes: None,
             api_keys: None,
             audit: None,
+            erasure: None,
         }
     }
 
@@ -90,6 +95,22 @@ impl AdminApi {
     pub fn with_audit(mut self, audit: AuditLog) -> Self {
         self.audit = Some(audit);
         self
+    }
+
+    /// Enables the erasure endpoints (`/admin/tenants/{id}/erasure...`).
+    pub fn with_erasure(mut self, erasure: erasure::Erasure) -> Self {
+        self.erasure = Some(erasure);
+        self
+    }
+
+    fn erasure_of(&self) -> Result<&erasure::Erasure, ApiError> {
+        self.erasure.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "erasure is not configured",
+            )
+        })
     }
 
     /// Enables the tenant API key endpoints (`/admin/tenants/{id}/api-keys`).
@@ -153,6 +174,40 @@ impl AdminApi {
                 Method::PATCH => self.update_settings(tenant, body).await,
                 _ => Err(ApiError::method_not_allowed()),
             },
+            ["admin", "tenants", tenant, "erasure", "contacts"] => match *method {
+                Method::POST => {
+                    let scope = self.scope(tenant).await?;
+                    self.erasure_of()?
+                        .request_contact(scope.tenant(), body)
+                        .await
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "erasure", "contacts", request_id] => match *method {
+                Method::GET => {
+                    let scope = self.scope(tenant).await?;
+                    self.erasure_of()?
+                        .contact_status(scope.tenant(), request_id)
+                        .await
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "erasure"] => {
+                let id =
+                    TenantId::parse(tenant).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                match *method {
+                    Method::POST => {
+                        let scope = self.scope(tenant).await?;
+                        self.erasure_of()?
+                            .request_tenant(scope.tenant(), body)
+                            .await
+                    }
+                    // After the erasure the tenant is gone, but its erasure record is not.
+                    Method::GET => self.erasure_of()?.tenant_status(&id).await,
+                    Method::DELETE => self.erasure_of()?.cancel_tenant(&id).await,
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            }
             ["admin", "tenants", tenant, "audit"] => match *method {
                 Method::GET => self.audit_log(tenant, req.uri().query()).await,
                 _ => Err(ApiError::method_not_allowed()),

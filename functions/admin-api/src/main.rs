@@ -2,21 +2,38 @@
 
 use std::sync::Arc;
 
-use admin_api::{AdminApi, AdminToken};
+use admin_api::{AdminApi, AdminToken, Erasure};
 use lambda_http::{run, service_fn, Error, Request};
 use wappline::api_keys::ApiKeys;
 use wappline::app::{aws_sdk_config, Platform};
 use wappline::audit::AuditLog;
 use wappline::bitrix::install::{public_base_url, ConnectionCodes, ENV_PUBLIC_BASE_URL};
+use wappline::erasure::tenant::TenantErasure;
+use wappline::erasure::ContactErasure;
+use wappline::queue::platform;
+use wappline::queue::sqs::SqsQueue;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wappline::logging::init_json();
     let token = AdminToken::from_sha256_hex(&std::env::var("ADMIN_TOKEN_SHA256")?)?;
-    let platform = Platform::from_aws_env(&aws_sdk_config().await).await?;
+    let sdk = aws_sdk_config().await;
+    let platform = Platform::from_aws_env(&sdk).await?;
+    let queue = Arc::new(SqsQueue::from_env(
+        aws_sdk_sqs::Client::new(&sdk),
+        &[platform::name(platform::ERASURE)],
+    )?);
     let mut api = AdminApi::new(platform.tenants.clone(), token)
         .with_api_keys(ApiKeys::new(platform.store.clone()))
-        .with_audit(AuditLog::new(platform.store.clone()));
+        .with_audit(AuditLog::new(platform.store.clone()))
+        .with_erasure(Erasure {
+            contacts: ContactErasure::new(platform.store.clone(), platform.envelope.clone(), queue),
+            tenants: TenantErasure::new(
+                platform.store.clone(),
+                platform.envelope.clone(),
+                platform.tenants.clone(),
+            ),
+        });
     // Bitrix24 connection codes need the public address of /bitrix/install.
     if let Some(base) = std::env::var(ENV_PUBLIC_BASE_URL)
         .ok()

@@ -275,7 +275,19 @@ impl LocalServer {
                     public_endpoint,
                 )
                 .with_api_keys(ApiKeys::new(platform.store.clone()))
-                .with_audit(AuditLog::new(platform.store.clone())),
+                .with_audit(AuditLog::new(platform.store.clone()))
+                .with_erasure(admin_api::Erasure {
+                    contacts: ContactErasure::new(
+                        platform.store.clone(),
+                        platform.envelope.clone(),
+                        queue.clone(),
+                    ),
+                    tenants: TenantErasure::new(
+                        platform.store.clone(),
+                        platform.envelope.clone(),
+                        platform.tenants.clone(),
+                    ),
+                }),
             bitrix: bitrix_webhook,
             meta,
             public: PublicApi::new(

@@ -1,0 +1,167 @@
+//! Erasure endpoints of the admin API: a contact's erasure (right to be forgotten) and the
+//! tenant account's erasure after a grace period the owner can cancel.
+//!
+//! - `POST   /admin/tenants/{id}/erasure/contacts`  `{"channel", "account_id", "customer"}` → 202
+//! - `GET    /admin/tenants/{id}/erasure/contacts/{request_id}` → the request's state
+//! - `POST   /admin/tenants/{id}/erasure`  `{"grace_days": 7}` → 202, the schedule
+//! - `GET    /admin/tenants/{id}/erasure` → state
+//! - `DELETE /admin/tenants/{id}/erasure` → 204, cancelled (only before it started)
+
+use std::time::Duration;
+
+use lambda_http::http::{Response, StatusCode};
+use serde::Deserialize;
+use wappline::edge::{self, ApiError};
+use wappline::erasure::tenant::{TenantErasure, DEFAULT_GRACE};
+use wappline::erasure::{ContactErasure, ErasureError};
+use wappline::ids::{InstagramAccountId, PhoneNumberId, TenantId};
+use wappline::meta::{AccountRef, CustomerId, InstagramUserId, WhatsAppPhone, WhatsAppUserId};
+
+/// The erasure services the admin API uses.
+#[derive(Clone)]
+pub struct Erasure {
+    pub contacts: ContactErasure,
+    pub tenants: TenantErasure,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactRequest {
+    channel: String,
+    account_id: String,
+    customer: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TenantRequest {
+    grace_days: Option<u32>,
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError::bad_request(m)
+}
+
+fn map(e: ErasureError) -> ApiError {
+    match e {
+        ErasureError::NotFound => ApiError::not_found("no such erasure request"),
+        other => {
+            tracing::error!(error = %other, "erasure request failed");
+            ApiError::unavailable()
+        }
+    }
+}
+
+/// The subject of a contact erasure, validated.
+fn subject(r: &ContactRequest) -> Result<(AccountRef, CustomerId), ApiError> {
+    match r.channel.as_str() {
+        "whatsapp" => {
+            let account =
+                PhoneNumberId::parse(&r.account_id).map_err(|e| bad(format!("account_id: {e}")))?;
+            let customer = if r.customer.contains('.') {
+                CustomerId::WhatsAppUser(
+                    WhatsAppUserId::parse(&r.customer)
+                        .map_err(|e| bad(format!("customer: {e}")))?,
+                )
+            } else {
+                CustomerId::WhatsAppPhone(
+                    WhatsAppPhone::parse(&r.customer).map_err(|e| bad(format!("customer: {e}")))?,
+                )
+            };
+            Ok((AccountRef::WhatsApp(account), customer))
+        }
+        "instagram" => Ok((
+            AccountRef::Instagram(
+                InstagramAccountId::parse(&r.account_id)
+                    .map_err(|e| bad(format!("account_id: {e}")))?,
+            ),
+            CustomerId::Instagram(
+                InstagramUserId::parse(&r.customer).map_err(|e| bad(format!("customer: {e}")))?,
+            ),
+        )),
+        _ => Err(bad("channel: must be whatsapp or instagram")),
+    }
+}
+
+impl Erasure {
+    pub(crate) async fn request_contact(
+        &self,
+        tenant: &TenantId,
+        body: &[u8],
+    ) -> Result<Response<String>, ApiError> {
+        let r: ContactRequest = edge::parse_json(body)?;
+        let (account, customer) = subject(&r)?;
+        let id = self
+            .contacts
+            .request(tenant, account, customer, "platform_admin")
+            .await
+            .map_err(map)?;
+        let status = self.contacts.status(tenant, &id).await.map_err(map)?;
+        Ok(edge::json(StatusCode::ACCEPTED, &status))
+    }
+
+    pub(crate) async fn contact_status(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+    ) -> Result<Response<String>, ApiError> {
+        let ok = request_id.starts_with("er_") && request_id.len() == 27;
+        if !ok {
+            return Err(ApiError::not_found("no such erasure request"));
+        }
+        let status = self
+            .contacts
+            .status(tenant, request_id)
+            .await
+            .map_err(map)?;
+        Ok(edge::json(StatusCode::OK, &status))
+    }
+
+    pub(crate) async fn request_tenant(
+        &self,
+        tenant: &TenantId,
+        body: &[u8],
+    ) -> Result<Response<String>, ApiError> {
+        let r: TenantRequest = if body.is_empty() {
+            TenantRequest::default()
+        } else {
+            edge::parse_json(body)?
+        };
+        let grace = match r.grace_days {
+            Some(d) if d > 30 => {
+                return Err(bad("grace_days: at most 30 (erasure within 30 days)"))
+            }
+            Some(d) => Duration::from_secs(u64::from(d) * 86_400),
+            None => DEFAULT_GRACE,
+        };
+        let status = self
+            .tenants
+            .request(tenant, grace, "platform_admin")
+            .await
+            .map_err(map)?;
+        Ok(edge::json(StatusCode::ACCEPTED, &status))
+    }
+
+    pub(crate) async fn tenant_status(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Response<String>, ApiError> {
+        match self.tenants.status(tenant).await.map_err(map)? {
+            Some(status) => Ok(edge::json(StatusCode::OK, &status)),
+            None => Err(ApiError::not_found("no erasure requested for this tenant")),
+        }
+    }
+
+    pub(crate) async fn cancel_tenant(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Response<String>, ApiError> {
+        match self.tenants.cancel(tenant, "platform_admin").await {
+            Ok(()) => Ok(edge::empty(StatusCode::NO_CONTENT)),
+            Err(ErasureError::NotFound) => Err(ApiError::conflict(
+                "no pending erasure to cancel (none requested, or already started)",
+            )),
+            Err(e) => Err(map(e)),
+        }
+    }
+}
