@@ -410,7 +410,147 @@ async fn tenant_erasure_after_grace_removes_everything_and_shreds_keys(b: Backen
         .is_err());
 }
 
+/// A store that fails every delete after the first `allowed`: a worker crashing part-way.
+struct CrashingStore {
+    inner: std::sync::Arc<dyn wappline::store::TableStore>,
+    allowed: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl wappline::store::TableStore for CrashingStore {
+    async fn get(
+        &self,
+        t: Table,
+        k: &wappline::store::Key,
+    ) -> Result<Option<Item>, wappline::store::StoreError> {
+        self.inner.get(t, k).await
+    }
+    async fn put(
+        &self,
+        t: Table,
+        i: Item,
+        c: Option<wappline::store::Condition>,
+    ) -> Result<(), wappline::store::StoreError> {
+        self.inner.put(t, i, c).await
+    }
+    async fn update(
+        &self,
+        t: Table,
+        k: &wappline::store::Key,
+        u: wappline::store::Update,
+        c: Option<wappline::store::Condition>,
+    ) -> Result<Item, wappline::store::StoreError> {
+        self.inner.update(t, k, u, c).await
+    }
+    async fn delete(
+        &self,
+        t: Table,
+        k: &wappline::store::Key,
+        c: Option<wappline::store::Condition>,
+    ) -> Result<(), wappline::store::StoreError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .allowed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(wappline::store::StoreError::Unavailable(
+                "injected crash".into(),
+            ));
+        }
+        self.inner.delete(t, k, c).await
+    }
+    async fn query(
+        &self,
+        t: Table,
+        q: &wappline::store::Query,
+    ) -> Result<wappline::store::Page, wappline::store::StoreError> {
+        self.inner.query(t, q).await
+    }
+    async fn scan(
+        &self,
+        t: Table,
+        after: Option<&wappline::store::Key>,
+        limit: usize,
+    ) -> Result<wappline::store::Page, wappline::store::StoreError> {
+        self.inner.scan(t, after, limit).await
+    }
+    async fn transact_write(
+        &self,
+        ops: Vec<wappline::store::WriteOp>,
+    ) -> Result<(), wappline::store::StoreError> {
+        self.inner.transact_write(ops).await
+    }
+}
+
+async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Backend) {
+    let envelope = Arc::new(Envelope::new(
+        b.store.clone(),
+        b.vault.clone(),
+        CachePolicy::default(),
+    ));
+    let t = TenantId::generate();
+    let c = Conversations::new(t.clone(), b.store.clone(), envelope.clone());
+    let alice = customer("US.555555555555555555", "16505550005");
+    let conv = c
+        .record_customer(&account(), &alice, Some(1), 90)
+        .await
+        .unwrap();
+    for n in 0..5 {
+        c.store_message(
+            &account(),
+            &conv,
+            text(
+                &format!("wamid.C{n}"),
+                "crash test secret",
+                1_000 + n,
+                Direction::Inbound,
+            ),
+            90,
+        )
+        .await
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let queue: Arc<dyn Queue> =
+        Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
+    let crashing: Arc<dyn wappline::store::TableStore> = Arc::new(CrashingStore {
+        inner: b.store.clone(),
+        allowed: std::sync::atomic::AtomicUsize::new(25),
+    });
+    let first = ContactErasure::new(crashing, envelope.clone(), queue.clone());
+    let request = first
+        .request(&t, account(), alice.id.clone(), "platform_admin")
+        .await
+        .unwrap();
+    assert!(
+        first.process(&t, &request).await.is_err(),
+        "the injected crash stops it"
+    );
+    // Part of the conversation is gone, part is left.
+    let (left, _) = c.messages(&conv, None, 100).await.unwrap();
+    assert!(left.len() < 5, "the crash happened part-way");
+    // The redelivered job runs on a healthy worker and finishes.
+    let healthy = ContactErasure::new(b.store.clone(), envelope.clone(), queue);
+    healthy.process(&t, &request).await.unwrap();
+    assert_eq!(
+        healthy.status(&t, &request).await.unwrap().state,
+        "completed"
+    );
+    assert!(c.meta(&conv).await.unwrap().is_none());
+    let (left, _) = c.messages(&conv, None, 100).await.unwrap();
+    assert!(left.is_empty());
+    for n in 0..5 {
+        assert!(c
+            .find_message(&account(), &format!("wamid.C{n}"))
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
+
 on_both_backends!(
     contact_erasure_removes_only_that_customer,
     tenant_erasure_after_grace_removes_everything_and_shreds_keys,
+    a_contact_erasure_that_crashed_part_way_finishes_when_run_again,
 );
