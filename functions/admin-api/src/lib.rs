@@ -23,7 +23,7 @@ use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use wappline::api_keys::{ApiKeyError, ApiKeyScope, ApiKeys};
-use wappline::audit::AuditLog;
+use wappline::audit::{AuditAction, AuditLog};
 use wappline::bitrix::install::ConnectionCodes;
 use wappline::bitrix::{EndpointUrl, OpenLineId};
 use wappline::edge::{self, ApiError};
@@ -389,6 +389,12 @@ impl AdminApi {
         let connection = ConnectRequest::parse(kind, body)?;
         let (summary, created) = scope.connect(connection).await.map_err(map_err)?;
         tracing::info!(tenant = %scope.tenant(), kind = %summary.kind, channel = %summary.id, created, "channel connected");
+        self.record(
+            scope.tenant(),
+            AuditAction::ChannelConnected,
+            &[("kind", summary.kind.name()), ("channel", &summary.id)],
+        )
+        .await;
         let status = if created {
             StatusCode::CREATED
         } else {
@@ -409,6 +415,12 @@ impl AdminApi {
         let scope = self.scope(tenant).await?;
         scope.disconnect(&channel).await.map_err(map_err)?;
         tracing::info!(tenant = %scope.tenant(), %kind, channel = %id, "channel disconnected");
+        self.record(
+            scope.tenant(),
+            AuditAction::ChannelDisconnected,
+            &[("kind", kind.name()), ("channel", id)],
+        )
+        .await;
         Ok(edge::empty(StatusCode::NO_CONTENT))
     }
 
@@ -470,6 +482,12 @@ impl AdminApi {
             .await
             .map_err(api_key_error)?;
         tracing::info!(tenant = %scope.tenant(), key = issued.info.id, "API key created");
+        self.record(
+            scope.tenant(),
+            AuditAction::ApiKeyCreated,
+            &[("key_id", &issued.info.id)],
+        )
+        .await;
         let mut body = serde_json::to_value(&issued.info).map_err(|_| ApiError::internal())?;
         body["key"] = serde_json::Value::String(issued.key);
         Ok(edge::json(StatusCode::CREATED, &body))
@@ -499,7 +517,23 @@ impl AdminApi {
             .await
             .map_err(api_key_error)?;
         tracing::info!(tenant = %scope.tenant(), key = key_id, "API key revoked");
+        self.record(
+            scope.tenant(),
+            AuditAction::ApiKeyRevoked,
+            &[("key_id", key_id)],
+        )
+        .await;
         Ok(edge::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// Records a change in the tenant's audit log. The change has happened: a failure to
+    /// record it is logged loudly rather than turned into an error for the caller.
+    async fn record(&self, tenant: &TenantId, action: AuditAction, details: &[(&str, &str)]) {
+        if let Some(audit) = &self.audit {
+            if let Err(e) = audit.record(tenant, action, ACTOR, details).await {
+                tracing::error!(tenant = %tenant, action = action.name(), error = %e, "audit entry not written");
+            }
+        }
     }
 
     async fn scope(&self, tenant: &str) -> Result<wappline::tenant::TenantScope, ApiError> {
