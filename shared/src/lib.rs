@@ -2,7 +2,8 @@
 //!
 //! - [`ids`]: typed identifiers that validate on construction.
 //! - [`store`], [`queue`], [`vault`]: the three ports (table store, queue, key vault), each with
-//!   an AWS adapter and an embedded (file-backed, no network) adapter.
+//!   an AWS adapter and an embedded (file-backed, no network) adapter; [`objects`], the object
+//!   store (S3, or files), the same way.
 //! - [`crypto`]: envelope encryption of secret fields and message bodies.
 //! - [`tenant`]: tenants, channel connections and the global routes table.
 
@@ -26,6 +27,7 @@ pub mod logging;
 pub mod media;
 pub mod meta;
 pub mod meta_deletion;
+pub mod objects;
 pub mod outbound;
 pub mod pacing;
 pub mod queue;

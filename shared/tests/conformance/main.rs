@@ -4,6 +4,7 @@
 
 mod support;
 
+mod objects;
 mod queue;
 mod store;
 mod vault;
