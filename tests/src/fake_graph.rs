@@ -514,6 +514,33 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
             ),
         };
     }
+    if method == "DELETE" {
+        return match segments.as_slice() {
+            // Unsubscribing our app from a WhatsApp Business Account's or a Page's webhooks.
+            [version, _owner, "subscribed_apps"] if is_version(version) => {
+                if bearer
+                    .is_some_and(|t| s.tokens.contains_key(t) || s.instagram_tokens.contains_key(t))
+                {
+                    json_answer(200, &json!({"success": true}))
+                } else {
+                    meta_error(
+                        401,
+                        190,
+                        None,
+                        "OAuthException",
+                        "Invalid OAuth access token.",
+                    )
+                }
+            }
+            _ => meta_error(
+                400,
+                100,
+                None,
+                "GraphMethodException",
+                "Unsupported delete request",
+            ),
+        };
+    }
     if method != "GET" {
         return meta_error(
             400,

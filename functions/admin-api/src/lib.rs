@@ -28,6 +28,7 @@ use wappline::bitrix::install::ConnectionCodes;
 use wappline::bitrix::{EndpointUrl, OpenLineId};
 use wappline::edge::{self, ApiError};
 use wappline::ids::TenantId;
+use wappline::tenant::release::ChannelRelease;
 use wappline::tenant::{
     ChannelKind, ChannelRef, RetentionDays, TenantDirectory, TenantError, TenantName,
 };
@@ -76,6 +77,7 @@ pub struct AdminApi {
     api_keys: Option<ApiKeys>,
     audit: Option<AuditLog>,
     erasure: Option<erasure::Erasure>,
+    release: ChannelRelease,
 }
 
 impl AdminApi {
@@ -87,6 +89,7 @@ impl AdminApi {
             api_keys: None,
             audit: None,
             erasure: None,
+            release: ChannelRelease::new(None),
         }
     }
 
@@ -94,6 +97,12 @@ impl AdminApi {
     /// audited by the domain whether or not this is enabled.
     pub fn with_audit(mut self, audit: AuditLog) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Disconnects also unsubscribe our app from the provider's webhooks where possible.
+    pub fn with_channel_release(mut self, release: ChannelRelease) -> Self {
+        self.release = release;
         self
     }
 
@@ -413,8 +422,12 @@ impl AdminApi {
         let channel =
             ChannelRef::parse(kind, id).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let scope = self.scope(tenant).await?;
-        scope.disconnect(&channel).await.map_err(map_err)?;
-        tracing::info!(tenant = %scope.tenant(), %kind, channel = %id, "channel disconnected");
+        let unsubscribe = self
+            .release
+            .disconnect(&scope, &channel)
+            .await
+            .map_err(map_err)?;
+        tracing::info!(tenant = %scope.tenant(), %kind, channel = %id, ?unsubscribe, "channel disconnected");
         self.record(
             scope.tenant(),
             AuditAction::ChannelDisconnected,

@@ -10,8 +10,10 @@ use wappline::audit::AuditLog;
 use wappline::bitrix::install::{public_base_url, ConnectionCodes, ENV_PUBLIC_BASE_URL};
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::ContactErasure;
+use wappline::graph::{GraphClient, GraphConfig};
 use wappline::queue::platform;
 use wappline::queue::sqs::SqsQueue;
+use wappline::tenant::release::ChannelRelease;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -26,6 +28,9 @@ async fn main() -> Result<(), Error> {
     let mut api = AdminApi::new(platform.tenants.clone(), token)
         .with_api_keys(ApiKeys::new(platform.store.clone()))
         .with_audit(AuditLog::new(platform.store.clone()))
+        .with_channel_release(ChannelRelease::new(Some(GraphClient::new(
+            GraphConfig::from_lookup(|k| std::env::var(k).ok())?,
+        )?)))
         .with_erasure(Erasure {
             contacts: ContactErasure::new(platform.store.clone(), platform.envelope.clone(), queue),
             tenants: TenantErasure::new(

@@ -52,6 +52,7 @@ use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
 use wappline::retention::{Budget, RetentionRun};
 use wappline::send::{RetryPolicy as SendRetryPolicy, SendClients, SendConfig, SendWorker};
+use wappline::tenant::release::ChannelRelease;
 use wappline::tenant::Secret;
 
 use consumers::Consumer;
@@ -276,6 +277,7 @@ impl LocalServer {
                 )
                 .with_api_keys(ApiKeys::new(platform.store.clone()))
                 .with_audit(AuditLog::new(platform.store.clone()))
+                .with_channel_release(ChannelRelease::new(Some(graph.clone())))
                 .with_erasure(admin_api::Erasure {
                     contacts: ContactErasure::new(
                         platform.store.clone(),

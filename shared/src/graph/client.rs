@@ -282,6 +282,24 @@ impl GraphClient {
         Self::json_answer(answer)
     }
 
+    /// `DELETE /{version}/{path}` with the token as a Bearer header; the JSON answer (e.g.
+    /// `{"success": true}` for `/{waba-id}/subscribed_apps`).
+    pub async fn delete_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        access_token: &Secret,
+    ) -> Result<T, GraphError> {
+        check_path(path)?;
+        let mut request = http::Request::delete(self.config.url(path))
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| GraphError::Refused("not a valid request".into()))?;
+        request
+            .headers_mut()
+            .extend(Self::headers(Some(access_token), "application/json")?);
+        let answer = self.http.send(request).await.map_err(http_error)?;
+        Self::json_answer(answer)
+    }
+
     /// WhatsApp: the download URL and details of `media_id`. With `phone_number_id`, Meta
     /// refuses media that does not belong to that number.
     pub async fn media_info(

@@ -14,6 +14,7 @@
 //!   authorised, so a Meta data-deletion request for that user can be honoured
 
 pub mod channel;
+pub mod release;
 pub mod secret;
 
 use std::collections::BTreeMap;
