@@ -194,7 +194,7 @@ impl LocalServer {
                 (AdminToken::from_plaintext(&t), Some(path))
             }
         };
-        let platform = Platform::embedded(&config.data_dir)?;
+        let (platform, embedded_store) = Platform::embedded_with_store(&config.data_dir)?;
         let embedded_queue =
             EmbeddedQueue::open(&config.data_dir, platform::specs()).map_err(|e| e.to_string())?;
         let queue: Arc<dyn Queue> = Arc::new(embedded_queue.clone());
@@ -410,6 +410,23 @@ impl LocalServer {
                 })
             }),
         }];
+        let ttl = embedded_store.clone();
+        let schedules = schedules
+            .into_iter()
+            .chain(std::iter::once(schedules::Schedule {
+                name: "ttl-purge",
+                every,
+                run: Arc::new(move || {
+                    let ttl = ttl.clone();
+                    Box::pin(async move {
+                        ttl.purge_expired(10_000)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })
+                }),
+            }))
+            .collect::<Vec<_>>();
         let retention = RetentionRun::new(platform.store.clone(), platform.tenants.clone());
         let schedules = schedules
             .into_iter()

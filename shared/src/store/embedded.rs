@@ -137,6 +137,41 @@ impl EmbeddedStore {
         Ok(EmbeddedStore { db: Arc::new(db) })
     }
 
+    /// Deletes up to `budget` items whose TTL has passed, as DynamoDB's TTL process does in
+    /// AWS (reads already treat them as absent; this removes them from disk, so expired and
+    /// erased data does not linger in the local files). Returns how many were deleted; run it
+    /// again while it returns `budget`.
+    pub async fn purge_expired(&self, budget: usize) -> Result<usize, StoreError> {
+        self.write(move |txn, now| {
+            let mut deleted = 0;
+            for table in Table::ALL {
+                let mut expired: Vec<(String, String)> = Vec::new();
+                {
+                    let t = txn.open_table(definition(table)).map_err(db_err)?;
+                    for entry in t.iter().map_err(db_err)? {
+                        if deleted + expired.len() >= budget {
+                            break;
+                        }
+                        let (k, v) = entry.map_err(db_err)?;
+                        if decode(v.value())?.is_expired(now) {
+                            let (pk, sk) = k.value();
+                            expired.push((pk.to_owned(), sk.to_owned()));
+                        }
+                    }
+                }
+                for (pk, sk) in &expired {
+                    remove(txn, table, &Key::new(pk.as_str(), sk.as_str()))?;
+                }
+                deleted += expired.len();
+                if deleted >= budget {
+                    break;
+                }
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
     /// Runs `f` in one write transaction on a blocking thread; commits only if it returns Ok.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where

@@ -848,3 +848,36 @@ async fn embedded_store_survives_reopen() {
         Some("tn_a".into())
     );
 }
+
+/// The embedded store removes expired items from disk when asked, as DynamoDB's TTL does.
+#[tokio::test]
+async fn embedded_store_purges_expired_items() {
+    let (store, _dir) = embedded();
+    for n in 0..5 {
+        store
+            .put(Table::Data, expired(item("T#a", &format!("old{n}"))), None)
+            .await
+            .unwrap();
+    }
+    store
+        .put(Table::Data, expiring_later(item("T#a", "live")), None)
+        .await
+        .unwrap();
+    store
+        .put(Table::Dedupe, expired(item("T#a", "IN")), None)
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired(4).await.unwrap(), 4);
+    assert_eq!(store.purge_expired(100).await.unwrap(), 2);
+    assert_eq!(store.purge_expired(100).await.unwrap(), 0);
+    // The live item stays; an expired item written again counts as new.
+    assert!(store
+        .get(Table::Data, &key("T#a", "live"))
+        .await
+        .unwrap()
+        .is_some());
+    store
+        .put(Table::Data, item("T#a", "old0"), Some(Condition::NotExists))
+        .await
+        .unwrap();
+}
