@@ -18,6 +18,7 @@ pub mod crm_sync;
 pub mod crypto;
 pub mod edge;
 pub mod erasure;
+pub mod export;
 pub mod graph;
 pub mod http_client;
 pub mod idempotency;

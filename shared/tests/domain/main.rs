@@ -8,6 +8,7 @@ mod backends;
 mod conversations;
 mod envelope;
 mod erasure;
+mod export;
 mod meta_deletion;
 mod retention;
 mod tenants;
