@@ -588,6 +588,22 @@ impl Exports {
     }
 }
 
+impl Exports {
+    /// Deletes every export of a tenant, files and records; returns how many records. For
+    /// erasure: account erasure, and contact erasure too (a tenant export holds every
+    /// customer).
+    pub async fn delete_all(&self, tenant: &TenantId) -> Result<usize, ExportError> {
+        self.objects.delete_prefix(&tenant_prefix(tenant)).await?;
+        let records = self.list(tenant).await?;
+        for r in &records {
+            self.store
+                .delete(Table::Data, &Self::record_key(tenant, &r.id), None)
+                .await?;
+        }
+        Ok(records.len())
+    }
+}
+
 fn record_from_item(id: ExportId, item: &Item) -> ExportRecord {
     let files = ExportFile::ALL
         .into_iter()

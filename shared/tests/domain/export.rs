@@ -476,6 +476,18 @@ async fn tenant_export_round_trips(b: Backend) {
     assert!(actions.contains(&"export_requested"));
     assert_eq!(exports.list(&s.tenant).await.unwrap().len(), 1);
     assert!(exports.list(&s.other).await.unwrap().is_empty());
+
+    // Erasure's clean-up: every export of the tenant goes, another tenant's stay.
+    let theirs = exports
+        .request(&s.other, ExportScope::Tenant, "platform_admin")
+        .await
+        .unwrap();
+    exports.run(&s.other, &theirs).await.unwrap();
+    assert_eq!(exports.delete_all(&s.tenant).await.unwrap(), 1);
+    assert!(w.all_files(&s.tenant).await.is_empty());
+    assert!(exports.get(&s.tenant, &id).await.unwrap().is_none());
+    assert!(w.all_files(&s.other).await.contains("tenant-b-secret"));
+    assert_eq!(exports.list(&s.other).await.unwrap().len(), 1);
 }
 
 async fn contact_export_holds_only_that_customer(b: Backend) {
