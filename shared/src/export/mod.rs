@@ -47,6 +47,8 @@ pub const EXPORT_RETENTION_SECS: i64 = 7 * 86_400;
 pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(15 * 60);
 /// Longest lifetime a download link may be given.
 pub const MAX_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Lifetime of the presigned object-store URL a valid link redirects to.
+pub const REDIRECT_TTL: Duration = Duration::from_secs(60);
 /// Messages (and conversations) read per page.
 pub const DEFAULT_PAGE_SIZE: usize = 200;
 /// Bytes gathered before they are handed to the object writer.
@@ -574,6 +576,28 @@ impl Exports {
             file: claims.file,
             body,
         })
+    }
+
+    /// Checks a token as [`Exports::open`] does and, when the object store can hand out
+    /// direct links (S3), returns a presigned URL valid for [`REDIRECT_TTL`] to redirect the
+    /// client to: Lambda responses behind API Gateway are limited to a few MB, so in AWS the
+    /// bytes go from S3 directly. `None` means stream through [`Exports::open`] instead.
+    pub async fn redirect(&self, token: &str) -> Result<Option<String>, ExportError> {
+        let keys: Vec<&ExportLinkKey> = self.keys.iter().collect();
+        let claims = link::verify(&keys, token, now_secs())?;
+        let record = self
+            .get(&claims.tenant, &claims.export)
+            .await?
+            .ok_or(ExportError::NotFound)?;
+        if record.state != ExportState::Completed {
+            return Err(ExportError::NotReady);
+        }
+        let key = object_key(&claims.tenant, &claims.export, claims.file);
+        let filename = format!("wappline-{}-{}", claims.export, claims.file.name());
+        Ok(self
+            .objects
+            .presigned_get(&key, REDIRECT_TTL, claims.file.content_type(), &filename)
+            .await?)
     }
 
     /// Deletes an export's files and record (erasure, or an owner's request).

@@ -204,6 +204,19 @@ pub trait ObjectStore: Send + Sync {
         limit: usize,
     ) -> Result<ObjectPage, ObjectError>;
 
+    /// A URL that lets whoever holds it GET the object directly from the backend for `ttl`,
+    /// served as `content_type` and as an attachment named `filename`; `None` when the backend
+    /// has no such thing (the embedded store: stream it through [`ObjectStore::get`]).
+    async fn presigned_get(
+        &self,
+        _key: &ObjectKey,
+        _ttl: std::time::Duration,
+        _content_type: &str,
+        _filename: &str,
+    ) -> Result<Option<String>, ObjectError> {
+        Ok(None)
+    }
+
     /// Deletes every object under `prefix`, page by page; returns how many.
     async fn delete_prefix(&self, prefix: &str) -> Result<usize, ObjectError> {
         let mut n = 0;

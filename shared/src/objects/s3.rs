@@ -342,6 +342,30 @@ impl ObjectStore for S3Objects {
         }
     }
 
+    async fn presigned_get(
+        &self,
+        key: &ObjectKey,
+        ttl: std::time::Duration,
+        content_type: &str,
+        filename: &str,
+    ) -> Result<Option<String>, ObjectError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
+            .map_err(|e| ObjectError::Backend(e.to_string()))?;
+        // The file name is ours (key-safe characters), so it needs no escaping here.
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .response_content_type(content_type)
+            .response_content_disposition(format!("attachment; filename=\"{filename}\""))
+            .response_cache_control("no-store")
+            .presigned(config)
+            .await
+            .map_err(backend)?;
+        Ok(Some(request.uri().to_owned()))
+    }
+
     async fn delete(&self, key: &ObjectKey) -> Result<(), ObjectError> {
         self.client
             .delete_object()

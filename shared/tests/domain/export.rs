@@ -565,6 +565,20 @@ async fn links_expire_and_cannot_be_forged(b: Backend) {
         String::from_utf8(bytes).unwrap(),
         w.read(&s.tenant, &id, ExportFile::MessagesCsv).await
     );
+    // In AWS the download redirects to a short presigned S3 URL; locally it streams.
+    let redirect = exports.redirect(token).await.unwrap();
+    match &w._backend._dir {
+        Some(_) => assert_eq!(redirect, None),
+        None => {
+            let url = redirect.expect("S3 presigns");
+            assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=60"));
+            assert!(url.contains(&format!("{}/messages.csv", id)));
+        }
+    }
+    assert!(matches!(
+        exports.redirect("forged.token").await,
+        Err(ExportError::Link(_))
+    ));
     // Expired.
     assert!(matches!(
         exports.open_at(token, link.expires_at).await,
