@@ -1094,3 +1094,40 @@ mod erased {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_files_jobs_and_keys() {
+        let id = ExportId::generate().unwrap();
+        assert_eq!(ExportId::parse(id.as_str()).unwrap(), id);
+        for bad in [
+            "",
+            "ex_",
+            "ex_0123456789ABCDEF01234567",
+            "xx_0123456789abcdef01234567",
+        ] {
+            assert!(ExportId::parse(bad).is_err(), "{bad:?}");
+        }
+        for f in ExportFile::ALL {
+            assert_eq!(ExportFile::from_name(f.name()), Some(f));
+        }
+        assert_eq!(ExportFile::from_name("../etc/passwd"), None);
+        let tenant = TenantId::generate();
+        let job = ExportJob {
+            tenant: tenant.clone(),
+            export_id: id.clone(),
+        };
+        assert_eq!(ExportJob::parse(&job.to_body()).unwrap(), job);
+        assert!(ExportJob::parse("{\"tenant\":\"x\"}").is_err());
+        assert_eq!(
+            object_key(&tenant, &id, ExportFile::MessagesCsv).as_str(),
+            format!("exports/{tenant}/{id}/messages.csv")
+        );
+        assert!(object_key(&tenant, &id, ExportFile::ExportJson)
+            .as_str()
+            .starts_with(&tenant_prefix(&tenant)));
+    }
+}
