@@ -59,3 +59,30 @@ impl Platform {
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
+
+/// The export service from the Lambda environment: `EXPORT_BUCKET` (S3), `EXPORT_LINK_KEY`
+/// (hex, at least 32 bytes) and `PUBLIC_BASE_URL` (downloads at
+/// `<PUBLIC_BASE_URL>/exports/download/<token>`).
+pub fn exports_from_env(
+    sdk: &aws_config::SdkConfig,
+    platform: &Platform,
+) -> Result<crate::export::Exports, String> {
+    let bucket = crate::objects::s3::bucket_from_env()
+        .ok_or_else(|| "EXPORT_BUCKET is not set".to_owned())?;
+    let key = std::env::var("EXPORT_LINK_KEY")
+        .map_err(|_| "EXPORT_LINK_KEY is not set".to_owned())
+        .and_then(|k| {
+            crate::export::ExportLinkKey::from_hex(k.trim())
+                .map_err(|e| format!("EXPORT_LINK_KEY: {e}"))
+        })?;
+    let base =
+        std::env::var("PUBLIC_BASE_URL").map_err(|_| "PUBLIC_BASE_URL is not set".to_owned())?;
+    let objects = crate::objects::s3::S3Objects::new(aws_sdk_s3::Client::new(sdk), bucket);
+    Ok(crate::export::Exports::new(
+        platform.store.clone(),
+        platform.envelope.clone(),
+        Arc::new(objects),
+        key,
+        format!("{}/exports/download", base.trim_end_matches('/')),
+    ))
+}

@@ -14,9 +14,11 @@
 //! - `GET    /admin/tenants/{tenant_id}/audit`               the tenant's audit log, newest first
 
 mod erasure;
+mod exports;
 mod requests;
 
 pub use erasure::Erasure;
+pub use exports::{ExportsApi, DOWNLOAD_PREFIX};
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -78,6 +80,7 @@ pub struct AdminApi {
     audit: Option<AuditLog>,
     erasure: Option<erasure::Erasure>,
     release: ChannelRelease,
+    exports: Option<exports::ExportsApi>,
 }
 
 impl AdminApi {
@@ -90,6 +93,7 @@ impl AdminApi {
             audit: None,
             erasure: None,
             release: ChannelRelease::new(None),
+            exports: None,
         }
     }
 
@@ -104,6 +108,37 @@ impl AdminApi {
     pub fn with_channel_release(mut self, release: ChannelRelease) -> Self {
         self.release = release;
         self
+    }
+
+    /// Enables the export endpoints and downloads.
+    pub fn with_exports(mut self, exports: exports::ExportsApi) -> Self {
+        self.exports = Some(exports);
+        self
+    }
+
+    fn exports_of(&self) -> Result<&exports::ExportsApi, ApiError> {
+        self.exports.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "exports are not configured",
+            )
+        })
+    }
+
+    /// Serves `GET /exports/download/{token}` (public: the signed link is the credential).
+    pub async fn download(&self, req: Request) -> Response<Body> {
+        if req.method() != Method::GET {
+            return ApiError::method_not_allowed()
+                .into_response()
+                .map(Body::from);
+        }
+        match &self.exports {
+            Some(e) => e.download(req.uri().path()).await,
+            None => ApiError::not_found("no such route")
+                .into_response()
+                .map(Body::from),
+        }
     }
 
     /// Enables the erasure endpoints (`/admin/tenants/{id}/erasure...`).
@@ -181,6 +216,34 @@ impl AdminApi {
             },
             ["admin", "tenants", tenant, "settings"] => match *method {
                 Method::PATCH => self.update_settings(tenant, body).await,
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "exports"] => {
+                let scope = self.scope(tenant).await?;
+                match *method {
+                    Method::POST => {
+                        self.exports_of()?
+                            .request(scope.tenant(), body, ACTOR)
+                            .await
+                    }
+                    Method::GET => self.exports_of()?.list(scope.tenant()).await,
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            }
+            ["admin", "tenants", tenant, "exports", export_id] => match *method {
+                Method::GET => {
+                    let scope = self.scope(tenant).await?;
+                    self.exports_of()?.get(scope.tenant(), export_id).await
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "exports", export_id, "links"] => match *method {
+                Method::POST => {
+                    let scope = self.scope(tenant).await?;
+                    self.exports_of()?
+                        .link(scope.tenant(), export_id, body)
+                        .await
+                }
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "erasure", "contacts"] => match *method {

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use admin_api::{AdminApi, AdminToken, Erasure};
+use admin_api::{AdminApi, AdminToken, Erasure, ExportsApi, DOWNLOAD_PREFIX};
 use lambda_http::{run, service_fn, Error, Request};
 use wappline::api_keys::ApiKeys;
-use wappline::app::{aws_sdk_config, Platform};
+use wappline::app::{aws_sdk_config, exports_from_env, Platform};
 use wappline::audit::AuditLog;
 use wappline::bitrix::install::{public_base_url, ConnectionCodes, ENV_PUBLIC_BASE_URL};
 use wappline::erasure::tenant::TenantErasure;
@@ -23,21 +23,32 @@ async fn main() -> Result<(), Error> {
     let platform = Platform::from_aws_env(&sdk).await?;
     let queue = Arc::new(SqsQueue::from_env(
         aws_sdk_sqs::Client::new(&sdk),
-        &[platform::name(platform::ERASURE)],
+        &[
+            platform::name(platform::ERASURE),
+            platform::name(platform::EXPORTS),
+        ],
     )?);
+    let exports = exports_from_env(&sdk, &platform)?;
     let mut api = AdminApi::new(platform.tenants.clone(), token)
         .with_api_keys(ApiKeys::new(platform.store.clone()))
         .with_audit(AuditLog::new(platform.store.clone()))
         .with_channel_release(ChannelRelease::new(Some(GraphClient::new(
             GraphConfig::from_lookup(|k| std::env::var(k).ok())?,
         )?)))
+        .with_exports(ExportsApi {
+            exports: exports.clone(),
+            queue: queue.clone(),
+            queue_name: platform::name(platform::EXPORTS),
+        })
         .with_erasure(Erasure {
-            contacts: ContactErasure::new(platform.store.clone(), platform.envelope.clone(), queue),
+            contacts: ContactErasure::new(platform.store.clone(), platform.envelope.clone(), queue)
+                .with_exports(exports.clone()),
             tenants: TenantErasure::new(
                 platform.store.clone(),
                 platform.envelope.clone(),
                 platform.tenants.clone(),
-            ),
+            )
+            .with_exports(exports),
         });
     // Bitrix24 connection codes need the public address of /bitrix/install.
     if let Some(base) = std::env::var(ENV_PUBLIC_BASE_URL)
@@ -52,7 +63,13 @@ async fn main() -> Result<(), Error> {
     let api = Arc::new(api);
     run(service_fn(move |req: Request| {
         let api = api.clone();
-        async move { Ok::<_, Error>(api.handle(req).await) }
+        async move {
+            // The public download route of export links is served here too.
+            if req.uri().path().starts_with(DOWNLOAD_PREFIX) {
+                return Ok::<_, Error>(api.download(req).await);
+            }
+            Ok::<_, Error>(api.handle(req).await)
+        }
     }))
     .await
 }

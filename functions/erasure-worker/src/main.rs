@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use wappline::app::{aws_sdk_config, Platform};
+use wappline::app::{aws_sdk_config, exports_from_env, Platform};
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::{ContactErasure, ErasureWorker};
 use wappline::meta_deletion::MetaUserErasure;
@@ -27,22 +27,29 @@ async fn main() -> Result<(), Error> {
         aws_sdk_sqs::Client::new(&sdk),
         std::slice::from_ref(&erasure),
     )?);
+    let exports = exports_from_env(&sdk, &platform)?;
     let worker = Arc::new(
-        ErasureWorker::new(ContactErasure::new(
-            platform.store.clone(),
-            platform.envelope.clone(),
-            queue.clone(),
-        ))
+        ErasureWorker::new(
+            ContactErasure::new(
+                platform.store.clone(),
+                platform.envelope.clone(),
+                queue.clone(),
+            )
+            .with_exports(exports.clone()),
+        )
         .with_meta_users(Arc::new(MetaUserErasure::new(
             platform.store.clone(),
             platform.tenants.clone(),
         ))),
     );
-    let tenants = Arc::new(TenantErasure::new(
-        platform.store.clone(),
-        platform.envelope.clone(),
-        platform.tenants.clone(),
-    ));
+    let tenants = Arc::new(
+        TenantErasure::new(
+            platform.store.clone(),
+            platform.envelope.clone(),
+            platform.tenants.clone(),
+        )
+        .with_exports(exports),
+    );
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let (worker, queue, erasure, tenants) = (
             worker.clone(),

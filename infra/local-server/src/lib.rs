@@ -41,12 +41,15 @@ use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::{CrmSync, RetryPolicy};
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::{ContactErasure, ErasureWorker};
+use wappline::export::{ExportLinkKey, ExportWorker, Exports};
 use wappline::graph::{GraphClient, GraphConfig, HostPolicy};
 use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
 use wappline::media::{MediaLinkKey, MediaLinks, MediaProxy};
 use wappline::meta::AppSecret;
 use wappline::meta_deletion::{MetaDeletion, MetaUserErasure};
+use wappline::objects::embedded::EmbeddedObjects;
+use wappline::objects::ObjectStore;
 use wappline::outbound::OutboundIntake;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
@@ -231,6 +234,15 @@ impl LocalServer {
         let links = MediaLinks::new(load_or_create_media_key(&config.data_dir)?, &public_base)
             .map_err(|e| e.to_string())?
             .with_hosts(HostPolicy::meta().with_loopback(loopback_graph));
+        let objects: Arc<dyn ObjectStore> =
+            Arc::new(EmbeddedObjects::open(&config.data_dir).map_err(|e| e.to_string())?);
+        let exports = Exports::new(
+            platform.store.clone(),
+            platform.envelope.clone(),
+            objects,
+            load_or_create_export_key(&config.data_dir)?,
+            format!("{public_base}/exports/download"),
+        );
         let bitrix = bitrix_client(&config)?;
         let public_endpoint = bitrix_public_base(&public_base).map_err(|e| e.to_string())?;
         let outbound_intake = OutboundIntake::new(
@@ -278,17 +290,24 @@ impl LocalServer {
                 .with_api_keys(ApiKeys::new(platform.store.clone()))
                 .with_audit(AuditLog::new(platform.store.clone()))
                 .with_channel_release(ChannelRelease::new(Some(graph.clone())))
+                .with_exports(admin_api::ExportsApi {
+                    exports: exports.clone(),
+                    queue: queue.clone(),
+                    queue_name: platform::name(platform::EXPORTS),
+                })
                 .with_erasure(admin_api::Erasure {
                     contacts: ContactErasure::new(
                         platform.store.clone(),
                         platform.envelope.clone(),
                         queue.clone(),
-                    ),
+                    )
+                    .with_exports(exports.clone()),
                     tenants: TenantErasure::new(
                         platform.store.clone(),
                         platform.envelope.clone(),
                         platform.tenants.clone(),
-                    ),
+                    )
+                    .with_exports(exports.clone()),
                 }),
             bitrix: bitrix_webhook,
             meta,
@@ -348,14 +367,22 @@ impl LocalServer {
                 handler: Arc::new(send_worker),
             },
             Consumer {
+                queue: platform::name(platform::EXPORTS),
+                visibility: platform::VISIBILITY,
+                handler: Arc::new(ExportWorker::new(exports.clone())),
+            },
+            Consumer {
                 queue: platform::name(platform::ERASURE),
                 visibility: platform::VISIBILITY,
                 handler: Arc::new(
-                    ErasureWorker::new(ContactErasure::new(
-                        platform.store.clone(),
-                        platform.envelope.clone(),
-                        queue.clone(),
-                    ))
+                    ErasureWorker::new(
+                        ContactErasure::new(
+                            platform.store.clone(),
+                            platform.envelope.clone(),
+                            queue.clone(),
+                        )
+                        .with_exports(exports.clone()),
+                    )
                     .with_meta_users(Arc::new(MetaUserErasure::new(
                         platform.store.clone(),
                         platform.tenants.clone(),
@@ -390,11 +417,14 @@ impl LocalServer {
         for consumer in consumers {
             workers.spawn(consumers::run(queue.clone(), consumer, rx.clone()));
         }
-        let tenant_erasure = Arc::new(TenantErasure::new(
-            platform.store.clone(),
-            platform.envelope.clone(),
-            platform.tenants.clone(),
-        ));
+        let tenant_erasure = Arc::new(
+            TenantErasure::new(
+                platform.store.clone(),
+                platform.envelope.clone(),
+                platform.tenants.clone(),
+            )
+            .with_exports(exports.clone()),
+        );
         let every = std::time::Duration::from_secs(config.schedule_secs.max(1));
         let schedules = vec![schedules::Schedule {
             name: "tenant-erasure",
@@ -588,6 +618,8 @@ async fn dispatch(
         functions.public.handle(req).await
     } else if path.starts_with(media_proxy::PATH_PREFIX) {
         functions.media.handle(req).await
+    } else if path.starts_with(admin_api::DOWNLOAD_PREFIX) {
+        functions.admin.download(req).await
     } else if path == meta_webhook::PATH {
         match &functions.meta {
             Some(meta) => meta.handle(req).await,
@@ -639,6 +671,18 @@ fn bitrix_client(config: &LocalConfig) -> Result<Option<BitrixClient>, String> {
     BitrixClient::new(bitrix)
         .map(Some)
         .map_err(|e| e.to_string())
+}
+
+/// The key that signs export download links, kept in the data dir (mode 0600).
+fn load_or_create_export_key(dir: &Path) -> Result<ExportLinkKey, String> {
+    let path = dir.join("export-link.key");
+    if let Ok(hex_key) = std::fs::read_to_string(&path) {
+        return ExportLinkKey::from_hex(hex_key.trim()).map_err(|e| e.to_string());
+    }
+    let key = ExportLinkKey::generate().map_err(|e| e.to_string())?;
+    write_private(&path, &key.to_hex())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(key)
 }
 
 /// The key that signs media links, kept in the data dir (mode 0600) so links survive a

@@ -91,6 +91,7 @@ struct Subject {
 /// Contact erasure: requests and the work.
 #[derive(Clone)]
 pub struct ContactErasure {
+    exports: Option<crate::export::Exports>,
     store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
     queue: Arc<dyn Queue>,
@@ -105,12 +106,20 @@ fn request_key(tenant: &TenantId, request_id: &str) -> Key {
 impl ContactErasure {
     pub fn new(store: Arc<dyn TableStore>, envelope: Arc<Envelope>, queue: Arc<dyn Queue>) -> Self {
         ContactErasure {
+            exports: None,
             audit: AuditLog::new(store.clone()),
             store,
             envelope,
             queue,
             erasure: platform::name(platform::ERASURE),
         }
+    }
+
+    /// Exports of the tenant are withdrawn when one of its customers is erased (a tenant
+    /// export holds every customer).
+    pub fn with_exports(mut self, exports: crate::export::Exports) -> Self {
+        self.exports = Some(exports);
+        self
     }
 
     /// Records the request and queues the work; returns the request id.
@@ -214,6 +223,12 @@ impl ContactErasure {
         for id in &targets {
             self.erase_conversation(&conversations, tenant, &subject.account, id)
                 .await?;
+        }
+        if let Some(exports) = &self.exports {
+            exports
+                .delete_all(tenant)
+                .await
+                .map_err(|e| ErasureError::Corrupt(format!("withdrawing exports: {e}")))?;
         }
         self.store
             .update(

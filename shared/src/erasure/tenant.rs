@@ -60,6 +60,7 @@ pub struct SweepReport {
 
 #[derive(Clone)]
 pub struct TenantErasure {
+    exports: Option<crate::export::Exports>,
     store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
     tenants: TenantDirectory,
@@ -72,10 +73,17 @@ impl TenantErasure {
         tenants: TenantDirectory,
     ) -> Self {
         TenantErasure {
+            exports: None,
             store,
             envelope,
             tenants,
         }
+    }
+
+    /// The tenant's exports (objects and records) are deleted with it.
+    pub fn with_exports(mut self, exports: crate::export::Exports) -> Self {
+        self.exports = Some(exports);
+        self
     }
 
     /// Schedules the erasure of `tenant` after `grace`. Asking again while one is pending
@@ -248,6 +256,14 @@ impl TenantErasure {
                     }
                 }
             }
+        }
+
+        // Its export files in the object store.
+        if let Some(exports) = &self.exports {
+            exports
+                .delete_all(tenant)
+                .await
+                .map_err(|e| ErasureError::Corrupt(format!("deleting exports: {e}")))?;
         }
 
         // 2. Every item of the tenant, table by table, resuming where the last run stopped.

@@ -219,6 +219,8 @@ pub mod platform {
     pub const OUTBOUND: &str = "outbound.fifo";
     /// Erasure jobs → erasure-worker.
     pub const ERASURE: &str = "erasure";
+    /// Export jobs → export-worker.
+    pub const EXPORTS: &str = "exports";
 
     /// Receives before a message is dead-lettered (template.yaml: maxReceiveCount).
     pub const MAX_RECEIVES: u32 = 5;
@@ -231,7 +233,7 @@ pub mod platform {
 
     /// Every platform queue's spec.
     pub fn specs() -> Vec<QueueSpec> {
-        [INBOUND, SYNC, OUTBOUND, ERASURE]
+        [INBOUND, SYNC, OUTBOUND, ERASURE, EXPORTS]
             .into_iter()
             .map(|n| QueueSpec::new(name(n), MAX_RECEIVES, VISIBILITY))
             .collect()

@@ -1,0 +1,246 @@
+//! Export endpoints of the admin API (right of access and portability), and the public
+//! download of an export file through its signed, short-lived link.
+//!
+//! - `POST /admin/tenants/{id}/exports`  `{"scope": "tenant"}` or `{"scope": "contact",
+//!   "channel", "account_id", "customer"}` → 202, the export is queued
+//! - `GET  /admin/tenants/{id}/exports`, `GET /admin/tenants/{id}/exports/{export_id}`
+//! - `POST /admin/tenants/{id}/exports/{export_id}/links`  `{"file": "messages.csv",
+//!   "ttl_seconds": 900}` → 201 `{url, expires_at}`
+//! - `GET  /exports/download/{token}` (no admin token: the link is the credential)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::http::{header, Response, StatusCode};
+use lambda_http::Body;
+use serde::Deserialize;
+use wappline::edge::{self, ApiError};
+use wappline::export::{ExportError, ExportFile, ExportId, ExportJob, ExportScope, Exports};
+use wappline::ids::{InstagramAccountId, PhoneNumberId, TenantId};
+use wappline::meta::{AccountRef, CustomerId, InstagramUserId, WhatsAppPhone, WhatsAppUserId};
+use wappline::queue::{OutgoingMessage, Queue, QueueName};
+
+/// The path prefix of download links.
+pub const DOWNLOAD_PREFIX: &str = "/exports/download/";
+
+/// The export services the admin API uses.
+#[derive(Clone)]
+pub struct ExportsApi {
+    pub exports: Exports,
+    pub queue: Arc<dyn Queue>,
+    pub queue_name: QueueName,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportRequest {
+    scope: String,
+    channel: Option<String>,
+    account_id: Option<String>,
+    customer: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    file: String,
+    ttl_seconds: Option<u64>,
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError::bad_request(m)
+}
+
+pub(crate) fn map(e: ExportError) -> ApiError {
+    match e {
+        ExportError::NotFound => ApiError::not_found("no such export"),
+        ExportError::NotReady => ApiError::conflict("the export is not completed yet"),
+        ExportError::Link(_) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the link is invalid or has expired",
+        ),
+        ExportError::Invalid(m) => bad(m),
+        other => {
+            tracing::error!(error = %other, "export request failed");
+            ApiError::unavailable()
+        }
+    }
+}
+
+fn scope_of(r: &ExportRequest) -> Result<ExportScope, ApiError> {
+    match r.scope.as_str() {
+        "tenant" => {
+            if r.channel.is_some() || r.account_id.is_some() || r.customer.is_some() {
+                return Err(bad(
+                    "a tenant export takes no channel, account_id or customer",
+                ));
+            }
+            Ok(ExportScope::Tenant)
+        }
+        "contact" => {
+            let (Some(channel), Some(account), Some(customer)) =
+                (&r.channel, &r.account_id, &r.customer)
+            else {
+                return Err(bad(
+                    "a contact export needs channel, account_id and customer",
+                ));
+            };
+            let (account, customer) = match channel.as_str() {
+                "whatsapp" => (
+                    AccountRef::WhatsApp(
+                        PhoneNumberId::parse(account)
+                            .map_err(|e| bad(format!("account_id: {e}")))?,
+                    ),
+                    if customer.contains('.') {
+                        CustomerId::WhatsAppUser(
+                            WhatsAppUserId::parse(customer)
+                                .map_err(|e| bad(format!("customer: {e}")))?,
+                        )
+                    } else {
+                        CustomerId::WhatsAppPhone(
+                            WhatsAppPhone::parse(customer)
+                                .map_err(|e| bad(format!("customer: {e}")))?,
+                        )
+                    },
+                ),
+                "instagram" => (
+                    AccountRef::Instagram(
+                        InstagramAccountId::parse(account)
+                            .map_err(|e| bad(format!("account_id: {e}")))?,
+                    ),
+                    CustomerId::Instagram(
+                        InstagramUserId::parse(customer)
+                            .map_err(|e| bad(format!("customer: {e}")))?,
+                    ),
+                ),
+                _ => return Err(bad("channel: must be whatsapp or instagram")),
+            };
+            Ok(ExportScope::Contact { account, customer })
+        }
+        _ => Err(bad("scope: must be tenant or contact")),
+    }
+}
+
+fn export_id(id: &str) -> Result<ExportId, ApiError> {
+    ExportId::parse(id).map_err(|_| ApiError::not_found("no such export"))
+}
+
+impl ExportsApi {
+    pub(crate) async fn request(
+        &self,
+        tenant: &TenantId,
+        body: &[u8],
+        actor: &str,
+    ) -> Result<Response<String>, ApiError> {
+        let r: ExportRequest = edge::parse_json(body)?;
+        let scope = scope_of(&r)?;
+        let id = self
+            .exports
+            .request(tenant, scope, actor)
+            .await
+            .map_err(map)?;
+        let job = ExportJob {
+            tenant: tenant.clone(),
+            export_id: id.clone(),
+        };
+        self.queue
+            .send_batch(&self.queue_name, vec![OutgoingMessage::new(job.to_body())])
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "export job not queued");
+                ApiError::unavailable()
+            })?;
+        let record = self.exports.get(tenant, &id).await.map_err(map)?;
+        Ok(edge::json(StatusCode::ACCEPTED, &record))
+    }
+
+    pub(crate) async fn list(&self, tenant: &TenantId) -> Result<Response<String>, ApiError> {
+        let records = self.exports.list(tenant).await.map_err(map)?;
+        Ok(edge::json(
+            StatusCode::OK,
+            &serde_json::json!({ "exports": records }),
+        ))
+    }
+
+    pub(crate) async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Response<String>, ApiError> {
+        let record = self
+            .exports
+            .get(tenant, &export_id(id)?)
+            .await
+            .map_err(map)?
+            .ok_or_else(|| ApiError::not_found("no such export"))?;
+        Ok(edge::json(StatusCode::OK, &record))
+    }
+
+    pub(crate) async fn link(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Response<String>, ApiError> {
+        let r: LinkRequest = edge::parse_json(body)?;
+        let file = ExportFile::from_name(&r.file).ok_or_else(|| {
+            bad("file: one of export.json, contacts.csv, conversations.csv, messages.csv, settings.json")
+        })?;
+        if r.ttl_seconds.is_some_and(|t| t == 0 || t > 86_400) {
+            return Err(bad("ttl_seconds: 1 to 86400"));
+        }
+        let link = self
+            .exports
+            .link(
+                tenant,
+                &export_id(id)?,
+                file,
+                r.ttl_seconds.map(Duration::from_secs),
+            )
+            .await
+            .map_err(map)?;
+        Ok(edge::json(StatusCode::CREATED, &link))
+    }
+
+    /// `GET /exports/download/{token}`: a redirect to the object store's own short-lived
+    /// link where it has one (S3: Lambda responses are too small for exports), else the file.
+    pub async fn download(&self, path: &str) -> Response<Body> {
+        let token = path.rsplit('/').next().unwrap_or_default();
+        let result = async {
+            if let Some(url) = self.exports.redirect(token).await.map_err(map)? {
+                return Ok(Response::builder()
+                    .status(StatusCode::FOUND)
+                    .header(header::LOCATION, url)
+                    .header(header::CACHE_CONTROL, "no-store")
+                    .header("Referrer-Policy", "no-referrer")
+                    .body(Body::Empty)
+                    .expect("static response parts"));
+            }
+            let download = self.exports.open(token).await.map_err(map)?;
+            let bytes = download.body.read_all().await.map_err(|e| {
+                tracing::error!(error = %e, "export file unreadable");
+                ApiError::unavailable()
+            })?;
+            Ok::<_, ApiError>(
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, download.content_type)
+                    .header(
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}\"", download.filename),
+                    )
+                    .header(header::CACHE_CONTROL, "no-store")
+                    .header("Referrer-Policy", "no-referrer")
+                    .header("X-Content-Type-Options", "nosniff")
+                    .body(Body::from(bytes))
+                    .expect("static response parts"),
+            )
+        }
+        .await;
+        match result {
+            Ok(r) => r,
+            Err(e) => e.into_response().map(Body::from),
+        }
+    }
+}
