@@ -123,6 +123,37 @@ async fn a_tenant_account_is_erased_after_its_grace_period() {
     assert_eq!(call(&h, "GET", &path, None).await.1["state"], "cancelled");
     let (s, _) = call(&h, "POST", &path, Some(json!({"grace_days": 31}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    // An export made before the erasure goes with the tenant.
+    let (s, v) = call(
+        &h,
+        "POST",
+        &format!("/admin/tenants/{tenant}/exports"),
+        Some(json!({"scope": "tenant"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    h.drain(platform::EXPORTS, Duration::from_secs(20)).await;
+    let objects = h.server.data_dir().join("objects");
+    let files_of_tenant = || {
+        fn walk(dir: &std::path::Path, needle: &str, found: &mut usize) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.to_string_lossy().contains(needle) && path.is_file() {
+                    *found += 1;
+                }
+                if path.is_dir() {
+                    walk(&path, needle, found);
+                }
+            }
+        }
+        let mut found = 0;
+        walk(&objects, &tenant, &mut found);
+        found
+    };
+    assert!(
+        files_of_tenant() >= 4,
+        "the export's files are in the object store"
+    );
     // Without one: the schedule erases it.
     let (s, _) = call(&h, "POST", &path, Some(json!({"grace_days": 0}))).await;
     assert_eq!(s, StatusCode::ACCEPTED);
@@ -130,6 +161,18 @@ async fn a_tenant_account_is_erased_after_its_grace_period() {
     assert!(done["completed_at"].is_i64());
     let (s, _) = call(&h, "GET", &format!("/admin/tenants/{tenant}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(
+        files_of_tenant(),
+        0,
+        "nothing of the tenant is left in the object store"
+    );
+    // Nothing of the tenant in any table but the platform's record of its erasure.
+    for table in Table::ALL {
+        for item in h.all_items(table).await {
+            let pk = item.get_s("pk").unwrap_or_default().to_owned();
+            assert!(!pk.starts_with(&format!("T#{tenant}")), "{table}: {pk}");
+        }
+    }
     // Its number can be connected again, by another tenant.
     let other = h
         .admin("POST", "/admin/tenants", json!({"name": "Next owner"}))
