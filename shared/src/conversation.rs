@@ -216,6 +216,29 @@ pub struct NewMessage {
     pub template: Option<TemplateMessage>,
 }
 
+impl NewMessage {
+    /// A message as a provider delivered it (`at`: Unix seconds), with no CRM ids or template.
+    pub fn from_provider(
+        provider_message_id: &str,
+        direction: Direction,
+        origin: Origin,
+        content: Content,
+        at: i64,
+        reply_to: Option<String>,
+    ) -> Self {
+        NewMessage {
+            provider_message_id: provider_message_id.to_owned(),
+            direction,
+            origin,
+            content,
+            at_ms: at.saturating_mul(1000),
+            reply_to,
+            crm_im: None,
+            template: None,
+        }
+    }
+}
+
 /// Where a stored message is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRef {
@@ -261,6 +284,22 @@ pub struct StoredMessage {
     pub template: Option<TemplateMessage>,
 }
 
+/// The key of a message's provider-id index item (`T#<t>#MID#<hash>` / `MID`): SHA-256 over
+/// channel, account and provider message id, length-prefixed. Conversations write it;
+/// retention and erasure find it again from a stored message.
+pub fn message_index_key(tenant: &TenantId, account: &AccountRef, provider_id: &str) -> Key {
+    let mut h = Sha256::new();
+    for part in [account.channel().code(), account.id(), provider_id] {
+        h.update((part.len() as u32).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = hex::encode(h.finalize());
+    Key::new(
+        tenant.sub_partition(&format!("MID#{}", &digest[..32])),
+        MID_SK,
+    )
+}
+
 /// The tenant-scoped conversation repository.
 #[derive(Clone)]
 pub struct Conversations {
@@ -304,16 +343,7 @@ impl Conversations {
     }
 
     fn index_key(&self, account: &AccountRef, provider_message_id: &str) -> Key {
-        let mut h = Sha256::new();
-        for part in [account.channel().code(), account.id(), provider_message_id] {
-            h.update((part.len() as u32).to_be_bytes());
-            h.update(part.as_bytes());
-        }
-        let digest = hex::encode(h.finalize());
-        Key::new(
-            self.tenant.sub_partition(&format!("MID#{}", &digest[..32])),
-            MID_SK,
-        )
+        message_index_key(&self.tenant, account, provider_message_id)
     }
 
     /// The key of the provider-id index item of a message (for erasure and retention).

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use wappline::edge::{self, ApiError};
 use wappline::erasure::tenant::{TenantErasure, DEFAULT_GRACE};
 use wappline::erasure::{ContactErasure, ErasureError};
-use wappline::ids::{InstagramAccountId, PhoneNumberId, TenantId};
-use wappline::meta::{AccountRef, CustomerId, InstagramUserId, WhatsAppPhone, WhatsAppUserId};
+use wappline::ids::TenantId;
+use wappline::meta::{AccountRef, CustomerId};
 
 /// The erasure services the admin API uses.
 #[derive(Clone)]
@@ -54,33 +54,10 @@ fn map(e: ErasureError) -> ApiError {
 
 /// The subject of a contact erasure, validated.
 fn subject(r: &ContactRequest) -> Result<(AccountRef, CustomerId), ApiError> {
-    match r.channel.as_str() {
-        "whatsapp" => {
-            let account =
-                PhoneNumberId::parse(&r.account_id).map_err(|e| bad(format!("account_id: {e}")))?;
-            let customer = if r.customer.contains('.') {
-                CustomerId::WhatsAppUser(
-                    WhatsAppUserId::parse(&r.customer)
-                        .map_err(|e| bad(format!("customer: {e}")))?,
-                )
-            } else {
-                CustomerId::WhatsAppPhone(
-                    WhatsAppPhone::parse(&r.customer).map_err(|e| bad(format!("customer: {e}")))?,
-                )
-            };
-            Ok((AccountRef::WhatsApp(account), customer))
-        }
-        "instagram" => Ok((
-            AccountRef::Instagram(
-                InstagramAccountId::parse(&r.account_id)
-                    .map_err(|e| bad(format!("account_id: {e}")))?,
-            ),
-            CustomerId::Instagram(
-                InstagramUserId::parse(&r.customer).map_err(|e| bad(format!("customer: {e}")))?,
-            ),
-        )),
-        _ => Err(bad("channel: must be whatsapp or instagram")),
-    }
+    let account = AccountRef::parse(&r.channel, &r.account_id).map_err(|e| bad(e.to_string()))?;
+    let customer =
+        CustomerId::parse_for(&account, &r.customer).map_err(|e| bad(format!("customer: {e}")))?;
+    Ok((account, customer))
 }
 
 impl Erasure {

@@ -16,8 +16,8 @@ use lambda_http::Body;
 use serde::Deserialize;
 use wappline::edge::{self, ApiError};
 use wappline::export::{ExportError, ExportFile, ExportId, ExportJob, ExportScope, Exports};
-use wappline::ids::{InstagramAccountId, PhoneNumberId, TenantId};
-use wappline::meta::{AccountRef, CustomerId, InstagramUserId, WhatsAppPhone, WhatsAppUserId};
+use wappline::ids::TenantId;
+use wappline::meta::{AccountRef, CustomerId};
 use wappline::queue::{OutgoingMessage, Queue, QueueName};
 
 /// The path prefix of download links.
@@ -86,36 +86,9 @@ fn scope_of(r: &ExportRequest) -> Result<ExportScope, ApiError> {
                     "a contact export needs channel, account_id and customer",
                 ));
             };
-            let (account, customer) = match channel.as_str() {
-                "whatsapp" => (
-                    AccountRef::WhatsApp(
-                        PhoneNumberId::parse(account)
-                            .map_err(|e| bad(format!("account_id: {e}")))?,
-                    ),
-                    if customer.contains('.') {
-                        CustomerId::WhatsAppUser(
-                            WhatsAppUserId::parse(customer)
-                                .map_err(|e| bad(format!("customer: {e}")))?,
-                        )
-                    } else {
-                        CustomerId::WhatsAppPhone(
-                            WhatsAppPhone::parse(customer)
-                                .map_err(|e| bad(format!("customer: {e}")))?,
-                        )
-                    },
-                ),
-                "instagram" => (
-                    AccountRef::Instagram(
-                        InstagramAccountId::parse(account)
-                            .map_err(|e| bad(format!("account_id: {e}")))?,
-                    ),
-                    CustomerId::Instagram(
-                        InstagramUserId::parse(customer)
-                            .map_err(|e| bad(format!("customer: {e}")))?,
-                    ),
-                ),
-                _ => return Err(bad("channel: must be whatsapp or instagram")),
-            };
+            let account = AccountRef::parse(channel, account).map_err(|e| bad(e.to_string()))?;
+            let customer = CustomerId::parse_for(&account, customer)
+                .map_err(|e| bad(format!("customer: {e}")))?;
             Ok(ExportScope::Contact { account, customer })
         }
         _ => Err(bad("scope: must be tenant or contact")),

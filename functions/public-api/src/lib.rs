@@ -16,8 +16,7 @@ use serde::Deserialize;
 use wappline::api_keys::{ApiKeyError, ApiKeyScope, ApiKeys};
 use wappline::conversation::TemplateMessage;
 use wappline::edge::{self, ApiError};
-use wappline::ids::{InstagramAccountId, PhoneNumberId};
-use wappline::meta::{AccountRef, CustomerId, InstagramUserId, WhatsAppPhone, WhatsAppUserId};
+use wappline::meta::{AccountRef, CustomerId};
 use wappline::outbound::{ApiMessage, OutboundError, OutboundIntake};
 use wappline::tenant::TenantDirectory;
 
@@ -52,22 +51,6 @@ pub struct PublicApi {
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(msg)
-}
-
-/// The customer id as the channel knows it: a WhatsApp business-scoped user id
-/// (`CC.xxxx`) or phone number (digits, optional `+`), or an Instagram-scoped id.
-fn recipient(account: &AccountRef, to: &str) -> Result<CustomerId, ApiError> {
-    match account {
-        AccountRef::WhatsApp(_) if to.contains('.') => WhatsAppUserId::parse(to)
-            .map(CustomerId::WhatsAppUser)
-            .map_err(|e| bad(format!("to: {e}"))),
-        AccountRef::WhatsApp(_) => WhatsAppPhone::parse(to)
-            .map(CustomerId::WhatsAppPhone)
-            .map_err(|e| bad(format!("to: {e}"))),
-        AccountRef::Instagram(_) => InstagramUserId::parse(to)
-            .map(CustomerId::Instagram)
-            .map_err(|e| bad(format!("to: {e}"))),
-    }
 }
 
 impl PublicApi {
@@ -130,18 +113,10 @@ impl PublicApi {
             return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
         }
         let request: SendRequest = edge::parse_json(body)?;
-        let account = match request.channel.as_str() {
-            "whatsapp" => AccountRef::WhatsApp(
-                PhoneNumberId::parse(&request.account_id)
-                    .map_err(|e| bad(format!("account_id: {e}")))?,
-            ),
-            "instagram" => AccountRef::Instagram(
-                InstagramAccountId::parse(&request.account_id)
-                    .map_err(|e| bad(format!("account_id: {e}")))?,
-            ),
-            _ => return Err(bad("channel: must be whatsapp or instagram")),
-        };
-        let to = recipient(&account, &request.to)?;
+        let account = AccountRef::parse(&request.channel, &request.account_id)
+            .map_err(|e| bad(e.to_string()))?;
+        let to =
+            CustomerId::parse_for(&account, &request.to).map_err(|e| bad(format!("to: {e}")))?;
         let message = match (request.text, request.template) {
             (Some(text), None) => ApiMessage::Text(text),
             (None, Some(t)) => {

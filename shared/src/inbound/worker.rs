@@ -19,7 +19,9 @@ use crate::conversation::{
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::Envelope;
 use crate::idempotency::{Guarded, Idempotency};
-use crate::meta::{Content, DeliveryStatus, EventKind, InboundEvent, MetaError, ReplyTo};
+use crate::meta::{
+    Content, CustomerRef, DeliveryStatus, EventKind, InboundEvent, MetaError, ReplyTo,
+};
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
 use crate::tenant::{TenantDirectory, TenantError};
@@ -138,30 +140,16 @@ impl InboundWorker {
                 reply_to,
                 ..
             } => {
-                let id = conversations
-                    .record_customer(account, customer, Some(at), retention)
-                    .await?;
-                let message = NewMessage {
-                    provider_message_id: message_id.as_str().to_owned(),
-                    direction: Direction::Inbound,
-                    origin: Origin::Customer,
-                    content: content.clone(),
-                    at_ms: at.saturating_mul(1000),
-                    reply_to: quoted(reply_to.as_ref()),
-                    crm_im: None,
-                    template: None,
-                };
-                let (stored, _) = conversations
-                    .store_message(account, &id, message, retention)
-                    .await?;
-                self.enqueue(
-                    job,
-                    id,
-                    SyncAction::PushMessage {
-                        message_sk: stored.sk,
-                    },
-                )
-                .await
+                let message = NewMessage::from_provider(
+                    message_id.as_str(),
+                    Direction::Inbound,
+                    Origin::Customer,
+                    content.clone(),
+                    at,
+                    quoted(reply_to.as_ref()),
+                );
+                self.store_and_push(job, &conversations, customer, Some(at), message, retention)
+                    .await
             }
             EventKind::Postback {
                 customer,
@@ -169,37 +157,23 @@ impl InboundWorker {
                 title,
                 payload,
             } => {
-                let id = conversations
-                    .record_customer(account, customer, Some(at), retention)
-                    .await?;
                 let provider_id = message_id
                     .as_ref()
-                    .map(|m| m.as_str().to_owned())
-                    .unwrap_or_else(|| event.provider_event_id.clone());
-                let message = NewMessage {
-                    provider_message_id: provider_id,
-                    direction: Direction::Inbound,
-                    origin: Origin::Customer,
-                    content: Content::Button {
-                        payload: payload.clone(),
-                        text: title.clone(),
-                    },
-                    at_ms: at.saturating_mul(1000),
-                    reply_to: None,
-                    crm_im: None,
-                    template: None,
+                    .map_or(event.provider_event_id.as_str(), |m| m.as_str());
+                let content = Content::Button {
+                    payload: payload.clone(),
+                    text: title.clone(),
                 };
-                let (stored, _) = conversations
-                    .store_message(account, &id, message, retention)
-                    .await?;
-                self.enqueue(
-                    job,
-                    id,
-                    SyncAction::PushMessage {
-                        message_sk: stored.sk,
-                    },
-                )
-                .await
+                let message = NewMessage::from_provider(
+                    provider_id,
+                    Direction::Inbound,
+                    Origin::Customer,
+                    content,
+                    at,
+                    None,
+                );
+                self.store_and_push(job, &conversations, customer, Some(at), message, retention)
+                    .await
             }
             EventKind::BusinessEcho {
                 customer,
@@ -220,30 +194,16 @@ impl InboundWorker {
                         }
                     }
                 }
-                let id = conversations
-                    .record_customer(account, customer, None, retention)
-                    .await?;
-                let message = NewMessage {
-                    provider_message_id: message_id.as_str().to_owned(),
-                    direction: Direction::Outbound,
-                    origin: Origin::BusinessApp,
-                    content: content.clone(),
-                    at_ms: at.saturating_mul(1000),
-                    reply_to: quoted(reply_to.as_ref()),
-                    crm_im: None,
-                    template: None,
-                };
-                let (stored, _) = conversations
-                    .store_message(account, &id, message, retention)
-                    .await?;
-                self.enqueue(
-                    job,
-                    id,
-                    SyncAction::PushMessage {
-                        message_sk: stored.sk,
-                    },
-                )
-                .await
+                let message = NewMessage::from_provider(
+                    message_id.as_str(),
+                    Direction::Outbound,
+                    Origin::BusinessApp,
+                    content.clone(),
+                    at,
+                    quoted(reply_to.as_ref()),
+                );
+                self.store_and_push(job, &conversations, customer, None, message, retention)
+                    .await
             }
             EventKind::Edited {
                 message_id,
@@ -362,6 +322,34 @@ impl InboundWorker {
                 Ok(())
             }
         }
+    }
+
+    /// Opens or refreshes the customer's conversation, stores the message once, and queues
+    /// its push to the CRM.
+    async fn store_and_push(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        customer: &CustomerRef,
+        inbound_at: Option<i64>,
+        message: NewMessage,
+        retention: u32,
+    ) -> Result<(), InboundError> {
+        let account = &job.event.account;
+        let id = conversations
+            .record_customer(account, customer, inbound_at, retention)
+            .await?;
+        let (stored, _) = conversations
+            .store_message(account, &id, message, retention)
+            .await?;
+        self.enqueue(
+            job,
+            id,
+            SyncAction::PushMessage {
+                message_sk: stored.sk,
+            },
+        )
+        .await
     }
 
     async fn forward_status(

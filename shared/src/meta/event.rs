@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{InstagramAccountId, PhoneNumberId};
+use crate::ids::{InstagramAccountId, InvalidId, PhoneNumberId};
 use crate::tenant::{ChannelKind, ChannelRef};
 
 use super::ids::{InstagramUserId, MessageId, WhatsAppPhone, WhatsAppUserId};
@@ -58,7 +58,29 @@ pub enum AccountRef {
     Instagram(InstagramAccountId),
 }
 
+/// Why an account named in an API request is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountParseError {
+    #[error("channel: must be whatsapp or instagram")]
+    Channel,
+    #[error("account_id: {0}")]
+    Id(InvalidId),
+}
+
 impl AccountRef {
+    /// An account as the APIs name it: `channel` (`whatsapp` or `instagram`) and its exact id.
+    pub fn parse(channel: &str, id: &str) -> Result<Self, AccountParseError> {
+        match channel {
+            "whatsapp" => PhoneNumberId::parse(id)
+                .map(AccountRef::WhatsApp)
+                .map_err(AccountParseError::Id),
+            "instagram" => InstagramAccountId::parse(id)
+                .map(AccountRef::Instagram)
+                .map_err(AccountParseError::Id),
+            _ => Err(AccountParseError::Channel),
+        }
+    }
+
     pub fn channel(&self) -> ChannelKind {
         match self {
             AccountRef::WhatsApp(_) => ChannelKind::WhatsApp,
@@ -99,6 +121,18 @@ pub enum CustomerId {
 }
 
 impl CustomerId {
+    /// A customer id as the APIs name it on `account`'s channel: on WhatsApp a business-scoped
+    /// user id (`CC.xxxx`) or a phone number, on Instagram an Instagram-scoped id.
+    pub fn parse_for(account: &AccountRef, s: &str) -> Result<Self, InvalidId> {
+        match account {
+            AccountRef::WhatsApp(_) if s.contains('.') => {
+                WhatsAppUserId::parse(s).map(CustomerId::WhatsAppUser)
+            }
+            AccountRef::WhatsApp(_) => WhatsAppPhone::parse(s).map(CustomerId::WhatsAppPhone),
+            AccountRef::Instagram(_) => InstagramUserId::parse(s).map(CustomerId::Instagram),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             CustomerId::WhatsAppUser(id) => id.as_str(),

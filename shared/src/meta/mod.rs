@@ -19,9 +19,9 @@ mod split;
 pub mod whatsapp;
 
 pub use event::{
-    AccountRef, Billing, Content, CustomerId, CustomerRef, DeliveryStatus, EventKind, InboundEvent,
-    Location, Media, MediaKind, MetaError, Order, OrderItem, Party, Referral, ReferredProduct,
-    ReplyTo, SharedContact, SharedPhone, EVENT_SCHEMA_VERSION,
+    AccountParseError, AccountRef, Billing, Content, CustomerId, CustomerRef, DeliveryStatus,
+    EventKind, InboundEvent, Location, Media, MediaKind, MetaError, Order, OrderItem, Party,
+    Referral, ReferredProduct, ReplyTo, SharedContact, SharedPhone, EVENT_SCHEMA_VERSION,
 };
 pub use ids::{InstagramUserId, MessageId, WhatsAppPhone, WhatsAppUserId};
 pub use signature::{

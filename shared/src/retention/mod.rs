@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditAction, AuditLog};
 use crate::clock::now_secs;
@@ -47,7 +46,6 @@ pub const CURSOR_SK: &str = "RETENTION_CURSOR";
 const PROFILE_SK: &str = "PROFILE";
 const META_SK: &str = "META";
 const MSG_PREFIX: &str = "MSG#";
-const MID_SK: &str = "MID";
 const SECS_PER_DAY: i64 = 86_400;
 /// Conversations read per page of the conversation list.
 const CONVS_PAGE: usize = 25;
@@ -136,21 +134,7 @@ pub struct Report {
     pub more_work: bool,
 }
 
-/// The key of the provider-id index item of a message (`T#<t>#MID#<hash>` / `MID`), as
-/// [`crate::conversation::Conversations`] writes it: SHA-256 over channel, account and
-/// provider message id, length-prefixed.
-pub fn message_index_key(tenant: &TenantId, account: &AccountRef, provider_id: &str) -> Key {
-    let mut h = Sha256::new();
-    for part in [account.channel().code(), account.id(), provider_id] {
-        h.update((part.len() as u32).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    let digest = hex::encode(h.finalize());
-    Key::new(
-        tenant.sub_partition(&format!("MID#{}", &digest[..32])),
-        MID_SK,
-    )
-}
+pub use crate::conversation::message_index_key;
 
 /// `from` (Unix seconds) plus `days` of retention.
 pub fn expiry_after(from: i64, days: u32) -> i64 {
