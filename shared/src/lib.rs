@@ -7,6 +7,7 @@
 //! - [`crypto`]: envelope encryption of secret fields and message bodies.
 //! - [`tenant`]: tenants, channel connections and the global routes table.
 
+pub mod accounts;
 pub mod api_keys;
 pub mod app;
 pub mod audit;
