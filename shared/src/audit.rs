@@ -1,7 +1,8 @@
 //! The audit log: an append-only, tenant-scoped record of what was done to a tenant's
 //! connections, settings and data (connections, disconnections, exports, erasure requests and
-//! their completion, settings changes). Readable by the tenant's owner; entries are never
-//! updated. They carry ids and kinds, never message content, tokens or customer details.
+//! their completion, settings changes, suspension and resumption). Readable by the tenant's
+//! owner; entries are never updated. They carry ids and kinds (and the platform admin's
+//! suspension reason), never message content, tokens or customer details.
 //!
 //! Entries live in `T#<t>#AUDIT` with sort key `<ms, 13 digits>#<8 hex>`, so a query reads them
 //! in time order, newest first with `descending`. Erasing a tenant removes its log with the
@@ -33,6 +34,8 @@ pub enum AuditAction {
     ErasureCancelled,
     ErasureCompleted,
     RetentionApplied,
+    TenantSuspended,
+    TenantResumed,
 }
 
 impl AuditAction {
@@ -49,6 +52,8 @@ impl AuditAction {
             AuditAction::ErasureCancelled => "erasure_cancelled",
             AuditAction::ErasureCompleted => "erasure_completed",
             AuditAction::RetentionApplied => "retention_applied",
+            AuditAction::TenantSuspended => "tenant_suspended",
+            AuditAction::TenantResumed => "tenant_resumed",
         }
     }
 }

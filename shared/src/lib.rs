@@ -6,6 +6,7 @@
 //!   store (S3, or files), the same way.
 //! - [`crypto`]: envelope encryption of secret fields and message bodies.
 //! - [`tenant`]: tenants, channel connections and the global routes table.
+//! - [`hold`]: a suspended tenant's webhook jobs, held until it is resumed.
 
 pub mod accounts;
 pub mod api_keys;
@@ -21,6 +22,7 @@ pub mod edge;
 pub mod erasure;
 pub mod export;
 pub mod graph;
+pub mod hold;
 pub mod http_client;
 pub mod idempotency;
 pub mod ids;

@@ -30,6 +30,12 @@
 //!   `ONIMCONNECTORLINEDELETE` (the portal's line), `ONAPPUNINSTALL`: the portal is
 //!   disconnected ([`TenantScope::disconnect`]: its tokens are deleted and its route freed).
 //! - Anything else: answered 200, ignored.
+//!
+//! A suspended tenant's operator replies are stored as usual but their send jobs are held
+//! ([`crate::hold`]) and answered as accepted; resuming the tenant queues them in order.
+//! Edits and deletions only change stored replies (a held one is sent as edited, or not at
+//! all), and disconnections and `ONAPPINSTALL` are processed: they produce no queued work,
+//! and Bitrix24 would never send them again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +49,8 @@ use crate::clock::now_secs;
 use crate::conversation::{ConversationId, Conversations, MessageRef};
 use crate::crm_sync::Connectors;
 use crate::crypto::Envelope;
-use crate::ids::{BitrixDomain, BitrixMemberId};
+use crate::hold::HoldingQueue;
+use crate::ids::{BitrixDomain, BitrixMemberId, TenantId};
 use crate::meta::Content;
 use crate::outbound::{OperatorFile, OperatorMessage, OutboundError, OutboundIntake};
 use crate::store::TableStore;
@@ -277,7 +284,15 @@ impl BitrixEventHandler {
             ));
         }
         let outcome = match &event.kind {
-            EventKind::MessageAdd(m) => self.message_add(&event, &linked, m).await?,
+            EventKind::MessageAdd(m) => match self.suspended_retention(&linked).await? {
+                Some(days) => {
+                    tracing::info!(%tenant, "tenant suspended: operator replies stored, their sends held");
+                    self.holding(&tenant, days)
+                        .message_add(&event, &linked, m)
+                        .await?
+                }
+                None => self.message_add(&event, &linked, m).await?,
+            },
             EventKind::MessageUpdate(m) => self.message_change(&linked, m, true).await?,
             EventKind::MessageDelete(m) => self.message_change(&linked, m, false).await?,
             EventKind::StatusDelete { connector, line } => {
@@ -569,6 +584,29 @@ impl BitrixEventHandler {
         conversations
             .find_message(&meta.account, &provider_id)
             .await
+    }
+}
+
+impl BitrixEventHandler {
+    /// Some(retention days) when the linked portal's tenant is suspended.
+    async fn suspended_retention(&self, linked: &Linked) -> Result<Option<u32>, WebhookError> {
+        Ok(linked
+            .scope
+            .profile()
+            .await
+            .map_err(unavailable)?
+            .filter(|p| p.is_suspended())
+            .map(|p| p.retention_days))
+    }
+
+    /// This handler with its send jobs held for the suspended `tenant` instead of queued: the
+    /// same intake (storage, quota) over a queue that holds (released on resume).
+    fn holding(&self, tenant: &TenantId, retention_days: u32) -> BitrixEventHandler {
+        let hold = HoldingQueue::new(self.tenants.held_events(), tenant.clone(), retention_days);
+        BitrixEventHandler {
+            intake: OutboundIntake::new(self.store.clone(), self.envelope.clone(), Arc::new(hold)),
+            ..self.clone()
+        }
     }
 }
 

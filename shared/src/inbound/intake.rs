@@ -2,6 +2,9 @@
 //! events, route each by its exact business account id, enqueue them all, and only then
 //! acknowledge. Meta retries unacknowledged deliveries for days, so answering 5xx when the
 //! queue is unavailable loses nothing; answering 200 before the queue accepted would.
+//!
+//! A suspended tenant's jobs are held instead of enqueued ([`crate::hold`]) and the delivery
+//! is still acknowledged: they are released to the inbound queue when the tenant is resumed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,8 +13,11 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::InboundJob;
+use crate::hold::{HeldEvents, HoldError};
+use crate::ids::TenantId;
 use crate::meta::WebhookParseError;
 use crate::meta::{split_webhook, verify_signature_any, AccountRef, AppSecret, SignatureError};
+use crate::queue::OutgoingMessage;
 use crate::queue::{Queue, QueueName};
 use crate::tenant::TenantDirectory;
 
@@ -47,6 +53,8 @@ impl std::fmt::Debug for VerifyToken {
 pub struct IntakeReport {
     /// Events enqueued for a tenant.
     pub enqueued: usize,
+    /// Events of a suspended tenant, held until it is resumed.
+    pub held: usize,
     /// Events for an account no tenant owns: counted and dropped.
     pub unrouted: usize,
     /// Items of the delivery that are not events we relay (see the parser's reasons).
@@ -77,6 +85,7 @@ pub struct WebhookIntake {
     secrets: Arc<Vec<AppSecret>>,
     verify_token: VerifyToken,
     tenants: TenantDirectory,
+    held: HeldEvents,
     queue: Arc<dyn Queue>,
     inbound: QueueName,
 }
@@ -94,6 +103,7 @@ impl WebhookIntake {
         WebhookIntake {
             secrets: Arc::new(secrets),
             verify_token,
+            held: tenants.held_events(),
             tenants,
             queue,
             inbound,
@@ -143,7 +153,11 @@ impl WebhookIntake {
             tracing::info!(reason, count = n, "webhook items not relayed");
         }
 
-        let mut owners: HashMap<AccountRef, Option<crate::ids::TenantId>> = HashMap::new();
+        let mut owners: HashMap<AccountRef, Option<TenantId>> = HashMap::new();
+        // Per tenant, once per delivery: Some(retention days) when it is suspended.
+        let mut suspended: HashMap<TenantId, Option<u32>> = HashMap::new();
+        // Held jobs per suspended tenant, in arrival order (tenants in first-seen order).
+        let mut holds: Vec<(TenantId, u32, Vec<OutgoingMessage>)> = Vec::new();
         let mut messages = Vec::with_capacity(batch.events.len());
         for event in batch.events {
             if !owners.contains_key(&event.account) {
@@ -156,11 +170,30 @@ impl WebhookIntake {
             }
             match owners.get(&event.account).cloned().flatten() {
                 Some(tenant) => {
-                    let job = InboundJob::new(tenant, event);
+                    if !suspended.contains_key(&tenant) {
+                        let profile =
+                            self.tenants.profile(&tenant).await.map_err(|e| {
+                                IntakeError::Unavailable(format!("tenant status: {e}"))
+                            })?;
+                        // A route without a profile (a tenant being erased) goes on as before:
+                        // the worker drops it.
+                        let hold = profile
+                            .filter(|p| p.is_suspended())
+                            .map(|p| p.retention_days);
+                        suspended.insert(tenant.clone(), hold);
+                    }
+                    let retention = suspended.get(&tenant).copied().flatten();
+                    let job = InboundJob::new(tenant.clone(), event);
                     let message = job
                         .to_message()
                         .map_err(|e| IntakeError::Unavailable(format!("encoding job: {e}")))?;
-                    messages.push(message);
+                    match retention {
+                        Some(days) => match holds.iter_mut().find(|(t, _, _)| *t == tenant) {
+                            Some((_, _, held)) => held.push(message),
+                            None => holds.push((tenant, days, vec![message])),
+                        },
+                        None => messages.push(message),
+                    }
                 }
                 None => {
                     report.unrouted += 1;
@@ -170,6 +203,29 @@ impl WebhookIntake {
                         "webhook event for an account no tenant owns; dropped"
                     );
                 }
+            }
+        }
+        // A failure here answers 503 and Meta redelivers the whole delivery: jobs held by an
+        // earlier attempt are held twice, which the release tolerates (idempotent workers).
+        for (tenant, days, jobs) in holds {
+            let count = jobs.len();
+            match self
+                .held
+                .hold(&tenant, &self.inbound, jobs.clone(), days)
+                .await
+            {
+                Ok(n) => {
+                    report.held += n;
+                    tracing::info!(%tenant, held = n, "tenant suspended: webhook events held");
+                }
+                // Resumed since we read the status: the rest goes to the queue after all.
+                Err(HoldError::NotSuspended { held }) => {
+                    report.held += held;
+                    tracing::info!(%tenant, held, enqueued = count - held,
+                        "tenant resumed during the delivery; remaining events enqueued");
+                    messages.extend(jobs.into_iter().skip(held));
+                }
+                Err(e) => return Err(IntakeError::Unavailable(format!("holding: {e}"))),
             }
         }
         report.enqueued = messages.len();

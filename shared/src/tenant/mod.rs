@@ -32,7 +32,15 @@ use crate::store::{
     AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, Update, WriteOp,
 };
 
-const PROFILE_SK: &str = "PROFILE";
+/// Sort key of the tenant's profile item in its partition.
+pub const PROFILE_SK: &str = "PROFILE";
+/// Profile attribute holding the status (`active` / `suspended`).
+pub const STATUS_ATTR: &str = "status";
+const SUSPENDED_AT_ATTR: &str = "suspended_at";
+const SUSPENSION_REASON_ATTR: &str = "suspension_reason";
+const RESUMED_AT_ATTR: &str = "resumed_at";
+/// Longest suspension reason, in characters.
+pub const MAX_SUSPENSION_REASON: usize = 500;
 const DIRECTORY_PK: &str = "TENANTS";
 /// Default message retention for a new tenant.
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
@@ -113,6 +121,12 @@ pub struct TenantProfile {
     pub retention_days: u32,
     pub status: TenantStatus,
     pub created_at: i64,
+    /// When the platform admin suspended the tenant (Unix seconds), while it is suspended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_at: Option<i64>,
+    /// The admin's reason for the suspension, while it is suspended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspension_reason: Option<String>,
 }
 
 impl TenantProfile {
@@ -124,13 +138,27 @@ impl TenantProfile {
                 .get_n("retention_days")
                 .and_then(|d| u32::try_from(d).ok())
                 .unwrap_or(DEFAULT_RETENTION_DAYS),
-            status: match item.get_s("status") {
+            status: match item.get_s(STATUS_ATTR) {
                 Some("suspended") => TenantStatus::Suspended,
                 _ => TenantStatus::Active,
             },
             created_at: item.get_n("created_at").unwrap_or(0),
+            suspended_at: item.get_n(SUSPENDED_AT_ATTR),
+            suspension_reason: item.get_s(SUSPENSION_REASON_ATTR).map(str::to_owned),
         }
     }
+
+    pub fn is_suspended(&self) -> bool {
+        self.status == TenantStatus::Suspended
+    }
+}
+
+/// What [`TenantDirectory::suspend`] / [`TenantDirectory::resume`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusChange {
+    pub profile: TenantProfile,
+    /// False when the tenant already had that status (nothing written, no audit entry).
+    pub changed: bool,
 }
 
 /// A tenant's settings as shown to admins: profile and channels, never a secret.
@@ -180,7 +208,7 @@ impl TenantDirectory {
         let profile = Item::new(&Key::new(id.partition(), PROFILE_SK))
             .with("name", name.as_str())
             .with("retention_days", i64::from(retention.days()))
-            .with("status", "active")
+            .with(STATUS_ATTR, "active")
             .with("created_at", now);
         let entry = Item::new(&Key::new(DIRECTORY_PK, id.as_str()))
             .with("tenant_id", id.as_str())
@@ -291,6 +319,129 @@ impl TenantDirectory {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The tenant's profile (one read), None when there is no such tenant.
+    pub async fn profile(&self, tenant: &TenantId) -> Result<Option<TenantProfile>, TenantError> {
+        Ok(self
+            .store
+            .get(Table::Data, &Key::new(tenant.partition(), PROFILE_SK))
+            .await?
+            .map(|i| TenantProfile::from_item(tenant.clone(), &i)))
+    }
+
+    /// Where suspended tenants' webhook jobs are held ([`crate::hold`]).
+    pub fn held_events(&self) -> crate::hold::HeldEvents {
+        crate::hold::HeldEvents::new(self.store.clone(), self.envelope.clone())
+    }
+
+    /// Marks the tenant suspended (with the time and the admin's reason) and audits it.
+    /// Idempotent: an already suspended tenant keeps its first date and reason, and nothing
+    /// is written. The webhooks hold its events from then on; use
+    /// [`crate::hold::Suspension`], which also releases them on resume.
+    pub async fn suspend(
+        &self,
+        tenant: &TenantId,
+        reason: &str,
+        actor: &str,
+    ) -> Result<StatusChange, TenantError> {
+        let reason = reason.trim();
+        if reason.is_empty()
+            || reason.chars().count() > MAX_SUSPENSION_REASON
+            || reason.chars().any(char::is_control)
+        {
+            return Err(TenantError::Invalid(format!(
+                "reason: must be 1 to {MAX_SUSPENSION_REASON} characters without control characters"
+            )));
+        }
+        self.set_status(tenant, TenantStatus::Suspended, reason, actor)
+            .await
+    }
+
+    /// Marks the tenant active again and audits it; idempotent. This only flips the status:
+    /// [`crate::hold::Suspension::resume`] also releases what was held.
+    pub async fn resume(
+        &self,
+        tenant: &TenantId,
+        actor: &str,
+    ) -> Result<StatusChange, TenantError> {
+        self.set_status(tenant, TenantStatus::Active, "", actor)
+            .await
+    }
+
+    async fn set_status(
+        &self,
+        tenant: &TenantId,
+        to: TenantStatus,
+        reason: &str,
+        actor: &str,
+    ) -> Result<StatusChange, TenantError> {
+        let key = Key::new(tenant.partition(), PROFILE_SK);
+        // Conditional on the status read, so two concurrent calls audit one change.
+        for _ in 0..5 {
+            let item = self
+                .store
+                .get(Table::Data, &key)
+                .await?
+                .ok_or(TenantError::TenantNotFound)?;
+            let current = TenantProfile::from_item(tenant.clone(), &item);
+            if current.status == to {
+                return Ok(StatusChange {
+                    profile: current,
+                    changed: false,
+                });
+            }
+            let was = match item.get_s(STATUS_ATTR) {
+                Some(s) => Condition::Equals(STATUS_ATTR.into(), s.into()),
+                None => Condition::AttrNotExists(STATUS_ATTR.into()),
+            };
+            let now = now_secs();
+            let (update, action, details) = match to {
+                TenantStatus::Suspended => (
+                    Update::new()
+                        .set(STATUS_ATTR, "suspended")
+                        .set(SUSPENDED_AT_ATTR, now)
+                        .set(SUSPENSION_REASON_ATTR, reason)
+                        .remove(RESUMED_AT_ATTR),
+                    crate::audit::AuditAction::TenantSuspended,
+                    vec![("reason", reason)],
+                ),
+                TenantStatus::Active => (
+                    Update::new()
+                        .set(STATUS_ATTR, "active")
+                        .set(RESUMED_AT_ATTR, now)
+                        .remove(SUSPENDED_AT_ATTR)
+                        .remove(SUSPENSION_REASON_ATTR),
+                    crate::audit::AuditAction::TenantResumed,
+                    Vec::new(),
+                ),
+            };
+            match self
+                .store
+                .update(
+                    Table::Data,
+                    &key,
+                    update,
+                    Some(Condition::And(vec![Condition::Exists, was])),
+                )
+                .await
+            {
+                Ok(updated) => {
+                    crate::audit::AuditLog::new(self.store.clone())
+                        .record(tenant, action, actor, &details)
+                        .await?;
+                    return Ok(StatusChange {
+                        profile: TenantProfile::from_item(tenant.clone(), &updated),
+                        changed: true,
+                    });
+                }
+                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TenantError::Store(StoreError::Unavailable(
+            "status changed concurrently; try again".into(),
+        )))
     }
 
     /// The scoped repository of an existing tenant (None when there is no such tenant).
