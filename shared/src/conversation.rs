@@ -300,6 +300,18 @@ pub fn message_index_key(tenant: &TenantId, account: &AccountRef, provider_id: &
     )
 }
 
+/// What [`Conversations::store_message_with`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Stored now, with the extra writes.
+    New(MessageRef),
+    /// Stored before (a redelivery): nothing written.
+    Existing(MessageRef),
+    /// An extra write failed its condition (its index in `extra`, where the backend says):
+    /// nothing written.
+    Refused { op: Option<usize> },
+}
+
 /// The tenant-scoped conversation repository.
 #[derive(Clone)]
 pub struct Conversations {
@@ -479,9 +491,34 @@ impl Conversations {
         message: NewMessage,
         retention_days: u32,
     ) -> Result<(MessageRef, bool), ConversationError> {
+        match self
+            .store_message_with(account, conversation, message, retention_days, Vec::new())
+            .await?
+        {
+            StoreOutcome::New(at) => Ok((at, true)),
+            StoreOutcome::Existing(at) => Ok((at, false)),
+            // Nothing extra was asked for, so nothing extra can refuse.
+            StoreOutcome::Refused { .. } => Err(ConversationError::Corrupt(
+                "a message write was refused without extra writes".into(),
+            )),
+        }
+    }
+
+    /// As [`Conversations::store_message`], with `extra` writes (e.g. a usage counter) in the
+    /// same transaction: they happen exactly when the message is new, so a redelivered
+    /// message never repeats them. When one of them fails its condition the message is not
+    /// stored either ([`StoreOutcome::Refused`]).
+    pub async fn store_message_with(
+        &self,
+        account: &AccountRef,
+        conversation: &ConversationId,
+        message: NewMessage,
+        retention_days: u32,
+        extra: Vec<WriteOp>,
+    ) -> Result<StoreOutcome, ConversationError> {
         let index_key = self.index_key(account, &message.provider_message_id);
         if let Some(existing) = self.store.get(Table::Data, &index_key).await? {
-            return Ok((index_target(&existing)?, false));
+            return Ok(StoreOutcome::Existing(index_target(&existing)?));
         }
         let at = MessageRef {
             conversation: conversation.clone(),
@@ -523,28 +560,37 @@ impl Conversations {
             .with("conversation", conversation.as_str())
             .with("message_sk", at.sk.as_str())
             .with(TTL_ATTR, expires);
-        let written = self
-            .store
-            .transact_write(vec![
-                WriteOp::Put {
-                    table: Table::Data,
-                    item,
-                    condition: Some(Condition::NotExists),
-                },
-                WriteOp::Put {
-                    table: Table::Data,
-                    item: index,
-                    condition: Some(Condition::NotExists),
-                },
-            ])
-            .await;
+        let has_extra = !extra.is_empty();
+        let mut ops = vec![
+            WriteOp::Put {
+                table: Table::Data,
+                item,
+                condition: Some(Condition::NotExists),
+            },
+            WriteOp::Put {
+                table: Table::Data,
+                item: index,
+                condition: Some(Condition::NotExists),
+            },
+        ];
+        ops.extend(extra);
+        let written = self.store.transact_write(ops).await;
         match written {
-            Ok(()) => Ok((at, true)),
+            Ok(()) => Ok(StoreOutcome::New(at)),
+            // One of the extra writes refused: the message is not a duplicate.
+            Err(StoreError::ConditionFailed {
+                op_index: Some(i @ 2..),
+            }) => Ok(StoreOutcome::Refused { op: Some(i - 2) }),
             // A concurrent or earlier attempt stored it: same message, same place.
-            Err(StoreError::ConditionFailed { .. }) => {
+            Err(StoreError::ConditionFailed { op_index }) => {
                 match self.store.get(Table::Data, &index_key).await? {
-                    Some(existing) => Ok((index_target(&existing)?, false)),
-                    None => Ok((at, false)),
+                    Some(existing) => Ok(StoreOutcome::Existing(index_target(&existing)?)),
+                    // The backend did not say which write failed and the message is not
+                    // there: with extra writes, it was one of them.
+                    None if has_extra && op_index.is_none() => {
+                        Ok(StoreOutcome::Refused { op: None })
+                    }
+                    None => Ok(StoreOutcome::Existing(at)),
                 }
             }
             Err(e) => Err(e.into()),

@@ -11,6 +11,11 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Machine-readable facts beside `code` and `message` in the error object (e.g. which
+    /// quota, its limit, when it resets).
+    pub details: serde_json::Map<String, serde_json::Value>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -19,7 +24,30 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: serde_json::Map::new(),
+            retry_after: None,
         }
+    }
+    /// 429: the tenant's monthly quota is used up. Says which quota, its limit, what is used,
+    /// and when it resets (ISO-8601 UTC and Unix seconds); `Retry-After` counts down to it.
+    pub fn quota_exceeded(q: &crate::usage::QuotaExceeded, now: i64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            q.to_string(),
+        );
+        e.details = serde_json::json!({
+            "quota": q.quota,
+            "limit": q.limit,
+            "used": q.used,
+            "resets_at": q.resets_at_iso(),
+            "resets_at_unix": q.resets_at,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+        e.retry_after = Some(q.retry_after_secs(now));
+        e
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
@@ -76,6 +104,8 @@ impl ApiError {
         struct Inner<'a> {
             code: &'a str,
             message: &'a str,
+            #[serde(flatten)]
+            details: &'a serde_json::Map<String, serde_json::Value>,
         }
         let mut resp = json(
             self.status,
@@ -83,9 +113,14 @@ impl ApiError {
                 error: Inner {
                     code: self.code,
                     message: &self.message,
+                    details: &self.details,
                 },
             },
         );
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
@@ -121,4 +156,42 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::{QuotaExceeded, OUTBOUND_QUOTA};
+
+    #[test]
+    fn quota_errors_are_429_with_facts_and_retry_after() {
+        let q = QuotaExceeded {
+            quota: OUTBOUND_QUOTA,
+            limit: 2,
+            used: 2,
+            resets_at: 1_796_083_200, // 2026-12-01T00:00:00Z
+        };
+        let resp = ApiError::quota_exceeded(&q, 1_796_083_200 - 3600).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "3600");
+        let body: serde_json::Value = serde_json::from_str(resp.body()).unwrap();
+        let e = &body["error"];
+        assert_eq!(e["code"], "quota_exceeded");
+        assert_eq!(e["quota"], "monthly_outbound_messages");
+        assert_eq!(e["limit"], 2);
+        assert_eq!(e["used"], 2);
+        assert_eq!(e["resets_at"], "2026-12-01T00:00:00Z");
+        assert_eq!(e["resets_at_unix"], 1_796_083_200);
+        assert!(e["message"]
+            .as_str()
+            .unwrap()
+            .contains("2026-12-01T00:00:00Z"));
+        // Other errors keep the plain shape.
+        let plain: serde_json::Value =
+            serde_json::from_str(ApiError::not_found("x").into_response().body()).unwrap();
+        assert_eq!(
+            plain,
+            serde_json::json!({"error": {"code": "not_found", "message": "x"}})
+        );
+    }
 }

@@ -40,4 +40,5 @@ pub mod send;
 pub mod sqs_lambda;
 pub mod store;
 pub mod tenant;
+pub mod usage;
 pub mod vault;

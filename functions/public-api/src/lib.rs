@@ -6,6 +6,10 @@
 //!   (WhatsApp). Answers 202 once the send is queued; the same window, quota and error rules
 //!   apply as to operator replies. An `Idempotency-Key` header makes retries safe: the same
 //!   key and tenant never queue a second message.
+//! - Over the tenant's monthly outbound quota: 429 `quota_exceeded`, naming the quota, its
+//!   limit, what is used and when it resets (`resets_at` ISO-8601 UTC, `resets_at_unix`),
+//!   with `Retry-After` in seconds until then; nothing is queued. A suspended tenant: 403
+//!   `tenant_suspended`.
 //!
 //! The tenant always comes from the key, never from the body; an account not connected to
 //! that tenant is 404, whoever owns it.
@@ -188,6 +192,19 @@ impl PublicApi {
                 Err(ApiError::not_found("no such connected account"))
             }
             Err(OutboundError::Invalid(m)) => Err(bad(m)),
+            Err(OutboundError::QuotaExceeded(q)) => {
+                tracing::info!(tenant = %principal.tenant, quota = q.quota, limit = q.limit,
+                    "public API send refused: quota used up");
+                Err(ApiError::quota_exceeded(&q, wappline::clock::now_secs()))
+            }
+            Err(OutboundError::TenantSuspended) => {
+                tracing::info!(tenant = %principal.tenant, "public API send refused: tenant suspended");
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "tenant_suspended",
+                    "this tenant is suspended and may not send messages",
+                ))
+            }
             Err(e) => {
                 tracing::error!(error = %e, "public API send not queued");
                 Err(ApiError::unavailable())

@@ -493,6 +493,13 @@ impl BitrixEventHandler {
                     tracing::info!(%tenant, im_message = im.message_id, "operator reply without text or files skipped");
                     skipped += 1;
                 }
+                // Handled, not an error: a retry would be refused the same way. The intake
+                // kept the reply as failed and queued the note that tells the operator why.
+                Err(OutboundError::QuotaExceeded(q)) => {
+                    tracing::info!(%tenant, im_message = im.message_id, quota = q.quota, limit = q.limit,
+                        "operator reply over quota; not sent, the operator is told in the chat");
+                    skipped += 1;
+                }
                 Err(e) => {
                     tracing::error!(%tenant, im_chat = im.chat_id, im_message = im.message_id, error = %e,
                         "operator reply NOT queued; Bitrix24 will not resend it");

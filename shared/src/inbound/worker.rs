@@ -5,6 +5,11 @@
 //! Exactly-once is layered: an idempotency record per event (released on failure, so a
 //! retry redoes the work), a conditional put per message and its provider-id index, and a
 //! deterministic deduplication id on the sync job, whose own worker is idempotent too.
+//!
+//! New customer messages and postbacks are counted in the tenant's monthly usage
+//! ([`crate::usage`]) in the transaction that stores them, so a redelivery never counts
+//! twice. They are never dropped for quota: over the inbound limit they are relayed and
+//! flagged. Echoes of the business's own sends, statuses, reactions and edits do not count.
 
 use std::sync::Arc;
 
@@ -25,6 +30,7 @@ use crate::meta::{
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
 use crate::tenant::{TenantDirectory, TenantError};
+use crate::usage::{CountError, Usage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
@@ -36,6 +42,9 @@ pub enum InboundError {
     Tenant(#[from] TenantError),
     #[error("enqueueing sync job: {0}")]
     Queue(String),
+    /// Storing a counted message failed (the store, or reading the tenant's plan).
+    #[error(transparent)]
+    Count(#[from] CountError),
 }
 
 /// The inbound worker's handler. Build once per process.
@@ -47,6 +56,7 @@ pub struct InboundWorker {
     queue: Arc<dyn Queue>,
     sync: QueueName,
     idempotency: Idempotency,
+    usage: Usage,
 }
 
 impl InboundWorker {
@@ -58,6 +68,7 @@ impl InboundWorker {
     ) -> Self {
         InboundWorker {
             idempotency: Idempotency::new(store.clone(), "IN", platform::VISIBILITY),
+            usage: Usage::new(store.clone()),
             store,
             envelope,
             tenants,
@@ -148,8 +159,16 @@ impl InboundWorker {
                     at,
                     quoted(reply_to.as_ref()),
                 );
-                self.store_and_push(job, &conversations, customer, Some(at), message, retention)
-                    .await
+                self.store_and_push(
+                    job,
+                    &conversations,
+                    customer,
+                    Some(at),
+                    message,
+                    retention,
+                    true,
+                )
+                .await
             }
             EventKind::Postback {
                 customer,
@@ -172,8 +191,16 @@ impl InboundWorker {
                     at,
                     None,
                 );
-                self.store_and_push(job, &conversations, customer, Some(at), message, retention)
-                    .await
+                self.store_and_push(
+                    job,
+                    &conversations,
+                    customer,
+                    Some(at),
+                    message,
+                    retention,
+                    true,
+                )
+                .await
             }
             EventKind::BusinessEcho {
                 customer,
@@ -202,8 +229,17 @@ impl InboundWorker {
                     at,
                     quoted(reply_to.as_ref()),
                 );
-                self.store_and_push(job, &conversations, customer, None, message, retention)
-                    .await
+                // Not counted: the business sent it from Meta's own apps, not through us.
+                self.store_and_push(
+                    job,
+                    &conversations,
+                    customer,
+                    None,
+                    message,
+                    retention,
+                    false,
+                )
+                .await
             }
             EventKind::Edited {
                 message_id,
@@ -324,8 +360,9 @@ impl InboundWorker {
         }
     }
 
-    /// Opens or refreshes the customer's conversation, stores the message once, and queues
-    /// its push to the CRM.
+    /// Opens or refreshes the customer's conversation, stores the message once (counted in
+    /// the tenant's inbound usage when `counted`), and queues its push to the CRM.
+    #[allow(clippy::too_many_arguments)]
     async fn store_and_push(
         &self,
         job: &InboundJob,
@@ -334,14 +371,23 @@ impl InboundWorker {
         inbound_at: Option<i64>,
         message: NewMessage,
         retention: u32,
+        counted: bool,
     ) -> Result<(), InboundError> {
         let account = &job.event.account;
         let id = conversations
             .record_customer(account, customer, inbound_at, retention)
             .await?;
-        let (stored, _) = conversations
-            .store_message(account, &id, message, retention)
-            .await?;
+        let (stored, _) = if counted {
+            // The month of arrival: a delayed redelivery was counted (or not) by its first
+            // delivery's transaction, so it never counts again whatever the month.
+            self.usage
+                .store_inbound(conversations, account, &id, message, retention, now_secs())
+                .await?
+        } else {
+            conversations
+                .store_message(account, &id, message, retention)
+                .await?
+        };
         self.enqueue(
             job,
             id,

@@ -4,6 +4,12 @@
 //!
 //! Jobs carry only keys. The message (text, files, template) is read back and decrypted by
 //! the worker, so no message content sits in the queue.
+//!
+//! Every accepted message is counted against the tenant's monthly outbound quota
+//! ([`crate::usage`]) in the transaction that stores it: a redelivery never counts twice, and
+//! a send over the quota is refused ([`OutboundError::QuotaExceeded`]). An operator's reply
+//! over the quota is kept as a failed message and the operator is told why in the chat, the
+//! same way as for a message the channel refused.
 
 use std::sync::Arc;
 
@@ -12,16 +18,18 @@ use sha2::{Digest, Sha256};
 
 use crate::bitrix::ImRef;
 use crate::conversation::{
-    ConversationError, ConversationId, Conversations, Direction, MessageRef, NewMessage, Origin,
-    TemplateMessage,
+    ConversationError, ConversationId, Conversations, Direction, MessageRef, MessageStatus,
+    NewMessage, Origin, TemplateMessage,
 };
+use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::Envelope;
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, CustomerId, CustomerRef};
 use crate::meta::{Content, Media, MediaKind};
 use crate::queue::{platform, OutgoingMessage, Queue, QueueName};
 use crate::store::TableStore;
-use crate::tenant::TenantDirectory;
+use crate::tenant::{TenantDirectory, TenantStatus};
+use crate::usage::{CountError, QuotaExceeded, Usage, UsageError};
 
 /// Version of the [`OutboundJob`] JSON shape.
 pub const OUTBOUND_JOB_VERSION: u32 = 1;
@@ -142,6 +150,24 @@ pub enum OutboundError {
     Invalid(String),
     #[error(transparent)]
     Tenant(#[from] crate::tenant::TenantError),
+    /// The tenant's monthly quota is used up: nothing was queued (answer 429).
+    #[error(transparent)]
+    QuotaExceeded(#[from] QuotaExceeded),
+    /// The tenant is suspended: it may not send (answer 403).
+    #[error("the tenant is suspended")]
+    TenantSuspended,
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+}
+
+impl From<CountError> for OutboundError {
+    fn from(e: CountError) -> Self {
+        match e {
+            CountError::Quota(q) => OutboundError::QuotaExceeded(q),
+            CountError::Conversation(c) => OutboundError::Conversation(c),
+            CountError::Usage(u) => OutboundError::Usage(u),
+        }
+    }
 }
 
 /// What a tenant's own system asks to send through the public API.
@@ -168,20 +194,64 @@ pub struct OutboundIntake {
     envelope: Arc<Envelope>,
     queue: Arc<dyn Queue>,
     outbound: QueueName,
+    sync: QueueName,
+    usage: Usage,
 }
 
 impl OutboundIntake {
     pub fn new(store: Arc<dyn TableStore>, envelope: Arc<Envelope>, queue: Arc<dyn Queue>) -> Self {
         OutboundIntake {
+            usage: Usage::new(store.clone()),
             store,
             envelope,
             queue,
             outbound: platform::name(platform::OUTBOUND),
+            sync: platform::name(platform::SYNC),
         }
+    }
+
+    /// An operator's reply refused for quota: kept as a failed message (not counted), and the
+    /// operator is told why in the chat by the CRM sync, as for any send that failed for
+    /// good. Deterministic ids: a retry neither stores nor notes it twice.
+    async fn refuse_operator_message(
+        &self,
+        conversations: &Conversations,
+        account: &AccountRef,
+        conversation: &ConversationId,
+        new: NewMessage,
+        retention_days: u32,
+        quota: &QuotaExceeded,
+    ) -> Result<(), OutboundError> {
+        let tenant = conversations.tenant();
+        tracing::warn!(%tenant, quota = quota.quota, limit = quota.limit, resets_at = quota.resets_at,
+            "operator reply refused: monthly outbound quota used up");
+        let (at, _) = conversations
+            .store_message(account, conversation, new, retention_days)
+            .await?;
+        conversations
+            .advance_status(&at, MessageStatus::Failed)
+            .await?;
+        let effect = OutboundJob::new(tenant.clone(), &at).effect;
+        let note = SyncJob::new(
+            tenant.clone(),
+            conversation.clone(),
+            SyncAction::Status {
+                message_sk: at.sk.clone(),
+                status: MessageStatus::Failed,
+                failure: Some(quota.to_string()),
+            },
+            &format!("quota:{effect}"),
+        );
+        self.queue
+            .send_batch(&self.sync, vec![note.to_message()])
+            .await
+            .map_err(|e| OutboundError::Queue(e.to_string()))
     }
 
     /// Stores the reply (content encrypted, TTL from `retention_days`) in its conversation and
     /// queues the send. Ok only once the job is queued (Bitrix24 does not retry its events).
+    /// Over the tenant's outbound quota it is `QuotaExceeded`: nothing is queued, the reply is
+    /// kept as failed and the operator is told in the chat.
     pub async fn accept_operator_message(
         &self,
         tenant: &TenantId,
@@ -208,9 +278,33 @@ impl OutboundIntake {
             crm_im: Some(message.im),
             template: None,
         };
-        let (at, created) = conversations
-            .store_message(&meta.account, conversation, new, retention_days)
-            .await?;
+        let counted = self
+            .usage
+            .store_outbound(
+                &conversations,
+                &meta.account,
+                conversation,
+                new.clone(),
+                retention_days,
+                crate::clock::now_secs(),
+            )
+            .await;
+        let (at, created) = match counted {
+            Ok(stored) => stored,
+            Err(CountError::Quota(quota)) => {
+                self.refuse_operator_message(
+                    &conversations,
+                    &meta.account,
+                    conversation,
+                    new,
+                    retention_days,
+                    &quota,
+                )
+                .await?;
+                return Err(OutboundError::QuotaExceeded(quota));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let job = OutboundJob::new(tenant.clone(), &at);
         self.queue
             .send_batch(&self.outbound, vec![job.to_message()])
@@ -224,7 +318,9 @@ impl OutboundIntake {
 
     /// A send through the public API: to `to` on `account`, which must be connected to
     /// `tenant` (anything else is `UnknownAccount`). Opens the conversation if it is new
-    /// (business-initiated templates); window and quota rules are applied when sending.
+    /// (business-initiated templates); window and rate rules are applied when sending. A
+    /// suspended tenant is refused (`TenantSuspended`), and a send over the tenant's monthly
+    /// outbound quota is refused (`QuotaExceeded`) with nothing stored or queued.
     pub async fn accept_api_message(
         &self,
         tenants: &TenantDirectory,
@@ -237,14 +333,19 @@ impl OutboundIntake {
         if tenants.resolve(&account.to_channel_ref()).await?.as_ref() != Some(tenant) {
             return Err(OutboundError::UnknownAccount);
         }
-        let retention = match tenants.scope(tenant).await? {
-            Some(scope) => scope
-                .profile()
-                .await?
-                .map(|p| p.retention_days)
-                .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS),
+        let profile = match tenants.scope(tenant).await? {
+            Some(scope) => scope.profile().await?,
             None => return Err(OutboundError::UnknownAccount),
         };
+        if profile
+            .as_ref()
+            .is_some_and(|p| p.status == TenantStatus::Suspended)
+        {
+            return Err(OutboundError::TenantSuspended);
+        }
+        let retention = profile
+            .map(|p| p.retention_days)
+            .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
         let (content, template) = match message {
             ApiMessage::Text(body) => {
                 if body.trim().is_empty() || body.chars().count() > 4096 {
@@ -268,13 +369,25 @@ impl OutboundIntake {
                 )
             }
         };
+        let now = crate::clock::now_secs();
+        let provider_message_id = format!("api:{request_id}");
         let conversations =
             Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        // Refused before a conversation is opened for a send that cannot go (the counted
+        // store below decides under concurrency); a retry of a request accepted before is
+        // answered as the duplicate it is.
+        if conversations
+            .find_message(account, &provider_message_id)
+            .await?
+            .is_none()
+        {
+            self.usage.check_outbound(tenant, now).await?;
+        }
         let conversation = conversations
             .record_customer(account, &CustomerRef::new(to), None, retention)
             .await?;
         let new = NewMessage {
-            provider_message_id: format!("api:{request_id}"),
+            provider_message_id,
             direction: Direction::Outbound,
             origin: Origin::Api,
             content,
@@ -283,8 +396,9 @@ impl OutboundIntake {
             crm_im: None,
             template,
         };
-        let (at, created) = conversations
-            .store_message(account, &conversation, new, retention)
+        let (at, created) = self
+            .usage
+            .store_outbound(&conversations, account, &conversation, new, retention, now)
             .await?;
         let job = OutboundJob::new(tenant.clone(), &at);
         self.queue
