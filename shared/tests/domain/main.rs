@@ -12,4 +12,5 @@ mod export;
 mod meta_deletion;
 mod retention;
 mod tenants;
+mod usage;
 mod vectors;
