@@ -378,8 +378,8 @@ impl InboundWorker {
             .record_customer(account, customer, inbound_at, retention)
             .await?;
         let (stored, _) = if counted {
-            // The month of arrival: a delayed redelivery was counted (or not) by its first
-            // delivery's transaction, so it never counts again whatever the month.
+            // Counted in the month it is stored (not the provider's timestamp): a late
+            // redelivery finds the message stored and counts nothing, whatever the month.
             self.usage
                 .store_inbound(conversations, account, &id, message, retention, now_secs())
                 .await?
