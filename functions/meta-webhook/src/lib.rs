@@ -5,7 +5,8 @@
 //!   `hub.mode=subscribe` and `hub.verify_token` matches, else 403.
 //! - `POST`: signature over the exact raw body first (401 if missing or wrong), then split,
 //!   route and enqueue; 200 only once the queue accepted every event (503 otherwise, so Meta
-//!   retries). Signed but malformed bodies get 400.
+//!   retries). A suspended tenant's events are held instead, and acknowledged the same way.
+//!   Signed but malformed bodies get 400.
 //!
 //! The work is [`wappline::inbound::intake::WebhookIntake`]; this crate maps HTTP to it.
 
@@ -79,6 +80,7 @@ impl MetaWebhook {
             Ok(report) => {
                 tracing::info!(
                     enqueued = report.enqueued,
+                    held = report.held,
                     unrouted = report.unrouted,
                     ignored = report.ignored,
                     unsupported_object = report.unsupported_object,

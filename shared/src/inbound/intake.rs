@@ -238,3 +238,182 @@ impl WebhookIntake {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::app::Platform;
+    use crate::queue::embedded::EmbeddedQueue;
+    use crate::queue::platform;
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::{Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp};
+    use crate::tenant::{
+        ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName, PROFILE_SK,
+    };
+    use crate::vault::local::LocalVault;
+
+    /// The embedded store, counting reads of tenant profiles.
+    struct Counting {
+        inner: EmbeddedStore,
+        profile_reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl TableStore for Counting {
+        async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
+            if key.sk == PROFILE_SK {
+                self.profile_reads.fetch_add(1, Ordering::Relaxed);
+            }
+            self.inner.get(table, key).await
+        }
+        async fn put(
+            &self,
+            table: Table,
+            item: Item,
+            condition: Option<crate::store::Condition>,
+        ) -> Result<(), StoreError> {
+            self.inner.put(table, item, condition).await
+        }
+        async fn update(
+            &self,
+            table: Table,
+            key: &Key,
+            update: Update,
+            condition: Option<crate::store::Condition>,
+        ) -> Result<Item, StoreError> {
+            self.inner.update(table, key, update, condition).await
+        }
+        async fn delete(
+            &self,
+            table: Table,
+            key: &Key,
+            condition: Option<crate::store::Condition>,
+        ) -> Result<(), StoreError> {
+            self.inner.delete(table, key, condition).await
+        }
+        async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
+            self.inner.query(table, query).await
+        }
+        async fn scan(
+            &self,
+            table: Table,
+            start_after: Option<&Key>,
+            limit: usize,
+        ) -> Result<Page, StoreError> {
+            self.inner.scan(table, start_after, limit).await
+        }
+        async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+            self.inner.transact_write(ops).await
+        }
+    }
+
+    async fn tenant_with_number(p: &Platform, number: &str) -> TenantId {
+        let id = p
+            .tenants
+            .create(TenantName::parse("T").unwrap(), RetentionDays::default())
+            .await
+            .unwrap()
+            .id;
+        let mut secrets = BTreeMap::new();
+        secrets.insert("access_token", Secret::parse("a", "EAAtoken").unwrap());
+        p.tenants
+            .scope(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .connect(Connection {
+                channel: ChannelRef::parse(ChannelKind::WhatsApp, number).unwrap(),
+                details: BTreeMap::new(),
+                secrets,
+                authorized_by: None,
+            })
+            .await
+            .unwrap();
+        id
+    }
+
+    fn entry(number: &str, ids: &[&str]) -> serde_json::Value {
+        let messages: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                json!({"from": "16505551234", "id": id, "timestamp": "1767261600",
+                             "type": "text", "text": {"body": "hello"}})
+            })
+            .collect();
+        json!({"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": number},
+            "contacts": [{"profile": {"name": "S"}, "wa_id": "16505551234"}],
+            "messages": messages}}]})
+    }
+
+    #[tokio::test]
+    async fn a_suspended_tenants_events_are_held_with_one_status_read_per_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Counting {
+            inner: EmbeddedStore::open(dir.path()).unwrap(),
+            profile_reads: AtomicUsize::new(0),
+        });
+        let vault = Arc::new(LocalVault::open_or_create(dir.path()).unwrap());
+        let p = Platform::new(store.clone(), vault);
+        let queue = EmbeddedQueue::open(dir.path(), platform::specs()).unwrap();
+        let suspended = tenant_with_number(&p, "106540352242922").await;
+        let active = tenant_with_number(&p, "106540352242999").await;
+        p.tenants
+            .suspend(&suspended, "unpaid", "platform_admin")
+            .await
+            .unwrap();
+        let secret = AppSecret::new("6f1c0e5ad2b94c7e8a3b1d0f9e2c4a7b").unwrap();
+        let intake = WebhookIntake::new(
+            vec![secret.clone()],
+            VerifyToken::new("verify").unwrap(),
+            p.tenants.clone(),
+            Arc::new(queue.clone()),
+            platform::name(platform::INBOUND),
+        );
+        let body = serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [
+            entry("106540352242922", &["wamid.A1", "wamid.A2"]),
+            entry("106540352242999", &["wamid.B1"]),
+            entry("106540352242922", &["wamid.A3"]),
+        ]}))
+        .unwrap();
+        store.profile_reads.store(0, Ordering::Relaxed);
+        let report = intake
+            .accept(Some(&secret.sign(&body)), &body)
+            .await
+            .unwrap();
+        assert_eq!((report.held, report.enqueued), (3, 1));
+        assert_eq!(
+            store.profile_reads.load(Ordering::Relaxed),
+            2,
+            "one per tenant"
+        );
+        assert_eq!(
+            queue
+                .depth(&platform::name(platform::INBOUND))
+                .await
+                .unwrap(),
+            1
+        );
+        let held = p.tenants.held_events();
+        let (events, _) = held.list(&suspended, None, 10).await.unwrap();
+        let jobs: Vec<InboundJob> = events
+            .iter()
+            .map(|e| serde_json::from_str(&e.message.body).unwrap())
+            .collect();
+        let ids: Vec<&str> = jobs
+            .iter()
+            .map(|j| j.event.provider_event_id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids[0].contains("A1") && ids[1].contains("A2") && ids[2].contains("A3"));
+        assert!(jobs.iter().all(|j| j.tenant_id == suspended));
+        assert_eq!(held.count(&active).await.unwrap(), 0);
+    }
+}
