@@ -86,3 +86,27 @@ pub fn exports_from_env(
         format!("{}/exports/download", base.trim_end_matches('/')),
     ))
 }
+
+/// User accounts from the Lambda environment: `SESSION_SIGNING_KEY` (hex, at least 32 bytes;
+/// signs access tokens) and `BCRYPT_COST` (default 12, never lower). No mailer is configured
+/// in AWS yet: invitation tokens are handed to the inviting admin, and self-service password
+/// reset answers 503 until one is.
+pub fn accounts_from_env(platform: &Platform) -> Result<crate::accounts::Accounts, String> {
+    use crate::accounts::{Accounts, AccountsConfig, PasswordHasher, SessionKey, MIN_BCRYPT_COST};
+    let key = std::env::var("SESSION_SIGNING_KEY")
+        .map_err(|_| "SESSION_SIGNING_KEY is not set".to_owned())
+        .and_then(|k| SessionKey::from_hex(&k).map_err(|e| format!("SESSION_SIGNING_KEY: {e}")))?;
+    let cost = match std::env::var("BCRYPT_COST") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| "BCRYPT_COST must be a whole number".to_owned())?,
+        _ => MIN_BCRYPT_COST,
+    };
+    let hasher = PasswordHasher::new(cost).map_err(|e| format!("BCRYPT_COST: {e}"))?;
+    Ok(Accounts::new(
+        platform.store.clone(),
+        platform.tenants.clone(),
+        AccountsConfig::new(hasher, key),
+    ))
+}

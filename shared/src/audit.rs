@@ -36,6 +36,10 @@ pub enum AuditAction {
     RetentionApplied,
     TenantSuspended,
     TenantResumed,
+    UserInvited,
+    UserRoleChanged,
+    UserRemoved,
+    PlanChanged,
 }
 
 impl AuditAction {
@@ -54,6 +58,10 @@ impl AuditAction {
             AuditAction::RetentionApplied => "retention_applied",
             AuditAction::TenantSuspended => "tenant_suspended",
             AuditAction::TenantResumed => "tenant_resumed",
+            AuditAction::UserInvited => "user_invited",
+            AuditAction::UserRoleChanged => "user_role_changed",
+            AuditAction::UserRemoved => "user_removed",
+            AuditAction::PlanChanged => "plan_changed",
         }
     }
 }

@@ -149,12 +149,20 @@ pub fn empty(status: StatusCode) -> Response<String> {
         .expect("static response parts")
 }
 
-/// Parses a JSON body, turning serde's message into a 400 that says what is wrong.
+/// Parses a JSON object body, turning serde's message into a 400 that says what is wrong.
+/// Anything but an object is refused first: serde would otherwise read a JSON array as a
+/// struct's fields in order, so `["x"]` could pass for `{"reason": "x"}`.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let not_object = || ApiError::bad_request("request body must be a JSON object");
     if body.is_empty() {
-        return Err(ApiError::bad_request("request body must be a JSON object"));
+        return Err(not_object());
     }
-    serde_json::from_slice(body)
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    if !value.is_object() {
+        return Err(not_object());
+    }
+    serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
@@ -193,5 +201,25 @@ mod tests {
             plain,
             serde_json::json!({"error": {"code": "not_found", "message": "x"}})
         );
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct One {
+        reason: String,
+    }
+
+    #[test]
+    fn only_json_objects_are_bodies() {
+        assert!(parse_json::<One>(br#"{"reason": "x"}"#).is_ok());
+        for bad in [&br#"["x"]"#[..], b"", b"null", b"\"x\"", b"{"] {
+            let e = parse_json::<One>(bad).unwrap_err();
+            assert_eq!(
+                e.status,
+                StatusCode::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

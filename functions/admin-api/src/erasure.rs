@@ -65,12 +65,13 @@ impl Erasure {
         &self,
         tenant: &TenantId,
         body: &[u8],
+        actor: &str,
     ) -> Result<Response<String>, ApiError> {
         let r: ContactRequest = edge::parse_json(body)?;
         let (account, customer) = subject(&r)?;
         let id = self
             .contacts
-            .request(tenant, account, customer, "platform_admin")
+            .request(tenant, account, customer, actor)
             .await
             .map_err(map)?;
         let status = self.contacts.status(tenant, &id).await.map_err(map)?;
@@ -98,6 +99,7 @@ impl Erasure {
         &self,
         tenant: &TenantId,
         body: &[u8],
+        actor: &str,
     ) -> Result<Response<String>, ApiError> {
         let r: TenantRequest = if body.is_empty() {
             TenantRequest::default()
@@ -113,7 +115,7 @@ impl Erasure {
         };
         let status = self
             .tenants
-            .request(tenant, grace, "platform_admin")
+            .request(tenant, grace, actor)
             .await
             .map_err(map)?;
         Ok(edge::json(StatusCode::ACCEPTED, &status))
@@ -132,8 +134,9 @@ impl Erasure {
     pub(crate) async fn cancel_tenant(
         &self,
         tenant: &TenantId,
+        actor: &str,
     ) -> Result<Response<String>, ApiError> {
-        match self.tenants.cancel(tenant, "platform_admin").await {
+        match self.tenants.cancel(tenant, actor).await {
             Ok(()) => Ok(edge::empty(StatusCode::NO_CONTENT)),
             Err(ErasureError::NotFound) => Err(ApiError::conflict(
                 "no pending erasure to cancel (none requested, or already started)",

@@ -13,9 +13,12 @@
 //!   stored items are re-stamped by the scheduled retention function
 //! - `GET    /admin/tenants/{tenant_id}/audit`               the tenant's audit log, newest first
 
+pub mod auth;
 mod erasure;
 mod exports;
+mod plans;
 mod requests;
+mod users;
 
 pub use erasure::Erasure;
 pub use exports::{ExportsApi, DOWNLOAD_PREFIX};
@@ -24,16 +27,20 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use wappline::accounts::token::looks_like_access_token;
+use wappline::accounts::{Accounts, Permission, Principal};
 use wappline::api_keys::{ApiKeyError, ApiKeyScope, ApiKeys};
 use wappline::audit::{AuditAction, AuditLog};
 use wappline::bitrix::install::ConnectionCodes;
 use wappline::bitrix::{EndpointUrl, OpenLineId};
 use wappline::edge::{self, ApiError};
+use wappline::hold::Suspension;
 use wappline::ids::TenantId;
 use wappline::tenant::release::ChannelRelease;
 use wappline::tenant::{
-    ChannelKind, ChannelRef, RetentionDays, TenantDirectory, TenantError, TenantName,
+    ChannelKind, ChannelRef, RetentionDays, TenantDirectory, TenantError, TenantName, TenantStatus,
 };
+use wappline::usage::Usage;
 
 use requests::{ConnectRequest, ConnectionCodeRequest, CreateTenantRequest, SettingsRequest};
 
@@ -81,6 +88,44 @@ pub struct AdminApi {
     erasure: Option<erasure::Erasure>,
     release: ChannelRelease,
     exports: Option<exports::ExportsApi>,
+    accounts: Option<Accounts>,
+    usage: Option<Usage>,
+    suspension: Option<Suspension>,
+}
+
+/// What a route needs from the caller.
+#[derive(Debug, PartialEq, Eq)]
+enum Need<'a> {
+    /// The platform admin's token.
+    Platform,
+    /// The platform admin, or a user of the tenant named in the path whose role has the
+    /// permission.
+    Tenant(&'a str, Permission),
+}
+
+/// The access rule of every `/admin` route, by path (methods share a path's rule). Routes
+/// not listed here do not exist (404 after authentication).
+fn need<'a>(segments: &[&'a str]) -> Option<Need<'a>> {
+    use Permission::*;
+    let rule = match segments {
+        ["admin", "tenants"] => Need::Platform,
+        ["admin", "tenants", _, "suspension"] | ["admin", "tenants", _, "plan"] => Need::Platform,
+        ["admin", "tenants", t] => Need::Tenant(t, ReadSettings),
+        ["admin", "tenants", t, "settings"] => Need::Tenant(t, ChangeSettings),
+        ["admin", "tenants", t, "exports", ..] => Need::Tenant(t, Export),
+        ["admin", "tenants", t, "erasure", "contacts", ..] => Need::Tenant(t, EraseContact),
+        ["admin", "tenants", t, "erasure"] => Need::Tenant(t, EraseAccount),
+        ["admin", "tenants", t, "audit"] => Need::Tenant(t, ReadAudit),
+        ["admin", "tenants", t, "channels", ..] => Need::Tenant(t, ManageChannels),
+        ["admin", "tenants", t, "bitrix24", "connection-codes"] => Need::Tenant(t, ManageChannels),
+        ["admin", "tenants", t, "api-keys", ..] => Need::Tenant(t, ManageApiKeys),
+        ["admin", "tenants", t, "users", ..] | ["admin", "tenants", t, "invitations"] => {
+            Need::Tenant(t, ManageUsers)
+        }
+        ["admin", "tenants", t, "usage"] => Need::Tenant(t, ReadUsage),
+        _ => return None,
+    };
+    Some(rule)
 }
 
 impl AdminApi {
@@ -94,7 +139,59 @@ impl AdminApi {
             erasure: None,
             release: ChannelRelease::new(None),
             exports: None,
+            accounts: None,
+            usage: None,
+            suspension: None,
         }
+    }
+
+    /// Enables `/usage` and `/plan`.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Enables `/suspension` (its queue must reach the inbound and outbound queues, where
+    /// held events are released to).
+    pub fn with_suspension(mut self, suspension: Suspension) -> Self {
+        self.suspension = Some(suspension);
+        self
+    }
+
+    fn usage_of(&self) -> Result<&Usage, ApiError> {
+        self.usage.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "usage is not configured",
+            )
+        })
+    }
+
+    fn suspension_of(&self) -> Result<&Suspension, ApiError> {
+        self.suspension.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "suspension is not configured",
+            )
+        })
+    }
+
+    /// Enables tenant users: `/auth/*`, user management, and user access tokens on `/admin`.
+    pub fn with_accounts(mut self, accounts: Accounts) -> Self {
+        self.accounts = Some(accounts);
+        self
+    }
+
+    fn accounts_of(&self) -> Result<&Accounts, ApiError> {
+        self.accounts.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "user accounts are not configured",
+            )
+        })
     }
 
     /// Enables `GET /admin/tenants/{id}/audit` (the tenant's audit log). Settings changes are
@@ -194,15 +291,19 @@ impl AdminApi {
     }
 
     async fn route(&self, req: Request) -> Result<lambda_http::http::Response<String>, ApiError> {
-        if !self.authorized(&req) {
-            return Err(ApiError::unauthorized());
-        }
         let body: &[u8] = req.body().as_ref();
         if body.len() > MAX_BODY_BYTES {
             return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
         }
+        if req.uri().path().starts_with(auth::AUTH_PREFIX) {
+            return auth::route(self.accounts_of()?, &req, body).await;
+        }
+        let principal = self.principal(&req).await?;
         let path = req.uri().path().trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();
+        self.authorize(&principal, &segments).await?;
+        let actor = principal.actor();
+        let actor = actor.as_str();
         let method = req.method();
         match segments.as_slice() {
             ["admin", "tenants"] => match *method {
@@ -215,7 +316,7 @@ impl AdminApi {
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "settings"] => match *method {
-                Method::PATCH => self.update_settings(tenant, body).await,
+                Method::PATCH => self.update_settings(tenant, body, actor).await,
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "exports"] => {
@@ -223,7 +324,7 @@ impl AdminApi {
                 match *method {
                     Method::POST => {
                         self.exports_of()?
-                            .request(scope.tenant(), body, ACTOR)
+                            .request(scope.tenant(), body, actor)
                             .await
                     }
                     Method::GET => self.exports_of()?.list(scope.tenant()).await,
@@ -250,7 +351,7 @@ impl AdminApi {
                 Method::POST => {
                     let scope = self.scope(tenant).await?;
                     self.erasure_of()?
-                        .request_contact(scope.tenant(), body)
+                        .request_contact(scope.tenant(), body, actor)
                         .await
                 }
                 _ => Err(ApiError::method_not_allowed()),
@@ -271,12 +372,12 @@ impl AdminApi {
                     Method::POST => {
                         let scope = self.scope(tenant).await?;
                         self.erasure_of()?
-                            .request_tenant(scope.tenant(), body)
+                            .request_tenant(scope.tenant(), body, actor)
                             .await
                     }
                     // After the erasure the tenant is gone, but its erasure record is not.
                     Method::GET => self.erasure_of()?.tenant_status(&id).await,
-                    Method::DELETE => self.erasure_of()?.cancel_tenant(&id).await,
+                    Method::DELETE => self.erasure_of()?.cancel_tenant(&id, actor).await,
                     _ => Err(ApiError::method_not_allowed()),
                 }
             }
@@ -285,7 +386,7 @@ impl AdminApi {
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "channels", kind] => match *method {
-                Method::POST => self.connect(tenant, kind, body).await,
+                Method::POST => self.connect(tenant, kind, body, actor).await,
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "bitrix24", "connection-codes"] => match *method {
@@ -293,28 +394,189 @@ impl AdminApi {
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "api-keys"] => match *method {
-                Method::POST => self.create_api_key(tenant, body).await,
+                Method::POST => self.create_api_key(tenant, body, actor).await,
                 Method::GET => self.list_api_keys(tenant).await,
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "api-keys", key_id] => match *method {
-                Method::DELETE => self.revoke_api_key(tenant, key_id).await,
+                Method::DELETE => self.revoke_api_key(tenant, key_id, actor).await,
                 _ => Err(ApiError::method_not_allowed()),
             },
+            ["admin", "tenants", tenant, "usage"] => match *method {
+                Method::GET => {
+                    let scope = self.scope(tenant).await?;
+                    plans::usage(self.usage_of()?, scope.tenant(), req.uri().query()).await
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "plan"] => {
+                let scope = self.scope(tenant).await?;
+                let usage = self.usage_of()?;
+                let resp = match *method {
+                    Method::PUT => plans::set_plan(usage, scope.tenant(), body).await?,
+                    Method::DELETE => plans::clear_plan(usage, scope.tenant()).await?,
+                    _ => return Err(ApiError::method_not_allowed()),
+                };
+                self.record(actor, scope.tenant(), AuditAction::PlanChanged, &[])
+                    .await;
+                Ok(resp)
+            }
+            ["admin", "tenants", tenant, "suspension"] => {
+                let scope = self.scope(tenant).await?;
+                let suspension = self.suspension_of()?;
+                match *method {
+                    Method::POST => plans::suspend(suspension, scope.tenant(), body, actor).await,
+                    Method::DELETE => plans::resume(suspension, scope.tenant(), actor).await,
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            }
+            ["admin", "tenants", tenant, "users"] => match *method {
+                Method::GET => {
+                    let scope = self.scope(tenant).await?;
+                    users::list(self.accounts_of()?, scope.tenant()).await
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "invitations"] => match *method {
+                Method::POST => {
+                    let scope = self.scope(tenant).await?;
+                    let (resp, role) =
+                        users::invite(self.accounts_of()?, scope.tenant(), &principal, body)
+                            .await?;
+                    self.record(
+                        actor,
+                        scope.tenant(),
+                        AuditAction::UserInvited,
+                        &[("role", &role)],
+                    )
+                    .await;
+                    Ok(resp)
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "users", user] => {
+                let scope = self.scope(tenant).await?;
+                let accounts = self.accounts_of()?;
+                match *method {
+                    Method::PATCH => {
+                        let (resp, (from, to)) =
+                            users::set_role(accounts, scope.tenant(), &principal, user, body)
+                                .await?;
+                        self.record(
+                            actor,
+                            scope.tenant(),
+                            AuditAction::UserRoleChanged,
+                            &[("user_id", user), ("from", from.name()), ("to", to.name())],
+                        )
+                        .await;
+                        Ok(resp)
+                    }
+                    Method::DELETE => {
+                        let resp =
+                            users::remove(accounts, scope.tenant(), &principal, user).await?;
+                        self.record(
+                            actor,
+                            scope.tenant(),
+                            AuditAction::UserRemoved,
+                            &[("user_id", user)],
+                        )
+                        .await;
+                        Ok(resp)
+                    }
+                    _ => Err(ApiError::method_not_allowed()),
+                }
+            }
             ["admin", "tenants", tenant, "channels", kind, id] => match *method {
-                Method::DELETE => self.disconnect(tenant, kind, id).await,
+                Method::DELETE => self.disconnect(tenant, kind, id, actor).await,
                 _ => Err(ApiError::method_not_allowed()),
             },
             _ => Err(ApiError::not_found("no such route")),
         }
     }
 
-    fn authorized(&self, req: &Request) -> bool {
-        req.headers()
+    /// The platform token, or a user's access token (checked against its live session).
+    async fn principal(&self, req: &Request) -> Result<Principal, ApiError> {
+        let presented = req
+            .headers()
             .get(lambda_http::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| self.token.verify(t.trim()))
+            .map(str::trim)
+            .ok_or_else(ApiError::unauthorized)?;
+        if looks_like_access_token(presented) {
+            let accounts = self.accounts.as_ref().ok_or_else(ApiError::unauthorized)?;
+            return match accounts.authenticate(presented).await {
+                Ok(user) => Ok(Principal::User(user)),
+                Err(wappline::accounts::AccountError::InvalidToken) => {
+                    Err(ApiError::unauthorized())
+                }
+                Err(e) => Err(auth::account_error(e)),
+            };
+        }
+        if self.token.verify(presented) {
+            Ok(Principal::Platform)
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+
+    /// Applies the route's rule. A user naming another tenant gets the same 404 as a tenant
+    /// that does not exist (and the attempt is logged); within their own tenant, a role
+    /// without the permission gets 403.
+    async fn authorize(&self, principal: &Principal, segments: &[&str]) -> Result<(), ApiError> {
+        let Principal::User(user) = principal else {
+            return Ok(());
+        };
+        match need(segments) {
+            None => Ok(()),
+            Some(Need::Platform) => {
+                if let ["admin", "tenants", t, ..] = segments {
+                    if *t != user.tenant.as_str() {
+                        tracing::warn!(tenant = %user.tenant, user = %user.user, "cross-tenant request refused");
+                        return Err(ApiError::not_found("tenant not found"));
+                    }
+                }
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "only the platform admin may do this",
+                ))
+            }
+            Some(Need::Tenant(tenant, permission)) => {
+                if tenant != user.tenant.as_str() {
+                    tracing::warn!(tenant = %user.tenant, user = %user.user, "cross-tenant request refused");
+                    return Err(ApiError::not_found("tenant not found"));
+                }
+                if !user.role.allows(permission) {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        format!(
+                            "the {} role may not {}",
+                            user.role.name(),
+                            permission.name().replace('_', " ")
+                        ),
+                    ));
+                }
+                let profile = self
+                    .tenants
+                    .scope(&user.tenant)
+                    .await
+                    .map_err(map_err)?
+                    .ok_or_else(|| ApiError::not_found("tenant not found"))?
+                    .profile()
+                    .await
+                    .map_err(map_err)?;
+                if profile.is_some_and(|p| p.status == TenantStatus::Suspended) {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "tenant_suspended",
+                        "this account is suspended; contact support",
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 
     async fn list_tenants(
@@ -387,6 +649,7 @@ impl AdminApi {
         &self,
         tenant: &str,
         body: &[u8],
+        actor: &str,
     ) -> Result<lambda_http::http::Response<String>, ApiError> {
         let scope = self.scope(tenant).await?;
         // An object only (serde would also take a JSON array for a struct).
@@ -399,7 +662,7 @@ impl AdminApi {
             ));
         };
         let days = RetentionDays::new(days).map_err(map_err)?;
-        let change = scope.set_retention(days, ACTOR).await.map_err(map_err)?;
+        let change = scope.set_retention(days, actor).await.map_err(map_err)?;
         if change.changed {
             tracing::info!(
                 tenant = %scope.tenant(),
@@ -455,6 +718,7 @@ impl AdminApi {
         tenant: &str,
         kind: &str,
         body: &[u8],
+        actor: &str,
     ) -> Result<lambda_http::http::Response<String>, ApiError> {
         let kind = parse_kind(kind)?;
         let scope = self.scope(tenant).await?;
@@ -462,6 +726,7 @@ impl AdminApi {
         let (summary, created) = scope.connect(connection).await.map_err(map_err)?;
         tracing::info!(tenant = %scope.tenant(), kind = %summary.kind, channel = %summary.id, created, "channel connected");
         self.record(
+            actor,
             scope.tenant(),
             AuditAction::ChannelConnected,
             &[("kind", summary.kind.name()), ("channel", &summary.id)],
@@ -480,6 +745,7 @@ impl AdminApi {
         tenant: &str,
         kind: &str,
         id: &str,
+        actor: &str,
     ) -> Result<lambda_http::http::Response<String>, ApiError> {
         let kind = parse_kind(kind)?;
         let channel =
@@ -492,6 +758,7 @@ impl AdminApi {
             .map_err(map_err)?;
         tracing::info!(tenant = %scope.tenant(), %kind, channel = %id, ?unsubscribe, "channel disconnected");
         self.record(
+            actor,
             scope.tenant(),
             AuditAction::ChannelDisconnected,
             &[("kind", kind.name()), ("channel", id)],
@@ -547,6 +814,7 @@ impl AdminApi {
         &self,
         tenant: &str,
         body: &[u8],
+        actor: &str,
     ) -> Result<lambda_http::http::Response<String>, ApiError> {
         let keys = self.keys()?;
         let scope = self.scope(tenant).await?;
@@ -559,6 +827,7 @@ impl AdminApi {
             .map_err(api_key_error)?;
         tracing::info!(tenant = %scope.tenant(), key = issued.info.id, "API key created");
         self.record(
+            actor,
             scope.tenant(),
             AuditAction::ApiKeyCreated,
             &[("key_id", &issued.info.id)],
@@ -586,6 +855,7 @@ impl AdminApi {
         &self,
         tenant: &str,
         key_id: &str,
+        actor: &str,
     ) -> Result<lambda_http::http::Response<String>, ApiError> {
         let keys = self.keys()?;
         let scope = self.scope(tenant).await?;
@@ -594,6 +864,7 @@ impl AdminApi {
             .map_err(api_key_error)?;
         tracing::info!(tenant = %scope.tenant(), key = key_id, "API key revoked");
         self.record(
+            actor,
             scope.tenant(),
             AuditAction::ApiKeyRevoked,
             &[("key_id", key_id)],
@@ -604,9 +875,15 @@ impl AdminApi {
 
     /// Records a change in the tenant's audit log. The change has happened: a failure to
     /// record it is logged loudly rather than turned into an error for the caller.
-    async fn record(&self, tenant: &TenantId, action: AuditAction, details: &[(&str, &str)]) {
+    async fn record(
+        &self,
+        actor: &str,
+        tenant: &TenantId,
+        action: AuditAction,
+        details: &[(&str, &str)],
+    ) {
         if let Some(audit) = &self.audit {
-            if let Err(e) = audit.record(tenant, action, ACTOR, details).await {
+            if let Err(e) = audit.record(tenant, action, actor, details).await {
                 tracing::error!(tenant = %tenant, action = action.name(), error = %e, "audit entry not written");
             }
         }
@@ -637,9 +914,6 @@ fn api_key_error(e: ApiKeyError) -> ApiError {
         ApiKeyError::Store(e) => map_err(wappline::tenant::TenantError::Store(e)),
     }
 }
-
-/// Who the audit log names for changes made through this API.
-const ACTOR: &str = "platform_admin";
 
 fn parse_limit(v: &str) -> Result<usize, ApiError> {
     v.parse()

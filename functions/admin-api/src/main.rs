@@ -5,15 +5,17 @@ use std::sync::Arc;
 use admin_api::{AdminApi, AdminToken, Erasure, ExportsApi, DOWNLOAD_PREFIX};
 use lambda_http::{run, service_fn, Error, Request};
 use wappline::api_keys::ApiKeys;
-use wappline::app::{aws_sdk_config, exports_from_env, Platform};
+use wappline::app::{accounts_from_env, aws_sdk_config, exports_from_env, Platform};
 use wappline::audit::AuditLog;
 use wappline::bitrix::install::{public_base_url, ConnectionCodes, ENV_PUBLIC_BASE_URL};
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::ContactErasure;
 use wappline::graph::{GraphClient, GraphConfig};
+use wappline::hold::Suspension;
 use wappline::queue::platform;
 use wappline::queue::sqs::SqsQueue;
 use wappline::tenant::release::ChannelRelease;
+use wappline::usage::Usage;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -26,10 +28,17 @@ async fn main() -> Result<(), Error> {
         &[
             platform::name(platform::ERASURE),
             platform::name(platform::EXPORTS),
+            // Resuming a tenant releases its held webhook jobs to these.
+            platform::name(platform::INBOUND),
+            platform::name(platform::OUTBOUND),
+            platform::name(platform::SYNC),
         ],
     )?);
     let exports = exports_from_env(&sdk, &platform)?;
     let mut api = AdminApi::new(platform.tenants.clone(), token)
+        .with_accounts(accounts_from_env(&platform)?)
+        .with_usage(Usage::new(platform.store.clone()))
+        .with_suspension(Suspension::new(platform.tenants.clone(), queue.clone()))
         .with_api_keys(ApiKeys::new(platform.store.clone()))
         .with_audit(AuditLog::new(platform.store.clone()))
         .with_channel_release(ChannelRelease::new(Some(GraphClient::new(
@@ -64,7 +73,8 @@ async fn main() -> Result<(), Error> {
     run(service_fn(move |req: Request| {
         let api = api.clone();
         async move {
-            // The public download route of export links is served here too.
+            // The public download route of export links is served here too (and /auth/*,
+            // by handle).
             if req.uri().path().starts_with(DOWNLOAD_PREFIX) {
                 return Ok::<_, Error>(api.download(req).await);
             }

@@ -25,11 +25,14 @@ use tokio::task::JoinSet;
 use admin_api::{AdminApi, AdminToken};
 use bitrix_webhook::BitrixWebhook;
 use data_deletion::DataDeletion;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 use media_proxy::MediaProxyFunction;
 use meta_webhook::MetaWebhook;
 use public_api::PublicApi;
+use wappline::accounts::{Accounts, AccountsConfig, OutboxMailer, PasswordHasher, SessionKey};
 use wappline::api_keys::ApiKeys;
 use wappline::app::Platform;
 use wappline::audit::AuditLog;
@@ -43,6 +46,7 @@ use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::{ContactErasure, ErasureWorker};
 use wappline::export::{ExportLinkKey, ExportWorker, Exports};
 use wappline::graph::{GraphClient, GraphConfig, HostPolicy};
+use wappline::hold::Suspension;
 use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
 use wappline::media::{MediaLinkKey, MediaLinks, MediaProxy};
@@ -57,6 +61,7 @@ use wappline::retention::{Budget, RetentionRun};
 use wappline::send::{RetryPolicy as SendRetryPolicy, SendClients, SendConfig, SendWorker};
 use wappline::tenant::release::ChannelRelease;
 use wappline::tenant::Secret;
+use wappline::usage::Usage;
 
 use consumers::Consumer;
 
@@ -137,6 +142,11 @@ pub struct LocalConfig {
     /// (doubled per attempt, at most an hour).
     #[arg(long, env = "WAPPLINE_RETRY_BASE_MS", default_value_t = 30_000)]
     pub retry_base_ms: u64,
+
+    /// bcrypt cost of user passwords (12 or more). Raising it re-hashes each password at
+    /// its user's next sign-in.
+    #[arg(long, env = "WAPPLINE_BCRYPT_COST", default_value_t = wappline::accounts::MIN_BCRYPT_COST)]
+    pub bcrypt_cost: u32,
 }
 
 impl LocalConfig {
@@ -157,6 +167,7 @@ impl LocalConfig {
             public_base_url: None,
             instagram_api_base_url: None,
             schedule_secs: 1,
+            bcrypt_cost: wappline::accounts::MIN_BCRYPT_COST,
         }
     }
 }
@@ -280,9 +291,28 @@ impl LocalServer {
             )),
             None => None,
         };
+        // Account email (invitations, password resets) lands in <data-dir>/outbox as .eml.
+        let accounts = Accounts::new(
+            platform.store.clone(),
+            platform.tenants.clone(),
+            AccountsConfig::new(
+                PasswordHasher::new(config.bcrypt_cost).map_err(|e| e.to_string())?,
+                load_or_create_session_key(&config.data_dir)?,
+            ),
+        )
+        .with_mailer(Arc::new(
+            OutboxMailer::new(
+                config.data_dir.join("outbox"),
+                "Wappline <no-reply@localhost>",
+            )
+            .map_err(|e| e.to_string())?,
+        ));
         let functions = Arc::new(Functions {
             data_deletion,
             admin: AdminApi::new(platform.tenants.clone(), token)
+                .with_accounts(accounts)
+                .with_usage(Usage::new(platform.store.clone()))
+                .with_suspension(Suspension::new(platform.tenants.clone(), queue.clone()))
                 .with_bitrix_connection_codes(
                     ConnectionCodes::new(platform.store.clone()),
                     public_endpoint,
@@ -533,7 +563,7 @@ async fn serve(listener: TcpListener, functions: Arc<Functions>, mut stop: watch
         tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -544,7 +574,7 @@ async fn serve(listener: TcpListener, functions: Arc<Functions>, mut stop: watch
                 connections.spawn(async move {
                     let service = service_fn(move |req| {
                         let functions = functions.clone();
-                        async move { Ok::<_, std::convert::Infallible>(dispatch(&functions, req).await) }
+                        async move { Ok::<_, std::convert::Infallible>(dispatch(&functions, req, peer).await) }
                     });
                     if let Err(e) = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -565,6 +595,7 @@ async fn serve(listener: TcpListener, functions: Arc<Functions>, mut stop: watch
 async fn dispatch(
     functions: &Functions,
     req: hyper::Request<Incoming>,
+    peer: SocketAddr,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
@@ -588,9 +619,17 @@ async fn dispatch(
         .unwrap_or_default()
         .parse()
         .unwrap_or_default();
-    let req = lambda_http::Request::from_parts(parts, body).with_query_string_parameters(query);
+    // The caller's address where API Gateway puts it (sign-in throttling reads it).
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.http.source_ip = Some(peer.ip().to_string());
+    let req = lambda_http::Request::from_parts(parts, body)
+        .with_query_string_parameters(query)
+        .with_request_context(RequestContext::ApiGatewayV2(context));
     let path = req.uri().path();
-    let response = if path == "/admin" || path.starts_with("/admin/") {
+    let response = if path == "/admin"
+        || path.starts_with("/admin/")
+        || path.starts_with(admin_api::auth::AUTH_PREFIX)
+    {
         functions.admin.handle(req).await
     } else if bitrix_webhook::serves(path) {
         match &functions.bitrix {
@@ -671,6 +710,19 @@ fn bitrix_client(config: &LocalConfig) -> Result<Option<BitrixClient>, String> {
     BitrixClient::new(bitrix)
         .map(Some)
         .map_err(|e| e.to_string())
+}
+
+/// The key that signs users' access tokens, kept in the data dir (mode 0600) so sessions
+/// survive a restart.
+fn load_or_create_session_key(dir: &Path) -> Result<SessionKey, String> {
+    let path = dir.join("session.key");
+    if let Ok(hex_key) = std::fs::read_to_string(&path) {
+        return SessionKey::from_hex(hex_key.trim()).map_err(|e| e.to_string());
+    }
+    let key = SessionKey::generate().map_err(|e| e.to_string())?;
+    write_private(&path, &key.to_hex())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(key)
 }
 
 /// The key that signs export download links, kept in the data dir (mode 0600).

@@ -1,0 +1,316 @@
+//! `/auth/*`: how a tenant's users sign in and manage their own sessions and password.
+//!
+//! - `POST /auth/sign-in` `{account_id, email, password}`: access + refresh token
+//! - `POST /auth/refresh` `{refresh_token}` (or the refresh cookie): rotated tokens
+//! - `POST /auth/sign-out`: the bearer's session, or the refresh token's, ends
+//! - `POST /auth/invitations/accept` `{token, password}`: creates the user, signed in
+//! - `GET  /auth/me`: who the bearer is, with the role's permissions
+//! - `PUT  /auth/password` `{current_password, new_password}`: every session ends
+//! - `POST /auth/password-reset` `{account_id, email}`: a reset link by email (202 always)
+//! - `POST /auth/password-reset/confirm` `{token, new_password}`: every session ends
+//!
+//! The refresh token is also set as a `__Host-` cookie (Secure, HttpOnly, SameSite=Strict,
+//! Path=/) for browser clients, which then never need to hold it in script.
+
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use serde::Deserialize;
+use wappline::accounts::service::SignedIn;
+use wappline::accounts::{AccountError, Accounts, Password, Permission, UserPrincipal};
+use wappline::edge::{self, ApiError};
+
+pub const AUTH_PREFIX: &str = "/auth/";
+/// The refresh-token cookie. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
+pub const REFRESH_COOKIE: &str = "__Host-wappline_refresh";
+
+type Response = lambda_http::http::Response<String>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignInRequest {
+    account_id: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptRequest {
+    token: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetRequest {
+    account_id: String,
+    email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetConfirmRequest {
+    token: String,
+    new_password: String,
+}
+
+/// The caller's address as API Gateway saw it (the local server fills the same field).
+pub fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+fn refresh_cookie(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn with_cookie(mut resp: Response, value: &str, max_age: i64) -> Response {
+    let cookie = format!(
+        "{REFRESH_COOKIE}={value}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Strict",
+        max_age.max(0)
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+fn signed_in(status: StatusCode, s: &SignedIn) -> Response {
+    let max_age = s.session_expires_at - wappline::clock::now_secs();
+    with_cookie(edge::json(status, s), &s.refresh_token, max_age)
+}
+
+/// The one mapping of account errors to HTTP.
+pub fn account_error(e: AccountError) -> ApiError {
+    match e {
+        AccountError::Invalid(m) => ApiError::bad_request(m),
+        AccountError::BadCredentials => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "invalid email or password",
+        ),
+        AccountError::InvalidToken => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "invalid or expired token",
+        ),
+        AccountError::Throttled { retry_after_secs } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed attempts; retry after {retry_after_secs} seconds"),
+        ),
+        AccountError::Suspended => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "tenant_suspended",
+            "this account is suspended; contact support",
+        ),
+        AccountError::UserNotFound => ApiError::not_found("no such user"),
+        AccountError::Conflict(m) => ApiError::conflict(m),
+        AccountError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+        AccountError::MailNotConfigured => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "email is not configured on this deployment; ask an admin of your account",
+        ),
+        AccountError::Store(wappline::store::StoreError::Unavailable(detail)) => {
+            tracing::warn!(%detail, "store unavailable");
+            ApiError::unavailable()
+        }
+        e @ (AccountError::Mail(_) | AccountError::Store(_) | AccountError::Crypto(_)) => {
+            tracing::error!(error = %e, "account operation failed");
+            ApiError::internal()
+        }
+    }
+}
+
+/// A 429 for a throttled attempt carries `Retry-After`.
+fn throttled_response(e: AccountError) -> Result<Response, ApiError> {
+    if let AccountError::Throttled { retry_after_secs } = e {
+        let mut resp = account_error(e).into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        return Ok(resp);
+    }
+    Err(account_error(e))
+}
+
+pub fn permissions_of(user: &UserPrincipal) -> Vec<&'static str> {
+    Permission::ALL
+        .into_iter()
+        .filter(|p| user.role.allows(*p))
+        .map(Permission::name)
+        .collect()
+}
+
+/// Serves one `/auth/*` request.
+pub async fn route(accounts: &Accounts, req: &Request, body: &[u8]) -> Result<Response, ApiError> {
+    let path = req.uri().path().trim_end_matches('/');
+    let route = path
+        .strip_prefix(AUTH_PREFIX.trim_end_matches('/'))
+        .unwrap_or("");
+    let method = req.method();
+    let source = source_ip(req);
+    let source = source.as_deref();
+    match (route, method) {
+        ("/sign-in", &Method::POST) => {
+            let r: SignInRequest = edge::parse_json(body)?;
+            match accounts
+                .sign_in(&r.account_id, &r.email, &r.password, source)
+                .await
+            {
+                Ok(s) => {
+                    tracing::info!(tenant = %s.tenant_id, user = %s.user.id, "signed in");
+                    Ok(signed_in(StatusCode::OK, &s))
+                }
+                Err(e) => {
+                    tracing::info!(reason = %e, "sign-in refused");
+                    throttled_response(e)
+                }
+            }
+        }
+        ("/refresh", &Method::POST) => {
+            let r: RefreshRequest = if body.is_empty() {
+                RefreshRequest::default()
+            } else {
+                edge::parse_json(body)?
+            };
+            let token = r
+                .refresh_token
+                .or_else(|| refresh_cookie(req))
+                .ok_or_else(|| ApiError::bad_request("give refresh_token (or the cookie)"))?;
+            let s = accounts.refresh(&token).await.map_err(account_error)?;
+            Ok(signed_in(StatusCode::OK, &s))
+        }
+        ("/sign-out", &Method::POST) => {
+            if let Some(token) = bearer(req) {
+                let p = accounts.authenticate(token).await.map_err(account_error)?;
+                accounts.sign_out(&p).await.map_err(account_error)?;
+                tracing::info!(tenant = %p.tenant, user = %p.user, "signed out");
+            } else {
+                let r: RefreshRequest = if body.is_empty() {
+                    RefreshRequest::default()
+                } else {
+                    edge::parse_json(body)?
+                };
+                let token = r
+                    .refresh_token
+                    .or_else(|| refresh_cookie(req))
+                    .ok_or_else(ApiError::unauthorized)?;
+                accounts
+                    .sign_out_refresh(&token)
+                    .await
+                    .map_err(account_error)?;
+            }
+            Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
+        }
+        ("/invitations/accept", &Method::POST) => {
+            let r: AcceptRequest = edge::parse_json(body)?;
+            let password = Password::new(&r.password).map_err(account_error)?;
+            let s = accounts
+                .accept_invitation(&r.token, &password)
+                .await
+                .map_err(account_error)?;
+            tracing::info!(tenant = %s.tenant_id, user = %s.user.id, role = s.user.role.name(), "invitation accepted");
+            Ok(signed_in(StatusCode::CREATED, &s))
+        }
+        ("/me", &Method::GET) => {
+            let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
+            let p = accounts.authenticate(token).await.map_err(account_error)?;
+            let user = accounts
+                .user(&p.tenant, &p.user)
+                .await
+                .map_err(account_error)?
+                .ok_or_else(ApiError::unauthorized)?;
+            Ok(edge::json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "tenant_id": p.tenant,
+                    "user": user,
+                    "permissions": permissions_of(&p),
+                }),
+            ))
+        }
+        ("/password", &Method::PUT) => {
+            let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
+            let p = accounts.authenticate(token).await.map_err(account_error)?;
+            let r: ChangePasswordRequest = edge::parse_json(body)?;
+            let new = Password::new(&r.new_password).map_err(account_error)?;
+            if let Err(e) = accounts
+                .change_password(&p, &r.current_password, &new, source)
+                .await
+            {
+                return throttled_response(e);
+            }
+            tracing::info!(tenant = %p.tenant, user = %p.user, "password changed; sessions revoked");
+            Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
+        }
+        ("/password-reset", &Method::POST) => {
+            let r: ResetRequest = edge::parse_json(body)?;
+            if let Err(e) = accounts
+                .request_password_reset(&r.account_id, &r.email, source)
+                .await
+            {
+                return throttled_response(e);
+            }
+            Ok(edge::json(
+                StatusCode::ACCEPTED,
+                &serde_json::json!({
+                    "status": "if the address has a user in that account, a reset link was sent to it"
+                }),
+            ))
+        }
+        ("/password-reset/confirm", &Method::POST) => {
+            let r: ResetConfirmRequest = edge::parse_json(body)?;
+            let new = Password::new(&r.new_password).map_err(account_error)?;
+            accounts
+                .confirm_password_reset(&r.token, &new)
+                .await
+                .map_err(account_error)?;
+            Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
+        }
+        (
+            "/sign-in"
+            | "/refresh"
+            | "/sign-out"
+            | "/invitations/accept"
+            | "/me"
+            | "/password"
+            | "/password-reset"
+            | "/password-reset/confirm",
+            _,
+        ) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::not_found("no such route")),
+    }
+}

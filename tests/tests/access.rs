@@ -1,0 +1,753 @@
+//! Accounts and access end to end on the local server: invitations by email, sign-in,
+//! sessions and their revocation, throttling, the role permission matrix on every admin
+//! endpoint, and cross-tenant requests (404, nothing leaked, nothing changed).
+
+use e2e_tests::harness::{Harness, ADMIN};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const PW: &str = "correct horse battery";
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+    text: String,
+}
+
+async fn call(
+    h: &Harness,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Reply {
+    let mut req = h
+        .http
+        .request(method.parse().unwrap(), format!("{}{path}", h.base));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+async fn new_tenant(h: &Harness, name: &str) -> String {
+    let t = h
+        .admin("POST", "/admin/tenants", json!({"name": name}))
+        .await;
+    t["id"].as_str().unwrap().to_owned()
+}
+
+/// Invites `email` with `role` as the platform admin and accepts; the user's access token.
+async fn user(h: &Harness, tenant: &str, email: &str, role: &str) -> (String, Value) {
+    let inv = h
+        .admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/invitations"),
+            json!({"email": email, "role": role}),
+        )
+        .await;
+    let r = call(
+        h,
+        None,
+        "POST",
+        "/auth/invitations/accept",
+        Some(&json!({"token": inv["token"], "password": PW})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    (r.body["access_token"].as_str().unwrap().to_owned(), r.body)
+}
+
+/// Every admin endpoint, with a body that is harmless to whoever is allowed (invalid, or
+/// naming ids that do not exist), so the matrix tests the gate without changing anything.
+fn endpoints(t: &str) -> Vec<(&'static str, String, Option<Value>, &'static str)> {
+    // The last column is who may call it: O owner, A admin, G agent, V viewer; "" = the
+    // platform admin only. This is the documented matrix (docs/access.md), written out.
+    let bad = Some(json!(["not an object"]));
+    vec![
+        ("GET", "/admin/tenants".into(), None, ""),
+        ("POST", "/admin/tenants".into(), bad.clone(), ""),
+        ("GET", format!("/admin/tenants/{t}"), None, "OAGV"),
+        (
+            "PATCH",
+            format!("/admin/tenants/{t}/settings"),
+            bad.clone(),
+            "OA",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/exports"),
+            bad.clone(),
+            "OA",
+        ),
+        ("GET", format!("/admin/tenants/{t}/exports"), None, "OA"),
+        (
+            "GET",
+            format!("/admin/tenants/{t}/exports/ex_0000000000000000"),
+            None,
+            "OA",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/exports/ex_0000000000000000/links"),
+            bad.clone(),
+            "OA",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/erasure/contacts"),
+            bad.clone(),
+            "OA",
+        ),
+        (
+            "GET",
+            format!("/admin/tenants/{t}/erasure/contacts/er_0000000000000000"),
+            None,
+            "OA",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/erasure"),
+            bad.clone(),
+            "O",
+        ),
+        ("GET", format!("/admin/tenants/{t}/erasure"), None, "O"),
+        ("DELETE", format!("/admin/tenants/{t}/erasure"), None, "O"),
+        ("GET", format!("/admin/tenants/{t}/audit"), None, "OA"),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/channels/whatsapp"),
+            bad.clone(),
+            "OA",
+        ),
+        (
+            "DELETE",
+            format!("/admin/tenants/{t}/channels/whatsapp/999000999"),
+            None,
+            "OA",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/bitrix24/connection-codes"),
+            bad.clone(),
+            "OA",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/api-keys"),
+            bad.clone(),
+            "OA",
+        ),
+        ("GET", format!("/admin/tenants/{t}/api-keys"), None, "OA"),
+        (
+            "DELETE",
+            format!("/admin/tenants/{t}/api-keys/0000000000000000"),
+            None,
+            "OA",
+        ),
+        ("GET", format!("/admin/tenants/{t}/users"), None, "OA"),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/invitations"),
+            bad.clone(),
+            "OA",
+        ),
+        (
+            "PATCH",
+            format!("/admin/tenants/{t}/users/usr_00000000000000000000"),
+            bad.clone(),
+            "OA",
+        ),
+        (
+            "DELETE",
+            format!("/admin/tenants/{t}/users/usr_00000000000000000000"),
+            None,
+            "OA",
+        ),
+        ("GET", format!("/admin/tenants/{t}/usage"), None, "OAV"),
+        ("PUT", format!("/admin/tenants/{t}/plan"), bad.clone(), ""),
+        ("POST", format!("/admin/tenants/{t}/suspension"), bad, ""),
+        ("DELETE", format!("/admin/tenants/{t}/plan"), None, ""),
+    ]
+}
+
+/// The request got past authentication and authorisation to an endpoint that exists and
+/// is configured (its answer may still be a 400 or 404 for the harmless body).
+fn reached(r: &Reply) -> bool {
+    !matches!(r.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+        && r.body["error"]["message"] != "tenant not found"
+        && r.body["error"]["message"] != "no such route"
+        && r.body["error"]["code"] != "not_configured"
+        && r.status != StatusCode::METHOD_NOT_ALLOWED
+}
+
+#[tokio::test]
+async fn every_role_against_every_admin_endpoint() {
+    let h = Harness::start(|_| {}).await;
+    let t = new_tenant(&h, "Acme").await;
+    let mut tokens = vec![];
+    for (code, role) in [
+        ('O', "owner"),
+        ('A', "admin"),
+        ('G', "agent"),
+        ('V', "viewer"),
+    ] {
+        let (token, _) = user(&h, &t, &format!("{role}@acme.test"), role).await;
+        tokens.push((code, role, token));
+    }
+    let mut wrong = vec![];
+    for (method, path, body, allowed) in endpoints(&t) {
+        for (code, role, token) in &tokens {
+            let r = call(&h, Some(token), method, &path, body.as_ref()).await;
+            let may = allowed.contains(*code);
+            let ok = if may {
+                reached(&r)
+            } else {
+                r.status == StatusCode::FORBIDDEN && r.body["error"]["code"] == "forbidden"
+            };
+            if !ok {
+                wrong.push(format!("{role} {method} {path}: {} {}", r.status, r.text));
+            }
+        }
+        // The platform admin may call everything.
+        let r = call(&h, Some(ADMIN), method, &path, body.as_ref()).await;
+        if !reached(&r) {
+            wrong.push(format!("platform {method} {path}: {} {}", r.status, r.text));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} wrong answers:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    // Nothing the matrix sent changed the tenant: still active, four users, no keys.
+    let settings = h
+        .admin("GET", &format!("/admin/tenants/{t}"), json!(null))
+        .await;
+    assert_eq!(settings["status"], "active");
+    let users = h
+        .admin("GET", &format!("/admin/tenants/{t}/users"), json!(null))
+        .await;
+    assert_eq!(users["users"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn another_tenants_credentials_get_404_everywhere_and_change_nothing() {
+    let h = Harness::start(|_| {}).await;
+    let a = h.tenant_with_channels().await;
+    let (a_owner, a_signed) = user(&h, &a, "owner@acme.test", "owner").await;
+    let key = h
+        .admin(
+            "POST",
+            &format!("/admin/tenants/{a}/api-keys"),
+            json!({"name": "crm"}),
+        )
+        .await;
+    let before_settings = h
+        .admin("GET", &format!("/admin/tenants/{a}"), json!(null))
+        .await;
+    let before_keys = h
+        .admin("GET", &format!("/admin/tenants/{a}/api-keys"), json!(null))
+        .await;
+    let before_users = h
+        .admin("GET", &format!("/admin/tenants/{a}/users"), json!(null))
+        .await;
+
+    let b = new_tenant(&h, "Bravo").await;
+    let (b_owner, _) = user(&h, &b, "owner@bravo.test", "owner").await;
+
+    // Every endpoint naming tenant A, with B's owner token and real-looking bodies.
+    let a_user = a_signed["user"]["id"].as_str().unwrap();
+    let a_key = key["id"].as_str().unwrap();
+    let mut attempts: Vec<(&str, String, Option<Value>)> = endpoints(&a)
+        .into_iter()
+        .filter(|(_, path, _, _)| path.starts_with(&format!("/admin/tenants/{a}")))
+        .map(|(m, p, b, _)| (m, p, b))
+        .collect();
+    attempts.extend([
+        (
+            "PATCH",
+            format!("/admin/tenants/{a}/settings"),
+            Some(json!({"retention_days": 1})),
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{a}/api-keys"),
+            Some(json!({"name": "steal"})),
+        ),
+        (
+            "DELETE",
+            format!("/admin/tenants/{a}/api-keys/{a_key}"),
+            None,
+        ),
+        ("DELETE", format!("/admin/tenants/{a}/users/{a_user}"), None),
+        (
+            "PATCH",
+            format!("/admin/tenants/{a}/users/{a_user}"),
+            Some(json!({"role": "viewer"})),
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{a}/invitations"),
+            Some(json!({"email": "spy@bravo.test", "role": "owner"})),
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{a}/erasure"),
+            Some(json!({})),
+        ),
+        (
+            "DELETE",
+            format!("/admin/tenants/{a}/channels/whatsapp/106540352242922"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{a}/suspension"),
+            Some(json!({"reason": "x"})),
+        ),
+    ]);
+    // A's resources named under B's own path are not found either.
+    attempts.extend([
+        (
+            "DELETE",
+            format!("/admin/tenants/{b}/api-keys/{a_key}"),
+            None,
+        ),
+        ("DELETE", format!("/admin/tenants/{b}/users/{a_user}"), None),
+        (
+            "PATCH",
+            format!("/admin/tenants/{b}/users/{a_user}"),
+            Some(json!({"role": "viewer"})),
+        ),
+        (
+            "DELETE",
+            format!("/admin/tenants/{b}/channels/whatsapp/106540352242922"),
+            None,
+        ),
+    ]);
+    for (method, path, body) in &attempts {
+        let r = call(&h, Some(&b_owner), method, path, body.as_ref()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            r.text
+        );
+        for secret in [
+            a.as_str(),
+            "Acme",
+            "owner@acme.test",
+            a_user,
+            a_key,
+            "106540352242922",
+        ] {
+            if path.contains(secret) {
+                continue; // echoing the caller's own path back would tell them nothing
+            }
+            assert!(
+                !r.text.contains(secret),
+                "{method} {path} leaked {secret}: {}",
+                r.text
+            );
+        }
+    }
+    // A is exactly as it was, and A's owner and key still work.
+    assert_eq!(
+        h.admin("GET", &format!("/admin/tenants/{a}"), json!(null))
+            .await,
+        before_settings
+    );
+    assert_eq!(
+        h.admin("GET", &format!("/admin/tenants/{a}/api-keys"), json!(null))
+            .await,
+        before_keys
+    );
+    assert_eq!(
+        h.admin("GET", &format!("/admin/tenants/{a}/users"), json!(null))
+            .await,
+        before_users
+    );
+    let r = call(
+        &h,
+        Some(&a_owner),
+        "GET",
+        &format!("/admin/tenants/{a}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn invitation_email_sign_in_sessions_and_revocation() {
+    let h = Harness::start(|_| {}).await;
+    let t = new_tenant(&h, "Acme").await;
+    let inv = h
+        .admin(
+            "POST",
+            &format!("/admin/tenants/{t}/invitations"),
+            json!({"email": "Alice@Acme.test", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(inv["emailed"], true);
+    assert_eq!(inv["email"], "alice@acme.test");
+    // The invitation went out by email (the local outbox) with its token.
+    let outbox = h.server.data_dir().join("outbox");
+    let mail: String = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(mail.contains("To: alice@acme.test"));
+    assert!(mail.contains(inv["token"].as_str().unwrap()));
+
+    // A weak password is refused and the invitation is still usable.
+    let weak = call(
+        &h,
+        None,
+        "POST",
+        "/auth/invitations/accept",
+        Some(&json!({"token": inv["token"], "password": "short"})),
+    )
+    .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(weak.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at least 12"));
+    let accepted = call(
+        &h,
+        None,
+        "POST",
+        "/auth/invitations/accept",
+        Some(&json!({"token": inv["token"], "password": PW})),
+    )
+    .await;
+    assert_eq!(accepted.status, StatusCode::CREATED);
+    let again = call(
+        &h,
+        None,
+        "POST",
+        "/auth/invitations/accept",
+        Some(&json!({"token": inv["token"], "password": PW})),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+
+    // Sign in: tokens in the body, the refresh token also in a locked-down cookie.
+    let signed = call(
+        &h,
+        None,
+        "POST",
+        "/auth/sign-in",
+        Some(&json!({"account_id": t, "email": "alice@acme.test", "password": PW})),
+    )
+    .await;
+    assert_eq!(signed.status, StatusCode::OK, "{}", signed.text);
+    let cookie = signed.headers[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attr in [
+        "__Host-wappline_refresh=",
+        "Path=/",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Max-Age=",
+    ] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    assert_eq!(signed.body["expires_in"], 900);
+    let access = signed.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = signed.body["refresh_token"].as_str().unwrap().to_owned();
+    let me = call(&h, Some(&access), "GET", "/auth/me", None).await;
+    assert_eq!(me.body["user"]["role"], "admin");
+    assert!(me.body["permissions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("manage_users")));
+    assert!(!me.body["permissions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("erase_account")));
+    assert!(!signed.text.contains("password_hash"));
+
+    // Refresh with the cookie only; the old refresh token is then dead.
+    let refreshed = h
+        .http
+        .post(format!("{}/auth/refresh", h.base))
+        .header("cookie", format!("__Host-wappline_refresh={refresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let access2 = refreshed["access_token"].as_str().unwrap().to_owned();
+    let replay = call(
+        &h,
+        None,
+        "POST",
+        "/auth/refresh",
+        Some(&json!({"refresh_token": refresh})),
+    )
+    .await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
+    // Replaying a rotated token ended that session: its newest access token is dead too.
+    let r = call(
+        &h,
+        Some(&access2),
+        "GET",
+        &format!("/admin/tenants/{t}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Sign-out ends the session at once.
+    let s = call(
+        &h,
+        None,
+        "POST",
+        "/auth/sign-in",
+        Some(&json!({"account_id": t, "email": "alice@acme.test", "password": PW})),
+    )
+    .await;
+    let token = s.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(
+            &h,
+            Some(&token),
+            "GET",
+            &format!("/admin/tenants/{t}"),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let out = call(&h, Some(&token), "POST", "/auth/sign-out", None).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert!(out.headers[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        call(
+            &h,
+            Some(&token),
+            "GET",
+            &format!("/admin/tenants/{t}"),
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A password change ends every session, including the one that made it.
+    let s1 = call(
+        &h,
+        None,
+        "POST",
+        "/auth/sign-in",
+        Some(&json!({"account_id": t, "email": "alice@acme.test", "password": PW})),
+    )
+    .await;
+    let s2 = call(
+        &h,
+        None,
+        "POST",
+        "/auth/sign-in",
+        Some(&json!({"account_id": t, "email": "alice@acme.test", "password": PW})),
+    )
+    .await;
+    let t1 = s1.body["access_token"].as_str().unwrap().to_owned();
+    let t2 = s2.body["access_token"].as_str().unwrap().to_owned();
+    let changed = call(
+        &h,
+        Some(&t1),
+        "PUT",
+        "/auth/password",
+        Some(&json!({"current_password": PW, "new_password": "another long passphrase"})),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
+    for tok in [&t1, &t2] {
+        assert_eq!(
+            call(&h, Some(tok), "GET", &format!("/admin/tenants/{t}"), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = call(
+        &h,
+        None,
+        "POST",
+        "/auth/refresh",
+        Some(&json!({"refresh_token": s2.body["refresh_token"]})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(&h, None, "POST", "/auth/sign-in", Some(&json!({"account_id": t, "email": "alice@acme.test", "password": "another long passphrase"}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Removing a user ends their access.
+    let uid = r.body["user"]["id"].as_str().unwrap().to_owned();
+    let tok = r.body["access_token"].as_str().unwrap().to_owned();
+    h.admin("GET", &format!("/admin/tenants/{t}/users"), json!(null))
+        .await;
+    let del = call(
+        &h,
+        Some(ADMIN),
+        "DELETE",
+        &format!("/admin/tenants/{t}/users/{uid}"),
+        None,
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::NO_CONTENT, "{}", del.text);
+    assert_eq!(
+        call(&h, Some(&tok), "GET", &format!("/admin/tenants/{t}"), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // And the audit log names who did what, never a secret.
+    let audit = h
+        .admin("GET", &format!("/admin/tenants/{t}/audit"), json!(null))
+        .await;
+    let text = audit.to_string();
+    assert!(
+        text.contains("user_invited") && text.contains("user_removed"),
+        "{text}"
+    );
+    assert!(!text.contains(PW));
+}
+
+#[tokio::test]
+async fn sign_in_failures_look_alike_and_are_throttled() {
+    let h = Harness::start(|_| {}).await;
+    let t = new_tenant(&h, "Acme").await;
+    user(&h, &t, "alice@acme.test", "agent").await;
+    let attempt = |email: &'static str, password: &'static str| {
+        let t = t.clone();
+        let h = &h;
+        async move {
+            call(
+                h,
+                None,
+                "POST",
+                "/auth/sign-in",
+                Some(&json!({"account_id": t, "email": email, "password": password})),
+            )
+            .await
+        }
+    };
+    let wrong = attempt("alice@acme.test", "not the password").await;
+    let unknown = attempt("nobody@acme.test", PW).await;
+    let other_account = call(&h, None, "POST", "/auth/sign-in", Some(&json!({"account_id": "tn_ffffffffffffffffffffffff", "email": "alice@acme.test", "password": PW}))).await;
+    for r in [&wrong, &unknown, &other_account] {
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.text, wrong.text, "every failure reads the same");
+    }
+    // Four more failures for alice (five in all), then even the right password is refused
+    // with 429 and Retry-After.
+    for _ in 0..4 {
+        assert_eq!(
+            attempt("alice@acme.test", "not the password").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked = attempt("alice@acme.test", PW).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.text
+    );
+    assert_eq!(locked.body["error"]["code"], "too_many_attempts");
+    let wait: i64 = locked.headers[reqwest::header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&wait));
+    // Malformed input is a 400 that says what is wrong, not a failed attempt.
+    let bad = call(
+        &h,
+        None,
+        "POST",
+        "/auth/sign-in",
+        Some(&json!({"account_id": t, "email": "not-an-email", "password": "x"})),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("email"));
+    let extra = call(
+        &h,
+        None,
+        "POST",
+        "/auth/sign-in",
+        Some(
+            &json!({"account_id": t, "email": "a@acme.test", "password": "x", "tenant_id": "tn_x"}),
+        ),
+    )
+    .await;
+    assert_eq!(extra.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_forged_or_foreign_token_is_refused() {
+    let h = Harness::start(|_| {}).await;
+    let t = new_tenant(&h, "Acme").await;
+    let (token, _) = user(&h, &t, "owner@acme.test", "owner").await;
+    // Claims edited to another tenant, signature kept.
+    let (head, rest) = token.split_once('.').unwrap();
+    let (payload, sig) = rest.split_once('.').unwrap();
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let claims = String::from_utf8(engine.decode(payload).unwrap()).unwrap();
+    let other = new_tenant(&h, "Other").await;
+    let forged_claims = claims.replace(&t, &other);
+    let forged = format!("{head}.{}.{sig}", engine.encode(forged_claims));
+    for bad in [forged.as_str(), "wpa1.e30.AAAA", "garbage"] {
+        let r = call(
+            &h,
+            Some(bad),
+            "GET",
+            &format!("/admin/tenants/{other}"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad}");
+    }
+    // A user token never reaches the platform routes.
+    let r = call(
+        &h,
+        Some(&token),
+        "POST",
+        "/admin/tenants",
+        Some(&json!({"name": "Mine"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
