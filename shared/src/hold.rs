@@ -95,14 +95,14 @@ pub struct HeldEvent {
 }
 
 /// What one [`HeldEvents::release_page`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReleasePage {
     /// Sent to their queues and deleted.
     pub released: usize,
     /// Undecryptable (tampered, or the tenant's keys are gone): deleted, never sendable.
     pub discarded: usize,
-    /// More held events may follow.
-    pub more: bool,
+    /// More held events may follow: pass as `after` to release the next page.
+    pub next: Option<Key>,
 }
 
 /// Microseconds since the epoch, strictly increasing within the process, so events held in
@@ -282,23 +282,28 @@ impl HeldEvents {
         Ok((out, page.next))
     }
 
-    /// Releases the oldest page (`limit` events, sort keys up to `until` when given): each
-    /// run of consecutive events for one queue is sent in order, then its items are deleted.
-    /// Stops at the first queue failure with nothing after it deleted, so calling again
-    /// resumes where it stopped (re-sending at most what the queue took before failing).
+    /// Releases one page (`limit` events after `after`, sort keys up to `until` when given):
+    /// each run of consecutive events for one queue is sent in order, then its items are
+    /// deleted. Stops at the first queue failure with nothing after it deleted, so starting
+    /// again from the oldest resumes where it stopped (re-sending at most what the queue took
+    /// before failing).
     pub async fn release_page(
         &self,
         tenant: &TenantId,
         queue: &dyn Queue,
         until: Option<&str>,
+        after: Option<Key>,
         limit: usize,
     ) -> Result<ReleasePage, HoldError> {
         let page = self
             .store
-            .query(Table::Data, &Self::query(tenant, until, limit))
+            .query(
+                Table::Data,
+                &Self::query(tenant, until, limit).start_after(after),
+            )
             .await?;
         let mut report = ReleasePage {
-            more: page.next.is_some(),
+            next: page.next.clone(),
             ..ReleasePage::default()
         };
         let mut events = Vec::with_capacity(page.items.len());
@@ -346,14 +351,17 @@ impl HeldEvents {
         until: Option<&str>,
     ) -> Result<usize, HoldError> {
         let mut released = 0;
+        // Paged by key, not "oldest again": a page may come back short or empty while more
+        // follow (expired items are skipped by the store, and left for its TTL deletion).
+        let mut after = None;
         loop {
             let page = self
-                .release_page(tenant, queue, until, DEFAULT_RELEASE_PAGE)
+                .release_page(tenant, queue, until, after, DEFAULT_RELEASE_PAGE)
                 .await?;
             released += page.released;
-            // Released items are deleted, so each page queries from the oldest again.
-            if !page.more || page.released + page.discarded == 0 {
-                return Ok(released);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(released),
             }
         }
     }
@@ -735,7 +743,10 @@ mod tests {
         moved.set(crate::store::SK, other.sk.clone());
         p.store.put(Table::Data, moved, None).await.unwrap();
         let queue = Recording::default();
-        let report = held.release_page(&tenant, &queue, None, 10).await.unwrap();
+        let report = held
+            .release_page(&tenant, &queue, None, None, 10)
+            .await
+            .unwrap();
         assert_eq!((report.released, report.discarded), (1, 1));
         assert_eq!(queue.bodies(), vec![body]);
     }
@@ -771,11 +782,19 @@ mod tests {
             accept: Some(4),
             ..Recording::default()
         };
-        let first = held.release_page(&tenant, &flaky, None, 2).await.unwrap();
-        assert_eq!((first.released, first.more), (2, true));
-        held.release_page(&tenant, &flaky, None, 2).await.unwrap();
+        let first = held
+            .release_page(&tenant, &flaky, None, None, 2)
+            .await
+            .unwrap();
+        assert_eq!(first.released, 2);
+        assert!(first.next.is_some());
+        let second = held
+            .release_page(&tenant, &flaky, None, first.next, 2)
+            .await
+            .unwrap();
+        assert_eq!(second.released, 2);
         let err = held
-            .release_page(&tenant, &flaky, None, 2)
+            .release_page(&tenant, &flaky, None, second.next, 2)
             .await
             .unwrap_err();
         assert!(matches!(err, HoldError::Queue(_)), "{err}");
@@ -786,6 +805,35 @@ mod tests {
         let mut all = flaky.bodies();
         all.extend(queue.bodies());
         assert_eq!(all, bodies);
+    }
+
+    #[tokio::test]
+    async fn expired_holds_are_skipped_not_a_stop() {
+        let (_dir, p, tenant) = setup().await;
+        p.tenants
+            .suspend(&tenant, "unpaid", "platform_admin")
+            .await
+            .unwrap();
+        let held = p.tenants.held_events();
+        // More expired items than a page, before the live ones.
+        for i in 0..(DEFAULT_RELEASE_PAGE + 5) {
+            let item = held
+                .seal(
+                    &tenant,
+                    &inbound(),
+                    &msg(&format!("old{i}")),
+                    now_secs() - 1,
+                )
+                .await
+                .unwrap();
+            p.store.put(Table::Data, item, None).await.unwrap();
+        }
+        held.hold(&tenant, &inbound(), vec![msg("live1"), msg("live2")], 30)
+            .await
+            .unwrap();
+        let queue = Recording::default();
+        assert_eq!(held.release(&tenant, &queue, None).await.unwrap(), 2);
+        assert_eq!(queue.bodies(), vec!["live1", "live2"]);
     }
 
     #[tokio::test]
