@@ -751,3 +751,152 @@ async fn a_forged_or_foreign_token_is_refused() {
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_platform_admin_suspends_and_resumes_and_sets_plans_users_read_usage() {
+    let h = Harness::start(|_| {}).await;
+    let t = h.tenant_with_channels().await;
+    let (owner, _) = user(&h, &t, "owner@acme.test", "owner").await;
+    let (viewer, _) = user(&h, &t, "viewer@acme.test", "viewer").await;
+
+    // Plans are the platform's; both fields are required (null: unlimited).
+    let r = call(
+        &h,
+        Some(ADMIN),
+        "PUT",
+        &format!("/admin/tenants/{t}/plan"),
+        Some(&json!({"monthly_outbound": 5})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("monthly_inbound"), "{}", r.text);
+    let r = call(
+        &h,
+        Some(ADMIN),
+        "PUT",
+        &format!("/admin/tenants/{t}/plan"),
+        Some(&json!({"monthly_outbound": 5, "monthly_inbound": null})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(
+        &h,
+        Some(&owner),
+        "PUT",
+        &format!("/admin/tenants/{t}/plan"),
+        Some(&json!({"monthly_outbound": 500, "monthly_inbound": null})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // A viewer reads the month so far with the plan's quota.
+    let usage = call(
+        &h,
+        Some(&viewer),
+        "GET",
+        &format!("/admin/tenants/{t}/usage"),
+        None,
+    )
+    .await;
+    assert_eq!(usage.status, StatusCode::OK, "{}", usage.text);
+    assert_eq!(usage.body["plan"]["monthly_outbound"], 5);
+    assert_eq!(usage.body["outbound"]["total"], 0);
+    assert_eq!(usage.body["outbound_remaining"], 5);
+    let bad = call(
+        &h,
+        Some(&viewer),
+        "GET",
+        &format!("/admin/tenants/{t}/usage?month=2026-13"),
+        None,
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // Suspension: the tenant's users are refused, sign-in too, and its API keys.
+    let key = h
+        .admin(
+            "POST",
+            &format!("/admin/tenants/{t}/api-keys"),
+            json!({"name": "crm"}),
+        )
+        .await;
+    let r = call(
+        &h,
+        Some(&owner),
+        "POST",
+        &format!("/admin/tenants/{t}/suspension"),
+        Some(&json!({"reason": "unpaid"})),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "only the platform suspends"
+    );
+    let r = call(
+        &h,
+        Some(ADMIN),
+        "POST",
+        &format!("/admin/tenants/{t}/suspension"),
+        Some(&json!({"reason": "unpaid invoice"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "suspended");
+    let r = call(
+        &h,
+        Some(&owner),
+        "GET",
+        &format!("/admin/tenants/{t}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body["error"]["code"], "tenant_suspended");
+    let r = call(
+        &h,
+        None,
+        "POST",
+        "/auth/sign-in",
+        Some(&json!({"account_id": t, "email": "owner@acme.test", "password": PW})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body["error"]["code"], "tenant_suspended");
+    let send = h
+        .http
+        .post(format!("{}/v1/messages", h.base))
+        .bearer_auth(key["key"].as_str().unwrap())
+        .json(&json!({"channel": "whatsapp", "account_id": e2e_tests::harness::WA_NUMBER, "to": "15551234567", "text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(send.status(), StatusCode::FORBIDDEN);
+    // The platform admin still sees it; resuming restores access.
+    let r = call(
+        &h,
+        Some(ADMIN),
+        "DELETE",
+        &format!("/admin/tenants/{t}/suspension"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["profile"]["status"], "active");
+    let r = call(
+        &h,
+        Some(&owner),
+        "GET",
+        &format!("/admin/tenants/{t}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let audit = h
+        .admin("GET", &format!("/admin/tenants/{t}/audit"), json!(null))
+        .await
+        .to_string();
+    for action in ["plan_changed", "tenant_suspended", "tenant_resumed"] {
+        assert!(audit.contains(action), "{action} not in {audit}");
+    }
+}
