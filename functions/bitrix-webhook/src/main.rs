@@ -1,6 +1,6 @@
 //! bitrix-webhook Lambda: builds the clients once at cold start, then serves requests.
 //!
-//! Environment: the platform's (`DATA_TABLE`, ..., `KMS_KEY_ID`), the outbound queue's URL,
+//! Environment: the platform's (`DATA_TABLE`, ..., `KMS_KEY_ID`), the outbound and sync queues' URLs,
 //! `PUBLIC_BASE_URL` (where Bitrix24 reaches this deployment: events are bound to
 //! `<PUBLIC_BASE_URL>/bitrix/events`), and the Bitrix24 application's credentials
 //! (`WAPPLINE_BITRIX_CLIENT_ID`, `WAPPLINE_BITRIX_CLIENT_SECRET`, optional
@@ -27,10 +27,14 @@ async fn main() -> Result<(), Error> {
     let public_base = public_base_url(&std::env::var(ENV_PUBLIC_BASE_URL)?)?;
     let sdk = aws_sdk_config().await;
     let platform = Platform::from_aws_env(&sdk).await?;
-    let outbound = platform::name(platform::OUTBOUND);
+    // Operator replies go to the outbound queue; a reply refused for quota becomes a note
+    // for the chat on the sync queue.
     let queue = SqsQueue::from_env(
         aws_sdk_sqs::Client::new(&sdk),
-        std::slice::from_ref(&outbound),
+        &[
+            platform::name(platform::OUTBOUND),
+            platform::name(platform::SYNC),
+        ],
     )?;
     let intake = OutboundIntake::new(
         platform.store.clone(),

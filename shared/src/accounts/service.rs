@@ -693,7 +693,9 @@ impl Accounts {
         };
         let email = Email::parse(email)?;
         let now = now_secs();
-        let account = (account_id, email.as_str());
+        // Counted apart from sign-in failures: requesting resets must not lock the user out.
+        let reset_account = format!("reset:{account_id}");
+        let account = (reset_account.as_str(), email.as_str());
         if let Err(wait) = self.throttle.check(account, source, now).await? {
             return Err(AccountError::Throttled {
                 retry_after_secs: wait,
@@ -1314,6 +1316,34 @@ mod tests {
         assert!(f.accounts.authenticate(&s.access_token).await.is_err());
         f.accounts
             .sign_in(&t, "alice@acme.test", "reset passphrase 2026", None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn reset_requests_are_limited_without_locking_sign_in() {
+        let f = fixture().await;
+        user(&f, "alice@acme.test", Role::Agent).await;
+        let t = f.tenant.to_string();
+        for _ in 0..5 {
+            f.accounts
+                .request_password_reset(&t, "alice@acme.test", None)
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            f.accounts
+                .request_password_reset(&t, "alice@acme.test", None)
+                .await,
+            Err(AccountError::Throttled { .. })
+        ));
+        assert_eq!(
+            f.outbox.delivered().unwrap().len(),
+            1 + 5,
+            "invitation + 5 resets"
+        );
+        f.accounts
+            .sign_in(&t, "alice@acme.test", PW, None)
             .await
             .unwrap();
     }
