@@ -49,6 +49,22 @@ async fn download(h: &Harness, tenant: &str, id: &str, file: &str) -> String {
 async fn a_tenant_export_holds_every_message_decrypted() {
     let h = Harness::start(|_| {}).await;
     let tenant = h.tenant_with_channels().await;
+    // A user of the tenant: part of its data, exported without a password hash.
+    let invitation = h
+        .admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/invitations"),
+            json!({"email": "owner@acme.test", "role": "owner"}),
+        )
+        .await;
+    let accepted = h
+        .http
+        .post(format!("{}/auth/invitations/accept", h.base))
+        .json(&json!({"token": invitation["token"], "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::CREATED);
     let all = samples();
     for (_, body) in &all {
         let (s, _) = h.post_signed(body).await;
@@ -95,6 +111,14 @@ async fn a_tenant_export_holds_every_message_decrypted() {
         }
     }
     assert!(checked >= 3, "{checked} texts checked");
+    let settings: Value =
+        serde_json::from_str(&download(&h, &tenant, &id, "settings.json").await).unwrap();
+    assert_eq!(
+        settings["users"][0]["email"], "owner@acme.test",
+        "{settings}"
+    );
+    assert_eq!(settings["users"][0]["role"], "owner");
+    assert!(!export.contains("$2b$") && !export.contains("password"));
     // A tampered link is refused.
     let link = h
         .admin(

@@ -169,6 +169,30 @@ impl StoredUser {
     }
 }
 
+/// The tenant's users, in id order (never password hashes). Also read by exports.
+pub async fn list_users(
+    store: &dyn TableStore,
+    tenant: &TenantId,
+) -> Result<Vec<UserInfo>, AccountError> {
+    let mut out = Vec::new();
+    let mut query = Query::partition(tenant.partition())
+        .begins_with("USER#")
+        .limit(200);
+    loop {
+        let page = store.query(Table::Data, &query).await?;
+        out.extend(
+            page.items
+                .iter()
+                .filter_map(StoredUser::from_item)
+                .map(|u| u.info()),
+        );
+        match page.next {
+            Some(next) => query = query.start_after(Some(next)),
+            None => return Ok(out),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Accounts {
     store: Arc<dyn TableStore>,
@@ -779,23 +803,7 @@ impl Accounts {
 
     /// The tenant's users, in id order.
     pub async fn list_users(&self, tenant: &TenantId) -> Result<Vec<UserInfo>, AccountError> {
-        let mut out = Vec::new();
-        let mut query = Query::partition(tenant.partition())
-            .begins_with("USER#")
-            .limit(200);
-        loop {
-            let page = self.store.query(Table::Data, &query).await?;
-            out.extend(
-                page.items
-                    .iter()
-                    .filter_map(StoredUser::from_item)
-                    .map(|u| u.info()),
-            );
-            match page.next {
-                Some(next) => query = query.start_after(Some(next)),
-                None => return Ok(out),
-            }
-        }
+        list_users(self.store.as_ref(), tenant).await
     }
 
     pub async fn user(

@@ -883,8 +883,19 @@ impl Run<'_> {
                     self.exports.store.clone(),
                     self.exports.envelope.clone(),
                 );
-                serde_json::to_value(scope.settings().await?)
-                    .map_err(|e| ExportError::Corrupt(e.to_string()))?
+                let mut settings = serde_json::to_value(scope.settings().await?)
+                    .map_err(|e| ExportError::Corrupt(e.to_string()))?;
+                // The tenant's users are its data too (emails, roles; never password hashes).
+                let users =
+                    crate::accounts::service::list_users(self.exports.store.as_ref(), self.tenant)
+                        .await
+                        .map_err(|e| match e {
+                            crate::accounts::AccountError::Store(e) => ExportError::Store(e),
+                            e => ExportError::Corrupt(e.to_string()),
+                        })?;
+                settings["users"] =
+                    serde_json::to_value(users).map_err(|e| ExportError::Corrupt(e.to_string()))?;
+                settings
             }
             // A contact's export is given to that customer: it names the account only.
             ExportScope::Contact { account, .. } => serde_json::json!({ "account": account }),
