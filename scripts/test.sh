@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check of the project, in the order a reviewer would run them:
-#   rustfmt, clippy (warnings are errors), cfn-lint on template.yaml, the whole workspace's
+#   rustfmt, clippy (warnings are errors), cfn-lint on template.yaml, the OpenAPI description
+#   checked by openapi-spec-validator, the whole workspace's
 #   tests (embedded adapters, and the AWS adapters against a moto_server this script starts
 #   on loopback), and the encryption test vectors checked by an independent Python
 #   implementation.
@@ -151,6 +152,16 @@ fi
 
 step "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
+
+step "docs/openapi.yaml is a valid OpenAPI description"
+"$VENV/bin/python" - <<'PY'
+from openapi_spec_validator import validate
+from openapi_spec_validator.readers import read_from_filename
+
+spec, _ = read_from_filename("docs/openapi.yaml")
+validate(spec)
+print(f"valid: {len(spec['paths'])} paths")
+PY
 echo "no errors, no warnings"
 
 start_moto

@@ -267,11 +267,20 @@ pub async fn route(accounts: &Accounts, req: &Request, body: &[u8]) -> Result<Re
             let p = accounts.authenticate(token).await.map_err(account_error)?;
             let r: ChangePasswordRequest = edge::parse_json(body)?;
             let new = Password::new(&r.new_password).map_err(account_error)?;
-            if let Err(e) = accounts
+            match accounts
                 .change_password(&p, &r.current_password, &new, source)
                 .await
             {
-                return throttled_response(e);
+                Ok(()) => {}
+                // Not 401: the caller's token is fine, the password they typed is not.
+                Err(AccountError::BadCredentials) => {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "wrong_password",
+                        "current_password is not the account's password",
+                    ))
+                }
+                Err(e) => return throttled_response(e),
             }
             tracing::info!(tenant = %p.tenant, user = %p.user, "password changed; sessions revoked");
             Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))

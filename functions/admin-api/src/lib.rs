@@ -1,17 +1,16 @@
-//! admin-api: the platform admin's HTTP API. Routing, authentication and the mapping of
-//! domain outcomes to HTTP live here; the work is done by the domain crate.
+//! admin-api: the admin HTTP API of the platform admin and of tenants' users, and `/auth`
+//! (sign-in, sessions, passwords). Routing, authentication, the per-route permission check
+//! and the mapping of domain outcomes to HTTP live here; the work is done by the domain crate.
 //!
-//! Routes (all under `/admin`, documented in docs/openapi.yaml):
-//! - `GET    /admin/tenants`                                 list tenants
-//! - `POST   /admin/tenants`                                 create a tenant
-//! - `GET    /admin/tenants/{tenant_id}`                     settings (never tokens)
-//! - `POST   /admin/tenants/{tenant_id}/channels/{kind}`     connect whatsapp|instagram|bitrix24
-//! - `DELETE /admin/tenants/{tenant_id}/channels/{kind}/{id}` disconnect
-//! - `POST   /admin/tenants/{tenant_id}/bitrix24/connection-codes` a single-use code (24 h)
-//!   and the install URL that links a Bitrix24 portal to the tenant through the app install
-//! - `PATCH  /admin/tenants/{tenant_id}/settings`            change settings (`retention_days`);
-//!   stored items are re-stamped by the scheduled retention function
-//! - `GET    /admin/tenants/{tenant_id}/audit`               the tenant's audit log, newest first
+//! Every `/admin` route names what it needs in [`need`]: the platform token, or a tenant
+//! permission that the caller's role must have (docs/access.md has the matrix). Routes, all
+//! documented in docs/openapi.yaml:
+//! - `/admin/tenants` (list, create), `/plan`, `/suspension`: platform admin only
+//! - `/admin/tenants/{id}`: settings; `/settings`; `/channels/...`;
+//!   `/bitrix24/connection-codes`; `/api-keys...`; `/audit`; `/usage`;
+//!   `/users...`, `/invitations` (users.rs); `/exports...` (exports.rs);
+//!   `/erasure...` (erasure.rs)
+//! - `/auth/...` (auth.rs) and the public `/exports/download/{token}`
 
 pub mod auth;
 mod erasure;

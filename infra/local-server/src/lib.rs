@@ -42,6 +42,7 @@ use wappline::bitrix::install::{
 use wappline::bitrix::webhook::BitrixEventHandler;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::{CrmSync, RetryPolicy};
+use wappline::crypto::signing_key::KeyError;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::{ContactErasure, ErasureWorker};
 use wappline::export::{ExportLinkKey, ExportWorker, Exports};
@@ -712,42 +713,56 @@ fn bitrix_client(config: &LocalConfig) -> Result<Option<BitrixClient>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The key that signs users' access tokens, kept in the data dir (mode 0600) so sessions
-/// survive a restart.
+/// A signing key kept in the data dir (mode 0600), made on first start, so links and
+/// sessions survive a restart.
+fn load_or_create_key<K>(
+    dir: &Path,
+    file: &str,
+    from_hex: fn(&str) -> Result<K, KeyError>,
+    generate: fn() -> Result<K, KeyError>,
+    to_hex: fn(&K) -> zeroize::Zeroizing<String>,
+) -> Result<K, String> {
+    let path = dir.join(file);
+    if let Ok(hex_key) = std::fs::read_to_string(&path) {
+        return from_hex(hex_key.trim()).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let key = generate().map_err(|e| e.to_string())?;
+    write_private(&path, &to_hex(&key))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(key)
+}
+
+/// The key that signs users' access tokens.
 fn load_or_create_session_key(dir: &Path) -> Result<SessionKey, String> {
-    let path = dir.join("session.key");
-    if let Ok(hex_key) = std::fs::read_to_string(&path) {
-        return SessionKey::from_hex(hex_key.trim()).map_err(|e| e.to_string());
-    }
-    let key = SessionKey::generate().map_err(|e| e.to_string())?;
-    write_private(&path, &key.to_hex())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(key)
+    load_or_create_key(
+        dir,
+        "session.key",
+        SessionKey::from_hex,
+        SessionKey::generate,
+        SessionKey::to_hex,
+    )
 }
 
-/// The key that signs export download links, kept in the data dir (mode 0600).
+/// The key that signs export download links.
 fn load_or_create_export_key(dir: &Path) -> Result<ExportLinkKey, String> {
-    let path = dir.join("export-link.key");
-    if let Ok(hex_key) = std::fs::read_to_string(&path) {
-        return ExportLinkKey::from_hex(hex_key.trim()).map_err(|e| e.to_string());
-    }
-    let key = ExportLinkKey::generate().map_err(|e| e.to_string())?;
-    write_private(&path, &key.to_hex())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(key)
+    load_or_create_key(
+        dir,
+        "export-link.key",
+        ExportLinkKey::from_hex,
+        ExportLinkKey::generate,
+        ExportLinkKey::to_hex,
+    )
 }
 
-/// The key that signs media links, kept in the data dir (mode 0600) so links survive a
-/// restart.
+/// The key that signs media links.
 fn load_or_create_media_key(dir: &Path) -> Result<MediaLinkKey, String> {
-    let path = dir.join("media-link.key");
-    if let Ok(hex_key) = std::fs::read_to_string(&path) {
-        return MediaLinkKey::from_hex(hex_key.trim()).map_err(|e| e.to_string());
-    }
-    let key = MediaLinkKey::generate().map_err(|e| e.to_string())?;
-    write_private(&path, &key.to_hex())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(key)
+    load_or_create_key(
+        dir,
+        "media-link.key",
+        MediaLinkKey::from_hex,
+        MediaLinkKey::generate,
+        MediaLinkKey::to_hex,
+    )
 }
 
 fn load_or_create_token(dir: &Path) -> Result<(String, PathBuf), String> {

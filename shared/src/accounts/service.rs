@@ -310,7 +310,7 @@ impl Accounts {
         let token = format!("{INVITE_PREFIX}.{tenant}.{secret}");
         let emailed = match &self.mailer {
             Some(mailer) => {
-                mailer
+                let sent = mailer
                     .send(&Mail {
                         to: email.clone(),
                         subject: "You are invited to Wappline".into(),
@@ -323,7 +323,14 @@ impl Accounts {
                             self.config.invitation_secs / 86_400
                         ),
                     })
-                    .await?;
+                    .await;
+                if let Err(e) = sent {
+                    // Nobody has seen this token: withdraw it rather than leave it valid.
+                    self.store
+                        .delete(Table::Data, &invite_key(tenant, &secret), None)
+                        .await?;
+                    return Err(e.into());
+                }
                 true
             }
             None => false,
@@ -355,8 +362,10 @@ impl Accounts {
             .map_err(|_| AccountError::InvalidToken)?;
         let role = Role::parse(invite.get_s("role").unwrap_or_default())
             .map_err(|_| AccountError::InvalidToken)?;
-        if self.tenant_status(&tenant).await?.is_none() {
-            return Err(AccountError::InvalidToken);
+        match self.tenant_status(&tenant).await? {
+            None => return Err(AccountError::InvalidToken),
+            Some(TenantStatus::Suspended) => return Err(AccountError::Suspended),
+            Some(TenantStatus::Active) => {}
         }
         let hash = self.config.hasher.hash(password).await?;
         let user = UserId::generate()?;

@@ -11,12 +11,10 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use super::{AccountError, UserId};
+pub use crate::crypto::signing_key::KeyError;
 use crate::ids::TenantId;
-pub use crate::media::token::KeyError;
-use crate::media::token::MIN_KEY_BYTES;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -54,35 +52,12 @@ impl AccessClaims {
     }
 }
 
-/// The HMAC key of access tokens (at least 32 bytes). Wiped on drop; `Debug` never shows it.
-#[derive(Clone)]
-pub struct SessionKey(Zeroizing<Vec<u8>>);
+crate::crypto::signing_key::signing_key!(
+    /// The HMAC key of access tokens (at least 32 bytes; a key of its own).
+    SessionKey
+);
 
 impl SessionKey {
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
-        if bytes.len() < MIN_KEY_BYTES {
-            return Err(KeyError::TooShort);
-        }
-        Ok(SessionKey(Zeroizing::new(bytes.to_vec())))
-    }
-
-    /// From hex, as kept in the environment or a secret store.
-    pub fn from_hex(hex_key: &str) -> Result<Self, KeyError> {
-        let bytes = Zeroizing::new(hex::decode(hex_key.trim()).map_err(|_| KeyError::NotHex)?);
-        Self::from_bytes(&bytes)
-    }
-
-    /// A new random 32-byte key.
-    pub fn generate() -> Result<Self, KeyError> {
-        let mut bytes = Zeroizing::new(vec![0u8; MIN_KEY_BYTES]);
-        crate::crypto::random_bytes(&mut bytes).map_err(|_| KeyError::Random)?;
-        Ok(SessionKey(bytes))
-    }
-
-    pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(&*self.0))
-    }
-
     fn mac(&self, payload: &[u8]) -> HmacSha256 {
         let mut m = HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
         m.update(DOMAIN);
@@ -122,12 +97,6 @@ impl SessionKey {
             return Err(AccountError::InvalidToken);
         }
         Ok(claims)
-    }
-}
-
-impl std::fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionKey(<redacted>)")
     }
 }
 

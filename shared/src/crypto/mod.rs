@@ -9,6 +9,7 @@
 //! wrapped keys ([`Envelope::shred`]) makes every copy of its ciphertexts unreadable.
 
 pub mod format;
+pub mod signing_key;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

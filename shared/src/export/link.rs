@@ -17,10 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::ids::TenantId;
-use zeroize::Zeroizing;
 
-pub use crate::media::token::KeyError;
-use crate::media::token::MIN_KEY_BYTES;
+pub use crate::crypto::signing_key::KeyError;
 
 use super::{ExportFile, ExportId};
 
@@ -65,46 +63,11 @@ struct Wire {
     e: i64,
 }
 
-/// The HMAC key of export links (at least 32 bytes; a key of its own, not the media-link
-/// key). Wiped on drop; `Debug` never shows it.
-#[derive(Clone)]
-pub struct ExportLinkKey(Zeroizing<Vec<u8>>);
-
-impl ExportLinkKey {
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
-        if bytes.len() < MIN_KEY_BYTES {
-            return Err(KeyError::TooShort);
-        }
-        Ok(ExportLinkKey(Zeroizing::new(bytes.to_vec())))
-    }
-
-    /// From hex, as kept in the environment or a secret store.
-    pub fn from_hex(hex_key: &str) -> Result<Self, KeyError> {
-        let bytes = Zeroizing::new(hex::decode(hex_key.trim()).map_err(|_| KeyError::NotHex)?);
-        Self::from_bytes(&bytes)
-    }
-
-    /// A new random 32-byte key.
-    pub fn generate() -> Result<Self, KeyError> {
-        let mut bytes = Zeroizing::new(vec![0u8; MIN_KEY_BYTES]);
-        crate::crypto::random_bytes(&mut bytes).map_err(|_| KeyError::Random)?;
-        Ok(ExportLinkKey(bytes))
-    }
-
-    pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(&*self.0))
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ExportLinkKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ExportLinkKey(<redacted>)")
-    }
-}
+crate::crypto::signing_key::signing_key!(
+    /// The HMAC key of export links (at least 32 bytes; a key of its own, not the media-link
+    /// key).
+    ExportLinkKey
+);
 
 fn mac(key: &ExportLinkKey, payload: &[u8]) -> HmacSha256 {
     let mut m = HmacSha256::new_from_slice(key.bytes()).expect("HMAC accepts keys of any length");

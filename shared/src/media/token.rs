@@ -18,70 +18,26 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use crate::ids::{InstagramAccountId, PhoneNumberId, TenantId};
 use crate::meta::AccountRef;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Shortest key accepted, in bytes.
-pub const MIN_KEY_BYTES: usize = 32;
+pub use crate::crypto::signing_key::{KeyError, MIN_KEY_BYTES};
 /// Longest token accepted or made (characters); longer input is refused before any work.
 pub const MAX_TOKEN_CHARS: usize = 4096;
 const TOKEN_VERSION: u8 = 1;
 const SIGNATURE_BYTES: usize = 32;
 
-/// A key was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    #[error("media link key must be hex")]
-    NotHex,
-    #[error("media link key must be at least {MIN_KEY_BYTES} bytes ({} hex digits)", MIN_KEY_BYTES * 2)]
-    TooShort,
-    #[error("random source failed")]
-    Random,
-}
-
-/// The HMAC key of media links: at least 32 random bytes. Wiped on drop; `Debug` never shows
-/// it.
-#[derive(Clone)]
-pub struct MediaLinkKey(Zeroizing<Vec<u8>>);
+crate::crypto::signing_key::signing_key!(
+    /// The HMAC key of media links: at least 32 random bytes.
+    MediaLinkKey
+);
 
 impl MediaLinkKey {
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
-        if bytes.len() < MIN_KEY_BYTES {
-            return Err(KeyError::TooShort);
-        }
-        Ok(MediaLinkKey(Zeroizing::new(bytes.to_vec())))
-    }
-
-    /// From hex (as kept in the environment or a secret store).
-    pub fn from_hex(hex_key: &str) -> Result<Self, KeyError> {
-        let bytes = Zeroizing::new(hex::decode(hex_key.trim()).map_err(|_| KeyError::NotHex)?);
-        Self::from_bytes(&bytes)
-    }
-
-    /// A new random 32-byte key.
-    pub fn generate() -> Result<Self, KeyError> {
-        let mut bytes = Zeroizing::new(vec![0u8; MIN_KEY_BYTES]);
-        crate::crypto::random_bytes(&mut bytes).map_err(|_| KeyError::Random)?;
-        Ok(MediaLinkKey(bytes))
-    }
-
-    /// The key as hex, to store it (e.g. the local server's data directory).
-    pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(&*self.0))
-    }
-
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length")
-    }
-}
-
-impl fmt::Debug for MediaLinkKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MediaLinkKey(<redacted>)")
+        HmacSha256::new_from_slice(self.bytes()).expect("HMAC accepts keys of any length")
     }
 }
 
