@@ -88,10 +88,13 @@ pub fn exports_from_env(
 }
 
 /// User accounts from the Lambda environment: `SESSION_SIGNING_KEY` (hex, at least 32 bytes;
-/// signs access tokens) and `BCRYPT_COST` (default 12, never lower). No mailer is configured
-/// in AWS yet: invitation tokens are handed to the inviting admin, and self-service password
-/// reset answers 503 until one is.
-pub fn accounts_from_env(platform: &Platform) -> Result<crate::accounts::Accounts, String> {
+/// signs access tokens), `BCRYPT_COST` (default 12, never lower) and `MAIL_FROM` (an SES
+/// verified sender; when empty, no email is sent: invitation tokens are only handed to the
+/// inviting admin, and self-service password reset answers 503).
+pub fn accounts_from_env(
+    sdk: &aws_config::SdkConfig,
+    platform: &Platform,
+) -> Result<crate::accounts::Accounts, String> {
     use crate::accounts::{Accounts, AccountsConfig, PasswordHasher, SessionKey, MIN_BCRYPT_COST};
     let key = std::env::var("SESSION_SIGNING_KEY")
         .map_err(|_| "SESSION_SIGNING_KEY is not set".to_owned())
@@ -104,9 +107,15 @@ pub fn accounts_from_env(platform: &Platform) -> Result<crate::accounts::Account
         _ => MIN_BCRYPT_COST,
     };
     let hasher = PasswordHasher::new(cost).map_err(|e| format!("BCRYPT_COST: {e}"))?;
-    Ok(Accounts::new(
+    let accounts = Accounts::new(
         platform.store.clone(),
         platform.tenants.clone(),
         AccountsConfig::new(hasher, key),
-    ))
+    );
+    Ok(match std::env::var("MAIL_FROM") {
+        Ok(from) if !from.trim().is_empty() => accounts.with_mailer(std::sync::Arc::new(
+            crate::accounts::SesMailer::new(aws_sdk_sesv2::Client::new(sdk), from.trim()),
+        )),
+        _ => accounts,
+    })
 }

@@ -36,7 +36,7 @@ async fn main() -> Result<(), Error> {
     )?);
     let exports = exports_from_env(&sdk, &platform)?;
     let mut api = AdminApi::new(platform.tenants.clone(), token)
-        .with_accounts(accounts_from_env(&platform)?)
+        .with_accounts(accounts_from_env(&sdk, &platform)?)
         .with_usage(Usage::new(platform.store.clone()))
         .with_suspension(Suspension::new(platform.tenants.clone(), queue.clone()))
         .with_api_keys(ApiKeys::new(platform.store.clone()))

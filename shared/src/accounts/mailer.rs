@@ -2,9 +2,10 @@
 //!
 //! The local platform delivers to an outbox directory: one RFC 5322 `.eml` file per message,
 //! which a developer opens in any mail client (the way a local SMTP catcher works, without a
-//! server). A deployment without a mailer still works: invitation links are handed to the
-//! inviting admin, and self-service password reset answers 503 `not_configured` rather than
-//! pretending to have sent anything.
+//! server). A deployment sends through Amazon SES ([`SesMailer`]) when `MAIL_FROM` is set.
+//! Without a mailer it still works: invitation tokens are handed to the inviting admin, and
+//! self-service password reset answers 503 `not_configured` rather than pretending to have
+//! sent anything.
 
 use std::path::PathBuf;
 
@@ -83,6 +84,60 @@ impl Mailer for OutboxMailer {
         write_private(&tmp, message.as_bytes()).map_err(|e| MailError::Delivery(e.to_string()))?;
         // Renamed into place so a reader never sees half a message.
         std::fs::rename(&tmp, &path).map_err(|e| MailError::Delivery(e.to_string()))
+    }
+}
+
+/// Sends through Amazon SES (API v2) from a verified address. SES's message id is logged;
+/// the body, which holds a one-time secret, never is.
+pub struct SesMailer {
+    client: aws_sdk_sesv2::Client,
+    from: String,
+}
+
+impl SesMailer {
+    pub fn new(client: aws_sdk_sesv2::Client, from: &str) -> Self {
+        SesMailer {
+            client,
+            from: from.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Mailer for SesMailer {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+        let content = |text: &str| {
+            Content::builder()
+                .data(text)
+                .charset("UTF-8")
+                .build()
+                .map_err(|e| MailError::Delivery(e.to_string()))
+        };
+        let message = Message::builder()
+            .subject(content(&mail.subject)?)
+            .body(Body::builder().text(content(&mail.text)?).build())
+            .build();
+        let sent = self
+            .client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(
+                Destination::builder()
+                    .to_addresses(mail.to.as_str())
+                    .build(),
+            )
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|e| {
+                MailError::Delivery(aws_sdk_sesv2::error::DisplayErrorContext(&e).to_string())
+            })?;
+        tracing::info!(
+            message_id = sent.message_id().unwrap_or(""),
+            "account email sent"
+        );
+        Ok(())
     }
 }
 

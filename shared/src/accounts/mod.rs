@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::ids::TenantId;
 
-pub use mailer::{Mail, MailError, Mailer, OutboxMailer};
+pub use mailer::{Mail, MailError, Mailer, OutboxMailer, SesMailer};
 pub use password::{Password, PasswordHasher, MIN_BCRYPT_COST};
 pub use service::{Accounts, AccountsConfig, SignedIn, UserInfo};
 pub use throttle::SignInThrottle;

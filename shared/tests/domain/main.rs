@@ -9,6 +9,7 @@ mod conversations;
 mod envelope;
 mod erasure;
 mod export;
+mod mail;
 mod meta_deletion;
 mod retention;
 mod tenants;
