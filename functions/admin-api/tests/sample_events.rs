@@ -59,3 +59,58 @@ async fn sample_events_run_through_the_handler() {
     let resp = api.handle(event("get-tenant.json", SAMPLE_TENANT)).await;
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn the_sign_in_samples_invite_accept_and_sign_in_with_the_callers_address() {
+    use wappline::accounts::{Accounts, AccountsConfig, PasswordHasher, SessionKey};
+
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::embedded(dir.path()).unwrap();
+    let accounts = Accounts::new(
+        platform.store.clone(),
+        platform.tenants.clone(),
+        AccountsConfig::new(
+            PasswordHasher::new(12).unwrap(),
+            SessionKey::generate().unwrap(),
+        ),
+    );
+    let api = AdminApi::new(
+        platform.tenants,
+        AdminToken::from_plaintext("local-dev-admin-token"),
+    )
+    .with_accounts(accounts);
+    let created = api.handle(event("create-tenant.json", SAMPLE_TENANT)).await;
+    let tenant = body_json(created.body())["id"].as_str().unwrap().to_owned();
+
+    let invited = api.handle(event("invite-owner.json", &tenant)).await;
+    assert_eq!(invited.status(), 201, "{:?}", body_json(invited.body()));
+    let token = body_json(invited.body())["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = token.rsplit('.').next().unwrap();
+    let accept = event("accept-invitation.json", &tenant);
+    let (parts, body) = accept.into_parts();
+    let body = String::from_utf8(body.as_ref().to_vec())
+        .unwrap()
+        .replace("INVITATION-SECRET", secret);
+    let accepted = api
+        .handle(lambda_http::Request::from_parts(parts, Body::from(body)))
+        .await;
+    assert_eq!(accepted.status(), 201, "{:?}", body_json(accepted.body()));
+
+    let sign_in = event("sign-in.json", &tenant);
+    // API Gateway's requestContext.http.sourceIp is what throttling counts per address.
+    assert_eq!(
+        admin_api::auth::source_ip(&sign_in).as_deref(),
+        Some("203.0.113.7")
+    );
+    let signed = api.handle(sign_in).await;
+    assert_eq!(signed.status(), 200, "{:?}", body_json(signed.body()));
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("__Host-wappline_refresh=wpr1."),
+        "{cookie}"
+    );
+    assert_eq!(body_json(signed.body())["user"]["role"], "owner");
+}
