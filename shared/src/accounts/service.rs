@@ -104,6 +104,10 @@ fn invite_key(tenant: &TenantId, secret: &str) -> Key {
 fn reset_key(tenant: &TenantId, secret: &str) -> Key {
     Key::new(tenant.partition(), format!("RESET#{}", sha256_hex(secret)))
 }
+/// Versioned by every change that can take an owner away (see `keep_an_owner`).
+fn users_version_key(tenant: &TenantId) -> Key {
+    Key::new(tenant.partition(), "USERS")
+}
 fn session_prefix(user: &UserId) -> String {
     format!("SESSION#{user}#")
 }
@@ -823,8 +827,21 @@ impl Accounts {
         Ok(self.user_by_id(tenant, user).await?.map(|u| u.info()))
     }
 
-    /// Refuses a change that would leave the tenant with no owner.
-    async fn keep_an_owner(&self, tenant: &TenantId, leaving: &UserId) -> Result<(), AccountError> {
+    /// Refuses a change that would leave the tenant with no owner. Returns the write that
+    /// must go into the change's transaction: it bumps the tenant's user-list version only if
+    /// nobody changed a role or removed a user since the list was read, so two owners demoting
+    /// each other at once cannot both succeed.
+    async fn keep_an_owner(
+        &self,
+        tenant: &TenantId,
+        leaving: &UserId,
+    ) -> Result<WriteOp, AccountError> {
+        let key = users_version_key(tenant);
+        let version = self
+            .store
+            .get(Table::Data, &key)
+            .await?
+            .and_then(|i| i.get_n("version"));
         let others = self
             .list_users(tenant)
             .await?
@@ -836,7 +853,15 @@ impl Accounts {
                 "the account must keep at least one owner".into(),
             ));
         }
-        Ok(())
+        Ok(WriteOp::Update {
+            table: Table::Data,
+            key,
+            update: Update::new().add("version", 1),
+            condition: Some(match version {
+                Some(v) => Condition::Equals("version".into(), v.into()),
+                None => Condition::AttrNotExists("version".into()),
+            }),
+        })
     }
 
     fn may_manage(actor: &Principal, from: Role, to: Option<Role>) -> Result<(), AccountError> {
@@ -868,23 +893,21 @@ impl Accounts {
             .await?
             .ok_or(AccountError::UserNotFound)?;
         Self::may_manage(actor, current.role, Some(role))?;
+        let mut ops = vec![WriteOp::Update {
+            table: Table::Data,
+            key: user_key(tenant, user),
+            update: Update::new().set("role", role.name()),
+            condition: Some(Condition::Equals("role".into(), current.role.name().into())),
+        }];
         if current.role == Role::Owner && role != Role::Owner {
-            self.keep_an_owner(tenant, user).await?;
+            ops.push(self.keep_an_owner(tenant, user).await?);
         }
-        self.store
-            .update(
-                Table::Data,
-                &user_key(tenant, user),
-                Update::new().set("role", role.name()),
-                Some(Condition::Equals("role".into(), current.role.name().into())),
-            )
-            .await
-            .map_err(|e| match e {
-                StoreError::ConditionFailed { .. } => {
-                    AccountError::Conflict("the user changed meanwhile; retry".into())
-                }
-                e => e.into(),
-            })?;
+        self.store.transact_write(ops).await.map_err(|e| match e {
+            StoreError::ConditionFailed { .. } => {
+                AccountError::Conflict("the user changed meanwhile; retry".into())
+            }
+            e => e.into(),
+        })?;
         Ok(UserChange {
             user: user.clone(),
             from: current.role,
@@ -904,27 +927,28 @@ impl Accounts {
             .await?
             .ok_or(AccountError::UserNotFound)?;
         Self::may_manage(actor, current.role, None)?;
+        let mut ops = vec![
+            WriteOp::Delete {
+                table: Table::Data,
+                key: user_key(tenant, user),
+                condition: Some(Condition::Exists),
+            },
+            WriteOp::Delete {
+                table: Table::Data,
+                key: email_key(tenant, &current.email),
+                condition: None,
+            },
+        ];
         if current.role == Role::Owner {
-            self.keep_an_owner(tenant, user).await?;
+            ops.push(self.keep_an_owner(tenant, user).await?);
         }
-        self.store
-            .transact_write(vec![
-                WriteOp::Delete {
-                    table: Table::Data,
-                    key: user_key(tenant, user),
-                    condition: Some(Condition::Exists),
-                },
-                WriteOp::Delete {
-                    table: Table::Data,
-                    key: email_key(tenant, &current.email),
-                    condition: None,
-                },
-            ])
-            .await
-            .map_err(|e| match e {
-                StoreError::ConditionFailed { .. } => AccountError::UserNotFound,
-                e => e.into(),
-            })?;
+        self.store.transact_write(ops).await.map_err(|e| match e {
+            StoreError::ConditionFailed { op_index: Some(0) } => AccountError::UserNotFound,
+            StoreError::ConditionFailed { .. } => {
+                AccountError::Conflict("the users changed meanwhile; retry".into())
+            }
+            e => e.into(),
+        })?;
         self.revoke_all(tenant, user).await?;
         Ok(UserChange {
             user: user.clone(),
@@ -1402,6 +1426,37 @@ mod tests {
         let users = f.accounts.list_users(&f.tenant).await.unwrap();
         assert_eq!(users.len(), 1);
         assert_eq!(users[0].email.as_str(), "owner@acme.test");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
+        for round in 0..3 {
+            let f = fixture().await;
+            let a = user(&f, &format!("a{round}@acme.test"), Role::Owner).await;
+            let b = user(&f, &format!("b{round}@acme.test"), Role::Owner).await;
+            let (pa, pb) = (principal(&a, &f), principal(&b, &f));
+            let (ra, rb) = tokio::join!(
+                f.accounts.set_role(&f.tenant, &pa, &b.user.id, Role::Admin),
+                f.accounts.set_role(&f.tenant, &pb, &a.user.id, Role::Admin),
+            );
+            assert_eq!(
+                ra.is_ok() as u8 + rb.is_ok() as u8,
+                1,
+                "round {round}: exactly one demotion may win"
+            );
+            for r in [ra, rb].into_iter().filter_map(Result::err) {
+                assert!(matches!(r, AccountError::Conflict(_)), "{r}");
+            }
+            let owners = f
+                .accounts
+                .list_users(&f.tenant)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|u| u.role == Role::Owner)
+                .count();
+            assert_eq!(owners, 1);
+        }
     }
 
     #[tokio::test]
