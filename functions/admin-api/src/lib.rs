@@ -559,14 +559,11 @@ impl AdminApi {
                 }
                 let profile = self
                     .tenants
-                    .scope(&user.tenant)
+                    .profile(&user.tenant)
                     .await
                     .map_err(map_err)?
-                    .ok_or_else(|| ApiError::not_found("tenant not found"))?
-                    .profile()
-                    .await
-                    .map_err(map_err)?;
-                if profile.is_some_and(|p| p.status == TenantStatus::Suspended) {
+                    .ok_or_else(|| ApiError::not_found("tenant not found"))?;
+                if profile.status == TenantStatus::Suspended {
                     return Err(ApiError::new(
                         StatusCode::FORBIDDEN,
                         "tenant_suspended",
