@@ -44,6 +44,17 @@ async fn call(
     }
 }
 
+async fn sign_in(h: &Harness, account: &str, email: &str, password: &str) -> Reply {
+    call(
+        h,
+        None,
+        "POST",
+        "/auth/sign-in",
+        Some(&json!({"account_id": account, "email": email, "password": password})),
+    )
+    .await
+}
+
 async fn new_tenant(h: &Harness, name: &str) -> String {
     let t = h
         .admin("POST", "/admin/tenants", json!({"name": name}))
@@ -450,14 +461,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 
     // Sign in: tokens in the body, the refresh token also in a locked-down cookie.
-    let signed = call(
-        &h,
-        None,
-        "POST",
-        "/auth/sign-in",
-        Some(&json!({"account_id": t, "email": "alice@acme.test", "password": PW})),
-    )
-    .await;
+    let signed = sign_in(&h, &t, "alice@acme.test", PW).await;
     assert_eq!(signed.status, StatusCode::OK, "{}", signed.text);
     let cookie = signed.headers[reqwest::header::SET_COOKIE]
         .to_str()
@@ -520,14 +524,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // Sign-out ends the session at once.
-    let s = call(
-        &h,
-        None,
-        "POST",
-        "/auth/sign-in",
-        Some(&json!({"account_id": t, "email": "alice@acme.test", "password": PW})),
-    )
-    .await;
+    let s = sign_in(&h, &t, "alice@acme.test", PW).await;
     let token = s.body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(
         call(
@@ -561,22 +558,8 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     );
 
     // A password change ends every session, including the one that made it.
-    let s1 = call(
-        &h,
-        None,
-        "POST",
-        "/auth/sign-in",
-        Some(&json!({"account_id": t, "email": "alice@acme.test", "password": PW})),
-    )
-    .await;
-    let s2 = call(
-        &h,
-        None,
-        "POST",
-        "/auth/sign-in",
-        Some(&json!({"account_id": t, "email": "alice@acme.test", "password": PW})),
-    )
-    .await;
+    let s1 = sign_in(&h, &t, "alice@acme.test", PW).await;
+    let s2 = sign_in(&h, &t, "alice@acme.test", PW).await;
     let t1 = s1.body["access_token"].as_str().unwrap().to_owned();
     let t2 = s2.body["access_token"].as_str().unwrap().to_owned();
     let changed = call(
@@ -605,7 +588,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     )
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let r = call(&h, None, "POST", "/auth/sign-in", Some(&json!({"account_id": t, "email": "alice@acme.test", "password": "another long passphrase"}))).await;
+    let r = sign_in(&h, &t, "alice@acme.test", "another long passphrase").await;
     assert_eq!(r.status, StatusCode::OK);
 
     // Removing a user ends their access.
@@ -648,20 +631,11 @@ async fn sign_in_failures_look_alike_and_are_throttled() {
     let attempt = |email: &'static str, password: &'static str| {
         let t = t.clone();
         let h = &h;
-        async move {
-            call(
-                h,
-                None,
-                "POST",
-                "/auth/sign-in",
-                Some(&json!({"account_id": t, "email": email, "password": password})),
-            )
-            .await
-        }
+        async move { sign_in(h, &t, email, password).await }
     };
     let wrong = attempt("alice@acme.test", "not the password").await;
     let unknown = attempt("nobody@acme.test", PW).await;
-    let other_account = call(&h, None, "POST", "/auth/sign-in", Some(&json!({"account_id": "tn_ffffffffffffffffffffffff", "email": "alice@acme.test", "password": PW}))).await;
+    let other_account = sign_in(&h, "tn_ffffffffffffffffffffffff", "alice@acme.test", PW).await;
     for r in [&wrong, &unknown, &other_account] {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert_eq!(r.text, wrong.text, "every failure reads the same");
@@ -689,14 +663,7 @@ async fn sign_in_failures_look_alike_and_are_throttled() {
         .unwrap();
     assert!((1..=900).contains(&wait));
     // Malformed input is a 400 that says what is wrong, not a failed attempt.
-    let bad = call(
-        &h,
-        None,
-        "POST",
-        "/auth/sign-in",
-        Some(&json!({"account_id": t, "email": "not-an-email", "password": "x"})),
-    )
-    .await;
+    let bad = sign_in(&h, &t, "not-an-email", "x").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body["error"]["message"]
         .as_str()
@@ -853,14 +820,7 @@ async fn the_platform_admin_suspends_and_resumes_and_sets_plans_users_read_usage
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.body["error"]["code"], "tenant_suspended");
-    let r = call(
-        &h,
-        None,
-        "POST",
-        "/auth/sign-in",
-        Some(&json!({"account_id": t, "email": "owner@acme.test", "password": PW})),
-    )
-    .await;
+    let r = sign_in(&h, &t, "owner@acme.test", PW).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.body["error"]["code"], "tenant_suspended");
     let send = h
