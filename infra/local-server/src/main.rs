@@ -20,8 +20,13 @@ async fn main() {
         server.addr()
     );
     println!("  admin API:  http://{}/admin/tenants", server.addr());
+    println!("  sign-in:    http://{}/auth/sign-in", server.addr());
     println!("  Meta webhook: http://{}/webhooks/meta", server.addr());
     println!("  data dir:   {}", server.data_dir().display());
+    println!(
+        "  account email (invitations, resets): {}",
+        server.data_dir().join("outbox").display()
+    );
     if let Some(path) = server.generated_token_file() {
         println!("  admin token: generated, stored in {}", path.display());
     }
