@@ -171,6 +171,13 @@ fn endpoints(t: &str) -> Vec<(&'static str, String, Option<Value>, &'static str)
             "OA",
         ),
         ("GET", format!("/admin/tenants/{t}/users"), None, "OA"),
+        ("GET", format!("/admin/tenants/{t}/invitations"), None, "OA"),
+        (
+            "DELETE",
+            format!("/admin/tenants/{t}/invitations/0000000000000000"),
+            None,
+            "OA",
+        ),
         (
             "POST",
             format!("/admin/tenants/{t}/invitations"),
@@ -591,9 +598,81 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     let r = sign_in(&h, &t, "alice@acme.test", "another long passphrase").await;
     assert_eq!(r.status, StatusCode::OK);
 
+    let alice = r;
+    // A pending invitation is listed (never its token) and can be withdrawn; its token is
+    // then dead. Another tenant's admin cannot see or withdraw it.
+    let pending = h
+        .admin(
+            "POST",
+            &format!("/admin/tenants/{t}/invitations"),
+            json!({"email": "bob@acme.test", "role": "viewer"}),
+        )
+        .await;
+    let listed = h
+        .admin(
+            "GET",
+            &format!("/admin/tenants/{t}/invitations"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(
+        listed["invitations"][0]["email"], "bob@acme.test",
+        "{listed}"
+    );
+    assert_eq!(listed["invitations"][0]["id"], pending["id"]);
+    assert!(!listed
+        .to_string()
+        .contains(pending["token"].as_str().unwrap()));
+    let other = new_tenant(&h, "Other").await;
+    let (other_owner, _) = user(&h, &other, "owner@other.test", "owner").await;
+    let id = pending["id"].as_str().unwrap();
+    for path in [
+        format!("/admin/tenants/{t}/invitations/{id}"),
+        format!("/admin/tenants/{other}/invitations/{id}"),
+    ] {
+        let r = call(&h, Some(&other_owner), "DELETE", &path, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text);
+    }
+    let r = call(
+        &h,
+        Some(&other_owner),
+        "GET",
+        &format!("/admin/tenants/{other}/invitations"),
+        None,
+    )
+    .await;
+    assert!(!r.text.contains("bob@acme.test"));
+    let r = call(
+        &h,
+        Some(ADMIN),
+        "DELETE",
+        &format!("/admin/tenants/{t}/invitations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = call(
+        &h,
+        None,
+        "POST",
+        "/auth/invitations/accept",
+        Some(&json!({"token": pending["token"], "password": PW})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(
+        &h,
+        Some(ADMIN),
+        "DELETE",
+        &format!("/admin/tenants/{t}/invitations/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
     // Removing a user ends their access.
-    let uid = r.body["user"]["id"].as_str().unwrap().to_owned();
-    let tok = r.body["access_token"].as_str().unwrap().to_owned();
+    let uid = alice.body["user"]["id"].as_str().unwrap().to_owned();
+    let tok = alice.body["access_token"].as_str().unwrap().to_owned();
     h.admin("GET", &format!("/admin/tenants/{t}/users"), json!(null))
         .await;
     let del = call(
@@ -617,7 +696,9 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
         .await;
     let text = audit.to_string();
     assert!(
-        text.contains("user_invited") && text.contains("user_removed"),
+        text.contains("user_invited")
+            && text.contains("user_removed")
+            && text.contains("invitation_withdrawn"),
         "{text}"
     );
     assert!(!text.contains(PW));

@@ -137,6 +137,7 @@ pub fn account_error(e: AccountError) -> ApiError {
             "this account is suspended; contact support",
         ),
         AccountError::UserNotFound => ApiError::not_found("no such user"),
+        AccountError::NotFound(m) => ApiError::not_found(m),
         AccountError::Conflict(m) => ApiError::conflict(m),
         AccountError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
         AccountError::MailNotConfigured => ApiError::new(

@@ -8,7 +8,7 @@
 //! - `/admin/tenants` (list, create), `/plan`, `/suspension`: platform admin only
 //! - `/admin/tenants/{id}`: settings; `/settings`; `/channels/...`;
 //!   `/bitrix24/connection-codes`; `/api-keys...`; `/audit`; `/usage`;
-//!   `/users...`, `/invitations` (users.rs); `/exports...` (exports.rs);
+//!   `/users...`, `/invitations...` (users.rs); `/exports...` (exports.rs);
 //!   `/erasure...` (erasure.rs)
 //! - `/auth/...` (auth.rs) and the public `/exports/download/{token}`
 
@@ -118,7 +118,7 @@ fn need<'a>(segments: &[&'a str]) -> Option<Need<'a>> {
         ["admin", "tenants", t, "channels", ..] => Need::Tenant(t, ManageChannels),
         ["admin", "tenants", t, "bitrix24", "connection-codes"] => Need::Tenant(t, ManageChannels),
         ["admin", "tenants", t, "api-keys", ..] => Need::Tenant(t, ManageApiKeys),
-        ["admin", "tenants", t, "users", ..] | ["admin", "tenants", t, "invitations"] => {
+        ["admin", "tenants", t, "users", ..] | ["admin", "tenants", t, "invitations", ..] => {
             Need::Tenant(t, ManageUsers)
         }
         ["admin", "tenants", t, "usage"] => Need::Tenant(t, ReadUsage),
@@ -437,6 +437,10 @@ impl AdminApi {
                 _ => Err(ApiError::method_not_allowed()),
             },
             ["admin", "tenants", tenant, "invitations"] => match *method {
+                Method::GET => {
+                    let scope = self.scope(tenant).await?;
+                    users::pending_invitations(self.accounts_of()?, scope.tenant()).await
+                }
                 Method::POST => {
                     let scope = self.scope(tenant).await?;
                     let (resp, role) =
@@ -447,6 +451,27 @@ impl AdminApi {
                         scope.tenant(),
                         AuditAction::UserInvited,
                         &[("role", &role)],
+                    )
+                    .await;
+                    Ok(resp)
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            },
+            ["admin", "tenants", tenant, "invitations", invitation] => match *method {
+                Method::DELETE => {
+                    let scope = self.scope(tenant).await?;
+                    let (resp, role) = users::withdraw_invitation(
+                        self.accounts_of()?,
+                        scope.tenant(),
+                        &principal,
+                        invitation,
+                    )
+                    .await?;
+                    self.record(
+                        actor,
+                        scope.tenant(),
+                        AuditAction::InvitationWithdrawn,
+                        &[("invitation_id", invitation), ("role", &role)],
                     )
                     .await;
                     Ok(resp)

@@ -4,6 +4,8 @@
 //! - `GET    /admin/tenants/{id}/users`            the users (never password hashes)
 //! - `POST   /admin/tenants/{id}/invitations`      `{email, role}`: a single-use invitation,
 //!   valid 7 days, emailed when a mailer is configured; its token is shown once
+//! - `GET    /admin/tenants/{id}/invitations`      the pending ones (never their tokens)
+//! - `DELETE /admin/tenants/{id}/invitations/{invitation_id}` withdraws one
 //! - `PATCH  /admin/tenants/{id}/users/{user_id}`  `{role}`
 //! - `DELETE /admin/tenants/{id}/users/{user_id}`  the user and every session of theirs go
 //!
@@ -97,4 +99,36 @@ pub async fn remove(
         .map_err(account_error)?;
     tracing::info!(tenant = %tenant, user = %user, "user removed");
     Ok(edge::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn pending_invitations(
+    accounts: &Accounts,
+    tenant: &TenantId,
+) -> Result<Response, ApiError> {
+    let pending = accounts
+        .pending_invitations(tenant)
+        .await
+        .map_err(account_error)?;
+    Ok(edge::json(
+        StatusCode::OK,
+        &serde_json::json!({ "invitations": pending }),
+    ))
+}
+
+/// Returns the response and the withdrawn invitation's role, for the audit log.
+pub async fn withdraw_invitation(
+    accounts: &Accounts,
+    tenant: &TenantId,
+    actor: &Principal,
+    id: &str,
+) -> Result<(Response, String), ApiError> {
+    let withdrawn = accounts
+        .withdraw_invitation(tenant, actor, id)
+        .await
+        .map_err(account_error)?;
+    tracing::info!(tenant = %tenant, invitation = id, "invitation withdrawn");
+    Ok((
+        edge::empty(StatusCode::NO_CONTENT),
+        withdrawn.role.name().to_owned(),
+    ))
 }

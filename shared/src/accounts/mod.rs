@@ -267,6 +267,8 @@ pub enum AccountError {
     #[error("no such user")]
     UserNotFound,
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),

@@ -77,12 +77,34 @@ pub struct SignedIn {
 /// A new invitation: `token` is shown once.
 #[derive(Clone, Debug, Serialize)]
 pub struct Invitation {
+    /// Names the invitation to list or withdraw it (the first 16 hex digits of the hash of
+    /// its secret; the secret itself is never stored).
+    pub id: String,
     pub email: Email,
     pub role: Role,
     pub expires_at: i64,
     pub token: String,
     /// Whether it was also emailed to the invitee (a mailer is configured).
     pub emailed: bool,
+}
+
+/// An invitation as its tenant's admins see it: never its token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingInvitation {
+    pub id: String,
+    pub email: Email,
+    pub role: Role,
+    pub invited_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// Hex digits of the secret's hash that name an invitation (64 bits: unique within a
+/// tenant's handful of pending invitations, and useless for guessing the secret).
+const INVITATION_ID_LEN: usize = 16;
+
+fn invitation_id(secret: &str) -> String {
+    sha256_hex(secret)[..INVITATION_ID_LEN].to_owned()
 }
 
 /// What [`Accounts::set_role`] and [`Accounts::remove_user`] changed, for the audit log.
@@ -340,11 +362,90 @@ impl Accounts {
             None => false,
         };
         Ok(Invitation {
+            id: invitation_id(&secret),
             email,
             role,
             expires_at,
             token,
             emailed,
+        })
+    }
+
+    /// The tenant's invitations not yet accepted nor expired, oldest first.
+    pub async fn pending_invitations(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<PendingInvitation>, AccountError> {
+        let mut out = Vec::new();
+        let mut query = Query::partition(tenant.partition())
+            .begins_with("INVITE#")
+            .limit(200);
+        loop {
+            let page = self.store.query(Table::Data, &query).await?;
+            out.extend(page.items.iter().filter_map(|i| {
+                let hash = i.get_s(crate::store::SK)?.strip_prefix("INVITE#")?;
+                Some(PendingInvitation {
+                    id: hash.get(..INVITATION_ID_LEN)?.to_owned(),
+                    email: Email::parse(i.get_s("email")?).ok()?,
+                    role: Role::parse(i.get_s("role")?).ok()?,
+                    invited_by: i.get_s("invited_by").unwrap_or_default().to_owned(),
+                    created_at: i.get_n("created_at").unwrap_or(0),
+                    expires_at: i.get_n(TTL_ATTR).unwrap_or(0),
+                })
+            }));
+            match page.next {
+                Some(next) => query = query.start_after(Some(next)),
+                None => break,
+            }
+        }
+        out.sort_by_key(|i| i.created_at);
+        Ok(out)
+    }
+
+    /// Withdraws a pending invitation; its token stops working. The inviter must be allowed
+    /// to give the invitation's role.
+    pub async fn withdraw_invitation(
+        &self,
+        tenant: &TenantId,
+        actor: &Principal,
+        id: &str,
+    ) -> Result<PendingInvitation, AccountError> {
+        let well_formed = id.len() == INVITATION_ID_LEN
+            && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let not_found = || AccountError::NotFound("no such invitation".into());
+        if !well_formed {
+            return Err(not_found());
+        }
+        let page = self
+            .store
+            .query(
+                Table::Data,
+                &Query::partition(tenant.partition())
+                    .begins_with(format!("INVITE#{id}"))
+                    .limit(2),
+            )
+            .await?;
+        let [item] = page.items.as_slice() else {
+            return Err(not_found());
+        };
+        let role = Role::parse(item.get_s("role").unwrap_or_default()).map_err(|_| not_found())?;
+        Self::may_manage(actor, role, None)?;
+        let key = item.key().ok_or_else(not_found)?;
+        self.store
+            .delete(Table::Data, &key, Some(Condition::Exists))
+            .await
+            .map_err(|e| match e {
+                StoreError::ConditionFailed { .. } => not_found(),
+                e => e.into(),
+            })?;
+        Ok(PendingInvitation {
+            id: id.to_owned(),
+            email: Email::parse(item.get_s("email").unwrap_or_default())
+                .map_err(|_| not_found())?,
+            role,
+            invited_by: item.get_s("invited_by").unwrap_or_default().to_owned(),
+            created_at: item.get_n("created_at").unwrap_or(0),
+            expires_at: item.get_n(TTL_ATTR).unwrap_or(0),
         })
     }
 
@@ -1088,6 +1189,72 @@ mod tests {
         assert!(raw.contains("$2b$12$"));
         let secret = inv.token.rsplit('.').next().unwrap();
         assert!(!raw.contains(secret));
+    }
+
+    #[tokio::test]
+    async fn pending_invitations_are_listed_and_withdrawn_by_who_may_give_their_role() {
+        let f = fixture().await;
+        let admin = user(&f, "admin@acme.test", Role::Admin).await;
+        let e = |s: &str| Email::parse(s).unwrap();
+        let owner_inv = f
+            .accounts
+            .invite(
+                &f.tenant,
+                &Principal::Platform,
+                e("o@acme.test"),
+                Role::Owner,
+            )
+            .await
+            .unwrap();
+        let viewer_inv = f
+            .accounts
+            .invite(
+                &f.tenant,
+                &Principal::Platform,
+                e("v@acme.test"),
+                Role::Viewer,
+            )
+            .await
+            .unwrap();
+        let pending = f.accounts.pending_invitations(&f.tenant).await.unwrap();
+        let mut ids: Vec<_> = pending.iter().map(|p| p.id.as_str()).collect();
+        ids.sort();
+        let mut expected = vec![owner_inv.id.as_str(), viewer_inv.id.as_str()];
+        expected.sort();
+        assert_eq!(ids, expected);
+        // An admin may not withdraw an owner's invitation, but may a viewer's.
+        assert!(matches!(
+            f.accounts
+                .withdraw_invitation(&f.tenant, &principal(&admin, &f), &owner_inv.id)
+                .await,
+            Err(AccountError::Forbidden(_))
+        ));
+        f.accounts
+            .withdraw_invitation(&f.tenant, &principal(&admin, &f), &viewer_inv.id)
+            .await
+            .unwrap();
+        assert!(matches!(
+            f.accounts
+                .accept_invitation(&viewer_inv.token, &Password::new(PW).unwrap())
+                .await,
+            Err(AccountError::InvalidToken)
+        ));
+        for bad in [viewer_inv.id.as_str(), "zz", "", "0123456789abcdef0"] {
+            assert!(matches!(
+                f.accounts
+                    .withdraw_invitation(&f.tenant, &Principal::Platform, bad)
+                    .await,
+                Err(AccountError::NotFound(_))
+            ));
+        }
+        assert_eq!(
+            f.accounts
+                .pending_invitations(&f.tenant)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]
