@@ -4,6 +4,7 @@
 #[path = "../conformance/support.rs"]
 mod support;
 
+mod accounts;
 mod backends;
 mod conversations;
 mod envelope;
