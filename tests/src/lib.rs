@@ -3,3 +3,4 @@
 pub mod fake_bitrix;
 pub mod fake_graph;
 pub mod harness;
+pub mod relay_world;

@@ -10,6 +10,7 @@ use e2e_tests::fake_bitrix::{
     FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
 use e2e_tests::harness::{sample, samples, Harness, IG_ACCOUNT, WA_NUMBER};
+use e2e_tests::relay_world::RelayWorld;
 use reqwest::StatusCode;
 use serde_json::json;
 use wappline::ids::TenantId;
@@ -322,23 +323,15 @@ async fn reactions_edits_and_deletions_follow_the_message_into_the_portal() {
 
 #[tokio::test]
 async fn media_reaches_the_portal_as_a_signed_link_that_serves_the_file() {
-    use e2e_tests::fake_graph::FakeGraph;
-    let fake = FakeBitrix::start().await;
-    let graph = FakeGraph::start().await;
-    let (base, oauth, graph_url) = (fake.base_url(), fake.oauth_url(), graph.base_url());
-    let h = Harness::start(move |c| {
-        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-        c.bitrix_oauth_url = Some(oauth);
-        c.bitrix_portal_base_url = Some(base);
-        c.graph_api_base_url = graph_url;
-        c.retry_base_ms = 50;
-    })
-    .await;
+    // The relay world knows the WhatsApp token of the harness's tenant.
+    let RelayWorld {
+        h,
+        bitrix: fake,
+        graph,
+    } = RelayWorld::start_with(|c| c.retry_base_ms = 50).await;
     tenant(&h, &fake).await;
-    // The sample's image, as the Graph API holds it for the number (token from the harness).
+    // The sample's image, as the Graph API holds it for the number.
     let jpeg = b"\xff\xd8\xff\xe0 fake jpeg bytes";
-    graph.add_token("EAAwhatsappTOKEN", WA_NUMBER);
     graph.add_media("1106677706454703", WA_NUMBER, "image/jpeg", jpeg);
 
     let (s, _) = h.post_signed(&sample("whatsapp-image.json")).await;

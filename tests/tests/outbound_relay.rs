@@ -4,147 +4,26 @@
 //! Line, and the answer reaches WhatsApp exactly once; Meta's statuses reach the portal;
 //! windows, rate limits, permanent errors and forged events behave as the operator needs.
 
-use std::time::Duration;
-
-use e2e_tests::fake_bitrix::{
-    EventBody, EventMessage, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN,
-};
-use e2e_tests::fake_graph::{FakeGraph, GraphFailure};
-use e2e_tests::harness::{sample, Harness, WA_NUMBER};
+use e2e_tests::fake_bitrix::FAKE_DOMAIN;
+use e2e_tests::fake_graph::GraphFailure;
+use e2e_tests::harness::{sample, WA_NUMBER};
+use e2e_tests::relay_world::{RelayWorld, APP_TOKEN, WA_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use wappline::queue::platform;
 
-const DRAIN: Duration = Duration::from_secs(30);
-const LINE: u64 = 7;
-const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
-const WA_TOKEN: &str = "EAAwhatsappTOKEN";
-
-struct World {
-    h: Harness,
-    bitrix: FakeBitrix,
-    graph: FakeGraph,
+/// What only these tests ask of the world.
+trait Statuses {
+    /// Status deliveries the portal received for Bitrix24 message `im_message_id`.
+    fn statuses_for(&self, method: &str, im_message_id: u64) -> Vec<Value>;
 }
 
-impl World {
-    async fn start() -> World {
-        let bitrix = FakeBitrix::start().await;
-        let graph = FakeGraph::start().await;
-        let (base, oauth, graph_url) = (bitrix.base_url(), bitrix.oauth_url(), graph.base_url());
-        let h = Harness::start(move |c| {
-            c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-            c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-            c.bitrix_oauth_url = Some(oauth);
-            c.bitrix_portal_base_url = Some(base);
-            c.graph_api_base_url = graph_url;
-            c.retry_base_ms = 30;
-        })
-        .await;
-        graph.add_token(WA_TOKEN, WA_NUMBER);
-        World { h, bitrix, graph }
-    }
-
-    async fn drain(&self) {
-        for _ in 0..3 {
-            for q in [platform::INBOUND, platform::SYNC, platform::OUTBOUND] {
-                self.h.drain(q, DRAIN).await;
-            }
-        }
-    }
-
-    /// A tenant with the sample channels whose Bitrix24 portal is installed through a
-    /// connection code, with the application token delivered by ONAPPINSTALL.
-    async fn installed_tenant(&self) -> String {
-        let tenant = self.h.tenant_with_channels().await;
-        let code = self
-            .h
-            .admin(
-                "POST",
-                &format!("/admin/tenants/{tenant}/bitrix24/connection-codes"),
-                json!({"line_id": LINE}),
-            )
-            .await;
-        let install_url = code["install_url"].as_str().unwrap().to_owned();
-        assert!(install_url.starts_with(&self.h.base), "{install_url}");
-        let resp = self
-            .h
-            .http
-            .post(&install_url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(EventBody::install_wizard(&self.bitrix, FAKE_DOMAIN))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            resp.status(),
-            StatusCode::OK,
-            "{}",
-            resp.text().await.unwrap()
-        );
-        let app_install =
-            EventBody::for_portal(&self.bitrix, FAKE_DOMAIN, Some(APP_TOKEN)).app_install();
-        let (s, body) = self.event(app_install).await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        tenant
-    }
-
-    async fn event(&self, form: String) -> (StatusCode, String) {
-        let resp = self
-            .h
-            .http
-            .post(format!("{}/bitrix/events", self.h.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), resp.text().await.unwrap())
-    }
-
-    /// The customer writes; returns our chat id for them, as the portal saw it.
-    async fn customer_writes(&self, body: &[u8]) -> String {
-        let (s, t) = self.h.post_signed(body).await;
-        assert_eq!(s, StatusCode::OK, "{t}");
-        self.drain().await;
-        self.bitrix
-            .messages_received()
-            .last()
-            .expect("the customer's message reached the portal")
-            .external_chat_id
-            .clone()
-    }
-
-    fn reply(&self, chat: &str, im_message_id: u64, text: &str, token: &str) -> String {
-        EventBody::for_portal(&self.bitrix, FAKE_DOMAIN, Some(token)).message_add(
-            "wappline_whatsapp",
-            LINE,
-            &[EventMessage {
-                im_chat_id: 901,
-                im_message_id,
-                chat_id: chat.to_owned(),
-                user_id: 1,
-                text: Some(text.to_owned()),
-                ..EventMessage::default()
-            }],
-        )
-    }
-
-    /// Status deliveries the portal received for Bitrix24 message `im_message_id`.
+impl Statuses for RelayWorld {
     fn statuses_for(&self, method: &str, im_message_id: u64) -> Vec<Value> {
         self.bitrix
             .calls_to(method)
             .into_iter()
             .flat_map(|c| c.params["MESSAGES"].as_array().cloned().unwrap_or_default())
             .filter(|m| m["im"]["message_id"] == json!(im_message_id))
-            .collect()
-    }
-
-    fn notes(&self) -> Vec<String> {
-        self.bitrix
-            .messages_received()
-            .iter()
-            .filter(|m| m.external_message_id.starts_with("note."))
-            .filter_map(|m| m.text.clone())
             .collect()
     }
 }
@@ -168,7 +47,7 @@ fn status_webhook(wamid: &str, status: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn install_then_reply_reaches_whatsapp_once_and_statuses_come_back() {
-    let w = World::start().await;
+    let w = RelayWorld::start().await;
     w.installed_tenant().await;
     // The app set itself up on the portal.
     let connectors = w.bitrix.connectors(FAKE_DOMAIN);
@@ -245,7 +124,7 @@ async fn install_then_reply_reaches_whatsapp_once_and_statuses_come_back() {
 
 #[tokio::test]
 async fn a_reply_outside_the_window_is_not_sent_and_the_operator_is_told() {
-    let w = World::start().await;
+    let w = RelayWorld::start().await;
     w.installed_tenant().await;
     let chat = w.customer_writes(&customer_text_at(25 * 3600)).await;
     let (s, _) = w
@@ -266,7 +145,7 @@ async fn a_reply_outside_the_window_is_not_sent_and_the_operator_is_told() {
 
 #[tokio::test]
 async fn rate_limits_are_retried_and_permanent_errors_reported() {
-    let w = World::start().await;
+    let w = RelayWorld::start().await;
     w.installed_tenant().await;
     let chat = w.customer_writes(&customer_text_at(60)).await;
 
@@ -296,7 +175,7 @@ async fn rate_limits_are_retried_and_permanent_errors_reported() {
 
 #[tokio::test]
 async fn forged_events_are_refused_and_queue_nothing() {
-    let w = World::start().await;
+    let w = RelayWorld::start().await;
     w.installed_tenant().await;
     let chat = w.customer_writes(&customer_text_at(60)).await;
     let (s, body) = w

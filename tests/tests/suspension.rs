@@ -4,13 +4,10 @@
 //! resuming releases everything once, in arrival order.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use e2e_tests::fake_bitrix::{
-    EventBody, EventMessage, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN,
-};
-use e2e_tests::fake_graph::FakeGraph;
-use e2e_tests::harness::{contains_bytes, sample, Harness, WA_NUMBER};
+use e2e_tests::fake_bitrix::FAKE_DOMAIN;
+use e2e_tests::harness::{contains_bytes, sample, WA_NUMBER};
+use e2e_tests::relay_world::{RelayWorld, APP_TOKEN, LINE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::hold::{Suspension, HELD_PREFIX};
@@ -19,89 +16,37 @@ use wappline::queue::platform;
 use wappline::store::{Item, Table};
 use wappline::tenant::TenantStatus;
 
-const DRAIN: Duration = Duration::from_secs(30);
-const LINE: u64 = 7;
-const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
-const WA_TOKEN: &str = "EAAwhatsappTOKEN";
 /// The other tenant's WhatsApp number and Bitrix24 portal.
 const OTHER_NUMBER: &str = "106540352242999";
 const OTHER_DOMAIN: &str = "other.bitrix24.com";
 const OTHER_MEMBER: &str = "b223c6b3710f85df22e9377d6c4f7553";
 
-struct World {
-    h: Harness,
-    bitrix: FakeBitrix,
-    graph: FakeGraph,
-    suspension: Suspension,
+/// What only the suspension tests ask of the world.
+trait SuspensionWorld {
+    /// What the admin API's suspension routes call.
+    fn suspension(&self) -> Suspension;
+    /// The installed tenant of [`RelayWorld::installed_tenant`], as a tenant id.
+    async fn installed_tenant_id(&self) -> TenantId;
+    /// Another tenant: its own WhatsApp number and its own portal.
+    async fn other_tenant(&self) -> TenantId;
+    /// Message ids the portal at `domain` received, in order.
+    fn received_on(&self, domain: &str) -> Vec<String>;
+    /// The tenant's held items, raw.
+    async fn held_items(&self, tenant: &TenantId) -> Vec<Item>;
 }
 
-impl World {
-    async fn start() -> World {
-        let bitrix = FakeBitrix::start().await;
-        let graph = FakeGraph::start().await;
-        let (base, oauth, graph_url) = (bitrix.base_url(), bitrix.oauth_url(), graph.base_url());
-        let h = Harness::start(move |c| {
-            c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-            c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-            c.bitrix_oauth_url = Some(oauth);
-            c.bitrix_portal_base_url = Some(base);
-            c.graph_api_base_url = graph_url;
-            c.retry_base_ms = 30;
-        })
-        .await;
-        graph.add_token(WA_TOKEN, WA_NUMBER);
-        // What the admin API's suspension routes call.
-        let suspension = Suspension::new(
-            h.server.platform().tenants.clone(),
-            Arc::new(h.server.queue().clone()),
-        );
-        World {
-            h,
-            bitrix,
-            graph,
-            suspension,
-        }
+impl SuspensionWorld for RelayWorld {
+    fn suspension(&self) -> Suspension {
+        Suspension::new(
+            self.h.server.platform().tenants.clone(),
+            Arc::new(self.h.server.queue().clone()),
+        )
     }
 
-    async fn drain(&self) {
-        for _ in 0..3 {
-            for q in [platform::INBOUND, platform::SYNC, platform::OUTBOUND] {
-                self.h.drain(q, DRAIN).await;
-            }
-        }
+    async fn installed_tenant_id(&self) -> TenantId {
+        TenantId::parse(&self.installed_tenant().await).unwrap()
     }
 
-    /// A tenant with the sample channels whose portal is installed through a connection
-    /// code, with the application token delivered by ONAPPINSTALL.
-    async fn installed_tenant(&self) -> TenantId {
-        let tenant = self.h.tenant_with_channels().await;
-        let code = self
-            .h
-            .admin(
-                "POST",
-                &format!("/admin/tenants/{tenant}/bitrix24/connection-codes"),
-                json!({"line_id": LINE}),
-            )
-            .await;
-        let install_url = code["install_url"].as_str().unwrap().to_owned();
-        let resp = self
-            .h
-            .http
-            .post(&install_url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(EventBody::install_wizard(&self.bitrix, FAKE_DOMAIN))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        let app_install =
-            EventBody::for_portal(&self.bitrix, FAKE_DOMAIN, Some(APP_TOKEN)).app_install();
-        let (s, body) = self.event(app_install).await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        TenantId::parse(&tenant).unwrap()
-    }
-
-    /// Another tenant: its own WhatsApp number and its own portal.
     async fn other_tenant(&self) -> TenantId {
         let t = self
             .h
@@ -129,20 +74,6 @@ impl World {
         TenantId::parse(&id).unwrap()
     }
 
-    async fn event(&self, form: String) -> (StatusCode, String) {
-        let resp = self
-            .h
-            .http
-            .post(format!("{}/bitrix/events", self.h.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), resp.text().await.unwrap())
-    }
-
-    /// Message ids the portal at `domain` received, in order.
     fn received_on(&self, domain: &str) -> Vec<String> {
         self.bitrix
             .messages_received()
@@ -152,7 +83,6 @@ impl World {
             .collect()
     }
 
-    /// The tenant's held items, raw.
     async fn held_items(&self, tenant: &TenantId) -> Vec<Item> {
         self.h
             .all_items(Table::Data)
@@ -194,12 +124,12 @@ fn wamid(n: u32) -> String {
 
 #[tokio::test]
 async fn a_suspended_tenants_webhooks_are_held_and_released_once_in_order_on_resume() {
-    let w = World::start().await;
-    let tenant = w.installed_tenant().await;
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant_id().await;
     let other = w.other_tenant().await;
 
     let change = w
-        .suspension
+        .suspension()
         .suspend(&tenant, "invoice overdue", "platform_admin")
         .await
         .unwrap();
@@ -247,7 +177,7 @@ async fn a_suspended_tenants_webhooks_are_held_and_released_once_in_order_on_res
     assert!(w.held_items(&other).await.is_empty());
 
     let resumed = w
-        .suspension
+        .suspension()
         .resume(&tenant, "platform_admin")
         .await
         .unwrap();
@@ -268,7 +198,7 @@ async fn a_suspended_tenants_webhooks_are_held_and_released_once_in_order_on_res
             .await;
     assert_eq!(s, StatusCode::OK);
     let again = w
-        .suspension
+        .suspension()
         .resume(&tenant, "platform_admin")
         .await
         .unwrap();
@@ -283,8 +213,8 @@ async fn a_suspended_tenants_webhooks_are_held_and_released_once_in_order_on_res
 
 #[tokio::test]
 async fn an_operator_reply_of_a_suspended_tenant_is_sent_once_after_resume() {
-    let w = World::start().await;
-    let tenant = w.installed_tenant().await;
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant_id().await;
     let (s, _) =
         w.h.post_signed(&whatsapp_texts(WA_NUMBER, &[(&wamid(1), "do you ship?")]))
             .await;
@@ -292,22 +222,11 @@ async fn an_operator_reply_of_a_suspended_tenant_is_sent_once_after_resume() {
     w.drain().await;
     let chat = w.bitrix.messages_received()[0].external_chat_id.clone();
 
-    w.suspension
+    w.suspension()
         .suspend(&tenant, "invoice overdue", "platform_admin")
         .await
         .unwrap();
-    let reply = EventBody::for_portal(&w.bitrix, FAKE_DOMAIN, Some(APP_TOKEN)).message_add(
-        "wappline_whatsapp",
-        LINE,
-        &[EventMessage {
-            im_chat_id: 901,
-            im_message_id: 5001,
-            chat_id: chat,
-            user_id: 1,
-            text: Some("We ship tomorrow".into()),
-            ..EventMessage::default()
-        }],
-    );
+    let reply = w.reply(&chat, 5001, "We ship tomorrow", APP_TOKEN);
     let (s, body) = w.event(reply.clone()).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(w.h.depth(platform::OUTBOUND).await, 0, "nothing queued");
@@ -316,10 +235,10 @@ async fn an_operator_reply_of_a_suspended_tenant_is_sent_once_after_resume() {
     let held = w.held_items(&tenant).await;
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].get_s("queue"), Some(platform::OUTBOUND));
-    assert_eq!(w.suspension.held_count(&tenant).await.unwrap(), 1);
+    assert_eq!(w.suspension().held_count(&tenant).await.unwrap(), 1);
 
     let resumed = w
-        .suspension
+        .suspension()
         .resume(&tenant, "platform_admin")
         .await
         .unwrap();

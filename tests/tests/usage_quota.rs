@@ -4,61 +4,40 @@
 //! them; inbound over the inbound quota is relayed all the same, counted and flagged; the
 //! usage report matches what happened, per channel. A suspended tenant cannot send.
 
-use std::time::Duration;
-
-use e2e_tests::fake_bitrix::{
-    EventBody, EventMessage, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN,
-};
-use e2e_tests::fake_graph::FakeGraph;
-use e2e_tests::harness::{sample, Harness, IG_ACCOUNT, WA_NUMBER};
+use e2e_tests::harness::{sample, IG_ACCOUNT, WA_NUMBER};
+use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::ids::TenantId;
-use wappline::queue::platform;
 use wappline::store::{Key, Table, Update};
 use wappline::usage::{Plan, Usage, UsageMonth, UsageReport};
 
-const DRAIN: Duration = Duration::from_secs(30);
-const LINE: u64 = 7;
-const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
-const WA_TOKEN: &str = "EAAwhatsappTOKEN";
 const IG_TOKEN: &str = "IGAAinstagramTOKEN";
 /// The customer of the WhatsApp samples (their business-scoped user id), who wrote.
 const CUSTOMER: &str = "US.13491208655302741918";
 
-struct World {
-    h: Harness,
-    bitrix: FakeBitrix,
-    graph: FakeGraph,
+/// The relay world, with the Instagram account's token known to the Graph API too.
+async fn start() -> RelayWorld {
+    let w = RelayWorld::start().await;
+    w.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
+    w
 }
 
-impl World {
-    async fn start() -> World {
-        let bitrix = FakeBitrix::start().await;
-        let graph = FakeGraph::start().await;
-        let (base, oauth, graph_url) = (bitrix.base_url(), bitrix.oauth_url(), graph.base_url());
-        let h = Harness::start(move |c| {
-            c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-            c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-            c.bitrix_oauth_url = Some(oauth);
-            c.bitrix_portal_base_url = Some(base);
-            c.graph_api_base_url = graph_url;
-            c.retry_base_ms = 30;
-        })
-        .await;
-        graph.add_token(WA_TOKEN, WA_NUMBER);
-        graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
-        World { h, bitrix, graph }
-    }
+/// What only the usage tests ask of the world.
+trait UsageWorld {
+    fn usage(&self) -> Usage;
+    async fn report(&self, tenant: &TenantId) -> UsageReport;
+    /// The installed tenant of [`RelayWorld::installed_tenant`], as a tenant id.
+    async fn installed_tenant_id(&self) -> TenantId;
+    async fn key_for(&self, tenant: &TenantId) -> String;
+    /// A public API send; status, `Retry-After` and the JSON answer.
+    async fn send(&self, key: &str, text: &str, idem: &str) -> (StatusCode, Option<u64>, Value);
+    /// Customer messages (not notes) the portal received.
+    fn relayed(&self) -> usize;
+    async fn api_messages(&self) -> usize;
+}
 
-    async fn drain(&self) {
-        for _ in 0..3 {
-            for q in [platform::INBOUND, platform::SYNC, platform::OUTBOUND] {
-                self.h.drain(q, DRAIN).await;
-            }
-        }
-    }
-
+impl UsageWorld for RelayWorld {
     fn usage(&self) -> Usage {
         Usage::new(self.h.server.platform().store.clone())
     }
@@ -68,52 +47,8 @@ impl World {
         self.usage().report(tenant, month).await.unwrap()
     }
 
-    /// A tenant with the sample channels and its Bitrix24 portal installed.
-    async fn installed_tenant(&self) -> TenantId {
-        let tenant = self.h.tenant_with_channels().await;
-        let code = self
-            .h
-            .admin(
-                "POST",
-                &format!("/admin/tenants/{tenant}/bitrix24/connection-codes"),
-                json!({"line_id": LINE}),
-            )
-            .await;
-        let install_url = code["install_url"].as_str().unwrap().to_owned();
-        let resp = self
-            .h
-            .http
-            .post(&install_url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(EventBody::install_wizard(&self.bitrix, FAKE_DOMAIN))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
-        let app_install =
-            EventBody::for_portal(&self.bitrix, FAKE_DOMAIN, Some(APP_TOKEN)).app_install();
-        let (s, body) = self.event(app_install).await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        TenantId::parse(&tenant).unwrap()
-    }
-
-    async fn event(&self, form: String) -> (StatusCode, String) {
-        let resp = self
-            .h
-            .http
-            .post(format!("{}/bitrix/events", self.h.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), resp.text().await.unwrap())
-    }
-
-    async fn customer_writes(&self, body: &[u8]) {
-        let (s, t) = self.h.post_signed(body).await;
-        assert_eq!(s, StatusCode::OK, "{t}");
-        self.drain().await;
+    async fn installed_tenant_id(&self) -> TenantId {
+        TenantId::parse(&self.installed_tenant().await).unwrap()
     }
 
     async fn key_for(&self, tenant: &TenantId) -> String {
@@ -128,7 +63,6 @@ impl World {
         created["key"].as_str().unwrap().to_owned()
     }
 
-    /// A public API send; status, `Retry-After` and the JSON answer.
     async fn send(&self, key: &str, text: &str, idem: &str) -> (StatusCode, Option<u64>, Value) {
         let body =
             json!({"channel": "whatsapp", "account_id": WA_NUMBER, "to": CUSTOMER, "text": text});
@@ -155,31 +89,6 @@ impl World {
         )
     }
 
-    fn reply(&self, chat: &str, im_message_id: u64, text: &str) -> String {
-        EventBody::for_portal(&self.bitrix, FAKE_DOMAIN, Some(APP_TOKEN)).message_add(
-            "wappline_whatsapp",
-            LINE,
-            &[EventMessage {
-                im_chat_id: 901,
-                im_message_id,
-                chat_id: chat.to_owned(),
-                user_id: 1,
-                text: Some(text.to_owned()),
-                ..EventMessage::default()
-            }],
-        )
-    }
-
-    fn notes(&self) -> Vec<String> {
-        self.bitrix
-            .messages_received()
-            .iter()
-            .filter(|m| m.external_message_id.starts_with("note."))
-            .filter_map(|m| m.text.clone())
-            .collect()
-    }
-
-    /// Customer messages (not notes) the portal received.
     fn relayed(&self) -> usize {
         self.bitrix
             .messages_received()
@@ -209,8 +118,8 @@ fn whatsapp_text(wamid: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn sends_over_the_outbound_quota_are_refused_and_inbound_is_relayed_and_flagged() {
-    let w = World::start().await;
-    let tenant = w.installed_tenant().await;
+    let w = start().await;
+    let tenant = w.installed_tenant_id().await;
     w.usage()
         .set_plan(
             &tenant,
@@ -276,7 +185,9 @@ async fn sends_over_the_outbound_quota_are_refused_and_inbound_is_relayed_and_fl
 
     // An operator reply over the quota: handled (no Bitrix24 retry), not sent, and the
     // operator is told in the chat.
-    let (s, body) = w.event(w.reply(&chat, 6001, "Sure, tomorrow")).await;
+    let (s, body) = w
+        .event(w.reply(&chat, 6001, "Sure, tomorrow", APP_TOKEN))
+        .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     w.drain().await;
     assert_eq!(
@@ -297,7 +208,9 @@ async fn sends_over_the_outbound_quota_are_refused_and_inbound_is_relayed_and_fl
         "{notes:?}"
     );
     // The same event again: still one note, nothing sent.
-    let (s, _) = w.event(w.reply(&chat, 6001, "Sure, tomorrow")).await;
+    let (s, _) = w
+        .event(w.reply(&chat, 6001, "Sure, tomorrow", APP_TOKEN))
+        .await;
     assert_eq!(s, StatusCode::OK);
     w.drain().await;
     assert_eq!(w.notes().len(), notes.len());
@@ -336,8 +249,8 @@ async fn sends_over_the_outbound_quota_are_refused_and_inbound_is_relayed_and_fl
 
 #[tokio::test]
 async fn a_suspended_tenant_cannot_send() {
-    let w = World::start().await;
-    let tenant = w.installed_tenant().await;
+    let w = start().await;
+    let tenant = w.installed_tenant_id().await;
     let key = w.key_for(&tenant).await;
     // Suspension itself is the tenant module's; here only its stored status matters.
     w.h.server
