@@ -85,15 +85,23 @@ fn bearer(req: &Request) -> Option<&str> {
         .map(str::trim)
 }
 
-fn refresh_cookie(req: &Request) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == REFRESH_COOKIE)
-        .map(|(_, value)| value.to_owned())
+/// The refresh token from the body (`{"refresh_token": ...}`, optional) or else the cookie.
+fn presented_refresh_token(req: &Request, body: &[u8]) -> Result<Option<String>, ApiError> {
+    let r: RefreshRequest = if body.is_empty() {
+        RefreshRequest::default()
+    } else {
+        edge::parse_json(body)?
+    };
+    Ok(r.refresh_token.or_else(|| {
+        req.headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(name, _)| *name == REFRESH_COOKIE)
+            .map(|(_, value)| value.to_owned())
+    }))
 }
 
 fn with_cookie(mut resp: Response, value: &str, max_age: i64) -> Response {
@@ -145,11 +153,8 @@ pub fn account_error(e: AccountError) -> ApiError {
             "not_configured",
             "email is not configured on this deployment; ask an admin of your account",
         ),
-        AccountError::Store(wappline::store::StoreError::Unavailable(detail)) => {
-            tracing::warn!(%detail, "store unavailable");
-            ApiError::unavailable()
-        }
-        e @ (AccountError::Mail(_) | AccountError::Store(_) | AccountError::Crypto(_)) => {
+        AccountError::Store(e) => crate::map_err(wappline::tenant::TenantError::Store(e)),
+        e @ (AccountError::Mail(_) | AccountError::Crypto(_)) => {
             tracing::error!(error = %e, "account operation failed");
             ApiError::internal()
         }
@@ -202,14 +207,7 @@ pub async fn route(accounts: &Accounts, req: &Request, body: &[u8]) -> Result<Re
             }
         }
         ("/refresh", &Method::POST) => {
-            let r: RefreshRequest = if body.is_empty() {
-                RefreshRequest::default()
-            } else {
-                edge::parse_json(body)?
-            };
-            let token = r
-                .refresh_token
-                .or_else(|| refresh_cookie(req))
+            let token = presented_refresh_token(req, body)?
                 .ok_or_else(|| ApiError::bad_request("give refresh_token (or the cookie)"))?;
             let s = accounts.refresh(&token).await.map_err(account_error)?;
             Ok(signed_in(StatusCode::OK, &s))
@@ -220,15 +218,8 @@ pub async fn route(accounts: &Accounts, req: &Request, body: &[u8]) -> Result<Re
                 accounts.sign_out(&p).await.map_err(account_error)?;
                 tracing::info!(tenant = %p.tenant, user = %p.user, "signed out");
             } else {
-                let r: RefreshRequest = if body.is_empty() {
-                    RefreshRequest::default()
-                } else {
-                    edge::parse_json(body)?
-                };
-                let token = r
-                    .refresh_token
-                    .or_else(|| refresh_cookie(req))
-                    .ok_or_else(ApiError::unauthorized)?;
+                let token =
+                    presented_refresh_token(req, body)?.ok_or_else(ApiError::unauthorized)?;
                 accounts
                     .sign_out_refresh(&token)
                     .await

@@ -94,34 +94,34 @@ pub struct AdminApi {
 
 /// What a route needs from the caller.
 #[derive(Debug, PartialEq, Eq)]
-enum Need<'a> {
+enum Need {
     /// The platform admin's token.
     Platform,
     /// The platform admin, or a user of the tenant named in the path whose role has the
     /// permission.
-    Tenant(&'a str, Permission),
+    Tenant(Permission),
 }
 
 /// The access rule of every `/admin` route, by path (methods share a path's rule). Routes
 /// not listed here do not exist (404 after authentication).
-fn need<'a>(segments: &[&'a str]) -> Option<Need<'a>> {
+fn need(segments: &[&str]) -> Option<Need> {
     use Permission::*;
     let rule = match segments {
         ["admin", "tenants"] => Need::Platform,
         ["admin", "tenants", _, "suspension"] | ["admin", "tenants", _, "plan"] => Need::Platform,
-        ["admin", "tenants", t] => Need::Tenant(t, ReadSettings),
-        ["admin", "tenants", t, "settings"] => Need::Tenant(t, ChangeSettings),
-        ["admin", "tenants", t, "exports", ..] => Need::Tenant(t, Export),
-        ["admin", "tenants", t, "erasure", "contacts", ..] => Need::Tenant(t, EraseContact),
-        ["admin", "tenants", t, "erasure"] => Need::Tenant(t, EraseAccount),
-        ["admin", "tenants", t, "audit"] => Need::Tenant(t, ReadAudit),
-        ["admin", "tenants", t, "channels", ..] => Need::Tenant(t, ManageChannels),
-        ["admin", "tenants", t, "bitrix24", "connection-codes"] => Need::Tenant(t, ManageChannels),
-        ["admin", "tenants", t, "api-keys", ..] => Need::Tenant(t, ManageApiKeys),
-        ["admin", "tenants", t, "users", ..] | ["admin", "tenants", t, "invitations", ..] => {
-            Need::Tenant(t, ManageUsers)
+        ["admin", "tenants", _] => Need::Tenant(ReadSettings),
+        ["admin", "tenants", _, "settings"] => Need::Tenant(ChangeSettings),
+        ["admin", "tenants", _, "exports", ..] => Need::Tenant(Export),
+        ["admin", "tenants", _, "erasure", "contacts", ..] => Need::Tenant(EraseContact),
+        ["admin", "tenants", _, "erasure"] => Need::Tenant(EraseAccount),
+        ["admin", "tenants", _, "audit"] => Need::Tenant(ReadAudit),
+        ["admin", "tenants", _, "channels", ..] => Need::Tenant(ManageChannels),
+        ["admin", "tenants", _, "bitrix24", "connection-codes"] => Need::Tenant(ManageChannels),
+        ["admin", "tenants", _, "api-keys", ..] => Need::Tenant(ManageApiKeys),
+        ["admin", "tenants", _, "users", ..] | ["admin", "tenants", _, "invitations", ..] => {
+            Need::Tenant(ManageUsers)
         }
-        ["admin", "tenants", t, "usage"] => Need::Tenant(t, ReadUsage),
+        ["admin", "tenants", _, "usage"] => Need::Tenant(ReadUsage),
         _ => return None,
     };
     Some(rule)
@@ -551,53 +551,50 @@ impl AdminApi {
         let Principal::User(user) = principal else {
             return Ok(());
         };
-        match need(segments) {
-            None => Ok(()),
-            Some(Need::Platform) => {
-                if let ["admin", "tenants", t, ..] = segments {
-                    if *t != user.tenant.as_str() {
-                        tracing::warn!(tenant = %user.tenant, user = %user.user, "cross-tenant request refused");
-                        return Err(ApiError::not_found("tenant not found"));
-                    }
-                }
-                Err(ApiError::new(
+        let Some(rule) = need(segments) else {
+            return Ok(());
+        };
+        if let ["admin", "tenants", tenant, ..] = segments {
+            if *tenant != user.tenant.as_str() {
+                tracing::warn!(tenant = %user.tenant, user = %user.user, "cross-tenant request refused");
+                return Err(ApiError::not_found("tenant not found"));
+            }
+        }
+        let permission = match rule {
+            Need::Platform => {
+                return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "forbidden",
                     "only the platform admin may do this",
                 ))
             }
-            Some(Need::Tenant(tenant, permission)) => {
-                if tenant != user.tenant.as_str() {
-                    tracing::warn!(tenant = %user.tenant, user = %user.user, "cross-tenant request refused");
-                    return Err(ApiError::not_found("tenant not found"));
-                }
-                if !user.role.allows(permission) {
-                    return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "forbidden",
-                        format!(
-                            "the {} role may not {}",
-                            user.role.name(),
-                            permission.name().replace('_', " ")
-                        ),
-                    ));
-                }
-                let profile = self
-                    .tenants
-                    .profile(&user.tenant)
-                    .await
-                    .map_err(map_err)?
-                    .ok_or_else(|| ApiError::not_found("tenant not found"))?;
-                if profile.status == TenantStatus::Suspended {
-                    return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "tenant_suspended",
-                        "this account is suspended; contact support",
-                    ));
-                }
-                Ok(())
-            }
+            Need::Tenant(permission) => permission,
+        };
+        if !user.role.allows(permission) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "the {} role may not {}",
+                    user.role.name(),
+                    permission.name().replace('_', " ")
+                ),
+            ));
         }
+        let profile = self
+            .tenants
+            .profile(&user.tenant)
+            .await
+            .map_err(map_err)?
+            .ok_or_else(|| ApiError::not_found("tenant not found"))?;
+        if profile.status == TenantStatus::Suspended {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "tenant_suspended",
+                "this account is suspended; contact support",
+            ));
+        }
+        Ok(())
     }
 
     async fn list_tenants(

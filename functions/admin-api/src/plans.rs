@@ -26,14 +26,7 @@ struct SuspendRequest {
 fn usage_error(e: UsageError) -> ApiError {
     match e {
         UsageError::Invalid(m) => ApiError::bad_request(m),
-        UsageError::Store(wappline::store::StoreError::Unavailable(detail)) => {
-            tracing::warn!(%detail, "store unavailable");
-            ApiError::unavailable()
-        }
-        UsageError::Store(e) => {
-            tracing::error!(error = %e, "usage operation failed");
-            ApiError::internal()
-        }
+        UsageError::Store(e) => crate::map_err(wappline::tenant::TenantError::Store(e)),
     }
 }
 

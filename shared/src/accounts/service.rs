@@ -99,6 +99,20 @@ pub struct PendingInvitation {
     pub expires_at: i64,
 }
 
+impl PendingInvitation {
+    fn from_item(item: &Item) -> Option<Self> {
+        let hash = item.get_s(crate::store::SK)?.strip_prefix("INVITE#")?;
+        Some(PendingInvitation {
+            id: hash.get(..INVITATION_ID_LEN)?.to_owned(),
+            email: Email::parse(item.get_s("email")?).ok()?,
+            role: Role::parse(item.get_s("role")?).ok()?,
+            invited_by: item.get_s("invited_by").unwrap_or_default().to_owned(),
+            created_at: item.get_n("created_at").unwrap_or(0),
+            expires_at: item.get_n(TTL_ATTR).unwrap_or(0),
+        })
+    }
+}
+
 /// Hex digits of the secret's hash that name an invitation (64 bits: unique within a
 /// tenant's handful of pending invitations, and useless for guessing the secret).
 const INVITATION_ID_LEN: usize = 16;
@@ -162,6 +176,35 @@ fn split_token<'a>(
         return Err(AccountError::InvalidToken);
     }
     Ok((tenant, rest))
+}
+
+/// A refresh token's parts: `wpr1.<tenant>.<user>.<session>.<secret>`.
+struct RefreshToken<'a> {
+    tenant: TenantId,
+    user: UserId,
+    session: &'a str,
+    secret: &'a str,
+}
+
+impl<'a> RefreshToken<'a> {
+    fn parse(token: &'a str) -> Result<Self, AccountError> {
+        let (tenant, rest) = split_token(token, REFRESH_PREFIX, 3)?;
+        Ok(RefreshToken {
+            tenant,
+            user: UserId::parse(rest[0]).map_err(|_| AccountError::InvalidToken)?,
+            session: rest[1],
+            secret: rest[2],
+        })
+    }
+}
+
+/// Whether `secret` is the session's current refresh secret (compared in constant time).
+fn refresh_secret_matches(session: &Item, secret: &str) -> bool {
+    let stored = session.get_s("refresh_sha256").unwrap_or_default();
+    stored
+        .as_bytes()
+        .ct_eq(sha256_hex(secret).as_bytes())
+        .into()
 }
 
 struct StoredUser {
@@ -286,16 +329,26 @@ impl Accounts {
     }
 
     async fn tenant_status(&self, tenant: &TenantId) -> Result<Option<TenantStatus>, AccountError> {
-        match self.tenants.scope(tenant).await {
-            Ok(Some(scope)) => Ok(scope
-                .profile()
-                .await
-                .map_err(|e| AccountError::Crypto(e.to_string()))?
-                .map(|p| p.status)),
-            Ok(None) => Ok(None),
+        match self.tenants.profile(tenant).await {
+            Ok(profile) => Ok(profile.map(|p| p.status)),
             Err(crate::tenant::TenantError::Store(e)) => Err(e.into()),
             Err(e) => Err(AccountError::Crypto(e.to_string())),
         }
+    }
+
+    /// Refuses the attempt while the account or the address is over its failure limit.
+    async fn not_throttled(
+        &self,
+        account: (&str, &str),
+        source: Option<&str>,
+        now: i64,
+    ) -> Result<(), AccountError> {
+        self.throttle
+            .check(account, source, now)
+            .await?
+            .map_err(|wait| AccountError::Throttled {
+                retry_after_secs: wait,
+            })
     }
 
     /// Invites `email` to the tenant with `role`. The inviter must be allowed to give that
@@ -382,17 +435,7 @@ impl Accounts {
             .limit(200);
         loop {
             let page = self.store.query(Table::Data, &query).await?;
-            out.extend(page.items.iter().filter_map(|i| {
-                let hash = i.get_s(crate::store::SK)?.strip_prefix("INVITE#")?;
-                Some(PendingInvitation {
-                    id: hash.get(..INVITATION_ID_LEN)?.to_owned(),
-                    email: Email::parse(i.get_s("email")?).ok()?,
-                    role: Role::parse(i.get_s("role")?).ok()?,
-                    invited_by: i.get_s("invited_by").unwrap_or_default().to_owned(),
-                    created_at: i.get_n("created_at").unwrap_or(0),
-                    expires_at: i.get_n(TTL_ATTR).unwrap_or(0),
-                })
-            }));
+            out.extend(page.items.iter().filter_map(PendingInvitation::from_item));
             match page.next {
                 Some(next) => query = query.start_after(Some(next)),
                 None => break,
@@ -428,8 +471,8 @@ impl Accounts {
         let [item] = page.items.as_slice() else {
             return Err(not_found());
         };
-        let role = Role::parse(item.get_s("role").unwrap_or_default()).map_err(|_| not_found())?;
-        Self::may_manage(actor, role, None)?;
+        let invitation = PendingInvitation::from_item(item).ok_or_else(not_found)?;
+        Self::may_manage(actor, invitation.role, None)?;
         let key = item.key().ok_or_else(not_found)?;
         self.store
             .delete(Table::Data, &key, Some(Condition::Exists))
@@ -438,15 +481,7 @@ impl Accounts {
                 StoreError::ConditionFailed { .. } => not_found(),
                 e => e.into(),
             })?;
-        Ok(PendingInvitation {
-            id: id.to_owned(),
-            email: Email::parse(item.get_s("email").unwrap_or_default())
-                .map_err(|_| not_found())?,
-            role,
-            invited_by: item.get_s("invited_by").unwrap_or_default().to_owned(),
-            created_at: item.get_n("created_at").unwrap_or(0),
-            expires_at: item.get_n(TTL_ATTR).unwrap_or(0),
-        })
+        Ok(invitation)
     }
 
     /// Accepts an invitation: the invitation is used up, the user created with `password`,
@@ -532,11 +567,7 @@ impl Accounts {
         }
         let now = now_secs();
         let account = (account_id, email.as_str());
-        if let Err(wait) = self.throttle.check(account, source, now).await? {
-            return Err(AccountError::Throttled {
-                retry_after_secs: wait,
-            });
-        }
+        self.not_throttled(account, source, now).await?;
         let tenant = TenantId::parse(account_id).ok();
         let user = match &tenant {
             Some(t) => self.user_by_email(t, &email).await?,
@@ -671,9 +702,12 @@ impl Accounts {
     /// Presenting a refresh token that was already rotated away ends the whole session: it
     /// means the token was copied.
     pub async fn refresh(&self, refresh_token: &str) -> Result<SignedIn, AccountError> {
-        let (tenant, rest) = split_token(refresh_token, REFRESH_PREFIX, 3)?;
-        let user_id = UserId::parse(rest[0]).map_err(|_| AccountError::InvalidToken)?;
-        let (session, secret) = (rest[1], rest[2]);
+        let RefreshToken {
+            tenant,
+            user: user_id,
+            session,
+            secret,
+        } = RefreshToken::parse(refresh_token)?;
         let key = session_key(&tenant, &user_id, session);
         let item = self
             .store
@@ -681,8 +715,7 @@ impl Accounts {
             .await?
             .ok_or(AccountError::InvalidToken)?;
         let stored = item.get_s("refresh_sha256").unwrap_or_default().to_owned();
-        let presented = sha256_hex(secret);
-        if !bool::from(stored.as_bytes().ct_eq(presented.as_bytes())) {
+        if !refresh_secret_matches(&item, secret) {
             tracing::warn!(tenant = %tenant, user = %user_id, "rotated refresh token presented again; session ended");
             self.store.delete(Table::Data, &key, None).await?;
             return Err(AccountError::InvalidToken);
@@ -732,14 +765,12 @@ impl Accounts {
 
     /// Ends the session a refresh token belongs to (sign-out with the cookie only).
     pub async fn sign_out_refresh(&self, refresh_token: &str) -> Result<(), AccountError> {
-        let (tenant, rest) = split_token(refresh_token, REFRESH_PREFIX, 3)?;
-        let user = UserId::parse(rest[0]).map_err(|_| AccountError::InvalidToken)?;
-        let key = session_key(&tenant, &user, rest[1]);
+        let token = RefreshToken::parse(refresh_token)?;
+        let key = session_key(&token.tenant, &token.user, token.session);
         let Some(item) = self.store.get(Table::Data, &key).await? else {
             return Ok(());
         };
-        let stored = item.get_s("refresh_sha256").unwrap_or_default();
-        if !bool::from(stored.as_bytes().ct_eq(sha256_hex(rest[2]).as_bytes())) {
+        if !refresh_secret_matches(&item, token.secret) {
             return Err(AccountError::InvalidToken);
         }
         self.store.delete(Table::Data, &key, None).await?;
@@ -780,11 +811,7 @@ impl Accounts {
         let now = now_secs();
         let tenant = principal.tenant.to_string();
         let account = (tenant.as_str(), user.email.as_str());
-        if let Err(wait) = self.throttle.check(account, source, now).await? {
-            return Err(AccountError::Throttled {
-                retry_after_secs: wait,
-            });
-        }
+        self.not_throttled(account, source, now).await?;
         if !self.config.hasher.verify(current, Some(&user.hash)).await {
             self.throttle.record_failure(account, source, now).await?;
             return Err(AccountError::BadCredentials);
@@ -834,11 +861,7 @@ impl Accounts {
         // Counted apart from sign-in failures: requesting resets must not lock the user out.
         let reset_account = format!("reset:{account_id}");
         let account = (reset_account.as_str(), email.as_str());
-        if let Err(wait) = self.throttle.check(account, source, now).await? {
-            return Err(AccountError::Throttled {
-                retry_after_secs: wait,
-            });
-        }
+        self.not_throttled(account, source, now).await?;
         self.throttle.record_failure(account, source, now).await?;
         let Ok(tenant) = TenantId::parse(account_id) else {
             return Ok(());
