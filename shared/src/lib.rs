@@ -34,6 +34,7 @@ pub mod meta_deletion;
 pub mod objects;
 pub mod outbound;
 pub mod pacing;
+mod private_file;
 pub mod queue;
 pub mod retention;
 pub mod send;

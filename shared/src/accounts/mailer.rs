@@ -81,7 +81,8 @@ impl Mailer for OutboxMailer {
         );
         let path = self.dir.join(name);
         let tmp = path.with_extension("tmp");
-        write_private(&tmp, message.as_bytes()).map_err(|e| MailError::Delivery(e.to_string()))?;
+        crate::private_file::write_new_private(&tmp, message.as_bytes())
+            .map_err(|e| MailError::Delivery(e.to_string()))?;
         // Renamed into place so a reader never sees half a message.
         std::fs::rename(&tmp, &path).map_err(|e| MailError::Delivery(e.to_string()))
     }
@@ -139,18 +140,6 @@ impl Mailer for SesMailer {
         );
         Ok(())
     }
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 //!
 //! Wrapped format: `0x01 | nonce (12) | ciphertext (32) | tag (16)`.
 
-use std::io::Write;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -53,7 +52,7 @@ impl LocalVault {
                 let mut key = Zeroizing::new([0u8; DATA_KEY_LEN]);
                 aws_lc_rs::rand::fill(key.as_mut())
                     .map_err(|_| VaultError::Backend("random source failed".into()))?;
-                write_private(&path, hex::encode(key.as_ref()).as_bytes())
+                crate::private_file::write_new_private(&path, hex::encode(key.as_ref()).as_bytes())
                     .map_err(|e| VaultError::Backend(format!("writing {KEY_FILE}: {e}")))?;
                 Ok(Self::from_key(&key))
             }
@@ -66,19 +65,6 @@ impl LocalVault {
         aad.extend_from_slice(&context.canonical_bytes());
         aad
     }
-}
-
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(contents)?;
-    f.sync_all()
 }
 
 #[async_trait]
