@@ -144,6 +144,11 @@ impl HeldEvents {
         HeldEvents { store, envelope }
     }
 
+    /// The held events kept beside the tenant directory's own items.
+    pub fn of(tenants: &TenantDirectory) -> Self {
+        Self::new(tenants.store().clone(), tenants.envelope().clone())
+    }
+
     /// Holds `messages` (meant for `queue`), in order, while the tenant's profile says
     /// `suspended`. Each transaction writes up to 99 events with a check of the profile, so
     /// a resume that flipped the status in the meantime makes the rest fail with
@@ -523,7 +528,7 @@ pub struct Suspension {
 impl Suspension {
     pub fn new(tenants: TenantDirectory, queue: Arc<dyn Queue>) -> Self {
         Suspension {
-            held: tenants.held_events(),
+            held: HeldEvents::of(&tenants),
             tenants,
             queue,
         }
@@ -665,7 +670,7 @@ mod tests {
             .suspend(&tenant, "unpaid", "platform_admin")
             .await
             .unwrap();
-        let held = p.tenants.held_events();
+        let held = HeldEvents::of(&p.tenants);
         let outbound = platform::name(platform::OUTBOUND);
         assert_eq!(
             held.hold(&tenant, &inbound(), vec![msg("a"), msg("b"), msg("c")], 30)
@@ -708,7 +713,7 @@ mod tests {
             .suspend(&tenant, "unpaid", "platform_admin")
             .await
             .unwrap();
-        let held = p.tenants.held_events();
+        let held = HeldEvents::of(&p.tenants);
         let secret = "Hi! Do you have the blue sneakers in size 42?";
         let body = format!("{{\"text\":\"{secret}\"}}");
         held.hold(
@@ -754,7 +759,7 @@ mod tests {
     #[tokio::test]
     async fn nothing_is_held_for_an_active_tenant() {
         let (_dir, p, tenant) = setup().await;
-        let held = p.tenants.held_events();
+        let held = HeldEvents::of(&p.tenants);
         let err = held
             .hold(&tenant, &inbound(), vec![msg("a")], 30)
             .await
@@ -770,7 +775,7 @@ mod tests {
             .suspend(&tenant, "unpaid", "platform_admin")
             .await
             .unwrap();
-        let held = p.tenants.held_events();
+        let held = HeldEvents::of(&p.tenants);
         let bodies: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
         for b in &bodies {
             held.hold(&tenant, &inbound(), vec![msg(b)], 30)
@@ -814,7 +819,7 @@ mod tests {
             .suspend(&tenant, "unpaid", "platform_admin")
             .await
             .unwrap();
-        let held = p.tenants.held_events();
+        let held = HeldEvents::of(&p.tenants);
         // More expired items than a page, before the live ones.
         for i in 0..(DEFAULT_RELEASE_PAGE + 5) {
             let item = held
@@ -843,7 +848,7 @@ mod tests {
             .suspend(&tenant, "unpaid", "platform_admin")
             .await
             .unwrap();
-        let held = p.tenants.held_events();
+        let held = HeldEvents::of(&p.tenants);
         held.hold(&tenant, &inbound(), vec![msg("before")], 30)
             .await
             .unwrap();
@@ -891,7 +896,7 @@ mod tests {
         assert_eq!(again.profile.suspension_reason.as_deref(), Some("unpaid"));
         assert_eq!(again.profile.suspended_at, first.profile.suspended_at);
 
-        let held = p.tenants.held_events();
+        let held = HeldEvents::of(&p.tenants);
         held.hold(&tenant, &inbound(), vec![msg("a"), msg("b")], 30)
             .await
             .unwrap();
@@ -905,7 +910,7 @@ mod tests {
 
         // Leftovers (held by a webhook that raced the flip) go with a resume of an active
         // tenant, which changes nothing else.
-        let leftover = p.tenants.held_events();
+        let leftover = HeldEvents::of(&p.tenants);
         let item = leftover
             .seal(&tenant, &inbound(), &msg("late"), now_secs() + 60)
             .await

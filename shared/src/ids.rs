@@ -214,6 +214,57 @@ string_id!(
     }
 );
 
+/// The kinds of channel a tenant connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    #[serde(rename = "whatsapp")]
+    WhatsApp,
+    Instagram,
+    Bitrix24,
+}
+
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 3] = [
+        ChannelKind::WhatsApp,
+        ChannelKind::Instagram,
+        ChannelKind::Bitrix24,
+    ];
+
+    /// Short code used inside table keys.
+    pub fn code(self) -> &'static str {
+        match self {
+            ChannelKind::WhatsApp => "wa",
+            ChannelKind::Instagram => "ig",
+            ChannelKind::Bitrix24 => "b24",
+        }
+    }
+
+    /// Name used in URLs and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelKind::WhatsApp => "whatsapp",
+            ChannelKind::Instagram => "instagram",
+            ChannelKind::Bitrix24 => "bitrix24",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The kind a table-key code names.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
-//! Client-side pacing keyed by anything: the token buckets of [`crate::bitrix::Pacer`] (per
-//! Bitrix24 portal) generalised to any key, for the send path's limits per WhatsApp phone
-//! number, per Instagram account and per recipient.
+//! Client-side pacing: token buckets, and buckets keyed by anything (the Bitrix24 client
+//! keys them by portal; the send path's limits per WhatsApp phone
+//! number, per Instagram account and per recipient).
 //!
 //! A request either takes a token now, or reserves the next one and waits for it once (never
 //! longer than the config's `max_wait`), or is refused at once with the time after which to
@@ -16,10 +16,94 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use crate::bitrix::{PacingConfig, TokenBucket};
+/// Pacing settings. The defaults follow Bitrix24's documented ordinary-plan limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PacingConfig {
+    /// Tokens added per second (Bitrix24's "counter decrease rate" Y).
+    pub rate_per_sec: f64,
+    /// Bucket size (Bitrix24's "limit before blocking" X).
+    pub burst: f64,
+    /// Longest wait for a token inside one call; beyond it the call is refused with
+    /// `RateLimited` instead.
+    pub max_wait: Duration,
+}
+
+impl Default for PacingConfig {
+    fn default() -> Self {
+        PacingConfig {
+            rate_per_sec: 2.0,
+            burst: 50.0,
+            max_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One portal's bucket. Time is passed in, so the arithmetic is tested without sleeping.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(config: &PacingConfig, now: Instant) -> Self {
+        TokenBucket {
+            tokens: config.burst,
+            updated: now,
+        }
+    }
+
+    fn refill(&mut self, config: &PacingConfig, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * config.rate_per_sec).min(config.burst);
+        self.updated = self.updated.max(now);
+    }
+
+    /// Tokens available at `now` (negative while reservations are outstanding).
+    pub fn available(&mut self, config: &PacingConfig, now: Instant) -> f64 {
+        self.refill(config, now);
+        self.tokens
+    }
+
+    /// Takes one token. `Ok(wait)`: taken; send after `wait` (zero when one was free).
+    /// `Err(retry_after)`: nothing taken, because the wait would exceed `max_wait`.
+    pub fn reserve(&mut self, config: &PacingConfig, now: Instant) -> Result<Duration, Duration> {
+        self.refill(config, now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(Duration::ZERO);
+        }
+        let wait = secs((1.0 - self.tokens) / config.rate_per_sec);
+        if wait > config.max_wait {
+            return Err(wait);
+        }
+        self.tokens -= 1.0;
+        Ok(wait)
+    }
+
+    /// The portal said it is over its limit: our view was optimistic, start from empty.
+    pub fn drain(&mut self, config: &PacingConfig, now: Instant) {
+        self.refill(config, now);
+        self.tokens = self.tokens.min(0.0);
+    }
+
+    pub(crate) fn is_full(&mut self, config: &PacingConfig, now: Instant) -> bool {
+        self.refill(config, now);
+        self.tokens >= config.burst
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    if s.is_finite() && s >= 0.0 {
+        Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+    } else {
+        Duration::MAX
+    }
+}
 
 /// Buckets kept before idle full ones are dropped.
-const PRUNE_ABOVE: usize = 4096;
+pub(crate) const PRUNE_ABOVE: usize = 4096;
 
 type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 

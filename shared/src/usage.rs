@@ -28,12 +28,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_secs;
+use crate::clock::rfc3339;
 use crate::conversation::{
     ConversationError, ConversationId, Conversations, MessageRef, NewMessage, StoreOutcome,
 };
 use crate::ids::TenantId;
 use crate::meta::AccountRef;
-use crate::meta_deletion::rfc3339;
 use crate::store::{
     AttrValue, Condition, Item, Key, StoreError, Table, TableStore, Update, WriteOp, TTL_ATTR,
 };

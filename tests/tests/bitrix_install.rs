@@ -20,14 +20,14 @@ use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::{Body, RequestExt};
 use wappline::app::Platform;
 use wappline::bitrix::events::parse_form;
-use wappline::bitrix::install::{
-    public_base_url, BitrixInstaller, ConnectionCodes, InstallError, InstallFlow, InstallRequest,
-    IssuedCode, PortalSetup,
-};
-use wappline::bitrix::webhook::BitrixEventHandler;
 use wappline::bitrix::{BitrixClient, BitrixConfig, OpenLineId};
 use wappline::ids::TenantId;
 use wappline::outbound::OutboundIntake;
+use wappline::portal::install::{
+    public_base_url, BitrixInstaller, ConnectionCodes, InstallError, InstallFlow, InstallRequest,
+    IssuedCode, PortalSetup,
+};
+use wappline::portal_events::PortalEvents;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::platform;
 use wappline::store::{Item, Table};
@@ -72,7 +72,7 @@ async fn env() -> Env {
         client.clone(),
         PortalSetup::new(public_base_url(PUBLIC).unwrap()),
     );
-    let events = BitrixEventHandler::new(
+    let events = PortalEvents::new(
         platform.tenants.clone(),
         platform.store.clone(),
         platform.envelope.clone(),

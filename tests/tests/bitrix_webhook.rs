@@ -20,13 +20,13 @@ use e2e_tests::harness::contains_bytes;
 use lambda_http::Body;
 use serde_json::Value;
 use wappline::app::Platform;
-use wappline::bitrix::install::{public_base_url, BitrixInstaller, PortalSetup};
-use wappline::bitrix::webhook::BitrixEventHandler;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::conversation::{ConversationId, Conversations};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppUserId};
 use wappline::outbound::OutboundJob;
+use wappline::portal::install::{public_base_url, BitrixInstaller, PortalSetup};
+use wappline::portal_events::PortalEvents;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
 use wappline::store::Table;
@@ -64,7 +64,7 @@ async fn env_with(install_window: Duration) -> Env {
     let queue = EmbeddedQueue::open(dir.path(), platform::specs()).unwrap();
     let fake = FakeBitrix::start().await;
     let client = client(&fake);
-    let events = BitrixEventHandler::new(
+    let events = PortalEvents::new(
         platform.tenants.clone(),
         platform.store.clone(),
         platform.envelope.clone(),
@@ -602,7 +602,7 @@ async fn install_then_events_end_to_end() {
     let env = env().await;
     let (tenant, conversation) = env.tenant("Acme", false, None).await;
     let issued = {
-        let codes = wappline::bitrix::install::ConnectionCodes::new(env.platform.store.clone());
+        let codes = wappline::portal::install::ConnectionCodes::new(env.platform.store.clone());
         codes
             .issue(&tenant, wappline::bitrix::OpenLineId::new(LINE).unwrap())
             .await

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use e2e_tests::harness::{contains_bytes, Harness, APP_SECRET};
 use serde_json::json;
 use wappline::audit::AuditLog;
+use wappline::erasure::ErasureJob;
 use wappline::ids::TenantId;
 use wappline::meta::AppSecret;
 use wappline::meta_deletion::signed_request::sign;
 use wappline::meta_deletion::{
-    render_status_html, status_json, CallbackError, MetaDeletion, MetaUserErasure,
-    MetaUserErasureJob, Progress, RequestState,
+    render_status_html, status_json, CallbackError, MetaDeletion, MetaUserErasure, Progress,
+    RequestState,
 };
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
@@ -136,14 +137,14 @@ async fn a_meta_users_channels_are_erased_and_nothing_else() {
         .await
         .unwrap()
         .remove(0);
-    let job = MetaUserErasureJob::from_body(&msg.body).unwrap();
+    let job = ErasureJob::from_body(&msg.body).unwrap();
     // Cut short after one channel, as a crash would; the redelivery finishes.
     assert!(matches!(
-        erasure.process_steps(&job, 1).await.unwrap(),
+        erasure.process_steps(job.request_id(), 1).await.unwrap(),
         Progress::Partial { .. }
     ));
     assert!(matches!(
-        erasure.process(&job).await.unwrap(),
+        erasure.process(job.request_id()).await.unwrap(),
         Progress::Completed { .. }
     ));
 

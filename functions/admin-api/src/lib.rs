@@ -30,11 +30,11 @@ use wappline::accounts::token::looks_like_access_token;
 use wappline::accounts::{Accounts, Permission, Principal};
 use wappline::api_keys::{ApiKeyError, ApiKeyScope, ApiKeys};
 use wappline::audit::{AuditAction, AuditLog};
-use wappline::bitrix::install::ConnectionCodes;
 use wappline::bitrix::{EndpointUrl, OpenLineId};
 use wappline::edge::{self, ApiError};
 use wappline::hold::Suspension;
 use wappline::ids::TenantId;
+use wappline::portal::install::ConnectionCodes;
 use wappline::tenant::release::ChannelRelease;
 use wappline::tenant::{
     ChannelKind, ChannelRef, RetentionDays, TenantDirectory, TenantError, TenantName, TenantStatus,

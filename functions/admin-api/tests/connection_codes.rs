@@ -6,7 +6,7 @@ use lambda_http::http::Method;
 use lambda_http::Body;
 use serde_json::{json, Value};
 use wappline::app::Platform;
-use wappline::bitrix::install::{public_base_url, ConnectionCodes};
+use wappline::portal::install::{public_base_url, ConnectionCodes};
 use wappline::store::{AttrValue, Table};
 
 const TOKEN: &str = "local-dev-admin-token";

@@ -4,10 +4,10 @@
 //!   nested keys). Authenticated by the portal's `application_token`; wrong or missing →
 //!   401 and nothing done. 200 only once every operator reply is stored and queued
 //!   (Bitrix24 does not retry events); a failure on our side → 503. The work is
-//!   [`wappline::bitrix::webhook::BitrixEventHandler`].
+//!   [`wappline::portal_events::PortalEvents`].
 //! - `POST /bitrix/install?code=...`: the application's install handler (installation
 //!   wizard page or installation callback). Links the portal to the code's tenant and sets
-//!   up the Open Line ([`wappline::bitrix::install::BitrixInstaller`]); answers a small HTML
+//!   up the Open Line ([`wappline::portal::install::BitrixInstaller`]); answers a small HTML
 //!   page that says it worked or why not, and on the wizard page completes the
 //!   installation with `BX24.installFinish()`.
 //! - `GET|POST /bitrix/placement`: the connector's settings page (`PLACEMENT_HANDLER`),
@@ -16,18 +16,18 @@
 use lambda_http::http::{header, Method, Response, StatusCode};
 use lambda_http::{Body, Request, RequestExt};
 use wappline::bitrix::events::{parse_form, FormError, MAX_EVENT_BODY};
-use wappline::bitrix::install::{
+use wappline::edge::{self, ApiError};
+use wappline::portal::install::{
     BitrixInstaller, InstallError, InstallFlow, InstallRequest, Installed, EVENTS_PATH,
     INSTALL_PATH, PLACEMENT_PATH,
 };
-use wappline::bitrix::webhook::{BitrixEventHandler, WebhookError};
-use wappline::edge::{self, ApiError};
+use wappline::portal_events::{PortalEvents, WebhookError};
 
 /// The route prefix, as template.yaml declares it (`/bitrix/{proxy+}`).
 pub const PREFIX: &str = "/bitrix/";
 
 pub struct BitrixWebhook {
-    events: BitrixEventHandler,
+    events: PortalEvents,
     installer: BitrixInstaller,
 }
 
@@ -37,7 +37,7 @@ pub fn serves(path: &str) -> bool {
 }
 
 impl BitrixWebhook {
-    pub fn new(events: BitrixEventHandler, installer: BitrixInstaller) -> Self {
+    pub fn new(events: PortalEvents, installer: BitrixInstaller) -> Self {
         BitrixWebhook { events, installer }
     }
 

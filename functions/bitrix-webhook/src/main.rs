@@ -11,12 +11,12 @@ use std::sync::Arc;
 use bitrix_webhook::BitrixWebhook;
 use lambda_http::{run, service_fn, Error, Request};
 use wappline::app::{aws_sdk_config, Platform};
-use wappline::bitrix::install::{
-    public_base_url, BitrixInstaller, PortalSetup, ENV_PUBLIC_BASE_URL,
-};
-use wappline::bitrix::webhook::BitrixEventHandler;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::outbound::OutboundIntake;
+use wappline::portal::install::{
+    public_base_url, BitrixInstaller, PortalSetup, ENV_PUBLIC_BASE_URL,
+};
+use wappline::portal_events::PortalEvents;
 use wappline::queue::platform;
 use wappline::queue::sqs::SqsQueue;
 
@@ -41,7 +41,7 @@ async fn main() -> Result<(), Error> {
         platform.envelope.clone(),
         Arc::new(queue),
     );
-    let events = BitrixEventHandler::new(
+    let events = PortalEvents::new(
         platform.tenants.clone(),
         platform.store.clone(),
         platform.envelope.clone(),

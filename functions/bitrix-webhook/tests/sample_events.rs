@@ -11,13 +11,13 @@ use bitrix_webhook::BitrixWebhook;
 use lambda_http::Body;
 use serde_json::Value;
 use wappline::app::Platform;
-use wappline::bitrix::install::{public_base_url, BitrixInstaller, PortalSetup};
-use wappline::bitrix::webhook::BitrixEventHandler;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::conversation::Conversations;
 use wappline::ids::PhoneNumberId;
 use wappline::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppUserId};
 use wappline::outbound::OutboundIntake;
+use wappline::portal::install::{public_base_url, BitrixInstaller, PortalSetup};
+use wappline::portal_events::PortalEvents;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::platform;
 use wappline::tenant::{ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName};
@@ -105,7 +105,7 @@ async fn sample_events_run_through_the_handler() {
     )
     .unwrap();
     let webhook = BitrixWebhook::new(
-        BitrixEventHandler::new(
+        PortalEvents::new(
             platform.tenants.clone(),
             platform.store.clone(),
             platform.envelope.clone(),

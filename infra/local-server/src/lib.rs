@@ -36,10 +36,6 @@ use wappline::accounts::{Accounts, AccountsConfig, OutboxMailer, PasswordHasher,
 use wappline::api_keys::ApiKeys;
 use wappline::app::Platform;
 use wappline::audit::AuditLog;
-use wappline::bitrix::install::{
-    public_base_url as bitrix_public_base, BitrixInstaller, ConnectionCodes, PortalSetup,
-};
-use wappline::bitrix::webhook::BitrixEventHandler;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::crm_sync::{CrmSync, RetryPolicy};
 use wappline::crypto::signing_key::KeyError;
@@ -56,6 +52,10 @@ use wappline::meta_deletion::{MetaDeletion, MetaUserErasure};
 use wappline::objects::embedded::EmbeddedObjects;
 use wappline::objects::ObjectStore;
 use wappline::outbound::OutboundIntake;
+use wappline::portal::install::{
+    public_base_url as bitrix_public_base, BitrixInstaller, ConnectionCodes, PortalSetup,
+};
+use wappline::portal_events::PortalEvents;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
 use wappline::retention::{Budget, RetentionRun};
@@ -264,7 +264,7 @@ impl LocalServer {
         );
         let bitrix_webhook = bitrix.as_ref().map(|client| {
             BitrixWebhook::new(
-                BitrixEventHandler::new(
+                PortalEvents::new(
                     platform.tenants.clone(),
                     platform.store.clone(),
                     platform.envelope.clone(),

@@ -19,7 +19,7 @@ use hyper::body::Bytes;
 use serde_json::{Map, Value};
 
 use crate::ids::BitrixDomain;
-use crate::tenant::Secret;
+use crate::secret::Secret;
 
 use super::config::{BitrixConfig, BitrixConfigError};
 use super::error::{classify, BitrixError};

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::ids::BitrixDomain;
-use crate::tenant::Secret;
+use crate::secret::Secret;
 
 use super::pacing::PacingConfig;
 

@@ -39,7 +39,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::tenant::Secret;
+use crate::secret::Secret;
 
 use super::imconnector::ImRef;
 

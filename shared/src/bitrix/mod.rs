@@ -18,11 +18,9 @@ mod config;
 mod error;
 pub mod events;
 pub mod imconnector;
-pub mod install;
 mod pacing;
 mod tokens;
 mod transport;
-pub mod webhook;
 
 pub use client::{BitrixClient, PortalSession, APP_INFO, EVENT_BIND};
 pub use config::{

@@ -23,7 +23,7 @@
 use async_trait::async_trait;
 
 use crate::ids::{BitrixDomain, BitrixMemberId};
-use crate::tenant::Secret;
+use crate::secret::Secret;
 
 use super::error::BitrixError;
 

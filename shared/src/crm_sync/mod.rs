@@ -8,4 +8,4 @@ mod job;
 mod processor;
 
 pub use job::{SyncAction, SyncJob, SYNC_JOB_VERSION};
-pub use processor::{ChannelTokens, Connectors, CrmSync, MediaLinker, RetryPolicy};
+pub use processor::{CrmSync, MediaLinker, RetryPolicy};

@@ -12,7 +12,7 @@
 //!   Bitrix24 ids of the operator message (`crm_im_chat_id`, `crm_im_message_id`).
 //!
 //! Errors: an expired token is refreshed once and the new pair stored encrypted (by the
-//! client, through [`ChannelTokens`]); rate limits and outages are retried later through the
+//! client, through [`PortalTokens`]); rate limits and outages are retried later through the
 //! queue with a growing delay ([`RetryPolicy`]), never in a loop; permanent refusals fail the
 //! job, which reaches the dead-letter queue after the queue's receive limit.
 
@@ -24,8 +24,7 @@ use async_trait::async_trait;
 use super::{SyncAction, SyncJob};
 use crate::bitrix::{
     BitrixClient, BitrixError, ConnectorId, CrmChat, CrmFile, CrmUser, DeleteCrmMessage,
-    OpenLineId, OutgoingCrmMessage, PortalSession, StatusUpdate, TokenPair, TokenStore,
-    TokenStoreError,
+    OpenLineId, OutgoingCrmMessage, PortalSession, StatusUpdate,
 };
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::{
@@ -34,11 +33,12 @@ use crate::conversation::{
 };
 use crate::crypto::Envelope;
 use crate::idempotency::{Guarded, Idempotency};
-use crate::ids::{BitrixDomain, TenantId};
+use crate::ids::TenantId;
 use crate::meta::{AccountRef, Content, Media};
+use crate::portal::{Connectors, Portal, PortalError, PortalTokens};
 use crate::queue::platform;
 use crate::store::TableStore;
-use crate::tenant::{ChannelKind, ChannelRef, TenantDirectory, TenantError, TenantScope};
+use crate::tenant::{ChannelKind, TenantDirectory, TenantError, TenantScope};
 
 /// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
 /// the media cannot be linked.
@@ -75,31 +75,6 @@ impl RetryPolicy {
     }
 }
 
-/// Our Open Lines connector codes, one per channel (registered with `imconnector.register`).
-#[derive(Clone, Debug)]
-pub struct Connectors {
-    pub whatsapp: ConnectorId,
-    pub instagram: ConnectorId,
-}
-
-impl Default for Connectors {
-    fn default() -> Self {
-        Connectors {
-            whatsapp: ConnectorId::parse("wappline_whatsapp").expect("valid"),
-            instagram: ConnectorId::parse("wappline_instagram").expect("valid"),
-        }
-    }
-}
-
-impl Connectors {
-    fn for_account(&self, account: &AccountRef) -> &ConnectorId {
-        match account.channel() {
-            ChannelKind::Instagram => &self.instagram,
-            _ => &self.whatsapp,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 enum SyncError {
     #[error(transparent)]
@@ -115,44 +90,11 @@ enum SyncError {
     NotConnected(String),
 }
 
-/// The tenant's Bitrix24 portal, as connected through the admin API or the app install.
-struct Portal {
-    channel: ChannelRef,
-    domain: BitrixDomain,
-    line: OpenLineId,
-    tokens: TokenPair,
-}
-
-/// Persists a refreshed token pair on the tenant's Bitrix24 channel, encrypted.
-pub struct ChannelTokens {
-    scope: TenantScope,
-    channel: ChannelRef,
-}
-
-#[async_trait]
-impl TokenStore for ChannelTokens {
-    async fn save(
-        &self,
-        _portal: &BitrixDomain,
-        tokens: &TokenPair,
-    ) -> Result<(), TokenStoreError> {
-        self.scope
-            .replace_secrets(
-                &self.channel,
-                &[
-                    ("access_token", &tokens.access_token),
-                    ("refresh_token", &tokens.refresh_token),
-                ],
-            )
-            .await
-            .map_err(|e| TokenStoreError(e.to_string()))
-    }
-
-    async fn latest(&self, _portal: &BitrixDomain) -> Result<Option<TokenPair>, TokenStoreError> {
-        let read = |name: &'static str| self.scope.channel_secret(&self.channel, name);
-        match (read("access_token").await, read("refresh_token").await) {
-            (Ok(a), Ok(r)) => Ok(Some(TokenPair::new(a, r))),
-            (Err(e), _) | (_, Err(e)) => Err(TokenStoreError(e.to_string())),
+impl From<PortalError> for SyncError {
+    fn from(e: PortalError) -> Self {
+        match e {
+            PortalError::NotConnected(reason) => SyncError::NotConnected(reason),
+            PortalError::Tenant(e) => SyncError::Tenant(e),
         }
     }
 }
@@ -202,38 +144,6 @@ impl CrmSync {
     pub fn with_media_links(mut self, media: Arc<dyn MediaLinker>) -> Self {
         self.media = Some(media);
         self
-    }
-
-    async fn portal(&self, scope: &TenantScope) -> Result<Portal, SyncError> {
-        let channels = scope.channels().await?;
-        let summary = channels
-            .into_iter()
-            .find(|c| c.kind == ChannelKind::Bitrix24)
-            .ok_or_else(|| SyncError::NotConnected("no Bitrix24 portal connected".into()))?;
-        let channel = ChannelRef::parse(ChannelKind::Bitrix24, &summary.id)
-            .map_err(|e| SyncError::NotConnected(e.to_string()))?;
-        let domain = summary
-            .details
-            .get("domain")
-            .and_then(|d| BitrixDomain::parse(d).ok())
-            .ok_or_else(|| SyncError::NotConnected("Bitrix24 portal without a domain".into()))?;
-        let line = summary
-            .details
-            .get("line_id")
-            .and_then(|l| OpenLineId::parse(l).ok())
-            .ok_or_else(|| {
-                SyncError::NotConnected("no Open Line chosen for the Bitrix24 portal".into())
-            })?;
-        let tokens = TokenPair::new(
-            scope.channel_secret(&channel, "access_token").await?,
-            scope.channel_secret(&channel, "refresh_token").await?,
-        );
-        Ok(Portal {
-            channel,
-            domain,
-            line,
-            tokens,
-        })
     }
 
     /// Runs one job; the outcome tells the queue what to do with it.
@@ -319,11 +229,8 @@ impl CrmSync {
             tracing::info!("message gone (erased or expired); sync job dropped");
             return Ok(());
         };
-        let mut portal = self.portal(scope).await?;
-        let tokens_store = ChannelTokens {
-            scope: scope.clone(),
-            channel: portal.channel.clone(),
-        };
+        let mut portal = Portal::load(scope).await?;
+        let tokens_store = PortalTokens::new(scope.clone(), portal.channel.clone());
         let connector = self.connectors.for_account(&meta.account).clone();
         let line = portal.line;
         let domain = portal.domain.clone();

@@ -50,6 +50,20 @@ impl ErasureJob {
     pub fn to_message(&self) -> OutgoingMessage {
         OutgoingMessage::new(serde_json::to_string(self).expect("erasure jobs serialise"))
     }
+
+    /// Parses a queue body; None when it is not an erasure job.
+    pub fn from_body(body: &str) -> Option<Self> {
+        serde_json::from_str(body).ok()
+    }
+
+    /// The erasure request the job runs.
+    pub fn request_id(&self) -> &str {
+        match self {
+            ErasureJob::Contact { request_id, .. } | ErasureJob::MetaUser { request_id } => {
+                request_id
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -382,7 +396,7 @@ impl ContactErasure {
     }
 }
 
-/// Runs Meta users' data deletion requests (see [`crate::meta_deletion`]); a trait so the
+/// Runs Meta users' data deletion requests (the `meta_deletion` module); a trait so the
 /// erasure worker dispatches to it without knowing how it works.
 #[async_trait::async_trait]
 pub trait MetaUserErasures: Send + Sync {

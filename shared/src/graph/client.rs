@@ -22,7 +22,7 @@ use super::error::classify;
 use super::{GraphConfig, GraphConfigError, GraphError, HostPolicy};
 use crate::http_client::{bearer, HttpAnswer, HttpClient, HttpClientConfig, HttpError};
 use crate::ids::PhoneNumberId;
-use crate::tenant::Secret;
+use crate::secret::Secret;
 
 /// Largest JSON answer read from the Graph API.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use super::{GraphClient, GraphError};
 use crate::ids::InstagramAccountId;
 use crate::meta::InstagramUserId;
-use crate::tenant::Secret;
+use crate::secret::Secret;
 
 /// Longest text the Send API accepts (UTF-8 bytes).
 pub const INSTAGRAM_TEXT_MAX_BYTES: usize = 1000;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{GraphClient, GraphError};
 use crate::ids::PhoneNumberId;
-use crate::tenant::Secret;
+use crate::secret::Secret;
 
 /// A file to upload.
 #[derive(Clone)]

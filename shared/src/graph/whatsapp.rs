@@ -34,7 +34,7 @@ use super::{GraphClient, GraphError};
 use crate::conversation::TemplateMessage;
 use crate::ids::PhoneNumberId;
 use crate::meta::{WhatsAppPhone, WhatsAppUserId};
-use crate::tenant::Secret;
+use crate::secret::Secret;
 
 /// Longest text body the Cloud API accepts (characters).
 pub const WHATSAPP_TEXT_MAX_CHARS: usize = 4096;

@@ -103,7 +103,7 @@ impl WebhookIntake {
         WebhookIntake {
             secrets: Arc::new(secrets),
             verify_token,
-            held: tenants.held_events(),
+            held: crate::hold::HeldEvents::of(&tenants),
             tenants,
             queue,
             inbound,
@@ -163,7 +163,7 @@ impl WebhookIntake {
             if !owners.contains_key(&event.account) {
                 let owner = self
                     .tenants
-                    .resolve(&event.account.to_channel_ref())
+                    .resolve(&crate::tenant::ChannelRef::of(&event.account))
                     .await
                     .map_err(|e| IntakeError::Unavailable(format!("routing: {e}")))?;
                 owners.insert(event.account.clone(), owner);
@@ -401,7 +401,7 @@ mod tests {
                 .unwrap(),
             1
         );
-        let held = p.tenants.held_events();
+        let held = crate::hold::HeldEvents::of(&p.tenants);
         let (events, _) = held.list(&suspended, None, 10).await.unwrap();
         let jobs: Vec<InboundJob> = events
             .iter()

@@ -81,7 +81,10 @@ impl InboundWorker {
     pub async fn process(&self, job: &InboundJob) -> Result<Outcome, InboundError> {
         let account = &job.event.account;
         // The route decides, again: a channel disconnected since the webhook stops at once.
-        let owner = self.tenants.resolve(&account.to_channel_ref()).await?;
+        let owner = self
+            .tenants
+            .resolve(&crate::tenant::ChannelRef::of(&account))
+            .await?;
         if owner.as_ref() != Some(&job.tenant_id) {
             tracing::info!(
                 channel = account.channel().name(),

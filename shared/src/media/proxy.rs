@@ -159,7 +159,7 @@ impl MediaProxy {
     }
 
     async fn fetch_verified(&self, claims: &MediaClaims) -> Result<MediaResponse, MediaError> {
-        let channel = claims.account.to_channel_ref();
+        let channel = crate::tenant::ChannelRef::of(&claims.account);
         match self.tenants.resolve(&channel).await {
             Ok(Some(owner)) if owner == claims.tenant => {}
             Ok(_) => return Err(MediaError::NotConnected),
@@ -215,7 +215,10 @@ impl MediaProxy {
             .map_err(|e| MediaError::Internal(e.to_string()))?
             .ok_or(MediaError::NotConnected)?;
         scope
-            .channel_secret(&claims.account.to_channel_ref(), "access_token")
+            .channel_secret(
+                &crate::tenant::ChannelRef::of(&claims.account),
+                "access_token",
+            )
             .await
             .map_err(|e| match e {
                 TenantError::ChannelNotFound(_) | TenantError::TenantNotFound => {

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::ChannelKind;
 use crate::ids::{InstagramAccountId, InvalidId, PhoneNumberId};
-use crate::tenant::{ChannelKind, ChannelRef};
 
 use super::ids::{InstagramUserId, MessageId, WhatsAppPhone, WhatsAppUserId};
 
@@ -92,14 +92,6 @@ impl AccountRef {
         match self {
             AccountRef::WhatsApp(id) => id.as_str(),
             AccountRef::Instagram(id) => id.as_str(),
-        }
-    }
-
-    /// The same account as the routes table knows it, for the tenant lookup.
-    pub fn to_channel_ref(&self) -> ChannelRef {
-        match self {
-            AccountRef::WhatsApp(id) => ChannelRef::WhatsApp(id.clone()),
-            AccountRef::Instagram(id) => ChannelRef::Instagram(id.clone()),
         }
     }
 }
@@ -729,8 +721,8 @@ mod tests {
         let back: InboundEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, ev);
         assert_eq!(
-            back.account.to_channel_ref(),
-            ChannelRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap())
+            back.account,
+            AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap())
         );
     }
 

@@ -2,7 +2,7 @@
 //!
 //! 1. Meta POSTs a `signed_request` when a user removes the app and asks for their data to be
 //!    deleted ([`signed_request`]). [`MetaDeletion::accept`] verifies it, records an erasure
-//!    request ([`requests`]), queues a [`MetaUserErasureJob`] on the `erasure` queue and
+//!    request ([`requests`]), queues an `ErasureJob::MetaUser` on the `erasure` queue and
 //!    answers `{"url": <status page>, "confirmation_code": <code>}` as Meta documents.
 //! 2. The status page ([`MetaDeletion::status`], [`render_status_html`]) shows the request's
 //!    state and dates only.
@@ -23,14 +23,14 @@ pub mod signed_request;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::audit::{AuditAction, AuditLog};
-use crate::clock::now_secs;
-use crate::consumer::{Outcome, QueueRecord, RecordHandler};
+use crate::clock::{now_secs, rfc3339};
+use crate::erasure::ErasureJob;
 use crate::ids::{MetaUserId, TenantId};
 use crate::meta::AppSecret;
-use crate::queue::{OutgoingMessage, Queue, QueueError, QueueName};
+use crate::queue::{Queue, QueueError, QueueName};
 use crate::store::{StoreError, TableStore};
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError};
 
@@ -44,28 +44,6 @@ pub const STATUS_PATH: &str = "/data-deletion/status";
 pub const AUDIT_ACTOR: &str = "meta";
 /// The `kind` tag of this job on the `erasure` queue.
 pub const JOB_KIND: &str = "meta_user";
-
-/// The `erasure` queue's message for a Meta user:
-/// `{"kind": "meta_user", "request_id": "mdr_..."}`. The erasure worker dispatches on `kind`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename = "meta_user")]
-pub struct MetaUserErasureJob {
-    pub request_id: String,
-}
-
-impl MetaUserErasureJob {
-    pub fn to_message(&self) -> OutgoingMessage {
-        OutgoingMessage::new(serde_json::to_string(self).expect("jobs serialise"))
-    }
-    /// Parses a queue body; None when it is not a `meta_user` job.
-    pub fn from_body(body: &str) -> Option<Self> {
-        let value: serde_json::Value = serde_json::from_str(body).ok()?;
-        if value.get("kind")?.as_str()? != JOB_KIND {
-            return None;
-        }
-        serde_json::from_value(value).ok()
-    }
-}
 
 /// What Meta gets back from the callback.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -136,7 +114,7 @@ impl MetaDeletion {
             .record(&request.user_id)
             .await
             .map_err(|e| CallbackError::Unavailable(e.to_string()))?;
-        let job = MetaUserErasureJob {
+        let job = ErasureJob::MetaUser {
             request_id: recorded.request_id.as_str().to_owned(),
         };
         self.queue
@@ -221,31 +199,9 @@ pub fn render_not_found_html() -> String {
         .to_owned()
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Why an erasure run stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum ErasureError {
+pub enum MetaUserErasureError {
     #[error("malformed job: {0}")]
     Malformed(String),
     #[error(transparent)]
@@ -283,19 +239,19 @@ impl MetaUserErasure {
     }
 
     /// Runs the job to completion.
-    pub async fn process(&self, job: &MetaUserErasureJob) -> Result<Progress, ErasureError> {
-        self.process_steps(job, usize::MAX).await
+    pub async fn process(&self, request_id: &str) -> Result<Progress, MetaUserErasureError> {
+        self.process_steps(request_id, usize::MAX).await
     }
 
     /// Runs the job, disconnecting at most `max_channels` channels (then [`Progress::Partial`]):
     /// for a time budget, and to test that a run cut short is finished by the next.
     pub async fn process_steps(
         &self,
-        job: &MetaUserErasureJob,
+        request_id: &str,
         max_channels: usize,
-    ) -> Result<Progress, ErasureError> {
-        let id = RequestId::parse(&job.request_id)
-            .ok_or_else(|| ErasureError::Malformed("request_id".into()))?;
+    ) -> Result<Progress, MetaUserErasureError> {
+        let id = RequestId::parse(request_id)
+            .ok_or_else(|| MetaUserErasureError::Malformed("request_id".into()))?;
         let Some(item) = self.requests.get(&id).await? else {
             tracing::warn!(
                 request_id = id.as_str(),
@@ -311,7 +267,7 @@ impl MetaUserErasure {
         let user = item
             .get_s("meta_user_id")
             .and_then(|u| MetaUserId::parse(u).ok())
-            .ok_or_else(|| ErasureError::Malformed("request has no Meta user id".into()))?;
+            .ok_or_else(|| MetaUserErasureError::Malformed("request has no Meta user id".into()))?;
         self.requests.start(&id).await?;
 
         // Tenants affected: those recorded by an earlier run (whose channels may be gone
@@ -380,7 +336,7 @@ impl MetaUserErasure {
         user: &MetaUserId,
         tenant: &TenantId,
         channel: &ChannelRef,
-    ) -> Result<(), ErasureError> {
+    ) -> Result<(), MetaUserErasureError> {
         let scope = self.tenants.scope(tenant).await?;
         let result = match &scope {
             Some(scope) => scope.disconnect(channel).await,
@@ -426,33 +382,9 @@ impl MetaUserErasure {
 #[async_trait]
 impl crate::erasure::MetaUserErasures for MetaUserErasure {
     async fn process(&self, request_id: &str) -> Result<(), String> {
-        let job = MetaUserErasureJob {
-            request_id: request_id.to_owned(),
-        };
-        match MetaUserErasure::process(self, &job).await {
+        match MetaUserErasure::process(self, request_id).await {
             Ok(_) => Ok(()),
             Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
-#[async_trait]
-impl RecordHandler for MetaUserErasure {
-    async fn handle(&self, record: &QueueRecord) -> Outcome {
-        let Some(job) = MetaUserErasureJob::from_body(&record.body) else {
-            tracing::error!(message_id = %record.message_id, "not a meta_user erasure job");
-            return Outcome::Failed;
-        };
-        match self.process(&job).await {
-            Ok(_) => Outcome::Done,
-            Err(ErasureError::Malformed(reason)) => {
-                tracing::error!(%reason, "malformed meta_user erasure job");
-                Outcome::Failed
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, request_id = job.request_id, "meta_user erasure interrupted; will resume");
-                Outcome::Failed
-            }
         }
     }
 }
@@ -462,33 +394,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_format_as_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_564_800 + 3661), "2026-11-25T01:01:01Z");
-    }
-
-    #[test]
     fn the_job_carries_its_kind() {
-        let job = MetaUserErasureJob {
+        let job = ErasureJob::MetaUser {
             request_id: "mdr_0123456789abcdef01234567".into(),
         };
-        let body = serde_json::to_string(&job).unwrap();
+        let body = job.to_message().body;
         assert_eq!(
             body,
             r#"{"kind":"meta_user","request_id":"mdr_0123456789abcdef01234567"}"#
         );
-        assert_eq!(MetaUserErasureJob::from_body(&body), Some(job));
-        // The erasure worker's own view of the queue's jobs reads it as a meta_user job.
-        assert_eq!(
-            serde_json::from_str::<crate::erasure::ErasureJob>(&body).unwrap(),
-            crate::erasure::ErasureJob::MetaUser {
-                request_id: "mdr_0123456789abcdef01234567".into()
-            }
-        );
-        assert_eq!(
-            MetaUserErasureJob::from_body(r#"{"kind":"contact","request_id":"x"}"#),
-            None
-        );
+        assert_eq!(ErasureJob::from_body(&body), Some(job));
     }
 }

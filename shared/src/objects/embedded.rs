@@ -95,7 +95,8 @@ impl EmbeddedObjects {
 
 fn random_name() -> Result<String, ObjectError> {
     let mut b = [0u8; 16];
-    crate::crypto::random_bytes(&mut b).map_err(|e| ObjectError::Backend(e.to_string()))?;
+    aws_lc_rs::rand::fill(&mut b)
+        .map_err(|_| ObjectError::Backend("random source failed".into()))?;
     Ok(hex::encode(b))
 }
 

@@ -330,7 +330,12 @@ impl OutboundIntake {
         message: ApiMessage,
         request_id: &str,
     ) -> Result<Accepted, OutboundError> {
-        if tenants.resolve(&account.to_channel_ref()).await?.as_ref() != Some(tenant) {
+        if tenants
+            .resolve(&crate::tenant::ChannelRef::of(&account))
+            .await?
+            .as_ref()
+            != Some(tenant)
+        {
             return Err(OutboundError::UnknownAccount);
         }
         let profile = match tenants.scope(tenant).await? {

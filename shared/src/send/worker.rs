@@ -376,7 +376,7 @@ impl SendWorker {
         }
 
         let account = &meta.account;
-        let channel_ref = account.to_channel_ref();
+        let channel_ref = crate::tenant::ChannelRef::of(&account);
         if self.tenants.resolve(&channel_ref).await?.as_ref() != Some(&job.tenant_id) {
             return self
                 .fail(

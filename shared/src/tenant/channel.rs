@@ -2,64 +2,16 @@
 //! Bitrix24 portal) belongs to which tenant.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use crate::ids::ChannelKind;
 
 use crate::ids::{BitrixMemberId, InstagramAccountId, MetaUserId, PhoneNumberId, TenantId};
+use crate::meta::AccountRef;
 use crate::store::Key;
 
-use super::secret::Secret;
-
-/// The kinds of channel a tenant connects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelKind {
-    #[serde(rename = "whatsapp")]
-    WhatsApp,
-    Instagram,
-    Bitrix24,
-}
-
-impl ChannelKind {
-    pub const ALL: [ChannelKind; 3] = [
-        ChannelKind::WhatsApp,
-        ChannelKind::Instagram,
-        ChannelKind::Bitrix24,
-    ];
-
-    /// Short code used inside table keys.
-    pub fn code(self) -> &'static str {
-        match self {
-            ChannelKind::WhatsApp => "wa",
-            ChannelKind::Instagram => "ig",
-            ChannelKind::Bitrix24 => "b24",
-        }
-    }
-
-    /// Name used in URLs and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            ChannelKind::WhatsApp => "whatsapp",
-            ChannelKind::Instagram => "instagram",
-            ChannelKind::Bitrix24 => "bitrix24",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    fn from_code(code: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.code() == code)
-    }
-}
-
-impl fmt::Display for ChannelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::secret::Secret;
 
 /// One exact external account id, typed by its kind.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -77,6 +29,15 @@ impl ChannelRef {
             ChannelKind::Instagram => ChannelRef::Instagram(InstagramAccountId::parse(id)?),
             ChannelKind::Bitrix24 => ChannelRef::Bitrix24(BitrixMemberId::parse(id)?),
         })
+    }
+
+    /// The Meta account a webhook event names, as the routes table knows it (the tenant
+    /// lookup).
+    pub fn of(account: &AccountRef) -> Self {
+        match account {
+            AccountRef::WhatsApp(id) => ChannelRef::WhatsApp(id.clone()),
+            AccountRef::Instagram(id) => ChannelRef::Instagram(id.clone()),
+        }
     }
 
     pub fn kind(&self) -> ChannelKind {

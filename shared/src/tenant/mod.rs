@@ -15,15 +15,14 @@
 
 pub mod channel;
 pub mod release;
-pub mod secret;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use crate::secret::Secret;
 pub use channel::{ChannelKind, ChannelRef, ChannelSummary, Connection};
-pub use secret::Secret;
 
 use crate::clock::now_secs;
 use crate::crypto::{CryptoError, Envelope, FieldRef};
@@ -330,15 +329,21 @@ impl TenantDirectory {
             .map(|i| TenantProfile::from_item(tenant.clone(), &i)))
     }
 
-    /// Where suspended tenants' webhook jobs are held ([`crate::hold`]).
-    pub fn held_events(&self) -> crate::hold::HeldEvents {
-        crate::hold::HeldEvents::new(self.store.clone(), self.envelope.clone())
+    /// The table store the directory reads and writes (services built on the directory,
+    /// such as the held events of suspended tenants, share it).
+    pub fn store(&self) -> &Arc<dyn TableStore> {
+        &self.store
+    }
+
+    /// The envelope that seals the tenants' secrets.
+    pub fn envelope(&self) -> &Arc<Envelope> {
+        &self.envelope
     }
 
     /// Marks the tenant suspended (with the time and the admin's reason) and audits it.
     /// Idempotent: an already suspended tenant keeps its first date and reason, and nothing
     /// is written. The webhooks hold its events from then on; use
-    /// [`crate::hold::Suspension`], which also releases them on resume.
+    /// the hold module's `Suspension`, which also releases them on resume.
     pub async fn suspend(
         &self,
         tenant: &TenantId,
@@ -359,7 +364,7 @@ impl TenantDirectory {
     }
 
     /// Marks the tenant active again and audits it; idempotent. This only flips the status:
-    /// [`crate::hold::Suspension::resume`] also releases what was held.
+    /// The hold module's `Suspension::resume` also releases what was held.
     pub async fn resume(
         &self,
         tenant: &TenantId,
@@ -767,7 +772,7 @@ fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
     })
 }
 
-/// Profile attribute counting retention changes: the re-stamper (`crate::retention`) brings a
+/// Profile attribute counting retention changes: the re-stamper (the retention module) brings a
 /// tenant's stored items to this version's retention.
 pub const RETENTION_VERSION_ATTR: &str = "retention_version";
 

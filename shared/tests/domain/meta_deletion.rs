@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use wappline::app::Platform;
 use wappline::audit::AuditLog;
+use wappline::erasure::ErasureJob;
 use wappline::ids::{MetaUserId, TenantId};
 use wappline::meta::AppSecret;
 use wappline::meta_deletion::signed_request::sign;
 use wappline::meta_deletion::{
-    render_status_html, status_json, CallbackError, MetaDeletion, MetaUserErasure,
-    MetaUserErasureJob, Progress, RequestState,
+    render_status_html, status_json, CallbackError, MetaDeletion, MetaUserErasure, Progress,
+    RequestState,
 };
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::sqs::{provision_queues, SqsQueue};
@@ -200,7 +201,7 @@ async fn a_valid_request_is_recorded_and_queued(b: Backend) {
 
     let jobs = drain(w.queue.as_ref()).await;
     assert_eq!(jobs.len(), 1);
-    let job = MetaUserErasureJob::from_body(&jobs[0]).unwrap();
+    let job = ErasureJob::from_body(&jobs[0]).unwrap();
     assert!(jobs[0].contains(r#""kind":"meta_user""#));
 
     // The code is stored only hashed.
@@ -213,7 +214,7 @@ async fn a_valid_request_is_recorded_and_queued(b: Backend) {
     let again = w.deletion.accept(form(USER).as_bytes()).await.unwrap();
     assert_ne!(again.confirmation_code, answer.confirmation_code);
     let jobs = drain(w.queue.as_ref()).await;
-    assert_eq!(MetaUserErasureJob::from_body(&jobs[0]).unwrap(), job);
+    assert_eq!(ErasureJob::from_body(&jobs[0]).unwrap(), job);
     assert!(w
         .deletion
         .status(&again.confirmation_code)
@@ -291,9 +292,9 @@ async fn erasure_removes_exactly_that_users_channels(b: Backend) {
     );
 
     let answer = w.deletion.accept(form(USER).as_bytes()).await.unwrap();
-    let job = MetaUserErasureJob::from_body(&drain(w.queue.as_ref()).await[0]).unwrap();
+    let job = ErasureJob::from_body(&drain(w.queue.as_ref()).await[0]).unwrap();
     assert!(matches!(
-        w.erasure.process(&job).await.unwrap(),
+        w.erasure.process(job.request_id()).await.unwrap(),
         Progress::Completed {
             channels_disconnected: 3
         }
@@ -368,7 +369,7 @@ async fn erasure_removes_exactly_that_users_channels(b: Backend) {
 
     // Redelivered: nothing more to do. A new callback opens a new request.
     assert!(matches!(
-        w.erasure.process(&job).await.unwrap(),
+        w.erasure.process(job.request_id()).await.unwrap(),
         Progress::Completed { .. }
     ));
     let next = w.deletion.accept(form(USER).as_bytes()).await.unwrap();
@@ -392,11 +393,11 @@ async fn a_run_cut_short_is_finished_by_the_next(b: Backend) {
     connect(p, &beta, wa("206540352242922"), Some(USER)).await;
     connect(p, &beta, wa("206540352242933"), Some(OTHER_USER)).await;
     let answer = w.deletion.accept(form(USER).as_bytes()).await.unwrap();
-    let job = MetaUserErasureJob::from_body(&drain(w.queue.as_ref()).await[0]).unwrap();
+    let job = ErasureJob::from_body(&drain(w.queue.as_ref()).await[0]).unwrap();
 
     // Stops after the first channel, as a crash would.
     assert_eq!(
-        w.erasure.process_steps(&job, 1).await.unwrap(),
+        w.erasure.process_steps(job.request_id(), 1).await.unwrap(),
         Progress::Partial {
             channels_disconnected: 1
         }
@@ -420,11 +421,11 @@ async fn a_run_cut_short_is_finished_by_the_next(b: Backend) {
 
     // Another step, then the rest.
     assert!(matches!(
-        w.erasure.process_steps(&job, 1).await.unwrap(),
+        w.erasure.process_steps(job.request_id(), 1).await.unwrap(),
         Progress::Partial { .. }
     ));
     assert!(matches!(
-        w.erasure.process(&job).await.unwrap(),
+        w.erasure.process(job.request_id()).await.unwrap(),
         Progress::Completed { .. }
     ));
     assert!(p

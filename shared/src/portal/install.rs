@@ -35,24 +35,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::{Connectors, PortalTokens};
 use crate::clock::now_secs;
-use crate::crm_sync::Connectors;
 use crate::ids::{BitrixDomain, BitrixMemberId, InvalidId, TenantId};
 use crate::store::{Condition, Item, Key, StoreError, Table, TableStore, Update, TTL_ATTR};
-use crate::tenant::{
-    ChannelKind, ChannelRef, Connection, Secret, TenantDirectory, TenantError, TenantScope,
-};
+use crate::tenant::{ChannelKind, ChannelRef, Connection, Secret, TenantDirectory, TenantError};
 
-use super::client::BitrixClient;
-use super::config::EndpointUrl;
-use super::error::BitrixError;
-use super::events::text_of;
-use super::imconnector::{ConnectorData, ConnectorId, ConnectorRegistration, OpenLineId};
-use super::tokens::{TokenPair, TokenStore, TokenStoreError};
+use crate::bitrix::events::text_of;
+use crate::bitrix::imconnector::{ConnectorData, ConnectorId, ConnectorRegistration, OpenLineId};
+use crate::bitrix::BitrixClient;
+use crate::bitrix::BitrixError;
+use crate::bitrix::EndpointUrl;
+use crate::bitrix::{TokenPair, TokenStore};
 
 /// How long a connection code is valid.
 pub const CODE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -84,7 +81,7 @@ pub const BOUND_EVENTS: &[&str] = &[
 pub const APP_INSTALL_EVENT: &str = "OnAppInstall";
 
 /// Parses the public base URL (`https://...`, or plain http on loopback; no query).
-pub fn public_base_url(s: &str) -> Result<EndpointUrl, super::BitrixConfigError> {
+pub fn public_base_url(s: &str) -> Result<EndpointUrl, crate::bitrix::BitrixConfigError> {
     EndpointUrl::parse(ENV_PUBLIC_BASE_URL, s)
 }
 
@@ -297,7 +294,7 @@ fn required_secret(v: Option<&Value>, name: &str) -> Result<Secret, InstallError
 }
 
 impl InstallRequest {
-    /// Reads either documented shape from a parsed form ([`super::events::parse_form`]).
+    /// Reads either documented shape from a parsed form ([`crate::bitrix::events::parse_form`]).
     pub fn from_form(form: &Value) -> Result<Self, InstallError> {
         let member = |raw: Option<String>| -> Result<BitrixMemberId, InstallError> {
             let raw = raw.ok_or_else(|| InstallError::Malformed("member_id is missing".into()))?;
@@ -385,49 +382,6 @@ pub struct Installed {
     pub reinstalled: bool,
 }
 
-// ---------------------------------------------------------------------------------------
-// Token store on the tenant's channel
-
-/// Stores a refreshed pair on the tenant's Bitrix24 channel, encrypted.
-pub struct PortalTokens {
-    scope: TenantScope,
-    channel: ChannelRef,
-}
-
-impl PortalTokens {
-    pub fn new(scope: TenantScope, channel: ChannelRef) -> Self {
-        PortalTokens { scope, channel }
-    }
-}
-
-#[async_trait]
-impl TokenStore for PortalTokens {
-    async fn save(
-        &self,
-        _portal: &BitrixDomain,
-        tokens: &TokenPair,
-    ) -> Result<(), TokenStoreError> {
-        self.scope
-            .replace_secrets(
-                &self.channel,
-                &[
-                    ("access_token", &tokens.access_token),
-                    ("refresh_token", &tokens.refresh_token),
-                ],
-            )
-            .await
-            .map_err(|e| TokenStoreError(e.to_string()))
-    }
-
-    async fn latest(&self, _portal: &BitrixDomain) -> Result<Option<TokenPair>, TokenStoreError> {
-        let read = |name: &'static str| self.scope.channel_secret(&self.channel, name);
-        match (read("access_token").await, read("refresh_token").await) {
-            (Ok(a), Ok(r)) => Ok(Some(TokenPair::new(a, r))),
-            (Err(e), _) | (_, Err(e)) => Err(TokenStoreError(e.to_string())),
-        }
-    }
-}
-
 /// Adds `name` to the channel item's list of stored secrets (shown to admins), after
 /// [`TenantScope::replace_secrets`] stored a secret the connection did not have.
 pub(crate) async fn list_secret(
@@ -479,7 +433,7 @@ fn icon(color: &str, letter: char) -> String {
     );
     format!(
         "data:image/svg+xml;charset=US-ASCII,{}",
-        super::events::form_encode(&svg)
+        crate::bitrix::events::form_encode(&svg)
     )
 }
 

@@ -47,23 +47,23 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::now_secs;
 use crate::conversation::{ConversationId, Conversations, MessageRef};
-use crate::crm_sync::Connectors;
 use crate::crypto::Envelope;
 use crate::hold::HoldingQueue;
 use crate::ids::{BitrixDomain, BitrixMemberId, TenantId};
 use crate::meta::Content;
 use crate::outbound::{OperatorFile, OperatorMessage, OutboundError, OutboundIntake};
+use crate::portal::Connectors;
 use crate::store::TableStore;
 use crate::tenant::{
     ChannelKind, ChannelRef, Secret, TenantDirectory, TenantError, TenantScope,
     DEFAULT_RETENTION_DAYS,
 };
 
-use super::client::{BitrixClient, APP_INFO};
-use super::events::{
+use crate::bitrix::events::{
     BitrixEvent, ConnectorMessage, ConnectorMessages, EventError, EventKind, FormError,
 };
-use super::imconnector::{ImRef, OpenLineId};
+use crate::bitrix::imconnector::{ImRef, OpenLineId};
+use crate::bitrix::{BitrixClient, APP_INFO};
 
 /// How long after linking an `ONAPPINSTALL` without a verifiable access token may still
 /// bring the portal's application token.
@@ -145,7 +145,7 @@ fn same_secret(a: &Secret, b: &Secret) -> bool {
 
 /// The Bitrix24 events handler. Build once per process.
 #[derive(Clone)]
-pub struct BitrixEventHandler {
+pub struct PortalEvents {
     tenants: TenantDirectory,
     store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
@@ -155,7 +155,7 @@ pub struct BitrixEventHandler {
     install_window: Duration,
 }
 
-impl BitrixEventHandler {
+impl PortalEvents {
     pub fn new(
         tenants: TenantDirectory,
         store: Arc<dyn TableStore>,
@@ -163,7 +163,7 @@ impl BitrixEventHandler {
         intake: OutboundIntake,
         client: BitrixClient,
     ) -> Self {
-        BitrixEventHandler {
+        PortalEvents {
             tenants,
             store,
             envelope,
@@ -383,9 +383,14 @@ impl BitrixEventHandler {
         {
             let mut names = linked.secrets_stored.clone();
             names.push("application_token".into());
-            super::install::list_secret(self.store.as_ref(), tenant, &linked.channel, &names)
-                .await
-                .map_err(unavailable)?;
+            crate::portal::install::list_secret(
+                self.store.as_ref(),
+                tenant,
+                &linked.channel,
+                &names,
+            )
+            .await
+            .map_err(unavailable)?;
         }
         tracing::info!(%tenant, verified, "bitrix24 application token stored");
         Ok(EventOutcome::ApplicationTokenStored)
@@ -594,7 +599,7 @@ impl BitrixEventHandler {
     }
 }
 
-impl BitrixEventHandler {
+impl PortalEvents {
     /// Some(retention days) when the linked portal's tenant is suspended.
     async fn suspended_retention(&self, linked: &Linked) -> Result<Option<u32>, WebhookError> {
         Ok(linked
@@ -608,9 +613,13 @@ impl BitrixEventHandler {
 
     /// This handler with its send jobs held for the suspended `tenant` instead of queued: the
     /// same intake (storage, quota) over a queue that holds (released on resume).
-    fn holding(&self, tenant: &TenantId, retention_days: u32) -> BitrixEventHandler {
-        let hold = HoldingQueue::new(self.tenants.held_events(), tenant.clone(), retention_days);
-        BitrixEventHandler {
+    fn holding(&self, tenant: &TenantId, retention_days: u32) -> PortalEvents {
+        let hold = HoldingQueue::new(
+            crate::hold::HeldEvents::of(&self.tenants),
+            tenant.clone(),
+            retention_days,
+        );
+        PortalEvents {
             intake: OutboundIntake::new(self.store.clone(), self.envelope.clone(), Arc::new(hold)),
             ..self.clone()
         }

@@ -1,0 +1,133 @@
+//! The tenant's Bitrix24 portal as our application sees it: installing the app and linking a
+//! portal to a tenant ([`install`]), our Open Lines connectors, the connected portal's
+//! settings and the store of its refreshed tokens. The REST client itself (`crate::bitrix`)
+//! knows nothing of tenants; this module is where the two meet. What the portal sends us
+//! (operator replies, connector and app removal) is handled one layer up, in
+//! `portal_events`, because it feeds the outbound flow.
+
+pub mod install;
+
+use async_trait::async_trait;
+
+use crate::bitrix::{ConnectorId, OpenLineId, TokenPair, TokenStore, TokenStoreError};
+use crate::ids::BitrixDomain;
+use crate::meta::AccountRef;
+use crate::tenant::{ChannelKind, ChannelRef, TenantError, TenantScope};
+
+/// Our Open Lines connector codes, one per channel (registered with `imconnector.register`).
+#[derive(Clone, Debug)]
+pub struct Connectors {
+    pub whatsapp: ConnectorId,
+    pub instagram: ConnectorId,
+}
+
+impl Default for Connectors {
+    fn default() -> Self {
+        Connectors {
+            whatsapp: ConnectorId::parse("wappline_whatsapp").expect("valid"),
+            instagram: ConnectorId::parse("wappline_instagram").expect("valid"),
+        }
+    }
+}
+
+impl Connectors {
+    pub fn for_account(&self, account: &AccountRef) -> &ConnectorId {
+        match account.channel() {
+            ChannelKind::Instagram => &self.instagram,
+            _ => &self.whatsapp,
+        }
+    }
+}
+
+/// The tenant's Bitrix24 portal, as connected through the admin API or the app install.
+pub struct Portal {
+    pub channel: ChannelRef,
+    pub domain: BitrixDomain,
+    pub line: OpenLineId,
+    pub tokens: TokenPair,
+}
+
+/// Why the tenant's portal cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    /// The tenant's Bitrix24 connection is missing or incomplete.
+    #[error("{0}")]
+    NotConnected(String),
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+}
+
+impl Portal {
+    /// Reads the connected portal: its domain, the chosen Open Line and the token pair.
+    pub async fn load(scope: &TenantScope) -> Result<Self, PortalError> {
+        let channels = scope.channels().await?;
+        let summary = channels
+            .into_iter()
+            .find(|c| c.kind == ChannelKind::Bitrix24)
+            .ok_or_else(|| PortalError::NotConnected("no Bitrix24 portal connected".into()))?;
+        let channel = ChannelRef::parse(ChannelKind::Bitrix24, &summary.id)
+            .map_err(|e| PortalError::NotConnected(e.to_string()))?;
+        let domain = summary
+            .details
+            .get("domain")
+            .and_then(|d| BitrixDomain::parse(d).ok())
+            .ok_or_else(|| PortalError::NotConnected("Bitrix24 portal without a domain".into()))?;
+        let line = summary
+            .details
+            .get("line_id")
+            .and_then(|l| OpenLineId::parse(l).ok())
+            .ok_or_else(|| {
+                PortalError::NotConnected("no Open Line chosen for the Bitrix24 portal".into())
+            })?;
+        let tokens = TokenPair::new(
+            scope.channel_secret(&channel, "access_token").await?,
+            scope.channel_secret(&channel, "refresh_token").await?,
+        );
+        Ok(Portal {
+            channel,
+            domain,
+            line,
+            tokens,
+        })
+    }
+}
+
+/// Stores a refreshed pair on the tenant's Bitrix24 channel, encrypted.
+pub struct PortalTokens {
+    scope: TenantScope,
+    channel: ChannelRef,
+}
+
+impl PortalTokens {
+    pub fn new(scope: TenantScope, channel: ChannelRef) -> Self {
+        PortalTokens { scope, channel }
+    }
+}
+
+#[async_trait]
+impl TokenStore for PortalTokens {
+    async fn save(
+        &self,
+        _portal: &BitrixDomain,
+        tokens: &TokenPair,
+    ) -> Result<(), TokenStoreError> {
+        self.scope
+            .replace_secrets(
+                &self.channel,
+                &[
+                    ("access_token", &tokens.access_token),
+                    ("refresh_token", &tokens.refresh_token),
+                ],
+            )
+            .await
+            .map_err(|e| TokenStoreError(e.to_string()))
+    }
+
+    async fn latest(&self, _portal: &BitrixDomain) -> Result<Option<TokenPair>, TokenStoreError> {
+        let read = |name: &'static str| self.scope.channel_secret(&self.channel, name);
+        match (read("access_token").await, read("refresh_token").await) {
+            (Ok(a), Ok(r)) => Ok(Some(TokenPair::new(a, r))),
+            (Err(e), _) | (_, Err(e)) => Err(TokenStoreError(e.to_string())),
+        }
+    }
+}
