@@ -40,7 +40,6 @@ mod private_file;
 pub mod queue;
 pub mod retention;
 pub mod secret;
-pub mod send;
 pub mod sqs_lambda;
 pub mod store;
 pub mod tenant;

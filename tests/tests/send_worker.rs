@@ -28,11 +28,11 @@ use wappline::meta::{
     split_webhook, AccountRef, Content, CustomerId, CustomerRef, InstagramUserId, WhatsAppPhone,
     WhatsAppUserId,
 };
+use wappline::outbound::{window, OutboundClients, OutboundConfig, OutboundWorker, RetryPolicy};
 use wappline::outbound::{ApiMessage, OperatorFile, OperatorMessage, OutboundIntake, OutboundJob};
 use wappline::pacing::PacingConfig;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, OutgoingMessage, Queue, QueueName};
-use wappline::send::{window, RetryPolicy, SendClients, SendConfig, SendWorker};
 use wappline::store::Table;
 use wappline::tenant::{ChannelRef, Connection, RetentionDays, Secret, TenantName, TenantScope};
 
@@ -52,7 +52,7 @@ struct World {
     platform: Platform,
     queue: Arc<EmbeddedQueue>,
     graph: FakeGraph,
-    worker: SendWorker,
+    worker: OutboundWorker,
     intake: OutboundIntake,
     tenant: TenantId,
     scope: TenantScope,
@@ -80,10 +80,10 @@ fn ig() -> AccountRef {
 }
 
 /// Quick retries, and pacing that never gets in the way unless a test asks for it.
-fn test_config() -> SendConfig {
-    let mut config = SendConfig {
+fn test_config() -> OutboundConfig {
+    let mut config = OutboundConfig {
         retry: RetryPolicy::immediate(),
-        ..SendConfig::default()
+        ..OutboundConfig::default()
     };
     config.pacing.recipient = PacingConfig {
         rate_per_sec: 1000.0,
@@ -108,7 +108,7 @@ fn connection(channel: ChannelRef, token: &str, details: &[(&str, &str)]) -> Con
     }
 }
 
-async fn world_with(config: SendConfig, ig_page: Option<&str>) -> World {
+async fn world_with(config: OutboundConfig, ig_page: Option<&str>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::embedded(dir.path()).unwrap();
     let queue = Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
@@ -145,8 +145,8 @@ async fn world_with(config: SendConfig, ig_page: Option<&str>) -> World {
     let graph_config = GraphConfig::default()
         .with_base_url(&graph.base_url())
         .unwrap();
-    let clients = SendClients::new(graph_config.clone(), graph_config).unwrap();
-    let worker = SendWorker::new(
+    let clients = OutboundClients::new(graph_config.clone(), graph_config).unwrap();
+    let worker = OutboundWorker::new(
         platform.store.clone(),
         platform.envelope.clone(),
         platform.tenants.clone(),
@@ -669,7 +669,7 @@ async fn rate_limits_are_retried_later_then_delivered() {
 #[tokio::test]
 async fn retry_delays_grow_and_are_not_a_hot_loop() {
     let w = world_with(
-        SendConfig {
+        OutboundConfig {
             retry: RetryPolicy::default(),
             ..test_config()
         },

@@ -24,7 +24,7 @@ fn env(name: &str) -> Option<String> {
 async fn main() -> Result<(), Error> {
     wappline::logging::init_json();
     // The proxy only verifies links; their base URL matters to whoever makes them
-    // (bitrix-sync), so here it may be absent (a function URL cannot name itself).
+    // (sync-worker), so here it may be absent (a function URL cannot name itself).
     let links = MediaLinks::from_lookup(|k| {
         env(k).or_else(|| (k == ENV_PUBLIC_BASE_URL).then(|| VERIFY_ONLY_BASE_URL.to_owned()))
     })?;

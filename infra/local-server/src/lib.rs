@@ -37,7 +37,7 @@ use wappline::api_keys::ApiKeys;
 use wappline::app::Platform;
 use wappline::audit::AuditLog;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
-use wappline::crm_sync::{CrmSync, RetryPolicy};
+use wappline::crm_sync::{RetryPolicy, SyncWorker};
 use wappline::crypto::signing_key::KeyError;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::{ContactErasure, ErasureWorker};
@@ -52,6 +52,9 @@ use wappline::meta_deletion::{MetaDeletion, MetaUserErasure};
 use wappline::objects::embedded::EmbeddedObjects;
 use wappline::objects::ObjectStore;
 use wappline::outbound::OutboundIntake;
+use wappline::outbound::{
+    OutboundClients, OutboundConfig, OutboundWorker, RetryPolicy as SendRetryPolicy,
+};
 use wappline::portal::install::{
     public_base_url as bitrix_public_base, BitrixInstaller, ConnectionCodes, PortalSetup,
 };
@@ -59,7 +62,6 @@ use wappline::portal_events::PortalEvents;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
 use wappline::retention::{Budget, RetentionRun};
-use wappline::send::{RetryPolicy as SendRetryPolicy, SendClients, SendConfig, SendWorker};
 use wappline::tenant::release::ChannelRelease;
 use wappline::tenant::Secret;
 use wappline::usage::Usage;
@@ -363,28 +365,28 @@ impl LocalServer {
             queue.clone(),
         );
         let retry_base = std::time::Duration::from_millis(config.retry_base_ms.max(1));
-        let send_clients = SendClients::from_lookup(|k| match k {
+        let send_clients = OutboundClients::from_lookup(|k| match k {
             "GRAPH_API_BASE_URL" => Some(config.graph_api_base_url.clone()),
             "INSTAGRAM_API_BASE_URL" => config.instagram_api_base_url.clone(),
             _ => None,
         })
         .map_err(|e| e.to_string())?
         .with_loopback_files(loopback_graph);
-        let send_worker = SendWorker::new(
+        let outbound_worker = OutboundWorker::new(
             platform.store.clone(),
             platform.envelope.clone(),
             platform.tenants.clone(),
             queue.clone(),
             send_clients,
         )
-        .with_config(SendConfig {
+        .with_config(OutboundConfig {
             retry: SendRetryPolicy {
                 base: retry_base / 2,
                 rate_limited: retry_base,
                 pair_rate: retry_base / 3,
                 ..SendRetryPolicy::default()
             },
-            ..SendConfig::default()
+            ..OutboundConfig::default()
         });
         let mut consumers = vec![
             Consumer {
@@ -395,7 +397,7 @@ impl LocalServer {
             Consumer {
                 queue: platform::name(platform::OUTBOUND),
                 visibility: platform::VISIBILITY,
-                handler: Arc::new(send_worker),
+                handler: Arc::new(outbound_worker),
             },
             Consumer {
                 queue: platform::name(platform::EXPORTS),
@@ -423,7 +425,7 @@ impl LocalServer {
         ];
         match bitrix {
             Some(client) => {
-                let sync = CrmSync::new(
+                let sync = SyncWorker::new(
                     platform.store.clone(),
                     platform.envelope.clone(),
                     platform.tenants.clone(),

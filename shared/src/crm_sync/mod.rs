@@ -5,7 +5,7 @@
 //! decrypts what it needs from the store.
 
 mod job;
-mod processor;
+mod worker;
 
 pub use job::{SyncAction, SyncJob, SYNC_JOB_VERSION};
-pub use processor::{CrmSync, MediaLinker, RetryPolicy};
+pub use worker::{MediaLinker, RetryPolicy, SyncWorker};

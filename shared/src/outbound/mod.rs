@@ -1,418 +1,53 @@
-//! The outbound relay's domain: an operator's reply in a Bitrix24 Open Line (or a send through
-//! the public API) is stored encrypted as an outbound message of its conversation and queued
-//! as an [`OutboundJob`]; the send worker takes it from there.
+//! The outbound relay: operator replies (and public-API sends) to the customer, through the
+//! WhatsApp Cloud API or the Instagram Send API. One name end to end: the `outbound.fifo`
+//! queue, the outbound-worker function, this module.
 //!
-//! Jobs carry only keys. The message (text, files, template) is read back and decrypted by
-//! the worker, so no message content sits in the queue.
+//! - [`intake`]: stores a reply encrypted and queues an [`OutboundJob`] ([`job`]); run by
+//!   the bitrix-webhook function (operator replies) and the public API.
+//! - [`worker`]: the [`OutboundWorker`], run by the outbound-worker function.
 //!
-//! Every accepted message is counted against the tenant's monthly outbound quota
-//! ([`crate::usage`]) in the transaction that stores it: a redelivery never counts twice, and
-//! a send over the quota is refused ([`OutboundError::QuotaExceeded`]). An operator's reply
-//! over the quota is kept as a failed message and the operator is told why in the chat, the
-//! same way as for a message the channel refused.
+//! For each [`OutboundJob`] the [`OutboundWorker`]:
+//! 1. takes an idempotency record (scope `OUT`, per job), so a redelivered job never sends
+//!    twice; a message whose provider id is already recorded is not sent again either;
+//! 2. loads the conversation and the message (decrypted) and skips what must never go out
+//!    (echoes of the business's own app, customer messages, deleted or failed messages);
+//! 3. decrypts the channel's access token;
+//! 4. applies the channel's window from the conversation's last inbound time
+//!    ([`window`]): outside it the message is marked failed and the operator gets a note in
+//!    the Bitrix24 chat explaining why (a `SyncAction::Status { Failed }` job);
+//! 5. turns the content into sends ([`plan`]): Bitrix24 BB-code converted for the channel,
+//!    long text split, files downloaded from Bitrix24 and uploaded to the Cloud API
+//!    ([`files`]), templates as they were given;
+//! 6. paces per business number and per recipient ([`crate::pacing`]) and sends, recording
+//!    each provider id before anything else (so Meta's statuses find the message and a retry
+//!    finds it sent);
+//! 7. marks the message `Sent` and queues a status job, so Bitrix24 shows the operator's
+//!    message delivered; Meta's later `delivered`/`read` webhooks move it further
+//!    (inbound worker).
+//!
+//! Errors ([`reasons`]): rate limits and outages are retried later through the queue with
+//! growing delays ([`RetryPolicy`]), never in a loop; refusals are not retried, the message
+//! is marked failed and the operator told the code and reason.
 
-use std::sync::Arc;
+mod config;
+pub mod files;
+mod format;
+pub mod intake;
+pub mod job;
+pub mod plan;
+mod progress;
+pub mod reasons;
+pub mod window;
+pub mod worker;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use crate::bitrix::ImRef;
-use crate::conversation::{
-    ConversationError, ConversationId, Conversations, Direction, MessageRef, MessageStatus,
-    NewMessage, Origin, TemplateMessage,
+pub use config::{
+    OutboundClients, OutboundConfig, OutboundConfigError, OutboundPacing, RetryPolicy,
+    DEFAULT_INSTAGRAM_BASE_URL, ENV_INSTAGRAM_BASE_URL, ENV_MAX_FILE_BYTES, ENV_WHATSAPP_MPS,
 };
-use crate::crm_sync::{SyncAction, SyncJob};
-use crate::crypto::Envelope;
-use crate::ids::TenantId;
-use crate::meta::{AccountRef, CustomerId, CustomerRef};
-use crate::meta::{Content, Media, MediaKind};
-use crate::queue::{platform, OutgoingMessage, Queue, QueueName};
-use crate::store::TableStore;
-use crate::tenant::{TenantDirectory, TenantStatus};
-use crate::usage::{CountError, QuotaExceeded, Usage, UsageError};
-
-/// Version of the [`OutboundJob`] JSON shape.
-pub const OUTBOUND_JOB_VERSION: u32 = 1;
-
-/// One message to send to a customer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboundJob {
-    pub v: u32,
-    pub tenant_id: TenantId,
-    pub conversation: ConversationId,
-    pub message_sk: String,
-    /// Unique per message: the queue's deduplication id and the send worker's idempotency
-    /// key, so a redelivered job never sends twice.
-    pub effect: String,
-}
-
-impl OutboundJob {
-    pub fn new(tenant_id: TenantId, at: &MessageRef) -> Self {
-        let mut h = Sha256::new();
-        for part in [tenant_id.as_str(), at.conversation.as_str(), &at.sk] {
-            h.update((part.len() as u32).to_be_bytes());
-            h.update(part.as_bytes());
-        }
-        OutboundJob {
-            v: OUTBOUND_JOB_VERSION,
-            tenant_id,
-            conversation: at.conversation.clone(),
-            message_sk: at.sk.clone(),
-            effect: hex::encode(h.finalize()),
-        }
-    }
-
-    pub fn message_ref(&self) -> MessageRef {
-        MessageRef {
-            conversation: self.conversation.clone(),
-            sk: self.message_sk.clone(),
-        }
-    }
-
-    /// Grouped per tenant + conversation: one customer's replies go out in order.
-    pub fn to_message(&self) -> OutgoingMessage {
-        let body = serde_json::to_string(self).expect("outbound jobs serialise");
-        OutgoingMessage::new(body).grouped(
-            format!("{}.{}", self.tenant_id.as_str(), self.conversation.as_str()),
-            self.effect.clone(),
-        )
-    }
-}
-
-/// A file an operator attached: Bitrix24 gives a URL we download it from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperatorFile {
-    pub url: String,
-    pub name: Option<String>,
-    pub mime_type: Option<String>,
-}
-
-/// An operator's reply as Bitrix24 sent it (`OnImConnectorMessageAdd`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OperatorMessage {
-    /// Bitrix24's ids of the message (`im.chat_id`, `im.message_id`): its identity, and what
-    /// delivery statuses are reported against.
-    pub im: ImRef,
-    /// The text as the operator wrote it (Bitrix24 BB-code; converted per channel on send).
-    pub text: Option<String>,
-    pub files: Vec<OperatorFile>,
-    /// When Bitrix24 says it was written (Unix seconds).
-    pub at: i64,
-}
-
-impl OperatorMessage {
-    /// Our stable id for it: a redelivered Bitrix24 event maps to the same stored message.
-    pub fn provider_message_id(&self) -> String {
-        format!("b24:{}:{}", self.im.chat_id, self.im.message_id)
-    }
-
-    fn content(&self) -> Content {
-        let mut parts = Vec::new();
-        if let Some(text) = self.text.as_ref().filter(|t| !t.trim().is_empty()) {
-            parts.push(Content::Text { body: text.clone() });
-        }
-        for file in &self.files {
-            let kind = match file.mime_type.as_deref().unwrap_or_default() {
-                m if m.starts_with("image/") => MediaKind::Image,
-                m if m.starts_with("video/") => MediaKind::Video,
-                m if m.starts_with("audio/") => MediaKind::Audio,
-                _ => MediaKind::Document,
-            };
-            let mut media = Media::new(kind);
-            media.url = Some(file.url.clone());
-            media.filename = file.name.clone();
-            media.mime_type = file.mime_type.clone();
-            parts.push(Content::Media(media));
-        }
-        match parts.len() {
-            1 => parts.remove(0),
-            _ => Content::Multiple { parts },
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OutboundError {
-    #[error(transparent)]
-    Conversation(#[from] ConversationError),
-    /// The conversation does not exist for this tenant (an unknown or foreign chat id).
-    #[error("no such conversation")]
-    UnknownConversation,
-    /// Nothing to send.
-    #[error("the message has neither text nor files")]
-    Empty,
-    #[error("queue unavailable: {0}")]
-    Queue(String),
-    /// The account is not connected to this tenant (answer 404: never say whose it is).
-    #[error("no such connected account")]
-    UnknownAccount,
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Tenant(#[from] crate::tenant::TenantError),
-    /// The tenant's monthly quota is used up: nothing was queued (answer 429).
-    #[error(transparent)]
-    QuotaExceeded(#[from] QuotaExceeded),
-    /// The tenant is suspended: it may not send (answer 403).
-    #[error("the tenant is suspended")]
-    TenantSuspended,
-    #[error(transparent)]
-    Usage(#[from] UsageError),
-}
-
-impl From<CountError> for OutboundError {
-    fn from(e: CountError) -> Self {
-        match e {
-            CountError::Quota(q) => OutboundError::QuotaExceeded(q),
-            CountError::Conversation(c) => OutboundError::Conversation(c),
-            CountError::Usage(u) => OutboundError::Usage(u),
-        }
-    }
-}
-
-/// What a tenant's own system asks to send through the public API.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ApiMessage {
-    Text(String),
-    Template(TemplateMessage),
-}
-
-/// What accepting a reply did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Accepted {
-    pub message: MessageRef,
-    /// The same reply was stored before (a redelivered event). Its job is queued again with
-    /// the same deduplication id, in case the queue did not take it the first time; the send
-    /// worker's idempotency keeps it from going out twice.
-    pub duplicate: bool,
-}
-
-/// Stores operator replies and queues them for sending. Build once per process.
-#[derive(Clone)]
-pub struct OutboundIntake {
-    store: Arc<dyn TableStore>,
-    envelope: Arc<Envelope>,
-    queue: Arc<dyn Queue>,
-    outbound: QueueName,
-    sync: QueueName,
-    usage: Usage,
-}
-
-impl OutboundIntake {
-    pub fn new(store: Arc<dyn TableStore>, envelope: Arc<Envelope>, queue: Arc<dyn Queue>) -> Self {
-        OutboundIntake {
-            usage: Usage::new(store.clone()),
-            store,
-            envelope,
-            queue,
-            outbound: platform::name(platform::OUTBOUND),
-            sync: platform::name(platform::SYNC),
-        }
-    }
-
-    /// An operator's reply refused for quota: kept as a failed message (not counted), and the
-    /// operator is told why in the chat by the CRM sync, as for any send that failed for
-    /// good. Deterministic ids: a retry neither stores nor notes it twice.
-    async fn refuse_operator_message(
-        &self,
-        conversations: &Conversations,
-        account: &AccountRef,
-        conversation: &ConversationId,
-        new: NewMessage,
-        retention_days: u32,
-        quota: &QuotaExceeded,
-    ) -> Result<(), OutboundError> {
-        let tenant = conversations.tenant();
-        tracing::warn!(%tenant, quota = quota.quota, limit = quota.limit, resets_at = quota.resets_at,
-            "operator reply refused: monthly outbound quota used up");
-        let (at, _) = conversations
-            .store_message(account, conversation, new, retention_days)
-            .await?;
-        conversations
-            .advance_status(&at, MessageStatus::Failed)
-            .await?;
-        let effect = OutboundJob::new(tenant.clone(), &at).effect;
-        let note = SyncJob::new(
-            tenant.clone(),
-            conversation.clone(),
-            SyncAction::Status {
-                message_sk: at.sk.clone(),
-                status: MessageStatus::Failed,
-                failure: Some(quota.to_string()),
-            },
-            &format!("quota:{effect}"),
-        );
-        self.queue
-            .send_batch(&self.sync, vec![note.to_message()])
-            .await
-            .map_err(|e| OutboundError::Queue(e.to_string()))
-    }
-
-    /// Stores the reply (content encrypted, TTL from `retention_days`) in its conversation and
-    /// queues the send. Ok only once the job is queued (Bitrix24 does not retry its events).
-    /// Over the tenant's outbound quota it is `QuotaExceeded`: nothing is queued, the reply is
-    /// kept as failed and the operator is told in the chat.
-    pub async fn accept_operator_message(
-        &self,
-        tenant: &TenantId,
-        conversation: &ConversationId,
-        message: OperatorMessage,
-        retention_days: u32,
-    ) -> Result<Accepted, OutboundError> {
-        if message.text.as_ref().is_none_or(|t| t.trim().is_empty()) && message.files.is_empty() {
-            return Err(OutboundError::Empty);
-        }
-        let conversations =
-            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
-        let meta = conversations
-            .meta(conversation)
-            .await?
-            .ok_or(OutboundError::UnknownConversation)?;
-        let new = NewMessage {
-            provider_message_id: message.provider_message_id(),
-            direction: Direction::Outbound,
-            origin: Origin::Operator,
-            content: message.content(),
-            at_ms: message.at.saturating_mul(1000),
-            reply_to: None,
-            crm_im: Some(message.im),
-            template: None,
-        };
-        let counted = self
-            .usage
-            .store_outbound(
-                &conversations,
-                &meta.account,
-                conversation,
-                new.clone(),
-                retention_days,
-                crate::clock::now_secs(),
-            )
-            .await;
-        let (at, created) = match counted {
-            Ok(stored) => stored,
-            Err(CountError::Quota(quota)) => {
-                self.refuse_operator_message(
-                    &conversations,
-                    &meta.account,
-                    conversation,
-                    new,
-                    retention_days,
-                    &quota,
-                )
-                .await?;
-                return Err(OutboundError::QuotaExceeded(quota));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let job = OutboundJob::new(tenant.clone(), &at);
-        self.queue
-            .send_batch(&self.outbound, vec![job.to_message()])
-            .await
-            .map_err(|e| OutboundError::Queue(e.to_string()))?;
-        Ok(Accepted {
-            message: at,
-            duplicate: !created,
-        })
-    }
-
-    /// A send through the public API: to `to` on `account`, which must be connected to
-    /// `tenant` (anything else is `UnknownAccount`). Opens the conversation if it is new
-    /// (business-initiated templates); window and rate rules are applied when sending. A
-    /// suspended tenant is refused (`TenantSuspended`), and a send over the tenant's monthly
-    /// outbound quota is refused (`QuotaExceeded`) with nothing stored or queued.
-    pub async fn accept_api_message(
-        &self,
-        tenants: &TenantDirectory,
-        tenant: &TenantId,
-        account: &AccountRef,
-        to: CustomerId,
-        message: ApiMessage,
-        request_id: &str,
-    ) -> Result<Accepted, OutboundError> {
-        if tenants
-            .resolve(&crate::tenant::ChannelRef::of(&account))
-            .await?
-            .as_ref()
-            != Some(tenant)
-        {
-            return Err(OutboundError::UnknownAccount);
-        }
-        let profile = match tenants.scope(tenant).await? {
-            Some(scope) => scope.profile().await?,
-            None => return Err(OutboundError::UnknownAccount),
-        };
-        if profile
-            .as_ref()
-            .is_some_and(|p| p.status == TenantStatus::Suspended)
-        {
-            return Err(OutboundError::TenantSuspended);
-        }
-        let retention = profile
-            .map(|p| p.retention_days)
-            .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
-        let (content, template) = match message {
-            ApiMessage::Text(body) => {
-                if body.trim().is_empty() || body.chars().count() > 4096 {
-                    return Err(OutboundError::Invalid(
-                        "text: must be 1 to 4096 characters".into(),
-                    ));
-                }
-                (Content::Text { body }, None)
-            }
-            ApiMessage::Template(t) => {
-                if account.channel() != crate::tenant::ChannelKind::WhatsApp {
-                    return Err(OutboundError::Invalid(
-                        "template: only WhatsApp has message templates".into(),
-                    ));
-                }
-                (
-                    Content::Text {
-                        body: format!("[template {} ({})]", t.name, t.language),
-                    },
-                    Some(t),
-                )
-            }
-        };
-        let now = crate::clock::now_secs();
-        let provider_message_id = format!("api:{request_id}");
-        let conversations =
-            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
-        // Refused before a conversation is opened for a send that cannot go (the counted
-        // store below decides under concurrency); a retry of a request accepted before is
-        // answered as the duplicate it is.
-        if conversations
-            .find_message(account, &provider_message_id)
-            .await?
-            .is_none()
-        {
-            self.usage.check_outbound(tenant, now).await?;
-        }
-        let conversation = conversations
-            .record_customer(account, &CustomerRef::new(to), None, retention)
-            .await?;
-        let new = NewMessage {
-            provider_message_id,
-            direction: Direction::Outbound,
-            origin: Origin::Api,
-            content,
-            at_ms: crate::clock::now_millis(),
-            reply_to: None,
-            crm_im: None,
-            template,
-        };
-        let (at, created) = self
-            .usage
-            .store_outbound(&conversations, account, &conversation, new, retention, now)
-            .await?;
-        let job = OutboundJob::new(tenant.clone(), &at);
-        self.queue
-            .send_batch(&self.outbound, vec![job.to_message()])
-            .await
-            .map_err(|e| OutboundError::Queue(e.to_string()))?;
-        Ok(Accepted {
-            message: at,
-            duplicate: !created,
-        })
-    }
-}
+pub use files::{FetchedFile, FileError, FileFetcher};
+pub use format::for_channel;
+pub use intake::{
+    Accepted, ApiMessage, OperatorFile, OperatorMessage, OutboundError, OutboundIntake,
+};
+pub use job::{OutboundJob, OUTBOUND_JOB_VERSION};
+pub use worker::OutboundWorker;

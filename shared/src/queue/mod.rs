@@ -213,9 +213,9 @@ pub mod platform {
 
     /// Meta webhook events → inbound-worker (FIFO per tenant + conversation).
     pub const INBOUND: &str = "inbound.fifo";
-    /// CRM sync jobs → bitrix-sync (FIFO per tenant + line + customer).
+    /// CRM sync jobs → sync-worker (FIFO per tenant + line + customer).
     pub const SYNC: &str = "sync.fifo";
-    /// Operator replies → send-worker (FIFO per tenant + conversation).
+    /// Operator replies → outbound-worker (FIFO per tenant + conversation).
     pub const OUTBOUND: &str = "outbound.fifo";
     /// Erasure jobs → erasure-worker.
     pub const ERASURE: &str = "erasure";

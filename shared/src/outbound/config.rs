@@ -9,14 +9,14 @@ use crate::pacing::PacingConfig;
 use crate::queue::platform;
 
 /// Where the Instagram API with Instagram Login is (`graph.instagram.com`); read by
-/// [`SendClients::from_lookup`].
+/// [`OutboundClients::from_lookup`].
 pub const ENV_INSTAGRAM_BASE_URL: &str = "INSTAGRAM_API_BASE_URL";
 pub const DEFAULT_INSTAGRAM_BASE_URL: &str = "https://graph.instagram.com";
 /// Messages per second per WhatsApp business number (Meta's default throughput is 80; 1,000
-/// after an upgrade); read by [`SendConfig::from_lookup`].
+/// after an upgrade); read by [`OutboundConfig::from_lookup`].
 pub const ENV_WHATSAPP_MPS: &str = "WHATSAPP_MESSAGES_PER_SECOND";
 /// Largest operator file downloaded for sending, in bytes; read by
-/// [`SendConfig::from_lookup`].
+/// [`OutboundConfig::from_lookup`].
 pub const ENV_MAX_FILE_BYTES: &str = "SEND_MAX_FILE_BYTES";
 
 /// How long a job waits before its next attempt. Every retry is a new receive of the queue
@@ -90,7 +90,7 @@ impl RetryPolicy {
 
 /// In-process pacing (token buckets; see [`crate::pacing`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SendPacing {
+pub struct OutboundPacing {
     /// Per WhatsApp business number: Meta's default throughput, 80 messages per second.
     pub whatsapp_number: PacingConfig,
     /// Per Instagram account: the Send API's 300 calls per second for text.
@@ -103,9 +103,9 @@ pub struct SendPacing {
     pub recipient: PacingConfig,
 }
 
-impl Default for SendPacing {
+impl Default for OutboundPacing {
     fn default() -> Self {
-        SendPacing {
+        OutboundPacing {
             whatsapp_number: PacingConfig {
                 rate_per_sec: 80.0,
                 burst: 80.0,
@@ -132,19 +132,19 @@ impl Default for SendPacing {
 
 /// Everything configurable about sending.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SendConfig {
+pub struct OutboundConfig {
     pub retry: RetryPolicy,
-    pub pacing: SendPacing,
+    pub pacing: OutboundPacing,
     /// Largest operator file downloaded (Meta's own limits per media type apply too: the
     /// largest is 100 MB for WhatsApp documents).
     pub max_file_bytes: usize,
 }
 
-impl Default for SendConfig {
+impl Default for OutboundConfig {
     fn default() -> Self {
-        SendConfig {
+        OutboundConfig {
             retry: RetryPolicy::default(),
-            pacing: SendPacing::default(),
+            pacing: OutboundPacing::default(),
             max_file_bytes: 100 * 1024 * 1024,
         }
     }
@@ -153,16 +153,18 @@ impl Default for SendConfig {
 /// A setting was refused; the message names it and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
-pub struct SendConfigError {
+pub struct OutboundConfigError {
     pub field: &'static str,
     pub reason: String,
 }
 
-impl SendConfig {
+impl OutboundConfig {
     /// Defaults, with [`ENV_WHATSAPP_MPS`] (1 to 1000) and [`ENV_MAX_FILE_BYTES`] (1 KiB to
     /// 100 MiB) when set.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SendConfigError> {
-        let mut config = SendConfig::default();
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, OutboundConfigError> {
+        let mut config = OutboundConfig::default();
         let non_empty = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
         if let Some(v) = non_empty(ENV_WHATSAPP_MPS) {
             let mps: u32 = v
@@ -170,7 +172,7 @@ impl SendConfig {
                 .parse()
                 .ok()
                 .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| SendConfigError {
+                .ok_or_else(|| OutboundConfigError {
                     field: ENV_WHATSAPP_MPS,
                     reason: "must be a whole number from 1 to 1000".into(),
                 })?;
@@ -183,7 +185,7 @@ impl SendConfig {
                 .parse()
                 .ok()
                 .filter(|n| (1024..=100 * 1024 * 1024).contains(n))
-                .ok_or_else(|| SendConfigError {
+                .ok_or_else(|| OutboundConfigError {
                     field: ENV_MAX_FILE_BYTES,
                     reason: "must be a number of bytes from 1024 to 104857600".into(),
                 })?;
@@ -194,7 +196,7 @@ impl SendConfig {
 
 /// The HTTP clients the worker sends through. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct SendClients {
+pub struct OutboundClients {
     /// `graph.facebook.com`: WhatsApp, and Instagram accounts connected through a Page.
     pub graph: GraphClient,
     /// `graph.instagram.com`: Instagram accounts connected with Instagram Login.
@@ -203,12 +205,12 @@ pub struct SendClients {
     pub files: FileFetcher,
 }
 
-impl SendClients {
+impl OutboundClients {
     /// Clients for the two Graph hosts. Operator files may come from loopback hosts only
     /// when the Graph API itself is a loopback fake (tests, the local server).
     pub fn new(graph: GraphConfig, instagram: GraphConfig) -> Result<Self, GraphConfigError> {
         let loopback = graph.is_loopback();
-        Ok(SendClients {
+        Ok(OutboundClients {
             graph: GraphClient::new(graph)?,
             instagram: GraphClient::new(instagram)?,
             files: FileFetcher::new(loopback).map_err(|e| GraphConfigError::Tls(e.to_string()))?,
@@ -239,7 +241,7 @@ impl SendClients {
                 },
                 other => other,
             })?;
-        SendClients::new(graph, instagram)
+        OutboundClients::new(graph, instagram)
     }
 
     /// Allows (or not) operator files on loopback hosts: for a local server whose Bitrix24
@@ -271,7 +273,7 @@ mod tests {
 
     #[test]
     fn settings_from_the_environment() {
-        let c = SendConfig::from_lookup(|k| match k {
+        let c = OutboundConfig::from_lookup(|k| match k {
             ENV_WHATSAPP_MPS => Some("1000".into()),
             ENV_MAX_FILE_BYTES => Some("2048".into()),
             _ => None,
@@ -279,18 +281,20 @@ mod tests {
         .unwrap();
         assert_eq!(c.pacing.whatsapp_number.rate_per_sec, 1000.0);
         assert_eq!(c.max_file_bytes, 2048);
-        assert!(SendConfig::from_lookup(|k| (k == ENV_WHATSAPP_MPS).then(|| "0".into())).is_err());
-        assert!(SendConfig::from_lookup(|_| None).is_ok());
+        assert!(
+            OutboundConfig::from_lookup(|k| (k == ENV_WHATSAPP_MPS).then(|| "0".into())).is_err()
+        );
+        assert!(OutboundConfig::from_lookup(|_| None).is_ok());
     }
 
     #[test]
     fn instagram_host_follows_a_loopback_graph() {
-        let c = SendClients::from_lookup(|k| {
+        let c = OutboundClients::from_lookup(|k| {
             (k == crate::graph::ENV_BASE_URL).then(|| "http://127.0.0.1:9/".into())
         })
         .unwrap();
         assert_eq!(c.instagram.config().base_url(), "http://127.0.0.1:9");
-        let e = SendClients::from_lookup(|k| {
+        let e = OutboundClients::from_lookup(|k| {
             (k == ENV_INSTAGRAM_BASE_URL).then(|| "http://example.com".into())
         })
         .unwrap_err();

@@ -1,4 +1,4 @@
-//! bitrix-sync Lambda (SQS `sync.fifo`): builds the clients once at cold start, then hands
+//! sync-worker Lambda (SQS `sync.fifo`): builds the clients once at cold start, then hands
 //! each batch to the domain's CRM sync and reports partial batch failures.
 
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use wappline::app::{aws_sdk_config, Platform};
 use wappline::bitrix::{BitrixClient, BitrixConfig};
-use wappline::crm_sync::CrmSync;
+use wappline::crm_sync::SyncWorker;
 use wappline::media::MediaLinks;
 use wappline::queue::platform;
 use wappline::queue::sqs::SqsQueue;
@@ -28,7 +28,7 @@ async fn main() -> Result<(), Error> {
         aws_sdk_sqs::Client::new(&sdk),
         std::slice::from_ref(&sync),
     )?);
-    let mut crm = CrmSync::new(
+    let mut crm = SyncWorker::new(
         platform.store.clone(),
         platform.envelope.clone(),
         platform.tenants.clone(),

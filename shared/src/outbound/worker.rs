@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::config::{SendClients, SendConfig};
+use super::config::{OutboundClients, OutboundConfig};
 use super::plan::{plan, Part};
 use super::progress::Progress;
 use super::reasons::{self, Disposition};
@@ -59,7 +59,7 @@ struct Pacers {
 }
 
 impl Pacers {
-    fn new(config: &SendConfig) -> Self {
+    fn new(config: &OutboundConfig) -> Self {
         Pacers {
             whatsapp: KeyedPacer::new(config.pacing.whatsapp_number),
             instagram: KeyedPacer::new(config.pacing.instagram_account),
@@ -79,19 +79,19 @@ struct Context<'a> {
     instagram_sender: InstagramSender,
 }
 
-/// The send-worker handler. Build once per process (the pacing buckets live in it).
+/// The outbound-worker handler. Build once per process (the pacing buckets live in it).
 #[derive(Clone)]
-pub struct SendWorker {
+pub struct OutboundWorker {
     store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
     tenants: TenantDirectory,
     queue: Arc<dyn Queue>,
     sync: QueueName,
-    clients: SendClients,
+    clients: OutboundClients,
     idempotency: Idempotency,
     progress: Progress,
     pacers: Arc<Pacers>,
-    config: SendConfig,
+    config: OutboundConfig,
 }
 
 fn recipient_key(meta: &ConversationMeta) -> String {
@@ -186,16 +186,16 @@ fn never_send(message: &StoredMessage) -> Option<&'static str> {
     None
 }
 
-impl SendWorker {
+impl OutboundWorker {
     pub fn new(
         store: Arc<dyn TableStore>,
         envelope: Arc<Envelope>,
         tenants: TenantDirectory,
         queue: Arc<dyn Queue>,
-        clients: SendClients,
+        clients: OutboundClients,
     ) -> Self {
-        let config = SendConfig::default();
-        SendWorker {
+        let config = OutboundConfig::default();
+        OutboundWorker {
             idempotency: Idempotency::new(store.clone(), "OUT", platform::VISIBILITY),
             progress: Progress::new(store.clone()),
             pacers: Arc::new(Pacers::new(&config)),
@@ -210,13 +210,13 @@ impl SendWorker {
     }
 
     /// Replaces the settings (and with them the pacing buckets).
-    pub fn with_config(mut self, config: SendConfig) -> Self {
+    pub fn with_config(mut self, config: OutboundConfig) -> Self {
         self.pacers = Arc::new(Pacers::new(&config));
         self.config = config;
         self
     }
 
-    pub fn config(&self) -> &SendConfig {
+    pub fn config(&self) -> &OutboundConfig {
         &self.config
     }
 
@@ -775,7 +775,7 @@ fn log_graph_error(cx: &Context<'_>, e: &crate::graph::GraphError) {
 }
 
 #[async_trait]
-impl RecordHandler for SendWorker {
+impl RecordHandler for OutboundWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match serde_json::from_str::<OutboundJob>(&record.body) {
             Ok(job) => self.process(&job, record.receive_count).await,

@@ -1,4 +1,4 @@
-//! The bitrix-sync worker: runs [`SyncJob`]s against the tenant's Bitrix24 portal.
+//! The sync-worker worker: runs [`SyncJob`]s against the tenant's Bitrix24 portal.
 //!
 //! - Customer messages (and echoes of the business's own app) go to the Open Line with
 //!   `imconnector.send.messages`: the customer is a stable external user (the conversation
@@ -99,9 +99,9 @@ impl From<PortalError> for SyncError {
     }
 }
 
-/// The bitrix-sync handler. Build once per process.
+/// The sync-worker handler. Build once per process.
 #[derive(Clone)]
-pub struct CrmSync {
+pub struct SyncWorker {
     store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
     tenants: TenantDirectory,
@@ -112,14 +112,14 @@ pub struct CrmSync {
     media: Option<Arc<dyn MediaLinker>>,
 }
 
-impl CrmSync {
+impl SyncWorker {
     pub fn new(
         store: Arc<dyn TableStore>,
         envelope: Arc<Envelope>,
         tenants: TenantDirectory,
         client: BitrixClient,
     ) -> Self {
-        CrmSync {
+        SyncWorker {
             idempotency: Idempotency::new(store.clone(), "SYNC", platform::VISIBILITY),
             store,
             envelope,
@@ -524,7 +524,7 @@ fn excerpt(text: &str) -> String {
 }
 
 #[async_trait]
-impl RecordHandler for CrmSync {
+impl RecordHandler for SyncWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match serde_json::from_str::<SyncJob>(&record.body) {
             Ok(job) => self.process(&job, record.receive_count).await,

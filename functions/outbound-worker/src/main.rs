@@ -1,4 +1,4 @@
-//! send-worker Lambda (SQS `outbound.fifo`): builds the clients once at cold start, then hands
+//! outbound-worker Lambda (SQS `outbound.fifo`): builds the clients once at cold start, then hands
 //! each batch to the domain's send worker and reports partial batch failures. Status jobs for
 //! Bitrix24 go to `sync.fifo`.
 //!
@@ -13,17 +13,17 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use wappline::app::{aws_sdk_config, Platform};
+use wappline::outbound::{OutboundClients, OutboundConfig, OutboundWorker};
 use wappline::queue::platform;
 use wappline::queue::sqs::SqsQueue;
-use wappline::send::{SendClients, SendConfig, SendWorker};
 use wappline::sqs_lambda::handle_sqs_event;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     wappline::logging::init_json();
     let env = |k: &str| std::env::var(k).ok();
-    let clients = SendClients::from_lookup(env)?;
-    let config = SendConfig::from_lookup(env)?;
+    let clients = OutboundClients::from_lookup(env)?;
+    let config = OutboundConfig::from_lookup(env)?;
     let sdk = aws_sdk_config().await;
     let platform = Platform::from_aws_env(&sdk).await?;
     let outbound = platform::name(platform::OUTBOUND);
@@ -33,7 +33,7 @@ async fn main() -> Result<(), Error> {
         &[outbound.clone(), sync],
     )?);
     let worker = Arc::new(
-        SendWorker::new(
+        OutboundWorker::new(
             platform.store.clone(),
             platform.envelope.clone(),
             platform.tenants.clone(),

@@ -1,0 +1,368 @@
+//! The outbound intake: an operator's reply in a Bitrix24 Open Line (or a send through the
+//! public API) is stored encrypted as an outbound message of its conversation and queued as
+//! an [`OutboundJob`].
+//!
+//! Every accepted message is counted against the tenant's monthly outbound quota
+//! ([`crate::usage`]) in the transaction that stores it: a redelivery never counts twice, and
+//! a send over the quota is refused ([`OutboundError::QuotaExceeded`]). An operator's reply
+//! over the quota is kept as a failed message and the operator is told why in the chat, the
+//! same way as for a message the channel refused.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bitrix::ImRef;
+use crate::conversation::{
+    ConversationError, ConversationId, Conversations, Direction, MessageRef, MessageStatus,
+    NewMessage, Origin, TemplateMessage,
+};
+use crate::crm_sync::{SyncAction, SyncJob};
+use crate::crypto::Envelope;
+use crate::ids::TenantId;
+use crate::meta::{AccountRef, CustomerId, CustomerRef};
+use crate::meta::{Content, Media, MediaKind};
+use crate::queue::{platform, Queue, QueueName};
+use crate::store::TableStore;
+use crate::tenant::{TenantDirectory, TenantStatus};
+use crate::usage::{CountError, QuotaExceeded, Usage, UsageError};
+
+use super::OutboundJob;
+
+/// A file an operator attached: Bitrix24 gives a URL we download it from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorFile {
+    pub url: String,
+    pub name: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+/// An operator's reply as Bitrix24 sent it (`OnImConnectorMessageAdd`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorMessage {
+    /// Bitrix24's ids of the message (`im.chat_id`, `im.message_id`): its identity, and what
+    /// delivery statuses are reported against.
+    pub im: ImRef,
+    /// The text as the operator wrote it (Bitrix24 BB-code; converted per channel on send).
+    pub text: Option<String>,
+    pub files: Vec<OperatorFile>,
+    /// When Bitrix24 says it was written (Unix seconds).
+    pub at: i64,
+}
+
+impl OperatorMessage {
+    /// Our stable id for it: a redelivered Bitrix24 event maps to the same stored message.
+    pub fn provider_message_id(&self) -> String {
+        format!("b24:{}:{}", self.im.chat_id, self.im.message_id)
+    }
+
+    fn content(&self) -> Content {
+        let mut parts = Vec::new();
+        if let Some(text) = self.text.as_ref().filter(|t| !t.trim().is_empty()) {
+            parts.push(Content::Text { body: text.clone() });
+        }
+        for file in &self.files {
+            let kind = match file.mime_type.as_deref().unwrap_or_default() {
+                m if m.starts_with("image/") => MediaKind::Image,
+                m if m.starts_with("video/") => MediaKind::Video,
+                m if m.starts_with("audio/") => MediaKind::Audio,
+                _ => MediaKind::Document,
+            };
+            let mut media = Media::new(kind);
+            media.url = Some(file.url.clone());
+            media.filename = file.name.clone();
+            media.mime_type = file.mime_type.clone();
+            parts.push(Content::Media(media));
+        }
+        match parts.len() {
+            1 => parts.remove(0),
+            _ => Content::Multiple { parts },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error(transparent)]
+    Conversation(#[from] ConversationError),
+    /// The conversation does not exist for this tenant (an unknown or foreign chat id).
+    #[error("no such conversation")]
+    UnknownConversation,
+    /// Nothing to send.
+    #[error("the message has neither text nor files")]
+    Empty,
+    #[error("queue unavailable: {0}")]
+    Queue(String),
+    /// The account is not connected to this tenant (answer 404: never say whose it is).
+    #[error("no such connected account")]
+    UnknownAccount,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Tenant(#[from] crate::tenant::TenantError),
+    /// The tenant's monthly quota is used up: nothing was queued (answer 429).
+    #[error(transparent)]
+    QuotaExceeded(#[from] QuotaExceeded),
+    /// The tenant is suspended: it may not send (answer 403).
+    #[error("the tenant is suspended")]
+    TenantSuspended,
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+}
+
+impl From<CountError> for OutboundError {
+    fn from(e: CountError) -> Self {
+        match e {
+            CountError::Quota(q) => OutboundError::QuotaExceeded(q),
+            CountError::Conversation(c) => OutboundError::Conversation(c),
+            CountError::Usage(u) => OutboundError::Usage(u),
+        }
+    }
+}
+
+/// What a tenant's own system asks to send through the public API.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ApiMessage {
+    Text(String),
+    Template(TemplateMessage),
+}
+
+/// What accepting a reply did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub message: MessageRef,
+    /// The same reply was stored before (a redelivered event). Its job is queued again with
+    /// the same deduplication id, in case the queue did not take it the first time; the send
+    /// worker's idempotency keeps it from going out twice.
+    pub duplicate: bool,
+}
+
+/// Stores operator replies and queues them for sending. Build once per process.
+#[derive(Clone)]
+pub struct OutboundIntake {
+    store: Arc<dyn TableStore>,
+    envelope: Arc<Envelope>,
+    queue: Arc<dyn Queue>,
+    outbound: QueueName,
+    sync: QueueName,
+    usage: Usage,
+}
+
+impl OutboundIntake {
+    pub fn new(store: Arc<dyn TableStore>, envelope: Arc<Envelope>, queue: Arc<dyn Queue>) -> Self {
+        OutboundIntake {
+            usage: Usage::new(store.clone()),
+            store,
+            envelope,
+            queue,
+            outbound: platform::name(platform::OUTBOUND),
+            sync: platform::name(platform::SYNC),
+        }
+    }
+
+    /// An operator's reply refused for quota: kept as a failed message (not counted), and the
+    /// operator is told why in the chat by the CRM sync, as for any send that failed for
+    /// good. Deterministic ids: a retry neither stores nor notes it twice.
+    async fn refuse_operator_message(
+        &self,
+        conversations: &Conversations,
+        account: &AccountRef,
+        conversation: &ConversationId,
+        new: NewMessage,
+        retention_days: u32,
+        quota: &QuotaExceeded,
+    ) -> Result<(), OutboundError> {
+        let tenant = conversations.tenant();
+        tracing::warn!(%tenant, quota = quota.quota, limit = quota.limit, resets_at = quota.resets_at,
+            "operator reply refused: monthly outbound quota used up");
+        let (at, _) = conversations
+            .store_message(account, conversation, new, retention_days)
+            .await?;
+        conversations
+            .advance_status(&at, MessageStatus::Failed)
+            .await?;
+        let effect = OutboundJob::new(tenant.clone(), &at).effect;
+        let note = SyncJob::new(
+            tenant.clone(),
+            conversation.clone(),
+            SyncAction::Status {
+                message_sk: at.sk.clone(),
+                status: MessageStatus::Failed,
+                failure: Some(quota.to_string()),
+            },
+            &format!("quota:{effect}"),
+        );
+        self.queue
+            .send_batch(&self.sync, vec![note.to_message()])
+            .await
+            .map_err(|e| OutboundError::Queue(e.to_string()))
+    }
+
+    /// Stores the reply (content encrypted, TTL from `retention_days`) in its conversation and
+    /// queues the send. Ok only once the job is queued (Bitrix24 does not retry its events).
+    /// Over the tenant's outbound quota it is `QuotaExceeded`: nothing is queued, the reply is
+    /// kept as failed and the operator is told in the chat.
+    pub async fn accept_operator_message(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        message: OperatorMessage,
+        retention_days: u32,
+    ) -> Result<Accepted, OutboundError> {
+        if message.text.as_ref().is_none_or(|t| t.trim().is_empty()) && message.files.is_empty() {
+            return Err(OutboundError::Empty);
+        }
+        let conversations =
+            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        let meta = conversations
+            .meta(conversation)
+            .await?
+            .ok_or(OutboundError::UnknownConversation)?;
+        let new = NewMessage {
+            provider_message_id: message.provider_message_id(),
+            direction: Direction::Outbound,
+            origin: Origin::Operator,
+            content: message.content(),
+            at_ms: message.at.saturating_mul(1000),
+            reply_to: None,
+            crm_im: Some(message.im),
+            template: None,
+        };
+        let counted = self
+            .usage
+            .store_outbound(
+                &conversations,
+                &meta.account,
+                conversation,
+                new.clone(),
+                retention_days,
+                crate::clock::now_secs(),
+            )
+            .await;
+        let (at, created) = match counted {
+            Ok(stored) => stored,
+            Err(CountError::Quota(quota)) => {
+                self.refuse_operator_message(
+                    &conversations,
+                    &meta.account,
+                    conversation,
+                    new,
+                    retention_days,
+                    &quota,
+                )
+                .await?;
+                return Err(OutboundError::QuotaExceeded(quota));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let job = OutboundJob::new(tenant.clone(), &at);
+        self.queue
+            .send_batch(&self.outbound, vec![job.to_message()])
+            .await
+            .map_err(|e| OutboundError::Queue(e.to_string()))?;
+        Ok(Accepted {
+            message: at,
+            duplicate: !created,
+        })
+    }
+
+    /// A send through the public API: to `to` on `account`, which must be connected to
+    /// `tenant` (anything else is `UnknownAccount`). Opens the conversation if it is new
+    /// (business-initiated templates); window and rate rules are applied when sending. A
+    /// suspended tenant is refused (`TenantSuspended`), and a send over the tenant's monthly
+    /// outbound quota is refused (`QuotaExceeded`) with nothing stored or queued.
+    pub async fn accept_api_message(
+        &self,
+        tenants: &TenantDirectory,
+        tenant: &TenantId,
+        account: &AccountRef,
+        to: CustomerId,
+        message: ApiMessage,
+        request_id: &str,
+    ) -> Result<Accepted, OutboundError> {
+        if tenants
+            .resolve(&crate::tenant::ChannelRef::of(&account))
+            .await?
+            .as_ref()
+            != Some(tenant)
+        {
+            return Err(OutboundError::UnknownAccount);
+        }
+        let profile = match tenants.scope(tenant).await? {
+            Some(scope) => scope.profile().await?,
+            None => return Err(OutboundError::UnknownAccount),
+        };
+        if profile
+            .as_ref()
+            .is_some_and(|p| p.status == TenantStatus::Suspended)
+        {
+            return Err(OutboundError::TenantSuspended);
+        }
+        let retention = profile
+            .map(|p| p.retention_days)
+            .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
+        let (content, template) = match message {
+            ApiMessage::Text(body) => {
+                if body.trim().is_empty() || body.chars().count() > 4096 {
+                    return Err(OutboundError::Invalid(
+                        "text: must be 1 to 4096 characters".into(),
+                    ));
+                }
+                (Content::Text { body }, None)
+            }
+            ApiMessage::Template(t) => {
+                if account.channel() != crate::tenant::ChannelKind::WhatsApp {
+                    return Err(OutboundError::Invalid(
+                        "template: only WhatsApp has message templates".into(),
+                    ));
+                }
+                (
+                    Content::Text {
+                        body: format!("[template {} ({})]", t.name, t.language),
+                    },
+                    Some(t),
+                )
+            }
+        };
+        let now = crate::clock::now_secs();
+        let provider_message_id = format!("api:{request_id}");
+        let conversations =
+            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        // Refused before a conversation is opened for a send that cannot go (the counted
+        // store below decides under concurrency); a retry of a request accepted before is
+        // answered as the duplicate it is.
+        if conversations
+            .find_message(account, &provider_message_id)
+            .await?
+            .is_none()
+        {
+            self.usage.check_outbound(tenant, now).await?;
+        }
+        let conversation = conversations
+            .record_customer(account, &CustomerRef::new(to), None, retention)
+            .await?;
+        let new = NewMessage {
+            provider_message_id,
+            direction: Direction::Outbound,
+            origin: Origin::Api,
+            content,
+            at_ms: crate::clock::now_millis(),
+            reply_to: None,
+            crm_im: None,
+            template,
+        };
+        let (at, created) = self
+            .usage
+            .store_outbound(&conversations, account, &conversation, new, retention, now)
+            .await?;
+        let job = OutboundJob::new(tenant.clone(), &at);
+        self.queue
+            .send_batch(&self.outbound, vec![job.to_message()])
+            .await
+            .map_err(|e| OutboundError::Queue(e.to_string()))?;
+        Ok(Accepted {
+            message: at,
+            duplicate: !created,
+        })
+    }
+}
