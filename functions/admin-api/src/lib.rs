@@ -18,6 +18,7 @@ mod exports;
 mod plans;
 mod requests;
 mod users;
+mod wiring;
 
 pub use erasure::Erasure;
 pub use exports::{ExportsApi, DOWNLOAD_PREFIX};

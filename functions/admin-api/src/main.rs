@@ -1,85 +1,12 @@
-//! admin-api Lambda: builds the clients once at cold start, then serves requests.
+//! admin-api Lambda: the admin API, `/auth`, and export downloads. Built once at cold start
+//! (`Services`), the same way the local server builds it.
 
-use std::sync::Arc;
-
-use admin_api::{AdminApi, AdminToken, Erasure, ExportsApi, DOWNLOAD_PREFIX};
-use lambda_http::{run, service_fn, Error, Request};
-use wappline::api_keys::ApiKeys;
-use wappline::app::{accounts_from_env, aws_sdk_config, exports_from_env, Platform};
-use wappline::audit::AuditLog;
-use wappline::erasure::tenant::TenantErasure;
-use wappline::erasure::ContactErasure;
-use wappline::graph::{GraphClient, GraphConfig};
-use wappline::hold::Suspension;
-use wappline::portal::install::{public_base_url, ConnectionCodes, ENV_PUBLIC_BASE_URL};
-use wappline::queue::platform;
-use wappline::queue::sqs::SqsQueue;
-use wappline::tenant::release::ChannelRelease;
-use wappline::usage::Usage;
+use admin_api::AdminApi;
+use lambda_http::Error;
+use wappline::app::{run_http, Services};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    wappline::logging::init_json();
-    let token = AdminToken::from_sha256_hex(&std::env::var("ADMIN_TOKEN_SHA256")?)?;
-    let sdk = aws_sdk_config().await;
-    let platform = Platform::from_aws_env(&sdk).await?;
-    let queue = Arc::new(SqsQueue::from_env(
-        aws_sdk_sqs::Client::new(&sdk),
-        &[
-            platform::name(platform::ERASURE),
-            platform::name(platform::EXPORTS),
-            // Resuming a tenant releases its held webhook jobs to these.
-            platform::name(platform::INBOUND),
-            platform::name(platform::OUTBOUND),
-            platform::name(platform::SYNC),
-        ],
-    )?);
-    let exports = exports_from_env(&sdk, &platform)?;
-    let mut api = AdminApi::new(platform.tenants.clone(), token)
-        .with_accounts(accounts_from_env(&sdk, &platform)?)
-        .with_usage(Usage::new(platform.store.clone()))
-        .with_suspension(Suspension::new(platform.tenants.clone(), queue.clone()))
-        .with_api_keys(ApiKeys::new(platform.store.clone()))
-        .with_audit(AuditLog::new(platform.store.clone()))
-        .with_channel_release(ChannelRelease::new(Some(GraphClient::new(
-            GraphConfig::from_lookup(|k| std::env::var(k).ok())?,
-        )?)))
-        .with_exports(ExportsApi {
-            exports: exports.clone(),
-            queue: queue.clone(),
-            queue_name: platform::name(platform::EXPORTS),
-        })
-        .with_erasure(Erasure {
-            contacts: ContactErasure::new(platform.store.clone(), platform.envelope.clone(), queue)
-                .with_exports(exports.clone()),
-            tenants: TenantErasure::new(
-                platform.store.clone(),
-                platform.envelope.clone(),
-                platform.tenants.clone(),
-            )
-            .with_exports(exports),
-        });
-    // Bitrix24 connection codes need the public address of /bitrix/install.
-    if let Some(base) = std::env::var(ENV_PUBLIC_BASE_URL)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        api = api.with_bitrix_connection_codes(
-            ConnectionCodes::new(platform.store.clone()),
-            public_base_url(&base)?,
-        );
-    }
-    let api = Arc::new(api);
-    run(service_fn(move |req: Request| {
-        let api = api.clone();
-        async move {
-            // The public download route of export links is served here too (and /auth/*,
-            // by handle).
-            if req.uri().path().starts_with(DOWNLOAD_PREFIX) {
-                return Ok::<_, Error>(api.download(req).await);
-            }
-            Ok::<_, Error>(api.handle(req).await)
-        }
-    }))
-    .await
+    let services = Services::from_env().await?;
+    run_http(AdminApi::from_services(&services)?).await
 }

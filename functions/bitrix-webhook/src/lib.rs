@@ -15,6 +15,7 @@
 
 use lambda_http::http::{header, Method, Response, StatusCode};
 use lambda_http::{Body, Request, RequestExt};
+use wappline::app::{HttpFunction, Services, ServicesError};
 use wappline::bitrix::events::{parse_form, FormError, MAX_EVENT_BODY};
 use wappline::edge::{self, ApiError};
 use wappline::portal::install::{
@@ -235,6 +236,23 @@ fn html(status: StatusCode, body: String) -> Response<Body> {
 
 fn error_response(e: ApiError) -> Response<Body> {
     e.into_response().map(Body::from)
+}
+
+impl BitrixWebhook {
+    /// Built by the composition root, the same way for the Lambda and the local server.
+    pub fn from_services(services: &Services) -> Result<Self, ServicesError> {
+        Ok(Self::new(
+            services.portal_events()?,
+            services.bitrix_installer()?,
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpFunction for BitrixWebhook {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        BitrixWebhook::handle(self, req).await
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 use lambda_http::http::{header, HeaderValue, Method, Response, StatusCode};
 use lambda_http::{Body, Request, RequestExt};
+use wappline::app::{HttpFunction, Services, ServicesError};
 use wappline::edge::{self, ApiError};
 use wappline::meta_deletion::{
     render_not_found_html, render_status_html, signed_request, status_json, CallbackError,
@@ -136,4 +137,18 @@ fn html(status: StatusCode, body: String) -> Response<Body> {
         HeaderValue::from_static("default-src 'none'"),
     );
     resp
+}
+
+impl DataDeletion {
+    /// Built by the composition root, the same way for the Lambda and the local server.
+    pub fn from_services(services: &Services) -> Result<Self, ServicesError> {
+        Ok(Self::new(services.meta_deletion()?))
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpFunction for DataDeletion {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        DataDeletion::handle(self, req).await
+    }
 }

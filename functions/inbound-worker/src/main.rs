@@ -1,40 +1,13 @@
-//! inbound-worker Lambda (SQS `inbound.fifo`): builds the clients once at cold start, then
-//! hands each batch to the domain's inbound worker and reports partial batch failures.
+//! inbound-worker Lambda (SQS `inbound.fifo`: stores each Meta event and queues its CRM sync.
+//! Built once at cold start (`Services`); partial batch failures are reported, so only the
+//! records that failed come back.
 
-use std::sync::Arc;
-
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use wappline::app::{aws_sdk_config, Platform};
-use wappline::inbound::worker::InboundWorker;
+use wappline::app::runtime::Error;
+use wappline::app::{run_sqs, Services};
 use wappline::queue::platform;
-use wappline::queue::sqs::SqsQueue;
-use wappline::sqs_lambda::handle_sqs_event;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    wappline::logging::init_json();
-    let sdk = aws_sdk_config().await;
-    let platform = Platform::from_aws_env(&sdk).await?;
-    let inbound = platform::name(platform::INBOUND);
-    let sync = platform::name(platform::SYNC);
-    let queue = Arc::new(SqsQueue::from_env(
-        aws_sdk_sqs::Client::new(&sdk),
-        &[inbound.clone(), sync],
-    )?);
-    let worker = Arc::new(InboundWorker::new(
-        platform.store.clone(),
-        platform.envelope.clone(),
-        platform.tenants.clone(),
-        queue.clone(),
-    ));
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let (worker, queue, inbound) = (worker.clone(), queue.clone(), inbound.clone());
-        async move {
-            Ok::<SqsBatchResponse, Error>(
-                handle_sqs_event(worker.as_ref(), queue.as_ref(), &inbound, event.payload).await,
-            )
-        }
-    }))
-    .await
+    let services = Services::from_env().await?;
+    run_sqs(services.inbound_worker()?, &services, platform::INBOUND).await
 }

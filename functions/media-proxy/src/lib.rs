@@ -20,6 +20,7 @@
 
 use lambda_http::http::{header, HeaderValue, Method, Response, StatusCode};
 use lambda_http::{Body, Request};
+use wappline::app::{HttpFunction, Services, ServicesError};
 use wappline::edge::ApiError;
 use wappline::media::{content_disposition, LinkError, MediaError, MediaProxy, MEDIA_PATH_PREFIX};
 
@@ -143,6 +144,20 @@ pub fn api_error(e: &MediaError) -> ApiError {
 
 fn error(e: ApiError) -> Response<Body> {
     e.into_response().map(Body::from)
+}
+
+impl MediaProxyFunction {
+    /// Built by the composition root, the same way for the Lambda and the local server.
+    pub fn from_services(services: &Services) -> Result<Self, ServicesError> {
+        Ok(Self::new(services.media_proxy()?))
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpFunction for MediaProxyFunction {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        MediaProxyFunction::handle(self, req).await
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 use lambda_http::http::{header, Method, Response, StatusCode};
 use lambda_http::{Body, Request, RequestExt};
+use wappline::app::{HttpFunction, Services, ServicesError};
 use wappline::edge::{self, ApiError};
 use wappline::inbound::intake::{IntakeError, WebhookIntake, MAX_BODY_BYTES};
 use wappline::meta::SIGNATURE_HEADER;
@@ -110,5 +111,19 @@ impl MetaWebhook {
                 Err(ApiError::unavailable())
             }
         }
+    }
+}
+
+impl MetaWebhook {
+    /// Built by the composition root, the same way for the Lambda and the local server.
+    pub fn from_services(services: &Services) -> Result<Self, ServicesError> {
+        Ok(Self::new(services.webhook_intake()?))
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpFunction for MetaWebhook {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        MetaWebhook::handle(self, req).await
     }
 }

@@ -18,6 +18,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use wappline::api_keys::{ApiKeyError, ApiKeyScope, ApiKeys};
+use wappline::app::{HttpFunction, Services, ServicesError};
 use wappline::conversation::TemplateMessage;
 use wappline::edge::{self, ApiError};
 use wappline::meta::{AccountRef, CustomerId};
@@ -215,4 +216,22 @@ impl PublicApi {
 
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl PublicApi {
+    /// Built by the composition root, the same way for the Lambda and the local server.
+    pub fn from_services(services: &Services) -> Result<Self, ServicesError> {
+        Ok(Self::new(
+            services.api_keys(),
+            services.platform.tenants.clone(),
+            services.outbound_intake()?,
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpFunction for PublicApi {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        PublicApi::handle(self, req).await
+    }
 }

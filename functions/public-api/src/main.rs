@@ -1,36 +1,13 @@
-//! public-api Lambda: builds the clients once at cold start, then serves requests.
+//! public-api Lambda: the public send API (`POST /v1/messages`, API keys).
+//! Settings and clients are built once at cold start (`Services`); the handler is the one the
+//! local server serves too.
 
-use std::sync::Arc;
-
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::Error;
 use public_api::PublicApi;
-use wappline::api_keys::ApiKeys;
-use wappline::app::{aws_sdk_config, Platform};
-use wappline::outbound::OutboundIntake;
-use wappline::queue::platform;
-use wappline::queue::sqs::SqsQueue;
+use wappline::app::{run_http, Services};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    wappline::logging::init_json();
-    let sdk = aws_sdk_config().await;
-    let platform = Platform::from_aws_env(&sdk).await?;
-    let queue = SqsQueue::from_env(
-        aws_sdk_sqs::Client::new(&sdk),
-        &[platform::name(platform::OUTBOUND)],
-    )?;
-    let api = Arc::new(PublicApi::new(
-        ApiKeys::new(platform.store.clone()),
-        platform.tenants.clone(),
-        OutboundIntake::new(
-            platform.store.clone(),
-            platform.envelope.clone(),
-            Arc::new(queue),
-        ),
-    ));
-    run(service_fn(move |req: Request| {
-        let api = api.clone();
-        async move { Ok::<_, Error>(api.handle(req).await) }
-    }))
-    .await
+    let services = Services::from_env().await?;
+    run_http(PublicApi::from_services(&services)?).await
 }

@@ -9,9 +9,6 @@ use wappline::retention::{Budget, Report, RetentionError, RetentionRun};
 
 /// Time kept back from the invocation's deadline, for the last page and the cursor write.
 pub const MARGIN: Duration = Duration::from_secs(30);
-/// Optional cap on items per invocation (unset: only time bounds a run).
-pub const ENV_MAX_ITEMS: &str = "RETENTION_MAX_ITEMS";
-
 /// The budget of one invocation: the time left before `deadline` less [`MARGIN`], and at
 /// most `max_items` items when given.
 pub fn budget(deadline: SystemTime, max_items: Option<u64>) -> Budget {
@@ -23,19 +20,6 @@ pub fn budget(deadline: SystemTime, max_items: Option<u64>) -> Budget {
     match max_items {
         Some(n) => Budget::items(n).until(until),
         None => Budget::time(left),
-    }
-}
-
-/// Parses [`ENV_MAX_ITEMS`].
-pub fn max_items_from(value: Option<String>) -> Result<Option<u64>, String> {
-    match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(Some)
-            .ok_or_else(|| format!("{ENV_MAX_ITEMS} must be a positive integer")),
     }
 }
 
@@ -53,18 +37,4 @@ pub async fn handle(run: &RetentionRun, budget: Budget) -> Result<Report, Retent
         "retention run"
     );
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn max_items_is_optional_and_positive() {
-        assert_eq!(max_items_from(None), Ok(None));
-        assert_eq!(max_items_from(Some(" ".into())), Ok(None));
-        assert_eq!(max_items_from(Some("5000".into())), Ok(Some(5000)));
-        assert!(max_items_from(Some("0".into())).is_err());
-        assert!(max_items_from(Some("many".into())).is_err());
-    }
 }

@@ -8,6 +8,7 @@
 pub mod consumers;
 pub mod schedules;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use admin_api::{AdminApi, AdminToken};
+use admin_api::AdminApi;
 use bitrix_webhook::BitrixWebhook;
 use data_deletion::DataDeletion;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
@@ -32,39 +33,18 @@ use lambda_http::RequestExt;
 use media_proxy::MediaProxyFunction;
 use meta_webhook::MetaWebhook;
 use public_api::PublicApi;
-use wappline::accounts::{Accounts, AccountsConfig, OutboxMailer, PasswordHasher, SessionKey};
-use wappline::api_keys::ApiKeys;
-use wappline::app::Platform;
-use wappline::audit::AuditLog;
-use wappline::bitrix::{BitrixClient, BitrixConfig};
-use wappline::crm_sync::{RetryPolicy, SyncWorker};
+use wappline::accounts::SessionKey;
+use wappline::app::settings::vars as settings_vars;
+use wappline::app::{Platform, Services, ServicesError, Settings};
+use wappline::bitrix;
+use wappline::consumer::RecordHandler;
 use wappline::crypto::signing_key::KeyError;
-use wappline::erasure::tenant::TenantErasure;
-use wappline::erasure::{ContactErasure, ErasureWorker};
-use wappline::export::{ExportLinkKey, ExportWorker, Exports};
-use wappline::graph::{GraphClient, GraphConfig, HostPolicy};
-use wappline::hold::Suspension;
-use wappline::inbound::intake::{VerifyToken, WebhookIntake};
-use wappline::inbound::worker::InboundWorker;
-use wappline::media::{MediaLinkKey, MediaLinks, MediaProxy};
-use wappline::meta::AppSecret;
-use wappline::meta_deletion::{MetaDeletion, MetaUserErasure};
-use wappline::objects::embedded::EmbeddedObjects;
-use wappline::objects::ObjectStore;
-use wappline::outbound::OutboundIntake;
-use wappline::outbound::{
-    OutboundClients, OutboundConfig, OutboundWorker, RetryPolicy as SendRetryPolicy,
-};
-use wappline::portal::install::{
-    public_base_url as bitrix_public_base, BitrixInstaller, ConnectionCodes, PortalSetup,
-};
-use wappline::portal_events::PortalEvents;
+use wappline::export::ExportLinkKey;
+use wappline::graph;
+use wappline::media::{MediaLinkKey, DEFAULT_MAX_BYTES};
+use wappline::outbound::ENV_INSTAGRAM_BASE_URL;
 use wappline::queue::embedded::EmbeddedQueue;
-use wappline::queue::{platform, Queue};
-use wappline::retention::{Budget, RetentionRun};
-use wappline::tenant::release::ChannelRelease;
-use wappline::tenant::Secret;
-use wappline::usage::Usage;
+use wappline::queue::platform;
 
 use consumers::Consumer;
 
@@ -175,7 +155,7 @@ impl LocalConfig {
     }
 }
 
-/// Every function's handler, built once.
+/// Every function's handler, built once by the same code the Lambda functions run.
 struct Functions {
     admin: AdminApi,
     /// None until a Meta app secret and verify token are configured.
@@ -199,318 +179,151 @@ pub struct LocalServer {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl LocalConfig {
+    /// The platform's [`Settings`], as the Lambda functions read them from their environment:
+    /// the flags under the same variable names, and the signing keys kept in the data dir.
+    fn settings(&self, admin_token: &str, public_base: &str) -> Result<Settings, String> {
+        let dir = &self.data_dir;
+        let mut vars: HashMap<&str, String> = HashMap::from([
+            (settings_vars::PUBLIC_BASE_URL, public_base.to_owned()),
+            (
+                settings_vars::ADMIN_TOKEN_SHA256,
+                hex::encode(Settings::admin_token_digest(admin_token)),
+            ),
+            (graph::ENV_BASE_URL, self.graph_api_base_url.clone()),
+            (settings_vars::BCRYPT_COST, self.bcrypt_cost.to_string()),
+            (
+                settings_vars::RETRY_BASE_MS,
+                self.retry_base_ms.max(1).to_string(),
+            ),
+            // Local media answers are not bound by Lambda's response size.
+            (
+                settings_vars::MEDIA_MAX_BYTES,
+                DEFAULT_MAX_BYTES.to_string(),
+            ),
+            (
+                settings_vars::SESSION_SIGNING_KEY,
+                load_or_create_session_key(dir)?,
+            ),
+            (
+                settings_vars::EXPORT_LINK_KEY,
+                load_or_create_export_key(dir)?,
+            ),
+            (
+                settings_vars::MEDIA_LINK_KEY,
+                load_or_create_media_key(dir)?,
+            ),
+        ]);
+        let optional = [
+            (settings_vars::META_APP_SECRET, &self.meta_app_secret),
+            (settings_vars::META_VERIFY_TOKEN, &self.meta_verify_token),
+            (ENV_INSTAGRAM_BASE_URL, &self.instagram_api_base_url),
+            (bitrix::ENV_CLIENT_ID, &self.bitrix_client_id),
+            (bitrix::ENV_CLIENT_SECRET, &self.bitrix_client_secret),
+            (bitrix::ENV_OAUTH_URL, &self.bitrix_oauth_url),
+            (bitrix::ENV_PORTAL_BASE_URL, &self.bitrix_portal_base_url),
+        ];
+        for (name, value) in optional {
+            if let Some(v) = value {
+                vars.insert(name, v.clone());
+            }
+        }
+        Settings::from_lookup(|name| vars.get(name).cloned()).map_err(|e| e.to_string())
+    }
+}
+
+/// An optional integration: built when configured, else None with a warning.
+fn optional<T>(built: Result<T, ServicesError>, what: &str) -> Result<Option<T>, String> {
+    match built {
+        Ok(t) => Ok(Some(t)),
+        Err(ServicesError::Missing { setting, .. }) => {
+            tracing::warn!(%setting, "{what} is not configured");
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl LocalServer {
     /// Opens the embedded storage, binds the listener and starts serving.
     pub async fn start(config: LocalConfig) -> Result<Self, String> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
         let (token, generated_token_file) = match &config.admin_token {
-            Some(t) if !t.is_empty() => (AdminToken::from_plaintext(t), None),
+            Some(t) if !t.is_empty() => (t.clone(), None),
             _ => {
                 let (t, path) = load_or_create_token(&config.data_dir)?;
-                (AdminToken::from_plaintext(&t), Some(path))
-            }
-        };
-        let (platform, embedded_store) = Platform::embedded_with_store(&config.data_dir)?;
-        let embedded_queue =
-            EmbeddedQueue::open(&config.data_dir, platform::specs()).map_err(|e| e.to_string())?;
-        let queue: Arc<dyn Queue> = Arc::new(embedded_queue.clone());
-        let meta = match (&config.meta_app_secret, &config.meta_verify_token) {
-            (Some(secret), Some(verify)) => Some(MetaWebhook::new(WebhookIntake::new(
-                vec![AppSecret::new(secret).map_err(|e| e.to_string())?],
-                VerifyToken::new(verify)?,
-                platform.tenants.clone(),
-                queue.clone(),
-                platform::name(platform::INBOUND),
-            ))),
-            _ => {
-                tracing::warn!(
-                    "no Meta app secret and verify token configured: /webhooks/meta answers 503"
-                );
-                None
+                (t, Some(path))
             }
         };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let graph_config = GraphConfig::default()
-            .with_base_url(&config.graph_api_base_url)
-            .map_err(|e| e.to_string())?;
-        let loopback_graph = graph_config.is_loopback();
-        let graph = GraphClient::new(graph_config)
-            .map_err(|e| e.to_string())?
-            .with_hosts(HostPolicy::meta().with_loopback(loopback_graph));
         let public_base = config
             .public_base_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let links = MediaLinks::new(load_or_create_media_key(&config.data_dir)?, &public_base)
-            .map_err(|e| e.to_string())?
-            .with_hosts(HostPolicy::meta().with_loopback(loopback_graph));
-        let objects: Arc<dyn ObjectStore> =
-            Arc::new(EmbeddedObjects::open(&config.data_dir).map_err(|e| e.to_string())?);
-        let exports = Exports::new(
-            platform.store.clone(),
-            platform.envelope.clone(),
-            objects,
-            load_or_create_export_key(&config.data_dir)?,
-            format!("{public_base}/exports/download"),
-        );
-        let bitrix = bitrix_client(&config)?;
-        let public_endpoint = bitrix_public_base(&public_base).map_err(|e| e.to_string())?;
-        let outbound_intake = OutboundIntake::new(
-            platform.store.clone(),
-            platform.envelope.clone(),
-            queue.clone(),
-        );
-        let bitrix_webhook = bitrix.as_ref().map(|client| {
-            BitrixWebhook::new(
-                PortalEvents::new(
-                    platform.tenants.clone(),
-                    platform.store.clone(),
-                    platform.envelope.clone(),
-                    outbound_intake.clone(),
-                    client.clone(),
-                ),
-                BitrixInstaller::new(
-                    platform.tenants.clone(),
-                    platform.store.clone(),
-                    client.clone(),
-                    PortalSetup::new(public_endpoint.clone()),
-                ),
-            )
-        });
-        let data_deletion = match &config.meta_app_secret {
-            Some(secret) => Some(DataDeletion::new(
-                MetaDeletion::new(
-                    vec![AppSecret::new(secret).map_err(|e| e.to_string())?],
-                    platform.store.clone(),
-                    queue.clone(),
-                    platform::name(platform::ERASURE),
-                    &public_base,
-                )
-                .map_err(|e| e.to_string())?,
-            )),
-            None => None,
-        };
-        // Account email (invitations, password resets) lands in <data-dir>/outbox as .eml.
-        let accounts = Accounts::new(
-            platform.store.clone(),
-            platform.tenants.clone(),
-            AccountsConfig::new(
-                PasswordHasher::new(config.bcrypt_cost).map_err(|e| e.to_string())?,
-                load_or_create_session_key(&config.data_dir)?,
-            ),
-        )
-        .with_mailer(Arc::new(
-            OutboxMailer::new(
-                config.data_dir.join("outbox"),
-                "Wappline <no-reply@localhost>",
-            )
-            .map_err(|e| e.to_string())?,
-        ));
+        let settings = config.settings(&token, &public_base)?;
+        let services = Services::embedded(settings, &config.data_dir).map_err(|e| e.to_string())?;
+        let e = |e: ServicesError| e.to_string();
         let functions = Arc::new(Functions {
-            data_deletion,
-            admin: AdminApi::new(platform.tenants.clone(), token)
-                .with_accounts(accounts)
-                .with_usage(Usage::new(platform.store.clone()))
-                .with_suspension(Suspension::new(platform.tenants.clone(), queue.clone()))
-                .with_bitrix_connection_codes(
-                    ConnectionCodes::new(platform.store.clone()),
-                    public_endpoint,
-                )
-                .with_api_keys(ApiKeys::new(platform.store.clone()))
-                .with_audit(AuditLog::new(platform.store.clone()))
-                .with_channel_release(ChannelRelease::new(Some(graph.clone())))
-                .with_exports(admin_api::ExportsApi {
-                    exports: exports.clone(),
-                    queue: queue.clone(),
-                    queue_name: platform::name(platform::EXPORTS),
-                })
-                .with_erasure(admin_api::Erasure {
-                    contacts: ContactErasure::new(
-                        platform.store.clone(),
-                        platform.envelope.clone(),
-                        queue.clone(),
-                    )
-                    .with_exports(exports.clone()),
-                    tenants: TenantErasure::new(
-                        platform.store.clone(),
-                        platform.envelope.clone(),
-                        platform.tenants.clone(),
-                    )
-                    .with_exports(exports.clone()),
-                }),
-            bitrix: bitrix_webhook,
-            meta,
-            public: PublicApi::new(
-                ApiKeys::new(platform.store.clone()),
-                platform.tenants.clone(),
-                outbound_intake,
-            ),
-            media: MediaProxyFunction::new(MediaProxy::new(
-                links.clone(),
-                platform.tenants.clone(),
-                graph,
-            )),
+            admin: AdminApi::from_services(&services).map_err(e)?,
+            meta: optional(
+                MetaWebhook::from_services(&services),
+                "Meta's webhook (--meta-app-secret, --meta-verify-token): /webhooks/meta answers 503;",
+            )?,
+            media: MediaProxyFunction::from_services(&services).map_err(e)?,
+            public: PublicApi::from_services(&services).map_err(e)?,
+            bitrix: optional(
+                BitrixWebhook::from_services(&services),
+                "the Bitrix24 application (--bitrix-client-id, --bitrix-client-secret)",
+            )?,
+            data_deletion: optional(
+                DataDeletion::from_services(&services),
+                "Meta's data deletion callback (--meta-app-secret)",
+            )?,
         });
-        let (shutdown, rx) = watch::channel(false);
-        let inspect = (platform.clone(), embedded_queue);
         // The queue consumers, as Lambda's SQS event source mappings run them in AWS.
-        let inbound_worker = InboundWorker::new(
-            platform.store.clone(),
-            platform.envelope.clone(),
-            platform.tenants.clone(),
-            queue.clone(),
-        );
-        let retry_base = std::time::Duration::from_millis(config.retry_base_ms.max(1));
-        let send_clients = OutboundClients::from_lookup(|k| match k {
-            "GRAPH_API_BASE_URL" => Some(config.graph_api_base_url.clone()),
-            "INSTAGRAM_API_BASE_URL" => config.instagram_api_base_url.clone(),
-            _ => None,
-        })
-        .map_err(|e| e.to_string())?
-        .with_loopback_files(loopback_graph);
-        let outbound_worker = OutboundWorker::new(
-            platform.store.clone(),
-            platform.envelope.clone(),
-            platform.tenants.clone(),
-            queue.clone(),
-            send_clients,
-        )
-        .with_config(OutboundConfig {
-            retry: SendRetryPolicy {
-                base: retry_base / 2,
-                rate_limited: retry_base,
-                pair_rate: retry_base / 3,
-                ..SendRetryPolicy::default()
-            },
-            ..OutboundConfig::default()
-        });
+        let consumer = |queue: &str, handler: Arc<dyn RecordHandler>| Consumer {
+            queue: platform::name(queue),
+            visibility: platform::VISIBILITY,
+            handler,
+        };
         let mut consumers = vec![
-            Consumer {
-                queue: platform::name(platform::INBOUND),
-                visibility: platform::VISIBILITY,
-                handler: Arc::new(inbound_worker),
-            },
-            Consumer {
-                queue: platform::name(platform::OUTBOUND),
-                visibility: platform::VISIBILITY,
-                handler: Arc::new(outbound_worker),
-            },
-            Consumer {
-                queue: platform::name(platform::EXPORTS),
-                visibility: platform::VISIBILITY,
-                handler: Arc::new(ExportWorker::new(exports.clone())),
-            },
-            Consumer {
-                queue: platform::name(platform::ERASURE),
-                visibility: platform::VISIBILITY,
-                handler: Arc::new(
-                    ErasureWorker::new(
-                        ContactErasure::new(
-                            platform.store.clone(),
-                            platform.envelope.clone(),
-                            queue.clone(),
-                        )
-                        .with_exports(exports.clone()),
-                    )
-                    .with_meta_users(Arc::new(MetaUserErasure::new(
-                        platform.store.clone(),
-                        platform.tenants.clone(),
-                    ))),
-                ),
-            },
-        ];
-        match bitrix {
-            Some(client) => {
-                let sync = SyncWorker::new(
-                    platform.store.clone(),
-                    platform.envelope.clone(),
-                    platform.tenants.clone(),
-                    client,
-                )
-                .with_retry_policy(RetryPolicy {
-                    base: retry_base,
-                    ..RetryPolicy::default()
-                })
-                .with_media_links(Arc::new(links));
-                consumers.push(Consumer {
-                    queue: platform::name(platform::SYNC),
-                    visibility: platform::VISIBILITY,
-                    handler: Arc::new(sync),
-                });
-            }
-            None => tracing::warn!(
-                "no Bitrix24 application configured: CRM sync jobs wait in their queue"
+            consumer(
+                platform::INBOUND,
+                Arc::new(services.inbound_worker().map_err(e)?),
             ),
+            consumer(
+                platform::OUTBOUND,
+                Arc::new(services.outbound_worker().map_err(e)?),
+            ),
+            consumer(
+                platform::EXPORTS,
+                Arc::new(services.export_worker().map_err(e)?),
+            ),
+            consumer(
+                platform::ERASURE,
+                Arc::new(services.erasure_worker().map_err(e)?),
+            ),
+        ];
+        if let Some(sync) = optional(
+            services.sync_worker(),
+            "CRM sync: its jobs wait in their queue;",
+        )? {
+            consumers.push(consumer(platform::SYNC, Arc::new(sync)));
         }
+        let (shutdown, rx) = watch::channel(false);
         let mut workers = JoinSet::new();
         for consumer in consumers {
-            workers.spawn(consumers::run(queue.clone(), consumer, rx.clone()));
+            workers.spawn(consumers::run(services.queue.clone(), consumer, rx.clone()));
         }
-        let tenant_erasure = Arc::new(
-            TenantErasure::new(
-                platform.store.clone(),
-                platform.envelope.clone(),
-                platform.tenants.clone(),
-            )
-            .with_exports(exports.clone()),
-        );
-        let every = std::time::Duration::from_secs(config.schedule_secs.max(1));
-        let schedules = vec![schedules::Schedule {
-            name: "tenant-erasure",
-            every,
-            run: Arc::new(move || {
-                let tenant_erasure = tenant_erasure.clone();
-                Box::pin(async move {
-                    tenant_erasure
-                        .run_due(5_000)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                })
-            }),
-        }];
-        let ttl = embedded_store.clone();
-        let schedules = schedules
-            .into_iter()
-            .chain(std::iter::once(schedules::Schedule {
-                name: "ttl-purge",
-                every,
-                run: Arc::new(move || {
-                    let ttl = ttl.clone();
-                    Box::pin(async move {
-                        ttl.purge_expired(10_000)
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    })
-                }),
-            }))
-            .collect::<Vec<_>>();
-        let retention = RetentionRun::new(platform.store.clone(), platform.tenants.clone());
-        let schedules = schedules
-            .into_iter()
-            .chain(std::iter::once(schedules::Schedule {
-                name: "retention",
-                every,
-                run: Arc::new(move || {
-                    let retention = retention.clone();
-                    Box::pin(async move {
-                        let budget = Budget::items(5_000)
-                            .until(std::time::Instant::now() + std::time::Duration::from_secs(20));
-                        retention
-                            .run_once(budget)
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    })
-                }),
-            }))
-            .collect::<Vec<_>>();
-        for schedule in schedules {
+        let handles = services
+            .embedded_handles()
+            .cloned()
+            .expect("the local server runs on the embedded adapters");
+        for schedule in schedules::platform(&services, &handles, config.schedule_secs).map_err(e)? {
             workers.spawn(schedules::run(schedule, rx.clone()));
         }
         let task = tokio::spawn(async move {
@@ -519,8 +332,8 @@ impl LocalServer {
         });
         tracing::info!(%addr, "local server started");
         Ok(LocalServer {
-            platform: inspect.0,
-            queue: inspect.1,
+            platform: services.platform.clone(),
+            queue: handles.queue,
             addr,
             data_dir: config.data_dir,
             generated_token_file,
@@ -695,47 +508,30 @@ fn to_hyper(resp: lambda_http::Response<lambda_http::Body>) -> hyper::Response<F
     hyper::Response::from_parts(parts, Full::new(bytes))
 }
 
-/// The Bitrix24 client, when the application's credentials are configured.
-fn bitrix_client(config: &LocalConfig) -> Result<Option<BitrixClient>, String> {
-    let (Some(id), Some(secret)) = (&config.bitrix_client_id, &config.bitrix_client_secret) else {
-        return Ok(None);
-    };
-    let secret = Secret::parse("bitrix client secret", secret)?;
-    let mut bitrix = BitrixConfig::new(id, secret).map_err(|e| e.to_string())?;
-    if let Some(url) = &config.bitrix_oauth_url {
-        bitrix = bitrix.with_oauth_url(url).map_err(|e| e.to_string())?;
-    }
-    if let Some(url) = &config.bitrix_portal_base_url {
-        bitrix = bitrix
-            .with_portal_base_url(url)
-            .map_err(|e| e.to_string())?;
-    }
-    BitrixClient::new(bitrix)
-        .map(Some)
-        .map_err(|e| e.to_string())
-}
-
 /// A signing key kept in the data dir (mode 0600), made on first start, so links and
 /// sessions survive a restart.
+/// Returned as hex, as the settings read it (and check it).
 fn load_or_create_key<K>(
     dir: &Path,
     file: &str,
     from_hex: fn(&str) -> Result<K, KeyError>,
     generate: fn() -> Result<K, KeyError>,
     to_hex: fn(&K) -> zeroize::Zeroizing<String>,
-) -> Result<K, String> {
+) -> Result<String, String> {
     let path = dir.join(file);
     if let Ok(hex_key) = std::fs::read_to_string(&path) {
-        return from_hex(hex_key.trim()).map_err(|e| format!("{}: {e}", path.display()));
+        let hex_key = hex_key.trim().to_owned();
+        from_hex(&hex_key).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(hex_key);
     }
     let key = generate().map_err(|e| e.to_string())?;
-    write_private(&path, &to_hex(&key))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(key)
+    let hex_key = to_hex(&key);
+    write_private(&path, &hex_key).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(hex_key.to_string())
 }
 
 /// The key that signs users' access tokens.
-fn load_or_create_session_key(dir: &Path) -> Result<SessionKey, String> {
+fn load_or_create_session_key(dir: &Path) -> Result<String, String> {
     load_or_create_key(
         dir,
         "session.key",
@@ -746,7 +542,7 @@ fn load_or_create_session_key(dir: &Path) -> Result<SessionKey, String> {
 }
 
 /// The key that signs export download links.
-fn load_or_create_export_key(dir: &Path) -> Result<ExportLinkKey, String> {
+fn load_or_create_export_key(dir: &Path) -> Result<String, String> {
     load_or_create_key(
         dir,
         "export-link.key",
@@ -757,7 +553,7 @@ fn load_or_create_export_key(dir: &Path) -> Result<ExportLinkKey, String> {
 }
 
 /// The key that signs media links.
-fn load_or_create_media_key(dir: &Path) -> Result<MediaLinkKey, String> {
+fn load_or_create_media_key(dir: &Path) -> Result<String, String> {
     load_or_create_key(
         dir,
         "media-link.key",

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use wappline::app::{EmbeddedHandles, Services, ServicesError};
+use wappline::retention::Budget;
 
 /// A scheduled job's body: one run, Ok or a message for the log.
 pub type Job =
@@ -35,4 +37,57 @@ pub async fn run(schedule: Schedule, mut stop: watch::Receiver<bool>) {
             tracing::warn!(schedule = schedule.name, error = %e, "scheduled job failed");
         }
     }
+}
+
+/// Items one scheduled run may touch (as the Lambda functions' budgets).
+const BUDGET_ITEMS: usize = 5_000;
+
+/// The platform's schedules (template.yaml's EventBridge rules), plus the TTL purge that
+/// DynamoDB does on its own in AWS, each every `every_secs` seconds.
+pub fn platform(
+    services: &Services,
+    embedded: &EmbeddedHandles,
+    every_secs: u64,
+) -> Result<Vec<Schedule>, ServicesError> {
+    let every = Duration::from_secs(every_secs.max(1));
+    let tenant_erasure = Arc::new(services.tenant_erasure()?);
+    let ttl = embedded.store.clone();
+    let retention = services.retention();
+    Ok(vec![
+        Schedule {
+            name: "tenant-erasure",
+            every,
+            run: Arc::new(move || {
+                let tenant_erasure = tenant_erasure.clone();
+                Box::pin(async move {
+                    let report = tenant_erasure.run_due(BUDGET_ITEMS).await;
+                    report.map(|_| ()).map_err(|e| e.to_string())
+                })
+            }),
+        },
+        Schedule {
+            name: "ttl-purge",
+            every,
+            run: Arc::new(move || {
+                let ttl = ttl.clone();
+                Box::pin(async move {
+                    let purged = ttl.purge_expired(10_000).await;
+                    purged.map(|_| ()).map_err(|e| e.to_string())
+                })
+            }),
+        },
+        Schedule {
+            name: "retention",
+            every,
+            run: Arc::new(move || {
+                let retention = retention.clone();
+                Box::pin(async move {
+                    let budget = Budget::items(BUDGET_ITEMS as u64)
+                        .until(std::time::Instant::now() + Duration::from_secs(20));
+                    let report = retention.run_once(budget).await;
+                    report.map(|_| ()).map_err(|e| e.to_string())
+                })
+            }),
+        },
+    ])
 }

@@ -83,7 +83,7 @@ impl InboundWorker {
         // The route decides, again: a channel disconnected since the webhook stops at once.
         let owner = self
             .tenants
-            .resolve(&crate::tenant::ChannelRef::of(&account))
+            .resolve(&crate::tenant::ChannelRef::of(account))
             .await?;
         if owner.as_ref() != Some(&job.tenant_id) {
             tracing::info!(

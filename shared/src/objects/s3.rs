@@ -21,20 +21,9 @@ use super::{
 pub const MIN_PART_BYTES: usize = 5 * 1024 * 1024;
 /// The part size a writer uses unless told otherwise.
 pub const DEFAULT_PART_BYTES: usize = 8 * 1024 * 1024;
-/// Environment variable naming the export bucket.
-pub const EXPORT_BUCKET_ENV: &str = "EXPORT_BUCKET";
-/// Fallback environment variable naming the bucket.
-pub const BUCKET_NAME_ENV: &str = "BUCKET_NAME";
 
 fn backend<E: std::error::Error>(e: E) -> ObjectError {
     ObjectError::Backend(DisplayErrorContext(e).to_string())
-}
-
-/// The bucket named by `EXPORT_BUCKET` (or `BUCKET_NAME`).
-pub fn bucket_from_env() -> Option<String> {
-    [EXPORT_BUCKET_ENV, BUCKET_NAME_ENV]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
 }
 
 /// Objects in one S3 bucket.

@@ -281,7 +281,7 @@ impl OutboundIntake {
         request_id: &str,
     ) -> Result<Accepted, OutboundError> {
         if tenants
-            .resolve(&crate::tenant::ChannelRef::of(&account))
+            .resolve(&crate::tenant::ChannelRef::of(account))
             .await?
             .as_ref()
             != Some(tenant)

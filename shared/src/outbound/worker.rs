@@ -376,7 +376,7 @@ impl OutboundWorker {
         }
 
         let account = &meta.account;
-        let channel_ref = crate::tenant::ChannelRef::of(&account);
+        let channel_ref = crate::tenant::ChannelRef::of(account);
         if self.tenants.resolve(&channel_ref).await?.as_ref() != Some(&job.tenant_id) {
             return self
                 .fail(

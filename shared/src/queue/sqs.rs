@@ -105,29 +105,6 @@ impl SqsQueue {
         format!("QUEUE_URL_{}", base.to_ascii_uppercase().replace('-', "_"))
     }
 
-    /// An adapter for `names`, each URL read from [`SqsQueue::url_env_var`]. Names every
-    /// missing variable at once, so a misconfigured function fails with one clear message.
-    pub fn from_env(client: Client, names: &[QueueName]) -> Result<Self, QueueError> {
-        let mut urls = HashMap::new();
-        let mut missing = Vec::new();
-        for name in names {
-            let var = Self::url_env_var(name);
-            match std::env::var(&var) {
-                Ok(url) if !url.trim().is_empty() => {
-                    urls.insert(name.clone(), url.trim().to_owned());
-                }
-                _ => missing.push(format!("{var} (queue {name})")),
-            }
-        }
-        if !missing.is_empty() {
-            return Err(QueueError::Backend(format!(
-                "queue URL environment variables not set: {}",
-                missing.join(", ")
-            )));
-        }
-        Ok(Self::new(client, urls))
-    }
-
     fn url(&self, queue: &QueueName) -> Result<&str, QueueError> {
         self.urls
             .get(queue)
@@ -520,20 +497,6 @@ mod tests {
             SqsQueue::url_env_var(&name("inbound.fifo").dead_letter()),
             "QUEUE_URL_INBOUND_DLQ"
         );
-    }
-
-    #[test]
-    fn from_env_names_every_missing_variable() {
-        let config = aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .build();
-        let client = Client::from_conf(config);
-        // Names no other test or environment sets.
-        let names = [name("unit-missing-a.fifo"), name("unit-missing-b")];
-        let err = SqsQueue::from_env(client, &names).expect_err("variables are not set");
-        let text = err.to_string();
-        assert!(text.contains("QUEUE_URL_UNIT_MISSING_A"), "{text}");
-        assert!(text.contains("QUEUE_URL_UNIT_MISSING_B"), "{text}");
     }
 
     #[test]

@@ -25,13 +25,6 @@ impl KmsVault {
         }
     }
 
-    /// A vault over the key named by `KMS_KEY_ID`.
-    pub fn from_env(client: Client) -> Result<Self, VaultError> {
-        let key_id = std::env::var("KMS_KEY_ID")
-            .map_err(|_| VaultError::Backend("KMS_KEY_ID is not set".into()))?;
-        Ok(Self::new(client, key_id))
-    }
-
     fn context_map(
         context: &EncryptionContext,
     ) -> Option<std::collections::HashMap<String, String>> {

@@ -1,0 +1,59 @@
+//! The composition root: [`Settings`] read once, [`Services`] that build every use case from
+//! the adapters and the settings, and the generic Lambda runners ([`runtime`]). The Lambda
+//! functions and the local server both build their handlers here.
+
+pub mod runtime;
+pub mod services;
+pub mod settings;
+
+pub use runtime::{run_http, run_http_streaming, run_sqs, run_sqs_or_schedule, HttpFunction};
+pub use services::{EmbeddedHandles, Services, ServicesError};
+pub use settings::{Settings, SettingsError};
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::crypto::{CachePolicy, Envelope};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::TableStore;
+use crate::tenant::TenantDirectory;
+use crate::vault::local::LocalVault;
+use crate::vault::KeyVault;
+
+/// The storage-side services every function shares.
+#[derive(Clone)]
+pub struct Platform {
+    pub store: Arc<dyn TableStore>,
+    pub envelope: Arc<Envelope>,
+    pub tenants: TenantDirectory,
+}
+
+impl Platform {
+    pub fn new(store: Arc<dyn TableStore>, vault: Arc<dyn KeyVault>) -> Self {
+        let envelope = Arc::new(Envelope::new(store.clone(), vault, CachePolicy::default()));
+        let tenants = TenantDirectory::new(store.clone(), envelope.clone());
+        Platform {
+            store,
+            envelope,
+            tenants,
+        }
+    }
+
+    /// Embedded adapters: files under `data_dir`, a local wrapping key instead of KMS.
+    pub fn embedded(data_dir: &Path) -> Result<Self, String> {
+        Self::embedded_with_store(data_dir).map(|(platform, _)| platform)
+    }
+
+    /// As [`Platform::embedded`], also handing out the embedded store itself (the local
+    /// server runs its TTL purge, which DynamoDB does on its own in AWS).
+    pub fn embedded_with_store(data_dir: &Path) -> Result<(Self, EmbeddedStore), String> {
+        let store = EmbeddedStore::open(data_dir).map_err(|e| e.to_string())?;
+        let vault = LocalVault::open_or_create(data_dir).map_err(|e| e.to_string())?;
+        Ok((Self::new(Arc::new(store.clone()), Arc::new(vault)), store))
+    }
+}
+
+/// One SDK configuration from the environment, shared by every client of the process.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

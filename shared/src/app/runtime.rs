@@ -1,0 +1,116 @@
+//! The generic Lambda runners: one for HTTP functions (API Gateway), one for SQS consumers.
+//! Each function's `main.rs` builds its handler from [`super::Services`] and hands it to one
+//! of these; the local server serves the same handlers through [`HttpFunction`] and its own
+//! in-process consumers.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_http::{Body, Request, Response};
+use lambda_runtime::LambdaEvent;
+
+use super::Services;
+use crate::consumer::RecordHandler;
+use crate::queue::platform;
+use crate::sqs_lambda::handle_sqs_event;
+
+/// What the runtimes hand a function's handler or the Lambda runtime.
+pub type Error = lambda_http::Error;
+
+/// An HTTP function: one request in, one response out. Failures are answers (4xx/5xx with a
+/// JSON error), never errors of the runtime.
+#[async_trait]
+pub trait HttpFunction: Send + Sync + 'static {
+    async fn handle(&self, req: Request) -> Response<Body>;
+}
+
+/// Serves `function` behind API Gateway (buffered responses).
+pub async fn run_http(function: impl HttpFunction) -> Result<(), Error> {
+    let function = Arc::new(function);
+    lambda_http::run(lambda_http::service_fn(move |req: Request| {
+        let function = function.clone();
+        async move { Ok::<_, Error>(function.handle(req).await) }
+    }))
+    .await
+}
+
+/// Serves `function` with Lambda response streaming (large bodies).
+pub async fn run_http_streaming(function: impl HttpFunction) -> Result<(), Error> {
+    let function = Arc::new(function);
+    lambda_http::run_with_streaming_response(lambda_http::service_fn(move |req: Request| {
+        let function = function.clone();
+        async move { Ok::<_, Error>(function.handle(req).await) }
+    }))
+    .await
+}
+
+/// Consumes the platform queue `queue` (an SQS event source): each batch goes to `handler`,
+/// and records that did not succeed are reported as partial batch failures.
+pub async fn run_sqs(
+    handler: impl RecordHandler,
+    services: &Services,
+    queue: &str,
+) -> Result<(), Error> {
+    let handler = Arc::new(handler);
+    let queue_client = services.queue.clone();
+    let queue = platform::name(queue);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<SqsEvent>| {
+            let (handler, queue_client, queue) =
+                (handler.clone(), queue_client.clone(), queue.clone());
+            async move {
+                Ok::<SqsBatchResponse, Error>(
+                    handle_sqs_event(
+                        handler.as_ref(),
+                        queue_client.as_ref(),
+                        &queue,
+                        event.payload,
+                    )
+                    .await,
+                )
+            }
+        },
+    ))
+    .await
+}
+
+/// Consumes the platform queue `queue` like [`run_sqs`], and runs `scheduled` for any other
+/// event (an EventBridge schedule): one function, two triggers, told apart by shape.
+pub async fn run_sqs_or_schedule<F, Fut>(
+    handler: impl RecordHandler,
+    services: &Services,
+    queue: &str,
+    scheduled: F,
+) -> Result<(), Error>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<serde_json::Value, Error>> + Send,
+{
+    let handler = Arc::new(handler);
+    let scheduled = Arc::new(scheduled);
+    let queue_client = services.queue.clone();
+    let queue = platform::name(queue);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<serde_json::Value>| {
+            let (handler, scheduled, queue_client, queue) = (
+                handler.clone(),
+                scheduled.clone(),
+                queue_client.clone(),
+                queue.clone(),
+            );
+            async move {
+                if event.payload.get("Records").is_none() {
+                    return scheduled().await;
+                }
+                let records: SqsEvent = serde_json::from_value(event.payload)?;
+                let answer =
+                    handle_sqs_event(handler.as_ref(), queue_client.as_ref(), &queue, records)
+                        .await;
+                Ok(serde_json::to_value(answer)?)
+            }
+        },
+    ))
+    .await
+}

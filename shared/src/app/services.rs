@@ -1,0 +1,480 @@
+//! Services: the one composition root. It builds the adapters once per process (the AWS ones
+//! for a Lambda function, the embedded ones for the local server) and every use case from
+//! them and the [`Settings`]. The Lambda functions and the local server call the same
+//! builders, so a service wired for one is wired for the other, and a missing setting is
+//! refused at cold start with its variable's name instead of answering 503 later.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::settings::{vars, Settings};
+use super::Platform;
+use crate::accounts::{Accounts, AccountsConfig, Mailer, OutboxMailer, PasswordHasher, SesMailer};
+use crate::api_keys::ApiKeys;
+use crate::audit::AuditLog;
+use crate::bitrix::{BitrixClient, EndpointUrl, ENV_CLIENT_ID};
+use crate::crm_sync::{RetryPolicy as SyncRetryPolicy, SyncWorker};
+use crate::erasure::tenant::TenantErasure;
+use crate::erasure::{ContactErasure, ErasureWorker};
+use crate::export::{ExportWorker, Exports};
+use crate::graph::{GraphClient, HostPolicy};
+use crate::hold::Suspension;
+use crate::inbound::intake::WebhookIntake;
+use crate::inbound::worker::InboundWorker;
+use crate::media::{MediaLinks, MediaProxy};
+use crate::meta_deletion::{MetaDeletion, MetaUserErasure};
+use crate::objects::embedded::EmbeddedObjects;
+use crate::objects::s3::S3Objects;
+use crate::objects::ObjectStore;
+use crate::outbound::{OutboundClients, OutboundIntake, OutboundWorker, RetryPolicy};
+use crate::portal::install::{public_base_url, BitrixInstaller, ConnectionCodes, PortalSetup};
+use crate::portal_events::PortalEvents;
+use crate::queue::embedded::EmbeddedQueue;
+use crate::queue::sqs::SqsQueue;
+use crate::queue::{platform, Queue, QueueName};
+use crate::retention::RetentionRun;
+use crate::store::dynamo::DynamoStore;
+use crate::store::embedded::EmbeddedStore;
+use crate::tenant::release::ChannelRelease;
+use crate::usage::Usage;
+use crate::vault::kms::KmsVault;
+use crate::vault::local::LocalVault;
+
+/// Why a service could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    /// A setting the service needs is not set.
+    #[error("{service} needs {setting}, which is not set")]
+    Missing {
+        service: &'static str,
+        setting: String,
+    },
+    /// A setting is set but unusable together with the others.
+    #[error("{service}: {reason}")]
+    Invalid {
+        service: &'static str,
+        reason: String,
+    },
+    /// An adapter could not be opened (a file, a client).
+    #[error("{0}")]
+    Adapter(String),
+}
+
+fn missing(service: &'static str, setting: &str) -> ServicesError {
+    ServicesError::Missing {
+        service,
+        setting: setting.to_owned(),
+    }
+}
+
+fn invalid(service: &'static str, reason: impl ToString) -> ServicesError {
+    ServicesError::Invalid {
+        service,
+        reason: reason.to_string(),
+    }
+}
+
+/// The embedded adapters' own handles, for the local server's TTL purge and inspection.
+#[derive(Clone)]
+pub struct EmbeddedHandles {
+    pub store: EmbeddedStore,
+    pub queue: EmbeddedQueue,
+}
+
+/// The adapters and settings of one process, and the builders of its use cases.
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Settings,
+    pub platform: Platform,
+    pub queue: Arc<dyn Queue>,
+    /// The queues this process may send to: on AWS those whose URL is set; embedded, all.
+    queues: HashSet<QueueName>,
+    objects: Option<Arc<dyn ObjectStore>>,
+    mailer: Option<Arc<dyn Mailer>>,
+    embedded: Option<EmbeddedHandles>,
+}
+
+impl Services {
+    /// A Lambda function's cold start: JSON logs, the settings from the environment, the AWS
+    /// adapters.
+    pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        crate::logging::init_json();
+        let settings = Settings::from_env()?;
+        Ok(Self::aws(settings).await?)
+    }
+
+    /// The AWS adapters, from one SDK configuration shared by every client.
+    pub async fn aws(settings: Settings) -> Result<Self, ServicesError> {
+        let aws = settings
+            .aws
+            .clone()
+            .ok_or_else(|| missing("the AWS adapters", vars::DATA_TABLE))?;
+        let sdk = super::aws_sdk_config().await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), aws.tables.clone());
+        let vault = KmsVault::new(aws_sdk_kms::Client::new(&sdk), aws.kms_key_id.clone());
+        let queues = aws.queue_urls.keys().cloned().collect();
+        let queue = SqsQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            aws.queue_urls.into_iter().collect(),
+        );
+        let objects = aws.export_bucket.map(|bucket| {
+            Arc::new(S3Objects::new(aws_sdk_s3::Client::new(&sdk), bucket)) as Arc<dyn ObjectStore>
+        });
+        let mailer = settings.mail_from.as_ref().map(|from| {
+            Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), from)) as Arc<dyn Mailer>
+        });
+        Ok(Services {
+            platform: Platform::new(Arc::new(store), Arc::new(vault)),
+            queue: Arc::new(queue),
+            queues,
+            objects,
+            mailer,
+            embedded: None,
+            settings,
+        })
+    }
+
+    /// The embedded adapters: files under `data_dir`, a local wrapping key instead of KMS,
+    /// account email as `.eml` files in `<data_dir>/outbox`.
+    pub fn embedded(settings: Settings, data_dir: &Path) -> Result<Self, ServicesError> {
+        let adapter = |e: &dyn std::fmt::Display| ServicesError::Adapter(e.to_string());
+        let store = EmbeddedStore::open(data_dir).map_err(|e| adapter(&e))?;
+        let vault = LocalVault::open_or_create(data_dir).map_err(|e| adapter(&e))?;
+        let queue = EmbeddedQueue::open(data_dir, platform::specs()).map_err(|e| adapter(&e))?;
+        let objects = EmbeddedObjects::open(data_dir).map_err(|e| adapter(&e))?;
+        let mailer = OutboxMailer::new(data_dir.join("outbox"), "Wappline <no-reply@localhost>")
+            .map_err(|e| adapter(&e))?;
+        Ok(Services {
+            platform: Platform::new(Arc::new(store.clone()), Arc::new(vault)),
+            queue: Arc::new(queue.clone()),
+            queues: platform::specs().into_iter().map(|s| s.name).collect(),
+            objects: Some(Arc::new(objects)),
+            mailer: Some(Arc::new(mailer)),
+            embedded: Some(EmbeddedHandles { store, queue }),
+            settings,
+        })
+    }
+
+    /// The embedded adapters' handles (None on AWS).
+    pub fn embedded_handles(&self) -> Option<&EmbeddedHandles> {
+        self.embedded.as_ref()
+    }
+
+    /// The platform queue `name`, when this process may send to it.
+    fn queue_name(&self, service: &'static str, name: &str) -> Result<QueueName, ServicesError> {
+        let name = platform::name(name);
+        if self.queues.contains(&name) {
+            Ok(name)
+        } else {
+            Err(missing(service, &SqsQueue::url_env_var(&name)))
+        }
+    }
+
+    fn require_queues(&self, service: &'static str, names: &[&str]) -> Result<(), ServicesError> {
+        names
+            .iter()
+            .try_for_each(|n| self.queue_name(service, n).map(|_| ()))
+    }
+
+    fn public_base_url(&self, service: &'static str) -> Result<&str, ServicesError> {
+        self.settings
+            .public_base_url
+            .as_deref()
+            .ok_or_else(|| missing(service, vars::PUBLIC_BASE_URL))
+    }
+
+    /// Graph API hosts: Meta's, plus loopback when the Graph API itself is a loopback fake.
+    fn meta_hosts(&self) -> HostPolicy {
+        HostPolicy::meta().with_loopback(self.settings.graph.is_loopback())
+    }
+
+    pub fn graph_client(&self) -> Result<GraphClient, ServicesError> {
+        Ok(GraphClient::new(self.settings.graph.clone())
+            .map_err(|e| invalid("the Graph API client", e))?
+            .with_hosts(self.meta_hosts()))
+    }
+
+    pub fn bitrix_client(&self, service: &'static str) -> Result<BitrixClient, ServicesError> {
+        let config = self
+            .settings
+            .bitrix
+            .clone()
+            .ok_or_else(|| missing(service, ENV_CLIENT_ID))?;
+        BitrixClient::new(config).map_err(|e| invalid(service, e))
+    }
+
+    /// meta-webhook: verifies Meta's deliveries and queues one inbound job per event.
+    pub fn webhook_intake(&self) -> Result<WebhookIntake, ServicesError> {
+        const S: &str = "meta-webhook";
+        if self.settings.meta_app_secrets.is_empty() {
+            return Err(missing(S, vars::META_APP_SECRET));
+        }
+        let verify = self
+            .settings
+            .meta_verify_token
+            .clone()
+            .ok_or_else(|| missing(S, vars::META_VERIFY_TOKEN))?;
+        Ok(WebhookIntake::new(
+            self.settings.meta_app_secrets.clone(),
+            verify,
+            self.platform.tenants.clone(),
+            self.queue.clone(),
+            self.queue_name(S, platform::INBOUND)?,
+        ))
+    }
+
+    /// inbound-worker: stores each event and queues its CRM sync.
+    pub fn inbound_worker(&self) -> Result<InboundWorker, ServicesError> {
+        self.require_queues("inbound-worker", &[platform::SYNC])?;
+        Ok(InboundWorker::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.platform.tenants.clone(),
+            self.queue.clone(),
+        ))
+    }
+
+    /// Signed links to the media proxy, with the hosts it may fetch from.
+    fn media_links(&self) -> Option<MediaLinks> {
+        self.settings
+            .media_links
+            .clone()
+            .map(|links| links.with_hosts(self.meta_hosts()))
+    }
+
+    /// sync-worker: messages and statuses into the tenant's Bitrix24 Open Line. Files go as
+    /// media links when `MEDIA_LINK_KEY` is set, else as a text label.
+    pub fn sync_worker(&self) -> Result<SyncWorker, ServicesError> {
+        const S: &str = "sync-worker";
+        let mut worker = SyncWorker::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.platform.tenants.clone(),
+            self.bitrix_client(S)?,
+        );
+        if let Some(base) = self.settings.retry_base {
+            worker = worker.with_retry_policy(SyncRetryPolicy {
+                base,
+                ..SyncRetryPolicy::default()
+            });
+        }
+        if let Some(links) = self.media_links() {
+            // Links must name where Bitrix24 fetches them.
+            self.public_base_url(S)?;
+            worker = worker.with_media_links(Arc::new(links));
+        }
+        Ok(worker)
+    }
+
+    /// The outbound intake: operator replies and API sends, stored and queued.
+    pub fn outbound_intake(&self) -> Result<OutboundIntake, ServicesError> {
+        self.require_queues("the outbound intake", &[platform::OUTBOUND])?;
+        Ok(OutboundIntake::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.queue.clone(),
+        ))
+    }
+
+    /// outbound-worker: sends through the WhatsApp Cloud API and the Instagram APIs.
+    pub fn outbound_worker(&self) -> Result<OutboundWorker, ServicesError> {
+        const S: &str = "outbound-worker";
+        self.require_queues(S, &[platform::OUTBOUND, platform::SYNC])?;
+        let clients =
+            OutboundClients::new(self.settings.graph.clone(), self.settings.instagram.clone())
+                .map_err(|e| invalid(S, e))?;
+        let mut config = self.settings.outbound;
+        if let Some(base) = self.settings.retry_base {
+            config.retry = RetryPolicy {
+                base: base / 2,
+                rate_limited: base,
+                pair_rate: base / 3,
+                ..RetryPolicy::default()
+            };
+        }
+        Ok(OutboundWorker::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.platform.tenants.clone(),
+            self.queue.clone(),
+            clients,
+        )
+        .with_config(config))
+    }
+
+    /// bitrix-webhook: operator replies, connector and app removal.
+    pub fn portal_events(&self) -> Result<PortalEvents, ServicesError> {
+        const S: &str = "bitrix-webhook";
+        // A reply refused for quota becomes a note for the chat on the sync queue.
+        self.require_queues(S, &[platform::SYNC])?;
+        Ok(PortalEvents::new(
+            self.platform.tenants.clone(),
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.outbound_intake()?,
+            self.bitrix_client(S)?,
+        ))
+    }
+
+    /// Where Bitrix24 reaches us (`PUBLIC_BASE_URL`), as the install flow registers it.
+    pub fn bitrix_endpoint(&self, service: &'static str) -> Result<EndpointUrl, ServicesError> {
+        public_base_url(self.public_base_url(service)?).map_err(|e| invalid(service, e))
+    }
+
+    /// bitrix-webhook: the app install and the portal-to-tenant link.
+    pub fn bitrix_installer(&self) -> Result<BitrixInstaller, ServicesError> {
+        const S: &str = "bitrix-webhook";
+        Ok(BitrixInstaller::new(
+            self.platform.tenants.clone(),
+            self.platform.store.clone(),
+            self.bitrix_client(S)?,
+            PortalSetup::new(self.bitrix_endpoint(S)?),
+        ))
+    }
+
+    /// The one-time codes that link a portal to a tenant.
+    pub fn connection_codes(&self) -> ConnectionCodes {
+        ConnectionCodes::new(self.platform.store.clone())
+    }
+
+    /// data-deletion: Meta's Data Deletion Callback and its status page.
+    pub fn meta_deletion(&self) -> Result<MetaDeletion, ServicesError> {
+        const S: &str = "data-deletion";
+        if self.settings.meta_app_secrets.is_empty() {
+            return Err(missing(S, vars::META_APP_SECRET));
+        }
+        MetaDeletion::new(
+            self.settings.meta_app_secrets.clone(),
+            self.platform.store.clone(),
+            self.queue.clone(),
+            self.queue_name(S, platform::ERASURE)?,
+            self.public_base_url(S)?,
+        )
+        .map_err(|e| invalid(S, e))
+    }
+
+    /// Tenant exports: written to the object store, downloaded through signed links.
+    pub fn exports(&self) -> Result<Exports, ServicesError> {
+        const S: &str = "exports";
+        let objects = self
+            .objects
+            .clone()
+            .ok_or_else(|| missing(S, vars::EXPORT_BUCKET))?;
+        let key = self
+            .settings
+            .export_link_key
+            .clone()
+            .ok_or_else(|| missing(S, vars::EXPORT_LINK_KEY))?;
+        let base = self.public_base_url(S)?;
+        Ok(Exports::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            objects,
+            key,
+            format!("{}/exports/download", base.trim_end_matches('/')),
+        ))
+    }
+
+    pub fn export_worker(&self) -> Result<ExportWorker, ServicesError> {
+        Ok(ExportWorker::new(self.exports()?))
+    }
+
+    /// Erasure of one contact (requested, then run by the erasure worker).
+    pub fn contact_erasure(&self) -> Result<ContactErasure, ServicesError> {
+        self.require_queues("contact erasure", &[platform::ERASURE])?;
+        Ok(ContactErasure::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.queue.clone(),
+        )
+        .with_exports(self.exports()?))
+    }
+
+    /// Erasure of a whole tenant (requested, then swept on a schedule).
+    pub fn tenant_erasure(&self) -> Result<TenantErasure, ServicesError> {
+        Ok(TenantErasure::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.platform.tenants.clone(),
+        )
+        .with_exports(self.exports()?))
+    }
+
+    /// erasure-worker: contact and Meta-user erasure jobs.
+    pub fn erasure_worker(&self) -> Result<ErasureWorker, ServicesError> {
+        Ok(
+            ErasureWorker::new(self.contact_erasure()?).with_meta_users(Arc::new(
+                MetaUserErasure::new(self.platform.store.clone(), self.platform.tenants.clone()),
+            )),
+        )
+    }
+
+    /// Users, sessions, invitations and password resets.
+    pub fn accounts(&self) -> Result<Accounts, ServicesError> {
+        const S: &str = "accounts";
+        let key = self
+            .settings
+            .session_key
+            .clone()
+            .ok_or_else(|| missing(S, vars::SESSION_SIGNING_KEY))?;
+        let hasher = PasswordHasher::new(self.settings.bcrypt_cost).map_err(|e| invalid(S, e))?;
+        let accounts = Accounts::new(
+            self.platform.store.clone(),
+            self.platform.tenants.clone(),
+            AccountsConfig::new(hasher, key),
+        );
+        // Without a mailer, invitation tokens are only handed to the inviting admin and
+        // self-service password reset answers 503.
+        Ok(match &self.mailer {
+            Some(mailer) => accounts.with_mailer(mailer.clone()),
+            None => accounts,
+        })
+    }
+
+    /// media-proxy: serves media links to Bitrix24.
+    pub fn media_proxy(&self) -> Result<MediaProxy, ServicesError> {
+        const S: &str = "media-proxy";
+        let links = self
+            .media_links()
+            .ok_or_else(|| missing(S, vars::MEDIA_LINK_KEY))?;
+        Ok(
+            MediaProxy::new(links, self.platform.tenants.clone(), self.graph_client()?)
+                .with_max_bytes(self.settings.media_proxy.max_bytes),
+        )
+    }
+
+    /// retention: re-stamps expiry after a tenant's retention changed.
+    pub fn retention(&self) -> RetentionRun {
+        RetentionRun::new(self.platform.store.clone(), self.platform.tenants.clone())
+    }
+
+    pub fn api_keys(&self) -> ApiKeys {
+        ApiKeys::new(self.platform.store.clone())
+    }
+
+    pub fn audit(&self) -> AuditLog {
+        AuditLog::new(self.platform.store.clone())
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage::new(self.platform.store.clone())
+    }
+
+    /// Suspending and resuming tenants; resuming releases held jobs to the relay queues.
+    pub fn suspension(&self) -> Result<Suspension, ServicesError> {
+        self.require_queues(
+            "suspension",
+            &[platform::INBOUND, platform::OUTBOUND, platform::SYNC],
+        )?;
+        Ok(Suspension::new(
+            self.platform.tenants.clone(),
+            self.queue.clone(),
+        ))
+    }
+
+    /// Disconnecting channels (unsubscribing the app at Meta).
+    pub fn channel_release(&self) -> Result<ChannelRelease, ServicesError> {
+        Ok(ChannelRelease::new(Some(self.graph_client()?)))
+    }
+}

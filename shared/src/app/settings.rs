@@ -1,0 +1,448 @@
+//! Settings: every variable of every function, read once (a Lambda cold start, or the local
+//! server's start) and validated on construction. Nothing else in the project reads the
+//! environment.
+//!
+//! The functions of template.yaml each get only the variables they need, so a section is
+//! optional here when its variable is absent; a service that needs it is refused when
+//! [`super::Services`] builds it, at cold start, naming the variable. A variable that is
+//! present but invalid is an error here, and all such errors are reported at once.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::accounts::{SessionKey, MIN_BCRYPT_COST};
+use crate::bitrix::{BitrixConfig, ENV_CLIENT_ID};
+use crate::export::ExportLinkKey;
+use crate::graph::GraphConfig;
+use crate::inbound::intake::VerifyToken;
+use crate::media::{MediaLinks, DEFAULT_MAX_BYTES};
+use crate::meta::AppSecret;
+use crate::outbound::{OutboundConfig, DEFAULT_INSTAGRAM_BASE_URL, ENV_INSTAGRAM_BASE_URL};
+use crate::queue::sqs::SqsQueue;
+use crate::queue::{platform, QueueName};
+use crate::store::dynamo::TableNames;
+
+/// The names of the variables, as template.yaml sets them.
+pub mod vars {
+    pub const DATA_TABLE: &str = "DATA_TABLE";
+    pub const ROUTES_TABLE: &str = "ROUTES_TABLE";
+    pub const KEYS_TABLE: &str = "KEYS_TABLE";
+    pub const DEDUPE_TABLE: &str = "DEDUPE_TABLE";
+    pub const KMS_KEY_ID: &str = "KMS_KEY_ID";
+    pub const EXPORT_BUCKET: &str = "EXPORT_BUCKET";
+    pub const META_APP_SECRET: &str = "META_APP_SECRET";
+    pub const META_APP_SECRET_PREVIOUS: &str = "META_APP_SECRET_PREVIOUS";
+    pub const META_VERIFY_TOKEN: &str = "META_VERIFY_TOKEN";
+    pub const PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
+    pub const MEDIA_LINK_KEY: &str = "MEDIA_LINK_KEY";
+    pub const MEDIA_PROXY_RESPONSE_MODE: &str = "MEDIA_PROXY_RESPONSE_MODE";
+    pub const MEDIA_MAX_BYTES: &str = "MEDIA_MAX_BYTES";
+    pub const EXPORT_LINK_KEY: &str = "EXPORT_LINK_KEY";
+    pub const SESSION_SIGNING_KEY: &str = "SESSION_SIGNING_KEY";
+    pub const BCRYPT_COST: &str = "BCRYPT_COST";
+    pub const MAIL_FROM: &str = "MAIL_FROM";
+    pub const ADMIN_TOKEN_SHA256: &str = "ADMIN_TOKEN_SHA256";
+    pub const RETENTION_MAX_ITEMS: &str = "RETENTION_MAX_ITEMS";
+    pub const RETRY_BASE_MS: &str = "RETRY_BASE_MS";
+}
+
+/// Stands in for `PUBLIC_BASE_URL` in the media proxy's links when it is unset: the proxy
+/// only verifies links, and a function URL cannot name itself.
+const VERIFY_ONLY_BASE_URL: &str = "https://media-proxy.invalid";
+
+/// The largest file the media proxy relays when it answers buffered (API Gateway's and
+/// Lambda's 6 MB response limit, less base64).
+pub const BUFFERED_MEDIA_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Every variable that is present but invalid, each with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid settings: {}", self.problems.join("; "))
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// Where the AWS adapters find their resources.
+#[derive(Clone, Debug)]
+pub struct AwsSettings {
+    pub tables: TableNames,
+    pub kms_key_id: String,
+    /// Queue URLs by queue, from `QUEUE_URL_<NAME>`: only the queues the function uses.
+    pub queue_urls: HashMap<QueueName, String>,
+    pub export_bucket: Option<String>,
+}
+
+/// How the media proxy answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediaProxySettings {
+    /// Lambda response streaming (larger files) instead of one buffered answer.
+    pub streaming: bool,
+    pub max_bytes: usize,
+}
+
+/// Every setting of the platform.
+#[derive(Clone)]
+pub struct Settings {
+    /// None for the embedded adapters (the local server).
+    pub aws: Option<AwsSettings>,
+    /// The Meta app secret, and the previous one while rotating (signatures, signed requests).
+    pub meta_app_secrets: Vec<AppSecret>,
+    pub meta_verify_token: Option<VerifyToken>,
+    /// Where Meta (WhatsApp Cloud API, Instagram via Pages) is reached.
+    pub graph: GraphConfig,
+    /// Where Instagram accounts connected with Instagram Login are reached.
+    pub instagram: GraphConfig,
+    pub outbound: OutboundConfig,
+    /// The Bitrix24 application, when its credentials are set.
+    pub bitrix: Option<BitrixConfig>,
+    /// The public address of this deployment (install, data-deletion status, exports).
+    pub public_base_url: Option<String>,
+    /// Signed media links, when `MEDIA_LINK_KEY` is set.
+    pub media_links: Option<MediaLinks>,
+    pub media_proxy: MediaProxySettings,
+    pub export_link_key: Option<ExportLinkKey>,
+    pub session_key: Option<SessionKey>,
+    pub bcrypt_cost: u32,
+    /// The SES sender of account email; without it no email is sent.
+    pub mail_from: Option<String>,
+    /// SHA-256 of the platform admin's bearer token.
+    pub admin_token_sha256: Option<[u8; 32]>,
+    pub retention_max_items: Option<u64>,
+    /// First retry delay of the sync and outbound workers (the local server shortens it).
+    pub retry_base: Option<Duration>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets and keys are never printed; say only whether they are set.
+        f.debug_struct("Settings")
+            .field("aws", &self.aws)
+            .field("meta_app_secrets", &self.meta_app_secrets.len())
+            .field("meta_verify_token", &self.meta_verify_token.is_some())
+            .field("graph", &self.graph)
+            .field("bitrix", &self.bitrix.is_some())
+            .field("public_base_url", &self.public_base_url)
+            .field("media_links", &self.media_links.is_some())
+            .field("export_link_key", &self.export_link_key.is_some())
+            .field("session_key", &self.session_key.is_some())
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("mail_from", &self.mail_from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Collects the problems of one read, so all are reported together.
+struct Reader<F> {
+    lookup: F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    /// The variable's value, trimmed; None when unset or blank.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parses a present variable; a parse failure is recorded and gives None.
+    fn parse<T, E: fmt::Display>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        let value = self.get(name)?;
+        match parse(&value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problems.push(format!("{name}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A whole section's result: its error is recorded.
+    fn section<T, E: fmt::Display>(&mut self, result: Result<T, E>) -> Option<T> {
+        result.map_err(|e| self.problems.push(e.to_string())).ok()
+    }
+}
+
+impl Settings {
+    /// Reads the process environment (a Lambda function's configuration).
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every setting through `lookup` (tests and the local server pass their own).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let mut r = Reader {
+            lookup,
+            problems: Vec::new(),
+        };
+        let aws = read_aws(&mut r);
+        let mut meta_app_secrets = Vec::new();
+        for name in [vars::META_APP_SECRET, vars::META_APP_SECRET_PREVIOUS] {
+            if let Some(secret) = r.parse(name, AppSecret::new) {
+                meta_app_secrets.push(secret);
+            }
+        }
+        let meta_verify_token = r.parse(vars::META_VERIFY_TOKEN, VerifyToken::new);
+        let lookup = |name: &str| r.get(name);
+        let graph = GraphConfig::from_lookup(lookup);
+        let outbound = OutboundConfig::from_lookup(lookup);
+        let bitrix = r
+            .get(ENV_CLIENT_ID)
+            .map(|_| BitrixConfig::from_lookup(lookup));
+        let public_base_url = r.get(vars::PUBLIC_BASE_URL);
+        let media_links = r.get(vars::MEDIA_LINK_KEY).map(|_| {
+            MediaLinks::from_lookup(|name| {
+                lookup(name).or_else(|| {
+                    (name == vars::PUBLIC_BASE_URL).then(|| VERIFY_ONLY_BASE_URL.to_owned())
+                })
+            })
+        });
+        let graph = r.section(graph).unwrap_or_default();
+        let instagram = r.section(instagram_config(&graph, r.get(ENV_INSTAGRAM_BASE_URL)));
+        let outbound = r.section(outbound).unwrap_or_default();
+        let bitrix = bitrix.and_then(|b| r.section(b));
+        let media_links = media_links.and_then(|m| r.section(m));
+        let streaming = r
+            .get(vars::MEDIA_PROXY_RESPONSE_MODE)
+            .is_some_and(|m| m.eq_ignore_ascii_case("stream"));
+        let max_bytes = r
+            .parse(vars::MEDIA_MAX_BYTES, |v| {
+                v.parse::<usize>().map_err(|_| "must be a number of bytes")
+            })
+            .unwrap_or(if streaming {
+                DEFAULT_MAX_BYTES
+            } else {
+                BUFFERED_MEDIA_MAX_BYTES
+            });
+        let export_link_key = r.parse(vars::EXPORT_LINK_KEY, ExportLinkKey::from_hex);
+        let session_key = r.parse(vars::SESSION_SIGNING_KEY, SessionKey::from_hex);
+        let bcrypt_cost = r
+            .parse(vars::BCRYPT_COST, |v| {
+                v.parse::<u32>()
+                    .map_err(|_| "must be a whole number".to_owned())
+                    .and_then(|c| {
+                        if c < MIN_BCRYPT_COST {
+                            Err(format!("must be at least {MIN_BCRYPT_COST}"))
+                        } else {
+                            Ok(c)
+                        }
+                    })
+            })
+            .unwrap_or(MIN_BCRYPT_COST);
+        let mail_from = r.get(vars::MAIL_FROM);
+        let admin_token_sha256 = r.parse(vars::ADMIN_TOKEN_SHA256, |v| {
+            hex::decode(v)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or("must be 64 hex digits")
+        });
+        let retention_max_items = r.parse(vars::RETENTION_MAX_ITEMS, |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or("must be a positive whole number")
+        });
+        let retry_base = r.parse(vars::RETRY_BASE_MS, |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Duration::from_millis)
+                .ok_or("must be a positive number of milliseconds")
+        });
+        if !r.problems.is_empty() {
+            return Err(SettingsError {
+                problems: r.problems,
+            });
+        }
+        Ok(Settings {
+            aws,
+            meta_app_secrets,
+            meta_verify_token,
+            instagram: instagram.unwrap_or_else(|| graph.clone()),
+            graph,
+            outbound,
+            bitrix,
+            public_base_url,
+            media_links,
+            media_proxy: MediaProxySettings {
+                streaming,
+                max_bytes,
+            },
+            export_link_key,
+            session_key,
+            bcrypt_cost,
+            mail_from,
+            admin_token_sha256,
+            retention_max_items,
+            retry_base,
+        })
+    }
+
+    /// The admin token's digest from the token itself (the local server is given the token).
+    pub fn admin_token_digest(token: &str) -> [u8; 32] {
+        Sha256::digest(token.as_bytes()).into()
+    }
+}
+
+/// The AWS resources, when any table variable is set: then all four tables and the key must
+/// be, and the queue URLs present are taken.
+fn read_aws<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<AwsSettings> {
+    let tables = [
+        vars::DATA_TABLE,
+        vars::ROUTES_TABLE,
+        vars::KEYS_TABLE,
+        vars::DEDUPE_TABLE,
+    ];
+    if tables.iter().all(|t| r.get(t).is_none()) {
+        return None;
+    }
+    let mut missing = Vec::new();
+    let mut need = |name: &str| {
+        r.get(name).unwrap_or_else(|| {
+            missing.push(name.to_owned());
+            String::new()
+        })
+    };
+    let names = TableNames {
+        data: need(vars::DATA_TABLE),
+        routes: need(vars::ROUTES_TABLE),
+        keys: need(vars::KEYS_TABLE),
+        dedupe: need(vars::DEDUPE_TABLE),
+    };
+    let kms_key_id = need(vars::KMS_KEY_ID);
+    if !missing.is_empty() {
+        r.problems.push(format!(
+            "not set beside the other tables: {}",
+            missing.join(", ")
+        ));
+        return None;
+    }
+    let mut queue_urls = HashMap::new();
+    for spec in platform::specs() {
+        if let Some(url) = r.get(&SqsQueue::url_env_var(&spec.name)) {
+            queue_urls.insert(spec.name, url);
+        }
+    }
+    Some(AwsSettings {
+        tables: names,
+        kms_key_id,
+        queue_urls,
+        export_bucket: r.get(vars::EXPORT_BUCKET),
+    })
+}
+
+/// Instagram Login accounts go to `INSTAGRAM_API_BASE_URL`; without it to
+/// `https://graph.instagram.com`, or to the Graph base URL when that is a loopback fake.
+fn instagram_config(
+    graph: &GraphConfig,
+    configured: Option<String>,
+) -> Result<GraphConfig, String> {
+    let url = configured.unwrap_or_else(|| {
+        if graph.is_loopback() {
+            graph.base_url().to_owned()
+        } else {
+            DEFAULT_INSTAGRAM_BASE_URL.to_owned()
+        }
+    });
+    graph
+        .clone()
+        .with_base_url(&url)
+        .map_err(|e| format!("{ENV_INSTAGRAM_BASE_URL}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn an_empty_environment_has_defaults_and_no_optional_section() {
+        let s = read(&[]).unwrap();
+        assert!(s.aws.is_none() && s.bitrix.is_none() && s.media_links.is_none());
+        assert_eq!(s.bcrypt_cost, MIN_BCRYPT_COST);
+        assert_eq!(s.graph.base_url(), "https://graph.facebook.com");
+        assert_eq!(s.instagram.base_url(), DEFAULT_INSTAGRAM_BASE_URL);
+        assert_eq!(s.media_proxy.max_bytes, BUFFERED_MEDIA_MAX_BYTES);
+    }
+
+    #[test]
+    fn every_invalid_variable_is_named_at_once() {
+        let e = read(&[
+            (vars::BCRYPT_COST, "4"),
+            (vars::SESSION_SIGNING_KEY, "not hex"),
+            (vars::ADMIN_TOKEN_SHA256, "abc"),
+            (vars::DATA_TABLE, "t-data"),
+        ])
+        .unwrap_err();
+        let text = e.to_string();
+        for name in [
+            vars::BCRYPT_COST,
+            vars::SESSION_SIGNING_KEY,
+            vars::ADMIN_TOKEN_SHA256,
+            vars::ROUTES_TABLE,
+            vars::KMS_KEY_ID,
+        ] {
+            assert!(text.contains(name), "{name} missing from: {text}");
+        }
+        assert_eq!(e.problems.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn aws_resources_and_queue_urls_are_read() {
+        let s = read(&[
+            (vars::DATA_TABLE, "d"),
+            (vars::ROUTES_TABLE, "r"),
+            (vars::KEYS_TABLE, "k"),
+            (vars::DEDUPE_TABLE, "dd"),
+            (vars::KMS_KEY_ID, "alias/x"),
+            ("QUEUE_URL_SYNC", "https://sqs.example/sync.fifo"),
+        ])
+        .unwrap();
+        let aws = s.aws.unwrap();
+        assert_eq!(aws.tables.routes, "r");
+        assert_eq!(
+            aws.queue_urls.get(&platform::name(platform::SYNC)).unwrap(),
+            "https://sqs.example/sync.fifo"
+        );
+        assert!(!aws
+            .queue_urls
+            .contains_key(&platform::name(platform::INBOUND)));
+    }
+
+    #[test]
+    fn retention_max_items_is_optional_and_positive() {
+        let max = |v: &str| read(&[(vars::RETENTION_MAX_ITEMS, v)]).map(|s| s.retention_max_items);
+        assert_eq!(read(&[]).unwrap().retention_max_items, None);
+        assert_eq!(max(" "), Ok(None));
+        assert_eq!(max("5000"), Ok(Some(5000)));
+        assert!(max("0").is_err());
+        assert!(max("many").is_err());
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = read(&[(vars::META_APP_SECRET, "s3cr3t-app-secret")]).unwrap();
+        assert_eq!(s.meta_app_secrets.len(), 1);
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+    }
+}
