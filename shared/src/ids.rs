@@ -2,10 +2,6 @@
 //! always well-formed: it cannot carry a key separator (`#`), whitespace, or another tenant's
 //! prefix, and lookups by it are exact.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
 /// Why an identifier was rejected. The message names the field and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind}: {reason}")]
@@ -14,27 +10,33 @@ pub struct InvalidId {
     pub reason: String,
 }
 
-fn invalid(kind: &'static str, reason: impl Into<String>) -> InvalidId {
-    InvalidId {
-        kind,
-        reason: reason.into(),
-    }
-}
-
+/// Defines a typed string identifier: a newtype over `String` built only through `parse`
+/// (also `TryFrom<String>` and serde's `Deserialize`), with `KIND`, `as_str`, `Display` (the
+/// value), `Debug` (`Name(value)`), `Serialize` and `From<Name> for String`. A rejected value
+/// is an [`InvalidId`] of `KIND` with the rule's reason.
+///
+/// - `string_id!(Name, "kind", |s| -> Result<(), String>)`: a check; the value is kept exactly
+///   as given. Such a type also implements `FromStr`.
+/// - `string_id!(Name, "kind", normalize = |s| -> Result<String, String>)`: the value kept is
+///   the one the function returns (e.g. a phone number without its `+`). No `FromStr`.
+///
+/// Used here and by [`crate::meta`]'s identifiers.
 macro_rules! string_id {
-    ($(#[$meta:meta])* $name:ident, $kind:literal, $validate:expr) => {
+    (@type $(#[$meta:meta])* $name:ident, $kind:literal, $normalize:expr) => {
         $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(::serde::Serialize, ::serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
             pub const KIND: &'static str = $kind;
 
-            pub fn parse(s: &str) -> Result<Self, InvalidId> {
-                let check: fn(&str) -> Result<(), String> = $validate;
-                check(s).map_err(|r| invalid($kind, r))?;
-                Ok($name(s.to_owned()))
+            pub fn parse(s: &str) -> Result<Self, $crate::ids::InvalidId> {
+                let normalize: fn(&str) -> Result<String, String> = $normalize;
+                normalize(s)
+                    .map($name)
+                    .map_err(|reason| $crate::ids::InvalidId { kind: $kind, reason })
             }
 
             pub fn as_str(&self) -> &str {
@@ -43,8 +45,8 @@ macro_rules! string_id {
         }
 
         impl TryFrom<String> for $name {
-            type Error = InvalidId;
-            fn try_from(s: String) -> Result<Self, InvalidId> {
+            type Error = $crate::ids::InvalidId;
+            fn try_from(s: String) -> Result<Self, $crate::ids::InvalidId> {
                 $name::parse(&s)
             }
         }
@@ -55,28 +57,39 @@ macro_rules! string_id {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 write!(f, "{}({})", stringify!($name), self.0)
             }
         }
+    };
+    ($(#[$meta:meta])* $name:ident, $kind:literal, normalize = $normalize:expr) => {
+        $crate::ids::string_id!(@type $(#[$meta])* $name, $kind, $normalize);
+    };
+    ($(#[$meta:meta])* $name:ident, $kind:literal, $validate:expr) => {
+        $crate::ids::string_id!(@type $(#[$meta])* $name, $kind, |s| {
+            let check: fn(&str) -> Result<(), String> = $validate;
+            check(s).map(|()| s.to_owned())
+        });
 
-        impl std::str::FromStr for $name {
-            type Err = InvalidId;
-            fn from_str(s: &str) -> Result<Self, InvalidId> {
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::ids::InvalidId;
+            fn from_str(s: &str) -> Result<Self, $crate::ids::InvalidId> {
                 $name::parse(s)
             }
         }
     };
 }
+pub(crate) use string_id;
 
-fn digits(s: &str, min: usize, max: usize) -> Result<(), String> {
+/// `s` is `min` to `max` ASCII digits, not starting with 0.
+pub(crate) fn digits(s: &str, min: usize, max: usize) -> Result<(), String> {
     if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("must be {min} to {max} digits"));
     }

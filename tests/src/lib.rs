@@ -1,4 +1,4 @@
-//! Cross-function end-to-end tests live in tests/tests/.
+//! Cross-function end-to-end tests live in tests/tests/api/ (one test binary, `api`).
 
 pub mod fake_bitrix;
 pub mod fake_graph;

@@ -2,84 +2,21 @@
 //! normalises) on construction, so an id taken from a payload is never junk: no whitespace,
 //! no control characters, bounded length.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-use crate::ids::InvalidId;
-
-macro_rules! meta_id {
-    ($(#[$meta:meta])* $name:ident, $kind:literal, $normalize:expr) => {
-        $(#[$meta])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            pub const KIND: &'static str = $kind;
-
-            pub fn parse(s: &str) -> Result<Self, InvalidId> {
-                let normalize: fn(&str) -> Result<String, String> = $normalize;
-                normalize(s)
-                    .map($name)
-                    .map_err(|reason| InvalidId { kind: $kind, reason })
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = InvalidId;
-            fn try_from(s: String) -> Result<Self, InvalidId> {
-                $name::parse(&s)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(v: $name) -> String {
-                v.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
-            }
-        }
-    };
-}
+use crate::ids::{digits, string_id};
 
 /// Longest BSUID suffix Meta documents ("up to 128 alphanumeric characters").
 const BSUID_MAX_SUFFIX: usize = 128;
 /// Longest message id we accept; Meta's are ~60 (wamid) to ~200 (Instagram mid) characters.
 const MESSAGE_ID_MAX: usize = 1024;
 
-fn digits(s: &str, min: usize, max: usize) -> Result<(), String> {
-    if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("must be {min} to {max} digits"));
-    }
-    if s.starts_with('0') {
-        return Err("must not start with 0".into());
-    }
-    Ok(())
-}
-
-meta_id!(
+string_id!(
     /// A WhatsApp business-scoped user id (BSUID, from 2026): an ISO 3166 alpha-2 country
     /// code, a period, optionally `ENT.` (a parent BSUID), then up to 128 letters and digits,
     /// e.g. `US.13491208655302741918`. With usernames the phone may be absent, so this is the
     /// customer's identity within the business portfolio.
     WhatsAppUserId,
     "WhatsApp business-scoped user id",
-    |s| {
+    normalize = |s| {
         let bad = || "must look like US.13491208655302741918".to_string();
         let (country, rest) = s.split_once('.').ok_or_else(bad)?;
         if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -103,35 +40,35 @@ impl WhatsAppUserId {
     }
 }
 
-meta_id!(
+string_id!(
     /// A WhatsApp user's phone number (`wa_id`, `from`, `to`, `recipient_id`), normalised to
     /// digits only: Meta writes it with or without a leading `+` depending on the payload.
     WhatsAppPhone,
     "WhatsApp phone number",
-    |s| {
+    normalize = |s| {
         let d = s.strip_prefix('+').unwrap_or(s);
         digits(d, 6, 20)?;
         Ok(d.to_owned())
     }
 );
 
-meta_id!(
+string_id!(
     /// An Instagram-scoped user id (IGSID): the customer's id as one Instagram professional
     /// account sees it. Digits.
     InstagramUserId,
     "Instagram-scoped user id",
-    |s| {
+    normalize = |s| {
         digits(s, 5, 24)?;
         Ok(s.to_owned())
     }
 );
 
-meta_id!(
+string_id!(
     /// A Meta message id (WhatsApp `wamid.…`, Instagram `mid`). Opaque: printable ASCII
     /// without spaces, 1 to 1024 bytes.
     MessageId,
     "Meta message id",
-    |s| {
+    normalize = |s| {
         if s.is_empty() || s.len() > MESSAGE_ID_MAX {
             return Err(format!("must be 1 to {MESSAGE_ID_MAX} bytes"));
         }

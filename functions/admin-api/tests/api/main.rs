@@ -1,0 +1,7 @@
+//! The admin API's integration tests, as one test binary (one link instead of one per file):
+//! each module is what used to be its own file under `functions/admin-api/tests/`.
+
+mod access_logs;
+mod connection_codes;
+mod sample_events;
+mod settings;

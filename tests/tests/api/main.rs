@@ -1,0 +1,23 @@
+//! Cross-function end-to-end tests of the local server and the domain services, as one test
+//! binary (one link instead of one per file): each module is what used to be its own file
+//! under `tests/tests/`. Run one area with e.g. `cargo test -p e2e-tests --test api access::`.
+
+mod access;
+mod admin_api;
+mod bitrix_client;
+mod bitrix_install;
+mod bitrix_webhook;
+mod data_deletion;
+mod disconnect;
+mod erasure;
+mod export;
+mod inbound_relay;
+mod inbound_to_bitrix;
+mod isolation;
+mod media_links;
+mod outbound_relay;
+mod public_api;
+mod retention;
+mod send_worker;
+mod suspension;
+mod usage_quota;
