@@ -2,6 +2,10 @@
 //! always well-formed: it cannot carry a key separator (`#`), whitespace, or another tenant's
 //! prefix, and lookups by it are exact.
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
 /// Why an identifier was rejected. The message names the field and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind}: {reason}")]
