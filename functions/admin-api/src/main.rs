@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use admin_api::{AdminApi, AdminToken, Erasure, ExportsApi, DOWNLOAD_PREFIX};
+use admin_api::{AdminApi, AdminServices, AdminToken, Erasure, ExportsApi, DOWNLOAD_PREFIX};
 use lambda_http::{run, service_fn, Error, Request};
 use wappline::api_keys::ApiKeys;
 use wappline::app::{accounts_from_env, aws_sdk_config, exports_from_env, Platform};
@@ -35,21 +35,26 @@ async fn main() -> Result<(), Error> {
         ],
     )?);
     let exports = exports_from_env(&sdk, &platform)?;
-    let mut api = AdminApi::new(platform.tenants.clone(), token)
-        .with_accounts(accounts_from_env(&sdk, &platform)?)
-        .with_usage(Usage::new(platform.store.clone()))
-        .with_suspension(Suspension::new(platform.tenants.clone(), queue.clone()))
-        .with_api_keys(ApiKeys::new(platform.store.clone()))
-        .with_audit(AuditLog::new(platform.store.clone()))
-        .with_channel_release(ChannelRelease::new(Some(GraphClient::new(
-            GraphConfig::from_lookup(|k| std::env::var(k).ok())?,
-        )?)))
-        .with_exports(ExportsApi {
+    // Bitrix24 connection codes need the public address of /bitrix/install.
+    let public_base = std::env::var(ENV_PUBLIC_BASE_URL)
+        .map_err(|_| format!("{ENV_PUBLIC_BASE_URL} is required"))?;
+    let api = AdminApi::new(AdminServices {
+        tenants: platform.tenants.clone(),
+        token,
+        accounts: accounts_from_env(&sdk, &platform)?,
+        usage: Usage::new(platform.store.clone()),
+        suspension: Suspension::new(platform.tenants.clone(), queue.clone()),
+        api_keys: ApiKeys::new(platform.store.clone()),
+        audit: AuditLog::new(platform.store.clone()),
+        release: ChannelRelease::new(Some(GraphClient::new(GraphConfig::from_lookup(|k| {
+            std::env::var(k).ok()
+        })?)?)),
+        exports: ExportsApi {
             exports: exports.clone(),
             queue: queue.clone(),
             queue_name: platform::name(platform::EXPORTS),
-        })
-        .with_erasure(Erasure {
+        },
+        erasure: Erasure {
             contacts: ContactErasure::new(platform.store.clone(), platform.envelope.clone(), queue)
                 .with_exports(exports.clone()),
             tenants: TenantErasure::new(
@@ -58,17 +63,12 @@ async fn main() -> Result<(), Error> {
                 platform.tenants.clone(),
             )
             .with_exports(exports),
-        });
-    // Bitrix24 connection codes need the public address of /bitrix/install.
-    if let Some(base) = std::env::var(ENV_PUBLIC_BASE_URL)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        api = api.with_bitrix_connection_codes(
+        },
+        bitrix_codes: (
             ConnectionCodes::new(platform.store.clone()),
-            public_base_url(&base)?,
-        );
-    }
+            public_base_url(&public_base)?,
+        ),
+    });
     let api = Arc::new(api);
     run(service_fn(move |req: Request| {
         let api = api.clone();

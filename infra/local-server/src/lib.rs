@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use admin_api::{AdminApi, AdminToken};
+use admin_api::{AdminApi, AdminServices, AdminToken};
 use bitrix_webhook::BitrixWebhook;
 use data_deletion::DataDeletion;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
@@ -310,23 +310,21 @@ impl LocalServer {
         ));
         let functions = Arc::new(Functions {
             data_deletion,
-            admin: AdminApi::new(platform.tenants.clone(), token)
-                .with_accounts(accounts)
-                .with_usage(Usage::new(platform.store.clone()))
-                .with_suspension(Suspension::new(platform.tenants.clone(), queue.clone()))
-                .with_bitrix_connection_codes(
-                    ConnectionCodes::new(platform.store.clone()),
-                    public_endpoint,
-                )
-                .with_api_keys(ApiKeys::new(platform.store.clone()))
-                .with_audit(AuditLog::new(platform.store.clone()))
-                .with_channel_release(ChannelRelease::new(Some(graph.clone())))
-                .with_exports(admin_api::ExportsApi {
+            admin: AdminApi::new(AdminServices {
+                tenants: platform.tenants.clone(),
+                token,
+                accounts,
+                usage: Usage::new(platform.store.clone()),
+                suspension: Suspension::new(platform.tenants.clone(), queue.clone()),
+                api_keys: ApiKeys::new(platform.store.clone()),
+                audit: AuditLog::new(platform.store.clone()),
+                release: ChannelRelease::new(Some(graph.clone())),
+                exports: admin_api::ExportsApi {
                     exports: exports.clone(),
                     queue: queue.clone(),
                     queue_name: platform::name(platform::EXPORTS),
-                })
-                .with_erasure(admin_api::Erasure {
+                },
+                erasure: admin_api::Erasure {
                     contacts: ContactErasure::new(
                         platform.store.clone(),
                         platform.envelope.clone(),
@@ -339,7 +337,12 @@ impl LocalServer {
                         platform.tenants.clone(),
                     )
                     .with_exports(exports.clone()),
-                }),
+                },
+                bitrix_codes: (
+                    ConnectionCodes::new(platform.store.clone()),
+                    public_endpoint,
+                ),
+            }),
             bitrix: bitrix_webhook,
             meta,
             public: PublicApi::new(
