@@ -12,13 +12,15 @@
 //! The refresh token is also set as a `__Host-` cookie (Secure, HttpOnly, SameSite=Strict,
 //! Path=/) for browser clients, which then never need to hold it in script.
 
-use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 use serde::Deserialize;
 use wappline::accounts::service::SignedIn;
-use wappline::accounts::{AccountError, Accounts, Password, Permission, UserPrincipal};
+use wappline::accounts::{AccountError, Password, Permission, UserPrincipal};
 use wappline::edge::{self, ApiError};
+
+use crate::routing::{Call, Handled};
 
 pub const AUTH_PREFIX: &str = "/auth/";
 /// The refresh-token cookie. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
@@ -180,138 +182,138 @@ pub fn permissions_of(user: &UserPrincipal) -> Vec<&'static str> {
         .collect()
 }
 
-/// Serves one `/auth/*` request.
-pub async fn route(accounts: &Accounts, req: &Request, body: &[u8]) -> Result<Response, ApiError> {
-    let path = req.uri().path().trim_end_matches('/');
-    let route = path
-        .strip_prefix(AUTH_PREFIX.trim_end_matches('/'))
-        .unwrap_or("");
-    let method = req.method();
-    let source = source_ip(req);
-    let source = source.as_deref();
-    match (route, method) {
-        ("/sign-in", &Method::POST) => {
-            let r: SignInRequest = edge::parse_json(body)?;
-            match accounts
-                .sign_in(&r.account_id, &r.email, &r.password, source)
-                .await
-            {
-                Ok(s) => {
-                    tracing::info!(tenant = %s.tenant_id, user = %s.user.id, "signed in");
-                    Ok(signed_in(StatusCode::OK, &s))
-                }
-                Err(e) => {
-                    tracing::info!(reason = %e, "sign-in refused");
-                    throttled_response(e)
-                }
-            }
-        }
-        ("/refresh", &Method::POST) => {
-            let token = presented_refresh_token(req, body)?
-                .ok_or_else(|| ApiError::bad_request("give refresh_token (or the cookie)"))?;
-            let s = accounts.refresh(&token).await.map_err(account_error)?;
+pub(crate) async fn sign_in(c: &Call<'_>) -> Handled {
+    let r: SignInRequest = edge::parse_json(c.body)?;
+    let source = source_ip(c.req);
+    match c
+        .services
+        .accounts
+        .sign_in(&r.account_id, &r.email, &r.password, source.as_deref())
+        .await
+    {
+        Ok(s) => {
+            tracing::info!(tenant = %s.tenant_id, user = %s.user.id, "signed in");
             Ok(signed_in(StatusCode::OK, &s))
         }
-        ("/sign-out", &Method::POST) => {
-            if let Some(token) = bearer(req) {
-                let p = accounts.authenticate(token).await.map_err(account_error)?;
-                accounts.sign_out(&p).await.map_err(account_error)?;
-                tracing::info!(tenant = %p.tenant, user = %p.user, "signed out");
-            } else {
-                let token =
-                    presented_refresh_token(req, body)?.ok_or_else(ApiError::unauthorized)?;
-                accounts
-                    .sign_out_refresh(&token)
-                    .await
-                    .map_err(account_error)?;
-            }
-            Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
+        Err(e) => {
+            tracing::info!(reason = %e, "sign-in refused");
+            throttled_response(e)
         }
-        ("/invitations/accept", &Method::POST) => {
-            let r: AcceptRequest = edge::parse_json(body)?;
-            let password = Password::new(&r.password).map_err(account_error)?;
-            let s = accounts
-                .accept_invitation(&r.token, &password)
-                .await
-                .map_err(account_error)?;
-            tracing::info!(tenant = %s.tenant_id, user = %s.user.id, role = s.user.role.name(), "invitation accepted");
-            Ok(signed_in(StatusCode::CREATED, &s))
-        }
-        ("/me", &Method::GET) => {
-            let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-            let p = accounts.authenticate(token).await.map_err(account_error)?;
-            let user = accounts
-                .user(&p.tenant, &p.user)
-                .await
-                .map_err(account_error)?
-                .ok_or_else(ApiError::unauthorized)?;
-            Ok(edge::json(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "tenant_id": p.tenant,
-                    "user": user,
-                    "permissions": permissions_of(&p),
-                }),
-            ))
-        }
-        ("/password", &Method::PUT) => {
-            let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-            let p = accounts.authenticate(token).await.map_err(account_error)?;
-            let r: ChangePasswordRequest = edge::parse_json(body)?;
-            let new = Password::new(&r.new_password).map_err(account_error)?;
-            match accounts
-                .change_password(&p, &r.current_password, &new, source)
-                .await
-            {
-                Ok(()) => {}
-                // Not 401: the caller's token is fine, the password they typed is not.
-                Err(AccountError::BadCredentials) => {
-                    return Err(ApiError::new(
-                        StatusCode::FORBIDDEN,
-                        "wrong_password",
-                        "current_password is not the account's password",
-                    ))
-                }
-                Err(e) => return throttled_response(e),
-            }
-            tracing::info!(tenant = %p.tenant, user = %p.user, "password changed; sessions revoked");
-            Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
-        }
-        ("/password-reset", &Method::POST) => {
-            let r: ResetRequest = edge::parse_json(body)?;
-            if let Err(e) = accounts
-                .request_password_reset(&r.account_id, &r.email, source)
-                .await
-            {
-                return throttled_response(e);
-            }
-            Ok(edge::json(
-                StatusCode::ACCEPTED,
-                &serde_json::json!({
-                    "status": "if the address has a user in that account, a reset link was sent to it"
-                }),
-            ))
-        }
-        ("/password-reset/confirm", &Method::POST) => {
-            let r: ResetConfirmRequest = edge::parse_json(body)?;
-            let new = Password::new(&r.new_password).map_err(account_error)?;
-            accounts
-                .confirm_password_reset(&r.token, &new)
-                .await
-                .map_err(account_error)?;
-            Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
-        }
-        (
-            "/sign-in"
-            | "/refresh"
-            | "/sign-out"
-            | "/invitations/accept"
-            | "/me"
-            | "/password"
-            | "/password-reset"
-            | "/password-reset/confirm",
-            _,
-        ) => Err(ApiError::method_not_allowed()),
-        _ => Err(ApiError::not_found("no such route")),
     }
+}
+
+pub(crate) async fn refresh(c: &Call<'_>) -> Handled {
+    let token = presented_refresh_token(c.req, c.body)?
+        .ok_or_else(|| ApiError::bad_request("give refresh_token (or the cookie)"))?;
+    let s = c
+        .services
+        .accounts
+        .refresh(&token)
+        .await
+        .map_err(account_error)?;
+    Ok(signed_in(StatusCode::OK, &s))
+}
+
+pub(crate) async fn sign_out(c: &Call<'_>) -> Handled {
+    let accounts = &c.services.accounts;
+    if let Some(token) = bearer(c.req) {
+        let p = accounts.authenticate(token).await.map_err(account_error)?;
+        accounts.sign_out(&p).await.map_err(account_error)?;
+        tracing::info!(tenant = %p.tenant, user = %p.user, "signed out");
+    } else {
+        let token = presented_refresh_token(c.req, c.body)?.ok_or_else(ApiError::unauthorized)?;
+        accounts
+            .sign_out_refresh(&token)
+            .await
+            .map_err(account_error)?;
+    }
+    Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
+}
+
+pub(crate) async fn accept_invitation(c: &Call<'_>) -> Handled {
+    let r: AcceptRequest = edge::parse_json(c.body)?;
+    let password = Password::new(&r.password).map_err(account_error)?;
+    let s = c
+        .services
+        .accounts
+        .accept_invitation(&r.token, &password)
+        .await
+        .map_err(account_error)?;
+    tracing::info!(tenant = %s.tenant_id, user = %s.user.id, role = s.user.role.name(), "invitation accepted");
+    Ok(signed_in(StatusCode::CREATED, &s))
+}
+
+pub(crate) async fn me(c: &Call<'_>) -> Handled {
+    let accounts = &c.services.accounts;
+    let token = bearer(c.req).ok_or_else(ApiError::unauthorized)?;
+    let p = accounts.authenticate(token).await.map_err(account_error)?;
+    let user = accounts
+        .user(&p.tenant, &p.user)
+        .await
+        .map_err(account_error)?
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(edge::json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "tenant_id": p.tenant,
+            "user": user,
+            "permissions": permissions_of(&p),
+        }),
+    ))
+}
+
+pub(crate) async fn change_password(c: &Call<'_>) -> Handled {
+    let accounts = &c.services.accounts;
+    let token = bearer(c.req).ok_or_else(ApiError::unauthorized)?;
+    let p = accounts.authenticate(token).await.map_err(account_error)?;
+    let r: ChangePasswordRequest = edge::parse_json(c.body)?;
+    let new = Password::new(&r.new_password).map_err(account_error)?;
+    let source = source_ip(c.req);
+    match accounts
+        .change_password(&p, &r.current_password, &new, source.as_deref())
+        .await
+    {
+        Ok(()) => {}
+        // Not 401: the caller's token is fine, the password they typed is not.
+        Err(AccountError::BadCredentials) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_password",
+                "current_password is not the account's password",
+            ))
+        }
+        Err(e) => return throttled_response(e),
+    }
+    tracing::info!(tenant = %p.tenant, user = %p.user, "password changed; sessions revoked");
+    Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
+}
+
+pub(crate) async fn request_password_reset(c: &Call<'_>) -> Handled {
+    let r: ResetRequest = edge::parse_json(c.body)?;
+    let source = source_ip(c.req);
+    if let Err(e) = c
+        .services
+        .accounts
+        .request_password_reset(&r.account_id, &r.email, source.as_deref())
+        .await
+    {
+        return throttled_response(e);
+    }
+    Ok(edge::json(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({
+            "status": "if the address has a user in that account, a reset link was sent to it"
+        }),
+    ))
+}
+
+pub(crate) async fn confirm_password_reset(c: &Call<'_>) -> Handled {
+    let r: ResetConfirmRequest = edge::parse_json(c.body)?;
+    let new = Password::new(&r.new_password).map_err(account_error)?;
+    c.services
+        .accounts
+        .confirm_password_reset(&r.token, &new)
+        .await
+        .map_err(account_error)?;
+    Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
 }

@@ -17,6 +17,8 @@ use wappline::erasure::{ContactErasure, ErasureError};
 use wappline::ids::TenantId;
 use wappline::meta::{AccountRef, CustomerId};
 
+use crate::routing::{Call, Handled};
+
 /// The erasure services the admin API uses.
 #[derive(Clone)]
 pub struct Erasure {
@@ -60,8 +62,44 @@ fn subject(r: &ContactRequest) -> Result<(AccountRef, CustomerId), ApiError> {
     Ok((account, customer))
 }
 
+pub(crate) async fn request_contact(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    c.services
+        .erasure
+        .request_contact(scope.tenant(), c.body, c.actor())
+        .await
+}
+
+pub(crate) async fn contact_status(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    c.services
+        .erasure
+        .contact_status(scope.tenant(), c.param("request_id"))
+        .await
+}
+
+pub(crate) async fn request_tenant(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    c.services
+        .erasure
+        .request_tenant(scope.tenant(), c.body, c.actor())
+        .await
+}
+
+/// After the erasure the tenant is gone, but its erasure record is not: by id, not scope.
+pub(crate) async fn tenant_status(c: &Call<'_>) -> Handled {
+    c.services.erasure.tenant_status(&c.tenant_id()?).await
+}
+
+pub(crate) async fn cancel_tenant(c: &Call<'_>) -> Handled {
+    c.services
+        .erasure
+        .cancel_tenant(&c.tenant_id()?, c.actor())
+        .await
+}
+
 impl Erasure {
-    pub(crate) async fn request_contact(
+    async fn request_contact(
         &self,
         tenant: &TenantId,
         body: &[u8],
@@ -78,7 +116,7 @@ impl Erasure {
         Ok(edge::json(StatusCode::ACCEPTED, &status))
     }
 
-    pub(crate) async fn contact_status(
+    async fn contact_status(
         &self,
         tenant: &TenantId,
         request_id: &str,
@@ -95,7 +133,7 @@ impl Erasure {
         Ok(edge::json(StatusCode::OK, &status))
     }
 
-    pub(crate) async fn request_tenant(
+    async fn request_tenant(
         &self,
         tenant: &TenantId,
         body: &[u8],
@@ -121,17 +159,14 @@ impl Erasure {
         Ok(edge::json(StatusCode::ACCEPTED, &status))
     }
 
-    pub(crate) async fn tenant_status(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Response<String>, ApiError> {
+    async fn tenant_status(&self, tenant: &TenantId) -> Result<Response<String>, ApiError> {
         match self.tenants.status(tenant).await.map_err(map)? {
             Some(status) => Ok(edge::json(StatusCode::OK, &status)),
             None => Err(ApiError::not_found("no erasure requested for this tenant")),
         }
     }
 
-    pub(crate) async fn cancel_tenant(
+    async fn cancel_tenant(
         &self,
         tenant: &TenantId,
         actor: &str,

@@ -20,6 +20,8 @@ use wappline::ids::TenantId;
 use wappline::meta::{AccountRef, CustomerId};
 use wappline::queue::{OutgoingMessage, Queue, QueueName};
 
+use crate::routing::{Call, Handled};
+
 /// The path prefix of download links.
 pub const DOWNLOAD_PREFIX: &str = "/exports/download/";
 
@@ -51,7 +53,7 @@ fn bad(m: impl Into<String>) -> ApiError {
     ApiError::bad_request(m)
 }
 
-pub(crate) fn map(e: ExportError) -> ApiError {
+fn map(e: ExportError) -> ApiError {
     match e {
         ExportError::NotFound => ApiError::not_found("no such export"),
         ExportError::NotReady => ApiError::conflict("the export is not completed yet"),
@@ -99,8 +101,37 @@ fn export_id(id: &str) -> Result<ExportId, ApiError> {
     ExportId::parse(id).map_err(|_| ApiError::not_found("no such export"))
 }
 
+pub(crate) async fn request(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    c.services
+        .exports
+        .request(scope.tenant(), c.body, c.actor())
+        .await
+}
+
+pub(crate) async fn list(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    c.services.exports.list(scope.tenant()).await
+}
+
+pub(crate) async fn get(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    c.services
+        .exports
+        .get(scope.tenant(), c.param("export_id"))
+        .await
+}
+
+pub(crate) async fn link(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    c.services
+        .exports
+        .link(scope.tenant(), c.param("export_id"), c.body)
+        .await
+}
+
 impl ExportsApi {
-    pub(crate) async fn request(
+    async fn request(
         &self,
         tenant: &TenantId,
         body: &[u8],
@@ -128,7 +159,7 @@ impl ExportsApi {
         Ok(edge::json(StatusCode::ACCEPTED, &record))
     }
 
-    pub(crate) async fn list(&self, tenant: &TenantId) -> Result<Response<String>, ApiError> {
+    async fn list(&self, tenant: &TenantId) -> Result<Response<String>, ApiError> {
         let records = self.exports.list(tenant).await.map_err(map)?;
         Ok(edge::json(
             StatusCode::OK,
@@ -136,11 +167,7 @@ impl ExportsApi {
         ))
     }
 
-    pub(crate) async fn get(
-        &self,
-        tenant: &TenantId,
-        id: &str,
-    ) -> Result<Response<String>, ApiError> {
+    async fn get(&self, tenant: &TenantId, id: &str) -> Result<Response<String>, ApiError> {
         let record = self
             .exports
             .get(tenant, &export_id(id)?)
@@ -150,7 +177,7 @@ impl ExportsApi {
         Ok(edge::json(StatusCode::OK, &record))
     }
 
-    pub(crate) async fn link(
+    async fn link(
         &self,
         tenant: &TenantId,
         id: &str,

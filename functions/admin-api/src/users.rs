@@ -13,13 +13,12 @@
 
 use lambda_http::http::StatusCode;
 use serde::Deserialize;
-use wappline::accounts::{Accounts, Email, Principal, Role, UserId};
+use wappline::accounts::{Email, Role, UserId};
+use wappline::audit::AuditAction;
 use wappline::edge::{self, ApiError};
-use wappline::ids::TenantId;
 
 use crate::auth::account_error;
-
-type Response = lambda_http::http::Response<String>;
+use crate::routing::{Call, Handled};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,47 +33,49 @@ struct RoleRequest {
     role: String,
 }
 
-pub async fn list(accounts: &Accounts, tenant: &TenantId) -> Result<Response, ApiError> {
-    let users = accounts.list_users(tenant).await.map_err(account_error)?;
+pub(crate) async fn list(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    let users = c
+        .services
+        .accounts
+        .list_users(scope.tenant())
+        .await
+        .map_err(account_error)?;
     Ok(edge::json(
         StatusCode::OK,
         &serde_json::json!({ "users": users }),
     ))
 }
 
-/// Returns the response and the audit details.
-pub async fn invite(
-    accounts: &Accounts,
-    tenant: &TenantId,
-    actor: &Principal,
-    body: &[u8],
-) -> Result<(Response, String), ApiError> {
-    let r: InviteRequest = edge::parse_json(body)?;
+pub(crate) async fn invite(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    let tenant = scope.tenant();
+    let r: InviteRequest = edge::parse_json(c.body)?;
     let email = Email::parse(&r.email).map_err(account_error)?;
     let role = Role::parse(&r.role).map_err(account_error)?;
-    let invitation = accounts
-        .invite(tenant, actor, email, role)
+    let invitation = c
+        .services
+        .accounts
+        .invite(tenant, c.principal()?, email, role)
         .await
         .map_err(account_error)?;
     tracing::info!(tenant = %tenant, role = role.name(), emailed = invitation.emailed, "user invited");
-    Ok((
-        edge::json(StatusCode::CREATED, &invitation),
-        role.name().to_owned(),
-    ))
+    let resp = edge::json(StatusCode::CREATED, &invitation);
+    c.record(tenant, AuditAction::UserInvited, &[("role", role.name())])
+        .await;
+    Ok(resp)
 }
 
-pub async fn set_role(
-    accounts: &Accounts,
-    tenant: &TenantId,
-    actor: &Principal,
-    user: &str,
-    body: &[u8],
-) -> Result<(Response, (Role, Role)), ApiError> {
-    let user = UserId::parse(user).map_err(|_| ApiError::not_found("no such user"))?;
-    let r: RoleRequest = edge::parse_json(body)?;
+pub(crate) async fn set_role(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    let tenant = scope.tenant();
+    let accounts = &c.services.accounts;
+    let user_param = c.param("user");
+    let user = UserId::parse(user_param).map_err(|_| ApiError::not_found("no such user"))?;
+    let r: RoleRequest = edge::parse_json(c.body)?;
     let role = Role::parse(&r.role).map_err(account_error)?;
     let change = accounts
-        .set_role(tenant, actor, &user, role)
+        .set_role(tenant, c.principal()?, &user, role)
         .await
         .map_err(account_error)?;
     let info = accounts
@@ -83,30 +84,42 @@ pub async fn set_role(
         .map_err(account_error)?
         .ok_or_else(|| ApiError::not_found("no such user"))?;
     tracing::info!(tenant = %tenant, user = %user, from = change.from.name(), to = role.name(), "user role changed");
-    Ok((edge::json(StatusCode::OK, &info), (change.from, role)))
+    let resp = edge::json(StatusCode::OK, &info);
+    c.record(
+        tenant,
+        AuditAction::UserRoleChanged,
+        &[
+            ("user_id", user_param),
+            ("from", change.from.name()),
+            ("to", role.name()),
+        ],
+    )
+    .await;
+    Ok(resp)
 }
 
-pub async fn remove(
-    accounts: &Accounts,
-    tenant: &TenantId,
-    actor: &Principal,
-    user: &str,
-) -> Result<Response, ApiError> {
-    let user = UserId::parse(user).map_err(|_| ApiError::not_found("no such user"))?;
-    accounts
-        .remove_user(tenant, actor, &user)
+pub(crate) async fn remove(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    let tenant = scope.tenant();
+    let user_param = c.param("user");
+    let user = UserId::parse(user_param).map_err(|_| ApiError::not_found("no such user"))?;
+    c.services
+        .accounts
+        .remove_user(tenant, c.principal()?, &user)
         .await
         .map_err(account_error)?;
     tracing::info!(tenant = %tenant, user = %user, "user removed");
+    c.record(tenant, AuditAction::UserRemoved, &[("user_id", user_param)])
+        .await;
     Ok(edge::empty(StatusCode::NO_CONTENT))
 }
 
-pub async fn pending_invitations(
-    accounts: &Accounts,
-    tenant: &TenantId,
-) -> Result<Response, ApiError> {
-    let pending = accounts
-        .pending_invitations(tenant)
+pub(crate) async fn pending_invitations(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    let pending = c
+        .services
+        .accounts
+        .pending_invitations(scope.tenant())
         .await
         .map_err(account_error)?;
     Ok(edge::json(
@@ -115,20 +128,22 @@ pub async fn pending_invitations(
     ))
 }
 
-/// Returns the response and the withdrawn invitation's role, for the audit log.
-pub async fn withdraw_invitation(
-    accounts: &Accounts,
-    tenant: &TenantId,
-    actor: &Principal,
-    id: &str,
-) -> Result<(Response, String), ApiError> {
-    let withdrawn = accounts
-        .withdraw_invitation(tenant, actor, id)
+pub(crate) async fn withdraw_invitation(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    let tenant = scope.tenant();
+    let id = c.param("invitation");
+    let withdrawn = c
+        .services
+        .accounts
+        .withdraw_invitation(tenant, c.principal()?, id)
         .await
         .map_err(account_error)?;
     tracing::info!(tenant = %tenant, invitation = id, "invitation withdrawn");
-    Ok((
-        edge::empty(StatusCode::NO_CONTENT),
-        withdrawn.role.name().to_owned(),
-    ))
+    c.record(
+        tenant,
+        AuditAction::InvitationWithdrawn,
+        &[("invitation_id", id), ("role", withdrawn.role.name())],
+    )
+    .await;
+    Ok(edge::empty(StatusCode::NO_CONTENT))
 }

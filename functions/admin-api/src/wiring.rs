@@ -6,7 +6,7 @@ use wappline::app::settings::vars;
 use wappline::app::{HttpFunction, Services, ServicesError};
 use wappline::queue::platform;
 
-use crate::{AdminApi, AdminToken, Erasure, ExportsApi, DOWNLOAD_PREFIX};
+use crate::{AdminApi, AdminServices, AdminToken, Erasure, ExportsApi, DOWNLOAD_PREFIX};
 
 const SERVICE: &str = "admin-api";
 
@@ -21,29 +21,29 @@ impl AdminApi {
                     service: SERVICE,
                     setting: vars::ADMIN_TOKEN_SHA256.to_owned(),
                 })?;
-        let exports = services.exports()?;
-        Ok(
-            AdminApi::new(services.platform.tenants.clone(), AdminToken { sha256 })
-                .with_accounts(services.accounts()?)
-                .with_usage(services.usage())
-                .with_suspension(services.suspension()?)
-                .with_api_keys(services.api_keys())
-                .with_audit(services.audit())
-                .with_channel_release(services.channel_release()?)
-                .with_exports(ExportsApi {
-                    exports,
-                    queue: services.queue.clone(),
-                    queue_name: platform::name(platform::EXPORTS),
-                })
-                .with_erasure(Erasure {
-                    contacts: services.contact_erasure()?,
-                    tenants: services.tenant_erasure()?,
-                })
-                .with_bitrix_connection_codes(
-                    services.connection_codes(),
-                    services.bitrix_endpoint(SERVICE)?,
-                ),
-        )
+        Ok(AdminApi::new(AdminServices {
+            tenants: services.platform.tenants.clone(),
+            token: AdminToken { sha256 },
+            accounts: services.accounts()?,
+            usage: services.usage(),
+            suspension: services.suspension()?,
+            api_keys: services.api_keys(),
+            audit: services.audit(),
+            release: services.channel_release()?,
+            exports: ExportsApi {
+                exports: services.exports()?,
+                queue: services.queue.clone(),
+                queue_name: platform::name(platform::EXPORTS),
+            },
+            erasure: Erasure {
+                contacts: services.contact_erasure()?,
+                tenants: services.tenant_erasure()?,
+            },
+            bitrix_codes: (
+                services.connection_codes(),
+                services.bitrix_endpoint(SERVICE)?,
+            ),
+        }))
     }
 }
 

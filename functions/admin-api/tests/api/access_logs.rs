@@ -5,10 +5,11 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use admin_api::{AdminApi, AdminToken};
+use super::common;
+
+use admin_api::AdminApi;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request};
-use wappline::accounts::{Accounts, AccountsConfig, PasswordHasher, SessionKey};
 use wappline::app::Platform;
 
 const ADMIN: &str = "local-dev-admin-token";
@@ -70,16 +71,7 @@ async fn cross_tenant_attempts_are_logged_and_no_secret_is() {
 
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::embedded(dir.path()).unwrap();
-    let accounts = Accounts::new(
-        platform.store.clone(),
-        platform.tenants.clone(),
-        AccountsConfig::new(
-            PasswordHasher::new(12).unwrap(),
-            SessionKey::generate().unwrap(),
-        ),
-    );
-    let api = AdminApi::new(platform.tenants.clone(), AdminToken::from_plaintext(ADMIN))
-        .with_accounts(accounts);
+    let api = AdminApi::new(common::services(&platform, dir.path(), ADMIN));
     let call =
         |m: Method, p: &str, t: Option<&str>, b: serde_json::Value| api.handle(request(m, p, t, b));
 

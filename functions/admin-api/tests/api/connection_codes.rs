@@ -1,12 +1,13 @@
 //! `POST /admin/tenants/{tenant_id}/bitrix24/connection-codes`: a code shown once, stored
 //! only as a hash, valid for the tenant and line it was issued for.
 
-use admin_api::{AdminApi, AdminToken};
+use super::common;
+
+use admin_api::AdminApi;
 use lambda_http::http::Method;
 use lambda_http::Body;
 use serde_json::{json, Value};
 use wappline::app::Platform;
-use wappline::portal::install::{public_base_url, ConnectionCodes};
 use wappline::store::{AttrValue, Table};
 
 const TOKEN: &str = "local-dev-admin-token";
@@ -38,12 +39,9 @@ fn body_json(resp: &lambda_http::Response<Body>) -> Value {
 async fn connection_codes_are_issued_once_and_stored_hashed() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::embedded(dir.path()).unwrap();
-    let codes = ConnectionCodes::new(platform.store.clone());
-    let api = AdminApi::new(platform.tenants.clone(), AdminToken::from_plaintext(TOKEN))
-        .with_bitrix_connection_codes(
-            codes.clone(),
-            public_base_url("https://wappline.example/").unwrap(),
-        );
+    let services = common::services(&platform, dir.path(), TOKEN);
+    let codes = services.bitrix_codes.0.clone();
+    let api = AdminApi::new(services);
     let created = api
         .handle(request(
             Method::POST,
@@ -146,17 +144,4 @@ async fn connection_codes_are_issued_once_and_stored_hashed() {
         .handle(request(Method::GET, &path, None, Some(TOKEN)))
         .await;
     assert_eq!(resp.status(), 405);
-
-    // Without a public base URL the endpoint says it is not configured.
-    let bare = AdminApi::new(platform.tenants.clone(), AdminToken::from_plaintext(TOKEN));
-    let resp = bare
-        .handle(request(
-            Method::POST,
-            &path,
-            Some(json!({"line_id": 7})),
-            Some(TOKEN),
-        ))
-        .await;
-    assert_eq!(resp.status(), 503);
-    assert_eq!(body_json(&resp)["error"]["code"], "not_configured");
 }

@@ -1,7 +1,9 @@
 //! The sample API Gateway events in events/admin-api/ go through lambda_http's own event
 //! parsing into the handler, as in Lambda, and do what their names say.
 
-use admin_api::{AdminApi, AdminToken};
+use super::common;
+
+use admin_api::AdminApi;
 use lambda_http::Body;
 use wappline::app::Platform;
 
@@ -29,10 +31,11 @@ fn body_json(body: &Body) -> serde_json::Value {
 async fn sample_events_run_through_the_handler() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::embedded(dir.path()).unwrap();
-    let api = AdminApi::new(
-        platform.tenants,
-        AdminToken::from_plaintext("local-dev-admin-token"),
-    );
+    let api = AdminApi::new(common::services(
+        &platform,
+        dir.path(),
+        "local-dev-admin-token",
+    ));
 
     let created = api.handle(event("create-tenant.json", SAMPLE_TENANT)).await;
     assert_eq!(created.status(), 201);
@@ -62,23 +65,13 @@ async fn sample_events_run_through_the_handler() {
 
 #[tokio::test]
 async fn the_sign_in_samples_invite_accept_and_sign_in_with_the_callers_address() {
-    use wappline::accounts::{Accounts, AccountsConfig, PasswordHasher, SessionKey};
-
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::embedded(dir.path()).unwrap();
-    let accounts = Accounts::new(
-        platform.store.clone(),
-        platform.tenants.clone(),
-        AccountsConfig::new(
-            PasswordHasher::new(12).unwrap(),
-            SessionKey::generate().unwrap(),
-        ),
-    );
-    let api = AdminApi::new(
-        platform.tenants,
-        AdminToken::from_plaintext("local-dev-admin-token"),
-    )
-    .with_accounts(accounts);
+    let api = AdminApi::new(common::services(
+        &platform,
+        dir.path(),
+        "local-dev-admin-token",
+    ));
     let created = api.handle(event("create-tenant.json", SAMPLE_TENANT)).await;
     let tenant = body_json(created.body())["id"].as_str().unwrap().to_owned();
 
