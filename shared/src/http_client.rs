@@ -255,6 +255,68 @@ impl HttpClient {
     }
 }
 
+/// Redirects a download follows at most.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// Why a GET that follows redirects stopped before a final answer.
+#[derive(Debug)]
+pub enum RedirectError<E> {
+    Http(HttpError),
+    /// The URL, or a redirect's target, was refused by the caller's check.
+    Refused(E),
+    /// A redirect without a usable `Location`.
+    NoLocation,
+    /// More than [`MAX_REDIRECTS`] redirects.
+    TooMany,
+}
+
+impl HttpClient {
+    /// `GET url`, following up to [`MAX_REDIRECTS`] redirects. The URL and every redirect's
+    /// target must pass `check` (the caller's host policy) before anything is sent to it, so
+    /// a redirect cannot lead a token or a request where the first URL could not. Returns the
+    /// first answer that is not a redirect, whatever its status.
+    pub async fn get_following_redirects<E>(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        max_body: usize,
+        check: impl Fn(&str) -> Result<http::Uri, E>,
+    ) -> Result<HttpAnswer, RedirectError<E>> {
+        let mut uri = check(url).map_err(RedirectError::Refused)?;
+        for _ in 0..=MAX_REDIRECTS {
+            let answer = self
+                .get(&uri.to_string(), headers.clone(), max_body)
+                .await
+                .map_err(RedirectError::Http)?;
+            if !matches!(answer.status, 301 | 302 | 303 | 307 | 308) {
+                return Ok(answer);
+            }
+            let next = answer
+                .location()
+                .and_then(|l| resolve_location(&uri, l))
+                .ok_or(RedirectError::NoLocation)?;
+            uri = check(&next).map_err(RedirectError::Refused)?;
+        }
+        Err(RedirectError::TooMany)
+    }
+}
+
+/// `location` (absolute, scheme-relative or absolute-path) against `base`.
+pub fn resolve_location(base: &http::Uri, location: &str) -> Option<String> {
+    let location = location.trim();
+    if location.starts_with("https://") || location.starts_with("http://") {
+        return Some(location.to_owned());
+    }
+    let scheme = base.scheme_str()?;
+    if let Some(rest) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{rest}"));
+    }
+    if location.starts_with('/') {
+        return Some(format!("{scheme}://{}{location}", base.authority()?));
+    }
+    None
+}
+
 /// An `Authorization: Bearer <token>` value, marked sensitive (never printed by `Debug`).
 pub fn bearer(token: &str) -> Result<HeaderValue, HttpError> {
     let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
@@ -313,6 +375,20 @@ fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_resolve_location() {
+        let base: http::Uri = "https://lookaside.fbsbx.com/a/b?x=1".parse().unwrap();
+        assert_eq!(
+            resolve_location(&base, "/c?d=1").as_deref(),
+            Some("https://lookaside.fbsbx.com/c?d=1")
+        );
+        assert_eq!(
+            resolve_location(&base, "//scontent.xx.fbcdn.net/v/1.jpg").as_deref(),
+            Some("https://scontent.xx.fbcdn.net/v/1.jpg")
+        );
+        assert_eq!(resolve_location(&base, "relative"), None);
+    }
 
     fn target(s: &str) -> Result<(), HttpError> {
         check_target(&s.parse::<http::Uri>().unwrap())

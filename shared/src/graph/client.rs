@@ -20,14 +20,15 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::classify;
 use super::{GraphConfig, GraphConfigError, GraphError, HostPolicy};
-use crate::http_client::{bearer, HttpAnswer, HttpClient, HttpClientConfig, HttpError};
+use crate::http_client::{
+    bearer, HttpAnswer, HttpClient, HttpClientConfig, HttpError, RedirectError,
+};
 use crate::ids::PhoneNumberId;
 use crate::secret::Secret;
 
 /// Largest JSON answer read from the Graph API.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
-/// Redirects followed by a media download, each hop checked against the [`HostPolicy`].
-pub const MAX_REDIRECTS: usize = 3;
+pub use crate::http_client::MAX_REDIRECTS;
 const MAX_MEDIA_ID: usize = 128;
 
 /// What `GET /{media-id}` answers. `Debug` hides the URL (with the token it is a capability).
@@ -145,22 +146,6 @@ fn encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// `location` (absolute, scheme-relative or absolute-path) against `base`.
-fn resolve(base: &http::Uri, location: &str) -> Option<String> {
-    let location = location.trim();
-    if location.starts_with("https://") || location.starts_with("http://") {
-        return Some(location.to_owned());
-    }
-    let scheme = base.scheme_str()?;
-    if let Some(rest) = location.strip_prefix("//") {
-        return Some(format!("{scheme}://{rest}"));
-    }
-    if location.starts_with('/') {
-        return Some(format!("{scheme}://{}{location}", base.authority()?));
-    }
-    None
 }
 
 impl GraphClient {
@@ -349,46 +334,38 @@ impl GraphClient {
         access_token: Option<&Secret>,
         max_bytes: usize,
     ) -> Result<Downloaded, GraphError> {
-        let mut uri = self.hosts.check(url)?;
-        for _ in 0..=MAX_REDIRECTS {
-            let headers = Self::headers(access_token, "*/*")?;
-            let answer = self
-                .http
-                .get(&uri.to_string(), headers, max_bytes)
-                .await
-                .map_err(http_error)?;
-            match answer.status {
-                200..=299 => {
-                    return Ok(Downloaded {
-                        content_type: answer.content_type().map(str::to_owned),
-                        bytes: answer.body,
-                    })
+        let headers = Self::headers(access_token, "*/*")?;
+        let answer = self
+            .http
+            .get_following_redirects(url, &headers, max_bytes, |u| self.hosts.check(u))
+            .await
+            .map_err(|e| match e {
+                RedirectError::Http(e) => http_error(e),
+                RedirectError::Refused(e) => e,
+                RedirectError::NoLocation => {
+                    GraphError::Protocol("redirect without a usable Location".into())
                 }
-                301 | 302 | 303 | 307 | 308 => {
-                    let next = answer
-                        .location()
-                        .and_then(|l| resolve(&uri, l))
-                        .ok_or_else(|| {
-                            GraphError::Protocol("redirect without a usable Location".into())
-                        })?;
-                    uri = self.hosts.check(&next)?;
+                RedirectError::TooMany => {
+                    GraphError::Protocol(format!("more than {MAX_REDIRECTS} redirects"))
                 }
-                status => {
-                    let error = classify(status, &answer.body, answer.retry_after());
-                    return Err(match error {
-                        GraphError::Unauthorized(e) | GraphError::Rejected(e)
-                            if access_token.is_none() && matches!(status, 401 | 403) =>
-                        {
-                            GraphError::NotFound(e)
-                        }
-                        other => other,
-                    });
-                }
+            })?;
+        match answer.status {
+            200..=299 => Ok(Downloaded {
+                content_type: answer.content_type().map(str::to_owned),
+                bytes: answer.body,
+            }),
+            status => {
+                let error = classify(status, &answer.body, answer.retry_after());
+                Err(match error {
+                    GraphError::Unauthorized(e) | GraphError::Rejected(e)
+                        if access_token.is_none() && matches!(status, 401 | 403) =>
+                    {
+                        GraphError::NotFound(e)
+                    }
+                    other => other,
+                })
             }
         }
-        Err(GraphError::Protocol(format!(
-            "more than {MAX_REDIRECTS} redirects"
-        )))
     }
 }
 
@@ -418,19 +395,5 @@ mod tests {
             assert!(check_path(bad).is_err(), "{bad}");
         }
         assert_eq!(encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-    }
-
-    #[test]
-    fn redirects_resolve() {
-        let base: http::Uri = "https://lookaside.fbsbx.com/a/b?x=1".parse().unwrap();
-        assert_eq!(
-            resolve(&base, "/c?d=1").as_deref(),
-            Some("https://lookaside.fbsbx.com/c?d=1")
-        );
-        assert_eq!(
-            resolve(&base, "//scontent.xx.fbcdn.net/v/1.jpg").as_deref(),
-            Some("https://scontent.xx.fbcdn.net/v/1.jpg")
-        );
-        assert_eq!(resolve(&base, "relative"), None);
     }
 }

@@ -15,10 +15,11 @@ use hyper::body::Bytes;
 
 use crate::http_client::{
     check_target, is_loopback_host, HttpClient, HttpClientConfig, HttpClientError, HttpError,
+    RedirectError,
 };
 
-/// Redirects followed.
-pub const MAX_REDIRECTS: usize = 3;
+/// Redirects followed, each hop checked like the first URL.
+pub use crate::http_client::MAX_REDIRECTS;
 
 /// What went wrong with a download.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,22 +95,6 @@ fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
-/// `location` (absolute, scheme-relative or absolute-path) against `base`.
-fn resolve(base: &http::Uri, location: &str) -> Option<String> {
-    let location = location.trim();
-    if location.starts_with("https://") || location.starts_with("http://") {
-        return Some(location.to_owned());
-    }
-    let scheme = base.scheme_str()?;
-    if let Some(rest) = location.strip_prefix("//") {
-        return Some(format!("{scheme}://{rest}"));
-    }
-    if location.starts_with('/') {
-        return Some(format!("{scheme}://{}{location}", base.authority()?));
-    }
-    None
-}
-
 fn http_error(e: HttpError) -> FileError {
     match e {
         HttpError::Refused(why) => FileError::Refused(why.to_owned()),
@@ -165,40 +150,32 @@ impl FileFetcher {
 
     /// Downloads `url`, at most `max_bytes`.
     pub async fn fetch(&self, url: &str, max_bytes: usize) -> Result<FetchedFile, FileError> {
-        let mut uri = self.check(url)?;
-        for _ in 0..=MAX_REDIRECTS {
-            let mut headers = HeaderMap::new();
-            headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-            let answer = self
-                .http
-                .get(&uri.to_string(), headers, max_bytes)
-                .await
-                .map_err(http_error)?;
-            match answer.status {
-                200..=299 => {
-                    return Ok(FetchedFile {
-                        content_type: answer.content_type().map(str::to_owned),
-                        bytes: answer.body,
-                    })
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        let answer = self
+            .http
+            .get_following_redirects(url, &headers, max_bytes, |u| self.check(u))
+            .await
+            .map_err(|e| match e {
+                RedirectError::Http(e) => http_error(e),
+                RedirectError::Refused(e) => e,
+                RedirectError::NoLocation => {
+                    FileError::Refused("redirect without a usable Location".into())
                 }
-                301 | 302 | 303 | 307 | 308 => {
-                    let next = answer
-                        .location()
-                        .and_then(|l| resolve(&uri, l))
-                        .ok_or_else(|| {
-                            FileError::Refused("redirect without a usable Location".into())
-                        })?;
-                    uri = self.check(&next)?;
+                RedirectError::TooMany => {
+                    FileError::Refused(format!("more than {MAX_REDIRECTS} redirects"))
                 }
-                408 | 425 | 429 | 500..=599 => {
-                    return Err(FileError::Unavailable(format!("HTTP {}", answer.status)))
-                }
-                status => return Err(FileError::Gone { status }),
+            })?;
+        match answer.status {
+            200..=299 => Ok(FetchedFile {
+                content_type: answer.content_type().map(str::to_owned),
+                bytes: answer.body,
+            }),
+            408 | 425 | 429 | 500..=599 => {
+                Err(FileError::Unavailable(format!("HTTP {}", answer.status)))
             }
+            status => Err(FileError::Gone { status }),
         }
-        Err(FileError::Refused(format!(
-            "more than {MAX_REDIRECTS} redirects"
-        )))
     }
 }
 

@@ -35,6 +35,28 @@ impl Captured {
     }
 }
 
+/// The process's log, captured by a global subscriber installed once. A thread-scoped
+/// subscriber (`set_default`) misses events whose call sites other tests of this binary
+/// reached first on their threads, so the capture is global and the assertions pick this
+/// test's lines by its own tenants and users.
+fn capture_logs() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+            captured
+        })
+        .clone()
+}
+
 fn request(method: Method, path: &str, token: Option<&str>, body: serde_json::Value) -> Request {
     let mut b = lambda_http::http::Request::builder()
         .method(method)
@@ -60,14 +82,7 @@ fn json(resp: &lambda_http::Response<Body>) -> serde_json::Value {
 
 #[tokio::test(flavor = "current_thread")]
 async fn cross_tenant_attempts_are_logged_and_no_secret_is() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = capture_logs();
 
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::embedded(dir.path()).unwrap();
@@ -136,7 +151,7 @@ async fn cross_tenant_attempts_are_logged_and_no_secret_is() {
     let log = captured.text();
     let refused: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("cross-tenant request refused"))
+        .filter(|l| l.contains("cross-tenant request refused") && l.contains(&tokens[1].0))
         .collect();
     assert_eq!(refused.len(), 1, "{log}");
     // The caller is named (their tenant and user); the other tenant's name is not.
