@@ -24,7 +24,7 @@ pub struct InvalidId {
 /// - `string_id!(Name, "kind", normalize = |s| -> Result<String, String>)`: the value kept is
 ///   the one the function returns (e.g. a phone number without its `+`). No `FromStr`.
 ///
-/// Used here and by [`crate::meta`]'s identifiers.
+/// Used here and by the Meta identifiers (`meta::ids`).
 macro_rules! string_id {
     (@type $(#[$meta:meta])* $name:ident, $kind:literal, $normalize:expr) => {
         $(#[$meta])*

@@ -16,11 +16,15 @@
 //!
 //! Failed sign-ins are counted in the dedupe table under hashed keys (see [`throttle`]).
 
+pub mod invitations;
 pub mod mailer;
 pub mod password;
+pub mod password_reset;
 pub mod service;
+pub mod sessions;
 pub mod throttle;
 pub mod token;
+pub mod users;
 
 use std::fmt;
 

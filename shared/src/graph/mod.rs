@@ -35,6 +35,6 @@ pub use instagram::{
 };
 pub use upload::{multipart_body, MediaUpload};
 pub use whatsapp::{
-    SentContact, SentMessage, WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,
+    SentContact, SentMessage, TemplateMessage, WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,
     WhatsAppRecipient, WhatsAppSent, WHATSAPP_CAPTION_MAX_CHARS, WHATSAPP_TEXT_MAX_CHARS,
 };

@@ -27,11 +27,10 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::{GraphClient, GraphError};
-use crate::conversation::TemplateMessage;
 use crate::ids::PhoneNumberId;
 use crate::meta::{WhatsAppPhone, WhatsAppUserId};
 use crate::secret::Secret;
@@ -129,6 +128,16 @@ impl WhatsAppMediaType {
             WhatsAppMediaType::Image | WhatsAppMediaType::Video | WhatsAppMediaType::Document
         )
     }
+}
+
+/// An approved WhatsApp template to send (business-initiated messages, or replies outside
+/// the 24-hour window): name, language and the Cloud API's `components` as given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemplateMessage {
+    pub name: String,
+    pub language: String,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub components: serde_json::Value,
 }
 
 /// What a message says.

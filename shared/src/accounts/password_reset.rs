@@ -1,0 +1,275 @@
+//! Setting a new password: changing it (knowing the current one) and resetting it through a
+//! single-use emailed link (`RESET#<sha256 of the secret>`, with a TTL). Either way every
+//! session of the user ends; reset requests are throttled like failed sign-ins, apart from
+//! them, so nobody can flood a mailbox or lock a user out by asking.
+
+use super::mailer::Mail;
+use super::password::Password;
+use super::service::{split_token, user_key, Accounts, StoredUser};
+use super::{random_secret, sha256_hex, AccountError, Email, UserId, UserPrincipal};
+use crate::clock::now_secs;
+use crate::ids::TenantId;
+use crate::store::{Condition, Item, Key, StoreError, Table, Update, TTL_ATTR};
+
+const RESET_PREFIX: &str = "wps1";
+
+fn reset_key(tenant: &TenantId, secret: &str) -> Key {
+    Key::new(tenant.partition(), format!("RESET#{}", sha256_hex(secret)))
+}
+
+impl Accounts {
+    /// Sets a new password after checking the current one; every session of the user ends.
+    pub async fn change_password(
+        &self,
+        principal: &UserPrincipal,
+        current: &str,
+        new: &Password,
+        source: Option<&str>,
+    ) -> Result<(), AccountError> {
+        let user = self
+            .user_by_id(&principal.tenant, &principal.user)
+            .await?
+            .ok_or(AccountError::InvalidToken)?;
+        let now = now_secs();
+        let tenant = principal.tenant.to_string();
+        let account = (tenant.as_str(), user.email.as_str());
+        self.not_throttled(account, source, now).await?;
+        if !self.config.hasher.verify(current, Some(&user.hash)).await {
+            self.throttle.record_failure(account, source, now).await?;
+            return Err(AccountError::BadCredentials);
+        }
+        self.set_password(&principal.tenant, &user, new).await
+    }
+
+    async fn set_password(
+        &self,
+        tenant: &TenantId,
+        user: &StoredUser,
+        new: &Password,
+    ) -> Result<(), AccountError> {
+        let hash = self.config.hasher.hash(new).await?;
+        self.store
+            .update(
+                Table::Data,
+                &user_key(tenant, &user.id),
+                Update::new()
+                    .set("password_hash", hash.as_str())
+                    .set("password_changed_at", now_secs())
+                    .add("session_epoch", 1),
+                Some(Condition::Exists),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::ConditionFailed { .. } => AccountError::UserNotFound,
+                e => e.into(),
+            })?;
+        self.revoke_all(tenant, &user.id).await
+    }
+
+    /// Emails a single-use reset link if the email has a user in the account. Answers the
+    /// same whether or not it does; requests count against the account's throttle, so the
+    /// endpoint cannot be used to flood someone's mailbox.
+    pub async fn request_password_reset(
+        &self,
+        account_id: &str,
+        email: &str,
+        source: Option<&str>,
+    ) -> Result<(), AccountError> {
+        let Some(mailer) = &self.mailer else {
+            return Err(AccountError::MailNotConfigured);
+        };
+        let email = Email::parse(email)?;
+        let now = now_secs();
+        // Counted apart from sign-in failures: requesting resets must not lock the user out.
+        let reset_account = format!("reset:{account_id}");
+        let account = (reset_account.as_str(), email.as_str());
+        self.not_throttled(account, source, now).await?;
+        self.throttle.record_failure(account, source, now).await?;
+        let Ok(tenant) = TenantId::parse(account_id) else {
+            return Ok(());
+        };
+        let Some(user) = self.user_by_email(&tenant, &email).await? else {
+            return Ok(());
+        };
+        let secret = random_secret()?;
+        let expires_at = now + self.config.reset_secs;
+        self.store
+            .put(
+                Table::Data,
+                Item::new(&reset_key(&tenant, &secret))
+                    .with("user_id", user.id.as_str())
+                    .with("created_at", now)
+                    .with(TTL_ATTR, expires_at),
+                Some(Condition::NotExists),
+            )
+            .await?;
+        let token = format!("{RESET_PREFIX}.{tenant}.{secret}");
+        mailer
+            .send(&Mail {
+                to: email,
+                subject: "Reset your Wappline password".into(),
+                text: format!(
+                    "Someone asked to reset the password of this Wappline account.\n\
+                     If it was you, within {} minutes:\n\
+                     POST /auth/password-reset/confirm\n\
+                     {{\"token\": \"{token}\", \"new_password\": \"...\"}}\n\
+                     If it was not you, ignore this message.\n",
+                    self.config.reset_secs / 60
+                ),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token (single use); every session of the user ends.
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new: &Password,
+    ) -> Result<(), AccountError> {
+        let (tenant, rest) = split_token(token, RESET_PREFIX, 1)?;
+        let key = reset_key(&tenant, rest[0]);
+        let item = self
+            .store
+            .get(Table::Data, &key)
+            .await?
+            .ok_or(AccountError::InvalidToken)?;
+        // Used up first: a second use with the same token fails even if this one fails later.
+        match self
+            .store
+            .delete(Table::Data, &key, Some(Condition::Exists))
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed { .. }) => return Err(AccountError::InvalidToken),
+            Err(e) => return Err(e.into()),
+        }
+        let user_id = item
+            .get_s("user_id")
+            .and_then(|u| UserId::parse(u).ok())
+            .ok_or(AccountError::InvalidToken)?;
+        let user = self
+            .user_by_id(&tenant, &user_id)
+            .await?
+            .ok_or(AccountError::InvalidToken)?;
+        self.set_password(&tenant, &user, new).await?;
+        let tenant_s = tenant.to_string();
+        self.throttle
+            .clear_account((&tenant_s, user.email.as_str()), now_secs())
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::service::fixture::*;
+    use crate::accounts::Role;
+
+    #[tokio::test]
+    async fn changing_the_password_revokes_every_session() {
+        let f = fixture().await;
+        let first = user(&f, "alice@acme.test", Role::Agent).await;
+        let t = f.tenant.to_string();
+        let second = f
+            .accounts
+            .sign_in(&t, "alice@acme.test", PW, None)
+            .await
+            .unwrap();
+        let p = f.accounts.authenticate(&first.access_token).await.unwrap();
+        let new = Password::new("a much better passphrase").unwrap();
+        assert!(matches!(
+            f.accounts
+                .change_password(&p, "wrong current pw", &new, None)
+                .await,
+            Err(AccountError::BadCredentials)
+        ));
+        f.accounts
+            .change_password(&p, PW, &new, None)
+            .await
+            .unwrap();
+        for s in [&first, &second] {
+            assert!(f.accounts.authenticate(&s.access_token).await.is_err());
+            assert!(f.accounts.refresh(&s.refresh_token).await.is_err());
+        }
+        assert!(f
+            .accounts
+            .sign_in(&t, "alice@acme.test", PW, None)
+            .await
+            .is_err());
+        f.accounts
+            .sign_in(&t, "alice@acme.test", "a much better passphrase", None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_password_reset_is_mailed_single_use_and_revokes_sessions() {
+        let f = fixture().await;
+        let s = user(&f, "alice@acme.test", Role::Agent).await;
+        let t = f.tenant.to_string();
+        // Unknown emails answer the same and send nothing.
+        f.accounts
+            .request_password_reset(&t, "nobody@acme.test", None)
+            .await
+            .unwrap();
+        let before = f.outbox.delivered().unwrap().len();
+        f.accounts
+            .request_password_reset(&t, "alice@acme.test", None)
+            .await
+            .unwrap();
+        let mails = f.outbox.delivered().unwrap();
+        assert_eq!(mails.len(), before + 1);
+        let token = mails
+            .last()
+            .unwrap()
+            .split(['"', ' ', '\r', '\n'])
+            .find(|w| w.starts_with("wps1."))
+            .unwrap()
+            .to_owned();
+        let new = Password::new("reset passphrase 2026").unwrap();
+        f.accounts
+            .confirm_password_reset(&token, &new)
+            .await
+            .unwrap();
+        assert!(f
+            .accounts
+            .confirm_password_reset(&token, &new)
+            .await
+            .is_err());
+        assert!(f.accounts.authenticate(&s.access_token).await.is_err());
+        f.accounts
+            .sign_in(&t, "alice@acme.test", "reset passphrase 2026", None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn reset_requests_are_limited_without_locking_sign_in() {
+        let f = fixture().await;
+        user(&f, "alice@acme.test", Role::Agent).await;
+        let t = f.tenant.to_string();
+        for _ in 0..5 {
+            f.accounts
+                .request_password_reset(&t, "alice@acme.test", None)
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            f.accounts
+                .request_password_reset(&t, "alice@acme.test", None)
+                .await,
+            Err(AccountError::Throttled { .. })
+        ));
+        assert_eq!(
+            f.outbox.delivered().unwrap().len(),
+            1 + 5,
+            "invitation + 5 resets"
+        );
+        f.accounts
+            .sign_in(&t, "alice@acme.test", PW, None)
+            .await
+            .unwrap();
+    }
+}

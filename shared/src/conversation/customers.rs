@@ -1,0 +1,127 @@
+//! A conversation's customer: recording (or refreshing) the conversation with the customer's
+//! details, encrypted, merged with what was stored before, and reading it back.
+
+use super::model::{ConversationId, ConversationMeta};
+use super::{retention_expiry, ConversationError, Conversations};
+use crate::clock::now_secs;
+use crate::meta::{AccountRef, CustomerRef};
+use crate::store::{AttrValue, Key, Table, Update, TTL_ATTR};
+
+impl Conversations {
+    /// Creates or refreshes the conversation of `customer` on `account`: the customer's
+    /// details (encrypted), and when `inbound_at` is given, the last time the customer wrote
+    /// (kept as the latest of all, whatever order events arrive in).
+    pub async fn record_customer(
+        &self,
+        account: &AccountRef,
+        customer: &CustomerRef,
+        inbound_at: Option<i64>,
+        retention_days: u32,
+    ) -> Result<ConversationId, ConversationError> {
+        let id = ConversationId::derive(&self.tenant, account, &customer.id);
+        let key = self.meta_key(&id);
+        let existing = self.store.get(Table::Data, &key).await?;
+        let now = now_secs();
+        let expires = retention_expiry(retention_days);
+        // Keep details Meta did not repeat this time (a status carries no profile name).
+        let merged = match &existing {
+            Some(item) => match item.get_b("customer") {
+                Some(blob) => {
+                    let mut old: CustomerRef = self.decrypt_json(&key, "customer", blob).await?;
+                    if customer.name.is_some() {
+                        old.name = customer.name.clone();
+                    }
+                    if customer.phone.is_some() {
+                        old.phone = customer.phone.clone();
+                    }
+                    if customer.username.is_some() {
+                        old.username = customer.username.clone();
+                    }
+                    if customer.parent_user_id.is_some() {
+                        old.parent_user_id = customer.parent_user_id.clone();
+                    }
+                    old
+                }
+                None => customer.clone(),
+            },
+            None => customer.clone(),
+        };
+        let mut update = Update::new()
+            .set("account", account_attr(account))
+            .set(
+                "customer",
+                self.encrypt_json(&key, "customer", &merged).await?,
+            )
+            .set("updated_at", now)
+            .set(TTL_ATTR, expires);
+        if existing.is_none() {
+            update = update.set("created_at", now);
+        }
+        let previous_inbound = existing.as_ref().and_then(|i| i.get_n("last_inbound_at"));
+        if let Some(at) = inbound_at {
+            if previous_inbound.is_none_or(|p| at > p) {
+                update = update.set("last_inbound_at", at);
+            }
+        }
+        self.store.update(Table::Data, &key, update, None).await?;
+        // The list entry lives as long as its conversation: created with it, and its expiry
+        // kept in step whenever the conversation's is.
+        let list_key = Key::new(self.tenant.sub_partition("CONVS"), id.as_str());
+        let mut listing = Update::new().set(TTL_ATTR, expires);
+        if existing.is_none() {
+            listing = listing.set("created_at", now);
+        }
+        self.store
+            .update(Table::Data, &list_key, listing, None)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn meta(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<ConversationMeta>, ConversationError> {
+        let key = self.meta_key(id);
+        let Some(item) = self.store.get(Table::Data, &key).await? else {
+            return Ok(None);
+        };
+        let account = item
+            .get("account")
+            .and_then(account_from_attr)
+            .ok_or_else(|| ConversationError::Corrupt("conversation without account".into()))?;
+        let blob = item
+            .get_b("customer")
+            .ok_or_else(|| ConversationError::Corrupt("conversation without customer".into()))?;
+        let customer = self.decrypt_json(&key, "customer", blob).await?;
+        Ok(Some(ConversationMeta {
+            id: id.clone(),
+            account,
+            customer,
+            created_at: item.get_n("created_at").unwrap_or(0),
+            last_inbound_at: item.get_n("last_inbound_at"),
+            crm_chat_id: item.get_s("crm_chat_id").map(str::to_owned),
+        }))
+    }
+}
+
+fn account_attr(account: &AccountRef) -> AttrValue {
+    AttrValue::M(
+        [
+            (
+                "channel".to_owned(),
+                AttrValue::S(account.channel().name().into()),
+            ),
+            ("id".to_owned(), AttrValue::S(account.id().into())),
+        ]
+        .into_iter()
+        .collect(),
+    )
+}
+
+fn account_from_attr(v: &AttrValue) -> Option<AccountRef> {
+    let AttrValue::M(m) = v else { return None };
+    let channel = m.get("channel")?.as_s()?;
+    let id = m.get("id")?.as_s()?;
+    let json = serde_json::json!({ "channel": channel, "id": id });
+    serde_json::from_value(json).ok()
+}

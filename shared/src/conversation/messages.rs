@@ -1,0 +1,285 @@
+//! Messages: storing one exactly once (the message item and its provider-id index in one
+//! transaction, with any extra writes such as a usage counter), finding one by the
+//! provider's id, and reading one or a page of a conversation back, decrypted.
+
+use super::model::{
+    ConversationId, Direction, MessageRef, MessageStatus, NewMessage, Origin, StoreOutcome,
+    StoredMessage,
+};
+use super::{message_sk, retention_expiry, ConversationError, Conversations, MSG_PREFIX};
+use crate::clock::now_secs;
+use crate::meta::AccountRef;
+use crate::store::{
+    AttrValue, Condition, Item, Key, Query, StoreError, Table, Update, WriteOp, TTL_ATTR,
+};
+
+impl Conversations {
+    /// Stores a message once: the message item and its provider-id index are written together
+    /// only if neither exists. Returns the message's place and whether it was new.
+    pub async fn store_message(
+        &self,
+        account: &AccountRef,
+        conversation: &ConversationId,
+        message: NewMessage,
+        retention_days: u32,
+    ) -> Result<(MessageRef, bool), ConversationError> {
+        match self
+            .store_message_with(account, conversation, message, retention_days, Vec::new())
+            .await?
+        {
+            StoreOutcome::New(at) => Ok((at, true)),
+            StoreOutcome::Existing(at) => Ok((at, false)),
+            // Nothing extra was asked for, so nothing extra can refuse.
+            StoreOutcome::Refused { .. } => Err(ConversationError::Corrupt(
+                "a message write was refused without extra writes".into(),
+            )),
+        }
+    }
+
+    /// As [`Conversations::store_message`], with `extra` writes (e.g. a usage counter) in the
+    /// same transaction: they happen exactly when the message is new, so a redelivered
+    /// message never repeats them. When one of them fails its condition the message is not
+    /// stored either ([`StoreOutcome::Refused`]).
+    pub async fn store_message_with(
+        &self,
+        account: &AccountRef,
+        conversation: &ConversationId,
+        message: NewMessage,
+        retention_days: u32,
+        extra: Vec<WriteOp>,
+    ) -> Result<StoreOutcome, ConversationError> {
+        let index_key = self.index_key(account, &message.provider_message_id);
+        if let Some(existing) = self.store.get(Table::Data, &index_key).await? {
+            return Ok(StoreOutcome::Existing(index_target(&existing)?));
+        }
+        let at = MessageRef {
+            conversation: conversation.clone(),
+            sk: message_sk(message.at_ms, &message.provider_message_id),
+        };
+        let key = self.message_key(&at);
+        let expires = retention_expiry(retention_days);
+        let mut item = Item::new(&key)
+            .with("provider_message_id", message.provider_message_id.as_str())
+            .with("direction", message.direction.code())
+            .with("origin", message.origin.code())
+            .with("at_ms", message.at_ms)
+            .with(
+                "content",
+                self.encrypt_json(&key, "content", &message.content).await?,
+            )
+            .with("created_at", now_secs())
+            .with(TTL_ATTR, expires);
+        if let Some(r) = &message.reply_to {
+            item.set("reply_to", r.as_str());
+        }
+        if let Some(template) = &message.template {
+            item.set(
+                "template",
+                self.encrypt_json(&key, "template", template).await?,
+            );
+        }
+        if let Some(im) = &message.crm_im {
+            item.set(
+                "crm_im_chat_id",
+                i64::try_from(im.chat_id).unwrap_or(i64::MAX),
+            );
+            item.set(
+                "crm_im_message_id",
+                i64::try_from(im.message_id).unwrap_or(i64::MAX),
+            );
+        }
+        let index = Item::new(&index_key)
+            .with("conversation", conversation.as_str())
+            .with("message_sk", at.sk.as_str())
+            .with(TTL_ATTR, expires);
+        let has_extra = !extra.is_empty();
+        let mut ops = vec![
+            WriteOp::Put {
+                table: Table::Data,
+                item,
+                condition: Some(Condition::NotExists),
+            },
+            WriteOp::Put {
+                table: Table::Data,
+                item: index,
+                condition: Some(Condition::NotExists),
+            },
+        ];
+        ops.extend(extra);
+        let written = self.store.transact_write(ops).await;
+        match written {
+            Ok(()) => Ok(StoreOutcome::New(at)),
+            // One of the extra writes refused: the message is not a duplicate.
+            Err(StoreError::ConditionFailed {
+                op_index: Some(i @ 2..),
+            }) => Ok(StoreOutcome::Refused { op: Some(i - 2) }),
+            // A concurrent or earlier attempt stored it: same message, same place.
+            Err(StoreError::ConditionFailed { op_index }) => {
+                match self.store.get(Table::Data, &index_key).await? {
+                    Some(existing) => Ok(StoreOutcome::Existing(index_target(&existing)?)),
+                    // The backend did not say which write failed and the message is not
+                    // there: with extra writes, it was one of them.
+                    None if has_extra && op_index.is_none() => {
+                        Ok(StoreOutcome::Refused { op: None })
+                    }
+                    None => Ok(StoreOutcome::Existing(at)),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records the id the provider gave a message we sent (e.g. the `wamid` the Cloud API
+    /// answered), so its statuses find it. Idempotent.
+    pub async fn record_provider_id(
+        &self,
+        account: &AccountRef,
+        at: &MessageRef,
+        provider_message_id: &str,
+        retention_days: u32,
+    ) -> Result<(), ConversationError> {
+        let index = Item::new(&self.index_key(account, provider_message_id))
+            .with("conversation", at.conversation.as_str())
+            .with("message_sk", at.sk.as_str())
+            .with(TTL_ATTR, retention_expiry(retention_days));
+        self.store.put(Table::Data, index, None).await?;
+        self.update_existing(
+            &self.message_key(at),
+            Update::new().set("sent_provider_id", provider_message_id),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Finds a message by the provider's id on an account.
+    pub async fn find_message(
+        &self,
+        account: &AccountRef,
+        provider_message_id: &str,
+    ) -> Result<Option<MessageRef>, ConversationError> {
+        let index_key = self.index_key(account, provider_message_id);
+        match self.store.get(Table::Data, &index_key).await? {
+            Some(item) => Ok(Some(index_target(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn message(
+        &self,
+        at: &MessageRef,
+    ) -> Result<Option<StoredMessage>, ConversationError> {
+        let key = self.message_key(at);
+        match self.store.get(Table::Data, &key).await? {
+            Some(item) => Ok(Some(self.decode_message(at.clone(), &key, &item).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn decode_message(
+        &self,
+        at: MessageRef,
+        key: &Key,
+        item: &Item,
+    ) -> Result<StoredMessage, ConversationError> {
+        let content = match item.get_b("content") {
+            Some(blob) => Some(self.decrypt_json(key, "content", blob).await?),
+            None => None,
+        };
+        let reaction = match item.get_b("reaction") {
+            Some(blob) => Some(self.decrypt_json::<String>(key, "reaction", blob).await?),
+            None => None,
+        };
+        let template = match item.get_b("template") {
+            Some(blob) => Some(self.decrypt_json(key, "template", blob).await?),
+            None => None,
+        };
+        let crm_message_ids = match item.get("crm_message_ids") {
+            Some(AttrValue::L(l)) => l
+                .iter()
+                .filter_map(|v| v.as_s().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(StoredMessage {
+            at,
+            provider_message_id: item
+                .get_s("provider_message_id")
+                .unwrap_or_default()
+                .to_owned(),
+            direction: match item.get_s("direction") {
+                Some("out") => Direction::Outbound,
+                _ => Direction::Inbound,
+            },
+            origin: item
+                .get_s("origin")
+                .and_then(Origin::from_code)
+                .unwrap_or(Origin::Customer),
+            content,
+            at_ms: item.get_n("at_ms").unwrap_or(0),
+            reply_to: item.get_s("reply_to").map(str::to_owned),
+            status: item.get_s("status").and_then(MessageStatus::from_code),
+            edited: item.get_bool("edited").unwrap_or(false),
+            deleted: item.get_bool("deleted").unwrap_or(false),
+            reaction,
+            crm_message_ids,
+            sent_provider_id: item.get_s("sent_provider_id").map(str::to_owned),
+            template,
+            crm_im: match (
+                item.get_n("crm_im_chat_id"),
+                item.get_n("crm_im_message_id"),
+            ) {
+                (Some(chat), Some(message)) => Some(crate::bitrix::ImRef {
+                    chat_id: u64::try_from(chat).unwrap_or_default(),
+                    message_id: u64::try_from(message).unwrap_or_default(),
+                }),
+                _ => None,
+            },
+        })
+    }
+
+    /// Messages of a conversation in order, one page at a time.
+    pub async fn messages(
+        &self,
+        id: &ConversationId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<StoredMessage>, Option<String>), ConversationError> {
+        let pk = self.partition(id);
+        let page = self
+            .store
+            .query(
+                Table::Data,
+                &Query::partition(pk.clone())
+                    .begins_with(MSG_PREFIX)
+                    .limit(limit)
+                    .start_after(after.map(|sk| Key::new(pk.clone(), sk))),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(page.items.len());
+        for item in &page.items {
+            let key = item
+                .key()
+                .ok_or_else(|| ConversationError::Corrupt("message without key".into()))?;
+            let at = MessageRef {
+                conversation: id.clone(),
+                sk: key.sk.clone(),
+            };
+            out.push(self.decode_message(at, &key, item).await?);
+        }
+        Ok((out, page.next.map(|k| k.sk)))
+    }
+}
+
+fn index_target(item: &Item) -> Result<MessageRef, ConversationError> {
+    let conversation = item
+        .get_s("conversation")
+        .and_then(|c| ConversationId::parse(c).ok())
+        .ok_or_else(|| ConversationError::Corrupt("message index without conversation".into()))?;
+    let sk = item
+        .get_s("message_sk")
+        .ok_or_else(|| ConversationError::Corrupt("message index without message".into()))?;
+    Ok(MessageRef {
+        conversation,
+        sk: sk.to_owned(),
+    })
+}

@@ -1,0 +1,255 @@
+//! The conversation and message types: the pseudonymous conversation id, which way a
+//! message went and where it came from, its delivery status, a message to store and a
+//! message as stored (decrypted), and what storing one did.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ids::TenantId;
+use crate::meta::{AccountRef, Content, CustomerId, CustomerRef};
+
+/// A conversation's id: `c_` + 32 hex digits of SHA-256 over tenant, account and customer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    pub fn derive(tenant: &TenantId, account: &AccountRef, customer: &CustomerId) -> Self {
+        let mut h = Sha256::new();
+        for part in [
+            tenant.as_str(),
+            account.channel().code(),
+            account.id(),
+            &customer.key(),
+        ] {
+            h.update((part.len() as u32).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        ConversationId(format!("c_{}", &hex::encode(h.finalize())[..32]))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = s.len() == 34
+            && s.starts_with("c_")
+            && s[2..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(ConversationId(s.to_owned()))
+        } else {
+            Err("conversation id must be c_ followed by 32 lowercase hex digits".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ConversationId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        ConversationId::parse(&s)
+    }
+}
+impl From<ConversationId> for String {
+    fn from(c: ConversationId) -> String {
+        c.0
+    }
+}
+impl std::fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which way a message went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the customer.
+    Inbound,
+    /// From the business: an operator in Bitrix24, or the business's own app (echo).
+    Outbound,
+}
+
+impl Direction {
+    pub(super) fn code(self) -> &'static str {
+        match self {
+            Direction::Inbound => "in",
+            Direction::Outbound => "out",
+        }
+    }
+}
+
+/// Where an outbound message came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Customer,
+    /// Sent by us on an operator's behalf.
+    Operator,
+    /// Sent from the WhatsApp Business app or the Instagram app (an echo): shown, never sent.
+    BusinessApp,
+    /// Sent by the tenant's own systems through the public send API.
+    Api,
+}
+
+impl Origin {
+    pub(super) fn code(self) -> &'static str {
+        match self {
+            Origin::Customer => "customer",
+            Origin::Operator => "operator",
+            Origin::BusinessApp => "business_app",
+            Origin::Api => "api",
+        }
+    }
+    pub(super) fn from_code(s: &str) -> Option<Self> {
+        Some(match s {
+            "customer" => Origin::Customer,
+            "operator" => Origin::Operator,
+            "business_app" => Origin::BusinessApp,
+            "api" => Origin::Api,
+            _ => return None,
+        })
+    }
+}
+
+/// Delivery state of an outbound message. Only moves forward (a late "delivered" never
+/// overwrites "read"); `Failed` overrides only `Sent`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Sent,
+    Failed,
+    Delivered,
+    Read,
+}
+
+impl MessageStatus {
+    pub fn rank(self) -> i64 {
+        match self {
+            MessageStatus::Sent => 1,
+            MessageStatus::Failed => 2,
+            MessageStatus::Delivered => 3,
+            MessageStatus::Read => 4,
+        }
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            MessageStatus::Sent => "sent",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Read => "read",
+        }
+    }
+    pub(super) fn from_code(s: &str) -> Option<Self> {
+        Some(match s {
+            "sent" => MessageStatus::Sent,
+            "failed" => MessageStatus::Failed,
+            "delivered" => MessageStatus::Delivered,
+            "read" => MessageStatus::Read,
+            _ => return None,
+        })
+    }
+}
+
+/// Templates are stored as the Graph client sends them.
+pub use crate::graph::TemplateMessage;
+
+/// A message to store.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub provider_message_id: String,
+    pub direction: Direction,
+    pub origin: Origin,
+    pub content: Content,
+    /// When it was sent (Unix milliseconds): orders the conversation.
+    pub at_ms: i64,
+    /// The provider id of the message this one replies to.
+    pub reply_to: Option<String>,
+    /// For operator messages: Bitrix24's own ids, which statuses are reported against.
+    pub crm_im: Option<crate::bitrix::ImRef>,
+    /// For template sends: the template (stored encrypted; its parameters may be personal).
+    pub template: Option<TemplateMessage>,
+}
+
+impl NewMessage {
+    /// A message as a provider delivered it (`at`: Unix seconds), with no CRM ids or template.
+    pub fn from_provider(
+        provider_message_id: &str,
+        direction: Direction,
+        origin: Origin,
+        content: Content,
+        at: i64,
+        reply_to: Option<String>,
+    ) -> Self {
+        NewMessage {
+            provider_message_id: provider_message_id.to_owned(),
+            direction,
+            origin,
+            content,
+            at_ms: at.saturating_mul(1000),
+            reply_to,
+            crm_im: None,
+            template: None,
+        }
+    }
+}
+
+/// Where a stored message is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub conversation: ConversationId,
+    pub sk: String,
+}
+
+/// A conversation as stored, decrypted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationMeta {
+    pub id: ConversationId,
+    pub account: AccountRef,
+    pub customer: CustomerRef,
+    pub created_at: i64,
+    /// When the customer last wrote (Unix seconds): the 24-hour window starts here.
+    pub last_inbound_at: Option<i64>,
+    /// The Bitrix24 chat of this conversation, once synced.
+    pub crm_chat_id: Option<String>,
+}
+
+/// A message as stored, decrypted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredMessage {
+    pub at: MessageRef,
+    pub provider_message_id: String,
+    pub direction: Direction,
+    pub origin: Origin,
+    /// None once the message was deleted (revoked or unsent): its content is erased.
+    pub content: Option<Content>,
+    pub at_ms: i64,
+    pub reply_to: Option<String>,
+    pub status: Option<MessageStatus>,
+    pub edited: bool,
+    pub deleted: bool,
+    /// The customer's reaction (emoji), if any.
+    pub reaction: Option<String>,
+    pub crm_message_ids: Vec<String>,
+    /// Bitrix24's own ids of an operator message (from its `OnImConnectorMessageAdd`), which
+    /// delivery and read statuses are reported against.
+    pub crm_im: Option<crate::bitrix::ImRef>,
+    /// The id the provider gave the message when we sent it (operator messages).
+    pub sent_provider_id: Option<String>,
+    pub template: Option<TemplateMessage>,
+}
+
+/// What [`Conversations::store_message_with`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Stored now, with the extra writes.
+    New(MessageRef),
+    /// Stored before (a redelivery): nothing written.
+    Existing(MessageRef),
+    /// An extra write failed its condition (its index in `extra`, where the backend says):
+    /// nothing written.
+    Refused { op: Option<usize> },
+}

@@ -1,0 +1,401 @@
+//! Instagram Messaging entries → events: each messaging item (messages, echoes, reactions,
+//! edits, deletions, postbacks, reads), with the reasons for what is left out (see the
+//! parent module's documentation).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::ids::InstagramAccountId;
+use crate::meta::event::{
+    AccountRef, Content, CustomerId, CustomerRef, EventKind, Media, MediaKind, Party, Referral,
+    ReplyTo,
+};
+use crate::meta::ids::InstagramUserId;
+use crate::meta::instagram as ig;
+use crate::meta::lenient::{label, to_unix_seconds};
+
+use super::{event, message_id, non_empty, WebhookBatch};
+
+pub(super) fn instagram_entry(raw: &Value, batch: &mut WebhookBatch) {
+    let Ok(entry) = ig::Entry::deserialize(raw) else {
+        batch.ignored.add("instagram:malformed_entry");
+        return;
+    };
+    if !entry.standby.is_empty() {
+        let n = u32::try_from(entry.standby.len()).unwrap_or(u32::MAX);
+        batch.ignored.add_n("instagram:standby", n);
+    }
+    for change in &entry.changes {
+        let field = change
+            .get("field")
+            .and_then(Value::as_str)
+            .unwrap_or("none");
+        batch
+            .ignored
+            .add(format!("instagram:field:{}", label(field)));
+    }
+    let account = entry
+        .id
+        .as_deref()
+        .and_then(|id| InstagramAccountId::parse(id).ok());
+    for m in &entry.messaging {
+        instagram_messaging(m, account.as_ref(), entry.time, batch);
+    }
+}
+
+/// The minimum of a messaging item that failed to parse as a whole.
+#[derive(Default, Deserialize)]
+struct IgHead {
+    #[serde(default)]
+    sender: Option<ig::Party>,
+    #[serde(default)]
+    recipient: Option<ig::Party>,
+    #[serde(default, deserialize_with = "crate::meta::lenient::int")]
+    timestamp: Option<i64>,
+    #[serde(default)]
+    message: Option<IgHeadMessage>,
+}
+
+#[derive(Default, Deserialize)]
+struct IgHeadMessage {
+    #[serde(default, deserialize_with = "crate::meta::lenient::text")]
+    mid: Option<String>,
+    #[serde(default, deserialize_with = "crate::meta::lenient::flag")]
+    is_echo: bool,
+}
+
+fn instagram_messaging(
+    raw: &Value,
+    entry_account: Option<&InstagramAccountId>,
+    entry_time: Option<i64>,
+    batch: &mut WebhookBatch,
+) {
+    let parsed = ig::Messaging::deserialize(raw);
+    let (sender, recipient, ts_ms, is_echo) = match &parsed {
+        Ok(ev) => (
+            ev.sender.as_ref().and_then(|p| p.id.clone()),
+            ev.recipient.as_ref().and_then(|p| p.id.clone()),
+            ev.timestamp,
+            ev.message.as_ref().is_some_and(|m| m.is_echo),
+        ),
+        Err(_) => {
+            let h = IgHead::deserialize(raw).unwrap_or_default();
+            (
+                h.sender.and_then(|p| p.id),
+                h.recipient.and_then(|p| p.id),
+                h.timestamp,
+                h.message.as_ref().is_some_and(|m| m.is_echo),
+            )
+        }
+    };
+    // Route by entry[].id; when it is unusable, by the business side of the item.
+    let account = entry_account.cloned().or_else(|| {
+        let business = if is_echo { &sender } else { &recipient };
+        business
+            .as_deref()
+            .and_then(|id| InstagramAccountId::parse(id).ok())
+    });
+    let Some(account) = account else {
+        batch.ignored.add("instagram:missing_account");
+        return;
+    };
+    // The business is the sender of echoes and of anything it does from the Instagram app.
+    let by_business = is_echo || sender.as_deref() == Some(account.as_str());
+    let customer_side = if by_business { &recipient } else { &sender };
+    let Some(customer_id) = customer_side
+        .as_deref()
+        .and_then(|id| InstagramUserId::parse(id).ok())
+    else {
+        batch.ignored.add("instagram:unidentified_customer");
+        return;
+    };
+    let ig = IgItem {
+        account: AccountRef::Instagram(account),
+        customer: CustomerRef::new(CustomerId::Instagram(customer_id)),
+        by: if by_business {
+            Party::Business
+        } else {
+            Party::Customer
+        },
+        ts_ms: ts_ms.or(entry_time),
+    };
+    match parsed {
+        Ok(ev) => ig.dispatch(ev, raw, batch),
+        Err(_) => ig.malformed(raw, batch),
+    }
+}
+
+/// What one Instagram messaging item resolved to before its payload is read.
+struct IgItem {
+    account: AccountRef,
+    customer: CustomerRef,
+    by: Party,
+    /// Milliseconds, as Instagram sends them.
+    ts_ms: Option<i64>,
+}
+
+impl IgItem {
+    fn push(&self, batch: &mut WebhookBatch, provider: String, kind: EventKind) {
+        let ts = self.ts_ms.map(to_unix_seconds);
+        batch.events.push(event(&self.account, provider, ts, kind));
+    }
+
+    fn ts_text(&self) -> String {
+        self.ts_ms.map(|t| t.to_string()).unwrap_or_default()
+    }
+
+    fn dispatch(&self, ev: ig::Messaging, raw: &Value, batch: &mut WebhookBatch) {
+        let customer = self.customer.clone();
+        let who = customer.id.as_str().to_owned();
+        if let Some(msg) = ev.message {
+            let Some(mid) = message_id(msg.mid.as_deref()) else {
+                batch.ignored.add("instagram:malformed_message");
+                return;
+            };
+            if msg.is_deleted {
+                let kind = EventKind::Deleted {
+                    customer,
+                    message_id: mid.clone(),
+                    by: self.by,
+                };
+                return self.push(batch, format!("ig:deleted:{mid}"), kind);
+            }
+            let content = ig_content(&msg);
+            let reply_to = msg.reply_to.as_ref().and_then(ig_reply_to);
+            if self.by == Party::Business {
+                let kind = EventKind::BusinessEcho {
+                    customer,
+                    message_id: mid.clone(),
+                    content,
+                    reply_to,
+                    app_id: msg.app_id.clone(),
+                };
+                self.push(batch, format!("ig:echo:{mid}"), kind);
+            } else {
+                let kind = EventKind::CustomerMessage {
+                    customer,
+                    message_id: mid.clone(),
+                    content,
+                    reply_to,
+                    referral: msg.referral.as_ref().map(|r| Box::new(ig_referral(r))),
+                    referred_product: None,
+                    forwarded: false,
+                    frequently_forwarded: false,
+                };
+                self.push(batch, format!("ig:msg:{mid}"), kind);
+            }
+        } else if let Some(edit) = ev.message_edit {
+            let Some(mid) = message_id(edit.mid.as_deref()) else {
+                batch.ignored.add("instagram:malformed_edit");
+                return;
+            };
+            let version = edit
+                .num_edit
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| self.ts_text());
+            let content = match edit.text {
+                Some(body) => Content::Text { body },
+                None => Content::Unsupported {
+                    type_name: "edit".into(),
+                    errors: Vec::new(),
+                },
+            };
+            let kind = EventKind::Edited {
+                customer,
+                message_id: mid.clone(),
+                content,
+                by: self.by,
+                edit_count: edit.num_edit,
+            };
+            self.push(batch, format!("ig:edit:{mid}:{version}"), kind);
+        } else if let Some(r) = ev.reaction {
+            let Some(mid) = message_id(r.mid.as_deref()) else {
+                batch.ignored.add("instagram:malformed_reaction");
+                return;
+            };
+            let unreact = r.action.as_deref() == Some("unreact");
+            let emoji = if unreact {
+                None
+            } else {
+                non_empty(&r.emoji).or_else(|| non_empty(&r.reaction))
+            };
+            let action = if unreact { "unreact" } else { "react" };
+            let provider = format!("ig:reaction:{mid}:{who}:{action}:{}", self.ts_text());
+            let kind = EventKind::Reaction {
+                customer,
+                message_id: mid,
+                emoji,
+                by: self.by,
+            };
+            self.push(batch, provider, kind);
+        } else if let Some(read) = ev.read {
+            if self.by == Party::Business {
+                batch.ignored.add("instagram:read_by_business");
+                return;
+            }
+            let mid = message_id(read.mid.as_deref());
+            let mark = match (&mid, read.watermark) {
+                (Some(m), _) => m.to_string(),
+                (None, Some(w)) => w.to_string(),
+                (None, None) => {
+                    batch.ignored.add("instagram:malformed_read");
+                    return;
+                }
+            };
+            let kind = EventKind::Read {
+                customer,
+                message_id: mid,
+                watermark: read.watermark,
+            };
+            self.push(batch, format!("ig:read:{who}:{mark}"), kind);
+        } else if let Some(pb) = ev.postback {
+            let mid = message_id(pb.mid.as_deref());
+            let provider = match &mid {
+                Some(m) => format!("ig:postback:{m}"),
+                None => format!("ig:postback:{who}:{}", self.ts_text()),
+            };
+            let kind = EventKind::Postback {
+                customer,
+                message_id: mid,
+                title: pb.title,
+                payload: pb.payload,
+            };
+            self.push(batch, provider, kind);
+        } else {
+            let key = raw
+                .as_object()
+                .and_then(|o| {
+                    o.keys()
+                        .find(|k| !matches!(k.as_str(), "sender" | "recipient" | "timestamp"))
+                })
+                .map(|k| label(k))
+                .unwrap_or_else(|| "empty".into());
+            batch.ignored.add(format!("instagram:{key}"));
+        }
+    }
+
+    /// A messaging item whose payload does not parse: a message with a readable `mid` is
+    /// kept as `Unsupported`, anything else is counted.
+    fn malformed(&self, raw: &Value, batch: &mut WebhookBatch) {
+        let head = IgHead::deserialize(raw).unwrap_or_default();
+        let Some(mid) = head
+            .message
+            .as_ref()
+            .and_then(|m| message_id(m.mid.as_deref()))
+        else {
+            batch.ignored.add("instagram:malformed_messaging");
+            return;
+        };
+        let content = Content::Unsupported {
+            type_name: "malformed".into(),
+            errors: Vec::new(),
+        };
+        let (provider, kind) = if self.by == Party::Business {
+            (
+                format!("ig:echo:{mid}"),
+                EventKind::BusinessEcho {
+                    customer: self.customer.clone(),
+                    message_id: mid,
+                    content,
+                    reply_to: None,
+                    app_id: None,
+                },
+            )
+        } else {
+            (
+                format!("ig:msg:{mid}"),
+                EventKind::CustomerMessage {
+                    customer: self.customer.clone(),
+                    message_id: mid,
+                    content,
+                    reply_to: None,
+                    referral: None,
+                    referred_product: None,
+                    forwarded: false,
+                    frequently_forwarded: false,
+                },
+            )
+        };
+        self.push(batch, provider, kind);
+    }
+}
+
+/// Text (or a quick reply) and every attachment, in order; one part stands alone.
+fn ig_content(msg: &ig::Message) -> Content {
+    let mut parts = Vec::new();
+    if let Some(text) = non_empty(&msg.text) {
+        parts.push(match &msg.quick_reply {
+            Some(q) => Content::Button {
+                payload: q.payload.clone(),
+                text: Some(text),
+            },
+            None => Content::Text { body: text },
+        });
+    }
+    parts.extend(msg.attachments.iter().map(ig_attachment));
+    if msg.is_unsupported {
+        parts.push(Content::Unsupported {
+            type_name: "instagram_unsupported".into(),
+            errors: Vec::new(),
+        });
+    }
+    match parts.len() {
+        0 => Content::Unsupported {
+            type_name: "empty".into(),
+            errors: Vec::new(),
+        },
+        1 => parts.remove(0),
+        _ => Content::Multiple { parts },
+    }
+}
+
+fn ig_attachment(a: &ig::Attachment) -> Content {
+    let kind = a.kind.as_deref().unwrap_or("missing");
+    let payload = a.payload.clone().unwrap_or_default();
+    let media = |k: MediaKind| {
+        let mut m = Media::new(k);
+        m.url = payload.url.clone();
+        Content::Media(m)
+    };
+    match kind {
+        "image" if payload.sticker_id.is_some() => media(MediaKind::Sticker),
+        "image" => media(MediaKind::Image),
+        "video" => media(MediaKind::Video),
+        "audio" => media(MediaKind::Audio),
+        "file" => media(MediaKind::File),
+        "story_mention" => Content::StoryMention { url: payload.url },
+        "share" | "ig_reel" | "reel" | "ig_post" | "post" | "fallback" => Content::Share {
+            share_type: kind.to_string(),
+            url: payload.url,
+            title: payload.title,
+        },
+        other => Content::Unsupported {
+            type_name: label(other),
+            errors: Vec::new(),
+        },
+    }
+}
+
+fn ig_reply_to(r: &ig::ReplyTo) -> Option<ReplyTo> {
+    if let Some(story) = &r.story {
+        return Some(ReplyTo::Story {
+            story_id: story.id.clone(),
+            url: story.url.clone(),
+        });
+    }
+    Some(ReplyTo::Message {
+        message_id: message_id(r.mid.as_deref())?,
+    })
+}
+
+fn ig_referral(r: &ig::Referral) -> Referral {
+    let ads = r.ads_context_data.clone().unwrap_or_default();
+    Referral {
+        source_type: r.source.clone().or_else(|| r.kind.clone()),
+        source_id: r.ad_id.clone(),
+        headline: ads.ad_title,
+        media_url: ads.photo_url.or(ads.video_url),
+        ref_param: r.ref_param.clone(),
+        ..Referral::default()
+    }
+}

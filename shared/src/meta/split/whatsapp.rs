@@ -1,0 +1,557 @@
+//! WhatsApp Cloud API entries → events: each change's messages, echoes, statuses and
+//! account errors, in that order, with the reasons for what is left out (see the parent
+//! module's documentation).
+
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::ids::PhoneNumberId;
+use crate::meta::event::{
+    AccountRef, Billing, Content, CustomerId, CustomerRef, DeliveryStatus, EventKind, Location,
+    Media, MediaKind, Order, OrderItem, Party, Referral, ReferredProduct, ReplyTo, SharedContact,
+    SharedPhone,
+};
+use crate::meta::ids::{WhatsAppPhone, WhatsAppUserId};
+use crate::meta::lenient::label;
+use crate::meta::whatsapp as wa;
+
+use super::{event, message_id, meta_errors, non_empty, WebhookBatch};
+
+pub(super) fn whatsapp_entry(raw: &Value, batch: &mut WebhookBatch) {
+    let Ok(entry) = wa::Entry::deserialize(raw) else {
+        batch.ignored.add("whatsapp:malformed_entry");
+        return;
+    };
+    for raw_change in &entry.changes {
+        let Ok(change) = wa::Change::deserialize(raw_change) else {
+            batch.ignored.add("whatsapp:malformed_change");
+            continue;
+        };
+        let field = change.field.as_deref().unwrap_or_default();
+        if field != "messages" && field != "smb_message_echoes" {
+            batch
+                .ignored
+                .add(format!("whatsapp:field:{}", label(field)));
+            continue;
+        }
+        let Some(value) = change
+            .value
+            .as_ref()
+            .and_then(|v| wa::ChangeValue::deserialize(v).ok())
+        else {
+            batch.ignored.add("whatsapp:malformed_change");
+            continue;
+        };
+        let account = value
+            .metadata
+            .as_ref()
+            .and_then(|m| m.phone_number_id.as_deref())
+            .and_then(|id| PhoneNumberId::parse(id).ok());
+        let Some(account) = account else {
+            let items = value.messages.len()
+                + value.message_echoes.len()
+                + value.statuses.len()
+                + value.errors.len();
+            let items = u32::try_from(items.max(1)).unwrap_or(u32::MAX);
+            batch
+                .ignored
+                .add_n("whatsapp:missing_phone_number_id", items);
+            continue;
+        };
+        let ctx = WaChange {
+            account: AccountRef::WhatsApp(account),
+            contacts: &value.contacts,
+        };
+        for m in &value.messages {
+            ctx.message(m, batch);
+        }
+        for e in &value.message_echoes {
+            ctx.echo(e, batch);
+        }
+        for s in &value.statuses {
+            ctx.status(s, batch);
+        }
+        if !value.errors.is_empty() {
+            ctx.account_errors(&value.errors, batch);
+        }
+    }
+}
+
+/// What all items of one WhatsApp change share.
+struct WaChange<'a> {
+    account: AccountRef,
+    contacts: &'a [wa::Contact],
+}
+
+impl WaChange<'_> {
+    /// The customer an item names, completed from `value.contacts`: the contact whose BSUID
+    /// or phone matches, or the only contact when nothing contradicts it. Identity is the
+    /// BSUID when there is one, else the phone.
+    fn customer(
+        &self,
+        user_id: Option<&str>,
+        phone: Option<&str>,
+        parent_user_id: Option<&str>,
+    ) -> Option<CustomerRef> {
+        let mut uid = user_id.and_then(|s| WhatsAppUserId::parse(s).ok());
+        let mut ph = phone.and_then(|s| WhatsAppPhone::parse(s).ok());
+        let contact_uid = |c: &wa::Contact| {
+            c.user_id
+                .as_deref()
+                .and_then(|s| WhatsAppUserId::parse(s).ok())
+        };
+        let contact_ph = |c: &wa::Contact| {
+            c.wa_id
+                .as_deref()
+                .and_then(|s| WhatsAppPhone::parse(s).ok())
+        };
+        let compatible = |c: &wa::Contact| {
+            let u = contact_uid(c);
+            let p = contact_ph(c);
+            (uid.is_none() || u.is_none() || u == uid) && (ph.is_none() || p.is_none() || p == ph)
+        };
+        let matches = |c: &wa::Contact| {
+            (uid.is_some() && contact_uid(c) == uid) || (ph.is_some() && contact_ph(c) == ph)
+        };
+        let contact = self
+            .contacts
+            .iter()
+            .find(|c| matches(c) && compatible(c))
+            .or_else(|| match self.contacts {
+                [only] if compatible(only) => Some(only),
+                _ => None,
+            });
+        let mut parent = parent_user_id.and_then(|s| WhatsAppUserId::parse(s).ok());
+        let (mut name, mut username) = (None, None);
+        if let Some(c) = contact {
+            uid = uid.or_else(|| contact_uid(c));
+            ph = ph.or_else(|| contact_ph(c));
+            parent = parent.or_else(|| {
+                c.parent_user_id
+                    .as_deref()
+                    .and_then(|s| WhatsAppUserId::parse(s).ok())
+            });
+            if let Some(p) = &c.profile {
+                name = non_empty(&p.name);
+                username = non_empty(&p.username);
+            }
+        }
+        let id = match (&uid, &ph) {
+            (Some(u), _) => CustomerId::WhatsAppUser(u.clone()),
+            (None, Some(p)) => CustomerId::WhatsAppPhone(p.clone()),
+            (None, None) => return None,
+        };
+        Some(CustomerRef {
+            id,
+            phone: ph,
+            parent_user_id: parent,
+            name,
+            username,
+        })
+    }
+
+    fn message(&self, raw: &Value, batch: &mut WebhookBatch) {
+        let msg = match wa::Message::deserialize(raw) {
+            Ok(m) => m,
+            Err(_) => return self.malformed_message(raw, batch),
+        };
+        if msg.group_id.is_some() {
+            batch.ignored.add("whatsapp:group_message");
+            return;
+        }
+        let Some(id) = message_id(msg.id.as_deref()) else {
+            batch.ignored.add("whatsapp:malformed_message");
+            return;
+        };
+        let Some(customer) = self.customer(
+            msg.from_user_id.as_deref(),
+            msg.from.as_deref(),
+            msg.from_parent_user_id.as_deref(),
+        ) else {
+            batch.ignored.add("whatsapp:unidentified_customer");
+            return;
+        };
+        let provider = format!("wa:msg:{id}");
+        let kind = match special(&msg.body, customer.clone(), Party::Customer) {
+            Some(kind) => kind,
+            None => {
+                let ctx = msg.context.as_ref();
+                EventKind::CustomerMessage {
+                    customer,
+                    message_id: id,
+                    content: wa_content(&msg.body, &msg.errors),
+                    reply_to: wa_reply_to(ctx),
+                    referral: msg.referral.as_ref().map(|r| Box::new(wa_referral(r))),
+                    referred_product: ctx.and_then(|c| c.referred_product.as_ref()).map(|p| {
+                        ReferredProduct {
+                            catalog_id: p.catalog_id.clone(),
+                            product_retailer_id: p.product_retailer_id.clone(),
+                        }
+                    }),
+                    forwarded: ctx.is_some_and(|c| c.forwarded || c.frequently_forwarded),
+                    frequently_forwarded: ctx.is_some_and(|c| c.frequently_forwarded),
+                }
+            }
+        };
+        batch
+            .events
+            .push(event(&self.account, provider, msg.timestamp, kind));
+    }
+
+    /// A message whose type-specific part does not parse: kept as `Unsupported` when its id
+    /// and sender can still be read, so the conversation shows that something arrived.
+    fn malformed_message(&self, raw: &Value, batch: &mut WebhookBatch) {
+        let head = wa::MessageHead::deserialize(raw).unwrap_or_default();
+        if head.group_id.is_some() {
+            batch.ignored.add("whatsapp:group_message");
+            return;
+        }
+        let Some(id) = message_id(head.id.as_deref()) else {
+            batch.ignored.add("whatsapp:malformed_message");
+            return;
+        };
+        let Some(customer) =
+            self.customer(head.from_user_id.as_deref(), head.from.as_deref(), None)
+        else {
+            batch.ignored.add("whatsapp:unidentified_customer");
+            return;
+        };
+        let kind = EventKind::CustomerMessage {
+            customer,
+            message_id: id.clone(),
+            content: Content::Unsupported {
+                type_name: label(head.kind.as_deref().unwrap_or("malformed")),
+                errors: Vec::new(),
+            },
+            reply_to: None,
+            referral: None,
+            referred_product: None,
+            forwarded: false,
+            frequently_forwarded: false,
+        };
+        batch.events.push(event(
+            &self.account,
+            format!("wa:msg:{id}"),
+            head.timestamp,
+            kind,
+        ));
+    }
+
+    fn echo(&self, raw: &Value, batch: &mut WebhookBatch) {
+        let Ok(echo) = wa::MessageEcho::deserialize(raw) else {
+            batch.ignored.add("whatsapp:malformed_echo");
+            return;
+        };
+        let Some(id) = message_id(echo.id.as_deref()) else {
+            batch.ignored.add("whatsapp:malformed_echo");
+            return;
+        };
+        let Some(customer) = self.customer(
+            echo.to_user_id.as_deref(),
+            echo.to.as_deref(),
+            echo.to_parent_user_id.as_deref(),
+        ) else {
+            batch.ignored.add("whatsapp:unidentified_customer");
+            return;
+        };
+        let kind = special(&echo.body, customer.clone(), Party::Business).unwrap_or_else(|| {
+            EventKind::BusinessEcho {
+                customer,
+                message_id: id.clone(),
+                content: wa_content(&echo.body, &[]),
+                reply_to: wa_reply_to(echo.context.as_ref()),
+                app_id: None,
+            }
+        });
+        batch.events.push(event(
+            &self.account,
+            format!("wa:echo:{id}"),
+            echo.timestamp,
+            kind,
+        ));
+    }
+
+    fn status(&self, raw: &Value, batch: &mut WebhookBatch) {
+        let Ok(s) = wa::Status::deserialize(raw) else {
+            batch.ignored.add("whatsapp:malformed_status");
+            return;
+        };
+        let Some(id) = message_id(s.id.as_deref()) else {
+            batch.ignored.add("whatsapp:malformed_status");
+            return;
+        };
+        let name = s.status.as_deref().unwrap_or_default();
+        let status = match name {
+            "sent" => DeliveryStatus::Sent,
+            "delivered" => DeliveryStatus::Delivered,
+            "read" => DeliveryStatus::Read,
+            "played" => DeliveryStatus::Played,
+            "failed" => DeliveryStatus::Failed {
+                errors: meta_errors(&s.errors),
+            },
+            other => {
+                batch
+                    .ignored
+                    .add(format!("whatsapp:status:{}", label(other)));
+                return;
+            }
+        };
+        let recipient = if s.recipient_type.as_deref() == Some("group") {
+            None
+        } else {
+            self.customer(
+                s.recipient_user_id.as_deref(),
+                s.recipient_id.as_deref(),
+                s.recipient_parent_user_id.as_deref(),
+            )
+        };
+        let billing = (s.pricing.is_some() || s.conversation.is_some()).then(|| {
+            let p = s.pricing.clone().unwrap_or_default();
+            let c = s.conversation.clone().unwrap_or_default();
+            Billing {
+                billable: p.billable,
+                pricing_model: p.pricing_model,
+                pricing_type: p.kind,
+                category: p.category,
+                conversation_id: c.id,
+                conversation_origin: c.origin.and_then(|o| o.kind),
+                conversation_expires_at: c.expiration_timestamp,
+            }
+        });
+        let provider = format!("wa:status:{id}:{name}");
+        let kind = EventKind::Status {
+            message_id: id,
+            recipient,
+            status,
+            billing,
+        };
+        batch
+            .events
+            .push(event(&self.account, provider, s.timestamp, kind));
+    }
+
+    /// `value.errors` carries no id nor time: the key is a digest of the errors, so a
+    /// redelivery of the same errors dedupes.
+    fn account_errors(&self, errors: &[wa::ErrorObject], batch: &mut WebhookBatch) {
+        let errors = meta_errors(errors);
+        let digest = Sha256::digest(serde_json::to_vec(&errors).unwrap_or_default());
+        let provider = format!("wa:errors:{}", hex::encode(&digest[..16]));
+        batch.events.push(event(
+            &self.account,
+            provider,
+            None,
+            EventKind::AccountError { errors },
+        ));
+    }
+}
+
+/// Reactions, edits and revokes are messages on the wire but other effects here.
+fn special(body: &wa::MessageBody, customer: CustomerRef, by: Party) -> Option<EventKind> {
+    match body.kind.as_deref()? {
+        "reaction" => {
+            let r = body.reaction.as_ref()?;
+            Some(EventKind::Reaction {
+                customer,
+                message_id: message_id(r.message_id.as_deref())?,
+                emoji: non_empty(&r.emoji),
+                by,
+            })
+        }
+        "edit" => {
+            let e = body.edit.as_ref()?;
+            let content = match &e.message {
+                Some(m) => wa_content(&m.body, &[]),
+                None => Content::Unsupported {
+                    type_name: "edit".into(),
+                    errors: Vec::new(),
+                },
+            };
+            Some(EventKind::Edited {
+                customer,
+                message_id: message_id(e.original_message_id.as_deref())?,
+                content,
+                by,
+                edit_count: None,
+            })
+        }
+        "revoke" => Some(EventKind::Deleted {
+            customer,
+            message_id: message_id(body.revoke.as_ref()?.original_message_id.as_deref())?,
+            by,
+        }),
+        _ => None,
+    }
+}
+
+fn wa_reply_to(ctx: Option<&wa::Context>) -> Option<ReplyTo> {
+    let id = message_id(ctx?.id.as_deref())?;
+    Some(ReplyTo::Message { message_id: id })
+}
+
+fn wa_referral(r: &wa::Referral) -> Referral {
+    Referral {
+        source_type: r.source_type.clone(),
+        source_id: r.source_id.clone(),
+        source_url: r.source_url.clone(),
+        headline: r.headline.clone(),
+        body: r.body.clone(),
+        media_type: r.media_type.clone(),
+        media_url: r.image_url.clone().or_else(|| r.video_url.clone()),
+        thumbnail_url: r.thumbnail_url.clone(),
+        click_id: r.ctwa_clid.clone(),
+        welcome_text: r.welcome_message.as_ref().and_then(|w| w.text.clone()),
+        ref_param: None,
+    }
+}
+
+fn wa_media(kind: MediaKind, m: &wa::Media) -> Content {
+    Content::Media(Media {
+        kind,
+        media_id: m.id.clone(),
+        url: m.url.clone(),
+        mime_type: m.mime_type.clone(),
+        caption: m.caption.clone(),
+        filename: m.filename.clone(),
+        sha256: m.sha256.clone(),
+        voice: m.voice,
+        animated: m.animated,
+    })
+}
+
+/// The content of a message, an echo or an edit. A type we do not know, or a known type
+/// whose object is missing, becomes `Unsupported` with the type's name.
+fn wa_content(body: &wa::MessageBody, errors: &[wa::ErrorObject]) -> Content {
+    let kind = body.kind.as_deref().unwrap_or("missing");
+    let content = match kind {
+        "text" => body
+            .text
+            .as_ref()
+            .and_then(|t| t.body.clone())
+            .map(|body| Content::Text { body }),
+        "image" => body.image.as_ref().map(|m| wa_media(MediaKind::Image, m)),
+        "audio" => body.audio.as_ref().map(|m| wa_media(MediaKind::Audio, m)),
+        "video" => body.video.as_ref().map(|m| wa_media(MediaKind::Video, m)),
+        "document" => body
+            .document
+            .as_ref()
+            .map(|m| wa_media(MediaKind::Document, m)),
+        "sticker" => body
+            .sticker
+            .as_ref()
+            .map(|m| wa_media(MediaKind::Sticker, m)),
+        "location" => body.location.as_ref().map(|l| {
+            Content::Location(Location {
+                latitude: l.latitude,
+                longitude: l.longitude,
+                name: l.name.clone(),
+                address: l.address.clone(),
+                url: l.url.clone(),
+            })
+        }),
+        "contacts" => (!body.contacts.is_empty()).then(|| Content::Contacts {
+            contacts: body.contacts.iter().map(shared_contact).collect(),
+        }),
+        "interactive" => body.interactive.as_ref().map(interactive),
+        "button" => body.button.as_ref().map(|b| Content::Button {
+            payload: b.payload.clone(),
+            text: b.text.clone(),
+        }),
+        "order" => body.order.as_ref().map(|o| {
+            Content::Order(Order {
+                catalog_id: o.catalog_id.clone(),
+                text: o.text.clone(),
+                items: o
+                    .product_items
+                    .iter()
+                    .map(|i| OrderItem {
+                        product_retailer_id: i.product_retailer_id.clone(),
+                        quantity: i.quantity,
+                        item_price: i.item_price.clone(),
+                        currency: i.currency.clone(),
+                    })
+                    .collect(),
+            })
+        }),
+        "system" => body.system.as_ref().map(|s| Content::System {
+            body: s.body.clone(),
+            system_type: s.kind.clone(),
+            new_phone: s
+                .wa_id
+                .as_deref()
+                .and_then(|p| WhatsAppPhone::parse(p).ok()),
+            new_user_id: s
+                .user_id
+                .as_deref()
+                .and_then(|u| WhatsAppUserId::parse(u).ok()),
+        }),
+        "unsupported" => Some(Content::Unsupported {
+            type_name: label(
+                body.unsupported
+                    .as_ref()
+                    .and_then(|u| u.kind.as_deref())
+                    .unwrap_or("unsupported"),
+            ),
+            errors: meta_errors(errors),
+        }),
+        _ => None,
+    };
+    content.unwrap_or_else(|| Content::Unsupported {
+        type_name: label(kind),
+        errors: meta_errors(errors),
+    })
+}
+
+fn interactive(i: &wa::Interactive) -> Content {
+    let sub = i.kind.as_deref().unwrap_or("missing");
+    let choice = |c: &wa::Choice| Content::InteractiveReply {
+        reply_type: sub.to_string(),
+        id: c.id.clone(),
+        title: c.title.clone(),
+        description: c.description.clone(),
+        response_json: None,
+    };
+    let reply = match sub {
+        "button_reply" => i.button_reply.as_ref().map(choice),
+        "list_reply" => i.list_reply.as_ref().map(choice),
+        "nfm_reply" => i.nfm_reply.as_ref().map(|f| Content::InteractiveReply {
+            reply_type: sub.to_string(),
+            id: f.name.clone(),
+            title: f.body.clone(),
+            description: None,
+            response_json: f.response_json.clone(),
+        }),
+        _ => None,
+    };
+    reply.unwrap_or_else(|| Content::Unsupported {
+        type_name: format!("interactive.{}", label(sub)),
+        errors: Vec::new(),
+    })
+}
+
+fn shared_contact(c: &wa::SharedContact) -> SharedContact {
+    let name = c.name.as_ref().and_then(|n| {
+        non_empty(&n.formatted_name).or_else(|| {
+            let parts: Vec<&str> = [n.first_name.as_deref(), n.last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        })
+    });
+    SharedContact {
+        name,
+        phones: c
+            .phones
+            .iter()
+            .map(|p| SharedPhone {
+                phone: p.phone.clone(),
+                wa_id: p.wa_id.clone(),
+                phone_type: p.kind.clone(),
+            })
+            .collect(),
+        emails: c.emails.iter().filter_map(|e| e.email.clone()).collect(),
+        organization: c.org.as_ref().and_then(|o| o.company.clone()),
+        urls: c.urls.iter().filter_map(|u| u.url.clone()).collect(),
+    }
+}

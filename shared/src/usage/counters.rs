@@ -1,0 +1,409 @@
+//! Counting messages: the counter increment goes into the same transaction that stores the
+//! message, so a redelivery counts nothing; outbound sends over the quota are refused
+//! atomically (the increment is conditioned on the total staying under the limit), inbound
+//! messages over it are stored all the same and flagged.
+
+use std::time::Duration;
+
+use super::plan::QuotaExceeded;
+use super::{
+    attr, count, limit_i64, Usage, UsageError, UsageMonth, INBOUND_QUOTA, OUTBOUND_QUOTA,
+    USAGE_KEEP_SECS,
+};
+use crate::conversation::{
+    ConversationError, ConversationId, Conversations, MessageRef, NewMessage, StoreOutcome,
+};
+use crate::ids::TenantId;
+use crate::meta::AccountRef;
+use crate::store::{AttrValue, Condition, StoreError, Table, Update, WriteOp, TTL_ATTR};
+
+/// Retries of a counted write the backend could not apply for a passing reason (DynamoDB
+/// cancels concurrent transactions on the same counter item: a conflict, not a refusal).
+const CONFLICT_RETRIES: u32 = 3;
+
+/// Why a counted message write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CountError {
+    #[error(transparent)]
+    Quota(#[from] QuotaExceeded),
+    #[error(transparent)]
+    Conversation(#[from] ConversationError),
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    In,
+    Out,
+}
+
+fn channel_attr(flow: Flow, account: &AccountRef) -> &'static str {
+    match (flow, account) {
+        (Flow::In, AccountRef::WhatsApp(_)) => attr::IN_WHATSAPP,
+        (Flow::In, AccountRef::Instagram(_)) => attr::IN_INSTAGRAM,
+        (Flow::Out, AccountRef::WhatsApp(_)) => attr::OUT_WHATSAPP,
+        (Flow::Out, AccountRef::Instagram(_)) => attr::OUT_INSTAGRAM,
+    }
+}
+
+/// `total < limit`, where an absent counter is 0 (a limit of 0 never holds).
+fn under(total_attr: &str, limit: u64) -> Condition {
+    let less = Condition::LessThan(total_attr.into(), AttrValue::N(limit_i64(limit)));
+    if limit == 0 {
+        less
+    } else {
+        Condition::Or(vec![Condition::AttrNotExists(total_attr.into()), less])
+    }
+}
+
+impl Usage {
+    /// The counter increment for one message, as a transaction write. `quota`: the limit the
+    /// write must stay under (its condition); `over_quota`: also count it as over quota.
+    fn increment(
+        tenant: &TenantId,
+        month: UsageMonth,
+        flow: Flow,
+        account: &AccountRef,
+        quota: Option<u64>,
+        over_quota: bool,
+    ) -> WriteOp {
+        let total = match flow {
+            Flow::In => attr::IN_TOTAL,
+            Flow::Out => attr::OUT_TOTAL,
+        };
+        let mut update = Update::new()
+            .add(channel_attr(flow, account), 1)
+            .add(total, 1)
+            .set("month", month.to_string())
+            .set(TTL_ATTR, month.resets_at() + USAGE_KEEP_SECS);
+        if over_quota {
+            update = update.add(attr::IN_OVER_QUOTA, 1);
+        }
+        WriteOp::Update {
+            table: Table::Data,
+            key: month.usage_key(tenant),
+            update,
+            condition: quota.map(|l| under(total, l)),
+        }
+    }
+
+    /// The refusal for the tenant's outbound quota in `month`, as the counter now stands.
+    async fn outbound_refusal(
+        &self,
+        tenant: &TenantId,
+        month: UsageMonth,
+        limit: u64,
+    ) -> Result<QuotaExceeded, UsageError> {
+        let item = self.counters(tenant, month).await?;
+        Ok(QuotaExceeded {
+            quota: OUTBOUND_QUOTA,
+            limit,
+            used: count(item.as_ref(), attr::OUT_TOTAL),
+            resets_at: month.resets_at(),
+        })
+    }
+
+    /// Refuses early when the tenant's outbound quota is already used up this month (saves
+    /// opening a conversation for a send that cannot go). Only a hint: the counted store
+    /// decides atomically.
+    pub async fn check_outbound(&self, tenant: &TenantId, now: i64) -> Result<(), CountError> {
+        let Some(limit) = self.plan(tenant).await?.monthly_outbound else {
+            return Ok(());
+        };
+        let month = UsageMonth::current(now);
+        let item = self.counters(tenant, month).await?;
+        if count(item.as_ref(), attr::OUT_TOTAL) >= limit {
+            return Err(self.outbound_refusal(tenant, month, limit).await?.into());
+        }
+        Ok(())
+    }
+
+    /// Stores a message we are to send and counts it against the outbound quota, in one
+    /// transaction. `Ok((place, new))`; a redelivery is `new == false` and counts nothing;
+    /// over quota, nothing is stored and the error says which quota and when it resets.
+    pub async fn store_outbound(
+        &self,
+        conversations: &Conversations,
+        account: &AccountRef,
+        conversation: &ConversationId,
+        message: NewMessage,
+        retention_days: u32,
+        now: i64,
+    ) -> Result<(MessageRef, bool), CountError> {
+        let tenant = conversations.tenant();
+        let month = UsageMonth::current(now);
+        let limit = self.plan(tenant).await?.monthly_outbound;
+        let op = Self::increment(tenant, month, Flow::Out, account, limit, false);
+        match store_counted(
+            conversations,
+            account,
+            conversation,
+            &message,
+            retention_days,
+            op,
+        )
+        .await?
+        {
+            StoreOutcome::New(at) => Ok((at, true)),
+            StoreOutcome::Existing(at) => Ok((at, false)),
+            StoreOutcome::Refused { .. } => {
+                let limit = limit.unwrap_or(0);
+                Err(self.outbound_refusal(tenant, month, limit).await?.into())
+            }
+        }
+    }
+
+    /// Stores a customer's message and counts it. Never refused for quota: over the inbound
+    /// limit it is also counted in `in_over_quota` (exactly: the first attempt is conditioned
+    /// on being under the limit, the second counts it as over).
+    pub async fn store_inbound(
+        &self,
+        conversations: &Conversations,
+        account: &AccountRef,
+        conversation: &ConversationId,
+        message: NewMessage,
+        retention_days: u32,
+        now: i64,
+    ) -> Result<(MessageRef, bool), CountError> {
+        let tenant = conversations.tenant();
+        let month = UsageMonth::current(now);
+        let limit = self.plan(tenant).await?.monthly_inbound;
+        let under_limit = Self::increment(tenant, month, Flow::In, account, limit, false);
+        let first = store_counted(
+            conversations,
+            account,
+            conversation,
+            &message,
+            retention_days,
+            under_limit,
+        )
+        .await?;
+        let outcome = match first {
+            StoreOutcome::Refused { .. } => {
+                tracing::warn!(
+                    %tenant,
+                    quota = INBOUND_QUOTA,
+                    limit = limit.unwrap_or(0),
+                    month = %month,
+                    "inbound message over the tenant's quota; relayed and flagged"
+                );
+                let over = Self::increment(tenant, month, Flow::In, account, None, true);
+                store_counted(
+                    conversations,
+                    account,
+                    conversation,
+                    &message,
+                    retention_days,
+                    over,
+                )
+                .await?
+            }
+            other => other,
+        };
+        match outcome {
+            StoreOutcome::New(at) => Ok((at, true)),
+            StoreOutcome::Existing(at) => Ok((at, false)),
+            StoreOutcome::Refused { .. } => Err(ConversationError::Corrupt(
+                "an unconditional counter write was refused".into(),
+            )
+            .into()),
+        }
+    }
+}
+
+/// The message and its counter write in one transaction, retried briefly when the backend
+/// reports a passing conflict (concurrent transactions on the same counter item).
+async fn store_counted(
+    conversations: &Conversations,
+    account: &AccountRef,
+    conversation: &ConversationId,
+    message: &NewMessage,
+    retention_days: u32,
+    op: WriteOp,
+) -> Result<StoreOutcome, ConversationError> {
+    let mut attempt = 0;
+    loop {
+        let result = conversations
+            .store_message_with(
+                account,
+                conversation,
+                message.clone(),
+                retention_days,
+                vec![op.clone()],
+            )
+            .await;
+        match result {
+            Err(ConversationError::Store(StoreError::Unavailable(_)))
+                if attempt < CONFLICT_RETRIES =>
+            {
+                attempt += 1;
+                let mut jitter = [0u8; 1];
+                let _ = crate::crypto::random_bytes(&mut jitter);
+                let wait = 20 * (1u64 << attempt) + u64::from(jitter[0] % 20);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::usage::testing::*;
+    use crate::usage::{ChannelCounts, Plan};
+
+    #[tokio::test]
+    async fn the_limit_is_reached_exactly_and_the_next_month_starts_over() {
+        let w = world().await;
+        let plan = Plan {
+            monthly_outbound: Some(3),
+            monthly_inbound: None,
+        };
+        w.usage.set_plan(&w.tenant, plan).await.unwrap();
+        for i in 0..3 {
+            let (_, new) = w.send(&format!("m{i}"), NOV_2026).await.unwrap();
+            assert!(new);
+        }
+        let refused = w.send("m3", NOV_2026).await.unwrap_err();
+        let CountError::Quota(q) = refused else {
+            panic!("expected a quota refusal, got {refused:?}");
+        };
+        assert_eq!(
+            q,
+            QuotaExceeded {
+                quota: OUTBOUND_QUOTA,
+                limit: 3,
+                used: 3,
+                resets_at: UsageMonth::parse("2026-12").unwrap().starts_at(),
+            }
+        );
+        // The refused message was not stored: it can be sent next month, as new.
+        assert!(w
+            .conversations
+            .find_message(&wa(), "m3")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(w.usage.check_outbound(&w.tenant, NOV_2026).await.is_err());
+        let november = w.report("2026-11").await;
+        assert_eq!(november.outbound.total, 3);
+        assert_eq!(november.outbound.whatsapp, 3);
+        assert_eq!(november.outbound_remaining, Some(0));
+        let december = UsageMonth::parse("2026-12").unwrap().starts_at();
+        w.usage.check_outbound(&w.tenant, december).await.unwrap();
+        let (_, new) = w.send("m3", december).await.unwrap();
+        assert!(new);
+        assert_eq!(w.report("2026-12").await.outbound.total, 1);
+        assert_eq!(w.report("2026-11").await.outbound.total, 3);
+        // A limit of 0 refuses even the first send.
+        w.usage
+            .set_plan(
+                &w.tenant,
+                Plan {
+                    monthly_outbound: Some(0),
+                    monthly_inbound: None,
+                },
+            )
+            .await
+            .unwrap();
+        let jan = UsageMonth::parse("2027-01").unwrap().starts_at();
+        assert!(matches!(
+            w.send("m4", jan).await,
+            Err(CountError::Quota(QuotaExceeded {
+                limit: 0,
+                used: 0,
+                ..
+            }))
+        ));
+    }
+
+    #[tokio::test]
+    async fn duplicates_count_once() {
+        let w = world().await;
+        let (first, new) = w.send("dup", NOV_2026).await.unwrap();
+        assert!(new);
+        let (again, new) = w.send("dup", NOV_2026).await.unwrap();
+        assert!(!new);
+        assert_eq!(first, again);
+        let (_, new) = w.receive(&wa(), "in-dup").await;
+        assert!(new);
+        let (_, new) = w.receive(&wa(), "in-dup").await;
+        assert!(!new);
+        let r = w.report("2026-11").await;
+        assert_eq!(r.outbound.total, 1);
+        assert_eq!(r.inbound.total, 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_sends_never_pass_the_limit() {
+        let w = Arc::new(world().await);
+        w.usage
+            .set_plan(
+                &w.tenant,
+                Plan {
+                    monthly_outbound: Some(7),
+                    monthly_inbound: None,
+                },
+            )
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..24)
+            .map(|i| {
+                let w = w.clone();
+                tokio::spawn(async move { w.send(&format!("c{i}"), NOV_2026).await })
+            })
+            .collect();
+        let (mut ok, mut refused) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok((_, true)) => ok += 1,
+                Err(CountError::Quota(q)) => {
+                    assert_eq!(q.used, 7);
+                    refused += 1
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((ok, refused), (7, 17));
+        assert_eq!(w.report("2026-11").await.outbound.total, 7);
+    }
+
+    #[tokio::test]
+    async fn inbound_over_quota_is_stored_counted_and_flagged() {
+        let w = world().await;
+        w.usage
+            .set_plan(
+                &w.tenant,
+                Plan {
+                    monthly_outbound: None,
+                    monthly_inbound: Some(2),
+                },
+            )
+            .await
+            .unwrap();
+        w.receive(&wa(), "i1").await;
+        w.receive(&ig(), "i2").await;
+        let (at, new) = w.receive(&wa(), "i3").await;
+        assert!(new, "inbound over quota is never dropped");
+        assert!(w.conversations.message(&at).await.unwrap().is_some());
+        w.receive(&wa(), "i3").await; // redelivered: not counted again
+        let r = w.report("2026-11").await;
+        assert_eq!(
+            r.inbound,
+            ChannelCounts {
+                whatsapp: 2,
+                instagram: 1,
+                total: 3
+            }
+        );
+        assert_eq!(r.in_over_quota, 1);
+        assert_eq!(r.outbound, ChannelCounts::default());
+        // Unlimited outbound: nothing is refused, and nothing remains to report.
+        assert_eq!(r.outbound_remaining, None);
+        assert_eq!(r.resets_at, "2026-12-01T00:00:00Z");
+    }
+}
