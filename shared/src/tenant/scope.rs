@@ -1,0 +1,433 @@
+//! The tenant-scoped repository: every key it reads or writes is derived from its tenant id,
+//! so it cannot reach another tenant's items. Profile, channels and their encrypted secrets,
+//! retention.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::channel;
+use crate::secret::Secret;
+
+use crate::clock::now_secs;
+use crate::crypto::{Envelope, FieldRef};
+use crate::ids::{MetaUserId, TenantId};
+use crate::store::{
+    AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, Update, WriteOp,
+};
+
+use super::{
+    ChannelRef, ChannelSummary, Connection, RetentionDays, TenantError, TenantProfile,
+    TenantSettings, PROFILE_SK,
+};
+
+/// The tenant-scoped repository: every key is derived from its tenant id.
+#[derive(Clone)]
+pub struct TenantScope {
+    tenant: TenantId,
+    store: Arc<dyn TableStore>,
+    envelope: Arc<Envelope>,
+}
+
+impl TenantScope {
+    pub fn new(tenant: TenantId, store: Arc<dyn TableStore>, envelope: Arc<Envelope>) -> Self {
+        TenantScope {
+            tenant,
+            store,
+            envelope,
+        }
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    fn profile_key(&self) -> Key {
+        Key::new(self.tenant.partition(), PROFILE_SK)
+    }
+
+    pub async fn profile(&self) -> Result<Option<TenantProfile>, TenantError> {
+        Ok(self
+            .store
+            .get(Table::Data, &self.profile_key())
+            .await?
+            .map(|i| TenantProfile::from_item(self.tenant.clone(), &i)))
+    }
+
+    /// Profile and connected channels, without secrets.
+    pub async fn settings(&self) -> Result<TenantSettings, TenantError> {
+        let profile = self.profile().await?.ok_or(TenantError::TenantNotFound)?;
+        Ok(TenantSettings {
+            profile,
+            channels: self.channels().await?,
+        })
+    }
+
+    pub async fn channels(&self) -> Result<Vec<ChannelSummary>, TenantError> {
+        let mut out = Vec::new();
+        let mut query = Query::partition(self.tenant.partition())
+            .begins_with(channel::CHANNEL_SK_PREFIX)
+            .limit(100);
+        loop {
+            let page = self.store.query(Table::Data, &query).await?;
+            out.extend(page.items.iter().filter_map(summary_from_item));
+            match page.next {
+                Some(next) => query = query.start_after(Some(next)),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Connects an external id to this tenant. The route is claimed with a conditional write
+    /// in the same transaction as the channel item, so an id never belongs to two tenants
+    /// and nothing is half-written. Connecting an id this tenant already holds replaces its
+    /// details and secrets. Returns the summary and whether the channel is new.
+    pub async fn connect(
+        &self,
+        connection: Connection,
+    ) -> Result<(ChannelSummary, bool), TenantError> {
+        if self.profile().await?.is_none() {
+            return Err(TenantError::TenantNotFound);
+        }
+        let channel = &connection.channel;
+        let channel_key = channel.channel_key(&self.tenant);
+        let previous = self.store.get(Table::Data, &channel_key).await?;
+        let existed = previous.is_some();
+        let previous_authorizer = previous
+            .as_ref()
+            .and_then(|i| i.get_s("authorized_by"))
+            .and_then(|u| MetaUserId::parse(u).ok());
+        let now = now_secs();
+
+        let mut item = Item::new(&channel_key)
+            .with("kind", channel.kind().name())
+            .with("external_id", channel.external_id())
+            .with("connected_at", now)
+            .with(
+                "details",
+                AttrValue::M(
+                    connection
+                        .details
+                        .iter()
+                        .map(|(k, v)| (k.clone(), AttrValue::S(v.clone())))
+                        .collect(),
+                ),
+            );
+        if let Some(user) = &connection.authorized_by {
+            item.set("authorized_by", user.as_str());
+        }
+        let mut secret_names = Vec::new();
+        for (name, secret) in &connection.secrets {
+            let field = FieldRef::new(&self.tenant, Table::Data, &channel_key, name);
+            let blob = self
+                .envelope
+                .encrypt(field, secret.expose().as_bytes())
+                .await?;
+            item.set(&secret_attr(name), blob);
+            secret_names.push(AttrValue::S((*name).to_owned()));
+        }
+        item.set("secrets", AttrValue::L(secret_names));
+
+        let route = Item::new(&channel.route_key())
+            .with("tenant_id", self.tenant.as_str())
+            .with("kind", channel.kind().name())
+            .with("connected_at", now);
+        let mut ops = vec![
+            WriteOp::ConditionCheck {
+                table: Table::Data,
+                key: self.profile_key(),
+                condition: Condition::Exists,
+            },
+            WriteOp::Put {
+                table: Table::Routes,
+                item: route,
+                condition: Some(Condition::Or(vec![
+                    Condition::NotExists,
+                    Condition::Equals("tenant_id".into(), self.tenant.as_str().into()),
+                ])),
+            },
+            WriteOp::Put {
+                table: Table::Data,
+                item: item.clone(),
+                condition: None,
+            },
+        ];
+        // The index of who authorised what moves with the channel item, in the same
+        // transaction: a reconnection by another Meta user (or by none) drops the old entry.
+        if let Some(old) = previous_authorizer
+            .as_ref()
+            .filter(|old| connection.authorized_by.as_ref() != Some(*old))
+        {
+            ops.push(WriteOp::Delete {
+                table: Table::Routes,
+                key: channel.authorized_by_key(old),
+                condition: None,
+            });
+        }
+        if let Some(user) = &connection.authorized_by {
+            ops.push(WriteOp::Put {
+                table: Table::Routes,
+                item: Item::new(&channel.authorized_by_key(user))
+                    .with("tenant_id", self.tenant.as_str())
+                    .with("kind", channel.kind().name())
+                    .with("connected_at", now),
+                condition: None,
+            });
+        }
+        let result = self.store.transact_write(ops).await;
+        match result {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed { op_index }) => {
+                return Err(match op_index {
+                    Some(0) => TenantError::TenantNotFound,
+                    Some(_) => TenantError::ChannelTaken(describe(channel)),
+                    // The backend did not say which: look.
+                    None => match self.store.get(Table::Routes, &channel.route_key()).await? {
+                        Some(r) if r.get_s("tenant_id") != Some(self.tenant.as_str()) => {
+                            TenantError::ChannelTaken(describe(channel))
+                        }
+                        _ => TenantError::TenantNotFound,
+                    },
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let summary = summary_from_item(&item).ok_or_else(|| {
+            TenantError::Store(StoreError::Backend("channel item unreadable".into()))
+        })?;
+        Ok((summary, !existed))
+    }
+
+    /// Disconnects a channel: deletes its route, its item (secrets included) and its entry in
+    /// the index of who authorised it, atomically, so the id can be connected again, to this
+    /// or another tenant.
+    pub async fn disconnect(&self, channel: &ChannelRef) -> Result<(), TenantError> {
+        let channel_key = channel.channel_key(&self.tenant);
+        let current = self.store.get(Table::Data, &channel_key).await?;
+        let authorizer = current
+            .as_ref()
+            .and_then(|i| i.get_s("authorized_by"))
+            .and_then(|u| MetaUserId::parse(u).ok());
+        let mut ops = vec![
+            WriteOp::Delete {
+                table: Table::Routes,
+                key: channel.route_key(),
+                condition: Some(Condition::Equals(
+                    "tenant_id".into(),
+                    self.tenant.as_str().into(),
+                )),
+            },
+            WriteOp::Delete {
+                table: Table::Data,
+                key: channel_key,
+                // The item read above, unchanged: a concurrent reconnection by another Meta
+                // user fails this and is not half-undone.
+                condition: Some(match &authorizer {
+                    Some(user) => Condition::Equals("authorized_by".into(), user.as_str().into()),
+                    None => Condition::And(vec![
+                        Condition::Exists,
+                        Condition::AttrNotExists("authorized_by".into()),
+                    ]),
+                }),
+            },
+        ];
+        if let Some(user) = &authorizer {
+            ops.push(WriteOp::Delete {
+                table: Table::Routes,
+                key: channel.authorized_by_key(user),
+                condition: None,
+            });
+        }
+        let result = self.store.transact_write(ops).await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed { .. }) => {
+                Err(TenantError::ChannelNotFound(describe(channel)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces secrets of a connected channel (e.g. a refreshed OAuth pair), encrypted like
+    /// at connection time. Fails with `ChannelNotFound` when the channel was disconnected.
+    pub async fn replace_secrets(
+        &self,
+        channel: &ChannelRef,
+        secrets: &[(&str, &Secret)],
+    ) -> Result<(), TenantError> {
+        let key = channel.channel_key(&self.tenant);
+        let mut update = Update::new();
+        for (name, secret) in secrets {
+            let field = FieldRef::new(&self.tenant, Table::Data, &key, name);
+            let blob = self
+                .envelope
+                .encrypt(field, secret.expose().as_bytes())
+                .await?;
+            update = update.set(&secret_attr(name), blob);
+        }
+        match self
+            .store
+            .update(Table::Data, &key, update, Some(Condition::Exists))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::ConditionFailed { .. }) => {
+                Err(TenantError::ChannelNotFound(describe(channel)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Decrypts one secret of a connected channel (e.g. `access_token`).
+    pub async fn channel_secret(
+        &self,
+        channel: &ChannelRef,
+        name: &str,
+    ) -> Result<Secret, TenantError> {
+        let key = channel.channel_key(&self.tenant);
+        let item = self
+            .store
+            .get(Table::Data, &key)
+            .await?
+            .ok_or_else(|| TenantError::ChannelNotFound(describe(channel)))?;
+        let blob = item
+            .get_b(&secret_attr(name))
+            .ok_or_else(|| TenantError::Invalid(format!("no {name} stored for this channel")))?;
+        let plain = self
+            .envelope
+            .decrypt_string(FieldRef::new(&self.tenant, Table::Data, &key, name), blob)
+            .await?;
+        Ok(Secret::from_decrypted(plain))
+    }
+}
+
+/// Attribute holding an encrypted secret.
+fn secret_attr(name: &str) -> String {
+    format!("enc_{name}")
+}
+
+fn describe(channel: &ChannelRef) -> String {
+    format!("{} {}", channel.kind(), channel.external_id())
+}
+
+fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
+    let channel = ChannelRef::from_channel_sk(item.get_s(crate::store::SK)?)?;
+    let details: BTreeMap<String, String> = match item.get("details") {
+        Some(AttrValue::M(m)) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_s()?.to_owned())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let secrets_stored = match item.get("secrets") {
+        Some(AttrValue::L(l)) => l
+            .iter()
+            .filter_map(|v| v.as_s().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(ChannelSummary {
+        kind: channel.kind(),
+        id: channel.external_id().to_owned(),
+        connected_at: item.get_n("connected_at").unwrap_or(0),
+        details,
+        secrets_stored,
+        authorized_by: item.get_s("authorized_by").map(str::to_owned),
+    })
+}
+
+/// Profile attribute counting retention changes: the re-stamper (the retention module) brings a
+/// tenant's stored items to this version's retention.
+pub const RETENTION_VERSION_ATTR: &str = "retention_version";
+
+/// What [`TenantScope::set_retention`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RetentionChange {
+    pub previous_days: u32,
+    pub retention_days: u32,
+    /// The profile's retention version after the call (0 = never changed since creation).
+    pub retention_version: i64,
+    /// False when the tenant already had this retention (nothing written, no audit entry).
+    pub changed: bool,
+}
+
+impl TenantScope {
+    /// Sets the tenant's retention. A change bumps the profile's retention version (the
+    /// target the scheduled re-stamper applies to items already stored) and appends a
+    /// `settings_changed` audit entry; setting the current value changes nothing.
+    pub async fn set_retention(
+        &self,
+        days: RetentionDays,
+        actor: &str,
+    ) -> Result<RetentionChange, TenantError> {
+        let key = self.profile_key();
+        // Optimistic: the version read must still be the stored one, so two concurrent
+        // changes both bump it and the audit log names each.
+        for _ in 0..5 {
+            let item = self
+                .store
+                .get(Table::Data, &key)
+                .await?
+                .ok_or(TenantError::TenantNotFound)?;
+            let previous = TenantProfile::from_item(self.tenant.clone(), &item).retention_days;
+            let version = item.get_n(RETENTION_VERSION_ATTR).unwrap_or(0);
+            if previous == days.days() {
+                return Ok(RetentionChange {
+                    previous_days: previous,
+                    retention_days: previous,
+                    retention_version: version,
+                    changed: false,
+                });
+            }
+            let unchanged = match item.get_n(RETENTION_VERSION_ATTR) {
+                Some(v) => Condition::Equals(RETENTION_VERSION_ATTR.into(), AttrValue::N(v)),
+                None => Condition::AttrNotExists(RETENTION_VERSION_ATTR.into()),
+            };
+            let update = Update::new()
+                .set("retention_days", i64::from(days.days()))
+                .set("retention_changed_at", now_secs())
+                .add(RETENTION_VERSION_ATTR, 1);
+            let condition = Condition::And(vec![Condition::Exists, unchanged]);
+            match self
+                .store
+                .update(Table::Data, &key, update, Some(condition))
+                .await
+            {
+                Ok(updated) => {
+                    let change = RetentionChange {
+                        previous_days: previous,
+                        retention_days: days.days(),
+                        retention_version: updated.get_n(RETENTION_VERSION_ATTR).unwrap_or(0),
+                        changed: true,
+                    };
+                    let (from, to, version) = (
+                        previous.to_string(),
+                        days.days().to_string(),
+                        change.retention_version.to_string(),
+                    );
+                    crate::audit::AuditLog::new(self.store.clone())
+                        .record(
+                            &self.tenant,
+                            crate::audit::AuditAction::SettingsChanged,
+                            actor,
+                            &[
+                                ("setting", "retention_days"),
+                                ("from", &from),
+                                ("to", &to),
+                                ("retention_version", &version),
+                            ],
+                        )
+                        .await?;
+                    return Ok(change);
+                }
+                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(TenantError::Store(StoreError::Unavailable(
+            "retention changed concurrently; try again".into(),
+        )))
+    }
+}
