@@ -112,7 +112,7 @@ except (AttributeError, OSError):
 if os.getppid() != int(sys.argv[1]):
     sys.exit("test script already gone")
 os.execv(sys.argv[2], sys.argv[2:])
-' "$$" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$MOTO_LOG" 2>&1 &
+' "$$" "$VENV/bin/python" scripts/moto_server.py 127.0.0.1 "$port" >"$MOTO_LOG" 2>&1 &
     MOTO_PID=$!
     local deadline=$((SECONDS + 30))
     # Any HTTP answer means the server is up.
