@@ -27,7 +27,7 @@ use crate::meta_deletion::{MetaDeletion, MetaUserErasure};
 use crate::objects::embedded::EmbeddedObjects;
 use crate::objects::s3::S3Objects;
 use crate::objects::ObjectStore;
-use crate::outbound::{OutboundClients, OutboundIntake, OutboundWorker, RetryPolicy};
+use crate::outbound::{OutboundClients, OutboundIntake, OutboundRetryPolicy, OutboundWorker};
 use crate::portal::install::{public_base_url, BitrixInstaller, ConnectionCodes, PortalSetup};
 use crate::portal_events::PortalEvents;
 use crate::queue::embedded::EmbeddedQueue;
@@ -286,11 +286,11 @@ impl Services {
                 .map_err(|e| invalid(S, e))?;
         let mut config = self.settings.outbound;
         if let Some(base) = self.settings.retry_base {
-            config.retry = RetryPolicy {
+            config.retry = OutboundRetryPolicy {
                 base: base / 2,
                 rate_limited: base,
                 pair_rate: base / 3,
-                ..RetryPolicy::default()
+                ..OutboundRetryPolicy::default()
             };
         }
         Ok(OutboundWorker::new(

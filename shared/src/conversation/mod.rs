@@ -22,6 +22,7 @@
 //! keys and the field encryption) is here, and every public type is re-exported here.
 
 mod customers;
+mod job_target;
 mod messages;
 mod model;
 mod updates;
@@ -37,6 +38,7 @@ use crate::ids::TenantId;
 use crate::meta::AccountRef;
 use crate::store::{Condition, Key, StoreError, Table, TableStore, Update};
 
+pub use job_target::JobTarget;
 pub use model::{
     ConversationId, ConversationMeta, Direction, MessageRef, MessageStatus, NewMessage, Origin,
     StoreOutcome, StoredMessage, TemplateMessage,

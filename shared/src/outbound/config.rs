@@ -21,9 +21,9 @@ pub const ENV_MAX_FILE_BYTES: &str = "SEND_MAX_FILE_BYTES";
 
 /// How long a job waits before its next attempt. Every retry is a new receive of the queue
 /// message, so these delays also decide how long Meta may be unavailable before a job reaches
-/// the dead-letter queue (after [`RetryPolicy::max_receives`] receives).
+/// the dead-letter queue (after [`OutboundRetryPolicy::max_receives`] receives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub struct OutboundRetryPolicy {
     /// Meta unavailable (HTTP 5xx, network, temporary codes): `base` × 4^(receives − 1).
     pub base: Duration,
     /// Upper bound of every delay.
@@ -38,12 +38,12 @@ pub struct RetryPolicy {
     pub max_receives: u32,
 }
 
-impl Default for RetryPolicy {
+impl Default for OutboundRetryPolicy {
     /// 15 s, 1 min, 4 min, 16 min for outages (about 21 minutes before the dead-letter
     /// queue); 30 s, 2 min, 8 min, 30 min for throughput limits; 10 s doubling for the pair
     /// rate (Meta allows about one message every 6 seconds to one recipient).
     fn default() -> Self {
-        RetryPolicy {
+        OutboundRetryPolicy {
             base: Duration::from_secs(15),
             max: Duration::from_secs(30 * 60),
             rate_limited: Duration::from_secs(30),
@@ -58,7 +58,7 @@ fn grow(base: Duration, factor: u32, receive_count: u32, max: Duration) -> Durat
     base.saturating_mul(factor.saturating_pow(exp)).min(max)
 }
 
-impl RetryPolicy {
+impl OutboundRetryPolicy {
     /// Delay after an outage on the `receive_count`-th receive.
     pub fn transient(&self, receive_count: u32) -> Duration {
         grow(self.base, 4, receive_count, self.max)
@@ -78,7 +78,7 @@ impl RetryPolicy {
 
     /// Delays of a few milliseconds, for tests.
     pub fn immediate() -> Self {
-        RetryPolicy {
+        OutboundRetryPolicy {
             base: Duration::from_millis(1),
             max: Duration::from_millis(10),
             rate_limited: Duration::from_millis(1),
@@ -133,7 +133,7 @@ impl Default for OutboundPacing {
 /// Everything configurable about sending.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OutboundConfig {
-    pub retry: RetryPolicy,
+    pub retry: OutboundRetryPolicy,
     pub pacing: OutboundPacing,
     /// Largest operator file downloaded (Meta's own limits per media type apply too: the
     /// largest is 100 MB for WhatsApp documents).
@@ -143,7 +143,7 @@ pub struct OutboundConfig {
 impl Default for OutboundConfig {
     fn default() -> Self {
         OutboundConfig {
-            retry: RetryPolicy::default(),
+            retry: OutboundRetryPolicy::default(),
             pacing: OutboundPacing::default(),
             max_file_bytes: 100 * 1024 * 1024,
         }
@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn delays_grow_and_are_bounded() {
-        let r = RetryPolicy::default();
+        let r = OutboundRetryPolicy::default();
         assert_eq!(r.transient(1), Duration::from_secs(15));
         assert_eq!(r.transient(2), Duration::from_secs(60));
         assert_eq!(r.transient(4), Duration::from_secs(960));

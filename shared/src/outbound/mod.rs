@@ -26,7 +26,7 @@
 //!    (inbound worker).
 //!
 //! Errors ([`reasons`]): rate limits and outages are retried later through the queue with
-//! growing delays ([`RetryPolicy`]), never in a loop; refusals are not retried, the message
+//! growing delays ([`OutboundRetryPolicy`]), never in a loop; refusals are not retried, the message
 //! is marked failed and the operator told the code and reason.
 
 mod config;
@@ -41,7 +41,7 @@ pub mod window;
 pub mod worker;
 
 pub use config::{
-    OutboundClients, OutboundConfig, OutboundConfigError, OutboundPacing, RetryPolicy,
+    OutboundClients, OutboundConfig, OutboundConfigError, OutboundPacing, OutboundRetryPolicy,
     DEFAULT_INSTAGRAM_BASE_URL, ENV_INSTAGRAM_BASE_URL, ENV_MAX_FILE_BYTES, ENV_WHATSAPP_MPS,
 };
 pub use files::{FetchedFile, FileError, FileFetcher};

@@ -19,7 +19,7 @@ const PARTS: &str = "parts";
 
 /// The progress records.
 #[derive(Clone)]
-pub struct Progress {
+pub struct SendProgress {
     store: Arc<dyn TableStore>,
 }
 
@@ -33,9 +33,9 @@ fn key(tenant: &TenantId, effect: &str) -> Key {
     Key::new(tenant.sub_partition(&format!("{SCOPE}#{effect}")), SCOPE)
 }
 
-impl Progress {
+impl SendProgress {
     pub fn new(store: Arc<dyn TableStore>) -> Self {
-        Progress { store }
+        SendProgress { store }
     }
 
     /// Provider ids of the parts sent so far, by part index (`None`: not sent). Empty when

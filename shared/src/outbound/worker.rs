@@ -7,14 +7,14 @@ use async_trait::async_trait;
 
 use super::config::{OutboundClients, OutboundConfig};
 use super::plan::{plan, Part};
-use super::progress::Progress;
+use super::progress::SendProgress;
 use super::reasons::{self, Disposition};
 use super::window::{self, Allowed};
 use crate::clock::now_secs;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::{
-    ConversationError, ConversationMeta, Conversations, Direction, MessageRef, MessageStatus,
-    Origin, StoredMessage,
+    ConversationError, ConversationMeta, Conversations, Direction, JobTarget, MessageRef,
+    MessageStatus, Origin, StoredMessage,
 };
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::Envelope;
@@ -89,7 +89,7 @@ pub struct OutboundWorker {
     sync: QueueName,
     clients: OutboundClients,
     idempotency: Idempotency,
-    progress: Progress,
+    progress: SendProgress,
     pacers: Arc<Pacers>,
     config: OutboundConfig,
 }
@@ -197,7 +197,7 @@ impl OutboundWorker {
         let config = OutboundConfig::default();
         OutboundWorker {
             idempotency: Idempotency::new(store.clone(), "OUT", platform::VISIBILITY),
-            progress: Progress::new(store.clone()),
+            progress: SendProgress::new(store.clone()),
             pacers: Arc::new(Pacers::new(&config)),
             store,
             envelope,
@@ -243,17 +243,20 @@ impl OutboundWorker {
         job: &OutboundJob,
         receive_count: u32,
     ) -> Result<Outcome, SendError> {
-        let Some(scope) = self.tenants.scope(&job.tenant_id).await? else {
-            tracing::info!(tenant = %job.tenant_id, "tenant gone; send job dropped");
-            return Ok(Outcome::Done);
-        };
-        let conversations = Conversations::new(
-            job.tenant_id.clone(),
-            self.store.clone(),
-            self.envelope.clone(),
-        );
-        let Some(meta) = conversations.meta(&job.conversation).await? else {
-            tracing::info!("conversation gone (erased or expired); send job dropped");
+        let Some(JobTarget {
+            scope,
+            conversations,
+            meta,
+        }) = JobTarget::load::<SendError>(
+            &self.tenants,
+            &self.store,
+            &self.envelope,
+            &job.tenant_id,
+            &job.conversation,
+            "outbound",
+        )
+        .await?
+        else {
             return Ok(Outcome::Done);
         };
         let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {

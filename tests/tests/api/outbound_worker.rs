@@ -28,7 +28,9 @@ use wappline::meta::{
     split_webhook, AccountRef, Content, CustomerId, CustomerRef, InstagramUserId, WhatsAppPhone,
     WhatsAppUserId,
 };
-use wappline::outbound::{window, OutboundClients, OutboundConfig, OutboundWorker, RetryPolicy};
+use wappline::outbound::{
+    window, OutboundClients, OutboundConfig, OutboundRetryPolicy, OutboundWorker,
+};
 use wappline::outbound::{ApiMessage, OperatorFile, OperatorMessage, OutboundIntake, OutboundJob};
 use wappline::pacing::PacingConfig;
 use wappline::queue::embedded::EmbeddedQueue;
@@ -82,7 +84,7 @@ fn ig() -> AccountRef {
 /// Quick retries, and pacing that never gets in the way unless a test asks for it.
 fn test_config() -> OutboundConfig {
     let mut config = OutboundConfig {
-        retry: RetryPolicy::immediate(),
+        retry: OutboundRetryPolicy::immediate(),
         ..OutboundConfig::default()
     };
     config.pacing.recipient = PacingConfig {
@@ -670,7 +672,7 @@ async fn rate_limits_are_retried_later_then_delivered() {
 async fn retry_delays_grow_and_are_not_a_hot_loop() {
     let w = world_with(
         OutboundConfig {
-            retry: RetryPolicy::default(),
+            retry: OutboundRetryPolicy::default(),
             ..test_config()
         },
         None,
