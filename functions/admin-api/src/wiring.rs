@@ -33,7 +33,7 @@ impl AdminApi {
             exports: ExportsApi {
                 exports: services.exports()?,
                 queue: services.queue.clone(),
-                queue_name: platform::name(platform::EXPORTS),
+                queue_name: services.queue_name(SERVICE, platform::EXPORTS)?,
             },
             erasure: Erasure {
                 contacts: services.contact_erasure()?,

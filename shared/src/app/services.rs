@@ -162,7 +162,11 @@ impl Services {
     }
 
     /// The platform queue `name`, when this process may send to it.
-    fn queue_name(&self, service: &'static str, name: &str) -> Result<QueueName, ServicesError> {
+    pub fn queue_name(
+        &self,
+        service: &'static str,
+        name: &str,
+    ) -> Result<QueueName, ServicesError> {
         let name = platform::name(name);
         if self.queues.contains(&name) {
             Ok(name)
