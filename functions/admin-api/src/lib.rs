@@ -160,15 +160,6 @@ pub struct AdminToken {
 }
 
 impl AdminToken {
-    pub fn from_sha256_hex(hex_digest: &str) -> Result<Self, String> {
-        let bytes = hex::decode(hex_digest.trim())
-            .map_err(|_| "ADMIN_TOKEN_SHA256 must be 64 hex digits".to_owned())?;
-        let sha256 = bytes
-            .try_into()
-            .map_err(|_| "ADMIN_TOKEN_SHA256 must be 64 hex digits".to_owned())?;
-        Ok(AdminToken { sha256 })
-    }
-
     pub fn from_plaintext(token: &str) -> Self {
         AdminToken {
             sha256: Sha256::digest(token.as_bytes()).into(),

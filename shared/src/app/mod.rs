@@ -39,17 +39,12 @@ impl Platform {
         }
     }
 
-    /// Embedded adapters: files under `data_dir`, a local wrapping key instead of KMS.
+    /// Embedded adapters: files under `data_dir`, a local wrapping key instead of KMS
+    /// (tests; the local server builds them through [`Services::embedded`]).
     pub fn embedded(data_dir: &Path) -> Result<Self, String> {
-        Self::embedded_with_store(data_dir).map(|(platform, _)| platform)
-    }
-
-    /// As [`Platform::embedded`], also handing out the embedded store itself (the local
-    /// server runs its TTL purge, which DynamoDB does on its own in AWS).
-    pub fn embedded_with_store(data_dir: &Path) -> Result<(Self, EmbeddedStore), String> {
         let store = EmbeddedStore::open(data_dir).map_err(|e| e.to_string())?;
         let vault = LocalVault::open_or_create(data_dir).map_err(|e| e.to_string())?;
-        Ok((Self::new(Arc::new(store.clone()), Arc::new(vault)), store))
+        Ok(Self::new(Arc::new(store), Arc::new(vault)))
     }
 }
 

@@ -19,7 +19,7 @@ use crate::meta::WebhookParseError;
 use crate::meta::{split_webhook, verify_signature_any, AccountRef, AppSecret, SignatureError};
 use crate::queue::OutgoingMessage;
 use crate::queue::{Queue, QueueName};
-use crate::tenant::TenantDirectory;
+use crate::tenant::{ChannelRef, TenantDirectory};
 
 /// Largest delivery we read. Meta's deliveries are far smaller (they batch up to 1,000
 /// updates, typically a few KiB); anything bigger is not from Meta.
@@ -163,7 +163,7 @@ impl WebhookIntake {
             if !owners.contains_key(&event.account) {
                 let owner = self
                     .tenants
-                    .resolve(&crate::tenant::ChannelRef::of(&event.account))
+                    .resolve(&ChannelRef::of(&event.account))
                     .await
                     .map_err(|e| IntakeError::Unavailable(format!("routing: {e}")))?;
                 owners.insert(event.account.clone(), owner);

@@ -29,7 +29,7 @@ use crate::meta::{
 };
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
-use crate::tenant::{TenantDirectory, TenantError};
+use crate::tenant::{ChannelRef, TenantDirectory, TenantError};
 use crate::usage::{CountError, Usage};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,10 +81,7 @@ impl InboundWorker {
     pub async fn process(&self, job: &InboundJob) -> Result<Outcome, InboundError> {
         let account = &job.event.account;
         // The route decides, again: a channel disconnected since the webhook stops at once.
-        let owner = self
-            .tenants
-            .resolve(&crate::tenant::ChannelRef::of(account))
-            .await?;
+        let owner = self.tenants.resolve(&ChannelRef::of(account)).await?;
         if owner.as_ref() != Some(&job.tenant_id) {
             tracing::info!(
                 channel = account.channel().name(),

@@ -18,7 +18,7 @@ use super::names::safe_content_type;
 use super::token::{LinkError, MediaClaims, MediaRef};
 use crate::graph::{GraphClient, GraphError};
 use crate::meta::AccountRef;
-use crate::tenant::{Secret, TenantDirectory, TenantError};
+use crate::tenant::{ChannelRef, Secret, TenantDirectory, TenantError};
 
 /// Largest media served by default.
 pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
@@ -159,7 +159,7 @@ impl MediaProxy {
     }
 
     async fn fetch_verified(&self, claims: &MediaClaims) -> Result<MediaResponse, MediaError> {
-        let channel = crate::tenant::ChannelRef::of(&claims.account);
+        let channel = ChannelRef::of(&claims.account);
         match self.tenants.resolve(&channel).await {
             Ok(Some(owner)) if owner == claims.tenant => {}
             Ok(_) => return Err(MediaError::NotConnected),
@@ -215,10 +215,7 @@ impl MediaProxy {
             .map_err(|e| MediaError::Internal(e.to_string()))?
             .ok_or(MediaError::NotConnected)?;
         scope
-            .channel_secret(
-                &crate::tenant::ChannelRef::of(&claims.account),
-                "access_token",
-            )
+            .channel_secret(&ChannelRef::of(&claims.account), "access_token")
             .await
             .map_err(|e| match e {
                 TenantError::ChannelNotFound(_) | TenantError::TenantNotFound => {

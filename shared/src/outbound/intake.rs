@@ -24,7 +24,7 @@ use crate::meta::{AccountRef, CustomerId, CustomerRef};
 use crate::meta::{Content, Media, MediaKind};
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::TableStore;
-use crate::tenant::{TenantDirectory, TenantStatus};
+use crate::tenant::{ChannelRef, TenantDirectory, TenantStatus};
 use crate::usage::{CountError, QuotaExceeded, Usage, UsageError};
 
 use super::OutboundJob;
@@ -280,12 +280,7 @@ impl OutboundIntake {
         message: ApiMessage,
         request_id: &str,
     ) -> Result<Accepted, OutboundError> {
-        if tenants
-            .resolve(&crate::tenant::ChannelRef::of(account))
-            .await?
-            .as_ref()
-            != Some(tenant)
-        {
+        if tenants.resolve(&ChannelRef::of(account)).await?.as_ref() != Some(tenant) {
             return Err(OutboundError::UnknownAccount);
         }
         let profile = match tenants.scope(tenant).await? {

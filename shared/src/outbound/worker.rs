@@ -29,7 +29,7 @@ use crate::outbound::OutboundJob;
 use crate::pacing::KeyedPacer;
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
-use crate::tenant::{ChannelKind, Secret, TenantDirectory, TenantError, TenantScope};
+use crate::tenant::{ChannelKind, ChannelRef, Secret, TenantDirectory, TenantError, TenantScope};
 
 /// Failures of our own side (store, keys, queue): retried through the queue.
 #[derive(Debug, thiserror::Error)]
@@ -379,7 +379,7 @@ impl OutboundWorker {
         }
 
         let account = &meta.account;
-        let channel_ref = crate::tenant::ChannelRef::of(account);
+        let channel_ref = ChannelRef::of(account);
         if self.tenants.resolve(&channel_ref).await?.as_ref() != Some(&job.tenant_id) {
             return self
                 .fail(
