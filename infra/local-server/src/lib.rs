@@ -237,7 +237,7 @@ fn optional<T>(built: Result<T, ServicesError>, what: &str) -> Result<Option<T>,
     match built {
         Ok(t) => Ok(Some(t)),
         Err(ServicesError::Missing { setting, .. }) => {
-            tracing::warn!(%setting, "{what} is not configured");
+            tracing::warn!(%setting, "not configured: {what}");
             Ok(None)
         }
         Err(e) => Err(e.to_string()),
@@ -271,17 +271,17 @@ impl LocalServer {
             admin: AdminApi::from_services(&services).map_err(e)?,
             meta: optional(
                 MetaWebhook::from_services(&services),
-                "Meta's webhook (--meta-app-secret, --meta-verify-token): /webhooks/meta answers 503;",
+                "Meta's webhook (--meta-app-secret, --meta-verify-token); /webhooks/meta answers 503",
             )?,
             media: MediaProxyFunction::from_services(&services).map_err(e)?,
             public: PublicApi::from_services(&services).map_err(e)?,
             bitrix: optional(
                 BitrixWebhook::from_services(&services),
-                "the Bitrix24 application (--bitrix-client-id, --bitrix-client-secret)",
+                "the Bitrix24 application (--bitrix-client-id, --bitrix-client-secret); /bitrix/* answers 503",
             )?,
             data_deletion: optional(
                 DataDeletion::from_services(&services),
-                "Meta's data deletion callback (--meta-app-secret)",
+                "Meta's data deletion callback (--meta-app-secret); /data-deletion answers 503",
             )?,
         });
         // The queue consumers, as Lambda's SQS event source mappings run them in AWS.
@@ -310,7 +310,7 @@ impl LocalServer {
         ];
         if let Some(sync) = optional(
             services.sync_worker(),
-            "CRM sync: its jobs wait in their queue;",
+            "CRM sync (the Bitrix24 application); its jobs wait in their queue",
         )? {
             consumers.push(consumer(platform::SYNC, Arc::new(sync)));
         }
