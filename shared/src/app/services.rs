@@ -75,6 +75,18 @@ fn invalid(service: &'static str, reason: impl ToString) -> ServicesError {
     }
 }
 
+/// Creates `dir` if needed and makes it private to its owner (0700): the embedded files
+/// hold tenants' (encrypted) data and the local wrapping key.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// The embedded adapters' own handles, for the local server's TTL purge and inspection.
 #[derive(Clone)]
 pub struct EmbeddedHandles {
@@ -139,6 +151,7 @@ impl Services {
     /// account email as `.eml` files in `<data_dir>/outbox`.
     pub fn embedded(settings: Settings, data_dir: &Path) -> Result<Self, ServicesError> {
         let adapter = |e: &dyn std::fmt::Display| ServicesError::Adapter(e.to_string());
+        private_dir(data_dir).map_err(|e| adapter(&e))?;
         let store = EmbeddedStore::open(data_dir).map_err(|e| adapter(&e))?;
         let vault = LocalVault::open_or_create(data_dir).map_err(|e| adapter(&e))?;
         let queue = EmbeddedQueue::open(data_dir, platform::specs()).map_err(|e| adapter(&e))?;
@@ -480,5 +493,23 @@ impl Services {
     /// Disconnecting channels (unsubscribing the app at Meta).
     pub fn channel_release(&self) -> Result<ChannelRelease, ServicesError> {
         Ok(ChannelRelease::new(Some(self.graph_client()?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_embedded_data_dir_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let settings = Settings::from_lookup(|_| None).unwrap();
+        let services = Services::embedded(settings, &dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        drop(services);
     }
 }
