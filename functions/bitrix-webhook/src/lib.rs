@@ -13,6 +13,7 @@
 //! - `GET|POST /bitrix/placement`: the connector's settings page (`PLACEMENT_HANDLER`),
 //!   static.
 
+use askama::Template;
 use lambda_http::http::{header, Method, Response, StatusCode};
 use lambda_http::{Body, Request, RequestExt};
 use wappline::app::{HttpFunction, Services, ServicesError};
@@ -101,7 +102,7 @@ impl BitrixWebhook {
             Err(FormError::TooLarge) => {
                 return html(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    page("Installation failed", "The request was too large.", None),
+                    page("Installation failed", "The request was too large.", false),
                 )
             }
             Err(e) => Err(InstallError::Malformed(e.to_string())),
@@ -121,7 +122,7 @@ impl BitrixWebhook {
                 }
                 html(
                     status,
-                    page("Installation failed", &install_message(&e), None),
+                    page("Installation failed", &install_message(&e), false),
                 )
             }
         }
@@ -177,11 +178,8 @@ fn success_page(installed: &Installed) -> String {
     if !installed.application_token_stored {
         text.push_str(" Bitrix24 completes the installation now.");
     }
-    let script = (installed.flow == InstallFlow::Wizard).then_some(
-        "<script src=\"https://api.bitrix24.com/api/v1/\"></script>\n\
-         <script>if (window.BX24) { BX24.init(function () { BX24.installFinish(); }); }</script>",
-    );
-    page("Installed", &text, script)
+    // The wizard flow loads the Bitrix24 JS library and calls BX24.installFinish().
+    page("Installed", &text, installed.flow == InstallFlow::Wizard)
 }
 
 fn placement_page() -> String {
@@ -189,37 +187,28 @@ fn placement_page() -> String {
         "Wappline connector",
         "This channel is managed by Wappline. Its WhatsApp numbers and Instagram accounts \
          are set up in your Wappline account; nothing needs to be configured here.",
-        None,
+        false,
     )
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+/// The install result and placement pages (templates/page.html, auto-escaped).
+#[derive(Template)]
+#[template(path = "page.html")]
+struct Page<'a> {
+    title: &'a str,
+    text: &'a str,
+    /// Adds the script that ends the Bitrix24 install wizard.
+    install_finish: bool,
+}
+
+fn page(title: &str, text: &str, install_finish: bool) -> String {
+    Page {
+        title,
+        text,
+        install_finish,
     }
-    out
-}
-
-fn page(title: &str, text: &str, script: Option<&str>) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n\
-         <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;\
-         padding:0 1em;line-height:1.5}}</style>\n{script}\n</head>\n<body>\n\
-         <h1>{title}</h1>\n<p>{text}</p>\n</body>\n</html>\n",
-        title = escape(title),
-        text = escape(text),
-        script = script.unwrap_or(""),
-    )
+    .render()
+    .expect("the page template only formats &str and bool")
 }
 
 fn html(status: StatusCode, body: String) -> Response<Body> {
@@ -261,8 +250,11 @@ mod tests {
 
     #[test]
     fn pages_escape_and_say_why() {
-        let p = page("T<", "a & <b>", None);
-        assert!(p.contains("a &amp; &lt;b&gt;"));
+        let p = page("T<", "a & <b>", false);
+        // askama escapes with numeric character references (&#38; for &amp;, and so on).
+        assert!(p.contains("<p>a &#38; &#60;b&#62;</p>"));
+        assert!(p.contains("<title>T&#60;</title>"));
+        assert!(!p.contains("<b>"));
         assert!(!p.contains("<script"));
         assert_eq!(
             install_status(&InstallError::InvalidCode),

@@ -158,6 +158,22 @@ pub fn status_json(status: &RequestStatus) -> serde_json::Value {
     v
 }
 
+/// The status page (templates/deletion_status.html): state and dates only.
+#[derive(askama::Template)]
+#[template(path = "deletion_status.html")]
+struct StatusPage {
+    explanation: &'static str,
+    state: String,
+    requested: String,
+    started: Option<String>,
+    completed: Option<String>,
+}
+
+/// The page for an unknown code (templates/deletion_not_found.html).
+#[derive(askama::Template)]
+#[template(path = "deletion_not_found.html")]
+struct NotFoundPage;
+
 /// The status page as a small HTML document: state and dates only.
 pub fn render_status_html(status: &RequestStatus) -> String {
     let explanation = match status.state {
@@ -169,34 +185,19 @@ pub fn render_status_html(status: &RequestStatus) -> String {
             "Your data has been deleted: the connections you authorised and their access tokens."
         }
     };
-    let mut rows = format!(
-        "<tr><th>Status</th><td>{}</td></tr><tr><th>Requested</th><td>{}</td></tr>",
-        status.state.name().replace('_', " "),
-        rfc3339(status.requested_at)
-    );
-    if let Some(t) = status.started_at {
-        rows.push_str(&format!("<tr><th>Started</th><td>{}</td></tr>", rfc3339(t)));
-    }
-    if let Some(t) = status.completed_at {
-        rows.push_str(&format!(
-            "<tr><th>Completed</th><td>{}</td></tr>",
-            rfc3339(t)
-        ));
-    }
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"robots\" content=\"noindex\">\
-         <title>Data deletion request</title></head>\
-         <body><h1>Data deletion request</h1><p>{explanation}</p><table>{rows}</table></body></html>\n"
-    )
+    askama::Template::render(&StatusPage {
+        explanation,
+        state: status.state.name().replace('_', " "),
+        requested: rfc3339(status.requested_at),
+        started: status.started_at.map(rfc3339),
+        completed: status.completed_at.map(rfc3339),
+    })
+    .expect("the status template only formats strings")
 }
 
 /// The page for an unknown code.
 pub fn render_not_found_html() -> String {
-    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-     <title>Data deletion request</title></head><body><h1>Unknown confirmation code</h1>\
-     <p>No data deletion request has this confirmation code.</p></body></html>\n"
-        .to_owned()
+    askama::Template::render(&NotFoundPage).expect("the not-found template has no fields")
 }
 
 /// Why an erasure run stopped.
