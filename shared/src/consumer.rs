@@ -5,8 +5,15 @@
 //! keeps FIFO semantics: once a record of a message group does not succeed, the later records
 //! of that group in the batch are not processed and are reported as not done, so they are
 //! redelivered after it, in order. Lambda reports not-done records as SQS partial batch
-//! failures; the local server leaves them for redelivery. Records that keep failing reach the
-//! dead-letter queue after the queue's `max_receives`.
+//! failures; the local server leaves them for redelivery.
+//!
+//! A [`Outcome::Skipped`] record was not tried, so it must not wait or pay for its group's
+//! head: both runners make it visible again at once (visibility zero). FIFO order still holds,
+//! because a group with a message in flight (the head, hidden for its retry delay) delivers
+//! nothing, so the skipped records come back together with the head, behind it. Their receive
+//! count still grows on SQS; workers that keep their own attempt count (the CRM sync worker,
+//! decision 0022) run on a queue whose `max_receives` is high enough for that. Records that keep
+//! failing otherwise reach the dead-letter queue after the queue's `max_receives`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -34,7 +41,8 @@ pub enum Outcome {
     /// Failed: deliver again after the visibility timeout; dead-lettered after
     /// `max_receives`.
     Failed,
-    /// Not attempted because an earlier record of its FIFO group did not succeed.
+    /// Not attempted because an earlier record of its FIFO group did not succeed: released
+    /// at once (visibility zero), to come back behind that record.
     Skipped,
 }
 
