@@ -20,4 +20,5 @@ mod outbound_worker;
 mod public_api;
 mod retention;
 mod suspension;
+mod sync_attempts;
 mod usage_quota;
