@@ -441,6 +441,7 @@ mod tests {
             (vars::DEDUPE_TABLE, "dd"),
             (vars::KMS_KEY_ID, "alias/x"),
             ("QUEUE_URL_SYNC", "https://sqs.example/sync.fifo"),
+            ("QUEUE_URL_SYNC_DLQ", "https://sqs.example/sync-dlq.fifo"),
         ])
         .unwrap();
         let aws = s.aws.unwrap();
@@ -449,9 +450,33 @@ mod tests {
             aws.queue_urls.get(&platform::name(platform::SYNC)).unwrap(),
             "https://sqs.example/sync.fifo"
         );
+        // The sync worker dead-letters exhausted jobs itself (decision 0022).
+        assert_eq!(
+            aws.queue_urls
+                .get(&platform::name(platform::SYNC).dead_letter())
+                .unwrap(),
+            "https://sqs.example/sync-dlq.fifo"
+        );
         assert!(!aws
             .queue_urls
             .contains_key(&platform::name(platform::INBOUND)));
+    }
+
+    #[test]
+    fn sync_retry_limits_are_three_numbers() {
+        let limits = |v: &str| read(&[(vars::SYNC_RETRY, v)]).map(|s| s.sync_retry);
+        assert_eq!(read(&[]).unwrap().sync_retry, None);
+        assert_eq!(
+            limits("200,5,20000"),
+            Ok(Some((
+                Duration::from_millis(200),
+                5,
+                Duration::from_millis(20_000)
+            )))
+        );
+        assert!(limits("200,5").is_err());
+        assert!(limits("0,5,1").is_err());
+        assert!(limits("a,b,c").is_err());
     }
 
     #[test]
