@@ -223,7 +223,9 @@ impl Attempts {
     ) -> Result<AttemptRecord, StoreError> {
         let store = &self.records.store;
         let key = self.records.key_for(tenant, key);
+        let mut tries = 0;
         loop {
+            tries += 1;
             let current = store.get(Table::Dedupe, &key).await?;
             let (next, condition) = match &current {
                 Some(item) => {
@@ -251,7 +253,8 @@ impl Attempts {
                 .with(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64);
             match store.put(Table::Dedupe, item, Some(condition)).await {
                 Ok(()) => return Ok(next),
-                Err(StoreError::ConditionFailed { .. }) => continue,
+                // Another writer counted in between: read again (a few times at most).
+                Err(StoreError::ConditionFailed { .. }) if tries < 5 => continue,
                 Err(e) => return Err(e),
             }
         }

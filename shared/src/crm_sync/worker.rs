@@ -142,7 +142,6 @@ pub struct SyncWorker {
     retry: RetryPolicy,
     attempts: Attempts,
     dead_letter: Option<Arc<dyn Queue>>,
-    now_ms: fn() -> i64,
     media: Option<Arc<dyn MediaLinker>>,
 }
 
@@ -163,7 +162,6 @@ impl SyncWorker {
             connectors: Connectors::default(),
             retry: RetryPolicy::default(),
             dead_letter: None,
-            now_ms: now_millis,
             media: None,
         }
     }
@@ -189,12 +187,6 @@ impl SyncWorker {
         self
     }
 
-    /// The clock attempts are timed with (Unix milliseconds); tests simulate time with it.
-    pub fn with_clock(mut self, now_ms: fn() -> i64) -> Self {
-        self.now_ms = now_ms;
-        self
-    }
-
     /// Runs one job; the outcome tells the queue what to do with it. A failure counts as one
     /// attempt of the job's own (decision 0022): retried after a jittered backoff, or moved to
     /// the dead-letter queue once the policy's attempts and span are exhausted.
@@ -216,7 +208,7 @@ impl SyncWorker {
             SyncError::NotConnected(_) => "not_connected",
             _ => "internal",
         };
-        let now = (self.now_ms)();
+        let now = now_millis();
         let attempt = match self.attempts.failed(&job.tenant_id, &job.effect, now).await {
             Ok(a) => a,
             Err(store) => {
