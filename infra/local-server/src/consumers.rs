@@ -26,9 +26,9 @@ pub struct Consumer {
 /// acknowledged, `RetryAfter` ones hidden for their delay, skipped ones (not tried: an earlier
 /// record of their group did not succeed) released at once to come back behind it, failed ones
 /// left to reappear after the visibility timeout (and reach the dead-letter queue after
-/// `max_receives`). Each message group of a batch runs on its own task, so one slow group (a
-/// hanging portal) does not hold back the others of its batch; run several loops per queue so
-/// it does not hold back the next batches either.
+/// `max_receives`). The message groups of a batch run concurrently ([`process_batch`]), so one
+/// slow group (a hanging portal) does not hold back the others of its batch; run several loops
+/// per queue so it does not hold back the next batches either.
 pub async fn run(queue: Arc<dyn Queue>, consumer: Consumer, mut stop: watch::Receiver<bool>) {
     loop {
         if *stop.borrow() {
@@ -69,7 +69,7 @@ pub async fn poll_once(queue: &dyn Queue, consumer: &Consumer) -> Result<usize, 
             group_id: m.group_id.clone(),
         })
         .collect();
-    let outcomes = process_by_group(&consumer.handler, records).await;
+    let outcomes = process_batch(consumer.handler.as_ref(), &records).await;
     for (message, outcome) in messages.iter().zip(outcomes) {
         let result = match outcome {
             Outcome::Done => queue.ack(&consumer.queue, &message.receipt).await,
@@ -90,42 +90,4 @@ pub async fn poll_once(queue: &dyn Queue, consumer: &Consumer) -> Result<usize, 
         }
     }
     Ok(messages.len())
-}
-
-/// [`process_batch`] per message group, the groups concurrently; outcomes in record order.
-async fn process_by_group(
-    handler: &Arc<dyn RecordHandler>,
-    records: Vec<QueueRecord>,
-) -> Vec<Outcome> {
-    // (group, indexes of its records in the batch); a record without a group is its own.
-    let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        match groups
-            .iter_mut()
-            .find(|(g, _)| r.group_id.is_some() && *g == r.group_id)
-        {
-            Some((_, indexes)) => indexes.push(i),
-            None => groups.push((r.group_id.clone(), vec![i])),
-        }
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (_, indexes) in groups {
-        let handler = handler.clone();
-        let batch: Vec<QueueRecord> = indexes.iter().map(|&i| records[i].clone()).collect();
-        tasks.spawn(async move { (indexes, process_batch(handler.as_ref(), &batch).await) });
-    }
-    let mut outcomes = vec![Outcome::Failed; records.len()];
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((indexes, group_outcomes)) => {
-                for (i, o) in indexes.into_iter().zip(group_outcomes) {
-                    outcomes[i] = o;
-                }
-            }
-            // A handler panicked: its group's records stay unsettled and reappear after the
-            // visibility timeout, as on Lambda.
-            Err(e) => tracing::error!(error = %e, "a consumer task failed"),
-        }
-    }
-    outcomes
 }
