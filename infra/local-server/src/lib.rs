@@ -114,6 +114,11 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_BITRIX_PORTAL_BASE_URL")]
     pub bitrix_portal_base_url: Option<String>,
 
+    /// Limit on one whole Bitrix24 REST call, in milliseconds (default 20 s): a hanging
+    /// portal fails the call, which is retried later like any failure.
+    #[arg(long, env = "WAPPLINE_BITRIX_TIMEOUT_MS")]
+    pub bitrix_timeout_ms: Option<String>,
+
     /// Base URL under which this server is reachable by Bitrix24 (media links point here).
     /// Default: `http://<listen address>`.
     #[arg(long, env = "WAPPLINE_PUBLIC_BASE_URL")]
@@ -153,6 +158,7 @@ impl LocalConfig {
             bitrix_client_secret: None,
             bitrix_oauth_url: None,
             bitrix_portal_base_url: None,
+            bitrix_timeout_ms: None,
             retry_base_ms: 100,
             sync_retry: None,
             public_base_url: None,
@@ -230,6 +236,7 @@ impl LocalConfig {
             (bitrix::ENV_CLIENT_SECRET, &self.bitrix_client_secret),
             (bitrix::ENV_OAUTH_URL, &self.bitrix_oauth_url),
             (bitrix::ENV_PORTAL_BASE_URL, &self.bitrix_portal_base_url),
+            (bitrix::ENV_TIMEOUT_MS, &self.bitrix_timeout_ms),
             (settings_vars::SYNC_RETRY, &self.sync_retry),
         ];
         for (name, value) in optional {

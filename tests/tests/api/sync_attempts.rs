@@ -226,3 +226,44 @@ async fn a_hanging_portal_does_not_delay_another_tenants_portal() {
     .await;
     h.server.shutdown().await;
 }
+
+/// A portal that hangs longer than the per-call timeout fails the call; the job is retried
+/// after its backoff (not after the visibility timeout) and delivered once the portal answers.
+#[tokio::test]
+async fn a_call_to_a_hanging_portal_times_out_and_is_retried() {
+    let fake = FakeBitrix::start().await;
+    let (base, oauth) = (fake.base_url(), fake.oauth_url());
+    let h = Harness::start(move |c| {
+        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
+        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
+        c.bitrix_oauth_url = Some(oauth);
+        c.bitrix_portal_base_url = Some(base);
+        c.retry_base_ms = 50;
+        c.sync_retry = Some("400,40,86400000".into());
+        c.bitrix_timeout_ms = Some("1000".into());
+    })
+    .await;
+    tenant(&h, &fake).await;
+    fake.delay_portal(FAKE_DOMAIN, Duration::from_secs(60));
+    let started = Instant::now();
+    let (s, _) = h.post_signed(&whatsapp_messages(&["M1", "M2"])).await;
+    assert_eq!(s, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    fake.delay_portal(FAKE_DOMAIN, Duration::ZERO);
+    wait_for("both messages", Duration::from_secs(10), || {
+        received_texts(&fake).len() == 2
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let texts = received_texts(&fake);
+    assert!(
+        texts.iter().map(String::as_str).eq(["M1", "M2"]),
+        "{texts:?}"
+    );
+    assert_eq!(h.depth(&dlq()).await, 0);
+    h.server.shutdown().await;
+}
