@@ -1,14 +1,23 @@
 //! Queue consumers: the per-record contract shared by the Lambda SQS functions and the local
 //! server's in-process consumers.
 //!
-//! A handler decides each record's [`Outcome`]. [`process_batch`] runs a batch in order and
-//! keeps FIFO semantics: once a record of a message group does not succeed, the later records
+//! A handler decides each record's [`Outcome`]. [`process_batch`] keeps FIFO semantics: the
+//! records of a message group run in order, and once one does not succeed, the later records
 //! of that group in the batch are not processed and are reported as not done, so they are
-//! redelivered after it, in order. Lambda reports not-done records as SQS partial batch
-//! failures; the local server leaves them for redelivery. Records that keep failing reach the
-//! dead-letter queue after the queue's `max_receives`.
+//! redelivered after it, in order. Different groups of a batch run concurrently. Lambda reports not-done records as SQS partial batch
+//! failures; the local server leaves them for redelivery.
+//!
+//! A [`Outcome::Skipped`] record was not tried, so it must not wait or pay for its group's
+//! head: both runners make it visible again at once (visibility zero). FIFO order still holds,
+//! because a group with a message in flight (the head, hidden for its retry delay) delivers
+//! nothing, so the skipped records come back together with the head, behind it. Their receive
+//! count still grows on SQS; workers that keep their own attempt count (the CRM sync worker,
+//! decision 0022) run on a queue whose `max_receives` is high enough for that. Records that keep
+//! failing otherwise reach the dead-letter queue after the queue's `max_receives`.
 
-use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,7 +43,8 @@ pub enum Outcome {
     /// Failed: deliver again after the visibility timeout; dead-lettered after
     /// `max_receives`.
     Failed,
-    /// Not attempted because an earlier record of its FIFO group did not succeed.
+    /// Not attempted because an earlier record of its FIFO group did not succeed: released
+    /// at once (visibility zero), to come back behind that record.
     Skipped,
 }
 
@@ -49,26 +59,71 @@ pub trait RecordHandler: Send + Sync + 'static {
     async fn handle(&self, record: &QueueRecord) -> Outcome;
 }
 
-/// Runs the batch in order and returns one outcome per record, in the same order.
+/// Runs the batch and returns one outcome per record, in the same order. The records of one
+/// message group run in order, one after the other; different groups (and records without a
+/// group) run concurrently, so a slow group (a hanging portal) does not hold back the others
+/// of its batch, and a batch takes about as long as its slowest group.
 pub async fn process_batch(handler: &dyn RecordHandler, records: &[QueueRecord]) -> Vec<Outcome> {
-    let mut blocked_groups: HashSet<&str> = HashSet::new();
-    let mut outcomes = Vec::with_capacity(records.len());
-    for record in records {
-        if let Some(group) = record.group_id.as_deref() {
-            if blocked_groups.contains(group) {
+    // Indexes of each group's records, in batch order; a record without a group is its own.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let same = record.group_id.as_deref().and_then(|g| {
+            groups
+                .iter_mut()
+                .find(|idx| records[idx[0]].group_id.as_deref() == Some(g))
+        });
+        match same {
+            Some(idx) => idx.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    let runs = groups.into_iter().map(|indexes| async move {
+        let mut outcomes = Vec::with_capacity(indexes.len());
+        let mut blocked = false;
+        for &i in &indexes {
+            if blocked {
                 outcomes.push(Outcome::Skipped);
                 continue;
             }
+            let outcome = handler.handle(&records[i]).await;
+            blocked = !outcome.is_done();
+            outcomes.push(outcome);
         }
-        let outcome = handler.handle(record).await;
-        if !outcome.is_done() {
-            if let Some(group) = record.group_id.as_deref() {
-                blocked_groups.insert(group);
+        (indexes, outcomes)
+    });
+    let mut out = vec![Outcome::Skipped; records.len()];
+    for (indexes, outcomes) in join_all(runs.collect()).await {
+        for (i, o) in indexes.into_iter().zip(outcomes) {
+            out[i] = o;
+        }
+    }
+    out
+}
+
+/// Runs the futures concurrently on the current task; their outputs in the same order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (f, slot) in pending.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => all = false,
+                }
             }
         }
-        outcomes.push(outcome);
-    }
-    outcomes
+        if all {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -127,6 +182,36 @@ mod tests {
             ]
         );
         assert_eq!(*handler.seen.lock().unwrap(), vec!["1", "2", "3", "5"]);
+    }
+
+    /// Group "a" waits for group "b", which comes later in the batch: run one group after the
+    /// other, the batch would never finish.
+    struct AWaitsForB {
+        b_ran: tokio::sync::Notify,
+    }
+
+    #[async_trait]
+    impl RecordHandler for AWaitsForB {
+        async fn handle(&self, r: &QueueRecord) -> Outcome {
+            if r.group_id.as_deref() == Some("a") {
+                self.b_ran.notified().await;
+            } else {
+                self.b_ran.notify_one();
+            }
+            Outcome::Done
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_group_does_not_hold_back_the_other_groups_of_its_batch() {
+        let handler = AWaitsForB {
+            b_ran: tokio::sync::Notify::new(),
+        };
+        let batch = [rec("1", Some("a"), "ok"), rec("2", Some("b"), "ok")];
+        let out = tokio::time::timeout(Duration::from_secs(5), process_batch(&handler, &batch))
+            .await
+            .expect("groups run concurrently");
+        assert_eq!(out, vec![Outcome::Done, Outcome::Done]);
     }
 
     #[tokio::test]

@@ -184,3 +184,85 @@ impl Idempotency {
         }
     }
 }
+
+const COUNT: &str = "count";
+const FIRST_AT_MS: &str = "first_at_ms";
+
+/// A job's own failed attempts so far (decision 0022): counted only when the job was tried,
+/// never when the queue merely delivered it behind a failed head of its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// Failed attempts, the one just recorded included.
+    pub count: u32,
+    /// When the first failed attempt was recorded (Unix milliseconds).
+    pub first_at_ms: i64,
+}
+
+/// Per-job attempt records in the dedupe table, keyed like [`Idempotency`] records (tenant
+/// prefix, SHA-256 of the job's effect id) under their own scope.
+#[derive(Clone)]
+pub struct Attempts {
+    records: Idempotency,
+}
+
+impl Attempts {
+    pub fn new(store: Arc<dyn TableStore>, scope: &'static str) -> Self {
+        Attempts {
+            records: Idempotency::new(store, scope, Duration::ZERO),
+        }
+    }
+
+    /// Records one failed attempt at `now_ms` and returns the record. One job of a FIFO group
+    /// runs at a time, but the write is conditional on the count read, so two writers cannot
+    /// lose an attempt (the loser reads again).
+    pub async fn failed(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<AttemptRecord, StoreError> {
+        let store = &self.records.store;
+        let key = self.records.key_for(tenant, key);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let current = store.get(Table::Dedupe, &key).await?;
+            let (next, condition) = match &current {
+                Some(item) => {
+                    let count = item.get_n(COUNT).unwrap_or(0);
+                    let first = item.get_n(FIRST_AT_MS).unwrap_or(now_ms);
+                    (
+                        AttemptRecord {
+                            count: u32::try_from(count + 1).unwrap_or(u32::MAX),
+                            first_at_ms: first,
+                        },
+                        Condition::Equals(COUNT.into(), AttrValue::N(count)),
+                    )
+                }
+                None => (
+                    AttemptRecord {
+                        count: 1,
+                        first_at_ms: now_ms,
+                    },
+                    Condition::NotExists,
+                ),
+            };
+            let item = Item::new(&key)
+                .with(COUNT, i64::from(next.count))
+                .with(FIRST_AT_MS, next.first_at_ms)
+                .with(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64);
+            match store.put(Table::Dedupe, item, Some(condition)).await {
+                Ok(()) => return Ok(next),
+                // Another writer counted in between: read again (a few times at most).
+                Err(StoreError::ConditionFailed { .. }) if tries < 5 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Forgets the job's attempts (it succeeded, or it was dead-lettered).
+    pub async fn clear(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+        let key = self.records.key_for(tenant, key);
+        self.records.store.delete(Table::Dedupe, &key, None).await
+    }
+}

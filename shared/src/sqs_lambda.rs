@@ -3,7 +3,8 @@
 //! [`process_batch`], and records that did not succeed are reported as partial batch failures
 //! (`ReportBatchItemFailures` in template.yaml), so only they are delivered again.
 //! `RetryAfter` first hides the record for its delay, so a rate-limited record is retried
-//! later instead of at once.
+//! later instead of at once; a `Skipped` record (not tried) is made visible at once, so it
+//! comes back with its group's head instead of after the visibility timeout.
 
 use std::time::Duration;
 
@@ -43,8 +44,12 @@ pub async fn handle_sqs_event(
         if outcome.is_done() {
             continue;
         }
-        if let (Outcome::RetryAfter(delay), Some(receipt)) = (&outcome, receipt) {
-            let delay = (*delay).min(MAX_VISIBILITY);
+        let delay = match &outcome {
+            Outcome::RetryAfter(delay) => Some((*delay).min(MAX_VISIBILITY)),
+            Outcome::Skipped => Some(Duration::ZERO),
+            _ => None,
+        };
+        if let (Some(delay), Some(receipt)) = (delay, receipt) {
             if let Err(e) = queue.change_visibility(queue_name, receipt, delay).await {
                 // The record still comes back, after the queue's visibility timeout.
                 tracing::warn!(error = %e, "could not delay a record's retry");
@@ -189,5 +194,11 @@ mod tests {
         )
         .await;
         assert_eq!(failed_ids(&response), ["a", "b"]);
+        // The skipped record was not tried: released at once, not after the visibility
+        // timeout (FIFO keeps it behind "a").
+        assert_eq!(
+            *queue.delayed.lock().unwrap(),
+            [("receipt-b".to_owned(), Duration::ZERO)]
+        );
     }
 }

@@ -144,6 +144,8 @@ struct State {
     calls: Vec<RecordedCall>,
     oauth: Vec<RecordedOauth>,
     messages: Vec<ReceivedMessage>,
+    /// Portals that answer REST calls only after this long (a hanging portal).
+    delays: HashMap<String, std::time::Duration>,
 }
 
 impl State {
@@ -429,6 +431,11 @@ impl FakeBitrix {
         }
     }
 
+    /// REST calls to `domain` are answered only after `delay` (a hanging portal); zero ends it.
+    pub fn delay_portal(&self, domain: &str, delay: std::time::Duration) {
+        self.state().delays.insert(domain.to_owned(), delay);
+    }
+
     /// The next `n` REST calls (to any portal) fail as `kind`.
     pub fn fail_next(&self, n: usize, kind: FailKind) {
         let mut s = self.state();
@@ -501,6 +508,16 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
         Ok(b) => b.to_bytes(),
         Err(_) => return error(400, "INVALID_REQUEST", "body could not be read"),
     };
+    let delay = path
+        .strip_prefix('/')
+        .and_then(|p| p.split_once("/rest/"))
+        .and_then(|(d, _)| {
+            let s = state.lock().unwrap_or_else(|e| e.into_inner());
+            s.delays.get(d).copied()
+        });
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
     if path == "/oauth/token/" || path == "/oauth/token" {
         let mut params: HashMap<String, String> = parse_pairs(&query).into_iter().collect();

@@ -23,9 +23,12 @@ pub struct Consumer {
 }
 
 /// Polls the queue until `stop` turns true, handing batches to the handler: done records are
-/// acknowledged, `RetryAfter` ones hidden for their delay, failed and skipped ones left to
-/// reappear after the visibility timeout (and reach the dead-letter queue after
-/// `max_receives`).
+/// acknowledged, `RetryAfter` ones hidden for their delay, skipped ones (not tried: an earlier
+/// record of their group did not succeed) released at once to come back behind it, failed ones
+/// left to reappear after the visibility timeout (and reach the dead-letter queue after
+/// `max_receives`). The message groups of a batch run concurrently ([`process_batch`]), so one
+/// slow group (a hanging portal) does not hold back the others of its batch; run several loops
+/// per queue so it does not hold back the next batches either.
 pub async fn run(queue: Arc<dyn Queue>, consumer: Consumer, mut stop: watch::Receiver<bool>) {
     loop {
         if *stop.borrow() {
@@ -75,7 +78,12 @@ pub async fn poll_once(queue: &dyn Queue, consumer: &Consumer) -> Result<usize, 
                     .change_visibility(&consumer.queue, &message.receipt, delay)
                     .await
             }
-            Outcome::Failed | Outcome::Skipped => Ok(()),
+            Outcome::Skipped => {
+                queue
+                    .change_visibility(&consumer.queue, &message.receipt, Duration::ZERO)
+                    .await
+            }
+            Outcome::Failed => Ok(()),
         };
         if let Err(e) = result {
             tracing::warn!(queue = %consumer.queue, message_id = %message.message_id, error = %e, "could not settle message");

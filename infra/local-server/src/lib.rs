@@ -50,6 +50,8 @@ use consumers::Consumer;
 
 /// Largest request body the local server reads (API Gateway's payload limit is 10 MB).
 const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+/// Polling loops on the sync queue (Lambda runs one invocation per message group).
+const SYNC_CONSUMERS: usize = 4;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, Parser)]
@@ -112,6 +114,11 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_BITRIX_PORTAL_BASE_URL")]
     pub bitrix_portal_base_url: Option<String>,
 
+    /// Limit on one whole Bitrix24 REST call, in milliseconds (default 20 s): a hanging
+    /// portal fails the call, which is retried later like any failure.
+    #[arg(long, env = "WAPPLINE_BITRIX_TIMEOUT_MS")]
+    pub bitrix_timeout_ms: Option<String>,
+
     /// Base URL under which this server is reachable by Bitrix24 (media links point here).
     /// Default: `http://<listen address>`.
     #[arg(long, env = "WAPPLINE_PUBLIC_BASE_URL")]
@@ -125,6 +132,11 @@ pub struct LocalConfig {
     /// (doubled per attempt, at most an hour).
     #[arg(long, env = "WAPPLINE_RETRY_BASE_MS", default_value_t = 30_000)]
     pub retry_base_ms: u64,
+
+    /// CRM sync retry limits as `max_ms,attempts,min_span_ms` (default: an hour, 40 attempts,
+    /// 24 hours; decision 0022).
+    #[arg(long, env = "WAPPLINE_SYNC_RETRY")]
+    pub sync_retry: Option<String>,
 
     /// bcrypt cost of user passwords (12 or more). Raising it re-hashes each password at
     /// its user's next sign-in.
@@ -146,7 +158,9 @@ impl LocalConfig {
             bitrix_client_secret: None,
             bitrix_oauth_url: None,
             bitrix_portal_base_url: None,
+            bitrix_timeout_ms: None,
             retry_base_ms: 100,
+            sync_retry: None,
             public_base_url: None,
             instagram_api_base_url: None,
             schedule_secs: 1,
@@ -222,6 +236,8 @@ impl LocalConfig {
             (bitrix::ENV_CLIENT_SECRET, &self.bitrix_client_secret),
             (bitrix::ENV_OAUTH_URL, &self.bitrix_oauth_url),
             (bitrix::ENV_PORTAL_BASE_URL, &self.bitrix_portal_base_url),
+            (bitrix::ENV_TIMEOUT_MS, &self.bitrix_timeout_ms),
+            (settings_vars::SYNC_RETRY, &self.sync_retry),
         ];
         for (name, value) in optional {
             if let Some(v) = value {
@@ -317,7 +333,20 @@ impl LocalServer {
         let (shutdown, rx) = watch::channel(false);
         let mut workers = JoinSet::new();
         for consumer in consumers {
-            workers.spawn(consumers::run(services.queue.clone(), consumer, rx.clone()));
+            // CRM sync talks to many tenants' portals: several loops, so one slow portal
+            // holds back only its own conversation, not the next batches (decision 0022).
+            let loops = if consumer.queue == platform::name(platform::SYNC) {
+                SYNC_CONSUMERS
+            } else {
+                1
+            };
+            for _ in 0..loops {
+                workers.spawn(consumers::run(
+                    services.queue.clone(),
+                    consumer.clone(),
+                    rx.clone(),
+                ));
+            }
         }
         let handles = services
             .embedded_handles()

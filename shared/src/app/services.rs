@@ -270,11 +270,21 @@ impl Services {
             self.platform.tenants.clone(),
             self.bitrix_client(S)?,
         );
+        let mut retry = SyncRetryPolicy::default();
         if let Some(base) = self.settings.retry_base {
-            worker = worker.with_retry_policy(SyncRetryPolicy {
-                base,
-                ..SyncRetryPolicy::default()
-            });
+            retry.base = base;
+        }
+        if let Some((max, attempts, min_span)) = self.settings.sync_retry {
+            (retry.max, retry.attempts, retry.min_span) = (max, attempts, min_span);
+        }
+        worker = worker.with_retry_policy(retry);
+        // Exhausted jobs are moved by the worker itself (decision 0022).
+        if self
+            .queues
+            .contains(&platform::name(platform::SYNC).dead_letter())
+            || self.embedded.is_some()
+        {
+            worker = worker.with_dead_letter_queue(self.queue.clone());
         }
         if let Some(links) = self.media_links() {
             // Links must name where Bitrix24 fetches them.

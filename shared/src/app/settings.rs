@@ -47,6 +47,8 @@ pub mod vars {
     pub const ADMIN_TOKEN_SHA256: &str = "ADMIN_TOKEN_SHA256";
     pub const RETENTION_MAX_ITEMS: &str = "RETENTION_MAX_ITEMS";
     pub const RETRY_BASE_MS: &str = "RETRY_BASE_MS";
+    /// CRM sync retry limits `max_ms,attempts,min_span_ms` (decision 0022; tests shrink them).
+    pub const SYNC_RETRY: &str = "SYNC_RETRY";
 }
 
 /// Stands in for `PUBLIC_BASE_URL` in the media proxy's links when it is unset: the proxy
@@ -119,6 +121,8 @@ pub struct Settings {
     pub retention_max_items: Option<u64>,
     /// First retry delay of the sync and outbound workers (the local server shortens it).
     pub retry_base: Option<Duration>,
+    /// CRM sync: longest retry delay, attempts and minimum span before dead-lettering.
+    pub sync_retry: Option<(Duration, u32, Duration)>,
 }
 
 impl fmt::Debug for Settings {
@@ -262,6 +266,21 @@ impl Settings {
                 .map(Duration::from_millis)
                 .ok_or("must be a positive number of milliseconds")
         });
+        let sync_retry = r.parse(vars::SYNC_RETRY, |v| {
+            let parts: Vec<u64> = v
+                .split(',')
+                .map(|p| p.trim().parse::<u64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| "must be max_ms,attempts,min_span_ms")?;
+            match parts[..] {
+                [max, attempts, span] if max > 0 && attempts > 0 => Ok((
+                    Duration::from_millis(max),
+                    u32::try_from(attempts).map_err(|_| "too many attempts")?,
+                    Duration::from_millis(span),
+                )),
+                _ => Err("must be max_ms,attempts,min_span_ms (positive)"),
+            }
+        });
         if !r.problems.is_empty() {
             return Err(SettingsError {
                 problems: r.problems,
@@ -288,6 +307,7 @@ impl Settings {
             admin_token_sha256,
             retention_max_items,
             retry_base,
+            sync_retry,
         })
     }
 
@@ -332,6 +352,11 @@ fn read_aws<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<AwsSetti
     }
     let mut queue_urls = HashMap::new();
     for spec in platform::specs() {
+        // A worker may also send to its queue's dead-letter twin (the sync worker does).
+        let dlq = spec.name.dead_letter();
+        if let Some(url) = r.get(&SqsQueue::url_env_var(&dlq)) {
+            queue_urls.insert(dlq, url);
+        }
         if let Some(url) = r.get(&SqsQueue::url_env_var(&spec.name)) {
             queue_urls.insert(spec.name, url);
         }
@@ -416,6 +441,7 @@ mod tests {
             (vars::DEDUPE_TABLE, "dd"),
             (vars::KMS_KEY_ID, "alias/x"),
             ("QUEUE_URL_SYNC", "https://sqs.example/sync.fifo"),
+            ("QUEUE_URL_SYNC_DLQ", "https://sqs.example/sync-dlq.fifo"),
         ])
         .unwrap();
         let aws = s.aws.unwrap();
@@ -424,9 +450,33 @@ mod tests {
             aws.queue_urls.get(&platform::name(platform::SYNC)).unwrap(),
             "https://sqs.example/sync.fifo"
         );
+        // The sync worker dead-letters exhausted jobs itself (decision 0022).
+        assert_eq!(
+            aws.queue_urls
+                .get(&platform::name(platform::SYNC).dead_letter())
+                .unwrap(),
+            "https://sqs.example/sync-dlq.fifo"
+        );
         assert!(!aws
             .queue_urls
             .contains_key(&platform::name(platform::INBOUND)));
+    }
+
+    #[test]
+    fn sync_retry_limits_are_three_numbers() {
+        let limits = |v: &str| read(&[(vars::SYNC_RETRY, v)]).map(|s| s.sync_retry);
+        assert_eq!(read(&[]).unwrap().sync_retry, None);
+        assert_eq!(
+            limits("200,5,20000"),
+            Ok(Some((
+                Duration::from_millis(200),
+                5,
+                Duration::from_millis(20_000)
+            )))
+        );
+        assert!(limits("200,5").is_err());
+        assert!(limits("0,5,1").is_err());
+        assert!(limits("a,b,c").is_err());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const ENV_CLIENT_ID: &str = "WAPPLINE_BITRIX_CLIENT_ID";
 pub const ENV_CLIENT_SECRET: &str = "WAPPLINE_BITRIX_CLIENT_SECRET";
 pub const ENV_OAUTH_URL: &str = "WAPPLINE_BITRIX_OAUTH_URL";
 pub const ENV_PORTAL_BASE_URL: &str = "WAPPLINE_BITRIX_PORTAL_BASE_URL";
+/// Optional: the limit on one whole REST call, in milliseconds (default 20 s).
+pub const ENV_TIMEOUT_MS: &str = "WAPPLINE_BITRIX_TIMEOUT_MS";
 
 /// A configuration value was refused. The message names the setting and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,7 +178,8 @@ impl BitrixConfig {
     }
 
     /// Reads `WAPPLINE_BITRIX_CLIENT_ID`, `WAPPLINE_BITRIX_CLIENT_SECRET` and the optional
-    /// `WAPPLINE_BITRIX_OAUTH_URL` and `WAPPLINE_BITRIX_PORTAL_BASE_URL` through `get`
+    /// `WAPPLINE_BITRIX_OAUTH_URL`, `WAPPLINE_BITRIX_PORTAL_BASE_URL` and
+    /// `WAPPLINE_BITRIX_TIMEOUT_MS` through `get`
     /// (e.g. `|k| std::env::var(k).ok()`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, BitrixConfigError> {
         let non_empty = |k: &'static str| get(k).filter(|v| !v.trim().is_empty());
@@ -198,6 +201,18 @@ impl BitrixConfig {
         }
         if let Some(url) = non_empty(ENV_PORTAL_BASE_URL) {
             config = config.with_portal_base_url(&url)?;
+        }
+        if let Some(ms) = non_empty(ENV_TIMEOUT_MS) {
+            config.request_timeout = ms
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or(BitrixConfigError::Invalid {
+                    field: ENV_TIMEOUT_MS,
+                    reason: "must be a positive number of milliseconds".into(),
+                })?;
         }
         Ok(config)
     }
@@ -304,6 +319,18 @@ mod tests {
         );
         assert!(c.portal_base_url.is_some());
         assert!(!format!("{c:?}").contains("topsecret"));
+        assert_eq!(c.request_timeout, Duration::from_secs(20));
+        let timeout = |v: &'static str| {
+            BitrixConfig::from_lookup(move |k| match k {
+                ENV_TIMEOUT_MS => Some(v.to_owned()),
+                _ => env(k),
+            })
+        };
+        assert_eq!(
+            timeout("1500").unwrap().request_timeout,
+            Duration::from_millis(1500)
+        );
+        assert!(timeout("0").is_err() && timeout("soon").is_err());
         let missing = BitrixConfig::from_lookup(|_| None).unwrap_err();
         assert_eq!(
             missing,

@@ -25,7 +25,7 @@ mod transport;
 pub use client::{BitrixClient, PortalSession, APP_INFO, EVENT_BIND};
 pub use config::{
     is_loopback_host, BitrixConfig, BitrixConfigError, EndpointUrl, DEFAULT_OAUTH_URL,
-    ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL, ENV_PORTAL_BASE_URL,
+    ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL, ENV_PORTAL_BASE_URL, ENV_TIMEOUT_MS,
 };
 pub use error::{BitrixError, OPERATION_LIMIT_RETRY_AFTER, QUERY_LIMIT_RETRY_AFTER};
 pub use imconnector::{

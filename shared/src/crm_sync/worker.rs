@@ -12,31 +12,34 @@
 //!   Bitrix24 ids of the operator message (`crm_im_chat_id`, `crm_im_message_id`).
 //!
 //! Errors: an expired token is refreshed once and the new pair stored encrypted (by the
-//! client, through [`PortalTokens`]); rate limits and outages are retried later through the
-//! queue with a growing delay ([`RetryPolicy`]), never in a loop; permanent refusals fail the
-//! job, which reaches the dead-letter queue after the queue's receive limit.
+//! client, through [`PortalTokens`]); every other failure is retried later through the queue
+//! with a jittered, growing delay ([`RetryPolicy`]), never in a loop. The job's own attempts
+//! are counted in the dedupe table; once they are exhausted (N attempts over at least 24 h,
+//! decision 0022) the worker moves the job to the sync dead-letter queue itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 
 use super::{SyncAction, SyncJob};
 use crate::bitrix::{
     BitrixClient, BitrixError, ConnectorId, CrmChat, CrmFile, CrmUser, DeleteCrmMessage,
     OpenLineId, OutgoingCrmMessage, PortalSession, StatusUpdate,
 };
+use crate::clock::now_millis;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::{
     ConversationError, ConversationMeta, Conversations, MessageRef, MessageStatus, Origin,
     StoredMessage,
 };
 use crate::crypto::Envelope;
-use crate::idempotency::{Guarded, Idempotency};
+use crate::idempotency::{AttemptRecord, Attempts, Guarded, Idempotency};
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, Content, Media};
 use crate::portal::{Connectors, Portal, PortalError, PortalTokens};
-use crate::queue::platform;
+use crate::queue::{platform, OutgoingMessage, Queue};
 use crate::store::TableStore;
 use crate::tenant::{ChannelKind, TenantDirectory, TenantError, TenantScope};
 
@@ -48,13 +51,18 @@ pub trait MediaLinker: Send + Sync {
         -> Option<CrmFile>;
 }
 
-/// How long to wait before retrying a job that failed for a passing reason: `base` doubled
-/// per earlier receive, at most `max`. With the queue's 5 receives and the defaults (30 s,
-/// 1 h) a portal may be down for about an hour before jobs reach the dead-letter queue.
+/// Retries and dead-lettering of sync jobs (decision 0022). Every failed attempt of a job,
+/// whatever the error (rate limits included), waits an exponential backoff with full jitter:
+/// a uniform delay up to `base` doubled per earlier attempt, at most `max` (and never under
+/// `min(base, 1 s)`, so there is no hot loop); a rate limit's own `retry_after` is a floor.
+/// The job goes to the dead-letter queue only when it has failed `attempts` times of its own
+/// AND its first failure is at least `min_span` ago. Defaults: 30 s, 1 h, 40 attempts, 24 h.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
     pub base: Duration,
     pub max: Duration,
+    pub attempts: u32,
+    pub min_span: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -62,16 +70,39 @@ impl Default for RetryPolicy {
         RetryPolicy {
             base: Duration::from_secs(30),
             max: Duration::from_secs(3600),
+            attempts: 40,
+            min_span: Duration::from_secs(24 * 3600),
         }
     }
 }
 
 impl RetryPolicy {
-    pub fn delay(&self, receive_count: u32) -> Duration {
-        let exp = receive_count.saturating_sub(1).min(20);
-        self.base
-            .saturating_mul(4u32.saturating_pow(exp))
-            .min(self.max)
+    /// The longest delay after the `attempt`th failure (1-based): `base·2^(attempt-1)`, at
+    /// most `max`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(30);
+        self.base.saturating_mul(1u32 << exp).min(self.max)
+    }
+
+    /// The delay after the `attempt`th failure: full jitter, uniform in `[0, ceiling]` (floored
+    /// at `min(base, 1 s)`). The jitter is drawn from SHA-256 of `seed` and the attempt, so it
+    /// differs between jobs and attempts but a test can reproduce it.
+    pub fn delay(&self, attempt: u32, seed: &str) -> Duration {
+        let mut h = Sha256::new();
+        h.update(seed.as_bytes());
+        h.update(attempt.to_be_bytes());
+        let d = h.finalize();
+        let r = u64::from_be_bytes(d[..8].try_into().expect("8 bytes"));
+        let fraction = (r >> 11) as f64 / (1u64 << 53) as f64;
+        self.ceiling(attempt)
+            .mul_f64(fraction)
+            .max(self.base.min(Duration::from_secs(1)))
+    }
+
+    /// Whether a job with this record of failures is to be dead-lettered.
+    pub fn exhausted(&self, record: &AttemptRecord, now_ms: i64) -> bool {
+        let span = u128::try_from(now_ms.saturating_sub(record.first_at_ms)).unwrap_or(0);
+        record.count >= self.attempts && span >= self.min_span.as_millis()
     }
 }
 
@@ -109,6 +140,8 @@ pub struct SyncWorker {
     idempotency: Idempotency,
     connectors: Connectors,
     retry: RetryPolicy,
+    attempts: Attempts,
+    dead_letter: Option<Arc<dyn Queue>>,
     media: Option<Arc<dyn MediaLinker>>,
 }
 
@@ -121,12 +154,14 @@ impl SyncWorker {
     ) -> Self {
         SyncWorker {
             idempotency: Idempotency::new(store.clone(), "SYNC", platform::VISIBILITY),
+            attempts: Attempts::new(store.clone(), "SYNCTRY"),
             store,
             envelope,
             tenants,
             client,
             connectors: Connectors::default(),
             retry: RetryPolicy::default(),
+            dead_letter: None,
             media: None,
         }
     }
@@ -146,37 +181,95 @@ impl SyncWorker {
         self
     }
 
-    /// Runs one job; the outcome tells the queue what to do with it.
-    pub async fn process(&self, job: &SyncJob, receive_count: u32) -> Outcome {
-        match self.try_process(job).await {
-            Ok(outcome) => outcome,
+    /// Where exhausted jobs go: the sync queue's dead-letter twin, through `queue`.
+    pub fn with_dead_letter_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.dead_letter = Some(queue);
+        self
+    }
+
+    /// Runs one job; the outcome tells the queue what to do with it. A failure counts as one
+    /// attempt of the job's own (decision 0022): retried after a jittered backoff, or moved to
+    /// the dead-letter queue once the policy's attempts and span are exhausted.
+    pub async fn process(&self, job: &SyncJob, record: &QueueRecord) -> Outcome {
+        let e = match self.try_process(job).await {
+            Ok(outcome) => {
+                // A first delivery cannot have failed before: spare it the write.
+                if outcome.is_done() && record.receive_count > 1 {
+                    if let Err(e) = self.attempts.clear(&job.tenant_id, &job.effect).await {
+                        tracing::warn!(error = %e, "could not clear a sync job's attempts");
+                    }
+                }
+                return outcome;
+            }
+            Err(e) => e,
+        };
+        let kind = match &e {
+            SyncError::Bitrix(b) => b.kind(),
+            SyncError::NotConnected(_) => "not_connected",
+            _ => "internal",
+        };
+        let now = now_millis();
+        let attempt = match self.attempts.failed(&job.tenant_id, &job.effect, now).await {
+            Ok(a) => a,
+            Err(store) => {
+                tracing::warn!(error = %store, "could not record a sync job's attempt");
+                return Outcome::RetryAfter(self.retry.delay(record.receive_count, &job.effect));
+            }
+        };
+        if self.retry.exhausted(&attempt, now) {
+            tracing::error!(
+                tenant = %job.tenant_id,
+                conversation = %job.conversation,
+                kind,
+                error = %e,
+                attempts = attempt.count,
+                "CRM sync job exhausted its attempts"
+            );
+            return self.move_to_dead_letter(record).await;
+        }
+        let backoff = self.retry.delay(attempt.count, &job.effect);
+        let delay = match &e {
+            SyncError::Bitrix(b) => b.retry_after().map_or(backoff, |after| after.max(backoff)),
+            _ => backoff,
+        };
+        tracing::warn!(
+            tenant = %job.tenant_id,
+            conversation = %job.conversation,
+            kind,
+            error = %e,
+            attempts = attempt.count,
+            retry_in_ms = delay.as_millis() as u64,
+            "CRM sync job did not complete"
+        );
+        Outcome::RetryAfter(delay)
+    }
+
+    /// Sends the record to the sync dead-letter queue, then lets it be acknowledged. Without a
+    /// dead-letter queue (or when the send fails) the record fails back to the queue, whose own
+    /// redrive is the last resort.
+    async fn move_to_dead_letter(&self, record: &QueueRecord) -> Outcome {
+        let Some(queue) = &self.dead_letter else {
+            return Outcome::Failed;
+        };
+        let dlq = platform::name(platform::SYNC).dead_letter();
+        let group = record
+            .group_id
+            .clone()
+            .unwrap_or_else(|| record.message_id.clone());
+        let message = OutgoingMessage::new(record.body.clone()).grouped(group, &record.message_id);
+        match queue.send_batch(&dlq, vec![message]).await {
+            Ok(()) => {
+                tracing::warn!(message_id = %record.message_id, dead_letter_queue = %dlq, "sync job dead-lettered");
+                if let Ok(job) = serde_json::from_str::<SyncJob>(&record.body) {
+                    if let Err(e) = self.attempts.clear(&job.tenant_id, &job.effect).await {
+                        tracing::warn!(error = %e, "could not clear a sync job's attempts");
+                    }
+                }
+                Outcome::Done
+            }
             Err(e) => {
-                let outcome = match &e {
-                    SyncError::Bitrix(b) => match b.retry_after() {
-                        Some(after) => Outcome::RetryAfter(after.max(self.retry.base)),
-                        None if b.is_retryable() => {
-                            Outcome::RetryAfter(self.retry.delay(receive_count))
-                        }
-                        None => Outcome::Failed,
-                    },
-                    SyncError::NotConnected(_) => Outcome::Failed,
-                    _ => Outcome::RetryAfter(self.retry.delay(receive_count)),
-                };
-                let kind = match &e {
-                    SyncError::Bitrix(b) => b.kind(),
-                    SyncError::NotConnected(_) => "not_connected",
-                    _ => "internal",
-                };
-                tracing::warn!(
-                    tenant = %job.tenant_id,
-                    conversation = %job.conversation,
-                    kind,
-                    error = %e,
-                    receive_count,
-                    retry = !matches!(outcome, Outcome::Failed),
-                    "CRM sync job did not complete"
-                );
-                outcome
+                tracing::error!(error = %e, "could not dead-letter a sync job");
+                Outcome::Failed
             }
         }
     }
@@ -527,11 +620,79 @@ fn excerpt(text: &str) -> String {
 impl RecordHandler for SyncWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match serde_json::from_str::<SyncJob>(&record.body) {
-            Ok(job) => self.process(&job, record.receive_count).await,
+            Ok(job) => self.process(&job, record).await,
             Err(e) => {
+                // No retry can make it readable: straight to the dead-letter queue.
                 tracing::error!(message_id = %record.message_id, line = e.line(), column = e.column(), "unreadable sync job");
-                Outcome::Failed
+                self.move_to_dead_letter(record).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a job that fails every attempt in simulated time, each retry waiting the worker's
+    /// delay (at least `floor`, a rate limit's retry_after), until `stop_ms` or until the policy
+    /// dead-letters it. Returns (attempts, simulated ms at the last attempt, dead-lettered).
+    fn simulate(policy: &RetryPolicy, floor: Duration, stop_ms: i64) -> (u32, i64, bool) {
+        let mut now: i64 = 0;
+        let mut record = AttemptRecord {
+            count: 0,
+            first_at_ms: 0,
+        };
+        while now <= stop_ms {
+            record.count += 1;
+            if policy.exhausted(&record, now) {
+                return (record.count, now, true);
+            }
+            let delay = policy.delay(record.count, "effect-1").max(floor);
+            now += delay.as_millis() as i64;
+        }
+        (record.count, now, false)
+    }
+
+    #[test]
+    fn backoff_grows_for_every_error_class_with_full_jitter_under_the_cap() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.ceiling(1), Duration::from_secs(30));
+        assert_eq!(p.ceiling(2), Duration::from_secs(60));
+        assert_eq!(p.ceiling(8), Duration::from_secs(3600));
+        assert_eq!(p.ceiling(1000), Duration::from_secs(3600));
+        let delays: Vec<Duration> = (1..=200).map(|a| p.delay(a, "job")).collect();
+        assert!(delays
+            .iter()
+            .enumerate()
+            .all(|(i, d)| *d >= Duration::from_secs(1) && *d <= p.ceiling(i as u32 + 1)));
+        // Jittered: different jobs do not retry in lockstep.
+        assert_ne!(p.delay(5, "job-a"), p.delay(5, "job-b"));
+    }
+
+    #[test]
+    fn a_minute_of_rate_limits_never_dead_letters() {
+        // QUERY_LIMIT_EXCEEDED asks for 0.5 s; a 60 s burst is far from exhausting a job.
+        let p = RetryPolicy::default();
+        let (_, _, dead) = simulate(&p, Duration::from_millis(500), 60_000);
+        assert!(!dead);
+        // Nor does a 23-hour outage.
+        let (_, _, dead) = simulate(&p, Duration::from_millis(500), 23 * 3_600_000);
+        assert!(!dead);
+    }
+
+    #[test]
+    fn a_job_is_dead_lettered_after_its_own_attempts_over_at_least_a_day() {
+        let p = RetryPolicy::default();
+        let (attempts, at, dead) = simulate(&p, Duration::from_millis(500), 10 * 24 * 3_600_000);
+        assert!(dead);
+        assert!(attempts >= p.attempts);
+        assert!(at >= 24 * 3_600_000);
+        // The queue's receive limit outlasts the attempts (decision 0022: the 24 h take about
+        // 50-60 attempts; the limit leaves room for records skipped behind a failing head).
+        assert!(
+            attempts * 10 < platform::SYNC_MAX_RECEIVES * 2,
+            "{attempts}"
+        );
     }
 }

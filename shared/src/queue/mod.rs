@@ -224,6 +224,10 @@ pub mod platform {
 
     /// Receives before a message is dead-lettered (template.yaml: maxReceiveCount).
     pub const MAX_RECEIVES: u32 = 5;
+    /// The sync queue's: the sync worker counts its jobs' own attempts and dead-letters them
+    /// itself; this only has to outlast that count plus the receives of records skipped behind
+    /// a failing head of their group (decision 0022). SQS's upper limit.
+    pub const SYNC_MAX_RECEIVES: u32 = 1000;
     /// Source-queue visibility timeout (template.yaml: ≥ 6× the consumer's timeout).
     pub const VISIBILITY: Duration = Duration::from_secs(180);
 
@@ -235,7 +239,14 @@ pub mod platform {
     pub fn specs() -> Vec<QueueSpec> {
         [INBOUND, SYNC, OUTBOUND, ERASURE, EXPORTS]
             .into_iter()
-            .map(|n| QueueSpec::new(name(n), MAX_RECEIVES, VISIBILITY))
+            .map(|n| {
+                let receives = if n == SYNC {
+                    SYNC_MAX_RECEIVES
+                } else {
+                    MAX_RECEIVES
+                };
+                QueueSpec::new(name(n), receives, VISIBILITY)
+            })
             .collect()
     }
 }

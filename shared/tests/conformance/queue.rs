@@ -329,6 +329,31 @@ async fn fifo_redelivery_keeps_order(q: &dyn Queue) {
     assert_empty(q, &name, "all acked").await;
 }
 
+/// A consumer may move a message to the dead-letter twin itself (the sync worker does once a
+/// job's own attempts are exhausted, decision 0022): send it there, then ack the original.
+async fn a_message_can_be_moved_to_the_dead_letter_queue(q: &dyn Queue) {
+    let name = fifo();
+    let dlq = name.dead_letter();
+    q.send_batch(&name, vec![grouped("d1", "g"), grouped("d2", "g")])
+        .await
+        .expect("send");
+    let head = receive(q, &name, 1, LONG).await;
+    assert_eq!(bodies(&head), ["d1"]);
+    q.send_batch(
+        &dlq,
+        vec![OutgoingMessage::new(head[0].body.clone()).grouped("g", &head[0].message_id)],
+    )
+    .await
+    .expect("send to the dead-letter queue");
+    ack_all(q, &name, &head).await;
+    let rest = receive(q, &name, MAX_BATCH, LONG).await;
+    assert_eq!(bodies(&rest), ["d2"], "the group goes on behind it");
+    ack_all(q, &name, &rest).await;
+    let dead = receive(q, &dlq, MAX_BATCH, LONG).await;
+    assert_eq!(bodies(&dead), ["d1"]);
+    ack_all(q, &dlq, &dead).await;
+}
+
 async fn fifo_dedup_id_is_not_enqueued_twice(q: &dyn Queue) {
     let name = fifo();
     q.send_batch(
@@ -462,6 +487,7 @@ conformance!(
     fifo_redelivery_keeps_order,
     fifo_dedup_id_is_not_enqueued_twice,
     invalid_requests_enqueue_nothing,
+    a_message_can_be_moved_to_the_dead_letter_queue,
 );
 
 // ---- embedded only: persistence, receipts, concurrency ----

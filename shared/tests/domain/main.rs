@@ -5,6 +5,7 @@
 mod support;
 
 mod accounts;
+mod attempts;
 mod backends;
 mod conversations;
 mod envelope;

@@ -20,5 +20,6 @@ mod outbound_worker;
 mod public_api;
 mod retention;
 mod suspension;
+mod sync_attempts;
 mod template_wiring;
 mod usage_quota;
