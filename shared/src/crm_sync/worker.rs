@@ -31,8 +31,8 @@ use crate::bitrix::{
 use crate::clock::now_millis;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::{
-    ConversationError, ConversationMeta, Conversations, MessageRef, MessageStatus, Origin,
-    StoredMessage,
+    ConversationError, ConversationMeta, Conversations, JobTarget, MessageRef, MessageStatus,
+    Origin, StoredMessage,
 };
 use crate::crypto::Envelope;
 use crate::idempotency::{AttemptRecord, Attempts, Guarded, Idempotency};
@@ -275,17 +275,20 @@ impl SyncWorker {
     }
 
     async fn try_process(&self, job: &SyncJob) -> Result<Outcome, SyncError> {
-        let Some(scope) = self.tenants.scope(&job.tenant_id).await? else {
-            tracing::info!(tenant = %job.tenant_id, "tenant gone; sync job dropped");
-            return Ok(Outcome::Done);
-        };
-        let conversations = Conversations::new(
-            job.tenant_id.clone(),
-            self.store.clone(),
-            self.envelope.clone(),
-        );
-        let Some(meta) = conversations.meta(&job.conversation).await? else {
-            tracing::info!("conversation gone (erased or expired); sync job dropped");
+        let Some(JobTarget {
+            scope,
+            conversations,
+            meta,
+        }) = JobTarget::load::<SyncError>(
+            &self.tenants,
+            &self.store,
+            &self.envelope,
+            &job.tenant_id,
+            &job.conversation,
+            "sync",
+        )
+        .await?
+        else {
             return Ok(Outcome::Done);
         };
         let guarded = self
