@@ -201,6 +201,18 @@ impl Services {
             .ok_or_else(|| missing(service, vars::PUBLIC_BASE_URL))
     }
 
+    /// The Meta app secret (and the previous one while rotating): signatures and signed
+    /// requests are checked against them.
+    fn meta_app_secrets(
+        &self,
+        service: &'static str,
+    ) -> Result<Vec<crate::meta::AppSecret>, ServicesError> {
+        if self.settings.meta_app_secrets.is_empty() {
+            return Err(missing(service, vars::META_APP_SECRET));
+        }
+        Ok(self.settings.meta_app_secrets.clone())
+    }
+
     /// Graph API hosts: Meta's, plus loopback when the Graph API itself is a loopback fake.
     fn meta_hosts(&self) -> HostPolicy {
         HostPolicy::meta().with_loopback(self.settings.graph.is_loopback())
@@ -224,16 +236,14 @@ impl Services {
     /// meta-webhook: verifies Meta's deliveries and queues one inbound job per event.
     pub fn webhook_intake(&self) -> Result<WebhookIntake, ServicesError> {
         const S: &str = "meta-webhook";
-        if self.settings.meta_app_secrets.is_empty() {
-            return Err(missing(S, vars::META_APP_SECRET));
-        }
+        let secrets = self.meta_app_secrets(S)?;
         let verify = self
             .settings
             .meta_verify_token
             .clone()
             .ok_or_else(|| missing(S, vars::META_VERIFY_TOKEN))?;
         Ok(WebhookIntake::new(
-            self.settings.meta_app_secrets.clone(),
+            secrets,
             verify,
             self.platform.tenants.clone(),
             self.queue.clone(),
@@ -368,11 +378,8 @@ impl Services {
     /// data-deletion: Meta's Data Deletion Callback and its status page.
     pub fn meta_deletion(&self) -> Result<MetaDeletion, ServicesError> {
         const S: &str = "data-deletion";
-        if self.settings.meta_app_secrets.is_empty() {
-            return Err(missing(S, vars::META_APP_SECRET));
-        }
         MetaDeletion::new(
-            self.settings.meta_app_secrets.clone(),
+            self.meta_app_secrets(S)?,
             self.platform.store.clone(),
             self.queue.clone(),
             self.queue_name(S, platform::ERASURE)?,
