@@ -87,6 +87,23 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes what the adapters created directly in `dir` private too: files 0600 (the redb
+/// databases are created with the process umask), folders 0700 (objects, outbox).
+fn private_entries(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    for entry in std::fs::read_dir(dir)? {
+        use std::os::unix::fs::PermissionsExt;
+        let entry = entry?;
+        let mode = if entry.file_type()?.is_dir() {
+            0o700
+        } else {
+            0o600
+        };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 /// The embedded adapters' own handles, for the local server's TTL purge and inspection.
 #[derive(Clone)]
 pub struct EmbeddedHandles {
@@ -158,6 +175,7 @@ impl Services {
         let objects = EmbeddedObjects::open(data_dir).map_err(|e| adapter(&e))?;
         let mailer = OutboxMailer::new(data_dir.join("outbox"), "Wappline <no-reply@localhost>")
             .map_err(|e| adapter(&e))?;
+        private_entries(data_dir).map_err(|e| adapter(&e))?;
         Ok(Services {
             platform: Platform::new(Arc::new(store.clone()), Arc::new(vault)),
             queue: Arc::new(queue.clone()),
@@ -519,14 +537,20 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn the_embedded_data_dir_is_private_to_its_owner() {
+    fn the_embedded_data_dir_and_its_files_are_private_to_their_owner() {
         use std::os::unix::fs::PermissionsExt;
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("data");
         let settings = Settings::from_lookup(|_| None).unwrap();
         let services = Services::embedded(settings, &dir).unwrap();
-        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for file in ["tables.redb", "queues.redb", "local-wrapping.key"] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
+        for folder in ["objects", "outbox"] {
+            assert_eq!(mode(&dir.join(folder)), 0o700, "{folder}");
+        }
         drop(services);
     }
 }
