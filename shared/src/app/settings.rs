@@ -20,7 +20,7 @@ use crate::graph::GraphConfig;
 use crate::inbound::intake::VerifyToken;
 use crate::media::{MediaLinks, DEFAULT_MAX_BYTES};
 use crate::meta::AppSecret;
-use crate::outbound::{OutboundConfig, DEFAULT_INSTAGRAM_BASE_URL, ENV_INSTAGRAM_BASE_URL};
+use crate::outbound::{instagram_config, OutboundConfig, ENV_INSTAGRAM_BASE_URL};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::{platform, QueueName};
 use crate::store::dynamo::TableNames;
@@ -215,7 +215,10 @@ impl Settings {
             })
         });
         let graph = r.section(graph).unwrap_or_default();
-        let instagram = r.section(instagram_config(&graph, r.get(ENV_INSTAGRAM_BASE_URL)));
+        let instagram = r.section(instagram_config(
+            &graph,
+            r.get(ENV_INSTAGRAM_BASE_URL).as_deref(),
+        ));
         let outbound = r.section(outbound).unwrap_or_default();
         let bitrix = bitrix.and_then(|b| r.section(b));
         let media_links = media_links.and_then(|m| r.section(m));
@@ -369,25 +372,6 @@ fn read_aws<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<AwsSetti
     })
 }
 
-/// Instagram Login accounts go to `INSTAGRAM_API_BASE_URL`; without it to
-/// `https://graph.instagram.com`, or to the Graph base URL when that is a loopback fake.
-fn instagram_config(
-    graph: &GraphConfig,
-    configured: Option<String>,
-) -> Result<GraphConfig, String> {
-    let url = configured.unwrap_or_else(|| {
-        if graph.is_loopback() {
-            graph.base_url().to_owned()
-        } else {
-            DEFAULT_INSTAGRAM_BASE_URL.to_owned()
-        }
-    });
-    graph
-        .clone()
-        .with_base_url(&url)
-        .map_err(|e| format!("{ENV_INSTAGRAM_BASE_URL}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,7 +390,10 @@ mod tests {
         assert!(s.aws.is_none() && s.bitrix.is_none() && s.media_links.is_none());
         assert_eq!(s.bcrypt_cost, MIN_BCRYPT_COST);
         assert_eq!(s.graph.base_url(), "https://graph.facebook.com");
-        assert_eq!(s.instagram.base_url(), DEFAULT_INSTAGRAM_BASE_URL);
+        assert_eq!(
+            s.instagram.base_url(),
+            crate::outbound::DEFAULT_INSTAGRAM_BASE_URL
+        );
         assert_eq!(s.media_proxy.max_bytes, BUFFERED_MEDIA_MAX_BYTES);
     }
 

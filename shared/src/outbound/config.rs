@@ -9,7 +9,7 @@ use crate::pacing::PacingConfig;
 use crate::queue::platform;
 
 /// Where the Instagram API with Instagram Login is (`graph.instagram.com`); read by
-/// [`OutboundClients::from_lookup`].
+/// [`instagram_config`].
 pub const ENV_INSTAGRAM_BASE_URL: &str = "INSTAGRAM_API_BASE_URL";
 pub const DEFAULT_INSTAGRAM_BASE_URL: &str = "https://graph.instagram.com";
 /// Messages per second per WhatsApp business number (Meta's default throughput is 80; 1,000
@@ -217,39 +217,35 @@ impl OutboundClients {
         })
     }
 
-    /// Reads the Graph settings (`GRAPH_API_BASE_URL`, `GRAPH_API_VERSION`) and
-    /// [`ENV_INSTAGRAM_BASE_URL`]. Without the latter, Instagram goes to
-    /// `https://graph.instagram.com`, or to the Graph base URL when that is a loopback fake.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, GraphConfigError> {
-        let graph = GraphConfig::from_lookup(&lookup)?;
-        let instagram_url = lookup(ENV_INSTAGRAM_BASE_URL)
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| {
-                if graph.is_loopback() {
-                    graph.base_url().to_owned()
-                } else {
-                    DEFAULT_INSTAGRAM_BASE_URL.to_owned()
-                }
-            });
-        let instagram = graph
-            .clone()
-            .with_base_url(&instagram_url)
-            .map_err(|e| match e {
-                GraphConfigError::Invalid { reason, .. } => GraphConfigError::Invalid {
-                    field: ENV_INSTAGRAM_BASE_URL,
-                    reason,
-                },
-                other => other,
-            })?;
-        OutboundClients::new(graph, instagram)
-    }
-
     /// Allows (or not) operator files on loopback hosts: for a local server whose Bitrix24
     /// portal is a loopback fake while the Graph API is real.
     pub fn with_loopback_files(mut self, allow: bool) -> Self {
         self.files = self.files.with_loopback(allow);
         self
     }
+}
+
+/// Where Instagram-Login accounts are reached: [`ENV_INSTAGRAM_BASE_URL`] when `configured`,
+/// else `https://graph.instagram.com`, or the Graph base URL when that is a loopback fake;
+/// with the Graph settings' version and policy.
+pub fn instagram_config(
+    graph: &GraphConfig,
+    configured: Option<&str>,
+) -> Result<GraphConfig, GraphConfigError> {
+    let url = configured.map(str::to_owned).unwrap_or_else(|| {
+        if graph.is_loopback() {
+            graph.base_url().to_owned()
+        } else {
+            DEFAULT_INSTAGRAM_BASE_URL.to_owned()
+        }
+    });
+    graph.clone().with_base_url(&url).map_err(|e| match e {
+        GraphConfigError::Invalid { reason, .. } => GraphConfigError::Invalid {
+            field: ENV_INSTAGRAM_BASE_URL,
+            reason,
+        },
+        other => other,
+    })
 }
 
 #[cfg(test)]
@@ -289,15 +285,17 @@ mod tests {
 
     #[test]
     fn instagram_host_follows_a_loopback_graph() {
-        let c = OutboundClients::from_lookup(|k| {
-            (k == crate::graph::ENV_BASE_URL).then(|| "http://127.0.0.1:9/".into())
-        })
-        .unwrap();
-        assert_eq!(c.instagram.config().base_url(), "http://127.0.0.1:9");
-        let e = OutboundClients::from_lookup(|k| {
-            (k == ENV_INSTAGRAM_BASE_URL).then(|| "http://example.com".into())
-        })
-        .unwrap_err();
+        let loopback = GraphConfig::default()
+            .with_base_url("http://127.0.0.1:9/")
+            .unwrap();
+        let c = instagram_config(&loopback, None).unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:9");
+        let public = GraphConfig::default();
+        assert_eq!(
+            instagram_config(&public, None).unwrap().base_url(),
+            DEFAULT_INSTAGRAM_BASE_URL
+        );
+        let e = instagram_config(&public, Some("http://example.com")).unwrap_err();
         assert!(e.to_string().starts_with(ENV_INSTAGRAM_BASE_URL), "{e}");
     }
 }

@@ -41,8 +41,9 @@ pub mod window;
 pub mod worker;
 
 pub use config::{
-    OutboundClients, OutboundConfig, OutboundConfigError, OutboundPacing, OutboundRetryPolicy,
-    DEFAULT_INSTAGRAM_BASE_URL, ENV_INSTAGRAM_BASE_URL, ENV_MAX_FILE_BYTES, ENV_WHATSAPP_MPS,
+    instagram_config, OutboundClients, OutboundConfig, OutboundConfigError, OutboundPacing,
+    OutboundRetryPolicy, DEFAULT_INSTAGRAM_BASE_URL, ENV_INSTAGRAM_BASE_URL, ENV_MAX_FILE_BYTES,
+    ENV_WHATSAPP_MPS,
 };
 pub use files::{FetchedFile, FileError, FileFetcher};
 pub use format::for_channel;
