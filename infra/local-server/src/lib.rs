@@ -35,7 +35,7 @@ use meta_webhook::MetaWebhook;
 use public_api::PublicApi;
 use wappline::accounts::SessionKey;
 use wappline::app::settings::vars as settings_vars;
-use wappline::app::{Platform, Services, ServicesError, Settings};
+use wappline::app::{HttpFunction, Platform, Services, ServicesError, Settings};
 use wappline::bitrix;
 use wappline::consumer::RecordHandler;
 use wappline::crypto::signing_key::KeyError;
@@ -474,8 +474,10 @@ async fn dispatch(
     let response = if path == "/admin"
         || path.starts_with("/admin/")
         || path.starts_with(admin_api::auth::AUTH_PREFIX)
+        || path.starts_with(admin_api::DOWNLOAD_PREFIX)
     {
-        functions.admin.handle(req).await
+        // The admin API function's own entry point (it serves export downloads too).
+        HttpFunction::handle(&functions.admin, req).await
     } else if bitrix_webhook::serves(path) {
         match &functions.bitrix {
             Some(bitrix) => bitrix.handle(req).await,
@@ -502,8 +504,6 @@ async fn dispatch(
         functions.public.handle(req).await
     } else if path.starts_with(media_proxy::PATH_PREFIX) {
         functions.media.handle(req).await
-    } else if path.starts_with(admin_api::DOWNLOAD_PREFIX) {
-        functions.admin.download(req).await
     } else if path == meta_webhook::PATH {
         match &functions.meta {
             Some(meta) => meta.handle(req).await,
