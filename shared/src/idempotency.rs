@@ -64,6 +64,8 @@ pub struct Idempotency {
     store: Arc<dyn TableStore>,
     scope: &'static str,
     lease: Duration,
+    /// Unix seconds; a test may run it ahead to let a crashed holder's lease run out.
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
 impl Idempotency {
@@ -74,7 +76,14 @@ impl Idempotency {
             store,
             scope,
             lease,
+            clock: Arc::new(now_secs),
         }
+    }
+
+    /// Reads leases against this clock (Unix seconds) instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The record's key: tenant-prefixed, the idempotency key hashed (it may hold ids that
@@ -94,7 +103,7 @@ impl Idempotency {
         idempotency_key: &str,
     ) -> Result<Begin, StoreError> {
         let key = self.key_for(tenant, idempotency_key);
-        let now = now_secs();
+        let now = (self.clock)();
         let lease = i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX / 2);
         let item = Item::new(&key)
             .with(STATUS, IN_PROGRESS)
@@ -131,7 +140,7 @@ impl Idempotency {
 
     /// Marks the work done: later `begin`s with the same key answer `AlreadyDone`.
     pub async fn complete(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
-        let now = now_secs();
+        let now = (self.clock)();
         let item = Item::new(&key.0)
             .with(STATUS, COMPLETED)
             .with("completed_at", now)

@@ -51,7 +51,7 @@ use consumers::Consumer;
 /// Largest request body the local server reads (API Gateway's payload limit is 10 MB).
 const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 /// Polling loops on the sync queue (Lambda runs one invocation per message group).
-const SYNC_CONSUMERS: usize = 4;
+const SYNC_CONSUMERS: usize = 8;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, Parser)]
@@ -138,6 +138,10 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_SYNC_RETRY")]
     pub sync_retry: Option<String>,
 
+    /// CRM sync: operations per Bitrix24 request, 1 to 50 (default 50; decision 0023).
+    #[arg(long, env = "WAPPLINE_SYNC_BATCH")]
+    pub sync_batch: Option<String>,
+
     /// bcrypt cost of user passwords (12 or more). Raising it re-hashes each password at
     /// its user's next sign-in.
     #[arg(long, env = "WAPPLINE_BCRYPT_COST", default_value_t = wappline::accounts::MIN_BCRYPT_COST)]
@@ -161,6 +165,7 @@ impl LocalConfig {
             bitrix_timeout_ms: None,
             retry_base_ms: 100,
             sync_retry: None,
+            sync_batch: None,
             public_base_url: None,
             instagram_api_base_url: None,
             schedule_secs: 1,
@@ -238,6 +243,7 @@ impl LocalConfig {
             (bitrix::ENV_PORTAL_BASE_URL, &self.bitrix_portal_base_url),
             (bitrix::ENV_TIMEOUT_MS, &self.bitrix_timeout_ms),
             (settings_vars::SYNC_RETRY, &self.sync_retry),
+            (settings_vars::SYNC_BATCH, &self.sync_batch),
         ];
         for (name, value) in optional {
             if let Some(v) = value {

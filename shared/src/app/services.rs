@@ -14,7 +14,7 @@ use crate::accounts::{Accounts, AccountsConfig, Mailer, OutboxMailer, PasswordHa
 use crate::api_keys::ApiKeys;
 use crate::audit::AuditLog;
 use crate::bitrix::{BitrixClient, EndpointUrl, ENV_CLIENT_ID};
-use crate::crm_sync::{RetryPolicy as SyncRetryPolicy, SyncWorker};
+use crate::crm_sync::{FlushConfig, RetryPolicy as SyncRetryPolicy, SyncWorker};
 use crate::erasure::tenant::TenantErasure;
 use crate::erasure::{ContactErasure, ErasureWorker};
 use crate::export::{ExportWorker, Exports};
@@ -306,6 +306,12 @@ impl Services {
             (retry.max, retry.attempts, retry.min_span) = (max, attempts, min_span);
         }
         worker = worker.with_retry_policy(retry);
+        if let Some(max_per_call) = self.settings.sync_batch {
+            worker = worker.with_flush_config(FlushConfig {
+                max_per_call,
+                ..FlushConfig::default()
+            });
+        }
         // Exhausted jobs are moved by the worker itself (decision 0022).
         if self
             .queues

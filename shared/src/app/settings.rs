@@ -49,6 +49,8 @@ pub mod vars {
     pub const RETRY_BASE_MS: &str = "RETRY_BASE_MS";
     /// CRM sync retry limits `max_ms,attempts,min_span_ms` (decision 0022; tests shrink them).
     pub const SYNC_RETRY: &str = "SYNC_RETRY";
+    /// CRM sync: operations per Bitrix24 `batch` request, 1..=50 (decision 0023).
+    pub const SYNC_BATCH: &str = "SYNC_BATCH";
 }
 
 /// Stands in for `PUBLIC_BASE_URL` in the media proxy's links when it is unset: the proxy
@@ -123,6 +125,8 @@ pub struct Settings {
     pub retry_base: Option<Duration>,
     /// CRM sync: longest retry delay, attempts and minimum span before dead-lettering.
     pub sync_retry: Option<(Duration, u32, Duration)>,
+    /// CRM sync: operations per Bitrix24 request (default 50, Bitrix24's batch limit).
+    pub sync_batch: Option<usize>,
 }
 
 impl fmt::Debug for Settings {
@@ -284,6 +288,12 @@ impl Settings {
                 _ => Err("must be max_ms,attempts,min_span_ms (positive)"),
             }
         });
+        let sync_batch = r.parse(vars::SYNC_BATCH, |v| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=50).contains(n))
+                .ok_or("must be a whole number from 1 to 50")
+        });
         if !r.problems.is_empty() {
             return Err(SettingsError {
                 problems: r.problems,
@@ -311,6 +321,7 @@ impl Settings {
             retention_max_items,
             retry_base,
             sync_retry,
+            sync_batch,
         })
     }
 
@@ -447,6 +458,17 @@ mod tests {
         assert!(!aws
             .queue_urls
             .contains_key(&platform::name(platform::INBOUND)));
+    }
+
+    #[test]
+    fn sync_batch_is_within_bitrix24s_batch_limit() {
+        let batch = |v: &str| read(&[(vars::SYNC_BATCH, v)]).map(|s| s.sync_batch);
+        assert_eq!(read(&[]).unwrap().sync_batch, None);
+        assert_eq!(batch("1"), Ok(Some(1)));
+        assert_eq!(batch("50"), Ok(Some(50)));
+        assert!(batch("0").is_err());
+        assert!(batch("51").is_err());
+        assert!(batch("ten").is_err());
     }
 
     #[test]

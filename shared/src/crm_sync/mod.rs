@@ -2,10 +2,18 @@
 //! (and later the outbound path) put on the sync queue, and the processor that runs them.
 //!
 //! Jobs carry only keys, never message content or customer details: the processor reads and
-//! decrypts what it needs from the store.
+//! decrypts what it needs from the store, and stages the one Bitrix24 call a job needs in the
+//! portal's outbox ([`outbox`]), which one process at a time posts in batches ([`flush`],
+//! paced by [`gate`]; decision 0023).
 
+pub mod flush;
+pub mod gate;
 mod job;
+pub mod outbox;
+mod retry;
 mod worker;
 
+pub use flush::{Clock, FlushConfig, FlushReport, PortalFlusher};
 pub use job::{SyncAction, SyncJob, SYNC_JOB_VERSION};
-pub use worker::{MediaLinker, RetryPolicy, SyncWorker};
+pub use retry::RetryPolicy;
+pub use worker::{MediaLinker, SyncWorker, WaitConfig};

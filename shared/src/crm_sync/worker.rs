@@ -11,8 +11,12 @@
 //!   `imconnector.send.status.delivery` / `.reading` once the send path has recorded the
 //!   Bitrix24 ids of the operator message (`crm_im_chat_id`, `crm_im_message_id`).
 //!
+//! Every one of these becomes one operation staged in the portal's outbox; whichever process
+//! holds the portal's lease posts all staged operations in one `batch` request at the pace
+//! the portal allows, and the job waits for its operation's outcome (decision 0023).
+//!
 //! Errors: an expired token is refreshed once and the new pair stored encrypted (by the
-//! client, through [`PortalTokens`]); every other failure is retried later through the queue
+//! client, through `PortalTokens`); every other failure is retried later through the queue
 //! with a jittered, growing delay ([`RetryPolicy`]), never in a loop. The job's own attempts
 //! are counted in the dedupe table; once they are exhausted (N attempts over at least 24 h,
 //! decision 0022) the worker moves the job to the sync dead-letter queue itself.
@@ -21,12 +25,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 
+use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
+use super::outbox::{CrmOp, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
+use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
 use crate::bitrix::{
-    BitrixClient, BitrixError, ConnectorId, CrmChat, CrmFile, CrmUser, DeleteCrmMessage,
-    OpenLineId, OutgoingCrmMessage, PortalSession, StatusUpdate,
+    imconnector, BitrixClient, BitrixError, ConnectorId, CrmChat, CrmFile, CrmUser,
+    DeleteCrmMessage, OpenLineId, OutgoingCrmMessage, StatusUpdate,
 };
 use crate::clock::now_millis;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
@@ -35,10 +42,10 @@ use crate::conversation::{
     Origin, StoredMessage,
 };
 use crate::crypto::Envelope;
-use crate::idempotency::{AttemptRecord, Attempts, Guarded, Idempotency};
+use crate::idempotency::{Attempts, Guarded, Idempotency};
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, Content, Media};
-use crate::portal::{Connectors, Portal, PortalError, PortalTokens};
+use crate::portal::{Connectors, Portal, PortalError};
 use crate::queue::{platform, OutgoingMessage, Queue};
 use crate::store::TableStore;
 use crate::tenant::{ChannelKind, TenantDirectory, TenantError, TenantScope};
@@ -49,61 +56,6 @@ use crate::tenant::{ChannelKind, TenantDirectory, TenantError, TenantScope};
 pub trait MediaLinker: Send + Sync {
     async fn link(&self, tenant: &TenantId, account: &AccountRef, media: &Media)
         -> Option<CrmFile>;
-}
-
-/// Retries and dead-lettering of sync jobs (decision 0022). Every failed attempt of a job,
-/// whatever the error (rate limits included), waits an exponential backoff with full jitter:
-/// a uniform delay up to `base` doubled per earlier attempt, at most `max` (and never under
-/// `min(base, 1 s)`, so there is no hot loop); a rate limit's own `retry_after` is a floor.
-/// The job goes to the dead-letter queue only when it has failed `attempts` times of its own
-/// AND its first failure is at least `min_span` ago. Defaults: 30 s, 1 h, 40 attempts, 24 h.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub max: Duration,
-    pub attempts: u32,
-    pub min_span: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            base: Duration::from_secs(30),
-            max: Duration::from_secs(3600),
-            attempts: 40,
-            min_span: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The longest delay after the `attempt`th failure (1-based): `base·2^(attempt-1)`, at
-    /// most `max`.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30);
-        self.base.saturating_mul(1u32 << exp).min(self.max)
-    }
-
-    /// The delay after the `attempt`th failure: full jitter, uniform in `[0, ceiling]` (floored
-    /// at `min(base, 1 s)`). The jitter is drawn from SHA-256 of `seed` and the attempt, so it
-    /// differs between jobs and attempts but a test can reproduce it.
-    pub fn delay(&self, attempt: u32, seed: &str) -> Duration {
-        let mut h = Sha256::new();
-        h.update(seed.as_bytes());
-        h.update(attempt.to_be_bytes());
-        let d = h.finalize();
-        let r = u64::from_be_bytes(d[..8].try_into().expect("8 bytes"));
-        let fraction = (r >> 11) as f64 / (1u64 << 53) as f64;
-        self.ceiling(attempt)
-            .mul_f64(fraction)
-            .max(self.base.min(Duration::from_secs(1)))
-    }
-
-    /// Whether a job with this record of failures is to be dead-lettered.
-    pub fn exhausted(&self, record: &AttemptRecord, now_ms: i64) -> bool {
-        let span = u128::try_from(now_ms.saturating_sub(record.first_at_ms)).unwrap_or(0);
-        record.count >= self.attempts && span >= self.min_span.as_millis()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +71,47 @@ enum SyncError {
     /// The tenant's Bitrix24 connection is missing or incomplete.
     #[error("{0}")]
     NotConnected(String),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// The staged operation failed (stored kinds and codes only).
+    #[error("Bitrix24 operation failed: {kind} {code:?}")]
+    Operation {
+        kind: String,
+        code: Option<String>,
+        retry_after: Option<Duration>,
+        operation_level: bool,
+    },
+    /// Not tried yet (the portal's flusher is busy elsewhere): come back soon, no attempt
+    /// counted.
+    #[error("waiting for the portal's flusher")]
+    Waiting(Duration),
+}
+
+impl From<FlushError> for SyncError {
+    fn from(e: FlushError) -> Self {
+        match e {
+            FlushError::Outbox(e) => SyncError::Outbox(e),
+            FlushError::Store(e) => SyncError::Store(e),
+            FlushError::Portal(e) => e.into(),
+        }
+    }
+}
+
+/// How long a job waits for its staged operation before giving its record back to the queue
+/// (no attempt counted), and how often it looks.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitConfig {
+    pub poll: Duration,
+    pub max_wait: Duration,
+}
+
+impl Default for WaitConfig {
+    fn default() -> Self {
+        WaitConfig {
+            poll: Duration::from_millis(100),
+            max_wait: Duration::from_secs(20),
+        }
+    }
 }
 
 impl From<PortalError> for SyncError {
@@ -143,6 +136,10 @@ pub struct SyncWorker {
     attempts: Attempts,
     dead_letter: Option<Arc<dyn Queue>>,
     media: Option<Arc<dyn MediaLinker>>,
+    outbox: Outbox,
+    flusher: PortalFlusher,
+    wait: WaitConfig,
+    clock: Clock,
 }
 
 impl SyncWorker {
@@ -152,9 +149,22 @@ impl SyncWorker {
         tenants: TenantDirectory,
         client: BitrixClient,
     ) -> Self {
+        let clock: Clock = Arc::new(now_millis);
+        let outbox = Outbox::new(store.clone(), envelope.clone());
+        let flusher = PortalFlusher::new(
+            outbox.clone(),
+            store.clone(),
+            client.clone(),
+            FlushConfig::default(),
+            clock.clone(),
+        );
         SyncWorker {
             idempotency: Idempotency::new(store.clone(), "SYNC", platform::VISIBILITY),
             attempts: Attempts::new(store.clone(), "SYNCTRY"),
+            outbox,
+            flusher,
+            wait: WaitConfig::default(),
+            clock,
             store,
             envelope,
             tenants,
@@ -169,6 +179,32 @@ impl SyncWorker {
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
+    }
+
+    /// Batching and pacing into portals.
+    pub fn with_flush_config(mut self, config: FlushConfig) -> Self {
+        self.flusher = PortalFlusher::new(
+            self.outbox.clone(),
+            self.store.clone(),
+            self.client.clone(),
+            config,
+            self.clock.clone(),
+        );
+        self
+    }
+
+    pub fn with_wait(mut self, wait: WaitConfig) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// The clock attempts, claims and the limiter read (tests simulate hours with it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        let config = *self.flusher.config();
+        let secs = clock.clone();
+        self.idempotency = self.idempotency.with_clock(Arc::new(move || secs() / 1000));
+        self.clock = clock;
+        self.with_flush_config(config)
     }
 
     pub fn with_connectors(mut self, connectors: Connectors) -> Self {
@@ -201,14 +237,17 @@ impl SyncWorker {
                 }
                 return outcome;
             }
+            // Not tried: no attempt counted (decision 0023).
+            Err(SyncError::Waiting(delay)) => return Outcome::RetryAfter(delay),
             Err(e) => e,
         };
         let kind = match &e {
             SyncError::Bitrix(b) => b.kind(),
+            SyncError::Operation { kind, .. } => kind.as_str(),
             SyncError::NotConnected(_) => "not_connected",
             _ => "internal",
         };
-        let now = now_millis();
+        let now = (self.clock)();
         let attempt = match self.attempts.failed(&job.tenant_id, &job.effect, now).await {
             Ok(a) => a,
             Err(store) => {
@@ -225,13 +264,22 @@ impl SyncWorker {
                 attempts = attempt.count,
                 "CRM sync job exhausted its attempts"
             );
-            return self.move_to_dead_letter(record).await;
+            let outcome = self.move_to_dead_letter(record).await;
+            if outcome.is_done() {
+                let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
+                if let Err(e) = self.outbox.remove(&key).await {
+                    tracing::warn!(error = %e, "could not drop a dead-lettered job's operation");
+                }
+            }
+            return outcome;
         }
         let backoff = self.retry.delay(attempt.count, &job.effect);
-        let delay = match &e {
-            SyncError::Bitrix(b) => b.retry_after().map_or(backoff, |after| after.max(backoff)),
-            _ => backoff,
+        let floor = match &e {
+            SyncError::Bitrix(b) => b.retry_after(),
+            SyncError::Operation { retry_after, .. } => *retry_after,
+            _ => None,
         };
+        let delay = floor.map_or(backoff, |after| after.max(backoff));
         tracing::warn!(
             tenant = %job.tenant_id,
             conversation = %job.conversation,
@@ -325,44 +373,115 @@ impl SyncWorker {
             tracing::info!("message gone (erased or expired); sync job dropped");
             return Ok(());
         };
-        let mut portal = Portal::load(scope).await?;
-        let tokens_store = PortalTokens::new(scope.clone(), portal.channel.clone());
+        if matches!(job.action, SyncAction::PushMessage { .. })
+            && !message.crm_message_ids.is_empty()
+        {
+            return Ok(()); // synced by an earlier delivery of this job
+        }
+        let portal = Portal::load(scope).await?;
         let connector = self.connectors.for_account(&meta.account).clone();
-        let line = portal.line;
-        let domain = portal.domain.clone();
-        let mut session = self
-            .client
-            .session(&domain, &mut portal.tokens, &tokens_store);
+        let Some(op) = self
+            .operation(job, meta, &message, &connector, portal.line)
+            .await?
+        else {
+            return Ok(());
+        };
+        let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
+        let mut state = self.outbox.stage(&job.tenant_id, &key, &op, (self.clock)()).await?;
+        let started = tokio::time::Instant::now();
+        loop {
+            match state {
+                OpState::Done(OpOutcome::Sent {
+                    crm_chat_id,
+                    external_message_id,
+                }) => {
+                    if matches!(job.action, SyncAction::PushMessage { .. }) {
+                        self.record_sent(
+                            conversations,
+                            meta,
+                            &at,
+                            &message,
+                            crm_chat_id,
+                            external_message_id,
+                        )
+                        .await?;
+                    }
+                    self.outbox.remove(&key).await?;
+                    return Ok(());
+                }
+                OpState::Done(OpOutcome::Failed {
+                    kind,
+                    code,
+                    retry_after_ms,
+                    operation_level,
+                }) => {
+                    // The failed operation stays staged (with its ambiguity) for the retry.
+                    return Err(SyncError::Operation {
+                        kind,
+                        code,
+                        retry_after: retry_after_ms.map(Duration::from_millis),
+                        operation_level,
+                    });
+                }
+                OpState::Pending | OpState::InFlight { .. } => {
+                    if let Err(e) = self.flusher.flush(scope).await {
+                        match SyncError::from(e) {
+                            e @ SyncError::NotConnected(_) => return Err(e),
+                            e => tracing::warn!(error = %e, "portal flush failed"),
+                        }
+                    }
+                    state = match self.outbox.state(&key).await? {
+                        Some(s) => s,
+                        // Removed under us (a contact erasure): nothing left to do.
+                        None => return Ok(()),
+                    };
+                    if matches!(state, OpState::Done(_)) {
+                        continue;
+                    }
+                    if started.elapsed() >= self.wait.max_wait {
+                        return Err(SyncError::Waiting(self.wait.poll.max(Duration::from_secs(1))));
+                    }
+                    tokio::time::sleep(self.wait.poll).await;
+                }
+            }
+        }
+    }
+
+    /// The one Bitrix24 call the job needs, or None when there is nothing to tell.
+    async fn operation(
+        &self,
+        job: &SyncJob,
+        meta: &ConversationMeta,
+        message: &StoredMessage,
+        connector: &ConnectorId,
+        line: OpenLineId,
+    ) -> Result<Option<CrmOp>, SyncError> {
+        let post = |method: &str, entry: Value, lookup: Option<PostLookup>| -> Result<Option<CrmOp>, SyncError> {
+            Ok(Some(CrmOp {
+                method: method.to_owned(),
+                params: imconnector::messages_params(connector, line, vec![entry])?,
+                lookup,
+            }))
+        };
+        let lookup = |external_id: String| {
+            Some(PostLookup {
+                external_id,
+                crm_chat_id: meta.crm_chat_id.clone(),
+            })
+        };
         match &job.action {
             SyncAction::PushMessage { .. } => {
-                if !message.crm_message_ids.is_empty() {
-                    return Ok(()); // synced by an earlier delivery of this job
-                }
                 let crm = self
-                    .crm_message(
-                        &job.tenant_id,
-                        meta,
-                        &message,
-                        message.content.as_ref(),
-                        None,
-                    )
+                    .crm_message(&job.tenant_id, meta, message, message.content.as_ref(), None)
                     .await;
-                let sent = session.send_messages(&connector, line, &[crm]).await?;
-                self.record_sent(conversations, meta, &at, &message, &sent)
-                    .await
+                let id = crm.message_id.clone();
+                post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id))
             }
             SyncAction::Edited { .. } => {
                 let crm = self
-                    .crm_message(
-                        &job.tenant_id,
-                        meta,
-                        &message,
-                        message.content.as_ref(),
-                        None,
-                    )
+                    .crm_message(&job.tenant_id, meta, message, message.content.as_ref(), None)
                     .await;
-                session.update_messages(&connector, line, &[crm]).await?;
-                Ok(())
+                post(imconnector::UPDATE_MESSAGES, crm.to_param()?, None)
             }
             SyncAction::Deleted { .. } => {
                 let delete = DeleteCrmMessage {
@@ -370,8 +489,7 @@ impl SyncWorker {
                     chat_id: meta.id.as_str().to_owned(),
                     message_id: message.provider_message_id.clone(),
                 };
-                session.delete_messages(&connector, line, &[delete]).await?;
-                Ok(())
+                post(imconnector::DELETE_MESSAGES, delete.to_param()?, None)
             }
             SyncAction::Reaction { emoji, .. } => {
                 let quoted = message
@@ -383,16 +501,9 @@ impl SyncWorker {
                     Some(e) => format!("[reaction {e} to: \u{201c}{quoted}\u{201d}]"),
                     None => format!("[reaction removed from: \u{201c}{quoted}\u{201d}]"),
                 };
-                self.post_note(
-                    &mut session,
-                    &connector,
-                    line,
-                    &job.tenant_id,
-                    meta,
-                    &job.effect,
-                    note,
-                )
-                .await
+                let crm = note_message(meta, &job.effect, note);
+                let id = crm.message_id.clone();
+                post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id))
             }
             SyncAction::Status {
                 status, failure, ..
@@ -407,21 +518,13 @@ impl SyncWorker {
                     let note = format!(
                         "[not delivered to the customer: \u{201c}{quoted}\u{201d}; reason: {reason}]"
                     );
-                    return self
-                        .post_note(
-                            &mut session,
-                            &connector,
-                            line,
-                            &job.tenant_id,
-                            meta,
-                            &job.effect,
-                            note,
-                        )
-                        .await;
+                    let crm = note_message(meta, &job.effect, note);
+                    let id = crm.message_id.clone();
+                    return post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id));
                 }
-                let Some(im) = message.crm_im else {
+                let Some(im) = message.crm_im.clone() else {
                     // Only operator messages have Bitrix24 ids to report a status for.
-                    return Ok(());
+                    return Ok(None);
                 };
                 let update = StatusUpdate {
                     im,
@@ -429,19 +532,11 @@ impl SyncWorker {
                     chat_id: meta.id.as_str().to_owned(),
                     date: Some(crate::clock::now_secs()),
                 };
-                match status {
-                    MessageStatus::Read => {
-                        session
-                            .send_status_reading(&connector, line, &[update])
-                            .await?
-                    }
-                    _ => {
-                        session
-                            .send_status_delivery(&connector, line, &[update])
-                            .await?
-                    }
-                }
-                Ok(())
+                let method = match status {
+                    MessageStatus::Read => imconnector::SEND_STATUS_READING,
+                    _ => imconnector::SEND_STATUS_DELIVERY,
+                };
+                post(method, update.to_param()?, None)
             }
         }
     }
@@ -490,65 +585,41 @@ impl SyncWorker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn post_note(
-        &self,
-        session: &mut PortalSession<'_>,
-        connector: &ConnectorId,
-        line: OpenLineId,
-        _tenant: &TenantId,
-        meta: &ConversationMeta,
-        effect: &str,
-        note: String,
-    ) -> Result<(), SyncError> {
-        let crm = OutgoingCrmMessage {
-            user: crm_user(meta),
-            chat: CrmChat {
-                id: meta.id.as_str().to_owned(),
-                name: Some(chat_name(meta)),
-                url: None,
-            },
-            // Stable per effect, so Bitrix24 sees the same note id on a redelivery.
-            message_id: format!("note.{}", &effect[..32.min(effect.len())]),
-            date: crate::clock::now_secs(),
-            text: Some(note),
-            files: Vec::new(),
-            disable_crm: true,
-        };
-        session.send_messages(connector, line, &[crm]).await?;
-        Ok(())
-    }
-
     async fn record_sent(
         &self,
         conversations: &Conversations,
         meta: &ConversationMeta,
         at: &MessageRef,
         message: &StoredMessage,
-        sent: &[crate::bitrix::SentCrmMessage],
+        crm_chat_id: Option<String>,
+        external_message_id: Option<String>,
     ) -> Result<(), SyncError> {
-        let first = sent.first().ok_or_else(|| {
-            BitrixError::Protocol("send.messages answered without a result".into())
-        })?;
-        if !first.success {
-            return Err(BitrixError::Rejected {
-                status: 200,
-                code: "SEND_FAILED".into(),
-                description: first.errors.join("; "),
-            }
-            .into());
-        }
-        if let Some(chat) = &first.chat_id {
+        if let Some(chat) = &crm_chat_id {
             if meta.crm_chat_id.as_deref() != Some(chat.as_str()) {
                 conversations.set_crm_chat(&meta.id, chat).await?;
             }
         }
-        let ids = vec![first
-            .external_message_id
-            .clone()
-            .unwrap_or_else(|| message.provider_message_id.clone())];
+        let ids = vec![external_message_id.unwrap_or_else(|| message.provider_message_id.clone())];
         conversations.set_crm_message_ids(at, &ids).await?;
         Ok(())
+    }
+}
+
+/// A note in the chat (a reaction, a failed delivery), with an id stable per effect so a
+/// redelivery is recognised.
+fn note_message(meta: &ConversationMeta, effect: &str, note: String) -> OutgoingCrmMessage {
+    OutgoingCrmMessage {
+        user: crm_user(meta),
+        chat: CrmChat {
+            id: meta.id.as_str().to_owned(),
+            name: Some(chat_name(meta)),
+            url: None,
+        },
+        message_id: format!("note.{}", &effect[..32.min(effect.len())]),
+        date: crate::clock::now_secs(),
+        text: Some(note),
+        files: Vec::new(),
+        disable_crm: true,
     }
 }
 
@@ -633,69 +704,3 @@ impl RecordHandler for SyncWorker {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Runs a job that fails every attempt in simulated time, each retry waiting the worker's
-    /// delay (at least `floor`, a rate limit's retry_after), until `stop_ms` or until the policy
-    /// dead-letters it. Returns (attempts, simulated ms at the last attempt, dead-lettered).
-    fn simulate(policy: &RetryPolicy, floor: Duration, stop_ms: i64) -> (u32, i64, bool) {
-        let mut now: i64 = 0;
-        let mut record = AttemptRecord {
-            count: 0,
-            first_at_ms: 0,
-        };
-        while now <= stop_ms {
-            record.count += 1;
-            if policy.exhausted(&record, now) {
-                return (record.count, now, true);
-            }
-            let delay = policy.delay(record.count, "effect-1").max(floor);
-            now += delay.as_millis() as i64;
-        }
-        (record.count, now, false)
-    }
-
-    #[test]
-    fn backoff_grows_for_every_error_class_with_full_jitter_under_the_cap() {
-        let p = RetryPolicy::default();
-        assert_eq!(p.ceiling(1), Duration::from_secs(30));
-        assert_eq!(p.ceiling(2), Duration::from_secs(60));
-        assert_eq!(p.ceiling(8), Duration::from_secs(3600));
-        assert_eq!(p.ceiling(1000), Duration::from_secs(3600));
-        let delays: Vec<Duration> = (1..=200).map(|a| p.delay(a, "job")).collect();
-        assert!(delays
-            .iter()
-            .enumerate()
-            .all(|(i, d)| *d >= Duration::from_secs(1) && *d <= p.ceiling(i as u32 + 1)));
-        // Jittered: different jobs do not retry in lockstep.
-        assert_ne!(p.delay(5, "job-a"), p.delay(5, "job-b"));
-    }
-
-    #[test]
-    fn a_minute_of_rate_limits_never_dead_letters() {
-        // QUERY_LIMIT_EXCEEDED asks for 0.5 s; a 60 s burst is far from exhausting a job.
-        let p = RetryPolicy::default();
-        let (_, _, dead) = simulate(&p, Duration::from_millis(500), 60_000);
-        assert!(!dead);
-        // Nor does a 23-hour outage.
-        let (_, _, dead) = simulate(&p, Duration::from_millis(500), 23 * 3_600_000);
-        assert!(!dead);
-    }
-
-    #[test]
-    fn a_job_is_dead_lettered_after_its_own_attempts_over_at_least_a_day() {
-        let p = RetryPolicy::default();
-        let (attempts, at, dead) = simulate(&p, Duration::from_millis(500), 10 * 24 * 3_600_000);
-        assert!(dead);
-        assert!(attempts >= p.attempts);
-        assert!(at >= 24 * 3_600_000);
-        // The queue's receive limit outlasts the attempts (decision 0022: the 24 h take about
-        // 50-60 attempts; the limit leaves room for records skipped behind a failing head).
-        assert!(
-            attempts * 10 < platform::SYNC_MAX_RECEIVES * 2,
-            "{attempts}"
-        );
-    }
-}

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::crm_sync::outbox::Outbox;
 use crate::audit::{AuditAction, AuditLog};
 use crate::clock::now_secs;
 use crate::conversation::{ConversationId, Conversations};
@@ -368,6 +369,21 @@ impl ContactErasure {
                 self.store
                     .delete(Table::Data, &Key::new(pk.clone(), m.at.sk.clone()), None)
                     .await?;
+            }
+        }
+        // Operations staged for the CRM (decision 0023): a post not yet made is never made.
+        let staged = Query::partition(Outbox::partition(tenant))
+            .begins_with(Outbox::conversation_prefix(id.as_str()))
+            .limit(100);
+        loop {
+            let page = self.store.query(Table::Data, &staged).await?;
+            if page.items.is_empty() {
+                break;
+            }
+            for item in &page.items {
+                if let Some(key) = item.key() {
+                    self.store.delete(Table::Data, &key, None).await?;
+                }
             }
         }
         // Anything else left in the partition (future item kinds), then the list entry.

@@ -21,5 +21,6 @@ mod public_api;
 mod retention;
 mod suspension;
 mod sync_attempts;
+mod sync_faults;
 mod template_wiring;
 mod usage_quota;

@@ -1,0 +1,430 @@
+//! Posts a portal's staged operations (decision 0023): whichever process holds the portal's
+//! lease takes up to [`FlushConfig::max_per_call`] ready operations, of every conversation,
+//! and sends them as one Bitrix24 `batch` request, one command per operation, so that one
+//! operation's refusal neither blocks nor repeats the others. Each request waits for the
+//! portal's shared budget; the attempt is recorded on the operations before the request goes
+//! out. Posts whose earlier attempt ended ambiguously are first looked up in their chat
+//! (`im.dialog.messages.get`, by `CONNECTOR_MID`) and only posted when absent.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::gate::{PortalLease, PortalLimiter};
+use super::outbox::{OpOutcome, Outbox, OutboxError, StagedOp};
+use crate::bitrix::{im, imconnector, BatchCommand, BitrixClient, BitrixError, PortalSession};
+use crate::crypto::random_bytes;
+use crate::portal::{Portal, PortalError, PortalTokens};
+use crate::tenant::TenantScope;
+
+/// The clock the sync stage reads (Unix ms); tests drive it to simulate hours.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// How a flush behaves.
+#[derive(Clone, Copy, Debug)]
+pub struct FlushConfig {
+    /// Operations per `batch` request (Bitrix24 runs at most 50 commands per batch).
+    pub max_per_call: usize,
+    /// Time a flush keeps taking new requests; one request may still run after it (bounded
+    /// by the client's request timeout).
+    pub budget: Duration,
+    /// How long a claim protects an operation from another flusher: longer than a request.
+    pub claim: Duration,
+    /// The shared budget per portal: requests per second and burst. Under Bitrix24's
+    /// documented 2/s and 50, to leave room for the install and event paths.
+    pub per_second: f64,
+    pub burst: u32,
+    /// Messages read back from a chat to find an ambiguous post.
+    pub lookup_limit: u32,
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        FlushConfig {
+            max_per_call: 50,
+            budget: Duration::from_secs(8),
+            claim: Duration::from_secs(45),
+            per_second: 2.0,
+            burst: 40,
+            lookup_limit: 50,
+        }
+    }
+}
+
+/// What one flush did (for logs and the benchmark).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    pub requests: u32,
+    pub sent: u32,
+    pub failed: u32,
+    pub found_by_lookup: u32,
+    pub rate_limited: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlushError {
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Portal(#[from] PortalError),
+}
+
+/// Flushes portals' outboxes. Build once per process.
+#[derive(Clone)]
+pub struct PortalFlusher {
+    outbox: Outbox,
+    lease: PortalLease,
+    limiter: PortalLimiter,
+    client: BitrixClient,
+    config: FlushConfig,
+    clock: Clock,
+}
+
+impl PortalFlusher {
+    pub fn new(
+        outbox: Outbox,
+        store: Arc<dyn crate::store::TableStore>,
+        client: BitrixClient,
+        config: FlushConfig,
+        clock: Clock,
+    ) -> Self {
+        PortalFlusher {
+            outbox,
+            lease: PortalLease::new(store.clone()),
+            limiter: PortalLimiter::new(store, config.per_second, config.burst),
+            client,
+            config,
+            clock,
+        }
+    }
+
+    pub fn config(&self) -> &FlushConfig {
+        &self.config
+    }
+
+    /// Posts the tenant's ready operations while there are any and the budget lasts, unless
+    /// another process holds the portal's lease (then it returns at once: that process
+    /// posts them).
+    pub async fn flush(&self, scope: &TenantScope) -> Result<FlushReport, FlushError> {
+        let tenant = scope.tenant();
+        let holder = holder_id();
+        let mut report = FlushReport::default();
+        let lease_ttl = self.config.budget + self.config.claim;
+        if !self
+            .lease
+            .acquire(tenant, &holder, (self.clock)(), lease_ttl)
+            .await?
+        {
+            return Ok(report);
+        }
+        let result = self.flush_held(scope, &holder, &mut report).await;
+        if let Err(e) = self.lease.release(tenant, &holder).await {
+            tracing::warn!(error = %e, "could not release a portal lease");
+        }
+        result.map(|()| report)
+    }
+
+    async fn flush_held(
+        &self,
+        scope: &TenantScope,
+        holder: &str,
+        report: &mut FlushReport,
+    ) -> Result<(), FlushError> {
+        let tenant = scope.tenant();
+        let started = Instant::now();
+        let mut portal: Option<Portal> = None;
+        while started.elapsed() < self.config.budget {
+            let now = (self.clock)();
+            let ready = self
+                .outbox
+                .ready(tenant, now, self.config.max_per_call)
+                .await?;
+            if ready.is_empty() {
+                return Ok(());
+            }
+            // Keep the lease while we work.
+            if !self
+                .lease
+                .acquire(tenant, holder, now, self.config.budget + self.config.claim)
+                .await?
+            {
+                return Ok(());
+            }
+            if !self.wait_for_budget(scope, started).await? {
+                return Ok(());
+            }
+            if portal.is_none() {
+                portal = Some(Portal::load(scope).await?);
+            }
+            let portal = portal.as_mut().expect("loaded above");
+            let tokens_store = PortalTokens::new(scope.clone(), portal.channel.clone());
+            let domain = portal.domain.clone();
+            let mut session = self
+                .client
+                .session(&domain, &mut portal.tokens, &tokens_store);
+            let attempt = holder_id();
+            let now = (self.clock)();
+            let claimed: HashSet<_> = self
+                .outbox
+                .claim(
+                    &ready,
+                    &attempt,
+                    now + self.config.claim.as_millis() as i64,
+                    now,
+                )
+                .await?
+                .into_iter()
+                .collect();
+            let mut ops: Vec<StagedOp> = ready
+                .into_iter()
+                .filter(|o| claimed.contains(&o.key))
+                .collect();
+            let mut outcomes = Vec::new();
+            // Ambiguous posts into known chats: ask first.
+            let lookups: Vec<&StagedOp> = ops
+                .iter()
+                .filter(|o| o.ambiguous && lookup_chat(o).is_some())
+                .collect();
+            if !lookups.is_empty() {
+                match self.look_up(&mut session, &lookups).await {
+                    Ok(found) => {
+                        report.requests += 1;
+                        ops.retain(|o| match found.get(&o.key.sk) {
+                            Some(outcome) => {
+                                outcomes.push((o.key.clone(), outcome.clone(), false));
+                                report.found_by_lookup += 1;
+                                false
+                            }
+                            None => true,
+                        });
+                        if !ops.is_empty() && !self.wait_for_budget(scope, started).await? {
+                            // Out of time: leave the rest claimed; their claim runs out and
+                            // the next flush looks them up again.
+                            self.outbox.settle(&attempt, outcomes).await?;
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => {
+                        report.requests += 1;
+                        self.fail_all(scope, &attempt, &ops, &e, report, outcomes)
+                            .await?;
+                        continue;
+                    }
+                }
+            }
+            if ops.is_empty() {
+                self.outbox.settle(&attempt, outcomes).await?;
+                continue;
+            }
+            let commands: Vec<BatchCommand> = ops
+                .iter()
+                .enumerate()
+                .map(|(i, o)| BatchCommand {
+                    key: format!("c{i}"),
+                    method: o.op.method.clone(),
+                    params: o.op.params.clone(),
+                })
+                .collect();
+            report.requests += 1;
+            match session.batch(&commands, false).await {
+                Ok(answer) => {
+                    for (i, o) in ops.iter().enumerate() {
+                        let (outcome, ambiguous) =
+                            match answer.result(&format!("c{i}")).and_then(|v| {
+                                parse_outcome(&o.op.method, v, o.op.lookup.as_ref())
+                            }) {
+                                Ok(sent) => {
+                                    report.sent += 1;
+                                    (sent, false)
+                                }
+                                Err(e) => {
+                                    report.failed += 1;
+                                    if let BitrixError::RateLimited { retry_after, .. } = &e {
+                                        self.limiter
+                                            .block(scope.tenant(), (self.clock)(), *retry_after)
+                                            .await?;
+                                    }
+                                    (failure(&e, true), e.is_ambiguous())
+                                }
+                            };
+                        outcomes.push((o.key.clone(), outcome, ambiguous));
+                    }
+                    self.outbox.settle(&attempt, outcomes).await?;
+                }
+                Err(e) => {
+                    self.fail_all(scope, &attempt, &ops, &e, report, outcomes)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A whole request failed: a rate limit blocks the portal's budget and leaves the
+    /// operations to post again (they were not run); anything else fails them all, ambiguous
+    /// when Bitrix24 may have run them.
+    async fn fail_all(
+        &self,
+        scope: &TenantScope,
+        attempt: &str,
+        ops: &[StagedOp],
+        e: &BitrixError,
+        report: &mut FlushReport,
+        mut outcomes: Vec<(crate::store::Key, OpOutcome, bool)>,
+    ) -> Result<(), FlushError> {
+        if let BitrixError::RateLimited { retry_after, .. } = e {
+            report.rate_limited += 1;
+            self.limiter
+                .block(scope.tenant(), (self.clock)(), *retry_after)
+                .await?;
+        }
+        report.failed += ops.len() as u32;
+        tracing::warn!(kind = e.kind(), operations = ops.len(), "Bitrix24 batch request failed");
+        let ambiguous = e.is_ambiguous();
+        for o in ops {
+            outcomes.push((o.key.clone(), failure(e, false), ambiguous || o.ambiguous));
+        }
+        self.outbox.settle(attempt, outcomes).await?;
+        Ok(())
+    }
+
+    /// Waits for one request of the portal's budget; false when the flush's time is up.
+    async fn wait_for_budget(
+        &self,
+        scope: &TenantScope,
+        started: Instant,
+    ) -> Result<bool, FlushError> {
+        loop {
+            match self
+                .limiter
+                .try_acquire(scope.tenant(), (self.clock)())
+                .await?
+            {
+                Ok(()) => return Ok(true),
+                Err(wait) => {
+                    if started.elapsed() + wait > self.config.budget {
+                        return Ok(false);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One `batch` of `im.dialog.messages.get`, a command per chat; the posts found there,
+    /// by their staged operation's sort key.
+    async fn look_up(
+        &self,
+        session: &mut PortalSession<'_>,
+        posts: &[&StagedOp],
+    ) -> Result<HashMap<String, OpOutcome>, BitrixError> {
+        let mut chats: BTreeMap<String, Vec<&StagedOp>> = BTreeMap::new();
+        for p in posts {
+            if let Some(chat) = lookup_chat(p) {
+                chats.entry(chat.to_owned()).or_default().push(p);
+            }
+        }
+        let chats: Vec<(String, Vec<&StagedOp>)> = chats
+            .into_iter()
+            .take(self.config.max_per_call)
+            .collect();
+        let commands: Vec<BatchCommand> = chats
+            .iter()
+            .enumerate()
+            .map(|(i, (chat, _))| BatchCommand {
+                key: format!("l{i}"),
+                method: im::IM_DIALOG_MESSAGES_GET.to_owned(),
+                params: im::recent_messages_params(chat, self.config.lookup_limit),
+            })
+            .collect();
+        let answer = session.batch(&commands, false).await?;
+        let mut found = HashMap::new();
+        for (i, (chat, posts)) in chats.iter().enumerate() {
+            let messages = im::parse_recent_messages(answer.result(&format!("l{i}"))?)?;
+            for p in posts {
+                let Some(lookup) = &p.op.lookup else { continue };
+                if messages
+                    .iter()
+                    .any(|m| m.connector_mids.iter().any(|id| *id == lookup.external_id))
+                {
+                    found.insert(
+                        p.key.sk.clone(),
+                        OpOutcome::Sent {
+                            crm_chat_id: Some(chat.clone()),
+                            external_message_id: Some(lookup.external_id.clone()),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn lookup_chat(op: &StagedOp) -> Option<&str> {
+    op.op
+        .lookup
+        .as_ref()
+        .and_then(|l| l.crm_chat_id.as_deref())
+}
+
+/// Reads one command's result by its method.
+fn parse_outcome(
+    method: &str,
+    result: &serde_json::Value,
+    lookup: Option<&super::outbox::PostLookup>,
+) -> Result<OpOutcome, BitrixError> {
+    match method {
+        imconnector::SEND_MESSAGES | imconnector::UPDATE_MESSAGES => {
+            let sent = imconnector::parse_sent_messages(method, result)?;
+            let first = sent.first().ok_or_else(|| {
+                BitrixError::Protocol(format!("{method} answered without a result"))
+            })?;
+            if !first.success {
+                return Err(BitrixError::Rejected {
+                    status: 200,
+                    code: "SEND_FAILED".into(),
+                    description: format!("{method}: {} error(s)", first.errors.len()),
+                });
+            }
+            Ok(OpOutcome::Sent {
+                crm_chat_id: first.chat_id.clone(),
+                external_message_id: first
+                    .external_message_id
+                    .clone()
+                    .or_else(|| lookup.map(|l| l.external_id.clone())),
+            })
+        }
+        _ => {
+            imconnector::parse_success(method, result)?;
+            Ok(OpOutcome::Sent {
+                crm_chat_id: None,
+                external_message_id: None,
+            })
+        }
+    }
+}
+
+/// The stored form of a failure: kinds and codes, never Bitrix24's description (it may quote
+/// the message).
+fn failure(e: &BitrixError, in_batch: bool) -> OpOutcome {
+    OpOutcome::Failed {
+        kind: e.kind().to_owned(),
+        code: e.code().map(str::to_owned),
+        retry_after_ms: e.retry_after().map(|d| d.as_millis() as u64),
+        // A command refused inside an answered batch is about that operation; so is a
+        // refusal of the request itself only when nothing about the portal is wrong.
+        operation_level: in_batch && matches!(e, BitrixError::Rejected { .. }),
+    }
+}
+
+fn holder_id() -> String {
+    let mut b = [0u8; 12];
+    if random_bytes(&mut b).is_err() {
+        // The attempt id only has to differ between attempts; the clock does that too.
+        return format!("t{}", crate::clock::now_millis());
+    }
+    hex::encode(b)
+}
