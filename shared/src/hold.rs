@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{now_millis, now_secs};
 use crate::crypto::{random_bytes, CryptoError, Envelope, FieldRef};
 use crate::ids::TenantId;
-use crate::queue::{OutgoingMessage, Queue, QueueError, QueueName, ReceivedMessage};
+use crate::queue::{OutgoingMessage, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage};
 use crate::store::{
     Condition, Item, Key, Query, SortKeyCondition, StoreError, Table, TableStore, WriteOp,
     MAX_TRANSACTION_ITEMS, SK, TTL_ATTR,
@@ -474,6 +474,12 @@ impl Queue for HoldingQueue {
             "{queue}: a hold only takes messages"
         )))
     }
+
+    async fn approximate_depth(&self, queue: &QueueName) -> Result<QueueDepth, QueueError> {
+        Err(QueueError::Invalid(format!(
+            "{queue}: a hold only takes messages"
+        )))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -630,6 +636,9 @@ mod tests {
             _: Duration,
         ) -> Result<(), QueueError> {
             Ok(())
+        }
+        async fn approximate_depth(&self, _: &QueueName) -> Result<QueueDepth, QueueError> {
+            unreachable!("not used")
         }
     }
 

@@ -111,6 +111,12 @@ mod tests {
                 .push((receipt.to_owned(), delay));
             Ok(())
         }
+        async fn approximate_depth(
+            &self,
+            _: &QueueName,
+        ) -> Result<crate::queue::QueueDepth, QueueError> {
+            unreachable!("not used")
+        }
     }
 
     /// Outcome by body: "ok", "fail", "later".

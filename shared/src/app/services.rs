@@ -142,11 +142,8 @@ impl Services {
         let sdk = super::aws_sdk_config().await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), aws.tables.clone());
         let vault = KmsVault::new(aws_sdk_kms::Client::new(&sdk), aws.kms_key_id.clone());
-        let queues = aws.queue_urls.keys().cloned().collect();
-        let queue = SqsQueue::new(
-            aws_sdk_sqs::Client::new(&sdk),
-            aws.queue_urls.into_iter().collect(),
-        );
+        let queues = settings.queue_urls.keys().cloned().collect();
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), settings.queue_urls.clone());
         let objects = aws.export_bucket.map(|bucket| {
             Arc::new(S3Objects::new(aws_sdk_s3::Client::new(&sdk), bucket)) as Arc<dyn ObjectStore>
         });

@@ -80,8 +80,6 @@ impl std::error::Error for SettingsError {}
 pub struct AwsSettings {
     pub tables: TableNames,
     pub kms_key_id: String,
-    /// Queue URLs by queue, from `QUEUE_URL_<NAME>`: only the queues the function uses.
-    pub queue_urls: HashMap<QueueName, String>,
     pub export_bucket: Option<String>,
 }
 
@@ -98,6 +96,10 @@ pub struct MediaProxySettings {
 pub struct Settings {
     /// None for the embedded adapters (the local server).
     pub aws: Option<AwsSettings>,
+    /// SQS queue URLs by queue, from `QUEUE_URL_<NAME>`: only the queues the function uses.
+    /// Read without the tables too, so an ops tool that only moves messages (the redrive)
+    /// needs nothing else.
+    pub queue_urls: HashMap<QueueName, String>,
     /// The Meta app secret, and the previous one while rotating (signatures, signed requests).
     pub meta_app_secrets: Vec<AppSecret>,
     pub meta_verify_token: Option<VerifyToken>,
@@ -134,6 +136,7 @@ impl fmt::Debug for Settings {
         // Secrets and keys are never printed; say only whether they are set.
         f.debug_struct("Settings")
             .field("aws", &self.aws)
+            .field("queue_urls", &self.queue_urls)
             .field("meta_app_secrets", &self.meta_app_secrets.len())
             .field("meta_verify_token", &self.meta_verify_token.is_some())
             .field("graph", &self.graph)
@@ -197,6 +200,7 @@ impl Settings {
             problems: Vec::new(),
         };
         let aws = read_aws(&mut r);
+        let queue_urls = read_queue_urls(&r);
         let mut meta_app_secrets = Vec::new();
         for name in [vars::META_APP_SECRET, vars::META_APP_SECRET_PREVIOUS] {
             if let Some(secret) = r.parse(name, AppSecret::new) {
@@ -301,6 +305,7 @@ impl Settings {
         }
         Ok(Settings {
             aws,
+            queue_urls,
             meta_app_secrets,
             meta_verify_token,
             instagram: instagram.unwrap_or_else(|| graph.clone()),
@@ -332,7 +337,7 @@ impl Settings {
 }
 
 /// The AWS resources, when any table variable is set: then all four tables and the key must
-/// be, and the queue URLs present are taken.
+/// be.
 fn read_aws<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<AwsSettings> {
     let tables = [
         vars::DATA_TABLE,
@@ -364,9 +369,19 @@ fn read_aws<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<AwsSetti
         ));
         return None;
     }
+    Some(AwsSettings {
+        tables: names,
+        kms_key_id,
+        export_bucket: r.get(vars::EXPORT_BUCKET),
+    })
+}
+
+/// The URLs of the platform queues and their dead-letter twins that are set.
+fn read_queue_urls<F: Fn(&str) -> Option<String>>(r: &Reader<F>) -> HashMap<QueueName, String> {
     let mut queue_urls = HashMap::new();
     for spec in platform::specs() {
-        // A worker may also send to its queue's dead-letter twin (the sync worker does).
+        // A worker may also send to its queue's dead-letter twin (the sync worker does), and
+        // the redrive reads from it.
         let dlq = spec.name.dead_letter();
         if let Some(url) = r.get(&SqsQueue::url_env_var(&dlq)) {
             queue_urls.insert(dlq, url);
@@ -375,12 +390,7 @@ fn read_aws<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<AwsSetti
             queue_urls.insert(spec.name, url);
         }
     }
-    Some(AwsSettings {
-        tables: names,
-        kms_key_id,
-        queue_urls,
-        export_bucket: r.get(vars::EXPORT_BUCKET),
-    })
+    queue_urls
 }
 
 #[cfg(test)]
@@ -445,17 +455,17 @@ mod tests {
         let aws = s.aws.unwrap();
         assert_eq!(aws.tables.routes, "r");
         assert_eq!(
-            aws.queue_urls.get(&platform::name(platform::SYNC)).unwrap(),
+            s.queue_urls.get(&platform::name(platform::SYNC)).unwrap(),
             "https://sqs.example/sync.fifo"
         );
         // The sync worker dead-letters exhausted jobs itself (decision 0022).
         assert_eq!(
-            aws.queue_urls
+            s.queue_urls
                 .get(&platform::name(platform::SYNC).dead_letter())
                 .unwrap(),
             "https://sqs.example/sync-dlq.fifo"
         );
-        assert!(!aws
+        assert!(!s
             .queue_urls
             .contains_key(&platform::name(platform::INBOUND)));
     }
@@ -469,6 +479,24 @@ mod tests {
         assert!(batch("0").is_err());
         assert!(batch("51").is_err());
         assert!(batch("ten").is_err());
+    }
+
+    #[test]
+    fn queue_urls_are_read_without_the_tables() {
+        // The redrive tool needs a queue and its dead-letter twin, nothing else.
+        let s = read(&[
+            ("QUEUE_URL_ERASURE", "https://sqs.example/erasure"),
+            ("QUEUE_URL_ERASURE_DLQ", "https://sqs.example/erasure-dlq"),
+        ])
+        .unwrap();
+        assert!(s.aws.is_none());
+        assert_eq!(
+            s.queue_urls
+                .get(&platform::name(platform::ERASURE).dead_letter())
+                .unwrap(),
+            "https://sqs.example/erasure-dlq"
+        );
+        assert_eq!(s.queue_urls.len(), 2);
     }
 
     #[test]

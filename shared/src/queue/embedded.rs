@@ -31,11 +31,14 @@ use serde::{Deserialize, Serialize};
 
 use super::sqs::limits;
 use super::{
-    validate_batch, OutgoingMessage, Queue, QueueError, QueueName, QueueSpec, ReceivedMessage,
+    validate_batch, OutgoingMessage, Queue, QueueDepth, QueueError, QueueName, QueueSpec,
+    ReceivedMessage,
 };
 use crate::clock::now_millis;
 
-const FILE_NAME: &str = "queues.redb";
+/// The file in a data directory that holds the queues (an ops tool checks that it exists
+/// before opening a directory, so a mistyped path is not taken for an empty new one).
+pub const FILE_NAME: &str = "queues.redb";
 
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue_messages");
 const BODIES: TableDefinition<(&str, u64), &str> = TableDefinition::new("queue_bodies");
@@ -549,6 +552,32 @@ impl Queue for EmbeddedQueue {
             put_meta(txn, &name, seq, &meta)
         })
         .await
+    }
+
+    async fn approximate_depth(&self, queue: &QueueName) -> Result<QueueDepth, QueueError> {
+        self.config(queue)?;
+        let inner = self.inner.clone();
+        let name = queue.as_str().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let txn = inner.db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(MESSAGES).map_err(db_err)?;
+            let now = now_millis();
+            let mut depth = QueueDepth::default();
+            for entry in table
+                .range((name.as_str(), 0u64)..=(name.as_str(), u64::MAX))
+                .map_err(db_err)?
+            {
+                let (_, value) = entry.map_err(db_err)?;
+                if decode(value.value())?.visible_at > now {
+                    depth.in_flight += 1;
+                } else {
+                    depth.visible += 1;
+                }
+            }
+            Ok(depth)
+        })
+        .await
+        .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
     }
 }
 

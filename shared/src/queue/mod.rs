@@ -8,9 +8,11 @@
 //!
 //! Adapters: [`sqs::SqsQueue`] (aws-sdk-sqs; redrive is SQS's own, set up in template.yaml)
 //! and [`embedded::EmbeddedQueue`] (redb file under a data directory). One conformance suite
-//! (`shared/tests/`) runs against both.
+//! (`shared/tests/`) runs against both. [`redrive`] puts dead-lettered messages back, through
+//! this port, on either adapter.
 
 pub mod embedded;
+pub mod redrive;
 pub mod sqs;
 
 use std::fmt;
@@ -135,6 +137,22 @@ pub struct ReceivedMessage {
     pub group_id: Option<String>,
 }
 
+/// How many messages a queue holds, as SQS approximates it (`ApproximateNumberOfMessages` and
+/// `ApproximateNumberOfMessagesNotVisible`; the platform sends nothing with a delay).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Waiting to be received (on a FIFO queue, also those behind a group in flight).
+    pub visible: u64,
+    /// Received and not yet acknowledged or released.
+    pub in_flight: u64,
+}
+
+impl QueueDepth {
+    pub fn total(&self) -> u64 {
+        self.visible.saturating_add(self.in_flight)
+    }
+}
+
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum QueueError {
     #[error("invalid queue request: {0}")]
@@ -203,6 +221,11 @@ pub trait Queue: Send + Sync + 'static {
         receipt: &str,
         visibility: Duration,
     ) -> Result<(), QueueError>;
+
+    /// How many messages the queue holds, visible and in flight. SQS's numbers are
+    /// approximate (they lag by up to a minute); an empty receive does not prove a standard
+    /// queue empty (SQS samples a subset of its servers), this count is how a caller tells.
+    async fn approximate_depth(&self, queue: &QueueName) -> Result<QueueDepth, QueueError>;
 }
 
 /// The platform's queues, as template.yaml declares them (each with a `-dlq` twin).

@@ -23,8 +23,8 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 
 use super::{
-    validate_batch, OutgoingMessage, Queue, QueueError, QueueName, QueueSpec, ReceivedMessage,
-    MAX_BATCH,
+    validate_batch, OutgoingMessage, Queue, QueueDepth, QueueError, QueueName, QueueSpec,
+    ReceivedMessage, MAX_BATCH,
 };
 
 /// Total body bytes per SendMessageBatch call (SQS's batch payload limit).
@@ -382,6 +382,29 @@ impl Queue for SqsQueue {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn approximate_depth(&self, queue: &QueueName) -> Result<QueueDepth, QueueError> {
+        let url = self.url(queue)?;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(map_err)?;
+        let count = |name: QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| QueueError::Backend(format!("SQS returned no {name} for {queue}")))
+        };
+        Ok(QueueDepth {
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages)?,
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
+        })
     }
 }
 

@@ -6,5 +6,6 @@ mod support;
 
 mod objects;
 mod queue;
+mod redrive;
 mod store;
 mod vault;

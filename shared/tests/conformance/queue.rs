@@ -10,8 +10,8 @@ use tempfile::TempDir;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::sqs::{provision_queues, SqsQueue};
 use wappline::queue::{
-    OutgoingMessage, Queue, QueueError, QueueName, QueueSpec, ReceivedMessage, MAX_BATCH,
-    MAX_BODY_BYTES,
+    OutgoingMessage, Queue, QueueDepth, QueueError, QueueName, QueueSpec, ReceivedMessage,
+    MAX_BATCH, MAX_BODY_BYTES,
 };
 
 use crate::support::{aws_config, unique};
@@ -19,17 +19,17 @@ use crate::support::{aws_config, unique};
 /// Receives before dead-lettering, on every test queue.
 const MAX_RECEIVES: u32 = 2;
 /// A visibility timeout the tests wait out.
-const SHORT: Duration = Duration::from_secs(1);
+pub(crate) const SHORT: Duration = Duration::from_secs(1);
 /// A visibility timeout that does not lapse during a test.
-const LONG: Duration = Duration::from_secs(60);
+pub(crate) const LONG: Duration = Duration::from_secs(60);
 /// Long enough for SHORT to have lapsed (SQS works in whole seconds; a margin for moto).
-const LAPSE: Duration = Duration::from_millis(1200);
+pub(crate) const LAPSE: Duration = Duration::from_millis(1200);
 
-fn standard() -> QueueName {
+pub(crate) fn standard() -> QueueName {
     QueueName::parse("work").expect("valid name")
 }
 
-fn fifo() -> QueueName {
+pub(crate) fn fifo() -> QueueName {
     QueueName::parse("ordered.fifo").expect("valid name")
 }
 
@@ -44,13 +44,13 @@ fn open_embedded(dir: &TempDir) -> EmbeddedQueue {
     EmbeddedQueue::open(dir.path(), specs()).expect("open embedded queue")
 }
 
-fn embedded() -> (EmbeddedQueue, TempDir) {
+pub(crate) fn embedded() -> (EmbeddedQueue, TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     (open_embedded(&dir), dir)
 }
 
 /// Fresh, uniquely prefixed queues (and DLQs) on moto.
-async fn sqs() -> SqsQueue {
+pub(crate) async fn sqs() -> SqsQueue {
     let config = aws_config().await;
     let client = aws_sdk_sqs::Client::new(&config);
     let urls = provision_queues(&client, &unique("q"), &specs())
@@ -60,15 +60,15 @@ async fn sqs() -> SqsQueue {
     SqsQueue::new(client, urls)
 }
 
-fn grouped(body: &str, group: &str) -> OutgoingMessage {
+pub(crate) fn grouped(body: &str, group: &str) -> OutgoingMessage {
     OutgoingMessage::new(body).grouped(group, body)
 }
 
-fn bodies(messages: &[ReceivedMessage]) -> Vec<&str> {
+pub(crate) fn bodies(messages: &[ReceivedMessage]) -> Vec<&str> {
     messages.iter().map(|m| m.body.as_str()).collect()
 }
 
-async fn receive(
+pub(crate) async fn receive(
     q: &dyn Queue,
     name: &QueueName,
     max: usize,
@@ -77,13 +77,13 @@ async fn receive(
     q.receive(name, max, visibility).await.expect("receive")
 }
 
-async fn ack_all(q: &dyn Queue, name: &QueueName, messages: &[ReceivedMessage]) {
+pub(crate) async fn ack_all(q: &dyn Queue, name: &QueueName, messages: &[ReceivedMessage]) {
     for m in messages {
         q.ack(name, &m.receipt).await.expect("ack");
     }
 }
 
-async fn assert_empty(q: &dyn Queue, name: &QueueName, why: &str) {
+pub(crate) async fn assert_empty(q: &dyn Queue, name: &QueueName, why: &str) {
     let got = receive(q, name, MAX_BATCH, LONG).await;
     assert!(got.is_empty(), "{why}: got {:?}", bodies(&got));
 }
@@ -354,6 +354,46 @@ async fn a_message_can_be_moved_to_the_dead_letter_queue(q: &dyn Queue) {
     ack_all(q, &dlq, &dead).await;
 }
 
+/// The depth counts visible and in-flight messages apart, per queue (the redrive relies on it
+/// to tell an empty queue from an empty receive).
+async fn approximate_depth_counts_visible_and_in_flight(q: &dyn Queue) {
+    let name = standard();
+    let dlq = name.dead_letter();
+    let depth = |name: QueueName| async move { q.approximate_depth(&name).await.expect("depth") };
+    assert_eq!(depth(name.clone()).await, QueueDepth::default());
+    q.send_batch(&name, ["d1", "d2", "d3"].map(OutgoingMessage::new).to_vec())
+        .await
+        .expect("send");
+    q.send_batch(&dlq, vec![OutgoingMessage::new("dead")])
+        .await
+        .expect("send to the dead-letter queue");
+    let counts = depth(name.clone()).await;
+    assert_eq!((counts.visible, counts.in_flight), (3, 0));
+
+    let got = receive(q, &name, 1, LONG).await;
+    assert_eq!(got.len(), 1);
+    let counts = depth(name.clone()).await;
+    assert_eq!(
+        (counts.visible, counts.in_flight, counts.total()),
+        (2, 1, 3)
+    );
+
+    ack_all(q, &name, &got).await;
+    let counts = depth(name.clone()).await;
+    assert_eq!((counts.visible, counts.in_flight), (2, 0));
+    let counts = depth(dlq).await;
+    assert_eq!(
+        (counts.visible, counts.in_flight),
+        (1, 0),
+        "each queue its own"
+    );
+
+    let r = q
+        .approximate_depth(&QueueName::parse("nowhere").expect("valid name"))
+        .await;
+    assert!(matches!(r, Err(QueueError::UnknownQueue(_))), "{r:?}");
+}
+
 async fn fifo_dedup_id_is_not_enqueued_twice(q: &dyn Queue) {
     let name = fifo();
     q.send_batch(
@@ -488,6 +528,7 @@ conformance!(
     fifo_dedup_id_is_not_enqueued_twice,
     invalid_requests_enqueue_nothing,
     a_message_can_be_moved_to_the_dead_letter_queue,
+    approximate_depth_counts_visible_and_in_flight,
 );
 
 // ---- embedded only: persistence, receipts, concurrency ----
