@@ -9,12 +9,28 @@
 //! - `imconnector.send.messages` assigns Bitrix24 user ids per external user id, one open line
 //!   session and chat id per (line, external chat id) and a message id per message, and
 //!   answers `{"SUCCESS": true, "DATA": {"RESULT": [...]}}` as documented.
+//! - `batch` (`cmd` of `method?query` commands, `halt`; JSON or form body): each command runs
+//!   through the same methods with the batch's `auth`; the answer has the documented `result`,
+//!   `result_error`, `result_total`, `result_next`, `result_time`. A batch is one request for
+//!   the rate limit, the faults and [`FakeBitrix::calls`]; its commands are in
+//!   [`FakeBitrix::batch_commands`], its messages in [`FakeBitrix::messages_received`].
+//! - `im.dialog.messages.get` over the chats the fake keeps: each message received has
+//!   `params.CONNECTOR_MID = [<external message id>]`, newest first, `LIMIT`, `LAST_ID`,
+//!   `FIRST_ID` (see `rest::dialog_messages`).
 //! - The OAuth endpoint exchanges the current refresh token for a new pair (the old pair stops
 //!   working) and answers `invalid_grant` for any other refresh token.
-//! - Programmable: [`FakeBitrix::expire_token`], [`FakeBitrix::revoke_refresh_token`],
-//!   [`FakeBitrix::fail_next`] (`QUERY_LIMIT_EXCEEDED`, `OPERATION_TIME_LIMIT`, down, 500).
-//! - Records every REST call ([`FakeBitrix::calls`]; `auth` kept apart from the parameters),
-//!   every OAuth request, and every message received.
+//! - Programmable: [`FakeBitrix::expire_token`], [`FakeBitrix::revoke_refresh_token`], and
+//!   per portal the faults of real portals (see `faults`): [`FakeBitrix::fail_next`] (any
+//!   portal), [`FakeBitrix::outage`] / [`FakeBitrix::end_outage`] (`QUERY_LIMIT_EXCEEDED`,
+//!   `OPERATION_TIME_LIMIT`, a 503 down page, 500), [`FakeBitrix::limit_rate`] (the
+//!   documented leaky bucket, off by default; [`FakeBitrix::rate_limited_count`]),
+//!   [`FakeBitrix::lose_answers`] (the call is executed, then the connection is closed
+//!   without an answer), [`FakeBitrix::delay_portal`] (a slow portal: the call waits, then
+//!   runs) and [`FakeBitrix::hang`] (the call runs at once, its answer waits).
+//! - Records every REST request ([`FakeBitrix::calls`]; `auth` kept apart from the
+//!   parameters), every command of a batch, every OAuth request, and every message received;
+//!   [`FakeBitrix::duplicate_posts`] counts messages posted twice,
+//!   [`FakeBitrix::messages_in_chat`] gives a conversation's arrival order.
 //! - The application set-up methods: `imconnector.register` (answers `{"result": true}` as
 //!   the method's result, as Bitrix24's code does; refuses an `ID` with `.`, and a missing
 //!   `NAME`, `ICON[DATA_IMAGE]` or `PLACEMENT_HANDLER`), `imconnector.activate`,
@@ -27,7 +43,12 @@
 //!   `ONIMCONNECTORMESSAGEADD`, ...), form-encoded with PHP-style keys like
 //!   `http_build_query`.
 
-use std::collections::{HashMap, VecDeque};
+mod events;
+mod faults;
+mod form;
+mod rest;
+
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,9 +59,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+pub use events::{EventBody, EventMessage};
+pub use form::{form_to_json, parse_pairs, php_form};
+
+use faults::{AnswerLost, Faults};
+use rest::dispatch;
 
 /// The portal every fake starts with.
 pub const FAKE_DOMAIN: &str = "example.bitrix24.com";
@@ -48,9 +75,10 @@ pub const FAKE_DOMAIN: &str = "example.bitrix24.com";
 pub const FAKE_MEMBER_ID: &str = "a223c6b3710f85df22e9377d6c4f7553";
 /// The application credentials the fake OAuth server accepts.
 pub const FAKE_CLIENT_ID: &str = "local.5f0c0a1b2c3d4e.12345678";
+
 pub const FAKE_CLIENT_SECRET: &str = "FakeClientSecret0123456789abcdefghijklmnopqrstuv";
 
-/// How the next REST calls fail ([`FakeBitrix::fail_next`]).
+/// How REST calls fail ([`FakeBitrix::fail_next`], [`FakeBitrix::outage`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailKind {
     /// `503 {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}`.
@@ -74,8 +102,12 @@ pub struct RecordedCall {
     pub auth: Option<String>,
     /// True when the body was form-encoded rather than JSON.
     pub form: bool,
-    /// The HTTP status the fake answered.
+    /// The HTTP status the fake answered (for a command of a batch: its own, 200 when it
+    /// succeeded).
     pub status: u16,
+    /// For a command of a batch ([`FakeBitrix::batch_commands`]): its key. `None` for a
+    /// request ([`FakeBitrix::calls`]).
+    pub batch_key: Option<String>,
 }
 
 /// One OAuth request as the fake saw it.
@@ -85,7 +117,7 @@ pub struct RecordedOauth {
     pub status: u16,
 }
 
-/// One message accepted by `imconnector.send.messages`.
+/// One message accepted by `imconnector.send.messages` (alone or in a batch).
 #[derive(Debug, Clone)]
 pub struct ReceivedMessage {
     pub domain: String,
@@ -140,12 +172,11 @@ struct State {
     base_url: String,
     portals: HashMap<String, Portal>,
     seq: u64,
-    failures: VecDeque<FailKind>,
     calls: Vec<RecordedCall>,
+    batch_commands: Vec<RecordedCall>,
     oauth: Vec<RecordedOauth>,
     messages: Vec<ReceivedMessage>,
-    /// Portals that answer REST calls only after this long (a hanging portal).
-    delays: HashMap<String, std::time::Duration>,
+    faults: Faults,
 }
 
 impl State {
@@ -211,109 +242,6 @@ fn time_block() -> Value {
     })
 }
 
-fn ok(result: Value) -> Answer {
-    answer(200, &json!({ "result": result, "time": time_block() }))
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `a=1&b=2` into pairs, decoded.
-pub fn parse_pairs(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (percent_decode(k), percent_decode(v)),
-            None => (percent_decode(p), String::new()),
-        })
-        .collect()
-}
-
-/// PHP-style form fields (`MESSAGES[0][user][id]=x`, `a[]=1`) into a JSON object. Objects
-/// whose keys are 0..n become arrays.
-pub fn form_to_json(body: &str) -> Value {
-    fn insert(target: &mut Value, path: &[String], value: String) {
-        let Value::Object(map) = target else { return };
-        let (head, rest) = match path.split_first() {
-            Some(x) => x,
-            None => return,
-        };
-        let key = if head.is_empty() {
-            map.len().to_string()
-        } else {
-            head.clone()
-        };
-        if rest.is_empty() {
-            map.insert(key, Value::String(value));
-            return;
-        }
-        let child = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
-        if !child.is_object() {
-            *child = Value::Object(Map::new());
-        }
-        insert(child, rest, value);
-    }
-    fn arrays(v: Value) -> Value {
-        match v {
-            Value::Object(map) => {
-                let n = map.len();
-                let is_list = n > 0 && (0..n).all(|i| map.contains_key(&i.to_string()));
-                if is_list {
-                    let mut map = map;
-                    Value::Array(
-                        (0..n)
-                            .map(|i| arrays(map.remove(&i.to_string()).unwrap_or(Value::Null)))
-                            .collect(),
-                    )
-                } else {
-                    Value::Object(map.into_iter().map(|(k, v)| (k, arrays(v))).collect())
-                }
-            }
-            other => other,
-        }
-    }
-    let mut root = Value::Object(Map::new());
-    for (k, v) in parse_pairs(body) {
-        let (base, mut rest) = match k.find('[') {
-            Some(i) => (k[..i].to_owned(), &k[i..]),
-            None => (k.clone(), ""),
-        };
-        let mut path = vec![base];
-        while let Some(stripped) = rest.strip_prefix('[') {
-            match stripped.find(']') {
-                Some(end) => {
-                    path.push(stripped[..end].to_owned());
-                    rest = &stripped[end + 1..];
-                }
-                None => break,
-            }
-        }
-        insert(&mut root, &path, v);
-    }
-    arrays(root)
-}
-
 fn text_of(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -341,9 +269,11 @@ impl FakeBitrix {
                 };
                 let state = fake_state.clone();
                 tokio::spawn(async move {
+                    // An `Err` from the service makes hyper close the connection without
+                    // an answer (a lost answer, see `lose_answers`).
                     let service = service_fn(move |req| {
                         let state = state.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+                        async move { handle(&state, req).await }
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -431,25 +361,13 @@ impl FakeBitrix {
         }
     }
 
-    /// REST calls to `domain` are answered only after `delay` (a hanging portal); zero ends it.
-    pub fn delay_portal(&self, domain: &str, delay: std::time::Duration) {
-        self.state().delays.insert(domain.to_owned(), delay);
-    }
-
-    /// The next `n` REST calls (to any portal) fail as `kind`.
-    pub fn fail_next(&self, n: usize, kind: FailKind) {
-        let mut s = self.state();
-        for _ in 0..n {
-            s.failures.push_back(kind);
-        }
-    }
-
-    /// Every REST call so far.
+    /// Every REST request so far (a batch is one, whatever it carries), refused ones
+    /// included.
     pub fn calls(&self) -> Vec<RecordedCall> {
         self.state().calls.clone()
     }
 
-    /// The REST calls of `method`.
+    /// The REST requests of `method`.
     pub fn calls_to(&self, method: &str) -> Vec<RecordedCall> {
         self.state()
             .calls
@@ -464,9 +382,44 @@ impl FakeBitrix {
         self.state().oauth.clone()
     }
 
-    /// Every message accepted by `imconnector.send.messages`, in order.
+    /// The commands run inside batches, in order, each with its `batch_key` (not in
+    /// [`FakeBitrix::calls`]).
+    pub fn batch_commands(&self) -> Vec<RecordedCall> {
+        self.state().batch_commands.clone()
+    }
+
+    /// Every message accepted by `imconnector.send.messages` (alone or in a batch), in order.
     pub fn messages_received(&self) -> Vec<ReceivedMessage> {
         self.state().messages.clone()
+    }
+
+    /// How many messages received repeat one received before: same portal, line, external
+    /// chat id and external message id (a message posted twice).
+    pub fn duplicate_posts(&self) -> usize {
+        let s = self.state();
+        let mut seen = HashSet::new();
+        s.messages
+            .iter()
+            .filter(|m| {
+                !seen.insert((
+                    &m.domain,
+                    &m.line,
+                    &m.external_chat_id,
+                    &m.external_message_id,
+                ))
+            })
+            .count()
+    }
+
+    /// The external message ids received on `domain` for the conversation
+    /// `external_chat_id`, in arrival order (repeats included).
+    pub fn messages_in_chat(&self, domain: &str, external_chat_id: &str) -> Vec<String> {
+        self.state()
+            .messages
+            .iter()
+            .filter(|m| m.domain == domain && m.external_chat_id == external_chat_id)
+            .map(|m| m.external_message_id.clone())
+            .collect()
     }
 
     /// Connectors registered on `domain`, by id.
@@ -487,16 +440,20 @@ impl FakeBitrix {
             .unwrap_or_default()
     }
 
-    /// Forgets calls, OAuth requests and messages (portals and tokens stay).
+    /// Forgets calls, batch commands, OAuth requests, messages and the count of rate-limit
+    /// refusals (portals, tokens and programmed faults stay).
     pub fn clear_records(&self) {
         let mut s = self.state();
         s.calls.clear();
+        s.batch_commands.clear();
         s.oauth.clear();
         s.messages.clear();
+        s.faults.rate_limited = 0;
     }
 }
 
-async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
+async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Result<Answer, AnswerLost> {
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let is_json = req
@@ -506,35 +463,29 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
         .is_some_and(|v| v.starts_with("application/json"));
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return error(400, "INVALID_REQUEST", "body could not be read"),
+        Err(_) => return Ok(error(400, "INVALID_REQUEST", "body could not be read")),
     };
-    let delay = path
-        .strip_prefix('/')
-        .and_then(|p| p.split_once("/rest/"))
-        .and_then(|(d, _)| {
-            let s = state.lock().unwrap_or_else(|e| e.into_inner());
-            s.delays.get(d).copied()
-        });
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
-    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
     if path == "/oauth/token/" || path == "/oauth/token" {
         let mut params: HashMap<String, String> = parse_pairs(&query).into_iter().collect();
         params.extend(parse_pairs(&String::from_utf8_lossy(&body)));
-        return oauth(&mut s, params);
+        return Ok(oauth(&mut lock(), params));
     }
     let Some((domain, method)) = path
         .strip_prefix('/')
         .and_then(|p| p.split_once("/rest/"))
         .map(|(d, m)| (d.to_owned(), m.trim_end_matches(".json").to_owned()))
     else {
-        return error(404, "NOT_FOUND", "no such path on the fake");
+        return Ok(error(404, "NOT_FOUND", "no such path on the fake"));
     };
+    // A slow portal: nothing happens until the delay has passed.
+    let delay = lock().faults.delays.get(&domain).copied();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let (params, form) = if is_json {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(m)) => (Value::Object(m), false),
-            _ => return error(400, "INVALID_REQUEST", "body is not a JSON object"),
+            _ => return Ok(error(400, "INVALID_REQUEST", "body is not a JSON object")),
         }
     } else {
         let mut v = form_to_json(&query);
@@ -550,17 +501,36 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Answer {
         .as_object_mut()
         .and_then(|m| m.remove("auth"))
         .and_then(|a| a.as_str().map(str::to_owned));
-    let response = rest(&mut s, &domain, &method, &params, auth.as_deref());
-    let status = response.status().as_u16();
-    s.calls.push(RecordedCall {
-        domain,
-        method,
-        params,
-        auth,
-        form,
-        status,
-    });
-    response
+
+    let (response, lose, hang) = {
+        let mut s = lock();
+        let (response, ran) = match s.faults.refusal(&domain) {
+            Some(kind) => (faults::fault_answer(kind), false),
+            None => (
+                dispatch(&mut s, &domain, &method, &params, auth.as_deref(), false).into_answer(),
+                true,
+            ),
+        };
+        s.calls.push(RecordedCall {
+            status: response.status().as_u16(),
+            domain: domain.clone(),
+            method,
+            params,
+            auth,
+            form,
+            batch_key: None,
+        });
+        let lose = ran && s.faults.lose_this(&domain);
+        (response, lose, s.faults.hangs.get(&domain).copied())
+    };
+    // A hanging portal: the call has run, its answer waits.
+    if let Some(hang) = hang {
+        tokio::time::sleep(hang).await;
+    }
+    if lose {
+        return Err(AnswerLost);
+    }
+    Ok(response)
 }
 
 fn oauth(s: &mut State, params: HashMap<String, String>) -> Answer {
@@ -608,629 +578,4 @@ fn oauth(s: &mut State, params: HashMap<String, String>) -> Answer {
         status: response.status().as_u16(),
     });
     response
-}
-
-const OK_TRUE_METHODS: &[&str] = &[
-    "imconnector.register",
-    "imconnector.unregister",
-    "imconnector.activate",
-    "imconnector.deactivate",
-    "imconnector.connector.data.set",
-    "event.bind",
-    "event.unbind",
-];
-
-fn rest(s: &mut State, domain: &str, method: &str, params: &Value, auth: Option<&str>) -> Answer {
-    if let Some(kind) = s.failures.pop_front() {
-        return match kind {
-            FailKind::QueryLimit => error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"),
-            FailKind::OperationTimeLimit => error(
-                429,
-                "OPERATION_TIME_LIMIT",
-                "Method is blocked due to operation time limit.",
-            ),
-            FailKind::Down => Response::builder()
-                .status(503)
-                .header("content-type", "text/html")
-                .body(Full::new(Bytes::from_static(
-                    b"<html><body>503 Service Temporarily Unavailable</body></html>",
-                )))
-                .expect("valid response"),
-            FailKind::InternalError => error(500, "INTERNAL_SERVER_ERROR", "Internal server error"),
-        };
-    }
-    let Some(auth) = auth.filter(|a| !a.is_empty()) else {
-        return error(401, "NO_AUTH_FOUND", "Wrong authorization data");
-    };
-    let Some(portal) = s.portals.get(domain) else {
-        return error(
-            401,
-            "invalid_token",
-            "The access token provided is invalid.",
-        );
-    };
-    if auth == portal.access {
-        if portal.access_expired {
-            return error(
-                401,
-                "expired_token",
-                "The access token provided has expired.",
-            );
-        }
-    } else if portal.retired_access.iter().any(|t| t == auth) {
-        return error(
-            401,
-            "expired_token",
-            "The access token provided has expired.",
-        );
-    } else {
-        return error(
-            401,
-            "invalid_token",
-            "The access token provided is invalid.",
-        );
-    }
-
-    let needs_messages = method.starts_with("imconnector.send.")
-        || method == "imconnector.update.messages"
-        || method == "imconnector.delete.messages";
-    if needs_messages {
-        for arg in ["CONNECTOR", "LINE", "MESSAGES"] {
-            let present = match params.get(arg) {
-                None | Some(Value::Null) => false,
-                Some(Value::String(v)) => !v.is_empty(),
-                Some(_) => true,
-            };
-            if !present {
-                return error(
-                    400,
-                    "ERROR_ARGUMENT",
-                    &format!("Argument '{arg}' is null or empty"),
-                );
-            }
-        }
-        if !params["MESSAGES"].is_array() {
-            return error(
-                400,
-                "ERROR_ARGUMENT",
-                "The value of an argument 'MESSAGES' must be of type array",
-            );
-        }
-    }
-    match method {
-        "imconnector.register" => register(s, domain, params),
-        "imconnector.activate" => activate(s, domain, params),
-        "imconnector.connector.data.set" => connector_data(s, domain, params),
-        "event.bind" => bind(s, domain, params),
-        "event.unbind" => {
-            let event = text_of(params.get("event"))
-                .unwrap_or_default()
-                .to_ascii_uppercase();
-            let handler = text_of(params.get("handler")).unwrap_or_default();
-            let portal = s.portals.get_mut(domain).expect("checked by auth");
-            let before = portal.bindings.len();
-            portal
-                .bindings
-                .retain(|(e, h)| !(e == &event && h == &handler));
-            ok(json!({ "count": before - portal.bindings.len() }))
-        }
-        "app.info" => ok(json!({
-            "ID": 17,
-            "CODE": "local.5f0c0a1b2c3d4e.12345678",
-            "VERSION": 1,
-            "STATUS": "L",
-            "INSTALLED": true,
-            "PAYMENT_EXPIRED": "N",
-            "DAYS": null,
-            "LANGUAGE_ID": "en",
-            "LICENSE": "en_project"
-        })),
-        "imconnector.send.messages" => send_messages(s, domain, params),
-        "imconnector.send.status.delivery" | "imconnector.send.status.reading" => {
-            ok(json!({ "SUCCESS": true, "DATA": [] }))
-        }
-        "imconnector.update.messages" | "imconnector.delete.messages" => {
-            let results: Vec<Value> = params["MESSAGES"]
-                .as_array()
-                .map(|a| a.iter().map(|_| json!({ "SUCCESS": true })).collect())
-                .unwrap_or_default();
-            ok(json!({ "SUCCESS": true, "DATA": { "RESULT": results } }))
-        }
-        m if OK_TRUE_METHODS.contains(&m) => ok(json!(true)),
-        _ => error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
-    }
-}
-
-fn register(s: &mut State, domain: &str, params: &Value) -> Answer {
-    let id = text_of(params.get("ID")).unwrap_or_default();
-    if id.is_empty() {
-        return ok(json!({"result": false, "error": "CONNECTOR_ID_REQUIRED",
-            "error_description": "Connector ID is required"}));
-    }
-    if id.contains('.') {
-        return ok(json!({"result": false, "error": "REGISTRATION_ERROR_POINT",
-            "error_description": "The connector ID must not contain a point"}));
-    }
-    let icon = params
-        .get("ICON")
-        .and_then(|i| text_of(i.get("DATA_IMAGE")));
-    let name = text_of(params.get("NAME"));
-    let handler = text_of(params.get("PLACEMENT_HANDLER"));
-    if name.is_none() || icon.is_none() || handler.is_none() {
-        return ok(json!({"result": false, "error": "REGISTRATION_ERROR",
-            "error_description": "NAME, ICON[DATA_IMAGE] and PLACEMENT_HANDLER are required"}));
-    }
-    let portal = s.portals.get_mut(domain).expect("checked by auth");
-    portal
-        .connectors
-        .entry(id.to_ascii_lowercase())
-        .or_default()
-        .registration = params.clone();
-    ok(json!({ "result": true }))
-}
-
-fn activate(s: &mut State, domain: &str, params: &Value) -> Answer {
-    let (Some(id), Some(line)) = (
-        text_of(params.get("CONNECTOR")),
-        text_of(params.get("LINE")),
-    ) else {
-        return error(
-            400,
-            "ERROR_ARGUMENT",
-            "Argument 'CONNECTOR' or 'LINE' is null or empty",
-        );
-    };
-    let active = text_of(params.get("ACTIVE")).as_deref() != Some("0");
-    let portal = s.portals.get_mut(domain).expect("checked by auth");
-    let Some(connector) = portal.connectors.get_mut(&id) else {
-        return error(
-            400,
-            "CONNECTOR_NOT_FOUND",
-            "The connector is not registered",
-        );
-    };
-    connector.active_lines.retain(|l| l != &line);
-    if active {
-        connector.active_lines.push(line);
-    }
-    ok(json!(true))
-}
-
-fn connector_data(s: &mut State, domain: &str, params: &Value) -> Answer {
-    let (Some(id), Some(line)) = (
-        text_of(params.get("CONNECTOR")),
-        text_of(params.get("LINE")),
-    ) else {
-        return error(
-            400,
-            "ERROR_ARGUMENT",
-            "Argument 'CONNECTOR' or 'LINE' is null or empty",
-        );
-    };
-    let Some(data) = params.get("DATA").filter(|d| d.is_object()) else {
-        return error(400, "ERROR_ARGUMENT", "Argument 'DATA' is null or empty");
-    };
-    let portal = s.portals.get_mut(domain).expect("checked by auth");
-    let Some(connector) = portal.connectors.get_mut(&id) else {
-        return error(
-            400,
-            "CONNECTOR_NOT_FOUND",
-            "The connector is not registered",
-        );
-    };
-    connector.data.insert(line, data.clone());
-    ok(json!(true))
-}
-
-fn bind(s: &mut State, domain: &str, params: &Value) -> Answer {
-    let event = text_of(params.get("event"))
-        .or_else(|| text_of(params.get("EVENT")))
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    let handler = text_of(params.get("handler"))
-        .or_else(|| text_of(params.get("HANDLER")))
-        .unwrap_or_default();
-    if event.is_empty() || handler.is_empty() {
-        return error(400, "ERROR_ARGUMENT", "event and handler are required");
-    }
-    let portal = s.portals.get_mut(domain).expect("checked by auth");
-    if portal
-        .bindings
-        .iter()
-        .any(|(e, h)| e == &event && h == &handler)
-    {
-        return error(400, "ERROR_CORE", "Handler already binded");
-    }
-    portal.bindings.push((event, handler));
-    ok(json!(true))
-}
-
-fn send_messages(s: &mut State, domain: &str, params: &Value) -> Answer {
-    let connector = text_of(params.get("CONNECTOR")).unwrap_or_default();
-    let line = text_of(params.get("LINE")).unwrap_or_default();
-    let messages = params["MESSAGES"].as_array().cloned().unwrap_or_default();
-    if messages.iter().any(|m| {
-        !(m.get("user").is_some_and(Value::is_object)
-            && m.get("message").is_some_and(Value::is_object)
-            && m.get("chat").is_some_and(Value::is_object))
-    }) {
-        return error(
-            400,
-            "ERROR_ARGUMENT",
-            "The incorrect structure of a message inside MESSAGES parameter",
-        );
-    }
-    let mut results = Vec::new();
-    for m in messages {
-        let user_id = text_of(m["user"].get("id"));
-        let chat_ext = text_of(m["chat"].get("id"));
-        let message_ext = text_of(m["message"].get("id"));
-        let text = text_of(m["message"].get("text"));
-        let files = m["message"]
-            .get("files")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let (Some(user_id), Some(chat_ext)) = (user_id, chat_ext) else {
-            results.push(json!({
-                "SUCCESS": false,
-                "ERRORS": ["Not all required data was provided"]
-            }));
-            continue;
-        };
-        if text.is_none() && files.is_empty() {
-            results.push(json!({
-                "user": user_id,
-                "SUCCESS": false,
-                "ERRORS": ["Not all required data was provided"]
-            }));
-            continue;
-        }
-        let known_user = s.portals[domain].users.get(&user_id).copied();
-        let bitrix_user = match known_user {
-            Some(u) => u,
-            None => {
-                let u = s.next();
-                let portal = s.portals.get_mut(domain).expect("checked by auth");
-                portal.users.insert(user_id.clone(), u);
-                u
-            }
-        };
-        let key = (line.clone(), chat_ext.clone());
-        let known_chat = s.portals[domain].chats.get(&key).copied();
-        let (session_id, chat_id) = match known_chat {
-            Some(ids) => ids,
-            None => {
-                let ids = (s.next(), s.next());
-                let portal = s.portals.get_mut(domain).expect("checked by auth");
-                portal.chats.insert(key, ids);
-                ids
-            }
-        };
-        let message_id = s.next();
-        s.messages.push(ReceivedMessage {
-            domain: domain.to_owned(),
-            connector: connector.clone(),
-            line: line.clone(),
-            external_user_id: user_id.clone(),
-            external_chat_id: chat_ext.clone(),
-            external_message_id: message_ext.clone().unwrap_or_default(),
-            text: text.clone(),
-            files: files.clone(),
-            bitrix_user_id: bitrix_user,
-            session_id,
-            chat_id,
-            message_id,
-            raw: m.clone(),
-        });
-        let mut chat = json!({ "id": chat_ext });
-        if let Some(name) = text_of(m["chat"].get("name")) {
-            chat["name"] = Value::String(name);
-        }
-        if let Some(url) = text_of(m["chat"].get("url")) {
-            chat["description"] = Value::String(format!("Link to the original post: {url}"));
-        }
-        let mut extra = Map::new();
-        if m["user"].get("skip_phone_validate").and_then(Value::as_str) == Some("Y") {
-            extra.insert("skip_phone_validate".into(), json!("Y"));
-        }
-        if m["message"].get("disable_crm").and_then(Value::as_str) == Some("Y") {
-            extra.insert("disable_tracker".into(), json!("Y"));
-        }
-        results.push(json!({
-            "user": bitrix_user.to_string(),
-            "message": {
-                "id": message_ext,
-                "date": {},
-                "text": text.unwrap_or_default(),
-                "files": files
-            },
-            "chat": chat,
-            "extra": extra,
-            "SUCCESS": true,
-            "session": { "ID": session_id.to_string(), "CHAT_ID": chat_id.to_string() }
-        }));
-    }
-    ok(json!({ "SUCCESS": true, "DATA": { "RESULT": results } }))
-}
-
-/// Percent-encodes like PHP's `http_build_query` (RFC 3986 unreserved characters stay).
-fn php_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A JSON object as PHP's `http_build_query` writes it: `data[MESSAGES][0][im][chat_id]=1`,
-/// brackets encoded, booleans as 1/0, nulls left out.
-pub fn php_form(v: &Value) -> String {
-    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(o) => {
-                for (k, v) in o {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}[{k}]")
-                    };
-                    walk(&key, v, out);
-                }
-            }
-            Value::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    walk(&format!("{prefix}[{i}]"), v, out);
-                }
-            }
-            Value::Null => {}
-            Value::Bool(b) => out.push(format!("{}={}", php_encode(prefix), u8::from(*b))),
-            Value::Number(n) => out.push(format!("{}={}", php_encode(prefix), n)),
-            Value::String(t) => out.push(format!("{}={}", php_encode(prefix), php_encode(t))),
-        }
-    }
-    let mut out = Vec::new();
-    walk("", v, &mut out);
-    out.join("&")
-}
-
-/// One operator message of an `ONIMCONNECTORMESSAGE*` event.
-#[derive(Debug, Clone, Default)]
-pub struct EventMessage {
-    pub im_chat_id: u64,
-    pub im_message_id: u64,
-    /// Our chat id (the conversation id).
-    pub chat_id: String,
-    pub user_id: u64,
-    pub text: Option<String>,
-    /// `(name, link)` per file.
-    pub files: Vec<(String, String)>,
-    /// External ids (`message[id]`) for updates and deletes.
-    pub external_ids: Vec<String>,
-}
-
-/// The bodies Bitrix24 posts to an application, for a portal (apidocs shapes; see each
-/// method). `auth` carries the portal's `domain`, `member_id`, current access token and the
-/// given application token.
-#[derive(Debug, Clone)]
-pub struct EventBody {
-    pub domain: String,
-    pub member_id: String,
-    pub access_token: Option<String>,
-    pub application_token: Option<String>,
-    pub ts: i64,
-}
-
-impl EventBody {
-    /// For `domain`'s current tokens in `fake`.
-    pub fn for_portal(fake: &FakeBitrix, domain: &str, application_token: Option<&str>) -> Self {
-        let tokens = fake.valid_tokens_for(domain);
-        EventBody {
-            domain: domain.to_owned(),
-            member_id: tokens.member_id,
-            access_token: Some(tokens.access_token),
-            application_token: application_token.map(str::to_owned),
-            ts: now_secs() as i64,
-        }
-    }
-
-    fn auth(&self, with_tokens: bool) -> Value {
-        let mut auth = json!({
-            "domain": self.domain,
-            "server_endpoint": "https://oauth.bitrix.info/rest/",
-            "status": "L",
-            "client_endpoint": format!("https://{}/rest/", self.domain),
-            "member_id": self.member_id,
-        });
-        if with_tokens {
-            if let Some(t) = &self.access_token {
-                auth["access_token"] = json!(t);
-                auth["expires"] = json!(self.ts + 3600);
-                auth["expires_in"] = json!(3600);
-                auth["scope"] = json!("imconnector,imopenlines");
-                auth["user_id"] = json!(1);
-            }
-        }
-        if let Some(t) = &self.application_token {
-            auth["application_token"] = json!(t);
-        }
-        auth
-    }
-
-    fn event(&self, name: &str, data: Value, with_tokens: bool) -> String {
-        php_form(&json!({
-            "event": name,
-            "event_handler_id": 555,
-            "data": data,
-            "ts": self.ts,
-            "auth": self.auth(with_tokens),
-        }))
-    }
-
-    /// The installation wizard's POST (apidocs "Simplified Method for Obtaining OAuth 2.0
-    /// Tokens"): `DOMAIN`, `PROTOCOL`, `LANG`, `APP_SID`, `AUTH_ID`, `AUTH_EXPIRES`,
-    /// `REFRESH_ID`, `member_id`, `status`.
-    pub fn install_wizard(fake: &FakeBitrix, domain: &str) -> String {
-        let t = fake.valid_tokens_for(domain);
-        php_form(&json!({
-            "DOMAIN": domain,
-            "PROTOCOL": "1",
-            "LANG": "en",
-            "APP_SID": "dd8cec11e347088fe87c44870a9f1dba",
-            "AUTH_ID": t.access_token,
-            "AUTH_EXPIRES": "3600",
-            "REFRESH_ID": t.refresh_token,
-            "member_id": t.member_id,
-            "status": "L",
-            "PLACEMENT": "DEFAULT",
-            "PLACEMENT_OPTIONS": "{\"any\":\"1/\"}"
-        }))
-    }
-
-    /// The installation callback (application "uses only API"): the `ONAPPINSTALL` shape
-    /// with both tokens and the application token.
-    pub fn install_callback(fake: &FakeBitrix, domain: &str, application_token: &str) -> String {
-        let t = fake.valid_tokens_for(domain);
-        let body = EventBody::for_portal(fake, domain, Some(application_token));
-        let mut auth = body.auth(true);
-        auth["refresh_token"] = json!(t.refresh_token);
-        php_form(&json!({
-            "event": "ONAPPINSTALL",
-            "data": {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
-            "ts": body.ts,
-            "auth": auth,
-        }))
-    }
-
-    /// `ONAPPINSTALL` (apidocs OnAppInstall): `data[VERSION]`, `data[ACTIVE]`,
-    /// `data[INSTALLED]`, `data[LANGUAGE_ID]`; `auth` with the access token when this body
-    /// has one.
-    pub fn app_install(&self) -> String {
-        self.event(
-            "ONAPPINSTALL",
-            json!({"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"}),
-            true,
-        )
-    }
-
-    /// `ONAPPUNINSTALL` (apidocs): `data[LANGUAGE_ID]`, `data[CLEAN]`; `auth` without tokens.
-    pub fn app_uninstall(&self, clean: bool) -> String {
-        self.event(
-            "ONAPPUNINSTALL",
-            json!({"LANGUAGE_ID": "en", "CLEAN": u8::from(clean)}),
-            false,
-        )
-    }
-
-    fn messages(messages: &[EventMessage], with_ids: bool) -> Value {
-        Value::Array(
-            messages
-                .iter()
-                .map(|m| {
-                    let mut message = json!({ "user_id": m.user_id });
-                    if let Some(t) = &m.text {
-                        message["text"] = json!(t);
-                    }
-                    if !m.files.is_empty() {
-                        message["files"] = Value::Array(
-                            m.files
-                                .iter()
-                                .map(|(name, link)| json!({"name": name, "link": link, "type": "file"}))
-                                .collect(),
-                        );
-                    }
-                    if with_ids {
-                        message["id"] = json!(m.external_ids);
-                    }
-                    json!({
-                        "im": {"chat_id": m.im_chat_id, "message_id": m.im_message_id},
-                        "message": message,
-                        "chat": {"id": m.chat_id},
-                    })
-                })
-                .collect(),
-        )
-    }
-
-    /// `ONIMCONNECTORMESSAGEADD` (apidocs): `data[CONNECTOR]`, `data[LINE]`,
-    /// `data[MESSAGES][n][im|message|chat]`.
-    pub fn message_add(&self, connector: &str, line: u64, messages: &[EventMessage]) -> String {
-        self.event(
-            "ONIMCONNECTORMESSAGEADD",
-            json!({"CONNECTOR": connector, "LINE": line, "MESSAGES": Self::messages(messages, false)}),
-            true,
-        )
-    }
-
-    /// `ONIMCONNECTORMESSAGEUPDATE`: as add, with `message[id]` a list of external ids.
-    pub fn message_update(&self, connector: &str, line: u64, messages: &[EventMessage]) -> String {
-        self.event(
-            "ONIMCONNECTORMESSAGEUPDATE",
-            json!({"CONNECTOR": connector, "LINE": line, "MESSAGES": Self::messages(messages, true)}),
-            true,
-        )
-    }
-
-    /// `ONIMCONNECTORMESSAGEDELETE`: `message[id]` the external id.
-    pub fn message_delete(&self, connector: &str, line: u64, messages: &[EventMessage]) -> String {
-        let list: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                json!({
-                    "im": {"chat_id": m.im_chat_id, "message_id": m.im_message_id},
-                    "message": {"id": m.external_ids.first().cloned().unwrap_or_default()},
-                    "chat": {"id": m.chat_id},
-                })
-            })
-            .collect();
-        self.event(
-            "ONIMCONNECTORMESSAGEDELETE",
-            json!({"CONNECTOR": connector, "LINE": line, "MESSAGES": list}),
-            true,
-        )
-    }
-
-    /// `ONIMCONNECTORSTATUSDELETE` (apidocs): `data[connector]`, `data[line]`.
-    pub fn status_delete(&self, connector: &str, line: u64) -> String {
-        self.event(
-            "ONIMCONNECTORSTATUSDELETE",
-            json!({"connector": connector, "line": line}),
-            true,
-        )
-    }
-
-    /// `ONIMCONNECTORLINEDELETE` (apidocs): `data` is the line id.
-    pub fn line_delete(&self, line: u64) -> String {
-        self.event("ONIMCONNECTORLINEDELETE", json!(line), true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn php_style_forms() {
-        let v = form_to_json(
-            "CONNECTOR=wa&LINE=7&MESSAGES%5B0%5D%5Buser%5D%5Bid%5D=u1\
-             &MESSAGES[0][message][text]=hi+there%21&MESSAGES[1][chat][id]=c2&tags[]=a&tags[]=b",
-        );
-        assert_eq!(
-            v,
-            json!({
-                "CONNECTOR": "wa",
-                "LINE": "7",
-                "MESSAGES": [
-                    {"user": {"id": "u1"}, "message": {"text": "hi there!"}},
-                    {"chat": {"id": "c2"}}
-                ],
-                "tags": ["a", "b"]
-            })
-        );
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-    }
 }
