@@ -68,13 +68,17 @@ pub enum HttpError {
     /// no host, or a value that cannot be a header.
     #[error("request refused: {0}")]
     Refused(&'static str),
+    /// The whole-request timeout passed; the request may have been sent.
     #[error("request timed out")]
     Timeout,
+    /// No connection could be opened (DNS, TCP, TLS handshake): nothing was sent.
     #[error("connection failed: {0}")]
     Connect(String),
     /// The answer body is larger than the limit (by `Content-Length` or while reading).
     #[error("answer larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// Failed after the connection was opened (reset, closed before the answer was
+    /// complete, unreadable body): the request may have been sent.
     #[error("{0}")]
     Other(String),
 }

@@ -21,11 +21,13 @@ use serde_json::{Map, Value};
 use crate::ids::BitrixDomain;
 use crate::secret::Secret;
 
+use super::batch::{batch_params, BatchAnswer, BatchCommand, BATCH};
 use super::config::{BitrixConfig, BitrixConfigError};
 use super::error::{classify, BitrixError};
+use super::im::{self, ChatMessage};
 use super::imconnector::{
-    self, ConnectorId, DeleteCrmMessage, OpenLineId, OutgoingCrmMessage, SentCrmMessage,
-    StatusUpdate,
+    self, ConnectorId, DeleteCrmMessage, MethodCall, OpenLineId, OutgoingCrmMessage,
+    SentCrmMessage, StatusUpdate,
 };
 use super::pacing::Pacer;
 use super::tokens::{TokenPair, TokenStore};
@@ -58,7 +60,7 @@ pub const EVENT_BIND: &str = "event.bind";
 pub const APP_INFO: &str = "app.info";
 
 /// REST method names: `imconnector.send.messages`, `batch`, `event.bind`...
-fn check_method(method: &str) -> Result<(), BitrixError> {
+pub(crate) fn check_method(method: &str) -> Result<(), BitrixError> {
     let ok = !method.is_empty()
         && method.len() <= 128
         && method
@@ -99,6 +101,7 @@ fn encode(s: &str) -> String {
 fn transport_error(e: TransportError) -> BitrixError {
     BitrixError::Unavailable {
         status: None,
+        maybe_executed: e.maybe_sent(),
         detail: e.to_string(),
     }
 }
@@ -345,8 +348,8 @@ impl BitrixClient {
     }
 }
 
-/// One portal, its tokens and their store: typed `imconnector` calls with refresh-on-expiry
-/// (see [`BitrixClient::call_with_refresh`]).
+/// One portal, its tokens and their store: typed `imconnector` calls, `batch` and the chat
+/// lookup, each with refresh-on-expiry (see [`BitrixClient::call_with_refresh`]).
 pub struct PortalSession<'a> {
     client: &'a BitrixClient,
     portal: &'a BitrixDomain,
@@ -371,6 +374,37 @@ impl PortalSession<'_> {
             .await
     }
 
+    /// A built call, alone.
+    async fn run(&mut self, call: MethodCall) -> Result<Value, BitrixError> {
+        self.call(call.method, call.params).await
+    }
+
+    /// `batch` of `commands` (1 to 50, distinct keys; refused before sending otherwise) as
+    /// ONE request, with refresh-on-expiry like any call. `halt`: Bitrix24 stops at the first
+    /// command that fails. `Err` when the batch as a whole failed (HTTP status, token,
+    /// transport; see [`BitrixError::is_ambiguous`]); each command's outcome is in the
+    /// [`BatchAnswer`].
+    pub async fn batch(
+        &mut self,
+        commands: &[BatchCommand],
+        halt: bool,
+    ) -> Result<BatchAnswer, BitrixError> {
+        let params = batch_params(commands, halt)?;
+        let result = self.call(BATCH, params).await?;
+        BatchAnswer::parse(&result, commands)
+    }
+
+    /// `im.dialog.messages.get`: the `limit` (at most 50) newest messages of Bitrix24's
+    /// chat `chat_id` (`session.CHAT_ID` of a send), newest first.
+    pub async fn recent_messages(
+        &mut self,
+        chat_id: &str,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>, BitrixError> {
+        let result = self.run(im::recent_messages_call(chat_id, limit)).await?;
+        im::parse_recent_messages(&result)
+    }
+
     /// `imconnector.send.messages`: one result per message, in order.
     pub async fn send_messages(
         &mut self,
@@ -378,12 +412,8 @@ impl PortalSession<'_> {
         line: OpenLineId,
         messages: &[OutgoingCrmMessage],
     ) -> Result<Vec<SentCrmMessage>, BitrixError> {
-        let items = messages
-            .iter()
-            .map(OutgoingCrmMessage::to_param)
-            .collect::<Result<Vec<_>, _>>()?;
-        let params = imconnector::messages_params(connector, line, items)?;
-        let result = self.call(imconnector::SEND_MESSAGES, params).await?;
+        let call = imconnector::send_messages_call(connector, line, messages)?;
+        let result = self.run(call).await?;
         imconnector::parse_sent_messages(imconnector::SEND_MESSAGES, &result)
     }
 
@@ -446,12 +476,8 @@ impl PortalSession<'_> {
         line: OpenLineId,
         messages: &[OutgoingCrmMessage],
     ) -> Result<Vec<SentCrmMessage>, BitrixError> {
-        let items = messages
-            .iter()
-            .map(OutgoingCrmMessage::to_param)
-            .collect::<Result<Vec<_>, _>>()?;
-        let params = imconnector::messages_params(connector, line, items)?;
-        let result = self.call(imconnector::UPDATE_MESSAGES, params).await?;
+        let call = imconnector::update_messages_call(connector, line, messages)?;
+        let result = self.run(call).await?;
         imconnector::parse_sent_messages(imconnector::UPDATE_MESSAGES, &result)
     }
 
@@ -462,12 +488,8 @@ impl PortalSession<'_> {
         line: OpenLineId,
         messages: &[DeleteCrmMessage],
     ) -> Result<(), BitrixError> {
-        let items = messages
-            .iter()
-            .map(DeleteCrmMessage::to_param)
-            .collect::<Result<Vec<_>, _>>()?;
-        let params = imconnector::messages_params(connector, line, items)?;
-        let result = self.call(imconnector::DELETE_MESSAGES, params).await?;
+        let call = imconnector::delete_messages_call(connector, line, messages)?;
+        let result = self.run(call).await?;
         imconnector::parse_success(imconnector::DELETE_MESSAGES, &result)
     }
 
@@ -478,8 +500,9 @@ impl PortalSession<'_> {
         line: OpenLineId,
         statuses: &[StatusUpdate],
     ) -> Result<(), BitrixError> {
-        self.send_status(imconnector::SEND_STATUS_DELIVERY, connector, line, statuses)
-            .await
+        let call = imconnector::status_delivery_call(connector, line, statuses)?;
+        let result = self.run(call).await?;
+        imconnector::parse_success(imconnector::SEND_STATUS_DELIVERY, &result)
     }
 
     /// `imconnector.send.status.reading` for operator messages.
@@ -489,24 +512,9 @@ impl PortalSession<'_> {
         line: OpenLineId,
         statuses: &[StatusUpdate],
     ) -> Result<(), BitrixError> {
-        self.send_status(imconnector::SEND_STATUS_READING, connector, line, statuses)
-            .await
-    }
-
-    async fn send_status(
-        &mut self,
-        method: &str,
-        connector: &ConnectorId,
-        line: OpenLineId,
-        statuses: &[StatusUpdate],
-    ) -> Result<(), BitrixError> {
-        let items = statuses
-            .iter()
-            .map(StatusUpdate::to_param)
-            .collect::<Result<Vec<_>, _>>()?;
-        let params = imconnector::messages_params(connector, line, items)?;
-        let result = self.call(method, params).await?;
-        imconnector::parse_success(method, &result)
+        let call = imconnector::status_reading_call(connector, line, statuses)?;
+        let result = self.run(call).await?;
+        imconnector::parse_success(imconnector::SEND_STATUS_READING, &result)
     }
 }
 

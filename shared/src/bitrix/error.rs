@@ -11,13 +11,22 @@
 //! | 403 | `PORTAL_DELETED`, `WRONG_AUTH_TYPE` | [`BitrixError::Unauthorized`] |
 //! | 503 | `QUERY_LIMIT_EXCEEDED` (request intensity limit) | [`BitrixError::RateLimited`] |
 //! | 429 | `OPERATION_TIME_LIMIT` (method blocked by resource limit) | [`BitrixError::RateLimited`] |
-//! | 500 | `INTERNAL_SERVER_ERROR`, `ERROR_UNEXPECTED_ANSWER` | [`BitrixError::Unavailable`] |
+//! | 500 | `INTERNAL_SERVER_ERROR`, `ERROR_UNEXPECTED_ANSWER` | [`BitrixError::Unavailable`] (ambiguous) |
 //! | 404 | `ERROR_METHOD_NOT_FOUND` | [`BitrixError::Rejected`] |
 //!
 //! The OAuth server's codes (apidocs "Error Codes" of OAuth): `invalid_grant` (bad or used
 //! refresh token), `invalid_client`, `invalid_request`, `invalid_scope`/`insufficient_scope`,
 //! and `PAYMENT_REQUIRED` are all [`BitrixError::Unauthorized`]: the portal must be
 //! reconnected, retrying cannot help.
+//!
+//! **Ambiguous outcomes** ([`BitrixError::is_ambiguous`]): when a request was sent but no usable
+//! answer came back, Bitrix24 may have executed it. That is the case for a timeout, a
+//! connection closed or reset while waiting for the answer, an HTTP 5xx other than the two
+//! documented limit errors (`503 QUERY_LIMIT_EXCEEDED` and `429 OPERATION_TIME_LIMIT` are
+//! refusals: nothing was executed), and a 2xx answer whose body could not be read. A caller
+//! that must not post twice asks Bitrix24 what arrived before it repeats such a call. A
+//! connection that could not be opened, a 4xx refusal, a rate limit, and an expired or
+//! refused token are not ambiguous: Bitrix24 did not execute the request.
 
 use std::time::Duration;
 
@@ -46,8 +55,15 @@ pub enum BitrixError {
     #[error("Bitrix24 rate limit ({code}); retry after {retry_after:?}")]
     RateLimited { code: String, retry_after: Duration },
     /// Bitrix24 could not be reached or failed on its side (network, timeout, 5xx): retry.
+    /// `status` is the HTTP status when an answer came. `maybe_executed` is false only when
+    /// the request certainly did not reach Bitrix24 (the connection could not be opened);
+    /// see [`BitrixError::is_ambiguous`].
     #[error("Bitrix24 unavailable: {detail}")]
-    Unavailable { status: Option<u16>, detail: String },
+    Unavailable {
+        status: Option<u16>,
+        detail: String,
+        maybe_executed: bool,
+    },
     /// Bitrix24 refused the request itself (bad argument, inactive line, unknown method...).
     /// Permanent: the same request would be refused again.
     #[error("Bitrix24 rejected the request (HTTP {status}): {code}: {description}")]
@@ -80,6 +96,20 @@ impl BitrixError {
             | BitrixError::InvalidRequest(_)
             | BitrixError::Protocol(_) => false,
         }
+    }
+
+    /// True when Bitrix24 may have executed the request although no usable answer came back
+    /// (timeout or connection lost after sending, a 5xx that is not a documented limit
+    /// error, an unreadable 2xx body). The same request may then have taken effect already:
+    /// a caller that must act once looks first, then repeats. Always retryable.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(
+            self,
+            BitrixError::Unavailable {
+                maybe_executed: true,
+                ..
+            }
+        )
     }
 
     /// The wait Bitrix24 (or our pacing) asked for, if any.
@@ -196,9 +226,11 @@ pub(crate) fn classify(
         } else {
             format!("HTTP {status} {code}: {description}")
         };
+        // Whatever failed, it failed after the request reached the portal.
         return BitrixError::Unavailable {
             status: Some(status),
             detail,
+            maybe_executed: true,
         };
     }
     match body {
@@ -212,8 +244,30 @@ pub(crate) fn classify(
             description,
         },
         Some(_) => BitrixError::Protocol(format!("HTTP {status} without \"result\" or \"error\"")),
+        // A success status with a body we cannot read (cut off, a proxy's page): the request
+        // was executed or not, we cannot tell.
+        None if (200..300).contains(&status) => BitrixError::Unavailable {
+            status: Some(status),
+            detail: format!("HTTP {status} with a body that is not JSON"),
+            maybe_executed: true,
+        },
         None => BitrixError::Protocol(format!("HTTP {status} with a body that is not JSON")),
     }
+}
+
+/// Maps the error of one command of a `batch` (an element of `result_error`: `{"error":
+/// code, "error_description": text}`, apidocs "How to Execute Batch Requests") as a
+/// top-level error answer would be. A command has no HTTP status of its own: the batch's
+/// 200 stands in (so a refusal is `Rejected { status: 200, .. }`).
+pub(crate) fn classify_command(error: &serde_json::Value) -> BitrixError {
+    let has_code = error
+        .get("error")
+        .and_then(|c| c.as_str())
+        .is_some_and(|c| !c.is_empty());
+    if !has_code {
+        return BitrixError::Protocol("batch: a command's error has no code".into());
+    }
+    classify(200, Some(error), None)
 }
 
 #[cfg(test)]
@@ -302,6 +356,99 @@ mod tests {
         ));
         assert!(matches!(
             classify(400, None, None),
+            BitrixError::Protocol(_)
+        ));
+    }
+
+    #[test]
+    fn ambiguous_outcomes() {
+        // Sent, no usable answer: Bitrix24 may have executed it.
+        for e in [
+            c(
+                500,
+                json!({"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal server error"}),
+            ),
+            classify(503, None, None),
+            classify(502, None, None),
+            classify(504, Some(&json!({})), None),
+            classify(200, None, None),
+            classify_command(&json!({"error": "INTERNAL_SERVER_ERROR", "error_description": ""})),
+        ] {
+            assert!(e.is_ambiguous(), "{e:?}");
+            assert!(e.is_retryable(), "{e:?}");
+            assert_eq!(e.kind(), "unavailable");
+        }
+        // Refused or never executed.
+        for e in [
+            c(
+                503,
+                json!({"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}),
+            ),
+            c(
+                429,
+                json!({"error": "OPERATION_TIME_LIMIT", "error_description": "blocked"}),
+            ),
+            c(
+                401,
+                json!({"error": "expired_token", "error_description": "expired"}),
+            ),
+            c(
+                401,
+                json!({"error": "invalid_token", "error_description": ""}),
+            ),
+            c(
+                400,
+                json!({"error": "ERROR_ARGUMENT", "error_description": ""}),
+            ),
+            classify(400, None, None),
+            BitrixError::Unavailable {
+                status: None,
+                detail: "connection failed".into(),
+                maybe_executed: false,
+            },
+            BitrixError::InvalidRequest("x".into()),
+        ] {
+            assert!(!e.is_ambiguous(), "{e:?}");
+        }
+        // A 2xx with an unreadable body used to be a protocol error; it is retryable now.
+        assert!(matches!(
+            classify(200, None, None),
+            BitrixError::Unavailable {
+                status: Some(200),
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(200, Some(&json!({"x": 1})), None),
+            BitrixError::Protocol(_)
+        ));
+    }
+
+    #[test]
+    fn batch_command_errors_map_like_top_level_ones() {
+        assert_eq!(
+            classify_command(&json!({"error": "expired_token", "error_description": ""})),
+            BitrixError::ExpiredToken
+        );
+        let e = classify_command(&json!({"error": "insufficient_scope", "error_description": ""}));
+        assert!(matches!(e, BitrixError::Unauthorized { .. }), "{e:?}");
+        let e = classify_command(
+            &json!({"error": "ERROR_ARGUMENT", "error_description": "Argument 'LINE' is null or empty"}),
+        );
+        assert!(
+            matches!(&e, BitrixError::Rejected { status: 200, code, description }
+                if code == "ERROR_ARGUMENT" && description.contains("LINE")),
+            "{e:?}"
+        );
+        let e =
+            classify_command(&json!({"error": "QUERY_LIMIT_EXCEEDED", "error_description": ""}));
+        assert!(matches!(e, BitrixError::RateLimited { .. }), "{e:?}");
+        assert!(matches!(
+            classify_command(&json!({"error_description": "no code"})),
+            BitrixError::Protocol(_)
+        ));
+        assert!(matches!(
+            classify_command(&json!("text")),
             BitrixError::Protocol(_)
         ));
     }

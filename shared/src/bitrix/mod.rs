@@ -7,30 +7,40 @@
 //! - [`BitrixClient`]: [`BitrixClient::call`] for any method, [`BitrixClient::refresh`] for a
 //!   new token pair, [`BitrixClient::call_with_refresh`] and [`PortalSession`] for calls that
 //!   refresh an expired token once, store the new pair through a [`TokenStore`], and repeat.
-//! - [`imconnector`]: typed `imconnector.*` requests and answers for the Open Lines connector.
-//! - [`BitrixError`]: what went wrong, by what to do next ([`BitrixError::is_retryable`]).
+//! - [`imconnector`]: typed `imconnector.*` requests and answers for the Open Lines connector;
+//!   each message method also as a [`MethodCall`] (method and parameters, unsent).
+//! - [`BatchCommand`], [`BatchAnswer`], [`PortalSession::batch`]: up to 50 calls in one
+//!   request (`batch`).
+//! - [`im`]: `im.dialog.messages.get`, to see which of our messages a chat holds
+//!   (`CONNECTOR_MID`), e.g. after a send whose answer was lost.
+//! - [`BitrixError`]: what went wrong, by what to do next ([`BitrixError::is_retryable`],
+//!   [`BitrixError::is_ambiguous`] when the request may have been executed anyway).
 //! - [`Pacer`]: per-portal token buckets (2 requests/s, burst 50 by default) that wait briefly
 //!   or refuse with a retry time, never spin.
 
+mod batch;
 pub mod bbcode;
 mod client;
 mod config;
 mod error;
 pub mod events;
+pub mod im;
 pub mod imconnector;
 mod pacing;
 mod tokens;
 mod transport;
 
+pub use batch::{batch_params, php_query, BatchAnswer, BatchCommand, BATCH, MAX_BATCH_COMMANDS};
 pub use client::{BitrixClient, PortalSession, APP_INFO, EVENT_BIND};
 pub use config::{
     is_loopback_host, BitrixConfig, BitrixConfigError, EndpointUrl, DEFAULT_OAUTH_URL,
     ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL, ENV_PORTAL_BASE_URL, ENV_TIMEOUT_MS,
 };
 pub use error::{BitrixError, OPERATION_LIMIT_RETRY_AFTER, QUERY_LIMIT_RETRY_AFTER};
+pub use im::ChatMessage;
 pub use imconnector::{
     ConnectorData, ConnectorId, ConnectorRegistration, CrmChat, CrmFile, CrmUser, DeleteCrmMessage,
-    ImRef, OpenLineId, OutgoingCrmMessage, SentCrmMessage, StatusUpdate,
+    ImRef, MethodCall, OpenLineId, OutgoingCrmMessage, SentCrmMessage, StatusUpdate,
 };
 pub use pacing::{Pacer, PacingConfig, TokenBucket};
 pub use tokens::{TokenPair, TokenStore, TokenStoreError};

@@ -26,9 +26,26 @@ pub(crate) struct HttpAnswer {
 /// Why nothing usable came back. Never includes the URL.
 #[derive(Debug)]
 pub(crate) enum TransportError {
+    /// The whole-request timeout passed (the request may have been sent).
     Timeout,
+    /// No connection could be opened (DNS, TCP, TLS): nothing was sent.
     Connect(String),
+    /// Refused before sending (not https, no host...): nothing was sent.
+    Refused(String),
+    /// Anything after the connection was opened: a reset, a connection closed before the
+    /// answer was complete, an unreadable or oversized body. The request may have been
+    /// executed.
     Other(String),
+}
+
+impl TransportError {
+    /// False only when the request certainly did not reach the server.
+    pub(crate) fn maybe_sent(&self) -> bool {
+        !matches!(
+            self,
+            TransportError::Connect(_) | TransportError::Refused(_)
+        )
+    }
 }
 
 impl std::fmt::Display for TransportError {
@@ -36,7 +53,7 @@ impl std::fmt::Display for TransportError {
         match self {
             TransportError::Timeout => f.write_str("request timed out"),
             TransportError::Connect(e) => write!(f, "connection failed: {e}"),
-            TransportError::Other(e) => f.write_str(e),
+            TransportError::Refused(e) | TransportError::Other(e) => f.write_str(e),
         }
     }
 }
@@ -46,7 +63,10 @@ impl From<HttpError> for TransportError {
         match e {
             HttpError::Timeout => TransportError::Timeout,
             HttpError::Connect(e) => TransportError::Connect(e),
-            other => TransportError::Other(other.to_string()),
+            e @ HttpError::Refused(_) => TransportError::Refused(e.to_string()),
+            e @ (HttpError::TooLarge { .. } | HttpError::Other(_)) => {
+                TransportError::Other(e.to_string())
+            }
         }
     }
 }

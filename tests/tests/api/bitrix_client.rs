@@ -23,11 +23,11 @@ use wappline::bitrix::{
 use wappline::ids::{BitrixDomain, BitrixMemberId};
 use wappline::tenant::Secret;
 
-fn secret(s: &str) -> Secret {
+pub(crate) fn secret(s: &str) -> Secret {
     Secret::parse("test", s).unwrap()
 }
 
-fn config(fake: &FakeBitrix) -> BitrixConfig {
+pub(crate) fn config(fake: &FakeBitrix) -> BitrixConfig {
     BitrixConfig::new(FAKE_CLIENT_ID, secret(FAKE_CLIENT_SECRET))
         .unwrap()
         .with_oauth_url(&fake.oauth_url())
@@ -36,32 +36,32 @@ fn config(fake: &FakeBitrix) -> BitrixConfig {
         .unwrap()
 }
 
-fn client(fake: &FakeBitrix) -> BitrixClient {
+pub(crate) fn client(fake: &FakeBitrix) -> BitrixClient {
     BitrixClient::new(config(fake)).unwrap()
 }
 
-fn pair(t: &FakeTokens) -> TokenPair {
+pub(crate) fn pair(t: &FakeTokens) -> TokenPair {
     TokenPair {
         member_id: Some(BitrixMemberId::parse(&t.member_id).unwrap()),
         ..TokenPair::new(secret(&t.access_token), secret(&t.refresh_token))
     }
 }
 
-fn portal() -> BitrixDomain {
+pub(crate) fn portal() -> BitrixDomain {
     BitrixDomain::parse(FAKE_DOMAIN).unwrap()
 }
 
-fn connector() -> ConnectorId {
+pub(crate) fn connector() -> ConnectorId {
     ConnectorId::parse("wappline_whatsapp").unwrap()
 }
 
-fn line() -> OpenLineId {
+pub(crate) fn line() -> OpenLineId {
     OpenLineId::new(107).unwrap()
 }
 
 /// Records what the client asks it to store.
 #[derive(Default)]
-struct MemoryStore {
+pub(crate) struct MemoryStore {
     saved: Mutex<Vec<TokenPair>>,
     latest: Mutex<Option<TokenPair>>,
     fail: bool,
@@ -88,12 +88,12 @@ impl TokenStore for MemoryStore {
 }
 
 impl MemoryStore {
-    fn saved(&self) -> Vec<TokenPair> {
+    pub(crate) fn saved(&self) -> Vec<TokenPair> {
         self.saved.lock().unwrap().clone()
     }
 }
 
-fn message(user: &str, chat: &str, id: &str, text: &str) -> OutgoingCrmMessage {
+pub(crate) fn message(user: &str, chat: &str, id: &str, text: &str) -> OutgoingCrmMessage {
     OutgoingCrmMessage {
         user: CrmUser {
             id: user.into(),
@@ -529,6 +529,7 @@ async fn query_limit_is_rate_limited_and_not_retried() {
         "{err:?}"
     );
     assert!(err.is_retryable());
+    assert!(!err.is_ambiguous(), "a limit refusal ran nothing");
     assert!(err.retry_after().is_some());
     assert_eq!(fake.calls().len(), 1, "the client must not retry in a loop");
     assert!(fake.messages_received().is_empty());
@@ -596,6 +597,8 @@ async fn portal_down_is_unavailable_then_recovers() {
             "{err:?}"
         );
         assert!(err.is_retryable());
+        // A 5xx that is not a limit error: the portal may have run the call.
+        assert!(err.is_ambiguous());
     }
     assert!(fake.messages_received().is_empty());
     let sent = client
@@ -630,6 +633,8 @@ async fn unreachable_portal_is_unavailable() {
         "{err:?}"
     );
     assert!(err.is_retryable());
+    // Nothing was sent: no doubt about whether it was executed.
+    assert!(!err.is_ambiguous(), "{err:?}");
     let err = client.refresh(&secret("somerefresh")).await.unwrap_err();
     assert!(matches!(err, BitrixError::Unavailable { .. }), "{err:?}");
     assert!(!err.to_string().contains("somerefresh"));

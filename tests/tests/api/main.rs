@@ -4,6 +4,7 @@
 
 mod access;
 mod admin_api;
+mod bitrix_batch;
 mod bitrix_client;
 mod bitrix_install;
 mod bitrix_webhook;
