@@ -112,7 +112,9 @@ async fn run(
         let received = fake.messages_received();
         let now = Instant::now();
         for m in &received[*seen..] {
-            arrived_at.entry(m.external_message_id.clone()).or_insert(now);
+            arrived_at
+                .entry(m.external_message_id.clone())
+                .or_insert(now);
         }
         *seen = received.len();
     };
@@ -151,7 +153,11 @@ async fn run(
         offered: total,
         delivered: arrived_at.len(),
         window,
-        requests: fake.calls().iter().filter(|c| c.domain == FAKE_DOMAIN).count(),
+        requests: fake
+            .calls()
+            .iter()
+            .filter(|c| c.domain == FAKE_DOMAIN)
+            .count(),
         refused: fake.rate_limited_count(),
         duplicates: fake.duplicate_posts(),
         latencies_ms,

@@ -231,24 +231,24 @@ impl PortalFlusher {
             match session.batch(&commands, false).await {
                 Ok(answer) => {
                     for (i, o) in ops.iter().enumerate() {
-                        let (outcome, ambiguous) =
-                            match answer.result(&format!("c{i}")).and_then(|v| {
-                                parse_outcome(&o.op.method, v, o.op.lookup.as_ref())
-                            }) {
-                                Ok(sent) => {
-                                    report.sent += 1;
-                                    (sent, false)
+                        let (outcome, ambiguous) = match answer
+                            .result(&format!("c{i}"))
+                            .and_then(|v| parse_outcome(&o.op.method, v, o.op.lookup.as_ref()))
+                        {
+                            Ok(sent) => {
+                                report.sent += 1;
+                                (sent, false)
+                            }
+                            Err(e) => {
+                                report.failed += 1;
+                                if let BitrixError::RateLimited { retry_after, .. } = &e {
+                                    self.limiter
+                                        .block(scope.tenant(), (self.clock)(), *retry_after)
+                                        .await?;
                                 }
-                                Err(e) => {
-                                    report.failed += 1;
-                                    if let BitrixError::RateLimited { retry_after, .. } = &e {
-                                        self.limiter
-                                            .block(scope.tenant(), (self.clock)(), *retry_after)
-                                            .await?;
-                                    }
-                                    (failure(&e, true), e.is_ambiguous())
-                                }
-                            };
+                                (failure(&e, true), e.is_ambiguous())
+                            }
+                        };
                         outcomes.push((o.key.clone(), outcome, ambiguous));
                     }
                     self.outbox.settle(&attempt, outcomes).await?;
@@ -281,7 +281,11 @@ impl PortalFlusher {
                 .await?;
         }
         report.failed += ops.len() as u32;
-        tracing::warn!(kind = e.kind(), operations = ops.len(), "Bitrix24 batch request failed");
+        tracing::warn!(
+            kind = e.kind(),
+            operations = ops.len(),
+            "Bitrix24 batch request failed"
+        );
         let ambiguous = e.is_ambiguous();
         for o in ops {
             outcomes.push((o.key.clone(), failure(e, false), ambiguous || o.ambiguous));
@@ -326,10 +330,8 @@ impl PortalFlusher {
                 chats.entry(chat.to_owned()).or_default().push(p);
             }
         }
-        let chats: Vec<(String, Vec<&StagedOp>)> = chats
-            .into_iter()
-            .take(self.config.max_per_call)
-            .collect();
+        let chats: Vec<(String, Vec<&StagedOp>)> =
+            chats.into_iter().take(self.config.max_per_call).collect();
         let commands: Vec<BatchCommand> = chats
             .iter()
             .enumerate()
@@ -364,10 +366,7 @@ impl PortalFlusher {
 }
 
 fn lookup_chat(op: &StagedOp) -> Option<&str> {
-    op.op
-        .lookup
-        .as_ref()
-        .and_then(|l| l.crm_chat_id.as_deref())
+    op.op.lookup.as_ref().and_then(|l| l.crm_chat_id.as_deref())
 }
 
 /// Reads one command's result by its method.

@@ -138,7 +138,9 @@ impl PortalLimiter {
             }
             if tokens < 1.0 {
                 let wait = (1.0 - tokens) / self.per_second;
-                return Ok(Err(Duration::from_secs_f64(wait).max(Duration::from_millis(1))));
+                return Ok(Err(
+                    Duration::from_secs_f64(wait).max(Duration::from_millis(1))
+                ));
             }
             let item = Item::new(&key)
                 .with(MILLI_TOKENS, ((tokens - 1.0) * 1000.0) as i64)

@@ -295,7 +295,11 @@ impl Outbox {
                         else {
                             unreachable!("claims are updates")
                         };
-                        match self.store.update(Table::Data, &key, update, condition).await {
+                        match self
+                            .store
+                            .update(Table::Data, &key, update, condition)
+                            .await
+                        {
                             Ok(_) => claimed.push(key),
                             Err(e) if e.is_condition_failed() => {}
                             Err(e) => return Err(e.into()),
@@ -356,7 +360,11 @@ impl Outbox {
                         else {
                             unreachable!("outcomes are updates")
                         };
-                        match self.store.update(Table::Data, &key, update, condition).await {
+                        match self
+                            .store
+                            .update(Table::Data, &key, update, condition)
+                            .await
+                        {
                             Ok(_) => {}
                             // Claimed again meanwhile (our claim ran out): theirs decides.
                             Err(e) if e.is_condition_failed() => {}

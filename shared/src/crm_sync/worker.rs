@@ -387,7 +387,10 @@ impl SyncWorker {
             return Ok(());
         };
         let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
-        let mut state = self.outbox.stage(&job.tenant_id, &key, &op, (self.clock)()).await?;
+        let mut state = self
+            .outbox
+            .stage(&job.tenant_id, &key, &op, (self.clock)())
+            .await?;
         let started = tokio::time::Instant::now();
         loop {
             match state {
@@ -439,7 +442,9 @@ impl SyncWorker {
                         continue;
                     }
                     if started.elapsed() >= self.wait.max_wait {
-                        return Err(SyncError::Waiting(self.wait.poll.max(Duration::from_secs(1))));
+                        return Err(SyncError::Waiting(
+                            self.wait.poll.max(Duration::from_secs(1)),
+                        ));
                     }
                     tokio::time::sleep(self.wait.poll).await;
                 }
@@ -456,7 +461,10 @@ impl SyncWorker {
         connector: &ConnectorId,
         line: OpenLineId,
     ) -> Result<Option<CrmOp>, SyncError> {
-        let post = |method: &str, entry: Value, lookup: Option<PostLookup>| -> Result<Option<CrmOp>, SyncError> {
+        let post = |method: &str,
+                    entry: Value,
+                    lookup: Option<PostLookup>|
+         -> Result<Option<CrmOp>, SyncError> {
             Ok(Some(CrmOp {
                 method: method.to_owned(),
                 params: imconnector::messages_params(connector, line, vec![entry])?,
@@ -472,14 +480,26 @@ impl SyncWorker {
         match &job.action {
             SyncAction::PushMessage { .. } => {
                 let crm = self
-                    .crm_message(&job.tenant_id, meta, message, message.content.as_ref(), None)
+                    .crm_message(
+                        &job.tenant_id,
+                        meta,
+                        message,
+                        message.content.as_ref(),
+                        None,
+                    )
                     .await;
                 let id = crm.message_id.clone();
                 post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id))
             }
             SyncAction::Edited { .. } => {
                 let crm = self
-                    .crm_message(&job.tenant_id, meta, message, message.content.as_ref(), None)
+                    .crm_message(
+                        &job.tenant_id,
+                        meta,
+                        message,
+                        message.content.as_ref(),
+                        None,
+                    )
                     .await;
                 post(imconnector::UPDATE_MESSAGES, crm.to_param()?, None)
             }
@@ -703,4 +723,3 @@ impl RecordHandler for SyncWorker {
         }
     }
 }
-

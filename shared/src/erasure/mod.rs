@@ -22,10 +22,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crm_sync::outbox::Outbox;
 use crate::audit::{AuditAction, AuditLog};
 use crate::clock::now_secs;
 use crate::conversation::{ConversationId, Conversations};
+use crate::crm_sync::outbox::Outbox;
 use crate::crypto::{CryptoError, Envelope, FieldRef};
 use crate::idempotency::Idempotency;
 use crate::ids::TenantId;

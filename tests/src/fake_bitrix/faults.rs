@@ -71,6 +71,8 @@ pub(super) struct Faults {
     /// Requests refused by a bucket.
     pub rate_limited: usize,
     pub lose: HashMap<String, LoseEvery>,
+    /// Answers lost on purpose.
+    pub lost: usize,
     /// Wait before a request runs.
     pub delays: HashMap<String, Duration>,
     /// Wait after a request ran, before its answer.
@@ -99,7 +101,9 @@ impl Faults {
         match self.lose.get_mut(domain) {
             Some(l) => {
                 l.count += 1;
-                l.count % l.every_nth == 0
+                let lose = l.count % l.every_nth == 0;
+                self.lost += usize::from(lose);
+                lose
             }
             None => false,
         }
@@ -193,6 +197,11 @@ impl FakeBitrix {
     /// Requests refused by [`FakeBitrix::limit_rate`] so far (all portals).
     pub fn rate_limited_count(&self) -> usize {
         self.state().faults.rate_limited
+    }
+
+    /// Answers lost so far ([`FakeBitrix::lose_answers`]).
+    pub fn lost_answer_count(&self) -> usize {
+        self.state().faults.lost
     }
 
     /// Of the REST requests `domain` runs from now on (refusals do not count), every
