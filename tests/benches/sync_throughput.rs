@@ -108,7 +108,7 @@ async fn run(
     let mut posted_at: HashMap<String, Instant> = HashMap::with_capacity(total);
     let mut arrived_at: HashMap<String, Instant> = HashMap::with_capacity(total);
     let mut seen = 0usize;
-    let mut watch = |arrived_at: &mut HashMap<String, Instant>, seen: &mut usize| {
+    let watch = |arrived_at: &mut HashMap<String, Instant>, seen: &mut usize| {
         let received = fake.messages_received();
         let now = Instant::now();
         for m in &received[*seen..] {

@@ -349,7 +349,7 @@ impl PortalFlusher {
                 let Some(lookup) = &p.op.lookup else { continue };
                 if messages
                     .iter()
-                    .any(|m| m.connector_mids.iter().any(|id| *id == lookup.external_id))
+                    .any(|m| m.connector_mids.contains(&lookup.external_id))
                 {
                     found.insert(
                         p.key.sk.clone(),

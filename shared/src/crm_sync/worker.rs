@@ -542,7 +542,7 @@ impl SyncWorker {
                     let id = crm.message_id.clone();
                     return post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id));
                 }
-                let Some(im) = message.crm_im.clone() else {
+                let Some(im) = message.crm_im else {
                     // Only operator messages have Bitrix24 ids to report a status for.
                     return Ok(None);
                 };

@@ -108,6 +108,8 @@ pub struct RecordedCall {
     /// For a command of a batch ([`FakeBitrix::batch_commands`]): its key. `None` for a
     /// request ([`FakeBitrix::calls`]).
     pub batch_key: Option<String>,
+    /// When the portal ran it, among all requests and commands (1, 2, ...).
+    pub order: u64,
 }
 
 /// One OAuth request as the fake saw it.
@@ -172,6 +174,8 @@ struct State {
     base_url: String,
     portals: HashMap<String, Portal>,
     seq: u64,
+    /// Requests and batch commands run so far ([`RecordedCall::order`]).
+    ran: u64,
     calls: Vec<RecordedCall>,
     batch_commands: Vec<RecordedCall>,
     oauth: Vec<RecordedOauth>,
@@ -367,14 +371,19 @@ impl FakeBitrix {
         self.state().calls.clone()
     }
 
-    /// The REST requests of `method`.
+    /// The calls of `method`: requests of their own and commands of batches, in the order
+    /// the portal ran them (`calls_to("batch")`: the batch requests themselves).
     pub fn calls_to(&self, method: &str) -> Vec<RecordedCall> {
-        self.state()
+        let s = self.state();
+        let mut out: Vec<RecordedCall> = s
             .calls
             .iter()
+            .chain(s.batch_commands.iter())
             .filter(|c| c.method == method)
             .cloned()
-            .collect()
+            .collect();
+        out.sort_by_key(|c| c.order);
+        out
     }
 
     /// Every OAuth request so far.
@@ -511,7 +520,10 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Result<Answer, 
                 true,
             ),
         };
+        s.ran += 1;
+        let order = s.ran;
         s.calls.push(RecordedCall {
+            order,
             status: response.status().as_u16(),
             domain: domain.clone(),
             method,

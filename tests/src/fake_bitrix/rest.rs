@@ -112,7 +112,10 @@ fn batch(s: &mut State, domain: &str, params: &Value, auth: &str) -> Reply {
             m.remove("auth");
         }
         let reply = dispatch(s, domain, &method, &sub, Some(auth), true);
+        s.ran += 1;
+        let order = s.ran;
         s.batch_commands.push(RecordedCall {
+            order,
             domain: domain.to_owned(),
             method,
             params: sub,

@@ -175,7 +175,7 @@ async fn portal_down_then_up_delivers_once() {
     let (s, _) = h.post_signed(&sample("whatsapp-text.json")).await;
     assert_eq!(s, StatusCode::OK);
     drain_all(&h).await;
-    let calls = fake.calls_to("imconnector.send.messages");
+    let calls = fake.calls_to("batch");
     assert_eq!(
         calls.len(),
         4,
@@ -194,7 +194,7 @@ async fn rate_limits_are_retried_later_not_dropped() {
     let (s, _) = h.post_signed(&sample("instagram-text.json")).await;
     assert_eq!(s, StatusCode::OK);
     drain_all(&h).await;
-    assert_eq!(fake.calls_to("imconnector.send.messages").len(), 3);
+    assert_eq!(fake.calls_to("batch").len(), 3);
     assert_eq!(fake.messages_received().len(), 1);
     h.server.shutdown().await;
 }
@@ -245,7 +245,7 @@ async fn a_revoked_portal_is_not_hammered() {
     // queue's receive limit; it is never delivered, and each delivery makes one attempt.
     h.drain(platform::INBOUND, DRAIN).await;
     assert!(fake.messages_received().is_empty());
-    let attempts = fake.calls_to("imconnector.send.messages").len();
+    let attempts = fake.calls_to("batch").len();
     assert!(attempts <= 1, "{attempts} calls with a dead token");
     h.server.shutdown().await;
 }

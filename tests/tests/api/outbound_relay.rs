@@ -23,7 +23,11 @@ impl Statuses for RelayWorld {
             .calls_to(method)
             .into_iter()
             .flat_map(|c| c.params["MESSAGES"].as_array().cloned().unwrap_or_default())
-            .filter(|m| m["im"]["message_id"] == json!(im_message_id))
+            // A batch command's parameters arrive form-encoded: numbers as strings.
+            .filter(|m| {
+                let id = &m["im"]["message_id"];
+                *id == json!(im_message_id) || *id == json!(im_message_id.to_string())
+            })
             .collect()
     }
 }

@@ -115,7 +115,7 @@ async fn messages_behind_a_failing_head_are_not_dead_lettered_and_arrive_in_orde
         texts.iter().map(String::as_str).eq(["M1", "M2", "M3"]),
         "delivered once each, in order: {texts:?}"
     );
-    assert_eq!(fake.calls_to("imconnector.send.messages").len(), 7 + 3);
+    assert_eq!(fake.calls_to("batch").len(), 7 + 3);
     h.server.shutdown().await;
 }
 
@@ -157,7 +157,7 @@ async fn a_job_is_dead_lettered_only_after_its_own_attempts_over_the_span() {
     h.drain(platform::SYNC, DRAIN).await;
     let elapsed = started.elapsed();
     assert_eq!(h.depth(&dlq()).await, 1, "M1 dead-lettered");
-    let attempts = fake.calls_to("imconnector.send.messages").len();
+    let attempts = fake.calls_to("batch").len();
     assert!(attempts >= 6, "only after its own attempts: {attempts}");
     assert!(
         elapsed >= Duration::from_millis(1500),
