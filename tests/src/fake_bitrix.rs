@@ -27,7 +27,7 @@
 //!   `ONIMCONNECTORMESSAGEADD`, ...), form-encoded with PHP-style keys like
 //!   `http_build_query`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -61,6 +61,9 @@ pub enum FailKind {
     Down,
     /// `500 {"error": "INTERNAL_SERVER_ERROR", ...}`.
     InternalError,
+    /// `400 {"error": "ERROR_ARGUMENT", ...}`: Bitrix24 refuses this request itself (the
+    /// portal is fine; the same message would be refused again).
+    ArgumentError,
 }
 
 /// One REST call as the fake saw it.
@@ -146,6 +149,8 @@ struct State {
     messages: Vec<ReceivedMessage>,
     /// Portals that answer REST calls only after this long (a hanging portal).
     delays: HashMap<String, std::time::Duration>,
+    /// Portals that are down: every REST call answers 503 until they are back.
+    down: HashSet<String>,
 }
 
 impl State {
@@ -436,6 +441,17 @@ impl FakeBitrix {
         self.state().delays.insert(domain.to_owned(), delay);
     }
 
+    /// `domain` goes down (`true`: every REST call to it answers a 503 page, as
+    /// [`FailKind::Down`], until it comes back with `false`).
+    pub fn set_down(&self, domain: &str, down: bool) {
+        let mut s = self.state();
+        if down {
+            s.down.insert(domain.to_owned());
+        } else {
+            s.down.remove(domain);
+        }
+    }
+
     /// The next `n` REST calls (to any portal) fail as `kind`.
     pub fn fail_next(&self, n: usize, kind: FailKind) {
         let mut s = self.state();
@@ -621,7 +637,8 @@ const OK_TRUE_METHODS: &[&str] = &[
 ];
 
 fn rest(s: &mut State, domain: &str, method: &str, params: &Value, auth: Option<&str>) -> Answer {
-    if let Some(kind) = s.failures.pop_front() {
+    let down = s.down.contains(domain).then_some(FailKind::Down);
+    if let Some(kind) = down.or_else(|| s.failures.pop_front()) {
         return match kind {
             FailKind::QueryLimit => error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests"),
             FailKind::OperationTimeLimit => error(
@@ -637,6 +654,11 @@ fn rest(s: &mut State, domain: &str, method: &str, params: &Value, auth: Option<
                 )))
                 .expect("valid response"),
             FailKind::InternalError => error(500, "INTERNAL_SERVER_ERROR", "Internal server error"),
+            FailKind::ArgumentError => error(
+                400,
+                "ERROR_ARGUMENT",
+                "The incorrect structure of a message inside MESSAGES parameter",
+            ),
         };
     }
     let Some(auth) = auth.filter(|a| !a.is_empty()) else {

@@ -5,7 +5,11 @@
 //! decrypts what it needs from the store.
 
 mod job;
+pub mod parking;
+mod probe;
 mod worker;
 
 pub use job::{SyncAction, SyncJob, SYNC_JOB_VERSION};
+pub use parking::{ParkState, ParkedPortal, Parking};
+pub use probe::{PortalProbe, ProbeReport};
 pub use worker::{MediaLinker, RetryPolicy, SyncWorker};

@@ -7,6 +7,7 @@ mod admin_api;
 mod bitrix_client;
 mod bitrix_install;
 mod bitrix_webhook;
+mod crm_parking;
 mod data_deletion;
 mod disconnect;
 mod erasure;
