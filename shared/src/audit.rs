@@ -1,8 +1,9 @@
 //! The audit log: an append-only, tenant-scoped record of what was done to a tenant's
 //! connections, settings and data (connections, disconnections, exports, erasure requests and
-//! their completion, settings changes, suspension and resumption). Readable by the tenant's
-//! owner; entries are never updated. They carry ids and kinds (and the platform admin's
-//! suspension reason), never message content, tokens or customer details.
+//! their completion, settings changes, suspension and resumption, the CRM link to the
+//! Bitrix24 portal lost and found again). Readable by the tenant's owner; entries are never
+//! updated. They carry ids and kinds (and the platform admin's suspension reason), never
+//! message content, tokens or customer details.
 //!
 //! Entries live in `T#<t>#AUDIT` with sort key `<ms, 13 digits>#<8 hex>`, so a query reads them
 //! in time order, newest first with `descending`. Erasing a tenant removes its log with the
@@ -41,6 +42,10 @@ pub enum AuditAction {
     UserRoleChanged,
     UserRemoved,
     PlanChanged,
+    /// The CRM sync found the tenant's Bitrix24 portal unreachable and parked its work.
+    CrmLinkUnreachable,
+    /// A probe reached the parked portal again; its held work resumes.
+    CrmLinkReachable,
 }
 
 impl AuditAction {
@@ -64,6 +69,8 @@ impl AuditAction {
             AuditAction::UserRoleChanged => "user_role_changed",
             AuditAction::UserRemoved => "user_removed",
             AuditAction::PlanChanged => "plan_changed",
+            AuditAction::CrmLinkUnreachable => "crm_link_unreachable",
+            AuditAction::CrmLinkReachable => "crm_link_reachable",
         }
     }
 }

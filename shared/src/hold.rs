@@ -107,7 +107,7 @@ pub struct ReleasePage {
 
 /// Microseconds since the epoch, strictly increasing within the process, so events held in
 /// one call (or in quick succession) keep their arrival order in the sort key.
-fn next_micros() -> i64 {
+pub(crate) fn next_micros() -> i64 {
     static LAST: AtomicI64 = AtomicI64::new(0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

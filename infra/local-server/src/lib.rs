@@ -124,7 +124,8 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
-    /// How often the scheduled jobs (tenant erasure sweep, retention) run, in seconds.
+    /// How often the scheduled jobs (tenant erasure sweep, retention, the probe of parked
+    /// Bitrix24 portals) run, in seconds.
     #[arg(long, env = "WAPPLINE_SCHEDULE_SECS", default_value_t = 60)]
     pub schedule_secs: u64,
 

@@ -53,7 +53,7 @@ pub fn platform(
     let tenant_erasure = Arc::new(services.tenant_erasure()?);
     let ttl = embedded.store.clone();
     let retention = services.retention();
-    Ok(vec![
+    let mut schedules = vec![
         Schedule {
             name: "tenant-erasure",
             every,
@@ -89,5 +89,22 @@ pub fn platform(
                 })
             }),
         },
-    ])
+    ];
+    // The sync worker's schedule, when CRM sync is configured (the Bitrix24 application).
+    match services.portal_probe() {
+        Ok(probe) => schedules.push(Schedule {
+            name: "parked-portal-probe",
+            every,
+            run: Arc::new(move || {
+                let probe = probe.clone();
+                Box::pin(async move {
+                    let report = probe.run_once().await;
+                    report.map(|_| ()).map_err(|e| e.to_string())
+                })
+            }),
+        }),
+        Err(ServicesError::Missing { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(schedules)
 }

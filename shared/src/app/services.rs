@@ -14,7 +14,9 @@ use crate::accounts::{Accounts, AccountsConfig, Mailer, OutboxMailer, PasswordHa
 use crate::api_keys::ApiKeys;
 use crate::audit::AuditLog;
 use crate::bitrix::{BitrixClient, EndpointUrl, ENV_CLIENT_ID};
-use crate::crm_sync::{FlushConfig, RetryPolicy as SyncRetryPolicy, SyncWorker};
+use crate::crm_sync::{
+    FlushConfig, Parking, PortalProbe, RetryPolicy as SyncRetryPolicy, SyncWorker,
+};
 use crate::erasure::tenant::TenantErasure;
 use crate::erasure::{ContactErasure, ErasureWorker};
 use crate::export::{ExportWorker, Exports};
@@ -322,7 +324,28 @@ impl Services {
             self.public_base_url(S)?;
             worker = worker.with_media_links(Arc::new(links));
         }
-        Ok(worker)
+        Ok(worker.with_parking(self.crm_parking(S)?))
+    }
+
+    /// The parked work of unreachable portals (decision 0025); released jobs go back to the
+    /// sync queue.
+    fn crm_parking(&self, service: &'static str) -> Result<Parking, ServicesError> {
+        self.require_queues(service, &[platform::SYNC])?;
+        Ok(Parking::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.queue.clone(),
+        ))
+    }
+
+    /// sync-worker's schedule: probes parked portals and releases their work.
+    pub fn portal_probe(&self) -> Result<PortalProbe, ServicesError> {
+        const S: &str = "sync-worker";
+        Ok(PortalProbe::new(
+            self.crm_parking(S)?,
+            self.platform.tenants.clone(),
+            self.bitrix_client(S)?,
+        ))
     }
 
     /// The outbound intake: operator replies and API sends, stored and queued.

@@ -10,10 +10,14 @@ pub mod flush;
 pub mod gate;
 mod job;
 pub mod outbox;
+pub mod parking;
+mod probe;
 mod retry;
 mod worker;
 
 pub use flush::{Clock, FlushConfig, FlushReport, PortalFlusher};
 pub use job::{SyncAction, SyncJob, SYNC_JOB_VERSION};
+pub use parking::{ParkState, ParkedPortal, Parking};
+pub use probe::{PortalProbe, ProbeReport};
 pub use retry::RetryPolicy;
 pub use worker::{MediaLinker, SyncWorker, WaitConfig};

@@ -19,7 +19,9 @@
 //! client, through `PortalTokens`); every other failure is retried later through the queue
 //! with a jittered, growing delay ([`RetryPolicy`]), never in a loop. The job's own attempts
 //! are counted in the dedupe table; once they are exhausted (N attempts over at least 24 h,
-//! decision 0022) the worker moves the job to the sync dead-letter queue itself.
+//! decision 0022) the worker moves the job to the sync dead-letter queue itself, unless the
+//! failure is the portal's: then the portal and its work are parked until a probe reaches
+//! it again (decision 0025, [`super::parking`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,7 @@ use serde_json::Value;
 
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
 use super::outbox::{CrmOp, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
+use super::parking::{is_portal_failure, Gate, Parking};
 use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
 use crate::bitrix::{
@@ -135,6 +138,7 @@ pub struct SyncWorker {
     retry: RetryPolicy,
     attempts: Attempts,
     dead_letter: Option<Arc<dyn Queue>>,
+    parking: Option<Parking>,
     media: Option<Arc<dyn MediaLinker>>,
     outbox: Outbox,
     flusher: PortalFlusher,
@@ -172,6 +176,7 @@ impl SyncWorker {
             connectors: Connectors::default(),
             retry: RetryPolicy::default(),
             dead_letter: None,
+            parking: None,
             media: None,
         }
     }
@@ -223,12 +228,31 @@ impl SyncWorker {
         self
     }
 
+    /// Parks the work of a portal that stays unreachable instead of dead-lettering it
+    /// (decision 0025).
+    pub fn with_parking(mut self, parking: Parking) -> Self {
+        self.parking = Some(parking);
+        self
+    }
+
     /// Runs one job; the outcome tells the queue what to do with it. A failure counts as one
     /// attempt of the job's own (decision 0022): retried after a jittered backoff, or moved to
-    /// the dead-letter queue once the policy's attempts and span are exhausted.
+    /// the dead-letter queue once the policy's attempts and span are exhausted (parked with
+    /// its portal instead when the portal failed it, decision 0025).
     pub async fn process(&self, job: &SyncJob, record: &QueueRecord) -> Outcome {
+        // A parked portal's jobs are parked without calling Bitrix24 (decision 0025).
+        let released = match &self.parking {
+            Some(parking) => match parking.gate(job, record).await {
+                Gate::Run(released) => released,
+                Gate::Held(outcome) => return outcome,
+            },
+            None => None,
+        };
         let e = match self.try_process(job).await {
             Ok(outcome) => {
+                if let (true, Some(p), Some(r)) = (outcome.is_done(), &self.parking, &released) {
+                    p.settle(r).await;
+                }
                 // A first delivery cannot have failed before: spare it the write.
                 if outcome.is_done() && record.receive_count > 1 {
                     if let Err(e) = self.attempts.clear(&job.tenant_id, &job.effect).await {
@@ -264,11 +288,26 @@ impl SyncWorker {
                 attempts = attempt.count,
                 "CRM sync job exhausted its attempts"
             );
+            if let Some(parking) = self.parking.as_ref().filter(|_| is_portal_failure(kind)) {
+                // The staged operation stays (failed, with its ambiguity) for the resumed job.
+                let outcome = parking
+                    .park_exhausted(job, record, released.as_ref(), kind)
+                    .await;
+                if outcome.is_done() {
+                    if let Err(e) = self.attempts.clear(&job.tenant_id, &job.effect).await {
+                        tracing::warn!(error = %e, "could not clear a sync job's attempts");
+                    }
+                }
+                return outcome;
+            }
             let outcome = self.move_to_dead_letter(record).await;
             if outcome.is_done() {
                 let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
                 if let Err(e) = self.outbox.remove(&key).await {
                     tracing::warn!(error = %e, "could not drop a dead-lettered job's operation");
+                }
+                if let (Some(p), Some(r)) = (&self.parking, &released) {
+                    p.settle(r).await;
                 }
             }
             return outcome;

@@ -9,7 +9,7 @@ pub use crate::ids::ChannelKind;
 
 use crate::ids::{BitrixMemberId, InstagramAccountId, MetaUserId, PhoneNumberId, TenantId};
 use crate::meta::AccountRef;
-use crate::store::Key;
+use crate::store::{AttrValue, Key};
 
 use crate::secret::Secret;
 
@@ -134,4 +134,91 @@ pub struct ChannelSummary {
     pub secrets_stored: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorized_by: Option<String>,
+    /// Bitrix24 portals only: whether the CRM sync can reach the portal (decision 0025).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_link: Option<CrmLink>,
+}
+
+/// Whether the CRM sync reaches a connected Bitrix24 portal. Kept on the portal's channel
+/// item (attribute [`CRM_LINK_ATTR`]); written by the CRM sync when it parks or resumes the
+/// portal's work, shown to admins with the channel. Kinds and times only: never a token or
+/// an answer body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CrmLink {
+    pub state: CrmLinkState,
+    /// Unix seconds: since when the link is in this state (the connection time while it was
+    /// never found unreachable).
+    pub since: i64,
+    /// Unix seconds: the last probe of an unreachable portal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_probe_at: Option<i64>,
+    /// The kind of the last failure (`unavailable`, `rate_limited`, `unauthorized`,
+    /// `not_connected`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrmLinkState {
+    Reachable,
+    Unreachable,
+}
+
+/// Attribute of a Bitrix24 channel item holding its [`CrmLink`] (a map).
+pub const CRM_LINK_ATTR: &str = "crm_link";
+
+impl CrmLink {
+    pub fn reachable(since: i64) -> Self {
+        CrmLink {
+            state: CrmLinkState::Reachable,
+            since,
+            last_probe_at: None,
+            last_error: None,
+        }
+    }
+
+    pub fn is_unreachable(&self) -> bool {
+        self.state == CrmLinkState::Unreachable
+    }
+
+    pub(crate) fn to_attr(&self) -> AttrValue {
+        let mut m = BTreeMap::new();
+        let state = match self.state {
+            CrmLinkState::Reachable => "reachable",
+            CrmLinkState::Unreachable => "unreachable",
+        };
+        m.insert("state".to_owned(), AttrValue::S(state.to_owned()));
+        m.insert("since".to_owned(), AttrValue::N(self.since));
+        if let Some(at) = self.last_probe_at {
+            m.insert("last_probe_at".to_owned(), AttrValue::N(at));
+        }
+        if let Some(e) = &self.last_error {
+            m.insert("last_error".to_owned(), AttrValue::S(e.clone()));
+        }
+        AttrValue::M(m)
+    }
+
+    /// The link a channel item records; a portal without one is reachable since it was
+    /// connected.
+    pub(crate) fn from_attr(value: Option<&AttrValue>, connected_at: i64) -> Self {
+        let Some(AttrValue::M(m)) = value else {
+            return CrmLink::reachable(connected_at);
+        };
+        CrmLink {
+            state: match m.get("state").and_then(AttrValue::as_s) {
+                Some("unreachable") => CrmLinkState::Unreachable,
+                _ => CrmLinkState::Reachable,
+            },
+            since: m
+                .get("since")
+                .and_then(AttrValue::as_n)
+                .unwrap_or(connected_at),
+            last_probe_at: m.get("last_probe_at").and_then(AttrValue::as_n),
+            last_error: m
+                .get("last_error")
+                .and_then(AttrValue::as_s)
+                .map(str::to_owned),
+        }
+    }
 }

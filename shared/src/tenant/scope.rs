@@ -118,6 +118,14 @@ impl TenantScope {
         if let Some(user) = &connection.authorized_by {
             item.set("authorized_by", user.as_str());
         }
+        // A reconnection of the same portal keeps what the CRM sync knows of it: its parked
+        // work is still held until a probe finds the portal again (decision 0025).
+        if let Some(link) = previous
+            .as_ref()
+            .and_then(|p| p.get(channel::CRM_LINK_ATTR))
+        {
+            item.set(channel::CRM_LINK_ATTR, link.clone());
+        }
         let mut secret_names = Vec::new();
         for (name, secret) in &connection.secrets {
             let field = FieldRef::new(&self.tenant, Table::Data, &channel_key, name);
@@ -280,6 +288,28 @@ impl TenantScope {
         }
     }
 
+    /// Records whether the CRM sync reaches the connected channel (a Bitrix24 portal). Fails
+    /// with `ChannelNotFound` when the channel was disconnected.
+    pub async fn set_crm_link(
+        &self,
+        channel: &ChannelRef,
+        link: &channel::CrmLink,
+    ) -> Result<(), TenantError> {
+        let key = channel.channel_key(&self.tenant);
+        let update = Update::new().set(channel::CRM_LINK_ATTR, link.to_attr());
+        match self
+            .store
+            .update(Table::Data, &key, update, Some(Condition::Exists))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::ConditionFailed { .. }) => {
+                Err(TenantError::ChannelNotFound(describe(channel)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Decrypts one secret of a connected channel (e.g. `access_token`).
     pub async fn channel_secret(
         &self,
@@ -328,13 +358,17 @@ fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
             .collect(),
         _ => Vec::new(),
     };
+    let connected_at = item.get_n("connected_at").unwrap_or(0);
+    let crm_link = (channel.kind() == super::ChannelKind::Bitrix24)
+        .then(|| channel::CrmLink::from_attr(item.get(channel::CRM_LINK_ATTR), connected_at));
     Some(ChannelSummary {
         kind: channel.kind(),
         id: channel.external_id().to_owned(),
-        connected_at: item.get_n("connected_at").unwrap_or(0),
+        connected_at,
         details,
         secrets_stored,
         authorized_by: item.get_s("authorized_by").map(str::to_owned),
+        crm_link,
     })
 }
 

@@ -13,6 +13,7 @@ mod erasure;
 mod export;
 mod mail;
 mod meta_deletion;
+mod parking;
 mod retention;
 mod tenants;
 mod usage;

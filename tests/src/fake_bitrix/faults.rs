@@ -127,6 +127,11 @@ pub(super) fn fault_answer(kind: FailKind) -> Answer {
             )))
             .expect("valid response"),
         FailKind::InternalError => error(500, "INTERNAL_SERVER_ERROR", "Internal server error"),
+        FailKind::ArgumentError => error(
+            400,
+            "ERROR_ARGUMENT",
+            "The incorrect structure of a message inside MESSAGES parameter",
+        ),
     }
 }
 
@@ -197,6 +202,16 @@ impl FakeBitrix {
     /// Requests refused by [`FakeBitrix::limit_rate`] so far (all portals).
     pub fn rate_limited_count(&self) -> usize {
         self.state().faults.rate_limited
+    }
+
+    /// `domain` goes down (`true`: every REST call to it answers a 503 page, as
+    /// [`FailKind::Down`], until it comes back with `false`).
+    pub fn set_down(&self, domain: &str, down: bool) {
+        if down {
+            self.outage(domain, FailKind::Down);
+        } else {
+            self.end_outage(domain);
+        }
     }
 
     /// Answers lost so far ([`FakeBitrix::lose_answers`]).

@@ -89,6 +89,9 @@ pub enum FailKind {
     Down,
     /// `500 {"error": "INTERNAL_SERVER_ERROR", ...}`.
     InternalError,
+    /// `400 {"error": "ERROR_ARGUMENT", ...}`: Bitrix24 refuses this request itself (the
+    /// portal is fine; the same message would be refused again).
+    ArgumentError,
 }
 
 /// One REST call as the fake saw it.

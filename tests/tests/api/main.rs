@@ -8,6 +8,7 @@ mod bitrix_batch;
 mod bitrix_client;
 mod bitrix_install;
 mod bitrix_webhook;
+mod crm_parking;
 mod data_deletion;
 mod disconnect;
 mod erasure;

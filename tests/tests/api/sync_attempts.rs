@@ -142,14 +142,15 @@ async fn a_stretch_of_rate_limits_dead_letters_nothing() {
 }
 
 /// (b) A job that keeps failing is dead-lettered by the worker, and only after its own
-/// attempts (at least N) over at least the policy's span; the message behind it is not
-/// dead-lettered for its skips, and is delivered once the portal answers again.
+/// attempts (at least N) over at least the policy's span. The failure is Bitrix24 refusing
+/// the message: a portal that keeps failing is parked instead (decision 0025, tested in
+/// `crm_parking`).
 #[tokio::test]
 async fn a_job_is_dead_lettered_only_after_its_own_attempts_over_the_span() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake, "100,6,1500").await;
     tenant(&h, &fake).await;
-    fake.fail_next(100_000, FailKind::InternalError);
+    fake.fail_next(100_000, FailKind::ArgumentError);
     let started = Instant::now();
     let (s, _) = h.post_signed(&whatsapp_messages(&["M1"])).await;
     assert_eq!(s, StatusCode::OK);

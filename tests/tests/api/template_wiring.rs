@@ -88,7 +88,10 @@ fn build(function: &str, services: &Services) -> Result<(), ServicesError> {
         "AdminApiFunction" => admin_api::AdminApi::from_services(services).map(drop),
         "MetaWebhookFunction" => meta_webhook::MetaWebhook::from_services(services).map(drop),
         "InboundWorkerFunction" => services.inbound_worker().map(drop),
-        "SyncWorkerFunction" => services.sync_worker().map(drop),
+        "SyncWorkerFunction" => services
+            .sync_worker()
+            .and_then(|_| services.portal_probe())
+            .map(drop),
         "MediaProxyFunction" => media_proxy::MediaProxyFunction::from_services(services).map(drop),
         "PublicApiFunction" => public_api::PublicApi::from_services(services).map(drop),
         "OutboundWorkerFunction" => services.outbound_worker().map(drop),
@@ -128,6 +131,8 @@ async fn a_variable_left_out_of_the_template_fails_the_cold_start_naming_it() {
         ("AdminApiFunction", "PUBLIC_BASE_URL"),
         ("AdminApiFunction", "QUEUE_URL_EXPORTS"),
         ("SyncWorkerFunction", "WAPPLINE_BITRIX_CLIENT_ID"),
+        // Parked jobs go back to the sync worker's own queue (decision 0025).
+        ("SyncWorkerFunction", "QUEUE_URL_SYNC"),
         ("MetaWebhookFunction", "META_VERIFY_TOKEN"),
         ("ExportWorkerFunction", "EXPORT_BUCKET"),
     ] {
