@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use e2e_tests::fake_bitrix::{
-    FailKind, FakeBitrix, ReceivedMessage, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN,
-    FAKE_MEMBER_ID,
+    form_to_json, FailKind, FakeBitrix, ReceivedMessage, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET,
+    FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
 use e2e_tests::harness::{sample, Harness};
 use reqwest::StatusCode;
@@ -142,10 +142,25 @@ async fn audit(h: &Harness, tenant: &str) -> Vec<Value> {
 }
 
 /// The message ids of the `imconnector.send.messages` calls so far.
+/// The message ids of every post the worker tried, refused or not: the send commands of
+/// each batch request as the worker sent them.
 fn send_calls(fake: &FakeBitrix) -> Vec<String> {
-    fake.calls_to("imconnector.send.messages")
+    fake.calls_to("batch")
         .iter()
-        .flat_map(|c| c.params["MESSAGES"].as_array().cloned().unwrap_or_default())
+        .flat_map(|c| {
+            let cmd = &c.params["cmd"];
+            let commands: Vec<Value> = match cmd {
+                Value::Array(a) => a.clone(),
+                Value::Object(o) => o.values().cloned().collect(),
+                _ => Vec::new(),
+            };
+            commands
+        })
+        .filter_map(|cmd| {
+            let (method, query) = cmd.as_str()?.split_once('?')?;
+            (method == "imconnector.send.messages").then(|| form_to_json(query))
+        })
+        .flat_map(|p| p["MESSAGES"].as_array().cloned().unwrap_or_default())
         .map(|m| m["message"]["id"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
