@@ -57,6 +57,8 @@ struct Run {
     requests: usize,
     refused: usize,
     duplicates: usize,
+    /// Duplicates that were their conversation's first post (decision 0023's residue).
+    first_post_duplicates: usize,
     latencies_ms: Vec<u64>,
 }
 
@@ -149,6 +151,20 @@ async fn run(
         })
         .collect();
     latencies_ms.sort_unstable();
+    // A duplicate is a first post when its id is the first to arrive in its chat.
+    let received = fake.messages_received();
+    let mut first_in_chat: HashMap<&str, &str> = HashMap::new();
+    let mut copies: HashMap<&str, usize> = HashMap::new();
+    for m in &received {
+        first_in_chat
+            .entry(m.external_chat_id.as_str())
+            .or_insert(m.external_message_id.as_str());
+        *copies.entry(m.external_message_id.as_str()).or_default() += 1;
+    }
+    let first_post_duplicates = first_in_chat
+        .values()
+        .map(|id| copies.get(id).copied().unwrap_or(1) - 1)
+        .sum();
     let r = Run {
         offered: total,
         delivered: arrived_at.len(),
@@ -160,6 +176,7 @@ async fn run(
             .count(),
         refused: fake.rate_limited_count(),
         duplicates: fake.duplicate_posts(),
+        first_post_duplicates,
         latencies_ms,
     };
     h.server.shutdown().await;
@@ -176,7 +193,7 @@ fn pct(v: &[u64], p: f64) -> u64 {
 fn report(name: &str, r: &Run) {
     let secs = r.window.as_secs_f64();
     println!(
-        "{name}: offered {} delivered {} in {:.1} s = {:.1} msg/s; portal requests {} ({:.2}/s), refused {}; duplicates {}; latency webhook->portal ms p50 {} p95 {} p99 {} max {}",
+        "{name}: offered {} delivered {} in {:.1} s = {:.1} msg/s; portal requests {} ({:.2}/s), refused {}; duplicates {} (first posts {}); latency webhook->portal ms p50 {} p95 {} p99 {} max {}",
         r.offered,
         r.delivered,
         secs,
@@ -185,6 +202,7 @@ fn report(name: &str, r: &Run) {
         r.requests as f64 / secs,
         r.refused,
         r.duplicates,
+        r.first_post_duplicates,
         pct(&r.latencies_ms, 0.50),
         pct(&r.latencies_ms, 0.95),
         pct(&r.latencies_ms, 0.99),

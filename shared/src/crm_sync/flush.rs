@@ -28,7 +28,9 @@ pub struct FlushConfig {
     /// Time a flush keeps taking new requests; one request may still run after it (bounded
     /// by the client's request timeout).
     pub budget: Duration,
-    /// How long a claim protects an operation from another flusher: longer than a request.
+    /// How long a claim protects an operation from another flusher, and how long the
+    /// portal's lease lasts past its last renewal (it is renewed before each request):
+    /// longer than a request (the client's 20 s timeout) and its settling.
     pub claim: Duration,
     /// The shared budget per portal: requests per second and burst. Under Bitrix24's
     /// documented 2/s and 50, to leave room for the install and event paths.
@@ -43,7 +45,7 @@ impl Default for FlushConfig {
         FlushConfig {
             max_per_call: 50,
             budget: Duration::from_secs(8),
-            claim: Duration::from_secs(45),
+            claim: Duration::from_secs(30),
             per_second: 2.0,
             burst: 40,
             lookup_limit: 50,
@@ -111,7 +113,7 @@ impl PortalFlusher {
         let tenant = scope.tenant();
         let holder = holder_id();
         let mut report = FlushReport::default();
-        let lease_ttl = self.config.budget + self.config.claim;
+        let lease_ttl = self.config.claim;
         if !self
             .lease
             .acquire(tenant, &holder, (self.clock)(), lease_ttl)
@@ -147,7 +149,7 @@ impl PortalFlusher {
             // Keep the lease while we work.
             if !self
                 .lease
-                .acquire(tenant, holder, now, self.config.budget + self.config.claim)
+                .acquire(tenant, holder, now, self.config.claim)
                 .await?
             {
                 return Ok(());

@@ -100,6 +100,9 @@ impl From<FlushError> for SyncError {
     }
 }
 
+/// A waiting job tries to take the portal's lease on every this many looks at its operation.
+const FLUSH_EVERY_POLLS: u32 = 10;
+
 /// How long a job waits for its staged operation before giving its record back to the queue
 /// (no attempt counted), and how often it looks.
 #[derive(Clone, Copy, Debug)]
@@ -431,6 +434,7 @@ impl SyncWorker {
             .stage(&job.tenant_id, &key, &op, (self.clock)())
             .await?;
         let started = tokio::time::Instant::now();
+        let mut polls: u32 = 0;
         loop {
             match state {
                 OpState::Done(OpOutcome::Sent {
@@ -466,12 +470,17 @@ impl SyncWorker {
                     });
                 }
                 OpState::Pending | OpState::InFlight { .. } => {
-                    if let Err(e) = self.flusher.flush(scope).await {
-                        match SyncError::from(e) {
-                            e @ SyncError::NotConnected(_) => return Err(e),
-                            e => tracing::warn!(error = %e, "portal flush failed"),
+                    // Try to become the portal's flusher now and then (it may have gone),
+                    // not on every look: each try is a conditional write.
+                    if polls % FLUSH_EVERY_POLLS == 0 {
+                        if let Err(e) = self.flusher.flush(scope).await {
+                            match SyncError::from(e) {
+                                e @ SyncError::NotConnected(_) => return Err(e),
+                                e => tracing::warn!(error = %e, "portal flush failed"),
+                            }
                         }
                     }
+                    polls = polls.wrapping_add(1);
                     state = match self.outbox.state(&key).await? {
                         Some(s) => s,
                         // Removed under us (a contact erasure): nothing left to do.
