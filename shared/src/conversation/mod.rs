@@ -22,6 +22,7 @@
 //! keys and the field encryption) is here, and every public type is re-exported here.
 
 mod customers;
+pub mod erased;
 mod job_target;
 mod messages;
 mod model;

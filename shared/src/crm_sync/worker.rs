@@ -472,7 +472,7 @@ impl SyncWorker {
                 OpState::Pending | OpState::InFlight { .. } => {
                     // Try to become the portal's flusher now and then (it may have gone),
                     // not on every look: each try is a conditional write.
-                    if polls % FLUSH_EVERY_POLLS == 0 {
+                    if polls.is_multiple_of(FLUSH_EVERY_POLLS) {
                         if let Err(e) = self.flusher.flush(scope).await {
                             match SyncError::from(e) {
                                 e @ SyncError::NotConnected(_) => return Err(e),

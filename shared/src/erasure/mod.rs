@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditAction, AuditLog};
 use crate::clock::now_secs;
+use crate::conversation::erased::ErasedSubjects;
 use crate::conversation::{ConversationId, Conversations};
 use crate::crm_sync::outbox::Outbox;
 use crate::crypto::{CryptoError, Envelope, FieldRef};
@@ -235,6 +236,17 @@ impl ContactErasure {
         let conversations =
             Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
         let targets = self.find(&conversations, tenant, &subject).await?;
+        // Markers first, so work in flight for this person is dropped from now on (also the
+        // conversation the subject's id derives to, which may not be stored yet).
+        let erased = ErasedSubjects::new(self.store.clone(), self.envelope.clone());
+        let now_ms = crate::clock::now_millis();
+        let derived = ConversationId::derive(tenant, &subject.account, &subject.customer);
+        for id in targets.iter().chain(std::iter::once(&derived)) {
+            erased
+                .mark(tenant, id, now_ms)
+                .await
+                .map_err(|e| ErasureError::Corrupt(format!("erased-subject marker: {e}")))?;
+        }
         for id in &targets {
             self.erase_conversation(&conversations, tenant, &subject.account, id)
                 .await?;

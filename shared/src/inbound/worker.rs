@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use super::InboundJob;
 use crate::clock::now_secs;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
+use crate::conversation::erased::ErasedSubjects;
 use crate::conversation::{
     ConversationError, ConversationId, Conversations, Direction, MessageStatus, NewMessage, Origin,
 };
@@ -45,6 +46,8 @@ pub enum InboundError {
     /// Storing a counted message failed (the store, or reading the tenant's plan).
     #[error(transparent)]
     Count(#[from] CountError),
+    #[error(transparent)]
+    Erased(#[from] crate::conversation::erased::ErasedError),
 }
 
 /// The inbound worker's handler. Build once per process.
@@ -57,6 +60,7 @@ pub struct InboundWorker {
     sync: QueueName,
     idempotency: Idempotency,
     usage: Usage,
+    erased: ErasedSubjects,
 }
 
 impl InboundWorker {
@@ -69,6 +73,7 @@ impl InboundWorker {
         InboundWorker {
             idempotency: Idempotency::new(store.clone(), "IN", platform::VISIBILITY),
             usage: Usage::new(store.clone()),
+            erased: ErasedSubjects::new(store.clone(), envelope.clone()),
             store,
             envelope,
             tenants,
@@ -94,6 +99,21 @@ impl InboundWorker {
             tracing::info!(tenant = %job.tenant_id, "tenant gone; event dropped");
             return Ok(Outcome::Done);
         };
+        // Erasure wins against work in flight (issue 13): an event from before its subject's
+        // erasure (a Meta retry, a redrive, a released hold) is dropped.
+        if let Some(customer) = job.event.customer() {
+            let conversation = ConversationId::derive(&job.tenant_id, account, &customer.id);
+            if let Some(erased_ms) = self.erased.erased_at(&job.tenant_id, &conversation).await? {
+                let at_ms = job
+                    .event
+                    .timestamp
+                    .map_or(i64::MIN, |s| s.saturating_mul(1000));
+                if at_ms <= erased_ms {
+                    tracing::info!("event of an erased subject dropped");
+                    return Ok(Outcome::Done);
+                }
+            }
+        }
         let retention = scope
             .profile()
             .await?

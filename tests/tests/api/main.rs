@@ -4,6 +4,7 @@
 
 mod access;
 mod admin_api;
+mod backup_retention;
 mod bitrix_batch;
 mod bitrix_client;
 mod bitrix_install;
@@ -12,6 +13,7 @@ mod crm_parking;
 mod data_deletion;
 mod disconnect;
 mod erasure;
+mod erasure_wins;
 mod export;
 mod inbound_relay;
 mod inbound_to_bitrix;

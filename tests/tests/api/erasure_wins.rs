@@ -1,0 +1,222 @@
+//! Erasure wins against work in flight (issue 13): after a contact's erasure, a Meta retry of
+//! an old delivery, a redrive of the inbound dead-letter queue, and a held event released on
+//! resume store nothing of that person and post nothing to Bitrix24; a message the person
+//! writes after the erasure is a new conversation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use e2e_tests::fake_bitrix::FAKE_DOMAIN;
+use e2e_tests::harness::WA_NUMBER;
+use e2e_tests::relay_world::RelayWorld;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use wappline::hold::Suspension;
+use wappline::ids::TenantId;
+use wappline::queue::redrive::{redrive, RedriveOptions};
+use wappline::queue::{platform, OutgoingMessage, Queue, ReceivedMessage};
+use wappline::store::Table;
+
+const PHONE: &str = "16505550123";
+
+/// A WhatsApp text from [`PHONE`] sent `ago` seconds ago.
+fn text(id: &str, body: &str, ago: i64) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
+                    "contacts": [{"profile": {"name": "Erin Erased"}, "wa_id": PHONE}],
+                    "messages": [{
+                        "from": PHONE,
+                        "id": id,
+                        "timestamp": (wappline::clock::now_secs() - ago).to_string(),
+                        "type": "text",
+                        "text": {"body": body}
+                    }]
+                }
+            }]
+        }]
+    }))
+    .unwrap()
+}
+
+/// Posts a delivery from [`PHONE`] and catches its inbound job as the webhook queued it,
+/// before the local server's consumer (which polls every 50 ms) takes it; tried with fresh
+/// message ids until caught. The job is left hidden; returns its message id and the job.
+async fn post_and_catch(w: &RelayWorld, tag: &str, body: &str) -> (String, ReceivedMessage) {
+    let queue = w.h.server.queue();
+    let inbound = platform::name(platform::INBOUND);
+    for attempt in 0..20 {
+        let id = format!("wamid.ERASED.{tag}{attempt}");
+        let (s, _) = w.h.post_signed(&text(&id, body, 120)).await;
+        assert_eq!(s, StatusCode::OK);
+        if let Some(m) = queue
+            .receive(&inbound, 1, Duration::from_secs(600))
+            .await
+            .unwrap()
+            .pop()
+        {
+            return (id, m);
+        }
+        w.drain().await;
+    }
+    panic!("no inbound job caught before the consumer");
+}
+
+async fn erase_contact(w: &RelayWorld, tenant: &str) {
+    let v = w
+        .h
+        .admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/erasure/contacts"),
+            json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": format!("+{PHONE}")}),
+        )
+        .await;
+    let id = v["request_id"].as_str().unwrap().to_owned();
+    for _ in 0..500 {
+        let v: Value =
+            w.h.admin(
+                "GET",
+                &format!("/admin/tenants/{tenant}/erasure/contacts/{id}"),
+                Value::Null,
+            )
+            .await;
+        if v["state"] == "completed" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the erasure did not complete");
+}
+
+/// Stored messages whose (encrypted) item is about one of `ids`: by the provider-id index.
+async fn stored_messages(w: &RelayWorld) -> usize {
+    w.h.all_items(Table::Data)
+        .await
+        .into_iter()
+        .filter(|i| i.get_s("sk").is_some_and(|sk| sk.starts_with("MSG#")))
+        .count()
+}
+
+fn posted(w: &RelayWorld, id: &str) -> usize {
+    w.bitrix
+        .messages_received()
+        .iter()
+        .filter(|m| m.domain == FAKE_DOMAIN && m.external_message_id == id)
+        .count()
+}
+
+#[tokio::test]
+async fn a_meta_retry_after_erasure_stores_and_posts_nothing() {
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant().await;
+    let queue = w.h.server.queue().clone();
+    let inbound = platform::name(platform::INBOUND);
+    let (id, job) = post_and_catch(&w, "RETRY", "my secret address").await;
+    queue
+        .change_visibility(&inbound, &job.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    w.drain().await;
+    assert_eq!(posted(&w, &id), 1);
+    let before = stored_messages(&w).await;
+
+    erase_contact(&w, &tenant).await;
+    assert!(stored_messages(&w).await < before);
+    let after_erasure = stored_messages(&w).await;
+
+    // Meta delivers the same webhook again after the queue's 5-minute deduplication window
+    // (Meta retries for up to 7 days): the same job, accepted again by the queue.
+    queue
+        .send_batch(
+            &inbound,
+            vec![OutgoingMessage::new(job.body.clone()).grouped(
+                job.group_id.clone().unwrap_or_default(),
+                format!("{}-retry", job.message_id),
+            )],
+        )
+        .await
+        .unwrap();
+    w.drain().await;
+    assert_eq!(stored_messages(&w).await, after_erasure, "not stored again");
+    assert_eq!(posted(&w, &id), 1, "not posted again");
+
+    // The person writes again after the erasure: that is a new conversation.
+    let (s, _) =
+        w.h.post_signed(&text("wamid.ERASED.NEW1", "hello again", -5))
+            .await;
+    assert_eq!(s, StatusCode::OK);
+    w.drain().await;
+    assert_eq!(posted(&w, "wamid.ERASED.NEW1"), 1);
+    w.h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_redrive_after_erasure_stores_and_posts_nothing() {
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant().await;
+    let queue = w.h.server.queue().clone();
+    let inbound = platform::name(platform::INBOUND);
+    let (id, kept) = post_and_catch(&w, "DLQ", "my card number").await;
+    // It reached the worker once (stored, posted) and the copy sits in the DLQ.
+    let (group, dedup) = (kept.group_id.clone(), format!("{}-kept", kept.message_id));
+    queue
+        .send_batch(
+            &inbound.dead_letter(),
+            vec![OutgoingMessage::new(kept.body.clone()).grouped(group.unwrap_or_default(), dedup)],
+        )
+        .await
+        .unwrap();
+    queue
+        .change_visibility(&inbound, &kept.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    w.drain().await;
+    assert_eq!(posted(&w, &id), 1);
+
+    erase_contact(&w, &tenant).await;
+    let after_erasure = stored_messages(&w).await;
+
+    let q: Arc<dyn Queue> = Arc::new(queue.clone());
+    let report = redrive(q.as_ref(), &inbound, &RedriveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.moved(), 1);
+    w.drain().await;
+    assert_eq!(stored_messages(&w).await, after_erasure, "not stored again");
+    assert_eq!(posted(&w, &id), 1, "not posted again");
+    w.h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hold_released_after_erasure_stores_and_posts_nothing() {
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant().await;
+    let id = TenantId::parse(&tenant).unwrap();
+    let suspension = Suspension::new(
+        w.h.server.platform().tenants.clone(),
+        Arc::new(w.h.server.queue().clone()),
+    );
+    suspension
+        .suspend(&id, "invoice overdue", "platform_admin")
+        .await
+        .unwrap();
+    let (s, _) =
+        w.h.post_signed(&text("wamid.ERASED.HELD1", "held secret", 60))
+            .await;
+    assert_eq!(s, StatusCode::OK);
+    let before = stored_messages(&w).await;
+
+    erase_contact(&w, &tenant).await;
+    let resumed = suspension.resume(&id, "platform_admin").await.unwrap();
+    assert_eq!(resumed.released, 1);
+    w.drain().await;
+    assert_eq!(stored_messages(&w).await, before, "not stored");
+    assert_eq!(posted(&w, "wamid.ERASED.HELD1"), 0, "not posted");
+    w.h.server.shutdown().await;
+}
