@@ -14,6 +14,7 @@ use crate::accounts::{Accounts, AccountsConfig, Mailer, OutboxMailer, PasswordHa
 use crate::api_keys::ApiKeys;
 use crate::audit::AuditLog;
 use crate::bitrix::{BitrixClient, EndpointUrl, ENV_CLIENT_ID};
+use crate::conversation::erased::ErasedSubjects;
 use crate::crm_sync::{
     FlushConfig, Parking, PortalProbe, RetryPolicy as SyncRetryPolicy, SyncWorker,
 };
@@ -518,7 +519,11 @@ impl Services {
             .ok_or_else(|| missing(S, vars::MEDIA_LINK_KEY))?;
         Ok(
             MediaProxy::new(links, self.platform.tenants.clone(), self.graph_client()?)
-                .with_max_bytes(self.settings.media_proxy.max_bytes),
+                .with_max_bytes(self.settings.media_proxy.max_bytes)
+                .with_erased_subjects(ErasedSubjects::new(
+                    self.platform.store.clone(),
+                    self.platform.envelope.clone(),
+                )),
         )
     }
 

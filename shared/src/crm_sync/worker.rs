@@ -59,6 +59,18 @@ use crate::tenant::{ChannelKind, TenantDirectory, TenantError, TenantScope};
 pub trait MediaLinker: Send + Sync {
     async fn link(&self, tenant: &TenantId, account: &AccountRef, media: &Media)
         -> Option<CrmFile>;
+
+    /// A link for media of `conversation`, refused once its subject is erased.
+    async fn link_in(
+        &self,
+        tenant: &TenantId,
+        account: &AccountRef,
+        conversation: &str,
+        media: &Media,
+    ) -> Option<CrmFile> {
+        let _ = conversation;
+        self.link(tenant, account, media).await
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -621,7 +633,10 @@ impl SyncWorker {
         let mut files = Vec::new();
         if let (Some(linker), Some(content)) = (&self.media, content) {
             for media in media_of(content) {
-                if let Some(file) = linker.link(tenant, &meta.account, media).await {
+                if let Some(file) = linker
+                    .link_in(tenant, &meta.account, meta.id.as_str(), media)
+                    .await
+                {
                     files.push(file);
                 }
             }

@@ -180,6 +180,7 @@ impl MediaLinks {
             mime_type: media.mime_type.clone(),
             filename: Some(display_name(media)),
             expires_at: now.saturating_add(ttl),
+            conversation: None,
         })
     }
 
@@ -201,7 +202,20 @@ impl MediaLinks {
         media: &Media,
         now: i64,
     ) -> Option<CrmFile> {
-        let Some(claims) = self.claims_for(tenant, account, media, now) else {
+        self.file_in_at(tenant, account, None, media, now)
+    }
+
+    /// [`MediaLinks::file_at`] for media of `conversation`: the link stops working once the
+    /// conversation's subject is erased (decision 0029).
+    pub fn file_in_at(
+        &self,
+        tenant: &TenantId,
+        account: &AccountRef,
+        conversation: Option<&str>,
+        media: &Media,
+        now: i64,
+    ) -> Option<CrmFile> {
+        let Some(mut claims) = self.claims_for(tenant, account, media, now) else {
             tracing::warn!(
                 tenant = %tenant,
                 channel = %account.channel(),
@@ -210,6 +224,7 @@ impl MediaLinks {
             );
             return None;
         };
+        claims.conversation = conversation.map(str::to_owned);
         let Some(token) = self.sign(&claims) else {
             tracing::warn!(tenant = %tenant, channel = %account.channel(),
                 "media link would be too long: not linked");
@@ -244,6 +259,16 @@ impl MediaLinker for MediaLinks {
         media: &Media,
     ) -> Option<CrmFile> {
         self.file_at(tenant, account, media, now_secs())
+    }
+
+    async fn link_in(
+        &self,
+        tenant: &TenantId,
+        account: &AccountRef,
+        conversation: &str,
+        media: &Media,
+    ) -> Option<CrmFile> {
+        self.file_in_at(tenant, account, Some(conversation), media, now_secs())
     }
 }
 

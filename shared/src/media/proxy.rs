@@ -11,6 +11,8 @@
 //! with response streaming (Lambda function URL in `RESPONSE_STREAM` mode, or an API Gateway
 //! REST API integration with `responseTransferMode: STREAM`; up to 200 MB).
 
+use crate::conversation::erased::ErasedSubjects;
+use crate::conversation::ConversationId;
 use hyper::body::Bytes;
 
 use super::links::MediaLinks;
@@ -112,6 +114,7 @@ pub struct MediaProxy {
     tenants: TenantDirectory,
     graph: GraphClient,
     max_bytes: usize,
+    erased: Option<ErasedSubjects>,
 }
 
 impl MediaProxy {
@@ -121,7 +124,14 @@ impl MediaProxy {
             tenants,
             graph,
             max_bytes: DEFAULT_MAX_BYTES,
+            erased: None,
         }
+    }
+
+    /// Refuses links of conversations whose subject was erased (decision 0029).
+    pub fn with_erased_subjects(mut self, erased: ErasedSubjects) -> Self {
+        self.erased = Some(erased);
+        self
     }
 
     /// Largest media served (see the module documentation for Lambda's limits).
@@ -139,6 +149,19 @@ impl MediaProxy {
     /// CDN.
     pub async fn fetch(&self, token: &str) -> Result<MediaResponse, MediaError> {
         let claims = self.links.verify(token)?;
+        if let (Some(erased), Some(conversation)) = (&self.erased, &claims.conversation) {
+            let erased_at = match ConversationId::parse(conversation) {
+                Ok(id) => erased
+                    .erased_at(&claims.tenant, &id)
+                    .await
+                    .map_err(|e| MediaError::Internal(e.to_string()))?,
+                Err(_) => None,
+            };
+            if erased_at.is_some() {
+                tracing::info!(tenant = %claims.tenant, "media of an erased subject refused");
+                return Err(MediaError::Gone);
+            }
+        }
         let result = self.fetch_verified(&claims).await;
         match &result {
             Ok(media) => tracing::info!(

@@ -78,6 +78,9 @@ pub struct MediaClaims {
     pub filename: Option<String>,
     /// Unix seconds; the link is refused from this second on.
     pub expires_at: i64,
+    /// The conversation the media belongs to, when the link was made for one: the proxy
+    /// refuses it once that conversation's subject was erased (decision 0029).
+    pub conversation: Option<String>,
 }
 
 /// Why a token was refused. All mean 403 at the edge; the variant is for the log.
@@ -110,6 +113,8 @@ struct Wire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     n: Option<String>,
     e: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
 }
 
 /// Signs `claims` with `key`. None when the claims do not fit together (a WhatsApp account
@@ -129,6 +134,7 @@ pub fn sign(key: &MediaLinkKey, claims: &MediaClaims) -> Option<String> {
         m: claims.mime_type.clone(),
         n: claims.filename.clone(),
         e: claims.expires_at,
+        s: claims.conversation.clone(),
     };
     let payload = serde_json::to_vec(&wire).ok()?;
     let mut mac = key.mac();
@@ -197,6 +203,7 @@ pub fn verify(keys: &[&MediaLinkKey], token: &str, now: i64) -> Result<MediaClai
         mime_type: wire.m,
         filename: wire.n,
         expires_at: wire.e,
+        conversation: wire.s,
     })
 }
 
@@ -216,6 +223,7 @@ mod tests {
             mime_type: Some("image/jpeg".into()),
             filename: Some("photo.jpg".into()),
             expires_at: 2_000,
+            conversation: Some("c_0123".into()),
         }
     }
 

@@ -220,3 +220,53 @@ async fn a_hold_released_after_erasure_stores_and_posts_nothing() {
     assert_eq!(posted(&w, "wamid.ERASED.HELD1"), 0, "not posted");
     w.h.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_media_link_used_after_erasure_is_refused() {
+    let w = RelayWorld::start_with(|c| c.retry_base_ms = 50).await;
+    let tenant = w.installed_tenant().await;
+    let jpeg = b"\xff\xd8\xff\xe0 erased person's photo";
+    w.graph
+        .add_media("1106677706454703", WA_NUMBER, "image/jpeg", jpeg);
+    let (s, _) =
+        w.h.post_signed(&e2e_tests::harness::sample("whatsapp-image.json"))
+            .await;
+    assert_eq!(s, StatusCode::OK);
+    w.drain().await;
+    let received = w.bitrix.messages_received();
+    let url = received
+        .iter()
+        .find_map(|m| m.files.first().and_then(|f| f["url"].as_str()))
+        .expect("a linked file")
+        .to_owned();
+    assert_eq!(
+        w.h.http.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // The sample's sender is erased: the link still within its lifetime no longer serves.
+    let v =
+        w.h.admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/erasure/contacts"),
+            json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": "+16505551234"}),
+        )
+        .await;
+    let id = v["request_id"].as_str().unwrap().to_owned();
+    for _ in 0..500 {
+        let v: Value =
+            w.h.admin(
+                "GET",
+                &format!("/admin/tenants/{tenant}/erasure/contacts/{id}"),
+                Value::Null,
+            )
+            .await;
+        if v["state"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resp = w.h.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    w.h.server.shutdown().await;
+}

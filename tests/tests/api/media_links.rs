@@ -372,6 +372,7 @@ async fn instagram_links_fetch_only_from_meta_cdn_hosts() {
             mime_type: None,
             filename: None,
             expires_at: i64::MAX,
+            conversation: None,
         };
         let token = w.links.sign(&claims).unwrap();
         assert!(
