@@ -219,3 +219,195 @@ impl InboundJob {
         Ok(OutgoingMessage::new(body).grouped(&group[..GROUP_ID_LEN], dedup))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Platform;
+    use crate::meta::split_webhook;
+    use crate::queue::platform;
+    use crate::tenant::{RetentionDays, TenantName};
+
+    /// A customer text whose wamid carries the sender's number (as Meta's do).
+    const DELIVERY: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398",
+        "changes":[{"field":"messages","value":{"messaging_product":"whatsapp",
+        "metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},
+        "contacts":[{"profile":{"name":"Sheena Nelson"},"wa_id":"16505551234"}],
+        "messages":[{"from":"16505551234",
+        "id":"wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQ1NzgyQjE4Njg3RTZDRjhBNDgyRgA=",
+        "timestamp":"1767261600","type":"text","text":{"body":"Is the blue sofa still available?"}}]}}]}]}"#;
+    const PERSONAL: [&str; 5] = [
+        "16505551234",
+        "Sheena Nelson",
+        "blue sofa",
+        "wamid.HBgL",
+        // The number as it sits, base64-encoded, inside the wamid.
+        "MTY1MDU1NTEyMzQ",
+    ];
+
+    async fn setup() -> (tempfile::TempDir, Platform, InboundJob) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Platform::embedded(dir.path()).unwrap();
+        let tenant = p
+            .tenants
+            .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
+            .await
+            .unwrap()
+            .id;
+        let event = split_webhook(DELIVERY.as_bytes()).unwrap().events.remove(0);
+        (dir, p, InboundJob::new(tenant, event))
+    }
+
+    fn inbound() -> QueueName {
+        platform::name(platform::INBOUND)
+    }
+
+    /// The body with its `job_id` replaced.
+    fn with_job_id(body: &str, job_id: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["job_id"] = job_id.into();
+        v.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_sealed_job_holds_no_personal_data_and_opens_to_the_same_job() {
+        let (_dir, p, job) = setup().await;
+        let legacy = job.to_legacy_plain_message().unwrap();
+        let sealed = job.seal(&p.envelope, &inbound()).await.unwrap();
+        for plain in PERSONAL {
+            // The unsealed job carried each of them: the check below can fail.
+            assert!(legacy.body.contains(plain), "{plain} not in the v1 body");
+            for part in [
+                &sealed.body,
+                sealed.group_id.as_ref().unwrap(),
+                sealed.dedup_id.as_ref().unwrap(),
+            ] {
+                assert!(!part.contains(plain), "{plain} in the sealed message");
+            }
+        }
+        let opened = InboundJob::open(&p.envelope, &inbound(), &sealed.body)
+            .await
+            .unwrap();
+        assert_eq!(opened, job);
+        // Stable across Meta's redeliveries: same group, same deduplication id.
+        let again = job.seal(&p.envelope, &inbound()).await.unwrap();
+        assert_eq!(
+            (again.group_id, again.dedup_id),
+            (sealed.group_id.clone(), sealed.dedup_id.clone())
+        );
+        assert_ne!(again.body, sealed.body, "fresh nonce per seal");
+        // The job id in the body is the deduplication id.
+        let v: serde_json::Value = serde_json::from_str(&sealed.body).unwrap();
+        assert_eq!(v["job_id"].as_str(), sealed.dedup_id.as_deref());
+        assert_eq!(v["v"], INBOUND_JOB_VERSION);
+    }
+
+    #[tokio::test]
+    async fn a_sealed_job_moved_to_another_queue_job_or_tenant_does_not_open() {
+        let (_dir, p, job) = setup().await;
+        let sealed = job.seal(&p.envelope, &inbound()).await.unwrap();
+        let undecryptable = |r: Result<InboundJob, JobError>| {
+            matches!(r, Err(JobError::Crypto(CryptoError::Undecryptable)))
+        };
+        // Read from another queue (the outbound queue, say).
+        let other_queue = platform::name(platform::OUTBOUND);
+        assert!(undecryptable(
+            InboundJob::open(&p.envelope, &other_queue, &sealed.body).await
+        ));
+        // Put under another job's id (another event's sealed part replayed).
+        let other_id = "0".repeat(64);
+        assert!(undecryptable(
+            InboundJob::open(
+                &p.envelope,
+                &inbound(),
+                &with_job_id(&sealed.body, &other_id)
+            )
+            .await
+        ));
+        // Claimed for another tenant: that tenant's key does not open it.
+        let stranger = p
+            .tenants
+            .create(
+                TenantName::parse("Other").unwrap(),
+                RetentionDays::default(),
+            )
+            .await
+            .unwrap()
+            .id;
+        // (It has keys of its own: its first job created them.)
+        InboundJob::new(stranger.clone(), job.event.clone())
+            .seal(&p.envelope, &inbound())
+            .await
+            .unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&sealed.body).unwrap();
+        v["tenant_id"] = stranger.as_str().into();
+        assert!(undecryptable(
+            InboundJob::open(&p.envelope, &inbound(), &v.to_string()).await
+        ));
+        // A flipped byte of the sealed part.
+        let mut v: serde_json::Value = serde_json::from_str(&sealed.body).unwrap();
+        let mut blob = B64.decode(v["sealed"].as_str().unwrap()).unwrap();
+        let last = blob.len() - 1;
+        blob[last] ^= 1;
+        v["sealed"] = B64.encode(blob).into();
+        assert!(undecryptable(
+            InboundJob::open(&p.envelope, &inbound(), &v.to_string()).await
+        ));
+        // Unchanged, it still opens (the failures above are the binding, not the setup).
+        assert!(InboundJob::open(&p.envelope, &inbound(), &sealed.body)
+            .await
+            .is_ok());
+    }
+
+    #[tokio::test]
+    async fn group_and_job_ids_are_keyed_per_tenant_and_die_with_its_keys() {
+        let (_dir, p, job) = setup().await;
+        let sealed = job.seal(&p.envelope, &inbound()).await.unwrap();
+        let legacy = job.to_legacy_plain_message().unwrap();
+        // Not the unkeyed hashes anyone could recompute from a guessed number.
+        assert_ne!(sealed.group_id, legacy.group_id);
+        assert_ne!(sealed.dedup_id, legacy.dedup_id);
+        let other = p
+            .tenants
+            .create(
+                TenantName::parse("Other").unwrap(),
+                RetentionDays::default(),
+            )
+            .await
+            .unwrap()
+            .id;
+        let theirs = InboundJob::new(other, job.event.clone())
+            .seal(&p.envelope, &inbound())
+            .await
+            .unwrap();
+        assert_ne!(theirs.group_id, sealed.group_id);
+        assert_ne!(theirs.dedup_id, sealed.dedup_id);
+        // A rotation keeps the ids (one conversation keeps its FIFO group).
+        p.envelope.rotate(&job.tenant_id).await.unwrap();
+        let rotated = job.seal(&p.envelope, &inbound()).await.unwrap();
+        assert_eq!(rotated.group_id, sealed.group_id);
+        assert_eq!(rotated.dedup_id, sealed.dedup_id);
+        // Shredded keys: the job can never be opened again.
+        p.envelope.shred(&job.tenant_id).await.unwrap();
+        assert!(matches!(
+            InboundJob::open(&p.envelope, &inbound(), &sealed.body).await,
+            Err(JobError::Crypto(CryptoError::KeyGone(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn v1_plaintext_jobs_queued_before_sealing_are_still_read() {
+        let (_dir, p, job) = setup().await;
+        let legacy = job.to_legacy_plain_message().unwrap();
+        let opened = InboundJob::open(&p.envelope, &inbound(), &legacy.body)
+            .await
+            .unwrap();
+        assert_eq!(opened, job);
+        for junk in ["{}", "not json", r#"{"v":3,"tenant_id":"x"}"#] {
+            assert!(matches!(
+                InboundJob::open(&p.envelope, &inbound(), junk).await,
+                Err(JobError::Unreadable(_))
+            ));
+        }
+    }
+}
