@@ -13,6 +13,7 @@ mod data_deletion;
 mod disconnect;
 mod erasure;
 mod export;
+mod inbound_queue_privacy;
 mod inbound_relay;
 mod inbound_to_bitrix;
 mod isolation;
