@@ -3,4 +3,5 @@
 pub mod fake_bitrix;
 pub mod fake_graph;
 pub mod harness;
+pub mod personal_data;
 pub mod relay_world;

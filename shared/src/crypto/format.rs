@@ -8,6 +8,12 @@
 //! ```
 //! AES-256-GCM with the tenant's data key of `key_version`. The AAD binds the ciphertext to
 //! its tenant, table, item key and attribute, so a blob copied anywhere else fails to open.
+//!
+//! Queue jobs use the same blob layout with their own AAD, binding the job to its tenant, the
+//! queue it is meant for and its job id (a blob moved to another queue or job fails to open):
+//! ```text
+//! aad  = "wappline-queue-v1" | lp(tenant_id) | lp(queue) | lp(job_id) | 0x01 | key_version
+//! ```
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, AES_256_GCM, NONCE_LEN};
 
@@ -24,6 +30,42 @@ pub const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 pub const TAG_LEN: usize = 16;
 /// Total bytes a v1 blob adds to the plaintext.
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// Label that starts every queue-job AAD (never a prefix of [`AAD_LABEL`], nor the reverse).
+pub const QUEUE_AAD_LABEL: &[u8] = b"wappline-queue-v1";
+
+/// Where a sealed queue job belongs: the AAD is derived from exactly this.
+#[derive(Clone, Copy, Debug)]
+pub struct JobRef<'a> {
+    pub tenant: &'a TenantId,
+    /// The logical name of the queue the job is meant for (`inbound.fifo`): the same on the
+    /// queue, on its dead-letter queue and after a redrive back to it.
+    pub queue: &'a str,
+    /// The job's own id (for FIFO jobs, its deduplication id).
+    pub job_id: &'a str,
+}
+
+impl<'a> JobRef<'a> {
+    pub fn new(tenant: &'a TenantId, queue: &'a str, job_id: &'a str) -> Self {
+        JobRef {
+            tenant,
+            queue,
+            job_id,
+        }
+    }
+}
+
+/// The associated data for a queue job and key version.
+pub fn job_aad(job: &JobRef<'_>, key_version: u32) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(QUEUE_AAD_LABEL.len() + 40 + job.queue.len() + job.job_id.len());
+    out.extend_from_slice(QUEUE_AAD_LABEL);
+    push_lp(&mut out, job.tenant.as_str().as_bytes());
+    push_lp(&mut out, job.queue.as_bytes());
+    push_lp(&mut out, job.job_id.as_bytes());
+    out.push(FORMAT_V1);
+    out.extend_from_slice(&key_version.to_be_bytes());
+    out
+}
 
 /// Where an encrypted value lives: the AAD is derived from exactly this.
 #[derive(Clone, Copy, Debug)]
@@ -75,6 +117,17 @@ pub fn seal(
     field: &FieldRef<'_>,
     plaintext: &[u8],
 ) -> Vec<u8> {
+    seal_with_aad(key, key_version, nonce, aad(field, key_version), plaintext)
+}
+
+/// Seals with the given nonce under an AAD already built for `key_version`.
+pub fn seal_with_aad(
+    key: &LessSafeKey,
+    key_version: u32,
+    nonce: [u8; NONCE_LEN],
+    aad: Vec<u8>,
+    plaintext: &[u8],
+) -> Vec<u8> {
     let mut blob = Vec::with_capacity(OVERHEAD + plaintext.len());
     blob.push(FORMAT_V1);
     blob.extend_from_slice(&key_version.to_be_bytes());
@@ -83,7 +136,7 @@ pub fn seal(
     let tag = key
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad(field, key_version)),
+            Aad::from(aad),
             &mut blob[HEADER_LEN..],
         )
         .expect("AES-GCM seal of an in-bounds buffer cannot fail");
@@ -102,10 +155,16 @@ pub fn key_version(blob: &[u8]) -> Option<u32> {
 /// Opens a blob; None on any failure (wrong key, wrong field, tampering, truncation).
 pub fn open(key: &LessSafeKey, field: &FieldRef<'_>, blob: &[u8]) -> Option<Vec<u8>> {
     let version = key_version(blob)?;
+    open_with_aad(key, aad(field, version), blob)
+}
+
+/// Opens a blob under an AAD built for the blob's own key version; None on any failure.
+pub fn open_with_aad(key: &LessSafeKey, aad: Vec<u8>, blob: &[u8]) -> Option<Vec<u8>> {
+    key_version(blob)?;
     let nonce = Nonce::try_assume_unique_for_key(&blob[5..HEADER_LEN]).ok()?;
     let mut buf = blob[HEADER_LEN..].to_vec();
     let len = key
-        .open_in_place(nonce, Aad::from(aad(field, version)), &mut buf)
+        .open_in_place(nonce, Aad::from(aad), &mut buf)
         .ok()?
         .len();
     buf.truncate(len);

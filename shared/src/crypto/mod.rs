@@ -7,6 +7,11 @@
 //! attribute. Unwrapped keys are cached in the process, bounded by age and by uses, so the
 //! steady state makes no vault call (and no table read) per encryption. Deleting a tenant's
 //! wrapped keys ([`Envelope::shred`]) makes every copy of its ciphertexts unreadable.
+//!
+//! Queue jobs are sealed the same way under their own AAD ([`JobRef`]: tenant, queue, job
+//! id), and ids that must be stable but must not reveal what they are derived from (a FIFO
+//! group per customer) are keyed hashes under the tenant's first data key
+//! ([`Envelope::keyed_id`]): they die with the tenant's keys.
 
 pub mod format;
 pub mod signing_key;
@@ -17,8 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{LessSafeKey, NONCE_LEN};
+use aws_lc_rs::hmac;
 
-pub use format::FieldRef;
+pub use format::{FieldRef, JobRef};
 
 use crate::clock::now_secs;
 use crate::ids::TenantId;
@@ -72,8 +78,29 @@ impl Default for CachePolicy {
 
 struct CachedKey {
     aead: LessSafeKey,
+    /// HMAC-SHA256 key for [`Envelope::keyed_id`], derived from the data key (never the data
+    /// key itself, so no value is both an AES and an HMAC key).
+    ids: hmac::Key,
     loaded: Instant,
     uses: AtomicU64,
+}
+
+/// Label of the keyed-id subkey derivation: `ids = HMAC-SHA256(data key, label)`.
+const KEYED_ID_LABEL: &[u8] = b"wappline-keyed-id-v1";
+/// The data key version keyed ids derive from: the first, so they stay stable across
+/// rotations (versions are only ever added, or all shredded together).
+const KEYED_ID_KEY_VERSION: u32 = 1;
+
+impl CachedKey {
+    fn new(plain: &[u8; crate::vault::DATA_KEY_LEN], uses: u64) -> Self {
+        let derived = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, plain), KEYED_ID_LABEL);
+        CachedKey {
+            aead: format::aead_key(plain),
+            ids: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
+            loaded: Instant::now(),
+            uses: AtomicU64::new(uses),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -150,6 +177,58 @@ impl Envelope {
         }
         let key = self.key(field.tenant, version).await?;
         format::open(&key.aead, &field, blob).ok_or(CryptoError::Undecryptable)
+    }
+
+    /// Seals a queue job's body for exactly this tenant, queue and job id, with the tenant's
+    /// current data key (same blob layout as fields, AAD `wappline-queue-v1`).
+    pub async fn encrypt_job(
+        &self,
+        job: JobRef<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let version = self.current_version(job.tenant).await?;
+        let key = self.key(job.tenant, version).await?;
+        let mut nonce = [0u8; NONCE_LEN];
+        random_bytes(&mut nonce)?;
+        Ok(format::seal_with_aad(
+            &key.aead,
+            version,
+            nonce,
+            format::job_aad(&job, version),
+            plaintext,
+        ))
+    }
+
+    /// Opens a blob made by [`Envelope::encrypt_job`] for exactly this tenant, queue and job.
+    pub async fn decrypt_job(&self, job: JobRef<'_>, blob: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let version = format::key_version(blob).ok_or(CryptoError::Undecryptable)?;
+        if version == 0 {
+            return Err(CryptoError::Undecryptable);
+        }
+        let key = self.key(job.tenant, version).await?;
+        format::open_with_aad(&key.aead, format::job_aad(&job, version), blob)
+            .ok_or(CryptoError::Undecryptable)
+    }
+
+    /// A stable, non-reversible id (64 hex characters) of `parts` for the tenant:
+    /// HMAC-SHA256 under a subkey of the tenant's first data key, over `label` and the
+    /// length-prefixed parts. Unlike a plain hash of a phone number, it cannot be recovered by
+    /// hashing every number, and it is unlinkable once the tenant's keys are shredded.
+    pub async fn keyed_id(
+        &self,
+        tenant: &TenantId,
+        label: &str,
+        parts: &[&str],
+    ) -> Result<String, CryptoError> {
+        // Makes sure a first key exists (a tenant's first use creates it).
+        self.current_version(tenant).await?;
+        let key = self.key(tenant, KEYED_ID_KEY_VERSION).await?;
+        let mut ctx = hmac::Context::with_key(&key.ids);
+        for part in std::iter::once(label).chain(parts.iter().copied()) {
+            ctx.update(&(part.len() as u32).to_be_bytes());
+            ctx.update(part.as_bytes());
+        }
+        Ok(hex::encode(ctx.sign().as_ref()))
     }
 
     /// Convenience: decrypts into a UTF-8 string.
@@ -269,11 +348,7 @@ impl Envelope {
         self.store
             .put(Table::Keys, item, Some(Condition::NotExists))
             .await?;
-        let cached = Arc::new(CachedKey {
-            aead: format::aead_key(&generated.plaintext),
-            loaded: Instant::now(),
-            uses: AtomicU64::new(0),
-        });
+        let cached = Arc::new(CachedKey::new(&generated.plaintext, 0));
         let mut cache = self.cache.lock().expect("key cache lock");
         self.insert_key(&mut cache, tenant.clone(), version, cached);
         cache
@@ -308,11 +383,7 @@ impl Envelope {
             .vault
             .unwrap_data_key(wrapped, &context(tenant))
             .await?;
-        let cached = Arc::new(CachedKey {
-            aead: format::aead_key(&plain),
-            loaded: Instant::now(),
-            uses: AtomicU64::new(1),
-        });
+        let cached = Arc::new(CachedKey::new(&plain, 1));
         let mut cache = self.cache.lock().expect("key cache lock");
         self.insert_key(&mut cache, tenant.clone(), version, cached.clone());
         Ok(cached)

@@ -5,6 +5,9 @@
 //!
 //! A suspended tenant's jobs are held instead of enqueued ([`crate::hold`]) and the delivery
 //! is still acknowledged: they are released to the inbound queue when the tenant is resumed.
+//!
+//! Every job is sealed with its tenant's envelope before it leaves this function
+//! ([`InboundJob::seal`]): queues and held events carry no personal data in clear.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -184,9 +187,12 @@ impl WebhookIntake {
                     }
                     let retention = suspended.get(&tenant).copied().flatten();
                     let job = InboundJob::new(tenant.clone(), event);
+                    // Sealed here, so no queue (nor the held copy) ever holds the event in
+                    // clear. Warm, this is in-process work only (cached data key).
                     let message = job
-                        .to_message()
-                        .map_err(|e| IntakeError::Unavailable(format!("encoding job: {e}")))?;
+                        .seal(self.tenants.envelope(), &self.inbound)
+                        .await
+                        .map_err(|e| IntakeError::Unavailable(format!("sealing job: {e}")))?;
                     match retention {
                         Some(days) => match holds.iter_mut().find(|(t, _, _)| *t == tenant) {
                             Some((_, _, held)) => held.push(message),
@@ -403,10 +409,18 @@ mod tests {
         );
         let held = crate::hold::HeldEvents::of(&p.tenants);
         let (events, _) = held.list(&suspended, None, 10).await.unwrap();
-        let jobs: Vec<InboundJob> = events
-            .iter()
-            .map(|e| serde_json::from_str(&e.message.body).unwrap())
-            .collect();
+        let mut jobs = Vec::new();
+        for e in &events {
+            jobs.push(
+                InboundJob::open(
+                    p.tenants.envelope(),
+                    &platform::name(platform::INBOUND),
+                    &e.message.body,
+                )
+                .await
+                .unwrap(),
+            );
+        }
         let ids: Vec<&str> = jobs
             .iter()
             .map(|j| j.event.provider_event_id.as_str())

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::InboundJob;
+use super::{InboundJob, JobError};
 use crate::clock::now_secs;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::erased::ErasedSubjects;
@@ -23,7 +23,7 @@ use crate::conversation::{
     ConversationError, ConversationId, Conversations, Direction, MessageStatus, NewMessage, Origin,
 };
 use crate::crm_sync::{SyncAction, SyncJob};
-use crate::crypto::Envelope;
+use crate::crypto::{CryptoError, Envelope};
 use crate::idempotency::{Guarded, Idempotency};
 use crate::meta::{
     Content, CustomerRef, DeliveryStatus, EventKind, InboundEvent, MetaError, ReplyTo,
@@ -57,6 +57,8 @@ pub struct InboundWorker {
     envelope: Arc<Envelope>,
     tenants: TenantDirectory,
     queue: Arc<dyn Queue>,
+    /// The queue its jobs are sealed for (they open only for it).
+    inbound: QueueName,
     sync: QueueName,
     idempotency: Idempotency,
     usage: Usage,
@@ -78,6 +80,7 @@ impl InboundWorker {
             envelope,
             tenants,
             queue,
+            inbound: platform::name(platform::INBOUND),
             sync: platform::name(platform::SYNC),
         }
     }
@@ -477,11 +480,26 @@ fn describe_errors(errors: &[MetaError]) -> String {
 #[async_trait]
 impl RecordHandler for InboundWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
-        let job: InboundJob = match serde_json::from_str(&record.body) {
+        let job = match InboundJob::open(&self.envelope, &self.inbound, &record.body).await {
             Ok(job) => job,
+            // The tenant's keys are shredded (an erased tenant): nothing left to relay, and
+            // nothing readable to keep.
+            Err(JobError::Crypto(CryptoError::KeyGone(_))) => {
+                tracing::info!(message_id = %record.message_id, "inbound job of a tenant whose keys are gone; dropped");
+                return Outcome::Done;
+            }
+            // Poison (tampered, moved from another queue or job, or not a job): fails every
+            // time, so it reaches the dead-letter queue.
+            Err(
+                e @ (JobError::Unreadable(_)
+                | JobError::Crypto(CryptoError::Undecryptable | CryptoError::ForeignItem)),
+            ) => {
+                tracing::error!(message_id = %record.message_id, error = %e, "unreadable inbound job");
+                return Outcome::Failed;
+            }
+            // The vault or the keys table is unavailable: retried.
             Err(e) => {
-                // Poison: fails every time, so it reaches the dead-letter queue.
-                tracing::error!(message_id = %record.message_id, error = %e.classify_name(), "unreadable inbound job");
+                tracing::warn!(message_id = %record.message_id, error = %e, "inbound job could not be opened; will be retried");
                 return Outcome::Failed;
             }
         };
@@ -496,22 +514,6 @@ impl RecordHandler for InboundWorker {
                 );
                 Outcome::Failed
             }
-        }
-    }
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    /// The kind of JSON error only: its message may quote the body.
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "io",
-            serde_json::error::Category::Syntax => "syntax",
-            serde_json::error::Category::Data => "data",
-            serde_json::error::Category::Eof => "eof",
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Domain tests on real adapters: envelope encryption, tenants and channel routes. Each suite
 //! runs on the embedded adapters and on the AWS adapters against the moto server.
 
+/// The personal values of Meta deliveries, shared with the end-to-end tests.
+#[path = "../../../tests/src/personal_data.rs"]
+mod personal_data;
 #[path = "../conformance/support.rs"]
 mod support;
 
@@ -15,6 +18,7 @@ mod mail;
 mod meta_deletion;
 mod parking;
 mod retention;
+mod sealed_inbound;
 mod tenants;
 mod usage;
 mod vectors;
