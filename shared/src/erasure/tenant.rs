@@ -34,10 +34,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::ErasureError;
-use crate::clock::now_secs;
-use crate::crypto::Envelope;
 use crate::accounts::Mailer;
+use crate::clock::now_secs;
 use crate::conversation::{ConversationId, Conversations};
+use crate::crypto::Envelope;
 use crate::crypto::FieldRef;
 use crate::ids::TenantId;
 use crate::store::{Condition, Item, Key, Query, StoreError, Table, TableStore, Update};
@@ -66,6 +66,13 @@ pub const FIXED_SUB_PARTITIONS: [&str; 5] = [
 
 fn request_key(tenant: &TenantId) -> Key {
     Key::new(format!("TERASE#{tenant}"), "REQUEST")
+}
+
+/// Where the kept addresses are bound (the envelope's AAD): a location of the tenant's own,
+/// since its keys only encrypt what the tenant owns; the ciphertext itself sits in the
+/// request (routes table), which outlives the keys.
+fn notify_location(tenant: &TenantId) -> Key {
+    Key::new(tenant.partition(), "ERASURE_NOTIFY")
 }
 
 fn directory_key(tenant: &TenantId) -> Key {
@@ -314,7 +321,9 @@ impl TenantErasure {
         if phase == 2 {
             for suffix in FIXED_SUB_PARTITIONS {
                 let pk = tenant.sub_partition(suffix);
-                deleted += self.drain(Table::Data, &pk, budget - deleted.min(budget)).await?;
+                deleted += self
+                    .drain(Table::Data, &pk, budget - deleted.min(budget))
+                    .await?;
                 if deleted >= budget {
                     return Ok((deleted, false));
                 }
@@ -367,7 +376,12 @@ impl TenantErasure {
 
     async fn next_phase(&self, key: &Key, phase: i64) -> Result<i64, ErasureError> {
         self.store
-            .update(Table::Routes, key, Update::new().set(PHASE_ATTR, phase), None)
+            .update(
+                Table::Routes,
+                key,
+                Update::new().set(PHASE_ATTR, phase),
+                None,
+            )
             .await?;
         Ok(phase)
     }
@@ -469,7 +483,11 @@ impl TenantErasure {
 
     /// The root partition `T#<t>`; a Bitrix24 connection code's pointer there takes the
     /// code's route with it.
-    async fn root_partition(&self, tenant: &TenantId, budget: usize) -> Result<usize, ErasureError> {
+    async fn root_partition(
+        &self,
+        tenant: &TenantId,
+        budget: usize,
+    ) -> Result<usize, ErasureError> {
         let query = Query::partition(tenant.partition()).limit(100);
         let mut deleted = 0;
         while deleted < budget.max(1) {
@@ -505,10 +523,18 @@ impl TenantErasure {
         );
         let blob = self
             .envelope
-            .encrypt(FieldRef::new(tenant, Table::Routes, key, NOTIFY_ATTR), &plain)
+            .encrypt(
+                FieldRef::new(tenant, Table::Data, &notify_location(tenant), NOTIFY_ATTR),
+                &plain,
+            )
             .await?;
         self.store
-            .update(Table::Routes, key, Update::new().set(NOTIFY_ATTR, blob), None)
+            .update(
+                Table::Routes,
+                key,
+                Update::new().set(NOTIFY_ATTR, blob),
+                None,
+            )
             .await?;
         Ok(())
     }
@@ -536,7 +562,10 @@ impl TenantErasure {
         };
         let plain = zeroize::Zeroizing::new(
             self.envelope
-                .decrypt(FieldRef::new(tenant, Table::Routes, key, NOTIFY_ATTR), blob)
+                .decrypt(
+                    FieldRef::new(tenant, Table::Data, &notify_location(tenant), NOTIFY_ATTR),
+                    blob,
+                )
                 .await?,
         );
         let owners: Vec<String> =
@@ -562,7 +591,12 @@ impl TenantErasure {
             };
             if let Err(e) = mailer.send(&mail.to(to)).await {
                 self.store
-                    .update(Table::Routes, key, Update::new().remove(NOTIFIED_ATTR), None)
+                    .update(
+                        Table::Routes,
+                        key,
+                        Update::new().remove(NOTIFIED_ATTR),
+                        None,
+                    )
                     .await?;
                 return Err(ErasureError::Corrupt(format!("completion email: {e}")));
             }

@@ -192,7 +192,10 @@ impl ConnectionCodes {
         // route, after a failed put, only expires).
         let pointer = Key::new(
             tenant.partition(),
-            format!("{POINTER_PREFIX}{}", route.pk.trim_start_matches("B24CODE#")),
+            format!(
+                "{POINTER_PREFIX}{}",
+                route.pk.trim_start_matches("B24CODE#")
+            ),
         );
         self.store
             .put(

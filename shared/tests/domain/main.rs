@@ -15,6 +15,7 @@ mod mail;
 mod meta_deletion;
 mod parking;
 mod retention;
+mod tenant_sweep;
 mod tenants;
 mod usage;
 mod vectors;
