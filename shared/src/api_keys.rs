@@ -21,6 +21,8 @@ use crate::store::{Condition, Item, Key, Query, StoreError, Table, TableStore, U
 
 const PREFIX: &str = "wpl_";
 const ROUTE_SK: &str = "APIKEY";
+/// The tenant's list of its keys, `T#<t>#APIKEYS` (sort key: the key id).
+pub const LIST_SUFFIX: &str = "APIKEYS";
 /// Revoked and expired keys are kept this long (for the tenant's list) before TTL removes
 /// them.
 const KEEP_AFTER_END_SECS: i64 = 90 * 86_400;
@@ -92,12 +94,13 @@ pub enum ApiKeyError {
     Store(#[from] StoreError),
 }
 
-fn route_key(id: &str) -> Key {
+/// A key's route item, `APIKEY#<id>` in the routes table.
+pub fn route_key(id: &str) -> Key {
     Key::new(format!("APIKEY#{id}"), ROUTE_SK)
 }
 
 fn list_key(tenant: &TenantId, id: &str) -> Key {
-    Key::new(tenant.sub_partition("APIKEYS"), id)
+    Key::new(tenant.sub_partition(LIST_SUFFIX), id)
 }
 
 fn digest(secret: &str) -> [u8; 32] {
@@ -263,7 +266,7 @@ impl ApiKeys {
     /// The tenant's keys, newest id order.
     pub async fn list(&self, tenant: &TenantId) -> Result<Vec<ApiKeyInfo>, ApiKeyError> {
         let mut out = Vec::new();
-        let mut query = Query::partition(tenant.sub_partition("APIKEYS")).limit(100);
+        let mut query = Query::partition(tenant.sub_partition(LIST_SUFFIX)).limit(100);
         loop {
             let page = self.store.query(Table::Data, &query).await?;
             out.extend(

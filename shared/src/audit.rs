@@ -16,6 +16,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clock::now_millis;
+
+/// The audit log's sub-partition, `T#<t>#AUDIT`.
+pub const AUDIT_SUFFIX: &str = "AUDIT";
 use crate::crypto::random_bytes;
 use crate::ids::TenantId;
 use crate::store::{AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore};
@@ -108,7 +111,7 @@ impl AuditLog {
     }
 
     fn partition(tenant: &TenantId) -> String {
-        tenant.sub_partition("AUDIT")
+        tenant.sub_partition(AUDIT_SUFFIX)
     }
 
     /// Appends an entry (never overwrites one: the write is conditional on a fresh key).

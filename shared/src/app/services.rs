@@ -462,22 +462,31 @@ impl Services {
     /// Erasure of one contact (requested, then run by the erasure worker).
     pub fn contact_erasure(&self) -> Result<ContactErasure, ServicesError> {
         self.require_queues("contact erasure", &[platform::ERASURE])?;
-        Ok(ContactErasure::new(
+        let erasure = ContactErasure::new(
             self.platform.store.clone(),
             self.platform.envelope.clone(),
             self.queue.clone(),
         )
-        .with_exports(self.exports()?))
+        .with_exports(self.exports()?);
+        // Without a mailer (no `MAIL_FROM`) the completion shows in the request's status only.
+        Ok(match &self.mailer {
+            Some(mailer) => erasure.with_mailer(mailer.clone()),
+            None => erasure,
+        })
     }
 
     /// Erasure of a whole tenant (requested, then swept on a schedule).
     pub fn tenant_erasure(&self) -> Result<TenantErasure, ServicesError> {
-        Ok(TenantErasure::new(
+        let erasure = TenantErasure::new(
             self.platform.store.clone(),
             self.platform.envelope.clone(),
             self.platform.tenants.clone(),
         )
-        .with_exports(self.exports()?))
+        .with_exports(self.exports()?);
+        Ok(match &self.mailer {
+            Some(mailer) => erasure.with_mailer(mailer.clone()),
+            None => erasure,
+        })
     }
 
     /// erasure-worker: contact and Meta-user erasure jobs.

@@ -25,7 +25,8 @@ use crate::store::{Condition, Item, Key, StoreError, Table, TableStore};
 /// How long a marker is kept: 7 days of Meta retries + 14 days of DLQ retention + a day.
 pub const MARKER_LIFETIME: Duration = Duration::from_secs(22 * 86_400);
 
-const PARTITION: &str = "ERASED";
+/// The tenant sub-partition of the markers and their secret.
+pub const PARTITION: &str = "ERASED";
 const SECRET_SK: &str = "~secret";
 const SECRET: &str = "secret";
 const ERASED_AT_MS: &str = "erased_at_ms";

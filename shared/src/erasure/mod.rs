@@ -16,6 +16,7 @@
 //! request when it completes. Every step deletes by key, so a crash part-way is finished by the
 //! queue's redelivery.
 
+mod mail;
 pub mod tenant;
 
 use std::sync::Arc;
@@ -108,6 +109,7 @@ struct Subject {
 #[derive(Clone)]
 pub struct ContactErasure {
     exports: Option<crate::export::Exports>,
+    mailer: Option<Arc<dyn crate::accounts::Mailer>>,
     store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
     queue: Arc<dyn Queue>,
@@ -115,14 +117,22 @@ pub struct ContactErasure {
     audit: AuditLog,
 }
 
+/// The sub-partition of a tenant's contact erasure requests.
+pub const REQUESTS_SUFFIX: &str = "ERASURE";
+/// A contact erasure request's attributes: who asked (`user:<id>`, `platform_admin`, ...),
+/// and when the completion email went.
+const REQUESTED_BY_ATTR: &str = "requested_by";
+const NOTIFIED_ATTR: &str = "notified_at";
+
 fn request_key(tenant: &TenantId, request_id: &str) -> Key {
-    Key::new(tenant.sub_partition("ERASURE"), request_id)
+    Key::new(tenant.sub_partition(REQUESTS_SUFFIX), request_id)
 }
 
 impl ContactErasure {
     pub fn new(store: Arc<dyn TableStore>, envelope: Arc<Envelope>, queue: Arc<dyn Queue>) -> Self {
         ContactErasure {
             exports: None,
+            mailer: None,
             audit: AuditLog::new(store.clone()),
             store,
             envelope,
@@ -138,7 +148,14 @@ impl ContactErasure {
         self
     }
 
-    /// Records the request and queues the work; returns the request id.
+    /// The user who asked for an erasure is emailed when it completes.
+    pub fn with_mailer(mut self, mailer: Arc<dyn crate::accounts::Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Records the request and queues the work; returns the request id. `actor` (as
+    /// `Principal::actor` names it) is kept: a user is emailed when the request completes.
     pub async fn request(
         &self,
         tenant: &TenantId,
@@ -163,6 +180,7 @@ impl ContactErasure {
             .with("kind", "contact")
             .with("state", "pending")
             .with("requested_at", now_secs())
+            .with(REQUESTED_BY_ATTR, actor)
             .with("subject", blob);
         self.store
             .put(Table::Data, item, Some(Condition::NotExists))
@@ -248,8 +266,7 @@ impl ContactErasure {
                 .map_err(|e| ErasureError::Corrupt(format!("erased-subject marker: {e}")))?;
         }
         for id in &targets {
-            self.erase_conversation(&conversations, tenant, &subject.account, id)
-                .await?;
+            erase_conversation(&self.store, &conversations, Some(&subject.account), id).await?;
         }
         if let Some(exports) = &self.exports {
             exports
@@ -257,13 +274,18 @@ impl ContactErasure {
                 .await
                 .map_err(|e| ErasureError::Corrupt(format!("withdrawing exports: {e}")))?;
         }
+        let completed_at = now_secs();
+        // Before the request is marked completed, so a redelivery of a job that stopped in
+        // between still sends it; the claim in `notify` keeps it to one email.
+        self.notify(tenant, &key, &item, completed_at, targets.len() as i64)
+            .await?;
         self.store
             .update(
                 Table::Data,
                 &key,
                 Update::new()
                     .set("state", "completed")
-                    .set("completed_at", now_secs())
+                    .set("completed_at", completed_at)
                     .set("conversations_erased", targets.len() as i64)
                     .remove("subject"),
                 Some(Condition::Exists),
@@ -281,6 +303,57 @@ impl ContactErasure {
                 ],
             )
             .await?;
+        Ok(())
+    }
+
+    /// Emails the requesting user (if a user made the request and still exists) that the
+    /// request is complete, at most once: the request is marked before sending, and unmarked
+    /// if the send fails so the redelivery retries.
+    async fn notify(
+        &self,
+        tenant: &TenantId,
+        key: &Key,
+        request: &Item,
+        completed_at: i64,
+        conversations: i64,
+    ) -> Result<(), ErasureError> {
+        let Some(mailer) = &self.mailer else {
+            return Ok(());
+        };
+        let Some(user) = request
+            .get_s(REQUESTED_BY_ATTR)
+            .and_then(|a| a.strip_prefix("user:"))
+        else {
+            return Ok(());
+        };
+        let users = crate::accounts::users::list_users(self.store.as_ref(), tenant)
+            .await
+            .map_err(|e| ErasureError::Corrupt(format!("reading the requester: {e}")))?;
+        let Some(to) = users.into_iter().find(|u| u.id.as_str() == user) else {
+            return Ok(());
+        };
+        match self
+            .store
+            .update(
+                Table::Data,
+                key,
+                Update::new().set(NOTIFIED_ATTR, now_secs()),
+                Some(Condition::AttrNotExists(NOTIFIED_ATTR.into())),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::ConditionFailed { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let request_id = key.sk.as_str();
+        let mail = mail::contact_erased(tenant, request_id, completed_at, conversations);
+        if let Err(e) = mailer.send(&mail.to(to.email)).await {
+            self.store
+                .update(Table::Data, key, Update::new().remove(NOTIFIED_ATTR), None)
+                .await?;
+            return Err(ErasureError::Corrupt(format!("completion email: {e}")));
+        }
         Ok(())
     }
 
@@ -331,32 +404,42 @@ impl ContactErasure {
         }
         Ok(found)
     }
+}
 
-    async fn erase_conversation(
-        &self,
-        conversations: &Conversations,
-        tenant: &TenantId,
-        account: &AccountRef,
-        id: &ConversationId,
-    ) -> Result<(), ErasureError> {
-        let inbound = Idempotency::new(self.store.clone(), "IN", platform::VISIBILITY);
-        let outbound = Idempotency::new(self.store.clone(), "OUT", platform::VISIBILITY);
-        let pk = conversations.partition(id);
-        let ch = account.channel().code();
-        // Messages first (with what points at them), the conversation item last, so a crash
-        // leaves the conversation findable for the retry.
-        loop {
-            let (messages, _) = conversations.messages(id, None, 100).await?;
-            if messages.is_empty() {
-                break;
-            }
-            for m in &messages {
+/// Deletes one conversation of `conversations`' tenant: its messages with what points at
+/// them (provider-id index items, the inbound and send idempotency records and send progress
+/// derived from each message, the CRM operations staged for it), anything else left in its
+/// partition, then its list entry. `account` is the conversation's business account, which
+/// the derived keys need; without it (a conversation whose `META` is gone) only the
+/// partition and list entry go. Returns the number of items deleted (absent ones included).
+pub(crate) async fn erase_conversation(
+    store: &Arc<dyn TableStore>,
+    conversations: &Conversations,
+    account: Option<&AccountRef>,
+    id: &ConversationId,
+) -> Result<usize, ErasureError> {
+    let tenant = conversations.tenant();
+    let inbound = Idempotency::new(store.clone(), "IN", platform::VISIBILITY);
+    let outbound = Idempotency::new(store.clone(), "OUT", platform::VISIBILITY);
+    let pk = conversations.partition(id);
+    let mut deleted = 0;
+    // Messages first (with what points at them), the conversation item last, so a crash
+    // leaves the conversation findable for the retry.
+    loop {
+        let (messages, _) = conversations.messages(id, None, 100).await?;
+        if messages.is_empty() {
+            break;
+        }
+        for m in &messages {
+            if let Some(account) = account {
+                let ch = account.channel().code();
                 for provider_id in [Some(&m.provider_message_id), m.sent_provider_id.as_ref()]
                     .into_iter()
                     .flatten()
                 {
                     if let Some(index) = conversations.index_key_of(account, provider_id) {
-                        self.store.delete(Table::Data, &index, None).await?;
+                        store.delete(Table::Data, &index, None).await?;
+                        deleted += 1;
                     }
                     let events = [
                         format!("{ch}:msg:{provider_id}"),
@@ -371,56 +454,65 @@ impl ContactErasure {
                     for event in events {
                         let key =
                             inbound.key_for(tenant, &format!("{ch}:{}:{event}", account.id()));
-                        self.store.delete(Table::Dedupe, &key, None).await?;
+                        store.delete(Table::Dedupe, &key, None).await?;
+                        deleted += 1;
                     }
                 }
-                let job = OutboundJob::new(tenant.clone(), &m.at);
-                self.store
-                    .delete(Table::Dedupe, &outbound.key_for(tenant, &job.effect), None)
-                    .await?;
-                self.store
-                    .delete(Table::Data, &Key::new(pk.clone(), m.at.sk.clone()), None)
-                    .await?;
             }
-        }
-        // Operations staged for the CRM (decision 0023): a post not yet made is never made.
-        let staged = Query::partition(Outbox::partition(tenant))
-            .begins_with(Outbox::conversation_prefix(id.as_str()))
-            .limit(100);
-        loop {
-            let page = self.store.query(Table::Data, &staged).await?;
-            if page.items.is_empty() {
-                break;
-            }
-            for item in &page.items {
-                if let Some(key) = item.key() {
-                    self.store.delete(Table::Data, &key, None).await?;
-                }
-            }
-        }
-        // Anything else left in the partition (future item kinds), then the list entry.
-        loop {
-            let page = self
-                .store
-                .query(Table::Data, &Query::partition(pk.clone()).limit(100))
+            let job = OutboundJob::new(tenant.clone(), &m.at);
+            store
+                .delete(Table::Dedupe, &outbound.key_for(tenant, &job.effect), None)
                 .await?;
-            if page.items.is_empty() {
-                break;
-            }
-            for item in &page.items {
-                if let Some(key) = item.key() {
-                    self.store.delete(Table::Data, &key, None).await?;
-                }
+            // The send progress holds the provider ids of the parts sent.
+            store
+                .delete(
+                    Table::Dedupe,
+                    &crate::outbound::progress_key(tenant, &job.effect),
+                    None,
+                )
+                .await?;
+            store
+                .delete(Table::Data, &Key::new(pk.clone(), m.at.sk.clone()), None)
+                .await?;
+            deleted += 3;
+        }
+    }
+    // Operations staged for the CRM (decision 0023): a post not yet made is never made.
+    let staged = Query::partition(Outbox::partition(tenant))
+        .begins_with(Outbox::conversation_prefix(id.as_str()))
+        .limit(100);
+    deleted += drain(store, Table::Data, &staged).await?;
+    // Anything else left in the partition (future item kinds), then the list entry.
+    deleted += drain(store, Table::Data, &Query::partition(pk.clone()).limit(100)).await?;
+    store
+        .delete(
+            Table::Data,
+            &Key::new(tenant.sub_partition("CONVS"), id.as_str()),
+            None,
+        )
+        .await?;
+    Ok(deleted + 1)
+}
+
+/// Deletes every item `query` finds, querying again from the start until it finds none (so
+/// the query must not match what deleting leaves). Returns the number deleted.
+pub(crate) async fn drain(
+    store: &Arc<dyn TableStore>,
+    table: Table,
+    query: &Query,
+) -> Result<usize, ErasureError> {
+    let mut deleted = 0;
+    loop {
+        let page = store.query(table, query).await?;
+        if page.items.is_empty() {
+            return Ok(deleted);
+        }
+        for item in &page.items {
+            if let Some(key) = item.key() {
+                store.delete(table, &key, None).await?;
+                deleted += 1;
             }
         }
-        self.store
-            .delete(
-                Table::Data,
-                &Key::new(tenant.sub_partition("CONVS"), id.as_str()),
-                None,
-            )
-            .await?;
-        Ok(())
     }
 }
 

@@ -1,17 +1,32 @@
 //! Tenant account erasure: after a grace period the owner can cancel, every item of the tenant
 //! in every table goes, its routes are freed (its numbers can be connected again elsewhere),
-//! and finally its wrapped data keys are deleted, so any copy of its data that remains
-//! anywhere, backups included, can no longer be decrypted (crypto-shredding).
+//! its owners are told by email, and finally its wrapped data keys are deleted, so any copy
+//! of its data that remains anywhere, backups included, can no longer be decrypted
+//! (crypto-shredding).
 //!
 //! The request lives in the routes table (`TERASE#<tenant>` / `REQUEST`), outside the tenant's
 //! own partitions, so it survives the erasure as the platform's record of it; a directory
 //! entry (`TERASURES` / `<tenant>`) lets the scheduled run find due requests with one query.
 //!
-//! The work is a resumable sweep: channels are disconnected, then each table is scanned page
-//! by page for the tenant's items (its partitions, and routes that name it), deleting them and
-//! saving the scan position in the request after every page; the keys go last. A crash at any
-//! point is finished by the next run. Scanning is proportional to the table's size; account
-//! erasure is rare, and the sweep is bounded per run.
+//! The sweep reads by key only (`Query` on a partition, `GetItem`, `DeleteItem`; never a
+//! table `Scan`, which the erasure role is not granted and whose cost would grow with every
+//! tenant's data): it derives each of the tenant's partitions from what the tenant owns
+//! (decision 0027). Phases, each resumable because it deletes what it finds and queries again:
+//!
+//! 0. the owners' addresses are kept (encrypted) for the completion email; channels are
+//!    disconnected (tokens, routes, `AUTHBY` entries); export files go;
+//! 1. conversations, from the `CONVS` list: messages, provider-id index items, the
+//!    idempotency and send-progress records derived from each message, staged CRM
+//!    operations, the partition and its list entry;
+//! 2. the fixed sub-partitions ([`FIXED_SUB_PARTITIONS`]), API key routes with their list;
+//! 3. the root partition (profile, users, sessions, invitations, usage, held events, ...),
+//!    with the Bitrix24 connection codes its pointers name;
+//! 4. the platform index entries that name the tenant (`TENANTS`, `PARKED`);
+//! 5. the completion email, then the keys, then the request is marked completed.
+//!
+//! The phase reached is saved in the request, so a run that used up its budget continues
+//! there. Dedupe records that cannot be derived (CRM-sync records, inbound records of events
+//! of no stored message, sign-in throttling) hold no personal data and expire within 8 days.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +34,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::ErasureError;
+use crate::accounts::Mailer;
 use crate::clock::now_secs;
+use crate::conversation::{ConversationId, Conversations};
 use crate::crypto::Envelope;
+use crate::crypto::FieldRef;
 use crate::ids::TenantId;
 use crate::store::{Condition, Item, Key, Query, StoreError, Table, TableStore, Update};
 use crate::tenant::{ChannelRef, TenantDirectory};
@@ -28,9 +46,34 @@ use crate::tenant::{ChannelRef, TenantDirectory};
 /// Default time the owner has to change their mind.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(7 * 86_400);
 const DIRECTORY_PK: &str = "TERASURES";
+/// The request's attributes: the sweep's phase, the owners' addresses (encrypted) kept for
+/// the completion email, and when that email was sent.
+const PHASE_ATTR: &str = "sweep_phase";
+const NOTIFY_ATTR: &str = "notify_to";
+const NOTIFIED_ATTR: &str = "notified_at";
+
+/// The tenant's sub-partitions with fixed names (`T#<t>#<suffix>`), drained whole by the
+/// sweep. Conversations (`CONV#<c>`, `MID#<hash>`) are found through `CONVS`, API keys
+/// through `APIKEYS` (both handled apart). A new kind of tenant partition must be listed here
+/// or derived in the sweep; the erasure tests create every kind and fail on any survivor.
+pub const FIXED_SUB_PARTITIONS: [&str; 6] = [
+    crate::crm_sync::outbox::PARTITION,
+    crate::conversation::erased::PARTITION,
+    crate::crm_sync::parking::PARKED_SUFFIX,
+    crate::export::EXPORTS_SUFFIX,
+    super::REQUESTS_SUFFIX,
+    crate::audit::AUDIT_SUFFIX,
+];
 
 fn request_key(tenant: &TenantId) -> Key {
     Key::new(format!("TERASE#{tenant}"), "REQUEST")
+}
+
+/// Where the kept addresses are bound (the envelope's AAD): a location of the tenant's own,
+/// since its keys only encrypt what the tenant owns; the ciphertext itself sits in the
+/// request (routes table), which outlives the keys.
+fn notify_location(tenant: &TenantId) -> Key {
+    Key::new(tenant.partition(), "ERASURE_NOTIFY")
 }
 
 fn directory_key(tenant: &TenantId) -> Key {
@@ -61,6 +104,7 @@ pub struct SweepReport {
 #[derive(Clone)]
 pub struct TenantErasure {
     exports: Option<crate::export::Exports>,
+    mailer: Option<Arc<dyn Mailer>>,
     store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
     tenants: TenantDirectory,
@@ -74,6 +118,7 @@ impl TenantErasure {
     ) -> Self {
         TenantErasure {
             exports: None,
+            mailer: None,
             store,
             envelope,
             tenants,
@@ -83,6 +128,12 @@ impl TenantErasure {
     /// The tenant's exports (objects and records) are deleted with it.
     pub fn with_exports(mut self, exports: crate::export::Exports) -> Self {
         self.exports = Some(exports);
+        self
+    }
+
+    /// The tenant's owners are emailed when the erasure completes.
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
         self
     }
 
@@ -224,7 +275,7 @@ impl TenantErasure {
         }
     }
 
-    /// Erases one due tenant, at most `budget` items this call; true when finished.
+    /// Erases one due tenant, at most about `budget` items this call; true when finished.
     async fn sweep(&self, tenant: &TenantId, budget: usize) -> Result<(usize, bool), ErasureError> {
         let key = request_key(tenant);
         let Some(request) = self.store.get(Table::Routes, &key).await? else {
@@ -237,16 +288,107 @@ impl TenantErasure {
         if request.get_n("not_before").unwrap_or(i64::MAX) > now_secs() {
             return Ok((0, true));
         }
+        let mut phase = request.get_n(PHASE_ATTR).unwrap_or(0);
+        let mut deleted = 0;
+        if phase == 0 {
+            self.store
+                .update(
+                    Table::Routes,
+                    &key,
+                    Update::new().set("state", "in_progress"),
+                    None,
+                )
+                .await?;
+            if request.get(NOTIFY_ATTR).is_none() {
+                self.keep_owners(tenant, &key).await?;
+            }
+            self.disconnect_all(tenant).await?;
+            // Its export files in the object store.
+            if let Some(exports) = &self.exports {
+                exports
+                    .delete_all(tenant)
+                    .await
+                    .map_err(|e| ErasureError::Corrupt(format!("deleting exports: {e}")))?;
+            }
+            phase = self.next_phase(&key, 1).await?;
+        }
+        if phase == 1 {
+            deleted += self.conversations(tenant, budget).await?;
+            if deleted >= budget {
+                return Ok((deleted, false));
+            }
+            phase = self.next_phase(&key, 2).await?;
+        }
+        if phase == 2 {
+            for suffix in FIXED_SUB_PARTITIONS {
+                let pk = tenant.sub_partition(suffix);
+                deleted += self
+                    .drain(Table::Data, &pk, budget - deleted.min(budget))
+                    .await?;
+                if deleted >= budget {
+                    return Ok((deleted, false));
+                }
+            }
+            deleted += self.api_keys(tenant).await?;
+            phase = self.next_phase(&key, 3).await?;
+        }
+        if phase == 3 {
+            deleted += self.root_partition(tenant, budget).await?;
+            if deleted >= budget {
+                return Ok((deleted, false));
+            }
+            phase = self.next_phase(&key, 4).await?;
+        }
+        if phase == 4 {
+            for index in [
+                Key::new("TENANTS", tenant.as_str()),
+                crate::crm_sync::parking::index_key(tenant),
+            ] {
+                self.store.delete(Table::Routes, &index, None).await?;
+                deleted += 1;
+            }
+            self.next_phase(&key, 5).await?;
+        }
+
+        // Everything but the keys is gone: tell the owners (once), then shred.
+        let completed_at = now_secs();
+        self.notify_owners(tenant, &key, completed_at).await?;
+
+        // Crypto-shredding, last: from here on no copy of its data can be decrypted.
+        deleted += self.envelope.shred(tenant).await?;
+
         self.store
             .update(
                 Table::Routes,
                 &key,
-                Update::new().set("state", "in_progress"),
+                Update::new()
+                    .set("state", "completed")
+                    .set("completed_at", completed_at)
+                    .remove(NOTIFY_ATTR),
                 None,
             )
             .await?;
+        self.store
+            .delete(Table::Routes, &directory_key(tenant), None)
+            .await?;
+        tracing::info!(tenant = %tenant, items = deleted, "tenant erased");
+        Ok((deleted, true))
+    }
 
-        // 1. Channels: tokens deleted, routes freed, so the numbers can be connected elsewhere.
+    async fn next_phase(&self, key: &Key, phase: i64) -> Result<i64, ErasureError> {
+        self.store
+            .update(
+                Table::Routes,
+                key,
+                Update::new().set(PHASE_ATTR, phase),
+                None,
+            )
+            .await?;
+        Ok(phase)
+    }
+
+    /// Tokens deleted, routes freed, so the numbers can be connected elsewhere.
+    async fn disconnect_all(&self, tenant: &TenantId) -> Result<(), ErasureError> {
         if let Some(scope) = self.tenants.scope(tenant).await.map_err(tenant_err)? {
             for channel in scope.channels().await.map_err(tenant_err)? {
                 if let Ok(r) = ChannelRef::parse(channel.kind, &channel.id) {
@@ -257,79 +399,211 @@ impl TenantErasure {
                 }
             }
         }
+        Ok(())
+    }
 
-        // Its export files in the object store.
-        if let Some(exports) = &self.exports {
-            exports
-                .delete_all(tenant)
-                .await
-                .map_err(|e| ErasureError::Corrupt(format!("deleting exports: {e}")))?;
-        }
-
-        // 2. Every item of the tenant, table by table, resuming where the last run stopped.
+    /// Every conversation on the tenant's `CONVS` list, until about `budget` items went.
+    async fn conversations(&self, tenant: &TenantId, budget: usize) -> Result<usize, ErasureError> {
+        let conversations =
+            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        let list = Query::partition(tenant.sub_partition("CONVS")).limit(100);
         let mut deleted = 0;
-        let tables = [Table::Data, Table::Dedupe, Table::Routes];
-        let mut table_index = request.get_n("sweep_table").unwrap_or(0) as usize;
-        let mut cursor = match (request.get_s("sweep_pk"), request.get_s("sweep_sk")) {
-            (Some(pk), Some(sk)) => Some(Key::new(pk, sk)),
-            _ => None,
-        };
-        while table_index < tables.len() {
-            let table = tables[table_index];
-            let page = self.store.scan(table, cursor.as_ref(), 100).await?;
+        loop {
+            let page = self.store.query(Table::Data, &list).await?;
+            if page.items.is_empty() {
+                return Ok(deleted);
+            }
+            for entry in &page.items {
+                let Some(sk) = entry.get_s(crate::store::SK) else {
+                    continue;
+                };
+                match ConversationId::parse(sk) {
+                    Ok(id) => {
+                        let account = conversations.meta(&id).await?.map(|m| m.account);
+                        deleted += super::erase_conversation(
+                            &self.store,
+                            &conversations,
+                            account.as_ref(),
+                            &id,
+                        )
+                        .await?;
+                    }
+                    // Not a conversation id: nothing to derive from it, the entry goes.
+                    Err(_) => {
+                        if let Some(k) = entry.key() {
+                            self.store.delete(Table::Data, &k, None).await?;
+                            deleted += 1;
+                        }
+                    }
+                }
+                if deleted >= budget {
+                    return Ok(deleted);
+                }
+            }
+        }
+    }
+
+    /// Deletes a partition's items page by page, stopping once about `budget` went.
+    async fn drain(&self, table: Table, pk: &str, budget: usize) -> Result<usize, ErasureError> {
+        let query = Query::partition(pk).limit(100);
+        let mut deleted = 0;
+        while deleted < budget.max(1) {
+            let page = self.store.query(table, &query).await?;
+            if page.items.is_empty() {
+                break;
+            }
             for item in &page.items {
-                let Some(k) = item.key() else { continue };
-                let ours = tenant.owns_partition(&k.pk)
-                    || (table == Table::Routes
-                        && item.get_s("tenant_id") == Some(tenant.as_str())
-                        && k != key);
-                if ours {
+                if let Some(k) = item.key() {
                     self.store.delete(table, &k, None).await?;
                     deleted += 1;
                 }
             }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => {
-                    table_index += 1;
-                    cursor = None;
-                }
+        }
+        Ok(deleted)
+    }
+
+    /// The API keys' routes (`APIKEY#<id>`), found through the tenant's list of them.
+    async fn api_keys(&self, tenant: &TenantId) -> Result<usize, ErasureError> {
+        let query = Query::partition(tenant.sub_partition(crate::api_keys::LIST_SUFFIX)).limit(100);
+        let mut deleted = 0;
+        loop {
+            let page = self.store.query(Table::Data, &query).await?;
+            if page.items.is_empty() {
+                return Ok(deleted);
             }
-            let mut save = Update::new().set("sweep_table", table_index as i64);
-            save = match &cursor {
-                Some(c) => save
-                    .set("sweep_pk", c.pk.as_str())
-                    .set("sweep_sk", c.sk.as_str()),
-                None => save.remove("sweep_pk").remove("sweep_sk"),
-            };
-            self.store.update(Table::Routes, &key, save, None).await?;
-            if deleted >= budget && table_index < tables.len() {
-                return Ok((deleted, false));
+            for item in &page.items {
+                let Some(k) = item.key() else { continue };
+                self.store
+                    .delete(Table::Routes, &crate::api_keys::route_key(&k.sk), None)
+                    .await?;
+                self.store.delete(Table::Data, &k, None).await?;
+                deleted += 2;
             }
         }
-        // The directory entry is the tenant's too (the `TENANTS` partition names it by sk).
-        self.store
-            .delete(Table::Routes, &Key::new("TENANTS", tenant.as_str()), None)
-            .await?;
+    }
 
-        // 3. Crypto-shredding, last: from here on no copy of its data can be decrypted.
-        deleted += self.envelope.shred(tenant).await?;
+    /// The root partition `T#<t>`; a Bitrix24 connection code's pointer there takes the
+    /// code's route with it.
+    async fn root_partition(
+        &self,
+        tenant: &TenantId,
+        budget: usize,
+    ) -> Result<usize, ErasureError> {
+        let query = Query::partition(tenant.partition()).limit(100);
+        let mut deleted = 0;
+        while deleted < budget.max(1) {
+            let page = self.store.query(Table::Data, &query).await?;
+            if page.items.is_empty() {
+                break;
+            }
+            for item in &page.items {
+                let Some(k) = item.key() else { continue };
+                if let Some(route) = crate::portal::install::code_route_of_pointer(&k.sk) {
+                    self.store.delete(Table::Routes, &route, None).await?;
+                    deleted += 1;
+                }
+                self.store.delete(Table::Data, &k, None).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
 
-        self.store
-            .update(
-                Table::Routes,
-                &key,
-                Update::new()
-                    .set("state", "completed")
-                    .set("completed_at", now_secs()),
-                None,
+    /// Keeps the owners' addresses in the request, encrypted under the tenant's key (which
+    /// is shredded after they were written to), for the completion email.
+    async fn keep_owners(&self, tenant: &TenantId, key: &Key) -> Result<(), ErasureError> {
+        let owners: Vec<String> = crate::accounts::users::list_users(self.store.as_ref(), tenant)
+            .await
+            .map_err(|e| ErasureError::Corrupt(format!("reading the owners: {e}")))?
+            .into_iter()
+            .filter(|u| u.role == crate::accounts::Role::Owner)
+            .map(|u| u.email.as_str().to_owned())
+            .collect();
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(&owners).map_err(|e| ErasureError::Corrupt(e.to_string()))?,
+        );
+        let blob = self
+            .envelope
+            .encrypt(
+                FieldRef::new(tenant, Table::Data, &notify_location(tenant), NOTIFY_ATTR),
+                &plain,
             )
             .await?;
         self.store
-            .delete(Table::Routes, &directory_key(tenant), None)
+            .update(
+                Table::Routes,
+                key,
+                Update::new().set(NOTIFY_ATTR, blob),
+                None,
+            )
             .await?;
-        tracing::info!(tenant = %tenant, items = deleted, "tenant erased");
-        Ok((deleted, true))
+        Ok(())
+    }
+
+    /// Emails the kept owners that the account was erased, at most once per request: the
+    /// request is marked before sending (a failed send unmarks it, so the next run retries).
+    async fn notify_owners(
+        &self,
+        tenant: &TenantId,
+        key: &Key,
+        completed_at: i64,
+    ) -> Result<(), ErasureError> {
+        let Some(mailer) = &self.mailer else {
+            return Ok(());
+        };
+        let Some(request) = self.store.get(Table::Routes, key).await? else {
+            return Ok(());
+        };
+        // Checked before decrypting: once notified, the keys may already be shredded.
+        if request.get(NOTIFIED_ATTR).is_some() {
+            return Ok(());
+        }
+        let Some(blob) = request.get_b(NOTIFY_ATTR) else {
+            return Ok(());
+        };
+        let plain = zeroize::Zeroizing::new(
+            self.envelope
+                .decrypt(
+                    FieldRef::new(tenant, Table::Data, &notify_location(tenant), NOTIFY_ATTR),
+                    blob,
+                )
+                .await?,
+        );
+        let owners: Vec<String> =
+            serde_json::from_slice(&plain).map_err(|e| ErasureError::Corrupt(e.to_string()))?;
+        match self
+            .store
+            .update(
+                Table::Routes,
+                key,
+                Update::new().set(NOTIFIED_ATTR, now_secs()),
+                Some(Condition::AttrNotExists(NOTIFIED_ATTR.into())),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::ConditionFailed { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let mail = super::mail::tenant_erased(tenant, completed_at);
+        for owner in &owners {
+            let Ok(to) = crate::accounts::Email::parse(owner) else {
+                continue;
+            };
+            if let Err(e) = mailer.send(&mail.to(to)).await {
+                self.store
+                    .update(
+                        Table::Routes,
+                        key,
+                        Update::new().remove(NOTIFIED_ATTR),
+                        None,
+                    )
+                    .await?;
+                return Err(ErasureError::Corrupt(format!("completion email: {e}")));
+            }
+        }
+        tracing::info!(recipients = owners.len(), "account erasure email sent");
+        Ok(())
     }
 }
 

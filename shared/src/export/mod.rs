@@ -22,6 +22,9 @@
 //! formula-injection guards) into the object store; [`worker`] the queue handler; [`link`]
 //! the signed download tokens.
 
+/// The sub-partition of a tenant's exports, `T#<t>#EXPORTS`.
+pub const EXPORTS_SUFFIX: &str = "EXPORTS";
+
 pub mod link;
 mod model;
 mod service;

@@ -67,7 +67,7 @@ impl Exports {
     }
 
     fn record_key(tenant: &TenantId, id: &ExportId) -> Key {
-        Key::new(tenant.sub_partition("EXPORTS"), id.as_str())
+        Key::new(tenant.sub_partition(super::EXPORTS_SUFFIX), id.as_str())
     }
 
     /// Records a new export and audits the request. Enqueue an [`ExportJob`] next.
@@ -127,7 +127,7 @@ impl Exports {
     /// The tenant's exports, newest id order is not guaranteed (ids are random): all of them,
     /// since records expire after a week.
     pub async fn list(&self, tenant: &TenantId) -> Result<Vec<ExportRecord>, ExportError> {
-        let pk = tenant.sub_partition("EXPORTS");
+        let pk = tenant.sub_partition(super::EXPORTS_SUFFIX);
         let mut out = Vec::new();
         let mut after: Option<Key> = None;
         loop {

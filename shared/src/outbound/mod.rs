@@ -51,4 +51,5 @@ pub use intake::{
     Accepted, ApiMessage, OperatorFile, OperatorMessage, OutboundError, OutboundIntake,
 };
 pub use job::{OutboundJob, OUTBOUND_JOB_VERSION};
+pub use progress::key as progress_key;
 pub use worker::OutboundWorker;

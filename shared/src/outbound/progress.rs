@@ -23,7 +23,8 @@ pub struct SendProgress {
     store: Arc<dyn TableStore>,
 }
 
-fn key(tenant: &TenantId, effect: &str) -> Key {
+/// The progress record of a send job's `effect` (erasure derives it from a stored message).
+pub fn key(tenant: &TenantId, effect: &str) -> Key {
     // The effect is already a SHA-256 in hex; bounded here in case it is not.
     let effect: String = effect
         .chars()

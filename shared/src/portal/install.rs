@@ -150,6 +150,17 @@ fn code_key(code: &str) -> Key {
     Key::new(format!("B24CODE#{digest}"), CODE_SK)
 }
 
+/// Prefix of a code's pointer in its tenant's root partition (`T#<t>` / `B24CODE#<digest>`),
+/// written with the code so the account erasure finds the code's route by key.
+const POINTER_PREFIX: &str = "B24CODE#";
+
+/// The route of the code a pointer's sort key names, if `sk` is such a pointer.
+pub fn code_route_of_pointer(sk: &str) -> Option<Key> {
+    let digest = sk.strip_prefix(POINTER_PREFIX)?;
+    (digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| Key::new(format!("B24CODE#{digest}"), CODE_SK))
+}
+
 impl ConnectionCodes {
     pub fn new(store: Arc<dyn TableStore>) -> Self {
         ConnectionCodes {
@@ -176,7 +187,24 @@ impl ConnectionCodes {
         let code = format!("{CODE_PREFIX}{}", hex::encode(bytes));
         let now = now_secs();
         let expires_at = now + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        let item = Item::new(&code_key(&code))
+        let route = code_key(&code);
+        // The pointer first: a code whose route exists always has one (a pointer without its
+        // route, after a failed put, only expires).
+        let pointer = Key::new(
+            tenant.partition(),
+            format!(
+                "{POINTER_PREFIX}{}",
+                route.pk.trim_start_matches("B24CODE#")
+            ),
+        );
+        self.store
+            .put(
+                Table::Data,
+                Item::new(&pointer).with(TTL_ATTR, expires_at),
+                None,
+            )
+            .await?;
+        let item = Item::new(&route)
             .with("tenant_id", tenant.as_str())
             .with("line_id", i64::try_from(line.get()).unwrap_or(i64::MAX))
             .with("created_at", now)

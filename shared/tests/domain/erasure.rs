@@ -18,11 +18,11 @@ use wappline::store::{Item, Table};
 use crate::backends::Backend;
 use crate::on_both_backends;
 
-fn account() -> AccountRef {
+pub(crate) fn account() -> AccountRef {
     AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap())
 }
 
-fn customer(user: &str, phone: &str) -> CustomerRef {
+pub(crate) fn customer(user: &str, phone: &str) -> CustomerRef {
     let mut c = CustomerRef::new(CustomerId::WhatsAppUser(
         WhatsAppUserId::parse(user).unwrap(),
     ));
@@ -30,7 +30,7 @@ fn customer(user: &str, phone: &str) -> CustomerRef {
     c
 }
 
-fn text(id: &str, body: &str, at_ms: i64, direction: Direction) -> NewMessage {
+pub(crate) fn text(id: &str, body: &str, at_ms: i64, direction: Direction) -> NewMessage {
     NewMessage {
         provider_message_id: id.into(),
         direction,
@@ -47,7 +47,7 @@ fn text(id: &str, body: &str, at_ms: i64, direction: Direction) -> NewMessage {
     }
 }
 
-async fn everything(b: &Backend) -> Vec<(Table, Item)> {
+pub(crate) async fn everything(b: &Backend) -> Vec<(Table, Item)> {
     let mut out = Vec::new();
     for table in Table::ALL {
         let mut next = None;

@@ -19,6 +19,7 @@ mod meta_deletion;
 mod parking;
 mod retention;
 mod sealed_inbound;
+mod tenant_sweep;
 mod tenants;
 mod usage;
 mod vectors;

@@ -177,7 +177,8 @@ pub struct Parking {
     audit: AuditLog,
 }
 
-fn index_key(tenant: &TenantId) -> Key {
+/// The tenant's entry in the routes table's `PARKED` index.
+pub fn index_key(tenant: &TenantId) -> Key {
     Key::new(PARKED_INDEX_PK, tenant.as_str())
 }
 

@@ -1,0 +1,69 @@
+//! Completion emails of erasures (templates/erasure_*_completed.txt): what was deleted and
+//! when, naming the account and the request only, never the erased contact.
+
+use crate::accounts::{Email, Mail};
+use crate::clock::rfc3339;
+use crate::ids::TenantId;
+
+/// A completion message, before its recipient is known.
+pub struct Completion {
+    pub subject: String,
+    pub text: String,
+}
+
+impl Completion {
+    pub fn to(&self, to: Email) -> Mail {
+        Mail {
+            to,
+            subject: self.subject.clone(),
+            text: self.text.clone(),
+        }
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "erasure_tenant_completed.txt")]
+struct TenantErased<'a> {
+    tenant_id: &'a str,
+    completed: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "erasure_contact_completed.txt")]
+struct ContactErased<'a> {
+    tenant_id: &'a str,
+    request_id: &'a str,
+    completed: String,
+    conversations: i64,
+}
+
+/// To the owners of an erased account.
+pub fn tenant_erased(tenant: &TenantId, completed_at: i64) -> Completion {
+    Completion {
+        subject: "Your Wappline account has been deleted".into(),
+        text: askama::Template::render(&TenantErased {
+            tenant_id: tenant.as_str(),
+            completed: rfc3339(completed_at),
+        })
+        .expect("the template only formats strings"),
+    }
+}
+
+/// To the user who asked for a contact's erasure.
+pub fn contact_erased(
+    tenant: &TenantId,
+    request_id: &str,
+    completed_at: i64,
+    conversations: i64,
+) -> Completion {
+    Completion {
+        subject: "Contact erasure completed".into(),
+        text: askama::Template::render(&ContactErased {
+            tenant_id: tenant.as_str(),
+            request_id,
+            completed: rfc3339(completed_at),
+            conversations,
+        })
+        .expect("the template only formats strings"),
+    }
+}
