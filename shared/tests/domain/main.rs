@@ -13,6 +13,7 @@ mod backends;
 mod conversations;
 mod envelope;
 mod erasure;
+mod erasure_email;
 mod export;
 mod mail;
 mod meta_deletion;
