@@ -29,8 +29,10 @@ use crate::conversation::erased::ErasedSubjects;
 use crate::conversation::{ConversationId, Conversations};
 use crate::crm_sync::outbox::Outbox;
 use crate::crypto::{CryptoError, Envelope, FieldRef};
+use crate::hold::HeldEvents;
 use crate::idempotency::Idempotency;
 use crate::ids::TenantId;
+use crate::inbound::InboundJob;
 use crate::meta::{AccountRef, CustomerId};
 use crate::outbound::OutboundJob;
 use crate::queue::{platform, OutgoingMessage, Queue, QueueName};
@@ -265,6 +267,9 @@ impl ContactErasure {
                 .await
                 .map_err(|e| ErasureError::Corrupt(format!("erased-subject marker: {e}")))?;
         }
+        let mut marked: Vec<ConversationId> = targets.clone();
+        marked.push(derived.clone());
+        self.purge_held(tenant, &marked).await?;
         for id in &targets {
             erase_conversation(&self.store, &conversations, Some(&subject.account), id).await?;
         }
@@ -355,6 +360,44 @@ impl ContactErasure {
             return Err(ErasureError::Corrupt(format!("completion email: {e}")));
         }
         Ok(())
+    }
+
+    /// Deletes the tenant's held events (a suspended tenant's webhooks) about the erased
+    /// conversations, so resuming the tenant releases nothing of the person.
+    async fn purge_held(
+        &self,
+        tenant: &TenantId,
+        conversations: &[ConversationId],
+    ) -> Result<(), ErasureError> {
+        let held = HeldEvents::new(self.store.clone(), self.envelope.clone());
+        let inbound = platform::name(platform::INBOUND);
+        let mut after = None;
+        loop {
+            let (events, next) = held
+                .list(tenant, after, 100)
+                .await
+                .map_err(|e| ErasureError::Corrupt(format!("held events: {e}")))?;
+            for event in &events {
+                if event.queue != inbound {
+                    continue;
+                }
+                let Ok(job) = InboundJob::open(&self.envelope, &inbound, &event.message.body).await
+                else {
+                    continue;
+                };
+                let about = job
+                    .event
+                    .customer()
+                    .map(|c| ConversationId::derive(tenant, &job.event.account, &c.id));
+                if about.is_some_and(|id| conversations.contains(&id)) {
+                    self.store.delete(Table::Data, &event.key, None).await?;
+                }
+            }
+            match next {
+                Some(k) => after = Some(k),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// The customer's conversations on the account: the one keyed by the given id, and any

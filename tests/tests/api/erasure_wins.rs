@@ -21,6 +21,10 @@ const PHONE: &str = "16505550123";
 
 /// A WhatsApp text from [`PHONE`] sent `ago` seconds ago.
 fn text(id: &str, body: &str, ago: i64) -> Vec<u8> {
+    text_from(PHONE, id, body, ago)
+}
+
+fn text_from(phone: &str, id: &str, body: &str, ago: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "object": "whatsapp_business_account",
         "entry": [{
@@ -30,9 +34,9 @@ fn text(id: &str, body: &str, ago: i64) -> Vec<u8> {
                 "value": {
                     "messaging_product": "whatsapp",
                     "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": "Erin Erased"}, "wa_id": PHONE}],
+                    "contacts": [{"profile": {"name": "Erin Erased"}, "wa_id": phone}],
                     "messages": [{
-                        "from": PHONE,
+                        "from": phone,
                         "id": id,
                         "timestamp": (wappline::clock::now_secs() - ago).to_string(),
                         "type": "text",
@@ -210,13 +214,33 @@ async fn a_hold_released_after_erasure_stores_and_posts_nothing() {
         w.h.post_signed(&text("wamid.ERASED.HELD1", "held secret", 60))
             .await;
     assert_eq!(s, StatusCode::OK);
+    // Another customer writes meanwhile: held too, and kept.
+    let other = text_from("16505550999", "wamid.KEPT.HELD1", "someone else", 30);
+    let (s, _) = w.h.post_signed(&other).await;
+    assert_eq!(s, StatusCode::OK);
     let before = stored_messages(&w).await;
+    assert_eq!(suspension.held_count(&id).await.unwrap(), 2);
 
+    // The erasure purges the person's held event; resuming releases only the other's.
     erase_contact(&w, &tenant).await;
+    assert_eq!(
+        suspension.held_count(&id).await.unwrap(),
+        1,
+        "held event purged"
+    );
     let resumed = suspension.resume(&id, "platform_admin").await.unwrap();
     assert_eq!(resumed.released, 1);
     w.drain().await;
-    assert_eq!(stored_messages(&w).await, before, "not stored");
+    assert_eq!(
+        posted(&w, "wamid.KEPT.HELD1"),
+        1,
+        "the other customer's message flows"
+    );
+    assert_eq!(
+        stored_messages(&w).await,
+        before + 1,
+        "only the other's stored"
+    );
     assert_eq!(posted(&w, "wamid.ERASED.HELD1"), 0, "not posted");
     w.h.server.shutdown().await;
 }
