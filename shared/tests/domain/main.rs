@@ -18,6 +18,7 @@ mod export;
 mod mail;
 mod meta_deletion;
 mod parking;
+mod portal_gate;
 mod retention;
 mod sealed_inbound;
 mod tenant_sweep;
