@@ -161,6 +161,33 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// The provider's id of a stored message item, decrypted (ids are stored encrypted).
+    pub async fn provider_id_of(&self, item: &Item) -> String {
+        let pk = item.get_s("pk").expect("pk");
+        let (tenant, conversation) = pk
+            .strip_prefix("T#")
+            .and_then(|r| r.split_once("#CONV#"))
+            .expect("a message partition");
+        let platform = self.server.platform();
+        let conversations = wappline::conversation::Conversations::new(
+            wappline::ids::TenantId::parse(tenant).unwrap(),
+            platform.store.clone(),
+            platform.envelope.clone(),
+        );
+        let at = wappline::conversation::MessageRef {
+            conversation: wappline::conversation::ConversationId::parse(conversation).unwrap(),
+            sk: item.get_s("sk").expect("sk").to_owned(),
+        };
+        conversations
+            .message(&at)
+            .await
+            .unwrap()
+            .expect("the message")
+            .provider_message_id
+    }
+}
+
 /// True when the value holds `needle` as bytes anywhere (strings, binaries, nested).
 pub fn contains_bytes(v: &AttrValue, needle: &[u8]) -> bool {
     match v {

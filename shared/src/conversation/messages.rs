@@ -6,7 +6,10 @@ use super::model::{
     ConversationId, Direction, MessageRef, MessageStatus, NewMessage, Origin, StoreOutcome,
     StoredMessage,
 };
-use super::{message_sk, retention_expiry, ConversationError, Conversations, MSG_PREFIX};
+use super::{
+    message_sk, retention_expiry, ConversationError, Conversations, INDEX_PK, MSG_PREFIX,
+    SENT_INDEX_PK,
+};
 use crate::clock::now_secs;
 use crate::meta::AccountRef;
 use crate::store::{
@@ -58,8 +61,15 @@ impl Conversations {
         };
         let key = self.message_key(&at);
         let expires = retention_expiry(retention_days);
+        // Provider ids are personal data (a wamid holds the sender's number in base64):
+        // encrypted, with the index item's key alongside for retention (issue 13).
         let mut item = Item::new(&key)
-            .with("provider_message_id", message.provider_message_id.as_str())
+            .with(
+                "provider_message_id",
+                self.encrypt_json(&key, "provider_message_id", &message.provider_message_id)
+                    .await?,
+            )
+            .with(INDEX_PK, index_key.pk.as_str())
             .with("direction", message.direction.code())
             .with("origin", message.origin.code())
             .with("at_ms", message.at_ms)
@@ -70,7 +80,7 @@ impl Conversations {
             .with("created_at", now_secs())
             .with(TTL_ATTR, expires);
         if let Some(r) = &message.reply_to {
-            item.set("reply_to", r.as_str());
+            item.set("reply_to", self.encrypt_json(&key, "reply_to", r).await?);
         }
         if let Some(template) = &message.template {
             item.set(
@@ -138,14 +148,21 @@ impl Conversations {
         provider_message_id: &str,
         retention_days: u32,
     ) -> Result<(), ConversationError> {
-        let index = Item::new(&self.index_key(account, provider_message_id))
+        let index_key = self.index_key(account, provider_message_id);
+        let index = Item::new(&index_key)
             .with("conversation", at.conversation.as_str())
             .with("message_sk", at.sk.as_str())
             .with(TTL_ATTR, retention_expiry(retention_days));
         self.store.put(Table::Data, index, None).await?;
+        let key = self.message_key(at);
+        let sealed = self
+            .encrypt_json(&key, "sent_provider_id", &provider_message_id)
+            .await?;
         self.update_existing(
-            &self.message_key(at),
-            Update::new().set("sent_provider_id", provider_message_id),
+            &key,
+            Update::new()
+                .set("sent_provider_id", sealed)
+                .set(SENT_INDEX_PK, index_key.pk.as_str()),
         )
         .await?;
         Ok(())
@@ -175,6 +192,20 @@ impl Conversations {
         }
     }
 
+    /// An id stored encrypted (or, written before issue 13, in clear).
+    async fn read_id(
+        &self,
+        key: &Key,
+        item: &Item,
+        attr: &str,
+    ) -> Result<Option<String>, ConversationError> {
+        match item.get(attr) {
+            Some(AttrValue::B(blob)) => Ok(Some(self.decrypt_json(key, attr, blob).await?)),
+            Some(AttrValue::S(s)) => Ok(Some(s.clone())),
+            _ => Ok(None),
+        }
+    }
+
     async fn decode_message(
         &self,
         at: MessageRef,
@@ -200,12 +231,19 @@ impl Conversations {
                 .collect(),
             _ => Vec::new(),
         };
+        let provider_message_id = self
+            .read_id(key, item, "provider_message_id")
+            .await?
+            .unwrap_or_default();
+        let reply_to = self.read_id(key, item, "reply_to").await?;
+        let sent_provider_id = self.read_id(key, item, "sent_provider_id").await?;
+        let crm_message_ids = match item.get_b("crm_message_ids") {
+            Some(blob) => self.decrypt_json(key, "crm_message_ids", blob).await?,
+            None => crm_message_ids,
+        };
         Ok(StoredMessage {
             at,
-            provider_message_id: item
-                .get_s("provider_message_id")
-                .unwrap_or_default()
-                .to_owned(),
+            provider_message_id,
             direction: match item.get_s("direction") {
                 Some("out") => Direction::Outbound,
                 _ => Direction::Inbound,
@@ -216,13 +254,13 @@ impl Conversations {
                 .unwrap_or(Origin::Customer),
             content,
             at_ms: item.get_n("at_ms").unwrap_or(0),
-            reply_to: item.get_s("reply_to").map(str::to_owned),
+            reply_to,
             status: item.get_s("status").and_then(MessageStatus::from_code),
             edited: item.get_bool("edited").unwrap_or(false),
             deleted: item.get_bool("deleted").unwrap_or(false),
             reaction,
             crm_message_ids,
-            sent_provider_id: item.get_s("sent_provider_id").map(str::to_owned),
+            sent_provider_id,
             template,
             crm_im: match (
                 item.get_n("crm_im_chat_id"),

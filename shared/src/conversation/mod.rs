@@ -46,7 +46,7 @@ pub use model::{
 };
 
 const META_SK: &str = "META";
-const MID_SK: &str = "MID";
+pub const MID_SK: &str = "MID";
 const MSG_PREFIX: &str = "MSG#";
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,12 @@ pub struct Conversations {
     store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
 }
+
+/// A message item's pointer to its provider-id index item (a hash: no personal data), so
+/// retention and erasure find the index without the encrypted id.
+pub const INDEX_PK: &str = "index_pk";
+/// The same for the id the provider gave a message we sent.
+pub const SENT_INDEX_PK: &str = "sent_index_pk";
 
 fn message_sk(at_ms: i64, provider_message_id: &str) -> String {
     let digest = hex::encode(Sha256::digest(provider_message_id.as_bytes()));

@@ -101,9 +101,11 @@ impl Conversations {
         at: &MessageRef,
         ids: &[String],
     ) -> Result<bool, ConversationError> {
-        let list = AttrValue::L(ids.iter().map(|i| AttrValue::S(i.clone())).collect());
+        // The CRM's external ids are the provider's ids: encrypted like them (issue 13).
+        let key = self.message_key(at);
+        let list = self.encrypt_json(&key, "crm_message_ids", &ids).await?;
         self.update_existing(
-            &self.message_key(at),
+            &key,
             Update::new()
                 .set("crm_message_ids", list)
                 .set("crm_synced_at", now_secs()),

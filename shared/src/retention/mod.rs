@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use crate::audit::{AuditAction, AuditLog};
 use crate::clock::now_secs;
+use crate::conversation::{INDEX_PK, MID_SK, SENT_INDEX_PK};
 use crate::ids::TenantId;
 use crate::meta::AccountRef;
 use crate::store::{
@@ -468,12 +469,21 @@ impl RetentionRun {
                     cursor.conv_max = Some(cursor.conv_max.map_or(expiry, |m| m.max(expiry)));
                 }
                 if let Some(account) = &account {
-                    let ids = [
-                        message.get_s("provider_message_id"),
-                        message.get_s("sent_provider_id"),
-                    ];
-                    for id in ids.into_iter().flatten() {
-                        let index = message_index_key(tenant, account, id);
+                    // The index items' keys: stored beside the encrypted provider ids, or
+                    // (messages written before issue 13) derived from the ids in clear.
+                    let indexes = [
+                        (INDEX_PK, "provider_message_id"),
+                        (SENT_INDEX_PK, "sent_provider_id"),
+                    ]
+                    .into_iter()
+                    .filter_map(|(pointer, legacy)| match message.get_s(pointer) {
+                        Some(pk) => Some(Key::new(pk, MID_SK)),
+                        None => message
+                            .get_s(legacy)
+                            .map(|id| message_index_key(tenant, account, id)),
+                    })
+                    .collect::<Vec<_>>();
+                    for index in indexes {
                         let ours = Condition::And(vec![
                             Condition::Equals("conversation".into(), conv.as_str().into()),
                             Condition::Equals("message_sk".into(), key.sk.as_str().into()),

@@ -181,9 +181,12 @@ async fn every_sample_is_stored_once_and_only_encrypted() {
         .collect();
     let mut stored: HashMap<String, usize> = HashMap::new();
     for m in &messages {
-        *stored
-            .entry(m.get_s("provider_message_id").unwrap().to_owned())
-            .or_default() += 1;
+        *stored.entry(h.provider_id_of(m).await).or_default() += 1;
+        // Provider ids hold the sender's number (base64 inside a wamid): never in clear.
+        assert!(
+            !m.0.values().any(|v| contains_bytes(v, b"wamid.")),
+            "a provider id in clear"
+        );
         assert!(
             m.get_s("pk").unwrap().starts_with(&format!("T#{tenant}#")),
             "message outside the tenant's partitions"
