@@ -2,7 +2,8 @@
 //! split in pieces), so a retry after a failure part-way sends only the rest.
 //!
 //! One item per job in the dedupe table, keyed by tenant and the job's effect, holding the
-//! provider id of each part sent (empty while not sent), kept as long as idempotency records.
+//! provider id of each part sent (empty while not sent), encrypted with the tenant's data key
+//! (a wamid holds the recipient's number; decision 0030), kept as long as idempotency records.
 //! It is written after each part's send and before the job is acknowledged; a crash between
 //! Meta's answer and this write is the one window in which a part can go out twice (Meta's
 //! send endpoints take no idempotency key).
@@ -10,6 +11,7 @@
 use std::sync::Arc;
 
 use crate::clock::now_secs;
+use crate::crypto::{CryptoError, Envelope, FieldRef};
 use crate::idempotency::RETENTION;
 use crate::ids::TenantId;
 use crate::store::{AttrValue, Item, Key, StoreError, Table, TableStore, TTL_ATTR};
@@ -21,6 +23,18 @@ const PARTS: &str = "parts";
 #[derive(Clone)]
 pub struct SendProgress {
     store: Arc<dyn TableStore>,
+    envelope: Arc<Envelope>,
+}
+
+/// Why progress could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgressError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("send progress unreadable")]
+    Unreadable,
 }
 
 /// The progress record of a send job's `effect` (erasure derives it from a stored message).
@@ -35,8 +49,8 @@ pub fn key(tenant: &TenantId, effect: &str) -> Key {
 }
 
 impl SendProgress {
-    pub fn new(store: Arc<dyn TableStore>) -> Self {
-        SendProgress { store }
+    pub fn new(store: Arc<dyn TableStore>, envelope: Arc<Envelope>) -> Self {
+        SendProgress { store, envelope }
     }
 
     /// Provider ids of the parts sent so far, by part index (`None`: not sent). Empty when
@@ -45,9 +59,18 @@ impl SendProgress {
         &self,
         tenant: &TenantId,
         effect: &str,
-    ) -> Result<Vec<Option<String>>, StoreError> {
-        let item = self.store.get(Table::Dedupe, &key(tenant, effect)).await?;
+    ) -> Result<Vec<Option<String>>, ProgressError> {
+        let key = key(tenant, effect);
+        let item = self.store.get(Table::Dedupe, &key).await?;
         Ok(match item.as_ref().and_then(|i| i.get(PARTS)) {
+            Some(AttrValue::B(blob)) => {
+                let json = self
+                    .envelope
+                    .decrypt(FieldRef::new(tenant, Table::Dedupe, &key, PARTS), blob)
+                    .await?;
+                serde_json::from_slice(&json).map_err(|_| ProgressError::Unreadable)?
+            }
+            // Written before decision 0030: in clear.
             Some(AttrValue::L(list)) => list
                 .iter()
                 .map(|v| v.as_s().filter(|s| !s.is_empty()).map(str::to_owned))
@@ -61,16 +84,16 @@ impl SendProgress {
         tenant: &TenantId,
         effect: &str,
         parts: &[Option<String>],
-    ) -> Result<(), StoreError> {
-        let list = AttrValue::L(
-            parts
-                .iter()
-                .map(|p| AttrValue::S(p.clone().unwrap_or_default()))
-                .collect(),
-        );
-        let item = Item::new(&key(tenant, effect))
-            .with(PARTS, list)
+    ) -> Result<(), ProgressError> {
+        let key = key(tenant, effect);
+        let json = serde_json::to_vec(parts).map_err(|_| ProgressError::Unreadable)?;
+        let sealed = self
+            .envelope
+            .encrypt(FieldRef::new(tenant, Table::Dedupe, &key, PARTS), &json)
+            .await?;
+        let item = Item::new(&key)
+            .with(PARTS, sealed)
             .with(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64);
-        self.store.put(Table::Dedupe, item, None).await
+        Ok(self.store.put(Table::Dedupe, item, None).await?)
     }
 }

@@ -42,6 +42,8 @@ enum SendError {
     Tenant(#[from] TenantError),
     #[error("enqueueing a sync job: {0}")]
     Queue(String),
+    #[error(transparent)]
+    Progress(#[from] super::progress::ProgressError),
 }
 
 /// The outcome of one part's send.
@@ -197,7 +199,7 @@ impl OutboundWorker {
         let config = OutboundConfig::default();
         OutboundWorker {
             idempotency: Idempotency::new(store.clone(), "OUT", platform::VISIBILITY),
-            progress: SendProgress::new(store.clone()),
+            progress: SendProgress::new(store.clone(), envelope.clone()),
             pacers: Arc::new(Pacers::new(&config)),
             store,
             envelope,

@@ -827,6 +827,35 @@ async fn a_failure_part_way_resends_only_the_rest() {
             Some(at.clone())
         );
     }
+    // The ids of the parts sent (a wamid holds the recipient's number) are kept encrypted,
+    // in the send progress and on the message alike (decision 0030).
+    for table in [Table::Dedupe, Table::Data] {
+        let mut after = None;
+        loop {
+            let page = w
+                .platform
+                .store
+                .scan(table, after.as_ref(), 500)
+                .await
+                .unwrap();
+            for item in &page.items {
+                for s in w.graph.sent() {
+                    assert!(
+                        !item
+                            .0
+                            .values()
+                            .any(|v| e2e_tests::harness::contains_bytes(v, s.id.as_bytes())),
+                        "{} in clear in {table:?}",
+                        s.id
+                    );
+                }
+            }
+            match page.next {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+    }
 }
 
 #[tokio::test]
