@@ -162,6 +162,31 @@ impl Harness {
 }
 
 impl Harness {
+    /// Connects the fake's portal `domain` (its current tokens) to `tenant` on Open Line
+    /// `line`, through the admin API.
+    pub async fn connect_portal(
+        &self,
+        tenant: &str,
+        fake: &crate::fake_bitrix::FakeBitrix,
+        domain: &str,
+        member_id: &str,
+        line: u32,
+    ) {
+        let tokens = fake.valid_tokens_for(domain);
+        self.admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/channels/bitrix24"),
+            json!({
+                "member_id": member_id,
+                "domain": domain,
+                "access_token": tokens.access_token,
+                "refresh_token": tokens.refresh_token,
+                "line_id": line,
+            }),
+        )
+        .await;
+    }
+
     /// The provider's id of a stored message item, decrypted (ids are stored encrypted).
     pub async fn provider_id_of(&self, item: &Item) -> String {
         let pk = item.get_s("pk").expect("pk");

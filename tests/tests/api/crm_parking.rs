@@ -40,19 +40,8 @@ async fn start(fake: &FakeBitrix) -> Harness {
 /// A tenant with the sample WhatsApp number and Instagram account, on the fake's portal.
 async fn tenant(h: &Harness, fake: &FakeBitrix) -> String {
     let id = h.tenant_with_channels().await;
-    let tokens = fake.valid_tokens();
-    h.admin(
-        "POST",
-        &format!("/admin/tenants/{id}/channels/bitrix24"),
-        json!({
-            "member_id": FAKE_MEMBER_ID,
-            "domain": FAKE_DOMAIN,
-            "access_token": tokens.access_token,
-            "refresh_token": tokens.refresh_token,
-            "line_id": LINE,
-        }),
-    )
-    .await;
+    h.connect_portal(&id, fake, FAKE_DOMAIN, FAKE_MEMBER_ID, LINE)
+        .await;
     id
 }
 

@@ -35,19 +35,7 @@ async fn start(fake: &FakeBitrix, sync_retry: &str) -> Harness {
 }
 
 async fn connect_portal(h: &Harness, fake: &FakeBitrix, tenant: &str, domain: &str, member: &str) {
-    let tokens = fake.valid_tokens_for(domain);
-    h.admin(
-        "POST",
-        &format!("/admin/tenants/{tenant}/channels/bitrix24"),
-        json!({
-            "member_id": member,
-            "domain": domain,
-            "access_token": tokens.access_token,
-            "refresh_token": tokens.refresh_token,
-            "line_id": LINE,
-        }),
-    )
-    .await;
+    h.connect_portal(tenant, fake, domain, member, LINE).await;
 }
 
 async fn tenant(h: &Harness, fake: &FakeBitrix) -> String {

@@ -57,19 +57,8 @@ impl Rig {
             json!({"phone_number_id": WA_NUMBER, "waba_id": "102290129340398", "access_token": "EAAwhatsappTOKEN"}),
         )
         .await;
-        let tokens = fake.valid_tokens();
-        h.admin(
-            "POST",
-            &format!("/admin/tenants/{tenant}/channels/bitrix24"),
-            json!({
-                "member_id": FAKE_MEMBER_ID,
-                "domain": FAKE_DOMAIN,
-                "access_token": tokens.access_token,
-                "refresh_token": tokens.refresh_token,
-                "line_id": LINE,
-            }),
-        )
-        .await;
+        h.connect_portal(&tenant, &fake, FAKE_DOMAIN, FAKE_MEMBER_ID, LINE)
+            .await;
         Rig {
             h,
             fake,
