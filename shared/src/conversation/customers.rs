@@ -18,7 +18,8 @@ impl Conversations {
         inbound_at: Option<i64>,
         retention_days: u32,
     ) -> Result<ConversationId, ConversationError> {
-        let id = ConversationId::derive(&self.tenant, account, &customer.id);
+        let id =
+            ConversationId::derive(&self.envelope, &self.tenant, account, &customer.id).await?;
         let key = self.meta_key(&id);
         let existing = self.store.get(Table::Data, &key).await?;
         let now = now_secs();

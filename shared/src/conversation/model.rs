@@ -3,29 +3,41 @@
 //! message as stored (decrypted), and what storing one did.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::crypto::{CryptoError, Envelope};
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, Content, CustomerId, CustomerRef};
 
-/// A conversation's id: `c_` + 32 hex digits of SHA-256 over tenant, account and customer.
+/// A conversation's id: `c_` + the first 32 hex digits of a keyed hash of channel, account
+/// and customer under the tenant's secret ([`Envelope::keyed_id`], decision 0033).
+///
+/// It keys the conversation's partition, is Bitrix24's chat id and appears in logs. An
+/// unkeyed hash of a phone number is reversed by hashing every number (about 10^10 tries);
+/// this one cannot be computed without the tenant's key, and after the tenant's keys are
+/// shredded it cannot be linked to anyone at all.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ConversationId(String);
 
+/// The keyed-id label of conversation ids.
+const CONVERSATION_LABEL: &str = "conversation";
+
 impl ConversationId {
-    pub fn derive(tenant: &TenantId, account: &AccountRef, customer: &CustomerId) -> Self {
-        let mut h = Sha256::new();
-        for part in [
-            tenant.as_str(),
-            account.channel().code(),
-            account.id(),
-            &customer.key(),
-        ] {
-            h.update((part.len() as u32).to_be_bytes());
-            h.update(part.as_bytes());
-        }
-        ConversationId(format!("c_{}", &hex::encode(h.finalize())[..32]))
+    /// The conversation of `customer` on `account` for the tenant.
+    pub async fn derive(
+        envelope: &Envelope,
+        tenant: &TenantId,
+        account: &AccountRef,
+        customer: &CustomerId,
+    ) -> Result<Self, CryptoError> {
+        let digest = envelope
+            .keyed_id(
+                tenant,
+                CONVERSATION_LABEL,
+                &[account.channel().code(), account.id(), &customer.key()],
+            )
+            .await?;
+        Ok(ConversationId(format!("c_{}", &digest[..32])))
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {

@@ -260,7 +260,9 @@ impl ContactErasure {
         // conversation the subject's id derives to, which may not be stored yet).
         let erased = ErasedSubjects::new(self.store.clone(), self.envelope.clone());
         let now_ms = crate::clock::now_millis();
-        let derived = ConversationId::derive(tenant, &subject.account, &subject.customer);
+        let derived =
+            ConversationId::derive(&self.envelope, tenant, &subject.account, &subject.customer)
+                .await?;
         for id in targets.iter().chain(std::iter::once(&derived)) {
             erased
                 .mark(tenant, id, now_ms)
@@ -385,11 +387,17 @@ impl ContactErasure {
                 else {
                     continue;
                 };
-                let about = job
-                    .event
-                    .customer()
-                    .map(|c| ConversationId::derive(tenant, &job.event.account, &c.id));
-                if about.is_some_and(|id| conversations.contains(&id)) {
+                let Some(customer) = job.event.customer() else {
+                    continue;
+                };
+                let about = ConversationId::derive(
+                    &self.envelope,
+                    tenant,
+                    &job.event.account,
+                    &customer.id,
+                )
+                .await?;
+                if conversations.contains(&about) {
                     self.store.delete(Table::Data, &event.key, None).await?;
                 }
             }
@@ -408,7 +416,9 @@ impl ContactErasure {
         tenant: &TenantId,
         subject: &Subject,
     ) -> Result<Vec<ConversationId>, ErasureError> {
-        let derived = ConversationId::derive(tenant, &subject.account, &subject.customer);
+        let derived =
+            ConversationId::derive(&self.envelope, tenant, &subject.account, &subject.customer)
+                .await?;
         let mut found = Vec::new();
         if conversations.meta(&derived).await?.is_some() {
             found.push(derived);

@@ -227,19 +227,25 @@ fn opt(v: Option<impl ToString>) -> String {
 }
 
 impl Run<'_> {
-    fn cursor(&self) -> ConversationCursor {
-        match self.scope {
+    async fn cursor(&self) -> Result<ConversationCursor, ExportError> {
+        Ok(match self.scope {
             ExportScope::Tenant => ConversationCursor {
                 pending: VecDeque::new(),
                 after: None,
                 done: false,
             },
             ExportScope::Contact { account, customer } => ConversationCursor {
-                pending: VecDeque::from([ConversationId::derive(self.tenant, account, customer)]),
+                pending: VecDeque::from([ConversationId::derive(
+                    &self.exports.envelope,
+                    self.tenant,
+                    account,
+                    customer,
+                )
+                .await?]),
                 after: None,
                 done: true,
             },
-        }
+        })
     }
 
     /// The next conversation of the scope that still exists, with its details.
@@ -348,7 +354,7 @@ impl Run<'_> {
                 // One row per customer (a customer may write to several accounts): only their
                 // keys are remembered, never a page of messages.
                 let mut seen = HashSet::new();
-                let mut cursor = self.cursor();
+                let mut cursor = self.cursor().await?;
                 while let Some(c) = self.next_conversation(&mut cursor).await? {
                     if !seen.insert(c.customer.id.key()) {
                         continue;
@@ -379,7 +385,7 @@ impl Run<'_> {
                     "last_inbound_at",
                     "crm_chat_id",
                 ])?;
-                let mut cursor = self.cursor();
+                let mut cursor = self.cursor().await?;
                 while let Some(c) = self.next_conversation(&mut cursor).await? {
                     sink.csv_row(&[
                         c.id.to_string(),
@@ -408,7 +414,7 @@ impl Run<'_> {
                     "reaction",
                     "reply_to",
                 ])?;
-                let mut cursor = self.cursor();
+                let mut cursor = self.cursor().await?;
                 while let Some(c) = self.next_conversation(&mut cursor).await? {
                     self.for_each_message(&c.id, sink, |sink, m| {
                         let out = MessageOut::of(m);
@@ -452,7 +458,7 @@ impl Run<'_> {
         sink.buf.extend_from_slice(b",\"settings\":");
         sink.json(&settings)?;
         sink.buf.extend_from_slice(b",\"conversations\":[");
-        let mut cursor = self.cursor();
+        let mut cursor = self.cursor().await?;
         let mut first = true;
         while let Some(c) = self.next_conversation(&mut cursor).await? {
             if !first {

@@ -105,7 +105,10 @@ impl InboundWorker {
         // Erasure wins against work in flight (issue 13): an event from before its subject's
         // erasure (a Meta retry, a redrive, a released hold) is dropped.
         if let Some(customer) = job.event.customer() {
-            let conversation = ConversationId::derive(&job.tenant_id, account, &customer.id);
+            let conversation =
+                ConversationId::derive(&self.envelope, &job.tenant_id, account, &customer.id)
+                    .await
+                    .map_err(ConversationError::from)?;
             if let Some(erased_ms) = self.erased.erased_at(&job.tenant_id, &conversation).await? {
                 let at_ms = job
                     .event

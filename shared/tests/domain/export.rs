@@ -513,7 +513,10 @@ async fn contact_export_holds_only_that_customer(b: Backend) {
     assert_eq!(conversations.len(), 1);
     assert_eq!(
         conversations[0]["id"],
-        ConversationId::derive(&s.tenant, &account(), &s.alice.id).as_str()
+        ConversationId::derive(&w.envelope, &s.tenant, &account(), &s.alice.id)
+            .await
+            .unwrap()
+            .as_str()
     );
     assert_eq!(conversations[0]["messages"].as_array().unwrap().len(), 5);
     let everything = w.all_files(&s.tenant).await;
