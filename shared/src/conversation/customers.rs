@@ -56,7 +56,11 @@ impl Conversations {
             .set("updated_at", now)
             .set(TTL_ATTR, expires);
         if existing.is_none() {
-            update = update.set("created_at", now);
+            // Milliseconds too: an erasure's marker (ms) must tell a conversation begun just
+            // before it from one begun again just after, within the same second.
+            update = update
+                .set("created_at", now)
+                .set("created_at_ms", crate::clock::now_millis());
         }
         let previous_inbound = existing.as_ref().and_then(|i| i.get_n("last_inbound_at"));
         if let Some(at) = inbound_at {
@@ -99,6 +103,10 @@ impl Conversations {
             account,
             customer,
             created_at: item.get_n("created_at").unwrap_or(0),
+            created_at_ms: item
+                .get_n("created_at_ms")
+                .or_else(|| item.get_n("created_at").map(|s| s.saturating_mul(1000)))
+                .unwrap_or(0),
             last_inbound_at: item.get_n("last_inbound_at"),
             crm_chat_id: item.get_s("crm_chat_id").map(str::to_owned),
         }))

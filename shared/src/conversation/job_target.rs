@@ -1,10 +1,13 @@
 //! What a relay job (CRM sync, outbound send) works on, loaded the same way by both workers:
 //! the tenant's scope, its conversations and the job's conversation. A tenant or conversation
 //! that is gone (erased, or expired under its retention) drops the job: there is nothing
-//! left to relay, and retrying would not bring it back.
+//! left to relay, and retrying would not bring it back. So does a conversation whose subject
+//! was erased after it began (decision 0029): between the erasure's marker and the deletion
+//! of the conversation, no post to Bitrix24 and no send to the person starts.
 
 use std::sync::Arc;
 
+use super::erased::{ErasedError, ErasedSubjects};
 use super::{ConversationError, ConversationId, ConversationMeta, Conversations};
 use crate::crypto::Envelope;
 use crate::ids::TenantId;
@@ -41,6 +44,18 @@ impl JobTarget {
             tracing::info!(stage, "conversation gone (erased or expired); job dropped");
             return Ok(None);
         };
+        let erased = ErasedSubjects::new(store.clone(), envelope.clone())
+            .erased_at(tenant, conversation)
+            .await
+            .map_err(|e| match e {
+                ErasedError::Store(e) => ConversationError::Store(e),
+                ErasedError::Crypto(e) => ConversationError::Crypto(e),
+            })?;
+        // A conversation the person began again after the erasure is a new one: relayed.
+        if erased.is_some_and(|erased_ms| meta.created_at_ms <= erased_ms) {
+            tracing::info!(stage, "work of an erased subject dropped");
+            return Ok(None);
+        }
         Ok(Some(JobTarget {
             scope,
             conversations,

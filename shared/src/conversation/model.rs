@@ -223,6 +223,8 @@ pub struct ConversationMeta {
     pub account: AccountRef,
     pub customer: CustomerRef,
     pub created_at: i64,
+    /// The same instant in Unix milliseconds.
+    pub created_at_ms: i64,
     /// When the customer last wrote (Unix seconds): the 24-hour window starts here.
     pub last_inbound_at: Option<i64>,
     /// The Bitrix24 chat of this conversation, once synced.

@@ -1,14 +1,15 @@
 //! Erasure wins against work in flight (issue 13): after a contact's erasure, a Meta retry of
 //! an old delivery, a redrive of the inbound dead-letter queue, and a held event released on
 //! resume store nothing of that person and post nothing to Bitrix24; a message the person
-//! writes after the erasure is a new conversation.
+//! writes after the erasure is a new conversation. Once an erasure has begun (its marker is
+//! written), a sync job posts nothing and a send job sends nothing of that person.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
 use e2e_tests::harness::WA_NUMBER;
-use e2e_tests::relay_world::RelayWorld;
+use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::hold::Suspension;
@@ -276,5 +277,133 @@ async fn a_media_link_used_after_erasure_is_refused() {
     erase_customer(&w, &tenant, "+16505551234").await;
     let resp = w.h.http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    w.h.server.shutdown().await;
+}
+
+/// Runs `act` (with a fresh attempt number) until a job it caused is caught on `queue` before
+/// the local server's consumer takes it; the job is left hidden.
+async fn act_and_catch<F, Fut>(w: &RelayWorld, queue: &str, mut act: F) -> ReceivedMessage
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let q = w.h.server.queue();
+    let name = platform::name(queue);
+    for attempt in 0..20 {
+        act(attempt).await;
+        for _ in 0..100 {
+            if let Some(m) = q
+                .receive(&name, 1, Duration::from_secs(600))
+                .await
+                .unwrap()
+                .pop()
+            {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        w.drain().await;
+    }
+    panic!("no {queue} job caught before the consumer");
+}
+
+/// What a contact erasure does first (decision 0029): the subject's marker, before its
+/// conversations are found and deleted. Work that starts in between must already stop.
+async fn erasure_begins(w: &RelayWorld, tenant: &str, job: &ReceivedMessage) {
+    let body: Value = serde_json::from_str(&job.body).unwrap();
+    let conversation =
+        wappline::conversation::ConversationId::parse(body["conversation"].as_str().unwrap())
+            .unwrap();
+    let platform = w.h.server.platform();
+    wappline::conversation::erased::ErasedSubjects::new(
+        platform.store.clone(),
+        platform.envelope.clone(),
+    )
+    .mark(
+        &TenantId::parse(tenant).unwrap(),
+        &conversation,
+        wappline::clock::now_millis(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_sync_job_of_a_subject_being_erased_posts_nothing() {
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant().await;
+    let job = act_and_catch(&w, platform::SYNC, |n| {
+        let w = &w;
+        async move {
+            let (s, _) =
+                w.h.post_signed(&text(&format!("wamid.ERASING.{n}"), "my new address", 60))
+                    .await;
+            assert_eq!(s, StatusCode::OK);
+        }
+    })
+    .await;
+    let stored = stored_messages(&w).await;
+    assert!(stored >= 1);
+    // Earlier attempts, whose jobs the consumer took first, were posted; the caught one not yet.
+    let posted_before = w.bitrix.messages_received().len();
+
+    erasure_begins(&w, &tenant, &job).await;
+    let queue = w.h.server.queue();
+    queue
+        .change_visibility(
+            &platform::name(platform::SYNC),
+            &job.receipt,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    w.drain().await;
+    assert_eq!(
+        w.bitrix.messages_received().len(),
+        posted_before,
+        "nothing of the subject posted to Bitrix24"
+    );
+    assert_eq!(
+        stored_messages(&w).await,
+        stored,
+        "the marker, not a deletion, stopped it"
+    );
+    w.h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_send_job_of_a_subject_being_erased_sends_nothing() {
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant().await;
+    let chat = w
+        .customer_writes(&text("wamid.ERASING.SEND", "please call me", 60))
+        .await;
+    let job = act_and_catch(&w, platform::OUTBOUND, |n| {
+        let (w, chat) = (&w, chat.clone());
+        async move {
+            let reply = w.reply(&chat, 7000 + u64::from(n), "We will call you", APP_TOKEN);
+            let (s, body) = w.event(reply).await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+        }
+    })
+    .await;
+    let sent_before = w.graph.sent().len();
+
+    erasure_begins(&w, &tenant, &job).await;
+    w.h.server
+        .queue()
+        .change_visibility(
+            &platform::name(platform::OUTBOUND),
+            &job.receipt,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    w.drain().await;
+    assert_eq!(
+        w.graph.sent().len(),
+        sent_before,
+        "nothing sent to the person"
+    );
     w.h.server.shutdown().await;
 }
