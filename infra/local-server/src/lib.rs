@@ -6,19 +6,18 @@
 //! produce and handed to the same handler code the Lambda functions run.
 
 pub mod consumers;
+pub mod listener;
 pub mod schedules;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -47,6 +46,7 @@ use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::platform;
 
 use consumers::Consumer;
+use listener::{BodyError, Limits};
 
 /// Largest request body the local server reads (API Gateway's payload limit is 10 MB).
 const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
@@ -147,6 +147,19 @@ pub struct LocalConfig {
     /// its user's next sign-in.
     #[arg(long, env = "WAPPLINE_BCRYPT_COST", default_value_t = wappline::accounts::MIN_BCRYPT_COST)]
     pub bcrypt_cost: u32,
+
+    /// Connections served at once; more wait unaccepted in the kernel's backlog.
+    #[arg(long, env = "WAPPLINE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds a client has to send a request's headers (and an idle keep-alive connection
+    /// stays open).
+    #[arg(long, env = "WAPPLINE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's body (408 after that).
+    #[arg(long, env = "WAPPLINE_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
 }
 
 impl LocalConfig {
@@ -171,6 +184,18 @@ impl LocalConfig {
             instagram_api_base_url: None,
             schedule_secs: 1,
             bcrypt_cost: wappline::accounts::MIN_BCRYPT_COST,
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections.max(1),
+            header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            body_read_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            max_body_bytes: MAX_REQUEST_BYTES,
         }
     }
 }
@@ -362,8 +387,13 @@ impl LocalServer {
         for schedule in schedules::platform(&services, &handles, config.schedule_secs).map_err(e)? {
             workers.spawn(schedules::run(schedule, rx.clone()));
         }
+        let limits = config.limits();
+        let handle = move |req, peer| {
+            let functions = functions.clone();
+            async move { dispatch(&functions, req, peer, &limits).await }
+        };
         let task = tokio::spawn(async move {
-            serve(listener, functions, rx).await;
+            listener::serve(listener, limits, handle, rx).await;
             while workers.join_next().await.is_some() {}
         });
         tracing::info!(%addr, "local server started");
@@ -409,55 +439,42 @@ impl LocalServer {
     }
 }
 
-async fn serve(listener: TcpListener, functions: Arc<Functions>, mut stop: watch::Receiver<bool>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let functions = functions.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let functions = functions.clone();
-                        async move { Ok::<_, std::convert::Infallible>(dispatch(&functions, req, peer).await) }
-                    });
-                    if let Err(e) = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                    {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            // Reap finished connections so the set does not grow.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    connections.shutdown().await;
-}
-
 /// Routes a request to the function that serves its path in template.yaml.
 async fn dispatch(
     functions: &Functions,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
+    limits: &Limits,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return to_hyper(
-                wappline::edge::ApiError::payload_too_large(MAX_REQUEST_BYTES)
-                    .into_response()
-                    .map(lambda_http::Body::from),
-            )
+    let bytes = match listener::read_body(body, limits).await {
+        Ok(b) => b,
+        Err(e) => {
+            let error = match e {
+                BodyError::TooLarge => {
+                    wappline::edge::ApiError::payload_too_large(limits.max_body_bytes)
+                }
+                BodyError::TimedOut => wappline::edge::ApiError::new(
+                    hyper::StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {} s",
+                        limits.body_read_timeout.as_secs_f64()
+                    ),
+                ),
+                BodyError::Broken => wappline::edge::ApiError::new(
+                    hyper::StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "the request body could not be read",
+                ),
+            };
+            let mut response = to_hyper(error.into_response().map(lambda_http::Body::from));
+            // The rest of a half-read body would be taken for the next request.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            return response;
         }
     };
     let body = if bytes.is_empty() {

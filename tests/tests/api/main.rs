@@ -24,6 +24,7 @@ mod outbound_relay;
 mod outbound_worker;
 mod public_api;
 mod retention;
+mod server_limits;
 mod suspension;
 mod sync_attempts;
 mod sync_faults;
