@@ -3,7 +3,7 @@
 //! session of the user ends; reset requests are throttled like failed sign-ins, apart from
 //! them, so nobody can flood a mailbox or lock a user out by asking.
 
-use super::mailer::Mail;
+use super::mailer::{Mail, MailError};
 use super::password::Password;
 use super::service::{split_token, user_key, Accounts, StoredUser};
 use super::{random_secret, sha256_hex, AccountError, Email, UserId, UserPrincipal};
@@ -33,11 +33,11 @@ impl Accounts {
         let now = now_secs();
         let tenant = principal.tenant.to_string();
         let account = (tenant.as_str(), user.email.as_str());
-        self.not_throttled(account, source, now).await?;
+        self.count_attempt(account, source, now).await?;
         if !self.config.hasher.verify(current, Some(&user.hash)).await {
-            self.throttle.record_failure(account, source, now).await?;
             return Err(AccountError::BadCredentials);
         }
+        self.throttle.succeeded(account, source, now).await?;
         self.set_password(&principal.tenant, &user, new).await
     }
 
@@ -83,8 +83,7 @@ impl Accounts {
         // Counted apart from sign-in failures: requesting resets must not lock the user out.
         let reset_account = format!("reset:{account_id}");
         let account = (reset_account.as_str(), email.as_str());
-        self.not_throttled(account, source, now).await?;
-        self.throttle.record_failure(account, source, now).await?;
+        self.count_attempt(account, source, now).await?;
         let Ok(tenant) = TenantId::parse(account_id) else {
             return Ok(());
         };
@@ -104,7 +103,7 @@ impl Accounts {
             )
             .await?;
         let token = format!("{RESET_PREFIX}.{tenant}.{secret}");
-        mailer
+        let sent = mailer
             .send(&Mail {
                 to: email,
                 subject: "Reset your Wappline password".into(),
@@ -117,7 +116,14 @@ impl Accounts {
                     self.config.reset_secs / 60
                 ),
             })
-            .await?;
+            .await;
+        // The same answer as for an unknown email, also when mail fails: a 5xx here only
+        // for existing accounts would tell who has one. The user can ask again.
+        if let Err(e) = sent {
+            // Not the error's text: a provider may quote the recipient's address in it.
+            let MailError::Delivery(_) = e;
+            tracing::error!("password reset mail could not be sent");
+        }
         Ok(())
     }
 
@@ -154,8 +160,9 @@ impl Accounts {
             .ok_or(AccountError::InvalidToken)?;
         self.set_password(&tenant, &user, new).await?;
         let tenant_s = tenant.to_string();
+        // A reset proves the user: their sign-in failures are forgotten.
         self.throttle
-            .clear_account((&tenant_s, user.email.as_str()), now_secs())
+            .succeeded((&tenant_s, user.email.as_str()), None, now_secs())
             .await?;
         Ok(())
     }
@@ -165,7 +172,8 @@ impl Accounts {
 mod tests {
     use super::*;
     use crate::accounts::service::fixture::*;
-    use crate::accounts::Role;
+    use crate::accounts::{AccountsConfig, Role};
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn changing_the_password_revokes_every_session() {
@@ -243,6 +251,35 @@ mod tests {
             .sign_in(&t, "alice@acme.test", "reset passphrase 2026", None)
             .await
             .unwrap();
+    }
+
+    /// A mailer whose every delivery fails (the provider is down).
+    struct DownMailer;
+
+    #[async_trait::async_trait]
+    impl crate::accounts::Mailer for DownMailer {
+        async fn send(&self, _: &Mail) -> Result<(), MailError> {
+            Err(MailError::Delivery("provider down".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reset_answers_the_same_for_an_existing_account_when_mail_fails() {
+        let f = fixture().await;
+        user(&f, "alice@acme.test", Role::Agent).await;
+        let t = f.tenant.to_string();
+        let config = AccountsConfig::new(
+            crate::accounts::PasswordHasher::new(12).unwrap(),
+            crate::accounts::SessionKey::generate().unwrap(),
+        );
+        let down = Accounts::new(f.platform.store.clone(), f.platform.tenants.clone(), config)
+            .with_mailer(Arc::new(DownMailer));
+        for email in ["alice@acme.test", "nobody@acme.test"] {
+            assert!(
+                down.request_password_reset(&t, email, None).await.is_ok(),
+                "{email}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -201,15 +201,16 @@ impl Accounts {
         }
     }
 
-    /// Refuses the attempt while the account or the address is over its failure limit.
-    pub(super) async fn not_throttled(
+    /// Counts the attempt before its password is checked; refuses it when the account or
+    /// the address is over its limit.
+    pub(super) async fn count_attempt(
         &self,
         account: (&str, &str),
         source: Option<&str>,
         now: i64,
     ) -> Result<(), AccountError> {
         self.throttle
-            .check(account, source, now)
+            .begin(account, source, now)
             .await?
             .map_err(|wait| AccountError::Throttled {
                 retry_after_secs: wait,

@@ -15,7 +15,7 @@ use super::token::{AccessClaims, ACCESS_TOKEN_SECS};
 use super::{random_hex, random_secret, sha256_hex, AccountError, Email, UserId, UserPrincipal};
 use crate::clock::now_secs;
 use crate::ids::TenantId;
-use crate::store::{Condition, Item, Key, Query, StoreError, Table, Update, TTL_ATTR};
+use crate::store::{AttrValue, Condition, Item, Key, Query, StoreError, Table, Update, TTL_ATTR};
 use crate::tenant::TenantStatus;
 
 const REFRESH_PREFIX: &str = "wpr1";
@@ -73,6 +73,32 @@ fn refresh_secret_matches(session: &Item, secret: &str) -> bool {
         .into()
 }
 
+/// How many rotated-away refresh secrets a session remembers (their hashes): a refresh every
+/// 15 minutes over a working day.
+const ROTATED_KEPT: usize = 32;
+const ROTATED: &str = "rotated_sha256";
+
+/// The hashes of the session's rotated-away refresh secrets, newest last.
+fn rotated_hashes(session: &Item) -> Vec<String> {
+    match session.get(ROTATED) {
+        Some(AttrValue::L(list)) => list
+            .iter()
+            .filter_map(|v| v.as_s().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether `secret` is one the session really issued and has since rotated away: a copied
+/// token. A token that merely looks like one of the session's (its prefix is no secret) is
+/// not.
+fn was_rotated_away(session: &Item, secret: &str) -> bool {
+    let presented = sha256_hex(secret);
+    rotated_hashes(session).iter().fold(false, |found, h| {
+        found | bool::from(h.as_bytes().ct_eq(presented.as_bytes()))
+    })
+}
+
 impl Accounts {
     /// Signs in with the account id (tenant), email and password. Unknown accounts, unknown
     /// emails and wrong passwords get the same error after the same bcrypt work; failures
@@ -90,7 +116,7 @@ impl Accounts {
         }
         let now = now_secs();
         let account = (account_id, email.as_str());
-        self.not_throttled(account, source, now).await?;
+        self.count_attempt(account, source, now).await?;
         let tenant = TenantId::parse(account_id).ok();
         let user = match &tenant {
             Some(t) => self.user_by_email(t, &email).await?,
@@ -102,10 +128,9 @@ impl Accounts {
             .verify(password, user.as_ref().map(|u| u.hash.as_str()))
             .await;
         let (Some(tenant), Some(user), true) = (tenant, user, ok) else {
-            self.throttle.record_failure(account, source, now).await?;
             return Err(AccountError::BadCredentials);
         };
-        self.throttle.clear_account(account, now).await?;
+        self.throttle.succeeded(account, source, now).await?;
         if self.tenant_status(&tenant).await? != Some(TenantStatus::Active) {
             return Err(AccountError::Suspended);
         }
@@ -223,7 +248,8 @@ impl Accounts {
 
     /// Exchanges a refresh token for a new access token and a new refresh token (rotation).
     /// Presenting a refresh token that was already rotated away ends the whole session: it
-    /// means the token was copied.
+    /// means the token was copied. Any other wrong secret is only refused: the token's prefix
+    /// (`wpr1.<tenant>.<user>.<session>`) is not secret, so a guess must not sign anyone out.
     pub async fn refresh(&self, refresh_token: &str) -> Result<SignedIn, AccountError> {
         let RefreshToken {
             tenant,
@@ -239,8 +265,12 @@ impl Accounts {
             .ok_or(AccountError::InvalidToken)?;
         let stored = item.get_s("refresh_sha256").unwrap_or_default().to_owned();
         if !refresh_secret_matches(&item, secret) {
-            tracing::warn!(tenant = %tenant, user = %user_id, "rotated refresh token presented again; session ended");
-            self.store.delete(Table::Data, &key, None).await?;
+            if was_rotated_away(&item, secret) {
+                tracing::warn!(tenant = %tenant, user = %user_id, "rotated refresh token presented again; session ended");
+                self.store.delete(Table::Data, &key, None).await?;
+            } else {
+                tracing::info!(tenant = %tenant, user = %user_id, "refresh token with a wrong secret refused");
+            }
             return Err(AccountError::InvalidToken);
         }
         let user = self
@@ -255,12 +285,18 @@ impl Accounts {
             return Err(AccountError::Suspended);
         }
         let next = random_secret()?;
+        let mut rotated = rotated_hashes(&item);
+        rotated.push(stored.clone());
+        let skip = rotated.len().saturating_sub(ROTATED_KEPT);
+        let rotated: Vec<AttrValue> = rotated.into_iter().skip(skip).map(AttrValue::S).collect();
         match self
             .store
             .update(
                 Table::Data,
                 &key,
-                Update::new().set("refresh_sha256", sha256_hex(&next)),
+                Update::new()
+                    .set("refresh_sha256", sha256_hex(&next))
+                    .set(ROTATED, AttrValue::L(rotated)),
                 Some(Condition::Equals("refresh_sha256".into(), stored.into())),
             )
             .await
@@ -459,6 +495,32 @@ mod tests {
         assert!(f.accounts.refresh(&s.refresh_token).await.is_err());
         assert!(f.accounts.refresh(&next.refresh_token).await.is_err());
         assert!(f.accounts.authenticate(&next.access_token).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_forged_refresh_secret_is_refused_without_ending_the_session() {
+        let f = fixture().await;
+        let s = user(&f, "alice@acme.test", Role::Agent).await;
+        // Anyone can learn the token's prefix; one character of the secret changed.
+        let (prefix, secret) = s.refresh_token.rsplit_once('.').unwrap();
+        let mut forged: Vec<char> = secret.chars().collect();
+        forged[0] = if forged[0] == 'A' { 'B' } else { 'A' };
+        let forged = format!("{prefix}.{}", forged.into_iter().collect::<String>());
+        assert!(matches!(
+            f.accounts.refresh(&forged).await,
+            Err(AccountError::InvalidToken)
+        ));
+        assert!(f.accounts.sign_out_refresh(&forged).await.is_err());
+        // The user stays signed in, and their real tokens keep working.
+        f.accounts.authenticate(&s.access_token).await.unwrap();
+        let next = f.accounts.refresh(&s.refresh_token).await.unwrap();
+        // After several rotations, an old genuine secret still ends the session.
+        let mut current = next.refresh_token.clone();
+        for _ in 0..3 {
+            current = f.accounts.refresh(&current).await.unwrap().refresh_token;
+        }
+        assert!(f.accounts.refresh(&next.refresh_token).await.is_err());
+        assert!(f.accounts.refresh(&current).await.is_err(), "session ended");
     }
 
     #[tokio::test]
