@@ -26,6 +26,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::public_resolver::Resolver;
+
 /// Settings of one [`HttpClient`].
 #[derive(Clone, Debug)]
 pub struct HttpClientConfig {
@@ -40,6 +42,8 @@ pub struct HttpClientConfig {
     pub allow_missing_trust_store: bool,
     /// Idle pooled connections kept per host.
     pub max_idle_per_host: usize,
+    /// How host names are resolved, and which addresses may be connected to.
+    pub resolver: Resolver,
 }
 
 impl Default for HttpClientConfig {
@@ -50,6 +54,7 @@ impl Default for HttpClientConfig {
             max_body: 8 * 1024 * 1024,
             allow_missing_trust_store: false,
             max_idle_per_host: 8,
+            resolver: Resolver::default(),
         }
     }
 }
@@ -132,7 +137,7 @@ impl HttpAnswer {
 /// A pooled HTTPS client. Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
     request_timeout: Duration,
     max_body: usize,
 }
@@ -168,7 +173,7 @@ impl HttpClient {
                 )))
             }
         };
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(config.resolver.clone());
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
@@ -204,7 +209,9 @@ impl HttpClient {
         check_target(request.uri())?;
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {
-                if e.is_connect() {
+                if e.is_connect() && crate::public_resolver::is_refusal(&e) {
+                    HttpError::Refused("the host resolves to an internal network address")
+                } else if e.is_connect() {
                     HttpError::Connect(source_chain(&e))
                 } else {
                     HttpError::Other(source_chain(&e))

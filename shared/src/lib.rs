@@ -37,6 +37,7 @@ pub mod pacing;
 pub mod portal;
 pub mod portal_events;
 mod private_file;
+pub mod public_resolver;
 pub mod queue;
 pub mod retention;
 pub mod secret;

@@ -12,6 +12,7 @@ use hyper::body::Bytes;
 
 use super::config::{BitrixConfig, BitrixConfigError};
 use crate::http_client::{HttpClient, HttpClientConfig, HttpClientError, HttpError};
+use crate::public_resolver::{AddressRule, Resolver};
 
 /// Largest answer body read (Bitrix24 answers are a few kB; batch answers more).
 pub(crate) const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -83,6 +84,11 @@ impl Transport {
             request_timeout: config.request_timeout,
             max_body: MAX_BODY,
             allow_missing_trust_store: config.loopback_only(),
+            // A portal's domain comes from its install: it must not lead our requests (and
+            // the portal's tokens) into our own network.
+            resolver: Resolver::new(AddressRule::PublicOnly {
+                allow_loopback: config.loopback_only(),
+            }),
             ..HttpClientConfig::default()
         })
         .map_err(|HttpClientError::Tls(e)| BitrixConfigError::Tls(e))?;

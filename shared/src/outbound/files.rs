@@ -3,11 +3,15 @@
 //!
 //! The URL comes from a Bitrix24 event, so it is fetched under rules: `https` (plain `http`
 //! only to loopback, and loopback at all only when allowed: tests and the local server); no
-//! user info; no IP-literal host in private, link-local or otherwise internal ranges; at most
+//! user info; no host in private, link-local or otherwise internal ranges, whether named by
+//! an IP literal or by a name that resolves there (every resolved address is checked when
+//! connecting, [`crate::public_resolver`]); at most
 //! [`MAX_REDIRECTS`] redirects, each checked the same way; a size limit, checked against
 //! `Content-Length` and while reading. Errors never carry the URL (it may hold a token).
 
 use std::net::IpAddr;
+
+use crate::public_resolver::{is_internal, AddressRule, Resolver};
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue, ACCEPT};
@@ -66,35 +70,6 @@ pub struct FileFetcher {
     allow_loopback: bool,
 }
 
-/// True for addresses that are not on the public internet.
-fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1])) // carrier-grade NAT
-                || (o[0] == 198 && (o[1] == 18 || o[1] == 19)) // benchmarking
-                || o[0] >= 240
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link local
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
-        }
-    }
-}
-
 fn http_error(e: HttpError) -> FileError {
     match e {
         HttpError::Refused(why) => FileError::Refused(why.to_owned()),
@@ -106,12 +81,25 @@ fn http_error(e: HttpError) -> FileError {
 impl FileFetcher {
     /// `allow_loopback`: whether loopback hosts (plain http included) may be fetched.
     pub fn new(allow_loopback: bool) -> Result<Self, HttpClientError> {
+        Self::with_resolver(
+            allow_loopback,
+            Resolver::new(AddressRule::PublicOnly { allow_loopback }),
+        )
+    }
+
+    /// As [`FileFetcher::new`], resolving names with `resolver` (its rule should be
+    /// [`AddressRule::PublicOnly`]; a fixed table of names lets tests name internal hosts).
+    pub fn with_resolver(
+        allow_loopback: bool,
+        resolver: Resolver,
+    ) -> Result<Self, HttpClientError> {
         let http = HttpClient::new(&HttpClientConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(20),
             max_body: 1024 * 1024,
             allow_missing_trust_store: allow_loopback,
             max_idle_per_host: 4,
+            resolver,
         })?;
         Ok(FileFetcher {
             http,
@@ -221,5 +209,81 @@ mod tests {
             .check("https://10.1.2.3/file?auth=s3cr3t")
             .unwrap_err();
         assert!(!e.to_string().contains("s3cr3t"));
+    }
+
+    /// A server on loopback that answers every request with a redirect to `location`.
+    async fn redirecting_to(location: &'static str) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    fn names(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, Vec<IpAddr>> {
+        pairs
+            .iter()
+            .map(|(n, ip)| ((*n).to_owned(), vec![ip.parse().unwrap()]))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_an_internal_address_is_refused() {
+        let internal = "internal network address";
+        for (ip, loopback_allowed) in [
+            ("169.254.169.254", false),
+            ("10.0.0.5", false),
+            ("127.0.0.1", false),
+            // Loopback allowed (tests, the local server) still keeps the rest out.
+            ("192.168.1.10", true),
+        ] {
+            let resolver = Resolver::new(AddressRule::PublicOnly {
+                allow_loopback: loopback_allowed,
+            })
+            .with_fixed_names(names(&[("files.example.test", ip)]));
+            let fetcher = FileFetcher::with_resolver(true, resolver)
+                .unwrap()
+                .with_loopback(loopback_allowed);
+            // The URL's text passes the host check: only its resolution is internal.
+            assert!(fetcher.check("https://files.example.test/f.jpg").is_ok());
+            let e = fetcher
+                .fetch("https://files.example.test/f.jpg", 1024)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&e, FileError::Refused(why) if why.contains(internal)),
+                "{ip}: {e:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_name_that_resolves_inside_is_refused() {
+        let origin = redirecting_to("https://internal.example.test/latest/meta-data").await;
+        let resolver = Resolver::new(AddressRule::PublicOnly {
+            allow_loopback: true,
+        })
+        .with_fixed_names(names(&[("internal.example.test", "169.254.169.254")]));
+        let fetcher = FileFetcher::with_resolver(true, resolver).unwrap();
+        let e = fetcher
+            .fetch(
+                &format!("http://127.0.0.1:{}/file.jpg", origin.port()),
+                1024,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, FileError::Refused(why) if why.contains("internal network address")),
+            "{e:?}"
+        );
     }
 }
