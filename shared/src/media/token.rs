@@ -1,18 +1,21 @@
-//! Signed media tokens: `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`, no
-//! padding. The payload is compact JSON naming the tenant, the business account, the media
+//! Media tokens: the claims of a media link, encrypted and authenticated (AES-256-GCM under a
+//! key derived from the media link key), `base64url(version ‖ nonce ‖ ciphertext ‖ tag)`, no
+//! padding. The claims are compact JSON naming the tenant, the business account, the media
 //! reference (a WhatsApp media id, or an Instagram attachment CDN URL), its type and file
-//! name, and the expiry in Unix seconds:
+//! name, the conversation and the expiry in Unix seconds:
 //!
 //! ```json
-//! {"v":1,"t":"tn_…","c":"wa","a":"106540352242922","r":"1037543291543636","m":"image/jpeg","n":"photo.jpg","e":1790000000}
+//! {"v":2,"t":"tn_…","c":"wa","a":"106540352242922","r":"1037543291543636","m":"image/jpeg","n":"photo.jpg","e":1790000000,"s":"c_…"}
 //! ```
 //!
-//! The payload is signed, not encrypted: whoever holds a link can read these fields (the
-//! link is a bearer capability for the media anyway). The signature is checked, in constant
-//! time, before the payload is parsed.
+//! Encrypted, not only signed (issue 15): a link travels through Bitrix24 chats, browsers and
+//! proxies' logs, and must not tell them the file's name, our tenant id or the business
+//! account. The tag is checked (in constant time) before anything is parsed; a key being
+//! retired still opens the links it made.
 
 use std::fmt;
 
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -27,8 +30,11 @@ type HmacSha256 = Hmac<Sha256>;
 pub use crate::crypto::signing_key::{KeyError, MIN_KEY_BYTES};
 /// Longest token accepted or made (characters); longer input is refused before any work.
 pub const MAX_TOKEN_CHARS: usize = 4096;
-const TOKEN_VERSION: u8 = 1;
-const SIGNATURE_BYTES: usize = 32;
+/// Version 1 tokens were signed only; they lived at most a day and are no longer accepted.
+const TOKEN_VERSION: u8 = 2;
+const TAG_BYTES: usize = 16;
+/// Label of the AEAD key derivation, and the AEAD's associated data.
+const AEAD_LABEL: &[u8] = b"wappline-media-link-v2";
 
 crate::crypto::signing_key::signing_key!(
     /// The HMAC key of media links: at least 32 random bytes.
@@ -36,8 +42,13 @@ crate::crypto::signing_key::signing_key!(
 );
 
 impl MediaLinkKey {
-    fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(self.bytes()).expect("HMAC accepts keys of any length")
+    /// The AES-256-GCM key of the tokens: HMAC-SHA256(link key, label).
+    fn aead(&self) -> LessSafeKey {
+        let mut mac =
+            HmacSha256::new_from_slice(self.bytes()).expect("HMAC accepts keys of any length");
+        mac.update(AEAD_LABEL);
+        let derived = mac.finalize().into_bytes();
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &derived).expect("a 32-byte key"))
     }
 }
 
@@ -86,11 +97,11 @@ pub struct MediaClaims {
 /// Why a token was refused. All mean 403 at the edge; the variant is for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
-    /// Not two base64url parts, too long, or a signature of the wrong size.
+    /// Not base64url, too long or too short, or of another version.
     #[error("malformed media link")]
     Malformed,
-    /// The signature does not match (forged, altered or truncated, or signed with a key no
-    /// longer accepted).
+    /// The tag does not match (forged, altered or truncated, or made with a key no longer
+    /// accepted).
     #[error("media link signature does not match")]
     BadSignature,
     /// Correctly signed, but its content is not a valid payload of this version.
@@ -136,15 +147,21 @@ pub fn sign(key: &MediaLinkKey, claims: &MediaClaims) -> Option<String> {
         e: claims.expires_at,
         s: claims.conversation.clone(),
     };
-    let payload = serde_json::to_vec(&wire).ok()?;
-    let mut mac = key.mac();
-    mac.update(&payload);
-    let signature = mac.finalize().into_bytes();
-    let token = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(&payload),
-        URL_SAFE_NO_PAD.encode(signature)
-    );
+    let mut sealed = serde_json::to_vec(&wire).ok()?;
+    let mut nonce = [0u8; NONCE_LEN];
+    crate::crypto::random_bytes(&mut nonce).ok()?;
+    key.aead()
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(AEAD_LABEL),
+            &mut sealed,
+        )
+        .ok()?;
+    let mut bytes = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+    bytes.push(TOKEN_VERSION);
+    bytes.extend_from_slice(&nonce);
+    bytes.extend_from_slice(&sealed);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
     (token.len() <= MAX_TOKEN_CHARS).then_some(token)
 }
 
@@ -154,27 +171,28 @@ pub fn verify(keys: &[&MediaLinkKey], token: &str, now: i64) -> Result<MediaClai
     if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
         return Err(LinkError::Malformed);
     }
-    let (payload_b64, signature_b64) = token.split_once('.').ok_or(LinkError::Malformed)?;
-    if signature_b64.contains('.') {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| LinkError::Malformed)?;
+    if bytes.len() < 1 + NONCE_LEN + TAG_BYTES || bytes[0] != TOKEN_VERSION {
         return Err(LinkError::Malformed);
     }
-    let payload = URL_SAFE_NO_PAD
-        .decode(payload_b64)
-        .map_err(|_| LinkError::Malformed)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| LinkError::Malformed)?;
-    if signature.len() != SIGNATURE_BYTES {
-        return Err(LinkError::Malformed);
-    }
-    let signed = keys.iter().any(|key| {
-        let mut mac = key.mac();
-        mac.update(&payload);
-        mac.verify_slice(&signature).is_ok()
-    });
-    if !signed {
-        return Err(LinkError::BadSignature);
-    }
+    let nonce: [u8; NONCE_LEN] = bytes[1..1 + NONCE_LEN].try_into().expect("sliced to size");
+    let sealed = &bytes[1 + NONCE_LEN..];
+    let payload = keys
+        .iter()
+        .find_map(|key| {
+            let mut buf = sealed.to_vec();
+            key.aead()
+                .open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(AEAD_LABEL),
+                    &mut buf,
+                )
+                .ok()
+                .map(|plain| plain.to_vec())
+        })
+        .ok_or(LinkError::BadSignature)?;
     let wire: Wire = serde_json::from_slice(&payload).map_err(|_| LinkError::Invalid)?;
     if wire.v != TOKEN_VERSION {
         return Err(LinkError::Invalid);
@@ -233,7 +251,7 @@ mod tests {
         let token = sign(&k, &claims()).unwrap();
         assert!(token
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)));
         assert_eq!(verify(&[&k], &token, 1_999).unwrap(), claims());
         assert_eq!(verify(&[&k], &token, 2_000), Err(LinkError::Expired));
     }
@@ -247,17 +265,40 @@ mod tests {
     }
 
     #[test]
+    fn the_link_reveals_nothing_of_what_it_names() {
+        let k = key(1);
+        let token = sign(&k, &claims()).unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        for secret in [
+            "tn_0123456789abcdef01234567",
+            "106540352242922",
+            "1037543291543636",
+            "photo.jpg",
+            "image/jpeg",
+            "c_0123",
+        ] {
+            let needle = secret.as_bytes();
+            assert!(!token.contains(secret), "{secret} in the link");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{secret} in the link's bytes"
+            );
+        }
+        // Two links to the same file differ (a fresh nonce each).
+        assert_ne!(sign(&k, &claims()).unwrap(), token);
+    }
+
+    #[test]
     fn tampering_is_refused() {
         let k = key(1);
         let token = sign(&k, &claims()).unwrap();
-        let (p, s) = token.split_once('.').unwrap();
-        // Every single-character change of the payload or the signature.
+        // Every single-character change. The last character also carries padding bits that
+        // decoding ignores, so each is changed in its highest bit, which always counts.
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         for i in 0..token.len() {
-            if token.as_bytes()[i] == b'.' {
-                continue;
-            }
             let mut bytes = token.clone().into_bytes();
-            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let at = ALPHABET.iter().position(|&c| c == bytes[i]).unwrap();
+            bytes[i] = ALPHABET[at ^ 0b10_0000];
             let altered = String::from_utf8(bytes).unwrap();
             let r = verify(&[&k], &altered, 0);
             assert!(
@@ -267,24 +308,17 @@ mod tests {
         }
         for bad in [
             String::new(),
-            p.to_owned(),
-            format!("{p}."),
-            format!(".{s}"),
-            format!("{p}.{s}.{s}"),
-            format!("{p}.{}", &s[..s.len() - 1]),
-            format!("{}.{s}", &p[..p.len() - 4]),
-            format!("{p}={s}"),
+            token[..token.len() - 1].to_owned(),
+            token[..20].to_owned(),
+            format!("{token}.{token}"),
+            format!("{token}="),
             "x".repeat(MAX_TOKEN_CHARS + 1),
         ] {
             assert!(verify(&[&k], &bad, 0).is_err(), "{bad:?} accepted");
         }
-        // A payload of our own making with a valid signature under another key.
+        // Made under another key.
         let other = sign(&key(9), &claims()).unwrap();
-        let (_, other_sig) = other.split_once('.').unwrap();
-        assert_eq!(
-            verify(&[&k], &format!("{p}.{other_sig}"), 0),
-            Err(LinkError::BadSignature)
-        );
+        assert_eq!(verify(&[&k], &other, 0), Err(LinkError::BadSignature));
     }
 
     #[test]
