@@ -148,6 +148,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_role() {
     };
     for (function, action) in [
         ("MetaWebhookFunction", "sqs:SendMessage"),
+        ("MetaWebhookFunction", "dynamodb:ConditionCheckItem"),
         ("InboundWorkerFunction", "dynamodb:PutItem"),
         ("SyncWorkerFunction", "kms:Decrypt"),
         ("OutboundWorkerFunction", "sqs:SendMessage"),
@@ -312,6 +313,18 @@ async fn form(f: &dyn HttpFunction, path: &str, body: String) -> (u16, Value) {
     call(f, "POST", path, &headers, Some(body.into_bytes())).await
 }
 
+/// Meta delivers the sample `name` (fresh timestamps, signed) to the meta-webhook function.
+async fn deliver(meta: &dyn HttpFunction, name: &str) {
+    let body = fresh(&sample(name));
+    let signature = AppSecret::new(APP_SECRET).unwrap().sign(&body);
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("x-hub-signature-256", signature),
+    ];
+    let (s, v) = call(meta, "POST", meta_webhook::PATH, &headers, Some(body)).await;
+    assert_eq!(s, 200, "{name}: {v}");
+}
+
 /// Every function's flows, each through the handler its `main.rs` builds.
 async fn scenario(d: &Deployment) {
     let admin_services = d.services("AdminApiFunction");
@@ -437,14 +450,7 @@ async fn scenario(d: &Deployment) {
         b"\xff\xd8 jpeg",
     );
     for name in ["whatsapp-text.json", "whatsapp-image.json"] {
-        let body = fresh(&sample(name));
-        let signature = AppSecret::new(APP_SECRET).unwrap().sign(&body);
-        let headers = [
-            ("content-type", "application/json".to_owned()),
-            ("x-hub-signature-256", signature),
-        ];
-        let (s, v) = call(&meta, "POST", meta_webhook::PATH, &headers, Some(body)).await;
-        assert_eq!(s, 200, "{name}: {v}");
+        deliver(&meta, name).await;
     }
 
     // inbound-worker, then sync-worker into the portal; the probe of parked portals.
@@ -514,6 +520,32 @@ async fn scenario(d: &Deployment) {
         2
     );
     assert_eq!(d.graph.sent().len(), 2);
+    d.consume("SyncWorkerFunction", &sync, &sync_worker, platform::SYNC)
+        .await;
+
+    // A suspended tenant's delivery is held by meta-webhook; resuming (admin-api) releases it
+    // to the inbound queue.
+    let suspension = format!("{t}/suspension");
+    admin(
+        &admin_api,
+        "POST",
+        &suspension,
+        json!({"reason": "unpaid invoice"}),
+    )
+    .await;
+    deliver(&meta, "whatsapp-audio.json").await;
+    let resumed = admin(&admin_api, "DELETE", &suspension, Value::Null).await;
+    assert_eq!(resumed["released"], 1, "{resumed}");
+    assert_eq!(
+        d.consume(
+            "InboundWorkerFunction",
+            &inbound,
+            &inbound_worker,
+            platform::INBOUND
+        )
+        .await,
+        1
+    );
     d.consume("SyncWorkerFunction", &sync, &sync_worker, platform::SYNC)
         .await;
 
