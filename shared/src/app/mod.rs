@@ -7,7 +7,7 @@ pub mod services;
 pub mod settings;
 
 pub use runtime::{run_http, run_http_streaming, run_sqs, run_sqs_or_schedule, HttpFunction};
-pub use services::{EmbeddedHandles, Services, ServicesError};
+pub use services::{AwsClientOptions, EmbeddedHandles, Services, ServicesError};
 pub use settings::{Settings, SettingsError};
 
 use std::path::Path;

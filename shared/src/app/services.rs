@@ -107,6 +107,17 @@ fn private_entries(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How [`Services::aws_with`] builds the AWS clients beyond the SDK configuration.
+#[derive(Clone, Default)]
+pub struct AwsClientOptions {
+    /// Run on every call of every client, after the SDK's own interceptors. The type is the
+    /// smithy runtime's, shared by every AWS SDK crate (re-exported by each).
+    pub interceptors: Vec<aws_sdk_dynamodb::config::SharedInterceptor>,
+    /// S3 addressed by path (`<endpoint>/<bucket>/<key>`): an emulator on loopback has no
+    /// bucket subdomains. AWS itself uses virtual-hosted addressing (false).
+    pub s3_path_style: bool,
+}
+
 /// The embedded adapters' own handles, for the local server's TTL purge and inspection.
 #[derive(Clone)]
 pub struct EmbeddedHandles {
@@ -138,21 +149,45 @@ impl Services {
 
     /// The AWS adapters, from one SDK configuration shared by every client.
     pub async fn aws(settings: Settings) -> Result<Self, ServicesError> {
+        let sdk = super::aws_sdk_config().await;
+        Self::aws_with(settings, &sdk, AwsClientOptions::default())
+    }
+
+    /// The AWS adapters from a given SDK configuration, with `options` applied to every
+    /// client. The Lambda functions use [`Services::aws`]; the IAM-coverage test builds each
+    /// function this way against an emulator, with an interceptor that records every call
+    /// the function's flows put on the wire.
+    pub fn aws_with(
+        settings: Settings,
+        sdk: &aws_config::SdkConfig,
+        options: AwsClientOptions,
+    ) -> Result<Self, ServicesError> {
         let aws = settings
             .aws
             .clone()
             .ok_or_else(|| missing("the AWS adapters", vars::DATA_TABLE))?;
-        let sdk = super::aws_sdk_config().await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), aws.tables.clone());
-        let vault = KmsVault::new(aws_sdk_kms::Client::new(&sdk), aws.kms_key_id.clone());
+        // Each client's configuration takes the shared interceptors on top of the SDK's own.
+        macro_rules! client {
+            ($sdk_crate:ident $(, $extra:ident($value:expr))*) => {{
+                let mut builder = $sdk_crate::config::Builder::from(sdk);
+                for interceptor in &options.interceptors {
+                    builder.push_interceptor(interceptor.clone());
+                }
+                $sdk_crate::Client::from_conf(builder $(.$extra($value))*.build())
+            }};
+        }
+        let store = DynamoStore::new(client!(aws_sdk_dynamodb), aws.tables.clone());
+        let vault = KmsVault::new(client!(aws_sdk_kms), aws.kms_key_id.clone());
         let queues = settings.queue_urls.keys().cloned().collect();
-        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), settings.queue_urls.clone());
+        let queue = SqsQueue::new(client!(aws_sdk_sqs), settings.queue_urls.clone());
         let objects = aws.export_bucket.map(|bucket| {
-            Arc::new(S3Objects::new(aws_sdk_s3::Client::new(&sdk), bucket)) as Arc<dyn ObjectStore>
+            let client = client!(aws_sdk_s3, force_path_style(options.s3_path_style));
+            Arc::new(S3Objects::new(client, bucket)) as Arc<dyn ObjectStore>
         });
-        let mailer = settings.mail_from.as_ref().map(|from| {
-            Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), from)) as Arc<dyn Mailer>
-        });
+        let mailer = settings
+            .mail_from
+            .as_ref()
+            .map(|from| Arc::new(SesMailer::new(client!(aws_sdk_sesv2), from)) as Arc<dyn Mailer>);
         Ok(Services {
             platform: Platform::new(Arc::new(store), Arc::new(vault)),
             queue: Arc::new(queue),

@@ -15,6 +15,7 @@ mod disconnect;
 mod erasure;
 mod erasure_wins;
 mod export;
+mod iam_coverage;
 mod inbound_queue_privacy;
 mod inbound_relay;
 mod inbound_to_bitrix;

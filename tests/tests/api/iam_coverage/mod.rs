@@ -1,0 +1,662 @@
+//! Every AWS call a function makes is allowed by the IAM role template.yaml gives it
+//! (issue 13, decision 0031).
+//!
+//! moto does not enforce IAM, so a missing grant passes every other test and fails only in
+//! AWS, with AccessDenied. Here each function of the template is composed as its `main.rs`
+//! composes it (`Services` from the environment the template gives it, resolved against a
+//! deployment on the moto server), with an AWS SDK interceptor on every client that records
+//! what the function puts on the wire, labelled with the function's name. One scenario drives
+//! every function's flows through their handlers: tenants, channels, a Bitrix24 install, a
+//! customer's text and image, CRM sync and the parked-portal probe, the media proxy, an
+//! operator reply and an API send, outbound sends, retention, an export and its download
+//! link, Meta's data deletion callback, a contact erasure and an account erasure with its key
+//! shredding and completion email. Each recorded request is then evaluated against the
+//! function's role: the template's inline policies with `Ref`, `GetAtt`, `Sub`, `Join` and
+//! `If` resolved to this deployment's ARNs.
+//!
+//! What is evaluated (module `policy`): `Allow` and `Deny` statements; `Action` and
+//! `Resource` with `*`/`?` wildcards; conditions `StringEquals`, `StringLike`,
+//! `StringNotEquals`, `StringNotLike`, `ArnEquals`, `ArnLike`, `Bool` (with `ForAllValues:`,
+//! `ForAnyValue:`, `...IfExists`) and `Null`, over the context keys the recorder derives from
+//! each request: `dynamodb:LeadingKeys` (the partition key of every item, transaction item
+//! and query), `kms:EncryptionContextKeys` and `kms:EncryptionContext:<key>`, and
+//! `ses:FromAddress`.
+//!
+//! What is not: any other condition operator or key (a statement using one panics, so it
+//! cannot pass unnoticed; a key the recorder does not derive is absent, as IAM treats a key
+//! missing from the request); `NotAction`, `NotResource`, SAM policy templates and managed
+//! policies (the template uses none; their presence panics); resource policies other than
+//! the role's (the KMS key policy delegates to IAM, the bucket policy only denies plain HTTP);
+//! the calls Lambda itself makes with the role outside our code (CloudWatch Logs, X-Ray); the
+//! SQS event source's `GetQueueAttributes` (the test's event source receives and deletes with
+//! the function's role, as Lambda does, but does not poll attributes).
+
+mod policy;
+mod recorder;
+mod template;
+mod world;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+use wappline::app::HttpFunction;
+use wappline::meta::AppSecret;
+use wappline::queue::platform;
+
+use e2e_tests::fake_bitrix::{EventBody, EventMessage, FAKE_DOMAIN};
+use e2e_tests::harness::{sample, ADMIN, APP_SECRET, WA_NUMBER};
+use policy::{decide, Decision};
+use recorder::Recorded;
+use template::{Node, Physical};
+use world::{call, json_body, Deployment};
+
+const LINE: u64 = 7;
+const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
+const WA_TOKEN: &str = "EAAwhatsappTOKEN";
+
+/// What the scenario recorded, and the deployment's resolved names; run once per test binary.
+struct Run {
+    recorded: Vec<Recorded>,
+    template: Node,
+    physical: Physical,
+}
+
+static RUN: OnceCell<Run> = OnceCell::const_new();
+
+async fn run() -> &'static Run {
+    RUN.get_or_init(|| async {
+        let d = Deployment::start().await;
+        scenario(&d).await;
+        let recorded = d.log.lock().unwrap().clone();
+        Run {
+            recorded,
+            template: d.template,
+            physical: d.physical,
+        }
+    })
+    .await
+}
+
+/// A request a function made that its role does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Finding {
+    function: String,
+    action: String,
+    resource: String,
+    why: String,
+}
+
+/// Every recorded request its function's role (in `template`) does not allow.
+fn findings(template: &Node, physical: &Physical, recorded: &[Recorded]) -> BTreeSet<Finding> {
+    let mut roles = BTreeMap::new();
+    for (function, _) in template::functions(template) {
+        let statements = template::role_statements(template, &function, physical);
+        roles.insert(function, statements);
+    }
+    recorded
+        .iter()
+        .filter_map(|r| {
+            let statements = roles
+                .get(&r.function)
+                .unwrap_or_else(|| panic!("{}: not a function of the template", r.function));
+            let why = match decide(statements, &r.request) {
+                Decision::Allowed => return None,
+                Decision::NotAllowed => "no statement allows it".to_owned(),
+                Decision::Denied(by) => format!("denied by {by}"),
+            };
+            Some(Finding {
+                function: r.function.clone(),
+                action: r.request.action.clone(),
+                resource: r.request.resource.clone(),
+                why: format!("{why} (context {:?})", r.request.context),
+            })
+        })
+        .collect()
+}
+
+fn report(findings: &BTreeSet<Finding>) -> String {
+    findings
+        .iter()
+        .map(|f| format!("{}: {} on {}: {}", f.function, f.action, f.resource, f.why))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn every_aws_call_of_every_function_is_allowed_by_its_role() {
+    let run = run().await;
+    let found = findings(&run.template, &run.physical, &run.recorded);
+    assert!(
+        found.is_empty(),
+        "calls the template's roles do not allow:\n{}",
+        report(&found)
+    );
+    // Every function of the template ran and made AWS calls.
+    let functions: BTreeSet<_> = template::functions(&run.template)
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    let seen: BTreeSet<_> = run.recorded.iter().map(|r| r.function.clone()).collect();
+    assert_eq!(seen, functions, "functions whose flows made no AWS call");
+    // The flows the issue names reached the calls that prove them.
+    let made = |function: &str, action: &str| {
+        run.recorded
+            .iter()
+            .any(|r| r.function == function && r.request.action == action)
+    };
+    for (function, action) in [
+        ("MetaWebhookFunction", "sqs:SendMessage"),
+        ("MetaWebhookFunction", "dynamodb:ConditionCheckItem"),
+        ("InboundWorkerFunction", "dynamodb:PutItem"),
+        ("SyncWorkerFunction", "kms:Decrypt"),
+        ("OutboundWorkerFunction", "sqs:SendMessage"),
+        ("PublicApiFunction", "sqs:SendMessage"),
+        ("BitrixWebhookFunction", "sqs:SendMessage"),
+        ("MediaProxyFunction", "kms:Decrypt"),
+        ("ExportWorkerFunction", "s3:PutObject"),
+        ("AdminApiFunction", "s3:GetObject"),
+        ("AdminApiFunction", "ses:SendEmail"),
+        ("DataDeletionFunction", "sqs:SendMessage"),
+        ("RetentionFunction", "dynamodb:Query"),
+        ("ErasureWorkerFunction", "sqs:DeleteMessage"),
+        ("ErasureWorkerFunction", "s3:DeleteObject"),
+        ("ErasureWorkerFunction", "ses:SendEmail"),
+    ] {
+        assert!(made(function, action), "{function} never made {action}");
+    }
+    // Account erasure shreds the tenant's keys: a delete on the keys table.
+    let keys_table = &run.physical.atts["KeysTable.Arn"];
+    assert!(
+        run.recorded
+            .iter()
+            .any(|r| r.function == "ErasureWorkerFunction"
+                && r.request.action == "dynamodb:DeleteItem"
+                && &r.request.resource == keys_table),
+        "the account erasure deleted no data key"
+    );
+    // No function scans a table (decision 0027).
+    assert!(
+        !run.recorded
+            .iter()
+            .any(|r| r.request.action == "dynamodb:Scan"),
+        "a Scan was made"
+    );
+}
+
+#[tokio::test]
+async fn a_grant_removed_from_the_template_fails_naming_the_function_action_and_resource() {
+    let run = run().await;
+    let mut template = run.template.clone();
+    template::remove_grant(
+        &mut template,
+        "ErasureWorkerRole",
+        "tables",
+        "EraseItems",
+        "dynamodb:Query",
+    );
+    let found = findings(&template, &run.physical, &run.recorded);
+    assert!(!found.is_empty(), "removing the grant was not noticed");
+    let named: BTreeSet<_> = found
+        .iter()
+        .map(|f| (f.function.as_str(), f.action.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        BTreeSet::from([("ErasureWorkerFunction", "dynamodb:Query")]),
+        "{}",
+        report(&found)
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.resource == run.physical.atts["DataTable.Arn"]),
+        "{}",
+        report(&found)
+    );
+    let message = report(&found);
+    assert!(
+        message.contains("ErasureWorkerFunction: dynamodb:Query on arn:aws:dynamodb:"),
+        "{message}"
+    );
+    // A condition removed is noticed too: without the AUTHFAIL# prefix check the admin
+    // API's sign-in throttle is still allowed, but with a wrong prefix it is not.
+    let mut template = run.template.clone();
+    narrow_leading_keys(&mut template);
+    let found = findings(&template, &run.physical, &run.recorded);
+    let named: BTreeSet<_> = found
+        .iter()
+        .map(|f| (f.function.as_str(), f.action.as_str()))
+        .collect();
+    assert!(
+        named.contains(&("AdminApiFunction", "dynamodb:UpdateItem"))
+            && named.iter().all(|(f, _)| *f == "AdminApiFunction"),
+        "{}",
+        report(&found)
+    );
+}
+
+/// Changes the admin API's sign-in throttle condition to a prefix no key has.
+fn narrow_leading_keys(template: &mut Node) {
+    fn walk(node: &mut Node) -> bool {
+        match node {
+            Node::Str(s) if s == "AUTHFAIL#*" => {
+                *s = "NOSUCH#*".into();
+                true
+            }
+            Node::Str(_) => false,
+            Node::Seq(items) => items.iter_mut().any(walk),
+            Node::Map(entries) => entries.iter_mut().any(|(_, v)| walk(v)),
+        }
+    }
+    let Node::Map(resources) = template_resources(template) else {
+        unreachable!()
+    };
+    let role = resources
+        .iter_mut()
+        .find(|(k, _)| k == "AdminApiRole")
+        .expect("AdminApiRole");
+    assert!(walk(&mut role.1), "the AUTHFAIL# condition");
+}
+
+fn template_resources(template: &mut Node) -> &mut Node {
+    let Node::Map(entries) = template else {
+        panic!("a mapping")
+    };
+    &mut entries
+        .iter_mut()
+        .find(|(k, _)| k == "Resources")
+        .expect("Resources")
+        .1
+}
+
+/// The sample with its timestamps set to now: the customer wrote within WhatsApp's 24-hour
+/// window, so the replies are sent rather than refused.
+fn fresh(sample: &[u8]) -> Vec<u8> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut text = String::from_utf8(sample.to_vec()).unwrap();
+    let marker = "\"timestamp\": \"";
+    let mut from = 0;
+    while let Some(at) = text[from..].find(marker) {
+        let start = from + at + marker.len();
+        let end = start + text[start..].find('"').unwrap();
+        text.replace_range(start..end, &now.to_string());
+        from = end;
+    }
+    text.into_bytes()
+}
+
+fn bearer(token: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {token}"))
+}
+
+async fn admin(f: &dyn HttpFunction, method: &str, path: &str, body: Value) -> Value {
+    let (mut headers, body) = json_body(&body);
+    headers.push(bearer(ADMIN));
+    let (status, answer) = call(f, method, path, &headers, body).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {answer}"
+    );
+    answer
+}
+
+async fn form(f: &dyn HttpFunction, path: &str, body: String) -> (u16, Value) {
+    let headers = [(
+        "content-type",
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    call(f, "POST", path, &headers, Some(body.into_bytes())).await
+}
+
+/// Meta delivers the sample `name` (fresh timestamps, signed) to the meta-webhook function.
+async fn deliver(meta: &dyn HttpFunction, name: &str) {
+    let body = fresh(&sample(name));
+    let signature = AppSecret::new(APP_SECRET).unwrap().sign(&body);
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("x-hub-signature-256", signature),
+    ];
+    let (s, v) = call(meta, "POST", meta_webhook::PATH, &headers, Some(body)).await;
+    assert_eq!(s, 200, "{name}: {v}");
+}
+
+/// Every function's flows, each through the handler its `main.rs` builds.
+async fn scenario(d: &Deployment) {
+    let admin_services = d.services("AdminApiFunction");
+    let admin_api = admin_api::AdminApi::from_services(&admin_services).unwrap();
+    let meta_services = d.services("MetaWebhookFunction");
+    let meta = meta_webhook::MetaWebhook::from_services(&meta_services).unwrap();
+    let bitrix_services = d.services("BitrixWebhookFunction");
+    let bitrix = bitrix_webhook::BitrixWebhook::from_services(&bitrix_services).unwrap();
+    let inbound = d.services("InboundWorkerFunction");
+    let inbound_worker = inbound.inbound_worker().unwrap();
+    let sync = d.services("SyncWorkerFunction");
+    let (sync_worker, probe) = (sync.sync_worker().unwrap(), sync.portal_probe().unwrap());
+    let outbound = d.services("OutboundWorkerFunction");
+    let outbound_worker = outbound.outbound_worker().unwrap();
+    let public_services = d.services("PublicApiFunction");
+    let public = public_api::PublicApi::from_services(&public_services).unwrap();
+    let media_services = d.services("MediaProxyFunction");
+    let media = media_proxy::MediaProxyFunction::from_services(&media_services).unwrap();
+    let deletion_services = d.services("DataDeletionFunction");
+    let deletion = data_deletion::DataDeletion::from_services(&deletion_services).unwrap();
+    let export = d.services("ExportWorkerFunction");
+    let export_worker = export.export_worker().unwrap();
+    let erasure = d.services("ErasureWorkerFunction");
+    let (erasure_worker, sweep) = (
+        erasure.erasure_worker().unwrap(),
+        erasure.tenant_erasure().unwrap(),
+    );
+    let retention_services = d.services("RetentionFunction");
+    let retention_run = retention_services.retention();
+
+    // admin-api: a tenant, its WhatsApp number, an owner invited by email, a failed sign-in
+    // (the throttle's counter), an API key and a Bitrix24 connection code.
+    let tenant = admin(
+        &admin_api,
+        "POST",
+        "/admin/tenants",
+        json!({"name": "Acme"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = format!("/admin/tenants/{tenant}");
+    admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/channels/whatsapp"),
+        json!({"phone_number_id": WA_NUMBER, "waba_id": "102290129340398", "access_token": WA_TOKEN}),
+    )
+    .await;
+    d.graph.add_token(WA_TOKEN, WA_NUMBER);
+    admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/invitations"),
+        json!({"email": "owner@acme.test", "role": "owner"}),
+    )
+    .await;
+    // The owner accepts an invitation (its token from the test's own, unrecorded access):
+    // account erasure emails the owners.
+    let setup = d.setup_services("AdminApiFunction").accounts().unwrap();
+    let invitation = setup
+        .invite(
+            &wappline::ids::TenantId::parse(&tenant).unwrap(),
+            &wappline::accounts::Principal::Platform,
+            wappline::accounts::Email::parse("boss@acme.test").unwrap(),
+            wappline::accounts::Role::Owner,
+        )
+        .await
+        .unwrap();
+    let token = invitation.token;
+    let (headers, body) = json_body(&json!({"token": token, "password": "correct horse battery"}));
+    let (status, v) = call(
+        &admin_api,
+        "POST",
+        "/auth/invitations/accept",
+        &headers,
+        body,
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {v}");
+    let (headers, body) =
+        json_body(&json!({"account_id": tenant, "email": "owner@acme.test", "password": "wrong"}));
+    let (status, v) = call(&admin_api, "POST", "/auth/sign-in", &headers, body).await;
+    assert_eq!(status, 401, "{v}");
+    let key = admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/api-keys"),
+        json!({"name": "CRM bridge", "scope": "send"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/bitrix24/connection-codes"),
+        json!({"line_id": LINE}),
+    )
+    .await;
+    let install_url = code["install_url"].as_str().unwrap();
+    let install_path = &install_url[install_url.find("/bitrix/").unwrap()..];
+
+    // bitrix-webhook: the portal installs the application and sends its token.
+    let (s, v) = form(
+        &bitrix,
+        install_path,
+        EventBody::install_wizard(&d.bitrix, FAKE_DOMAIN),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let app_install = EventBody::for_portal(&d.bitrix, FAKE_DOMAIN, Some(APP_TOKEN)).app_install();
+    let (s, v) = form(&bitrix, "/bitrix/events", app_install).await;
+    assert_eq!(s, 200, "{v}");
+
+    // meta-webhook: a customer's text and image.
+    d.graph.add_media(
+        "1106677706454703",
+        WA_NUMBER,
+        "image/jpeg",
+        b"\xff\xd8 jpeg",
+    );
+    for name in ["whatsapp-text.json", "whatsapp-image.json"] {
+        deliver(&meta, name).await;
+    }
+
+    // inbound-worker, then sync-worker into the portal; the probe of parked portals.
+    assert_eq!(
+        d.consume(
+            "InboundWorkerFunction",
+            &inbound,
+            &inbound_worker,
+            platform::INBOUND
+        )
+        .await,
+        2
+    );
+    assert!(
+        d.consume("SyncWorkerFunction", &sync, &sync_worker, platform::SYNC)
+            .await
+            >= 2
+    );
+    probe.run_once().await.unwrap();
+    let received = d.bitrix.messages_received();
+    assert_eq!(received.len(), 2, "both messages reached the portal");
+    let chat = received[0].external_chat_id.clone();
+
+    // media-proxy: Bitrix24 downloads the image through its signed link.
+    let url = received
+        .iter()
+        .find_map(|m| m.files.first())
+        .and_then(|f| f["url"].as_str())
+        .expect("the image's link")
+        .to_owned();
+    let media_path = &url[url.find(media_proxy::PATH_PREFIX).unwrap()..];
+    let (s, _) = call(&media, "GET", media_path, &[], None).await;
+    assert_eq!(s, 200);
+
+    // bitrix-webhook: the operator answers; public-api: the tenant's system sends.
+    let reply = EventBody::for_portal(&d.bitrix, FAKE_DOMAIN, Some(APP_TOKEN)).message_add(
+        "wappline_whatsapp",
+        LINE,
+        &[EventMessage {
+            im_chat_id: 901,
+            im_message_id: 5001,
+            chat_id: chat,
+            user_id: 1,
+            text: Some("Thanks, on its way".into()),
+            ..EventMessage::default()
+        }],
+    );
+    let (s, v) = form(&bitrix, "/bitrix/events", reply).await;
+    assert_eq!(s, 200, "{v}");
+    let (mut headers, body) = json_body(&json!({
+        "channel": "whatsapp", "account_id": WA_NUMBER,
+        "to": "US.13491208655302741918", "text": "Your order has shipped"
+    }));
+    headers.push(bearer(&key));
+    let (s, v) = call(&public, "POST", public_api::MESSAGES_PATH, &headers, body).await;
+    assert!((200..300).contains(&s), "{s} {v}");
+
+    // outbound-worker sends both; their statuses go to the portal.
+    assert_eq!(
+        d.consume(
+            "OutboundWorkerFunction",
+            &outbound,
+            &outbound_worker,
+            platform::OUTBOUND
+        )
+        .await,
+        2
+    );
+    assert_eq!(d.graph.sent().len(), 2);
+    d.consume("SyncWorkerFunction", &sync, &sync_worker, platform::SYNC)
+        .await;
+
+    // A suspended tenant's delivery is held by meta-webhook; resuming (admin-api) releases it
+    // to the inbound queue.
+    let suspension = format!("{t}/suspension");
+    admin(
+        &admin_api,
+        "POST",
+        &suspension,
+        json!({"reason": "unpaid invoice"}),
+    )
+    .await;
+    deliver(&meta, "whatsapp-audio.json").await;
+    let resumed = admin(&admin_api, "DELETE", &suspension, Value::Null).await;
+    assert_eq!(resumed["released"], 1, "{resumed}");
+    assert_eq!(
+        d.consume(
+            "InboundWorkerFunction",
+            &inbound,
+            &inbound_worker,
+            platform::INBOUND
+        )
+        .await,
+        1
+    );
+    d.consume("SyncWorkerFunction", &sync, &sync_worker, platform::SYNC)
+        .await;
+
+    // retention: a shorter retention, re-stamped by the scheduled run.
+    admin(
+        &admin_api,
+        "PATCH",
+        &format!("{t}/settings"),
+        json!({"retention_days": 30}),
+    )
+    .await;
+    let budget = retention::budget(
+        SystemTime::now() + Duration::from_secs(300),
+        retention_services.settings.retention_max_items,
+    );
+    retention::handle(&retention_run, budget).await.unwrap();
+
+    // export-worker writes the tenant's export; admin-api links and serves its download.
+    let export_id = admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/exports"),
+        json!({"scope": "tenant"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        d.consume(
+            "ExportWorkerFunction",
+            &export,
+            &export_worker,
+            platform::EXPORTS
+        )
+        .await,
+        1
+    );
+    let state = admin(
+        &admin_api,
+        "GET",
+        &format!("{t}/exports/{export_id}"),
+        Value::Null,
+    )
+    .await;
+    let file = state["files"][0]["name"]
+        .as_str()
+        .or_else(|| state["files"][0].as_str())
+        .unwrap_or_else(|| panic!("an export file: {state}"))
+        .to_owned();
+    let link = admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/exports/{export_id}/links"),
+        json!({"file": file}),
+    )
+    .await;
+    let link = link["url"].as_str().expect("a download link");
+    let (s, _) = call(
+        &admin_api,
+        "GET",
+        &link[link.find("/exports/download/").unwrap()..],
+        &[],
+        None,
+    )
+    .await;
+    assert!((300..400).contains(&s), "a redirect to S3: {s}");
+
+    // data-deletion: Meta's callback for a user, then its status page.
+    let signed = wappline::meta_deletion::signed_request::sign(
+        &AppSecret::new(APP_SECRET).unwrap(),
+        r#"{"algorithm":"HMAC-SHA256","issued_at":1795460400,"user_id":"1234567890"}"#,
+    );
+    let (s, v) = form(
+        &deletion,
+        data_deletion::PATH,
+        format!("signed_request={signed}"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let status_url = v["url"].as_str().expect("a status URL");
+    let status_path = &status_url[status_url.find(data_deletion::STATUS).unwrap()..];
+    let (s, _) = call(&deletion, "GET", status_path, &[], None).await;
+    assert_eq!(s, 200);
+
+    // erasure-worker: the customer's erasure and Meta's request, then the account erasure
+    // (grace 0) by the schedule's sweep: keys shredded, owners emailed.
+    admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/erasure/contacts"),
+        json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": "+16505551234"}),
+    )
+    .await;
+    assert_eq!(
+        d.consume(
+            "ErasureWorkerFunction",
+            &erasure,
+            &erasure_worker,
+            platform::ERASURE
+        )
+        .await,
+        2
+    );
+    admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/erasure"),
+        json!({"grace_days": 0}),
+    )
+    .await;
+    let report = sweep.run_due(5_000).await.unwrap();
+    assert_eq!(report.tenants_completed, 1, "{report:?}");
+}
