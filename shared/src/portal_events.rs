@@ -7,11 +7,14 @@
 //! 3. `auth[application_token]` must equal the stored one (compared in constant time, over
 //!    SHA-256 digests so lengths do not show). A portal without a stored token is refused,
 //!    with one exception: `ONAPPINSTALL`, which is how the token arrives after the
-//!    installation wizard. It is stored when it is verifiable: its `auth[access_token]`
-//!    works on the portal (`app.info`, as apidocs "Security in Handlers" advises), or the
-//!    portal was linked within [`DEFAULT_INSTALL_WINDOW`] (the documented ONAPPINSTALL example
-//!    carries no access token). A *different* token replaces a stored one only when both
-//!    hold (a reinstall after an uninstall we missed).
+//!    installation wizard. It is stored only when verified: its `auth[access_token]` works on
+//!    the portal's stored domain (`app.info`, as apidocs "Security in Handlers" advises).
+//!    Being recent is no proof (issue 15): whoever knows a portal's `member_id` could
+//!    otherwise plant their own token in the first hour, then forge uninstalls and operator
+//!    messages while the real portal is refused. An install without an access token brings
+//!    its token through the code-verified install exchange instead ([`crate::portal`]). A
+//!    *different* token replaces a stored one only when verified and the portal was linked
+//!    within [`DEFAULT_INSTALL_WINDOW`] (a reinstall after an uninstall we missed).
 //!
 //! Then, by event:
 //! - `ONIMCONNECTORMESSAGEADD` (our connectors only): each message's `chat.id` is our
@@ -65,8 +68,8 @@ use crate::bitrix::events::{
 use crate::bitrix::imconnector::{ImRef, OpenLineId};
 use crate::bitrix::{BitrixClient, APP_INFO};
 
-/// How long after linking an `ONAPPINSTALL` without a verifiable access token may still
-/// bring the portal's application token.
+/// How long after linking a verified `ONAPPINSTALL` may still replace a stored application
+/// token.
 pub const DEFAULT_INSTALL_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Why an event was refused or not processed.
@@ -358,7 +361,7 @@ impl PortalEvents {
             _ => false,
         };
         let allowed = match stored {
-            None => verified || recent,
+            None => verified,
             Some(_) => verified && recent,
         };
         if !allowed {

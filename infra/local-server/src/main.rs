@@ -1,5 +1,7 @@
 //! `local-server`: runs Wappline locally. See `--help`.
 
+use std::io::Write;
+
 use clap::Parser;
 use local_server::{LocalConfig, LocalServer};
 
@@ -14,23 +16,28 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    // Tests and scripts read this line to learn the port.
-    println!(
-        "Wappline local server listening on http://{}",
-        server.addr()
-    );
-    println!("  admin API:  http://{}/admin/tenants", server.addr());
-    println!("  sign-in:    http://{}/auth/sign-in", server.addr());
-    println!("  Meta webhook: http://{}/webhooks/meta", server.addr());
-    println!("  data dir:   {}", server.data_dir().display());
-    println!(
-        "  account email (invitations, resets): {}",
-        server.data_dir().join("outbox").display()
+    // Tests and scripts read the first line to learn the port. A reader that goes away after
+    // it (a closed pipe) must not take the server down: write errors are ignored.
+    let mut banner = format!(
+        "Wappline local server listening on http://{addr}\n  admin API:  http://{addr}/admin/tenants\n  sign-in:    http://{addr}/auth/sign-in\n  Meta webhook: http://{addr}/webhooks/meta\n  data dir:   {}\n  account email (invitations, resets): {}\n",
+        server.data_dir().display(),
+        server.data_dir().join("outbox").display(),
+        addr = server.addr(),
     );
     if let Some(path) = server.generated_token_file() {
-        println!("  admin token: generated, stored in {}", path.display());
+        banner.push_str(&format!(
+            "  admin token: generated, stored in {}\n",
+            path.display()
+        ));
     }
+    say(&banner);
     let _ = tokio::signal::ctrl_c().await;
-    println!("shutting down");
+    say("shutting down\n");
     server.shutdown().await;
+}
+
+/// Writes to stdout, ignoring a closed pipe.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

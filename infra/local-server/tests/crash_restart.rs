@@ -87,14 +87,14 @@ async fn acknowledged_writes_survive_a_kill() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(settings["channels"][0]["id"], "106540352242922");
-    let (s, _) = call(
+    let (s, answer) = call(
         &url,
         reqwest::Method::POST,
         &format!("/admin/tenants/{other}/channels/whatsapp"),
         Some(body),
     )
     .await;
-    assert_eq!(s, 409);
+    assert_eq!(s, 409, "{answer}");
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -434,18 +434,36 @@ async fn the_application_token_arrives_with_onappinstall() {
     assert!(b24.secrets_stored.contains(&"application_token".to_owned()));
 }
 
+/// Issue 15: whoever knows a portal's `member_id` and domain (neither is secret) tries to
+/// plant their own application token right after the portal was linked, to forge events
+/// later. Without an access token that works on the portal, nothing is stored, and the real
+/// portal's token is then accepted.
 #[tokio::test]
-async fn onappinstall_without_proof_is_refused_outside_the_install_window() {
-    let env = env_with(Duration::ZERO).await;
-    env.tenant("Acme", true, None).await;
-    let mut no_proof = env.body(Some(APP_TOKEN));
+async fn a_planted_application_token_is_refused_even_right_after_linking() {
+    let env = env().await;
+    let (_, conversation) = env.tenant("Acme", true, None).await;
+    const PLANTED: &str = "99999999999999999999999999999999";
+    let mut no_proof = env.body(Some(PLANTED));
     no_proof.access_token = None;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (status, _) = env.post(no_proof.app_install()).await;
     assert_eq!(status, 401);
-    // With a working access token it is accepted.
+    let mut forged = env.body(Some(PLANTED));
+    forged.access_token = Some("attackerportaltoken0".into());
+    let (status, _) = env.post(forged.app_install()).await;
+    assert_eq!(status, 401);
+    // The planted token does not open the door to forged operator messages.
+    let (status, _) = env
+        .post(env.body(Some(PLANTED)).message_add(
+            "wappline_whatsapp",
+            LINE,
+            &[reply(&conversation, 1)],
+        ))
+        .await;
+    assert_eq!(status, 401);
+    // The real install, with an access token that works on the portal, is accepted.
     let (status, json) = env.post(env.body(Some(APP_TOKEN)).app_install()).await;
     assert_eq!(status, 200, "{json}");
+    assert_eq!(json["outcome"], "application_token_stored");
 }
 
 #[tokio::test]
