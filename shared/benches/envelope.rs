@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use wappline::conversation::ConversationId;
 use wappline::crypto::{CachePolicy, Envelope, FieldRef};
-use wappline::ids::TenantId;
+use wappline::ids::{PhoneNumberId, TenantId};
+use wappline::meta::{AccountRef, CustomerId, WhatsAppPhone};
 use wappline::store::embedded::EmbeddedStore;
 use wappline::store::{Key, Table};
 use wappline::vault::local::LocalVault;
@@ -89,6 +92,37 @@ async fn main() {
             calls as f64 * 10_000.0 / (2 * n) as f64
         );
     }
+
+    // Conversation ids (decision 0033): the keyed hash under the tenant's key, warm, against
+    // the unkeyed SHA-256 it replaced (measured here as the baseline).
+    let account = AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap());
+    let customer = CustomerId::WhatsAppPhone(WhatsAppPhone::parse("15551234567").unwrap());
+    let n = 200_000u64;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(
+            ConversationId::derive(&env, &tenant, &account, &customer)
+                .await
+                .unwrap(),
+        );
+    }
+    let keyed = per_op("conversation id, keyed (warm key cache)", n, t);
+    let t = Instant::now();
+    for _ in 0..n {
+        let mut h = Sha256::new();
+        for part in [
+            tenant.as_str(),
+            account.channel().code(),
+            account.id(),
+            &customer.key(),
+        ] {
+            h.update((part.len() as u32).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        std::hint::black_box(format!("c_{}", &hex::encode(h.finalize())[..32]));
+    }
+    let unkeyed = per_op("conversation id, unkeyed SHA-256 (baseline)", n, t);
+    println!("keyed / unkeyed: {:.1}x", keyed / unkeyed);
 
     // Cold decrypts: a fresh process (empty cache) reading one tenant's messages.
     let fresh = Envelope::new(store.clone(), vault.clone(), CachePolicy::default());
