@@ -138,20 +138,28 @@ impl Services {
 
     /// The AWS adapters, from one SDK configuration shared by every client.
     pub async fn aws(settings: Settings) -> Result<Self, ServicesError> {
+        Self::aws_with_sdk(settings, &super::aws_sdk_config().await)
+    }
+
+    /// The AWS adapters on the given SDK configuration (the environment's in a function;
+    /// tests point it at a local AWS emulator to run the same wiring as a function).
+    pub fn aws_with_sdk(
+        settings: Settings,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self, ServicesError> {
         let aws = settings
             .aws
             .clone()
             .ok_or_else(|| missing("the AWS adapters", vars::DATA_TABLE))?;
-        let sdk = super::aws_sdk_config().await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), aws.tables.clone());
-        let vault = KmsVault::new(aws_sdk_kms::Client::new(&sdk), aws.kms_key_id.clone());
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), aws.tables.clone());
+        let vault = KmsVault::new(aws_sdk_kms::Client::new(sdk), aws.kms_key_id.clone());
         let queues = settings.queue_urls.keys().cloned().collect();
-        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), settings.queue_urls.clone());
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.queue_urls.clone());
         let objects = aws.export_bucket.map(|bucket| {
-            Arc::new(S3Objects::new(aws_sdk_s3::Client::new(&sdk), bucket)) as Arc<dyn ObjectStore>
+            Arc::new(S3Objects::new(aws_sdk_s3::Client::new(sdk), bucket)) as Arc<dyn ObjectStore>
         });
         let mailer = settings.mail_from.as_ref().map(|from| {
-            Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(&sdk), from)) as Arc<dyn Mailer>
+            Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), from)) as Arc<dyn Mailer>
         });
         Ok(Services {
             platform: Platform::new(Arc::new(store), Arc::new(vault)),
