@@ -2,10 +2,14 @@
 //! bytes (queue files, queue message bodies): message texts and captions, contact names and
 //! usernames, media links, phone numbers in plain digits and in the base64 form they take
 //! inside WhatsApp message ids (a wamid is base64 of the sender's number and more), and the
-//! message ids themselves.
+//! message ids themselves; and values the test itself knows to be secret or personal (access
+//! and refresh tokens, what an operator wrote), in clear and in base64. [`scan_dir`] reads
+//! every file under a directory for them.
 //!
 //! Also included by the domain tests of the `wappline` crate (by path), so it depends on
 //! `serde_json` and `base64` only.
+
+use std::collections::HashMap;
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -132,11 +136,84 @@ pub fn needles(deliveries: &[&[u8]], skip: &[&str]) -> Vec<Needle> {
     out
 }
 
+/// Needles for values a test knows (tokens the tenant connected with or a fake issued, texts
+/// an operator wrote): each in clear and in its base64 forms, so a value stored inside a
+/// base64 payload is found too.
+pub fn values(what: &'static str, values: &[&str]) -> Vec<Needle> {
+    let mut out = Vec::new();
+    for value in values {
+        assert!(
+            value.len() >= MIN_LEN,
+            "{what} {value:?} is too short to look for"
+        );
+        push(&mut out, what, value);
+        for form in base64_forms(value.as_bytes()) {
+            push(&mut out, what, &form);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Every regular file under `dir`, recursively, with the needles its raw bytes hold (free
+/// pages, logs and anything else the file keeps included); files that hold none are left out.
+pub fn scan_dir<'a>(
+    needles: &'a [Needle],
+    dir: &std::path::Path,
+) -> Vec<(std::path::PathBuf, Vec<&'a Needle>)> {
+    files_under(dir)
+        .into_iter()
+        .filter_map(|path| {
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let found = found_in(needles, &bytes);
+            (!found.is_empty()).then_some((path, found))
+        })
+        .collect()
+}
+
+/// Every regular file under `dir`, recursively, sorted.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).unwrap_or_else(|e| panic!("{}: {e}", at.display())) {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The needles found in `haystack`.
 pub fn found_in<'a>(needles: &'a [Needle], haystack: &[u8]) -> Vec<&'a Needle> {
+    // One pass over the haystack, looking up each position's first bytes: whole data files
+    // are megabytes and there are hundreds of needles.
+    let mut by_prefix: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    let mut hit = vec![false; needles.len()];
+    for (i, n) in needles.iter().enumerate() {
+        if n.bytes.len() >= MIN_LEN {
+            by_prefix.entry(&n.bytes[..MIN_LEN]).or_default().push(i);
+        } else {
+            hit[i] = haystack.windows(n.bytes.len()).any(|w| w == n.bytes);
+        }
+    }
+    for (at, window) in haystack.windows(MIN_LEN).enumerate() {
+        if let Some(ids) = by_prefix.get(window) {
+            for &i in ids {
+                hit[i] |= haystack[at..].starts_with(&needles[i].bytes);
+            }
+        }
+    }
     needles
         .iter()
-        .filter(|n| haystack.windows(n.bytes.len()).any(|w| w == n.bytes))
+        .zip(hit)
+        .filter_map(|(n, hit)| hit.then_some(n))
         .collect()
 }
 

@@ -23,6 +23,8 @@ pub const LINE: u64 = 7;
 pub const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
 /// The WhatsApp access token of [`Harness::tenant_with_channels`], known to the fake Graph API.
 pub const WA_TOKEN: &str = "EAAwhatsappTOKEN";
+/// The Instagram access token of [`Harness::tenant_with_channels`].
+pub const IG_TOKEN: &str = "IGAAinstagramTOKEN";
 
 pub struct RelayWorld {
     pub h: Harness,

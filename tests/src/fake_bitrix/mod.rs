@@ -184,6 +184,8 @@ struct State {
     oauth: Vec<RecordedOauth>,
     messages: Vec<ReceivedMessage>,
     faults: Faults,
+    /// Every token pair issued, in order (access, refresh).
+    issued: Vec<(String, String)>,
 }
 
 impl State {
@@ -194,7 +196,9 @@ impl State {
 
     fn new_pair(&mut self) -> (String, String) {
         let n = self.next();
-        (format!("fakeaccess{n:08}x"), format!("fakerefresh{n:08}y"))
+        let pair = (format!("fakeaccess{n:08}x"), format!("fakerefresh{n:08}y"));
+        self.issued.push(pair.clone());
+        pair
     }
 }
 
@@ -366,6 +370,16 @@ impl FakeBitrix {
         if let Some(p) = self.state().portals.get_mut(FAKE_DOMAIN) {
             p.refresh = None;
         }
+    }
+
+    /// Every token, access and refresh, the fake has issued to any portal (at the start and
+    /// by refreshing), retired ones included.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state()
+            .issued
+            .iter()
+            .flat_map(|(access, refresh)| [access.clone(), refresh.clone()])
+            .collect()
     }
 
     /// Every REST request so far (a batch is one, whatever it carries), refused ones

@@ -4,6 +4,7 @@
 
 mod access;
 mod admin_api;
+mod aws_privacy;
 mod backup_retention;
 mod bitrix_batch;
 mod bitrix_client;
@@ -11,6 +12,7 @@ mod bitrix_install;
 mod bitrix_webhook;
 mod crm_parking;
 mod data_deletion;
+mod data_dir_privacy;
 mod disconnect;
 mod erasure;
 mod erasure_wins;
