@@ -11,8 +11,10 @@ use wappline::audit::AuditLog;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::ContactErasure;
 use wappline::export::{ExportLinkKey, Exports};
+use wappline::graph::{GraphClient, GraphConfig};
 use wappline::hold::Suspension;
 use wappline::objects::embedded::EmbeddedObjects;
+use wappline::ownership::OwnershipProof;
 use wappline::portal::install::{public_base_url, ConnectionCodes};
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform as queues, Queue};
@@ -48,6 +50,18 @@ pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
         api_keys: ApiKeys::new(platform.store.clone()),
         audit: AuditLog::new(platform.store.clone()),
         release: ChannelRelease::new(None),
+        // Nothing here connects channels; an unreachable loopback Graph refuses any claim.
+        ownership: {
+            let graph = || {
+                GraphClient::new(
+                    GraphConfig::default()
+                        .with_base_url("http://127.0.0.1:9")
+                        .unwrap(),
+                )
+                .unwrap()
+            };
+            OwnershipProof::new(graph(), graph())
+        },
         exports: ExportsApi {
             exports: exports.clone(),
             queue: queue.clone(),
