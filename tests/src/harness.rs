@@ -130,7 +130,8 @@ impl Harness {
         waba: &str,
         token: &str,
     ) -> Value {
-        self.graph.add_whatsapp_business(token, waba, phone_number_id);
+        self.graph
+            .add_whatsapp_business(token, waba, phone_number_id);
         self.admin(
             "POST",
             &format!("/admin/tenants/{tenant}/channels/whatsapp"),

@@ -21,7 +21,9 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::{invalid_token, is_version, json_answer, meta_error, query_pairs, Answer, FakeGraph, State};
+use super::{
+    invalid_token, is_version, json_answer, meta_error, query_pairs, Answer, FakeGraph, State,
+};
 
 /// The fake's own Meta app: configure the server with these (`META_APP_ID`,
 /// `META_APP_SECRET`).
@@ -148,7 +150,10 @@ fn debug_token(s: &State, pairs: &HashMap<String, String>, bearer: Option<&str>)
     if bearer != Some(format!("{FAKE_APP_ID}|{FAKE_APP_SECRET}").as_str()) {
         return invalid_token();
     }
-    let input = pairs.get("input_token").map(|t| decode(t)).unwrap_or_default();
+    let input = pairs
+        .get("input_token")
+        .map(|t| decode(t))
+        .unwrap_or_default();
     let Some(t) = s.ownership.tokens.get(&input) else {
         return json_answer(
             200,
@@ -190,13 +195,7 @@ fn phone_numbers(s: &State, waba: &str, bearer: Option<&str>) -> Answer {
         return invalid_token();
     }
     if !t.management.iter().any(|w| w == waba) {
-        return meta_error(
-            403,
-            200,
-            None,
-            "OAuthException",
-            "(#200) Permissions error",
-        );
+        return meta_error(403, 200, None, "OAuthException", "(#200) Permissions error");
     }
     let data: Vec<Value> = s
         .ownership

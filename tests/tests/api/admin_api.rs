@@ -217,7 +217,10 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
     let raw = data_dir_bytes(dir.path());
     assert!(contains(&raw, "106540352242922"), "sanity: ids are stored");
     let fresh = bitrix.valid_tokens_for("bolt.bitrix24.com");
-    assert_ne!(fresh.access_token, portal.access_token, "the proof refreshed");
+    assert_ne!(
+        fresh.access_token, portal.access_token,
+        "the proof refreshed"
+    );
     for secret in [
         WA_TOKEN,
         "IGQVJsecret",

@@ -7,7 +7,6 @@ use reqwest::StatusCode;
 use serde_json::json;
 use wappline::queue::platform;
 
-
 #[tokio::test]
 async fn disconnect_stops_processing_and_unsubscribes_the_last_number_of_a_waba() {
     let h = Harness::start(|_| {}).await;
