@@ -310,12 +310,13 @@ impl OwnershipProof {
                 .page_instagram_account(page, token)
                 .await
                 .map_err(|e| graph_failure(e, Refusal::TokenNotValid))?,
-            None => self
-                .instagram
-                .instagram_me(token)
-                .await
-                .map_err(|e| graph_failure(e, Refusal::TokenNotValid))?
-                .user_id,
+            None => {
+                self.instagram
+                    .instagram_me(token)
+                    .await
+                    .map_err(|e| graph_failure(e, Refusal::TokenNotValid))?
+                    .user_id
+            }
         };
         if found.as_deref() == Some(account.as_str()) {
             Ok(())

@@ -18,10 +18,10 @@ use lambda_http::http::StatusCode;
 use serde::Deserialize;
 use wappline::audit::AuditAction;
 use wappline::edge::{self, parse_json, ApiError};
+use wappline::ids::TenantId;
 use wappline::ids::{
     BitrixDomain, BitrixMemberId, InstagramAccountId, MetaUserId, PhoneNumberId, WabaId,
 };
-use wappline::ids::TenantId;
 use wappline::ownership::ProofError;
 use wappline::tenant::{ChannelKind, ChannelRef, Connection, Secret, TenantError};
 
@@ -72,7 +72,11 @@ async fn refused(c: &Call<'_>, tenant: &TenantId, kind: ChannelKind, channel: &s
     c.record(
         tenant,
         AuditAction::ChannelConnectRefused,
-        &[("kind", kind.name()), ("channel", channel), ("reason", reason)],
+        &[
+            ("kind", kind.name()),
+            ("channel", channel),
+            ("reason", reason),
+        ],
     )
     .await;
 }

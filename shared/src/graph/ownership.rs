@@ -3,8 +3,8 @@
 //! to make of the answers).
 //!
 //! - `GET /{version}/debug_token?input_token={token}` with an app access token (Meta, "Graph
-//!   API > Reference > Debug Token"; the app token is `{app-id}|{app-secret}`, "Access Tokens
-//!   > App Access Tokens"). Answer, as the WhatsApp Solution Providers guide ("Manage
+//!   API: Reference: Debug Token"; the app token is `{app-id}|{app-secret}`, "Access Tokens:
+//!   App Access Tokens"). Answer, as the WhatsApp Solution Providers guide ("Manage
 //!   accounts") shows it:
 //!
 //!   ```json
