@@ -28,6 +28,9 @@ use crate::store::{AttrValue, Condition, Item, Key, Query, StoreError, Table, Ta
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
     ChannelConnected,
+    /// A connect refused: the token did not prove ownership, the provider could not tell,
+    /// or the id is held elsewhere (`reason`; decision 0032). Never the token.
+    ChannelConnectRefused,
     ChannelDisconnected,
     SettingsChanged,
     ApiKeyCreated,
@@ -55,6 +58,7 @@ impl AuditAction {
     pub fn name(self) -> &'static str {
         match self {
             AuditAction::ChannelConnected => "channel_connected",
+            AuditAction::ChannelConnectRefused => "channel_connect_refused",
             AuditAction::ChannelDisconnected => "channel_disconnected",
             AuditAction::SettingsChanged => "settings_changed",
             AuditAction::ApiKeyCreated => "api_key_created",

@@ -184,6 +184,13 @@ string_id!(
 );
 
 string_id!(
+    /// A Meta app id (App Dashboard > App settings > Basic): digits.
+    MetaAppId,
+    "Meta app id",
+    |s| digits(s, 1, 24)
+);
+
+string_id!(
     /// A Meta (Facebook) user id, app-scoped: digits.
     MetaUserId,
     "Meta user id",

@@ -33,6 +33,7 @@ pub mod meta;
 pub mod meta_deletion;
 pub mod objects;
 pub mod outbound;
+pub mod ownership;
 pub mod pacing;
 pub mod portal;
 pub mod portal_events;

@@ -88,12 +88,8 @@ async fn run(
         .as_str()
         .unwrap()
         .to_owned();
-    h.admin(
-        "POST",
-        &format!("/admin/tenants/{tenant}/channels/whatsapp"),
-        json!({"phone_number_id": WA_NUMBER, "waba_id": "102290129340398", "access_token": "EAAwhatsappTOKEN"}),
-    )
-    .await;
+    h.connect_whatsapp(&tenant, WA_NUMBER, "102290129340398", "EAAwhatsappTOKEN")
+        .await;
     h.connect_portal(&tenant, &fake, FAKE_DOMAIN, FAKE_MEMBER_ID, LINE)
         .await;
     if let Some(n) = lose_every {

@@ -26,6 +26,10 @@
 //!   Answers `{"recipient_id", "message_id"}`.
 //! - Tokens: [`FakeGraph::add_token`] (WhatsApp number), [`FakeGraph::add_instagram_token`]
 //!   (Instagram account, optionally its Page). Unknown token: `401` code 190.
+//! - Ownership (ownership.rs): `GET /{version}/debug_token`, `/{waba-id}/phone_numbers`,
+//!   `/me?fields=user_id,username` and `/{page-id}?fields=instagram_business_account`, from
+//!   what [`FakeGraph::add_business_token`], [`FakeGraph::add_waba`] and
+//!   [`FakeGraph::add_instagram_token`] registered.
 //! - Programmable: [`FakeGraph::set_gone`], [`FakeGraph::fail_next`],
 //!   [`FakeGraph::fail_downloads`] and [`FakeGraph::fail_sends`] (5xx, rate limits, Meta
 //!   error codes).
@@ -46,6 +50,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+mod ownership;
+pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
 
 /// How the next requests fail ([`FakeGraph::fail_next`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,22 +171,29 @@ struct State {
     send_failures: VecDeque<Option<GraphFailure>>,
     /// Instagram token → (account id, page id).
     instagram_tokens: HashMap<String, (String, Option<String>)>,
+    /// What `debug_token` and `phone_numbers` know (ownership.rs).
+    ownership: ownership::Ownership,
     calls: Vec<GraphCall>,
     sent: Vec<SentMessage>,
     uploads: Vec<Upload>,
     seq: u64,
 }
 
-/// The running fake. Stops accepting connections when dropped.
+/// The running fake. Clones share it; it stops accepting connections when the last clone
+/// is dropped.
+#[derive(Clone)]
 pub struct FakeGraph {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    task: JoinHandle<()>,
+    _task: Arc<TaskGuard>,
 }
 
-impl Drop for FakeGraph {
+/// Aborts the accept loop when dropped.
+struct TaskGuard(JoinHandle<()>);
+
+impl Drop for TaskGuard {
     fn drop(&mut self) {
-        self.task.abort();
+        self.0.abort();
     }
 }
 
@@ -301,7 +315,11 @@ impl FakeGraph {
                 });
             }
         });
-        FakeGraph { addr, state, task }
+        FakeGraph {
+            addr,
+            state,
+            _task: Arc::new(TaskGuard(task)),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -549,6 +567,9 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
             "GraphMethodException",
             "Unsupported request",
         );
+    }
+    if let Some(answer) = ownership::route(s, &segments, query, bearer) {
+        return answer;
     }
     match segments.as_slice() {
         [version, media_id] if is_version(version) => media_info(s, media_id, query, bearer),

@@ -8,15 +8,22 @@ use local_server::{LocalConfig, LocalServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::meta::AppSecret;
+
+use crate::fake_graph::{FakeGraph, FAKE_APP_ID, FAKE_APP_SECRET};
 use wappline::queue::platform;
 use wappline::store::{AttrValue, Item, Table};
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
-pub const APP_SECRET: &str = "6f1c0e5ad2b94c7e8a3b1d0f9e2c4a7b";
+pub const APP_SECRET: &str = FAKE_APP_SECRET;
 pub const VERIFY: &str = "verify-me-please";
 /// The WhatsApp number and Instagram account the samples in events/meta-webhook/ address.
 pub const WA_NUMBER: &str = "106540352242922";
 pub const IG_ACCOUNT: &str = "17841405822304914";
+/// The WhatsApp Business Account of [`WA_NUMBER`].
+pub const WABA: &str = "102290129340398";
+/// The access tokens [`Harness::tenant_with_channels`] connects with (known to the fake).
+pub const WA_TOKEN: &str = "EAAwhatsappTOKEN";
+pub const IG_TOKEN: &str = "IGAAinstagramTOKEN";
 
 pub fn samples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/meta-webhook")
@@ -45,23 +52,31 @@ pub fn sample(name: &str) -> Vec<u8> {
 
 pub struct Harness {
     pub server: LocalServer,
+    /// The loopback Graph API (and Instagram API) the server talks to; connects prove
+    /// ownership against it, so register tokens here before connecting.
+    pub graph: FakeGraph,
     pub base: String,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
 impl Harness {
-    /// A server with Meta configured; `configure` may change anything else.
+    /// A server with Meta configured (its Graph API is [`Harness::graph`]); `configure` may
+    /// change anything else.
     pub async fn start(configure: impl FnOnce(&mut LocalConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let graph = FakeGraph::start().await;
         let mut config = LocalConfig::for_tests(dir.path(), ADMIN);
         config.meta_app_secret = Some(APP_SECRET.into());
+        config.meta_app_id = Some(FAKE_APP_ID.into());
         config.meta_verify_token = Some(VERIFY.into());
+        config.graph_api_base_url = graph.base_url();
         configure(&mut config);
         let server = LocalServer::start(config).await.expect("local server");
         Harness {
             base: format!("http://{}", server.addr()),
             server,
+            graph,
             http: reqwest::Client::new(),
             _dir: dir,
         }
@@ -89,19 +104,51 @@ impl Harness {
             .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
             .await;
         let id = t["id"].as_str().unwrap().to_owned();
+        self.graph.add_whatsapp_business(WA_TOKEN, WABA, WA_NUMBER);
+        self.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
         self.admin(
             "POST",
             &format!("/admin/tenants/{id}/channels/whatsapp"),
-            json!({"phone_number_id": WA_NUMBER, "waba_id": "102290129340398", "access_token": "EAAwhatsappTOKEN"}),
+            json!({"phone_number_id": WA_NUMBER, "waba_id": WABA, "access_token": WA_TOKEN}),
         )
         .await;
         self.admin(
             "POST",
             &format!("/admin/tenants/{id}/channels/instagram"),
-            json!({"account_id": IG_ACCOUNT, "access_token": "IGAAinstagramTOKEN"}),
+            json!({"account_id": IG_ACCOUNT, "access_token": IG_TOKEN}),
         )
         .await;
         id
+    }
+
+    /// Lets `token` prove `phone_number_id` on `waba` at the fake Graph API, then connects
+    /// the number to `tenant` through the admin API (which must succeed); the channel.
+    pub async fn connect_whatsapp(
+        &self,
+        tenant: &str,
+        phone_number_id: &str,
+        waba: &str,
+        token: &str,
+    ) -> Value {
+        self.graph
+            .add_whatsapp_business(token, waba, phone_number_id);
+        self.admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/channels/whatsapp"),
+            json!({"phone_number_id": phone_number_id, "waba_id": waba, "access_token": token}),
+        )
+        .await
+    }
+
+    /// Lets `token` prove the Instagram account at the fake, then connects it to `tenant`.
+    pub async fn connect_instagram(&self, tenant: &str, account_id: &str, token: &str) -> Value {
+        self.graph.add_instagram_token(token, account_id, None);
+        self.admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/channels/instagram"),
+            json!({"account_id": account_id, "access_token": token}),
+        )
+        .await
     }
 
     pub async fn post(&self, body: &[u8], signature: Option<String>) -> (StatusCode, String) {
@@ -185,6 +232,50 @@ impl Harness {
             }),
         )
         .await;
+    }
+
+    /// Writes the fake's portal `domain` (its current tokens) onto `tenant` straight through
+    /// the tenant's scope, without the admin API and so without the ownership proof: for
+    /// servers that run without Bitrix24 settings (their sync jobs are left to the test),
+    /// which the admin API's proof needs.
+    pub async fn store_portal(
+        &self,
+        tenant: &str,
+        fake: &crate::fake_bitrix::FakeBitrix,
+        domain: &str,
+        member_id: &str,
+        line: u32,
+    ) {
+        use wappline::tenant::{ChannelRef, Connection, Secret};
+        let tokens = fake.valid_tokens_for(domain);
+        let platform = self.server.platform();
+        let scope = platform
+            .tenants
+            .scope(&wappline::ids::TenantId::parse(tenant).unwrap())
+            .await
+            .unwrap()
+            .expect("the tenant");
+        let connection = Connection {
+            channel: ChannelRef::Bitrix24(wappline::ids::BitrixMemberId::parse(member_id).unwrap()),
+            details: [
+                ("domain".to_owned(), domain.to_owned()),
+                ("line_id".to_owned(), line.to_string()),
+            ]
+            .into(),
+            secrets: [
+                (
+                    "access_token",
+                    Secret::parse("access_token", &tokens.access_token).unwrap(),
+                ),
+                (
+                    "refresh_token",
+                    Secret::parse("refresh_token", &tokens.refresh_token).unwrap(),
+                ),
+            ]
+            .into(),
+            authorized_by: None,
+        };
+        scope.connect(connection).await.unwrap();
     }
 
     /// The provider's id of a stored message item, decrypted (ids are stored encrypted).

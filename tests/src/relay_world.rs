@@ -22,9 +22,7 @@ pub const LINE: u64 = 7;
 /// The application token Bitrix24 delivers with ONAPPINSTALL.
 pub const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
 /// The WhatsApp access token of [`Harness::tenant_with_channels`], known to the fake Graph API.
-pub const WA_TOKEN: &str = "EAAwhatsappTOKEN";
-/// The Instagram access token of [`Harness::tenant_with_channels`].
-pub const IG_TOKEN: &str = "IGAAinstagramTOKEN";
+pub use crate::harness::{IG_TOKEN, WA_TOKEN};
 
 pub struct RelayWorld {
     pub h: Harness,
@@ -41,18 +39,17 @@ impl RelayWorld {
     /// the fakes are wired in.
     pub async fn start_with(configure: impl FnOnce(&mut LocalConfig)) -> RelayWorld {
         let bitrix = FakeBitrix::start().await;
-        let graph = FakeGraph::start().await;
-        let (base, oauth, graph_url) = (bitrix.base_url(), bitrix.oauth_url(), graph.base_url());
+        let (base, oauth) = (bitrix.base_url(), bitrix.oauth_url());
         let h = Harness::start(move |c| {
             c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
             c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
             c.bitrix_oauth_url = Some(oauth);
             c.bitrix_portal_base_url = Some(base);
-            c.graph_api_base_url = graph_url;
             c.retry_base_ms = 30;
             configure(c);
         })
         .await;
+        let graph = h.graph.clone();
         graph.add_token(WA_TOKEN, WA_NUMBER);
         RelayWorld { h, bitrix, graph }
     }

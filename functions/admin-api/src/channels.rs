@@ -1,7 +1,10 @@
 //! A tenant's channels:
 //!
 //! - `POST   /admin/tenants/{id}/channels/{whatsapp|instagram|bitrix24}` connects one (201, or
-//!   200 when it was connected already)
+//!   200 when it was connected already) once the supplied token proves ownership (decision
+//!   0032): 422 `ownership_not_proven` when it does not, 503/502 when the provider cannot
+//!   tell, 409 `cannot_connect` when another tenant holds the id; none of them stores
+//!   anything, each is audited as `channel_connect_refused`
 //! - `DELETE /admin/tenants/{id}/channels/{kind}/{channel_id}` disconnects it, unsubscribing
 //!   our app from the provider's webhooks where possible
 //!
@@ -15,10 +18,12 @@ use lambda_http::http::StatusCode;
 use serde::Deserialize;
 use wappline::audit::AuditAction;
 use wappline::edge::{self, parse_json, ApiError};
+use wappline::ids::TenantId;
 use wappline::ids::{
     BitrixDomain, BitrixMemberId, InstagramAccountId, MetaUserId, PhoneNumberId, WabaId,
 };
-use wappline::tenant::{ChannelKind, ChannelRef, Connection, Secret};
+use wappline::ownership::ProofError;
+use wappline::tenant::{ChannelKind, ChannelRef, Connection, Secret, TenantError};
 
 use crate::map_err;
 use crate::routing::{Call, Handled};
@@ -26,8 +31,24 @@ use crate::routing::{Call, Handled};
 pub(crate) async fn connect(c: &Call<'_>) -> Handled {
     let kind = parse_kind(c.param("kind"))?;
     let scope = c.scope().await?;
-    let connection = parse_connection(kind, c.body)?;
-    let (summary, created) = scope.connect(connection).await.map_err(map_err)?;
+    let mut connection = parse_connection(kind, c.body)?;
+    let channel = connection.channel.external_id().to_owned();
+    // Proof first, before anything is read or written for the id: a caller who cannot prove
+    // ownership learns nothing about who holds it (decision 0032).
+    if let Err(e) = c.services.ownership.prove(&mut connection).await {
+        tracing::warn!(target: "admin_api", tenant = %scope.tenant(), %kind, channel = %channel, reason = e.kind(), "channel claim refused: ownership not proven");
+        refused(c, scope.tenant(), kind, &channel, e.kind()).await;
+        return Err(proof_error(kind, e));
+    }
+    let (summary, created) = match scope.connect(connection).await {
+        Ok(done) => done,
+        Err(TenantError::ChannelTaken(_)) => {
+            tracing::warn!(target: "admin_api", tenant = %scope.tenant(), %kind, channel = %channel, reason = HELD, "channel claim refused: held by another tenant");
+            refused(c, scope.tenant(), kind, &channel, HELD).await;
+            return Err(cannot_connect(kind));
+        }
+        Err(e) => return Err(map_err(e)),
+    };
     tracing::info!(target: "admin_api", tenant = %scope.tenant(), kind = %summary.kind, channel = %summary.id, created, "channel connected");
     c.record(
         scope.tenant(),
@@ -41,6 +62,74 @@ pub(crate) async fn connect(c: &Call<'_>) -> Handled {
         StatusCode::OK
     };
     Ok(edge::json(status, &summary))
+}
+
+/// Audit reason of a claim on an id another tenant holds.
+const HELD: &str = "held_by_another_tenant";
+
+/// The refusal in the tenant's audit log: kind, id and reason, never the token.
+async fn refused(c: &Call<'_>, tenant: &TenantId, kind: ChannelKind, channel: &str, reason: &str) {
+    c.record(
+        tenant,
+        AuditAction::ChannelConnectRefused,
+        &[
+            ("kind", kind.name()),
+            ("channel", channel),
+            ("reason", reason),
+        ],
+    )
+    .await;
+}
+
+fn what(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::WhatsApp => "this WhatsApp number",
+        ChannelKind::Instagram => "this Instagram account",
+        ChannelKind::Bitrix24 => "this Bitrix24 portal",
+    }
+}
+
+/// 409 for an id another tenant holds: it says only that the id cannot be connected.
+pub(crate) fn cannot_connect(kind: ChannelKind) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "cannot_connect",
+        format!("{} cannot be connected", what(kind)),
+    )
+}
+
+/// A failed proof: 422 with what is wrong with the supplied token, 503/502 when the provider
+/// could not be asked or answered oddly (nothing was stored either way).
+fn proof_error(kind: ChannelKind, e: ProofError) -> ApiError {
+    match e {
+        ProofError::NotProven(refusal) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ownership_not_proven",
+            format!("{} cannot be connected: {refusal}", what(kind)),
+        ),
+        ProofError::Unavailable { provider, .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_unavailable",
+            format!(
+                "{provider} could not be reached to verify the access token; nothing was stored, retry later"
+            ),
+        ),
+        ProofError::BadAnswer { provider, .. } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_error",
+            format!(
+                "{provider} answered unexpectedly while verifying the access token; nothing was stored, retry later"
+            ),
+        ),
+        ProofError::Incomplete(field) => {
+            ApiError::bad_request(format!("{field}: required to prove ownership"))
+        }
+        ProofError::NotConfigured(setting) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            format!("{} cannot be connected on this deployment: {setting} is not configured", what(kind)),
+        ),
+    }
 }
 
 pub(crate) async fn disconnect(c: &Call<'_>) -> Handled {

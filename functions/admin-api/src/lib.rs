@@ -52,6 +52,7 @@ use wappline::audit::AuditLog;
 use wappline::bitrix::EndpointUrl;
 use wappline::edge::ApiError;
 use wappline::hold::Suspension;
+use wappline::ownership::OwnershipProof;
 use wappline::portal::install::ConnectionCodes;
 use wappline::tenant::release::ChannelRelease;
 use wappline::tenant::{TenantDirectory, TenantError, TenantStatus};
@@ -191,6 +192,8 @@ pub struct AdminServices {
     pub audit: AuditLog,
     /// Disconnects also unsubscribe our app from the provider's webhooks where possible.
     pub release: ChannelRelease,
+    /// Connects are claimed only after the supplied token proves ownership.
+    pub ownership: OwnershipProof,
     /// `/exports...` and the public download of export files.
     pub exports: ExportsApi,
     /// `/erasure...`.
@@ -385,7 +388,13 @@ fn map_err(e: TenantError) -> ApiError {
             ApiError::not_found(format!("{what} is not connected to this tenant"))
         }
         TenantError::ChannelTaken(what) => {
-            ApiError::conflict(format!("{what} is already connected to another tenant"))
+            // Never says that another tenant holds the id (decision 0032).
+            tracing::warn!(channel = %what, "id held by another tenant");
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "cannot_connect",
+                format!("{what} cannot be connected"),
+            )
         }
         TenantError::Invalid(msg) => ApiError::bad_request(msg),
         TenantError::Store(wappline::store::StoreError::Unavailable(detail)) => {

@@ -30,6 +30,7 @@ impl AdminApi {
             api_keys: services.api_keys(),
             audit: services.audit(),
             release: services.channel_release()?,
+            ownership: services.ownership_proof()?,
             exports: ExportsApi {
                 exports: services.exports()?,
                 queue: services.queue.clone(),

@@ -78,6 +78,11 @@ pub struct LocalConfig {
     #[arg(long, env = "META_APP_SECRET", hide_env_values = true)]
     pub meta_app_secret: Option<String>,
 
+    /// Meta app id: with the app secret, the app access token that proves WhatsApp
+    /// connections through `debug_token`. Without it WhatsApp connects are refused.
+    #[arg(long, env = "META_APP_ID")]
+    pub meta_app_id: Option<String>,
+
     /// Verify token for Meta's webhook subscription handshake.
     #[arg(long, env = "META_VERIFY_TOKEN", hide_env_values = true)]
     pub meta_verify_token: Option<String>,
@@ -170,6 +175,7 @@ impl LocalConfig {
             data_dir: data_dir.to_owned(),
             admin_token: Some(admin_token.to_owned()),
             meta_app_secret: None,
+            meta_app_id: None,
             meta_verify_token: None,
             graph_api_base_url: "http://127.0.0.1:9".into(),
             bitrix_client_id: None,
@@ -261,6 +267,7 @@ impl LocalConfig {
         ]);
         let optional = [
             (settings_vars::META_APP_SECRET, &self.meta_app_secret),
+            (settings_vars::META_APP_ID, &self.meta_app_id),
             (settings_vars::META_VERIFY_TOKEN, &self.meta_verify_token),
             (ENV_INSTAGRAM_BASE_URL, &self.instagram_api_base_url),
             (bitrix::ENV_CLIENT_ID, &self.bitrix_client_id),

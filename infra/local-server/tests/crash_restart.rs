@@ -7,12 +7,77 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "crash-test-admin-token";
+const APP_ID: &str = "670843887433847";
+const APP_SECRET: &str = "crash-test-app-secret";
+const WABA: &str = "102290129340398";
+const NUMBER: &str = "106540352242922";
 
-fn start(data_dir: &std::path::Path) -> (Child, String) {
+/// A loopback stand-in for the Graph calls that prove a WhatsApp connect (decision 0032), in
+/// Meta's documented formats: `debug_token`, asked with the app token, calls any input token
+/// valid for the app with both WhatsApp permissions on [`WABA`]; the WABA's `phone_numbers`
+/// lists [`NUMBER`]. Its base URL.
+fn meta_fake() -> String {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut authorization = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    authorization = line[14..].trim().to_owned();
+                }
+            }
+            let path = request_line.split(' ').nth(1).unwrap_or_default();
+            let body = if path.contains("/debug_token?")
+                && authorization == format!("Bearer {APP_ID}|{APP_SECRET}")
+            {
+                json!({"data": {"app_id": APP_ID, "type": "SYSTEM_USER", "is_valid": true,
+                    "scopes": ["whatsapp_business_management", "whatsapp_business_messaging"],
+                    "granular_scopes": [
+                        {"scope": "whatsapp_business_management", "target_ids": [WABA]},
+                        {"scope": "whatsapp_business_messaging", "target_ids": [WABA]}]}})
+            } else if path.contains(&format!("/{WABA}/phone_numbers")) {
+                json!({"data": [{"id": NUMBER, "display_phone_number": "+1 555-0100"}],
+                    "paging": {"cursors": {"before": "QVFI", "after": "QVFJ"}}})
+            } else {
+                json!({"error": {"message": "Invalid OAuth access token.",
+                    "type": "OAuthException", "code": 190}})
+            };
+            let status = if body.get("error").is_some() {
+                "401 Unauthorized"
+            } else {
+                "200 OK"
+            };
+            let body = body.to_string();
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
+fn start(data_dir: &std::path::Path, graph: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_local-server"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("WAPPLINE_ADMIN_TOKEN", TOKEN)
+        .env("GRAPH_API_BASE_URL", graph)
+        .env("META_APP_ID", APP_ID)
+        .env("META_APP_SECRET", APP_SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -46,7 +111,8 @@ async fn call(url: &str, method: reqwest::Method, path: &str, body: Option<Value
 #[tokio::test]
 async fn acknowledged_writes_survive_a_kill() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, url) = start(dir.path());
+    let graph = meta_fake();
+    let (mut child, url) = start(dir.path(), &graph);
     let (s, t) = call(
         &url,
         reqwest::Method::POST,
@@ -65,19 +131,19 @@ async fn acknowledged_writes_survive_a_kill() {
     .await;
     assert_eq!(s, 201);
     let other = t2["id"].as_str().unwrap().to_owned();
-    let body = json!({"phone_number_id": "106540352242922", "waba_id": "102290129340398", "access_token": "EAAGtoken"});
-    let (s, _) = call(
+    let body = json!({"phone_number_id": NUMBER, "waba_id": WABA, "access_token": "EAAGtoken"});
+    let (s, answer) = call(
         &url,
         reqwest::Method::POST,
         &format!("/admin/tenants/{tenant}/channels/whatsapp"),
         Some(body.clone()),
     )
     .await;
-    assert_eq!(s, 201);
+    assert_eq!(s, 201, "{answer}");
     child.kill().unwrap(); // SIGKILL: no shutdown path runs
     child.wait().unwrap();
 
-    let (mut child, url) = start(dir.path());
+    let (mut child, url) = start(dir.path(), &graph);
     let (s, settings) = call(
         &url,
         reqwest::Method::GET,

@@ -31,6 +31,7 @@ use crate::objects::embedded::EmbeddedObjects;
 use crate::objects::s3::S3Objects;
 use crate::objects::ObjectStore;
 use crate::outbound::{OutboundClients, OutboundIntake, OutboundRetryPolicy, OutboundWorker};
+use crate::ownership::OwnershipProof;
 use crate::portal::install::{public_base_url, BitrixInstaller, ConnectionCodes, PortalSetup};
 use crate::portal_events::PortalEvents;
 use crate::queue::embedded::EmbeddedQueue;
@@ -603,6 +604,27 @@ impl Services {
     /// Disconnecting channels (unsubscribing the app at Meta).
     pub fn channel_release(&self) -> Result<ChannelRelease, ServicesError> {
         Ok(ChannelRelease::new(Some(self.graph_client()?)))
+    }
+
+    /// Ownership proof of the admin API's connects (decision 0032). Always built: a kind
+    /// whose provider settings are missing (`META_APP_ID` with the app secret, the Bitrix24
+    /// application) is refused at connect time, naming the setting, never claimed unproven.
+    pub fn ownership_proof(&self) -> Result<OwnershipProof, ServicesError> {
+        const S: &str = "the ownership proof";
+        let instagram = GraphClient::new(self.settings.instagram.clone())
+            .map_err(|e| invalid(S, e))?
+            .with_hosts(self.meta_hosts());
+        let mut proof = OwnershipProof::new(self.graph_client()?, instagram);
+        if let (Some(id), Some(secret)) = (
+            self.settings.meta_app_id.clone(),
+            self.settings.meta_app_secrets.first(),
+        ) {
+            proof = proof.with_meta_app(id, secret);
+        }
+        if self.settings.bitrix.is_some() {
+            proof = proof.with_bitrix(self.bitrix_client(S)?);
+        }
+        Ok(proof)
     }
 }
 

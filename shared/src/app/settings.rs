@@ -17,6 +17,7 @@ use crate::accounts::{SessionKey, MIN_BCRYPT_COST};
 use crate::bitrix::{BitrixConfig, ENV_CLIENT_ID};
 use crate::export::ExportLinkKey;
 use crate::graph::GraphConfig;
+use crate::ids::MetaAppId;
 use crate::inbound::intake::VerifyToken;
 use crate::media::{MediaLinks, DEFAULT_MAX_BYTES};
 use crate::meta::AppSecret;
@@ -33,6 +34,9 @@ pub mod vars {
     pub const DEDUPE_TABLE: &str = "DEDUPE_TABLE";
     pub const KMS_KEY_ID: &str = "KMS_KEY_ID";
     pub const EXPORT_BUCKET: &str = "EXPORT_BUCKET";
+    /// The Meta app's id: with the app secret it forms the app access token that
+    /// `debug_token` needs to prove WhatsApp connections (decision 0032).
+    pub const META_APP_ID: &str = "META_APP_ID";
     pub const META_APP_SECRET: &str = "META_APP_SECRET";
     pub const META_APP_SECRET_PREVIOUS: &str = "META_APP_SECRET_PREVIOUS";
     pub const META_VERIFY_TOKEN: &str = "META_VERIFY_TOKEN";
@@ -102,6 +106,8 @@ pub struct Settings {
     pub queue_urls: HashMap<QueueName, String>,
     /// The Meta app secret, and the previous one while rotating (signatures, signed requests).
     pub meta_app_secrets: Vec<AppSecret>,
+    /// The Meta app's id (WhatsApp ownership proof).
+    pub meta_app_id: Option<MetaAppId>,
     pub meta_verify_token: Option<VerifyToken>,
     /// Where Meta (WhatsApp Cloud API, Instagram via Pages) is reached.
     pub graph: GraphConfig,
@@ -138,6 +144,7 @@ impl fmt::Debug for Settings {
             .field("aws", &self.aws)
             .field("queue_urls", &self.queue_urls)
             .field("meta_app_secrets", &self.meta_app_secrets.len())
+            .field("meta_app_id", &self.meta_app_id)
             .field("meta_verify_token", &self.meta_verify_token.is_some())
             .field("graph", &self.graph)
             .field("bitrix", &self.bitrix.is_some())
@@ -207,6 +214,7 @@ impl Settings {
                 meta_app_secrets.push(secret);
             }
         }
+        let meta_app_id = r.parse(vars::META_APP_ID, MetaAppId::parse);
         let meta_verify_token = r.parse(vars::META_VERIFY_TOKEN, VerifyToken::new);
         let lookup = |name: &str| r.get(name);
         let graph = GraphConfig::from_lookup(lookup);
@@ -307,6 +315,7 @@ impl Settings {
             aws,
             queue_urls,
             meta_app_secrets,
+            meta_app_id,
             meta_verify_token,
             instagram: instagram.unwrap_or_else(|| graph.clone()),
             graph,

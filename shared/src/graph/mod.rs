@@ -10,6 +10,9 @@
 //!   attachments).
 //! - Sending: [`GraphClient::send_whatsapp`] and [`GraphClient::upload_whatsapp_media`]
 //!   (WhatsApp Cloud API), [`GraphClient::send_instagram`] (Instagram Send API).
+//! - Ownership: [`GraphClient::debug_token`], [`GraphClient::waba_phone_numbers`],
+//!   [`GraphClient::instagram_me`], [`GraphClient::page_instagram_account`]: what a token
+//!   says about itself and the accounts it reaches.
 //! - [`HostPolicy`]: the only hosts media is fetched from (Meta's CDNs, loopback for tests),
 //!   so neither a token nor a request can be sent anywhere else.
 //! - [`GraphError`]: Meta's error JSON, typed by what to do next
@@ -20,6 +23,7 @@ mod config;
 mod error;
 mod hosts;
 mod instagram;
+mod ownership;
 mod upload;
 mod whatsapp;
 
@@ -32,6 +36,10 @@ pub use hosts::{HostPolicy, META_MEDIA_DOMAINS};
 pub use instagram::{
     InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramSent,
     InstagramTiming, INSTAGRAM_TEXT_MAX_BYTES,
+};
+pub use ownership::{
+    BusinessPhoneNumber, GranularScope, InstagramMe, TokenError, TokenInfo, MAX_PHONE_PAGES,
+    WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,
 };
 pub use upload::{multipart_body, MediaUpload};
 pub use whatsapp::{

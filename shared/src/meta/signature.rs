@@ -36,6 +36,13 @@ impl AppSecret {
         Ok(AppSecret(Zeroizing::new(secret.as_bytes().to_vec())))
     }
 
+    /// The app access token `{app-id}|{app-secret}` (Meta, "Access Tokens > App Access
+    /// Tokens"): what server-to-server calls about the app itself use, e.g. `debug_token`.
+    pub fn app_access_token(&self, app_id: &crate::ids::MetaAppId) -> crate::secret::Secret {
+        let secret = String::from_utf8_lossy(&self.0);
+        crate::secret::Secret::from_decrypted(format!("{}|{secret}", app_id.as_str()))
+    }
+
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length")
     }

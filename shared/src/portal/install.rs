@@ -576,11 +576,6 @@ pub struct BitrixInstaller {
     setup: PortalSetup,
 }
 
-fn same_endpoint(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
-    norm(a) == norm(b)
-}
-
 impl BitrixInstaller {
     pub fn new(
         tenants: TenantDirectory,
@@ -609,42 +604,23 @@ impl BitrixInstaller {
         &self.setup
     }
 
-    /// Asks the OAuth server to confirm the portal: exchanges the posted refresh token and
-    /// checks the answer names the posted `member_id` and the posted domain's REST root.
+    /// Asks the OAuth server to confirm the portal ([`super::verify::verify_portal`]).
     /// Returns the fresh pair (the posted one is retired by the exchange).
     async fn verify(&self, request: &InstallRequest) -> Result<TokenPair, InstallError> {
-        let mut fresh = self
-            .client
-            .refresh(&request.refresh_token)
-            .await
-            .map_err(|e| InstallError::NotVerified(e.to_string()))?;
-        match &fresh.member_id {
-            Some(m) if m == &request.member_id => {}
-            Some(_) => {
-                tracing::warn!(member_id = %request.member_id, "install refused: tokens of another portal");
-                return Err(InstallError::NotVerified(
-                    "the tokens belong to another portal".into(),
-                ));
+        super::verify::verify_portal(
+            &self.client,
+            &request.domain,
+            &request.member_id,
+            &request.refresh_token,
+        )
+        .await
+        .map_err(|e| match e {
+            super::verify::PortalProofError::Refused(e)
+            | super::verify::PortalProofError::Unavailable(e) => {
+                InstallError::NotVerified(e.to_string())
             }
-            None => {
-                return Err(InstallError::NotVerified(
-                    "the OAuth server did not name the portal".into(),
-                ))
-            }
-        }
-        let expected = self.client.config().rest_root(&request.domain);
-        match fresh.client_endpoint.as_deref() {
-            Some(endpoint) if same_endpoint(endpoint, &expected) => {}
-            _ => {
-                tracing::warn!(member_id = %request.member_id, domain = %request.domain,
-                    "install refused: the portal's address does not match its member_id");
-                return Err(InstallError::NotVerified(
-                    "the portal's address does not match the tokens".into(),
-                ));
-            }
-        }
-        fresh.member_id = Some(request.member_id.clone());
-        Ok(fresh)
+            other => InstallError::NotVerified(other.to_string()),
+        })
     }
 
     /// Links the posted portal to the code's tenant and sets it up (module documentation).

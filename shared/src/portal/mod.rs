@@ -6,6 +6,7 @@
 //! `portal_events`, because it feeds the outbound flow.
 
 pub mod install;
+pub mod verify;
 
 use async_trait::async_trait;
 

@@ -2,6 +2,8 @@
 //! channel connections, exclusivity of external ids, error bodies, no plaintext tokens on
 //! disk.
 
+use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET};
+use e2e_tests::fake_graph::{FakeGraph, FAKE_APP_ID, FAKE_APP_SECRET};
 use local_server::{LocalConfig, LocalServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -59,10 +61,25 @@ impl Api {
     }
 }
 
+const WABA: &str = "102290129340398";
+
+/// The server of `dir`, its Meta and Bitrix24 at the fakes (connects prove ownership there).
+fn config(dir: &std::path::Path, graph: &FakeGraph, bitrix: &FakeBitrix) -> LocalConfig {
+    let mut c = LocalConfig::for_tests(dir, TOKEN);
+    c.graph_api_base_url = graph.base_url();
+    c.meta_app_id = Some(FAKE_APP_ID.into());
+    c.meta_app_secret = Some(FAKE_APP_SECRET.into());
+    c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
+    c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
+    c.bitrix_oauth_url = Some(bitrix.oauth_url());
+    c.bitrix_portal_base_url = Some(bitrix.base_url());
+    c
+}
+
 fn wa_body(number: &str, token: &str) -> Value {
     json!({
         "phone_number_id": number,
-        "waba_id": "102290129340398",
+        "waba_id": WABA,
         "access_token": token,
         "display_phone_number": "+1 555 010 0001",
         "authorized_by": "10229012934"
@@ -101,7 +118,16 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 #[tokio::test]
 async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
     let dir = tempfile::tempdir().unwrap();
-    let server = LocalServer::start(LocalConfig::for_tests(dir.path(), TOKEN))
+    let graph = FakeGraph::start().await;
+    let bitrix = FakeBitrix::start().await;
+    // Every token below proves its account: exclusivity is what is tested here (the proof
+    // itself is tested in ownership.rs).
+    for token in [WA_TOKEN, "EAAGotherTOKEN", "x1", "x2"] {
+        graph.add_whatsapp_business(token, WABA, "106540352242922");
+    }
+    graph.add_instagram_token("IGQVJsecret", "17841405822304914", None);
+    let portal = bitrix.add_portal("bolt.bitrix24.com", "a223c6b3710f85df22e9377d6c4f7553");
+    let server = LocalServer::start(config(dir.path(), &graph, &bitrix))
         .await
         .unwrap();
     let api = Api::new(&server);
@@ -122,7 +148,8 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
     assert_eq!(v["secrets_stored"], json!(["access_token"]));
     assert!(!v.to_string().contains(WA_TOKEN));
 
-    // The same number for another tenant: 409 with a JSON error, nothing written.
+    // The same number for another tenant: 409 with a JSON error that says only that the
+    // number cannot be connected, nothing written.
     let (s, v) = api
         .call(
             "POST",
@@ -131,7 +158,11 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    assert_error(&v, "conflict");
+    assert_error(&v, "cannot_connect");
+    assert_eq!(
+        v["error"]["message"], "this WhatsApp number cannot be connected",
+        "{v}"
+    );
     let (_, settings_b) = api.call("GET", &format!("/admin/tenants/{b}"), None).await;
     assert_eq!(settings_b["channels"], json!([]));
 
@@ -161,8 +192,8 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
             Some(json!({
                 "member_id": "a223c6b3710f85df22e9377d6c4f7553",
                 "domain": "bolt.bitrix24.com",
-                "access_token": "b24ACCESSsecret",
-                "refresh_token": "b24REFRESHsecret",
+                "access_token": portal.access_token,
+                "refresh_token": portal.refresh_token,
                 "line_id": 3
             })),
         )
@@ -182,20 +213,25 @@ async fn tenants_and_channels_survive_a_restart_and_ids_stay_exclusive() {
     }
 
     server.shutdown().await;
-    // Tokens are on disk only encrypted.
+    // Tokens are on disk only encrypted (the portal's: the fresh pair the proof obtained).
     let raw = data_dir_bytes(dir.path());
     assert!(contains(&raw, "106540352242922"), "sanity: ids are stored");
+    let fresh = bitrix.valid_tokens_for("bolt.bitrix24.com");
+    assert_ne!(
+        fresh.access_token, portal.access_token,
+        "the proof refreshed"
+    );
     for secret in [
         WA_TOKEN,
         "IGQVJsecret",
-        "b24ACCESSsecret",
-        "b24REFRESHsecret",
+        &fresh.access_token,
+        &fresh.refresh_token,
     ] {
         assert!(!contains(&raw, secret), "plaintext token {secret} on disk");
     }
 
     // Restart on the same data dir: everything is still there.
-    let server = LocalServer::start(LocalConfig::for_tests(dir.path(), TOKEN))
+    let server = LocalServer::start(config(dir.path(), &graph, &bitrix))
         .await
         .unwrap();
     let api = Api::new(&server);

@@ -89,6 +89,8 @@ async fn a_meta_users_channels_are_erased_and_nothing_else() {
             if let Some(u) = user {
                 body["authorized_by"] = json!(u);
             }
+            h.graph
+                .add_whatsapp_business(&format!("EAAtoken{number}"), "102290129340398", number);
             h.admin(
                 "POST",
                 &format!("/admin/tenants/{tenant}/channels/whatsapp"),

@@ -2,22 +2,17 @@
 //! once (route and tokens gone), and our app is unsubscribed from the WhatsApp Business
 //! Account's webhooks when no other number of the tenant still uses it.
 
-use e2e_tests::fake_graph::FakeGraph;
-use e2e_tests::harness::{sample, Harness, ADMIN, WA_NUMBER};
+use e2e_tests::harness::{sample, Harness, ADMIN, WABA, WA_NUMBER};
 use reqwest::StatusCode;
 use serde_json::json;
 use wappline::queue::platform;
 
-const WABA: &str = "102290129340398";
-
 #[tokio::test]
 async fn disconnect_stops_processing_and_unsubscribes_the_last_number_of_a_waba() {
-    let graph = FakeGraph::start().await;
-    let graph_url = graph.base_url();
-    let h = Harness::start(move |c| c.graph_api_base_url = graph_url).await;
+    let h = Harness::start(|_| {}).await;
+    let graph = h.graph.clone();
     let tenant = h.tenant_with_channels().await;
-    graph.add_token("EAAwhatsappTOKEN", WA_NUMBER);
-    graph.add_token("EAAsecondNUMBER", "113355779024681");
+    graph.add_whatsapp_business("EAAsecondNUMBER", WABA, "113355779024681");
     h.admin(
         "POST",
         &format!("/admin/tenants/{tenant}/channels/whatsapp"),

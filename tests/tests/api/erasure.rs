@@ -179,11 +179,7 @@ async fn a_tenant_account_is_erased_after_its_grace_period() {
         .as_str()
         .unwrap()
         .to_owned();
-    h.admin(
-        "POST",
-        &format!("/admin/tenants/{other}/channels/whatsapp"),
-        json!({"phone_number_id": WA_NUMBER, "waba_id": "102290129340398", "access_token": "EAAnewOWNER"}),
-    )
-    .await;
+    h.connect_whatsapp(&other, WA_NUMBER, "102290129340398", "EAAnewOWNER")
+        .await;
     h.server.shutdown().await;
 }

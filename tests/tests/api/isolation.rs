@@ -212,6 +212,9 @@ struct Tenant {
     /// Connected WhatsApp numbers → WABA id; `channels_ever` keeps disconnected ones.
     channels: BTreeMap<String, String>,
     channels_ever: BTreeMap<String, String>,
+    /// Numbers this tenant tried to claim and was refused (its audit log names them: the
+    /// tenant typed them itself, so they tell it nothing).
+    claimed: BTreeSet<String>,
     /// Key id → revoked.
     keys: BTreeMap<String, bool>,
     key_names: BTreeSet<String>,
@@ -324,7 +327,8 @@ fn leaks(m: &Model, viewer: usize, request: &str, text: &str) -> Vec<String> {
             continue;
         }
         for (what, id) in other.owned() {
-            if text.contains(id) && !request.contains(id) {
+            let typed_by_viewer = m.tenants[viewer].claimed.contains(id);
+            if text.contains(id) && !request.contains(id) && !typed_by_viewer {
                 out.push(format!("tenant {j} ({})'s {what} {id}", other.name));
             }
         }
@@ -555,7 +559,8 @@ async fn check_audit(h: &Harness, m: &Model, t: usize, by: Actor) -> Result<(), 
             }
         }
         if let Some(c) = detail("channel") {
-            if !me.channels_ever.contains_key(&c) {
+            let refused_claim = e["action"] == "channel_connect_refused" && me.claimed.contains(&c);
+            if !me.channels_ever.contains_key(&c) && !refused_claim {
                 return Err(format!("audit names a channel not of tenant {t}: {e}"));
             }
             if e["action"] == "channel_connected" {
@@ -630,6 +635,7 @@ async fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), String> {
             let secret = format!("EAAisolation{n}x{salt}secret");
             let path = format!("/admin/tenants/{}/channels/whatsapp", m.tenants[t].id);
             let body = json!({"phone_number_id": phone, "waba_id": waba, "access_token": secret});
+            h.graph.add_whatsapp_business(&secret, &waba, &phone);
             m.secrets.push(secret);
             let r = as_tenant(h, m, t, by, "POST", &path, Some(body)).await?;
             expect(&r, StatusCode::CREATED, "connect")?;
@@ -961,15 +967,28 @@ async fn step(h: &Harness, m: &mut Model, op: &Op) -> Result<(), String> {
             let n = m.next();
             let secret = format!("EAAclaim{n}secret");
             let path = format!("/admin/tenants/{}/channels/whatsapp", m.tenants[t].id);
-            let body = json!({"phone_number_id": phone, "waba_id": format!("5{n:013}1"), "access_token": secret});
-            m.secrets.push(secret);
+            let waba = format!("5{n:013}1");
+            let body = json!({"phone_number_id": phone, "waba_id": waba, "access_token": secret});
+            m.secrets.push(secret.clone());
+            m.tenants[t].claimed.insert(phone.clone());
             let r = as_tenant(h, m, t, by, "POST", &path, Some(body)).await?;
-            // Numbers are global: the conflict is inevitable, but says nothing of whose.
+            // The token proves nothing: refused before the number's route is even looked
+            // at, with the very answer a number nobody holds gets (decision 0032).
             expect(
                 &r,
-                StatusCode::CONFLICT,
-                "connecting another tenant's number",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "claiming another tenant's number without its token",
             )?;
+            let free = fake_of(&phone);
+            m.tenants[t].claimed.insert(free.clone());
+            let body = json!({"phone_number_id": free, "waba_id": waba, "access_token": secret});
+            let r2 = as_tenant(h, m, t, by, "POST", &path, Some(body)).await?;
+            if (r.status, &r.text) != (r2.status, &r2.text) {
+                return Err(format!(
+                    "a claim on tenant {j}'s number answers {} {}, on a free number {} {}",
+                    r.status, r.text, r2.status, r2.text
+                ));
+            }
             verify_tenant(h, m, j).await?;
             verify_tenant(h, m, t).await?;
         }
@@ -1021,6 +1040,7 @@ async fn setup_tenant(h: &Harness, i: usize) -> Tenant {
         invited: BTreeSet::new(),
         channels: BTreeMap::new(),
         channels_ever: BTreeMap::new(),
+        claimed: BTreeSet::new(),
         keys: BTreeMap::new(),
         key_names: BTreeSet::new(),
         exports: BTreeMap::new(),

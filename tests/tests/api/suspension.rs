@@ -54,12 +54,7 @@ impl SuspensionWorld for RelayWorld {
             .await;
         let id = t["id"].as_str().unwrap().to_owned();
         self.h
-            .admin(
-                "POST",
-                &format!("/admin/tenants/{id}/channels/whatsapp"),
-                json!({"phone_number_id": OTHER_NUMBER, "waba_id": "102290129340399",
-                       "access_token": "EAAotherTOKEN"}),
-            )
+            .connect_whatsapp(&id, OTHER_NUMBER, "102290129340399", "EAAotherTOKEN")
             .await;
         let tokens = self.bitrix.add_portal(OTHER_DOMAIN, OTHER_MEMBER);
         self.h

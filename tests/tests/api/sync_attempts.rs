@@ -169,12 +169,8 @@ async fn a_hanging_portal_does_not_delay_another_tenants_portal() {
         .as_str()
         .unwrap()
         .to_owned();
-    h.admin(
-        "POST",
-        &format!("/admin/tenants/{a}/channels/whatsapp"),
-        json!({"phone_number_id": WA_NUMBER, "waba_id": "102290129340398", "access_token": "EAAwhatsappTOKEN"}),
-    )
-    .await;
+    h.connect_whatsapp(&a, WA_NUMBER, "102290129340398", "EAAwhatsappTOKEN")
+        .await;
     connect_portal(&h, &fake, &a, FAKE_DOMAIN, FAKE_MEMBER_ID).await;
     let b = h
         .admin("POST", "/admin/tenants", json!({"name": "Healthy"}))
@@ -182,12 +178,8 @@ async fn a_hanging_portal_does_not_delay_another_tenants_portal() {
         .as_str()
         .unwrap()
         .to_owned();
-    h.admin(
-        "POST",
-        &format!("/admin/tenants/{b}/channels/instagram"),
-        json!({"account_id": IG_ACCOUNT, "access_token": "IGAAinstagramTOKEN"}),
-    )
-    .await;
+    h.connect_instagram(&b, IG_ACCOUNT, "IGAAinstagramTOKEN")
+        .await;
     connect_portal(&h, &fake, &b, OTHER_DOMAIN, OTHER_MEMBER_ID).await;
 
     // A's chat exists (its first message went through), then A's portal hangs for 20 s

@@ -23,6 +23,7 @@ fn sample(name: &str) -> Option<&'static str> {
         | "EXPORT_LINK_KEY"
         | "SESSION_SIGNING_KEY" => HEX_KEY,
         "META_APP_SECRET" | "META_APP_SECRET_PREVIOUS" | "META_VERIFY_TOKEN" => "s3cret",
+        "META_APP_ID" => "670843887433847",
         "WAPPLINE_BITRIX_CLIENT_ID" => "app.0123456789.12345678",
         "WAPPLINE_BITRIX_CLIENT_SECRET" => "s3cret",
         "PUBLIC_BASE_URL" => "https://wappline.example",

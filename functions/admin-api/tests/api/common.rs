@@ -11,8 +11,12 @@ use wappline::audit::AuditLog;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::ContactErasure;
 use wappline::export::{ExportLinkKey, Exports};
+use wappline::graph::{GraphClient, GraphConfig};
 use wappline::hold::Suspension;
+use wappline::ids::MetaAppId;
+use wappline::meta::AppSecret;
 use wappline::objects::embedded::EmbeddedObjects;
+use wappline::ownership::OwnershipProof;
 use wappline::portal::install::{public_base_url, ConnectionCodes};
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform as queues, Queue};
@@ -21,6 +25,82 @@ use wappline::usage::Usage;
 
 /// Install URLs of Bitrix24 connection codes start with this.
 pub const PUBLIC_BASE: &str = "https://wappline.example/";
+
+/// The Meta app the sample events' WhatsApp token was issued for (see [`meta_fake`]).
+pub const SAMPLE_APP_ID: &str = "670843887433847";
+const SAMPLE_APP_SECRET: &str = "sample-app-secret";
+const SAMPLE_WABA: &str = "102290129340398";
+const SAMPLE_NUMBER: &str = "106540352242922";
+
+/// A loopback stand-in for the two Graph calls that prove a WhatsApp connect, in Meta's
+/// documented formats: `debug_token` (asked with the sample app's token) says any input token
+/// is valid for the sample app with both WhatsApp permissions on the sample WABA, and the
+/// WABA's `phone_numbers` lists the sample number. Its base URL.
+fn meta_fake() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut authorization = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    authorization = line[14..].trim().to_owned();
+                }
+            }
+            let path = request_line.split(' ').nth(1).unwrap_or_default();
+            let app_token = format!("Bearer {SAMPLE_APP_ID}|{SAMPLE_APP_SECRET}");
+            let body = if path.contains("/debug_token?") && authorization == app_token {
+                serde_json::json!({"data": {
+                    "app_id": SAMPLE_APP_ID, "type": "SYSTEM_USER", "is_valid": true,
+                    "expires_at": 0,
+                    "scopes": ["whatsapp_business_management", "whatsapp_business_messaging"],
+                    "granular_scopes": [
+                        {"scope": "whatsapp_business_management", "target_ids": [SAMPLE_WABA]},
+                        {"scope": "whatsapp_business_messaging", "target_ids": [SAMPLE_WABA]}]}})
+            } else if path.contains(&format!("/{SAMPLE_WABA}/phone_numbers")) {
+                serde_json::json!({"data": [{"id": SAMPLE_NUMBER,
+                    "display_phone_number": "+1 555-0100", "verified_name": "Sample"}],
+                    "paging": {"cursors": {"before": "QVFI", "after": "QVFJ"}}})
+            } else {
+                serde_json::json!({"error": {"message": "Invalid OAuth access token.",
+                    "type": "OAuthException", "code": 190}})
+            };
+            let body = body.to_string();
+            let status = if body.contains("\"error\"") {
+                "401 Unauthorized"
+            } else {
+                "200 OK"
+            };
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
+/// Connects are proven against [`meta_fake`].
+fn ownership_proof() -> OwnershipProof {
+    let graph =
+        GraphClient::new(GraphConfig::default().with_base_url(&meta_fake()).unwrap()).unwrap();
+    OwnershipProof::new(graph.clone(), graph).with_meta_app(
+        MetaAppId::parse(SAMPLE_APP_ID).unwrap(),
+        &AppSecret::new(SAMPLE_APP_SECRET).unwrap(),
+    )
+}
 
 /// The services of `platform` (opened on `dir`), with the platform token `token`.
 pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
@@ -48,6 +128,7 @@ pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
         api_keys: ApiKeys::new(platform.store.clone()),
         audit: AuditLog::new(platform.store.clone()),
         release: ChannelRelease::new(None),
+        ownership: ownership_proof(),
         exports: ExportsApi {
             exports: exports.clone(),
             queue: queue.clone(),
