@@ -13,6 +13,7 @@
 mod event;
 mod ids;
 pub mod instagram;
+mod item;
 mod lenient;
 mod signature;
 mod split;
@@ -23,13 +24,15 @@ pub use event::{
     EventKind, InboundEvent, Location, Media, MediaKind, MetaError, Order, OrderItem, Party,
     Referral, ReferredProduct, ReplyTo, SharedContact, SharedPhone, EVENT_SCHEMA_VERSION,
 };
+pub use item::Item;
 pub use ids::{InstagramUserId, MessageId, WhatsAppPhone, WhatsAppUserId};
 pub use signature::{
     verify_signature, verify_signature_any, AppSecret, InvalidAppSecret, SignatureError,
     SIGNATURE_HEADER,
 };
 pub use split::{
-    split_webhook, Ignored, WebhookBatch, WebhookParseError, INSTAGRAM_OBJECT, WHATSAPP_OBJECT,
+    split_webhook, Ignored, WebhookBatch, WebhookParseError, INSTAGRAM_OBJECT, MAX_EVENTS,
+    MAX_ITEMS, WHATSAPP_OBJECT,
 };
 
 #[cfg(test)]
