@@ -19,7 +19,10 @@ use super::InboundJob;
 use crate::hold::{HeldEvents, HoldError};
 use crate::ids::TenantId;
 use crate::meta::WebhookParseError;
-use crate::meta::{split_webhook, verify_signature_any, AccountRef, AppSecret, SignatureError};
+use crate::meta::{
+    split_webhook, verify_signature_any, AccountRef, AppSecret, Content, EventKind, InboundEvent,
+    MetaError, SignatureError,
+};
 use crate::queue::OutgoingMessage;
 use crate::queue::{Queue, QueueName};
 use crate::tenant::{ChannelRef, TenantDirectory};
@@ -77,6 +80,10 @@ pub enum IntakeError {
     /// Larger than [`MAX_BODY_BYTES`]: 413.
     #[error("webhook body larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
+    /// More events or array elements than Meta ever batches in one delivery: 413, nothing
+    /// stored.
+    #[error("{0}")]
+    TooManyEvents(&'static str),
     /// Routing or the queue failed: 503, so Meta delivers again later.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
@@ -146,15 +153,29 @@ impl WebhookIntake {
                     ..IntakeReport::default()
                 });
             }
+            Err(WebhookParseError::TooManyItems(what)) => {
+                tracing::warn!(reason = what, "webhook delivery over the event cap; refused");
+                return Err(IntakeError::TooManyEvents(what));
+            }
             Err(e) => return Err(IntakeError::Malformed(e)),
         };
+        let mut batch = batch;
         let mut report = IntakeReport {
             ignored: batch.ignored.total(),
             ..IntakeReport::default()
         };
         for (reason, n) in batch.ignored.iter() {
-            tracing::info!(reason, count = n, "webhook items not relayed");
+            // Unreadable items are Meta sending something we cannot read: worth a warning.
+            if reason.contains(":malformed") {
+                tracing::warn!(reason, count = n, "webhook items unreadable; not relayed");
+            } else {
+                tracing::info!(reason, count = n, "webhook items not relayed");
+            }
         }
+        for (reason, n) in batch.malformed.iter() {
+            tracing::warn!(reason, count = n, "webhook items unreadable; relayed as unsupported");
+        }
+        batch.clamp_timestamps(now_unix_seconds());
 
         let mut owners: HashMap<AccountRef, Option<TenantId>> = HashMap::new();
         // Per tenant, once per delivery: Some(retention days) when it is suspended.
@@ -189,10 +210,25 @@ impl WebhookIntake {
                     let job = InboundJob::new(tenant.clone(), event);
                     // Sealed here, so no queue (nor the held copy) ever holds the event in
                     // clear. Warm, this is in-process work only (cached data key).
-                    let message = job
+                    let mut message = job
                         .seal(self.tenants.envelope(), &self.inbound)
                         .await
                         .map_err(|e| IntakeError::Unavailable(format!("sealing job: {e}")))?;
+                    if message.body.len() > crate::queue::MAX_BODY_BYTES {
+                        // Too large for the queue: relayed without its content, so the
+                        // operator learns a message could not be relayed and its neighbours
+                        // still go through (rather than the delivery failing forever).
+                        tracing::warn!(
+                            event = job.event.kind.name(),
+                            bytes = message.body.len(),
+                            "webhook event too large for the queue; relayed as unsupported"
+                        );
+                        let job = InboundJob::new(tenant.clone(), too_large(job.event));
+                        message = job
+                            .seal(self.tenants.envelope(), &self.inbound)
+                            .await
+                            .map_err(|e| IntakeError::Unavailable(format!("sealing job: {e}")))?;
+                    }
                     match retention {
                         Some(days) => match holds.iter_mut().find(|(t, _, _)| *t == tenant) {
                             Some((_, _, held)) => held.push(message),
@@ -243,6 +279,97 @@ impl WebhookIntake {
         }
         Ok(report)
     }
+}
+
+fn now_unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `event` without what can be large (content, names, error texts): its id, customer and
+/// time stay, so the conversation shows that something arrived and could not be relayed.
+fn too_large(mut event: InboundEvent) -> InboundEvent {
+    let note = || Content::Unsupported {
+        type_name: "too_large".into(),
+        errors: Vec::new(),
+    };
+    let note_error = || MetaError {
+        title: Some("too_large".into()),
+        ..MetaError::default()
+    };
+    match &mut event.kind {
+        EventKind::CustomerMessage {
+            customer,
+            content,
+            reply_to,
+            referral,
+            referred_product,
+            ..
+        } => {
+            customer.name = None;
+            customer.username = None;
+            *content = note();
+            *reply_to = None;
+            *referral = None;
+            *referred_product = None;
+        }
+        EventKind::BusinessEcho {
+            customer,
+            content,
+            reply_to,
+            app_id,
+            ..
+        } => {
+            customer.name = None;
+            customer.username = None;
+            *content = note();
+            *reply_to = None;
+            *app_id = None;
+        }
+        EventKind::Edited {
+            customer, content, ..
+        } => {
+            customer.name = None;
+            customer.username = None;
+            *content = note();
+        }
+        EventKind::Status {
+            status,
+            billing,
+            recipient,
+            ..
+        } => {
+            if let crate::meta::DeliveryStatus::Failed { errors } = status {
+                *errors = vec![note_error()];
+            }
+            *billing = None;
+            if let Some(r) = recipient {
+                r.name = None;
+                r.username = None;
+            }
+        }
+        EventKind::AccountError { errors } => *errors = vec![note_error()],
+        EventKind::Reaction { customer, .. }
+        | EventKind::Deleted { customer, .. }
+        | EventKind::Read { customer, .. } => {
+            customer.name = None;
+            customer.username = None;
+        }
+        EventKind::Postback {
+            customer,
+            title,
+            payload,
+            ..
+        } => {
+            customer.name = None;
+            customer.username = None;
+            *title = None;
+            *payload = None;
+        }
+    }
+    event
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub(crate) enum Abort {
 
 #[derive(Clone, Copy)]
 struct State {
+    /// A split is running: budgets apply (the models read on their own have none).
+    active: bool,
     lenient: bool,
     events_left: u32,
     items_left: u32,
@@ -48,6 +50,7 @@ struct State {
 
 thread_local! {
     static STATE: Cell<State> = const { Cell::new(State {
+        active: false,
         lenient: false,
         events_left: MAX_EVENTS,
         items_left: MAX_ITEMS,
@@ -67,7 +70,8 @@ fn update(f: impl FnOnce(&mut State)) -> State {
 /// Takes one element from the budgets (and one event when `event`).
 pub(crate) fn spend(event: bool) -> Result<(), &'static str> {
     let st = update(|st| {
-        if st.items_left == 0 {
+        if !st.active {
+        } else if st.items_left == 0 {
             st.abort.get_or_insert(Abort::TooManyItems);
         } else if event && st.events_left == 0 {
             st.abort.get_or_insert(Abort::TooManyEvents);
@@ -93,6 +97,7 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(
 ) -> Result<T, (serde_json::Error, Option<Abort>)> {
     update(|st| {
         *st = State {
+            active: true,
             lenient,
             events_left: MAX_EVENTS,
             items_left: MAX_ITEMS,
@@ -100,7 +105,10 @@ pub(crate) fn parse<'a, T: Deserialize<'a>>(
         }
     });
     let out = serde_json::from_slice::<T>(body);
-    let st = update(|st| st.lenient = false);
+    let st = update(|st| {
+        st.active = false;
+        st.lenient = false;
+    });
     out.map_err(|e| {
         let abort = st.abort.or(is_duplicate(&e).then_some(Abort::DuplicateKey));
         (e, abort)

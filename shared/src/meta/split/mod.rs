@@ -76,6 +76,34 @@ pub struct WebhookBatch {
     pub malformed: Ignored,
 }
 
+/// 2009-01-01: no WhatsApp nor Instagram event is older.
+const EARLIEST_EVENT_TIME: i64 = 1_230_768_000;
+/// How far ahead of our clock an event time may be (clock skew, time zones mistaken).
+const FUTURE_TOLERANCE_SECS: i64 = 86_400;
+
+impl WebhookBatch {
+    /// Replaces event times that cannot be true (negative, before 2009, or more than a day
+    /// after `now`) by `now`, the receipt time, logging the event kind (no ids, no content).
+    /// Returns how many were replaced.
+    pub fn clamp_timestamps(&mut self, now: i64) -> usize {
+        let mut n = 0;
+        for ev in &mut self.events {
+            if let Some(t) = ev.timestamp {
+                if !(EARLIEST_EVENT_TIME..=now.saturating_add(FUTURE_TOLERANCE_SECS)).contains(&t)
+                {
+                    tracing::warn!(
+                        event = ev.kind.name(),
+                        "webhook event time out of range; receipt time used"
+                    );
+                    ev.timestamp = Some(now);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
 /// Counts of items not turned into events, by reason (see the module documentation). The
 /// reasons are fixed words and Meta field names, never ids or message content: safe to log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -442,3 +470,4 @@ fn meta_errors(errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Vec<MetaError> {
         })
         .collect()
 }
+
