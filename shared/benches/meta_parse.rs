@@ -64,7 +64,10 @@ fn pywa(files: &[PathBuf]) -> Option<f64> {
     if !out.status.success() {
         eprintln!(
             "pywa run failed (install scripts/requirements-bench.txt into .venv): {}",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
         return None;
     }
@@ -119,7 +122,9 @@ fn main() {
     println!("ours  signature + split          {ours:8.3} µs/delivery");
     println!("        split alone              {split_only:8.3} µs/delivery");
     println!("        signature alone          {hmac_only:8.3} µs/delivery");
-    println!("        JSON validation alone    {json_floor:8.3} µs/delivery (serde_json, no output)");
+    println!(
+        "        JSON validation alone    {json_floor:8.3} µs/delivery (serde_json, no output)"
+    );
     println!(
         "ours  Instagram samples ({:2})     {ig_ours:8.3} µs/delivery (pywa has no Instagram)",
         ig.len()

@@ -154,7 +154,10 @@ impl WebhookIntake {
                 });
             }
             Err(WebhookParseError::TooManyItems(what)) => {
-                tracing::warn!(reason = what, "webhook delivery over the event cap; refused");
+                tracing::warn!(
+                    reason = what,
+                    "webhook delivery over the event cap; refused"
+                );
                 return Err(IntakeError::TooManyEvents(what));
             }
             Err(e) => return Err(IntakeError::Malformed(e)),
@@ -173,7 +176,11 @@ impl WebhookIntake {
             }
         }
         for (reason, n) in batch.malformed.iter() {
-            tracing::warn!(reason, count = n, "webhook items unreadable; relayed as unsupported");
+            tracing::warn!(
+                reason,
+                count = n,
+                "webhook items unreadable; relayed as unsupported"
+            );
         }
         batch.clamp_timestamps(now_unix_seconds());
 
@@ -556,5 +563,64 @@ mod tests {
         assert!(ids[0].contains("A1") && ids[1].contains("A2") && ids[2].contains("A3"));
         assert!(jobs.iter().all(|j| j.tenant_id == suspended));
         assert_eq!(held.count(&active).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_event_too_large_for_the_queue_is_relayed_as_unsupported_with_its_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let vault = Arc::new(LocalVault::open_or_create(dir.path()).unwrap());
+        let p = Platform::new(store, vault);
+        let queue = EmbeddedQueue::open(dir.path(), platform::specs()).unwrap();
+        let tenant = tenant_with_number(&p, "106540352242922").await;
+        let secret = AppSecret::new("6f1c0e5ad2b94c7e8a3b1d0f9e2c4a7b").unwrap();
+        let inbound = platform::name(platform::INBOUND);
+        let intake = WebhookIntake::new(
+            vec![secret.clone()],
+            VerifyToken::new("verify").unwrap(),
+            p.tenants.clone(),
+            Arc::new(queue.clone()),
+            inbound.clone(),
+        );
+        let mut body = entry("106540352242922", &["wamid.A", "wamid.BIG", "wamid.C"]);
+        let huge = "x".repeat(crate::queue::MAX_BODY_BYTES + 1);
+        body["changes"][0]["value"]["messages"][1]["text"]["body"] = json!(huge);
+        let body =
+            serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [body]}))
+                .unwrap();
+        let report = intake
+            .accept(Some(&secret.sign(&body)), &body)
+            .await
+            .unwrap();
+        assert_eq!(report.enqueued, 3);
+        let received = queue
+            .receive(&inbound, 10, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        let mut contents = Vec::new();
+        for m in &received {
+            let job = InboundJob::open(p.tenants.envelope(), &inbound, &m.body)
+                .await
+                .unwrap();
+            assert_eq!(job.tenant_id, tenant);
+            match job.event.kind {
+                EventKind::CustomerMessage {
+                    content, customer, ..
+                } => {
+                    assert_eq!(customer.id.as_str(), "16505551234");
+                    contents.push((job.event.provider_event_id, content.text_for_crm()));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        contents.sort();
+        assert_eq!(
+            contents,
+            [
+                ("wa:msg:wamid.A".to_string(), "hello".to_string()),
+                ("wa:msg:wamid.BIG".into(), "[unsupported: too_large]".into()),
+                ("wa:msg:wamid.C".into(), "hello".into()),
+            ]
+        );
     }
 }

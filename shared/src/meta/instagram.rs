@@ -17,8 +17,6 @@ use serde::Deserialize;
 use super::item::Item;
 use super::lenient;
 
-
-
 /// `entry[].messaging[]`: exactly one of `message`, `message_edit`, `reaction`, `read`,
 /// `postback` (or a field we do not relay, such as `referral` alone, named by `other`).
 #[derive(Debug, Default)]
@@ -100,9 +98,7 @@ impl<'de> Deserialize<'de> for Messaging<'de> {
                     }
                     match &*key {
                         "sender" => once(&mut m.sender, &mut seen[0], "sender", &mut map)?,
-                        "recipient" => {
-                            once(&mut m.recipient, &mut seen[1], "recipient", &mut map)?
-                        }
+                        "recipient" => once(&mut m.recipient, &mut seen[1], "recipient", &mut map)?,
                         "timestamp" => {
                             if std::mem::replace(&mut seen[2], true) {
                                 return Err(de::Error::duplicate_field("timestamp"));

@@ -24,8 +24,8 @@ pub use event::{
     EventKind, InboundEvent, Location, Media, MediaKind, MetaError, Order, OrderItem, Party,
     Referral, ReferredProduct, ReplyTo, SharedContact, SharedPhone, EVENT_SCHEMA_VERSION,
 };
-pub use item::Item;
 pub use ids::{InstagramUserId, MessageId, WhatsAppPhone, WhatsAppUserId};
+pub use item::Item;
 pub use signature::{
     verify_signature, verify_signature_any, AppSecret, InvalidAppSecret, SignatureError,
     SIGNATURE_HEADER,

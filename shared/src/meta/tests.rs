@@ -446,7 +446,6 @@ fn account_errors_key_is_stable_and_content_based() {
     assert_eq!(a.events[0].timestamp, None);
 }
 
-
 #[test]
 fn duplicate_keys_refuse_the_delivery_at_any_depth_we_read() {
     let top = br#"{"object":"page","object":"instagram","entry":[]}"#;
@@ -473,13 +472,18 @@ fn duplicate_keys_refuse_the_delivery_at_any_depth_we_read() {
         "messages": [text_msg("wamid.A", "a")]}))
     .to_string()
     .replace(r#""id":"wamid.A""#, r#""id":"wamid.A","x":1,"x":2"#);
-    assert_eq!(ids(&split_webhook(unknown.as_bytes()).unwrap()), ["wa:msg:wamid.A"]);
+    assert_eq!(
+        ids(&split_webhook(unknown.as_bytes()).unwrap()),
+        ["wa:msg:wamid.A"]
+    );
 }
 
 #[test]
 fn more_than_a_thousand_events_refuse_the_delivery() {
     let body = |n: usize| {
-        let messages: Vec<Value> = (0..n).map(|i| text_msg(&format!("wamid.{i}"), "x")).collect();
+        let messages: Vec<Value> = (0..n)
+            .map(|i| text_msg(&format!("wamid.{i}"), "x"))
+            .collect();
         wa_value(json!({"metadata": metadata(), "contacts": [contact()], "messages": messages}))
     };
     assert_eq!(split(&body(MAX_EVENTS as usize)).events.len(), 1000);
@@ -498,11 +502,13 @@ fn more_than_a_thousand_events_refuse_the_delivery() {
 
 #[test]
 fn numeric_ids_and_types_are_kept_as_unsupported_and_counted() {
-    let b = split(&wa_value(json!({"metadata": metadata(), "contacts": [contact()],
+    let b = split(&wa_value(
+        json!({"metadata": metadata(), "contacts": [contact()],
         "messages": [
             {"id": 12345, "from": PHONE, "type": "text", "text": {"body": "x"}},
             {"id": "wamid.T", "from": PHONE, "type": 7, "text": {"body": "x"}}
-        ]})));
+        ]}),
+    ));
     // A numeric id is an id Meta sent unquoted: the message is kept (the operator sees that
     // something arrived), as unsupported since its typed read failed; a numeric type is no
     // type at all.
@@ -524,10 +530,9 @@ fn numeric_ids_and_types_are_kept_as_unsupported_and_counted() {
 #[test]
 fn implausible_timestamps_are_replaced_by_the_receipt_time() {
     let now = 1_767_261_600;
-    let msg = |id: &str, ts: Value| {
-        json!({"from": PHONE, "id": id, "timestamp": ts, "type": "text", "text": {"body": "x"}})
-    };
-    let mut b = split(&wa_value(json!({"metadata": metadata(), "contacts": [contact()],
+    let msg = |id: &str, ts: Value| json!({"from": PHONE, "id": id, "timestamp": ts, "type": "text", "text": {"body": "x"}});
+    let mut b = split(&wa_value(
+        json!({"metadata": metadata(), "contacts": [contact()],
         "messages": [
             msg("wamid.NEG", json!("-99999999999")),
             msg("wamid.OLD", json!(1_000_000_000)),
@@ -535,11 +540,19 @@ fn implausible_timestamps_are_replaced_by_the_receipt_time() {
             msg("wamid.OK", json!(now - 60)),
             msg("wamid.SKEW", json!(now + 600))
         ],
-        "errors": [{"code": 1}]})));
+        "errors": [{"code": 1}]}),
+    ));
     assert_eq!(b.clamp_timestamps(now), 3);
     let times: Vec<Option<i64>> = b.events.iter().map(|e| e.timestamp).collect();
     assert_eq!(
         times,
-        [Some(now), Some(now), Some(now), Some(now - 60), Some(now + 600), None]
+        [
+            Some(now),
+            Some(now),
+            Some(now),
+            Some(now - 60),
+            Some(now + 600),
+            None
+        ]
     );
 }

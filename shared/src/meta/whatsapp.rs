@@ -199,9 +199,6 @@ pub struct ErrorData<'a> {
     pub details: Option<Cow<'a, str>>,
 }
 
-
-
-
 #[derive(Debug, Default, Deserialize)]
 pub struct Text<'a> {
     #[serde(default, borrow)]
@@ -415,7 +412,6 @@ pub struct Edit<'a> {
     pub message: Option<Message<'a>>,
 }
 
-
 #[derive(Debug, Default, Deserialize)]
 pub struct Revoke<'a> {
     #[serde(default, borrow)]
@@ -538,4 +534,3 @@ pub struct Pricing<'a> {
     #[serde(default, borrow)]
     pub category: Option<Cow<'a, str>>,
 }
-

@@ -331,7 +331,12 @@ fn ig_content(msg: &ig::Message) -> Content {
             None => Content::Text { body: text },
         });
     }
-    parts.extend(msg.attachments.iter().filter_map(Item::ok).map(ig_attachment));
+    parts.extend(
+        msg.attachments
+            .iter()
+            .filter_map(Item::ok)
+            .map(ig_attachment),
+    );
     if msg.is_unsupported {
         parts.push(Content::Unsupported {
             type_name: "instagram_unsupported".into(),

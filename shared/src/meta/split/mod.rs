@@ -53,11 +53,11 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 
 use super::event::{AccountRef, EventKind, InboundEvent, MetaError, EVENT_SCHEMA_VERSION};
 use super::ids::MessageId;
+use super::instagram as ig;
 use super::item::{self, Abort, Item};
+pub use super::item::{MAX_EVENTS, MAX_ITEMS};
 use super::lenient::{self, label, own};
 use super::whatsapp as wa;
-use super::instagram as ig;
-pub use super::item::{MAX_EVENTS, MAX_ITEMS};
 use instagram::instagram_entry;
 use whatsapp::whatsapp_entry;
 
@@ -89,8 +89,7 @@ impl WebhookBatch {
         let mut n = 0;
         for ev in &mut self.events {
             if let Some(t) = ev.timestamp {
-                if !(EARLIEST_EVENT_TIME..=now.saturating_add(FUTURE_TOLERANCE_SECS)).contains(&t)
-                {
+                if !(EARLIEST_EVENT_TIME..=now.saturating_add(FUTURE_TOLERANCE_SECS)).contains(&t) {
                     tracing::warn!(
                         event = ev.kind.name(),
                         "webhook event time out of range; receipt time used"
@@ -411,7 +410,10 @@ pub(super) struct Entry<'a> {
     standby: u32,
 }
 
-fn split_object(root: Option<&Root<'_>>, batch: &mut WebhookBatch) -> Result<(), WebhookParseError> {
+fn split_object(
+    root: Option<&Root<'_>>,
+    batch: &mut WebhookBatch,
+) -> Result<(), WebhookParseError> {
     let root = root.ok_or(WebhookParseError::NotAWebhook("body is not a JSON object"))?;
     let object = root
         .object
@@ -454,7 +456,9 @@ fn message_id(s: Option<&str>) -> Option<MessageId> {
 }
 
 fn non_empty(s: &Option<Cow<'_, str>>) -> Option<String> {
-    s.as_deref().filter(|s| !s.trim().is_empty()).map(str::to_owned)
+    s.as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned)
 }
 
 fn meta_errors(errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Vec<MetaError> {
@@ -470,4 +474,3 @@ fn meta_errors(errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Vec<MetaError> {
         })
         .collect()
 }
-
