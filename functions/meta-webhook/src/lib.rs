@@ -106,6 +106,11 @@ impl MetaWebhook {
                 Err(ApiError::bad_request(e.to_string()))
             }
             Err(IntakeError::TooLarge) => Err(ApiError::payload_too_large(MAX_BODY_BYTES)),
+            Err(IntakeError::TooManyEvents(what)) => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                what.to_string(),
+            )),
             Err(IntakeError::Unavailable(detail)) => {
                 tracing::error!(detail, "webhook delivery not enqueued; Meta will retry");
                 Err(ApiError::unavailable())

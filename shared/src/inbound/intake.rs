@@ -19,7 +19,10 @@ use super::InboundJob;
 use crate::hold::{HeldEvents, HoldError};
 use crate::ids::TenantId;
 use crate::meta::WebhookParseError;
-use crate::meta::{split_webhook, verify_signature_any, AccountRef, AppSecret, SignatureError};
+use crate::meta::{
+    split_webhook, verify_signature_any, AccountRef, AppSecret, Content, EventKind, InboundEvent,
+    MetaError, SignatureError,
+};
 use crate::queue::OutgoingMessage;
 use crate::queue::{Queue, QueueName};
 use crate::tenant::{ChannelRef, TenantDirectory};
@@ -77,6 +80,10 @@ pub enum IntakeError {
     /// Larger than [`MAX_BODY_BYTES`]: 413.
     #[error("webhook body larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
+    /// More events or array elements than Meta ever batches in one delivery: 413, nothing
+    /// stored.
+    #[error("{0}")]
+    TooManyEvents(&'static str),
     /// Routing or the queue failed: 503, so Meta delivers again later.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
@@ -146,15 +153,36 @@ impl WebhookIntake {
                     ..IntakeReport::default()
                 });
             }
+            Err(WebhookParseError::TooManyItems(what)) => {
+                tracing::warn!(
+                    reason = what,
+                    "webhook delivery over the event cap; refused"
+                );
+                return Err(IntakeError::TooManyEvents(what));
+            }
             Err(e) => return Err(IntakeError::Malformed(e)),
         };
+        let mut batch = batch;
         let mut report = IntakeReport {
             ignored: batch.ignored.total(),
             ..IntakeReport::default()
         };
         for (reason, n) in batch.ignored.iter() {
-            tracing::info!(reason, count = n, "webhook items not relayed");
+            // Unreadable items are Meta sending something we cannot read: worth a warning.
+            if reason.contains(":malformed") {
+                tracing::warn!(reason, count = n, "webhook items unreadable; not relayed");
+            } else {
+                tracing::info!(reason, count = n, "webhook items not relayed");
+            }
         }
+        for (reason, n) in batch.malformed.iter() {
+            tracing::warn!(
+                reason,
+                count = n,
+                "webhook items unreadable; relayed as unsupported"
+            );
+        }
+        batch.clamp_timestamps(now_unix_seconds());
 
         let mut owners: HashMap<AccountRef, Option<TenantId>> = HashMap::new();
         // Per tenant, once per delivery: Some(retention days) when it is suspended.
@@ -189,10 +217,25 @@ impl WebhookIntake {
                     let job = InboundJob::new(tenant.clone(), event);
                     // Sealed here, so no queue (nor the held copy) ever holds the event in
                     // clear. Warm, this is in-process work only (cached data key).
-                    let message = job
+                    let mut message = job
                         .seal(self.tenants.envelope(), &self.inbound)
                         .await
                         .map_err(|e| IntakeError::Unavailable(format!("sealing job: {e}")))?;
+                    if message.body.len() > crate::queue::MAX_BODY_BYTES {
+                        // Too large for the queue: relayed without its content, so the
+                        // operator learns a message could not be relayed and its neighbours
+                        // still go through (rather than the delivery failing forever).
+                        tracing::warn!(
+                            event = job.event.kind.name(),
+                            bytes = message.body.len(),
+                            "webhook event too large for the queue; relayed as unsupported"
+                        );
+                        let job = InboundJob::new(tenant.clone(), too_large(job.event));
+                        message = job
+                            .seal(self.tenants.envelope(), &self.inbound)
+                            .await
+                            .map_err(|e| IntakeError::Unavailable(format!("sealing job: {e}")))?;
+                    }
                     match retention {
                         Some(days) => match holds.iter_mut().find(|(t, _, _)| *t == tenant) {
                             Some((_, _, held)) => held.push(message),
@@ -243,6 +286,97 @@ impl WebhookIntake {
         }
         Ok(report)
     }
+}
+
+fn now_unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `event` without what can be large (content, names, error texts): its id, customer and
+/// time stay, so the conversation shows that something arrived and could not be relayed.
+fn too_large(mut event: InboundEvent) -> InboundEvent {
+    let note = || Content::Unsupported {
+        type_name: "too_large".into(),
+        errors: Vec::new(),
+    };
+    let note_error = || MetaError {
+        title: Some("too_large".into()),
+        ..MetaError::default()
+    };
+    match &mut event.kind {
+        EventKind::CustomerMessage {
+            customer,
+            content,
+            reply_to,
+            referral,
+            referred_product,
+            ..
+        } => {
+            customer.name = None;
+            customer.username = None;
+            *content = note();
+            *reply_to = None;
+            *referral = None;
+            *referred_product = None;
+        }
+        EventKind::BusinessEcho {
+            customer,
+            content,
+            reply_to,
+            app_id,
+            ..
+        } => {
+            customer.name = None;
+            customer.username = None;
+            *content = note();
+            *reply_to = None;
+            *app_id = None;
+        }
+        EventKind::Edited {
+            customer, content, ..
+        } => {
+            customer.name = None;
+            customer.username = None;
+            *content = note();
+        }
+        EventKind::Status {
+            status,
+            billing,
+            recipient,
+            ..
+        } => {
+            if let crate::meta::DeliveryStatus::Failed { errors } = status {
+                *errors = vec![note_error()];
+            }
+            *billing = None;
+            if let Some(r) = recipient {
+                r.name = None;
+                r.username = None;
+            }
+        }
+        EventKind::AccountError { errors } => *errors = vec![note_error()],
+        EventKind::Reaction { customer, .. }
+        | EventKind::Deleted { customer, .. }
+        | EventKind::Read { customer, .. } => {
+            customer.name = None;
+            customer.username = None;
+        }
+        EventKind::Postback {
+            customer,
+            title,
+            payload,
+            ..
+        } => {
+            customer.name = None;
+            customer.username = None;
+            *title = None;
+            *payload = None;
+        }
+    }
+    event
 }
 
 #[cfg(test)]
@@ -429,5 +563,64 @@ mod tests {
         assert!(ids[0].contains("A1") && ids[1].contains("A2") && ids[2].contains("A3"));
         assert!(jobs.iter().all(|j| j.tenant_id == suspended));
         assert_eq!(held.count(&active).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_event_too_large_for_the_queue_is_relayed_as_unsupported_with_its_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let vault = Arc::new(LocalVault::open_or_create(dir.path()).unwrap());
+        let p = Platform::new(store, vault);
+        let queue = EmbeddedQueue::open(dir.path(), platform::specs()).unwrap();
+        let tenant = tenant_with_number(&p, "106540352242922").await;
+        let secret = AppSecret::new("6f1c0e5ad2b94c7e8a3b1d0f9e2c4a7b").unwrap();
+        let inbound = platform::name(platform::INBOUND);
+        let intake = WebhookIntake::new(
+            vec![secret.clone()],
+            VerifyToken::new("verify").unwrap(),
+            p.tenants.clone(),
+            Arc::new(queue.clone()),
+            inbound.clone(),
+        );
+        let mut body = entry("106540352242922", &["wamid.A", "wamid.BIG", "wamid.C"]);
+        let huge = "x".repeat(crate::queue::MAX_BODY_BYTES + 1);
+        body["changes"][0]["value"]["messages"][1]["text"]["body"] = json!(huge);
+        let body =
+            serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [body]}))
+                .unwrap();
+        let report = intake
+            .accept(Some(&secret.sign(&body)), &body)
+            .await
+            .unwrap();
+        assert_eq!(report.enqueued, 3);
+        let received = queue
+            .receive(&inbound, 10, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        let mut contents = Vec::new();
+        for m in &received {
+            let job = InboundJob::open(p.tenants.envelope(), &inbound, &m.body)
+                .await
+                .unwrap();
+            assert_eq!(job.tenant_id, tenant);
+            match job.event.kind {
+                EventKind::CustomerMessage {
+                    content, customer, ..
+                } => {
+                    assert_eq!(customer.id.as_str(), "16505551234");
+                    contents.push((job.event.provider_event_id, content.text_for_crm()));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        contents.sort();
+        assert_eq!(
+            contents,
+            [
+                ("wa:msg:wamid.A".to_string(), "hello".to_string()),
+                ("wa:msg:wamid.BIG".into(), "[unsupported: too_large]".into()),
+                ("wa:msg:wamid.C".into(), "hello".into()),
+            ]
+        );
     }
 }

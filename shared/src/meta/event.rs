@@ -272,6 +272,23 @@ pub enum EventKind {
     AccountError { errors: Vec<MetaError> },
 }
 
+impl EventKind {
+    /// The kind's name, as serialised (`customer_message`, `status`, …): safe to log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::CustomerMessage { .. } => "customer_message",
+            EventKind::BusinessEcho { .. } => "business_echo",
+            EventKind::Edited { .. } => "edited",
+            EventKind::Deleted { .. } => "deleted",
+            EventKind::Reaction { .. } => "reaction",
+            EventKind::Status { .. } => "status",
+            EventKind::Read { .. } => "read",
+            EventKind::Postback { .. } => "postback",
+            EventKind::AccountError { .. } => "account_error",
+        }
+    }
+}
+
 /// Where a delivery status stands. Meta sends them out of order; the worker only moves
 /// forward.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@
 mod event;
 mod ids;
 pub mod instagram;
+mod item;
 mod lenient;
 mod signature;
 mod split;
@@ -24,12 +25,14 @@ pub use event::{
     Referral, ReferredProduct, ReplyTo, SharedContact, SharedPhone, EVENT_SCHEMA_VERSION,
 };
 pub use ids::{InstagramUserId, MessageId, WhatsAppPhone, WhatsAppUserId};
+pub use item::Item;
 pub use signature::{
     verify_signature, verify_signature_any, AppSecret, InvalidAppSecret, SignatureError,
     SIGNATURE_HEADER,
 };
 pub use split::{
-    split_webhook, Ignored, WebhookBatch, WebhookParseError, INSTAGRAM_OBJECT, WHATSAPP_OBJECT,
+    split_webhook, Ignored, WebhookBatch, WebhookParseError, INSTAGRAM_OBJECT, MAX_EVENTS,
+    MAX_ITEMS, WHATSAPP_OBJECT,
 };
 
 #[cfg(test)]

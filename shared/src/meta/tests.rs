@@ -445,3 +445,114 @@ fn account_errors_key_is_stable_and_content_based() {
     assert!(a.events[0].provider_event_id.starts_with("wa:errors:"));
     assert_eq!(a.events[0].timestamp, None);
 }
+
+#[test]
+fn duplicate_keys_refuse_the_delivery_at_any_depth_we_read() {
+    let top = br#"{"object":"page","object":"instagram","entry":[]}"#;
+    assert!(matches!(
+        split_webhook(top),
+        Err(WebhookParseError::DuplicateKey(_))
+    ));
+    let in_message = wa_value(json!({"metadata": metadata(), "contacts": [contact()],
+        "messages": [text_msg("wamid.A", "a")]}))
+    .to_string()
+    .replace(r#""id":"wamid.A""#, r#""id":"wamid.A","id":"wamid.B""#);
+    assert!(in_message.contains("wamid.B"));
+    let err = split_webhook(in_message.as_bytes()).unwrap_err();
+    assert!(matches!(err, WebhookParseError::DuplicateKey(_)), "{err:?}");
+    assert!(!err.is_ignorable());
+    // Also when a neighbour sends the parse down the lenient path first.
+    let lenient = in_message.replace(r#""messages":["#, r#""messages":["junk","#);
+    assert!(matches!(
+        split_webhook(lenient.as_bytes()),
+        Err(WebhookParseError::DuplicateKey(_))
+    ));
+    // Keys we do not read may repeat.
+    let unknown = wa_value(json!({"metadata": metadata(), "contacts": [contact()],
+        "messages": [text_msg("wamid.A", "a")]}))
+    .to_string()
+    .replace(r#""id":"wamid.A""#, r#""id":"wamid.A","x":1,"x":2"#);
+    assert_eq!(
+        ids(&split_webhook(unknown.as_bytes()).unwrap()),
+        ["wa:msg:wamid.A"]
+    );
+}
+
+#[test]
+fn more_than_a_thousand_events_refuse_the_delivery() {
+    let body = |n: usize| {
+        let messages: Vec<Value> = (0..n)
+            .map(|i| text_msg(&format!("wamid.{i}"), "x"))
+            .collect();
+        wa_value(json!({"metadata": metadata(), "contacts": [contact()], "messages": messages}))
+    };
+    assert_eq!(split(&body(MAX_EVENTS as usize)).events.len(), 1000);
+    let err = split_webhook(body(MAX_EVENTS as usize + 1).to_string().as_bytes()).unwrap_err();
+    assert!(matches!(err, WebhookParseError::TooManyItems(_)), "{err:?}");
+    // Elements of any array count too: 30,000 empty contacts.
+    let contacts: Vec<Value> = (0..30_000).map(|_| json!({})).collect();
+    let err = split_webhook(
+        wa_value(json!({"metadata": metadata(), "contacts": contacts}))
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, WebhookParseError::TooManyItems(_)), "{err:?}");
+}
+
+#[test]
+fn numeric_ids_and_types_are_kept_as_unsupported_and_counted() {
+    let b = split(&wa_value(
+        json!({"metadata": metadata(), "contacts": [contact()],
+        "messages": [
+            {"id": 12345, "from": PHONE, "type": "text", "text": {"body": "x"}},
+            {"id": "wamid.T", "from": PHONE, "type": 7, "text": {"body": "x"}}
+        ]}),
+    ));
+    // A numeric id is an id Meta sent unquoted: the message is kept (the operator sees that
+    // something arrived), as unsupported since its typed read failed; a numeric type is no
+    // type at all.
+    assert_eq!(ids(&b), ["wa:msg:12345", "wa:msg:wamid.T"]);
+    let types: Vec<String> = b
+        .events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::CustomerMessage { content, .. } => content.text_for_crm(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(types, ["[unsupported: text]", "[unsupported: malformed]"]);
+    assert_eq!(b.malformed.get("whatsapp:message:text"), 1);
+    assert_eq!(b.malformed.get("whatsapp:message:malformed"), 1);
+    assert!(b.ignored.is_empty());
+}
+
+#[test]
+fn implausible_timestamps_are_replaced_by_the_receipt_time() {
+    let now = 1_767_261_600;
+    let msg = |id: &str, ts: Value| json!({"from": PHONE, "id": id, "timestamp": ts, "type": "text", "text": {"body": "x"}});
+    let mut b = split(&wa_value(
+        json!({"metadata": metadata(), "contacts": [contact()],
+        "messages": [
+            msg("wamid.NEG", json!("-99999999999")),
+            msg("wamid.OLD", json!(1_000_000_000)),
+            msg("wamid.FUT", json!(now + 2 * 86_400)),
+            msg("wamid.OK", json!(now - 60)),
+            msg("wamid.SKEW", json!(now + 600))
+        ],
+        "errors": [{"code": 1}]}),
+    ));
+    assert_eq!(b.clamp_timestamps(now), 3);
+    let times: Vec<Option<i64>> = b.events.iter().map(|e| e.timestamp).collect();
+    assert_eq!(
+        times,
+        [
+            Some(now),
+            Some(now),
+            Some(now),
+            Some(now - 60),
+            Some(now + 600),
+            None
+        ]
+    );
+}

@@ -1,234 +1,226 @@
 //! Serde models of WhatsApp Cloud API webhook payloads (`object: "whatsapp_business_account"`),
 //! as Meta's webhook reference documents them (checked 2026). Tolerant on purpose: unknown
 //! fields are ignored, everything Meta may omit is optional, timestamps may be strings or
-//! numbers, and arrays of items are kept raw so that each item is parsed on its own and one
-//! odd item never costs the rest of the delivery.
+//! numbers, and arrays of items hold [`Item`]s so that one odd item never costs the rest of
+//! the delivery. Strings are borrowed from the body (`Cow`: owned only when escaped).
 //!
 //! Identity fields, 2026: with usernames, a user's phone (`wa_id`, `from`, `to`,
 //! `recipient_id`) may be absent; the business-scoped user id is always present as
 //! `contacts[].user_id`, `messages[].from_user_id`, `message_echoes[].to_user_id` and
 //! `statuses[].recipient_user_id` (omitted only on `failed` statuses sent to a phone).
 
-use serde::Deserialize;
-use serde_json::Value;
+use std::borrow::Cow;
 
+use serde::Deserialize;
+
+use super::item::Item;
 use super::lenient;
 
-/// `entry[]`: one WhatsApp Business Account.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Entry {
-    /// The WhatsApp Business Account id.
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::items")]
-    pub changes: Vec<Value>,
-}
-
 /// `entry[].changes[]`: `field` names the webhook (`messages`, `smb_message_echoes`, …).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Change {
-    #[serde(default)]
-    pub field: Option<String>,
-    #[serde(default)]
-    pub value: Option<Value>,
+/// `value` is read on its own: a field we do not relay may carry anything there.
+#[derive(Debug, Default, Deserialize)]
+pub struct Change<'a> {
+    #[serde(default, borrow)]
+    pub field: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub value: Option<Item<'a, ChangeValue<'a>>>,
 }
 
 /// `changes[].value` of the `messages` and `smb_message_echoes` fields.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ChangeValue {
-    #[serde(default)]
-    pub messaging_product: Option<String>,
-    #[serde(default)]
-    pub metadata: Option<Metadata>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub contacts: Vec<Contact>,
-    #[serde(default, deserialize_with = "lenient::items")]
-    pub messages: Vec<Value>,
-    #[serde(default, deserialize_with = "lenient::items")]
-    pub message_echoes: Vec<Value>,
-    #[serde(default, deserialize_with = "lenient::items")]
-    pub statuses: Vec<Value>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ChangeValue<'a> {
+    #[serde(default, borrow)]
+    pub messaging_product: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub metadata: Option<Metadata<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub contacts: Vec<Item<'a, Contact<'a>>>,
+    #[serde(default, borrow, deserialize_with = "lenient::events")]
+    pub messages: Vec<Item<'a, Message<'a>>>,
+    /// Coexistence echoes: the same shape as messages, `to` being the customer.
+    #[serde(default, borrow, deserialize_with = "lenient::events")]
+    pub message_echoes: Vec<Item<'a, Message<'a>>>,
+    #[serde(default, borrow, deserialize_with = "lenient::events")]
+    pub statuses: Vec<Item<'a, Status<'a>>>,
     /// Errors about the account or app rather than one message.
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub errors: Vec<ErrorObject>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub errors: Vec<Item<'a, ErrorObject<'a>>>,
+}
+
+/// `value.messages[]` (a message from a WhatsApp user), `value.message_echoes[]`
+/// (`smb_message_echoes` field, Coexistence: a message the business sent from the WhatsApp
+/// Business app; `from` is the business, `to` the customer) and the new version inside an
+/// `edit`: one struct for the three, whose `type` names the same-named object
+/// (`"type": "image", "image": {…}`). The type-specific objects are boxed: a message holds
+/// one of them.
+#[derive(Debug, Default, Deserialize)]
+pub struct Message<'a> {
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
+    /// Sender's phone; may be omitted from 2026 (then only `from_user_id` is present).
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub from: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub from_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub from_parent_user_id: Option<Cow<'a, str>>,
+    /// Echoes: the customer's phone and BSUIDs.
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub to: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub to_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub to_parent_user_id: Option<Cow<'a, str>>,
+    /// Present only for messages sent in a group chat.
+    #[serde(default, borrow)]
+    pub group_id: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub timestamp: Option<i64>,
+    #[serde(default, borrow)]
+    pub context: Option<Box<Context<'a>>>,
+    /// Click-to-WhatsApp ad the conversation started from.
+    #[serde(default, borrow)]
+    pub referral: Option<Box<Referral<'a>>>,
+    /// On `unsupported` (and legacy `unknown`) messages: why Meta could not deliver it.
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub errors: Vec<Item<'a, ErrorObject<'a>>>,
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub text: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub image: Option<Box<Media<'a>>>,
+    #[serde(default, borrow)]
+    pub audio: Option<Box<Media<'a>>>,
+    #[serde(default, borrow)]
+    pub video: Option<Box<Media<'a>>>,
+    #[serde(default, borrow)]
+    pub document: Option<Box<Media<'a>>>,
+    #[serde(default, borrow)]
+    pub sticker: Option<Box<Media<'a>>>,
+    #[serde(default, borrow)]
+    pub location: Option<Box<Location<'a>>>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub contacts: Vec<Item<'a, SharedContact<'a>>>,
+    #[serde(default, borrow)]
+    pub interactive: Option<Box<Interactive<'a>>>,
+    #[serde(default, borrow)]
+    pub button: Option<Box<Button<'a>>>,
+    #[serde(default, borrow)]
+    pub reaction: Option<Box<Reaction<'a>>>,
+    #[serde(default, borrow)]
+    pub order: Option<Box<Order<'a>>>,
+    #[serde(default, borrow)]
+    pub system: Option<Box<System<'a>>>,
+    #[serde(default, borrow)]
+    pub unsupported: Option<Unsupported<'a>>,
+    /// Coexistence only; Meta documents it, but delivers user edits as `unsupported` with
+    /// `unsupported.type = "edit"` for now (reference of 2026-06).
+    #[serde(default, borrow)]
+    pub edit: Option<Box<Edit<'a>>>,
+    /// Coexistence only: a user deleted a message within two days.
+    #[serde(default, borrow)]
+    pub revoke: Option<Revoke<'a>>,
+}
+
+/// The minimum of a message that failed to parse as a whole: enough to keep it as
+/// "unsupported" rather than lose it. A `type` that is not a string reads as absent.
+#[derive(Debug, Default, Deserialize)]
+pub struct MessageHead<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub from: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub from_user_id: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub timestamp: Option<i64>,
+    #[serde(default, borrow, rename = "type", deserialize_with = "lenient::string")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub group_id: Option<Cow<'a, str>>,
 }
 
 /// The business phone number a change is about: `phone_number_id` is the routing id.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Metadata {
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub display_phone_number: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub phone_number_id: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Metadata<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub display_phone_number: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub phone_number_id: Option<Cow<'a, str>>,
 }
 
 /// `value.contacts[]`: the WhatsApp user a message is from (or an echo/status is to).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Contact {
-    #[serde(default)]
-    pub profile: Option<Profile>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Contact<'a> {
+    #[serde(default, borrow)]
+    pub profile: Option<Profile<'a>>,
     /// Phone number; may be omitted for users with a username (2026).
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub wa_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub wa_id: Option<Cow<'a, str>>,
     /// Business-scoped user id (BSUID), from April 2026.
-    #[serde(default)]
-    pub user_id: Option<String>,
+    #[serde(default, borrow)]
+    pub user_id: Option<Cow<'a, str>>,
     /// Parent BSUID, only for businesses enrolled in parent BSUIDs.
-    #[serde(default)]
-    pub parent_user_id: Option<String>,
-    #[serde(default)]
-    pub identity_key_hash: Option<String>,
+    #[serde(default, borrow)]
+    pub parent_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub identity_key_hash: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Profile {
-    #[serde(default)]
-    pub name: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Profile<'a> {
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
     /// The user's username, when they adopted one (2026).
-    #[serde(default)]
-    pub username: Option<String>,
+    #[serde(default, borrow)]
+    pub username: Option<Cow<'a, str>>,
 }
 
 /// The `{code, title, message, error_data.details, href}` error object Meta uses in
 /// `value.errors`, `statuses[].errors` and `messages[].errors`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ErrorObject {
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorObject<'a> {
     #[serde(default, deserialize_with = "lenient::int")]
     pub code: Option<i64>,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub error_data: Option<ErrorData>,
-    #[serde(default)]
-    pub href: Option<String>,
+    #[serde(default, borrow)]
+    pub title: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub message: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub error_data: Option<ErrorData<'a>>,
+    #[serde(default, borrow)]
+    pub href: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ErrorData {
-    #[serde(default)]
-    pub details: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorData<'a> {
+    #[serde(default, borrow)]
+    pub details: Option<Cow<'a, str>>,
 }
 
-/// `value.messages[]`: a message from a WhatsApp user. Its type-specific object is in
-/// [`MessageBody`].
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Message {
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Sender's phone; may be omitted from 2026 (then only `from_user_id` is present).
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub from: Option<String>,
-    #[serde(default)]
-    pub from_user_id: Option<String>,
-    #[serde(default)]
-    pub from_parent_user_id: Option<String>,
-    /// Present only for messages sent in a group chat.
-    #[serde(default)]
-    pub group_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub timestamp: Option<i64>,
-    #[serde(default)]
-    pub context: Option<Context>,
-    /// Click-to-WhatsApp ad the conversation started from.
-    #[serde(default)]
-    pub referral: Option<Referral>,
-    /// On `unsupported` (and legacy `unknown`) messages: why Meta could not deliver it.
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub errors: Vec<ErrorObject>,
-    #[serde(flatten)]
-    pub body: MessageBody,
-}
-
-/// `value.message_echoes[]` (`smb_message_echoes` field, Coexistence): a message the business
-/// sent from the WhatsApp Business app or a linked device; `from` is the business, `to` the
-/// customer.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct MessageEcho {
-    #[serde(default)]
-    pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub from: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub to: Option<String>,
-    #[serde(default)]
-    pub to_user_id: Option<String>,
-    #[serde(default)]
-    pub to_parent_user_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub timestamp: Option<i64>,
-    #[serde(default)]
-    pub context: Option<Context>,
-    #[serde(flatten)]
-    pub body: MessageBody,
-}
-
-/// The `type` and its same-named object (`"type": "image", "image": {…}`), shared by incoming
-/// messages, echoes and the new version inside an `edit`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct MessageBody {
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub text: Option<Text>,
-    #[serde(default)]
-    pub image: Option<Media>,
-    #[serde(default)]
-    pub audio: Option<Media>,
-    #[serde(default)]
-    pub video: Option<Media>,
-    #[serde(default)]
-    pub document: Option<Media>,
-    #[serde(default)]
-    pub sticker: Option<Media>,
-    #[serde(default)]
-    pub location: Option<Location>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub contacts: Vec<SharedContact>,
-    #[serde(default)]
-    pub interactive: Option<Interactive>,
-    #[serde(default)]
-    pub button: Option<Button>,
-    #[serde(default)]
-    pub reaction: Option<Reaction>,
-    #[serde(default)]
-    pub order: Option<Order>,
-    #[serde(default)]
-    pub system: Option<System>,
-    #[serde(default)]
-    pub unsupported: Option<Unsupported>,
-    /// Coexistence only; Meta documents it, but delivers user edits as `unsupported` with
-    /// `unsupported.type = "edit"` for now (reference of 2026-06).
-    #[serde(default)]
-    pub edit: Option<Box<Edit>>,
-    /// Coexistence only: a user deleted a message within two days.
-    #[serde(default)]
-    pub revoke: Option<Revoke>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Text {
-    #[serde(default)]
-    pub body: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Text<'a> {
+    #[serde(default, borrow)]
+    pub body: Option<Cow<'a, str>>,
 }
 
 /// `image`, `audio`, `video`, `document` and `sticker` objects. `id` is the media id for the
 /// Graph API media endpoint; `url` (2025+) still needs the access token.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Media {
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
-    pub mime_type: Option<String>,
-    #[serde(default)]
-    pub sha256: Option<String>,
-    #[serde(default)]
-    pub caption: Option<String>,
-    #[serde(default)]
-    pub filename: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Media<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub url: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub mime_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub sha256: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub caption: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub filename: Option<Cow<'a, str>>,
     /// Audio: true for a voice recording.
     #[serde(default, deserialize_with = "lenient::flag")]
     pub voice: bool,
@@ -237,334 +229,308 @@ pub struct Media {
     pub animated: bool,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Location {
+#[derive(Debug, Default, Deserialize)]
+pub struct Location<'a> {
     #[serde(default, deserialize_with = "lenient::float")]
     pub latitude: Option<f64>,
     #[serde(default, deserialize_with = "lenient::float")]
     pub longitude: Option<f64>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub address: Option<String>,
-    #[serde(default)]
-    pub url: Option<String>,
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub address: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub url: Option<Cow<'a, str>>,
 }
 
 /// A contact card shared by the user (`type: "contacts"`).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct SharedContact {
-    #[serde(default)]
-    pub name: Option<ContactName>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub phones: Vec<ContactPhone>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub emails: Vec<ContactEmail>,
-    #[serde(default)]
-    pub org: Option<ContactOrg>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub urls: Vec<ContactUrl>,
-    #[serde(default)]
-    pub birthday: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct SharedContact<'a> {
+    #[serde(default, borrow)]
+    pub name: Option<ContactName<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub phones: Vec<Item<'a, ContactPhone<'a>>>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub emails: Vec<Item<'a, ContactEmail<'a>>>,
+    #[serde(default, borrow)]
+    pub org: Option<ContactOrg<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub urls: Vec<Item<'a, ContactUrl<'a>>>,
+    #[serde(default, borrow)]
+    pub birthday: Option<Cow<'a, str>>,
     /// 2026: the raw vCard, and where the card came from (`contact_request` when the user
     /// tapped a REQUEST_CONTACT_INFO button).
-    #[serde(default)]
-    pub vcard: Option<String>,
-    #[serde(default)]
-    pub origin: Option<String>,
+    #[serde(default, borrow)]
+    pub vcard: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub origin: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ContactName {
-    #[serde(default)]
-    pub formatted_name: Option<String>,
-    #[serde(default)]
-    pub first_name: Option<String>,
-    #[serde(default)]
-    pub last_name: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ContactName<'a> {
+    #[serde(default, borrow)]
+    pub formatted_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub first_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub last_name: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ContactPhone {
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub phone: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub wa_id: Option<String>,
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ContactPhone<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub phone: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub wa_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ContactEmail {
-    #[serde(default)]
-    pub email: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ContactEmail<'a> {
+    #[serde(default, borrow)]
+    pub email: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ContactOrg {
-    #[serde(default)]
-    pub company: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ContactOrg<'a> {
+    #[serde(default, borrow)]
+    pub company: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ContactUrl {
-    #[serde(default)]
-    pub url: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ContactUrl<'a> {
+    #[serde(default, borrow)]
+    pub url: Option<Cow<'a, str>>,
 }
 
 /// A reply to an interactive message: `button_reply`, `list_reply` or `nfm_reply` (a Flow).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Interactive {
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub button_reply: Option<Choice>,
-    #[serde(default)]
-    pub list_reply: Option<Choice>,
-    #[serde(default)]
-    pub nfm_reply: Option<FlowReply>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Interactive<'a> {
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub button_reply: Option<Choice<'a>>,
+    #[serde(default, borrow)]
+    pub list_reply: Option<Choice<'a>>,
+    #[serde(default, borrow)]
+    pub nfm_reply: Option<FlowReply<'a>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Choice {
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub id: Option<String>,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Choice<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub title: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub description: Option<Cow<'a, str>>,
 }
 
 /// A WhatsApp Flow's completion: `response_json` is a JSON document as a string.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct FlowReply {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub response_json: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct FlowReply<'a> {
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub body: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub response_json: Option<Cow<'a, str>>,
 }
 
 /// A quick-reply button of a template message (`type: "button"`).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Button {
-    #[serde(default)]
-    pub payload: Option<String>,
-    #[serde(default)]
-    pub text: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Button<'a> {
+    #[serde(default, borrow)]
+    pub payload: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub text: Option<Cow<'a, str>>,
 }
 
 /// `type: "reaction"`; `emoji` is omitted when the user removes their reaction.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Reaction {
-    #[serde(default)]
-    pub message_id: Option<String>,
-    #[serde(default)]
-    pub emoji: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Reaction<'a> {
+    #[serde(default, borrow)]
+    pub message_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub emoji: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Order {
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub catalog_id: Option<String>,
-    #[serde(default)]
-    pub text: Option<String>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub product_items: Vec<ProductItem>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Order<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub catalog_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub text: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub product_items: Vec<Item<'a, ProductItem<'a>>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ProductItem {
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub product_retailer_id: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ProductItem<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub product_retailer_id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::uint")]
     pub quantity: Option<u64>,
     /// A JSON number (`7.99`); kept exact.
     #[serde(default)]
     pub item_price: Option<serde_json::Number>,
-    #[serde(default)]
-    pub currency: Option<String>,
+    #[serde(default, borrow)]
+    pub currency: Option<Cow<'a, str>>,
 }
 
 /// `type: "system"`: the user changed their number (`user_changed_number`) or, from 2026,
 /// their BSUID (`user_changed_user_id`). System messages carry no `contacts` array.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct System {
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub wa_id: Option<String>,
-    #[serde(default)]
-    pub user_id: Option<String>,
-    #[serde(default)]
-    pub parent_user_id: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct System<'a> {
+    #[serde(default, borrow)]
+    pub body: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub wa_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub parent_user_id: Option<Cow<'a, str>>,
 }
 
 /// `type: "unsupported"`: `unsupported.type` names what Cloud API could not deliver
 /// (`poll_creation`, `edit`, `pin`, …).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Unsupported {
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Unsupported<'a> {
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
 }
 
 /// `type: "edit"`: the new version of `original_message_id`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Edit {
-    #[serde(default)]
-    pub original_message_id: Option<String>,
-    #[serde(default)]
-    pub message: Option<EditedMessage>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Edit<'a> {
+    #[serde(default, borrow)]
+    pub original_message_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub message: Option<Message<'a>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct EditedMessage {
-    #[serde(default)]
-    pub context: Option<Context>,
-    #[serde(flatten)]
-    pub body: MessageBody,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Revoke {
-    #[serde(default)]
-    pub original_message_id: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Revoke<'a> {
+    #[serde(default, borrow)]
+    pub original_message_id: Option<Cow<'a, str>>,
 }
 
 /// `messages[].context`: a reply (`id` of the quoted message), a forward flag, or the product
 /// a "Message business" button was tapped on.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Context {
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub from: Option<String>,
-    #[serde(default)]
-    pub id: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Context<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub from: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::flag")]
     pub forwarded: bool,
     #[serde(default, deserialize_with = "lenient::flag")]
     pub frequently_forwarded: bool,
-    #[serde(default)]
-    pub referred_product: Option<ReferredProduct>,
+    #[serde(default, borrow)]
+    pub referred_product: Option<ReferredProduct<'a>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ReferredProduct {
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub catalog_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub product_retailer_id: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ReferredProduct<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub catalog_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub product_retailer_id: Option<Cow<'a, str>>,
 }
 
 /// Click-to-WhatsApp ad attribution (first message after the ad tap only).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Referral {
-    #[serde(default)]
-    pub source_url: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub source_id: Option<String>,
-    #[serde(default)]
-    pub source_type: Option<String>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub headline: Option<String>,
-    #[serde(default)]
-    pub media_type: Option<String>,
-    #[serde(default)]
-    pub image_url: Option<String>,
-    #[serde(default)]
-    pub video_url: Option<String>,
-    #[serde(default)]
-    pub thumbnail_url: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Referral<'a> {
+    #[serde(default, borrow)]
+    pub source_url: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub source_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub source_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub body: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub headline: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub media_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub image_url: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub video_url: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub thumbnail_url: Option<Cow<'a, str>>,
     /// Omitted for ads in WhatsApp Status.
-    #[serde(default)]
-    pub ctwa_clid: Option<String>,
-    #[serde(default)]
-    pub welcome_message: Option<WelcomeMessage>,
+    #[serde(default, borrow)]
+    pub ctwa_clid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub welcome_message: Option<WelcomeMessage<'a>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct WelcomeMessage {
-    #[serde(default)]
-    pub text: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct WelcomeMessage<'a> {
+    #[serde(default, borrow)]
+    pub text: Option<Cow<'a, str>>,
 }
 
 /// `value.statuses[]`: what became of a message the business sent.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Status {
-    #[serde(default)]
-    pub id: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Status<'a> {
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
     /// `sent`, `delivered`, `read`, `played` (voice) or `failed`.
-    #[serde(default)]
-    pub status: Option<String>,
+    #[serde(default, borrow)]
+    pub status: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub timestamp: Option<i64>,
     /// The user's phone, or the group id; omitted for a BSUID-only user (2026).
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub recipient_id: Option<String>,
-    #[serde(default)]
-    pub recipient_user_id: Option<String>,
-    #[serde(default)]
-    pub recipient_parent_user_id: Option<String>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub recipient_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub recipient_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub recipient_parent_user_id: Option<Cow<'a, str>>,
     /// `group` for messages sent to a group.
-    #[serde(default)]
-    pub recipient_type: Option<String>,
-    #[serde(default)]
-    pub biz_opaque_callback_data: Option<String>,
+    #[serde(default, borrow)]
+    pub recipient_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub biz_opaque_callback_data: Option<Cow<'a, str>>,
     /// Omitted from v24.0 except for free entry point conversations.
-    #[serde(default)]
-    pub conversation: Option<Conversation>,
-    #[serde(default)]
-    pub pricing: Option<Pricing>,
-    #[serde(default, deserialize_with = "lenient::list")]
-    pub errors: Vec<ErrorObject>,
+    #[serde(default, borrow)]
+    pub conversation: Option<Conversation<'a>>,
+    #[serde(default, borrow)]
+    pub pricing: Option<Pricing<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub errors: Vec<Item<'a, ErrorObject<'a>>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Conversation {
-    #[serde(default)]
-    pub id: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct Conversation<'a> {
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub expiration_timestamp: Option<i64>,
-    #[serde(default)]
-    pub origin: Option<ConversationOrigin>,
+    #[serde(default, borrow)]
+    pub origin: Option<ConversationOrigin<'a>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ConversationOrigin {
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub struct ConversationOrigin<'a> {
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Pricing {
+#[derive(Debug, Default, Deserialize)]
+pub struct Pricing<'a> {
     #[serde(default)]
     pub billable: Option<bool>,
-    #[serde(default)]
-    pub pricing_model: Option<String>,
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub category: Option<String>,
-}
-
-/// The minimum of a message that failed to parse as a whole: enough to keep it as
-/// "unsupported" rather than lose it.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct MessageHead {
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub from: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub from_user_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub timestamp: Option<i64>,
-    #[serde(default, rename = "type", deserialize_with = "lenient::text")]
-    pub kind: Option<String>,
-    #[serde(default, deserialize_with = "lenient::text")]
-    pub group_id: Option<String>,
+    #[serde(default, borrow)]
+    pub pricing_model: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub category: Option<Cow<'a, str>>,
 }

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use wappline::ids::{InstagramAccountId, PhoneNumberId};
 use wappline::meta::*;
 
+mod snapshot;
+
 const PNID: &str = "106540352242922";
 const PNID2: &str = "113355779024681";
 const PHONE: &str = "16505551234";

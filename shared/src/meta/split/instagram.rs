@@ -2,8 +2,10 @@
 //! edits, deletions, postbacks, reads), with the reasons for what is left out (see the
 //! parent module's documentation).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::ids::InstagramAccountId;
 use crate::meta::event::{
@@ -12,23 +14,23 @@ use crate::meta::event::{
 };
 use crate::meta::ids::InstagramUserId;
 use crate::meta::instagram as ig;
-use crate::meta::lenient::{label, to_unix_seconds};
+use crate::meta::item::Item;
+use crate::meta::lenient::{label, own, to_unix_seconds};
 
-use super::{event, message_id, non_empty, WebhookBatch};
+use super::{event, message_id, non_empty, Entry, WebhookBatch};
 
-pub(super) fn instagram_entry(raw: &Value, batch: &mut WebhookBatch) {
-    let Ok(entry) = ig::Entry::deserialize(raw) else {
+pub(super) fn instagram_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBatch) {
+    let Some(entry) = entry.ok() else {
         batch.ignored.add("instagram:malformed_entry");
         return;
     };
-    if !entry.standby.is_empty() {
-        let n = u32::try_from(entry.standby.len()).unwrap_or(u32::MAX);
-        batch.ignored.add_n("instagram:standby", n);
+    if entry.standby > 0 {
+        batch.ignored.add_n("instagram:standby", entry.standby);
     }
     for change in &entry.changes {
         let field = change
-            .get("field")
-            .and_then(Value::as_str)
+            .ok()
+            .and_then(|c| c.field.as_deref())
             .unwrap_or("none");
         batch
             .ignored
@@ -45,41 +47,40 @@ pub(super) fn instagram_entry(raw: &Value, batch: &mut WebhookBatch) {
 
 /// The minimum of a messaging item that failed to parse as a whole.
 #[derive(Default, Deserialize)]
-struct IgHead {
-    #[serde(default)]
-    sender: Option<ig::Party>,
-    #[serde(default)]
-    recipient: Option<ig::Party>,
+struct IgHead<'a> {
+    #[serde(default, borrow)]
+    sender: Option<ig::Party<'a>>,
+    #[serde(default, borrow)]
+    recipient: Option<ig::Party<'a>>,
     #[serde(default, deserialize_with = "crate::meta::lenient::int")]
     timestamp: Option<i64>,
-    #[serde(default)]
-    message: Option<IgHeadMessage>,
+    #[serde(default, borrow)]
+    message: Option<IgHeadMessage<'a>>,
 }
 
 #[derive(Default, Deserialize)]
-struct IgHeadMessage {
-    #[serde(default, deserialize_with = "crate::meta::lenient::text")]
-    mid: Option<String>,
+struct IgHeadMessage<'a> {
+    #[serde(default, borrow, deserialize_with = "crate::meta::lenient::text")]
+    mid: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "crate::meta::lenient::flag")]
     is_echo: bool,
 }
 
 fn instagram_messaging(
-    raw: &Value,
+    item: &Item<'_, ig::Messaging<'_>>,
     entry_account: Option<&InstagramAccountId>,
     entry_time: Option<i64>,
     batch: &mut WebhookBatch,
 ) {
-    let parsed = ig::Messaging::deserialize(raw);
-    let (sender, recipient, ts_ms, is_echo) = match &parsed {
-        Ok(ev) => (
+    let (sender, recipient, ts_ms, is_echo) = match item {
+        Item::Ok(ev) => (
             ev.sender.as_ref().and_then(|p| p.id.clone()),
             ev.recipient.as_ref().and_then(|p| p.id.clone()),
             ev.timestamp,
             ev.message.as_ref().is_some_and(|m| m.is_echo),
         ),
-        Err(_) => {
-            let h = IgHead::deserialize(raw).unwrap_or_default();
+        Item::Bad(raw) => {
+            let h: IgHead = serde_json::from_str(raw.get()).unwrap_or_default();
             (
                 h.sender.and_then(|p| p.id),
                 h.recipient.and_then(|p| p.id),
@@ -119,9 +120,9 @@ fn instagram_messaging(
         },
         ts_ms: ts_ms.or(entry_time),
     };
-    match parsed {
-        Ok(ev) => ig.dispatch(ev, raw, batch),
-        Err(_) => ig.malformed(raw, batch),
+    match item {
+        Item::Ok(ev) => ig.dispatch(ev, batch),
+        Item::Bad(raw) => ig.malformed(raw, batch),
     }
 }
 
@@ -144,10 +145,10 @@ impl IgItem {
         self.ts_ms.map(|t| t.to_string()).unwrap_or_default()
     }
 
-    fn dispatch(&self, ev: ig::Messaging, raw: &Value, batch: &mut WebhookBatch) {
+    fn dispatch(&self, ev: &ig::Messaging, batch: &mut WebhookBatch) {
         let customer = self.customer.clone();
         let who = customer.id.as_str().to_owned();
-        if let Some(msg) = ev.message {
+        if let Some(msg) = &ev.message {
             let Some(mid) = message_id(msg.mid.as_deref()) else {
                 batch.ignored.add("instagram:malformed_message");
                 return;
@@ -160,7 +161,7 @@ impl IgItem {
                 };
                 return self.push(batch, format!("ig:deleted:{mid}"), kind);
             }
-            let content = ig_content(&msg);
+            let content = ig_content(msg);
             let reply_to = msg.reply_to.as_ref().and_then(ig_reply_to);
             if self.by == Party::Business {
                 let kind = EventKind::BusinessEcho {
@@ -168,7 +169,7 @@ impl IgItem {
                     message_id: mid.clone(),
                     content,
                     reply_to,
-                    app_id: msg.app_id.clone(),
+                    app_id: own(&msg.app_id),
                 };
                 self.push(batch, format!("ig:echo:{mid}"), kind);
             } else {
@@ -184,7 +185,7 @@ impl IgItem {
                 };
                 self.push(batch, format!("ig:msg:{mid}"), kind);
             }
-        } else if let Some(edit) = ev.message_edit {
+        } else if let Some(edit) = &ev.message_edit {
             let Some(mid) = message_id(edit.mid.as_deref()) else {
                 batch.ignored.add("instagram:malformed_edit");
                 return;
@@ -193,7 +194,7 @@ impl IgItem {
                 .num_edit
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| self.ts_text());
-            let content = match edit.text {
+            let content = match own(&edit.text) {
                 Some(body) => Content::Text { body },
                 None => Content::Unsupported {
                     type_name: "edit".into(),
@@ -208,7 +209,7 @@ impl IgItem {
                 edit_count: edit.num_edit,
             };
             self.push(batch, format!("ig:edit:{mid}:{version}"), kind);
-        } else if let Some(r) = ev.reaction {
+        } else if let Some(r) = &ev.reaction {
             let Some(mid) = message_id(r.mid.as_deref()) else {
                 batch.ignored.add("instagram:malformed_reaction");
                 return;
@@ -228,7 +229,7 @@ impl IgItem {
                 by: self.by,
             };
             self.push(batch, provider, kind);
-        } else if let Some(read) = ev.read {
+        } else if let Some(read) = &ev.read {
             if self.by == Party::Business {
                 batch.ignored.add("instagram:read_by_business");
                 return;
@@ -248,7 +249,7 @@ impl IgItem {
                 watermark: read.watermark,
             };
             self.push(batch, format!("ig:read:{who}:{mark}"), kind);
-        } else if let Some(pb) = ev.postback {
+        } else if let Some(pb) = &ev.postback {
             let mid = message_id(pb.mid.as_deref());
             let provider = match &mid {
                 Some(m) => format!("ig:postback:{m}"),
@@ -257,18 +258,15 @@ impl IgItem {
             let kind = EventKind::Postback {
                 customer,
                 message_id: mid,
-                title: pb.title,
-                payload: pb.payload,
+                title: own(&pb.title),
+                payload: own(&pb.payload),
             };
             self.push(batch, provider, kind);
         } else {
-            let key = raw
-                .as_object()
-                .and_then(|o| {
-                    o.keys()
-                        .find(|k| !matches!(k.as_str(), "sender" | "recipient" | "timestamp"))
-                })
-                .map(|k| label(k))
+            let key = ev
+                .other
+                .as_deref()
+                .map(label)
                 .unwrap_or_else(|| "empty".into());
             batch.ignored.add(format!("instagram:{key}"));
         }
@@ -276,8 +274,8 @@ impl IgItem {
 
     /// A messaging item whose payload does not parse: a message with a readable `mid` is
     /// kept as `Unsupported`, anything else is counted.
-    fn malformed(&self, raw: &Value, batch: &mut WebhookBatch) {
-        let head = IgHead::deserialize(raw).unwrap_or_default();
+    fn malformed(&self, raw: &RawValue, batch: &mut WebhookBatch) {
+        let head: IgHead = serde_json::from_str(raw.get()).unwrap_or_default();
         let Some(mid) = head
             .message
             .as_ref()
@@ -286,6 +284,7 @@ impl IgItem {
             batch.ignored.add("instagram:malformed_messaging");
             return;
         };
+        batch.malformed.add("instagram:messaging:malformed");
         let content = Content::Unsupported {
             type_name: "malformed".into(),
             errors: Vec::new(),
@@ -326,13 +325,18 @@ fn ig_content(msg: &ig::Message) -> Content {
     if let Some(text) = non_empty(&msg.text) {
         parts.push(match &msg.quick_reply {
             Some(q) => Content::Button {
-                payload: q.payload.clone(),
+                payload: own(&q.payload),
                 text: Some(text),
             },
             None => Content::Text { body: text },
         });
     }
-    parts.extend(msg.attachments.iter().map(ig_attachment));
+    parts.extend(
+        msg.attachments
+            .iter()
+            .filter_map(Item::ok)
+            .map(ig_attachment),
+    );
     if msg.is_unsupported {
         parts.push(Content::Unsupported {
             type_name: "instagram_unsupported".into(),
@@ -351,23 +355,24 @@ fn ig_content(msg: &ig::Message) -> Content {
 
 fn ig_attachment(a: &ig::Attachment) -> Content {
     let kind = a.kind.as_deref().unwrap_or("missing");
-    let payload = a.payload.clone().unwrap_or_default();
+    let payload = a.payload.as_ref();
+    let url = payload.and_then(|p| own(&p.url));
     let media = |k: MediaKind| {
         let mut m = Media::new(k);
-        m.url = payload.url.clone();
+        m.url = url.clone();
         Content::Media(m)
     };
     match kind {
-        "image" if payload.sticker_id.is_some() => media(MediaKind::Sticker),
+        "image" if payload.is_some_and(|p| p.sticker_id.is_some()) => media(MediaKind::Sticker),
         "image" => media(MediaKind::Image),
         "video" => media(MediaKind::Video),
         "audio" => media(MediaKind::Audio),
         "file" => media(MediaKind::File),
-        "story_mention" => Content::StoryMention { url: payload.url },
+        "story_mention" => Content::StoryMention { url },
         "share" | "ig_reel" | "reel" | "ig_post" | "post" | "fallback" => Content::Share {
             share_type: kind.to_string(),
-            url: payload.url,
-            title: payload.title,
+            url,
+            title: payload.and_then(|p| own(&p.title)),
         },
         other => Content::Unsupported {
             type_name: label(other),
@@ -379,8 +384,8 @@ fn ig_attachment(a: &ig::Attachment) -> Content {
 fn ig_reply_to(r: &ig::ReplyTo) -> Option<ReplyTo> {
     if let Some(story) = &r.story {
         return Some(ReplyTo::Story {
-            story_id: story.id.clone(),
-            url: story.url.clone(),
+            story_id: own(&story.id),
+            url: own(&story.url),
         });
     }
     Some(ReplyTo::Message {
@@ -389,13 +394,13 @@ fn ig_reply_to(r: &ig::ReplyTo) -> Option<ReplyTo> {
 }
 
 fn ig_referral(r: &ig::Referral) -> Referral {
-    let ads = r.ads_context_data.clone().unwrap_or_default();
+    let ads = r.ads_context_data.as_ref();
     Referral {
-        source_type: r.source.clone().or_else(|| r.kind.clone()),
-        source_id: r.ad_id.clone(),
-        headline: ads.ad_title,
-        media_url: ads.photo_url.or(ads.video_url),
-        ref_param: r.ref_param.clone(),
+        source_type: own(&r.source).or_else(|| own(&r.kind)),
+        source_id: own(&r.ad_id),
+        headline: ads.and_then(|a| own(&a.ad_title)),
+        media_url: ads.and_then(|a| own(&a.photo_url).or_else(|| own(&a.video_url))),
+        ref_param: own(&r.ref_param),
         ..Referral::default()
     }
 }

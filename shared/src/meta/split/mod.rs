@@ -6,9 +6,11 @@
 //! messages, then echoes, then statuses, then account errors). Duplicates are kept:
 //! deduplication is the worker's job, by `provider_event_id`.
 //!
-//! The JSON is parsed once; each item is then read on its own, so one odd item is counted
-//! and skipped (or kept as `Unsupported`), never an error for the batch. Items that are not
-//! ours to relay are counted in [`Ignored`] under these reasons, for the caller's log:
+//! The body is read straight into borrowed typed structs, once for nearly every delivery;
+//! when an item does not fit, a lenient pass reads each item on its own (see `item`), so one
+//! odd item is counted and skipped (or kept as `Unsupported`), never an error for the batch.
+//! Items that are not ours to relay are counted in [`Ignored`] under these reasons, for the
+//! caller's log:
 //!
 //! - `whatsapp:field:<field>`: a webhook field other than `messages` / `smb_message_echoes`
 //!   (`history`, `smb_app_state_sync`, `user_preferences`, `account_update`, …);
@@ -27,6 +29,15 @@
 //! - `instagram:<key>`: a messaging item of another kind (`referral` alone, `optin`, …);
 //! - `object:<name>`: in a top-level array, an element of an unsupported `object`.
 //!
+//! Messages kept as `Unsupported` because they did not parse are not ignored, but counted in
+//! [`WebhookBatch::malformed`] as `whatsapp:message:<type>`, `instagram:messaging:malformed`,
+//! for a warning in the caller's log.
+//!
+//! The whole delivery is refused (an error, nothing relayed) when it is not JSON, not a
+//! webhook, gives a known field twice (`{"object": "a", "object": "b"}` at any depth we
+//! read: answered 400 rather than read by its last key), or holds more than
+//! [`MAX_EVENTS`] events or [`MAX_ITEMS`] array elements (413).
+//!
 //! The common part (the batch, the ignored counts, the errors and the top-level dispatch)
 //! is here; [`whatsapp`] reads WhatsApp Cloud API entries and [`instagram`] Instagram
 //! Messaging entries.
@@ -34,13 +45,18 @@
 mod instagram;
 mod whatsapp;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde_json::Value;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::event::{AccountRef, EventKind, InboundEvent, MetaError, EVENT_SCHEMA_VERSION};
 use super::ids::MessageId;
-use super::lenient::label;
+use super::instagram as ig;
+use super::item::{self, Abort, Item};
+pub use super::item::{MAX_EVENTS, MAX_ITEMS};
+use super::lenient::{self, label, own};
 use super::whatsapp as wa;
 use instagram::instagram_entry;
 use whatsapp::whatsapp_entry;
@@ -55,6 +71,36 @@ pub const INSTAGRAM_OBJECT: &str = "instagram";
 pub struct WebhookBatch {
     pub events: Vec<InboundEvent>,
     pub ignored: Ignored,
+    /// Events kept as `Unsupported` because their item did not parse (they are in
+    /// `events`), by product, item and type: for a warning, never silently relayed.
+    pub malformed: Ignored,
+}
+
+/// 2009-01-01: no WhatsApp nor Instagram event is older.
+const EARLIEST_EVENT_TIME: i64 = 1_230_768_000;
+/// How far ahead of our clock an event time may be (clock skew, time zones mistaken).
+const FUTURE_TOLERANCE_SECS: i64 = 86_400;
+
+impl WebhookBatch {
+    /// Replaces event times that cannot be true (negative, before 2009, or more than a day
+    /// after `now`) by `now`, the receipt time, logging the event kind (no ids, no content).
+    /// Returns how many were replaced.
+    pub fn clamp_timestamps(&mut self, now: i64) -> usize {
+        let mut n = 0;
+        for ev in &mut self.events {
+            if let Some(t) = ev.timestamp {
+                if !(EARLIEST_EVENT_TIME..=now.saturating_add(FUTURE_TOLERANCE_SECS)).contains(&t) {
+                    tracing::warn!(
+                        event = ev.kind.name(),
+                        "webhook event time out of range; receipt time used"
+                    );
+                    ev.timestamp = Some(now);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
 }
 
 /// Counts of items not turned into events, by reason (see the module documentation). The
@@ -98,6 +144,12 @@ pub enum WebhookParseError {
     /// JSON, but not shaped like a Meta webhook (no `object`, no `entry` array): answer 400.
     #[error("not a Meta webhook: {0}")]
     NotAWebhook(&'static str),
+    /// A known field given twice (at any depth we read): answer 400 rather than pick one.
+    #[error("duplicate JSON key: {0}")]
+    DuplicateKey(String),
+    /// More than [`MAX_EVENTS`] events or [`MAX_ITEMS`] array elements: answer 413.
+    #[error("{0}")]
+    TooManyItems(&'static str),
     /// A well-formed webhook for a product we do not relay (`page`, `user`, …): answer 200 so
     /// Meta does not retry, and ignore it. The name is sanitised.
     #[error("unsupported webhook object {0:?}")]
@@ -111,28 +163,32 @@ impl WebhookParseError {
     }
 }
 
-/// Parses a (signature-verified) webhook body once and returns every event of every entry,
+/// Parses a (signature-verified) webhook body and returns every event of every entry,
 /// change, message, status and echo in it. A body may be one webhook object or, tolerated,
 /// an array of them.
 pub fn split_webhook(raw_body: &[u8]) -> Result<WebhookBatch, WebhookParseError> {
-    let root: Value = serde_json::from_slice(raw_body).map_err(|e| {
-        WebhookParseError::MalformedJson(format!(
-            "{:?} error at line {} column {}",
-            e.classify(),
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let body = match item::parse::<Body>(raw_body, false) {
+        Ok(body) => body,
+        Err((e, abort)) => {
+            refused(&e, abort)?;
+            // Something did not fit its type: read again, item by item.
+            item::parse::<Body>(raw_body, true).or_else(|(e, abort)| {
+                refused(&e, abort)?;
+                Err(WebhookParseError::NotAWebhook("body is not a JSON object"))
+            })?
+        }
+    };
     let mut batch = WebhookBatch::default();
-    match &root {
-        Value::Array(items) => {
+    match body {
+        Body::One(root) => split_object(Some(&root), &mut batch)?,
+        Body::Many(items) => {
             if items.is_empty() {
                 return Err(WebhookParseError::NotAWebhook("empty array"));
             }
             let mut supported = false;
             let mut first_unsupported = None;
-            for item in items {
-                match split_object(item, &mut batch) {
+            for item in &items {
+                match split_object(item.ok(), &mut batch) {
                     Ok(()) => supported = true,
                     Err(WebhookParseError::UnsupportedObject(name)) => {
                         batch.ignored.add(format!("object:{name}"));
@@ -147,25 +203,228 @@ pub fn split_webhook(raw_body: &[u8]) -> Result<WebhookBatch, WebhookParseError>
                 ));
             }
         }
-        other => split_object(other, &mut batch)?,
+        Body::Other => {
+            return Err(WebhookParseError::NotAWebhook("body is not a JSON object"));
+        }
     }
     Ok(batch)
 }
 
-fn split_object(v: &Value, batch: &mut WebhookBatch) -> Result<(), WebhookParseError> {
-    let obj = v
-        .as_object()
-        .ok_or(WebhookParseError::NotAWebhook("body is not a JSON object"))?;
-    let object = obj
-        .get("object")
-        .and_then(Value::as_str)
+/// The error that refuses the whole delivery, if `e` is one (else the lenient pass runs).
+fn refused(e: &serde_json::Error, abort: Option<Abort>) -> Result<(), WebhookParseError> {
+    match abort {
+        Some(Abort::DuplicateKey) => Err(WebhookParseError::DuplicateKey(format!(
+            "error at line {} column {}",
+            e.line(),
+            e.column()
+        ))),
+        Some(Abort::TooManyEvents) => Err(WebhookParseError::TooManyItems(
+            "more than 1000 events in one delivery",
+        )),
+        Some(Abort::TooManyItems) => Err(WebhookParseError::TooManyItems(
+            "more than 20000 array elements in one delivery",
+        )),
+        None if e.is_syntax() || e.is_eof() => Err(WebhookParseError::MalformedJson(format!(
+            "{:?} error at line {} column {}",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The body: one webhook object, an array of them (tolerated), or other JSON.
+enum Body<'a> {
+    One(Root<'a>),
+    Many(Vec<Item<'a, Root<'a>>>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Body<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Body<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a webhook")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Body<'de>, A::Error> {
+                Root::from_map(map).map(Body::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body<'de>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element()? {
+                    item::spend(false).map_err(de::Error::custom)?;
+                    items.push(v);
+                }
+                Ok(Body::Many(items))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Body<'de>, E> {
+                Ok(Body::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Body<'de>, E> {
+                Ok(Body::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Body<'de>, E> {
+                Ok(Body::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Body<'de>, E> {
+                Ok(Body::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Body<'de>, E> {
+                Ok(Body::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Body<'de>, E> {
+                Ok(Body::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A webhook object: `object` names the product; `entry` is read whatever the order of the
+/// two keys, as entries that serve either product.
+struct Root<'a> {
+    object: Option<Cow<'a, str>>,
+    /// None when absent or not an array.
+    entry: Option<Vec<Item<'a, Entry<'a>>>>,
+}
+
+impl<'de> Root<'de> {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut root = Root {
+            object: None,
+            entry: None,
+        };
+        let (mut seen_object, mut seen_entry) = (false, false);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match &*key {
+                "object" => {
+                    if std::mem::replace(&mut seen_object, true) {
+                        return Err(de::Error::duplicate_field("object"));
+                    }
+                    root.object = map.next_value::<Str>()?.0;
+                }
+                "entry" => {
+                    if std::mem::replace(&mut seen_entry, true) {
+                        return Err(de::Error::duplicate_field("entry"));
+                    }
+                    root.entry = map.next_value::<Entries>()?.0;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(root)
+    }
+}
+
+impl<'de> Deserialize<'de> for Root<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Root<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a webhook object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Root<'de>, A::Error> {
+                Root::from_map(map)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A string value, or None for any other JSON.
+struct Str<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient::string(d).map(Str)
+    }
+}
+
+/// `entry`: Some when it is an array.
+struct Entries<'a>(Option<Vec<Item<'a, Entry<'a>>>>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("entries")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entries<'de>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element()? {
+                    item::spend(false).map_err(de::Error::custom)?;
+                    items.push(v);
+                }
+                Ok(Entries(Some(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Entries(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+            fn visit_unit<E>(self) -> Result<Entries<'de>, E> {
+                Ok(Entries(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `entry[]`, for either product: a WhatsApp Business Account (`id`, `changes`) or an
+/// Instagram professional account (`id`, `time` in milliseconds, `messaging`, `standby`,
+/// and `changes` for comments and mentions).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct Entry<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    time: Option<i64>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    changes: Vec<Item<'a, wa::Change<'a>>>,
+    #[serde(default, borrow, deserialize_with = "lenient::events")]
+    messaging: Vec<Item<'a, ig::Messaging<'a>>>,
+    /// Events for conversations another app controls (handover protocol): counted only.
+    #[serde(default, deserialize_with = "lenient::count")]
+    standby: u32,
+}
+
+fn split_object(
+    root: Option<&Root<'_>>,
+    batch: &mut WebhookBatch,
+) -> Result<(), WebhookParseError> {
+    let root = root.ok_or(WebhookParseError::NotAWebhook("body is not a JSON object"))?;
+    let object = root
+        .object
+        .as_deref()
         .ok_or(WebhookParseError::NotAWebhook("missing \"object\" string"))?;
     if object != WHATSAPP_OBJECT && object != INSTAGRAM_OBJECT {
         return Err(WebhookParseError::UnsupportedObject(label(object)));
     }
-    let entries = obj
-        .get("entry")
-        .and_then(Value::as_array)
+    let entries = root
+        .entry
+        .as_ref()
         .ok_or(WebhookParseError::NotAWebhook("missing \"entry\" array"))?;
     for entry in entries {
         if object == WHATSAPP_OBJECT {
@@ -196,19 +455,22 @@ fn message_id(s: Option<&str>) -> Option<MessageId> {
     s.and_then(|s| MessageId::parse(s).ok())
 }
 
-fn non_empty(s: &Option<String>) -> Option<String> {
-    s.as_ref().filter(|s| !s.trim().is_empty()).cloned()
+fn non_empty(s: &Option<Cow<'_, str>>) -> Option<String> {
+    s.as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned)
 }
 
-fn meta_errors(errors: &[wa::ErrorObject]) -> Vec<MetaError> {
+fn meta_errors(errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Vec<MetaError> {
     errors
         .iter()
+        .filter_map(Item::ok)
         .map(|e| MetaError {
             code: e.code,
-            title: e.title.clone(),
-            message: e.message.clone(),
-            details: e.error_data.as_ref().and_then(|d| d.details.clone()),
-            href: e.href.clone(),
+            title: own(&e.title),
+            message: own(&e.message),
+            details: e.error_data.as_ref().and_then(|d| own(&d.details)),
+            href: own(&e.href),
         })
         .collect()
 }

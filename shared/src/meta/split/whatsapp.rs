@@ -2,8 +2,7 @@
 //! account errors, in that order, with the reasons for what is left out (see the parent
 //! module's documentation).
 
-use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::ids::PhoneNumberId;
@@ -13,18 +12,19 @@ use crate::meta::event::{
     SharedPhone,
 };
 use crate::meta::ids::{WhatsAppPhone, WhatsAppUserId};
-use crate::meta::lenient::label;
+use crate::meta::item::Item;
+use crate::meta::lenient::{label, own};
 use crate::meta::whatsapp as wa;
 
-use super::{event, message_id, meta_errors, non_empty, WebhookBatch};
+use super::{event, message_id, meta_errors, non_empty, Entry, WebhookBatch};
 
-pub(super) fn whatsapp_entry(raw: &Value, batch: &mut WebhookBatch) {
-    let Ok(entry) = wa::Entry::deserialize(raw) else {
+pub(super) fn whatsapp_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBatch) {
+    let Some(entry) = entry.ok() else {
         batch.ignored.add("whatsapp:malformed_entry");
         return;
     };
-    for raw_change in &entry.changes {
-        let Ok(change) = wa::Change::deserialize(raw_change) else {
+    for change in &entry.changes {
+        let Some(change) = change.ok() else {
             batch.ignored.add("whatsapp:malformed_change");
             continue;
         };
@@ -35,11 +35,7 @@ pub(super) fn whatsapp_entry(raw: &Value, batch: &mut WebhookBatch) {
                 .add(format!("whatsapp:field:{}", label(field)));
             continue;
         }
-        let Some(value) = change
-            .value
-            .as_ref()
-            .and_then(|v| wa::ChangeValue::deserialize(v).ok())
-        else {
+        let Some(value) = change.value.as_ref().and_then(Item::ok) else {
             batch.ignored.add("whatsapp:malformed_change");
             continue;
         };
@@ -52,7 +48,7 @@ pub(super) fn whatsapp_entry(raw: &Value, batch: &mut WebhookBatch) {
             let items = value.messages.len()
                 + value.message_echoes.len()
                 + value.statuses.len()
-                + value.errors.len();
+                + value.errors.iter().filter_map(Item::ok).count();
             let items = u32::try_from(items.max(1)).unwrap_or(u32::MAX);
             batch
                 .ignored
@@ -72,19 +68,19 @@ pub(super) fn whatsapp_entry(raw: &Value, batch: &mut WebhookBatch) {
         for s in &value.statuses {
             ctx.status(s, batch);
         }
-        if !value.errors.is_empty() {
+        if value.errors.iter().any(|e| e.ok().is_some()) {
             ctx.account_errors(&value.errors, batch);
         }
     }
 }
 
 /// What all items of one WhatsApp change share.
-struct WaChange<'a> {
+struct WaChange<'c, 'a> {
     account: AccountRef,
-    contacts: &'a [wa::Contact],
+    contacts: &'c [Item<'a, wa::Contact<'a>>],
 }
 
-impl WaChange<'_> {
+impl WaChange<'_, '_> {
     /// The customer an item names, completed from `value.contacts`: the contact whose BSUID
     /// or phone matches, or the only contact when nothing contradicts it. Identity is the
     /// BSUID when there is one, else the phone.
@@ -114,12 +110,13 @@ impl WaChange<'_> {
         let matches = |c: &wa::Contact| {
             (uid.is_some() && contact_uid(c) == uid) || (ph.is_some() && contact_ph(c) == ph)
         };
-        let contact = self
-            .contacts
-            .iter()
+        // Contacts that did not parse are left out, as if absent.
+        let mut contacts = self.contacts.iter().filter_map(Item::ok);
+        let contact = contacts
+            .clone()
             .find(|c| matches(c) && compatible(c))
-            .or_else(|| match self.contacts {
-                [only] if compatible(only) => Some(only),
+            .or_else(|| match (contacts.next(), contacts.next()) {
+                (Some(only), None) if compatible(only) => Some(only),
                 _ => None,
             });
         let mut parent = parent_user_id.and_then(|s| WhatsAppUserId::parse(s).ok());
@@ -151,10 +148,10 @@ impl WaChange<'_> {
         })
     }
 
-    fn message(&self, raw: &Value, batch: &mut WebhookBatch) {
-        let msg = match wa::Message::deserialize(raw) {
-            Ok(m) => m,
-            Err(_) => return self.malformed_message(raw, batch),
+    fn message(&self, item: &Item<'_, wa::Message<'_>>, batch: &mut WebhookBatch) {
+        let msg = match item {
+            Item::Ok(m) => m,
+            Item::Bad(raw) => return self.malformed_message(raw, batch),
         };
         if msg.group_id.is_some() {
             batch.ignored.add("whatsapp:group_message");
@@ -173,20 +170,20 @@ impl WaChange<'_> {
             return;
         };
         let provider = format!("wa:msg:{id}");
-        let kind = match special(&msg.body, customer.clone(), Party::Customer) {
+        let kind = match special(msg, customer.clone(), Party::Customer) {
             Some(kind) => kind,
             None => {
-                let ctx = msg.context.as_ref();
+                let ctx = msg.context.as_deref();
                 EventKind::CustomerMessage {
                     customer,
                     message_id: id,
-                    content: wa_content(&msg.body, &msg.errors),
+                    content: wa_content(msg, &msg.errors),
                     reply_to: wa_reply_to(ctx),
                     referral: msg.referral.as_ref().map(|r| Box::new(wa_referral(r))),
                     referred_product: ctx.and_then(|c| c.referred_product.as_ref()).map(|p| {
                         ReferredProduct {
-                            catalog_id: p.catalog_id.clone(),
-                            product_retailer_id: p.product_retailer_id.clone(),
+                            catalog_id: own(&p.catalog_id),
+                            product_retailer_id: own(&p.product_retailer_id),
                         }
                     }),
                     forwarded: ctx.is_some_and(|c| c.forwarded || c.frequently_forwarded),
@@ -201,8 +198,8 @@ impl WaChange<'_> {
 
     /// A message whose type-specific part does not parse: kept as `Unsupported` when its id
     /// and sender can still be read, so the conversation shows that something arrived.
-    fn malformed_message(&self, raw: &Value, batch: &mut WebhookBatch) {
-        let head = wa::MessageHead::deserialize(raw).unwrap_or_default();
+    fn malformed_message(&self, raw: &RawValue, batch: &mut WebhookBatch) {
+        let head: wa::MessageHead = serde_json::from_str(raw.get()).unwrap_or_default();
         if head.group_id.is_some() {
             batch.ignored.add("whatsapp:group_message");
             return;
@@ -217,11 +214,13 @@ impl WaChange<'_> {
             batch.ignored.add("whatsapp:unidentified_customer");
             return;
         };
+        let type_name = label(head.kind.as_deref().unwrap_or("malformed"));
+        batch.malformed.add(format!("whatsapp:message:{type_name}"));
         let kind = EventKind::CustomerMessage {
             customer,
             message_id: id.clone(),
             content: Content::Unsupported {
-                type_name: label(head.kind.as_deref().unwrap_or("malformed")),
+                type_name,
                 errors: Vec::new(),
             },
             reply_to: None,
@@ -238,8 +237,8 @@ impl WaChange<'_> {
         ));
     }
 
-    fn echo(&self, raw: &Value, batch: &mut WebhookBatch) {
-        let Ok(echo) = wa::MessageEcho::deserialize(raw) else {
+    fn echo(&self, item: &Item<'_, wa::Message<'_>>, batch: &mut WebhookBatch) {
+        let Some(echo) = item.ok() else {
             batch.ignored.add("whatsapp:malformed_echo");
             return;
         };
@@ -255,12 +254,12 @@ impl WaChange<'_> {
             batch.ignored.add("whatsapp:unidentified_customer");
             return;
         };
-        let kind = special(&echo.body, customer.clone(), Party::Business).unwrap_or_else(|| {
+        let kind = special(echo, customer.clone(), Party::Business).unwrap_or_else(|| {
             EventKind::BusinessEcho {
                 customer,
                 message_id: id.clone(),
-                content: wa_content(&echo.body, &[]),
-                reply_to: wa_reply_to(echo.context.as_ref()),
+                content: wa_content(echo, &[]),
+                reply_to: wa_reply_to(echo.context.as_deref()),
                 app_id: None,
             }
         });
@@ -272,8 +271,8 @@ impl WaChange<'_> {
         ));
     }
 
-    fn status(&self, raw: &Value, batch: &mut WebhookBatch) {
-        let Ok(s) = wa::Status::deserialize(raw) else {
+    fn status(&self, item: &Item<'_, wa::Status<'_>>, batch: &mut WebhookBatch) {
+        let Some(s) = item.ok() else {
             batch.ignored.add("whatsapp:malformed_status");
             return;
         };
@@ -307,16 +306,16 @@ impl WaChange<'_> {
             )
         };
         let billing = (s.pricing.is_some() || s.conversation.is_some()).then(|| {
-            let p = s.pricing.clone().unwrap_or_default();
-            let c = s.conversation.clone().unwrap_or_default();
+            let p = s.pricing.as_ref();
+            let c = s.conversation.as_ref();
             Billing {
-                billable: p.billable,
-                pricing_model: p.pricing_model,
-                pricing_type: p.kind,
-                category: p.category,
-                conversation_id: c.id,
-                conversation_origin: c.origin.and_then(|o| o.kind),
-                conversation_expires_at: c.expiration_timestamp,
+                billable: p.and_then(|p| p.billable),
+                pricing_model: p.and_then(|p| own(&p.pricing_model)),
+                pricing_type: p.and_then(|p| own(&p.kind)),
+                category: p.and_then(|p| own(&p.category)),
+                conversation_id: c.and_then(|c| own(&c.id)),
+                conversation_origin: c.and_then(|c| c.origin.as_ref()).and_then(|o| own(&o.kind)),
+                conversation_expires_at: c.and_then(|c| c.expiration_timestamp),
             }
         });
         let provider = format!("wa:status:{id}:{name}");
@@ -333,7 +332,7 @@ impl WaChange<'_> {
 
     /// `value.errors` carries no id nor time: the key is a digest of the errors, so a
     /// redelivery of the same errors dedupes.
-    fn account_errors(&self, errors: &[wa::ErrorObject], batch: &mut WebhookBatch) {
+    fn account_errors(&self, errors: &[Item<'_, wa::ErrorObject<'_>>], batch: &mut WebhookBatch) {
         let errors = meta_errors(errors);
         let digest = Sha256::digest(serde_json::to_vec(&errors).unwrap_or_default());
         let provider = format!("wa:errors:{}", hex::encode(&digest[..16]));
@@ -347,7 +346,7 @@ impl WaChange<'_> {
 }
 
 /// Reactions, edits and revokes are messages on the wire but other effects here.
-fn special(body: &wa::MessageBody, customer: CustomerRef, by: Party) -> Option<EventKind> {
+fn special(body: &wa::Message, customer: CustomerRef, by: Party) -> Option<EventKind> {
     match body.kind.as_deref()? {
         "reaction" => {
             let r = body.reaction.as_ref()?;
@@ -361,7 +360,7 @@ fn special(body: &wa::MessageBody, customer: CustomerRef, by: Party) -> Option<E
         "edit" => {
             let e = body.edit.as_ref()?;
             let content = match &e.message {
-                Some(m) => wa_content(&m.body, &[]),
+                Some(m) => wa_content(m, &[]),
                 None => Content::Unsupported {
                     type_name: "edit".into(),
                     errors: Vec::new(),
@@ -391,16 +390,16 @@ fn wa_reply_to(ctx: Option<&wa::Context>) -> Option<ReplyTo> {
 
 fn wa_referral(r: &wa::Referral) -> Referral {
     Referral {
-        source_type: r.source_type.clone(),
-        source_id: r.source_id.clone(),
-        source_url: r.source_url.clone(),
-        headline: r.headline.clone(),
-        body: r.body.clone(),
-        media_type: r.media_type.clone(),
-        media_url: r.image_url.clone().or_else(|| r.video_url.clone()),
-        thumbnail_url: r.thumbnail_url.clone(),
-        click_id: r.ctwa_clid.clone(),
-        welcome_text: r.welcome_message.as_ref().and_then(|w| w.text.clone()),
+        source_type: own(&r.source_type),
+        source_id: own(&r.source_id),
+        source_url: own(&r.source_url),
+        headline: own(&r.headline),
+        body: own(&r.body),
+        media_type: own(&r.media_type),
+        media_url: own(&r.image_url).or_else(|| own(&r.video_url)),
+        thumbnail_url: own(&r.thumbnail_url),
+        click_id: own(&r.ctwa_clid),
+        welcome_text: r.welcome_message.as_ref().and_then(|w| own(&w.text)),
         ref_param: None,
     }
 }
@@ -408,12 +407,12 @@ fn wa_referral(r: &wa::Referral) -> Referral {
 fn wa_media(kind: MediaKind, m: &wa::Media) -> Content {
     Content::Media(Media {
         kind,
-        media_id: m.id.clone(),
-        url: m.url.clone(),
-        mime_type: m.mime_type.clone(),
-        caption: m.caption.clone(),
-        filename: m.filename.clone(),
-        sha256: m.sha256.clone(),
+        media_id: own(&m.id),
+        url: own(&m.url),
+        mime_type: own(&m.mime_type),
+        caption: own(&m.caption),
+        filename: own(&m.filename),
+        sha256: own(&m.sha256),
         voice: m.voice,
         animated: m.animated,
     })
@@ -421,13 +420,13 @@ fn wa_media(kind: MediaKind, m: &wa::Media) -> Content {
 
 /// The content of a message, an echo or an edit. A type we do not know, or a known type
 /// whose object is missing, becomes `Unsupported` with the type's name.
-fn wa_content(body: &wa::MessageBody, errors: &[wa::ErrorObject]) -> Content {
+fn wa_content(body: &wa::Message, errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Content {
     let kind = body.kind.as_deref().unwrap_or("missing");
     let content = match kind {
         "text" => body
             .text
             .as_ref()
-            .and_then(|t| t.body.clone())
+            .and_then(|t| own(&t.body))
             .map(|body| Content::Text { body }),
         "image" => body.image.as_ref().map(|m| wa_media(MediaKind::Image, m)),
         "audio" => body.audio.as_ref().map(|m| wa_media(MediaKind::Audio, m)),
@@ -444,38 +443,45 @@ fn wa_content(body: &wa::MessageBody, errors: &[wa::ErrorObject]) -> Content {
             Content::Location(Location {
                 latitude: l.latitude,
                 longitude: l.longitude,
-                name: l.name.clone(),
-                address: l.address.clone(),
-                url: l.url.clone(),
+                name: own(&l.name),
+                address: own(&l.address),
+                url: own(&l.url),
             })
         }),
-        "contacts" => (!body.contacts.is_empty()).then(|| Content::Contacts {
-            contacts: body.contacts.iter().map(shared_contact).collect(),
-        }),
-        "interactive" => body.interactive.as_ref().map(interactive),
+        "contacts" => {
+            let contacts: Vec<SharedContact> = body
+                .contacts
+                .iter()
+                .filter_map(Item::ok)
+                .map(shared_contact)
+                .collect();
+            (!contacts.is_empty()).then_some(Content::Contacts { contacts })
+        }
+        "interactive" => body.interactive.as_deref().map(interactive),
         "button" => body.button.as_ref().map(|b| Content::Button {
-            payload: b.payload.clone(),
-            text: b.text.clone(),
+            payload: own(&b.payload),
+            text: own(&b.text),
         }),
         "order" => body.order.as_ref().map(|o| {
             Content::Order(Order {
-                catalog_id: o.catalog_id.clone(),
-                text: o.text.clone(),
+                catalog_id: own(&o.catalog_id),
+                text: own(&o.text),
                 items: o
                     .product_items
                     .iter()
+                    .filter_map(Item::ok)
                     .map(|i| OrderItem {
-                        product_retailer_id: i.product_retailer_id.clone(),
+                        product_retailer_id: own(&i.product_retailer_id),
                         quantity: i.quantity,
                         item_price: i.item_price.clone(),
-                        currency: i.currency.clone(),
+                        currency: own(&i.currency),
                     })
                     .collect(),
             })
         }),
         "system" => body.system.as_ref().map(|s| Content::System {
-            body: s.body.clone(),
-            system_type: s.kind.clone(),
+            body: own(&s.body),
+            system_type: own(&s.kind),
             new_phone: s
                 .wa_id
                 .as_deref()
@@ -506,9 +512,9 @@ fn interactive(i: &wa::Interactive) -> Content {
     let sub = i.kind.as_deref().unwrap_or("missing");
     let choice = |c: &wa::Choice| Content::InteractiveReply {
         reply_type: sub.to_string(),
-        id: c.id.clone(),
-        title: c.title.clone(),
-        description: c.description.clone(),
+        id: own(&c.id),
+        title: own(&c.title),
+        description: own(&c.description),
         response_json: None,
     };
     let reply = match sub {
@@ -516,10 +522,10 @@ fn interactive(i: &wa::Interactive) -> Content {
         "list_reply" => i.list_reply.as_ref().map(choice),
         "nfm_reply" => i.nfm_reply.as_ref().map(|f| Content::InteractiveReply {
             reply_type: sub.to_string(),
-            id: f.name.clone(),
-            title: f.body.clone(),
+            id: own(&f.name),
+            title: own(&f.body),
             description: None,
-            response_json: f.response_json.clone(),
+            response_json: own(&f.response_json),
         }),
         _ => None,
     };
@@ -544,14 +550,25 @@ fn shared_contact(c: &wa::SharedContact) -> SharedContact {
         phones: c
             .phones
             .iter()
+            .filter_map(Item::ok)
             .map(|p| SharedPhone {
-                phone: p.phone.clone(),
-                wa_id: p.wa_id.clone(),
-                phone_type: p.kind.clone(),
+                phone: own(&p.phone),
+                wa_id: own(&p.wa_id),
+                phone_type: own(&p.kind),
             })
             .collect(),
-        emails: c.emails.iter().filter_map(|e| e.email.clone()).collect(),
-        organization: c.org.as_ref().and_then(|o| o.company.clone()),
-        urls: c.urls.iter().filter_map(|u| u.url.clone()).collect(),
+        emails: c
+            .emails
+            .iter()
+            .filter_map(Item::ok)
+            .filter_map(|e| own(&e.email))
+            .collect(),
+        organization: c.org.as_ref().and_then(|o| own(&o.company)),
+        urls: c
+            .urls
+            .iter()
+            .filter_map(Item::ok)
+            .filter_map(|u| own(&u.url))
+            .collect(),
     }
 }

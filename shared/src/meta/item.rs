@@ -1,0 +1,163 @@
+//! One pass over the body, and a lenient second pass only for bodies that need it.
+//!
+//! The body is read straight into borrowed typed structs. Arrays of things that may be
+//! malformed one by one (entries, changes, messages, statuses, contacts…) hold [`Item`]s:
+//!
+//! - the **strict** pass reads every item as its type; a delivery where everything fits
+//!   (nearly all of them) is parsed once, with no intermediate tree;
+//! - when an item does not fit, the strict pass fails and the **lenient** pass reads the
+//!   body again, keeping each item's raw JSON (borrowed, never copied) and reading it on its
+//!   own: an item that does not fit is [`Item::Bad`], counted or kept as unsupported by the
+//!   splitter, and never costs its neighbours.
+//!
+//! Both passes read the same structs, so a delivery the strict pass accepts gives exactly
+//! what the lenient pass would. The pass in use, and the delivery's budgets, live in a
+//! thread-local for the duration of one parse, because serde's derive has no way to hand
+//! a context down to nested items.
+//!
+//! Budgets bound memory by the number of things read, whatever their size: at most
+//! [`MAX_EVENTS`] event items (messages, echoes, statuses, messaging and standby items) and
+//! [`MAX_ITEMS`] array elements in all per delivery. Past either, the parse stops at once.
+
+use std::cell::Cell;
+
+use serde::de::{self, Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+/// Meta batches at most 1,000 updates in one delivery (Graph API webhooks reference).
+pub const MAX_EVENTS: u32 = 1_000;
+/// Elements of every array read, in one delivery: events and their contacts, errors,
+/// attachments, entries and changes. Meta's largest batches stay far below.
+pub const MAX_ITEMS: u32 = 20_000;
+
+/// Why a parse stopped for the whole delivery (not one item).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Abort {
+    TooManyEvents,
+    TooManyItems,
+    DuplicateKey,
+}
+
+#[derive(Clone, Copy)]
+struct State {
+    /// A split is running: budgets apply (the models read on their own have none).
+    active: bool,
+    lenient: bool,
+    events_left: u32,
+    items_left: u32,
+    abort: Option<Abort>,
+}
+
+thread_local! {
+    static STATE: Cell<State> = const { Cell::new(State {
+        active: false,
+        lenient: false,
+        events_left: MAX_EVENTS,
+        items_left: MAX_ITEMS,
+        abort: None,
+    }) };
+}
+
+fn update(f: impl FnOnce(&mut State)) -> State {
+    STATE.with(|s| {
+        let mut st = s.get();
+        f(&mut st);
+        s.set(st);
+        st
+    })
+}
+
+/// Takes one element from the budgets (and one event when `event`).
+pub(crate) fn spend(event: bool) -> Result<(), &'static str> {
+    let st = update(|st| {
+        if !st.active {
+        } else if st.items_left == 0 {
+            st.abort.get_or_insert(Abort::TooManyItems);
+        } else if event && st.events_left == 0 {
+            st.abort.get_or_insert(Abort::TooManyEvents);
+        } else {
+            st.items_left -= 1;
+            if event {
+                st.events_left -= 1;
+            }
+        }
+    });
+    match st.abort {
+        Some(Abort::TooManyItems) => Err("too many items in one delivery"),
+        Some(Abort::TooManyEvents) => Err("too many events in one delivery"),
+        _ => Ok(()),
+    }
+}
+
+/// Parses `body` as `T` in the strict or the lenient pass, with fresh budgets. On error,
+/// says whether the whole delivery must be refused (an [`Abort`]).
+pub(crate) fn parse<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    lenient: bool,
+) -> Result<T, (serde_json::Error, Option<Abort>)> {
+    update(|st| {
+        *st = State {
+            active: true,
+            lenient,
+            events_left: MAX_EVENTS,
+            items_left: MAX_ITEMS,
+            abort: None,
+        }
+    });
+    let out = serde_json::from_slice::<T>(body);
+    let st = update(|st| {
+        st.active = false;
+        st.lenient = false;
+    });
+    out.map_err(|e| {
+        let abort = st.abort.or(is_duplicate(&e).then_some(Abort::DuplicateKey));
+        (e, abort)
+    })
+}
+
+/// serde's derive refuses a known field given twice ("duplicate field `id`"); so do the
+/// hand-written visitors. Such a body is refused rather than read by its last key.
+fn is_duplicate(e: &serde_json::Error) -> bool {
+    e.is_data() && e.to_string().starts_with("duplicate field")
+}
+
+/// One element of an array read element by element: its typed value, or (lenient pass
+/// only) the raw JSON of an element that does not fit, for the splitter to salvage what it
+/// can (an id, a sender) or count.
+#[derive(Debug)]
+pub enum Item<'a, T> {
+    Ok(T),
+    Bad(&'a RawValue),
+}
+
+impl<T> Item<'_, T> {
+    pub fn ok(&self) -> Option<&T> {
+        match self {
+            Item::Ok(v) => Some(v),
+            Item::Bad(_) => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a, T: Deserialize<'de>> Deserialize<'de> for Item<'a, T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !STATE.with(|s| s.get().lenient) {
+            return T::deserialize(d).map(Item::Ok);
+        }
+        let raw: &'de RawValue = Deserialize::deserialize(d)?;
+        match serde_json::from_str::<T>(raw.get()) {
+            Ok(v) => Ok(Item::Ok(v)),
+            Err(e) => {
+                let fatal = STATE.with(|s| s.get().abort.is_some()) || is_duplicate(&e);
+                if fatal {
+                    update(|st| {
+                        st.abort.get_or_insert(Abort::DuplicateKey);
+                    });
+                    Err(de::Error::custom(e))
+                } else {
+                    Ok(Item::Bad(raw))
+                }
+            }
+        }
+    }
+}
