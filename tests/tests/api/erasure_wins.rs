@@ -307,9 +307,15 @@ where
     panic!("no {queue} job caught before the consumer");
 }
 
-/// What a contact erasure does first (decision 0029): the subject's marker, before its
-/// conversations are found and deleted. Work that starts in between must already stop.
-async fn erasure_begins(w: &RelayWorld, tenant: &str, job: &ReceivedMessage) {
+/// What a contact erasure does first (decision 0029), the subject's marker, then the caught
+/// `job` is released to its `queue`'s workers and everything drains: work that starts
+/// between the marker and the deletion of the conversations must already stop.
+async fn erasure_begins_then_release(
+    w: &RelayWorld,
+    tenant: &str,
+    queue: &str,
+    job: &ReceivedMessage,
+) {
     let body: Value = serde_json::from_str(&job.body).unwrap();
     let conversation =
         wappline::conversation::ConversationId::parse(body["conversation"].as_str().unwrap())
@@ -326,6 +332,12 @@ async fn erasure_begins(w: &RelayWorld, tenant: &str, job: &ReceivedMessage) {
     )
     .await
     .unwrap();
+    w.h.server
+        .queue()
+        .change_visibility(&platform::name(queue), &job.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    w.drain().await;
 }
 
 #[tokio::test]
@@ -347,17 +359,7 @@ async fn a_sync_job_of_a_subject_being_erased_posts_nothing() {
     // Earlier attempts, whose jobs the consumer took first, were posted; the caught one not yet.
     let posted_before = w.bitrix.messages_received().len();
 
-    erasure_begins(&w, &tenant, &job).await;
-    let queue = w.h.server.queue();
-    queue
-        .change_visibility(
-            &platform::name(platform::SYNC),
-            &job.receipt,
-            Duration::ZERO,
-        )
-        .await
-        .unwrap();
-    w.drain().await;
+    erasure_begins_then_release(&w, &tenant, platform::SYNC, &job).await;
     assert_eq!(
         w.bitrix.messages_received().len(),
         posted_before,
@@ -389,17 +391,7 @@ async fn a_send_job_of_a_subject_being_erased_sends_nothing() {
     .await;
     let sent_before = w.graph.sent().len();
 
-    erasure_begins(&w, &tenant, &job).await;
-    w.h.server
-        .queue()
-        .change_visibility(
-            &platform::name(platform::OUTBOUND),
-            &job.receipt,
-            Duration::ZERO,
-        )
-        .await
-        .unwrap();
-    w.drain().await;
+    erasure_begins_then_release(&w, &tenant, platform::OUTBOUND, &job).await;
     assert_eq!(
         w.graph.sent().len(),
         sent_before,
