@@ -67,7 +67,10 @@ impl AccountsConfig {
         token: &str,
         now: i64,
     ) -> Result<super::AccessClaims, AccountError> {
-        match (self.session_key.verify(token, now), &self.previous_session_key) {
+        match (
+            self.session_key.verify(token, now),
+            &self.previous_session_key,
+        ) {
             (Err(_), Some(previous)) => previous.verify(token, now),
             (result, _) => result,
         }

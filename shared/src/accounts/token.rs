@@ -168,10 +168,16 @@ mod tests {
         let rotated = AccountsConfig::new(hasher(), new.clone());
         assert!(rotated.verify_access_token(&token, 0).is_err());
         let settling = rotated.with_previous_session_key(Some(old));
-        assert_eq!(settling.verify_access_token(&token, 0).unwrap(), claims(1000));
+        assert_eq!(
+            settling.verify_access_token(&token, 0).unwrap(),
+            claims(1000)
+        );
         // Tokens of the current key still verify, and expiry holds for either key.
         let current = new.sign(&claims(1000));
-        assert_eq!(settling.verify_access_token(&current, 0).unwrap(), claims(1000));
+        assert_eq!(
+            settling.verify_access_token(&current, 0).unwrap(),
+            claims(1000)
+        );
         assert!(settling.verify_access_token(&token, 1000).is_err());
     }
 }

@@ -243,8 +243,9 @@ impl Settings {
         for name in SECRET_VARS {
             let arn_var = format!("{name}{ARN_SUFFIX}");
             if r.get(&arn_var).is_some() {
-                r.problems
-                    .push(format!("{arn_var}: a secret by ARN is read by Settings::load"));
+                r.problems.push(format!(
+                    "{arn_var}: a secret by ARN is read by Settings::load"
+                ));
             }
         }
         let aws = read_aws(&mut r);
@@ -605,10 +606,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_secret_by_arn_is_read_with_its_previous_value() {
-        let stored = format!(r#"{{"current":"{KEY}","previous":"{}"}}"#, KEY.replace('0', "f"));
+        let stored = format!(
+            r#"{{"current":"{KEY}","previous":"{}"}}"#,
+            KEY.replace('0', "f")
+        );
         let stored: &'static str = Box::leak(stored.into_boxed_str());
         let source = Arc::new(Secrets(
-            [("arn:session", stored), ("arn:meta", r#"{"current":"app"}"#)].into(),
+            [
+                ("arn:session", stored),
+                ("arn:meta", r#"{"current":"app"}"#),
+            ]
+            .into(),
         ));
         let env: HashMap<&str, &str> = [
             ("SESSION_SIGNING_KEY_ARN", "arn:session"),
@@ -628,8 +636,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.problems.len(), 2, "{e}");
-        let both: HashMap<&str, &str> =
-            [("META_APP_SECRET_ARN", "arn:meta"), ("META_APP_SECRET", "x")].into();
+        let both: HashMap<&str, &str> = [
+            ("META_APP_SECRET_ARN", "arn:meta"),
+            ("META_APP_SECRET", "x"),
+        ]
+        .into();
         let e = Settings::load(|k| both.get(k).map(|v| v.to_string()), Some(source))
             .await
             .unwrap_err();

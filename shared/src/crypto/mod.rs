@@ -448,7 +448,10 @@ impl Envelope {
     }
 
     /// The newest stored version and its creation time (Unix seconds).
-    async fn latest_stored(&self, tenant: &TenantId) -> Result<Option<(u32, Option<i64>)>, CryptoError> {
+    async fn latest_stored(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<(u32, Option<i64>)>, CryptoError> {
         self.key_table_reads.fetch_add(1, Ordering::Relaxed);
         let page = self
             .store

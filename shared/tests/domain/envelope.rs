@@ -304,7 +304,10 @@ async fn a_key_is_rotated_after_its_seal_limit_and_stays_readable(b: Backend) {
     let mut blobs = Vec::new();
     for i in 0..6u32 {
         for env in [&one, &two] {
-            let blob = env.encrypt(field, format!("m{i}").as_bytes()).await.unwrap();
+            let blob = env
+                .encrypt(field, format!("m{i}").as_bytes())
+                .await
+                .unwrap();
             blobs.push((format!("m{i}"), blob));
         }
     }
