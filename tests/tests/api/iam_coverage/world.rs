@@ -75,6 +75,11 @@ fn parameters(mail_from: &str) -> BTreeMap<&'static str, String> {
         ("MailFrom", mail_from.to_owned()),
         ("MediaLinkKey", HEX_KEY.to_owned()),
         ("LogLevel", "warn".to_owned()),
+        (
+            "KeyAdminArn",
+            format!("arn:aws:iam::{ACCOUNT}:role/wappline-deployer"),
+        ),
+        ("SecretsRevision", "1".to_owned()),
     ]
     .into_iter()
     .collect()
@@ -229,7 +234,10 @@ impl Deployment {
             graph: FakeGraph::start().await,
         };
         // Every function's cold start: its settings, its secrets read with its own recorder.
-        let functions: Vec<String> = resources
+        let functions: Vec<String> = deployment
+            .template
+            .get("Resources")
+            .expect("Resources")
             .entries()
             .iter()
             .filter(|(_, r)| r.get("Type").and_then(Node::str) == Some("AWS::Serverless::Function"))
