@@ -30,6 +30,9 @@ pub use super::users::{list_users, UserChange};
 pub struct AccountsConfig {
     pub hasher: PasswordHasher,
     pub session_key: SessionKey,
+    /// A key being retired: access tokens it signed are still accepted (they live 15
+    /// minutes), none is signed with it. Lets the key rotate without signing anyone out.
+    pub previous_session_key: Option<SessionKey>,
     pub throttle: ThrottlePolicy,
     /// How long an invitation can be accepted.
     pub invitation_secs: i64,
@@ -44,10 +47,32 @@ impl AccountsConfig {
         AccountsConfig {
             hasher,
             session_key,
+            previous_session_key: None,
             throttle: ThrottlePolicy::default(),
             invitation_secs: 7 * 86_400,
             session_secs: 30 * 86_400,
             reset_secs: 3_600,
+        }
+    }
+
+    /// Also accepts access tokens signed with `key` (a key being retired).
+    pub fn with_previous_session_key(mut self, key: Option<SessionKey>) -> Self {
+        self.previous_session_key = key;
+        self
+    }
+
+    /// The claims of an access token signed with the current key or the previous one.
+    pub fn verify_access_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<super::AccessClaims, AccountError> {
+        match (
+            self.session_key.verify(token, now),
+            &self.previous_session_key,
+        ) {
+            (Err(_), Some(previous)) => previous.verify(token, now),
+            (result, _) => result,
         }
     }
 }

@@ -224,7 +224,7 @@ impl Accounts {
     /// The user behind an access token: signature and expiry first (no store access for a
     /// forged token), then the live session and the user's current role and epoch.
     pub async fn authenticate(&self, access_token: &str) -> Result<UserPrincipal, AccountError> {
-        let claims = self.config.session_key.verify(access_token, now_secs())?;
+        let claims = self.config.verify_access_token(access_token, now_secs())?;
         let tenant = claims.tenant()?;
         let user_id = claims.user()?;
         let user = self

@@ -157,4 +157,27 @@ mod tests {
         let again = SessionKey::from_hex(&key.to_hex()).unwrap();
         assert_eq!(again.verify(&key.sign(&claims(10)), 0).unwrap(), claims(10));
     }
+
+    #[test]
+    fn a_retired_key_verifies_only_while_it_is_the_previous_key() {
+        use crate::accounts::{AccountsConfig, PasswordHasher};
+        let old = SessionKey::generate().unwrap();
+        let new = SessionKey::generate().unwrap();
+        let token = old.sign(&claims(1000));
+        let hasher = || PasswordHasher::new(crate::accounts::MIN_BCRYPT_COST).unwrap();
+        let rotated = AccountsConfig::new(hasher(), new.clone());
+        assert!(rotated.verify_access_token(&token, 0).is_err());
+        let settling = rotated.with_previous_session_key(Some(old));
+        assert_eq!(
+            settling.verify_access_token(&token, 0).unwrap(),
+            claims(1000)
+        );
+        // Tokens of the current key still verify, and expiry holds for either key.
+        let current = new.sign(&claims(1000));
+        assert_eq!(
+            settling.verify_access_token(&current, 0).unwrap(),
+            claims(1000)
+        );
+        assert!(settling.verify_access_token(&token, 1000).is_err());
+    }
 }

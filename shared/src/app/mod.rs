@@ -3,10 +3,12 @@
 //! functions and the local server both build their handlers here.
 
 pub mod runtime;
+pub mod secrets;
 pub mod services;
 pub mod settings;
 
 pub use runtime::{run_http, run_http_streaming, run_sqs, run_sqs_or_schedule, HttpFunction};
+pub use secrets::{SecretSource, SecretsManagerSource};
 pub use services::{AwsClientOptions, EmbeddedHandles, Services, ServicesError};
 pub use settings::{Settings, SettingsError};
 

@@ -66,10 +66,13 @@ pub enum ServicesError {
 }
 
 fn missing(service: &'static str, setting: &str) -> ServicesError {
-    ServicesError::Missing {
-        service,
-        setting: setting.to_owned(),
-    }
+    // A secret is given on Lambda by its ARN: name both ways.
+    let setting = if super::secrets::SECRET_VARS.contains(&setting) {
+        format!("{setting} (or {setting}{})", super::secrets::ARN_SUFFIX)
+    } else {
+        setting.to_owned()
+    };
+    ServicesError::Missing { service, setting }
 }
 
 fn invalid(service: &'static str, reason: impl ToString) -> ServicesError {
@@ -142,10 +145,20 @@ pub struct Services {
 impl Services {
     /// A Lambda function's cold start: JSON logs, the settings from the environment, the AWS
     /// adapters.
+    /// The secrets given by ARN are read from Secrets Manager here, once (decision 0035).
     pub async fn from_env() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         crate::logging::init_json();
-        let settings = Settings::from_env()?;
-        Ok(Self::aws(settings).await?)
+        let sdk = super::aws_sdk_config().await;
+        let source = super::SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk));
+        let started = std::time::Instant::now();
+        let settings =
+            Settings::load(|name| std::env::var(name).ok(), Some(Arc::new(source))).await?;
+        // The cold-start cost of the secrets, for the record (decision 0035).
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "settings and secrets read"
+        );
+        Ok(Self::aws_with(settings, &sdk, AwsClientOptions::default())?)
     }
 
     /// The AWS adapters, from one SDK configuration shared by every client.
@@ -482,13 +495,17 @@ impl Services {
             .clone()
             .ok_or_else(|| missing(S, vars::EXPORT_LINK_KEY))?;
         let base = self.public_base_url(S)?;
-        Ok(Exports::new(
+        let exports = Exports::new(
             self.platform.store.clone(),
             self.platform.envelope.clone(),
             objects,
             key,
             format!("{}/exports/download", base.trim_end_matches('/')),
-        ))
+        );
+        Ok(match self.settings.export_link_key_previous.clone() {
+            Some(previous) => exports.with_previous_key(previous),
+            None => exports,
+        })
     }
 
     pub fn export_worker(&self) -> Result<ExportWorker, ServicesError> {
@@ -546,7 +563,8 @@ impl Services {
         let accounts = Accounts::new(
             self.platform.store.clone(),
             self.platform.tenants.clone(),
-            AccountsConfig::new(hasher, key),
+            AccountsConfig::new(hasher, key)
+                .with_previous_session_key(self.settings.session_key_previous.clone()),
         );
         // Without a mailer, invitation tokens are only handed to the inviting admin and
         // self-service password reset answers 503.

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -25,6 +26,8 @@ use crate::outbound::{instagram_config, OutboundConfig, ENV_INSTAGRAM_BASE_URL};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::{platform, QueueName};
 use crate::store::dynamo::TableNames;
+
+use super::secrets::{self, SecretSource, ARN_SUFFIX, SECRET_VARS};
 
 /// The names of the variables, as template.yaml sets them.
 pub mod vars {
@@ -45,7 +48,12 @@ pub mod vars {
     pub const MEDIA_PROXY_RESPONSE_MODE: &str = "MEDIA_PROXY_RESPONSE_MODE";
     pub const MEDIA_MAX_BYTES: &str = "MEDIA_MAX_BYTES";
     pub const EXPORT_LINK_KEY: &str = "EXPORT_LINK_KEY";
+    pub const EXPORT_LINK_KEY_PREVIOUS: &str = "EXPORT_LINK_KEY_PREVIOUS";
     pub const SESSION_SIGNING_KEY: &str = "SESSION_SIGNING_KEY";
+    pub const SESSION_SIGNING_KEY_PREVIOUS: &str = "SESSION_SIGNING_KEY_PREVIOUS";
+    /// Changed by a deploy to make Lambda start fresh instances, which read the secrets
+    /// again (the rotation runbook in docs/deploy.md); its value means nothing else.
+    pub const SECRETS_REVISION: &str = "SECRETS_REVISION";
     pub const BCRYPT_COST: &str = "BCRYPT_COST";
     pub const MAIL_FROM: &str = "MAIL_FROM";
     pub const ADMIN_TOKEN_SHA256: &str = "ADMIN_TOKEN_SHA256";
@@ -122,7 +130,13 @@ pub struct Settings {
     pub media_links: Option<MediaLinks>,
     pub media_proxy: MediaProxySettings,
     pub export_link_key: Option<ExportLinkKey>,
+    /// The export link key being retired: links it signed still download.
+    pub export_link_key_previous: Option<ExportLinkKey>,
     pub session_key: Option<SessionKey>,
+    /// The session signing key being retired: access tokens it signed still verify.
+    pub session_key_previous: Option<SessionKey>,
+    /// The deploy's secrets revision, when set (see [`vars::SECRETS_REVISION`]).
+    pub secrets_revision: Option<String>,
     pub bcrypt_cost: u32,
     /// The SES sender of account email; without it no email is sent.
     pub mail_from: Option<String>,
@@ -152,6 +166,8 @@ impl fmt::Debug for Settings {
             .field("media_links", &self.media_links.is_some())
             .field("export_link_key", &self.export_link_key.is_some())
             .field("session_key", &self.session_key.is_some())
+            .field("session_key_previous", &self.session_key_previous.is_some())
+            .field("secrets_revision", &self.secrets_revision)
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("mail_from", &self.mail_from)
             .finish_non_exhaustive()
@@ -200,12 +216,45 @@ impl Settings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// Reads every setting through `lookup`, and each secret given by ARN
+    /// (`META_APP_SECRET_ARN`, ...) from `secrets`, all at once (the fetches run
+    /// concurrently). A Lambda cold start reads its environment this way.
+    pub async fn load(
+        lookup: impl Fn(&str) -> Option<String>,
+        secrets: Option<Arc<dyn SecretSource>>,
+    ) -> Result<Self, SettingsError> {
+        let (values, mut problems) = secrets::resolve(&lookup, secrets).await;
+        let combined = |name: &str| {
+            if is_secret_arn_var(name) {
+                return None;
+            }
+            values.get(name).cloned().or_else(|| lookup(name))
+        };
+        match Self::from_lookup(combined) {
+            Ok(settings) if problems.is_empty() => Ok(settings),
+            Ok(_) => Err(SettingsError { problems }),
+            Err(e) => {
+                problems.extend(e.problems);
+                Err(SettingsError { problems })
+            }
+        }
+    }
+
     /// Reads every setting through `lookup` (tests and the local server pass their own).
+    /// Secrets are plain variables here; one given by ARN needs [`Settings::load`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut r = Reader {
             lookup,
             problems: Vec::new(),
         };
+        for name in SECRET_VARS {
+            let arn_var = format!("{name}{ARN_SUFFIX}");
+            if r.get(&arn_var).is_some() {
+                r.problems.push(format!(
+                    "{arn_var}: a secret by ARN is read by Settings::load"
+                ));
+            }
+        }
         let aws = read_aws(&mut r);
         let queue_urls = read_queue_urls(&r);
         let mut meta_app_secrets = Vec::new();
@@ -251,7 +300,12 @@ impl Settings {
                 BUFFERED_MEDIA_MAX_BYTES
             });
         let export_link_key = r.parse(vars::EXPORT_LINK_KEY, ExportLinkKey::from_hex);
+        let export_link_key_previous =
+            r.parse(vars::EXPORT_LINK_KEY_PREVIOUS, ExportLinkKey::from_hex);
         let session_key = r.parse(vars::SESSION_SIGNING_KEY, SessionKey::from_hex);
+        let session_key_previous =
+            r.parse(vars::SESSION_SIGNING_KEY_PREVIOUS, SessionKey::from_hex);
+        let secrets_revision = r.get(vars::SECRETS_REVISION);
         let bcrypt_cost = r
             .parse(vars::BCRYPT_COST, |v| {
                 v.parse::<u32>()
@@ -328,7 +382,10 @@ impl Settings {
                 max_bytes,
             },
             export_link_key,
+            export_link_key_previous,
             session_key,
+            session_key_previous,
+            secrets_revision,
             bcrypt_cost,
             mail_from,
             admin_token_sha256,
@@ -343,6 +400,12 @@ impl Settings {
     pub fn admin_token_digest(token: &str) -> [u8; 32] {
         Sha256::digest(token.as_bytes()).into()
     }
+}
+
+/// True for `META_APP_SECRET_ARN` and the like: consumed by [`Settings::load`].
+fn is_secret_arn_var(name: &str) -> bool {
+    name.strip_suffix(ARN_SUFFIX)
+        .is_some_and(|base| SECRET_VARS.contains(&base))
 }
 
 /// The AWS resources, when any table variable is set: then all four tables and the key must
@@ -533,6 +596,77 @@ mod tests {
         assert_eq!(max("5000"), Ok(Some(5000)));
         assert!(max("0").is_err());
         assert!(max("many").is_err());
+    }
+
+    /// An in-memory secret store.
+    struct Secrets(HashMap<&'static str, &'static str>);
+
+    #[async_trait::async_trait]
+    impl SecretSource for Secrets {
+        async fn secret_string(&self, id: &str) -> Result<String, String> {
+            self.0
+                .get(id)
+                .map(|s| s.to_string())
+                .ok_or_else(|| "no such secret".to_owned())
+        }
+    }
+
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[tokio::test]
+    async fn a_secret_by_arn_is_read_with_its_previous_value() {
+        let stored = format!(
+            r#"{{"current":"{KEY}","previous":"{}"}}"#,
+            KEY.replace('0', "f")
+        );
+        let stored: &'static str = Box::leak(stored.into_boxed_str());
+        let source = Arc::new(Secrets(
+            [
+                ("arn:session", stored),
+                ("arn:meta", r#"{"current":"app"}"#),
+            ]
+            .into(),
+        ));
+        let env: HashMap<&str, &str> = [
+            ("SESSION_SIGNING_KEY_ARN", "arn:session"),
+            ("META_APP_SECRET_ARN", "arn:meta"),
+        ]
+        .into();
+        let s = Settings::load(|k| env.get(k).map(|v| v.to_string()), Some(source.clone()))
+            .await
+            .unwrap();
+        assert!(s.session_key.is_some() && s.session_key_previous.is_some());
+        assert_eq!(s.meta_app_secrets.len(), 1);
+        // The plain reader refuses an ARN instead of starting without the secret.
+        let e = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(e.to_string().contains("SESSION_SIGNING_KEY_ARN"), "{e}");
+        // Without a store, or given both ways, the ARN variable is named.
+        let e = Settings::load(|k| env.get(k).map(|v| v.to_string()), None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.problems.len(), 2, "{e}");
+        let both: HashMap<&str, &str> = [
+            ("META_APP_SECRET_ARN", "arn:meta"),
+            ("META_APP_SECRET", "x"),
+        ]
+        .into();
+        let e = Settings::load(|k| both.get(k).map(|v| v.to_string()), Some(source))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("META_APP_SECRET_ARN"), "{e}");
+    }
+
+    #[test]
+    fn previous_signing_keys_are_read() {
+        let s = read(&[
+            (vars::EXPORT_LINK_KEY, KEY),
+            (vars::EXPORT_LINK_KEY_PREVIOUS, KEY),
+            (vars::SESSION_SIGNING_KEY, KEY),
+            (vars::SESSION_SIGNING_KEY_PREVIOUS, KEY),
+        ])
+        .unwrap();
+        assert!(s.export_link_key_previous.is_some() && s.session_key_previous.is_some());
+        assert!(read(&[(vars::SESSION_SIGNING_KEY_PREVIOUS, "short")]).is_err());
     }
 
     #[test]

@@ -8,6 +8,12 @@
 //! steady state makes no vault call (and no table read) per encryption. Deleting a tenant's
 //! wrapped keys ([`Envelope::shred`]) makes every copy of its ciphertexts unreadable.
 //!
+//! A data key is also retired by use and by age ([`RotationPolicy`]): each process counts
+//! its seals per key version and adds them to the key's item (`seals`) every
+//! `flush_every` seals; the seal that takes the stored count to `max_seals`, or a current
+//! version older than `max_age` seen when the current version is re-read, creates the next
+//! version. Older versions stay in the table and keep decrypting (decision 0035).
+//!
 //! Queue jobs are sealed the same way under their own AAD ([`JobRef`]: tenant, queue, job
 //! id), and ids that must be stable but must not reveal what they are derived from (a FIFO
 //! group per customer) are keyed hashes under the tenant's first data key
@@ -36,6 +42,8 @@ pub const CONTEXT_TENANT_ID: &str = "tenant_id";
 const KEY_SK_PREFIX: &str = "DK#";
 const ATTR_WRAPPED: &str = "wrapped_key";
 const ATTR_CREATED: &str = "created_at";
+/// Seals made with a data key version, as flushed by the processes that made them.
+const ATTR_SEALS: &str = "seals";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -76,6 +84,29 @@ impl Default for CachePolicy {
     }
 }
 
+/// When a tenant's current data key version is replaced by a new one.
+#[derive(Clone, Copy, Debug)]
+pub struct RotationPolicy {
+    /// Seals (AES-GCM encryptions with a random 96-bit nonce) per key version. NIST SP
+    /// 800-38D bounds random-nonce invocations of one key at 2^32; 2^30 leaves room for the
+    /// counts not yet flushed.
+    pub max_seals: u64,
+    /// Age of the current version after which the next seal uses a new one.
+    pub max_age: Duration,
+    /// A process adds its seals to the stored count after this many (one UpdateItem each).
+    pub flush_every: u64,
+}
+
+impl Default for RotationPolicy {
+    fn default() -> Self {
+        RotationPolicy {
+            max_seals: 1 << 30,
+            max_age: Duration::from_secs(90 * 86_400),
+            flush_every: 10_000,
+        }
+    }
+}
+
 struct CachedKey {
     aead: LessSafeKey,
     /// HMAC-SHA256 key for [`Envelope::keyed_id`], derived from the data key (never the data
@@ -107,6 +138,8 @@ impl CachedKey {
 struct Cache {
     keys: HashMap<(TenantId, u32), Arc<CachedKey>>,
     current: HashMap<TenantId, (u32, Instant)>,
+    /// Seals made in this process and not yet added to the stored count.
+    unflushed: HashMap<(TenantId, u32), u64>,
 }
 
 /// Counters for benchmarks and metrics.
@@ -114,6 +147,8 @@ struct Cache {
 pub struct EnvelopeStats {
     pub vault_calls: u64,
     pub key_table_reads: u64,
+    /// Versions this process created because the current one reached a rotation limit.
+    pub rotations: u64,
 }
 
 /// The envelope-encryption service; build one per process and share it.
@@ -121,9 +156,11 @@ pub struct Envelope {
     store: Arc<dyn TableStore>,
     vault: Arc<dyn KeyVault>,
     policy: CachePolicy,
+    rotation: RotationPolicy,
     cache: Mutex<Cache>,
     vault_calls: AtomicU64,
     key_table_reads: AtomicU64,
+    rotations: AtomicU64,
 }
 
 fn key_sk(version: u32) -> String {
@@ -140,16 +177,92 @@ impl Envelope {
             store,
             vault,
             policy,
+            rotation: RotationPolicy::default(),
             cache: Mutex::new(Cache::default()),
             vault_calls: AtomicU64::new(0),
             key_table_reads: AtomicU64::new(0),
+            rotations: AtomicU64::new(0),
         }
+    }
+
+    /// Replaces the default [`RotationPolicy`] (tests use small limits).
+    pub fn with_rotation(mut self, rotation: RotationPolicy) -> Self {
+        self.rotation = rotation;
+        self
     }
 
     pub fn stats(&self) -> EnvelopeStats {
         EnvelopeStats {
             vault_calls: self.vault_calls.load(Ordering::Relaxed),
             key_table_reads: self.key_table_reads.load(Ordering::Relaxed),
+            rotations: self.rotations.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts one seal with `version`; every `flush_every` seals the count is added to the
+    /// stored one, and the version is retired when that reaches `max_seals`.
+    async fn count_seal(&self, tenant: &TenantId, version: u32) -> Result<(), CryptoError> {
+        let due = {
+            let mut cache = self.cache.lock().expect("key cache lock");
+            let n = cache
+                .unflushed
+                .entry((tenant.clone(), version))
+                .or_insert(0);
+            *n += 1;
+            if *n >= self.rotation.flush_every.max(1) {
+                std::mem::take(n)
+            } else {
+                0
+            }
+        };
+        if due == 0 {
+            return Ok(());
+        }
+        let key = Key::new(tenant.partition(), key_sk(version));
+        let stored = match self
+            .store
+            .update(
+                Table::Keys,
+                &key,
+                crate::store::Update::new().add(ATTR_SEALS, due as i64),
+                // Never recreate a shredded key's item.
+                Some(Condition::Exists),
+            )
+            .await
+        {
+            Ok(item) => item,
+            Err(e) if e.is_condition_failed() => return Err(CryptoError::KeyGone(version)),
+            Err(e) => return Err(e.into()),
+        };
+        let seals = stored.get_n(ATTR_SEALS).unwrap_or(0).max(0) as u64;
+        if seals >= self.rotation.max_seals {
+            self.retire(tenant, version).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes `version + 1` the tenant's current version, unless another process already
+    /// did: either way the next seal here uses the newest version.
+    async fn retire(&self, tenant: &TenantId, version: u32) -> Result<u32, CryptoError> {
+        match self.create_version(tenant, version + 1).await {
+            Ok(v) => {
+                self.rotations.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(version = v, "tenant data key rotated by use or age");
+                Ok(v)
+            }
+            Err(CryptoError::Store(e)) if e.is_condition_failed() => {
+                let latest = self
+                    .latest_stored(tenant)
+                    .await?
+                    .map_or(version + 1, |(v, _)| v);
+                self.cache
+                    .lock()
+                    .expect("key cache lock")
+                    .current
+                    .insert(tenant.clone(), (latest, Instant::now()));
+                Ok(latest)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -165,7 +278,9 @@ impl Envelope {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce)
             .map_err(|_| CryptoError::Vault(VaultError::Backend("random source failed".into())))?;
-        Ok(format::seal(&key.aead, version, nonce, &field, plaintext))
+        let blob = format::seal(&key.aead, version, nonce, &field, plaintext);
+        self.count_seal(field.tenant, version).await?;
+        Ok(blob)
     }
 
     /// Decrypts a blob made by [`Envelope::encrypt`] for exactly this field.
@@ -190,13 +305,15 @@ impl Envelope {
         let key = self.key(job.tenant, version).await?;
         let mut nonce = [0u8; NONCE_LEN];
         random_bytes(&mut nonce)?;
-        Ok(format::seal_with_aad(
+        let blob = format::seal_with_aad(
             &key.aead,
             version,
             nonce,
             format::job_aad(&job, version),
             plaintext,
-        ))
+        );
+        self.count_seal(job.tenant, version).await?;
+        Ok(blob)
     }
 
     /// Opens a blob made by [`Envelope::encrypt_job`] for exactly this tenant, queue and job.
@@ -244,7 +361,7 @@ impl Envelope {
     /// once, elsewhere within `max_age`), and older versions keep decrypting.
     pub async fn rotate(&self, tenant: &TenantId) -> Result<u32, CryptoError> {
         loop {
-            let latest = self.latest_stored_version(tenant).await?.unwrap_or(0);
+            let latest = self.latest_stored(tenant).await?.map_or(0, |(v, _)| v);
             match self.create_version(tenant, latest + 1).await {
                 Ok(v) => return Ok(v),
                 // Someone else rotated at the same moment: theirs is as good as ours.
@@ -281,6 +398,7 @@ impl Envelope {
         }
         let mut cache = self.cache.lock().expect("key cache lock");
         cache.keys.retain(|(t, _), _| t != tenant);
+        cache.unflushed.retain(|(t, _), _| t != tenant);
         cache.current.remove(tenant);
         Ok(deleted)
     }
@@ -297,14 +415,22 @@ impl Envelope {
                 return Ok(v);
             }
         }
-        let version = match self.latest_stored_version(tenant).await? {
-            Some(v) => v,
+        let version = match self.latest_stored(tenant).await? {
+            // Too old to keep sealing with: the next version (or a concurrent one) takes over.
+            // (A version without a creation time is never retired by age.)
+            Some((v, Some(created)))
+                if now_secs().saturating_sub(created) >= self.max_age_secs() =>
+            {
+                return self.retire(tenant, v).await;
+            }
+            Some((v, _)) => v,
             None => match self.create_version(tenant, 1).await {
                 Ok(v) => v,
                 // A concurrent first encryption created version 1: use it.
                 Err(CryptoError::Store(e)) if e.is_condition_failed() => self
-                    .latest_stored_version(tenant)
+                    .latest_stored(tenant)
                     .await?
+                    .map(|(v, _)| v)
                     .ok_or(CryptoError::KeyGone(1))?,
                 Err(e) => return Err(e),
             },
@@ -317,7 +443,15 @@ impl Envelope {
         Ok(version)
     }
 
-    async fn latest_stored_version(&self, tenant: &TenantId) -> Result<Option<u32>, CryptoError> {
+    fn max_age_secs(&self) -> i64 {
+        i64::try_from(self.rotation.max_age.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// The newest stored version and its creation time (Unix seconds).
+    async fn latest_stored(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<(u32, Option<i64>)>, CryptoError> {
         self.key_table_reads.fetch_add(1, Ordering::Relaxed);
         let page = self
             .store
@@ -329,12 +463,13 @@ impl Envelope {
                     .limit(1),
             )
             .await?;
-        Ok(page
-            .items
-            .first()
-            .and_then(|i| i.get_s(crate::store::SK))
-            .and_then(|sk| sk.strip_prefix(KEY_SK_PREFIX))
-            .and_then(|v| v.parse().ok()))
+        Ok(page.items.first().and_then(|item| {
+            let version = item
+                .get_s(crate::store::SK)
+                .and_then(|sk| sk.strip_prefix(KEY_SK_PREFIX))
+                .and_then(|v| v.parse().ok())?;
+            Some((version, item.get_n(ATTR_CREATED)))
+        }))
     }
 
     /// Generates and stores version `version` (fails with ConditionFailed if it exists).

@@ -7,5 +7,6 @@ mod support;
 mod objects;
 mod queue;
 mod redrive;
+mod secrets;
 mod store;
 mod vault;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wappline::crypto::format::OVERHEAD;
-use wappline::crypto::{CachePolicy, CryptoError, Envelope, FieldRef};
+use wappline::crypto::{CachePolicy, CryptoError, Envelope, FieldRef, RotationPolicy};
 use wappline::ids::TenantId;
 use wappline::store::{Item, Key, Query, Table};
 use wappline::vault::VaultError;
@@ -273,6 +273,8 @@ async fn concurrent_first_use_agrees_on_one_key(b: Backend) {
 }
 
 on_both_backends!(
+    a_key_is_rotated_after_its_seal_limit_and_stays_readable,
+    a_key_older_than_its_age_limit_is_rotated_and_stays_readable,
     round_trip_without_plaintext_in_blob,
     tampering_fails_cleanly,
     moved_ciphertexts_fail,
@@ -283,3 +285,83 @@ on_both_backends!(
     shredding_makes_ciphertexts_unreadable,
     concurrent_first_use_agrees_on_one_key,
 );
+
+/// Rotation by use (decision 0035): seals are counted per version across processes (each
+/// flushes its count every `flush_every` seals), the seal that takes the stored count to the
+/// limit creates the next version, and every older version keeps decrypting.
+async fn a_key_is_rotated_after_its_seal_limit_and_stays_readable(b: Backend) {
+    let rotation = RotationPolicy {
+        max_seals: 10,
+        max_age: Duration::from_secs(86_400),
+        flush_every: 2,
+    };
+    // Two processes share the count.
+    let one = envelope(&b, CachePolicy::default()).with_rotation(rotation);
+    let two = envelope(&b, CachePolicy::default()).with_rotation(rotation);
+    let t = TenantId::generate();
+    let key = msg_key(&t, 1);
+    let field = FieldRef::new(&t, Table::Data, &key, "body");
+    let mut blobs = Vec::new();
+    for i in 0..6u32 {
+        for env in [&one, &two] {
+            let blob = env
+                .encrypt(field, format!("m{i}").as_bytes())
+                .await
+                .unwrap();
+            blobs.push((format!("m{i}"), blob));
+        }
+    }
+    // 12 seals with version 1, flushed in pairs: the stored count reached 10 with the first
+    // process's sixth seal, which rotated; the second one's flush after it found version 2
+    // already there (no second rotation).
+    let versions: Vec<u32> = blobs
+        .iter()
+        .map(|(_, b)| wappline::crypto::format::key_version(b).unwrap())
+        .collect();
+    assert_eq!(versions, vec![1; 12]);
+    assert_eq!((one.stats().rotations, two.stats().rotations), (1, 0));
+    let mut next = Vec::new();
+    for env in [&one, &two] {
+        let blob = env.encrypt(field, b"after").await.unwrap();
+        assert_eq!(wappline::crypto::format::key_version(&blob), Some(2));
+        next = blob;
+    }
+    // A cold process seals with the new version and reads every old one.
+    let cold = envelope(&b, CachePolicy::default()).with_rotation(rotation);
+    let fresh = cold.encrypt(field, b"cold").await.unwrap();
+    assert_eq!(wappline::crypto::format::key_version(&fresh), Some(2));
+    for (plain, blob) in &blobs {
+        assert_eq!(cold.decrypt(field, blob).await.unwrap(), plain.as_bytes());
+    }
+    assert_eq!(cold.decrypt(field, &next).await.unwrap(), b"after");
+}
+
+/// Rotation by age: a current version older than `max_age`, seen when a process (re)reads
+/// the tenant's current version, is replaced; the old one keeps decrypting.
+async fn a_key_older_than_its_age_limit_is_rotated_and_stays_readable(b: Backend) {
+    let t = TenantId::generate();
+    let key = msg_key(&t, 1);
+    let field = FieldRef::new(&t, Table::Data, &key, "body");
+    let first = envelope(&b, CachePolicy::default());
+    let old = first.encrypt(field, b"old").await.unwrap();
+    // Version 1 is made 2 days old in the table.
+    let vkey = Key::new(t.partition(), "DK#0000000001");
+    let mut item = b.store.get(Table::Keys, &vkey).await.unwrap().unwrap();
+    item.set("created_at", wappline::clock::now_secs() - 2 * 86_400);
+    b.store.put(Table::Keys, item, None).await.unwrap();
+
+    let young_limit = RotationPolicy {
+        max_age: Duration::from_secs(86_400),
+        ..RotationPolicy::default()
+    };
+    let later = envelope(&b, CachePolicy::default()).with_rotation(young_limit);
+    let new = later.encrypt(field, b"new").await.unwrap();
+    assert_eq!(wappline::crypto::format::key_version(&new), Some(2));
+    assert_eq!(later.stats().rotations, 1);
+    assert_eq!(later.decrypt(field, &old).await.unwrap(), b"old");
+    // A process with a longer limit keeps the (now) current version 2: no further rotation.
+    let patient = envelope(&b, CachePolicy::default());
+    let again = patient.encrypt(field, b"again").await.unwrap();
+    assert_eq!(wappline::crypto::format::key_version(&again), Some(2));
+    assert_eq!(patient.stats().rotations, 0);
+}

@@ -4,8 +4,9 @@
 //! its cold start; this test fails first, naming the function and the variable.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use wappline::app::{Services, ServicesError, Settings};
+use wappline::app::{SecretSource, Services, ServicesError, Settings};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// A plausible value for each variable the template sets (the values are never used to
@@ -39,6 +40,9 @@ fn sample(name: &str) -> Option<&'static str> {
         "WHATSAPP_MESSAGES_PER_SECOND" => "80",
         "SEND_MAX_FILE_BYTES" => "104857600",
         "LOG_LEVEL" | "RUST_LOG" => "info",
+        "SECRETS_REVISION" => "1",
+        // A secret by ARN: the fake store below serves the sample of the variable it names.
+        n if n.ends_with("_ARN") => "arn:aws:secretsmanager:eu-central-1:123456789012:secret:x",
         n if n.starts_with("QUEUE_URL_") => "https://sqs.eu-central-1.amazonaws.com/123/q",
         _ => return None,
     })
@@ -73,14 +77,33 @@ fn functions() -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn settings_for(function: &str, vars: &[String], leave_out: Option<&str>) -> Settings {
+/// Secrets Manager as the cold start sees it: each secret holds the sample of the variable
+/// whose ARN named it (the ARN is `<sample ARN>#<variable>` here).
+struct SampleSecrets;
+
+#[async_trait::async_trait]
+impl SecretSource for SampleSecrets {
+    async fn secret_string(&self, id: &str) -> Result<String, String> {
+        let (_, var) = id.split_once('#').ok_or("not an ARN of this test")?;
+        let value = sample(var).ok_or_else(|| format!("no sample value for {var}"))?;
+        Ok(serde_json::json!({ "current": value }).to_string())
+    }
+}
+
+async fn settings_for(function: &str, vars: &[String], leave_out: Option<&str>) -> Settings {
     let mut values = BTreeMap::new();
     for var in vars.iter().filter(|v| Some(v.as_str()) != leave_out) {
         let value = sample(var)
             .unwrap_or_else(|| panic!("{function}: no sample value for {var} in this test"));
-        values.insert(var.clone(), value.to_owned());
+        let value = match var.strip_suffix("_ARN") {
+            Some(secret) => format!("{value}#{secret}"),
+            None => value.to_owned(),
+        };
+        values.insert(var.clone(), value);
     }
-    Settings::from_lookup(|k| values.get(k).cloned()).unwrap_or_else(|e| panic!("{function}: {e}"))
+    Settings::load(|k| values.get(k).cloned(), Some(Arc::new(SampleSecrets)))
+        .await
+        .unwrap_or_else(|e| panic!("{function}: {e}"))
 }
 
 /// Builds what the function's `main.rs` builds.
@@ -116,7 +139,7 @@ async fn every_function_of_the_template_gets_what_its_handler_needs() {
     let functions = functions();
     assert_eq!(functions.len(), 12, "{:?}", functions.keys());
     for (function, vars) in &functions {
-        let services = Services::aws(settings_for(function, vars, None))
+        let services = Services::aws(settings_for(function, vars, None).await)
             .await
             .unwrap_or_else(|e| panic!("{function}: {e}"));
         if let Err(e) = build(function, &services) {
@@ -135,11 +158,13 @@ async fn a_variable_left_out_of_the_template_fails_the_cold_start_naming_it() {
         // Parked jobs go back to the sync worker's own queue (decision 0025).
         ("SyncWorkerFunction", "QUEUE_URL_SYNC"),
         ("MetaWebhookFunction", "META_VERIFY_TOKEN"),
+        // A secret the template no longer gives fails the cold start naming its variable.
+        ("AdminApiFunction", "SESSION_SIGNING_KEY_ARN"),
         ("ExportWorkerFunction", "EXPORT_BUCKET"),
     ] {
         let vars = &functions[function];
         assert!(vars.iter().any(|v| v == var), "{function} has no {var}");
-        let services = Services::aws(settings_for(function, vars, Some(var)))
+        let services = Services::aws(settings_for(function, vars, Some(var)).await)
             .await
             .unwrap();
         let error = build(function, &services).expect_err(var).to_string();

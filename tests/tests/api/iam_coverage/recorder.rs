@@ -89,6 +89,11 @@ pub fn iam_requests(service: &str, operation: &str, uri: &str, body: &Value) -> 
         "sqs" => vec![sqs(operation, body)],
         "s3" => vec![s3(operation, uri)],
         "sesv2" => vec![ses(operation, body)],
+        // A secret is authorised on its ARN (the cold start reads each by ARN).
+        "secrets manager" | "secretsmanager" => vec![request(
+            format!("secretsmanager:{operation}"),
+            string(&body["SecretId"], "SecretId"),
+        )],
         other => panic!("{other}.{operation}: a service this test does not know"),
     }
 }

@@ -5,6 +5,7 @@
 //! every AWS client. The Graph API and Bitrix24 are loopback fakes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{Credentials, SharedInterceptor};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
@@ -12,7 +13,7 @@ use lambda_http::aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use serde_json::Value;
-use wappline::app::{AwsClientOptions, HttpFunction, Services, Settings};
+use wappline::app::{AwsClientOptions, HttpFunction, SecretsManagerSource, Services, Settings};
 use wappline::consumer::RecordHandler;
 use wappline::queue::platform;
 use wappline::sqs_lambda::handle_sqs_event;
@@ -51,6 +52,9 @@ pub struct Deployment {
     pub physical: Physical,
     pub sdk: aws_config::SdkConfig,
     pub log: Log,
+    /// Each function's settings, read as its cold start reads them (secrets from Secrets
+    /// Manager, with its recorder).
+    settings: HashMap<String, Settings>,
     pub bitrix: FakeBitrix,
     pub graph: FakeGraph,
 }
@@ -71,6 +75,11 @@ fn parameters(mail_from: &str) -> BTreeMap<&'static str, String> {
         ("MailFrom", mail_from.to_owned()),
         ("MediaLinkKey", HEX_KEY.to_owned()),
         ("LogLevel", "warn".to_owned()),
+        (
+            "KeyAdminArn",
+            format!("arn:aws:iam::{ACCOUNT}:role/wappline-deployer"),
+        ),
+        ("SecretsRevision", "1".to_owned()),
     ]
     .into_iter()
     .collect()
@@ -105,8 +114,7 @@ impl Deployment {
             .await
             .unwrap();
         let kms = aws_sdk_kms::Client::new(&sdk);
-        let key = kms.create_key().send().await.unwrap();
-        let key = key.key_metadata().unwrap();
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
                 .force_path_style(true)
@@ -162,10 +170,36 @@ impl Deployment {
                         .clone();
                     (url, format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"))
                 }
-                "AWS::KMS::Key" => (
-                    key.key_id().to_owned(),
-                    key.arn().expect("a key ARN").to_owned(),
-                ),
+                // One key per key of the template (the tenant key, the platform key).
+                "AWS::KMS::Key" => {
+                    let key = kms.create_key().send().await.unwrap();
+                    let key = key.key_metadata().unwrap();
+                    (
+                        key.key_id().to_owned(),
+                        key.arn().expect("a key ARN").to_owned(),
+                    )
+                }
+                // A secret holds what the template puts in it (its first version).
+                "AWS::SecretsManager::Secret" => {
+                    let value = physical
+                        .resolve(
+                            resource
+                                .get("Properties")
+                                .and_then(|p| p.get("SecretString"))
+                                .expect("a SecretString"),
+                        )
+                        .and_then(|v| v.str().map(str::to_owned))
+                        .expect("a resolvable SecretString");
+                    let created = secrets
+                        .create_secret()
+                        .name(format!("{stack}-{logical}"))
+                        .secret_string(value)
+                        .send()
+                        .await
+                        .unwrap();
+                    let arn = created.arn().expect("a secret ARN").to_owned();
+                    (arn.clone(), arn)
+                }
                 "AWS::S3::Bucket" => (bucket.clone(), format!("arn:aws:s3:::{bucket}")),
                 "AWS::Logs::LogGroup" => {
                     let name = format!("/aws/lambda/{stack}-{logical}");
@@ -190,14 +224,40 @@ impl Deployment {
             let holds = physical.condition(&expression);
             physical.conditions.insert(name, holds);
         }
-        Deployment {
+        let mut deployment = Deployment {
             template,
             physical,
             sdk,
             log: Log::default(),
+            settings: HashMap::new(),
             bitrix: FakeBitrix::start().await,
             graph: FakeGraph::start().await,
+        };
+        // Every function's cold start: its settings, its secrets read with its own recorder.
+        let functions: Vec<String> = deployment
+            .template
+            .get("Resources")
+            .expect("Resources")
+            .entries()
+            .iter()
+            .filter(|(_, r)| r.get("Type").and_then(Node::str) == Some("AWS::Serverless::Function"))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for function in functions {
+            let env = deployment.environment(&function);
+            let mut builder = aws_sdk_secretsmanager::config::Builder::from(&deployment.sdk);
+            for interceptor in deployment.options(&function).interceptors {
+                builder.push_interceptor(interceptor);
+            }
+            let source = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::from_conf(
+                builder.build(),
+            ));
+            let settings = Settings::load(|k| env.get(k).cloned(), Some(Arc::new(source)))
+                .await
+                .unwrap_or_else(|e| panic!("{function}: {e}"));
+            deployment.settings.insert(function, settings);
         }
+        deployment
     }
 
     /// The environment the template gives `function` (globals included), resolved, plus the
@@ -236,9 +296,7 @@ impl Deployment {
 
     /// `function` composed as its `main.rs` composes it, its AWS calls recorded under its name.
     pub fn services(&self, function: &str) -> Services {
-        let env = self.environment(function);
-        let settings = Settings::from_lookup(|k| env.get(k).cloned())
-            .unwrap_or_else(|e| panic!("{function}: {e}"));
+        let settings = self.settings[function].clone();
         Services::aws_with(settings, &self.sdk, self.options(function))
             .unwrap_or_else(|e| panic!("{function}: {e}"))
     }
@@ -246,9 +304,8 @@ impl Deployment {
     /// The test's own setup access (not recorded): `function`'s composition without a
     /// mailer, so an invitation hands its token to the caller instead of emailing it.
     pub fn setup_services(&self, function: &str) -> Services {
-        let mut env = self.environment(function);
-        env.remove("MAIL_FROM");
-        let settings = Settings::from_lookup(|k| env.get(k).cloned()).unwrap();
+        let mut settings = self.settings[function].clone();
+        settings.mail_from = None;
         let options = AwsClientOptions {
             s3_path_style: true,
             ..AwsClientOptions::default()
