@@ -368,6 +368,9 @@ async fn scenario(d: &Deployment) {
         .unwrap()
         .to_owned();
     let t = format!("/admin/tenants/{tenant}");
+    // The connect proves ownership with the token first (decision 0032).
+    d.graph
+        .add_whatsapp_business(WA_TOKEN, "102290129340398", WA_NUMBER);
     admin(
         &admin_api,
         "POST",

@@ -64,6 +64,7 @@ fn parameters(mail_from: &str) -> BTreeMap<&'static str, String> {
     [
         ("AdminTokenSha256", ADMIN_SHA256.to_owned()),
         ("MetaAppSecret", APP_SECRET.to_owned()),
+        ("MetaAppId", e2e_tests::fake_graph::FAKE_APP_ID.to_owned()),
         ("MetaVerifyToken", VERIFY.to_owned()),
         ("BitrixClientId", FAKE_CLIENT_ID.to_owned()),
         ("BitrixClientSecret", FAKE_CLIENT_SECRET.to_owned()),
