@@ -52,6 +52,14 @@ pub enum AuditAction {
     CrmLinkUnreachable,
     /// A probe reached the parked portal again; its held work resumes.
     CrmLinkReachable,
+    /// A disconnect recorded the provider steps that revoke our access (decision 0036).
+    RevocationStarted,
+    /// An attempt left a step pending (the provider failed); retried later, tokens held.
+    RevocationPending,
+    /// Every step done or skipped; our copies of the tokens are deleted.
+    RevocationCompleted,
+    /// The attempts are spent: pending steps are `failed`, the tokens deleted anyway.
+    RevocationGivenUp,
 }
 
 impl AuditAction {
@@ -78,6 +86,10 @@ impl AuditAction {
             AuditAction::PlanChanged => "plan_changed",
             AuditAction::CrmLinkUnreachable => "crm_link_unreachable",
             AuditAction::CrmLinkReachable => "crm_link_reachable",
+            AuditAction::RevocationStarted => "revocation_started",
+            AuditAction::RevocationPending => "revocation_pending",
+            AuditAction::RevocationCompleted => "revocation_completed",
+            AuditAction::RevocationGivenUp => "revocation_given_up",
         }
     }
 }

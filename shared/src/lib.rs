@@ -41,6 +41,7 @@ mod private_file;
 pub mod public_resolver;
 pub mod queue;
 pub mod retention;
+pub mod revocation;
 pub mod secret;
 pub mod sqs_lambda;
 pub mod store;

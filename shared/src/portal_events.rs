@@ -147,6 +147,9 @@ fn same_secret(a: &Secret, b: &Secret) -> bool {
 }
 
 /// The Bitrix24 events handler. Build once per process.
+/// Why a portal is disconnected after `ONAPPUNINSTALL`: nothing is called on the portal then.
+const APP_UNINSTALLED: &str = "application uninstalled";
+
 #[derive(Clone)]
 pub struct PortalEvents {
     tenants: TenantDirectory,
@@ -156,6 +159,8 @@ pub struct PortalEvents {
     client: BitrixClient,
     connectors: Connectors,
     install_window: Duration,
+    /// When set, a portal disconnect also revokes our access on the portal (decision 0036).
+    revocations: Option<crate::revocation::Revocations>,
 }
 
 impl PortalEvents {
@@ -174,7 +179,16 @@ impl PortalEvents {
             client,
             connectors: Connectors::default(),
             install_window: DEFAULT_INSTALL_WINDOW,
+            revocations: None,
         }
+    }
+
+    /// Portal disconnects go through `revocations`: our connectors are unregistered and our
+    /// events unbound (except after an uninstall, when the portal already dropped both),
+    /// then the tokens are deleted.
+    pub fn with_revocations(mut self, revocations: crate::revocation::Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     pub fn with_connectors(mut self, connectors: Connectors) -> Self {
@@ -323,7 +337,7 @@ impl PortalEvents {
             }
             EventKind::AppUninstall { clean } => {
                 tracing::info!(%tenant, member_id = %member, clean, "application uninstalled from the portal");
-                self.disconnect(&linked, "application uninstalled").await?
+                self.disconnect(&linked, APP_UNINSTALLED).await?
             }
             EventKind::AppInstall { .. } => unreachable!("handled above"),
             EventKind::Other(_) => EventOutcome::Ignored {
@@ -404,7 +418,22 @@ impl PortalEvents {
         linked: &Linked,
         why: &'static str,
     ) -> Result<EventOutcome, WebhookError> {
-        match linked.scope.disconnect(&linked.channel).await {
+        let result = match &self.revocations {
+            Some(revocations) => {
+                let uninstalled = why == APP_UNINSTALLED;
+                match revocations
+                    .disconnect(&linked.scope, &linked.channel, "bitrix24", uninstalled)
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(crate::revocation::RevocationError::Tenant(e)) => Err(e),
+                    Err(crate::revocation::RevocationError::Store(e)) => Err(e.into()),
+                    Err(e) => Err(TenantError::Invalid(e.to_string())),
+                }
+            }
+            None => linked.scope.disconnect(&linked.channel).await,
+        };
+        match result {
             Ok(()) | Err(TenantError::ChannelNotFound(_)) => {
                 tracing::info!(tenant = %linked.scope.tenant(), member_id = %linked.channel.external_id(),
                     why, "bitrix24 portal disconnected; its tokens are deleted");

@@ -5,8 +5,8 @@
 //!   0032): 422 `ownership_not_proven` when it does not, 503/502 when the provider cannot
 //!   tell, 409 `cannot_connect` when another tenant holds the id; none of them stores
 //!   anything, each is audited as `channel_connect_refused`
-//! - `DELETE /admin/tenants/{id}/channels/{kind}/{channel_id}` disconnects it, unsubscribing
-//!   our app from the provider's webhooks where possible
+//! - `DELETE /admin/tenants/{id}/channels/{kind}/{channel_id}` disconnects it at once and
+//!   revokes our access at the provider (decision 0036; the state is under `/revocations`)
 //!
 //! Connect bodies are validated into domain types; unknown fields are rejected so a typo in a
 //! field name is a 400, not a silently ignored setting. Log events keep the target they had
@@ -137,13 +137,15 @@ pub(crate) async fn disconnect(c: &Call<'_>) -> Handled {
     let id = c.param("id");
     let channel = ChannelRef::parse(kind, id).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let scope = c.scope().await?;
-    let unsubscribe = c
+    // The route goes at once; the provider steps are recorded and attempted (decision 0036),
+    // the admin sees their state under `/revocations`.
+    let revocation = c
         .services
-        .release
-        .disconnect(scope, &channel)
+        .revocations
+        .disconnect(scope, &channel, c.actor(), false)
         .await
-        .map_err(map_err)?;
-    tracing::info!(target: "admin_api", tenant = %scope.tenant(), %kind, channel = %id, ?unsubscribe, "channel disconnected");
+        .map_err(crate::revocations::map_err)?;
+    tracing::info!(target: "admin_api", tenant = %scope.tenant(), %kind, channel = %id, revocation = revocation.revocation, "channel disconnected");
     c.record(
         scope.tenant(),
         AuditAction::ChannelDisconnected,

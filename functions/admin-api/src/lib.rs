@@ -31,6 +31,7 @@ mod connection_codes;
 mod erasure;
 mod exports;
 mod plans;
+mod revocations;
 mod settings;
 mod suspension;
 mod tenants;
@@ -54,7 +55,7 @@ use wappline::edge::ApiError;
 use wappline::hold::Suspension;
 use wappline::ownership::OwnershipProof;
 use wappline::portal::install::ConnectionCodes;
-use wappline::tenant::release::ChannelRelease;
+use wappline::revocation::Revocations;
 use wappline::tenant::{TenantDirectory, TenantError, TenantStatus};
 use wappline::usage::Usage;
 
@@ -108,6 +109,8 @@ fn routes() -> Vec<Route> {
         route(t!("/channels/{kind}"), Tenant(ManageChannels)).post(h!(channels::connect)),
         route(t!("/channels/{kind}/{id}"), Tenant(ManageChannels)).delete(h!(channels::disconnect)),
         Route::below(t!("/channels/{kind}/{id}/{*rest}"), Tenant(ManageChannels)),
+        route(t!("/revocations"), Tenant(ManageChannels)).get(h!(revocations::list)),
+        route(t!("/revocations/retry"), Tenant(ManageChannels)).post(h!(revocations::retry)),
         route(t!("/bitrix24/connection-codes"), Tenant(ManageChannels))
             .post(h!(connection_codes::issue)),
         // API keys.
@@ -190,8 +193,8 @@ pub struct AdminServices {
     pub api_keys: ApiKeys,
     /// `/audit`, and the entries the admin API writes for the changes it makes.
     pub audit: AuditLog,
-    /// Disconnects also unsubscribe our app from the provider's webhooks where possible.
-    pub release: ChannelRelease,
+    /// Disconnects revoke our access at the provider (decision 0036); `/revocations`.
+    pub revocations: Revocations,
     /// Connects are claimed only after the supplied token proves ownership.
     pub ownership: OwnershipProof,
     /// `/exports...` and the public download of export files.

@@ -29,7 +29,7 @@ impl AdminApi {
             suspension: services.suspension()?,
             api_keys: services.api_keys(),
             audit: services.audit(),
-            release: services.channel_release()?,
+            revocations: services.revocations()?,
             ownership: services.ownership_proof()?,
             exports: ExportsApi {
                 exports: services.exports()?,

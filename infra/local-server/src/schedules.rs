@@ -90,6 +90,19 @@ pub fn platform(
             }),
         },
     ];
+    // The revocations' retry (in AWS, the sync worker's schedule).
+    let revocations = services.revocations()?;
+    schedules.push(Schedule {
+        name: "revocations",
+        every,
+        run: Arc::new(move || {
+            let revocations = revocations.clone();
+            Box::pin(async move {
+                let report = revocations.run_due(BUDGET_ITEMS).await;
+                report.map(|_| ()).map_err(|e| e.to_string())
+            })
+        }),
+    });
     // The sync worker's schedule, when CRM sync is configured (the Bitrix24 application).
     match services.portal_probe() {
         Ok(probe) => schedules.push(Schedule {

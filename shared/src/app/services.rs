@@ -38,9 +38,9 @@ use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::sqs::SqsQueue;
 use crate::queue::{platform, Queue, QueueName};
 use crate::retention::RetentionRun;
+use crate::revocation::Revocations;
 use crate::store::dynamo::DynamoStore;
 use crate::store::embedded::EmbeddedStore;
-use crate::tenant::release::ChannelRelease;
 use crate::usage::Usage;
 use crate::vault::kms::KmsVault;
 use crate::vault::local::LocalVault;
@@ -445,7 +445,8 @@ impl Services {
             self.platform.envelope.clone(),
             self.outbound_intake()?,
             self.bitrix_client(S)?,
-        ))
+        )
+        .with_revocations(self.revocations()?))
     }
 
     /// Where Bitrix24 reaches us (`PUBLIC_BASE_URL`), as the install flow registers it.
@@ -619,9 +620,28 @@ impl Services {
         ))
     }
 
-    /// Disconnecting channels (unsubscribing the app at Meta).
-    pub fn channel_release(&self) -> Result<ChannelRelease, ServicesError> {
-        Ok(ChannelRelease::new(Some(self.graph_client()?)))
+    /// Disconnecting channels and revoking our access at the providers (decision 0036): the
+    /// Graph API, the Instagram Login host and, when configured, the Bitrix24 application
+    /// with the events handler URL we bound.
+    pub fn revocations(&self) -> Result<Revocations, ServicesError> {
+        const S: &str = "revocations";
+        let instagram = GraphClient::new(self.settings.instagram.clone())
+            .map_err(|e| invalid(S, e))?
+            .with_hosts(self.meta_hosts());
+        let mut revocations = Revocations::new(
+            self.platform.tenants.clone(),
+            self.graph_client()?,
+            instagram,
+        );
+        if self.settings.bitrix.is_some() {
+            if let Ok(endpoint) = self.bitrix_endpoint(S) {
+                revocations = revocations.with_bitrix(
+                    self.bitrix_client(S)?,
+                    PortalSetup::new(endpoint).events_url(),
+                );
+            }
+        }
+        Ok(revocations)
     }
 
     /// Ownership proof of the admin API's connects (decision 0032). Always built: a kind

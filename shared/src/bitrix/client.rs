@@ -56,6 +56,12 @@ impl std::fmt::Debug for BitrixClient {
 
 /// `event.bind`.
 pub const EVENT_BIND: &str = "event.bind";
+
+/// `event.unbind`.
+pub const EVENT_UNBIND: &str = "event.unbind";
+
+/// `imconnector.unregister`.
+pub const UNREGISTER_CONNECTOR: &str = "imconnector.unregister";
 /// `app.info`: the application's status on the portal (`INSTALLED`...).
 pub const APP_INFO: &str = "app.info";
 
@@ -467,6 +473,39 @@ impl PortalSession<'_> {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// `imconnector.unregister` of our connector `ID` (apidocs "Unregister the Connector
+    /// imconnector.unregister": one parameter, `ID`; the page documents no success answer, so
+    /// any answer that is not an error counts, except an explicit `false`).
+    pub async fn unregister_connector(
+        &mut self,
+        connector: &ConnectorId,
+    ) -> Result<(), BitrixError> {
+        let params = serde_json::json!({ "ID": connector.as_str() });
+        match self.call(UNREGISTER_CONNECTOR, params).await? {
+            Value::Bool(false) => Err(BitrixError::Protocol(format!(
+                "{UNREGISTER_CONNECTOR} answered false"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// `event.unbind` of `handler` for `event` (apidocs "Unbind Registered Event Handler
+    /// event.unbind": `event`, `handler`; answers `{"result": {"count": n}}`, the number of
+    /// handlers removed, 0 when none was bound). Returns that count.
+    pub async fn unbind_event(&mut self, event: &str, handler: &str) -> Result<u64, BitrixError> {
+        let params = serde_json::json!({ "event": event, "handler": handler });
+        let result = self.call(EVENT_UNBIND, params).await?;
+        result
+            .get("count")
+            .and_then(|c| {
+                c.as_u64()
+                    .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
+            })
+            .ok_or_else(|| {
+                BitrixError::Protocol(format!("{EVENT_UNBIND} answered without a count"))
+            })
     }
 
     /// `imconnector.update.messages` (same ids as when sent).

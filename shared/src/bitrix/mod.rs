@@ -31,7 +31,9 @@ mod tokens;
 mod transport;
 
 pub use batch::{batch_params, php_query, BatchAnswer, BatchCommand, BATCH, MAX_BATCH_COMMANDS};
-pub use client::{BitrixClient, PortalSession, APP_INFO, EVENT_BIND};
+pub use client::{
+    BitrixClient, PortalSession, APP_INFO, EVENT_BIND, EVENT_UNBIND, UNREGISTER_CONNECTOR,
+};
 pub use config::{
     is_loopback_host, BitrixConfig, BitrixConfigError, EndpointUrl, DEFAULT_OAUTH_URL,
     ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_OAUTH_URL, ENV_PORTAL_BASE_URL, ENV_TIMEOUT_MS,

@@ -13,6 +13,7 @@
 //! - Ownership: [`GraphClient::debug_token`], [`GraphClient::waba_phone_numbers`],
 //!   [`GraphClient::instagram_me`], [`GraphClient::page_instagram_account`]: what a token
 //!   says about itself and the accounts it reaches.
+//! - Revocation: [`GraphClient::unsubscribe_app`], [`GraphClient::revoke_permissions`].
 //! - [`HostPolicy`]: the only hosts media is fetched from (Meta's CDNs, loopback for tests),
 //!   so neither a token nor a request can be sent anywhere else.
 //! - [`GraphError`]: Meta's error JSON, typed by what to do next
@@ -24,6 +25,7 @@ mod error;
 mod hosts;
 mod instagram;
 mod ownership;
+mod revoke;
 mod upload;
 mod whatsapp;
 

@@ -14,7 +14,6 @@
 //!   authorised, so a Meta data-deletion request for that user can be honoured
 
 pub mod channel;
-pub mod release;
 mod scope;
 
 use std::sync::Arc;

@@ -212,6 +212,17 @@ impl TenantScope {
     /// the index of who authorised it, atomically, so the id can be connected again, to this
     /// or another tenant.
     pub async fn disconnect(&self, channel: &ChannelRef) -> Result<(), TenantError> {
+        self.disconnect_with(channel, Vec::new()).await
+    }
+
+    /// [`TenantScope::disconnect`] with more writes in the same transaction (the revocation
+    /// record that takes over the tokens still needed at the provider), so the tokens are
+    /// never both gone from the channel and not yet in the record, nor in both for long.
+    pub async fn disconnect_with(
+        &self,
+        channel: &ChannelRef,
+        extra: Vec<WriteOp>,
+    ) -> Result<(), TenantError> {
         let channel_key = channel.channel_key(&self.tenant);
         let current = self.store.get(Table::Data, &channel_key).await?;
         let authorizer = current
@@ -248,9 +259,16 @@ impl TenantScope {
                 condition: None,
             });
         }
+        let first_extra = ops.len();
+        ops.extend(extra);
         let result = self.store.transact_write(ops).await;
         match result {
             Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed {
+                op_index: Some(i), ..
+            }) if i >= first_extra => Err(TenantError::Store(StoreError::Backend(
+                "a write joined to the disconnect was refused".into(),
+            ))),
             Err(StoreError::ConditionFailed { .. }) => {
                 Err(TenantError::ChannelNotFound(describe(channel)))
             }

@@ -20,7 +20,7 @@ use wappline::ownership::OwnershipProof;
 use wappline::portal::install::{public_base_url, ConnectionCodes};
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform as queues, Queue};
-use wappline::tenant::release::ChannelRelease;
+use wappline::revocation::Revocations;
 use wappline::usage::Usage;
 
 /// Install URLs of Bitrix24 connection codes start with this.
@@ -102,6 +102,14 @@ fn ownership_proof() -> OwnershipProof {
     )
 }
 
+/// Revocations against a Graph API nobody listens on: the disconnect still goes through,
+/// the provider steps stay pending.
+fn revocations(platform: &Platform) -> Revocations {
+    let graph =
+        GraphClient::new(GraphConfig::default().with_base_url(&meta_fake()).unwrap()).unwrap();
+    Revocations::new(platform.tenants.clone(), graph.clone(), graph)
+}
+
 /// The services of `platform` (opened on `dir`), with the platform token `token`.
 pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
     let queue: Arc<dyn Queue> = Arc::new(EmbeddedQueue::open(dir, queues::specs()).unwrap());
@@ -127,7 +135,7 @@ pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
         suspension: Suspension::new(platform.tenants.clone(), queue.clone()),
         api_keys: ApiKeys::new(platform.store.clone()),
         audit: AuditLog::new(platform.store.clone()),
-        release: ChannelRelease::new(None),
+        revocations: revocations(platform),
         ownership: ownership_proof(),
         exports: ExportsApi {
             exports: exports.clone(),

@@ -1,0 +1,226 @@
+//! The provider calls of a revocation, one per [`StepKind`]. Errors come back as words for
+//! the record (the clients' errors never carry a token).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::record::{token_attr, StepKind};
+use crate::bitrix::{BitrixClient, TokenPair, TokenStore, TokenStoreError};
+use crate::crypto::{Envelope, FieldRef};
+use crate::graph::GraphClient;
+use crate::ids::{BitrixDomain, PhoneNumberId, TenantId, WabaId};
+use crate::portal::install::{APP_INSTALL_EVENT, BOUND_EVENTS};
+use crate::portal::Connectors;
+use crate::secret::Secret;
+use crate::store::{Condition, Key, Table, TableStore, Update};
+use crate::tenant::ChannelRef;
+
+pub(super) struct Context<'a> {
+    pub store: &'a Arc<dyn TableStore>,
+    pub envelope: &'a Arc<Envelope>,
+    pub tenant: &'a TenantId,
+    pub key: &'a Key,
+    pub graph: &'a GraphClient,
+    pub instagram: &'a GraphClient,
+    pub bitrix: Option<&'a (BitrixClient, String)>,
+    pub connectors: &'a Connectors,
+}
+
+pub(super) enum Outcome {
+    Done,
+    Skipped(String),
+}
+
+pub(super) async fn run(
+    cx: &Context<'_>,
+    step: StepKind,
+    channel: &str,
+    details: &BTreeMap<String, String>,
+    tokens: &BTreeMap<&str, Secret>,
+) -> Result<Outcome, String> {
+    let token = tokens
+        .get("access_token")
+        .ok_or_else(|| "the access token is missing from the record".to_owned())?;
+    match step {
+        StepKind::WhatsAppSubscription => whatsapp(cx, channel, details, token).await,
+        StepKind::InstagramPageSubscription => {
+            let page = details
+                .get("page_id")
+                .ok_or_else(|| "no Page id recorded".to_owned())?;
+            cx.graph
+                .unsubscribe_app(page, token)
+                .await
+                .map(|()| Outcome::Done)
+                .map_err(|e| e.to_string())
+        }
+        StepKind::InstagramPermissions => cx
+            .instagram
+            .revoke_permissions(token)
+            .await
+            .map(|()| Outcome::Done)
+            .map_err(|e| e.to_string()),
+        StepKind::Bitrix24Connectors | StepKind::Bitrix24Events => {
+            bitrix(cx, step, details, tokens).await
+        }
+    }
+}
+
+/// Unsubscribes from the WABA unless one of its numbers still has a route (any tenant's).
+async fn whatsapp(
+    cx: &Context<'_>,
+    channel: &str,
+    details: &BTreeMap<String, String>,
+    token: &Secret,
+) -> Result<Outcome, String> {
+    let Some(waba) = details.get("waba_id") else {
+        return Ok(Outcome::Skipped("no WABA id recorded".into()));
+    };
+    let waba_id = WabaId::parse(waba).map_err(|e| e.to_string())?;
+    let numbers = cx
+        .graph
+        .waba_phone_numbers(&waba_id, token)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The disconnected number itself counts too: it may have been connected again since.
+    let ids = numbers
+        .iter()
+        .map(|n| n.id.as_str())
+        .chain(std::iter::once(channel));
+    for id in ids {
+        let Ok(number) = PhoneNumberId::parse(id) else {
+            continue;
+        };
+        let route = ChannelRef::WhatsApp(number).route_key();
+        if cx
+            .store
+            .get(Table::Routes, &route)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(Outcome::Skipped(
+                "another connected number still uses the WhatsApp Business Account".into(),
+            ));
+        }
+    }
+    cx.graph
+        .unsubscribe_app(waba, token)
+        .await
+        .map(|()| Outcome::Done)
+        .map_err(|e| e.to_string())
+}
+
+async fn bitrix(
+    cx: &Context<'_>,
+    step: StepKind,
+    details: &BTreeMap<String, String>,
+    tokens: &BTreeMap<&str, Secret>,
+) -> Result<Outcome, String> {
+    let Some((client, events_url)) = cx.bitrix else {
+        return Err("the Bitrix24 application is not configured on this deployment".into());
+    };
+    let domain = details
+        .get("domain")
+        .and_then(|d| BitrixDomain::parse(d).ok())
+        .ok_or_else(|| "no portal domain recorded".to_owned())?;
+    let (Some(access), Some(refresh)) = (tokens.get("access_token"), tokens.get("refresh_token"))
+    else {
+        return Err("the portal's tokens are missing from the record".into());
+    };
+    let mut pair = TokenPair::new(access.clone(), refresh.clone());
+    let store = RecordTokens { cx };
+    let mut session = client.session(&domain, &mut pair, &store);
+    match step {
+        StepKind::Bitrix24Connectors => {
+            for connector in [&cx.connectors.whatsapp, &cx.connectors.instagram] {
+                session
+                    .unregister_connector(connector)
+                    .await
+                    .map_err(|e| format!("imconnector.unregister: {e}"))?;
+            }
+        }
+        _ => {
+            let events = BOUND_EVENTS
+                .iter()
+                .chain(std::iter::once(&APP_INSTALL_EVENT));
+            for event in events {
+                session
+                    .unbind_event(event, events_url)
+                    .await
+                    .map_err(|e| format!("event.unbind: {e}"))?;
+            }
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// A refreshed portal pair goes back into the revocation record (encrypted), so the next
+/// step or attempt uses it: the refresh retired the old refresh token.
+struct RecordTokens<'a> {
+    cx: &'a Context<'a>,
+}
+
+impl RecordTokens<'_> {
+    async fn read(&self, name: &str) -> Result<Option<Secret>, TokenStoreError> {
+        let cx = self.cx;
+        let item = cx
+            .store
+            .get(Table::Data, cx.key)
+            .await
+            .map_err(|e| TokenStoreError(e.to_string()))?;
+        let attr = token_attr(name);
+        let Some(blob) = item.as_ref().and_then(|i| i.get_b(&attr)) else {
+            return Ok(None);
+        };
+        let plain = cx
+            .envelope
+            .decrypt_string(FieldRef::new(cx.tenant, Table::Data, cx.key, &attr), blob)
+            .await
+            .map_err(|e| TokenStoreError(e.to_string()))?;
+        Ok(Some(Secret::from_decrypted(plain)))
+    }
+}
+
+#[async_trait]
+impl TokenStore for RecordTokens<'_> {
+    async fn save(
+        &self,
+        _portal: &BitrixDomain,
+        tokens: &TokenPair,
+    ) -> Result<(), TokenStoreError> {
+        let cx = self.cx;
+        let mut update = Update::new();
+        for (name, secret) in [
+            ("access_token", &tokens.access_token),
+            ("refresh_token", &tokens.refresh_token),
+        ] {
+            let attr = token_attr(name);
+            let blob = cx
+                .envelope
+                .encrypt(
+                    FieldRef::new(cx.tenant, Table::Data, cx.key, &attr),
+                    secret.expose().as_bytes(),
+                )
+                .await
+                .map_err(|e| TokenStoreError(e.to_string()))?;
+            update = update.set(&attr, blob);
+        }
+        cx.store
+            .update(Table::Data, cx.key, update, Some(Condition::Exists))
+            .await
+            .map(|_| ())
+            .map_err(|e| TokenStoreError(e.to_string()))
+    }
+
+    async fn latest(&self, _portal: &BitrixDomain) -> Result<Option<TokenPair>, TokenStoreError> {
+        match (
+            self.read("access_token").await?,
+            self.read("refresh_token").await?,
+        ) {
+            (Some(a), Some(r)) => Ok(Some(TokenPair::new(a, r))),
+            _ => Ok(None),
+        }
+    }
+}
