@@ -26,6 +26,9 @@
 //!   Answers `{"recipient_id", "message_id"}`.
 //! - Tokens: [`FakeGraph::add_token`] (WhatsApp number), [`FakeGraph::add_instagram_token`]
 //!   (Instagram account, optionally its Page). Unknown token: `401` code 190.
+//! - Revocation: `DELETE /{version}/{waba-or-page-id}/subscribed_apps` answers
+//!   `{"success": true}` for a known token; `DELETE /{version}/me/permissions` answers `true`
+//!   for a known Instagram token and forgets it. Both are in [`FakeGraph::calls`].
 //! - Ownership (ownership.rs): `GET /{version}/debug_token`, `/{waba-id}/phone_numbers`,
 //!   `/me?fields=user_id,username` and `/{page-id}?fields=instagram_business_account`, from
 //!   what [`FakeGraph::add_business_token`], [`FakeGraph::add_waba`] and
@@ -548,6 +551,18 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
                         "OAuthException",
                         "Invalid OAuth access token.",
                     )
+                }
+            }
+            // Revoking every permission the token's user granted the app ("User permissions",
+            // Revoking Permissions: answers `true`); the token stops working.
+            [version, "me", "permissions"] if is_version(version) => {
+                match bearer.filter(|t| s.instagram_tokens.contains_key(*t)) {
+                    Some(t) => {
+                        let t = t.to_owned();
+                        s.instagram_tokens.remove(&t);
+                        json_answer(200, &json!(true))
+                    }
+                    None => invalid_token(),
                 }
             }
             _ => meta_error(

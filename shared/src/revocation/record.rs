@@ -53,6 +53,7 @@ impl StepState {
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// `DELETE /{waba-id}/subscribed_apps`, unless another connected number is on the WABA.
+    #[serde(rename = "whatsapp_subscription")]
     WhatsAppSubscription,
     /// `DELETE /{page-id}/subscribed_apps` (Instagram connected with its Page).
     InstagramPageSubscription,
@@ -197,7 +198,9 @@ pub async fn new_item(
         .with("attempts", 0i64)
         .with("created_at", now)
         .with("updated_at", now)
-        .with("next_attempt_at", now);
+        // The disconnect makes the first attempt itself; the schedule only takes over if that
+        // one never ran (the process stopped), so the two do not call the provider together.
+        .with("next_attempt_at", now + super::FIRST_DELAY_SECS);
     for (name, secret) in tokens {
         let attr = token_attr(name);
         let blob = envelope
@@ -241,4 +244,25 @@ pub fn from_item(item: &Item) -> Option<Revocation> {
         steps,
         details,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_are_the_stored_and_shown_names() {
+        for step in [
+            StepKind::WhatsAppSubscription,
+            StepKind::InstagramPageSubscription,
+            StepKind::InstagramPermissions,
+            StepKind::Bitrix24Connectors,
+            StepKind::Bitrix24Events,
+        ] {
+            assert_eq!(
+                serde_json::to_value(step).unwrap(),
+                serde_json::json!(step.name())
+            );
+        }
+    }
 }

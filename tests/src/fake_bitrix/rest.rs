@@ -306,6 +306,15 @@ pub(super) fn dispatch(
         "imconnector.activate" => activate(s, domain, params),
         "imconnector.connector.data.set" => connector_data(s, domain, params),
         "event.bind" => bind(s, domain, params),
+        // imconnector.unregister: the connector `ID` is gone from the portal.
+        "imconnector.unregister" => {
+            let id = text_of(params.get("ID"))
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let portal = s.portals.get_mut(domain).expect("checked by auth");
+            portal.connectors.remove(&id);
+            ok(json!(true))
+        }
         "event.unbind" => {
             let event = text_of(params.get("event"))
                 .unwrap_or_default()

@@ -29,6 +29,7 @@ mod oversized_event;
 mod ownership;
 mod public_api;
 mod retention;
+mod revocation;
 mod server_limits;
 mod suspension;
 mod sync_attempts;
