@@ -7,7 +7,7 @@
 //! docs/access.md has the matrix) and its handler for each method. All are documented in
 //! docs/openapi.yaml; the handlers live with their resource (tenants.rs, settings.rs,
 //! channels.rs, connection_codes.rs, api_keys.rs, audit.rs, usage.rs, plans.rs,
-//! suspension.rs, users.rs, exports.rs, erasure.rs, auth.rs).
+//! suspension.rs, users.rs, exports.rs, erasure.rs, revocations.rs, auth.rs).
 //!
 //! A request is answered in this order:
 //! 1. a body over [`MAX_BODY_BYTES`]: 413;

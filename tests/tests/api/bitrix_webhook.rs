@@ -22,6 +22,7 @@ use serde_json::Value;
 use wappline::app::Platform;
 use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::conversation::{ConversationId, Conversations};
+use wappline::graph::{GraphClient, GraphConfig};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppUserId};
 use wappline::outbound::OutboundJob;
@@ -29,6 +30,7 @@ use wappline::portal::install::{public_base_url, BitrixInstaller, PortalSetup};
 use wappline::portal_events::PortalEvents;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
+use wappline::revocation::{Revocations, StepState};
 use wappline::store::Table;
 use wappline::tenant::{ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
@@ -43,6 +45,7 @@ struct Env {
     queue: EmbeddedQueue,
     fake: FakeBitrix,
     webhook: BitrixWebhook,
+    revocations: Revocations,
 }
 
 fn client(fake: &FakeBitrix) -> BitrixClient {
@@ -64,6 +67,11 @@ async fn env_with(install_window: Duration) -> Env {
     let queue = EmbeddedQueue::open(dir.path(), platform::specs()).unwrap();
     let fake = FakeBitrix::start().await;
     let client = client(&fake);
+    let setup = PortalSetup::new(public_base_url("https://wappline.example").unwrap());
+    // Meta is never called for a portal: the default Graph client is only a placeholder.
+    let graph = GraphClient::new(GraphConfig::default()).unwrap();
+    let revocations = Revocations::new(platform.tenants.clone(), graph.clone(), graph)
+        .with_bitrix(client.clone(), setup.events_url());
     let events = PortalEvents::new(
         platform.tenants.clone(),
         platform.store.clone(),
@@ -75,15 +83,17 @@ async fn env_with(install_window: Duration) -> Env {
         ),
         client.clone(),
     )
-    .with_install_window(install_window);
+    .with_install_window(install_window)
+    .with_revocations(revocations.clone());
     let installer = BitrixInstaller::new(
         platform.tenants.clone(),
         platform.store.clone(),
         client,
-        PortalSetup::new(public_base_url("https://wappline.example").unwrap()),
+        setup,
     );
     Env {
         webhook: BitrixWebhook::new(events, installer),
+        revocations,
         _dir: dir,
         platform,
         queue,
@@ -581,6 +591,14 @@ async fn uninstall_disconnects_the_portal() {
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["outcome"], "disconnected");
     assert_disconnected(&env, &tenant).await;
+    // The app is gone from the portal: nothing is called there (decision 0036).
+    assert!(env.fake.calls_to("imconnector.unregister").is_empty());
+    assert!(env.fake.calls_to("event.unbind").is_empty());
+    let r = env.revocations.list(&tenant).await.unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].revocation, "done");
+    assert!(r[0].steps.iter().all(|s| s.state == StepState::Skipped));
+    assert!(!r[0].tokens_held);
 }
 
 #[tokio::test]
@@ -604,6 +622,11 @@ async fn line_deletion_and_connector_removal_disconnect_the_portal() {
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["outcome"], "disconnected");
     assert_disconnected(&env, &tenant).await;
+    // The app is still installed: our connectors and handlers are removed from the portal.
+    assert_eq!(env.fake.calls_to("imconnector.unregister").len(), 2);
+    assert!(!env.fake.calls_to("event.unbind").is_empty());
+    let r = env.revocations.list(&tenant).await.unwrap();
+    assert_eq!(r[0].revocation, "done");
 
     // Linked again, then the line is deleted.
     let env = env_with(Duration::from_secs(3600)).await;
