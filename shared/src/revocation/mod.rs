@@ -231,8 +231,17 @@ impl Revocations {
 
     /// The schedule: attempts the due pending revocations of every tenant (at most `budget`).
     pub async fn run_due(&self, budget: usize) -> Result<SweepReport, RevocationError> {
+        self.run_due_as_of(now_secs(), budget).await
+    }
+
+    /// [`Revocations::run_due`] as if the time were `now` (Unix seconds): records whose next
+    /// attempt is at or before it are due.
+    pub async fn run_due_as_of(
+        &self,
+        now: i64,
+        budget: usize,
+    ) -> Result<SweepReport, RevocationError> {
         let mut report = SweepReport::default();
-        let now = now_secs();
         let mut start = None;
         loop {
             let page = self

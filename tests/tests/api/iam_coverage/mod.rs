@@ -52,6 +52,9 @@ use recorder::Recorded;
 use template::{Node, Physical};
 use world::{call, json_body, Deployment};
 
+/// Another number of the scenario's WABA (connected, then disconnected).
+const SECOND_NUMBER: &str = "113355779024681";
+
 const LINE: u64 = 7;
 const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
 const WA_TOKEN: &str = "EAAwhatsappTOKEN";
@@ -633,6 +636,35 @@ async fn scenario(d: &Deployment) {
     let status_path = &status_url[status_url.find(data_deletion::STATUS).unwrap()..];
     let (s, _) = call(&deletion, "GET", status_path, &[], None).await;
     assert_eq!(s, 200);
+
+    // A second number of the WABA is disconnected while Meta is down (admin-api records the
+    // revocation, pending); the sync worker's schedule retries it later (decision 0036).
+    d.graph
+        .add_whatsapp_business(WA_TOKEN, "102290129340398", SECOND_NUMBER);
+    admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/channels/whatsapp"),
+        json!({"phone_number_id": SECOND_NUMBER, "waba_id": "102290129340398", "access_token": WA_TOKEN}),
+    )
+    .await;
+    d.graph
+        .fail_next(1, e2e_tests::fake_graph::GraphFailure::Down);
+    admin(
+        &admin_api,
+        "DELETE",
+        &format!("{t}/channels/whatsapp/{SECOND_NUMBER}"),
+        Value::Null,
+    )
+    .await;
+    let later = wappline::clock::now_secs() + 3600;
+    let revoked = sync
+        .revocations()
+        .unwrap()
+        .run_due_as_of(later, 100)
+        .await
+        .unwrap();
+    assert_eq!((revoked.attempted, revoked.finished), (1, 1), "{revoked:?}");
 
     // erasure-worker: the customer's erasure and Meta's request, then the account erasure
     // (grace 0) by the schedule's sweep: keys shredded, owners emailed.
