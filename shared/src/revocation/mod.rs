@@ -47,6 +47,9 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 pub const FIRST_DELAY_SECS: i64 = 300;
 pub const MAX_DELAY_SECS: i64 = 6 * 3600;
 
+/// The channel details a revocation keeps (the steps' targets).
+const STEP_DETAILS: &[&str] = &["waba_id", "page_id", "domain"];
+
 /// Actor named in the audit entries of scheduled attempts.
 pub const SYSTEM_ACTOR: &str = "system";
 
@@ -131,7 +134,11 @@ impl Revocations {
             .into_iter()
             .find(|c| c.kind == channel.kind() && c.id == channel.external_id())
             .map(|c| c.details)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            // Only what the steps need: no display phone number, no user name kept.
+            .filter(|(k, _)| STEP_DETAILS.contains(&k.as_str()))
+            .collect();
         let mut tokens = Vec::new();
         for name in record::token_names(channel.kind()) {
             if let Ok(secret) = scope.channel_secret(channel, name).await {

@@ -1,6 +1,6 @@
 //! Disconnecting a channel through the admin API on the local server: processing stops at
 //! once (route and tokens gone), and our app is unsubscribed from the WhatsApp Business
-//! Account's webhooks when no other number of the tenant still uses it.
+//! Account's webhooks when no other connected number still uses it (decision 0036).
 
 use e2e_tests::harness::{sample, Harness, ADMIN, WABA, WA_NUMBER};
 use reqwest::StatusCode;
