@@ -1,9 +1,50 @@
 //! Completion emails of erasures (templates/erasure_*_completed.txt): what was deleted and
 //! when, naming the account and the request only, never the erased contact.
 
-use crate::accounts::{Email, Mail};
-use crate::clock::rfc3339;
+use crate::accounts::{Email, Mail, Mailer};
+use crate::clock::{now_secs, rfc3339};
 use crate::ids::TenantId;
+use crate::store::{Condition, Key, StoreError, Table, TableStore, Update};
+
+use super::ErasureError;
+
+/// When an erasure record's completion email went out (set once, by whoever sends it).
+pub(super) const NOTIFIED_ATTR: &str = "notified_at";
+
+/// Sends `mails` once for the erasure record at `key`: the record is claimed first (its
+/// [`NOTIFIED_ATTR`] set only where absent), so concurrent or repeated runs send nothing
+/// twice; a failed send releases the claim, so a later run tries again. False when another
+/// run had claimed it.
+pub(super) async fn send_once(
+    store: &dyn TableStore,
+    table: Table,
+    key: &Key,
+    mailer: &dyn Mailer,
+    mails: &[Mail],
+) -> Result<bool, ErasureError> {
+    match store
+        .update(
+            table,
+            key,
+            Update::new().set(NOTIFIED_ATTR, now_secs()),
+            Some(Condition::AttrNotExists(NOTIFIED_ATTR.into())),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::ConditionFailed { .. }) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    for mail in mails {
+        if let Err(e) = mailer.send(mail).await {
+            store
+                .update(table, key, Update::new().remove(NOTIFIED_ATTR), None)
+                .await?;
+            return Err(ErasureError::Corrupt(format!("completion email: {e}")));
+        }
+    }
+    Ok(true)
+}
 
 /// A completion message, before its recipient is known.
 pub struct Completion {

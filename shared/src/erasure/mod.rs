@@ -124,7 +124,6 @@ pub const REQUESTS_SUFFIX: &str = "ERASURE";
 /// A contact erasure request's attributes: who asked (`user:<id>`, `platform_admin`, ...),
 /// and when the completion email went.
 const REQUESTED_BY_ATTR: &str = "requested_by";
-const NOTIFIED_ATTR: &str = "notified_at";
 
 fn request_key(tenant: &TenantId, request_id: &str) -> Key {
     Key::new(tenant.sub_partition(REQUESTS_SUFFIX), request_id)
@@ -339,28 +338,15 @@ impl ContactErasure {
         let Some(to) = users.into_iter().find(|u| u.id.as_str() == user) else {
             return Ok(());
         };
-        match self
-            .store
-            .update(
-                Table::Data,
-                key,
-                Update::new().set(NOTIFIED_ATTR, now_secs()),
-                Some(Condition::AttrNotExists(NOTIFIED_ATTR.into())),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::ConditionFailed { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-        let request_id = key.sk.as_str();
-        let mail = mail::contact_erased(tenant, request_id, completed_at, conversations);
-        if let Err(e) = mailer.send(&mail.to(to.email)).await {
-            self.store
-                .update(Table::Data, key, Update::new().remove(NOTIFIED_ATTR), None)
-                .await?;
-            return Err(ErasureError::Corrupt(format!("completion email: {e}")));
-        }
+        let mail = mail::contact_erased(tenant, key.sk.as_str(), completed_at, conversations);
+        mail::send_once(
+            self.store.as_ref(),
+            Table::Data,
+            key,
+            mailer.as_ref(),
+            &[mail.to(to.email)],
+        )
+        .await?;
         Ok(())
     }
 

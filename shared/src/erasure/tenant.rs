@@ -50,7 +50,7 @@ const DIRECTORY_PK: &str = "TERASURES";
 /// the completion email, and when that email was sent.
 const PHASE_ATTR: &str = "sweep_phase";
 const NOTIFY_ATTR: &str = "notify_to";
-const NOTIFIED_ATTR: &str = "notified_at";
+use super::mail::NOTIFIED_ATTR;
 
 /// The tenant's sub-partitions with fixed names (`T#<t>#<suffix>`), drained whole by the
 /// sweep. Conversations (`CONV#<c>`, `MID#<hash>`) are found through `CONVS`, API keys
@@ -571,38 +571,23 @@ impl TenantErasure {
         );
         let owners: Vec<String> =
             serde_json::from_slice(&plain).map_err(|e| ErasureError::Corrupt(e.to_string()))?;
-        match self
-            .store
-            .update(
-                Table::Routes,
-                key,
-                Update::new().set(NOTIFIED_ATTR, now_secs()),
-                Some(Condition::AttrNotExists(NOTIFIED_ATTR.into())),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::ConditionFailed { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
         let mail = super::mail::tenant_erased(tenant, completed_at);
-        for owner in &owners {
-            let Ok(to) = crate::accounts::Email::parse(owner) else {
-                continue;
-            };
-            if let Err(e) = mailer.send(&mail.to(to)).await {
-                self.store
-                    .update(
-                        Table::Routes,
-                        key,
-                        Update::new().remove(NOTIFIED_ATTR),
-                        None,
-                    )
-                    .await?;
-                return Err(ErasureError::Corrupt(format!("completion email: {e}")));
-            }
+        let mails: Vec<_> = owners
+            .iter()
+            .filter_map(|owner| crate::accounts::Email::parse(owner).ok())
+            .map(|to| mail.to(to))
+            .collect();
+        if super::mail::send_once(
+            self.store.as_ref(),
+            Table::Routes,
+            key,
+            mailer.as_ref(),
+            &mails,
+        )
+        .await?
+        {
+            tracing::info!(recipients = owners.len(), "account erasure email sent");
         }
-        tracing::info!(recipients = owners.len(), "account erasure email sent");
         Ok(())
     }
 }
