@@ -17,9 +17,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use e2e_tests::fake_bitrix::{
-    FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
-};
+use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{Harness, WA_NUMBER};
 use serde_json::json;
 
@@ -72,12 +70,8 @@ async fn run(
 ) -> Run {
     let fake = FakeBitrix::start().await;
     fake.limit_rate(FAKE_DOMAIN, 2.0, 50);
-    let (base, oauth) = (fake.base_url(), fake.oauth_url());
-    let h = Harness::start(move |c| {
-        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-        c.bitrix_oauth_url = Some(oauth);
-        c.bitrix_portal_base_url = Some(base);
+    let h = Harness::start(|c| {
+        fake.wire_into(c);
         c.retry_base_ms = 1000;
         c.sync_batch = Some(batch.to_string());
     })

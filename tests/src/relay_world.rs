@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use wappline::queue::platform;
 
-use crate::fake_bitrix::{
-    EventBody, EventMessage, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN,
-};
+use crate::fake_bitrix::{EventBody, EventMessage, FakeBitrix, FAKE_DOMAIN};
 use crate::fake_graph::FakeGraph;
 use crate::harness::{Harness, WA_NUMBER};
 
@@ -39,12 +37,8 @@ impl RelayWorld {
     /// the fakes are wired in.
     pub async fn start_with(configure: impl FnOnce(&mut LocalConfig)) -> RelayWorld {
         let bitrix = FakeBitrix::start().await;
-        let (base, oauth) = (bitrix.base_url(), bitrix.oauth_url());
-        let h = Harness::start(move |c| {
-            c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-            c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-            c.bitrix_oauth_url = Some(oauth);
-            c.bitrix_portal_base_url = Some(base);
+        let h = Harness::start(|c| {
+            bitrix.wire_into(c);
             c.retry_base_ms = 30;
             configure(c);
         })

@@ -311,6 +311,15 @@ impl FakeBitrix {
         format!("http://{}/oauth/token/", self.addr)
     }
 
+    /// Points a local server's Bitrix24 application at this fake: its client id and secret,
+    /// its OAuth endpoint, and every portal reached here.
+    pub fn wire_into(&self, c: &mut local_server::LocalConfig) {
+        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
+        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
+        c.bitrix_oauth_url = Some(self.oauth_url());
+        c.bitrix_portal_base_url = Some(self.base_url());
+    }
+
     /// Adds a portal (or resets one) and returns its first token pair.
     pub fn add_portal(&self, domain: &str, member_id: &str) -> FakeTokens {
         let mut s = self.state();

@@ -2,7 +2,7 @@
 //! channel connections, exclusivity of external ids, error bodies, no plaintext tokens on
 //! disk.
 
-use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET};
+use e2e_tests::fake_bitrix::FakeBitrix;
 use e2e_tests::fake_graph::{FakeGraph, FAKE_APP_ID, FAKE_APP_SECRET};
 use local_server::{LocalConfig, LocalServer};
 use reqwest::StatusCode;
@@ -69,10 +69,7 @@ fn config(dir: &std::path::Path, graph: &FakeGraph, bitrix: &FakeBitrix) -> Loca
     c.graph_api_base_url = graph.base_url();
     c.meta_app_id = Some(FAKE_APP_ID.into());
     c.meta_app_secret = Some(FAKE_APP_SECRET.into());
-    c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-    c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-    c.bitrix_oauth_url = Some(bitrix.oauth_url());
-    c.bitrix_portal_base_url = Some(bitrix.base_url());
+    bitrix.wire_into(&mut c);
     c
 }
 

@@ -10,8 +10,7 @@
 use std::time::{Duration, Instant};
 
 use e2e_tests::fake_bitrix::{
-    form_to_json, FailKind, FakeBitrix, ReceivedMessage, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET,
-    FAKE_DOMAIN, FAKE_MEMBER_ID,
+    form_to_json, FailKind, FakeBitrix, ReceivedMessage, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
 use e2e_tests::harness::{sample, Harness};
 use reqwest::StatusCode;
@@ -25,12 +24,8 @@ const LINE: u32 = 7;
 const SHORT_SPAN: &str = "100,4,1000";
 
 async fn start(fake: &FakeBitrix) -> Harness {
-    let (base, oauth) = (fake.base_url(), fake.oauth_url());
-    Harness::start(move |c| {
-        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-        c.bitrix_oauth_url = Some(oauth);
-        c.bitrix_portal_base_url = Some(base);
+    Harness::start(|c| {
+        fake.wire_into(c);
         c.retry_base_ms = 50;
         c.sync_retry = Some(SHORT_SPAN.into());
     })

@@ -6,9 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use e2e_tests::fake_bitrix::{
-    FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
-};
+use e2e_tests::fake_bitrix::{FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{sample, samples, Harness, IG_ACCOUNT, WA_NUMBER};
 use e2e_tests::relay_world::RelayWorld;
 use reqwest::StatusCode;
@@ -22,12 +20,8 @@ const DRAIN: Duration = Duration::from_secs(30);
 const LINE: u32 = 7;
 
 async fn start(fake: &FakeBitrix) -> Harness {
-    let (base, oauth) = (fake.base_url(), fake.oauth_url());
-    Harness::start(move |c| {
-        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-        c.bitrix_oauth_url = Some(oauth);
-        c.bitrix_portal_base_url = Some(base);
+    Harness::start(|c| {
+        fake.wire_into(c);
         c.retry_base_ms = 50;
     })
     .await

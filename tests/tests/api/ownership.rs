@@ -5,7 +5,7 @@
 //! `channel_connect_refused` without the token; an id another tenant holds answers 409 that
 //! says only that it cannot be connected.
 
-use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET};
+use e2e_tests::fake_bitrix::FakeBitrix;
 use e2e_tests::fake_graph::{BusinessToken, GraphFailure};
 use e2e_tests::harness::{contains_bytes, Harness, ADMIN, IG_ACCOUNT, WABA, WA_NUMBER};
 use reqwest::StatusCode;
@@ -329,12 +329,8 @@ async fn instagram_is_connected_only_when_the_token_is_the_accounts() {
 #[tokio::test]
 async fn a_portal_is_connected_only_with_its_own_tokens() {
     let fake = FakeBitrix::start().await;
-    let (base, oauth) = (fake.base_url(), fake.oauth_url());
-    let h = Harness::start(move |c| {
-        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-        c.bitrix_oauth_url = Some(oauth);
-        c.bitrix_portal_base_url = Some(base);
+    let h = Harness::start(|c| {
+        fake.wire_into(c);
     })
     .await;
     let t = tenant(&h, "Acme").await;

@@ -5,9 +5,7 @@
 //! retry completes it, or until the attempts are spent; the tokens are deleted only then, and
 //! every stage is audited without a token.
 
-use e2e_tests::fake_bitrix::{
-    FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
-};
+use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::fake_graph::{GraphCall, GraphFailure};
 use e2e_tests::harness::{Harness, ADMIN, IG_ACCOUNT, IG_TOKEN, WABA, WA_NUMBER, WA_TOKEN};
 use reqwest::StatusCode;
@@ -247,12 +245,8 @@ async fn a_provider_that_stays_down_is_given_up_after_the_bounded_attempts_and_t
 #[tokio::test]
 async fn a_portal_disconnect_unregisters_our_connectors_and_unbinds_our_events() {
     let fake = FakeBitrix::start().await;
-    let (base, oauth) = (fake.base_url(), fake.oauth_url());
-    let h = Harness::start(move |c| {
-        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-        c.bitrix_oauth_url = Some(oauth);
-        c.bitrix_portal_base_url = Some(base);
+    let h = Harness::start(|c| {
+        fake.wire_into(c);
     })
     .await;
     let t = tenant(&h, "Acme").await;

@@ -6,9 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e_tests::fake_bitrix::{
-    FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
-};
+use e2e_tests::fake_bitrix::{FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{sample, Harness, IG_ACCOUNT, WA_NUMBER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -21,13 +19,9 @@ const OTHER_MEMBER_ID: &str = "b334d7c4821f96ef33f0488e7d5f8664";
 
 /// `sync_retry`: `max_ms,attempts,min_span_ms` (the production policy in small time units).
 async fn start(fake: &FakeBitrix, sync_retry: &str) -> Harness {
-    let (base, oauth) = (fake.base_url(), fake.oauth_url());
     let sync_retry = sync_retry.to_owned();
-    Harness::start(move |c| {
-        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-        c.bitrix_oauth_url = Some(oauth);
-        c.bitrix_portal_base_url = Some(base);
+    Harness::start(|c| {
+        fake.wire_into(c);
         c.retry_base_ms = 50;
         c.sync_retry = Some(sync_retry);
     })
@@ -235,12 +229,8 @@ async fn a_hanging_portal_does_not_delay_another_tenants_portal() {
 #[tokio::test]
 async fn a_call_to_a_hanging_portal_times_out_and_is_retried() {
     let fake = FakeBitrix::start().await;
-    let (base, oauth) = (fake.base_url(), fake.oauth_url());
-    let h = Harness::start(move |c| {
-        c.bitrix_client_id = Some(FAKE_CLIENT_ID.into());
-        c.bitrix_client_secret = Some(FAKE_CLIENT_SECRET.into());
-        c.bitrix_oauth_url = Some(oauth);
-        c.bitrix_portal_base_url = Some(base);
+    let h = Harness::start(|c| {
+        fake.wire_into(c);
         c.retry_base_ms = 50;
         c.sync_retry = Some("400,40,86400000".into());
         c.bitrix_timeout_ms = Some("1000".into());
