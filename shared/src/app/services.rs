@@ -584,10 +584,7 @@ impl Services {
         Ok(
             MediaProxy::new(links, self.platform.tenants.clone(), self.graph_client()?)
                 .with_max_bytes(self.settings.media_proxy.max_bytes)
-                .with_erased_subjects(ErasedSubjects::new(
-                    self.platform.store.clone(),
-                    self.platform.envelope.clone(),
-                )),
+                .with_erased_subjects(ErasedSubjects::new(self.platform.store.clone())),
         )
     }
 

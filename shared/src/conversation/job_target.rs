@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::erased::{ErasedError, ErasedSubjects};
+use super::erased::ErasedSubjects;
 use super::{ConversationError, ConversationId, ConversationMeta, Conversations};
 use crate::crypto::Envelope;
 use crate::ids::TenantId;
@@ -44,13 +44,10 @@ impl JobTarget {
             tracing::info!(stage, "conversation gone (erased or expired); job dropped");
             return Ok(None);
         };
-        let erased = ErasedSubjects::new(store.clone(), envelope.clone())
+        let erased = ErasedSubjects::new(store.clone())
             .erased_at(tenant, conversation)
             .await
-            .map_err(|e| match e {
-                ErasedError::Store(e) => ConversationError::Store(e),
-                ErasedError::Crypto(e) => ConversationError::Crypto(e),
-            })?;
+            .map_err(ConversationError::from)?;
         // A conversation the person began again after the erasure is a new one: relayed.
         if erased.is_some_and(|erased_ms| meta.created_at_ms <= erased_ms) {
             tracing::info!(stage, "work of an erased subject dropped");

@@ -257,7 +257,7 @@ impl ContactErasure {
         let targets = self.find(&conversations, tenant, &subject).await?;
         // Markers first, so work in flight for this person is dropped from now on (also the
         // conversation the subject's id derives to, which may not be stored yet).
-        let erased = ErasedSubjects::new(self.store.clone(), self.envelope.clone());
+        let erased = ErasedSubjects::new(self.store.clone());
         let now_ms = crate::clock::now_millis();
         let derived =
             ConversationId::derive(&self.envelope, tenant, &subject.account, &subject.customer)

@@ -46,8 +46,6 @@ pub enum InboundError {
     /// Storing a counted message failed (the store, or reading the tenant's plan).
     #[error(transparent)]
     Count(#[from] CountError),
-    #[error(transparent)]
-    Erased(#[from] crate::conversation::erased::ErasedError),
 }
 
 /// The inbound worker's handler. Build once per process.
@@ -75,7 +73,7 @@ impl InboundWorker {
         InboundWorker {
             idempotency: Idempotency::new(store.clone(), "IN", platform::VISIBILITY),
             usage: Usage::new(store.clone()),
-            erased: ErasedSubjects::new(store.clone(), envelope.clone()),
+            erased: ErasedSubjects::new(store.clone()),
             store,
             envelope,
             tenants,

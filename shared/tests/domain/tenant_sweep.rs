@@ -196,7 +196,7 @@ async fn rich_tenant(
         }
         // An erased subject's marker (and the tenant's marker secret).
         if n == 0 {
-            wappline::conversation::erased::ErasedSubjects::new(store.clone(), p.envelope.clone())
+            wappline::conversation::erased::ErasedSubjects::new(store.clone())
                 .mark(&tenant, &conv, 1_000)
                 .await
                 .unwrap();

@@ -321,17 +321,14 @@ async fn erasure_begins_then_release(
         wappline::conversation::ConversationId::parse(body["conversation"].as_str().unwrap())
             .unwrap();
     let platform = w.h.server.platform();
-    wappline::conversation::erased::ErasedSubjects::new(
-        platform.store.clone(),
-        platform.envelope.clone(),
-    )
-    .mark(
-        &TenantId::parse(tenant).unwrap(),
-        &conversation,
-        wappline::clock::now_millis(),
-    )
-    .await
-    .unwrap();
+    wappline::conversation::erased::ErasedSubjects::new(platform.store.clone())
+        .mark(
+            &TenantId::parse(tenant).unwrap(),
+            &conversation,
+            wappline::clock::now_millis(),
+        )
+        .await
+        .unwrap();
     w.h.server
         .queue()
         .change_visibility(&platform::name(queue), &job.receipt, Duration::ZERO)
