@@ -254,14 +254,16 @@ impl ContactErasure {
 
         let conversations =
             Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
-        let targets = self.find(&conversations, tenant, &subject).await?;
+        let derived =
+            ConversationId::derive(&self.envelope, tenant, &subject.account, &subject.customer)
+                .await?;
+        let targets = self
+            .find(&conversations, tenant, &subject, &derived)
+            .await?;
         // Markers first, so work in flight for this person is dropped from now on (also the
         // conversation the subject's id derives to, which may not be stored yet).
         let erased = ErasedSubjects::new(self.store.clone());
         let now_ms = crate::clock::now_millis();
-        let derived =
-            ConversationId::derive(&self.envelope, tenant, &subject.account, &subject.customer)
-                .await?;
         for id in targets.iter().chain(std::iter::once(&derived)) {
             erased
                 .mark(tenant, id, now_ms)
@@ -394,20 +396,18 @@ impl ContactErasure {
         }
     }
 
-    /// The customer's conversations on the account: the one keyed by the given id, and any
-    /// whose stored customer has that id or phone.
+    /// The customer's conversations on the account: `derived` (the one the subject's id
+    /// derives to) when stored, and any whose stored customer has that id or phone.
     async fn find(
         &self,
         conversations: &Conversations,
         tenant: &TenantId,
         subject: &Subject,
+        derived: &ConversationId,
     ) -> Result<Vec<ConversationId>, ErasureError> {
-        let derived =
-            ConversationId::derive(&self.envelope, tenant, &subject.account, &subject.customer)
-                .await?;
         let mut found = Vec::new();
-        if conversations.meta(&derived).await?.is_some() {
-            found.push(derived);
+        if conversations.meta(derived).await?.is_some() {
+            found.push(derived.clone());
         }
         let wanted = subject.customer.as_str().trim_start_matches('+').to_owned();
         let list_pk = tenant.sub_partition("CONVS");
