@@ -280,6 +280,11 @@ impl Settings {
             })
         });
         let graph = r.section(graph).unwrap_or_default();
+        // Read once per process, so the warning appears once per cold start.
+        let today = crate::clock::now_secs().div_euclid(86_400);
+        if let Some(notice) = crate::graph::versions::start_notice(graph.version(), today) {
+            tracing::warn!(version = graph.version(), "{notice}");
+        }
         let instagram = r.section(instagram_config(
             &graph,
             r.get(ENV_INSTAGRAM_BASE_URL).as_deref(),

@@ -27,6 +27,7 @@ mod instagram;
 mod ownership;
 mod revoke;
 mod upload;
+pub mod versions;
 mod whatsapp;
 
 pub use client::{Downloaded, GraphClient, MediaInfo, MAX_JSON_BYTES, MAX_REDIRECTS};
