@@ -55,6 +55,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 mod ownership;
+mod sender_actions;
+pub use sender_actions::SenderAction;
 pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
 
 /// How the next requests fail ([`FakeGraph::fail_next`]).
@@ -178,6 +180,7 @@ struct State {
     ownership: ownership::Ownership,
     calls: Vec<GraphCall>,
     sent: Vec<SentMessage>,
+    actions: Vec<SenderAction>,
     uploads: Vec<Upload>,
     seq: u64,
 }
@@ -483,7 +486,9 @@ struct ReadRequest<'a> {
 fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
     let (method, path, query, bearer) = (r.method, r.path, r.query, r.bearer);
     let is_download = path.starts_with("/lookaside/");
-    let is_send = method == "POST" && path.ends_with("/messages");
+    let is_send = method == "POST"
+        && path.ends_with("/messages")
+        && !sender_actions::is_sender_action(r.body);
     let failure = match s.failures.pop_front() {
         Some(kind) => Some(kind),
         None if is_download => s.download_failures.pop_front(),
@@ -685,7 +690,11 @@ fn send_message(
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
         return invalid_parameter("the body is not JSON");
     };
-    if body.get("messaging_product").is_some() {
+    if body.get("status").is_some() {
+        sender_actions::whatsapp_read(s, path, owner, bearer, &body)
+    } else if body.get("sender_action").is_some() {
+        sender_actions::instagram_action(s, path, owner, bearer, &body)
+    } else if body.get("messaging_product").is_some() {
         send_whatsapp(s, path, owner, bearer, body)
     } else {
         send_instagram(s, path, owner, bearer, body)

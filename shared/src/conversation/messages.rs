@@ -306,6 +306,35 @@ impl Conversations {
         }
         Ok((out, page.next.map(|k| k.sk)))
     }
+
+    /// The customer's newest message still stored (not deleted), looking back at most
+    /// `within` messages: what a read receipt points at.
+    pub async fn latest_from_customer(
+        &self,
+        id: &ConversationId,
+        within: usize,
+    ) -> Result<Option<StoredMessage>, ConversationError> {
+        let pk = self.partition(id);
+        let query = Query::partition(pk)
+            .begins_with(MSG_PREFIX)
+            .limit(within.clamp(1, crate::store::MAX_PAGE_SIZE))
+            .descending();
+        let page = self.store.query(Table::Data, &query).await?;
+        for item in &page.items {
+            let key = item
+                .key()
+                .ok_or_else(|| ConversationError::Corrupt("message without key".into()))?;
+            let at = MessageRef {
+                conversation: id.clone(),
+                sk: key.sk.clone(),
+            };
+            let message = self.decode_message(at, &key, item).await?;
+            if message.origin == Origin::Customer && !message.deleted {
+                return Ok(Some(message));
+            }
+        }
+        Ok(None)
+    }
 }
 
 fn index_target(item: &Item) -> Result<MessageRef, ConversationError> {

@@ -26,6 +26,7 @@ mod hosts;
 mod instagram;
 mod ownership;
 mod revoke;
+mod sender_actions;
 mod upload;
 pub mod versions;
 mod whatsapp;
@@ -40,6 +41,7 @@ pub use instagram::{
     InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramSent,
     InstagramTiming, INSTAGRAM_TEXT_MAX_BYTES,
 };
+pub use sender_actions::InstagramSenderAction;
 pub use ownership::{
     BusinessPhoneNumber, GranularScope, InstagramMe, TokenError, TokenInfo, MAX_PHONE_PAGES,
     WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,

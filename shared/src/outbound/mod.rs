@@ -29,6 +29,7 @@
 //! growing delays ([`OutboundRetryPolicy`]), never in a loop; refusals are not retried, the message
 //! is marked failed and the operator told the code and reason.
 
+mod acknowledge;
 mod config;
 pub mod files;
 mod format;

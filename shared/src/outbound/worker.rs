@@ -438,6 +438,19 @@ impl OutboundWorker {
             timing,
             instagram_sender,
         };
+        // The operator answered: the customer sees their messages read and the business
+        // typing, before the reply's first part (again if that part is retried, which only
+        // refreshes the typing bubble; not once a part went out).
+        if message.origin == Origin::Operator && sent_parts.iter().all(Option::is_none) {
+            super::acknowledge::acknowledge(
+                &self.clients,
+                conversations,
+                meta,
+                &cx.token,
+                &cx.instagram_sender,
+            )
+            .await;
+        }
         sent_parts.resize(parts.len().max(sent_parts.len()), None);
         for (i, part) in parts.iter().enumerate() {
             if sent_parts[i].is_some() {

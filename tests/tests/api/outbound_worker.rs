@@ -1045,3 +1045,6 @@ async fn a_disconnected_channel_fails_the_message_with_a_note() {
     assert_eq!(w.message(&at).await.status, Some(MessageStatus::Failed));
     assert_eq!(statuses(&w.sync_jobs().await).len(), 1);
 }
+
+#[path = "outbound_read_receipts.rs"]
+mod read_receipts;
