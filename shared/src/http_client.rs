@@ -134,6 +134,31 @@ impl HttpAnswer {
     }
 }
 
+/// The system trust store, read and parsed once per process: every HTTP client of a function
+/// shares it. Reading it is most of an HTTP client's construction cost (a few hundred
+/// certificate files on a Debian machine), and a function builds several clients at cold
+/// start (issue 17: the send worker read it four times).
+fn system_roots() -> &'static Result<Arc<rustls::RootCertStore>, String> {
+    static ROOTS: std::sync::OnceLock<Result<Arc<rustls::RootCertStore>, String>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let loaded = rustls_native_certs::load_native_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _ignored) = roots.add_parsable_certificates(loaded.certs);
+        if added == 0 {
+            let why = loaded
+                .errors
+                .first()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "none found".to_owned());
+            return Err(format!(
+                "no usable CA certificates in the system trust store: {why}"
+            ));
+        }
+        Ok(Arc::new(roots))
+    })
+}
+
 /// A pooled HTTPS client. Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct HttpClient {
@@ -154,25 +179,19 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     pub fn new(config: &HttpClientConfig) -> Result<Self, HttpClientError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_provider_and_native_roots(provider.clone()) {
-            Ok(b) => b,
+        let roots = match system_roots() {
+            Ok(roots) => roots.clone(),
             // No trust store is needed when every endpoint is plain-http loopback (a test
             // machine without CA certificates); anywhere else it is a configuration error.
-            Err(_) if config.allow_missing_trust_store => {
-                let tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| HttpClientError::Tls(e.to_string()))?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
-            }
-            Err(e) => {
-                return Err(HttpClientError::Tls(format!(
-                    "no usable CA certificates in the system trust store: {e}"
-                )))
-            }
+            Err(_) if config.allow_missing_trust_store => Arc::new(rustls::RootCertStore::empty()),
+            Err(e) => return Err(HttpClientError::Tls(e.clone())),
         };
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| HttpClientError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
         let mut http = HttpConnector::new_with_resolver(config.resolver.clone());
         http.enforce_http(false);
         http.set_nodelay(true);
