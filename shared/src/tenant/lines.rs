@@ -225,10 +225,7 @@ impl TenantScope {
                 table: Table::Data,
                 key: channel.channel_key(&self.tenant),
                 update: Update::new().remove(OPEN_LINE_ATTR),
-                condition: Some(Condition::Equals(
-                    OPEN_LINE_ATTR.into(),
-                    expected.to_attr(),
-                )),
+                condition: Some(Condition::Equals(OPEN_LINE_ATTR.into(), expected.to_attr())),
             },
             WriteOp::Delete {
                 table: Table::Data,
@@ -258,7 +255,10 @@ mod tests {
         let mut zero = BTreeMap::new();
         zero.insert("member_id".to_owned(), AttrValue::S("m".into()));
         zero.insert("line".to_owned(), AttrValue::N(0));
-        assert_eq!(OpenLineAttachment::from_attr(Some(&AttrValue::M(zero))), None);
+        assert_eq!(
+            OpenLineAttachment::from_attr(Some(&AttrValue::M(zero))),
+            None
+        );
         assert_eq!(OpenLineAttachment::from_attr(None), None);
         let channel = ChannelRef::parse(ChannelKind::WhatsApp, "106540352242922").unwrap();
         assert_eq!(
