@@ -534,10 +534,16 @@ impl PlacementConsole {
             // Off on this line only: the one channel it carried.
             self.activate(&mut ctx, false, None).await.map_err(fail)?;
         }
-        ctx.scope
+        match ctx
+            .scope
             .detach_from_line(&channel, &ctx.member, line)
             .await
-            .map_err(|e| fail(line_error(e)))?;
+        {
+            // Turning the connector off may have brought OnImConnectorStatusDelete first,
+            // which detached it already.
+            Ok(()) | Err(LineError::NotAttached(_)) => {}
+            Err(e) => return Err(fail(line_error(e))),
+        }
         self.audit(&ctx, "detached", &summary).await;
         tracing::info!(tenant = %ctx.scope.tenant(), line, kind = summary.kind.name(),
             "channel detached from an Open Line from the connector settings page");
