@@ -412,9 +412,31 @@ async fn forged_stale_foreign_and_non_admin_openings_change_nothing() {
         );
         assert!(page.csp.contains("frame-ancestors 'none'"));
     }
-    // A channel that is not the tenant's, with a good token.
-    let page = change(&w, "attach", &good, "whatsapp:999999999999999").await;
-    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.html);
+    // Another tenant's number, with a good token: not found, as any unknown channel.
+    let other =
+        w.h.admin(
+            "POST",
+            "/admin/tenants",
+            serde_json::json!({"name": "Other"}),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    w.h.connect_whatsapp(
+        &other,
+        "106540352249999",
+        "102290129349999",
+        "EAAotherTenantTOKEN",
+    )
+    .await;
+    for channel in ["whatsapp:106540352249999", "whatsapp:999999999999999"] {
+        let page = change(&w, "attach", &good, channel).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.html);
+    }
+    // A channel of the other kind than the page's connector.
+    let page = change(&w, "attach", &good, "instagram:17841405822304914").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.html);
 
     // Nothing changed: no line attached, nothing turned on or named at the portal.
     assert_eq!(second_line(&w, &tenant).await, None);
@@ -451,4 +473,61 @@ async fn a_line_carries_one_channel_and_bitrix24_errors_are_shown_and_undone() {
     );
     assert!(page.html.contains("imconnector.activate"), "{}", page.html);
     assert_eq!(second_line(&w, &tenant).await, None);
+}
+
+#[tokio::test]
+async fn a_line_is_claimed_once_even_by_racing_admins_and_freed_by_a_disconnect() {
+    let (w, tenant) = world().await;
+    let platform = w.h.server.platform();
+    let scope = platform
+        .tenants
+        .scope(&TenantId::parse(&tenant).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let member = wappline::ids::BitrixMemberId::parse(FAKE_MEMBER_ID).unwrap();
+    let first = ChannelRef::parse(ChannelKind::WhatsApp, WA_NUMBER).unwrap();
+    let second = ChannelRef::parse(ChannelKind::WhatsApp, SECOND_NUMBER).unwrap();
+
+    // Two admins attach different numbers to line 6 at once: one wins.
+    let (a, b) = tokio::join!(
+        scope.attach_to_line(&first, &member, 6),
+        scope.attach_to_line(&second, &member, 6)
+    );
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{a:?} {b:?}"
+    );
+    let holder = scope.channel_on_line(&member, 6).await.unwrap().unwrap();
+    let loser = if holder == first { &second } else { &first };
+    assert_eq!(scope.open_line_of(loser).await.unwrap(), None);
+    // Attaching again is a no-op; elsewhere is refused until detached.
+    assert!(!scope.attach_to_line(&holder, &member, 6).await.unwrap());
+    assert!(matches!(
+        scope.attach_to_line(&holder, &member, 8).await,
+        Err(wappline::tenant::LineError::AttachedElsewhere(6))
+    ));
+
+    // Reconnecting the holder through the admin API keeps its line.
+    if holder == second {
+        w.h.connect_whatsapp(&tenant, SECOND_NUMBER, SECOND_WABA, SECOND_TOKEN)
+            .await;
+    } else {
+        w.h.connect_whatsapp(&tenant, WA_NUMBER, "102290129340398", "EAAwhatsappTOKEN")
+            .await;
+    }
+    assert_eq!(
+        scope.open_line_of(&holder).await.unwrap().map(|a| a.line),
+        Some(6)
+    );
+
+    // Disconnecting it frees the line for the other number.
+    let path = format!(
+        "/admin/tenants/{tenant}/channels/whatsapp/{}",
+        holder.external_id()
+    );
+    w.h.admin("DELETE", &path, serde_json::Value::Null).await;
+    assert_eq!(scope.channel_on_line(&member, 6).await.unwrap(), None);
+    assert!(scope.attach_to_line(loser, &member, 6).await.unwrap());
 }
