@@ -70,8 +70,14 @@ impl BitrixWebhook {
 
     async fn placement(&self, req: &Request, action: Action) -> Response<Body> {
         let body: &[u8] = req.body().as_ref();
+        // A browser frame asks for HTML; a client that asks for JSON only gets JSON errors.
+        let wants_json = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
         match &self.placement {
-            Some(pages) => pages.handle(action, body).await,
+            Some(pages) => pages.handle(action, body, wants_json).await,
             None => error_response(ApiError::unavailable()),
         }
     }

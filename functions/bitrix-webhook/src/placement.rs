@@ -16,6 +16,7 @@ use lambda_http::http::{header, Response, StatusCode};
 use lambda_http::Body;
 use sha2::{Digest, Sha256};
 use wappline::bitrix::events::{parse_form, text_of, FormError};
+use wappline::edge::ApiError;
 use wappline::portal::placement::{
     lang_of, origin_of, Change, ChannelRow, PageTokenError, PlacementConsole, PlacementError,
     PlacementFailure, PlacementPage, PlacementRequest,
@@ -279,6 +280,32 @@ fn render_page(t: &Texts, page: &PlacementPage, placement_url: &str) -> String {
     .expect("the placement template renders owned strings")
 }
 
+/// A stable code per failure, for the JSON form of an error.
+fn code(e: &PlacementError) -> &'static str {
+    match e {
+        PlacementError::Malformed(_) => "malformed",
+        PlacementError::NotOurConnector(_) => "not_our_connector",
+        PlacementError::UnknownPortal => "unknown_portal",
+        PlacementError::DomainMismatch => "domain_mismatch",
+        PlacementError::NotAuthenticated => "not_authenticated",
+        PlacementError::NotAdmin => "not_admin",
+        PlacementError::PageToken(PageTokenError::Expired(_)) => "page_expired",
+        PlacementError::PageToken(PageTokenError::Invalid) => "page_token_invalid",
+        PlacementError::PortalChanged => "portal_changed",
+        PlacementError::BadChannel(_) | PlacementError::Line(LineError::NotAttachable(_)) => {
+            "bad_channel"
+        }
+        PlacementError::Line(LineError::ChannelNotFound(_)) => "channel_not_found",
+        PlacementError::Line(LineError::AttachedElsewhere(_)) => "attached_elsewhere",
+        PlacementError::Line(LineError::LineTaken { .. }) => "line_taken",
+        PlacementError::Line(LineError::NotAttached(_)) => "not_attached",
+        PlacementError::Bitrix { .. } => "bitrix24_refused",
+        PlacementError::Line(LineError::Tenant(_)) | PlacementError::Unavailable(_) => {
+            "unavailable"
+        }
+    }
+}
+
 /// The status and the words for a failure; never a secret.
 fn failure(t: &Texts, e: &PlacementError) -> (StatusCode, String) {
     match e {
@@ -395,7 +422,9 @@ pub enum Action {
 }
 
 impl PlacementPages {
-    pub async fn handle(&self, action: Action, body: &[u8]) -> Response<Body> {
+    /// Serves one request; `wants_json`: the caller accepts JSON only (errors are then
+    /// `{"error": {"code", "message"}}`, the page itself stays HTML).
+    pub async fn handle(&self, action: Action, body: &[u8], wants_json: bool) -> Response<Body> {
         let own = origin_of(&self.placement_url);
         let form = match parse_form(body) {
             Ok(f) => f,
@@ -440,6 +469,11 @@ impl PlacementPages {
                     tracing::error!(error = %f.error, status = status.as_u16(), "placement page failed");
                 } else {
                     tracing::warn!(error = %f.error, status = status.as_u16(), "placement page refused");
+                }
+                if wants_json {
+                    return ApiError::new(status, code(&f.error), message)
+                        .into_response()
+                        .map(Body::from);
                 }
                 respond(
                     status,

@@ -359,6 +359,27 @@ async fn forged_stale_foreign_and_non_admin_openings_change_nothing() {
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.html);
     assert!(fake.calls().is_empty(), "{:?}", fake.calls());
 
+    // A client that asks for JSON gets the same refusal as JSON.
+    let resp =
+        w.h.http
+            .post(format!("{}/bitrix/placement", w.h.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(EventBody::setting_connector(
+                FAKE_DOMAIN,
+                FAKE_MEMBER_ID,
+                &employee,
+                WHATSAPP,
+                LINE_2,
+                "en",
+            ))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let json: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(json["error"]["code"], "not_admin", "{json}");
+
     // A Russian portal reads Russian.
     let ru = post(
         &w,
