@@ -11,7 +11,7 @@
 use e2e_tests::fake_bitrix::{
     EventBody, FakeBitrix, RecordedCall, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
-use e2e_tests::harness::{sample, WA_NUMBER};
+use e2e_tests::harness::{sample, IG_ACCOUNT, WA_NUMBER};
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN, LINE};
 use reqwest::StatusCode;
 use wappline::ids::TenantId;
@@ -551,4 +551,56 @@ async fn a_line_is_claimed_once_even_by_racing_admins_and_freed_by_a_disconnect(
     w.h.admin("DELETE", &path, serde_json::Value::Null).await;
     assert_eq!(scope.channel_on_line(&member, 6).await.unwrap(), None);
     assert!(scope.attach_to_line(loser, &member, 6).await.unwrap());
+}
+
+#[tokio::test]
+async fn an_instagram_account_gets_its_own_line_from_the_instagram_connector() {
+    let (w, _tenant) = world().await;
+    let fake = &w.bitrix;
+    let admin = fake.user_token(FAKE_DOMAIN, 5, "Anna Admin", true);
+    let form = EventBody::setting_connector(
+        FAKE_DOMAIN,
+        FAKE_MEMBER_ID,
+        &admin,
+        "wappline_instagram",
+        4,
+        "en",
+    );
+    let page = post(&w, "/bitrix/placement", form).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(
+        page.html.contains("Instagram on Open Line 4"),
+        "{}",
+        page.html
+    );
+    // Only accounts of the connector's kind are offered.
+    assert!(page.html.contains(IG_ACCOUNT) && !page.html.contains(SECOND_NUMBER));
+    let done = change(
+        &w,
+        "attach",
+        &page.token(),
+        &format!("instagram:{IG_ACCOUNT}"),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.html);
+    let data = fake.calls_to("imconnector.connector.data.set");
+    let last = data.last().unwrap();
+    assert_eq!(last.params["CONNECTOR"], "wappline_instagram");
+    assert_eq!(last.params["LINE"], 4);
+    assert_eq!(last.params["DATA"]["ID"], IG_ACCOUNT);
+    assert_eq!(
+        last.params["DATA"]["NAME"],
+        format!("Instagram {IG_ACCOUNT}")
+    );
+
+    w.customer_writes(&sample("instagram-text.json")).await;
+    let m = fake.messages_received().last().cloned().unwrap();
+    assert_eq!(
+        (m.line.as_str(), m.connector.as_str()),
+        ("4", "wappline_instagram")
+    );
+    // WhatsApp is untouched.
+    w.customer_writes(&sample("whatsapp-text.json")).await;
+    let m = fake.messages_received().last().cloned().unwrap();
+    assert_eq!(m.line, LINE.to_string());
 }
