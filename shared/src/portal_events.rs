@@ -121,6 +121,9 @@ pub enum EventOutcome {
     },
     /// The portal was disconnected (tokens deleted, route freed).
     Disconnected,
+    /// The channel attached to the line went back to the portal's own line; the portal
+    /// stays connected (decision 0043).
+    Detached { line: u64 },
     /// `ONAPPINSTALL` stored the portal's application token.
     ApplicationTokenStored,
     /// Nothing to do.
@@ -317,6 +320,11 @@ impl PortalEvents {
                     EventOutcome::Ignored {
                         reason: "not our connector",
                     }
+                } else if let Some(outcome) = self
+                    .detach_line(&linked, &member, *line, connector.as_deref())
+                    .await?
+                {
+                    outcome
                 } else if line.is_some() && *line != linked.line.map(OpenLineId::get) {
                     EventOutcome::Ignored {
                         reason: "another line",
@@ -328,7 +336,13 @@ impl PortalEvents {
             }
             EventKind::LineDelete { line } => {
                 if line.is_some() && *line == linked.line.map(OpenLineId::get) {
+                    // The portal's own line is gone: as before, the portal is disconnected
+                    // (its channels' attachments go with it).
                     self.disconnect(&linked, "open line deleted").await?
+                } else if let Some(outcome) =
+                    self.detach_line(&linked, &member, *line, None).await?
+                {
+                    outcome
                 } else {
                     EventOutcome::Ignored {
                         reason: "another line",
@@ -411,6 +425,50 @@ impl PortalEvents {
         }
         tracing::info!(%tenant, verified, "bitrix24 application token stored");
         Ok(EventOutcome::ApplicationTokenStored)
+    }
+
+    /// When a channel is attached to `line` (of `connector`'s kind, when named), detaches
+    /// it: turning a connector off on a line, or deleting the line, affects only the channel
+    /// on it (decision 0043). `None` when no channel is attached there.
+    async fn detach_line(
+        &self,
+        linked: &Linked,
+        member: &BitrixMemberId,
+        line: Option<u64>,
+        connector: Option<&str>,
+    ) -> Result<Option<EventOutcome>, WebhookError> {
+        let Some(line) = line else {
+            return Ok(None);
+        };
+        let Some(channel) = linked
+            .scope
+            .channel_on_line(member, line)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let kind_matches = match connector {
+            None => true,
+            Some(c) => {
+                let c = c.to_ascii_lowercase();
+                match channel.kind() {
+                    ChannelKind::WhatsApp => c == self.connectors.whatsapp.as_str(),
+                    ChannelKind::Instagram => c == self.connectors.instagram.as_str(),
+                    ChannelKind::Bitrix24 => false,
+                }
+            }
+        };
+        if !kind_matches {
+            return Ok(None);
+        }
+        match linked.scope.detach_from_line(&channel, member, line).await {
+            Ok(()) | Err(crate::tenant::LineError::NotAttached(_)) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+        tracing::info!(tenant = %linked.scope.tenant(), line, kind = channel.kind().name(),
+            "channel detached from its Open Line by the portal");
+        Ok(Some(EventOutcome::Detached { line }))
     }
 
     async fn disconnect(

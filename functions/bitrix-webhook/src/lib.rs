@@ -10,8 +10,12 @@
 //!   up the Open Line ([`wappline::portal::install::BitrixInstaller`]); answers a small HTML
 //!   page that says it worked or why not, and on the wizard page completes the
 //!   installation with `BX24.installFinish()`.
-//! - `GET|POST /bitrix/placement`: the connector's settings page (`PLACEMENT_HANDLER`),
-//!   static.
+//! - `POST /bitrix/placement` (and its forms, `/attach`, `/detach`): the connector's
+//!   settings page (`PLACEMENT_HANDLER`), where a portal admin attaches a WhatsApp number or
+//!   Instagram account to the Open Line the page was opened for ([`placement`], decision
+//!   0043).
+
+pub mod placement;
 
 use askama::Template;
 use lambda_http::http::{header, Method, Response, StatusCode};
@@ -23,7 +27,10 @@ use wappline::portal::install::{
     BitrixInstaller, InstallError, InstallFlow, InstallRequest, Installed, EVENTS_PATH,
     INSTALL_PATH, PLACEMENT_PATH,
 };
+use wappline::portal::placement::PlacementConsole;
 use wappline::portal_events::{PortalEvents, WebhookError};
+
+use placement::{Action, PlacementPages};
 
 /// The route prefix, as template.yaml declares it (`/bitrix/{proxy+}`).
 pub const PREFIX: &str = "/bitrix/";
@@ -31,7 +38,12 @@ pub const PREFIX: &str = "/bitrix/";
 pub struct BitrixWebhook {
     events: PortalEvents,
     installer: BitrixInstaller,
+    placement: Option<PlacementPages>,
 }
+
+/// The settings page's form targets.
+pub const ATTACH_PATH: &str = "/bitrix/placement/attach";
+pub const DETACH_PATH: &str = "/bitrix/placement/detach";
 
 /// True for paths this function serves.
 pub fn serves(path: &str) -> bool {
@@ -40,7 +52,34 @@ pub fn serves(path: &str) -> bool {
 
 impl BitrixWebhook {
     pub fn new(events: PortalEvents, installer: BitrixInstaller) -> Self {
-        BitrixWebhook { events, installer }
+        BitrixWebhook {
+            events,
+            installer,
+            placement: None,
+        }
+    }
+
+    /// Serves the connector settings page with `console`.
+    pub fn with_placement(mut self, console: PlacementConsole) -> Self {
+        self.placement = Some(PlacementPages {
+            console,
+            placement_url: self.installer.setup().placement_url(),
+        });
+        self
+    }
+
+    async fn placement(&self, req: &Request, action: Action) -> Response<Body> {
+        let body: &[u8] = req.body().as_ref();
+        // A browser frame asks for HTML; a client that asks for JSON only gets JSON errors.
+        let wants_json = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+        match &self.placement {
+            Some(pages) => pages.handle(action, body, wants_json).await,
+            None => error_response(ApiError::unavailable()),
+        }
     }
 
     /// Serves one request. Never fails: every outcome is an HTTP response.
@@ -50,8 +89,10 @@ impl BitrixWebhook {
         match (path.as_str(), method) {
             (EVENTS_PATH, Method::POST) => self.event(&req).await,
             (INSTALL_PATH, Method::POST) => self.install(&req).await,
-            (PLACEMENT_PATH, Method::GET | Method::POST) => html(StatusCode::OK, placement_page()),
-            (EVENTS_PATH | INSTALL_PATH | PLACEMENT_PATH, _) => {
+            (PLACEMENT_PATH, Method::POST) => self.placement(&req, Action::Open).await,
+            (ATTACH_PATH, Method::POST) => self.placement(&req, Action::Attach).await,
+            (DETACH_PATH, Method::POST) => self.placement(&req, Action::Detach).await,
+            (EVENTS_PATH | INSTALL_PATH | PLACEMENT_PATH | ATTACH_PATH | DETACH_PATH, _) => {
                 error_response(ApiError::method_not_allowed())
             }
             _ => error_response(ApiError::not_found("no such route")),
@@ -182,16 +223,7 @@ fn success_page(installed: &Installed) -> String {
     page("Installed", &text, installed.flow == InstallFlow::Wizard)
 }
 
-fn placement_page() -> String {
-    page(
-        "Wappline connector",
-        "This channel is managed by Wappline. Its WhatsApp numbers and Instagram accounts \
-         are set up in your Wappline account; nothing needs to be configured here.",
-        false,
-    )
-}
-
-/// The install result and placement pages (templates/page.html, auto-escaped).
+/// The install result pages (templates/page.html, auto-escaped).
 #[derive(Template)]
 #[template(path = "page.html")]
 struct Page<'a> {
@@ -230,10 +262,10 @@ fn error_response(e: ApiError) -> Response<Body> {
 impl BitrixWebhook {
     /// Built by the composition root, the same way for the Lambda and the local server.
     pub fn from_services(services: &Services) -> Result<Self, ServicesError> {
-        Ok(Self::new(
-            services.portal_events()?,
-            services.bitrix_installer()?,
-        ))
+        Ok(
+            Self::new(services.portal_events()?, services.bitrix_installer()?)
+                .with_placement(services.placement_console()?),
+        )
     }
 }
 

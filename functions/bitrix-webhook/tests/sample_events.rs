@@ -17,6 +17,7 @@ use wappline::ids::PhoneNumberId;
 use wappline::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppUserId};
 use wappline::outbound::OutboundIntake;
 use wappline::portal::install::{public_base_url, BitrixInstaller, PortalSetup};
+use wappline::portal::placement::{PageTokenKey, PlacementConsole};
 use wappline::portal_events::PortalEvents;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::platform;
@@ -119,10 +120,16 @@ async fn sample_events_run_through_the_handler() {
         BitrixInstaller::new(
             platform.tenants.clone(),
             platform.store.clone(),
-            client,
+            client.clone(),
             PortalSetup::new(public_base_url("https://wappline.example").unwrap()),
         ),
-    );
+    )
+    .with_placement(PlacementConsole::new(
+        platform.tenants.clone(),
+        client,
+        PortalSetup::new(public_base_url("https://wappline.example").unwrap()),
+        PageTokenKey::from_bytes([7; 32]),
+    ));
     let outbound = platform::name(platform::OUTBOUND);
 
     let resp = webhook.handle(event("message-add.json", chat)).await;
@@ -160,8 +167,16 @@ async fn sample_events_run_through_the_handler() {
         assert!(page.contains("<html"), "{name}");
         assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
     }
+    // The settings page checks AUTH_ID on the linked portal, which this test's client cannot
+    // reach: a page that says to try again, framed by the portal only.
     let resp = webhook.handle(event("placement.json", None)).await;
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 503);
+    let page = String::from_utf8(resp.body().as_ref().to_vec()).unwrap();
+    assert!(page.contains("try again"), "{page}");
+    assert!(resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors http://127.0.0.1:9;"));
 
     // Our Instagram connector switched off on the line: the portal is disconnected, and its
     // later events are refused.

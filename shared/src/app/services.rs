@@ -33,6 +33,7 @@ use crate::objects::ObjectStore;
 use crate::outbound::{OutboundClients, OutboundIntake, OutboundRetryPolicy, OutboundWorker};
 use crate::ownership::OwnershipProof;
 use crate::portal::install::{public_base_url, BitrixInstaller, ConnectionCodes, PortalSetup};
+use crate::portal::placement::{PageTokenKey, PlacementConsole};
 use crate::portal_events::PortalEvents;
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::sqs::SqsQueue;
@@ -462,6 +463,20 @@ impl Services {
             self.platform.store.clone(),
             self.bitrix_client(S)?,
             PortalSetup::new(self.bitrix_endpoint(S)?),
+        ))
+    }
+
+    /// bitrix-webhook: the connector settings page inside the portal (decision 0043). Its
+    /// page tokens are signed with a key derived from the application's client secret.
+    pub fn placement_console(&self) -> Result<PlacementConsole, ServicesError> {
+        const S: &str = "bitrix-webhook";
+        let client = self.bitrix_client(S)?;
+        let key = PageTokenKey::derive(&client.config().client_secret);
+        Ok(PlacementConsole::new(
+            self.platform.tenants.clone(),
+            client,
+            PortalSetup::new(self.bitrix_endpoint(S)?),
+            key,
         ))
     }
 

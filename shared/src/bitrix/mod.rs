@@ -13,6 +13,8 @@
 //!   request (`batch`).
 //! - [`im`]: `im.dialog.messages.get`, to see which of our messages a chat holds
 //!   (`CONNECTOR_MID`), e.g. after a send whose answer was lost.
+//! - [`users`]: `user.current`, `user.admin`, `app.info` with a user's own token (who opened
+//!   an application page, and may they change settings).
 //! - [`BitrixError`]: what went wrong, by what to do next ([`BitrixError::is_retryable`],
 //!   [`BitrixError::is_ambiguous`] when the request may have been executed anyway).
 //! - [`Pacer`]: per-portal token buckets (2 requests/s, burst 50 by default) that wait briefly
@@ -29,6 +31,7 @@ pub mod imconnector;
 mod pacing;
 mod tokens;
 mod transport;
+pub mod users;
 
 pub use batch::{batch_params, php_query, BatchAnswer, BatchCommand, BATCH, MAX_BATCH_COMMANDS};
 pub use client::{
@@ -46,3 +49,4 @@ pub use imconnector::{
 };
 pub use pacing::{Pacer, PacingConfig, TokenBucket};
 pub use tokens::{TokenPair, TokenStore, TokenStoreError};
+pub use users::{AppInfo, CurrentUser, USER_ADMIN, USER_CURRENT};

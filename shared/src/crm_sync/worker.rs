@@ -51,7 +51,7 @@ use crate::meta::{AccountRef, Content, Media};
 use crate::portal::{Connectors, Portal, PortalError};
 use crate::queue::{platform, OutgoingMessage, Queue};
 use crate::store::TableStore;
-use crate::tenant::{ChannelKind, TenantDirectory, TenantError, TenantScope};
+use crate::tenant::{ChannelKind, ChannelRef, TenantDirectory, TenantError, TenantScope};
 
 /// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
 /// the media cannot be linked.
@@ -434,8 +434,10 @@ impl SyncWorker {
         }
         let portal = Portal::load(scope).await?;
         let connector = self.connectors.for_account(&meta.account).clone();
+        // The channel's own Open Line if it has one, else the portal's (decision 0043).
+        let line = portal.line_for(&ChannelRef::of(&meta.account));
         let Some(op) = self
-            .operation(job, meta, &message, &connector, portal.line)
+            .operation(job, meta, &message, &connector, line)
             .await?
         else {
             return Ok(());

@@ -515,6 +515,22 @@ impl PortalSetup {
         .collect()
     }
 
+    /// The connector's data on a line that carries no channel of its own: the product,
+    /// keyed by connector and line as apidocs advises when there is no external id.
+    pub fn default_data(&self, id: &ConnectorId, line: OpenLineId) -> ConnectorData {
+        let channel = if id == &self.connectors.instagram {
+            "Instagram"
+        } else {
+            "WhatsApp"
+        };
+        ConnectorData {
+            id: format!("{}_line{}", id.as_str(), line.get()),
+            url: Some(self.public_base.base().to_owned()),
+            url_im: None,
+            name: Some(format!("{channel} ({})", self.product_name)),
+        }
+    }
+
     /// Registers and activates our connectors on `line`, sets their data, binds our events
     /// (and `OnAppInstall` when `bind_install_event`). Idempotent: a reinstall repeats it.
     pub async fn run(
@@ -529,7 +545,7 @@ impl PortalSetup {
         let mut session = client.session(domain, tokens, store);
         let setup =
             |stage: &'static str| move |error: BitrixError| InstallError::Setup { stage, error };
-        for (id, channel, registration) in self.registrations() {
+        for (id, _, registration) in self.registrations() {
             session
                 .register_connector(&registration)
                 .await
@@ -538,12 +554,7 @@ impl PortalSetup {
                 .activate_connector(&id, line, true)
                 .await
                 .map_err(setup("imconnector.activate"))?;
-            let data = ConnectorData {
-                id: format!("{}_line{}", id.as_str(), line.get()),
-                url: Some(self.public_base.base().to_owned()),
-                url_im: None,
-                name: Some(format!("{channel} ({})", self.product_name)),
-            };
+            let data = self.default_data(&id, line);
             session
                 .set_connector_data(&id, line, &data)
                 .await

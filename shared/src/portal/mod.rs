@@ -6,7 +6,10 @@
 //! `portal_events`, because it feeds the outbound flow.
 
 pub mod install;
+pub mod placement;
 pub mod verify;
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 
@@ -44,8 +47,12 @@ impl Connectors {
 pub struct Portal {
     pub channel: ChannelRef,
     pub domain: BitrixDomain,
+    /// The portal's own line (chosen at install): where channels without an Open Line of
+    /// their own go.
     pub line: OpenLineId,
     pub tokens: TokenPair,
+    /// Channels attached to an Open Line of this portal (decision 0043).
+    pub attached: HashMap<ChannelRef, OpenLineId>,
 }
 
 /// Why the tenant's portal cannot be used.
@@ -63,8 +70,9 @@ impl Portal {
     pub async fn load(scope: &TenantScope) -> Result<Self, PortalError> {
         let channels = scope.channels().await?;
         let summary = channels
-            .into_iter()
+            .iter()
             .find(|c| c.kind == ChannelKind::Bitrix24)
+            .cloned()
             .ok_or_else(|| PortalError::NotConnected("no Bitrix24 portal connected".into()))?;
         let channel = ChannelRef::parse(ChannelKind::Bitrix24, &summary.id)
             .map_err(|e| PortalError::NotConnected(e.to_string()))?;
@@ -84,12 +92,32 @@ impl Portal {
             scope.channel_secret(&channel, "access_token").await?,
             scope.channel_secret(&channel, "refresh_token").await?,
         );
+        // Attachments name their portal: those of a portal connected before are ignored.
+        let attached = channels
+            .iter()
+            .filter_map(|c| {
+                let a = c.open_line.as_ref()?;
+                if a.member_id != channel.external_id() {
+                    return None;
+                }
+                Some((
+                    ChannelRef::parse(c.kind, &c.id).ok()?,
+                    OpenLineId::new(a.line).ok()?,
+                ))
+            })
+            .collect();
         Ok(Portal {
             channel,
             domain,
             line,
             tokens,
+            attached,
         })
+    }
+
+    /// The Open Line `channel`'s conversations go to: its own, or the portal's.
+    pub fn line_for(&self, channel: &ChannelRef) -> OpenLineId {
+        self.attached.get(channel).copied().unwrap_or(self.line)
     }
 }
 

@@ -137,6 +137,10 @@ pub struct ChannelSummary {
     /// Bitrix24 portals only: whether the CRM sync can reach the portal (decision 0025).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crm_link: Option<CrmLink>,
+    /// WhatsApp and Instagram only: the Open Line the channel is attached to; none means
+    /// the portal's own line (decision 0043).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_line: Option<super::lines::OpenLineAttachment>,
 }
 
 /// Whether the CRM sync reaches a connected Bitrix24 portal. Kept on the portal's channel

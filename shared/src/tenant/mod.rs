@@ -12,8 +12,11 @@
 //! - `routes` `TENANTS` / `<tenant>`               the tenant directory
 //! - `routes` `AUTHBY#<meta user>` / `<kind>#<id>` tenant_id: the channels a Meta user
 //!   authorised, so a Meta data-deletion request for that user can be honoured
+//! - `data`   `T#<tenant>` / `LINE#<member>#<line>` channel: the one channel attached to
+//!   that Open Line ([`lines`], decision 0043)
 
 pub mod channel;
+pub mod lines;
 mod scope;
 
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use serde::Serialize;
 
 pub use crate::secret::Secret;
 pub use channel::{ChannelKind, ChannelRef, ChannelSummary, Connection, CrmLink, CrmLinkState};
+pub use lines::{LineError, OpenLineAttachment};
 pub use scope::{RetentionChange, TenantScope, RETENTION_VERSION_ATTR};
 
 use crate::clock::now_secs;

@@ -25,8 +25,8 @@ use super::{
 /// The tenant-scoped repository: every key is derived from its tenant id.
 #[derive(Clone)]
 pub struct TenantScope {
-    tenant: TenantId,
-    store: Arc<dyn TableStore>,
+    pub(super) tenant: TenantId,
+    pub(super) store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
 }
 
@@ -125,6 +125,14 @@ impl TenantScope {
             .and_then(|p| p.get(channel::CRM_LINK_ATTR))
         {
             item.set(channel::CRM_LINK_ATTR, link.clone());
+        }
+        // ... and the Open Line the channel was attached to, with its line's claim untouched
+        // (decision 0043).
+        if let Some(line) = previous
+            .as_ref()
+            .and_then(|p| p.get(super::lines::OPEN_LINE_ATTR))
+        {
+            item.set(super::lines::OPEN_LINE_ATTR, line.clone());
         }
         let mut secret_names = Vec::new();
         for (name, secret) in &connection.secrets {
@@ -259,6 +267,17 @@ impl TenantScope {
                 condition: None,
             });
         }
+        // The channel's Open Line is free again (the claim is written with the attribute,
+        // always in one transaction, so it is this channel's).
+        if let Some(line) = current.as_ref().and_then(|i| {
+            super::lines::OpenLineAttachment::from_attr(i.get(super::lines::OPEN_LINE_ATTR))
+        }) {
+            ops.push(WriteOp::Delete {
+                table: Table::Data,
+                key: line.claim_key(&self.tenant),
+                condition: None,
+            });
+        }
         let first_extra = ops.len();
         ops.extend(extra);
         let result = self.store.transact_write(ops).await;
@@ -387,6 +406,9 @@ fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
         secrets_stored,
         authorized_by: item.get_s("authorized_by").map(str::to_owned),
         crm_link,
+        open_line: super::lines::OpenLineAttachment::from_attr(
+            item.get(super::lines::OPEN_LINE_ATTR),
+        ),
     })
 }
 

@@ -99,6 +99,44 @@ impl EventBody {
         }))
     }
 
+    /// The connector settings page as Bitrix24 opens it (apidocs
+    /// api-reference/widgets/setting-connector.md, "What the Handler Receives"): the standard
+    /// widget data with the user's `AUTH_ID`, `PLACEMENT=SETTING_CONNECTOR` and
+    /// `PLACEMENT_OPTIONS` as a JSON string (`LINE` a string, the flags booleans).
+    pub fn setting_connector(
+        domain: &str,
+        member_id: &str,
+        auth_id: &str,
+        connector: &str,
+        line: u64,
+        lang: &str,
+    ) -> String {
+        let options = json!({
+            "CONNECTOR": connector,
+            "LINE": line.to_string(),
+            "STATUS": false,
+            "ACTIVE_STATUS": true,
+            "CONNECTION_STATUS": false,
+            "REGISTER_STATUS": false,
+            "ERROR_STATUS": false,
+            "URI": format!("/contact_center/connector/?ID={connector}&IFRAME=Y&IFRAME_TYPE=SIDE_SLIDER"),
+        });
+        php_form(&json!({
+            "DOMAIN": domain,
+            "PROTOCOL": "1",
+            "LANG": lang,
+            "APP_SID": "0123456789abcdef0123456789abcdef",
+            "AUTH_ID": auth_id,
+            "AUTH_EXPIRES": "3600",
+            "REFRESH_ID": "50e00aa340631fcd00005a4b00000001f0f1071111116580a5b83c2de639ef28c12",
+            "SERVER_ENDPOINT": "https://oauth.bitrix.info/rest/",
+            "member_id": member_id,
+            "status": "L",
+            "PLACEMENT": "SETTING_CONNECTOR",
+            "PLACEMENT_OPTIONS": options.to_string(),
+        }))
+    }
+
     /// The installation callback (application "uses only API"): the `ONAPPINSTALL` shape
     /// with both tokens and the application token.
     pub fn install_callback(fake: &FakeBitrix, domain: &str, application_token: &str) -> String {

@@ -36,8 +36,14 @@
 //!   `NAME`, `ICON[DATA_IMAGE]` or `PLACEMENT_HANDLER`), `imconnector.activate`,
 //!   `imconnector.connector.data.set` (`true`), `event.bind` (`true`; the same event and
 //!   handler again is `400 ERROR_CORE` "Handler already binded", as Bitrix24 answers),
-//!   `event.unbind`, `app.info`. The portal's state is readable: [`FakeBitrix::connectors`],
+//!   `event.unbind`, `app.info`; `imconnector.activate` wants `ACTIVE` 1 or 0 and a line id,
+//!   `connector.data.set` a `DATA` object (kept per line, as a whole). The portal's state is
+//!   readable: [`FakeBitrix::connectors`],
 //!   [`FakeBitrix::bindings`].
+//! - Users who open an application page: [`FakeBitrix::user_token`] issues the `AUTH_ID`
+//!   Bitrix24 posts to a placement, valid for the REST API as that user; `user.current`
+//!   names the caller (the application's own tokens act as the installing admin, user 1),
+//!   `user.admin` says whether they are an administrator; [`FakeBitrix::expire_user_token`].
 //! - Builds the bodies Bitrix24 posts to an application ([`EventBody`]): the install
 //!   wizard's form, the install callback and the events (`ONAPPINSTALL`,
 //!   `ONIMCONNECTORMESSAGEADD`, ...), form-encoded with PHP-style keys like
@@ -159,7 +165,22 @@ struct Portal {
     chats: HashMap<(String, String), (u64, u64)>,
     connectors: HashMap<String, FakeConnector>,
     bindings: Vec<(String, String)>,
+    /// Tokens Bitrix24 issued to users who opened an application page (`AUTH_ID`), by token.
+    user_tokens: HashMap<String, FakeUser>,
 }
+
+/// A portal user holding an `AUTH_ID` ([`FakeBitrix::user_token`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeUser {
+    pub id: u64,
+    pub name: String,
+    pub admin: bool,
+    /// Expired tokens answer `401 expired_token`.
+    pub expired: bool,
+}
+
+/// The user the application's own (install) tokens act as: the admin who installed it.
+pub const INSTALLER_USER_ID: u64 = 1;
 
 /// A connector registered on a fake portal, and where it is active.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -336,6 +357,7 @@ impl FakeBitrix {
                 chats: HashMap::new(),
                 connectors: HashMap::new(),
                 bindings: Vec::new(),
+                user_tokens: HashMap::new(),
             },
         );
         FakeTokens {
@@ -378,6 +400,38 @@ impl FakeBitrix {
     pub fn revoke_refresh_token(&self) {
         if let Some(p) = self.state().portals.get_mut(FAKE_DOMAIN) {
             p.refresh = None;
+        }
+    }
+
+    /// A user of `domain` opens an application page: the `AUTH_ID` Bitrix24 posts with it,
+    /// good for the REST API as that user (`user.current` names them, `user.admin` says
+    /// whether they are an administrator).
+    pub fn user_token(&self, domain: &str, user_id: u64, name: &str, admin: bool) -> String {
+        let mut s = self.state();
+        let n = s.next();
+        let token = format!("fakeuserauth{n:08}{user_id:04}z");
+        let p = s.portals.get_mut(domain).expect("unknown fake portal");
+        p.user_tokens.insert(
+            token.clone(),
+            FakeUser {
+                id: user_id,
+                name: name.to_owned(),
+                admin,
+                expired: false,
+            },
+        );
+        token
+    }
+
+    /// The user's `AUTH_ID` expires (`AUTH_EXPIRES` passed).
+    pub fn expire_user_token(&self, domain: &str, token: &str) {
+        if let Some(u) = self
+            .state()
+            .portals
+            .get_mut(domain)
+            .and_then(|p| p.user_tokens.get_mut(token))
+        {
+            u.expired = true;
         }
     }
 

@@ -4,7 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use super::form::form_to_json;
-use super::{answer, text_of, time_block, Answer, ReceivedMessage, RecordedCall, State};
+use super::{
+    answer, text_of, time_block, Answer, ReceivedMessage, RecordedCall, State, INSTALLER_USER_ID,
+};
 
 /// What a method answers: its `result`, or an error with its HTTP status.
 pub(super) enum Reply {
@@ -253,6 +255,9 @@ pub(super) fn dispatch(
             "The access token provided is invalid.",
         );
     };
+    // Who calls: the installing admin (the application's own tokens) or a user whose page
+    // token this is.
+    let caller: (u64, String, bool);
     if auth == portal.access {
         if portal.access_expired {
             return error(
@@ -261,6 +266,16 @@ pub(super) fn dispatch(
                 "The access token provided has expired.",
             );
         }
+        caller = (INSTALLER_USER_ID, "Admin Installer".into(), true);
+    } else if let Some(user) = portal.user_tokens.get(auth) {
+        if user.expired {
+            return error(
+                401,
+                "expired_token",
+                "The access token provided has expired.",
+            );
+        }
+        caller = (user.id, user.name.clone(), user.admin);
     } else if portal.retired_access.iter().any(|t| t == auth) {
         return error(
             401,
@@ -327,6 +342,18 @@ pub(super) fn dispatch(
                 .retain(|(e, h)| !(e == &event && h == &handler));
             ok(json!({ "count": before - portal.bindings.len() }))
         }
+        // user.current (api-reference/user/user-current.md): the token's user, `ID` a
+        // string.
+        "user.current" => {
+            let (id, name, _) = &caller;
+            let (first, last) = name.split_once(' ').unwrap_or((name.as_str(), ""));
+            ok(json!({
+                "ID": id.to_string(), "ACTIVE": true, "NAME": first, "LAST_NAME": last,
+                "EMAIL": "", "IS_ONLINE": "Y", "UF_DEPARTMENT": [1]
+            }))
+        }
+        // user.admin (api-reference/common/users/user-admin.md): a boolean.
+        "user.admin" => ok(json!(caller.2)),
         "app.info" => ok(json!({
             "ID": 17,
             "CODE": "local.5f0c0a1b2c3d4e.12345678",
@@ -400,7 +427,19 @@ fn activate(s: &mut State, domain: &str, params: &Value) -> Reply {
             "Argument 'CONNECTOR' or 'LINE' is null or empty",
         );
     };
-    let active = text_of(params.get("ACTIVE")).as_deref() != Some("0");
+    // imconnector-activate.md: `ACTIVE` is "1 or 0"; `LINE` an open line id.
+    let active = match text_of(params.get("ACTIVE")).as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => return error(400, "ERROR_ARGUMENT", "Argument 'ACTIVE' must be 1 or 0"),
+    };
+    if line.parse::<u64>().map_or(true, |l| l == 0) {
+        return error(
+            400,
+            "ERROR_ARGUMENT",
+            "Argument 'LINE' is not an open line id",
+        );
+    }
     let portal = s.portals.get_mut(domain).expect("checked by auth");
     let Some(connector) = portal.connectors.get_mut(&id) else {
         return error(
@@ -427,9 +466,18 @@ fn connector_data(s: &mut State, domain: &str, params: &Value) -> Reply {
             "Argument 'CONNECTOR' or 'LINE' is null or empty",
         );
     };
+    // imconnector-connector-data-set.md: `DATA` an object, written as a whole; `LINE` an
+    // integer.
     let Some(data) = params.get("DATA").filter(|d| d.is_object()) else {
         return error(400, "ERROR_ARGUMENT", "Argument 'DATA' is null or empty");
     };
+    if line.parse::<u64>().map_or(true, |l| l == 0) {
+        return error(
+            400,
+            "ERROR_ARGUMENT",
+            "Argument 'LINE' is not an open line id",
+        );
+    }
     let portal = s.portals.get_mut(domain).expect("checked by auth");
     let Some(connector) = portal.connectors.get_mut(&id) else {
         return error(

@@ -27,6 +27,7 @@ mod outbound_relay;
 mod outbound_worker;
 mod oversized_event;
 mod ownership;
+mod placement;
 mod public_api;
 mod retention;
 mod revocation;

@@ -81,6 +81,8 @@ fn parameters(mail_from: &str) -> BTreeMap<&'static str, String> {
             format!("arn:aws:iam::{ACCOUNT}:role/wappline-deployer"),
         ),
         ("SecretsRevision", "1".to_owned()),
+        // Empty: the built-in default, as a deploy that does not set it.
+        ("GraphApiVersion", String::new()),
     ]
     .into_iter()
     .collect()
