@@ -137,6 +137,9 @@ pub struct ChannelSummary {
     /// Bitrix24 portals only: whether the CRM sync can reach the portal (decision 0025).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crm_link: Option<CrmLink>,
+    /// Channels whose token expires (Instagram Login): its expiry and refresh state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<super::token_health::TokenHealth>,
 }
 
 /// Whether the CRM sync reaches a connected Bitrix24 portal. Kept on the portal's channel

@@ -15,6 +15,7 @@
 
 pub mod channel;
 mod scope;
+pub mod token_health;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use serde::Serialize;
 pub use crate::secret::Secret;
 pub use channel::{ChannelKind, ChannelRef, ChannelSummary, Connection, CrmLink, CrmLinkState};
 pub use scope::{RetentionChange, TenantScope, RETENTION_VERSION_ATTR};
+pub use token_health::{TokenHealth, TokenStatus};
 
 use crate::clock::now_secs;
 use crate::crypto::{CryptoError, Envelope};

@@ -43,6 +43,27 @@ impl TenantScope {
         &self.tenant
     }
 
+    pub(crate) fn store(&self) -> &Arc<dyn TableStore> {
+        &self.store
+    }
+
+    pub(crate) fn envelope(&self) -> &Arc<Envelope> {
+        &self.envelope
+    }
+
+    /// One connected channel, without secrets (None when it is not connected).
+    pub async fn channel(
+        &self,
+        channel: &ChannelRef,
+    ) -> Result<Option<ChannelSummary>, TenantError> {
+        Ok(self
+            .store
+            .get(Table::Data, &channel.channel_key(&self.tenant))
+            .await?
+            .as_ref()
+            .and_then(summary_from_item))
+    }
+
     fn profile_key(&self) -> Key {
         Key::new(self.tenant.partition(), PROFILE_SK)
     }
@@ -352,7 +373,7 @@ impl TenantScope {
 }
 
 /// Attribute holding an encrypted secret.
-fn secret_attr(name: &str) -> String {
+pub(crate) fn secret_attr(name: &str) -> String {
     format!("enc_{name}")
 }
 
@@ -387,6 +408,10 @@ fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
         secrets_stored,
         authorized_by: item.get_s("authorized_by").map(str::to_owned),
         crm_link,
+        token: super::token_health::TokenHealth::from_attr(
+            item.get(super::token_health::TOKEN_HEALTH_ATTR),
+            now_secs(),
+        ),
     })
 }
 
