@@ -17,7 +17,9 @@ pub mod refresh;
 pub mod report;
 pub mod whatsapp;
 
-pub use instagram::{Authorization, InstagramApp, InstagramLogin, LoginStateKey};
+pub use instagram::{
+    Authorization, InstagramApp, InstagramLogin, LoginStateKey, DEFAULT_AUTHORIZE_URL,
+};
 pub use refresh::{RefreshReport, TokenRefresh};
 pub use report::{Connected, Failure, FailureKind, Step, StepStatus};
 pub use whatsapp::{EmbeddedSignup, SignupEvent, SignupForm, SignupOutcome};
@@ -27,6 +29,19 @@ use crate::ids::TenantId;
 use crate::ownership::ProofError;
 use crate::revocation::Revocations;
 use crate::tenant::{ChannelRef, TenantError, TenantScope};
+
+/// What the console's connect page needs to launch the flows (nothing secret).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PageSettings {
+    /// Embedded Signup: `FB.init({appId})` and `FB.login({config_id})`; null when WhatsApp
+    /// onboarding is not configured.
+    pub meta_app_id: Option<String>,
+    pub es_config_id: Option<String>,
+    /// Where the page loads Meta's JavaScript SDK from.
+    pub sdk_url: String,
+    /// True when Instagram Login is configured (`.../onboarding/instagram/authorize` works).
+    pub instagram_login: bool,
+}
 
 /// What `channel_connected` and the refusals record as the connect path.
 pub const VIA_EMBEDDED_SIGNUP: &str = "embedded_signup";

@@ -32,9 +32,7 @@ use crate::revocation::Revocations;
 use crate::secret::Secret;
 use crate::tenant::{ChannelRef, Connection, TenantScope};
 
-/// The channel detail that marks a Coexistence number (the send path paces it at
-/// [`crate::outbound::COEXISTENCE_MPS`]).
-pub const COEXISTENCE_DETAIL: &str = "coexistence";
+pub use crate::tenant::channel::COEXISTENCE_DETAIL;
 /// The channel secret holding the number's two-step verification PIN.
 pub const PIN_SECRET: &str = "two_step_pin";
 /// Meta's SDK, loaded by the console (override for loopback fakes).

@@ -107,6 +107,11 @@ pub fn authorized_by_partition(user: &MetaUserId) -> String {
     format!("AUTHBY#{}", user.as_str())
 }
 
+/// The channel detail (`"true"`) of a WhatsApp number shared with the WhatsApp Business app
+/// (Coexistence, connected through Embedded Signup): the send path paces it at 20 messages
+/// per second.
+pub const COEXISTENCE_DETAIL: &str = "coexistence";
+
 /// Sort-key prefix of channel items in the tenant's root partition.
 pub const CHANNEL_SK_PREFIX: &str = "CH#";
 
