@@ -43,6 +43,9 @@ const MESSAGING_PERMISSION: &str = "instagram_business_manage_messages";
 pub const DEFAULT_AUTHORIZE_URL: &str = "https://www.instagram.com/oauth/authorize";
 /// Instagram's OAuth host for the code exchange (override for loopback fakes).
 pub const DEFAULT_OAUTH_BASE_URL: &str = "https://api.instagram.com";
+/// Where the console serves the page Instagram redirects to (below the public base URL);
+/// the redirect URI registered with the Instagram app.
+pub const REDIRECT_PATH: &str = "/app/onboarding/instagram/callback";
 /// How long a started sign-in may take.
 pub const STATE_SECS: i64 = 15 * 60;
 /// A long-lived token's life when Meta does not say (60 days).
