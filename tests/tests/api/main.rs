@@ -25,6 +25,7 @@ mod isolation;
 mod media_links;
 mod outbound_relay;
 mod outbound_worker;
+mod onboarding;
 mod oversized_event;
 mod ownership;
 mod public_api;
