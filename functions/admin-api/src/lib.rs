@@ -114,8 +114,11 @@ fn routes() -> Vec<Route> {
         // Self-service onboarding (decision 0040).
         route(t!("/onboarding"), Tenant(ManageChannels)).get(h!(onboarding::page)),
         route(t!("/onboarding/whatsapp"), Tenant(ManageChannels)).post(h!(onboarding::whatsapp)),
-        route(t!("/onboarding/instagram/authorize"), Tenant(ManageChannels))
-            .post(h!(onboarding::instagram_authorize)),
+        route(
+            t!("/onboarding/instagram/authorize"),
+            Tenant(ManageChannels),
+        )
+        .post(h!(onboarding::instagram_authorize)),
         route(t!("/onboarding/instagram/complete"), Tenant(ManageChannels))
             .post(h!(onboarding::instagram_complete)),
         route(t!("/revocations/retry"), Tenant(ManageChannels)).post(h!(revocations::retry)),

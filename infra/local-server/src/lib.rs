@@ -319,7 +319,10 @@ impl LocalConfig {
             (settings_vars::META_ES_CONFIG_ID, &self.meta_es_config_id),
             (settings_vars::META_SDK_URL, &self.meta_sdk_url),
             (settings_vars::INSTAGRAM_APP_ID, &self.instagram_app_id),
-            (settings_vars::INSTAGRAM_APP_SECRET, &self.instagram_app_secret),
+            (
+                settings_vars::INSTAGRAM_APP_SECRET,
+                &self.instagram_app_secret,
+            ),
             (
                 settings_vars::INSTAGRAM_OAUTH_BASE_URL,
                 &self.instagram_oauth_base_url,

@@ -30,10 +30,10 @@ use crate::meta_deletion::{MetaDeletion, MetaUserErasure};
 use crate::objects::embedded::EmbeddedObjects;
 use crate::objects::s3::S3Objects;
 use crate::objects::ObjectStore;
-use crate::outbound::{OutboundClients, OutboundIntake, OutboundRetryPolicy, OutboundWorker};
 use crate::onboarding::{
     EmbeddedSignup, InstagramApp, InstagramLogin, LoginStateKey, PageSettings, TokenRefresh,
 };
+use crate::outbound::{OutboundClients, OutboundIntake, OutboundRetryPolicy, OutboundWorker};
 use crate::ownership::OwnershipProof;
 use crate::portal::install::{public_base_url, BitrixInstaller, ConnectionCodes, PortalSetup};
 use crate::portal_events::PortalEvents;
@@ -740,7 +740,12 @@ impl Services {
             && o.es_config_id.is_some();
         PageSettings {
             meta_app_id: whatsapp
-                .then(|| self.settings.meta_app_id.as_ref().map(|a| a.as_str().to_owned()))
+                .then(|| {
+                    self.settings
+                        .meta_app_id
+                        .as_ref()
+                        .map(|a| a.as_str().to_owned())
+                })
                 .flatten(),
             es_config_id: o.es_config_id.clone().filter(|_| whatsapp),
             sdk_url: o.sdk_url.clone(),

@@ -254,9 +254,17 @@ impl GraphClient {
     }
 
     /// Instagram Login: subscribes the token's account to `fields` webhooks.
-    pub async fn instagram_subscribe(&self, token: &Secret, fields: &str) -> Result<(), GraphError> {
+    pub async fn instagram_subscribe(
+        &self,
+        token: &Secret,
+        fields: &str,
+    ) -> Result<(), GraphError> {
         let answer: Success = self
-            .post_query("me/subscribed_apps", &[("subscribed_fields", fields)], token)
+            .post_query(
+                "me/subscribed_apps",
+                &[("subscribed_fields", fields)],
+                token,
+            )
             .await?;
         confirmed(answer, "subscribing the account's webhooks")
     }

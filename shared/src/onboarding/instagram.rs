@@ -159,7 +159,10 @@ fn graph_step_error(e: &GraphError, doing: &str) -> (FailureKind, String) {
             format!("Instagram answered unexpectedly while {doing}"),
         )
     } else {
-        (FailureKind::StepFailed, format!("Instagram refused {doing}"))
+        (
+            FailureKind::StepFailed,
+            format!("Instagram refused {doing}"),
+        )
     }
 }
 
@@ -197,7 +200,11 @@ impl InstagramLogin {
         let app = self.app.as_ref().ok_or_else(not_configured)?;
         let mut nonce = [0u8; 16];
         crate::crypto::random_bytes(&mut nonce).map_err(|_| {
-            Failure::new(FailureKind::Internal, "no sign-in state could be made", Vec::new())
+            Failure::new(
+                FailureKind::Internal,
+                "no sign-in state could be made",
+                Vec::new(),
+            )
         })?;
         let expires_at = now + STATE_SECS;
         let state = self.state_key.sign(&StateClaims {
@@ -351,7 +358,11 @@ impl InstagramLogin {
                 return Err(Failure::new(kind, message, steps));
             }
         };
-        let expires_at = now + long.expires_in.filter(|s| *s > 0).unwrap_or(LONG_LIVED_SECS);
+        let expires_at = now
+            + long
+                .expires_in
+                .filter(|s| *s > 0)
+                .unwrap_or(LONG_LIVED_SECS);
         steps.push(Step::ok(
             report::LONG_LIVED,
             "Instagram issued a token valid for 60 days; it is renewed automatically",
@@ -370,7 +381,10 @@ impl InstagramLogin {
         if let Err(e) = self.proof.prove(&mut connection).await {
             return Err(proof_failure(e, &mut steps));
         }
-        steps.push(Step::ok(report::VERIFY, "the token belongs to this account"));
+        steps.push(Step::ok(
+            report::VERIFY,
+            "the token belongs to this account",
+        ));
         // 4. Token and route in one transaction, then the expiry the refresh job reads.
         let (_, created) = match scope.connect(connection).await {
             Ok(done) => done,
@@ -457,7 +471,9 @@ mod tests {
         // A changed payload with the old signature fails.
         let sig = state.rsplit_once('.').unwrap().1;
         let forged = URL_SAFE_NO_PAD.encode(br#"{"t":"tn_x","u":"user:usr_b","n":"00","exp":100}"#);
-        assert!(key.verify(&format!("{STATE_PREFIX}{forged}.{sig}")).is_none());
+        assert!(key
+            .verify(&format!("{STATE_PREFIX}{forged}.{sig}"))
+            .is_none());
         assert!(LoginStateKey::from_bytes(&[1u8; 16]).is_none());
     }
 }

@@ -272,8 +272,7 @@ impl TokenRefresh {
         let Some(mailer) = &self.mailer else {
             return;
         };
-        let users = match crate::accounts::users::list_users(self.store().as_ref(), tenant).await
-        {
+        let users = match crate::accounts::users::list_users(self.store().as_ref(), tenant).await {
             Ok(u) => u,
             Err(e) => {
                 tracing::warn!(%tenant, error = %e, "token alert: users not read");

@@ -80,8 +80,13 @@ pub enum SignupEvent {
 
 /// Free text from the page: short, printable, or dropped.
 fn note(v: Option<String>) -> Option<String> {
-    v.map(|s| s.chars().filter(|c| !c.is_control()).take(200).collect::<String>())
-        .filter(|s| !s.trim().is_empty())
+    v.map(|s| {
+        s.chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect::<String>()
+    })
+    .filter(|s| !s.trim().is_empty())
 }
 
 impl SignupForm {
@@ -121,12 +126,11 @@ impl SignupForm {
                 .ok_or_else(|| Failure::invalid("waba_id: required with a finish event"))?,
         )
         .map_err(|e| bad(e.to_string()))?;
-        let phone = PhoneNumberId::parse(
-            self.phone_number_id
-                .as_deref()
-                .ok_or_else(|| Failure::invalid("phone_number_id: required with a finish event"))?,
-        )
-        .map_err(|e| bad(e.to_string()))?;
+        let phone =
+            PhoneNumberId::parse(self.phone_number_id.as_deref().ok_or_else(|| {
+                Failure::invalid("phone_number_id: required with a finish event")
+            })?)
+            .map_err(|e| bad(e.to_string()))?;
         let pin = match self.pin {
             None => None,
             Some(_) if coexistence => {
@@ -152,9 +156,11 @@ impl SignupForm {
 /// What a completed signup answered.
 #[derive(Debug)]
 pub enum SignupOutcome {
-    Connected(Connected),
+    Connected(Box<Connected>),
     /// The user closed the flow: nothing was stored.
-    Cancelled { current_step: Option<String> },
+    Cancelled {
+        current_step: Option<String>,
+    },
 }
 
 /// A six-digit PIN from the system's random source.
@@ -190,7 +196,9 @@ fn step_error(e: &GraphError, doing: &str) -> (FailureKind, String) {
                 FailureKind::StepFailed,
                 format!(
                     "Meta refused {doing} (code {})",
-                    other.code().map_or_else(|| "none".to_owned(), |c| c.to_string())
+                    other
+                        .code()
+                        .map_or_else(|| "none".to_owned(), |c| c.to_string())
                 ),
             ),
         }
@@ -243,7 +251,9 @@ impl EmbeddedSignup {
                 let said = message.map_or_else(String::new, |m| format!(": {m}"));
                 return Err(Failure::new(
                     FailureKind::SignupError,
-                    format!("Meta reported an error during the sign-up{said}; nothing was connected"),
+                    format!(
+                        "Meta reported an error during the sign-up{said}; nothing was connected"
+                    ),
                     Vec::new(),
                 ));
             }
@@ -276,7 +286,7 @@ impl EmbeddedSignup {
                     ],
                 )
                 .await;
-                Ok(SignupOutcome::Connected(done))
+                Ok(SignupOutcome::Connected(Box::new(done)))
             }
             Err(failure) => {
                 tracing::warn!(%tenant, channel = %channel.external_id(), reason = failure.reason, "embedded signup refused");
@@ -392,7 +402,8 @@ impl EmbeddedSignup {
         let channel = ChannelRef::WhatsApp(phone.clone());
         // 4. Our app receives the WABA's webhooks.
         if let Err(e) = self.graph.subscribe_app(waba, &token).await {
-            let (kind, message) = step_error(&e, "subscribing this platform to the account's webhooks");
+            let (kind, message) =
+                step_error(&e, "subscribing this platform to the account's webhooks");
             steps.push(Step::failed(report::SUBSCRIBE, &message));
             let failure = Failure::new(kind, message, steps).with_reason("subscribe_failed");
             return Err(roll_back(&self.revocations, scope, &channel, actor, failure).await);
@@ -447,13 +458,23 @@ mod tests {
     fn forms_are_validated() {
         assert!(matches!(
             form("FINISH").validate(),
-            Ok(SignupEvent::Finish { coexistence: false, pin: None, .. })
+            Ok(SignupEvent::Finish {
+                coexistence: false,
+                pin: None,
+                ..
+            })
         ));
         assert!(matches!(
             form("FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING").validate(),
-            Ok(SignupEvent::Finish { coexistence: true, .. })
+            Ok(SignupEvent::Finish {
+                coexistence: true,
+                ..
+            })
         ));
-        assert!(matches!(form("CANCEL").validate(), Ok(SignupEvent::Cancel { .. })));
+        assert!(matches!(
+            form("CANCEL").validate(),
+            Ok(SignupEvent::Cancel { .. })
+        ));
         for bad in ["FINISH_ONLY_WABA", "finish", ""] {
             assert!(form(bad).validate().is_err(), "{bad}");
         }

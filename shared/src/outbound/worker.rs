@@ -629,7 +629,10 @@ impl OutboundWorker {
                 }
             }
         };
-        if let Err(wait) = self.pace(&cx.meta.account, cx.meta, false, cx.coexistence).await {
+        if let Err(wait) = self
+            .pace(&cx.meta.account, cx.meta, false, cx.coexistence)
+            .await
+        {
             return PartResult::Stop(Disposition::Paced(wait));
         }
         let message = WhatsAppMessage {
@@ -761,7 +764,10 @@ impl OutboundWorker {
                 ))
             }
         };
-        if let Err(wait) = self.pace(&cx.meta.account, cx.meta, media, cx.coexistence).await {
+        if let Err(wait) = self
+            .pace(&cx.meta.account, cx.meta, media, cx.coexistence)
+            .await
+        {
             return PartResult::Stop(Disposition::Paced(wait));
         }
         let message = InstagramMessage {

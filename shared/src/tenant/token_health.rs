@@ -147,7 +147,11 @@ impl TenantScope {
         .await
     }
 
-    async fn update_channel(&self, channel: &ChannelRef, update: Update) -> Result<(), TenantError> {
+    async fn update_channel(
+        &self,
+        channel: &ChannelRef,
+        update: Update,
+    ) -> Result<(), TenantError> {
         let key = channel.channel_key(self.tenant());
         match self
             .store()
@@ -172,8 +176,14 @@ mod tests {
     #[test]
     fn status_orders_expired_then_failed_then_expiring() {
         let now = 1_000_000;
-        assert_eq!(TokenHealth::status_at(now, false, now), TokenStatus::Expired);
-        assert_eq!(TokenHealth::status_at(now - 1, true, now), TokenStatus::Expired);
+        assert_eq!(
+            TokenHealth::status_at(now, false, now),
+            TokenStatus::Expired
+        );
+        assert_eq!(
+            TokenHealth::status_at(now - 1, true, now),
+            TokenStatus::Expired
+        );
         assert_eq!(
             TokenHealth::status_at(now + 40 * 86_400, true, now),
             TokenStatus::RefreshFailed

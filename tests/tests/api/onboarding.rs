@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use e2e_tests::fake_graph::{BusinessToken, FakeGraph, FAKE_APP_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
+use e2e_tests::fake_graph::{
+    BusinessToken, FakeGraph, FAKE_APP_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET,
+};
 use e2e_tests::harness::{contains_bytes, Harness, ADMIN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -136,7 +138,11 @@ async fn embedded_signup_connects_a_number_and_reports_each_step() {
     let h = start().await;
     let t = tenant(&h, "Acme").await;
     let page = h
-        .admin("GET", &format!("/admin/tenants/{t}/onboarding"), json!(null))
+        .admin(
+            "GET",
+            &format!("/admin/tenants/{t}/onboarding"),
+            json!(null),
+        )
         .await;
     assert_eq!(page["meta_app_id"], FAKE_APP_ID);
     assert_eq!(page["es_config_id"], ES_CONFIG);
@@ -169,7 +175,10 @@ async fn embedded_signup_connects_a_number_and_reports_each_step() {
         .find(|c| c.path.ends_with("/oauth/access_token"))
         .unwrap();
     let q = exchange.query.clone().unwrap();
-    assert!(q.contains(&format!("client_id={FAKE_APP_ID}")) && q.contains(&code), "{q}");
+    assert!(
+        q.contains(&format!("client_id={FAKE_APP_ID}")) && q.contains(&code),
+        "{q}"
+    );
     assert!(exchange.bearer.is_none());
     let log = h.graph.onboarding();
     assert_eq!(log.subscribed_wabas, [WABA]);
@@ -177,7 +186,10 @@ async fn embedded_signup_connects_a_number_and_reports_each_step() {
     let (number, pin) = &log.registered[0];
     assert_eq!(number, PHONE);
     assert!(pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()));
-    let register = calls.iter().find(|c| c.path.ends_with("/register")).unwrap();
+    let register = calls
+        .iter()
+        .find(|c| c.path.ends_with("/register"))
+        .unwrap();
     let body: Value = serde_json::from_str(&register.body).unwrap();
     assert_eq!(body["messaging_product"], "whatsapp");
     // Stored: the channel with its token and PIN encrypted, neither in clear anywhere.
@@ -187,7 +199,10 @@ async fn embedded_signup_connects_a_number_and_reports_each_step() {
     assert_eq!(ch[0]["details"]["waba_id"], WABA);
     assert_eq!(ch[0]["details"]["onboarding"], "embedded_signup");
     assert!(ch[0]["details"].get("coexistence").is_none());
-    assert_eq!(ch[0]["secrets_stored"], json!(["access_token", "two_step_pin"]));
+    assert_eq!(
+        ch[0]["secrets_stored"],
+        json!(["access_token", "two_step_pin"])
+    );
     token_never_in_clear(&h, TOKEN).await;
     token_never_in_clear(&h, pin).await;
     let entries = audit_actions(&h, &t).await;
@@ -225,8 +240,15 @@ async fn a_coexistence_number_is_not_registered_and_is_marked_for_20_per_second(
         .unwrap()
         .contains("20 messages per second"));
     let log = h.graph.onboarding();
-    assert!(log.registered.is_empty(), "a Coexistence number was registered");
-    assert!(!h.graph.calls().iter().any(|c| c.path.ends_with("/register")));
+    assert!(
+        log.registered.is_empty(),
+        "a Coexistence number was registered"
+    );
+    assert!(!h
+        .graph
+        .calls()
+        .iter()
+        .any(|c| c.path.ends_with("/register")));
     assert_eq!(log.subscribed_wabas, [WABA]);
     let ch = channels(&h, &t).await;
     assert_eq!(ch[0]["details"]["coexistence"], "true");
@@ -360,7 +382,10 @@ async fn a_step_after_the_claim_that_fails_undoes_the_connection() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["error"]["code"], "cannot_connect");
-    assert_eq!(v["error"]["message"], "this WhatsApp number cannot be connected");
+    assert_eq!(
+        v["error"]["message"],
+        "this WhatsApp number cannot be connected"
+    );
     assert!(channels(&h, &other).await.is_empty());
     assert_eq!(channels(&h, &t).await.len(), 1);
 }
@@ -381,7 +406,11 @@ async fn sign_in(h: &Harness, authorize_url: &str) -> (String, String) {
         query
             .split('&')
             .find_map(|p| p.strip_prefix(&format!("{k}=")))
-            .map(|v| v.replace("%2E", ".").replace("%2D", "-").replace("%5F", "_"))
+            .map(|v| {
+                v.replace("%2E", ".")
+                    .replace("%2D", "-")
+                    .replace("%5F", "_")
+            })
             .unwrap()
     };
     (get("code"), get("state"))
@@ -448,7 +477,11 @@ async fn instagram_login_connects_an_account_with_a_long_lived_token() {
     assert!(exchange.body.contains(&format!("code={code}")));
     assert!(exchange.body.contains("redirect_uri="));
     let long = calls.iter().find(|c| c.path == "/access_token").unwrap();
-    assert!(long.query.as_deref().unwrap().contains("grant_type=ig_exchange_token"));
+    assert!(long
+        .query
+        .as_deref()
+        .unwrap()
+        .contains("grant_type=ig_exchange_token"));
     let subs = h.graph.onboarding().instagram_subscriptions;
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].0, IG);
@@ -494,11 +527,13 @@ async fn instagram_login_refuses_foreign_or_forged_states_and_missing_permission
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
-    assert!(!h
-        .graph
-        .calls()
-        .iter()
-        .any(|c| c.path == "/oauth/access_token"), "a refused state reached Instagram");
+    assert!(
+        !h.graph
+            .calls()
+            .iter()
+            .any(|c| c.path == "/oauth/access_token"),
+        "a refused state reached Instagram"
+    );
     // The messaging permission not granted.
     h.graph.set_instagram_login(IG, "instagram_business_basic");
     let a = authorize(&h, &t).await;
@@ -625,9 +660,12 @@ async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure()
 
     // The schedule (every second on the test server) renews the due one only.
     wait_for(async || !h.graph.onboarding().refreshed.is_empty()).await;
-    wait_for(async || token_of(&h, &t, IG).await["expires_at"].as_i64().unwrap() > now_secs() + 59 * 86_400).await;
+    wait_for(async || {
+        token_of(&h, &t, IG).await["expires_at"].as_i64().unwrap() > now_secs() + 59 * 86_400
+    })
+    .await;
     let log = h.graph.onboarding();
-    assert_eq!(log.refreshed, [due_token.clone()]);
+    assert_eq!(log.refreshed, std::slice::from_ref(&due_token));
     let ig = token_of(&h, &t, IG).await;
     assert_eq!(ig["status"], "valid");
     let other = token_of(&h, &t, second).await;
@@ -653,7 +691,11 @@ async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure()
         std::fs::read_dir(&outbox)
             .unwrap()
             .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-            .any(|m| m.contains("To: admin@acme.test") && m.contains(second) && m.contains("could not be renewed"))
+            .any(|m| {
+                m.contains("To: admin@acme.test")
+                    && m.contains(second)
+                    && m.contains("could not be renewed")
+            })
     })
     .await;
     assert!(audit_actions(&h, &t).await.iter().any(|e| {

@@ -1062,7 +1062,8 @@ async fn a_coexistence_number_is_paced_at_its_own_twenty_per_second() {
     let conv = w.wa_customer(HOUR).await;
     // An ordinary number goes on at its own (80/s) rate.
     for i in 1..=3 {
-        w.reply(&conv, operator(&format!("plain {i}"), vec![], i)).await;
+        w.reply(&conv, operator(&format!("plain {i}"), vec![], i))
+            .await;
     }
     assert_eq!(w.run().await, vec![Outcome::Done; 3]);
     // The same number connected through Coexistence (Embedded Signup marks it).
@@ -1075,10 +1076,15 @@ async fn a_coexistence_number_is_paced_at_its_own_twenty_per_second() {
         .await
         .unwrap();
     for i in 4..=6 {
-        w.reply(&conv, operator(&format!("shared {i}"), vec![], i)).await;
+        w.reply(&conv, operator(&format!("shared {i}"), vec![], i))
+            .await;
     }
     let outcomes = w.run().await;
-    assert_eq!(outcomes[..2], [Outcome::Done, Outcome::Done], "{outcomes:?}");
+    assert_eq!(
+        outcomes[..2],
+        [Outcome::Done, Outcome::Done],
+        "{outcomes:?}"
+    );
     match &outcomes[2..] {
         [Outcome::RetryAfter(wait)] => {
             assert!(*wait > Duration::from_secs(5) && *wait <= Duration::from_secs(6))
