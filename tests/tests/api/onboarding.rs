@@ -716,4 +716,48 @@ async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure()
         .filter(|c| c.path == "/refresh_access_token")
         .count();
     assert_eq!(attempts, after);
+
+    // A disconnected account leaves the renewal index at its next due run.
+    h.admin(
+        "DELETE",
+        &format!("/admin/tenants/{t}/channels/instagram/{second}"),
+        json!(null),
+    )
+    .await;
+    age_index(&h, &t, second).await;
+    let entry = format!("{t}#{}", instagram(second).channel_sk());
+    wait_for(async || {
+        !h.all_items(Table::Routes)
+            .await
+            .iter()
+            .any(|i| i.get_s("sk") == Some(entry.as_str()))
+    })
+    .await;
+    assert!(
+        h.graph.onboarding().refreshed.len() == 1,
+        "nothing more was refreshed"
+    );
+}
+
+fn instagram(account: &str) -> ChannelRef {
+    ChannelRef::Instagram(InstagramAccountId::parse(account).unwrap())
+}
+
+/// Makes the channel's renewal index entry due now.
+async fn age_index(h: &Harness, t: &str, account: &str) {
+    let key = wappline::store::Key::new(
+        wappline::onboarding::refresh::INDEX_PARTITION,
+        format!("{t}#{}", instagram(account).channel_sk()),
+    );
+    h.server
+        .platform()
+        .store
+        .update(
+            Table::Routes,
+            &key,
+            wappline::store::Update::new().set("due_at", now_secs() - 1),
+            None,
+        )
+        .await
+        .unwrap();
 }
