@@ -91,6 +91,7 @@ pub(super) struct Onboarding {
     fail_subscribe: usize,
     fail_register: usize,
     fail_refresh: bool,
+    fail_ig_subscribe: usize,
     log: OnboardingLog,
 }
 
@@ -152,6 +153,11 @@ impl FakeGraph {
         self.state().onboarding.fail_register = n;
     }
 
+    /// The next `n` Instagram webhook subscriptions fail with Meta's `500` transient error.
+    pub fn fail_instagram_subscribe(&self, n: usize) {
+        self.state().onboarding.fail_ig_subscribe = n;
+    }
+
     /// From now on refreshing an Instagram token fails (`400` code 190) or works again.
     pub fn fail_instagram_refresh(&self, fail: bool) {
         self.state().onboarding.fail_refresh = fail;
@@ -198,6 +204,15 @@ fn instagram_oauth_error(message: &str) -> Answer {
     )
 }
 
+/// Meta's transient server error.
+fn transient() -> Answer {
+    json_answer(
+        500,
+        &json!({"error": {"message": "An unknown error has occurred.", "type": "OAuthException",
+            "code": 1, "is_transient": true, "fbtrace_id": "AfakeTraceId0123456789"}}),
+    )
+}
+
 fn success() -> Answer {
     json_answer(200, &json!({"success": true}))
 }
@@ -215,6 +230,10 @@ pub(super) fn route(s: &mut State, r: &ReadRequest<'_>, segments: &[&str]) -> Op
             else {
                 return Some(invalid_token());
             };
+            if s.onboarding.fail_ig_subscribe > 0 {
+                s.onboarding.fail_ig_subscribe -= 1;
+                return Some(transient());
+            }
             let fields = pairs.get("subscribed_fields").cloned().unwrap_or_default();
             if fields.is_empty() {
                 return Some(meta_error(
@@ -285,11 +304,7 @@ fn subscribe(s: &mut State, waba: &str, bearer: Option<&str>) -> Answer {
     }
     if s.onboarding.fail_subscribe > 0 {
         s.onboarding.fail_subscribe -= 1;
-        return json_answer(
-            500,
-            &json!({"error": {"message": "An unknown error has occurred.", "type": "OAuthException",
-                "code": 1, "is_transient": true, "fbtrace_id": "AfakeTraceId0123456789"}}),
-        );
+        return transient();
     }
     s.onboarding.log.subscribed_wabas.push(waba.to_owned());
     success()

@@ -550,6 +550,50 @@ async fn instagram_login_refuses_foreign_or_forged_states_and_missing_permission
     assert!(channels(&h, &other).await.is_empty());
 }
 
+#[tokio::test]
+async fn an_instagram_subscription_that_fails_undoes_the_connection() {
+    let h = start().await;
+    let t = tenant(&h, "Acme").await;
+    h.graph.set_instagram_login(
+        IG,
+        "instagram_business_basic,instagram_business_manage_messages",
+    );
+    h.graph.fail_instagram_subscribe(1);
+    let a = authorize(&h, &t).await;
+    let (code, state) = sign_in(&h, a["authorize_url"].as_str().unwrap()).await;
+    let (status, v) = post(
+        &h,
+        &format!("/admin/tenants/{t}/onboarding/instagram/complete"),
+        json!({"code": code, "state": state}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "provider_unavailable");
+    assert_eq!(
+        steps(&v),
+        [
+            "exchange_code=ok",
+            "long_lived_token=ok",
+            "verify_ownership=ok",
+            "store_and_claim=ok",
+            "subscribe_webhooks=failed",
+            "roll_back=ok"
+        ]
+    );
+    let calls = h.graph.calls();
+    let long_token = calls
+        .iter()
+        .find(|c| c.path.ends_with("/me/subscribed_apps"))
+        .and_then(|c| c.bearer.clone())
+        .unwrap();
+    nothing_connected(&h, IG, &long_token).await;
+    // The permissions granted a moment ago were given up at Instagram.
+    assert!(calls
+        .iter()
+        .any(|c| c.method == "DELETE" && c.path.ends_with("/me/permissions")));
+    assert!(channels(&h, &t).await.is_empty());
+}
+
 /// Connects `account` to `t` through Instagram Login; the long-lived token.
 async fn connect_instagram(h: &Harness, t: &str, account: &str) -> String {
     h.graph.set_instagram_login(
