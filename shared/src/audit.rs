@@ -60,6 +60,10 @@ pub enum AuditAction {
     RevocationCompleted,
     /// The attempts are spent: pending steps are `failed`, the tokens deleted anyway.
     RevocationGivenUp,
+    /// A channel's expiring token was renewed by the refresh job (issue 14).
+    ChannelTokenRefreshed,
+    /// Renewing a channel's token failed; the tenant's owners and admins were told.
+    ChannelTokenRefreshFailed,
 }
 
 impl AuditAction {
@@ -90,6 +94,8 @@ impl AuditAction {
             AuditAction::RevocationPending => "revocation_pending",
             AuditAction::RevocationCompleted => "revocation_completed",
             AuditAction::RevocationGivenUp => "revocation_given_up",
+            AuditAction::ChannelTokenRefreshed => "channel_token_refreshed",
+            AuditAction::ChannelTokenRefreshFailed => "channel_token_refresh_failed",
         }
     }
 }

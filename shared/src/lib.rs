@@ -32,6 +32,7 @@ pub mod media;
 pub mod meta;
 pub mod meta_deletion;
 pub mod objects;
+pub mod onboarding;
 pub mod outbound;
 pub mod ownership;
 pub mod pacing;

@@ -33,6 +33,9 @@
 //!   `/me?fields=user_id,username` and `/{page-id}?fields=instagram_business_account`, from
 //!   what [`FakeGraph::add_business_token`], [`FakeGraph::add_waba`] and
 //!   [`FakeGraph::add_instagram_token`] registered.
+//! - Sign-up (onboarding.rs): Embedded Signup's code exchange, `subscribed_apps` and
+//!   `register`; Instagram Login's authorization window, code exchange, long-lived and
+//!   refreshed tokens and webhook subscription, with one-time expiring codes.
 //! - Programmable: [`FakeGraph::set_gone`], [`FakeGraph::fail_next`],
 //!   [`FakeGraph::fail_downloads`] and [`FakeGraph::fail_sends`] (5xx, rate limits, Meta
 //!   error codes).
@@ -54,8 +57,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+mod onboarding;
 mod ownership;
 mod sender_actions;
+pub use onboarding::{OnboardingLog, CODE_SECS, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
 pub use sender_actions::SenderAction;
 
@@ -151,6 +156,8 @@ pub struct GraphCall {
     /// The bearer token sent, if any.
     pub bearer: Option<String>,
     pub status: u16,
+    /// The request body, as text (lossy).
+    pub body: String,
 }
 
 #[derive(Clone)]
@@ -178,6 +185,8 @@ struct State {
     instagram_tokens: HashMap<String, (String, Option<String>)>,
     /// What `debug_token` and `phone_numbers` know (ownership.rs).
     ownership: ownership::Ownership,
+    /// Embedded Signup and Instagram Login (onboarding.rs).
+    onboarding: onboarding::Onboarding,
     calls: Vec<GraphCall>,
     sent: Vec<SentMessage>,
     actions: Vec<SenderAction>,
@@ -469,6 +478,7 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
         query,
         bearer,
         status: answer.status().as_u16(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     });
     answer
 }
@@ -523,6 +533,9 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
         };
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(answer) = onboarding::route(s, r, &segments) {
+        return answer;
+    }
     if method == "POST" {
         return match segments.as_slice() {
             [version, owner, "messages"] if is_version(version) => {

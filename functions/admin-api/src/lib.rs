@@ -30,6 +30,7 @@ mod channels;
 mod connection_codes;
 mod erasure;
 mod exports;
+mod onboarding;
 mod plans;
 mod revocations;
 mod settings;
@@ -110,6 +111,16 @@ fn routes() -> Vec<Route> {
         route(t!("/channels/{kind}/{id}"), Tenant(ManageChannels)).delete(h!(channels::disconnect)),
         Route::below(t!("/channels/{kind}/{id}/{*rest}"), Tenant(ManageChannels)),
         route(t!("/revocations"), Tenant(ManageChannels)).get(h!(revocations::list)),
+        // Self-service onboarding (decision 0040).
+        route(t!("/onboarding"), Tenant(ManageChannels)).get(h!(onboarding::page)),
+        route(t!("/onboarding/whatsapp"), Tenant(ManageChannels)).post(h!(onboarding::whatsapp)),
+        route(
+            t!("/onboarding/instagram/authorize"),
+            Tenant(ManageChannels),
+        )
+        .post(h!(onboarding::instagram_authorize)),
+        route(t!("/onboarding/instagram/complete"), Tenant(ManageChannels))
+            .post(h!(onboarding::instagram_complete)),
         route(t!("/revocations/retry"), Tenant(ManageChannels)).post(h!(revocations::retry)),
         route(t!("/bitrix24/connection-codes"), Tenant(ManageChannels))
             .post(h!(connection_codes::issue)),
@@ -197,6 +208,8 @@ pub struct AdminServices {
     pub revocations: Revocations,
     /// Connects are claimed only after the supplied token proves ownership.
     pub ownership: OwnershipProof,
+    /// `/onboarding...`: Embedded Signup and Instagram Login (decision 0040).
+    pub onboarding: Onboarding,
     /// `/exports...` and the public download of export files.
     pub exports: ExportsApi,
     /// `/erasure...`.
@@ -204,6 +217,13 @@ pub struct AdminServices {
     /// `/bitrix24/connection-codes`: codes are kept in the first, install URLs start with
     /// the second (the public address where `/bitrix/install` is served).
     pub bitrix_codes: (ConnectionCodes, EndpointUrl),
+}
+
+/// The self-service connect flows and what their page needs.
+pub struct Onboarding {
+    pub signup: wappline::onboarding::EmbeddedSignup,
+    pub instagram: wappline::onboarding::InstagramLogin,
+    pub page: wappline::onboarding::PageSettings,
 }
 
 pub struct AdminApi {

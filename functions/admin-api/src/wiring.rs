@@ -6,7 +6,9 @@ use wappline::app::settings::vars;
 use wappline::app::{HttpFunction, Services, ServicesError};
 use wappline::queue::platform;
 
-use crate::{AdminApi, AdminServices, AdminToken, Erasure, ExportsApi, DOWNLOAD_PREFIX};
+use crate::{
+    AdminApi, AdminServices, AdminToken, Erasure, ExportsApi, Onboarding, DOWNLOAD_PREFIX,
+};
 
 const SERVICE: &str = "admin-api";
 
@@ -31,6 +33,11 @@ impl AdminApi {
             audit: services.audit(),
             revocations: services.revocations()?,
             ownership: services.ownership_proof()?,
+            onboarding: Onboarding {
+                signup: services.embedded_signup()?,
+                instagram: services.instagram_login()?,
+                page: services.onboarding_page(),
+            },
             exports: ExportsApi {
                 exports: services.exports()?,
                 queue: services.queue.clone(),

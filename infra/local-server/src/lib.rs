@@ -101,6 +101,38 @@ pub struct LocalConfig {
     #[arg(long, env = "INSTAGRAM_API_BASE_URL")]
     pub instagram_api_base_url: Option<String>,
 
+    /// Embedded Signup: the Facebook Login for Business configuration id the console
+    /// launches Meta's SDK with (decision 0040).
+    #[arg(long, env = "META_ES_CONFIG_ID")]
+    pub meta_es_config_id: Option<String>,
+
+    /// Where the console loads Meta's JavaScript SDK from (a fake for tests).
+    #[arg(long, env = "META_SDK_URL")]
+    pub meta_sdk_url: Option<String>,
+
+    /// Instagram Login's app id. With the secret, Instagram accounts connect themselves.
+    #[arg(long, env = "INSTAGRAM_APP_ID")]
+    pub instagram_app_id: Option<String>,
+
+    /// Instagram Login's app secret.
+    #[arg(long, env = "INSTAGRAM_APP_SECRET", hide_env_values = true)]
+    pub instagram_app_secret: Option<String>,
+
+    /// The redirect URI registered with the Instagram app. Default:
+    /// `<public base URL>/app/onboarding/instagram/callback`.
+    #[arg(long, env = "INSTAGRAM_REDIRECT_URI")]
+    pub instagram_redirect_uri: Option<String>,
+
+    /// Instagram's OAuth host for the code exchange (default `https://api.instagram.com`; a
+    /// fake for tests).
+    #[arg(long, env = "INSTAGRAM_OAUTH_BASE_URL")]
+    pub instagram_oauth_base_url: Option<String>,
+
+    /// Instagram's authorization window (default
+    /// `https://www.instagram.com/oauth/authorize`; a fake for tests).
+    #[arg(long, env = "INSTAGRAM_AUTHORIZE_URL")]
+    pub instagram_authorize_url: Option<String>,
+
     /// Bitrix24 application client_id. Without it (and the secret) nothing is synced to
     /// Bitrix24: sync jobs wait in their queue.
     #[arg(long, env = "WAPPLINE_BITRIX_CLIENT_ID")]
@@ -188,6 +220,13 @@ impl LocalConfig {
             sync_batch: None,
             public_base_url: None,
             instagram_api_base_url: None,
+            meta_es_config_id: None,
+            meta_sdk_url: None,
+            instagram_app_id: None,
+            instagram_app_secret: None,
+            instagram_redirect_uri: None,
+            instagram_oauth_base_url: None,
+            instagram_authorize_url: None,
             schedule_secs: 1,
             bcrypt_cost: wappline::accounts::MIN_BCRYPT_COST,
             max_connections: 1024,
@@ -277,7 +316,30 @@ impl LocalConfig {
             (bitrix::ENV_TIMEOUT_MS, &self.bitrix_timeout_ms),
             (settings_vars::SYNC_RETRY, &self.sync_retry),
             (settings_vars::SYNC_BATCH, &self.sync_batch),
+            (settings_vars::META_ES_CONFIG_ID, &self.meta_es_config_id),
+            (settings_vars::META_SDK_URL, &self.meta_sdk_url),
+            (settings_vars::INSTAGRAM_APP_ID, &self.instagram_app_id),
+            (
+                settings_vars::INSTAGRAM_APP_SECRET,
+                &self.instagram_app_secret,
+            ),
+            (
+                settings_vars::INSTAGRAM_OAUTH_BASE_URL,
+                &self.instagram_oauth_base_url,
+            ),
+            (
+                settings_vars::INSTAGRAM_AUTHORIZE_URL,
+                &self.instagram_authorize_url,
+            ),
         ];
+        let redirect = self.instagram_redirect_uri.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                public_base.trim_end_matches('/'),
+                wappline::onboarding::instagram::REDIRECT_PATH
+            )
+        });
+        vars.insert(settings_vars::INSTAGRAM_REDIRECT_URI, redirect);
         for (name, value) in optional {
             if let Some(v) = value {
                 vars.insert(name, v.clone());

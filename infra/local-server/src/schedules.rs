@@ -103,6 +103,21 @@ pub fn platform(
             })
         }),
     });
+    // The renewal of Instagram Login tokens (in AWS, the erasure worker's schedule).
+    let token_refresh = services.token_refresh()?;
+    schedules.push(Schedule {
+        name: "token-refresh",
+        every,
+        run: Arc::new(move || {
+            let token_refresh = token_refresh.clone();
+            Box::pin(async move {
+                let report = token_refresh
+                    .run_due(wappline::clock::now_secs(), BUDGET_ITEMS)
+                    .await;
+                report.map(|_| ()).map_err(|e| e.to_string())
+            })
+        }),
+    });
     // The sync worker's schedule, when CRM sync is configured (the Bitrix24 application).
     match services.portal_probe() {
         Ok(probe) => schedules.push(Schedule {

@@ -65,6 +65,16 @@ impl SessionKey {
         m
     }
 
+    /// A key for another purpose, derived from this one: HMAC-SHA256 over a domain and
+    /// `label`. What it signs can never pass as an access token (another key, another
+    /// domain), and deployments need no further secret.
+    pub fn derive(&self, label: &str) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut m = HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
+        m.update(b"wappline-derived-key\0");
+        m.update(label.as_bytes());
+        zeroize::Zeroizing::new(m.finalize().into_bytes().to_vec())
+    }
+
     /// Signs the claims into a token.
     pub fn sign(&self, claims: &AccessClaims) -> String {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("plain struct"));

@@ -26,8 +26,9 @@ pub const ARN_SUFFIX: &str = "_ARN";
 pub const PREVIOUS_SUFFIX: &str = "_PREVIOUS";
 
 /// The settings that are secrets: on Lambda each is read from Secrets Manager.
-pub const SECRET_VARS: [&str; 5] = [
+pub const SECRET_VARS: [&str; 6] = [
     vars::META_APP_SECRET,
+    vars::INSTAGRAM_APP_SECRET,
     ENV_CLIENT_SECRET,
     vars::SESSION_SIGNING_KEY,
     vars::EXPORT_LINK_KEY,

@@ -63,6 +63,60 @@ pub mod vars {
     pub const SYNC_RETRY: &str = "SYNC_RETRY";
     /// CRM sync: operations per Bitrix24 `batch` request, 1..=50 (decision 0023).
     pub const SYNC_BATCH: &str = "SYNC_BATCH";
+    /// Self-service onboarding (decision 0040): the Embedded Signup configuration id of
+    /// Facebook Login for Business, and where the console loads Meta's JavaScript SDK from.
+    pub const META_ES_CONFIG_ID: &str = "META_ES_CONFIG_ID";
+    pub const META_SDK_URL: &str = "META_SDK_URL";
+    /// Instagram Login's own app id and secret, and the redirect URI registered with it.
+    pub const INSTAGRAM_APP_ID: &str = "INSTAGRAM_APP_ID";
+    pub const INSTAGRAM_APP_SECRET: &str = "INSTAGRAM_APP_SECRET";
+    pub const INSTAGRAM_REDIRECT_URI: &str = "INSTAGRAM_REDIRECT_URI";
+    /// `https://api.instagram.com` (the code exchange) and
+    /// `https://www.instagram.com/oauth/authorize`, replaceable by loopback fakes.
+    pub const INSTAGRAM_OAUTH_BASE_URL: &str = "INSTAGRAM_OAUTH_BASE_URL";
+    pub const INSTAGRAM_AUTHORIZE_URL: &str = "INSTAGRAM_AUTHORIZE_URL";
+}
+
+/// Self-service onboarding's settings (decision 0040).
+#[derive(Clone)]
+pub struct OnboardingSettings {
+    pub es_config_id: Option<String>,
+    pub sdk_url: String,
+    pub instagram_app_id: Option<String>,
+    pub instagram_app_secret: Option<crate::secret::Secret>,
+    pub instagram_redirect_uri: Option<String>,
+    /// `api.instagram.com`.
+    pub instagram_oauth: GraphConfig,
+    pub instagram_authorize_url: String,
+}
+
+impl fmt::Debug for OnboardingSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnboardingSettings")
+            .field("es_config_id", &self.es_config_id)
+            .field("sdk_url", &self.sdk_url)
+            .field("instagram_app_id", &self.instagram_app_id)
+            .field("instagram_app_secret", &self.instagram_app_secret.is_some())
+            .field("instagram_redirect_uri", &self.instagram_redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An absolute https URL (http only on loopback): the address a browser or our client is
+/// sent to, so a typo cannot send users or codes elsewhere unnoticed.
+fn web_url(field: &'static str, value: &str) -> Result<String, String> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| format!("{field}: must be an absolute URL"))?;
+    let host = uri
+        .authority()
+        .map(|a| a.host().to_owned())
+        .ok_or_else(|| format!("{field}: must be an absolute URL"))?;
+    match uri.scheme_str() {
+        Some("https") => Ok(value.to_owned()),
+        Some("http") if crate::http_client::is_loopback_host(&host) => Ok(value.to_owned()),
+        _ => Err(format!("{field}: must be https (http only on loopback)")),
+    }
 }
 
 /// Stands in for `PUBLIC_BASE_URL` in the media proxy's links when it is unset: the proxy
@@ -149,6 +203,8 @@ pub struct Settings {
     pub sync_retry: Option<(Duration, u32, Duration)>,
     /// CRM sync: operations per Bitrix24 request (default 50, Bitrix24's batch limit).
     pub sync_batch: Option<usize>,
+    /// Embedded Signup and Instagram Login.
+    pub onboarding: OnboardingSettings,
 }
 
 impl fmt::Debug for Settings {
@@ -365,6 +421,7 @@ impl Settings {
                 .filter(|n| (1..=50).contains(n))
                 .ok_or("must be a whole number from 1 to 50")
         });
+        let onboarding = read_onboarding(&mut r);
         if !r.problems.is_empty() {
             return Err(SettingsError {
                 problems: r.problems,
@@ -398,12 +455,61 @@ impl Settings {
             retry_base,
             sync_retry,
             sync_batch,
+            onboarding,
         })
     }
 
     /// The admin token's digest from the token itself (the local server is given the token).
     pub fn admin_token_digest(token: &str) -> [u8; 32] {
         Sha256::digest(token.as_bytes()).into()
+    }
+}
+
+fn read_onboarding<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> OnboardingSettings {
+    use crate::onboarding::{instagram, whatsapp};
+    let sdk_url = r
+        .parse(vars::META_SDK_URL, |v| web_url(vars::META_SDK_URL, v))
+        .unwrap_or_else(|| whatsapp::DEFAULT_SDK_URL.to_owned());
+    let instagram_authorize_url = r
+        .parse(vars::INSTAGRAM_AUTHORIZE_URL, |v| {
+            web_url(vars::INSTAGRAM_AUTHORIZE_URL, v)
+        })
+        .unwrap_or_else(|| instagram::DEFAULT_AUTHORIZE_URL.to_owned());
+    let instagram_redirect_uri = r.parse(vars::INSTAGRAM_REDIRECT_URI, |v| {
+        web_url(vars::INSTAGRAM_REDIRECT_URI, v)
+    });
+    let oauth_url = r
+        .get(vars::INSTAGRAM_OAUTH_BASE_URL)
+        .unwrap_or_else(|| instagram::DEFAULT_OAUTH_BASE_URL.to_owned());
+    let instagram_oauth = GraphConfig::default()
+        .with_base_url(&oauth_url)
+        .map_err(|e| format!("{}: {e}", vars::INSTAGRAM_OAUTH_BASE_URL));
+    let instagram_oauth = r.section(instagram_oauth).unwrap_or_default();
+    let instagram_app_id = r.parse(vars::INSTAGRAM_APP_ID, |v| {
+        if v.len() <= 32 && v.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(v.to_owned())
+        } else {
+            Err("must be the app's numeric id")
+        }
+    });
+    let instagram_app_secret = r.parse(vars::INSTAGRAM_APP_SECRET, |v| {
+        crate::secret::Secret::parse(vars::INSTAGRAM_APP_SECRET, v)
+    });
+    let es_config_id = r.parse(vars::META_ES_CONFIG_ID, |v| {
+        if v.len() <= 32 && v.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(v.to_owned())
+        } else {
+            Err("must be the configuration's numeric id")
+        }
+    });
+    OnboardingSettings {
+        es_config_id,
+        sdk_url,
+        instagram_app_id,
+        instagram_app_secret,
+        instagram_redirect_uri,
+        instagram_oauth,
+        instagram_authorize_url,
     }
 }
 

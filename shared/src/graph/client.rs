@@ -135,6 +135,17 @@ fn check_path(path: &str) -> Result<(), GraphError> {
     }
 }
 
+/// `url` with `query` appended, each part percent-encoded.
+fn with_query(mut url: String, query: &[(&str, &str)]) -> String {
+    for (i, (k, v)) in query.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.push_str(&encode(k));
+        url.push('=');
+        url.push_str(&encode(v));
+    }
+    url
+}
+
 /// Percent-encodes a query component (everything but RFC 3986 unreserved characters).
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -215,19 +226,85 @@ impl GraphClient {
         access_token: &Secret,
     ) -> Result<T, GraphError> {
         check_path(path)?;
-        let mut url = self.config.url(path);
-        for (i, (k, v)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(&encode(k));
-            url.push('=');
-            url.push_str(&encode(v));
-        }
-        let headers = Self::headers(Some(access_token), "application/json")?;
+        let url = with_query(self.config.url(path), query);
+        self.get_url(&url, Some(access_token)).await
+    }
+
+    /// `GET {base}/{path}?{query}` without a version and without a Bearer header: the OAuth
+    /// endpoints that take their credentials in the query (Instagram's `access_token` and
+    /// `refresh_access_token` on `graph.instagram.com`). `versioned` puts the version in
+    /// front of the path (`/{version}/oauth/access_token` on `graph.facebook.com`).
+    pub async fn get_json_unauthenticated<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        versioned: bool,
+        query: &[(&str, &str)],
+    ) -> Result<T, GraphError> {
+        check_path(path)?;
+        let url = if versioned {
+            self.config.url(path)
+        } else {
+            self.config.root_url(path)
+        };
+        self.get_url(&with_query(url, query), None).await
+    }
+
+    async fn get_url<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        access_token: Option<&Secret>,
+    ) -> Result<T, GraphError> {
+        let headers = Self::headers(access_token, "application/json")?;
         let answer = self
             .http
-            .get(&url, headers, MAX_JSON_BYTES)
+            .get(url, headers, MAX_JSON_BYTES)
             .await
             .map_err(http_error)?;
+        Self::json_answer(answer)
+    }
+
+    /// `POST {base}/{path}` (no version) with an `application/x-www-form-urlencoded` body and
+    /// no Bearer header: `api.instagram.com/oauth/access_token`, whose credentials are form
+    /// fields.
+    pub async fn post_form_unauthenticated<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, GraphError> {
+        check_path(path)?;
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = http::Request::post(self.config.root_url(path))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| GraphError::Refused("not a valid request".into()))?;
+        request
+            .headers_mut()
+            .extend(Self::headers(None, "application/json")?);
+        let answer = self.http.send(request).await.map_err(http_error)?;
+        Self::json_answer(answer)
+    }
+
+    /// `POST /{version}/{path}?{query}` without a body, the token as a Bearer header (e.g.
+    /// `me/subscribed_apps?subscribed_fields=messages`); the JSON answer.
+    pub async fn post_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        access_token: &Secret,
+    ) -> Result<T, GraphError> {
+        check_path(path)?;
+        let url = with_query(self.config.url(path), query);
+        let mut request = http::Request::post(url)
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| GraphError::Refused("not a valid request".into()))?;
+        request
+            .headers_mut()
+            .extend(Self::headers(Some(access_token), "application/json")?);
+        let answer = self.http.send(request).await.map_err(http_error)?;
         Self::json_answer(answer)
     }
 

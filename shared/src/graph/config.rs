@@ -138,6 +138,11 @@ impl GraphConfig {
         self.base_url.starts_with("http://")
     }
 
+    /// `{base}/{path}`, without the version (OAuth endpoints Meta documents unversioned).
+    pub(crate) fn root_url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path.trim_start_matches('/'))
+    }
+
     /// `{base}/{version}/{path}`.
     pub(crate) fn url(&self, path: &str) -> String {
         format!(

@@ -13,6 +13,10 @@
 //! - Ownership: [`GraphClient::debug_token`], [`GraphClient::waba_phone_numbers`],
 //!   [`GraphClient::instagram_me`], [`GraphClient::page_instagram_account`]: what a token
 //!   says about itself and the accounts it reaches.
+//! - Onboarding: [`GraphClient::exchange_business_code`], [`GraphClient::subscribe_app`],
+//!   [`GraphClient::register_number`] (Embedded Signup), [`GraphClient::instagram_exchange_code`],
+//!   [`GraphClient::instagram_long_lived`], [`GraphClient::instagram_refresh`],
+//!   [`GraphClient::instagram_subscribe`] (Instagram Login).
 //! - Revocation: [`GraphClient::unsubscribe_app`], [`GraphClient::revoke_permissions`].
 //! - [`HostPolicy`]: the only hosts media is fetched from (Meta's CDNs, loopback for tests),
 //!   so neither a token nor a request can be sent anywhere else.
@@ -24,6 +28,7 @@ mod config;
 mod error;
 mod hosts;
 mod instagram;
+mod onboarding;
 mod ownership;
 mod revoke;
 mod sender_actions;
@@ -41,6 +46,7 @@ pub use instagram::{
     InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramSent,
     InstagramTiming, INSTAGRAM_TEXT_MAX_BYTES,
 };
+pub use onboarding::{IssuedToken, INSTAGRAM_MESSAGING_FIELDS};
 pub use ownership::{
     BusinessPhoneNumber, GranularScope, InstagramMe, TokenError, TokenInfo, MAX_PHONE_PAGES,
     WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,

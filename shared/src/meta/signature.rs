@@ -36,6 +36,12 @@ impl AppSecret {
         Ok(AppSecret(Zeroizing::new(secret.as_bytes().to_vec())))
     }
 
+    /// The secret itself, for the OAuth exchanges that send it as `client_secret` (Embedded
+    /// Signup's code exchange).
+    pub fn as_secret(&self) -> crate::secret::Secret {
+        crate::secret::Secret::from_decrypted(String::from_utf8_lossy(&self.0).into_owned())
+    }
+
     /// The app access token `{app-id}|{app-secret}` (Meta, "Access Tokens > App Access
     /// Tokens"): what server-to-server calls about the app itself use, e.g. `debug_token`.
     pub fn app_access_token(&self, app_id: &crate::ids::MetaAppId) -> crate::secret::Secret {

@@ -12,6 +12,9 @@ use crate::queue::platform;
 /// [`instagram_config`].
 pub const ENV_INSTAGRAM_BASE_URL: &str = "INSTAGRAM_API_BASE_URL";
 pub const DEFAULT_INSTAGRAM_BASE_URL: &str = "https://graph.instagram.com";
+/// Messages per second of a Coexistence number.
+pub const COEXISTENCE_MPS: u32 = 20;
+
 /// Messages per second per WhatsApp business number (Meta's default throughput is 80; 1,000
 /// after an upgrade); read by [`OutboundConfig::from_lookup`].
 pub const ENV_WHATSAPP_MPS: &str = "WHATSAPP_MESSAGES_PER_SECOND";
@@ -93,6 +96,10 @@ impl OutboundRetryPolicy {
 pub struct OutboundPacing {
     /// Per WhatsApp business number: Meta's default throughput, 80 messages per second.
     pub whatsapp_number: PacingConfig,
+    /// Per WhatsApp number shared with the WhatsApp Business app (Coexistence): Meta fixes
+    /// its throughput at 20 messages per second ("Onboarding WhatsApp Business app users",
+    /// Limitations), whatever `WHATSAPP_MESSAGES_PER_SECOND` says.
+    pub whatsapp_coexistence: PacingConfig,
     /// Per Instagram account: the Send API's 300 calls per second for text.
     pub instagram_account: PacingConfig,
     /// Per Instagram account, audio and video attachments: 10 per second.
@@ -109,6 +116,11 @@ impl Default for OutboundPacing {
             whatsapp_number: PacingConfig {
                 rate_per_sec: 80.0,
                 burst: 80.0,
+                max_wait: Duration::from_secs(1),
+            },
+            whatsapp_coexistence: PacingConfig {
+                rate_per_sec: f64::from(COEXISTENCE_MPS),
+                burst: f64::from(COEXISTENCE_MPS),
                 max_wait: Duration::from_secs(1),
             },
             instagram_account: PacingConfig {

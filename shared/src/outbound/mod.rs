@@ -43,8 +43,8 @@ pub mod worker;
 
 pub use config::{
     instagram_config, OutboundClients, OutboundConfig, OutboundConfigError, OutboundPacing,
-    OutboundRetryPolicy, DEFAULT_INSTAGRAM_BASE_URL, ENV_INSTAGRAM_BASE_URL, ENV_MAX_FILE_BYTES,
-    ENV_WHATSAPP_MPS,
+    OutboundRetryPolicy, COEXISTENCE_MPS, DEFAULT_INSTAGRAM_BASE_URL, ENV_INSTAGRAM_BASE_URL,
+    ENV_MAX_FILE_BYTES, ENV_WHATSAPP_MPS,
 };
 pub use files::{FetchedFile, FileError, FileFetcher};
 pub use format::for_channel;

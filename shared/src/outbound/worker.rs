@@ -55,6 +55,7 @@ enum PartResult {
 /// The token buckets of this process.
 struct Pacers {
     whatsapp: KeyedPacer<PhoneNumberId>,
+    whatsapp_coexistence: KeyedPacer<PhoneNumberId>,
     instagram: KeyedPacer<InstagramAccountId>,
     instagram_media: KeyedPacer<InstagramAccountId>,
     recipient: KeyedPacer<String>,
@@ -64,6 +65,7 @@ impl Pacers {
     fn new(config: &OutboundConfig) -> Self {
         Pacers {
             whatsapp: KeyedPacer::new(config.pacing.whatsapp_number),
+            whatsapp_coexistence: KeyedPacer::new(config.pacing.whatsapp_coexistence),
             instagram: KeyedPacer::new(config.pacing.instagram_account),
             instagram_media: KeyedPacer::new(config.pacing.instagram_media),
             recipient: KeyedPacer::new(config.pacing.recipient),
@@ -79,6 +81,9 @@ struct Context<'a> {
     token: Secret,
     timing: Allowed,
     instagram_sender: InstagramSender,
+    /// A WhatsApp number shared with the WhatsApp Business app (Coexistence): paced at
+    /// [`super::COEXISTENCE_MPS`].
+    coexistence: bool,
 }
 
 /// The outbound-worker handler. Build once per process (the pacing buckets live in it).
@@ -426,9 +431,19 @@ impl OutboundWorker {
             Ok(p) => p,
             Err(reason) => return self.fail(job, conversations, reason).await,
         };
-        let instagram_sender = match account {
-            AccountRef::Instagram(_) => self.instagram_sender(scope, account).await?,
-            AccountRef::WhatsApp(_) => InstagramSender::Me,
+        let (instagram_sender, coexistence) = match account {
+            AccountRef::Instagram(_) => (self.instagram_sender(scope, account).await?, false),
+            AccountRef::WhatsApp(n) => (
+                InstagramSender::Me,
+                scope
+                    .channel(&ChannelRef::WhatsApp(n.clone()))
+                    .await?
+                    .is_some_and(|c| {
+                        c.details
+                            .get(crate::tenant::channel::COEXISTENCE_DETAIL)
+                            .is_some_and(|v| v == "true")
+                    }),
+            ),
         };
         let cx = Context {
             job,
@@ -437,6 +452,7 @@ impl OutboundWorker {
             token,
             timing,
             instagram_sender,
+            coexistence,
         };
         // The operator answered: the customer sees their messages read and the business
         // typing, before the reply's first part (again if that part is retried, which only
@@ -584,9 +600,13 @@ impl OutboundWorker {
         account: &AccountRef,
         meta: &ConversationMeta,
         media: bool,
+        coexistence: bool,
     ) -> Result<(), Duration> {
         self.pacers.recipient.acquire(&recipient_key(meta)).await?;
         match account {
+            AccountRef::WhatsApp(n) if coexistence => {
+                self.pacers.whatsapp_coexistence.acquire(n).await
+            }
             AccountRef::WhatsApp(n) => self.pacers.whatsapp.acquire(n).await,
             AccountRef::Instagram(a) => {
                 if media {
@@ -622,7 +642,10 @@ impl OutboundWorker {
                 }
             }
         };
-        if let Err(wait) = self.pace(&cx.meta.account, cx.meta, false).await {
+        if let Err(wait) = self
+            .pace(&cx.meta.account, cx.meta, false, cx.coexistence)
+            .await
+        {
             return PartResult::Stop(Disposition::Paced(wait));
         }
         let message = WhatsAppMessage {
@@ -754,7 +777,10 @@ impl OutboundWorker {
                 ))
             }
         };
-        if let Err(wait) = self.pace(&cx.meta.account, cx.meta, media).await {
+        if let Err(wait) = self
+            .pace(&cx.meta.account, cx.meta, media, cx.coexistence)
+            .await
+        {
             return PartResult::Stop(Disposition::Paced(wait));
         }
         let message = InstagramMessage {

@@ -107,6 +107,11 @@ pub fn authorized_by_partition(user: &MetaUserId) -> String {
     format!("AUTHBY#{}", user.as_str())
 }
 
+/// The channel detail (`"true"`) of a WhatsApp number shared with the WhatsApp Business app
+/// (Coexistence, connected through Embedded Signup): the send path paces it at 20 messages
+/// per second.
+pub const COEXISTENCE_DETAIL: &str = "coexistence";
+
 /// Sort-key prefix of channel items in the tenant's root partition.
 pub const CHANNEL_SK_PREFIX: &str = "CH#";
 
@@ -141,6 +146,9 @@ pub struct ChannelSummary {
     /// the portal's own line (decision 0043).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_line: Option<super::lines::OpenLineAttachment>,
+    /// Channels whose token expires (Instagram Login): its expiry and refresh state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<super::token_health::TokenHealth>,
 }
 
 /// Whether the CRM sync reaches a connected Bitrix24 portal. Kept on the portal's channel

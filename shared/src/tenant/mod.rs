@@ -18,6 +18,7 @@
 pub mod channel;
 pub mod lines;
 mod scope;
+pub mod token_health;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub use crate::secret::Secret;
 pub use channel::{ChannelKind, ChannelRef, ChannelSummary, Connection, CrmLink, CrmLinkState};
 pub use lines::{LineError, OpenLineAttachment};
 pub use scope::{RetentionChange, TenantScope, RETENTION_VERSION_ATTR};
+pub use token_health::{TokenHealth, TokenStatus};
 
 use crate::clock::now_secs;
 use crate::crypto::{CryptoError, Envelope};

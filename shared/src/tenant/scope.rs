@@ -43,6 +43,27 @@ impl TenantScope {
         &self.tenant
     }
 
+    pub(crate) fn store(&self) -> &Arc<dyn TableStore> {
+        &self.store
+    }
+
+    pub(crate) fn envelope(&self) -> &Arc<Envelope> {
+        &self.envelope
+    }
+
+    /// One connected channel, without secrets (None when it is not connected).
+    pub async fn channel(
+        &self,
+        channel: &ChannelRef,
+    ) -> Result<Option<ChannelSummary>, TenantError> {
+        Ok(self
+            .store
+            .get(Table::Data, &channel.channel_key(&self.tenant))
+            .await?
+            .as_ref()
+            .and_then(summary_from_item))
+    }
+
     fn profile_key(&self) -> Key {
         Key::new(self.tenant.partition(), PROFILE_SK)
     }
@@ -371,7 +392,7 @@ impl TenantScope {
 }
 
 /// Attribute holding an encrypted secret.
-fn secret_attr(name: &str) -> String {
+pub(crate) fn secret_attr(name: &str) -> String {
     format!("enc_{name}")
 }
 
@@ -408,6 +429,10 @@ fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
         crm_link,
         open_line: super::lines::OpenLineAttachment::from_attr(
             item.get(super::lines::OPEN_LINE_ATTR),
+        ),
+        token: super::token_health::TokenHealth::from_attr(
+            item.get(super::token_health::TOKEN_HEALTH_ATTR),
+            now_secs(),
         ),
     })
 }

@@ -67,6 +67,16 @@ pub(super) struct Ownership {
     wabas: HashMap<String, Vec<String>>,
 }
 
+impl Ownership {
+    pub(super) fn token(&self, token: &str) -> Option<&BusinessToken> {
+        self.tokens.get(token)
+    }
+
+    pub(super) fn numbers(&self, waba: &str) -> &[String] {
+        self.wabas.get(waba).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
 impl FakeGraph {
     /// Registers what `debug_token` says about `token`.
     pub fn add_business_token(&self, token: &str, info: BusinessToken) {
@@ -107,7 +117,7 @@ impl FakeGraph {
 }
 
 /// Percent-decodes a query value (our client encodes everything but unreserved characters).
-fn decode(v: &str) -> String {
+pub(super) fn decode(v: &str) -> String {
     let bytes = v.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -157,6 +157,25 @@ fn endpoints(t: &str) -> Vec<(&'static str, String, Option<Value>, &'static str)
             bad.clone(),
             "OA",
         ),
+        ("GET", format!("/admin/tenants/{t}/onboarding"), None, "OA"),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/onboarding/whatsapp"),
+            bad.clone(),
+            "OA",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/onboarding/instagram/authorize"),
+            bad.clone(),
+            "OA",
+        ),
+        (
+            "POST",
+            format!("/admin/tenants/{t}/onboarding/instagram/complete"),
+            bad.clone(),
+            "OA",
+        ),
         (
             "POST",
             format!("/admin/tenants/{t}/api-keys"),
@@ -215,7 +234,12 @@ fn reached(r: &Reply) -> bool {
 
 #[tokio::test]
 async fn every_role_against_every_admin_endpoint() {
-    let h = Harness::start(|_| {}).await;
+    // Instagram Login configured, so its authorize route answers (decision 0040).
+    let h = Harness::start(|c| {
+        c.instagram_app_id = Some(e2e_tests::fake_graph::FAKE_IG_APP_ID.into());
+        c.instagram_app_secret = Some(e2e_tests::fake_graph::FAKE_IG_APP_SECRET.into());
+    })
+    .await;
     let t = new_tenant(&h, "Acme").await;
     let mut tokens = vec![];
     for (code, role) in [

@@ -1046,5 +1046,53 @@ async fn a_disconnected_channel_fails_the_message_with_a_note() {
     assert_eq!(statuses(&w.sync_jobs().await).len(), 1);
 }
 
+#[tokio::test]
+async fn a_coexistence_number_is_paced_at_its_own_twenty_per_second() {
+    // Meta fixes a Coexistence number's throughput at 20 messages per second (decision 0040).
+    let defaults = OutboundConfig::default().pacing.whatsapp_coexistence;
+    assert_eq!((defaults.rate_per_sec, defaults.burst), (20.0, 20.0));
+    // Shrunk so a test sees the bucket: 2 at once, then one per 6 s, never waited for.
+    let mut config = test_config();
+    config.pacing.whatsapp_coexistence = PacingConfig {
+        rate_per_sec: 1.0 / 6.0,
+        burst: 2.0,
+        max_wait: Duration::ZERO,
+    };
+    let w = world_with(config, None).await;
+    let conv = w.wa_customer(HOUR).await;
+    // An ordinary number goes on at its own (80/s) rate.
+    for i in 1..=3 {
+        w.reply(&conv, operator(&format!("plain {i}"), vec![], i))
+            .await;
+    }
+    assert_eq!(w.run().await, vec![Outcome::Done; 3]);
+    // The same number connected through Coexistence (Embedded Signup marks it).
+    w.scope
+        .connect(connection(
+            ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
+            WA_TOKEN,
+            &[("waba_id", "102290129340398"), ("coexistence", "true")],
+        ))
+        .await
+        .unwrap();
+    for i in 4..=6 {
+        w.reply(&conv, operator(&format!("shared {i}"), vec![], i))
+            .await;
+    }
+    let outcomes = w.run().await;
+    assert_eq!(
+        outcomes[..2],
+        [Outcome::Done, Outcome::Done],
+        "{outcomes:?}"
+    );
+    match &outcomes[2..] {
+        [Outcome::RetryAfter(wait)] => {
+            assert!(*wait > Duration::from_secs(5) && *wait <= Duration::from_secs(6))
+        }
+        other => panic!("the third send was not paced: {other:?}"),
+    }
+    assert_eq!(w.graph.sent().len(), 5);
+}
+
 #[path = "outbound_read_receipts.rs"]
 mod read_receipts;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use admin_api::{AdminServices, AdminToken, Erasure, ExportsApi};
+use admin_api::{AdminServices, AdminToken, Erasure, ExportsApi, Onboarding};
 use wappline::accounts::{Accounts, AccountsConfig, PasswordHasher, SessionKey};
 use wappline::api_keys::ApiKeys;
 use wappline::app::Platform;
@@ -110,6 +110,40 @@ fn revocations(platform: &Platform) -> Revocations {
     Revocations::new(platform.tenants.clone(), graph.clone(), graph)
 }
 
+/// The connect flows, unconfigured (their own tests run on the local server with the fakes).
+fn onboarding(platform: &Platform) -> Onboarding {
+    use wappline::onboarding::{
+        EmbeddedSignup, InstagramLogin, LoginStateKey, PageSettings, DEFAULT_AUTHORIZE_URL,
+    };
+    let graph =
+        GraphClient::new(GraphConfig::default().with_base_url(&meta_fake()).unwrap()).unwrap();
+    Onboarding {
+        signup: EmbeddedSignup::new(
+            graph.clone(),
+            None,
+            ownership_proof(),
+            revocations(platform),
+            AuditLog::new(platform.store.clone()),
+        ),
+        instagram: InstagramLogin::new(
+            graph.clone(),
+            graph,
+            None,
+            DEFAULT_AUTHORIZE_URL.to_owned(),
+            LoginStateKey::from_bytes(&[9u8; 32]).unwrap(),
+            ownership_proof(),
+            revocations(platform),
+            AuditLog::new(platform.store.clone()),
+        ),
+        page: PageSettings {
+            meta_app_id: None,
+            es_config_id: None,
+            sdk_url: "https://connect.facebook.net/en_US/sdk.js".to_owned(),
+            instagram_login: false,
+        },
+    }
+}
+
 /// The services of `platform` (opened on `dir`), with the platform token `token`.
 pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
     let queue: Arc<dyn Queue> = Arc::new(EmbeddedQueue::open(dir, queues::specs()).unwrap());
@@ -137,6 +171,7 @@ pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
         audit: AuditLog::new(platform.store.clone()),
         revocations: revocations(platform),
         ownership: ownership_proof(),
+        onboarding: onboarding(platform),
         exports: ExportsApi {
             exports: exports.clone(),
             queue: queue.clone(),

@@ -9,7 +9,8 @@
 //! every function's flows through their handlers: tenants, channels, a Bitrix24 install, a
 //! customer's text and image, CRM sync and the parked-portal probe, the media proxy, an
 //! operator reply and an API send, outbound sends, retention, an export and its download
-//! link, Meta's data deletion callback, a contact erasure and an account erasure with its key
+//! link, self-service onboarding (Embedded Signup, Instagram Login) and the renewal of
+//! Instagram tokens, Meta's data deletion callback, a contact erasure and an account erasure with its key
 //! shredding and completion email. Each recorded request is then evaluated against the
 //! function's role: the template's inline policies with `Ref`, `GetAtt`, `Sub`, `Join` and
 //! `If` resolved to this deployment's ARNs.
@@ -54,6 +55,9 @@ use world::{call, json_body, Deployment};
 
 /// Another number of the scenario's WABA (connected, then disconnected).
 const SECOND_NUMBER: &str = "113355779024681";
+/// A number connected through Embedded Signup, an account through Instagram Login.
+const SIGNUP_NUMBER: &str = "113355779024999";
+const LOGIN_ACCOUNT: &str = "17841400000000777";
 
 const LINE: u64 = 7;
 const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
@@ -665,6 +669,77 @@ async fn scenario(d: &Deployment) {
         .await
         .unwrap();
     assert_eq!((revoked.attempted, revoked.finished), (1, 1), "{revoked:?}");
+
+    // admin-api: a number through Embedded Signup, an account through Instagram Login
+    // (decision 0040); then the erasure worker's schedule renews the account's token when it
+    // is due, and emails the owners when renewing fails.
+    let code = d
+        .graph
+        .issue_signup_code("EAAGsignupTOKEN", "102290129340555", SIGNUP_NUMBER);
+    admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/onboarding/whatsapp"),
+        json!({"event": "FINISH", "code": code, "waba_id": "102290129340555", "phone_number_id": SIGNUP_NUMBER}),
+    )
+    .await;
+    d.graph.set_instagram_login(
+        LOGIN_ACCOUNT,
+        "instagram_business_basic,instagram_business_manage_messages",
+    );
+    let authorization = admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/onboarding/instagram/authorize"),
+        json!({}),
+    )
+    .await;
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(authorization["authorize_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    let code = location
+        .split(['?', '&', '#'])
+        .find_map(|p| p.strip_prefix("code="))
+        .unwrap()
+        .to_owned();
+    admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/onboarding/instagram/complete"),
+        json!({"code": code, "state": authorization["state"]}),
+    )
+    .await;
+    let refresh = erasure.token_refresh().unwrap();
+    let setup = d.setup_services("ErasureWorkerFunction");
+    let scope = setup
+        .platform
+        .tenants
+        .scope(&wappline::ids::TenantId::parse(&tenant).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let channel = wappline::tenant::ChannelRef::Instagram(
+        wappline::ids::InstagramAccountId::parse(LOGIN_ACCOUNT).unwrap(),
+    );
+    let now = wappline::clock::now_secs();
+    let later = now + 50 * 86_400;
+    wappline::onboarding::TokenRefresh::track(&scope, &channel, now + 55 * 86_400, now)
+        .await
+        .unwrap();
+    let renewed = refresh.run_due(later, 10).await.unwrap();
+    assert_eq!(renewed.refreshed, 1, "{renewed:?}");
+    d.graph.fail_instagram_refresh(true);
+    let failed = refresh
+        .run_due(later + 60 * 86_400 - 30 * 86_400, 10)
+        .await
+        .unwrap();
+    assert_eq!(failed.failed, 1, "{failed:?}");
 
     // erasure-worker: the customer's erasure and Meta's request, then the account erasure
     // (grace 0) by the schedule's sweep: keys shredded, owners emailed.

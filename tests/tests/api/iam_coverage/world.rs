@@ -66,6 +66,15 @@ fn parameters(mail_from: &str) -> BTreeMap<&'static str, String> {
         ("MetaAppSecret", APP_SECRET.to_owned()),
         ("MetaAppId", e2e_tests::fake_graph::FAKE_APP_ID.to_owned()),
         ("MetaVerifyToken", VERIFY.to_owned()),
+        ("MetaEsConfigId", "1234567890123".to_owned()),
+        (
+            "InstagramAppId",
+            e2e_tests::fake_graph::FAKE_IG_APP_ID.to_owned(),
+        ),
+        (
+            "InstagramAppSecret",
+            e2e_tests::fake_graph::FAKE_IG_APP_SECRET.to_owned(),
+        ),
         ("BitrixClientId", FAKE_CLIENT_ID.to_owned()),
         ("BitrixClientSecret", FAKE_CLIENT_SECRET.to_owned()),
         ("PublicBaseUrl", "https://api.wappline.example".to_owned()),
@@ -285,7 +294,12 @@ impl Deployment {
         }
         let graph = self.graph.base_url();
         env.insert("GRAPH_API_BASE_URL".into(), graph.clone());
-        env.insert("INSTAGRAM_API_BASE_URL".into(), graph);
+        env.insert("INSTAGRAM_API_BASE_URL".into(), graph.clone());
+        env.insert(
+            "INSTAGRAM_AUTHORIZE_URL".into(),
+            format!("{graph}/oauth/authorize"),
+        );
+        env.insert("INSTAGRAM_OAUTH_BASE_URL".into(), graph);
         env.insert("WAPPLINE_BITRIX_OAUTH_URL".into(), self.bitrix.oauth_url());
         env.insert(
             "WAPPLINE_BITRIX_PORTAL_BASE_URL".into(),
