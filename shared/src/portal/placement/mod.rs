@@ -692,6 +692,7 @@ mod tests {
             authorized_by: None,
             crm_link: None,
             open_line: None,
+            token: None,
         }
     }
 
