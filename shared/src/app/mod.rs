@@ -6,11 +6,15 @@ pub mod runtime;
 pub mod secrets;
 pub mod services;
 pub mod settings;
+pub mod tenant_sessions;
 
 pub use runtime::{run_http, run_http_streaming, run_sqs, run_sqs_or_schedule, HttpFunction};
 pub use secrets::{SecretSource, SecretsManagerSource};
-pub use services::{AwsClientOptions, EmbeddedHandles, Services, ServicesError};
+pub use services::{
+    AwsClientOptions, EmbeddedHandles, Services, ServicesError, TenantInterceptors,
+};
 pub use settings::{Settings, SettingsError};
+pub use tenant_sessions::TenantSessions;
 
 use std::path::Path;
 use std::sync::Arc;
