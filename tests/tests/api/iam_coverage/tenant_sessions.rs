@@ -216,3 +216,54 @@ async fn only_the_listed_function_roles_may_assume_the_tenant_data_role_and_only
         Decision::Allowed
     );
 }
+
+/// The workers whose every request works for the one tenant of its job.
+const ONLY_THROUGH_SESSIONS: [&str; 3] = [
+    "InboundWorkerFunction",
+    "OutboundWorkerFunction",
+    "ExportWorkerFunction",
+];
+
+#[tokio::test]
+async fn the_relay_and_export_workers_reach_tenant_data_only_through_a_tenant_session() {
+    let run = run().await;
+    let atts = &run.physical.atts;
+    let tenant_data = [
+        atts["DataTable.Arn"].as_str(),
+        atts["KeysTable.Arn"].as_str(),
+        atts["DedupeTable.Arn"].as_str(),
+        atts["TenantKey.Arn"].as_str(),
+    ];
+    let bucket = &atts["ExportsBucket.Arn"];
+    let outside: BTreeSet<String> = run
+        .recorded
+        .iter()
+        .filter(|r| ONLY_THROUGH_SESSIONS.contains(&r.function.as_str()) && r.session.is_none())
+        .filter(|r| {
+            tenant_data.contains(&r.request.resource.as_str())
+                || r.request.resource.starts_with(bucket.as_str())
+        })
+        .map(|r| {
+            format!(
+                "{}: {} on {}",
+                r.function, r.request.action, r.request.resource
+            )
+        })
+        .collect();
+    assert!(outside.is_empty(), "{outside:#?}");
+    // Their own roles hold no grant on tenant data at all: a request their code made
+    // outside a session would be refused in AWS (and by the coverage test).
+    for function in ONLY_THROUGH_SESSIONS {
+        let statements = template::role_statements(&run.template, function, &run.physical);
+        for s in &statements {
+            for resource in &s.resources {
+                assert!(
+                    !tenant_data.contains(&resource.as_str())
+                        && !resource.starts_with(bucket.as_str()),
+                    "{function}: {} grants {resource}",
+                    s.origin
+                );
+            }
+        }
+    }
+}
