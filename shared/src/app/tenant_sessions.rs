@@ -106,6 +106,9 @@ struct TenantClients {
     objects: Option<Arc<dyn ObjectStore>>,
 }
 
+/// Clients built so far, and each tenant's (with the build number that made them).
+type ClientCache = (u64, HashMap<TenantId, (u64, Arc<TenantClients>)>);
+
 /// Every tenant's clients of one warm function.
 pub struct TenantSessions {
     sdk: aws_config::SdkConfig,
@@ -115,7 +118,7 @@ pub struct TenantSessions {
     kms_key_id: String,
     bucket: Option<String>,
     options: AwsClientOptions,
-    clients: Mutex<(u64, HashMap<TenantId, (u64, Arc<TenantClients>)>)>,
+    clients: Mutex<ClientCache>,
     assume_calls: Arc<AtomicU64>,
 }
 
