@@ -50,6 +50,9 @@ impl Platform {
     pub fn embedded(data_dir: &Path) -> Result<Self, String> {
         let store = EmbeddedStore::open(data_dir).map_err(|e| e.to_string())?;
         let vault = LocalVault::open_or_create(data_dir).map_err(|e| e.to_string())?;
+        // Fenced like the local server's (decision 0037).
+        let store = crate::store::fence::FencedStore::new(Arc::new(store), None);
+        let vault = crate::vault::fence::FencedVault::new(Arc::new(vault), None);
         Ok(Self::new(Arc::new(store), Arc::new(vault)))
     }
 }
