@@ -9,6 +9,7 @@
 //! - [`hold`]: a suspended tenant's webhook jobs, held until it is resumed.
 
 pub mod accounts;
+pub mod acting;
 pub mod api_keys;
 pub mod app;
 pub mod audit;

@@ -49,6 +49,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use wappline::accounts::token::looks_like_access_token;
 use wappline::accounts::{Accounts, Permission, Principal};
+use wappline::acting::acting_for;
 use wappline::api_keys::ApiKeys;
 use wappline::audit::AuditLog;
 use wappline::bitrix::EndpointUrl;
@@ -301,6 +302,19 @@ impl AdminApi {
         if let Ok(Principal::User(_)) = call.principal() {
             self.authorize(&call, route.need).await?;
         }
+        // A tenant's route works for that tenant only: with its scoped credentials
+        // (decision 0037). The platform's routes (tenants, plans, suspension) span tenants
+        // and keep the function's role.
+        match route.need {
+            Need::Tenant(_) => {
+                let tenant = call.tenant_id()?;
+                acting_for(&tenant, Self::dispatch(&call, route, req)).await
+            }
+            Need::Platform | Need::Public => Self::dispatch(&call, route, req).await,
+        }
+    }
+
+    async fn dispatch(call: &Call<'_>, route: &Route, req: &Request) -> Handled {
         match route.first {
             First::Nothing => {}
             First::TenantId => {
@@ -311,7 +325,7 @@ impl AdminApi {
             }
         }
         match route.handler(req.method()) {
-            Some(handler) => handler(&call).await,
+            Some(handler) => handler(call).await,
             None if route.methods.is_empty() => Err(ApiError::not_found("no such route")),
             None => Err(ApiError::method_not_allowed()),
         }

@@ -165,17 +165,16 @@ impl PublicApi {
                 hex_string(&b)
             }
         };
-        let accepted = self
-            .outbound
-            .accept_api_message(
-                &self.tenants,
-                &principal.tenant,
-                &account,
-                to,
-                message,
-                &request_id,
-            )
-            .await;
+        // The key's tenant, and only it, with its scoped credentials (decision 0037).
+        let accept = self.outbound.accept_api_message(
+            &self.tenants,
+            &principal.tenant,
+            &account,
+            to,
+            message,
+            &request_id,
+        );
+        let accepted = wappline::acting::acting_for(&principal.tenant, accept).await;
         match accepted {
             Ok(a) => Ok(edge::json(
                 StatusCode::ACCEPTED,

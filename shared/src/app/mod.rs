@@ -6,11 +6,15 @@ pub mod runtime;
 pub mod secrets;
 pub mod services;
 pub mod settings;
+pub mod tenant_sessions;
 
 pub use runtime::{run_http, run_http_streaming, run_sqs, run_sqs_or_schedule, HttpFunction};
 pub use secrets::{SecretSource, SecretsManagerSource};
-pub use services::{AwsClientOptions, EmbeddedHandles, Services, ServicesError};
+pub use services::{
+    AwsClientOptions, EmbeddedHandles, Services, ServicesError, TenantInterceptors,
+};
 pub use settings::{Settings, SettingsError};
+pub use tenant_sessions::TenantSessions;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,6 +50,9 @@ impl Platform {
     pub fn embedded(data_dir: &Path) -> Result<Self, String> {
         let store = EmbeddedStore::open(data_dir).map_err(|e| e.to_string())?;
         let vault = LocalVault::open_or_create(data_dir).map_err(|e| e.to_string())?;
+        // Fenced like the local server's (decision 0037).
+        let store = crate::store::fence::FencedStore::new(Arc::new(store), None);
+        let vault = crate::vault::fence::FencedVault::new(Arc::new(vault), None);
         Ok(Self::new(Arc::new(store), Arc::new(vault)))
     }
 }

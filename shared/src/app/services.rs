@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::settings::{vars, Settings};
+use super::tenant_sessions::TenantSessions;
 use super::Platform;
 use crate::accounts::{Accounts, AccountsConfig, Mailer, OutboxMailer, PasswordHasher, SesMailer};
 use crate::api_keys::ApiKeys;
@@ -28,6 +29,7 @@ use crate::inbound::worker::InboundWorker;
 use crate::media::{MediaLinks, MediaProxy};
 use crate::meta_deletion::{MetaDeletion, MetaUserErasure};
 use crate::objects::embedded::EmbeddedObjects;
+use crate::objects::fence::FencedObjects;
 use crate::objects::s3::S3Objects;
 use crate::objects::ObjectStore;
 use crate::onboarding::{
@@ -45,7 +47,9 @@ use crate::retention::RetentionRun;
 use crate::revocation::Revocations;
 use crate::store::dynamo::DynamoStore;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::fence::FencedStore;
 use crate::usage::Usage;
+use crate::vault::fence::FencedVault;
 use crate::vault::kms::KmsVault;
 use crate::vault::local::LocalVault;
 
@@ -124,7 +128,15 @@ pub struct AwsClientOptions {
     /// S3 addressed by path (`<endpoint>/<bucket>/<key>`): an emulator on loopback has no
     /// bucket subdomains. AWS itself uses virtual-hosted addressing (false).
     pub s3_path_style: bool,
+    /// The interceptors of a tenant's scoped clients instead of `interceptors` (the
+    /// IAM-coverage test labels those calls with the tenant's session, decision 0037).
+    pub tenant_interceptors: Option<TenantInterceptors>,
 }
+
+/// Builds the interceptors of one tenant's scoped clients.
+pub type TenantInterceptors = Arc<
+    dyn Fn(&crate::ids::TenantId) -> Vec<aws_sdk_dynamodb::config::SharedInterceptor> + Send + Sync,
+>;
 
 /// The embedded adapters' own handles, for the local server's TTL purge and inspection.
 #[derive(Clone)]
@@ -144,9 +156,16 @@ pub struct Services {
     objects: Option<Arc<dyn ObjectStore>>,
     mailer: Option<Arc<dyn Mailer>>,
     embedded: Option<EmbeddedHandles>,
+    /// The tenant sessions on AWS when `TENANT_DATA_ROLE_ARN` is set (decision 0037).
+    sessions: Option<Arc<TenantSessions>>,
 }
 
 impl Services {
+    /// The tenant sessions, when this function's work for a tenant is signed with them.
+    pub fn tenant_sessions(&self) -> Option<&TenantSessions> {
+        self.sessions.as_deref()
+    }
+
     /// A Lambda function's cold start: JSON logs, the settings from the environment, the AWS
     /// adapters.
     /// The secrets given by ARN are read from Secrets Manager here, once (decision 0035).
@@ -198,10 +217,34 @@ impl Services {
         let vault = KmsVault::new(client!(aws_sdk_kms), aws.kms_key_id.clone());
         let queues = settings.queue_urls.keys().cloned().collect();
         let queue = SqsQueue::new(client!(aws_sdk_sqs), settings.queue_urls.clone());
-        let objects = aws.export_bucket.map(|bucket| {
+        let objects = aws.export_bucket.clone().map(|bucket| {
             let client = client!(aws_sdk_s3, force_path_style(options.s3_path_style));
             Arc::new(S3Objects::new(client, bucket)) as Arc<dyn ObjectStore>
         });
+        // Work for one tenant is signed with that tenant's session (decision 0037).
+        let sessions = aws.tenant_data_role_arn.clone().map(|role| {
+            Arc::new(TenantSessions::new(
+                sdk,
+                role,
+                aws.tables.clone(),
+                aws.kms_key_id.clone(),
+                aws.export_bucket.clone(),
+                options.clone(),
+            ))
+        });
+        let tenant_stores = sessions
+            .clone()
+            .map(|s| s as Arc<dyn crate::store::fence::TenantStores>);
+        let tenant_vaults = sessions
+            .clone()
+            .map(|s| s as Arc<dyn crate::vault::fence::TenantVaults>);
+        let tenant_objects = sessions
+            .clone()
+            .map(|s| s as Arc<dyn crate::objects::fence::TenantObjects>);
+        let store = FencedStore::new(Arc::new(store), tenant_stores);
+        let vault = FencedVault::new(Arc::new(vault), tenant_vaults);
+        let objects = objects
+            .map(|o| Arc::new(FencedObjects::new(o, tenant_objects)) as Arc<dyn ObjectStore>);
         let mailer = settings
             .mail_from
             .as_ref()
@@ -213,6 +256,7 @@ impl Services {
             objects,
             mailer,
             embedded: None,
+            sessions,
             settings,
         })
     }
@@ -229,11 +273,16 @@ impl Services {
         let mailer = OutboxMailer::new(data_dir.join("outbox"), "Wappline <no-reply@localhost>")
             .map_err(|e| adapter(&e))?;
         private_entries(data_dir).map_err(|e| adapter(&e))?;
+        // The same tenant fence as on AWS, without scoped credentials (decision 0037).
+        let fenced_store = FencedStore::new(Arc::new(store.clone()), None);
+        let vault = FencedVault::new(Arc::new(vault), None);
+        let objects = FencedObjects::new(Arc::new(objects), None);
         Ok(Services {
-            platform: Platform::new(Arc::new(store.clone()), Arc::new(vault)),
+            platform: Platform::new(Arc::new(fenced_store), Arc::new(vault)),
             queue: Arc::new(queue.clone()),
             queues: platform::specs().into_iter().map(|s| s.name).collect(),
             objects: Some(Arc::new(objects)),
+            sessions: None,
             mailer: Some(Arc::new(mailer)),
             embedded: Some(EmbeddedHandles { store, queue }),
             settings,

@@ -37,6 +37,9 @@ pub mod vars {
     pub const DEDUPE_TABLE: &str = "DEDUPE_TABLE";
     pub const KMS_KEY_ID: &str = "KMS_KEY_ID";
     pub const EXPORT_BUCKET: &str = "EXPORT_BUCKET";
+    /// The role a function assumes, tagged with the tenant, for its work for one tenant
+    /// (decision 0037). Unset: the function's own role serves every request.
+    pub const TENANT_DATA_ROLE_ARN: &str = "TENANT_DATA_ROLE_ARN";
     /// The Meta app's id: with the app secret it forms the app access token that
     /// `debug_token` needs to prove WhatsApp connections (decision 0032).
     pub const META_APP_ID: &str = "META_APP_ID";
@@ -147,6 +150,8 @@ pub struct AwsSettings {
     pub tables: TableNames,
     pub kms_key_id: String,
     pub export_bucket: Option<String>,
+    /// The tenant-data role (decision 0037).
+    pub tenant_data_role_arn: Option<String>,
 }
 
 /// How the media proxy answers.
@@ -556,6 +561,7 @@ fn read_aws<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Option<AwsSetti
         tables: names,
         kms_key_id,
         export_bucket: r.get(vars::EXPORT_BUCKET),
+        tenant_data_role_arn: r.get(vars::TENANT_DATA_ROLE_ARN),
     })
 }
 

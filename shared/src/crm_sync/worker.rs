@@ -34,6 +34,7 @@ use super::outbox::{CrmOp, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
 use super::parking::{is_portal_failure, Gate, Parking};
 use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
+use crate::acting::acting_for;
 use crate::bitrix::{
     imconnector, BitrixClient, BitrixError, ConnectorId, CrmChat, CrmFile, CrmUser,
     DeleteCrmMessage, OpenLineId, OutgoingCrmMessage, StatusUpdate,
@@ -779,7 +780,8 @@ fn excerpt(text: &str) -> String {
 impl RecordHandler for SyncWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match serde_json::from_str::<SyncJob>(&record.body) {
-            Ok(job) => self.process(&job, record).await,
+            // The job's work runs with the tenant's scoped credentials (decision 0037).
+            Ok(job) => acting_for(&job.tenant_id.clone(), self.process(&job, record)).await,
             Err(e) => {
                 // No retry can make it readable: straight to the dead-letter queue.
                 tracing::error!(message_id = %record.message_id, line = e.line(), column = e.column(), "unreadable sync job");

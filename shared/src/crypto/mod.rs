@@ -38,7 +38,7 @@ use crate::store::{Condition, Item, Key, Query, StoreError, Table, TableStore};
 use crate::vault::{EncryptionContext, KeyVault, VaultError};
 
 /// Encryption-context key naming the tenant (IAM policies require exactly this key).
-pub const CONTEXT_TENANT_ID: &str = "tenant_id";
+pub const CONTEXT_TENANT_ID: &str = crate::vault::fence::CONTEXT_TENANT_ID;
 const KEY_SK_PREFIX: &str = "DK#";
 const ATTR_WRAPPED: &str = "wrapped_key";
 const ATTR_CREATED: &str = "created_at";

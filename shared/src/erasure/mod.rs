@@ -599,11 +599,14 @@ impl crate::consumer::RecordHandler for ErasureWorker {
             ErasureJob::Contact {
                 tenant_id,
                 request_id,
-            } => self
-                .contacts
-                .process(tenant_id, request_id)
-                .await
-                .map_err(|e| e.to_string()),
+            } => {
+                // One tenant's contact: its scoped credentials (decision 0037).
+                let process = self.contacts.process(tenant_id, request_id);
+                crate::acting::acting_for(tenant_id, process)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            // A Meta user's channels may belong to several tenants: the function's role.
             ErasureJob::MetaUser { request_id } => match &self.meta_users {
                 Some(m) => m.process(request_id).await,
                 None => Err("Meta data deletion is not configured".into()),

@@ -259,7 +259,9 @@ impl TenantErasure {
                     report.more_work = true;
                     return Ok(report);
                 }
-                let (deleted, done) = self.sweep(&tenant, left).await?;
+                // One tenant's erasure: its scoped credentials (decision 0037).
+                let sweep = self.sweep(&tenant, left);
+                let (deleted, done) = crate::acting::acting_for(&tenant, sweep).await?;
                 report.items_deleted += deleted;
                 if done {
                     report.tenants_completed += 1;

@@ -288,6 +288,14 @@ impl Exports {
     pub async fn open_at(&self, token: &str, now: i64) -> Result<ExportDownload, ExportError> {
         let keys: Vec<&ExportLinkKey> = self.keys.iter().collect();
         let claims = link::verify(&keys, token, now)?;
+        let tenant = claims.tenant.clone();
+        crate::acting::acting_for(&tenant, self.open_verified(claims)).await
+    }
+
+    async fn open_verified(
+        &self,
+        claims: link::ExportClaims,
+    ) -> Result<ExportDownload, ExportError> {
         let record = self
             .get(&claims.tenant, &claims.export)
             .await?
@@ -320,6 +328,15 @@ impl Exports {
     pub async fn redirect(&self, token: &str) -> Result<Option<String>, ExportError> {
         let keys: Vec<&ExportLinkKey> = self.keys.iter().collect();
         let claims = link::verify(&keys, token, now_secs())?;
+        // The signed link names its tenant: its scoped credentials (decision 0037).
+        let tenant = claims.tenant.clone();
+        crate::acting::acting_for(&tenant, self.redirect_verified(claims)).await
+    }
+
+    async fn redirect_verified(
+        &self,
+        claims: link::ExportClaims,
+    ) -> Result<Option<String>, ExportError> {
         let record = self
             .get(&claims.tenant, &claims.export)
             .await?

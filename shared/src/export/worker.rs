@@ -27,7 +27,9 @@ impl crate::consumer::RecordHandler for ExportWorker {
                 return Outcome::Failed;
             }
         };
-        match self.exports.run(&job.tenant, &job.export_id).await {
+        // The export runs with the tenant's scoped credentials (decision 0037).
+        let run = self.exports.run(&job.tenant, &job.export_id);
+        match crate::acting::acting_for(&job.tenant, run).await {
             Ok(_) | Err(ExportError::NotFound) => Outcome::Done,
             Err(e) => {
                 tracing::warn!(message_id = %record.message_id, error = %e, "export failed; will be retried");

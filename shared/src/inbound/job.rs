@@ -84,6 +84,20 @@ struct VersionOnly {
     v: u32,
 }
 
+#[derive(Deserialize)]
+struct TenantOnly {
+    tenant_id: TenantId,
+}
+
+/// The tenant a queued job names in clear (both versions), before it is opened: its work,
+/// opening included, runs with that tenant's scoped credentials (decision 0037). A job
+/// whose clear tenant was changed cannot be opened: the seal binds the tenant.
+pub fn tenant_of(body: &str) -> Option<TenantId> {
+    serde_json::from_str::<TenantOnly>(body)
+        .ok()
+        .map(|t| t.tenant_id)
+}
+
 fn json_kind(e: &serde_json::Error) -> &'static str {
     // The category only: serde's message may quote the body.
     match e.classify() {

@@ -481,6 +481,16 @@ fn describe_errors(errors: &[MetaError]) -> String {
 #[async_trait]
 impl RecordHandler for InboundWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
+        match super::job::tenant_of(&record.body) {
+            Some(tenant) => crate::acting::acting_for(&tenant, self.handle_job(record)).await,
+            // Unreadable: failed below without touching any tenant's data.
+            None => self.handle_job(record).await,
+        }
+    }
+}
+
+impl InboundWorker {
+    async fn handle_job(&self, record: &QueueRecord) -> Outcome {
         let job = match InboundJob::open(&self.envelope, &self.inbound, &record.body).await {
             Ok(job) => job,
             // The tenant's keys are shredded (an erased tenant): nothing left to relay, and

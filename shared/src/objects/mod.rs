@@ -11,6 +11,7 @@
 //! conformance suite (`shared/tests/conformance/objects.rs`) runs against both.
 
 pub mod embedded;
+pub mod fence;
 pub mod s3;
 
 use std::fmt;
@@ -31,6 +32,9 @@ pub enum ObjectError {
     InvalidRange,
     #[error("object store backend error: {0}")]
     Backend(String),
+    /// Outside the export prefix of the tenant the work acts for (decision 0037).
+    #[error("access denied: {0}")]
+    Denied(String),
 }
 
 impl From<std::io::Error> for ObjectError {

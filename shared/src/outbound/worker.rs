@@ -1,5 +1,6 @@
 //! The send worker: one [`OutboundJob`] at a time, from the outbound queue to Meta.
 
+use crate::acting::acting_for;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -822,7 +823,14 @@ fn log_graph_error(cx: &Context<'_>, e: &crate::graph::GraphError) {
 impl RecordHandler for OutboundWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match serde_json::from_str::<OutboundJob>(&record.body) {
-            Ok(job) => self.process(&job, record.receive_count).await,
+            // The job's work runs with the tenant's scoped credentials (decision 0037).
+            Ok(job) => {
+                acting_for(
+                    &job.tenant_id.clone(),
+                    self.process(&job, record.receive_count),
+                )
+                .await
+            }
             Err(e) => {
                 // Poison: fails every time, so it reaches the dead-letter queue.
                 tracing::error!(

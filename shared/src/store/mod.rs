@@ -11,6 +11,7 @@
 
 pub mod dynamo;
 pub mod embedded;
+pub mod fence;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -431,6 +432,10 @@ pub enum StoreError {
     /// Anything else from the backend.
     #[error("store backend error: {0}")]
     Backend(String),
+    /// Outside the partitions of the tenant the work acts for: refused by the fence
+    /// ([`fence`]) or by IAM (AccessDenied). Nothing was read or written.
+    #[error("access denied: {0}")]
+    Denied(String),
 }
 
 impl StoreError {

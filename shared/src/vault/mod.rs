@@ -5,6 +5,7 @@
 //! [`local::LocalVault`] (a local 256-bit wrapping key in a file, AES-256-GCM with the
 //! context as associated data) for the local server.
 
+pub mod fence;
 pub mod kms;
 pub mod local;
 

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod fence;
 mod objects;
 mod queue;
 mod redrive;

@@ -13,6 +13,10 @@
 //! that does not exist; and every read (settings and channels, API keys, users, audit log,
 //! usage and plan, exports, export files) matches a model of what that tenant did.
 //!
+//! The local server's ports are fenced (decision 0037): every tenant route of the admin API,
+//! every API send, worker job and export runs acting for its tenant, and a key, data key or
+//! export file of another tenant is refused, so a flow that reached one would fail the case.
+//!
 //! One local server serves every case: the model carries over from case to case (and
 //! through shrinking), as the server's state does. Users sign in once, up front (bcrypt).
 //! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` change the number of cases and the seed.

@@ -60,6 +60,8 @@ where
     match code.as_deref() {
         Some("ConditionalCheckFailedException") => StoreError::ConditionFailed { op_index: None },
         Some("ValidationException") => StoreError::Invalid(detail()),
+        // IAM refused the request: a tenant session outside its partitions (decision 0037).
+        Some("AccessDeniedException") => StoreError::Denied(detail()),
         Some(
             "ProvisionedThroughputExceededException"
             | "ThrottlingException"

@@ -35,6 +35,7 @@
 mod policy;
 mod recorder;
 mod template;
+mod tenant_sessions;
 mod world;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,7 +49,7 @@ use wappline::queue::platform;
 
 use e2e_tests::fake_bitrix::{EventBody, EventMessage, FAKE_DOMAIN};
 use e2e_tests::harness::{sample, ADMIN, APP_SECRET, WA_NUMBER};
-use policy::{decide, Decision};
+use policy::{decide, decide_trust, Decision};
 use recorder::Recorded;
 use template::{Node, Physical};
 use world::{call, json_body, Deployment};
@@ -95,23 +96,69 @@ struct Finding {
     why: String,
 }
 
-/// Every recorded request its function's role (in `template`) does not allow.
+/// The role a function assumes for its work for one tenant (decision 0037).
+const TENANT_ROLE: &str = "TenantDataRole";
+
+/// The functions whose work for one tenant runs under that tenant's session.
+const TENANT_SCOPED: [&str; 7] = [
+    "InboundWorkerFunction",
+    "SyncWorkerFunction",
+    "OutboundWorkerFunction",
+    "AdminApiFunction",
+    "PublicApiFunction",
+    "ExportWorkerFunction",
+    "ErasureWorkerFunction",
+];
+
+/// `request` as a session of the tenant-data role tagged `tenant_id = tenant` makes it: the
+/// tag is the principal's (`aws:PrincipalTag/tenant_id`).
+fn as_session(request: &policy::Request, tenant: &str) -> policy::Request {
+    let mut r = request.clone();
+    r.context
+        .insert("aws:PrincipalTag/tenant_id".into(), vec![tenant.to_owned()]);
+    r
+}
+
+/// Every recorded request the role that signed it (in `template`) does not allow: the
+/// function's role, or the tenant-data role for a tenant's session. An `AssumeRole` must also
+/// be allowed by the assumed role's trust policy for the function's role.
 fn findings(template: &Node, physical: &Physical, recorded: &[Recorded]) -> BTreeSet<Finding> {
     let mut roles = BTreeMap::new();
     for (function, _) in template::functions(template) {
         let statements = template::role_statements(template, &function, physical);
         roles.insert(function, statements);
     }
+    let tenant_role = template::policy_statements(template, TENANT_ROLE, physical);
+    let trust = template::trust_statements(template, TENANT_ROLE, physical);
+    let tenant_role_arn = &physical.atts[&format!("{TENANT_ROLE}.Arn")];
     recorded
         .iter()
         .filter_map(|r| {
             let statements = roles
                 .get(&r.function)
                 .unwrap_or_else(|| panic!("{}: not a function of the template", r.function));
-            let why = match decide(statements, &r.request) {
+            let decision = match &r.session {
+                Some(tenant) => decide(&tenant_role, &as_session(&r.request, tenant)),
+                None => match decide(statements, &r.request) {
+                    Decision::Allowed if r.request.action.starts_with("sts:") => {
+                        let role = template::function_role(template, &r.function);
+                        if &r.request.resource == tenant_role_arn {
+                            decide_trust(&trust, &physical.atts[&format!("{role}.Arn")], &r.request)
+                        } else {
+                            Decision::NotAllowed
+                        }
+                    }
+                    other => other,
+                },
+            };
+            let why = match decision {
                 Decision::Allowed => return None,
                 Decision::NotAllowed => "no statement allows it".to_owned(),
                 Decision::Denied(by) => format!("denied by {by}"),
+            };
+            let why = match &r.session {
+                Some(_) => format!("{TENANT_ROLE} session: {why}"),
+                None => why,
             };
             Some(Finding {
                 function: r.function.clone(),
@@ -215,10 +262,12 @@ async fn a_grant_removed_from_the_template_fails_naming_the_function_action_and_
         "{}",
         report(&found)
     );
+    // The worklists of the routes table: the tenant's own partitions are queried with its
+    // session (decision 0037), whose role keeps the grant.
     assert!(
         found
             .iter()
-            .any(|f| f.resource == run.physical.atts["DataTable.Arn"]),
+            .any(|f| f.resource == run.physical.atts["RoutesTable.Arn"]),
         "{}",
         report(&found)
     );

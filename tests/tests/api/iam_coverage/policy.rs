@@ -36,6 +36,8 @@ pub struct Condition {
 pub struct Statement {
     /// `Role/PolicyName/Sid`, for messages.
     pub origin: String,
+    /// A trust policy's `Principal` (`AWS` ARNs); None in an identity policy.
+    pub principals: Option<Vec<String>>,
     pub effect: Effect,
     pub actions: Vec<String>,
     pub resources: Vec<String>,
@@ -66,11 +68,44 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 }
 
 impl Statement {
-    /// A resolved statement of a policy document.
+    /// A resolved statement of an identity policy document.
     pub fn parse(policy: &str, node: &Node) -> Statement {
+        assert!(
+            node.get("Principal").is_none(),
+            "{policy}: Principal in an identity policy"
+        );
+        Self::parse_any(policy, node)
+    }
+
+    /// A resolved statement of a role's trust policy: `Principal: {AWS: [role ARNs]}`, and no
+    /// `Resource` (the role itself is the resource).
+    pub fn parse_trust(policy: &str, node: &Node) -> Statement {
+        let principal = node
+            .get("Principal")
+            .expect("a trust statement's Principal");
+        let arns = principal
+            .get("AWS")
+            .unwrap_or_else(|| panic!("{policy}: only AWS principals are evaluated by this test"))
+            .strings();
+        assert_eq!(
+            principal.entries().len(),
+            1,
+            "{policy}: one kind of principal"
+        );
+        let mut node = node.clone();
+        if let Node::Map(entries) = &mut node {
+            entries.retain(|(k, _)| k != "Principal");
+            entries.push(("Resource".into(), Node::Str("*".into())));
+        }
+        let mut statement = Self::parse_any(policy, &node);
+        statement.principals = Some(arns);
+        statement
+    }
+
+    fn parse_any(policy: &str, node: &Node) -> Statement {
         let sid = node.get("Sid").and_then(Node::str).unwrap_or("-");
         let origin = format!("{policy}/{sid}");
-        for unsupported in ["NotAction", "NotResource", "Principal", "NotPrincipal"] {
+        for unsupported in ["NotAction", "NotResource", "NotPrincipal"] {
             assert!(
                 node.get(unsupported).is_none(),
                 "{origin}: {unsupported} is not evaluated by this test"
@@ -95,6 +130,7 @@ impl Statement {
         }
         Statement {
             effect,
+            principals: None,
             actions: node.get("Action").expect("Action").strings(),
             resources: node.get("Resource").expect("Resource").strings(),
             conditions,
@@ -107,9 +143,37 @@ impl Statement {
         self.actions
             .iter()
             .any(|a| glob(&a.to_ascii_lowercase(), &action))
-            && self.resources.iter().any(|r| glob(r, &request.resource))
+            && self
+                .resources
+                .iter()
+                .any(|r| substitute(r, request).is_some_and(|r| glob(&r, &request.resource)))
             && self.conditions.iter().all(|c| c.holds(request))
     }
+}
+
+/// A pattern with its policy variables (`${aws:PrincipalTag/tenant_id}`, ...) replaced by the
+/// request's values. None when a variable has no single value: IAM then matches nothing
+/// (a missing variable never widens a statement). The template uses no `${*}`-style escapes;
+/// one would panic here.
+pub fn substitute(pattern: &str, request: &Request) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').expect("a closed ${") + start;
+        let key = &rest[start + 2..end];
+        assert!(
+            !matches!(key, "*" | "?" | "$"),
+            "policy escape ${{{key}}} is not evaluated by this test"
+        );
+        match request.context.get(key).map(Vec::as_slice) {
+            Some([value]) => out.push_str(value),
+            _ => return None,
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 impl Condition {
@@ -145,12 +209,19 @@ impl Condition {
             ),
         };
         let negated = op.contains("Not");
+        // The condition's values with their policy variables replaced; a value whose
+        // variable is missing matches nothing.
+        let patterns: Vec<String> = self
+            .values
+            .iter()
+            .filter_map(|p| substitute(p, request))
+            .collect();
         // A negated operator holds when the value matches none of the patterns.
         let value_matches = |v: &str| {
             if negated {
-                self.values.iter().all(|p| matches(p, v))
+                patterns.iter().all(|p| matches(p, v))
             } else {
-                self.values.iter().any(|p| matches(p, v))
+                patterns.iter().any(|p| matches(p, v))
             }
         };
         match (set, present) {
@@ -173,6 +244,22 @@ pub enum Decision {
     NotAllowed,
     /// A `Deny` statement matches (its origin).
     Denied(String),
+}
+
+/// The decision of a role's trust policy for `principal` (a role ARN) making `request`.
+pub fn decide_trust(statements: &[Statement], principal: &str, request: &Request) -> Decision {
+    let own: Vec<Statement> = statements
+        .iter()
+        .filter(|s| {
+            s.principals
+                .as_ref()
+                .expect("trust statements")
+                .iter()
+                .any(|p| p == principal)
+        })
+        .cloned()
+        .collect();
+    decide(&own, request)
 }
 
 pub fn decide(statements: &[Statement], request: &Request) -> Decision {

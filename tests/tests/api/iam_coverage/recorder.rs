@@ -24,6 +24,9 @@ pub const ACCOUNT: &str = "123456789012";
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Recorded {
     pub function: String,
+    /// The tenant whose session of the tenant-data role signed it (decision 0037); None for
+    /// the function's own role.
+    pub session: Option<String>,
     /// The SDK operation, e.g. `DynamoDB.TransactWriteItems`.
     pub operation: String,
     pub request: Request,
@@ -35,6 +38,8 @@ pub type Log = Arc<Mutex<Vec<Recorded>>>;
 #[derive(Debug)]
 pub struct Recorder {
     pub function: String,
+    /// Set on the clients of a tenant's session.
+    pub session: Option<String>,
     pub log: Log,
 }
 
@@ -53,18 +58,40 @@ impl Intercept for Recorder {
             .load::<Metadata>()
             .expect("the SDK stores operation metadata");
         let request = context.request();
+        // What signed it, from the wire: a session's temporary credentials carry a token,
+        // the test's own long-term credentials (the function's role) none.
+        // (a presigned URL carries it in its query).
+        let has_token = request.headers().get("x-amz-security-token").is_some()
+            || request.uri().contains("X-Amz-Security-Token=");
+        assert_eq!(
+            has_token,
+            self.session.is_some(),
+            "{}: a request of {:?} signed with the wrong credentials",
+            self.function,
+            self.session
+        );
         let body: Value = request
             .body()
             .bytes()
             .filter(|b| !b.is_empty())
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or(Value::Null);
-        let requests = iam_requests(metadata.service(), metadata.name(), request.uri(), &body);
+        let form = request
+            .body()
+            .bytes()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default();
+        let requests = if metadata.service().eq_ignore_ascii_case("sts") {
+            sts(metadata.name(), form)
+        } else {
+            iam_requests(metadata.service(), metadata.name(), request.uri(), &body)
+        };
         let operation = format!("{}.{}", metadata.service(), metadata.name());
         let mut log = self.log.lock().unwrap();
         for request in requests {
             log.push(Recorded {
                 function: self.function.clone(),
+                session: self.session.clone(),
                 operation: operation.clone(),
                 request,
             });
@@ -216,12 +243,57 @@ fn sqs(operation: &str, body: &Value) -> Request {
     )
 }
 
+/// STS's query protocol: a form body. `AssumeRole` with tags is authorised as
+/// `sts:AssumeRole` and `sts:TagSession`, both with the request's tags as
+/// `aws:RequestTag/<key>` and their keys as `aws:TagKeys`.
+fn sts(operation: &str, form: &str) -> Vec<Request> {
+    let fields: BTreeMap<String, String> = form
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (percent_decode(k), percent_decode(&v.replace('+', " "))))
+        .collect();
+    assert_eq!(
+        operation, "AssumeRole",
+        "STS {operation}: not mapped by this test"
+    );
+    let role = fields["RoleArn"].clone();
+    let mut context = BTreeMap::new();
+    let mut keys = Vec::new();
+    for n in 1.. {
+        let Some(key) = fields.get(&format!("Tags.member.{n}.Key")) else {
+            break;
+        };
+        let value = fields[&format!("Tags.member.{n}.Value")].clone();
+        context.insert(format!("aws:RequestTag/{key}"), vec![value]);
+        keys.push(key.clone());
+    }
+    let mut out = vec![Request {
+        action: "sts:AssumeRole".into(),
+        resource: role.clone(),
+        context: context.clone(),
+    }];
+    if !keys.is_empty() {
+        context.insert("aws:TagKeys".into(), keys);
+        out[0].context = context.clone();
+        out.push(Request {
+            action: "sts:TagSession".into(),
+            resource: role,
+            context,
+        });
+    }
+    out
+}
+
 fn s3(operation: &str, uri: &str) -> Request {
     // Path-style addressing: <endpoint>/<bucket>/<key>?<query>.
     let path = uri
         .split_once("://")
         .map_or(uri, |(_, rest)| rest.find('/').map_or("", |i| &rest[i..]));
-    let path = path.split('?').next().unwrap_or_default();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let prefix = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("prefix="))
+        .map(percent_decode);
     let path = percent_decode(path.trim_start_matches('/'));
     let (bucket, key) = path.split_once('/').unwrap_or((path.as_str(), ""));
     let object = format!("arn:aws:s3:::{bucket}/{key}");
@@ -236,7 +308,11 @@ fn s3(operation: &str, uri: &str) -> Request {
         "DeleteObject" => ("DeleteObject", object),
         other => panic!("S3 {other}: an operation this test does not map to its IAM action"),
     };
-    request(format!("s3:{action}"), resource)
+    let mut r = request(format!("s3:{action}"), resource);
+    if let (Some(prefix), "ListBucket") = (prefix, action) {
+        r.context.insert("s3:prefix".into(), vec![prefix]);
+    }
+    r
 }
 
 fn percent_decode(s: &str) -> String {

@@ -295,6 +295,11 @@ pub fn functions(template: &Node) -> Vec<(String, &Node)> {
 /// The statements of the IAM role a function runs under (its `Role: !GetAtt X.Arn`, an
 /// `AWS::IAM::Role` with inline `Policies`), resolved in `physical`.
 pub fn role_statements(template: &Node, function: &str, physical: &Physical) -> Vec<Statement> {
+    policy_statements(template, &function_role(template, function), physical)
+}
+
+/// The logical id of the role `function` runs under.
+pub fn function_role(template: &Node, function: &str) -> String {
     let resources = template.get("Resources").expect("Resources");
     let props = resources
         .get(function)
@@ -317,11 +322,36 @@ pub fn role_statements(template: &Node, function: &str, physical: &Physical) -> 
         }
         other => panic!("{function}: Role must be !GetAtt <Role>.Arn, is {other:?}"),
     };
-    let role_node = resources.get(&role).expect("the role resource");
+    role
+}
+
+/// The statements of the trust policy of `role`, resolved in `physical`.
+pub fn trust_statements(template: &Node, role: &str, physical: &Physical) -> Vec<Statement> {
+    let document = template
+        .get("Resources")
+        .and_then(|r| r.get(role))
+        .and_then(|r| r.get("Properties"))
+        .and_then(|p| p.get("AssumeRolePolicyDocument"))
+        .unwrap_or_else(|| panic!("{role}: no trust policy"));
+    let document = physical.resolve(document).expect("a trust policy");
+    let list = match document.get("Statement").expect("statements") {
+        Node::Seq(items) => items.clone(),
+        single => vec![single.clone()],
+    };
+    let origin = format!("{role}/trust");
+    list.iter()
+        .map(|s| Statement::parse_trust(&origin, s))
+        .collect()
+}
+
+/// The statements of the inline policies of `role`, resolved in `physical`.
+pub fn policy_statements(template: &Node, role: &str, physical: &Physical) -> Vec<Statement> {
+    let resources = template.get("Resources").expect("Resources");
+    let role_node = resources.get(role).expect("the role resource");
     assert_eq!(
         role_node.get("Type").and_then(Node::str),
         Some("AWS::IAM::Role"),
-        "{function}: {role}"
+        "{role}"
     );
     let role_props = role_node.get("Properties").expect("role properties");
     assert!(
@@ -399,5 +429,56 @@ pub fn remove_grant(template: &mut Node, role: &str, policy: &str, sid: &str, ac
             }
         }
         other => panic!("{role}/{policy}/{sid}: {action} not in {other:?}"),
+    }
+}
+
+/// The statement `sid` of policy `policy` in role `role` of a parsed template, to change it
+/// in a test. Panics when there is none.
+pub fn statement_mut<'a>(
+    template: &'a mut Node,
+    role: &str,
+    policy: &str,
+    sid: &str,
+) -> &'a mut Node {
+    let statements = template
+        .get_mut("Resources")
+        .and_then(|r| r.get_mut(role))
+        .and_then(|r| r.get_mut("Properties"))
+        .and_then(|p| p.get_mut("Policies"))
+        .and_then(|p| match p {
+            Node::Seq(items) => items
+                .iter_mut()
+                .find(|i| i.get("PolicyName").and_then(Node::str) == Some(policy)),
+            _ => None,
+        })
+        .and_then(|p| p.get_mut("PolicyDocument"))
+        .and_then(|d| d.get_mut("Statement"))
+        .unwrap_or_else(|| panic!("{role}/{policy}: no statements"));
+    let Node::Seq(list) = statements else {
+        panic!("statements are a list")
+    };
+    list.iter_mut()
+        .find(|s| s.get("Sid").and_then(Node::str) == Some(sid))
+        .unwrap_or_else(|| panic!("{role}/{policy}: no statement {sid}"))
+}
+
+/// Removes the entry `key` of a mapping node; panics when it has none.
+pub fn remove_entry(node: &mut Node, key: &str) {
+    let Node::Map(entries) = node else {
+        panic!("a mapping")
+    };
+    let before = entries.len();
+    entries.retain(|(k, _)| k != key);
+    assert_eq!(entries.len() + 1, before, "no {key} to remove");
+}
+
+/// Sets the entry `key` of a mapping node.
+pub fn set_entry(node: &mut Node, key: &str, value: Node) {
+    let Node::Map(entries) = node else {
+        panic!("a mapping")
+    };
+    match entries.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = value,
+        None => entries.push((key.to_owned(), value)),
     }
 }

@@ -13,8 +13,11 @@ use lambda_http::aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use serde_json::Value;
-use wappline::app::{AwsClientOptions, HttpFunction, SecretsManagerSource, Services, Settings};
+use wappline::app::{
+    AwsClientOptions, HttpFunction, SecretsManagerSource, Services, Settings, TenantInterceptors,
+};
 use wappline::consumer::RecordHandler;
+use wappline::ids::TenantId;
 use wappline::queue::platform;
 use wappline::sqs_lambda::handle_sqs_event;
 use wappline::store::dynamo::{provision_tables, TableNames};
@@ -213,6 +216,16 @@ impl Deployment {
                     (arn.clone(), arn)
                 }
                 "AWS::S3::Bucket" => (bucket.clone(), format!("arn:aws:s3:::{bucket}")),
+                // A role's ARN: its RoleName when it has one, else a generated name.
+                "AWS::IAM::Role" => {
+                    let name = resource
+                        .get("Properties")
+                        .and_then(|p| p.get("RoleName"))
+                        .and_then(|n| physical.resolve(n))
+                        .and_then(|n| n.str().map(str::to_owned))
+                        .unwrap_or_else(|| format!("{stack}-{logical}"));
+                    (name.clone(), format!("arn:aws:iam::{ACCOUNT}:role/{name}"))
+                }
                 "AWS::Logs::LogGroup" => {
                     let name = format!("/aws/lambda/{stack}-{logical}");
                     let arn = format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*");
@@ -331,12 +344,22 @@ impl Deployment {
     }
 
     fn options(&self, function: &str) -> AwsClientOptions {
+        let (name, log) = (function.to_owned(), self.log.clone());
+        let tenant_interceptors: TenantInterceptors = Arc::new(move |tenant: &TenantId| {
+            vec![SharedInterceptor::new(Recorder {
+                function: name.clone(),
+                session: Some(tenant.as_str().to_owned()),
+                log: log.clone(),
+            })]
+        });
         AwsClientOptions {
             interceptors: vec![SharedInterceptor::new(Recorder {
                 function: function.to_owned(),
+                session: None,
                 log: self.log.clone(),
             })],
             s3_path_style: true,
+            tenant_interceptors: Some(tenant_interceptors),
         }
     }
 
