@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::config::{OutboundClients, OutboundConfig};
+use super::files::{instagram_kind, mime_from_name, usable_mime, whatsapp_kind};
 use super::plan::{plan, Part};
 use super::progress::SendProgress;
 use super::reasons::{self, Disposition};
@@ -24,7 +25,8 @@ use crate::graph::{
 };
 use crate::idempotency::{Begin, Idempotency};
 use crate::ids::{InstagramAccountId, PhoneNumberId};
-use crate::meta::{AccountRef, CustomerId, CustomerRef, Media, MediaKind};
+use crate::meta::{AccountRef, CustomerId, CustomerRef, Media};
+use crate::metrics::{direction, Metrics};
 use crate::outbound::OutboundJob;
 use crate::pacing::KeyedPacer;
 use crate::queue::{platform, Queue, QueueName};
@@ -94,6 +96,7 @@ pub struct OutboundWorker {
     progress: SendProgress,
     pacers: Arc<Pacers>,
     config: OutboundConfig,
+    metrics: Metrics,
 }
 
 fn recipient_key(meta: &ConversationMeta) -> String {
@@ -110,64 +113,6 @@ fn whatsapp_recipient(customer: &CustomerRef) -> Option<WhatsAppRecipient> {
         CustomerId::WhatsAppPhone(p) => Some(WhatsAppRecipient::Phone(p.clone())),
         CustomerId::WhatsAppUser(u) => Some(WhatsAppRecipient::User(u.clone())),
         CustomerId::Instagram(_) => None,
-    }
-}
-
-/// The MIME type of a file by its name's extension, for the types Meta lists.
-fn mime_from_name(name: &str) -> Option<&'static str> {
-    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
-    Some(match ext.as_str() {
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "mp4" => "video/mp4",
-        "3gp" => "video/3gpp",
-        "mov" => "video/quicktime",
-        "mp3" => "audio/mpeg",
-        "m4a" => "audio/mp4",
-        "aac" => "audio/aac",
-        "amr" => "audio/amr",
-        "ogg" | "opus" => "audio/ogg",
-        "pdf" => "application/pdf",
-        "txt" => "text/plain",
-        "doc" => "application/msword",
-        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "xls" => "application/vnd.ms-excel",
-        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "ppt" => "application/vnd.ms-powerpoint",
-        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        _ => return None,
-    })
-}
-
-fn usable_mime(m: Option<&str>) -> Option<String> {
-    m.map(|m| {
-        m.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    })
-    .filter(|m| m.contains('/') && m != "application/octet-stream")
-}
-
-fn whatsapp_kind(kind: MediaKind) -> WhatsAppMediaType {
-    match kind {
-        MediaKind::Image => WhatsAppMediaType::Image,
-        MediaKind::Audio => WhatsAppMediaType::Audio,
-        MediaKind::Video => WhatsAppMediaType::Video,
-        MediaKind::Sticker => WhatsAppMediaType::Sticker,
-        MediaKind::Document | MediaKind::File => WhatsAppMediaType::Document,
-    }
-}
-
-fn instagram_kind(kind: MediaKind) -> InstagramAttachmentType {
-    match kind {
-        MediaKind::Image | MediaKind::Sticker => InstagramAttachmentType::Image,
-        MediaKind::Audio => InstagramAttachmentType::Audio,
-        MediaKind::Video => InstagramAttachmentType::Video,
-        MediaKind::Document | MediaKind::File => InstagramAttachmentType::File,
     }
 }
 
@@ -208,7 +153,15 @@ impl OutboundWorker {
             sync: platform::name(platform::SYNC),
             clients,
             config,
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Counts sends, their failures by cause and suppressed duplicates in `metrics`
+    /// (decision 0038).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Replaces the settings (and with them the pacing buckets).
@@ -228,6 +181,7 @@ impl OutboundWorker {
         match self.try_process(job, receive_count).await {
             Ok(outcome) => outcome,
             Err(e) => {
+                self.metrics.failure("outbound", "internal");
                 tracing::warn!(
                     tenant = %job.tenant_id,
                     conversation = %job.conversation,
@@ -264,6 +218,7 @@ impl OutboundWorker {
         let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
             Begin::Started(held) => held,
             Begin::AlreadyDone => {
+                self.metrics.duplicate("outbound");
                 tracing::debug!("send job done before; skipped");
                 return Ok(Outcome::Done);
             }
@@ -439,6 +394,7 @@ impl OutboundWorker {
             instagram_sender,
         };
         sent_parts.resize(parts.len().max(sent_parts.len()), None);
+        let mut sent_now = false;
         for (i, part) in parts.iter().enumerate() {
             if sent_parts[i].is_some() {
                 continue;
@@ -449,6 +405,7 @@ impl OutboundWorker {
             };
             match result {
                 PartResult::Sent(provider_id) => {
+                    sent_now = true;
                     sent_parts[i] = Some(provider_id.clone());
                     if parts.len() > 1 {
                         self.progress
@@ -475,6 +432,9 @@ impl OutboundWorker {
                 }
             }
         }
+        if sent_now {
+            self.metrics.relayed(direction::OUTBOUND, channel.name());
+        }
         self.finish(job, conversations, &message).await
     }
 
@@ -490,6 +450,17 @@ impl OutboundWorker {
     ) -> Result<Outcome, SendError> {
         let retry = &self.config.retry;
         let job = cx.job;
+        let class = match &disposition {
+            // Our own pacing, not a failure.
+            Disposition::Paced(_) => None,
+            Disposition::PairRate(_) => Some("pair_rate"),
+            Disposition::RateLimited(_) => Some("rate_limited"),
+            Disposition::Transient => Some("transient"),
+            Disposition::Permanent(_) => Some("permanent"),
+        };
+        if let Some(class) = class {
+            self.metrics.failure("outbound", class);
+        }
         let wait = match disposition {
             Disposition::Paced(wait) => wait,
             Disposition::PairRate(after) => {
@@ -801,18 +772,6 @@ impl RecordHandler for OutboundWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn file_types_by_name() {
-        assert_eq!(mime_from_name("Invoice.PDF"), Some("application/pdf"));
-        assert_eq!(mime_from_name("photo.jpeg"), Some("image/jpeg"));
-        assert_eq!(mime_from_name("noext"), None);
-        assert_eq!(
-            usable_mime(Some("Image/PNG; x=1")),
-            Some("image/png".into())
-        );
-        assert_eq!(usable_mime(Some("application/octet-stream")), None);
-    }
 
     #[test]
     fn phone_first_then_bsuid() {

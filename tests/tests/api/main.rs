@@ -23,6 +23,7 @@ mod inbound_relay;
 mod inbound_to_bitrix;
 mod isolation;
 mod media_links;
+mod metrics;
 mod outbound_relay;
 mod outbound_worker;
 mod oversized_event;
