@@ -580,7 +580,8 @@ async fn dispatch(
             .into_response()
             .map(lambda_http::Body::from),
         }
-    } else if path == public_api::MESSAGES_PATH {
+    } else if path == public_api::MESSAGES_PATH || path == public_api::HEALTH_PATH {
+        // The same function answers `/health` on AWS.
         functions.public.handle(req).await
     } else if path.starts_with(media_proxy::PATH_PREFIX) {
         functions.media.handle(req).await
@@ -595,9 +596,6 @@ async fn dispatch(
             .into_response()
             .map(lambda_http::Body::from),
         }
-    } else if path == "/health" {
-        wappline::edge::json(hyper::StatusCode::OK, &serde_json::json!({"status": "ok"}))
-            .map(lambda_http::Body::from)
     } else {
         wappline::edge::ApiError::not_found("no such route")
             .into_response()

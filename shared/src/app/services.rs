@@ -620,6 +620,11 @@ impl Services {
         RetentionRun::new(self.platform.store.clone(), self.platform.tenants.clone())
     }
 
+    /// `GET /health` (decision 0038).
+    pub fn health(&self) -> super::health::Health {
+        super::health::Health::new(self.platform.store.clone())
+    }
+
     pub fn api_keys(&self) -> ApiKeys {
         ApiKeys::new(self.platform.store.clone())
     }

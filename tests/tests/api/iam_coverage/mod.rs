@@ -513,6 +513,9 @@ async fn scenario(d: &Deployment) {
     headers.push(bearer(&key));
     let (s, v) = call(&public, "POST", public_api::MESSAGES_PATH, &headers, body).await;
     assert!((200..300).contains(&s), "{s} {v}");
+    // The health route reads the routes table with the function's role (decision 0038).
+    let (s, v) = call(&public, "GET", public_api::HEALTH_PATH, &[], None).await;
+    assert_eq!((s, &v["checks"]["routes_table"]), (200, &json!("ok")), "{v}");
 
     // outbound-worker sends both; their statuses go to the portal.
     assert_eq!(

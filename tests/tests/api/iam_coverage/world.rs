@@ -81,6 +81,10 @@ fn parameters(mail_from: &str) -> BTreeMap<&'static str, String> {
             format!("arn:aws:iam::{ACCOUNT}:role/wappline-deployer"),
         ),
         ("SecretsRevision", "1".to_owned()),
+        (
+            "AlarmTopicArn",
+            format!("arn:aws:sns:{REGION}:{ACCOUNT}:wappline-alarms"),
+        ),
     ]
     .into_iter()
     .collect()
