@@ -85,6 +85,17 @@ impl SyncJob {
         }
     }
 
+    /// Our id of the message the job is about (its sort key, no personal data).
+    pub fn message_sk(&self) -> &str {
+        match &self.action {
+            SyncAction::PushMessage { message_sk }
+            | SyncAction::Status { message_sk, .. }
+            | SyncAction::Reaction { message_sk, .. }
+            | SyncAction::Edited { message_sk }
+            | SyncAction::Deleted { message_sk } => message_sk,
+        }
+    }
+
     /// The job, with the time its webhook reached us.
     pub fn received_at(mut self, received_ms: Option<i64>) -> Self {
         self.received_ms = received_ms;

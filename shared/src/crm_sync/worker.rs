@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::chat::{
     chat_name, crm_user, crm_user_id, excerpt, failure_class, media_of, note_message,
@@ -446,6 +447,19 @@ impl SyncWorker {
             tracing::info!("message gone (erased or expired); sync job dropped");
             return Ok(());
         };
+        let span = tracing::Span::current();
+        // A message we sent is known to the provider by the id it gave us.
+        let provider_id = message
+            .sent_provider_id
+            .as_deref()
+            .unwrap_or(&message.provider_message_id);
+        span.record("provider_ref", crate::logging::provider_ref(provider_id));
+        if let Some(chat) = &meta.crm_chat_id {
+            span.record("crm_chat", chat.as_str());
+        }
+        if let Some(im) = &message.crm_im {
+            span.record("crm_message", im.message_id);
+        }
         if matches!(job.action, SyncAction::PushMessage { .. })
             && !message.crm_message_ids.is_empty()
         {
@@ -473,6 +487,9 @@ impl SyncWorker {
                     crm_chat_id,
                     external_message_id,
                 }) => {
+                    if let Some(chat) = &crm_chat_id {
+                        span.record("crm_chat", chat.as_str());
+                    }
                     if matches!(job.action, SyncAction::PushMessage { .. }) {
                         if message.origin == Origin::Customer {
                             let channel = meta.account.channel().name();
@@ -493,6 +510,7 @@ impl SyncWorker {
                         .await?;
                     }
                     self.outbox.remove(&key).await?;
+                    tracing::info!(method = %op.method, "posted to Bitrix24");
                     return Ok(());
                 }
                 OpState::Done(OpOutcome::Failed {
@@ -720,7 +738,19 @@ impl SyncWorker {
 impl RecordHandler for SyncWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match serde_json::from_str::<SyncJob>(&record.body) {
-            Ok(job) => self.process(&job, record).await,
+            Ok(job) => {
+                // The step's correlation ids on every line it logs (decision 0038).
+                let span = tracing::info_span!(
+                    "sync",
+                    tenant = %job.tenant_id,
+                    conversation = %job.conversation,
+                    message = job.message_sk(),
+                    provider_ref = tracing::field::Empty,
+                    crm_chat = tracing::field::Empty,
+                    crm_message = tracing::field::Empty,
+                );
+                self.process(&job, record).instrument(span).await
+            }
             Err(e) => {
                 // No retry can make it readable: straight to the dead-letter queue.
                 tracing::error!(message_id = %record.message_id, line = e.line(), column = e.column(), "unreadable sync job");

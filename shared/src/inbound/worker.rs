@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use super::{InboundJob, JobError};
 use crate::clock::now_secs;
@@ -437,6 +438,8 @@ impl InboundWorker {
         let id = conversations
             .record_customer(account, customer, inbound_at, retention)
             .await?;
+        let span = tracing::Span::current();
+        span.record("conversation", id.as_str());
         let (stored, _) = if counted {
             // Counted in the month it is stored (not the provider's timestamp): a late
             // redelivery finds the message stored and counts nothing, whatever the month.
@@ -448,6 +451,7 @@ impl InboundWorker {
                 .store_message(account, &id, message, retention)
                 .await?
         };
+        span.record("message", stored.sk.as_str());
         self.enqueue_received(
             job,
             id,
@@ -456,7 +460,10 @@ impl InboundWorker {
             },
             received_ms,
         )
-        .await
+        .await?;
+        // One line per relayed message, with the step's correlation ids (decision 0038).
+        tracing::info!("message stored; CRM sync queued");
+        Ok(())
     }
 
     async fn forward_status(
@@ -544,7 +551,24 @@ impl RecordHandler for InboundWorker {
             }
         };
         let received_ms = InboundJob::received_ms(&record.body);
-        match self.process_received(&job, received_ms).await {
+        // The step's correlation ids on every line it logs (decision 0038); the conversation
+        // and our message id are recorded once known.
+        let span = tracing::info_span!(
+            "inbound",
+            tenant = %job.tenant_id,
+            queue_message = %record.message_id,
+            provider_ref = tracing::field::Empty,
+            conversation = tracing::field::Empty,
+            message = tracing::field::Empty,
+        );
+        if let Some(id) = job.event.message_id() {
+            span.record("provider_ref", crate::logging::provider_ref(id));
+        }
+        match self
+            .process_received(&job, received_ms)
+            .instrument(span)
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => {
                 let class = match &e {

@@ -169,10 +169,13 @@ impl OutboundIntake {
         self
     }
 
-    /// Counts a refusal for quota.
+    /// Counts a refusal for quota, and a duplicate.
     fn metered(&self, result: Result<Accepted, OutboundError>) -> Result<Accepted, OutboundError> {
-        if let Err(OutboundError::QuotaExceeded(q)) = &result {
-            self.metrics.quota_refusal(q.quota);
+        match &result {
+            Err(OutboundError::QuotaExceeded(q)) => self.metrics.quota_refusal(q.quota),
+            // A redelivered event or a retried request: stored before, not stored again.
+            Ok(accepted) if accepted.duplicate => self.metrics.duplicate("outbound_intake"),
+            _ => {}
         }
         result
     }

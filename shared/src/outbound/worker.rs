@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use super::config::{OutboundClients, OutboundConfig};
 use super::files::{instagram_kind, mime_from_name, usable_mime, whatsapp_kind};
@@ -321,6 +322,14 @@ impl OutboundWorker {
             tracing::info!("message gone (erased or expired); send job dropped");
             return Ok(Outcome::Done);
         };
+        let span = tracing::Span::current();
+        if let Some(im) = &message.crm_im {
+            span.record("crm_chat", im.chat_id);
+            span.record("crm_message", im.message_id);
+        }
+        if let Some(sent) = &message.sent_provider_id {
+            span.record("provider_ref", crate::logging::provider_ref(sent));
+        }
         if let Some(why) = never_send(&message) {
             tracing::info!(why, "message is never sent; job dropped");
             return Ok(Outcome::Done);
@@ -406,6 +415,7 @@ impl OutboundWorker {
             match result {
                 PartResult::Sent(provider_id) => {
                     sent_now = true;
+                    span.record("provider_ref", crate::logging::provider_ref(&provider_id));
                     sent_parts[i] = Some(provider_id.clone());
                     if parts.len() > 1 {
                         self.progress
@@ -754,7 +764,21 @@ fn log_graph_error(cx: &Context<'_>, e: &crate::graph::GraphError) {
 impl RecordHandler for OutboundWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match serde_json::from_str::<OutboundJob>(&record.body) {
-            Ok(job) => self.process(&job, record.receive_count).await,
+            Ok(job) => {
+                // The step's correlation ids on every line it logs (decision 0038).
+                let span = tracing::info_span!(
+                    "outbound",
+                    tenant = %job.tenant_id,
+                    conversation = %job.conversation,
+                    message = %job.message_sk,
+                    crm_chat = tracing::field::Empty,
+                    crm_message = tracing::field::Empty,
+                    provider_ref = tracing::field::Empty,
+                );
+                self.process(&job, record.receive_count)
+                    .instrument(span)
+                    .await
+            }
             Err(e) => {
                 // Poison: fails every time, so it reaches the dead-letter queue.
                 tracing::error!(
