@@ -1,15 +1,13 @@
 //! erasure-worker Lambda: SQS `erasure` batches go to the erasure worker (partial batch
 //! failures reported); the scheduled EventBridge event runs the tenant-erasure sweep for
-//! requests whose grace period is over. Built once at cold start (`Services`).
+//! requests whose grace period is over ([`erasure_worker::scheduled`]). Built once at cold
+//! start (`Services`).
 
 use std::sync::Arc;
 
 use lambda_runtime::Error;
 use wappline::app::{run_sqs_or_schedule, Services};
 use wappline::queue::platform;
-
-/// Items deleted per scheduled invocation (well inside the function's timeout).
-const SWEEP_BUDGET: usize = 5_000;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -18,16 +16,7 @@ async fn main() -> Result<(), Error> {
     let worker = services.erasure_worker()?;
     run_sqs_or_schedule(worker, &services, platform::ERASURE, move || {
         let sweep = sweep.clone();
-        async move {
-            let report = sweep.run_due(SWEEP_BUDGET).await?;
-            tracing::info!(
-                tenants_completed = report.tenants_completed,
-                items_deleted = report.items_deleted,
-                more_work = report.more_work,
-                "tenant erasure sweep"
-            );
-            Ok(serde_json::json!({ "more_work": report.more_work }))
-        }
+        async move { erasure_worker::scheduled(&sweep).await }
     })
     .await
 }

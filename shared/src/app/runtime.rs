@@ -143,19 +143,40 @@ where
                 metrics.clone(),
             );
             async move {
-                if event.payload.get("Records").is_none() {
-                    let answer = scheduled().await;
-                    metrics.flush();
-                    return answer;
-                }
-                let records: SqsEvent = serde_json::from_value(event.payload)?;
-                let answer =
-                    handle_sqs_event(handler.as_ref(), queue_client.as_ref(), &queue, records)
-                        .await;
+                let answer = handle_sqs_or_schedule(
+                    handler.as_ref(),
+                    queue_client.as_ref(),
+                    &queue,
+                    event.payload,
+                    scheduled.as_ref(),
+                )
+                .await;
                 metrics.flush();
-                Ok(serde_json::to_value(answer)?)
+                answer
             }
         },
     ))
     .await
+}
+
+/// One invocation of a function with two triggers: an SQS batch (`Records`) goes to
+/// `handler`, any other event (an EventBridge schedule) runs `scheduled`. What
+/// [`run_sqs_or_schedule`] does per invocation; the sample events' tests call it directly.
+pub async fn handle_sqs_or_schedule<F, Fut>(
+    handler: &dyn RecordHandler,
+    queue_client: &dyn crate::queue::Queue,
+    queue: &crate::queue::QueueName,
+    payload: serde_json::Value,
+    scheduled: &F,
+) -> Result<serde_json::Value, Error>
+where
+    F: Fn() -> Fut + Send + Sync,
+    Fut: Future<Output = Result<serde_json::Value, Error>> + Send,
+{
+    if payload.get("Records").is_none() {
+        return scheduled().await;
+    }
+    let records: SqsEvent = serde_json::from_value(payload)?;
+    let answer = handle_sqs_event(handler, queue_client, queue, records).await;
+    Ok(serde_json::to_value(answer)?)
 }

@@ -31,6 +31,7 @@ mod ownership;
 mod public_api;
 mod retention;
 mod revocation;
+mod sample_events;
 mod server_limits;
 mod suspension;
 mod sync_attempts;
