@@ -402,6 +402,27 @@ mod tests {
         );
     }
 
+    /// The log bytes a relayed inbound message costs in the sync worker's invocation: its
+    /// count and its latency, alone and in a batch of 10 (docs/performance.md).
+    #[test]
+    fn emf_bytes_per_relayed_message() {
+        let (m, _) = Metrics::in_memory("Wappline/wappline-prod");
+        let bytes = |n: i64| {
+            for i in 0..n {
+                m.relayed(direction::INBOUND, "whatsapp");
+                m.webhook_to_bitrix24("whatsapp", 180 + i);
+            }
+            m.drain().iter().map(|l| l.len() + 1).sum::<usize>()
+        };
+        let (one, ten) = (bytes(1), bytes(10));
+        println!(
+            "EMF bytes: 1 message {one} ({} per message), batch of 10 {ten} ({} per message)",
+            one,
+            ten / 10
+        );
+        assert!(one < 600 && ten / 10 < 100, "{one} {ten}");
+    }
+
     #[test]
     fn an_off_recorder_records_nothing() {
         let m = Metrics::off();

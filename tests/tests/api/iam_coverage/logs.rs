@@ -5,7 +5,10 @@
 //! The scenario of this module's parent drives all the functions of the template through
 //! their handlers; its lines are captured in the JSON format the functions write
 //! (`wappline::logging::json_subscriber`), at `debug` for our crates, one level more than a
-//! deployment's default.
+//! deployment's default. The capture is the test binary's global subscriber: a scoped one
+//! misses the events whose call sites other tests of the binary reached first (as the admin
+//! API's access-log test found), so the lines of tests running at the same time are scanned
+//! too, which only makes the scan wider.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -55,12 +58,28 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 }
 
 impl Capture {
-    pub(super) fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
-        wappline::logging::json_subscriber(self.clone(), LEVEL)
+    /// The binary's log, captured from the first call on.
+    pub(super) fn global() -> Capture {
+        static CAPTURED: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+        CAPTURED
+            .get_or_init(|| {
+                let capture = Capture::default();
+                let subscriber = wappline::logging::json_subscriber(capture.clone(), LEVEL);
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber in this test binary");
+                capture
+            })
+            .clone()
     }
 
-    pub(super) fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).expect("UTF-8 log lines")
+    /// Bytes captured so far (always at a line boundary: each event is one write).
+    pub(super) fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// The lines captured from `start` on.
+    pub(super) fn text_from(&self, start: usize) -> String {
+        String::from_utf8(self.0.lock().unwrap()[start..].to_vec()).expect("UTF-8 log lines")
     }
 }
 

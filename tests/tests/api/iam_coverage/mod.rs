@@ -76,18 +76,16 @@ static RUN: OnceCell<Run> = OnceCell::const_new();
 async fn run() -> &'static Run {
     RUN.get_or_init(|| async {
         let d = Deployment::start().await;
-        let capture = logs::Capture::default();
-        let mut secrets = {
-            use tracing::instrument::WithSubscriber;
-            scenario(&d).with_subscriber(capture.subscriber()).await
-        };
+        let capture = logs::Capture::global();
+        let start = capture.len();
+        let mut secrets = scenario(&d).await;
         secrets.extend(d.bitrix.issued_tokens());
         let recorded = d.log.lock().unwrap().clone();
         Run {
             recorded,
             template: d.template,
             physical: d.physical,
-            logs: capture.text(),
+            logs: capture.text_from(start),
             secrets,
         }
     })
