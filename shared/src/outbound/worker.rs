@@ -8,6 +8,7 @@ use tracing::Instrument;
 
 use super::config::{OutboundClients, OutboundConfig};
 use super::files::{instagram_kind, mime_from_name, usable_mime, whatsapp_kind};
+use super::plan::never_send;
 use super::plan::{plan, Part};
 use super::progress::SendProgress;
 use super::reasons::{self, Disposition};
@@ -15,8 +16,8 @@ use super::window::{self, Allowed};
 use crate::clock::now_secs;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::{
-    ConversationError, ConversationMeta, Conversations, Direction, JobTarget, MessageRef,
-    MessageStatus, Origin, StoredMessage,
+    ConversationError, ConversationMeta, Conversations, JobTarget, MessageRef, MessageStatus,
+    StoredMessage,
 };
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::Envelope;
@@ -115,23 +116,6 @@ fn whatsapp_recipient(customer: &CustomerRef) -> Option<WhatsAppRecipient> {
         CustomerId::WhatsAppUser(u) => Some(WhatsAppRecipient::User(u.clone())),
         CustomerId::Instagram(_) => None,
     }
-}
-
-/// Why a stored message must never be sent, if so.
-fn never_send(message: &StoredMessage) -> Option<&'static str> {
-    if message.direction != Direction::Outbound {
-        return Some("not an outbound message");
-    }
-    match message.origin {
-        Origin::Operator | Origin::Api => {}
-        // Echoes of the business's own app were sent already, by the app.
-        Origin::BusinessApp => return Some("an echo of the business app"),
-        Origin::Customer => return Some("a customer's message"),
-    }
-    if message.deleted || message.content.is_none() {
-        return Some("deleted before it was sent");
-    }
-    None
 }
 
 impl OutboundWorker {
