@@ -59,6 +59,71 @@ pub trait RecordHandler: Send + Sync + 'static {
     async fn handle(&self, record: &QueueRecord) -> Outcome;
 }
 
+/// A handler whose records are counted (decision 0038): redeliveries as retries, records
+/// that failed their queue's last receive as dead-letter arrivals (SQS moves them at the next
+/// receive, and counts them in none of its own metrics; records the sync worker dead-letters
+/// itself are counted there), and records that did not succeed as failures of class
+/// `retry_later` or `failed`, unless the handler counts its failures by their cause itself
+/// ([`Metered::failures_counted_by_handler`]).
+pub struct Metered<H> {
+    inner: H,
+    metrics: crate::metrics::Metrics,
+    queue: &'static str,
+    stage: &'static str,
+    max_receives: u32,
+    count_failures: bool,
+}
+
+impl<H: RecordHandler> Metered<H> {
+    /// `queue` is a platform queue's name (`crate::queue::platform`); its stage is the name
+    /// without `.fifo`.
+    pub fn new(
+        inner: H,
+        metrics: crate::metrics::Metrics,
+        queue: &'static str,
+        max_receives: u32,
+    ) -> Self {
+        let stage = queue.strip_suffix(".fifo").unwrap_or(queue);
+        Metered {
+            inner,
+            metrics,
+            queue,
+            stage,
+            max_receives,
+            count_failures: true,
+        }
+    }
+
+    /// The handler counts each failure with its cause (the relay workers): not counted again
+    /// here.
+    pub fn failures_counted_by_handler(mut self) -> Self {
+        self.count_failures = false;
+        self
+    }
+}
+
+#[async_trait]
+impl<H: RecordHandler> RecordHandler for Metered<H> {
+    async fn handle(&self, record: &QueueRecord) -> Outcome {
+        if record.receive_count > 1 {
+            self.metrics.retry(self.stage);
+        }
+        let outcome = self.inner.handle(record).await;
+        let class = match &outcome {
+            Outcome::Done | Outcome::Skipped => return outcome,
+            Outcome::RetryAfter(_) => "retry_later",
+            Outcome::Failed => "failed",
+        };
+        if self.count_failures {
+            self.metrics.failure(self.stage, class);
+        }
+        if record.receive_count >= self.max_receives {
+            self.metrics.dlq_arrival(self.queue);
+        }
+        outcome
+    }
+}
+
 /// Runs the batch and returns one outcome per record, in the same order. The records of one
 /// message group run in order, one after the other; different groups (and records without a
 /// group) run concurrently, so a slow group (a hanging portal) does not hold back the others
@@ -212,6 +277,42 @@ mod tests {
             .await
             .expect("groups run concurrently");
         assert_eq!(out, vec![Outcome::Done, Outcome::Done]);
+    }
+
+    #[tokio::test]
+    async fn metered_records_count_retries_failures_and_dead_letter_arrivals() {
+        let (metrics, _) = crate::metrics::Metrics::in_memory("Test");
+        let handler = Metered::new(
+            FailOn {
+                fail: "bad",
+                seen: Mutex::new(Vec::new()),
+            },
+            metrics.clone(),
+            "inbound.fifo",
+            5,
+        );
+        let mut last = rec("1", Some("a"), "bad");
+        last.receive_count = 5;
+        let mut again = rec("2", Some("b"), "ok");
+        again.receive_count = 2;
+        let out = process_batch(&handler, &[rec("0", Some("c"), "bad"), last, again]).await;
+        assert_eq!(out, vec![Outcome::Failed, Outcome::Failed, Outcome::Done]);
+        let docs: Vec<serde_json::Value> = metrics
+            .drain()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let find = |name: &str| {
+            docs.iter()
+                .find(|d| d.get(name).is_some())
+                .unwrap_or_else(|| panic!("{name} in {docs:?}"))
+        };
+        assert_eq!(find("Failures")["Failures"], 2.0);
+        assert_eq!(find("Failures")["Stage"], "inbound");
+        assert_eq!(find("Failures")["Class"], "failed");
+        assert_eq!(find("Retries")["Retries"], 2.0);
+        assert_eq!(find("DlqArrivals")["DlqArrivals"], 1.0);
+        assert_eq!(find("DlqArrivals")["Queue"], "inbound.fifo");
     }
 
     #[tokio::test]

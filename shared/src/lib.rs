@@ -32,6 +32,7 @@ pub mod logging;
 pub mod media;
 pub mod meta;
 pub mod meta_deletion;
+pub mod metrics;
 pub mod objects;
 pub mod onboarding;
 pub mod outbound;

@@ -47,6 +47,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 
 use crate::clock::now_secs;
 use crate::conversation::{ConversationId, Conversations, MessageRef};
@@ -572,9 +573,18 @@ impl PortalEvents {
                     .collect(),
                 at: msg.date.or(event.ts).unwrap_or_else(now_secs),
             };
+            // The step's correlation ids on every line it logs (decision 0038).
+            let span = tracing::info_span!(
+                "operator_reply",
+                tenant = %tenant,
+                conversation = %conversation,
+                crm_chat = im.chat_id,
+                crm_message = im.message_id,
+            );
             match self
                 .intake
                 .accept_operator_message(&tenant, &conversation, reply, retention)
+                .instrument(span)
                 .await
             {
                 Ok(a) if a.duplicate => duplicates += 1,

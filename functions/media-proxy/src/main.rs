@@ -10,8 +10,8 @@ async fn main() -> Result<(), Error> {
     let services = Services::from_env().await?;
     let function = MediaProxyFunction::from_services(&services)?;
     if services.settings.media_proxy.streaming {
-        run_http_streaming(function).await
+        run_http_streaming(function, &services).await
     } else {
-        run_http(function).await
+        run_http(function, &services).await
     }
 }

@@ -13,11 +13,16 @@
 //!
 //! The tenant always comes from the key, never from the body; an account not connected to
 //! that tenant is 404, whoever owns it.
+//!
+//! - `GET /health`: the deployment's health, without authentication (decision 0038; what it
+//!   checks: `wappline::app::health`). Served here because this function is small and
+//!   already on the HTTP API; the local server routes the path here too.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use wappline::api_keys::{ApiKeyError, ApiKeyScope, ApiKeys};
+use wappline::app::health::Health;
 use wappline::app::{HttpFunction, Services, ServicesError};
 use wappline::conversation::TemplateMessage;
 use wappline::edge::{self, ApiError};
@@ -28,6 +33,7 @@ use wappline::tenant::TenantDirectory;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const MESSAGES_PATH: &str = "/v1/messages";
+pub use wappline::app::health::PATH as HEALTH_PATH;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +58,7 @@ pub struct PublicApi {
     keys: ApiKeys,
     tenants: TenantDirectory,
     outbound: OutboundIntake,
+    health: Option<Health>,
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -64,7 +71,14 @@ impl PublicApi {
             keys,
             tenants,
             outbound,
+            health: None,
         }
+    }
+
+    /// Serves `GET /health` with `health` (404 without).
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = Some(health);
+        self
     }
 
     /// Serves one request. Never fails: every outcome is an HTTP response.
@@ -86,6 +100,13 @@ impl PublicApi {
 
     async fn route(&self, req: &Request) -> Result<Response<String>, ApiError> {
         let path = req.uri().path().trim_end_matches('/');
+        if let (true, Some(health)) = (path.ends_with(HEALTH_PATH), &self.health) {
+            if req.method() != Method::GET {
+                return Err(ApiError::method_not_allowed());
+            }
+            let (status, body) = health.check().await;
+            return Ok(edge::json(status, &body));
+        }
         if !path.ends_with(MESSAGES_PATH) {
             return Err(ApiError::not_found("no such route"));
         }
@@ -224,7 +245,8 @@ impl PublicApi {
             services.api_keys(),
             services.platform.tenants.clone(),
             services.outbound_intake()?,
-        ))
+        )
+        .with_health(services.health()))
     }
 }
 

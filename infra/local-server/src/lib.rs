@@ -33,6 +33,7 @@ use media_proxy::MediaProxyFunction;
 use meta_webhook::MetaWebhook;
 use public_api::PublicApi;
 use wappline::accounts::SessionKey;
+use wappline::app::runtime::metered;
 use wappline::app::settings::vars as settings_vars;
 use wappline::app::{HttpFunction, Platform, Services, ServicesError, Settings};
 use wappline::bitrix;
@@ -41,6 +42,7 @@ use wappline::crypto::signing_key::KeyError;
 use wappline::export::ExportLinkKey;
 use wappline::graph;
 use wappline::media::{MediaLinkKey, DEFAULT_MAX_BYTES};
+use wappline::metrics::{Metrics, Sink};
 use wappline::outbound::ENV_INSTAGRAM_BASE_URL;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::platform;
@@ -197,6 +199,19 @@ pub struct LocalConfig {
     /// Seconds a client has to send a request's body (408 after that).
     #[arg(long, env = "WAPPLINE_BODY_TIMEOUT_SECS", default_value_t = 30)]
     pub body_timeout_secs: u64,
+
+    /// Do not write the metrics (CloudWatch Embedded Metric Format lines, the ones the Lambda
+    /// functions write) to the log. Written every `--metrics-secs` seconds otherwise.
+    #[arg(long, env = "WAPPLINE_NO_METRICS")]
+    pub no_metrics: bool,
+
+    /// Seconds between two writes of the metrics to the log.
+    #[arg(long, env = "WAPPLINE_METRICS_SECS", default_value_t = 60)]
+    pub metrics_secs: u64,
+
+    /// A recorder to count into instead of the log's (tests read what the flows counted).
+    #[arg(skip)]
+    pub metrics: Option<Metrics>,
 }
 
 impl LocalConfig {
@@ -232,6 +247,10 @@ impl LocalConfig {
             max_connections: 1024,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
+            // Tests read the log for other things.
+            no_metrics: true,
+            metrics_secs: 60,
+            metrics: None,
         }
     }
 
@@ -382,7 +401,19 @@ impl LocalServer {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         let settings = config.settings(&token, &public_base)?;
-        let services = Services::embedded(settings, &config.data_dir).map_err(|e| e.to_string())?;
+        let mut services =
+            Services::embedded(settings, &config.data_dir).map_err(|e| e.to_string())?;
+        if let Some(metrics) = config.metrics.clone() {
+            services = services.with_metrics(metrics);
+        } else if !config.no_metrics {
+            // The same lines as on Lambda, in this server's log (decision 0038).
+            let namespace = services
+                .settings
+                .metrics_namespace
+                .clone()
+                .unwrap_or_else(|| wappline::metrics::DEFAULT_NAMESPACE.to_owned());
+            services = services.with_metrics(Metrics::new(namespace, Sink::Stderr));
+        }
         let e = |e: ServicesError| e.to_string();
         let functions = Arc::new(Functions {
             admin: AdminApi::from_services(&services).map_err(e)?,
@@ -402,34 +433,45 @@ impl LocalServer {
             )?,
         });
         // The queue consumers, as Lambda's SQS event source mappings run them in AWS.
-        let consumer = |queue: &str, handler: Arc<dyn RecordHandler>| Consumer {
-            queue: platform::name(queue),
-            visibility: platform::VISIBILITY,
-            handler,
-        };
+        // Their records are counted as the Lambda runners count them.
+        fn consumer<H: RecordHandler>(
+            queue: &'static str,
+            handler: H,
+            services: &Services,
+        ) -> Consumer {
+            Consumer {
+                queue: platform::name(queue),
+                visibility: platform::VISIBILITY,
+                handler: Arc::new(metered(handler, services, queue)),
+            }
+        }
         let mut consumers = vec![
             consumer(
                 platform::INBOUND,
-                Arc::new(services.inbound_worker().map_err(e)?),
+                services.inbound_worker().map_err(e)?,
+                &services,
             ),
             consumer(
                 platform::OUTBOUND,
-                Arc::new(services.outbound_worker().map_err(e)?),
+                services.outbound_worker().map_err(e)?,
+                &services,
             ),
             consumer(
                 platform::EXPORTS,
-                Arc::new(services.export_worker().map_err(e)?),
+                services.export_worker().map_err(e)?,
+                &services,
             ),
             consumer(
                 platform::ERASURE,
-                Arc::new(services.erasure_worker().map_err(e)?),
+                services.erasure_worker().map_err(e)?,
+                &services,
             ),
         ];
         if let Some(sync) = optional(
             services.sync_worker(),
             "CRM sync (the Bitrix24 application); its jobs wait in their queue",
         )? {
-            consumers.push(consumer(platform::SYNC, Arc::new(sync)));
+            consumers.push(consumer(platform::SYNC, sync, &services));
         }
         let (shutdown, rx) = watch::channel(false);
         let mut workers = JoinSet::new();
@@ -455,6 +497,13 @@ impl LocalServer {
             .expect("the local server runs on the embedded adapters");
         for schedule in schedules::platform(&services, &handles, config.schedule_secs).map_err(e)? {
             workers.spawn(schedules::run(schedule, rx.clone()));
+        }
+        if services.metrics.is_on() {
+            workers.spawn(schedules::flush_metrics(
+                services.metrics.clone(),
+                Duration::from_secs(config.metrics_secs.max(1)),
+                rx.clone(),
+            ));
         }
         let limits = config.limits();
         let handle = move |req, peer| {
@@ -593,7 +642,8 @@ async fn dispatch(
             .into_response()
             .map(lambda_http::Body::from),
         }
-    } else if path == public_api::MESSAGES_PATH {
+    } else if path == public_api::MESSAGES_PATH || path == public_api::HEALTH_PATH {
+        // The same function answers `/health` on AWS.
         functions.public.handle(req).await
     } else if path.starts_with(media_proxy::PATH_PREFIX) {
         functions.media.handle(req).await
@@ -608,9 +658,6 @@ async fn dispatch(
             .into_response()
             .map(lambda_http::Body::from),
         }
-    } else if path == "/health" {
-        wappline::edge::json(hyper::StatusCode::OK, &serde_json::json!({"status": "ok"}))
-            .map(lambda_http::Body::from)
     } else {
         wappline::edge::ApiError::not_found("no such route")
             .into_response()

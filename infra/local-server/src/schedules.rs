@@ -39,6 +39,26 @@ pub async fn run(schedule: Schedule, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Writes the metrics every `every` (the Lambda functions write them after each invocation;
+/// a server would write a line per request), and once more when stopped.
+pub async fn flush_metrics(
+    metrics: wappline::metrics::Metrics,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+        metrics.flush();
+    }
+    metrics.flush();
+}
+
 /// Items one scheduled run may touch (as the Lambda functions' budgets).
 const BUDGET_ITEMS: usize = 5_000;
 

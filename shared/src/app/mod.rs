@@ -2,6 +2,7 @@
 //! the adapters and the settings, and the generic Lambda runners ([`runtime`]). The Lambda
 //! functions and the local server both build their handlers here.
 
+pub mod health;
 pub mod runtime;
 pub mod secrets;
 pub mod services;

@@ -28,6 +28,7 @@ use crate::inbound::intake::WebhookIntake;
 use crate::inbound::worker::InboundWorker;
 use crate::media::{MediaLinks, MediaProxy};
 use crate::meta_deletion::{MetaDeletion, MetaUserErasure};
+use crate::metrics::{Metrics, Sink};
 use crate::objects::embedded::EmbeddedObjects;
 use crate::objects::fence::FencedObjects;
 use crate::objects::s3::S3Objects;
@@ -151,6 +152,8 @@ pub struct Services {
     pub settings: Settings,
     pub platform: Platform,
     pub queue: Arc<dyn Queue>,
+    /// The recorder every flow counts its facts in (decision 0038); off unless set.
+    pub metrics: Metrics,
     /// The queues this process may send to: on AWS those whose URL is set; embedded, all.
     queues: HashSet<QueueName>,
     objects: Option<Arc<dyn ObjectStore>>,
@@ -181,7 +184,15 @@ impl Services {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "settings and secrets read"
         );
-        Ok(Self::aws_with(settings, &sdk, AwsClientOptions::default())?)
+        // On Lambda the metrics are lines of the function's log (stdout), read by CloudWatch.
+        let metrics = Metrics::new(
+            settings
+                .metrics_namespace
+                .clone()
+                .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.to_owned()),
+            Sink::Stdout,
+        );
+        Ok(Self::aws_with(settings, &sdk, AwsClientOptions::default())?.with_metrics(metrics))
     }
 
     /// The AWS adapters, from one SDK configuration shared by every client.
@@ -252,6 +263,7 @@ impl Services {
         Ok(Services {
             platform: Platform::new(Arc::new(store), Arc::new(vault)),
             queue: Arc::new(queue),
+            metrics: Metrics::off(),
             queues,
             objects,
             mailer,
@@ -280,6 +292,7 @@ impl Services {
         Ok(Services {
             platform: Platform::new(Arc::new(fenced_store), Arc::new(vault)),
             queue: Arc::new(queue.clone()),
+            metrics: Metrics::off(),
             queues: platform::specs().into_iter().map(|s| s.name).collect(),
             objects: Some(Arc::new(objects)),
             sessions: None,
@@ -287,6 +300,13 @@ impl Services {
             embedded: Some(EmbeddedHandles { store, queue }),
             settings,
         })
+    }
+
+    /// Counts the flows' facts in `metrics` (decision 0038): every use case built after this
+    /// records into it.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The embedded adapters' handles (None on AWS).
@@ -368,7 +388,8 @@ impl Services {
             self.platform.tenants.clone(),
             self.queue.clone(),
             self.queue_name(S, platform::INBOUND)?,
-        ))
+        )
+        .with_metrics(self.metrics.clone()))
     }
 
     /// inbound-worker: stores each event and queues its CRM sync.
@@ -379,7 +400,8 @@ impl Services {
             self.platform.envelope.clone(),
             self.platform.tenants.clone(),
             self.queue.clone(),
-        ))
+        )
+        .with_metrics(self.metrics.clone()))
     }
 
     /// Signed links to the media proxy, with the hosts it may fetch from.
@@ -407,7 +429,9 @@ impl Services {
         if let Some((max, attempts, min_span)) = self.settings.sync_retry {
             (retry.max, retry.attempts, retry.min_span) = (max, attempts, min_span);
         }
-        worker = worker.with_retry_policy(retry);
+        worker = worker
+            .with_retry_policy(retry)
+            .with_metrics(self.metrics.clone());
         if let Some(max_per_call) = self.settings.sync_batch {
             worker = worker.with_flush_config(FlushConfig {
                 max_per_call,
@@ -438,7 +462,8 @@ impl Services {
             self.platform.store.clone(),
             self.platform.envelope.clone(),
             self.queue.clone(),
-        ))
+        )
+        .with_metrics(self.metrics.clone()))
     }
 
     /// sync-worker's schedule: probes parked portals and releases their work.
@@ -458,7 +483,8 @@ impl Services {
             self.platform.store.clone(),
             self.platform.envelope.clone(),
             self.queue.clone(),
-        ))
+        )
+        .with_metrics(self.metrics.clone()))
     }
 
     /// outbound-worker: sends through the WhatsApp Cloud API and the Instagram APIs.
@@ -484,7 +510,8 @@ impl Services {
             self.queue.clone(),
             clients,
         )
-        .with_config(config))
+        .with_config(config)
+        .with_metrics(self.metrics.clone()))
     }
 
     /// bitrix-webhook: operator replies, connector and app removal.
@@ -658,6 +685,11 @@ impl Services {
     /// retention: re-stamps expiry after a tenant's retention changed.
     pub fn retention(&self) -> RetentionRun {
         RetentionRun::new(self.platform.store.clone(), self.platform.tenants.clone())
+    }
+
+    /// `GET /health` (decision 0038).
+    pub fn health(&self) -> super::health::Health {
+        super::health::Health::new(self.platform.store.clone())
     }
 
     pub fn api_keys(&self) -> ApiKeys {

@@ -78,6 +78,8 @@ pub mod vars {
     /// `https://www.instagram.com/oauth/authorize`, replaceable by loopback fakes.
     pub const INSTAGRAM_OAUTH_BASE_URL: &str = "INSTAGRAM_OAUTH_BASE_URL";
     pub const INSTAGRAM_AUTHORIZE_URL: &str = "INSTAGRAM_AUTHORIZE_URL";
+    /// The CloudWatch namespace of the EMF metrics (decision 0038; default `Wappline`).
+    pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 }
 
 /// Self-service onboarding's settings (decision 0040).
@@ -202,6 +204,8 @@ pub struct Settings {
     /// SHA-256 of the platform admin's bearer token.
     pub admin_token_sha256: Option<[u8; 32]>,
     pub retention_max_items: Option<u64>,
+    /// The CloudWatch namespace of the metrics ([`crate::metrics::DEFAULT_NAMESPACE`] when unset).
+    pub metrics_namespace: Option<String>,
     /// First retry delay of the sync and outbound workers (the local server shortens it).
     pub retry_base: Option<Duration>,
     /// CRM sync: longest retry delay, attempts and minimum span before dead-lettering.
@@ -398,6 +402,13 @@ impl Settings {
                 .filter(|n| *n > 0)
                 .ok_or("must be a positive whole number")
         });
+        let metrics_namespace = r.parse(vars::METRICS_NAMESPACE, |v| {
+            // CloudWatch's namespace rules; `AWS/` is reserved for AWS's own.
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "._-/#:".contains(c);
+            (v.len() <= 255 && v.chars().all(allowed) && !v.starts_with("AWS/"))
+                .then(|| v.to_owned())
+                .ok_or("must be 1 to 255 of A-Z a-z 0-9 . _ - / # :, not starting with AWS/")
+        });
         let retry_base = r.parse(vars::RETRY_BASE_MS, |v| {
             v.parse::<u64>()
                 .ok()
@@ -457,6 +468,7 @@ impl Settings {
             mail_from,
             admin_token_sha256,
             retention_max_items,
+            metrics_namespace,
             retry_base,
             sync_retry,
             sync_batch,

@@ -89,9 +89,14 @@ pub const INDEX_PK: &str = "index_pk";
 /// The same for the id the provider gave a message we sent.
 pub const SENT_INDEX_PK: &str = "sent_index_pk";
 
+/// The message's sort key, our message id: its time and the provider id's digest, which is
+/// also what the logs correlate it by (`crate::logging::provider_ref`, decision 0038).
 fn message_sk(at_ms: i64, provider_message_id: &str) -> String {
-    let digest = hex::encode(Sha256::digest(provider_message_id.as_bytes()));
-    format!("{MSG_PREFIX}{:013}#{}", at_ms.max(0), &digest[..16])
+    format!(
+        "{MSG_PREFIX}{:013}#{}",
+        at_ms.max(0),
+        crate::logging::provider_ref(provider_message_id)
+    )
 }
 
 fn retention_expiry(retention_days: u32) -> i64 {

@@ -19,6 +19,10 @@ pub struct SyncJob {
     pub action: SyncAction,
     /// Unique per effect: the queue's deduplication id and the sync worker's idempotency key.
     pub effect: String,
+    /// When the webhook that brought the message reached us (Unix ms), for the
+    /// webhook-to-Bitrix24 latency metric (decision 0038). Not part of the effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +81,25 @@ impl SyncJob {
             conversation,
             action,
             effect,
+            received_ms: None,
         }
+    }
+
+    /// Our id of the message the job is about (its sort key, no personal data).
+    pub fn message_sk(&self) -> &str {
+        match &self.action {
+            SyncAction::PushMessage { message_sk }
+            | SyncAction::Status { message_sk, .. }
+            | SyncAction::Reaction { message_sk, .. }
+            | SyncAction::Edited { message_sk }
+            | SyncAction::Deleted { message_sk } => message_sk,
+        }
+    }
+
+    /// The job, with the time its webhook reached us.
+    pub fn received_at(mut self, received_ms: Option<i64>) -> Self {
+        self.received_ms = received_ms;
+        self
     }
 
     /// The queue message: grouped per tenant + conversation (one customer on one line), so

@@ -6,6 +6,7 @@
 //! portal's outbox ([`outbox`]), which one process at a time posts in batches ([`flush`],
 //! paced by [`gate`]; decision 0023).
 
+mod chat;
 pub mod flush;
 pub mod gate;
 mod job;

@@ -71,6 +71,8 @@ impl PortalProbe {
     pub async fn run_once(&self) -> Result<ProbeReport, ParkingError> {
         let started = Instant::now();
         let mut portals = self.inner.parking.parked_portals().await?;
+        // Every run reports the count, 0 included: the alarm on it needs data points.
+        self.inner.parking.metrics().parked_portals(portals.len());
         // Least recently probed first, so a backlog of hanging portals cannot starve any.
         portals.sort_by_key(|p| p.probed_at_ms.unwrap_or(0));
         let mut report = ProbeReport::default();

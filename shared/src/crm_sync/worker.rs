@@ -28,7 +28,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use tracing::Instrument;
 
+use super::chat::{
+    chat_name, crm_user, crm_user_id, excerpt, failure_class, media_of, note_message,
+};
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
 use super::outbox::{CrmOp, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
 use super::parking::{is_portal_failure, Gate, Parking};
@@ -36,8 +40,8 @@ use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
 use crate::acting::acting_for;
 use crate::bitrix::{
-    imconnector, BitrixClient, BitrixError, ConnectorId, CrmChat, CrmFile, CrmUser,
-    DeleteCrmMessage, OpenLineId, OutgoingCrmMessage, StatusUpdate,
+    imconnector, BitrixClient, BitrixError, ConnectorId, CrmChat, CrmFile, DeleteCrmMessage,
+    OpenLineId, OutgoingCrmMessage, StatusUpdate,
 };
 use crate::clock::now_millis;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
@@ -49,6 +53,7 @@ use crate::crypto::Envelope;
 use crate::idempotency::{Attempts, Guarded, Idempotency};
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, Content, Media};
+use crate::metrics::{direction, Metrics};
 use crate::portal::{Connectors, Portal, PortalError};
 use crate::queue::{platform, OutgoingMessage, Queue};
 use crate::store::TableStore;
@@ -160,6 +165,7 @@ pub struct SyncWorker {
     flusher: PortalFlusher,
     wait: WaitConfig,
     clock: Clock,
+    metrics: Metrics,
 }
 
 impl SyncWorker {
@@ -194,7 +200,15 @@ impl SyncWorker {
             dead_letter: None,
             parking: None,
             media: None,
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Counts relayed messages, their latency, failures, duplicates and dead-lettered jobs in
+    /// `metrics` (decision 0038).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Self {
@@ -287,6 +301,7 @@ impl SyncWorker {
             SyncError::NotConnected(_) => "not_connected",
             _ => "internal",
         };
+        self.metrics.failure("sync", failure_class(kind));
         let now = (self.clock)();
         let attempt = match self.attempts.failed(&job.tenant_id, &job.effect, now).await {
             Ok(a) => a,
@@ -362,6 +377,7 @@ impl SyncWorker {
         let message = OutgoingMessage::new(record.body.clone()).grouped(group, &record.message_id);
         match queue.send_batch(&dlq, vec![message]).await {
             Ok(()) => {
+                self.metrics.dlq_arrival(platform::SYNC);
                 tracing::warn!(message_id = %record.message_id, dead_letter_queue = %dlq, "sync job dead-lettered");
                 if let Ok(job) = serde_json::from_str::<SyncJob>(&record.body) {
                     if let Err(e) = self.attempts.clear(&job.tenant_id, &job.effect).await {
@@ -401,7 +417,11 @@ impl SyncWorker {
             })
             .await?;
         Ok(match guarded {
-            Guarded::Ran(()) | Guarded::AlreadyDone => Outcome::Done,
+            Guarded::Ran(()) => Outcome::Done,
+            Guarded::AlreadyDone => {
+                self.metrics.duplicate("sync");
+                Outcome::Done
+            }
             Guarded::InProgress { retry_after } => Outcome::RetryAfter(retry_after),
         })
     }
@@ -428,9 +448,23 @@ impl SyncWorker {
             tracing::info!("message gone (erased or expired); sync job dropped");
             return Ok(());
         };
+        let span = tracing::Span::current();
+        // A message we sent is known to the provider by the id it gave us.
+        let provider_id = message
+            .sent_provider_id
+            .as_deref()
+            .unwrap_or(&message.provider_message_id);
+        span.record("provider_ref", crate::logging::provider_ref(provider_id));
+        if let Some(chat) = &meta.crm_chat_id {
+            span.record("crm_chat", chat.as_str());
+        }
+        if let Some(im) = &message.crm_im {
+            span.record("crm_message", im.message_id);
+        }
         if matches!(job.action, SyncAction::PushMessage { .. })
             && !message.crm_message_ids.is_empty()
         {
+            self.metrics.duplicate("sync");
             return Ok(()); // synced by an earlier delivery of this job
         }
         let portal = Portal::load(scope).await?;
@@ -456,7 +490,18 @@ impl SyncWorker {
                     crm_chat_id,
                     external_message_id,
                 }) => {
+                    if let Some(chat) = &crm_chat_id {
+                        span.record("crm_chat", chat.as_str());
+                    }
                     if matches!(job.action, SyncAction::PushMessage { .. }) {
+                        if message.origin == Origin::Customer {
+                            let channel = meta.account.channel().name();
+                            self.metrics.relayed(direction::INBOUND, channel);
+                            if let Some(received) = job.received_ms {
+                                let elapsed = crate::clock::now_millis() - received;
+                                self.metrics.webhook_to_bitrix24(channel, elapsed);
+                            }
+                        }
                         self.record_sent(
                             conversations,
                             meta,
@@ -468,6 +513,7 @@ impl SyncWorker {
                         .await?;
                     }
                     self.outbox.remove(&key).await?;
+                    tracing::info!(method = %op.method, "posted to Bitrix24");
                     return Ok(());
                 }
                 OpState::Done(OpOutcome::Failed {
@@ -691,97 +737,26 @@ impl SyncWorker {
     }
 }
 
-/// A note in the chat (a reaction, a failed delivery), with an id stable per effect so a
-/// redelivery is recognised.
-fn note_message(meta: &ConversationMeta, effect: &str, note: String) -> OutgoingCrmMessage {
-    OutgoingCrmMessage {
-        user: crm_user(meta),
-        chat: CrmChat {
-            id: meta.id.as_str().to_owned(),
-            name: Some(chat_name(meta)),
-            url: None,
-        },
-        message_id: format!("note.{}", &effect[..32.min(effect.len())]),
-        date: crate::clock::now_secs(),
-        text: Some(note),
-        files: Vec::new(),
-        disable_crm: true,
-    }
-}
-
-fn media_of(content: &Content) -> Vec<&Media> {
-    match content {
-        Content::Media(m) => vec![m],
-        Content::Multiple { parts } => parts.iter().flat_map(media_of).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The customer's stable external user id in Bitrix24: the conversation id (one customer on
-/// one account), never a phone number.
-fn crm_user_id(meta: &ConversationMeta) -> String {
-    format!("u_{}", &meta.id.as_str()[2..])
-}
-
-fn crm_user(meta: &ConversationMeta) -> CrmUser {
-    let (name, last_name) = match meta.customer.name.as_deref().map(str::trim) {
-        Some(full) if !full.is_empty() => match full.split_once(' ') {
-            Some((first, rest)) => (Some(first.to_owned()), Some(rest.trim().to_owned())),
-            None => (Some(full.to_owned()), None),
-        },
-        _ => (
-            meta.customer
-                .username
-                .clone()
-                .or_else(|| Some(channel_label(&meta.account).to_owned())),
-            None,
-        ),
-    };
-    CrmUser {
-        id: crm_user_id(meta),
-        name,
-        last_name,
-        phone: meta
-            .customer
-            .phone
-            .as_ref()
-            .map(|p| format!("+{}", p.as_str().trim_start_matches('+'))),
-        ..CrmUser::default()
-    }
-}
-
-fn channel_label(account: &AccountRef) -> &'static str {
-    match account.channel() {
-        ChannelKind::Instagram => "Instagram",
-        _ => "WhatsApp",
-    }
-}
-
-fn chat_name(meta: &ConversationMeta) -> String {
-    let who = meta
-        .customer
-        .name
-        .clone()
-        .or_else(|| meta.customer.username.clone())
-        .or_else(|| meta.customer.phone.as_ref().map(|p| p.as_str().to_owned()))
-        .unwrap_or_else(|| "customer".into());
-    format!("{}: {who}", channel_label(&meta.account))
-}
-
-fn excerpt(text: &str) -> String {
-    let mut out: String = text.chars().take(60).collect();
-    if text.chars().count() > 60 {
-        out.push('…');
-    }
-    out
-}
-
 #[async_trait]
 impl RecordHandler for SyncWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match serde_json::from_str::<SyncJob>(&record.body) {
-            // The job's work runs with the tenant's scoped credentials (decision 0037).
-            Ok(job) => acting_for(&job.tenant_id.clone(), self.process(&job, record)).await,
+            Ok(job) => {
+                // The step's correlation ids on every line it logs (decision 0038).
+                let span = tracing::info_span!(
+                    "sync",
+                    tenant = %job.tenant_id,
+                    conversation = %job.conversation,
+                    message = job.message_sk(),
+                    provider_ref = tracing::field::Empty,
+                    crm_chat = tracing::field::Empty,
+                    crm_message = tracing::field::Empty,
+                );
+                // The job's work runs with the tenant's scoped credentials (decision 0037).
+                acting_for(&job.tenant_id.clone(), self.process(&job, record))
+                    .instrument(span)
+                    .await
+            }
             Err(e) => {
                 // No retry can make it readable: straight to the dead-letter queue.
                 tracing::error!(message_id = %record.message_id, line = e.line(), column = e.column(), "unreadable sync job");

@@ -23,6 +23,7 @@ use crate::meta::{
     split_webhook, verify_signature_any, AccountRef, AppSecret, Content, EventKind, InboundEvent,
     MetaError, SignatureError,
 };
+use crate::metrics::Metrics;
 use crate::queue::OutgoingMessage;
 use crate::queue::{Queue, QueueName};
 use crate::tenant::{ChannelRef, TenantDirectory};
@@ -98,6 +99,7 @@ pub struct WebhookIntake {
     held: HeldEvents,
     queue: Arc<dyn Queue>,
     inbound: QueueName,
+    metrics: Metrics,
 }
 
 impl WebhookIntake {
@@ -117,7 +119,14 @@ impl WebhookIntake {
             tenants,
             queue,
             inbound,
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Counts deliveries that could not be taken (503) in `metrics` (decision 0038).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The subscription handshake: the challenge to echo when `hub.mode` is `subscribe` and
@@ -136,6 +145,19 @@ impl WebhookIntake {
     /// Verifies, splits, routes and enqueues one delivery. Ok means every routed event was
     /// accepted by the queue.
     pub async fn accept(
+        &self,
+        signature: Option<&str>,
+        body: &[u8],
+    ) -> Result<IntakeReport, IntakeError> {
+        let result = self.take(signature, body).await;
+        if let Err(IntakeError::Unavailable(_)) = &result {
+            // Refused input (4xx) is not a failure of ours; an unavailable store or queue is.
+            self.metrics.failure("webhook", "unavailable");
+        }
+        result
+    }
+
+    async fn take(
         &self,
         signature: Option<&str>,
         body: &[u8],

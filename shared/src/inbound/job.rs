@@ -69,6 +69,10 @@ struct SealedBody {
     tenant_id: TenantId,
     job_id: String,
     sealed: String,
+    /// When the intake sealed it (Unix ms): the start of the webhook-to-Bitrix24 latency
+    /// (decision 0038). A time, nothing about the event; absent from older bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    received_ms: Option<i64>,
 }
 
 /// The v1 body: the event in clear.
@@ -175,9 +179,16 @@ impl InboundJob {
             tenant_id: tenant.clone(),
             job_id: job_id.clone(),
             sealed: B64.encode(blob),
+            received_ms: Some(crate::clock::now_millis()),
         })
         .map_err(|e| JobError::Unreadable(json_kind(&e)))?;
         Ok(OutgoingMessage::new(body).grouped(&group[..GROUP_ID_LEN], job_id))
+    }
+
+    /// When the intake sealed the job `body` (Unix ms), if the body says: read from its clear
+    /// part, without opening it.
+    pub fn received_ms(body: &str) -> Option<i64> {
+        serde_json::from_str::<SealedBody>(body).ok()?.received_ms
     }
 
     /// Reads a job body received from `queue`: a sealed job is opened (it must have been

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use super::{InboundJob, JobError};
 use crate::clock::now_secs;
@@ -28,6 +29,7 @@ use crate::idempotency::{Guarded, Idempotency};
 use crate::meta::{
     Content, CustomerRef, DeliveryStatus, EventKind, InboundEvent, MetaError, ReplyTo,
 };
+use crate::metrics::Metrics;
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError};
@@ -61,6 +63,7 @@ pub struct InboundWorker {
     idempotency: Idempotency,
     usage: Usage,
     erased: ErasedSubjects,
+    metrics: Metrics,
 }
 
 impl InboundWorker {
@@ -80,11 +83,28 @@ impl InboundWorker {
             queue,
             inbound: platform::name(platform::INBOUND),
             sync: platform::name(platform::SYNC),
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Counts suppressed duplicates in `metrics` (decision 0038).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Processes one job; the error cases are retried by the queue.
     pub async fn process(&self, job: &InboundJob) -> Result<Outcome, InboundError> {
+        self.process_received(job, None).await
+    }
+
+    /// Processes one job whose webhook reached us at `received_ms` (carried to the CRM sync
+    /// for the latency metric).
+    pub async fn process_received(
+        &self,
+        job: &InboundJob,
+        received_ms: Option<i64>,
+    ) -> Result<Outcome, InboundError> {
         let account = &job.event.account;
         // The route decides, again: a channel disconnected since the webhook stops at once.
         let owner = self.tenants.resolve(&ChannelRef::of(account)).await?;
@@ -127,12 +147,13 @@ impl InboundWorker {
         let guarded = self
             .idempotency
             .guard(&job.tenant_id, &job.idempotency_key(), || {
-                self.apply(job, retention)
+                self.apply(job, retention, received_ms)
             })
             .await?;
         Ok(match guarded {
             Guarded::Ran(()) => Outcome::Done,
             Guarded::AlreadyDone => {
+                self.metrics.duplicate("inbound");
                 tracing::debug!("duplicate inbound event skipped");
                 Outcome::Done
             }
@@ -146,19 +167,35 @@ impl InboundWorker {
         conversation: ConversationId,
         action: SyncAction,
     ) -> Result<(), InboundError> {
+        self.enqueue_received(job, conversation, action, None).await
+    }
+
+    async fn enqueue_received(
+        &self,
+        job: &InboundJob,
+        conversation: ConversationId,
+        action: SyncAction,
+        received_ms: Option<i64>,
+    ) -> Result<(), InboundError> {
         let sync = SyncJob::new(
             job.tenant_id.clone(),
             conversation,
             action,
             &job.event.provider_event_id,
-        );
+        )
+        .received_at(received_ms);
         self.queue
             .send_batch(&self.sync, vec![sync.to_message()])
             .await
             .map_err(|e| InboundError::Queue(e.to_string()))
     }
 
-    async fn apply(&self, job: &InboundJob, retention: u32) -> Result<(), InboundError> {
+    async fn apply(
+        &self,
+        job: &InboundJob,
+        retention: u32,
+        received_ms: Option<i64>,
+    ) -> Result<(), InboundError> {
         let conversations = Conversations::new(
             job.tenant_id.clone(),
             self.store.clone(),
@@ -189,7 +226,7 @@ impl InboundWorker {
                     customer,
                     Some(at),
                     message,
-                    retention,
+                    (retention, received_ms),
                     true,
                 )
                 .await
@@ -221,7 +258,7 @@ impl InboundWorker {
                     customer,
                     Some(at),
                     message,
-                    retention,
+                    (retention, received_ms),
                     true,
                 )
                 .await
@@ -260,7 +297,7 @@ impl InboundWorker {
                     customer,
                     None,
                     message,
-                    retention,
+                    (retention, received_ms),
                     false,
                 )
                 .await
@@ -394,13 +431,15 @@ impl InboundWorker {
         customer: &CustomerRef,
         inbound_at: Option<i64>,
         message: NewMessage,
-        retention: u32,
+        (retention, received_ms): (u32, Option<i64>),
         counted: bool,
     ) -> Result<(), InboundError> {
         let account = &job.event.account;
         let id = conversations
             .record_customer(account, customer, inbound_at, retention)
             .await?;
+        let span = tracing::Span::current();
+        span.record("conversation", id.as_str());
         let (stored, _) = if counted {
             // Counted in the month it is stored (not the provider's timestamp): a late
             // redelivery finds the message stored and counts nothing, whatever the month.
@@ -412,14 +451,19 @@ impl InboundWorker {
                 .store_message(account, &id, message, retention)
                 .await?
         };
-        self.enqueue(
+        span.record("message", stored.sk.as_str());
+        self.enqueue_received(
             job,
             id,
             SyncAction::PushMessage {
                 message_sk: stored.sk,
             },
+            received_ms,
         )
-        .await
+        .await?;
+        // One line per relayed message, with the step's correlation ids (decision 0038).
+        tracing::info!("message stored; CRM sync queued");
+        Ok(())
     }
 
     async fn forward_status(
@@ -505,18 +549,45 @@ impl InboundWorker {
                 e @ (JobError::Unreadable(_)
                 | JobError::Crypto(CryptoError::Undecryptable | CryptoError::ForeignItem)),
             ) => {
+                self.metrics.failure("inbound", "unreadable");
                 tracing::error!(message_id = %record.message_id, error = %e, "unreadable inbound job");
                 return Outcome::Failed;
             }
             // The vault or the keys table is unavailable: retried.
             Err(e) => {
+                self.metrics.failure("inbound", "keys_unavailable");
                 tracing::warn!(message_id = %record.message_id, error = %e, "inbound job could not be opened; will be retried");
                 return Outcome::Failed;
             }
         };
-        match self.process(&job).await {
+        let received_ms = InboundJob::received_ms(&record.body);
+        // The step's correlation ids on every line it logs (decision 0038); the conversation
+        // and our message id are recorded once known.
+        let span = tracing::info_span!(
+            "inbound",
+            tenant = %job.tenant_id,
+            queue_message = %record.message_id,
+            provider_ref = tracing::field::Empty,
+            conversation = tracing::field::Empty,
+            message = tracing::field::Empty,
+        );
+        if let Some(id) = job.event.message_id() {
+            span.record("provider_ref", crate::logging::provider_ref(id));
+        }
+        match self
+            .process_received(&job, received_ms)
+            .instrument(span)
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => {
+                let class = match &e {
+                    InboundError::Queue(_) => "queue",
+                    InboundError::Count(_) => "usage",
+                    InboundError::Tenant(_) => "tenant",
+                    InboundError::Conversation(_) | InboundError::Store(_) => "store",
+                };
+                self.metrics.failure("inbound", class);
                 tracing::warn!(
                     message_id = %record.message_id,
                     receive_count = record.receive_count,

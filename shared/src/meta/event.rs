@@ -45,6 +45,23 @@ impl InboundEvent {
             EventKind::AccountError { .. } => None,
         }
     }
+
+    /// The provider's id of the message the event is about (a wamid, an Instagram mid), when
+    /// there is one. Personal data: log only its digest.
+    pub fn message_id(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::CustomerMessage { message_id, .. }
+            | EventKind::BusinessEcho { message_id, .. }
+            | EventKind::Edited { message_id, .. }
+            | EventKind::Deleted { message_id, .. }
+            | EventKind::Reaction { message_id, .. }
+            | EventKind::Status { message_id, .. } => Some(message_id.as_str()),
+            EventKind::Read { message_id, .. } | EventKind::Postback { message_id, .. } => {
+                message_id.as_ref().map(|m| m.as_str())
+            }
+            EventKind::AccountError { .. } => None,
+        }
+    }
 }
 
 /// The business account, typed by product: WhatsApp `metadata.phone_number_id`, Instagram

@@ -11,6 +11,8 @@
 
 use std::net::IpAddr;
 
+use crate::graph::{InstagramAttachmentType, WhatsAppMediaType};
+use crate::meta::MediaKind;
 use crate::public_resolver::{is_internal, AddressRule, Resolver};
 use std::time::Duration;
 
@@ -167,9 +169,81 @@ impl FileFetcher {
     }
 }
 
+// What the outbound worker sends a file as: its MIME type and the providers' media kinds.
+
+/// The MIME type of a file by its name's extension, for the types Meta lists.
+pub(super) fn mime_from_name(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "3gp" => "video/3gpp",
+        "mov" => "video/quicktime",
+        "mp3" => "audio/mpeg",
+        "m4a" => "audio/mp4",
+        "aac" => "audio/aac",
+        "amr" => "audio/amr",
+        "ogg" | "opus" => "audio/ogg",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xls" => "application/vnd.ms-excel",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "ppt" => "application/vnd.ms-powerpoint",
+        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        _ => return None,
+    })
+}
+
+pub(super) fn usable_mime(m: Option<&str>) -> Option<String> {
+    m.map(|m| {
+        m.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    })
+    .filter(|m| m.contains('/') && m != "application/octet-stream")
+}
+
+pub(super) fn whatsapp_kind(kind: MediaKind) -> WhatsAppMediaType {
+    match kind {
+        MediaKind::Image => WhatsAppMediaType::Image,
+        MediaKind::Audio => WhatsAppMediaType::Audio,
+        MediaKind::Video => WhatsAppMediaType::Video,
+        MediaKind::Sticker => WhatsAppMediaType::Sticker,
+        MediaKind::Document | MediaKind::File => WhatsAppMediaType::Document,
+    }
+}
+
+pub(super) fn instagram_kind(kind: MediaKind) -> InstagramAttachmentType {
+    match kind {
+        MediaKind::Image | MediaKind::Sticker => InstagramAttachmentType::Image,
+        MediaKind::Audio => InstagramAttachmentType::Audio,
+        MediaKind::Video => InstagramAttachmentType::Video,
+        MediaKind::Document | MediaKind::File => InstagramAttachmentType::File,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_types_by_name() {
+        assert_eq!(mime_from_name("Invoice.PDF"), Some("application/pdf"));
+        assert_eq!(mime_from_name("photo.jpeg"), Some("image/jpeg"));
+        assert_eq!(mime_from_name("noext"), None);
+        assert_eq!(
+            usable_mime(Some("Image/PNG; x=1")),
+            Some("image/png".into())
+        );
+        assert_eq!(usable_mime(Some("application/octet-stream")), None);
+    }
 
     #[test]
     fn only_public_https_unless_loopback_is_allowed() {

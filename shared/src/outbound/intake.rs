@@ -22,6 +22,7 @@ use crate::crypto::Envelope;
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, CustomerId, CustomerRef};
 use crate::meta::{Content, Media, MediaKind};
+use crate::metrics::Metrics;
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::TableStore;
 use crate::tenant::{ChannelRef, TenantDirectory, TenantStatus};
@@ -146,6 +147,7 @@ pub struct OutboundIntake {
     outbound: QueueName,
     sync: QueueName,
     usage: Usage,
+    metrics: Metrics,
 }
 
 impl OutboundIntake {
@@ -157,7 +159,25 @@ impl OutboundIntake {
             queue,
             outbound: platform::name(platform::OUTBOUND),
             sync: platform::name(platform::SYNC),
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Counts quota refusals in `metrics` (decision 0038).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Counts a refusal for quota, and a duplicate.
+    fn metered(&self, result: Result<Accepted, OutboundError>) -> Result<Accepted, OutboundError> {
+        match &result {
+            Err(OutboundError::QuotaExceeded(q)) => self.metrics.quota_refusal(q.quota),
+            // A redelivered event or a retried request: stored before, not stored again.
+            Ok(accepted) if accepted.duplicate => self.metrics.duplicate("outbound_intake"),
+            _ => {}
+        }
+        result
     }
 
     /// An operator's reply refused for quota: kept as a failed message (not counted), and the
@@ -203,6 +223,19 @@ impl OutboundIntake {
     /// Over the tenant's outbound quota it is `QuotaExceeded`: nothing is queued, the reply is
     /// kept as failed and the operator is told in the chat.
     pub async fn accept_operator_message(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        message: OperatorMessage,
+        retention_days: u32,
+    ) -> Result<Accepted, OutboundError> {
+        let result = self
+            .operator_message(tenant, conversation, message, retention_days)
+            .await;
+        self.metered(result)
+    }
+
+    async fn operator_message(
         &self,
         tenant: &TenantId,
         conversation: &ConversationId,
@@ -272,6 +305,21 @@ impl OutboundIntake {
     /// suspended tenant is refused (`TenantSuspended`), and a send over the tenant's monthly
     /// outbound quota is refused (`QuotaExceeded`) with nothing stored or queued.
     pub async fn accept_api_message(
+        &self,
+        tenants: &TenantDirectory,
+        tenant: &TenantId,
+        account: &AccountRef,
+        to: CustomerId,
+        message: ApiMessage,
+        request_id: &str,
+    ) -> Result<Accepted, OutboundError> {
+        let result = self
+            .api_message(tenants, tenant, account, to, message, request_id)
+            .await;
+        self.metered(result)
+    }
+
+    async fn api_message(
         &self,
         tenants: &TenantDirectory,
         tenant: &TenantId,

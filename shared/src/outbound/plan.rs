@@ -3,7 +3,7 @@
 //! or document instead of as a message of its own.
 
 use super::format;
-use crate::conversation::{Origin, TemplateMessage};
+use crate::conversation::{Direction, Origin, StoredMessage, TemplateMessage};
 use crate::graph::{INSTAGRAM_TEXT_MAX_BYTES, WHATSAPP_CAPTION_MAX_CHARS, WHATSAPP_TEXT_MAX_CHARS};
 use crate::meta::{Content, Media, MediaKind};
 use crate::tenant::ChannelKind;
@@ -202,6 +202,23 @@ fn collect(
         _ => return Err("this kind of message cannot be sent to the customer".into()),
     }
     Ok(())
+}
+
+/// Why a stored message must never be sent, if so.
+pub(super) fn never_send(message: &StoredMessage) -> Option<&'static str> {
+    if message.direction != Direction::Outbound {
+        return Some("not an outbound message");
+    }
+    match message.origin {
+        Origin::Operator | Origin::Api => {}
+        // Echoes of the business's own app were sent already, by the app.
+        Origin::BusinessApp => return Some("an echo of the business app"),
+        Origin::Customer => return Some("a customer's message"),
+    }
+    if message.deleted || message.content.is_none() {
+        return Some("deleted before it was sent");
+    }
+    None
 }
 
 #[cfg(test)]

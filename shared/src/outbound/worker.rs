@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use super::config::{OutboundClients, OutboundConfig};
+use super::files::{instagram_kind, mime_from_name, usable_mime, whatsapp_kind};
+use super::plan::never_send;
 use super::plan::{plan, Part};
 use super::progress::SendProgress;
 use super::reasons::{self, Disposition};
@@ -14,8 +17,8 @@ use super::window::{self, Allowed};
 use crate::clock::now_secs;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::{
-    ConversationError, ConversationMeta, Conversations, Direction, JobTarget, MessageRef,
-    MessageStatus, Origin, StoredMessage,
+    ConversationError, ConversationMeta, Conversations, JobTarget, MessageRef, MessageStatus,
+    StoredMessage,
 };
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::Envelope;
@@ -25,7 +28,8 @@ use crate::graph::{
 };
 use crate::idempotency::{Begin, Idempotency};
 use crate::ids::{InstagramAccountId, PhoneNumberId};
-use crate::meta::{AccountRef, CustomerId, CustomerRef, Media, MediaKind};
+use crate::meta::{AccountRef, CustomerId, CustomerRef, Media};
+use crate::metrics::{direction, Metrics};
 use crate::outbound::OutboundJob;
 use crate::pacing::KeyedPacer;
 use crate::queue::{platform, Queue, QueueName};
@@ -100,6 +104,7 @@ pub struct OutboundWorker {
     progress: SendProgress,
     pacers: Arc<Pacers>,
     config: OutboundConfig,
+    metrics: Metrics,
 }
 
 fn recipient_key(meta: &ConversationMeta) -> String {
@@ -117,81 +122,6 @@ fn whatsapp_recipient(customer: &CustomerRef) -> Option<WhatsAppRecipient> {
         CustomerId::WhatsAppUser(u) => Some(WhatsAppRecipient::User(u.clone())),
         CustomerId::Instagram(_) => None,
     }
-}
-
-/// The MIME type of a file by its name's extension, for the types Meta lists.
-fn mime_from_name(name: &str) -> Option<&'static str> {
-    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
-    Some(match ext.as_str() {
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "mp4" => "video/mp4",
-        "3gp" => "video/3gpp",
-        "mov" => "video/quicktime",
-        "mp3" => "audio/mpeg",
-        "m4a" => "audio/mp4",
-        "aac" => "audio/aac",
-        "amr" => "audio/amr",
-        "ogg" | "opus" => "audio/ogg",
-        "pdf" => "application/pdf",
-        "txt" => "text/plain",
-        "doc" => "application/msword",
-        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "xls" => "application/vnd.ms-excel",
-        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "ppt" => "application/vnd.ms-powerpoint",
-        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        _ => return None,
-    })
-}
-
-fn usable_mime(m: Option<&str>) -> Option<String> {
-    m.map(|m| {
-        m.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    })
-    .filter(|m| m.contains('/') && m != "application/octet-stream")
-}
-
-fn whatsapp_kind(kind: MediaKind) -> WhatsAppMediaType {
-    match kind {
-        MediaKind::Image => WhatsAppMediaType::Image,
-        MediaKind::Audio => WhatsAppMediaType::Audio,
-        MediaKind::Video => WhatsAppMediaType::Video,
-        MediaKind::Sticker => WhatsAppMediaType::Sticker,
-        MediaKind::Document | MediaKind::File => WhatsAppMediaType::Document,
-    }
-}
-
-fn instagram_kind(kind: MediaKind) -> InstagramAttachmentType {
-    match kind {
-        MediaKind::Image | MediaKind::Sticker => InstagramAttachmentType::Image,
-        MediaKind::Audio => InstagramAttachmentType::Audio,
-        MediaKind::Video => InstagramAttachmentType::Video,
-        MediaKind::Document | MediaKind::File => InstagramAttachmentType::File,
-    }
-}
-
-/// Why a stored message must never be sent, if so.
-fn never_send(message: &StoredMessage) -> Option<&'static str> {
-    if message.direction != Direction::Outbound {
-        return Some("not an outbound message");
-    }
-    match message.origin {
-        Origin::Operator | Origin::Api => {}
-        // Echoes of the business's own app were sent already, by the app.
-        Origin::BusinessApp => return Some("an echo of the business app"),
-        Origin::Customer => return Some("a customer's message"),
-    }
-    if message.deleted || message.content.is_none() {
-        return Some("deleted before it was sent");
-    }
-    None
 }
 
 impl OutboundWorker {
@@ -214,7 +144,15 @@ impl OutboundWorker {
             sync: platform::name(platform::SYNC),
             clients,
             config,
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Counts sends, their failures by cause and suppressed duplicates in `metrics`
+    /// (decision 0038).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Replaces the settings (and with them the pacing buckets).
@@ -234,6 +172,7 @@ impl OutboundWorker {
         match self.try_process(job, receive_count).await {
             Ok(outcome) => outcome,
             Err(e) => {
+                self.metrics.failure("outbound", "internal");
                 tracing::warn!(
                     tenant = %job.tenant_id,
                     conversation = %job.conversation,
@@ -270,6 +209,7 @@ impl OutboundWorker {
         let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
             Begin::Started(held) => held,
             Begin::AlreadyDone => {
+                self.metrics.duplicate("outbound");
                 tracing::debug!("send job done before; skipped");
                 return Ok(Outcome::Done);
             }
@@ -372,6 +312,14 @@ impl OutboundWorker {
             tracing::info!("message gone (erased or expired); send job dropped");
             return Ok(Outcome::Done);
         };
+        let span = tracing::Span::current();
+        if let Some(im) = &message.crm_im {
+            span.record("crm_chat", im.chat_id);
+            span.record("crm_message", im.message_id);
+        }
+        if let Some(sent) = &message.sent_provider_id {
+            span.record("provider_ref", crate::logging::provider_ref(sent));
+        }
         if let Some(why) = never_send(&message) {
             tracing::info!(why, "message is never sent; job dropped");
             return Ok(Outcome::Done);
@@ -469,6 +417,7 @@ impl OutboundWorker {
             .await;
         }
         sent_parts.resize(parts.len().max(sent_parts.len()), None);
+        let mut sent_now = false;
         for (i, part) in parts.iter().enumerate() {
             if sent_parts[i].is_some() {
                 continue;
@@ -479,6 +428,8 @@ impl OutboundWorker {
             };
             match result {
                 PartResult::Sent(provider_id) => {
+                    sent_now = true;
+                    span.record("provider_ref", crate::logging::provider_ref(&provider_id));
                     sent_parts[i] = Some(provider_id.clone());
                     if parts.len() > 1 {
                         self.progress
@@ -505,6 +456,9 @@ impl OutboundWorker {
                 }
             }
         }
+        if sent_now {
+            self.metrics.relayed(direction::OUTBOUND, channel.name());
+        }
         self.finish(job, conversations, &message).await
     }
 
@@ -520,6 +474,17 @@ impl OutboundWorker {
     ) -> Result<Outcome, SendError> {
         let retry = &self.config.retry;
         let job = cx.job;
+        let class = match &disposition {
+            // Our own pacing, not a failure.
+            Disposition::Paced(_) => None,
+            Disposition::PairRate(_) => Some("pair_rate"),
+            Disposition::RateLimited(_) => Some("rate_limited"),
+            Disposition::Transient => Some("transient"),
+            Disposition::Permanent(_) => Some("permanent"),
+        };
+        if let Some(class) = class {
+            self.metrics.failure("outbound", class);
+        }
         let wait = match disposition {
             Disposition::Paced(wait) => wait,
             Disposition::PairRate(after) => {
@@ -823,12 +788,23 @@ fn log_graph_error(cx: &Context<'_>, e: &crate::graph::GraphError) {
 impl RecordHandler for OutboundWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match serde_json::from_str::<OutboundJob>(&record.body) {
-            // The job's work runs with the tenant's scoped credentials (decision 0037).
             Ok(job) => {
+                // The step's correlation ids on every line it logs (decision 0038).
+                let span = tracing::info_span!(
+                    "outbound",
+                    tenant = %job.tenant_id,
+                    conversation = %job.conversation,
+                    message = %job.message_sk,
+                    crm_chat = tracing::field::Empty,
+                    crm_message = tracing::field::Empty,
+                    provider_ref = tracing::field::Empty,
+                );
+                // The job's work runs with the tenant's scoped credentials (decision 0037).
                 acting_for(
                     &job.tenant_id.clone(),
                     self.process(&job, record.receive_count),
                 )
+                .instrument(span)
                 .await
             }
             Err(e) => {
@@ -848,18 +824,6 @@ impl RecordHandler for OutboundWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn file_types_by_name() {
-        assert_eq!(mime_from_name("Invoice.PDF"), Some("application/pdf"));
-        assert_eq!(mime_from_name("photo.jpeg"), Some("image/jpeg"));
-        assert_eq!(mime_from_name("noext"), None);
-        assert_eq!(
-            usable_mime(Some("Image/PNG; x=1")),
-            Some("image/png".into())
-        );
-        assert_eq!(usable_mime(Some("application/octet-stream")), None);
-    }
 
     #[test]
     fn phone_first_then_bsuid() {

@@ -258,18 +258,20 @@ pub mod platform {
         QueueName::parse(name).expect("platform queue names are valid")
     }
 
+    /// Receives before the platform queue `name` dead-letters a message.
+    pub fn max_receives(name: &str) -> u32 {
+        if name == SYNC {
+            SYNC_MAX_RECEIVES
+        } else {
+            MAX_RECEIVES
+        }
+    }
+
     /// Every platform queue's spec.
     pub fn specs() -> Vec<QueueSpec> {
         [INBOUND, SYNC, OUTBOUND, ERASURE, EXPORTS]
             .into_iter()
-            .map(|n| {
-                let receives = if n == SYNC {
-                    SYNC_MAX_RECEIVES
-                } else {
-                    MAX_RECEIVES
-                };
-                QueueSpec::new(name(n), receives, VISIBILITY)
-            })
+            .map(|n| QueueSpec::new(name(n), max_receives(n), VISIBILITY))
             .collect()
     }
 }

@@ -8,6 +8,7 @@
 //! schedules (the probe among them) run every second.
 
 use std::time::{Duration, Instant};
+use wappline::metrics::Metrics;
 
 use e2e_tests::fake_bitrix::{
     form_to_json, FailKind, FakeBitrix, ReceivedMessage, FAKE_DOMAIN, FAKE_MEMBER_ID,
@@ -24,10 +25,16 @@ const LINE: u32 = 7;
 const SHORT_SPAN: &str = "100,4,1000";
 
 async fn start(fake: &FakeBitrix) -> Harness {
+    start_metered(fake, Metrics::off()).await
+}
+
+/// Like [`start`], the flows counting into `metrics`.
+async fn start_metered(fake: &FakeBitrix, metrics: Metrics) -> Harness {
     Harness::start(|c| {
         fake.wire_into(c);
         c.retry_base_ms = 50;
         c.sync_retry = Some(SHORT_SPAN.into());
+        c.metrics = Some(metrics);
     })
     .await
 }
@@ -160,7 +167,8 @@ fn texts_in(messages: &[ReceivedMessage], chat: &str) -> Vec<String> {
 #[tokio::test]
 async fn a_portal_down_longer_than_the_span_is_parked_and_resumes_in_order_when_it_is_back() {
     let fake = FakeBitrix::start().await;
-    let h = start(&fake).await;
+    let (metrics, _) = Metrics::in_memory(crate::metrics::NAMESPACE);
+    let h = start_metered(&fake, metrics.clone()).await;
     let tenant = tenant(&h, &fake).await;
     assert_eq!(crm_link(&h, &tenant).await["state"], "reachable");
 
@@ -209,6 +217,20 @@ async fn a_portal_down_longer_than_the_span_is_parked_and_resumes_in_order_when_
         .calls_to("app.info")
         .iter()
         .all(|c| c.domain == FAKE_DOMAIN && c.status == 503));
+    // Counted (decision 0038): the portal parked once, seen parked by the probe, M1's failed
+    // attempts by their class, their redeliveries, and nothing dead-lettered.
+    let counted = crate::metrics::totals(&metrics.drain());
+    let get = |name: &str, dims: &str| counted.get(&(name.to_owned(), dims.to_owned())).copied();
+    assert_eq!(get("PortalsParked", ""), Some((1.0, 1)), "{counted:?}");
+    let (parked, probes) = get("ParkedPortals", "").expect("the probe's count");
+    assert!(parked >= 1.0 && probes >= 1, "{counted:?}");
+    let (failed, _) = get("Failures", "Class=unavailable,Stage=sync").expect("failures");
+    assert!(failed >= 4.0, "{counted:?}");
+    assert!(get("Retries", "Stage=sync").is_some(), "{counted:?}");
+    assert!(
+        !counted.keys().any(|(name, _)| name == "DlqArrivals"),
+        "{counted:?}"
+    );
 
     // While parked, new jobs (another message of the conversation, another conversation)
     // are parked without calling Bitrix24.
@@ -276,11 +298,22 @@ async fn a_portal_down_longer_than_the_span_is_parked_and_resumes_in_order_when_
 #[tokio::test]
 async fn a_message_bitrix24_refuses_is_still_dead_lettered() {
     let fake = FakeBitrix::start().await;
-    let h = start(&fake).await;
+    let (metrics, _) = Metrics::in_memory(crate::metrics::NAMESPACE);
+    let h = start_metered(&fake, metrics.clone()).await;
     let tenant = tenant(&h, &fake).await;
     fake.fail_next(1_000, FailKind::ArgumentError);
     deliver(&h, &whatsapp(1, &["M1"])).await;
     assert_eq!(h.depth(&dlq()).await, 1, "dead-lettered");
+    let counted = crate::metrics::totals(&metrics.drain());
+    assert_eq!(
+        counted.get(&("DlqArrivals".to_owned(), "Queue=sync.fifo".to_owned())),
+        Some(&(1.0, 1)),
+        "{counted:?}"
+    );
+    assert!(
+        !counted.keys().any(|(name, _)| name == "PortalsParked"),
+        "{counted:?}"
+    );
     assert!(send_calls(&fake).len() >= 4);
     assert!(index_entry(&h, &tenant).await.is_none(), "not parked");
     assert!(parked_items(&h, &tenant).await.is_empty());

@@ -161,3 +161,40 @@ async fn api_keys_are_listed_without_secrets_and_revocable() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     h.server.shutdown().await;
 }
+
+/// `GET /health` (decision 0038): says what it checked, answers fast, needs no key, and
+/// reveals nothing about any tenant; other methods are refused.
+#[tokio::test]
+async fn health_says_what_it_checked_and_nothing_about_tenants() {
+    let h = Harness::start(|_| {}).await;
+    let tenant = h.tenant_with_channels().await;
+    let started = std::time::Instant::now();
+    let resp = h
+        .http
+        .get(format!("{}/health", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let text = resp.text().await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(
+        v["checks"],
+        json!({"configuration": "ok", "routes_table": "ok"})
+    );
+    assert!(v["elapsed_ms"].as_u64().unwrap() < 2_000);
+    for private in [tenant.as_str(), WA_NUMBER, IG_ACCOUNT] {
+        assert!(!text.contains(private), "{private} in {text}");
+    }
+    let resp = h
+        .http
+        .post(format!("{}/health", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    h.server.shutdown().await;
+}

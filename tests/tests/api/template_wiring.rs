@@ -45,6 +45,7 @@ fn sample(name: &str) -> Option<&'static str> {
         "SEND_MAX_FILE_BYTES" => "104857600",
         "LOG_LEVEL" | "RUST_LOG" => "info",
         "SECRETS_REVISION" => "1",
+        "METRICS_NAMESPACE" => "Wappline/wappline",
         // A secret by ARN: the fake store below serves the sample of the variable it names.
         n if n.ends_with("_ARN") => "arn:aws:secretsmanager:eu-central-1:123456789012:secret:x",
         n if n.starts_with("QUEUE_URL_") => "https://sqs.eu-central-1.amazonaws.com/123/q",

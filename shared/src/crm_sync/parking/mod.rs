@@ -36,6 +36,7 @@
 mod link;
 mod release;
 
+use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -175,6 +176,7 @@ pub struct Parking {
     queue: Arc<dyn Queue>,
     sync_queue: QueueName,
     audit: AuditLog,
+    metrics: Metrics,
 }
 
 /// The tenant's entry in the routes table's `PARKED` index.
@@ -224,7 +226,19 @@ impl Parking {
             envelope,
             queue,
             sync_queue: platform::name(platform::SYNC),
+            metrics: Metrics::off(),
         }
+    }
+
+    /// Counts portals parked, and the parked portals the probe finds, in `metrics`
+    /// (decision 0038).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The tenant's entry in the index of parked portals, if its portal is parked.
@@ -410,6 +424,7 @@ impl Parking {
             {
                 Ok(Parked::Done { transition }) => {
                     if transition {
+                        self.metrics.portal_parked();
                         self.mark_unreachable(tenant, error).await;
                     }
                     tracing::warn!(tenant = %tenant, conversation = %job.conversation, kind = error, "sync job exhausted by the portal: parked");

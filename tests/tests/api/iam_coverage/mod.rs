@@ -32,6 +32,7 @@
 //! SQS event source's `GetQueueAttributes` (the test's event source receives and deletes with
 //! the function's role, as Lambda does, but does not poll attributes).
 
+mod logs;
 mod policy;
 mod recorder;
 mod template;
@@ -69,6 +70,10 @@ struct Run {
     recorded: Vec<Recorded>,
     template: Node,
     physical: Physical,
+    /// What the functions logged during the scenario, as their JSON lines (module `logs`).
+    logs: String,
+    /// Secrets the scenario made or was given: tokens, keys, a password.
+    secrets: Vec<String>,
 }
 
 static RUN: OnceCell<Run> = OnceCell::const_new();
@@ -76,12 +81,17 @@ static RUN: OnceCell<Run> = OnceCell::const_new();
 async fn run() -> &'static Run {
     RUN.get_or_init(|| async {
         let d = Deployment::start().await;
-        scenario(&d).await;
+        let capture = logs::Capture::global();
+        let start = capture.len();
+        let mut secrets = scenario(&d).await;
+        secrets.extend(d.bitrix.issued_tokens());
         let recorded = d.log.lock().unwrap().clone();
         Run {
             recorded,
             template: d.template,
             physical: d.physical,
+            logs: capture.text_from(start),
+            secrets,
         }
     })
     .await
@@ -381,8 +391,9 @@ async fn deliver(meta: &dyn HttpFunction, name: &str) {
     assert_eq!(s, 200, "{name}: {v}");
 }
 
-/// Every function's flows, each through the handler its `main.rs` builds.
-async fn scenario(d: &Deployment) {
+/// Every function's flows, each through the handler its `main.rs` builds. Returns the
+/// secrets it made (an invitation token, a password, an API key).
+async fn scenario(d: &Deployment) -> Vec<String> {
     let admin_services = d.services("AdminApiFunction");
     let admin_api = admin_api::AdminApi::from_services(&admin_services).unwrap();
     let meta_services = d.services("MetaWebhookFunction");
@@ -566,6 +577,13 @@ async fn scenario(d: &Deployment) {
     headers.push(bearer(&key));
     let (s, v) = call(&public, "POST", public_api::MESSAGES_PATH, &headers, body).await;
     assert!((200..300).contains(&s), "{s} {v}");
+    // The health route reads the routes table with the function's role (decision 0038).
+    let (s, v) = call(&public, "GET", public_api::HEALTH_PATH, &[], None).await;
+    assert_eq!(
+        (s, &v["checks"]["routes_table"]),
+        (200, &json!("ok")),
+        "{v}"
+    );
 
     // outbound-worker sends both; their statuses go to the portal.
     assert_eq!(
@@ -818,4 +836,5 @@ async fn scenario(d: &Deployment) {
     .await;
     let report = sweep.run_due(5_000).await.unwrap();
     assert_eq!(report.tenants_completed, 1, "{report:?}");
+    vec![token, "correct horse battery".to_owned(), key]
 }

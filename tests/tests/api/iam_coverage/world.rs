@@ -95,6 +95,10 @@ fn parameters(mail_from: &str) -> BTreeMap<&'static str, String> {
         ("SecretsRevision", "1".to_owned()),
         // Empty: the built-in default, as a deploy that does not set it.
         ("GraphApiVersion", String::new()),
+        (
+            "AlarmTopicArn",
+            format!("arn:aws:sns:{REGION}:{ACCOUNT}:wappline-alarms"),
+        ),
     ]
     .into_iter()
     .collect()

@@ -1,0 +1,37 @@
+//! erasure-worker's scheduled run, shared by its `main.rs` and the sample events' test: the
+//! tenant-erasure sweep for requests whose grace period is over, then the renewal of the
+//! Instagram Login tokens that are due (decision 0040: the account-maintenance schedule; its
+//! role already reads the channels, their keys and sends account email).
+
+use wappline::app::runtime::Error;
+use wappline::erasure::tenant::TenantErasure;
+use wappline::onboarding::refresh::TokenRefresh;
+
+/// Items deleted per scheduled invocation (well inside the function's timeout).
+pub const SWEEP_BUDGET: usize = 5_000;
+/// Tokens renewed per scheduled invocation (each is one call to Instagram).
+pub const REFRESH_BUDGET: usize = 200;
+
+/// One scheduled run; whether more work is left is the invocation's answer.
+pub async fn scheduled(
+    sweep: &TenantErasure,
+    refresh: &TokenRefresh,
+) -> Result<serde_json::Value, Error> {
+    let report = sweep.run_due(SWEEP_BUDGET).await?;
+    tracing::info!(
+        tenants_completed = report.tenants_completed,
+        items_deleted = report.items_deleted,
+        more_work = report.more_work,
+        "tenant erasure sweep"
+    );
+    let tokens = refresh
+        .run_due(wappline::clock::now_secs(), REFRESH_BUDGET)
+        .await?;
+    tracing::info!(
+        checked = tokens.checked,
+        refreshed = tokens.refreshed,
+        failed = tokens.failed,
+        "token refresh"
+    );
+    Ok(serde_json::json!({ "more_work": report.more_work, "tokens": tokens }))
+}
