@@ -1,5 +1,6 @@
 //! Cross-function end-to-end tests live in tests/tests/api/ (one test binary, `api`).
 
+pub mod console;
 pub mod fake_bitrix;
 pub mod fake_graph;
 pub mod harness;

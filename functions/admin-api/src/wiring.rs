@@ -4,7 +4,6 @@
 use lambda_http::{Body, Request, Response};
 use wappline::app::settings::vars;
 use wappline::app::{HttpFunction, Services, ServicesError};
-use wappline::queue::platform;
 
 use crate::{AdminApi, AdminServices, AdminToken, Erasure, ExportsApi, DOWNLOAD_PREFIX};
 
@@ -33,8 +32,7 @@ impl AdminApi {
             ownership: services.ownership_proof()?,
             exports: ExportsApi {
                 exports: services.exports()?,
-                queue: services.queue.clone(),
-                queue_name: services.queue_name(SERVICE, platform::EXPORTS)?,
+                requests: services.export_requests(SERVICE)?,
             },
             erasure: Erasure {
                 contacts: services.contact_erasure()?,

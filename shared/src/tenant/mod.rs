@@ -21,7 +21,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use crate::secret::Secret;
-pub use channel::{ChannelKind, ChannelRef, ChannelSummary, Connection, CrmLink, CrmLinkState};
+pub use channel::{
+    ChannelHealth, ChannelKind, ChannelRef, ChannelSummary, Connection, CrmLink, CrmLinkState,
+};
 pub use scope::{RetentionChange, TenantScope, RETENTION_VERSION_ATTR};
 
 use crate::clock::now_secs;
