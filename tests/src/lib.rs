@@ -6,3 +6,4 @@ pub mod fake_graph;
 pub mod harness;
 pub mod personal_data;
 pub mod relay_world;
+pub mod webdriver;

@@ -12,7 +12,7 @@ use wappline::erasure::tenant::DEFAULT_GRACE;
 use wappline::erasure::ErasureError;
 use wappline::export::{ExportError, ExportFile, ExportId, ExportRecord, ExportScope, ExportState};
 use wappline::meta::{AccountRef, CustomerId};
-use wappline::revocation::{Revocation, StepState};
+use wappline::revocation::{Revocation, StepKind, StepState};
 use wappline::tenant::{ChannelHealth, ChannelKind, ChannelRef, RetentionDays, TenantError};
 
 use crate::i18n::Text;
@@ -109,6 +109,16 @@ fn step_state(t: &Text, s: StepState) -> &'static str {
     }
 }
 
+fn step_name(t: &Text, s: StepKind) -> &'static str {
+    match s {
+        StepKind::WhatsAppSubscription => t.step_whatsapp_subscription,
+        StepKind::InstagramPageSubscription => t.step_instagram_page_subscription,
+        StepKind::InstagramPermissions => t.step_instagram_permissions,
+        StepKind::Bitrix24Connectors => t.step_bitrix24_connectors,
+        StepKind::Bitrix24Events => t.step_bitrix24_events,
+    }
+}
+
 fn revocation_row(t: &Text, r: &Revocation) -> RevocationRow {
     let state = match r.revocation {
         "pending" => t.rv_pending,
@@ -124,7 +134,7 @@ fn revocation_row(t: &Text, r: &Revocation) -> RevocationRow {
             .steps
             .iter()
             .map(|s| StepRow {
-                step: s.step.name(),
+                step: step_name(t, s.step),
                 state: step_state(t, s.state),
             })
             .collect(),
