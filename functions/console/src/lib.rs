@@ -207,7 +207,7 @@ impl Console {
             .tenants
             .profile(&user.tenant)
             .await
-            .map_err(|e| Fail::from_tenant(e))?
+            .map_err(Fail::from_tenant)?
             .ok_or_else(Fail::not_found)?;
         if profile.status == TenantStatus::Suspended {
             return Err(Fail::new(StatusCode::FORBIDDEN, "tenant_suspended", |t| {

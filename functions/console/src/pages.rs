@@ -186,7 +186,7 @@ async fn channels(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
             .list(&ctx.user.tenant)
             .await
             .map_err(|e| Fail::log("revocation list", e))?;
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        all.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         all.iter().map(|r| revocation_row(t, r)).collect()
     } else {
         Vec::new()
@@ -337,7 +337,7 @@ async fn exports(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
         .list(&ctx.user.tenant)
         .await
         .map_err(|e| Fail::log("export list", e))?;
-    records.sort_by(|a, b| b.requested_at.cmp(&a.requested_at));
+    records.sort_by_key(|r| std::cmp::Reverse(r.requested_at));
     let page = ExportsPage {
         c: ctx.chrome("/app/exports"),
         running: records.iter().any(|r| r.state != ExportState::Completed),

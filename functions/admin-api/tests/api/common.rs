@@ -139,8 +139,11 @@ pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
         ownership: ownership_proof(),
         exports: ExportsApi {
             exports: exports.clone(),
-            queue: queue.clone(),
-            queue_name: queues::name(queues::EXPORTS),
+            requests: wappline::export::ExportRequests::new(
+                exports.clone(),
+                queue.clone(),
+                queues::name(queues::EXPORTS),
+            ),
         },
         erasure: Erasure {
             contacts: ContactErasure::new(platform.store.clone(), platform.envelope.clone(), queue)
