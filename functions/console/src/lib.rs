@@ -24,12 +24,15 @@
 mod i18n;
 mod pages;
 mod sign_in;
+mod team;
 mod web;
 mod wiring;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use wappline::accounts::{Accounts, Permission, UserPrincipal};
+use wappline::api_keys::ApiKeys;
+use wappline::audit::AuditLog;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::ContactErasure;
 use wappline::export::ExportRequests;
@@ -48,6 +51,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct ConsoleServices {
     pub tenants: TenantDirectory,
     pub accounts: Accounts,
+    pub api_keys: ApiKeys,
+    /// The entries of the changes made on the users and API-keys pages (the other services
+    /// write their own).
+    pub audit: AuditLog,
     /// Disconnecting revokes our access at the provider (decision 0036).
     pub revocations: Revocations,
     pub exports: ExportRequests,
@@ -79,6 +86,15 @@ pub(crate) enum Action {
     DeleteAccount,
     CancelDeletion,
     SignOut,
+    Users,
+    Invite,
+    SetRole,
+    RemoveUser,
+    WithdrawInvitation,
+    ApiKeys,
+    CreateApiKey,
+    RevokeApiKey,
+    Audit,
 }
 
 impl Action {
@@ -98,6 +114,14 @@ impl Action {
             "/account/deletion" => (None, Some(DeleteAccount)),
             "/account/deletion/cancel" => (None, Some(CancelDeletion)),
             "/sign-out" => (None, Some(SignOut)),
+            "/users" => (Some(Users), None),
+            "/users/invite" => (None, Some(Invite)),
+            "/users/role" => (None, Some(SetRole)),
+            "/users/remove" => (None, Some(RemoveUser)),
+            "/users/withdraw" => (None, Some(WithdrawInvitation)),
+            "/api-keys" => (Some(ApiKeys), Some(CreateApiKey)),
+            "/api-keys/revoke" => (None, Some(RevokeApiKey)),
+            "/audit" => (Some(Audit), None),
             _ => return Err(Fail::not_found()),
         };
         match (get, post, on_get, on_post) {
@@ -117,6 +141,11 @@ impl Action {
             Exports | RequestExport | DownloadExport => Some(Permission::Export),
             Erasure | EraseContact => Some(Permission::EraseContact),
             DeleteAccount | CancelDeletion => Some(Permission::EraseAccount),
+            Users | Invite | SetRole | RemoveUser | WithdrawInvitation => {
+                Some(Permission::ManageUsers)
+            }
+            ApiKeys | CreateApiKey | RevokeApiKey => Some(Permission::ManageApiKeys),
+            Audit => Some(Permission::ReadAudit),
         }
     }
 }

@@ -31,6 +31,10 @@ pub(crate) fn notice(t: &Text, code: &str) -> Option<&'static str> {
         "export_requested" => t.export_requested,
         "deletion_requested" => t.deletion_requested,
         "deletion_cancelled" => t.deletion_cancelled,
+        "user_changed" => t.user_changed,
+        "user_removed" => t.user_removed,
+        "invitation_withdrawn" => t.invitation_withdrawn,
+        "api_key_revoked" => t.api_key_revoked,
         _ => return None,
     })
 }
@@ -52,6 +56,15 @@ pub(crate) async fn serve(ctx: &Ctx<'_>, action: Action) -> Result<Reply, Fail> 
         DeleteAccount => delete_account(ctx).await,
         CancelDeletion => cancel_deletion(ctx).await,
         SignOut => crate::sign_in::sign_out(ctx).await,
+        Users => crate::team::users(ctx, StatusCode::OK, None, None).await,
+        Invite => crate::team::invite(ctx).await,
+        SetRole => crate::team::set_role(ctx).await,
+        RemoveUser => crate::team::remove_user(ctx).await,
+        WithdrawInvitation => crate::team::withdraw_invitation(ctx).await,
+        ApiKeys => crate::team::api_keys(ctx, None).await,
+        CreateApiKey => crate::team::create_api_key(ctx).await,
+        RevokeApiKey => crate::team::revoke_api_key(ctx).await,
+        Audit => crate::team::audit(ctx).await,
     }
 }
 

@@ -481,37 +481,21 @@ impl<'a> Ctx<'a> {
     pub fn chrome(&self, path: &'static str) -> Chrome {
         use Action::*;
         let t = self.t;
-        let items: [(&'static str, &'static str, Permission, &[Action]); 5] = [
-            (
-                "/app/channels",
-                t.nav_channels,
-                Permission::ReadSettings,
-                &[Channels],
-            ),
+        use Permission as P;
+        let items: [(&'static str, &'static str, P, Action); 8] = [
+            ("/app/channels", t.nav_channels, P::ReadSettings, Channels),
             (
                 "/app/retention",
                 t.nav_retention,
-                Permission::ReadSettings,
-                &[Retention],
+                P::ReadSettings,
+                Retention,
             ),
-            (
-                "/app/exports",
-                t.nav_exports,
-                Permission::Export,
-                &[Exports],
-            ),
-            (
-                "/app/erasure",
-                t.nav_erasure,
-                Permission::EraseContact,
-                &[Erasure],
-            ),
-            (
-                "/app/account",
-                t.nav_account,
-                Permission::ReadSettings,
-                &[Account],
-            ),
+            ("/app/exports", t.nav_exports, P::Export, Exports),
+            ("/app/erasure", t.nav_erasure, P::EraseContact, Erasure),
+            ("/app/users", t.nav_users, P::ManageUsers, Users),
+            ("/app/api-keys", t.nav_api_keys, P::ManageApiKeys, ApiKeys),
+            ("/app/audit", t.nav_audit, P::ReadAudit, Audit),
+            ("/app/account", t.nav_account, P::ReadSettings, Account),
         ];
         let nav = items
             .into_iter()
@@ -519,7 +503,7 @@ impl<'a> Ctx<'a> {
             .map(|(href, label, _, on)| NavItem {
                 href,
                 label,
-                current: on.contains(&self.action),
+                current: on == self.action,
             })
             .collect();
         Chrome {

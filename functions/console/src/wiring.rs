@@ -18,6 +18,8 @@ impl Console {
         Ok(Console::new(ConsoleServices {
             tenants: services.platform.tenants.clone(),
             accounts: services.accounts()?,
+            api_keys: services.api_keys(),
+            audit: services.audit(),
             revocations: services.revocations()?,
             exports: services.export_requests(SERVICE)?,
             contacts: services.contact_erasure()?,

@@ -266,3 +266,86 @@ async fn pages_carry_a_strict_policy_and_only_essential_cookies() {
     assert!(body.contains("<label for=\"password\">"));
     h.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn users_api_keys_and_the_audit_log_through_the_console() {
+    let h = Harness::start(|_| {}).await;
+    let tenant = h.tenant_with_channels().await;
+    add_user(&h, &tenant, "admin@acme.test", "admin").await;
+    add_user(&h, &tenant, "viewer@acme.test", "viewer").await;
+    let mut admin = ConsoleClient::new(&h.base);
+    admin.sign_in(&tenant, "admin@acme.test").await;
+
+    // An API key is shown once, on the answer to its creation, never again.
+    let r = admin
+        .submit("/app/api-keys", "/app/api-keys", &[("name", "CRM bridge")])
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let start = r.body.find("id=\"new-key\">").unwrap() + "id=\"new-key\">".len();
+    let key = &r.body[start..start + r.body[start..].find('<').unwrap()];
+    assert!(key.len() > 20, "{key}");
+    let list = admin.get("/app/api-keys").await;
+    assert!(list.body.contains("CRM bridge") && !list.body.contains(key));
+    // The key works on the public API.
+    let sent = h
+        .http
+        .post(format!("{}/v1/messages", h.base))
+        .bearer_auth(key)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(sent.status(), StatusCode::UNAUTHORIZED);
+
+    // Invited: the local server emails the invitation (its outbox), so no token is shown.
+    let r = admin
+        .submit(
+            "/app/users",
+            "/app/users/invite",
+            &[("email", "new@acme.test"), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(!r.body.contains("id=\"invitation-token\""));
+    let users = admin.get("/app/users").await;
+    assert!(users.body.contains("new@acme.test") && !users.body.contains("invitation-token"));
+    // An admin may not make an owner (the accounts service's rule).
+    assert!(!users.body.contains("value=\"owner\""));
+    let v = h
+        .admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/invitations"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(v["invitations"].as_array().unwrap().len(), 1);
+
+    // The audit log shows both changes, by this user.
+    let audit = admin.get("/app/audit").await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert!(audit.body.contains("api_key_created") && audit.body.contains("user_invited"));
+
+    // A viewer gets none of these pages nor their changes.
+    let mut viewer = ConsoleClient::new(&h.base);
+    viewer.sign_in(&tenant, "viewer@acme.test").await;
+    for page in ["/app/users", "/app/api-keys", "/app/audit"] {
+        assert_eq!(
+            viewer.get(page).await.status,
+            StatusCode::FORBIDDEN,
+            "{page}"
+        );
+    }
+    let r = viewer
+        .submit("/app/channels", "/app/api-keys", &[("name", "sneaky")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let v = h
+        .admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/api-keys"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(v["api_keys"].as_array().unwrap().len(), 1);
+    h.server.shutdown().await;
+}
