@@ -25,6 +25,7 @@ mod i18n;
 mod pages;
 mod sign_in;
 mod team;
+mod usage;
 mod web;
 mod wiring;
 
@@ -38,6 +39,7 @@ use wappline::erasure::ContactErasure;
 use wappline::export::ExportRequests;
 use wappline::revocation::Revocations;
 use wappline::tenant::{TenantDirectory, TenantStatus};
+use wappline::usage::Usage;
 
 pub use i18n::Lang;
 use web::{Ctx, Fail, Reply};
@@ -52,6 +54,7 @@ pub struct ConsoleServices {
     pub tenants: TenantDirectory,
     pub accounts: Accounts,
     pub api_keys: ApiKeys,
+    pub usage: Usage,
     /// The entries of the changes made on the users and API-keys pages (the other services
     /// write their own).
     pub audit: AuditLog,
@@ -95,6 +98,7 @@ pub(crate) enum Action {
     CreateApiKey,
     RevokeApiKey,
     Audit,
+    Usage,
 }
 
 impl Action {
@@ -122,6 +126,7 @@ impl Action {
             "/api-keys" => (Some(ApiKeys), Some(CreateApiKey)),
             "/api-keys/revoke" => (None, Some(RevokeApiKey)),
             "/audit" => (Some(Audit), None),
+            "/usage" => (Some(Usage), None),
             _ => return Err(Fail::not_found()),
         };
         match (get, post, on_get, on_post) {
@@ -146,6 +151,7 @@ impl Action {
             }
             ApiKeys | CreateApiKey | RevokeApiKey => Some(Permission::ManageApiKeys),
             Audit => Some(Permission::ReadAudit),
+            Usage => Some(Permission::ReadUsage),
         }
     }
 }

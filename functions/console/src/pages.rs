@@ -65,6 +65,7 @@ pub(crate) async fn serve(ctx: &Ctx<'_>, action: Action) -> Result<Reply, Fail> 
         CreateApiKey => crate::team::create_api_key(ctx).await,
         RevokeApiKey => crate::team::revoke_api_key(ctx).await,
         Audit => crate::team::audit(ctx).await,
+        Usage => crate::usage::usage(ctx).await,
     }
 }
 

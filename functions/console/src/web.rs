@@ -482,7 +482,7 @@ impl<'a> Ctx<'a> {
         use Action::*;
         let t = self.t;
         use Permission as P;
-        let items: [(&'static str, &'static str, P, Action); 8] = [
+        let items: [(&'static str, &'static str, P, Action); 9] = [
             ("/app/channels", t.nav_channels, P::ReadSettings, Channels),
             (
                 "/app/retention",
@@ -494,6 +494,7 @@ impl<'a> Ctx<'a> {
             ("/app/erasure", t.nav_erasure, P::EraseContact, Erasure),
             ("/app/users", t.nav_users, P::ManageUsers, Users),
             ("/app/api-keys", t.nav_api_keys, P::ManageApiKeys, ApiKeys),
+            ("/app/usage", t.nav_usage, P::ReadUsage, Usage),
             ("/app/audit", t.nav_audit, P::ReadAudit, Audit),
             ("/app/account", t.nav_account, P::ReadSettings, Account),
         ];

@@ -19,6 +19,7 @@ impl Console {
             tenants: services.platform.tenants.clone(),
             accounts: services.accounts()?,
             api_keys: services.api_keys(),
+            usage: services.usage(),
             audit: services.audit(),
             revocations: services.revocations()?,
             exports: services.export_requests(SERVICE)?,

@@ -2,8 +2,9 @@
 //! against the local server on a random port with the loopback Graph API. One session walks
 //! the flows an owner uses, by keyboard where a person would: sign in, see the channels,
 //! change retention, request and download an export, erase a contact, disconnect a number
-//! (and see the revocation call at the fake Graph API), request the account's deletion and
-//! cancel it, switch to Russian; then a viewer sees settings without being able to change
+//! (and see the revocation call at the fake Graph API), create an API key (shown once), see
+//! users, usage and the audit log, request the account's deletion and cancel it, switch to
+//! Russian; then a viewer sees settings without being able to change
 //! them. A screenshot of each page goes to the artifacts folder the test prints.
 
 use std::path::PathBuf;
@@ -165,6 +166,33 @@ async fn an_owner_and_a_viewer_use_the_console_in_a_browser() {
     assert!(!b.find("#channels").await.text().await.contains(WA_NUMBER));
     b.screenshot("08-disconnected").await;
 
+    // An API key, shown once; the users, usage and audit pages.
+    b.find("a[href='/app/api-keys']").await.click().await;
+    b.find("#key-name")
+        .await
+        .type_text(&format!("CRM bridge{ENTER}"))
+        .await;
+    let key = b.find("#new-key").await.text().await;
+    assert!(key.len() > 20);
+    b.screenshot("09-api-key-created").await;
+    b.goto(&format!("{base}/app/api-keys")).await;
+    assert!(!b.source().await.contains(&key), "the key is shown once");
+    b.find("a[href='/app/users']").await.click().await;
+    assert!(b
+        .find("#users")
+        .await
+        .text()
+        .await
+        .contains("viewer@acme.test"));
+    b.screenshot("10-users").await;
+    b.find("a[href='/app/usage']").await.click().await;
+    b.find("#usage-chart").await;
+    b.screenshot("11-usage").await;
+    b.find("a[href='/app/audit']").await.click().await;
+    let audit = b.find("#audit").await.text().await;
+    assert!(audit.contains("api_key_created") && audit.contains("channel_disconnected"));
+    b.screenshot("12-audit").await;
+
     // Account deletion, then its cancellation.
     b.find("a[href='/app/account']").await.click().await;
     b.find("#delete-account").await.click().await;
@@ -177,21 +205,21 @@ async fn an_owner_and_a_viewer_use_the_console_in_a_browser() {
         .starts_with("The account is scheduled to be erased after"));
     let (_, v) = admin_get(&h, &format!("/admin/tenants/{tenant}/erasure")).await;
     assert_eq!(v["state"], "pending");
-    b.screenshot("09-deletion-scheduled").await;
+    b.screenshot("13-deletion-scheduled").await;
     b.find("#cancel-deletion").await.click().await;
     assert_eq!(b.find("#notice").await.text().await, "Deletion cancelled.");
     let (_, v) = admin_get(&h, &format!("/admin/tenants/{tenant}/erasure")).await;
     assert_eq!(v["state"], "cancelled");
-    b.screenshot("10-deletion-cancelled").await;
+    b.screenshot("14-deletion-cancelled").await;
 
     // Russian, remembered from page to page.
     b.find("#lang-ru").await.click().await;
     assert_eq!(b.find("h1").await.text().await, "Аккаунт");
     assert!(b.source().await.contains("<html lang=\"ru\">"));
-    b.screenshot("11-account-ru").await;
+    b.screenshot("15-account-ru").await;
     b.find("a[href='/app/channels']").await.click().await;
     assert_eq!(b.find("h1").await.text().await, "Каналы");
-    b.screenshot("12-channels-ru").await;
+    b.screenshot("16-channels-ru").await;
     b.find("#sign-out").await.click().await;
     b.wait_for("#sign-in", Duration::from_secs(5)).await;
     assert_eq!(b.find("h1").await.text().await, "Вход");
@@ -204,7 +232,7 @@ async fn an_owner_and_a_viewer_use_the_console_in_a_browser() {
     assert!(b.all("#save-retention").await.is_empty());
     assert!(b.all("a[href='/app/exports']").await.is_empty());
     b.find("#read-only").await;
-    b.screenshot("13-viewer-retention").await;
+    b.screenshot("17-viewer-retention").await;
     b.find("a[href='/app/channels']").await.click().await;
     assert!(b.all("button.danger").await.is_empty());
     b.quit().await;

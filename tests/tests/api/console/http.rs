@@ -349,3 +349,43 @@ async fn users_api_keys_and_the_audit_log_through_the_console() {
     assert_eq!(v["api_keys"].as_array().unwrap().len(), 1);
     h.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_usage_chart_counts_each_days_messages_against_the_quota() {
+    let h = Harness::start(|_| {}).await;
+    let tenant = h.tenant_with_channels().await;
+    h.admin(
+        "PUT",
+        &format!("/admin/tenants/{tenant}/plan"),
+        serde_json::json!({"monthly_outbound": 3100, "monthly_inbound": null}),
+    )
+    .await;
+    add_user(&h, &tenant, "viewer@acme.test", "viewer").await;
+    // A customer's message reaches the tenant: one received today.
+    let (s, _) = h
+        .post_signed(&e2e_tests::harness::sample("whatsapp-text.json"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    h.drain(
+        wappline::queue::platform::INBOUND,
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    let mut viewer = ConsoleClient::new(&h.base);
+    viewer.sign_in(&tenant, "viewer@acme.test").await;
+    let page = viewer.get("/app/usage").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let today = wappline::usage::day_of_month(wappline::clock::now_secs());
+    assert!(
+        page.body.contains(&format!(
+            "data-day=\"{today}\" data-in=\"1\" data-out=\"0\""
+        )),
+        "{}",
+        page.body
+    );
+    // Every other day is empty; the quota's daily share is drawn (3100 over the month).
+    assert_eq!(page.body.matches("data-in=\"1\"").count(), 1);
+    assert!(page.body.contains("id=\"quota-pace\""));
+    assert!(page.body.contains("id=\"usage-inbound\">1<"));
+    h.server.shutdown().await;
+}
