@@ -21,6 +21,7 @@
 //! console is served over https, path `/app`), the sign-in form's nonce, and the language
 //! preference. Nothing else is stored in the browser.
 
+mod bitrix;
 mod i18n;
 mod pages;
 mod sign_in;
@@ -34,9 +35,11 @@ use lambda_http::{Body, Request, Response};
 use wappline::accounts::{Accounts, Permission, UserPrincipal};
 use wappline::api_keys::ApiKeys;
 use wappline::audit::AuditLog;
+use wappline::bitrix::EndpointUrl;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::erasure::ContactErasure;
 use wappline::export::ExportRequests;
+use wappline::portal::install::ConnectionCodes;
 use wappline::revocation::Revocations;
 use wappline::tenant::{TenantDirectory, TenantStatus};
 use wappline::usage::Usage;
@@ -55,6 +58,8 @@ pub struct ConsoleServices {
     pub accounts: Accounts,
     pub api_keys: ApiKeys,
     pub usage: Usage,
+    /// Connection codes are kept in the first; install URLs start with the second.
+    pub bitrix_codes: (ConnectionCodes, EndpointUrl),
     /// The entries of the changes made on the users and API-keys pages (the other services
     /// write their own).
     pub audit: AuditLog,
@@ -99,6 +104,8 @@ pub(crate) enum Action {
     RevokeApiKey,
     Audit,
     Usage,
+    Bitrix24,
+    IssueConnectionCode,
 }
 
 impl Action {
@@ -127,6 +134,7 @@ impl Action {
             "/api-keys/revoke" => (None, Some(RevokeApiKey)),
             "/audit" => (Some(Audit), None),
             "/usage" => (Some(Usage), None),
+            "/bitrix24" => (Some(Bitrix24), Some(IssueConnectionCode)),
             _ => return Err(Fail::not_found()),
         };
         match (get, post, on_get, on_post) {
@@ -152,6 +160,8 @@ impl Action {
             ApiKeys | CreateApiKey | RevokeApiKey => Some(Permission::ManageApiKeys),
             Audit => Some(Permission::ReadAudit),
             Usage => Some(Permission::ReadUsage),
+            Bitrix24 => Some(Permission::ReadSettings),
+            IssueConnectionCode => Some(Permission::ManageChannels),
         }
     }
 }

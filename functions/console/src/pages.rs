@@ -66,6 +66,8 @@ pub(crate) async fn serve(ctx: &Ctx<'_>, action: Action) -> Result<Reply, Fail> 
         RevokeApiKey => crate::team::revoke_api_key(ctx).await,
         Audit => crate::team::audit(ctx).await,
         Usage => crate::usage::usage(ctx).await,
+        Bitrix24 => crate::bitrix::page(ctx, StatusCode::OK, None, None).await,
+        IssueConnectionCode => crate::bitrix::issue(ctx).await,
     }
 }
 

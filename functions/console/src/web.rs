@@ -482,7 +482,7 @@ impl<'a> Ctx<'a> {
         use Action::*;
         let t = self.t;
         use Permission as P;
-        let items: [(&'static str, &'static str, P, Action); 9] = [
+        let items: [(&'static str, &'static str, P, Action); 10] = [
             ("/app/channels", t.nav_channels, P::ReadSettings, Channels),
             (
                 "/app/retention",
@@ -492,6 +492,7 @@ impl<'a> Ctx<'a> {
             ),
             ("/app/exports", t.nav_exports, P::Export, Exports),
             ("/app/erasure", t.nav_erasure, P::EraseContact, Erasure),
+            ("/app/bitrix24", t.nav_bitrix24, P::ReadSettings, Bitrix24),
             ("/app/users", t.nav_users, P::ManageUsers, Users),
             ("/app/api-keys", t.nav_api_keys, P::ManageApiKeys, ApiKeys),
             ("/app/usage", t.nav_usage, P::ReadUsage, Usage),

@@ -20,6 +20,10 @@ impl Console {
             accounts: services.accounts()?,
             api_keys: services.api_keys(),
             usage: services.usage(),
+            bitrix_codes: (
+                services.connection_codes(),
+                services.bitrix_endpoint(SERVICE)?,
+            ),
             audit: services.audit(),
             revocations: services.revocations()?,
             exports: services.export_requests(SERVICE)?,

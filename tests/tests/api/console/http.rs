@@ -325,6 +325,19 @@ async fn users_api_keys_and_the_audit_log_through_the_console() {
     assert_eq!(audit.status, StatusCode::OK);
     assert!(audit.body.contains("api_key_created") && audit.body.contains("user_invited"));
 
+    // A Bitrix24 install link for line 2, shown once (the code is stored only as a hash).
+    let r = admin
+        .submit("/app/bitrix24", "/app/bitrix24", &[("line_id", "2")])
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(r.body.contains("id=\"install-url\"") && r.body.contains("/bitrix/install"));
+    let again = admin.get("/app/bitrix24").await;
+    assert!(!again.body.contains("install-url"));
+    let r = admin
+        .submit("/app/bitrix24", "/app/bitrix24", &[("line_id", "0")])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
     // A viewer gets none of these pages nor their changes.
     let mut viewer = ConsoleClient::new(&h.base);
     viewer.sign_in(&tenant, "viewer@acme.test").await;
@@ -337,6 +350,14 @@ async fn users_api_keys_and_the_audit_log_through_the_console() {
     }
     let r = viewer
         .submit("/app/channels", "/app/api-keys", &[("name", "sneaky")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // The portal page is readable, its link is not for a viewer.
+    let page = viewer.get("/app/bitrix24").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("id=\"issue-code\""));
+    let r = viewer
+        .submit("/app/channels", "/app/bitrix24", &[("line_id", "2")])
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let v = h
