@@ -106,6 +106,7 @@ pub(crate) enum Action {
     Usage,
     Bitrix24,
     IssueConnectionCode,
+    Rename,
 }
 
 impl Action {
@@ -123,6 +124,7 @@ impl Action {
             "/erasure" => (Some(Erasure), Some(EraseContact)),
             "/account" => (Some(Account), None),
             "/account/deletion" => (None, Some(DeleteAccount)),
+            "/account/name" => (None, Some(Rename)),
             "/account/deletion/cancel" => (None, Some(CancelDeletion)),
             "/sign-out" => (None, Some(SignOut)),
             "/users" => (Some(Users), None),
@@ -150,6 +152,7 @@ impl Action {
             Home | SignOut => None,
             Channels | Retention | Account => Some(Permission::ReadSettings),
             Disconnect => Some(Permission::ManageChannels),
+            Rename => Some(Permission::ChangeSettings),
             SetRetention => Some(Permission::ChangeSettings),
             Exports | RequestExport | DownloadExport => Some(Permission::Export),
             Erasure | EraseContact => Some(Permission::EraseContact),

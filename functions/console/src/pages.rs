@@ -13,7 +13,9 @@ use wappline::erasure::ErasureError;
 use wappline::export::{ExportError, ExportFile, ExportId, ExportRecord, ExportScope, ExportState};
 use wappline::meta::{AccountRef, CustomerId};
 use wappline::revocation::{Revocation, StepKind, StepState};
-use wappline::tenant::{ChannelHealth, ChannelKind, ChannelRef, RetentionDays, TenantError};
+use wappline::tenant::{
+    ChannelHealth, ChannelKind, ChannelRef, RetentionDays, TenantError, TenantName,
+};
 
 use crate::i18n::Text;
 use crate::web::{self, when, Chrome, Ctx, Fail, Reply};
@@ -31,6 +33,7 @@ pub(crate) fn notice(t: &Text, code: &str) -> Option<&'static str> {
         "export_requested" => t.export_requested,
         "deletion_requested" => t.deletion_requested,
         "deletion_cancelled" => t.deletion_cancelled,
+        "company_saved" => t.company_saved,
         "user_changed" => t.user_changed,
         "user_removed" => t.user_removed,
         "invitation_withdrawn" => t.invitation_withdrawn,
@@ -52,7 +55,8 @@ pub(crate) async fn serve(ctx: &Ctx<'_>, action: Action) -> Result<Reply, Fail> 
         DownloadExport => download(ctx).await,
         Erasure => erasure(ctx, StatusCode::OK, None).await,
         EraseContact => erase_contact(ctx).await,
-        Account => account(ctx).await,
+        Account => account(ctx, StatusCode::OK, None).await,
+        Rename => rename(ctx).await,
         DeleteAccount => delete_account(ctx).await,
         CancelDeletion => cancel_deletion(ctx).await,
         SignOut => crate::sign_in::sign_out(ctx).await,
@@ -501,6 +505,8 @@ async fn erase_contact(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
 #[template(path = "account.html")]
 struct AccountPage {
     c: Chrome,
+    company: String,
+    may_rename: bool,
     /// `none`, `pending` or `started`.
     deletion: &'static str,
     not_before: String,
@@ -508,7 +514,17 @@ struct AccountPage {
     grace_days: u64,
 }
 
-async fn account(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
+async fn account(
+    ctx: &Ctx<'_>,
+    code: StatusCode,
+    error: Option<fn(&Text) -> &'static str>,
+) -> Result<Reply, Fail> {
+    let profile = ctx
+        .scope
+        .profile()
+        .await
+        .map_err(Fail::from_tenant)?
+        .ok_or_else(Fail::not_found)?;
     let status = ctx
         .s
         .tenant_erasure
@@ -521,14 +537,39 @@ async fn account(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
         Some(_) => ("started", String::new()),
         None => ("none", String::new()),
     };
+    let mut c = ctx.chrome("/app/account");
+    c.error = error.map(|e| e(ctx.t));
+    let company = if error.is_some() {
+        ctx.field("name").to_owned()
+    } else {
+        profile.name
+    };
     let page = AccountPage {
-        c: ctx.chrome("/app/account"),
+        c,
+        company,
+        may_rename: ctx.may(Permission::ChangeSettings),
         deletion,
         not_before,
         may_delete: ctx.may(Permission::EraseAccount),
         grace_days: DEFAULT_GRACE.as_secs() / 86_400,
     };
-    Reply::html(StatusCode::OK, &page)
+    Reply::html(code, &page)
+}
+
+/// Corrects the company name (the tenant's name).
+async fn rename(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
+    let invalid: fn(&Text) -> &'static str = |t| t.company_invalid;
+    let Ok(name) = TenantName::parse(ctx.field("name").trim()) else {
+        return account(ctx, StatusCode::BAD_REQUEST, Some(invalid)).await;
+    };
+    match ctx.scope.rename(&name, &ctx.actor()).await {
+        Ok(changed) => {
+            tracing::info!(tenant = %ctx.user.tenant, changed, "company name corrected from the console");
+            Ok(Reply::redirect("/app/account?done=company_saved"))
+        }
+        Err(TenantError::Invalid(_)) => account(ctx, StatusCode::BAD_REQUEST, Some(invalid)).await,
+        Err(e) => Err(Fail::from_tenant(e)),
+    }
 }
 
 async fn delete_account(ctx: &Ctx<'_>) -> Result<Reply, Fail> {

@@ -201,6 +201,38 @@ async fn roles_see_and_change_only_what_the_admin_api_lets_them() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(retention_of(&h, &tenant).await, 9);
 
+    // The company name is corrected on the profile and in the platform's tenant list.
+    let r = admin
+        .submit(
+            "/app/account",
+            "/app/account/name",
+            &[("name", "Acme Bakery Ltd")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let v = h
+        .admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
+        .await;
+    assert_eq!(v["name"], "Acme Bakery Ltd");
+    let list = h.admin("GET", "/admin/tenants", Value::Null).await;
+    assert!(list.to_string().contains("Acme Bakery Ltd"));
+    let r = admin
+        .submit("/app/account", "/app/account/name", &[("name", " ")])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = viewer
+        .submit(
+            "/app/account",
+            "/app/account/name",
+            &[("name", "Viewer Co")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let v = h
+        .admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
+        .await;
+    assert_eq!(v["name"], "Acme Bakery Ltd");
+
     // Bad input: a 400 with the form again, nothing changes.
     let r = admin
         .submit(

@@ -759,6 +759,10 @@ async fn scenario(d: &Deployment) {
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
     let r = browser
+        .submit("/app/account", "/app/account/name", &[("name", "Acme Ltd")])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = browser
         .submit("/app/bitrix24", "/app/bitrix24", &[("line_id", "2")])
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
