@@ -188,10 +188,22 @@ async fn an_owner_and_a_viewer_use_the_console_in_a_browser() {
     b.find("a[href='/app/usage']").await.click().await;
     b.find("#usage-chart").await;
     b.screenshot("11-usage").await;
+    b.find("a[href='/app/bitrix24']").await.click().await;
+    b.find("#line_id")
+        .await
+        .type_text(&format!("2{ENTER}"))
+        .await;
+    assert!(b
+        .find("#install-url")
+        .await
+        .text()
+        .await
+        .contains("/bitrix/install"));
+    b.screenshot("12-bitrix24-install-link").await;
     b.find("a[href='/app/audit']").await.click().await;
     let audit = b.find("#audit").await.text().await;
     assert!(audit.contains("api_key_created") && audit.contains("channel_disconnected"));
-    b.screenshot("12-audit").await;
+    b.screenshot("12b-audit").await;
 
     // Account deletion, then its cancellation.
     b.find("a[href='/app/account']").await.click().await;
