@@ -9,6 +9,8 @@
 #
 # Needs: a Rust toolchain (rustup), python3 with the venv module, curl. Python tools are
 # installed into .venv from scripts/requirements-dev.txt (once; again when that file changes).
+# The console's browser test needs Debian's chromium and chromium-driver: installed with
+# apt-get when missing (as root; otherwise the script says what to install).
 #
 # Arguments are passed to `cargo test`, e.g. `bash scripts/test.sh -- --nocapture`.
 #
@@ -90,6 +92,19 @@ rust_components() {
     cargo --version
     cargo fmt --version
     cargo clippy --version
+}
+
+browser() {
+    step "chromium and chromedriver (the console's browser test)"
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+        if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+            fail "the console's browser test needs Debian's packages: apt-get install -y chromium chromium-driver"
+        fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    fi
+    chromium --version
+    chromedriver --version
 }
 
 start_moto() {
@@ -183,6 +198,7 @@ echo "no errors, no warnings"
 start_moto
 
 if [[ "$SKIP_CARGO" != 1 ]]; then
+    browser
     step "cargo test (embedded adapters; AWS adapters against moto_server)"
     cargo test --workspace $LOCKED "$@"
 fi

@@ -1,7 +1,9 @@
 //! Cross-function end-to-end tests live in tests/tests/api/ (one test binary, `api`).
 
+pub mod console;
 pub mod fake_bitrix;
 pub mod fake_graph;
 pub mod harness;
 pub mod personal_data;
 pub mod relay_world;
+pub mod webdriver;

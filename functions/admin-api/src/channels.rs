@@ -142,16 +142,10 @@ pub(crate) async fn disconnect(c: &Call<'_>) -> Handled {
     let revocation = c
         .services
         .revocations
-        .disconnect(scope, &channel, c.actor(), false)
+        .disconnect_by(scope, &channel, c.actor())
         .await
         .map_err(crate::revocations::map_err)?;
     tracing::info!(target: "admin_api", tenant = %scope.tenant(), %kind, channel = %id, revocation = revocation.revocation, "channel disconnected");
-    c.record(
-        scope.tenant(),
-        AuditAction::ChannelDisconnected,
-        &[("kind", kind.name()), ("channel", id)],
-    )
-    .await;
     Ok(edge::empty(StatusCode::NO_CONTENT))
 }
 

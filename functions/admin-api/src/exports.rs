@@ -8,17 +8,15 @@
 //!   "ttl_seconds": 900}` → 201 `{url, expires_at}`
 //! - `GET  /exports/download/{token}` (no admin token: the link is the credential)
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::http::{header, Response, StatusCode};
 use lambda_http::Body;
 use serde::Deserialize;
 use wappline::edge::{self, ApiError};
-use wappline::export::{ExportError, ExportFile, ExportId, ExportJob, ExportScope, Exports};
+use wappline::export::{ExportError, ExportFile, ExportId, ExportRequests, ExportScope, Exports};
 use wappline::ids::TenantId;
 use wappline::meta::{AccountRef, CustomerId};
-use wappline::queue::{OutgoingMessage, Queue, QueueName};
 
 use crate::routing::{Call, Handled};
 
@@ -29,8 +27,8 @@ pub const DOWNLOAD_PREFIX: &str = "/exports/download/";
 #[derive(Clone)]
 pub struct ExportsApi {
     pub exports: Exports,
-    pub queue: Arc<dyn Queue>,
-    pub queue_name: QueueName,
+    /// Requests are recorded and queued in one step.
+    pub requests: ExportRequests,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +61,10 @@ fn map(e: ExportError) -> ApiError {
             "the link is invalid or has expired",
         ),
         ExportError::Invalid(m) => bad(m),
+        ExportError::Queue(detail) => {
+            tracing::error!(error = %detail, "export job not queued");
+            ApiError::unavailable()
+        }
         other => {
             tracing::error!(error = %other, "export request failed");
             ApiError::unavailable()
@@ -139,23 +141,11 @@ impl ExportsApi {
     ) -> Result<Response<String>, ApiError> {
         let r: ExportRequest = edge::parse_json(body)?;
         let scope = scope_of(&r)?;
-        let id = self
-            .exports
+        let record = self
+            .requests
             .request(tenant, scope, actor)
             .await
             .map_err(map)?;
-        let job = ExportJob {
-            tenant: tenant.clone(),
-            export_id: id.clone(),
-        };
-        self.queue
-            .send_batch(&self.queue_name, vec![OutgoingMessage::new(job.to_body())])
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "export job not queued");
-                ApiError::unavailable()
-            })?;
-        let record = self.exports.get(tenant, &id).await.map_err(map)?;
         Ok(edge::json(StatusCode::ACCEPTED, &record))
     }
 

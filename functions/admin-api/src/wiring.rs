@@ -4,7 +4,6 @@
 use lambda_http::{Body, Request, Response};
 use wappline::app::settings::vars;
 use wappline::app::{HttpFunction, Services, ServicesError};
-use wappline::queue::platform;
 
 use crate::{
     AdminApi, AdminServices, AdminToken, Erasure, ExportsApi, Onboarding, DOWNLOAD_PREFIX,
@@ -40,8 +39,7 @@ impl AdminApi {
             },
             exports: ExportsApi {
                 exports: services.exports()?,
-                queue: services.queue.clone(),
-                queue_name: services.queue_name(SERVICE, platform::EXPORTS)?,
+                requests: services.export_requests(SERVICE)?,
             },
             erasure: Erasure {
                 contacts: services.contact_erasure()?,

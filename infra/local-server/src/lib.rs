@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 
 use admin_api::AdminApi;
 use bitrix_webhook::BitrixWebhook;
+use console::Console;
 use data_deletion::DataDeletion;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
@@ -267,6 +268,8 @@ impl LocalConfig {
 /// Every function's handler, built once by the same code the Lambda functions run.
 struct Functions {
     admin: AdminApi,
+    /// The tenant web console, under `/app`.
+    console: Console,
     /// None until a Meta app secret and verify token are configured.
     meta: Option<MetaWebhook>,
     media: MediaProxyFunction,
@@ -417,6 +420,7 @@ impl LocalServer {
         let e = |e: ServicesError| e.to_string();
         let functions = Arc::new(Functions {
             admin: AdminApi::from_services(&services).map_err(e)?,
+            console: Console::from_services(&services).map_err(e)?,
             meta: optional(
                 MetaWebhook::from_services(&services),
                 "Meta's webhook (--meta-app-secret, --meta-verify-token); /webhooks/meta answers 503",
@@ -620,6 +624,8 @@ async fn dispatch(
     {
         // The admin API function's own entry point (it serves export downloads too).
         HttpFunction::handle(&functions.admin, req).await
+    } else if path == console::PREFIX || path.starts_with("/app/") {
+        HttpFunction::handle(&functions.console, req).await
     } else if bitrix_webhook::serves(path) {
         match &functions.bitrix {
             Some(bitrix) => bitrix.handle(req).await,

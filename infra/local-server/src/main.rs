@@ -19,7 +19,7 @@ async fn main() {
     // Tests and scripts read the first line to learn the port. A reader that goes away after
     // it (a closed pipe) must not take the server down: write errors are ignored.
     let mut banner = format!(
-        "Wappline local server listening on http://{addr}\n  admin API:  http://{addr}/admin/tenants\n  sign-in:    http://{addr}/auth/sign-in\n  Meta webhook: http://{addr}/webhooks/meta\n  data dir:   {}\n  account email (invitations, resets): {}\n",
+        "Wappline local server listening on http://{addr}\n  admin API:  http://{addr}/admin/tenants\n  console:    http://{addr}/app\n  sign-in:    http://{addr}/auth/sign-in\n  Meta webhook: http://{addr}/webhooks/meta\n  data dir:   {}\n  account email (invitations, resets): {}\n",
         server.data_dir().display(),
         server.data_dir().join("outbox").display(),
         addr = server.addr(),

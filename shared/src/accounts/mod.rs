@@ -16,6 +16,7 @@
 //!
 //! Failed sign-ins are counted in the dedupe table under hashed keys (see [`throttle`]).
 
+pub mod form_token;
 pub mod invitations;
 pub mod mailer;
 pub mod password;
@@ -32,6 +33,7 @@ use serde::Serialize;
 
 use crate::ids::TenantId;
 
+pub use form_token::FormBinding;
 pub use mailer::{Mail, MailError, Mailer, OutboxMailer, SesMailer};
 pub use password::{Password, PasswordHasher, MIN_BCRYPT_COST};
 pub use service::{Accounts, AccountsConfig, SignedIn, UserInfo};

@@ -58,6 +58,11 @@ crate::crypto::signing_key::signing_key!(
 );
 
 impl SessionKey {
+    /// The key's bytes, for the form tokens of [`super::form_token`] (their own domain).
+    pub(super) fn key_bytes(&self) -> &[u8] {
+        self.bytes()
+    }
+
     fn mac(&self, payload: &[u8]) -> HmacSha256 {
         let mut m = HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
         m.update(DOMAIN);

@@ -21,7 +21,7 @@ use crate::crm_sync::{
 };
 use crate::erasure::tenant::TenantErasure;
 use crate::erasure::{ContactErasure, ErasureWorker};
-use crate::export::{ExportWorker, Exports};
+use crate::export::{ExportRequests, ExportWorker, Exports};
 use crate::graph::{GraphClient, HostPolicy};
 use crate::hold::Suspension;
 use crate::inbound::intake::WebhookIntake;
@@ -601,6 +601,15 @@ impl Services {
             Some(previous) => exports.with_previous_key(previous),
             None => exports,
         })
+    }
+
+    /// Export requests, recorded and queued for the export worker (admin API, console).
+    pub fn export_requests(&self, service: &'static str) -> Result<ExportRequests, ServicesError> {
+        Ok(ExportRequests::new(
+            self.exports()?,
+            self.queue.clone(),
+            self.queue_name(service, platform::EXPORTS)?,
+        ))
     }
 
     pub fn export_worker(&self) -> Result<ExportWorker, ServicesError> {

@@ -27,6 +27,7 @@ pub const EXPORTS_SUFFIX: &str = "EXPORTS";
 
 pub mod link;
 mod model;
+mod requests;
 mod service;
 mod worker;
 mod writer;
@@ -38,6 +39,7 @@ pub use model::{
     object_key, tenant_prefix, ExportDownload, ExportError, ExportFile, ExportFileInfo, ExportId,
     ExportJob, ExportLink, ExportRecord, ExportScope, ExportState,
 };
+pub use requests::ExportRequests;
 pub use service::Exports;
 pub use worker::ExportWorker;
 

@@ -36,6 +36,9 @@ pub enum ExportError {
     Object(#[from] ObjectError),
     #[error("stored export record is unreadable: {0}")]
     Corrupt(String),
+    /// The export was recorded but its job could not be queued.
+    #[error("export job not queued: {0}")]
+    Queue(String),
 }
 
 /// An export's id: `ex_` + 24 lowercase hex digits, random.

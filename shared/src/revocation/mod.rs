@@ -197,6 +197,35 @@ impl Revocations {
             .ok_or_else(|| StoreError::Backend("revocation record vanished".into()).into())
     }
 
+    /// A person disconnects `channel` (the admin API, the console): [`Self::disconnect`],
+    /// then the `channel_disconnected` entry in the tenant's audit log. The channel is gone
+    /// by then, so a failure to write the entry is logged loudly, not returned.
+    pub async fn disconnect_by(
+        &self,
+        scope: &TenantScope,
+        channel: &ChannelRef,
+        actor: &str,
+    ) -> Result<Revocation, RevocationError> {
+        let revocation = self.disconnect(scope, channel, actor, false).await?;
+        let details = [
+            ("kind", channel.kind().name()),
+            ("channel", channel.external_id()),
+        ];
+        if let Err(e) = self
+            .audit
+            .record(
+                scope.tenant(),
+                AuditAction::ChannelDisconnected,
+                actor,
+                &details,
+            )
+            .await
+        {
+            tracing::error!(target: "admin_api", tenant = %scope.tenant(), action = AuditAction::ChannelDisconnected.name(), error = %e, "audit entry not written");
+        }
+        Ok(revocation)
+    }
+
     /// One record.
     pub async fn get(&self, tenant: &TenantId, id: &str) -> Result<Option<Revocation>, StoreError> {
         let item = self

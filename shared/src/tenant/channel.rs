@@ -234,3 +234,95 @@ impl CrmLink {
         }
     }
 }
+
+/// Detail of a channel: Unix seconds when its access token expires, where the connect flow
+/// knows it (Instagram's long-lived tokens, 60 days).
+pub const TOKEN_EXPIRES_AT_DETAIL: &str = "token_expires_at";
+/// Detail of a channel: the account restriction Meta reported for it, where known.
+pub const META_RESTRICTION_DETAIL: &str = "meta_restriction";
+/// A token this close to expiry is shown as expiring (a refresh is due well before).
+pub const TOKEN_EXPIRING_SECS: i64 = 7 * 86_400;
+
+/// What a tenant's people need to know about one channel, worst first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelHealth {
+    TokenExpired,
+    MetaRestricted,
+    Bitrix24Unreachable,
+    TokenExpiring,
+    Connected,
+}
+
+impl ChannelSummary {
+    /// The channel's health at `now`, from what is recorded on it: the token's expiry and a
+    /// Meta restriction (when the connect flow or a webhook recorded them), and whether the
+    /// CRM sync parked the portal (decision 0025).
+    pub fn health(&self, now: i64) -> ChannelHealth {
+        let expires_at = self
+            .details
+            .get(TOKEN_EXPIRES_AT_DETAIL)
+            .and_then(|v| v.parse::<i64>().ok());
+        if expires_at.is_some_and(|at| at <= now) {
+            return ChannelHealth::TokenExpired;
+        }
+        if self.details.contains_key(META_RESTRICTION_DETAIL) {
+            return ChannelHealth::MetaRestricted;
+        }
+        if self.crm_link.as_ref().is_some_and(CrmLink::is_unreachable) {
+            return ChannelHealth::Bitrix24Unreachable;
+        }
+        if expires_at.is_some_and(|at| at - now <= TOKEN_EXPIRING_SECS) {
+            return ChannelHealth::TokenExpiring;
+        }
+        ChannelHealth::Connected
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    fn summary(details: &[(&str, &str)], crm_link: Option<CrmLink>) -> ChannelSummary {
+        ChannelSummary {
+            kind: ChannelKind::Instagram,
+            id: "17841405822304914".into(),
+            connected_at: 0,
+            details: details
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            secrets_stored: Vec::new(),
+            authorized_by: None,
+            crm_link,
+        }
+    }
+
+    #[test]
+    fn health_reads_expiry_restriction_and_the_portal_link() {
+        let now = 1_000_000;
+        assert_eq!(summary(&[], None).health(now), ChannelHealth::Connected);
+        let soon = (now + 86_400).to_string();
+        let later = (now + 30 * 86_400).to_string();
+        let past = (now - 1).to_string();
+        let at = |v: &str| summary(&[(TOKEN_EXPIRES_AT_DETAIL, v)], None).health(now);
+        assert_eq!(at(&soon), ChannelHealth::TokenExpiring);
+        assert_eq!(at(&later), ChannelHealth::Connected);
+        assert_eq!(at(&past), ChannelHealth::TokenExpired);
+        assert_eq!(
+            summary(&[(META_RESTRICTION_DETAIL, "policy")], None).health(now),
+            ChannelHealth::MetaRestricted
+        );
+        let parked = CrmLink {
+            state: CrmLinkState::Unreachable,
+            ..CrmLink::reachable(0)
+        };
+        assert_eq!(
+            summary(&[], Some(parked)).health(now),
+            ChannelHealth::Bitrix24Unreachable
+        );
+        assert_eq!(
+            summary(&[], Some(CrmLink::reachable(0))).health(now),
+            ChannelHealth::Connected
+        );
+    }
+}

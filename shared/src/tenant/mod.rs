@@ -25,7 +25,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub use crate::secret::Secret;
-pub use channel::{ChannelKind, ChannelRef, ChannelSummary, Connection, CrmLink, CrmLinkState};
+pub use channel::{
+    ChannelHealth, ChannelKind, ChannelRef, ChannelSummary, Connection, CrmLink, CrmLinkState,
+};
 pub use lines::{LineError, OpenLineAttachment};
 pub use scope::{RetentionChange, TenantScope, RETENTION_VERSION_ATTR};
 pub use token_health::{TokenHealth, TokenStatus};
@@ -44,7 +46,7 @@ const SUSPENSION_REASON_ATTR: &str = "suspension_reason";
 const RESUMED_AT_ATTR: &str = "resumed_at";
 /// Longest suspension reason, in characters.
 pub const MAX_SUSPENSION_REASON: usize = 500;
-const DIRECTORY_PK: &str = "TENANTS";
+pub(crate) const DIRECTORY_PK: &str = "TENANTS";
 /// Default message retention for a new tenant.
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 /// Longest retention a tenant may choose (10 years).

@@ -18,7 +18,7 @@ use crate::store::{
 };
 
 use super::{
-    ChannelRef, ChannelSummary, Connection, RetentionDays, TenantError, TenantProfile,
+    ChannelRef, ChannelSummary, Connection, RetentionDays, TenantError, TenantName, TenantProfile,
     TenantSettings, PROFILE_SK,
 };
 
@@ -528,5 +528,41 @@ impl TenantScope {
         Err(TenantError::Store(StoreError::Unavailable(
             "retention changed concurrently; try again".into(),
         )))
+    }
+
+    /// Corrects the tenant's (company) name, on its profile and its directory entry at once,
+    /// and appends a `settings_changed` audit entry naming the setting (not the names).
+    /// Setting the current name changes nothing; `false` then.
+    pub async fn rename(&self, name: &TenantName, actor: &str) -> Result<bool, TenantError> {
+        let profile = self.profile().await?.ok_or(TenantError::TenantNotFound)?;
+        if profile.name == name.as_str() {
+            return Ok(false);
+        }
+        let directory = Key::new(super::DIRECTORY_PK, self.tenant.as_str());
+        self.store
+            .transact_write(vec![
+                WriteOp::Update {
+                    table: Table::Data,
+                    key: self.profile_key(),
+                    update: Update::new().set("name", name.as_str()),
+                    condition: Some(Condition::Exists),
+                },
+                WriteOp::Update {
+                    table: Table::Routes,
+                    key: directory,
+                    update: Update::new().set("name", name.as_str()),
+                    condition: Some(Condition::Exists),
+                },
+            ])
+            .await?;
+        crate::audit::AuditLog::new(self.store.clone())
+            .record(
+                &self.tenant,
+                crate::audit::AuditAction::SettingsChanged,
+                actor,
+                &[("setting", "name")],
+            )
+            .await?;
+        Ok(true)
     }
 }

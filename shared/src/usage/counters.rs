@@ -67,6 +67,7 @@ impl Usage {
         account: &AccountRef,
         quota: Option<u64>,
         over_quota: bool,
+        now: i64,
     ) -> WriteOp {
         let total = match flow {
             Flow::In => attr::IN_TOTAL,
@@ -75,6 +76,7 @@ impl Usage {
         let mut update = Update::new()
             .add(channel_attr(flow, account), 1)
             .add(total, 1)
+            .add(&attr::day(flow == Flow::In, super::day_of_month(now)), 1)
             .set("month", month.to_string())
             .set(TTL_ATTR, month.resets_at() + USAGE_KEEP_SECS);
         if over_quota {
@@ -134,7 +136,7 @@ impl Usage {
         let tenant = conversations.tenant();
         let month = UsageMonth::current(now);
         let limit = self.plan(tenant).await?.monthly_outbound;
-        let op = Self::increment(tenant, month, Flow::Out, account, limit, false);
+        let op = Self::increment(tenant, month, Flow::Out, account, limit, false, now);
         match store_counted(
             conversations,
             account,
@@ -169,7 +171,7 @@ impl Usage {
         let tenant = conversations.tenant();
         let month = UsageMonth::current(now);
         let limit = self.plan(tenant).await?.monthly_inbound;
-        let under_limit = Self::increment(tenant, month, Flow::In, account, limit, false);
+        let under_limit = Self::increment(tenant, month, Flow::In, account, limit, false, now);
         let first = store_counted(
             conversations,
             account,
@@ -188,7 +190,7 @@ impl Usage {
                     month = %month,
                     "inbound message over the tenant's quota; relayed and flagged"
                 );
-                let over = Self::increment(tenant, month, Flow::In, account, None, true);
+                let over = Self::increment(tenant, month, Flow::In, account, None, true, now);
                 store_counted(
                     conversations,
                     account,

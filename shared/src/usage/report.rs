@@ -68,3 +68,31 @@ impl Usage {
         })
     }
 }
+
+/// One day's messages (UTC), for the console's chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DayCount {
+    pub day: u32,
+    pub inbound: u64,
+    pub outbound: u64,
+}
+
+impl Usage {
+    /// Every day of `month`, with its counts (zero for days without messages, and for days
+    /// counted before per-day counters existed).
+    pub async fn daily(
+        &self,
+        tenant: &TenantId,
+        month: UsageMonth,
+    ) -> Result<Vec<DayCount>, UsageError> {
+        let item = self.counters(tenant, month).await?;
+        let days = (month.next().starts_at() - month.starts_at()) / 86_400;
+        Ok((1..=u32::try_from(days).unwrap_or(31))
+            .map(|day| DayCount {
+                day,
+                inbound: count(item.as_ref(), &attr::day(true, day)),
+                outbound: count(item.as_ref(), &attr::day(false, day)),
+            })
+            .collect())
+    }
+}

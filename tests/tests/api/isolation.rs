@@ -19,7 +19,8 @@
 //!
 //! One local server serves every case: the model carries over from case to case (and
 //! through shrinking), as the server's state does. Users sign in once, up front (bcrypt).
-//! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` change the number of cases and the seed.
+//! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` change the number of cases and the seed. The same
+//! property through the web console's routes is `console::isolation`.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};

@@ -115,6 +115,7 @@ async fn settings_for(function: &str, vars: &[String], leave_out: Option<&str>) 
 fn build(function: &str, services: &Services) -> Result<(), ServicesError> {
     match function {
         "AdminApiFunction" => admin_api::AdminApi::from_services(services).map(drop),
+        "ConsoleFunction" => console::Console::from_services(services).map(drop),
         "MetaWebhookFunction" => meta_webhook::MetaWebhook::from_services(services).map(drop),
         "InboundWorkerFunction" => services.inbound_worker().map(drop),
         "SyncWorkerFunction" => services
@@ -142,7 +143,7 @@ fn build(function: &str, services: &Services) -> Result<(), ServicesError> {
 #[tokio::test]
 async fn every_function_of_the_template_gets_what_its_handler_needs() {
     let functions = functions();
-    assert_eq!(functions.len(), 12, "{:?}", functions.keys());
+    assert_eq!(functions.len(), 13, "{:?}", functions.keys());
     for (function, vars) in &functions {
         let services = Services::aws(settings_for(function, vars, None).await)
             .await
@@ -166,6 +167,8 @@ async fn a_variable_left_out_of_the_template_fails_the_cold_start_naming_it() {
         // A secret the template no longer gives fails the cold start naming its variable.
         ("AdminApiFunction", "SESSION_SIGNING_KEY_ARN"),
         ("ExportWorkerFunction", "EXPORT_BUCKET"),
+        ("ConsoleFunction", "SESSION_SIGNING_KEY_ARN"),
+        ("ConsoleFunction", "QUEUE_URL_EXPORTS"),
     ] {
         let vars = &functions[function];
         assert!(vars.iter().any(|v| v == var), "{function} has no {var}");

@@ -174,8 +174,11 @@ pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
         onboarding: onboarding(platform),
         exports: ExportsApi {
             exports: exports.clone(),
-            queue: queue.clone(),
-            queue_name: queues::name(queues::EXPORTS),
+            requests: wappline::export::ExportRequests::new(
+                exports.clone(),
+                queue.clone(),
+                queues::name(queues::EXPORTS),
+            ),
         },
         erasure: Erasure {
             contacts: ContactErasure::new(platform.store.clone(), platform.envelope.clone(), queue)

@@ -33,6 +33,7 @@
 //! the function's role, as Lambda does, but does not poll attributes).
 
 mod logs;
+mod console_flows;
 mod policy;
 mod recorder;
 mod template;
@@ -60,6 +61,8 @@ const SECOND_NUMBER: &str = "113355779024681";
 /// A number connected through Embedded Signup, an account through Instagram Login.
 const SIGNUP_NUMBER: &str = "113355779024999";
 const LOGIN_ACCOUNT: &str = "17841400000000777";
+/// A third number of the WABA, disconnected through the console.
+const THIRD_NUMBER: &str = "114466880035792";
 
 const LINE: u64 = 7;
 const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
@@ -222,6 +225,8 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_role() {
         ("ExportWorkerFunction", "s3:PutObject"),
         ("AdminApiFunction", "s3:GetObject"),
         ("AdminApiFunction", "ses:SendEmail"),
+        ("ConsoleFunction", "sqs:SendMessage"),
+        ("ConsoleFunction", "dynamodb:UpdateItem"),
         ("DataDeletionFunction", "sqs:SendMessage"),
         ("RetentionFunction", "dynamodb:Query"),
         ("ErasureWorkerFunction", "sqs:DeleteMessage"),
@@ -419,6 +424,8 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         erasure.erasure_worker().unwrap(),
         erasure.tenant_erasure().unwrap(),
     );
+    let console_services = d.services("ConsoleFunction");
+    let console = console::Console::from_services(&console_services).unwrap();
     let retention_services = d.services("RetentionFunction");
     let retention_run = retention_services.retention();
 
@@ -807,6 +814,107 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(failed.failed, 1, "{failed:?}");
+    // console: the owner signs in (after a refused attempt), reads the channels, changes
+    // retention, asks for an export and its file, erases a contact, disconnects a number,
+    // and asks for the account's deletion, then cancels it.
+    let mut browser = console_flows::Session::new(&console);
+    let r = browser
+        .submit(
+            "/app/sign-in",
+            "/app/sign-in",
+            &[
+                ("account_id", &tenant),
+                ("email", "boss@acme.test"),
+                ("password", "wrong"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = browser
+        .submit(
+            "/app/sign-in",
+            "/app/sign-in",
+            &[
+                ("account_id", &tenant),
+                ("email", "boss@acme.test"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(browser.get("/app/channels").await.status, 200);
+    let r = browser
+        .submit(
+            "/app/retention",
+            "/app/retention",
+            &[("retention_days", "30")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = browser.submit("/app/exports", "/app/exports", &[]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        d.consume(
+            "ExportWorkerFunction",
+            &export,
+            &export_worker,
+            platform::EXPORTS
+        )
+        .await,
+        1
+    );
+    let page = browser.get("/app/exports").await.body;
+    let href = &page[page
+        .find("/app/exports/download?")
+        .expect("a download link")..];
+    let href = href[..href.find('"').unwrap()]
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    let r = browser.get(&href).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location.contains("/exports/download/"));
+    let channel = format!("whatsapp:{WA_NUMBER}");
+    let r = browser
+        .submit(
+            "/app/erasure",
+            "/app/erasure",
+            &[("channel", &channel), ("customer", "+16505559876")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    d.graph
+        .add_whatsapp_business(WA_TOKEN, "102290129340398", THIRD_NUMBER);
+    admin(
+        &admin_api,
+        "POST",
+        &format!("{t}/channels/whatsapp"),
+        json!({"phone_number_id": THIRD_NUMBER, "waba_id": "102290129340398", "access_token": WA_TOKEN}),
+    )
+    .await;
+    let r = browser
+        .submit(
+            "/app/channels",
+            "/app/channels/disconnect",
+            &[("kind", "whatsapp"), ("id", THIRD_NUMBER)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = browser
+        .submit("/app/account", "/app/account/name", &[("name", "Acme Ltd")])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = browser
+        .submit("/app/bitrix24", "/app/bitrix24", &[("line_id", "2")])
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = browser
+        .submit("/app/account", "/app/account/deletion", &[])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = browser
+        .submit("/app/account", "/app/account/deletion/cancel", &[])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
 
     // erasure-worker: the customer's erasure and Meta's request, then the account erasure
     // (grace 0) by the schedule's sweep: keys shredded, owners emailed.
@@ -825,7 +933,7 @@ async fn scenario(d: &Deployment) -> Vec<String> {
             platform::ERASURE
         )
         .await,
-        2
+        3
     );
     admin(
         &admin_api,

@@ -452,6 +452,22 @@ pub async fn call(
     headers: &[(&str, String)],
     body: Option<Vec<u8>>,
 ) -> (u16, Value) {
+    let resp = call_raw(function, method, path, headers, body).await;
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null),
+    )
+}
+
+/// The same request; the whole response (the console's pages, cookies and redirects).
+pub async fn call_raw(
+    function: &dyn HttpFunction,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<Vec<u8>>,
+) -> lambda_http::Response<Body> {
     let mut req = lambda_http::Request::new(match body {
         Some(b) => Body::Binary(b),
         None => Body::Empty,
@@ -474,12 +490,7 @@ pub async fn call(
     let req = req
         .with_query_string_parameters(query)
         .with_request_context(RequestContext::ApiGatewayV2(context));
-    let resp = function.handle(req).await;
-    let status = resp.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(resp.body().as_ref()).unwrap_or(Value::Null),
-    )
+    function.handle(req).await
 }
 
 pub fn json_body(v: &Value) -> (Vec<(&'static str, String)>, Option<Vec<u8>>) {

@@ -1,0 +1,7 @@
+//! The tenant web console (`/app`): HTTP-level checks of its guards (anti-forgery tokens,
+//! roles, sign-in), tenant isolation through its routes as a property, and the flows in a
+//! real browser (headless Chromium over WebDriver).
+
+mod browser;
+mod http;
+mod isolation;
