@@ -258,10 +258,17 @@ impl ChannelSummary {
     /// Meta restriction (when the connect flow or a webhook recorded them), and whether the
     /// CRM sync parked the portal (decision 0025).
     pub fn health(&self, now: i64) -> ChannelHealth {
-        let expires_at = self
-            .details
-            .get(TOKEN_EXPIRES_AT_DETAIL)
-            .and_then(|v| v.parse::<i64>().ok());
+        // Instagram Login tokens carry their expiry and refresh state (decision 0040); other
+        // connect flows may record an expiry in the details.
+        let expires_at = self.token.as_ref().map(|t| t.expires_at).or_else(|| {
+            self.details
+                .get(TOKEN_EXPIRES_AT_DETAIL)
+                .and_then(|v| v.parse::<i64>().ok())
+        });
+        let refresh_failed = self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.refresh_error.is_some());
         if expires_at.is_some_and(|at| at <= now) {
             return ChannelHealth::TokenExpired;
         }
@@ -271,7 +278,8 @@ impl ChannelSummary {
         if self.crm_link.as_ref().is_some_and(CrmLink::is_unreachable) {
             return ChannelHealth::Bitrix24Unreachable;
         }
-        if expires_at.is_some_and(|at| at - now <= TOKEN_EXPIRING_SECS) {
+        // A failed renewal needs the tenant now, however long the token still works.
+        if refresh_failed || expires_at.is_some_and(|at| at - now <= TOKEN_EXPIRING_SECS) {
             return ChannelHealth::TokenExpiring;
         }
         ChannelHealth::Connected
@@ -294,6 +302,8 @@ mod health_tests {
             secrets_stored: Vec::new(),
             authorized_by: None,
             crm_link,
+            open_line: None,
+            token: None,
         }
     }
 
@@ -324,5 +334,30 @@ mod health_tests {
             summary(&[], Some(CrmLink::reachable(0))).health(now),
             ChannelHealth::Connected
         );
+    }
+
+    /// Instagram Login tokens: the expiry and a failed renewal recorded by the refresh job.
+    #[test]
+    fn health_reads_the_token_the_refresh_job_keeps() {
+        use crate::tenant::token_health::{TokenHealth, TokenStatus};
+        let now = 1_000_000;
+        let with = |expires_at: i64, refresh_error: Option<&str>| {
+            let mut s = summary(&[], None);
+            s.token = Some(TokenHealth {
+                expires_at,
+                status: TokenStatus::Valid,
+                renewed_at: 0,
+                refresh_error: refresh_error.map(str::to_owned),
+                refresh_failed_at: refresh_error.map(|_| now),
+            });
+            s.health(now)
+        };
+        assert_eq!(with(now + 50 * 86_400, None), ChannelHealth::Connected);
+        assert_eq!(with(now + 86_400, None), ChannelHealth::TokenExpiring);
+        assert_eq!(
+            with(now + 50 * 86_400, Some("rate_limited")),
+            ChannelHealth::TokenExpiring
+        );
+        assert_eq!(with(now - 1, None), ChannelHealth::TokenExpired);
     }
 }
