@@ -3,6 +3,7 @@
 //! functions and the local server both build their handlers here.
 
 pub mod runtime;
+pub mod runtime_socket;
 pub mod secrets;
 pub mod services;
 pub mod settings;

@@ -41,11 +41,11 @@ pub use instagram::{
     InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramSent,
     InstagramTiming, INSTAGRAM_TEXT_MAX_BYTES,
 };
-pub use sender_actions::InstagramSenderAction;
 pub use ownership::{
     BusinessPhoneNumber, GranularScope, InstagramMe, TokenError, TokenInfo, MAX_PHONE_PAGES,
     WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,
 };
+pub use sender_actions::InstagramSenderAction;
 pub use upload::{multipart_body, MediaUpload};
 pub use whatsapp::{
     SentContact, SentMessage, TemplateMessage, WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,

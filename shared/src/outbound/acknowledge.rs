@@ -34,7 +34,10 @@ pub(super) async fn acknowledge(
 ) {
     let outcome = match &meta.account {
         AccountRef::WhatsApp(number) => {
-            let latest = match conversations.latest_from_customer(&meta.id, LOOK_BACK).await {
+            let latest = match conversations
+                .latest_from_customer(&meta.id, LOOK_BACK)
+                .await
+            {
                 Ok(latest) => latest,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading the customer's newest message failed; no read receipt");
