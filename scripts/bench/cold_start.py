@@ -487,6 +487,8 @@ def main() -> None:
     ap.add_argument("--no-build", action="store_true", help="use the release binaries as built")
     ap.add_argument("--only", default="", help="comma-separated function names (the hello-world always runs)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument("--bin-dir", type=Path, help="where the binaries are (default: the release "
+                    "directory of CARGO_TARGET_DIR or target/); with --no-build")
     ap.add_argument("--wrapper", default="", help="a command to run each function under, for "
                     "profiling (e.g. 'strace -f -tt -o FILE'); its figures include the wrapper")
     args = ap.parse_args()
@@ -509,7 +511,8 @@ def main() -> None:
             cmd += ["-p", n]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, cwd=ROOT, check=True)
-    binaries = {n: target / "release" / n for n in names}
+    bin_dir = args.bin_dir or target / "release"
+    binaries = {n: bin_dir / n for n in names}
     for n, b in binaries.items():
         if not b.exists():
             raise SystemExit(f"{b} is missing: build it (or drop --no-build)")
