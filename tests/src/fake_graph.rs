@@ -56,8 +56,8 @@ use tokio::task::JoinHandle;
 
 mod ownership;
 mod sender_actions;
-pub use sender_actions::SenderAction;
 pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
+pub use sender_actions::SenderAction;
 
 /// How the next requests fail ([`FakeGraph::fail_next`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

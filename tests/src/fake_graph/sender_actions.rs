@@ -12,7 +12,9 @@
 
 use serde_json::{json, Value};
 
-use super::{invalid_parameter, invalid_token, json_answer, no_such_object, Answer, FakeGraph, State};
+use super::{
+    invalid_parameter, invalid_token, json_answer, no_such_object, Answer, FakeGraph, State,
+};
 
 /// A read receipt or sender action the fake accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +31,8 @@ pub struct SenderAction {
 
 /// True for a body that is a read receipt or sender action rather than a message.
 pub(super) fn is_sender_action(body: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(body).is_ok_and(|b| {
-        b.get("status").is_some() || b.get("sender_action").is_some()
-    })
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|b| b.get("status").is_some() || b.get("sender_action").is_some())
 }
 
 pub(super) fn whatsapp_read(
@@ -50,7 +51,10 @@ pub(super) fn whatsapp_read(
     if body["messaging_product"] != "whatsapp" || body["status"] != "read" {
         return invalid_parameter("status must be read, with messaging_product whatsapp");
     }
-    let Some(id) = body["message_id"].as_str().filter(|id| id.starts_with("wamid.")) else {
+    let Some(id) = body["message_id"]
+        .as_str()
+        .filter(|id| id.starts_with("wamid."))
+    else {
         return invalid_parameter("message_id must be the wamid of a received message");
     };
     let action = match body.get("typing_indicator") {

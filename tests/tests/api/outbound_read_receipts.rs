@@ -40,7 +40,8 @@ async fn an_operator_reply_marks_the_newest_customer_message_read_with_typing() 
     let conv = w.wa_customer(HOUR).await;
     customer_said(&w, &conv, &wa(), "wamid.CUSTOMEROLDER", 120).await;
     customer_said(&w, &conv, &wa(), "wamid.CUSTOMERNEWEST", 60).await;
-    w.reply(&conv, operator("Yes, we have it.", vec![], 1)).await;
+    w.reply(&conv, operator("Yes, we have it.", vec![], 1))
+        .await;
     assert_eq!(w.run().await.len(), 1);
 
     assert_eq!(
@@ -70,9 +71,12 @@ async fn instagram_replies_mark_seen_then_type() {
     let actions = w.graph.sender_actions();
     let names: Vec<_> = actions.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(names, ["mark_seen", "typing_on"]);
-    assert!(actions.iter().all(|a| a.product == "instagram" && a.target == IGSID));
+    assert!(actions
+        .iter()
+        .all(|a| a.product == "instagram" && a.target == IGSID));
     assert!(
-        actions.iter().all(|a| !a.path.contains(WA_NUMBER) && (a.path.contains("/me/") || a.path.contains(IG_ACCOUNT))),
+        actions.iter().all(|a| !a.path.contains(WA_NUMBER)
+            && (a.path.contains("/me/") || a.path.contains(IG_ACCOUNT))),
         "{actions:?}"
     );
     assert_eq!(w.graph.sent().len(), 1);
@@ -101,7 +105,11 @@ async fn api_sends_and_conversations_without_customer_messages_mark_nothing() {
         .await
         .unwrap();
     while !w.run().await.is_empty() {}
-    assert!(w.graph.sender_actions().is_empty(), "{:?}", w.graph.sender_actions());
+    assert!(
+        w.graph.sender_actions().is_empty(),
+        "{:?}",
+        w.graph.sender_actions()
+    );
     assert_eq!(w.graph.sent().len(), 2);
 }
 
@@ -112,7 +120,8 @@ async fn a_failing_receipt_never_holds_the_reply_back() {
     customer_said(&w, &conv, &wa(), "wamid.CUSTOMERNEWEST", 60).await;
     // The next request (the receipt) fails with a server error.
     w.graph.fail_next(1, GraphFailure::ServerError);
-    w.reply(&conv, operator("Yes, we have it.", vec![], 1)).await;
+    w.reply(&conv, operator("Yes, we have it.", vec![], 1))
+        .await;
     assert_eq!(w.run().await.len(), 1);
     assert!(w.graph.sender_actions().is_empty());
     assert_eq!(w.graph.sent().len(), 1, "the reply went out anyway, once");
