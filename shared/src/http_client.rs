@@ -14,17 +14,23 @@
 //!   [`bearer`] are marked sensitive.
 //! - Redirects are not followed (a caller that wants them checks each hop itself).
 
+use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 use crate::public_resolver::Resolver;
 
@@ -159,10 +165,77 @@ fn system_roots() -> &'static Result<Arc<rustls::RootCertStore>, String> {
     })
 }
 
+/// The client's HTTPS connector, built at its first connection instead of with the client.
+///
+/// Building it means the process's trust store ([`system_roots`], read once) and a rustls
+/// configuration. A function builds its Graph API and Bitrix24 clients at cold start, but
+/// many first events call neither (a webhook delivery, a media link that does not verify, a
+/// queue job for an erased tenant), and a function may never call one of them at all: so the
+/// cost moves to the first connection that needs it, out of every cold start (issue 17).
+/// A missing trust store is then reported by the first connection (a connect error naming
+/// it) instead of by the constructor.
+#[derive(Clone)]
+pub struct LazyHttps {
+    http: HttpConnector<Resolver>,
+    allow_missing_trust_store: bool,
+    built: Arc<OnceLock<Result<HttpsConnector<HttpConnector<Resolver>>, HttpClientError>>>,
+}
+
+impl LazyHttps {
+    fn connector(&self) -> Result<HttpsConnector<HttpConnector<Resolver>>, HttpClientError> {
+        self.built
+            .get_or_init(|| tls_connector(self.http.clone(), self.allow_missing_trust_store))
+            .clone()
+    }
+}
+
+/// rustls on aws-lc-rs with the process's trust store, over `http`.
+fn tls_connector(
+    http: HttpConnector<Resolver>,
+    allow_missing_trust_store: bool,
+) -> Result<HttpsConnector<HttpConnector<Resolver>>, HttpClientError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = match system_roots() {
+        Ok(roots) => roots.clone(),
+        // No trust store is needed when every endpoint is plain-http loopback (a test
+        // machine without CA certificates); anywhere else it is a configuration error.
+        Err(_) if allow_missing_trust_store => Arc::new(rustls::RootCertStore::empty()),
+        Err(e) => return Err(HttpClientError::Tls(e.clone())),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
+impl tower_service::Service<http::Uri> for LazyHttps {
+    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // The plain connector is always ready; the TLS part is built in `call`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        match self.connector() {
+            Ok(mut connector) => connector.call(uri),
+            Err(e) => Box::pin(std::future::ready(Err(e.into()))),
+        }
+    }
+}
+
 /// A pooled HTTPS client. Cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
+    client: Client<LazyHttps, Full<Bytes>>,
     request_timeout: Duration,
     max_body: usize,
 }
@@ -177,26 +250,18 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
+    /// Builds the client. The TLS set-up (the trust store, the rustls configuration) is
+    /// deferred to the first connection: see [`LazyHttps`].
     pub fn new(config: &HttpClientConfig) -> Result<Self, HttpClientError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let roots = match system_roots() {
-            Ok(roots) => roots.clone(),
-            // No trust store is needed when every endpoint is plain-http loopback (a test
-            // machine without CA certificates); anywhere else it is a configuration error.
-            Err(_) if config.allow_missing_trust_store => Arc::new(rustls::RootCertStore::empty()),
-            Err(e) => return Err(HttpClientError::Tls(e.clone())),
-        };
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| HttpClientError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
         let mut http = HttpConnector::new_with_resolver(config.resolver.clone());
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let https = builder.https_or_http().enable_http1().wrap_connector(http);
+        let https = LazyHttps {
+            http,
+            allow_missing_trust_store: config.allow_missing_trust_store,
+            built: Arc::new(OnceLock::new()),
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(50))
             .pool_max_idle_per_host(config.max_idle_per_host)

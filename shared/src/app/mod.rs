@@ -4,6 +4,7 @@
 
 pub mod health;
 pub mod runtime;
+pub mod runtime_socket;
 pub mod secrets;
 pub mod services;
 pub mod settings;

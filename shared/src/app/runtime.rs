@@ -50,6 +50,10 @@ pub async fn run_http_streaming(
     let function = Arc::new(function);
     let metrics = services.metrics.clone();
     lambda_http::run_with_streaming_response(lambda_http::service_fn(move |req: Request| {
+        // The answer is about to be streamed over the connection that brought this event:
+        // without TCP_NODELAY it would wait ~40 ms for a delayed ACK (see runtime_socket).
+        // Checked at every event, as the runtime may have opened a new connection.
+        super::runtime_socket::runtime_api_nodelay();
         let (function, metrics) = (function.clone(), metrics.clone());
         async move {
             let response = function.handle(req).await;
