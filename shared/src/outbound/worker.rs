@@ -18,7 +18,7 @@ use crate::clock::now_secs;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::{
     ConversationError, ConversationMeta, Conversations, JobTarget, MessageRef, MessageStatus,
-    StoredMessage,
+    Origin, StoredMessage,
 };
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::Envelope;
