@@ -98,7 +98,7 @@ async fn no_function_logs_a_body_token_or_phone_number_while_running_real_flows(
         .collect();
     let ran: BTreeSet<_> = run.recorded.iter().map(|r| r.function.clone()).collect();
     assert_eq!(ran, functions, "functions that did not run");
-    assert_eq!(functions.len(), 12);
+    assert_eq!(functions.len(), 13);
 
     let deliveries: Vec<Vec<u8>> = DELIVERIES.iter().map(|n| sample(n)).collect();
     let bodies: Vec<&[u8]> = deliveries.iter().map(Vec::as_slice).collect();
