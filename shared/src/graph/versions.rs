@@ -158,10 +158,7 @@ mod tests {
                 until: "2027-01-21".into()
             }
         );
-        assert_eq!(
-            standing("v26.0", day(2040, 1, 1)),
-            VersionStanding::Current
-        );
+        assert_eq!(standing("v26.0", day(2040, 1, 1)), VersionStanding::Current);
         assert_eq!(standing("v9.0", day(2026, 1, 1)), VersionStanding::Unknown);
     }
 
@@ -169,7 +166,10 @@ mod tests {
     fn notices_name_the_date_and_the_way_out() {
         assert_eq!(start_notice("v25.0", day(2026, 12, 4)), None);
         let soon = start_notice("v21.0", day(2026, 12, 4)).unwrap();
-        assert!(soon.contains("2027-01-21") && soon.contains("48 days"), "{soon}");
+        assert!(
+            soon.contains("2027-01-21") && soon.contains("48 days"),
+            "{soon}"
+        );
         assert!(soon.contains(PUBLISHED[0].name), "{soon}");
         let gone = start_notice("v20.0", day(2026, 12, 4)).unwrap();
         assert!(gone.contains("expired on 2026-09-24"), "{gone}");
