@@ -21,6 +21,9 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use sha2::{Digest, Sha256};
 
+/// Mutated variants run after each input drawn from a target's strategy.
+pub const VARIANTS: u64 = 3;
+
 /// What one run of a target did.
 #[derive(Debug)]
 pub struct Stats {
@@ -129,13 +132,27 @@ pub fn run_target(
             let (messages, saved) = (&messages, &saved);
             scope.spawn(move || {
                 let target = make();
+                let havoc = bytes::mutations();
                 let mut runner = TestRunner::new_with_rng(Config::default(), rng(seed, t));
-                for _ in 0..share {
-                    let input = target
-                        .inputs
-                        .new_tree(&mut runner)
-                        .expect("the strategies reject nothing")
-                        .current();
+                let mut base = Vec::new();
+                for i in 0..share {
+                    // A fresh input from the target's strategy, then VARIANTS mutations of it:
+                    // drawing a structured input costs several times a parse, a mutation
+                    // far less (AFL's havoc stage works the same way).
+                    let input = if i % (VARIANTS + 1) == 0 {
+                        base = target
+                            .inputs
+                            .new_tree(&mut runner)
+                            .expect("the strategies reject nothing")
+                            .current();
+                        base.clone()
+                    } else {
+                        let m = havoc
+                            .new_tree(&mut runner)
+                            .expect("the strategies reject nothing")
+                            .current();
+                        bytes::apply(base.clone(), &m, &target.seeds)
+                    };
                     let outcome = caught(|| (target.run)(&input));
                     if outcome.as_ref().is_ok_and(|ok| *ok) {
                         accepted.fetch_add(1, Ordering::Relaxed);
