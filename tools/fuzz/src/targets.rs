@@ -26,6 +26,9 @@ use crate::json::{edited, tree, J};
 /// 2026-11-24: the time every target checks expiries against.
 pub const NOW: i64 = 1_795_460_400;
 
+/// Runs a parser on one input; true when it accepted it.
+pub type Parser = Box<dyn Fn(&[u8]) -> bool>;
+
 /// One parser: its name, the code it runs, and the inputs it is given.
 pub struct Target {
     pub name: &'static str,
@@ -35,7 +38,7 @@ pub struct Target {
     pub seeds: Vec<Vec<u8>>,
     pub inputs: BoxedStrategy<Vec<u8>>,
     /// Runs the parser; true when it accepted the input.
-    pub run: Box<dyn Fn(&[u8]) -> bool>,
+    pub run: Parser,
 }
 
 /// Every target, in a fixed order.
