@@ -237,7 +237,8 @@ mod tests {
         for expires in [i64::MAX, i64::MAX - EXPIRY_SKEW_SECS + 1] {
             let json =
                 format!(r#"{{"algorithm":"HMAC-SHA256","expires":{expires},"user_id":"218471"}}"#);
-            let req = verify_signed_request(&[s.clone()], &sign(&s, &json), NOW).unwrap();
+            let req =
+                verify_signed_request(std::slice::from_ref(&s), &sign(&s, &json), NOW).unwrap();
             assert_eq!(req.expires, Some(expires));
         }
     }
