@@ -18,7 +18,7 @@ use crate::routing::{Call, Handled};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateApiKeyRequest {
+pub(crate) struct CreateApiKeyRequest {
     name: String,
     scope: Option<String>,
     expires_at: Option<i64>,

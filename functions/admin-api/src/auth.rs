@@ -30,7 +30,7 @@ type Response = lambda_http::http::Response<String>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignInRequest {
+pub(crate) struct SignInRequest {
     account_id: String,
     email: String,
     password: String,
@@ -38,34 +38,34 @@ struct SignInRequest {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RefreshRequest {
+pub(crate) struct RefreshRequest {
     refresh_token: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AcceptRequest {
+pub(crate) struct AcceptRequest {
     token: String,
     password: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChangePasswordRequest {
+pub(crate) struct ChangePasswordRequest {
     current_password: String,
     new_password: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ResetRequest {
+pub(crate) struct ResetRequest {
     account_id: String,
     email: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ResetConfirmRequest {
+pub(crate) struct ResetConfirmRequest {
     token: String,
     new_password: String,
 }

@@ -157,7 +157,7 @@ fn parse_kind(kind: &str) -> Result<ChannelKind, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WhatsAppRequest {
+pub(crate) struct WhatsAppRequest {
     phone_number_id: String,
     waba_id: String,
     access_token: String,
@@ -167,7 +167,7 @@ struct WhatsAppRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InstagramRequest {
+pub(crate) struct InstagramRequest {
     account_id: String,
     access_token: String,
     page_id: Option<String>,
@@ -177,7 +177,7 @@ struct InstagramRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Bitrix24Request {
+pub(crate) struct Bitrix24Request {
     member_id: String,
     domain: String,
     access_token: String,
@@ -208,7 +208,7 @@ fn meta_user(v: Option<String>) -> Result<Option<MetaUserId>, ApiError> {
 }
 
 /// Parses and validates a connect body for the given channel kind.
-fn parse_connection(kind: ChannelKind, body: &[u8]) -> Result<Connection, ApiError> {
+pub(crate) fn parse_connection(kind: ChannelKind, body: &[u8]) -> Result<Connection, ApiError> {
     let mut details = BTreeMap::new();
     let mut secrets = BTreeMap::new();
     let (channel, authorized_by) = match kind {

@@ -16,7 +16,7 @@ use crate::routing::{Call, Handled};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ConnectionCodeRequest {
+pub(crate) struct ConnectionCodeRequest {
     /// The Open Line the portal's conversations go to.
     line_id: u64,
 }

@@ -28,7 +28,7 @@ pub struct Erasure {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ContactRequest {
+pub(crate) struct ContactRequest {
     channel: String,
     account_id: String,
     customer: String,
@@ -36,7 +36,7 @@ struct ContactRequest {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct TenantRequest {
+pub(crate) struct TenantRequest {
     grace_days: Option<u32>,
 }
 
@@ -55,7 +55,7 @@ fn map(e: ErasureError) -> ApiError {
 }
 
 /// The subject of a contact erasure, validated.
-fn subject(r: &ContactRequest) -> Result<(AccountRef, CustomerId), ApiError> {
+pub(crate) fn subject(r: &ContactRequest) -> Result<(AccountRef, CustomerId), ApiError> {
     let account = AccountRef::parse(&r.channel, &r.account_id).map_err(|e| bad(e.to_string()))?;
     let customer =
         CustomerId::parse_for(&account, &r.customer).map_err(|e| bad(format!("customer: {e}")))?;

@@ -33,7 +33,7 @@ pub struct ExportsApi {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExportRequest {
+pub(crate) struct ExportRequest {
     scope: String,
     channel: Option<String>,
     account_id: Option<String>,
@@ -42,7 +42,7 @@ struct ExportRequest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LinkRequest {
+pub(crate) struct LinkRequest {
     file: String,
     ttl_seconds: Option<u64>,
 }
@@ -72,7 +72,7 @@ fn map(e: ExportError) -> ApiError {
     }
 }
 
-fn scope_of(r: &ExportRequest) -> Result<ExportScope, ApiError> {
+pub(crate) fn scope_of(r: &ExportRequest) -> Result<ExportScope, ApiError> {
     match r.scope.as_str() {
         "tenant" => {
             if r.channel.is_some() || r.account_id.is_some() || r.customer.is_some() {

@@ -22,6 +22,7 @@
 //! route to themselves.
 
 pub mod auth;
+pub mod bodies;
 mod routing;
 
 mod api_keys;

@@ -16,7 +16,7 @@ use crate::routing::{Call, Handled};
 /// `PATCH /admin/tenants/{id}/settings`: only the settings given change.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SettingsRequest {
+pub(crate) struct SettingsRequest {
     retention_days: Option<u32>,
 }
 
@@ -26,10 +26,10 @@ pub(crate) async fn get(c: &Call<'_>) -> Handled {
     Ok(edge::json(StatusCode::OK, &settings))
 }
 
-pub(crate) async fn update(c: &Call<'_>) -> Handled {
-    let scope = c.scope().await?;
+/// Reads and checks a settings body: the retention to set.
+pub(crate) fn read_settings(body: &[u8]) -> Result<RetentionDays, ApiError> {
     // An object only (serde would also take a JSON array for a struct).
-    let object: serde_json::Map<String, serde_json::Value> = edge::parse_json(c.body)?;
+    let object: serde_json::Map<String, serde_json::Value> = edge::parse_json(body)?;
     let req: SettingsRequest = serde_json::from_value(serde_json::Value::Object(object))
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
     let Some(days) = req.retention_days else {
@@ -37,7 +37,12 @@ pub(crate) async fn update(c: &Call<'_>) -> Handled {
             "nothing to change: give retention_days",
         ));
     };
-    let days = RetentionDays::new(days).map_err(map_err)?;
+    RetentionDays::new(days).map_err(map_err)
+}
+
+pub(crate) async fn update(c: &Call<'_>) -> Handled {
+    let scope = c.scope().await?;
+    let days = read_settings(c.body)?;
     let change = scope
         .set_retention(days, c.actor())
         .await

@@ -15,7 +15,7 @@ use crate::routing::{Call, Handled};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SuspendRequest {
+pub(crate) struct SuspendRequest {
     reason: String,
 }
 

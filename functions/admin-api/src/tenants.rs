@@ -16,7 +16,7 @@ use crate::{map_err, parse_limit, DEFAULT_PAGE};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateTenantRequest {
+pub(crate) struct CreateTenantRequest {
     name: String,
     retention_days: Option<u32>,
 }

@@ -22,14 +22,14 @@ use crate::routing::{Call, Handled};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct InviteRequest {
+pub(crate) struct InviteRequest {
     email: String,
     role: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RoleRequest {
+pub(crate) struct RoleRequest {
     role: String,
 }
 

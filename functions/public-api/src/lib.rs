@@ -138,37 +138,11 @@ impl PublicApi {
         if body.len() > MAX_BODY_BYTES {
             return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
         }
-        let request: SendRequest = edge::parse_json(body)?;
-        let account = AccountRef::parse(&request.channel, &request.account_id)
-            .map_err(|e| bad(e.to_string()))?;
-        let to =
-            CustomerId::parse_for(&account, &request.to).map_err(|e| bad(format!("to: {e}")))?;
-        let message = match (request.text, request.template) {
-            (Some(text), None) => ApiMessage::Text(text),
-            (None, Some(t)) => {
-                let ok = |s: &str, max: usize| {
-                    !s.is_empty()
-                        && s.len() <= max
-                        && s.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-                };
-                if !ok(&t.name, 512) {
-                    return Err(bad("template.name: letters, digits and '_' only"));
-                }
-                if !ok(&t.language, 16) {
-                    return Err(bad("template.language: a language code like en_US"));
-                }
-                if !(t.components.is_null() || t.components.is_array()) {
-                    return Err(bad("template.components: must be an array"));
-                }
-                ApiMessage::Template(TemplateMessage {
-                    name: t.name,
-                    language: t.language,
-                    components: t.components,
-                })
-            }
-            _ => return Err(bad("give exactly one of text and template")),
-        };
+        let SendBody {
+            account,
+            to,
+            message,
+        } = read_send_body(body)?;
         let request_id = match req
             .headers()
             .get("idempotency-key")
@@ -232,6 +206,54 @@ impl PublicApi {
             }
         }
     }
+}
+
+/// A send request as read from the body, before the key's tenant and the store are involved.
+pub struct SendBody {
+    pub account: AccountRef,
+    pub to: CustomerId,
+    pub message: ApiMessage,
+}
+
+/// Reads and checks a `POST /v1/messages` body: every check that needs no key, tenant or
+/// store. A refused body is a 400 saying what is wrong. Public so that the fuzzer reads
+/// bodies exactly as the handler does.
+pub fn read_send_body(body: &[u8]) -> Result<SendBody, ApiError> {
+    let request: SendRequest = edge::parse_json(body)?;
+    let account =
+        AccountRef::parse(&request.channel, &request.account_id).map_err(|e| bad(e.to_string()))?;
+    let to = CustomerId::parse_for(&account, &request.to).map_err(|e| bad(format!("to: {e}")))?;
+    let message = match (request.text, request.template) {
+        (Some(text), None) => ApiMessage::Text(text),
+        (None, Some(t)) => {
+            let ok = |s: &str, max: usize| {
+                !s.is_empty()
+                    && s.len() <= max
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            };
+            if !ok(&t.name, 512) {
+                return Err(bad("template.name: letters, digits and '_' only"));
+            }
+            if !ok(&t.language, 16) {
+                return Err(bad("template.language: a language code like en_US"));
+            }
+            if !(t.components.is_null() || t.components.is_array()) {
+                return Err(bad("template.components: must be an array"));
+            }
+            ApiMessage::Template(TemplateMessage {
+                name: t.name,
+                language: t.language,
+                components: t.components,
+            })
+        }
+        _ => return Err(bad("give exactly one of text and template")),
+    };
+    Ok(SendBody {
+        account,
+        to,
+        message,
+    })
 }
 
 fn hex_string(bytes: &[u8]) -> String {

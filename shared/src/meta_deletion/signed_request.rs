@@ -146,7 +146,9 @@ pub fn verify_signed_request(
     let user_id = MetaUserId::parse(&user_id)
         .map_err(|e| SignedRequestError::InvalidPayload(e.to_string()))?;
     if let Some(expires) = payload.expires {
-        if expires > 0 && expires + EXPIRY_SKEW_SECS < now {
+        // Saturating: `expires` is whatever the sender signed, up to i64::MAX (found by
+        // the fuzzer, decision 0042).
+        if expires > 0 && expires.saturating_add(EXPIRY_SKEW_SECS) < now {
             return Err(SignedRequestError::Expired);
         }
     }
@@ -227,6 +229,18 @@ mod tests {
         let req = verify_signed_request(&[s], &signed, NOW).unwrap();
         assert_eq!(req.user_id.as_str(), "218471");
         assert_eq!(req.issued_at, Some(NOW));
+    }
+
+    #[test]
+    fn an_expiry_at_the_end_of_time_is_not_past() {
+        let s = secret("app-secret");
+        for expires in [i64::MAX, i64::MAX - EXPIRY_SKEW_SECS + 1] {
+            let json =
+                format!(r#"{{"algorithm":"HMAC-SHA256","expires":{expires},"user_id":"218471"}}"#);
+            let req =
+                verify_signed_request(std::slice::from_ref(&s), &sign(&s, &json), NOW).unwrap();
+            assert_eq!(req.expires, Some(expires));
+        }
     }
 
     #[test]
