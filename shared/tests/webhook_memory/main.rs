@@ -35,8 +35,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// One case at a time: the counters are process-wide.
+/// One test at a time, for the whole test: the counters are process-wide, and another
+/// test building its 3 MiB body meanwhile would count in this one's peak.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 const LIMIT: usize = 64 * 1024 * 1024;
 
@@ -85,7 +90,6 @@ fn three_mib(make: impl Fn(usize) -> Value) -> Vec<u8> {
 }
 
 fn check(name: &str, body: &[u8]) -> Result<usize, WebhookParseError> {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (peak, out) = peak_of(body);
     println!(
         "{name}: {} bytes, peak heap {:.1} MB, {:?}",
@@ -99,6 +103,7 @@ fn check(name: &str, body: &[u8]) -> Result<usize, WebhookParseError> {
 
 #[test]
 fn a_thousand_large_events_stay_proportional() {
+    let _one = serial();
     let body = three_mib(|n| {
         let pad = "p".repeat(n);
         wa((0..1000).map(|i| text(i, &pad)).collect(), json!({}))
@@ -108,6 +113,7 @@ fn a_thousand_large_events_stay_proportional() {
 
 #[test]
 fn tens_of_thousands_of_events_are_refused_early() {
+    let _one = serial();
     let body = three_mib(|n| wa((0..n).map(|i| text(i, "hi")).collect(), json!({})));
     let err = check("tens of thousands of small events", &body).unwrap_err();
     assert!(matches!(err, WebhookParseError::TooManyItems(_)), "{err:?}");
@@ -115,6 +121,7 @@ fn tens_of_thousands_of_events_are_refused_early() {
 
 #[test]
 fn tens_of_thousands_of_empty_items_are_refused_early() {
+    let _one = serial();
     let body = three_mib(|n| {
         let junk: Vec<Value> = (0..n).map(|_| json!({})).collect();
         wa(vec![text(0, "hi")], json!({"contacts": junk}))
@@ -125,6 +132,7 @@ fn tens_of_thousands_of_empty_items_are_refused_early() {
 
 #[test]
 fn deeply_nested_junk_costs_little() {
+    let _one = serial();
     let depth = (MAX_BODY_BYTES - 4096) / 2;
     let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     // In a field we do not read: skipped.
@@ -159,6 +167,7 @@ fn deeply_nested_junk_costs_little() {
 /// tenant owns (the 2.2 MB body raised the server's RSS by 215 MB).
 #[test]
 fn a_whole_delivery_through_the_intake_stays_proportional() {
+    let _one = serial();
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -229,7 +238,6 @@ fn a_whole_delivery_through_the_intake_stays_proportional() {
             1000,
         ),
     ] {
-        let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let header = secret.sign(body);
         let base = CURRENT.load(Ordering::Relaxed);
         PEAK.store(base, Ordering::Relaxed);
