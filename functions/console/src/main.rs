@@ -8,5 +8,5 @@ use wappline::app::{run_http, Services};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let services = Services::from_env().await?;
-    run_http(Console::from_services(&services)?).await
+    run_http(Console::from_services(&services)?, &services).await
 }

@@ -32,8 +32,8 @@
 //! SQS event source's `GetQueueAttributes` (the test's event source receives and deletes with
 //! the function's role, as Lambda does, but does not poll attributes).
 
-mod logs;
 mod console_flows;
+mod logs;
 mod policy;
 mod recorder;
 mod template;
