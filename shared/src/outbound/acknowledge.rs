@@ -56,10 +56,7 @@ pub(super) async fn acknowledge(
             let CustomerId::Instagram(recipient) = &meta.customer.id else {
                 return;
             };
-            let client = match instagram_sender {
-                InstagramSender::Me => &clients.instagram,
-                InstagramSender::Page(_) => &clients.graph,
-            };
+            let client = clients.for_instagram(instagram_sender);
             let mut result = Ok(());
             for action in [
                 InstagramSenderAction::MarkSeen,

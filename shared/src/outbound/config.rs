@@ -218,6 +218,15 @@ pub struct OutboundClients {
 }
 
 impl OutboundClients {
+    /// The client whose host fits `sender`: `graph.instagram.com` for Instagram Login
+    /// accounts (`me`), `graph.facebook.com` for accounts linked to a Page.
+    pub fn for_instagram(&self, sender: &crate::graph::InstagramSender) -> &GraphClient {
+        match sender {
+            crate::graph::InstagramSender::Me => &self.instagram,
+            crate::graph::InstagramSender::Page(_) => &self.graph,
+        }
+    }
+
     /// Clients for the two Graph hosts. Operator files may come from loopback hosts only
     /// when the Graph API itself is a loopback fake (tests, the local server).
     pub fn new(graph: GraphConfig, instagram: GraphConfig) -> Result<Self, GraphConfigError> {

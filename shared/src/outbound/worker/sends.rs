@@ -3,8 +3,8 @@
 
 use super::{whatsapp_recipient, Context, OutboundWorker, PartResult};
 use crate::graph::{
-    InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramTiming,
-    MediaUpload, WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,
+    InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramTiming, MediaUpload,
+    WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,
 };
 use crate::ids::PhoneNumberId;
 use crate::meta::{CustomerId, Media};
@@ -189,10 +189,7 @@ impl OutboundWorker {
             },
             content,
         };
-        let client = match cx.instagram_sender {
-            InstagramSender::Me => &self.clients.instagram,
-            InstagramSender::Page(_) => &self.clients.graph,
-        };
+        let client = self.clients.for_instagram(&cx.instagram_sender);
         match client
             .send_instagram(&cx.instagram_sender, &message, &cx.token)
             .await
