@@ -22,6 +22,7 @@
 //! preference. Nothing else is stored in the browser.
 
 mod bitrix;
+mod connect;
 mod i18n;
 mod pages;
 mod sign_in;
@@ -44,6 +45,7 @@ use wappline::revocation::Revocations;
 use wappline::tenant::{TenantDirectory, TenantStatus};
 use wappline::usage::Usage;
 
+pub use connect::ConsoleOnboarding;
 pub use i18n::Lang;
 use web::{Ctx, Fail, Reply};
 
@@ -68,6 +70,8 @@ pub struct ConsoleServices {
     pub exports: ExportRequests,
     pub contacts: ContactErasure,
     pub tenant_erasure: TenantErasure,
+    /// Connecting WhatsApp (Embedded Signup) and Instagram (Instagram Login): decision 0046.
+    pub onboarding: ConsoleOnboarding,
     /// `Secure` on cookies: the console is served over https.
     pub secure_cookies: bool,
 }
@@ -107,6 +111,9 @@ pub(crate) enum Action {
     Bitrix24,
     IssueConnectionCode,
     Rename,
+    ConnectWhatsApp,
+    StartInstagram,
+    InstagramCallback,
 }
 
 impl Action {
@@ -137,6 +144,9 @@ impl Action {
             "/audit" => (Some(Audit), None),
             "/usage" => (Some(Usage), None),
             "/bitrix24" => (Some(Bitrix24), Some(IssueConnectionCode)),
+            "/onboarding/whatsapp" => (None, Some(ConnectWhatsApp)),
+            "/onboarding/instagram" => (None, Some(StartInstagram)),
+            "/onboarding/instagram/callback" => (Some(InstagramCallback), None),
             _ => return Err(Fail::not_found()),
         };
         match (get, post, on_get, on_post) {
@@ -165,6 +175,10 @@ impl Action {
             Usage => Some(Permission::ReadUsage),
             Bitrix24 => Some(Permission::ReadSettings),
             IssueConnectionCode => Some(Permission::ManageChannels),
+            // The admin API's `/onboarding/...` routes need the same.
+            ConnectWhatsApp | StartInstagram | InstagramCallback => {
+                Some(Permission::ManageChannels)
+            }
         }
     }
 }

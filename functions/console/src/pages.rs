@@ -72,6 +72,9 @@ pub(crate) async fn serve(ctx: &Ctx<'_>, action: Action) -> Result<Reply, Fail> 
         Usage => crate::usage::usage(ctx).await,
         Bitrix24 => crate::bitrix::page(ctx, StatusCode::OK, None, None).await,
         IssueConnectionCode => crate::bitrix::issue(ctx).await,
+        ConnectWhatsApp => crate::connect::whatsapp(ctx).await,
+        StartInstagram => crate::connect::instagram_start(ctx).await,
+        InstagramCallback => crate::connect::instagram_callback(ctx).await,
     }
 }
 
@@ -118,6 +121,8 @@ struct ChannelsPage {
     channels: Vec<ChannelRow>,
     revocations: Vec<RevocationRow>,
     may_manage: bool,
+    /// Connect WhatsApp and Instagram, for those who may (decision 0046).
+    connect: Option<crate::connect::ConnectSection>,
 }
 
 fn step_state(t: &Text, s: StepState) -> &'static str {
@@ -211,13 +216,23 @@ async fn channels(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
     } else {
         Vec::new()
     };
+    let (connect, csp) = if may_manage {
+        let (section, csp) = ctx
+            .s
+            .onboarding
+            .section(crate::connect::text::of(ctx.lang));
+        (Some(section), csp)
+    } else {
+        (None, None)
+    };
     let page = ChannelsPage {
         c: ctx.chrome("/app/channels"),
         channels,
         revocations,
         may_manage,
+        connect,
     };
-    Reply::html(StatusCode::OK, &page)
+    Ok(Reply::html(StatusCode::OK, &page)?.with_csp(csp))
 }
 
 async fn disconnect(ctx: &Ctx<'_>) -> Result<Reply, Fail> {

@@ -15,6 +15,8 @@ use crate::Console;
 
 const CSS: &str = include_str!("../static/console.css");
 const JS: &str = include_str!("../static/console.js");
+/// The connect flows' script (the channels page only; decision 0046).
+const CONNECT_JS: &str = include_str!("../static/connect.js");
 /// The nonce cookie of the sign-in form lives as long as a page is reasonably left open.
 const VISITOR_MAX_AGE: i64 = 2 * 3600;
 
@@ -37,6 +39,10 @@ pub(crate) async fn public(
     Some(match path {
         "/app/static/console.css" if get => Ok(Reply::asset("text/css; charset=utf-8", CSS)),
         "/app/static/console.js" if get => Ok(Reply::asset("text/javascript; charset=utf-8", JS)),
+        "/app/static/connect.js" if get => Ok(Reply::asset(
+            "text/javascript; charset=utf-8",
+            CONNECT_JS,
+        )),
         "/app/lang/en" | "/app/lang/ru" if get => Ok(switch_language(console, req, path)),
         "/app/sign-in" if get => form(console, req, lang, StatusCode::OK, None, "", ""),
         "/app/sign-in" if req.method() == Method::POST => sign_in(console, req, lang).await,

@@ -34,6 +34,9 @@ pub(crate) struct Reply {
     pub cookies: Vec<String>,
     /// Static files may be cached; pages never are (they show account data).
     pub cacheable: bool,
+    /// This page's policy when it differs from [`CSP`] (the channels page, which loads
+    /// Meta's SDK: decision 0046).
+    pub csp: Option<String>,
 }
 
 impl Reply {
@@ -49,6 +52,7 @@ impl Reply {
             location: None,
             cookies: Vec::new(),
             cacheable: false,
+            csp: None,
         })
     }
 
@@ -61,6 +65,7 @@ impl Reply {
             location: Some(to.into()),
             cookies: Vec::new(),
             cacheable: false,
+            csp: None,
         }
     }
 
@@ -72,7 +77,13 @@ impl Reply {
             location: None,
             cookies: Vec::new(),
             cacheable: true,
+            csp: None,
         }
+    }
+
+    pub fn with_csp(mut self, csp: Option<String>) -> Reply {
+        self.csp = csp;
+        self
     }
 
     pub fn with_cookie(mut self, cookie: String) -> Reply {
@@ -84,7 +95,10 @@ impl Reply {
         let mut b = Response::builder()
             .status(self.status)
             .header(header::CONTENT_TYPE, self.content_type)
-            .header("Content-Security-Policy", CSP)
+            .header(
+                "Content-Security-Policy",
+                self.csp.as_deref().unwrap_or(CSP),
+            )
             .header("X-Content-Type-Options", "nosniff")
             .header("X-Frame-Options", "DENY")
             .header("Referrer-Policy", "same-origin")
@@ -206,6 +220,7 @@ pub(crate) fn error_page(req: &Request, lang: Lang, f: Fail) -> Reply {
             location: None,
             cookies: Vec::new(),
             cacheable: false,
+            csp: None,
         };
     }
     let page = ErrorPage {
@@ -219,6 +234,7 @@ pub(crate) fn error_page(req: &Request, lang: Lang, f: Fail) -> Reply {
         location: None,
         cookies: Vec::new(),
         cacheable: false,
+        csp: None,
     })
 }
 

@@ -3,7 +3,7 @@
 use lambda_http::{Body, Request, Response};
 use wappline::app::{HttpFunction, Services, ServicesError};
 
-use crate::{Console, ConsoleServices};
+use crate::{Console, ConsoleOnboarding, ConsoleServices};
 
 const SERVICE: &str = "console";
 
@@ -29,6 +29,18 @@ impl Console {
             exports: services.export_requests(SERVICE)?,
             contacts: services.contact_erasure()?,
             tenant_erasure: services.tenant_erasure()?,
+            onboarding: ConsoleOnboarding {
+                signup: services.embedded_signup()?,
+                instagram: services.instagram_login()?,
+                page: services.onboarding_page(),
+                login_origins: services.settings.onboarding.login_origins.clone(),
+                graph_version: services.settings.graph.version().to_owned(),
+                authorize_url: services
+                    .settings
+                    .onboarding
+                    .instagram_authorize_url
+                    .clone(),
+            },
             secure_cookies,
         }))
     }

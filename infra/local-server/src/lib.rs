@@ -113,6 +113,11 @@ pub struct LocalConfig {
     #[arg(long, env = "META_SDK_URL")]
     pub meta_sdk_url: Option<String>,
 
+    /// The origins Embedded Signup's popup posts its session info from (comma separated;
+    /// default Facebook's; a fake for tests).
+    #[arg(long, env = "META_LOGIN_ORIGINS")]
+    pub meta_login_origins: Option<String>,
+
     /// Instagram Login's app id. With the secret, Instagram accounts connect themselves.
     #[arg(long, env = "INSTAGRAM_APP_ID")]
     pub instagram_app_id: Option<String>,
@@ -238,6 +243,7 @@ impl LocalConfig {
             instagram_api_base_url: None,
             meta_es_config_id: None,
             meta_sdk_url: None,
+            meta_login_origins: None,
             instagram_app_id: None,
             instagram_app_secret: None,
             instagram_redirect_uri: None,
@@ -340,6 +346,7 @@ impl LocalConfig {
             (settings_vars::SYNC_BATCH, &self.sync_batch),
             (settings_vars::META_ES_CONFIG_ID, &self.meta_es_config_id),
             (settings_vars::META_SDK_URL, &self.meta_sdk_url),
+            (settings_vars::META_LOGIN_ORIGINS, &self.meta_login_origins),
             (settings_vars::INSTAGRAM_APP_ID, &self.instagram_app_id),
             (
                 settings_vars::INSTAGRAM_APP_SECRET,

@@ -70,6 +70,10 @@ pub mod vars {
     /// Facebook Login for Business, and where the console loads Meta's JavaScript SDK from.
     pub const META_ES_CONFIG_ID: &str = "META_ES_CONFIG_ID";
     pub const META_SDK_URL: &str = "META_SDK_URL";
+    /// The origins Facebook Login's popup posts Embedded Signup's session info from (comma
+    /// separated; default `https://www.facebook.com,https://web.facebook.com`): the console's
+    /// listener ignores messages from any other origin (decision 0046).
+    pub const META_LOGIN_ORIGINS: &str = "META_LOGIN_ORIGINS";
     /// Instagram Login's own app id and secret, and the redirect URI registered with it.
     pub const INSTAGRAM_APP_ID: &str = "INSTAGRAM_APP_ID";
     pub const INSTAGRAM_APP_SECRET: &str = "INSTAGRAM_APP_SECRET";
@@ -87,6 +91,8 @@ pub mod vars {
 pub struct OnboardingSettings {
     pub es_config_id: Option<String>,
     pub sdk_url: String,
+    /// Where Embedded Signup's session-info messages may come from (origins, no path).
+    pub login_origins: Vec<String>,
     pub instagram_app_id: Option<String>,
     pub instagram_app_secret: Option<crate::secret::Secret>,
     pub instagram_redirect_uri: Option<String>,
@@ -100,6 +106,7 @@ impl fmt::Debug for OnboardingSettings {
         f.debug_struct("OnboardingSettings")
             .field("es_config_id", &self.es_config_id)
             .field("sdk_url", &self.sdk_url)
+            .field("login_origins", &self.login_origins)
             .field("instagram_app_id", &self.instagram_app_id)
             .field("instagram_app_secret", &self.instagram_app_secret.is_some())
             .field("instagram_redirect_uri", &self.instagram_redirect_uri)
@@ -482,11 +489,41 @@ impl Settings {
     }
 }
 
+/// A comma-separated list of origins (`https://host[:port]`, http only on loopback, no path).
+fn login_origins(value: &str) -> Result<Vec<String>, String> {
+    let field = vars::META_LOGIN_ORIGINS;
+    let origins: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let o = web_url(field, o)?;
+            let uri: http::Uri = o.parse().map_err(|_| format!("{field}: {o}"))?;
+            match uri.path_and_query().map(|p| p.as_str()) {
+                None | Some("") | Some("/") => Ok(o.trim_end_matches('/').to_owned()),
+                Some(_) => Err(format!("{field}: origins have no path")),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    if origins.is_empty() {
+        return Err(format!("{field}: at least one origin"));
+    }
+    Ok(origins)
+}
+
 fn read_onboarding<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> OnboardingSettings {
     use crate::onboarding::{instagram, whatsapp};
     let sdk_url = r
         .parse(vars::META_SDK_URL, |v| web_url(vars::META_SDK_URL, v))
         .unwrap_or_else(|| whatsapp::DEFAULT_SDK_URL.to_owned());
+    let login_origins = r
+        .parse(vars::META_LOGIN_ORIGINS, login_origins)
+        .unwrap_or_else(|| {
+            whatsapp::DEFAULT_LOGIN_ORIGINS
+                .iter()
+                .map(|o| (*o).to_owned())
+                .collect()
+        });
     let instagram_authorize_url = r
         .parse(vars::INSTAGRAM_AUTHORIZE_URL, |v| {
             web_url(vars::INSTAGRAM_AUTHORIZE_URL, v)
@@ -522,6 +559,7 @@ fn read_onboarding<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> Onboardi
     OnboardingSettings {
         es_config_id,
         sdk_url,
+        login_origins,
         instagram_app_id,
         instagram_app_secret,
         instagram_redirect_uri,

@@ -37,6 +37,10 @@ pub use crate::tenant::channel::COEXISTENCE_DETAIL;
 pub const PIN_SECRET: &str = "two_step_pin";
 /// Meta's SDK, loaded by the console (override for loopback fakes).
 pub const DEFAULT_SDK_URL: &str = "https://connect.facebook.net/en_US/sdk.js";
+/// Where Facebook Login's popup posts the session-info messages from: the origins Meta's
+/// implementation guide has the page's `message` listener accept (override for loopback
+/// fakes).
+pub const DEFAULT_LOGIN_ORIGINS: &[&str] = &["https://www.facebook.com", "https://web.facebook.com"];
 
 /// What the page posts, as posted. Unknown fields are refused.
 #[derive(Debug, Default, Deserialize)]
