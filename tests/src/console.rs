@@ -18,6 +18,8 @@ pub struct Page {
     pub status: StatusCode,
     pub location: Option<String>,
     pub body: String,
+    /// The page's `Content-Security-Policy`.
+    pub csp: Option<String>,
 }
 
 impl Page {
@@ -72,7 +74,12 @@ impl ConsoleClient {
                 self.cookies.insert(name.to_owned(), value.to_owned());
             }
         }
+        let csp = resp
+            .headers()
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap().to_owned());
         Page {
+            csp,
             status: resp.status(),
             location: resp
                 .headers()

@@ -36,6 +36,7 @@
 //! - Sign-up (onboarding.rs): Embedded Signup's code exchange, `subscribed_apps` and
 //!   `register`; Instagram Login's authorization window, code exchange, long-lived and
 //!   refreshed tokens and webhook subscription, with one-time expiring codes.
+//! - Meta's JavaScript SDK and Embedded Signup's window (sdk.rs), for browser tests.
 //! - Programmable: [`FakeGraph::set_gone`], [`FakeGraph::fail_next`],
 //!   [`FakeGraph::fail_downloads`] and [`FakeGraph::fail_sends`] (5xx, rate limits, Meta
 //!   error codes).
@@ -59,7 +60,9 @@ use tokio::task::JoinHandle;
 
 mod onboarding;
 mod ownership;
+mod sdk;
 mod sender_actions;
+pub use sdk::{FAKE_BUSINESS_ID, FAKE_ES_CONFIG_ID};
 pub use onboarding::{OnboardingLog, CODE_SECS, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
 pub use sender_actions::SenderAction;
@@ -187,6 +190,8 @@ struct State {
     ownership: ownership::Ownership,
     /// Embedded Signup and Instagram Login (onboarding.rs).
     onboarding: onboarding::Onboarding,
+    /// The JavaScript SDK and the sign-up window (sdk.rs).
+    sdk: sdk::Sdk,
     calls: Vec<GraphCall>,
     sent: Vec<SentMessage>,
     actions: Vec<SenderAction>,
@@ -533,6 +538,9 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
         };
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(answer) = sdk::route(s, r, &segments) {
+        return answer;
+    }
     if let Some(answer) = onboarding::route(s, r, &segments) {
         return answer;
     }

@@ -251,6 +251,71 @@ impl Browser {
             .collect()
     }
 
+    /// The handle of the current window (W3C WebDriver 11.1).
+    pub async fn window(&self) -> String {
+        self.cmd("GET", "/window", Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The handles of every open window (W3C WebDriver 11.4).
+    pub async fn windows(&self) -> Vec<String> {
+        self.cmd("GET", "/window/handles", Value::Null)
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Switches to the window `handle` (W3C WebDriver 11.3).
+    pub async fn switch_to(&self, handle: &str) {
+        self.cmd("POST", "/window", json!({"handle": handle})).await;
+    }
+
+    /// Waits for a window other than `known` to open (a popup) and switches to it.
+    pub async fn switch_to_new_window(&self, known: &[String], within: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(h) = self
+                .windows()
+                .await
+                .into_iter()
+                .find(|h| !known.contains(h))
+            {
+                self.switch_to(&h).await;
+                return h;
+            }
+            assert!(started.elapsed() < within, "no new window within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until only the windows in `left` remain open (a popup closed itself).
+    pub async fn wait_windows(&self, left: usize, within: Duration) {
+        let started = Instant::now();
+        while self.windows().await.len() != left {
+            assert!(
+                started.elapsed() < within,
+                "windows still open after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs `script` in the page (W3C WebDriver 13.2.1, Execute Script); its return value.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
     /// Saves a PNG of the viewport as `<name>.png` in the screenshots folder.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let v = self.cmd("GET", "/screenshot", Value::Null).await;

@@ -112,18 +112,7 @@ impl FakeGraph {
     /// A code for `token` as it stands (register it with [`FakeGraph::add_business_token`]
     /// to shape what `debug_token` says).
     pub fn issue_code_for(&self, token: &str, expires: u64) -> String {
-        let mut s = self.state();
-        s.seq += 1;
-        let code = format!("AQDsignup{:06}", s.seq);
-        s.onboarding.codes.insert(
-            code.clone(),
-            SignupCode {
-                token: token.to_owned(),
-                expires,
-                used: false,
-            },
-        );
-        code
+        issue_code(&mut self.state(), token, expires)
     }
 
     /// The account the next Instagram authorization grants (with `permissions`,
@@ -167,6 +156,22 @@ impl FakeGraph {
     pub fn onboarding(&self) -> OnboardingLog {
         self.state().onboarding.log.clone()
     }
+}
+
+/// A sign-up code for `token`, valid once until `expires` (also handed out by the fake
+/// sign-up window, sdk.rs).
+pub(super) fn issue_code(s: &mut State, token: &str, expires: u64) -> String {
+    s.seq += 1;
+    let code = format!("AQDsignup{:06}", s.seq);
+    s.onboarding.codes.insert(
+        code.clone(),
+        SignupCode {
+            token: token.to_owned(),
+            expires,
+            used: false,
+        },
+    );
+    code
 }
 
 fn issue_ig_code(s: &mut State, account: &str, permissions: &str, redirect_uri: &str) -> String {

@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 /// `<target dir>/console-artifacts`: the test binary is `<target dir>/debug/deps/api-…`.
-fn artifacts() -> PathBuf {
+pub(super) fn artifacts() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap().to_owned();
     target.join("console-artifacts")

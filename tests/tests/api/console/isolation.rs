@@ -10,6 +10,9 @@
 //! - Another tenant's number cannot be disconnected (it stays connected, nothing is called at
 //!   the provider) nor used for a contact erasure.
 //! - Retention changes land on the actor's tenant only (a model of each tenant's value).
+//! - The connect flows (decision 0046): another tenant's number posted through the
+//!   Embedded Signup route, with a token that proves it (409) or one that does not (422),
+//!   stays the other tenant's; another tenant's Instagram sign-in state is refused (400).
 //!
 //! The console takes the tenant from the session only: no route names one.
 //! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` change the number of cases and the seed.
@@ -18,6 +21,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient, Page};
+use e2e_tests::fake_graph::{FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 use e2e_tests::harness::Harness;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
@@ -51,6 +55,8 @@ struct Tenant {
     export: String,
     request: String,
     retention: u32,
+    /// The signed state of an Instagram sign-in this tenant's owner started.
+    ig_state: String,
 }
 
 impl Tenant {
@@ -76,6 +82,8 @@ enum Op {
     DownloadOther { t: usize, other: usize },
     EraseOnOther { t: usize, other: usize },
     ReadOtherRequest { t: usize, other: usize },
+    ConnectOther { t: usize, other: usize, proven: bool },
+    InstagramStateOfOther { t: usize, other: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -87,7 +95,10 @@ fn op() -> impl Strategy<Value = Op> {
         (t.clone(), other.clone()).prop_map(|(t, other)| Op::DisconnectOther { t, other }),
         (t.clone(), other.clone()).prop_map(|(t, other)| Op::DownloadOther { t, other }),
         (t.clone(), other.clone()).prop_map(|(t, other)| Op::EraseOnOther { t, other }),
-        (t, other).prop_map(|(t, other)| Op::ReadOtherRequest { t, other }),
+        (t.clone(), other.clone()).prop_map(|(t, other)| Op::ReadOtherRequest { t, other }),
+        (t.clone(), other.clone(), any::<bool>())
+            .prop_map(|(t, other, proven)| Op::ConnectOther { t, other, proven }),
+        (t, other).prop_map(|(t, other)| Op::InstagramStateOfOther { t, other }),
     ]
 }
 
@@ -195,6 +206,60 @@ async fn step(h: &Harness, tenants: &mut [Tenant], op: &Op) -> Result<(), String
             )?;
             (t, theirs)
         }
+        Op::ConnectOther { t, other, proven } => {
+            let o = (t + other) % TENANTS;
+            // A code Meta would exchange for a token of this tenant's own making: one that
+            // really grants the other's WABA (a second admin of that business), or one that
+            // grants nothing.
+            let code = if proven {
+                h.graph
+                    .issue_signup_code(&format!("EAAattacker{t}TOKEN"), WABAS[o], NUMBERS[o])
+            } else {
+                h.graph.issue_code_for(
+                    &format!("EAAunknown{t}TOKEN"),
+                    wappline::clock::now_secs() as u64 + 300,
+                )
+            };
+            let r = tenants[t]
+                .browser
+                .submit(
+                    "/app/channels",
+                    "/app/onboarding/whatsapp",
+                    &[
+                        ("event", "FINISH"),
+                        ("code", &code),
+                        ("waba_id", WABAS[o]),
+                        ("phone_number_id", NUMBERS[o]),
+                    ],
+                )
+                .await;
+            if proven {
+                expect(&r, StatusCode::CONFLICT, "another tenant's number, proven")?;
+            } else {
+                expect(
+                    &r,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "another tenant's number, unproven",
+                )?;
+            }
+            // The page says what the user posted back to them, nothing more: drop their own
+            // input before looking for the other tenant's identifiers.
+            let mut page = r;
+            page.body = page.body.replace(NUMBERS[o], "").replace(WABAS[o], "");
+            (t, page)
+        }
+        Op::InstagramStateOfOther { t, other } => {
+            let o = (t + other) % TENANTS;
+            let state = tenants[o].ig_state.clone();
+            let r = tenants[t]
+                .browser
+                .get(&format!(
+                    "/app/onboarding/instagram/callback?code=AQBisolation&state={state}"
+                ))
+                .await;
+            expect(&r, StatusCode::BAD_REQUEST, "another tenant's Instagram state")?;
+            (t, r)
+        }
     };
     own_only(tenants, t, &page)?;
     verify(h, tenants).await
@@ -259,6 +324,16 @@ async fn setup(h: &Harness) -> Vec<Tenant> {
         h.drain(platform::ERASURE, Duration::from_secs(10)).await;
         let r = browser.submit("/app/exports", "/app/exports", &[]).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let r = browser
+            .submit("/app/channels", "/app/onboarding/instagram", &[])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let to = r.location.unwrap();
+        let ig_state = to
+            .split('&')
+            .find_map(|p| p.strip_prefix("state="))
+            .unwrap()
+            .to_owned();
         tenants.push(Tenant {
             id,
             email,
@@ -266,6 +341,7 @@ async fn setup(h: &Harness) -> Vec<Tenant> {
             export: String::new(),
             request,
             retention: 30,
+            ig_state,
         });
     }
     // Each tenant's export, once written.
@@ -300,7 +376,15 @@ fn env_or(name: &str, default: u32) -> u32 {
 #[test]
 fn no_console_route_shows_or_changes_another_tenants_data() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let h = rt.block_on(Harness::start(|_| {}));
+    // Self-service onboarding configured against the fake Graph API (decision 0040).
+    let h = rt.block_on(Harness::start(|c| {
+        let graph = c.graph_api_base_url.clone();
+        c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
+        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
+        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
+        c.instagram_oauth_base_url = Some(graph.clone());
+        c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+    }));
     let tenants = RefCell::new(rt.block_on(setup(&h)));
     let config = Config {
         cases: env_or("PROPTEST_CASES", 16),

@@ -3,5 +3,6 @@
 //! real browser (headless Chromium over WebDriver).
 
 mod browser;
+mod connect;
 mod http;
 mod isolation;
