@@ -71,11 +71,18 @@ impl FakeGraph {
 /// The SDK's script and the sign-up window, or None for other requests.
 pub(super) fn route(s: &mut State, r: &ReadRequest<'_>, segments: &[&str]) -> Option<Answer> {
     match (r.method, segments) {
-        ("GET", ["en_US", "sdk.js"]) => Some(bytes_answer(
-            200,
-            "text/javascript; charset=utf-8",
-            sdk_script(&s.base_url).into_bytes(),
-        )),
+        // Served with CORS, as connect.facebook.net serves it: Meta's snippet loads it with
+        // `crossorigin="anonymous"`.
+        ("GET", ["en_US", "sdk.js"]) => Some(
+            hyper::Response::builder()
+                .status(200)
+                .header("content-type", "text/javascript; charset=utf-8")
+                .header("access-control-allow-origin", "*")
+                .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                    sdk_script(&s.base_url),
+                )))
+                .expect("valid response"),
+        ),
         ("GET", [v, "dialog", "oauth"]) if is_version(v) => Some(dialog(s, r.query)),
         _ => None,
     }

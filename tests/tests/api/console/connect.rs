@@ -307,22 +307,31 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     b.screenshot("c15-placement-attached").await;
     let activate = bx.calls_to("imconnector.activate");
     assert_eq!(activate.len(), 1);
-    assert_eq!(activate[0].params["LINE"], json!("2"), "{:?}", activate[0].params);
+    assert_eq!(activate[0].params["LINE"], json!(2), "{:?}", activate[0].params);
 
     // One message each way: the customer's reaches line 2, the operator's answer goes out
     // from the number with the token the sign-up stored.
-    let inbound = String::from_utf8(sample("whatsapp-text.json"))
-        .unwrap()
-        .replace(WA_NUMBER, PHONE)
-        .replace("102290129340398", WABA)
-        .into_bytes();
+    // Written now, so the customer service window is open for the answer.
+    let mut inbound: Value = serde_json::from_str(
+        &String::from_utf8(sample("whatsapp-text.json"))
+            .unwrap()
+            .replace(WA_NUMBER, PHONE)
+            .replace("102290129340398", WABA),
+    )
+    .unwrap();
+    inbound["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] =
+        json!(wappline::clock::now_secs().to_string());
+    let inbound = inbound.to_string().into_bytes();
     let chat = w.customer_writes(&inbound).await;
     let arrived = bx.messages_received().pop().unwrap();
     assert_eq!(arrived.line, "2");
     let (s, body) = w.event(w.reply(&chat, 7001, "Hello from line 2", APP_TOKEN)).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     w.drain().await;
-    let sent = graph.sent().pop().expect("the operator's answer was sent");
+    let sent = graph.sent().pop().unwrap_or_else(|| {
+        let calls: Vec<_> = graph.calls().into_iter().map(|c| (c.method, c.path, c.status)).collect();
+        panic!("the operator's answer was not sent: {calls:?} {:?}", bx.messages_received());
+    });
     assert_eq!(sent.path, format!("/v26.0/{PHONE}/messages"));
     assert_eq!(sent.bearer.as_deref(), Some(TOKEN));
     assert_eq!(sent.body["text"]["body"], "Hello from line 2");
