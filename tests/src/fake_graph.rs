@@ -62,9 +62,9 @@ mod onboarding;
 mod ownership;
 mod sdk;
 mod sender_actions;
-pub use sdk::{FAKE_BUSINESS_ID, FAKE_ES_CONFIG_ID};
 pub use onboarding::{OnboardingLog, CODE_SECS, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
+pub use sdk::{FAKE_BUSINESS_ID, FAKE_ES_CONFIG_ID};
 pub use sender_actions::SenderAction;
 
 /// How the next requests fail ([`FakeGraph::fail_next`]).

@@ -289,7 +289,10 @@ impl Browser {
                 self.switch_to(&h).await;
                 return h;
             }
-            assert!(started.elapsed() < within, "no new window within {within:?}");
+            assert!(
+                started.elapsed() < within,
+                "no new window within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

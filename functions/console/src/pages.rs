@@ -217,10 +217,7 @@ async fn channels(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
         Vec::new()
     };
     let (connect, csp) = if may_manage {
-        let (section, csp) = ctx
-            .s
-            .onboarding
-            .section(crate::connect::text::of(ctx.lang));
+        let (section, csp) = ctx.s.onboarding.section(crate::connect::text::of(ctx.lang));
         (Some(section), csp)
     } else {
         (None, None)

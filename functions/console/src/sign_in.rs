@@ -39,10 +39,9 @@ pub(crate) async fn public(
     Some(match path {
         "/app/static/console.css" if get => Ok(Reply::asset("text/css; charset=utf-8", CSS)),
         "/app/static/console.js" if get => Ok(Reply::asset("text/javascript; charset=utf-8", JS)),
-        "/app/static/connect.js" if get => Ok(Reply::asset(
-            "text/javascript; charset=utf-8",
-            CONNECT_JS,
-        )),
+        "/app/static/connect.js" if get => {
+            Ok(Reply::asset("text/javascript; charset=utf-8", CONNECT_JS))
+        }
         "/app/lang/en" | "/app/lang/ru" if get => Ok(switch_language(console, req, path)),
         "/app/sign-in" if get => form(console, req, lang, StatusCode::OK, None, "", ""),
         "/app/sign-in" if req.method() == Method::POST => sign_in(console, req, lang).await,

@@ -35,11 +35,7 @@ impl Console {
                 page: services.onboarding_page(),
                 login_origins: services.settings.onboarding.login_origins.clone(),
                 graph_version: services.settings.graph.version().to_owned(),
-                authorize_url: services
-                    .settings
-                    .onboarding
-                    .instagram_authorize_url
-                    .clone(),
+                authorize_url: services.settings.onboarding.instagram_authorize_url.clone(),
             },
             secure_cookies,
         }))

@@ -40,7 +40,8 @@ pub const DEFAULT_SDK_URL: &str = "https://connect.facebook.net/en_US/sdk.js";
 /// Where Facebook Login's popup posts the session-info messages from: the origins Meta's
 /// implementation guide has the page's `message` listener accept (override for loopback
 /// fakes).
-pub const DEFAULT_LOGIN_ORIGINS: &[&str] = &["https://www.facebook.com", "https://web.facebook.com"];
+pub const DEFAULT_LOGIN_ORIGINS: &[&str] =
+    &["https://www.facebook.com", "https://web.facebook.com"];
 
 /// What the page posts, as posted. Unknown fields are refused.
 #[derive(Debug, Default, Deserialize)]

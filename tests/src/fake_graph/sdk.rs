@@ -31,7 +31,9 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::ownership::decode;
-use super::{bytes_answer, is_version, now_secs, query_pairs, Answer, FakeGraph, ReadRequest, State};
+use super::{
+    bytes_answer, is_version, now_secs, query_pairs, Answer, FakeGraph, ReadRequest, State,
+};
 use super::{CODE_SECS, FAKE_APP_ID};
 
 /// The Embedded Signup configuration id the fake's sign-up window accepts (configure the
@@ -173,7 +175,9 @@ fn dialog(s: &mut State, query: Option<&str>) -> Answer {
         return refused("Invalid configuration id");
     }
     if field("response_type") != "code" || field("override_default_response_type") != "true" {
-        return refused("Embedded Signup needs response_type=code with override_default_response_type");
+        return refused(
+            "Embedded Signup needs response_type=code with override_default_response_type",
+        );
     }
     if !extras["setup"].is_object() || extras["sessionInfoVersion"] != "3" {
         return refused("extras needs setup and sessionInfoVersion 3");

@@ -135,7 +135,7 @@ struct ResultPage {
 }
 
 enum Outcome {
-    Connected(Connected),
+    Connected(Box<Connected>),
     Cancelled(Option<String>),
     Denied,
     Failed(Failure),
@@ -295,7 +295,7 @@ pub(crate) async fn whatsapp(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
             .complete(&ctx.scope, &ctx.actor(), event)
             .await
         {
-            Ok(SignupOutcome::Connected(done)) => Outcome::Connected(*done),
+            Ok(SignupOutcome::Connected(done)) => Outcome::Connected(done),
             Ok(SignupOutcome::Cancelled { current_step }) => Outcome::Cancelled(current_step),
             Err(f) => Outcome::Failed(f),
         },
@@ -370,7 +370,7 @@ pub(crate) async fn instagram_callback(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
         .complete(&ctx.scope, &ctx.actor(), code, &state, now_secs())
         .await
     {
-        Ok(done) => Outcome::Connected(done),
+        Ok(done) => Outcome::Connected(Box::new(done)),
         Err(f) => Outcome::Failed(f),
     };
     result_page(ctx, Flow::Instagram, outcome)

@@ -17,9 +17,7 @@ use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient};
 use e2e_tests::fake_bitrix::{parse_pairs, EventBody, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::fake_graph::{
-    BusinessToken, FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET,
-};
+use e2e_tests::fake_graph::{BusinessToken, FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 use e2e_tests::harness::{sample, WA_NUMBER};
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
 use e2e_tests::webdriver::{Browser, ENTER};
@@ -56,10 +54,9 @@ async fn world() -> RelayWorld {
 }
 
 async fn channel_ids(w: &RelayWorld, tenant: &str) -> Vec<String> {
-    let v = w
-        .h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
-        .await;
+    let v =
+        w.h.admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
+            .await;
     v["channels"]
         .as_array()
         .unwrap()
@@ -112,12 +109,21 @@ async fn steps(b: &Browser) -> Vec<String> {
 /// A page of the fake portal that posts the connector settings form, as Bitrix24 posts
 /// `SETTING_CONNECTOR` to the application's handler; the test presses its button.
 fn placement_launcher(base: &str, auth_id: &str, line: u64) -> String {
-    let form = EventBody::setting_connector(FAKE_DOMAIN, FAKE_MEMBER_ID, auth_id, WHATSAPP, line, "en");
+    let form =
+        EventBody::setting_connector(FAKE_DOMAIN, FAKE_MEMBER_ID, auth_id, WHATSAPP, line, "en");
     let inputs: String = parse_pairs(&form)
         .into_iter()
         .map(|(k, v)| {
-            let esc = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
-            format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(&k), esc(&v))
+            let esc = |s: &str| {
+                s.replace('&', "&amp;")
+                    .replace('"', "&quot;")
+                    .replace('<', "&lt;")
+            };
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(&k),
+                esc(&v)
+            )
         })
         .collect();
     let html = format!(
@@ -166,7 +172,12 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
         outcome(&b).await,
         "The sign-up was cancelled; nothing was connected."
     );
-    assert!(b.find("#connect-detail").await.text().await.contains("PHONE_NUMBER_SETUP"));
+    assert!(b
+        .find("#connect-detail")
+        .await
+        .text()
+        .await
+        .contains("PHONE_NUMBER_SETUP"));
     b.screenshot("c03-signup-cancelled").await;
     assert_eq!(channel_ids(&w, &tenant).await, before);
 
@@ -219,14 +230,20 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(b.url().await.ends_with("/app/channels"), "the forged message was acted on");
+    assert!(
+        b.url().await.ends_with("/app/channels"),
+        "the forged message was acted on"
+    );
     assert!(b.all("#connect-outcome").await.is_empty());
     b.switch_to(&popup).await;
     b.find("#finish").await.click().await;
     b.wait_windows(1, WAIT).await;
     b.switch_to(&main).await;
     let said = outcome(&b).await;
-    assert!(said.starts_with("Connected:") && said.contains(PHONE), "{said}");
+    assert!(
+        said.starts_with("Connected:") && said.contains(PHONE),
+        "{said}"
+    );
     assert_eq!(
         steps(&b).await,
         [
@@ -268,7 +285,10 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     b.goto(&format!("{base}/app/channels")).await;
     b.find("#connect-instagram").await.click().await;
     let said = outcome(&b).await;
-    assert!(said.starts_with("Connected:") && said.contains(IG), "{said}");
+    assert!(
+        said.starts_with("Connected:") && said.contains(IG),
+        "{said}"
+    );
     assert_eq!(
         steps(&b).await,
         [
@@ -279,7 +299,10 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
             "subscribe_webhooks=ok"
         ]
     );
-    assert!(b.url().await.ends_with("/app/channels"), "code and state are gone");
+    assert!(
+        b.url().await.ends_with("/app/channels"),
+        "code and state are gone"
+    );
     b.screenshot("c11-instagram-connected").await;
     assert_eq!(graph.onboarding().instagram_subscriptions.len(), 1);
     assert_eq!(graph.onboarding().instagram_subscriptions[0].0, IG);
@@ -290,14 +313,23 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     bx.clear_records();
     let not_admin = bx.user_token(FAKE_DOMAIN, 9, "Oleg Operator", false);
     let text = open_placement(&b, &base, &not_admin, "c12-placement-not-admin").await;
-    assert!(text.contains("Only Bitrix24 administrators can change these settings"), "{text}");
+    assert!(
+        text.contains("Only Bitrix24 administrators can change these settings"),
+        "{text}"
+    );
     assert!(b.all("form button").await.is_empty());
     let text = open_placement(&b, &base, "forgedauthid0123456789", "c13-placement-forged").await;
-    assert!(text.contains("Bitrix24 did not confirm who opened this page"), "{text}");
+    assert!(
+        text.contains("Bitrix24 did not confirm who opened this page"),
+        "{text}"
+    );
     assert!(bx.calls_to("imconnector.activate").is_empty());
     let admin = bx.user_token(FAKE_DOMAIN, 5, "Anna Admin", true);
     let text = open_placement(&b, &base, &admin, "c14-placement-line-2").await;
-    assert!(text.contains("WhatsApp on Open Line 2") && text.contains(PHONE), "{text}");
+    assert!(
+        text.contains("WhatsApp on Open Line 2") && text.contains(PHONE),
+        "{text}"
+    );
     b.find(&format!("form:has(input[value='whatsapp:{PHONE}']) button"))
         .await
         .click()
@@ -307,7 +339,12 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     b.screenshot("c15-placement-attached").await;
     let activate = bx.calls_to("imconnector.activate");
     assert_eq!(activate.len(), 1);
-    assert_eq!(activate[0].params["LINE"], json!(2), "{:?}", activate[0].params);
+    assert_eq!(
+        activate[0].params["LINE"],
+        json!(2),
+        "{:?}",
+        activate[0].params
+    );
 
     // One message each way: the customer's reaches line 2, the operator's answer goes out
     // from the number with the token the sign-up stored.
@@ -325,12 +362,21 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     let chat = w.customer_writes(&inbound).await;
     let arrived = bx.messages_received().pop().unwrap();
     assert_eq!(arrived.line, "2");
-    let (s, body) = w.event(w.reply(&chat, 7001, "Hello from line 2", APP_TOKEN)).await;
+    let (s, body) = w
+        .event(w.reply(&chat, 7001, "Hello from line 2", APP_TOKEN))
+        .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     w.drain().await;
     let sent = graph.sent().pop().unwrap_or_else(|| {
-        let calls: Vec<_> = graph.calls().into_iter().map(|c| (c.method, c.path, c.status)).collect();
-        panic!("the operator's answer was not sent: {calls:?} {:?}", bx.messages_received());
+        let calls: Vec<_> = graph
+            .calls()
+            .into_iter()
+            .map(|c| (c.method, c.path, c.status))
+            .collect();
+        panic!(
+            "the operator's answer was not sent: {calls:?} {:?}",
+            bx.messages_received()
+        );
     });
     assert_eq!(sent.path, format!("/v26.0/{PHONE}/messages"));
     assert_eq!(sent.bearer.as_deref(), Some(TOKEN));
@@ -349,10 +395,19 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
         .filter(|c| c.method == "DELETE")
         .map(|c| c.path)
         .collect();
-    assert!(deletes.contains(&format!("/v26.0/{WABA}/subscribed_apps")), "{deletes:?}");
-    assert!(deletes.iter().any(|p| p.ends_with("/me/permissions")), "{deletes:?}");
+    assert!(
+        deletes.contains(&format!("/v26.0/{WABA}/subscribed_apps")),
+        "{deletes:?}"
+    );
+    assert!(
+        deletes.iter().any(|p| p.ends_with("/me/permissions")),
+        "{deletes:?}"
+    );
     let revocations = b.find("#revocations").await.text().await;
-    assert!(revocations.contains(PHONE) && revocations.contains(IG), "{revocations}");
+    assert!(
+        revocations.contains(PHONE) && revocations.contains(IG),
+        "{revocations}"
+    );
     b.screenshot("c16-disconnected").await;
     assert_eq!(channel_ids(&w, &tenant).await, before);
     b.quit().await;
@@ -373,10 +428,19 @@ async fn only_the_channels_page_of_an_admin_lets_meta_s_sdk_in() {
     let page = owner.get("/app/channels").await;
     assert_eq!(page.status, StatusCode::OK);
     let csp = page.csp.clone().unwrap();
-    assert!(csp.contains(&format!("script-src 'self' {graph};")), "{csp}");
+    assert!(
+        csp.contains(&format!("script-src 'self' {graph};")),
+        "{csp}"
+    );
     assert!(csp.contains(&format!("frame-src {graph};")), "{csp}");
-    assert!(csp.contains(&format!("connect-src 'self' {graph};")), "{csp}");
-    assert!(csp.contains(&format!("form-action 'self' {graph};")), "{csp}");
+    assert!(
+        csp.contains(&format!("connect-src 'self' {graph};")),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(&format!("form-action 'self' {graph};")),
+        "{csp}"
+    );
     assert!(!csp.contains("unsafe"), "{csp}");
     assert!(page.body.contains(&format!("src=\"{graph}/en_US/sdk.js\"")));
     assert!(page.body.contains("src=\"/app/static/connect.js\""));
@@ -420,10 +484,11 @@ async fn only_the_channels_page_of_an_admin_lets_meta_s_sdk_in() {
         .get("/app/onboarding/instagram/callback?code=AQBxyz&state=igs1.forged.sig")
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body.contains("This Instagram sign-in has expired or was started by someone else"));
-    let v = w
-        .h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
-        .await;
+    assert!(r
+        .body
+        .contains("This Instagram sign-in has expired or was started by someone else"));
+    let v =
+        w.h.admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
+            .await;
     assert_eq!(v["channels"].as_array().unwrap().len(), 2);
 }

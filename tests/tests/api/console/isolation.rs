@@ -76,14 +76,39 @@ impl Tenant {
 
 #[derive(Clone, Debug)]
 enum Op {
-    View { t: usize, page: usize },
-    SetRetention { t: usize, days: u32 },
-    DisconnectOther { t: usize, other: usize },
-    DownloadOther { t: usize, other: usize },
-    EraseOnOther { t: usize, other: usize },
-    ReadOtherRequest { t: usize, other: usize },
-    ConnectOther { t: usize, other: usize, proven: bool },
-    InstagramStateOfOther { t: usize, other: usize },
+    View {
+        t: usize,
+        page: usize,
+    },
+    SetRetention {
+        t: usize,
+        days: u32,
+    },
+    DisconnectOther {
+        t: usize,
+        other: usize,
+    },
+    DownloadOther {
+        t: usize,
+        other: usize,
+    },
+    EraseOnOther {
+        t: usize,
+        other: usize,
+    },
+    ReadOtherRequest {
+        t: usize,
+        other: usize,
+    },
+    ConnectOther {
+        t: usize,
+        other: usize,
+        proven: bool,
+    },
+    InstagramStateOfOther {
+        t: usize,
+        other: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -96,8 +121,11 @@ fn op() -> impl Strategy<Value = Op> {
         (t.clone(), other.clone()).prop_map(|(t, other)| Op::DownloadOther { t, other }),
         (t.clone(), other.clone()).prop_map(|(t, other)| Op::EraseOnOther { t, other }),
         (t.clone(), other.clone()).prop_map(|(t, other)| Op::ReadOtherRequest { t, other }),
-        (t.clone(), other.clone(), any::<bool>())
-            .prop_map(|(t, other, proven)| Op::ConnectOther { t, other, proven }),
+        (t.clone(), other.clone(), any::<bool>()).prop_map(|(t, other, proven)| Op::ConnectOther {
+            t,
+            other,
+            proven
+        }),
         (t, other).prop_map(|(t, other)| Op::InstagramStateOfOther { t, other }),
     ]
 }
@@ -257,7 +285,11 @@ async fn step(h: &Harness, tenants: &mut [Tenant], op: &Op) -> Result<(), String
                     "/app/onboarding/instagram/callback?code=AQBisolation&state={state}"
                 ))
                 .await;
-            expect(&r, StatusCode::BAD_REQUEST, "another tenant's Instagram state")?;
+            expect(
+                &r,
+                StatusCode::BAD_REQUEST,
+                "another tenant's Instagram state",
+            )?;
             (t, r)
         }
     };
