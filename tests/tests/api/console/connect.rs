@@ -3,15 +3,21 @@
 //! fakes of Meta's JavaScript SDK and Embedded Signup window, of Instagram's authorization
 //! window and Graph API, and of a Bitrix24 portal.
 //!
-//! One owner, one browser: a sign-up cancelled in the popup, one whose code has expired and
-//! one whose token does not prove the number each show their error and store nothing; a
-//! message forged by a script of the console's own origin is ignored; then a number connects
-//! through the popup and an Instagram account through Instagram's window, each with its
-//! steps. The portal's admin opens the connector settings for Open Line 2 and attaches the
-//! number there (a user who is not an admin and a forged `AUTH_ID` are refused); a customer's
-//! message reaches line 2 and the operator's answer goes out with the number's new token;
-//! disconnecting both channels revokes them at the fake Graph API. A screenshot of each page
-//! goes to the artifacts folder the test prints.
+//! One owner, one browser:
+//! - a sign-up cancelled in the popup, one whose code has expired, one whose token does not
+//!   prove the number and an error reported in Meta's window each show their message and
+//!   store nothing;
+//! - a message forged by a script of the console's own origin is ignored;
+//! - a number connects through the popup (and one kept in the WhatsApp Business app, not
+//!   registered), an Instagram account through Instagram's window, each with its steps;
+//! - the portal's admin opens the connector settings for Open Line 2 and attaches the number
+//!   there (a user who is not an admin and a forged `AUTH_ID` are refused, nothing changes);
+//! - a customer's message reaches line 2, the operator's answer goes out with the number's
+//!   new token;
+//! - disconnecting the channels and the portal revokes them at the fake Graph API and the
+//!   fake portal.
+//!
+//! A screenshot of each page goes to the artifacts folder the test prints.
 
 use std::time::Duration;
 
@@ -32,6 +38,10 @@ const WABA: &str = "102290129349001";
 const TOKEN: &str = "EAAGembeddedSIGNUPtoken";
 /// A token that does not grant [`WABA`] (it grants another one).
 const UNPROVEN: &str = "EAAGsomeoneELSEtoken";
+/// A number that stays in the WhatsApp Business app (Coexistence), on its own WABA.
+const CX_PHONE: &str = "106540352249002";
+const CX_WABA: &str = "102290129349002";
+const CX_TOKEN: &str = "EAAGcoexistenceTOKEN";
 const IG: &str = "17841400000009001";
 const IG_SCOPES: &str = "instagram_business_basic,instagram_business_manage_messages";
 const WHATSAPP: &str = "wappline_whatsapp";
@@ -210,6 +220,28 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     assert_eq!(channel_ids(&w, &tenant).await, before);
     assert!(graph.onboarding().subscribed_wabas.is_empty());
 
+    // An error the user reported in Meta's window: said, with Meta's words, nothing stored.
+    b.goto(&format!("{base}/app/channels")).await;
+    sign_up(
+        &b,
+        "#connect-whatsapp",
+        "#report-error",
+        "c07b-signup-window",
+    )
+    .await;
+    assert_eq!(
+        outcome(&b).await,
+        "Meta reported an error during the sign-up; nothing was connected."
+    );
+    assert!(b
+        .find("#connect-detail")
+        .await
+        .text()
+        .await
+        .contains("The display name was not approved"));
+    b.screenshot("c07c-signup-error").await;
+    assert_eq!(channel_ids(&w, &tenant).await, before);
+
     // The sign-up that works. A script of the console's own origin posting a session-info
     // message first is ignored: only the configured Facebook origin speaks for the sign-up.
     graph.prepare_signup(TOKEN, WABA, PHONE);
@@ -268,6 +300,32 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     assert!(channel_ids(&w, &tenant).await.contains(&PHONE.to_owned()));
     assert_eq!(graph.onboarding().subscribed_wabas, [WABA]);
     assert_eq!(graph.onboarding().registered.len(), 1);
+
+    // A number kept in the WhatsApp Business app: the window is asked for Coexistence, the
+    // number is not registered (the app keeps it), the report says why.
+    graph.add_whatsapp_business(CX_TOKEN, CX_WABA, CX_PHONE);
+    graph.prepare_signup(CX_TOKEN, CX_WABA, CX_PHONE);
+    b.goto(&format!("{base}/app/channels")).await;
+    sign_up(
+        &b,
+        "#connect-coexistence",
+        "#finish",
+        "c08b-signup-window-coexistence",
+    )
+    .await;
+    let said = outcome(&b).await;
+    assert!(said.contains(CX_PHONE), "{said}");
+    assert_eq!(
+        steps(&b).await.last().map(String::as_str),
+        Some("register_number=skipped")
+    );
+    let dialog = graph.signup_dialogs().pop().unwrap();
+    assert_eq!(
+        dialog["extras"]["featureType"],
+        "whatsapp_business_app_onboarding"
+    );
+    assert_eq!(graph.onboarding().registered.len(), 1, "not registered");
+    b.screenshot("c08c-coexistence-connected").await;
 
     // Russian: the same flow says its outcome in Russian.
     b.goto(&format!("{base}/app/channels")).await;
@@ -384,11 +442,14 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
 
     // Disconnecting both revokes them at Meta, and the page shows it.
     b.goto(&format!("{base}/app/channels")).await;
-    for id in [PHONE, IG] {
+    for id in [PHONE, CX_PHONE, IG, FAKE_MEMBER_ID] {
         b.find(&format!("#disconnect-{id}")).await.click().await;
         b.accept_prompt().await;
         b.find("#notice").await;
     }
+    // The portal's connectors are unregistered and our events unbound.
+    assert!(!bx.calls_to("imconnector.unregister").is_empty());
+    assert!(!bx.calls_to("event.unbind").is_empty());
     let deletes: Vec<String> = graph
         .calls()
         .into_iter()
@@ -409,7 +470,13 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
         "{revocations}"
     );
     b.screenshot("c16-disconnected").await;
-    assert_eq!(channel_ids(&w, &tenant).await, before);
+    let left = channel_ids(&w, &tenant).await;
+    assert!(
+        !left
+            .iter()
+            .any(|c| [PHONE, CX_PHONE, IG, FAKE_MEMBER_ID].contains(&c.as_str())),
+        "{left:?}"
+    );
     b.quit().await;
     w.h.server.shutdown().await;
 }
