@@ -101,6 +101,20 @@ async fn sign_up(b: &Browser, button: &str, choice: &str, shot: &str) {
     b.switch_to(&main).await;
 }
 
+/// Waits until the browser is on a page whose address ends with `suffix` (after a form
+/// post, before reading the new page: the old one's elements would go stale).
+async fn wait_url(b: &Browser, suffix: &str) {
+    let started = std::time::Instant::now();
+    while !b.url().await.ends_with(suffix) {
+        assert!(
+            started.elapsed() < WAIT,
+            "not on …{suffix}: {}",
+            b.url().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn outcome(b: &Browser) -> String {
     b.wait_for("#connect-outcome", WAIT).await.text().await
 }
@@ -154,7 +168,7 @@ fn placement_launcher(base: &str, auth_id: &str, line: u64) -> String {
 async fn open_placement(b: &Browser, base: &str, auth_id: &str, shot: &str) -> String {
     b.goto(&placement_launcher(base, auth_id, 2)).await;
     b.find("#open-settings").await.click().await;
-    b.wait_for("main", WAIT).await;
+    wait_url(b, "/bitrix/placement").await;
     b.screenshot(shot).await;
     b.find("main").await.text().await
 }
@@ -392,7 +406,8 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
         .await
         .click()
         .await;
-    let text = b.wait_for("main", WAIT).await.text().await;
+    wait_url(&b, "/bitrix/placement/attach").await;
+    let text = b.find("main").await.text().await;
     assert!(text.contains("is attached to this line"), "{text}");
     b.screenshot("c15-placement-attached").await;
     let activate = bx.calls_to("imconnector.activate");
@@ -440,11 +455,12 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     assert_eq!(sent.bearer.as_deref(), Some(TOKEN));
     assert_eq!(sent.body["text"]["body"], "Hello from line 2");
 
-    // Disconnecting both revokes them at Meta, and the page shows it.
-    b.goto(&format!("{base}/app/channels")).await;
+    // Disconnecting revokes at Meta and at the portal, and the page shows it.
     for id in [PHONE, CX_PHONE, IG, FAKE_MEMBER_ID] {
+        b.goto(&format!("{base}/app/channels")).await;
         b.find(&format!("#disconnect-{id}")).await.click().await;
         b.accept_prompt().await;
+        wait_url(&b, "/app/channels?done=disconnected").await;
         b.find("#notice").await;
     }
     // The portal's connectors are unregistered and our events unbound.
