@@ -575,3 +575,36 @@ async fn only_the_channels_page_of_an_admin_lets_meta_s_sdk_in() {
             .await;
     assert_eq!(v["channels"].as_array().unwrap().len(), 2);
 }
+
+/// `META_LOGIN_ORIGINS` holds origins: https (http on loopback only), no path; absent, the
+/// origins Meta's guide names.
+#[test]
+fn the_facebook_origins_setting_takes_origins_only() {
+    use wappline::app::settings::vars::META_LOGIN_ORIGINS;
+    use wappline::app::Settings;
+    let read = |v: Option<&str>| {
+        Settings::from_lookup(|k| {
+            (k == META_LOGIN_ORIGINS)
+                .then(|| v.map(str::to_owned))
+                .flatten()
+        })
+    };
+    let origins = |v| read(v).unwrap().onboarding.login_origins;
+    assert_eq!(
+        origins(None),
+        ["https://www.facebook.com", "https://web.facebook.com"]
+    );
+    assert_eq!(
+        origins(Some("https://www.facebook.com/, http://127.0.0.1:9")),
+        ["https://www.facebook.com", "http://127.0.0.1:9"]
+    );
+    for bad in [
+        "http://www.facebook.com",
+        "https://www.facebook.com/dialog",
+        "www.facebook.com",
+        " , ",
+    ] {
+        let e = read(Some(bad)).unwrap_err().to_string();
+        assert!(e.contains(META_LOGIN_ORIGINS), "{bad}: {e}");
+    }
+}
