@@ -118,7 +118,7 @@ static RU: ConnectText = ConnectText {
     connect_whatsapp: "Подключить WhatsApp",
     connect_coexistence: "Подключить номер из приложения WhatsApp Business",
     pin_label: "PIN двухэтапной проверки номера, если он есть (6 цифр)",
-    pin_help: "Для номера, новому в Cloud API, оставьте поле пустым: PIN будет выбран и сохранён в зашифрованном виде.",
+    pin_help: "Для номера, нового для Cloud API, оставьте поле пустым: PIN будет выбран и сохранён в зашифрованном виде.",
     needs_script: "Для подключения WhatsApp нужен JavaScript: окно регистрации открывает скрипт Meta.",
     signup_waiting: "Завершите регистрацию в окне Meta…",
     signup_no_session: "Окно Meta закрылось, не сообщив, какой номер выбран; ничего не подключено. Начните заново.",
