@@ -61,6 +61,8 @@ const SECOND_NUMBER: &str = "113355779024681";
 /// A number connected through Embedded Signup, an account through Instagram Login.
 const SIGNUP_NUMBER: &str = "113355779024999";
 const LOGIN_ACCOUNT: &str = "17841400000000777";
+/// A number connected through the console's Embedded Signup route.
+const CONSOLE_NUMBER: &str = "113355779024888";
 /// A third number of the WABA, disconnected through the console.
 const THIRD_NUMBER: &str = "114466880035792";
 
@@ -899,6 +901,21 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
+    // A number connected through the console's Embedded Signup route (decision 0046): the
+    // code exchange and proof with the Meta app's secret the console now reads.
+    let code = d
+        .graph
+        .issue_signup_code("EAAGconsoleTOKEN", "102290129340666", CONSOLE_NUMBER);
+    let event = [
+        ("event", "FINISH"),
+        ("code", code.as_str()),
+        ("waba_id", "102290129340666"),
+        ("phone_number_id", CONSOLE_NUMBER),
+    ];
+    let r = browser
+        .submit("/app/channels", "/app/onboarding/whatsapp", &event)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
     let r = browser
         .submit("/app/account", "/app/account/name", &[("name", "Acme Ltd")])
         .await;
