@@ -639,7 +639,8 @@ impl Services {
             self.platform.envelope.clone(),
             self.platform.tenants.clone(),
         )
-        .with_exports(self.exports()?);
+        .with_exports(self.exports()?)
+        .with_revocations(self.revocations()?);
         Ok(match &self.mailer {
             Some(mailer) => erasure.with_mailer(mailer.clone()),
             None => erasure,
@@ -650,7 +651,11 @@ impl Services {
     pub fn erasure_worker(&self) -> Result<ErasureWorker, ServicesError> {
         Ok(
             ErasureWorker::new(self.contact_erasure()?).with_meta_users(Arc::new(
-                MetaUserErasure::new(self.platform.store.clone(), self.platform.tenants.clone()),
+                MetaUserErasure::new(
+                    self.platform.store.clone(),
+                    self.platform.tenants.clone(),
+                    self.revocations()?,
+                ),
             )),
         )
     }

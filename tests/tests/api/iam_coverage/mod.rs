@@ -942,6 +942,19 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         json!({"grace_days": 0}),
     )
     .await;
+    // The sweep disconnects the channels and revokes at the providers (decision 0047); the
+    // erasure worker has no Bitrix24 application, so the portal's steps wait for the sync
+    // worker's schedule, and the sweep for them.
+    let report = sweep.run_due(5_000).await.unwrap();
+    assert_eq!(report.tenants_waiting, 1, "{report:?}");
+    let later = wappline::clock::now_secs() + 3600;
+    let revoked = sync
+        .revocations()
+        .unwrap()
+        .run_due_as_of(later, 100)
+        .await
+        .unwrap();
+    assert!(revoked.finished >= 1, "{revoked:?}");
     let report = sweep.run_due(5_000).await.unwrap();
     assert_eq!(report.tenants_completed, 1, "{report:?}");
     vec![token, "correct horse battery".to_owned(), key]
