@@ -227,6 +227,46 @@ impl PolicyMailing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::service::fixture::*;
+    use crate::accounts::Role;
+
+    /// A run cut short by its budget, then the next: each user mailed once; acknowledging
+    /// users are skipped; a new version mails again.
+    #[tokio::test]
+    async fn each_user_is_mailed_once_per_version_across_runs() {
+        let f = fixture_with_cost(crate::accounts::MIN_BCRYPT_COST).await;
+        for who in ["a@acme.test", "b@acme.test", "c@acme.test"] {
+            user(&f, who, Role::Agent).await;
+        }
+        let mailing = |version: &str| {
+            PolicyMailing::new(
+                f.platform.store.clone(),
+                f.platform.tenants.clone(),
+                Some(f.outbox.clone()),
+                Some(version.to_owned()),
+                Some("https://console.example".into()),
+            )
+        };
+        let count = |version: &str| {
+            f.outbox
+                .delivered()
+                .unwrap()
+                .iter()
+                .filter(|m| m.contains("privacy policy") && m.contains(version))
+                .count()
+        };
+        let first = mailing("2026-12-01");
+        let r = first.run(2).await.unwrap();
+        assert_eq!((r.mailed, r.more_work, r.complete), (2, true, false));
+        let r = first.run(10).await.unwrap();
+        assert_eq!((r.mailed, r.complete), (1, true));
+        assert_eq!(count("2026-12-01"), 3);
+        assert_eq!(first.run(10).await.unwrap().mailed, 0);
+        assert_eq!(count("2026-12-01"), 3);
+        let r = mailing("2027-01-01").run(10).await.unwrap();
+        assert_eq!(r.mailed, 3);
+        assert_eq!(count("https://console.example/app"), 6);
+    }
 
     #[test]
     fn versions_are_dates() {
