@@ -814,6 +814,10 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(failed.failed, 1, "{failed:?}");
+    // erasure-worker's schedule: the changed privacy policy is mailed to each user once
+    // (decision 0047), reading them under the tenant's session.
+    let policy = erasure.policy_mailing().run(100).await.unwrap();
+    assert!(policy.mailed >= 1 && policy.complete, "{policy:?}");
     // console: the owner signs in (after a refused attempt), reads the channels, changes
     // retention, asks for an export and its file, erases a contact, disconnects a number,
     // and asks for the account's deletion, then cancels it.
@@ -903,6 +907,17 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         .submit("/app/account", "/app/account/name", &[("name", "Acme Ltd")])
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
+    // The user's own data (decision 0047): name, policy acknowledgement, an email change link.
+    for (path, field, value) in [
+        ("/app/account/profile", "name", "The Boss"),
+        ("/app/policy/acknowledge", "version", "2026-12-01"),
+        ("/app/account/email", "email", "chief@acme.test"),
+    ] {
+        let r = browser
+            .submit("/app/account", path, &[(field, value)])
+            .await;
+        assert_eq!(r.status, 303, "{path}: {}", r.body);
+    }
     let r = browser
         .submit("/app/bitrix24", "/app/bitrix24", &[("line_id", "2")])
         .await;
