@@ -13,6 +13,8 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::Request;
 use wappline::accounts::profile::EMAIL_CONFIRM_PATH;
 use wappline::accounts::AccountError;
+use wappline::audit::{AuditAction, AuditLog};
+use wappline::ids::TenantId;
 
 use crate::i18n::{Lang, Text};
 use crate::web::{self, Chrome, Ctx, Fail, Form, Reply};
@@ -75,6 +77,14 @@ async fn confirm(console: &Console, req: &Request, lang: Lang) -> Result<Reply, 
     {
         Ok(changed) => {
             tracing::info!(tenant = %changed.tenant, user = %changed.user, "email address changed from the console");
+            let actor = format!("user:{}", changed.user);
+            audit(
+                &console.services.audit,
+                &changed.tenant,
+                &actor,
+                "user_email",
+            )
+            .await;
             Ok(Reply::redirect("/app/sign-in?done=email_changed"))
         }
         Err(AccountError::InvalidToken) => page(
@@ -98,7 +108,10 @@ pub(crate) async fn set_display_name(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
         .set_display_name(&ctx.user, ctx.field("name"))
         .await
     {
-        Ok(()) => Ok(Reply::redirect("/app/account?done=name_saved")),
+        Ok(()) => {
+            audit(&ctx.s.audit, &ctx.user.tenant, &ctx.actor(), "user_name").await;
+            Ok(Reply::redirect("/app/account?done=name_saved"))
+        }
         Err(AccountError::Invalid(_)) => {
             crate::pages::account(ctx, StatusCode::BAD_REQUEST, Some(|t| t.name_invalid)).await
         }
@@ -116,6 +129,8 @@ pub(crate) async fn request_email_change(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
     {
         Ok(()) => {
             tracing::info!(tenant = %ctx.user.tenant, user = %ctx.user.user, "email change link sent");
+            let what = "user_email_change_requested";
+            audit(&ctx.s.audit, &ctx.user.tenant, &ctx.actor(), what).await;
             Ok(Reply::redirect("/app/account?done=email_link_sent"))
         }
         Err(AccountError::Invalid(_)) => {
@@ -143,5 +158,17 @@ pub(crate) async fn acknowledge_policy(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
         }
         Err(AccountError::Invalid(_)) => Err(Fail::bad_request(|t| t.err_bad_request)),
         Err(e) => Err(Fail::from_account(e)),
+    }
+}
+
+/// A correction of one's own data in the tenant's audit log: which setting, by whom; never
+/// the name or the addresses. The change stands if the entry cannot be written.
+async fn audit(log: &AuditLog, tenant: &TenantId, actor: &str, setting: &str) {
+    let details = [("setting", setting)];
+    if let Err(e) = log
+        .record(tenant, AuditAction::SettingsChanged, actor, &details)
+        .await
+    {
+        tracing::error!(tenant = %tenant, error = %e, "audit entry not written");
     }
 }

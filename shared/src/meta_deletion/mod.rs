@@ -186,7 +186,7 @@ pub fn render_status_html(status: &RequestStatus) -> String {
         }
         RequestState::InProgress => "Your data is being deleted.",
         RequestState::Completed => {
-            "Your data has been deleted: the connections you authorised and their access tokens."
+            "Your data has been deleted: the connections you authorised were disconnected; their access tokens are deleted as soon as our access is revoked at Meta."
         }
     };
     askama::Template::render(&StatusPage {

@@ -214,6 +214,16 @@ async fn a_new_email_takes_effect_only_through_its_link_and_the_old_address_is_t
         api_sign_in(&h, &t, "ann@new.test", "x").await.0,
         StatusCode::OK
     );
+    // Audited by setting, never with the addresses or the name.
+    let audit = h
+        .admin("GET", &format!("/admin/tenants/{t}/audit"), Value::Null)
+        .await
+        .to_string();
+    for setting in ["user_name", "user_email_change_requested", "user_email"] {
+        let entry = format!("\"setting\":\"{setting}\"");
+        assert!(audit.contains(&entry), "{setting}: {audit}");
+    }
+    assert!(!audit.contains("ann@new.test") && !audit.contains("Ann Lee"));
     h.server.shutdown().await;
 }
 
