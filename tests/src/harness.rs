@@ -314,3 +314,21 @@ pub fn contains_bytes(v: &AttrValue, needle: &[u8]) -> bool {
         _ => false,
     }
 }
+
+/// Revocations (decision 0036) against the harness's loopback Graph API (Graph and Instagram
+/// hosts alike), on the server's own store: for flows a test builds itself, such as Meta's
+/// data-deletion erasure.
+pub fn revocations_at(h: &Harness) -> wappline::revocation::Revocations {
+    use wappline::graph::{GraphClient, GraphConfig};
+    let graph = GraphClient::new(
+        GraphConfig::default()
+            .with_base_url(&h.graph.base_url())
+            .expect("the fake's URL"),
+    )
+    .expect("a Graph client");
+    wappline::revocation::Revocations::new(
+        h.server.platform().tenants.clone(),
+        graph.clone(),
+        graph,
+    )
+}

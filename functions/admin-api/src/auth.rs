@@ -188,7 +188,15 @@ pub(crate) async fn sign_in(c: &Call<'_>) -> Handled {
     match c
         .services
         .accounts
-        .sign_in(&r.account_id, &r.email, &r.password, source.as_deref())
+        .sign_in_from(
+            &r.account_id,
+            &r.email,
+            &r.password,
+            wappline::accounts::SignInDevice {
+                source: source.as_deref(),
+                user_agent: user_agent(c.req),
+            },
+        )
         .await
     {
         Ok(s) => {
@@ -316,4 +324,12 @@ pub(crate) async fn confirm_password_reset(c: &Call<'_>) -> Handled {
         .await
         .map_err(account_error)?;
     Ok(with_cookie(edge::empty(StatusCode::NO_CONTENT), "", 0))
+}
+
+/// The caller's User-Agent, for recognising a known device at sign-in (decision 0047: only
+/// a keyed hash of it is stored).
+fn user_agent(req: &Request) -> Option<&str> {
+    req.headers()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
 }

@@ -25,6 +25,7 @@ mod bitrix;
 mod connect;
 mod i18n;
 mod pages;
+mod profile;
 mod sign_in;
 mod team;
 mod usage;
@@ -114,6 +115,9 @@ pub(crate) enum Action {
     ConnectWhatsApp,
     StartInstagram,
     InstagramCallback,
+    SetDisplayName,
+    RequestEmailChange,
+    AcknowledgePolicy,
 }
 
 impl Action {
@@ -132,6 +136,9 @@ impl Action {
             "/account" => (Some(Account), None),
             "/account/deletion" => (None, Some(DeleteAccount)),
             "/account/name" => (None, Some(Rename)),
+            "/account/profile" => (None, Some(SetDisplayName)),
+            "/account/email" => (None, Some(RequestEmailChange)),
+            "/policy/acknowledge" => (None, Some(AcknowledgePolicy)),
             "/account/deletion/cancel" => (None, Some(CancelDeletion)),
             "/sign-out" => (None, Some(SignOut)),
             "/users" => (Some(Users), None),
@@ -159,7 +166,8 @@ impl Action {
     pub(crate) fn need(self) -> Option<Permission> {
         use Action::*;
         match self {
-            Home | SignOut => None,
+            // One's own data: every signed-in user may correct it (decision 0047).
+            Home | SignOut | SetDisplayName | RequestEmailChange | AcknowledgePolicy => None,
             Channels | Retention | Account => Some(Permission::ReadSettings),
             Disconnect => Some(Permission::ManageChannels),
             Rename => Some(Permission::ChangeSettings),
@@ -227,6 +235,9 @@ impl Console {
         let path = req.uri().path();
         let method = req.method();
         if let Some(public) = sign_in::public(self, req, lang).await {
+            return public;
+        }
+        if let Some(public) = profile::public(self, req, lang).await {
             return public;
         }
         let action = Action::of(method, path)?;

@@ -38,6 +38,10 @@ pub(crate) fn notice(t: &Text, code: &str) -> Option<&'static str> {
         "user_removed" => t.user_removed,
         "invitation_withdrawn" => t.invitation_withdrawn,
         "api_key_revoked" => t.api_key_revoked,
+        "name_saved" => t.name_saved,
+        "email_link_sent" => t.email_link_sent,
+        "email_changed" => t.email_changed,
+        "policy_acknowledged" => t.policy_acknowledged,
         _ => return None,
     })
 }
@@ -75,6 +79,9 @@ pub(crate) async fn serve(ctx: &Ctx<'_>, action: Action) -> Result<Reply, Fail> 
         ConnectWhatsApp => crate::connect::whatsapp(ctx).await,
         StartInstagram => crate::connect::instagram_start(ctx).await,
         InstagramCallback => crate::connect::instagram_callback(ctx).await,
+        SetDisplayName => crate::profile::set_display_name(ctx).await,
+        RequestEmailChange => crate::profile::request_email_change(ctx).await,
+        AcknowledgePolicy => crate::profile::acknowledge_policy(ctx).await,
     }
 }
 
@@ -524,9 +531,12 @@ struct AccountPage {
     not_before: String,
     may_delete: bool,
     grace_days: u64,
+    my_name: String,
+    my_email: String,
+    new_email: String,
 }
 
-async fn account(
+pub(crate) async fn account(
     ctx: &Ctx<'_>,
     code: StatusCode,
     error: Option<fn(&Text) -> &'static str>,
@@ -551,10 +561,16 @@ async fn account(
     };
     let mut c = ctx.chrome("/app/account");
     c.error = error.map(|e| e(ctx.t));
-    let company = if error.is_some() {
+    // A refused form shows what was typed in its own field only.
+    let company = if error.is_some() && ctx.action == crate::Action::Rename {
         ctx.field("name").to_owned()
     } else {
         profile.name
+    };
+    let my_name = if error.is_some() && ctx.action == crate::Action::SetDisplayName {
+        ctx.field("name").to_owned()
+    } else {
+        ctx.name.clone()
     };
     let page = AccountPage {
         c,
@@ -564,6 +580,9 @@ async fn account(
         not_before,
         may_delete: ctx.may(Permission::EraseAccount),
         grace_days: DEFAULT_GRACE.as_secs() / 86_400,
+        my_name,
+        my_email: ctx.email.clone(),
+        new_email: ctx.field("email").to_owned(),
     };
     Reply::html(code, &page)
 }

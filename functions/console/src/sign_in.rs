@@ -114,7 +114,18 @@ async fn sign_in(console: &Console, req: &Request, lang: Lang) -> Result<Reply, 
     let (account_id, email) = (f.get("account_id").trim(), f.get("email").trim());
     match s
         .accounts
-        .sign_in(account_id, email, f.get("password"), source.as_deref())
+        .sign_in_from(
+            account_id,
+            email,
+            f.get("password"),
+            wappline::accounts::SignInDevice {
+                source: source.as_deref(),
+                user_agent: req
+                    .headers()
+                    .get("user-agent")
+                    .and_then(|v| v.to_str().ok()),
+            },
+        )
         .await
     {
         Ok(signed) => {

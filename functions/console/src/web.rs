@@ -407,6 +407,8 @@ pub(crate) struct Chrome {
     pub csrf: String,
     pub notice: Option<&'static str>,
     pub error: Option<&'static str>,
+    /// The privacy-policy version the user has yet to acknowledge (decision 0047).
+    pub policy: Option<String>,
 }
 
 impl Chrome {
@@ -420,6 +422,7 @@ impl Chrome {
             csrf: String::new(),
             notice: None,
             error: None,
+            policy: None,
         }
     }
 }
@@ -442,8 +445,12 @@ pub(crate) struct Ctx<'a> {
     pub user: UserPrincipal,
     pub form: Option<Form>,
     pub scope: TenantScope,
-    email: String,
-    action: Action,
+    pub email: String,
+    /// The user's own display name (empty when none).
+    pub name: String,
+    /// The privacy-policy version to acknowledge, when the user has not (decision 0047).
+    policy: Option<String>,
+    pub action: Action,
 }
 
 impl<'a> Ctx<'a> {
@@ -461,13 +468,21 @@ impl<'a> Ctx<'a> {
             .await
             .map_err(Fail::from_tenant)?
             .ok_or_else(Fail::not_found)?;
-        let email = s
+        let me = s
             .accounts
             .user(&user.tenant, &user.user)
             .await
-            .map_err(Fail::from_account)?
+            .map_err(Fail::from_account)?;
+        let email = me
+            .as_ref()
             .map(|u| u.email.as_str().to_owned())
             .unwrap_or_default();
+        let name = me.as_ref().and_then(|u| u.name.clone()).unwrap_or_default();
+        // Shown on every page until acknowledged: the next sign-in after a change sees it.
+        let policy = s.accounts.config().policy_version.clone().filter(|v| {
+            me.as_ref()
+                .is_some_and(|u| u.policy_seen.as_ref() != Some(v))
+        });
         Ok(Ctx {
             s,
             req,
@@ -477,6 +492,8 @@ impl<'a> Ctx<'a> {
             form,
             scope,
             email,
+            name,
+            policy,
             action,
         })
     }
@@ -539,6 +556,7 @@ impl<'a> Ctx<'a> {
                 .form_token(&FormBinding::Session(&self.user)),
             notice: query(self.req, "done").and_then(|d| crate::pages::notice(t, d)),
             error: None,
+            policy: self.policy.clone(),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! erasure-worker's scheduled run, shared by its `main.rs` and the sample events' test: the
 //! tenant-erasure sweep for requests whose grace period is over, then the renewal of the
 //! Instagram Login tokens that are due (decision 0040: the account-maintenance schedule; its
-//! role already reads the channels, their keys and sends account email).
+//! role already reads the channels, their keys and sends account email), then the email of a
+//! changed privacy policy to the users not mailed it yet (decision 0047).
+
+use wappline::accounts::policy::PolicyMailing;
 
 use wappline::app::runtime::Error;
 use wappline::erasure::tenant::TenantErasure;
@@ -11,11 +14,14 @@ use wappline::onboarding::refresh::TokenRefresh;
 pub const SWEEP_BUDGET: usize = 5_000;
 /// Tokens renewed per scheduled invocation (each is one call to Instagram).
 pub const REFRESH_BUDGET: usize = 200;
+/// Privacy-policy emails per scheduled invocation (one SES call each).
+pub const POLICY_MAIL_BUDGET: usize = 500;
 
 /// One scheduled run; whether more work is left is the invocation's answer.
 pub async fn scheduled(
     sweep: &TenantErasure,
     refresh: &TokenRefresh,
+    policy: &PolicyMailing,
 ) -> Result<serde_json::Value, Error> {
     let report = sweep.run_due(SWEEP_BUDGET).await?;
     tracing::info!(
@@ -33,5 +39,10 @@ pub async fn scheduled(
         failed = tokens.failed,
         "token refresh"
     );
-    Ok(serde_json::json!({ "more_work": report.more_work, "tokens": tokens }))
+    let policy = policy.run(POLICY_MAIL_BUDGET).await?;
+    Ok(serde_json::json!({
+        "more_work": report.more_work || policy.more_work,
+        "tokens": tokens,
+        "policy_mailed": policy.mailed,
+    }))
 }

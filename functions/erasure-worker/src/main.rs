@@ -16,10 +16,11 @@ async fn main() -> Result<(), Error> {
     let services = Services::from_env().await?;
     let sweep = Arc::new(services.tenant_erasure()?);
     let refresh = Arc::new(services.token_refresh()?);
+    let policy = Arc::new(services.policy_mailing());
     let worker = services.erasure_worker()?;
     run_sqs_or_schedule(worker, &services, platform::ERASURE, move || {
-        let (sweep, refresh) = (sweep.clone(), refresh.clone());
-        async move { erasure_worker::scheduled(&sweep, &refresh).await }
+        let (sweep, refresh, policy) = (sweep.clone(), refresh.clone(), policy.clone());
+        async move { erasure_worker::scheduled(&sweep, &refresh, &policy).await }
     })
     .await
 }

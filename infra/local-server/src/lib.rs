@@ -169,6 +169,12 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// The privacy policy's current version, its effective date `YYYY-MM-DD`: users who have
+    /// not acknowledged it see a notice in the console, and the schedules email each of them
+    /// once (decision 0047).
+    #[arg(long, env = "WAPPLINE_PRIVACY_POLICY_VERSION")]
+    pub privacy_policy_version: Option<String>,
+
     /// How often the scheduled jobs (tenant erasure sweep, retention, the probe of parked
     /// Bitrix24 portals) run, in seconds.
     #[arg(long, env = "WAPPLINE_SCHEDULE_SECS", default_value_t = 60)]
@@ -240,6 +246,7 @@ impl LocalConfig {
             sync_retry: None,
             sync_batch: None,
             public_base_url: None,
+            privacy_policy_version: None,
             instagram_api_base_url: None,
             meta_es_config_id: None,
             meta_sdk_url: None,
@@ -343,6 +350,10 @@ impl LocalConfig {
             (bitrix::ENV_PORTAL_BASE_URL, &self.bitrix_portal_base_url),
             (bitrix::ENV_TIMEOUT_MS, &self.bitrix_timeout_ms),
             (settings_vars::SYNC_RETRY, &self.sync_retry),
+            (
+                settings_vars::PRIVACY_POLICY_VERSION,
+                &self.privacy_policy_version,
+            ),
             (settings_vars::SYNC_BATCH, &self.sync_batch),
             (settings_vars::META_ES_CONFIG_ID, &self.meta_es_config_id),
             (settings_vars::META_SDK_URL, &self.meta_sdk_url),

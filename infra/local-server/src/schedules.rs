@@ -138,6 +138,19 @@ pub fn platform(
             })
         }),
     });
+    // The email of a changed privacy policy (in AWS, the erasure worker's schedule).
+    let policy = services.policy_mailing();
+    schedules.push(Schedule {
+        name: "policy-mailing",
+        every,
+        run: Arc::new(move || {
+            let policy = policy.clone();
+            Box::pin(async move {
+                let report = policy.run(BUDGET_ITEMS).await;
+                report.map(|_| ()).map_err(|e| e.to_string())
+            })
+        }),
+    });
     // The sync worker's schedule, when CRM sync is configured (the Bitrix24 application).
     match services.portal_probe() {
         Ok(probe) => schedules.push(Schedule {

@@ -13,6 +13,8 @@
 //! | invitation (TTL)             | `INVITE#<sha256 of the secret>`   | email, role, who invited      |
 //! | session (TTL)                | `SESSION#<user id>#<session id>`  | sha256 of the refresh secret  |
 //! | password reset (TTL)         | `RESET#<sha256 of the secret>`    | the user id                   |
+//! | email change (TTL)           | `EMAILCHANGE#<sha256 of secret>`  | user id, old and new email    |
+//! | known device (TTL)           | `DEVICE#<user id>#<keyed hash>`   | when first seen               |
 //!
 //! Failed sign-ins are counted in the dedupe table under hashed keys (see [`throttle`]).
 
@@ -21,6 +23,9 @@ pub mod invitations;
 pub mod mailer;
 pub mod password;
 pub mod password_reset;
+pub mod policy;
+pub mod profile;
+pub mod security;
 pub mod service;
 pub mod sessions;
 pub mod throttle;
@@ -36,6 +41,7 @@ use crate::ids::TenantId;
 pub use form_token::FormBinding;
 pub use mailer::{Mail, MailError, Mailer, OutboxMailer, SesMailer};
 pub use password::{Password, PasswordHasher, MIN_BCRYPT_COST};
+pub use security::SignInDevice;
 pub use service::{Accounts, AccountsConfig, SignedIn, UserInfo};
 pub use throttle::SignInThrottle;
 pub use token::{AccessClaims, SessionKey};

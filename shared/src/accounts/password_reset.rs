@@ -63,7 +63,9 @@ impl Accounts {
                 StoreError::ConditionFailed { .. } => AccountError::UserNotFound,
                 e => e.into(),
             })?;
-        self.revoke_all(tenant, &user.id).await
+        self.revoke_all(tenant, &user.id).await?;
+        self.mail_password_changed(tenant, user).await;
+        Ok(())
     }
 
     /// Emails a single-use reset link if the email has a user in the account. Answers the

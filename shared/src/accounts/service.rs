@@ -40,6 +40,14 @@ pub struct AccountsConfig {
     pub session_secs: i64,
     /// How long a password-reset link works.
     pub reset_secs: i64,
+    /// How long an email-change link works (decision 0047).
+    pub email_change_secs: i64,
+    /// Where the console is served (`https://app.example.com`): the base of the links we
+    /// mail. Never taken from a request's Host header, which the sender controls.
+    pub public_base_url: Option<String>,
+    /// The privacy policy's current version (a setting); users who have not acknowledged it
+    /// get a notice in the console and, once per version, an email (decision 0047).
+    pub policy_version: Option<String>,
 }
 
 impl AccountsConfig {
@@ -52,7 +60,21 @@ impl AccountsConfig {
             invitation_secs: 7 * 86_400,
             session_secs: 30 * 86_400,
             reset_secs: 3_600,
+            email_change_secs: 24 * 3_600,
+            public_base_url: None,
+            policy_version: None,
         }
+    }
+
+    /// The base of mailed links; the privacy policy's current version.
+    pub fn with_public_base_url(mut self, url: Option<String>) -> Self {
+        self.public_base_url = url.map(|u| u.trim_end_matches('/').to_owned());
+        self
+    }
+
+    pub fn with_policy_version(mut self, version: Option<String>) -> Self {
+        self.policy_version = version.filter(|v| !v.trim().is_empty());
+        self
     }
 
     /// Also accepts access tokens signed with `key` (a key being retired).
@@ -84,6 +106,12 @@ pub struct UserInfo {
     pub email: Email,
     pub role: Role,
     pub created_at: i64,
+    /// The user's own display name, when they gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The privacy-policy version the user last acknowledged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_seen: Option<String>,
 }
 
 pub(super) fn user_key(tenant: &TenantId, user: &UserId) -> Key {
@@ -125,6 +153,8 @@ pub(super) struct StoredUser {
     pub(super) hash: String,
     pub(super) epoch: i64,
     pub(super) created_at: i64,
+    pub(super) name: Option<String>,
+    pub(super) policy_seen: Option<String>,
 }
 
 impl StoredUser {
@@ -137,6 +167,8 @@ impl StoredUser {
             hash: item.get_s("password_hash")?.to_owned(),
             epoch: item.get_n("session_epoch").unwrap_or(0),
             created_at: item.get_n("created_at").unwrap_or(0),
+            name: item.get_s("display_name").map(str::to_owned),
+            policy_seen: item.get_s("policy_seen").map(str::to_owned),
         })
     }
     pub(super) fn info(&self) -> UserInfo {
@@ -145,6 +177,8 @@ impl StoredUser {
             email: self.email.clone(),
             role: self.role,
             created_at: self.created_at,
+            name: self.name.clone(),
+            policy_seen: self.policy_seen.clone(),
         }
     }
 }

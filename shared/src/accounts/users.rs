@@ -184,6 +184,7 @@ impl Accounts {
             e => e.into(),
         })?;
         self.revoke_all(tenant, user).await?;
+        self.forget_devices(tenant, user).await?;
         Ok(UserChange {
             user: user.clone(),
             from: current.role,

@@ -639,7 +639,8 @@ impl Services {
             self.platform.envelope.clone(),
             self.platform.tenants.clone(),
         )
-        .with_exports(self.exports()?);
+        .with_exports(self.exports()?)
+        .with_revocations(self.revocations()?);
         Ok(match &self.mailer {
             Some(mailer) => erasure.with_mailer(mailer.clone()),
             None => erasure,
@@ -650,7 +651,11 @@ impl Services {
     pub fn erasure_worker(&self) -> Result<ErasureWorker, ServicesError> {
         Ok(
             ErasureWorker::new(self.contact_erasure()?).with_meta_users(Arc::new(
-                MetaUserErasure::new(self.platform.store.clone(), self.platform.tenants.clone()),
+                MetaUserErasure::new(
+                    self.platform.store.clone(),
+                    self.platform.tenants.clone(),
+                    self.revocations()?,
+                ),
             )),
         )
     }
@@ -668,7 +673,9 @@ impl Services {
             self.platform.store.clone(),
             self.platform.tenants.clone(),
             AccountsConfig::new(hasher, key)
-                .with_previous_session_key(self.settings.session_key_previous.clone()),
+                .with_previous_session_key(self.settings.session_key_previous.clone())
+                .with_public_base_url(self.settings.public_base_url.clone())
+                .with_policy_version(self.settings.privacy_policy_version.clone()),
         );
         // Without a mailer, invitation tokens are only handed to the inviting admin and
         // self-service password reset answers 503.
@@ -676,6 +683,18 @@ impl Services {
             Some(mailer) => accounts.with_mailer(mailer.clone()),
             None => accounts,
         })
+    }
+
+    /// The email run of a changed privacy policy (decision 0047): the erasure worker's
+    /// account-maintenance schedule, the local server's schedules.
+    pub fn policy_mailing(&self) -> crate::accounts::policy::PolicyMailing {
+        crate::accounts::policy::PolicyMailing::new(
+            self.platform.store.clone(),
+            self.platform.tenants.clone(),
+            self.mailer.clone(),
+            self.settings.privacy_policy_version.clone(),
+            self.settings.public_base_url.clone(),
+        )
     }
 
     /// media-proxy: serves media links to Bitrix24.

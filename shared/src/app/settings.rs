@@ -59,6 +59,8 @@ pub mod vars {
     pub const SECRETS_REVISION: &str = "SECRETS_REVISION";
     pub const BCRYPT_COST: &str = "BCRYPT_COST";
     pub const MAIL_FROM: &str = "MAIL_FROM";
+    /// The privacy policy's current version, its effective date `YYYY-MM-DD` (decision 0047).
+    pub const PRIVACY_POLICY_VERSION: &str = "PRIVACY_POLICY_VERSION";
     pub const ADMIN_TOKEN_SHA256: &str = "ADMIN_TOKEN_SHA256";
     pub const RETENTION_MAX_ITEMS: &str = "RETENTION_MAX_ITEMS";
     pub const RETRY_BASE_MS: &str = "RETRY_BASE_MS";
@@ -208,6 +210,8 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// The SES sender of account email; without it no email is sent.
     pub mail_from: Option<String>,
+    /// The privacy policy's current version (`YYYY-MM-DD`); without it no notice or email.
+    pub privacy_policy_version: Option<String>,
     /// SHA-256 of the platform admin's bearer token.
     pub admin_token_sha256: Option<[u8; 32]>,
     pub retention_max_items: Option<u64>,
@@ -242,6 +246,7 @@ impl fmt::Debug for Settings {
             .field("secrets_revision", &self.secrets_revision)
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("mail_from", &self.mail_from)
+            .field("privacy_policy_version", &self.privacy_policy_version)
             .finish_non_exhaustive()
     }
 }
@@ -397,6 +402,11 @@ impl Settings {
             })
             .unwrap_or(MIN_BCRYPT_COST);
         let mail_from = r.get(vars::MAIL_FROM);
+        let privacy_policy_version = r.parse(vars::PRIVACY_POLICY_VERSION, |v| {
+            crate::accounts::policy::PolicyVersion::parse(v)
+                .map(|p| p.as_str().to_owned())
+                .ok_or("must be the policy's effective date, YYYY-MM-DD")
+        });
         let admin_token_sha256 = r.parse(vars::ADMIN_TOKEN_SHA256, |v| {
             hex::decode(v)
                 .ok()
@@ -473,6 +483,7 @@ impl Settings {
             secrets_revision,
             bcrypt_cost,
             mail_from,
+            privacy_policy_version,
             admin_token_sha256,
             retention_max_items,
             metrics_namespace,

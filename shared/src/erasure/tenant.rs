@@ -14,7 +14,10 @@
 //! (decision 0027). Phases, each resumable because it deletes what it finds and queries again:
 //!
 //! 0. the owners' addresses are kept (encrypted) for the completion email; channels are
-//!    disconnected (tokens, routes, `AUTHBY` entries); export files go;
+//!    disconnected (routes, `AUTHBY` entries) and our access revoked at the providers
+//!    (decision 0036), and the sweep waits, run after run, until no revocation is pending:
+//!    shredding the keys would destroy the tokens the steps need (decision 0047); the steps'
+//!    outcome, without channel ids, is kept in the request; export files go;
 //! 1. conversations, from the `CONVS` list: messages, provider-id index items, the
 //!    idempotency and send-progress records derived from each message, staged CRM
 //!    operations, the partition and its list entry;
@@ -50,19 +53,25 @@ const DIRECTORY_PK: &str = "TERASURES";
 /// the completion email, and when that email was sent.
 const PHASE_ATTR: &str = "sweep_phase";
 const NOTIFY_ATTR: &str = "notify_to";
+/// The request's summary of the provider revocations (`step=state:count`, no channel ids),
+/// kept after the tenant is gone as the platform's record of what was revoked.
+const REVOCATIONS_ATTR: &str = "revocations";
+/// The actor of the revocations an account erasure makes, in the tenant's audit log.
+pub const ERASURE_ACTOR: &str = "account_erasure";
 use super::mail::NOTIFIED_ATTR;
 
 /// The tenant's sub-partitions with fixed names (`T#<t>#<suffix>`), drained whole by the
 /// sweep. Conversations (`CONV#<c>`, `MID#<hash>`) are found through `CONVS`, API keys
 /// through `APIKEYS` (both handled apart). A new kind of tenant partition must be listed here
 /// or derived in the sweep; the erasure tests create every kind and fail on any survivor.
-pub const FIXED_SUB_PARTITIONS: [&str; 6] = [
+pub const FIXED_SUB_PARTITIONS: [&str; 7] = [
     crate::crm_sync::outbox::PARTITION,
     crate::conversation::erased::PARTITION,
     crate::crm_sync::parking::PARKED_SUFFIX,
     crate::export::EXPORTS_SUFFIX,
     super::REQUESTS_SUFFIX,
     crate::audit::AUDIT_SUFFIX,
+    crate::revocation::record::REVOKE_SUFFIX,
 ];
 
 fn request_key(tenant: &TenantId) -> Key {
@@ -90,6 +99,10 @@ pub struct TenantErasureStatus {
     pub not_before: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<i64>,
+    /// The provider revocations: `pending` while the sweep waits on them, then the steps'
+    /// states (`whatsapp_subscription=done:1,...`; empty when there was no channel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocations: Option<String>,
 }
 
 /// What one scheduled run did.
@@ -99,12 +112,25 @@ pub struct SweepReport {
     pub items_deleted: usize,
     /// Work remains (budget used up): run again.
     pub more_work: bool,
+    /// Tenants whose erasure waits on pending provider revocations (a later run continues).
+    pub tenants_waiting: usize,
+}
+
+/// How one tenant's sweep stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Swept {
+    Completed,
+    /// The budget was used up.
+    Budget,
+    /// Provider revocations are pending: nothing more until they settle.
+    Waiting,
 }
 
 #[derive(Clone)]
 pub struct TenantErasure {
     exports: Option<crate::export::Exports>,
     mailer: Option<Arc<dyn Mailer>>,
+    revocations: Option<crate::revocation::Revocations>,
     store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
     tenants: TenantDirectory,
@@ -119,6 +145,7 @@ impl TenantErasure {
         TenantErasure {
             exports: None,
             mailer: None,
+            revocations: None,
             store,
             envelope,
             tenants,
@@ -134,6 +161,14 @@ impl TenantErasure {
     /// The tenant's owners are emailed when the erasure completes.
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.mailer = Some(mailer);
+        self
+    }
+
+    /// The tenant's channels are disconnected with their revocation at the providers
+    /// (decision 0036), and the keys are shredded only once no revocation is pending. Without
+    /// it the channels' tokens and routes are only deleted.
+    pub fn with_revocations(mut self, revocations: crate::revocation::Revocations) -> Self {
+        self.revocations = Some(revocations);
         self
     }
 
@@ -237,6 +272,7 @@ impl TenantErasure {
                 requested_at: i.get_n("requested_at").unwrap_or(0),
                 not_before: i.get_n("not_before").unwrap_or(0),
                 completed_at: i.get_n("completed_at"),
+                revocations: i.get_s(REVOCATIONS_ATTR).map(str::to_owned),
             }))
     }
 
@@ -261,13 +297,16 @@ impl TenantErasure {
                 }
                 // One tenant's erasure: its scoped credentials (decision 0037).
                 let sweep = self.sweep(&tenant, left);
-                let (deleted, done) = crate::acting::acting_for(&tenant, sweep).await?;
+                let (deleted, swept) = crate::acting::acting_for(&tenant, sweep).await?;
                 report.items_deleted += deleted;
-                if done {
-                    report.tenants_completed += 1;
-                } else {
-                    report.more_work = true;
-                    return Ok(report);
+                match swept {
+                    Swept::Completed => report.tenants_completed += 1,
+                    // The next scheduled run looks again; the others need not wait.
+                    Swept::Waiting => report.tenants_waiting += 1,
+                    Swept::Budget => {
+                        report.more_work = true;
+                        return Ok(report);
+                    }
                 }
             }
             match page.next {
@@ -277,18 +316,22 @@ impl TenantErasure {
         }
     }
 
-    /// Erases one due tenant, at most about `budget` items this call; true when finished.
-    async fn sweep(&self, tenant: &TenantId, budget: usize) -> Result<(usize, bool), ErasureError> {
+    /// Erases one due tenant, at most about `budget` items this call.
+    async fn sweep(
+        &self,
+        tenant: &TenantId,
+        budget: usize,
+    ) -> Result<(usize, Swept), ErasureError> {
         let key = request_key(tenant);
         let Some(request) = self.store.get(Table::Routes, &key).await? else {
-            return Ok((0, true));
+            return Ok((0, Swept::Completed));
         };
         match request.get_s("state") {
             Some("pending") | Some("in_progress") => {}
-            _ => return Ok((0, true)),
+            _ => return Ok((0, Swept::Completed)),
         }
         if request.get_n("not_before").unwrap_or(i64::MAX) > now_secs() {
-            return Ok((0, true));
+            return Ok((0, Swept::Completed));
         }
         let mut phase = request.get_n(PHASE_ATTR).unwrap_or(0);
         let mut deleted = 0;
@@ -305,6 +348,9 @@ impl TenantErasure {
                 self.keep_owners(tenant, &key).await?;
             }
             self.disconnect_all(tenant).await?;
+            if !self.revocations_settled(tenant, &key).await? {
+                return Ok((0, Swept::Waiting));
+            }
             // Its export files in the object store.
             if let Some(exports) = &self.exports {
                 exports
@@ -317,7 +363,7 @@ impl TenantErasure {
         if phase == 1 {
             deleted += self.conversations(tenant, budget).await?;
             if deleted >= budget {
-                return Ok((deleted, false));
+                return Ok((deleted, Swept::Budget));
             }
             phase = self.next_phase(&key, 2).await?;
         }
@@ -328,7 +374,7 @@ impl TenantErasure {
                     .drain(Table::Data, &pk, budget - deleted.min(budget))
                     .await?;
                 if deleted >= budget {
-                    return Ok((deleted, false));
+                    return Ok((deleted, Swept::Budget));
                 }
             }
             deleted += self.api_keys(tenant).await?;
@@ -337,7 +383,7 @@ impl TenantErasure {
         if phase == 3 {
             deleted += self.root_partition(tenant, budget).await?;
             if deleted >= budget {
-                return Ok((deleted, false));
+                return Ok((deleted, Swept::Budget));
             }
             phase = self.next_phase(&key, 4).await?;
         }
@@ -374,7 +420,7 @@ impl TenantErasure {
             .delete(Table::Routes, &directory_key(tenant), None)
             .await?;
         tracing::info!(tenant = %tenant, items = deleted, "tenant erased");
-        Ok((deleted, true))
+        Ok((deleted, Swept::Completed))
     }
 
     async fn next_phase(&self, key: &Key, phase: i64) -> Result<i64, ErasureError> {
@@ -389,19 +435,63 @@ impl TenantErasure {
         Ok(phase)
     }
 
-    /// Tokens deleted, routes freed, so the numbers can be connected elsewhere.
+    /// Routes freed, so the numbers can be connected elsewhere; with revocations, our access
+    /// is revoked at the providers (the tokens held by the records until then), else the
+    /// tokens are deleted at once.
     async fn disconnect_all(&self, tenant: &TenantId) -> Result<(), ErasureError> {
-        if let Some(scope) = self.tenants.scope(tenant).await.map_err(tenant_err)? {
-            for channel in scope.channels().await.map_err(tenant_err)? {
-                if let Ok(r) = ChannelRef::parse(channel.kind, &channel.id) {
-                    match scope.disconnect(&r).await {
-                        Ok(()) | Err(crate::tenant::TenantError::ChannelNotFound(_)) => {}
-                        Err(e) => return Err(tenant_err(e)),
-                    }
+        let Some(scope) = self.tenants.scope(tenant).await.map_err(tenant_err)? else {
+            return Ok(());
+        };
+        if let Some(revocations) = &self.revocations {
+            revocations
+                .disconnect_all(&scope, ERASURE_ACTOR)
+                .await
+                .map_err(revocation_err)?;
+            return Ok(());
+        }
+        for channel in scope.channels().await.map_err(tenant_err)? {
+            if let Ok(r) = ChannelRef::parse(channel.kind, &channel.id) {
+                match scope.disconnect(&r).await {
+                    Ok(()) | Err(crate::tenant::TenantError::ChannelNotFound(_)) => {}
+                    Err(e) => return Err(tenant_err(e)),
                 }
             }
         }
         Ok(())
+    }
+
+    /// Attempts the tenant's due revocations; true when none is pending any more. The steps'
+    /// outcome goes into the request either way (`pending` while waiting), so the platform's
+    /// record of the erasure says what was revoked after the tenant's audit log is gone.
+    async fn revocations_settled(
+        &self,
+        tenant: &TenantId,
+        key: &Key,
+    ) -> Result<bool, ErasureError> {
+        let Some(revocations) = &self.revocations else {
+            return Ok(true);
+        };
+        let settled = revocations
+            .settle_tenant(tenant, now_secs(), ERASURE_ACTOR)
+            .await
+            .map_err(revocation_err)?;
+        let summary = if settled.pending > 0 {
+            "pending".to_owned()
+        } else {
+            settled.summary()
+        };
+        self.store
+            .update(
+                Table::Routes,
+                key,
+                Update::new().set(REVOCATIONS_ATTR, summary.as_str()),
+                None,
+            )
+            .await?;
+        if settled.pending > 0 {
+            tracing::info!(tenant = %tenant, pending = settled.pending, "account erasure waits on provider revocations");
+        }
+        Ok(settled.pending == 0)
     }
 
     /// Every conversation on the tenant's `CONVS` list, until about `budget` items went.
@@ -591,6 +681,14 @@ impl TenantErasure {
             tracing::info!(recipients = owners.len(), "account erasure email sent");
         }
         Ok(())
+    }
+}
+
+fn revocation_err(e: crate::revocation::RevocationError) -> ErasureError {
+    match e {
+        crate::revocation::RevocationError::Tenant(t) => tenant_err(t),
+        crate::revocation::RevocationError::Store(s) => ErasureError::Store(s),
+        crate::revocation::RevocationError::Crypto(c) => ErasureError::Crypto(c),
     }
 }
 

@@ -7,9 +7,12 @@
 //! 2. The status page ([`MetaDeletion::status`], [`render_status_html`]) shows the request's
 //!    state and dates only.
 //! 3. The erasure worker runs [`MetaUserErasure`]: every channel the user authorised (the
-//!    `AUTHBY#` index written at connection time) is disconnected (tokens deleted, route
-//!    freed), each affected tenant's audit log gets `erasure_requested` / `erasure_completed`,
-//!    and the request is marked completed without the user id. Idempotent and resumable: a
+//!    `AUTHBY#` index written at connection time) is disconnected (route freed) and our access
+//!    revoked at Meta as a disconnect does (decision 0036: the revocation record holds the
+//!    tokens until its steps are done, retried by the schedule if Meta is down, then deletes
+//!    them; decision 0047), each affected tenant's audit log gets `erasure_requested` /
+//!    `erasure_completed` and the revocation's entries, and the request is marked completed
+//!    without the user id. Idempotent and resumable: a
 //!    redelivered job continues where a crashed one stopped.
 //!
 //! A repeated callback for a user whose request is still open joins that request: it gets a
@@ -31,6 +34,7 @@ use crate::erasure::ErasureJob;
 use crate::ids::{MetaUserId, TenantId};
 use crate::meta::AppSecret;
 use crate::queue::{Queue, QueueError, QueueName};
+use crate::revocation::{RevocationError, Revocations};
 use crate::store::{StoreError, TableStore};
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError};
 
@@ -182,7 +186,7 @@ pub fn render_status_html(status: &RequestStatus) -> String {
         }
         RequestState::InProgress => "Your data is being deleted.",
         RequestState::Completed => {
-            "Your data has been deleted: the connections you authorised and their access tokens."
+            "Your data has been deleted: the connections you authorised were disconnected; their access tokens are deleted as soon as our access is revoked at Meta."
         }
     };
     askama::Template::render(&StatusPage {
@@ -209,6 +213,8 @@ pub enum MetaUserErasureError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Tenant(#[from] TenantError),
+    #[error(transparent)]
+    Revocation(#[from] RevocationError),
 }
 
 /// What an erasure run did.
@@ -227,14 +233,21 @@ pub enum Progress {
 pub struct MetaUserErasure {
     requests: ErasureRequests,
     tenants: TenantDirectory,
+    revocations: Revocations,
     audit: AuditLog,
 }
 
 impl MetaUserErasure {
-    pub fn new(store: Arc<dyn TableStore>, tenants: TenantDirectory) -> Self {
+    /// `revocations`: how each channel is disconnected (with its revocation at the provider).
+    pub fn new(
+        store: Arc<dyn TableStore>,
+        tenants: TenantDirectory,
+        revocations: Revocations,
+    ) -> Self {
         MetaUserErasure {
             requests: ErasureRequests::new(store.clone()),
             tenants,
+            revocations,
             audit: AuditLog::new(store),
         }
     }
@@ -340,8 +353,12 @@ impl MetaUserErasure {
     ) -> Result<(), MetaUserErasureError> {
         let scope = self.tenants.scope(tenant).await?;
         let result = match &scope {
-            Some(scope) => scope.disconnect(channel).await,
-            None => Err(TenantError::TenantNotFound),
+            Some(scope) => self
+                .revocations
+                .disconnect(scope, channel, AUDIT_ACTOR, false)
+                .await
+                .map(|_| ()),
+            None => Err(RevocationError::Tenant(TenantError::TenantNotFound)),
         };
         match result {
             Ok(()) => {
@@ -357,7 +374,9 @@ impl MetaUserErasure {
                 Ok(())
             }
             // Already gone: only the index entry is left to drop.
-            Err(TenantError::ChannelNotFound(_) | TenantError::TenantNotFound) => {
+            Err(RevocationError::Tenant(
+                TenantError::ChannelNotFound(_) | TenantError::TenantNotFound,
+            )) => {
                 self.tenants
                     .forget_authorization(user, tenant, channel)
                     .await?;

@@ -71,6 +71,23 @@ pub struct SweepReport {
     pub still_pending: usize,
 }
 
+/// A tenant's revocations after [`Revocations::settle_tenant`]: how many are still pending,
+/// and how many steps ended in each state (`whatsapp_subscription=done` → 1), with no
+/// channel id: this summary outlives an erased tenant in its erasure request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TenantRevocations {
+    pub pending: usize,
+    pub steps: BTreeMap<String, usize>,
+}
+
+impl TenantRevocations {
+    /// `step=state:count` pairs, comma separated (empty when the tenant had no channel).
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self.steps.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+        parts.join(",")
+    }
+}
+
 /// Disconnects channels and revokes our access at the providers. Build once per process.
 #[derive(Clone)]
 pub struct Revocations {
@@ -263,6 +280,59 @@ impl Revocations {
             }
         }
         Ok(out)
+    }
+
+    /// Attempts the pending revocations of `tenant` whose next attempt is due at `now`, and
+    /// says what is left: an account erasure waits on it before shredding the tenant's keys,
+    /// which would destroy the tokens the steps still need (decision 0047). The backoff is the
+    /// records' own, so a provider that is down is not hammered by the erasure's schedule.
+    pub async fn settle_tenant(
+        &self,
+        tenant: &TenantId,
+        now: i64,
+        actor: &str,
+    ) -> Result<TenantRevocations, RevocationError> {
+        let mut out = TenantRevocations::default();
+        for r in self.list(tenant).await? {
+            let r = if r.is_pending() && r.next_attempt_at.unwrap_or(0) <= now {
+                match self.attempt(tenant, &r.id, actor).await? {
+                    Some(r) => r,
+                    None => continue,
+                }
+            } else {
+                r
+            };
+            if r.is_pending() {
+                out.pending += 1;
+            }
+            for step in &r.steps {
+                *out.steps
+                    .entry(format!("{}={}", step.step.name(), step.state.name()))
+                    .or_default() += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Disconnects every channel of `scope` through [`Self::disconnect`] (each with its
+    /// revocation record); channels already gone are skipped. The number disconnected.
+    pub async fn disconnect_all(
+        &self,
+        scope: &TenantScope,
+        actor: &str,
+    ) -> Result<usize, RevocationError> {
+        let mut n = 0;
+        for channel in scope.channels().await? {
+            let Ok(r) = ChannelRef::parse(channel.kind, &channel.id) else {
+                continue;
+            };
+            match self.disconnect(scope, &r, actor, false).await {
+                Ok(_) => n += 1,
+                Err(RevocationError::Tenant(TenantError::ChannelNotFound(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
     }
 
     /// The schedule: attempts the due pending revocations of every tenant (at most `budget`).

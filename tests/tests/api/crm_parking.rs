@@ -338,14 +338,27 @@ async fn erasing_the_tenant_removes_its_parked_work() {
 
     let path = format!("/admin/tenants/{tenant}/erasure");
     h.admin("POST", &path, json!({"grace_days": 0})).await;
+    // The channels are disconnected at once; the erasure waits for our connectors to be
+    // unregistered from the portal, which is down (decision 0047).
+    wait_for("the erasure to wait", Duration::from_secs(15), async || {
+        h.admin("GET", &path, json!(null)).await["revocations"] == "pending"
+    })
+    .await;
+    // The portal is up again: the revocation is retried, then the erasure completes.
+    fake.set_down(FAKE_DOMAIN, false);
+    h.admin(
+        "POST",
+        &format!("/admin/tenants/{tenant}/revocations/retry"),
+        json!({}),
+    )
+    .await;
     wait_for("the erasure", Duration::from_secs(15), async || {
         h.admin("GET", &path, json!(null)).await["state"] == "completed"
     })
     .await;
     assert!(parked_items(&h, &tenant).await.is_empty());
     assert!(index_entry(&h, &tenant).await.is_none());
-    // Nothing comes back for the erased tenant once the portal is up again.
-    fake.set_down(FAKE_DOMAIN, false);
+    // Nothing of the erased tenant's parked work reached the portal.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(fake.messages_received().is_empty());
     assert_eq!(h.depth(platform::SYNC).await, 0);

@@ -41,8 +41,11 @@ fn mentions(item: &Item, needle: &str) -> bool {
         .any(|(k, v)| k.contains(needle) || contains_bytes(v, needle.as_bytes()))
 }
 
+/// The audit log, and the revocation records (decision 0036), name the disconnected channel
+/// (never a token or the user).
 fn is_audit(item: &Item) -> bool {
-    item.get_s("pk").is_some_and(|pk| pk.ends_with("#AUDIT"))
+    item.get_s("pk")
+        .is_some_and(|pk| pk.ends_with("#AUDIT") || pk.ends_with("#REVOKE"))
 }
 
 fn form(secret: &str, user: &str) -> String {
@@ -69,7 +72,11 @@ async fn a_meta_users_channels_are_erased_and_nothing_else() {
         &h.base,
     )
     .unwrap();
-    let erasure = MetaUserErasure::new(platform_.store.clone(), platform_.tenants.clone());
+    let erasure = MetaUserErasure::new(
+        platform_.store.clone(),
+        platform_.tenants.clone(),
+        e2e_tests::harness::revocations_at(&h),
+    );
 
     let mut tenants = Vec::new();
     for name in ["Alpha", "Beta"] {

@@ -37,6 +37,7 @@ fn sample(name: &str) -> Option<&'static str> {
         "INSTAGRAM_API_BASE_URL" => "https://graph.instagram.com",
         "BCRYPT_COST" => "12",
         "MAIL_FROM" => "no-reply@wappline.example",
+        "PRIVACY_POLICY_VERSION" => "2026-12-01",
         "RETENTION_MAX_ITEMS" => "5000",
         "MEDIA_MAX_BYTES" => "16777216",
         "MEDIA_LINK_TTL_SECS" => "86400",

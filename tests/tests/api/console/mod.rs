@@ -2,6 +2,7 @@
 //! roles, sign-in), tenant isolation through its routes as a property, and the flows in a
 //! real browser (headless Chromium over WebDriver).
 
+mod account_settings;
 mod browser;
 mod connect;
 mod http;

@@ -816,6 +816,10 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(failed.failed, 1, "{failed:?}");
+    // erasure-worker's schedule: the changed privacy policy is mailed to each user once
+    // (decision 0047), reading them under the tenant's session.
+    let policy = erasure.policy_mailing().run(100).await.unwrap();
+    assert!(policy.mailed >= 1 && policy.complete, "{policy:?}");
     // console: the owner signs in (after a refused attempt), reads the channels, changes
     // retention, asks for an export and its file, erases a contact, disconnects a number,
     // and asks for the account's deletion, then cancels it.
@@ -920,6 +924,17 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         .submit("/app/account", "/app/account/name", &[("name", "Acme Ltd")])
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
+    // The user's own data (decision 0047): name, policy acknowledgement, an email change link.
+    for (path, field, value) in [
+        ("/app/account/profile", "name", "The Boss"),
+        ("/app/policy/acknowledge", "version", "2026-12-01"),
+        ("/app/account/email", "email", "chief@acme.test"),
+    ] {
+        let r = browser
+            .submit("/app/account", path, &[(field, value)])
+            .await;
+        assert_eq!(r.status, 303, "{path}: {}", r.body);
+    }
     let r = browser
         .submit("/app/bitrix24", "/app/bitrix24", &[("line_id", "2")])
         .await;
@@ -959,6 +974,19 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         json!({"grace_days": 0}),
     )
     .await;
+    // The sweep disconnects the channels and revokes at the providers (decision 0047); the
+    // erasure worker has no Bitrix24 application, so the portal's steps wait for the sync
+    // worker's schedule, and the sweep for them.
+    let report = sweep.run_due(5_000).await.unwrap();
+    assert_eq!(report.tenants_waiting, 1, "{report:?}");
+    let later = wappline::clock::now_secs() + 3600;
+    let revoked = sync
+        .revocations()
+        .unwrap()
+        .run_due_as_of(later, 100)
+        .await
+        .unwrap();
+    assert!(revoked.finished >= 1, "{revoked:?}");
     let report = sweep.run_due(5_000).await.unwrap();
     assert_eq!(report.tenants_completed, 1, "{report:?}");
     vec![token, "correct horse battery".to_owned(), key]

@@ -86,6 +86,8 @@ fn parameters(mail_from: &str) -> BTreeMap<&'static str, String> {
         ("BcryptCost", "12".to_owned()),
         // Set, so the roles' `HasMailFrom` grants are in force and checked.
         ("MailFrom", mail_from.to_owned()),
+        // Set, so the erasure worker's schedule mails the policy and the console shows it.
+        ("PrivacyPolicyVersion", "2026-12-01".to_owned()),
         ("MediaLinkKey", HEX_KEY.to_owned()),
         ("LogLevel", "warn".to_owned()),
         (
