@@ -24,10 +24,15 @@ use super::{ConversationError, Conversations};
 use crate::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
 use crate::store::{Item, Key, Table, TTL_ATTR};
 
-const ALIAS_SK: &str = "CUST";
+/// The sort key of alias items.
+pub const ALIAS_SK: &str = "CUST";
+/// `META`'s list of the partition keys of its aliases (hashes: no personal data), so retention
+/// re-stamps them with the conversation without the tenant's keys.
+pub const ALIASES_ATTR: &str = "alias_pks";
 /// The keyed-id label of alias keys (distinct from conversation ids').
 const ALIAS_LABEL: &str = "customer-alias";
-const ALIAS_TARGET: &str = "conversation";
+/// The alias item's attribute naming its conversation.
+pub const ALIAS_TARGET: &str = "conversation";
 /// The encrypted attribute of `META` with the identities the customer had before.
 pub(super) const FORMER_ATTR: &str = "former_ids";
 
@@ -43,19 +48,29 @@ pub fn identities(customer: &CustomerRef) -> Vec<CustomerId> {
     ids
 }
 
-/// Whether a conversation whose customer is `stored` is the one `identity` leads to, given
-/// who wrote (`incoming`, when a message says).
-fn answers_to(stored: &CustomerRef, identity: &CustomerId, incoming: Option<&CustomerRef>) -> bool {
+/// Whether a conversation whose customer is `stored` (and was `former`) is the one
+/// `identity` leads to, given who wrote (`incoming`, when a message says).
+fn answers_to(
+    stored: &CustomerRef,
+    former: &[CustomerId],
+    identity: &CustomerId,
+    incoming: Option<&CustomerRef>,
+) -> bool {
     let answers = match identity {
         CustomerId::WhatsAppPhone(p) => stored.id == *identity || stored.phone.as_ref() == Some(p),
+        // A BSUID is never given to anyone else: one the customer had before still leads to
+        // them (a message sent before a change and delivered after it).
+        CustomerId::WhatsAppUser(_) => stored.id == *identity || former.contains(identity),
         other => stored.id == *other,
     };
     // One phone, two BSUIDs: Meta gives a new BSUID with a new number, so this is a number
     // that now belongs to someone else (or reached us before its `user_changed_number`).
-    let contradicted = matches!(
-        (incoming.map(|c| &c.id), &stored.id),
-        (Some(CustomerId::WhatsAppUser(a)), CustomerId::WhatsAppUser(b)) if a != b
-    );
+    let contradicted = match (incoming.map(|c| &c.id), &stored.id) {
+        (Some(theirs @ CustomerId::WhatsAppUser(_)), CustomerId::WhatsAppUser(_)) => {
+            *theirs != stored.id && !former.contains(theirs)
+        }
+        _ => false,
+    };
     answers && !contradicted
 }
 
@@ -185,13 +200,13 @@ impl Conversations {
             return Ok(None);
         };
         let customer: CustomerRef = self.decrypt_json(&key, "customer", blob).await?;
-        if !answers_to(&customer, identity, incoming) {
-            return Ok(None);
-        }
-        let former = match item.get_b(FORMER_ATTR) {
+        let former: Vec<CustomerId> = match item.get_b(FORMER_ATTR) {
             Some(blob) => self.decrypt_json(&key, FORMER_ATTR, blob).await?,
             None => Vec::new(),
         };
+        if !answers_to(&customer, &former, identity, incoming) {
+            return Ok(None);
+        }
         Ok(Some(Found {
             id: id.clone(),
             item,
@@ -282,23 +297,34 @@ impl Conversations {
         Ok(last.expect("at least one generation"))
     }
 
-    /// Points every identity of `customer` that does not derive to `id` at it, with the
-    /// conversation's expiry.
-    pub(super) async fn write_aliases(
+    /// The alias keys `customer` needs for conversation `id`: those of its identities that do
+    /// not derive to it.
+    pub(super) async fn alias_keys(
         &self,
         account: &AccountRef,
         customer: &CustomerRef,
         id: &ConversationId,
-        expires: i64,
-    ) -> Result<(), ConversationError> {
+    ) -> Result<Vec<Key>, ConversationError> {
+        let mut keys = Vec::new();
         for identity in identities(customer) {
             let derived =
                 ConversationId::derive(&self.envelope, &self.tenant, account, &identity).await?;
-            if derived == *id {
-                continue;
+            if derived != *id {
+                keys.push(self.alias_key(account, &identity).await?);
             }
-            let key = self.alias_key(account, &identity).await?;
-            let item = Item::new(&key)
+        }
+        Ok(keys)
+    }
+
+    /// Points each of `keys` at conversation `id`, with its expiry.
+    pub(super) async fn put_aliases(
+        &self,
+        keys: &[Key],
+        id: &ConversationId,
+        expires: i64,
+    ) -> Result<(), ConversationError> {
+        for key in keys {
+            let item = Item::new(key)
                 .with(ALIAS_TARGET, id.as_str())
                 .with(TTL_ATTR, expires);
             self.store.put(Table::Data, item, None).await?;
@@ -364,6 +390,19 @@ impl Conversations {
         former.retain(|i| !after.contains(i));
         let key = self.meta_key(&found.id);
         let expires = found.item.get_n(TTL_ATTR).unwrap_or(i64::MAX);
+        let keys = self.alias_keys(account, &customer, &found.id).await?;
+        // A former phone stops leading here (numbers are given to new people); a former
+        // BSUID keeps leading here, for messages delivered after the change.
+        let phones: Vec<CustomerId> = dropped
+            .iter()
+            .filter(|i| matches!(i, CustomerId::WhatsAppPhone(_)))
+            .cloned()
+            .collect();
+        let mut gone = Vec::new();
+        for identity in &phones {
+            gone.push(self.alias_key(account, identity).await?.pk);
+        }
+        let listed = merge_alias_pks(found.item.get_s(ALIASES_ATTR), &keys, &gone);
         let update = crate::store::Update::new()
             .set(
                 "customer",
@@ -373,15 +412,31 @@ impl Conversations {
                 FORMER_ATTR,
                 self.encrypt_json(&key, FORMER_ATTR, &former).await?,
             )
+            .set(ALIASES_ATTR, listed)
             .set("updated_at", crate::clock::now_secs());
         if !self.update_existing(&key, update).await? {
             return Ok(None);
         }
-        self.delete_aliases(account, &dropped).await?;
-        self.write_aliases(account, &customer, &found.id, expires)
-            .await?;
+        self.delete_aliases(account, &phones).await?;
+        self.put_aliases(&keys, &found.id, expires).await?;
         Ok(Some((found.id, customer)))
     }
+}
+
+/// `META`'s alias list with `added` and without `removed`: comma-separated partition keys.
+pub(super) fn merge_alias_pks(existing: Option<&str>, added: &[Key], removed: &[String]) -> String {
+    let mut pks: Vec<String> = existing
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty() && !removed.iter().any(|r| r == p))
+        .map(str::to_owned)
+        .collect();
+    for key in added {
+        if !pks.contains(&key.pk) {
+            pks.push(key.pk.clone());
+        }
+    }
+    pks.join(",")
 }
 
 #[cfg(test)]
@@ -423,10 +478,10 @@ mod tests {
         let mut other = CustomerRef::new(CustomerId::WhatsAppUser(user("US.2")));
         other.phone = Some(phone("15550001"));
         let by_phone = CustomerId::WhatsAppPhone(phone("15550001"));
-        assert!(!answers_to(&stored, &by_phone, Some(&other)));
+        assert!(!answers_to(&stored, none, &by_phone, Some(&other)));
         // A phone-first customer now writing with their BSUID is the same person.
         let first = CustomerRef::new(CustomerId::WhatsAppPhone(phone("15550001")));
-        assert!(answers_to(&first, &by_phone, Some(&other)));
+        assert!(answers_to(&first, none, &by_phone, Some(&other)));
     }
 
     #[test]

@@ -41,7 +41,7 @@ use crate::ids::TenantId;
 use crate::meta::AccountRef;
 use crate::store::{Condition, Key, StoreError, Table, TableStore, Update};
 
-pub use identity::{identities, IdentityChange};
+pub use identity::{identities, IdentityChange, ALIASES_ATTR, ALIAS_SK, ALIAS_TARGET};
 pub use job_target::JobTarget;
 pub use model::{
     ConversationId, ConversationMeta, Direction, MessageRef, MessageStatus, NewMessage, Origin,

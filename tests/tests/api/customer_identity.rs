@@ -2,7 +2,8 @@
 //! server into the fake Bitrix24: a customer writes first by phone (payloads before the BSUID
 //! rollout), then with their business-scoped user id beside the phone, then by BSUID alone
 //! (a username adopted), then changes number (`user_changed_number`, a new BSUID with it) and
-//! BSUID (`user_changed_user_id`), writing after each. The portal sees one chat and one user
+//! BSUID (`user_changed_user_id`), writing after each, and a message sent before the changes
+//! arrives last. The portal sees one chat and one user
 //! throughout, the store holds one conversation, and an erasure by the number they had at the
 //! start still finds them.
 //!
@@ -179,6 +180,12 @@ async fn phone_then_bsuid_then_new_number_stay_one_customer_and_one_chat() {
             "by the new BSUID alone",
             text(7, None, Some(BSUID_AFTER_CHANGE), "Thanks!"),
         ),
+        // Sent before the changes, delivered after them (Meta retries out of order): the
+        // same chat, and the customer's current number stays.
+        (
+            "late, under the first BSUID",
+            text(8, Some(PHONE), Some(BSUID), "Sent from the old phone"),
+        ),
     ];
     for (step, body) in &steps {
         relay(&h, body).await;
@@ -203,6 +210,7 @@ async fn phone_then_bsuid_then_new_number_stay_one_customer_and_one_chat() {
     let phone_of = |i: usize| received[i].raw["user"]["phone"].as_str().map(str::to_owned);
     assert_eq!(phone_of(0).as_deref(), Some("+16505551234"));
     assert_eq!(phone_of(4).as_deref(), Some("+16505550000"));
+    assert_eq!(phone_of(7).as_deref(), Some("+16505550000"));
     for m in &received {
         assert!(!m.raw["user"].to_string().contains("US."), "{}", m.raw);
     }
