@@ -454,34 +454,29 @@ mod tests {
     fn a_conversation_answers_to_its_current_identities_only() {
         let mut stored = CustomerRef::new(CustomerId::WhatsAppUser(user("US.1")));
         stored.phone = Some(phone("15550001"));
-        assert!(answers_to(
-            &stored,
-            &CustomerId::WhatsAppUser(user("US.1")),
-            None
-        ));
-        assert!(answers_to(
-            &stored,
-            &CustomerId::WhatsAppPhone(phone("15550001")),
-            None
-        ));
-        assert!(!answers_to(
-            &stored,
-            &CustomerId::WhatsAppPhone(phone("15550002")),
-            None
-        ));
-        assert!(!answers_to(
-            &stored,
-            &CustomerId::WhatsAppUser(user("US.2")),
-            None
-        ));
+        let none: &[CustomerId] = &[];
+        let bsuid = |s: &str| CustomerId::WhatsAppUser(user(s));
+        let number = |s: &str| CustomerId::WhatsAppPhone(phone(s));
+        assert!(answers_to(&stored, none, &bsuid("US.1"), None));
+        assert!(answers_to(&stored, none, &number("15550001"), None));
+        assert!(!answers_to(&stored, none, &number("15550002"), None));
+        assert!(!answers_to(&stored, none, &bsuid("US.2"), None));
+        // A BSUID it had before still leads to it; a phone it had before does not.
+        let former = [bsuid("US.2"), number("15550002")];
+        assert!(answers_to(&stored, &former, &bsuid("US.2"), None));
+        assert!(!answers_to(&stored, &former, &number("15550002"), None));
         // The same phone with another BSUID: the number went to someone else.
-        let mut other = CustomerRef::new(CustomerId::WhatsAppUser(user("US.2")));
+        let mut other = CustomerRef::new(bsuid("US.3"));
         other.phone = Some(phone("15550001"));
-        let by_phone = CustomerId::WhatsAppPhone(phone("15550001"));
-        assert!(!answers_to(&stored, none, &by_phone, Some(&other)));
+        assert!(!answers_to(
+            &stored,
+            none,
+            &number("15550001"),
+            Some(&other)
+        ));
         // A phone-first customer now writing with their BSUID is the same person.
-        let first = CustomerRef::new(CustomerId::WhatsAppPhone(phone("15550001")));
-        assert!(answers_to(&first, none, &by_phone, Some(&other)));
+        let first = CustomerRef::new(number("15550001"));
+        assert!(answers_to(&first, none, &number("15550001"), Some(&other)));
     }
 
     #[test]
