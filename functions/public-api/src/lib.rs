@@ -3,6 +3,7 @@
 //!
 //! - `POST /v1/messages`: `{"channel": "whatsapp"|"instagram", "account_id": "...", "to":
 //!   "...", "text": "..."}` or with `"template": {"name", "language", "components"}`
+//!   (and optionally `"category"`: `AUTHENTICATION`, `MARKETING` or `UTILITY`)
 //!   (WhatsApp). Answers 202 once the send is queued; the same window, quota and error rules
 //!   apply as to operator replies. An `Idempotency-Key` header makes retries safe: the same
 //!   key and tenant never queue a second message.
@@ -52,6 +53,10 @@ struct TemplateRequest {
     language: String,
     #[serde(default)]
     components: serde_json::Value,
+    /// Optional: the template's category as Meta names it, so a send Meta would refuse
+    /// (an authentication template to a customer known only by BSUID) is refused first.
+    #[serde(default)]
+    category: Option<String>,
 }
 
 pub struct PublicApi {
@@ -241,10 +246,22 @@ pub fn read_send_body(body: &[u8]) -> Result<SendBody, ApiError> {
             if !(t.components.is_null() || t.components.is_array()) {
                 return Err(bad("template.components: must be an array"));
             }
+            let category = match t.category.map(|c| c.to_ascii_uppercase()) {
+                None => None,
+                Some(c) if ["AUTHENTICATION", "MARKETING", "UTILITY"].contains(&c.as_str()) => {
+                    Some(c)
+                }
+                Some(_) => {
+                    return Err(bad(
+                        "template.category: one of AUTHENTICATION, MARKETING, UTILITY",
+                    ))
+                }
+            };
             ApiMessage::Template(TemplateMessage {
                 name: t.name,
                 language: t.language,
                 components: t.components,
+                category,
             })
         }
         _ => return Err(bad("give exactly one of text and template")),

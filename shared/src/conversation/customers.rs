@@ -1,10 +1,11 @@
 //! A conversation's customer: recording (or refreshing) the conversation with the customer's
 //! details, encrypted, merged with what was stored before, and reading it back.
 
+use super::identity::{identities, merge_alias_pks, ALIASES_ATTR, FORMER_ATTR};
 use super::model::{ConversationId, ConversationMeta};
 use super::{retention_expiry, ConversationError, Conversations};
 use crate::clock::now_secs;
-use crate::meta::{AccountRef, CustomerRef};
+use crate::meta::{AccountRef, CustomerId, CustomerRef};
 use crate::store::{AttrValue, Key, Table, Update, TTL_ATTR};
 
 impl Conversations {
@@ -18,34 +19,78 @@ impl Conversations {
         inbound_at: Option<i64>,
         retention_days: u32,
     ) -> Result<ConversationId, ConversationError> {
-        let id =
-            ConversationId::derive(&self.envelope, &self.tenant, account, &customer.id).await?;
+        // The conversation any identity of this delivery leads to (decision 0049), so a
+        // customer first seen by phone and later by BSUID stays one conversation.
+        let found = self.find_customer(account, customer).await?;
+        let (id, existing, old, mut former) = match found {
+            Some(f) => (f.id, Some(f.item), Some(f.customer), f.former),
+            None => (
+                self.fresh_id(account, customer).await?,
+                None,
+                None,
+                Vec::new(),
+            ),
+        };
         let key = self.meta_key(&id);
-        let existing = self.store.get(Table::Data, &key).await?;
         let now = now_secs();
         let expires = retention_expiry(retention_days);
+        // A delivery under an identity the customer had before a change (sent before it,
+        // delivered after) leaves their current identity as it is.
+        let stale = former.contains(&customer.id);
         // Keep details Meta did not repeat this time (a status carries no profile name).
-        let merged = match &existing {
-            Some(item) => match item.get_b("customer") {
-                Some(blob) => {
-                    let mut old: CustomerRef = self.decrypt_json(&key, "customer", blob).await?;
-                    if customer.name.is_some() {
-                        old.name = customer.name.clone();
+        let merged = match &old {
+            Some(old) => {
+                let mut old = old.clone();
+                // A BSUID replaces a phone as the id; a phone never replaces a BSUID.
+                if !stale && matches!(customer.id, CustomerId::WhatsAppUser(_)) {
+                    if let CustomerId::WhatsAppPhone(p) = &old.id {
+                        // The phone it was known by stays one of its identities.
+                        old.phone.get_or_insert_with(|| p.clone());
                     }
-                    if customer.phone.is_some() {
-                        old.phone = customer.phone.clone();
-                    }
-                    if customer.username.is_some() {
-                        old.username = customer.username.clone();
-                    }
-                    if customer.parent_user_id.is_some() {
-                        old.parent_user_id = customer.parent_user_id.clone();
-                    }
-                    old
+                    old.id = customer.id.clone();
                 }
-                None => customer.clone(),
-            },
+                if customer.name.is_some() {
+                    old.name = customer.name.clone();
+                }
+                if !stale && customer.phone.is_some() {
+                    old.phone = customer.phone.clone();
+                }
+                if customer.username.is_some() {
+                    old.username = customer.username.clone();
+                }
+                if !stale && customer.parent_user_id.is_some() {
+                    old.parent_user_id = customer.parent_user_id.clone();
+                }
+                old
+            }
             None => customer.clone(),
+        };
+        // A phone replaced without a notice is kept as a former identity (erasure finds it).
+        let dropped: Vec<CustomerId> = old
+            .as_ref()
+            .map(|o| {
+                let now = identities(&merged);
+                identities(o)
+                    .into_iter()
+                    .filter(|i| !now.contains(i) && !former.contains(i))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Aliases are written when the identities change, and refreshed when the
+        // conversation's expiry moves by more than a day, so they live as long as it does.
+        let aliases_due = match (&old, &existing) {
+            (Some(old), Some(item)) => {
+                identities(old) != identities(&merged)
+                    || item
+                        .get_n(TTL_ATTR)
+                        .is_none_or(|t| t.saturating_add(86_400) < expires)
+            }
+            _ => true,
+        };
+        let alias_keys = if aliases_due {
+            self.alias_keys(account, &merged, &id).await?
+        } else {
+            Vec::new()
         };
         let mut update = Update::new()
             .set("account", account_attr(account))
@@ -55,6 +100,17 @@ impl Conversations {
             )
             .set("updated_at", now)
             .set(TTL_ATTR, expires);
+        if !alias_keys.is_empty() {
+            let listed = existing.as_ref().and_then(|i| i.get_s(ALIASES_ATTR));
+            update = update.set(ALIASES_ATTR, merge_alias_pks(listed, &alias_keys, &[]));
+        }
+        if !dropped.is_empty() {
+            former.extend(dropped);
+            update = update.set(
+                FORMER_ATTR,
+                self.encrypt_json(&key, FORMER_ATTR, &former).await?,
+            );
+        }
         if existing.is_none() {
             // Milliseconds too: an erasure's marker (ms) must tell a conversation begun just
             // before it from one begun again just after, within the same second.
@@ -79,6 +135,7 @@ impl Conversations {
         self.store
             .update(Table::Data, &list_key, listing, None)
             .await?;
+        self.put_aliases(&alias_keys, &id, expires).await?;
         Ok(id)
     }
 
@@ -98,6 +155,10 @@ impl Conversations {
             .get_b("customer")
             .ok_or_else(|| ConversationError::Corrupt("conversation without customer".into()))?;
         let customer = self.decrypt_json(&key, "customer", blob).await?;
+        let former_ids = match item.get_b(FORMER_ATTR) {
+            Some(blob) => self.decrypt_json(&key, FORMER_ATTR, blob).await?,
+            None => Vec::new(),
+        };
         Ok(Some(ConversationMeta {
             id: id.clone(),
             account,
@@ -109,6 +170,7 @@ impl Conversations {
                 .unwrap_or(0),
             last_inbound_at: item.get_n("last_inbound_at"),
             crm_chat_id: item.get_s("crm_chat_id").map(str::to_owned),
+            former_ids,
         }))
     }
 }

@@ -11,6 +11,7 @@
 //! | `T#<t>#CONV#<id>` | `MSG#<ms, 13 digits>#<hash>` | one message, content encrypted |
 //! | `T#<t>#MID#<hash of account + provider id>` | `MID` | provider message id → message |
 //! | `T#<t>#CONVS` | `<id>` | the tenant's conversations (export, erasure) |
+//! | `T#<t>#CUST#<keyed hash of an identity>` | `CUST` | another identity of a conversation's customer → its id ([`identity`]) |
 //!
 //! Every item carries `expires_at` from the tenant's retention. Content and customer details
 //! are encrypted with the tenant's data key, bound to their item and attribute.
@@ -23,6 +24,7 @@
 
 mod customers;
 pub mod erased;
+mod identity;
 mod job_target;
 mod messages;
 mod model;
@@ -39,6 +41,7 @@ use crate::ids::TenantId;
 use crate::meta::AccountRef;
 use crate::store::{Condition, Key, StoreError, Table, TableStore, Update};
 
+pub use identity::{identities, IdentityChange, ALIASES_ATTR, ALIAS_SK, ALIAS_TARGET};
 pub use job_target::JobTarget;
 pub use model::{
     ConversationId, ConversationMeta, Direction, MessageRef, MessageStatus, NewMessage, Origin,

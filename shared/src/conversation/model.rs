@@ -21,6 +21,8 @@ pub struct ConversationId(String);
 
 /// The keyed-id label of conversation ids.
 const CONVERSATION_LABEL: &str = "conversation";
+/// How many conversation ids one identity may derive to ([`ConversationId::derive_generation`]).
+pub(super) const IDENTITY_GENERATIONS: u32 = 8;
 
 impl ConversationId {
     /// The conversation of `customer` on `account` for the tenant.
@@ -30,12 +32,27 @@ impl ConversationId {
         account: &AccountRef,
         customer: &CustomerId,
     ) -> Result<Self, CryptoError> {
+        Self::derive_generation(envelope, tenant, account, customer, 0).await
+    }
+
+    /// Generation 0 is [`ConversationId::derive`]; later ones are for a customer whose
+    /// derived id is taken by a conversation that moved to another identity (a WhatsApp
+    /// number that changed hands, decision 0049).
+    pub async fn derive_generation(
+        envelope: &Envelope,
+        tenant: &TenantId,
+        account: &AccountRef,
+        customer: &CustomerId,
+        generation: u32,
+    ) -> Result<Self, CryptoError> {
+        let key = customer.key();
+        let nth = generation.to_string();
+        let mut parts = vec![account.channel().code(), account.id(), key.as_str()];
+        if generation > 0 {
+            parts.push(nth.as_str());
+        }
         let digest = envelope
-            .keyed_id(
-                tenant,
-                CONVERSATION_LABEL,
-                &[account.channel().code(), account.id(), &customer.key()],
-            )
+            .keyed_id(tenant, CONVERSATION_LABEL, &parts)
             .await?;
         Ok(ConversationId(format!("c_{}", &digest[..32])))
     }
@@ -229,6 +246,8 @@ pub struct ConversationMeta {
     pub last_inbound_at: Option<i64>,
     /// The Bitrix24 chat of this conversation, once synced.
     pub crm_chat_id: Option<String>,
+    /// Identities the customer had before a change of number or BSUID (decision 0049).
+    pub former_ids: Vec<CustomerId>,
 }
 
 /// A message as stored, decrypted.

@@ -57,17 +57,31 @@ pub(super) fn crm_user(meta: &ConversationMeta) -> CrmUser {
             None,
         ),
     };
+    // A customer known only by a WhatsApp BSUID or username has no phone: none is sent
+    // (never the BSUID in its place).
+    let digits = meta
+        .customer
+        .phone
+        .as_ref()
+        .map(|p| p.as_str().trim_start_matches('+').to_owned());
     CrmUser {
         id: crm_user_id(meta),
         name,
         last_name,
-        phone: meta
-            .customer
-            .phone
-            .as_ref()
-            .map(|p| format!("+{}", p.as_str().trim_start_matches('+'))),
+        skip_phone_validate: digits.as_deref().is_some_and(|d| !e164_plausible(d)),
+        phone: digits.map(|d| format!("+{d}")),
         ..CrmUser::default()
     }
+}
+
+/// Whether Bitrix24's phone validation can accept `digits` as an international number: E.164
+/// allows at most 15 digits and no country code begins with 0. Meta's `wa_id` is the number
+/// WhatsApp registered, which may fall outside that; such a phone is sent with
+/// `skip_phone_validate: "Y"` (`imconnector.send.messages`, user fields) rather than dropped.
+fn e164_plausible(digits: &str) -> bool {
+    (8..=15).contains(&digits.len())
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 pub(super) fn channel_label(account: &AccountRef) -> &'static str {
@@ -111,4 +125,47 @@ pub(super) fn failure_class(kind: &str) -> &'static str {
         "internal",
     ];
     KNOWN.into_iter().find(|k| *k == kind).unwrap_or("other")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::ConversationId;
+    use crate::ids::PhoneNumberId;
+    use crate::meta::{CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
+
+    fn meta(customer: CustomerRef) -> ConversationMeta {
+        ConversationMeta {
+            id: ConversationId::parse("c_0123456789abcdef0123456789abcdef").unwrap(),
+            account: AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap()),
+            customer,
+            created_at: 0,
+            created_at_ms: 0,
+            last_inbound_at: None,
+            crm_chat_id: None,
+            former_ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_customer_goes_to_bitrix24_without_a_phone_when_there_is_none() {
+        let bsuid = WhatsAppUserId::parse("US.13491208655302741918").unwrap();
+        let mut c = CustomerRef::new(CustomerId::WhatsAppUser(bsuid));
+        c.username = Some("@sheena".into());
+        let user = crm_user(&meta(c.clone()));
+        assert_eq!(user.phone, None);
+        assert!(!user.skip_phone_validate);
+        assert_eq!(user.name.as_deref(), Some("@sheena"));
+
+        c.phone = Some(WhatsAppPhone::parse("16505551234").unwrap());
+        let user = crm_user(&meta(c.clone()));
+        assert_eq!(user.phone.as_deref(), Some("+16505551234"));
+        assert!(!user.skip_phone_validate);
+
+        // Longer than E.164 allows: kept, and Bitrix24 told not to validate it.
+        c.phone = Some(WhatsAppPhone::parse("1650555123400001").unwrap());
+        let user = crm_user(&meta(c));
+        assert_eq!(user.phone.as_deref(), Some("+1650555123400001"));
+        assert!(user.skip_phone_validate);
+    }
 }

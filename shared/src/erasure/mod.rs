@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditAction, AuditLog};
 use crate::clock::now_secs;
 use crate::conversation::erased::ErasedSubjects;
-use crate::conversation::{ConversationId, Conversations};
+use crate::conversation::{identities, ConversationId, Conversations};
 use crate::crm_sync::outbox::Outbox;
 use crate::crypto::{CryptoError, Envelope, FieldRef};
 use crate::hold::HeldEvents;
@@ -264,14 +264,31 @@ impl ContactErasure {
         // conversation the subject's id derives to, which may not be stored yet).
         let erased = ErasedSubjects::new(self.store.clone());
         let now_ms = crate::clock::now_millis();
-        for id in targets.iter().chain(std::iter::once(&derived)) {
+        // And what every identity of the found customers derives to, current and former, so
+        // an event in flight under any of them is dropped (decision 0049).
+        let mut marked: Vec<ConversationId> = targets.clone();
+        marked.push(derived.clone());
+        for id in &targets {
+            if let Some(meta) = conversations.meta(id).await? {
+                for identity in identities(&meta.customer)
+                    .into_iter()
+                    .chain(meta.former_ids.iter().cloned())
+                {
+                    let d =
+                        ConversationId::derive(&self.envelope, tenant, &meta.account, &identity)
+                            .await?;
+                    if !marked.contains(&d) {
+                        marked.push(d);
+                    }
+                }
+            }
+        }
+        for id in &marked {
             erased
                 .mark(tenant, id, now_ms)
                 .await
                 .map_err(|e| ErasureError::Corrupt(format!("erased-subject marker: {e}")))?;
         }
-        let mut marked: Vec<ConversationId> = targets.clone();
-        marked.push(derived.clone());
         self.purge_held(tenant, &marked).await?;
         for id in &targets {
             erase_conversation(&self.store, &conversations, Some(&subject.account), id).await?;
@@ -409,6 +426,15 @@ impl ContactErasure {
         if conversations.meta(derived).await?.is_some() {
             found.push(derived.clone());
         }
+        // The conversation the id leads to now (an alias after a change of identity).
+        if let Some(id) = conversations
+            .conversation_of(&subject.account, &subject.customer)
+            .await?
+        {
+            if !found.contains(&id) {
+                found.push(id);
+            }
+        }
         let wanted = subject.customer.as_str().trim_start_matches('+').to_owned();
         let list_pk = tenant.sub_partition("CONVS");
         let mut query = Query::partition(list_pk).limit(100);
@@ -429,9 +455,16 @@ impl ContactErasure {
                     .phone
                     .as_ref()
                     .map(|p| p.as_str().trim_start_matches('+').to_owned());
+                // Identities the customer had before a change of number or BSUID count too
+                // (decision 0049).
+                let former = meta
+                    .former_ids
+                    .iter()
+                    .any(|f| f.as_str().trim_start_matches('+') == wanted);
                 let same = meta.account == subject.account
                     && (meta.customer.id.as_str().trim_start_matches('+') == wanted
-                        || phone.as_deref() == Some(wanted.as_str()));
+                        || phone.as_deref() == Some(wanted.as_str())
+                        || former);
                 if same {
                     found.push(id);
                 }
@@ -462,6 +495,17 @@ pub(crate) async fn erase_conversation(
     let outbound = Idempotency::new(store.clone(), "OUT", platform::VISIBILITY);
     let pk = conversations.partition(id);
     let mut deleted = 0;
+    // The customer's aliases (decision 0049), while the conversation still says who it is.
+    if let Some(account) = account {
+        if let Some(meta) = conversations.meta(id).await? {
+            let all: Vec<_> = identities(&meta.customer)
+                .into_iter()
+                .chain(meta.former_ids)
+                .collect();
+            conversations.delete_aliases(account, &all).await?;
+            deleted += all.len();
+        }
+    }
     // Messages first (with what points at them), the conversation item last, so a crash
     // leaves the conversation findable for the retry.
     loop {

@@ -234,17 +234,27 @@ impl Run<'_> {
                 after: None,
                 done: false,
             },
-            ExportScope::Contact { account, customer } => ConversationCursor {
-                pending: VecDeque::from([ConversationId::derive(
-                    &self.exports.envelope,
-                    self.tenant,
-                    account,
-                    customer,
-                )
-                .await?]),
-                after: None,
-                done: true,
-            },
+            ExportScope::Contact { account, customer } => {
+                let derived =
+                    ConversationId::derive(&self.exports.envelope, self.tenant, account, customer)
+                        .await?;
+                let mut pending = VecDeque::from([derived.clone()]);
+                // The conversation the id leads to after a change of identity (decision 0049).
+                if let Some(id) = self
+                    .conversations
+                    .conversation_of(account, customer)
+                    .await?
+                {
+                    if id != derived {
+                        pending.push_back(id);
+                    }
+                }
+                ConversationCursor {
+                    pending,
+                    after: None,
+                    done: true,
+                }
+            }
         })
     }
 

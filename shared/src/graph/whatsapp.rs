@@ -138,6 +138,21 @@ pub struct TemplateMessage {
     pub language: String,
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub components: serde_json::Value,
+    /// The template's category when the sender knows it (`AUTHENTICATION`, `MARKETING`,
+    /// `UTILITY`, as Meta names them on template objects). Not part of the send request: Meta
+    /// knows its templates; it lets a send Meta would refuse be refused before the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+impl TemplateMessage {
+    /// An authentication (one-time password) template: Meta does not deliver these to a
+    /// business-scoped user id (error 131062, "Business-scoped user IDs").
+    pub fn is_authentication(&self) -> bool {
+        self.category
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("AUTHENTICATION"))
+    }
 }
 
 /// What a message says.
@@ -405,10 +420,13 @@ mod tests {
                 name: "order_update".into(),
                 language: "en_US".into(),
                 components: json!([{"type": "body", "parameters": [{"type": "text", "text": "A1"}]}]),
+                category: Some("UTILITY".into()),
             }),
         };
         let v = m.to_json();
         assert_eq!(v["type"], "template");
+        // The category is ours, not part of the send request.
+        assert!(v["template"].get("category").is_none(), "{v}");
         assert_eq!(v["template"]["name"], "order_update");
         assert_eq!(v["template"]["language"], json!({"code": "en_US"}));
         assert_eq!(v["template"]["components"][0]["type"], "body");

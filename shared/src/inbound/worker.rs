@@ -21,7 +21,8 @@ use crate::clock::now_secs;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::erased::ErasedSubjects;
 use crate::conversation::{
-    ConversationError, ConversationId, Conversations, Direction, MessageStatus, NewMessage, Origin,
+    identities, ConversationError, ConversationId, Conversations, Direction, IdentityChange,
+    MessageStatus, NewMessage, Origin,
 };
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::{CryptoError, Envelope};
@@ -122,9 +123,11 @@ impl InboundWorker {
         };
         // Erasure wins against work in flight (issue 13): an event from before its subject's
         // erasure (a Meta retry, a redrive, a released hold) is dropped.
-        if let Some(customer) = job.event.customer() {
+        // Every identity the event names: an erasure marks what each of the erased
+        // customer's identities derives to (decision 0049).
+        for identity in job.event.customer().map(identities).unwrap_or_default() {
             let conversation =
-                ConversationId::derive(&self.envelope, &job.tenant_id, account, &customer.id)
+                ConversationId::derive(&self.envelope, &job.tenant_id, account, &identity)
                     .await
                     .map_err(ConversationError::from)?;
             if let Some(erased_ms) = self.erased.erased_at(&job.tenant_id, &conversation).await? {
@@ -212,6 +215,20 @@ impl InboundWorker {
                 reply_to,
                 ..
             } => {
+                // A change of number or BSUID moves the customer's conversation (and so the
+                // Bitrix24 chat) to the new identities before the notice is stored in it.
+                let moved;
+                let customer = match IdentityChange::from_notice(customer, content) {
+                    Some(change) => {
+                        moved = match conversations.rekey(account, &change).await? {
+                            Some((_, now)) => now,
+                            None => change.new_customer(customer),
+                        };
+                        tracing::info!("customer identity changed; conversation kept");
+                        &moved
+                    }
+                    None => customer,
+                };
                 let message = NewMessage::from_provider(
                     message_id.as_str(),
                     Direction::Inbound,

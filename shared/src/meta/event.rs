@@ -454,6 +454,10 @@ pub enum Content {
         new_phone: Option<WhatsAppPhone>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         new_user_id: Option<WhatsAppUserId>,
+        /// The BSUID before the change (2026-08), which finds the customer when `from` has
+        /// no phone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_user_id: Option<WhatsAppUserId>,
     },
     /// An Instagram post, reel or link the customer shared (`share`, `ig_reel`, `reel`,
     /// `ig_post`, `fallback`).

@@ -180,6 +180,10 @@ pub struct AttachmentPayload<'a> {
     pub sticker_id: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub reel_video_id: Option<Cow<'a, str>>,
+    /// `ig_post` (and, until February 2026, `share`) attachments: the shared post's media id
+    /// ("Instagram Post Shares: New Attachment Type and Transition Period").
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub ig_post_media_id: Option<Cow<'a, str>>,
 }
 
 /// A reply to one of our messages (`mid`) or to the business's story (`story`).

@@ -380,7 +380,9 @@ pub struct ProductItem<'a> {
 }
 
 /// `type: "system"`: the user changed their number (`user_changed_number`) or, from 2026,
-/// their BSUID (`user_changed_user_id`). System messages carry no `contacts` array.
+/// their BSUID (`user_changed_user_id`). System messages carry no `contacts` array. Since
+/// August 2026 both carry the BSUID before the change (`previous_user_id`) beside the new one
+/// (WhatsApp changelog, 2026-08-11; "System messages webhook reference").
 #[derive(Debug, Default, Deserialize)]
 pub struct System<'a> {
     #[serde(default, borrow)]
@@ -393,6 +395,10 @@ pub struct System<'a> {
     pub user_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub parent_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub previous_user_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub previous_parent_user_id: Option<Cow<'a, str>>,
 }
 
 /// `type: "unsupported"`: `unsupported.type` names what Cloud API could not deliver

@@ -307,6 +307,7 @@ mod tests {
             name: "hello".into(),
             language: "en".into(),
             components: serde_json::Value::Null,
+            category: None,
         };
         let parts = plan(
             ChannelKind::WhatsApp,

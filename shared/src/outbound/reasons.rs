@@ -43,6 +43,14 @@ pub enum Disposition {
     Permanent(String),
 }
 
+/// The note for an authentication template to a customer known only by their BSUID: refused
+/// before the call, with the code Meta would answer (131062, "Business-scoped user IDs").
+pub fn authentication_template_to_bsuid() -> String {
+    "131062: authentication templates cannot be sent to a customer known only by their \
+     WhatsApp user id (no phone number is known for them)"
+        .into()
+}
+
 /// Meta's meaning of the codes operators are likely to meet.
 fn meaning(channel: ChannelKind, code: i64, subcode: Option<i64>) -> Option<&'static str> {
     Some(match (code, subcode) {

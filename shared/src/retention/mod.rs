@@ -14,7 +14,8 @@
 //!   reached us whichever retention was in force then;
 //! - its index items: the same expiry as their message;
 //! - the conversation (`META`): its last activity (`updated_at`) + retention, and never before
-//!   the latest of its messages;
+//!   the latest of its messages; the aliases of its customer's other identities (listed in
+//!   `META`, decision 0049): the same;
 //! - the list entry (`CONVS`): never before its conversation or any of its messages.
 //!
 //! An item whose new expiry is already past is deleted (reads treat it as gone anyway); items
@@ -34,7 +35,7 @@ use serde::Serialize;
 
 use crate::audit::{AuditAction, AuditLog};
 use crate::clock::now_secs;
-use crate::conversation::{INDEX_PK, MID_SK, SENT_INDEX_PK};
+use crate::conversation::{ALIASES_ATTR, ALIAS_SK, ALIAS_TARGET, INDEX_PK, MID_SK, SENT_INDEX_PK};
 use crate::ids::TenantId;
 use crate::meta::AccountRef;
 use crate::store::{
@@ -511,6 +512,16 @@ impl RetentionRun {
             let expiry = expiry_after(since, days).max(latest.unwrap_or(i64::MIN));
             let outcome = self.stamp(&meta_key, Some(meta), expiry, None).await?;
             self.count(outcome, cursor, report);
+            // The customer's other identities' aliases live as long as the conversation
+            // (decision 0049); only those still pointing here.
+            let aliases = meta.get_s(ALIASES_ATTR).unwrap_or_default();
+            for pk in aliases.split(',').filter(|p| !p.is_empty()) {
+                let ours = Condition::Equals(ALIAS_TARGET.into(), conv.as_str().into());
+                let alias = Key::new(pk, ALIAS_SK);
+                let outcome = self.stamp(&alias, None, expiry, Some(ours)).await?;
+                self.count(outcome, cursor, report);
+                budget.spend(1);
+            }
             list_expiry = Some(list_expiry.map_or(expiry, |l| l.max(expiry)));
         }
         let listed = expiry_after(entry.get_n("created_at").unwrap_or(now), days);

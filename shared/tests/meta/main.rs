@@ -77,6 +77,7 @@ const EXPECTATIONS: &[(&str, Check)] = &[
     ("instagram-sticker.json", ig_sticker),
     ("instagram-story-mention.json", ig_story_mention),
     ("instagram-share.json", ig_share),
+    ("instagram-ig-post.json", ig_post),
     ("instagram-reply.json", ig_reply),
     ("instagram-story-reply.json", ig_story_reply),
     ("instagram-quick-reply.json", ig_quick_reply),
@@ -577,11 +578,20 @@ fn wa_system_number(b: &WebhookBatch) {
             system_type,
             new_phone,
             new_user_id,
+            previous_user_id,
             body,
         } => {
             assert_eq!(system_type.as_deref(), Some("user_changed_number"));
             assert_eq!(new_phone.as_ref().unwrap().as_str(), "16505550000");
-            assert_eq!(new_user_id, &None);
+            // A new number regenerates the BSUID: the new one and the one before.
+            assert_eq!(
+                new_user_id.as_ref().unwrap().as_str(),
+                "US.30583650948274618402"
+            );
+            assert_eq!(
+                previous_user_id.as_ref().unwrap().as_str(),
+                "US.13491208655302741918"
+            );
             assert!(body.as_deref().unwrap().contains("changed from"));
         }
         other => panic!("{other:?}"),
@@ -593,9 +603,14 @@ fn wa_system_user_id(b: &WebhookBatch) {
         Content::System {
             system_type,
             new_user_id,
+            previous_user_id,
             ..
         } => {
             assert_eq!(system_type.as_deref(), Some("user_changed_user_id"));
+            assert_eq!(
+                previous_user_id.as_ref().unwrap().as_str(),
+                "US.13491208655302741918"
+            );
             assert_eq!(
                 new_user_id.as_ref().unwrap().as_str(),
                 "US.20450793116847239503"
@@ -977,6 +992,33 @@ fn ig_share(b: &WebhookBatch) {
             )
         ]
     );
+}
+
+/// A post shared during Meta's transition (`share` and `ig_post` for one post) is shown once,
+/// as the `ig_post`; then a post shared with a question.
+fn ig_post(b: &WebhookBatch) {
+    assert_eq!(b.events.len(), 2);
+    match incoming(&b.events[0]).content {
+        Content::Share {
+            share_type, title, ..
+        } => {
+            assert_eq!(share_type, "ig_post");
+            assert_eq!(
+                title.as_deref(),
+                Some("Spring collection: three new colours")
+            );
+        }
+        other => panic!("the post should be shown once: {other:?}"),
+    }
+    match incoming(&b.events[1]).content {
+        Content::Multiple { parts } => {
+            assert!(matches!(&parts[0], Content::Text { body } if body == "Is this one in stock?"));
+            assert!(
+                matches!(&parts[1], Content::Share { share_type, url: Some(_), .. } if share_type == "ig_post")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 fn ig_reply(b: &WebhookBatch) {

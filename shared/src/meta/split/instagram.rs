@@ -331,10 +331,27 @@ fn ig_content(msg: &ig::Message) -> Content {
             None => Content::Text { body: text },
         });
     }
+    // Meta announced a transition (from November 2025) in which a post share came as two
+    // attachments, the legacy `share` and the new `ig_post`, for the same media; `share` was
+    // removed for posts on 2026-02-01. The operator sees the post once, as `ig_post`.
+    let posts: Vec<&str> = msg
+        .attachments
+        .iter()
+        .filter_map(Item::ok)
+        .filter(|a| a.kind.as_deref() == Some("ig_post"))
+        .filter_map(|a| a.payload.as_ref()?.ig_post_media_id.as_deref())
+        .collect();
     parts.extend(
         msg.attachments
             .iter()
             .filter_map(Item::ok)
+            .filter(|a| {
+                let post = a
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p.ig_post_media_id.as_deref());
+                !(a.kind.as_deref() == Some("share") && post.is_some_and(|id| posts.contains(&id)))
+            })
             .map(ig_attachment),
     );
     if msg.is_unsupported {

@@ -490,6 +490,10 @@ fn wa_content(body: &wa::Message, errors: &[Item<'_, wa::ErrorObject<'_>>]) -> C
                 .user_id
                 .as_deref()
                 .and_then(|u| WhatsAppUserId::parse(u).ok()),
+            previous_user_id: s
+                .previous_user_id
+                .as_deref()
+                .and_then(|u| WhatsAppUserId::parse(u).ok()),
         }),
         "unsupported" => Some(Content::Unsupported {
             type_name: label(

@@ -4,7 +4,7 @@
 use super::{whatsapp_recipient, Context, OutboundWorker, PartResult};
 use crate::graph::{
     InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramTiming, MediaUpload,
-    WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,
+    WhatsAppContent, WhatsAppMediaType, WhatsAppMessage, WhatsAppRecipient,
 };
 use crate::ids::PhoneNumberId;
 use crate::meta::{CustomerId, Media};
@@ -32,6 +32,14 @@ impl OutboundWorker {
                 preview_url: body.contains("https://") || body.contains("http://"),
                 body: body.clone(),
             },
+            // Meta refuses these for BSUID recipients (131062): told without the call.
+            Part::Template(t)
+                if t.is_authentication() && matches!(to, WhatsAppRecipient::User(_)) =>
+            {
+                return PartResult::Stop(Disposition::Permanent(
+                    reasons::authentication_template_to_bsuid(),
+                ));
+            }
             Part::Template(t) => WhatsAppContent::Template(t.clone()),
             Part::Media { media, caption } => {
                 match self.whatsapp_media(number, &cx.token, media, caption).await {
