@@ -164,6 +164,11 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// Lifetime of the media links Bitrix24 downloads files from, in seconds (default 300;
+    /// decision 0048). They are made just before the Bitrix24 call that carries them.
+    #[arg(long, env = "WAPPLINE_MEDIA_LINK_TTL_SECS")]
+    pub media_link_ttl_secs: Option<String>,
+
     /// How often the scheduled jobs (tenant erasure sweep, retention, the probe of parked
     /// Bitrix24 portals) run, in seconds.
     #[arg(long, env = "WAPPLINE_SCHEDULE_SECS", default_value_t = 60)]
@@ -235,6 +240,7 @@ impl LocalConfig {
             sync_retry: None,
             sync_batch: None,
             public_base_url: None,
+            media_link_ttl_secs: None,
             instagram_api_base_url: None,
             meta_es_config_id: None,
             meta_sdk_url: None,
@@ -338,6 +344,7 @@ impl LocalConfig {
             (bitrix::ENV_TIMEOUT_MS, &self.bitrix_timeout_ms),
             (settings_vars::SYNC_RETRY, &self.sync_retry),
             (settings_vars::SYNC_BATCH, &self.sync_batch),
+            (wappline::media::ENV_TTL_SECS, &self.media_link_ttl_secs),
             (settings_vars::META_ES_CONFIG_ID, &self.meta_es_config_id),
             (settings_vars::META_SDK_URL, &self.meta_sdk_url),
             (settings_vars::INSTAGRAM_APP_ID, &self.instagram_app_id),

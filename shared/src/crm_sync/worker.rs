@@ -34,7 +34,7 @@ use super::chat::{
     chat_name, crm_user, crm_user_id, excerpt, failure_class, media_of, note_message,
 };
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
-use super::outbox::{CrmOp, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
+use super::outbox::{CrmOp, FileToLink, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
 use super::parking::{is_portal_failure, Gate, Parking};
 use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
@@ -224,7 +224,8 @@ impl SyncWorker {
             self.client.clone(),
             config,
             self.clock.clone(),
-        );
+        )
+        .with_media_links(self.media.clone());
         self
     }
 
@@ -247,9 +248,12 @@ impl SyncWorker {
         self
     }
 
+    /// Links media for Bitrix24: the flusher makes the links just before each post
+    /// (decision 0048).
     pub fn with_media_links(mut self, media: Arc<dyn MediaLinker>) -> Self {
         self.media = Some(media);
-        self
+        let config = *self.flusher.config();
+        self.with_flush_config(config)
     }
 
     /// Where exhausted jobs go: the sync queue's dead-letter twin, through `queue`.
@@ -578,6 +582,7 @@ impl SyncWorker {
                 method: method.to_owned(),
                 params: imconnector::messages_params(connector, line, vec![entry])?,
                 lookup,
+                files: Vec::new(),
             }))
         };
         let lookup = |external_id: String| {
@@ -598,7 +603,11 @@ impl SyncWorker {
                     )
                     .await;
                 let id = crm.message_id.clone();
-                post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id))
+                let op = post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id))?;
+                Ok(op.map(|op| CrmOp {
+                    files: self.files_to_link(meta, message.content.as_ref()),
+                    ..op
+                }))
             }
             SyncAction::Edited { .. } => {
                 let crm = self
@@ -610,7 +619,11 @@ impl SyncWorker {
                         None,
                     )
                     .await;
-                post(imconnector::UPDATE_MESSAGES, crm.to_param()?, None)
+                let op = post(imconnector::UPDATE_MESSAGES, crm.to_param()?, None)?;
+                Ok(op.map(|op| CrmOp {
+                    files: self.files_to_link(meta, message.content.as_ref()),
+                    ..op
+                }))
             }
             SyncAction::Deleted { .. } => {
                 let delete = DeleteCrmMessage {
@@ -679,17 +692,9 @@ impl SyncWorker {
         content: Option<&Content>,
         text_override: Option<String>,
     ) -> OutgoingCrmMessage {
-        let mut files = Vec::new();
-        if let (Some(linker), Some(content)) = (&self.media, content) {
-            for media in media_of(content) {
-                if let Some(file) = linker
-                    .link_in(tenant, &meta.account, meta.id.as_str(), media)
-                    .await
-                {
-                    files.push(file);
-                }
-            }
-        }
+        // Files are linked when the post goes out, not here (decision 0048): `files_to_link`.
+        let _ = tenant;
+        let files = Vec::new();
         let mut text = text_override.unwrap_or_else(|| {
             content
                 .map(Content::text_for_crm)
@@ -714,6 +719,22 @@ impl SyncWorker {
             text: (!text.is_empty()).then_some(text),
             files,
             disable_crm: false,
+        }
+    }
+
+    /// The media of `content` the flusher links just before posting (decision 0048); none
+    /// without a media linker.
+    fn files_to_link(&self, meta: &ConversationMeta, content: Option<&Content>) -> Vec<FileToLink> {
+        match (&self.media, content) {
+            (Some(_), Some(content)) => media_of(content)
+                .into_iter()
+                .map(|media| FileToLink {
+                    account: meta.account.clone(),
+                    conversation: meta.id.as_str().to_owned(),
+                    media: media.clone(),
+                })
+                .collect(),
+            _ => Vec::new(),
         }
     }
 

@@ -23,6 +23,7 @@ mod inbound_queue_privacy;
 mod inbound_relay;
 mod inbound_to_bitrix;
 mod isolation;
+mod media_link_lifetime;
 mod media_links;
 mod metrics;
 mod onboarding;
