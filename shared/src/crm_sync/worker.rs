@@ -31,7 +31,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::chat::{
-    chat_name, crm_user, crm_user_id, excerpt, failure_class, media_of, note_message,
+    chat_name, crm_user, crm_user_id, excerpt, failure_class, media_of, note_message, reply_quote,
 };
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
 use super::outbox::{CrmOp, FileToLink, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
@@ -475,8 +475,9 @@ impl SyncWorker {
         let connector = self.connectors.for_account(&meta.account).clone();
         // The channel's own Open Line if it has one, else the portal's (decision 0043).
         let line = portal.line_for(&ChannelRef::of(&meta.account));
+        let quote = reply_quote(conversations, meta, &message).await;
         let Some(op) = self
-            .operation(job, meta, &message, &connector, line)
+            .operation(job, meta, &message, &connector, line, quote)
             .await?
         else {
             return Ok(());
@@ -573,6 +574,7 @@ impl SyncWorker {
         message: &StoredMessage,
         connector: &ConnectorId,
         line: OpenLineId,
+        quote: Option<String>,
     ) -> Result<Option<CrmOp>, SyncError> {
         let post = |method: &str,
                     entry: Value,
@@ -599,7 +601,7 @@ impl SyncWorker {
                         meta,
                         message,
                         message.content.as_ref(),
-                        None,
+                        quote,
                     )
                     .await;
                 let id = crm.message_id.clone();
@@ -616,7 +618,7 @@ impl SyncWorker {
                         meta,
                         message,
                         message.content.as_ref(),
-                        None,
+                        quote,
                     )
                     .await;
                 let op = post(imconnector::UPDATE_MESSAGES, crm.to_param()?, None)?;

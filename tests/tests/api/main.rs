@@ -33,6 +33,7 @@ mod oversized_event;
 mod ownership;
 mod placement;
 mod public_api;
+mod reply_context;
 mod retention;
 mod revocation;
 mod sample_events;
