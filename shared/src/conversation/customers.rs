@@ -98,7 +98,12 @@ impl Conversations {
             .get_b("customer")
             .ok_or_else(|| ConversationError::Corrupt("conversation without customer".into()))?;
         let customer = self.decrypt_json(&key, "customer", blob).await?;
+        let profile = match item.get_b("profile") {
+            Some(blob) => Some(self.decrypt_json(&key, "profile", blob).await?),
+            None => None,
+        };
         Ok(Some(ConversationMeta {
+            profile,
             id: id.clone(),
             account,
             customer,

@@ -26,6 +26,7 @@ pub mod erased;
 mod job_target;
 mod messages;
 mod model;
+mod profile;
 mod updates;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use model::{
     ConversationId, ConversationMeta, Direction, MessageRef, MessageStatus, NewMessage, Origin,
     StoreOutcome, StoredMessage, TemplateMessage,
 };
+pub use profile::CustomerProfile;
 
 const META_SK: &str = "META";
 pub const MID_SK: &str = "MID";

@@ -229,6 +229,8 @@ pub struct ConversationMeta {
     pub last_inbound_at: Option<i64>,
     /// The Bitrix24 chat of this conversation, once synced.
     pub crm_chat_id: Option<String>,
+    /// The customer's profile as the channel reported it (Instagram), once fetched.
+    pub profile: Option<super::CustomerProfile>,
 }
 
 /// A message as stored, decrypted.

@@ -44,23 +44,45 @@ pub(super) fn crm_user_id(meta: &ConversationMeta) -> String {
 }
 
 pub(super) fn crm_user(meta: &ConversationMeta) -> CrmUser {
-    let (name, last_name) = match meta.customer.name.as_deref().map(str::trim) {
+    // The channel's profile (Instagram) names the customer when the webhook does not.
+    let profile = meta.profile.as_ref();
+    let full_name = meta
+        .customer
+        .name
+        .as_deref()
+        .or_else(|| profile.and_then(|p| p.name.as_deref()));
+    let username = meta
+        .customer
+        .username
+        .clone()
+        .or_else(|| profile.and_then(|p| p.username.clone()));
+    let (name, last_name) = match full_name.map(str::trim) {
         Some(full) if !full.is_empty() => match full.split_once(' ') {
             Some((first, rest)) => (Some(first.to_owned()), Some(rest.trim().to_owned())),
             None => (Some(full.to_owned()), None),
         },
         _ => (
-            meta.customer
-                .username
+            username
                 .clone()
                 .or_else(|| Some(channel_label(&meta.account).to_owned())),
             None,
         ),
     };
+    let instagram = meta.account.channel() == ChannelKind::Instagram;
     CrmUser {
         id: crm_user_id(meta),
         name,
         last_name,
+        picture_url: profile.and_then(|p| p.picture_url.clone()),
+        // The username, which Bitrix24's name fields cannot hold (digits, dots), as the
+        // profile link.
+        profile_url: username
+            .filter(|u| {
+                instagram
+                    && u.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            })
+            .map(|u| format!("https://www.instagram.com/{u}")),
         phone: meta
             .customer
             .phone
@@ -78,11 +100,14 @@ pub(super) fn channel_label(account: &AccountRef) -> &'static str {
 }
 
 pub(super) fn chat_name(meta: &ConversationMeta) -> String {
+    let profile = meta.profile.as_ref();
     let who = meta
         .customer
         .name
         .clone()
         .or_else(|| meta.customer.username.clone())
+        .or_else(|| profile.and_then(|p| p.username.as_ref().map(|u| format!("@{u}"))))
+        .or_else(|| profile.and_then(|p| p.name.clone()))
         .or_else(|| meta.customer.phone.as_ref().map(|p| p.as_str().to_owned()))
         .unwrap_or_else(|| "customer".into());
     format!("{}: {who}", channel_label(&meta.account))

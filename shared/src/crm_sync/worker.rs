@@ -36,6 +36,7 @@ use super::chat::{
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
 use super::outbox::{CrmOp, FileToLink, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
 use super::parking::{is_portal_failure, Gate, Parking};
+use super::profile::CustomerProfiles;
 use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
 use crate::acting::acting_for;
@@ -161,6 +162,7 @@ pub struct SyncWorker {
     dead_letter: Option<Arc<dyn Queue>>,
     parking: Option<Parking>,
     media: Option<Arc<dyn MediaLinker>>,
+    profiles: Option<CustomerProfiles>,
     outbox: Outbox,
     flusher: PortalFlusher,
     wait: WaitConfig,
@@ -200,6 +202,7 @@ impl SyncWorker {
             dead_letter: None,
             parking: None,
             media: None,
+            profiles: None,
             metrics: Metrics::off(),
         }
     }
@@ -254,6 +257,13 @@ impl SyncWorker {
         self.media = Some(media);
         let config = *self.flusher.config();
         self.with_flush_config(config)
+    }
+
+    /// Shows Instagram customers with the name and picture of their profile (issue 16 item
+    /// 12).
+    pub fn with_profiles(mut self, profiles: CustomerProfiles) -> Self {
+        self.profiles = Some(profiles);
+        self
     }
 
     /// Where exhausted jobs go: the sync queue's dead-letter twin, through `queue`.
@@ -471,6 +481,15 @@ impl SyncWorker {
             self.metrics.duplicate("sync");
             return Ok(()); // synced by an earlier delivery of this job
         }
+        // Instagram customers' names and pictures (issue 16 item 12).
+        let refreshed;
+        let meta = match (&self.profiles, &job.action) {
+            (Some(p), SyncAction::PushMessage { .. } | SyncAction::Edited { .. }) => {
+                refreshed = p.refreshed(scope, conversations, meta).await;
+                &refreshed
+            }
+            _ => meta,
+        };
         let portal = Portal::load(scope).await?;
         let connector = self.connectors.for_account(&meta.account).clone();
         // The channel's own Open Line if it has one, else the portal's (decision 0043).

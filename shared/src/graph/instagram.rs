@@ -169,6 +169,37 @@ impl GraphClient {
     }
 }
 
+/// A user's profile from the User Profile API (Meta, "Instagram API with Instagram Login >
+/// Messaging > User Profile"): `GET /{IGSID}?fields=name,username,profile_pic` with the
+/// account's token (on `graph.instagram.com` for Instagram Login, `graph.facebook.com` for a
+/// Page-linked account). Only for a user who has messaged the account (otherwise error 230,
+/// "User consent is required"); `profile_pic` is a CDN URL that expires.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct InstagramUserProfile {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub profile_pic: Option<String>,
+}
+
+/// The fields asked of the User Profile API.
+pub const PROFILE_FIELDS: &str = "name,username,profile_pic";
+
+impl GraphClient {
+    /// The profile of `user` as `access_token`'s account may see it. Call it on the client
+    /// whose host fits the account (see [`GraphClient::send_instagram`]).
+    pub async fn instagram_user_profile(
+        &self,
+        user: &InstagramUserId,
+        access_token: &Secret,
+    ) -> Result<InstagramUserProfile, GraphError> {
+        self.get_json(user.as_str(), &[("fields", PROFILE_FIELDS)], access_token)
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

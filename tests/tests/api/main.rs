@@ -12,6 +12,7 @@ mod bitrix_install;
 mod bitrix_webhook;
 mod console;
 mod crm_parking;
+mod customer_profiles;
 mod data_deletion;
 mod data_dir_privacy;
 mod disconnect;
