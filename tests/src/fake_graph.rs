@@ -60,10 +60,12 @@ use tokio::task::JoinHandle;
 
 mod onboarding;
 mod ownership;
+mod profiles;
 mod sdk;
 mod sender_actions;
 pub use onboarding::{OnboardingLog, CODE_SECS, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
+pub use profiles::FakeProfile;
 pub use sdk::{FAKE_BUSINESS_ID, FAKE_ES_CONFIG_ID};
 pub use sender_actions::SenderAction;
 
@@ -197,6 +199,9 @@ struct State {
     actions: Vec<SenderAction>,
     uploads: Vec<Upload>,
     seq: u64,
+    /// Instagram user profiles by IGSID, and how many reads were answered (profiles.rs).
+    profiles: HashMap<String, profiles::FakeProfile>,
+    profile_reads: usize,
 }
 
 /// The running fake. Clones share it; it stops accepting connections when the last clone
@@ -613,7 +618,10 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
         return answer;
     }
     match segments.as_slice() {
-        [version, media_id] if is_version(version) => media_info(s, media_id, query, bearer),
+        [version, id] if is_version(version) => match profiles::route(s, id, query, bearer) {
+            Some(answer) => answer,
+            None => media_info(s, id, query, bearer),
+        },
         ["lookaside", "whatsapp_business", "attachments", ""] => lookaside(s, query, bearer),
         ["cdn", name] => match s.cdn.get(*name) {
             Some((ct, bytes)) => bytes_answer(200, ct, bytes.clone()),

@@ -174,6 +174,10 @@ pub struct LocalConfig {
     /// once (decision 0047).
     #[arg(long, env = "WAPPLINE_PRIVACY_POLICY_VERSION")]
     pub privacy_policy_version: Option<String>,
+    /// Lifetime of the media links Bitrix24 downloads files from, in seconds (default 300;
+    /// decision 0048). They are made just before the Bitrix24 call that carries them.
+    #[arg(long, env = "WAPPLINE_MEDIA_LINK_TTL_SECS")]
+    pub media_link_ttl_secs: Option<String>,
 
     /// How often the scheduled jobs (tenant erasure sweep, retention, the probe of parked
     /// Bitrix24 portals) run, in seconds.
@@ -247,6 +251,7 @@ impl LocalConfig {
             sync_batch: None,
             public_base_url: None,
             privacy_policy_version: None,
+            media_link_ttl_secs: None,
             instagram_api_base_url: None,
             meta_es_config_id: None,
             meta_sdk_url: None,
@@ -355,6 +360,7 @@ impl LocalConfig {
                 &self.privacy_policy_version,
             ),
             (settings_vars::SYNC_BATCH, &self.sync_batch),
+            (wappline::media::ENV_TTL_SECS, &self.media_link_ttl_secs),
             (settings_vars::META_ES_CONFIG_ID, &self.meta_es_config_id),
             (settings_vars::META_SDK_URL, &self.meta_sdk_url),
             (settings_vars::META_LOGIN_ORIGINS, &self.meta_login_origins),

@@ -17,7 +17,7 @@ use crate::audit::AuditLog;
 use crate::bitrix::{BitrixClient, EndpointUrl, ENV_CLIENT_ID};
 use crate::conversation::erased::ErasedSubjects;
 use crate::crm_sync::{
-    FlushConfig, Parking, PortalProbe, RetryPolicy as SyncRetryPolicy, SyncWorker,
+    CustomerProfiles, FlushConfig, Parking, PortalProbe, RetryPolicy as SyncRetryPolicy, SyncWorker,
 };
 use crate::erasure::tenant::TenantErasure;
 use crate::erasure::{ContactErasure, ErasureWorker};
@@ -451,6 +451,11 @@ impl Services {
             self.public_base_url(S)?;
             worker = worker.with_media_links(Arc::new(links));
         }
+        // Instagram customers' names and pictures, from the User Profile API.
+        let instagram = GraphClient::new(self.settings.instagram.clone())
+            .map_err(|e| invalid(S, e))?
+            .with_hosts(self.meta_hosts());
+        worker = worker.with_profiles(CustomerProfiles::new(self.graph_client()?, instagram));
         Ok(worker.with_parking(self.crm_parking(S)?))
     }
 

@@ -29,6 +29,7 @@ pub mod events;
 pub mod im;
 pub mod imconnector;
 mod pacing;
+pub mod quote;
 mod tokens;
 mod transport;
 pub mod users;

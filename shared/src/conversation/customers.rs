@@ -159,7 +159,12 @@ impl Conversations {
             Some(blob) => self.decrypt_json(&key, FORMER_ATTR, blob).await?,
             None => Vec::new(),
         };
+        let profile = match item.get_b("profile") {
+            Some(blob) => Some(self.decrypt_json(&key, "profile", blob).await?),
+            None => None,
+        };
         Ok(Some(ConversationMeta {
+            profile,
             id: id.clone(),
             account,
             customer,

@@ -307,6 +307,31 @@ impl Conversations {
         Ok((out, page.next.map(|k| k.sk)))
     }
 
+    /// The newest `within` messages of a conversation, newest first.
+    pub async fn recent(
+        &self,
+        id: &ConversationId,
+        within: usize,
+    ) -> Result<Vec<StoredMessage>, ConversationError> {
+        let query = Query::partition(self.partition(id))
+            .begins_with(MSG_PREFIX)
+            .limit(within.clamp(1, crate::store::MAX_PAGE_SIZE))
+            .descending();
+        let page = self.store.query(Table::Data, &query).await?;
+        let mut out = Vec::with_capacity(page.items.len());
+        for item in &page.items {
+            let key = item
+                .key()
+                .ok_or_else(|| ConversationError::Corrupt("message without key".into()))?;
+            let at = MessageRef {
+                conversation: id.clone(),
+                sk: key.sk.clone(),
+            };
+            out.push(self.decode_message(at, &key, item).await?);
+        }
+        Ok(out)
+    }
+
     /// The customer's newest message still stored (not deleted), looking back at most
     /// `within` messages: what a read receipt points at.
     pub async fn latest_from_customer(

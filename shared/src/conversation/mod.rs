@@ -28,6 +28,7 @@ mod identity;
 mod job_target;
 mod messages;
 mod model;
+mod profile;
 mod updates;
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub use model::{
     ConversationId, ConversationMeta, Direction, MessageRef, MessageStatus, NewMessage, Origin,
     StoreOutcome, StoredMessage, TemplateMessage,
 };
+pub use profile::CustomerProfile;
 
 const META_SK: &str = "META";
 pub const MID_SK: &str = "MID";

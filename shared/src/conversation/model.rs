@@ -248,6 +248,8 @@ pub struct ConversationMeta {
     pub crm_chat_id: Option<String>,
     /// Identities the customer had before a change of number or BSUID (decision 0049).
     pub former_ids: Vec<CustomerId>,
+    /// The customer's profile as the channel reported it (Instagram), once fetched.
+    pub profile: Option<super::CustomerProfile>,
 }
 
 /// A message as stored, decrypted.

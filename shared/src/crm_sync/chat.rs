@@ -3,7 +3,7 @@
 //! classes its metrics name.
 
 use crate::bitrix::{CrmChat, CrmUser, OutgoingCrmMessage};
-use crate::conversation::ConversationMeta;
+use crate::conversation::{ConversationMeta, Conversations, StoredMessage};
 use crate::meta::{AccountRef, Content, Media};
 use crate::tenant::ChannelKind;
 
@@ -44,14 +44,25 @@ pub(super) fn crm_user_id(meta: &ConversationMeta) -> String {
 }
 
 pub(super) fn crm_user(meta: &ConversationMeta) -> CrmUser {
-    let (name, last_name) = match meta.customer.name.as_deref().map(str::trim) {
+    // The channel's profile (Instagram) names the customer when the webhook does not.
+    let profile = meta.profile.as_ref();
+    let full_name = meta
+        .customer
+        .name
+        .as_deref()
+        .or_else(|| profile.and_then(|p| p.name.as_deref()));
+    let username = meta
+        .customer
+        .username
+        .clone()
+        .or_else(|| profile.and_then(|p| p.username.clone()));
+    let (name, last_name) = match full_name.map(str::trim) {
         Some(full) if !full.is_empty() => match full.split_once(' ') {
             Some((first, rest)) => (Some(first.to_owned()), Some(rest.trim().to_owned())),
             None => (Some(full.to_owned()), None),
         },
         _ => (
-            meta.customer
-                .username
+            username
                 .clone()
                 .or_else(|| Some(channel_label(&meta.account).to_owned())),
             None,
@@ -64,10 +75,21 @@ pub(super) fn crm_user(meta: &ConversationMeta) -> CrmUser {
         .phone
         .as_ref()
         .map(|p| p.as_str().trim_start_matches('+').to_owned());
+    let instagram = meta.account.channel() == ChannelKind::Instagram;
     CrmUser {
         id: crm_user_id(meta),
         name,
         last_name,
+        picture_url: profile.and_then(|p| p.picture_url.clone()),
+        // The username, which Bitrix24's name fields cannot hold (digits, dots), as the
+        // profile link.
+        profile_url: username
+            .filter(|u| {
+                instagram
+                    && u.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            })
+            .map(|u| format!("https://www.instagram.com/{u}")),
         skip_phone_validate: digits.as_deref().is_some_and(|d| !e164_plausible(d)),
         phone: digits.map(|d| format!("+{d}")),
         ..CrmUser::default()
@@ -92,11 +114,14 @@ pub(super) fn channel_label(account: &AccountRef) -> &'static str {
 }
 
 pub(super) fn chat_name(meta: &ConversationMeta) -> String {
+    let profile = meta.profile.as_ref();
     let who = meta
         .customer
         .name
         .clone()
         .or_else(|| meta.customer.username.clone())
+        .or_else(|| profile.and_then(|p| p.username.as_ref().map(|u| format!("@{u}"))))
+        .or_else(|| profile.and_then(|p| p.name.clone()))
         .or_else(|| meta.customer.phone.as_ref().map(|p| p.as_str().to_owned()))
         .unwrap_or_else(|| "customer".into());
     format!("{}: {who}", channel_label(&meta.account))
@@ -127,6 +152,81 @@ pub(super) fn failure_class(kind: &str) -> &'static str {
     KNOWN.into_iter().find(|k| *k == kind).unwrap_or("other")
 }
 
+/// `text` under Bitrix24's quote of the message it answers: `who`, when (UTC) and an excerpt
+/// of what it said (`bitrix::quote`).
+pub(super) fn quoted_reply(who: &str, at_ms: i64, quoted: &str, text: &str) -> String {
+    let secs = at_ms.div_euclid(1000);
+    let (y, m, d) = crate::clock::civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    let when = format!(
+        "{d:02}.{m:02}.{y} {:02}:{:02}:{:02}",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    );
+    let quoted: String = quoted.chars().take(200).collect();
+    crate::bitrix::quote::quote_block(who, &when, &quoted, text)
+}
+
+/// Who wrote a quoted message, as the operator knows them.
+pub(super) fn author_of(meta: &ConversationMeta, origin: crate::conversation::Origin) -> String {
+    use crate::conversation::Origin;
+    match origin {
+        Origin::Customer => meta
+            .customer
+            .name
+            .clone()
+            .or_else(|| meta.customer.username.clone())
+            .unwrap_or_else(|| channel_label(&meta.account).to_owned()),
+        Origin::Operator => "Operator".to_owned(),
+        _ => "Business".to_owned(),
+    }
+}
+
+/// A reply's text under Bitrix24's quote of the message it answers (issue 16 item 11):
+/// the quoted message is found by the provider's id (a customer's wamid or mid, or the id
+/// Meta gave an operator message we sent). None when the message answers nothing or
+/// something we do not have: it is relayed without a quote.
+pub(super) async fn reply_quote(
+    conversations: &Conversations,
+    meta: &ConversationMeta,
+    message: &StoredMessage,
+) -> Option<String> {
+    let quoted_id = message.reply_to.as_deref()?;
+    let quoted = match conversations.find_message(&meta.account, quoted_id).await {
+        Ok(Some(at)) => conversations.message(&at).await,
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let quoted = match quoted {
+        Ok(Some(q)) => q,
+        Ok(None) => {
+            tracing::info!("reply to a message we do not have: relayed without a quote");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "quoted message unreadable: relayed without a quote");
+            return None;
+        }
+    };
+    let said = quoted
+        .content
+        .as_ref()
+        .map(Content::text_for_crm)
+        .unwrap_or_else(|| "[message deleted]".into());
+    let text = message
+        .content
+        .as_ref()
+        .map(Content::text_for_crm)
+        .unwrap_or_default();
+    Some(quoted_reply(
+        &author_of(meta, quoted.origin),
+        quoted.at_ms,
+        &said,
+        &text,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +244,7 @@ mod tests {
             last_inbound_at: None,
             crm_chat_id: None,
             former_ids: Vec::new(),
+            profile: None,
         }
     }
 

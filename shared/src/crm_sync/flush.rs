@@ -5,15 +5,21 @@
 //! portal's shared budget; the attempt is recorded on the operations before the request goes
 //! out. Posts whose earlier attempt ended ambiguously are first looked up in their chat
 //! (`im.dialog.messages.get`, by `CONNECTOR_MID`) and only posted when absent.
+//!
+//! Media links are made here, just before each request (decision 0048): Bitrix24 downloads a
+//! post's files while it runs the call, so a link only has to outlive one request, however
+//! long the post waited in the outbox before it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::gate::{PortalLease, PortalLimiter};
-use super::outbox::{OpOutcome, Outbox, OutboxError, StagedOp};
+use super::outbox::{CrmOp, OpOutcome, Outbox, OutboxError, StagedOp};
+use super::worker::MediaLinker;
 use crate::bitrix::{im, imconnector, BatchCommand, BitrixClient, BitrixError, PortalSession};
 use crate::crypto::random_bytes;
+use crate::ids::TenantId;
 use crate::portal::{Portal, PortalError, PortalTokens};
 use crate::tenant::TenantScope;
 
@@ -82,6 +88,7 @@ pub struct PortalFlusher {
     client: BitrixClient,
     config: FlushConfig,
     clock: Clock,
+    media: Option<Arc<dyn MediaLinker>>,
 }
 
 impl PortalFlusher {
@@ -99,11 +106,39 @@ impl PortalFlusher {
             client,
             config,
             clock,
+            media: None,
         }
+    }
+
+    /// Links the files of staged posts (`CrmOp::files`) with `media`, just before each
+    /// request. Without it, files are left out of the posts.
+    pub fn with_media_links(mut self, media: Option<Arc<dyn MediaLinker>>) -> Self {
+        self.media = media;
+        self
     }
 
     pub fn config(&self) -> &FlushConfig {
         &self.config
+    }
+
+    /// The parameters of `op` as they go out now: its files linked at this moment, with the
+    /// links' short lifetime starting now (decision 0048).
+    async fn params_now(&self, tenant: &TenantId, op: &CrmOp) -> serde_json::Value {
+        let mut params = op.params.clone();
+        let Some(linker) = self.media.as_ref().filter(|_| !op.files.is_empty()) else {
+            return params;
+        };
+        let mut files = Vec::with_capacity(op.files.len());
+        for f in &op.files {
+            if let Some(file) = linker
+                .link_in(tenant, &f.account, &f.conversation, &f.media)
+                .await
+            {
+                files.push(file);
+            }
+        }
+        imconnector::set_message_files(&mut params, &files);
+        params
     }
 
     /// Posts the tenant's ready operations while there are any and the budget lasts, unless
@@ -220,15 +255,14 @@ impl PortalFlusher {
                 self.outbox.settle(&attempt, outcomes).await?;
                 continue;
             }
-            let commands: Vec<BatchCommand> = ops
-                .iter()
-                .enumerate()
-                .map(|(i, o)| BatchCommand {
+            let mut commands: Vec<BatchCommand> = Vec::with_capacity(ops.len());
+            for (i, o) in ops.iter().enumerate() {
+                commands.push(BatchCommand {
                     key: format!("c{i}"),
                     method: o.op.method.clone(),
-                    params: o.op.params.clone(),
-                })
-                .collect();
+                    params: self.params_now(tenant, &o.op).await,
+                });
+            }
             report.requests += 1;
             match session.batch(&commands, false).await {
                 Ok(answer) => {

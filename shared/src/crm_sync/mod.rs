@@ -13,6 +13,7 @@ mod job;
 pub mod outbox;
 pub mod parking;
 mod probe;
+pub mod profile;
 mod retry;
 mod worker;
 
@@ -20,5 +21,6 @@ pub use flush::{Clock, FlushConfig, FlushReport, PortalFlusher};
 pub use job::{SyncAction, SyncJob, SYNC_JOB_VERSION};
 pub use parking::{ParkState, ParkedPortal, Parking};
 pub use probe::{PortalProbe, ProbeReport};
+pub use profile::CustomerProfiles;
 pub use retry::RetryPolicy;
 pub use worker::{MediaLinker, SyncWorker, WaitConfig};

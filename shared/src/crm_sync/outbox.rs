@@ -22,6 +22,7 @@ use serde_json::Value;
 use crate::clock::now_secs;
 use crate::crypto::{Envelope, FieldRef};
 use crate::ids::TenantId;
+use crate::meta::{AccountRef, Media};
 use crate::store::{
     AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, Update, WriteOp,
     MAX_TRANSACTION_ITEMS, TTL_ATTR,
@@ -51,6 +52,19 @@ pub struct CrmOp {
     /// repeated: how to recognise the message in the chat after an ambiguous outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup: Option<PostLookup>,
+    /// The files of the post's message, linked by the flusher just before each attempt
+    /// (decision 0048): the staged operation never holds a media link, so a post that waits
+    /// in the outbox still gets a link of the short lifetime when it goes out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileToLink>,
+}
+
+/// What a media link of a staged post will name: the media of a conversation's message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileToLink {
+    pub account: AccountRef,
+    pub conversation: String,
+    pub media: Media,
 }
 
 /// The external message id Bitrix24 keeps as the chat message's `CONNECTOR_MID`, and the
@@ -188,6 +202,42 @@ impl Outbox {
         match self.store.get(Table::Data, key).await? {
             Some(item) => Ok(Some(read_state(&item)?)),
             None => Ok(None),
+        }
+    }
+
+    /// Every operation staged for `tenant`, whatever its state, decrypted, with when it was
+    /// staged (Unix ms): what the outbox holds, for diagnostics and tests.
+    pub async fn staged_ops(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(Key, CrmOp, i64)>, OutboxError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .store
+                .query(
+                    Table::Data,
+                    &Query::partition(Self::partition(tenant))
+                        .begins_with(ITEM_PREFIX)
+                        .limit(200)
+                        .start_after(start),
+                )
+                .await?;
+            for item in &page.items {
+                let key = item
+                    .key()
+                    .ok_or_else(|| OutboxError::Unreadable("no key".into()))?;
+                let blob = item
+                    .get_b(OP)
+                    .ok_or_else(|| OutboxError::Unreadable("no operation".into()))?;
+                let op = self.open(tenant, &key, blob).await?;
+                out.push((key, op, item.get_n(STAGED_MS).unwrap_or(0)));
+            }
+            start = page.next;
+            if start.is_none() {
+                return Ok(out);
+            }
         }
     }
 

@@ -31,11 +31,12 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::chat::{
-    chat_name, crm_user, crm_user_id, excerpt, failure_class, media_of, note_message,
+    chat_name, crm_user, crm_user_id, excerpt, failure_class, media_of, note_message, reply_quote,
 };
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
-use super::outbox::{CrmOp, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
+use super::outbox::{CrmOp, FileToLink, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
 use super::parking::{is_portal_failure, Gate, Parking};
+use super::profile::CustomerProfiles;
 use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
 use crate::acting::acting_for;
@@ -161,6 +162,7 @@ pub struct SyncWorker {
     dead_letter: Option<Arc<dyn Queue>>,
     parking: Option<Parking>,
     media: Option<Arc<dyn MediaLinker>>,
+    profiles: Option<CustomerProfiles>,
     outbox: Outbox,
     flusher: PortalFlusher,
     wait: WaitConfig,
@@ -200,6 +202,7 @@ impl SyncWorker {
             dead_letter: None,
             parking: None,
             media: None,
+            profiles: None,
             metrics: Metrics::off(),
         }
     }
@@ -224,7 +227,8 @@ impl SyncWorker {
             self.client.clone(),
             config,
             self.clock.clone(),
-        );
+        )
+        .with_media_links(self.media.clone());
         self
     }
 
@@ -247,8 +251,18 @@ impl SyncWorker {
         self
     }
 
+    /// Links media for Bitrix24: the flusher makes the links just before each post
+    /// (decision 0048).
     pub fn with_media_links(mut self, media: Arc<dyn MediaLinker>) -> Self {
         self.media = Some(media);
+        let config = *self.flusher.config();
+        self.with_flush_config(config)
+    }
+
+    /// Shows Instagram customers with the name and picture of their profile (issue 16 item
+    /// 12).
+    pub fn with_profiles(mut self, profiles: CustomerProfiles) -> Self {
+        self.profiles = Some(profiles);
         self
     }
 
@@ -467,12 +481,22 @@ impl SyncWorker {
             self.metrics.duplicate("sync");
             return Ok(()); // synced by an earlier delivery of this job
         }
+        // Instagram customers' names and pictures (issue 16 item 12).
+        let refreshed;
+        let meta = match (&self.profiles, &job.action) {
+            (Some(p), SyncAction::PushMessage { .. } | SyncAction::Edited { .. }) => {
+                refreshed = p.refreshed(scope, conversations, meta).await;
+                &refreshed
+            }
+            _ => meta,
+        };
         let portal = Portal::load(scope).await?;
         let connector = self.connectors.for_account(&meta.account).clone();
         // The channel's own Open Line if it has one, else the portal's (decision 0043).
         let line = portal.line_for(&ChannelRef::of(&meta.account));
+        let quote = reply_quote(conversations, meta, &message).await;
         let Some(op) = self
-            .operation(job, meta, &message, &connector, line)
+            .operation(job, meta, &message, &connector, line, quote)
             .await?
         else {
             return Ok(());
@@ -569,6 +593,7 @@ impl SyncWorker {
         message: &StoredMessage,
         connector: &ConnectorId,
         line: OpenLineId,
+        quote: Option<String>,
     ) -> Result<Option<CrmOp>, SyncError> {
         let post = |method: &str,
                     entry: Value,
@@ -578,6 +603,7 @@ impl SyncWorker {
                 method: method.to_owned(),
                 params: imconnector::messages_params(connector, line, vec![entry])?,
                 lookup,
+                files: Vec::new(),
             }))
         };
         let lookup = |external_id: String| {
@@ -594,11 +620,15 @@ impl SyncWorker {
                         meta,
                         message,
                         message.content.as_ref(),
-                        None,
+                        quote,
                     )
                     .await;
                 let id = crm.message_id.clone();
-                post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id))
+                let op = post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id))?;
+                Ok(op.map(|op| CrmOp {
+                    files: self.files_to_link(meta, message.content.as_ref()),
+                    ..op
+                }))
             }
             SyncAction::Edited { .. } => {
                 let crm = self
@@ -607,10 +637,14 @@ impl SyncWorker {
                         meta,
                         message,
                         message.content.as_ref(),
-                        None,
+                        quote,
                     )
                     .await;
-                post(imconnector::UPDATE_MESSAGES, crm.to_param()?, None)
+                let op = post(imconnector::UPDATE_MESSAGES, crm.to_param()?, None)?;
+                Ok(op.map(|op| CrmOp {
+                    files: self.files_to_link(meta, message.content.as_ref()),
+                    ..op
+                }))
             }
             SyncAction::Deleted { .. } => {
                 let delete = DeleteCrmMessage {
@@ -679,17 +713,9 @@ impl SyncWorker {
         content: Option<&Content>,
         text_override: Option<String>,
     ) -> OutgoingCrmMessage {
-        let mut files = Vec::new();
-        if let (Some(linker), Some(content)) = (&self.media, content) {
-            for media in media_of(content) {
-                if let Some(file) = linker
-                    .link_in(tenant, &meta.account, meta.id.as_str(), media)
-                    .await
-                {
-                    files.push(file);
-                }
-            }
-        }
+        // Files are linked when the post goes out, not here (decision 0048): `files_to_link`.
+        let _ = tenant;
+        let files = Vec::new();
         let mut text = text_override.unwrap_or_else(|| {
             content
                 .map(Content::text_for_crm)
@@ -714,6 +740,22 @@ impl SyncWorker {
             text: (!text.is_empty()).then_some(text),
             files,
             disable_crm: false,
+        }
+    }
+
+    /// The media of `content` the flusher links just before posting (decision 0048); none
+    /// without a media linker.
+    fn files_to_link(&self, meta: &ConversationMeta, content: Option<&Content>) -> Vec<FileToLink> {
+        match (&self.media, content) {
+            (Some(_), Some(content)) => media_of(content)
+                .into_iter()
+                .map(|media| FileToLink {
+                    account: meta.account.clone(),
+                    conversation: meta.id.as_str().to_owned(),
+                    media: media.clone(),
+                })
+                .collect(),
+            _ => Vec::new(),
         }
     }
 

@@ -191,6 +191,9 @@ struct ConversationOut<'a> {
     last_inbound_at: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     crm_chat_id: Option<&'a str>,
+    /// The customer's profile from the channel (Instagram name, username, picture URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a crate::conversation::CustomerProfile>,
 }
 
 impl<'a> ConversationOut<'a> {
@@ -202,6 +205,7 @@ impl<'a> ConversationOut<'a> {
             created_at: c.created_at,
             last_inbound_at: c.last_inbound_at,
             crm_chat_id: c.crm_chat_id.as_deref(),
+            profile: c.profile.as_ref(),
         }
     }
 }

@@ -19,6 +19,10 @@
 //! (`messaging_type: "RESPONSE"`); a human agent may answer up to 7 days after it with
 //! `"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"` (never for automated messages).
 //!
+//! A reply to one of the customer's messages adds `"reply_to": {"mid": "<MID>"}` beside
+//! `recipient` (the Send API's reply parameter, as the incoming `message.reply_to.mid` names
+//! the message a customer answered).
+//!
 //! Answer: `{"recipient_id": "<IGSID>", "message_id": "<MID>"}`.
 
 use serde::Deserialize;
@@ -102,6 +106,9 @@ pub struct InstagramMessage {
     pub recipient: InstagramUserId,
     pub timing: InstagramTiming,
     pub content: InstagramContent,
+    /// The `mid` of the message this one answers: sent as `reply_to: {mid}`, which the
+    /// customer's app shows as a reply to that message.
+    pub reply_to: Option<String>,
 }
 
 impl InstagramMessage {
@@ -117,6 +124,9 @@ impl InstagramMessage {
             "recipient": { "id": self.recipient.as_str() },
             "message": message,
         });
+        if let Some(mid) = self.reply_to.as_deref().filter(|m| !m.is_empty()) {
+            body["reply_to"] = json!({ "mid": mid });
+        }
         match self.timing {
             InstagramTiming::Response => body["messaging_type"] = json!("RESPONSE"),
             InstagramTiming::HumanAgent => {
@@ -159,6 +169,37 @@ impl GraphClient {
     }
 }
 
+/// A user's profile from the User Profile API (Meta, "Instagram API with Instagram Login >
+/// Messaging > User Profile"): `GET /{IGSID}?fields=name,username,profile_pic` with the
+/// account's token (on `graph.instagram.com` for Instagram Login, `graph.facebook.com` for a
+/// Page-linked account). Only for a user who has messaged the account (otherwise error 230,
+/// "User consent is required"); `profile_pic` is a CDN URL that expires.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct InstagramUserProfile {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub profile_pic: Option<String>,
+}
+
+/// The fields asked of the User Profile API.
+pub const PROFILE_FIELDS: &str = "name,username,profile_pic";
+
+impl GraphClient {
+    /// The profile of `user` as `access_token`'s account may see it. Call it on the client
+    /// whose host fits the account (see [`GraphClient::send_instagram`]).
+    pub async fn instagram_user_profile(
+        &self,
+        user: &InstagramUserId,
+        access_token: &Secret,
+    ) -> Result<InstagramUserProfile, GraphError> {
+        self.get_json(user.as_str(), &[("fields", PROFILE_FIELDS)], access_token)
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,11 +209,31 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_names_the_message_it_answers() {
+        let m = InstagramMessage {
+            recipient: igsid(),
+            timing: InstagramTiming::Response,
+            content: InstagramContent::Text("yes, in red".into()),
+            reply_to: Some("aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx".into()),
+        };
+        assert_eq!(
+            m.to_json(),
+            json!({
+                "recipient": {"id": "1254459154682919"},
+                "messaging_type": "RESPONSE",
+                "reply_to": {"mid": "aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx"},
+                "message": {"text": "yes, in red"}
+            })
+        );
+    }
+
+    #[test]
     fn text_within_the_window() {
         let m = InstagramMessage {
             recipient: igsid(),
             timing: InstagramTiming::Response,
             content: InstagramContent::Text("hello".into()),
+            reply_to: None,
         };
         assert_eq!(
             m.to_json(),
@@ -193,6 +254,7 @@ mod tests {
                 kind: InstagramAttachmentType::Image,
                 url: "https://example.bitrix24.com/f.jpg".into(),
             },
+            reply_to: None,
         };
         assert_eq!(
             m.to_json(),

@@ -44,7 +44,7 @@ pub use error::{GraphApiError, GraphError, RATE_LIMIT_CODES};
 pub use hosts::{HostPolicy, META_MEDIA_DOMAINS};
 pub use instagram::{
     InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramSent,
-    InstagramTiming, INSTAGRAM_TEXT_MAX_BYTES,
+    InstagramTiming, InstagramUserProfile, INSTAGRAM_TEXT_MAX_BYTES,
 };
 pub use onboarding::{IssuedToken, INSTAGRAM_MESSAGING_FIELDS};
 pub use ownership::{

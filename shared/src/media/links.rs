@@ -21,10 +21,13 @@ pub const ENV_PREVIOUS_KEY: &str = "MEDIA_LINK_KEY_PREVIOUS";
 pub const ENV_PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
 pub const ENV_TTL_SECS: &str = "MEDIA_LINK_TTL_SECS";
 
-/// How long a link works by default: long enough for Bitrix24 to fetch the file (it does so
-/// when the message arrives, and again if a download failed), short enough that a leaked
-/// link soon stops working.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a link works by default (decision 0048). Links are made by the CRM sync's
+/// flusher just before the `imconnector.send.messages` request that carries them (and again
+/// for each retry of it), and Bitrix24 downloads a message's files while it runs that call,
+/// so a link has to outlive one request: at most the Bitrix24 client's 20 s timeout, plus a
+/// portal that starts a request late and clock skew between functions. Five minutes is fifteen
+/// times that; `MEDIA_LINK_TTL_SECS` lengthens it.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 /// Longest TTL taken from the environment: 30 days, which is also about how long Meta keeps
 /// received WhatsApp media.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);

@@ -251,13 +251,24 @@ impl OutboundIntake {
             .meta(conversation)
             .await?
             .ok_or(OutboundError::UnknownConversation)?;
+        // A quoted message becomes the send's reply context (issue 16 item 11).
+        let mut message = message;
+        let mut reply_to = None;
+        if let Some(text) = message.text.as_deref() {
+            if let Some((id, rest)) =
+                super::quote::quoted_message(&conversations, conversation, text).await?
+            {
+                reply_to = Some(id);
+                message.text = Some(rest).filter(|t| !t.is_empty());
+            }
+        }
         let new = NewMessage {
             provider_message_id: message.provider_message_id(),
             direction: Direction::Outbound,
             origin: Origin::Operator,
             content: message.content(),
             at_ms: message.at.saturating_mul(1000),
-            reply_to: None,
+            reply_to,
             crm_im: Some(message.im),
             template: None,
         };

@@ -37,6 +37,7 @@ pub mod intake;
 pub mod job;
 pub mod plan;
 mod progress;
+pub mod quote;
 pub mod reasons;
 pub mod window;
 pub mod worker;

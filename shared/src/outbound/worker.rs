@@ -423,7 +423,7 @@ impl OutboundWorker {
             }
             let result = match account {
                 AccountRef::WhatsApp(number) => self.send_whatsapp(&cx, number, part, i).await,
-                AccountRef::Instagram(_) => self.send_instagram(&cx, part).await,
+                AccountRef::Instagram(_) => self.send_instagram(&cx, part, i).await,
             };
             match result {
                 PartResult::Sent(provider_id) => {

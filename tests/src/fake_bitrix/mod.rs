@@ -51,6 +51,7 @@
 
 mod events;
 mod faults;
+mod files;
 mod form;
 mod rest;
 
@@ -70,6 +71,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use events::{EventBody, EventMessage};
+pub use files::FileDownload;
 pub use form::{form_to_json, parse_pairs, php_form};
 
 use faults::{AnswerLost, Faults};
@@ -207,6 +209,8 @@ struct State {
     faults: Faults,
     /// Every token pair issued, in order (access, refresh).
     issued: Vec<(String, String)>,
+    /// Files of posted messages, downloaded while the call ran (see `files`).
+    downloads: Vec<FileDownload>,
 }
 
 impl State {
@@ -529,10 +533,17 @@ impl FakeBitrix {
             .unwrap_or_default()
     }
 
-    /// Forgets calls, batch commands, OAuth requests, messages and the count of rate-limit
-    /// refusals (portals, tokens and programmed faults stay).
+    /// The files of posted messages as the portal downloaded them, in order: one download per
+    /// `message.files[].url`, made while the call that carried it ran.
+    pub fn file_downloads(&self) -> Vec<FileDownload> {
+        self.state().downloads.clone()
+    }
+
+    /// Forgets calls, batch commands, OAuth requests, messages, downloads and the count of
+    /// rate-limit refusals (portals, tokens and programmed faults stay).
     pub fn clear_records(&self) {
         let mut s = self.state();
+        s.downloads.clear();
         s.calls.clear();
         s.batch_commands.clear();
         s.oauth.clear();
@@ -591,7 +602,9 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Result<Answer, 
         .and_then(|m| m.remove("auth"))
         .and_then(|a| a.as_str().map(str::to_owned));
 
-    let (response, lose, hang) = {
+    let request_ms = files::now_ms();
+    let file_urls = files::posted_file_urls(&method, &params);
+    let (response, lose, hang, ran) = {
         let mut s = lock();
         let (response, ran) = match s.faults.refusal(&domain) {
             Some(kind) => (faults::fault_answer(kind), false),
@@ -613,8 +626,15 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Result<Answer, 
             batch_key: None,
         });
         let lose = ran && s.faults.lose_this(&domain);
-        (response, lose, s.faults.hangs.get(&domain).copied())
+        (response, lose, s.faults.hangs.get(&domain).copied(), ran)
     };
+    // The files of the messages it ran, downloaded before the answer (see `files`).
+    if ran && response.status().is_success() {
+        for url in file_urls {
+            let got = files::download(&url, request_ms).await;
+            lock().downloads.push(got);
+        }
+    }
     // A hanging portal: the call has run, its answer waits.
     if let Some(hang) = hang {
         tokio::time::sleep(hang).await;

@@ -320,17 +320,7 @@ impl OutgoingCrmMessage {
         message.insert("date".into(), Value::from(self.date));
         put(&mut message, "text", text);
         if !self.files.is_empty() {
-            let files = self
-                .files
-                .iter()
-                .map(|f| {
-                    let mut o = Map::new();
-                    o.insert("url".into(), Value::String(f.url.clone()));
-                    put(&mut o, "name", f.name.as_deref());
-                    Value::Object(o)
-                })
-                .collect();
-            message.insert("files".into(), Value::Array(files));
+            message.insert("files".into(), files_param(&self.files));
         }
         if self.disable_crm {
             message.insert("disable_crm".into(), Value::String("Y".into()));
@@ -342,6 +332,37 @@ impl OutgoingCrmMessage {
         put(&mut chat, "url", self.chat.url.as_deref());
 
         Ok(json!({ "user": user, "message": message, "chat": chat }))
+    }
+}
+
+/// `message.files`: `[{url, name}]`.
+fn files_param(files: &[CrmFile]) -> Value {
+    Value::Array(
+        files
+            .iter()
+            .map(|f| {
+                let mut o = Map::new();
+                o.insert("url".into(), Value::String(f.url.clone()));
+                put(&mut o, "name", f.name.as_deref());
+                Value::Object(o)
+            })
+            .collect(),
+    )
+}
+
+/// Puts `files` into `message.files` of every element of `params.MESSAGES` (the parameters
+/// of a `send.messages` or `update.messages` call), for files whose link is made only when
+/// the call goes out. Nothing changes when `files` is empty.
+pub fn set_message_files(params: &mut Value, files: &[CrmFile]) {
+    if files.is_empty() {
+        return;
+    }
+    if let Some(messages) = params.get_mut("MESSAGES").and_then(Value::as_array_mut) {
+        for entry in messages {
+            if let Some(message) = entry.get_mut("message").and_then(Value::as_object_mut) {
+                message.insert("files".into(), files_param(files));
+            }
+        }
     }
 }
 

@@ -154,7 +154,12 @@ impl OutboundWorker {
         })
     }
 
-    pub(super) async fn send_instagram(&self, cx: &Context<'_>, part: &Part) -> PartResult {
+    pub(super) async fn send_instagram(
+        &self,
+        cx: &Context<'_>,
+        part: &Part,
+        index: usize,
+    ) -> PartResult {
         let CustomerId::Instagram(recipient) = &cx.meta.customer.id else {
             return PartResult::Stop(Disposition::Permanent(
                 "the customer has no Instagram id to send to".into(),
@@ -190,6 +195,8 @@ impl OutboundWorker {
             return PartResult::Stop(Disposition::Paced(wait));
         }
         let message = InstagramMessage {
+            // The reply context goes on the first part only, as on WhatsApp.
+            reply_to: cx.message.reply_to.clone().filter(|_| index == 0),
             recipient: recipient.clone(),
             timing: match cx.timing {
                 Allowed::Standard => InstagramTiming::Response,
