@@ -48,6 +48,7 @@ pub mod revocation;
 pub mod secret;
 pub mod sqs_lambda;
 pub mod store;
+pub mod templates;
 pub mod tenant;
 pub mod usage;
 pub mod vault;

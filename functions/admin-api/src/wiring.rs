@@ -32,6 +32,7 @@ impl AdminApi {
             audit: services.audit(),
             revocations: services.revocations()?,
             ownership: services.ownership_proof()?,
+            templates: services.template_sync()?,
             onboarding: Onboarding {
                 signup: services.embedded_signup()?,
                 instagram: services.instagram_login()?,

@@ -1,21 +1,27 @@
 //! erasure-worker's scheduled run, shared by its `main.rs` and the sample events' test: the
 //! tenant-erasure sweep for requests whose grace period is over, then the renewal of the
 //! Instagram Login tokens that are due (decision 0040: the account-maintenance schedule; its
-//! role already reads the channels, their keys and sends account email).
+//! role already reads the channels, their keys and sends account email), then the re-read of
+//! the WhatsApp Business Accounts' message templates that are due (decision 0050).
 
 use wappline::app::runtime::Error;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::onboarding::refresh::TokenRefresh;
+use wappline::templates::sync::TemplateSync;
 
 /// Items deleted per scheduled invocation (well inside the function's timeout).
 pub const SWEEP_BUDGET: usize = 5_000;
 /// Tokens renewed per scheduled invocation (each is one call to Instagram).
 pub const REFRESH_BUDGET: usize = 200;
+/// Business accounts whose templates are re-read per scheduled invocation (a few pages of
+/// `message_templates` each).
+pub const TEMPLATE_BUDGET: usize = 100;
 
 /// One scheduled run; whether more work is left is the invocation's answer.
 pub async fn scheduled(
     sweep: &TenantErasure,
     refresh: &TokenRefresh,
+    templates: &TemplateSync,
 ) -> Result<serde_json::Value, Error> {
     let report = sweep.run_due(SWEEP_BUDGET).await?;
     tracing::info!(
@@ -33,5 +39,14 @@ pub async fn scheduled(
         failed = tokens.failed,
         "token refresh"
     );
-    Ok(serde_json::json!({ "more_work": report.more_work, "tokens": tokens }))
+    let synced = templates
+        .run_due(wappline::clock::now_secs(), TEMPLATE_BUDGET)
+        .await?;
+    tracing::info!(
+        synced = synced.synced,
+        failed = synced.failed,
+        removed = synced.removed,
+        "message templates"
+    );
+    Ok(serde_json::json!({ "more_work": report.more_work, "tokens": tokens, "templates": synced }))
 }

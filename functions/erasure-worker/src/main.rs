@@ -16,10 +16,11 @@ async fn main() -> Result<(), Error> {
     let services = Services::from_env().await?;
     let sweep = Arc::new(services.tenant_erasure()?);
     let refresh = Arc::new(services.token_refresh()?);
+    let templates = Arc::new(services.template_sync()?);
     let worker = services.erasure_worker()?;
     run_sqs_or_schedule(worker, &services, platform::ERASURE, move || {
-        let (sweep, refresh) = (sweep.clone(), refresh.clone());
-        async move { erasure_worker::scheduled(&sweep, &refresh).await }
+        let (sweep, refresh, templates) = (sweep.clone(), refresh.clone(), templates.clone());
+        async move { erasure_worker::scheduled(&sweep, &refresh, &templates).await }
     })
     .await
 }
