@@ -218,4 +218,23 @@ mod tests {
         assert!(same_language("en_US", "en-US"));
         assert!(updates(b"{\"object\":\"whatsapp_business_account\",\"entry\":[]}").is_empty());
     }
+
+    #[test]
+    fn reads_the_samples() {
+        let status = updates(include_bytes!(
+            "../../../events/meta-webhook/whatsapp-template-status-update.json"
+        ));
+        assert_eq!(status.len(), 1);
+        assert_eq!(status[0].waba.as_str(), "102290129340398");
+        assert_eq!(status[0].name, "order_confirmation");
+        assert_eq!(status[0].change, Change::Status("PAUSED".into()));
+        let category = updates(include_bytes!(
+            "../../../events/meta-webhook/whatsapp-template-category-update.json"
+        ));
+        assert_eq!(category[0].change, Change::Category("MARKETING".into()));
+        let quality = updates(include_bytes!(
+            "../../../events/meta-webhook/whatsapp-template-quality-update.json"
+        ));
+        assert_eq!(quality[0].change, Change::Quality("YELLOW".into()));
+    }
 }
