@@ -30,6 +30,7 @@ pub mod ids;
 pub mod inbound;
 pub mod logging;
 pub mod media;
+pub mod message_provider;
 pub mod meta;
 pub mod meta_deletion;
 pub mod metrics;

@@ -212,6 +212,9 @@ pub struct AdminServices {
     pub ownership: OwnershipProof,
     /// A connected WhatsApp number's message templates are read at once (decision 0050).
     pub templates: wappline::templates::sync::TemplateSync,
+    /// A connected WhatsApp number becomes a message provider on the tenant's portal, when
+    /// the deployment has the Bitrix24 application (decision 0050).
+    pub providers: Option<wappline::portal::providers::MessageProviders>,
     /// `/onboarding...`: Embedded Signup and Instagram Login (decision 0040).
     pub onboarding: Onboarding,
     /// `/exports...` and the public download of export files.

@@ -33,6 +33,7 @@ impl AdminApi {
             revocations: services.revocations()?,
             ownership: services.ownership_proof()?,
             templates: services.template_sync()?,
+            providers: services.message_providers(),
             onboarding: Onboarding {
                 signup: services.embedded_signup()?,
                 instagram: services.instagram_login()?,

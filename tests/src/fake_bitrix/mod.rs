@@ -52,6 +52,7 @@
 mod events;
 mod faults;
 mod form;
+mod messageservice;
 mod rest;
 
 use std::collections::{HashMap, HashSet};
@@ -207,6 +208,8 @@ struct State {
     faults: Faults,
     /// Every token pair issued, in order (access, refresh).
     issued: Vec<(String, String)>,
+    /// Message providers and their messages (messageservice.rs).
+    providers: messageservice::Providers,
 }
 
 impl State {

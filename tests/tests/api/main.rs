@@ -24,6 +24,7 @@ mod inbound_relay;
 mod inbound_to_bitrix;
 mod isolation;
 mod media_links;
+mod message_provider;
 mod message_templates;
 mod metrics;
 mod onboarding;

@@ -175,6 +175,7 @@ pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
             platform.tenants.clone(),
             GraphClient::new(GraphConfig::default().with_base_url(&meta_fake()).unwrap()).unwrap(),
         ),
+        providers: None,
         onboarding: onboarding(platform),
         exports: ExportsApi {
             exports: exports.clone(),
