@@ -153,7 +153,7 @@ pub async fn sync_channel(
     let n = fresh.len();
     book.replace(tenant, &waba, fresh).await?;
     book.track(tenant, &waba, now + RESYNC_SECS).await?;
-    tracing::info!(%tenant, waba = waba.as_str(), templates = n, "message templates synced");
+    tracing::info!(%tenant, templates = n, "message templates synced");
     Ok(n)
 }
 
@@ -163,7 +163,14 @@ pub async fn after_connect(graph: &GraphClient, scope: &TenantScope, channel: &C
     if channel.kind() != ChannelKind::WhatsApp {
         return;
     }
-    if let Err(e) = sync_channel(graph, scope, channel, crate::clock::now_secs()).await {
-        tracing::warn!(tenant = %scope.tenant(), error = %e, "message templates not synced on connect; the schedule retries");
+    match sync_channel(graph, scope, channel, crate::clock::now_secs()).await {
+        Ok(_) => {}
+        // Meta's message may name the account: its kind and code only.
+        Err(SyncError::Graph(e)) => {
+            tracing::warn!(tenant = %scope.tenant(), kind = e.kind(), code = ?e.code(), "message templates not synced on connect; the schedule retries")
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %scope.tenant(), error = %e, "message templates not synced on connect; the schedule retries")
+        }
     }
 }

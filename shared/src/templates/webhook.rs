@@ -179,7 +179,7 @@ async fn apply_one(
         Change::Quality(q) => t.quality = Some(q.to_ascii_uppercase()),
     }
     book.put(tenant, &t).await?;
-    tracing::info!(%tenant, waba = waba.as_str(), change = ?u.change, "message template updated from Meta's webhook");
+    tracing::info!(%tenant, change = ?u.change, "message template updated from Meta's webhook");
     Ok(true)
 }
 
