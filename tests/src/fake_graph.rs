@@ -554,8 +554,8 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
             [version, owner, "marketing_messages"] if is_version(version) => {
                 match serde_json::from_slice::<Value>(r.body) {
                     Ok(body) => match templates::check_marketing(s, owner, &body) {
-                        Ok(()) => send_whatsapp(s, path, owner, bearer, body),
-                        Err(refused) => refused,
+                        None => send_whatsapp(s, path, owner, bearer, body),
+                        Some(refused) => refused,
                     },
                     Err(_) => invalid_parameter("the body is not JSON"),
                 }

@@ -51,9 +51,9 @@ pub(crate) async fn connect(c: &Call<'_>) -> Handled {
     };
     tracing::info!(target: "admin_api", tenant = %scope.tenant(), kind = %summary.kind, channel = %summary.id, created, "channel connected");
     if let Ok(channel) = ChannelRef::parse(kind, &summary.id) {
-        c.services.templates.after_connect(&scope, &channel).await;
+        c.services.templates.after_connect(scope, &channel).await;
         if let Some(providers) = &c.services.providers {
-            providers.after_connect(&scope, &channel).await;
+            providers.after_connect(scope, &channel).await;
         }
     }
     c.record(

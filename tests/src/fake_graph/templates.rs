@@ -91,11 +91,11 @@ pub(super) fn route_get(
     Some(json_answer(200, &json!({"data": page, "paging": paging})))
 }
 
-/// Whether `number`'s WABA has the MARKETING template the body names; the answer to refuse
-/// it with otherwise.
-pub(super) fn check_marketing(s: &State, number: &str, body: &Value) -> Result<(), Answer> {
+/// None when `number`'s WABA has the MARKETING template the body names; else the answer to
+/// refuse it with.
+pub(super) fn check_marketing(s: &State, number: &str, body: &Value) -> Option<Answer> {
     if body["type"] != "template" {
-        return Err(invalid_parameter(
+        return Some(invalid_parameter(
             "the Marketing Messages API sends templates only",
         ));
     }
@@ -109,11 +109,5 @@ pub(super) fn check_marketing(s: &State, number: &str, body: &Value) -> Result<(
         .filter(|(waba, _)| s.ownership.numbers(waba).iter().any(|n| n == number))
         .flat_map(|(_, ts)| ts.iter())
         .any(|t| t["name"] == name && t["language"] == language && t["category"] == "MARKETING");
-    if marketing {
-        Ok(())
-    } else {
-        Err(invalid_parameter(
-            "not a marketing template of this account",
-        ))
-    }
+    (!marketing).then(|| invalid_parameter("not a marketing template of this account"))
 }
