@@ -37,6 +37,9 @@
 //!   `register`; Instagram Login's authorization window, code exchange, long-lived and
 //!   refreshed tokens and webhook subscription, with one-time expiring codes.
 //! - Meta's JavaScript SDK and Embedded Signup's window (sdk.rs), for browser tests.
+//! - Templates (templates.rs): `GET /{version}/{waba-id}/message_templates`, paged, from
+//!   [`FakeGraph::set_templates`]; `POST /{version}/{phone-number-id}/marketing_messages`
+//!   for the WABA's MARKETING templates, recorded with the sends.
 //! - Programmable: [`FakeGraph::set_gone`], [`FakeGraph::fail_next`],
 //!   [`FakeGraph::fail_downloads`] and [`FakeGraph::fail_sends`] (5xx, rate limits, Meta
 //!   error codes).
@@ -63,11 +66,13 @@ mod ownership;
 mod profiles;
 mod sdk;
 mod sender_actions;
+mod templates;
 pub use onboarding::{OnboardingLog, CODE_SECS, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
 pub use profiles::FakeProfile;
 pub use sdk::{FAKE_BUSINESS_ID, FAKE_ES_CONFIG_ID};
 pub use sender_actions::SenderAction;
+pub use templates::template;
 
 /// How the next requests fail ([`FakeGraph::fail_next`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +207,8 @@ struct State {
     /// Instagram user profiles by IGSID, and how many reads were answered (profiles.rs).
     profiles: HashMap<String, profiles::FakeProfile>,
     profile_reads: usize,
+    /// WABA → its message templates (templates.rs).
+    templates: HashMap<String, Vec<Value>>,
 }
 
 /// The running fake. Clones share it; it stops accepting connections when the last clone
@@ -557,6 +564,15 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
             [version, owner, "media"] if is_version(version) => {
                 upload_media(s, owner, bearer, r.content_type, r.body)
             }
+            [version, owner, "marketing_messages"] if is_version(version) => {
+                match serde_json::from_slice::<Value>(r.body) {
+                    Ok(body) => match templates::check_marketing(s, owner, &body) {
+                        None => send_whatsapp(s, path, owner, bearer, body),
+                        Some(refused) => refused,
+                    },
+                    Err(_) => invalid_parameter("the body is not JSON"),
+                }
+            }
             _ => meta_error(
                 400,
                 100,
@@ -615,6 +631,9 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
         );
     }
     if let Some(answer) = ownership::route(s, &segments, query, bearer) {
+        return answer;
+    }
+    if let Some(answer) = templates::route_get(s, &segments, query, bearer) {
         return answer;
     }
     match segments.as_slice() {

@@ -50,6 +50,12 @@ pub(crate) async fn connect(c: &Call<'_>) -> Handled {
         Err(e) => return Err(map_err(e)),
     };
     tracing::info!(target: "admin_api", tenant = %scope.tenant(), kind = %summary.kind, channel = %summary.id, created, "channel connected");
+    if let Ok(channel) = ChannelRef::parse(kind, &summary.id) {
+        c.services.templates.after_connect(scope, &channel).await;
+        if let Some(providers) = &c.services.providers {
+            providers.after_connect(scope, &channel).await;
+        }
+    }
     c.record(
         scope.tenant(),
         AuditAction::ChannelConnected,

@@ -210,6 +210,11 @@ pub struct AdminServices {
     pub revocations: Revocations,
     /// Connects are claimed only after the supplied token proves ownership.
     pub ownership: OwnershipProof,
+    /// A connected WhatsApp number's message templates are read at once (decision 0050).
+    pub templates: wappline::templates::sync::TemplateSync,
+    /// A connected WhatsApp number becomes a message provider on the tenant's portal, when
+    /// the deployment has the Bitrix24 application (decision 0050).
+    pub providers: Option<wappline::portal::providers::MessageProviders>,
     /// `/onboarding...`: Embedded Signup and Instagram Login (decision 0040).
     pub onboarding: Onboarding,
     /// `/exports...` and the public download of export files.

@@ -32,6 +32,8 @@ impl AdminApi {
             audit: services.audit(),
             revocations: services.revocations()?,
             ownership: services.ownership_proof()?,
+            templates: services.template_sync()?,
+            providers: services.message_providers(),
             onboarding: Onboarding {
                 signup: services.embedded_signup()?,
                 instagram: services.instagram_login()?,

@@ -14,6 +14,9 @@
 //!   settings page (`PLACEMENT_HANDLER`), where a portal admin attaches a WhatsApp number or
 //!   Instagram account to the Open Line the page was opened for ([`placement`], decision
 //!   0043).
+//! - `POST /bitrix/messageservice`: the handler of our message providers: a CRM robot sends
+//!   an approved WhatsApp template ([`wappline::message_provider::MessageProvider`], decision
+//!   0050). 200 once queued; 401, 400 or 422 with nothing stored.
 
 pub mod placement;
 
@@ -23,11 +26,14 @@ use lambda_http::{Body, Request, RequestExt};
 use wappline::app::{HttpFunction, Services, ServicesError};
 use wappline::bitrix::events::{parse_form, FormError, MAX_EVENT_BODY};
 use wappline::edge::{self, ApiError};
+use wappline::message_provider::{MessageProvider, ProviderError};
+use wappline::outbound::OutboundError;
 use wappline::portal::install::{
     BitrixInstaller, InstallError, InstallFlow, InstallRequest, Installed, EVENTS_PATH,
     INSTALL_PATH, PLACEMENT_PATH,
 };
 use wappline::portal::placement::PlacementConsole;
+use wappline::portal::providers::PROVIDER_PATH;
 use wappline::portal_events::{PortalEvents, WebhookError};
 
 use placement::{Action, PlacementPages};
@@ -39,6 +45,7 @@ pub struct BitrixWebhook {
     events: PortalEvents,
     installer: BitrixInstaller,
     placement: Option<PlacementPages>,
+    provider: Option<MessageProvider>,
 }
 
 /// The settings page's form targets.
@@ -56,6 +63,62 @@ impl BitrixWebhook {
             events,
             installer,
             placement: None,
+            provider: None,
+        }
+    }
+
+    /// Serves our message providers' handler with `provider`.
+    pub fn with_provider(mut self, provider: MessageProvider) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    async fn provider_call(&self, req: &Request) -> Response<Body> {
+        let body: &[u8] = req.body().as_ref();
+        if body.len() > MAX_EVENT_BODY {
+            return error_response(ApiError::payload_too_large(MAX_EVENT_BODY));
+        }
+        let Some(provider) = &self.provider else {
+            return error_response(ApiError::unavailable());
+        };
+        match provider.accept(body).await {
+            Ok(accepted) => edge::json(
+                StatusCode::OK,
+                &serde_json::json!({"ok": true, "duplicate": accepted.duplicate}),
+            )
+            .map(Body::from),
+            Err(ProviderError::Unauthorized(reason)) => error_response(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("call not accepted: {reason}"),
+            )),
+            Err(ProviderError::Malformed(m)) => error_response(ApiError::bad_request(m)),
+            Err(ProviderError::Refused(why)) => error_response(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "template_refused",
+                why,
+            )),
+            Err(ProviderError::Outbound(OutboundError::QuotaExceeded(q))) => {
+                error_response(ApiError::quota_exceeded(&q, wappline::clock::now_secs()))
+            }
+            Err(ProviderError::Outbound(OutboundError::TenantSuspended)) => {
+                error_response(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "tenant_suspended",
+                    "this tenant is suspended and may not send messages",
+                ))
+            }
+            Err(ProviderError::Outbound(OutboundError::Invalid(m))) => {
+                error_response(ApiError::bad_request(m))
+            }
+            Err(ProviderError::Outbound(e)) => {
+                tracing::error!(error = %e, "message provider call not queued; answered 503");
+                error_response(ApiError::unavailable())
+            }
+            Err(ProviderError::Unavailable(detail)) => {
+                tracing::error!(detail, "message provider call not processed; answered 503");
+                error_response(ApiError::unavailable())
+            }
         }
     }
 
@@ -92,9 +155,12 @@ impl BitrixWebhook {
             (PLACEMENT_PATH, Method::POST) => self.placement(&req, Action::Open).await,
             (ATTACH_PATH, Method::POST) => self.placement(&req, Action::Attach).await,
             (DETACH_PATH, Method::POST) => self.placement(&req, Action::Detach).await,
-            (EVENTS_PATH | INSTALL_PATH | PLACEMENT_PATH | ATTACH_PATH | DETACH_PATH, _) => {
-                error_response(ApiError::method_not_allowed())
-            }
+            (PROVIDER_PATH, Method::POST) => self.provider_call(&req).await,
+            (
+                EVENTS_PATH | INSTALL_PATH | PLACEMENT_PATH | ATTACH_PATH | DETACH_PATH
+                | PROVIDER_PATH,
+                _,
+            ) => error_response(ApiError::method_not_allowed()),
             _ => error_response(ApiError::not_found("no such route")),
         }
     }
@@ -264,7 +330,11 @@ impl BitrixWebhook {
     pub fn from_services(services: &Services) -> Result<Self, ServicesError> {
         Ok(
             Self::new(services.portal_events()?, services.bitrix_installer()?)
-                .with_placement(services.placement_console()?),
+                .with_placement(services.placement_console()?)
+                .with_provider(MessageProvider::new(
+                    services.platform.tenants.clone(),
+                    services.outbound_intake()?,
+                )),
         )
     }
 }

@@ -93,6 +93,7 @@ pub struct Text {
     pub step_instagram_permissions: &'static str,
     pub step_bitrix24_connectors: &'static str,
     pub step_bitrix24_events: &'static str,
+    pub step_bitrix24_message_provider: &'static str,
     // Retention.
     pub retention_title: &'static str,
     pub retention_days: &'static str,
@@ -290,6 +291,7 @@ pub static EN: Text = Text {
     step_instagram_permissions: "Instagram permissions revoked",
     step_bitrix24_connectors: "Bitrix24 connectors removed",
     step_bitrix24_events: "Bitrix24 event handlers removed",
+    step_bitrix24_message_provider: "Bitrix24 message provider removed",
     retention_title: "Message retention",
     retention_days: "Keep messages for (days)",
     retention_help: "Messages older than this are deleted. 1 to 3650 days.",
@@ -481,6 +483,7 @@ pub static RU: Text = Text {
     step_instagram_permissions: "отзыв разрешений Instagram",
     step_bitrix24_connectors: "удаление коннекторов Битрикс24",
     step_bitrix24_events: "удаление обработчиков событий Битрикс24",
+    step_bitrix24_message_provider: "удаление провайдера сообщений Битрикс24",
     retention_title: "Хранение сообщений",
     retention_days: "Хранить сообщения (дней)",
     retention_help: "Более старые сообщения удаляются. От 1 до 3650 дней.",

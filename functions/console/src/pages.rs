@@ -148,6 +148,7 @@ fn step_name(t: &Text, s: StepKind) -> &'static str {
         StepKind::InstagramPermissions => t.step_instagram_permissions,
         StepKind::Bitrix24Connectors => t.step_bitrix24_connectors,
         StepKind::Bitrix24Events => t.step_bitrix24_events,
+        StepKind::Bitrix24MessageProvider => t.step_bitrix24_message_provider,
     }
 }
 

@@ -2,13 +2,15 @@
 //! tenant-erasure sweep for requests whose grace period is over, then the renewal of the
 //! Instagram Login tokens that are due (decision 0040: the account-maintenance schedule; its
 //! role already reads the channels, their keys and sends account email), then the email of a
-//! changed privacy policy to the users not mailed it yet (decision 0047).
+//! changed privacy policy to the users not mailed it yet (decision 0047), then the re-read of
+//! the WhatsApp Business Accounts' message templates that are due (decision 0050).
 
 use wappline::accounts::policy::PolicyMailing;
 
 use wappline::app::runtime::Error;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::onboarding::refresh::TokenRefresh;
+use wappline::templates::sync::TemplateSync;
 
 /// Items deleted per scheduled invocation (well inside the function's timeout).
 pub const SWEEP_BUDGET: usize = 5_000;
@@ -16,12 +18,16 @@ pub const SWEEP_BUDGET: usize = 5_000;
 pub const REFRESH_BUDGET: usize = 200;
 /// Privacy-policy emails per scheduled invocation (one SES call each).
 pub const POLICY_MAIL_BUDGET: usize = 500;
+/// Business accounts whose templates are re-read per scheduled invocation (a few pages of
+/// `message_templates` each).
+pub const TEMPLATE_BUDGET: usize = 100;
 
 /// One scheduled run; whether more work is left is the invocation's answer.
 pub async fn scheduled(
     sweep: &TenantErasure,
     refresh: &TokenRefresh,
     policy: &PolicyMailing,
+    templates: &TemplateSync,
 ) -> Result<serde_json::Value, Error> {
     let report = sweep.run_due(SWEEP_BUDGET).await?;
     tracing::info!(
@@ -40,9 +46,19 @@ pub async fn scheduled(
         "token refresh"
     );
     let policy = policy.run(POLICY_MAIL_BUDGET).await?;
+    let synced = templates
+        .run_due(wappline::clock::now_secs(), TEMPLATE_BUDGET)
+        .await?;
+    tracing::info!(
+        synced = synced.synced,
+        failed = synced.failed,
+        removed = synced.removed,
+        "message templates"
+    );
     Ok(serde_json::json!({
         "more_work": report.more_work || policy.more_work,
         "tokens": tokens,
         "policy_mailed": policy.mailed,
+        "templates": synced,
     }))
 }

@@ -17,10 +17,12 @@ async fn main() -> Result<(), Error> {
     let sweep = Arc::new(services.tenant_erasure()?);
     let refresh = Arc::new(services.token_refresh()?);
     let policy = Arc::new(services.policy_mailing());
+    let templates = Arc::new(services.template_sync()?);
     let worker = services.erasure_worker()?;
     run_sqs_or_schedule(worker, &services, platform::ERASURE, move || {
-        let (sweep, refresh, policy) = (sweep.clone(), refresh.clone(), policy.clone());
-        async move { erasure_worker::scheduled(&sweep, &refresh, &policy).await }
+        let (sweep, refresh, policy, templates) =
+            (sweep.clone(), refresh.clone(), policy.clone(), templates.clone());
+        async move { erasure_worker::scheduled(&sweep, &refresh, &policy, &templates).await }
     })
     .await
 }

@@ -151,6 +151,21 @@ pub fn platform(
             })
         }),
     });
+    // The re-read of message templates (in AWS, the erasure worker's schedule too).
+    let template_sync = services.template_sync()?;
+    schedules.push(Schedule {
+        name: "template-sync",
+        every,
+        run: Arc::new(move || {
+            let template_sync = template_sync.clone();
+            Box::pin(async move {
+                let report = template_sync
+                    .run_due(wappline::clock::now_secs(), BUDGET_ITEMS)
+                    .await;
+                report.map(|_| ()).map_err(|e| e.to_string())
+            })
+        }),
+    });
     // The sync worker's schedule, when CRM sync is configured (the Bitrix24 application).
     match services.portal_probe() {
         Ok(probe) => schedules.push(Schedule {

@@ -53,6 +53,7 @@ use crate::vault::local::LocalVault;
 
 // The builders of self-service onboarding (decision 0040).
 mod onboarding;
+mod templates;
 
 /// Why a service could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -322,7 +322,8 @@ fn secret_of(v: Option<&Value>, name: &str) -> Option<Secret> {
 }
 
 impl EventAuth {
-    fn from_value(v: Option<&Value>) -> Self {
+    /// `auth[...]` read from a parsed form (events and the message provider's calls).
+    pub fn from_value(v: Option<&Value>) -> Self {
         let Some(v) = v else {
             return EventAuth::default();
         };

@@ -55,6 +55,7 @@ use crate::idempotency::{Attempts, Guarded, Idempotency};
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, Content, Media};
 use crate::metrics::{direction, Metrics};
+use crate::portal::providers;
 use crate::portal::{Connectors, Portal, PortalError};
 use crate::queue::{platform, OutgoingMessage, Queue};
 use crate::store::TableStore;
@@ -671,6 +672,21 @@ impl SyncWorker {
             SyncAction::Status {
                 status, failure, ..
             } => {
+                // A message a CRM robot sent through our message provider: its status goes
+                // to the provider's message, not to an Open Line chat (decision 0050).
+                if let Some((code, id)) = providers::provider_ref(&message.provider_message_id) {
+                    let status = match status {
+                        MessageStatus::Sent => "sent",
+                        MessageStatus::Failed => "failed",
+                        MessageStatus::Delivered | MessageStatus::Read => "delivered",
+                    };
+                    return Ok(Some(CrmOp {
+                        method: providers::STATUS_UPDATE.to_owned(),
+                        params: providers::status_params(code, id, status),
+                        lookup: None,
+                        files: Vec::new(),
+                    }));
+                }
                 if *status == MessageStatus::Failed {
                     let reason = failure.clone().unwrap_or_else(|| "no reason given".into());
                     let quoted = message

@@ -32,6 +32,7 @@ mod onboarding;
 mod ownership;
 mod revoke;
 mod sender_actions;
+mod templates;
 mod upload;
 pub mod versions;
 mod whatsapp;
@@ -52,6 +53,7 @@ pub use ownership::{
     WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,
 };
 pub use sender_actions::InstagramSenderAction;
+pub use templates::{MessageTemplate, MAX_TEMPLATE_PAGES};
 pub use upload::{multipart_body, MediaUpload};
 pub use whatsapp::{
     SentContact, SentMessage, TemplateMessage, WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,

@@ -166,6 +166,14 @@ impl WebhookIntake {
             return Err(IntakeError::TooLarge);
         }
         verify_signature_any(&self.secrets, signature, body)?;
+        // Template webhooks update the tenants' template copies (decision 0050); the split
+        // below counts those fields as not relayed.
+        crate::templates::webhook::apply(
+            &crate::templates::TemplateBook::new(self.tenants.store().clone()),
+            body,
+        )
+        .await
+        .map_err(|e| IntakeError::Unavailable(format!("templates: {e}")))?;
         let batch = match split_webhook(body) {
             Ok(batch) => batch,
             Err(e) if e.is_ignorable() => {

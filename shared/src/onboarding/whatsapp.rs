@@ -417,6 +417,9 @@ impl EmbeddedSignup {
             report::SUBSCRIBE,
             "this platform receives the account's messages",
         ));
+        // The account's message templates, for operators (decision 0050; a failure is
+        // retried by the schedule).
+        crate::templates::sync::after_connect(&self.graph, scope, &channel).await;
         // 5. Registration, except for numbers the WhatsApp Business app keeps registered.
         match &pin {
             None => steps.push(Step::skipped(

@@ -34,6 +34,8 @@ use crate::tenant::{ChannelKind, ChannelRef, Secret, TenantDirectory, TenantErro
 
 // Turning one planned part into a WhatsApp or Instagram send.
 mod sends;
+// Operators' template commands, marketing routing, the window note's template list.
+mod templated;
 
 /// Failures of our own side (store, keys, queue): retried through the queue.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,8 @@ enum SendError {
     Queue(String),
     #[error(transparent)]
     Progress(#[from] super::progress::ProgressError),
+    #[error(transparent)]
+    Templates(#[from] crate::templates::TemplateError),
 }
 
 /// The outcome of one part's send.
@@ -88,6 +92,8 @@ struct Context<'a> {
     /// A WhatsApp number shared with the WhatsApp Business app (Coexistence): paced at
     /// [`super::COEXISTENCE_MPS`].
     coexistence: bool,
+    /// A marketing template: sent through the Marketing Messages API (decision 0050).
+    marketing: bool,
 }
 
 /// The outbound-worker handler. Build once per process (the pacing buckets live in it).
@@ -364,18 +370,25 @@ impl OutboundWorker {
             .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
 
         let channel = account.channel();
+        let resolved = match self.resolve_template(scope, account, &message).await? {
+            Ok(r) => r,
+            Err(reason) => return self.fail(job, conversations, reason).await,
+        };
         let timing = match window::decide(
             channel,
             message.origin,
-            message.template.is_some(),
+            resolved.template.is_some(),
             meta.last_inbound_at,
             now_secs(),
         ) {
             Ok(t) => t,
-            Err(reason) => return self.fail(job, conversations, reason.into()).await,
+            Err(reason) => {
+                let note = self.outside_window_note(scope, account, reason).await?;
+                return self.fail(job, conversations, note).await;
+            }
         };
         let content = message.content.as_ref().expect("checked by never_send");
-        let parts = match plan(channel, message.origin, content, message.template.as_ref()) {
+        let parts = match plan(channel, message.origin, content, resolved.template.as_ref()) {
             Ok(p) => p,
             Err(reason) => return self.fail(job, conversations, reason).await,
         };
@@ -401,6 +414,7 @@ impl OutboundWorker {
             timing,
             instagram_sender,
             coexistence,
+            marketing: resolved.marketing,
         };
         // The operator answered: the customer sees their messages read and the business
         // typing, before the reply's first part (again if that part is retried, which only

@@ -729,6 +729,19 @@ impl BitrixInstaller {
                 tracing::error!(tenant = %pending.tenant, member_id = %request.member_id,
                     error = %e, "bitrix24 portal linked but its set-up failed");
             })?;
+        // The WhatsApp numbers connected before the portal, as message providers for CRM
+        // robots (decision 0050); a failure leaves the install done (a reinstall retries).
+        let numbers = channels
+            .iter()
+            .filter(|c| c.kind == ChannelKind::WhatsApp)
+            .filter_map(|c| crate::ids::PhoneNumberId::parse(&c.id).ok());
+        let mut session = self.client.session(&request.domain, &mut tokens, &store);
+        for phone in numbers {
+            if let Err(e) = self.setup.register_provider(&mut session, &phone).await {
+                tracing::warn!(tenant = %pending.tenant, error = %e,
+                    "WhatsApp number not registered as a Bitrix24 message provider");
+            }
+        }
 
         if !self.codes.consume(code, &pending.tenant).await? {
             // Another installation used the code meanwhile: undo ours (unless the portal

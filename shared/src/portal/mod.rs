@@ -7,6 +7,7 @@
 
 pub mod install;
 pub mod placement;
+pub mod providers;
 pub mod verify;
 
 use std::collections::HashMap;

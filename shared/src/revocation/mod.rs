@@ -162,7 +162,18 @@ impl Revocations {
                 tokens.push((*name, secret));
             }
         }
-        let steps = initial_steps(channel.kind(), &details, app_uninstalled, tokens.is_empty());
+        let mut steps = initial_steps(channel.kind(), &details, app_uninstalled, tokens.is_empty());
+        // A WhatsApp number of a tenant with a portal was registered there as a message
+        // provider (decision 0050): it is removed with the portal's own tokens.
+        if channel.kind() == ChannelKind::WhatsApp
+            && scope
+                .channels()
+                .await?
+                .iter()
+                .any(|c| c.kind == ChannelKind::Bitrix24)
+        {
+            steps.push(Step::pending(StepKind::Bitrix24MessageProvider));
+        }
         let now_ms = crate::clock::now_millis();
         let now = now_ms / 1000;
         let id = record::record_id(channel, now_ms);

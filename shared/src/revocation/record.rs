@@ -63,6 +63,9 @@ pub enum StepKind {
     Bitrix24Connectors,
     /// `event.unbind` of the events we bound.
     Bitrix24Events,
+    /// `messageservice.sender.delete` of a WhatsApp number's message provider on the
+    /// tenant's portal (decision 0050).
+    Bitrix24MessageProvider,
 }
 
 impl StepKind {
@@ -73,6 +76,7 @@ impl StepKind {
             StepKind::InstagramPermissions => "instagram_permissions",
             StepKind::Bitrix24Connectors => "bitrix24_connectors",
             StepKind::Bitrix24Events => "bitrix24_events",
+            StepKind::Bitrix24MessageProvider => "bitrix24_message_provider",
         }
     }
 }

@@ -64,7 +64,35 @@ pub(super) async fn run(
         StepKind::Bitrix24Connectors | StepKind::Bitrix24Events => {
             bitrix(cx, step, details, tokens).await
         }
+        StepKind::Bitrix24MessageProvider => message_provider(cx, channel).await,
     }
+}
+
+/// Removes a WhatsApp number's message provider from the tenant's portal, with the portal's
+/// live tokens (a refresh is stored on the portal's channel). Without a portal any more, the
+/// portal dropped our providers with the app.
+async fn message_provider(cx: &Context<'_>, channel: &str) -> Result<Outcome, String> {
+    let Some((client, _)) = cx.bitrix else {
+        return Ok(Outcome::Skipped(
+            "no Bitrix24 application on this deployment".into(),
+        ));
+    };
+    let phone = PhoneNumberId::parse(channel).map_err(|e| e.to_string())?;
+    let scope =
+        crate::tenant::TenantScope::new(cx.tenant.clone(), cx.store.clone(), cx.envelope.clone());
+    let mut portal = match crate::portal::Portal::load(&scope).await {
+        Ok(p) => p,
+        Err(crate::portal::PortalError::NotConnected(_)) => {
+            return Ok(Outcome::Skipped("the portal is no longer connected".into()))
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let store = crate::portal::PortalTokens::new(scope.clone(), portal.channel.clone());
+    let mut session = client.session(&portal.domain, &mut portal.tokens, &store);
+    crate::portal::providers::unregister_provider(&mut session, &phone)
+        .await
+        .map(|()| Outcome::Done)
+        .map_err(|e| format!("messageservice.sender.delete: {e}"))
 }
 
 /// Unsubscribes from the WABA unless one of its numbers still has a route (any tenant's).

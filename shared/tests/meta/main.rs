@@ -71,6 +71,9 @@ const EXPECTATIONS: &[(&str, Check)] = &[
     ("whatsapp-echo-coexistence.json", wa_echo),
     ("whatsapp-batch-multi-entry.json", wa_batch),
     ("whatsapp-ignored-fields.json", wa_ignored_fields),
+    ("whatsapp-template-status-update.json", wa_template_update),
+    ("whatsapp-template-category-update.json", wa_template_update),
+    ("whatsapp-template-quality-update.json", wa_template_update),
     ("instagram-text.json", ig_text),
     ("instagram-image.json", ig_image),
     ("instagram-attachments.json", ig_attachments),
@@ -914,6 +917,18 @@ fn wa_ignored_fields(b: &WebhookBatch) {
     assert_eq!(b.ignored.get("whatsapp:field:user_preferences"), 1);
     assert_eq!(b.ignored.get("whatsapp:field:account_update"), 1);
     assert_eq!(b.ignored.total(), 3);
+}
+
+/// Template webhooks relay nothing to Bitrix24 (the intake applies them to the tenants'
+/// template copies: `wappline::templates::webhook`); the split counts their field.
+fn wa_template_update(b: &WebhookBatch) {
+    assert!(b.events.is_empty());
+    assert_eq!(b.ignored.total(), 1);
+    let field = b.ignored.iter().next().unwrap().0.to_owned();
+    assert!(
+        field.starts_with("whatsapp:field:") && field.contains("template"),
+        "{field}"
+    );
 }
 
 fn one_event_with_ignored(b: &WebhookBatch) -> &InboundEvent {

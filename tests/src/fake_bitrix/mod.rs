@@ -53,6 +53,7 @@ mod events;
 mod faults;
 mod files;
 mod form;
+mod messageservice;
 mod rest;
 
 use std::collections::{HashMap, HashSet};
@@ -211,6 +212,8 @@ struct State {
     issued: Vec<(String, String)>,
     /// Files of posted messages, downloaded while the call ran (see `files`).
     downloads: Vec<FileDownload>,
+    /// Message providers and their messages (messageservice.rs).
+    providers: messageservice::Providers,
 }
 
 impl State {

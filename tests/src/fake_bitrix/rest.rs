@@ -316,6 +316,9 @@ pub(super) fn dispatch(
             );
         }
     }
+    if let Some(reply) = super::messageservice::call(s, domain, method, params) {
+        return reply;
+    }
     match method {
         "imconnector.register" => register(s, domain, params),
         "imconnector.activate" => activate(s, domain, params),

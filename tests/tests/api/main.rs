@@ -28,6 +28,8 @@ mod inbound_to_bitrix;
 mod isolation;
 mod media_link_lifetime;
 mod media_links;
+mod message_provider;
+mod message_templates;
 mod metrics;
 mod onboarding;
 mod outbound_relay;

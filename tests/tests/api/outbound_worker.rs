@@ -559,11 +559,16 @@ async fn a_reply_outside_the_window_is_not_sent_and_explained() {
     assert_eq!(w.run().await, vec![Outcome::Done]);
     assert!(w.graph.sent().is_empty(), "nothing may reach Meta");
     assert_eq!(w.message(&at).await.status, Some(MessageStatus::Failed));
+    // The note says why, and which templates could go instead (none synced here; decision
+    // 0050).
     assert_eq!(
         statuses(&w.sync_jobs().await),
         vec![(
             MessageStatus::Failed,
-            Some(window::WHATSAPP_OUTSIDE.to_owned())
+            Some(format!(
+                "{}; no approved templates are available for this number",
+                window::WHATSAPP_OUTSIDE
+            ))
         )]
     );
     assert_eq!(

@@ -239,6 +239,7 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
     let sweep = w.services.tenant_erasure().unwrap();
     let refresh = w.services.token_refresh().unwrap();
     let policy = w.services.policy_mailing();
+    let templates = w.services.template_sync().unwrap();
     let payload: Value =
         serde_json::from_str(&sample("erasure-worker", "schedule.json", &w.tenant)).unwrap();
     let answer = handle_sqs_or_schedule(
@@ -250,7 +251,7 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
         w.services.queue.as_ref(),
         &platform::name(platform::ERASURE),
         payload,
-        &|| erasure_worker::scheduled(&sweep, &refresh, &policy),
+        &|| erasure_worker::scheduled(&sweep, &refresh, &policy, &templates),
     )
     .await
     .unwrap();
@@ -259,7 +260,8 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
         serde_json::json!({
             "more_work": false,
             "tokens": {"checked": 0, "refreshed": 0, "failed": 0, "removed": 0},
-            "policy_mailed": 0
+            "policy_mailed": 0,
+            "templates": {"synced": 0, "failed": 0, "removed": 0}
         })
     );
 

@@ -171,6 +171,11 @@ pub fn services(platform: &Platform, dir: &Path, token: &str) -> AdminServices {
         audit: AuditLog::new(platform.store.clone()),
         revocations: revocations(platform),
         ownership: ownership_proof(),
+        templates: wappline::templates::sync::TemplateSync::new(
+            platform.tenants.clone(),
+            GraphClient::new(GraphConfig::default().with_base_url(&meta_fake()).unwrap()).unwrap(),
+        ),
+        providers: None,
         onboarding: onboarding(platform),
         exports: ExportsApi {
             exports: exports.clone(),

@@ -60,12 +60,16 @@ impl OutboundWorker {
             reply_to: cx.message.reply_to.clone().filter(|_| index == 0),
             content,
         };
-        match self
-            .clients
-            .graph
-            .send_whatsapp(number, &message, &cx.token)
-            .await
-        {
+        let graph = &self.clients.graph;
+        // Meta sends marketing templates through the Marketing Messages API (decision 0050).
+        let sent = if cx.marketing && matches!(part, Part::Template(_)) {
+            graph
+                .send_whatsapp_marketing(number, &message, &cx.token)
+                .await
+        } else {
+            graph.send_whatsapp(number, &message, &cx.token).await
+        };
+        match sent {
             Ok(sent) => PartResult::Sent(sent.message_id().unwrap_or_default().to_owned()),
             Err(e) => {
                 log_graph_error(cx, &e);

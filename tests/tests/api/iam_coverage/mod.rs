@@ -444,9 +444,19 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         .unwrap()
         .to_owned();
     let t = format!("/admin/tenants/{tenant}");
-    // The connect proves ownership with the token first (decision 0032).
+    // The connect proves ownership with the token first (decision 0032), then reads the
+    // WABA's message templates (decision 0050).
     d.graph
         .add_whatsapp_business(WA_TOKEN, "102290129340398", WA_NUMBER);
+    d.graph.set_templates(
+        "102290129340398",
+        vec![e2e_tests::fake_graph::template(
+            "order_confirmation",
+            "en_US",
+            "UTILITY",
+            json!([{"type": "BODY", "text": "Hi {{1}}, your order ships today."}]),
+        )],
+    );
     admin(
         &admin_api,
         "POST",
@@ -579,6 +589,17 @@ async fn scenario(d: &Deployment) -> Vec<String> {
     );
     let (s, v) = form(&bitrix, "/bitrix/events", reply).await;
     assert_eq!(s, 200, "{v}");
+    // bitrix-webhook: a CRM robot sends a template through the number's message provider
+    // (decision 0050).
+    let (_, robot) = d.bitrix.provider_call(
+        FAKE_DOMAIN,
+        &format!("wappline_wa_{WA_NUMBER}"),
+        "16505551234",
+        "order_confirmation Ann",
+        APP_TOKEN,
+    );
+    let (s, v) = form(&bitrix, "/bitrix/messageservice", robot).await;
+    assert_eq!(s, 200, "{v}");
     let (mut headers, body) = json_body(&json!({
         "channel": "whatsapp", "account_id": WA_NUMBER,
         "to": "US.13491208655302741918", "text": "Your order has shipped"
@@ -594,7 +615,8 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         "{v}"
     );
 
-    // outbound-worker sends both; their statuses go to the portal.
+    // outbound-worker sends the three; their statuses go to the portal (the robot's with
+    // messageservice.message.status.update).
     assert_eq!(
         d.consume(
             "OutboundWorkerFunction",
@@ -603,11 +625,25 @@ async fn scenario(d: &Deployment) -> Vec<String> {
             platform::OUTBOUND
         )
         .await,
-        2
+        3
     );
-    assert_eq!(d.graph.sent().len(), 2);
+    assert_eq!(d.graph.sent().len(), 3);
     d.consume("SyncWorkerFunction", &sync, &sync_worker, platform::SYNC)
         .await;
+    assert_eq!(
+        d.bitrix
+            .calls_to("messageservice.message.status.update")
+            .len(),
+        1
+    );
+    // meta-webhook: Meta's template webhooks update the tenant's copy (a known template) or
+    // make the account due for a re-read (an unknown one).
+    for name in [
+        "whatsapp-template-status-update.json",
+        "whatsapp-template-category-update.json",
+    ] {
+        deliver(&meta, name).await;
+    }
 
     // A suspended tenant's delivery is held by meta-webhook; resuming (admin-api) releases it
     // to the inbound queue.
@@ -810,6 +846,14 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         .unwrap();
     let renewed = refresh.run_due(later, 10).await.unwrap();
     assert_eq!(renewed.refreshed, 1, "{renewed:?}");
+    // The same schedule re-reads the WABAs whose copies are due (decision 0050).
+    let templates = erasure
+        .template_sync()
+        .unwrap()
+        .run_due(later, 10)
+        .await
+        .unwrap();
+    assert!(templates.synced >= 1, "{templates:?}");
     d.graph.fail_instagram_refresh(true);
     let failed = refresh
         .run_due(later + 60 * 86_400 - 30 * 86_400, 10)
