@@ -401,7 +401,8 @@ impl Services {
             self.platform.tenants.clone(),
             self.queue.clone(),
         )
-        .with_metrics(self.metrics.clone()))
+        .with_metrics(self.metrics.clone())
+        .with_mailer(self.mailer.clone()))
     }
 
     /// Signed links to the media proxy, with the hosts it may fetch from.

@@ -64,6 +64,8 @@ pub struct InboundWorker {
     usage: Usage,
     erased: ErasedSubjects,
     metrics: Metrics,
+    /// Alerts owners of a Meta ban or restriction (decision 0051); none: the console tells.
+    mailer: Option<Arc<dyn crate::accounts::Mailer>>,
 }
 
 impl InboundWorker {
@@ -84,7 +86,14 @@ impl InboundWorker {
             inbound: platform::name(platform::INBOUND),
             sync: platform::name(platform::SYNC),
             metrics: Metrics::off(),
+            mailer: None,
         }
+    }
+
+    /// Emails owners and admins when Meta bans or restricts a number, or lifts it.
+    pub fn with_mailer(mut self, mailer: Option<Arc<dyn crate::accounts::Mailer>>) -> Self {
+        self.mailer = mailer;
+        self
     }
 
     /// Counts suppressed duplicates in `metrics` (decision 0038).
@@ -403,6 +412,24 @@ impl InboundWorker {
                 message_id: None, ..
             } => {
                 tracing::debug!("watermark-only read receipt ignored");
+                Ok(())
+            }
+            EventKind::AccountUpdate { update } => {
+                let crate::meta::AccountRef::WhatsApp(number) = account else {
+                    return Ok(());
+                };
+                let Some(scope) = self.tenants.scope(&job.tenant_id).await? else {
+                    return Ok(());
+                };
+                super::account::record(
+                    &scope,
+                    &self.store,
+                    self.mailer.as_ref(),
+                    number,
+                    update,
+                    at,
+                )
+                .await?;
                 Ok(())
             }
             EventKind::AccountError { errors } => {

@@ -42,7 +42,7 @@ impl InboundEvent {
             | EventKind::Read { customer, .. }
             | EventKind::Postback { customer, .. } => Some(customer),
             EventKind::Status { recipient, .. } => recipient.as_ref(),
-            EventKind::AccountError { .. } => None,
+            EventKind::AccountError { .. } | EventKind::AccountUpdate { .. } => None,
         }
     }
 
@@ -59,7 +59,7 @@ impl InboundEvent {
             EventKind::Read { message_id, .. } | EventKind::Postback { message_id, .. } => {
                 message_id.as_ref().map(|m| m.as_str())
             }
-            EventKind::AccountError { .. } => None,
+            EventKind::AccountError { .. } | EventKind::AccountUpdate { .. } => None,
         }
     }
 }
@@ -287,6 +287,11 @@ pub enum EventKind {
     },
     /// Errors about the WhatsApp account or app (`value.errors`), not about one message.
     AccountError { errors: Vec<MetaError> },
+    /// A WhatsApp account or number event (restriction, ban, quality, name, limits), routed
+    /// to this number by the intake from its WABA.
+    AccountUpdate {
+        update: super::account::AccountUpdate,
+    },
 }
 
 impl EventKind {
@@ -302,6 +307,7 @@ impl EventKind {
             EventKind::Read { .. } => "read",
             EventKind::Postback { .. } => "postback",
             EventKind::AccountError { .. } => "account_error",
+            EventKind::AccountUpdate { .. } => "account_update",
         }
     }
 }

@@ -357,6 +357,12 @@ impl OutboundWorker {
             }
             Err(e) => return Err(e.into()),
         };
+        // A number Meta banned or restricted: stopped here with the reason, not sent to
+        // fail one by one; sends go again once the status is lifted (decision 0051).
+        if let Some(block) = super::blocked(scope, &channel_ref, message.template.is_some()).await?
+        {
+            return self.fail(job, conversations, block.reason()).await;
+        }
         let retention = scope
             .profile()
             .await?
