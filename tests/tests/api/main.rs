@@ -3,6 +3,7 @@
 //! under `tests/tests/`. Run one area with e.g. `cargo test -p e2e-tests --test api access::`.
 
 mod access;
+mod account_events;
 mod admin_api;
 mod aws_privacy;
 mod backup_retention;
