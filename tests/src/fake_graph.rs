@@ -60,6 +60,7 @@ use tokio::task::JoinHandle;
 mod onboarding;
 mod ownership;
 mod sender_actions;
+mod subscriptions;
 pub use onboarding::{OnboardingLog, CODE_SECS, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
 pub use sender_actions::SenderAction;
@@ -187,6 +188,8 @@ struct State {
     ownership: ownership::Ownership,
     /// Embedded Signup and Instagram Login (onboarding.rs).
     onboarding: onboarding::Onboarding,
+    /// Webhook subscriptions Meta dropped (subscriptions.rs).
+    dropped_subscriptions: subscriptions::Dropped,
     calls: Vec<GraphCall>,
     sent: Vec<SentMessage>,
     actions: Vec<SenderAction>,
@@ -534,6 +537,9 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if let Some(answer) = onboarding::route(s, r, &segments) {
+        return answer;
+    }
+    if let Some(answer) = subscriptions::route(s, r, &segments) {
         return answer;
     }
     if method == "POST" {

@@ -1,21 +1,26 @@
 //! erasure-worker's scheduled run, shared by its `main.rs` and the sample events' test: the
 //! tenant-erasure sweep for requests whose grace period is over, then the renewal of the
 //! Instagram Login tokens that are due (decision 0040: the account-maintenance schedule; its
-//! role already reads the channels, their keys and sends account email).
+//! role already reads the channels, their keys and sends account email), then the check of
+//! the webhook subscriptions that are due (decision 0051: same reads, and Meta).
 
 use wappline::app::runtime::Error;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::onboarding::refresh::TokenRefresh;
+use wappline::onboarding::subscriptions::SubscriptionCheck;
 
 /// Items deleted per scheduled invocation (well inside the function's timeout).
 pub const SWEEP_BUDGET: usize = 5_000;
 /// Tokens renewed per scheduled invocation (each is one call to Instagram).
 pub const REFRESH_BUDGET: usize = 200;
+/// Webhook subscriptions checked per scheduled invocation (one or two calls to Meta each).
+pub const SUBSCRIPTION_BUDGET: usize = 200;
 
 /// One scheduled run; whether more work is left is the invocation's answer.
 pub async fn scheduled(
     sweep: &TenantErasure,
     refresh: &TokenRefresh,
+    subscriptions: &SubscriptionCheck,
 ) -> Result<serde_json::Value, Error> {
     let report = sweep.run_due(SWEEP_BUDGET).await?;
     tracing::info!(
@@ -33,5 +38,18 @@ pub async fn scheduled(
         failed = tokens.failed,
         "token refresh"
     );
-    Ok(serde_json::json!({ "more_work": report.more_work, "tokens": tokens }))
+    let subs = subscriptions
+        .run_due(wappline::clock::now_secs(), SUBSCRIPTION_BUDGET)
+        .await?;
+    tracing::info!(
+        checked = subs.checked,
+        resubscribed = subs.resubscribed,
+        failed = subs.failed,
+        "webhook subscription check"
+    );
+    Ok(serde_json::json!({
+        "more_work": report.more_work,
+        "tokens": tokens,
+        "subscriptions": subs,
+    }))
 }

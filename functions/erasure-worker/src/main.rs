@@ -2,7 +2,8 @@
 //! failures reported); the scheduled EventBridge event runs the tenant-erasure sweep for
 //! requests whose grace period is over, then renews the Instagram Login tokens that are due
 //! (decision 0040: the account-maintenance schedule; its role already reads the channels,
-//! their keys and sends account email). Both are in [`erasure_worker::scheduled`]. Built once at
+//! their keys and sends account email), and checks the webhook subscriptions that are due
+//! (decision 0051). All are in [`erasure_worker::scheduled`]. Built once at
 //! cold start (`Services`).
 
 use std::sync::Arc;
@@ -16,10 +17,12 @@ async fn main() -> Result<(), Error> {
     let services = Services::from_env().await?;
     let sweep = Arc::new(services.tenant_erasure()?);
     let refresh = Arc::new(services.token_refresh()?);
+    let subscriptions = Arc::new(services.subscription_check()?);
     let worker = services.erasure_worker()?;
     run_sqs_or_schedule(worker, &services, platform::ERASURE, move || {
-        let (sweep, refresh) = (sweep.clone(), refresh.clone());
-        async move { erasure_worker::scheduled(&sweep, &refresh).await }
+        let (sweep, refresh, subscriptions) =
+            (sweep.clone(), refresh.clone(), subscriptions.clone());
+        async move { erasure_worker::scheduled(&sweep, &refresh, &subscriptions).await }
     })
     .await
 }

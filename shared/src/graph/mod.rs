@@ -32,6 +32,7 @@ mod onboarding;
 mod ownership;
 mod revoke;
 mod sender_actions;
+pub mod subscriptions;
 mod upload;
 pub mod versions;
 mod whatsapp;
@@ -46,7 +47,7 @@ pub use instagram::{
     InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramSent,
     InstagramTiming, INSTAGRAM_TEXT_MAX_BYTES,
 };
-pub use onboarding::{IssuedToken, INSTAGRAM_MESSAGING_FIELDS};
+pub use onboarding::IssuedToken;
 pub use ownership::{
     BusinessPhoneNumber, GranularScope, InstagramMe, TokenError, TokenInfo, MAX_PHONE_PAGES,
     WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,

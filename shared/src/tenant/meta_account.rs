@@ -53,18 +53,52 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// The index writes of connecting `channel` with `details` (None for other channels), and
-/// the removal of an entry under the WABA it had before.
+/// Partition (routes table) of the webhook-subscription index: one entry per connected
+/// WhatsApp number and Instagram account (`<tenant>#<channel sk>`, with `due_at`), read by
+/// the scheduled subscription check (`crate::onboarding::subscriptions`).
+pub const SUBSCRIPTION_INDEX: &str = "WEBHOOKSUBS";
+/// How long after a connect (or a check) the subscription is checked again.
+pub const SUBSCRIPTION_CHECK_SECS: i64 = 86_400;
+
+/// Key of a channel's entry in the webhook-subscription index.
+pub fn subscription_index_key(tenant: &TenantId, channel: &ChannelRef) -> Key {
+    Key::new(
+        SUBSCRIPTION_INDEX,
+        format!("{}#{}", tenant.as_str(), channel.channel_sk()),
+    )
+}
+
+/// A subscription-index entry due at `due_at`.
+pub fn subscription_index_entry(tenant: &TenantId, channel: &ChannelRef, due_at: i64) -> Item {
+    Item::new(&subscription_index_key(tenant, channel))
+        .with("tenant_id", tenant.as_str())
+        .with("due_at", due_at)
+}
+
+/// The index writes of connecting `channel` with `details` (none for a Bitrix24 portal): its
+/// webhook-subscription entry, and for a number its WABA entry and the removal of an entry
+/// under the WABA it had before.
 pub(super) fn index_on_connect(
     tenant: &TenantId,
     channel: &ChannelRef,
     details: &BTreeMap<String, String>,
     previous: Option<&Item>,
 ) -> Vec<WriteOp> {
-    let ChannelRef::WhatsApp(number) = channel else {
-        return Vec::new();
-    };
     let mut ops = Vec::new();
+    if matches!(channel, ChannelRef::WhatsApp(_) | ChannelRef::Instagram(_)) {
+        ops.push(WriteOp::Put {
+            table: Table::Routes,
+            item: subscription_index_entry(
+                tenant,
+                channel,
+                crate::clock::now_secs() + SUBSCRIPTION_CHECK_SECS,
+            ),
+            condition: None,
+        });
+    }
+    let ChannelRef::WhatsApp(number) = channel else {
+        return ops;
+    };
     let waba = details
         .get(WABA_ID_DETAIL)
         .and_then(|w| WabaId::parse(w).ok());
@@ -92,17 +126,29 @@ pub(super) fn index_on_connect(
     ops
 }
 
-/// The removal of the number's index entry, when disconnecting its channel item `current`.
-pub(super) fn index_on_disconnect(channel: &ChannelRef, current: Option<&Item>) -> Option<WriteOp> {
-    let ChannelRef::WhatsApp(number) = channel else {
-        return None;
-    };
-    let waba = current.and_then(waba_of)?;
-    Some(WriteOp::Delete {
-        table: Table::Routes,
-        key: waba_index_key(&waba, number),
-        condition: None,
-    })
+/// The removal of the channel's index entries, when disconnecting its channel item
+/// `current`.
+pub(super) fn index_on_disconnect(
+    tenant: &TenantId,
+    channel: &ChannelRef,
+    current: Option<&Item>,
+) -> Vec<WriteOp> {
+    let mut ops = Vec::new();
+    if matches!(channel, ChannelRef::WhatsApp(_) | ChannelRef::Instagram(_)) {
+        ops.push(WriteOp::Delete {
+            table: Table::Routes,
+            key: subscription_index_key(tenant, channel),
+            condition: None,
+        });
+    }
+    if let (ChannelRef::WhatsApp(number), Some(waba)) = (channel, current.and_then(waba_of)) {
+        ops.push(WriteOp::Delete {
+            table: Table::Routes,
+            key: waba_index_key(&waba, number),
+            condition: None,
+        });
+    }
+    ops
 }
 
 fn waba_of(item: &Item) -> Option<WabaId> {

@@ -307,6 +307,7 @@ impl TenantScope {
             });
         }
         ops.extend(super::meta_account::index_on_disconnect(
+            &self.tenant,
             channel,
             current.as_ref(),
         ));

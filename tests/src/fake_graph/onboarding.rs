@@ -169,6 +169,13 @@ impl FakeGraph {
     }
 }
 
+impl State {
+    /// What was subscribed so far (read by the subscription reads, subscriptions.rs).
+    pub(super) fn onboarding_log(&self) -> &OnboardingLog {
+        &self.onboarding.log
+    }
+}
+
 fn issue_ig_code(s: &mut State, account: &str, permissions: &str, redirect_uri: &str) -> String {
     s.seq += 1;
     let code = format!("AQBigcode{:06}", s.seq);

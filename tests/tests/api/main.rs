@@ -42,3 +42,4 @@ mod sync_attempts;
 mod sync_faults;
 mod template_wiring;
 mod usage_quota;
+mod webhook_subscriptions;

@@ -238,6 +238,7 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
     // erasure-worker's schedule: the tenant-erasure sweep (nothing due).
     let sweep = w.services.tenant_erasure().unwrap();
     let refresh = w.services.token_refresh().unwrap();
+    let subscriptions = w.services.subscription_check().unwrap();
     let payload: Value =
         serde_json::from_str(&sample("erasure-worker", "schedule.json", &w.tenant)).unwrap();
     let answer = handle_sqs_or_schedule(
@@ -249,7 +250,7 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
         w.services.queue.as_ref(),
         &platform::name(platform::ERASURE),
         payload,
-        &|| erasure_worker::scheduled(&sweep, &refresh),
+        &|| erasure_worker::scheduled(&sweep, &refresh, &subscriptions),
     )
     .await
     .unwrap();
@@ -257,7 +258,9 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
         answer,
         serde_json::json!({
             "more_work": false,
-            "tokens": {"checked": 0, "refreshed": 0, "failed": 0, "removed": 0}
+            "tokens": {"checked": 0, "refreshed": 0, "failed": 0, "removed": 0},
+            // The sample's number was connected now: its first check is a day away.
+            "subscriptions": {"checked": 0, "resubscribed": 0, "failed": 0, "removed": 0}
         })
     );
 
