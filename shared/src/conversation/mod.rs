@@ -23,6 +23,7 @@
 
 mod customers;
 pub mod erased;
+pub mod handover;
 mod job_target;
 mod messages;
 mod model;

@@ -79,6 +79,36 @@ struct IgSubscription {
 }
 
 impl GraphClient {
+    /// Handover Protocol: takes control of the conversation with `recipient` (an IGSID)
+    /// back from the app holding it. `owner` is `me` (Instagram Login, on
+    /// graph.instagram.com) or the Page id (on graph.facebook.com): `POST /{version}/{owner}/
+    /// take_thread_control` with `{"recipient": {"id"}, "metadata"}` answers `{"success":
+    /// true}` ("Page Take Thread Control" reference; Instagram "Conversation Control APIs").
+    pub async fn take_thread_control(
+        &self,
+        owner: &str,
+        recipient: &str,
+        metadata: &str,
+        token: &Secret,
+    ) -> Result<(), GraphError> {
+        #[derive(Deserialize)]
+        struct Success {
+            #[serde(default)]
+            success: bool,
+        }
+        let body = serde_json::json!({"recipient": {"id": recipient}, "metadata": metadata});
+        let answer: Success = self
+            .post_json(&format!("{owner}/take_thread_control"), &body, token)
+            .await?;
+        if answer.success {
+            Ok(())
+        } else {
+            Err(GraphError::Protocol(
+                "taking thread control was not confirmed".into(),
+            ))
+        }
+    }
+
     /// Whether `app` is among the apps subscribed to `waba`'s webhooks.
     pub async fn waba_subscribes(
         &self,

@@ -1,6 +1,8 @@
 //! The inbound worker's part of account and number events (decision 0051): the status is
 //! recorded on the channel (the console shows it, the send path obeys it), and when a ban or
-//! restriction starts or ends the tenant's owners and admins get an email.
+//! restriction starts or ends the tenant's owners and admins get an email. And of the
+//! Instagram Handover Protocol: who holds a conversation is recorded, and each change is a
+//! note in the Bitrix24 chat.
 
 use std::sync::Arc;
 
@@ -113,4 +115,63 @@ async fn alert(
             tracing::warn!(%tenant, error = %e, "account alert not delivered");
         }
     }
+}
+
+/// Records a handover of the customer's conversation; the note for the chat when who
+/// answers changed (Meta's agent or another app, or the operators again).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn handover(
+    store: &Arc<dyn TableStore>,
+    conversations: &crate::conversation::Conversations,
+    job: &super::InboundJob,
+    customer: &crate::meta::CustomerRef,
+    action: &str,
+    new_owner: Option<&str>,
+    app_ids: &[String],
+    (at, retention): (i64, u32),
+) -> Result<Option<crate::conversation::NewMessage>, super::worker::InboundError> {
+    use crate::conversation::handover::{Handovers, ThreadOwner};
+    use crate::conversation::{Direction, NewMessage, Origin};
+    if action == "request" {
+        // Another app asks for the conversation; nothing changes until it is passed.
+        tracing::info!("thread control requested by another app");
+        return Ok(None);
+    }
+    let account = &job.event.account;
+    let conversation = conversations
+        .record_customer(account, customer, None, retention)
+        .await?;
+    let ours = new_owner.is_some_and(|a| app_ids.iter().any(|ours| ours == a));
+    let owner = ThreadOwner {
+        app_id: new_owner.map(str::to_owned),
+        ours,
+        since: at,
+    };
+    let changed = Handovers::new(job.tenant_id.clone(), store.clone())
+        .record(&conversation, &owner)
+        .await?;
+    tracing::info!(action, ours, changed, "conversation control changed");
+    if !changed {
+        return Ok(None);
+    }
+    let text = if ours {
+        "[The operators answer this conversation again]".to_owned()
+    } else {
+        "[Meta's AI agent (or another app) now answers this conversation; its replies appear \
+         here marked as sent by the business. Replying here takes the conversation back]"
+            .to_owned()
+    };
+    Ok(Some(NewMessage::from_provider(
+        &job.event.provider_event_id,
+        Direction::Inbound,
+        Origin::Customer,
+        crate::meta::Content::System {
+            body: Some(text),
+            system_type: Some("handover".into()),
+            new_phone: None,
+            new_user_id: None,
+        },
+        at,
+        None,
+    )))
 }

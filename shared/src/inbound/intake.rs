@@ -427,6 +427,10 @@ fn too_large(mut event: InboundEvent) -> InboundEvent {
         EventKind::AccountError { errors } => *errors = vec![note_error()],
         // Small by construction (codes and names Meta chose).
         EventKind::AccountUpdate { .. } => {}
+        EventKind::Handover { customer, .. } => {
+            customer.name = None;
+            customer.username = None;
+        }
         EventKind::Reaction { customer, .. }
         | EventKind::Deleted { customer, .. }
         | EventKind::Read { customer, .. } => {

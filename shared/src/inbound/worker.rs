@@ -66,6 +66,8 @@ pub struct InboundWorker {
     metrics: Metrics,
     /// Alerts owners of a Meta ban or restriction (decision 0051); none: the console tells.
     mailer: Option<Arc<dyn crate::accounts::Mailer>>,
+    /// Our Meta app ids: a conversation passed to one of them is the operators' again.
+    app_ids: Vec<String>,
 }
 
 impl InboundWorker {
@@ -87,7 +89,14 @@ impl InboundWorker {
             sync: platform::name(platform::SYNC),
             metrics: Metrics::off(),
             mailer: None,
+            app_ids: Vec::new(),
         }
+    }
+
+    /// Our Meta app ids (the Meta app, the Instagram app), for the Handover Protocol.
+    pub fn with_app_ids(mut self, app_ids: Vec<String>) -> Self {
+        self.app_ids = app_ids;
+        self
     }
 
     /// Emails owners and admins when Meta bans or restricts a number, or lifts it.
@@ -431,6 +440,37 @@ impl InboundWorker {
                 )
                 .await?;
                 Ok(())
+            }
+            EventKind::Handover {
+                customer,
+                action,
+                new_owner_app_id,
+                ..
+            } => {
+                let Some(note) = super::account::handover(
+                    &self.store,
+                    &conversations,
+                    job,
+                    customer,
+                    action,
+                    new_owner_app_id.as_deref(),
+                    &self.app_ids,
+                    (at, retention),
+                )
+                .await?
+                else {
+                    return Ok(());
+                };
+                self.store_and_push(
+                    job,
+                    &conversations,
+                    customer,
+                    None,
+                    note,
+                    (retention, received_ms),
+                    false,
+                )
+                .await
             }
             EventKind::AccountError { errors } => {
                 let codes: Vec<String> = errors

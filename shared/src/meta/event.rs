@@ -40,6 +40,7 @@ impl InboundEvent {
             | EventKind::Deleted { customer, .. }
             | EventKind::Reaction { customer, .. }
             | EventKind::Read { customer, .. }
+            | EventKind::Handover { customer, .. }
             | EventKind::Postback { customer, .. } => Some(customer),
             EventKind::Status { recipient, .. } => recipient.as_ref(),
             EventKind::AccountError { .. } | EventKind::AccountUpdate { .. } => None,
@@ -59,7 +60,9 @@ impl InboundEvent {
             EventKind::Read { message_id, .. } | EventKind::Postback { message_id, .. } => {
                 message_id.as_ref().map(|m| m.as_str())
             }
-            EventKind::AccountError { .. } | EventKind::AccountUpdate { .. } => None,
+            EventKind::AccountError { .. }
+            | EventKind::AccountUpdate { .. }
+            | EventKind::Handover { .. } => None,
         }
     }
 }
@@ -292,6 +295,16 @@ pub enum EventKind {
     AccountUpdate {
         update: super::account::AccountUpdate,
     },
+    /// Instagram Handover Protocol: the conversation's control changed (`pass`, `take`,
+    /// `request`), for instance to or from Meta's agent.
+    Handover {
+        customer: CustomerRef,
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_owner_app_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_owner_app_id: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -308,6 +321,7 @@ impl EventKind {
             EventKind::Postback { .. } => "postback",
             EventKind::AccountError { .. } => "account_error",
             EventKind::AccountUpdate { .. } => "account_update",
+            EventKind::Handover { .. } => "handover",
         }
     }
 }

@@ -33,6 +33,7 @@ mod acknowledge;
 mod config;
 pub mod files;
 mod format;
+mod handover;
 pub mod intake;
 pub mod job;
 pub mod plan;

@@ -408,6 +408,22 @@ impl OutboundWorker {
             instagram_sender,
             coexistence,
         };
+        // Meta's agent (or another app) holds the Instagram conversation: take it back
+        // before the operator's reply (decision 0051).
+        if matches!(account, AccountRef::Instagram(_))
+            && matches!(message.origin, Origin::Operator | Origin::Api)
+            && sent_parts.iter().all(Option::is_none)
+        {
+            super::handover::take_back(
+                &self.store,
+                &self.clients,
+                meta,
+                &job.tenant_id,
+                &cx.instagram_sender,
+                &cx.token,
+            )
+            .await?;
+        }
         // The operator answered: the customer sees their messages read and the business
         // typing, before the reply's first part (again if that part is retried, which only
         // refreshes the typing bubble; not once a part went out).

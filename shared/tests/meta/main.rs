@@ -79,6 +79,8 @@ const EXPECTATIONS: &[(&str, Check)] = &[
     ("whatsapp-phone-number-name.json", wa_number_name),
     ("whatsapp-business-capability.json", wa_business_capability),
     ("instagram-text.json", ig_text),
+    ("instagram-standby.json", ig_standby),
+    ("instagram-handover.json", ig_handover),
     ("instagram-image.json", ig_image),
     ("instagram-attachments.json", ig_attachments),
     ("instagram-sticker.json", ig_sticker),
@@ -333,6 +335,7 @@ fn kinds(b: &WebhookBatch) -> Vec<&'static str> {
             EventKind::Postback { .. } => "postback",
             EventKind::AccountError { .. } => "account_error",
             EventKind::AccountUpdate { .. } => "account_update",
+            EventKind::Handover { .. } => "handover",
         })
         .collect()
 }
@@ -1034,6 +1037,49 @@ fn one_event_with_ignored(b: &WebhookBatch) -> &InboundEvent {
 
 // ---------------------------------------------------------------------------------------
 // Instagram
+
+/// Standby (Handover Protocol): the customer's message and Meta's agent's reply, relayed
+/// like any messaging item.
+fn ig_standby(b: &WebhookBatch) {
+    assert_eq!(kinds(b), ["message", "echo"]);
+    assert!(b.ignored.is_empty(), "{:?}", b.ignored);
+    match &b.events[1].kind {
+        EventKind::BusinessEcho {
+            app_id, content, ..
+        } => {
+            assert_eq!(app_id.as_deref(), Some("1217981644879628"));
+            assert_eq!(text(content), "Yes, we deliver every day from 9 to 21.");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        text(incoming(&b.events[0]).content),
+        "Do you deliver on Sundays?"
+    );
+}
+
+fn ig_handover(b: &WebhookBatch) {
+    assert_eq!(kinds(b), ["handover"]);
+    let ev = &b.events[0];
+    assert_eq!(
+        ev.provider_event_id,
+        format!("ig:handover:{IGSID}:pass:1767261601123")
+    );
+    match &ev.kind {
+        EventKind::Handover {
+            customer,
+            action,
+            new_owner_app_id,
+            previous_owner_app_id,
+        } => {
+            assert_eq!(customer.id.as_str(), IGSID);
+            assert_eq!(action, "pass");
+            assert_eq!(new_owner_app_id.as_deref(), Some("1217981644879628"));
+            assert_eq!(previous_owner_app_id.as_deref(), Some("670843887433847"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
 
 fn ig_text(b: &WebhookBatch) {
     let m = ig_single(b);

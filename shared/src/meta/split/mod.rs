@@ -24,7 +24,6 @@
 //!   BSUID nor phone (WhatsApp), or no valid IGSID (Instagram);
 //! - `whatsapp:malformed_<entry|change|message|echo|status>`, `instagram:malformed_<…>`:
 //!   unreadable, or without a valid message id;
-//! - `instagram:standby`: events of conversations another app controls (handover);
 //! - `instagram:field:<field>`: `changes[]` items (comments, mentions…);
 //! - `instagram:missing_account`: no valid account id in `entry[].id` nor on the business side;
 //! - `instagram:read_by_business`: the business read a customer's message;
@@ -425,9 +424,10 @@ pub(super) struct Entry<'a> {
     changes: Vec<Item<'a, wa::Change<'a>>>,
     #[serde(default, borrow, deserialize_with = "lenient::events")]
     messaging: Vec<Item<'a, ig::Messaging<'a>>>,
-    /// Events for conversations another app controls (handover protocol): counted only.
-    #[serde(default, deserialize_with = "lenient::count")]
-    standby: u32,
+    /// Events of conversations another app controls (Handover Protocol: Meta's agent or
+    /// another app answers): the same items as `messaging`, relayed like them.
+    #[serde(default, borrow, deserialize_with = "lenient::events")]
+    standby: Vec<Item<'a, ig::Messaging<'a>>>,
 }
 
 fn split_object(
