@@ -8,6 +8,9 @@
 //! - `GET /{version}/me/subscribed_apps` with an Instagram token: `{"data":
 //!   [{"subscribed_fields": [...]}]}` with the fields of the account's last `POST` (none after
 //!   [`FakeGraph::drop_instagram_subscription`]), else `{"data": []}`.
+//! - Handover Protocol: `POST /{version}/{me-or-page-id}/take_thread_control` with
+//!   `{"recipient": {"id"}, "metadata"}` and an Instagram (or Page) token: `{"success": true}`;
+//!   without a recipient `400` code 100. The request is kept in the calls log.
 
 use std::collections::HashMap;
 
@@ -78,6 +81,25 @@ pub(super) fn route(s: &mut State, r: &ReadRequest<'_>, segments: &[&str]) -> Op
                 ),
                 _ => json_answer(200, &json!({"data": []})),
             }
+        }
+        ("POST", [v, _owner, "take_thread_control"]) if is_version(v) => {
+            if !r
+                .bearer
+                .is_some_and(|b| s.instagram_tokens.contains_key(b) || s.tokens.contains_key(b))
+            {
+                return Some(invalid_token());
+            }
+            let body: serde_json::Value = serde_json::from_slice(r.body).unwrap_or_default();
+            if body["recipient"]["id"].as_str().is_none() {
+                return Some(super::meta_error(
+                    400,
+                    100,
+                    None,
+                    "OAuthException",
+                    "(#100) The parameter recipient is required",
+                ));
+            }
+            json_answer(200, &json!({"success": true}))
         }
         ("GET", [v, waba, "subscribed_apps"]) if is_version(v) => {
             let granted = r

@@ -19,6 +19,7 @@ mod disconnect;
 mod erasure;
 mod erasure_wins;
 mod export;
+mod handover;
 mod iam_coverage;
 mod inbound_queue_privacy;
 mod inbound_relay;
