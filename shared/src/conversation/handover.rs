@@ -72,6 +72,6 @@ impl Handovers {
         }
         self.store.put(Table::Data, item, None).await?;
         // Without a record, operators answered.
-        Ok(before.map_or(true, |b| b.ours) != owner.ours)
+        Ok(before.is_none_or(|b| b.ours) != owner.ours)
     }
 }
