@@ -67,6 +67,7 @@ mod profiles;
 mod sdk;
 mod sender_actions;
 mod templates;
+mod subscriptions;
 pub use onboarding::{OnboardingLog, CODE_SECS, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
 pub use profiles::FakeProfile;
@@ -199,6 +200,8 @@ struct State {
     onboarding: onboarding::Onboarding,
     /// The JavaScript SDK and the sign-up window (sdk.rs).
     sdk: sdk::Sdk,
+    /// Webhook subscriptions Meta dropped (subscriptions.rs).
+    dropped_subscriptions: subscriptions::Dropped,
     calls: Vec<GraphCall>,
     sent: Vec<SentMessage>,
     actions: Vec<SenderAction>,
@@ -554,6 +557,9 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
         return answer;
     }
     if let Some(answer) = onboarding::route(s, r, &segments) {
+        return answer;
+    }
+    if let Some(answer) = subscriptions::route(s, r, &segments) {
         return answer;
     }
     if method == "POST" {

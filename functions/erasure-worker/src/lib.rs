@@ -3,7 +3,8 @@
 //! Instagram Login tokens that are due (decision 0040: the account-maintenance schedule; its
 //! role already reads the channels, their keys and sends account email), then the email of a
 //! changed privacy policy to the users not mailed it yet (decision 0047), then the re-read of
-//! the WhatsApp Business Accounts' message templates that are due (decision 0050).
+//! the WhatsApp Business Accounts' message templates that are due (decision 0050), then the
+//! check of the webhook subscriptions that are due (decision 0051: same reads, and Meta).
 
 use wappline::accounts::policy::PolicyMailing;
 
@@ -11,6 +12,7 @@ use wappline::app::runtime::Error;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::onboarding::refresh::TokenRefresh;
 use wappline::templates::sync::TemplateSync;
+use wappline::onboarding::subscriptions::SubscriptionCheck;
 
 /// Items deleted per scheduled invocation (well inside the function's timeout).
 pub const SWEEP_BUDGET: usize = 5_000;
@@ -21,6 +23,8 @@ pub const POLICY_MAIL_BUDGET: usize = 500;
 /// Business accounts whose templates are re-read per scheduled invocation (a few pages of
 /// `message_templates` each).
 pub const TEMPLATE_BUDGET: usize = 100;
+/// Webhook subscriptions checked per scheduled invocation (one or two calls to Meta each).
+pub const SUBSCRIPTION_BUDGET: usize = 200;
 
 /// One scheduled run; whether more work is left is the invocation's answer.
 pub async fn scheduled(
@@ -28,6 +32,7 @@ pub async fn scheduled(
     refresh: &TokenRefresh,
     policy: &PolicyMailing,
     templates: &TemplateSync,
+    subscriptions: &SubscriptionCheck,
 ) -> Result<serde_json::Value, Error> {
     let report = sweep.run_due(SWEEP_BUDGET).await?;
     tracing::info!(
@@ -55,10 +60,20 @@ pub async fn scheduled(
         removed = synced.removed,
         "message templates"
     );
+    let subs = subscriptions
+        .run_due(wappline::clock::now_secs(), SUBSCRIPTION_BUDGET)
+        .await?;
+    tracing::info!(
+        checked = subs.checked,
+        resubscribed = subs.resubscribed,
+        failed = subs.failed,
+        "webhook subscription check"
+    );
     Ok(serde_json::json!({
         "more_work": report.more_work || policy.more_work,
         "tokens": tokens,
         "policy_mailed": policy.mailed,
         "templates": synced,
+        "subscriptions": subs,
     }))
 }

@@ -166,6 +166,21 @@ pub fn platform(
             })
         }),
     });
+    // The check of webhook subscriptions (in AWS, the erasure worker's schedule too).
+    let subscription_check = services.subscription_check()?;
+    schedules.push(Schedule {
+        name: "subscription-check",
+        every,
+        run: Arc::new(move || {
+            let subscription_check = subscription_check.clone();
+            Box::pin(async move {
+                let report = subscription_check
+                    .run_due(wappline::clock::now_secs(), BUDGET_ITEMS)
+                    .await;
+                report.map(|_| ()).map_err(|e| e.to_string())
+            })
+        }),
+    });
     // The sync worker's schedule, when CRM sync is configured (the Bitrix24 application).
     match services.portal_probe() {
         Ok(probe) => schedules.push(Schedule {

@@ -402,7 +402,16 @@ impl Services {
             self.platform.tenants.clone(),
             self.queue.clone(),
         )
-        .with_metrics(self.metrics.clone()))
+        .with_metrics(self.metrics.clone())
+        .with_mailer(self.mailer.clone())
+        .with_app_ids(
+            self.settings
+                .meta_app_id
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .chain(self.settings.onboarding.instagram_app_id.clone())
+                .collect(),
+        ))
     }
 
     /// Signed links to the media proxy, with the hosts it may fetch from.

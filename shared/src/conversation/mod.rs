@@ -25,6 +25,7 @@
 mod customers;
 pub mod erased;
 mod identity;
+pub mod handover;
 mod job_target;
 mod messages;
 mod model;

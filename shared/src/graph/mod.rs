@@ -33,6 +33,7 @@ mod ownership;
 mod revoke;
 mod sender_actions;
 mod templates;
+pub mod subscriptions;
 mod upload;
 pub mod versions;
 mod whatsapp;
@@ -47,7 +48,7 @@ pub use instagram::{
     InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramSent,
     InstagramTiming, InstagramUserProfile, INSTAGRAM_TEXT_MAX_BYTES,
 };
-pub use onboarding::{IssuedToken, INSTAGRAM_MESSAGING_FIELDS};
+pub use onboarding::IssuedToken;
 pub use ownership::{
     BusinessPhoneNumber, GranularScope, InstagramMe, TokenError, TokenInfo, MAX_PHONE_PAGES,
     WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,

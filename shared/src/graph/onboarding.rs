@@ -38,10 +38,6 @@ use super::{GraphClient, GraphError};
 use crate::ids::{MetaAppId, PhoneNumberId, WabaId};
 use crate::secret::Secret;
 
-/// The Instagram webhook fields a messaging integration subscribes to.
-pub const INSTAGRAM_MESSAGING_FIELDS: &str =
-    "messages,messaging_postbacks,messaging_seen,message_reactions";
-
 /// A token an exchange answered. `Debug` never shows it.
 pub struct IssuedToken {
     pub access_token: Secret,

@@ -212,6 +212,14 @@ impl WebhookIntake {
                 "webhook items unreadable; relayed as unsupported"
             );
         }
+        // Account events arrive on the WABA: one event per connected number it concerns.
+        for waba_update in std::mem::take(&mut batch.account_updates) {
+            batch.events.extend(
+                self.account_events(waba_update)
+                    .await
+                    .map_err(|e| IntakeError::Unavailable(format!("routing: {e}")))?,
+            );
+        }
         batch.clamp_timestamps(now_unix_seconds());
 
         let mut owners: HashMap<AccountRef, Option<TenantId>> = HashMap::new();
@@ -318,6 +326,43 @@ impl WebhookIntake {
     }
 }
 
+impl WebhookIntake {
+    /// The events of one account update: one per connected number of its WABA that it
+    /// concerns (decision 0051), keyed by the WABA, the update and its time so a redelivery
+    /// dedupes.
+    async fn account_events(
+        &self,
+        w: crate::meta::account::WabaUpdate,
+    ) -> Result<Vec<InboundEvent>, crate::tenant::TenantError> {
+        use sha2::{Digest, Sha256};
+        let numbers = self
+            .tenants
+            .waba_numbers(&w.waba, w.number.as_deref())
+            .await?;
+        if numbers.is_empty() {
+            tracing::info!(
+                update = w.update.label(),
+                "account event for a WABA without connected numbers; dropped"
+            );
+        }
+        let digest =
+            Sha256::digest(serde_json::to_vec(&(&w.update, w.time)).expect("an update serialises"));
+        let key = format!("wa:account:{}:{}", w.waba, hex::encode(&digest[..16]));
+        Ok(numbers
+            .into_iter()
+            .map(|n| InboundEvent {
+                schema: crate::meta::EVENT_SCHEMA_VERSION,
+                account: AccountRef::WhatsApp(n.number),
+                provider_event_id: key.clone(),
+                timestamp: w.time,
+                kind: EventKind::AccountUpdate {
+                    update: w.update.clone(),
+                },
+            })
+            .collect())
+    }
+}
+
 fn now_unix_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -388,6 +433,12 @@ fn too_large(mut event: InboundEvent) -> InboundEvent {
             }
         }
         EventKind::AccountError { errors } => *errors = vec![note_error()],
+        // Small by construction (codes and names Meta chose).
+        EventKind::AccountUpdate { .. } => {}
+        EventKind::Handover { customer, .. } => {
+            customer.name = None;
+            customer.username = None;
+        }
         EventKind::Reaction { customer, .. }
         | EventKind::Deleted { customer, .. }
         | EventKind::Read { customer, .. } => {

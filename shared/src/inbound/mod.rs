@@ -3,6 +3,7 @@
 //! envelope on `inbound.fifo` ([`job`]), and each job is opened, stored, deduplicated and
 //! handed to CRM sync ([`worker`], run by the inbound-worker function).
 
+mod account;
 pub mod intake;
 pub mod job;
 pub mod worker;

@@ -65,6 +65,10 @@ pub struct InboundWorker {
     usage: Usage,
     erased: ErasedSubjects,
     metrics: Metrics,
+    /// Alerts owners of a Meta ban or restriction (decision 0051); none: the console tells.
+    mailer: Option<Arc<dyn crate::accounts::Mailer>>,
+    /// Our Meta app ids: a conversation passed to one of them is the operators' again.
+    app_ids: Vec<String>,
 }
 
 impl InboundWorker {
@@ -85,7 +89,21 @@ impl InboundWorker {
             inbound: platform::name(platform::INBOUND),
             sync: platform::name(platform::SYNC),
             metrics: Metrics::off(),
+            mailer: None,
+            app_ids: Vec::new(),
         }
+    }
+
+    /// Our Meta app ids (the Meta app, the Instagram app), for the Handover Protocol.
+    pub fn with_app_ids(mut self, app_ids: Vec<String>) -> Self {
+        self.app_ids = app_ids;
+        self
+    }
+
+    /// Emails owners and admins when Meta bans or restricts a number, or lifts it.
+    pub fn with_mailer(mut self, mailer: Option<Arc<dyn crate::accounts::Mailer>>) -> Self {
+        self.mailer = mailer;
+        self
     }
 
     /// Counts suppressed duplicates in `metrics` (decision 0038).
@@ -421,6 +439,55 @@ impl InboundWorker {
             } => {
                 tracing::debug!("watermark-only read receipt ignored");
                 Ok(())
+            }
+            EventKind::AccountUpdate { update } => {
+                let crate::meta::AccountRef::WhatsApp(number) = account else {
+                    return Ok(());
+                };
+                let Some(scope) = self.tenants.scope(&job.tenant_id).await? else {
+                    return Ok(());
+                };
+                super::account::record(
+                    &scope,
+                    &self.store,
+                    self.mailer.as_ref(),
+                    number,
+                    update,
+                    at,
+                )
+                .await?;
+                Ok(())
+            }
+            EventKind::Handover {
+                customer,
+                action,
+                new_owner_app_id,
+                ..
+            } => {
+                let Some(note) = super::account::handover(
+                    &self.store,
+                    &conversations,
+                    job,
+                    customer,
+                    action,
+                    new_owner_app_id.as_deref(),
+                    &self.app_ids,
+                    (at, retention),
+                )
+                .await?
+                else {
+                    return Ok(());
+                };
+                self.store_and_push(
+                    job,
+                    &conversations,
+                    customer,
+                    None,
+                    note,
+                    (retention, received_ms),
+                    false,
+                )
+                .await
             }
             EventKind::AccountError { errors } => {
                 let codes: Vec<String> = errors

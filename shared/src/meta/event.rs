@@ -40,9 +40,10 @@ impl InboundEvent {
             | EventKind::Deleted { customer, .. }
             | EventKind::Reaction { customer, .. }
             | EventKind::Read { customer, .. }
+            | EventKind::Handover { customer, .. }
             | EventKind::Postback { customer, .. } => Some(customer),
             EventKind::Status { recipient, .. } => recipient.as_ref(),
-            EventKind::AccountError { .. } => None,
+            EventKind::AccountError { .. } | EventKind::AccountUpdate { .. } => None,
         }
     }
 
@@ -59,7 +60,9 @@ impl InboundEvent {
             EventKind::Read { message_id, .. } | EventKind::Postback { message_id, .. } => {
                 message_id.as_ref().map(|m| m.as_str())
             }
-            EventKind::AccountError { .. } => None,
+            EventKind::AccountError { .. }
+            | EventKind::AccountUpdate { .. }
+            | EventKind::Handover { .. } => None,
         }
     }
 }
@@ -287,6 +290,21 @@ pub enum EventKind {
     },
     /// Errors about the WhatsApp account or app (`value.errors`), not about one message.
     AccountError { errors: Vec<MetaError> },
+    /// A WhatsApp account or number event (restriction, ban, quality, name, limits), routed
+    /// to this number by the intake from its WABA.
+    AccountUpdate {
+        update: super::account::AccountUpdate,
+    },
+    /// Instagram Handover Protocol: the conversation's control changed (`pass`, `take`,
+    /// `request`), for instance to or from Meta's agent.
+    Handover {
+        customer: CustomerRef,
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_owner_app_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_owner_app_id: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -302,6 +320,8 @@ impl EventKind {
             EventKind::Read { .. } => "read",
             EventKind::Postback { .. } => "postback",
             EventKind::AccountError { .. } => "account_error",
+            EventKind::AccountUpdate { .. } => "account_update",
+            EventKind::Handover { .. } => "handover",
         }
     }
 }

@@ -29,6 +29,11 @@ pub struct Messaging<'a> {
     pub reaction: Option<Reaction<'a>>,
     pub read: Option<Read<'a>>,
     pub postback: Option<Postback<'a>>,
+    /// Handover Protocol (`messaging_handover`): control passed to, taken by, or requested
+    /// by an app (Meta's agent among them).
+    pub pass_thread_control: Option<ThreadControl<'a>>,
+    pub take_thread_control: Option<ThreadControl<'a>>,
+    pub request_thread_control: Option<ThreadControl<'a>>,
     /// The first key (in byte order) other than `sender`, `recipient` and `timestamp`:
     /// what an item of a kind we do not relay is counted under.
     pub other: Option<Cow<'a, str>>,
@@ -89,7 +94,7 @@ impl<'de> Deserialize<'de> for Messaging<'de> {
                     Ok(())
                 }
                 let mut m = Messaging::default();
-                let mut seen = [false; 8];
+                let mut seen = [false; 11];
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     if !matches!(&*key, "sender" | "recipient" | "timestamp")
                         && m.other.as_deref().is_none_or(|o| *key < *o)
@@ -112,6 +117,24 @@ impl<'de> Deserialize<'de> for Messaging<'de> {
                         "reaction" => once(&mut m.reaction, &mut seen[5], "reaction", &mut map)?,
                         "read" => once(&mut m.read, &mut seen[6], "read", &mut map)?,
                         "postback" => once(&mut m.postback, &mut seen[7], "postback", &mut map)?,
+                        "pass_thread_control" => once(
+                            &mut m.pass_thread_control,
+                            &mut seen[8],
+                            "pass_thread_control",
+                            &mut map,
+                        )?,
+                        "take_thread_control" => once(
+                            &mut m.take_thread_control,
+                            &mut seen[9],
+                            "take_thread_control",
+                            &mut map,
+                        )?,
+                        "request_thread_control" => once(
+                            &mut m.request_thread_control,
+                            &mut seen[10],
+                            "request_thread_control",
+                            &mut map,
+                        )?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -278,4 +301,33 @@ pub struct Postback<'a> {
     pub title: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub payload: Option<Cow<'a, str>>,
+}
+
+/// `pass_thread_control` / `take_thread_control` / `request_thread_control` of a
+/// `messaging_handovers` item (Messenger Platform "messaging_handovers Webhook Event
+/// Reference", which Instagram's conversation routing shares): the apps' ids, and the
+/// metadata the app that acted passed along.
+#[derive(Debug, Default, Deserialize)]
+pub struct ThreadControl<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub previous_owner_app_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub new_owner_app_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub requested_owner_app_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub metadata: Option<Cow<'a, str>>,
+}
+
+impl Messaging<'_> {
+    /// The handover action of the item (`pass`, `take`, `request`) with its details.
+    pub fn thread_control(&self) -> Option<(&'static str, &ThreadControl<'_>)> {
+        if let Some(c) = &self.pass_thread_control {
+            return Some(("pass", c));
+        }
+        if let Some(c) = &self.take_thread_control {
+            return Some(("take", c));
+        }
+        self.request_thread_control.as_ref().map(|c| ("request", c))
+    }
 }

@@ -155,16 +155,6 @@ where
     })
 }
 
-/// The number of elements of an array of events that are only counted (Instagram
-/// `standby`), without reading them; anything else counts 0.
-pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    Ok(d.deserialize_any(ItemsVisitor::<IgnoredAny> {
-        events: true,
-        marker: std::marker::PhantomData,
-    })?
-    .len() as u32)
-}
-
 struct ItemsVisitor<T> {
     events: bool,
     marker: std::marker::PhantomData<T>,

@@ -242,8 +242,10 @@ fn unknown_message_types_and_fields() {
         other => panic!("{other:?}"),
     }
     assert_eq!(b.ignored.get("whatsapp:field:history"), 1);
-    assert_eq!(b.ignored.get("whatsapp:field:account_update"), 1);
     assert_eq!(b.ignored.get("whatsapp:field:none"), 1);
+    // An account event is not ignored: it is the intake's to route from the WABA.
+    assert_eq!(b.ignored.get("whatsapp:field:account_update"), 0);
+    assert_eq!(b.account_updates.len(), 1);
 }
 
 #[test]
@@ -376,17 +378,17 @@ fn instagram_other_items_are_counted() {
                      "message": {"mid": "mid.s", "text": "s"}}],
         "changes": [{"field": "comments", "value": {"id": "1"}}]}]});
     let b = split(&body);
-    // The message whose text is junk is kept as unsupported rather than lost.
-    assert_eq!(ids(&b), ["ig:msg:mid.bad"]);
+    // The message whose text is junk is kept as unsupported rather than lost; the standby
+    // message (another app holds the conversation) is relayed too.
+    assert_eq!(ids(&b), ["ig:msg:mid.bad", "ig:msg:mid.s"]);
     assert_eq!(b.ignored.get("instagram:referral"), 1);
     assert_eq!(b.ignored.get("instagram:malformed_message"), 1);
     assert_eq!(b.ignored.get("instagram:unidentified_customer"), 1);
-    assert_eq!(b.ignored.get("instagram:standby"), 1);
     assert_eq!(b.ignored.get("instagram:field:comments"), 1);
-    assert_eq!(b.ignored.total(), 5);
+    assert_eq!(b.ignored.total(), 4);
     // Safe to log as structured data: reasons and counts only.
     let logged = serde_json::to_value(&b.ignored).unwrap();
-    assert_eq!(logged["instagram:standby"], 1);
+    assert_eq!(logged["instagram:referral"], 1);
 }
 
 #[test]

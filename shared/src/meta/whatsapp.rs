@@ -45,6 +45,68 @@ pub struct ChangeValue<'a> {
     /// Errors about the account or app rather than one message.
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub errors: Vec<Item<'a, ErrorObject<'a>>>,
+    // Account and number events (`super::account`): `account_update`,
+    // `phone_number_quality_update`, `phone_number_name_update`, `business_capability_update`.
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub event: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub display_phone_number: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub phone_number: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub restriction_info: Vec<Item<'a, RestrictionInfo<'a>>>,
+    #[serde(default, borrow)]
+    pub ban_info: Option<BanInfo<'a>>,
+    #[serde(default, borrow)]
+    pub violation_info: Option<ViolationInfo<'a>>,
+    #[serde(default, borrow)]
+    pub waba_info: Option<WabaInfo<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub old_limit: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub max_daily_conversations_per_business: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub max_phone_numbers_per_business: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub max_phone_numbers_per_waba: Option<i64>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub decision: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub requested_verified_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub rejection_reason: Option<Cow<'a, str>>,
+}
+
+/// `account_update` `restriction_info[]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RestrictionInfo<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub restriction_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub expiration: Option<Cow<'a, str>>,
+}
+
+/// `account_update` `ban_info`.
+#[derive(Debug, Default, Deserialize)]
+pub struct BanInfo<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub waba_ban_state: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub waba_ban_date: Option<Cow<'a, str>>,
+}
+
+/// `account_update` `violation_info`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ViolationInfo<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub violation_type: Option<Cow<'a, str>>,
+}
+
+/// `account_update` `waba_info` (partner events).
+#[derive(Debug, Default, Deserialize)]
+pub struct WabaInfo<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub partner_app_id: Option<Cow<'a, str>>,
 }
 
 /// `value.messages[]` (a message from a WhatsApp user), `value.message_echoes[]`

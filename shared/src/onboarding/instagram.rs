@@ -27,7 +27,8 @@ use super::refresh::TokenRefresh;
 use super::report::{self, Connected, Failure, FailureKind, Step};
 use super::{audit, claim_failure, proof_failure, roll_back, VIA_INSTAGRAM_LOGIN};
 use crate::audit::{AuditAction, AuditLog};
-use crate::graph::{GraphClient, GraphError, INSTAGRAM_MESSAGING_FIELDS};
+use crate::graph::subscriptions::instagram_fields;
+use crate::graph::{GraphClient, GraphError};
 use crate::ids::{InstagramAccountId, TenantId};
 use crate::ownership::OwnershipProof;
 use crate::revocation::Revocations;
@@ -405,7 +406,7 @@ impl InstagramLogin {
         // 5. The account's messages come to us.
         if let Err(e) = self
             .graph
-            .instagram_subscribe(&long.access_token, INSTAGRAM_MESSAGING_FIELDS)
+            .instagram_subscribe(&long.access_token, &instagram_fields())
             .await
         {
             let (kind, message) = graph_step_error(&e, "subscribing the account's webhooks");

@@ -15,6 +15,7 @@
 pub mod instagram;
 pub mod refresh;
 pub mod report;
+pub mod subscriptions;
 pub mod whatsapp;
 
 pub use instagram::{

@@ -33,6 +33,7 @@ mod acknowledge;
 mod config;
 pub mod files;
 mod format;
+mod handover;
 pub mod intake;
 pub mod job;
 pub mod plan;
@@ -55,3 +56,20 @@ pub use intake::{
 pub use job::{OutboundJob, OUTBOUND_JOB_VERSION};
 pub use progress::key as progress_key;
 pub use worker::OutboundWorker;
+
+/// What stops sends on `channel` now, from the account status Meta reported (decision
+/// 0051): a ban or a restriction on replies stops every send, a restriction on
+/// business-initiated messages only templates.
+pub(crate) async fn blocked(
+    scope: &crate::tenant::TenantScope,
+    channel: &crate::tenant::ChannelRef,
+    template: bool,
+) -> Result<Option<crate::tenant::meta_account::SendBlock>, crate::tenant::TenantError> {
+    use crate::tenant::meta_account::SendBlock;
+    let Some(status) = scope.meta_account(channel).await? else {
+        return Ok(None);
+    };
+    Ok(status
+        .send_block(crate::clock::now_secs())
+        .filter(|b| template || !matches!(b, SendBlock::BusinessInitiated(_))))
+}

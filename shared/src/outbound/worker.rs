@@ -363,6 +363,12 @@ impl OutboundWorker {
             }
             Err(e) => return Err(e.into()),
         };
+        // A number Meta banned or restricted: stopped here with the reason, not sent to
+        // fail one by one; sends go again once the status is lifted (decision 0051).
+        if let Some(block) = super::blocked(scope, &channel_ref, message.template.is_some()).await?
+        {
+            return self.fail(job, conversations, block.reason()).await;
+        }
         let retention = scope
             .profile()
             .await?
@@ -416,6 +422,22 @@ impl OutboundWorker {
             coexistence,
             marketing: resolved.marketing,
         };
+        // Meta's agent (or another app) holds the Instagram conversation: take it back
+        // before the operator's reply (decision 0051).
+        if matches!(account, AccountRef::Instagram(_))
+            && matches!(message.origin, Origin::Operator | Origin::Api)
+            && sent_parts.iter().all(Option::is_none)
+        {
+            super::handover::take_back(
+                &self.store,
+                &self.clients,
+                meta,
+                &job.tenant_id,
+                &cx.instagram_sender,
+                &cx.token,
+            )
+            .await?;
+        }
         // The operator answered: the customer sees their messages read and the business
         // typing, before the reply's first part (again if that part is retried, which only
         // refreshes the typing bubble; not once a part went out).

@@ -17,6 +17,7 @@
 
 pub mod channel;
 pub mod lines;
+pub mod meta_account;
 mod scope;
 pub mod token_health;
 

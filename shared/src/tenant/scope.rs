@@ -213,6 +213,13 @@ impl TenantScope {
                 condition: None,
             });
         }
+        // The WABA index moves with the number too (decision 0051).
+        ops.extend(super::meta_account::index_on_connect(
+            &self.tenant,
+            channel,
+            &connection.details,
+            previous.as_ref(),
+        ));
         let result = self.store.transact_write(ops).await;
         match result {
             Ok(()) => {}
@@ -299,6 +306,11 @@ impl TenantScope {
                 condition: None,
             });
         }
+        ops.extend(super::meta_account::index_on_disconnect(
+            &self.tenant,
+            channel,
+            current.as_ref(),
+        ));
         let first_extra = ops.len();
         ops.extend(extra);
         let result = self.store.transact_write(ops).await;
@@ -402,13 +414,15 @@ fn describe(channel: &ChannelRef) -> String {
 
 fn summary_from_item(item: &Item) -> Option<ChannelSummary> {
     let channel = ChannelRef::from_channel_sk(item.get_s(crate::store::SK)?)?;
-    let details: BTreeMap<String, String> = match item.get("details") {
+    let mut details: BTreeMap<String, String> = match item.get("details") {
         Some(AttrValue::M(m)) => m
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), v.as_s()?.to_owned())))
             .collect(),
         _ => BTreeMap::new(),
     };
+    // What Meta last said of the number's account (decision 0051).
+    super::meta_account::status_details(item, &mut details, now_secs());
     let secrets_stored = match item.get("secrets") {
         Some(AttrValue::L(l)) => l
             .iter()

@@ -74,7 +74,16 @@ const EXPECTATIONS: &[(&str, Check)] = &[
     ("whatsapp-template-status-update.json", wa_template_update),
     ("whatsapp-template-category-update.json", wa_template_update),
     ("whatsapp-template-quality-update.json", wa_template_update),
+    ("whatsapp-account-restriction.json", wa_account_restriction),
+    ("whatsapp-account-disabled.json", wa_account_disabled),
+    ("whatsapp-account-reinstated.json", wa_account_reinstated),
+    ("whatsapp-account-partner-app.json", wa_account_partner_app),
+    ("whatsapp-phone-number-quality.json", wa_number_quality),
+    ("whatsapp-phone-number-name.json", wa_number_name),
+    ("whatsapp-business-capability.json", wa_business_capability),
     ("instagram-text.json", ig_text),
+    ("instagram-standby.json", ig_standby),
+    ("instagram-handover.json", ig_handover),
     ("instagram-image.json", ig_image),
     ("instagram-attachments.json", ig_attachments),
     ("instagram-sticker.json", ig_sticker),
@@ -329,6 +338,8 @@ fn kinds(b: &WebhookBatch) -> Vec<&'static str> {
             EventKind::Read { .. } => "read",
             EventKind::Postback { .. } => "postback",
             EventKind::AccountError { .. } => "account_error",
+            EventKind::AccountUpdate { .. } => "account_update",
+            EventKind::Handover { .. } => "handover",
         })
         .collect()
 }
@@ -915,8 +926,126 @@ fn wa_ignored_fields(b: &WebhookBatch) {
     assert_eq!(text(incoming(ev).content), "This one is relayed");
     assert_eq!(b.ignored.get("whatsapp:field:history"), 1);
     assert_eq!(b.ignored.get("whatsapp:field:user_preferences"), 1);
-    assert_eq!(b.ignored.get("whatsapp:field:account_update"), 1);
-    assert_eq!(b.ignored.total(), 3);
+    assert_eq!(b.ignored.total(), 2);
+    // The account event beside them is the intake's to route, to the number it names.
+    let [u] = &b.account_updates[..] else {
+        panic!("{:?}", b.account_updates)
+    };
+    assert_eq!(u.number.as_deref(), Some("15550783881"));
+    assert_eq!(
+        u.update,
+        account::AccountUpdate::Other {
+            event: "VERIFIED_ACCOUNT".into()
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// WhatsApp account and number events (on the WABA; routed by the intake)
+
+const WABA: &str = "102290129340398";
+
+/// The only account update of `b` (and no events): on the sample WABA, at [`TS`].
+fn one_update(b: &WebhookBatch) -> &account::WabaUpdate {
+    assert!(b.events.is_empty(), "{:?}", b.events);
+    assert!(b.ignored.is_empty(), "{:?}", b.ignored);
+    let [u] = &b.account_updates[..] else {
+        panic!("{:?}", b.account_updates)
+    };
+    assert_eq!(u.waba.as_str(), WABA);
+    u
+}
+
+fn wa_account_restriction(b: &WebhookBatch) {
+    let u = one_update(b);
+    assert_eq!(u.time, Some(TS));
+    assert_eq!(u.number, None, "the whole WABA");
+    let restriction = |kind: &str| account::Restriction {
+        restriction_type: kind.into(),
+        expiration: Some("2026-01-31T10:00:00+0000".into()),
+    };
+    assert_eq!(
+        u.update,
+        account::AccountUpdate::Restricted {
+            restrictions: vec![
+                restriction("RESTRICTED_BIZ_INITIATED_MESSAGING"),
+                restriction("RESTRICTED_CUSTOMER_INITIATED_MESSAGING"),
+            ]
+        }
+    );
+}
+
+fn wa_account_disabled(b: &WebhookBatch) {
+    assert!(b.events.is_empty());
+    let updates: Vec<_> = b.account_updates.iter().map(|u| u.update.clone()).collect();
+    assert_eq!(
+        updates,
+        [
+            account::AccountUpdate::BanState {
+                state: "DISABLE".into(),
+                date: Some("January 1, 2026".into())
+            },
+            account::AccountUpdate::Violation {
+                violation_type: Some("SCAM".into())
+            }
+        ]
+    );
+}
+
+fn wa_account_reinstated(b: &WebhookBatch) {
+    let u = one_update(b);
+    assert_eq!(u.time, Some(TS + 3600));
+    assert!(matches!(
+        &u.update,
+        account::AccountUpdate::BanState { state, .. } if state == "REINSTATE"
+    ));
+}
+
+fn wa_account_partner_app(b: &WebhookBatch) {
+    assert_eq!(
+        one_update(b).update,
+        account::AccountUpdate::PartnerApp {
+            installed: false,
+            app_id: Some("1234567890123456".into())
+        }
+    );
+}
+
+fn wa_number_quality(b: &WebhookBatch) {
+    let u = one_update(b);
+    assert_eq!(u.number.as_deref(), Some("15550783881"));
+    assert_eq!(
+        u.update,
+        account::AccountUpdate::Quality {
+            event: Some("FLAGGED".into()),
+            old_limit: None,
+            limit: Some("TIER_2K".into())
+        }
+    );
+}
+
+fn wa_number_name(b: &WebhookBatch) {
+    let u = one_update(b);
+    assert_eq!(u.number.as_deref(), Some("15550783881"));
+    assert_eq!(
+        u.update,
+        account::AccountUpdate::Name {
+            decision: Some("APPROVED".into()),
+            requested_name: Some("Lucky Shrub".into()),
+            rejection_reason: None
+        }
+    );
+}
+
+fn wa_business_capability(b: &WebhookBatch) {
+    assert_eq!(
+        one_update(b).update,
+        account::AccountUpdate::Capability {
+            messaging_limit: Some("TIER_10K".into()),
+            max_numbers_per_business: None,
+            max_numbers_per_waba: Some(25)
+        }
+    );
 }
 
 /// Template webhooks relay nothing to Bitrix24 (the intake applies them to the tenants'
@@ -938,6 +1067,49 @@ fn one_event_with_ignored(b: &WebhookBatch) -> &InboundEvent {
 
 // ---------------------------------------------------------------------------------------
 // Instagram
+
+/// Standby (Handover Protocol): the customer's message and Meta's agent's reply, relayed
+/// like any messaging item.
+fn ig_standby(b: &WebhookBatch) {
+    assert_eq!(kinds(b), ["message", "echo"]);
+    assert!(b.ignored.is_empty(), "{:?}", b.ignored);
+    match &b.events[1].kind {
+        EventKind::BusinessEcho {
+            app_id, content, ..
+        } => {
+            assert_eq!(app_id.as_deref(), Some("1217981644879628"));
+            assert_eq!(text(content), "Yes, we deliver every day from 9 to 21.");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        text(incoming(&b.events[0]).content),
+        "Do you deliver on Sundays?"
+    );
+}
+
+fn ig_handover(b: &WebhookBatch) {
+    assert_eq!(kinds(b), ["handover"]);
+    let ev = &b.events[0];
+    assert_eq!(
+        ev.provider_event_id,
+        format!("ig:handover:{IGSID}:pass:1767261601123")
+    );
+    match &ev.kind {
+        EventKind::Handover {
+            customer,
+            action,
+            new_owner_app_id,
+            previous_owner_app_id,
+        } => {
+            assert_eq!(customer.id.as_str(), IGSID);
+            assert_eq!(action, "pass");
+            assert_eq!(new_owner_app_id.as_deref(), Some("1217981644879628"));
+            assert_eq!(previous_owner_app_id.as_deref(), Some("670843887433847"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
 
 fn ig_text(b: &WebhookBatch) {
     let m = ig_single(b);

@@ -174,6 +174,13 @@ pub(super) fn issue_code(s: &mut State, token: &str, expires: u64) -> String {
     code
 }
 
+impl State {
+    /// What was subscribed so far (read by the subscription reads, subscriptions.rs).
+    pub(super) fn onboarding_log(&self) -> &OnboardingLog {
+        &self.onboarding.log
+    }
+}
+
 fn issue_ig_code(s: &mut State, account: &str, permissions: &str, redirect_uri: &str) -> String {
     s.seq += 1;
     let code = format!("AQBigcode{:06}", s.seq);

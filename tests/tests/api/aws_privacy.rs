@@ -525,6 +525,9 @@ async fn no_table_item_or_queue_message_on_aws_holds_personal_data_or_tokens() {
     for (_, body) in &samples {
         r.deliver(body).await;
     }
+    // Every sample's effect first: the account samples ban the number and reinstate it, and
+    // a reply sent in between would be stopped (decision 0051).
+    r.pump(&[platform::INBOUND], WITHIN).await;
     let files = [
         r.graph.add_cdn(FILE_NAMES[0], "application/pdf", PDF),
         r.graph.add_cdn(FILE_NAMES[1], "image/jpeg", JPEG),

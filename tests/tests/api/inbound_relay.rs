@@ -136,6 +136,10 @@ fn expected(samples: &[(String, Vec<u8>)]) -> Expected {
                         }
                     }
                 }
+                // A change of control is a note in the chat (decision 0051).
+                EventKind::Handover { action, .. } if action != "request" => {
+                    stored.insert(event.provider_event_id.clone());
+                }
                 EventKind::Postback { message_id, .. } => {
                     stored.insert(
                         message_id

@@ -3,6 +3,7 @@
 //! under `tests/tests/`. Run one area with e.g. `cargo test -p e2e-tests --test api access::`.
 
 mod access;
+mod account_events;
 mod admin_api;
 mod aws_privacy;
 mod backup_retention;
@@ -21,6 +22,7 @@ mod erasure;
 mod erasure_revokes;
 mod erasure_wins;
 mod export;
+mod handover;
 mod iam_coverage;
 mod inbound_queue_privacy;
 mod inbound_relay;
@@ -48,3 +50,4 @@ mod sync_attempts;
 mod sync_faults;
 mod template_wiring;
 mod usage_quota;
+mod webhook_subscriptions;

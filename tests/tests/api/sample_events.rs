@@ -240,6 +240,7 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
     let refresh = w.services.token_refresh().unwrap();
     let policy = w.services.policy_mailing();
     let templates = w.services.template_sync().unwrap();
+    let subscriptions = w.services.subscription_check().unwrap();
     let payload: Value =
         serde_json::from_str(&sample("erasure-worker", "schedule.json", &w.tenant)).unwrap();
     let answer = handle_sqs_or_schedule(
@@ -251,7 +252,7 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
         w.services.queue.as_ref(),
         &platform::name(platform::ERASURE),
         payload,
-        &|| erasure_worker::scheduled(&sweep, &refresh, &policy, &templates),
+        &|| erasure_worker::scheduled(&sweep, &refresh, &policy, &templates, &subscriptions),
     )
     .await
     .unwrap();
@@ -261,7 +262,9 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
             "more_work": false,
             "tokens": {"checked": 0, "refreshed": 0, "failed": 0, "removed": 0},
             "policy_mailed": 0,
-            "templates": {"synced": 0, "failed": 0, "removed": 0}
+            "templates": {"synced": 0, "failed": 0, "removed": 0},
+            // The sample's number was connected now: its first check is a day away.
+            "subscriptions": {"checked": 0, "resubscribed": 0, "failed": 0, "removed": 0}
         })
     );
 

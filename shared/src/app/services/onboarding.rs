@@ -98,6 +98,19 @@ impl Services {
         }
     }
 
+    /// The schedule that checks each connected account's webhook subscription and subscribes
+    /// again where it went missing (decision 0051).
+    pub fn subscription_check(
+        &self,
+    ) -> Result<crate::onboarding::subscriptions::SubscriptionCheck, ServicesError> {
+        Ok(crate::onboarding::subscriptions::SubscriptionCheck::new(
+            self.platform.tenants.clone(),
+            self.graph_client()?,
+            self.instagram_client("subscription-check")?,
+            self.settings.meta_app_id.clone(),
+        ))
+    }
+
     /// The schedule that renews Instagram Login tokens and alerts owners and admins by email
     /// when it cannot (without a mailer, the console's status alone tells).
     pub fn token_refresh(&self) -> Result<TokenRefresh, ServicesError> {

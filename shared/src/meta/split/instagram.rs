@@ -24,9 +24,6 @@ pub(super) fn instagram_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBa
         batch.ignored.add("instagram:malformed_entry");
         return;
     };
-    if entry.standby > 0 {
-        batch.ignored.add_n("instagram:standby", entry.standby);
-    }
     for change in &entry.changes {
         let field = change
             .ok()
@@ -40,7 +37,9 @@ pub(super) fn instagram_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBa
         .id
         .as_deref()
         .and_then(|id| InstagramAccountId::parse(id).ok());
-    for m in &entry.messaging {
+    // Standby items (another app, such as Meta's agent, holds the conversation) are the
+    // same items: the conversation stays whole in Bitrix24 (decision 0051).
+    for m in entry.messaging.iter().chain(&entry.standby) {
         instagram_messaging(m, account.as_ref(), entry.time, batch);
     }
 }
@@ -249,6 +248,19 @@ impl IgItem {
                 watermark: read.watermark,
             };
             self.push(batch, format!("ig:read:{who}:{mark}"), kind);
+        } else if let Some((action, control)) = ev.thread_control() {
+            let kind = EventKind::Handover {
+                customer,
+                action: action.to_owned(),
+                new_owner_app_id: own(&control.new_owner_app_id)
+                    .or_else(|| own(&control.requested_owner_app_id)),
+                previous_owner_app_id: own(&control.previous_owner_app_id),
+            };
+            self.push(
+                batch,
+                format!("ig:handover:{who}:{action}:{}", self.ts_text()),
+                kind,
+            );
         } else if let Some(pb) = &ev.postback {
             let mid = message_id(pb.mid.as_deref());
             let provider = match &mid {

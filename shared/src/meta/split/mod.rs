@@ -13,7 +13,9 @@
 //! caller's log:
 //!
 //! - `whatsapp:field:<field>`: a webhook field other than `messages` / `smb_message_echoes`
-//!   (`history`, `smb_app_state_sync`, `user_preferences`, `account_update`, …);
+//!   and the account fields (`history`, `smb_app_state_sync`, `user_preferences`, …);
+//! - `whatsapp:malformed_<account field>`: an account or number event without a valid WABA
+//!   id or `event` (the events themselves are in [`WebhookBatch::account_updates`]);
 //! - `whatsapp:missing_phone_number_id`: a change without a valid `metadata.phone_number_id`
 //!   (counted once per item it held, at least once): without it nothing can be routed;
 //! - `whatsapp:group_message`: a message in a group chat (Open Lines are one-to-one);
@@ -22,7 +24,6 @@
 //!   BSUID nor phone (WhatsApp), or no valid IGSID (Instagram);
 //! - `whatsapp:malformed_<entry|change|message|echo|status>`, `instagram:malformed_<…>`:
 //!   unreadable, or without a valid message id;
-//! - `instagram:standby`: events of conversations another app controls (handover);
 //! - `instagram:field:<field>`: `changes[]` items (comments, mentions…);
 //! - `instagram:missing_account`: no valid account id in `entry[].id` nor on the business side;
 //! - `instagram:read_by_business`: the business read a customer's message;
@@ -67,13 +68,31 @@ pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
 pub const INSTAGRAM_OBJECT: &str = "instagram";
 
 /// Every event of one delivery, and what was left out.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct WebhookBatch {
     pub events: Vec<InboundEvent>,
     pub ignored: Ignored,
     /// Events kept as `Unsupported` because their item did not parse (they are in
     /// `events`), by product, item and type: for a warning, never silently relayed.
     pub malformed: Ignored,
+    /// WhatsApp account and number events, on their WABA: the intake routes each to the
+    /// WABA's connected numbers (see `super::account`).
+    pub account_updates: Vec<super::account::WabaUpdate>,
+}
+
+// By hand: the account updates are shown only when there are some, so the pinned
+// snapshots of deliveries without them read as before.
+impl fmt::Debug for WebhookBatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("WebhookBatch");
+        d.field("events", &self.events)
+            .field("ignored", &self.ignored)
+            .field("malformed", &self.malformed);
+        if !self.account_updates.is_empty() {
+            d.field("account_updates", &self.account_updates);
+        }
+        d.finish()
+    }
 }
 
 /// 2009-01-01: no WhatsApp nor Instagram event is older.
@@ -405,9 +424,10 @@ pub(super) struct Entry<'a> {
     changes: Vec<Item<'a, wa::Change<'a>>>,
     #[serde(default, borrow, deserialize_with = "lenient::events")]
     messaging: Vec<Item<'a, ig::Messaging<'a>>>,
-    /// Events for conversations another app controls (handover protocol): counted only.
-    #[serde(default, deserialize_with = "lenient::count")]
-    standby: u32,
+    /// Events of conversations another app controls (Handover Protocol: Meta's agent or
+    /// another app answers): the same items as `messaging`, relayed like them.
+    #[serde(default, borrow, deserialize_with = "lenient::events")]
+    standby: Vec<Item<'a, ig::Messaging<'a>>>,
 }
 
 fn split_object(

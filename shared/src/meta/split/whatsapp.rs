@@ -29,6 +29,10 @@ pub(super) fn whatsapp_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBat
             continue;
         };
         let field = change.field.as_deref().unwrap_or_default();
+        if crate::meta::account::ACCOUNT_FIELDS.contains(&field) {
+            account_change(entry, field, change, batch);
+            continue;
+        }
         if field != "messages" && field != "smb_message_echoes" {
             batch
                 .ignored
@@ -71,6 +75,34 @@ pub(super) fn whatsapp_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBat
         if value.errors.iter().any(|e| e.ok().is_some()) {
             ctx.account_errors(&value.errors, batch);
         }
+    }
+}
+
+/// An account or number event: on the WABA (`entry[].id`), routed by the intake.
+fn account_change(
+    entry: &Entry<'_>,
+    field: &str,
+    change: &wa::Change<'_>,
+    batch: &mut WebhookBatch,
+) {
+    let waba = entry
+        .id
+        .as_deref()
+        .and_then(|id| crate::ids::WabaId::parse(id).ok());
+    let value = change.value.as_ref().and_then(Item::ok);
+    let update = value.and_then(|v| crate::meta::account::account_update(field, v));
+    match (waba, update) {
+        (Some(waba), Some(update)) => {
+            batch
+                .account_updates
+                .push(crate::meta::account::WabaUpdate {
+                    waba,
+                    time: entry.time,
+                    number: value.and_then(crate::meta::account::named_number),
+                    update,
+                })
+        }
+        _ => batch.ignored.add(format!("whatsapp:malformed_{field}")),
     }
 }
 

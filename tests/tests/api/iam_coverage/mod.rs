@@ -10,7 +10,8 @@
 //! customer's text and image, CRM sync and the parked-portal probe, the media proxy, an
 //! operator reply and an API send, outbound sends, retention, an export and its download
 //! link, self-service onboarding (Embedded Signup, Instagram Login) and the renewal of
-//! Instagram tokens, Meta's data deletion callback, a contact erasure and an account erasure with its key
+//! Instagram tokens, the webhook-subscription check, Meta's account events (a ban and its
+//! reinstatement, with the owners' emails), Meta's data deletion callback, a contact erasure and an account erasure with its key
 //! shredding and completion email. Each recorded request is then evaluated against the
 //! function's role: the template's inline policies with `Ref`, `GetAtt`, `Sub`, `Join` and
 //! `If` resolved to this deployment's ARNs.
@@ -234,6 +235,8 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_role() {
         ("ErasureWorkerFunction", "sqs:DeleteMessage"),
         ("ErasureWorkerFunction", "s3:DeleteObject"),
         ("ErasureWorkerFunction", "ses:SendEmail"),
+        ("InboundWorkerFunction", "ses:SendEmail"),
+        ("MetaWebhookFunction", "dynamodb:Query"),
     ] {
         assert!(made(function, action), "{function} never made {action}");
     }
@@ -864,6 +867,34 @@ async fn scenario(d: &Deployment) -> Vec<String> {
     // (decision 0047), reading them under the tenant's session.
     let policy = erasure.policy_mailing().run(100).await.unwrap();
     assert!(policy.mailed >= 1 && policy.complete, "{policy:?}");
+    // The same schedule checks the webhook subscriptions (decision 0051): the numbers the
+    // admin API connected were never subscribed, so the check subscribes their WABA.
+    let subscriptions = erasure
+        .subscription_check()
+        .unwrap()
+        .run_due(now + 2 * 86_400, 100)
+        .await
+        .unwrap();
+    assert!(subscriptions.resubscribed >= 1, "{subscriptions:?}");
+    // meta-webhook routes account events from the WABA to its numbers; the inbound worker
+    // records them on the channel and emails the owners when Meta bans the number and when
+    // it reinstates it (decision 0051).
+    for name in [
+        "whatsapp-account-disabled.json",
+        "whatsapp-account-reinstated.json",
+    ] {
+        deliver(&meta, name).await;
+    }
+    assert!(
+        d.consume(
+            "InboundWorkerFunction",
+            &inbound,
+            &inbound_worker,
+            platform::INBOUND
+        )
+        .await
+            >= 3
+    );
     // console: the owner signs in (after a refused attempt), reads the channels, changes
     // retention, asks for an export and its file, erases a contact, disconnects a number,
     // and asks for the account's deletion, then cancels it.

@@ -1,0 +1,77 @@
+//! Who holds an Instagram conversation under Meta's Handover Protocol (decision 0051): when
+//! the tenant turns on Meta's agent (or another app), `messaging_handovers` events pass the
+//! conversation to it and back. The inbound worker records the last change here; the
+//! outbound worker takes control back before an operator's reply while another app holds it.
+//!
+//! One item per conversation in the tenant's partition (`HANDOVER#<conversation id>`): the
+//! owner's app id and whether it is one of ours. App ids only, never a message or a person.
+
+use std::sync::Arc;
+
+use super::ConversationId;
+use crate::ids::TenantId;
+use crate::store::{Item, Key, StoreError, Table, TableStore};
+
+/// The last control change of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadOwner {
+    /// The app that holds the conversation, when Meta named one (none: idle).
+    pub app_id: Option<String>,
+    /// True when that app is ours: operators answer.
+    pub ours: bool,
+    /// Unix seconds.
+    pub since: i64,
+}
+
+/// The tenant's handover records.
+#[derive(Clone)]
+pub struct Handovers {
+    tenant: TenantId,
+    store: Arc<dyn TableStore>,
+}
+
+impl Handovers {
+    pub fn new(tenant: TenantId, store: Arc<dyn TableStore>) -> Self {
+        Handovers { tenant, store }
+    }
+
+    fn key(&self, conversation: &ConversationId) -> Key {
+        Key::new(
+            self.tenant.partition(),
+            format!("HANDOVER#{}", conversation.as_str()),
+        )
+    }
+
+    pub async fn owner(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Option<ThreadOwner>, StoreError> {
+        Ok(self
+            .store
+            .get(Table::Data, &self.key(conversation))
+            .await?
+            .map(|i| ThreadOwner {
+                app_id: i.get_s("app_id").map(str::to_owned),
+                ours: i.get_bool("ours").unwrap_or(true),
+                since: i.get_n("since").unwrap_or(0),
+            }))
+    }
+
+    /// Records `owner`; returns whether who answers (ours or not) changed.
+    pub async fn record(
+        &self,
+        conversation: &ConversationId,
+        owner: &ThreadOwner,
+    ) -> Result<bool, StoreError> {
+        let before = self.owner(conversation).await?;
+        let mut item = Item::new(&self.key(conversation))
+            .with("ours", owner.ours)
+            .with("since", owner.since);
+        if let Some(app) = &owner.app_id {
+            item.set("app_id", app.as_str());
+        }
+        self.store.put(Table::Data, item, None).await?;
+        // Without a record, operators answered.
+        Ok(before.is_none_or(|b| b.ours) != owner.ours)
+    }
+}

@@ -1,0 +1,135 @@
+//! The scheduled webhook-subscription check end to end on the local server (decision 0051):
+//! numbers and accounts connected without a subscription (the admin API's direct connects)
+//! are subscribed at their first check, a subscription that is still there is left alone,
+//! and one that went missing is made again, with every field the relay handles.
+
+use std::time::Duration;
+
+use e2e_tests::harness::{Harness, IG_ACCOUNT, IG_TOKEN, WABA, WA_NUMBER, WA_TOKEN};
+use wappline::graph::subscriptions::INSTAGRAM_WEBHOOK_FIELDS;
+use wappline::ids::{InstagramAccountId, PhoneNumberId, TenantId};
+use wappline::store::Table;
+use wappline::tenant::meta_account::subscription_index_entry;
+use wappline::tenant::ChannelRef;
+
+/// Brings both channels' checks forward to now (the schedule runs every second in tests).
+async fn due_now(h: &Harness, tenant: &str) {
+    let tenant = TenantId::parse(tenant).unwrap();
+    let now = wappline::clock::now_secs();
+    for channel in [
+        ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
+        ChannelRef::Instagram(InstagramAccountId::parse(IG_ACCOUNT).unwrap()),
+    ] {
+        h.server
+            .platform()
+            .store
+            .put(
+                Table::Routes,
+                subscription_index_entry(&tenant, &channel, now - 1),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The GETs of subscribed_apps the fake answered so far (WABA, Instagram).
+fn reads(h: &Harness) -> (usize, usize) {
+    let calls = h.graph.calls();
+    let n = |path: &str, bearer: &str| {
+        calls
+            .iter()
+            .filter(|c| c.method == "GET" && c.path.ends_with(path))
+            .filter(|c| c.bearer.as_deref() == Some(bearer))
+            .count()
+    };
+    (
+        n(&format!("/{WABA}/subscribed_apps"), WA_TOKEN),
+        n("/me/subscribed_apps", IG_TOKEN),
+    )
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 15 s");
+}
+
+#[tokio::test]
+async fn the_check_subscribes_what_is_missing_and_leaves_the_rest() {
+    let h = Harness::start(|_| {}).await;
+    let tenant = h.tenant_with_channels().await;
+    // Connected directly: nothing subscribed, and the first check is a day away.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(reads(&h), (0, 0), "not due yet");
+    assert!(h.graph.onboarding().subscribed_wabas.is_empty());
+
+    due_now(&h, &tenant).await;
+    wait_for("first check", || {
+        let log = h.graph.onboarding();
+        !log.subscribed_wabas.is_empty() && !log.instagram_subscriptions.is_empty()
+    })
+    .await;
+    let log = h.graph.onboarding();
+    assert_eq!(log.subscribed_wabas, [WABA]);
+    let (account, fields) = &log.instagram_subscriptions[0];
+    assert_eq!(account, IG_ACCOUNT);
+    let fields: Vec<&str> = fields.split(',').collect();
+    assert_eq!(fields, INSTAGRAM_WEBHOOK_FIELDS);
+    for f in [
+        "messages",
+        "messaging_seen",
+        "message_reactions",
+        "standby",
+        "messaging_handover",
+    ] {
+        assert!(fields.contains(&f), "{f}");
+    }
+
+    // Still subscribed: read, not subscribed again.
+    let before = reads(&h);
+    due_now(&h, &tenant).await;
+    wait_for("second check", || {
+        let now = reads(&h);
+        now.0 > before.0 && now.1 > before.1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = h.graph.onboarding();
+    assert_eq!(log.subscribed_wabas.len(), 1);
+    assert_eq!(log.instagram_subscriptions.len(), 1);
+
+    // The business removed our app: the next check subscribes it again.
+    h.graph.drop_waba_subscription(WABA);
+    h.graph.drop_instagram_subscription(IG_ACCOUNT);
+    due_now(&h, &tenant).await;
+    wait_for("re-subscribed", || {
+        let log = h.graph.onboarding();
+        log.subscribed_wabas.len() == 2 && log.instagram_subscriptions.len() == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_disconnected_channel_leaves_the_check() {
+    let h = Harness::start(|_| {}).await;
+    let tenant = h.tenant_with_channels().await;
+    h.admin(
+        "DELETE",
+        &format!("/admin/tenants/{tenant}/channels/instagram/{IG_ACCOUNT}"),
+        serde_json::json!(null),
+    )
+    .await;
+    let items = h.all_items(Table::Routes).await;
+    let subs: Vec<&str> = items
+        .iter()
+        .filter(|i| i.get_s(wappline::store::PK) == Some("WEBHOOKSUBS"))
+        .filter_map(|i| i.get_s(wappline::store::SK))
+        .collect();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert!(subs[0].ends_with(WA_NUMBER), "{subs:?}");
+}
