@@ -213,6 +213,16 @@ pub struct LocalConfig {
     /// A recorder to count into instead of the log's (tests read what the flows counted).
     #[arg(skip)]
     pub metrics: Option<Metrics>,
+
+    /// Seconds a crashed worker's hold on a job blocks its retry: the relay workers'
+    /// idempotency leases, the portal flush claim and the consumers' visibility timeout
+    /// (default 180, the queues' visibility timeout on AWS).
+    #[arg(long, env = "WAPPLINE_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
+
+    /// Seeded faults and a meter on every port (the soak and the cost model, decision 0053).
+    #[arg(skip)]
+    pub tap: Option<wappline::faults::ports::Tap>,
 }
 
 impl LocalConfig {
@@ -252,6 +262,8 @@ impl LocalConfig {
             no_metrics: true,
             metrics_secs: 60,
             metrics: None,
+            lease_secs: None,
+            tap: None,
         }
     }
 
@@ -338,6 +350,10 @@ impl LocalConfig {
             (bitrix::ENV_TIMEOUT_MS, &self.bitrix_timeout_ms),
             (settings_vars::SYNC_RETRY, &self.sync_retry),
             (settings_vars::SYNC_BATCH, &self.sync_batch),
+            (
+                settings_vars::LEASE_SECS,
+                &self.lease_secs.map(|s| s.to_string()),
+            ),
             (settings_vars::META_ES_CONFIG_ID, &self.meta_es_config_id),
             (settings_vars::META_SDK_URL, &self.meta_sdk_url),
             (settings_vars::INSTAGRAM_APP_ID, &self.instagram_app_id),
@@ -404,8 +420,9 @@ impl LocalServer {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         let settings = config.settings(&token, &public_base)?;
-        let mut services =
-            Services::embedded(settings, &config.data_dir).map_err(|e| e.to_string())?;
+        let tap = config.tap.clone().unwrap_or_default();
+        let mut services = Services::embedded_tapped(settings, &config.data_dir, &tap)
+            .map_err(|e| e.to_string())?;
         if let Some(metrics) = config.metrics.clone() {
             services = services.with_metrics(metrics);
         } else if !config.no_metrics {
@@ -445,7 +462,7 @@ impl LocalServer {
         ) -> Consumer {
             Consumer {
                 queue: platform::name(queue),
-                visibility: platform::VISIBILITY,
+                visibility: services.lease(),
                 handler: Arc::new(metered(handler, services, queue)),
             }
         }
