@@ -60,6 +60,8 @@ impl std::error::Error for Dropped {}
 
 pub struct FaultProxy {
     addr: SocketAddr,
+    /// Bodies of the POSTs forwarded to the fake, with the instance that sent them.
+    posts: Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>,
     /// Requests forwarded to the fake.
     forwarded: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
@@ -80,6 +82,7 @@ struct Shared {
     plan: Arc<FaultPlan>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     forwarded: Arc<AtomicU64>,
+    posts: Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>,
 }
 
 impl FaultProxy {
@@ -88,6 +91,7 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let forwarded = Arc::new(AtomicU64::new(0));
+        let posts = Arc::new(std::sync::Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             own: format!("http://{addr}"),
@@ -95,6 +99,7 @@ impl FaultProxy {
             plan,
             client: Client::builder(TokioExecutor::new()).build_http(),
             forwarded: forwarded.clone(),
+            posts: posts.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -115,6 +120,7 @@ impl FaultProxy {
         });
         FaultProxy {
             addr,
+            posts,
             forwarded,
             task,
         }
@@ -123,6 +129,11 @@ impl FaultProxy {
     /// `http://127.0.0.1:<port>`: give it to the client instead of the fake's.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The POST bodies forwarded so far, each with the process instance that sent it.
+    pub fn posts(&self) -> Vec<(u64, Bytes)> {
+        self.posts.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Requests forwarded to the fake so far.
@@ -182,7 +193,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         return Err(Dropped);
     }
     let oauth = parts.uri.path().starts_with("/oauth/");
-    let rates = shared.plan.rates().without_crashes();
+    let rates = shared.plan.http_rates().without_crashes();
     let fault = shared.plan.decide_with(shared.kind.site(), &rates);
     let lose_answer = match fault {
         Some(Fault::Error) => return Ok(server_error(shared.kind)),
@@ -207,6 +218,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
         if name != hyper::header::HOST {
             forward = forward.header(name, value);
         }
+    }
+    if parts.method == hyper::Method::POST {
+        shared
+            .posts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((shared.plan.instance(), body.clone()));
     }
     let forward = forward.body(Full::new(body)).map_err(|_| Dropped)?;
     shared.forwarded.fetch_add(1, Ordering::SeqCst);

@@ -67,8 +67,13 @@ pub struct SoakFigures {
     pub duplicated_at_bitrix: usize,
     /// Replies and API sends accepted that Meta never got.
     pub lost_at_graph: usize,
-    /// Extra sends of the same reply or API send.
+    /// Extra sends of the same reply or API send by one process instance (a bug).
     pub duplicated_at_graph: usize,
+    /// Extra sends of a reply or API send whose first send was made by an instance that
+    /// then crashed before recording it: the next instance sends it again. The Cloud API has
+    /// no idempotency key and no way to look a sent message up, so a crash between Meta's
+    /// answer and our write of it is at-least-once (decision 0053).
+    pub resent_after_crash: usize,
     /// Statuses of operator replies that never reached the portal.
     pub statuses_lost: usize,
     /// Messages in the dead-letter queues, and how many of them are the poison.
@@ -90,6 +95,12 @@ pub(crate) fn text_of(body: &Value) -> Option<&str> {
 /// The tag (`soak-<n>`) at the end of a sent text.
 fn tag_of(text: &str) -> Option<&str> {
     text.rfind("soak-").map(|i| &text[i..])
+}
+
+/// The tag of a forwarded Cloud API send body.
+fn body_tag(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    text_of(&v).and_then(tag_of).map(str::to_owned)
 }
 
 /// True when `positions` (first arrival of each item, in acceptance order) only grow.
@@ -126,7 +137,12 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
                 f.lost_at_bitrix += 1;
                 eprintln!("soak: {wamid} never reached {domain}");
             }
-            Some(n) => f.duplicated_at_bitrix += n - 1,
+            Some(n) => {
+                f.duplicated_at_bitrix += n - 1;
+                if *n > 1 {
+                    eprintln!("soak: {wamid} reached {domain} {n} times");
+                }
+            }
         }
         conversations
             .entry(*conversation)
@@ -163,6 +179,7 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
 
     // Graph API: each accepted reply and send once, in order per customer.
     let sent = w.graph.sent();
+    let posts = w.graph_proxy.posts();
     let mut sent_first: HashMap<String, usize> = HashMap::new();
     let mut sent_times: HashMap<String, usize> = HashMap::new();
     for (i, m) in sent.iter().enumerate() {
@@ -178,7 +195,20 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
                 f.lost_at_graph += 1;
                 eprintln!("soak: {tag} for customer {customer} never reached the Graph API");
             }
-            Some(n) => f.duplicated_at_graph += n - 1,
+            Some(n) if *n > 1 => {
+                // Which instances sent it: one copy per instance is a resend after a crash.
+                let instances: Vec<u64> = posts
+                    .iter()
+                    .filter(|(_, body)| body_tag(body).as_deref() == Some(tag.as_str()))
+                    .map(|(i, _)| *i)
+                    .collect();
+                let mut distinct = instances.clone();
+                distinct.dedup();
+                f.resent_after_crash += distinct.len() - 1;
+                f.duplicated_at_graph += n - distinct.len();
+                eprintln!("soak: {tag} for customer {customer} reached the Graph API {n} times, from instances {instances:?}");
+            }
+            Some(_) => {}
         }
         per_customer
             .entry(*customer)

@@ -33,6 +33,8 @@ pub struct SoakConfig {
     /// Garbage jobs put straight into the inbound queue: they must be dead-lettered.
     pub poison: usize,
     pub rates: FaultRates,
+    /// The rates on the Graph API and Bitrix24 transports.
+    pub http_rates: FaultRates,
     /// How long the queues may take to drain at the end.
     pub drain_within: Duration,
 }
@@ -46,6 +48,7 @@ impl SoakConfig {
             customers: 4,
             poison: 3,
             rates: FaultRates::SOAK,
+            http_rates: FaultRates::SOAK_HTTP,
             drain_within: Duration::from_secs(600),
         }
     }
@@ -145,7 +148,7 @@ fn status_delivery(t: &SoakTenant, phone: &str, wamid: &str, status: &str) -> Ve
 /// Runs the soak.
 pub async fn run(config: SoakConfig) -> SoakReport {
     let started = Instant::now();
-    let plan = Arc::new(FaultPlan::new(config.seed, config.rates));
+    let plan = Arc::new(FaultPlan::new(config.seed, config.rates).with_http_rates(config.http_rates));
     let mut w = World::start(plan.clone()).await;
     let mut tenants = Vec::new();
     for i in 0..config.tenants {
@@ -346,6 +349,13 @@ async fn erase(w: &mut World, t: &SoakTenant, phone: &str) {
             )
             .await;
         if v["state"] == "completed" {
+            // Meta stamps messages in whole seconds, and an event stamped at or before the
+            // erasure is dropped as one from before it: the person writes again from the
+            // next second on.
+            let erased = wappline::clock::now_secs();
+            while wappline::clock::now_secs() <= erased {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -46,7 +46,7 @@ pub struct World {
     pub plan: Arc<FaultPlan>,
     pub bitrix: FakeBitrix,
     pub graph: FakeGraph,
-    graph_proxy: FaultProxy,
+    pub graph_proxy: FaultProxy,
     bitrix_proxy: FaultProxy,
     dir: tempfile::TempDir,
     server: Option<LocalServer>,
