@@ -44,7 +44,11 @@ async fn a_short_soak_loses_nothing_duplicates_nothing_and_keeps_order() {
         resent_after_crash: 0,
         ..r.figures.clone()
     };
-    assert_eq!(comparable(&first), comparable(&second), "same seed, same figures");
+    assert_eq!(
+        comparable(&first),
+        comparable(&second),
+        "same seed, same figures"
+    );
 }
 
 /// The known gap the soak found (decision 0053): when the store write that records a
@@ -55,7 +59,11 @@ async fn a_short_soak_loses_nothing_duplicates_nothing_and_keeps_order() {
 async fn nothing_is_sent_to_meta_twice() {
     let r = run(SoakConfig::new(250, 20261204)).await;
     print(&r);
-    assert_eq!(r.figures.duplicated_at_graph + r.figures.resent_after_crash, 0, "{r:#?}");
+    assert_eq!(
+        r.figures.duplicated_at_graph + r.figures.resent_after_crash,
+        0,
+        "{r:#?}"
+    );
 }
 
 /// The full soak: `SOAK_ITEMS` items (default 10,000) from seed `SOAK_SEED` (default 1).

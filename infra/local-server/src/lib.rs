@@ -455,36 +455,56 @@ impl LocalServer {
         });
         // The queue consumers, as Lambda's SQS event source mappings run them in AWS.
         // Their records are counted as the Lambda runners count them.
-        fn consumer<H: RecordHandler>(
-            queue: &'static str,
-            handler: H,
-            services: &Services,
-        ) -> Consumer {
-            Consumer {
+        let meter = tap.meter.clone();
+        let consumer =
+            |queue: &'static str, handler: Arc<dyn RecordHandler>, services: &Services| Consumer {
                 queue: platform::name(queue),
                 visibility: services.lease(),
-                handler: Arc::new(metered(handler, services, queue)),
-            }
+                handler,
+                meter: meter.clone(),
+            };
+        fn counted<H: RecordHandler>(
+            handler: H,
+            services: &Services,
+            queue: &'static str,
+        ) -> Arc<dyn RecordHandler> {
+            Arc::new(metered(handler, services, queue))
         }
         let mut consumers = vec![
             consumer(
                 platform::INBOUND,
-                services.inbound_worker().map_err(e)?,
+                counted(
+                    services.inbound_worker().map_err(e)?,
+                    &services,
+                    platform::INBOUND,
+                ),
                 &services,
             ),
             consumer(
                 platform::OUTBOUND,
-                services.outbound_worker().map_err(e)?,
+                counted(
+                    services.outbound_worker().map_err(e)?,
+                    &services,
+                    platform::OUTBOUND,
+                ),
                 &services,
             ),
             consumer(
                 platform::EXPORTS,
-                services.export_worker().map_err(e)?,
+                counted(
+                    services.export_worker().map_err(e)?,
+                    &services,
+                    platform::EXPORTS,
+                ),
                 &services,
             ),
             consumer(
                 platform::ERASURE,
-                services.erasure_worker().map_err(e)?,
+                counted(
+                    services.erasure_worker().map_err(e)?,
+                    &services,
+                    platform::ERASURE,
+                ),
                 &services,
             ),
         ];
@@ -492,7 +512,11 @@ impl LocalServer {
             services.sync_worker(),
             "CRM sync (the Bitrix24 application); its jobs wait in their queue",
         )? {
-            consumers.push(consumer(platform::SYNC, sync, &services));
+            consumers.push(consumer(
+                platform::SYNC,
+                counted(sync, &services, platform::SYNC),
+                &services,
+            ));
         }
         let (shutdown, rx) = watch::channel(false);
         let mut workers = JoinSet::new();
@@ -527,9 +551,21 @@ impl LocalServer {
             ));
         }
         let limits = config.limits();
-        let handle = move |req, peer| {
+        let handle = move |req: hyper::Request<Incoming>, peer| {
             let functions = functions.clone();
-            async move { dispatch(&functions, req, peer, &limits).await }
+            let meter = meter.clone();
+            async move {
+                // Each request is one API Gateway request and one invocation of the function
+                // its path routes to (the cost model, decision 0053).
+                let function = function_of_path(req.uri().path());
+                let started = std::time::Instant::now();
+                let answer = dispatch(&functions, req, peer, &limits).await;
+                if let Some(meter) = &meter {
+                    meter.count("API Gateway", "HTTP API request", 1.0);
+                    meter.invocation(function, started.elapsed());
+                }
+                answer
+            }
         };
         let task = tokio::spawn(async move {
             listener::serve(listener, limits, handle, rx).await;
@@ -575,6 +611,20 @@ impl LocalServer {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// The function that serves `path` in template.yaml, by its first segment.
+fn function_of_path(path: &str) -> &'static str {
+    match path.split('/').nth(1).unwrap_or("") {
+        "webhooks" => "meta-webhook",
+        "bitrix" => "bitrix-webhook",
+        "v1" | "health" => "public-api",
+        "admin" | "auth" => "admin-api",
+        "app" => "console",
+        "media" => "media-proxy",
+        "data-deletion" => "data-deletion",
+        _ => "other",
     }
 }
 

@@ -94,6 +94,8 @@ pub struct Usage {
 #[derive(Default)]
 pub struct Meter {
     counts: Mutex<BTreeMap<(String, String), Usage>>,
+    /// Per function: invocations and their summed duration.
+    invocations: Mutex<BTreeMap<String, (u64, std::time::Duration)>>,
 }
 
 impl Meter {
@@ -180,6 +182,22 @@ impl Meter {
         self.add("SQS", "DeleteMessage (in the batch)", 0.0, 0.0);
     }
 
+    /// One invocation of `function` that took `took`.
+    pub fn invocation(&self, function: &str, took: std::time::Duration) {
+        let mut inv = self.invocations.lock().unwrap_or_else(|e| e.into_inner());
+        let e = inv.entry(function.to_owned()).or_default();
+        e.0 += 1;
+        e.1 += took;
+    }
+
+    /// Invocations and summed durations, per function.
+    pub fn invocations(&self) -> BTreeMap<String, (u64, std::time::Duration)> {
+        self.invocations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Everything counted so far.
     pub fn snapshot(&self) -> BTreeMap<(String, String), Usage> {
         self.counts
@@ -191,6 +209,10 @@ impl Meter {
     /// Forgets everything counted so far.
     pub fn reset(&self) {
         self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.invocations
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();

@@ -115,7 +115,7 @@ fn pick_kind(rng: &mut SeededRng) -> Kind {
 
 /// A WhatsApp text delivery, in the Cloud API's webhook shape (the sample
 /// `events/meta-webhook/whatsapp-text.json`).
-fn text_delivery(t: &SoakTenant, phone: &str, wamid: &str, body: &str) -> Vec<u8> {
+pub fn text_delivery(t: &SoakTenant, phone: &str, wamid: &str, body: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": t.waba, "changes": [{"field": "messages", "value": {
@@ -148,7 +148,8 @@ fn status_delivery(t: &SoakTenant, phone: &str, wamid: &str, status: &str) -> Ve
 /// Runs the soak.
 pub async fn run(config: SoakConfig) -> SoakReport {
     let started = Instant::now();
-    let plan = Arc::new(FaultPlan::new(config.seed, config.rates).with_http_rates(config.http_rates));
+    let plan =
+        Arc::new(FaultPlan::new(config.seed, config.rates).with_http_rates(config.http_rates));
     let mut w = World::start(plan.clone()).await;
     let mut tenants = Vec::new();
     for i in 0..config.tenants {

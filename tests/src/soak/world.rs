@@ -54,10 +54,20 @@ pub struct World {
     pub http: reqwest::Client,
     /// Restarts after a crash.
     pub restarts: usize,
+    /// The cost model's meter on every port, when one is given.
+    meter: Option<Arc<wappline::costs::Meter>>,
 }
 
 impl World {
     pub async fn start(plan: Arc<FaultPlan>) -> World {
+        World::start_metered(plan, None).await
+    }
+
+    /// Like [`World::start`], with `meter` counting every port call (the cost model).
+    pub async fn start_metered(
+        plan: Arc<FaultPlan>,
+        meter: Option<Arc<wappline::costs::Meter>>,
+    ) -> World {
         let bitrix = FakeBitrix::start().await;
         let graph = FakeGraph::start().await;
         let graph_proxy = FaultProxy::start(graph.base_url(), Upstream::Graph, plan.clone()).await;
@@ -77,6 +87,7 @@ impl World {
                 .build()
                 .expect("client"),
             restarts: 0,
+            meter,
         };
         world.boot().await;
         world
@@ -100,7 +111,14 @@ impl World {
         c.retry_base_ms = 20;
         // A crashed worker's lease blocks its job for 2 s instead of 3 minutes.
         c.lease_secs = Some(2);
-        c.tap = Some(Tap::faults(self.plan.clone()));
+        if self.meter.is_some() {
+            // The schedules (sweeps, probes) are not per message: keep them out of the count.
+            c.schedule_secs = 3600;
+        }
+        c.tap = Some(Tap {
+            faults: Some(self.plan.clone()),
+            meter: self.meter.clone(),
+        });
         c
     }
 
