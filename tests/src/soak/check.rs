@@ -79,6 +79,8 @@ pub struct SoakFigures {
     /// Messages in the dead-letter queues, and how many of them are the poison.
     pub dead_lettered: usize,
     pub poisoned: usize,
+    /// Jobs that were dead-lettered during the run and redriven to go on.
+    pub redriven: usize,
     /// Conversations whose messages reached the fake out of the order they were accepted.
     pub out_of_order: usize,
     /// Erased people's old deliveries Meta redelivered, and how many came back (stored or
@@ -216,6 +218,19 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
             .push(sent_first.get(tag).copied());
     }
     f.out_of_order += per_customer.values().filter(|p| !in_order(p)).count();
+    if f.lost_at_graph > 0 {
+        // Why a send was given up is in the note the operator got.
+        let mut notes: Vec<String> = received
+            .iter()
+            .filter(|m| m.external_message_id.starts_with("note."))
+            .filter_map(|m| m.text.clone())
+            .collect();
+        notes.sort();
+        notes.dedup();
+        for note in notes {
+            eprintln!("soak: note to an operator: {note}");
+        }
+    }
 
     // Erased people: Meta redelivers their first message; nothing comes back.
     let messages_before = stored_messages(w).await;
@@ -248,6 +263,7 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
         f.dead_lettered += w.dead_letters(q).await;
     }
     f.poisoned = config.poison;
+    f.redriven = w.redriven;
     f
 }
 

@@ -231,6 +231,9 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 ledger.outbound(c, &tag);
             }
             Kind::ApiSend => {
+                // A business answers what it has seen: the customer's message is in (its
+                // 24-hour window is open) once the portal shows it.
+                chat_of(&mut w, &mut customers[c], &t).await;
                 let tag = format!("soak-{seq}");
                 let body = json!({"channel": "whatsapp", "account_id": t.number,
                     "to": format!("+{}", customers[c].phone), "text": format!("api send {tag}")});
@@ -342,6 +345,18 @@ async fn erase(w: &mut World, t: &SoakTenant, phone: &str) {
     let id = v["request_id"].as_str().expect("request id").to_owned();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(300) {
+        // An erasure job that ran out of receives is redriven, as the runbook says
+        // (decision 0024), and counted: the soak's figures show it.
+        if w.dead_letters(platform::ERASURE).await > 0 {
+            let moved = wappline::queue::redrive::redrive(
+                w.server().queue(),
+                &platform::name(platform::ERASURE),
+                &wappline::queue::redrive::RedriveOptions::default(),
+            )
+            .await
+            .expect("redrive");
+            w.redriven += moved.messages.len();
+        }
         let v = w
             .admin(
                 "GET",

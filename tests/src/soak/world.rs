@@ -54,6 +54,8 @@ pub struct World {
     pub http: reqwest::Client,
     /// Restarts after a crash.
     pub restarts: usize,
+    /// Dead-lettered jobs the soak redrove to go on (each one a finding).
+    pub redriven: usize,
     /// The cost model's meter on every port, when one is given.
     meter: Option<Arc<wappline::costs::Meter>>,
 }
@@ -87,6 +89,7 @@ impl World {
                 .build()
                 .expect("client"),
             restarts: 0,
+            redriven: 0,
             meter,
         };
         world.boot().await;
