@@ -295,18 +295,12 @@ impl Services {
         let mailer = OutboxMailer::new(data_dir.join("outbox"), "Wappline <no-reply@localhost>")
             .map_err(|e| adapter(&e))?;
         private_entries(data_dir).map_err(|e| adapter(&e))?;
+        let raw_store: Arc<dyn crate::store::TableStore> = Arc::new(store.clone());
+        let raw_vault: Arc<dyn crate::vault::KeyVault> = Arc::new(vault);
+        let raw_queue: Arc<dyn Queue> = Arc::new(queue.clone());
+        let raw_objects: Arc<dyn ObjectStore> = Arc::new(objects);
+        // The soak's faults and the cost model's meter sit under the fence (decision 0053).
         let tapped = tap.faults.is_some() || tap.meter.is_some();
-        let (raw_store, raw_vault, raw_queue, raw_objects): (
-            Arc<dyn crate::store::TableStore>,
-            Arc<dyn crate::vault::KeyVault>,
-            Arc<dyn Queue>,
-            Arc<dyn ObjectStore>,
-        ) = (
-            Arc::new(store.clone()),
-            Arc::new(vault),
-            Arc::new(queue.clone()),
-            Arc::new(objects),
-        );
         let (raw_store, raw_vault, raw_queue, raw_objects) = if tapped {
             (
                 tap.store(raw_store),
