@@ -299,7 +299,7 @@ async fn chat_of(w: &mut World, cu: &mut Customer, t: &SoakTenant) -> String {
     }
     let first = cu.wamids[0].clone();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(300) {
+    while started.elapsed() < Duration::from_secs(90) {
         if let Some(m) = w
             .bitrix
             .messages_received()
@@ -318,7 +318,7 @@ async fn chat_of(w: &mut World, cu: &mut Customer, t: &SoakTenant) -> String {
 /// The message id the Graph API fake gave the send carrying `tag` (waiting for it).
 async fn sent_id(w: &mut World, tag: &str) -> String {
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(300) {
+    while started.elapsed() < Duration::from_secs(90) {
         if let Some(m) = w
             .graph
             .sent()
