@@ -80,6 +80,12 @@ impl Idempotency {
         }
     }
 
+    /// Holds keys for `lease` instead of the lease given to [`Idempotency::new`].
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
     /// Reads leases against this clock (Unix seconds) instead of the system's.
     pub fn with_clock(mut self, clock: Arc<dyn Fn() -> i64 + Send + Sync>) -> Self {
         self.clock = clock;

@@ -3,7 +3,9 @@
 pub mod console;
 pub mod fake_bitrix;
 pub mod fake_graph;
+pub mod fault_proxy;
 pub mod harness;
 pub mod personal_data;
 pub mod relay_world;
+pub mod soak;
 pub mod webdriver;

@@ -20,6 +20,9 @@ pub struct Consumer {
     /// Like the Lambda event source's visibility timeout: how long a batch stays hidden.
     pub visibility: Duration,
     pub handler: Arc<dyn RecordHandler>,
+    /// Counts each batch as one invocation of the function, with its duration (the cost
+    /// model, decision 0053).
+    pub meter: Option<Arc<wappline::costs::Meter>>,
 }
 
 /// Polls the queue until `stop` turns true, handing batches to the handler: done records are
@@ -69,7 +72,11 @@ pub async fn poll_once(queue: &dyn Queue, consumer: &Consumer) -> Result<usize, 
             group_id: m.group_id.clone(),
         })
         .collect();
+    let started = std::time::Instant::now();
     let outcomes = process_batch(consumer.handler.as_ref(), &records).await;
+    if let Some(meter) = &consumer.meter {
+        meter.invocation(function_of(&consumer.queue), started.elapsed());
+    }
     for (message, outcome) in messages.iter().zip(outcomes) {
         let result = match outcome {
             Outcome::Done => queue.ack(&consumer.queue, &message.receipt).await,
@@ -90,4 +97,16 @@ pub async fn poll_once(queue: &dyn Queue, consumer: &Consumer) -> Result<usize, 
         }
     }
     Ok(messages.len())
+}
+
+/// The function that consumes `queue` in template.yaml.
+fn function_of(queue: &QueueName) -> &'static str {
+    match queue.as_str() {
+        wappline::queue::platform::INBOUND => "inbound-worker",
+        wappline::queue::platform::SYNC => "sync-worker",
+        wappline::queue::platform::OUTBOUND => "outbound-worker",
+        wappline::queue::platform::ERASURE => "erasure-worker",
+        wappline::queue::platform::EXPORTS => "export-worker",
+        _ => "other",
+    }
 }

@@ -228,6 +228,16 @@ pub struct LocalConfig {
     /// A recorder to count into instead of the log's (tests read what the flows counted).
     #[arg(skip)]
     pub metrics: Option<Metrics>,
+
+    /// Seconds a crashed worker's hold on a job blocks its retry: the relay workers'
+    /// idempotency leases, the portal flush claim and the consumers' visibility timeout
+    /// (default 180, the queues' visibility timeout on AWS).
+    #[arg(long, env = "WAPPLINE_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
+
+    /// Seeded faults and a meter on every port (the soak and the cost model, decision 0053).
+    #[arg(skip)]
+    pub tap: Option<wappline::faults::ports::Tap>,
 }
 
 impl LocalConfig {
@@ -270,6 +280,8 @@ impl LocalConfig {
             no_metrics: true,
             metrics_secs: 60,
             metrics: None,
+            lease_secs: None,
+            tap: None,
         }
     }
 
@@ -361,6 +373,10 @@ impl LocalConfig {
             ),
             (settings_vars::SYNC_BATCH, &self.sync_batch),
             (wappline::media::ENV_TTL_SECS, &self.media_link_ttl_secs),
+            (
+                settings_vars::LEASE_SECS,
+                &self.lease_secs.map(|s| s.to_string()),
+            ),
             (settings_vars::META_ES_CONFIG_ID, &self.meta_es_config_id),
             (settings_vars::META_SDK_URL, &self.meta_sdk_url),
             (settings_vars::META_LOGIN_ORIGINS, &self.meta_login_origins),
@@ -428,8 +444,9 @@ impl LocalServer {
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
         let settings = config.settings(&token, &public_base)?;
-        let mut services =
-            Services::embedded(settings, &config.data_dir).map_err(|e| e.to_string())?;
+        let tap = config.tap.clone().unwrap_or_default();
+        let mut services = Services::embedded_tapped(settings, &config.data_dir, &tap)
+            .map_err(|e| e.to_string())?;
         if let Some(metrics) = config.metrics.clone() {
             services = services.with_metrics(metrics);
         } else if !config.no_metrics {
@@ -462,36 +479,56 @@ impl LocalServer {
         });
         // The queue consumers, as Lambda's SQS event source mappings run them in AWS.
         // Their records are counted as the Lambda runners count them.
-        fn consumer<H: RecordHandler>(
-            queue: &'static str,
+        let meter = tap.meter.clone();
+        let consumer =
+            |queue: &'static str, handler: Arc<dyn RecordHandler>, services: &Services| Consumer {
+                queue: platform::name(queue),
+                visibility: services.lease(),
+                handler,
+                meter: meter.clone(),
+            };
+        fn counted<H: RecordHandler>(
             handler: H,
             services: &Services,
-        ) -> Consumer {
-            Consumer {
-                queue: platform::name(queue),
-                visibility: platform::VISIBILITY,
-                handler: Arc::new(metered(handler, services, queue)),
-            }
+            queue: &'static str,
+        ) -> Arc<dyn RecordHandler> {
+            Arc::new(metered(handler, services, queue))
         }
         let mut consumers = vec![
             consumer(
                 platform::INBOUND,
-                services.inbound_worker().map_err(e)?,
+                counted(
+                    services.inbound_worker().map_err(e)?,
+                    &services,
+                    platform::INBOUND,
+                ),
                 &services,
             ),
             consumer(
                 platform::OUTBOUND,
-                services.outbound_worker().map_err(e)?,
+                counted(
+                    services.outbound_worker().map_err(e)?,
+                    &services,
+                    platform::OUTBOUND,
+                ),
                 &services,
             ),
             consumer(
                 platform::EXPORTS,
-                services.export_worker().map_err(e)?,
+                counted(
+                    services.export_worker().map_err(e)?,
+                    &services,
+                    platform::EXPORTS,
+                ),
                 &services,
             ),
             consumer(
                 platform::ERASURE,
-                services.erasure_worker().map_err(e)?,
+                counted(
+                    services.erasure_worker().map_err(e)?,
+                    &services,
+                    platform::ERASURE,
+                ),
                 &services,
             ),
         ];
@@ -499,7 +536,11 @@ impl LocalServer {
             services.sync_worker(),
             "CRM sync (the Bitrix24 application); its jobs wait in their queue",
         )? {
-            consumers.push(consumer(platform::SYNC, sync, &services));
+            consumers.push(consumer(
+                platform::SYNC,
+                counted(sync, &services, platform::SYNC),
+                &services,
+            ));
         }
         let (shutdown, rx) = watch::channel(false);
         let mut workers = JoinSet::new();
@@ -534,9 +575,21 @@ impl LocalServer {
             ));
         }
         let limits = config.limits();
-        let handle = move |req, peer| {
+        let handle = move |req: hyper::Request<Incoming>, peer| {
             let functions = functions.clone();
-            async move { dispatch(&functions, req, peer, &limits).await }
+            let meter = meter.clone();
+            async move {
+                // Each request is one API Gateway request and one invocation of the function
+                // its path routes to (the cost model, decision 0053).
+                let function = function_of_path(req.uri().path());
+                let started = std::time::Instant::now();
+                let answer = dispatch(&functions, req, peer, &limits).await;
+                if let Some(meter) = &meter {
+                    meter.count("API Gateway", "HTTP API request", 1.0);
+                    meter.invocation(function, started.elapsed());
+                }
+                answer
+            }
         };
         let task = tokio::spawn(async move {
             listener::serve(listener, limits, handle, rx).await;
@@ -582,6 +635,20 @@ impl LocalServer {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// The function that serves `path` in template.yaml, by its first segment.
+fn function_of_path(path: &str) -> &'static str {
+    match path.split('/').nth(1).unwrap_or("") {
+        "webhooks" => "meta-webhook",
+        "bitrix" => "bitrix-webhook",
+        "v1" | "health" => "public-api",
+        "admin" | "auth" => "admin-api",
+        "app" => "console",
+        "media" => "media-proxy",
+        "data-deletion" => "data-deletion",
+        _ => "other",
     }
 }
 

@@ -277,6 +277,16 @@ impl Services {
     /// The embedded adapters: files under `data_dir`, a local wrapping key instead of KMS,
     /// account email as `.eml` files in `<data_dir>/outbox`.
     pub fn embedded(settings: Settings, data_dir: &Path) -> Result<Self, ServicesError> {
+        Self::embedded_tapped(settings, data_dir, &crate::faults::ports::Tap::default())
+    }
+
+    /// [`Services::embedded`] with `tap` on every port, under the tenant fence: the soak's
+    /// seeded faults and the cost model's meter (decision 0053).
+    pub fn embedded_tapped(
+        settings: Settings,
+        data_dir: &Path,
+        tap: &crate::faults::ports::Tap,
+    ) -> Result<Self, ServicesError> {
         let adapter = |e: &dyn std::fmt::Display| ServicesError::Adapter(e.to_string());
         private_dir(data_dir).map_err(|e| adapter(&e))?;
         let store = EmbeddedStore::open(data_dir).map_err(|e| adapter(&e))?;
@@ -286,13 +296,29 @@ impl Services {
         let mailer = OutboxMailer::new(data_dir.join("outbox"), "Wappline <no-reply@localhost>")
             .map_err(|e| adapter(&e))?;
         private_entries(data_dir).map_err(|e| adapter(&e))?;
+        let raw_store: Arc<dyn crate::store::TableStore> = Arc::new(store.clone());
+        let raw_vault: Arc<dyn crate::vault::KeyVault> = Arc::new(vault);
+        let raw_queue: Arc<dyn Queue> = Arc::new(queue.clone());
+        let raw_objects: Arc<dyn ObjectStore> = Arc::new(objects);
+        // The soak's faults and the cost model's meter sit under the fence (decision 0053).
+        let tapped = tap.faults.is_some() || tap.meter.is_some();
+        let (raw_store, raw_vault, raw_queue, raw_objects) = if tapped {
+            (
+                tap.store(raw_store),
+                tap.vault(raw_vault),
+                tap.queue(raw_queue),
+                tap.objects(raw_objects),
+            )
+        } else {
+            (raw_store, raw_vault, raw_queue, raw_objects)
+        };
         // The same tenant fence as on AWS, without scoped credentials (decision 0037).
-        let fenced_store = FencedStore::new(Arc::new(store.clone()), None);
-        let vault = FencedVault::new(Arc::new(vault), None);
-        let objects = FencedObjects::new(Arc::new(objects), None);
+        let fenced_store = FencedStore::new(raw_store, None);
+        let vault = FencedVault::new(raw_vault, None);
+        let objects = FencedObjects::new(raw_objects, None);
         Ok(Services {
             platform: Platform::new(Arc::new(fenced_store), Arc::new(vault)),
-            queue: Arc::new(queue.clone()),
+            queue: raw_queue,
             metrics: Metrics::off(),
             queues: platform::specs().into_iter().map(|s| s.name).collect(),
             objects: Some(Arc::new(objects)),
@@ -411,7 +437,13 @@ impl Services {
                 .map(|a| a.as_str().to_owned())
                 .chain(self.settings.onboarding.instagram_app_id.clone())
                 .collect(),
-        ))
+        )
+        .with_lease(self.lease()))
+    }
+
+    /// How long a crashed worker's hold blocks a retry (decision 0053).
+    pub fn lease(&self) -> std::time::Duration {
+        self.settings.lease.unwrap_or(platform::VISIBILITY)
     }
 
     /// Signed links to the media proxy, with the hosts it may fetch from.
@@ -441,12 +473,18 @@ impl Services {
         }
         worker = worker
             .with_retry_policy(retry)
-            .with_metrics(self.metrics.clone());
-        if let Some(max_per_call) = self.settings.sync_batch {
-            worker = worker.with_flush_config(FlushConfig {
-                max_per_call,
-                ..FlushConfig::default()
-            });
+            .with_metrics(self.metrics.clone())
+            .with_lease(self.lease());
+        if self.settings.sync_batch.is_some() || self.settings.lease.is_some() {
+            let mut flush = FlushConfig::default();
+            if let Some(max_per_call) = self.settings.sync_batch {
+                flush.max_per_call = max_per_call;
+            }
+            // A shortened lease shortens how long a crashed flusher holds its portal too.
+            if let Some(lease) = self.settings.lease {
+                flush.claim = flush.claim.min(lease);
+            }
+            worker = worker.with_flush_config(flush);
         }
         // Exhausted jobs are moved by the worker itself (decision 0022).
         if self
@@ -526,7 +564,8 @@ impl Services {
             clients,
         )
         .with_config(config)
-        .with_metrics(self.metrics.clone()))
+        .with_metrics(self.metrics.clone())
+        .with_lease(self.lease()))
     }
 
     /// bitrix-webhook: operator replies, connector and app removal.

@@ -64,6 +64,11 @@ pub mod vars {
     pub const ADMIN_TOKEN_SHA256: &str = "ADMIN_TOKEN_SHA256";
     pub const RETENTION_MAX_ITEMS: &str = "RETENTION_MAX_ITEMS";
     pub const RETRY_BASE_MS: &str = "RETRY_BASE_MS";
+    /// Seconds a crashed worker's hold on a job blocks its retry: the relay workers'
+    /// idempotency leases, the portal flush claim and the local consumers' visibility
+    /// timeout (decision 0053; default the queues' 180 s visibility timeout; the soak
+    /// shortens it so a crash recovers in seconds).
+    pub const LEASE_SECS: &str = "LEASE_SECS";
     /// CRM sync retry limits `max_ms,attempts,min_span_ms` (decision 0022; tests shrink them).
     pub const SYNC_RETRY: &str = "SYNC_RETRY";
     /// CRM sync: operations per Bitrix24 `batch` request, 1..=50 (decision 0023).
@@ -219,6 +224,8 @@ pub struct Settings {
     pub metrics_namespace: Option<String>,
     /// First retry delay of the sync and outbound workers (the local server shortens it).
     pub retry_base: Option<Duration>,
+    /// How long a crashed worker's hold blocks a retry ([`vars::LEASE_SECS`]).
+    pub lease: Option<Duration>,
     /// CRM sync: longest retry delay, attempts and minimum span before dead-lettering.
     pub sync_retry: Option<(Duration, u32, Duration)>,
     /// CRM sync: operations per Bitrix24 request (default 50, Bitrix24's batch limit).
@@ -433,6 +440,13 @@ impl Settings {
                 .map(Duration::from_millis)
                 .ok_or("must be a positive number of milliseconds")
         });
+        let lease = r.parse(vars::LEASE_SECS, |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| (1..=43_200).contains(n))
+                .map(Duration::from_secs)
+                .ok_or("must be 1 to 43200 seconds")
+        });
         let sync_retry = r.parse(vars::SYNC_RETRY, |v| {
             let parts: Vec<u64> = v
                 .split(',')
@@ -488,6 +502,7 @@ impl Settings {
             retention_max_items,
             metrics_namespace,
             retry_base,
+            lease,
             sync_retry,
             sync_batch,
             onboarding,

@@ -153,6 +153,13 @@ impl OutboundWorker {
         }
     }
 
+    /// Holds a job's idempotency key for `lease` (the queue's visibility timeout) instead of
+    /// the platform's 180 s (decision 0053).
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.idempotency = self.idempotency.with_lease(lease);
+        self
+    }
+
     /// Counts sends, their failures by cause and suppressed duplicates in `metrics`
     /// (decision 0038).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {

@@ -1,0 +1,298 @@
+//! What the soak expects, and the check of what reached the fakes against it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use wappline::queue::platform;
+use wappline::store::Table;
+
+use super::world::{World, WORK_QUEUES};
+use super::{Kind, SoakConfig};
+
+/// What the driver did, in the order it was acknowledged.
+#[derive(Default)]
+pub(super) struct Ledger {
+    /// Per conversation (customer, epoch): the portal and the message ids in order.
+    inbound: Vec<((usize, u32), String, String)>,
+    /// Per customer: the tags of replies and API sends, in order.
+    outbound: Vec<(usize, String)>,
+    /// Statuses sent for operator replies: their Bitrix24 message id and the status.
+    statuses: Vec<(u64, &'static str)>,
+    /// Erased people: their first delivery (to redeliver) and its message id.
+    erased: Vec<(Vec<u8>, String)>,
+    counts: HashMap<&'static str, usize>,
+}
+
+impl Ledger {
+    pub(super) fn inbound(&mut self, domain: &str, customer: usize, epoch: u32, wamid: &str) {
+        self.inbound
+            .push(((customer, epoch), domain.to_owned(), wamid.to_owned()));
+    }
+    pub(super) fn outbound(&mut self, customer: usize, tag: &str) {
+        self.outbound.push((customer, tag.to_owned()));
+    }
+    pub(super) fn status(&mut self, im_message: u64, status: &'static str) {
+        self.statuses.push((im_message, status));
+    }
+    pub(super) fn erased(&mut self, delivery: Vec<u8>, wamid: &str) {
+        self.erased.push((delivery, wamid.to_owned()));
+    }
+    pub(super) fn count(&mut self, kind: Kind) {
+        let name = match kind {
+            Kind::Inbound => "inbound",
+            Kind::Status => "status",
+            Kind::Reply => "reply",
+            Kind::ApiSend => "api_send",
+            Kind::Erasure => "erasure",
+        };
+        *self.counts.entry(name).or_insert(0) += 1;
+    }
+}
+
+/// The soak's figures: what must be 0 is 0 in a good run, and a run's figures depend only
+/// on its seed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SoakFigures {
+    pub items: usize,
+    pub inbound: usize,
+    pub statuses: usize,
+    pub replies: usize,
+    pub api_sends: usize,
+    pub erasures: usize,
+    /// Inbound messages acknowledged to Meta that never reached their portal.
+    pub lost_at_bitrix: usize,
+    /// Inbound messages posted to their portal more than once (extra posts), and any other
+    /// repeated post the fake saw.
+    pub duplicated_at_bitrix: usize,
+    /// Replies and API sends accepted that Meta never got.
+    pub lost_at_graph: usize,
+    /// Extra sends of the same reply or API send by one process instance (a bug).
+    pub duplicated_at_graph: usize,
+    /// Extra sends of a reply or API send whose first send was made by an instance that
+    /// then crashed before recording it: the next instance sends it again. The Cloud API has
+    /// no idempotency key and no way to look a sent message up, so a crash between Meta's
+    /// answer and our write of it is at-least-once (decision 0053).
+    pub resent_after_crash: usize,
+    /// Statuses of operator replies that never reached the portal.
+    pub statuses_lost: usize,
+    /// Messages in the dead-letter queues, and how many of them are the poison.
+    pub dead_lettered: usize,
+    pub poisoned: usize,
+    /// Jobs that were dead-lettered during the run and redriven to go on.
+    pub redriven: usize,
+    /// Conversations whose messages reached the fake out of the order they were accepted.
+    pub out_of_order: usize,
+    /// Erased people's old deliveries Meta redelivered, and how many came back (stored or
+    /// posted again).
+    pub erased_redelivered: usize,
+    pub erased_came_back: usize,
+}
+
+/// The text of a Cloud API send's body.
+pub(crate) fn text_of(body: &Value) -> Option<&str> {
+    body["text"]["body"].as_str()
+}
+
+/// The tag (`soak-<n>`) at the end of a sent text.
+fn tag_of(text: &str) -> Option<&str> {
+    text.rfind("soak-").map(|i| &text[i..])
+}
+
+/// The tag of a forwarded Cloud API send body.
+fn body_tag(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    text_of(&v).and_then(tag_of).map(str::to_owned)
+}
+
+/// True when `positions` (first arrival of each item, in acceptance order) only grow.
+fn in_order(positions: &[Option<usize>]) -> bool {
+    let arrived: Vec<usize> = positions.iter().flatten().copied().collect();
+    arrived.windows(2).all(|w| w[0] < w[1])
+}
+
+pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) -> SoakFigures {
+    let mut f = SoakFigures {
+        items: config.items,
+        inbound: ledger.counts.get("inbound").copied().unwrap_or(0),
+        statuses: ledger.counts.get("status").copied().unwrap_or(0),
+        replies: ledger.counts.get("reply").copied().unwrap_or(0),
+        api_sends: ledger.counts.get("api_send").copied().unwrap_or(0),
+        erasures: ledger.counts.get("erasure").copied().unwrap_or(0),
+        ..SoakFigures::default()
+    };
+
+    // Bitrix24: each acknowledged inbound message once, in order per conversation.
+    let received = w.bitrix.messages_received();
+    let mut first_at: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut times: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, m) in received.iter().enumerate() {
+        let k = (m.domain.as_str(), m.external_message_id.as_str());
+        first_at.entry(k).or_insert(i);
+        *times.entry(k).or_insert(0) += 1;
+    }
+    let mut conversations: HashMap<(usize, u32), Vec<Option<usize>>> = HashMap::new();
+    for (conversation, domain, wamid) in &ledger.inbound {
+        let k = (domain.as_str(), wamid.as_str());
+        match times.get(&k) {
+            None => {
+                f.lost_at_bitrix += 1;
+                eprintln!("soak: {wamid} never reached {domain}");
+            }
+            Some(n) => {
+                f.duplicated_at_bitrix += n - 1;
+                if *n > 1 {
+                    eprintln!("soak: {wamid} reached {domain} {n} times");
+                }
+            }
+        }
+        conversations
+            .entry(*conversation)
+            .or_default()
+            .push(first_at.get(&k).copied());
+    }
+    // Anything else the portal got twice (notes, updates).
+    f.duplicated_at_bitrix = f.duplicated_at_bitrix.max(w.bitrix.duplicate_posts());
+    f.out_of_order += conversations.values().filter(|p| !in_order(p)).count();
+
+    // Statuses: each reached the portal, as a delivery or reading status of its message.
+    let commands: Vec<String> = w
+        .bitrix
+        .batch_commands()
+        .into_iter()
+        .chain(w.bitrix.calls())
+        .filter(|c| c.method.starts_with("imconnector.send.status."))
+        .map(|c| format!("{} {}", c.method, c.params))
+        .collect();
+    for (im_message, status) in &ledger.statuses {
+        let method = if *status == "read" {
+            "imconnector.send.status.reading"
+        } else {
+            "imconnector.send.status.delivery"
+        };
+        let id = im_message.to_string();
+        if !commands
+            .iter()
+            .any(|c| c.starts_with(method) && c.contains(&id))
+        {
+            f.statuses_lost += 1;
+        }
+    }
+
+    // Graph API: each accepted reply and send once, in order per customer.
+    let sent = w.graph.sent();
+    let posts = w.graph_proxy.posts();
+    let mut sent_first: HashMap<String, usize> = HashMap::new();
+    let mut sent_times: HashMap<String, usize> = HashMap::new();
+    for (i, m) in sent.iter().enumerate() {
+        if let Some(tag) = text_of(&m.body).and_then(tag_of) {
+            sent_first.entry(tag.to_owned()).or_insert(i);
+            *sent_times.entry(tag.to_owned()).or_insert(0) += 1;
+        }
+    }
+    let mut per_customer: HashMap<usize, Vec<Option<usize>>> = HashMap::new();
+    for (customer, tag) in &ledger.outbound {
+        match sent_times.get(tag) {
+            None => {
+                f.lost_at_graph += 1;
+                eprintln!("soak: {tag} for customer {customer} never reached the Graph API");
+            }
+            Some(n) if *n > 1 => {
+                // Which instances sent it: one copy per instance is a resend after a crash.
+                let instances: Vec<u64> = posts
+                    .iter()
+                    .filter(|(_, body)| body_tag(body).as_deref() == Some(tag.as_str()))
+                    .map(|(i, _)| *i)
+                    .collect();
+                let mut distinct = instances.clone();
+                distinct.dedup();
+                f.resent_after_crash += distinct.len() - 1;
+                f.duplicated_at_graph += n - distinct.len();
+                eprintln!("soak: {tag} for customer {customer} reached the Graph API {n} times, from instances {instances:?}");
+            }
+            Some(_) => {}
+        }
+        per_customer
+            .entry(*customer)
+            .or_default()
+            .push(sent_first.get(tag).copied());
+    }
+    f.out_of_order += per_customer.values().filter(|p| !in_order(p)).count();
+    if f.lost_at_graph > 0 {
+        // Why a send was given up is in the note the operator got.
+        let mut notes: Vec<String> = received
+            .iter()
+            .filter(|m| m.external_message_id.starts_with("note."))
+            .filter_map(|m| m.text.clone())
+            .collect();
+        notes.sort();
+        notes.dedup();
+        for note in notes {
+            eprintln!("soak: note to an operator: {note}");
+        }
+    }
+
+    // Erased people: Meta redelivers their first message; nothing comes back.
+    let messages_before = stored_messages(w).await;
+    let posts_before = w.bitrix.messages_received().len();
+    for (delivery, _) in &ledger.erased {
+        w.webhook(delivery).await;
+        f.erased_redelivered += 1;
+    }
+    w.drain(config.drain_within).await;
+    let posts_after = w.bitrix.messages_received();
+    for (_, wamid) in &ledger.erased {
+        let again = posts_after[posts_before..]
+            .iter()
+            .filter(|m| &m.external_message_id == wamid)
+            .count();
+        f.erased_came_back += again;
+    }
+    let stored_again = stored_messages(w).await.saturating_sub(messages_before);
+    f.erased_came_back += stored_again;
+
+    // Dead letters: the poison, once its receives ran out, and nothing else.
+    let started = std::time::Instant::now();
+    while w.dead_letters(platform::INBOUND).await < config.poison
+        && started.elapsed() < Duration::from_secs(120)
+    {
+        w.ensure_alive().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for q in WORK_QUEUES {
+        f.dead_lettered += w.dead_letters(q).await;
+    }
+    f.poisoned = config.poison;
+    f.redriven = w.redriven;
+    f
+}
+
+/// Stored message items (all tenants), read without faults.
+async fn stored_messages(w: &mut World) -> usize {
+    w.ensure_alive().await;
+    w.plan.arm(false);
+    let n = count_messages(w).await;
+    w.plan.arm(true);
+    n
+}
+
+async fn count_messages(w: &World) -> usize {
+    let store = &w.server().platform().store;
+    let mut n = 0;
+    let mut next = None;
+    loop {
+        let page = store
+            .scan(Table::Data, next.as_ref(), 500)
+            .await
+            .expect("scan");
+        n += page
+            .items
+            .iter()
+            .filter(|i| i.get_s("sk").is_some_and(|sk| sk.starts_with("MSG#")))
+            .count();
+        match page.next {
+            Some(k) => next = Some(k),
+            None => return n,
+        }
+    }
+}

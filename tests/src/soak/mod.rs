@@ -1,0 +1,380 @@
+//! The fault soak of the whole pipeline (issue 17, decision 0053): seeded faults on every
+//! port and on the Graph API and Bitrix24 transports, crashes that restart the instance on
+//! the same data, and a seeded mix of items across tenants: inbound messages, delivery and
+//! read statuses, operator replies, public API sends and contact erasures, plus a few
+//! deliberately poisoned queue messages. [`run`] drives them, then checks what reached each
+//! fake: nothing lost, nothing twice, order kept per conversation, nothing dead-lettered but
+//! the poison, and nothing of an erased person back after Meta redelivers it.
+
+mod check;
+pub mod world;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wappline::faults::{FaultPlan, FaultRates, SeededRng};
+use wappline::queue::{platform, OutgoingMessage, Queue};
+
+use crate::fake_bitrix::{EventBody, EventMessage};
+use world::{SoakTenant, World, LINE};
+
+pub use check::SoakFigures;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct SoakConfig {
+    pub items: usize,
+    pub seed: u64,
+    pub tenants: usize,
+    /// Customers per tenant.
+    pub customers: usize,
+    /// Garbage jobs put straight into the inbound queue: they must be dead-lettered.
+    pub poison: usize,
+    pub rates: FaultRates,
+    /// The rates on the Graph API and Bitrix24 transports.
+    pub http_rates: FaultRates,
+    /// How long the queues may take to drain at the end.
+    pub drain_within: Duration,
+}
+
+impl SoakConfig {
+    pub fn new(items: usize, seed: u64) -> Self {
+        SoakConfig {
+            items,
+            seed,
+            tenants: 5,
+            customers: 4,
+            poison: 3,
+            rates: FaultRates::SOAK,
+            http_rates: FaultRates::SOAK_HTTP,
+            drain_within: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What a run did and found.
+#[derive(Clone, Debug)]
+pub struct SoakReport {
+    pub figures: SoakFigures,
+    /// Instances restarted after an injected crash.
+    pub restarts: usize,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, u64>,
+    /// Port and transport calls the plan saw while armed.
+    pub calls: u64,
+    pub elapsed: Duration,
+}
+
+/// One customer of one tenant, as the driver knows them.
+#[derive(Clone, Debug)]
+struct Customer {
+    tenant: usize,
+    phone: String,
+    /// Bumped by an erasure: what the person writes afterwards is a new conversation.
+    epoch: u32,
+    /// Their messages of this epoch, in the order Meta got its 200.
+    wamids: Vec<String>,
+    /// The first delivery of this epoch, kept to be redelivered after an erasure.
+    first_delivery: Option<Vec<u8>>,
+    /// Our chat id for them, as the portal saw it (this epoch).
+    chat: Option<String>,
+    /// The last operator reply (its tag and Bitrix24 message id) that has no status yet.
+    unstated_reply: Option<(String, u64)>,
+}
+
+/// The item kinds, by weight per 1,000.
+const WEIGHTS: [(Kind, u64); 5] = [
+    (Kind::Inbound, 495),
+    (Kind::Status, 100),
+    (Kind::Reply, 200),
+    (Kind::ApiSend, 200),
+    (Kind::Erasure, 5),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Inbound,
+    Status,
+    Reply,
+    ApiSend,
+    Erasure,
+}
+
+fn pick_kind(rng: &mut SeededRng) -> Kind {
+    let mut draw = rng.below(1000);
+    for (kind, weight) in WEIGHTS {
+        if draw < weight {
+            return kind;
+        }
+        draw -= weight;
+    }
+    Kind::Inbound
+}
+
+/// A WhatsApp text delivery, in the Cloud API's webhook shape (the sample
+/// `events/meta-webhook/whatsapp-text.json`).
+pub fn text_delivery(t: &SoakTenant, phone: &str, wamid: &str, body: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": t.waba, "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": t.number},
+            "contacts": [{"profile": {"name": "Soak Customer"}, "wa_id": phone}],
+            "messages": [{"from": phone, "id": wamid,
+                "timestamp": wappline::clock::now_secs().to_string(),
+                "type": "text", "text": {"body": body}}]
+        }}]}]
+    }))
+    .expect("json")
+}
+
+/// A status delivery (the sample `whatsapp-status-delivered.json`).
+fn status_delivery(t: &SoakTenant, phone: &str, wamid: &str, status: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": t.waba, "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": t.number},
+            "statuses": [{"id": wamid, "status": status,
+                "timestamp": wappline::clock::now_secs().to_string(),
+                "recipient_id": phone}]
+        }}]}]
+    }))
+    .expect("json")
+}
+
+/// Runs the soak.
+pub async fn run(config: SoakConfig) -> SoakReport {
+    let started = Instant::now();
+    let plan =
+        Arc::new(FaultPlan::new(config.seed, config.rates).with_http_rates(config.http_rates));
+    let mut w = World::start(plan.clone()).await;
+    let mut tenants = Vec::new();
+    for i in 0..config.tenants {
+        tenants.push(w.tenant(i).await);
+    }
+    let mut customers: Vec<Customer> = (0..config.tenants * config.customers)
+        .map(|i| Customer {
+            tenant: i / config.customers,
+            phone: format!("1650555{:04}", 1000 + i),
+            epoch: 0,
+            wamids: Vec::new(),
+            first_delivery: None,
+            chat: None,
+            unstated_reply: None,
+        })
+        .collect();
+    let mut ledger = check::Ledger::default();
+    let mut rng = SeededRng::new(config.seed);
+    plan.arm(true);
+    // The poison: jobs no worker can open, straight into the inbound queue.
+    for i in 0..config.poison {
+        w.server()
+            .queue()
+            .send_batch(
+                &platform::name(platform::INBOUND),
+                vec![
+                    OutgoingMessage::new(format!("poison {i}: not a sealed job"))
+                        .grouped(format!("poison-{i}"), format!("poison-{i}")),
+                ],
+            )
+            .await
+            .expect("poison sent");
+    }
+    let mut next_im_message = 900_000u64;
+    for seq in 0..config.items {
+        let c = rng.below(customers.len() as u64) as usize;
+        let mut kind = pick_kind(&mut rng);
+        // What an item needs first: a reply or a send needs the customer to have written,
+        // a status needs a reply without one.
+        let has_written = !customers[c].wamids.is_empty();
+        kind = match kind {
+            Kind::Reply | Kind::ApiSend | Kind::Erasure if !has_written => Kind::Inbound,
+            Kind::Status if customers[c].unstated_reply.is_none() => Kind::Inbound,
+            k => k,
+        };
+        let t = tenants[customers[c].tenant].clone();
+        match kind {
+            Kind::Inbound => {
+                let cu = &customers[c];
+                let wamid = format!("wamid.SOAK{}E{}N{seq}", cu.phone, cu.epoch);
+                let body = text_delivery(&t, &cu.phone, &wamid, &format!("soak message {seq}"));
+                w.webhook(&body).await;
+                let cu = &mut customers[c];
+                if cu.first_delivery.is_none() {
+                    cu.first_delivery = Some(body);
+                }
+                cu.wamids.push(wamid.clone());
+                ledger.inbound(&t.domain, c, cu.epoch, &wamid);
+            }
+            Kind::Reply => {
+                let chat = chat_of(&mut w, &mut customers[c], &t).await;
+                next_im_message += 1;
+                let tag = format!("soak-{seq}");
+                let form = EventBody::for_portal(&w.bitrix, &t.domain, Some(&t.app_token))
+                    .message_add(
+                        "wappline_whatsapp",
+                        LINE,
+                        &[EventMessage {
+                            im_chat_id: 901,
+                            im_message_id: next_im_message,
+                            chat_id: chat,
+                            user_id: 1,
+                            text: Some(format!("operator reply {tag}")),
+                            ..EventMessage::default()
+                        }],
+                    );
+                w.bitrix_event(form).await;
+                customers[c].unstated_reply = Some((tag.clone(), next_im_message));
+                ledger.outbound(c, &tag);
+            }
+            Kind::ApiSend => {
+                // A business answers what it has seen: the customer's message is in (its
+                // 24-hour window is open) once the portal shows it.
+                chat_of(&mut w, &mut customers[c], &t).await;
+                let tag = format!("soak-{seq}");
+                let body = json!({"channel": "whatsapp", "account_id": t.number,
+                    "to": format!("+{}", customers[c].phone), "text": format!("api send {tag}")});
+                let key = t.api_key.clone();
+                w.until_ok("public API send", |http, base| {
+                    http.post(format!("{base}/v1/messages"))
+                        .bearer_auth(&key)
+                        .header("Idempotency-Key", &tag)
+                        .json(&body)
+                })
+                .await;
+                ledger.outbound(c, &tag);
+            }
+            Kind::Status => {
+                let (tag, im_message) = customers[c].unstated_reply.take().expect("checked");
+                let wamid = sent_id(&mut w, &tag).await;
+                let status = if rng.below(2) == 0 {
+                    "delivered"
+                } else {
+                    "read"
+                };
+                w.webhook(&status_delivery(&t, &customers[c].phone, &wamid, status))
+                    .await;
+                ledger.status(im_message, status);
+            }
+            Kind::Erasure => {
+                // What was written so far reaches the portal first; then the person is
+                // erased, and what they write next is a new conversation.
+                w.drain(config.drain_within).await;
+                erase(&mut w, &t, &customers[c].phone).await;
+                let cu = &mut customers[c];
+                ledger.erased(
+                    cu.first_delivery.take().expect("has written"),
+                    &cu.wamids[0],
+                );
+                cu.epoch += 1;
+                cu.wamids.clear();
+                cu.chat = None;
+                cu.unstated_reply = None;
+            }
+        }
+        ledger.count(kind);
+    }
+    w.drain(config.drain_within).await;
+    let figures = check::verify(&mut w, &ledger, &config).await;
+    plan.arm(false);
+    let report = SoakReport {
+        figures,
+        restarts: w.restarts,
+        faults: plan.injected_by_kind(),
+        calls: plan.calls(),
+        elapsed: started.elapsed(),
+    };
+    w.stop().await;
+    report
+}
+
+/// Our chat id for the customer, as the portal saw it with their first message of this
+/// epoch (waiting for it to arrive, through faults and restarts).
+async fn chat_of(w: &mut World, cu: &mut Customer, t: &SoakTenant) -> String {
+    if let Some(chat) = &cu.chat {
+        return chat.clone();
+    }
+    let first = cu.wamids[0].clone();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(90) {
+        if let Some(m) = w
+            .bitrix
+            .messages_received()
+            .into_iter()
+            .find(|m| m.domain == t.domain && m.external_message_id == first)
+        {
+            cu.chat = Some(m.external_chat_id.clone());
+            return m.external_chat_id;
+        }
+        w.ensure_alive().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the customer's first message never reached the portal");
+}
+
+/// The message id the Graph API fake gave the send carrying `tag` (waiting for it).
+async fn sent_id(w: &mut World, tag: &str) -> String {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(90) {
+        if let Some(m) = w
+            .graph
+            .sent()
+            .into_iter()
+            .find(|m| check::text_of(&m.body).is_some_and(|t| t.ends_with(tag)))
+        {
+            return m.id;
+        }
+        w.ensure_alive().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the reply {tag} was never sent");
+}
+
+/// Asks for the contact's erasure and waits until it completed.
+async fn erase(w: &mut World, t: &SoakTenant, phone: &str) {
+    let v = w
+        .admin(
+            "POST",
+            &format!("/admin/tenants/{}/erasure/contacts", t.id),
+            json!({"channel": "whatsapp", "account_id": t.number, "customer": format!("+{phone}")}),
+        )
+        .await;
+    let id = v["request_id"].as_str().expect("request id").to_owned();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(300) {
+        // An erasure job that ran out of receives is redriven, as the runbook says
+        // (decision 0024), and counted: the soak's figures show it.
+        if w.dead_letters(platform::ERASURE).await > 0 {
+            let moved = wappline::queue::redrive::redrive(
+                w.server().queue(),
+                &platform::name(platform::ERASURE),
+                &wappline::queue::redrive::RedriveOptions::default(),
+            )
+            .await
+            .expect("redrive");
+            w.redriven += moved.messages.len();
+        }
+        let v = w
+            .admin(
+                "GET",
+                &format!("/admin/tenants/{}/erasure/contacts/{id}", t.id),
+                serde_json::Value::Null,
+            )
+            .await;
+        if v["state"] == "completed" {
+            // Meta stamps messages in whole seconds, and an event stamped at or before the
+            // erasure is dropped as one from before it: the person writes again from the
+            // next second on.
+            let erased = wappline::clock::now_secs();
+            while wappline::clock::now_secs() <= erased {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the erasure did not complete");
+}

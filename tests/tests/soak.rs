@@ -1,0 +1,87 @@
+//! The fault soak of the whole pipeline (issue 17, decision 0053). A short run is part of
+//! the normal test suite; the full run is
+//! `SOAK_ITEMS=10000 SOAK_SEED=<n> cargo test -p e2e-tests --test soak full_soak -- --ignored --nocapture`.
+
+use e2e_tests::soak::{run, SoakConfig, SoakFigures, SoakReport};
+
+/// What holds under faults today: nothing lost on the way to Bitrix24, order kept, only
+/// the poison dead-lettered, nothing of an erased person back. Repeated posts and the sends
+/// to Meta are the gaps of `no_repeats_and_no_lost_sends`.
+fn assert_clean(r: &SoakReport) {
+    let f = &r.figures;
+    assert_eq!(f.lost_at_bitrix, 0, "{r:#?}");
+    assert_eq!(f.statuses_lost, 0, "{r:#?}");
+    assert_eq!(f.out_of_order, 0, "{r:#?}");
+    assert_eq!(f.erased_came_back, 0, "{r:#?}");
+    assert_eq!(f.dead_lettered, f.poisoned, "only the poison: {r:#?}");
+    assert_eq!(
+        f.redriven, 0,
+        "nothing dead-lettered during the run: {r:#?}"
+    );
+}
+
+/// The figures of a seed that do not depend on how the consumers interleave.
+fn comparable(r: &SoakReport) -> SoakFigures {
+    SoakFigures {
+        duplicated_at_bitrix: 0,
+        lost_at_graph: 0,
+        duplicated_at_graph: 0,
+        resent_after_crash: 0,
+        ..r.figures.clone()
+    }
+}
+
+/// Two hundred items with faults, twice from one seed: about a minute, in CI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_soak_loses_nothing_on_the_way_to_bitrix24_and_keeps_order() {
+    let config = SoakConfig::new(200, 20261204);
+    let first = run(config.clone()).await;
+    println!("{first:#?}");
+    assert_clean(&first);
+    // Faults were met, a crash among them, or the soak proves nothing.
+    assert!(first.faults.values().sum::<u64>() > 20, "{first:#?}");
+    assert!(first.restarts > 0, "{first:#?}");
+    let f = &first.figures;
+    assert!(f.erasures > 0 && f.replies > 0 && f.statuses > 0 && f.api_sends > 0);
+    // The same seed makes the same items and the same figures.
+    let second = run(config).await;
+    assert_clean(&second);
+    assert_eq!(comparable(&first), comparable(&second), "same seed");
+}
+
+/// The gaps the soak found (decision 0053, docs/performance.md): under store faults around
+/// a Cloud API send the send worker sometimes sends again and sometimes gives up (the Cloud
+/// API has no idempotency key), and now and then an inbound message is posted to Bitrix24
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails today: the gaps the soak found (issue 17)"]
+async fn no_repeats_and_no_lost_sends() {
+    let r = run(SoakConfig::new(250, 20261204)).await;
+    println!("{r:#?}");
+    let f = &r.figures;
+    let gaps =
+        f.duplicated_at_bitrix + f.lost_at_graph + f.duplicated_at_graph + f.resent_after_crash;
+    assert_eq!(gaps, 0, "{r:#?}");
+}
+
+/// The full soak: `SOAK_ITEMS` items (default 10,000) from seed `SOAK_SEED` (default 1);
+/// `SOAK_FAULTS=0` runs the same items without faults, `SOAK_LOG=1` prints the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes; run on demand, figures go to docs/performance.md"]
+async fn full_soak() {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    if std::env::var("SOAK_LOG").is_ok() {
+        wappline::logging::init_text();
+    }
+    let mut config = SoakConfig::new(
+        var("SOAK_ITEMS").unwrap_or(10_000) as usize,
+        var("SOAK_SEED").unwrap_or(1),
+    );
+    if var("SOAK_FAULTS") == Some(0) {
+        config.rates = wappline::faults::FaultRates::NONE;
+        config.http_rates = wappline::faults::FaultRates::NONE;
+    }
+    let report = run(config).await;
+    println!("{report:#?}");
+    assert_clean(&report);
+}
