@@ -4,8 +4,13 @@
 use super::model::{ConversationId, ConversationMeta};
 use super::{retention_expiry, ConversationError, Conversations};
 use crate::clock::now_secs;
-use crate::meta::{AccountRef, CustomerRef};
-use crate::store::{AttrValue, Key, Table, Update, TTL_ATTR};
+use crate::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppPhone};
+use crate::store::{AttrValue, Condition, Key, Table, Update, TTL_ATTR};
+
+/// The sub-partition of phone aliases (keyed conversation id → keyed conversation id).
+const ALIAS_SUFFIX: &str = "CALIAS";
+/// The conversation's attribute holding the business's saved name, encrypted.
+const SAVED_NAME: &str = "saved_name";
 
 impl Conversations {
     /// Creates or refreshes the conversation of `customer` on `account`: the customer's
@@ -79,7 +84,104 @@ impl Conversations {
         self.store
             .update(Table::Data, &list_key, listing, None)
             .await?;
+        self.record_phone_alias(account, customer, &id, &existing, expires)
+            .await?;
         Ok(id)
+    }
+
+    /// Coexistence contacts and history name customers by phone only: a customer known by
+    /// BSUID gets an alias from their phone's conversation id to theirs, written when the
+    /// phone is first learnt (keyed ids only; it expires with the conversation).
+    async fn record_phone_alias(
+        &self,
+        account: &AccountRef,
+        customer: &CustomerRef,
+        id: &ConversationId,
+        existing: &Option<crate::store::Item>,
+        expires: i64,
+    ) -> Result<(), ConversationError> {
+        let Some(phone) = &customer.phone else {
+            return Ok(());
+        };
+        if matches!(customer.id, CustomerId::WhatsAppPhone(_)) {
+            return Ok(());
+        }
+        let had_phone = existing.as_ref().is_some_and(|i| i.get_bool("phone_alias").unwrap_or(false));
+        if had_phone {
+            return Ok(());
+        }
+        let alias = ConversationId::derive(
+            &self.envelope,
+            &self.tenant,
+            account,
+            &CustomerId::WhatsAppPhone(phone.clone()),
+        )
+        .await?;
+        let key = Key::new(self.tenant.sub_partition(ALIAS_SUFFIX), alias.as_str());
+        let update = Update::new()
+            .set("conversation", id.as_str())
+            .set(TTL_ATTR, expires);
+        self.store.update(Table::Data, &key, update, None).await?;
+        let mark = Update::new().set("phone_alias", true);
+        self.store
+            .update(Table::Data, &self.meta_key(id), mark, None)
+            .await?;
+        Ok(())
+    }
+
+    /// The conversation of the customer with `phone` on `account`: theirs by phone, or the
+    /// one their phone is an alias of (a customer known by BSUID). None when we never talked.
+    pub async fn conversation_of_phone(
+        &self,
+        account: &AccountRef,
+        phone: &WhatsAppPhone,
+    ) -> Result<Option<ConversationId>, ConversationError> {
+        let by_phone = ConversationId::derive(
+            &self.envelope,
+            &self.tenant,
+            account,
+            &CustomerId::WhatsAppPhone(phone.clone()),
+        )
+        .await?;
+        if self.meta(&by_phone).await?.is_some() {
+            return Ok(Some(by_phone));
+        }
+        let key = Key::new(self.tenant.sub_partition(ALIAS_SUFFIX), by_phone.as_str());
+        let Some(item) = self.store.get(Table::Data, &key).await? else {
+            return Ok(None);
+        };
+        let Some(id) = item
+            .get_s("conversation")
+            .and_then(|s| ConversationId::parse(s).ok())
+        else {
+            return Ok(None);
+        };
+        Ok(self.meta(&id).await?.map(|_| id))
+    }
+
+    /// Sets (or, with None, clears) the name the business saved for the customer in its
+    /// WhatsApp Business app (Coexistence contacts). It wins over the profile name: it is
+    /// what the business calls them. Returns false when there is no such conversation.
+    pub async fn set_saved_name(
+        &self,
+        id: &ConversationId,
+        name: Option<&str>,
+    ) -> Result<bool, ConversationError> {
+        let key = self.meta_key(id);
+        if self.store.get(Table::Data, &key).await?.is_none() {
+            return Ok(false);
+        }
+        let update = match name {
+            Some(n) => Update::new().set(
+                SAVED_NAME,
+                self.encrypt_json(&key, SAVED_NAME, &n.to_owned()).await?,
+            ),
+            None => Update::new().remove(SAVED_NAME),
+        };
+        self.store
+            .update(Table::Data, &key, update, Some(Condition::Exists))
+            .await?;
+        Ok(true)
     }
 
     pub async fn meta(
@@ -97,7 +199,10 @@ impl Conversations {
         let blob = item
             .get_b("customer")
             .ok_or_else(|| ConversationError::Corrupt("conversation without customer".into()))?;
-        let customer = self.decrypt_json(&key, "customer", blob).await?;
+        let mut customer: CustomerRef = self.decrypt_json(&key, "customer", blob).await?;
+        if let Some(saved) = item.get_b(SAVED_NAME) {
+            customer.name = Some(self.decrypt_json(&key, SAVED_NAME, saved).await?);
+        }
         Ok(Some(ConversationMeta {
             id: id.clone(),
             account,

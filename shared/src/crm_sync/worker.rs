@@ -598,7 +598,8 @@ impl SyncWorker {
                     )
                     .await;
                 let id = crm.message_id.clone();
-                post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id))
+                let param = self.as_echo_author(job, meta, message, crm.to_param()?).await?;
+                post(imconnector::SEND_MESSAGES, param, lookup(id))
             }
             SyncAction::Edited { .. } => {
                 let crm = self
@@ -610,7 +611,8 @@ impl SyncWorker {
                         None,
                     )
                     .await;
-                post(imconnector::UPDATE_MESSAGES, crm.to_param()?, None)
+                let param = self.as_echo_author(job, meta, message, crm.to_param()?).await?;
+                post(imconnector::UPDATE_MESSAGES, param, None)
             }
             SyncAction::Deleted { .. } => {
                 let delete = DeleteCrmMessage {
@@ -695,7 +697,7 @@ impl SyncWorker {
                 .map(Content::text_for_crm)
                 .unwrap_or_else(|| "[message deleted]".into())
         });
-        if message.origin == Origin::BusinessApp {
+        if message.origin == Origin::BusinessApp && self.echo_author(tenant, meta).await.is_none() {
             let app = match meta.account.channel() {
                 ChannelKind::Instagram => "the Instagram app",
                 _ => "the WhatsApp Business app",
@@ -715,6 +717,37 @@ impl SyncWorker {
             files,
             disable_crm: false,
         }
+    }
+
+    /// The Bitrix24 manager a WhatsApp Business app echo is posted as, when the tenant chose
+    /// one for the number (decision 0052). A store failure reads as none: the echo is then
+    /// posted labelled, on the customer's side, rather than not at all.
+    async fn echo_author(&self, tenant: &TenantId, meta: &ConversationMeta) -> Option<u64> {
+        let AccountRef::WhatsApp(number) = &meta.account else {
+            return None;
+        };
+        crate::coexistence::Coexistence::new(self.store.clone())
+            .settings(tenant, number)
+            .await
+            .ok()?
+            .echo_author_id
+    }
+
+    /// `element`, posted on behalf of the echo author when `message` is an echo of the
+    /// WhatsApp Business app and the tenant chose one.
+    async fn as_echo_author(
+        &self,
+        job: &SyncJob,
+        meta: &ConversationMeta,
+        message: &StoredMessage,
+        mut element: Value,
+    ) -> Result<Value, SyncError> {
+        if message.origin == Origin::BusinessApp {
+            if let Some(author) = self.echo_author(&job.tenant_id, meta).await {
+                imconnector::post_as_manager(&mut element, author);
+            }
+        }
+        Ok(element)
     }
 
     async fn record_sent(

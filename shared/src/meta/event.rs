@@ -40,9 +40,11 @@ impl InboundEvent {
             | EventKind::Deleted { customer, .. }
             | EventKind::Reaction { customer, .. }
             | EventKind::Read { customer, .. }
-            | EventKind::Postback { customer, .. } => Some(customer),
+            | EventKind::Postback { customer, .. }
+            | EventKind::HistoryMessage { customer, .. }
+            | EventKind::ContactSync { customer, .. } => Some(customer),
             EventKind::Status { recipient, .. } => recipient.as_ref(),
-            EventKind::AccountError { .. } => None,
+            EventKind::AccountError { .. } | EventKind::HistoryProgress { .. } => None,
         }
     }
 
@@ -55,11 +57,14 @@ impl InboundEvent {
             | EventKind::Edited { message_id, .. }
             | EventKind::Deleted { message_id, .. }
             | EventKind::Reaction { message_id, .. }
-            | EventKind::Status { message_id, .. } => Some(message_id.as_str()),
+            | EventKind::Status { message_id, .. }
+            | EventKind::HistoryMessage { message_id, .. } => Some(message_id.as_str()),
             EventKind::Read { message_id, .. } | EventKind::Postback { message_id, .. } => {
                 message_id.as_ref().map(|m| m.as_str())
             }
-            EventKind::AccountError { .. } => None,
+            EventKind::AccountError { .. }
+            | EventKind::HistoryProgress { .. }
+            | EventKind::ContactSync { .. } => None,
         }
     }
 }
@@ -287,6 +292,33 @@ pub enum EventKind {
     },
     /// Errors about the WhatsApp account or app (`value.errors`), not about one message.
     AccountError { errors: Vec<MetaError> },
+    /// A past message of the WhatsApp Business app's chat history (Coexistence `history`),
+    /// from either side. Imported only when the tenant opted in for the channel.
+    HistoryMessage {
+        customer: CustomerRef,
+        message_id: MessageId,
+        content: Content,
+        by: Party,
+    },
+    /// Where the history sync stands, once per chunk; `declined`: the business did not
+    /// share its history (error 2593109).
+    HistoryProgress {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chunk_order: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<i64>,
+        #[serde(default)]
+        declined: bool,
+    },
+    /// The business saved (`name: Some`) or removed (`name: None`) the customer in its
+    /// WhatsApp Business app contacts (Coexistence `smb_app_state_sync`).
+    ContactSync {
+        customer: CustomerRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -302,6 +334,9 @@ impl EventKind {
             EventKind::Read { .. } => "read",
             EventKind::Postback { .. } => "postback",
             EventKind::AccountError { .. } => "account_error",
+            EventKind::HistoryMessage { .. } => "history_message",
+            EventKind::HistoryProgress { .. } => "history_progress",
+            EventKind::ContactSync { .. } => "contact_sync",
         }
     }
 }

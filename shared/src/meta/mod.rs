@@ -10,6 +10,7 @@
 //! [`whatsapp`] and [`instagram`] hold tolerant serde models of the payloads as Meta
 //! documents them; samples of every shape live in `events/meta-webhook/`.
 
+pub mod coexistence;
 mod event;
 mod ids;
 pub mod instagram;

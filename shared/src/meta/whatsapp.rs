@@ -45,6 +45,12 @@ pub struct ChangeValue<'a> {
     /// Errors about the account or app rather than one message.
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub errors: Vec<Item<'a, ErrorObject<'a>>>,
+    /// Coexistence chat history (`history` field).
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub history: Vec<Item<'a, super::coexistence::HistoryChunk<'a>>>,
+    /// Coexistence app contacts (`smb_app_state_sync` field).
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub state_sync: Vec<Item<'a, super::coexistence::StateSync<'a>>>,
 }
 
 /// `value.messages[]` (a message from a WhatsApp user), `value.message_echoes[]`

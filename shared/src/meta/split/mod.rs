@@ -12,8 +12,12 @@
 //! Items that are not ours to relay are counted in [`Ignored`] under these reasons, for the
 //! caller's log:
 //!
-//! - `whatsapp:field:<field>`: a webhook field other than `messages` / `smb_message_echoes`
-//!   (`history`, `smb_app_state_sync`, `user_preferences`, `account_update`, …);
+//! - `whatsapp:field:<field>`: a webhook field other than `messages`, `smb_message_echoes`,
+//!   `history` and `smb_app_state_sync` (`user_preferences`, `account_update`, …);
+//! - `whatsapp:malformed_history`, `whatsapp:malformed_history_message`,
+//!   `whatsapp:history_message:<type>` (reactions, edits, revokes of the past),
+//!   `whatsapp:malformed_state_sync`, `whatsapp:state_sync:<type>`,
+//!   `whatsapp:state_sync_action:<action>`: Coexistence items not turned into events;
 //! - `whatsapp:missing_phone_number_id`: a change without a valid `metadata.phone_number_id`
 //!   (counted once per item it held, at least once): without it nothing can be routed;
 //! - `whatsapp:group_message`: a message in a group chat (Open Lines are one-to-one);
@@ -42,6 +46,7 @@
 //! is here; [`whatsapp`] reads WhatsApp Cloud API entries and [`instagram`] Instagram
 //! Messaging entries.
 
+mod coexistence;
 mod instagram;
 mod whatsapp;
 

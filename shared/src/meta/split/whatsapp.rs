@@ -29,6 +29,10 @@ pub(super) fn whatsapp_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBat
             continue;
         };
         let field = change.field.as_deref().unwrap_or_default();
+        if field == "history" || field == "smb_app_state_sync" {
+            super::coexistence::coexistence_change(field, change.value.as_ref(), batch);
+            continue;
+        }
         if field != "messages" && field != "smb_message_echoes" {
             batch
                 .ignored
@@ -420,7 +424,7 @@ fn wa_media(kind: MediaKind, m: &wa::Media) -> Content {
 
 /// The content of a message, an echo or an edit. A type we do not know, or a known type
 /// whose object is missing, becomes `Unsupported` with the type's name.
-fn wa_content(body: &wa::Message, errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Content {
+pub(super) fn wa_content(body: &wa::Message, errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Content {
     let kind = body.kind.as_deref().unwrap_or("missing");
     let content = match kind {
         "text" => body
