@@ -51,7 +51,7 @@ pub struct HistoryState {
     pub declined: bool,
     /// When the last history chunk arrived (Unix seconds).
     pub last_chunk_at: Option<i64>,
-    /// Past messages posted into Bitrix24 so far.
+    /// Past messages handed to the CRM sync so far (posted within moments, in order).
     pub imported: i64,
 }
 
@@ -143,6 +143,35 @@ impl Coexistence {
             self.clear_backlog(tenant, number).await?;
         }
         Ok(())
+    }
+
+    /// True when `user_id` is the echo author of one of the tenant's numbers. Bitrix24 tells
+    /// connectors of the messages managers write in an Open Line; a message by the echo
+    /// author can only be one of our echoes coming back, and must never be sent out.
+    pub async fn is_echo_author(
+        &self,
+        tenant: &TenantId,
+        user_id: u64,
+    ) -> Result<bool, StoreError> {
+        let Ok(id) = i64::try_from(user_id) else {
+            return Ok(false);
+        };
+        let mut query =
+            Query::partition(tenant.sub_partition(SETTINGS_SUFFIX)).limit(MAX_PAGE_SIZE);
+        loop {
+            let page = self.store.query(Table::Data, &query).await?;
+            if page
+                .items
+                .iter()
+                .any(|i| i.get_n("echo_author") == Some(id))
+            {
+                return Ok(true);
+            }
+            match page.next {
+                Some(next) => query = query.start_after(Some(next)),
+                None => return Ok(false),
+            }
+        }
     }
 
     pub async fn view(
@@ -259,8 +288,8 @@ impl Coexistence {
         number: &PhoneNumberId,
         limit: usize,
     ) -> Result<Vec<Backlogged>, StoreError> {
-        let query =
-            Query::partition(backlog_partition(tenant, number)).limit(limit.clamp(1, MAX_PAGE_SIZE));
+        let query = Query::partition(backlog_partition(tenant, number))
+            .limit(limit.clamp(1, MAX_PAGE_SIZE));
         let page = self.store.query(Table::Data, &query).await?;
         Ok(page
             .items
@@ -298,7 +327,11 @@ impl Coexistence {
     }
 
     /// Takes the number off the index (nothing waits any more).
-    pub async fn unlist(&self, tenant: &TenantId, number: &PhoneNumberId) -> Result<(), StoreError> {
+    pub async fn unlist(
+        &self,
+        tenant: &TenantId,
+        number: &PhoneNumberId,
+    ) -> Result<(), StoreError> {
         self.store
             .delete(Table::Routes, &index_key(tenant, number), None)
             .await

@@ -106,7 +106,9 @@ impl Conversations {
         if matches!(customer.id, CustomerId::WhatsAppPhone(_)) {
             return Ok(());
         }
-        let had_phone = existing.as_ref().is_some_and(|i| i.get_bool("phone_alias").unwrap_or(false));
+        let had_phone = existing
+            .as_ref()
+            .is_some_and(|i| i.get_bool("phone_alias").unwrap_or(false));
         if had_phone {
             return Ok(());
         }

@@ -598,7 +598,9 @@ impl SyncWorker {
                     )
                     .await;
                 let id = crm.message_id.clone();
-                let param = self.as_echo_author(job, meta, message, crm.to_param()?).await?;
+                let param = self
+                    .as_echo_author(job, meta, message, crm.to_param()?)
+                    .await?;
                 post(imconnector::SEND_MESSAGES, param, lookup(id))
             }
             SyncAction::Edited { .. } => {
@@ -611,7 +613,9 @@ impl SyncWorker {
                         None,
                     )
                     .await;
-                let param = self.as_echo_author(job, meta, message, crm.to_param()?).await?;
+                let param = self
+                    .as_echo_author(job, meta, message, crm.to_param()?)
+                    .await?;
                 post(imconnector::UPDATE_MESSAGES, param, None)
             }
             SyncAction::Deleted { .. } => {

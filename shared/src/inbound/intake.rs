@@ -239,7 +239,9 @@ impl WebhookIntake {
                         suspended.insert(tenant.clone(), hold);
                     }
                     if matches!(event.kind, EventKind::HistoryMessage { .. })
-                        && !self.imports_history(&mut history, &tenant, &event.account).await?
+                        && !self
+                            .imports_history(&mut history, &tenant, &event.account)
+                            .await?
                     {
                         // Not opted in (decision 0052): not queued, not stored, not kept.
                         history_dropped += 1;

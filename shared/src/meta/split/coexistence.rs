@@ -123,7 +123,10 @@ fn history_message(
             m.to_user_id.as_deref(),
         )
     } else {
-        (from.or_else(|| thread_phone.cloned()), m.from_user_id.as_deref())
+        (
+            from.or_else(|| thread_phone.cloned()),
+            m.from_user_id.as_deref(),
+        )
     };
     let user_id = user_id.and_then(|u| WhatsAppUserId::parse(u).ok());
     let id_of = match (&user_id, &phone) {
@@ -146,12 +149,9 @@ fn history_message(
             Party::Customer
         },
     };
-    batch.events.push(event(
-        account,
-        format!("wa:hist:{id}"),
-        m.timestamp,
-        kind,
-    ));
+    batch
+        .events
+        .push(event(account, format!("wa:hist:{id}"), m.timestamp, kind));
 }
 
 fn state_sync(
