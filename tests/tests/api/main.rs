@@ -10,6 +10,7 @@ mod bitrix_batch;
 mod bitrix_client;
 mod bitrix_install;
 mod bitrix_webhook;
+mod coexistence;
 mod console;
 mod crm_parking;
 mod data_deletion;
