@@ -10,8 +10,9 @@
 //! - `data` `T#<tenant>#HISTQ#<phone number id>` / `<at, 12 digits>#<conversation>#<message>`:
 //!   one past message waiting to be imported (keyed ids only; the message itself is stored
 //!   encrypted with its conversation), oldest first;
-//! - `routes` `HISTORY` / `<tenant>#<phone number id>`: the index of channels with a
-//!   backlog, for the scheduled import ([`crate::crm_sync::history`]).
+//! - `routes` `HISTORY` / `<tenant>#<phone number id>`: the index of numbers whose history
+//!   is imported (written by the admin when turning the import on, removed when turning it
+//!   off), for the scheduled import ([`crate::crm_sync::history`]).
 
 use std::sync::Arc;
 
@@ -139,7 +140,11 @@ impl Coexistence {
         self.store
             .update(Table::Data, &settings_key(tenant, number), update, None)
             .await?;
-        if !settings.history_import {
+        if settings.history_import {
+            // Listed for the scheduled import while on: history may arrive at any time.
+            let index = Item::new(&index_key(tenant, number)).with("tenant", tenant.as_str());
+            self.store.put(Table::Routes, index, None).await?;
+        } else {
             self.clear_backlog(tenant, number).await?;
         }
         Ok(())
@@ -251,15 +256,13 @@ impl Coexistence {
             .put(Table::Data, item, Some(Condition::NotExists))
             .await
         {
-            Ok(()) => {}
-            Err(e) if e.is_condition_failed() => {}
-            Err(e) => return Err(e),
+            Ok(()) => Ok(()),
+            Err(e) if e.is_condition_failed() => Ok(()),
+            Err(e) => Err(e),
         }
-        let index = Item::new(&index_key(tenant, number)).with("tenant", tenant.as_str());
-        self.store.put(Table::Routes, index, None).await
     }
 
-    /// Channels with a backlog, every tenant's (the scheduled import's work list).
+    /// Numbers whose history is imported, every tenant's (the scheduled import's work list).
     pub async fn pending_channels(&self) -> Result<Vec<(TenantId, PhoneNumberId)>, StoreError> {
         let mut out = Vec::new();
         let mut query = Query::partition(HISTORY_INDEX_PK).limit(MAX_PAGE_SIZE);
@@ -326,7 +329,7 @@ impl Coexistence {
         Ok(())
     }
 
-    /// Takes the number off the index (nothing waits any more).
+    /// Takes the number off the import's index.
     pub async fn unlist(
         &self,
         tenant: &TenantId,

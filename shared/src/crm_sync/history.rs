@@ -1,7 +1,8 @@
 //! The scheduled import of Coexistence chat history into Bitrix24 (decision 0052): the
 //! sync-worker function's schedule (every 5 minutes in AWS, a timer in the local server)
-//! takes, for each WhatsApp number with a backlog, its oldest past messages and queues one
-//! ordinary CRM sync job each, at most [`POSTS_PER_RUN`] per number per run.
+//! takes, for each WhatsApp number whose history is imported, its oldest waiting past
+//! messages and queues one ordinary CRM sync job each, at most [`POSTS_PER_RUN`] per number
+//! per run.
 //!
 //! - **Paced**: the history reaches the portal through the same outbox, batches and shared
 //!   limiter as live traffic (decision 0023), but only a run's share at a time: 250
@@ -44,7 +45,7 @@ pub enum HistoryImportError {
 /// What one run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct HistoryImportReport {
-    /// Numbers with a backlog.
+    /// Numbers whose history is imported.
     pub channels: usize,
     /// Past messages queued for Bitrix24.
     pub queued: usize,
@@ -80,7 +81,7 @@ impl HistoryImport {
         self
     }
 
-    /// One run over every number with a backlog; one number's failure is logged and does not
+    /// One run over every number whose history is imported; one number's failure is logged and does not
     /// stop the others.
     pub async fn run_once(&self) -> Result<HistoryImportReport, HistoryImportError> {
         let mut report = HistoryImportReport::default();
@@ -121,7 +122,6 @@ impl HistoryImport {
             .next_batch(tenant, number, self.per_run)
             .await?;
         if batch.is_empty() {
-            self.coexistence.unlist(tenant, number).await?;
             return Ok(());
         }
         let jobs = batch

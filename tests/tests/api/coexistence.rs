@@ -316,7 +316,10 @@ async fn history_is_imported_only_when_opted_in_in_order_paced_and_resumed_after
                 .unwrap()
         })
         .collect();
-    assert!(position[..3].windows(2).all(|p| p[0] < p[1]), "{position:?}");
+    assert!(
+        position[..3].windows(2).all(|p| p[0] < p[1]),
+        "{position:?}"
+    );
     let at = |i: usize| &received[position[i]];
     assert_eq!(at(0).external_chat_id, at(1).external_chat_id);
     assert_eq!(at(1).external_chat_id, at(2).external_chat_id);
