@@ -107,6 +107,7 @@ pub(crate) enum Action {
     Bitrix24,
     IssueConnectionCode,
     Rename,
+    SetHistoryImport,
 }
 
 impl Action {
@@ -118,6 +119,7 @@ impl Action {
             "" | "/" => (Some(Home), None),
             "/channels" => (Some(Channels), None),
             "/channels/disconnect" => (None, Some(Disconnect)),
+            "/channels/history" => (None, Some(SetHistoryImport)),
             "/retention" => (Some(Retention), Some(SetRetention)),
             "/exports" => (Some(Exports), Some(RequestExport)),
             "/exports/download" => (Some(DownloadExport), None),
@@ -151,7 +153,7 @@ impl Action {
         match self {
             Home | SignOut => None,
             Channels | Retention | Account => Some(Permission::ReadSettings),
-            Disconnect => Some(Permission::ManageChannels),
+            Disconnect | SetHistoryImport => Some(Permission::ManageChannels),
             Rename => Some(Permission::ChangeSettings),
             SetRetention => Some(Permission::ChangeSettings),
             Exports | RequestExport | DownloadExport => Some(Permission::Export),

@@ -425,3 +425,64 @@ async fn coexistence_settings_refuse_bad_input_and_change_nothing() {
     assert_eq!(v["echo_author_id"], Value::Null, "{v}");
     w.h.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_console_switches_the_history_import_for_those_who_manage_channels() {
+    use e2e_tests::console::{add_user, ConsoleClient};
+    let w = RelayWorld::start().await;
+    let tenant = w.h.tenant_with_channels().await;
+    add_user(&w.h, &tenant, "admin@acme.test", "admin").await;
+    add_user(&w.h, &tenant, "viewer@acme.test", "viewer").await;
+    let import_of = |v: Value| v["history_import"].as_bool().unwrap();
+    let mut admin = ConsoleClient::new(&w.h.base);
+    admin.sign_in(&tenant, "admin@acme.test").await;
+    let page = admin.get("/app/channels").await;
+    assert!(
+        page.body.contains(&format!("id=\"history-{WA_NUMBER}\"")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Import WhatsApp Business app history"));
+
+    // A viewer may not; a value other than on/off is refused; neither changes anything.
+    let mut viewer = ConsoleClient::new(&w.h.base);
+    viewer.sign_in(&tenant, "viewer@acme.test").await;
+    assert!(!viewer
+        .get("/app/channels")
+        .await
+        .body
+        .contains("/app/channels/history"));
+    let r = viewer
+        .submit(
+            "/app/channels",
+            "/app/channels/history",
+            &[("id", WA_NUMBER), ("import", "on")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = admin
+        .submit(
+            "/app/channels",
+            "/app/channels/history",
+            &[("id", WA_NUMBER), ("import", "yes")],
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    let v = w.h.admin("GET", &settings_path(&tenant), json!({})).await;
+    assert!(!import_of(v));
+
+    // On, then off again.
+    for (value, want) in [("on", true), ("off", false)] {
+        let r = admin
+            .submit(
+                "/app/channels",
+                "/app/channels/history",
+                &[("id", WA_NUMBER), ("import", value)],
+            )
+            .await;
+        assert!(r.status.is_redirection(), "{}: {}", r.status, r.body);
+        let v = w.h.admin("GET", &settings_path(&tenant), json!({})).await;
+        assert_eq!(import_of(v), want);
+    }
+    w.h.server.shutdown().await;
+}
