@@ -27,7 +27,8 @@ use crate::store::{
 
 /// The routes table's partition of channels with history waiting.
 pub const HISTORY_INDEX_PK: &str = "HISTORY";
-const SETTINGS_SUFFIX: &str = "COEX";
+/// The tenant's sub-partition of per-number settings and progress.
+pub const SETTINGS_SUFFIX: &str = "COEX";
 const BACKLOG_SUFFIX: &str = "HISTQ";
 
 /// What the tenant chose for one WhatsApp number.

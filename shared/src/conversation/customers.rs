@@ -8,7 +8,7 @@ use crate::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppPhone};
 use crate::store::{AttrValue, Condition, Key, Table, Update, TTL_ATTR};
 
 /// The sub-partition of phone aliases (keyed conversation id → keyed conversation id).
-const ALIAS_SUFFIX: &str = "CALIAS";
+pub const ALIAS_SUFFIX: &str = "CALIAS";
 /// The conversation's attribute holding the business's saved name, encrypted.
 const SAVED_NAME: &str = "saved_name";
 
@@ -128,6 +128,27 @@ impl Conversations {
         self.store
             .update(Table::Data, &self.meta_key(id), mark, None)
             .await?;
+        Ok(())
+    }
+
+    /// Removes the phone alias pointing at conversation `id` (its erasure).
+    pub async fn remove_phone_alias(
+        &self,
+        account: &AccountRef,
+        id: &ConversationId,
+    ) -> Result<(), ConversationError> {
+        let Some(phone) = self.meta(id).await?.and_then(|m| m.customer.phone) else {
+            return Ok(());
+        };
+        let alias = ConversationId::derive(
+            &self.envelope,
+            &self.tenant,
+            account,
+            &CustomerId::WhatsAppPhone(phone),
+        )
+        .await?;
+        let key = Key::new(self.tenant.sub_partition(ALIAS_SUFFIX), alias.as_str());
+        self.store.delete(Table::Data, &key, None).await?;
         Ok(())
     }
 

@@ -39,6 +39,7 @@ use crate::ids::TenantId;
 use crate::meta::AccountRef;
 use crate::store::{Condition, Key, StoreError, Table, TableStore, Update};
 
+pub use customers::ALIAS_SUFFIX;
 pub use job_target::JobTarget;
 pub use model::{
     ConversationId, ConversationMeta, Direction, MessageRef, MessageStatus, NewMessage, Origin,

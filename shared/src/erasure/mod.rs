@@ -462,6 +462,10 @@ pub(crate) async fn erase_conversation(
     let outbound = Idempotency::new(store.clone(), "OUT", platform::VISIBILITY);
     let pk = conversations.partition(id);
     let mut deleted = 0;
+    // The phone alias (Coexistence, decision 0052) while the customer's phone is readable.
+    if let Some(account) = account {
+        conversations.remove_phone_alias(account, id).await?;
+    }
     // Messages first (with what points at them), the conversation item last, so a crash
     // leaves the conversation findable for the retry.
     loop {

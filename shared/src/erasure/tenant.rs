@@ -56,8 +56,10 @@ use super::mail::NOTIFIED_ATTR;
 /// sweep. Conversations (`CONV#<c>`, `MID#<hash>`) are found through `CONVS`, API keys
 /// through `APIKEYS` (both handled apart). A new kind of tenant partition must be listed here
 /// or derived in the sweep; the erasure tests create every kind and fail on any survivor.
-pub const FIXED_SUB_PARTITIONS: [&str; 6] = [
+pub const FIXED_SUB_PARTITIONS: [&str; 8] = [
     crate::crm_sync::outbox::PARTITION,
+    crate::conversation::ALIAS_SUFFIX,
+    crate::coexistence::SETTINGS_SUFFIX,
     crate::conversation::erased::PARTITION,
     crate::crm_sync::parking::PARKED_SUFFIX,
     crate::export::EXPORTS_SUFFIX,
@@ -394,6 +396,12 @@ impl TenantErasure {
         if let Some(scope) = self.tenants.scope(tenant).await.map_err(tenant_err)? {
             for channel in scope.channels().await.map_err(tenant_err)? {
                 if let Ok(r) = ChannelRef::parse(channel.kind, &channel.id) {
+                    // A number's Coexistence history backlog and its import index entry.
+                    if let ChannelRef::WhatsApp(number) = &r {
+                        crate::coexistence::Coexistence::new(self.store.clone())
+                            .clear_backlog(tenant, number)
+                            .await?;
+                    }
                     match scope.disconnect(&r).await {
                         Ok(()) | Err(crate::tenant::TenantError::ChannelNotFound(_)) => {}
                         Err(e) => return Err(tenant_err(e)),
