@@ -84,21 +84,20 @@ impl Conversations {
         self.store
             .update(Table::Data, &list_key, listing, None)
             .await?;
-        self.record_phone_alias(account, customer, &id, &existing, expires)
+        self.record_phone_alias(account, customer, &id, &existing)
             .await?;
         Ok(id)
     }
 
     /// Coexistence contacts and history name customers by phone only: a customer known by
     /// BSUID gets an alias from their phone's conversation id to theirs, written when the
-    /// phone is first learnt (keyed ids only; it expires with the conversation).
+    /// phone is first learnt (keyed ids only; removed with the conversation's erasure).
     async fn record_phone_alias(
         &self,
         account: &AccountRef,
         customer: &CustomerRef,
         id: &ConversationId,
         existing: &Option<crate::store::Item>,
-        expires: i64,
     ) -> Result<(), ConversationError> {
         let Some(phone) = &customer.phone else {
             return Ok(());
@@ -120,9 +119,10 @@ impl Conversations {
         )
         .await?;
         let key = Key::new(self.tenant.sub_partition(ALIAS_SUFFIX), alias.as_str());
-        let update = Update::new()
-            .set("conversation", id.as_str())
-            .set(TTL_ATTR, expires);
+        // No expiry of its own: it holds keyed ids only, and a retention change could not
+        // restamp it; it points at nothing once its conversation expires, and erasure
+        // removes it with the conversation.
+        let update = Update::new().set("conversation", id.as_str());
         self.store.update(Table::Data, &key, update, None).await?;
         let mark = Update::new().set("phone_alias", true);
         self.store
