@@ -15,6 +15,7 @@ pub mod app;
 pub mod audit;
 pub mod bitrix;
 pub mod clock;
+pub mod coexistence;
 pub mod consumer;
 pub mod conversation;
 pub mod costs;

@@ -559,6 +559,12 @@ impl PortalEvents {
                 skipped += 1;
                 continue;
             };
+            if self.is_echo_back(&tenant, msg.user_id).await? {
+                tracing::info!(%tenant, im_message = im.message_id,
+                    "message by the echo author (a WhatsApp Business app echo) not sent out");
+                skipped += 1;
+                continue;
+            }
             let reply = OperatorMessage {
                 im,
                 text: msg.text.clone(),
@@ -617,6 +623,22 @@ impl PortalEvents {
             duplicates,
             skipped,
         })
+    }
+
+    /// Whether a message Bitrix24 reports as written by `user_id` is one of the WhatsApp
+    /// Business app echoes we posted as the tenant's echo author (decision 0052).
+    async fn is_echo_back(
+        &self,
+        tenant: &TenantId,
+        user_id: Option<u64>,
+    ) -> Result<bool, WebhookError> {
+        let Some(user_id) = user_id else {
+            return Ok(false);
+        };
+        crate::coexistence::Coexistence::new(self.store.clone())
+            .is_echo_author(tenant, user_id)
+            .await
+            .map_err(unavailable)
     }
 
     async fn message_change(

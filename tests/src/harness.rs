@@ -82,6 +82,33 @@ impl Harness {
         }
     }
 
+    /// Stops the server and starts a new one on the same data dir (what a crash leaves is
+    /// still there), with the same fake Graph API; `configure` as for [`Harness::start`].
+    pub async fn restart(self, configure: impl FnOnce(&mut LocalConfig)) -> Self {
+        let Harness {
+            server,
+            graph,
+            http,
+            _dir: dir,
+            ..
+        } = self;
+        server.shutdown().await;
+        let mut config = LocalConfig::for_tests(dir.path(), ADMIN);
+        config.meta_app_secret = Some(APP_SECRET.into());
+        config.meta_app_id = Some(FAKE_APP_ID.into());
+        config.meta_verify_token = Some(VERIFY.into());
+        config.graph_api_base_url = graph.base_url();
+        configure(&mut config);
+        let server = LocalServer::start(config).await.expect("local server");
+        Harness {
+            base: format!("http://{}", server.addr()),
+            server,
+            graph,
+            http,
+            _dir: dir,
+        }
+    }
+
     /// An admin API call that must succeed; its JSON answer.
     pub async fn admin(&self, method: &str, path: &str, body: Value) -> Value {
         let resp = self

@@ -28,6 +28,7 @@ mod routing;
 mod api_keys;
 mod audit;
 mod channels;
+mod coexistence;
 mod connection_codes;
 mod erasure;
 mod exports;
@@ -111,6 +112,12 @@ fn routes() -> Vec<Route> {
         Route::below(t!("/channels"), Tenant(ManageChannels)),
         route(t!("/channels/{kind}"), Tenant(ManageChannels)).post(h!(channels::connect)),
         route(t!("/channels/{kind}/{id}"), Tenant(ManageChannels)).delete(h!(channels::disconnect)),
+        route(
+            t!("/channels/{kind}/{id}/coexistence"),
+            Tenant(ManageChannels),
+        )
+        .get(h!(coexistence::get))
+        .put(h!(coexistence::put)),
         Route::below(t!("/channels/{kind}/{id}/{*rest}"), Tenant(ManageChannels)),
         route(t!("/revocations"), Tenant(ManageChannels)).get(h!(revocations::list)),
         // Self-service onboarding (decision 0040).

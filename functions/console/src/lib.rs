@@ -118,6 +118,7 @@ pub(crate) enum Action {
     SetDisplayName,
     RequestEmailChange,
     AcknowledgePolicy,
+    SetHistoryImport,
 }
 
 impl Action {
@@ -129,6 +130,7 @@ impl Action {
             "" | "/" => (Some(Home), None),
             "/channels" => (Some(Channels), None),
             "/channels/disconnect" => (None, Some(Disconnect)),
+            "/channels/history" => (None, Some(SetHistoryImport)),
             "/retention" => (Some(Retention), Some(SetRetention)),
             "/exports" => (Some(Exports), Some(RequestExport)),
             "/exports/download" => (Some(DownloadExport), None),
@@ -169,7 +171,7 @@ impl Action {
             // One's own data: every signed-in user may correct it (decision 0047).
             Home | SignOut | SetDisplayName | RequestEmailChange | AcknowledgePolicy => None,
             Channels | Retention | Account => Some(Permission::ReadSettings),
-            Disconnect => Some(Permission::ManageChannels),
+            Disconnect | SetHistoryImport => Some(Permission::ManageChannels),
             Rename => Some(Permission::ChangeSettings),
             SetRetention => Some(Permission::ChangeSettings),
             Exports | RequestExport | DownloadExport => Some(Permission::Export),

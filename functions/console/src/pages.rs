@@ -8,9 +8,11 @@ use std::time::Duration;
 use askama::Template;
 use lambda_http::http::StatusCode;
 use wappline::accounts::Permission;
+use wappline::coexistence::Coexistence;
 use wappline::erasure::tenant::DEFAULT_GRACE;
 use wappline::erasure::ErasureError;
 use wappline::export::{ExportError, ExportFile, ExportId, ExportRecord, ExportScope, ExportState};
+use wappline::ids::PhoneNumberId;
 use wappline::meta::{AccountRef, CustomerId};
 use wappline::revocation::{Revocation, StepKind, StepState};
 use wappline::tenant::{
@@ -29,6 +31,7 @@ pub(crate) fn notice(t: &Text, code: &str) -> Option<&'static str> {
     Some(match code {
         "signed_out" => t.signed_out,
         "disconnected" => t.disconnected,
+        "history" => t.history_import_changed,
         "retention_saved" => t.retention_saved,
         "export_requested" => t.export_requested,
         "deletion_requested" => t.deletion_requested,
@@ -52,6 +55,7 @@ pub(crate) async fn serve(ctx: &Ctx<'_>, action: Action) -> Result<Reply, Fail> 
         Home => Ok(Reply::redirect("/app/channels")),
         Channels => channels(ctx).await,
         Disconnect => disconnect(ctx).await,
+        SetHistoryImport => set_history_import(ctx).await,
         Retention => retention(ctx, StatusCode::OK, None).await,
         SetRetention => set_retention(ctx).await,
         Exports => exports(ctx).await,
@@ -105,6 +109,8 @@ struct ChannelRow {
     /// `ok` or `warn`: the status's style.
     tone: &'static str,
     connected: String,
+    /// WhatsApp numbers: whether their Coexistence history is imported (decision 0052).
+    history_import: Option<bool>,
 }
 
 struct StepRow {
@@ -183,7 +189,7 @@ async fn channels(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
     let t = ctx.t;
     let now = wappline::clock::now_secs();
     let summaries = ctx.scope.channels().await.map_err(Fail::from_tenant)?;
-    let channels = summaries
+    let mut channels = summaries
         .iter()
         .map(|c| {
             let (status, tone) = match c.health(now) {
@@ -206,9 +212,20 @@ async fn channels(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
                 status,
                 tone,
                 connected: when(c.connected_at),
+                history_import: None,
             }
         })
-        .collect();
+        .collect::<Vec<ChannelRow>>();
+    let coexistence = Coexistence::new(ctx.s.tenants.store().clone());
+    for row in channels.iter_mut().filter(|r| r.kind_code == "whatsapp") {
+        if let Ok(number) = PhoneNumberId::parse(&row.id) {
+            let settings = coexistence
+                .settings(&ctx.user.tenant, &number)
+                .await
+                .map_err(|e| Fail::log("coexistence settings", e))?;
+            row.history_import = Some(settings.history_import);
+        }
+    }
     let may_manage = ctx.may(Permission::ManageChannels);
     // The revocation records are shown to those who may disconnect (the admin API's
     // `/revocations` needs the same permission).
@@ -257,6 +274,38 @@ async fn disconnect(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
         Err(wappline::revocation::RevocationError::Tenant(e)) => Err(Fail::from_tenant(e)),
         Err(e) => Err(Fail::log("disconnect", e)),
     }
+}
+
+/// Turns a WhatsApp number's Coexistence history import on or off (decision 0052).
+async fn set_history_import(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
+    let number = PhoneNumberId::parse(ctx.field("id")).map_err(|_| Fail::not_found())?;
+    let on = match ctx.field("import") {
+        "on" => true,
+        "off" => false,
+        _ => return Err(Fail::not_found()),
+    };
+    let channel = ChannelRef::WhatsApp(number.clone());
+    if ctx
+        .scope
+        .channel(&channel)
+        .await
+        .map_err(Fail::from_tenant)?
+        .is_none()
+    {
+        return Err(Fail::not_found());
+    }
+    let coexistence = Coexistence::new(ctx.s.tenants.store().clone());
+    let mut settings = coexistence
+        .settings(&ctx.user.tenant, &number)
+        .await
+        .map_err(|e| Fail::log("coexistence settings", e))?;
+    settings.history_import = on;
+    coexistence
+        .set(&ctx.user.tenant, &number, settings)
+        .await
+        .map_err(|e| Fail::log("coexistence settings", e))?;
+    tracing::info!(tenant = %ctx.user.tenant, channel = %number, history_import = on, "history import changed from the console");
+    Ok(Reply::redirect("/app/channels?done=history"))
 }
 
 // ---- Retention -----------------------------------------------------------------------

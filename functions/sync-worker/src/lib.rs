@@ -1,9 +1,10 @@
 //! sync-worker's scheduled run, shared by its `main.rs` and the sample events' test: the
 //! pending revocations of disconnected channels are retried (decision 0036), then parked
-//! portals are probed and their work released when they answer (decision 0025).
+//! portals are probed and their work released when they answer (decision 0025), then the
+//! Coexistence chat history is imported a share at a time (decision 0052).
 
 use wappline::app::runtime::Error;
-use wappline::crm_sync::PortalProbe;
+use wappline::crm_sync::{HistoryImport, PortalProbe};
 use wappline::revocation::Revocations;
 
 /// Revocations one scheduled run attempts (each is a few provider calls).
@@ -13,6 +14,7 @@ pub const REVOCATION_BUDGET: usize = 200;
 pub async fn scheduled(
     probe: &PortalProbe,
     revocations: &Revocations,
+    history: &HistoryImport,
 ) -> Result<serde_json::Value, Error> {
     // Revocations first: they are independent of the portal probe, and a probe failure
     // must not keep a provider step pending for longer.
@@ -35,5 +37,21 @@ pub async fn scheduled(
         deferred = report.deferred,
         "parked portals probed"
     );
-    Ok(serde_json::to_value(report)?)
+    // The Coexistence history import (decision 0052), a run's share of each backlog; its
+    // failure is the next run's to retry, not the probe's answer.
+    let mut answer = serde_json::to_value(report)?;
+    match history.run_once().await {
+        Ok(h) => {
+            tracing::info!(
+                channels = h.channels,
+                queued = h.queued,
+                waiting_for_meta = h.waiting_for_meta,
+                dropped = h.dropped,
+                "chat history import run"
+            );
+            answer["history"] = serde_json::to_value(h)?;
+        }
+        Err(e) => tracing::warn!(error = %e, "chat history import failed; next run retries"),
+    }
+    Ok(answer)
 }

@@ -15,10 +15,11 @@ async fn main() -> Result<(), Error> {
     let services = Services::from_env().await?;
     let probe = Arc::new(services.portal_probe()?);
     let revocations = Arc::new(services.revocations()?);
+    let history = Arc::new(services.history_import()?);
     let worker = services.sync_worker()?;
     run_sqs_or_schedule(worker, &services, platform::SYNC, move || {
-        let (probe, revocations) = (probe.clone(), revocations.clone());
-        async move { sync_worker::scheduled(&probe, &revocations).await }
+        let (probe, revocations, history) = (probe.clone(), revocations.clone(), history.clone());
+        async move { sync_worker::scheduled(&probe, &revocations, &history).await }
     })
     .await
 }

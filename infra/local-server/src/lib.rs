@@ -184,6 +184,11 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_SCHEDULE_SECS", default_value_t = 60)]
     pub schedule_secs: u64,
 
+    /// Coexistence chat history: past messages queued per WhatsApp number per scheduled
+    /// run (default 250; decision 0052).
+    #[arg(long, env = "WAPPLINE_HISTORY_POSTS_PER_RUN")]
+    pub history_posts_per_run: Option<usize>,
+
     /// First retry delay, in milliseconds, for jobs that failed for a passing reason
     /// (doubled per attempt, at most an hour).
     #[arg(long, env = "WAPPLINE_RETRY_BASE_MS", default_value_t = 30_000)]
@@ -272,6 +277,7 @@ impl LocalConfig {
             instagram_oauth_base_url: None,
             instagram_authorize_url: None,
             schedule_secs: 1,
+            history_posts_per_run: None,
             bcrypt_cost: wappline::accounts::MIN_BCRYPT_COST,
             max_connections: 1024,
             header_timeout_secs: 10,
@@ -565,6 +571,15 @@ impl LocalServer {
             .cloned()
             .expect("the local server runs on the embedded adapters");
         for schedule in schedules::platform(&services, &handles, config.schedule_secs).map_err(e)? {
+            workers.spawn(schedules::run(schedule, rx.clone()));
+        }
+        if let Some(schedule) = schedules::history_import(
+            &services,
+            config.schedule_secs,
+            config.history_posts_per_run,
+        )
+        .map_err(e)?
+        {
             workers.spawn(schedules::run(schedule, rx.clone()));
         }
         if services.metrics.is_on() {

@@ -199,3 +199,33 @@ pub fn platform(
     }
     Ok(schedules)
 }
+
+/// The sync worker's import of Coexistence chat history (decision 0052), when CRM sync is
+/// configured; `per_run`: its pace, when not the default.
+pub fn history_import(
+    services: &Services,
+    every_secs: u64,
+    per_run: Option<usize>,
+) -> Result<Option<Schedule>, ServicesError> {
+    if let Err(e) = services.portal_probe() {
+        return match e {
+            ServicesError::Missing { .. } => Ok(None),
+            e => Err(e),
+        };
+    }
+    let mut import = services.history_import()?;
+    if let Some(n) = per_run {
+        import = import.with_posts_per_run(n);
+    }
+    Ok(Some(Schedule {
+        name: "history-import",
+        every: Duration::from_secs(every_secs.max(1)),
+        run: Arc::new(move || {
+            let import = import.clone();
+            Box::pin(async move {
+                let report = import.run_once().await;
+                report.map(|_| ()).map_err(|e| e.to_string())
+            })
+        }),
+    }))
+}

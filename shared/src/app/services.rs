@@ -529,6 +529,15 @@ impl Services {
         ))
     }
 
+    /// The sync worker's scheduled import of Coexistence chat history (decision 0052).
+    pub fn history_import(&self) -> Result<crate::crm_sync::HistoryImport, ServicesError> {
+        self.require_queues("the history import", &[platform::SYNC])?;
+        Ok(crate::crm_sync::HistoryImport::new(
+            self.platform.store.clone(),
+            self.queue.clone(),
+        ))
+    }
+
     /// The outbound intake: operator replies and API sends, stored and queued.
     pub fn outbound_intake(&self) -> Result<OutboundIntake, ServicesError> {
         self.require_queues("the outbound intake", &[platform::OUTBOUND])?;

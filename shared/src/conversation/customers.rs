@@ -5,8 +5,11 @@ use super::identity::{identities, merge_alias_pks, ALIASES_ATTR, FORMER_ATTR};
 use super::model::{ConversationId, ConversationMeta};
 use super::{retention_expiry, ConversationError, Conversations};
 use crate::clock::now_secs;
-use crate::meta::{AccountRef, CustomerId, CustomerRef};
-use crate::store::{AttrValue, Key, Table, Update, TTL_ATTR};
+use crate::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppPhone};
+use crate::store::{AttrValue, Condition, Key, Table, Update, TTL_ATTR};
+
+/// The conversation's attribute holding the business's saved name, encrypted.
+const SAVED_NAME: &str = "saved_name";
 
 impl Conversations {
     /// Creates or refreshes the conversation of `customer` on `account`: the customer's
@@ -139,6 +142,43 @@ impl Conversations {
         Ok(id)
     }
 
+    /// The conversation of the customer with `phone` on `account`: theirs by phone, or the
+    /// one their phone is an alias of (a customer known by BSUID). None when we never talked.
+    pub async fn conversation_of_phone(
+        &self,
+        account: &AccountRef,
+        phone: &WhatsAppPhone,
+    ) -> Result<Option<ConversationId>, ConversationError> {
+        // The phone's own conversation, or the one it is an alias of (decision 0049).
+        self.conversation_of(account, &CustomerId::WhatsAppPhone(phone.clone()))
+            .await
+    }
+
+    /// Sets (or, with None, clears) the name the business saved for the customer in its
+    /// WhatsApp Business app (Coexistence contacts). It wins over the profile name: it is
+    /// what the business calls them. Returns false when there is no such conversation.
+    pub async fn set_saved_name(
+        &self,
+        id: &ConversationId,
+        name: Option<&str>,
+    ) -> Result<bool, ConversationError> {
+        let key = self.meta_key(id);
+        if self.store.get(Table::Data, &key).await?.is_none() {
+            return Ok(false);
+        }
+        let update = match name {
+            Some(n) => Update::new().set(
+                SAVED_NAME,
+                self.encrypt_json(&key, SAVED_NAME, &n.to_owned()).await?,
+            ),
+            None => Update::new().remove(SAVED_NAME),
+        };
+        self.store
+            .update(Table::Data, &key, update, Some(Condition::Exists))
+            .await?;
+        Ok(true)
+    }
+
     pub async fn meta(
         &self,
         id: &ConversationId,
@@ -154,7 +194,10 @@ impl Conversations {
         let blob = item
             .get_b("customer")
             .ok_or_else(|| ConversationError::Corrupt("conversation without customer".into()))?;
-        let customer = self.decrypt_json(&key, "customer", blob).await?;
+        let mut customer: CustomerRef = self.decrypt_json(&key, "customer", blob).await?;
+        if let Some(saved) = item.get_b(SAVED_NAME) {
+            customer.name = Some(self.decrypt_json(&key, SAVED_NAME, saved).await?);
+        }
         let former_ids = match item.get_b(FORMER_ATTR) {
             Some(blob) => self.decrypt_json(&key, FORMER_ATTR, blob).await?,
             None => Vec::new(),

@@ -9,6 +9,7 @@
 mod chat;
 pub mod flush;
 pub mod gate;
+pub mod history;
 mod job;
 pub mod outbox;
 pub mod parking;
@@ -18,6 +19,7 @@ mod retry;
 mod worker;
 
 pub use flush::{Clock, FlushConfig, FlushReport, PortalFlusher};
+pub use history::{HistoryImport, HistoryImportReport};
 pub use job::{SyncAction, SyncJob, SYNC_JOB_VERSION};
 pub use parking::{ParkState, ParkedPortal, Parking};
 pub use probe::{PortalProbe, ProbeReport};

@@ -632,7 +632,10 @@ impl SyncWorker {
                     )
                     .await;
                 let id = crm.message_id.clone();
-                let op = post(imconnector::SEND_MESSAGES, crm.to_param()?, lookup(id))?;
+                let param = self
+                    .as_echo_author(job, meta, message, crm.to_param()?)
+                    .await?;
+                let op = post(imconnector::SEND_MESSAGES, param, lookup(id))?;
                 Ok(op.map(|op| CrmOp {
                     files: self.files_to_link(meta, message.content.as_ref()),
                     ..op
@@ -648,7 +651,10 @@ impl SyncWorker {
                         quote,
                     )
                     .await;
-                let op = post(imconnector::UPDATE_MESSAGES, crm.to_param()?, None)?;
+                let param = self
+                    .as_echo_author(job, meta, message, crm.to_param()?)
+                    .await?;
+                let op = post(imconnector::UPDATE_MESSAGES, param, None)?;
                 Ok(op.map(|op| CrmOp {
                     files: self.files_to_link(meta, message.content.as_ref()),
                     ..op
@@ -744,7 +750,7 @@ impl SyncWorker {
                 .map(Content::text_for_crm)
                 .unwrap_or_else(|| "[message deleted]".into())
         });
-        if message.origin == Origin::BusinessApp {
+        if message.origin == Origin::BusinessApp && self.echo_author(tenant, meta).await.is_none() {
             let app = match meta.account.channel() {
                 ChannelKind::Instagram => "the Instagram app",
                 _ => "the WhatsApp Business app",
@@ -780,6 +786,37 @@ impl SyncWorker {
                 .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// The Bitrix24 manager a WhatsApp Business app echo is posted as, when the tenant chose
+    /// one for the number (decision 0052). A store failure reads as none: the echo is then
+    /// posted labelled, on the customer's side, rather than not at all.
+    async fn echo_author(&self, tenant: &TenantId, meta: &ConversationMeta) -> Option<u64> {
+        let AccountRef::WhatsApp(number) = &meta.account else {
+            return None;
+        };
+        crate::coexistence::Coexistence::new(self.store.clone())
+            .settings(tenant, number)
+            .await
+            .ok()?
+            .echo_author_id
+    }
+
+    /// `element`, posted on behalf of the echo author when `message` is an echo of the
+    /// WhatsApp Business app and the tenant chose one.
+    async fn as_echo_author(
+        &self,
+        job: &SyncJob,
+        meta: &ConversationMeta,
+        message: &StoredMessage,
+        mut element: Value,
+    ) -> Result<Value, SyncError> {
+        if message.origin == Origin::BusinessApp {
+            if let Some(author) = self.echo_author(&job.tenant_id, meta).await {
+                imconnector::post_as_manager(&mut element, author);
+            }
+        }
+        Ok(element)
     }
 
     async fn record_sent(

@@ -64,8 +64,9 @@ use super::mail::NOTIFIED_ATTR;
 /// sweep. Conversations (`CONV#<c>`, `MID#<hash>`) are found through `CONVS`, API keys
 /// through `APIKEYS` (both handled apart). A new kind of tenant partition must be listed here
 /// or derived in the sweep; the erasure tests create every kind and fail on any survivor.
-pub const FIXED_SUB_PARTITIONS: [&str; 7] = [
+pub const FIXED_SUB_PARTITIONS: [&str; 8] = [
     crate::crm_sync::outbox::PARTITION,
+    crate::coexistence::SETTINGS_SUFFIX,
     crate::conversation::erased::PARTITION,
     crate::crm_sync::parking::PARKED_SUFFIX,
     crate::export::EXPORTS_SUFFIX,
@@ -442,6 +443,15 @@ impl TenantErasure {
         let Some(scope) = self.tenants.scope(tenant).await.map_err(tenant_err)? else {
             return Ok(());
         };
+        let channels = scope.channels().await.map_err(tenant_err)?;
+        // A number's Coexistence history backlog and its import index entry (decision 0052).
+        for channel in &channels {
+            if let Ok(ChannelRef::WhatsApp(number)) = ChannelRef::parse(channel.kind, &channel.id) {
+                crate::coexistence::Coexistence::new(self.store.clone())
+                    .clear_backlog(tenant, &number)
+                    .await?;
+            }
+        }
         if let Some(revocations) = &self.revocations {
             revocations
                 .disconnect_all(&scope, ERASURE_ACTOR)
@@ -449,7 +459,7 @@ impl TenantErasure {
                 .map_err(revocation_err)?;
             return Ok(());
         }
-        for channel in scope.channels().await.map_err(tenant_err)? {
+        for channel in channels {
             if let Ok(r) = ChannelRef::parse(channel.kind, &channel.id) {
                 match scope.disconnect(&r).await {
                     Ok(()) | Err(crate::tenant::TenantError::ChannelNotFound(_)) => {}

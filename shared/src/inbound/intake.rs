@@ -228,6 +228,9 @@ impl WebhookIntake {
         // Held jobs per suspended tenant, in arrival order (tenants in first-seen order).
         let mut holds: Vec<(TenantId, u32, Vec<OutgoingMessage>)> = Vec::new();
         let mut messages = Vec::with_capacity(batch.events.len());
+        // Per channel, once per delivery: whether its tenant imports the chat history.
+        let mut history: HashMap<AccountRef, bool> = HashMap::new();
+        let mut history_dropped = 0usize;
         for event in batch.events {
             if !owners.contains_key(&event.account) {
                 let owner = self
@@ -250,6 +253,15 @@ impl WebhookIntake {
                             .filter(|p| p.is_suspended())
                             .map(|p| p.retention_days);
                         suspended.insert(tenant.clone(), hold);
+                    }
+                    if matches!(event.kind, EventKind::HistoryMessage { .. })
+                        && !self
+                            .imports_history(&mut history, &tenant, &event.account)
+                            .await?
+                    {
+                        // Not opted in (decision 0052): not queued, not stored, not kept.
+                        history_dropped += 1;
+                        continue;
                     }
                     let retention = suspended.get(&tenant).copied().flatten();
                     let job = InboundJob::new(tenant.clone(), event);
@@ -291,6 +303,12 @@ impl WebhookIntake {
                     );
                 }
             }
+        }
+        if history_dropped > 0 {
+            tracing::info!(
+                count = history_dropped,
+                "chat history not imported (not opted in); dropped"
+            );
         }
         // A failure here answers 503 and Meta redelivers the whole delivery: jobs held by an
         // earlier attempt are held twice, which the release tolerates (idempotent workers).
@@ -360,6 +378,30 @@ impl WebhookIntake {
                 },
             })
             .collect())
+    }
+
+    /// Whether `tenant` imports the Coexistence chat history of `account` (cached in `seen`).
+    async fn imports_history(
+        &self,
+        seen: &mut HashMap<AccountRef, bool>,
+        tenant: &TenantId,
+        account: &AccountRef,
+    ) -> Result<bool, IntakeError> {
+        if let Some(on) = seen.get(account) {
+            return Ok(*on);
+        }
+        let on = match account {
+            AccountRef::WhatsApp(number) => {
+                crate::coexistence::Coexistence::new(self.tenants.store().clone())
+                    .settings(tenant, number)
+                    .await
+                    .map_err(|e| IntakeError::Unavailable(format!("coexistence settings: {e}")))?
+                    .history_import
+            }
+            _ => false,
+        };
+        seen.insert(account.clone(), on);
+        Ok(on)
     }
 }
 
@@ -439,6 +481,14 @@ fn too_large(mut event: InboundEvent) -> InboundEvent {
             customer.name = None;
             customer.username = None;
         }
+        EventKind::HistoryMessage {
+            customer, content, ..
+        } => {
+            customer.name = None;
+            *content = note();
+        }
+        EventKind::ContactSync { name, .. } => *name = None,
+        EventKind::HistoryProgress { .. } => {}
         EventKind::Reaction { customer, .. }
         | EventKind::Deleted { customer, .. }
         | EventKind::Read { customer, .. } => {

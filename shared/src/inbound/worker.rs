@@ -28,7 +28,8 @@ use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::{CryptoError, Envelope};
 use crate::idempotency::{Guarded, Idempotency};
 use crate::meta::{
-    Content, CustomerRef, DeliveryStatus, EventKind, InboundEvent, MetaError, ReplyTo,
+    AccountRef, Content, CustomerRef, DeliveryStatus, EventKind, InboundEvent, MetaError, Party,
+    ReplyTo,
 };
 use crate::metrics::Metrics;
 use crate::queue::{platform, Queue, QueueName};
@@ -496,6 +497,56 @@ impl InboundWorker {
                 )
                 .await
             }
+            EventKind::HistoryMessage {
+                customer,
+                message_id,
+                content,
+                by,
+            } => {
+                let message = NewMessage::from_provider(
+                    message_id.as_str(),
+                    match by {
+                        Party::Business => Direction::Outbound,
+                        Party::Customer => Direction::Inbound,
+                    },
+                    match by {
+                        Party::Business => Origin::BusinessApp,
+                        Party::Customer => Origin::Customer,
+                    },
+                    content.clone(),
+                    at,
+                    None,
+                );
+                self.import_history(job, &conversations, customer, message, retention)
+                    .await
+            }
+            EventKind::HistoryProgress {
+                phase,
+                progress,
+                declined,
+                ..
+            } => {
+                if let AccountRef::WhatsApp(number) = account {
+                    self.coexistence()
+                        .record_progress(&job.tenant_id, number, *phase, *progress, *declined)
+                        .await?;
+                }
+                Ok(())
+            }
+            EventKind::ContactSync { customer, name } => {
+                let Some(phone) = &customer.phone else {
+                    return Ok(());
+                };
+                // Only customers we talk to: the business's address book is not ours to copy.
+                match conversations.conversation_of_phone(account, phone).await? {
+                    Some(id) => {
+                        conversations.set_saved_name(&id, name.as_deref()).await?;
+                        tracing::info!(conversation = %id, "saved contact name updated");
+                    }
+                    None => tracing::debug!("contact of a customer we never talked to; ignored"),
+                }
+                Ok(())
+            }
             EventKind::AccountError { errors } => {
                 let codes: Vec<String> = errors
                     .iter()
@@ -554,6 +605,49 @@ impl InboundWorker {
         .await?;
         // One line per relayed message, with the step's correlation ids (decision 0038).
         tracing::info!("message stored; CRM sync queued");
+        Ok(())
+    }
+
+    fn coexistence(&self) -> crate::coexistence::Coexistence {
+        crate::coexistence::Coexistence::new(self.store.clone())
+    }
+
+    /// A past message of the Coexistence chat history: stored (not counted: the business
+    /// exchanged it before it came to us; no window opened) and put on its channel's
+    /// backlog, which the scheduled import posts at its own pace (decision 0052). Dropped
+    /// when the tenant does not import the channel's history (turned off since the
+    /// webhook).
+    async fn import_history(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        customer: &CustomerRef,
+        message: NewMessage,
+        retention: u32,
+    ) -> Result<(), InboundError> {
+        let account = &job.event.account;
+        let AccountRef::WhatsApp(number) = account else {
+            return Ok(());
+        };
+        let coexistence = self.coexistence();
+        if !coexistence
+            .settings(&job.tenant_id, number)
+            .await?
+            .history_import
+        {
+            tracing::info!("chat history not imported (not opted in); dropped");
+            return Ok(());
+        }
+        let at = message.at_ms / 1000;
+        let id = conversations
+            .record_customer(account, customer, None, retention)
+            .await?;
+        let (stored, _) = conversations
+            .store_message(account, &id, message, retention)
+            .await?;
+        coexistence
+            .queue_history(&job.tenant_id, number, at, &id, &stored.sk)
+            .await?;
         Ok(())
     }
 

@@ -41,9 +41,13 @@ impl InboundEvent {
             | EventKind::Reaction { customer, .. }
             | EventKind::Read { customer, .. }
             | EventKind::Handover { customer, .. }
-            | EventKind::Postback { customer, .. } => Some(customer),
+            | EventKind::Postback { customer, .. }
+            | EventKind::HistoryMessage { customer, .. }
+            | EventKind::ContactSync { customer, .. } => Some(customer),
             EventKind::Status { recipient, .. } => recipient.as_ref(),
-            EventKind::AccountError { .. } | EventKind::AccountUpdate { .. } => None,
+            EventKind::AccountError { .. }
+            | EventKind::AccountUpdate { .. }
+            | EventKind::HistoryProgress { .. } => None,
         }
     }
 
@@ -56,13 +60,16 @@ impl InboundEvent {
             | EventKind::Edited { message_id, .. }
             | EventKind::Deleted { message_id, .. }
             | EventKind::Reaction { message_id, .. }
-            | EventKind::Status { message_id, .. } => Some(message_id.as_str()),
+            | EventKind::Status { message_id, .. }
+            | EventKind::HistoryMessage { message_id, .. } => Some(message_id.as_str()),
             EventKind::Read { message_id, .. } | EventKind::Postback { message_id, .. } => {
                 message_id.as_ref().map(|m| m.as_str())
             }
             EventKind::AccountError { .. }
             | EventKind::AccountUpdate { .. }
-            | EventKind::Handover { .. } => None,
+            | EventKind::Handover { .. }
+            | EventKind::HistoryProgress { .. }
+            | EventKind::ContactSync { .. } => None,
         }
     }
 }
@@ -305,6 +312,33 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_owner_app_id: Option<String>,
     },
+    /// A past message of the WhatsApp Business app's chat history (Coexistence `history`),
+    /// from either side. Imported only when the tenant opted in for the channel.
+    HistoryMessage {
+        customer: CustomerRef,
+        message_id: MessageId,
+        content: Content,
+        by: Party,
+    },
+    /// Where the history sync stands, once per chunk; `declined`: the business did not
+    /// share its history (error 2593109).
+    HistoryProgress {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chunk_order: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<i64>,
+        #[serde(default)]
+        declined: bool,
+    },
+    /// The business saved (`name: Some`) or removed (`name: None`) the customer in its
+    /// WhatsApp Business app contacts (Coexistence `smb_app_state_sync`).
+    ContactSync {
+        customer: CustomerRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -322,6 +356,9 @@ impl EventKind {
             EventKind::AccountError { .. } => "account_error",
             EventKind::AccountUpdate { .. } => "account_update",
             EventKind::Handover { .. } => "handover",
+            EventKind::HistoryMessage { .. } => "history_message",
+            EventKind::HistoryProgress { .. } => "history_progress",
+            EventKind::ContactSync { .. } => "contact_sync",
         }
     }
 }

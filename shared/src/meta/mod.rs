@@ -11,6 +11,7 @@
 //! documents them; samples of every shape live in `events/meta-webhook/`.
 
 pub mod account;
+pub mod coexistence;
 mod event;
 mod ids;
 pub mod instagram;

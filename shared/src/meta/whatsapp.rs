@@ -75,6 +75,12 @@ pub struct ChangeValue<'a> {
     pub requested_verified_name: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub rejection_reason: Option<Cow<'a, str>>,
+    /// Coexistence chat history (`history` field).
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub history: Vec<Item<'a, super::coexistence::HistoryChunk<'a>>>,
+    /// Coexistence app contacts (`smb_app_state_sync` field).
+    #[serde(default, borrow, deserialize_with = "lenient::items")]
+    pub state_sync: Vec<Item<'a, super::coexistence::StateSync<'a>>>,
 }
 
 /// `account_update` `restriction_info[]`.

@@ -81,6 +81,9 @@ const EXPECTATIONS: &[(&str, Check)] = &[
     ("whatsapp-phone-number-quality.json", wa_number_quality),
     ("whatsapp-phone-number-name.json", wa_number_name),
     ("whatsapp-business-capability.json", wa_business_capability),
+    ("whatsapp-history.json", wa_history),
+    ("whatsapp-history-declined.json", wa_history_declined),
+    ("whatsapp-smb-app-state-sync.json", wa_state_sync),
     ("instagram-text.json", ig_text),
     ("instagram-standby.json", ig_standby),
     ("instagram-handover.json", ig_handover),
@@ -175,8 +178,13 @@ fn common(b: &WebhookBatch) {
         assert!(keys.insert(ev.provider_event_id.clone()), "duplicate key");
         assert!([PNID, PNID2, IG, IG2].contains(&ev.account.id()));
         if let Some(t) = ev.timestamp {
+            // Coexistence history reaches up to 180 days before onboarding.
+            let from = match ev.kind {
+                EventKind::HistoryMessage { .. } => TS - 180 * 86_400,
+                _ => TS,
+            };
             assert!(
-                (TS..TS + 100_000).contains(&t),
+                (from..TS + 100_000).contains(&t),
                 "timestamp {t} not in seconds"
             );
         }
@@ -340,6 +348,9 @@ fn kinds(b: &WebhookBatch) -> Vec<&'static str> {
             EventKind::AccountError { .. } => "account_error",
             EventKind::AccountUpdate { .. } => "account_update",
             EventKind::Handover { .. } => "handover",
+            EventKind::HistoryMessage { .. } => "history_message",
+            EventKind::HistoryProgress { .. } => "history_progress",
+            EventKind::ContactSync { .. } => "contact_sync",
         })
         .collect()
 }
@@ -922,11 +933,11 @@ fn wa_batch(b: &WebhookBatch) {
 }
 
 fn wa_ignored_fields(b: &WebhookBatch) {
-    let ev = one_event_with_ignored(b);
-    assert_eq!(text(incoming(ev).content), "This one is relayed");
-    assert_eq!(b.ignored.get("whatsapp:field:history"), 1);
+    // The empty history chunk is read (Coexistence): only its progress.
+    assert_eq!(kinds(b), ["history_progress", "message"]);
+    assert_eq!(text(incoming(&b.events[1]).content), "This one is relayed");
     assert_eq!(b.ignored.get("whatsapp:field:user_preferences"), 1);
-    assert_eq!(b.ignored.total(), 2);
+    assert_eq!(b.ignored.total(), 1);
     // The account event beside them is the intake's to route, to the number it names.
     let [u] = &b.account_updates[..] else {
         panic!("{:?}", b.account_updates)
@@ -1060,9 +1071,142 @@ fn wa_template_update(b: &WebhookBatch) {
     );
 }
 
-fn one_event_with_ignored(b: &WebhookBatch) -> &InboundEvent {
-    assert_eq!(b.events.len(), 1);
-    &b.events[0]
+// Coexistence: `history` (one event per past message, then the chunk's progress) and
+// `smb_app_state_sync` (the business's saved contact names).
+fn wa_history(b: &WebhookBatch) {
+    assert_eq!(
+        kinds(b),
+        [
+            "history_message",
+            "history_message",
+            "history_message",
+            "history_message",
+            "history_progress"
+        ]
+    );
+    assert!(b.ignored.is_empty());
+    let past: Vec<(String, Party, String, i64)> = b.events[..4]
+        .iter()
+        .map(|ev| match &ev.kind {
+            EventKind::HistoryMessage {
+                customer,
+                message_id,
+                content,
+                by,
+            } => {
+                wa_account(ev);
+                assert!(ev.provider_event_id.starts_with("wa:hist:wamid."));
+                assert_eq!(message_id.as_str(), &ev.provider_event_id[8..]);
+                (
+                    customer.phone.as_ref().unwrap().as_str().to_owned(),
+                    *by,
+                    content.text_for_crm(),
+                    ev.timestamp.unwrap(),
+                )
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        past,
+        [
+            (
+                PHONE.to_owned(),
+                Party::Customer,
+                "Do you still have the linen shirt in blue?".to_owned(),
+                1758000000
+            ),
+            // `to` marks the business's own message; the customer is `to`, not `from`.
+            (
+                PHONE.to_owned(),
+                Party::Business,
+                "Yes, sizes S to XL.".to_owned(),
+                1758000060
+            ),
+            (
+                PHONE.to_owned(),
+                Party::Customer,
+                "[unsupported: media_placeholder]".to_owned(),
+                1758000120
+            ),
+            (
+                PHONE2.to_owned(),
+                Party::Customer,
+                "Is the shop open on Sunday?".to_owned(),
+                1758100000
+            ),
+        ]
+    );
+    for ev in &b.events[..4] {
+        // Phone only in history: the conversation is found through the phone alias.
+        assert_eq!(
+            ev.customer().unwrap().id.key(),
+            format!(
+                "phone:{}",
+                ev.customer().unwrap().phone.as_ref().unwrap().as_str()
+            )
+        );
+    }
+    match &b.events[4].kind {
+        EventKind::HistoryProgress {
+            phase,
+            chunk_order,
+            progress,
+            declined,
+        } => {
+            assert_eq!(
+                (*phase, *chunk_order, *progress),
+                (Some(2), Some(1), Some(100))
+            );
+            assert!(!declined);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn wa_history_declined(b: &WebhookBatch) {
+    let ev = one(b);
+    wa_account(ev);
+    assert!(ev.customer().is_none());
+    assert!(matches!(
+        ev.kind,
+        EventKind::HistoryProgress {
+            declined: true,
+            progress: None,
+            ..
+        }
+    ));
+}
+
+fn wa_state_sync(b: &WebhookBatch) {
+    assert_eq!(kinds(b), ["contact_sync", "contact_sync"]);
+    let names: Vec<(String, Option<String>)> = b
+        .events
+        .iter()
+        .map(|ev| match &ev.kind {
+            EventKind::ContactSync { customer, name } => {
+                wa_account(ev);
+                assert!(ev.provider_event_id.starts_with("wa:contact:"));
+                // The key holds neither the phone nor the name.
+                assert!(!ev
+                    .provider_event_id
+                    .contains(customer.phone.as_ref().unwrap().as_str()));
+                (
+                    customer.phone.as_ref().unwrap().as_str().to_owned(),
+                    name.clone(),
+                )
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (PHONE.to_owned(), Some("Sheena Nelson Boutique".to_owned())),
+            (PHONE2.to_owned(), None),
+        ]
+    );
+    assert_eq!(b.events[0].timestamp, Some(1767261900));
 }
 
 // ---------------------------------------------------------------------------------------

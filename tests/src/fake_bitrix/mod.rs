@@ -74,6 +74,7 @@ use tokio::task::JoinHandle;
 pub use events::{EventBody, EventMessage};
 pub use files::FileDownload;
 pub use form::{form_to_json, parse_pairs, php_form};
+pub use rest::manager_of;
 
 use faults::{AnswerLost, Faults};
 use rest::dispatch;

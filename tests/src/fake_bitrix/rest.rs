@@ -207,7 +207,8 @@ fn dialog_messages(s: &mut State, domain: &str, params: &Value) -> Reply {
             json!({
                 "id": m.message_id,
                 "chat_id": m.chat_id,
-                "author_id": m.bitrix_user_id,
+                // A message posted on a manager's behalf is that manager's.
+                "author_id": manager_of(&m.raw).unwrap_or(m.bitrix_user_id),
                 "date": "2026-03-11T13:53:13+00:00",
                 "text": m.text.clone().unwrap_or_default(),
                 "params": if m.external_message_id.is_empty() {
@@ -516,6 +517,16 @@ fn bind(s: &mut State, domain: &str, params: &Value) -> Reply {
     ok(json!(true))
 }
 
+/// The manager a `MESSAGES` element is posted as (`message.user_id`), when it names one.
+pub fn manager_of(element: &Value) -> Option<u64> {
+    match &element["message"]["user_id"] {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .filter(|id| *id > 0)
+}
+
 fn send_messages(s: &mut State, domain: &str, params: &Value) -> Reply {
     let connector = text_of(params.get("CONNECTOR")).unwrap_or_default();
     let line = text_of(params.get("LINE")).unwrap_or_default();
@@ -549,6 +560,12 @@ fn send_messages(s: &mut State, domain: &str, params: &Value) -> Reply {
             }));
             continue;
         };
+        // `message.user_id`: "the ID of the manager in Bitrix24" (an integer; a string of
+        // digits inside a form-encoded `batch`); the message is then posted on that manager's
+        // behalf (imconnector-send-messages.md).
+        if m["message"].get("user_id").is_some() && manager_of(&m).is_none() {
+            return error(400, "ERROR_ARGUMENT", "message.user_id must be an integer");
+        }
         if text.is_none() && files.is_empty() {
             results.push(json!({
                 "user": user_id,

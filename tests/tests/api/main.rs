@@ -11,6 +11,7 @@ mod bitrix_batch;
 mod bitrix_client;
 mod bitrix_install;
 mod bitrix_webhook;
+mod coexistence;
 mod console;
 mod crm_parking;
 mod customer_identity;

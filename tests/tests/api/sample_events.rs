@@ -208,9 +208,10 @@ async fn the_queue_consumers_take_their_sample_batches() {
 async fn the_scheduled_functions_run_their_sample_schedules() {
     let w = world().await;
     // sync-worker's schedule: revocations and the probe of parked portals (none).
-    let (probe, revocations) = (
+    let (probe, revocations, history) = (
         w.services.portal_probe().unwrap(),
         w.services.revocations().unwrap(),
+        w.services.history_import().unwrap(),
     );
     let payload: Value =
         serde_json::from_str(&sample("sync-worker", "schedule.json", &w.tenant)).unwrap();
@@ -223,11 +224,12 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
         w.services.queue.as_ref(),
         &platform::name(platform::SYNC),
         payload,
-        &|| sync_worker::scheduled(&probe, &revocations),
+        &|| sync_worker::scheduled(&probe, &revocations, &history),
     )
     .await
     .unwrap();
     assert_eq!(answer["probed"], 0, "{answer}");
+    assert_eq!(answer["history"]["channels"], 0, "{answer}");
     // The probe reported how many portals are parked, for the alarm.
     assert!(w
         .metrics

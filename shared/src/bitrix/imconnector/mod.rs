@@ -366,6 +366,17 @@ pub fn set_message_files(params: &mut Value, files: &[CrmFile]) {
     }
 }
 
+/// Posts a `MESSAGES` element (of `send.messages` or `update.messages`) on behalf of the
+/// Bitrix24 manager `user_id`: the documented `message.user_id` field ("the ID of the
+/// manager in Bitrix24; if you pass `user_id`, the message will be sent on behalf of this
+/// manager", api-reference/imopenlines/imconnector/imconnector-send-messages.md). The
+/// message then shows on the operator's side of the chat.
+pub fn post_as_manager(element: &mut Value, user_id: u64) {
+    if let Some(message) = element.get_mut("message").and_then(Value::as_object_mut) {
+        message.insert("user_id".into(), Value::from(user_id));
+    }
+}
+
 /// Bitrix24's internal ids of an operator message, from `OnImConnectorMessageAdd`'s `im`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ImRef {

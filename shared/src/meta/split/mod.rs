@@ -12,10 +12,14 @@
 //! Items that are not ours to relay are counted in [`Ignored`] under these reasons, for the
 //! caller's log:
 //!
-//! - `whatsapp:field:<field>`: a webhook field other than `messages` / `smb_message_echoes`
-//!   and the account fields (`history`, `smb_app_state_sync`, `user_preferences`, …);
+//! - `whatsapp:field:<field>`: a webhook field other than `messages`, `smb_message_echoes`,
+//!   `history`, `smb_app_state_sync` and the account fields (`user_preferences`, …);
 //! - `whatsapp:malformed_<account field>`: an account or number event without a valid WABA
 //!   id or `event` (the events themselves are in [`WebhookBatch::account_updates`]);
+//! - `whatsapp:malformed_history`, `whatsapp:malformed_history_message`,
+//!   `whatsapp:history_message:<type>` (reactions, edits, revokes of the past),
+//!   `whatsapp:malformed_state_sync`, `whatsapp:state_sync:<type>`,
+//!   `whatsapp:state_sync_action:<action>`: Coexistence items not turned into events;
 //! - `whatsapp:missing_phone_number_id`: a change without a valid `metadata.phone_number_id`
 //!   (counted once per item it held, at least once): without it nothing can be routed;
 //! - `whatsapp:group_message`: a message in a group chat (Open Lines are one-to-one);
@@ -43,6 +47,7 @@
 //! is here; [`whatsapp`] reads WhatsApp Cloud API entries and [`instagram`] Instagram
 //! Messaging entries.
 
+mod coexistence;
 mod instagram;
 mod whatsapp;
 

@@ -33,6 +33,10 @@ pub(super) fn whatsapp_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBat
             account_change(entry, field, change, batch);
             continue;
         }
+        if field == "history" || field == "smb_app_state_sync" {
+            super::coexistence::coexistence_change(field, change.value.as_ref(), batch);
+            continue;
+        }
         if field != "messages" && field != "smb_message_echoes" {
             batch
                 .ignored
@@ -452,7 +456,7 @@ fn wa_media(kind: MediaKind, m: &wa::Media) -> Content {
 
 /// The content of a message, an echo or an edit. A type we do not know, or a known type
 /// whose object is missing, becomes `Unsupported` with the type's name.
-fn wa_content(body: &wa::Message, errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Content {
+pub(super) fn wa_content(body: &wa::Message, errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Content {
     let kind = body.kind.as_deref().unwrap_or("missing");
     let content = match kind {
         "text" => body

@@ -584,7 +584,7 @@ async fn scenario(d: &Deployment) -> Vec<String> {
         &[EventMessage {
             im_chat_id: 901,
             im_message_id: 5001,
-            chat_id: chat,
+            chat_id: chat.clone(),
             user_id: 1,
             text: Some("Thanks, on its way".into()),
             ..EventMessage::default()
@@ -673,6 +673,54 @@ async fn scenario(d: &Deployment) -> Vec<String> {
     );
     d.consume("SyncWorkerFunction", &sync, &sync_worker, platform::SYNC)
         .await;
+
+    // Coexistence (decision 0052): admin-api turns the history import on and names the echo
+    // author; Meta's history and contact sync reach the workers; the sync worker's schedule
+    // imports the history; bitrix-webhook recognises the echo author; turning the import
+    // off drops what waits.
+    let coexistence = format!("{t}/channels/whatsapp/{WA_NUMBER}/coexistence");
+    admin(
+        &admin_api,
+        "PUT",
+        &coexistence,
+        json!({"history_import": true, "echo_author_id": 42}),
+    )
+    .await;
+    for name in ["whatsapp-history.json", "whatsapp-smb-app-state-sync.json"] {
+        deliver(&meta, name).await;
+    }
+    d.consume(
+        "InboundWorkerFunction",
+        &inbound,
+        &inbound_worker,
+        platform::INBOUND,
+    )
+    .await;
+    let imported = sync.history_import().unwrap().run_once().await.unwrap();
+    assert_eq!(imported.queued, 4, "{imported:?}");
+    d.consume("SyncWorkerFunction", &sync, &sync_worker, platform::SYNC)
+        .await;
+    let echo_back = EventBody::for_portal(&d.bitrix, FAKE_DOMAIN, Some(APP_TOKEN)).message_add(
+        "wappline_whatsapp",
+        LINE,
+        &[EventMessage {
+            im_chat_id: 901,
+            im_message_id: 5002,
+            chat_id: chat.clone(),
+            user_id: 42,
+            text: Some("Yes, sizes S to XL.".into()),
+            ..EventMessage::default()
+        }],
+    );
+    let (s, v) = form(&bitrix, "/bitrix/events", echo_back).await;
+    assert_eq!((s, &v["skipped"]), (200, &json!(1)), "{v}");
+    admin(
+        &admin_api,
+        "PUT",
+        &coexistence,
+        json!({"history_import": false, "echo_author_id": null}),
+    )
+    .await;
 
     // retention: a shorter retention, re-stamped by the scheduled run.
     admin(
