@@ -11,8 +11,8 @@ use wappline::accounts::policy::PolicyMailing;
 use wappline::app::runtime::Error;
 use wappline::erasure::tenant::TenantErasure;
 use wappline::onboarding::refresh::TokenRefresh;
-use wappline::templates::sync::TemplateSync;
 use wappline::onboarding::subscriptions::SubscriptionCheck;
+use wappline::templates::sync::TemplateSync;
 
 /// Items deleted per scheduled invocation (well inside the function's timeout).
 pub const SWEEP_BUDGET: usize = 5_000;

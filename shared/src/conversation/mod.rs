@@ -24,8 +24,8 @@
 
 mod customers;
 pub mod erased;
-mod identity;
 pub mod handover;
+mod identity;
 mod job_target;
 mod messages;
 mod model;

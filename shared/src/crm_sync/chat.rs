@@ -92,7 +92,6 @@ pub(super) fn crm_user(meta: &ConversationMeta) -> CrmUser {
             .map(|u| format!("https://www.instagram.com/{u}")),
         skip_phone_validate: digits.as_deref().is_some_and(|d| !e164_plausible(d)),
         phone: digits.map(|d| format!("+{d}")),
-        ..CrmUser::default()
     }
 }
 
