@@ -207,6 +207,41 @@ impl Browser {
         }
     }
 
+    /// The text of the first element matching `css` once `ok` accepts it, waiting up to 5 s.
+    /// A click that loads a page returns before the page is replaced, so the old page's
+    /// element can be read first, or go stale while it is read: both are read again.
+    pub async fn text_when(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        let mut last = None;
+        loop {
+            if let Some(e) = self.all(css).await.into_iter().next() {
+                let url = format!("{}{}", self.base, e.path("/text"));
+                if let Ok(resp) = self.http.get(url).send().await {
+                    if resp.status().is_success() {
+                        if let Ok(v) = resp.json::<Value>().await {
+                            let text = v["value"].as_str().unwrap_or_default().to_owned();
+                            if ok(&text) {
+                                return text;
+                            }
+                            last = Some(text);
+                        }
+                    }
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{css} never had the expected text (last: {last:?}) on {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The text of `css` once it is `expected` (see [`Browser::text_when`]).
+    pub async fn wait_text(&self, css: &str, expected: &str) {
+        self.text_when(css, |t| t == expected).await;
+    }
+
     pub async fn find(&self, css: &str) -> Element<'_> {
         self.wait_for(css, Duration::from_secs(5)).await
     }

@@ -85,8 +85,7 @@ async fn an_owner_and_a_viewer_use_the_console_in_a_browser() {
     days.clear().await;
     days.type_text("45").await;
     b.find("#save-retention").await.click().await;
-    let notice = b.find("#notice").await.text().await;
-    assert_eq!(notice, "Retention saved.");
+    b.wait_text("#notice", "Retention saved.").await;
     assert_eq!(
         b.find("#retention_days")
             .await
@@ -145,10 +144,11 @@ async fn an_owner_and_a_viewer_use_the_console_in_a_browser() {
         .click()
         .await;
     b.accept_prompt().await;
-    assert_eq!(
-        b.find("#notice").await.text().await,
-        "The channel is disconnected. Its access is being revoked at the provider."
-    );
+    b.wait_text(
+        "#notice",
+        "The channel is disconnected. Its access is being revoked at the provider.",
+    )
+    .await;
     let calls: Vec<_> = h
         .graph
         .calls()
@@ -209,32 +209,30 @@ async fn an_owner_and_a_viewer_use_the_console_in_a_browser() {
     b.find("a[href='/app/account']").await.click().await;
     b.find("#delete-account").await.click().await;
     b.accept_prompt().await;
-    assert!(b
-        .find("#deletion-state")
-        .await
-        .text()
-        .await
-        .starts_with("The account is scheduled to be erased after"));
+    b.text_when("#deletion-state", |t| {
+        t.starts_with("The account is scheduled to be erased after")
+    })
+    .await;
     let (_, v) = admin_get(&h, &format!("/admin/tenants/{tenant}/erasure")).await;
     assert_eq!(v["state"], "pending");
     b.screenshot("13-deletion-scheduled").await;
     b.find("#cancel-deletion").await.click().await;
-    assert_eq!(b.find("#notice").await.text().await, "Deletion cancelled.");
+    b.wait_text("#notice", "Deletion cancelled.").await;
     let (_, v) = admin_get(&h, &format!("/admin/tenants/{tenant}/erasure")).await;
     assert_eq!(v["state"], "cancelled");
     b.screenshot("14-deletion-cancelled").await;
 
     // Russian, remembered from page to page.
     b.find("#lang-ru").await.click().await;
-    assert_eq!(b.find("h1").await.text().await, "Аккаунт");
+    b.wait_text("h1", "Аккаунт").await;
     assert!(b.source().await.contains("<html lang=\"ru\">"));
     b.screenshot("15-account-ru").await;
     b.find("a[href='/app/channels']").await.click().await;
-    assert_eq!(b.find("h1").await.text().await, "Каналы");
+    b.wait_text("h1", "Каналы").await;
     b.screenshot("16-channels-ru").await;
     b.find("#sign-out").await.click().await;
     b.wait_for("#sign-in", Duration::from_secs(5)).await;
-    assert_eq!(b.find("h1").await.text().await, "Вход");
+    b.wait_text("h1", "Вход").await;
 
     // A viewer sees the settings and cannot change them.
     b.find("#lang-en").await.click().await;
