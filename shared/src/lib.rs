@@ -23,6 +23,7 @@ pub mod edge;
 pub mod erasure;
 pub mod export;
 pub mod graph;
+mod group_commit;
 pub mod hold;
 pub mod http_client;
 pub mod idempotency;
