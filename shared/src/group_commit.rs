@@ -133,11 +133,7 @@ impl GroupCommit {
     /// Runs `f` in one write transaction on a blocking thread and commits it if `f` returns Ok
     /// (an error drops the transaction: all or nothing), then waits until that commit is
     /// durable. `backend` turns a database failure into the caller's error type.
-    pub(crate) async fn write<T, E, F>(
-        &self,
-        backend: fn(CommitFailure) -> E,
-        f: F,
-    ) -> Result<T, E>
+    pub(crate) async fn write<T, E, F>(&self, backend: fn(CommitFailure) -> E, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: Send + 'static,
@@ -171,7 +167,11 @@ impl GroupCommit {
 impl Drop for GroupCommit {
     fn drop(&mut self) {
         {
-            let mut r = self.shared.requests.lock().unwrap_or_else(|p| p.into_inner());
+            let mut r = self
+                .shared
+                .requests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             r.stop = true;
             self.shared.wake.notify_one();
         }

@@ -151,7 +151,11 @@ fn main() {
 
     // 4. wrk, each run on a fresh server (its own data dir), so the first run's backlog in the
     // inbound queue does not weigh on the second.
-    if std::process::Command::new("wrk").arg("--version").output().is_err() {
+    if std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         println!("wrk not installed: webhook load test skipped");
         return;
     }
@@ -173,7 +177,13 @@ fn main() {
             std::fs::write(&script, WRK_SCRIPT).unwrap();
             // Blocking here holds only this thread; the server runs on the runtime's workers.
             let out = std::process::Command::new("wrk")
-                .args(["-t2", &format!("-c{connections}"), "-d10s", "--latency", "-s"])
+                .args([
+                    "-t2",
+                    &format!("-c{connections}"),
+                    "-d10s",
+                    "--latency",
+                    "-s",
+                ])
                 .arg(&script)
                 .arg(format!("{}/webhooks/meta", h.base))
                 .arg("--")

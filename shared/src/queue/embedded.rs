@@ -310,7 +310,12 @@ fn build_index(txn: &WriteTransaction) -> Result<(), QueueError> {
         return Ok(());
     }
     let mut messages: Vec<(String, u64, i64, Option<String>)> = Vec::new();
-    for entry in txn.open_table(MESSAGES).map_err(db_err)?.iter().map_err(db_err)? {
+    for entry in txn
+        .open_table(MESSAGES)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
         let (key, value) = entry.map_err(db_err)?;
         let (queue, seq) = key.value();
         let meta = decode(value.value())?;

@@ -77,7 +77,11 @@ pub(super) fn rebuild<'a>(
 
 fn add_depth(txn: &WriteTransaction, queue: &str, delta: i64) -> Result<(), QueueError> {
     let mut t = txn.open_table(DEPTH).map_err(db_err)?;
-    let n = t.get(queue).map_err(db_err)?.map(|g| g.value()).unwrap_or(0);
+    let n = t
+        .get(queue)
+        .map_err(db_err)?
+        .map(|g| g.value())
+        .unwrap_or(0);
     let n = n.saturating_add_signed(delta);
     if n == 0 {
         t.remove(queue).map_err(db_err)?;

@@ -118,7 +118,10 @@ async fn run(seed: u64, queue_name: QueueName, grouped: bool) {
             }
             4..=6 => {
                 let max = 1 + rng.below(4) as usize;
-                let got = queue.receive(&queue_name, max, LONG).await.expect("receive");
+                let got = queue
+                    .receive(&queue_name, max, LONG)
+                    .await
+                    .expect("receive");
                 let bodies: Vec<String> = got.iter().map(|m| m.body.clone()).collect();
                 assert_eq!(bodies, model.receive(max), "seed {seed}, step {step}");
                 for m in got {
