@@ -82,6 +82,7 @@ fn flush(db: &Database) -> Result<(), String> {
 }
 
 fn run_flusher(db: Arc<Database>, shared: Arc<Shared>) {
+    // Each pass: wait for a writer, then one durable commit for everyone committed so far.
     loop {
         let generation = {
             let mut r = shared.requests.lock().unwrap_or_else(|p| p.into_inner());
@@ -178,5 +179,74 @@ impl Drop for GroupCommit {
         if let Some(t) = self.flusher.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
+
+    const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_flushes_and_are_answered_after_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let gc = Arc::new(GroupCommit::new(
+            Database::create(dir.path().join("t.redb")).unwrap(),
+        ));
+        let writers = 64u64;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..writers {
+            let gc = gc.clone();
+            tasks.spawn(async move {
+                gc.write(
+                    |CommitFailure(e)| e,
+                    move |txn| {
+                        txn.open_table(T)
+                            .map_err(|e| e.to_string())?
+                            .insert(i, i)
+                            .map_err(|e| e.to_string())?;
+                        Ok(())
+                    },
+                )
+                .await
+                .unwrap();
+                // Answered: a flush that started after this commit has finished.
+                gc.shared.flushed.borrow().generation
+            });
+        }
+        let mut answered_at = Vec::new();
+        while let Some(generation) = tasks.join_next().await {
+            answered_at.push(generation.unwrap());
+        }
+        assert!(answered_at.iter().all(|g| *g >= 1));
+        let flushes = gc.shared.flushed.borrow().generation;
+        assert!(
+            flushes < writers,
+            "{flushes} flushes for {writers} concurrent writers: no grouping"
+        );
+        // A failed closure commits nothing and costs no flush.
+        let failed: Result<(), String> = gc
+            .write(
+                |CommitFailure(e)| e,
+                |txn| {
+                    txn.open_table(T)
+                        .map_err(|e| e.to_string())?
+                        .insert(1000, 1)
+                        .map_err(|e| e.to_string())?;
+                    Err("refused".to_string())
+                },
+            )
+            .await;
+        assert_eq!(failed, Err("refused".to_string()));
+        assert_eq!(gc.shared.flushed.borrow().generation, flushes);
+        // Dropping flushes and closes: the file opens again with every answered write.
+        drop(Arc::into_inner(gc).expect("sole owner"));
+        let db = Database::open(dir.path().join("t.redb")).unwrap();
+        let txn = db.begin_read().unwrap();
+        let t = txn.open_table(T).unwrap();
+        assert_eq!(t.len().unwrap(), writers);
+        assert!(t.get(1000).unwrap().is_none());
     }
 }
