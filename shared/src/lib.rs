@@ -26,6 +26,7 @@ pub mod erasure;
 pub mod export;
 pub mod faults;
 pub mod graph;
+mod group_commit;
 pub mod hold;
 pub mod http_client;
 pub mod idempotency;

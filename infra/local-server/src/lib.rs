@@ -55,6 +55,10 @@ use listener::{BodyError, Limits};
 const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
 /// Polling loops on the sync queue (Lambda runs one invocation per message group).
 const SYNC_CONSUMERS: usize = 8;
+/// Polling loops on the inbound queue. FIFO groups keep each conversation in order across
+/// loops (a group with a message in flight is offered to no one), and concurrent loops' writes
+/// share the embedded files' fsyncs (decision 0054), where one loop's are all sequential.
+const INBOUND_CONSUMERS: usize = 4;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, Parser)]
@@ -555,6 +559,8 @@ impl LocalServer {
             // holds back only its own conversation, not the next batches (decision 0022).
             let loops = if consumer.queue == platform::name(platform::SYNC) {
                 SYNC_CONSUMERS
+            } else if consumer.queue == platform::name(platform::INBOUND) {
+                INBOUND_CONSUMERS
             } else {
                 1
             };

@@ -8,19 +8,20 @@
 //! - `queue_dedup`: (queue, dedup id) → expiry (ms); `queue_dedup_expiry` indexes the same
 //!   entries by expiry so pruning costs only what expired.
 //!
+//! - the receive index (`embedded_index`): what a receive may take, so it never scans.
+//!
 //! Every operation is one write transaction on a blocking thread, so concurrent receivers
-//! (threads or tasks) never get the same message in one visibility window.
+//! (threads or tasks) never get the same message in one visibility window. An operation is
+//! answered once its transaction is on disk; concurrent operations share one fsync
+//! ([`crate::group_commit`], decision 0054).
 //!
 //! Receipts are `{seq:x}.{nonce}` with a fresh nonce per receive. A receipt from an earlier
 //! receive of a message that has since been received again is stale: `ack` with it is an Ok
 //! no-op (as SQS documents for stale handles), `change_visibility` with it, or with the receipt
 //! of a deleted message, is `QueueError::Invalid` (as SQS and moto refuse it). A malformed
 //! receipt is `Invalid` for both.
-//!
-//! Receives scan the queue's messages (metadata only) in order; this suits the local and test
-//! volumes it is for, not millions of backlogged messages.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,12 +30,14 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::embedded_index as index;
 use super::sqs::limits;
 use super::{
     validate_batch, OutgoingMessage, Queue, QueueDepth, QueueError, QueueName, QueueSpec,
     ReceivedMessage,
 };
 use crate::clock::now_millis;
+use crate::group_commit::{CommitFailure, GroupCommit};
 
 /// The file in a data directory that holds the queues (an ops tool checks that it exists
 /// before opening a directory, so a mistyped path is not taken for an empty new one).
@@ -47,6 +50,9 @@ const DEDUP_EXPIRY: TableDefinition<(i64, &str, &str), ()> =
     TableDefinition::new("queue_dedup_expiry");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("queue_counters");
 const NEXT_SEQ: &str = "next_seq";
+/// Which receive index the file holds; an older file gets it built when opened.
+const INDEX_VERSION: &str = "index_version";
+const CURRENT_INDEX: u64 = 1;
 
 /// SQS's FIFO deduplication window.
 const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -75,7 +81,7 @@ struct QueueConfig {
 }
 
 struct Inner {
-    db: Database,
+    db: GroupCommit,
     queues: HashMap<QueueName, QueueConfig>,
 }
 
@@ -167,6 +173,7 @@ fn next_seq(txn: &WriteTransaction) -> Result<u64, QueueError> {
 /// Appends a message to a queue (new sequence number, so it goes to the back).
 fn append(txn: &WriteTransaction, queue: &str, meta: &Meta, body: &str) -> Result<(), QueueError> {
     let seq = next_seq(txn)?;
+    index::added(txn, queue, seq, meta.group_id.as_deref())?;
     let encoded = encode(meta)?;
     txn.open_table(MESSAGES)
         .map_err(db_err)?
@@ -236,21 +243,17 @@ fn claim_dedup(
     Ok(true)
 }
 
-/// A queue's messages, in send order, metadata only.
-fn scan(txn: &WriteTransaction, queue: &str) -> Result<Vec<(u64, Meta)>, QueueError> {
+fn meta_of(txn: &WriteTransaction, queue: &str, seq: u64) -> Result<Meta, QueueError> {
     let table = txn.open_table(MESSAGES).map_err(db_err)?;
-    let mut out = Vec::new();
-    for entry in table
-        .range((queue, 0u64)..=(queue, u64::MAX))
-        .map_err(db_err)?
-    {
-        let (key, value) = entry.map_err(db_err)?;
-        out.push((key.value().1, decode(value.value())?));
-    }
-    Ok(out)
+    let value = table.get((queue, seq)).map_err(db_err)?;
+    let value =
+        value.ok_or_else(|| QueueError::Backend(format!("message {seq} of {queue} is missing")))?;
+    decode(value.value())
 }
 
-fn remove(txn: &WriteTransaction, queue: &str, seq: u64) -> Result<(), QueueError> {
+/// Deletes a message (its index entries with it).
+fn remove(txn: &WriteTransaction, queue: &str, seq: u64, meta: &Meta) -> Result<(), QueueError> {
+    index::removed(txn, queue, seq, meta.visible_at, meta.group_id.as_deref())?;
     txn.open_table(MESSAGES)
         .map_err(db_err)?
         .remove((queue, seq))
@@ -291,6 +294,42 @@ fn put_meta(txn: &WriteTransaction, queue: &str, seq: u64, meta: &Meta) -> Resul
     txn.open_table(MESSAGES)
         .map_err(db_err)?
         .insert((queue, seq), encoded.as_slice())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Builds the receive index of a file written before it existed (or by an older layout).
+fn build_index(txn: &WriteTransaction) -> Result<(), QueueError> {
+    let version = txn
+        .open_table(COUNTERS)
+        .map_err(db_err)?
+        .get(INDEX_VERSION)
+        .map_err(db_err)?
+        .map(|g| g.value());
+    if version == Some(CURRENT_INDEX) {
+        return Ok(());
+    }
+    let mut messages: Vec<(String, u64, i64, Option<String>)> = Vec::new();
+    for entry in txn
+        .open_table(MESSAGES)
+        .map_err(db_err)?
+        .iter()
+        .map_err(db_err)?
+    {
+        let (key, value) = entry.map_err(db_err)?;
+        let (queue, seq) = key.value();
+        let meta = decode(value.value())?;
+        messages.push((queue.to_owned(), seq, meta.visible_at, meta.group_id));
+    }
+    index::rebuild(
+        txn,
+        messages
+            .iter()
+            .map(|(q, seq, at, g)| (q.as_str(), *seq, *at, g.as_deref())),
+    )?;
+    txn.open_table(COUNTERS)
+        .map_err(db_err)?
+        .insert(INDEX_VERSION, CURRENT_INDEX)
         .map_err(db_err)?;
     Ok(())
 }
@@ -336,10 +375,15 @@ impl EmbeddedQueue {
         txn.open_table(DEDUP).map_err(db_err)?;
         txn.open_table(DEDUP_EXPIRY).map_err(db_err)?;
         txn.open_table(COUNTERS).map_err(db_err)?;
+        index::create(&txn)?;
+        build_index(&txn)?;
         txn.commit().map_err(db_err)?;
 
         Ok(EmbeddedQueue {
-            inner: Arc::new(Inner { db, queues }),
+            inner: Arc::new(Inner {
+                db: GroupCommit::new(db),
+                queues,
+            }),
         })
     }
 
@@ -357,16 +401,13 @@ impl EmbeddedQueue {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, QueueError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let txn = inner.db.begin_write().map_err(db_err)?;
-            // On error the transaction is dropped, which aborts it: all or nothing.
-            let out = f(&txn)?;
-            txn.commit().map_err(db_err)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
+        self.inner
+            .db
+            .write(
+                |CommitFailure(e)| QueueError::Backend(format!("embedded queue store: {e}")),
+                f,
+            )
+            .await
     }
 
     /// Messages in the queue, visible and in flight (SQS's ApproximateNumberOfMessages plus
@@ -376,17 +417,9 @@ impl EmbeddedQueue {
         let inner = self.inner.clone();
         let name = queue.as_str().to_owned();
         tokio::task::spawn_blocking(move || {
-            let txn = inner.db.begin_read().map_err(db_err)?;
-            let table = txn.open_table(MESSAGES).map_err(db_err)?;
-            let mut n = 0;
-            for entry in table
-                .range((name.as_str(), 0u64)..=(name.as_str(), u64::MAX))
-                .map_err(db_err)?
-            {
-                entry.map_err(db_err)?;
-                n += 1;
-            }
-            Ok(n)
+            let txn = inner.db.db().begin_read().map_err(db_err)?;
+            let (total, _) = index::depth(&txn, &name, now_millis())?;
+            Ok(usize::try_from(total).unwrap_or(usize::MAX))
         })
         .await
         .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
@@ -454,37 +487,17 @@ impl Queue for EmbeddedQueue {
         self.write(move |txn| {
             let now = now_millis();
             let hidden_until = now.saturating_add(millis(visibility));
-            let messages = scan(txn, &name)?;
-            // FIFO: a group with any message in flight delivers nothing until it is settled.
-            let blocked: HashSet<String> = if config.fifo {
-                messages
-                    .iter()
-                    .filter(|(_, m)| m.visible_at > now)
-                    .filter_map(|(_, m)| m.group_id.clone())
-                    .collect()
-            } else {
-                HashSet::new()
-            };
-
+            let group_of = |seq: u64| Ok(meta_of(txn, &name, seq)?.group_id);
+            index::settle_expired(txn, &name, now, group_of)?;
             let mut out = Vec::new();
-            for (seq, mut meta) in messages {
-                if out.len() >= max {
-                    break;
-                }
-                if meta.visible_at > now {
-                    continue;
-                }
-                if let Some(group) = &meta.group_id {
-                    if blocked.contains(group) {
-                        continue;
-                    }
-                }
+            index::walk(txn, &name, max, group_of, |seq| {
+                let mut meta = meta_of(txn, &name, seq)?;
                 if let Some((max_receives, dlq)) = &config.redrive {
                     if meta.receive_count >= *max_receives {
                         // Received max_receives times without an ack: dead-letter it on this
                         // receive attempt, as SQS does. Id and count carry over, as in SQS.
                         let body = body_of(txn, &name, seq)?;
-                        remove(txn, &name, seq)?;
+                        remove(txn, &name, seq, &meta)?;
                         meta.visible_at = now;
                         meta.receipt_nonce = None;
                         append(txn, dlq.as_str(), &meta, &body)?;
@@ -495,10 +508,18 @@ impl Queue for EmbeddedQueue {
                             receive_count = meta.receive_count,
                             "message moved to the dead-letter queue"
                         );
-                        continue;
+                        return Ok(false);
                     }
                 }
                 let nonce = new_nonce()?;
+                index::hidden(
+                    txn,
+                    &name,
+                    seq,
+                    meta.visible_at,
+                    hidden_until,
+                    meta.group_id.as_deref(),
+                )?;
                 meta.receive_count = meta.receive_count.saturating_add(1);
                 meta.visible_at = hidden_until;
                 meta.receipt_nonce = Some(nonce.clone());
@@ -510,7 +531,8 @@ impl Queue for EmbeddedQueue {
                     receive_count: meta.receive_count,
                     group_id: meta.group_id,
                 });
-            }
+                Ok(true)
+            })?;
             Ok(out)
         })
         .await
@@ -523,8 +545,8 @@ impl Queue for EmbeddedQueue {
         let name = queue.as_str().to_owned();
         self.write(move |txn| {
             // Deleted already, or received again since (stale receipt): nothing to do.
-            if current(txn, &name, seq, &nonce)?.is_some() {
-                remove(txn, &name, seq)?;
+            if let Some(meta) = current(txn, &name, seq, &nonce)? {
+                remove(txn, &name, seq, &meta)?;
             }
             Ok(())
         })
@@ -548,7 +570,16 @@ impl Queue for EmbeddedQueue {
                     "receipt is stale: the message was deleted or received again".into(),
                 ));
             };
-            meta.visible_at = now_millis().saturating_add(millis(visibility));
+            let until = now_millis().saturating_add(millis(visibility));
+            index::hidden(
+                txn,
+                &name,
+                seq,
+                meta.visible_at,
+                until,
+                meta.group_id.as_deref(),
+            )?;
+            meta.visible_at = until;
             put_meta(txn, &name, seq, &meta)
         })
         .await
@@ -559,22 +590,12 @@ impl Queue for EmbeddedQueue {
         let inner = self.inner.clone();
         let name = queue.as_str().to_owned();
         tokio::task::spawn_blocking(move || {
-            let txn = inner.db.begin_read().map_err(db_err)?;
-            let table = txn.open_table(MESSAGES).map_err(db_err)?;
-            let now = now_millis();
-            let mut depth = QueueDepth::default();
-            for entry in table
-                .range((name.as_str(), 0u64)..=(name.as_str(), u64::MAX))
-                .map_err(db_err)?
-            {
-                let (_, value) = entry.map_err(db_err)?;
-                if decode(value.value())?.visible_at > now {
-                    depth.in_flight += 1;
-                } else {
-                    depth.visible += 1;
-                }
-            }
-            Ok(depth)
+            let txn = inner.db.db().begin_read().map_err(db_err)?;
+            let (total, in_flight) = index::depth(&txn, &name, now_millis())?;
+            Ok(QueueDepth {
+                visible: total.saturating_sub(in_flight),
+                in_flight,
+            })
         })
         .await
         .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?

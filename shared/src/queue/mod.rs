@@ -12,6 +12,7 @@
 //! this port, on either adapter.
 
 pub mod embedded;
+mod embedded_index;
 pub mod redrive;
 pub mod sqs;
 

@@ -1,6 +1,7 @@
 //! Embedded table store: the [`TableStore`] port over one redb file (`tables.redb`) in a data
 //! directory, for the local server and tests. No network, durable across restarts and crashes
-//! (every write is one committed redb transaction).
+//! (every write is one redb transaction, answered only once it is on disk; concurrent writes
+//! share one fsync: see [`crate::group_commit`] and decision 0054).
 //!
 //! One redb table per logical table, keyed by `(pk, sk)`, so a partition is one contiguous
 //! range in sort-key order, as in DynamoDB. Values are the item encoded as JSON.
@@ -15,6 +16,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use crate::group_commit::{CommitFailure, GroupCommit};
 
 use super::{
     check_key, check_update, item_key, validate_limit, validate_transaction, Condition, Item, Key,
@@ -113,7 +116,7 @@ fn borrowed(b: &Bound<(String, String)>) -> Bound<(&str, &str)> {
 /// The embedded adapter; cheap to clone (one shared database).
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<GroupCommit>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -134,7 +137,9 @@ impl EmbeddedStore {
             txn.open_table(definition(table)).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        Ok(EmbeddedStore {
+            db: Arc::new(GroupCommit::new(db)),
+        })
     }
 
     /// Deletes up to `budget` items whose TTL has passed, as DynamoDB's TTL process does in
@@ -178,15 +183,12 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction, i64) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write().map_err(db_err)?;
-            let out = f(&txn, now_secs())?;
-            txn.commit().map_err(db_err)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        self.db
+            .write(
+                |CommitFailure(e)| StoreError::Backend(format!("embedded table store: {e}")),
+                move |txn| f(txn, now_secs()),
+            )
+            .await
     }
 
     /// Reads up to `limit` live items from a key range of `table`, in the given direction;
@@ -200,7 +202,7 @@ impl EmbeddedStore {
         limit: usize,
         step: impl Fn(&str, &str) -> Step + Send + 'static,
     ) -> Result<Page, StoreError> {
-        let db = self.db.clone();
+        let db = self.db.db().clone();
         tokio::task::spawn_blocking(move || {
             let now = now_secs();
             let txn = db.begin_read().map_err(db_err)?;
@@ -250,7 +252,7 @@ enum Step {
 impl TableStore for EmbeddedStore {
     async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
         check_key(key)?;
-        let db = self.db.clone();
+        let db = self.db.db().clone();
         let key = key.clone();
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_read().map_err(db_err)?;

@@ -7,6 +7,7 @@ mod support;
 mod fence;
 mod objects;
 mod queue;
+mod queue_index;
 mod redrive;
 mod secrets;
 mod store;
