@@ -149,7 +149,9 @@ fn meta_webhook() -> Target {
             for event in &batch.events {
                 serde_json::to_vec(event).expect("an event serializes");
             }
-            !batch.events.is_empty()
+            // A real delivery gives events, account updates (routed by the intake) or
+            // fields counted as not relayed (template webhooks): something, never nothing.
+            !batch.events.is_empty() || !batch.account_updates.is_empty() || !batch.ignored.is_empty()
         }),
     }
 }
