@@ -21,7 +21,9 @@ use crate::clock::now_millis;
 pub const AUDIT_SUFFIX: &str = "AUDIT";
 use crate::crypto::random_bytes;
 use crate::ids::TenantId;
-use crate::store::{AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore};
+use crate::store::{
+    AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, WriteOp,
+};
 
 /// What happened. Stable names: they are the log's vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -144,6 +146,26 @@ impl AuditLog {
         actor: &str,
         details: &[(&str, &str)],
     ) -> Result<(), StoreError> {
+        let WriteOp::Put {
+            table,
+            item,
+            condition,
+        } = Self::entry_write(tenant, action, actor, details)?
+        else {
+            unreachable!("an entry is a put");
+        };
+        self.store.put(table, item, condition).await
+    }
+
+    /// The write that appends an entry, for a change that records itself in the same
+    /// transaction: the entry then cannot be missing, nor land after what the change set off
+    /// (a retention change and the re-stamp a schedule runs at once).
+    pub fn entry_write(
+        tenant: &TenantId,
+        action: AuditAction,
+        actor: &str,
+        details: &[(&str, &str)],
+    ) -> Result<WriteOp, StoreError> {
         let mut suffix = [0u8; 4];
         random_bytes(&mut suffix).map_err(|e| StoreError::Backend(e.to_string()))?;
         let at = now_millis();
@@ -160,9 +182,11 @@ impl AuditLog {
             .with("action", action.name())
             .with("actor", actor)
             .with("details", AttrValue::M(details));
-        self.store
-            .put(Table::Data, item, Some(Condition::NotExists))
-            .await
+        Ok(WriteOp::Put {
+            table: Table::Data,
+            item,
+            condition: Some(Condition::NotExists),
+        })
     }
 
     /// Entries newest first, `limit` per page, older than `before` (a previous page's `next`).

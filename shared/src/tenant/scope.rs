@@ -498,42 +498,50 @@ impl TenantScope {
                 Some(v) => Condition::Equals(RETENTION_VERSION_ATTR.into(), AttrValue::N(v)),
                 None => Condition::AttrNotExists(RETENTION_VERSION_ATTR.into()),
             };
+            let version = item.get_n(RETENTION_VERSION_ATTR).unwrap_or(0) + 1;
             let update = Update::new()
                 .set("retention_days", i64::from(days.days()))
                 .set("retention_changed_at", now_secs())
-                .add(RETENTION_VERSION_ATTR, 1);
+                .set(RETENTION_VERSION_ATTR, version);
             let condition = Condition::And(vec![Condition::Exists, unchanged]);
+            let (from, to, v) = (
+                previous.to_string(),
+                days.days().to_string(),
+                version.to_string(),
+            );
+            // The change and its audit entry in one transaction: the retention schedule may
+            // re-stamp (and record that) as soon as the new version is visible.
+            let entry = crate::audit::AuditLog::entry_write(
+                &self.tenant,
+                crate::audit::AuditAction::SettingsChanged,
+                actor,
+                &[
+                    ("setting", "retention_days"),
+                    ("from", &from),
+                    ("to", &to),
+                    ("retention_version", &v),
+                ],
+            )?;
             match self
                 .store
-                .update(Table::Data, &key, update, Some(condition))
+                .transact_write(vec![
+                    WriteOp::Update {
+                        table: Table::Data,
+                        key: key.clone(),
+                        update,
+                        condition: Some(condition),
+                    },
+                    entry,
+                ])
                 .await
             {
-                Ok(updated) => {
-                    let change = RetentionChange {
+                Ok(()) => {
+                    return Ok(RetentionChange {
                         previous_days: previous,
                         retention_days: days.days(),
-                        retention_version: updated.get_n(RETENTION_VERSION_ATTR).unwrap_or(0),
+                        retention_version: version,
                         changed: true,
-                    };
-                    let (from, to, version) = (
-                        previous.to_string(),
-                        days.days().to_string(),
-                        change.retention_version.to_string(),
-                    );
-                    crate::audit::AuditLog::new(self.store.clone())
-                        .record(
-                            &self.tenant,
-                            crate::audit::AuditAction::SettingsChanged,
-                            actor,
-                            &[
-                                ("setting", "retention_days"),
-                                ("from", &from),
-                                ("to", &to),
-                                ("retention_version", &version),
-                            ],
-                        )
-                        .await?;
-                    return Ok(change);
+                    });
                 }
                 Err(StoreError::ConditionFailed { .. }) => continue,
                 Err(e) => return Err(e.into()),
