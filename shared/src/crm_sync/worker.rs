@@ -30,19 +30,17 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::chat::{
-    chat_name, crm_user, crm_user_id, excerpt, failure_class, media_of, note_message, reply_quote,
-};
+use super::chat::{crm_user_id, excerpt, failure_class, note_message, reply_quote};
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
-use super::outbox::{CrmOp, FileToLink, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
+use super::outbox::{CrmOp, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
 use super::parking::{is_portal_failure, Gate, Parking};
 use super::profile::CustomerProfiles;
 use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
 use crate::acting::acting_for;
 use crate::bitrix::{
-    imconnector, BitrixClient, BitrixError, ConnectorId, CrmChat, CrmFile, DeleteCrmMessage,
-    OpenLineId, OutgoingCrmMessage, StatusUpdate,
+    imconnector, BitrixClient, BitrixError, ConnectorId, CrmFile, DeleteCrmMessage, OpenLineId,
+    StatusUpdate,
 };
 use crate::clock::now_millis;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
@@ -53,16 +51,18 @@ use crate::conversation::{
 use crate::crypto::Envelope;
 use crate::idempotency::{Attempts, Guarded, Idempotency};
 use crate::ids::TenantId;
-use crate::meta::{AccountRef, Content, Media};
+use crate::meta::{AccountRef, Media};
 use crate::metrics::{direction, Metrics};
 use crate::portal::providers;
 use crate::portal::{Connectors, Portal, PortalError};
 use crate::queue::{platform, OutgoingMessage, Queue};
 use crate::store::TableStore;
-use crate::tenant::{ChannelKind, ChannelRef, TenantDirectory, TenantError, TenantScope};
+use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope};
 
 /// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
 /// the media cannot be linked.
+mod message;
+
 #[async_trait]
 pub trait MediaLinker: Send + Sync {
     async fn link(&self, tenant: &TenantId, account: &AccountRef, media: &Media)
@@ -731,92 +731,6 @@ impl SyncWorker {
                 post(method, update.to_param()?, None)
             }
         }
-    }
-
-    /// The Bitrix24 message for a stored message.
-    async fn crm_message(
-        &self,
-        tenant: &TenantId,
-        meta: &ConversationMeta,
-        message: &StoredMessage,
-        content: Option<&Content>,
-        text_override: Option<String>,
-    ) -> OutgoingCrmMessage {
-        // Files are linked when the post goes out, not here (decision 0048): `files_to_link`.
-        let _ = tenant;
-        let files = Vec::new();
-        let mut text = text_override.unwrap_or_else(|| {
-            content
-                .map(Content::text_for_crm)
-                .unwrap_or_else(|| "[message deleted]".into())
-        });
-        if message.origin == Origin::BusinessApp && self.echo_author(tenant, meta).await.is_none() {
-            let app = match meta.account.channel() {
-                ChannelKind::Instagram => "the Instagram app",
-                _ => "the WhatsApp Business app",
-            };
-            text = format!("[sent by the business from {app}] {text}");
-        }
-        OutgoingCrmMessage {
-            user: crm_user(meta),
-            chat: CrmChat {
-                id: meta.id.as_str().to_owned(),
-                name: Some(chat_name(meta)),
-                url: None,
-            },
-            message_id: message.provider_message_id.clone(),
-            date: message.at_ms / 1000,
-            text: (!text.is_empty()).then_some(text),
-            files,
-            disable_crm: false,
-        }
-    }
-
-    /// The media of `content` the flusher links just before posting (decision 0048); none
-    /// without a media linker.
-    fn files_to_link(&self, meta: &ConversationMeta, content: Option<&Content>) -> Vec<FileToLink> {
-        match (&self.media, content) {
-            (Some(_), Some(content)) => media_of(content)
-                .into_iter()
-                .map(|media| FileToLink {
-                    account: meta.account.clone(),
-                    conversation: meta.id.as_str().to_owned(),
-                    media: media.clone(),
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// The Bitrix24 manager a WhatsApp Business app echo is posted as, when the tenant chose
-    /// one for the number (decision 0052). A store failure reads as none: the echo is then
-    /// posted labelled, on the customer's side, rather than not at all.
-    async fn echo_author(&self, tenant: &TenantId, meta: &ConversationMeta) -> Option<u64> {
-        let AccountRef::WhatsApp(number) = &meta.account else {
-            return None;
-        };
-        crate::coexistence::Coexistence::new(self.store.clone())
-            .settings(tenant, number)
-            .await
-            .ok()?
-            .echo_author_id
-    }
-
-    /// `element`, posted on behalf of the echo author when `message` is an echo of the
-    /// WhatsApp Business app and the tenant chose one.
-    async fn as_echo_author(
-        &self,
-        job: &SyncJob,
-        meta: &ConversationMeta,
-        message: &StoredMessage,
-        mut element: Value,
-    ) -> Result<Value, SyncError> {
-        if message.origin == Origin::BusinessApp {
-            if let Some(author) = self.echo_author(&job.tenant_id, meta).await {
-                imconnector::post_as_manager(&mut element, author);
-            }
-        }
-        Ok(element)
     }
 
     async fn record_sent(
