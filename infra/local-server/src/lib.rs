@@ -6,8 +6,13 @@
 //! produce and handed to the same handler code the Lambda functions run.
 
 pub mod consumers;
+mod keys;
 pub mod listener;
 pub mod schedules;
+use keys::{
+    load_or_create_export_key, load_or_create_media_key, load_or_create_session_key,
+    load_or_create_token,
+};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,16 +38,13 @@ use lambda_http::RequestExt;
 use media_proxy::MediaProxyFunction;
 use meta_webhook::MetaWebhook;
 use public_api::PublicApi;
-use wappline::accounts::SessionKey;
 use wappline::app::runtime::metered;
 use wappline::app::settings::vars as settings_vars;
 use wappline::app::{HttpFunction, Platform, Services, ServicesError, Settings};
 use wappline::bitrix;
 use wappline::consumer::RecordHandler;
-use wappline::crypto::signing_key::KeyError;
-use wappline::export::ExportLinkKey;
 use wappline::graph;
-use wappline::media::{MediaLinkKey, DEFAULT_MAX_BYTES};
+use wappline::media::DEFAULT_MAX_BYTES;
 use wappline::metrics::{Metrics, Sink};
 use wappline::outbound::ENV_INSTAGRAM_BASE_URL;
 use wappline::queue::embedded::EmbeddedQueue;
@@ -793,86 +795,4 @@ fn to_hyper(resp: lambda_http::Response<lambda_http::Body>) -> hyper::Response<F
         _ => Bytes::new(),
     };
     hyper::Response::from_parts(parts, Full::new(bytes))
-}
-
-/// A signing key kept in the data dir (mode 0600), made on first start, so links and
-/// sessions survive a restart.
-/// Returned as hex, as the settings read it (and check it).
-fn load_or_create_key<K>(
-    dir: &Path,
-    file: &str,
-    from_hex: fn(&str) -> Result<K, KeyError>,
-    generate: fn() -> Result<K, KeyError>,
-    to_hex: fn(&K) -> zeroize::Zeroizing<String>,
-) -> Result<String, String> {
-    let path = dir.join(file);
-    if let Ok(hex_key) = std::fs::read_to_string(&path) {
-        let hex_key = hex_key.trim().to_owned();
-        from_hex(&hex_key).map_err(|e| format!("{}: {e}", path.display()))?;
-        return Ok(hex_key);
-    }
-    let key = generate().map_err(|e| e.to_string())?;
-    let hex_key = to_hex(&key);
-    write_private(&path, &hex_key).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(hex_key.to_string())
-}
-
-/// The key that signs users' access tokens.
-fn load_or_create_session_key(dir: &Path) -> Result<String, String> {
-    load_or_create_key(
-        dir,
-        "session.key",
-        SessionKey::from_hex,
-        SessionKey::generate,
-        SessionKey::to_hex,
-    )
-}
-
-/// The key that signs export download links.
-fn load_or_create_export_key(dir: &Path) -> Result<String, String> {
-    load_or_create_key(
-        dir,
-        "export-link.key",
-        ExportLinkKey::from_hex,
-        ExportLinkKey::generate,
-        ExportLinkKey::to_hex,
-    )
-}
-
-/// The key that signs media links.
-fn load_or_create_media_key(dir: &Path) -> Result<String, String> {
-    load_or_create_key(
-        dir,
-        "media-link.key",
-        MediaLinkKey::from_hex,
-        MediaLinkKey::generate,
-        MediaLinkKey::to_hex,
-    )
-}
-
-fn load_or_create_token(dir: &Path) -> Result<(String, PathBuf), String> {
-    let path = dir.join("admin-token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        let t = t.trim().to_owned();
-        if !t.is_empty() {
-            return Ok((t, path));
-        }
-    }
-    let mut bytes = [0u8; 24];
-    wappline::crypto::random_bytes(&mut bytes).map_err(|e| e.to_string())?;
-    let token = hex::encode(bytes);
-    write_private(&path, &token).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok((token, path))
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(contents.as_bytes())
 }

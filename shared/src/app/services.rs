@@ -19,15 +19,11 @@ use crate::conversation::erased::ErasedSubjects;
 use crate::crm_sync::{
     CustomerProfiles, FlushConfig, Parking, PortalProbe, RetryPolicy as SyncRetryPolicy, SyncWorker,
 };
-use crate::erasure::tenant::TenantErasure;
-use crate::erasure::{ContactErasure, ErasureWorker};
-use crate::export::{ExportRequests, ExportWorker, Exports};
 use crate::graph::{GraphClient, HostPolicy};
 use crate::hold::Suspension;
 use crate::inbound::intake::WebhookIntake;
 use crate::inbound::worker::InboundWorker;
 use crate::media::{MediaLinks, MediaProxy};
-use crate::meta_deletion::{MetaDeletion, MetaUserErasure};
 use crate::metrics::{Metrics, Sink};
 use crate::objects::embedded::EmbeddedObjects;
 use crate::objects::fence::FencedObjects;
@@ -53,6 +49,7 @@ use crate::vault::local::LocalVault;
 
 // The builders of self-service onboarding (decision 0040).
 mod onboarding;
+mod privacy;
 mod templates;
 
 /// Why a service could not be built.
@@ -75,7 +72,7 @@ pub enum ServicesError {
     Adapter(String),
 }
 
-fn missing(service: &'static str, setting: &str) -> ServicesError {
+pub(super) fn missing(service: &'static str, setting: &str) -> ServicesError {
     // A secret is given on Lambda by its ARN: name both ways.
     let setting = if super::secrets::SECRET_VARS.contains(&setting) {
         format!("{setting} (or {setting}{})", super::secrets::ARN_SUFFIX)
@@ -85,7 +82,7 @@ fn missing(service: &'static str, setting: &str) -> ServicesError {
     ServicesError::Missing { service, setting }
 }
 
-fn invalid(service: &'static str, reason: impl ToString) -> ServicesError {
+pub(super) fn invalid(service: &'static str, reason: impl ToString) -> ServicesError {
     ServicesError::Invalid {
         service,
         reason: reason.to_string(),
@@ -625,102 +622,6 @@ impl Services {
     /// The one-time codes that link a portal to a tenant.
     pub fn connection_codes(&self) -> ConnectionCodes {
         ConnectionCodes::new(self.platform.store.clone())
-    }
-
-    /// data-deletion: Meta's Data Deletion Callback and its status page.
-    pub fn meta_deletion(&self) -> Result<MetaDeletion, ServicesError> {
-        const S: &str = "data-deletion";
-        MetaDeletion::new(
-            self.meta_app_secrets(S)?,
-            self.platform.store.clone(),
-            self.queue.clone(),
-            self.queue_name(S, platform::ERASURE)?,
-            self.public_base_url(S)?,
-        )
-        .map_err(|e| invalid(S, e))
-    }
-
-    /// Tenant exports: written to the object store, downloaded through signed links.
-    pub fn exports(&self) -> Result<Exports, ServicesError> {
-        const S: &str = "exports";
-        let objects = self
-            .objects
-            .clone()
-            .ok_or_else(|| missing(S, vars::EXPORT_BUCKET))?;
-        let key = self
-            .settings
-            .export_link_key
-            .clone()
-            .ok_or_else(|| missing(S, vars::EXPORT_LINK_KEY))?;
-        let base = self.public_base_url(S)?;
-        let exports = Exports::new(
-            self.platform.store.clone(),
-            self.platform.envelope.clone(),
-            objects,
-            key,
-            format!("{}/exports/download", base.trim_end_matches('/')),
-        );
-        Ok(match self.settings.export_link_key_previous.clone() {
-            Some(previous) => exports.with_previous_key(previous),
-            None => exports,
-        })
-    }
-
-    /// Export requests, recorded and queued for the export worker (admin API, console).
-    pub fn export_requests(&self, service: &'static str) -> Result<ExportRequests, ServicesError> {
-        Ok(ExportRequests::new(
-            self.exports()?,
-            self.queue.clone(),
-            self.queue_name(service, platform::EXPORTS)?,
-        ))
-    }
-
-    pub fn export_worker(&self) -> Result<ExportWorker, ServicesError> {
-        Ok(ExportWorker::new(self.exports()?))
-    }
-
-    /// Erasure of one contact (requested, then run by the erasure worker).
-    pub fn contact_erasure(&self) -> Result<ContactErasure, ServicesError> {
-        self.require_queues("contact erasure", &[platform::ERASURE])?;
-        let erasure = ContactErasure::new(
-            self.platform.store.clone(),
-            self.platform.envelope.clone(),
-            self.queue.clone(),
-        )
-        .with_exports(self.exports()?);
-        // Without a mailer (no `MAIL_FROM`) the completion shows in the request's status only.
-        Ok(match &self.mailer {
-            Some(mailer) => erasure.with_mailer(mailer.clone()),
-            None => erasure,
-        })
-    }
-
-    /// Erasure of a whole tenant (requested, then swept on a schedule).
-    pub fn tenant_erasure(&self) -> Result<TenantErasure, ServicesError> {
-        let erasure = TenantErasure::new(
-            self.platform.store.clone(),
-            self.platform.envelope.clone(),
-            self.platform.tenants.clone(),
-        )
-        .with_exports(self.exports()?)
-        .with_revocations(self.revocations()?);
-        Ok(match &self.mailer {
-            Some(mailer) => erasure.with_mailer(mailer.clone()),
-            None => erasure,
-        })
-    }
-
-    /// erasure-worker: contact and Meta-user erasure jobs.
-    pub fn erasure_worker(&self) -> Result<ErasureWorker, ServicesError> {
-        Ok(
-            ErasureWorker::new(self.contact_erasure()?).with_meta_users(Arc::new(
-                MetaUserErasure::new(
-                    self.platform.store.clone(),
-                    self.platform.tenants.clone(),
-                    self.revocations()?,
-                ),
-            )),
-        )
     }
 
     /// Users, sessions, invitations and password resets.
