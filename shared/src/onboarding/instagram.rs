@@ -28,7 +28,7 @@ use super::report::{self, Connected, Failure, FailureKind, Step};
 use super::{audit, claim_failure, proof_failure, roll_back, VIA_INSTAGRAM_LOGIN};
 use crate::audit::{AuditAction, AuditLog};
 use crate::graph::subscriptions::instagram_fields;
-use crate::graph::{GraphClient, GraphError};
+use crate::graph::GraphClient;
 use crate::ids::{InstagramAccountId, TenantId};
 use crate::ownership::OwnershipProof;
 use crate::revocation::Revocations;
@@ -146,25 +146,6 @@ fn not_configured() -> Failure {
         "connecting Instagram needs INSTAGRAM_APP_ID, INSTAGRAM_APP_SECRET and INSTAGRAM_REDIRECT_URI, which are not configured",
         Vec::new(),
     )
-}
-
-fn graph_step_error(e: &GraphError, doing: &str) -> (FailureKind, String) {
-    if e.is_retryable() {
-        (
-            FailureKind::Unavailable,
-            format!("Instagram could not be reached while {doing}; try again later"),
-        )
-    } else if matches!(e, GraphError::Protocol(_)) {
-        (
-            FailureKind::ProviderError,
-            format!("Instagram answered unexpectedly while {doing}"),
-        )
-    } else {
-        (
-            FailureKind::StepFailed,
-            format!("Instagram refused {doing}"),
-        )
-    }
 }
 
 impl InstagramLogin {
@@ -308,16 +289,12 @@ impl InstagramLogin {
         {
             Ok(t) => t,
             Err(e) => {
-                let (kind, message) = match &e {
-                    GraphError::Rejected(_)
-                    | GraphError::Unauthorized(_)
-                    | GraphError::NotFound(_) => (
-                        FailureKind::CodeRejected,
-                        "the Instagram sign-in code has expired or was already used: start the sign-in again"
-                            .to_owned(),
-                    ),
-                    other => graph_step_error(other, "exchanging the sign-in code"),
-                };
+                let (kind, message) = report::exchange_error(
+                    "Instagram",
+                    &e,
+                    "exchanging the sign-in code",
+                    "the Instagram sign-in code has expired or was already used: start the sign-in again",
+                );
                 steps.push(Step::failed(report::EXCHANGE, &message));
                 return Err(Failure::new(kind, message, steps));
             }
@@ -354,7 +331,8 @@ impl InstagramLogin {
         {
             Ok(t) => t,
             Err(e) => {
-                let (kind, message) = graph_step_error(&e, "issuing a long-lived token");
+                let (kind, message) =
+                    report::graph_step_error("Instagram", &e, "issuing a long-lived token");
                 steps.push(Step::failed(report::LONG_LIVED, &message));
                 return Err(Failure::new(kind, message, steps));
             }
@@ -409,7 +387,8 @@ impl InstagramLogin {
             .instagram_subscribe(&long.access_token, &instagram_fields())
             .await
         {
-            let (kind, message) = graph_step_error(&e, "subscribing the account's webhooks");
+            let (kind, message) =
+                report::graph_step_error("Instagram", &e, "subscribing the account's webhooks");
             steps.push(Step::failed(report::SUBSCRIBE, &message));
             let failure = Failure::new(kind, message, steps).with_reason("subscribe_failed");
             return Err(roll_back(&self.revocations, scope, &channel, actor, failure).await);

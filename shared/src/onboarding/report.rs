@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::graph::GraphError;
 use crate::tenant::ChannelSummary;
 
 /// Step names, stable: the console may key translations on them.
@@ -148,5 +149,52 @@ impl Failure {
     pub fn with_reason(mut self, reason: &'static str) -> Self {
         self.reason = reason;
         self
+    }
+}
+
+/// A provider call of a step failed: unreachable (try later), an answer we do not understand,
+/// or a refusal with Meta's error code. `provider` names who refused ("Meta", "Instagram"),
+/// `doing` what we were doing; the sentence carries no answer body.
+pub(super) fn graph_step_error(
+    provider: &str,
+    e: &GraphError,
+    doing: &str,
+) -> (FailureKind, String) {
+    if e.is_retryable() {
+        return (
+            FailureKind::Unavailable,
+            format!("{provider} could not be reached while {doing}; try again later"),
+        );
+    }
+    match e {
+        GraphError::Protocol(_) => (
+            FailureKind::ProviderError,
+            format!("{provider} answered unexpectedly while {doing}"),
+        ),
+        other => (
+            FailureKind::StepFailed,
+            format!(
+                "{provider} refused {doing} (code {})",
+                other
+                    .code()
+                    .map_or_else(|| "none".to_owned(), |c| c.to_string())
+            ),
+        ),
+    }
+}
+
+/// A failed code exchange. A code the provider refuses has expired or was used already (the
+/// user starts again, `expired` tells them so); any other failure is a step error.
+pub(super) fn exchange_error(
+    provider: &str,
+    e: &GraphError,
+    doing: &str,
+    expired: &str,
+) -> (FailureKind, String) {
+    match e {
+        GraphError::Rejected(_) | GraphError::Unauthorized(_) | GraphError::NotFound(_) => {
+            (FailureKind::CodeRejected, expired.to_owned())
+        }
+        other => graph_step_error(provider, other, doing),
     }
 }

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use super::report::{self, Connected, Failure, FailureKind, Step};
 use super::{audit, claim_failure, proof_failure, roll_back, VIA_EMBEDDED_SIGNUP};
 use crate::audit::{AuditAction, AuditLog};
-use crate::graph::{GraphClient, GraphError};
+use crate::graph::GraphClient;
 use crate::ids::{MetaAppId, PhoneNumberId, WabaId};
 use crate::ownership::OwnershipProof;
 use crate::revocation::Revocations;
@@ -185,30 +185,6 @@ fn generate_pin() -> Result<Secret, Failure> {
 }
 
 /// A Graph failure of a step, for the user.
-fn step_error(e: &GraphError, doing: &str) -> (FailureKind, String) {
-    if e.is_retryable() {
-        (
-            FailureKind::Unavailable,
-            format!("Meta could not be reached while {doing}; try again later"),
-        )
-    } else {
-        match e {
-            GraphError::Protocol(_) => (
-                FailureKind::ProviderError,
-                format!("Meta answered unexpectedly while {doing}"),
-            ),
-            other => (
-                FailureKind::StepFailed,
-                format!(
-                    "Meta refused {doing} (code {})",
-                    other
-                        .code()
-                        .map_or_else(|| "none".to_owned(), |c| c.to_string())
-                ),
-            ),
-        }
-    }
-}
 
 /// The Embedded Signup flow. Build once per process.
 #[derive(Clone)]
@@ -340,16 +316,12 @@ impl EmbeddedSignup {
         {
             Ok(t) => t.access_token,
             Err(e) => {
-                let (kind, message) = match &e {
-                    GraphError::Rejected(_)
-                    | GraphError::Unauthorized(_)
-                    | GraphError::NotFound(_) => (
-                        FailureKind::CodeRejected,
-                        "the sign-up code has expired or was already used: start the sign-up again"
-                            .to_owned(),
-                    ),
-                    other => step_error(other, "exchanging the sign-up code"),
-                };
+                let (kind, message) = report::exchange_error(
+                    "Meta",
+                    &e,
+                    "exchanging the sign-up code",
+                    "the sign-up code has expired or was already used: start the sign-up again",
+                );
                 steps.push(Step::failed(report::EXCHANGE, &message));
                 return Err(Failure::new(kind, message, steps));
             }
@@ -407,8 +379,11 @@ impl EmbeddedSignup {
         let channel = ChannelRef::WhatsApp(phone.clone());
         // 4. Our app receives the WABA's webhooks.
         if let Err(e) = self.graph.subscribe_app(waba, &token).await {
-            let (kind, message) =
-                step_error(&e, "subscribing this platform to the account's webhooks");
+            let (kind, message) = report::graph_step_error(
+                "Meta",
+                &e,
+                "subscribing this platform to the account's webhooks",
+            );
             steps.push(Step::failed(report::SUBSCRIBE, &message));
             let failure = Failure::new(kind, message, steps).with_reason("subscribe_failed");
             return Err(roll_back(&self.revocations, scope, &channel, actor, failure).await);
@@ -428,7 +403,7 @@ impl EmbeddedSignup {
             )),
             Some(pin) => {
                 if let Err(e) = self.graph.register_number(phone, pin, &token).await {
-                    let (kind, message) = step_error(&e, "registering the number");
+                    let (kind, message) = report::graph_step_error("Meta", &e, "registering the number");
                     steps.push(Step::failed(report::REGISTER, &message));
                     let failure =
                         Failure::new(kind, message, steps).with_reason("register_failed");
