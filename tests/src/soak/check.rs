@@ -244,6 +244,7 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
             .any(|c| c.starts_with(method) && c.contains(&id))
         {
             f.statuses_lost += 1;
+            eprintln!("soak: the {status} status of operator message {im_message} never reached its portal");
         }
     }
 
