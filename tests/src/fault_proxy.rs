@@ -62,6 +62,8 @@ pub struct FaultProxy {
     addr: SocketAddr,
     /// Bodies of the POSTs forwarded to the fake, with the instance that sent them.
     posts: Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>,
+    /// Bodies of the POSTs the fake ran whose answer the proxy then dropped.
+    lost_answers: Arc<std::sync::Mutex<Vec<Bytes>>>,
     /// Requests forwarded to the fake.
     forwarded: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
@@ -83,6 +85,7 @@ struct Shared {
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     forwarded: Arc<AtomicU64>,
     posts: Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>,
+    lost_answers: Arc<std::sync::Mutex<Vec<Bytes>>>,
 }
 
 impl FaultProxy {
@@ -92,6 +95,7 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("addr");
         let forwarded = Arc::new(AtomicU64::new(0));
         let posts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lost_answers = Arc::new(std::sync::Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             own: format!("http://{addr}"),
@@ -100,6 +104,7 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             forwarded: forwarded.clone(),
             posts: posts.clone(),
+            lost_answers: lost_answers.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -121,6 +126,7 @@ impl FaultProxy {
         FaultProxy {
             addr,
             posts,
+            lost_answers,
             forwarded,
             task,
         }
@@ -134,6 +140,14 @@ impl FaultProxy {
     /// The POST bodies forwarded so far, each with the process instance that sent it.
     pub fn posts(&self) -> Vec<(u64, Bytes)> {
         self.posts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The POST bodies the fake ran and whose answer was then dropped.
+    pub fn lost_answers(&self) -> Vec<Bytes> {
+        self.lost_answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Requests forwarded to the fake so far.
@@ -226,12 +240,18 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
             .unwrap_or_else(|e| e.into_inner())
             .push((shared.plan.instance(), body.clone()));
     }
+    let sent = body.clone();
     let forward = forward.body(Full::new(body)).map_err(|_| Dropped)?;
     shared.forwarded.fetch_add(1, Ordering::SeqCst);
     let answer = shared.client.request(forward).await.map_err(|_| Dropped)?;
     let (mut parts, body) = answer.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     if lose_answer {
+        shared
+            .lost_answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sent);
         return Err(Dropped);
     }
     let body = match std::str::from_utf8(&body) {

@@ -4,14 +4,16 @@
 
 use e2e_tests::soak::{run, SoakConfig, SoakFigures, SoakReport};
 
-/// What holds under faults today: nothing lost on the way to Bitrix24, order kept, only
-/// the poison dead-lettered, nothing of an erased person back. Repeated posts and the sends
-/// to Meta are the gaps of `no_repeats_and_no_lost_sends`.
+/// What holds under faults today: nothing lost on the way to Bitrix24 and nothing posted
+/// there twice, order kept, only the poison dead-lettered, nothing of an erased person back.
+/// The sends to Meta are the gaps of `no_repeats_and_no_lost_sends`.
 fn assert_clean(r: &SoakReport) {
     let f = &r.figures;
     assert_eq!(f.lost_at_bitrix, 0, "{r:#?}");
     assert_eq!(f.statuses_lost, 0, "{r:#?}");
     assert_eq!(f.out_of_order, 0, "{r:#?}");
+    // Nothing posted to Bitrix24 twice (decision 0056).
+    assert_eq!(f.duplicated_at_bitrix, 0, "{r:#?}");
     assert_eq!(f.erased_came_back, 0, "{r:#?}");
     assert_eq!(f.dead_lettered, f.poisoned, "only the poison: {r:#?}");
     assert_eq!(
@@ -24,6 +26,7 @@ fn assert_clean(r: &SoakReport) {
 fn comparable(r: &SoakReport) -> SoakFigures {
     SoakFigures {
         duplicated_at_bitrix: 0,
+        first_posts_repeated_after_lost_answer: 0,
         lost_at_graph: 0,
         duplicated_at_graph: 0,
         resent_after_crash: 0,

@@ -21,6 +21,7 @@ use crate::bitrix::{im, imconnector, BatchCommand, BitrixClient, BitrixError, Po
 use crate::crypto::random_bytes;
 use crate::ids::TenantId;
 use crate::portal::{Portal, PortalError, PortalTokens};
+use crate::store::StoreError;
 use crate::tenant::TenantScope;
 
 /// The clock the sync stage reads (Unix ms); tests drive it to simulate hours.
@@ -203,14 +204,10 @@ impl PortalFlusher {
                 .session(&domain, &mut portal.tokens, &tokens_store);
             let attempt = holder_id();
             let now = (self.clock)();
+            let mut claim = Claim::from(now, self.config.claim);
             let claimed: HashSet<_> = self
                 .outbox
-                .claim(
-                    &ready,
-                    &attempt,
-                    now + self.config.claim.as_millis() as i64,
-                    now,
-                )
+                .claim(&ready, &attempt, claim.until_ms, now)
                 .await?
                 .into_iter()
                 .collect();
@@ -241,6 +238,28 @@ impl PortalFlusher {
                             // the next flush looks them up again.
                             self.outbox.settle(&attempt, outcomes).await?;
                             return Ok(());
+                        }
+                        if !ops.is_empty() {
+                            // The lookup and the wait took part of the claim: renew it (and
+                            // the lease) for the post, and post only what is still ours.
+                            let now = (self.clock)();
+                            if !self
+                                .lease
+                                .acquire(tenant, holder, now, self.config.claim)
+                                .await?
+                            {
+                                self.outbox.settle(&attempt, outcomes).await?;
+                                return Ok(());
+                            }
+                            claim = Claim::from(now, self.config.claim);
+                            let keys: Vec<_> = ops.iter().map(|o| o.key.clone()).collect();
+                            let kept: HashSet<_> = self
+                                .outbox
+                                .extend(&keys, &attempt, claim.until_ms)
+                                .await?
+                                .into_iter()
+                                .collect();
+                            ops.retain(|o| kept.contains(&o.key));
                         }
                     }
                     Err(e) => {
@@ -287,7 +306,7 @@ impl PortalFlusher {
                         };
                         outcomes.push((o.key.clone(), outcome, ambiguous));
                     }
-                    self.outbox.settle(&attempt, outcomes).await?;
+                    self.record_answer(&attempt, &claim, outcomes).await?;
                 }
                 Err(e) => {
                     self.fail_all(scope, &attempt, &ops, &e, report, outcomes)
@@ -296,6 +315,40 @@ impl PortalFlusher {
             }
         }
         Ok(())
+    }
+
+    /// Writes the outcomes of an answered request (decision 0056). Until this write lands
+    /// the answer exists only here, and for a conversation's first post nothing at Bitrix24
+    /// can tell afterwards whether it arrived (its chat id is in this answer, decision
+    /// 0023): dropping the answer on a failed write made the claim run out into a repost.
+    /// So the attempt keeps its operations until their outcomes are written, for as long as
+    /// its claim keeps every other flusher off them; the write is conditional on the claim,
+    /// so a write that landed although its answer was lost is not written twice.
+    async fn record_answer(
+        &self,
+        attempt: &str,
+        claim: &Claim,
+        outcomes: Vec<(crate::store::Key, OpOutcome, bool)>,
+    ) -> Result<(), FlushError> {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.outbox.settle(attempt, outcomes.clone()).await {
+                Ok(()) => return Ok(()),
+                // Throttled or briefly down: nothing was written (or it was, and the
+                // conditional write does not repeat it).
+                Err(OutboxError::Store(e @ StoreError::Unavailable(_)))
+                    if claim.left(&self.clock) > pause * 2 =>
+                {
+                    tracing::warn!(error = %e, operations = outcomes.len(), "could not record a Bitrix24 answer yet; the claim holds");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, operations = outcomes.len(), "a Bitrix24 answer could not be recorded within its claim");
+                    return Err(e.into());
+                }
+            }
+        }
     }
 
     /// A whole request failed: a rate limit blocks the portal's budget and leaves the
@@ -398,6 +451,33 @@ impl PortalFlusher {
             }
         }
         Ok(found)
+    }
+}
+
+/// How long an attempt's claim protects its operations, by the sync clock (which tests
+/// run ahead) and by the real time spent since it was written, whichever ends first.
+struct Claim {
+    until_ms: i64,
+    written: Instant,
+    length: Duration,
+}
+
+impl Claim {
+    fn from(now_ms: i64, length: Duration) -> Self {
+        Claim {
+            until_ms: now_ms + length.as_millis() as i64,
+            written: Instant::now(),
+            length,
+        }
+    }
+
+    /// Time left, less a quarter of the claim: the margin for the write itself to land.
+    fn left(&self, clock: &Clock) -> Duration {
+        let margin = self.length / 4;
+        let by_clock = u64::try_from(self.until_ms - clock()).unwrap_or(0);
+        let by_clock = Duration::from_millis(by_clock);
+        let by_time = self.length.saturating_sub(self.written.elapsed());
+        by_clock.min(by_time).saturating_sub(margin)
     }
 }
 

@@ -362,6 +362,56 @@ impl Outbox {
         Ok(claimed)
     }
 
+    /// Extends one attempt's claim on `keys` to `until_ms`, before a further request of the
+    /// attempt (decision 0056): a lookup and the budget wait before the post must not eat
+    /// the time the claim gives the post and the writing of its answer. Returns the keys
+    /// still claimed by the attempt; one another flusher took (our claim ran out) is left
+    /// out, and must not be posted by us.
+    pub async fn extend(
+        &self,
+        keys: &[Key],
+        attempt: &str,
+        until_ms: i64,
+    ) -> Result<Vec<Key>, OutboxError> {
+        let write = |key: &Key| WriteOp::Update {
+            table: Table::Data,
+            key: key.clone(),
+            update: Update::new().set(UNTIL_MS, until_ms),
+            condition: Some(Condition::Equals(
+                ATTEMPT.into(),
+                AttrValue::S(attempt.to_owned()),
+            )),
+        };
+        let mut kept = Vec::new();
+        for chunk in keys.chunks(MAX_TRANSACTION_ITEMS) {
+            match self
+                .store
+                .transact_write(chunk.iter().map(write).collect())
+                .await
+            {
+                Ok(()) => kept.extend(chunk.iter().cloned()),
+                Err(e) if e.is_condition_failed() => {
+                    for key in chunk {
+                        let update = Update::new().set(UNTIL_MS, until_ms);
+                        let ours =
+                            Condition::Equals(ATTEMPT.into(), AttrValue::S(attempt.to_owned()));
+                        match self
+                            .store
+                            .update(Table::Data, key, update, Some(ours))
+                            .await
+                        {
+                            Ok(_) => kept.push(key.clone()),
+                            Err(e) if e.is_condition_failed() => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(kept)
+    }
+
     /// Records the outcomes of one attempt, each only if the operation is still claimed by
     /// it. `ambiguous` marks failures after which the operation may have arrived.
     pub async fn settle(

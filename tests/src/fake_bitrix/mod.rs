@@ -490,6 +490,16 @@ impl FakeBitrix {
         self.state().messages.clone()
     }
 
+    /// How many times `domain` accepted a message with our message id `external_message_id`
+    /// (`MESSAGES[].message.id`): 1 for a message posted once.
+    pub fn posts_of(&self, domain: &str, external_message_id: &str) -> usize {
+        self.state()
+            .messages
+            .iter()
+            .filter(|m| m.domain == domain && m.external_message_id == external_message_id)
+            .count()
+    }
+
     /// How many messages received repeat one received before: same portal, line, external
     /// chat id and external message id (a message posted twice).
     pub fn duplicate_posts(&self) -> usize {

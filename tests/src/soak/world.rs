@@ -158,6 +158,16 @@ impl World {
         self.boot().await;
     }
 
+    /// The POST bodies forwarded to the Bitrix24 fake, each with the instance that sent it.
+    pub fn bitrix_posts(&self) -> Vec<(u64, hyper::body::Bytes)> {
+        self.bitrix_proxy.posts()
+    }
+
+    /// The POST bodies the Bitrix24 fake ran whose answer the proxy dropped.
+    pub fn bitrix_lost_answers(&self) -> Vec<hyper::body::Bytes> {
+        self.bitrix_proxy.lost_answers()
+    }
+
     pub fn server(&self) -> &LocalServer {
         self.server.as_ref().expect("a running server")
     }

@@ -27,7 +27,7 @@ use wappline::crm_sync::{FlushConfig, SyncWorker, WaitConfig};
 use wappline::queue::{platform, Queue};
 use wappline::secret::Secret;
 use wappline::store::{
-    Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp,
+    AttrValue, Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp,
 };
 
 const LINE: u32 = 7;
@@ -488,4 +488,243 @@ async fn a_first_post_is_duplicated_only_by_a_crash_between_post_and_record() {
         duplicated.len() <= 1,
         "duplicates after crashes at {duplicated:?}"
     );
+}
+
+/// A store whose writes of a `sent` outcome fail (throttled: nothing written) `times` times:
+/// the store failing just after Bitrix24 accepted a post, which the soak met (decision 0056).
+struct AnswerWriteFails {
+    inner: Arc<dyn TableStore>,
+    times: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+fn writes_sent_outcome(ops: &[WriteOp]) -> bool {
+    ops.iter().any(|op| match op {
+        WriteOp::Update { update, .. } => update
+            .set
+            .iter()
+            .any(|(k, v)| k == "state" && *v == AttrValue::S("sent".into())),
+        _ => false,
+    })
+}
+
+#[async_trait]
+impl TableStore for AnswerWriteFails {
+    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(table, key).await
+    }
+    async fn put(
+        &self,
+        table: Table,
+        item: Item,
+        condition: Option<Condition>,
+    ) -> Result<(), StoreError> {
+        self.inner.put(table, item, condition).await
+    }
+    async fn update(
+        &self,
+        table: Table,
+        key: &Key,
+        update: Update,
+        condition: Option<Condition>,
+    ) -> Result<Item, StoreError> {
+        self.inner.update(table, key, update, condition).await
+    }
+    async fn delete(
+        &self,
+        table: Table,
+        key: &Key,
+        condition: Option<Condition>,
+    ) -> Result<(), StoreError> {
+        self.inner.delete(table, key, condition).await
+    }
+    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
+        self.inner.query(table, query).await
+    }
+    async fn scan(
+        &self,
+        table: Table,
+        start_after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.inner.scan(table, start_after, limit).await
+    }
+    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        if writes_sent_outcome(&ops)
+            && self
+                .times
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable("injected: throttled".into()));
+        }
+        self.inner.transact_write(ops).await
+    }
+}
+
+/// Posts a conversation's first message while the write of Bitrix24's answer fails
+/// `times` times; returns how often the portal got it.
+async fn first_post_with_failing_answer_write(times: usize) -> usize {
+    let rig = Rig::start().await;
+    let want = rig.customers_write(1, 1, "first").await;
+    let store = Arc::new(AnswerWriteFails {
+        inner: rig.h.server.platform().store.clone(),
+        times: AtomicUsize::new(times),
+        failed: AtomicUsize::new(0),
+    });
+    let worker = rig.worker(store.clone());
+    let mut rounds = 0;
+    while rig.sync_depth().await > 0 {
+        rounds += 1;
+        assert!(rounds < 50, "does not converge");
+        rig.round(&worker).await;
+        // Long enough for any claim to run out between two rounds.
+        rig.advance(Duration::from_secs(60));
+    }
+    assert_eq!(
+        store.failed.load(Ordering::SeqCst),
+        times,
+        "the write failed"
+    );
+    assert_eq!(rig.dead_lettered().await, 0);
+    let posts = rig.fake.posts_of(FAKE_DOMAIN, &want[0][0]);
+    rig.h.server.shutdown().await;
+    posts
+}
+
+/// The soak's finding (issue 17, decision 0056): Bitrix24 accepted a conversation's first
+/// post, then the write of its answer failed (throttled). The answer was dropped, the claim
+/// ran out, and the post, whose chat nothing could look up, went out again. The attempt now
+/// keeps the answer until it is written, within its claim: one post.
+#[tokio::test]
+async fn a_failed_write_of_a_first_posts_answer_does_not_post_it_again() {
+    assert_eq!(first_post_with_failing_answer_write(1).await, 1);
+    assert_eq!(first_post_with_failing_answer_write(3).await, 1);
+}
+
+/// A store that stops its caller at the `at`th write of the portal's request budget (the
+/// limiter's `~rate` item) until `resume` is notified: a flusher held up between its lookup
+/// request and its post, as a slow portal or a long wait for the budget holds it.
+struct PausesAtBudget {
+    inner: Arc<dyn TableStore>,
+    at: usize,
+    seen: AtomicUsize,
+    paused: Arc<tokio::sync::Notify>,
+    resume: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl TableStore for PausesAtBudget {
+    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(table, key).await
+    }
+    async fn put(
+        &self,
+        table: Table,
+        item: Item,
+        condition: Option<Condition>,
+    ) -> Result<(), StoreError> {
+        if item.key().is_some_and(|k| k.sk == "~rate")
+            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at
+        {
+            self.paused.notify_one();
+            self.resume.notified().await;
+        }
+        self.inner.put(table, item, condition).await
+    }
+    async fn update(
+        &self,
+        table: Table,
+        key: &Key,
+        update: Update,
+        condition: Option<Condition>,
+    ) -> Result<Item, StoreError> {
+        self.inner.update(table, key, update, condition).await
+    }
+    async fn delete(
+        &self,
+        table: Table,
+        key: &Key,
+        condition: Option<Condition>,
+    ) -> Result<(), StoreError> {
+        self.inner.delete(table, key, condition).await
+    }
+    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
+        self.inner.query(table, query).await
+    }
+    async fn scan(
+        &self,
+        table: Table,
+        start_after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.inner.scan(table, start_after, limit).await
+    }
+    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.inner.transact_write(ops).await
+    }
+}
+
+/// A flusher's claim ran out between its lookup and its post (decision 0056): another
+/// flusher took the operation, found it absent and posted it. The first one now renews its
+/// claim before posting, sees the operation is no longer its own and leaves it: one post.
+#[tokio::test]
+async fn a_claim_that_ran_out_during_a_lookup_does_not_post_twice() {
+    let rig = Rig::start().await;
+    let normal = rig.worker(rig.h.server.platform().store.clone());
+    // Both conversations' chats are known, so an ambiguous post is looked up.
+    rig.customers_write(2, 1, "known").await;
+    while rig.sync_depth().await > 0 {
+        rig.round(&normal).await;
+    }
+    // The next post of customer 0 fails with a 500: ambiguous, looked up before a repost.
+    let id = "wamid.claim.0.1".to_owned();
+    let (s, text) = rig.h.post_signed(&delivery(0, &id, 1)).await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    rig.h
+        .drain(platform::INBOUND, Duration::from_secs(30))
+        .await;
+    rig.fake.fail_next(1, FailKind::InternalError);
+    rig.round(&normal).await;
+    assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, &id), 0, "not run by the 500");
+    // Flusher A: looks the post up (absent), then stops before posting it.
+    let paused = Arc::new(tokio::sync::Notify::new());
+    let resume = Arc::new(tokio::sync::Notify::new());
+    let slow = rig.worker(Arc::new(PausesAtBudget {
+        inner: rig.h.server.platform().store.clone(),
+        at: 2,
+        seen: AtomicUsize::new(0),
+        paused: paused.clone(),
+        resume: resume.clone(),
+    }));
+    let a = async {
+        rig.round(&slow).await;
+    };
+    let b = async {
+        paused.notified().await;
+        // A's claim and lease run out; customer 1 writes, and B's job flushes the portal.
+        rig.advance(Duration::from_secs(60));
+        let (s, text) = rig.h.post_signed(&delivery(1, "wamid.claim.1.1", 1)).await;
+        assert_eq!(s, StatusCode::OK, "{text}");
+        rig.h
+            .drain(platform::INBOUND, Duration::from_secs(30))
+            .await;
+        rig.round(&normal).await;
+        assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, &id), 1, "B posted it");
+        resume.notify_one();
+    };
+    tokio::join!(a, b);
+    let mut rounds = 0;
+    while rig.sync_depth().await > 0 {
+        rounds += 1;
+        assert!(rounds < 50, "does not converge");
+        rig.round(&normal).await;
+        rig.advance(Duration::from_secs(60));
+    }
+    assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, &id), 1, "posted once");
+    assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, "wamid.claim.1.1"), 1);
+    assert_eq!(rig.fake.duplicate_posts(), 0);
+    assert_eq!(rig.dead_lettered().await, 0);
+    rig.h.server.shutdown().await;
 }
