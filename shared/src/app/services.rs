@@ -48,6 +48,7 @@ use crate::vault::kms::KmsVault;
 use crate::vault::local::LocalVault;
 
 // The builders of self-service onboarding (decision 0040).
+mod line_status;
 mod onboarding;
 mod privacy;
 mod templates;
@@ -435,6 +436,7 @@ impl Services {
                 .chain(self.settings.onboarding.instagram_app_id.clone())
                 .collect(),
         )
+        .with_line_status(self.line_status())
         .with_lease(self.lease()))
     }
 

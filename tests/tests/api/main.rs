@@ -29,6 +29,7 @@ mod inbound_queue_privacy;
 mod inbound_relay;
 mod inbound_to_bitrix;
 mod isolation;
+mod line_status;
 mod media_link_lifetime;
 mod media_links;
 mod message_provider;
