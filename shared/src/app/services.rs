@@ -607,6 +607,22 @@ impl Services {
         ))
     }
 
+    /// bitrix-webhook: the template picker in the chat (decision 0061); its page tokens are
+    /// signed with a key derived from the settings page's.
+    pub fn template_picker(
+        &self,
+    ) -> Result<crate::portal::placement::picker::TemplatePicker, ServicesError> {
+        const S: &str = "bitrix-webhook";
+        let client = self.bitrix_client(S)?;
+        let key = PageTokenKey::derive(&client.config().client_secret);
+        Ok(crate::portal::placement::picker::TemplatePicker::new(
+            self.platform.tenants.clone(),
+            self.platform.envelope.clone(),
+            client,
+            &key,
+        ))
+    }
+
     /// bitrix-webhook: the connector settings page inside the portal (decision 0043). Its
     /// page tokens are signed with a key derived from the application's client secret.
     pub fn placement_console(&self) -> Result<PlacementConsole, ServicesError> {

@@ -50,6 +50,7 @@ mod server_limits;
 mod suspension;
 mod sync_attempts;
 mod sync_faults;
+mod template_picker;
 mod template_wiring;
 mod usage_quota;
 mod webhook_subscriptions;

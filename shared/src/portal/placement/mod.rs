@@ -21,6 +21,7 @@
 //!    undone and the error shown. Detaching turns the connector off on that line only
 //!    (ACTIVE=0; never on the portal's own line, which the other channels use) and frees it.
 
+pub mod picker;
 mod request;
 pub mod token;
 
