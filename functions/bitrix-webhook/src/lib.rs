@@ -18,6 +18,7 @@
 //!   an approved WhatsApp template ([`wappline::message_provider::MessageProvider`], decision
 //!   0050). 200 once queued; 401, 400 or 422 with nothing stored.
 
+pub mod picker;
 pub mod placement;
 
 use askama::Template;
@@ -30,12 +31,13 @@ use wappline::message_provider::{MessageProvider, ProviderError};
 use wappline::outbound::OutboundError;
 use wappline::portal::install::{
     BitrixInstaller, InstallError, InstallFlow, InstallRequest, Installed, EVENTS_PATH,
-    INSTALL_PATH, PLACEMENT_PATH,
+    INSTALL_PATH, PICKER_PATH, PLACEMENT_PATH,
 };
 use wappline::portal::placement::PlacementConsole;
 use wappline::portal::providers::PROVIDER_PATH;
 use wappline::portal_events::{PortalEvents, WebhookError};
 
+use picker::PickerPages;
 use placement::{Action, PlacementPages};
 
 /// The route prefix, as template.yaml declares it (`/bitrix/{proxy+}`).
@@ -45,12 +47,15 @@ pub struct BitrixWebhook {
     events: PortalEvents,
     installer: BitrixInstaller,
     placement: Option<PlacementPages>,
+    picker: Option<PickerPages>,
     provider: Option<MessageProvider>,
 }
 
 /// The settings page's form targets.
 pub const ATTACH_PATH: &str = "/bitrix/placement/attach";
 pub const DETACH_PATH: &str = "/bitrix/placement/detach";
+/// The template picker's form (decision 0061).
+pub const PICKER_SEND_PATH: &str = "/bitrix/templates/send";
 
 /// True for paths this function serves.
 pub fn serves(path: &str) -> bool {
@@ -63,6 +68,7 @@ impl BitrixWebhook {
             events,
             installer,
             placement: None,
+            picker: None,
             provider: None,
         }
     }
@@ -131,6 +137,25 @@ impl BitrixWebhook {
         self
     }
 
+    /// Serves the template picker in the chat with `picker`.
+    pub fn with_picker(
+        mut self,
+        picker: wappline::portal::placement::picker::TemplatePicker,
+    ) -> Self {
+        self.picker = Some(PickerPages {
+            picker,
+            picker_url: self.installer.setup().picker_url(),
+        });
+        self
+    }
+
+    async fn picker(&self, req: &Request, send: bool) -> Response<Body> {
+        match &self.picker {
+            Some(pages) => pages.handle(send, req.body().as_ref()).await,
+            None => error_response(ApiError::unavailable()),
+        }
+    }
+
     async fn placement(&self, req: &Request, action: Action) -> Response<Body> {
         let body: &[u8] = req.body().as_ref();
         // A browser frame asks for HTML; a client that asks for JSON only gets JSON errors.
@@ -156,9 +181,11 @@ impl BitrixWebhook {
             (ATTACH_PATH, Method::POST) => self.placement(&req, Action::Attach).await,
             (DETACH_PATH, Method::POST) => self.placement(&req, Action::Detach).await,
             (PROVIDER_PATH, Method::POST) => self.provider_call(&req).await,
+            (PICKER_PATH, Method::POST) => self.picker(&req, false).await,
+            (PICKER_SEND_PATH, Method::POST) => self.picker(&req, true).await,
             (
                 EVENTS_PATH | INSTALL_PATH | PLACEMENT_PATH | ATTACH_PATH | DETACH_PATH
-                | PROVIDER_PATH,
+                | PROVIDER_PATH | PICKER_PATH | PICKER_SEND_PATH,
                 _,
             ) => error_response(ApiError::method_not_allowed()),
             _ => error_response(ApiError::not_found("no such route")),
@@ -331,6 +358,7 @@ impl BitrixWebhook {
         Ok(
             Self::new(services.portal_events()?, services.bitrix_installer()?)
                 .with_placement(services.placement_console()?)
+                .with_picker(services.template_picker()?)
                 .with_provider(MessageProvider::new(
                     services.platform.tenants.clone(),
                     services.outbound_intake()?,

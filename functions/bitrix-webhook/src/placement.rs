@@ -24,7 +24,8 @@ use wappline::portal::placement::{
 use wappline::tenant::{ChannelKind, LineError};
 
 /// The page's only style, allowed by its hash in the CSP.
-const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:48em;margin:1.5em auto;\
+pub(crate) const CSS: &str =
+    "body{font-family:system-ui,sans-serif;max-width:48em;margin:1.5em auto;\
 padding:0 1em;line-height:1.5}table{border-collapse:collapse;width:100%}\
 th,td{text-align:left;padding:.4em;border-bottom:1px solid #ccc}\
 .error{color:#a00;font-weight:bold}.notice{color:#060;font-weight:bold}.hint{color:#555}\
@@ -384,7 +385,7 @@ fn style_hash() -> String {
 }
 
 /// Only `portal_origin` may frame the page (none when unknown); forms post only to us.
-fn respond(
+pub(crate) fn respond(
     status: StatusCode,
     body: String,
     portal_origin: Option<&str>,

@@ -17,6 +17,7 @@ use wappline::ids::PhoneNumberId;
 use wappline::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppUserId};
 use wappline::outbound::OutboundIntake;
 use wappline::portal::install::{public_base_url, BitrixInstaller, PortalSetup};
+use wappline::portal::placement::picker::TemplatePicker;
 use wappline::portal::placement::{PageTokenKey, PlacementConsole};
 use wappline::portal_events::PortalEvents;
 use wappline::queue::embedded::EmbeddedQueue;
@@ -126,9 +127,15 @@ async fn sample_events_run_through_the_handler() {
     )
     .with_placement(PlacementConsole::new(
         platform.tenants.clone(),
-        client,
+        client.clone(),
         PortalSetup::new(public_base_url("https://wappline.example").unwrap()),
         PageTokenKey::from_bytes([7; 32]),
+    ))
+    .with_picker(TemplatePicker::new(
+        platform.tenants.clone(),
+        platform.envelope.clone(),
+        client,
+        &PageTokenKey::from_bytes([7; 32]),
     ));
     let outbound = platform::name(platform::OUTBOUND);
 
@@ -170,6 +177,16 @@ async fn sample_events_run_through_the_handler() {
     // The settings page checks AUTH_ID on the linked portal, which this test's client cannot
     // reach: a page that says to try again, framed by the portal only.
     let resp = webhook.handle(event("placement.json", None)).await;
+    assert_eq!(resp.status(), 503);
+    let page = String::from_utf8(resp.body().as_ref().to_vec()).unwrap();
+    assert!(page.contains("try again"), "{page}");
+    assert!(resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors http://127.0.0.1:9;"));
+
+    // The template picker checks AUTH_ID on the linked portal too: the same answer.
+    let resp = webhook.handle(event("template-picker.json", None)).await;
     assert_eq!(resp.status(), 503);
     let page = String::from_utf8(resp.body().as_ref().to_vec()).unwrap();
     assert!(page.contains("try again"), "{page}");

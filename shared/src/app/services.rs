@@ -48,6 +48,7 @@ use crate::vault::kms::KmsVault;
 use crate::vault::local::LocalVault;
 
 // The builders of self-service onboarding (decision 0040).
+mod line_status;
 mod onboarding;
 mod privacy;
 mod templates;
@@ -435,6 +436,7 @@ impl Services {
                 .chain(self.settings.onboarding.instagram_app_id.clone())
                 .collect(),
         )
+        .with_line_status(self.line_status())
         .with_lease(self.lease()))
     }
 
@@ -602,6 +604,22 @@ impl Services {
             self.platform.store.clone(),
             self.bitrix_client(S)?,
             PortalSetup::new(self.bitrix_endpoint(S)?),
+        ))
+    }
+
+    /// bitrix-webhook: the template picker in the chat (decision 0061); its page tokens are
+    /// signed with a key derived from the settings page's.
+    pub fn template_picker(
+        &self,
+    ) -> Result<crate::portal::placement::picker::TemplatePicker, ServicesError> {
+        const S: &str = "bitrix-webhook";
+        let client = self.bitrix_client(S)?;
+        let key = PageTokenKey::derive(&client.config().client_secret);
+        Ok(crate::portal::placement::picker::TemplatePicker::new(
+            self.platform.tenants.clone(),
+            self.platform.envelope.clone(),
+            client,
+            &key,
         ))
     }
 

@@ -59,6 +59,8 @@ pub const EVENT_BIND: &str = "event.bind";
 
 /// `event.unbind`.
 pub const EVENT_UNBIND: &str = "event.unbind";
+pub const PLACEMENT_BIND: &str = "placement.bind";
+pub const PLACEMENT_UNBIND: &str = "placement.unbind";
 
 /// `imconnector.unregister`.
 pub const UNREGISTER_CONNECTOR: &str = "imconnector.unregister";
@@ -505,6 +507,39 @@ impl PortalSession<'_> {
             })
             .ok_or_else(|| {
                 BitrixError::Protocol(format!("{EVENT_UNBIND} answered without a count"))
+            })
+    }
+
+    /// `placement.bind` (apidocs api-reference/widgets/placement-bind.md: `PLACEMENT`,
+    /// `HANDLER`, `TITLE`, `LANG_ALL`, `OPTIONS`; administrators only; answers `true`).
+    pub async fn bind_placement(&mut self, params: Value) -> Result<(), BitrixError> {
+        let result = self.call(PLACEMENT_BIND, params).await?;
+        match result {
+            Value::Bool(true) => Ok(()),
+            other => Err(BitrixError::Protocol(format!(
+                "{PLACEMENT_BIND} answered {other}"
+            ))),
+        }
+    }
+
+    /// `placement.unbind` of `handler` for `placement` (api-reference/widgets/
+    /// placement-unbind.md: `PLACEMENT`, `HANDLER`; answers `{"count": n}`, 0 when nothing
+    /// was bound); the number removed.
+    pub async fn unbind_placement(
+        &mut self,
+        placement: &str,
+        handler: &str,
+    ) -> Result<u64, BitrixError> {
+        let params = serde_json::json!({ "PLACEMENT": placement, "HANDLER": handler });
+        let result = self.call(PLACEMENT_UNBIND, params).await?;
+        result
+            .get("count")
+            .and_then(|c| {
+                c.as_u64()
+                    .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
+            })
+            .ok_or_else(|| {
+                BitrixError::Protocol(format!("{PLACEMENT_UNBIND} answered without a count"))
             })
     }
 

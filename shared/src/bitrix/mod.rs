@@ -24,6 +24,7 @@ mod batch;
 pub mod bbcode;
 mod client;
 mod config;
+pub mod dialogs;
 mod error;
 pub mod events;
 pub mod im;
@@ -36,7 +37,8 @@ pub mod users;
 
 pub use batch::{batch_params, php_query, BatchAnswer, BatchCommand, BATCH, MAX_BATCH_COMMANDS};
 pub use client::{
-    BitrixClient, PortalSession, APP_INFO, EVENT_BIND, EVENT_UNBIND, UNREGISTER_CONNECTOR,
+    BitrixClient, PortalSession, APP_INFO, EVENT_BIND, EVENT_UNBIND, PLACEMENT_BIND,
+    PLACEMENT_UNBIND, UNREGISTER_CONNECTOR,
 };
 pub use config::{
     is_loopback_host, BitrixConfig, BitrixConfigError, EndpointUrl, DEFAULT_OAUTH_URL,

@@ -57,6 +57,32 @@ pub(super) async fn record(
     Ok(())
 }
 
+/// Shows the number's status on its own Open Line when `update` can change what stops its
+/// sends (decision 0061). Every such event writes it again, so a retried job repeats the
+/// write instead of skipping a change it already recorded.
+pub(super) async fn show_on_line(
+    line_status: Option<&crate::portal::line_status::LineStatus>,
+    scope: &TenantScope,
+    number: &PhoneNumberId,
+    update: &AccountUpdate,
+) -> Result<(), crate::portal::line_status::LineStatusError> {
+    let Some(line_status) = line_status else {
+        return Ok(());
+    };
+    if !matches!(
+        update,
+        AccountUpdate::Restricted { .. }
+            | AccountUpdate::BanState { .. }
+            | AccountUpdate::PartnerApp { .. }
+    ) {
+        return Ok(());
+    }
+    line_status
+        .show(scope, &ChannelRef::WhatsApp(number.clone()))
+        .await
+        .map(|_| ())
+}
+
 /// Emails the tenant's owners and admins; a delivery failure is logged (the console shows
 /// the status either way).
 async fn alert(

@@ -50,6 +50,9 @@ pub enum InboundError {
     /// Storing a counted message failed (the store, or reading the tenant's plan).
     #[error(transparent)]
     Count(#[from] CountError),
+    /// Showing a number's Meta status on its Open Line failed for now (decision 0061).
+    #[error(transparent)]
+    LineStatus(#[from] crate::portal::line_status::LineStatusError),
 }
 
 /// The inbound worker's handler. Build once per process.
@@ -70,6 +73,8 @@ pub struct InboundWorker {
     mailer: Option<Arc<dyn crate::accounts::Mailer>>,
     /// Our Meta app ids: a conversation passed to one of them is the operators' again.
     app_ids: Vec<String>,
+    /// Shows a number's Meta status on its own Open Line (decision 0061); none: not shown.
+    line_status: Option<crate::portal::line_status::LineStatus>,
 }
 
 impl InboundWorker {
@@ -92,7 +97,14 @@ impl InboundWorker {
             metrics: Metrics::off(),
             mailer: None,
             app_ids: Vec::new(),
+            line_status: None,
         }
+    }
+
+    /// Shows a number's ban, restriction or removed app on its own Open Line.
+    pub fn with_line_status(mut self, s: Option<crate::portal::line_status::LineStatus>) -> Self {
+        self.line_status = s;
+        self
     }
 
     /// Our Meta app ids (the Meta app, the Instagram app), for the Handover Protocol.
@@ -464,6 +476,8 @@ impl InboundWorker {
                     at,
                 )
                 .await?;
+                super::account::show_on_line(self.line_status.as_ref(), &scope, number, update)
+                    .await?;
                 Ok(())
             }
             EventKind::Handover {
@@ -770,6 +784,7 @@ impl InboundWorker {
                     InboundError::Queue(_) => "queue",
                     InboundError::Count(_) => "usage",
                     InboundError::Tenant(_) => "tenant",
+                    InboundError::LineStatus(_) => "bitrix24",
                     InboundError::Conversation(_) | InboundError::Store(_) => "store",
                 };
                 self.metrics.failure("inbound", class);

@@ -64,6 +64,10 @@ pub const INSTALL_PATH: &str = "/bitrix/install";
 pub const EVENTS_PATH: &str = "/bitrix/events";
 /// Path of the connector settings page (`PLACEMENT_HANDLER`).
 pub const PLACEMENT_PATH: &str = "/bitrix/placement";
+/// The template picker in the chat (`IM_TEXTAREA`, decision 0061).
+pub const PICKER_PATH: &str = "/bitrix/templates";
+/// The chat placement of the template picker: the panel above the message field.
+pub const IM_TEXTAREA: &str = "IM_TEXTAREA";
 /// Environment variable holding the public base URL of the deployment.
 pub const ENV_PUBLIC_BASE_URL: &str = "PUBLIC_BASE_URL";
 
@@ -482,6 +486,36 @@ impl PortalSetup {
         format!("{}{PLACEMENT_PATH}", self.public_base.base())
     }
 
+    pub fn picker_url(&self) -> String {
+        format!("{}{PICKER_PATH}", self.public_base.base())
+    }
+
+    /// `placement.bind` of the template picker (decision 0061): `IM_TEXTAREA` in Open Line
+    /// chats only, for every user (operators are not admins). The `OPTIONS` are those
+    /// Bitrix24's im module checks at bind time (`iconName` required, at most 50 characters;
+    /// `context` `ALL`, `USER`, `CHAT`, `LINES`, `CRM`; `role` `USER` or `ADMIN`; `extranet`
+    /// `Y`/`N`; `width`, `height` not negative).
+    pub fn picker_binding(&self) -> serde_json::Value {
+        serde_json::json!({
+            "PLACEMENT": IM_TEXTAREA,
+            "HANDLER": self.picker_url(),
+            "TITLE": "WhatsApp templates",
+            "DESCRIPTION": "Send an approved WhatsApp template to this customer",
+            "LANG_ALL": {
+                "en": {"TITLE": "WhatsApp templates"},
+                "ru": {"TITLE": "Шаблоны WhatsApp"}
+            },
+            "OPTIONS": {
+                "iconName": "fa-whatsapp",
+                "context": "LINES",
+                "role": "USER",
+                "extranet": "N",
+                "width": 520,
+                "height": 420
+            }
+        })
+    }
+
     /// Our connectors: (id, channel name, registration).
     pub fn registrations(&self) -> Vec<(ConnectorId, &'static str, ConnectorRegistration)> {
         [
@@ -571,6 +605,16 @@ impl PortalSetup {
                 .await
                 .map_err(setup("event.bind"))?;
         }
+        // The template picker: unbound first, so a reinstall replaces it instead of adding
+        // a second button.
+        session
+            .unbind_placement(IM_TEXTAREA, &self.picker_url())
+            .await
+            .map_err(setup("placement.unbind"))?;
+        session
+            .bind_placement(self.picker_binding())
+            .await
+            .map_err(setup("placement.bind"))?;
         Ok(())
     }
 }

@@ -179,6 +179,14 @@ async fn bitrix(
                     .await
                     .map_err(|e| format!("event.unbind: {e}"))?;
             }
+            // The template picker (decision 0061), at the same base as the events handler.
+            if let Some(base) = events_url.strip_suffix(crate::portal::install::EVENTS_PATH) {
+                let picker = format!("{base}{}", crate::portal::install::PICKER_PATH);
+                session
+                    .unbind_placement(crate::portal::install::IM_TEXTAREA, &picker)
+                    .await
+                    .map_err(|e| format!("placement.unbind: {e}"))?;
+            }
         }
     }
     Ok(Outcome::Done)

@@ -287,6 +287,34 @@ fn languages(ts: &[&Template]) -> String {
         .join(", ")
 }
 
+/// What each parameter of `t` fills, in the command's order (`header {{1}}`, `body
+/// {{order}}`, `header image link`, `button 1 link suffix`), for the template picker.
+pub fn parameter_labels(t: &Template) -> Result<Vec<String>, String> {
+    Ok(slots(t)?
+        .into_iter()
+        .map(|s| match s {
+            Slot::HeaderText(p) => format!("header {{{{{p}}}}}"),
+            Slot::HeaderMedia(kind) => format!("header {kind} link (https://...)"),
+            Slot::Body(p) => format!("body {{{{{p}}}}}"),
+            Slot::UrlButton(i) => format!("button {} link suffix", i + 1),
+        })
+        .collect())
+}
+
+/// The command text for `name@language` with `params`, as an operator would type it;
+/// `Err` when a parameter holds the separator `|`, which the command cannot carry.
+pub fn command_text(name: &str, language: &str, params: &[String]) -> Result<String, String> {
+    if let Some(i) = params.iter().position(|p| p.contains('|')) {
+        return Err(format!("parameter {} may not contain \"|\"", i + 1));
+    }
+    let mut text = format!("{PREFIX} {name}@{language}");
+    if !params.is_empty() {
+        text.push(' ');
+        text.push_str(&params.join(" | "));
+    }
+    Ok(text)
+}
+
 /// The approved templates and the command's syntax, for the operator.
 pub fn listing(approved: &[Template]) -> String {
     if approved.is_empty() {
@@ -305,7 +333,8 @@ pub fn listing(approved: &[Template]) -> String {
         .collect();
     names.sort();
     format!(
-        "approved templates: {}. Send one with {SYNTAX}",
+        "approved templates: {}. Pick one with the \"WhatsApp templates\" button above the \
+         message field, or send one with {SYNTAX}",
         names.join(", ")
     )
 }
@@ -430,5 +459,38 @@ mod tests {
         let e = choose(&all, &cmd("/template nope")).unwrap_err();
         assert!(e.contains("order_update@en_US (4 parameters)"), "{e}");
         assert!(listing(&[]).contains("no approved templates"));
+    }
+
+    #[test]
+    fn the_picker_labels_each_parameter_and_writes_the_command() {
+        assert_eq!(
+            parameter_labels(&order_update()).unwrap(),
+            [
+                "header {{1}}",
+                "body {{1}}",
+                "body {{2}}",
+                "button 2 link suffix"
+            ]
+        );
+        let params: Vec<String> = ["A-17", "Ann", "Monday", "a17"].map(String::from).to_vec();
+        let text = command_text("order_update", "en_US", &params).unwrap();
+        assert_eq!(
+            text,
+            "/template order_update@en_US A-17 | Ann | Monday | a17"
+        );
+        // What the picker writes is what the send worker reads back.
+        assert_eq!(
+            cmd(&text),
+            Command {
+                name: "order_update".into(),
+                language: Some("en_US".into()),
+                params,
+            }
+        );
+        assert_eq!(
+            command_text("welcome", "en", &[]).unwrap(),
+            "/template welcome@en"
+        );
+        assert!(command_text("x", "en", &["a|b".into()]).is_err());
     }
 }

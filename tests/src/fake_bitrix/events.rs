@@ -137,6 +137,25 @@ impl EventBody {
         }))
     }
 
+    /// What a chat placement's handler receives (api-reference/widgets/im/textarea.md: the
+    /// standard widget data, `PLACEMENT=IM_TEXTAREA`; `PLACEMENT_OPTIONS` names the chat as
+    /// Bitrix24's im module does, `dialogId` `chat<ID>`).
+    pub fn im_textarea(domain: &str, member_id: &str, auth_id: &str, chat_id: u64) -> String {
+        php_form(&json!({
+            "DOMAIN": domain,
+            "PROTOCOL": "1",
+            "LANG": "en",
+            "APP_SID": "99c80eff6378726287350416ee5fef0",
+            "AUTH_ID": auth_id,
+            "AUTH_EXPIRES": "3600",
+            "REFRESH_ID": "50e00aa340631fcd00005a4b00000001f0f1071111116580a5b83c2de639ef28c12",
+            "member_id": member_id,
+            "status": "L",
+            "PLACEMENT": "IM_TEXTAREA",
+            "PLACEMENT_OPTIONS": json!({"dialogId": format!("chat{chat_id}")}).to_string(),
+        }))
+    }
+
     /// The installation callback (application "uses only API"): the `ONAPPINSTALL` shape
     /// with both tokens and the application token.
     pub fn install_callback(fake: &FakeBitrix, domain: &str, application_token: &str) -> String {

@@ -49,6 +49,7 @@
 //!   `ONIMCONNECTORMESSAGEADD`, ...), form-encoded with PHP-style keys like
 //!   `http_build_query`.
 
+pub mod chat_placements;
 mod events;
 mod faults;
 mod files;
@@ -171,6 +172,10 @@ struct Portal {
     bindings: Vec<(String, String)>,
     /// Tokens Bitrix24 issued to users who opened an application page (`AUTH_ID`), by token.
     user_tokens: HashMap<String, FakeUser>,
+    /// `placement.bind` parameters in force (chat_placements.rs).
+    placements: Vec<Value>,
+    /// (user, chat id) pairs of users who may see a chat besides the installer.
+    dialog_members: HashSet<(u64, u64)>,
 }
 
 /// A portal user holding an `AUTH_ID` ([`FakeBitrix::user_token`]).
@@ -215,6 +220,8 @@ struct State {
     downloads: Vec<FileDownload>,
     /// Message providers and their messages (messageservice.rs).
     providers: messageservice::Providers,
+    /// Messages users wrote with `im.message.add` (chat_placements.rs).
+    posted: Vec<chat_placements::PostedMessage>,
 }
 
 impl State {
@@ -366,6 +373,8 @@ impl FakeBitrix {
                 connectors: HashMap::new(),
                 bindings: Vec::new(),
                 user_tokens: HashMap::new(),
+                placements: Vec::new(),
+                dialog_members: HashSet::new(),
             },
         );
         FakeTokens {
@@ -429,6 +438,23 @@ impl FakeBitrix {
             },
         );
         token
+    }
+
+    /// `user_id` becomes a member of chat `chat_id` (an operator of that dialog).
+    pub fn grant_dialog(&self, domain: &str, user_id: u64, chat_id: u64) {
+        let mut s = self.state();
+        let p = s.portals.get_mut(domain).expect("unknown fake portal");
+        p.dialog_members.insert((user_id, chat_id));
+    }
+
+    /// The `placement.bind` parameters in force on `domain`.
+    pub fn placements(&self, domain: &str) -> Vec<Value> {
+        self.state().portals[domain].placements.clone()
+    }
+
+    /// Messages users wrote with `im.message.add`, in order.
+    pub fn posted_messages(&self) -> Vec<chat_placements::PostedMessage> {
+        self.state().posted.clone()
     }
 
     /// The user's `AUTH_ID` expires (`AUTH_EXPIRES` passed).

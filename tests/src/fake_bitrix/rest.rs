@@ -320,6 +320,11 @@ pub(super) fn dispatch(
     if let Some(reply) = super::messageservice::call(s, domain, method, params) {
         return reply;
     }
+    if let Some(reply) =
+        super::chat_placements::call(s, domain, method, params, (caller.0, caller.2))
+    {
+        return reply;
+    }
     match method {
         "imconnector.register" => register(s, domain, params),
         "imconnector.activate" => activate(s, domain, params),

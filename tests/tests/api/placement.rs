@@ -24,15 +24,15 @@ const SECOND_TOKEN: &str = "EAAsecondNumberTOKEN";
 const LINE_2: u64 = 2;
 const WHATSAPP: &str = "wappline_whatsapp";
 
-struct Page {
-    status: StatusCode,
+pub(super) struct Page {
+    pub(super) status: StatusCode,
     csp: String,
-    html: String,
+    pub(super) html: String,
 }
 
 impl Page {
     /// The page token the page's forms carry.
-    fn token(&self) -> String {
+    pub(super) fn token(&self) -> String {
         let start = self
             .html
             .find("name=\"token\" value=\"")
@@ -74,12 +74,18 @@ async fn post(w: &RelayWorld, path: &str, body: String) -> Page {
     }
 }
 
-async fn open(w: &RelayWorld, domain: &str, member: &str, auth_id: &str, line: u64) -> Page {
+pub(super) async fn open(
+    w: &RelayWorld,
+    domain: &str,
+    member: &str,
+    auth_id: &str,
+    line: u64,
+) -> Page {
     let form = EventBody::setting_connector(domain, member, auth_id, WHATSAPP, line, "en");
     post(w, "/bitrix/placement", form).await
 }
 
-async fn change(w: &RelayWorld, action: &str, token: &str, channel: &str) -> Page {
+pub(super) async fn change(w: &RelayWorld, action: &str, token: &str, channel: &str) -> Page {
     let form = format!(
         "token={}&channel={}&lang=en",
         urlencode(token),

@@ -21,6 +21,7 @@
 //!    undone and the error shown. Detaching turns the connector off on that line only
 //!    (ACTIVE=0; never on the portal's own line, which the other channels use) and frees it.
 
+pub mod picker;
 mod request;
 pub mod token;
 
@@ -40,6 +41,7 @@ pub use request::{
 pub use token::{PageClaims, PageTokenError, PageTokenKey, PAGE_TOKEN_TTL};
 
 use super::install::PortalSetup;
+use super::line_status::{channel_label, channel_line_data};
 use super::{Portal, PortalError, PortalTokens};
 
 /// Why the page cannot be shown or a change was not made. Each maps to one HTTP status.
@@ -355,7 +357,7 @@ impl PlacementConsole {
             .map(|c| ChannelRow {
                 kind: c.kind,
                 id: c.id.clone(),
-                label: label(c),
+                label: channel_label(c),
                 line: c
                     .open_line
                     .as_ref()
@@ -469,7 +471,7 @@ impl PlacementConsole {
             .attach_to_line(&channel, &ctx.member, line)
             .await
             .map_err(|e| fail(line_error(e)))?;
-        let data = connector_data(&summary);
+        let data = channel_line_data(&summary);
         if let Err(error) = self.activate(&mut ctx, true, Some(&data)).await {
             // Bitrix24 did not take it: the line stays as it was.
             if newly {
@@ -496,7 +498,7 @@ impl PlacementConsole {
             )
             .await
             .map_err(fail)?;
-        page.change = Some(Change::Attached(label(&summary)));
+        page.change = Some(Change::Attached(channel_label(&summary)));
         Ok(page)
     }
 
@@ -556,7 +558,7 @@ impl PlacementConsole {
             )
             .await
             .map_err(fail)?;
-        page.change = Some(Change::Detached(label(&summary)));
+        page.change = Some(Change::Detached(channel_label(&summary)));
         Ok(page)
     }
 
@@ -626,106 +628,9 @@ fn line_error(e: LineError) -> PlacementError {
     }
 }
 
-/// The number or account as people know it.
-fn label(c: &ChannelSummary) -> String {
-    match c.kind {
-        ChannelKind::WhatsApp => c
-            .details
-            .get("display_phone_number")
-            .cloned()
-            .unwrap_or_else(|| c.id.clone()),
-        ChannelKind::Instagram => c
-            .details
-            .get("username")
-            .map(|u| format!("@{u}"))
-            .unwrap_or_else(|| c.id.clone()),
-        ChannelKind::Bitrix24 => c.id.clone(),
-    }
-}
-
-/// `imconnector.connector.data.set` `DATA` for a channel (apidocs
-/// imconnector-connector-data-set.md: `ID` the channel's id in the external system, `URL`
-/// a link to it, `URL_IM` the operator's link or `URL` again, `NAME` shown in the interface).
-fn connector_data(c: &ChannelSummary) -> ConnectorData {
-    let url = match c.kind {
-        ChannelKind::WhatsApp => c.details.get("display_phone_number").and_then(|p| {
-            let digits: String = p.chars().filter(char::is_ascii_digit).collect();
-            (!digits.is_empty()).then(|| format!("https://wa.me/{digits}"))
-        }),
-        ChannelKind::Instagram => c
-            .details
-            .get("username")
-            .filter(|u| {
-                u.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
-            })
-            .map(|u| format!("https://www.instagram.com/{u}/")),
-        ChannelKind::Bitrix24 => None,
-    };
-    let channel = match c.kind {
-        ChannelKind::Instagram => "Instagram",
-        _ => "WhatsApp",
-    };
-    ConnectorData {
-        id: c.id.clone(),
-        url_im: url.clone(),
-        url,
-        name: Some(format!("{channel} {}", label(c))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-
-    fn summary(kind: ChannelKind, id: &str, details: &[(&str, &str)]) -> ChannelSummary {
-        ChannelSummary {
-            kind,
-            id: id.into(),
-            connected_at: 0,
-            details: details
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<BTreeMap<_, _>>(),
-            secrets_stored: vec![],
-            authorized_by: None,
-            crm_link: None,
-            open_line: None,
-            token: None,
-        }
-    }
-
-    #[test]
-    fn connector_data_names_the_number_or_account() {
-        let wa = summary(
-            ChannelKind::WhatsApp,
-            "106540352242922",
-            &[("display_phone_number", "+1 555-010-0199")],
-        );
-        let d = connector_data(&wa);
-        assert_eq!(d.id, "106540352242922");
-        assert_eq!(d.name.as_deref(), Some("WhatsApp +1 555-010-0199"));
-        assert_eq!(d.url.as_deref(), Some("https://wa.me/15550100199"));
-        assert_eq!(d.url_im, d.url);
-        let ig = summary(
-            ChannelKind::Instagram,
-            "17841405822304914",
-            &[("username", "acme.shop")],
-        );
-        let d = connector_data(&ig);
-        assert_eq!(d.name.as_deref(), Some("Instagram @acme.shop"));
-        assert_eq!(
-            d.url.as_deref(),
-            Some("https://www.instagram.com/acme.shop/")
-        );
-        let bare = summary(ChannelKind::WhatsApp, "106540352242922", &[]);
-        assert_eq!(connector_data(&bare).url, None);
-        assert_eq!(
-            connector_data(&bare).name.as_deref(),
-            Some("WhatsApp 106540352242922")
-        );
-    }
 
     #[test]
     fn origins() {

@@ -56,6 +56,11 @@ impl PageTokenKey {
 
     /// Signs `claims`.
     pub fn sign(&self, claims: &PageClaims) -> String {
+        self.sign_json(claims)
+    }
+
+    /// `v1.<payload>.<mac>` of any claims' JSON.
+    pub(super) fn sign_json(&self, claims: &impl Serialize) -> String {
         let payload = serde_json::to_vec(claims).expect("claims serialize");
         let signed = format!("{VERSION}.{}", URL_SAFE_NO_PAD.encode(payload));
         let mut mac = self.mac();
@@ -64,8 +69,27 @@ impl PageTokenKey {
         format!("{signed}.{tag}")
     }
 
+    /// A key for another kind of page: HMAC of this key and `label`, so that one page's
+    /// tokens are never accepted by another.
+    pub fn derive_for(&self, label: &[u8]) -> Self {
+        let mut mac = self.mac();
+        mac.update(label);
+        PageTokenKey(mac.finalize().into_bytes().into())
+    }
+
     /// The claims of a token this key signed, if it has not expired at `now` (Unix seconds).
     pub fn verify(&self, token: &str, now: i64) -> Result<PageClaims, PageTokenError> {
+        let claims: PageClaims =
+            serde_json::from_slice(&self.open_json(token)?).map_err(|_| PageTokenError::Invalid)?;
+        if claims.expires_at <= now {
+            return Err(PageTokenError::Expired(Box::new(claims)));
+        }
+        Ok(claims)
+    }
+
+    /// The payload of a token this key signed; the MAC is compared in constant time before
+    /// anything else is read.
+    pub(super) fn open_json(&self, token: &str) -> Result<Vec<u8>, PageTokenError> {
         let (signed, tag) = token.rsplit_once('.').ok_or(PageTokenError::Invalid)?;
         let payload = signed
             .strip_prefix(VERSION)
@@ -79,15 +103,9 @@ impl PageTokenKey {
         // Constant-time comparison of the tag.
         mac.verify_slice(&tag)
             .map_err(|_| PageTokenError::Invalid)?;
-        let payload = URL_SAFE_NO_PAD
+        URL_SAFE_NO_PAD
             .decode(payload)
-            .map_err(|_| PageTokenError::Invalid)?;
-        let claims: PageClaims =
-            serde_json::from_slice(&payload).map_err(|_| PageTokenError::Invalid)?;
-        if claims.expires_at <= now {
-            return Err(PageTokenError::Expired(Box::new(claims)));
-        }
-        Ok(claims)
+            .map_err(|_| PageTokenError::Invalid)
     }
 }
 

@@ -1,0 +1,16 @@
+//! The builder of the Open Line status of WhatsApp numbers (decision 0061). A child of the
+//! composition root, so it shares its private helpers.
+
+use super::Services;
+use crate::portal::line_status::LineStatus;
+use crate::portal::Connectors;
+
+impl Services {
+    /// Shows a number's Meta ban, restriction or removed app on its own Open Line; None on a
+    /// deployment without the Bitrix24 application.
+    pub fn line_status(&self) -> Option<LineStatus> {
+        self.settings.bitrix.as_ref()?;
+        let client = self.bitrix_client("the Open Line status").ok()?;
+        Some(LineStatus::new(client, Connectors::default()))
+    }
+}
