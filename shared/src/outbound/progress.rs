@@ -22,8 +22,8 @@ const PARTS: &str = "parts";
 /// The progress records.
 #[derive(Clone)]
 pub struct SendProgress {
-    store: Arc<dyn TableStore>,
-    envelope: Arc<Envelope>,
+    pub(super) store: Arc<dyn TableStore>,
+    pub(super) envelope: Arc<Envelope>,
 }
 
 /// Why progress could not be read or written.
@@ -60,13 +60,36 @@ impl SendProgress {
         tenant: &TenantId,
         effect: &str,
     ) -> Result<Vec<Option<String>>, ProgressError> {
+        Ok(self.load_state(tenant, effect).await?.0)
+    }
+
+    /// The parts sent so far (as [`SendProgress::load`]) and the last attempt recorded
+    /// ([`super::attempt`]), from one read.
+    pub async fn load_state(
+        &self,
+        tenant: &TenantId,
+        effect: &str,
+    ) -> Result<(Vec<Option<String>>, Option<super::attempt::Attempt>), ProgressError> {
         let key = key(tenant, effect);
         let item = self.store.get(Table::Dedupe, &key).await?;
-        Ok(match item.as_ref().and_then(|i| i.get(PARTS)) {
+        let attempt = match &item {
+            Some(i) => self.attempt_in(tenant, effect, i).await?,
+            None => None,
+        };
+        Ok((self.parts_in(tenant, &key, item.as_ref()).await?, attempt))
+    }
+
+    async fn parts_in(
+        &self,
+        tenant: &TenantId,
+        key: &Key,
+        item: Option<&Item>,
+    ) -> Result<Vec<Option<String>>, ProgressError> {
+        Ok(match item.and_then(|i| i.get(PARTS)) {
             Some(AttrValue::B(blob)) => {
                 let json = self
                     .envelope
-                    .decrypt(FieldRef::new(tenant, Table::Dedupe, &key, PARTS), blob)
+                    .decrypt(FieldRef::new(tenant, Table::Dedupe, key, PARTS), blob)
                     .await?;
                 serde_json::from_slice(&json).map_err(|_| ProgressError::Unreadable)?
             }
