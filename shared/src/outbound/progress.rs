@@ -4,9 +4,10 @@
 //! One item per job in the dedupe table, keyed by tenant and the job's effect, holding the
 //! provider id of each part sent (empty while not sent), encrypted with the tenant's data key
 //! (a wamid holds the recipient's number; decision 0030), kept as long as idempotency records.
-//! It is written after each part's send and before the job is acknowledged; a crash between
-//! Meta's answer and this write is the one window in which a part can go out twice (Meta's
-//! send endpoints take no idempotency key).
+//! It is written after each part's send and before the job is acknowledged. The same item
+//! holds the part's send attempt, recorded before the call ([`super::attempt`], decision
+//! 0055): a redelivery that finds an attempt without an outcome waits for Meta's status of
+//! its tag instead of sending again at once (Meta's send endpoints take no idempotency key).
 
 use std::sync::Arc;
 
