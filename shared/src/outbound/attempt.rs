@@ -114,9 +114,7 @@ impl SendProgress {
             .filter(char::is_ascii_alphanumeric)
             .take(64)
             .collect();
-        let number = prior
-            .filter(|p| p.part == part)
-            .map_or(1, |p| p.number + 1);
+        let number = prior.filter(|p| p.part == part).map_or(1, |p| p.number + 1);
         let attempt = Attempt {
             tag: tag_of(&effect_in_key, part, number),
             part,

@@ -371,8 +371,10 @@ impl OutboundWorker {
             tracing::info!("message failed before; not retried");
             return Ok(Outcome::Done);
         }
-        let (mut sent_parts, mut prior) =
-            self.progress.load_state(&job.tenant_id, &job.effect).await?;
+        let (mut sent_parts, mut prior) = self
+            .progress
+            .load_state(&job.tenant_id, &job.effect)
+            .await?;
         if message.sent_provider_id.is_some() && sent_parts.is_empty() {
             // Sent by an earlier delivery that stopped before acknowledging.
             return self.finish(job, conversations, &message).await;
@@ -540,9 +542,7 @@ impl OutboundWorker {
                         .stopped(&cx, conversations, receive_count, d, i, parts.len())
                         .await?;
                     return Ok(match outcome {
-                        Outcome::RetryAfter(wait) => {
-                            Outcome::RetryAfter(wait.max(self.reconcile))
-                        }
+                        Outcome::RetryAfter(wait) => Outcome::RetryAfter(wait.max(self.reconcile)),
                         other => other,
                     });
                 }

@@ -326,7 +326,12 @@ impl Rig {
     }
 
     async fn status(&self, at: &MessageRef) -> Option<MessageStatus> {
-        self.conversations().message(at).await.unwrap().unwrap().status
+        self.conversations()
+            .message(at)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
     }
 }
 
@@ -355,11 +360,18 @@ async fn a_store_failure_after_the_call_is_retried_in_place_and_never_resends() 
     let at = r.reply("after the call").await;
     r.store.fail_records.store(2, Ordering::SeqCst);
     assert_eq!(r.deliver().await, Outcome::Done);
-    assert_eq!(r.store.fail_records.load(Ordering::SeqCst), 0, "both failed");
+    assert_eq!(
+        r.store.fail_records.load(Ordering::SeqCst),
+        0,
+        "both failed"
+    );
     assert_eq!(r.sends_to_customer(), 1);
     let sent = r.graph.sent();
     let stored = r.conversations().message(&at).await.unwrap().unwrap();
-    assert_eq!(stored.sent_provider_id.as_deref(), Some(sent[0].id.as_str()));
+    assert_eq!(
+        stored.sent_provider_id.as_deref(),
+        Some(sent[0].id.as_str())
+    );
     // The same job once more (the queue's at-least-once, past its deduplication window):
     // nothing goes out.
     let job = wappline::outbound::OutboundJob::new(r.tenant.clone(), &at);
@@ -436,7 +448,10 @@ async fn an_unconfirmed_attempt_is_sent_again_after_the_window() {
     assert_eq!(r.deliver().await, Outcome::Done);
     let tags: Vec<String> = r.sends_per_tag().into_keys().map(|(_, t)| t).collect();
     assert_eq!(tags.len(), 2, "{tags:?}");
-    assert!(tags[0].ends_with(".0.1") && tags[1].ends_with(".0.2"), "{tags:?}");
+    assert!(
+        tags[0].ends_with(".0.1") && tags[1].ends_with(".0.2"),
+        "{tags:?}"
+    );
     assert_eq!(r.status(&at).await, Some(MessageStatus::Sent));
 }
 
