@@ -66,6 +66,7 @@ mod ownership;
 mod profiles;
 mod sdk;
 mod sender_actions;
+mod statuses;
 mod subscriptions;
 mod templates;
 pub use onboarding::{OnboardingLog, CODE_SECS, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
@@ -212,6 +213,8 @@ struct State {
     profile_reads: usize,
     /// WABA → its message templates (templates.rs).
     templates: HashMap<String, Vec<Value>>,
+    /// Where Meta's `sent` status webhooks of WhatsApp sends go, when asked (statuses.rs).
+    status_webhook: Option<statuses::StatusWebhook>,
 }
 
 /// The running fake. Clones share it; it stops accepting connections when the last clone
@@ -832,6 +835,7 @@ fn send_whatsapp(
         body: body.clone(),
         id: id.clone(),
     });
+    statuses::sent(s, number, input, &id, &body);
     let contact = if to.is_some() {
         json!({"input": input, "wa_id": input.trim_start_matches('+')})
     } else {

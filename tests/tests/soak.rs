@@ -5,10 +5,13 @@
 use e2e_tests::soak::{run, SoakConfig, SoakFigures, SoakReport};
 
 /// What holds under faults today: nothing lost on the way to Bitrix24 and nothing posted
-/// there twice, order kept, only the poison dead-lettered, nothing of an erased person back.
-/// The sends to Meta are the gaps of `no_repeats_and_no_lost_sends`.
+/// there twice, order kept, only the poison dead-lettered, nothing of an erased person back,
+/// and each reply and API send reaching Meta once (decision 0055). A first post repeated
+/// after its answer was lost (decision 0056) is the gap of `no_repeats_and_no_lost_sends`.
 fn assert_clean(r: &SoakReport) {
     let f = &r.figures;
+    assert_eq!(f.lost_at_graph, 0, "{r:#?}");
+    assert_eq!(f.duplicated_at_graph, 0, "{r:#?}");
     assert_eq!(f.lost_at_bitrix, 0, "{r:#?}");
     assert_eq!(f.statuses_lost, 0, "{r:#?}");
     assert_eq!(f.out_of_order, 0, "{r:#?}");
@@ -52,18 +55,22 @@ async fn a_short_soak_loses_nothing_on_the_way_to_bitrix24_and_keeps_order() {
     assert_eq!(comparable(&first), comparable(&second), "same seed");
 }
 
-/// The gaps the soak found (decision 0053, docs/performance.md): under store faults around
-/// a Cloud API send the send worker sometimes sends again and sometimes gives up (the Cloud
-/// API has no idempotency key), and now and then an inbound message is posted to Bitrix24
-/// twice.
+/// The gaps the soak still finds (decisions 0055 and 0056, docs/performance.md): a
+/// conversation's first post to Bitrix24 repeated after its answer was lost on the wire or
+/// a crash hid it (Bitrix24 offers no lookup without the chat id its answer carries; about
+/// one 200-item run in eight), and a send to Meta whose outcome a crash hid, sent again when
+/// Meta's status of its attempt did not come within the reconcile window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: the gaps the soak found (issue 17)"]
+#[ignore = "fails now and then: the first-post repeats of decision 0056 (issue 17)"]
 async fn no_repeats_and_no_lost_sends() {
     let r = run(SoakConfig::new(250, 20261204)).await;
     println!("{r:#?}");
     let f = &r.figures;
-    let gaps =
-        f.duplicated_at_bitrix + f.lost_at_graph + f.duplicated_at_graph + f.resent_after_crash;
+    let gaps = f.duplicated_at_bitrix
+        + f.first_posts_repeated_after_lost_answer
+        + f.lost_at_graph
+        + f.duplicated_at_graph
+        + f.resent_after_crash;
     assert_eq!(gaps, 0, "{r:#?}");
 }
 

@@ -58,5 +58,6 @@ pub use templates::{MessageTemplate, MAX_TEMPLATE_PAGES};
 pub use upload::{multipart_body, MediaUpload};
 pub use whatsapp::{
     SentContact, SentMessage, TemplateMessage, WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,
-    WhatsAppRecipient, WhatsAppSent, WHATSAPP_CAPTION_MAX_CHARS, WHATSAPP_TEXT_MAX_CHARS,
+    WhatsAppRecipient, WhatsAppSent, MAX_CALLBACK_DATA, WHATSAPP_CAPTION_MAX_CHARS,
+    WHATSAPP_TEXT_MAX_CHARS,
 };

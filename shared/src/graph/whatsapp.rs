@@ -7,6 +7,7 @@
 //! {"messaging_product": "whatsapp", "recipient_type": "individual",
 //!  "to": "<PHONE>" | "recipient": "<BSUID>",
 //!  "context": {"message_id": "<WAMID replied to>"},
+//!  "biz_opaque_callback_data": "<our tag>",
 //!  "type": "text", "text": {"body": "...", "preview_url": true}}
 //! ```
 //!
@@ -20,6 +21,9 @@
 //!   video and document, `filename` on document.
 //! - `reaction: {"message_id", "emoji"}` (an empty emoji removes the reaction).
 //! - `template: {"name", "language": {"code"}, "components"}`.
+//! - `biz_opaque_callback_data`: an arbitrary string of at most 512 characters that the Cloud
+//!   API does not process and returns in the `statuses` objects of the `messages` webhooks of
+//!   that message (sent, delivered, read, failed).
 //!
 //! Answer: `{"messaging_product": "whatsapp", "contacts": [{"input", "wa_id" | "user_id"}],
 //! "messages": [{"id": "wamid....", "message_status": "accepted"}]}`; `message_status` is
@@ -198,7 +202,13 @@ pub struct WhatsAppMessage {
     /// The `wamid` of the message this one replies to (`context.message_id`).
     pub reply_to: Option<String>,
     pub content: WhatsAppContent,
+    /// `biz_opaque_callback_data`: echoed back in the message's status webhooks (at most
+    /// 512 characters; longer is not sent).
+    pub callback: Option<String>,
 }
+
+/// The Cloud API's limit on `biz_opaque_callback_data`.
+pub const MAX_CALLBACK_DATA: usize = 512;
 
 impl WhatsAppMessage {
     /// The request body, exactly as the Cloud API documents it.
@@ -254,6 +264,13 @@ impl WhatsAppMessage {
                 ("template", Value::Object(m))
             }
         };
+        if let Some(tag) = self
+            .callback
+            .as_ref()
+            .filter(|t| !t.is_empty() && t.len() <= MAX_CALLBACK_DATA)
+        {
+            body.insert("biz_opaque_callback_data".into(), json!(tag));
+        }
         body.insert("type".into(), json!(kind));
         body.insert(kind.into(), object);
         Value::Object(body)
@@ -345,6 +362,7 @@ mod tests {
         let m = WhatsAppMessage {
             to: phone(),
             reply_to: Some("wamid.ABC".into()),
+            callback: None,
             content: WhatsAppContent::Text {
                 body: "see https://example.com".into(),
                 preview_url: true,
@@ -364,10 +382,27 @@ mod tests {
     }
 
     #[test]
+    fn the_callback_tag_goes_as_biz_opaque_callback_data_up_to_its_limit() {
+        let mut m = WhatsAppMessage {
+            to: phone(),
+            reply_to: None,
+            callback: Some("wl1.abc.0.1".into()),
+            content: WhatsAppContent::Text {
+                body: "hi".into(),
+                preview_url: false,
+            },
+        };
+        assert_eq!(m.to_json()["biz_opaque_callback_data"], "wl1.abc.0.1");
+        m.callback = Some("x".repeat(MAX_CALLBACK_DATA + 1));
+        assert!(m.to_json().get("biz_opaque_callback_data").is_none());
+    }
+
+    #[test]
     fn media_to_a_bsuid() {
         let m = WhatsAppMessage {
             to: WhatsAppRecipient::User(WhatsAppUserId::parse("US.13491208655302741918").unwrap()),
             reply_to: None,
+            callback: None,
             content: WhatsAppContent::Media {
                 kind: WhatsAppMediaType::Document,
                 id: "1013859600285441".into(),
@@ -401,6 +436,7 @@ mod tests {
         let m = WhatsAppMessage {
             to: phone(),
             reply_to: Some("wamid.X".into()),
+            callback: None,
             content: WhatsAppContent::Reaction {
                 message_id: "wamid.X".into(),
                 emoji: "\u{1f600}".into(),
@@ -416,6 +452,7 @@ mod tests {
         let m = WhatsAppMessage {
             to: phone(),
             reply_to: None,
+            callback: None,
             content: WhatsAppContent::Template(TemplateMessage {
                 name: "order_update".into(),
                 language: "en_US".into(),

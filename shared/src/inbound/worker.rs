@@ -22,7 +22,7 @@ use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::erased::ErasedSubjects;
 use crate::conversation::{
     identities, ConversationError, ConversationId, Conversations, Direction, IdentityChange,
-    MessageStatus, NewMessage, Origin,
+    MessageRef, MessageStatus, NewMessage, Origin,
 };
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::{CryptoError, Envelope};
@@ -53,6 +53,9 @@ pub enum InboundError {
     /// Showing a number's Meta status on its Open Line failed for now (decision 0061).
     #[error(transparent)]
     LineStatus(#[from] crate::portal::line_status::LineStatusError),
+    /// Recording Meta's confirmation of a send attempt (decision 0055).
+    #[error(transparent)]
+    Attempt(#[from] crate::outbound::ProgressError),
 }
 
 /// The inbound worker's handler. Build once per process.
@@ -428,7 +431,10 @@ impl InboundWorker {
                 Ok(())
             }
             EventKind::Status {
-                message_id, status, ..
+                message_id,
+                status,
+                callback,
+                ..
             } => {
                 let (status, failure) = match status {
                     DeliveryStatus::Sent => (MessageStatus::Sent, None),
@@ -438,7 +444,22 @@ impl InboundWorker {
                         (MessageStatus::Failed, Some(describe_errors(errors)))
                     }
                 };
-                self.forward_status(job, &conversations, message_id.as_str(), status, failure)
+                let message_id = message_id.as_str();
+                let target = conversations
+                    .find_message(&job.event.account, message_id)
+                    .await?;
+                if let (None, Some(tag)) = (&target, callback) {
+                    // The send worker has not recorded this send (yet, or it failed to): the
+                    // tag it gave the send tells which attempt reached Meta (decision 0055).
+                    let confirmed = crate::outbound::SendProgress::new(
+                        self.store.clone(),
+                        self.envelope.clone(),
+                    )
+                    .confirm_attempt(&job.tenant_id, tag, message_id)
+                    .await?;
+                    tracing::info!(confirmed, "status of a send not recorded yet");
+                }
+                self.forward_status_to(job, &conversations, target, status, failure)
                     .await
             }
             EventKind::Read {
@@ -673,10 +694,22 @@ impl InboundWorker {
         status: MessageStatus,
         failure: Option<String>,
     ) -> Result<(), InboundError> {
-        let Some(target) = conversations
+        let target = conversations
             .find_message(&job.event.account, provider_message_id)
-            .await?
-        else {
+            .await?;
+        self.forward_status_to(job, conversations, target, status, failure)
+            .await
+    }
+
+    async fn forward_status_to(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        target: Option<MessageRef>,
+        status: MessageStatus,
+        failure: Option<String>,
+    ) -> Result<(), InboundError> {
+        let Some(target) = target else {
             tracing::debug!("status of a message we do not hold; ignored");
             return Ok(());
         };
@@ -785,7 +818,9 @@ impl InboundWorker {
                     InboundError::Count(_) => "usage",
                     InboundError::Tenant(_) => "tenant",
                     InboundError::LineStatus(_) => "bitrix24",
-                    InboundError::Conversation(_) | InboundError::Store(_) => "store",
+                    InboundError::Conversation(_)
+                    | InboundError::Store(_)
+                    | InboundError::Attempt(_) => "store",
                 };
                 self.metrics.failure("inbound", class);
                 tracing::warn!(

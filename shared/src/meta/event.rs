@@ -275,6 +275,10 @@ pub enum EventKind {
         status: DeliveryStatus,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         billing: Option<Billing>,
+        /// `biz_opaque_callback_data`: the tag the business gave the message when sending it
+        /// (the send worker's attempt tag, decision 0055).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        callback: Option<String>,
     },
     /// The customer saw our message `message_id` (Instagram), or everything before
     /// `watermark` (older Instagram payloads, milliseconds).

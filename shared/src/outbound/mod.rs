@@ -18,9 +18,11 @@
 //! 5. turns the content into sends ([`plan`]): Bitrix24 BB-code converted for the channel,
 //!    long text split, files downloaded from Bitrix24 and uploaded to the Cloud API
 //!    ([`files`]), templates as they were given;
-//! 6. paces per business number and per recipient ([`crate::pacing`]) and sends, recording
-//!    each provider id before anything else (so Meta's statuses find the message and a retry
-//!    finds it sent);
+//! 6. paces per business number and per recipient ([`crate::pacing`]) and sends, each send
+//!    preceded by a recorded attempt whose tag it carries ([`attempt`], decision 0055) and
+//!    followed by its provider id, recorded before anything else and retried in place (so
+//!    Meta's statuses find the message and a retry finds it sent); a redelivery that finds
+//!    an attempt without an outcome waits for Meta's status of that tag before it decides;
 //! 7. marks the message `Sent` and queues a status job, so Bitrix24 shows the operator's
 //!    message delivered; Meta's later `delivered`/`read` webhooks move it further
 //!    (inbound worker).
@@ -30,6 +32,7 @@
 //! is marked failed and the operator told the code and reason.
 
 mod acknowledge;
+pub mod attempt;
 mod config;
 pub mod files;
 mod format;
@@ -55,6 +58,7 @@ pub use intake::{
 };
 pub use job::{OutboundJob, OUTBOUND_JOB_VERSION};
 pub use progress::key as progress_key;
+pub use progress::{ProgressError, SendProgress};
 pub use worker::OutboundWorker;
 
 /// What stops sends on `channel` now, from the account status Meta reported (decision

@@ -4,9 +4,10 @@
 //! One item per job in the dedupe table, keyed by tenant and the job's effect, holding the
 //! provider id of each part sent (empty while not sent), encrypted with the tenant's data key
 //! (a wamid holds the recipient's number; decision 0030), kept as long as idempotency records.
-//! It is written after each part's send and before the job is acknowledged; a crash between
-//! Meta's answer and this write is the one window in which a part can go out twice (Meta's
-//! send endpoints take no idempotency key).
+//! It is written after each part's send and before the job is acknowledged. The same item
+//! holds the part's send attempt, recorded before the call ([`super::attempt`], decision
+//! 0055): a redelivery that finds an attempt without an outcome waits for Meta's status of
+//! its tag instead of sending again at once (Meta's send endpoints take no idempotency key).
 
 use std::sync::Arc;
 
@@ -22,8 +23,8 @@ const PARTS: &str = "parts";
 /// The progress records.
 #[derive(Clone)]
 pub struct SendProgress {
-    store: Arc<dyn TableStore>,
-    envelope: Arc<Envelope>,
+    pub(super) store: Arc<dyn TableStore>,
+    pub(super) envelope: Arc<Envelope>,
 }
 
 /// Why progress could not be read or written.
@@ -60,13 +61,36 @@ impl SendProgress {
         tenant: &TenantId,
         effect: &str,
     ) -> Result<Vec<Option<String>>, ProgressError> {
+        Ok(self.load_state(tenant, effect).await?.0)
+    }
+
+    /// The parts sent so far (as [`SendProgress::load`]) and the last attempt recorded
+    /// ([`super::attempt`]), from one read.
+    pub async fn load_state(
+        &self,
+        tenant: &TenantId,
+        effect: &str,
+    ) -> Result<(Vec<Option<String>>, Option<super::attempt::Attempt>), ProgressError> {
         let key = key(tenant, effect);
         let item = self.store.get(Table::Dedupe, &key).await?;
-        Ok(match item.as_ref().and_then(|i| i.get(PARTS)) {
+        let attempt = match &item {
+            Some(i) => self.attempt_in(tenant, effect, i).await?,
+            None => None,
+        };
+        Ok((self.parts_in(tenant, &key, item.as_ref()).await?, attempt))
+    }
+
+    async fn parts_in(
+        &self,
+        tenant: &TenantId,
+        key: &Key,
+        item: Option<&Item>,
+    ) -> Result<Vec<Option<String>>, ProgressError> {
+        Ok(match item.and_then(|i| i.get(PARTS)) {
             Some(AttrValue::B(blob)) => {
                 let json = self
                     .envelope
-                    .decrypt(FieldRef::new(tenant, Table::Dedupe, &key, PARTS), blob)
+                    .decrypt(FieldRef::new(tenant, Table::Dedupe, key, PARTS), blob)
                     .await?;
                 serde_json::from_slice(&json).map_err(|_| ProgressError::Unreadable)?
             }

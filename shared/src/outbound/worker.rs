@@ -32,8 +32,11 @@ use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
 use crate::tenant::{ChannelKind, ChannelRef, Secret, TenantDirectory, TenantError, TenantScope};
 
+// Send attempts, recording what went out, and reconciling unknown outcomes (decision 0055).
+mod reconcile;
 // Turning one planned part into a WhatsApp or Instagram send.
 mod sends;
+use reconcile::Reconciled;
 // Operators' template commands, marketing routing, the window note's template list.
 mod templated;
 
@@ -52,13 +55,29 @@ enum SendError {
     Progress(#[from] super::progress::ProgressError),
     #[error(transparent)]
     Templates(#[from] crate::templates::TemplateError),
+    #[error("another delivery of the job recorded a send attempt meanwhile")]
+    AttemptTaken,
 }
 
 /// The outcome of one part's send.
 enum PartResult {
+    /// Meta took it: its provider id.
     Sent(String),
+    /// Nothing went out: Meta was not asked (pacing, a file that cannot go), or it answered
+    /// with an error (the attempt is dropped then).
     Stop(Disposition),
+    /// Meta was asked and its answer was lost: the send may have gone out. The attempt stays
+    /// on record for the next delivery to reconcile (decision 0055).
+    Unknown(Disposition),
+    /// Our own failure before Meta was asked (recording the attempt): nothing went out.
+    Ours(SendError),
 }
+
+/// Tries of the write that records a part's provider id after Meta took it, in place: a
+/// failure there would otherwise send the part again from the next delivery.
+const RECORD_TRIES: u32 = 5;
+/// The first pause between those tries (doubled each time).
+const RECORD_PAUSE: Duration = Duration::from_millis(25);
 
 /// The token buckets of this process.
 struct Pacers {
@@ -110,6 +129,9 @@ pub struct OutboundWorker {
     pacers: Arc<Pacers>,
     config: OutboundConfig,
     metrics: Metrics,
+    /// How long a redelivery waits for Meta's status of an attempt whose outcome is unknown
+    /// before it decides (decision 0055): the queue's visibility timeout.
+    reconcile: Duration,
 }
 
 fn recipient_key(meta: &ConversationMeta) -> String {
@@ -150,6 +172,7 @@ impl OutboundWorker {
             clients,
             config,
             metrics: Metrics::off(),
+            reconcile: platform::VISIBILITY,
         }
     }
 
@@ -157,6 +180,14 @@ impl OutboundWorker {
     /// the platform's 180 s (decision 0053).
     pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
         self.idempotency = self.idempotency.with_lease(lease);
+        self.reconcile = lease;
+        self
+    }
+
+    /// How long a redelivery waits for Meta's status of a send whose outcome is unknown
+    /// (by default the queue's visibility timeout; [`OutboundWorker::with_lease`] sets both).
+    pub fn with_reconcile_window(mut self, window: Duration) -> Self {
+        self.reconcile = window;
         self
     }
 
@@ -340,7 +371,10 @@ impl OutboundWorker {
             tracing::info!("message failed before; not retried");
             return Ok(Outcome::Done);
         }
-        let mut sent_parts = self.progress.load(&job.tenant_id, &job.effect).await?;
+        let (mut sent_parts, mut prior) = self
+            .progress
+            .load_state(&job.tenant_id, &job.effect)
+            .await?;
         if message.sent_provider_id.is_some() && sent_parts.is_empty() {
             // Sent by an earlier delivery that stopped before acknowledging.
             return self.finish(job, conversations, &message).await;
@@ -464,25 +498,31 @@ impl OutboundWorker {
             if sent_parts[i].is_some() {
                 continue;
             }
-            let result = match account {
-                AccountRef::WhatsApp(number) => self.send_whatsapp(&cx, number, part, i).await,
-                AccountRef::Instagram(_) => self.send_instagram(&cx, part, i).await,
+            let result = match self.reconcile(&cx, prior.as_ref(), i).await? {
+                Reconciled::Sent(provider_id) => PartResult::Sent(provider_id),
+                Reconciled::Wait(wait) => return Ok(Outcome::RetryAfter(wait)),
+                Reconciled::Send => match account {
+                    AccountRef::WhatsApp(number) => {
+                        self.send_whatsapp(&cx, number, part, i, prior.as_ref())
+                            .await
+                    }
+                    AccountRef::Instagram(_) => {
+                        self.send_instagram(&cx, part, i, prior.as_ref()).await
+                    }
+                },
             };
             match result {
                 PartResult::Sent(provider_id) => {
                     sent_now = true;
                     span.record("provider_ref", crate::logging::provider_ref(&provider_id));
                     sent_parts[i] = Some(provider_id.clone());
-                    if parts.len() > 1 {
-                        self.progress
-                            .save(&job.tenant_id, &job.effect, &sent_parts)
-                            .await?;
-                    }
-                    // Before anything else: a redelivery must find it sent, and Meta's
-                    // statuses must find the message.
-                    conversations
-                        .record_provider_id(account, &at, &provider_id, retention)
+                    // Before anything else, and retried in place: a redelivery must find it
+                    // sent, and Meta's statuses must find the message.
+                    self.record_sent(&cx, conversations, &at, &sent_parts, i, retention)
                         .await?;
+                    // The progress write replaced the attempt (a single part's stays, and
+                    // the recorded provider id settles it).
+                    prior = None;
                     tracing::info!(
                         tenant = %job.tenant_id,
                         conversation = %job.conversation,
@@ -496,6 +536,17 @@ impl OutboundWorker {
                         .stopped(&cx, conversations, receive_count, d, i, parts.len())
                         .await
                 }
+                PartResult::Unknown(d) => {
+                    // Not before Meta's status of this attempt had its time to come.
+                    let outcome = self
+                        .stopped(&cx, conversations, receive_count, d, i, parts.len())
+                        .await?;
+                    return Ok(match outcome {
+                        Outcome::RetryAfter(wait) => Outcome::RetryAfter(wait.max(self.reconcile)),
+                        other => other,
+                    });
+                }
+                PartResult::Ours(e) => return Err(e),
             }
         }
         if sent_now {

@@ -323,6 +323,7 @@ fn status_of(
             recipient,
             status,
             billing,
+            ..
         } => (
             message_id.as_str(),
             recipient.as_ref(),

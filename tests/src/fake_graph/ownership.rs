@@ -75,6 +75,14 @@ impl Ownership {
     pub(super) fn numbers(&self, waba: &str) -> &[String] {
         self.wabas.get(waba).map(Vec::as_slice).unwrap_or_default()
     }
+
+    /// The WABA `phone_number_id` belongs to.
+    pub(super) fn waba_of(&self, phone_number_id: &str) -> Option<&str> {
+        self.wabas
+            .iter()
+            .find(|(_, numbers)| numbers.iter().any(|n| n == phone_number_id))
+            .map(|(waba, _)| waba.as_str())
+    }
 }
 
 impl FakeGraph {

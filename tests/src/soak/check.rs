@@ -77,8 +77,8 @@ pub struct SoakFigures {
     pub duplicated_at_graph: usize,
     /// Extra sends of a reply or API send whose first send was made by an instance that
     /// then crashed before recording it: the next instance sends it again. The Cloud API has
-    /// no idempotency key and no way to look a sent message up, so a crash between Meta's
-    /// answer and our write of it is at-least-once (decision 0053).
+    /// no idempotency key; the next instance waits for Meta's status carrying the attempt's
+    /// tag and sends again only when none came within the reconcile window (decision 0055).
     pub resent_after_crash: usize,
     /// Statuses of operator replies that never reached the portal.
     pub statuses_lost: usize,

@@ -151,6 +151,12 @@ pub async fn run(config: SoakConfig) -> SoakReport {
     let plan =
         Arc::new(FaultPlan::new(config.seed, config.rates).with_http_rates(config.http_rates));
     let mut w = World::start(plan.clone()).await;
+    // Meta follows every accepted send with its `sent` status, carrying the send's
+    // `biz_opaque_callback_data`: what settles a send whose outcome we lost (decision 0055).
+    w.graph.send_statuses_to(
+        &format!("{}/webhooks/meta", w.base()),
+        crate::fake_graph::FAKE_APP_SECRET,
+    );
     let mut tenants = Vec::new();
     for i in 0..config.tenants {
         tenants.push(w.tenant(i).await);

@@ -46,6 +46,7 @@ mod reply_context;
 mod retention;
 mod revocation;
 mod sample_events;
+mod send_faults;
 mod server_limits;
 mod suspension;
 mod sync_attempts;

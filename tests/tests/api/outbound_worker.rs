@@ -362,12 +362,16 @@ async fn operator_reply_goes_out_once_with_the_documented_body() {
         format!("/{}/{WA_NUMBER}/messages", wappline::graph::DEFAULT_VERSION)
     );
     assert_eq!(sent[0].bearer.as_deref(), Some(WA_TOKEN));
+    // The send attempt's tag (decision 0055), echoed by Meta in the message's statuses.
+    let tag = sent[0].body["biz_opaque_callback_data"].as_str().unwrap();
+    assert!(tag.starts_with("wl1.") && tag.ends_with(".0.1"), "{tag}");
     assert_eq!(
         sent[0].body,
         json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": PHONE,
+            "biz_opaque_callback_data": tag,
             "type": "text",
             "text": {"preview_url": true, "body": "*Hello*, see https://example.com"}
         })

@@ -360,6 +360,7 @@ impl WaChange<'_, '_> {
             recipient,
             status,
             billing,
+            callback: own(&s.biz_opaque_callback_data),
         };
         batch
             .events

@@ -8,6 +8,7 @@ use crate::graph::{
 };
 use crate::ids::PhoneNumberId;
 use crate::meta::{CustomerId, Media};
+use crate::outbound::attempt::Attempt;
 use crate::outbound::files::{instagram_kind, mime_from_name, usable_mime, whatsapp_kind};
 use crate::outbound::plan::Part;
 use crate::outbound::reasons::{self, Disposition};
@@ -21,6 +22,7 @@ impl OutboundWorker {
         number: &PhoneNumberId,
         part: &Part,
         index: usize,
+        prior: Option<&Attempt>,
     ) -> PartResult {
         let Some(to) = whatsapp_recipient(&cx.meta.customer) else {
             return PartResult::Stop(Disposition::Permanent(
@@ -54,11 +56,18 @@ impl OutboundWorker {
         {
             return PartResult::Stop(Disposition::Paced(wait));
         }
+        // Recorded right before the call, and carried by it: Meta's statuses of this send
+        // come back with its tag (decision 0055).
+        let attempt = match self.begin_attempt(cx, index, prior).await {
+            Ok(a) => a,
+            Err(result) => return result,
+        };
         let message = WhatsAppMessage {
             to,
             // The reply context goes on the first part only.
             reply_to: cx.message.reply_to.clone().filter(|_| index == 0),
             content,
+            callback: Some(attempt.tag.clone()),
         };
         let graph = &self.clients.graph;
         // Meta sends marketing templates through the Marketing Messages API (decision 0050).
@@ -73,7 +82,8 @@ impl OutboundWorker {
             Ok(sent) => PartResult::Sent(sent.message_id().unwrap_or_default().to_owned()),
             Err(e) => {
                 log_graph_error(cx, &e);
-                PartResult::Stop(reasons::of_graph(ChannelKind::WhatsApp, &e))
+                let disposition = reasons::of_graph(ChannelKind::WhatsApp, &e);
+                self.failed_send(cx, &attempt, &e, disposition).await
             }
         }
     }
@@ -163,6 +173,7 @@ impl OutboundWorker {
         cx: &Context<'_>,
         part: &Part,
         index: usize,
+        prior: Option<&Attempt>,
     ) -> PartResult {
         let CustomerId::Instagram(recipient) = &cx.meta.customer.id else {
             return PartResult::Stop(Disposition::Permanent(
@@ -208,6 +219,12 @@ impl OutboundWorker {
             },
             content,
         };
+        // The Instagram Send API takes no tag of ours, but the record still tells a
+        // redelivery that a send may have gone out (decision 0055).
+        let attempt = match self.begin_attempt(cx, index, prior).await {
+            Ok(a) => a,
+            Err(result) => return result,
+        };
         let client = self.clients.for_instagram(&cx.instagram_sender);
         match client
             .send_instagram(&cx.instagram_sender, &message, &cx.token)
@@ -216,7 +233,8 @@ impl OutboundWorker {
             Ok(sent) => PartResult::Sent(sent.message_id),
             Err(e) => {
                 log_graph_error(cx, &e);
-                PartResult::Stop(reasons::of_graph(ChannelKind::Instagram, &e))
+                let disposition = reasons::of_graph(ChannelKind::Instagram, &e);
+                self.failed_send(cx, &attempt, &e, disposition).await
             }
         }
     }

@@ -1,0 +1,188 @@
+//! Exactly one send per part under store failures (decision 0055), a child of the send
+//! worker: the attempt recorded before each Graph API call, the provider id recorded after
+//! it (retried in place), and what a redelivery does with an attempt whose outcome it does
+//! not know.
+//!
+//! - A store failure before the call (recording the attempt) sends nothing: the job is
+//!   retried.
+//! - Meta answered with an error: nothing went out; the attempt is dropped.
+//! - Meta took it: the provider id is written before anything else, in place up to
+//!   [`super::RECORD_TRIES`] times; a redelivery then finds the part sent and never sends it
+//!   again.
+//! - Meta's answer was lost, or we failed (or crashed) between its answer and our write: the
+//!   attempt stays on record without an outcome. The next delivery looks at it: a WhatsApp
+//!   status webhook carrying the attempt's tag (`biz_opaque_callback_data`, recorded by the
+//!   inbound worker) settles it as sent, with its wamid, and nothing is sent again. Without
+//!   one the delivery waits until the attempt is one reconcile window old (the queue's
+//!   visibility timeout), then sends again: at-least-once. Meta reports every message it
+//!   took with a status carrying the tag (sent, delivered, read or failed), so silence for
+//!   that long means it did not take it; on Instagram, whose sends carry no tag of ours, the
+//!   operator is told in Bitrix24 that the message went again and may show twice.
+
+use std::time::Duration;
+
+use super::{Context, OutboundWorker, PartResult, SendError, RECORD_PAUSE, RECORD_TRIES};
+use crate::clock::now_secs;
+use crate::conversation::{Conversations, MessageRef, MessageStatus};
+use crate::graph::GraphError;
+use crate::meta::AccountRef;
+use crate::outbound::attempt::Attempt;
+
+/// What to do about a part before sending it.
+pub(super) enum Reconciled {
+    /// Send it (first attempt, or the last one's outcome is settled as not sent).
+    Send,
+    /// An earlier attempt went out: Meta's status webhook told its provider id.
+    Sent(String),
+    /// An earlier attempt's outcome is unknown yet: ask again after this.
+    Wait(Duration),
+}
+
+/// True when Meta may have run the request although we got no answer from it: the
+/// connection failed after it was opened, the answer timed out or could not be read.
+pub(super) fn may_have_run(e: &GraphError) -> bool {
+    matches!(
+        e,
+        GraphError::Unavailable { status: None, .. }
+            | GraphError::Protocol(_)
+            | GraphError::TooLarge { .. }
+    )
+}
+
+impl OutboundWorker {
+    /// What the attempt on record (`prior`, read with the job's progress) says about part
+    /// `part`.
+    pub(super) async fn reconcile(
+        &self,
+        cx: &Context<'_>,
+        prior: Option<&Attempt>,
+        part: usize,
+    ) -> Result<Reconciled, SendError> {
+        let Some(attempt) = prior.filter(|a| a.part == part) else {
+            return Ok(Reconciled::Send);
+        };
+        if let Some(provider_id) = &attempt.confirmed {
+            self.metrics.duplicate("outbound");
+            tracing::info!(
+                attempt = attempt.number,
+                part,
+                "an earlier attempt reached Meta (its status came back); not sent again"
+            );
+            return Ok(Reconciled::Sent(provider_id.clone()));
+        }
+        let age = Duration::from_secs(now_secs().saturating_sub(attempt.at).max(0) as u64);
+        if age < self.reconcile {
+            tracing::info!(
+                attempt = attempt.number,
+                part,
+                "an earlier attempt's outcome is unknown; waiting for Meta's status"
+            );
+            return Ok(Reconciled::Wait(
+                (self.reconcile - age).max(Duration::from_secs(1)),
+            ));
+        }
+        tracing::warn!(
+            attempt = attempt.number,
+            part,
+            "no status of an earlier attempt within the reconcile window; sent again"
+        );
+        if matches!(cx.meta.account, AccountRef::Instagram(_)) {
+            // No tag of ours comes back on Instagram: we cannot know, so the operator is told.
+            self.enqueue_status(
+                cx.job,
+                MessageStatus::Failed,
+                Some(
+                    "Instagram did not confirm an earlier attempt to send this message (our \
+                     service failed while sending it); it was sent again and the customer may \
+                     see it twice"
+                        .into(),
+                ),
+                &format!("send-unconfirmed:{}", attempt.tag),
+            )
+            .await?;
+        }
+        Ok(Reconciled::Send)
+    }
+
+    /// Records a new attempt of part `index` right before its Graph API call; `Err`: nothing
+    /// was sent and the job is retried.
+    pub(super) async fn begin_attempt(
+        &self,
+        cx: &Context<'_>,
+        index: usize,
+        prior: Option<&Attempt>,
+    ) -> Result<Attempt, PartResult> {
+        match self
+            .progress
+            .begin_attempt(&cx.job.tenant_id, &cx.job.effect, index, prior)
+            .await
+        {
+            Ok(Some(attempt)) => Ok(attempt),
+            Ok(None) => Err(PartResult::Ours(SendError::AttemptTaken)),
+            Err(e) => Err(PartResult::Ours(e.into())),
+        }
+    }
+
+    /// Meta answered the send of `attempt` with an error, or not at all: the part's result.
+    pub(super) async fn failed_send(
+        &self,
+        cx: &Context<'_>,
+        attempt: &Attempt,
+        error: &GraphError,
+        disposition: crate::outbound::reasons::Disposition,
+    ) -> PartResult {
+        if may_have_run(error) {
+            return PartResult::Unknown(disposition);
+        }
+        // Nothing went out: the next delivery sends without waiting. Should this write fail,
+        // that delivery waits out the reconcile window first; nothing is lost or doubled.
+        if let Err(e) = self
+            .progress
+            .drop_attempt(&cx.job.tenant_id, &cx.job.effect, attempt)
+            .await
+        {
+            tracing::warn!(error = %e, "dropping a refused send's attempt failed");
+        }
+        PartResult::Stop(disposition)
+    }
+
+    /// Records that part `index` went out as `sent_parts[index]`: the progress of a
+    /// multi-part message and the message's provider id, retried in place.
+    pub(super) async fn record_sent(
+        &self,
+        cx: &Context<'_>,
+        conversations: &Conversations,
+        at: &MessageRef,
+        sent_parts: &[Option<String>],
+        index: usize,
+        retention: u32,
+    ) -> Result<(), SendError> {
+        let provider_id = sent_parts[index].as_deref().unwrap_or_default();
+        let mut pause = RECORD_PAUSE;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let written: Result<(), SendError> = async {
+                if sent_parts.len() > 1 {
+                    self.progress
+                        .save(&cx.job.tenant_id, &cx.job.effect, sent_parts)
+                        .await?;
+                }
+                conversations
+                    .record_provider_id(&cx.meta.account, at, provider_id, retention)
+                    .await?;
+                Ok(())
+            }
+            .await;
+            match written {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < RECORD_TRIES => {
+                    tracing::warn!(error = %e, tries, "recording a sent part failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

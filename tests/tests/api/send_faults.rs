@@ -1,0 +1,470 @@
+//! Exactly one send per operator reply under store failures around the Cloud API call
+//! (issue 17, decision 0055). The send worker runs over an embedded store wrapped so that
+//! a test can fail the write of the send attempt (before the call) or every write that
+//! records the sent message (after the call: a store outage, or a process that died between
+//! Meta's answer and our write). Each test counts, at the Graph API fake, the sends per
+//! recipient and per `biz_opaque_callback_data`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use e2e_tests::fake_graph::{FakeGraph, GraphFailure};
+use e2e_tests::harness::WA_NUMBER;
+use serde_json::json;
+use wappline::app::Platform;
+use wappline::bitrix::ImRef;
+use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
+use wappline::conversation::{ConversationId, Conversations, MessageRef, MessageStatus};
+use wappline::graph::GraphConfig;
+use wappline::ids::{PhoneNumberId, TenantId};
+use wappline::inbound::worker::InboundWorker;
+use wappline::inbound::InboundJob;
+use wappline::meta::{split_webhook, AccountRef, CustomerId, CustomerRef, WhatsAppPhone};
+use wappline::outbound::{
+    OperatorMessage, OutboundClients, OutboundConfig, OutboundIntake, OutboundRetryPolicy,
+    OutboundWorker,
+};
+use wappline::pacing::PacingConfig;
+use wappline::queue::embedded::EmbeddedQueue;
+use wappline::queue::{platform, Queue};
+use wappline::store::{
+    Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp,
+};
+use wappline::tenant::{ChannelRef, Connection, RetentionDays, Secret, TenantName};
+
+const WA_TOKEN: &str = "EAAGwhatsappTokenOfTheTenant0123456789";
+const PHONE: &str = "16505551234";
+
+/// The store of the send worker, failing on command.
+struct FaultyStore {
+    inner: Arc<dyn TableStore>,
+    /// Fail the next n writes of a send attempt (the job's progress item).
+    fail_attempts: AtomicUsize,
+    /// Fail the next n writes to the data table made after an attempt was recorded: the
+    /// writes that record the sent message.
+    fail_records: AtomicUsize,
+    attempted: AtomicBool,
+}
+
+impl FaultyStore {
+    fn is_progress(key: &Key) -> bool {
+        key.pk.contains("OUTP#")
+    }
+
+    fn check(&self, table: Table, key: Option<&Key>) -> Result<(), StoreError> {
+        let take = |n: &AtomicUsize| {
+            n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                .is_ok()
+        };
+        if table == Table::Dedupe && key.is_some_and(Self::is_progress) {
+            if take(&self.fail_attempts) {
+                return Err(StoreError::Unavailable("injected: before the call".into()));
+            }
+            self.attempted.store(true, Ordering::SeqCst);
+        }
+        if table == Table::Data && self.attempted.load(Ordering::SeqCst) && take(&self.fail_records)
+        {
+            return Err(StoreError::Unavailable("injected: after the call".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TableStore for FaultyStore {
+    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(table, key).await
+    }
+    async fn put(
+        &self,
+        table: Table,
+        item: Item,
+        condition: Option<Condition>,
+    ) -> Result<(), StoreError> {
+        self.check(table, item.key().as_ref())?;
+        self.inner.put(table, item, condition).await
+    }
+    async fn update(
+        &self,
+        table: Table,
+        key: &Key,
+        update: Update,
+        condition: Option<Condition>,
+    ) -> Result<Item, StoreError> {
+        self.check(table, Some(key))?;
+        self.inner.update(table, key, update, condition).await
+    }
+    async fn delete(
+        &self,
+        table: Table,
+        key: &Key,
+        condition: Option<Condition>,
+    ) -> Result<(), StoreError> {
+        self.check(table, Some(key))?;
+        self.inner.delete(table, key, condition).await
+    }
+    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
+        self.inner.query(table, query).await
+    }
+    async fn scan(
+        &self,
+        table: Table,
+        start_after: Option<&Key>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.inner.scan(table, start_after, limit).await
+    }
+    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        for op in &ops {
+            if let Some((table, key)) = op.table_and_key() {
+                self.check(table, Some(&key))?;
+            }
+        }
+        self.inner.transact_write(ops).await
+    }
+}
+
+struct Rig {
+    platform: Platform,
+    queue: Arc<EmbeddedQueue>,
+    graph: FakeGraph,
+    store: Arc<FaultyStore>,
+    worker: OutboundWorker,
+    intake: OutboundIntake,
+    tenant: TenantId,
+    _dir: tempfile::TempDir,
+}
+
+fn wa() -> AccountRef {
+    AccountRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap())
+}
+
+async fn rig(reconcile: Duration) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::embedded(dir.path()).unwrap();
+    let queue = Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
+    let graph = FakeGraph::start().await;
+    let tenant = platform
+        .tenants
+        .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
+        .await
+        .unwrap()
+        .id;
+    let scope = platform.tenants.scope(&tenant).await.unwrap().unwrap();
+    scope
+        .connect(Connection {
+            channel: ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
+            details: BTreeMap::from([("waba_id".to_owned(), "102290129340398".to_owned())]),
+            secrets: BTreeMap::from([(
+                "access_token",
+                Secret::parse("access_token", WA_TOKEN).unwrap(),
+            )]),
+            authorized_by: None,
+        })
+        .await
+        .unwrap();
+    graph.add_token(WA_TOKEN, WA_NUMBER);
+    let graph_config = GraphConfig::default()
+        .with_base_url(&graph.base_url())
+        .unwrap();
+    let clients = OutboundClients::new(graph_config.clone(), graph_config).unwrap();
+    let store = Arc::new(FaultyStore {
+        inner: platform.store.clone(),
+        fail_attempts: AtomicUsize::new(0),
+        fail_records: AtomicUsize::new(0),
+        attempted: AtomicBool::new(false),
+    });
+    let mut config = OutboundConfig {
+        retry: OutboundRetryPolicy::immediate(),
+        ..OutboundConfig::default()
+    };
+    config.pacing.recipient = PacingConfig {
+        rate_per_sec: 1000.0,
+        burst: 45.0,
+        max_wait: Duration::from_millis(50),
+    };
+    let worker = OutboundWorker::new(
+        store.clone(),
+        platform.envelope.clone(),
+        platform.tenants.clone(),
+        queue.clone(),
+        clients,
+    )
+    .with_config(config)
+    .with_reconcile_window(reconcile);
+    let intake = OutboundIntake::new(
+        platform.store.clone(),
+        platform.envelope.clone(),
+        queue.clone(),
+    );
+    Rig {
+        platform,
+        queue,
+        graph,
+        store,
+        worker,
+        intake,
+        tenant,
+        _dir: dir,
+    }
+}
+
+impl Rig {
+    fn conversations(&self) -> Conversations {
+        Conversations::new(
+            self.tenant.clone(),
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+        )
+    }
+
+    /// An operator's reply to a customer who wrote a minute ago.
+    async fn reply(&self, text: &str) -> MessageRef {
+        let mut customer = CustomerRef::new(CustomerId::WhatsAppPhone(
+            WhatsAppPhone::parse(PHONE).unwrap(),
+        ));
+        customer.phone = Some(WhatsAppPhone::parse(PHONE).unwrap());
+        let conversation: ConversationId = self
+            .conversations()
+            .record_customer(&wa(), &customer, Some(wappline::clock::now_secs() - 60), 90)
+            .await
+            .unwrap();
+        let message = OperatorMessage {
+            im: ImRef {
+                chat_id: 4242,
+                message_id: 77,
+            },
+            text: Some(text.to_owned()),
+            files: Vec::new(),
+            at: wappline::clock::now_secs(),
+        };
+        self.intake
+            .accept_operator_message(&self.tenant, &conversation, message, 90)
+            .await
+            .unwrap()
+            .message
+    }
+
+    /// One delivery of the queued job (left in the queue unless done), as the queue would
+    /// redeliver it.
+    async fn deliver(&self) -> Outcome {
+        let name = platform::name(platform::OUTBOUND);
+        let received = self
+            .queue
+            .receive(&name, 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let m = received.into_iter().next().expect("a queued send job");
+        let record = QueueRecord {
+            message_id: m.message_id.clone(),
+            body: m.body.clone(),
+            receive_count: m.receive_count,
+            group_id: m.group_id.clone(),
+        };
+        let outcome = self.worker.handle(&record).await;
+        if outcome.is_done() {
+            self.queue.ack(&name, &m.receipt).await.unwrap();
+        } else {
+            self.queue
+                .change_visibility(&name, &m.receipt, Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        outcome
+    }
+
+    /// Sends Meta took, per (recipient, `biz_opaque_callback_data`).
+    fn sends_per_tag(&self) -> BTreeMap<(String, String), usize> {
+        let mut out = BTreeMap::new();
+        for m in self.graph.sent() {
+            let to = m.body["to"].as_str().unwrap_or_default().to_owned();
+            let tag = m.body["biz_opaque_callback_data"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            *out.entry((to, tag)).or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Sends Meta took for the customer.
+    fn sends_to_customer(&self) -> usize {
+        self.graph
+            .sent()
+            .iter()
+            .filter(|m| m.body["to"] == PHONE)
+            .count()
+    }
+
+    /// Meta's `sent` status of a message we sent, carrying its `biz_opaque_callback_data`
+    /// (Cloud API webhooks, `statuses` object), through the inbound worker.
+    async fn status_webhook(&self, wamid: &str, tag: &str) {
+        let body = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
+                "statuses": [{"id": wamid, "status": "sent",
+                    "timestamp": wappline::clock::now_secs().to_string(),
+                    "recipient_id": PHONE, "biz_opaque_callback_data": tag}]
+            }}]}]
+        });
+        let batch = split_webhook(body.to_string().as_bytes()).unwrap();
+        let inbound = InboundWorker::new(
+            self.platform.store.clone(),
+            self.platform.envelope.clone(),
+            self.platform.tenants.clone(),
+            self.queue.clone(),
+        );
+        for event in batch.events {
+            let job = InboundJob::new(self.tenant.clone(), event);
+            assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
+        }
+    }
+
+    async fn status(&self, at: &MessageRef) -> Option<MessageStatus> {
+        self.conversations()
+            .message(at)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+}
+
+/// The attempt cannot be recorded: nothing is sent, and the retry sends it once.
+#[tokio::test]
+async fn a_store_failure_before_the_call_sends_nothing_and_the_retry_sends_once() {
+    let r = rig(Duration::from_secs(600)).await;
+    let at = r.reply("before the call").await;
+    r.store.fail_attempts.store(1, Ordering::SeqCst);
+    assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
+    assert_eq!(r.sends_to_customer(), 0, "nothing went out");
+    assert_eq!(r.deliver().await, Outcome::Done);
+    let sends = r.sends_per_tag();
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    let ((to, tag), n) = sends.into_iter().next().unwrap();
+    assert_eq!((to.as_str(), n), (PHONE, 1));
+    assert!(tag.starts_with("wl1.") && tag.ends_with(".0.1"), "{tag}");
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Sent));
+}
+
+/// Meta took the send and recording it fails twice: recorded in place, never sent again,
+/// also when the job is delivered once more.
+#[tokio::test]
+async fn a_store_failure_after_the_call_is_retried_in_place_and_never_resends() {
+    let r = rig(Duration::from_secs(600)).await;
+    let at = r.reply("after the call").await;
+    r.store.fail_records.store(2, Ordering::SeqCst);
+    assert_eq!(r.deliver().await, Outcome::Done);
+    assert_eq!(
+        r.store.fail_records.load(Ordering::SeqCst),
+        0,
+        "both failed"
+    );
+    assert_eq!(r.sends_to_customer(), 1);
+    let sent = r.graph.sent();
+    let stored = r.conversations().message(&at).await.unwrap().unwrap();
+    assert_eq!(
+        stored.sent_provider_id.as_deref(),
+        Some(sent[0].id.as_str())
+    );
+    // The same job once more (the queue's at-least-once, past its deduplication window):
+    // nothing goes out.
+    let job = wappline::outbound::OutboundJob::new(r.tenant.clone(), &at);
+    let record = QueueRecord {
+        message_id: "redelivered".into(),
+        body: serde_json::to_string(&job).unwrap(),
+        receive_count: 1,
+        group_id: None,
+    };
+    assert_eq!(r.worker.handle(&record).await, Outcome::Done);
+    assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
+}
+
+/// Meta took the send, then every write failed (a process dying between Meta's answer and
+/// our write): the redelivery does not send again but waits for Meta's status, whose
+/// `biz_opaque_callback_data` names the attempt; once it came, the message is recorded as
+/// sent with Meta's id, and nothing more goes out.
+#[tokio::test]
+async fn a_crash_between_the_answer_and_the_write_is_settled_by_metas_status() {
+    let r = rig(Duration::from_secs(600)).await;
+    let at = r.reply("crash between").await;
+    r.store.fail_records.store(1000, Ordering::SeqCst);
+    assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
+    r.store.fail_records.store(0, Ordering::SeqCst);
+    assert_eq!(r.sends_to_customer(), 1);
+    // Redelivered before Meta's status: it waits, and sends nothing.
+    for _ in 0..3 {
+        match r.deliver().await {
+            Outcome::RetryAfter(wait) => assert!(wait >= Duration::from_secs(1), "{wait:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
+    let sent = r.graph.sent().remove(0);
+    let tag = sent.body["biz_opaque_callback_data"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    r.status_webhook(&sent.id, &tag).await;
+    assert_eq!(r.deliver().await, Outcome::Done);
+    assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
+    let stored = r.conversations().message(&at).await.unwrap().unwrap();
+    assert_eq!(stored.sent_provider_id.as_deref(), Some(sent.id.as_str()));
+    assert_eq!(stored.status, Some(MessageStatus::Sent));
+}
+
+/// A status whose tag is not the attempt on record (another job's, an old attempt's, or
+/// not ours) settles nothing.
+#[tokio::test]
+async fn a_status_with_another_tag_confirms_nothing() {
+    let r = rig(Duration::from_secs(600)).await;
+    r.reply("crash between").await;
+    r.store.fail_records.store(1000, Ordering::SeqCst);
+    assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
+    r.store.fail_records.store(0, Ordering::SeqCst);
+    let sent = r.graph.sent().remove(0);
+    let tag = sent.body["biz_opaque_callback_data"].as_str().unwrap();
+    let other = tag.replace(".0.1", ".0.2");
+    r.status_webhook(&sent.id, &other).await;
+    r.status_webhook(&sent.id, "{\"source\":\"crm\"}").await;
+    assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
+    assert_eq!(r.sends_to_customer(), 1);
+}
+
+/// No status came within the reconcile window: Meta reports every message it took, so the
+/// send is made again (at-least-once), with the next attempt's tag.
+#[tokio::test]
+async fn an_unconfirmed_attempt_is_sent_again_after_the_window() {
+    let r = rig(Duration::ZERO).await;
+    let at = r.reply("never confirmed").await;
+    r.store.fail_records.store(1000, Ordering::SeqCst);
+    assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
+    r.store.fail_records.store(0, Ordering::SeqCst);
+    assert_eq!(r.deliver().await, Outcome::Done);
+    let tags: Vec<String> = r.sends_per_tag().into_keys().map(|(_, t)| t).collect();
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    assert!(
+        tags[0].ends_with(".0.1") && tags[1].ends_with(".0.2"),
+        "{tags:?}"
+    );
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Sent));
+}
+
+/// Meta answered the send with an error: nothing went out, so the attempt is dropped and
+/// the retry sends at once, without waiting for a status that cannot come.
+#[tokio::test]
+async fn a_refused_send_is_retried_without_waiting() {
+    let r = rig(Duration::from_secs(600)).await;
+    let at = r.reply("refused once").await;
+    r.graph.fail_sends(1, GraphFailure::ServerError);
+    assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
+    assert_eq!(r.sends_to_customer(), 0);
+    assert_eq!(r.deliver().await, Outcome::Done);
+    assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Sent));
+}
