@@ -168,6 +168,18 @@ impl Outbox {
         op: &CrmOp,
         now_ms: i64,
     ) -> Result<OpState, OutboxError> {
+        // A first delivery finds nothing staged: write without reading first (decision
+        // 0058); only a refused condition reads what an earlier delivery left.
+        let fresh = self.staged_item(tenant, key, op, false, now_ms).await?;
+        match self
+            .store
+            .put(Table::Data, fresh, Some(Condition::NotExists))
+            .await
+        {
+            Ok(()) => return Ok(OpState::Pending),
+            Err(e) if e.is_condition_failed() => {}
+            Err(e) => return Err(e.into()),
+        }
         for _ in 0..3 {
             let live = self.store.get(Table::Data, key).await?;
             let condition = match live.as_ref().map(read_state).transpose()? {
@@ -181,13 +193,9 @@ impl Outbox {
                 .as_ref()
                 .and_then(|i| i.get_bool(AMBIGUOUS))
                 .unwrap_or(false);
-            let blob = self.seal(tenant, key, op).await?;
-            let item = Item::new(key)
-                .with(STATE, "pending")
-                .with(OP, blob)
-                .with(AMBIGUOUS, ambiguous)
-                .with(STAGED_MS, now_ms)
-                .with(TTL_ATTR, now_secs() + ITEM_TTL_SECS);
+            let item = self
+                .staged_item(tenant, key, op, ambiguous, now_ms)
+                .await?;
             match self.store.put(Table::Data, item, Some(condition)).await {
                 Ok(()) => return Ok(OpState::Pending),
                 Err(e) if e.is_condition_failed() => continue,
@@ -195,6 +203,24 @@ impl Outbox {
             }
         }
         Err(OutboxError::Contended)
+    }
+
+    /// The item of a freshly staged (pending) operation.
+    async fn staged_item(
+        &self,
+        tenant: &TenantId,
+        key: &Key,
+        op: &CrmOp,
+        ambiguous: bool,
+        now_ms: i64,
+    ) -> Result<Item, OutboxError> {
+        let blob = self.seal(tenant, key, op).await?;
+        Ok(Item::new(key)
+            .with(STATE, "pending")
+            .with(OP, blob)
+            .with(AMBIGUOUS, ambiguous)
+            .with(STAGED_MS, now_ms)
+            .with(TTL_ATTR, now_secs() + ITEM_TTL_SECS))
     }
 
     /// The state of a staged operation (None: not staged).
