@@ -115,7 +115,12 @@ impl TenantScope {
         let r = self.reads.as_ref()?;
         let channels = r.channels.lock().unwrap_or_else(|e| e.into_inner());
         let items = channels.as_ref()?;
-        Some(items.iter().find(|i| i.key().as_ref() == Some(key)).cloned())
+        Some(
+            items
+                .iter()
+                .find(|i| i.key().as_ref() == Some(key))
+                .cloned(),
+        )
     }
 
     pub fn tenant(&self) -> &TenantId {
