@@ -347,8 +347,14 @@ mod tests {
         assert!((full - expected).abs() < 1e-9, "{full} vs {expected}");
         // At half the utilisation each unit costs twice as much.
         assert!((dynamodb_provisioned(&lines, 0.5) - 2.0 * expected).abs() < 1e-9);
-        // And a fully used write unit-hour is under a quarter of on-demand's price.
-        assert!(prices::DYNAMODB_WCU_HOUR / 3600.0 < prices::DYNAMODB_WRITE_REQUEST_UNIT / 4.0);
+        // At auto scaling's 70 % the same units cost about 41 % of on-demand's price.
+        let on_demand: f64 = lines
+            .iter()
+            .filter(|l| l.service == "DynamoDB")
+            .map(|l| l.per_million)
+            .sum();
+        let ratio = dynamodb_provisioned(&lines, 0.7) / on_demand;
+        assert!((0.40..0.42).contains(&ratio), "{ratio}");
     }
 
     #[test]
