@@ -81,6 +81,48 @@ fn lambda_lines(meter: &Meter, messages: u64) -> Vec<CostLine> {
     lines
 }
 
+/// What auto scaling's target tracking keeps in use of provisioned DynamoDB capacity (its
+/// default target is 70 %); the headroom is what absorbs a burst before it scales up.
+const PROVISIONED_UTILISATION: f64 = 0.7;
+
+/// The deployment choices, each as a row next to the measured total (decision 0058): they
+/// change the bill, not the code path the table above counts.
+fn deployment_options(lines: &[CostLine]) -> String {
+    let measured = total(lines);
+    let api_gateway: f64 = lines
+        .iter()
+        .filter(|l| l.service == "API Gateway")
+        .map(|l| l.per_million)
+        .sum();
+    let dynamodb: f64 = lines
+        .iter()
+        .filter(|l| l.service == "DynamoDB")
+        .map(|l| l.per_million)
+        .sum();
+    let provisioned = costs::dynamodb_provisioned(lines, PROVISIONED_UTILISATION);
+    let provisioned_label = format!(
+        "DynamoDB provisioned, auto scaling at {:.0} % utilisation",
+        PROVISIONED_UTILISATION * 100.0
+    );
+    let rows = [
+        ("as measured: API Gateway, DynamoDB on demand", measured),
+        (
+            "meta-webhook behind a Lambda function URL instead of API Gateway",
+            measured - api_gateway,
+        ),
+        (
+            provisioned_label.as_str(),
+            measured - dynamodb + provisioned,
+        ),
+        ("both", measured - api_gateway - dynamodb + provisioned),
+    ];
+    let mut out = String::from("| deployment option | US$ per million messages |\n|---|---|\n");
+    for (option, cost) in rows {
+        out.push_str(&format!("| {option} | {cost:.2} |\n"));
+    }
+    out
+}
+
 fn total(lines: &[CostLine]) -> f64 {
     lines.iter().map(|l| l.per_million).sum()
 }
@@ -147,5 +189,6 @@ async fn cost_per_million_inbound_messages() {
         m
     });
     println!("by service: {by_service:.2?}");
+    println!("\n{}", deployment_options(&lines));
     w.stop().await;
 }

@@ -40,7 +40,11 @@ fn comparable(r: &SoakReport) -> SoakFigures {
 /// Two hundred items with faults, twice from one seed: about a minute, in CI.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_loses_nothing_on_the_way_to_bitrix24_and_keeps_order() {
-    let config = SoakConfig::new(200, 20261204);
+    let mut config = SoakConfig::new(200, 20261204);
+    // A crash is the point of the short run: at one port call in 4,000 (the full soak's one
+    // in 20,000 met none in some seeds once decision 0058 took reads off), its 13,000 or so
+    // calls meet a few whatever the pipeline's own count of calls.
+    config.rates.crash = 25;
     let first = run(config.clone()).await;
     println!("{first:#?}");
     assert_clean(&first);

@@ -35,7 +35,8 @@ impl JobTarget {
     where
         E: From<TenantError> + From<ConversationError>,
     {
-        let Some(scope) = tenants.scope(tenant).await? else {
+        // One read of the profile and channels for the whole job (decision 0058).
+        let Some(scope) = tenants.scope_for_invocation(tenant).await? else {
             tracing::info!(%tenant, stage, "tenant gone; job dropped");
             return Ok(None);
         };

@@ -260,6 +260,25 @@ pub fn report(
     lines
 }
 
+/// US$ per million messages of the DynamoDB lines of `lines` on provisioned capacity, with
+/// auto scaling keeping `utilisation` (0 to 1) of the provisioned units in use: a unit-hour
+/// serves 3,600 units at full use, so each unit consumed costs the unit-hour's price over
+/// 3,600 × `utilisation`. The units are those counted (provisioned capacity consumes them
+/// the same way: 2 per KB in a transaction, reads as the report bills them).
+pub fn dynamodb_provisioned(lines: &[CostLine], utilisation: f64) -> f64 {
+    lines
+        .iter()
+        .filter(|l| l.service == "DynamoDB")
+        .map(|l| {
+            let hour = match l.operation.as_str() {
+                "GetItem" | "Query" | "Scan" => prices::DYNAMODB_RCU_HOUR,
+                _ => prices::DYNAMODB_WCU_HOUR,
+            };
+            l.units_per_message * hour / (3600.0 * utilisation) * 1e6
+        })
+        .sum()
+}
+
 /// The report as a Markdown table, with a total line.
 pub fn markdown(lines: &[CostLine]) -> String {
     let mut out = String::from(
@@ -311,6 +330,31 @@ mod tests {
         let send = counts[&("SQS".to_owned(), "SendMessageBatch".to_owned())];
         // 70,010 bytes → two 64 KB chunks; eleven messages → two batches of one chunk.
         assert_eq!((send.requests, send.units), (3.0, 4.0));
+    }
+
+    #[test]
+    fn provisioned_capacity_prices_units_by_the_hour_at_the_utilisation() {
+        let meter = Meter::new();
+        for _ in 0..10 {
+            meter.dynamo_write("PutItem", 100);
+            meter.dynamo_read("GetItem", 100);
+        }
+        meter.count("SQS", "SendMessageBatch", 10.0);
+        let lines = report(&meter.snapshot(), 10, Consistency::Strong);
+        // One write unit and one read unit per message; SQS is not DynamoDB's.
+        let full = dynamodb_provisioned(&lines, 1.0);
+        let expected = (prices::DYNAMODB_WCU_HOUR + prices::DYNAMODB_RCU_HOUR) / 3600.0 * 1e6;
+        assert!((full - expected).abs() < 1e-9, "{full} vs {expected}");
+        // At half the utilisation each unit costs twice as much.
+        assert!((dynamodb_provisioned(&lines, 0.5) - 2.0 * expected).abs() < 1e-9);
+        // At auto scaling's 70 % the same units cost about 41 % of on-demand's price.
+        let on_demand: f64 = lines
+            .iter()
+            .filter(|l| l.service == "DynamoDB")
+            .map(|l| l.per_million)
+            .sum();
+        let ratio = dynamodb_provisioned(&lines, 0.7) / on_demand;
+        assert!((0.40..0.42).contains(&ratio), "{ratio}");
     }
 
     #[test]

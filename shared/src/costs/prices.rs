@@ -15,6 +15,12 @@
 //!   US$0.125 per million read request units (one read request unit is one strongly
 //!   consistent read of up to 4 KB, or two eventually consistent ones; a transactional
 //!   write takes two write units per KB): <https://aws.amazon.com/dynamodb/pricing/on-demand/>
+//! - DynamoDB provisioned capacity (standard table class), US$0.00065 per write capacity
+//!   unit-hour and US$0.00013 per read capacity unit-hour; one unit serves one write of 1 KB
+//!   (one strongly consistent read of 4 KB) a second, transactions two:
+//!   <https://aws.amazon.com/dynamodb/pricing/provisioned/>
+//! - Lambda function URLs: no charge beyond the function's requests and duration:
+//!   <https://aws.amazon.com/lambda/pricing/>
 //! - KMS, US$0.03 per 10,000 requests (symmetric keys): <https://aws.amazon.com/kms/pricing/>
 //! - STS AssumeRole: no charge (<https://docs.aws.amazon.com/STS/latest/APIReference/welcome.html>,
 //!   "AWS STS is a global service ... no additional charge").
@@ -31,6 +37,8 @@ pub const LAMBDA_ARM_GB_SECOND: f64 = 0.000_013_333_4;
 pub const SQS_FIFO_REQUEST: f64 = 0.50 / 1e6;
 pub const DYNAMODB_WRITE_REQUEST_UNIT: f64 = 0.625 / 1e6;
 pub const DYNAMODB_READ_REQUEST_UNIT: f64 = 0.125 / 1e6;
+pub const DYNAMODB_WCU_HOUR: f64 = 0.000_65;
+pub const DYNAMODB_RCU_HOUR: f64 = 0.000_13;
 pub const KMS_REQUEST: f64 = 0.03 / 1e4;
 pub const STS_REQUEST: f64 = 0.0;
 pub const SECRETS_MANAGER_CALL: f64 = 0.05 / 1e4;

@@ -168,6 +168,18 @@ impl Outbox {
         op: &CrmOp,
         now_ms: i64,
     ) -> Result<OpState, OutboxError> {
+        // A first delivery finds nothing staged: write without reading first (decision
+        // 0058); only a refused condition reads what an earlier delivery left.
+        let fresh = self.staged_item(tenant, key, op, false, now_ms).await?;
+        match self
+            .store
+            .put(Table::Data, fresh, Some(Condition::NotExists))
+            .await
+        {
+            Ok(()) => return Ok(OpState::Pending),
+            Err(e) if e.is_condition_failed() => {}
+            Err(e) => return Err(e.into()),
+        }
         for _ in 0..3 {
             let live = self.store.get(Table::Data, key).await?;
             let condition = match live.as_ref().map(read_state).transpose()? {
@@ -181,13 +193,7 @@ impl Outbox {
                 .as_ref()
                 .and_then(|i| i.get_bool(AMBIGUOUS))
                 .unwrap_or(false);
-            let blob = self.seal(tenant, key, op).await?;
-            let item = Item::new(key)
-                .with(STATE, "pending")
-                .with(OP, blob)
-                .with(AMBIGUOUS, ambiguous)
-                .with(STAGED_MS, now_ms)
-                .with(TTL_ATTR, now_secs() + ITEM_TTL_SECS);
+            let item = self.staged_item(tenant, key, op, ambiguous, now_ms).await?;
             match self.store.put(Table::Data, item, Some(condition)).await {
                 Ok(()) => return Ok(OpState::Pending),
                 Err(e) if e.is_condition_failed() => continue,
@@ -195,6 +201,24 @@ impl Outbox {
             }
         }
         Err(OutboxError::Contended)
+    }
+
+    /// The item of a freshly staged (pending) operation.
+    async fn staged_item(
+        &self,
+        tenant: &TenantId,
+        key: &Key,
+        op: &CrmOp,
+        ambiguous: bool,
+        now_ms: i64,
+    ) -> Result<Item, OutboxError> {
+        let blob = self.seal(tenant, key, op).await?;
+        Ok(Item::new(key)
+            .with(STATE, "pending")
+            .with(OP, blob)
+            .with(AMBIGUOUS, ambiguous)
+            .with(STAGED_MS, now_ms)
+            .with(TTL_ATTR, now_secs() + ITEM_TTL_SECS))
     }
 
     /// The state of a staged operation (None: not staged).
@@ -327,14 +351,20 @@ impl Outbox {
         };
         let mut claimed = Vec::new();
         for chunk in ops.chunks(MAX_TRANSACTION_ITEMS) {
-            match self
-                .store
-                .transact_write(chunk.iter().map(writes).collect())
-                .await
-            {
+            // One operation: a conditional update is the same claim at half the units of a
+            // one-item transaction (decision 0058).
+            let all = match chunk {
+                [_] => Err(StoreError::ConditionFailed { op_index: None }),
+                _ => {
+                    self.store
+                        .transact_write(chunk.iter().map(writes).collect())
+                        .await
+                }
+            };
+            match all {
                 Ok(()) => claimed.extend(chunk.iter().map(|o| o.key.clone())),
                 Err(e) if e.is_condition_failed() => {
-                    // One of them moved: claim one by one.
+                    // One of them moved (or there is only one): claim one by one.
                     for op in chunk {
                         let WriteOp::Update {
                             key,
@@ -447,7 +477,13 @@ impl Outbox {
             let tail = rest.split_off(rest.len().min(MAX_TRANSACTION_ITEMS));
             let chunk = std::mem::replace(&mut rest, tail);
             let ops: Vec<WriteOp> = chunk.clone().into_iter().map(write).collect();
-            match self.store.transact_write(ops).await {
+            // One outcome: a conditional update, not a one-item transaction (half the
+            // units, decision 0058).
+            let all = match ops.len() {
+                1 => Err(StoreError::ConditionFailed { op_index: None }),
+                _ => self.store.transact_write(ops).await,
+            };
+            match all {
                 Ok(()) => {}
                 Err(e) if e.is_condition_failed() => {
                     for one in chunk {

@@ -158,7 +158,9 @@ impl InboundWorker {
             );
             return Ok(Outcome::Done);
         }
-        let Some(scope) = self.tenants.scope(&job.tenant_id).await? else {
+        // The profile is read once for the job (decision 0058): the retention below is
+        // served from this scope.
+        let Some(scope) = self.tenants.scope_for_invocation(&job.tenant_id).await? else {
             tracing::info!(tenant = %job.tenant_id, "tenant gone; event dropped");
             return Ok(Outcome::Done);
         };

@@ -155,7 +155,10 @@ impl TokenStore for PortalTokens {
     }
 
     async fn latest(&self, _portal: &BitrixDomain) -> Result<Option<TokenPair>, TokenStoreError> {
-        let read = |name: &'static str| self.scope.channel_secret(&self.channel, name);
+        // What the store holds now, not what this invocation read at its start: another
+        // process may have refreshed the pair meanwhile (decision 0058).
+        let scope = self.scope.fresh();
+        let read = |name: &'static str| scope.channel_secret(&self.channel, name);
         match (read("access_token").await, read("refresh_token").await) {
             (Ok(a), Ok(r)) => Ok(Some(TokenPair::new(a, r))),
             (Err(e), _) | (_, Err(e)) => Err(TokenStoreError(e.to_string())),

@@ -134,6 +134,7 @@ impl TenantScope {
         member: &BitrixMemberId,
         line: u64,
     ) -> Result<bool, LineError> {
+        let _writing = self.writing();
         if channel.kind() == ChannelKind::Bitrix24 {
             return Err(LineError::NotAttachable(channel.kind()));
         }
@@ -210,6 +211,7 @@ impl TenantScope {
         member: &BitrixMemberId,
         line: u64,
     ) -> Result<(), LineError> {
+        let _writing = self.writing();
         let expected = OpenLineAttachment {
             member_id: member.as_str().to_owned(),
             line,

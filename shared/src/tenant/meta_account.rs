@@ -466,6 +466,7 @@ impl TenantScope {
         update: &AccountUpdate,
         now: i64,
     ) -> Result<(MetaAccountStatus, MetaAccountStatus), TenantError> {
+        let _writing = self.writing();
         let key = channel.channel_key(self.tenant());
         let before = self.meta_account(channel).await?.unwrap_or_default();
         let mut after = before.clone();

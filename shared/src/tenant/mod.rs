@@ -461,4 +461,16 @@ impl TenantDirectory {
         let scope = TenantScope::new(tenant.clone(), self.store.clone(), self.envelope.clone());
         Ok(scope.profile().await?.map(|_| scope))
     }
+
+    /// Like [`TenantDirectory::scope`], for one invocation of a relay worker: the profile
+    /// read here and the channels read later are served from the scope for the rest of the
+    /// job (decision 0058). Drop it with the job.
+    pub async fn scope_for_invocation(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<TenantScope>, TenantError> {
+        let scope = TenantScope::new(tenant.clone(), self.store.clone(), self.envelope.clone())
+            .for_invocation();
+        Ok(scope.profile().await?.map(|_| scope))
+    }
 }

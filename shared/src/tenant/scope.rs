@@ -28,6 +28,28 @@ pub struct TenantScope {
     pub(super) tenant: TenantId,
     pub(super) store: Arc<dyn TableStore>,
     envelope: Arc<Envelope>,
+    /// The profile and channel items this invocation read (decision 0058); None: every
+    /// call reads the store.
+    reads: Option<Arc<InvocationReads>>,
+}
+
+/// Forgets the invocation's reads when a write through the scope ends.
+pub(super) struct Writing<'a>(&'a TenantScope);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.forget_reads();
+    }
+}
+
+/// What one invocation (one queue job) read of its tenant: the profile and the channel
+/// items, each read once, strongly consistent, then served from here for the rest of the
+/// job. It lives in the scope the job builds ([`TenantScope::for_invocation`]) and dies with
+/// it, so nothing is served across invocations; every write through the scope forgets it.
+#[derive(Default)]
+struct InvocationReads {
+    profile: std::sync::Mutex<Option<Option<Item>>>,
+    channels: std::sync::Mutex<Option<Vec<Item>>>,
 }
 
 impl TenantScope {
@@ -36,7 +58,69 @@ impl TenantScope {
             tenant,
             store,
             envelope,
+            reads: None,
         }
+    }
+
+    /// This scope with a read cache for one invocation: the profile and the channels are
+    /// read at most once until a write through it (decision 0058). Build it per job and drop
+    /// it with the job.
+    pub fn for_invocation(&self) -> Self {
+        TenantScope {
+            reads: Some(Arc::default()),
+            ..self.clone()
+        }
+    }
+
+    /// This scope without the invocation's cache: reads what the store holds now (a token
+    /// pair another process may have refreshed meanwhile).
+    pub fn fresh(&self) -> Self {
+        TenantScope {
+            reads: None,
+            ..self.clone()
+        }
+    }
+
+    /// Marks a write through the scope: the invocation's reads are forgotten now and again
+    /// when the returned guard drops (a read made during the write is not kept either).
+    pub(super) fn writing(&self) -> Writing<'_> {
+        self.forget_reads();
+        Writing(self)
+    }
+
+    fn forget_reads(&self) {
+        if let Some(r) = &self.reads {
+            *r.profile.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *r.channels.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// The profile item, from the invocation's cache when it holds it.
+    async fn profile_item(&self) -> Result<Option<Item>, TenantError> {
+        if let Some(r) = &self.reads {
+            if let Some(item) = r.profile.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                return Ok(item);
+            }
+        }
+        let item = self.store.get(Table::Data, &self.profile_key()).await?;
+        if let Some(r) = &self.reads {
+            *r.profile.lock().unwrap_or_else(|e| e.into_inner()) = Some(item.clone());
+        }
+        Ok(item)
+    }
+
+    /// A channel item of the invocation's cache, when it holds the channels (Some(None):
+    /// the channel is not connected).
+    fn cached_channel(&self, key: &Key) -> Option<Option<Item>> {
+        let r = self.reads.as_ref()?;
+        let channels = r.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let items = channels.as_ref()?;
+        Some(
+            items
+                .iter()
+                .find(|i| i.key().as_ref() == Some(key))
+                .cloned(),
+        )
     }
 
     pub fn tenant(&self) -> &TenantId {
@@ -56,12 +140,12 @@ impl TenantScope {
         &self,
         channel: &ChannelRef,
     ) -> Result<Option<ChannelSummary>, TenantError> {
-        Ok(self
-            .store
-            .get(Table::Data, &channel.channel_key(&self.tenant))
-            .await?
-            .as_ref()
-            .and_then(summary_from_item))
+        let key = channel.channel_key(&self.tenant);
+        let item = match self.cached_channel(&key) {
+            Some(item) => item,
+            None => self.store.get(Table::Data, &key).await?,
+        };
+        Ok(item.as_ref().and_then(summary_from_item))
     }
 
     fn profile_key(&self) -> Key {
@@ -70,8 +154,7 @@ impl TenantScope {
 
     pub async fn profile(&self) -> Result<Option<TenantProfile>, TenantError> {
         Ok(self
-            .store
-            .get(Table::Data, &self.profile_key())
+            .profile_item()
             .await?
             .map(|i| TenantProfile::from_item(self.tenant.clone(), &i)))
     }
@@ -86,17 +169,26 @@ impl TenantScope {
     }
 
     pub async fn channels(&self) -> Result<Vec<ChannelSummary>, TenantError> {
-        let mut out = Vec::new();
+        if let Some(r) = &self.reads {
+            if let Some(items) = &*r.channels.lock().unwrap_or_else(|e| e.into_inner()) {
+                return Ok(items.iter().filter_map(summary_from_item).collect());
+            }
+        }
+        let mut items = Vec::new();
         let mut query = Query::partition(self.tenant.partition())
             .begins_with(channel::CHANNEL_SK_PREFIX)
             .limit(100);
         loop {
             let page = self.store.query(Table::Data, &query).await?;
-            out.extend(page.items.iter().filter_map(summary_from_item));
+            items.extend(page.items);
             match page.next {
                 Some(next) => query = query.start_after(Some(next)),
                 None => break,
             }
+        }
+        let out = items.iter().filter_map(summary_from_item).collect();
+        if let Some(r) = &self.reads {
+            *r.channels.lock().unwrap_or_else(|e| e.into_inner()) = Some(items);
         }
         Ok(out)
     }
@@ -109,6 +201,7 @@ impl TenantScope {
         &self,
         connection: Connection,
     ) -> Result<(ChannelSummary, bool), TenantError> {
+        let _writing = self.writing();
         if self.profile().await?.is_none() {
             return Err(TenantError::TenantNotFound);
         }
@@ -259,6 +352,7 @@ impl TenantScope {
         channel: &ChannelRef,
         extra: Vec<WriteOp>,
     ) -> Result<(), TenantError> {
+        let _writing = self.writing();
         let channel_key = channel.channel_key(&self.tenant);
         let current = self.store.get(Table::Data, &channel_key).await?;
         let authorizer = current
@@ -335,6 +429,7 @@ impl TenantScope {
         channel: &ChannelRef,
         secrets: &[(&str, &Secret)],
     ) -> Result<(), TenantError> {
+        let _writing = self.writing();
         let key = channel.channel_key(&self.tenant);
         let mut update = Update::new();
         for (name, secret) in secrets {
@@ -365,6 +460,7 @@ impl TenantScope {
         channel: &ChannelRef,
         link: &channel::CrmLink,
     ) -> Result<(), TenantError> {
+        let _writing = self.writing();
         let key = channel.channel_key(&self.tenant);
         let update = Update::new().set(channel::CRM_LINK_ATTR, link.to_attr());
         match self
@@ -387,11 +483,11 @@ impl TenantScope {
         name: &str,
     ) -> Result<Secret, TenantError> {
         let key = channel.channel_key(&self.tenant);
-        let item = self
-            .store
-            .get(Table::Data, &key)
-            .await?
-            .ok_or_else(|| TenantError::ChannelNotFound(describe(channel)))?;
+        let item = match self.cached_channel(&key) {
+            Some(item) => item,
+            None => self.store.get(Table::Data, &key).await?,
+        }
+        .ok_or_else(|| TenantError::ChannelNotFound(describe(channel)))?;
         let blob = item
             .get_b(&secret_attr(name))
             .ok_or_else(|| TenantError::Invalid(format!("no {name} stored for this channel")))?;
@@ -475,6 +571,7 @@ impl TenantScope {
         days: RetentionDays,
         actor: &str,
     ) -> Result<RetentionChange, TenantError> {
+        let _writing = self.writing();
         let key = self.profile_key();
         // Optimistic: the version read must still be the stored one, so two concurrent
         // changes both bump it and the audit log names each.
@@ -556,6 +653,7 @@ impl TenantScope {
     /// and appends a `settings_changed` audit entry naming the setting (not the names).
     /// Setting the current name changes nothing; `false` then.
     pub async fn rename(&self, name: &TenantName, actor: &str) -> Result<bool, TenantError> {
+        let _writing = self.writing();
         let profile = self.profile().await?.ok_or(TenantError::TenantNotFound)?;
         if profile.name == name.as_str() {
             return Ok(false);

@@ -152,6 +152,7 @@ impl TenantScope {
         channel: &ChannelRef,
         update: Update,
     ) -> Result<(), TenantError> {
+        let _writing = self.writing();
         let key = channel.channel_key(self.tenant());
         match self
             .store()

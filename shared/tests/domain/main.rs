@@ -17,6 +17,7 @@ mod envelope;
 mod erasure;
 mod erasure_email;
 mod export;
+mod invocation_reads;
 mod mail;
 mod meta_deletion;
 mod parking;

@@ -1,0 +1,210 @@
+//! What a relay job asks of the store (decision 0058), counted by the cost model's meter on
+//! real adapters: the tenant's profile and channels read once per invocation, and forgotten
+//! on a write; the outbox staging without a read and claiming or settling one operation
+//! without a transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use wappline::app::Platform;
+use wappline::costs::Meter;
+use wappline::crm_sync::outbox::{CrmOp, OpOutcome, OpState, Outbox};
+use wappline::faults::ports::Tap;
+use wappline::ids::TenantId;
+use wappline::tenant::{ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName};
+
+use crate::backends::Backend;
+use crate::on_both_backends;
+
+/// The backend's store counted by `meter`, and a platform on it.
+fn metered(b: &Backend) -> (Arc<Meter>, Platform) {
+    let meter = Arc::new(Meter::new());
+    let store = Tap::meter(meter.clone()).store(b.store.clone());
+    (meter, Platform::new(store, b.vault.clone()))
+}
+
+fn requests(meter: &Meter, operation: &str) -> f64 {
+    meter
+        .snapshot()
+        .get(&("DynamoDB".to_owned(), operation.to_owned()))
+        .map_or(0.0, |u| u.requests)
+}
+
+fn portal() -> ChannelRef {
+    ChannelRef::parse(ChannelKind::Bitrix24, "a223c6b3710f85df22e9377d6c4f7500").unwrap()
+}
+
+fn secret(value: &str) -> Secret {
+    Secret::parse("access_token", value).unwrap()
+}
+
+async fn tenant_with_portal(p: &Platform) -> TenantId {
+    let t = p
+        .tenants
+        .create(
+            TenantName::parse("Reads").unwrap(),
+            RetentionDays::default(),
+        )
+        .await
+        .unwrap()
+        .id;
+    let scope = p.tenants.scope(&t).await.unwrap().unwrap();
+    scope
+        .connect(Connection {
+            channel: portal(),
+            details: BTreeMap::from([("domain".to_owned(), "reads.bitrix24.com".to_owned())]),
+            secrets: BTreeMap::from([("access_token", secret("first-token"))]),
+            authorized_by: None,
+        })
+        .await
+        .unwrap();
+    t
+}
+
+async fn a_job_reads_its_profile_and_channels_once(b: Backend) {
+    let (meter, p) = metered(&b);
+    let t = tenant_with_portal(&p).await;
+
+    // What a job asks: the profile (existence, retention), the channels (the portal), the
+    // portal's channel and its token, some of it twice (the worker and the flusher).
+    let ask = |scope: wappline::tenant::TenantScope| async move {
+        for _ in 0..2 {
+            scope.profile().await.unwrap().expect("profile");
+            assert_eq!(scope.channels().await.unwrap().len(), 1);
+            scope.channel(&portal()).await.unwrap().expect("channel");
+            let token = scope.channel_secret(&portal(), "access_token").await;
+            assert_eq!(token.unwrap().expose(), "first-token");
+        }
+    };
+    meter.reset();
+    ask(p.tenants.scope_for_invocation(&t).await.unwrap().unwrap()).await;
+    assert_eq!(requests(&meter, "GetItem"), 1.0, "the profile, once");
+    assert_eq!(requests(&meter, "Query"), 1.0, "the channels, once");
+
+    // A scope of every other path reads the store on every call.
+    meter.reset();
+    ask(p.tenants.scope(&t).await.unwrap().unwrap()).await;
+    assert_eq!(requests(&meter, "GetItem"), 1.0 + 2.0 * 3.0);
+    assert_eq!(requests(&meter, "Query"), 2.0);
+}
+
+async fn a_write_or_a_fresh_scope_sees_what_the_store_holds(b: Backend) {
+    let (_, p) = metered(&b);
+    let t = tenant_with_portal(&p).await;
+    let job = p.tenants.scope_for_invocation(&t).await.unwrap().unwrap();
+    let token = |s: wappline::tenant::TenantScope| async move {
+        s.channels().await.unwrap();
+        s.channel_secret(&portal(), "access_token")
+            .await
+            .unwrap()
+            .expose()
+            .to_owned()
+    };
+    assert_eq!(token(job.clone()).await, "first-token");
+
+    // Another process refreshes the pair: this job keeps what it read at its start...
+    let other = p.tenants.scope(&t).await.unwrap().unwrap();
+    other
+        .replace_secrets(&portal(), &[("access_token", &secret("second-token"))])
+        .await
+        .unwrap();
+    assert_eq!(token(job.clone()).await, "first-token");
+    // ...except where it asks for the store's pair (a refresh's conflict).
+    assert_eq!(token(job.fresh()).await, "second-token");
+
+    // A write through the job's own scope is seen by its next read.
+    job.replace_secrets(&portal(), &[("access_token", &secret("third-token"))])
+        .await
+        .unwrap();
+    assert_eq!(token(job.clone()).await, "third-token");
+}
+
+fn op(text: &str) -> CrmOp {
+    CrmOp {
+        method: "imconnector.send.messages".into(),
+        params: json!({"MESSAGES": [{"message": {"text": text}}]}),
+        lookup: None,
+        files: Vec::new(),
+    }
+}
+
+async fn the_outbox_stages_and_claims_one_operation_without_extra_units(b: Backend) {
+    let (meter, p) = metered(&b);
+    let t = tenant_with_portal(&p).await;
+    let outbox = Outbox::new(p.store.clone(), p.envelope.clone());
+    let first = Outbox::key(&t, "c_1", "e1");
+    let second = Outbox::key(&t, "c_2", "e2");
+    meter.reset();
+    let now = wappline::clock::now_millis();
+    assert_eq!(
+        outbox.stage(&t, &first, &op("one"), now).await.unwrap(),
+        OpState::Pending
+    );
+    assert_eq!(
+        requests(&meter, "GetItem"),
+        0.0,
+        "a first staging reads nothing"
+    );
+    assert_eq!(requests(&meter, "PutItem"), 1.0);
+    // A redelivery of the job finds its operation staged, and stages nothing new.
+    assert_eq!(
+        outbox.stage(&t, &first, &op("one"), now).await.unwrap(),
+        OpState::Pending
+    );
+    assert_eq!(outbox.staged_ops(&t).await.unwrap().len(), 1);
+
+    // One operation ready: claimed and settled by conditional updates.
+    meter.reset();
+    let ready = outbox.ready(&t, now, 50).await.unwrap();
+    let claimed = outbox
+        .claim(&ready, "attempt-1", now + 30_000, now)
+        .await
+        .unwrap();
+    assert_eq!(claimed, vec![first.clone()]);
+    // Claimed: a second claim of the same operation is refused.
+    let again = outbox
+        .claim(&ready, "attempt-2", now + 30_000, now)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "claimed twice");
+    let sent = OpOutcome::Sent {
+        crm_chat_id: Some("7".into()),
+        external_message_id: None,
+    };
+    outbox
+        .settle("attempt-1", vec![(first.clone(), sent.clone(), false)])
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox.state(&first).await.unwrap(),
+        Some(OpState::Done(sent.clone()))
+    );
+    assert_eq!(requests(&meter, "TransactWriteItems"), 0.0);
+    assert_eq!(
+        requests(&meter, "UpdateItem"),
+        3.0,
+        "claim, refused claim, outcome"
+    );
+
+    // Two ready: one transaction claims both.
+    outbox.remove(&first).await.unwrap();
+    for key in [&first, &second] {
+        outbox.stage(&t, key, &op("two"), now).await.unwrap();
+    }
+    meter.reset();
+    let ready = outbox.ready(&t, now, 50).await.unwrap();
+    let claimed = outbox
+        .claim(&ready, "attempt-3", now + 30_000, now)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(requests(&meter, "TransactWriteItems"), 1.0);
+    assert_eq!(requests(&meter, "UpdateItem"), 0.0);
+}
+
+on_both_backends!(
+    a_job_reads_its_profile_and_channels_once,
+    a_write_or_a_fresh_scope_sees_what_the_store_holds,
+    the_outbox_stages_and_claims_one_operation_without_extra_units,
+);
