@@ -500,12 +500,32 @@ struct AnswerWriteFails {
 
 fn writes_sent_outcome(ops: &[WriteOp]) -> bool {
     ops.iter().any(|op| match op {
-        WriteOp::Update { update, .. } => update
-            .set
-            .iter()
-            .any(|(k, v)| k == "state" && *v == AttrValue::S("sent".into())),
+        WriteOp::Update { update, .. } => sets_sent(update),
         _ => false,
     })
+}
+
+/// The update records a post's answer (`state` = `sent`). A flush of one operation settles
+/// it with a single conditional update, of several with a transaction (decision 0058).
+fn sets_sent(update: &Update) -> bool {
+    update
+        .set
+        .iter()
+        .any(|(k, v)| k == "state" && *v == AttrValue::S("sent".into()))
+}
+
+impl AnswerWriteFails {
+    /// Whether this write of an answer is one of those that fail.
+    fn fails_now(&self) -> bool {
+        let fails = self
+            .times
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fails {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+        }
+        fails
+    }
 }
 
 #[async_trait]
@@ -528,6 +548,9 @@ impl TableStore for AnswerWriteFails {
         update: Update,
         condition: Option<Condition>,
     ) -> Result<Item, StoreError> {
+        if sets_sent(&update) && self.fails_now() {
+            return Err(StoreError::Unavailable("injected: throttled".into()));
+        }
         self.inner.update(table, key, update, condition).await
     }
     async fn delete(
@@ -550,13 +573,7 @@ impl TableStore for AnswerWriteFails {
         self.inner.scan(table, start_after, limit).await
     }
     async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        if writes_sent_outcome(&ops)
-            && self
-                .times
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-        {
-            self.failed.fetch_add(1, Ordering::SeqCst);
+        if writes_sent_outcome(&ops) && self.fails_now() {
             return Err(StoreError::Unavailable("injected: throttled".into()));
         }
         self.inner.transact_write(ops).await
