@@ -19,7 +19,9 @@
 
 use std::collections::HashSet;
 
-use crate::graph::subscriptions::{instagram_fields, INSTAGRAM_WEBHOOK_FIELDS};
+use crate::graph::subscriptions::{
+    instagram_fields, INSTAGRAM_COMMENTS_FIELD, INSTAGRAM_WEBHOOK_FIELDS,
+};
 use crate::graph::{GraphClient, GraphError};
 use crate::ids::{MetaAppId, TenantId, WabaId};
 use crate::store::{Query, StoreError, Table, TableStore};
@@ -195,6 +197,7 @@ impl SubscriptionCheck {
                     Ok(fields)
                         if INSTAGRAM_WEBHOOK_FIELDS
                             .iter()
+                            .filter(|f| **f != INSTAGRAM_COMMENTS_FIELD)
                             .all(|f| fields.iter().any(|g| g == f)) =>
                     {
                         Ok(false)
