@@ -910,9 +910,10 @@ fn send_instagram(
 }
 
 /// A reply to one of the customer's messages: `"reply_to": {"mid": "<MID>"}` at the top of
-/// the body, beside `recipient` (the Send API's reply parameter, the same object a
-/// customer's reply carries in `message.reply_to`); never inside `message`, never anything
-/// but a non-empty `mid`.
+/// the body, beside `recipient` (Graph API reference, "Page Messages": `reply_to` is an
+/// object parameter of the messages edge next to `recipient`, `message` and
+/// `messaging_type`; its `mid` is the id a customer's reply carries in
+/// `message.reply_to.mid`); never inside `message`, never anything but a non-empty `mid`.
 fn check_reply_to(body: &Value) -> Result<(), &'static str> {
     if body["message"].get("reply_to").is_some() {
         return Err("reply_to belongs beside recipient, not in message");

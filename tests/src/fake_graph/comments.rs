@@ -5,9 +5,10 @@
 //!
 //! Enforced as documented: the comment must be on the token's account
 //! ([`FakeGraph::add_comment`]); one message per comment; within 7 days of the comment; text
-//! only (1 to 1000 bytes), nothing else in `recipient` and no `reply_to`. Meta documents no
-//! error codes for these limits: the fake answers a Graph error (`400`, `OAuthException`)
-//! with code 10 (permission: the reply is not allowed) and says which limit in its message.
+//! only (1 to 1000 bytes), nothing else in `recipient` and no `reply_to`. Refusals use the
+//! codes the Graph API reference lists for the messages edge ("Page Messages", errors):
+//! 10900 "Activity already replied to" for a second reply, 10903 "This user cant reply to
+//! this activity" after the 7 days.
 
 use serde_json::{json, Value};
 
@@ -85,19 +86,19 @@ pub(super) fn private_reply(
     if comment.replied {
         return meta_error(
             400,
-            10,
+            10900,
             None,
             "OAuthException",
-            "(#10) Only one private reply can be sent to a comment",
+            "(#10900) Activity already replied to",
         );
     }
     if now_secs().saturating_sub(comment.created_at) >= REPLY_WINDOW_SECS {
         return meta_error(
             400,
-            10,
+            10903,
             None,
             "OAuthException",
-            "(#10) A private reply must be sent within 7 days of the comment",
+            "(#10903) This user cant reply to this activity",
         );
     }
     comment.replied = true;

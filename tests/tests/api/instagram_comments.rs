@@ -159,3 +159,44 @@ async fn a_comment_older_than_seven_days_is_not_answered_privately() {
         "{notes:?}"
     );
 }
+
+#[tokio::test]
+async fn quoting_a_comment_inside_the_window_answers_it_privately() {
+    let w = RelayWorld::start().await;
+    w.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
+    w.graph.add_comment(IG_ACCOUNT, COMMENT, IGSID, 60);
+    w.installed_tenant().await;
+    let chat = w.customer_writes(&direct_message()).await;
+    w.customer_writes(&comment(COMMENT, 60_000)).await;
+
+    // The operator quotes the comment (Bitrix24's "Quote" action) and answers it.
+    let quoted = "[comment on reel 18068923945123456] How much is the linen shirt?";
+    let text = wappline::bitrix::quote::quote_block(
+        "sheena.nelson",
+        "04.12.2026 10:15:00",
+        quoted,
+        "49 EUR",
+    );
+    answer(&w, &chat, 8301, &text).await;
+    let replies = w.graph.private_replies();
+    assert_eq!(replies.len(), 1, "{:?}", w.graph.calls());
+    assert_eq!(
+        replies[0].body,
+        json!({"recipient": {"comment_id": COMMENT}, "message": {"text": "49 EUR"}})
+    );
+
+    // Quoting it again: its private reply is taken, the window is open, so a direct
+    // message without a reply context (a comment is no message to reply to).
+    let text = wappline::bitrix::quote::quote_block(
+        "sheena.nelson",
+        "04.12.2026 10:16:00",
+        quoted,
+        "Still 49 EUR",
+    );
+    answer(&w, &chat, 8302, &text).await;
+    assert_eq!(w.graph.private_replies().len(), 1);
+    let direct = direct_sends(&w);
+    assert_eq!(direct.len(), 1);
+    assert_eq!(direct[0]["message"]["text"], "Still 49 EUR");
+    assert!(direct[0].get("reply_to").is_none(), "{}", direct[0]);
+}
