@@ -608,3 +608,22 @@ fn the_facebook_origins_setting_takes_origins_only() {
         assert!(e.contains(META_LOGIN_ORIGINS), "{bad}: {e}");
     }
 }
+
+/// The channel list shows a WhatsApp number as people write it, with its verified name, both
+/// recorded at connect from the WABA's list of numbers the ownership proof reads (decision
+/// 0062).
+#[tokio::test]
+async fn the_channel_list_shows_the_number_as_written_and_its_verified_name() {
+    let w = world().await;
+    let tenant = w.h.tenant_with_channels().await;
+    add_user(&w.h, &tenant, "owner@acme.test", "owner").await;
+    let mut owner = ConsoleClient::new(&w.h.base);
+    owner.sign_in(&tenant, "owner@acme.test").await;
+    let page = owner.get("/app/channels").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("+1 555-0100 · Fake Market"),
+        "{}",
+        page.body
+    );
+}
