@@ -22,12 +22,19 @@
 use std::fmt;
 
 use crate::bitrix::BitrixClient;
-use crate::graph::{GraphClient, GraphError, WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING};
+use crate::graph::{
+    BusinessPhoneNumber, GraphClient, GraphError, WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,
+};
 use crate::ids::{InstagramAccountId, MetaAppId, WabaId};
 use crate::meta::AppSecret;
 use crate::portal::verify::{verify_portal, PortalProofError};
 use crate::secret::Secret;
+use crate::tenant::meta_account::DISPLAY_NUMBER_DETAIL;
 use crate::tenant::{ChannelRef, Connection};
+
+/// The channel detail with a WhatsApp number's verified business name (Meta's
+/// `verified_name`), recorded at connect with its display number.
+pub const VERIFIED_NAME_DETAIL: &str = "verified_name";
 
 /// Why the supplied token does not prove ownership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,7 +212,19 @@ impl OwnershipProof {
                     .secrets
                     .get("access_token")
                     .ok_or_else(|| missing("access_token"))?;
-                self.prove_whatsapp(phone.as_str(), &waba, token).await
+                let number = self.prove_whatsapp(phone.as_str(), &waba, token).await?;
+                // The number as people write it and its verified name, which the proof's
+                // read of the WABA's numbers returned: shown in the console's channel list
+                // (decision 0062). What the caller gave is kept.
+                for (detail, value) in [
+                    (DISPLAY_NUMBER_DETAIL, number.display_phone_number),
+                    (VERIFIED_NAME_DETAIL, number.verified_name),
+                ] {
+                    if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+                        connection.details.entry(detail.to_owned()).or_insert(v);
+                    }
+                }
+                Ok(())
             }
             ChannelRef::Instagram(account) => {
                 let token = connection
@@ -257,7 +276,7 @@ impl OwnershipProof {
         phone: &str,
         waba: &WabaId,
         token: &Secret,
-    ) -> Result<(), ProofError> {
+    ) -> Result<BusinessPhoneNumber, ProofError> {
         let app = self
             .app
             .as_ref()
@@ -291,11 +310,10 @@ impl OwnershipProof {
             .waba_phone_numbers(waba, token)
             .await
             .map_err(|e| graph_failure(e, Refusal::WabaNotGranted))?;
-        if numbers.iter().any(|n| n.id == phone) {
-            Ok(())
-        } else {
-            Err(ProofError::NotProven(Refusal::NumberNotInWaba))
-        }
+        numbers
+            .into_iter()
+            .find(|n| n.id == phone)
+            .ok_or(ProofError::NotProven(Refusal::NumberNotInWaba))
     }
 
     async fn prove_instagram(

@@ -22,8 +22,9 @@
 //!   the media endpoints) and answers `{"id": "<MEDIA_ID>"}`.
 //! - `POST /{version}/me/messages` or `/{version}/{ig-or-page-id}/messages` without
 //!   `messaging_product` (Instagram Send API): `recipient.id`, `message.text` or
-//!   `message.attachment {type, payload.url}`, `messaging_type` (`MESSAGE_TAG` needs `tag`).
-//!   Answers `{"recipient_id", "message_id"}`.
+//!   `message.attachment {type, payload.url}`, `messaging_type` (`MESSAGE_TAG` needs `tag`),
+//!   an optional `reply_to: {mid}` beside `recipient`. Answers `{"recipient_id",
+//!   "message_id"}`. With `recipient.comment_id`: a private reply (comments.rs).
 //! - Tokens: [`FakeGraph::add_token`] (WhatsApp number), [`FakeGraph::add_instagram_token`]
 //!   (Instagram account, optionally its Page). Unknown token: `401` code 190.
 //! - Revocation: `DELETE /{version}/{waba-or-page-id}/subscribed_apps` answers
@@ -61,6 +62,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+mod comments;
 mod onboarding;
 mod ownership;
 mod profiles;
@@ -215,6 +217,8 @@ struct State {
     templates: HashMap<String, Vec<Value>>,
     /// Where Meta's `sent` status webhooks of WhatsApp sends go, when asked (statuses.rs).
     status_webhook: Option<statuses::StatusWebhook>,
+    /// Instagram comments by id, which take one private reply each (comments.rs).
+    comments: HashMap<String, comments::FakeComment>,
 }
 
 /// The running fake. Clones share it; it stops accepting connections when the last clone
@@ -865,9 +869,15 @@ fn send_instagram(
     if !owner_ok {
         return no_such_object(owner);
     }
+    if body["recipient"].get("comment_id").is_some() {
+        return comments::private_reply(s, path, &account, bearer, body);
+    }
     let Some(recipient) = body["recipient"]["id"].as_str().map(str::to_owned) else {
         return invalid_parameter("recipient.id is required");
     };
+    if let Err(why) = check_reply_to(&body) {
+        return invalid_parameter(why);
+    }
     match body["messaging_type"].as_str() {
         Some("RESPONSE") | Some("UPDATE") | None => {}
         Some("MESSAGE_TAG") => {
@@ -901,6 +911,29 @@ fn send_instagram(
         id: id.clone(),
     });
     json_answer(200, &json!({"recipient_id": recipient, "message_id": id}))
+}
+
+/// A reply to one of the customer's messages: `"reply_to": {"mid": "<MID>"}` at the top of
+/// the body, beside `recipient` (Graph API reference, "Page Messages": `reply_to` is an
+/// object parameter of the messages edge next to `recipient`, `message` and
+/// `messaging_type`; its `mid` is the id a customer's reply carries in
+/// `message.reply_to.mid`); never inside `message`, never anything but a non-empty `mid`.
+fn check_reply_to(body: &Value) -> Result<(), &'static str> {
+    if body["message"].get("reply_to").is_some() {
+        return Err("reply_to belongs beside recipient, not in message");
+    }
+    match body.get("reply_to") {
+        None => Ok(()),
+        Some(r) => {
+            let mid_only = r.as_object().is_some_and(|o| o.len() == 1)
+                && r["mid"].as_str().is_some_and(|m| !m.is_empty());
+            if mid_only {
+                Ok(())
+            } else {
+                Err("reply_to must be {\"mid\": \"<MID>\"}")
+            }
+        }
+    }
 }
 
 /// One part of a `multipart/form-data` body.

@@ -199,11 +199,19 @@ async fn channels(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
                 ChannelHealth::MetaRestricted => (t.st_meta_restricted, "bad"),
                 ChannelHealth::Bitrix24Unreachable => (t.st_bitrix_unreachable, "bad"),
             };
-            let name = ["display_phone_number", "username", "domain"]
+            let mut name = ["display_phone_number", "username", "domain"]
                 .iter()
                 .find_map(|k| c.details.get(*k))
                 .cloned()
                 .unwrap_or_default();
+            // A WhatsApp number's verified business name, recorded at connect (decision 0062).
+            if let Some(verified) = c.details.get(wappline::ownership::VERIFIED_NAME_DETAIL) {
+                name = if name.is_empty() {
+                    verified.clone()
+                } else {
+                    format!("{name} · {verified}")
+                };
+            }
             ChannelRow {
                 kind: kind_label(c.kind),
                 kind_code: c.kind.name(),

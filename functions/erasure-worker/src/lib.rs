@@ -67,6 +67,7 @@ pub async fn scheduled(
         checked = subs.checked,
         resubscribed = subs.resubscribed,
         failed = subs.failed,
+        backfilled = subs.backfilled,
         "webhook subscription check"
     );
     Ok(serde_json::json!({

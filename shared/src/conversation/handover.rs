@@ -74,4 +74,11 @@ impl Handovers {
         // Without a record, operators answered.
         Ok(before.is_none_or(|b| b.ours) != owner.ours)
     }
+
+    /// Removes the conversation's record, with the conversation (a contact's erasure).
+    pub async fn forget(&self, conversation: &ConversationId) -> Result<(), StoreError> {
+        self.store
+            .delete(Table::Data, &self.key(conversation), None)
+            .await
+    }
 }

@@ -206,7 +206,7 @@ impl Conversations {
         }
     }
 
-    async fn decode_message(
+    pub(super) async fn decode_message(
         &self,
         at: MessageRef,
         key: &Key,

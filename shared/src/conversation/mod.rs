@@ -8,7 +8,7 @@
 //! | pk | sk | what |
 //! |---|---|---|
 //! | `T#<t>#CONV#<id>` | `META` | account, customer (encrypted), last inbound time, CRM chat id |
-//! | `T#<t>#CONV#<id>` | `MSG#<ms, 13 digits>#<hash>` | one message, content encrypted |
+//! | `T#<t>#CONV#<id>` | `MSG#<ms, 13 digits>#<hash>` | one message, content encrypted (an Instagram comment's names the message that took its private reply, [`comments`]) |
 //! | `T#<t>#MID#<hash of account + provider id>` | `MID` | provider message id → message |
 //! | `T#<t>#CONVS` | `<id>` | the tenant's conversations (export, erasure) |
 //! | `T#<t>#CUST#<keyed hash of an identity>` | `CUST` | another identity of a conversation's customer → its id ([`identity`]) |
@@ -22,6 +22,7 @@
 //! (status, reaction, edit, deletion, CRM ids). What every part needs (the repository, its
 //! keys and the field encryption) is here, and every public type is re-exported here.
 
+mod comments;
 mod customers;
 pub mod erased;
 pub mod handover;
@@ -43,6 +44,7 @@ use crate::ids::TenantId;
 use crate::meta::AccountRef;
 use crate::store::{Condition, Key, StoreError, Table, TableStore, Update};
 
+pub use comments::{StoredComment, PRIVATE_REPLY_SECS};
 pub use identity::{identities, IdentityChange, ALIASES_ATTR, ALIAS_SK, ALIAS_TARGET};
 pub use job_target::JobTarget;
 pub use model::{

@@ -533,6 +533,8 @@ pub(crate) async fn erase_conversation(
                         format!("{ch}:status:{provider_id}:read"),
                         format!("{ch}:status:{provider_id}:failed"),
                         format!("{ch}:status:{provider_id}:played"),
+                        // An Instagram comment (decision 0062).
+                        format!("{ch}:comment:{provider_id}"),
                     ];
                     for event in events {
                         let key =
@@ -565,6 +567,12 @@ pub(crate) async fn erase_conversation(
         .begins_with(Outbox::conversation_prefix(id.as_str()))
         .limit(100);
     deleted += drain(store, Table::Data, &staged).await?;
+    // Who holds the Instagram conversation (decision 0051; app ids only, but it names the
+    // conversation).
+    crate::conversation::handover::Handovers::new(tenant.clone(), store.clone())
+        .forget(id)
+        .await?;
+    deleted += 1;
     // Anything else left in the partition (future item kinds), then the list entry.
     deleted += drain(store, Table::Data, &Query::partition(pk.clone()).limit(100)).await?;
     store

@@ -20,8 +20,11 @@
 //! `"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"` (never for automated messages).
 //!
 //! A reply to one of the customer's messages adds `"reply_to": {"mid": "<MID>"}` beside
-//! `recipient` (the Send API's reply parameter, as the incoming `message.reply_to.mid` names
-//! the message a customer answered).
+//! `recipient`, not inside `message` (Graph API reference, "Page Messages"
+//! (developers.facebook.com/docs/graph-api/reference/page/messages): `reply_to` is an object
+//! parameter of the messages edge, next to `recipient`, `message` and `messaging_type`; the
+//! `mid` is the one the incoming `message.reply_to.mid` names a customer's reply by). The
+//! Instagram Login guides document no other shape; the fake Graph API refuses any other.
 //!
 //! Answer: `{"recipient_id": "<IGSID>", "message_id": "<MID>"}`.
 

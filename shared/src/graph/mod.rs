@@ -30,6 +30,7 @@ mod hosts;
 mod instagram;
 mod onboarding;
 mod ownership;
+mod private_reply;
 mod revoke;
 mod sender_actions;
 pub mod subscriptions;
@@ -53,6 +54,7 @@ pub use ownership::{
     BusinessPhoneNumber, GranularScope, InstagramMe, TokenError, TokenInfo, MAX_PHONE_PAGES,
     WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,
 };
+pub use private_reply::InstagramPrivateReply;
 pub use sender_actions::InstagramSenderAction;
 pub use templates::{MessageTemplate, MAX_TEMPLATE_PAGES};
 pub use upload::{multipart_body, MediaUpload};

@@ -38,8 +38,10 @@ pub const WHATSAPP_WEBHOOK_FIELDS: &[&str] = &[
 ];
 
 /// The Instagram fields an account is subscribed to: messages (with echoes), postbacks,
-/// reads, reactions, edits, referrals, and the Handover Protocol's `messaging_handover` and
-/// `standby` (Meta's agent or another app holding the conversation).
+/// reads, reactions, edits, referrals, the Handover Protocol's `messaging_handover` and
+/// `standby` (Meta's agent or another app holding the conversation), and `comments` on the
+/// account's media (answered by private reply, decision 0062; it needs
+/// `instagram_business_manage_comments`, Meta's "Instagram webhook fields and permissions").
 pub const INSTAGRAM_WEBHOOK_FIELDS: &[&str] = &[
     "messages",
     "messaging_postbacks",
@@ -49,7 +51,12 @@ pub const INSTAGRAM_WEBHOOK_FIELDS: &[&str] = &[
     "messaging_referral",
     "messaging_handover",
     "standby",
+    INSTAGRAM_COMMENTS_FIELD,
 ];
+
+/// The comments field: accounts connected before it was asked for lack its permission, so
+/// the scheduled check does not require it (they get it when they connect again).
+pub const INSTAGRAM_COMMENTS_FIELD: &str = "comments";
 
 /// [`INSTAGRAM_WEBHOOK_FIELDS`] as `subscribed_fields` takes them.
 pub fn instagram_fields() -> String {

@@ -280,11 +280,14 @@ impl InboundWorker {
                     at,
                     quoted(reply_to.as_ref()),
                 );
+                // A comment on a post does not open Instagram's messaging window; it can be
+                // answered once, privately (decision 0062).
+                let opens_window = !matches!(content, Content::Comment { .. });
                 self.store_and_push(
                     job,
                     &conversations,
                     customer,
-                    Some(at),
+                    opens_window.then_some(at),
                     message,
                     (retention, received_ms),
                     true,

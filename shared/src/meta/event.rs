@@ -529,6 +529,19 @@ pub enum Content {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
     },
+    /// The customer commented on one of the business's Instagram posts, reels or stories
+    /// (`comments` field). It does not open the messaging window; the operator's answer goes
+    /// as a private reply to `comment_id` (decision 0062).
+    Comment {
+        comment_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_id: Option<String>,
+        /// `FEED`, `REELS`, `STORY`, `AD`…
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        media_product_type: Option<String>,
+    },
     /// The customer mentioned the business in their Instagram story (the URL expires).
     StoryMention {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -752,6 +765,27 @@ impl Content {
             )
             .trim_end()
             .to_string(),
+            Content::Comment {
+                text,
+                media_id,
+                media_product_type,
+                ..
+            } => {
+                let on = match media_product_type.as_deref() {
+                    Some("REELS") => "reel",
+                    Some("STORY") => "story",
+                    Some("AD") => "ad",
+                    Some("LIVE") => "live video",
+                    _ => "post",
+                };
+                format!(
+                    "[comment on {}] {}",
+                    join(&[Some(on), media_id.as_deref()], " "),
+                    text.as_deref().unwrap_or_default()
+                )
+                .trim_end()
+                .to_string()
+            }
             Content::StoryMention { url } => {
                 format!("[story mention] {}", url.as_deref().unwrap_or_default())
                     .trim_end()

@@ -331,3 +331,25 @@ impl Messaging<'_> {
         self.request_thread_control.as_ref().map(|c| ("request", c))
     }
 }
+
+/// `changes[].value.from` of the `comments` field: the commenter (Meta, "Instagram
+/// Platform > Webhooks > Examples", comments payload; webhooks reference
+/// `FBInstagramCommentsField`).
+#[derive(Debug, Default, Deserialize)]
+pub struct CommentFrom<'a> {
+    /// The commenter's Instagram-scoped id (IGSID).
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub username: Option<Cow<'a, str>>,
+}
+
+/// `changes[].value.media` of the `comments` field: the post, reel or story commented on.
+#[derive(Debug, Default, Deserialize)]
+pub struct CommentMedia<'a> {
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub id: Option<Cow<'a, str>>,
+    /// `FEED`, `REELS`, `STORY`, `AD`…
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub media_product_type: Option<Cow<'a, str>>,
+}

@@ -385,7 +385,8 @@ fn instagram_other_items_are_counted() {
     assert_eq!(b.ignored.get("instagram:referral"), 1);
     assert_eq!(b.ignored.get("instagram:malformed_message"), 1);
     assert_eq!(b.ignored.get("instagram:unidentified_customer"), 1);
-    assert_eq!(b.ignored.get("instagram:field:comments"), 1);
+    // A comment without a commenter cannot be relayed (decision 0062).
+    assert_eq!(b.ignored.get("instagram:malformed_comment"), 1);
     assert_eq!(b.ignored.total(), 4);
     // Safe to log as structured data: reasons and counts only.
     let logged = serde_json::to_value(&b.ignored).unwrap();

@@ -81,6 +81,18 @@ pub struct ChangeValue<'a> {
     /// Coexistence app contacts (`smb_app_state_sync` field).
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub state_sync: Vec<Item<'a, super::coexistence::StateSync<'a>>>,
+    // Instagram `comments` (an Instagram entry's `changes[]` share this struct): the comment
+    // id, its text, the commenter and the media commented on.
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub from: Option<super::instagram::CommentFrom<'a>>,
+    #[serde(default, borrow)]
+    pub media: Option<super::instagram::CommentMedia<'a>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub parent_id: Option<Cow<'a, str>>,
 }
 
 /// `account_update` `restriction_info[]`.

@@ -37,8 +37,10 @@ use crate::tenant::{ChannelRef, Connection, TenantScope};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The permissions asked for: the account's basics and its messages.
-pub const SCOPES: &str = "instagram_business_basic,instagram_business_manage_messages";
+/// The permissions asked for: the account's basics, its messages, and the comments on its
+/// media (answered by private reply, decision 0062).
+pub const SCOPES: &str = "instagram_business_basic,instagram_business_manage_messages,\
+instagram_business_manage_comments";
 const MESSAGING_PERMISSION: &str = "instagram_business_manage_messages";
 /// Instagram's authorization window (override for loopback fakes).
 pub const DEFAULT_AUTHORIZE_URL: &str = "https://www.instagram.com/oauth/authorize";

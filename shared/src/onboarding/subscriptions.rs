@@ -19,7 +19,9 @@
 
 use std::collections::HashSet;
 
-use crate::graph::subscriptions::{instagram_fields, INSTAGRAM_WEBHOOK_FIELDS};
+use crate::graph::subscriptions::{
+    instagram_fields, INSTAGRAM_COMMENTS_FIELD, INSTAGRAM_WEBHOOK_FIELDS,
+};
 use crate::graph::{GraphClient, GraphError};
 use crate::ids::{MetaAppId, TenantId, WabaId};
 use crate::store::{Query, StoreError, Table, TableStore};
@@ -39,7 +41,14 @@ pub struct SubscriptionReport {
     pub resubscribed: usize,
     pub failed: usize,
     pub removed: usize,
+    /// Index entries written for channels connected before the indexes existed (decision
+    /// 0062), and whether that backfill is complete.
+    pub backfilled: usize,
+    pub backfill_done: bool,
 }
+
+/// Tenants whose channels the index backfill looks at per run.
+pub const BACKFILL_TENANTS_PER_RUN: usize = 25;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionError {
@@ -93,6 +102,12 @@ impl SubscriptionCheck {
         now: i64,
         budget: usize,
     ) -> Result<SubscriptionReport, SubscriptionError> {
+        // Channels connected before decision 0051 get their entries first, so they are
+        // checked in this run (decision 0062).
+        let backfill = self
+            .tenants
+            .backfill_meta_indexes(now, BACKFILL_TENANTS_PER_RUN)
+            .await?;
         let mut due = Vec::new();
         let mut query = Query::partition(SUBSCRIPTION_INDEX).limit(100);
         loop {
@@ -112,7 +127,11 @@ impl SubscriptionCheck {
                 _ => break,
             }
         }
-        let mut report = SubscriptionReport::default();
+        let mut report = SubscriptionReport {
+            backfilled: backfill.written,
+            backfill_done: backfill.done,
+            ..SubscriptionReport::default()
+        };
         // A WABA shared by several numbers is read (and subscribed) once per run.
         let mut wabas_done: HashSet<WabaId> = HashSet::new();
         for (tenant, channel) in due.into_iter().take(budget) {
@@ -195,6 +214,7 @@ impl SubscriptionCheck {
                     Ok(fields)
                         if INSTAGRAM_WEBHOOK_FIELDS
                             .iter()
+                            .filter(|f| **f != INSTAGRAM_COMMENTS_FIELD)
                             .all(|f| fields.iter().any(|g| g == f)) =>
                     {
                         Ok(false)

@@ -40,6 +40,7 @@ mod handover;
 pub mod intake;
 pub mod job;
 pub mod plan;
+pub mod private_reply;
 mod progress;
 pub mod quote;
 pub mod reasons;

@@ -10,6 +10,7 @@ use tracing::Instrument;
 use super::config::{OutboundClients, OutboundConfig};
 use super::plan::never_send;
 use super::plan::plan;
+use super::private_reply::{self, CommentRoute};
 use super::progress::SendProgress;
 use super::reasons::Disposition;
 use super::window::{self, Allowed};
@@ -113,6 +114,8 @@ struct Context<'a> {
     coexistence: bool,
     /// A marketing template: sent through the Marketing Messages API (decision 0050).
     marketing: bool,
+    /// Whether it answers an Instagram comment (decision 0062).
+    comment: CommentRoute,
 }
 
 /// The outbound-worker handler. Build once per process (the pacing buckets live in it).
@@ -421,14 +424,17 @@ impl OutboundWorker {
             Ok(r) => r,
             Err(reason) => return self.fail(job, conversations, reason).await,
         };
-        let timing = match window::decide(
+        let decided = window::decide(
             channel,
             message.origin,
             resolved.template.is_some(),
             meta.last_inbound_at,
             now_secs(),
-        ) {
+        );
+        let timing = match decided {
             Ok(t) => t,
+            // An Instagram comment may still take a private reply (decided below).
+            Err(_) if matches!(account, AccountRef::Instagram(_)) => Allowed::Standard,
             Err(reason) => {
                 let note = self.outside_window_note(scope, account, reason).await?;
                 return self.fail(job, conversations, note).await;
@@ -439,6 +445,28 @@ impl OutboundWorker {
             Ok(p) => p,
             Err(reason) => return self.fail(job, conversations, reason).await,
         };
+        // Instagram comments are answered once, by private reply (decision 0062).
+        let comment = match account {
+            AccountRef::Instagram(_) => {
+                let window = decided.map(|_| ());
+                match private_reply::route(conversations, &message, &parts, window, now_secs())
+                    .await?
+                {
+                    Ok(route) => route,
+                    Err(note) => return self.fail(job, conversations, note).await,
+                }
+            }
+            AccountRef::WhatsApp(_) => CommentRoute::Direct,
+        };
+        if let CommentRoute::PrivateReply(c) = &comment {
+            if !conversations
+                .claim_private_reply(&c.at, &message.at.sk)
+                .await?
+            {
+                let note = private_reply::ALREADY_ANSWERED.to_owned();
+                return self.fail(job, conversations, note).await;
+            }
+        }
         let (instagram_sender, coexistence) = match account {
             AccountRef::Instagram(_) => (self.instagram_sender(scope, account).await?, false),
             AccountRef::WhatsApp(n) => (
@@ -462,6 +490,7 @@ impl OutboundWorker {
             instagram_sender,
             coexistence,
             marketing: resolved.marketing,
+            comment,
         };
         // Meta's agent (or another app) holds the Instagram conversation: take it back
         // before the operator's reply (decision 0051).

@@ -16,6 +16,7 @@
 //!   that Open Line ([`lines`], decision 0043)
 
 pub mod channel;
+pub mod index_backfill;
 pub mod lines;
 pub mod meta_account;
 mod scope;

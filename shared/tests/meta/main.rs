@@ -87,6 +87,7 @@ const EXPECTATIONS: &[(&str, Check)] = &[
     ("instagram-text.json", ig_text),
     ("instagram-standby.json", ig_standby),
     ("instagram-handover.json", ig_handover),
+    ("instagram-comment.json", ig_comment),
     ("instagram-image.json", ig_image),
     ("instagram-attachments.json", ig_attachments),
     ("instagram-sticker.json", ig_sticker),
@@ -1288,6 +1289,31 @@ fn ig_attachments(b: &WebhookBatch) {
 
 fn ig_sticker(b: &WebhookBatch) {
     assert_eq!(media(ig_single(b).content).kind, MediaKind::Sticker);
+}
+
+fn ig_comment(b: &WebhookBatch) {
+    let ev = one(b);
+    ig_account(ev);
+    let m = incoming(ev);
+    igsid(m.customer, IGSID);
+    assert_eq!(m.customer.username.as_deref(), Some("sheena.nelson"));
+    assert_eq!(m.id, "17865799348089039");
+    assert_eq!(ev.provider_event_id, "ig:comment:17865799348089039");
+    assert_eq!(ev.timestamp, Some(1767261600), "entry time, in seconds");
+    assert_eq!(
+        m.content,
+        &Content::Comment {
+            comment_id: "17865799348089039".into(),
+            text: Some("How much is the linen shirt?".into()),
+            media_id: Some("18068923945123456".into()),
+            media_product_type: Some("REELS".into()),
+        }
+    );
+    assert_eq!(
+        m.content.text_for_crm(),
+        "[comment on reel 18068923945123456] How much is the linen shirt?"
+    );
+    assert_eq!(b.ignored.total(), 0);
 }
 
 fn ig_story_mention(b: &WebhookBatch) {

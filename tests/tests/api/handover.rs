@@ -144,3 +144,50 @@ async fn the_agents_conversation_reaches_bitrix24_and_a_reply_takes_it_back() {
         .iter()
         .any(|t| t.contains("The operators answer this conversation again")));
 }
+
+/// The `HANDOVER#` records of the tenant's partition (who holds which conversation).
+async fn handover_records(w: &RelayWorld) -> usize {
+    w.h.all_items(wappline::store::Table::Data)
+        .await
+        .iter()
+        .filter(|i| {
+            i.get_s(wappline::store::SK)
+                .is_some_and(|sk| sk.starts_with("HANDOVER#"))
+        })
+        .count()
+}
+
+/// A contact's erasure removes the record of who holds their conversation with it (decision
+/// 0062; it names the conversation, though it holds app ids only).
+#[tokio::test]
+async fn a_contact_erasure_removes_who_holds_the_conversation() {
+    let w = RelayWorld::start().await;
+    w.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
+    let tenant = w.installed_tenant().await;
+    w.customer_writes(&now("instagram-text.json")).await;
+    let (s, body) = w.h.post_signed(&now("instagram-handover.json")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    w.drain().await;
+    assert_eq!(handover_records(&w).await, 1);
+
+    let v =
+        w.h.admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/erasure/contacts"),
+            json!({"channel": "instagram", "account_id": IG_ACCOUNT, "customer": IGSID}),
+        )
+        .await;
+    let id = v["request_id"].as_str().unwrap().to_owned();
+    let path = format!("/admin/tenants/{tenant}/erasure/contacts/{id}");
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        state = w.h.admin("GET", &path, json!(null)).await;
+        if state["state"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(state["state"], "completed", "{state}");
+    assert_eq!(state["conversations_erased"], 1);
+    assert_eq!(handover_records(&w).await, 0);
+}

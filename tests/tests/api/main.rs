@@ -28,6 +28,7 @@ mod iam_coverage;
 mod inbound_queue_privacy;
 mod inbound_relay;
 mod inbound_to_bitrix;
+mod instagram_comments;
 mod isolation;
 mod line_status;
 mod media_link_lifetime;

@@ -198,6 +198,9 @@ async fn embedded_signup_connects_a_number_and_reports_each_step() {
     assert_eq!(ch[0]["id"], PHONE);
     assert_eq!(ch[0]["details"]["waba_id"], WABA);
     assert_eq!(ch[0]["details"]["onboarding"], "embedded_signup");
+    // The number as the WABA lists it, for the console's channel list (decision 0062).
+    assert_eq!(ch[0]["details"]["display_phone_number"], "+1 555-2922");
+    assert_eq!(ch[0]["details"]["verified_name"], "Fake Market");
     assert!(ch[0]["details"].get("coexistence").is_none());
     assert_eq!(
         ch[0]["secrets_stored"],

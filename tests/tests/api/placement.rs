@@ -219,7 +219,9 @@ async fn an_admin_attaches_a_number_to_line_2_and_its_customers_arrive_there() {
     assert_eq!(data[0].params["DATA"]["ID"], SECOND_NUMBER);
     assert_eq!(
         data[0].params["DATA"]["NAME"],
-        format!("WhatsApp {SECOND_NUMBER}")
+        // Its display number, recorded at connect (the fake: `+1 555-` and the id's last
+        // 4 digits).
+        "WhatsApp +1 555-3001"
     );
     let connector = &fake.connectors(FAKE_DOMAIN)[WHATSAPP];
     assert!(connector.active_lines.contains(&"2".to_owned()));

@@ -209,3 +209,31 @@ async fn an_instagram_reply_shows_under_a_quote_in_bitrix24() {
     assert!(got.ends_with("Yes, size M please"), "{got}");
     w.h.server.shutdown().await;
 }
+
+/// The fake Graph API holds the Send API's reply shape (Graph API reference, "Page
+/// Messages": `reply_to` is an object beside `recipient`): a `reply_to` put inside `message`,
+/// or one that is not `{mid}`, is refused, so the test above would fail if our sender moved
+/// it.
+#[tokio::test]
+async fn the_fake_graph_refuses_any_other_reply_shape() {
+    let graph = e2e_tests::fake_graph::FakeGraph::start().await;
+    graph.add_instagram_token("ig-token", "17841405822304914", None);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v25.0/me/messages", graph.base_url());
+    let send = |body: Value| http.post(&url).bearer_auth("ig-token").json(&body).send();
+    let good = json!({"recipient": {"id": "1254459154682919"}, "messaging_type": "RESPONSE",
+        "message": {"text": "Yes"}, "reply_to": {"mid": IG_MID}});
+    assert_eq!(send(good).await.unwrap().status(), StatusCode::OK);
+    for bad in [
+        json!({"recipient": {"id": "1254459154682919"},
+               "message": {"text": "Yes", "reply_to": {"mid": IG_MID}}}),
+        json!({"recipient": {"id": "1254459154682919"}, "message": {"text": "Yes"},
+               "reply_to": IG_MID}),
+        json!({"recipient": {"id": "1254459154682919"}, "message": {"text": "Yes"},
+               "reply_to": {"message_id": IG_MID}}),
+    ] {
+        let answer = send(bad.clone()).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(graph.sent().len(), 1);
+}

@@ -133,3 +133,121 @@ async fn a_disconnected_channel_leaves_the_check() {
     assert_eq!(subs.len(), 1, "{subs:?}");
     assert!(subs[0].ends_with(WA_NUMBER), "{subs:?}");
 }
+
+/// Removes what decision 0051's connects write, as for a channel connected before it, and
+/// the backfill's progress (the schedule may have walked the directory already).
+async fn as_if_connected_before_the_indexes(h: &Harness) {
+    let store = &h.server.platform().store;
+    for item in h.all_items(Table::Routes).await {
+        let pk = item.get_s(wappline::store::PK).unwrap_or_default();
+        if pk == "WEBHOOKSUBS" || pk.starts_with("WABA#") || pk == "BACKFILL" {
+            store
+                .delete(Table::Routes, &item.key().unwrap(), None)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn index_entries(items: &[wappline::store::Item]) -> Vec<(String, String, Option<i64>)> {
+    let mut out: Vec<_> = items
+        .iter()
+        .filter_map(|i| {
+            let pk = i.get_s(wappline::store::PK)?;
+            (pk == "WEBHOOKSUBS" || pk.starts_with("WABA#")).then(|| {
+                (
+                    pk.to_owned(),
+                    i.get_s(wappline::store::SK).unwrap_or_default().to_owned(),
+                    i.get_n("due_at"),
+                )
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn channels_connected_before_the_indexes_get_them_once() {
+    let h = Harness::start(|c| c.schedule_secs = 3600).await;
+    let tenant = h.tenant_with_channels().await;
+    let written = index_entries(&h.all_items(Table::Routes).await);
+    assert_eq!(written.len(), 3, "{written:?}");
+    as_if_connected_before_the_indexes(&h).await;
+    assert!(index_entries(&h.all_items(Table::Routes).await).is_empty());
+
+    let tenants = &h.server.platform().tenants;
+    let now = wappline::clock::now_secs();
+    let report = tenants.backfill_meta_indexes(now, 25).await.unwrap();
+    assert_eq!((report.tenants, report.written, report.done), (1, 3, true));
+    let back = index_entries(&h.all_items(Table::Routes).await);
+    let keys = |v: &[(String, String, Option<i64>)]| {
+        v.iter()
+            .map(|(p, s, _)| (p.clone(), s.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&back), keys(&written));
+    let waba = back.iter().find(|e| e.0 == format!("WABA#{WABA}")).unwrap();
+    assert_eq!(waba.1, WA_NUMBER);
+    assert!(back
+        .iter()
+        .filter(|e| e.0 == "WEBHOOKSUBS")
+        .all(|e| e.2 == Some(now)));
+    assert!(back
+        .iter()
+        .any(|e| e.1.starts_with(&tenant) && e.1.ends_with(IG_ACCOUNT)));
+
+    // Done: the next runs read one item and write nothing.
+    let again = tenants.backfill_meta_indexes(now + 60, 25).await.unwrap();
+    assert_eq!((again.tenants, again.written, again.done), (0, 0, true));
+    // Walked again from the start (its progress lost): nothing is rewritten, and an entry a
+    // connect or a check wrote keeps its time.
+    h.server
+        .platform()
+        .store
+        .delete(
+            Table::Routes,
+            &wappline::store::Key::new("BACKFILL", "meta-indexes"),
+            None,
+        )
+        .await
+        .unwrap();
+    let rerun = tenants.backfill_meta_indexes(now + 120, 25).await.unwrap();
+    assert_eq!((rerun.tenants, rerun.written), (1, 0));
+    assert_eq!(index_entries(&h.all_items(Table::Routes).await), back);
+
+    // Resumable: one tenant per run, in order, each run after the last.
+    h.admin(
+        "POST",
+        "/admin/tenants",
+        serde_json::json!({"name": "Second"}),
+    )
+    .await;
+    as_if_connected_before_the_indexes(&h).await;
+    let first = tenants.backfill_meta_indexes(now, 1).await.unwrap();
+    assert_eq!((first.tenants, first.done), (1, false));
+    let next = tenants.backfill_meta_indexes(now, 1).await.unwrap();
+    assert_eq!(next.tenants, 1);
+    let last = tenants.backfill_meta_indexes(now, 1).await.unwrap();
+    assert!(last.done);
+    assert_eq!(first.written + next.written + last.written, 3);
+    assert_eq!(index_entries(&h.all_items(Table::Routes).await).len(), 3);
+}
+
+#[tokio::test]
+async fn the_schedule_backfills_and_then_checks_an_older_channel() {
+    let h = Harness::start(|_| {}).await;
+    h.tenant_with_channels().await;
+    as_if_connected_before_the_indexes(&h).await;
+    // The next scheduled run writes the entries, due at once, and checks them.
+    wait_for("backfilled and checked", || {
+        let log = h.graph.onboarding();
+        !log.subscribed_wabas.is_empty() && !log.instagram_subscriptions.is_empty()
+    })
+    .await;
+    assert_eq!(h.graph.onboarding().subscribed_wabas, [WABA]);
+    let items = h.all_items(Table::Routes).await;
+    assert!(index_entries(&items)
+        .iter()
+        .any(|e| e.0 == format!("WABA#{WABA}") && e.1 == WA_NUMBER));
+}

@@ -24,19 +24,24 @@ pub(super) fn instagram_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBa
         batch.ignored.add("instagram:malformed_entry");
         return;
     };
+    let account = entry
+        .id
+        .as_deref()
+        .and_then(|id| InstagramAccountId::parse(id).ok());
     for change in &entry.changes {
         let field = change
             .ok()
             .and_then(|c| c.field.as_deref())
             .unwrap_or("none");
+        if field == "comments" {
+            let value = change.ok().and_then(|c| c.value.as_ref()?.ok());
+            super::comments::instagram_comment(value, account.as_ref(), entry.time, batch);
+            continue;
+        }
         batch
             .ignored
             .add(format!("instagram:field:{}", label(field)));
     }
-    let account = entry
-        .id
-        .as_deref()
-        .and_then(|id| InstagramAccountId::parse(id).ok());
     // Standby items (another app, such as Meta's agent, holds the conversation) are the
     // same items: the conversation stays whole in Bitrix24 (decision 0051).
     for m in entry.messaging.iter().chain(&entry.standby) {

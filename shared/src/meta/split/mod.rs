@@ -28,7 +28,9 @@
 //!   BSUID nor phone (WhatsApp), or no valid IGSID (Instagram);
 //! - `whatsapp:malformed_<entry|change|message|echo|status>`, `instagram:malformed_<…>`:
 //!   unreadable, or without a valid message id;
-//! - `instagram:field:<field>`: `changes[]` items (comments, mentions…);
+//! - `instagram:field:<field>`: `changes[]` items other than comments (mentions…);
+//! - `instagram:malformed_comment`: a comment without a valid id or commenter;
+//!   `instagram:own_comment`: the business's own comment;
 //! - `instagram:missing_account`: no valid account id in `entry[].id` nor on the business side;
 //! - `instagram:read_by_business`: the business read a customer's message;
 //! - `instagram:<key>`: a messaging item of another kind (`referral` alone, `optin`, …);
@@ -48,6 +50,7 @@
 //! Messaging entries.
 
 mod coexistence;
+mod comments;
 mod instagram;
 mod whatsapp;
 

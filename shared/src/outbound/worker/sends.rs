@@ -2,15 +2,18 @@
 //! Bitrix24 and uploaded to the Cloud API first) or Instagram. A child of the send worker.
 
 use super::{whatsapp_recipient, Context, OutboundWorker, PartResult};
+use crate::conversation::StoredComment;
 use crate::graph::{
-    InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramTiming, MediaUpload,
-    WhatsAppContent, WhatsAppMediaType, WhatsAppMessage, WhatsAppRecipient,
+    InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramPrivateReply,
+    InstagramTiming, MediaUpload, WhatsAppContent, WhatsAppMediaType, WhatsAppMessage,
+    WhatsAppRecipient,
 };
 use crate::ids::PhoneNumberId;
 use crate::meta::{CustomerId, Media};
 use crate::outbound::attempt::Attempt;
 use crate::outbound::files::{instagram_kind, mime_from_name, usable_mime, whatsapp_kind};
 use crate::outbound::plan::Part;
+use crate::outbound::private_reply::{self, CommentRoute};
 use crate::outbound::reasons::{self, Disposition};
 use crate::outbound::window::{self, Allowed};
 use crate::tenant::{ChannelKind, Secret};
@@ -209,9 +212,17 @@ impl OutboundWorker {
         {
             return PartResult::Stop(Disposition::Paced(wait));
         }
+        if let CommentRoute::PrivateReply(comment) = &cx.comment {
+            return self.send_private_reply(cx, comment, part).await;
+        }
         let message = InstagramMessage {
-            // The reply context goes on the first part only, as on WhatsApp.
-            reply_to: cx.message.reply_to.clone().filter(|_| index == 0),
+            // The reply context goes on the first part only, as on WhatsApp; never one that
+            // names a comment (decision 0062).
+            reply_to: cx
+                .message
+                .reply_to
+                .clone()
+                .filter(|_| index == 0 && cx.comment != CommentRoute::DirectUnquoted),
             recipient: recipient.clone(),
             timing: match cx.timing {
                 Allowed::Standard => InstagramTiming::Response,
@@ -235,6 +246,36 @@ impl OutboundWorker {
                 log_graph_error(cx, &e);
                 let disposition = reasons::of_graph(ChannelKind::Instagram, &e);
                 self.failed_send(cx, &attempt, &e, disposition).await
+            }
+        }
+    }
+}
+
+impl OutboundWorker {
+    /// The one private reply to an Instagram comment (decision 0062): a single text, which
+    /// [`crate::outbound::private_reply::route`] checked.
+    async fn send_private_reply(
+        &self,
+        cx: &Context<'_>,
+        comment: &StoredComment,
+        part: &Part,
+    ) -> PartResult {
+        let Part::Text(text) = part else {
+            return PartResult::Stop(Disposition::Permanent(private_reply::TEXT_ONLY.into()));
+        };
+        let reply = InstagramPrivateReply {
+            comment_id: comment.comment_id.clone(),
+            text: text.clone(),
+        };
+        let client = self.clients.for_instagram(&cx.instagram_sender);
+        match client
+            .send_instagram_private_reply(&cx.instagram_sender, &reply, &cx.token)
+            .await
+        {
+            Ok(sent) => PartResult::Sent(sent.message_id),
+            Err(e) => {
+                log_graph_error(cx, &e);
+                PartResult::Stop(reasons::of_graph(ChannelKind::Instagram, &e))
             }
         }
     }

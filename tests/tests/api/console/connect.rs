@@ -399,7 +399,8 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     let admin = bx.user_token(FAKE_DOMAIN, 5, "Anna Admin", true);
     let text = open_placement(&b, &base, &admin, "c14-placement-line-2").await;
     assert!(
-        text.contains("WhatsApp on Open Line 2") && text.contains(PHONE),
+        // The number as the WABA lists it (the fake: `+1 555-` and the id's last 4 digits).
+        text.contains("WhatsApp on Open Line 2") && text.contains("+1 555-9001"),
         "{text}"
     );
     b.find(&format!("form:has(input[value='whatsapp:{PHONE}']) button"))
@@ -607,4 +608,23 @@ fn the_facebook_origins_setting_takes_origins_only() {
         let e = read(Some(bad)).unwrap_err().to_string();
         assert!(e.contains(META_LOGIN_ORIGINS), "{bad}: {e}");
     }
+}
+
+/// The channel list shows a WhatsApp number as people write it, with its verified name, both
+/// recorded at connect from the WABA's list of numbers the ownership proof reads (decision
+/// 0062).
+#[tokio::test]
+async fn the_channel_list_shows_the_number_as_written_and_its_verified_name() {
+    let w = world().await;
+    let tenant = w.h.tenant_with_channels().await;
+    add_user(&w.h, &tenant, "owner@acme.test", "owner").await;
+    let mut owner = ConsoleClient::new(&w.h.base);
+    owner.sign_in(&tenant, "owner@acme.test").await;
+    let page = owner.get("/app/channels").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("+1 555-2922 · Fake Market"),
+        "{}",
+        page.body
+    );
 }
