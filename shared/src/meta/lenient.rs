@@ -129,6 +129,39 @@ pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, 
     })
 }
 
+/// A string or `null`, as serde reads `Option<Cow<str>>`, but borrowed from the body when
+/// it has no escapes: serde's derive borrows a `Cow<str>` field, not one inside an
+/// `Option`, which allocated a `String` for every string of every delivery. Any other
+/// value is an error, as before (the item is then read leniently, on its own).
+pub(crate) fn opt_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    d.deserialize_option(V)
+}
+
 /// An array whose elements are each read on their own ([`Item`]); anything else is an empty
 /// list. Every element counts against the delivery's item budget.
 pub(crate) fn items<'de, D, T>(d: D) -> Result<Vec<Item<'de, T>>, D::Error>
