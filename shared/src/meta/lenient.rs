@@ -304,6 +304,32 @@ mod tests {
         assert_eq!(label(""), "none");
     }
 
+    #[derive(Deserialize)]
+    struct S<'a> {
+        #[serde(default, borrow, deserialize_with = "opt_str")]
+        s: Option<Cow<'a, str>>,
+    }
+
+    #[test]
+    fn opt_str_borrows_and_refuses_what_option_cow_refuses() {
+        let s = |b: &'static str| serde_json::from_str::<S>(b).map(|t| t.s);
+        assert!(matches!(s(r#"{"s":"plain"}"#), Ok(Some(Cow::Borrowed("plain")))));
+        assert!(matches!(s(r#"{"s":"a\"b"}"#), Ok(Some(Cow::Owned(ref v))) if v == "a\"b"));
+        assert!(matches!(s(r#"{"s":null}"#), Ok(None)));
+        assert!(matches!(s(r#"{}"#), Ok(None)));
+        // As serde reads an `Option<Cow<str>>`: anything but a string or null is an error
+        // (the item is then read leniently), never a silent None.
+        for bad in [r#"{"s":5}"#, r#"{"s":true}"#, r#"{"s":[]}"#, r#"{"s":{}}"#] {
+            assert!(s(bad).is_err(), "{bad} accepted");
+            #[derive(Deserialize)]
+            struct Plain {
+                #[allow(dead_code)]
+                s: Option<String>,
+            }
+            assert!(serde_json::from_str::<Plain>(bad).is_err());
+        }
+    }
+
     #[test]
     fn text_borrows_unless_escaped() {
         let body = r#"{"s":"plain"}"#;

@@ -175,8 +175,8 @@ impl WaChange<'_, '_> {
                 username = non_empty(&p.username);
             }
         }
-        let id = match (&uid, &ph) {
-            (Some(u), _) => CustomerId::WhatsAppUser(u.clone()),
+        let id = match (uid, &ph) {
+            (Some(u), _) => CustomerId::WhatsAppUser(u),
             (None, Some(p)) => CustomerId::WhatsAppPhone(p.clone()),
             (None, None) => return None,
         };
