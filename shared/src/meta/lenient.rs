@@ -313,7 +313,10 @@ mod tests {
     #[test]
     fn opt_str_borrows_and_refuses_what_option_cow_refuses() {
         let s = |b: &'static str| serde_json::from_str::<S>(b).map(|t| t.s);
-        assert!(matches!(s(r#"{"s":"plain"}"#), Ok(Some(Cow::Borrowed("plain")))));
+        assert!(matches!(
+            s(r#"{"s":"plain"}"#),
+            Ok(Some(Cow::Borrowed("plain")))
+        ));
         assert!(matches!(s(r#"{"s":"a\"b"}"#), Ok(Some(Cow::Owned(ref v))) if v == "a\"b"));
         assert!(matches!(s(r#"{"s":null}"#), Ok(None)));
         assert!(matches!(s(r#"{}"#), Ok(None)));
