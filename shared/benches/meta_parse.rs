@@ -1,5 +1,5 @@
 //! Meta webhook parsing against pywa (issue 17, item 4), on the same deliveries in one run:
-//! the 36 WhatsApp samples of `events/meta-webhook/` (pywa reads WhatsApp only), each signed
+//! the WhatsApp samples of `events/meta-webhook/` (pywa reads WhatsApp only), each signed
 //! as Meta signs it. Per delivery, ours is the signature check plus [`split_webhook`] (every
 //! event of the delivery, typed); pywa's is its signature check plus
 //! `webhook_update_handler` (json.loads and the typed update of the delivery's first item),

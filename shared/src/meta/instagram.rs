@@ -156,9 +156,9 @@ pub struct Party<'a> {
 /// `messaging[].message`.
 #[derive(Debug, Default, Deserialize)]
 pub struct Message<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub mid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub text: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub attachments: Vec<Item<'a, Attachment<'a>>>,
@@ -186,7 +186,12 @@ pub struct Message<'a> {
 /// `ig_reel`, `reel`, `ig_post` or `fallback`; `payload.url` is a CDN URL.
 #[derive(Debug, Default, Deserialize)]
 pub struct Attachment<'a> {
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
     pub kind: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub payload: Option<AttachmentPayload<'a>>,
@@ -194,9 +199,9 @@ pub struct Attachment<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AttachmentPayload<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub url: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub title: Option<Cow<'a, str>>,
     /// Set on the "like" heart and other stickers sent as images.
     #[serde(default, borrow, deserialize_with = "lenient::text")]
@@ -212,7 +217,7 @@ pub struct AttachmentPayload<'a> {
 /// A reply to one of our messages (`mid`) or to the business's story (`story`).
 #[derive(Debug, Default, Deserialize)]
 pub struct ReplyTo<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub mid: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub story: Option<Story<'a>>,
@@ -220,7 +225,7 @@ pub struct ReplyTo<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Story<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub url: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub id: Option<Cow<'a, str>>,
@@ -228,20 +233,25 @@ pub struct Story<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct QuickReply<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub payload: Option<Cow<'a, str>>,
 }
 
 /// Click-to-Instagram-Direct ad or ig.me link attribution.
 #[derive(Debug, Default, Deserialize)]
 pub struct Referral<'a> {
-    #[serde(default, borrow, rename = "ref")]
+    #[serde(default, borrow, rename = "ref", deserialize_with = "lenient::opt_str")]
     pub ref_param: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub ad_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub source: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
     pub kind: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub ads_context_data: Option<AdsContext<'a>>,
@@ -249,20 +259,20 @@ pub struct Referral<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AdsContext<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub ad_title: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub photo_url: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub video_url: Option<Cow<'a, str>>,
 }
 
 /// `message_edit`: `mid` now reads `text`; `num_edit` counts edits so far.
 #[derive(Debug, Default, Deserialize)]
 pub struct MessageEdit<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub mid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub text: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::uint")]
     pub num_edit: Option<u64>,
@@ -271,14 +281,14 @@ pub struct MessageEdit<'a> {
 /// `reaction` (field `message_reactions`): `action` is `react` or `unreact`.
 #[derive(Debug, Default, Deserialize)]
 pub struct Reaction<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub mid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub action: Option<Cow<'a, str>>,
     /// A name: `love`, `like`, `laugh`, `wow`, `sad`, `angry`, `other`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub reaction: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub emoji: Option<Cow<'a, str>>,
 }
 
@@ -286,7 +296,7 @@ pub struct Reaction<'a> {
 /// a `watermark` (everything sent before it was seen) instead.
 #[derive(Debug, Default, Deserialize)]
 pub struct Read<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub mid: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub watermark: Option<i64>,
@@ -295,11 +305,11 @@ pub struct Read<'a> {
 /// `postback` (field `messaging_postbacks`): an icebreaker or template button was tapped.
 #[derive(Debug, Default, Deserialize)]
 pub struct Postback<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub mid: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub title: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub payload: Option<Cow<'a, str>>,
 }
 

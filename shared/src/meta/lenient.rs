@@ -129,6 +129,39 @@ pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, 
     })
 }
 
+/// A string or `null`, as serde reads `Option<Cow<str>>`, but borrowed from the body when
+/// it has no escapes: serde's derive borrows a `Cow<str>` field, not one inside an
+/// `Option`, which allocated a `String` for every string of every delivery. Any other
+/// value is an error, as before (the item is then read leniently, on its own).
+pub(crate) fn opt_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v)))
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    d.deserialize_option(V)
+}
+
 /// An array whose elements are each read on their own ([`Item`]); anything else is an empty
 /// list. Every element counts against the delivery's item budget.
 pub(crate) fn items<'de, D, T>(d: D) -> Result<Vec<Item<'de, T>>, D::Error>
@@ -269,6 +302,35 @@ mod tests {
         assert_eq!(to_unix_seconds(1_749_416_383), 1_749_416_383);
         assert_eq!(label("Smb Message Echoes!"), "smb_message_echoes_");
         assert_eq!(label(""), "none");
+    }
+
+    #[derive(Deserialize)]
+    struct S<'a> {
+        #[serde(default, borrow, deserialize_with = "opt_str")]
+        s: Option<Cow<'a, str>>,
+    }
+
+    #[test]
+    fn opt_str_borrows_and_refuses_what_option_cow_refuses() {
+        let s = |b: &'static str| serde_json::from_str::<S>(b).map(|t| t.s);
+        assert!(matches!(
+            s(r#"{"s":"plain"}"#),
+            Ok(Some(Cow::Borrowed("plain")))
+        ));
+        assert!(matches!(s(r#"{"s":"a\"b"}"#), Ok(Some(Cow::Owned(ref v))) if v == "a\"b"));
+        assert!(matches!(s(r#"{"s":null}"#), Ok(None)));
+        assert!(matches!(s(r#"{}"#), Ok(None)));
+        // As serde reads an `Option<Cow<str>>`: anything but a string or null is an error
+        // (the item is then read leniently), never a silent None.
+        for bad in [r#"{"s":5}"#, r#"{"s":true}"#, r#"{"s":[]}"#, r#"{"s":{}}"#] {
+            assert!(s(bad).is_err(), "{bad} accepted");
+            #[derive(Deserialize)]
+            struct Plain {
+                #[allow(dead_code)]
+                s: Option<String>,
+            }
+            assert!(serde_json::from_str::<Plain>(bad).is_err());
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod account;
 pub mod coexistence;
+mod content;
 mod event;
 mod ids;
 pub mod instagram;

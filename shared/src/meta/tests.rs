@@ -560,3 +560,33 @@ fn implausible_timestamps_are_replaced_by_the_receipt_time() {
         ]
     );
 }
+
+/// The models' strings borrow from the body (decision 0060): serde's derive would allocate
+/// every `Option<Cow<str>>` without `lenient::opt_str`.
+#[test]
+fn model_strings_borrow_from_the_body() {
+    use std::borrow::Cow;
+    fn borrowed(s: &Option<Cow<'_, str>>) -> bool {
+        matches!(s, Some(Cow::Borrowed(_)))
+    }
+    let body = text_msg("wamid.B", "hello").to_string();
+    let m: whatsapp::Message = serde_json::from_str(&body).unwrap();
+    assert!(borrowed(&m.id) && borrowed(&m.from_user_id) && borrowed(&m.kind));
+    assert!(borrowed(&m.text.as_ref().unwrap().body));
+    let body = contact().to_string();
+    let c: whatsapp::Contact = serde_json::from_str(&body).unwrap();
+    assert!(borrowed(&c.user_id) && borrowed(&c.profile.as_ref().unwrap().name));
+    let body = json!({"id": "wamid.S", "status": "read", "recipient_user_id": BSUID,
+        "pricing": {"category": "service"}})
+    .to_string();
+    let s: whatsapp::Status = serde_json::from_str(&body).unwrap();
+    assert!(borrowed(&s.id) && borrowed(&s.status) && borrowed(&s.recipient_user_id));
+    assert!(borrowed(&s.pricing.as_ref().unwrap().category));
+    let body = json!({"mid": "m.1", "text": "hi", "attachments": [{"type": "image",
+        "payload": {"url": "https://x"}}]})
+    .to_string();
+    let m: instagram::Message = serde_json::from_str(&body).unwrap();
+    assert!(borrowed(&m.mid) && borrowed(&m.text));
+    let a = m.attachments[0].ok().unwrap();
+    assert!(borrowed(&a.kind) && borrowed(&a.payload.as_ref().unwrap().url));
+}

@@ -20,7 +20,7 @@ use super::lenient;
 /// `value` is read on its own: a field we do not relay may carry anything there.
 #[derive(Debug, Default, Deserialize)]
 pub struct Change<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub field: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub value: Option<Item<'a, ChangeValue<'a>>>,
@@ -29,7 +29,7 @@ pub struct Change<'a> {
 /// `changes[].value` of the `messages` and `smb_message_echoes` fields.
 #[derive(Debug, Default, Deserialize)]
 pub struct ChangeValue<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub messaging_product: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub metadata: Option<Metadata<'a>>,
@@ -135,24 +135,24 @@ pub struct WabaInfo<'a> {
 /// one of them.
 #[derive(Debug, Default, Deserialize)]
 pub struct Message<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub id: Option<Cow<'a, str>>,
     /// Sender's phone; may be omitted from 2026 (then only `from_user_id` is present).
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub from: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub from_user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub from_parent_user_id: Option<Cow<'a, str>>,
     /// Echoes: the customer's phone and BSUIDs.
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub to: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub to_user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub to_parent_user_id: Option<Cow<'a, str>>,
     /// Present only for messages sent in a group chat.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub group_id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub timestamp: Option<i64>,
@@ -164,7 +164,12 @@ pub struct Message<'a> {
     /// On `unsupported` (and legacy `unknown`) messages: why Meta could not deliver it.
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub errors: Vec<Item<'a, ErrorObject<'a>>>,
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
     pub kind: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub text: Option<Text<'a>>,
@@ -239,21 +244,21 @@ pub struct Contact<'a> {
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub wa_id: Option<Cow<'a, str>>,
     /// Business-scoped user id (BSUID), from April 2026.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub user_id: Option<Cow<'a, str>>,
     /// Parent BSUID, only for businesses enrolled in parent BSUIDs.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub parent_user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub identity_key_hash: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Profile<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub name: Option<Cow<'a, str>>,
     /// The user's username, when they adopted one (2026).
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub username: Option<Cow<'a, str>>,
 }
 
@@ -263,25 +268,25 @@ pub struct Profile<'a> {
 pub struct ErrorObject<'a> {
     #[serde(default, deserialize_with = "lenient::int")]
     pub code: Option<i64>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub title: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub message: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub error_data: Option<ErrorData<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub href: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ErrorData<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub details: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Text<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub body: Option<Cow<'a, str>>,
 }
 
@@ -291,15 +296,15 @@ pub struct Text<'a> {
 pub struct Media<'a> {
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub url: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub mime_type: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub sha256: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub caption: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub filename: Option<Cow<'a, str>>,
     /// Audio: true for a voice recording.
     #[serde(default, deserialize_with = "lenient::flag")]
@@ -315,11 +320,11 @@ pub struct Location<'a> {
     pub latitude: Option<f64>,
     #[serde(default, deserialize_with = "lenient::float")]
     pub longitude: Option<f64>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub address: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub url: Option<Cow<'a, str>>,
 }
 
@@ -336,23 +341,23 @@ pub struct SharedContact<'a> {
     pub org: Option<ContactOrg<'a>>,
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub urls: Vec<Item<'a, ContactUrl<'a>>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub birthday: Option<Cow<'a, str>>,
     /// 2026: the raw vCard, and where the card came from (`contact_request` when the user
     /// tapped a REQUEST_CONTACT_INFO button).
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub vcard: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub origin: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ContactName<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub formatted_name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub first_name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub last_name: Option<Cow<'a, str>>,
 }
 
@@ -362,32 +367,42 @@ pub struct ContactPhone<'a> {
     pub phone: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub wa_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
     pub kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ContactEmail<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub email: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ContactOrg<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub company: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ContactUrl<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub url: Option<Cow<'a, str>>,
 }
 
 /// A reply to an interactive message: `button_reply`, `list_reply` or `nfm_reply` (a Flow).
 #[derive(Debug, Default, Deserialize)]
 pub struct Interactive<'a> {
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
     pub kind: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub button_reply: Option<Choice<'a>>,
@@ -401,38 +416,38 @@ pub struct Interactive<'a> {
 pub struct Choice<'a> {
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub title: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub description: Option<Cow<'a, str>>,
 }
 
 /// A WhatsApp Flow's completion: `response_json` is a JSON document as a string.
 #[derive(Debug, Default, Deserialize)]
 pub struct FlowReply<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub body: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub response_json: Option<Cow<'a, str>>,
 }
 
 /// A quick-reply button of a template message (`type: "button"`).
 #[derive(Debug, Default, Deserialize)]
 pub struct Button<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub payload: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub text: Option<Cow<'a, str>>,
 }
 
 /// `type: "reaction"`; `emoji` is omitted when the user removes their reaction.
 #[derive(Debug, Default, Deserialize)]
 pub struct Reaction<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub message_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub emoji: Option<Cow<'a, str>>,
 }
 
@@ -440,7 +455,7 @@ pub struct Reaction<'a> {
 pub struct Order<'a> {
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub catalog_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub text: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub product_items: Vec<Item<'a, ProductItem<'a>>>,
@@ -455,7 +470,7 @@ pub struct ProductItem<'a> {
     /// A JSON number (`7.99`); kept exact.
     #[serde(default)]
     pub item_price: Option<serde_json::Number>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub currency: Option<Cow<'a, str>>,
 }
 
@@ -465,19 +480,24 @@ pub struct ProductItem<'a> {
 /// (WhatsApp changelog, 2026-08-11; "System messages webhook reference").
 #[derive(Debug, Default, Deserialize)]
 pub struct System<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub body: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
     pub kind: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub wa_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub parent_user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub previous_user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub previous_parent_user_id: Option<Cow<'a, str>>,
 }
 
@@ -485,14 +505,19 @@ pub struct System<'a> {
 /// (`poll_creation`, `edit`, `pin`, …).
 #[derive(Debug, Default, Deserialize)]
 pub struct Unsupported<'a> {
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
     pub kind: Option<Cow<'a, str>>,
 }
 
 /// `type: "edit"`: the new version of `original_message_id`.
 #[derive(Debug, Default, Deserialize)]
 pub struct Edit<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub original_message_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub message: Option<Message<'a>>,
@@ -500,7 +525,7 @@ pub struct Edit<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Revoke<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub original_message_id: Option<Cow<'a, str>>,
 }
 
@@ -510,7 +535,7 @@ pub struct Revoke<'a> {
 pub struct Context<'a> {
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub from: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::flag")]
     pub forwarded: bool,
@@ -531,26 +556,26 @@ pub struct ReferredProduct<'a> {
 /// Click-to-WhatsApp ad attribution (first message after the ad tap only).
 #[derive(Debug, Default, Deserialize)]
 pub struct Referral<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub source_url: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub source_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub source_type: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub body: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub headline: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub media_type: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub image_url: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub video_url: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub thumbnail_url: Option<Cow<'a, str>>,
     /// Omitted for ads in WhatsApp Status.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub ctwa_clid: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub welcome_message: Option<WelcomeMessage<'a>>,
@@ -558,31 +583,31 @@ pub struct Referral<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct WelcomeMessage<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub text: Option<Cow<'a, str>>,
 }
 
 /// `value.statuses[]`: what became of a message the business sent.
 #[derive(Debug, Default, Deserialize)]
 pub struct Status<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub id: Option<Cow<'a, str>>,
     /// `sent`, `delivered`, `read`, `played` (voice) or `failed`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub status: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub timestamp: Option<i64>,
     /// The user's phone, or the group id; omitted for a BSUID-only user (2026).
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub recipient_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub recipient_user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub recipient_parent_user_id: Option<Cow<'a, str>>,
     /// `group` for messages sent to a group.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub recipient_type: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub biz_opaque_callback_data: Option<Cow<'a, str>>,
     /// Omitted from v24.0 except for free entry point conversations.
     #[serde(default, borrow)]
@@ -595,7 +620,7 @@ pub struct Status<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Conversation<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub expiration_timestamp: Option<i64>,
@@ -605,7 +630,12 @@ pub struct Conversation<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ConversationOrigin<'a> {
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
     pub kind: Option<Cow<'a, str>>,
 }
 
@@ -613,10 +643,15 @@ pub struct ConversationOrigin<'a> {
 pub struct Pricing<'a> {
     #[serde(default)]
     pub billable: Option<bool>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub pricing_model: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "type")]
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
     pub kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub category: Option<Cow<'a, str>>,
 }

@@ -128,38 +128,43 @@ impl WaChange<'_, '_> {
     ) -> Option<CustomerRef> {
         let mut uid = user_id.and_then(|s| WhatsAppUserId::parse(s).ok());
         let mut ph = phone.and_then(|s| WhatsAppPhone::parse(s).ok());
-        let contact_uid = |c: &wa::Contact| {
-            c.user_id
+        let compatible = |u: &Option<WhatsAppUserId>, p: &Option<WhatsAppPhone>| {
+            (uid.is_none() || u.is_none() || *u == uid) && (ph.is_none() || p.is_none() || *p == ph)
+        };
+        let matches = |u: &Option<WhatsAppUserId>, p: &Option<WhatsAppPhone>| {
+            (uid.is_some() && *u == uid) || (ph.is_some() && *p == ph)
+        };
+        // Each contact's ids are parsed once. Contacts that did not parse are left out, as
+        // if absent.
+        let mut found = None;
+        let (mut first, mut count) = (None, 0);
+        for c in self.contacts.iter().filter_map(Item::ok) {
+            let u = c
+                .user_id
                 .as_deref()
-                .and_then(|s| WhatsAppUserId::parse(s).ok())
-        };
-        let contact_ph = |c: &wa::Contact| {
-            c.wa_id
+                .and_then(|s| WhatsAppUserId::parse(s).ok());
+            let p = c
+                .wa_id
                 .as_deref()
-                .and_then(|s| WhatsAppPhone::parse(s).ok())
-        };
-        let compatible = |c: &wa::Contact| {
-            let u = contact_uid(c);
-            let p = contact_ph(c);
-            (uid.is_none() || u.is_none() || u == uid) && (ph.is_none() || p.is_none() || p == ph)
-        };
-        let matches = |c: &wa::Contact| {
-            (uid.is_some() && contact_uid(c) == uid) || (ph.is_some() && contact_ph(c) == ph)
-        };
-        // Contacts that did not parse are left out, as if absent.
-        let mut contacts = self.contacts.iter().filter_map(Item::ok);
-        let contact = contacts
-            .clone()
-            .find(|c| matches(c) && compatible(c))
-            .or_else(|| match (contacts.next(), contacts.next()) {
-                (Some(only), None) if compatible(only) => Some(only),
-                _ => None,
-            });
+                .and_then(|s| WhatsAppPhone::parse(s).ok());
+            if matches(&u, &p) && compatible(&u, &p) {
+                found = Some((c, u, p));
+                break;
+            }
+            count += 1;
+            if count == 1 {
+                first = Some((c, u, p));
+            } else if count == 2 {
+                first = None;
+            }
+        }
+        // Else the only contact (the loop saw them all), when nothing contradicts it.
+        let contact = found.or_else(|| first.filter(|(_, u, p)| compatible(u, p)));
         let mut parent = parent_user_id.and_then(|s| WhatsAppUserId::parse(s).ok());
         let (mut name, mut username) = (None, None);
-        if let Some(c) = contact {
-            uid = uid.or_else(|| contact_uid(c));
-            ph = ph.or_else(|| contact_ph(c));
+        if let Some((c, u, p)) = contact {
+            uid = uid.or(u);
+            ph = ph.or(p);
             parent = parent.or_else(|| {
                 c.parent_user_id
                     .as_deref()
@@ -170,8 +175,8 @@ impl WaChange<'_, '_> {
                 username = non_empty(&p.username);
             }
         }
-        let id = match (&uid, &ph) {
-            (Some(u), _) => CustomerId::WhatsAppUser(u.clone()),
+        let id = match (uid, &ph) {
+            (Some(u), _) => CustomerId::WhatsAppUser(u),
             (None, Some(p)) => CustomerId::WhatsAppPhone(p.clone()),
             (None, None) => return None,
         };
@@ -206,7 +211,10 @@ impl WaChange<'_, '_> {
             return;
         };
         let provider = format!("wa:msg:{id}");
-        let kind = match special(msg, customer.clone(), Party::Customer) {
+        let kind = match is_special(msg)
+            .then(|| special(msg, customer.clone(), Party::Customer))
+            .flatten()
+        {
             Some(kind) => kind,
             None => {
                 let ctx = msg.context.as_deref();
@@ -290,14 +298,15 @@ impl WaChange<'_, '_> {
             batch.ignored.add("whatsapp:unidentified_customer");
             return;
         };
-        let kind = special(echo, customer.clone(), Party::Business).unwrap_or_else(|| {
-            EventKind::BusinessEcho {
-                customer,
-                message_id: id.clone(),
-                content: wa_content(echo, &[]),
-                reply_to: wa_reply_to(echo.context.as_deref()),
-                app_id: None,
-            }
+        let effect = is_special(echo)
+            .then(|| special(echo, customer.clone(), Party::Business))
+            .flatten();
+        let kind = effect.unwrap_or_else(|| EventKind::BusinessEcho {
+            customer,
+            message_id: id.clone(),
+            content: wa_content(echo, &[]),
+            reply_to: wa_reply_to(echo.context.as_deref()),
+            app_id: None,
         });
         batch.events.push(event(
             &self.account,
@@ -380,6 +389,12 @@ impl WaChange<'_, '_> {
             EventKind::AccountError { errors },
         ));
     }
+}
+
+/// Whether [`special`] may apply: asked first, so that the customer is cloned only for
+/// the rare messages that are other effects.
+fn is_special(body: &wa::Message) -> bool {
+    matches!(body.kind.as_deref(), Some("reaction" | "edit" | "revoke"))
 }
 
 /// Reactions, edits and revokes are messages on the wire but other effects here.
