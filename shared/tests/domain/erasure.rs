@@ -516,7 +516,7 @@ async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Back
         Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
     let crashing: Arc<dyn wappline::store::TableStore> = Arc::new(CrashingStore {
         inner: b.store.clone(),
-        allowed: std::sync::atomic::AtomicUsize::new(25),
+        allowed: std::sync::atomic::AtomicUsize::new(60),
     });
     let first = ContactErasure::new(crashing, envelope.clone(), queue.clone());
     let request = first
