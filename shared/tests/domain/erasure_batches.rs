@@ -272,11 +272,23 @@ async fn the_cut_ends_the_marking_second_and_completion_is_after_it(b: Backend) 
     }
 }
 
-/// Requests and time to erase conversations of 1,000 and 5,000 messages, item by item (as
-/// before) and in batches: the figures of docs/performance.md.
+/// Requests and time to erase conversations of 1,000 and 5,000 messages (`ERASURE_SIZES`,
+/// comma-separated), item by item (as before) and in batches (`ERASURE_MODES`: `items`,
+/// `batches` or both): the figures of docs/performance.md.
 async fn erasure_requests_and_time(b: Backend) {
-    for n in [1_000, 5_000] {
-        for batched in [false, true] {
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let sizes: Vec<usize> = env("ERASURE_SIZES", "1000,5000")
+        .split(',')
+        .map(|n| n.trim().parse().expect("a size"))
+        .collect();
+    let modes = env("ERASURE_MODES", "items,batches");
+    let modes: Vec<bool> = [("items", false), ("batches", true)]
+        .into_iter()
+        .filter(|(name, _)| modes.contains(name))
+        .map(|(_, batched)| batched)
+        .collect();
+    for n in sizes {
+        for batched in modes.iter().copied() {
             let t = TenantId::generate();
             let (c, conv) = long_conversation(&b, &t, n).await;
             let (queue, _dir) = queue();
