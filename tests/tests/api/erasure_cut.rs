@@ -83,14 +83,13 @@ async fn erase(w: &RelayWorld, tenant: &str) -> i64 {
 
 /// The erasure's cut, from its (sealed) marker.
 async fn cut_ms(w: &RelayWorld) -> i64 {
-    let cuts: Vec<i64> = w
-        .h
-        .all_items(Table::Data)
-        .await
-        .into_iter()
-        .filter(|i| i.get_s("pk").is_some_and(|pk| pk.ends_with("#ERASED")))
-        .filter_map(|i| i.get_n("through_ms"))
-        .collect();
+    let cuts: Vec<i64> =
+        w.h.all_items(Table::Data)
+            .await
+            .into_iter()
+            .filter(|i| i.get_s("pk").is_some_and(|pk| pk.ends_with("#ERASED")))
+            .filter_map(|i| i.get_n("through_ms"))
+            .collect();
     assert!(!cuts.is_empty(), "no sealed marker");
     assert!(cuts.windows(2).all(|c| c[0] == c[1]), "one cut: {cuts:?}");
     cuts[0]
@@ -112,8 +111,14 @@ async fn the_second_an_erasure_completes_in_is_after_its_cut() {
     let cut = cut_ms(&w).await;
     assert_eq!(cut % 1000, 999, "the cut ends a whole second");
     let cut_second = cut / 1000;
-    assert!(cut_second >= before, "the cut is not before what was stored");
-    assert!(completed_at > cut_second, "completed {completed_at}, cut {cut}");
+    assert!(
+        cut_second >= before,
+        "the cut is not before what was stored"
+    );
+    assert!(
+        completed_at > cut_second,
+        "completed {completed_at}, cut {cut}"
+    );
     let stored = stored_messages(&w).await;
 
     // Stamped in the cut's second, first seen now: of the erased period, dropped.
@@ -127,9 +132,17 @@ async fn the_second_an_erasure_completes_in_is_after_its_cut() {
             .await;
     assert_eq!(s, StatusCode::OK);
     w.drain().await;
-    assert_eq!(posted(&w, "wamid.CUT.LATE"), 0, "an erased-period message came back");
+    assert_eq!(
+        posted(&w, "wamid.CUT.LATE"),
+        0,
+        "an erased-period message came back"
+    );
     assert_eq!(posted(&w, "wamid.CUT.NEW"), 1, "a new message was dropped");
     assert_eq!(posted(&w, "wamid.CUT.OLD"), 1);
-    assert_eq!(stored_messages(&w).await, stored + 1, "only the new one stored");
+    assert_eq!(
+        stored_messages(&w).await,
+        stored + 1,
+        "only the new one stored"
+    );
     w.h.server.shutdown().await;
 }
