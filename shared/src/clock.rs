@@ -19,6 +19,31 @@ pub fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
+/// A clock that work which must land on a whole second can be given, so tests control
+/// the boundary (the contact erasure's cut, decision 0057). Everything else reads the
+/// system clock directly.
+#[async_trait::async_trait]
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_millis(&self) -> i64;
+    /// Waits `by`.
+    async fn sleep(&self, by: std::time::Duration);
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+#[async_trait::async_trait]
+impl Clock for SystemClock {
+    fn now_millis(&self) -> i64 {
+        now_millis()
+    }
+    async fn sleep(&self, by: std::time::Duration) {
+        tokio::time::sleep(by).await;
+    }
+}
+
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(secs: i64) -> String {
     let rem = secs.rem_euclid(86_400);

@@ -18,6 +18,12 @@ fn assert_clean(r: &SoakReport) {
     // Nothing posted to Bitrix24 twice (decision 0056).
     assert_eq!(f.duplicated_at_bitrix, 0, "{r:#?}");
     assert_eq!(f.erased_came_back, 0, "{r:#?}");
+    // Each erased person's delivery also reached the worker past the queue's deduplication
+    // window, or the erasure rule was not asked.
+    assert!(
+        f.erasures == 0 || f.erased_past_window >= f.erasures,
+        "{r:#?}"
+    );
     assert_eq!(f.dead_lettered, f.poisoned, "only the poison: {r:#?}");
     assert_eq!(
         f.redriven, 0,

@@ -46,11 +46,12 @@ impl JobTarget {
             return Ok(None);
         };
         let erased = ErasedSubjects::new(store.clone())
-            .erased_at(tenant, conversation)
+            .erasure(tenant, conversation)
             .await
             .map_err(ConversationError::from)?;
-        // A conversation the person began again after the erasure is a new one: relayed.
-        if erased.is_some_and(|erased_ms| meta.created_at_ms <= erased_ms) {
+        // A conversation the person began again after the erasure's cut is a new one:
+        // relayed (decision 0057).
+        if erased.is_some_and(|e| e.covers_conversation(meta.created_at_ms)) {
             tracing::info!(stage, "work of an erased subject dropped");
             return Ok(None);
         }

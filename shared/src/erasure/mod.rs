@@ -16,25 +16,26 @@
 //! request when it completes. Every step deletes by key, so a crash part-way is finished by the
 //! queue's redelivery.
 
+mod conversation;
 mod mail;
 pub mod tenant;
 
+pub(crate) use conversation::erase_conversation;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditAction, AuditLog};
-use crate::clock::now_secs;
-use crate::conversation::erased::ErasedSubjects;
+use crate::clock::{now_secs, Clock, SystemClock};
+use crate::conversation::erased::{cut_of, ErasedSubjects};
 use crate::conversation::{identities, ConversationId, Conversations};
-use crate::crm_sync::outbox::Outbox;
 use crate::crypto::{CryptoError, Envelope, FieldRef};
 use crate::hold::HeldEvents;
-use crate::idempotency::Idempotency;
 use crate::ids::TenantId;
 use crate::inbound::InboundJob;
 use crate::meta::{AccountRef, CustomerId};
-use crate::outbound::OutboundJob;
 use crate::queue::{platform, OutgoingMessage, Queue, QueueName};
 use crate::store::{Condition, Item, Key, Query, StoreError, Table, TableStore, Update};
 
@@ -117,6 +118,7 @@ pub struct ContactErasure {
     queue: Arc<dyn Queue>,
     erasure: QueueName,
     audit: AuditLog,
+    clock: Arc<dyn Clock>,
 }
 
 /// The sub-partition of a tenant's contact erasure requests.
@@ -124,6 +126,66 @@ pub const REQUESTS_SUFFIX: &str = "ERASURE";
 /// A contact erasure request's attributes: who asked (`user:<id>`, `platform_admin`, ...),
 /// and when the completion email went.
 const REQUESTED_BY_ATTR: &str = "requested_by";
+
+/// The request's cursor (decision 0057): the conversations found (ids, comma-separated),
+/// those marked, when they were marked, how many are erased, and the cut once sealed.
+const CURSOR_TARGETS: &str = "cursor_targets";
+const CURSOR_MARKED: &str = "cursor_marked";
+const CURSOR_MARKED_AT_MS: &str = "cursor_marked_at_ms";
+const CURSOR_DONE: &str = "cursor_done";
+const THROUGH_MS: &str = "through_ms";
+
+/// The conversations to erase, the conversations marked, and when they were marked.
+type Found = (Vec<ConversationId>, Vec<ConversationId>, i64);
+
+/// How far a request's work got.
+struct Cursor {
+    found: Option<Found>,
+    done: usize,
+    through_ms: Option<i64>,
+}
+
+impl Cursor {
+    fn read(item: &Item) -> Result<Cursor, ErasureError> {
+        let ids = |attr: &str| -> Result<Vec<ConversationId>, ErasureError> {
+            item.get_s(attr)
+                .unwrap_or_default()
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    ConversationId::parse(s)
+                        .map_err(|_| ErasureError::Corrupt("a cursor's conversation id".into()))
+                })
+                .collect()
+        };
+        let found = match item.get_n(CURSOR_MARKED_AT_MS) {
+            Some(at) => Some((ids(CURSOR_TARGETS)?, ids(CURSOR_MARKED)?, at)),
+            None => None,
+        };
+        Ok(Cursor {
+            found,
+            done: item.get_n(CURSOR_DONE).unwrap_or(0).max(0) as usize,
+            through_ms: item.get_n(THROUGH_MS),
+        })
+    }
+
+    /// What to save once the conversations are found and marked. The ids are keyed hashes
+    /// (decision 0033): they name no one.
+    fn found_update((targets, marked, at): &Found) -> Update {
+        let join = |ids: &[ConversationId]| {
+            ids.iter()
+                .map(ConversationId::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        Update::new()
+            .set("state", "in_progress")
+            .set(CURSOR_TARGETS, format!(",{}", join(targets)))
+            .set(CURSOR_MARKED, format!(",{}", join(marked)))
+            .set(CURSOR_MARKED_AT_MS, *at)
+            .set(CURSOR_DONE, 0i64)
+    }
+}
 
 fn request_key(tenant: &TenantId, request_id: &str) -> Key {
     Key::new(tenant.sub_partition(REQUESTS_SUFFIX), request_id)
@@ -139,7 +201,15 @@ impl ContactErasure {
             envelope,
             queue,
             erasure: platform::name(platform::ERASURE),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The clock the erasure's cut and completion are read from (tests control the
+    /// boundary with it).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Exports of the tenant are withdrawn when one of its customers is erased (a tenant
@@ -224,7 +294,9 @@ impl ContactErasure {
         })
     }
 
-    /// Does the work of a request; safe to run again after a crash or on a redelivery.
+    /// Does the work of a request; safe to run again after a crash or on a redelivery, which
+    /// goes on from the request's cursor (decision 0057): what was found and marked, how many
+    /// conversations are erased, the cut once every one is.
     pub async fn process(&self, tenant: &TenantId, request_id: &str) -> Result<(), ErasureError> {
         let key = request_key(tenant, request_id);
         let Some(item) = self.store.get(Table::Data, &key).await? else {
@@ -243,29 +315,118 @@ impl ContactErasure {
                 .await?,
         ))
         .map_err(|e| ErasureError::Corrupt(e.to_string()))?;
+        let conversations =
+            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        let erased = ErasedSubjects::new(self.store.clone());
+        let mut cursor = Cursor::read(&item)?;
+        let (targets, marked, marked_at_ms) = match cursor.found.take() {
+            Some(found) => found,
+            None => {
+                let found = self.find_and_mark(tenant, &subject, &conversations).await?;
+                self.save(&key, Cursor::found_update(&found)).await?;
+                found
+            }
+        };
+        let through_ms = match cursor.through_ms {
+            Some(through) => through,
+            None => {
+                for (i, id) in targets.iter().enumerate().skip(cursor.done) {
+                    erase_conversation(&self.store, &conversations, Some(&subject.account), id)
+                        .await?;
+                    self.save(&key, Update::new().set(CURSOR_DONE, (i + 1) as i64))
+                        .await?;
+                }
+                // The seal comes after the cut, so a conversation the person begins after
+                // the seal is after the cut too (at most a second's wait).
+                let cut = cut_of(marked_at_ms);
+                loop {
+                    let now = self.clock.now_millis();
+                    if now > cut {
+                        break;
+                    }
+                    self.clock
+                        .sleep(Duration::from_millis((cut - now + 1) as u64))
+                        .await;
+                }
+                self.save(&key, Update::new().set(THROUGH_MS, cut)).await?;
+                cut
+            }
+        };
+        for id in &marked {
+            conversation::retrying(|| async { Ok(erased.seal(tenant, id, through_ms).await?) })
+                .await
+                .map_err(|e| {
+                    ErasureError::Corrupt(format!("sealing an erased-subject marker: {e}"))
+                })?;
+        }
+        if let Some(exports) = &self.exports {
+            exports
+                .delete_all(tenant)
+                .await
+                .map_err(|e| ErasureError::Corrupt(format!("withdrawing exports: {e}")))?;
+        }
+        // After the cut's second: a message stamped after completion is always new.
+        let completed_at = self.clock.now_millis().div_euclid(1000);
+        // Before the request is marked completed, so a redelivery of a job that stopped in
+        // between still sends it; the claim in `notify` keeps it to one email.
+        self.notify(tenant, &key, &item, completed_at, targets.len() as i64)
+            .await?;
         self.store
             .update(
                 Table::Data,
                 &key,
-                Update::new().set("state", "in_progress"),
+                Update::new()
+                    .set("state", "completed")
+                    .set("completed_at", completed_at)
+                    .set("conversations_erased", targets.len() as i64)
+                    .remove("subject")
+                    .remove(CURSOR_TARGETS)
+                    .remove(CURSOR_MARKED),
                 Some(Condition::Exists),
             )
             .await?;
+        self.audit
+            .record(
+                tenant,
+                AuditAction::ErasureCompleted,
+                "system",
+                &[
+                    ("kind", "contact"),
+                    ("request_id", request_id),
+                    ("conversations", &targets.len().to_string()),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
 
-        let conversations =
-            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+    /// Writes to the request, which must still exist.
+    async fn save(&self, key: &Key, update: Update) -> Result<(), ErasureError> {
+        conversation::retrying(|| async {
+            self.store
+                .update(Table::Data, key, update.clone(), Some(Condition::Exists))
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Finds the subject's conversations and marks them erased, in progress: before
+    /// anything is deleted, so work in flight for this person stops or waits from now on
+    /// (also the conversation the subject's id derives to, which may not be stored yet, and
+    /// what every identity of the found customers derives to, decision 0049). Purges the
+    /// tenant's held events about them. Returns the conversations to erase, those marked,
+    /// and when they were marked.
+    async fn find_and_mark(
+        &self,
+        tenant: &TenantId,
+        subject: &Subject,
+        conversations: &Conversations,
+    ) -> Result<Found, ErasureError> {
         let derived =
             ConversationId::derive(&self.envelope, tenant, &subject.account, &subject.customer)
                 .await?;
-        let targets = self
-            .find(&conversations, tenant, &subject, &derived)
-            .await?;
-        // Markers first, so work in flight for this person is dropped from now on (also the
-        // conversation the subject's id derives to, which may not be stored yet).
-        let erased = ErasedSubjects::new(self.store.clone());
-        let now_ms = crate::clock::now_millis();
-        // And what every identity of the found customers derives to, current and former, so
-        // an event in flight under any of them is dropped (decision 0049).
+        let targets = self.find(conversations, tenant, subject, &derived).await?;
         let mut marked: Vec<ConversationId> = targets.clone();
         marked.push(derived.clone());
         for id in &targets {
@@ -283,52 +444,15 @@ impl ContactErasure {
                 }
             }
         }
+        let erased = ErasedSubjects::new(self.store.clone());
+        let marked_at_ms = self.clock.now_millis();
         for id in &marked {
-            erased
-                .mark(tenant, id, now_ms)
+            conversation::retrying(|| async { Ok(erased.mark(tenant, id, marked_at_ms).await?) })
                 .await
                 .map_err(|e| ErasureError::Corrupt(format!("erased-subject marker: {e}")))?;
         }
         self.purge_held(tenant, &marked).await?;
-        for id in &targets {
-            erase_conversation(&self.store, &conversations, Some(&subject.account), id).await?;
-        }
-        if let Some(exports) = &self.exports {
-            exports
-                .delete_all(tenant)
-                .await
-                .map_err(|e| ErasureError::Corrupt(format!("withdrawing exports: {e}")))?;
-        }
-        let completed_at = now_secs();
-        // Before the request is marked completed, so a redelivery of a job that stopped in
-        // between still sends it; the claim in `notify` keeps it to one email.
-        self.notify(tenant, &key, &item, completed_at, targets.len() as i64)
-            .await?;
-        self.store
-            .update(
-                Table::Data,
-                &key,
-                Update::new()
-                    .set("state", "completed")
-                    .set("completed_at", completed_at)
-                    .set("conversations_erased", targets.len() as i64)
-                    .remove("subject"),
-                Some(Condition::Exists),
-            )
-            .await?;
-        self.audit
-            .record(
-                tenant,
-                AuditAction::ErasureCompleted,
-                "system",
-                &[
-                    ("kind", "contact"),
-                    ("request_id", request_id),
-                    ("conversations", &targets.len().to_string()),
-                ],
-            )
-            .await?;
-        Ok(())
+        Ok((targets, marked, marked_at_ms))
     }
 
     /// Emails the requesting user (if a user made the request and still exists) that the
@@ -475,135 +599,6 @@ impl ContactErasure {
             }
         }
         Ok(found)
-    }
-}
-
-/// Deletes one conversation of `conversations`' tenant: its messages with what points at
-/// them (provider-id index items, the inbound and send idempotency records and send progress
-/// derived from each message, the CRM operations staged for it), anything else left in its
-/// partition, then its list entry. `account` is the conversation's business account, which
-/// the derived keys need; without it (a conversation whose `META` is gone) only the
-/// partition and list entry go. Returns the number of items deleted (absent ones included).
-pub(crate) async fn erase_conversation(
-    store: &Arc<dyn TableStore>,
-    conversations: &Conversations,
-    account: Option<&AccountRef>,
-    id: &ConversationId,
-) -> Result<usize, ErasureError> {
-    let tenant = conversations.tenant();
-    let inbound = Idempotency::new(store.clone(), "IN", platform::VISIBILITY);
-    let outbound = Idempotency::new(store.clone(), "OUT", platform::VISIBILITY);
-    let pk = conversations.partition(id);
-    let mut deleted = 0;
-    // The customer's aliases (decision 0049), while the conversation still says who it is.
-    if let Some(account) = account {
-        if let Some(meta) = conversations.meta(id).await? {
-            let all: Vec<_> = identities(&meta.customer)
-                .into_iter()
-                .chain(meta.former_ids)
-                .collect();
-            conversations.delete_aliases(account, &all).await?;
-            deleted += all.len();
-        }
-    }
-    // Messages first (with what points at them), the conversation item last, so a crash
-    // leaves the conversation findable for the retry.
-    loop {
-        let (messages, _) = conversations.messages(id, None, 100).await?;
-        if messages.is_empty() {
-            break;
-        }
-        for m in &messages {
-            if let Some(account) = account {
-                let ch = account.channel().code();
-                for provider_id in [Some(&m.provider_message_id), m.sent_provider_id.as_ref()]
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(index) = conversations.index_key_of(account, provider_id) {
-                        store.delete(Table::Data, &index, None).await?;
-                        deleted += 1;
-                    }
-                    let events = [
-                        format!("{ch}:msg:{provider_id}"),
-                        format!("{ch}:echo:{provider_id}"),
-                        format!("{ch}:deleted:{provider_id}"),
-                        format!("{ch}:status:{provider_id}:sent"),
-                        format!("{ch}:status:{provider_id}:delivered"),
-                        format!("{ch}:status:{provider_id}:read"),
-                        format!("{ch}:status:{provider_id}:failed"),
-                        format!("{ch}:status:{provider_id}:played"),
-                        // An Instagram comment (decision 0062).
-                        format!("{ch}:comment:{provider_id}"),
-                    ];
-                    for event in events {
-                        let key =
-                            inbound.key_for(tenant, &format!("{ch}:{}:{event}", account.id()));
-                        store.delete(Table::Dedupe, &key, None).await?;
-                        deleted += 1;
-                    }
-                }
-            }
-            let job = OutboundJob::new(tenant.clone(), &m.at);
-            store
-                .delete(Table::Dedupe, &outbound.key_for(tenant, &job.effect), None)
-                .await?;
-            // The send progress holds the provider ids of the parts sent.
-            store
-                .delete(
-                    Table::Dedupe,
-                    &crate::outbound::progress_key(tenant, &job.effect),
-                    None,
-                )
-                .await?;
-            store
-                .delete(Table::Data, &Key::new(pk.clone(), m.at.sk.clone()), None)
-                .await?;
-            deleted += 3;
-        }
-    }
-    // Operations staged for the CRM (decision 0023): a post not yet made is never made.
-    let staged = Query::partition(Outbox::partition(tenant))
-        .begins_with(Outbox::conversation_prefix(id.as_str()))
-        .limit(100);
-    deleted += drain(store, Table::Data, &staged).await?;
-    // Who holds the Instagram conversation (decision 0051; app ids only, but it names the
-    // conversation).
-    crate::conversation::handover::Handovers::new(tenant.clone(), store.clone())
-        .forget(id)
-        .await?;
-    deleted += 1;
-    // Anything else left in the partition (future item kinds), then the list entry.
-    deleted += drain(store, Table::Data, &Query::partition(pk.clone()).limit(100)).await?;
-    store
-        .delete(
-            Table::Data,
-            &Key::new(tenant.sub_partition("CONVS"), id.as_str()),
-            None,
-        )
-        .await?;
-    Ok(deleted + 1)
-}
-
-/// Deletes every item `query` finds, querying again from the start until it finds none (so
-/// the query must not match what deleting leaves). Returns the number deleted.
-pub(crate) async fn drain(
-    store: &Arc<dyn TableStore>,
-    table: Table,
-    query: &Query,
-) -> Result<usize, ErasureError> {
-    let mut deleted = 0;
-    loop {
-        let page = store.query(table, query).await?;
-        if page.items.is_empty() {
-            return Ok(deleted);
-        }
-        for item in &page.items {
-            if let Some(key) = item.key() {
-                store.delete(table, &key, None).await?;
-                deleted += 1;
-            }
-        }
     }
 }
 

@@ -323,6 +323,29 @@ impl TableStore for TappedStore {
         }
         r
     }
+
+    async fn delete_batch(&self, keys: Vec<(Table, Key)>) -> Result<(), StoreError> {
+        // A delete is billed by the size of the item it deletes, at least one unit each.
+        let mut units = 0.0;
+        if self.tap.meter.is_some() {
+            for (table, key) in &keys {
+                units += crate::costs::write_units(self.size_before(*table, key).await);
+            }
+        }
+        let r = self
+            .tap
+            .run(
+                "store.batch_write",
+                true,
+                StoreError::Unavailable,
+                self.inner.delete_batch(keys),
+            )
+            .await;
+        if let (Some(m), Ok(())) = (&self.tap.meter, &r) {
+            m.add("DynamoDB", "BatchWriteItem", 1.0, units);
+        }
+        r
+    }
 }
 
 struct TappedQueue {

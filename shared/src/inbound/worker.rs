@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::{InboundJob, JobError};
 use crate::clock::now_secs;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
-use crate::conversation::erased::ErasedSubjects;
+use crate::conversation::erased::{ErasedSubjects, Verdict};
 use crate::conversation::{
     identities, ConversationError, ConversationId, Conversations, Direction, IdentityChange,
     MessageRef, MessageStatus, NewMessage, Origin,
@@ -36,6 +36,12 @@ use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError};
 use crate::usage::{CountError, Usage};
+
+/// How long an event of a subject whose erasure is still running waits before it is tried
+/// again (decision 0057). A contact erasure deletes in batches and finishes in seconds; the
+/// queue's receive limit times this is the longest it may run before such an event is
+/// dead-lettered (and redriven by an operator, decision 0024).
+const ERASURE_RUNNING_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
@@ -173,15 +179,19 @@ impl InboundWorker {
                 ConversationId::derive(&self.envelope, &job.tenant_id, account, &identity)
                     .await
                     .map_err(ConversationError::from)?;
-            if let Some(erased_ms) = self.erased.erased_at(&job.tenant_id, &conversation).await? {
-                let at_ms = job
-                    .event
-                    .timestamp
-                    .map_or(i64::MIN, |s| s.saturating_mul(1000));
-                if at_ms <= erased_ms {
+            // The boundary is a whole second, judged on Meta's stamp (decision 0057).
+            let erasure = self.erased.erasure(&job.tenant_id, &conversation).await?;
+            match erasure.map(|e| e.event(job.event.timestamp)) {
+                Some(Verdict::Erased) => {
                     tracing::info!("event of an erased subject dropped");
                     return Ok(Outcome::Done);
                 }
+                // Its cut is not known until the erasure has deleted everything.
+                Some(Verdict::Wait) => {
+                    tracing::info!("event of a subject being erased: retried later");
+                    return Ok(Outcome::RetryAfter(ERASURE_RUNNING_RETRY));
+                }
+                Some(Verdict::New) | None => {}
             }
         }
         let retention = scope

@@ -152,7 +152,7 @@ impl MediaProxy {
         if let (Some(erased), Some(conversation)) = (&self.erased, &claims.conversation) {
             let erased_at = match ConversationId::parse(conversation) {
                 Ok(id) => erased
-                    .erased_at(&claims.tenant, &id)
+                    .erasure(&claims.tenant, &id)
                     .await
                     .map_err(|e| MediaError::Internal(e.to_string()))?,
                 Err(_) => None,

@@ -20,8 +20,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use crate::group_commit::{CommitFailure, GroupCommit};
 
 use super::{
-    check_key, check_update, item_key, validate_limit, validate_transaction, Condition, Item, Key,
-    Page, Query, SortKeyCondition, StoreError, Table, TableStore, Update, WriteOp,
+    check_key, check_update, item_key, validate_batch, validate_limit, validate_transaction,
+    Condition, Item, Key, Page, Query, SortKeyCondition, StoreError, Table, TableStore, Update,
+    WriteOp,
 };
 use crate::clock::now_secs;
 
@@ -452,6 +453,22 @@ impl TableStore for EmbeddedStore {
                     WriteOp::Delete { table, key, .. } => remove(txn, *table, key)?,
                     WriteOp::ConditionCheck { .. } => {}
                 }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// One write transaction for the whole batch (one commit, one fsync), as DynamoDB's
+    /// `BatchWriteItem` is one request.
+    async fn delete_batch(&self, keys: Vec<(Table, Key)>) -> Result<(), StoreError> {
+        validate_batch(&keys)?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.write(move |txn, _now| {
+            for (table, key) in &keys {
+                remove(txn, *table, key)?;
             }
             Ok(())
         })

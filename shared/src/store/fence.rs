@@ -140,4 +140,13 @@ impl TableStore for FencedStore {
         let store = self.pick(keys.iter().map(|(t, k)| (*t, k.pk.as_str())))?;
         store.transact_write(ops).await
     }
+
+    async fn delete_batch(&self, keys: Vec<(Table, Key)>) -> Result<(), StoreError> {
+        super::validate_batch(&keys)?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let store = self.pick(keys.iter().map(|(t, k)| (*t, k.pk.as_str())))?;
+        store.delete_batch(keys).await
+    }
 }

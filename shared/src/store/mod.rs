@@ -29,6 +29,9 @@ pub const TTL_ATTR: &str = "expires_at";
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Upper bound on a page size.
 pub const MAX_PAGE_SIZE: usize = 1000;
+/// DynamoDB's limit on requests in one `BatchWriteItem`: 25
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html>).
+pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
 
 /// The logical tables. Adapters map them to physical names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -490,6 +493,44 @@ pub trait TableStore: Send + Sync + 'static {
 
     /// Applies all operations or none (at most [`MAX_TRANSACTION_ITEMS`], each key once).
     async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    /// Deletes the items at `keys` (at most [`MAX_BATCH_WRITE_ITEMS`], each once; none is a
+    /// no-op), unconditionally: absent items are not an error. For bulk deletion (erasure):
+    /// the DynamoDB adapter sends one `BatchWriteItem` and retries what it leaves
+    /// unprocessed; the embedded adapter deletes them in one transaction. On an error some
+    /// of the items may be gone (DynamoDB does not make a batch atomic); deleting is
+    /// idempotent, so the caller retries the whole batch.
+    ///
+    /// The default deletes one by one, for test doubles that only count or fail calls;
+    /// the adapters and decorators override it.
+    async fn delete_batch(&self, keys: Vec<(Table, Key)>) -> Result<(), StoreError> {
+        validate_batch(&keys)?;
+        for (table, key) in keys {
+            self.delete(table, &key, None).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a batch's shape the same way DynamoDB does: at most [`MAX_BATCH_WRITE_ITEMS`]
+/// keys, each valid and named once.
+pub fn validate_batch(keys: &[(Table, Key)]) -> Result<(), StoreError> {
+    if keys.len() > MAX_BATCH_WRITE_ITEMS {
+        return Err(StoreError::Invalid(format!(
+            "a batch holds at most {MAX_BATCH_WRITE_ITEMS} items, got {}",
+            keys.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (table, key) in keys {
+        check_key(key)?;
+        if !seen.insert((*table, key)) {
+            return Err(StoreError::Invalid(
+                "a batch names the same item more than once".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a transaction's shape the same way DynamoDB does, for the embedded adapter and to

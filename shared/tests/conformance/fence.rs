@@ -150,6 +150,17 @@ async fn the_store_serves_only_the_partitions_of_the_tenant_acted_for(p: &Ports)
                 .unwrap(),
             None
         );
+        // A batch deletion naming one item of B deletes nothing, A's included; A's own
+        // batch goes through (decision 0057).
+        let own_key = own.key().unwrap();
+        let mixed = vec![(Table::Data, own_key.clone()), (Table::Data, b_key.clone())];
+        denied_store(store.delete_batch(mixed).await);
+        assert!(store.get(Table::Data, &own_key).await.unwrap().is_some());
+        store
+            .delete_batch(vec![(Table::Data, own_key.clone())])
+            .await
+            .unwrap();
+        assert!(store.get(Table::Data, &own_key).await.unwrap().is_none());
         // A prefix of another id is another tenant (T#<a> is a prefix of no other id, but a
         // key built from a truncated id must not pass as A's).
         let truncated = format!("{}#", &a2.partition()[..a2.partition().len() - 1]);

@@ -11,4 +11,5 @@ mod queue_index;
 mod redrive;
 mod secrets;
 mod store;
+mod store_batch;
 mod vault;

@@ -15,12 +15,12 @@ use wappline::store::{
 
 use crate::support::{aws_config, unique};
 
-fn embedded() -> (EmbeddedStore, TempDir) {
+pub(crate) fn embedded() -> (EmbeddedStore, TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     (EmbeddedStore::open(dir.path()).expect("open store"), dir)
 }
 
-async fn dynamo() -> DynamoStore {
+pub(crate) async fn dynamo() -> DynamoStore {
     let config = aws_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let names = TableNames::with_prefix(&unique("t"));

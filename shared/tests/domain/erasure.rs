@@ -516,7 +516,7 @@ async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Back
         Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
     let crashing: Arc<dyn wappline::store::TableStore> = Arc::new(CrashingStore {
         inner: b.store.clone(),
-        allowed: std::sync::atomic::AtomicUsize::new(25),
+        allowed: std::sync::atomic::AtomicUsize::new(60),
     });
     let first = ContactErasure::new(crashing, envelope.clone(), queue.clone());
     let request = first
@@ -530,6 +530,16 @@ async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Back
     // Part of the conversation is gone, part is left.
     let (left, _) = c.messages(&conv, None, 100).await.unwrap();
     assert!(left.len() < 5, "the crash happened part-way");
+    // The redelivery goes on from the request's cursor (decision 0057): it does not find
+    // and mark again (the marker keeps the first attempt's time).
+    let marker = wappline::store::Key::new(
+        t.sub_partition(wappline::conversation::erased::PARTITION),
+        format!("m#{}", conv.as_str()),
+    );
+    let marked_at = |item: Option<Item>| item.and_then(|i| i.get_n("erased_at_ms"));
+    let first_mark = marked_at(b.store.get(Table::Data, &marker).await.unwrap());
+    assert!(first_mark.is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     // The redelivered job runs on a healthy worker and finishes.
     let healthy = ContactErasure::new(b.store.clone(), envelope.clone(), queue);
     healthy.process(&t, &request).await.unwrap();
@@ -540,6 +550,11 @@ async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Back
     assert!(c.meta(&conv).await.unwrap().is_none());
     let (left, _) = c.messages(&conv, None, 100).await.unwrap();
     assert!(left.is_empty());
+    assert_eq!(
+        marked_at(b.store.get(Table::Data, &marker).await.unwrap()),
+        first_mark,
+        "the retry started over"
+    );
     for n in 0..5 {
         assert!(c
             .find_message(&account(), &format!("wamid.C{n}"))

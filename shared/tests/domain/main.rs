@@ -15,6 +15,7 @@ mod backends;
 mod conversations;
 mod envelope;
 mod erasure;
+mod erasure_batches;
 mod erasure_email;
 mod export;
 mod invocation_reads;

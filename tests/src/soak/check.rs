@@ -19,8 +19,8 @@ pub(super) struct Ledger {
     outbound: Vec<(usize, String)>,
     /// Statuses sent for operator replies: their Bitrix24 message id and the status.
     statuses: Vec<(u64, &'static str)>,
-    /// Erased people: their first delivery (to redeliver) and its message id.
-    erased: Vec<(Vec<u8>, String)>,
+    /// Erased people: their tenant, their first delivery (to redeliver) and its message id.
+    erased: Vec<(String, Vec<u8>, String)>,
     counts: HashMap<&'static str, usize>,
 }
 
@@ -35,8 +35,9 @@ impl Ledger {
     pub(super) fn status(&mut self, im_message: u64, status: &'static str) {
         self.statuses.push((im_message, status));
     }
-    pub(super) fn erased(&mut self, delivery: Vec<u8>, wamid: &str) {
-        self.erased.push((delivery, wamid.to_owned()));
+    pub(super) fn erased(&mut self, tenant: &str, delivery: Vec<u8>, wamid: &str) {
+        self.erased
+            .push((tenant.to_owned(), delivery, wamid.to_owned()));
     }
     pub(super) fn count(&mut self, kind: Kind) {
         let name = match kind {
@@ -93,6 +94,10 @@ pub struct SoakFigures {
     /// posted again).
     pub erased_redelivered: usize,
     pub erased_came_back: usize,
+    /// Of those, redeliveries that reached the inbound worker past the queue's 5-minute
+    /// deduplication window (as a Meta retry days later does): only the erasure's own
+    /// check stops them (decision 0057).
+    pub erased_past_window: usize,
 }
 
 /// The text of a Cloud API send's body.
@@ -304,13 +309,16 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
     // Erased people: Meta redelivers their first message; nothing comes back.
     let messages_before = stored_messages(w).await;
     let posts_before = w.bitrix.messages_received().len();
-    for (delivery, _) in &ledger.erased {
+    for (tenant, delivery, _) in &ledger.erased {
         w.webhook(delivery).await;
         f.erased_redelivered += 1;
+        // Within the short run the queue deduplicates the webhook's job, so the worker
+        // never sees it: the same delivery again, past the window.
+        f.erased_past_window += past_dedupe_window(w, tenant, delivery).await;
     }
     w.drain(config.drain_within).await;
     let posts_after = w.bitrix.messages_received();
-    for (_, wamid) in &ledger.erased {
+    for (_, _, wamid) in &ledger.erased {
         let again = posts_after[posts_before..]
             .iter()
             .filter(|m| &m.external_message_id == wamid)
@@ -334,6 +342,40 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
     f.poisoned = config.poison;
     f.redriven = w.redriven;
     f
+}
+
+/// Meta's redelivery of `delivery` past the inbound queue's 5-minute deduplication window
+/// (Meta retries for 7 days): each event sealed into its job as the intake seals it, and
+/// queued under a deduplication id the queue has not seen. Done without faults (the soak's
+/// own doing). Returns the jobs queued.
+async fn past_dedupe_window(w: &mut World, tenant: &str, delivery: &[u8]) -> usize {
+    use wappline::queue::Queue;
+    w.ensure_alive().await;
+    w.plan.arm(false);
+    let tenant_id = wappline::ids::TenantId::parse(tenant).expect("tenant id");
+    let inbound = platform::name(platform::INBOUND);
+    let batch = wappline::meta::split_webhook(delivery).expect("a delivery the soak made");
+    let mut queued = 0;
+    for event in batch.events {
+        let job = wappline::inbound::InboundJob {
+            tenant_id: tenant_id.clone(),
+            event,
+        };
+        let platform = w.server().platform();
+        let mut message = job
+            .seal(platform.tenants.envelope(), &inbound)
+            .await
+            .expect("sealed");
+        message.dedup_id = message.dedup_id.map(|d| format!("{d}-days-later"));
+        w.server()
+            .queue()
+            .send_batch(&inbound, vec![message])
+            .await
+            .expect("queued");
+        queued += 1;
+    }
+    w.plan.arm(true);
+    queued
 }
 
 /// Stored message items (all tenants), read without faults.

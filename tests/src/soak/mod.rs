@@ -272,6 +272,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 erase(&mut w, &t, &customers[c].phone).await;
                 let cu = &mut customers[c];
                 ledger.erased(
+                    &t.id,
                     cu.first_delivery.take().expect("has written"),
                     &cu.wamids[0],
                 );
@@ -370,14 +371,9 @@ async fn erase(w: &mut World, t: &SoakTenant, phone: &str) {
                 serde_json::Value::Null,
             )
             .await;
+        // What the person writes from now on is a new conversation, even in the second
+        // the erasure completed (its cut is before that second, decision 0057).
         if v["state"] == "completed" {
-            // Meta stamps messages in whole seconds, and an event stamped at or before the
-            // erasure is dropped as one from before it: the person writes again from the
-            // next second on.
-            let erased = wappline::clock::now_secs();
-            while wappline::clock::now_secs() <= erased {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -20,6 +20,7 @@ mod data_deletion;
 mod data_dir_privacy;
 mod disconnect;
 mod erasure;
+mod erasure_cut;
 mod erasure_revokes;
 mod erasure_wins;
 mod export;

@@ -23,12 +23,12 @@ mod tables;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, ReturnValue, WriteRequest};
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    check_key, item_key, validate_transaction, Condition, Item, Key, Page, Query, StoreError,
-    Table, TableStore, Update, WriteOp, TTL_ATTR,
+    check_key, item_key, validate_batch, validate_transaction, Condition, Item, Key, Page, Query,
+    StoreError, Table, TableStore, Update, WriteOp, TTL_ATTR,
 };
 use crate::clock::now_secs;
 use expr::Expr;
@@ -38,6 +38,14 @@ pub use tables::{provision_tables, TableNames};
 
 /// How often an update retries after clearing an expired item out of its way.
 const EXPIRED_RETRIES: usize = 3;
+
+/// How often a `BatchWriteItem` sends again what DynamoDB left unprocessed, and the first
+/// wait (doubled each time). AWS asks for exponential backoff here: "If DynamoDB returns
+/// any unprocessed items, you should retry the batch operation on those items. However, we
+/// strongly recommend that you use an exponential backoff algorithm"
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html>).
+const UNPROCESSED_RETRIES: u32 = 6;
+const UNPROCESSED_FIRST_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Invalid(format!("building request: {e}"))
@@ -350,6 +358,45 @@ impl TableStore for DynamoStore {
         }
         Err(StoreError::Unavailable(
             "expired items kept reappearing under the transaction".into(),
+        ))
+    }
+
+    async fn delete_batch(&self, keys: Vec<(Table, Key)>) -> Result<(), StoreError> {
+        validate_batch(&keys)?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut requests: std::collections::HashMap<String, Vec<WriteRequest>> = Default::default();
+        for (table, key) in &keys {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key_to_dynamo(key)))
+                .build()
+                .map_err(build_err)?;
+            requests
+                .entry(self.table(*table).to_owned())
+                .or_default()
+                .push(WriteRequest::builder().delete_request(delete).build());
+        }
+        let mut wait = UNPROCESSED_FIRST_WAIT;
+        for attempt in 0..=UNPROCESSED_RETRIES {
+            let out = self
+                .client
+                .batch_write_item()
+                .set_request_items(Some(requests))
+                .send()
+                .await
+                .map_err(map_err)?;
+            match out.unprocessed_items() {
+                Some(left) if left.values().any(|r| !r.is_empty()) => requests = left.clone(),
+                _ => return Ok(()),
+            }
+            if attempt < UNPROCESSED_RETRIES {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+        Err(StoreError::Unavailable(
+            "BatchWriteItem kept leaving items unprocessed".into(),
         ))
     }
 }

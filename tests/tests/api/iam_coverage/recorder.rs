@@ -188,7 +188,28 @@ fn dynamodb(operation: &str, body: &Value) -> Vec<Request> {
                 dynamodb_item(action, part)
             })
             .collect(),
-        "BatchGetItem" | "BatchWriteItem" => body["RequestItems"]
+        // One authorisation per table, whose leading keys are the partition keys of every
+        // item the batch names in it ("Using IAM policy conditions for fine-grained access
+        // control", DynamoDB Developer Guide: dynamodb:LeadingKeys applies to BatchWriteItem).
+        "BatchWriteItem" => body["RequestItems"]
+            .as_object()
+            .expect("RequestItems")
+            .iter()
+            .map(|(table, writes)| {
+                let mut r = request(format!("dynamodb:{operation}"), table_arn(table));
+                let keys: Vec<String> = writes
+                    .as_array()
+                    .expect("write requests")
+                    .iter()
+                    .filter_map(|w| {
+                        leading_key(&w["DeleteRequest"]).or_else(|| leading_key(&w["PutRequest"]))
+                    })
+                    .collect();
+                r.context.insert("dynamodb:LeadingKeys".into(), keys);
+                r
+            })
+            .collect(),
+        "BatchGetItem" => body["RequestItems"]
             .as_object()
             .expect("RequestItems")
             .keys()
