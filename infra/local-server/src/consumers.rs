@@ -77,9 +77,26 @@ pub async fn poll_once(queue: &dyn Queue, consumer: &Consumer) -> Result<usize, 
     if let Some(meter) = &consumer.meter {
         meter.invocation(function_of(&consumer.queue), started.elapsed());
     }
-    for (message, outcome) in messages.iter().zip(outcomes) {
+    // The done records are deleted first and in one call (one commit on the embedded queue),
+    // as Lambda's event source mapping deletes a batch's successes with `DeleteMessageBatch`.
+    let (done, rest): (Vec<_>, Vec<_>) = messages
+        .iter()
+        .zip(outcomes)
+        .partition(|(_, outcome)| outcome.is_done());
+    if !done.is_empty() {
+        let receipts: Vec<String> = done.iter().map(|(m, _)| m.receipt.clone()).collect();
+        let results = queue.ack_batch(&consumer.queue, &receipts).await;
+        for ((message, _), result) in done.iter().zip(results) {
+            if let Err(e) = result {
+                // Left in flight: it comes back after the visibility timeout, and the
+                // handlers are idempotent (decision 0009).
+                tracing::warn!(queue = %consumer.queue, message_id = %message.message_id, error = %e, "could not acknowledge message");
+            }
+        }
+    }
+    for (message, outcome) in rest {
         let result = match outcome {
-            Outcome::Done => queue.ack(&consumer.queue, &message.receipt).await,
+            Outcome::Done | Outcome::Failed => Ok(()),
             Outcome::RetryAfter(delay) => {
                 queue
                     .change_visibility(&consumer.queue, &message.receipt, delay)
@@ -90,7 +107,6 @@ pub async fn poll_once(queue: &dyn Queue, consumer: &Consumer) -> Result<usize, 
                     .change_visibility(&consumer.queue, &message.receipt, Duration::ZERO)
                     .await
             }
-            Outcome::Failed => Ok(()),
         };
         if let Err(e) = result {
             tracing::warn!(queue = %consumer.queue, message_id = %message.message_id, error = %e, "could not settle message");

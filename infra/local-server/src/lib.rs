@@ -227,6 +227,11 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_BODY_TIMEOUT_SECS", default_value_t = 30)]
     pub body_timeout_secs: u64,
 
+    /// Seconds a write to a client may wait without the client taking a byte; then the
+    /// connection is closed (a client that stops reading frees its place).
+    #[arg(long, env = "WAPPLINE_WRITE_TIMEOUT_SECS", default_value_t = 30)]
+    pub write_timeout_secs: u64,
+
     /// Do not write the metrics (CloudWatch Embedded Metric Format lines, the ones the Lambda
     /// functions write) to the log. Written every `--metrics-secs` seconds otherwise.
     #[arg(long, env = "WAPPLINE_NO_METRICS")]
@@ -288,6 +293,7 @@ impl LocalConfig {
             max_connections: 1024,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
+            write_timeout_secs: 30,
             // Tests read the log for other things.
             no_metrics: true,
             metrics_secs: 60,
@@ -302,6 +308,7 @@ impl LocalConfig {
             max_connections: self.max_connections.max(1),
             header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             body_read_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
             max_body_bytes: MAX_REQUEST_BYTES,
         }
     }

@@ -4,6 +4,8 @@
 //!   each taking a file descriptor;
 //! - a header read timeout (hyper's, driven by tokio's timer) and a body read timeout: a
 //!   client that trickles a request is cut off;
+//! - a write timeout: a client that stops reading its answers (its receive window full, so
+//!   our writes wait forever) is cut off once a write has made no progress for that long;
 //! - backoff when accepting fails (out of file descriptors, for example): the loop sleeps,
 //!   doubling up to a second, and logs the first failure and the recovery, not every try.
 //!   Without it a failing `accept` returns at once and the loop spins, logging each time.
@@ -11,7 +13,9 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
@@ -19,6 +23,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -32,6 +37,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Time to receive a request's whole body.
     pub body_read_timeout: Duration,
+    /// Time a write to the client may wait without progress.
+    pub write_timeout: Duration,
     /// Largest body read.
     pub max_body_bytes: usize,
 }
@@ -82,13 +89,21 @@ impl AcceptBackoff {
     }
 }
 
+/// Where connections come from: a [`TcpListener`]; a test wraps one to count the attempts.
+pub trait Accept: Send + Sync + 'static {
+    fn accept(&self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send;
+}
+
+impl Accept for TcpListener {
+    fn accept(&self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send {
+        TcpListener::accept(self)
+    }
+}
+
 /// Serves `listener` until `stop` changes, answering each request with `handle`.
-pub async fn serve<H, F>(
-    listener: TcpListener,
-    limits: Limits,
-    handle: H,
-    mut stop: watch::Receiver<bool>,
-) where
+pub async fn serve<A, H, F>(listener: A, limits: Limits, handle: H, mut stop: watch::Receiver<bool>)
+where
+    A: Accept,
     H: Fn(hyper::Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = hyper::Response<http_body_util::Full<Bytes>>> + Send + 'static,
 {
@@ -136,7 +151,10 @@ pub async fn serve<H, F>(
             if let Err(e) = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(
+                    TokioIo::new(WriteTimeout::new(stream, limits.write_timeout)),
+                    service,
+                )
                 .await
             {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -146,6 +164,90 @@ pub async fn serve<H, F>(
         while connections.try_join_next().is_some() {}
     }
     connections.shutdown().await;
+}
+
+/// A connection whose writes must make progress: once a write (or flush, or shutdown) has
+/// waited `timeout` without the client taking a byte, it fails with `TimedOut` and hyper
+/// drops the connection. Hyper's own timeouts cover reading only, so without this a client
+/// that sends requests and never reads the answers holds its connection (and its place
+/// under the connection limit) forever. The timer exists only while a write waits.
+pub struct WriteTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteTimeout<S> {
+    pub fn new(inner: S, timeout: Duration) -> Self {
+        WriteTimeout {
+            inner,
+            timeout,
+            waiting: None,
+        }
+    }
+
+    /// After the inner write answered `poll`: progress resets the clock, waiting runs it.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.waiting = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let sleep = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing of the answer within the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, poll)
+    }
 }
 
 #[cfg(test)]

@@ -553,6 +553,43 @@ impl Queue for EmbeddedQueue {
         .await
     }
 
+    /// One transaction (so one flush) for the whole batch: a consumer settling a batch of ten
+    /// paid ten durable commits before (decision 0059). Each entry is what `ack` would answer.
+    async fn ack_batch(
+        &self,
+        queue: &QueueName,
+        receipts: &[String],
+    ) -> Vec<Result<(), QueueError>> {
+        if let Err(e) = self.config(queue) {
+            return receipts.iter().map(|_| Err(e.clone())).collect();
+        }
+        let parsed: Vec<Result<(u64, String), QueueError>> = receipts
+            .iter()
+            .map(|r| parse_receipt(r).map(|(seq, nonce)| (seq, nonce.to_owned())))
+            .collect();
+        let valid: Vec<(u64, String)> = parsed.iter().filter_map(|p| p.clone().ok()).collect();
+        if valid.is_empty() {
+            return parsed.into_iter().map(|p| p.map(|_| ())).collect();
+        }
+        let name = queue.as_str().to_owned();
+        let written = self
+            .write(move |txn| {
+                for (seq, nonce) in &valid {
+                    // Deleted already (also by an earlier entry of this batch), or received
+                    // again since: nothing to do, as for `ack`.
+                    if let Some(meta) = current(txn, &name, *seq, nonce)? {
+                        remove(txn, &name, *seq, &meta)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        parsed
+            .into_iter()
+            .map(|p| p.and_then(|_| written.clone()))
+            .collect()
+    }
+
     async fn change_visibility(
         &self,
         queue: &QueueName,

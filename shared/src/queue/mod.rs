@@ -214,6 +214,24 @@ pub trait Queue: Send + Sync + 'static {
     /// Deletes a received message. Acknowledging an already-deleted message is not an error.
     async fn ack(&self, queue: &QueueName, receipt: &str) -> Result<(), QueueError>;
 
+    /// Deletes several received messages, as SQS's `DeleteMessageBatch` does: one result per
+    /// receipt, in the same order, each as [`Queue::ack`] would answer it; one failing entry
+    /// (a malformed receipt) does not fail the others. An adapter that can delete them in one
+    /// write does (the embedded queue: one transaction, one flush, instead of one per message);
+    /// this default acknowledges them one by one, so a wrapper that counts or injects faults
+    /// per `ack` keeps doing so.
+    async fn ack_batch(
+        &self,
+        queue: &QueueName,
+        receipts: &[String],
+    ) -> Vec<Result<(), QueueError>> {
+        let mut out = Vec::with_capacity(receipts.len());
+        for receipt in receipts {
+            out.push(self.ack(queue, receipt).await);
+        }
+        out
+    }
+
     /// Makes a received message visible again after `visibility` (zero: at once). This is how
     /// "retry later" works without a hot loop and without breaking FIFO order.
     async fn change_visibility(

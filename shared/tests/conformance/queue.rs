@@ -182,6 +182,39 @@ async fn ack_prevents_redelivery(q: &dyn Queue) {
     assert!(matches!(err, QueueError::Invalid(_)), "{err:?}");
 }
 
+/// `ack_batch`, as SQS's `DeleteMessageBatch`: every entry deleted, one Ok per entry, in order;
+/// an entry repeated in the batch or already deleted is Ok; a message left out comes back.
+async fn ack_batch_deletes_each_entry(q: &dyn Queue) {
+    let name = standard();
+    q.send_batch(
+        &name,
+        ["a", "b", "c", "d"].map(OutgoingMessage::new).to_vec(),
+    )
+    .await
+    .expect("send");
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let batch = receive(q, &name, MAX_BATCH, SHORT).await;
+        assert!(!batch.is_empty(), "all four are visible");
+        got.extend(batch);
+    }
+    got.sort_by(|x, y| x.body.cmp(&y.body));
+    let receipts =
+        |ms: &[&ReceivedMessage]| -> Vec<String> { ms.iter().map(|m| m.receipt.clone()).collect() };
+    let batch = receipts(&[&got[0], &got[1], &got[2], &got[0]]);
+    let results = q.ack_batch(&name, &batch).await;
+    assert_eq!(results, vec![Ok(()); 4]);
+    assert!(q.ack_batch(&name, &[]).await.is_empty());
+
+    tokio::time::sleep(LAPSE).await;
+    let back = receive(q, &name, MAX_BATCH, LONG).await;
+    assert_eq!(bodies(&back), ["d"], "only the message left out comes back");
+    let mut last = receipts(&[&got[0], &got[1]]);
+    last.push(back[0].receipt.clone());
+    assert_eq!(q.ack_batch(&name, &last).await, vec![Ok(()); 3]);
+    assert_empty(q, &name, "every entry deleted").await;
+}
+
 async fn change_visibility_reschedules(q: &dyn Queue) {
     let name = standard();
     q.send_batch(&name, vec![OutgoingMessage::new("later")])
@@ -521,6 +554,7 @@ conformance!(
     batch_is_received_exactly_once,
     hidden_until_visibility_lapses,
     ack_prevents_redelivery,
+    ack_batch_deletes_each_entry,
     change_visibility_reschedules,
     dead_letters_after_max_receives,
     fifo_keeps_group_order_and_blocks_groups_in_flight,
@@ -649,4 +683,49 @@ async fn embedded_concurrent_receivers_never_share_a_message() {
         (60, 60),
         "each message exactly once"
     );
+}
+
+/// The embedded queue's `ack_batch` is one transaction, yet each entry is answered on its own,
+/// as SQS's `DeleteMessageBatch` answers: a malformed receipt fails its entry only, a stale one
+/// is Ok and leaves the redelivered message alone, an unknown queue fails every entry.
+#[tokio::test]
+async fn embedded_ack_batch_answers_each_entry() {
+    let (q, _dir) = embedded();
+    let name = standard();
+    q.send_batch(&name, ["x", "y", "z"].map(OutgoingMessage::new).to_vec())
+        .await
+        .expect("send");
+    let x_old = receive(&q, &name, 1, SHORT).await;
+    assert_eq!(bodies(&x_old), ["x"], "send order");
+    tokio::time::sleep(LAPSE).await;
+    let got = receive(&q, &name, MAX_BATCH, LONG).await;
+    assert_eq!(bodies(&got), ["x", "y", "z"]);
+    let batch = vec![
+        got[1].receipt.clone(),
+        "not-a-receipt".to_owned(),
+        x_old[0].receipt.clone(), // stale: x was received again since
+        got[2].receipt.clone(),
+    ];
+    let results = q.ack_batch(&name, &batch).await;
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0], Ok(()));
+    assert!(
+        matches!(results[1], Err(QueueError::Invalid(_))),
+        "{results:?}"
+    );
+    assert_eq!(results[2], Ok(()), "a stale receipt is Ok, as for ack");
+    assert_eq!(results[3], Ok(()));
+    assert_eq!(q.depth(&name).await.expect("depth"), 1, "x is still there");
+
+    let nowhere = QueueName::parse("nowhere").expect("name");
+    let results = q.ack_batch(&nowhere, &[got[0].receipt.clone()]).await;
+    assert!(
+        matches!(results[..], [Err(QueueError::UnknownQueue(_))]),
+        "{results:?}"
+    );
+    assert_eq!(
+        q.ack_batch(&name, &[got[0].receipt.clone()]).await,
+        vec![Ok(())]
+    );
+    assert_eq!(q.depth(&name).await.expect("depth"), 0);
 }

@@ -1,7 +1,8 @@
 //! The local server keeps slow and greedy clients from taking it down (issue 17, item 7): a
 //! client that trickles its headers or its body is cut off, and past the connection limit new
 //! connections wait unaccepted instead of each taking a file descriptor, and are served as
-//! soon as a place frees up.
+//! soon as a place frees up. A client that stops reading its answers is cut off too, and its
+//! place freed.
 
 use std::time::Duration;
 
@@ -99,5 +100,44 @@ async fn past_the_connection_limit_clients_wait_and_are_served_when_a_place_free
         .unwrap();
     let answer = String::from_utf8_lossy(&rest);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_its_place_freed() {
+    let h = Harness::start(|c| {
+        c.max_connections = 1;
+        c.header_timeout_secs = 60;
+        c.write_timeout_secs = 1;
+    })
+    .await;
+    // A small receive window, and requests pipelined without end, never reading an answer:
+    // the answers fill the window and the server's send buffer (4 MiB at most on Linux),
+    // and the server's next write waits for a reader that never comes.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stalled = socket.connect(h.server.addr()).await.unwrap();
+    let (_unread, mut requests) = stalled.into_split();
+    let writer = tokio::spawn(async move {
+        let chunk = b"GET /nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(1000);
+        // Ends once the server closes the connection (or blocks while it is stuck writing).
+        while requests.write_all(&chunk).await.is_ok() {}
+    });
+    // The one place is taken: a second client is served only once the first is cut off.
+    let started = std::time::Instant::now();
+    let mut next = connect(&h).await;
+    next.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut next, PATIENCE * 3)
+        .await
+        .expect("served once the client that stopped reading was cut off");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "served after {:?}: the first client still had its place then",
+        started.elapsed()
+    );
+    writer.abort();
     h.server.shutdown().await;
 }
