@@ -184,8 +184,6 @@ fn generate_pin() -> Result<Secret, Failure> {
     )))
 }
 
-/// A Graph failure of a step, for the user.
-
 /// The Embedded Signup flow. Build once per process.
 #[derive(Clone)]
 pub struct EmbeddedSignup {
