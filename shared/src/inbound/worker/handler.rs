@@ -1,0 +1,86 @@
+//! The inbound worker as its queue's handler: opens the sealed job (poison fails to the
+//! dead-letter queue, a shredded tenant's job is dropped), runs it acting for its tenant
+//! with the step's correlation ids, and classes its failures for the metrics.
+
+use super::*;
+
+#[async_trait]
+impl RecordHandler for InboundWorker {
+    async fn handle(&self, record: &QueueRecord) -> Outcome {
+        match crate::inbound::job::tenant_of(&record.body) {
+            Some(tenant) => crate::acting::acting_for(&tenant, self.handle_job(record)).await,
+            // Unreadable: failed below without touching any tenant's data.
+            None => self.handle_job(record).await,
+        }
+    }
+}
+
+impl InboundWorker {
+    async fn handle_job(&self, record: &QueueRecord) -> Outcome {
+        let job = match InboundJob::open(&self.envelope, &self.inbound, &record.body).await {
+            Ok(job) => job,
+            // The tenant's keys are shredded (an erased tenant): nothing left to relay, and
+            // nothing readable to keep.
+            Err(JobError::Crypto(CryptoError::KeyGone(_))) => {
+                tracing::info!(message_id = %record.message_id, "inbound job of a tenant whose keys are gone; dropped");
+                return Outcome::Done;
+            }
+            // Poison (tampered, moved from another queue or job, or not a job): fails every
+            // time, so it reaches the dead-letter queue.
+            Err(
+                e @ (JobError::Unreadable(_)
+                | JobError::Crypto(CryptoError::Undecryptable | CryptoError::ForeignItem)),
+            ) => {
+                self.metrics.failure("inbound", "unreadable");
+                tracing::error!(message_id = %record.message_id, error = %e, "unreadable inbound job");
+                return Outcome::Failed;
+            }
+            // The vault or the keys table is unavailable: retried.
+            Err(e) => {
+                self.metrics.failure("inbound", "keys_unavailable");
+                tracing::warn!(message_id = %record.message_id, error = %e, "inbound job could not be opened; will be retried");
+                return Outcome::Failed;
+            }
+        };
+        let received_ms = InboundJob::received_ms(&record.body);
+        // The step's correlation ids on every line it logs (decision 0038); the conversation
+        // and our message id are recorded once known.
+        let span = tracing::info_span!(
+            "inbound",
+            tenant = %job.tenant_id,
+            queue_message = %record.message_id,
+            provider_ref = tracing::field::Empty,
+            conversation = tracing::field::Empty,
+            message = tracing::field::Empty,
+        );
+        if let Some(id) = job.event.message_id() {
+            span.record("provider_ref", crate::logging::provider_ref(id));
+        }
+        match self
+            .process_received(&job, received_ms)
+            .instrument(span)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let class = match &e {
+                    InboundError::Queue(_) => "queue",
+                    InboundError::Count(_) => "usage",
+                    InboundError::Tenant(_) => "tenant",
+                    InboundError::LineStatus(_) => "bitrix24",
+                    InboundError::Conversation(_)
+                    | InboundError::Store(_)
+                    | InboundError::Attempt(_) => "store",
+                };
+                self.metrics.failure("inbound", class);
+                tracing::warn!(
+                    message_id = %record.message_id,
+                    receive_count = record.receive_count,
+                    error = %e,
+                    "inbound job failed; will be retried"
+                );
+                Outcome::Failed
+            }
+        }
+    }
+}
