@@ -1,4 +1,5 @@
-//! Refresh on expiry: the new pair stored before the single retry, a pair refreshed by another worker, the refresh answer's fields, and the refresh's permanent errors.
+//! Refresh on expiry: the new pair stored before the single retry, a pair refreshed by another
+//! worker, the refresh answer's fields, and the refresh's permanent errors.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! What each tenant can read, checked against the model: settings, channels, keys, users, the audit log, usage, exports.
+//! What each tenant can read, checked against the model: settings, channels, keys, users, the
+//! audit log, usage, exports.
 
 use super::*;
 

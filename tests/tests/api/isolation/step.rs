@@ -1,4 +1,5 @@
-//! One operation of the property: what it does at the local server, and what the model expects of every tenant afterwards.
+//! One operation of the property: what it does at the local server, and what the model expects of
+//! every tenant afterwards.
 
 use super::*;
 
