@@ -88,8 +88,8 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
         meanwhile.len()
     );
 
-    // Everything in the order the queue allows: one conversation, its three posts queued for
-    // Bitrix24 in delivery order.
+    // Everything in the order the queue allows: one conversation, and its three posts queued
+    // for Bitrix24 in one FIFO group, so in the order the worker stored them.
     let worker = InboundWorker::new(
         p.store.clone(),
         p.envelope.clone(),
