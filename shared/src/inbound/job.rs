@@ -26,9 +26,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::conversation::IdentityChange;
 use crate::crypto::{CryptoError, Envelope, JobRef};
 use crate::ids::TenantId;
-use crate::meta::InboundEvent;
+use crate::meta::{CustomerId, EventKind, InboundEvent};
 use crate::queue::{OutgoingMessage, QueueName};
 
 /// Version of the sealed job body.
@@ -138,10 +139,8 @@ impl InboundJob {
     }
 
     fn group_parts(&self) -> [String; 3] {
-        let customer = self
-            .event
-            .customer()
-            .map(|c| c.id.key())
+        let customer = group_identity(&self.event)
+            .map(|id| id.key())
             .unwrap_or_default();
         [
             self.event.account.channel().code().to_owned(),
@@ -243,6 +242,25 @@ impl InboundJob {
         let dedup = digest(&[self.tenant_id.as_str(), &self.idempotency_key()]);
         Ok(OutgoingMessage::new(body).grouped(&group[..GROUP_ID_LEN], dedup))
     }
+}
+
+/// The customer identity an event's FIFO group is keyed on: the one it names the customer
+/// by (the BSUID when it has one, else the phone), except for a change of number or BSUID,
+/// which is keyed on the identity the customer changes *from* (the previous BSUID when the
+/// notice gives it, else `from`). The notice comes as a phone-only `system` message, while
+/// the customer's other events name them by BSUID: keyed on its own sender it ran beside
+/// them, could move the customer before their first message had opened the conversation,
+/// and so opened a second conversation, posted out of order (decision 0063).
+fn group_identity(event: &InboundEvent) -> Option<CustomerId> {
+    let customer = event.customer()?;
+    if let EventKind::CustomerMessage { content, .. } = &event.kind {
+        if let Some(change) = IdentityChange::from_notice(customer, content) {
+            if let Some(old) = change.old.into_iter().next() {
+                return Some(old);
+            }
+        }
+    }
+    Some(customer.id.clone())
 }
 
 #[cfg(test)]

@@ -362,6 +362,59 @@ async fn fifo_redelivery_keeps_order(q: &dyn Queue) {
     assert_empty(q, &name, "all acked").await;
 }
 
+/// A batch settled as the local server's consumers and Lambda's event source settle it: the
+/// done records deleted first in one `ack_batch`, the group's head put off for a retry delay
+/// (a sync job waiting for its portal returns `RetryAfter`), the records behind it released
+/// at once. Until the delay has passed the group offers nothing, not even a message sent to
+/// it meanwhile; then it comes back whole, in order, the head first.
+async fn fifo_a_head_put_off_keeps_its_group_blocked_through_the_settle(q: &dyn Queue) {
+    let name = fifo();
+    let sent = [
+        ("r1", "r"),
+        ("h1", "h"),
+        ("r2", "r"),
+        ("h2", "h"),
+        ("r3", "r"),
+    ];
+    q.send_batch(&name, sent.iter().map(|(b, g)| grouped(b, g)).collect())
+        .await
+        .expect("send");
+    let batch = receive(q, &name, MAX_BATCH, LONG).await;
+    let of_group = |g: &str| -> Vec<&str> {
+        batch
+            .iter()
+            .filter(|m| m.group_id.as_deref() == Some(g))
+            .map(|m| m.body.as_str())
+            .collect()
+    };
+    assert_eq!(of_group("r"), ["r1", "r2", "r3"]);
+    assert_eq!(of_group("h"), ["h1", "h2"]);
+    let by_body = |b: &str| batch.iter().find(|m| m.body == b).expect("received");
+
+    let done = vec![by_body("h1").receipt.clone(), by_body("h2").receipt.clone()];
+    assert_eq!(q.ack_batch(&name, &done).await, vec![Ok(()); 2]);
+    q.change_visibility(&name, &by_body("r1").receipt, SHORT)
+        .await
+        .expect("put the head off");
+    for skipped in ["r2", "r3"] {
+        q.change_visibility(&name, &by_body(skipped).receipt, Duration::ZERO)
+            .await
+            .expect("release the records behind it");
+    }
+    assert_empty(q, &name, "r1 is put off: r2 and r3 wait behind it").await;
+    q.send_batch(&name, vec![grouped("r4", "r")])
+        .await
+        .expect("send");
+    assert_empty(q, &name, "a message sent meanwhile waits too").await;
+
+    tokio::time::sleep(LAPSE).await;
+    let again = receive(q, &name, MAX_BATCH, LONG).await;
+    assert_eq!(bodies(&again), ["r1", "r2", "r3", "r4"]);
+    assert_eq!(again[0].receive_count, 2);
+    ack_all(q, &name, &again).await;
+    assert_empty(q, &name, "all acked").await;
+}
+
 /// A consumer may move a message to the dead-letter twin itself (the sync worker does once a
 /// job's own attempts are exhausted, decision 0022): send it there, then ack the original.
 async fn a_message_can_be_moved_to_the_dead_letter_queue(q: &dyn Queue) {
@@ -559,6 +612,7 @@ conformance!(
     dead_letters_after_max_receives,
     fifo_keeps_group_order_and_blocks_groups_in_flight,
     fifo_redelivery_keeps_order,
+    fifo_a_head_put_off_keeps_its_group_blocked_through_the_settle,
     fifo_dedup_id_is_not_enqueued_twice,
     invalid_requests_enqueue_nothing,
     a_message_can_be_moved_to_the_dead_letter_queue,
