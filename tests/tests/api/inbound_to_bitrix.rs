@@ -127,7 +127,9 @@ async fn every_sample_reaches_the_portal_once_and_in_order() {
             "{}",
             m.connector
         );
-        assert!(m.text.is_some() || !m.files.is_empty());
+        // Posted with text or files (the samples' media are not at the fake Graph API, so
+        // the portal keeps none of their files: see fake_bitrix's files.rs).
+        assert!(m.text.is_some() || m.raw["message"].get("files").is_some());
     }
     // In order within each conversation: the portal saw each customer's messages in the
     // order Meta delivered them.
