@@ -11,22 +11,27 @@
 //! must be linked, `auth[domain]` its stored domain, `auth[application_token]` the stored one
 //! (constant time), and the provider `code` a WhatsApp number connected to the same tenant.
 //! The text is a template command without `/template` (`<name>[@<language>] <parameter> |
-//! ...`, [`crate::templates::command`]), checked against the stored definition. A refused
-//! call is answered 4xx with nothing stored; an accepted one becomes a public-API-like send
+//! ...`, [`crate::templates::command`]), checked against the stored definition. A call that
+//! is not the portal's, or names no provider and message of ours, is answered 4xx with
+//! nothing stored. An accepted one becomes a public-API-like send
 //! (`api:ms:<code>:<message_id>`), so window, quota, suspension and retries are the outbound
-//! relay's; its statuses go back with `messageservice.message.status.update` (CRM sync).
+//! relay's; its statuses go back with `messageservice.message.status.update` (CRM sync),
+//! `failed` when Meta or the send path refuses it. A call of the portal refused for good (bad
+//! template or parameters, quota, suspension) is answered 4xx too, but Bitrix24 reads
+//! nothing of that answer: the message is kept as failed and its `failed` status goes the
+//! same way (decision 0066).
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::bitrix::events::{parse_form, text_of, EventAuth, FormError};
-use crate::ids::{BitrixMemberId, PhoneNumberId};
+use crate::ids::{BitrixMemberId, PhoneNumberId, TenantId};
 use crate::meta::{AccountRef, CustomerId, WhatsAppPhone};
 use crate::outbound::{Accepted, ApiMessage, OutboundError, OutboundIntake};
 use crate::portal::providers::{provider_number, request_id};
 use crate::secret::Secret;
 use crate::templates::{command, sync::WABA_DETAIL, TemplateBook};
-use crate::tenant::{ChannelKind, ChannelRef, TenantDirectory, TenantError};
+use crate::tenant::{ChannelKind, ChannelRef, TenantDirectory, TenantError, TenantScope};
 
 /// Longest portal message id accepted (Bitrix24's are 32 hex digits).
 const MAX_MESSAGE_ID: usize = 64;
@@ -48,6 +53,24 @@ pub enum ProviderError {
     /// 503.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+}
+
+impl ProviderError {
+    /// A refusal that asking again would not change (not our outage): the portal is told
+    /// the message failed.
+    fn is_for_good(&self) -> bool {
+        match self {
+            ProviderError::Malformed(_) | ProviderError::Refused(_) => true,
+            ProviderError::Outbound(e) => matches!(
+                e,
+                OutboundError::QuotaExceeded(_)
+                    | OutboundError::TenantSuspended
+                    | OutboundError::Invalid(_)
+                    | OutboundError::Empty
+            ),
+            ProviderError::Unauthorized(_) | ProviderError::Unavailable(_) => false,
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ProviderError {
@@ -151,10 +174,57 @@ impl MessageProvider {
         let to = field("message_to", "phone_number")
             .and_then(|t| WhatsAppPhone::parse(&t).ok())
             .ok_or_else(|| malformed("message_to must be a phone number"))?;
-        let text = field("message_body", "message_text")
-            .ok_or_else(|| malformed("message_body names the template to send"))?;
+        let text = field("message_body", "message_text");
+        let account = AccountRef::WhatsApp(phone);
+        let request = request_id(&code, &message_id);
+        let refused = match self
+            .send(&scope, &tenant, &account, &to, text.as_deref(), &request)
+            .await
+        {
+            Ok(accepted) => {
+                tracing::info!(%tenant, duplicate = accepted.duplicate, "message provider call queued");
+                return Ok(accepted);
+            }
+            Err(e) => e,
+        };
+        // Bitrix24 reads nothing of our answer: the portal hears of a refusal for good only
+        // as the message's `failed` status (decision 0066).
+        if refused.is_for_good() {
+            let label = text.unwrap_or_default();
+            if let Err(e) = self
+                .intake
+                .refuse_api_message(
+                    &self.tenants,
+                    &tenant,
+                    &account,
+                    CustomerId::WhatsAppPhone(to),
+                    label,
+                    &request,
+                    refused.to_string(),
+                )
+                .await
+            {
+                tracing::warn!(%tenant, error = %e, "refused provider message not recorded as failed");
+                return Err(unavailable(e));
+            }
+            tracing::info!(%tenant, "message provider call refused; failed status queued");
+        }
+        Err(refused)
+    }
+
+    /// The checks of the message itself, then the send queued.
+    async fn send(
+        &self,
+        scope: &TenantScope,
+        tenant: &TenantId,
+        account: &AccountRef,
+        to: &WhatsAppPhone,
+        text: Option<&str>,
+        request: &str,
+    ) -> Result<Accepted, ProviderError> {
+        let text = text.ok_or_else(|| malformed("message_body names the template to send"))?;
         let text = if text.starts_with(command::PREFIX) {
-            text
+            text.to_owned()
         } else {
             format!("{} {text}", command::PREFIX)
         };
@@ -163,6 +233,7 @@ impl MessageProvider {
             Some(Err(why)) => return Err(ProviderError::Refused(why)),
             None => return Err(malformed("message_body names the template to send")),
         };
+        let channel = ChannelRef::of(account);
         let waba = scope
             .channel(&channel)
             .await
@@ -172,7 +243,7 @@ impl MessageProvider {
             .ok_or_else(|| ProviderError::Refused("the number has no business account".into()))?;
         let approved = self
             .book
-            .approved(&tenant, &waba)
+            .approved(tenant, &waba)
             .await
             .map_err(unavailable)?;
         let template = command::choose(&approved, &cmd)
@@ -182,14 +253,13 @@ impl MessageProvider {
             .intake
             .accept_api_message(
                 &self.tenants,
-                &tenant,
-                &AccountRef::WhatsApp(phone),
-                CustomerId::WhatsAppPhone(to),
+                tenant,
+                account,
+                CustomerId::WhatsAppPhone(to.clone()),
                 ApiMessage::Template(template),
-                &request_id(&code, &message_id),
+                request,
             )
             .await?;
-        tracing::info!(%tenant, duplicate = accepted.duplicate, "message provider call queued");
         Ok(accepted)
     }
 }

@@ -16,10 +16,14 @@ async fn main() -> Result<(), Error> {
     let probe = Arc::new(services.portal_probe()?);
     let revocations = Arc::new(services.revocations()?);
     let history = Arc::new(services.history_import()?);
+    let ends = Arc::new(services.restriction_ends());
     let worker = services.sync_worker()?;
     run_sqs_or_schedule(worker, &services, platform::SYNC, move || {
         let (probe, revocations, history) = (probe.clone(), revocations.clone(), history.clone());
-        async move { sync_worker::scheduled(&probe, &revocations, &history).await }
+        let ends = ends.clone();
+        async move {
+            sync_worker::scheduled(&probe, &revocations, &history, ends.as_ref().as_ref()).await
+        }
     })
     .await
 }

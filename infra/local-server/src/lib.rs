@@ -341,6 +341,9 @@ pub struct LocalServer {
     generated_token_file: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The sync worker's run that shows restrictions' ends (decision 0066), for tests that
+    /// run it at a time of their choosing.
+    restriction_ends: Option<wappline::portal::restriction_ends::RestrictionEnds>,
 }
 
 impl LocalConfig {
@@ -630,6 +633,7 @@ impl LocalServer {
         });
         tracing::info!(%addr, "local server started");
         Ok(LocalServer {
+            restriction_ends: services.restriction_ends(),
             platform: services.platform.clone(),
             queue: handles.queue,
             addr,
@@ -648,6 +652,12 @@ impl LocalServer {
     /// embedded files cannot be opened twice).
     pub fn platform(&self) -> &Platform {
         &self.platform
+    }
+
+    /// The restriction-end run of the sync worker's schedule (None without the Bitrix24
+    /// application), to run at a chosen time.
+    pub fn restriction_ends(&self) -> Option<&wappline::portal::restriction_ends::RestrictionEnds> {
+        self.restriction_ends.as_ref()
     }
 
     /// The embedded queues, for tests and diagnostics in the same process.

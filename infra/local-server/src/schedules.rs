@@ -197,6 +197,23 @@ pub fn platform(
         Err(ServicesError::Missing { .. }) => {}
         Err(e) => return Err(e),
     }
+    // Restrictions that end without an event, shown on their lines (in AWS, the sync
+    // worker's schedule; decision 0066).
+    if let Some(ends) = services.restriction_ends() {
+        schedules.push(Schedule {
+            name: "restriction-ends",
+            every,
+            run: Arc::new(move || {
+                let ends = ends.clone();
+                Box::pin(async move {
+                    let report = ends
+                        .run_due(wappline::clock::now_secs(), BUDGET_ITEMS)
+                        .await;
+                    report.map(|_| ()).map_err(|e| e.to_string())
+                })
+            }),
+        });
+    }
     Ok(schedules)
 }
 

@@ -310,6 +310,91 @@ impl OutboundIntake {
         })
     }
 
+    /// A message a Bitrix24 message provider was asked to send and refused before sending
+    /// (unknown template, bad parameters, over quota, tenant suspended; decision 0066): kept
+    /// as a failed message of its conversation (not counted, never sent), and its `failed`
+    /// status queued for the CRM sync, which reports it to the portal
+    /// (`messageservice.message.status.update`) with the sync's retries. `label` is what the
+    /// stored message says (the command as the robot wrote it), `reason` why it was refused.
+    /// A request stored before is left as it is (accepted before: its own statuses follow;
+    /// refused before: its status job is queued again under the same deduplication id).
+    /// `account` must be connected to `tenant`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn refuse_api_message(
+        &self,
+        tenants: &TenantDirectory,
+        tenant: &TenantId,
+        account: &AccountRef,
+        to: CustomerId,
+        label: String,
+        request_id: &str,
+        reason: String,
+    ) -> Result<(), OutboundError> {
+        if tenants.resolve(&ChannelRef::of(account)).await?.as_ref() != Some(tenant) {
+            return Err(OutboundError::UnknownAccount);
+        }
+        let retention = match tenants.scope(tenant).await? {
+            Some(scope) => scope
+                .profile()
+                .await?
+                .map(|p| p.retention_days)
+                .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS),
+            None => return Err(OutboundError::UnknownAccount),
+        };
+        let provider_message_id = format!("api:{request_id}");
+        let conversations =
+            Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
+        let at = match conversations
+            .find_message(account, &provider_message_id)
+            .await?
+        {
+            Some(at) => {
+                let before = conversations.message(&at).await?;
+                if before.and_then(|m| m.status) != Some(MessageStatus::Failed) {
+                    return Ok(());
+                }
+                at
+            }
+            None => {
+                let conversation = conversations
+                    .record_customer(account, &CustomerRef::new(to), None, retention)
+                    .await?;
+                let new = NewMessage {
+                    provider_message_id,
+                    direction: Direction::Outbound,
+                    origin: Origin::Api,
+                    content: Content::Text { body: label },
+                    at_ms: crate::clock::now_millis(),
+                    reply_to: None,
+                    crm_im: None,
+                    template: None,
+                };
+                let (at, _) = conversations
+                    .store_message(account, &conversation, new, retention)
+                    .await?;
+                conversations
+                    .advance_status(&at, MessageStatus::Failed)
+                    .await?;
+                at
+            }
+        };
+        let effect = OutboundJob::new(tenant.clone(), &at).effect;
+        let status = SyncJob::new(
+            tenant.clone(),
+            at.conversation.clone(),
+            SyncAction::Status {
+                message_sk: at.sk.clone(),
+                status: MessageStatus::Failed,
+                failure: Some(reason),
+            },
+            &format!("refused:{effect}"),
+        );
+        self.queue
+            .send_batch(&self.sync, vec![status.to_message()])
+            .await
+            .map_err(|e| OutboundError::Queue(e.to_string()))
+    }
+
     /// A send through the public API: to `to` on `account`, which must be connected to
     /// `tenant` (anything else is `UnknownAccount`). Opens the conversation if it is new
     /// (business-initiated templates); window and rate rules are applied when sending. A

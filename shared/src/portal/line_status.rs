@@ -62,6 +62,19 @@ impl LineStatus {
         scope: &TenantScope,
         channel: &ChannelRef,
     ) -> Result<Shown, LineStatusError> {
+        self.show_at(scope, channel, crate::clock::now_secs()).await
+    }
+
+    /// [`LineStatus::show`] as of `now`: a restriction whose expiry passed no longer
+    /// counts. When a restriction shown has an expiry, the channel is put on the
+    /// restriction-end index ([`super::restriction_ends`]), so the plain name comes back
+    /// when it passes, even if Meta sends no event then.
+    pub async fn show_at(
+        &self,
+        scope: &TenantScope,
+        channel: &ChannelRef,
+        now: i64,
+    ) -> Result<Shown, LineStatusError> {
         let mut portal = match Portal::load(scope).await {
             Ok(p) => p,
             Err(PortalError::NotConnected(_)) => return Ok(Shown::NoOwnLine),
@@ -78,6 +91,12 @@ impl LineStatus {
         else {
             return Ok(Shown::ChannelGone);
         };
+        let mut summary = summary;
+        let status = scope.meta_account(channel).await?;
+        match status.as_ref().and_then(|s| s.restriction_detail(now)) {
+            Some(r) => summary.details.insert(RESTRICTION_DETAIL.to_owned(), r),
+            None => summary.details.remove(RESTRICTION_DETAIL),
+        };
         let data = channel_line_data(&summary);
         let connector = match channel.kind() {
             ChannelKind::Instagram => &self.connectors.instagram,
@@ -92,6 +111,9 @@ impl LineStatus {
                 tracing::info!(tenant = %scope.tenant(), line = line.get(),
                     restricted = summary.details.contains_key(RESTRICTION_DETAIL),
                     "channel status shown on its Open Line");
+                if let Some(ends) = status.and_then(|s| s.next_expiry(now)) {
+                    super::restriction_ends::due_at(scope, channel, ends).await?;
+                }
                 Ok(Shown::OnLine {
                     line: line.get(),
                     name: data.name.unwrap_or_default(),

@@ -9,6 +9,7 @@ pub mod install;
 pub mod line_status;
 pub mod placement;
 pub mod providers;
+pub mod restriction_ends;
 pub mod verify;
 
 use std::collections::HashMap;

@@ -86,8 +86,10 @@ fn placeholders(text: &str) -> Vec<String> {
     out
 }
 
-/// One slot to fill, from the definition.
-enum Slot {
+/// One slot to fill, from the definition; the template picker names it to the operator in
+/// the portal's language.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Slot {
     HeaderText(String),
     HeaderMedia(&'static str),
     Body(String),
@@ -290,15 +292,25 @@ fn languages(ts: &[&Template]) -> String {
 /// What each parameter of `t` fills, in the command's order (`header {{1}}`, `body
 /// {{order}}`, `header image link`, `button 1 link suffix`), for the template picker.
 pub fn parameter_labels(t: &Template) -> Result<Vec<String>, String> {
-    Ok(slots(t)?
-        .into_iter()
-        .map(|s| match s {
-            Slot::HeaderText(p) => format!("header {{{{{p}}}}}"),
-            Slot::HeaderMedia(kind) => format!("header {kind} link (https://...)"),
-            Slot::Body(p) => format!("body {{{{{p}}}}}"),
-            Slot::UrlButton(i) => format!("button {} link suffix", i + 1),
-        })
-        .collect())
+    Ok(slots(t)?.iter().map(Slot::to_string).collect())
+}
+
+/// What each parameter of `t` fills, in the command's order; `Err` when the template
+/// cannot be filled from the chat.
+pub fn parameter_slots(t: &Template) -> Result<Vec<Slot>, String> {
+    slots(t)
+}
+
+impl std::fmt::Display for Slot {
+    /// The English label.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Slot::HeaderText(p) => write!(f, "header {{{{{p}}}}}"),
+            Slot::HeaderMedia(kind) => write!(f, "header {kind} link (https://...)"),
+            Slot::Body(p) => write!(f, "body {{{{{p}}}}}"),
+            Slot::UrlButton(i) => write!(f, "button {} link suffix", i + 1),
+        }
+    }
 }
 
 /// The command text for `name@language` with `params`, as an operator would type it;

@@ -285,6 +285,16 @@ impl MetaAccountStatus {
         })
     }
 
+    /// When the next restriction in force at `now` ends by itself (Meta's `expiration`),
+    /// if one has an expiry: from then the number's status changes without an event.
+    pub fn next_expiry(&self, now: i64) -> Option<i64> {
+        self.restrictions
+            .iter()
+            .filter_map(|r| r.expiration.as_deref().and_then(parse_meta_time))
+            .filter(|at| *at > now)
+            .min()
+    }
+
     pub fn is_banned(&self) -> bool {
         self.ban_state
             .as_deref()

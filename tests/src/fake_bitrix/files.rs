@@ -4,7 +4,16 @@
 //! later download and no retry: the message the method creates, whose ids it answers with,
 //! holds the file. So the fake downloads each file while it runs the call, before it answers
 //! (for a batch: while it runs the command), once, and records what it got.
+//!
+//! A file it cannot download: the page says only that the link "must be accessible from
+//! Bitrix24" (the current page's `message.files`), and documents no error for it; the
+//! per-message `SUCCESS`/`ERRORS` are for missing user, chat or data. What it shows is its
+//! response example: a request with one file (`https://example.com/files/spec.pdf`) answered
+//! `SUCCESS: true` with the message's text and `"files": []` ("message data after
+//! processing"). So the fake keeps the message and its text, without the file, and lists in
+//! the answer's `message.files` only the files it stored.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -110,5 +119,30 @@ pub(super) async fn download(url: &str, request_ms: i64) -> FileDownload {
             request_ms,
             fetched_ms,
         },
+    }
+}
+
+/// Removes the files at `failed` URLs from every `message.files` list of an answer (a call's
+/// `DATA.RESULT[]`, or a batch's per-command results), as the portal lists only the files it
+/// stored.
+pub(super) fn drop_undownloaded(answer: &mut Value, failed: &HashSet<String>) {
+    match answer {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if key == "files" {
+                    if let Value::Array(list) = value {
+                        list.retain(|f| {
+                            f.get("url")
+                                .and_then(Value::as_str)
+                                .is_none_or(|u| !failed.contains(u))
+                        });
+                        continue;
+                    }
+                }
+                drop_undownloaded(value, failed);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| drop_undownloaded(v, failed)),
+        _ => {}
     }
 }

@@ -78,7 +78,7 @@ pub use form::{form_to_json, parse_pairs, php_form};
 pub use rest::manager_of;
 
 use faults::{AnswerLost, Faults};
-use rest::dispatch;
+use rest::{dispatch, Reply};
 
 /// The portal every fake starts with.
 pub const FAKE_DOMAIN: &str = "example.bitrix24.com";
@@ -644,20 +644,31 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Result<Answer, 
 
     let request_ms = files::now_ms();
     let file_urls = files::posted_file_urls(&method, &params);
-    let (response, lose, hang, ran) = {
+    let (reply, lose, hang, ran) = {
         let mut s = lock();
-        let (response, ran) = match s.faults.refusal(&domain) {
-            Some(kind) => (faults::fault_answer(kind), false),
+        let (reply, ran) = match s.faults.refusal(&domain) {
+            Some(kind) => (Err(faults::fault_answer(kind)), false),
             None => (
-                dispatch(&mut s, &domain, &method, &params, auth.as_deref(), false).into_answer(),
+                Ok(dispatch(
+                    &mut s,
+                    &domain,
+                    &method,
+                    &params,
+                    auth.as_deref(),
+                    false,
+                )),
                 true,
             ),
+        };
+        let status = match &reply {
+            Ok(r) => r.status(),
+            Err(a) => a.status().as_u16(),
         };
         s.ran += 1;
         let order = s.ran;
         s.calls.push(RecordedCall {
             order,
-            status: response.status().as_u16(),
+            status,
             domain: domain.clone(),
             method,
             params,
@@ -666,15 +677,38 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Result<Answer, 
             batch_key: None,
         });
         let lose = ran && s.faults.lose_this(&domain);
-        (response, lose, s.faults.hangs.get(&domain).copied(), ran)
+        (reply, lose, s.faults.hangs.get(&domain).copied(), ran)
     };
-    // The files of the messages it ran, downloaded before the answer (see `files`).
-    if ran && response.status().is_success() {
+    let mut reply = reply;
+    // The files of the messages it ran, downloaded before the answer (see `files`); a file
+    // the portal could not download is not kept with its message, nor listed in the
+    // answer's `message.files` (see `files::drop_undownloaded`).
+    if ran && matches!(&reply, Ok(r) if r.status() < 300) {
+        let mut failed = HashSet::new();
         for url in file_urls {
             let got = files::download(&url, request_ms).await;
+            if !got.status.is_some_and(|s| (200..300).contains(&s)) {
+                failed.insert(url.clone());
+            }
             lock().downloads.push(got);
         }
+        if !failed.is_empty() {
+            if let Ok(Reply::Ok(result)) = &mut reply {
+                files::drop_undownloaded(result, &failed);
+            }
+            for m in lock().messages.iter_mut() {
+                m.files.retain(|f| {
+                    f.get("url")
+                        .and_then(Value::as_str)
+                        .is_none_or(|u| !failed.contains(u))
+                });
+            }
+        }
     }
+    let response = match reply {
+        Ok(r) => r.into_answer(),
+        Err(answer) => answer,
+    };
     // A hanging portal: the call has run, its answer waits.
     if let Some(hang) = hang {
         tokio::time::sleep(hang).await;

@@ -126,7 +126,9 @@ async fn every_sample_reaches_the_portal_once_and_in_order() {
             "{}",
             m.connector
         );
-        assert!(m.text.is_some() || !m.files.is_empty());
+        // Posted with text or files (the samples' media are not at the fake Graph API, so
+        // the portal keeps none of their files: see fake_bitrix's files.rs).
+        assert!(m.text.is_some() || m.raw["message"].get("files").is_some());
     }
     // In order within each conversation: the portal saw each customer's messages in the
     // order Meta delivered them.
@@ -375,5 +377,72 @@ async fn media_reaches_the_portal_as_a_signed_link_that_serves_the_file() {
                 .any(|v| e2e_tests::harness::contains_bytes(v, b"fake jpeg bytes")));
         }
     }
+    h.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_file_the_portal_cannot_download_leaves_the_message_text_without_it() {
+    let RelayWorld {
+        h,
+        bitrix: fake,
+        graph,
+    } = RelayWorld::start_with(|c| c.retry_base_ms = 50).await;
+    tenant(&h, &fake).await;
+    // Meta no longer has the image: our link answers an error when Bitrix24 downloads it.
+    graph.add_media(
+        "1106677706454703",
+        WA_NUMBER,
+        "image/jpeg",
+        b"\xff\xd8 jpeg",
+    );
+    graph.set_gone("1106677706454703");
+
+    let (s, _) = h.post_signed(&sample("whatsapp-image.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    drain_all(&h).await;
+    let downloads = fake.file_downloads();
+    assert_eq!(downloads.len(), 1, "one download, while the call ran");
+    assert!(
+        !downloads[0].status.is_some_and(|s| (200..300).contains(&s)),
+        "{:?}",
+        downloads[0].status
+    );
+    // As imconnector-send-messages.md's example answers a file it did not store: the
+    // message and its text are kept, the file is not, and the post is not repeated.
+    let received = fake.messages_received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].text.as_deref(), Some("This one, in red"));
+    assert!(received[0].files.is_empty(), "{:?}", received[0].files);
+    assert_eq!(fake.calls_to("imconnector.send.messages").len(), 1);
+
+    // The fake's answer lists only the files it stored.
+    let tokens = fake.valid_tokens_for(FAKE_DOMAIN);
+    let answer: serde_json::Value = h
+        .http
+        .post(format!(
+            "{}/{FAKE_DOMAIN}/rest/imconnector.send.messages",
+            fake.base_url()
+        ))
+        .json(&json!({
+            "auth": tokens.access_token,
+            "CONNECTOR": "wappline_whatsapp",
+            "LINE": 7,
+            "MESSAGES": [{
+                "user": {"id": "ext-user-42", "name": "Ivan"},
+                "message": {"id": "ext-msg-1001", "date": 1773265993, "text": "Good afternoon",
+                    "files": [{"url": format!("{}/media/gone", h.base), "name": "spec.pdf"}]},
+                "chat": {"id": "channel-123"}
+            }]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let result = &answer["result"]["DATA"]["RESULT"][0];
+    assert_eq!(result["SUCCESS"], true, "{answer}");
+    assert_eq!(result["message"]["text"], "Good afternoon");
+    assert_eq!(result["message"]["files"], json!([]), "{answer}");
     h.server.shutdown().await;
 }

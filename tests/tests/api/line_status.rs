@@ -4,7 +4,9 @@
 //! the line's connector data (`imconnector.connector.data.set`, the channel's `NAME`) says
 //! so; when Meta lifts it the name is plain again. `imconnector.set.error`, which would turn
 //! the connector's status off, is never called. A number on the portal's shared line is
-//! left alone.
+//! left alone. A restriction that ends by itself (its `expiration` passes, Meta sends no
+//! event) gives the line its plain name back at the sync worker's next scheduled run
+//! (decision 0066), run here at chosen times.
 
 use e2e_tests::fake_bitrix::{FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{sample, WA_NUMBER};
@@ -123,5 +125,77 @@ async fn a_number_on_the_shared_line_leaves_the_portal_untouched() {
         .bitrix
         .calls_to("imconnector.connector.data.set")
         .is_empty());
+    assert!(w.bitrix.calls_to("imconnector.set.error").is_empty());
+}
+
+/// Meta's time format of `restriction_info[].expiration` (`2026-01-31T10:00:00+0000`).
+fn meta_time(secs: i64) -> String {
+    wappline::clock::rfc3339(secs).replace('Z', "+0000")
+}
+
+/// A restriction of replies ending at `customer` and of new conversations at `business`.
+fn restriction_until(customer: i64, business: i64) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&restriction()).unwrap();
+    let info = &mut v["entry"][0]["changes"][0]["value"]["restriction_info"];
+    info[0]["expiration"] = json!(meta_time(business));
+    info[1]["expiration"] = json!(meta_time(customer));
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[tokio::test]
+async fn a_restriction_that_ends_without_an_event_leaves_the_line_name_at_the_next_run() {
+    let w = RelayWorld::start().await;
+    w.installed_tenant().await;
+    let auth_id = w.bitrix.user_token(FAKE_DOMAIN, 5, "Anna Admin", true);
+    let page = open(&w, FAKE_DOMAIN, FAKE_MEMBER_ID, &auth_id, LINE_2).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let attached = change(
+        &w,
+        "attach",
+        &page.token(),
+        &format!("whatsapp:{WA_NUMBER}"),
+    )
+    .await;
+    assert_eq!(attached.status, StatusCode::OK, "{}", attached.html);
+    let plain = line_name(&w, LINE_2);
+
+    // Replies restricted for an hour, new conversations for two.
+    let now = wappline::clock::now_secs();
+    let (hour, two_hours) = (now + 3_600, now + 7_200);
+    post_drained(&w, &restriction_until(hour, two_hours)).await;
+    let restricted = format!("{plain} (restricted by Meta: no messages to customers)");
+    assert_eq!(line_name(&w, LINE_2), restricted);
+
+    let ends =
+        w.h.server
+            .restriction_ends()
+            .expect("the Bitrix24 application is configured");
+    // Before the first expiry nothing is due: the line is not written.
+    w.bitrix.clear_records();
+    let report = ends.run_due(hour - 1, 100).await.unwrap();
+    assert_eq!(report.shown, 0, "{report:?}");
+    assert!(w
+        .bitrix
+        .calls_to("imconnector.connector.data.set")
+        .is_empty());
+    assert_eq!(line_name(&w, LINE_2), restricted);
+
+    // The replies' restriction passed, with no event: the line says what is still in force.
+    let report = ends.run_due(hour + 1, 100).await.unwrap();
+    assert_eq!(report.shown, 1, "{report:?}");
+    assert_eq!(
+        line_name(&w, LINE_2),
+        format!("{plain} (restricted by Meta: no new conversations)")
+    );
+    // Shown once: a second run at the same time finds nothing due.
+    let report = ends.run_due(hour + 2, 100).await.unwrap();
+    assert_eq!(report.shown, 0, "{report:?}");
+
+    // The last one passed: the plain name again, and nothing left to show.
+    let report = ends.run_due(two_hours + 1, 100).await.unwrap();
+    assert_eq!(report.shown, 1, "{report:?}");
+    assert_eq!(line_name(&w, LINE_2), plain);
+    let report = ends.run_due(two_hours + 86_400, 100).await.unwrap();
+    assert_eq!(report.shown, 0, "{report:?}");
     assert!(w.bitrix.calls_to("imconnector.set.error").is_empty());
 }

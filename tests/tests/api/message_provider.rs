@@ -3,10 +3,12 @@
 //! connected later is registered at once, a CRM robot's message posted to the handler sends
 //! the approved template through the fake Graph API and its statuses go back with
 //! `messageservice.message.status.update`; forged or bad calls send nothing; a disconnect
-//! removes the provider (`messageservice.sender.delete`).
+//! removes the provider (`messageservice.sender.delete`). A robot's message that cannot go
+//! (refused by the handler, by Meta, by Meta's ban, or failed after Meta took it) is
+//! reported `failed` (decision 0066).
 
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
-use e2e_tests::fake_graph::template;
+use e2e_tests::fake_graph::{template, GraphFailure};
 use e2e_tests::harness::{sample, WABA, WA_NUMBER};
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
 use reqwest::StatusCode;
@@ -190,5 +192,113 @@ async fn forged_and_bad_provider_calls_send_nothing() {
     }
     w.drain().await;
     assert!(w.graph.sent().is_empty());
+    w.h.server.shutdown().await;
+}
+
+/// Meta's `failed` status of `wamid` (the failed-status sample, for our message).
+fn failed_webhook(wamid: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&sample("whatsapp-status-failed.json")).unwrap();
+    let st = &mut v["entry"][0]["changes"][0]["value"]["statuses"][0];
+    st["id"] = json!(wamid);
+    st["recipient_id"] = json!(CUSTOMER);
+    st["timestamp"] = json!(wappline::clock::now_secs().to_string());
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// The `messageservice.message.status.update` calls the portal received for `id`.
+fn status_calls(w: &RelayWorld, id: &str) -> Vec<Value> {
+    w.bitrix
+        .calls_to("messageservice.message.status.update")
+        .into_iter()
+        .map(|c| {
+            let mut p = c.params;
+            if let Some(m) = p.as_object_mut() {
+                m.remove("auth");
+            }
+            p
+        })
+        .filter(|p| p["MESSAGE_ID"] == id)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_robots_message_that_cannot_go_is_reported_failed() {
+    let (w, _) = world().await;
+    let robot = |body: &str| {
+        w.bitrix
+            .provider_call(FAKE_DOMAIN, CODE, CUSTOMER, body, APP_TOKEN)
+    };
+
+    // Refused by the handler (no such template, wrong parameter count): answered 422, and
+    // the portal hears `failed` for the message, since it reads nothing of that answer.
+    for body in ["no_such_template", "order_confirmation Ann"] {
+        let (id, form) = robot(body);
+        let (s, answer) = call(&w, form.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        w.drain().await;
+        assert_eq!(w.bitrix.provider_statuses(&id), ["failed"], "{body}");
+        // The body at the fake, exactly as the reference documents it.
+        assert_eq!(
+            status_calls(&w, &id),
+            [json!({"CODE": CODE, "MESSAGE_ID": id, "STATUS": "failed"})],
+            "{body}"
+        );
+        // The portal asking again changes nothing: still refused, reported once.
+        let (s, _) = call(&w, form).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        w.drain().await;
+        assert_eq!(w.bitrix.provider_statuses(&id), ["failed"], "{body}");
+    }
+    // A forged call is not the portal's: nothing is reported for it.
+    let (forged, form) = w.bitrix.provider_call(
+        FAKE_DOMAIN,
+        CODE,
+        CUSTOMER,
+        "no_such_template",
+        "0000000000000000000000000000dead",
+    );
+    let (s, _) = call(&w, form).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    w.drain().await;
+    assert!(w.bitrix.provider_statuses(&forged).is_empty());
+    assert!(w.graph.sent().is_empty());
+    // No Open Line chat was opened for any of them.
+    assert!(w.bitrix.messages_received().is_empty());
+
+    // Meta refuses the send for good (the template is not approved in this language).
+    w.graph.fail_sends(1, GraphFailure::Code(132001));
+    let (id, form) = robot("order_confirmation Ann | A-17");
+    let (s, answer) = call(&w, form).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    w.drain().await;
+    assert!(w.graph.sent().is_empty());
+    assert_eq!(w.bitrix.provider_statuses(&id), ["failed"]);
+
+    // Meta takes the send, then reports it failed.
+    let (id, form) = robot("order_confirmation Bob | A-18");
+    let (s, answer) = call(&w, form).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    w.drain().await;
+    let sent = w.graph.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(w.bitrix.provider_statuses(&id), ["sent"]);
+    let (s, _) = w.h.post_signed(&failed_webhook(&sent[0].id)).await;
+    assert_eq!(s, StatusCode::OK);
+    w.drain().await;
+    assert_eq!(w.bitrix.provider_statuses(&id), ["sent", "failed"]);
+
+    // Meta disabled the number: the send stops before Meta, reported failed.
+    let (s, _) =
+        w.h.post_signed(&sample("whatsapp-account-disabled.json"))
+            .await;
+    assert_eq!(s, StatusCode::OK);
+    w.drain().await;
+    let (id, form) = robot("order_confirmation Cy | A-19");
+    let (s, answer) = call(&w, form).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    w.drain().await;
+    assert_eq!(w.graph.sent().len(), 1, "nothing more reached Meta");
+    assert_eq!(w.bitrix.provider_statuses(&id), ["failed"]);
+    assert!(w.bitrix.messages_received().is_empty());
     w.h.server.shutdown().await;
 }

@@ -213,6 +213,7 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
         w.services.revocations().unwrap(),
         w.services.history_import().unwrap(),
     );
+    let ends = w.services.restriction_ends();
     let payload: Value =
         serde_json::from_str(&sample("sync-worker", "schedule.json", &w.tenant)).unwrap();
     let answer = handle_sqs_or_schedule(
@@ -224,12 +225,15 @@ async fn the_scheduled_functions_run_their_sample_schedules() {
         w.services.queue.as_ref(),
         &platform::name(platform::SYNC),
         payload,
-        &|| sync_worker::scheduled(&probe, &revocations, &history),
+        &|| sync_worker::scheduled(&probe, &revocations, &history, ends.as_ref()),
     )
     .await
     .unwrap();
     assert_eq!(answer["probed"], 0, "{answer}");
     assert_eq!(answer["history"]["channels"], 0, "{answer}");
+    if ends.is_some() {
+        assert_eq!(answer["restriction_ends"]["shown"], 0, "{answer}");
+    }
     // The probe reported how many portals are parked, for the alarm.
     assert!(w
         .metrics

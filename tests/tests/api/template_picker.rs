@@ -87,7 +87,7 @@ fn customer_text_long_ago() -> Vec<u8> {
 
 /// Installed, with two approved templates and a customer whose window closed; the external
 /// chat id and Bitrix24's chat id.
-async fn world() -> (RelayWorld, String, u64) {
+pub(crate) async fn world() -> (RelayWorld, String, u64) {
     let w = RelayWorld::start().await;
     w.graph.set_templates(
         WABA,

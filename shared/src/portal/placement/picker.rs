@@ -149,8 +149,8 @@ pub struct TemplateChoice {
     pub name: String,
     pub language: String,
     pub category: String,
-    /// What each parameter fills, in order.
-    pub parameters: Vec<String>,
+    /// What each parameter fills, in order (named in the page's language by the page).
+    pub parameters: Vec<command::Slot>,
     /// `<name>@<language>`: what the form sends back.
     pub value: String,
 }
@@ -328,7 +328,7 @@ impl TemplatePicker {
             .iter()
             .filter_map(|t| {
                 // A template whose header cannot be filled from the chat is not offered.
-                let parameters = command::parameter_labels(t).ok()?;
+                let parameters = command::parameter_slots(t).ok()?;
                 Some(TemplateChoice {
                     name: t.name.clone(),
                     language: t.language.clone(),

@@ -7,3 +7,4 @@ mod browser;
 mod connect;
 mod http;
 mod isolation;
+mod picker;

@@ -213,13 +213,16 @@ pub(super) async fn scenario(d: &Deployment) -> Vec<String> {
     assert_eq!(received.len(), 2, "both messages reached the portal");
     let chat = received[0].external_chat_id.clone();
 
-    // media-proxy: Bitrix24 downloads the image through its signed link.
-    let url = received
-        .iter()
-        .find_map(|m| m.files.first())
-        .and_then(|f| f["url"].as_str())
-        .expect("the image's link")
-        .to_owned();
+    // media-proxy: Bitrix24 downloads the image through its signed link (the link the fake
+    // tried while the post ran: no server answers it in this world, so the fake did not keep
+    // the file with the message, as Bitrix24 does not).
+    let url = d
+        .bitrix
+        .file_downloads()
+        .into_iter()
+        .map(|f| f.url)
+        .next()
+        .expect("the image's link");
     let media_path = &url[url.find(media_proxy::PATH_PREFIX).unwrap()..];
     let (s, _) = call(&media, "GET", media_path, &[], None).await;
     assert_eq!(s, 200);
@@ -319,6 +322,12 @@ pub(super) async fn scenario(d: &Deployment) -> Vec<String> {
     inbound_queue.drain(d).await;
     let imported = sync.history_import().unwrap().run_once().await.unwrap();
     assert_eq!(imported.queued, 4, "{imported:?}");
+    // The same schedule shows restrictions that ended without an event (decision 0066).
+    sync.restriction_ends()
+        .expect("the sync worker has the Bitrix24 application")
+        .run_due(wappline::clock::now_secs(), 10)
+        .await
+        .unwrap();
     sync_queue.drain(d).await;
     let echo_back = EventBody::for_portal(&d.bitrix, FAKE_DOMAIN, Some(APP_TOKEN)).message_add(
         "wappline_whatsapp",
