@@ -589,6 +589,12 @@ fn send_messages(s: &mut State, domain: &str, params: &Value) -> Reply {
                 u
             }
         };
+        // Bitrix24's own code (decision 0068): Open Lines keys the dialog by its user code
+        // `connector|line|chat.id|<Bitrix24 user>` (imopenlines `Connector::getUserCode`) and
+        // posts every incoming message with `Im::addMessage` before tagging it with
+        // `CONNECTOR_MID`, with no check of `message.id`. So a repeated post lands in the
+        // chat the first one opened, as a second message. The relay gives each conversation
+        // its own external user and chat id, so line and chat id are the same key here.
         let key = (line.clone(), chat_ext.clone());
         let known_chat = s.portals[domain].chats.get(&key).copied();
         let (session_id, chat_id) = match known_chat {

@@ -214,6 +214,42 @@ async fn send_messages_returns_bitrix_ids_per_chat() {
     assert!(store.saved().is_empty(), "no refresh was needed");
 }
 
+/// A first post sent again (its answer lost) as Bitrix24's own code treats it (decision
+/// 0068): the same user and chat, found by the external ids, and a second message — Open
+/// Lines does not look `message.id` up before posting.
+#[tokio::test]
+async fn a_repeated_first_post_lands_in_its_chat_as_a_second_message() {
+    let fake = FakeBitrix::start().await;
+    let client = client(&fake);
+    let store = MemoryStore::default();
+    let mut tokens = pair(&fake.valid_tokens());
+    let portal = portal();
+    let chat = "wa:106540352242922:5511987654321";
+    let first = message("wa:5511987654321", chat, "wamid.A", "Olá!");
+
+    let mut session = client.session(&portal, &mut tokens, &store);
+    let once = session
+        .send_messages(&connector(), line(), std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let again = session
+        .send_messages(&connector(), line(), &[first])
+        .await
+        .unwrap();
+
+    assert!(once[0].success && again[0].success);
+    assert!(once[0].chat_id.is_some());
+    assert_eq!(again[0].chat_id, once[0].chat_id, "no second chat");
+    assert_eq!(again[0].session_id, once[0].session_id);
+    assert_eq!(again[0].bitrix_user_id, once[0].bitrix_user_id);
+    assert_eq!(fake.posts_of(FAKE_DOMAIN, "wamid.A"), 2, "not deduplicated");
+    assert_eq!(
+        fake.messages_in_chat(FAKE_DOMAIN, chat),
+        vec!["wamid.A", "wamid.A"]
+    );
+    let received = fake.messages_received();
+    assert_ne!(received[0].message_id, received[1].message_id);
+}
 #[tokio::test]
 async fn status_update_and_delete_bodies_are_as_documented() {
     let fake = FakeBitrix::start().await;
