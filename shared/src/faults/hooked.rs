@@ -137,8 +137,11 @@ pub enum Answer<'a> {
 /// What a [`HookedStore`] calls for every call it receives.
 #[async_trait]
 pub trait StoreHook: Send + Sync + 'static {
-    /// Decides the call's fate before it runs; awaiting here holds the caller.
-    async fn before(&self, call: &StoreCall<'_>) -> Verdict;
+    /// Decides the call's fate before it runs; awaiting here holds the caller. By default
+    /// every call runs.
+    async fn before(&self, _call: &StoreCall<'_>) -> Verdict {
+        Verdict::Run
+    }
 
     /// Sees the answer of a call that ran (not of one failed by [`Verdict::Fail`]); the
     /// answer reaches the caller unchanged.
