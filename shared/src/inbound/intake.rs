@@ -520,10 +520,10 @@ mod tests {
 
     use super::*;
     use crate::app::Platform;
+    use crate::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
     use crate::queue::embedded::EmbeddedQueue;
     use crate::queue::platform;
     use crate::store::embedded::EmbeddedStore;
-    use crate::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
     use crate::tenant::{
         ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName, PROFILE_SK,
     };
@@ -619,11 +619,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((report.held, report.enqueued), (3, 1));
-        assert_eq!(
-            store.hook().0.load(Ordering::Relaxed),
-            2,
-            "one per tenant"
-        );
+        assert_eq!(store.hook().0.load(Ordering::Relaxed), 2, "one per tenant");
         assert_eq!(
             queue
                 .depth(&platform::name(platform::INBOUND))
