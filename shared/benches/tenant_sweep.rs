@@ -10,16 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use wappline::app::Platform;
 use wappline::conversation::{Conversations, Direction, NewMessage, Origin};
 use wappline::erasure::tenant::TenantErasure;
+use wappline::faults::hooked::{HookedStore, StoreCall, Verdict};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
 use wappline::store::embedded::EmbeddedStore;
-use wappline::store::{
-    Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp,
-};
+use wappline::store::{Table, TableStore};
 use wappline::tenant::{RetentionDays, TenantName};
 use wappline::vault::local::LocalVault;
 
@@ -30,52 +28,19 @@ const MESSAGES: usize = 100;
 #[derive(Default)]
 struct Counts([AtomicU64; 7]);
 
-struct Counting {
-    inner: Arc<dyn TableStore>,
-    counts: Arc<Counts>,
-}
-
-impl Counting {
-    fn hit(&self, i: usize) {
-        self.counts.0[i].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[async_trait]
-impl TableStore for Counting {
-    async fn get(&self, t: Table, k: &Key) -> Result<Option<Item>, StoreError> {
-        self.hit(0);
-        self.inner.get(t, k).await
-    }
-    async fn put(&self, t: Table, i: Item, c: Option<Condition>) -> Result<(), StoreError> {
-        self.hit(1);
-        self.inner.put(t, i, c).await
-    }
-    async fn update(
-        &self,
-        t: Table,
-        k: &Key,
-        u: Update,
-        c: Option<Condition>,
-    ) -> Result<Item, StoreError> {
-        self.hit(2);
-        self.inner.update(t, k, u, c).await
-    }
-    async fn delete(&self, t: Table, k: &Key, c: Option<Condition>) -> Result<(), StoreError> {
-        self.hit(3);
-        self.inner.delete(t, k, c).await
-    }
-    async fn query(&self, t: Table, q: &Query) -> Result<Page, StoreError> {
-        self.hit(4);
-        self.inner.query(t, q).await
-    }
-    async fn scan(&self, t: Table, a: Option<&Key>, l: usize) -> Result<Page, StoreError> {
-        self.hit(5);
-        self.inner.scan(t, a, l).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.hit(6);
-        self.inner.transact_write(ops).await
+impl Counts {
+    fn hit(&self, call: &StoreCall<'_>) {
+        let i = match call {
+            StoreCall::Get { .. } => 0,
+            StoreCall::Put { .. } => 1,
+            StoreCall::Update { .. } => 2,
+            // Batches run as single deletes (below), as the figures have always counted.
+            StoreCall::Delete { .. } | StoreCall::DeleteBatch { .. } => 3,
+            StoreCall::Query { .. } => 4,
+            StoreCall::Scan { .. } => 5,
+            StoreCall::Transact { .. } => 6,
+        };
+        self.0[i].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -142,10 +107,14 @@ async fn main() {
     let base: Arc<dyn TableStore> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     let vault = Arc::new(LocalVault::open_or_create(dir.path()).unwrap());
     let counts = Arc::new(Counts::default());
-    let store: Arc<dyn TableStore> = Arc::new(Counting {
-        inner: base.clone(),
-        counts: counts.clone(),
-    });
+    let counted = counts.clone();
+    let store: Arc<dyn TableStore> = Arc::new(
+        HookedStore::with(base.clone(), move |call: &StoreCall<'_>| {
+            counted.hit(call);
+            Verdict::Run
+        })
+        .one_by_one(),
+    );
     let p = Platform::new(store.clone(), vault);
     let gone = fill(&p, &store, "Leaving").await;
     let _stays = fill(&p, &store, "Staying").await;

@@ -17,6 +17,7 @@
 //! own failures would reach them. Nothing here is built on AWS: the composition root takes
 //! a [`crate::app::services::PortLayer`] only from the local server's configuration.
 
+pub mod hooked;
 pub mod ports;
 
 use std::collections::BTreeMap;

@@ -520,67 +520,28 @@ mod tests {
 
     use super::*;
     use crate::app::Platform;
+    use crate::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
     use crate::queue::embedded::EmbeddedQueue;
     use crate::queue::platform;
     use crate::store::embedded::EmbeddedStore;
-    use crate::store::{Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp};
     use crate::tenant::{
         ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName, PROFILE_SK,
     };
     use crate::vault::local::LocalVault;
 
-    /// The embedded store, counting reads of tenant profiles.
-    struct Counting {
-        inner: EmbeddedStore,
-        profile_reads: AtomicUsize,
-    }
+    /// Counts reads of tenant profiles.
+    #[derive(Default)]
+    struct ProfileReads(AtomicUsize);
 
     #[async_trait]
-    impl TableStore for Counting {
-        async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
-            if key.sk == PROFILE_SK {
-                self.profile_reads.fetch_add(1, Ordering::Relaxed);
+    impl StoreHook for ProfileReads {
+        async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+            if let StoreCall::Get { key, .. } = call {
+                if key.sk == PROFILE_SK {
+                    self.0.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            self.inner.get(table, key).await
-        }
-        async fn put(
-            &self,
-            table: Table,
-            item: Item,
-            condition: Option<crate::store::Condition>,
-        ) -> Result<(), StoreError> {
-            self.inner.put(table, item, condition).await
-        }
-        async fn update(
-            &self,
-            table: Table,
-            key: &Key,
-            update: Update,
-            condition: Option<crate::store::Condition>,
-        ) -> Result<Item, StoreError> {
-            self.inner.update(table, key, update, condition).await
-        }
-        async fn delete(
-            &self,
-            table: Table,
-            key: &Key,
-            condition: Option<crate::store::Condition>,
-        ) -> Result<(), StoreError> {
-            self.inner.delete(table, key, condition).await
-        }
-        async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
-            self.inner.query(table, query).await
-        }
-        async fn scan(
-            &self,
-            table: Table,
-            start_after: Option<&Key>,
-            limit: usize,
-        ) -> Result<Page, StoreError> {
-            self.inner.scan(table, start_after, limit).await
-        }
-        async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-            self.inner.transact_write(ops).await
+            Verdict::Run
         }
     }
 
@@ -627,10 +588,8 @@ mod tests {
     #[tokio::test]
     async fn a_suspended_tenants_events_are_held_with_one_status_read_per_tenant() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Counting {
-            inner: EmbeddedStore::open(dir.path()).unwrap(),
-            profile_reads: AtomicUsize::new(0),
-        });
+        let inner = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let store = Arc::new(HookedStore::new(inner, ProfileReads::default()));
         let vault = Arc::new(LocalVault::open_or_create(dir.path()).unwrap());
         let p = Platform::new(store.clone(), vault);
         let queue = EmbeddedQueue::open(dir.path(), platform::specs()).unwrap();
@@ -654,17 +613,13 @@ mod tests {
             entry("106540352242922", &["wamid.A3"]),
         ]}))
         .unwrap();
-        store.profile_reads.store(0, Ordering::Relaxed);
+        store.hook().0.store(0, Ordering::Relaxed);
         let report = intake
             .accept(Some(&secret.sign(&body)), &body)
             .await
             .unwrap();
         assert_eq!((report.held, report.enqueued), (3, 1));
-        assert_eq!(
-            store.profile_reads.load(Ordering::Relaxed),
-            2,
-            "one per tenant"
-        );
+        assert_eq!(store.hook().0.load(Ordering::Relaxed), 2, "one per tenant");
         assert_eq!(
             queue
                 .depth(&platform::name(platform::INBOUND))

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use wappline::conversation::{Conversations, Direction, NewMessage, Origin};
 use wappline::crypto::{CachePolicy, Envelope};
 use wappline::erasure::{ContactErasure, ErasureJob};
+use wappline::faults::hooked::{HookedStore, StoreCall, Verdict};
 use wappline::idempotency::Idempotency;
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
-use wappline::store::{Item, Table};
+use wappline::store::{Item, StoreError, Table};
 
 use crate::backends::Backend;
 use crate::on_both_backends;
@@ -410,82 +411,6 @@ async fn tenant_erasure_after_grace_removes_everything_and_shreds_keys(b: Backen
         .is_err());
 }
 
-/// A store that fails every delete after the first `allowed`: a worker crashing part-way.
-struct CrashingStore {
-    inner: std::sync::Arc<dyn wappline::store::TableStore>,
-    allowed: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl wappline::store::TableStore for CrashingStore {
-    async fn get(
-        &self,
-        t: Table,
-        k: &wappline::store::Key,
-    ) -> Result<Option<Item>, wappline::store::StoreError> {
-        self.inner.get(t, k).await
-    }
-    async fn put(
-        &self,
-        t: Table,
-        i: Item,
-        c: Option<wappline::store::Condition>,
-    ) -> Result<(), wappline::store::StoreError> {
-        self.inner.put(t, i, c).await
-    }
-    async fn update(
-        &self,
-        t: Table,
-        k: &wappline::store::Key,
-        u: wappline::store::Update,
-        c: Option<wappline::store::Condition>,
-    ) -> Result<Item, wappline::store::StoreError> {
-        self.inner.update(t, k, u, c).await
-    }
-    async fn delete(
-        &self,
-        t: Table,
-        k: &wappline::store::Key,
-        c: Option<wappline::store::Condition>,
-    ) -> Result<(), wappline::store::StoreError> {
-        use std::sync::atomic::Ordering;
-        // Only the deletes of the conversation's own items count, so the crash lands among
-        // its messages however many pointers each message has.
-        if k.pk.contains("#CONV#")
-            && self
-                .allowed
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_err()
-        {
-            return Err(wappline::store::StoreError::Unavailable(
-                "injected crash".into(),
-            ));
-        }
-        self.inner.delete(t, k, c).await
-    }
-    async fn query(
-        &self,
-        t: Table,
-        q: &wappline::store::Query,
-    ) -> Result<wappline::store::Page, wappline::store::StoreError> {
-        self.inner.query(t, q).await
-    }
-    async fn scan(
-        &self,
-        t: Table,
-        after: Option<&wappline::store::Key>,
-        limit: usize,
-    ) -> Result<wappline::store::Page, wappline::store::StoreError> {
-        self.inner.scan(t, after, limit).await
-    }
-    async fn transact_write(
-        &self,
-        ops: Vec<wappline::store::WriteOp>,
-    ) -> Result<(), wappline::store::StoreError> {
-        self.inner.transact_write(ops).await
-    }
-}
-
 async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Backend) {
     let envelope = Arc::new(Envelope::new(
         b.store.clone(),
@@ -517,10 +442,27 @@ async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Back
     let dir = tempfile::tempdir().unwrap();
     let queue: Arc<dyn Queue> =
         Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
-    let crashing: Arc<dyn wappline::store::TableStore> = Arc::new(CrashingStore {
-        inner: b.store.clone(),
-        allowed: std::sync::atomic::AtomicUsize::new(2),
-    });
+    // A store that fails every delete after the first two (batches run one by one): a
+    // worker crashing part-way. Only the deletes of the conversation's own items count, so
+    // the crash lands among its messages however many pointers each message has.
+    let allowed = std::sync::atomic::AtomicUsize::new(2);
+    let crashing: Arc<dyn wappline::store::TableStore> = Arc::new(
+        HookedStore::with(b.store.clone(), move |call: &StoreCall<'_>| {
+            use std::sync::atomic::Ordering;
+            match call {
+                StoreCall::Delete { key, .. }
+                    if key.pk.contains("#CONV#")
+                        && allowed
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_err() =>
+                {
+                    Verdict::Fail(StoreError::Unavailable("injected crash".into()))
+                }
+                _ => Verdict::Run,
+            }
+        })
+        .one_by_one(),
+    );
     let first = ContactErasure::new(crashing, envelope.clone(), queue.clone());
     let request = first
         .request(&t, account(), alice.id.clone(), "platform_admin")

@@ -12,14 +12,13 @@ use wappline::conversation::erased::{Erased, ErasedSubjects, Verdict};
 use wappline::conversation::{ConversationId, Conversations, Direction};
 use wappline::crypto::{CachePolicy, Envelope};
 use wappline::erasure::ContactErasure;
+use wappline::faults::hooked::{self, HookedStore, StoreCall};
 use wappline::faults::ports::Tap;
 use wappline::faults::{FaultPlan, FaultRates};
 use wappline::ids::TenantId;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
-use wappline::store::{
-    Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp,
-};
+use wappline::store::TableStore;
 
 use crate::backends::Backend;
 use crate::erasure::{account, customer, text};
@@ -43,75 +42,25 @@ impl Clock for ManualClock {
     }
 }
 
-/// Counts the requests that reach the store. `batched: false` sends each batch as single
-/// deletes (the port's default), which is what the erasure did before it batched: one
-/// `DeleteItem` per item.
-pub(crate) struct Counting {
-    pub inner: Arc<dyn TableStore>,
-    pub batched: bool,
-    pub requests: AtomicU64,
-}
-
-impl Counting {
-    pub(crate) fn new(inner: Arc<dyn TableStore>, batched: bool) -> Arc<Self> {
-        Arc::new(Counting {
-            inner,
-            batched,
-            requests: AtomicU64::new(0),
-        })
-    }
-    fn one(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[async_trait::async_trait]
-impl TableStore for Counting {
-    async fn get(&self, t: Table, k: &Key) -> Result<Option<Item>, StoreError> {
-        self.one();
-        self.inner.get(t, k).await
-    }
-    async fn put(&self, t: Table, i: Item, c: Option<Condition>) -> Result<(), StoreError> {
-        self.one();
-        self.inner.put(t, i, c).await
-    }
-    async fn update(
-        &self,
-        t: Table,
-        k: &Key,
-        u: Update,
-        c: Option<Condition>,
-    ) -> Result<Item, StoreError> {
-        self.one();
-        self.inner.update(t, k, u, c).await
-    }
-    async fn delete(&self, t: Table, k: &Key, c: Option<Condition>) -> Result<(), StoreError> {
-        self.one();
-        self.inner.delete(t, k, c).await
-    }
-    async fn query(&self, t: Table, q: &Query) -> Result<Page, StoreError> {
-        self.one();
-        self.inner.query(t, q).await
-    }
-    async fn scan(&self, t: Table, a: Option<&Key>, l: usize) -> Result<Page, StoreError> {
-        self.one();
-        self.inner.scan(t, a, l).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.one();
-        self.inner.transact_write(ops).await
-    }
-    async fn delete_batch(&self, keys: Vec<(Table, Key)>) -> Result<(), StoreError> {
-        if !self.batched {
-            wappline::store::validate_batch(&keys)?;
-            for (t, k) in keys {
-                self.delete(t, &k, None).await?;
-            }
-            return Ok(());
-        }
-        self.one();
-        self.inner.delete_batch(keys).await
-    }
+/// A store that counts the requests reaching `inner`, and the count. `batched: false` sends
+/// each batch as single deletes (the port's default), which is what the erasure did before
+/// it batched: one `DeleteItem` per item.
+pub(crate) fn counting(
+    inner: Arc<dyn TableStore>,
+    batched: bool,
+) -> (Arc<dyn TableStore>, Arc<AtomicU64>) {
+    let requests = Arc::new(AtomicU64::new(0));
+    let seen = requests.clone();
+    let store = HookedStore::with(inner, move |_: &StoreCall<'_>| {
+        seen.fetch_add(1, Ordering::Relaxed);
+        hooked::Verdict::Run
+    });
+    let store: Arc<dyn TableStore> = if batched {
+        Arc::new(store)
+    } else {
+        Arc::new(store.one_by_one())
+    };
+    (store, requests)
 }
 
 fn envelope(b: &Backend) -> Arc<Envelope> {
@@ -193,8 +142,7 @@ async fn a_long_conversation_erases_within_one_jobs_receives_under_faults(b: Bac
         .unwrap();
     let plan = Arc::new(FaultPlan::new(20261204, FaultRates::SOAK));
     plan.arm(true);
-    let counting = Counting::new(Tap::faults(plan.clone()).store(b.store.clone()), true);
-    let store: Arc<dyn TableStore> = counting.clone();
+    let (store, counted) = counting(Tap::faults(plan.clone()).store(b.store.clone()), true);
     let mut done_in = None;
     for receive in 1..=5 {
         // Each receive is a fresh process (a crash killed the last one).
@@ -206,7 +154,7 @@ async fn a_long_conversation_erases_within_one_jobs_receives_under_faults(b: Bac
         }
     }
     plan.arm(false);
-    let requests = counting.requests.load(Ordering::SeqCst);
+    let requests = counted.load(Ordering::SeqCst);
     println!(
         "erased 5,000 messages in {done_in:?} receives, {requests} requests, faults {:?}",
         plan.injected_by_kind()
@@ -292,8 +240,8 @@ async fn erasure_requests_and_time(b: Backend) {
             let t = TenantId::generate();
             let (c, conv) = long_conversation(&b, &t, n).await;
             let (queue, _dir) = queue();
-            let counting = Counting::new(b.store.clone(), batched);
-            let job = erasure(counting.clone(), &b, queue);
+            let (store, counted) = counting(b.store.clone(), batched);
+            let job = erasure(store, &b, queue);
             let request = job
                 .request(
                     &t,
@@ -303,7 +251,7 @@ async fn erasure_requests_and_time(b: Backend) {
                 )
                 .await
                 .unwrap();
-            counting.requests.store(0, Ordering::SeqCst);
+            counted.store(0, Ordering::SeqCst);
             let started = Instant::now();
             job.process(&t, &request).await.unwrap();
             let took = started.elapsed();
@@ -311,7 +259,7 @@ async fn erasure_requests_and_time(b: Backend) {
             println!(
                 "erasure figures: {n} messages, {}: {} store requests, {:.2} s",
                 if batched { "batched" } else { "item by item" },
-                counting.requests.load(Ordering::SeqCst),
+                counted.load(Ordering::SeqCst),
                 took.as_secs_f64()
             );
         }

@@ -16,6 +16,7 @@ use wappline::export::{
     object_key, tenant_prefix, ExportError, ExportFile, ExportLinkError, ExportLinkKey,
     ExportScope, ExportState, Exports,
 };
+use wappline::faults::hooked::{Answer, HookedStore, StoreCall, StoreHook};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{
     AccountRef, Content, CustomerId, CustomerRef, Media, MediaKind, WhatsAppUserId,
@@ -23,7 +24,7 @@ use wappline::meta::{
 use wappline::objects::embedded::EmbeddedObjects;
 use wappline::objects::s3::{provision_bucket, S3Objects};
 use wappline::objects::ObjectStore;
-use wappline::store::{Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp};
+use wappline::store::{Key, StoreError, Table, TableStore, Update};
 use wappline::tenant::{RetentionDays, TenantDirectory, TenantName};
 
 use crate::backends::Backend;
@@ -31,44 +32,18 @@ use crate::on_both_backends;
 use crate::support::{aws_config, unique};
 
 /// Counts the message pages the export reads, and the largest one.
-struct Counting {
-    inner: Arc<dyn TableStore>,
+#[derive(Default)]
+struct MessagePages {
     message_queries: AtomicUsize,
     largest_page: AtomicUsize,
 }
 
 #[async_trait]
-impl TableStore for Counting {
-    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.inner.get(table, key).await
-    }
-    async fn put(
-        &self,
-        table: Table,
-        item: Item,
-        condition: Option<wappline::store::Condition>,
-    ) -> Result<(), StoreError> {
-        self.inner.put(table, item, condition).await
-    }
-    async fn update(
-        &self,
-        table: Table,
-        key: &Key,
-        update: Update,
-        condition: Option<wappline::store::Condition>,
-    ) -> Result<Item, StoreError> {
-        self.inner.update(table, key, update, condition).await
-    }
-    async fn delete(
-        &self,
-        table: Table,
-        key: &Key,
-        condition: Option<wappline::store::Condition>,
-    ) -> Result<(), StoreError> {
-        self.inner.delete(table, key, condition).await
-    }
-    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
-        let page = self.inner.query(table, query).await?;
+impl StoreHook for MessagePages {
+    fn answered(&self, call: &StoreCall<'_>, answer: Result<Answer<'_>, &StoreError>) {
+        let (StoreCall::Query { .. }, Ok(Answer::Page(page))) = (call, answer) else {
+            return;
+        };
         if page
             .items
             .first()
@@ -79,23 +54,11 @@ impl TableStore for Counting {
             self.largest_page
                 .fetch_max(page.items.len(), Ordering::Relaxed);
         }
-        Ok(page)
-    }
-    async fn scan(
-        &self,
-        table: Table,
-        start_after: Option<&Key>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
-        self.inner.scan(table, start_after, limit).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.inner.transact_write(ops).await
     }
 }
 
 struct World {
-    store: Arc<Counting>,
+    store: Arc<HookedStore<MessagePages>>,
     envelope: Arc<Envelope>,
     objects: Arc<dyn ObjectStore>,
     key: ExportLinkKey,
@@ -118,11 +81,7 @@ impl World {
                 Arc::new(S3Objects::new(client, bucket))
             }
         };
-        let store = Arc::new(Counting {
-            inner: b.store.clone(),
-            message_queries: AtomicUsize::new(0),
-            largest_page: AtomicUsize::new(0),
-        });
+        let store = Arc::new(HookedStore::new(b.store.clone(), MessagePages::default()));
         let envelope = Arc::new(Envelope::new(
             store.clone(),
             b.vault.clone(),
@@ -686,11 +645,11 @@ async fn large_export_reads_page_by_page(b: Backend) {
         .request(&t, ExportScope::Tenant, "platform_admin")
         .await
         .unwrap();
-    w.store.message_queries.store(0, Ordering::Relaxed);
+    w.store.hook().message_queries.store(0, Ordering::Relaxed);
     exports.run(&t, &id).await.unwrap();
     // Two passes read messages (JSON and messages.csv), each in pages of at most `page`.
-    assert!(w.store.largest_page.load(Ordering::Relaxed) <= page);
-    assert!(w.store.message_queries.load(Ordering::Relaxed) >= 2 * n / page);
+    assert!(w.store.hook().largest_page.load(Ordering::Relaxed) <= page);
+    assert!(w.store.hook().message_queries.load(Ordering::Relaxed) >= 2 * n / page);
     let json: serde_json::Value =
         serde_json::from_str(&w.read(&t, &id, ExportFile::ExportJson).await).unwrap();
     let all = json["conversations"][0]["messages"].as_array().unwrap();

@@ -17,12 +17,11 @@ use wappline::audit::{AuditAction, AuditLog};
 use wappline::bitrix::imconnector::OpenLineId;
 use wappline::conversation::{Conversations, Direction};
 use wappline::erasure::tenant::TenantErasure;
+use wappline::faults::hooked::{HookedStore, StoreCall, Verdict};
 use wappline::idempotency::Idempotency;
 use wappline::ids::TenantId;
 use wappline::portal::install::ConnectionCodes;
-use wappline::store::{
-    Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp,
-};
+use wappline::store::{Table, TableStore};
 use wappline::tenant::{ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
 use crate::backends::Backend;
@@ -37,57 +36,36 @@ impl Calls {
     fn log(&self, op: &'static str, t: Table, pk: &str) {
         self.0.lock().unwrap().push((op, t, pk.to_owned()));
     }
+    /// Logs a call: each item it names, or the partition it queries.
+    fn record(&self, call: &StoreCall<'_>) {
+        match call {
+            StoreCall::Put { table, item, .. } => {
+                self.log("put", *table, item.get_s("pk").unwrap_or_default())
+            }
+            StoreCall::Query { table, query } => self.log("query", *table, &query.pk),
+            StoreCall::Scan { table, .. } => self.log("scan", *table, ""),
+            _ => {
+                for (t, k) in call.targets() {
+                    self.log(call.op(), t, &k.pk);
+                }
+            }
+        }
+    }
     pub(crate) fn take(&self) -> Vec<(&'static str, Table, String)> {
         std::mem::take(&mut self.0.lock().unwrap())
     }
 }
 
-/// A store decorator that records every call.
-pub(crate) struct Recording {
-    pub inner: Arc<dyn TableStore>,
-    pub calls: Arc<Calls>,
-}
-
-#[async_trait::async_trait]
-impl TableStore for Recording {
-    async fn get(&self, t: Table, k: &Key) -> Result<Option<Item>, StoreError> {
-        self.calls.log("get", t, &k.pk);
-        self.inner.get(t, k).await
-    }
-    async fn put(&self, t: Table, i: Item, c: Option<Condition>) -> Result<(), StoreError> {
-        self.calls.log("put", t, i.get_s("pk").unwrap_or_default());
-        self.inner.put(t, i, c).await
-    }
-    async fn update(
-        &self,
-        t: Table,
-        k: &Key,
-        u: Update,
-        c: Option<Condition>,
-    ) -> Result<Item, StoreError> {
-        self.calls.log("update", t, &k.pk);
-        self.inner.update(t, k, u, c).await
-    }
-    async fn delete(&self, t: Table, k: &Key, c: Option<Condition>) -> Result<(), StoreError> {
-        self.calls.log("delete", t, &k.pk);
-        self.inner.delete(t, k, c).await
-    }
-    async fn query(&self, t: Table, q: &Query) -> Result<Page, StoreError> {
-        self.calls.log("query", t, &q.pk);
-        self.inner.query(t, q).await
-    }
-    async fn scan(&self, t: Table, after: Option<&Key>, limit: usize) -> Result<Page, StoreError> {
-        self.calls.log("scan", t, "");
-        self.inner.scan(t, after, limit).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        for op in &ops {
-            if let Some((t, k)) = op.table_and_key() {
-                self.calls.log("transact", t, &k.pk);
-            }
-        }
-        self.inner.transact_write(ops).await
-    }
+/// A store decorator that records every call (batches as the single deletes they were
+/// before the sweep batched).
+pub(crate) fn recording(inner: Arc<dyn TableStore>, calls: Arc<Calls>) -> Arc<dyn TableStore> {
+    Arc::new(
+        HookedStore::with(inner, move |call: &StoreCall<'_>| {
+            calls.record(call);
+            Verdict::Run
+        })
+        .one_by_one(),
+    )
 }
 
 /// A tenant with one item of every kind its flows create.
@@ -207,10 +185,7 @@ async fn rich_tenant(
 
 async fn the_sweep_reads_by_key_and_leaves_nothing(b: Backend) {
     let calls = Arc::new(Calls::default());
-    let recording: Arc<dyn TableStore> = Arc::new(Recording {
-        inner: b.store.clone(),
-        calls: calls.clone(),
-    });
+    let recording = recording(b.store.clone(), calls.clone());
     let p = Platform::new(recording.clone(), b.vault.clone());
     let gone = rich_tenant(&p, &recording, "Leaving", "106540352242931").await;
     let stays = rich_tenant(&p, &recording, "Staying", "106540352242932").await;

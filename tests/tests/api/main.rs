@@ -12,6 +12,7 @@ mod bitrix_client;
 mod bitrix_install;
 mod bitrix_webhook;
 mod coexistence;
+mod connect_setup;
 mod console;
 mod crm_parking;
 mod customer_identity;

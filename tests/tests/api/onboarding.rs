@@ -10,7 +10,7 @@ use std::time::Duration;
 use e2e_tests::fake_graph::{
     BusinessToken, FakeGraph, FAKE_APP_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET,
 };
-use e2e_tests::harness::{contains_bytes, Harness, ADMIN};
+use e2e_tests::harness::Harness;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::clock::now_secs;
@@ -18,6 +18,8 @@ use wappline::ids::{InstagramAccountId, TenantId};
 use wappline::onboarding::refresh::TokenRefresh;
 use wappline::store::Table;
 use wappline::tenant::ChannelRef;
+
+use crate::connect_setup::{admin_post, audit, nothing_connected, tenant, token_never_in_clear};
 
 const PHONE: &str = "106540352242922";
 const WABA: &str = "102290129340398";
@@ -39,27 +41,6 @@ async fn start() -> Harness {
     .await;
     h.graph = graph;
     h
-}
-
-async fn tenant(h: &Harness, name: &str) -> String {
-    h.admin("POST", "/admin/tenants", json!({"name": name}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn post(h: &Harness, path: &str, body: Value) -> (StatusCode, Value) {
-    let resp = h
-        .http
-        .post(format!("{}{path}", h.base))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 fn finish(event: &str, code: &str) -> Value {
@@ -93,46 +74,6 @@ async fn channels(h: &Harness, t: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// No route and no channel for `id`, and no item holds `token` in clear.
-async fn nothing_connected(h: &Harness, id: &str, token: &str) {
-    for item in h.all_items(Table::Routes).await {
-        let pk = item.get_s("pk").unwrap_or_default();
-        assert!(
-            !(pk.starts_with("ROUTE#") && pk.ends_with(&format!("#{id}"))),
-            "a route for {id}: {pk}"
-        );
-    }
-    for item in h.all_items(Table::Data).await {
-        let sk = item.get_s("sk").unwrap_or_default();
-        assert!(
-            !(sk.starts_with("CH#") && sk.ends_with(&format!("#{id}"))),
-            "a channel item for {id}: {sk}"
-        );
-    }
-    token_never_in_clear(h, token).await;
-}
-
-async fn token_never_in_clear(h: &Harness, token: &str) {
-    for table in [Table::Data, Table::Routes, Table::Keys, Table::Dedupe] {
-        for item in h.all_items(table).await {
-            for v in item.0.values() {
-                assert!(
-                    !contains_bytes(v, token.as_bytes()),
-                    "the token is stored in clear in {table:?}"
-                );
-            }
-        }
-    }
-}
-
-async fn audit_actions(h: &Harness, t: &str) -> Vec<Value> {
-    h.admin("GET", &format!("/admin/tenants/{t}/audit"), json!(null))
-        .await["entries"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn embedded_signup_connects_a_number_and_reports_each_step() {
     let h = start().await;
@@ -149,7 +90,7 @@ async fn embedded_signup_connects_a_number_and_reports_each_step() {
     assert_eq!(page["instagram_login"], true);
 
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
-    let (status, v) = post(
+    let (status, v) = admin_post(
         &h,
         &format!("/admin/tenants/{t}/onboarding/whatsapp"),
         finish("FINISH", &code),
@@ -208,13 +149,13 @@ async fn embedded_signup_connects_a_number_and_reports_each_step() {
     );
     token_never_in_clear(&h, TOKEN).await;
     token_never_in_clear(&h, pin).await;
-    let entries = audit_actions(&h, &t).await;
+    let entries = audit(&h, &t).await;
     assert!(entries.iter().any(|e| e["action"] == "channel_connected"
         && e["details"]["via"] == "embedded_signup"
         && e["details"]["channel"] == PHONE));
 
     // The code was valid once: posting it again is refused and changes nothing.
-    let (status, v) = post(
+    let (status, v) = admin_post(
         &h,
         &format!("/admin/tenants/{t}/onboarding/whatsapp"),
         finish("FINISH", &code),
@@ -230,7 +171,7 @@ async fn a_coexistence_number_is_not_registered_and_is_marked_for_20_per_second(
     let h = start().await;
     let t = tenant(&h, "Acme").await;
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
-    let (status, v) = post(
+    let (status, v) = admin_post(
         &h,
         &format!("/admin/tenants/{t}/onboarding/whatsapp"),
         finish("FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING", &code),
@@ -260,7 +201,8 @@ async fn a_coexistence_number_is_not_registered_and_is_marked_for_20_per_second(
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
     let mut body = finish("FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING", &code);
     body["pin"] = json!("123456");
-    let (status, _) = post(&h, &format!("/admin/tenants/{t}/onboarding/whatsapp"), body).await;
+    let (status, _) =
+        admin_post(&h, &format!("/admin/tenants/{t}/onboarding/whatsapp"), body).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -269,7 +211,7 @@ async fn a_cancelled_or_failed_signup_stores_nothing() {
     let h = start().await;
     let t = tenant(&h, "Acme").await;
     let path = format!("/admin/tenants/{t}/onboarding/whatsapp");
-    let (status, v) = post(
+    let (status, v) = admin_post(
         &h,
         &path,
         json!({"event": "CANCEL", "current_step": "PHONE_NUMBER_SETUP"}),
@@ -278,7 +220,7 @@ async fn a_cancelled_or_failed_signup_stores_nothing() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["outcome"], "cancelled");
     assert_eq!(v["current_step"], "PHONE_NUMBER_SETUP");
-    let (status, v) = post(
+    let (status, v) = admin_post(
         &h,
         &path,
         json!({"event": "ERROR", "error_message": "Phone number already registered"}),
@@ -296,7 +238,7 @@ async fn a_cancelled_or_failed_signup_stores_nothing() {
         json!({"event": "FINISH", "code": "x", "waba_id": WABA, "phone_number_id": PHONE, "tenant_id": t}),
         json!({"event": "nope"}),
     ] {
-        let (status, v) = post(&h, &path, bad.clone()).await;
+        let (status, v) = admin_post(&h, &path, bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {v}");
         assert!(v["error"]["message"].as_str().is_some());
     }
@@ -312,7 +254,7 @@ async fn an_expired_code_or_an_unproven_token_stores_nothing() {
     let path = format!("/admin/tenants/{t}/onboarding/whatsapp");
     h.graph.add_whatsapp_business(TOKEN, WABA, PHONE);
     let expired = h.graph.issue_expired_signup_code(TOKEN);
-    let (status, v) = post(&h, &path, finish("FINISH", &expired)).await;
+    let (status, v) = admin_post(&h, &path, finish("FINISH", &expired)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "code_rejected");
     assert!(v["error"]["message"].as_str().unwrap().contains("expired"));
@@ -323,14 +265,14 @@ async fn an_expired_code_or_an_unproven_token_stores_nothing() {
     h.graph
         .add_business_token(other, BusinessToken::for_waba("102290129340777"));
     let code = h.graph.issue_code_for(other, now_secs() as u64 + 300);
-    let (status, v) = post(&h, &path, finish("FINISH", &code)).await;
+    let (status, v) = admin_post(&h, &path, finish("FINISH", &code)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "ownership_not_proven");
     assert_eq!(steps(&v), ["exchange_code=ok", "verify_ownership=failed"]);
     assert!(h.graph.onboarding().subscribed_wabas.is_empty());
     nothing_connected(&h, PHONE, other).await;
     nothing_connected(&h, PHONE, TOKEN).await;
-    let refused = audit_actions(&h, &t)
+    let refused = audit(&h, &t)
         .await
         .into_iter()
         .filter(|e| e["action"] == "channel_connect_refused")
@@ -345,7 +287,7 @@ async fn a_step_after_the_claim_that_fails_undoes_the_connection() {
     let path = format!("/admin/tenants/{t}/onboarding/whatsapp");
     h.graph.fail_register(1);
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
-    let (status, v) = post(&h, &path, finish("FINISH", &code)).await;
+    let (status, v) = admin_post(&h, &path, finish("FINISH", &code)).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{v}");
     assert_eq!(v["error"]["code"], "connect_failed");
     assert_eq!(
@@ -373,11 +315,11 @@ async fn a_step_after_the_claim_that_fails_undoes_the_connection() {
 
     // Connected by one tenant, the number cannot be taken by another: 409, nothing more said.
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
-    let (status, _) = post(&h, &path, finish("FINISH", &code)).await;
+    let (status, _) = admin_post(&h, &path, finish("FINISH", &code)).await;
     assert_eq!(status, StatusCode::CREATED);
     let other = tenant(&h, "Other").await;
     let code = h.graph.issue_signup_code("EAAGsecondTOKEN", WABA, PHONE);
-    let (status, v) = post(
+    let (status, v) = admin_post(
         &h,
         &format!("/admin/tenants/{other}/onboarding/whatsapp"),
         finish("FINISH", &code),
@@ -420,7 +362,7 @@ async fn sign_in(h: &Harness, authorize_url: &str) -> (String, String) {
 }
 
 async fn authorize(h: &Harness, t: &str) -> Value {
-    let (status, v) = post(
+    let (status, v) = admin_post(
         h,
         &format!("/admin/tenants/{t}/onboarding/instagram/authorize"),
         json!({}),
@@ -453,7 +395,7 @@ async fn instagram_login_connects_an_account_with_a_long_lived_token() {
     assert_eq!(state, a["state"].as_str().unwrap());
     let path = format!("/admin/tenants/{t}/onboarding/instagram/complete");
     let before = now_secs();
-    let (status, v) = post(&h, &path, json!({"code": code, "state": state})).await;
+    let (status, v) = admin_post(&h, &path, json!({"code": code, "state": state})).await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     assert_eq!(
         steps(&v),
@@ -501,7 +443,7 @@ async fn instagram_login_connects_an_account_with_a_long_lived_token() {
     assert_eq!(ch[0]["secrets_stored"], json!(["access_token"]));
 
     // The code was valid once.
-    let (status, v) = post(&h, &path, json!({"code": code, "state": state})).await;
+    let (status, v) = admin_post(&h, &path, json!({"code": code, "state": state})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "code_rejected");
 }
@@ -519,11 +461,11 @@ async fn instagram_login_refuses_foreign_or_forged_states_and_missing_permission
     // A state issued for another tenant.
     let a = authorize(&h, &other).await;
     let (code, state) = sign_in(&h, a["authorize_url"].as_str().unwrap()).await;
-    let (status, v) = post(&h, &path, json!({"code": code, "state": state})).await;
+    let (status, v) = admin_post(&h, &path, json!({"code": code, "state": state})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"]["code"], "invalid_state");
     // A forged one.
-    let (status, v) = post(
+    let (status, v) = admin_post(
         &h,
         &path,
         json!({"code": code, "state": format!("{state}x")}),
@@ -541,7 +483,7 @@ async fn instagram_login_refuses_foreign_or_forged_states_and_missing_permission
     h.graph.set_instagram_login(IG, "instagram_business_basic");
     let a = authorize(&h, &t).await;
     let (code, state) = sign_in(&h, a["authorize_url"].as_str().unwrap()).await;
-    let (status, v) = post(&h, &path, json!({"code": code, "state": state})).await;
+    let (status, v) = admin_post(&h, &path, json!({"code": code, "state": state})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "ownership_not_proven");
     assert!(v["error"]["message"]
@@ -564,7 +506,7 @@ async fn an_instagram_subscription_that_fails_undoes_the_connection() {
     h.graph.fail_instagram_subscribe(1);
     let a = authorize(&h, &t).await;
     let (code, state) = sign_in(&h, a["authorize_url"].as_str().unwrap()).await;
-    let (status, v) = post(
+    let (status, v) = admin_post(
         &h,
         &format!("/admin/tenants/{t}/onboarding/instagram/complete"),
         json!({"code": code, "state": state}),
@@ -605,7 +547,7 @@ async fn connect_instagram(h: &Harness, t: &str, account: &str) -> String {
     );
     let a = authorize(h, t).await;
     let (code, state) = sign_in(h, a["authorize_url"].as_str().unwrap()).await;
-    let (status, v) = post(
+    let (status, v) = admin_post(
         h,
         &format!("/admin/tenants/{t}/onboarding/instagram/complete"),
         json!({"code": code, "state": state}),
@@ -691,7 +633,7 @@ async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure()
             json!({"email": "admin@acme.test", "role": "admin"}),
         )
         .await;
-    let (status, _) = post(
+    let (status, _) = admin_post(
         &h,
         "/auth/invitations/accept",
         json!({"token": inv["token"], "password": "correct horse battery"}),
@@ -722,7 +664,7 @@ async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure()
     // The refreshed token is stored (encrypted) and used from now on: the next send or
     // refresh presents it.
     token_never_in_clear(&h, &due_token).await;
-    assert!(audit_actions(&h, &t)
+    assert!(audit(&h, &t)
         .await
         .iter()
         .any(|e| e["action"] == "channel_token_refreshed" && e["details"]["channel"] == IG));
@@ -745,7 +687,7 @@ async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure()
             })
     })
     .await;
-    assert!(audit_actions(&h, &t).await.iter().any(|e| {
+    assert!(audit(&h, &t).await.iter().any(|e| {
         e["action"] == "channel_token_refresh_failed" && e["details"]["channel"] == second
     }));
     // Only one attempt a day: the failure is not retried at once.

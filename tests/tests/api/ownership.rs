@@ -7,74 +7,22 @@
 
 use e2e_tests::fake_bitrix::FakeBitrix;
 use e2e_tests::fake_graph::{BusinessToken, GraphFailure};
-use e2e_tests::harness::{contains_bytes, Harness, ADMIN, IG_ACCOUNT, WABA, WA_NUMBER};
+use e2e_tests::harness::{contains_bytes, Harness, IG_ACCOUNT, WABA, WA_NUMBER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::store::Table;
 
-const OTHER_WABA: &str = "102290129340777";
+use crate::connect_setup::{admin_post, audit, nothing_connected, tenant};
 
-async fn tenant(h: &Harness, name: &str) -> String {
-    h.admin("POST", "/admin/tenants", json!({"name": name}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
+const OTHER_WABA: &str = "102290129340777";
 
 /// POSTs a connect; status and JSON answer.
 async fn connect(h: &Harness, tenant: &str, kind: &str, body: Value) -> (StatusCode, Value) {
-    let resp = h
-        .http
-        .post(format!("{}/admin/tenants/{tenant}/channels/{kind}", h.base))
-        .bearer_auth(ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    admin_post(h, &format!("/admin/tenants/{tenant}/channels/{kind}"), body).await
 }
 
 fn wa(phone: &str, waba: &str, token: &str) -> Value {
     json!({"phone_number_id": phone, "waba_id": waba, "access_token": token})
-}
-
-/// The tenant's audit entries, newest first.
-async fn audit(h: &Harness, tenant: &str) -> Vec<Value> {
-    h.admin("GET", &format!("/admin/tenants/{tenant}/audit"), json!({}))
-        .await["entries"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// Nothing in the store routes `id` or holds its channel, and no item anywhere holds `token`.
-async fn nothing_stored(h: &Harness, id: &str, token: &str) {
-    for item in h.all_items(Table::Routes).await {
-        let pk = item.get_s("pk").unwrap_or_default();
-        assert!(
-            !(pk.starts_with("ROUTE#") && pk.ends_with(&format!("#{id}"))),
-            "a route for {id}: {pk}"
-        );
-    }
-    for item in h.all_items(Table::Data).await {
-        let sk = item.get_s("sk").unwrap_or_default();
-        assert!(
-            !(sk.starts_with("CH#") && sk.ends_with(&format!("#{id}"))),
-            "a channel item for {id}: {sk}"
-        );
-    }
-    for table in [Table::Data, Table::Routes, Table::Keys, Table::Dedupe] {
-        for item in h.all_items(table).await {
-            for v in item.0.values() {
-                assert!(
-                    !contains_bytes(v, token.as_bytes()),
-                    "the token is stored in {table:?}"
-                );
-            }
-        }
-    }
 }
 
 /// A refusal: the status and code, a message naming what is wrong, nothing stored, and the
@@ -97,7 +45,7 @@ async fn refused(
     let message = v["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(says), "{message}");
     assert!(!message.contains(token) && !message.contains("another tenant"));
-    nothing_stored(h, id, token).await;
+    nothing_connected(h, id, token).await;
     let entries = audit(h, tenant).await;
     let e = &entries[0];
     assert_eq!(e["action"], "channel_connect_refused", "{entries:?}");

@@ -94,6 +94,21 @@ pub(super) async fn change(w: &RelayWorld, action: &str, token: &str, channel: &
     post(w, &format!("/bitrix/placement/{action}"), form).await
 }
 
+/// Opens Open Line 2's page as the admin `auth_id` and attaches (`attach`) or detaches
+/// (`detach`) the second number there: the answer, a 200.
+async fn second_number_on_line_2(w: &RelayWorld, auth_id: &str, action: &str) -> Page {
+    let page = open(w, FAKE_DOMAIN, FAKE_MEMBER_ID, auth_id, LINE_2).await;
+    let done = change(
+        w,
+        action,
+        &page.token(),
+        &format!("whatsapp:{SECOND_NUMBER}"),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.html);
+    done
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -241,15 +256,7 @@ async fn an_admin_attaches_a_number_to_line_2_and_its_customers_arrive_there() {
     assert_eq!(last.line, LINE.to_string());
 
     // Detaching turns the connector off on line 2 only, and the number goes back.
-    let page = open(&w, FAKE_DOMAIN, FAKE_MEMBER_ID, &auth_id, LINE_2).await;
-    let detached = change(
-        &w,
-        "detach",
-        &page.token(),
-        &format!("whatsapp:{SECOND_NUMBER}"),
-    )
-    .await;
-    assert_eq!(detached.status, StatusCode::OK, "{}", detached.html);
+    second_number_on_line_2(&w, &auth_id, "detach").await;
     let off = fake
         .calls_to("imconnector.activate")
         .last()
@@ -272,15 +279,7 @@ async fn an_admin_attaches_a_number_to_line_2_and_its_customers_arrive_there() {
 async fn turning_the_connector_off_on_line_2_detaches_only_its_channel() {
     let (w, tenant) = world().await;
     let auth_id = w.bitrix.user_token(FAKE_DOMAIN, 5, "Anna Admin", true);
-    let page = open(&w, FAKE_DOMAIN, FAKE_MEMBER_ID, &auth_id, LINE_2).await;
-    let attached = change(
-        &w,
-        "attach",
-        &page.token(),
-        &format!("whatsapp:{SECOND_NUMBER}"),
-    )
-    .await;
-    assert_eq!(attached.status, StatusCode::OK, "{}", attached.html);
+    second_number_on_line_2(&w, &auth_id, "attach").await;
 
     let event = EventBody::for_portal(&w.bitrix, FAKE_DOMAIN, Some(APP_TOKEN))
         .status_delete(WHATSAPP, LINE_2);

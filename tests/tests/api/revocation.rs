@@ -11,16 +11,10 @@ use e2e_tests::harness::{Harness, ADMIN, IG_ACCOUNT, IG_TOKEN, WABA, WA_NUMBER, 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::connect_setup::tenant;
+
 const SECOND_NUMBER: &str = "113355779024681";
 const SECOND_TOKEN: &str = "EAAsecondNUMBER";
-
-async fn tenant(h: &Harness, name: &str) -> String {
-    h.admin("POST", "/admin/tenants", json!({ "name": name }))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 async fn delete(h: &Harness, tenant: &str, kind: &str, id: &str) -> StatusCode {
     h.http

@@ -18,6 +18,7 @@ use wappline::app::Platform;
 use wappline::bitrix::ImRef;
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
 use wappline::conversation::{ConversationId, Conversations, MessageRef, MessageStatus};
+use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::graph::GraphConfig;
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::inbound::worker::InboundWorker;
@@ -30,17 +31,15 @@ use wappline::outbound::{
 use wappline::pacing::PacingConfig;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
-use wappline::store::{
-    Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp,
-};
+use wappline::store::{Key, StoreError, Table};
 use wappline::tenant::{ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
 const WA_TOKEN: &str = "EAAGwhatsappTokenOfTheTenant0123456789";
 const PHONE: &str = "16505551234";
 
-/// The store of the send worker, failing on command.
-struct FaultyStore {
-    inner: Arc<dyn TableStore>,
+/// The hook on the send worker's store, failing its writes on command.
+#[derive(Default)]
+struct SendFaults {
     /// Fail the next n writes of a send attempt (the job's progress item).
     fail_attempts: AtomicUsize,
     /// Fail the next n writes to the data table made after an attempt was recorded: the
@@ -49,17 +48,17 @@ struct FaultyStore {
     attempted: AtomicBool,
 }
 
-impl FaultyStore {
+impl SendFaults {
     fn is_progress(key: &Key) -> bool {
         key.pk.contains("OUTP#")
     }
 
-    fn check(&self, table: Table, key: Option<&Key>) -> Result<(), StoreError> {
+    fn check(&self, table: Table, key: &Key) -> Result<(), StoreError> {
         let take = |n: &AtomicUsize| {
             n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
                 .is_ok()
         };
-        if table == Table::Dedupe && key.is_some_and(Self::is_progress) {
+        if table == Table::Dedupe && Self::is_progress(key) {
             if take(&self.fail_attempts) {
                 return Err(StoreError::Unavailable("injected: before the call".into()));
             }
@@ -74,56 +73,17 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl TableStore for FaultyStore {
-    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.inner.get(table, key).await
-    }
-    async fn put(
-        &self,
-        table: Table,
-        item: Item,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        self.check(table, item.key().as_ref())?;
-        self.inner.put(table, item, condition).await
-    }
-    async fn update(
-        &self,
-        table: Table,
-        key: &Key,
-        update: Update,
-        condition: Option<Condition>,
-    ) -> Result<Item, StoreError> {
-        self.check(table, Some(key))?;
-        self.inner.update(table, key, update, condition).await
-    }
-    async fn delete(
-        &self,
-        table: Table,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        self.check(table, Some(key))?;
-        self.inner.delete(table, key, condition).await
-    }
-    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
-        self.inner.query(table, query).await
-    }
-    async fn scan(
-        &self,
-        table: Table,
-        start_after: Option<&Key>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
-        self.inner.scan(table, start_after, limit).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        for op in &ops {
-            if let Some((table, key)) = op.table_and_key() {
-                self.check(table, Some(&key))?;
+impl StoreHook for SendFaults {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+        if !call.writes() {
+            return Verdict::Run;
+        }
+        for (table, key) in call.targets() {
+            if let Err(e) = self.check(table, &key) {
+                return Verdict::Fail(e);
             }
         }
-        self.inner.transact_write(ops).await
+        Verdict::Run
     }
 }
 
@@ -131,7 +91,7 @@ struct Rig {
     platform: Platform,
     queue: Arc<EmbeddedQueue>,
     graph: FakeGraph,
-    store: Arc<FaultyStore>,
+    store: Arc<HookedStore<SendFaults>>,
     worker: OutboundWorker,
     intake: OutboundIntake,
     tenant: TenantId,
@@ -171,12 +131,8 @@ async fn rig(reconcile: Duration) -> Rig {
         .with_base_url(&graph.base_url())
         .unwrap();
     let clients = OutboundClients::new(graph_config.clone(), graph_config).unwrap();
-    let store = Arc::new(FaultyStore {
-        inner: platform.store.clone(),
-        fail_attempts: AtomicUsize::new(0),
-        fail_records: AtomicUsize::new(0),
-        attempted: AtomicBool::new(false),
-    });
+    let store =
+        Arc::new(HookedStore::new(platform.store.clone(), SendFaults::default()).one_by_one());
     let mut config = OutboundConfig {
         retry: OutboundRetryPolicy::immediate(),
         ..OutboundConfig::default()
@@ -340,7 +296,7 @@ impl Rig {
 async fn a_store_failure_before_the_call_sends_nothing_and_the_retry_sends_once() {
     let r = rig(Duration::from_secs(600)).await;
     let at = r.reply("before the call").await;
-    r.store.fail_attempts.store(1, Ordering::SeqCst);
+    r.store.hook().fail_attempts.store(1, Ordering::SeqCst);
     assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
     assert_eq!(r.sends_to_customer(), 0, "nothing went out");
     assert_eq!(r.deliver().await, Outcome::Done);
@@ -358,10 +314,10 @@ async fn a_store_failure_before_the_call_sends_nothing_and_the_retry_sends_once(
 async fn a_store_failure_after_the_call_is_retried_in_place_and_never_resends() {
     let r = rig(Duration::from_secs(600)).await;
     let at = r.reply("after the call").await;
-    r.store.fail_records.store(2, Ordering::SeqCst);
+    r.store.hook().fail_records.store(2, Ordering::SeqCst);
     assert_eq!(r.deliver().await, Outcome::Done);
     assert_eq!(
-        r.store.fail_records.load(Ordering::SeqCst),
+        r.store.hook().fail_records.load(Ordering::SeqCst),
         0,
         "both failed"
     );
@@ -393,9 +349,9 @@ async fn a_store_failure_after_the_call_is_retried_in_place_and_never_resends() 
 async fn a_crash_between_the_answer_and_the_write_is_settled_by_metas_status() {
     let r = rig(Duration::from_secs(600)).await;
     let at = r.reply("crash between").await;
-    r.store.fail_records.store(1000, Ordering::SeqCst);
+    r.store.hook().fail_records.store(1000, Ordering::SeqCst);
     assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
-    r.store.fail_records.store(0, Ordering::SeqCst);
+    r.store.hook().fail_records.store(0, Ordering::SeqCst);
     assert_eq!(r.sends_to_customer(), 1);
     // Redelivered before Meta's status: it waits, and sends nothing.
     for _ in 0..3 {
@@ -424,9 +380,9 @@ async fn a_crash_between_the_answer_and_the_write_is_settled_by_metas_status() {
 async fn a_status_with_another_tag_confirms_nothing() {
     let r = rig(Duration::from_secs(600)).await;
     r.reply("crash between").await;
-    r.store.fail_records.store(1000, Ordering::SeqCst);
+    r.store.hook().fail_records.store(1000, Ordering::SeqCst);
     assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
-    r.store.fail_records.store(0, Ordering::SeqCst);
+    r.store.hook().fail_records.store(0, Ordering::SeqCst);
     let sent = r.graph.sent().remove(0);
     let tag = sent.body["biz_opaque_callback_data"].as_str().unwrap();
     let other = tag.replace(".0.1", ".0.2");
@@ -442,9 +398,9 @@ async fn a_status_with_another_tag_confirms_nothing() {
 async fn an_unconfirmed_attempt_is_sent_again_after_the_window() {
     let r = rig(Duration::ZERO).await;
     let at = r.reply("never confirmed").await;
-    r.store.fail_records.store(1000, Ordering::SeqCst);
+    r.store.hook().fail_records.store(1000, Ordering::SeqCst);
     assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
-    r.store.fail_records.store(0, Ordering::SeqCst);
+    r.store.hook().fail_records.store(0, Ordering::SeqCst);
     assert_eq!(r.deliver().await, Outcome::Done);
     let tags: Vec<String> = r.sends_per_tag().into_keys().map(|(_, t)| t).collect();
     assert_eq!(tags.len(), 2, "{tags:?}");

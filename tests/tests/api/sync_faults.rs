@@ -24,11 +24,10 @@ use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::clock::now_millis;
 use wappline::consumer::{process_batch, Outcome, QueueRecord};
 use wappline::crm_sync::{FlushConfig, SyncWorker, WaitConfig};
+use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::queue::{platform, Queue};
 use wappline::secret::Secret;
-use wappline::store::{
-    AttrValue, Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp,
-};
+use wappline::store::{AttrValue, StoreError, TableStore, Update, WriteOp};
 
 const LINE: u32 = 7;
 const HOUR_MS: i64 = 3_600_000;
@@ -329,74 +328,22 @@ async fn lost_answers_after_accepted_posts_duplicate_nothing() {
     rig.h.server.shutdown().await;
 }
 
-/// A store that stops for good at its `at`th operation: the process "crashes" there (the
-/// test drops the worker's future), before the operation runs.
-struct CrashingStore {
-    inner: Arc<dyn TableStore>,
+/// A store hook that stops for good at the store's `at`th operation: the process "crashes"
+/// there (the test drops the worker's future), before the operation runs.
+struct CrashAt {
     at: usize,
     seen: AtomicUsize,
     crashed: Arc<AtomicBool>,
 }
 
-impl CrashingStore {
-    async fn step(&self) {
+#[async_trait]
+impl StoreHook for CrashAt {
+    async fn before(&self, _call: &StoreCall<'_>) -> Verdict {
         if self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
             self.crashed.store(true, Ordering::SeqCst);
             std::future::pending::<()>().await;
         }
-    }
-}
-
-#[async_trait]
-impl TableStore for CrashingStore {
-    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.step().await;
-        self.inner.get(table, key).await
-    }
-    async fn put(
-        &self,
-        table: Table,
-        item: Item,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        self.step().await;
-        self.inner.put(table, item, condition).await
-    }
-    async fn update(
-        &self,
-        table: Table,
-        key: &Key,
-        update: Update,
-        condition: Option<Condition>,
-    ) -> Result<Item, StoreError> {
-        self.step().await;
-        self.inner.update(table, key, update, condition).await
-    }
-    async fn delete(
-        &self,
-        table: Table,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        self.step().await;
-        self.inner.delete(table, key, condition).await
-    }
-    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
-        self.step().await;
-        self.inner.query(table, query).await
-    }
-    async fn scan(
-        &self,
-        table: Table,
-        start_after: Option<&Key>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
-        self.step().await;
-        self.inner.scan(table, start_after, limit).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.step().await;
-        self.inner.transact_write(ops).await
+        Verdict::Run
     }
 }
 
@@ -418,12 +365,13 @@ async fn crash_everywhere(first: bool) -> (usize, Vec<usize>) {
         }
         let want = rig.customers_write(1, 1, "crash").await;
         let crashed = Arc::new(AtomicBool::new(false));
-        let crashing = rig.worker(Arc::new(CrashingStore {
-            inner: rig.h.server.platform().store.clone(),
+        let crash = CrashAt {
             at,
             seen: AtomicUsize::new(0),
             crashed: crashed.clone(),
-        }));
+        };
+        let store = rig.h.server.platform().store.clone();
+        let crashing = rig.worker(Arc::new(HookedStore::new(store, crash).one_by_one()));
         // Run until the crash point is reached (then drop the future: the crash).
         let visibility = Duration::from_millis(200);
         let run = rig.round_hidden_for(&crashing, visibility);
@@ -490,10 +438,10 @@ async fn a_first_post_is_duplicated_only_by_a_crash_between_post_and_record() {
     );
 }
 
-/// A store whose writes of a `sent` outcome fail (throttled: nothing written) `times` times:
-/// the store failing just after Bitrix24 accepted a post, which the soak met (decision 0056).
+/// A store hook that fails the writes of a `sent` outcome (throttled: nothing written)
+/// `times` times: the store failing just after Bitrix24 accepted a post, which the soak met
+/// (decision 0056).
 struct AnswerWriteFails {
-    inner: Arc<dyn TableStore>,
     times: AtomicUsize,
     failed: AtomicUsize,
 }
@@ -529,54 +477,17 @@ impl AnswerWriteFails {
 }
 
 #[async_trait]
-impl TableStore for AnswerWriteFails {
-    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.inner.get(table, key).await
-    }
-    async fn put(
-        &self,
-        table: Table,
-        item: Item,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        self.inner.put(table, item, condition).await
-    }
-    async fn update(
-        &self,
-        table: Table,
-        key: &Key,
-        update: Update,
-        condition: Option<Condition>,
-    ) -> Result<Item, StoreError> {
-        if sets_sent(&update) && self.fails_now() {
-            return Err(StoreError::Unavailable("injected: throttled".into()));
+impl StoreHook for AnswerWriteFails {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+        let sent = match call {
+            StoreCall::Update { update, .. } => sets_sent(update),
+            StoreCall::Transact { ops } => writes_sent_outcome(ops),
+            _ => false,
+        };
+        if sent && self.fails_now() {
+            return Verdict::Fail(StoreError::Unavailable("injected: throttled".into()));
         }
-        self.inner.update(table, key, update, condition).await
-    }
-    async fn delete(
-        &self,
-        table: Table,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        self.inner.delete(table, key, condition).await
-    }
-    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
-        self.inner.query(table, query).await
-    }
-    async fn scan(
-        &self,
-        table: Table,
-        start_after: Option<&Key>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
-        self.inner.scan(table, start_after, limit).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        if writes_sent_outcome(&ops) && self.fails_now() {
-            return Err(StoreError::Unavailable("injected: throttled".into()));
-        }
-        self.inner.transact_write(ops).await
+        Verdict::Run
     }
 }
 
@@ -585,11 +496,13 @@ impl TableStore for AnswerWriteFails {
 async fn first_post_with_failing_answer_write(times: usize) -> usize {
     let rig = Rig::start().await;
     let want = rig.customers_write(1, 1, "first").await;
-    let store = Arc::new(AnswerWriteFails {
-        inner: rig.h.server.platform().store.clone(),
-        times: AtomicUsize::new(times),
-        failed: AtomicUsize::new(0),
-    });
+    let store = Arc::new(HookedStore::new(
+        rig.h.server.platform().store.clone(),
+        AnswerWriteFails {
+            times: AtomicUsize::new(times),
+            failed: AtomicUsize::new(0),
+        },
+    ));
     let worker = rig.worker(store.clone());
     let mut rounds = 0;
     while rig.sync_depth().await > 0 {
@@ -600,7 +513,7 @@ async fn first_post_with_failing_answer_write(times: usize) -> usize {
         rig.advance(Duration::from_secs(60));
     }
     assert_eq!(
-        store.failed.load(Ordering::SeqCst),
+        store.hook().failed.load(Ordering::SeqCst),
         times,
         "the write failed"
     );
@@ -620,11 +533,10 @@ async fn a_failed_write_of_a_first_posts_answer_does_not_post_it_again() {
     assert_eq!(first_post_with_failing_answer_write(3).await, 1);
 }
 
-/// A store that stops its caller at the `at`th write of the portal's request budget (the
-/// limiter's `~rate` item) until `resume` is notified: a flusher held up between its lookup
-/// request and its post, as a slow portal or a long wait for the budget holds it.
+/// A store hook that stops its caller at the `at`th write of the portal's request budget
+/// (the limiter's `~rate` item) until `resume` is notified: a flusher held up between its
+/// lookup request and its post, as a slow portal or a long wait for the budget holds it.
 struct PausesAtBudget {
-    inner: Arc<dyn TableStore>,
     at: usize,
     seen: AtomicUsize,
     paused: Arc<tokio::sync::Notify>,
@@ -632,54 +544,17 @@ struct PausesAtBudget {
 }
 
 #[async_trait]
-impl TableStore for PausesAtBudget {
-    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.inner.get(table, key).await
-    }
-    async fn put(
-        &self,
-        table: Table,
-        item: Item,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        if item.key().is_some_and(|k| k.sk == "~rate")
-            && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at
-        {
-            self.paused.notify_one();
-            self.resume.notified().await;
+impl StoreHook for PausesAtBudget {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+        if let StoreCall::Put { item, .. } = call {
+            if item.key().is_some_and(|k| k.sk == "~rate")
+                && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at
+            {
+                self.paused.notify_one();
+                self.resume.notified().await;
+            }
         }
-        self.inner.put(table, item, condition).await
-    }
-    async fn update(
-        &self,
-        table: Table,
-        key: &Key,
-        update: Update,
-        condition: Option<Condition>,
-    ) -> Result<Item, StoreError> {
-        self.inner.update(table, key, update, condition).await
-    }
-    async fn delete(
-        &self,
-        table: Table,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        self.inner.delete(table, key, condition).await
-    }
-    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
-        self.inner.query(table, query).await
-    }
-    async fn scan(
-        &self,
-        table: Table,
-        start_after: Option<&Key>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
-        self.inner.scan(table, start_after, limit).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.inner.transact_write(ops).await
+        Verdict::Run
     }
 }
 
@@ -708,13 +583,15 @@ async fn a_claim_that_ran_out_during_a_lookup_does_not_post_twice() {
     // Flusher A: looks the post up (absent), then stops before posting it.
     let paused = Arc::new(tokio::sync::Notify::new());
     let resume = Arc::new(tokio::sync::Notify::new());
-    let slow = rig.worker(Arc::new(PausesAtBudget {
-        inner: rig.h.server.platform().store.clone(),
-        at: 2,
-        seen: AtomicUsize::new(0),
-        paused: paused.clone(),
-        resume: resume.clone(),
-    }));
+    let slow = rig.worker(Arc::new(HookedStore::new(
+        rig.h.server.platform().store.clone(),
+        PausesAtBudget {
+            at: 2,
+            seen: AtomicUsize::new(0),
+            paused: paused.clone(),
+            resume: resume.clone(),
+        },
+    )));
     let a = async {
         rig.round(&slow).await;
     };
