@@ -241,9 +241,10 @@ async fn rig() -> Rig {
 }
 
 impl Rig {
-    /// Meta's webhook of `status` for the reply (Cloud API webhooks, `statuses` object:
-    /// https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks/payload-examples#message-status-updates),
-    /// as the job the webhook queues.
+    /// Meta's webhook of `status` for the reply (status messages webhook reference:
+    /// https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/reference/messages/status/
+    /// sent, delivered, read, failed, and `played` for a voice message), as the job the
+    /// webhook queues.
     fn status_job(&self, status: &str) -> InboundJob {
         let body = json!({
             "object": "whatsapp_business_account",
