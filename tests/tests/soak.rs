@@ -13,6 +13,9 @@ fn assert_clean(r: &SoakReport) {
     assert_eq!(f.lost_at_graph, 0, "{r:#?}");
     assert_eq!(f.duplicated_at_graph, 0, "{r:#?}");
     assert_eq!(f.lost_at_bitrix, 0, "{r:#?}");
+    // Each status of an operator reply reaches its portal: a retry of the status job queues
+    // the sync job its first try owed (lost when the sync queue refused it, issue 17).
+    assert_eq!(f.statuses_lost, 0, "{r:#?}");
     assert_eq!(f.out_of_order, 0, "{r:#?}");
     // Nothing posted to Bitrix24 twice (decision 0056).
     assert_eq!(f.duplicated_at_bitrix, 0, "{r:#?}");
@@ -67,8 +70,7 @@ async fn a_short_soak_loses_nothing_on_the_way_to_bitrix24_and_keeps_order() {
 /// The gaps the soak still finds (decisions 0055 and 0056, docs/performance.md): a
 /// conversation's first post to Bitrix24 repeated after its answer was lost on the wire or
 /// a crash hid it (Bitrix24 offers no lookup without the chat id its answer carries; about
-/// one 200-item run in eight), a status now and then not reaching its portal (seen in CI
-/// and at seed 15, not traced), and a send to Meta whose outcome a crash hid, sent again when
+/// one 200-item run in eight), and a send to Meta whose outcome a crash hid, sent again when
 /// Meta's status of its attempt did not come within the reconcile window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fails now and then: the first-post repeats of decision 0056 (issue 17)"]
@@ -77,7 +79,6 @@ async fn no_repeats_and_no_lost_sends() {
     println!("{r:#?}");
     let f = &r.figures;
     let gaps = f.duplicated_at_bitrix
-        + f.statuses_lost
         + f.first_posts_repeated_after_lost_answer
         + f.lost_at_graph
         + f.duplicated_at_graph
@@ -86,7 +87,8 @@ async fn no_repeats_and_no_lost_sends() {
 }
 
 /// The full soak: `SOAK_ITEMS` items (default 10,000) from seed `SOAK_SEED` (default 1);
-/// `SOAK_FAULTS=0` runs the same items without faults, `SOAK_LOG=1` prints the log.
+/// `SOAK_FAULTS=0` runs the same items without faults, `SOAK_CRASH=<n>` crashes at n port
+/// calls in 100,000 (the short soak's 25), `SOAK_LOG=1` prints the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "minutes; run on demand, figures go to docs/performance.md"]
 async fn full_soak() {
@@ -98,6 +100,9 @@ async fn full_soak() {
         var("SOAK_ITEMS").unwrap_or(10_000) as usize,
         var("SOAK_SEED").unwrap_or(1),
     );
+    if let Some(crash) = var("SOAK_CRASH") {
+        config.rates.crash = crash as u32;
+    }
     if var("SOAK_FAULTS") == Some(0) {
         config.rates = wappline::faults::FaultRates::NONE;
         config.http_rates = wappline::faults::FaultRates::NONE;

@@ -7,13 +7,23 @@ use crate::clock::now_secs;
 use crate::meta::Content;
 use crate::store::{AttrValue, Condition, StoreError, Table, Update};
 
+/// The message attribute naming the sync job its last status move is owed to (a hash: the
+/// job's effect key, no personal data).
+const STATUS_JOB: &str = "status_job";
+
 impl Conversations {
-    /// Moves a message's delivery status forward; false when it was already there or beyond
-    /// (or the message is gone).
+    /// Moves a message's delivery status forward and records `job` (the effect key of the
+    /// sync job that carries the status to Bitrix24) as the one it is owed to. True when
+    /// this call moved it, or an earlier attempt of the same `job` did: that attempt may have
+    /// stopped before its sync job was queued (the queue refused it, the write's answer was
+    /// lost, the process died), and the retry must queue it, or the status never reaches
+    /// the portal. False when the message is already there or beyond by another job (a
+    /// repeat adds nothing) or is gone.
     pub async fn advance_status(
         &self,
         at: &MessageRef,
         status: MessageStatus,
+        job: &str,
     ) -> Result<bool, ConversationError> {
         let rank = status.rank();
         let forward = Condition::And(vec![
@@ -21,12 +31,14 @@ impl Conversations {
             Condition::Or(vec![
                 Condition::AttrNotExists("status_rank".into()),
                 Condition::LessThan("status_rank".into(), AttrValue::N(rank)),
+                Condition::Equals(STATUS_JOB.into(), AttrValue::S(job.to_owned())),
             ]),
         ]);
         let update = Update::new()
             .set("status", status.code())
             .set("status_rank", rank)
-            .set("status_at", now_secs());
+            .set("status_at", now_secs())
+            .set(STATUS_JOB, job);
         match self
             .store
             .update(Table::Data, &self.message_key(at), update, Some(forward))

@@ -730,17 +730,27 @@ impl InboundWorker {
             tracing::debug!("status of a message we do not hold; ignored");
             return Ok(());
         };
-        if conversations.advance_status(&target, status).await? {
-            self.enqueue(
-                job,
-                target.conversation,
-                SyncAction::Status {
-                    message_sk: target.sk,
-                    status,
-                    failure,
-                },
-            )
-            .await?;
+        let sync = SyncJob::new(
+            job.tenant_id.clone(),
+            target.conversation.clone(),
+            SyncAction::Status {
+                message_sk: target.sk.clone(),
+                status,
+                failure,
+            },
+            &job.event.provider_event_id,
+        );
+        // Also when an earlier delivery of this job moved the status and stopped before the
+        // sync job was queued: the same job again (its deduplication id and the sync
+        // worker's idempotency keep it from reaching the portal twice).
+        if conversations
+            .advance_status(&target, status, &sync.effect)
+            .await?
+        {
+            self.queue
+                .send_batch(&self.sync, vec![sync.to_message()])
+                .await
+                .map_err(|e| InboundError::Queue(e.to_string()))?;
         }
         Ok(())
     }

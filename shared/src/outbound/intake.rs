@@ -198,9 +198,6 @@ impl OutboundIntake {
         let (at, _) = conversations
             .store_message(account, conversation, new, retention_days)
             .await?;
-        conversations
-            .advance_status(&at, MessageStatus::Failed)
-            .await?;
         let effect = OutboundJob::new(tenant.clone(), &at).effect;
         let note = SyncJob::new(
             tenant.clone(),
@@ -212,6 +209,9 @@ impl OutboundIntake {
             },
             &format!("quota:{effect}"),
         );
+        conversations
+            .advance_status(&at, MessageStatus::Failed, &note.effect)
+            .await?;
         self.queue
             .send_batch(&self.sync, vec![note.to_message()])
             .await

@@ -279,14 +279,14 @@ impl OutboundWorker {
         }
     }
 
-    async fn enqueue_status(
-        &self,
+    /// The sync job that tells Bitrix24 of the message's new status.
+    fn status_job(
         job: &OutboundJob,
         status: MessageStatus,
         failure: Option<String>,
         occurrence: &str,
-    ) -> Result<(), SendError> {
-        let sync = SyncJob::new(
+    ) -> SyncJob {
+        SyncJob::new(
             job.tenant_id.clone(),
             job.conversation.clone(),
             SyncAction::Status {
@@ -295,11 +295,45 @@ impl OutboundWorker {
                 failure,
             },
             &format!("{occurrence}:{}", job.effect),
-        );
+        )
+    }
+
+    async fn enqueue_status(
+        &self,
+        job: &OutboundJob,
+        status: MessageStatus,
+        failure: Option<String>,
+        occurrence: &str,
+    ) -> Result<(), SendError> {
+        let sync = Self::status_job(job, status, failure, occurrence);
         self.queue
             .send_batch(&self.sync, vec![sync.to_message()])
             .await
             .map_err(|e| SendError::Queue(e.to_string()))
+    }
+
+    /// Moves the message's status and queues its sync job, also when an earlier delivery
+    /// of this job moved it and stopped before queueing: the same sync job again (its
+    /// deduplication id and the sync worker's idempotency post it once).
+    async fn advance_and_enqueue(
+        &self,
+        conversations: &Conversations,
+        job: &OutboundJob,
+        status: MessageStatus,
+        failure: Option<String>,
+        occurrence: &str,
+    ) -> Result<(), SendError> {
+        let sync = Self::status_job(job, status, failure, occurrence);
+        if conversations
+            .advance_status(&job.message_ref(), status, &sync.effect)
+            .await?
+        {
+            self.queue
+                .send_batch(&self.sync, vec![sync.to_message()])
+                .await
+                .map_err(|e| SendError::Queue(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Marks the message failed (once) and tells the operator why. The job is done.
@@ -315,13 +349,14 @@ impl OutboundWorker {
             reason = %reason,
             "message not sent"
         );
-        if conversations
-            .advance_status(&job.message_ref(), MessageStatus::Failed)
-            .await?
-        {
-            self.enqueue_status(job, MessageStatus::Failed, Some(reason), "send-failed")
-                .await?;
-        }
+        self.advance_and_enqueue(
+            conversations,
+            job,
+            MessageStatus::Failed,
+            Some(reason),
+            "send-failed",
+        )
+        .await?;
         Ok(Outcome::Done)
     }
 
@@ -331,17 +366,9 @@ impl OutboundWorker {
         &self,
         job: &OutboundJob,
         conversations: &Conversations,
-        message: &StoredMessage,
     ) -> Result<Outcome, SendError> {
-        let advanced = conversations
-            .advance_status(&job.message_ref(), MessageStatus::Sent)
+        self.advance_and_enqueue(conversations, job, MessageStatus::Sent, None, "send")
             .await?;
-        // Also when an earlier attempt advanced it and stopped before enqueueing: the sync
-        // job's deduplication id is the same, so it is not posted twice.
-        if advanced || message.status == Some(MessageStatus::Sent) {
-            self.enqueue_status(job, MessageStatus::Sent, None, "send")
-                .await?;
-        }
         Ok(Outcome::Done)
     }
 
@@ -380,7 +407,7 @@ impl OutboundWorker {
             .await?;
         if message.sent_provider_id.is_some() && sent_parts.is_empty() {
             // Sent by an earlier delivery that stopped before acknowledging.
-            return self.finish(job, conversations, &message).await;
+            return self.finish(job, conversations).await;
         }
 
         let account = &meta.account;
@@ -581,7 +608,7 @@ impl OutboundWorker {
         if sent_now {
             self.metrics.relayed(direction::OUTBOUND, channel.name());
         }
-        self.finish(job, conversations, &message).await
+        self.finish(job, conversations).await
     }
 
     /// A part could not go out now: retry later, or give up and tell the operator.

@@ -146,16 +146,28 @@ async fn statuses_and_last_inbound_only_move_forward(b: Backend) {
         .store_message(&account(), &conv, text("wamid.out", "hello", 2_000_000), 90)
         .await
         .unwrap();
-    assert!(c.advance_status(&at, MessageStatus::Sent).await.unwrap());
-    assert!(c.advance_status(&at, MessageStatus::Read).await.unwrap());
-    // Late "delivered" and "sent" never overwrite "read"; a repeat is not a move.
-    assert!(!c
-        .advance_status(&at, MessageStatus::Delivered)
+    assert!(c
+        .advance_status(&at, MessageStatus::Sent, "job-sent")
         .await
         .unwrap());
-    assert!(!c.advance_status(&at, MessageStatus::Sent).await.unwrap());
-    assert!(!c.advance_status(&at, MessageStatus::Read).await.unwrap());
-    assert!(!c.advance_status(&at, MessageStatus::Failed).await.unwrap());
+    assert!(c
+        .advance_status(&at, MessageStatus::Read, "job-read")
+        .await
+        .unwrap());
+    // Late "delivered" and "sent" never overwrite "read"; a repeat is not a move.
+    for (status, job) in [
+        (MessageStatus::Delivered, "job-delivered"),
+        (MessageStatus::Sent, "job-sent"),
+        (MessageStatus::Read, "job-read-again"),
+        (MessageStatus::Failed, "job-failed"),
+    ] {
+        assert!(!c.advance_status(&at, status, job).await.unwrap(), "{job}");
+    }
+    // The retry of the job that moved it moves it again: that job may not be queued yet.
+    assert!(c
+        .advance_status(&at, MessageStatus::Read, "job-read")
+        .await
+        .unwrap());
     let m = c.message(&at).await.unwrap().unwrap();
     assert_eq!(m.status, Some(MessageStatus::Read));
 }

@@ -17,8 +17,9 @@ pub(super) struct Ledger {
     inbound: Vec<((usize, u32), String, String)>,
     /// Per customer: the tags of replies and API sends, in order.
     outbound: Vec<(usize, String)>,
-    /// Statuses sent for operator replies: their Bitrix24 message id and the status.
-    statuses: Vec<(u64, &'static str)>,
+    /// Statuses sent for operator replies: their Bitrix24 message id, the status, and the
+    /// tenant, number and Meta message id they named (to trace a lost one).
+    statuses: Vec<(u64, &'static str, StatusOf)>,
     /// Erased people: their tenant, their first delivery (to redeliver) and its message id.
     erased: Vec<(String, Vec<u8>, String)>,
     counts: HashMap<&'static str, usize>,
@@ -32,8 +33,8 @@ impl Ledger {
     pub(super) fn outbound(&mut self, customer: usize, tag: &str) {
         self.outbound.push((customer, tag.to_owned()));
     }
-    pub(super) fn status(&mut self, im_message: u64, status: &'static str) {
-        self.statuses.push((im_message, status));
+    pub(super) fn status(&mut self, im_message: u64, status: &'static str, of: StatusOf) {
+        self.statuses.push((im_message, status, of));
     }
     pub(super) fn erased(&mut self, tenant: &str, delivery: Vec<u8>, wamid: &str) {
         self.erased
@@ -49,6 +50,13 @@ impl Ledger {
         };
         *self.counts.entry(name).or_insert(0) += 1;
     }
+}
+
+/// What a status named: the tenant, its WhatsApp number and Meta's message id.
+pub(super) struct StatusOf {
+    pub tenant: String,
+    pub number: String,
+    pub wamid: String,
 }
 
 /// The soak's figures: what must be 0 is 0 in a good run, and a run's figures depend only
@@ -237,7 +245,7 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
         .filter(|c| c.method.starts_with("imconnector.send.status."))
         .map(|c| format!("{} {}", c.method, c.params))
         .collect();
-    for (im_message, status) in &ledger.statuses {
+    for (im_message, status, of) in &ledger.statuses {
         let method = if *status == "read" {
             "imconnector.send.status.reading"
         } else {
@@ -249,7 +257,13 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
             .any(|c| c.starts_with(method) && c.contains(&id))
         {
             f.statuses_lost += 1;
-            eprintln!("soak: the {status} status of operator message {im_message} never reached its portal");
+            // Where it stopped: the stored status tells whether the inbound worker moved it
+            // (then the sync job never ran it) or never found the message.
+            let stored = stored_status(w, of).await;
+            eprintln!(
+                "soak: the {status} status of operator message {im_message} never reached its portal (provider_ref {}, stored status {stored})",
+                wappline::logging::provider_ref(&of.wamid)
+            );
         }
     }
 
@@ -376,6 +390,32 @@ async fn past_dedupe_window(w: &mut World, tenant: &str, delivery: &[u8]) -> usi
     }
     w.plan.arm(true);
     queued
+}
+
+/// The stored status of the message a status named, read without faults.
+async fn stored_status(w: &mut World, of: &StatusOf) -> String {
+    use wappline::conversation::Conversations;
+    w.ensure_alive().await;
+    w.plan.arm(false);
+    let platform = w.server().platform();
+    let conversations = Conversations::new(
+        wappline::ids::TenantId::parse(&of.tenant).expect("tenant id"),
+        platform.store.clone(),
+        platform.envelope.clone(),
+    );
+    let number = wappline::ids::PhoneNumberId::parse(&of.number).expect("number");
+    let account = wappline::meta::AccountRef::WhatsApp(number);
+    let found = match conversations.find_message(&account, &of.wamid).await {
+        Ok(Some(at)) => match conversations.message(&at).await {
+            Ok(Some(m)) => format!("{:?}", m.status),
+            Ok(None) => "message gone".into(),
+            Err(e) => format!("unreadable: {e}"),
+        },
+        Ok(None) => "send not recorded".into(),
+        Err(e) => format!("unreadable: {e}"),
+    };
+    w.plan.arm(true);
+    found
 }
 
 /// Stored message items (all tenants), read without faults.

@@ -263,7 +263,15 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 };
                 w.webhook(&status_delivery(&t, &customers[c].phone, &wamid, status))
                     .await;
-                ledger.status(im_message, status);
+                ledger.status(
+                    im_message,
+                    status,
+                    check::StatusOf {
+                        tenant: t.id.clone(),
+                        number: t.number.clone(),
+                        wamid,
+                    },
+                );
             }
             Kind::Erasure => {
                 // What was written so far reaches the portal first; then the person is

@@ -51,6 +51,7 @@ mod revocation;
 mod sample_events;
 mod send_faults;
 mod server_limits;
+mod status_faults;
 mod suspension;
 mod sync_attempts;
 mod sync_faults;

@@ -58,11 +58,13 @@ impl InboundWorker {
         }
         match self
             .process_received(&job, received_ms)
-            .instrument(span)
+            .instrument(span.clone())
             .await
         {
             Ok(outcome) => outcome,
             Err(e) => {
+                // In the job's span: which event failed is what tracing a loss starts from.
+                let _in_job = span.enter();
                 let class = match &e {
                     InboundError::Queue(_) => "queue",
                     InboundError::Count(_) => "usage",
