@@ -344,16 +344,38 @@ impl OutboundIntake {
         let provider_message_id = format!("api:{request_id}");
         let conversations =
             Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
-        let at = match conversations
+        // The status job that tells the portal, keyed by the message: built before the
+        // status write, which records it (decision 0064), so a retry queues the same job.
+        let status_job = |at: &MessageRef| {
+            let effect = OutboundJob::new(tenant.clone(), at).effect;
+            SyncJob::new(
+                tenant.clone(),
+                at.conversation.clone(),
+                SyncAction::Status {
+                    message_sk: at.sk.clone(),
+                    status: MessageStatus::Failed,
+                    failure: Some(reason.clone()),
+                },
+                &format!("refused:{effect}"),
+            )
+        };
+        let status = match conversations
             .find_message(account, &provider_message_id)
             .await?
         {
             Some(at) => {
-                let before = conversations.message(&at).await?;
-                if before.and_then(|m| m.status) != Some(MessageStatus::Failed) {
-                    return Ok(());
+                let status = status_job(&at);
+                match conversations.message(&at).await?.map(|m| m.status) {
+                    Some(Some(MessageStatus::Failed)) => {}
+                    // An earlier try stored the message and stopped before its status.
+                    Some(None) => {
+                        conversations
+                            .advance_status(&at, MessageStatus::Failed, &status.effect)
+                            .await?;
+                    }
+                    _ => return Ok(()),
                 }
-                at
+                status
             }
             None => {
                 let conversation = conversations
@@ -372,23 +394,13 @@ impl OutboundIntake {
                 let (at, _) = conversations
                     .store_message(account, &conversation, new, retention)
                     .await?;
+                let status = status_job(&at);
                 conversations
-                    .advance_status(&at, MessageStatus::Failed)
+                    .advance_status(&at, MessageStatus::Failed, &status.effect)
                     .await?;
-                at
+                status
             }
         };
-        let effect = OutboundJob::new(tenant.clone(), &at).effect;
-        let status = SyncJob::new(
-            tenant.clone(),
-            at.conversation.clone(),
-            SyncAction::Status {
-                message_sk: at.sk.clone(),
-                status: MessageStatus::Failed,
-                failure: Some(reason),
-            },
-            &format!("refused:{effect}"),
-        );
         self.queue
             .send_batch(&self.sync, vec![status.to_message()])
             .await
