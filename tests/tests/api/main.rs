@@ -57,3 +57,4 @@ mod template_picker;
 mod template_wiring;
 mod usage_quota;
 mod webhook_subscriptions;
+mod wa_business_agent;
