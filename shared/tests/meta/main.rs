@@ -82,7 +82,10 @@ const EXPECTATIONS: &[(&str, Check)] = &[
     ("whatsapp-echo-coexistence.json", wa_echo),
     ("whatsapp-standby-message.json", wa_standby_message),
     ("whatsapp-standby-echo.json", wa_standby_echo),
-    ("whatsapp-messaging-handovers-passed.json", wa_handover_passed),
+    (
+        "whatsapp-messaging-handovers-passed.json",
+        wa_handover_passed,
+    ),
     ("whatsapp-messaging-handovers-taken.json", wa_handover_taken),
     ("whatsapp-batch-multi-entry.json", wa_batch),
     ("whatsapp-ignored-fields.json", wa_ignored_fields),

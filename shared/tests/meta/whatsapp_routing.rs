@@ -33,7 +33,10 @@ pub(super) fn wa_standby_message(b: &WebhookBatch) {
         b.events[0].provider_event_id,
         format!("wa:standby:{WAMID_STANDBY}")
     );
-    assert_eq!(b.events[1].provider_event_id, format!("wa:msg:{WAMID_STANDBY}"));
+    assert_eq!(
+        b.events[1].provider_event_id,
+        format!("wa:msg:{WAMID_STANDBY}")
+    );
     let m = incoming(&b.events[1]);
     assert_eq!(text(m.content), "Is my order shipped yet?");
     assert_eq!(m.customer.name.as_deref(), Some(NAME));

@@ -433,9 +433,12 @@ async fn coexistence_settings_refuse_bad_input_and_change_nothing() {
 /// The tenant's `settings_changed` audit entries about this number's Coexistence settings,
 /// oldest first.
 async fn coexistence_audit(w: &RelayWorld, tenant: &str) -> Vec<Value> {
-    let v = w
-        .h
-        .admin("GET", &format!("/admin/tenants/{tenant}/audit"), json!(null))
+    let v =
+        w.h.admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/audit"),
+            json!(null),
+        )
         .await;
     let mut entries: Vec<Value> = v["entries"]
         .as_array()

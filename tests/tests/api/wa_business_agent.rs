@@ -46,7 +46,10 @@ fn recent(name: &str, ago: i64) -> Vec<u8> {
 fn another(body: &[u8], suffix: &str) -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(body).unwrap();
     let m = &mut v["entry"][0]["changes"][0]["value"]["standby"]["messages"][0];
-    let id = format!("{}{suffix}", m["id"].as_str().unwrap().trim_end_matches('='));
+    let id = format!(
+        "{}{suffix}",
+        m["id"].as_str().unwrap().trim_end_matches('=')
+    );
     m["id"] = json!(id);
     serde_json::to_vec(&v).unwrap()
 }
@@ -89,9 +92,7 @@ async fn the_agents_conversation_reaches_bitrix24_and_an_operator_reply_takes_it
         json!({"history_import": false, "echo_author_id": ECHO_AUTHOR}),
     )
     .await;
-    let chat = w
-        .customer_writes(&recent("whatsapp-text.json", 300))
-        .await;
+    let chat = w.customer_writes(&recent("whatsapp-text.json", 300)).await;
 
     // The tenant turned on Meta's agent: the customer's next message comes on standby.
     let standby = recent("whatsapp-standby-message.json", 120);
@@ -141,16 +142,26 @@ async fn the_agents_conversation_reaches_bitrix24_and_an_operator_reply_takes_it
     w.drain().await;
     let sent = w.graph.sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(sent[0].body["text"]["body"], "A colleague here: it left today");
+    assert_eq!(
+        sent[0].body["text"]["body"],
+        "A colleague here: it left today"
+    );
     assert!(
-        !w.graph.calls().iter().any(|c| c.path.contains("thread_control")),
+        !w.graph
+            .calls()
+            .iter()
+            .any(|c| c.path.contains("thread_control")),
         "{:?}",
         w.graph.calls()
     );
     assert_eq!(ours(&w).await, Some(true));
 
     // Later Meta's routing gives the conversation to the agent again: a new note.
-    post(&w, &another(&recent("whatsapp-standby-message.json", 10), "B")).await;
+    post(
+        &w,
+        &another(&recent("whatsapp-standby-message.json", 10), "B"),
+    )
+    .await;
     assert_eq!(notes(&w.bitrix, &chat, AGENT_NOTE), 2);
     assert_eq!(ours(&w).await, Some(false));
     w.h.server.shutdown().await;
@@ -160,9 +171,7 @@ async fn the_agents_conversation_reaches_bitrix24_and_an_operator_reply_takes_it
 async fn control_changes_are_notes_in_the_customers_chat_once_each() {
     let w = RelayWorld::start().await;
     w.installed_tenant().await;
-    let chat = w
-        .customer_writes(&recent("whatsapp-text.json", 300))
-        .await;
+    let chat = w.customer_writes(&recent("whatsapp-text.json", 300)).await;
 
     // The escalation partner took a conversation we held (`control_taken`, to us).
     post(&w, &recent("whatsapp-messaging-handovers-taken.json", 120)).await;

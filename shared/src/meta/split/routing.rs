@@ -151,8 +151,8 @@ fn echo(ctx: &WaChange<'_, '_>, item: &Item<'_, StandbyEcho<'_>>, batch: &mut We
 }
 
 fn handover(account: AccountRef, value: &wa::ChangeValue<'_>, batch: &mut WebhookBatch) {
-    let kind = value.kind.as_deref().unwrap_or_default();
-    let (ours, control): (bool, Option<&HandoverControl<'_>>) = match kind {
+    let notification = value.kind.as_deref().unwrap_or_default();
+    let (ours, control): (bool, Option<&HandoverControl<'_>>) = match notification {
         "control_passed" => (true, value.control_passed.as_ref()),
         "control_taken" => (false, value.control_taken.as_ref()),
         other => {
@@ -166,24 +166,27 @@ fn handover(account: AccountRef, value: &wa::ChangeValue<'_>, batch: &mut Webhoo
         account,
         contacts: &[],
     };
-    let phone = value.sender.as_ref().and_then(|s| s.phone_number.as_deref());
+    let phone = value
+        .sender
+        .as_ref()
+        .and_then(|s| s.phone_number.as_deref());
     let Some(customer) = ctx.customer(None, phone, None) else {
         batch.ignored.add("whatsapp:handover_without_customer");
         return;
     };
-    let who = customer.id.as_str().to_owned();
-    let at = value.timestamp.unwrap_or_default();
+    let provider = format!(
+        "wa:handover:{notification}:{}:{}",
+        customer.id.as_str(),
+        value.timestamp.unwrap_or_default()
+    );
     let kind = EventKind::Handover {
         customer,
-        action: kind.to_owned(),
+        action: notification.to_owned(),
         new_owner_app_id: control.and_then(|c| own(&c.new_owner_app_id)),
         previous_owner_app_id: control.and_then(|c| own(&c.previous_owner_app_id)),
         ours: Some(ours),
     };
-    batch.events.push(event(
-        &ctx.account,
-        format!("wa:handover:{}:{who}:{at}", label(value.kind.as_deref().unwrap_or_default())),
-        value.timestamp,
-        kind,
-    ));
+    batch
+        .events
+        .push(event(&ctx.account, provider, value.timestamp, kind));
 }
