@@ -13,7 +13,8 @@
 //! caller's log:
 //!
 //! - `whatsapp:field:<field>`: a webhook field other than `messages`, `smb_message_echoes`,
-//!   `history`, `smb_app_state_sync` and the account fields (`user_preferences`, …);
+//!   `history`, `smb_app_state_sync`, `standby`, `messaging_handovers` and the account
+//!   fields (`user_preferences`, …);
 //! - `whatsapp:malformed_<account field>`: an account or number event without a valid WABA
 //!   id or `event` (the events themselves are in [`WebhookBatch::account_updates`]);
 //! - `whatsapp:malformed_history`, `whatsapp:malformed_history_message`,
