@@ -18,11 +18,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::audit::{AuditAction, AuditLog};
 use crate::clock::now_secs;
 use crate::conversation::ConversationId;
 use crate::ids::{PhoneNumberId, TenantId};
 use crate::store::{
-    Condition, Item, Key, Query, StoreError, Table, TableStore, Update, MAX_PAGE_SIZE,
+    Condition, Item, Key, Query, StoreError, Table, TableStore, Update, WriteOp, MAX_PAGE_SIZE,
 };
 
 /// The routes table's partition of channels with history waiting.
@@ -123,14 +124,23 @@ impl Coexistence {
             .unwrap_or_default())
     }
 
-    /// Stores the tenant's choices. Turning the import off also drops what waits for it
-    /// (the scheduled import clears it), so nothing the tenant did not want is posted.
+    /// Stores the tenant's choices, by `actor` (as the audit log names who did it). Turning
+    /// the import off also drops what waits for it (the scheduled import clears it), so
+    /// nothing the tenant did not want is posted.
+    ///
+    /// Each setting that changes gets a `settings_changed` audit entry, written in the same
+    /// transaction as the change: who echoes are posted as decides which Bitrix24 user
+    /// speaks for the business, and which user's messages are never sent (decision 0052), so
+    /// a change of it must be traceable (decision 0065). The entry names the number and the
+    /// Bitrix24 user ids before and after (`none` when unset): ids, never names.
     pub async fn set(
         &self,
         tenant: &TenantId,
         number: &PhoneNumberId,
         settings: CoexistenceSettings,
+        actor: &str,
     ) -> Result<(), StoreError> {
+        let before = self.settings(tenant, number).await?;
         let mut update = Update::new()
             .set("history_import", settings.history_import)
             .set("updated_at", now_secs());
@@ -138,9 +148,46 @@ impl Coexistence {
             Some(id) => update.set("echo_author", i64::try_from(id).unwrap_or(i64::MAX)),
             None => update.remove("echo_author"),
         };
-        self.store
-            .update(Table::Data, &settings_key(tenant, number), update, None)
-            .await?;
+        let mut ops = vec![WriteOp::Update {
+            table: Table::Data,
+            key: settings_key(tenant, number),
+            update,
+            condition: None,
+        }];
+        let channel = format!("whatsapp:{}", number.as_str());
+        let user = |id: Option<u64>| id.map_or_else(|| "none".to_owned(), |id| id.to_string());
+        if before.echo_author_id != settings.echo_author_id {
+            let (from, to) = (user(before.echo_author_id), user(settings.echo_author_id));
+            ops.push(AuditLog::entry_write(
+                tenant,
+                AuditAction::SettingsChanged,
+                actor,
+                &[
+                    ("setting", "echo_author"),
+                    ("channel", &channel),
+                    ("from", &from),
+                    ("to", &to),
+                ],
+            )?);
+        }
+        if before.history_import != settings.history_import {
+            let (from, to) = (
+                before.history_import.to_string(),
+                settings.history_import.to_string(),
+            );
+            ops.push(AuditLog::entry_write(
+                tenant,
+                AuditAction::SettingsChanged,
+                actor,
+                &[
+                    ("setting", "history_import"),
+                    ("channel", &channel),
+                    ("from", &from),
+                    ("to", &to),
+                ],
+            )?);
+        }
+        self.store.transact_write(ops).await?;
         if settings.history_import {
             // Listed for the scheduled import while on: history may arrive at any time.
             let index = Item::new(&index_key(tenant, number)).with("tenant", tenant.as_str());

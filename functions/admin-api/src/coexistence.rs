@@ -86,7 +86,7 @@ pub(crate) async fn put(c: &Call<'_>) -> Handled {
     let tenant = c.tenant_id()?;
     let coexistence = Coexistence::new(c.services.tenants.store().clone());
     coexistence
-        .set(&tenant, &number, settings)
+        .set(&tenant, &number, settings, c.actor())
         .await
         .map_err(unavailable)?;
     tracing::info!(target: "admin_api", %tenant, channel = %number,

@@ -309,7 +309,7 @@ async fn set_history_import(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
         .map_err(|e| Fail::log("coexistence settings", e))?;
     settings.history_import = on;
     coexistence
-        .set(&ctx.user.tenant, &number, settings)
+        .set(&ctx.user.tenant, &number, settings, &ctx.actor())
         .await
         .map_err(|e| Fail::log("coexistence settings", e))?;
     tracing::info!(tenant = %ctx.user.tenant, channel = %number, history_import = on, "history import changed from the console");

@@ -20,8 +20,9 @@ use crate::ids::{MetaAppId, WabaId};
 use crate::secret::Secret;
 
 /// The WhatsApp Business Account fields the relay handles: messages and statuses, the
-/// Coexistence echoes, history and contact sync, the account and number events, and the
-/// template events. Configured once for the app (see the module documentation and
+/// Coexistence echoes, history and contact sync, the account and number events, the
+/// template events, and Conversation Routing's `standby` and `messaging_handovers`.
+/// Configured once for the app (see the module documentation and
 /// docs/operations).
 pub const WHATSAPP_WEBHOOK_FIELDS: &[&str] = &[
     "messages",
@@ -35,6 +36,10 @@ pub const WHATSAPP_WEBHOOK_FIELDS: &[&str] = &[
     "message_template_status_update",
     "template_category_update",
     "message_template_quality_update",
+    // Conversation Routing, for Meta's Business Agent (decision 0065): copies of the
+    // conversations the agent holds, and who holds a conversation.
+    "standby",
+    "messaging_handovers",
 ];
 
 /// The Instagram fields an account is subscribed to: messages (with echoes), postbacks,

@@ -143,8 +143,9 @@ async fn alert(
     }
 }
 
-/// Records a handover of the customer's conversation; the note for the chat when who
-/// answers changed (Meta's agent or another app, or the operators again).
+/// Records a handover of the customer's conversation (`ours`: the operators' app holds it
+/// now); the note for the chat when who answers changed (Meta's agent or another app, or
+/// the operators again). Instagram and WhatsApp alike (decisions 0051, 0065).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn handover(
     store: &Arc<dyn TableStore>,
@@ -153,7 +154,7 @@ pub(super) async fn handover(
     customer: &crate::meta::CustomerRef,
     action: &str,
     new_owner: Option<&str>,
-    app_ids: &[String],
+    ours: bool,
     (at, retention): (i64, u32),
 ) -> Result<Option<crate::conversation::NewMessage>, super::worker::InboundError> {
     use crate::conversation::handover::{Handovers, ThreadOwner};
@@ -167,7 +168,6 @@ pub(super) async fn handover(
     let conversation = conversations
         .record_customer(account, customer, None, retention)
         .await?;
-    let ours = new_owner.is_some_and(|a| app_ids.iter().any(|ours| ours == a));
     let owner = ThreadOwner {
         app_id: new_owner.map(str::to_owned),
         ours,

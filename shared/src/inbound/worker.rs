@@ -522,8 +522,14 @@ impl InboundWorker {
                 customer,
                 action,
                 new_owner_app_id,
+                ours,
                 ..
             } => {
+                let ours = ours.unwrap_or_else(|| {
+                    new_owner_app_id
+                        .as_deref()
+                        .is_some_and(|a| self.app_ids.iter().any(|ours| ours == a))
+                });
                 let Some(note) = super::account::handover(
                     &self.store,
                     &conversations,
@@ -531,7 +537,7 @@ impl InboundWorker {
                     customer,
                     action,
                     new_owner_app_id.as_deref(),
-                    &self.app_ids,
+                    ours,
                     (at, retention),
                 )
                 .await?

@@ -313,7 +313,9 @@ pub enum EventKind {
         update: super::account::AccountUpdate,
     },
     /// Instagram Handover Protocol: the conversation's control changed (`pass`, `take`,
-    /// `request`), for instance to or from Meta's agent.
+    /// `request`), for instance to or from Meta's agent. WhatsApp Conversation Routing
+    /// (decision 0065): `control_passed`, `control_taken`, or `standby` (a customer message
+    /// arrived on the `standby` field: another responder holds the conversation).
     Handover {
         customer: CustomerRef,
         action: String,
@@ -321,6 +323,12 @@ pub enum EventKind {
         new_owner_app_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous_owner_app_id: Option<String>,
+        /// Whether the operators' app holds the conversation now, when the notification
+        /// itself says so (WhatsApp: `control_passed` goes to the new owner, `control_taken`
+        /// and standby copies to an app that does not hold it). None: decided by comparing
+        /// `new_owner_app_id` with our app ids (Instagram).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ours: Option<bool>,
     },
     /// A past message of the WhatsApp Business app's chat history (Coexistence `history`),
     /// from either side. Imported only when the tenant opted in for the channel.

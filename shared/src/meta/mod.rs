@@ -18,6 +18,7 @@ mod ids;
 pub mod instagram;
 mod item;
 mod lenient;
+pub mod routing;
 mod signature;
 mod split;
 pub mod whatsapp;

@@ -75,6 +75,28 @@ pub struct ChangeValue<'a> {
     pub requested_verified_name: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub rejection_reason: Option<Cow<'a, str>>,
+    /// Conversation Routing `standby` field (Meta's Business Agent holds the conversation).
+    #[serde(default, borrow)]
+    pub standby: Option<super::routing::Standby<'a>>,
+    // Conversation Routing `messaging_handovers` field: the customer, the number, which
+    // notification (`type`), when, and the notification's object.
+    #[serde(default, borrow)]
+    pub sender: Option<super::routing::HandoverSender<'a>>,
+    #[serde(default, borrow)]
+    pub recipient: Option<Metadata<'a>>,
+    #[serde(
+        default,
+        borrow,
+        rename = "type",
+        deserialize_with = "lenient::opt_str"
+    )]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub timestamp: Option<i64>,
+    #[serde(default, borrow)]
+    pub control_passed: Option<super::routing::HandoverControl<'a>>,
+    #[serde(default, borrow)]
+    pub control_taken: Option<super::routing::HandoverControl<'a>>,
     /// Coexistence chat history (`history` field).
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub history: Vec<Item<'a, super::coexistence::HistoryChunk<'a>>>,
@@ -151,6 +173,10 @@ pub struct Message<'a> {
     pub to_user_id: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub to_parent_user_id: Option<Cow<'a, str>>,
+    /// Send API request bodies (standby echoes, decision 0065): the customer's BSUID when
+    /// the sender addressed them by it rather than by `to`.
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
+    pub recipient: Option<Cow<'a, str>>,
     /// Present only for messages sent in a group chat.
     #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub group_id: Option<Cow<'a, str>>,
@@ -537,6 +563,9 @@ pub struct Context<'a> {
     pub from: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub id: Option<Cow<'a, str>>,
+    /// Send API request bodies (standby echoes) name the replied-to message `message_id`.
+    #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
+    pub message_id: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::flag")]
     pub forwarded: bool,
     #[serde(default, deserialize_with = "lenient::flag")]

@@ -2,7 +2,8 @@
 //! conversation under the Handover Protocol, take it back as Meta documents
 //! (`take_thread_control`), so the reply is ours to send and the agent stops answering
 //! (decision 0051). A refused take is not fatal: the send goes on, and Meta's own answer to
-//! it tells the operator.
+//! it tells the operator. On WhatsApp the reply itself takes the conversation back
+//! (decision 0065): it is recorded after the send.
 
 use std::sync::Arc;
 
@@ -67,4 +68,33 @@ pub(super) async fn take_back(
             Ok(false)
         }
     }
+}
+
+/// After an operator's (or the API's) reply went out on WhatsApp while Meta's Business Agent
+/// (or another responder) held the conversation: Conversation Routing gives the conversation
+/// to the escalation partner that sends a service message ("Standby webhooks": "if your app
+/// sends a service message while observing a conversation, it will take over as the active
+/// handler"; decision 0065), so no call is needed, and the conversation is recorded as the
+/// operators' again. Had Meta refused the send, nothing went out and nothing is recorded.
+pub(super) async fn answered_on_whatsapp(
+    store: &Arc<dyn TableStore>,
+    meta: &ConversationMeta,
+    tenant: &crate::ids::TenantId,
+) -> Result<(), StoreError> {
+    let handovers = Handovers::new(tenant.clone(), store.clone());
+    if handovers.owner(&meta.id).await?.is_none_or(|o| o.ours) {
+        return Ok(());
+    }
+    handovers
+        .record(
+            &meta.id,
+            &ThreadOwner {
+                app_id: None,
+                ours: true,
+                since: crate::clock::now_secs(),
+            },
+        )
+        .await?;
+    tracing::info!("the reply took the conversation back from Meta's agent");
+    Ok(())
 }

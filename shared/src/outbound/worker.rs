@@ -607,6 +607,15 @@ impl OutboundWorker {
         }
         if sent_now {
             self.metrics.relayed(direction::OUTBOUND, channel.name());
+            // A service message took the conversation back from Meta's agent (decision 0065).
+            if matches!(account, AccountRef::WhatsApp(_))
+                && matches!(message.origin, Origin::Operator | Origin::Api)
+                && !parts
+                    .iter()
+                    .any(|p| matches!(p, super::plan::Part::Template(_)))
+            {
+                super::handover::answered_on_whatsapp(&self.store, meta, &job.tenant_id).await?;
+            }
         }
         self.finish(job, conversations).await
     }

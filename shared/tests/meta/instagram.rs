@@ -35,8 +35,11 @@ pub(super) fn ig_handover(b: &WebhookBatch) {
             action,
             new_owner_app_id,
             previous_owner_app_id,
+            ours,
         } => {
             assert_eq!(customer.id.as_str(), IGSID);
+            // Decided from the app ids by the inbound worker.
+            assert_eq!(*ours, None);
             assert_eq!(action, "pass");
             assert_eq!(new_owner_app_id.as_deref(), Some("1217981644879628"));
             assert_eq!(previous_owner_app_id.as_deref(), Some("670843887433847"));

@@ -13,11 +13,13 @@ mod instagram;
 mod snapshot;
 mod whatsapp_account;
 mod whatsapp_messages;
+mod whatsapp_routing;
 mod whatsapp_statuses;
 
 use instagram::*;
 use whatsapp_account::*;
 use whatsapp_messages::*;
+use whatsapp_routing::*;
 use whatsapp_statuses::*;
 
 const PNID: &str = "106540352242922";
@@ -78,6 +80,13 @@ const EXPECTATIONS: &[(&str, Check)] = &[
     ("whatsapp-status-bsuid-only.json", wa_status_bsuid_only),
     ("whatsapp-account-errors.json", wa_account_errors),
     ("whatsapp-echo-coexistence.json", wa_echo),
+    ("whatsapp-standby-message.json", wa_standby_message),
+    ("whatsapp-standby-echo.json", wa_standby_echo),
+    (
+        "whatsapp-messaging-handovers-passed.json",
+        wa_handover_passed,
+    ),
+    ("whatsapp-messaging-handovers-taken.json", wa_handover_taken),
     ("whatsapp-batch-multi-entry.json", wa_batch),
     ("whatsapp-ignored-fields.json", wa_ignored_fields),
     ("whatsapp-template-status-update.json", wa_template_update),

@@ -423,6 +423,98 @@ async fn coexistence_settings_refuse_bad_input_and_change_nothing() {
     let v = w.h.admin("GET", &path, json!({})).await;
     assert_eq!(v["history_import"], false, "{v}");
     assert_eq!(v["echo_author_id"], Value::Null, "{v}");
+    assert!(
+        coexistence_audit(&w, &tenant).await.is_empty(),
+        "a refused change is not audited"
+    );
+    w.h.server.shutdown().await;
+}
+
+/// The tenant's `settings_changed` audit entries about this number's Coexistence settings,
+/// oldest first.
+async fn coexistence_audit(w: &RelayWorld, tenant: &str) -> Vec<Value> {
+    let v =
+        w.h.admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/audit"),
+            json!(null),
+        )
+        .await;
+    let mut entries: Vec<Value> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["action"] == "settings_changed"
+                && e["details"]["channel"] == format!("whatsapp:{WA_NUMBER}")
+        })
+        .cloned()
+        .collect();
+    entries.reverse();
+    entries
+}
+
+/// Decision 0065: who echoes are posted as decides which Bitrix24 user speaks for the
+/// business and whose messages are never sent, so each change of it is in the audit log
+/// (ids only), once per change, in the same write as the change.
+#[tokio::test]
+async fn changing_the_echo_author_is_audited_once_per_change() {
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant().await;
+    let path = settings_path(&tenant);
+    let set = |author: Value| {
+        let (h, path) = (&w.h, path.clone());
+        async move {
+            h.admin(
+                "PUT",
+                &path,
+                json!({"history_import": false, "echo_author_id": author}),
+            )
+            .await
+        }
+    };
+    set(json!(ECHO_AUTHOR)).await;
+    // The same settings again change nothing, and log nothing.
+    set(json!(ECHO_AUTHOR)).await;
+    set(json!(77)).await;
+    set(Value::Null).await;
+    let entries = coexistence_audit(&w, &tenant).await;
+    let changes: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let d = &e["details"];
+            (
+                d["setting"].as_str().unwrap().to_owned(),
+                d["from"].as_str().unwrap().to_owned(),
+                d["to"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let change = |from: &str, to: &str| ("echo_author".to_owned(), from.to_owned(), to.to_owned());
+    assert_eq!(
+        changes,
+        [
+            change("none", &ECHO_AUTHOR.to_string()),
+            change(&ECHO_AUTHOR.to_string(), "77"),
+            change("77", "none"),
+        ],
+        "{entries:?}"
+    );
+    assert!(
+        entries.iter().all(|e| e["actor"] == entries[0]["actor"]
+            && e["actor"].as_str().is_some_and(|a| !a.is_empty())),
+        "who changed it is named: {entries:?}"
+    );
+    // Turning the history import on is a change of its own.
+    w.h.admin(
+        "PUT",
+        &path,
+        json!({"history_import": true, "echo_author_id": null}),
+    )
+    .await;
+    let last = coexistence_audit(&w, &tenant).await.pop().unwrap();
+    assert_eq!(last["details"]["setting"], "history_import", "{last}");
+    assert_eq!(last["details"]["to"], "true", "{last}");
     w.h.server.shutdown().await;
 }
 

@@ -58,4 +58,5 @@ mod sync_faults;
 mod template_picker;
 mod template_wiring;
 mod usage_quota;
+mod wa_business_agent;
 mod webhook_subscriptions;

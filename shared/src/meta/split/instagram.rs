@@ -260,6 +260,7 @@ impl IgItem {
                 new_owner_app_id: own(&control.new_owner_app_id)
                     .or_else(|| own(&control.requested_owner_app_id)),
                 previous_owner_app_id: own(&control.previous_owner_app_id),
+                ours: None,
             };
             self.push(
                 batch,

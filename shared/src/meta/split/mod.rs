@@ -13,13 +13,18 @@
 //! caller's log:
 //!
 //! - `whatsapp:field:<field>`: a webhook field other than `messages`, `smb_message_echoes`,
-//!   `history`, `smb_app_state_sync` and the account fields (`user_preferences`, …);
+//!   `history`, `smb_app_state_sync`, `standby`, `messaging_handovers` and the account
+//!   fields (`user_preferences`, …);
 //! - `whatsapp:malformed_<account field>`: an account or number event without a valid WABA
 //!   id or `event` (the events themselves are in [`WebhookBatch::account_updates`]);
 //! - `whatsapp:malformed_history`, `whatsapp:malformed_history_message`,
 //!   `whatsapp:history_message:<type>` (reactions, edits, revokes of the past),
 //!   `whatsapp:malformed_state_sync`, `whatsapp:state_sync:<type>`,
 //!   `whatsapp:state_sync_action:<action>`: Coexistence items not turned into events;
+//! - `whatsapp:standby_status`: a status of a message of the holder of a conversation
+//!   (Conversation Routing `standby`, decision 0065); `whatsapp:malformed_standby`,
+//!   `whatsapp:malformed_handover`, `whatsapp:handover:<type>` (a notification type we do
+//!   not know), `whatsapp:handover_without_customer` (Meta may omit `sender`);
 //! - `whatsapp:missing_phone_number_id`: a change without a valid `metadata.phone_number_id`
 //!   (counted once per item it held, at least once): without it nothing can be routed;
 //! - `whatsapp:group_message`: a message in a group chat (Open Lines are one-to-one);
@@ -52,6 +57,7 @@
 mod coexistence;
 mod comments;
 mod instagram;
+mod routing;
 mod whatsapp;
 
 use std::borrow::Cow;

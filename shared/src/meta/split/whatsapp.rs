@@ -37,6 +37,10 @@ pub(super) fn whatsapp_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBat
             super::coexistence::coexistence_change(field, change.value.as_ref(), batch);
             continue;
         }
+        if field == "standby" || field == "messaging_handovers" {
+            super::routing::routing_change(field, change.value.as_ref(), batch);
+            continue;
+        }
         if field != "messages" && field != "smb_message_echoes" {
             batch
                 .ignored
@@ -111,16 +115,16 @@ fn account_change(
 }
 
 /// What all items of one WhatsApp change share.
-struct WaChange<'c, 'a> {
-    account: AccountRef,
-    contacts: &'c [Item<'a, wa::Contact<'a>>],
+pub(super) struct WaChange<'c, 'a> {
+    pub(super) account: AccountRef,
+    pub(super) contacts: &'c [Item<'a, wa::Contact<'a>>],
 }
 
 impl WaChange<'_, '_> {
     /// The customer an item names, completed from `value.contacts`: the contact whose BSUID
     /// or phone matches, or the only contact when nothing contradicts it. Identity is the
     /// BSUID when there is one, else the phone.
-    fn customer(
+    pub(super) fn customer(
         &self,
         user_id: Option<&str>,
         phone: Option<&str>,
@@ -189,7 +193,7 @@ impl WaChange<'_, '_> {
         })
     }
 
-    fn message(&self, item: &Item<'_, wa::Message<'_>>, batch: &mut WebhookBatch) {
+    pub(super) fn message(&self, item: &Item<'_, wa::Message<'_>>, batch: &mut WebhookBatch) {
         let msg = match item {
             Item::Ok(m) => m,
             Item::Bad(raw) => return self.malformed_message(raw, batch),
@@ -435,8 +439,9 @@ fn special(body: &wa::Message, customer: CustomerRef, by: Party) -> Option<Event
     }
 }
 
-fn wa_reply_to(ctx: Option<&wa::Context>) -> Option<ReplyTo> {
-    let id = message_id(ctx?.id.as_deref())?;
+pub(super) fn wa_reply_to(ctx: Option<&wa::Context>) -> Option<ReplyTo> {
+    let ctx = ctx?;
+    let id = message_id(ctx.id.as_deref().or(ctx.message_id.as_deref()))?;
     Some(ReplyTo::Message { message_id: id })
 }
 
