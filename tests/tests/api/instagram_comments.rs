@@ -200,3 +200,55 @@ async fn quoting_a_comment_inside_the_window_answers_it_privately() {
     assert_eq!(direct[0]["message"]["text"], "Still 49 EUR");
     assert!(direct[0].get("reply_to").is_none(), "{}", direct[0]);
 }
+
+/// A contact's erasure deletes the inbound idempotency record of each of the customer's
+/// comments (`ig:comment:<id>`, decision 0062): that key holds the comment id, and nothing
+/// else derived from the message names it.
+#[tokio::test]
+async fn a_contact_erasure_deletes_the_comment_event_record() {
+    let w = RelayWorld::start().await;
+    w.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
+    let tenant = w.installed_tenant().await;
+    w.customer_writes(&comment(COMMENT, 60_000)).await;
+
+    // The record as the inbound worker keys it (`InboundJob::idempotency_key`).
+    let store = w.h.server.platform().store.clone();
+    let record = wappline::idempotency::Idempotency::new(
+        store.clone(),
+        "IN",
+        wappline::queue::platform::VISIBILITY,
+    )
+    .key_for(
+        &wappline::ids::TenantId::parse(&tenant).unwrap(),
+        &format!("ig:{IG_ACCOUNT}:ig:comment:{COMMENT}"),
+    );
+    let table = wappline::store::Table::Dedupe;
+    assert!(
+        store.get(table, &record).await.unwrap().is_some(),
+        "the worker wrote the comment's record"
+    );
+
+    let v =
+        w.h.admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/erasure/contacts"),
+            json!({"channel": "instagram", "account_id": IG_ACCOUNT, "customer": IGSID}),
+        )
+        .await;
+    let id = v["request_id"].as_str().unwrap().to_owned();
+    let path = format!("/admin/tenants/{tenant}/erasure/contacts/{id}");
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        state = w.h.admin("GET", &path, json!(null)).await;
+        if state["state"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(state["state"], "completed", "{state}");
+    assert_eq!(state["conversations_erased"], 1);
+    assert!(
+        store.get(table, &record).await.unwrap().is_none(),
+        "the comment's inbound record is erased with the contact"
+    );
+}
