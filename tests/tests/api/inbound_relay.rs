@@ -136,6 +136,11 @@ fn expected(samples: &[(String, Vec<u8>)]) -> Expected {
                         }
                     }
                 }
+                // A mention is a message of the account's mentions chat (decision 0067).
+                EventKind::Mention { .. } => {
+                    let id = event.provider_event_id.trim_start_matches("ig:");
+                    stored.insert(id.to_owned());
+                }
                 // A change of control is a note in the chat (decision 0051).
                 EventKind::Handover { action, .. } if action != "request" => {
                     stored.insert(event.provider_event_id.clone());
