@@ -64,6 +64,7 @@ use tokio::task::JoinHandle;
 
 mod comments;
 mod media;
+mod mentions;
 mod onboarding;
 mod ownership;
 mod profiles;
@@ -223,6 +224,8 @@ struct State {
     status_webhook: Option<statuses::StatusWebhook>,
     /// Instagram comments by id, which take one private reply each (comments.rs).
     comments: HashMap<String, comments::FakeComment>,
+    /// What each Instagram account may read of its @mentions (mentions.rs).
+    mentions: mentions::Mentions,
 }
 
 /// The running fake. Clones share it; it stops accepting connections when the last clone
@@ -646,6 +649,9 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
             "GraphMethodException",
             "Unsupported request",
         );
+    }
+    if let Some(answer) = mentions::route(s, &segments, query, bearer) {
+        return answer;
     }
     if let Some(answer) = ownership::route(s, &segments, query, bearer) {
         return answer;

@@ -437,6 +437,10 @@ impl Services {
                 .collect(),
         )
         .with_line_status(self.line_status())
+        .with_mentions(crate::inbound::mention::MentionReader::new(
+            self.graph_client()?,
+            self.instagram_client("inbound-worker")?,
+        ))
         .with_lease(self.lease()))
     }
 

@@ -30,6 +30,9 @@ pub struct StoredComment {
     pub at_ms: i64,
     /// The sort key of our message that took its private reply, if one did.
     pub replied_by: Option<String>,
+    /// A comment on a live video (`live_comments`): Meta takes its private reply only during
+    /// the broadcast, which nothing here can see end (decision 0067).
+    pub live: bool,
 }
 
 impl StoredComment {
@@ -71,8 +74,12 @@ impl Conversations {
             if message.origin != Origin::Customer || message.deleted {
                 continue;
             }
-            if let Some(Content::Comment { comment_id, .. }) = &message.content {
+            if let Some(Content::Comment {
+                comment_id, live, ..
+            }) = &message.content
+            {
                 out.push(StoredComment {
+                    live: *live,
                     comment_id: comment_id.clone(),
                     at_ms: message.at_ms,
                     replied_by: item.get_s(REPLIED_BY).map(str::to_owned),

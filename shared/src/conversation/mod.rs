@@ -28,6 +28,7 @@ pub mod erased;
 pub mod handover;
 mod identity;
 mod job_target;
+mod mentions_chat;
 mod messages;
 mod model;
 mod profile;
@@ -47,6 +48,7 @@ use crate::store::{Condition, Key, StoreError, Table, TableStore, Update};
 pub use comments::{StoredComment, PRIVATE_REPLY_SECS};
 pub use identity::{identities, IdentityChange, ALIASES_ATTR, ALIAS_SK, ALIAS_TARGET};
 pub use job_target::JobTarget;
+pub use mentions_chat::{is_mentions_chat, mentions_customer, MENTIONS_CHAT_NAME};
 pub use model::{
     ConversationId, ConversationMeta, Direction, MessageRef, MessageStatus, NewMessage, Origin,
     StoreOutcome, StoredMessage, TemplateMessage,

@@ -55,6 +55,10 @@ impl CustomerProfiles {
         let CustomerId::Instagram(user) = &meta.customer.id else {
             return meta.clone();
         };
+        // The account's own mentions chat (decision 0067) has no customer to ask about.
+        if crate::conversation::is_mentions_chat(&meta.account, &meta.customer.id) {
+            return meta.clone();
+        }
         let now = now_secs();
         let fresh = |p: &CustomerProfile| now - p.fetched_at < self.refresh.as_secs() as i64;
         if meta.profile.as_ref().is_some_and(fresh) {

@@ -28,6 +28,7 @@ mod config;
 mod error;
 mod hosts;
 mod instagram;
+mod mentions;
 mod onboarding;
 mod ownership;
 mod private_reply;
@@ -48,6 +49,10 @@ pub use hosts::{HostPolicy, META_MEDIA_DOMAINS};
 pub use instagram::{
     InstagramAttachmentType, InstagramContent, InstagramMessage, InstagramSender, InstagramSent,
     InstagramTiming, InstagramUserProfile, INSTAGRAM_TEXT_MAX_BYTES,
+};
+pub use mentions::{
+    mentioned_comment_fields, mentioned_media_fields, MentionedComment, MentionedCommentMedia,
+    MentionedMedia,
 };
 pub use onboarding::IssuedToken;
 pub use ownership::{

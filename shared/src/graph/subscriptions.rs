@@ -44,9 +44,10 @@ pub const WHATSAPP_WEBHOOK_FIELDS: &[&str] = &[
 
 /// The Instagram fields an account is subscribed to: messages (with echoes), postbacks,
 /// reads, reactions, edits, referrals, the Handover Protocol's `messaging_handover` and
-/// `standby` (Meta's agent or another app holding the conversation), and `comments` on the
-/// account's media (answered by private reply, decision 0062; it needs
-/// `instagram_business_manage_comments`, Meta's "Instagram webhook fields and permissions").
+/// `standby` (Meta's agent or another app holding the conversation), `comments` on the
+/// account's media (answered by private reply, decision 0062) and `live_comments` on its
+/// live videos during the broadcast and `mentions` of the account (decision 0067); they need
+/// `instagram_business_manage_comments` (Meta's "Instagram webhook fields and permissions").
 pub const INSTAGRAM_WEBHOOK_FIELDS: &[&str] = &[
     "messages",
     "messaging_postbacks",
@@ -57,11 +58,30 @@ pub const INSTAGRAM_WEBHOOK_FIELDS: &[&str] = &[
     "messaging_handover",
     "standby",
     INSTAGRAM_COMMENTS_FIELD,
+    INSTAGRAM_LIVE_COMMENTS_FIELD,
+    INSTAGRAM_MENTIONS_FIELD,
 ];
 
 /// The comments field: accounts connected before it was asked for lack its permission, so
 /// the scheduled check does not require it (they get it when they connect again).
 pub const INSTAGRAM_COMMENTS_FIELD: &str = "comments";
+
+/// Comments on a live video while it is broadcast: the same permission as `comments`.
+pub const INSTAGRAM_LIVE_COMMENTS_FIELD: &str = "live_comments";
+
+/// @mentions of the account in comments and captions (decision 0067): the same permission
+/// (Meta's Instagram Login guide to mentions).
+pub const INSTAGRAM_MENTIONS_FIELD: &str = "mentions";
+
+/// The fields that need `instagram_business_manage_comments`: the scheduled check requires
+/// them only of an account subscribed to `comments` (it holds the permission), so accounts
+/// connected before decision 0062 are not re-subscribed every hour in vain, and those
+/// connected since get `live_comments` without connecting again.
+pub const INSTAGRAM_COMMENT_PERMISSION_FIELDS: &[&str] = &[
+    INSTAGRAM_COMMENTS_FIELD,
+    INSTAGRAM_LIVE_COMMENTS_FIELD,
+    INSTAGRAM_MENTIONS_FIELD,
+];
 
 /// [`INSTAGRAM_WEBHOOK_FIELDS`] as `subscribed_fields` takes them.
 pub fn instagram_fields() -> String {

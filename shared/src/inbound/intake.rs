@@ -489,6 +489,8 @@ fn too_large(mut event: InboundEvent) -> InboundEvent {
         }
         EventKind::ContactSync { name, .. } => *name = None,
         EventKind::HistoryProgress { .. } => {}
+        // Ids only.
+        EventKind::Mention { .. } => {}
         EventKind::Reaction { customer, .. }
         | EventKind::Deleted { customer, .. }
         | EventKind::Read { customer, .. } => {

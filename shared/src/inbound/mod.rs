@@ -6,6 +6,7 @@
 mod account;
 pub mod intake;
 pub mod job;
+pub mod mention;
 pub mod worker;
 
 pub use job::{InboundJob, JobError, INBOUND_JOB_VERSION, LEGACY_PLAIN_JOB_VERSION};

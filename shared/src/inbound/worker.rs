@@ -86,6 +86,8 @@ pub struct InboundWorker {
     app_ids: Vec<String>,
     /// Shows a number's Meta status on its own Open Line (decision 0061); none: not shown.
     line_status: Option<crate::portal::line_status::LineStatus>,
+    /// Reads Instagram mentions (decision 0067); none: shown by their ids.
+    mentions: Option<super::mention::MentionReader>,
 }
 
 impl InboundWorker {
@@ -109,7 +111,14 @@ impl InboundWorker {
             mailer: None,
             app_ids: Vec::new(),
             line_status: None,
+            mentions: None,
         }
+    }
+
+    /// Reads what an Instagram mention says from the Graph API.
+    pub fn with_mentions(mut self, reader: super::mention::MentionReader) -> Self {
+        self.mentions = Some(reader);
+        self
     }
 
     /// Shows a number's ban, restriction or removed app on its own Open Line.
@@ -604,6 +613,28 @@ impl InboundWorker {
                     None => tracing::debug!("contact of a customer we never talked to; ignored"),
                 }
                 Ok(())
+            }
+            EventKind::Mention {
+                media_id,
+                comment_id,
+            } => {
+                let AccountRef::Instagram(ig) = account else {
+                    return Ok(());
+                };
+                let Some(customer) = crate::conversation::mentions_customer(ig) else {
+                    return Ok(());
+                };
+                let scope = self.tenants.scope(&job.tenant_id).await?;
+                let reader = self.mentions.as_ref();
+                let content =
+                    super::mention::content(reader, scope.as_ref(), ig, media_id, comment_id).await;
+                let id = event.provider_event_id.trim_start_matches("ig:");
+                let (inbound, origin) = (Direction::Inbound, Origin::Customer);
+                let message = NewMessage::from_provider(id, inbound, origin, content, at, None);
+                // A mention opens no messaging window: nobody can be written to from it.
+                let limits = (retention, received_ms);
+                self.store_and_push(job, &conversations, &customer, None, message, limits, true)
+                    .await
             }
             EventKind::AccountError { errors } => {
                 let codes: Vec<String> = errors

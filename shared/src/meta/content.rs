@@ -68,8 +68,9 @@ pub enum Content {
         title: Option<String>,
     },
     /// The customer commented on one of the business's Instagram posts, reels or stories
-    /// (`comments` field). It does not open the messaging window; the operator's answer goes
-    /// as a private reply to `comment_id` (decision 0062).
+    /// (`comments` field), or on its live video while it was broadcast (`live_comments`). It
+    /// does not open the messaging window; the operator's answer goes as a private reply to
+    /// `comment_id` (decisions 0062, 0067).
     Comment {
         comment_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +80,25 @@ pub enum Content {
         /// `FEED`, `REELS`, `STORY`, `AD`…
         #[serde(default, skip_serializing_if = "Option::is_none")]
         media_product_type: Option<String>,
+        /// A comment on a live video during its broadcast (`live_comments`): Meta takes its
+        /// private reply only while the broadcast lasts.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        live: bool,
+    },
+    /// The business was @mentioned on Instagram, in a comment or in a media's caption
+    /// (`mentions` field, decision 0067), with what the Graph API told of it: the text, who
+    /// wrote it (captions only), and a link (the post's permalink for a comment, the media's
+    /// URL for a caption). Without the read (refused, not available) the ids only.
+    Mention {
+        media_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
     },
     /// The customer mentioned the business in their Instagram story (the URL expires).
     StoryMention {
@@ -307,9 +327,11 @@ impl Content {
                 text,
                 media_id,
                 media_product_type,
+                live,
                 ..
             } => {
                 let on = match media_product_type.as_deref() {
+                    _ if *live => "live video",
                     Some("REELS") => "reel",
                     Some("STORY") => "story",
                     Some("AD") => "ad",
@@ -323,6 +345,25 @@ impl Content {
                 )
                 .trim_end()
                 .to_string()
+            }
+            Content::Mention {
+                media_id,
+                comment_id,
+                text,
+                username,
+                link,
+            } => {
+                let place = match comment_id {
+                    Some(c) => format!("a comment {c} on media {media_id}"),
+                    None => format!("the caption of media {media_id}"),
+                };
+                let by = username.as_deref().map(|u| format!(" by @{u}"));
+                let mut s = format!("[mention in {place}{}]", by.unwrap_or_default());
+                for line in [text, link].into_iter().flatten() {
+                    s.push('\n');
+                    s.push_str(line);
+                }
+                s
             }
             Content::StoryMention { url } => {
                 format!("[story mention] {}", url.as_deref().unwrap_or_default())

@@ -53,7 +53,8 @@ impl InboundEvent {
             EventKind::Status { recipient, .. } => recipient.as_ref(),
             EventKind::AccountError { .. }
             | EventKind::AccountUpdate { .. }
-            | EventKind::HistoryProgress { .. } => None,
+            | EventKind::HistoryProgress { .. }
+            | EventKind::Mention { .. } => None,
         }
     }
 
@@ -75,7 +76,8 @@ impl InboundEvent {
             | EventKind::AccountUpdate { .. }
             | EventKind::Handover { .. }
             | EventKind::HistoryProgress { .. }
-            | EventKind::ContactSync { .. } => None,
+            | EventKind::ContactSync { .. }
+            | EventKind::Mention { .. } => None,
         }
     }
 }
@@ -350,6 +352,15 @@ pub enum EventKind {
         #[serde(default)]
         declined: bool,
     },
+    /// The Instagram business was @mentioned (`mentions` field, decision 0067): in a comment
+    /// (`comment_id`) or in the caption of someone's media (`comment_id: None`), on
+    /// `media_id`. Meta sends the ids only; what was written is read from the Graph API.
+    /// It concerns no customer of a conversation: the mentioner is not identified.
+    Mention {
+        media_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment_id: Option<String>,
+    },
     /// The business saved (`name: Some`) or removed (`name: None`) the customer in its
     /// WhatsApp Business app contacts (Coexistence `smb_app_state_sync`).
     ContactSync {
@@ -377,6 +388,7 @@ impl EventKind {
             EventKind::HistoryMessage { .. } => "history_message",
             EventKind::HistoryProgress { .. } => "history_progress",
             EventKind::ContactSync { .. } => "contact_sync",
+            EventKind::Mention { .. } => "mention",
         }
     }
 }

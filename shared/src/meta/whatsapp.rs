@@ -115,6 +115,12 @@ pub struct ChangeValue<'a> {
     pub media: Option<super::instagram::CommentMedia<'a>>,
     #[serde(default, borrow, deserialize_with = "lenient::text")]
     pub parent_id: Option<Cow<'a, str>>,
+    // Instagram `mentions`: the media the business was @mentioned on, and the comment when
+    // the mention is in one (decision 0067).
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub media_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "lenient::text")]
+    pub comment_id: Option<Cow<'a, str>>,
 }
 
 /// `account_update` `restriction_info[]`.

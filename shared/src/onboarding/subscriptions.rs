@@ -10,8 +10,8 @@
 //! - WhatsApp: `GET /{waba-id}/subscribed_apps` must list our app (`META_APP_ID`), else
 //!   `POST /{waba-id}/subscribed_apps` (once per WABA per run);
 //! - Instagram (Instagram Login): `GET /me/subscribed_apps` must hold every field of
-//!   `graph::subscriptions::INSTAGRAM_WEBHOOK_FIELDS`, else `POST /me/subscribed_apps` with all
-//!   of them. Accounts connected through a Facebook Page are subscribed on the Page and are
+//!   `graph::subscriptions::INSTAGRAM_WEBHOOK_FIELDS` (the comment fields only when it holds
+//!   `comments`), else `POST /me/subscribed_apps` with all of them. Accounts connected through a Facebook Page are subscribed on the Page and are
 //!   not checked here.
 //!
 //! A check that fails (Meta unavailable, the token refused) is retried an hour later; the
@@ -20,7 +20,8 @@
 use std::collections::HashSet;
 
 use crate::graph::subscriptions::{
-    instagram_fields, INSTAGRAM_COMMENTS_FIELD, INSTAGRAM_WEBHOOK_FIELDS,
+    instagram_fields, INSTAGRAM_COMMENTS_FIELD, INSTAGRAM_COMMENT_PERMISSION_FIELDS,
+    INSTAGRAM_WEBHOOK_FIELDS,
 };
 use crate::graph::{GraphClient, GraphError};
 use crate::ids::{MetaAppId, TenantId, WabaId};
@@ -212,10 +213,16 @@ impl SubscriptionCheck {
             ChannelRef::Instagram(_) => {
                 match self.instagram.instagram_subscribed_fields(&token).await {
                     Ok(fields)
-                        if INSTAGRAM_WEBHOOK_FIELDS
-                            .iter()
-                            .filter(|f| **f != INSTAGRAM_COMMENTS_FIELD)
-                            .all(|f| fields.iter().any(|g| g == f)) =>
+                        if {
+                            // The comment fields only of an account that has the permission.
+                            let permitted = fields.iter().any(|g| g == INSTAGRAM_COMMENTS_FIELD);
+                            INSTAGRAM_WEBHOOK_FIELDS
+                                .iter()
+                                .filter(|f| {
+                                    permitted || !INSTAGRAM_COMMENT_PERMISSION_FIELDS.contains(f)
+                                })
+                                .all(|f| fields.iter().any(|g| g == f))
+                        } =>
                     {
                         Ok(false)
                     }

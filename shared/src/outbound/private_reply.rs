@@ -12,6 +12,10 @@
 //!   the customer's newest comment that still takes one; when none does, the operator reads
 //!   why (answered already, or more than 7 days ago), and the customer has to write first.
 //!
+//! A comment on a live video (`live_comments`, decision 0067) takes its private reply only
+//! during the broadcast. The webhook does not say when the broadcast ends, so the reply is
+//! tried like any other; when Meta refuses it, the operator reads [`LIVE_OVER`].
+//!
 //! A private reply is one text of up to 1000 bytes; files and longer texts are refused
 //! outside the window. The comment is claimed for the message before the send
 //! ([`Conversations::claim_private_reply`]).
@@ -30,6 +34,12 @@ pub const ALREADY_ANSWERED: &str = "outside Instagram's messaging window, and th
 pub const TOO_LATE: &str = "outside Instagram's messaging window, and the customer's comment \
      is more than 7 days old: Instagram accepts a private reply only within 7 days of the \
      comment; the customer must write first";
+/// The operator's note when Meta refused the private reply to a live comment: the broadcast
+/// is over (Meta: "excepting Instagram Live, where replies can only be sent during the live
+/// broadcast"; decision 0067).
+pub const LIVE_OVER: &str = "Instagram refused the private reply to the customer's comment on \
+     a live video: Instagram accepts it only while the live broadcast lasts, and it has \
+     ended; the customer must write first";
 /// The operator's note when the private reply would not be a single text.
 pub const TEXT_ONLY: &str = "outside Instagram's messaging window: the answer to the \
      customer's comment goes as Instagram's private reply, which is one text of up to 1000 \

@@ -74,6 +74,10 @@ enum PartResult {
     Ours(SendError),
 }
 
+/// The operator's note for a message written in an Instagram account's mentions chat.
+pub const MENTIONS_CHAT: &str = "this chat collects the Instagram account's @mentions: \
+     nobody can be written to from it; answer a mention on Instagram";
+
 /// Tries of the write that records a part's provider id after Meta took it, in place: a
 /// failure there would otherwise send the part again from the next delivery.
 const RECORD_TRIES: u32 = 5;
@@ -434,6 +438,10 @@ impl OutboundWorker {
             }
             Err(e) => return Err(e.into()),
         };
+        // The account's mentions chat names nobody to write to (decision 0067).
+        if crate::conversation::is_mentions_chat(account, &meta.customer.id) {
+            return self.fail(job, conversations, MENTIONS_CHAT.into()).await;
+        }
         // A number Meta banned or restricted: stopped here with the reason, not sent to
         // fail one by one; sends go again once the status is lifted (decision 0051).
         if let Some(block) = super::blocked(scope, &channel_ref, message.template.is_some()).await?

@@ -12,4 +12,5 @@ mod redrive;
 mod secrets;
 mod store;
 mod store_batch;
+mod store_unprocessed;
 mod vault;

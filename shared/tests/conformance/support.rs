@@ -19,8 +19,13 @@ pub fn moto_endpoint() -> String {
 
 /// An SDK configuration for the moto server, with static test credentials.
 pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config_at(&moto_endpoint()).await
+}
+
+/// The same configuration for another endpoint (a loopback proxy in front of moto).
+pub async fn aws_config_at(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
+        .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .load()

@@ -98,11 +98,75 @@ pub(super) fn ig_comment(b: &WebhookBatch) {
             text: Some("How much is the linen shirt?".into()),
             media_id: Some("18068923945123456".into()),
             media_product_type: Some("REELS".into()),
+            live: false,
         }
     );
     assert_eq!(
         m.content.text_for_crm(),
         "[comment on reel 18068923945123456] How much is the linen shirt?"
+    );
+    assert_eq!(b.ignored.total(), 0);
+}
+
+/// `live_comments` (decision 0067): the same value as a comment, marked live; the comment id
+/// is its id and its event id, as for any comment.
+pub(super) fn ig_live_comment(b: &WebhookBatch) {
+    let ev = one(b);
+    ig_account(ev);
+    let m = incoming(ev);
+    igsid(m.customer, IGSID);
+    assert_eq!(m.id, "17874592131055623");
+    assert_eq!(ev.provider_event_id, "ig:comment:17874592131055623");
+    assert_eq!(ev.timestamp, Some(1767261600));
+    assert_eq!(
+        m.content,
+        &Content::Comment {
+            comment_id: "17874592131055623".into(),
+            text: Some("Is the blue one still available?".into()),
+            media_id: Some("18072244157163512".into()),
+            media_product_type: None,
+            live: true,
+        }
+    );
+    assert_eq!(
+        m.content.text_for_crm(),
+        "[comment on live video 18072244157163512] Is the blue one still available?"
+    );
+    assert_eq!(b.ignored.total(), 0);
+}
+
+/// `mentions` (decision 0067): ids only, a mention in a comment and one in a caption; no
+/// customer (the mentioner is not identified).
+pub(super) fn ig_mention(b: &WebhookBatch) {
+    assert_eq!(b.events.len(), 2);
+    let kinds: Vec<(&str, &EventKind)> = b
+        .events
+        .iter()
+        .map(|e| {
+            ig_account(e);
+            assert!(e.customer().is_none());
+            assert_eq!(e.timestamp, Some(1767261600));
+            (e.provider_event_id.as_str(), &e.kind)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (
+                "ig:mention:17918195224117851:17894227972186120",
+                &EventKind::Mention {
+                    media_id: "17918195224117851".into(),
+                    comment_id: Some("17894227972186120".into()),
+                }
+            ),
+            (
+                "ig:mention:17920112008063024",
+                &EventKind::Mention {
+                    media_id: "17920112008063024".into(),
+                    comment_id: None,
+                }
+            ),
+        ]
     );
     assert_eq!(b.ignored.total(), 0);
 }

@@ -106,6 +106,8 @@ const EXPECTATIONS: &[(&str, Check)] = &[
     ("instagram-standby.json", ig_standby),
     ("instagram-handover.json", ig_handover),
     ("instagram-comment.json", ig_comment),
+    ("instagram-live-comment.json", ig_live_comment),
+    ("instagram-mention.json", ig_mention),
     ("instagram-image.json", ig_image),
     ("instagram-attachments.json", ig_attachments),
     ("instagram-sticker.json", ig_sticker),
@@ -371,6 +373,7 @@ fn kinds(b: &WebhookBatch) -> Vec<&'static str> {
             EventKind::HistoryMessage { .. } => "history_message",
             EventKind::HistoryProgress { .. } => "history_progress",
             EventKind::ContactSync { .. } => "contact_sync",
+            EventKind::Mention { .. } => "mention",
         })
         .collect()
 }

@@ -9,6 +9,12 @@
 //! codes the Graph API reference lists for the messages edge ("Page Messages", errors):
 //! 10900 "Activity already replied to" for a second reply, 10903 "This user cant reply to
 //! this activity" after the 7 days.
+//!
+//! A comment on a live video ([`FakeGraph::add_live_comment`], a `live_comments` webhook)
+//! takes its private reply only while the broadcast lasts (the same guide: "excepting
+//! Instagram Live, where replies can only be sent during the live broadcast"); after
+//! [`FakeGraph::end_broadcast`] the fake refuses it with 10903 as well (Meta documents no
+//! code of its own for that case).
 
 use serde_json::{json, Value};
 
@@ -25,6 +31,10 @@ pub(super) struct FakeComment {
     commenter: String,
     created_at: u64,
     replied: bool,
+    /// The live video it was made on, for a live comment.
+    live_media: Option<String>,
+    /// The live video's broadcast ended.
+    broadcast_over: bool,
 }
 
 impl FakeGraph {
@@ -38,8 +48,35 @@ impl FakeGraph {
                 commenter: commenter.to_owned(),
                 created_at: now_secs().saturating_sub(age_secs),
                 replied: false,
+                live_media: None,
+                broadcast_over: false,
             },
         );
+    }
+
+    /// `commenter` commented `comment_id` on `account_id`'s live video `media_id` during its
+    /// broadcast (a `live_comments` webhook): it takes a private reply until
+    /// [`FakeGraph::end_broadcast`].
+    pub fn add_live_comment(
+        &self,
+        account_id: &str,
+        media_id: &str,
+        comment_id: &str,
+        commenter: &str,
+    ) {
+        self.add_comment(account_id, comment_id, commenter, 0);
+        if let Some(c) = self.state().comments.get_mut(comment_id) {
+            c.live_media = Some(media_id.to_owned());
+        }
+    }
+
+    /// The live video `media_id`'s broadcast ended: its comments take no private reply.
+    pub fn end_broadcast(&self, media_id: &str) {
+        for c in self.state().comments.values_mut() {
+            if c.live_media.as_deref() == Some(media_id) {
+                c.broadcast_over = true;
+            }
+        }
     }
 
     /// The private replies the fake accepted.
@@ -92,7 +129,8 @@ pub(super) fn private_reply(
             "(#10900) Activity already replied to",
         );
     }
-    if now_secs().saturating_sub(comment.created_at) >= REPLY_WINDOW_SECS {
+    if comment.broadcast_over || now_secs().saturating_sub(comment.created_at) >= REPLY_WINDOW_SECS
+    {
         return meta_error(
             400,
             10903,

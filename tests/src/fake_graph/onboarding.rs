@@ -181,6 +181,18 @@ impl State {
     }
 }
 
+impl FakeGraph {
+    /// `account`'s webhook subscription holds `fields`, as a connect of an earlier release
+    /// made it (the scheduled check's tests).
+    pub fn subscribe_instagram_with(&self, account: &str, fields: &[&str]) {
+        self.state()
+            .onboarding
+            .log
+            .instagram_subscriptions
+            .push((account.to_owned(), fields.join(",")));
+    }
+}
+
 fn issue_ig_code(s: &mut State, account: &str, permissions: &str, redirect_uri: &str) -> String {
     s.seq += 1;
     let code = format!("AQBigcode{:06}", s.seq);

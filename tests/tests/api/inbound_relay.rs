@@ -137,6 +137,11 @@ fn expected(samples: &[(String, Vec<u8>)]) -> Expected {
                         }
                     }
                 }
+                // A mention is a message of the account's mentions chat (decision 0067).
+                EventKind::Mention { .. } => {
+                    let id = event.provider_event_id.trim_start_matches("ig:");
+                    stored.insert(id.to_owned());
+                }
                 // A change of who answers is a note in the chat (decisions 0051, 0065); a
                 // handover that leaves it as it was is recorded without one. The samples'
                 // handovers each concern the one customer of their account, whose

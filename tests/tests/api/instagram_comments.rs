@@ -200,3 +200,123 @@ async fn quoting_a_comment_inside_the_window_answers_it_privately() {
     assert_eq!(direct[0]["message"]["text"], "Still 49 EUR");
     assert!(direct[0].get("reply_to").is_none(), "{}", direct[0]);
 }
+
+const LIVE_MEDIA: &str = "18072244157163512";
+const LIVE_COMMENT: &str = "17874592131055623";
+
+/// The live comment sample, sent now, with comment id `id`.
+fn live_comment(id: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&sample("instagram-live-comment.json")).unwrap();
+    v["entry"][0]["time"] = json!(wappline::clock::now_secs() * 1000);
+    v["entry"][0]["changes"][0]["value"]["id"] = json!(id);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// A comment on the business's live video (`live_comments`, decision 0067) reaches Bitrix24
+/// like any comment, marked as made on a live video; the operator's answer is its private
+/// reply while the broadcast lasts. Once the broadcast ended Meta refuses it, and the
+/// operator is told why.
+#[tokio::test]
+async fn a_live_comment_is_answered_privately_only_during_the_broadcast() {
+    let w = RelayWorld::start().await;
+    w.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
+    w.graph
+        .add_live_comment(IG_ACCOUNT, LIVE_MEDIA, LIVE_COMMENT, IGSID);
+    w.installed_tenant().await;
+
+    let chat = w.customer_writes(&live_comment(LIVE_COMMENT)).await;
+    let shown = w.bitrix.messages_received().last().cloned().unwrap();
+    assert_eq!(
+        shown.text.as_deref(),
+        Some("[comment on live video 18072244157163512] Is the blue one still available?")
+    );
+    assert_eq!(shown.external_message_id, LIVE_COMMENT);
+
+    // During the broadcast: the comment's private reply.
+    answer(&w, &chat, 8401, "Yes! Two left in size M.").await;
+    let replies = w.graph.private_replies();
+    assert_eq!(replies.len(), 1, "{:?}", w.graph.calls());
+    assert_eq!(
+        replies[0].body,
+        json!({"recipient": {"comment_id": LIVE_COMMENT},
+               "message": {"text": "Yes! Two left in size M."}})
+    );
+
+    // Another live comment; the broadcast ends before the operator answers it.
+    let later = "17874592131055624";
+    w.graph
+        .add_live_comment(IG_ACCOUNT, LIVE_MEDIA, later, IGSID);
+    let (s, _) = w.h.post_signed(&live_comment(later)).await;
+    assert_eq!(s, StatusCode::OK);
+    w.drain().await;
+    w.graph.end_broadcast(LIVE_MEDIA);
+    answer(&w, &chat, 8402, "And the red one too.").await;
+    assert_eq!(w.graph.private_replies().len(), 1, "Meta refused it");
+    assert!(direct_sends(&w).is_empty());
+    let tried = w
+        .graph
+        .calls()
+        .iter()
+        .filter(|c| c.path.ends_with("/messages") && c.body.contains("\"comment_id\""))
+        .count();
+    assert_eq!(tried, 2, "the second reply was tried at Meta");
+    let notes = w.notes();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("only while the live broadcast lasts")),
+        "the operator is told why: {notes:?}"
+    );
+}
+
+/// A contact's erasure deletes the inbound idempotency record of each of the customer's
+/// comments (`ig:comment:<id>`, decision 0062): that key holds the comment id, and nothing
+/// else derived from the message names it.
+#[tokio::test]
+async fn a_contact_erasure_deletes_the_comment_event_record() {
+    let w = RelayWorld::start().await;
+    w.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
+    let tenant = w.installed_tenant().await;
+    w.customer_writes(&comment(COMMENT, 60_000)).await;
+
+    // The record as the inbound worker keys it (`InboundJob::idempotency_key`).
+    let store = w.h.server.platform().store.clone();
+    let record = wappline::idempotency::Idempotency::new(
+        store.clone(),
+        "IN",
+        wappline::queue::platform::VISIBILITY,
+    )
+    .key_for(
+        &wappline::ids::TenantId::parse(&tenant).unwrap(),
+        &format!("ig:{IG_ACCOUNT}:ig:comment:{COMMENT}"),
+    );
+    let table = wappline::store::Table::Dedupe;
+    assert!(
+        store.get(table, &record).await.unwrap().is_some(),
+        "the worker wrote the comment's record"
+    );
+
+    let v =
+        w.h.admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/erasure/contacts"),
+            json!({"channel": "instagram", "account_id": IG_ACCOUNT, "customer": IGSID}),
+        )
+        .await;
+    let id = v["request_id"].as_str().unwrap().to_owned();
+    let path = format!("/admin/tenants/{tenant}/erasure/contacts/{id}");
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        state = w.h.admin("GET", &path, json!(null)).await;
+        if state["state"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(state["state"], "completed", "{state}");
+    assert_eq!(state["conversations_erased"], 1);
+    assert!(
+        store.get(table, &record).await.unwrap().is_none(),
+        "the comment's inbound record is erased with the contact"
+    );
+}

@@ -31,6 +31,7 @@ mod inbound_queue_privacy;
 mod inbound_relay;
 mod inbound_to_bitrix;
 mod instagram_comments;
+mod instagram_mentions;
 mod isolation;
 mod line_status;
 mod media_link_lifetime;

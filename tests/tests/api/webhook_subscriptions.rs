@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use e2e_tests::harness::{Harness, IG_ACCOUNT, IG_TOKEN, WABA, WA_NUMBER, WA_TOKEN};
-use wappline::graph::subscriptions::INSTAGRAM_WEBHOOK_FIELDS;
+use wappline::graph::subscriptions::{
+    INSTAGRAM_COMMENT_PERMISSION_FIELDS, INSTAGRAM_WEBHOOK_FIELDS,
+};
 use wappline::ids::{InstagramAccountId, PhoneNumberId, TenantId};
 use wappline::store::Table;
 use wappline::tenant::meta_account::subscription_index_entry;
@@ -112,6 +114,44 @@ async fn the_check_subscribes_what_is_missing_and_leaves_the_rest() {
         log.subscribed_wabas.len() == 2 && log.instagram_subscriptions.len() == 2
     })
     .await;
+}
+
+/// The fields that need `instagram_business_manage_comments` are required only of an account
+/// subscribed to `comments` (decision 0067): one connected before decision 0062 (no such
+/// permission) is left alone, one connected since gets `live_comments` and `mentions` at its
+/// next check.
+#[tokio::test]
+async fn the_comment_fields_are_required_only_of_accounts_with_comments() {
+    let h = Harness::start(|_| {}).await;
+    let tenant = h.tenant_with_channels().await;
+    let without: Vec<&str> = INSTAGRAM_WEBHOOK_FIELDS
+        .iter()
+        .copied()
+        .filter(|f| !INSTAGRAM_COMMENT_PERMISSION_FIELDS.contains(f))
+        .collect();
+    h.graph.subscribe_instagram_with(IG_ACCOUNT, &without);
+    let before = reads(&h);
+    due_now(&h, &tenant).await;
+    wait_for("first check", || reads(&h).1 > before.1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.graph.onboarding().instagram_subscriptions.len(),
+        1,
+        "an account without the comments permission is not subscribed again"
+    );
+
+    let mut with_comments = without.clone();
+    with_comments.push("comments");
+    h.graph.subscribe_instagram_with(IG_ACCOUNT, &with_comments);
+    due_now(&h, &tenant).await;
+    wait_for("re-subscribed", || {
+        h.graph.onboarding().instagram_subscriptions.len() == 3
+    })
+    .await;
+    let log = h.graph.onboarding();
+    let fields: Vec<&str> = log.instagram_subscriptions[2].1.split(',').collect();
+    assert_eq!(fields, INSTAGRAM_WEBHOOK_FIELDS);
+    assert!(fields.contains(&"live_comments") && fields.contains(&"mentions"));
 }
 
 #[tokio::test]

@@ -10,7 +10,10 @@ use crate::onboarding::{
 };
 
 impl Services {
-    fn instagram_client(&self, service: &'static str) -> Result<GraphClient, ServicesError> {
+    pub(super) fn instagram_client(
+        &self,
+        service: &'static str,
+    ) -> Result<GraphClient, ServicesError> {
         Ok(GraphClient::new(self.settings.instagram.clone())
             .map_err(|e| invalid(service, e))?
             .with_hosts(self.meta_hosts()))

@@ -1,10 +1,19 @@
-//! Instagram `comments` changes → customer messages holding a [`Content::Comment`].
+//! Instagram `comments` and `live_comments` changes → customer messages holding a
+//! [`Content::Comment`].
 //!
 //! Payload (Instagram API with Instagram Login; Meta, "Instagram Platform > Webhooks >
 //! Examples", comments payload, and the webhooks reference's `FBInstagramCommentsField`):
 //! `entry[].changes[]` with `field: "comments"` and `value: {id, from: {id, username},
 //! text, media: {id, media_product_type}, parent_id?}`. It carries no time of its own:
 //! `entry[].time` (when Meta sent it, milliseconds) stands for it.
+//!
+//! A comment on the account's live video while it is broadcast comes the same way with
+//! `field: "live_comments"` (the examples page: "`field` set to `comments` or
+//! `live_comments`"; the reference's `FBInstagramLiveCommentsField` has the same members;
+//! Meta sends them only while the media is on broadcast). It is marked `live`: its private
+//! reply is accepted only during the broadcast ("Instagram Platform > Send a Private Reply to
+//! a Commenter", decision 0067). Comment ids are unique across both fields, so a live
+//! comment has the same provider event id shape.
 //!
 //! The comment id is the message id (`ig:comment:<id>` the provider event id), so a
 //! redelivery is one message, and the operator's answer can name it as the private reply's
@@ -22,6 +31,7 @@ pub(super) fn instagram_comment(
     value: Option<&ChangeValue<'_>>,
     account: Option<&InstagramAccountId>,
     entry_time: Option<i64>,
+    live: bool,
     batch: &mut WebhookBatch,
 ) {
     let Some(account) = account else {
@@ -54,6 +64,7 @@ pub(super) fn instagram_comment(
         text: non_empty(&v.text),
         media_id: media.and_then(|m| own(&m.id)),
         media_product_type: media.and_then(|m| own(&m.media_product_type)),
+        live,
     };
     let kind = EventKind::CustomerMessage {
         customer,
@@ -68,6 +79,45 @@ pub(super) fn instagram_comment(
     batch.events.push(event(
         &AccountRef::Instagram(account.clone()),
         format!("ig:comment:{comment_id}"),
+        entry_time.map(to_unix_seconds),
+        kind,
+    ));
+}
+
+/// An Instagram `mentions` change → an [`EventKind::Mention`] (decision 0067).
+///
+/// Payload (Meta, "Instagram Platform > Mentions" and the IG User `mentioned_comment` /
+/// `mentioned_media` references, which take the ids "included in the Webhook notification
+/// payload"): `entry[].changes[]` with `field: "mentions"` and `value: {media_id,
+/// comment_id}` for a mention in a comment, `value: {media_id}` for one in a caption. Nothing
+/// else: not who wrote it, nor what. The event id is `ig:mention:<media_id>` plus
+/// `:<comment_id>`, so a redelivery is one event.
+pub(super) fn instagram_mention(
+    value: Option<&ChangeValue<'_>>,
+    account: Option<&InstagramAccountId>,
+    entry_time: Option<i64>,
+    batch: &mut WebhookBatch,
+) {
+    let Some(account) = account else {
+        batch.ignored.add("instagram:missing_account");
+        return;
+    };
+    let Some(media_id) = value.and_then(|v| message_id(v.media_id.as_deref())) else {
+        batch.ignored.add("instagram:malformed_mention");
+        return;
+    };
+    let comment_id = value.and_then(|v| message_id(v.comment_id.as_deref()));
+    let provider = match &comment_id {
+        Some(c) => format!("ig:mention:{media_id}:{c}"),
+        None => format!("ig:mention:{media_id}"),
+    };
+    let kind = EventKind::Mention {
+        media_id: media_id.as_str().to_owned(),
+        comment_id: comment_id.map(|c| c.as_str().to_owned()),
+    };
+    batch.events.push(event(
+        &AccountRef::Instagram(account.clone()),
+        provider,
         entry_time.map(to_unix_seconds),
         kind,
     ));

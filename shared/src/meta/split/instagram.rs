@@ -33,9 +33,15 @@ pub(super) fn instagram_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBa
             .ok()
             .and_then(|c| c.field.as_deref())
             .unwrap_or("none");
-        if field == "comments" {
+        if field == "comments" || field == "live_comments" {
             let value = change.ok().and_then(|c| c.value.as_ref()?.ok());
-            super::comments::instagram_comment(value, account.as_ref(), entry.time, batch);
+            let live = field == "live_comments";
+            super::comments::instagram_comment(value, account.as_ref(), entry.time, live, batch);
+            continue;
+        }
+        if field == "mentions" {
+            let value = change.ok().and_then(|c| c.value.as_ref()?.ok());
+            super::comments::instagram_mention(value, account.as_ref(), entry.time, batch);
             continue;
         }
         batch

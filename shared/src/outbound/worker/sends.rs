@@ -273,6 +273,12 @@ impl OutboundWorker {
             .await
         {
             Ok(sent) => PartResult::Sent(sent.message_id),
+            // A live comment's broadcast ended: Meta refuses with the messages edge's
+            // "cannot reply to this activity" (decision 0067).
+            Err(e) if comment.live && e.code() == Some(LIVE_REFUSED) => {
+                log_graph_error(cx, &e);
+                PartResult::Stop(Disposition::Permanent(private_reply::LIVE_OVER.into()))
+            }
             Err(e) => {
                 log_graph_error(cx, &e);
                 PartResult::Stop(reasons::of_graph(ChannelKind::Instagram, &e))
@@ -280,6 +286,10 @@ impl OutboundWorker {
         }
     }
 }
+
+/// The Graph API's code for a private reply the activity no longer takes (`10903`, "This
+/// user cant reply to this activity", among the messages edge's errors).
+const LIVE_REFUSED: i64 = 10903;
 
 fn log_graph_error(cx: &Context<'_>, e: &crate::graph::GraphError) {
     tracing::warn!(
