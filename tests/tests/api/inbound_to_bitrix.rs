@@ -410,10 +410,13 @@ async fn a_file_the_portal_cannot_download_leaves_the_message_text_without_it() 
     // As imconnector-send-messages.md's example answers a file it did not store: the
     // message and its text are kept, the file is not, and the post is not repeated.
     let received = fake.messages_received();
-    assert_eq!(received.len(), 1);
+    assert_eq!(received.len(), 2, "the message and the note: {received:?}");
     assert_eq!(received[0].text.as_deref(), Some("This one, in red"));
     assert!(received[0].files.is_empty(), "{:?}", received[0].files);
-    assert_eq!(fake.calls_to("imconnector.send.messages").len(), 1);
+    // The operator is told, in the same chat, once: the file's kind, no content, no number
+    // (decision 0066).
+    assert_missing_file_note(&received[1], &received[0]);
+    assert_eq!(fake.calls_to("imconnector.send.messages").len(), 2);
 
     // The fake's answer lists only the files it stored.
     let tokens = fake.valid_tokens_for(FAKE_DOMAIN);
@@ -445,4 +448,24 @@ async fn a_file_the_portal_cannot_download_leaves_the_message_text_without_it() 
     assert_eq!(result["message"]["text"], "Good afternoon");
     assert_eq!(result["message"]["files"], json!([]), "{answer}");
     h.server.shutdown().await;
+}
+
+/// `note` is the note of one missing image of the customer's message `post`, in its chat.
+fn assert_missing_file_note(
+    note: &e2e_tests::fake_bitrix::ReceivedMessage,
+    post: &e2e_tests::fake_bitrix::ReceivedMessage,
+) {
+    assert_eq!(
+        note.text.as_deref(),
+        Some("[the customer sent 1 file(s) that Bitrix24 could not download: image]"),
+        "{note:?}"
+    );
+    assert!(note.files.is_empty());
+    assert!(
+        note.external_message_id.starts_with("note.files."),
+        "{note:?}"
+    );
+    assert_eq!(note.external_chat_id, post.external_chat_id);
+    assert_eq!(note.chat_id, post.chat_id);
+    assert_eq!(note.raw["message"]["disable_crm"], "Y", "{:?}", note.raw);
 }
