@@ -469,3 +469,49 @@ fn assert_missing_file_note(
     assert_eq!(note.chat_id, post.chat_id);
     assert_eq!(note.raw["message"]["disable_crm"], "Y", "{:?}", note.raw);
 }
+
+#[tokio::test]
+async fn the_note_of_a_missing_file_is_posted_once_when_its_answer_is_lost() {
+    let RelayWorld {
+        h,
+        bitrix: fake,
+        graph,
+    } = RelayWorld::start_with(|c| c.retry_base_ms = 50).await;
+    tenant(&h, &fake).await;
+    graph.add_media(
+        "1106677706454703",
+        WA_NUMBER,
+        "image/jpeg",
+        b"\xff\xd8 jpeg",
+    );
+    graph.set_gone("1106677706454703");
+    // The customer's post is answered; the note's answer is lost after the portal ran it,
+    // so the job fails ambiguously and is delivered again.
+    fake.lose_answers(FAKE_DOMAIN, 2);
+
+    let (s, _) = h.post_signed(&sample("whatsapp-image.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    drain_all(&h).await;
+    assert_eq!(fake.lost_answer_count(), 1);
+    let received = fake.messages_received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_missing_file_note(&received[1], &received[0]);
+    // The retry found the note in the chat (decision 0023) instead of posting it again,
+    // and did not post the customer's message again either.
+    assert_eq!(
+        fake.posts_of(FAKE_DOMAIN, &received[1].external_message_id),
+        1
+    );
+    assert_eq!(
+        fake.posts_of(FAKE_DOMAIN, &received[0].external_message_id),
+        1
+    );
+    assert_eq!(fake.duplicate_posts(), 0);
+    assert!(
+        fake.batch_commands()
+            .iter()
+            .any(|c| c.method == "im.dialog.messages.get"),
+        "the note was looked up"
+    );
+    h.server.shutdown().await;
+}
