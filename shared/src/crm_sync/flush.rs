@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::gate::{PortalLease, PortalLimiter};
-use super::outbox::{CrmOp, OpOutcome, Outbox, OutboxError, StagedOp};
+use super::outbox::{CrmOp, MissingFiles, OpOutcome, Outbox, OutboxError, StagedOp};
 use super::worker::MediaLinker;
 use crate::bitrix::{im, imconnector, BatchCommand, BitrixClient, BitrixError, PortalSession};
 use crate::crypto::random_bytes;
@@ -123,23 +123,30 @@ impl PortalFlusher {
     }
 
     /// The parameters of `op` as they go out now: its files linked at this moment, with the
-    /// links' short lifetime starting now (decision 0048).
-    async fn params_now(&self, tenant: &TenantId, op: &CrmOp) -> serde_json::Value {
+    /// links' short lifetime starting now (decision 0048). Also which of `op.files` went out
+    /// (index, link), to compare with the files Bitrix24 answers it kept (decision 0066).
+    async fn params_now(
+        &self,
+        tenant: &TenantId,
+        op: &CrmOp,
+    ) -> (serde_json::Value, Vec<(u32, String)>) {
         let mut params = op.params.clone();
         let Some(linker) = self.media.as_ref().filter(|_| !op.files.is_empty()) else {
-            return params;
+            return (params, Vec::new());
         };
         let mut files = Vec::with_capacity(op.files.len());
-        for f in &op.files {
+        let mut sent = Vec::with_capacity(op.files.len());
+        for (i, f) in op.files.iter().enumerate() {
             if let Some(file) = linker
                 .link_in(tenant, &f.account, &f.conversation, &f.media)
                 .await
             {
+                sent.push((i as u32, file.url.clone()));
                 files.push(file);
             }
         }
         imconnector::set_message_files(&mut params, &files);
-        params
+        (params, sent)
     }
 
     /// Posts the tenant's ready operations while there are any and the budget lasts, unless
@@ -275,35 +282,38 @@ impl PortalFlusher {
                 continue;
             }
             let mut commands: Vec<BatchCommand> = Vec::with_capacity(ops.len());
+            let mut files_sent = Vec::with_capacity(ops.len());
             for (i, o) in ops.iter().enumerate() {
+                let (params, files) = self.params_now(tenant, &o.op).await;
+                files_sent.push(files);
                 commands.push(BatchCommand {
                     key: format!("c{i}"),
                     method: o.op.method.clone(),
-                    params: self.params_now(tenant, &o.op).await,
+                    params,
                 });
             }
             report.requests += 1;
             match session.batch(&commands, false).await {
                 Ok(answer) => {
                     for (i, o) in ops.iter().enumerate() {
-                        let (outcome, ambiguous) = match answer
-                            .result(&format!("c{i}"))
-                            .and_then(|v| parse_outcome(&o.op.method, v, o.op.lookup.as_ref()))
-                        {
-                            Ok(sent) => {
-                                report.sent += 1;
-                                (sent, false)
-                            }
-                            Err(e) => {
-                                report.failed += 1;
-                                if let BitrixError::RateLimited { retry_after, .. } = &e {
-                                    self.limiter
-                                        .block(scope.tenant(), (self.clock)(), *retry_after)
-                                        .await?;
+                        let (outcome, ambiguous) =
+                            match answer.result(&format!("c{i}")).and_then(|v| {
+                                parse_outcome(&o.op.method, v, o.op.lookup.as_ref(), &files_sent[i])
+                            }) {
+                                Ok(sent) => {
+                                    report.sent += 1;
+                                    (sent, false)
                                 }
-                                (failure(&e, true), e.is_ambiguous())
-                            }
-                        };
+                                Err(e) => {
+                                    report.failed += 1;
+                                    if let BitrixError::RateLimited { retry_after, .. } = &e {
+                                        self.limiter
+                                            .block(scope.tenant(), (self.clock)(), *retry_after)
+                                            .await?;
+                                    }
+                                    (failure(&e, true), e.is_ambiguous())
+                                }
+                            };
                         outcomes.push((o.key.clone(), outcome, ambiguous));
                     }
                     self.record_answer(&attempt, &claim, outcomes).await?;
@@ -445,6 +455,8 @@ impl PortalFlusher {
                         OpOutcome::Sent {
                             crm_chat_id: Some(chat.clone()),
                             external_message_id: Some(lookup.external_id.clone()),
+                            // A chat message read back does not say which files it lacks.
+                            missing: MissingFiles::default(),
                         },
                     );
                 }
@@ -485,11 +497,13 @@ fn lookup_chat(op: &StagedOp) -> Option<&str> {
     op.op.lookup.as_ref().and_then(|l| l.crm_chat_id.as_deref())
 }
 
-/// Reads one command's result by its method.
+/// Reads one command's result by its method; `files_sent` are the files the command carried
+/// (index in the operation's files, link).
 fn parse_outcome(
     method: &str,
     result: &serde_json::Value,
     lookup: Option<&super::outbox::PostLookup>,
+    files_sent: &[(u32, String)],
 ) -> Result<OpOutcome, BitrixError> {
     match method {
         imconnector::SEND_MESSAGES | imconnector::UPDATE_MESSAGES => {
@@ -510,6 +524,7 @@ fn parse_outcome(
                     .external_message_id
                     .clone()
                     .or_else(|| lookup.map(|l| l.external_id.clone())),
+                missing: missing_files(files_sent, first.kept_files.as_deref()),
             })
         }
         _ => {
@@ -517,9 +532,38 @@ fn parse_outcome(
             Ok(OpOutcome::Sent {
                 crm_chat_id: None,
                 external_message_id: None,
+                missing: MissingFiles::default(),
             })
         }
     }
+}
+
+/// The files sent that Bitrix24's answer does not list as kept. imconnector-send-messages.md
+/// documents no error for a file link the portal cannot download ("a link available to the
+/// account"); its response example answers a request with one file `SUCCESS: true`, the
+/// text kept and `message.files: []`, the message data after processing. So a shorter list
+/// than we sent is the sign. Our links are matched to tell which; an answer without the list
+/// says nothing (none missing).
+fn missing_files(sent: &[(u32, String)], kept: Option<&[Option<String>]>) -> MissingFiles {
+    let Some(kept) = kept else {
+        return MissingFiles::default();
+    };
+    let count = sent.len().saturating_sub(kept.len()) as u32;
+    if count == 0 {
+        return MissingFiles::default();
+    }
+    let unmatched: Vec<u32> = sent
+        .iter()
+        .filter(|(_, url)| !kept.iter().any(|k| k.as_deref() == Some(url.as_str())))
+        .map(|(i, _)| *i)
+        .collect();
+    let of = if unmatched.len() == count as usize {
+        unmatched
+    } else {
+        // The answer names other links than ours: which files are missing is unknown.
+        sent.iter().map(|(i, _)| *i).collect()
+    };
+    MissingFiles { count, of }
 }
 
 /// The stored form of a failure: kinds and codes, never Bitrix24's description (it may quote
@@ -542,4 +586,73 @@ fn holder_id() -> String {
         return format!("t{}", crate::clock::now_millis());
     }
     hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(files: serde_json::Value) -> serde_json::Value {
+        json!({"SUCCESS": true, "DATA": {"RESULT": [{
+            "SUCCESS": true,
+            "session": {"ID": "11", "CHAT_ID": "42"},
+            "message": {"id": "wamid.1", "text": "hi", "files": files}
+        }]}})
+    }
+
+    fn sent() -> Vec<(u32, String)> {
+        vec![(0, "https://x/a".into()), (2, "https://x/b".into())]
+    }
+
+    fn missing(result: &serde_json::Value) -> MissingFiles {
+        match parse_outcome(imconnector::SEND_MESSAGES, result, None, &sent()).unwrap() {
+            OpOutcome::Sent { missing, .. } => missing,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_missing_from_the_answer_is_named_by_its_index() {
+        let m = missing(&answer(json!([{"url": "https://x/a"}])));
+        assert_eq!(
+            m,
+            MissingFiles {
+                count: 1,
+                of: vec![2]
+            }
+        );
+        let none = missing(&answer(json!([])));
+        assert_eq!(
+            none,
+            MissingFiles {
+                count: 2,
+                of: vec![0, 2]
+            }
+        );
+    }
+
+    #[test]
+    fn every_file_kept_or_no_list_is_nothing_missing() {
+        let all = answer(json!([{"url": "https://x/a"}, {"url": "https://x/b"}]));
+        assert!(missing(&all).is_none());
+        let mut no_list = answer(json!([]));
+        no_list["DATA"]["RESULT"][0]["message"]
+            .as_object_mut()
+            .unwrap()
+            .remove("files");
+        assert!(missing(&no_list).is_none());
+    }
+
+    #[test]
+    fn links_bitrix24_rewrote_leave_which_file_unknown() {
+        let m = missing(&answer(json!([{"url": "https://portal/disk/1"}])));
+        assert_eq!(
+            m,
+            MissingFiles {
+                count: 1,
+                of: vec![0, 2]
+            }
+        );
+    }
 }

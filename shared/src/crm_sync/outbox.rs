@@ -85,6 +85,9 @@ pub enum OpOutcome {
         crm_chat_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         external_message_id: Option<String>,
+        /// Files of the post Bitrix24 answered it did not keep (decision 0066).
+        #[serde(default, skip_serializing_if = "MissingFiles::is_none")]
+        missing: MissingFiles,
     },
     Failed {
         /// `BitrixError::kind()`.
@@ -98,6 +101,23 @@ pub enum OpOutcome {
         #[serde(default)]
         operation_level: bool,
     },
+}
+
+/// The files of a post that Bitrix24's answer does not list as kept (decision 0066): how
+/// many, and which of the operation's [`CrmOp::files`] (by index) they are. When the answer's
+/// links cannot tell which (Bitrix24 answered other links than ours), `of` names every file
+/// sent and `count` is the shortfall. Indexes only: the outcome is stored unencrypted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingFiles {
+    pub count: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub of: Vec<u32>,
+}
+
+impl MissingFiles {
+    pub fn is_none(&self) -> bool {
+        self.count == 0
+    }
 }
 
 /// Where a staged operation is.

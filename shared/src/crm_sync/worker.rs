@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 use super::chat::{crm_user_id, excerpt, failure_class, note_message, reply_quote};
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
-use super::outbox::{CrmOp, OpOutcome, OpState, Outbox, OutboxError, PostLookup};
+use super::outbox::{CrmOp, Outbox, OutboxError, PostLookup};
 use super::parking::{is_portal_failure, Gate, Parking};
 use super::profile::CustomerProfiles;
 use super::retry::RetryPolicy;
@@ -62,6 +62,7 @@ use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope};
 /// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
 /// the media cannot be linked.
 mod message;
+mod outcome;
 
 #[async_trait]
 pub trait MediaLinker: Send + Sync {
@@ -510,87 +511,63 @@ impl SyncWorker {
             return Ok(());
         };
         let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
-        let mut state = self
+        let state = self
             .outbox
             .stage(&job.tenant_id, &key, &op, (self.clock)())
             .await?;
-        let started = tokio::time::Instant::now();
-        let mut polls: u32 = 0;
-        loop {
-            match state {
-                OpState::Done(OpOutcome::Sent {
-                    crm_chat_id,
-                    external_message_id,
-                }) => {
-                    if let Some(chat) = &crm_chat_id {
-                        span.record("crm_chat", chat.as_str());
-                    }
-                    if matches!(job.action, SyncAction::PushMessage { .. }) {
-                        if message.origin == Origin::Customer {
-                            let channel = meta.account.channel().name();
-                            self.metrics.relayed(direction::INBOUND, channel);
-                            if let Some(received) = job.received_ms {
-                                let elapsed = crate::clock::now_millis() - received;
-                                self.metrics.webhook_to_bitrix24(channel, elapsed);
-                            }
-                        }
-                        self.record_sent(
-                            conversations,
-                            meta,
-                            &at,
-                            &message,
-                            crm_chat_id,
-                            external_message_id,
-                        )
-                        .await?;
-                    }
-                    self.outbox.remove(&key).await?;
-                    tracing::info!(method = %op.method, "posted to Bitrix24");
-                    return Ok(());
-                }
-                OpState::Done(OpOutcome::Failed {
-                    kind,
-                    code,
-                    retry_after_ms,
-                    operation_level,
-                }) => {
-                    // The failed operation stays staged (with its ambiguity) for the retry.
-                    return Err(SyncError::Operation {
-                        kind,
-                        code,
-                        retry_after: retry_after_ms.map(Duration::from_millis),
-                        operation_level,
-                    });
-                }
-                OpState::Pending | OpState::InFlight { .. } => {
-                    // Try to become the portal's flusher now and then (it may have gone),
-                    // not on every look: each try is a conditional write.
-                    if polls.is_multiple_of(FLUSH_EVERY_POLLS) {
-                        if let Err(e) = self.flusher.flush(scope).await {
-                            match SyncError::from(e) {
-                                e @ SyncError::NotConnected(_) => return Err(e),
-                                e => tracing::warn!(error = %e, "portal flush failed"),
-                            }
-                        }
-                    }
-                    polls = polls.wrapping_add(1);
-                    state = match self.outbox.state(&key).await? {
-                        Some(s) => s,
-                        // Removed under us (a contact erasure): nothing left to do.
-                        None => return Ok(()),
-                    };
-                    if matches!(state, OpState::Done(_)) {
-                        continue;
-                    }
-                    if started.elapsed() >= self.wait.max_wait {
-                        return Err(SyncError::Waiting(
-                            self.wait.poll.max(Duration::from_secs(1)),
-                        ));
-                    }
-                    tokio::time::sleep(self.wait.poll).await;
+        let Some(sent) = self.outcome_of(scope, &key, state).await? else {
+            // Removed under us (a contact erasure): nothing left to do.
+            return Ok(());
+        };
+        if let Some(chat) = &sent.crm_chat_id {
+            span.record("crm_chat", chat.as_str());
+        }
+        let mut note = None;
+        if matches!(job.action, SyncAction::PushMessage { .. }) {
+            // Before the post is recorded synced: a redelivery must still find it to note.
+            if !sent.missing.is_none() {
+                let chat = sent
+                    .crm_chat_id
+                    .clone()
+                    .or_else(|| meta.crm_chat_id.clone());
+                note = Some(
+                    self.note_missing_files(
+                        job,
+                        scope,
+                        meta,
+                        &message,
+                        &connector,
+                        line,
+                        chat,
+                        &sent.missing,
+                    )
+                    .await?,
+                );
+            }
+            if message.origin == Origin::Customer {
+                let channel = meta.account.channel().name();
+                self.metrics.relayed(direction::INBOUND, channel);
+                if let Some(received) = job.received_ms {
+                    let elapsed = crate::clock::now_millis() - received;
+                    self.metrics.webhook_to_bitrix24(channel, elapsed);
                 }
             }
+            self.record_sent(
+                conversations,
+                meta,
+                &at,
+                &message,
+                sent.crm_chat_id,
+                sent.external_message_id,
+            )
+            .await?;
         }
+        self.outbox.remove(&key).await?;
+        if let Some(note) = note {
+            self.outbox.remove(&note).await?;
+        }
+        tracing::info!(method = %op.method, "posted to Bitrix24");
+        Ok(())
     }
 
     /// The one Bitrix24 call the job needs, or None when there is nothing to tell.

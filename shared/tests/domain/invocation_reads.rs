@@ -171,6 +171,7 @@ async fn the_outbox_stages_and_claims_one_operation_without_extra_units(b: Backe
     let sent = OpOutcome::Sent {
         crm_chat_id: Some("7".into()),
         external_message_id: None,
+        missing: Default::default(),
     };
     outbox
         .settle("attempt-1", vec![(first.clone(), sent.clone(), false)])

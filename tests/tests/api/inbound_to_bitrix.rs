@@ -410,10 +410,13 @@ async fn a_file_the_portal_cannot_download_leaves_the_message_text_without_it() 
     // As imconnector-send-messages.md's example answers a file it did not store: the
     // message and its text are kept, the file is not, and the post is not repeated.
     let received = fake.messages_received();
-    assert_eq!(received.len(), 1);
+    assert_eq!(received.len(), 2, "the message and the note: {received:?}");
     assert_eq!(received[0].text.as_deref(), Some("This one, in red"));
     assert!(received[0].files.is_empty(), "{:?}", received[0].files);
-    assert_eq!(fake.calls_to("imconnector.send.messages").len(), 1);
+    // The operator is told, in the same chat, once: the file's kind, no content, no number
+    // (decision 0066).
+    assert_missing_file_note(&received[1], &received[0]);
+    assert_eq!(fake.calls_to("imconnector.send.messages").len(), 2);
 
     // The fake's answer lists only the files it stored.
     let tokens = fake.valid_tokens_for(FAKE_DOMAIN);
@@ -444,5 +447,71 @@ async fn a_file_the_portal_cannot_download_leaves_the_message_text_without_it() 
     assert_eq!(result["SUCCESS"], true, "{answer}");
     assert_eq!(result["message"]["text"], "Good afternoon");
     assert_eq!(result["message"]["files"], json!([]), "{answer}");
+    h.server.shutdown().await;
+}
+
+/// `note` is the note of one missing image of the customer's message `post`, in its chat.
+fn assert_missing_file_note(
+    note: &e2e_tests::fake_bitrix::ReceivedMessage,
+    post: &e2e_tests::fake_bitrix::ReceivedMessage,
+) {
+    assert_eq!(
+        note.text.as_deref(),
+        Some("[the customer sent 1 file(s) that Bitrix24 could not download: image]"),
+        "{note:?}"
+    );
+    assert!(note.files.is_empty());
+    assert!(
+        note.external_message_id.starts_with("note.files."),
+        "{note:?}"
+    );
+    assert_eq!(note.external_chat_id, post.external_chat_id);
+    assert_eq!(note.chat_id, post.chat_id);
+    assert_eq!(note.raw["message"]["disable_crm"], "Y", "{:?}", note.raw);
+}
+
+#[tokio::test]
+async fn the_note_of_a_missing_file_is_posted_once_when_its_answer_is_lost() {
+    let RelayWorld {
+        h,
+        bitrix: fake,
+        graph,
+    } = RelayWorld::start_with(|c| c.retry_base_ms = 50).await;
+    tenant(&h, &fake).await;
+    graph.add_media(
+        "1106677706454703",
+        WA_NUMBER,
+        "image/jpeg",
+        b"\xff\xd8 jpeg",
+    );
+    graph.set_gone("1106677706454703");
+    // The customer's post is answered; the note's answer is lost after the portal ran it,
+    // so the job fails ambiguously and is delivered again.
+    fake.lose_answers(FAKE_DOMAIN, 2);
+
+    let (s, _) = h.post_signed(&sample("whatsapp-image.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    drain_all(&h).await;
+    assert_eq!(fake.lost_answer_count(), 1);
+    let received = fake.messages_received();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_missing_file_note(&received[1], &received[0]);
+    // The retry found the note in the chat (decision 0023) instead of posting it again,
+    // and did not post the customer's message again either.
+    assert_eq!(
+        fake.posts_of(FAKE_DOMAIN, &received[1].external_message_id),
+        1
+    );
+    assert_eq!(
+        fake.posts_of(FAKE_DOMAIN, &received[0].external_message_id),
+        1
+    );
+    assert_eq!(fake.duplicate_posts(), 0);
+    assert!(
+        fake.batch_commands()
+            .iter()
+            .any(|c| c.method == "im.dialog.messages.get"),
+        "the note was looked up"
+    );
     h.server.shutdown().await;
 }

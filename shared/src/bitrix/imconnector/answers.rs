@@ -67,6 +67,11 @@ pub struct SentCrmMessage {
     pub session_id: Option<String>,
     /// Bitrix24's chat id (`session.CHAT_ID`).
     pub chat_id: Option<String>,
+    /// The `url` of each entry of the echoed `message.files` (None for an entry without
+    /// one), or None when the answer has no such list. The reference's response example
+    /// lists there only the files the portal kept: a request with one file answered
+    /// `"files": []` (api-reference/imopenlines/imconnector/imconnector-send-messages.md).
+    pub kept_files: Option<Vec<Option<String>>>,
     /// The element as received (it echoes the message text: do not log it).
     pub raw: Value,
 }
@@ -81,6 +86,7 @@ impl fmt::Debug for SentCrmMessage {
             .field("external_chat_id", &self.external_chat_id)
             .field("session_id", &self.session_id)
             .field("chat_id", &self.chat_id)
+            .field("kept_files", &self.kept_files.as_ref().map(Vec::len))
             .finish_non_exhaustive()
     }
 }
@@ -128,6 +134,15 @@ impl SentCrmMessage {
             external_chat_id: id_of(v.get("chat").and_then(|c| c.get("id"))),
             session_id: id_of(session.and_then(|s| s.get("ID"))),
             chat_id: id_of(session.and_then(|s| s.get("CHAT_ID"))),
+            kept_files: match v.get("message").and_then(|m| m.get("files")) {
+                Some(Value::Array(files)) => Some(
+                    files
+                        .iter()
+                        .map(|f| f.get("url").and_then(Value::as_str).map(str::to_owned))
+                        .collect(),
+                ),
+                _ => None,
+            },
             raw: v.clone(),
         }
     }

@@ -1,0 +1,190 @@
+//! Waiting for a staged operation's outcome, and the note an operator gets when Bitrix24
+//! kept a customer's message without some of its files (decision 0066).
+
+use std::time::Duration;
+
+use super::{SyncError, SyncWorker, FLUSH_EVERY_POLLS};
+use crate::bitrix::{imconnector, ConnectorId, OpenLineId};
+use crate::conversation::{ConversationMeta, StoredMessage};
+use crate::crm_sync::chat::{media_of, note_message};
+use crate::crm_sync::outbox::{CrmOp, MissingFiles, OpOutcome, OpState, Outbox, PostLookup};
+use crate::crm_sync::SyncJob;
+use crate::meta::Media;
+use crate::store::Key;
+use crate::tenant::TenantScope;
+
+/// A posted operation's outcome as the job reads it.
+pub(super) struct Sent {
+    pub crm_chat_id: Option<String>,
+    pub external_message_id: Option<String>,
+    pub missing: MissingFiles,
+}
+
+impl SyncWorker {
+    /// Waits for the outcome of the operation staged at `key` (in `state` now), taking the
+    /// portal's lease now and then to post it itself. None when it was removed meanwhile (a
+    /// contact erasure); a failed operation is the job's error (it stays staged, with its
+    /// ambiguity, for the retry).
+    pub(super) async fn outcome_of(
+        &self,
+        scope: &TenantScope,
+        key: &Key,
+        mut state: OpState,
+    ) -> Result<Option<Sent>, SyncError> {
+        let started = tokio::time::Instant::now();
+        let mut polls: u32 = 0;
+        loop {
+            match state {
+                OpState::Done(OpOutcome::Sent {
+                    crm_chat_id,
+                    external_message_id,
+                    missing,
+                }) => {
+                    return Ok(Some(Sent {
+                        crm_chat_id,
+                        external_message_id,
+                        missing,
+                    }))
+                }
+                OpState::Done(OpOutcome::Failed {
+                    kind,
+                    code,
+                    retry_after_ms,
+                    operation_level,
+                }) => {
+                    return Err(SyncError::Operation {
+                        kind,
+                        code,
+                        retry_after: retry_after_ms.map(Duration::from_millis),
+                        operation_level,
+                    });
+                }
+                OpState::Pending | OpState::InFlight { .. } => {
+                    // Try to become the portal's flusher now and then (it may have gone),
+                    // not on every look: each try is a conditional write.
+                    if polls.is_multiple_of(FLUSH_EVERY_POLLS) {
+                        if let Err(e) = self.flusher.flush(scope).await {
+                            match SyncError::from(e) {
+                                e @ SyncError::NotConnected(_) => return Err(e),
+                                e => tracing::warn!(error = %e, "portal flush failed"),
+                            }
+                        }
+                    }
+                    polls = polls.wrapping_add(1);
+                    state = match self.outbox.state(key).await? {
+                        Some(s) => s,
+                        None => return Ok(None),
+                    };
+                    if matches!(state, OpState::Done(_)) {
+                        continue;
+                    }
+                    if started.elapsed() >= self.wait.max_wait {
+                        return Err(SyncError::Waiting(
+                            self.wait.poll.max(Duration::from_secs(1)),
+                        ));
+                    }
+                    tokio::time::sleep(self.wait.poll).await;
+                }
+            }
+        }
+    }
+
+    /// Tells the operator, in the chat, that Bitrix24 kept the customer's message without
+    /// `missing` of its files (the portal could not download our links: Meta no longer has
+    /// the media, or the link failed). A second operation staged under the job: its own key
+    /// and message id derive from the job's effect, so a redelivered job finds it staged or
+    /// sent and does not post it again. The caller records the post as synced only after
+    /// this returns, and removes the note's item only after that, so a redelivery either
+    /// stages it again (not yet posted) or finds the post synced. Returns the note's key.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn note_missing_files(
+        &self,
+        job: &SyncJob,
+        scope: &TenantScope,
+        meta: &ConversationMeta,
+        message: &StoredMessage,
+        connector: &ConnectorId,
+        line: OpenLineId,
+        crm_chat_id: Option<String>,
+        missing: &MissingFiles,
+    ) -> Result<Key, SyncError> {
+        let effect = format!("files.{}", job.effect);
+        let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &effect);
+        let media = message
+            .content
+            .as_ref()
+            .map(|c| media_of(c))
+            .unwrap_or_default();
+        let crm = note_message(meta, &effect, missing_files_note(missing, &media));
+        let op = CrmOp {
+            method: imconnector::SEND_MESSAGES.to_owned(),
+            params: imconnector::messages_params(connector, line, vec![crm.to_param()?])?,
+            lookup: Some(PostLookup {
+                external_id: crm.message_id.clone(),
+                crm_chat_id,
+            }),
+            files: Vec::new(),
+        };
+        let state = self
+            .outbox
+            .stage(&job.tenant_id, &key, &op, (self.clock)())
+            .await?;
+        self.outcome_of(scope, &key, state).await?;
+        tracing::info!(files = missing.count, "noted files Bitrix24 did not keep");
+        Ok(key)
+    }
+}
+
+/// The note's text: how many files, and their kinds and names (never their content).
+pub(super) fn missing_files_note(missing: &MissingFiles, media: &[&Media]) -> String {
+    let described: Vec<String> = missing
+        .of
+        .iter()
+        .filter_map(|i| media.get(*i as usize))
+        .map(|m| match m.filename.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => format!("{} \u{201c}{name}\u{201d}", m.kind.name()),
+            None => m.kind.name().to_owned(),
+        })
+        .collect();
+    // When the answer could not tell which files it lacks, every file sent is named.
+    let which = if described.len() == missing.count as usize {
+        ":"
+    } else {
+        ", among:"
+    };
+    format!(
+        "[the customer sent {} file(s) that Bitrix24 could not download{which} {}]",
+        missing.count,
+        described.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::MediaKind;
+
+    #[test]
+    fn the_note_names_the_files_missing_and_only_those() {
+        let mut doc = Media::new(MediaKind::Document);
+        doc.filename = Some("price list.pdf".into());
+        let image = Media::new(MediaKind::Image);
+        let media = [&image, &doc];
+        let one = MissingFiles {
+            count: 1,
+            of: vec![1],
+        };
+        assert_eq!(
+            missing_files_note(&one, &media),
+            "[the customer sent 1 file(s) that Bitrix24 could not download: document \u{201c}price list.pdf\u{201d}]"
+        );
+        let unknown = MissingFiles {
+            count: 1,
+            of: vec![0, 1],
+        };
+        assert_eq!(
+            missing_files_note(&unknown, &media),
+            "[the customer sent 1 file(s) that Bitrix24 could not download, among: image, document \u{201c}price list.pdf\u{201d}]"
+        );
+    }
+}
