@@ -59,6 +59,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 import zipfile
@@ -93,6 +94,12 @@ PARAMETERS = {
     "SecretsRevision": "1",
     "LogLevel": "info",
     "GraphApiVersion": "",
+    # Template defaults: no privacy-policy notice. Self-service onboarding on (test ids), so
+    # the functions that carry it read the Instagram app secret at cold start as on AWS.
+    "PrivacyPolicyVersion": "",
+    "MetaEsConfigId": "1234567892",
+    "InstagramAppId": "1234567891",
+    "InstagramAppSecret": "bench-instagram-app-secret",
 }
 # The secrets' initial values (template.yaml's SecretString: {"current": <parameter>}).
 SECRET_STORES = {
@@ -101,6 +108,7 @@ SECRET_STORES = {
     "SessionSigningKeyStore": "SessionSigningKey",
     "ExportLinkKeyStore": "ExportLinkKey",
     "MediaLinkKeyStore": "MediaLinkKey",
+    "InstagramAppSecretStore": "InstagramAppSecret",
 }
 TABLES = {"DataTable": "data", "RoutesTable": "routes", "KeysTable": "keys", "DedupeTable": "dedupe"}
 
@@ -112,6 +120,7 @@ FIRST_EVENTS = {
     "data-deletion": ROOT / "events/data-deletion/status-unknown.json",
     "bitrix-webhook": ROOT / "events/bitrix-webhook/message-add.json",
     "public-api": EVENTS / "public-api.json",
+    "console": EVENTS / "console.json",
     "media-proxy": EVENTS / "media-proxy.json",
     "inbound-worker": EVENTS / "inbound-worker.json",
     "sync-worker": EVENTS / "sync-worker.json",
@@ -265,6 +274,16 @@ class Moto:
             if "ARN" not in out:
                 out = self.json("secretsmanager", "secretsmanager.DescribeSecret", {"SecretId": name})
             refs[store] = out["ARN"]
+        # The role the tenant-scoped functions assume per tenant (decision 0037), named as
+        # template.yaml names it; assumed at a tenant's first call, not at cold start.
+        role = self.call("iam", None, urllib.parse.urlencode({
+            "Action": "CreateRole", "Version": "2010-05-08", "RoleName": f"{STACK}-tenant-data",
+            "AssumeRolePolicyDocument": json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"]}]}),
+        }).encode(), content_type="application/x-www-form-urlencoded")
+        m = re.search(rb"<Arn>([^<]+)</Arn>", role)
+        refs["TenantDataRole.Arn"] = m.group(1).decode() if m else f"arn:aws:iam::{ACCOUNT}:role/{STACK}-tenant-data"
         # A function URL cannot name itself; what Lambda gives, in its documented form.
         refs["MediaProxyFunctionUrl.FunctionUrl"] = "https://abcdefghij0123456789abcdefghij01.lambda-url.eu-central-1.on.aws/"
         refs.update(PARAMETERS)
@@ -279,6 +298,18 @@ def resolve_env(raw: dict[str, str], refs: dict[str, str]) -> dict[str, str]:
             if m.group(1) not in refs:
                 raise SystemExit(f"template.yaml: {key} refers to {m.group(1)}, unknown to the bench")
             env[key] = refs[m.group(1)]
+            continue
+        m = re.match(r"^!Sub\s+(.+)$", value)
+        if m:
+            # `${Name}` of a parameter or resource, `${AWS::StackName}` of the stack.
+            def sub(ref: re.Match) -> str:
+                name = ref.group(1)
+                if name == "AWS::StackName":
+                    return STACK
+                if name not in refs:
+                    raise SystemExit(f"template.yaml: {key} refers to {name}, unknown to the bench")
+                return refs[name]
+            env[key] = re.sub(r"\$\{([^}]+)\}", sub, m.group(1).strip("'\""))
         else:
             env[key] = value.strip("'\"")
     return env
@@ -487,6 +518,8 @@ def main() -> None:
     ap.add_argument("--no-build", action="store_true", help="use the release binaries as built")
     ap.add_argument("--only", default="", help="comma-separated function names (the hello-world always runs)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
+    ap.add_argument("--markdown", action="store_true", help="also print the table as "
+                    "docs/performance.md has it")
     ap.add_argument("--bin-dir", type=Path, help="where the binaries are (default: the release "
                     "directory of CARGO_TARGET_DIR or target/); with --no-build")
     ap.add_argument("--wrapper", default="", help="a command to run each function under, for "
@@ -607,6 +640,14 @@ def main() -> None:
         rows.append({"function": n, "init_ms": [im, imin, imax], "ratio": ratio,
                      "first_invoke_ms": [vm, vmin, vmax], "zip_bytes": size,
                      "first_event": outcomes.get(n, "")})
+    if args.markdown:
+        print("\n| function | init ms | ratio | first invoke ms | zip (x86_64) | first event |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            (im, imin, imax), (vm, vmin, vmax) = r["init_ms"], r["first_invoke_ms"]
+            print(f"| {r['function']} | {im:.1f} [{imin:.1f}-{imax:.1f}] | {r['ratio']:.2f} | "
+                  f"{vm:.1f} [{vmin:.1f}-{vmax:.1f}] | {r['zip_bytes'] / 1024:,.0f} KiB | "
+                  f"{r['first_event']} |")
     if args.json:
         args.json.write_text(json.dumps({"trust_store": args.trust_store, "runs": args.runs,
                                          "rows": rows}, indent=2))
