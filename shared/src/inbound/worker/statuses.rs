@@ -1,0 +1,102 @@
+//! A customer's history and statuses: the Coexistence chat history put on its backlog
+//! (decision 0052), and a Meta status moved forward and carried to the CRM (decision 0064).
+//! Split from the worker's module, code moved unchanged.
+
+use super::*;
+
+impl InboundWorker {
+    pub(super) fn coexistence(&self) -> crate::coexistence::Coexistence {
+        crate::coexistence::Coexistence::new(self.store.clone())
+    }
+
+    /// A past message of the Coexistence chat history: stored (not counted: the business
+    /// exchanged it before it came to us; no window opened) and put on its channel's
+    /// backlog, which the scheduled import posts at its own pace (decision 0052). Dropped
+    /// when the tenant does not import the channel's history (turned off since the
+    /// webhook).
+    pub(super) async fn import_history(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        customer: &CustomerRef,
+        message: NewMessage,
+        retention: u32,
+    ) -> Result<(), InboundError> {
+        let account = &job.event.account;
+        let AccountRef::WhatsApp(number) = account else {
+            return Ok(());
+        };
+        let coexistence = self.coexistence();
+        if !coexistence
+            .settings(&job.tenant_id, number)
+            .await?
+            .history_import
+        {
+            tracing::info!("chat history not imported (not opted in); dropped");
+            return Ok(());
+        }
+        let at = message.at_ms / 1000;
+        let id = conversations
+            .record_customer(account, customer, None, retention)
+            .await?;
+        let (stored, _) = conversations
+            .store_message(account, &id, message, retention)
+            .await?;
+        coexistence
+            .queue_history(&job.tenant_id, number, at, &id, &stored.sk)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn forward_status(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        provider_message_id: &str,
+        status: MessageStatus,
+        failure: Option<String>,
+    ) -> Result<(), InboundError> {
+        let target = conversations
+            .find_message(&job.event.account, provider_message_id)
+            .await?;
+        self.forward_status_to(job, conversations, target, status, failure)
+            .await
+    }
+
+    pub(super) async fn forward_status_to(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        target: Option<MessageRef>,
+        status: MessageStatus,
+        failure: Option<String>,
+    ) -> Result<(), InboundError> {
+        let Some(target) = target else {
+            tracing::debug!("status of a message we do not hold; ignored");
+            return Ok(());
+        };
+        let sync = SyncJob::new(
+            job.tenant_id.clone(),
+            target.conversation.clone(),
+            SyncAction::Status {
+                message_sk: target.sk.clone(),
+                status,
+                failure,
+            },
+            &job.event.provider_event_id,
+        );
+        // Also when an earlier delivery of this job moved the status and stopped before the
+        // sync job was queued: the same job again (its deduplication id and the sync
+        // worker's idempotency keep it from reaching the portal twice).
+        if conversations
+            .advance_status(&target, status, &sync.effect)
+            .await?
+        {
+            self.queue
+                .send_batch(&self.sync, vec![sync.to_message()])
+                .await
+                .map_err(|e| InboundError::Queue(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
