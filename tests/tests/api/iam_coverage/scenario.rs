@@ -210,7 +210,17 @@ pub(super) async fn scenario(d: &Deployment) -> Vec<String> {
     assert!(sync_queue.drain(d).await >= 2);
     probe.run_once().await.unwrap();
     let received = d.bitrix.messages_received();
-    assert_eq!(received.len(), 2, "both messages reached the portal");
+    // Both messages, then the note that the portal could not download the image (decision
+    // 0066): no server answers the image's link in this world.
+    assert_eq!(
+        received.len(),
+        3,
+        "both messages and the note reached the portal"
+    );
+    assert!(
+        received[2].external_message_id.starts_with("note.files."),
+        "{received:?}"
+    );
     let chat = received[0].external_chat_id.clone();
 
     // media-proxy: Bitrix24 downloads the image through its signed link (the link the fake
