@@ -120,6 +120,9 @@ pub enum Origin {
     Operator,
     /// Sent from the WhatsApp Business app or the Instagram app (an echo): shown, never sent.
     BusinessApp,
+    /// Sent by Meta's Business Agent while it held a WhatsApp conversation (a `standby`
+    /// echo, decision 0065): shown, never sent, never posted as the echo author.
+    Agent,
     /// Sent by the tenant's own systems through the public send API.
     Api,
 }
@@ -130,6 +133,7 @@ impl Origin {
             Origin::Customer => "customer",
             Origin::Operator => "operator",
             Origin::BusinessApp => "business_app",
+            Origin::Agent => "business_agent",
             Origin::Api => "api",
         }
     }
@@ -138,6 +142,7 @@ impl Origin {
             "customer" => Origin::Customer,
             "operator" => Origin::Operator,
             "business_app" => Origin::BusinessApp,
+            "business_agent" => Origin::Agent,
             "api" => Origin::Api,
             _ => return None,
         })

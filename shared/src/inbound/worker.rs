@@ -353,6 +353,7 @@ impl InboundWorker {
                 message_id,
                 content,
                 reply_to,
+                from_agent,
                 ..
             } => {
                 // Instagram echoes our own sends back: those are stored already, by us.
@@ -370,7 +371,11 @@ impl InboundWorker {
                 let message = NewMessage::from_provider(
                     message_id.as_str(),
                     Direction::Outbound,
-                    Origin::BusinessApp,
+                    if *from_agent {
+                        Origin::Agent
+                    } else {
+                        Origin::BusinessApp
+                    },
                     content.clone(),
                     at,
                     quoted(reply_to.as_ref()),

@@ -251,6 +251,10 @@ pub enum EventKind {
         /// The app that sent it, when Meta says.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         app_id: Option<String>,
+        /// Sent by the app that held a WhatsApp conversation on Meta's side (Meta's
+        /// Business Agent), read from a `standby` echo (decision 0065), not by the business.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        from_agent: bool,
     },
     /// `message_id` now reads `content`.
     Edited {

@@ -213,6 +213,7 @@ pub(super) fn never_send(message: &StoredMessage) -> Option<&'static str> {
         Origin::Operator | Origin::Api => {}
         // Echoes of the business's own app were sent already, by the app.
         Origin::BusinessApp => return Some("an echo of the business app"),
+        Origin::Agent => return Some("a reply of Meta's Business Agent"),
         Origin::Customer => return Some("a customer's message"),
     }
     if message.deleted || message.content.is_none() {

@@ -59,8 +59,10 @@ pub(super) fn wa_standby_echo(b: &WebhookBatch) {
             content,
             reply_to,
             app_id,
+            from_agent,
             ..
         } => {
+            assert!(from_agent, "the holder's reply, not the business's");
             assert_eq!(customer.id.key(), format!("phone:{PHONE}"));
             assert_eq!(text(content), "Hello! Your order #12345 has shipped.");
             // The Send API names the replied-to message `context.message_id`.

@@ -120,6 +120,14 @@ async fn the_agents_conversation_reaches_bitrix24_and_an_operator_reply_takes_it
         .expect("the agent's reply reached the portal");
     assert_eq!(echo.external_chat_id, chat);
     assert_eq!(manager_of(&echo.raw), Some(ECHO_AUTHOR), "{}", echo.raw);
+    // Said to be the agent's, not the business's own from its app.
+    let text = echo.text.as_deref().unwrap_or_default();
+    assert!(
+        text.starts_with("[sent by Meta's Business Agent] ")
+            && text.ends_with("\nHello! Your order #12345 has shipped."),
+        "{}",
+        echo.raw
+    );
     assert!(w.graph.sent().is_empty(), "{:?}", w.graph.sent());
 
     // Meta redelivers the standby message: one post, one note.

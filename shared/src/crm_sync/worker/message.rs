@@ -38,6 +38,9 @@ impl SyncWorker {
             };
             text = format!("[sent by the business from {app}] {text}");
         }
+        if message.origin == Origin::Agent {
+            text = format!("[sent by Meta's Business Agent] {text}");
+        }
         OutgoingCrmMessage {
             user: crm_user(meta),
             chat: CrmChat {
@@ -96,7 +99,7 @@ impl SyncWorker {
         message: &StoredMessage,
         mut element: Value,
     ) -> Result<Value, SyncError> {
-        if message.origin == Origin::BusinessApp {
+        if matches!(message.origin, Origin::BusinessApp | Origin::Agent) {
             if let Some(author) = self.echo_author(&job.tenant_id, meta).await {
                 imconnector::post_as_manager(&mut element, author);
             }

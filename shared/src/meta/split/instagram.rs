@@ -180,6 +180,7 @@ impl IgItem {
                     content,
                     reply_to,
                     app_id: own(&msg.app_id),
+                    from_agent: false,
                 };
                 self.push(batch, format!("ig:echo:{mid}"), kind);
             } else {
@@ -322,6 +323,7 @@ impl IgItem {
                     content,
                     reply_to: None,
                     app_id: None,
+                    from_agent: false,
                 },
             )
         } else {

@@ -141,6 +141,7 @@ fn echo(ctx: &WaChange<'_, '_>, item: &Item<'_, StandbyEcho<'_>>, batch: &mut We
         content: wa_content(body, &[]),
         reply_to: wa_reply_to(body.context.as_deref()),
         app_id: None,
+        from_agent: true,
     });
     batch.events.push(event(
         &ctx.account,

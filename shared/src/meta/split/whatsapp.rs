@@ -311,6 +311,7 @@ impl WaChange<'_, '_> {
             content: wa_content(echo, &[]),
             reply_to: wa_reply_to(echo.context.as_deref()),
             app_id: None,
+            from_agent: false,
         });
         batch.events.push(event(
             &self.account,
