@@ -17,8 +17,8 @@ use wappline::inbound::worker::InboundWorker;
 use wappline::meta::AppSecret;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::sqs::{provision_queues, SqsQueue};
-use wappline::queue::{platform, Queue};
-use wappline::store::Table;
+use wappline::queue::{platform, Queue, QueueName, ReceivedMessage};
+use wappline::store::{Item, Table};
 use wappline::tenant::{ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
 use crate::backends::{aws, embedded, Backend};
@@ -40,7 +40,21 @@ fn samples() -> Vec<Vec<u8>> {
     paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
-async fn case(backend: Backend, queue: Arc<dyn Queue>) {
+/// A tenant with `channels` connected (a token each), the webhook intake onto
+/// `inbound.fifo` and the inbound worker: what the inbound queue tests run against.
+pub(crate) struct InboundWorld {
+    pub p: Platform,
+    pub secret: AppSecret,
+    pub inbound: QueueName,
+    pub intake: WebhookIntake,
+    pub worker: InboundWorker,
+}
+
+pub(crate) async fn inbound_world(
+    backend: &Backend,
+    queue: &Arc<dyn Queue>,
+    channels: &[(ChannelKind, &str)],
+) -> InboundWorld {
     let p = Platform::new(backend.store.clone(), backend.vault.clone());
     let tenant = p
         .tenants
@@ -49,10 +63,7 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
         .unwrap()
         .id;
     let scope = p.tenants.scope(&tenant).await.unwrap().unwrap();
-    for (kind, id) in [
-        (ChannelKind::WhatsApp, WA_NUMBER),
-        (ChannelKind::Instagram, IG_ACCOUNT),
-    ] {
+    for &(kind, id) in channels {
         let mut secrets = BTreeMap::new();
         secrets.insert("access_token", Secret::parse("a", "EAAtoken").unwrap());
         scope
@@ -74,11 +85,71 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
         queue.clone(),
         inbound.clone(),
     );
+    let worker = InboundWorker::new(
+        p.store.clone(),
+        p.envelope.clone(),
+        p.tenants.clone(),
+        queue.clone(),
+    );
+    InboundWorld {
+        p,
+        secret,
+        inbound,
+        intake,
+        worker,
+    }
+}
+
+impl InboundWorld {
+    /// The worker handles `m` as the consumer would, which must succeed, then it is
+    /// acknowledged.
+    pub(crate) async fn work(&self, queue: &Arc<dyn Queue>, m: &ReceivedMessage) {
+        let record = QueueRecord {
+            message_id: m.message_id.clone(),
+            body: m.body.clone(),
+            receive_count: m.receive_count,
+            group_id: m.group_id.clone(),
+        };
+        assert_eq!(self.worker.handle(&record).await, Outcome::Done);
+        queue.ack(&self.inbound, &m.receipt).await.unwrap();
+    }
+
+    /// How many items of the data table `keep` keeps, over every page of a scan.
+    pub(crate) async fn count_data(&self, keep: impl Fn(&Item) -> bool) -> usize {
+        let mut count = 0;
+        let mut next = None;
+        loop {
+            let page = self
+                .p
+                .store
+                .scan(Table::Data, next.as_ref(), 500)
+                .await
+                .unwrap();
+            count += page.items.iter().filter(|i| keep(i)).count();
+            match page.next {
+                Some(k) => next = Some(k),
+                None => return count,
+            }
+        }
+    }
+}
+
+async fn case(backend: Backend, queue: Arc<dyn Queue>) {
+    let w = inbound_world(
+        &backend,
+        &queue,
+        &[
+            (ChannelKind::WhatsApp, WA_NUMBER),
+            (ChannelKind::Instagram, IG_ACCOUNT),
+        ],
+    )
+    .await;
     let samples = samples();
     let mut enqueued = 0;
     for body in &samples {
-        enqueued += intake
-            .accept(Some(&secret.sign(body)), body)
+        enqueued += w
+            .intake
+            .accept(Some(&w.secret.sign(body)), body)
             .await
             .unwrap()
             .enqueued;
@@ -88,18 +159,12 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
     let bodies: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
     let needles = needles(&bodies, &[WA_NUMBER, IG_ACCOUNT, WABA]);
     assert!(needles.len() >= 100, "{} needles", needles.len());
-    let worker = InboundWorker::new(
-        p.store.clone(),
-        p.envelope.clone(),
-        p.tenants.clone(),
-        queue.clone(),
-    );
     // Everything the queue holds, as a consumer receives it (a FIFO group's next job comes
     // once the one before it is acknowledged): checked, then opened and stored by the worker.
     let mut received = 0;
     for _ in 0..200 {
         let got = queue
-            .receive(&inbound, 10, Duration::from_secs(120))
+            .receive(&w.inbound, 10, Duration::from_secs(120))
             .await
             .unwrap();
         if got.is_empty() && received >= enqueued {
@@ -116,31 +181,13 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
                 found.len(),
                 describe(&found)
             );
-            let record = QueueRecord {
-                message_id: m.message_id.clone(),
-                body: m.body.clone(),
-                receive_count: m.receive_count,
-                group_id: m.group_id.clone(),
-            };
-            assert_eq!(worker.handle(&record).await, Outcome::Done);
-            queue.ack(&inbound, &m.receipt).await.unwrap();
+            w.work(&queue, &m).await;
         }
     }
     assert_eq!(received, enqueued, "every job received once");
-    let mut stored = 0;
-    let mut next = None;
-    loop {
-        let page = p.store.scan(Table::Data, next.as_ref(), 500).await.unwrap();
-        stored += page
-            .items
-            .iter()
-            .filter(|i| i.get_s("sk").is_some_and(|sk| sk.starts_with("MSG#")))
-            .count();
-        match page.next {
-            Some(k) => next = Some(k),
-            None => break,
-        }
-    }
+    let stored = w
+        .count_data(|i| i.get_s("sk").is_some_and(|sk| sk.starts_with("MSG#")))
+        .await;
     assert!(stored >= 25, "{stored} messages stored from sealed jobs");
 }
 
