@@ -17,6 +17,7 @@ use wappline::app::Platform;
 use wappline::bitrix::ImRef;
 use wappline::conversation::{Conversations, MessageRef, MessageStatus};
 use wappline::crm_sync::{SyncAction, SyncJob};
+use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::inbound::worker::InboundWorker;
 use wappline::inbound::InboundJob;
@@ -26,9 +27,7 @@ use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{
     platform, OutgoingMessage, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage,
 };
-use wappline::store::{
-    Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update, WriteOp,
-};
+use wappline::store::StoreError;
 use wappline::tenant::{ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
 const PHONE: &str = "16505551234";
@@ -40,60 +39,22 @@ fn take(n: &AtomicUsize) -> bool {
         .is_ok()
 }
 
-/// The store, losing the answer of the next n status writes (they take effect).
+/// Loses the answer of the next n status writes (they take effect): a hook of the store.
 struct StatusWriteLost {
-    inner: Arc<dyn TableStore>,
     lose: AtomicUsize,
 }
 
 #[async_trait]
-impl TableStore for StatusWriteLost {
-    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.inner.get(table, key).await
-    }
-    async fn put(
-        &self,
-        table: Table,
-        item: Item,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        self.inner.put(table, item, condition).await
-    }
-    async fn update(
-        &self,
-        table: Table,
-        key: &Key,
-        update: Update,
-        condition: Option<Condition>,
-    ) -> Result<Item, StoreError> {
-        let status_write = update.set.iter().any(|(k, _)| k == "status_rank");
-        let r = self.inner.update(table, key, update, condition).await;
-        if status_write && r.is_ok() && take(&self.lose) {
-            return Err(StoreError::Unavailable("injected: answer lost".into()));
+impl StoreHook for StatusWriteLost {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+        match call {
+            StoreCall::Update { update, .. }
+                if update.set.iter().any(|(k, _)| k == "status_rank") && take(&self.lose) =>
+            {
+                Verdict::RunThenFail(StoreError::Unavailable("injected: answer lost".into()))
+            }
+            _ => Verdict::Run,
         }
-        r
-    }
-    async fn delete(
-        &self,
-        table: Table,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<(), StoreError> {
-        self.inner.delete(table, key, condition).await
-    }
-    async fn query(&self, table: Table, query: &Query) -> Result<Page, StoreError> {
-        self.inner.query(table, query).await
-    }
-    async fn scan(
-        &self,
-        table: Table,
-        start_after: Option<&Key>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
-        self.inner.scan(table, start_after, limit).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.inner.transact_write(ops).await
     }
 }
 
@@ -144,7 +105,7 @@ impl Queue for SyncSendRefused {
 struct Rig {
     platform: Platform,
     queue: Arc<EmbeddedQueue>,
-    store: Arc<StatusWriteLost>,
+    store: Arc<HookedStore<StatusWriteLost>>,
     sync_queue: Arc<SyncSendRefused>,
     tenant: TenantId,
     /// The operator's reply Meta reports on, sent as `WAMID`.
@@ -221,10 +182,12 @@ async fn rig() -> Rig {
         .record_provider_id(&wa(), &reply, WAMID, 90)
         .await
         .unwrap();
-    let store = Arc::new(StatusWriteLost {
-        inner: platform.store.clone(),
-        lose: AtomicUsize::new(0),
-    });
+    let store = Arc::new(HookedStore::new(
+        platform.store.clone(),
+        StatusWriteLost {
+            lose: AtomicUsize::new(0),
+        },
+    ));
     let sync_queue = Arc::new(SyncSendRefused {
         inner: queue.clone(),
         refuse: AtomicUsize::new(0),
@@ -320,7 +283,7 @@ async fn until_done(worker: &InboundWorker, job: &InboundJob) -> usize {
 #[tokio::test]
 async fn a_status_whose_write_answer_was_lost_still_reaches_the_sync_queue() {
     let rig = rig().await;
-    rig.store.lose.store(1, Ordering::SeqCst);
+    rig.store.hook().lose.store(1, Ordering::SeqCst);
     let tries = until_done(&rig.worker(), &rig.status_job("read")).await;
     assert_eq!(tries, 2, "the first try failed on the lost answer");
     assert_eq!(rig.stored_status().await, Some(MessageStatus::Read));
