@@ -41,6 +41,7 @@ pub mod metrics;
 pub mod objects;
 pub mod onboarding;
 pub mod outbound;
+pub mod own_attempts;
 pub mod ownership;
 pub mod pacing;
 pub mod portal;

@@ -28,7 +28,8 @@ pub struct Consumer {
 /// Polls the queue until `stop` turns true, handing batches to the handler: done records are
 /// acknowledged, `RetryAfter` ones hidden for their delay, skipped ones (not tried: an earlier
 /// record of their group did not succeed) released at once to come back behind it, failed ones
-/// left to reappear after the visibility timeout (and reach the dead-letter queue after
+/// left to reappear after the visibility timeout (the relay workers dead-letter a job
+/// themselves after its own attempts, decision 0069; other queues' messages reach it after
 /// `max_receives`). The message groups of a batch run concurrently ([`process_batch`]), so one
 /// slow group (a hanging portal) does not hold back the others of its batch; run several loops
 /// per queue so it does not hold back the next batches either.

@@ -441,7 +441,16 @@ impl Services {
             self.graph_client()?,
             self.instagram_client("inbound-worker")?,
         ))
+        .with_dead_letter_queue(self.dead_letter_queue(platform::INBOUND))
         .with_lease(self.lease()))
+    }
+
+    /// The queue port through which a worker moves its own exhausted jobs to the dead-letter
+    /// queue of `queue` (decisions 0022, 0069): when that queue is configured, or embedded.
+    /// Otherwise the queue's own redrive moves them.
+    fn dead_letter_queue(&self, queue: &str) -> Option<Arc<dyn Queue>> {
+        (self.queues.contains(&platform::name(queue).dead_letter()) || self.embedded.is_some())
+            .then(|| self.queue.clone())
     }
 
     /// How long a crashed worker's hold blocks a retry (decision 0053).
@@ -490,12 +499,8 @@ impl Services {
             worker = worker.with_flush_config(flush);
         }
         // Exhausted jobs are moved by the worker itself (decision 0022).
-        if self
-            .queues
-            .contains(&platform::name(platform::SYNC).dead_letter())
-            || self.embedded.is_some()
-        {
-            worker = worker.with_dead_letter_queue(self.queue.clone());
+        if let Some(queue) = self.dead_letter_queue(platform::SYNC) {
+            worker = worker.with_dead_letter_queue(queue);
         }
         if let Some(links) = self.media_links() {
             // Links must name where Bitrix24 fetches them.
@@ -577,6 +582,7 @@ impl Services {
         )
         .with_config(config)
         .with_metrics(self.metrics.clone())
+        .with_dead_letter_queue(self.dead_letter_queue(platform::OUTBOUND))
         .with_lease(self.lease()))
     }
 

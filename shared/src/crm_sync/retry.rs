@@ -123,7 +123,7 @@ mod tests {
         // The queue's receive limit outlasts the attempts (decision 0022: the 24 h take about
         // 50-60 attempts; the limit leaves room for records skipped behind a failing head).
         assert!(
-            attempts * 10 < platform::SYNC_MAX_RECEIVES * 2,
+            attempts * 10 < platform::RELAY_MAX_RECEIVES * 2,
             "{attempts}"
         );
     }

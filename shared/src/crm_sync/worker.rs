@@ -55,7 +55,7 @@ use crate::meta::{AccountRef, Media};
 use crate::metrics::{direction, Metrics};
 use crate::portal::providers;
 use crate::portal::{Connectors, Portal, PortalError};
-use crate::queue::{platform, OutgoingMessage, Queue};
+use crate::queue::{platform, Queue};
 use crate::store::TableStore;
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope};
 
@@ -392,14 +392,9 @@ impl SyncWorker {
         let Some(queue) = &self.dead_letter else {
             return Outcome::Failed;
         };
-        let dlq = platform::name(platform::SYNC).dead_letter();
-        let group = record
-            .group_id
-            .clone()
-            .unwrap_or_else(|| record.message_id.clone());
-        let message = OutgoingMessage::new(record.body.clone()).grouped(group, &record.message_id);
-        match queue.send_batch(&dlq, vec![message]).await {
-            Ok(()) => {
+        match crate::own_attempts::move_to_dead_letter(queue.as_ref(), platform::SYNC, record).await
+        {
+            Ok(dlq) => {
                 self.metrics.dlq_arrival(platform::SYNC);
                 tracing::warn!(message_id = %record.message_id, dead_letter_queue = %dlq, "sync job dead-lettered");
                 if let Ok(job) = serde_json::from_str::<SyncJob>(&record.body) {

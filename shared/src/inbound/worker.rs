@@ -27,11 +27,13 @@ use crate::conversation::{
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::{CryptoError, Envelope};
 use crate::idempotency::{Guarded, Idempotency};
+use crate::ids::TenantId;
 use crate::meta::{
     AccountRef, Content, CustomerRef, DeliveryStatus, EventKind, InboundEvent, MetaError, Party,
     ReplyTo,
 };
 use crate::metrics::Metrics;
+use crate::own_attempts::{Failure, OwnAttempts};
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError};
@@ -41,9 +43,9 @@ mod handler;
 mod statuses;
 
 /// How long an event of a subject whose erasure is still running waits before it is tried
-/// again (decision 0057). A contact erasure deletes in batches and finishes in seconds; the
-/// queue's receive limit times this is the longest it may run before such an event is
-/// dead-lettered (and redriven by an operator, decision 0024).
+/// again (decision 0057). A contact erasure deletes in batches and finishes in seconds. The
+/// wait is not a failed attempt (decision 0069): only the queue's backstop of 1,000 receives
+/// bounds it, about four hours.
 const ERASURE_RUNNING_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,8 @@ pub struct InboundWorker {
     line_status: Option<crate::portal::line_status::LineStatus>,
     /// Reads Instagram mentions (decision 0067); none: shown by their ids.
     mentions: Option<super::mention::MentionReader>,
+    /// Each job's failed attempts, and the move to the dead-letter queue (decision 0069).
+    own: OwnAttempts,
 }
 
 impl InboundWorker {
@@ -100,6 +104,7 @@ impl InboundWorker {
     ) -> Self {
         InboundWorker {
             idempotency: Idempotency::new(store.clone(), "IN", platform::VISIBILITY),
+            own: OwnAttempts::new(store.clone(), platform::INBOUND, "INTRY"),
             usage: Usage::new(store.clone()),
             erased: ErasedSubjects::new(store.clone()),
             store,
@@ -149,7 +154,18 @@ impl InboundWorker {
 
     /// Counts suppressed duplicates in `metrics` (decision 0038).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.own = self.own.with_metrics(metrics.clone());
         self.metrics = metrics;
+        self
+    }
+
+    /// Where jobs go once their own attempts are exhausted, and poison at once: the inbound
+    /// queue's dead-letter twin, through `queue` (decision 0069). Without it they are left
+    /// to the queue's own redrive.
+    pub fn with_dead_letter_queue(mut self, queue: Option<Arc<dyn Queue>>) -> Self {
+        if let Some(queue) = queue {
+            self.own = self.own.with_dead_letter_queue(queue);
+        }
         self
     }
 

@@ -6,7 +6,6 @@ use std::time::Duration;
 use super::files::FileFetcher;
 use crate::graph::{GraphClient, GraphConfig, GraphConfigError};
 use crate::pacing::PacingConfig;
-use crate::queue::platform;
 
 /// Where the Instagram API with Instagram Login is (`graph.instagram.com`); read by
 /// [`instagram_config`].
@@ -22,9 +21,9 @@ pub const ENV_WHATSAPP_MPS: &str = "WHATSAPP_MESSAGES_PER_SECOND";
 /// [`OutboundConfig::from_lookup`].
 pub const ENV_MAX_FILE_BYTES: &str = "SEND_MAX_FILE_BYTES";
 
-/// How long a job waits before its next attempt. Every retry is a new receive of the queue
-/// message, so these delays also decide how long Meta may be unavailable before a job reaches
-/// the dead-letter queue (after [`OutboundRetryPolicy::max_receives`] receives).
+/// How long a job waits before its next attempt. The delays grow with the job's own failed
+/// attempts (decision 0069), so they also decide how long Meta may be unavailable before a
+/// job reaches the dead-letter queue (after [`OutboundRetryPolicy::max_attempts`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutboundRetryPolicy {
     /// Meta unavailable (HTTP 5xx, network, temporary codes): `base` × 4^(receives − 1).
@@ -36,9 +35,9 @@ pub struct OutboundRetryPolicy {
     pub rate_limited: Duration,
     /// The pair rate limit (131056, one recipient): `pair_rate` × 2^(receives − 1).
     pub pair_rate: Duration,
-    /// The queue's receive limit: on the last receive a still-transient failure is reported
-    /// to the operator before the job goes to the dead-letter queue.
-    pub max_receives: u32,
+    /// Failed attempts (outages and Meta's limits; not our own pacing) before the operator is
+    /// told and the job goes to the dead-letter queue.
+    pub max_attempts: u32,
 }
 
 impl Default for OutboundRetryPolicy {
@@ -51,31 +50,31 @@ impl Default for OutboundRetryPolicy {
             max: Duration::from_secs(30 * 60),
             rate_limited: Duration::from_secs(30),
             pair_rate: Duration::from_secs(10),
-            max_receives: platform::MAX_RECEIVES,
+            max_attempts: crate::own_attempts::MAX_ATTEMPTS,
         }
     }
 }
 
-fn grow(base: Duration, factor: u32, receive_count: u32, max: Duration) -> Duration {
-    let exp = receive_count.saturating_sub(1).min(16);
+fn grow(base: Duration, factor: u32, attempts: u32, max: Duration) -> Duration {
+    let exp = attempts.saturating_sub(1).min(16);
     base.saturating_mul(factor.saturating_pow(exp)).min(max)
 }
 
 impl OutboundRetryPolicy {
-    /// Delay after an outage on the `receive_count`-th receive.
-    pub fn transient(&self, receive_count: u32) -> Duration {
-        grow(self.base, 4, receive_count, self.max)
+    /// Delay after an outage on the job's `attempts`-th failed attempt.
+    pub fn transient(&self, attempts: u32) -> Duration {
+        grow(self.base, 4, attempts, self.max)
     }
 
     /// Delay after a throughput limit; Meta's `Retry-After` wins when it is longer.
-    pub fn rate_limited(&self, receive_count: u32, retry_after: Option<Duration>) -> Duration {
-        let ours = grow(self.rate_limited, 4, receive_count, self.max);
+    pub fn rate_limited(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        let ours = grow(self.rate_limited, 4, attempts, self.max);
         retry_after.map_or(ours, |r| r.max(ours).min(self.max))
     }
 
     /// Delay after the pair rate limit.
-    pub fn pair_rate(&self, receive_count: u32, retry_after: Option<Duration>) -> Duration {
-        let ours = grow(self.pair_rate, 2, receive_count, self.max);
+    pub fn pair_rate(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        let ours = grow(self.pair_rate, 2, attempts, self.max);
         retry_after.map_or(ours, |r| r.max(ours).min(self.max))
     }
 
@@ -86,7 +85,7 @@ impl OutboundRetryPolicy {
             max: Duration::from_millis(10),
             rate_limited: Duration::from_millis(1),
             pair_rate: Duration::from_millis(1),
-            max_receives: platform::MAX_RECEIVES,
+            max_attempts: crate::own_attempts::MAX_ATTEMPTS,
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::ids::{InstagramAccountId, PhoneNumberId};
 use crate::meta::{AccountRef, CustomerId, CustomerRef};
 use crate::metrics::{direction, Metrics};
 use crate::outbound::OutboundJob;
+use crate::own_attempts::{Failure, OwnAttempts};
 use crate::pacing::KeyedPacer;
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::{StoreError, TableStore};
@@ -40,6 +41,8 @@ mod sends;
 use reconcile::Reconciled;
 // Operators' template commands, marketing routing, the window note's template list.
 mod templated;
+// A part that could not go out now: retried, or given up on after the job's last attempt.
+mod stopped;
 
 /// Failures of our own side (store, keys, queue): retried through the queue.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +142,8 @@ pub struct OutboundWorker {
     /// How long a redelivery waits for Meta's status of an attempt whose outcome is unknown
     /// before it decides (decision 0055): the queue's visibility timeout.
     reconcile: Duration,
+    /// Each job's failed attempts, and the move to the dead-letter queue (decision 0069).
+    own: OwnAttempts,
 }
 
 fn recipient_key(meta: &ConversationMeta) -> String {
@@ -169,6 +174,8 @@ impl OutboundWorker {
         let config = OutboundConfig::default();
         OutboundWorker {
             idempotency: Idempotency::new(store.clone(), "OUT", platform::VISIBILITY),
+            own: OwnAttempts::new(store.clone(), platform::OUTBOUND, "OUTTRY")
+                .with_limit(config.retry.max_attempts),
             progress: SendProgress::new(store.clone(), envelope.clone()),
             pacers: Arc::new(Pacers::new(&config)),
             store,
@@ -201,12 +208,24 @@ impl OutboundWorker {
     /// Counts sends, their failures by cause and suppressed duplicates in `metrics`
     /// (decision 0038).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.own = self.own.with_metrics(metrics.clone());
         self.metrics = metrics;
+        self
+    }
+
+    /// Where jobs go once their own attempts are exhausted, and poison at once: the outbound
+    /// queue's dead-letter twin, through `queue` (decision 0069). Without it they are left
+    /// to the queue's own redrive.
+    pub fn with_dead_letter_queue(mut self, queue: Option<Arc<dyn Queue>>) -> Self {
+        if let Some(queue) = queue {
+            self.own = self.own.with_dead_letter_queue(queue);
+        }
         self
     }
 
     /// Replaces the settings (and with them the pacing buckets).
     pub fn with_config(mut self, config: OutboundConfig) -> Self {
+        self.own = self.own.with_limit(config.retry.max_attempts);
         self.pacers = Arc::new(Pacers::new(&config));
         self.config = config;
         self
@@ -216,21 +235,39 @@ impl OutboundWorker {
         &self.config
     }
 
-    /// Runs one job; the outcome tells the queue what to do with it. `receive_count` is the
-    /// queue's count of deliveries, this one included.
-    pub async fn process(&self, job: &OutboundJob, receive_count: u32) -> Outcome {
-        match self.try_process(job, receive_count).await {
-            Ok(outcome) => outcome,
+    /// Runs one job; the outcome tells the queue what to do with it. A failure counts as one
+    /// of the job's own attempts (decision 0069); after the last the operator is told and the
+    /// worker moves the job to the dead-letter queue itself.
+    pub async fn process(&self, job: &OutboundJob, record: &QueueRecord) -> Outcome {
+        match self.try_process(job, record).await {
+            Ok(Outcome::Done) => {
+                self.own.succeeded(&job.tenant_id, record).await;
+                Outcome::Done
+            }
+            // Its attempts ran out and the operator was told (`stopped`).
+            Ok(Outcome::Failed) => self.own.dead_letter(Some(&job.tenant_id), record).await,
+            Ok(other) => other,
             Err(e) => {
                 self.metrics.failure("outbound", "internal");
                 tracing::warn!(
                     tenant = %job.tenant_id,
                     conversation = %job.conversation,
-                    receive_count,
+                    receive_count = record.receive_count,
                     error = %e,
-                    "send job failed on our side; will be retried"
+                    "send job failed on our side"
                 );
-                Outcome::RetryAfter(self.config.retry.transient(receive_count))
+                match self.own.failed(&job.tenant_id, record).await {
+                    Failure::Retry { attempts } => {
+                        Outcome::RetryAfter(self.config.retry.transient(attempts))
+                    }
+                    Failure::Uncounted => {
+                        Outcome::RetryAfter(self.config.retry.transient(record.receive_count))
+                    }
+                    Failure::Exhausted { attempts } => {
+                        tracing::error!(attempts, "send job exhausted its attempts");
+                        self.own.dead_letter(Some(&job.tenant_id), record).await
+                    }
+                }
             }
         }
     }
@@ -238,7 +275,7 @@ impl OutboundWorker {
     async fn try_process(
         &self,
         job: &OutboundJob,
-        receive_count: u32,
+        record: &QueueRecord,
     ) -> Result<Outcome, SendError> {
         let Some(JobTarget {
             scope,
@@ -265,9 +302,7 @@ impl OutboundWorker {
             }
             Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
         };
-        let result = self
-            .run(job, receive_count, &scope, &conversations, &meta)
-            .await;
+        let result = self.run(job, record, &scope, &conversations, &meta).await;
         match result {
             Ok(Outcome::Done) => {
                 self.idempotency.complete(&held).await?;
@@ -379,7 +414,7 @@ impl OutboundWorker {
     async fn run(
         &self,
         job: &OutboundJob,
-        receive_count: u32,
+        record: &QueueRecord,
         scope: &TenantScope,
         conversations: &Conversations,
         meta: &ConversationMeta,
@@ -597,13 +632,13 @@ impl OutboundWorker {
                 }
                 PartResult::Stop(d) => {
                     return self
-                        .stopped(&cx, conversations, receive_count, d, i, parts.len())
+                        .stopped(&cx, conversations, record, d, i, parts.len())
                         .await
                 }
                 PartResult::Unknown(d) => {
                     // Not before Meta's status of this attempt had its time to come.
                     let outcome = self
-                        .stopped(&cx, conversations, receive_count, d, i, parts.len())
+                        .stopped(&cx, conversations, record, d, i, parts.len())
                         .await?;
                     return Ok(match outcome {
                         Outcome::RetryAfter(wait) => Outcome::RetryAfter(wait.max(self.reconcile)),
@@ -626,85 +661,6 @@ impl OutboundWorker {
             }
         }
         self.finish(job, conversations).await
-    }
-
-    /// A part could not go out now: retry later, or give up and tell the operator.
-    async fn stopped(
-        &self,
-        cx: &Context<'_>,
-        conversations: &Conversations,
-        receive_count: u32,
-        disposition: Disposition,
-        part: usize,
-        parts: usize,
-    ) -> Result<Outcome, SendError> {
-        let retry = &self.config.retry;
-        let job = cx.job;
-        let class = match &disposition {
-            // Our own pacing, not a failure.
-            Disposition::Paced(_) => None,
-            Disposition::PairRate(_) => Some("pair_rate"),
-            Disposition::RateLimited(_) => Some("rate_limited"),
-            Disposition::Transient => Some("transient"),
-            Disposition::Permanent(_) => Some("permanent"),
-        };
-        if let Some(class) = class {
-            self.metrics.failure("outbound", class);
-        }
-        let wait = match disposition {
-            Disposition::Paced(wait) => wait,
-            Disposition::PairRate(after) => {
-                self.pacers.recipient.penalize(&recipient_key(cx.meta));
-                retry.pair_rate(receive_count, after)
-            }
-            Disposition::RateLimited(after) => {
-                match &cx.meta.account {
-                    AccountRef::WhatsApp(n) => self.pacers.whatsapp.penalize(n),
-                    AccountRef::Instagram(a) => self.pacers.instagram.penalize(a),
-                }
-                retry.rate_limited(receive_count, after)
-            }
-            Disposition::Transient => {
-                if receive_count >= retry.max_receives {
-                    // The job goes to the dead-letter queue now; tell the operator, without
-                    // marking the message failed, so a redrive can still send it.
-                    self.enqueue_status(
-                        job,
-                        MessageStatus::Failed,
-                        Some(format!(
-                            "Meta could not be reached after {receive_count} attempts; the \
-                             message is kept for an administrator to resend"
-                        )),
-                        "send-gave-up",
-                    )
-                    .await?;
-                    tracing::warn!(
-                        tenant = %job.tenant_id,
-                        conversation = %job.conversation,
-                        receive_count,
-                        "send still failing; job goes to the dead-letter queue"
-                    );
-                    return Ok(Outcome::Failed);
-                }
-                retry.transient(receive_count)
-            }
-            Disposition::Permanent(reason) => {
-                let reason = if parts > 1 {
-                    format!("part {} of {parts}: {reason}", part + 1)
-                } else {
-                    reason
-                };
-                return self.fail(job, conversations, reason).await;
-            }
-        };
-        tracing::info!(
-            tenant = %job.tenant_id,
-            conversation = %job.conversation,
-            receive_count,
-            wait_ms = wait.as_millis() as u64,
-            "send deferred"
-        );
-        Ok(Outcome::RetryAfter(wait))
     }
 
     /// Instagram accounts connected through a Facebook Page send from the Page's endpoint on
@@ -766,22 +722,19 @@ impl RecordHandler for OutboundWorker {
                     provider_ref = tracing::field::Empty,
                 );
                 // The job's work runs with the tenant's scoped credentials (decision 0037).
-                acting_for(
-                    &job.tenant_id.clone(),
-                    self.process(&job, record.receive_count),
-                )
-                .instrument(span)
-                .await
+                acting_for(&job.tenant_id.clone(), self.process(&job, record))
+                    .instrument(span)
+                    .await
             }
             Err(e) => {
-                // Poison: fails every time, so it reaches the dead-letter queue.
+                // Poison: it would fail every time, so it goes to the dead-letter queue now.
                 tracing::error!(
                     message_id = %record.message_id,
                     line = e.line(),
                     column = e.column(),
                     "unreadable outbound job"
                 );
-                Outcome::Failed
+                self.own.dead_letter(None, record).await
             }
         }
     }

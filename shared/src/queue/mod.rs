@@ -264,12 +264,15 @@ pub mod platform {
     /// Export jobs → export-worker.
     pub const EXPORTS: &str = "exports";
 
-    /// Receives before a message is dead-lettered (template.yaml: maxReceiveCount).
+    /// Receives before a message is dead-lettered (template.yaml: maxReceiveCount), on the
+    /// queues whose workers do not count their own attempts (erasure, exports).
     pub const MAX_RECEIVES: u32 = 5;
-    /// The sync queue's: the sync worker counts its jobs' own attempts and dead-letters them
-    /// itself; this only has to outlast that count plus the receives of records skipped behind
-    /// a failing head of their group (decision 0022). SQS's upper limit.
-    pub const SYNC_MAX_RECEIVES: u32 = 1000;
+    /// The relay queues' (inbound, sync, outbound): their workers count each job's own
+    /// attempts and dead-letter it themselves (decisions 0022, 0069). This backstop only has
+    /// to outlast that count plus the receives that are no attempt (records skipped behind a
+    /// failing head of their group, our own pacing, lost receives, crashes). SQS's upper
+    /// limit.
+    pub const RELAY_MAX_RECEIVES: u32 = 1000;
     /// Source-queue visibility timeout (template.yaml: ≥ 6× the consumer's timeout).
     pub const VISIBILITY: Duration = Duration::from_secs(180);
 
@@ -279,8 +282,8 @@ pub mod platform {
 
     /// Receives before the platform queue `name` dead-letters a message.
     pub fn max_receives(name: &str) -> u32 {
-        if name == SYNC {
-            SYNC_MAX_RECEIVES
+        if [INBOUND, SYNC, OUTBOUND].contains(&name) {
+            RELAY_MAX_RECEIVES
         } else {
             MAX_RECEIVES
         }

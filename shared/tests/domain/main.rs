@@ -18,6 +18,7 @@ mod erasure;
 mod erasure_batches;
 mod erasure_email;
 mod export;
+mod inbound_attempts;
 mod inbound_order;
 mod invocation_reads;
 mod mail;

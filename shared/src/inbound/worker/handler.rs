@@ -1,6 +1,7 @@
-//! The inbound worker as its queue's handler: opens the sealed job (poison fails to the
-//! dead-letter queue, a shredded tenant's job is dropped), runs it acting for its tenant
-//! with the step's correlation ids, and classes its failures for the metrics.
+//! The inbound worker as its queue's handler: opens the sealed job (poison goes to the
+//! dead-letter queue at once, a shredded tenant's job is dropped), runs it acting for its
+//! tenant with the step's correlation ids, classes its failures for the metrics, and counts
+//! each job's failed attempts, dead-lettering it after the last (decision 0069).
 
 use super::*;
 
@@ -25,21 +26,25 @@ impl InboundWorker {
                 tracing::info!(message_id = %record.message_id, "inbound job of a tenant whose keys are gone; dropped");
                 return Outcome::Done;
             }
-            // Poison (tampered, moved from another queue or job, or not a job): fails every
-            // time, so it reaches the dead-letter queue.
+            // Poison (tampered, moved from another queue or job, or not a job): it would fail
+            // every time, so it goes to the dead-letter queue now, unchanged.
             Err(
                 e @ (JobError::Unreadable(_)
                 | JobError::Crypto(CryptoError::Undecryptable | CryptoError::ForeignItem)),
             ) => {
                 self.metrics.failure("inbound", "unreadable");
                 tracing::error!(message_id = %record.message_id, error = %e, "unreadable inbound job");
-                return Outcome::Failed;
+                let tenant = crate::inbound::job::tenant_of(&record.body);
+                return self.own.dead_letter(tenant.as_ref(), record).await;
             }
             // The vault or the keys table is unavailable: retried.
             Err(e) => {
                 self.metrics.failure("inbound", "keys_unavailable");
                 tracing::warn!(message_id = %record.message_id, error = %e, "inbound job could not be opened; will be retried");
-                return Outcome::Failed;
+                return match crate::inbound::job::tenant_of(&record.body) {
+                    Some(tenant) => self.attempt_failed(&tenant, record).await,
+                    None => Outcome::Failed,
+                };
             }
         };
         let received_ms = InboundJob::received_ms(&record.body);
@@ -61,7 +66,12 @@ impl InboundWorker {
             .instrument(span.clone())
             .await
         {
-            Ok(outcome) => outcome,
+            Ok(outcome) => {
+                if outcome.is_done() {
+                    self.own.succeeded(&job.tenant_id, record).await;
+                }
+                outcome
+            }
             Err(e) => {
                 // In the job's span: which event failed is what tracing a loss starts from.
                 let _in_job = span.enter();
@@ -79,9 +89,21 @@ impl InboundWorker {
                     message_id = %record.message_id,
                     receive_count = record.receive_count,
                     error = %e,
-                    "inbound job failed; will be retried"
+                    "inbound job failed"
                 );
-                Outcome::Failed
+                self.attempt_failed(&job.tenant_id, record).await
+            }
+        }
+    }
+
+    /// Counts a failed attempt: retried after the visibility timeout, or dead-lettered after
+    /// the last.
+    async fn attempt_failed(&self, tenant: &TenantId, record: &QueueRecord) -> Outcome {
+        match self.own.failed(tenant, record).await {
+            Failure::Retry { .. } | Failure::Uncounted => Outcome::Failed,
+            Failure::Exhausted { attempts } => {
+                tracing::error!(message_id = %record.message_id, attempts, "inbound job exhausted its attempts");
+                self.own.dead_letter(Some(tenant), record).await
             }
         }
     }

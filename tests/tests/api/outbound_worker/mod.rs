@@ -161,7 +161,8 @@ async fn world_with(config: OutboundConfig, ig_page: Option<&str>) -> World {
         queue.clone(),
         clients,
     )
-    .with_config(config);
+    .with_config(config)
+    .with_dead_letter_queue(Some(queue.clone()));
     let intake = OutboundIntake::new(
         platform.store.clone(),
         platform.envelope.clone(),
@@ -415,7 +416,13 @@ async fn operator_reply_goes_out_once_with_the_documented_body() {
         .delete(Table::Dedupe, &record, None)
         .await
         .unwrap();
-    assert_eq!(w.worker.process(&job, 2).await, Outcome::Done);
+    let redelivered = QueueRecord {
+        message_id: "redelivery-2".into(),
+        body: serde_json::to_string(&job).unwrap(),
+        receive_count: 2,
+        group_id: Some("redelivery".into()),
+    };
+    assert_eq!(w.worker.process(&job, &redelivered).await, Outcome::Done);
     assert_eq!(w.graph.sent().len(), 1);
 }
 

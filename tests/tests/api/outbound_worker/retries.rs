@@ -144,16 +144,21 @@ async fn meta_outages_are_retried_then_dead_lettered_with_a_note() {
     assert_eq!(w.message(&at).await.status, Some(MessageStatus::Sent));
     w.sync_jobs().await;
 
-    // Down for good: five receives, then the dead-letter queue, and the operator is told.
+    // Down for good: five failed attempts, then the worker moves the job to the dead-letter
+    // queue itself (decision 0069), and the operator is told.
     w.graph.fail_sends(10, GraphFailure::ServerError);
     let at = w.reply(&conv, operator("second", vec![], 2)).await;
     for n in 1..=4 {
         assert!(
             matches!(w.run().await.as_slice(), [Outcome::RetryAfter(_)]),
-            "receive {n}"
+            "attempt {n}"
         );
     }
-    assert_eq!(w.run().await, vec![Outcome::Failed]);
+    assert_eq!(
+        w.run().await,
+        vec![Outcome::Done],
+        "moved, not left to fail"
+    );
     assert!(w.run().await.is_empty());
     assert_eq!(w.queue.depth(&outbound().dead_letter()).await.unwrap(), 1);
     let s = statuses(&w.sync_jobs().await);
@@ -162,6 +167,39 @@ async fn meta_outages_are_retried_then_dead_lettered_with_a_note() {
     assert!(s[0].1.as_deref().unwrap().contains("after 5 attempts"));
     // Not marked failed: a redrive from the dead-letter queue can still send it.
     assert_eq!(w.message(&at).await.status, None);
+}
+
+/// Receives that were no attempt of the job's own (skipped behind a failing head of its
+/// group, paced, lost, or cut short by a crash) do not use up its tries: a send delivered six
+/// times before its first failure is retried, not dead-lettered (decision 0069; the fault
+/// soak found a send that never failed dead-lettered that way, issue 17).
+#[tokio::test]
+async fn receives_that_were_no_attempt_do_not_use_up_a_sends_tries() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let at = w.reply(&conv, operator("held back", vec![], 1)).await;
+    for _ in 0..6 {
+        let received = w
+            .queue
+            .receive(&outbound(), 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(received.len(), 1, "still queued, not dead-lettered");
+        w.queue
+            .change_visibility(&outbound(), &received[0].receipt, Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    // Its first attempt fails: retried, and nobody is told it gave up.
+    w.graph.fail_sends(1, GraphFailure::ServerError);
+    assert!(matches!(w.run().await.as_slice(), [Outcome::RetryAfter(_)]));
+    assert_eq!(w.queue.depth(&outbound().dead_letter()).await.unwrap(), 0);
+    assert_eq!(w.run().await, vec![Outcome::Done]);
+    assert_eq!(w.graph.sent().len(), 1);
+    assert_eq!(w.message(&at).await.status, Some(MessageStatus::Sent));
+    assert!(statuses(&w.sync_jobs().await)
+        .iter()
+        .all(|(s, _)| *s == MessageStatus::Sent));
 }
 
 #[tokio::test]
