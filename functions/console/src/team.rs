@@ -99,7 +99,9 @@ pub(crate) async fn users(
             role: role_name(t, u.role),
             role_code: u.role.name(),
             since: when(u.created_at),
-            policy: u.policy_seen.unwrap_or_else(|| t.policy_not_seen.to_owned()),
+            policy: u
+                .policy_seen
+                .unwrap_or_else(|| t.policy_not_seen.to_owned()),
         })
         .collect();
     let invitations = accounts

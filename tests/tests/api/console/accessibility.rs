@@ -143,7 +143,9 @@ fn problems(html: &str) -> Vec<String> {
         .filter_map(|t| t.attrs.get("for").map(String::as_str))
         .collect();
     let named_by = |t: &Tag| {
-        t.attrs.get("aria-label").is_some_and(|l| !l.trim().is_empty())
+        t.attrs
+            .get("aria-label")
+            .is_some_and(|l| !l.trim().is_empty())
             || t.attrs.get("aria-labelledby").is_some_and(|l| {
                 !l.trim().is_empty() && l.split_whitespace().all(|id| ids.contains(id))
             })
@@ -172,8 +174,7 @@ fn problems(html: &str) -> Vec<String> {
                     continue;
                 }
                 if matches!(kind, "submit" | "button" | "reset") {
-                    if t.attrs.get("value").is_none_or(|v| v.trim().is_empty()) && !named_by(t)
-                    {
+                    if t.attrs.get("value").is_none_or(|v| v.trim().is_empty()) && !named_by(t) {
                         found.push(format!("{}: a button without words", describe()));
                     }
                     continue;
@@ -217,7 +218,11 @@ fn check(page: &Page, what: &str, failures: &mut Vec<String>) {
         page.status,
         page.body
     );
-    failures.extend(problems(&page.body).into_iter().map(|p| format!("{what}: {p}")));
+    failures.extend(
+        problems(&page.body)
+            .into_iter()
+            .map(|p| format!("{what}: {p}")),
+    );
 }
 
 #[test]

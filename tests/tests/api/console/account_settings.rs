@@ -389,9 +389,7 @@ async fn a_changed_policy_shows_a_notice_until_acknowledged_and_is_mailed_once_p
     vic.sign_in(&t, "vic@acme.test").await;
     let page = vic.get("/app/account").await;
     assert!(page.body.contains("id=\"policy-notice\""));
-    assert!(page
-        .body
-        .contains("<span id=\"my-policy\">none yet</span>"));
+    assert!(page.body.contains("<span id=\"my-policy\">none yet</span>"));
     server.shutdown().await;
 
     // The policy changes again: a notice for the new version, one more email each.

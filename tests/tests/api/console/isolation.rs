@@ -196,12 +196,10 @@ fn op() -> impl Strategy<Value = Op> {
             other,
             proven
         }),
-        (t.clone(), other.clone())
-            .prop_map(|(t, other)| Op::InstagramStateOfOther { t, other }),
+        (t.clone(), other.clone()).prop_map(|(t, other)| Op::InstagramStateOfOther { t, other }),
         (t.clone(), other.clone()).prop_map(|(t, other)| Op::SetRoleOfOther { t, other }),
         (t.clone(), other.clone()).prop_map(|(t, other)| Op::RemoveOtherUser { t, other }),
-        (t.clone(), other.clone())
-            .prop_map(|(t, other)| Op::WithdrawOtherInvitation { t, other }),
+        (t.clone(), other.clone()).prop_map(|(t, other)| Op::WithdrawOtherInvitation { t, other }),
         (t.clone(), other).prop_map(|(t, other)| Op::RevokeOtherKey { t, other }),
         t.clone().prop_map(|t| Op::CreateKey { t }),
         (t, 1u32..50).prop_map(|(t, line)| Op::InstallLink { t, line }),
@@ -488,7 +486,11 @@ async fn foreign_post(
             r.status, none.status
         ));
     }
-    expect(&r, StatusCode::NOT_FOUND, &format!("{path}: another tenant's {field}"))?;
+    expect(
+        &r,
+        StatusCode::NOT_FOUND,
+        &format!("{path}: another tenant's {field}"),
+    )?;
     Ok(r)
 }
 
@@ -497,11 +499,21 @@ async fn foreign_post(
 async fn team(h: &Harness, tenant: &str) -> (Vec<String>, Vec<String>, Vec<(String, bool)>) {
     let list = |v: &Value, k: &str| v[k].as_array().cloned().unwrap_or_default();
     let v = h
-        .admin("GET", &format!("/admin/tenants/{tenant}/users"), Value::Null)
+        .admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/users"),
+            Value::Null,
+        )
         .await;
     let mut users: Vec<String> = list(&v, "users")
         .iter()
-        .map(|u| format!("{}={}", u["email"].as_str().unwrap(), u["role"].as_str().unwrap()))
+        .map(|u| {
+            format!(
+                "{}={}",
+                u["email"].as_str().unwrap(),
+                u["role"].as_str().unwrap()
+            )
+        })
         .collect();
     users.sort();
     let v = h

@@ -110,9 +110,10 @@ async fn the_channels_page_words_every_status_besides_connected() {
     // Due for renewal in 20 days' time: the schedule (every second here) tries and fails.
     age(&h, &t, RENEWAL_FAILED, 20).await;
     wait_for(async || {
-        channels(&h, &t).await.iter().any(|c| {
-            c["id"] == RENEWAL_FAILED && c["token"]["status"] == "refresh_failed"
-        })
+        channels(&h, &t)
+            .await
+            .iter()
+            .any(|c| c["id"] == RENEWAL_FAILED && c["token"]["status"] == "refresh_failed")
     })
     .await;
     add_user(&h, &t, "owner@tokens.test", "owner").await;
