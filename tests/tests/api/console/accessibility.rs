@@ -193,7 +193,7 @@ fn problems(html: &str) -> Vec<String> {
             "img" if !t.attrs.contains_key("alt") => {
                 found.push(format!("{}: an image without alt", describe()));
             }
-            "svg" if !t.titled && !named_by(t) && t.attrs.get("aria-hidden").is_none() => {
+            "svg" if !t.titled && !named_by(t) && !t.attrs.contains_key("aria-hidden") => {
                 found.push(format!("{}: a drawing without a title", describe()));
             }
             "a" if t.text.is_empty() && !named_by(t) => {
