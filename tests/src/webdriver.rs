@@ -20,6 +20,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "chromedriver";
 /// The WebDriver key code of Enter (W3C WebDriver, section 17.4.2).
 pub const ENTER: &str = "\u{E007}";
+/// The WebDriver key code of Tab (W3C WebDriver, section 17.4.2).
+pub const TAB: &str = "\u{E004}";
 
 pub struct Browser {
     driver: Child,
@@ -352,6 +354,46 @@ impl Browser {
             json!({"script": script, "args": args}),
         )
         .await
+    }
+
+    /// Presses and releases each key of `keys` (characters or key codes such as [`TAB`])
+    /// at whatever has the focus, as a keyboard would: the Perform Actions command (W3C
+    /// WebDriver 15.7) with one key input source. Unlike typing into a found element, this
+    /// moves no focus of its own.
+    pub async fn press(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|k| {
+                [
+                    json!({"type": "keyDown", "value": k.to_string()}),
+                    json!({"type": "keyUp", "value": k.to_string()}),
+                ]
+            })
+            .collect();
+        self.cmd(
+            "POST",
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        )
+        .await;
+    }
+
+    /// Presses Tab until the focused element matches `css` (at most 80 times, from wherever
+    /// the focus is): the control is reachable by keyboard. The number of presses.
+    pub async fn tab_to(&self, css: &str) -> usize {
+        for presses in 0..80 {
+            let focused = self
+                .execute(
+                    "return document.activeElement !== null && document.activeElement.matches(arguments[0]);",
+                    json!([css]),
+                )
+                .await;
+            if focused == Value::Bool(true) {
+                return presses;
+            }
+            self.press(TAB).await;
+        }
+        panic!("{css} never had the focus in 80 presses of Tab")
     }
 
     /// Saves a PNG of the viewport as `<name>.png` in the screenshots folder.

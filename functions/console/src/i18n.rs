@@ -70,6 +70,7 @@ pub struct Text {
     pub no_channels: &'static str,
     pub st_connected: &'static str,
     pub st_token_expiring: &'static str,
+    pub st_token_renewal_failed: &'static str,
     pub st_token_expired: &'static str,
     pub st_meta_restricted: &'static str,
     pub st_bitrix_unreachable: &'static str,
@@ -234,6 +235,8 @@ pub struct Text {
     pub policy_changed: &'static str,
     pub policy_acknowledge: &'static str,
     pub policy_acknowledged: &'static str,
+    pub policy_seen: &'static str,
+    pub policy_not_seen: &'static str,
 }
 
 pub static EN: Text = Text {
@@ -271,6 +274,7 @@ pub static EN: Text = Text {
     no_channels: "No channel is connected.",
     st_connected: "Connected",
     st_token_expiring: "Access token expires soon",
+    st_token_renewal_failed: "Access token renewal failed — reconnect",
     st_token_expired: "Access token expired",
     st_meta_restricted: "Restricted by Meta",
     st_bitrix_unreachable: "Bitrix24 unreachable",
@@ -429,6 +433,8 @@ pub static EN: Text = Text {
     policy_changed: "Wappline's privacy policy has changed. Version:",
     policy_acknowledge: "I have read it",
     policy_acknowledged: "Thank you: your acknowledgement is recorded.",
+    policy_seen: "Privacy policy version seen",
+    policy_not_seen: "none yet",
 };
 
 pub static RU: Text = Text {
@@ -466,6 +472,7 @@ pub static RU: Text = Text {
     no_channels: "Нет подключённых каналов.",
     st_connected: "Подключён",
     st_token_expiring: "Токен доступа скоро истечёт",
+    st_token_renewal_failed: "Не удалось продлить токен доступа — подключите заново",
     st_token_expired: "Токен доступа истёк",
     st_meta_restricted: "Ограничен Meta",
     st_bitrix_unreachable: "Битрикс24 недоступен",
@@ -624,4 +631,6 @@ pub static RU: Text = Text {
     policy_changed: "Политика конфиденциальности Wappline изменилась. Версия:",
     policy_acknowledge: "Я ознакомлен(а)",
     policy_acknowledged: "Спасибо: ваше подтверждение записано.",
+    policy_seen: "Просмотренная версия политики конфиденциальности",
+    policy_not_seen: "пока нет",
 };

@@ -195,6 +195,7 @@ async fn channels(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
             let (status, tone) = match c.health(now) {
                 ChannelHealth::Connected => (t.st_connected, "ok"),
                 ChannelHealth::TokenExpiring => (t.st_token_expiring, "warn"),
+                ChannelHealth::TokenRenewalFailed => (t.st_token_renewal_failed, "bad"),
                 ChannelHealth::TokenExpired => (t.st_token_expired, "bad"),
                 ChannelHealth::MetaRestricted => (t.st_meta_restricted, "bad"),
                 ChannelHealth::Bitrix24Unreachable => (t.st_bitrix_unreachable, "bad"),
@@ -592,6 +593,8 @@ struct AccountPage {
     my_name: String,
     my_email: String,
     new_email: String,
+    /// The privacy-policy version the user acknowledged, in words when none.
+    policy_seen: String,
 }
 
 pub(crate) async fn account(
@@ -641,6 +644,10 @@ pub(crate) async fn account(
         my_name,
         my_email: ctx.email.clone(),
         new_email: ctx.field("email").to_owned(),
+        policy_seen: ctx
+            .policy_seen
+            .clone()
+            .unwrap_or_else(|| ctx.t.policy_not_seen.to_owned()),
     };
     Reply::html(code, &page)
 }

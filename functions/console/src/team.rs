@@ -50,6 +50,8 @@ struct UserRow {
     role: &'static str,
     role_code: &'static str,
     since: String,
+    /// The privacy-policy version the user acknowledged, in words when none.
+    policy: String,
     is_me: bool,
 }
 
@@ -97,6 +99,9 @@ pub(crate) async fn users(
             role: role_name(t, u.role),
             role_code: u.role.name(),
             since: when(u.created_at),
+            policy: u
+                .policy_seen
+                .unwrap_or_else(|| t.policy_not_seen.to_owned()),
         })
         .collect();
     let invitations = accounts

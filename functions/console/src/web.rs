@@ -450,6 +450,8 @@ pub(crate) struct Ctx<'a> {
     pub name: String,
     /// The privacy-policy version to acknowledge, when the user has not (decision 0047).
     policy: Option<String>,
+    /// The privacy-policy version the user last acknowledged, if any.
+    pub policy_seen: Option<String>,
     pub action: Action,
 }
 
@@ -494,6 +496,7 @@ impl<'a> Ctx<'a> {
             email,
             name,
             policy,
+            policy_seen: me.and_then(|u| u.policy_seen),
             action,
         })
     }

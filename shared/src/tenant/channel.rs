@@ -249,6 +249,9 @@ pub enum ChannelHealth {
     TokenExpired,
     MetaRestricted,
     Bitrix24Unreachable,
+    /// The refresh job's last renewal failed (decision 0040): the token still works until it
+    /// expires, but only a reconnect renews it.
+    TokenRenewalFailed,
     TokenExpiring,
     Connected,
 }
@@ -279,7 +282,10 @@ impl ChannelSummary {
             return ChannelHealth::Bitrix24Unreachable;
         }
         // A failed renewal needs the tenant now, however long the token still works.
-        if refresh_failed || expires_at.is_some_and(|at| at - now <= TOKEN_EXPIRING_SECS) {
+        if refresh_failed {
+            return ChannelHealth::TokenRenewalFailed;
+        }
+        if expires_at.is_some_and(|at| at - now <= TOKEN_EXPIRING_SECS) {
             return ChannelHealth::TokenExpiring;
         }
         ChannelHealth::Connected
@@ -356,7 +362,11 @@ mod health_tests {
         assert_eq!(with(now + 86_400, None), ChannelHealth::TokenExpiring);
         assert_eq!(
             with(now + 50 * 86_400, Some("rate_limited")),
-            ChannelHealth::TokenExpiring
+            ChannelHealth::TokenRenewalFailed
+        );
+        assert_eq!(
+            with(now + 86_400, Some("rate_limited")),
+            ChannelHealth::TokenRenewalFailed
         );
         assert_eq!(with(now - 1, None), ChannelHealth::TokenExpired);
     }

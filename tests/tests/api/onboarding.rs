@@ -540,7 +540,7 @@ async fn an_instagram_subscription_that_fails_undoes_the_connection() {
 }
 
 /// Connects `account` to `t` through Instagram Login; the long-lived token.
-async fn connect_instagram(h: &Harness, t: &str, account: &str) -> String {
+pub(crate) async fn connect_instagram(h: &Harness, t: &str, account: &str) -> String {
     h.graph.set_instagram_login(
         account,
         "instagram_business_basic,instagram_business_manage_messages",
@@ -564,7 +564,7 @@ async fn connect_instagram(h: &Harness, t: &str, account: &str) -> String {
 }
 
 /// Makes the channel's token expire in `days` (as if connected long ago).
-async fn age(h: &Harness, t: &str, account: &str, days: i64) {
+pub(crate) async fn age(h: &Harness, t: &str, account: &str, days: i64) {
     let scope = h
         .server
         .platform()
@@ -610,7 +610,7 @@ async fn token_of(h: &Harness, t: &str, account: &str) -> Value {
         .clone()
 }
 
-async fn wait_for(mut done: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(mut done: impl AsyncFnMut() -> bool) {
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
         if done().await {

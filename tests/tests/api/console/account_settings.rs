@@ -372,14 +372,24 @@ async fn a_changed_policy_shows_a_notice_until_acknowledged_and_is_mailed_once_p
         .await
         .body
         .contains("id=\"policy-notice\""));
+    // The version seen: on the user's own account page, and for the admins on the users
+    // page, each user's own.
+    let page = ann.get("/app/account").await;
+    assert!(
+        page.body
+            .contains("<span id=\"my-policy\">2026-12-01</span>"),
+        "{}",
+        page.body
+    );
+    let users = ann.get("/app/users").await;
+    assert_eq!(policy_seen_on(&users.body, "ann@acme.test"), "2026-12-01");
+    assert_eq!(policy_seen_on(&users.body, "vic@acme.test"), "none yet");
     // Another user still sees it.
     let mut vic = ConsoleClient::new(&base);
     vic.sign_in(&t, "vic@acme.test").await;
-    assert!(vic
-        .get("/app/account")
-        .await
-        .body
-        .contains("id=\"policy-notice\""));
+    let page = vic.get("/app/account").await;
+    assert!(page.body.contains("id=\"policy-notice\""));
+    assert!(page.body.contains("<span id=\"my-policy\">none yet</span>"));
     server.shutdown().await;
 
     // The policy changes again: a notice for the new version, one more email each.
@@ -402,4 +412,15 @@ async fn a_changed_policy_shows_a_notice_until_acknowledged_and_is_mailed_once_p
         );
     }
     server.shutdown().await;
+}
+
+/// The privacy-policy version the users page shows for `email`.
+fn policy_seen_on(body: &str, email: &str) -> String {
+    let row = body
+        .find(&format!("<tr data-user=\"{email}\">"))
+        .unwrap_or_else(|| panic!("no row for {email}: {body}"));
+    let marker = "<td class=\"policy-seen\">";
+    let start = body[row..].find(marker).unwrap() + row + marker.len();
+    let end = body[start..].find("</td>").unwrap() + start;
+    body[start..end].to_owned()
 }

@@ -5,7 +5,8 @@
 //! (and see the revocation call at the fake Graph API), create an API key (shown once), see
 //! users, usage and the audit log, request the account's deletion and cancel it, switch to
 //! Russian; then a viewer sees settings without being able to change
-//! them. A screenshot of each page goes to the artifacts folder the test prints.
+//! them. The API key's form is used by keyboard only (Tab, typing, Enter). A screenshot of
+//! each page goes to the artifacts folder the test prints.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -167,11 +168,11 @@ async fn an_owner_and_a_viewer_use_the_console_in_a_browser() {
     b.screenshot("08-disconnected").await;
 
     // An API key, shown once; the users, usage and audit pages.
+    // Its form by keyboard only: Tab to the name, type it, Enter.
     b.find("a[href='/app/api-keys']").await.click().await;
-    b.find("#key-name")
-        .await
-        .type_text(&format!("CRM bridge{ENTER}"))
-        .await;
+    b.find("#key-name").await;
+    b.tab_to("#key-name").await;
+    b.press(&format!("CRM bridge{ENTER}")).await;
     let key = b.find("#new-key").await.text().await;
     assert!(key.len() > 20);
     b.screenshot("09-api-key-created").await;

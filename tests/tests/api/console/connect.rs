@@ -17,6 +17,8 @@
 //! - disconnecting the channels and the portal revokes them at the fake Graph API and the
 //!   fake portal.
 //!
+//! The connect buttons are used by keyboard only (Tab to them, Enter).
+//!
 //! A screenshot of each page goes to the artifacts folder the test prints.
 
 use std::time::Duration;
@@ -91,7 +93,9 @@ async fn sign_in(b: &Browser, base: &str, tenant: &str) {
 async fn sign_up(b: &Browser, button: &str, choice: &str, shot: &str) {
     let main = b.window().await;
     b.wait_for(&format!("{button}:not([disabled])"), WAIT).await;
-    b.find(button).await.click().await;
+    // By keyboard only: Tab to the button, Enter opens Meta's window.
+    b.tab_to(button).await;
+    b.press(ENTER).await;
     b.switch_to_new_window(std::slice::from_ref(&main), WAIT)
         .await;
     b.find("#finish").await;
@@ -262,7 +266,8 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     b.goto(&format!("{base}/app/channels")).await;
     let main = b.window().await;
     b.wait_for("#connect-whatsapp:not([disabled])", WAIT).await;
-    b.find("#connect-whatsapp").await.click().await;
+    b.tab_to("#connect-whatsapp").await;
+    b.press(ENTER).await;
     b.switch_to_new_window(std::slice::from_ref(&main), WAIT)
         .await;
     let popup = b.window().await;
@@ -355,7 +360,8 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     // Instagram through Instagram's window and back.
     graph.set_instagram_login(IG, IG_SCOPES);
     b.goto(&format!("{base}/app/channels")).await;
-    b.find("#connect-instagram").await.click().await;
+    b.tab_to("#connect-instagram").await;
+    b.press(ENTER).await;
     let said = outcome(&b).await;
     assert!(
         said.starts_with("Connected:") && said.contains(IG),

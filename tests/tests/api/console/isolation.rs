@@ -13,6 +13,11 @@
 //! - The connect flows (decision 0046): another tenant's number posted through the
 //!   Embedded Signup route, with a token that proves it (409) or one that does not (422),
 //!   stays the other tenant's; another tenant's Instagram sign-in state is refused (400).
+//! - Users, invitations and API keys: another tenant's user (a new role, removal), its
+//!   pending invitation (withdrawal) and its API key (revocation) read exactly like ids that
+//!   do not exist (404); their users, roles, invitations and keys stay as they were. The
+//!   users, API keys, usage, audit and Bitrix24 pages (each tenant has a portal) show only
+//!   the tenant's own; its own new API keys and Bitrix24 install links land on it alone.
 //!
 //! The console takes the tenant from the session only: no route names one.
 //! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` change the number of cases and the seed.
@@ -21,6 +26,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient, Page};
+use e2e_tests::fake_bitrix::FakeBitrix;
 use e2e_tests::fake_graph::{FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
 use e2e_tests::harness::Harness;
 use proptest::prelude::*;
@@ -37,12 +43,28 @@ const NAMES: [&str; TENANTS] = [
 ];
 const NUMBERS: [&str; TENANTS] = ["110000000000001", "120000000000002", "130000000000003"];
 const WABAS: [&str; TENANTS] = ["210000000000001", "220000000000002", "230000000000003"];
-const PAGES: [&str; 5] = [
+const PAGES: [&str; 10] = [
     "/app/channels",
     "/app/retention",
     "/app/exports",
     "/app/erasure",
     "/app/account",
+    "/app/users",
+    "/app/api-keys",
+    "/app/usage",
+    "/app/audit",
+    "/app/bitrix24",
+];
+/// Each tenant's Bitrix24 portal (connected at the fake), and its member id.
+const DOMAINS: [&str; TENANTS] = [
+    "console-alpha.bitrix24.com",
+    "console-bravo.bitrix24.com",
+    "console-charlie.bitrix24.com",
+];
+const MEMBERS: [&str; TENANTS] = [
+    "c0a1000000000000000000000000000a",
+    "c0b2000000000000000000000000000b",
+    "c0c3000000000000000000000000000c",
 ];
 /// An export id and an erasure request id of the right shape that no tenant has.
 const NO_EXPORT: &str = "ex_000000000000000000000000";
@@ -57,6 +79,17 @@ struct Tenant {
     retention: u32,
     /// The signed state of an Instagram sign-in this tenant's owner started.
     ig_state: String,
+    /// An agent of the tenant: its user id and email.
+    agent: String,
+    agent_email: String,
+    /// A pending invitation: its id and the invitee's email.
+    invitation: String,
+    invited_email: String,
+    /// The tenant's first API key (never revoked) and its name.
+    key: String,
+    key_name: String,
+    /// How many API keys the tenant has (its owner creates more).
+    keys: usize,
 }
 
 impl Tenant {
@@ -70,8 +103,22 @@ impl Tenant {
             WABAS[i].to_owned(),
             self.export.clone(),
             self.request.clone(),
+            self.agent.clone(),
+            self.agent_email.clone(),
+            self.invitation.clone(),
+            self.invited_email.clone(),
+            self.key.clone(),
+            self.key_name.clone(),
+            DOMAINS[i].to_owned(),
+            MEMBERS[i].to_owned(),
         ]
     }
+}
+
+/// An id of the same shape as `id` that nobody has: its last hex digit changed.
+fn unknown_like(id: &str) -> String {
+    let (head, last) = id.split_at(id.len() - 1);
+    format!("{head}{}", if last == "0" { "1" } else { "0" })
 }
 
 #[derive(Clone, Debug)]
@@ -109,6 +156,29 @@ enum Op {
         t: usize,
         other: usize,
     },
+    SetRoleOfOther {
+        t: usize,
+        other: usize,
+    },
+    RemoveOtherUser {
+        t: usize,
+        other: usize,
+    },
+    WithdrawOtherInvitation {
+        t: usize,
+        other: usize,
+    },
+    RevokeOtherKey {
+        t: usize,
+        other: usize,
+    },
+    CreateKey {
+        t: usize,
+    },
+    InstallLink {
+        t: usize,
+        line: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -126,15 +196,29 @@ fn op() -> impl Strategy<Value = Op> {
             other,
             proven
         }),
-        (t, other).prop_map(|(t, other)| Op::InstagramStateOfOther { t, other }),
+        (t.clone(), other.clone()).prop_map(|(t, other)| Op::InstagramStateOfOther { t, other }),
+        (t.clone(), other.clone()).prop_map(|(t, other)| Op::SetRoleOfOther { t, other }),
+        (t.clone(), other.clone()).prop_map(|(t, other)| Op::RemoveOtherUser { t, other }),
+        (t.clone(), other.clone()).prop_map(|(t, other)| Op::WithdrawOtherInvitation { t, other }),
+        (t.clone(), other).prop_map(|(t, other)| Op::RevokeOtherKey { t, other }),
+        t.clone().prop_map(|t| Op::CreateKey { t }),
+        (t, 1u32..50).prop_map(|(t, line)| Op::InstallLink { t, line }),
     ]
 }
 
-/// The page shows nothing of any tenant but `t`.
+/// The page shows nothing of any tenant but `t`. The audit log's entries of the tenant's
+/// own refused connects are left out: they name the number its user posted (as the answer
+/// to the post did) and the refusal the answer gave.
 fn own_only(tenants: &[Tenant], t: usize, page: &Page) -> Result<(), String> {
+    let body: String = page
+        .body
+        .split("<tr>")
+        .filter(|row| !row.contains("<td>channel_connect_refused</td>"))
+        .collect::<Vec<_>>()
+        .join("<tr>");
     for (i, other) in tenants.iter().enumerate().filter(|(i, _)| *i != t) {
         for id in other.identifiers(i) {
-            if page.body.contains(&id) {
+            if body.contains(&id) {
                 return Err(format!("tenant {t} was shown {id:?} of tenant {i}"));
             }
         }
@@ -292,15 +376,196 @@ async fn step(h: &Harness, tenants: &mut [Tenant], op: &Op) -> Result<(), String
             )?;
             (t, r)
         }
+        Op::SetRoleOfOther { t, other } => {
+            let o = (t + other) % TENANTS;
+            let theirs = tenants[o].agent.clone();
+            let r = foreign_post(
+                &mut tenants[t].browser,
+                "/app/users",
+                "/app/users/role",
+                "user",
+                &theirs,
+                &[("role", "viewer")],
+            )
+            .await?;
+            (t, r)
+        }
+        Op::RemoveOtherUser { t, other } => {
+            let o = (t + other) % TENANTS;
+            let theirs = tenants[o].agent.clone();
+            let r = foreign_post(
+                &mut tenants[t].browser,
+                "/app/users",
+                "/app/users/remove",
+                "user",
+                &theirs,
+                &[],
+            )
+            .await?;
+            (t, r)
+        }
+        Op::WithdrawOtherInvitation { t, other } => {
+            let o = (t + other) % TENANTS;
+            let theirs = tenants[o].invitation.clone();
+            let r = foreign_post(
+                &mut tenants[t].browser,
+                "/app/users",
+                "/app/users/withdraw",
+                "invitation",
+                &theirs,
+                &[],
+            )
+            .await?;
+            (t, r)
+        }
+        Op::RevokeOtherKey { t, other } => {
+            let o = (t + other) % TENANTS;
+            let theirs = tenants[o].key.clone();
+            let r = foreign_post(
+                &mut tenants[t].browser,
+                "/app/api-keys",
+                "/app/api-keys/revoke",
+                "key",
+                &theirs,
+                &[],
+            )
+            .await?;
+            (t, r)
+        }
+        Op::CreateKey { t } => {
+            let name = format!("own key {}", tenants[t].keys);
+            let r = tenants[t]
+                .browser
+                .submit("/app/api-keys", "/app/api-keys", &[("name", &name)])
+                .await;
+            expect(&r, StatusCode::CREATED, "own API key")?;
+            tenants[t].keys += 1;
+            (t, r)
+        }
+        Op::InstallLink { t, line } => {
+            let r = tenants[t]
+                .browser
+                .submit(
+                    "/app/bitrix24",
+                    "/app/bitrix24",
+                    &[("line_id", &line.to_string())],
+                )
+                .await;
+            if !r.status.is_success() {
+                return Err(format!("own install link: {}", r.status));
+            }
+            (t, r)
+        }
     };
     own_only(tenants, t, &page)?;
     verify(h, tenants).await
 }
 
-/// Every tenant still has its number, its retention as the model says, and nothing was
-/// revoked at the provider.
+/// Posts another tenant's `theirs` as `field` (with `extra`), and the same with an id of its
+/// shape nobody has: both must be 404 and read the same. The answer for `theirs`.
+async fn foreign_post(
+    browser: &mut ConsoleClient,
+    from: &str,
+    path: &str,
+    field: &str,
+    theirs: &str,
+    extra: &[(&str, &str)],
+) -> Result<Page, String> {
+    let none = unknown_like(theirs);
+    let mut answers = Vec::new();
+    for id in [theirs, none.as_str()] {
+        let mut fields = vec![(field, id)];
+        fields.extend_from_slice(extra);
+        answers.push(browser.submit(from, path, &fields).await);
+    }
+    let none = answers.pop().unwrap();
+    let r = answers.pop().unwrap();
+    if (r.status, &r.body) != (none.status, &none.body) {
+        return Err(format!(
+            "{path}: another tenant's {field} reads unlike a missing one ({} / {})",
+            r.status, none.status
+        ));
+    }
+    expect(
+        &r,
+        StatusCode::NOT_FOUND,
+        &format!("{path}: another tenant's {field}"),
+    )?;
+    Ok(r)
+}
+
+/// The tenant's users (`email=role`), pending invitation ids and API keys (`id`, revoked)
+/// as the admin API lists them.
+async fn team(h: &Harness, tenant: &str) -> (Vec<String>, Vec<String>, Vec<(String, bool)>) {
+    let list = |v: &Value, k: &str| v[k].as_array().cloned().unwrap_or_default();
+    let v = h
+        .admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/users"),
+            Value::Null,
+        )
+        .await;
+    let mut users: Vec<String> = list(&v, "users")
+        .iter()
+        .map(|u| {
+            format!(
+                "{}={}",
+                u["email"].as_str().unwrap(),
+                u["role"].as_str().unwrap()
+            )
+        })
+        .collect();
+    users.sort();
+    let v = h
+        .admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/invitations"),
+            Value::Null,
+        )
+        .await;
+    let invitations = list(&v, "invitations")
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    let v = h
+        .admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/api-keys"),
+            Value::Null,
+        )
+        .await;
+    let keys = list(&v, "api_keys")
+        .iter()
+        .map(|k| (k["id"].as_str().unwrap().to_owned(), k["revoked"] == true))
+        .collect();
+    (users, invitations, keys)
+}
+
+/// Every tenant still has its number, its retention as the model says, its users with their
+/// roles, its invitation and its unrevoked keys, and nothing was revoked at the provider.
 async fn verify(h: &Harness, tenants: &[Tenant]) -> Result<(), String> {
     for (i, t) in tenants.iter().enumerate() {
+        let (users, invitations, keys) = team(h, &t.id).await;
+        let mut want = vec![
+            format!("{}=agent", t.agent_email),
+            format!("{}=owner", t.email),
+        ];
+        want.sort();
+        if users != want {
+            return Err(format!("tenant {i}: users {users:?} instead of {want:?}"));
+        }
+        if invitations != [t.invitation.clone()] {
+            return Err(format!("tenant {i}: invitations {invitations:?}"));
+        }
+        if keys.len() != t.keys || keys.iter().any(|(_, revoked)| *revoked) {
+            return Err(format!(
+                "tenant {i}: API keys {keys:?}, {} expected, none revoked",
+                t.keys
+            ));
+        }
+        if !keys.iter().any(|(id, _)| *id == t.key) {
+            return Err(format!("tenant {i}: its first API key is gone"));
+        }
         let v: Value = h
             .admin("GET", &format!("/admin/tenants/{}", t.id), Value::Null)
             .await;
@@ -310,13 +575,15 @@ async fn verify(h: &Harness, tenants: &[Tenant]) -> Result<(), String> {
                 v["retention_days"], t.retention
             ));
         }
-        let numbers: Vec<&str> = v["channels"]
+        let mut numbers: Vec<&str> = v["channels"]
             .as_array()
             .unwrap()
             .iter()
             .filter_map(|c| c["id"].as_str())
             .collect();
-        if numbers != [NUMBERS[i]] {
+        // The number and the portal (digits sort before the member id's letters).
+        numbers.sort();
+        if numbers != [NUMBERS[i], MEMBERS[i]] {
             return Err(format!("tenant {i}: channels {numbers:?}"));
         }
     }
@@ -326,7 +593,7 @@ async fn verify(h: &Harness, tenants: &[Tenant]) -> Result<(), String> {
     Ok(())
 }
 
-async fn setup(h: &Harness) -> Vec<Tenant> {
+async fn setup(h: &Harness, bitrix: &FakeBitrix) -> Vec<Tenant> {
     let mut tenants = Vec::new();
     for i in 0..TENANTS {
         let created = h
@@ -366,6 +633,41 @@ async fn setup(h: &Harness) -> Vec<Tenant> {
             .find_map(|p| p.strip_prefix("state="))
             .unwrap()
             .to_owned();
+        // An agent, a pending invitation, an API key and a portal of its own.
+        let agent_email = format!("agent{i}@console-isolation.test");
+        add_user(h, &id, &agent_email, "agent").await;
+        let v = h
+            .admin("GET", &format!("/admin/tenants/{id}/users"), Value::Null)
+            .await;
+        let agent = v["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == agent_email.as_str())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let invited_email = format!("invited{i}@console-isolation.test");
+        let v = h
+            .admin(
+                "POST",
+                &format!("/admin/tenants/{id}/invitations"),
+                json!({"email": invited_email, "role": "viewer"}),
+            )
+            .await;
+        let invitation = v["id"].as_str().unwrap().to_owned();
+        let key_name = format!("{} bridge", NAMES[i]);
+        let v = h
+            .admin(
+                "POST",
+                &format!("/admin/tenants/{id}/api-keys"),
+                json!({"name": key_name}),
+            )
+            .await;
+        let key = v["id"].as_str().unwrap().to_owned();
+        bitrix.add_portal(DOMAINS[i], MEMBERS[i]);
+        h.store_portal(&id, bitrix, DOMAINS[i], MEMBERS[i], 1).await;
         tenants.push(Tenant {
             id,
             email,
@@ -374,6 +676,13 @@ async fn setup(h: &Harness) -> Vec<Tenant> {
             request,
             retention: 30,
             ig_state,
+            agent,
+            agent_email,
+            invitation,
+            invited_email,
+            key,
+            key_name,
+            keys: 1,
         });
     }
     // Each tenant's export, once written.
@@ -409,7 +718,9 @@ fn env_or(name: &str, default: u32) -> u32 {
 fn no_console_route_shows_or_changes_another_tenants_data() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // Self-service onboarding configured against the fake Graph API (decision 0040).
+    let bitrix = rt.block_on(FakeBitrix::start());
     let h = rt.block_on(Harness::start(|c| {
+        bitrix.wire_into(c);
         let graph = c.graph_api_base_url.clone();
         c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
         c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
@@ -417,7 +728,7 @@ fn no_console_route_shows_or_changes_another_tenants_data() {
         c.instagram_oauth_base_url = Some(graph.clone());
         c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
     }));
-    let tenants = RefCell::new(rt.block_on(setup(&h)));
+    let tenants = RefCell::new(rt.block_on(setup(&h, &bitrix)));
     let config = Config {
         cases: env_or("PROPTEST_CASES", 16),
         rng_seed: RngSeed::Fixed(u64::from(env_or("PROPTEST_RNG_SEED", 0x0c0_501e))),

@@ -2,9 +2,11 @@
 //! roles, sign-in), tenant isolation through its routes as a property, and the flows in a
 //! real browser (headless Chromium over WebDriver).
 
+mod accessibility;
 mod account_settings;
 mod browser;
 mod connect;
 mod http;
 mod isolation;
 mod picker;
+mod statuses;
