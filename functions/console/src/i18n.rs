@@ -234,6 +234,10 @@ pub struct Text {
     pub policy_changed: &'static str,
     pub policy_acknowledge: &'static str,
     pub policy_acknowledged: &'static str,
+    // Passwords (decision 0073; the pages' own strings are in `account_text`).
+    pub password_changed: &'static str,
+    pub password_reset_done: &'static str,
+    pub change_password: &'static str,
 }
 
 pub static EN: Text = Text {
@@ -429,6 +433,9 @@ pub static EN: Text = Text {
     policy_changed: "Wappline's privacy policy has changed. Version:",
     policy_acknowledge: "I have read it",
     policy_acknowledged: "Thank you: your acknowledgement is recorded.",
+    password_changed: "Your password was changed. Your other sessions were signed out.",
+    password_reset_done: "Your new password is set and every session was signed out. Sign in with it.",
+    change_password: "Change your password",
 };
 
 pub static RU: Text = Text {
@@ -624,4 +631,7 @@ pub static RU: Text = Text {
     policy_changed: "Политика конфиденциальности Wappline изменилась. Версия:",
     policy_acknowledge: "Я ознакомлен(а)",
     policy_acknowledged: "Спасибо: ваше подтверждение записано.",
+    password_changed: "Пароль изменён. Другие ваши сеансы завершены.",
+    password_reset_done: "Новый пароль сохранён, все сеансы завершены. Войдите с ним.",
+    change_password: "Сменить пароль",
 };

@@ -2,8 +2,10 @@
 //! roles, sign-in), tenant isolation through its routes as a property, and the flows in a
 //! real browser (headless Chromium over WebDriver).
 
+mod account_pages;
 mod account_settings;
 mod browser;
+mod browser_account;
 mod connect;
 mod http;
 mod isolation;
