@@ -534,12 +534,16 @@ async fn a_signed_in_user_changes_the_password_and_only_the_other_sessions_end()
         StatusCode::OK
     );
 
-    // Changed: this browser goes on, the other session is out, the user is mailed.
+    // Changed: this browser goes on, the other session is out, the user is mailed. The
+    // access cookie is gone (as when it ran out), so the request is renewed with the refresh
+    // cookie first: the answer must keep the new session, not the renewed old one.
+    let csrf = here.get("/app/account/password").await.csrf();
+    here.cookies.remove("wappline_session");
     let r = here
-        .submit(
-            "/app/account/password",
+        .post(
             "/app/account/password",
             &[
+                ("csrf", &csrf),
                 ("current", PASSWORD),
                 ("password", NEW_PASSWORD),
                 ("password2", NEW_PASSWORD),
