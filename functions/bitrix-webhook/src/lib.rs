@@ -133,6 +133,7 @@ impl BitrixWebhook {
         self.placement = Some(PlacementPages {
             console,
             placement_url: self.installer.setup().placement_url(),
+            console_url: self.installer.setup().console_channels_url(),
         });
         self
     }

@@ -50,6 +50,8 @@ pub struct Texts {
     channels_whatsapp: &'static str,
     channels_instagram: &'static str,
     no_channels: &'static str,
+    /// The link to the console's channels page (`{kind}`), opened in a new tab.
+    connect_link: &'static str,
     attached: &'static str,
     detached: &'static str,
     status: &'static str,
@@ -90,7 +92,8 @@ pub static EN: Texts = Texts {
     default_hint: "Channels without a line of their own go to Open Line {line}, the line chosen when Wappline was installed. A line carries at most one channel.",
     channels_whatsapp: "Your WhatsApp numbers",
     channels_instagram: "Your Instagram accounts",
-    no_channels: "No channel of this kind is connected to your Wappline account yet. Connect it in the Wappline console first, then open this page again.",
+    no_channels: "No channel of this kind is connected to your Wappline account yet. Connect it in the Wappline console, then open this page again.",
+    connect_link: "Connect {kind} in the Wappline console (opens in a new tab)",
     attached: "{channel} is attached to this line: new conversations on it arrive here.",
     detached: "{channel} is detached: its conversations go to Open Line {line} again.",
     status: "Bitrix24 reports the connector on this line as: active {active}, connected {connection}, error {error}.",
@@ -131,7 +134,8 @@ pub static RU: Texts = Texts {
     default_hint: "Каналы без собственной линии попадают в открытую линию {line}, выбранную при установке Wappline. К линии подключается не больше одного канала.",
     channels_whatsapp: "Ваши номера WhatsApp",
     channels_instagram: "Ваши аккаунты Instagram",
-    no_channels: "В вашем аккаунте Wappline ещё нет каналов этого типа. Сначала подключите канал в консоли Wappline, затем откройте эту страницу снова.",
+    no_channels: "В вашем аккаунте Wappline ещё нет каналов этого типа. Подключите канал в консоли Wappline, затем откройте эту страницу снова.",
+    connect_link: "Подключить {kind} в консоли Wappline (откроется в новой вкладке)",
     attached: "{channel} подключён к этой линии: новые диалоги приходят сюда.",
     detached: "{channel} отключён: его диалоги снова приходят в открытую линию {line}.",
     status: "Состояние коннектора в этой линии по данным Битрикс24: активен — {active}, подключён — {connection}, ошибка — {error}.",
@@ -177,6 +181,8 @@ struct View {
     default_hint: String,
     channels_heading: &'static str,
     no_channels: &'static str,
+    connect_url: String,
+    connect_label: String,
     rows: Vec<Row>,
     token: String,
 }
@@ -206,7 +212,7 @@ fn kind_name(kind: ChannelKind) -> &'static str {
     }
 }
 
-fn render_page(t: &Texts, page: &PlacementPage, placement_url: &str) -> String {
+fn render_page(t: &Texts, page: &PlacementPage, placement_url: &str, console_url: &str) -> String {
     let line = page.line.to_string();
     let portal_line = page.portal_line.to_string();
     let goes_to = |row: &ChannelRow| match row.line {
@@ -273,6 +279,8 @@ fn render_page(t: &Texts, page: &PlacementPage, placement_url: &str) -> String {
                 _ => t.channels_whatsapp,
             },
             no_channels: t.no_channels,
+            connect_url: console_url.to_owned(),
+            connect_label: fill(t.connect_link, &[("kind", kind_name(page.kind))]),
             rows,
             token: page.token.clone(),
         }),
@@ -412,6 +420,8 @@ pub(crate) fn respond(
 pub struct PlacementPages {
     pub console: PlacementConsole,
     pub placement_url: String,
+    /// The console's channels page, linked when a line has nothing to attach.
+    pub console_url: String,
 }
 
 /// Which of the page's routes.
@@ -461,7 +471,7 @@ impl PlacementPages {
         };
         match result {
             Ok(page) => {
-                let body = render_page(t, &page, &self.placement_url);
+                let body = render_page(t, &page, &self.placement_url, &self.console_url);
                 respond(StatusCode::OK, body, Some(&page.portal_origin), &own)
             }
             Err(f) => {
@@ -522,7 +532,7 @@ mod tests {
 
     #[test]
     fn the_page_is_escaped_labelled_and_in_both_languages() {
-        let html = render_page(&EN, &page(), "https://w.example/bitrix/placement");
+        let html = render_page(&EN, &page(), "https://w.example/bitrix/placement", CONSOLE);
         assert!(html.contains("<html lang=\"en\">"));
         assert!(!html.contains("<b>"), "labels are escaped");
         assert!(html.contains("action=\"https://w.example/bitrix/placement/detach\""));
@@ -531,12 +541,31 @@ mod tests {
         assert!(html.contains("aria-label=\"Attach to this line: 222\""));
         assert!(html.contains("role=\"status\""));
         assert!(!html.contains("<script"));
-        let ru = render_page(&RU, &page(), "https://w.example/bitrix/placement");
+        let ru = render_page(&RU, &page(), "https://w.example/bitrix/placement", CONSOLE);
         assert!(ru.contains("<html lang=\"ru\">"));
         assert!(ru.contains("WhatsApp в открытой линии 2"));
         assert!(ru.contains("Подключить к этой линии"));
         assert!(std::ptr::eq(texts(Some("ru")), &RU));
         assert!(std::ptr::eq(texts(Some("de")), &EN));
+    }
+
+    const CONSOLE: &str = "https://w.example/app/channels";
+
+    #[test]
+    fn a_line_with_nothing_to_attach_links_to_the_console_in_a_new_tab() {
+        let link = "<a href=\"https://w.example/app/channels\" target=\"_blank\" rel=\"noopener\"";
+        let mut empty = page();
+        empty.channels.clear();
+        empty.kind = ChannelKind::Instagram;
+        let url = "https://w.example/bitrix/placement";
+        let html = render_page(&EN, &empty, url, CONSOLE);
+        assert!(html.contains(link), "{html}");
+        assert!(html.contains("Connect Instagram in the Wappline console (opens in a new tab)"));
+        let ru = render_page(&RU, &empty, url, CONSOLE);
+        assert!(ru.contains(link));
+        assert!(ru.contains("Подключить Instagram в консоли Wappline (откроется в новой вкладке)"));
+        // With channels to attach, the table, not the link.
+        assert!(!render_page(&EN, &page(), url, CONSOLE).contains(link));
     }
 
     #[test]

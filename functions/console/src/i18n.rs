@@ -237,6 +237,10 @@ pub struct Text {
     pub policy_acknowledged: &'static str,
     pub policy_seen: &'static str,
     pub policy_not_seen: &'static str,
+    // Passwords (decision 0073; the pages' own strings are in `account_text`).
+    pub password_changed: &'static str,
+    pub password_reset_done: &'static str,
+    pub change_password: &'static str,
 }
 
 pub static EN: Text = Text {
@@ -435,6 +439,9 @@ pub static EN: Text = Text {
     policy_acknowledged: "Thank you: your acknowledgement is recorded.",
     policy_seen: "Privacy policy version seen",
     policy_not_seen: "none yet",
+    password_changed: "Your password was changed. Your other sessions were signed out.",
+    password_reset_done: "Your new password is set and every session was signed out. Sign in with it.",
+    change_password: "Change your password",
 };
 
 pub static RU: Text = Text {
@@ -633,4 +640,7 @@ pub static RU: Text = Text {
     policy_acknowledged: "Спасибо: ваше подтверждение записано.",
     policy_seen: "Просмотренная версия политики конфиденциальности",
     policy_not_seen: "пока нет",
+    password_changed: "Пароль изменён. Другие ваши сеансы завершены.",
+    password_reset_done: "Новый пароль сохранён, все сеансы завершены. Войдите с ним.",
+    change_password: "Сменить пароль",
 };

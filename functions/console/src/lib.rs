@@ -21,6 +21,8 @@
 //! console is served over https, path `/app`), the sign-in form's nonce, and the language
 //! preference. Nothing else is stored in the browser.
 
+mod account_pages;
+mod account_text;
 mod bitrix;
 mod connect;
 mod i18n;
@@ -119,6 +121,8 @@ pub(crate) enum Action {
     RequestEmailChange,
     AcknowledgePolicy,
     SetHistoryImport,
+    PasswordPage,
+    ChangePassword,
 }
 
 impl Action {
@@ -140,6 +144,7 @@ impl Action {
             "/account/name" => (None, Some(Rename)),
             "/account/profile" => (None, Some(SetDisplayName)),
             "/account/email" => (None, Some(RequestEmailChange)),
+            "/account/password" => (Some(PasswordPage), Some(ChangePassword)),
             "/policy/acknowledge" => (None, Some(AcknowledgePolicy)),
             "/account/deletion/cancel" => (None, Some(CancelDeletion)),
             "/sign-out" => (None, Some(SignOut)),
@@ -170,6 +175,8 @@ impl Action {
         match self {
             // One's own data: every signed-in user may correct it (decision 0047).
             Home | SignOut | SetDisplayName | RequestEmailChange | AcknowledgePolicy => None,
+            // One's own password (decision 0073).
+            PasswordPage | ChangePassword => None,
             Channels | Retention | Account => Some(Permission::ReadSettings),
             Disconnect | SetHistoryImport => Some(Permission::ManageChannels),
             Rename => Some(Permission::ChangeSettings),
@@ -242,6 +249,9 @@ impl Console {
         if let Some(public) = profile::public(self, req, lang).await {
             return public;
         }
+        if let Some(public) = account_pages::public(self, req, lang).await {
+            return public;
+        }
         let action = Action::of(method, path)?;
         let (principal, renewed) = match web::authenticate(&self.services, req).await? {
             Some(found) => found,
@@ -265,7 +275,15 @@ impl Console {
         self.authorize(&principal, action).await?;
         let ctx = Ctx::new(&self.services, req, lang, principal, form, action).await?;
         let mut reply = pages::serve(&ctx, action).await?;
-        reply.cookies.extend(renewed);
+        // A page that set the session itself (a password change opens a new one, sign-out
+        // clears it) keeps its own: the renewed one belongs to the session it replaced.
+        let sets_session = reply
+            .cookies
+            .iter()
+            .any(|c| c.starts_with(&format!("{}=", web::SESSION_COOKIE)));
+        if !sets_session {
+            reply.cookies.extend(renewed);
+        }
         Ok(reply)
     }
 

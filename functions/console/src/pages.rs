@@ -45,6 +45,8 @@ pub(crate) fn notice(t: &Text, code: &str) -> Option<&'static str> {
         "email_link_sent" => t.email_link_sent,
         "email_changed" => t.email_changed,
         "policy_acknowledged" => t.policy_acknowledged,
+        "password_changed" => t.password_changed,
+        "password_reset" => t.password_reset_done,
         _ => return None,
     })
 }
@@ -86,6 +88,8 @@ pub(crate) async fn serve(ctx: &Ctx<'_>, action: Action) -> Result<Reply, Fail> 
         SetDisplayName => crate::profile::set_display_name(ctx).await,
         RequestEmailChange => crate::profile::request_email_change(ctx).await,
         AcknowledgePolicy => crate::profile::acknowledge_policy(ctx).await,
+        PasswordPage => crate::account_pages::change_page(ctx, StatusCode::OK, None),
+        ChangePassword => crate::account_pages::change_password(ctx).await,
     }
 }
 

@@ -24,6 +24,8 @@ const VISITOR_MAX_AGE: i64 = 2 * 3600;
 #[template(path = "sign_in.html")]
 struct SignInPage {
     c: Chrome,
+    /// The "Forgot your password?" link (decision 0073).
+    a: &'static crate::account_text::AccountText,
     account_id: String,
     email: String,
 }
@@ -87,6 +89,7 @@ fn form(
     c.notice = web::query(req, "done").and_then(|d| crate::pages::notice(c.t, d));
     let page = SignInPage {
         c,
+        a: crate::account_text::AccountText::of(lang),
         account_id: account_id.to_owned(),
         email: email.to_owned(),
     };

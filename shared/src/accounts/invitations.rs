@@ -14,6 +14,20 @@ use crate::store::{Condition, Item, Key, Query, StoreError, Table, WriteOp, TTL_
 use crate::tenant::TenantStatus;
 
 const INVITE_PREFIX: &str = "wpi1";
+/// Where an invitation's link leads (under the console's base URL): the page that shows the
+/// company and role and asks for a name and a password (decision 0073).
+pub const INVITATION_PATH: &str = "/app/invitations/accept";
+
+/// What the invitation page shows before it is accepted: never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvitationPreview {
+    pub tenant: TenantId,
+    /// The company's name, as its profile has it.
+    pub company: String,
+    pub email: Email,
+    pub role: Role,
+    pub expires_at: i64,
+}
 
 /// A new invitation: `token` is shown once.
 #[derive(Clone, Debug, Serialize)]
@@ -109,14 +123,7 @@ impl Accounts {
                     .send(&Mail {
                         to: email.clone(),
                         subject: "You are invited to Wappline".into(),
-                        text: format!(
-                            "You have been invited to a Wappline account as {}.\n\n\
-                             Accept within {} days by choosing a password:\n\
-                             POST /auth/invitations/accept\n\
-                             {{\"token\": \"{token}\", \"password\": \"...\"}}\n",
-                            role.name(),
-                            self.config.invitation_secs / 86_400
-                        ),
+                        text: self.invitation_text(role, &token),
                     })
                     .await;
                 if let Err(e) = sent {
@@ -137,6 +144,61 @@ impl Accounts {
             expires_at,
             token,
             emailed,
+        })
+    }
+
+    /// The invitation mail: the console's page when its base URL is configured (the host is
+    /// the configured one, never a request's), and the API call either way.
+    fn invitation_text(&self, role: Role, token: &str) -> String {
+        let days = self.config.invitation_secs / 86_400;
+        let api = format!(
+            "POST /auth/invitations/accept\n{{\"token\": \"{token}\", \"password\": \"...\"}}\n"
+        );
+        match &self.config.public_base_url {
+            Some(base) => format!(
+                "You have been invited to a Wappline account as {}.\n\n\
+                 Accept within {days} days: open this link and choose your name and a password:\n\
+                 {base}{INVITATION_PATH}?token={token}\n\n\
+                 Programs using the API may accept it instead with:\n{api}",
+                role.name()
+            ),
+            None => format!(
+                "You have been invited to a Wappline account as {}.\n\n\
+                 Accept within {days} days by choosing a password:\n{api}",
+                role.name()
+            ),
+        }
+    }
+
+    /// What an invitation's page shows: the company, the address and the role. A forged,
+    /// expired (the store hides it, decision 0004) or used token is `InvalidToken`; a
+    /// suspended tenant's is `Suspended`. Reads only.
+    pub async fn invitation(&self, token: &str) -> Result<InvitationPreview, AccountError> {
+        let (tenant, rest) = split_token(token, INVITE_PREFIX, 1)?;
+        let invite = self
+            .store
+            .get(Table::Data, &invite_key(&tenant, rest[0]))
+            .await?
+            .ok_or(AccountError::InvalidToken)?;
+        let email = Email::parse(invite.get_s("email").unwrap_or_default())
+            .map_err(|_| AccountError::InvalidToken)?;
+        let role = Role::parse(invite.get_s("role").unwrap_or_default())
+            .map_err(|_| AccountError::InvalidToken)?;
+        let profile = match self.tenants.profile(&tenant).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(AccountError::InvalidToken),
+            Err(crate::tenant::TenantError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(AccountError::Crypto(e.to_string())),
+        };
+        if profile.status == TenantStatus::Suspended {
+            return Err(AccountError::Suspended);
+        }
+        Ok(InvitationPreview {
+            tenant,
+            company: profile.name,
+            email,
+            role,
+            expires_at: invite.get_n(TTL_ATTR).unwrap_or(0),
         })
     }
 
@@ -207,6 +269,28 @@ impl Accounts {
         token: &str,
         password: &Password,
     ) -> Result<SignedIn, AccountError> {
+        self.accept(token, password, None).await
+    }
+
+    /// Accepts an invitation as [`Accounts::accept_invitation`] does, the user's display name
+    /// set in the same transaction (the console's page asks for it). A name that is not one
+    /// (empty, too long, control characters) is `Invalid` and nothing changes.
+    pub async fn accept_invitation_named(
+        &self,
+        token: &str,
+        password: &Password,
+        name: &str,
+    ) -> Result<SignedIn, AccountError> {
+        let name = super::profile::display_name(name)?;
+        self.accept(token, password, Some(name)).await
+    }
+
+    async fn accept(
+        &self,
+        token: &str,
+        password: &Password,
+        name: Option<String>,
+    ) -> Result<SignedIn, AccountError> {
         let (tenant, rest) = split_token(token, INVITE_PREFIX, 1)?;
         let key = invite_key(&tenant, rest[0]);
         let invite = self
@@ -226,13 +310,16 @@ impl Accounts {
         let hash = self.config.hasher.hash(password).await?;
         let user = UserId::generate()?;
         let now = now_secs();
-        let user_item = Item::new(&user_key(&tenant, &user))
+        let mut user_item = Item::new(&user_key(&tenant, &user))
             .with("email", email.as_str())
             .with("role", role.name())
             .with("password_hash", hash.as_str())
             .with("session_epoch", 0)
             .with("created_at", now)
             .with("password_changed_at", now);
+        if let Some(name) = &name {
+            user_item = user_item.with("display_name", name.as_str());
+        }
         let result = self
             .store
             .transact_write(vec![
@@ -458,5 +545,58 @@ mod tests {
                 .await,
             Err(AccountError::Forbidden(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_mail_links_to_the_page_which_previews_and_accepts_with_a_name() {
+        let mut f = fixture().await;
+        f.accounts.config.public_base_url = Some("https://console.example".into());
+        let inv = f
+            .accounts
+            .invite(
+                &f.tenant,
+                &Principal::Platform,
+                Email::parse("new@acme.test").unwrap(),
+                Role::Admin,
+            )
+            .await
+            .unwrap();
+        let mail = f.outbox.delivered().unwrap().pop().unwrap();
+        let link = format!(
+            "https://console.example{INVITATION_PATH}?token={}",
+            inv.token
+        );
+        assert!(mail.contains(&link), "{mail}");
+        let seen = f.accounts.invitation(&inv.token).await.unwrap();
+        assert_eq!(seen.tenant, f.tenant);
+        assert_eq!(seen.email.as_str(), "new@acme.test");
+        assert_eq!(seen.role, Role::Admin);
+        assert!(!seen.company.is_empty());
+        // A bad name changes nothing: the invitation still works.
+        assert!(matches!(
+            f.accounts
+                .accept_invitation_named(&inv.token, &Password::new(PW).unwrap(), " ")
+                .await,
+            Err(AccountError::Invalid(_))
+        ));
+        let signed = f
+            .accounts
+            .accept_invitation_named(&inv.token, &Password::new(PW).unwrap(), " Nina Ray ")
+            .await
+            .unwrap();
+        let me = f
+            .accounts
+            .user(&f.tenant, &signed.user.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(me.name.as_deref(), Some("Nina Ray"));
+        // Used: the page reads it as invalid, as it does a forged one.
+        for bad in [inv.token.as_str(), "wpi1.nope.nope", "junk"] {
+            assert!(matches!(
+                f.accounts.invitation(bad).await,
+                Err(AccountError::InvalidToken)
+            ));
+        }
     }
 }

@@ -5,13 +5,16 @@
 
 use super::mailer::{Mail, MailError};
 use super::password::Password;
-use super::service::{split_token, user_key, Accounts, StoredUser};
+use super::service::{split_token, user_key, Accounts, SignedIn, StoredUser};
 use super::{random_secret, sha256_hex, AccountError, Email, UserId, UserPrincipal};
 use crate::clock::now_secs;
 use crate::ids::TenantId;
 use crate::store::{Condition, Item, Key, StoreError, Table, Update, TTL_ATTR};
 
 const RESET_PREFIX: &str = "wps1";
+/// Where a reset link leads (under the console's base URL): the page that asks for the new
+/// password (decision 0073).
+pub const RESET_PATH: &str = "/app/password-reset/confirm";
 
 fn reset_key(tenant: &TenantId, secret: &str) -> Key {
     Key::new(tenant.partition(), format!("RESET#{}", sha256_hex(secret)))
@@ -39,6 +42,26 @@ impl Accounts {
         }
         self.throttle.succeeded(account, source, now).await?;
         self.set_password(&principal.tenant, &user, new).await
+    }
+
+    /// Changes the password as [`Accounts::change_password`] does (every session ends, the
+    /// user is mailed), then opens one new session for the caller: the browser that made the
+    /// change stays signed in, every other session is out.
+    pub async fn change_password_and_sign_in(
+        &self,
+        principal: &UserPrincipal,
+        current: &str,
+        new: &Password,
+        source: Option<&str>,
+    ) -> Result<SignedIn, AccountError> {
+        self.change_password(principal, current, new, source)
+            .await?;
+        // Read again: the session must carry the epoch the change raised.
+        let user = self
+            .user_by_id(&principal.tenant, &principal.user)
+            .await?
+            .ok_or(AccountError::InvalidToken)?;
+        self.open_session(&principal.tenant, &user).await
     }
 
     async fn set_password(
@@ -109,14 +132,7 @@ impl Accounts {
             .send(&Mail {
                 to: email,
                 subject: "Reset your Wappline password".into(),
-                text: format!(
-                    "Someone asked to reset the password of this Wappline account.\n\
-                     If it was you, within {} minutes:\n\
-                     POST /auth/password-reset/confirm\n\
-                     {{\"token\": \"{token}\", \"new_password\": \"...\"}}\n\
-                     If it was not you, ignore this message.\n",
-                    self.config.reset_secs / 60
-                ),
+                text: self.reset_text(&token),
             })
             .await;
         // The same answer as for an unknown email, also when mail fails: a 5xx here only
@@ -127,6 +143,43 @@ impl Accounts {
             tracing::error!("password reset mail could not be sent");
         }
         Ok(())
+    }
+
+    /// The reset mail: the console's page when its base URL is configured (never a request's
+    /// Host), and the API call either way.
+    fn reset_text(&self, token: &str) -> String {
+        let minutes = self.config.reset_secs / 60;
+        let api = format!(
+            "POST /auth/password-reset/confirm\n\
+             {{\"token\": \"{token}\", \"new_password\": \"...\"}}\n"
+        );
+        let how = match &self.config.public_base_url {
+            Some(base) => format!(
+                "open this link and choose a new password:\n{base}{RESET_PATH}?token={token}\n\n\
+                 Programs using the API may instead send:\n{api}"
+            ),
+            None => api,
+        };
+        format!(
+            "Someone asked to reset the password of this Wappline account.\n\
+             If it was you, within {minutes} minutes, {how}\
+             If it was not you, ignore this message.\n"
+        )
+    }
+
+    /// Whether a reset token can still be used (for the page that asks for the new password,
+    /// so a dead link says so before anything is typed). Reads only: a forged, expired or used
+    /// token is `InvalidToken`.
+    pub async fn check_password_reset(&self, token: &str) -> Result<(), AccountError> {
+        let (tenant, rest) = split_token(token, RESET_PREFIX, 1)?;
+        match self
+            .store
+            .get(Table::Data, &reset_key(&tenant, rest[0]))
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(AccountError::InvalidToken),
+        }
     }
 
     /// Sets a new password with a reset token (single use); every session of the user ends.
@@ -310,5 +363,76 @@ mod tests {
             .sign_in(&t, "alice@acme.test", PW, None)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_reset_mail_links_to_the_page_and_the_link_is_checked_without_using_it() {
+        let mut f = fixture().await;
+        f.accounts.config.public_base_url = Some("https://console.example".into());
+        user(&f, "alice@acme.test", Role::Agent).await;
+        let t = f.tenant.to_string();
+        f.accounts
+            .request_password_reset(&t, "alice@acme.test", None)
+            .await
+            .unwrap();
+        let mail = f.outbox.delivered().unwrap().pop().unwrap();
+        let start = mail.find("?token=").expect("a link") + "?token=".len();
+        let token: String = mail[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        assert!(mail.contains(&format!("https://console.example{RESET_PATH}?token=wps1.")));
+        f.accounts.check_password_reset(&token).await.unwrap();
+        f.accounts.check_password_reset(&token).await.unwrap();
+        let new = Password::new("reset passphrase 2026").unwrap();
+        f.accounts
+            .confirm_password_reset(&token, &new)
+            .await
+            .unwrap();
+        for bad in [token.as_str(), "wps1.x.y", ""] {
+            assert!(matches!(
+                f.accounts.check_password_reset(bad).await,
+                Err(AccountError::InvalidToken)
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_that_signs_in_again_ends_every_other_session() {
+        let f = fixture().await;
+        let other = user(&f, "alice@acme.test", Role::Agent).await;
+        let t = f.tenant.to_string();
+        let this = f
+            .accounts
+            .sign_in(&t, "alice@acme.test", PW, None)
+            .await
+            .unwrap();
+        let p = f.accounts.authenticate(&this.access_token).await.unwrap();
+        let new = Password::new("a much better passphrase").unwrap();
+        assert!(matches!(
+            f.accounts
+                .change_password_and_sign_in(&p, "wrong", &new, None)
+                .await,
+            Err(AccountError::BadCredentials)
+        ));
+        let fresh = f
+            .accounts
+            .change_password_and_sign_in(&p, PW, &new, None)
+            .await
+            .unwrap();
+        for s in [&other, &this] {
+            assert!(f.accounts.authenticate(&s.access_token).await.is_err());
+        }
+        assert_eq!(
+            f.accounts
+                .authenticate(&fresh.access_token)
+                .await
+                .unwrap()
+                .user,
+            p.user
+        );
+        let mails = f.outbox.delivered().unwrap();
+        let last = mails.last().unwrap();
+        assert!(last.contains("To: alice@acme.test") && last.contains("password was changed"));
     }
 }

@@ -56,7 +56,7 @@ struct NoticeMail<'a> {
 }
 
 /// A display name: trimmed, 1 to [`MAX_NAME_CHARS`] characters, no control characters.
-fn display_name(name: &str) -> Result<String, AccountError> {
+pub(super) fn display_name(name: &str) -> Result<String, AccountError> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS

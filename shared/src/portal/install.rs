@@ -64,6 +64,9 @@ pub const INSTALL_PATH: &str = "/bitrix/install";
 pub const EVENTS_PATH: &str = "/bitrix/events";
 /// Path of the connector settings page (`PLACEMENT_HANDLER`).
 pub const PLACEMENT_PATH: &str = "/bitrix/placement";
+/// The console's channels page, where WhatsApp and Instagram are connected (decision 0046);
+/// the settings page links to it when a line has nothing to attach (decision 0073).
+pub const CONSOLE_CHANNELS_PATH: &str = "/app/channels";
 /// The template picker in the chat (`IM_TEXTAREA`, decision 0061).
 pub const PICKER_PATH: &str = "/bitrix/templates";
 /// The chat placement of the template picker: the panel above the message field.
@@ -303,6 +306,10 @@ impl PortalSetup {
 
     pub fn placement_url(&self) -> String {
         format!("{}{PLACEMENT_PATH}", self.public_base.base())
+    }
+
+    pub fn console_channels_url(&self) -> String {
+        format!("{}{CONSOLE_CHANNELS_PATH}", self.public_base.base())
     }
 
     pub fn picker_url(&self) -> String {

@@ -611,3 +611,42 @@ async fn an_instagram_account_gets_its_own_line_from_the_instagram_connector() {
     let m = fake.messages_received().last().cloned().unwrap();
     assert_eq!(m.line, LINE.to_string());
 }
+
+/// A line whose connector has no channel of its kind to attach links to the console's
+/// channels page, in a new tab without a handle on this page (decision 0073), in the portal's
+/// language.
+#[tokio::test]
+async fn a_line_with_nothing_to_attach_links_to_the_console_to_connect_one() {
+    let (w, tenant) = world().await;
+    w.h.admin(
+        "DELETE",
+        &format!("/admin/tenants/{tenant}/channels/instagram/{IG_ACCOUNT}"),
+        serde_json::Value::Null,
+    )
+    .await;
+    let admin = w.bitrix.user_token(FAKE_DOMAIN, 5, "Anna Admin", true);
+    let link = format!(
+        "<a href=\"{}/app/channels\" target=\"_blank\" rel=\"noopener\"",
+        w.h.base
+    );
+    for (lang, says) in [
+        ("en", "Connect Instagram in the Wappline console"),
+        ("ru", "Подключить Instagram в консоли Wappline"),
+    ] {
+        let form = EventBody::setting_connector(
+            FAKE_DOMAIN,
+            FAKE_MEMBER_ID,
+            &admin,
+            "wappline_instagram",
+            4,
+            lang,
+        );
+        let page = post(&w, "/bitrix/placement", form).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+        assert!(page.html.contains(&link), "{}", page.html);
+        assert!(page.html.contains(says), "{lang}");
+    }
+    // The WhatsApp line has numbers to attach: the table, no link.
+    let page = open(&w, FAKE_DOMAIN, FAKE_MEMBER_ID, &admin, LINE_2).await;
+    assert!(!page.html.contains(&link));
+}

@@ -3,8 +3,10 @@
 //! real browser (headless Chromium over WebDriver).
 
 mod accessibility;
+mod account_pages;
 mod account_settings;
 mod browser;
+mod browser_account;
 mod connect;
 mod http;
 mod isolation;
