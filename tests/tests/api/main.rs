@@ -49,6 +49,7 @@ mod public_api;
 mod reply_context;
 mod retention;
 mod revocation;
+mod self_service_deletion;
 mod sample_events;
 mod send_faults;
 mod server_limits;
