@@ -14,12 +14,12 @@
 //!
 //! Each change is in the tenant's audit log (`settings_changed`, setting `open_line`).
 
+use std::collections::BTreeMap;
+
 use crate::audit::{AuditAction, AuditLog};
 use crate::bitrix::{BitrixClient, BitrixError, ConnectorData, ConnectorId, OpenLineId};
 use crate::ids::BitrixMemberId;
-use crate::tenant::{
-    ChannelKind, ChannelRef, ChannelSummary, LineError, TenantError, TenantScope,
-};
+use crate::tenant::{ChannelKind, ChannelRef, ChannelSummary, LineError, TenantError, TenantScope};
 
 use super::install::PortalSetup;
 use super::line_status::channel_line_data;
@@ -176,7 +176,9 @@ impl OpenLines {
         let connector = self
             .connector(channel.kind)
             .cloned()
-            .ok_or(LineChangeError::Line(LineError::NotAttachable(channel.kind)))?;
+            .ok_or(LineChangeError::Line(LineError::NotAttachable(
+                channel.kind,
+            )))?;
         let ChannelRef::Bitrix24(member) = &portal.channel else {
             return Err(LineChangeError::Unavailable(
                 "the tenant's portal is not a Bitrix24 channel".into(),
@@ -185,6 +187,40 @@ impl OpenLines {
         let channel_ref = ChannelRef::parse(channel.kind, &channel.id)
             .map_err(|_| LineChangeError::Line(LineError::ChannelNotFound(channel.id.clone())))?;
         Ok((connector, member.clone(), channel_ref))
+    }
+
+    /// The names of `lines` of `portal` (`imopenlines.config.get`, one call a line, with the
+    /// portal's own tokens). Best effort, for display: a line Bitrix24 does not know, or a
+    /// failed call, has no name (the failure is logged) and the caller shows its id alone.
+    pub async fn line_names(
+        &self,
+        scope: &TenantScope,
+        portal: &mut Portal,
+        lines: &[OpenLineId],
+    ) -> BTreeMap<u64, String> {
+        let store = PortalTokens::new(scope.clone(), portal.channel.clone());
+        let mut session = self
+            .client
+            .session(&portal.domain, &mut portal.tokens, &store);
+        let mut names = BTreeMap::new();
+        for line in lines {
+            if names.contains_key(&line.get()) {
+                continue;
+            }
+            match session.open_line_config(*line).await {
+                Ok(Some(config)) if !config.name.trim().is_empty() => {
+                    names.insert(line.get(), config.name);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(tenant = %scope.tenant(), line = line.get(), code = e.code().unwrap_or(""),
+                        "an Open Line's name could not be read");
+                    // The portal is down or refuses: the other lines would fare the same.
+                    break;
+                }
+            }
+        }
+        names
     }
 
     /// `imconnector.activate` on `line`, then (when given) `imconnector.connector.data.set`,

@@ -52,7 +52,11 @@ fn routed(h: &Harness, kind: ChannelKind, id: &str) -> impl std::future::Future<
 async fn done_revocations(h: &Harness, t: &str, n: usize) -> Vec<Value> {
     for _ in 0..500 {
         let v = h
-            .admin("GET", &format!("/admin/tenants/{t}/revocations"), json!(null))
+            .admin(
+                "GET",
+                &format!("/admin/tenants/{t}/revocations"),
+                json!(null),
+            )
             .await;
         let all = v["revocations"].as_array().cloned().unwrap_or_default();
         let done: Vec<Value> = all
@@ -106,8 +110,14 @@ async fn metas_deletion_callback_revokes_channels_connected_through_self_service
             )
         })
         .collect();
-    assert!(recorded.contains(&(PHONE.to_owned(), SIGNUP_USER.to_owned())), "{recorded:?}");
-    assert!(recorded.contains(&(IG.to_owned(), ig_user.clone())), "{recorded:?}");
+    assert!(
+        recorded.contains(&(PHONE.to_owned(), SIGNUP_USER.to_owned())),
+        "{recorded:?}"
+    );
+    assert!(
+        recorded.contains(&(IG.to_owned(), ig_user.clone())),
+        "{recorded:?}"
+    );
 
     // The signup's user asks Meta to delete their data: the number goes, the account stays.
     deletion_callback(&h, SIGNUP_USER).await;

@@ -31,7 +31,9 @@ use crate::audit::AuditLog;
 use crate::bitrix::{BitrixClient, BitrixError, ConnectorId, OpenLineId};
 use crate::clock::now_secs;
 use crate::ids::{BitrixDomain, BitrixMemberId, TenantId};
-use crate::tenant::{ChannelKind, ChannelRef, ChannelSummary, LineError, TenantDirectory, TenantScope};
+use crate::tenant::{
+    ChannelKind, ChannelRef, ChannelSummary, LineError, TenantDirectory, TenantScope,
+};
 
 pub use request::{
     lang_of, ConnectorStatus, PlacementOptions, PlacementRequest, SETTING_CONNECTOR,
