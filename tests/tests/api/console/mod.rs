@@ -7,4 +7,5 @@ mod browser;
 mod connect;
 mod http;
 mod isolation;
+mod lines;
 mod picker;
