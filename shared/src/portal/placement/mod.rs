@@ -20,6 +20,8 @@
 //!    so the Contact Center tile turns green and names it; if Bitrix24 refuses, the claim is
 //!    undone and the error shown. Detaching turns the connector off on that line only
 //!    (ACTIVE=0; never on the portal's own line, which the other channels use) and frees it.
+//!    The change itself is [`super::line_change::OpenLines`], which the web console calls too
+//!    (decision 0072).
 
 pub mod picker;
 mod request;
