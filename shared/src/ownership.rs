@@ -16,6 +16,12 @@
 //!   claimed `member_id` and the claimed domain's REST root, as the install flow does
 //!   ([`crate::portal::verify`]); the fresh pair replaces the posted one.
 //!
+//! The proof also names the Meta user behind the token, which Meta's Data Deletion Callback
+//! names when that user asks for their data to be deleted (decision 0072): `debug_token`'s
+//! `user_id` for a WhatsApp token, `/me`'s `id` (the app-scoped id) for an Instagram Login
+//! token. [`OwnershipProof::prove`] records it as the connection's `authorized_by` when the
+//! caller named none, so the channel is in the callback's index.
+//!
 //! Nothing here logs or returns a token; refusals carry a stable kind for logs and the audit
 //! log, and a sentence for the caller that speaks only of the supplied token.
 
@@ -25,7 +31,7 @@ use crate::bitrix::BitrixClient;
 use crate::graph::{
     BusinessPhoneNumber, GraphClient, GraphError, WHATSAPP_MANAGEMENT, WHATSAPP_MESSAGING,
 };
-use crate::ids::{InstagramAccountId, MetaAppId, WabaId};
+use crate::ids::{InstagramAccountId, MetaAppId, MetaUserId, WabaId};
 use crate::meta::AppSecret;
 use crate::portal::verify::{verify_portal, PortalProofError};
 use crate::secret::Secret;
@@ -198,8 +204,24 @@ impl OwnershipProof {
     }
 
     /// Proves `connection` with its own `access_token` (Bitrix24: `refresh_token`). On
-    /// success a Bitrix24 connection carries the fresh pair the proof obtained.
+    /// success a Bitrix24 connection carries the fresh pair the proof obtained, and a Meta
+    /// connection without `authorized_by` names the Meta user the proof found (module
+    /// documentation).
     pub async fn prove(&self, connection: &mut Connection) -> Result<(), ProofError> {
+        let user = self.prove_channel(connection).await?;
+        if connection.authorized_by.is_none() {
+            // An id Meta answered that is not one (never seen) is not indexed: the
+            // connection is proven all the same.
+            connection.authorized_by = user.and_then(|u| MetaUserId::parse(&u).ok());
+        }
+        Ok(())
+    }
+
+    /// The proof itself; `Some`: the Meta user behind the token, when the proof learnt it.
+    async fn prove_channel(
+        &self,
+        connection: &mut Connection,
+    ) -> Result<Option<String>, ProofError> {
         let missing = ProofError::Incomplete;
         match connection.channel.clone() {
             ChannelRef::WhatsApp(phone) => {
@@ -212,7 +234,7 @@ impl OwnershipProof {
                     .secrets
                     .get("access_token")
                     .ok_or_else(|| missing("access_token"))?;
-                let number = self.prove_whatsapp(phone.as_str(), &waba, token).await?;
+                let (number, user) = self.prove_whatsapp(phone.as_str(), &waba, token).await?;
                 // The number as people write it and its verified name, which the proof's
                 // read of the WABA's numbers returned: shown in the console's channel list
                 // (decision 0062). What the caller gave is kept.
@@ -224,7 +246,7 @@ impl OwnershipProof {
                         connection.details.entry(detail.to_owned()).or_insert(v);
                     }
                 }
-                Ok(())
+                Ok(user)
             }
             ChannelRef::Instagram(account) => {
                 let token = connection
@@ -266,7 +288,7 @@ impl OwnershipProof {
                 connection
                     .secrets
                     .insert("refresh_token", fresh.refresh_token);
-                Ok(())
+                Ok(None)
             }
         }
     }
@@ -276,7 +298,7 @@ impl OwnershipProof {
         phone: &str,
         waba: &WabaId,
         token: &Secret,
-    ) -> Result<BusinessPhoneNumber, ProofError> {
+    ) -> Result<(BusinessPhoneNumber, Option<String>), ProofError> {
         let app = self
             .app
             .as_ref()
@@ -310,10 +332,12 @@ impl OwnershipProof {
             .waba_phone_numbers(waba, token)
             .await
             .map_err(|e| graph_failure(e, Refusal::WabaNotGranted))?;
-        numbers
+        let number = numbers
             .into_iter()
             .find(|n| n.id == phone)
-            .ok_or(ProofError::NotProven(Refusal::NumberNotInWaba))
+            .ok_or(ProofError::NotProven(Refusal::NumberNotInWaba))?;
+        // The user the token is for (graph-api/reference/debug_token: `user_id`).
+        Ok((number, info.user_id))
     }
 
     async fn prove_instagram(
@@ -321,23 +345,31 @@ impl OwnershipProof {
         account: &InstagramAccountId,
         page: Option<&InstagramAccountId>,
         token: &Secret,
-    ) -> Result<(), ProofError> {
-        let found = match page {
-            Some(page) => self
-                .graph
-                .page_instagram_account(page, token)
-                .await
-                .map_err(|e| graph_failure(e, Refusal::TokenNotValid))?,
+    ) -> Result<Option<String>, ProofError> {
+        let (found, user) = match page {
+            // A Page token names no Instagram user of ours.
+            Some(page) => (
+                self.graph
+                    .page_instagram_account(page, token)
+                    .await
+                    .map_err(|e| graph_failure(e, Refusal::TokenNotValid))?,
+                None,
+            ),
             None => {
-                self.instagram
+                let me = self
+                    .instagram
                     .instagram_me(token)
                     .await
-                    .map_err(|e| graph_failure(e, Refusal::TokenNotValid))?
-                    .user_id
+                    .map_err(|e| graph_failure(e, Refusal::TokenNotValid))?;
+                // `user_id` is the professional account, `id` the app user's app-scoped id
+                // (instagram-platform/reference/me, the User node): the id the Data Deletion
+                // Callback's signed request carries ("an app-scoped ID identifying the
+                // user", development/create-an-app/app-dashboard/data-deletion-callback).
+                (me.user_id, me.id)
             }
         };
         if found.as_deref() == Some(account.as_str()) {
-            Ok(())
+            Ok(user)
         } else {
             Err(ProofError::NotProven(Refusal::AccountMismatch))
         }

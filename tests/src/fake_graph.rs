@@ -76,7 +76,7 @@ mod subscriptions;
 mod templates;
 use media::*;
 pub use onboarding::{OnboardingLog, CODE_SECS, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
-pub use ownership::{BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
+pub use ownership::{instagram_app_scoped_id, BusinessToken, FAKE_APP_ID, FAKE_APP_SECRET};
 pub use profiles::FakeProfile;
 pub use sdk::{FAKE_BUSINESS_ID, FAKE_ES_CONFIG_ID};
 pub use sender_actions::SenderAction;

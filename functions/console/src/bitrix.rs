@@ -1,6 +1,8 @@
 //! The Bitrix24 connection: the connected portal (its domain, line and whether the CRM sync
 //! reaches it, decision 0025), and an install link for a portal to connect (the admin API's
-//! `/bitrix24/connection-codes`: a code stored only as a hash, shown once).
+//! `/bitrix24/connection-codes`: a code stored only as a hash, shown once), and the Open Line
+//! of each WhatsApp number and Instagram account, attached and detached here (decision 0072,
+//! [`crate::lines`]).
 
 use askama::Template;
 use lambda_http::http::StatusCode;
@@ -9,6 +11,7 @@ use wappline::bitrix::OpenLineId;
 use wappline::tenant::ChannelKind;
 
 use crate::i18n::Text;
+use crate::lines::{LineRow, LinesText, Outcome};
 use crate::web::{when, Chrome, Ctx, Fail, Reply};
 
 struct PortalRow {
@@ -27,6 +30,12 @@ struct BitrixPage {
     may_manage: bool,
     /// A link just issued, and until when it works: shown this once.
     install: Option<(String, String)>,
+    /// The WhatsApp numbers and Instagram accounts with their Open Lines.
+    lines: Vec<LineRow>,
+    lt: &'static LinesText,
+    /// What an Open Line change just did.
+    line_notice: Option<&'static str>,
+    line_error: Option<String>,
 }
 
 pub(crate) async fn page(
@@ -35,11 +44,24 @@ pub(crate) async fn page(
     error: Option<fn(&Text) -> &'static str>,
     install: Option<(String, String)>,
 ) -> Result<Reply, Fail> {
-    let portals = ctx
-        .scope
-        .channels()
-        .await
-        .map_err(Fail::from_tenant)?
+    render(ctx, status, error, install, None).await
+}
+
+/// The page after an Open Line change (`crate::lines`).
+pub(crate) async fn page_after(ctx: &Ctx<'_>, outcome: Outcome) -> Result<Reply, Fail> {
+    render(ctx, outcome.status, None, None, Some(outcome)).await
+}
+
+async fn render(
+    ctx: &Ctx<'_>,
+    status: StatusCode,
+    error: Option<fn(&Text) -> &'static str>,
+    install: Option<(String, String)>,
+    outcome: Option<Outcome>,
+) -> Result<Reply, Fail> {
+    let summaries = ctx.scope.channels().await.map_err(Fail::from_tenant)?;
+    let lines = crate::lines::rows(ctx, &summaries).await;
+    let portals = summaries
         .into_iter()
         .filter(|c| c.kind == ChannelKind::Bitrix24)
         .map(|c| PortalRow {
@@ -52,11 +74,16 @@ pub(crate) async fn page(
         .collect();
     let mut c = ctx.chrome("/app/bitrix24");
     c.error = error.map(|e| e(ctx.t));
+    let (line_notice, line_error) = outcome.map_or((None, None), |o| (o.notice, o.error));
     let page = BitrixPage {
         c,
         portals,
         may_manage: ctx.may(Permission::ManageChannels),
         install,
+        lines,
+        lt: crate::lines::text(ctx.lang),
+        line_notice,
+        line_error,
     };
     Reply::html(status, &page)
 }

@@ -26,6 +26,7 @@ mod account_text;
 mod bitrix;
 mod connect;
 mod i18n;
+mod lines;
 mod pages;
 mod profile;
 mod sign_in;
@@ -75,6 +76,9 @@ pub struct ConsoleServices {
     pub tenant_erasure: TenantErasure,
     /// Connecting WhatsApp (Embedded Signup) and Instagram (Instagram Login): decision 0046.
     pub onboarding: ConsoleOnboarding,
+    /// Attaching channels to the portal's Open Lines (decision 0072); `None` without a
+    /// Bitrix24 application.
+    pub open_lines: Option<wappline::portal::line_change::OpenLines>,
     /// `Secure` on cookies: the console is served over https.
     pub secure_cookies: bool,
 }
@@ -123,6 +127,8 @@ pub(crate) enum Action {
     SetHistoryImport,
     PasswordPage,
     ChangePassword,
+    AttachLine,
+    DetachLine,
 }
 
 impl Action {
@@ -158,6 +164,8 @@ impl Action {
             "/audit" => (Some(Audit), None),
             "/usage" => (Some(Usage), None),
             "/bitrix24" => (Some(Bitrix24), Some(IssueConnectionCode)),
+            "/bitrix24/lines/attach" => (None, Some(AttachLine)),
+            "/bitrix24/lines/detach" => (None, Some(DetachLine)),
             "/onboarding/whatsapp" => (None, Some(ConnectWhatsApp)),
             "/onboarding/instagram" => (None, Some(StartInstagram)),
             "/onboarding/instagram/callback" => (Some(InstagramCallback), None),
@@ -192,6 +200,9 @@ impl Action {
             Usage => Some(Permission::ReadUsage),
             Bitrix24 => Some(Permission::ReadSettings),
             IssueConnectionCode => Some(Permission::ManageChannels),
+            // The settings page inside the portal needs a portal admin; here, the same
+            // permission as disconnecting.
+            AttachLine | DetachLine => Some(Permission::ManageChannels),
             // The admin API's `/onboarding/...` routes need the same.
             ConnectWhatsApp | StartInstagram | InstagramCallback => {
                 Some(Permission::ManageChannels)

@@ -82,6 +82,8 @@ pub(crate) async fn serve(ctx: &Ctx<'_>, action: Action) -> Result<Reply, Fail> 
         Usage => crate::usage::usage(ctx).await,
         Bitrix24 => crate::bitrix::page(ctx, StatusCode::OK, None, None).await,
         IssueConnectionCode => crate::bitrix::issue(ctx).await,
+        AttachLine => crate::lines::change(ctx, true).await,
+        DetachLine => crate::lines::change(ctx, false).await,
         ConnectWhatsApp => crate::connect::whatsapp(ctx).await,
         StartInstagram => crate::connect::instagram_start(ctx).await,
         InstagramCallback => crate::connect::instagram_callback(ctx).await,
@@ -115,6 +117,8 @@ struct ChannelRow {
     connected: String,
     /// WhatsApp numbers: whether their Coexistence history is imported (decision 0052).
     history_import: Option<bool>,
+    /// WhatsApp numbers and Instagram accounts: their Open Line (decision 0072).
+    line: String,
 }
 
 struct StepRow {
@@ -135,6 +139,7 @@ struct RevocationRow {
 #[template(path = "channels.html")]
 struct ChannelsPage {
     c: Chrome,
+    lt: &'static crate::lines::LinesText,
     channels: Vec<ChannelRow>,
     revocations: Vec<RevocationRow>,
     may_manage: bool,
@@ -226,9 +231,18 @@ async fn channels(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
                 tone,
                 connected: when(c.connected_at),
                 history_import: None,
+                line: String::new(),
             }
         })
         .collect::<Vec<ChannelRow>>();
+    for l in crate::lines::rows(ctx, &summaries).await {
+        if let Some(row) = channels
+            .iter_mut()
+            .find(|r| r.kind_code == l.kind_code && r.id == l.id)
+        {
+            row.line = l.line_text;
+        }
+    }
     let coexistence = Coexistence::new(ctx.s.tenants.store().clone());
     for row in channels.iter_mut().filter(|r| r.kind_code == "whatsapp") {
         if let Ok(number) = PhoneNumberId::parse(&row.id) {
@@ -262,6 +276,7 @@ async fn channels(ctx: &Ctx<'_>) -> Result<Reply, Fail> {
     };
     let page = ChannelsPage {
         c: ctx.chrome("/app/channels"),
+        lt: crate::lines::text(ctx.lang),
         channels,
         revocations,
         may_manage,

@@ -37,6 +37,7 @@ impl Console {
                 graph_version: services.settings.graph.version().to_owned(),
                 authorize_url: services.settings.onboarding.instagram_authorize_url.clone(),
             },
+            open_lines: services.open_lines(SERVICE)?,
             secure_cookies,
         }))
     }

@@ -647,6 +647,25 @@ impl Services {
         ))
     }
 
+    /// Attaching channels to the portal's Open Lines from the console (decision 0072); `None`
+    /// when this deployment has no Bitrix24 application or no public base URL.
+    pub fn open_lines(
+        &self,
+        service: &'static str,
+    ) -> Result<Option<crate::portal::line_change::OpenLines>, ServicesError> {
+        if self.settings.bitrix.is_none() {
+            return Ok(None);
+        }
+        let Ok(endpoint) = self.bitrix_endpoint(service) else {
+            return Ok(None);
+        };
+        Ok(Some(crate::portal::line_change::OpenLines::new(
+            self.bitrix_client(service)?,
+            PortalSetup::new(endpoint),
+            self.audit(),
+        )))
+    }
+
     /// The one-time codes that link a portal to a tenant.
     pub fn connection_codes(&self) -> ConnectionCodes {
         ConnectionCodes::new(self.platform.store.clone())

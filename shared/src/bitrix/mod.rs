@@ -29,6 +29,7 @@ mod error;
 pub mod events;
 pub mod im;
 pub mod imconnector;
+pub mod openlines;
 mod pacing;
 pub mod quote;
 mod tokens;

@@ -6,6 +6,7 @@
 //! `portal_events`, because it feeds the outbound flow.
 
 pub mod install;
+pub mod line_change;
 pub mod line_status;
 pub mod placement;
 pub mod providers;

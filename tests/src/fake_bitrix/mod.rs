@@ -55,6 +55,7 @@ mod faults;
 mod files;
 mod form;
 mod messageservice;
+mod open_lines;
 mod rest;
 
 use std::collections::{HashMap, HashSet};
@@ -222,6 +223,8 @@ struct State {
     providers: messageservice::Providers,
     /// Messages users wrote with `im.message.add` (chat_placements.rs).
     posted: Vec<chat_placements::PostedMessage>,
+    /// Names of Open Lines (open_lines.rs).
+    line_names: open_lines::LineNames,
 }
 
 impl State {

@@ -320,6 +320,9 @@ pub(super) fn dispatch(
     if let Some(reply) = super::messageservice::call(s, domain, method, params) {
         return reply;
     }
+    if let Some(reply) = super::open_lines::call(s, domain, method, params) {
+        return reply;
+    }
     if let Some(reply) =
         super::chat_placements::call(s, domain, method, params, (caller.0, caller.2))
     {

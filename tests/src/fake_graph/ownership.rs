@@ -250,9 +250,15 @@ fn instagram_me(s: &State, bearer: Option<&str>) -> Answer {
         &json!({"data": [{
             "user_id": account,
             "username": "fake_account",
-            "id": format!("9{account}")
+            "id": instagram_app_scoped_id(account)
         }]}),
     )
+}
+
+/// The app-scoped id the fake's `/me` answers as `id` for an Instagram Login `account` (the
+/// id Meta's Data Deletion Callback names that user by).
+pub fn instagram_app_scoped_id(account: &str) -> String {
+    format!("9{account}")
 }
 
 fn page_account(s: &State, page: &str, bearer: Option<&str>) -> Answer {

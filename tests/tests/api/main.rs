@@ -50,6 +50,7 @@ mod reply_context;
 mod retention;
 mod revocation;
 mod sample_events;
+mod self_service_deletion;
 mod send_faults;
 mod server_limits;
 mod status_faults;

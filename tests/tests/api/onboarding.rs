@@ -27,7 +27,7 @@ const TOKEN: &str = "EAAGsignupBUSINESStoken";
 const IG: &str = "17841405822304914";
 const ES_CONFIG: &str = "1234567890123";
 
-async fn start() -> Harness {
+pub(crate) async fn start() -> Harness {
     let graph = FakeGraph::start().await;
     let base = graph.base_url();
     let mut h = Harness::start(move |c| {
@@ -66,7 +66,7 @@ fn steps(v: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn channels(h: &Harness, t: &str) -> Vec<Value> {
+pub(crate) async fn channels(h: &Harness, t: &str) -> Vec<Value> {
     h.admin("GET", &format!("/admin/tenants/{t}"), json!(null))
         .await["channels"]
         .as_array()
@@ -337,7 +337,7 @@ async fn a_step_after_the_claim_that_fails_undoes_the_connection() {
 
 /// Follows the authorization URL at the fake as a browser would and returns the redirect's
 /// `code` and `state`.
-async fn sign_in(h: &Harness, authorize_url: &str) -> (String, String) {
+pub(crate) async fn sign_in(h: &Harness, authorize_url: &str) -> (String, String) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -361,7 +361,7 @@ async fn sign_in(h: &Harness, authorize_url: &str) -> (String, String) {
     (get("code"), get("state"))
 }
 
-async fn authorize(h: &Harness, t: &str) -> Value {
+pub(crate) async fn authorize(h: &Harness, t: &str) -> Value {
     let (status, v) = admin_post(
         h,
         &format!("/admin/tenants/{t}/onboarding/instagram/authorize"),

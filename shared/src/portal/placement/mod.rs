@@ -20,6 +20,8 @@
 //!    so the Contact Center tile turns green and names it; if Bitrix24 refuses, the claim is
 //!    undone and the error shown. Detaching turns the connector off on that line only
 //!    (ACTIVE=0; never on the portal's own line, which the other channels use) and frees it.
+//!    The change itself is [`super::line_change::OpenLines`], which the web console calls too
+//!    (decision 0072).
 
 pub mod picker;
 mod request;
@@ -27,12 +29,12 @@ pub mod token;
 
 use std::time::Duration;
 
-use crate::audit::{AuditAction, AuditLog};
-use crate::bitrix::{BitrixClient, BitrixError, ConnectorData, ConnectorId, OpenLineId};
+use crate::audit::AuditLog;
+use crate::bitrix::{BitrixClient, BitrixError, ConnectorId, OpenLineId};
 use crate::clock::now_secs;
 use crate::ids::{BitrixDomain, BitrixMemberId, TenantId};
 use crate::tenant::{
-    ChannelKind, ChannelRef, ChannelSummary, LineError, TenantDirectory, TenantError, TenantScope,
+    ChannelKind, ChannelRef, ChannelSummary, LineError, TenantDirectory, TenantScope,
 };
 
 pub use request::{
@@ -41,8 +43,9 @@ pub use request::{
 pub use token::{PageClaims, PageTokenError, PageTokenKey, PAGE_TOKEN_TTL};
 
 use super::install::PortalSetup;
-use super::line_status::{channel_label, channel_line_data};
-use super::{Portal, PortalError, PortalTokens};
+use super::line_change::{LineChangeError, OpenLines};
+use super::line_status::channel_label;
+use super::{Portal, PortalError};
 
 /// Why the page cannot be shown or a change was not made. Each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +110,16 @@ impl From<PlacementError> for PlacementFailure {
 
 fn unavailable(e: impl std::fmt::Display) -> PlacementError {
     PlacementError::Unavailable(e.to_string())
+}
+
+impl From<LineChangeError> for PlacementError {
+    fn from(e: LineChangeError) -> Self {
+        match e {
+            LineChangeError::Line(e) => PlacementError::Line(e),
+            LineChangeError::Bitrix { method, error } => PlacementError::Bitrix { method, error },
+            LineChangeError::Unavailable(e) => PlacementError::Unavailable(e),
+        }
+    }
 }
 
 /// One of the tenant's channels as the page lists it.
@@ -176,6 +189,8 @@ pub struct PlacementConsole {
     tenants: TenantDirectory,
     client: BitrixClient,
     setup: PortalSetup,
+    /// The changes themselves, shared with the web console.
+    lines: OpenLines,
     key: PageTokenKey,
     ttl: Duration,
 }
@@ -184,9 +199,7 @@ pub struct PlacementConsole {
 struct Context {
     scope: TenantScope,
     portal: Portal,
-    member: BitrixMemberId,
     claims: PageClaims,
-    connector: ConnectorId,
     kind: ChannelKind,
     line: OpenLineId,
 }
@@ -198,10 +211,16 @@ impl PlacementConsole {
         setup: PortalSetup,
         key: PageTokenKey,
     ) -> Self {
+        let lines = OpenLines::new(
+            client.clone(),
+            setup.clone(),
+            AuditLog::new(tenants.store().clone()),
+        );
         PlacementConsole {
             tenants,
             client,
             setup,
+            lines,
             key,
             ttl: PAGE_TOKEN_TTL,
         }
@@ -417,9 +436,7 @@ impl PlacementConsole {
         Ok(Context {
             scope,
             portal,
-            member,
             claims,
-            connector,
             kind,
             line,
         })
@@ -463,32 +480,11 @@ impl PlacementConsole {
             portal_origin: origin.clone(),
         };
         let summary = self.channel(&ctx, value).await.map_err(fail)?;
-        let channel = ChannelRef::parse(summary.kind, &summary.id)
-            .map_err(|e| fail(PlacementError::BadChannel(e.to_string())))?;
-        let line = ctx.line.get();
-        let newly = ctx
-            .scope
-            .attach_to_line(&channel, &ctx.member, line)
+        let actor = format!("bitrix24_user:{}", ctx.claims.user);
+        self.lines
+            .attach(&ctx.scope, &mut ctx.portal, &summary, ctx.line, &actor)
             .await
-            .map_err(|e| fail(line_error(e)))?;
-        let data = channel_line_data(&summary);
-        if let Err(error) = self.activate(&mut ctx, true, Some(&data)).await {
-            // Bitrix24 did not take it: the line stays as it was.
-            if newly {
-                if let Err(e) = ctx
-                    .scope
-                    .detach_from_line(&channel, &ctx.member, line)
-                    .await
-                {
-                    tracing::error!(tenant = %ctx.scope.tenant(), error = %e,
-                        "undoing an attachment after a Bitrix24 refusal failed");
-                }
-            }
-            return Err(fail(error));
-        }
-        self.audit(&ctx, "attached", &summary).await;
-        tracing::info!(tenant = %ctx.scope.tenant(), line, kind = summary.kind.name(),
-            "channel attached to an Open Line from the connector settings page");
+            .map_err(|e| fail(e.into()))?;
         let mut page = self
             .page(
                 &ctx.scope,
@@ -515,40 +511,11 @@ impl PlacementConsole {
             portal_origin: origin.clone(),
         };
         let summary = self.channel(&ctx, value).await.map_err(fail)?;
-        let channel = ChannelRef::parse(summary.kind, &summary.id)
-            .map_err(|e| fail(PlacementError::BadChannel(e.to_string())))?;
-        let line = ctx.line.get();
-        let attached = summary
-            .open_line
-            .as_ref()
-            .is_some_and(|a| a.member_id == ctx.member.as_str() && a.line == line);
-        if !attached {
-            return Err(fail(PlacementError::Line(LineError::NotAttached(line))));
-        }
-        if ctx.line == ctx.portal.line {
-            // The portal's own line carries every channel without a line: keep the connector
-            // on, and let the tile name the product again.
-            let data = self.setup.default_data(&ctx.connector, ctx.line);
-            self.activate(&mut ctx, true, Some(&data))
-                .await
-                .map_err(fail)?;
-        } else {
-            // Off on this line only: the one channel it carried.
-            self.activate(&mut ctx, false, None).await.map_err(fail)?;
-        }
-        match ctx
-            .scope
-            .detach_from_line(&channel, &ctx.member, line)
+        let actor = format!("bitrix24_user:{}", ctx.claims.user);
+        self.lines
+            .detach(&ctx.scope, &mut ctx.portal, &summary, ctx.line, &actor)
             .await
-        {
-            // Turning the connector off may have brought OnImConnectorStatusDelete first,
-            // which detached it already.
-            Ok(()) | Err(LineError::NotAttached(_)) => {}
-            Err(e) => return Err(fail(line_error(e))),
-        }
-        self.audit(&ctx, "detached", &summary).await;
-        tracing::info!(tenant = %ctx.scope.tenant(), line, kind = summary.kind.name(),
-            "channel detached from an Open Line from the connector settings page");
+            .map_err(|e| fail(e.into()))?;
         let mut page = self
             .page(
                 &ctx.scope,
@@ -561,70 +528,12 @@ impl PlacementConsole {
         page.change = Some(Change::Detached(channel_label(&summary)));
         Ok(page)
     }
-
-    /// `imconnector.activate` on the page's line, then (when given)
-    /// `imconnector.connector.data.set`, with the portal's own tokens.
-    async fn activate(
-        &self,
-        ctx: &mut Context,
-        active: bool,
-        data: Option<&ConnectorData>,
-    ) -> Result<(), PlacementError> {
-        let store = PortalTokens::new(ctx.scope.clone(), ctx.portal.channel.clone());
-        let mut session = self
-            .client
-            .session(&ctx.portal.domain, &mut ctx.portal.tokens, &store);
-        let refused = |method: &'static str| move |error| PlacementError::Bitrix { method, error };
-        session
-            .activate_connector(&ctx.connector, ctx.line, active)
-            .await
-            .map_err(refused(crate::bitrix::imconnector::ACTIVATE))?;
-        if let Some(data) = data {
-            session
-                .set_connector_data(&ctx.connector, ctx.line, data)
-                .await
-                .map_err(refused(crate::bitrix::imconnector::CONNECTOR_DATA_SET))?;
-        }
-        Ok(())
-    }
-
-    async fn audit(&self, ctx: &Context, what: &str, channel: &ChannelSummary) {
-        let actor = format!("bitrix24_user:{}", ctx.claims.user);
-        let line = ctx.line.to_string();
-        if let Err(e) = AuditLog::new(self.tenants.store().clone())
-            .record(
-                ctx.scope.tenant(),
-                AuditAction::SettingsChanged,
-                &actor,
-                &[
-                    ("setting", "open_line"),
-                    ("change", what),
-                    ("kind", channel.kind.name()),
-                    ("channel", &channel.id),
-                    ("line", &line),
-                ],
-            )
-            .await
-        {
-            tracing::error!(error = %e, "open line change not audited");
-        }
-    }
 }
 
 impl Portal {
     /// The portal again, after a change of its channels' lines.
     async fn reload(&self, scope: &TenantScope) -> Result<Portal, PlacementError> {
         Portal::load(scope).await.map_err(unavailable)
-    }
-}
-
-fn line_error(e: LineError) -> PlacementError {
-    match e {
-        LineError::Tenant(TenantError::ChannelNotFound(c)) => {
-            PlacementError::Line(LineError::ChannelNotFound(c))
-        }
-        LineError::Tenant(e) => unavailable(e),
-        other => PlacementError::Line(other),
     }
 }
 

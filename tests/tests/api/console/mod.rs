@@ -10,5 +10,6 @@ mod browser_account;
 mod connect;
 mod http;
 mod isolation;
+mod lines;
 mod picker;
 mod statuses;
