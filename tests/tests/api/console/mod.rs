@@ -5,6 +5,7 @@
 mod account_settings;
 mod browser;
 mod connect;
+mod fence_witness;
 mod http;
 mod isolation;
 mod picker;
