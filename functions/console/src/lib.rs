@@ -17,6 +17,11 @@
 //! 6. a role without the route's permission, or a suspended tenant: 403;
 //! 7. the page or the change.
 //!
+//! Steps 6 and 7 act for the session's tenant (`acting_for`, decision 0037): the ports
+//! refuse any key outside its partitions and, on AWS, sign with its session of the
+//! tenant-data role. Sign-in, the session check and the email-change link run before a
+//! tenant is authenticated and keep the function's role (decision 0039 lists them).
+//!
 //! Cookies: the session (access and refresh token, HttpOnly, SameSite=Lax, `Secure` when the
 //! console is served over https, path `/app`), the sign-in form's nonce, and the language
 //! preference. Nothing else is stored in the browser.
@@ -38,6 +43,7 @@ mod wiring;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use wappline::accounts::{Accounts, Permission, UserPrincipal};
+use wappline::acting::acting_for;
 use wappline::api_keys::ApiKeys;
 use wappline::audit::AuditLog;
 use wappline::bitrix::EndpointUrl;
@@ -283,9 +289,17 @@ impl Console {
         } else {
             None
         };
-        self.authorize(&principal, action).await?;
-        let ctx = Ctx::new(&self.services, req, lang, principal, form, action).await?;
-        let mut reply = pages::serve(&ctx, action).await?;
+        // From here on the work is the session's tenant's and only its, as on the admin API's
+        // tenant routes: the ports refuse a key of another tenant and, on AWS, sign with this
+        // tenant's session of the tenant-data role (decision 0037). What came before (the
+        // session check, the form token) and the public routes keep the function's role.
+        let tenant = principal.tenant.clone();
+        let mut reply = acting_for(&tenant, async {
+            self.authorize(&principal, action).await?;
+            let ctx = Ctx::new(&self.services, req, lang, principal, form, action).await?;
+            pages::serve(&ctx, action).await
+        })
+        .await?;
         // A page that set the session itself (a password change opens a new one, sign-out
         // clears it) keeps its own: the renewed one belongs to the session it replaced.
         let sets_session = reply

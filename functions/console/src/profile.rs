@@ -78,13 +78,15 @@ async fn confirm(console: &Console, req: &Request, lang: Lang) -> Result<Reply, 
         Ok(changed) => {
             tracing::info!(tenant = %changed.tenant, user = %changed.user, "email address changed from the console");
             let actor = format!("user:{}", changed.user);
-            audit(
+            // The link's token named and proved the tenant: its audit entry is written
+            // with that tenant's credentials (decision 0037), not the function's.
+            let entry = audit(
                 &console.services.audit,
                 &changed.tenant,
                 &actor,
                 "user_email",
-            )
-            .await;
+            );
+            wappline::acting::acting_for(&changed.tenant, entry).await;
             Ok(Reply::redirect("/app/sign-in?done=email_changed"))
         }
         Err(AccountError::InvalidToken) => page(

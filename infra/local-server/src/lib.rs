@@ -257,6 +257,11 @@ pub struct LocalConfig {
     /// Seeded faults and a meter on every port (the soak and the cost model, decision 0053).
     #[arg(skip)]
     pub tap: Option<wappline::faults::ports::Tap>,
+
+    /// A hook shown every store call under the tenant fence (tests: which tenant each call
+    /// acted for).
+    #[arg(skip)]
+    pub store_hook: Option<wappline::faults::hooked::SharedHook>,
 }
 
 impl LocalConfig {
@@ -303,6 +308,7 @@ impl LocalConfig {
             metrics: None,
             lease_secs: None,
             tap: None,
+            store_hook: None,
         }
     }
 
@@ -470,7 +476,8 @@ impl LocalServer {
             .unwrap_or_else(|| format!("http://{addr}"));
         let settings = config.settings(&token, &public_base)?;
         let tap = config.tap.clone().unwrap_or_default();
-        let mut services = Services::embedded_tapped(settings, &config.data_dir, &tap)
+        let hook = config.store_hook.clone();
+        let mut services = Services::embedded_hooked(settings, &config.data_dir, &tap, hook)
             .map_err(|e| e.to_string())?;
         if let Some(metrics) = config.metrics.clone() {
             services = services.with_metrics(metrics);

@@ -285,6 +285,17 @@ impl Services {
         data_dir: &Path,
         tap: &crate::faults::ports::Tap,
     ) -> Result<Self, ServicesError> {
+        Self::embedded_hooked(settings, data_dir, tap, None)
+    }
+
+    /// [`Services::embedded_tapped`] with `hook` shown every store call that passed the tenant
+    /// fence: a test sees which tenant each call acted for (decision 0037).
+    pub fn embedded_hooked(
+        settings: Settings,
+        data_dir: &Path,
+        tap: &crate::faults::ports::Tap,
+        hook: Option<crate::faults::hooked::SharedHook>,
+    ) -> Result<Self, ServicesError> {
         let adapter = |e: &dyn std::fmt::Display| ServicesError::Adapter(e.to_string());
         private_dir(data_dir).map_err(|e| adapter(&e))?;
         let store = EmbeddedStore::open(data_dir).map_err(|e| adapter(&e))?;
@@ -309,6 +320,10 @@ impl Services {
             )
         } else {
             (raw_store, raw_vault, raw_queue, raw_objects)
+        };
+        let raw_store = match hook {
+            Some(hook) => Arc::new(crate::faults::hooked::HookedStore::new(raw_store, hook)),
+            None => raw_store,
         };
         // The same tenant fence as on AWS, without scoped credentials (decision 0037).
         let fenced_store = FencedStore::new(raw_store, None);

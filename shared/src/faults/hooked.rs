@@ -148,6 +148,28 @@ pub trait StoreHook: Send + Sync + 'static {
     fn answered(&self, _call: &StoreCall<'_>, _answer: Result<Answer<'_>, &StoreError>) {}
 }
 
+/// A hook shared by its owner and the store it watches (a test keeps one handle to read what
+/// the hook saw; the local server takes the other).
+#[derive(Clone)]
+pub struct SharedHook(pub Arc<dyn StoreHook>);
+
+impl std::fmt::Debug for SharedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedHook")
+    }
+}
+
+#[async_trait]
+impl StoreHook for SharedHook {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+        self.0.before(call).await
+    }
+
+    fn answered(&self, call: &StoreCall<'_>, answer: Result<Answer<'_>, &StoreError>) {
+        self.0.answered(call, answer)
+    }
+}
+
 /// A hook from a closure that decides without waiting (counting, recording, failing).
 pub struct FnHook<F>(pub F);
 

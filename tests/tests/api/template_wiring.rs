@@ -180,3 +180,64 @@ async fn a_variable_left_out_of_the_template_fails_the_cold_start_naming_it() {
         assert!(error.contains(var), "{function} without {var}: {error}");
     }
 }
+
+/// The HTTP API's routes, `"<METHOD> <path>"` (API Gateway's route key) to the function that
+/// serves them.
+fn http_routes(template: &Yaml) -> BTreeMap<String, String> {
+    let mut routes = BTreeMap::new();
+    for (name, resource) in template["Resources"].as_hash().expect("Resources") {
+        let Some(events) = resource["Properties"]["Events"].as_hash() else {
+            continue;
+        };
+        for event in events.values() {
+            if event["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let p = &event["Properties"];
+            let key = format!(
+                "{} {}",
+                p["Method"].as_str().expect("a method").to_ascii_uppercase(),
+                p["Path"].as_str().expect("a path")
+            );
+            let function = name.as_str().expect("resource name").to_owned();
+            assert!(
+                routes.insert(key.clone(), function).is_none(),
+                "{key} twice"
+            );
+        }
+    }
+    routes
+}
+
+/// Sign-in, refresh and password resets run bcrypt (about 0.25 s of CPU each at cost 12):
+/// each route that does is throttled at the API, 10 requests a second with a burst of 20
+/// (decision 0035), on a route of its own; and each throttled route key is a route of the
+/// API (a key that names no route throttles nothing).
+#[test]
+fn the_routes_that_check_passwords_are_throttled_at_the_api() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml");
+    let template = &YamlLoader::load_from_str(&text).expect("template.yaml is YAML")[0];
+    let routes = http_routes(template);
+    let settings = template["Resources"]["HttpApi"]["Properties"]["RouteSettings"]
+        .as_hash()
+        .expect("the HTTP API's RouteSettings");
+    for key in settings.keys() {
+        let key = key.as_str().expect("a route key");
+        assert!(routes.contains_key(key), "{key}: no such route");
+    }
+    for (key, function) in [
+        ("ANY /auth/{proxy+}", "AdminApiFunction"),
+        // The console's sign-in form (its other pages share /app/{proxy+}).
+        ("POST /app/sign-in", "ConsoleFunction"),
+    ] {
+        assert_eq!(routes.get(key).map(String::as_str), Some(function), "{key}");
+        let limits = settings
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{key}: not throttled"));
+        assert_eq!(limits["ThrottlingRateLimit"].as_i64(), Some(10), "{key}");
+        assert_eq!(limits["ThrottlingBurstLimit"].as_i64(), Some(20), "{key}");
+    }
+}

@@ -19,12 +19,18 @@
 //!   users, API keys, usage, audit and Bitrix24 pages (each tenant has a portal) show only
 //!   the tenant's own; its own new API keys and Bitrix24 install links land on it alone.
 //!
+//! - Fenced (decision 0037): after the session check every page and form acts for the
+//!   session's tenant, so the local server's ports refuse any key of another tenant; a
+//!   witness under the fence checks after each step that every store call on a tenant's
+//!   data acted for that tenant (module `fence_witness` names the exceptions).
+//!
 //! The console takes the tenant from the session only: no route names one.
 //! `PROPTEST_CASES` and `PROPTEST_RNG_SEED` change the number of cases and the seed.
 
 use std::cell::RefCell;
 use std::time::Duration;
 
+use super::fence_witness::FenceWitness;
 use e2e_tests::console::{add_user, ConsoleClient, Page};
 use e2e_tests::fake_bitrix::FakeBitrix;
 use e2e_tests::fake_graph::{FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
@@ -717,10 +723,14 @@ fn env_or(name: &str, default: u32) -> u32 {
 #[test]
 fn no_console_route_shows_or_changes_another_tenants_data() {
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let witness = FenceWitness::new();
     // Self-service onboarding configured against the fake Graph API (decision 0040).
     let bitrix = rt.block_on(FakeBitrix::start());
     let h = rt.block_on(Harness::start(|c| {
         bitrix.wire_into(c);
+        c.store_hook = Some(witness.hook());
+        // The schedules sweep every tenant without acting for one: kept out of the steps.
+        c.schedule_secs = 3600;
         let graph = c.graph_api_base_url.clone();
         c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
         c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
@@ -729,6 +739,7 @@ fn no_console_route_shows_or_changes_another_tenants_data() {
         c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
     }));
     let tenants = RefCell::new(rt.block_on(setup(&h, &bitrix)));
+    witness.clear();
     let config = Config {
         cases: env_or("PROPTEST_CASES", 16),
         rng_seed: RngSeed::Fixed(u64::from(env_or("PROPTEST_RNG_SEED", 0x0c0_501e))),
@@ -744,6 +755,10 @@ fn no_console_route_shows_or_changes_another_tenants_data() {
                 step(&h, &mut t, op)
                     .await
                     .map_err(|e| format!("op #{k} {op:?}: {e}"))?;
+                let unfenced = witness.unfenced();
+                if !unfenced.is_empty() {
+                    return Err(format!("op #{k} {op:?}: outside the fence: {unfenced:#?}"));
+                }
             }
             Ok::<(), String>(())
         })

@@ -8,6 +8,7 @@ mod account_settings;
 mod browser;
 mod browser_account;
 mod connect;
+mod fence_witness;
 mod http;
 mod isolation;
 mod lines;

@@ -34,6 +34,7 @@
 //! the function's role, as Lambda does, but does not poll attributes).
 
 mod console_flows;
+mod console_scope;
 mod logs;
 mod policy;
 mod recorder;
@@ -66,6 +67,8 @@ const SIGNUP_NUMBER: &str = "113355779024999";
 const LOGIN_ACCOUNT: &str = "17841400000000777";
 /// A number connected through the console's Embedded Signup route.
 const CONSOLE_NUMBER: &str = "113355779024888";
+/// An Instagram account connected through the console's Instagram Login.
+const CONSOLE_INSTAGRAM: &str = "17841400000000888";
 /// A third number of the WABA, disconnected through the console.
 const THIRD_NUMBER: &str = "114466880035792";
 
@@ -118,7 +121,7 @@ struct Finding {
 const TENANT_ROLE: &str = "TenantDataRole";
 
 /// The functions whose work for one tenant runs under that tenant's session.
-const TENANT_SCOPED: [&str; 7] = [
+const TENANT_SCOPED: [&str; 8] = [
     "InboundWorkerFunction",
     "SyncWorkerFunction",
     "OutboundWorkerFunction",
@@ -126,6 +129,7 @@ const TENANT_SCOPED: [&str; 7] = [
     "PublicApiFunction",
     "ExportWorkerFunction",
     "ErasureWorkerFunction",
+    "ConsoleFunction",
 ];
 
 /// `request` as a session of the tenant-data role tagged `tenant_id = tenant` makes it: the

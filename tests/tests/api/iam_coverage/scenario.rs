@@ -682,6 +682,13 @@ pub(super) async fn scenario(d: &Deployment) -> Vec<String> {
         .submit("/app/account", "/app/account/deletion/cancel", &[])
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
+    let rest = console_flows::Rest {
+        d,
+        tenant: &tenant,
+        number: WA_NUMBER,
+        instagram: CONSOLE_INSTAGRAM,
+    };
+    console_flows::every_page_and_form(&mut browser, rest).await;
 
     // erasure-worker: the customer's erasure and Meta's request, then the account erasure
     // (grace 0) by the schedule's sweep: keys shredded, owners emailed.

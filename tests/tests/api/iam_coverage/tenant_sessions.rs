@@ -171,16 +171,18 @@ async fn only_the_listed_function_roles_may_assume_the_tenant_data_role_and_only
     let request = &assumes[0].request;
     let own = role_arn(&assumes[0].function);
     assert_eq!(decide_trust(&trust, &own, request), Decision::Allowed);
-    // A function that works for no single tenant may not.
-    for outsider in [
-        "MetaWebhookFunction",
-        "BitrixWebhookFunction",
-        "RetentionFunction",
-    ] {
+    // Exactly the functions that work for one tenant may; one that works for no single
+    // tenant may not.
+    for (function, _) in template::functions(&run.template) {
+        let expected = if TENANT_SCOPED.contains(&function.as_str()) {
+            Decision::Allowed
+        } else {
+            Decision::NotAllowed
+        };
         assert_eq!(
-            decide_trust(&trust, &role_arn(outsider), request),
-            Decision::NotAllowed,
-            "{outsider}"
+            decide_trust(&trust, &role_arn(&function), request),
+            expected,
+            "{function}"
         );
     }
     // Without the tag, with a tag that is no tenant id (a wildcard would widen every
