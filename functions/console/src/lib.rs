@@ -293,13 +293,19 @@ impl Console {
         // tenant routes: the ports refuse a key of another tenant and, on AWS, sign with this
         // tenant's session of the tenant-data role (decision 0037). What came before (the
         // session check, the form token) and the public routes keep the function's role.
+        // A password change checks a password: its failures count on the sign-in throttle,
+        // which like sign-in's stays on the function's role.
         let tenant = principal.tenant.clone();
-        let mut reply = acting_for(&tenant, async {
+        let work = async {
             self.authorize(&principal, action).await?;
             let ctx = Ctx::new(&self.services, req, lang, principal, form, action).await?;
             pages::serve(&ctx, action).await
-        })
-        .await?;
+        };
+        let mut reply = if action == Action::ChangePassword {
+            work.await?
+        } else {
+            acting_for(&tenant, work).await?
+        };
         // A page that set the session itself (a password change opens a new one, sign-out
         // clears it) keeps its own: the renewed one belongs to the session it replaced.
         let sets_session = reply
