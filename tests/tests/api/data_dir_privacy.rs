@@ -200,7 +200,12 @@ async fn no_file_of_the_data_dir_holds_personal_data_or_tokens_in_flight_nor_aft
     w.bitrix.set_down(FAKE_DOMAIN, false);
     // The backlog reaches the portal within its request budget (two calls a second): about
     // 30 s for this one on 2 loaded cores, more than one drain's bound.
-    for q in [platform::INBOUND, platform::SYNC, platform::OUTBOUND, platform::SYNC] {
+    for q in [
+        platform::INBOUND,
+        platform::SYNC,
+        platform::OUTBOUND,
+        platform::SYNC,
+    ] {
         w.h.drain(q, 3 * e2e_tests::relay_world::DRAIN).await;
     }
     let delivered = w.bitrix.messages_received().len() - received_before;
