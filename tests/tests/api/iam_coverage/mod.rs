@@ -35,6 +35,7 @@
 
 mod console_flows;
 mod logs;
+mod media_scope;
 mod policy;
 mod recorder;
 mod scenario;
@@ -118,8 +119,9 @@ struct Finding {
 const TENANT_ROLE: &str = "TenantDataRole";
 
 /// The functions whose work for one tenant runs under that tenant's session.
-const TENANT_SCOPED: [&str; 7] = [
+const TENANT_SCOPED: [&str; 8] = [
     "InboundWorkerFunction",
+    "MediaProxyFunction",
     "SyncWorkerFunction",
     "OutboundWorkerFunction",
     "AdminApiFunction",
