@@ -20,6 +20,7 @@ mod erasure_email;
 mod export;
 mod inbound_order;
 mod invocation_reads;
+mod key_expiry;
 mod mail;
 mod meta_deletion;
 mod parking;
