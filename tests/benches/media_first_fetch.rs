@@ -124,7 +124,12 @@ async fn main() {
             .unwrap();
         let media_id = format!("9{i:015}");
         graph.add_token(&access, &number);
-        graph.add_media(&media_id, &number, "image/jpeg", &[0xff, 0xd8, 0xff, 0xe0, 7]);
+        graph.add_media(
+            &media_id,
+            &number,
+            "image/jpeg",
+            &[0xff, 0xd8, 0xff, 0xe0, 7],
+        );
         let claims = MediaClaims {
             tenant: id.clone(),
             account: AccountRef::WhatsApp(PhoneNumberId::parse(&number).unwrap()),

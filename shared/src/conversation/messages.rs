@@ -387,7 +387,10 @@ fn readable(
     match decoded {
         Ok(message) => Ok(Some(message)),
         Err(ConversationError::Crypto(CryptoError::KeyGone(version))) => {
-            tracing::warn!(version, "message sealed by an expired data key read as expired");
+            tracing::warn!(
+                version,
+                "message sealed by an expired data key read as expired"
+            );
             Ok(None)
         }
         Err(e) => Err(e),

@@ -513,7 +513,13 @@ impl Envelope {
             return Ok(());
         }
         let id = (tenant.clone(), version);
-        if self.cache.lock().expect("key cache lock").lasting.contains(&id) {
+        if self
+            .cache
+            .lock()
+            .expect("key cache lock")
+            .lasting
+            .contains(&id)
+        {
             return Ok(());
         }
         let update = crate::store::Update::new()
@@ -529,7 +535,11 @@ impl Envelope {
             Err(e) if e.is_condition_failed() => return Err(CryptoError::KeyGone(version)),
             Err(e) => return Err(e.into()),
         }
-        self.cache.lock().expect("key cache lock").lasting.insert(id);
+        self.cache
+            .lock()
+            .expect("key cache lock")
+            .lasting
+            .insert(id);
         Ok(())
     }
 

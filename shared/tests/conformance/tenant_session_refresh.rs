@@ -103,10 +103,7 @@ async fn a_cached_tenant_session_is_renewed_before_it_expires_and_not_before() {
         options,
     ));
     let store = FencedStore::new(
-        Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            names,
-        )),
+        Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), names)),
         Some(sessions.clone() as Arc<dyn TenantStores>),
     );
     let tenant = TenantId::generate();

@@ -83,13 +83,21 @@ async fn a_retired_version_past_its_expiry_is_gone_and_its_messages_read_as_expi
     let one = version_item(&b, &t, 1).await.expect("version 1");
     assert_eq!(one.get_n(TTL_ATTR), None, "the first version never expires");
     let three = version_item(&b, &t, 3).await.expect("version 3");
-    assert_eq!(three.get_n(TTL_ATTR), None, "the current version never expires");
+    assert_eq!(
+        three.get_n(TTL_ATTR),
+        None,
+        "the current version never expires"
+    );
 
     // A cold process: the message of version 2 is expired data, the one of version 3 opens.
     let cold = envelope(&b, Duration::ZERO);
     let c = Conversations::new(t.clone(), b.store.clone(), cold.clone());
     assert_eq!(c.message(&old).await.unwrap(), None);
-    let kept = c.message(&new).await.unwrap().expect("the current version's message");
+    let kept = c
+        .message(&new)
+        .await
+        .unwrap()
+        .expect("the current version's message");
     assert_eq!(
         kept.content,
         Some(Content::Text {
@@ -145,7 +153,9 @@ async fn a_retired_version_within_its_window_still_opens(b: Backend) {
     assert_eq!(versions, [1, 1, 2, 2, 3, 3]);
     let now = wappline::clock::now_secs();
     // Version 2 retired when 3 was made: it expires about `keep` from now.
-    let two = version_item(&b, &t, 2).await.expect("version 2 within its window");
+    let two = version_item(&b, &t, 2)
+        .await
+        .expect("version 2 within its window");
     let expires = two.get_n(TTL_ATTR).expect("a retired version's expiry");
     assert!(
         (now + 3600 - 60..=now + 3600).contains(&expires),
@@ -193,7 +203,11 @@ async fn a_version_that_sealed_a_lasting_value_is_kept(b: Backend) {
     let late = stale.encrypt(token, b"EAA-token-3").await.unwrap();
     assert_eq!(key_version(&late), Some(3));
     let three = version_item(&b, &t, 3).await.unwrap();
-    assert_eq!(three.get_n(TTL_ATTR), None, "the lasting seal took the expiry away");
+    assert_eq!(
+        three.get_n(TTL_ATTR),
+        None,
+        "the lasting seal took the expiry away"
+    );
     assert_eq!(cold.decrypt(token, &late).await.unwrap(), b"EAA-token-3");
 }
 

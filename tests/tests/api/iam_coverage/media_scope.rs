@@ -44,9 +44,10 @@ async fn the_media_proxy_reaches_the_links_tenant_only_through_its_session() {
     let media_role = run.physical.atts["MediaProxyRole.Arn"].clone();
     let trust = template::trust_statements(&template, TENANT_ROLE, &run.physical);
     assert!(
-        trust
-            .iter()
-            .any(|s| s.principals.as_ref().is_some_and(|p| p.contains(&media_role))),
+        trust.iter().any(|s| s
+            .principals
+            .as_ref()
+            .is_some_and(|p| p.contains(&media_role))),
         "the media proxy's role is not trusted by {TENANT_ROLE}"
     );
     remove_trusted_role(&mut template, "MediaProxyRole");
@@ -131,5 +132,8 @@ fn remove_trusted_role(template: &mut Node, role: &str) {
         .iter_mut()
         .find(|(k, _)| k == "AssumeRolePolicyDocument")
         .expect("its trust policy");
-    assert!(walk(trust, &format!("{role}.Arn")), "{role} in the trust policy");
+    assert!(
+        walk(trust, &format!("{role}.Arn")),
+        "{role} in the trust policy"
+    );
 }
