@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use wappline::conversation::{Conversations, Direction, NewMessage, Origin};
 use wappline::crypto::format::key_version;
-use wappline::crypto::{CachePolicy, CryptoError, Envelope, FieldRef, RotationPolicy};
+use wappline::crypto::{
+    CachePolicy, CryptoError, Envelope, FieldRef, RotationPolicy, BACKUP_WINDOW, LONGEST_RETENTION,
+    RETIREMENT_MARGIN,
+};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppUserId};
 use wappline::store::{Item, Key, Table, TTL_ATTR};
@@ -209,6 +212,31 @@ async fn a_version_that_sealed_a_lasting_value_is_kept(b: Backend) {
         "the lasting seal took the expiry away"
     );
     assert_eq!(cold.decrypt(token, &late).await.unwrap(), b"EAA-token-3");
+}
+
+/// The default keep covers what it claims to: the longest retention a tenant can set and the
+/// data table's point-in-time recovery period in template.yaml (decision 0028).
+#[test]
+fn the_default_keep_covers_the_longest_retention_and_the_backups() {
+    assert_eq!(
+        LONGEST_RETENTION.as_secs(),
+        u64::from(wappline::tenant::MAX_RETENTION_DAYS) * 86_400
+    );
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let data_table = &template[template.find("\n  DataTable:\n").expect("DataTable")..];
+    let recovery: u64 = data_table
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("RecoveryPeriodInDays:"))
+        .expect("the data table's recovery period")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(BACKUP_WINDOW.as_secs(), recovery * 86_400);
+    assert_eq!(
+        RotationPolicy::default().retired_keep,
+        Some(LONGEST_RETENTION + BACKUP_WINDOW + RETIREMENT_MARGIN)
+    );
 }
 
 on_both_backends!(
