@@ -16,7 +16,7 @@ pub use services::{
     AwsClientOptions, EmbeddedHandles, Services, ServicesError, TenantInterceptors,
 };
 pub use settings::{Settings, SettingsError};
-pub use tenant_sessions::TenantSessions;
+pub use tenant_sessions::{TenantSessionError, TenantSessions};
 
 use std::path::Path;
 use std::sync::Arc;

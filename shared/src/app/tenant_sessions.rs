@@ -7,9 +7,13 @@
 //! - **Lazy**: nothing is assumed at cold start; a tenant's first request assumes its role
 //!   (one `AssumeRole`), later ones reuse the session.
 //! - **Cached and refreshed**: the tenant's three clients share one credentials provider and
-//!   one identity cache, which calls `AssumeRole` again five minutes before the one-hour
-//!   session expires (role chaining caps sessions at an hour). The built clients are kept
-//!   per tenant, at most [`MAX_TENANTS`] (then the least recently built half is dropped).
+//!   one identity cache, which calls `AssumeRole` again before the one-hour session expires
+//!   (role chaining caps sessions at an hour): at the first request within
+//!   [`REFRESH_BEFORE_EXPIRY`] of the expiry, less a random jitter of up to half of it that
+//!   the SDK's lazy cache adds, so between 5 and 2.5 minutes before. A failed `AssumeRole` fails
+//!   that request with an error naming the role and the tenant ([`TenantSessionError`]); the
+//!   next request tries again. The built clients are kept per tenant, at most [`MAX_TENANTS`]
+//!   (then the least recently built half is dropped).
 //! - Hand-written rather than aws-config's `AssumeRoleProvider` (which takes session tags):
 //!   that provider builds its own STS client from the SDK configuration, without the
 //!   clients' interceptors, so the IAM-coverage test could not check the `AssumeRole` calls
@@ -41,7 +45,9 @@ use crate::vault::KeyVault;
 pub const SESSION_TAG: &str = CONTEXT_TENANT_ID;
 /// How long a session lasts: the most role chaining allows.
 pub const SESSION_LENGTH: Duration = Duration::from_secs(3600);
-/// How long before its expiry a session is replaced.
+/// How long before its expiry a session is replaced, at most: the SDK's lazy identity cache
+/// subtracts a random jitter of up to half of it, so a session is replaced between this and
+/// half of it before it expires (tested in the conformance suite, `tenant_session_refresh`).
 pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 /// Tenants whose clients a warm function keeps.
 pub const MAX_TENANTS: usize = 1024;
@@ -55,7 +61,38 @@ struct TenantRoleCredentials {
     calls: Arc<AtomicU64>,
 }
 
+/// A tenant's session could not be assumed (or renewed): the request that needed it fails
+/// with this as the cause, naming the role and the tenant (an id, no personal data).
+#[derive(Debug)]
+pub struct TenantSessionError {
+    pub role_arn: String,
+    pub tenant: TenantId,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for TenantSessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "could not assume the tenant-data role {} for tenant {}: {}",
+            self.role_arn,
+            self.tenant,
+            aws_sdk_sts::error::DisplayErrorContext(&*self.source)
+        )
+    }
+}
+
+impl std::error::Error for TenantSessionError {}
+
 impl TenantRoleCredentials {
+    fn failed(&self, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> TenantSessionError {
+        TenantSessionError {
+            role_arn: self.role_arn.clone(),
+            tenant: self.tenant.clone(),
+            source: e.into(),
+        }
+    }
+
     async fn assume(&self) -> provider::Result {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let tag = Tag::builder()
@@ -73,7 +110,7 @@ impl TenantRoleCredentials {
             .tags(tag)
             .send()
             .await
-            .map_err(provider::error::CredentialsError::provider_error)?;
+            .map_err(|e| provider::error::CredentialsError::provider_error(self.failed(e)))?;
         let c = out.credentials().ok_or_else(|| {
             provider::error::CredentialsError::unhandled("AssumeRole returned no credentials")
         })?;

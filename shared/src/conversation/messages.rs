@@ -11,6 +11,7 @@ use super::{
     SENT_INDEX_PK,
 };
 use crate::clock::now_secs;
+use crate::crypto::CryptoError;
 use crate::meta::AccountRef;
 use crate::store::{
     AttrValue, Condition, Item, Key, Query, StoreError, Table, Update, WriteOp, TTL_ATTR,
@@ -187,7 +188,7 @@ impl Conversations {
     ) -> Result<Option<StoredMessage>, ConversationError> {
         let key = self.message_key(at);
         match self.store.get(Table::Data, &key).await? {
-            Some(item) => Ok(Some(self.decode_message(at.clone(), &key, &item).await?)),
+            Some(item) => readable(self.decode_message(at.clone(), &key, &item).await),
             None => Ok(None),
         }
     }
@@ -302,7 +303,7 @@ impl Conversations {
                 conversation: id.clone(),
                 sk: key.sk.clone(),
             };
-            out.push(self.decode_message(at, &key, item).await?);
+            out.extend(readable(self.decode_message(at, &key, item).await)?);
         }
         Ok((out, page.next.map(|k| k.sk)))
     }
@@ -327,7 +328,7 @@ impl Conversations {
                 conversation: id.clone(),
                 sk: key.sk.clone(),
             };
-            out.push(self.decode_message(at, &key, item).await?);
+            out.extend(readable(self.decode_message(at, &key, item).await)?);
         }
         Ok(out)
     }
@@ -374,4 +375,24 @@ fn index_target(item: &Item) -> Result<MessageRef, ConversationError> {
         conversation,
         sk: sk.to_owned(),
     })
+}
+
+/// A message whose data key version has expired (decision 0071) is expired data: read as
+/// absent, like an item past its own `expires_at` (decision 0004). The version outlives every
+/// message it sealed unless a clock or a retention went wrong; then the message is gone, not
+/// an error that would stop the conversation's reads.
+fn readable(
+    decoded: Result<StoredMessage, ConversationError>,
+) -> Result<Option<StoredMessage>, ConversationError> {
+    match decoded {
+        Ok(message) => Ok(Some(message)),
+        Err(ConversationError::Crypto(CryptoError::KeyGone(version))) => {
+            tracing::warn!(
+                version,
+                "message sealed by an expired data key read as expired"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }

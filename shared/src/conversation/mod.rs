@@ -157,7 +157,9 @@ impl Conversations {
             serde_json::to_vec(value).map_err(|e| ConversationError::Corrupt(e.to_string()))?,
         );
         let field = FieldRef::new(&self.tenant, Table::Data, key, attr);
-        Ok(self.envelope.encrypt(field, &json).await?)
+        // Every item of a conversation carries the tenant's retention (`expires_at`), so the
+        // data key version may expire after it (decision 0071).
+        Ok(self.envelope.encrypt_expiring(field, &json).await?)
     }
 
     async fn decrypt_json<T: for<'de> Deserialize<'de>>(

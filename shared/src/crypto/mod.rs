@@ -14,6 +14,14 @@
 //! version older than `max_age` seen when the current version is re-read, creates the next
 //! version. Older versions stay in the table and keep decrypting (decision 0035).
 //!
+//! A retired version expires (decision 0071): when its successor is created, it gets the keys
+//! table's `expires_at` ([`RotationPolicy::retired_keep`] later), unless it sealed something
+//! that may outlive that. [`Envelope::encrypt`] is for values that may live as long as their
+//! item (a channel's token: no expiry), so its first seal with a version in a process marks
+//! the version `lasting`, and a lasting version never expires. [`Envelope::encrypt_expiring`]
+//! is for items stamped with the tenant's retention (messages): they are gone before the
+//! version is. The first version never expires: keyed ids derive from it.
+//!
 //! Queue jobs are sealed the same way under their own AAD ([`JobRef`]: tenant, queue, job
 //! id), and ids that must be stable but must not reveal what they are derived from (a FIFO
 //! group per customer) are keyed hashes under the tenant's first data key
@@ -44,6 +52,23 @@ const ATTR_WRAPPED: &str = "wrapped_key";
 const ATTR_CREATED: &str = "created_at";
 /// Seals made with a data key version, as flushed by the processes that made them.
 const ATTR_SEALS: &str = "seals";
+/// Set on a version that sealed a value whose item may outlive the version's keep: it never
+/// expires (decision 0071).
+const ATTR_LASTING: &str = "lasting";
+/// When a version was retired (its successor created), Unix seconds.
+const ATTR_RETIRED: &str = "retired_at";
+
+/// The longest an item sealed by [`Envelope::encrypt_expiring`] may live after its seal: the
+/// longest retention a tenant can set (`tenant::MAX_RETENTION_DAYS`; a lengthened retention
+/// re-stamps items sealed earlier from their own time, decision 0015, so the tenant's current
+/// retention is no bound).
+pub const LONGEST_RETENTION: Duration = Duration::from_secs(3650 * 86_400);
+/// How long the point-in-time backups of the data table keep a deleted item (decision 0028):
+/// a restored copy must still open.
+pub const BACKUP_WINDOW: Duration = Duration::from_secs(14 * 86_400);
+/// Margin for the processes that keep sealing with a retired version until they re-read the
+/// current one ([`CachePolicy::max_age`]) and for clock skew between them.
+pub const RETIREMENT_MARGIN: Duration = Duration::from_secs(86_400);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -95,6 +120,11 @@ pub struct RotationPolicy {
     pub max_age: Duration,
     /// A process adds its seals to the stored count after this many (one UpdateItem each).
     pub flush_every: u64,
+    /// How long a retired version stays after its successor is created (the keys table's
+    /// `expires_at`), unless it is lasting; `None`: until the tenant is shredded. At least
+    /// [`LONGEST_RETENTION`] + [`BACKUP_WINDOW`] + [`RETIREMENT_MARGIN`] by default; tests
+    /// shorten it.
+    pub retired_keep: Option<Duration>,
 }
 
 impl Default for RotationPolicy {
@@ -103,6 +133,7 @@ impl Default for RotationPolicy {
             max_seals: 1 << 30,
             max_age: Duration::from_secs(90 * 86_400),
             flush_every: 10_000,
+            retired_keep: Some(LONGEST_RETENTION + BACKUP_WINDOW + RETIREMENT_MARGIN),
         }
     }
 }
@@ -140,6 +171,8 @@ struct Cache {
     current: HashMap<TenantId, (u32, Instant)>,
     /// Seals made in this process and not yet added to the stored count.
     unflushed: HashMap<(TenantId, u32), u64>,
+    /// Versions this process has marked lasting (one write per version and process).
+    lasting: std::collections::HashSet<(TenantId, u32)>,
 }
 
 /// Counters for benchmarks and metrics.
@@ -248,6 +281,7 @@ impl Envelope {
             Ok(v) => {
                 self.rotations.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(version = v, "tenant data key rotated by use or age");
+                self.expire_retired(tenant, version).await?;
                 Ok(v)
             }
             Err(CryptoError::Store(e)) if e.is_condition_failed() => {
@@ -266,14 +300,39 @@ impl Envelope {
         }
     }
 
-    /// Encrypts `plaintext` for the field with the tenant's current data key.
+    /// Encrypts `plaintext` for the field with the tenant's current data key. The value may
+    /// live as long as its item, without expiry: the version is marked lasting and never
+    /// expires (decision 0071).
     pub async fn encrypt(
         &self,
         field: FieldRef<'_>,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        self.seal_field(field, plaintext, true).await
+    }
+
+    /// [`Envelope::encrypt`] for a field of an item stamped with the tenant's retention
+    /// (`expires_at` at most [`LONGEST_RETENTION`] after now, re-stamps included): the
+    /// version may expire once retired, after the item and its backups are gone.
+    pub async fn encrypt_expiring(
+        &self,
+        field: FieldRef<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.seal_field(field, plaintext, false).await
+    }
+
+    async fn seal_field(
+        &self,
+        field: FieldRef<'_>,
+        plaintext: &[u8],
+        lasting: bool,
+    ) -> Result<Vec<u8>, CryptoError> {
         check_field(&field)?;
         let version = self.current_version(field.tenant).await?;
+        if lasting {
+            self.mark_lasting(field.tenant, version).await?;
+        }
         let key = self.key(field.tenant, version).await?;
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce)
@@ -363,7 +422,12 @@ impl Envelope {
         loop {
             let latest = self.latest_stored(tenant).await?.map_or(0, |(v, _)| v);
             match self.create_version(tenant, latest + 1).await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    if latest > 0 {
+                        self.expire_retired(tenant, latest).await?;
+                    }
+                    return Ok(v);
+                }
                 // Someone else rotated at the same moment: theirs is as good as ours.
                 Err(CryptoError::Store(e)) if e.is_condition_failed() => continue,
                 Err(e) => return Err(e),
@@ -399,8 +463,84 @@ impl Envelope {
         let mut cache = self.cache.lock().expect("key cache lock");
         cache.keys.retain(|(t, _), _| t != tenant);
         cache.unflushed.retain(|(t, _), _| t != tenant);
+        cache.lasting.retain(|(t, _)| t != tenant);
         cache.current.remove(tenant);
         Ok(deleted)
+    }
+
+    /// Gives `version`, just replaced by its successor, its expiry: `retired_keep` from now,
+    /// unless it is lasting (or the first version, which keyed ids derive from). A process
+    /// that still seals with it marks it lasting when it seals a lasting value (which removes
+    /// the expiry): both writes are conditional on the one item, so whichever comes second,
+    /// a lasting version keeps no expiry. A crash between the successor's creation and this
+    /// write leaves the version without expiry: kept, never lost.
+    async fn expire_retired(&self, tenant: &TenantId, version: u32) -> Result<(), CryptoError> {
+        let Some(keep) = self.rotation.retired_keep else {
+            return Ok(());
+        };
+        if version == KEYED_ID_KEY_VERSION {
+            return Ok(());
+        }
+        let now = now_secs();
+        let keep = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
+        let update = crate::store::Update::new()
+            .set(ATTR_RETIRED, now)
+            .set(crate::store::TTL_ATTR, now.saturating_add(keep));
+        let only_if = Condition::And(vec![
+            Condition::Exists,
+            Condition::AttrNotExists(ATTR_LASTING.into()),
+        ]);
+        let key = Key::new(tenant.partition(), key_sk(version));
+        match self
+            .store
+            .update(Table::Keys, &key, update, Some(only_if))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(version, "retired tenant data key expires after its data");
+                Ok(())
+            }
+            // Lasting (kept for good) or already gone with the tenant.
+            Err(e) if e.is_condition_failed() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Marks `version` lasting (and takes away any expiry) before the first lasting value
+    /// this process seals with it.
+    async fn mark_lasting(&self, tenant: &TenantId, version: u32) -> Result<(), CryptoError> {
+        if self.rotation.retired_keep.is_none() || version == KEYED_ID_KEY_VERSION {
+            return Ok(());
+        }
+        let id = (tenant.clone(), version);
+        if self
+            .cache
+            .lock()
+            .expect("key cache lock")
+            .lasting
+            .contains(&id)
+        {
+            return Ok(());
+        }
+        let update = crate::store::Update::new()
+            .set(ATTR_LASTING, true)
+            .remove(crate::store::TTL_ATTR);
+        let key = Key::new(tenant.partition(), key_sk(version));
+        match self
+            .store
+            .update(Table::Keys, &key, update, Some(Condition::Exists))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_condition_failed() => return Err(CryptoError::KeyGone(version)),
+            Err(e) => return Err(e.into()),
+        }
+        self.cache
+            .lock()
+            .expect("key cache lock")
+            .lasting
+            .insert(id);
+        Ok(())
     }
 
     async fn current_version(&self, tenant: &TenantId) -> Result<u32, CryptoError> {

@@ -149,6 +149,14 @@ impl MediaProxy {
     /// CDN.
     pub async fn fetch(&self, token: &str) -> Result<MediaResponse, MediaError> {
         let claims = self.links.verify(token)?;
+        // The verified link names its tenant: every read of that tenant's items and data keys
+        // runs with credentials scoped to it (decision 0037); the route lookup, a global
+        // index, stays with the function's own role.
+        let tenant = claims.tenant.clone();
+        crate::acting::acting_for(&tenant, self.fetch_for_tenant(claims)).await
+    }
+
+    async fn fetch_for_tenant(&self, claims: MediaClaims) -> Result<MediaResponse, MediaError> {
         if let (Some(erased), Some(conversation)) = (&self.erased, &claims.conversation) {
             let erased_at = match ConversationId::parse(conversation) {
                 Ok(id) => erased

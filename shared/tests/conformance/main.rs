@@ -13,4 +13,5 @@ mod secrets;
 mod store;
 mod store_batch;
 mod store_unprocessed;
+mod tenant_session_refresh;
 mod vault;

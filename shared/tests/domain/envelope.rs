@@ -294,6 +294,7 @@ async fn a_key_is_rotated_after_its_seal_limit_and_stays_readable(b: Backend) {
         max_seals: 10,
         max_age: Duration::from_secs(86_400),
         flush_every: 2,
+        ..RotationPolicy::default()
     };
     // Two processes share the count.
     let one = envelope(&b, CachePolicy::default()).with_rotation(rotation);

@@ -21,6 +21,7 @@ mod export;
 mod inbound_attempts;
 mod inbound_order;
 mod invocation_reads;
+mod key_expiry;
 mod mail;
 mod meta_deletion;
 mod parking;

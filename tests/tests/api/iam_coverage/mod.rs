@@ -36,6 +36,7 @@
 mod console_flows;
 mod console_scope;
 mod logs;
+mod media_scope;
 mod policy;
 mod recorder;
 mod scenario;
@@ -121,8 +122,9 @@ struct Finding {
 const TENANT_ROLE: &str = "TenantDataRole";
 
 /// The functions whose work for one tenant runs under that tenant's session.
-const TENANT_SCOPED: [&str; 8] = [
+const TENANT_SCOPED: [&str; 9] = [
     "InboundWorkerFunction",
+    "MediaProxyFunction",
     "SyncWorkerFunction",
     "OutboundWorkerFunction",
     "AdminApiFunction",
