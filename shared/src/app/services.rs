@@ -14,7 +14,7 @@ use super::Platform;
 use crate::accounts::{Accounts, AccountsConfig, Mailer, OutboxMailer, PasswordHasher, SesMailer};
 use crate::api_keys::ApiKeys;
 use crate::audit::AuditLog;
-use crate::bitrix::{BitrixClient, EndpointUrl, ENV_CLIENT_ID};
+use crate::bitrix::{BitrixClient, ENV_CLIENT_ID};
 use crate::conversation::erased::ErasedSubjects;
 use crate::crm_sync::{
     CustomerProfiles, FlushConfig, Parking, PortalProbe, RetryPolicy as SyncRetryPolicy, SyncWorker,
@@ -31,9 +31,7 @@ use crate::objects::s3::S3Objects;
 use crate::objects::ObjectStore;
 use crate::outbound::{OutboundClients, OutboundIntake, OutboundRetryPolicy, OutboundWorker};
 use crate::ownership::OwnershipProof;
-use crate::portal::install::{public_base_url, BitrixInstaller, ConnectionCodes, PortalSetup};
-use crate::portal::placement::{PageTokenKey, PlacementConsole};
-use crate::portal_events::PortalEvents;
+use crate::portal::install::PortalSetup;
 use crate::queue::embedded::EmbeddedQueue;
 use crate::queue::sqs::SqsQueue;
 use crate::queue::{platform, Queue, QueueName};
@@ -50,6 +48,7 @@ use crate::vault::local::LocalVault;
 // The builders of self-service onboarding (decision 0040).
 mod line_status;
 mod onboarding;
+mod portal;
 mod privacy;
 mod templates;
 
@@ -599,91 +598,6 @@ impl Services {
         .with_metrics(self.metrics.clone())
         .with_dead_letter_queue(self.dead_letter_queue(platform::OUTBOUND))
         .with_lease(self.lease()))
-    }
-
-    /// bitrix-webhook: operator replies, connector and app removal.
-    pub fn portal_events(&self) -> Result<PortalEvents, ServicesError> {
-        const S: &str = "bitrix-webhook";
-        // A reply refused for quota becomes a note for the chat on the sync queue.
-        self.require_queues(S, &[platform::SYNC])?;
-        Ok(PortalEvents::new(
-            self.platform.tenants.clone(),
-            self.platform.store.clone(),
-            self.platform.envelope.clone(),
-            self.outbound_intake()?,
-            self.bitrix_client(S)?,
-        )
-        .with_revocations(self.revocations()?))
-    }
-
-    /// Where Bitrix24 reaches us (`PUBLIC_BASE_URL`), as the install flow registers it.
-    pub fn bitrix_endpoint(&self, service: &'static str) -> Result<EndpointUrl, ServicesError> {
-        public_base_url(self.public_base_url(service)?).map_err(|e| invalid(service, e))
-    }
-
-    /// bitrix-webhook: the app install and the portal-to-tenant link.
-    pub fn bitrix_installer(&self) -> Result<BitrixInstaller, ServicesError> {
-        const S: &str = "bitrix-webhook";
-        Ok(BitrixInstaller::new(
-            self.platform.tenants.clone(),
-            self.platform.store.clone(),
-            self.bitrix_client(S)?,
-            PortalSetup::new(self.bitrix_endpoint(S)?),
-        ))
-    }
-
-    /// bitrix-webhook: the template picker in the chat (decision 0061); its page tokens are
-    /// signed with a key derived from the settings page's.
-    pub fn template_picker(
-        &self,
-    ) -> Result<crate::portal::placement::picker::TemplatePicker, ServicesError> {
-        const S: &str = "bitrix-webhook";
-        let client = self.bitrix_client(S)?;
-        let key = PageTokenKey::derive(&client.config().client_secret);
-        Ok(crate::portal::placement::picker::TemplatePicker::new(
-            self.platform.tenants.clone(),
-            self.platform.envelope.clone(),
-            client,
-            &key,
-        ))
-    }
-
-    /// bitrix-webhook: the connector settings page inside the portal (decision 0043). Its
-    /// page tokens are signed with a key derived from the application's client secret.
-    pub fn placement_console(&self) -> Result<PlacementConsole, ServicesError> {
-        const S: &str = "bitrix-webhook";
-        let client = self.bitrix_client(S)?;
-        let key = PageTokenKey::derive(&client.config().client_secret);
-        Ok(PlacementConsole::new(
-            self.platform.tenants.clone(),
-            client,
-            PortalSetup::new(self.bitrix_endpoint(S)?),
-            key,
-        ))
-    }
-
-    /// Attaching channels to the portal's Open Lines from the console (decision 0072); `None`
-    /// when this deployment has no Bitrix24 application or no public base URL.
-    pub fn open_lines(
-        &self,
-        service: &'static str,
-    ) -> Result<Option<crate::portal::line_change::OpenLines>, ServicesError> {
-        if self.settings.bitrix.is_none() {
-            return Ok(None);
-        }
-        let Ok(endpoint) = self.bitrix_endpoint(service) else {
-            return Ok(None);
-        };
-        Ok(Some(crate::portal::line_change::OpenLines::new(
-            self.bitrix_client(service)?,
-            PortalSetup::new(endpoint),
-            self.audit(),
-        )))
-    }
-
-    /// The one-time codes that link a portal to a tenant.
-    pub fn connection_codes(&self) -> ConnectionCodes {
-        ConnectionCodes::new(self.platform.store.clone())
     }
 
     /// Users, sessions, invitations and password resets.
