@@ -292,6 +292,47 @@ impl PortalFlusher {
                     params,
                 });
             }
+            // The post must end inside its claim: once a claim runs out another flusher may
+            // take the operations and post them again while this request is still on its way
+            // (the fault soak saw it, decision 0069's figures). Making the media links may
+            // have taken part of it, so a claim with less than a request's time left is
+            // renewed first, and only what is still ours is posted.
+            if claim.left(&self.clock) < self.client.config().request_timeout {
+                let now = (self.clock)();
+                if !self
+                    .lease
+                    .acquire(tenant, holder, now, self.config.claim)
+                    .await?
+                {
+                    self.outbox.settle(&attempt, outcomes).await?;
+                    return Ok(());
+                }
+                claim = Claim::from(now, self.config.claim);
+                let keys: Vec<_> = ops.iter().map(|o| o.key.clone()).collect();
+                let kept: HashSet<_> = self
+                    .outbox
+                    .extend(&keys, &attempt, claim.until_ms)
+                    .await?
+                    .into_iter()
+                    .collect();
+                if kept.len() < ops.len() {
+                    let all = std::mem::take(&mut ops)
+                        .into_iter()
+                        .zip(std::mem::take(&mut commands))
+                        .zip(std::mem::take(&mut files_sent));
+                    for ((o, mut command), files) in all.filter(|((o, _), _)| kept.contains(&o.key))
+                    {
+                        command.key = format!("c{}", ops.len());
+                        ops.push(o);
+                        commands.push(command);
+                        files_sent.push(files);
+                    }
+                    if ops.is_empty() {
+                        self.outbox.settle(&attempt, outcomes).await?;
+                        continue;
+                    }
+                }
+            }
             report.requests += 1;
             match session.batch(&commands, false).await {
                 Ok(answer) => {

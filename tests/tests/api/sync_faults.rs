@@ -622,3 +622,94 @@ async fn a_claim_that_ran_out_during_a_lookup_does_not_post_twice() {
     assert_eq!(rig.dead_lettered().await, 0);
     rig.h.server.shutdown().await;
 }
+
+/// A media linker that stops at its first link until told to go on, and links nothing (the
+/// file goes as a text label).
+struct PausesAtLink {
+    seen: AtomicUsize,
+    paused: Arc<tokio::sync::Notify>,
+    resume: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl wappline::crm_sync::MediaLinker for PausesAtLink {
+    async fn link(
+        &self,
+        _tenant: &wappline::ids::TenantId,
+        _account: &wappline::meta::AccountRef,
+        _media: &wappline::meta::Media,
+    ) -> Option<wappline::bitrix::CrmFile> {
+        if self.seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.paused.notify_one();
+            self.resume.notified().await;
+        }
+        None
+    }
+}
+
+/// A flusher's claim ran out while it made the media links of its post (the fault soak saw
+/// it under load, decision 0069): another flusher took the operation and posted it. The first
+/// one renews its claim before its request, sees the operation is no longer its own and
+/// leaves it: one post.
+#[tokio::test]
+async fn a_claim_that_ran_out_while_links_were_made_does_not_post_twice() {
+    let rig = Rig::start().await;
+    let normal = rig.worker(rig.h.server.platform().store.clone());
+    rig.customers_write(2, 1, "links").await;
+    while rig.sync_depth().await > 0 {
+        rig.round(&normal).await;
+    }
+    // Customer 0 sends a photo: flusher A claims its post, then stops making its link.
+    let id = "wamid.links.0.1";
+    let mut photo: serde_json::Value = serde_json::from_slice(&delivery(0, id, 1)).unwrap();
+    photo["entry"][0]["changes"][0]["value"]["messages"][0] = json!({
+        "from": "16505550000", "id": id, "timestamp": "1767261601", "type": "image",
+        "image": {"mime_type": "image/jpeg", "sha256": "c2hh", "id": "900000001"}
+    });
+    let (s, text) = rig
+        .h
+        .post_signed(&serde_json::to_vec(&photo).unwrap())
+        .await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    rig.h
+        .drain(platform::INBOUND, Duration::from_secs(30))
+        .await;
+    let paused = Arc::new(tokio::sync::Notify::new());
+    let resume = Arc::new(tokio::sync::Notify::new());
+    let slow = rig
+        .worker(rig.h.server.platform().store.clone())
+        .with_media_links(Arc::new(PausesAtLink {
+            seen: AtomicUsize::new(0),
+            paused: paused.clone(),
+            resume: resume.clone(),
+        }));
+    let a = async {
+        rig.round(&slow).await;
+    };
+    let b = async {
+        paused.notified().await;
+        // A's claim and lease run out; customer 1 writes, and B's job flushes the portal.
+        rig.advance(Duration::from_secs(60));
+        let (s, text) = rig.h.post_signed(&delivery(1, "wamid.links.1.1", 1)).await;
+        assert_eq!(s, StatusCode::OK, "{text}");
+        rig.h
+            .drain(platform::INBOUND, Duration::from_secs(30))
+            .await;
+        rig.round(&normal).await;
+        assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, id), 1, "B posted it");
+        resume.notify_one();
+    };
+    tokio::join!(a, b);
+    let mut rounds = 0;
+    while rig.sync_depth().await > 0 {
+        rounds += 1;
+        assert!(rounds < 50, "does not converge");
+        rig.round(&normal).await;
+        rig.advance(Duration::from_secs(60));
+    }
+    assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, id), 1, "posted once");
+    assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, "wamid.links.1.1"), 1);
+    assert_eq!(rig.fake.duplicate_posts(), 0);
+    assert_eq!(rig.dead_lettered().await, 0);
+    rig.h.server.shutdown().await;
+}
