@@ -249,23 +249,13 @@ impl PortalFlusher {
                         if !ops.is_empty() {
                             // The lookup and the wait took part of the claim: renew it (and
                             // the lease) for the post, and post only what is still ours.
-                            let now = (self.clock)();
-                            if !self
-                                .lease
-                                .acquire(tenant, holder, now, self.config.claim)
+                            let Some(kept) = self
+                                .renew(tenant, holder, &attempt, &mut claim, &ops)
                                 .await?
-                            {
+                            else {
                                 self.outbox.settle(&attempt, outcomes).await?;
                                 return Ok(());
-                            }
-                            claim = Claim::from(now, self.config.claim);
-                            let keys: Vec<_> = ops.iter().map(|o| o.key.clone()).collect();
-                            let kept: HashSet<_> = self
-                                .outbox
-                                .extend(&keys, &attempt, claim.until_ms)
-                                .await?
-                                .into_iter()
-                                .collect();
+                            };
                             ops.retain(|o| kept.contains(&o.key));
                         }
                     }
@@ -298,23 +288,13 @@ impl PortalFlusher {
             // have taken part of it, so a claim with less than a request's time left is
             // renewed first, and only what is still ours is posted.
             if claim.left(&self.clock) < self.client.config().request_timeout {
-                let now = (self.clock)();
-                if !self
-                    .lease
-                    .acquire(tenant, holder, now, self.config.claim)
+                let Some(kept) = self
+                    .renew(tenant, holder, &attempt, &mut claim, &ops)
                     .await?
-                {
+                else {
                     self.outbox.settle(&attempt, outcomes).await?;
                     return Ok(());
-                }
-                claim = Claim::from(now, self.config.claim);
-                let keys: Vec<_> = ops.iter().map(|o| o.key.clone()).collect();
-                let kept: HashSet<_> = self
-                    .outbox
-                    .extend(&keys, &attempt, claim.until_ms)
-                    .await?
-                    .into_iter()
-                    .collect();
+                };
                 if kept.len() < ops.len() {
                     let all = std::mem::take(&mut ops)
                         .into_iter()
@@ -366,6 +346,30 @@ impl PortalFlusher {
             }
         }
         Ok(())
+    }
+
+    /// Renews the portal's lease and the attempt's claim on `ops` for the request about to
+    /// go out; the keys still its own, or `None` when the lease went to another process.
+    async fn renew(
+        &self,
+        tenant: &crate::ids::TenantId,
+        holder: &str,
+        attempt: &str,
+        claim: &mut Claim,
+        ops: &[StagedOp],
+    ) -> Result<Option<HashSet<crate::store::Key>>, FlushError> {
+        let now = (self.clock)();
+        if !self
+            .lease
+            .acquire(tenant, holder, now, self.config.claim)
+            .await?
+        {
+            return Ok(None);
+        }
+        *claim = Claim::from(now, self.config.claim);
+        let keys: Vec<_> = ops.iter().map(|o| o.key.clone()).collect();
+        let kept = self.outbox.extend(&keys, attempt, claim.until_ms).await?;
+        Ok(Some(kept.into_iter().collect()))
     }
 
     /// Writes the outcomes of an answered request (decision 0056). Until this write lands

@@ -592,34 +592,16 @@ async fn a_claim_that_ran_out_during_a_lookup_does_not_post_twice() {
             resume: resume.clone(),
         },
     )));
-    let a = async {
-        rig.round(&slow).await;
-    };
-    let b = async {
-        paused.notified().await;
-        // A's claim and lease run out; customer 1 writes, and B's job flushes the portal.
-        rig.advance(Duration::from_secs(60));
-        let (s, text) = rig.h.post_signed(&delivery(1, "wamid.claim.1.1", 1)).await;
-        assert_eq!(s, StatusCode::OK, "{text}");
-        rig.h
-            .drain(platform::INBOUND, Duration::from_secs(30))
-            .await;
-        rig.round(&normal).await;
-        assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, &id), 1, "B posted it");
-        resume.notify_one();
-    };
-    tokio::join!(a, b);
-    let mut rounds = 0;
-    while rig.sync_depth().await > 0 {
-        rounds += 1;
-        assert!(rounds < 50, "does not converge");
-        rig.round(&normal).await;
-        rig.advance(Duration::from_secs(60));
-    }
-    assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, &id), 1, "posted once");
-    assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, "wamid.claim.1.1"), 1);
-    assert_eq!(rig.fake.duplicate_posts(), 0);
-    assert_eq!(rig.dead_lettered().await, 0);
+    a_then_b(
+        &rig,
+        &normal,
+        &slow,
+        &paused,
+        &resume,
+        &id,
+        "wamid.claim.1.1",
+    )
+    .await;
     rig.h.server.shutdown().await;
 }
 
@@ -683,19 +665,43 @@ async fn a_claim_that_ran_out_while_links_were_made_does_not_post_twice() {
             paused: paused.clone(),
             resume: resume.clone(),
         }));
+    a_then_b(
+        &rig,
+        &normal,
+        &slow,
+        &paused,
+        &resume,
+        id,
+        "wamid.links.1.1",
+    )
+    .await;
+    rig.h.server.shutdown().await;
+}
+
+/// Flusher A (`slow`) runs until it pauses holding the claim on `id`'s post; then A's claim
+/// and lease run out, customer 1 writes `other`, and flusher B's job posts both; then A goes
+/// on. Each is posted once, nothing is dead-lettered.
+async fn a_then_b(
+    rig: &Rig,
+    normal: &SyncWorker,
+    slow: &SyncWorker,
+    paused: &tokio::sync::Notify,
+    resume: &tokio::sync::Notify,
+    id: &str,
+    other: &str,
+) {
     let a = async {
-        rig.round(&slow).await;
+        rig.round(slow).await;
     };
     let b = async {
         paused.notified().await;
-        // A's claim and lease run out; customer 1 writes, and B's job flushes the portal.
         rig.advance(Duration::from_secs(60));
-        let (s, text) = rig.h.post_signed(&delivery(1, "wamid.links.1.1", 1)).await;
+        let (s, text) = rig.h.post_signed(&delivery(1, other, 1)).await;
         assert_eq!(s, StatusCode::OK, "{text}");
         rig.h
             .drain(platform::INBOUND, Duration::from_secs(30))
             .await;
-        rig.round(&normal).await;
+        rig.round(normal).await;
         assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, id), 1, "B posted it");
         resume.notify_one();
     };
@@ -704,12 +710,11 @@ async fn a_claim_that_ran_out_while_links_were_made_does_not_post_twice() {
     while rig.sync_depth().await > 0 {
         rounds += 1;
         assert!(rounds < 50, "does not converge");
-        rig.round(&normal).await;
+        rig.round(normal).await;
         rig.advance(Duration::from_secs(60));
     }
     assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, id), 1, "posted once");
-    assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, "wamid.links.1.1"), 1);
+    assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, other), 1);
     assert_eq!(rig.fake.duplicate_posts(), 0);
     assert_eq!(rig.dead_lettered().await, 0);
-    rig.h.server.shutdown().await;
 }
