@@ -247,8 +247,10 @@ class Moto:
         for logical, queue, fifo in [
             ("InboundQueue", "inbound.fifo", True),
             ("SyncQueue", "sync.fifo", True),
+            ("InboundDlq", "inbound-dlq.fifo", True),
             ("SyncDlq", "sync-dlq.fifo", True),
             ("OutboundQueue", "outbound.fifo", True),
+            ("OutboundDlq", "outbound-dlq.fifo", True),
             ("ErasureQueue", "erasure", False),
             ("ExportsQueue", "exports", False),
         ]:
