@@ -246,15 +246,7 @@ async fn accept_invitation(console: &Console, req: &Request, lang: Lang) -> Resu
     {
         Ok(signed) => {
             tracing::info!(tenant = %signed.tenant_id, user = %signed.user.id, "invitation accepted in the console");
-            let mut reply = Reply::redirect("/app/channels");
-            reply.cookies = web::session_cookies(s.secure_cookies, &signed);
-            reply.cookies.push(web::set_cookie(
-                s.secure_cookies,
-                web::VISITOR_COOKIE,
-                "",
-                0,
-            ));
-            Ok(reply)
+            Ok(web::signed_in(s.secure_cookies, &signed))
         }
         Err(AccountError::Invalid(_)) => {
             let found = s.accounts.invitation(&token).await;
@@ -397,12 +389,7 @@ async fn confirm_reset(console: &Console, req: &Request, lang: Lang) -> Result<R
             // Whatever session this browser had ended with the others.
             let mut reply = Reply::redirect("/app/sign-in?done=password_reset");
             reply.cookies = web::clear_session_cookies(s.secure_cookies);
-            reply.cookies.push(web::set_cookie(
-                s.secure_cookies,
-                web::VISITOR_COOKIE,
-                "",
-                0,
-            ));
+            reply.cookies.push(web::clear_visitor_cookie(s.secure_cookies));
             Ok(reply)
         }
         Err(AccountError::InvalidToken) => reset_reply(
