@@ -11,6 +11,7 @@ use e2e_tests::fake_graph::{
     BusinessToken, FakeGraph, FAKE_APP_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET,
 };
 use e2e_tests::harness::Harness;
+use e2e_tests::outbox::mails_to;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::clock::now_secs;
@@ -675,16 +676,10 @@ async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure()
     wait_for(async || token_of(&h, &t, second).await["status"] == "refresh_failed").await;
     let failed = token_of(&h, &t, second).await;
     assert_eq!(failed["refresh_error"], "token_refused");
-    let outbox = h.server.data_dir().join("outbox");
     wait_for(async || {
-        std::fs::read_dir(&outbox)
-            .unwrap()
-            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-            .any(|m| {
-                m.contains("To: admin@acme.test")
-                    && m.contains(second)
-                    && m.contains("could not be renewed")
-            })
+        mails_to(h.server.data_dir(), "admin@acme.test")
+            .iter()
+            .any(|m| m.contains(second) && m.contains("could not be renewed"))
     })
     .await;
     assert!(audit(&h, &t).await.iter().any(|e| {

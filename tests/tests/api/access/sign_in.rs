@@ -16,13 +16,9 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     assert_eq!(inv["emailed"], true);
     assert_eq!(inv["email"], "alice@acme.test");
     // The invitation went out by email (the local outbox) with its token.
-    let outbox = h.server.data_dir().join("outbox");
-    let mail: String = std::fs::read_dir(&outbox)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
-    assert!(mail.contains("To: alice@acme.test"));
-    assert!(mail.contains(inv["token"].as_str().unwrap()));
+    let mails = e2e_tests::outbox::mails_to(h.server.data_dir(), "alice@acme.test");
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains(inv["token"].as_str().unwrap()));
 
     // A weak password is refused and the invitation is still usable.
     let weak = call(

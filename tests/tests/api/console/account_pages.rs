@@ -8,40 +8,12 @@
 
 use e2e_tests::console::{add_user, ConsoleClient, Page, PASSWORD};
 use e2e_tests::harness::Harness;
+use e2e_tests::outbox::{link, mails_to, token_of};
 use reqwest::StatusCode;
 use serde_json::json;
 use wappline::store::{Table, Update, TTL_ATTR};
 
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
-
-/// The messages of the local outbox addressed to `to`, oldest first.
-pub(super) fn mails_to(dir: &std::path::Path, to: &str) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|x| x == "eml"));
-    files.sort();
-    files
-        .into_iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter(|m| m.contains(&format!("To: {to}\r\n")))
-        .collect()
-}
-
-/// The console link of a mail that starts with `prefix` (`<base><path>?token=`), whole.
-pub(super) fn link(mail: &str, prefix: &str) -> String {
-    let start = mail
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no {prefix} in {mail}"));
-    mail[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect()
-}
-
-fn token_of(link: &str) -> String {
-    link.split_once("?token=").unwrap().1.to_owned()
-}
 
 async fn tenant(h: &Harness, name: &str) -> String {
     h.admin("POST", "/admin/tenants", json!({"name": name}))

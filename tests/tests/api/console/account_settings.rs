@@ -8,24 +8,11 @@ use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient, PASSWORD};
 use e2e_tests::harness::{Harness, ADMIN};
+use e2e_tests::outbox::{link, mails_to, token_of};
 use local_server::{LocalConfig, LocalServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::store::{Table, Update, TTL_ATTR};
-
-/// The messages of the local outbox addressed to `to`, oldest first.
-fn mails_to(dir: &std::path::Path, to: &str) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|x| x == "eml"));
-    files.sort();
-    files
-        .into_iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter(|m| m.contains(&format!("To: {to}\r\n")))
-        .collect()
-}
 
 fn with_subject(mails: &[String], subject: &str) -> usize {
     mails.iter().filter(|m| m.contains(subject)).count()
@@ -33,11 +20,7 @@ fn with_subject(mails: &[String], subject: &str) -> usize {
 
 /// The `token=` of the confirmation link in a mail.
 fn link_token(mail: &str) -> String {
-    let start = mail.find("confirm?token=").expect("a link") + "confirm?token=".len();
-    mail[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect()
+    token_of(&link(mail, "confirm?token="))
 }
 
 async fn tenant(h: &Harness) -> String {

@@ -11,7 +11,7 @@ use e2e_tests::harness::Harness;
 use e2e_tests::webdriver::{Browser, ENTER};
 use serde_json::json;
 
-use super::account_pages::{link, mails_to};
+use e2e_tests::outbox::{link, mails_to};
 use super::browser::artifacts;
 
 const FIRST: &str = "first passphrase of nina";
