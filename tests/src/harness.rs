@@ -50,6 +50,15 @@ pub fn sample(name: &str) -> Vec<u8> {
     std::fs::read(samples_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// The `signed_request` Meta posts to the Data Deletion Callback for `user`, signed with the
+/// app secret the local server knows.
+pub fn signed_deletion_request(user: &str) -> String {
+    wappline::meta_deletion::signed_request::sign(
+        &AppSecret::new(APP_SECRET).unwrap(),
+        &format!(r#"{{"algorithm":"HMAC-SHA256","issued_at":1795460400,"user_id":"{user}"}}"#),
+    )
+}
+
 pub struct Harness {
     pub server: LocalServer,
     /// The loopback Graph API (and Instagram API) the server talks to; connects prove
@@ -194,6 +203,21 @@ impl Harness {
     pub async fn post_signed(&self, body: &[u8]) -> (StatusCode, String) {
         let sig = AppSecret::new(APP_SECRET).unwrap().sign(body);
         self.post(body, Some(sig)).await
+    }
+
+    /// Meta's signed Data Deletion Callback for `user`, as the data-deletion function receives
+    /// it (answered 200), once the erasure worker has taken it off its queue.
+    pub async fn deletion_callback(&self, user: &str) {
+        let resp = self
+            .http
+            .post(format!("{}/data-deletion", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("signed_request={}", signed_deletion_request(user)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        self.drain(platform::ERASURE, Duration::from_secs(20)).await;
     }
 
     pub async fn depth(&self, queue: &str) -> usize {
