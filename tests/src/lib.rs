@@ -5,6 +5,7 @@ pub mod fake_bitrix;
 pub mod fake_graph;
 pub mod fault_proxy;
 pub mod harness;
+pub mod moto;
 pub mod outbox;
 pub mod personal_data;
 pub mod relay_world;
