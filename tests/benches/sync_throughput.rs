@@ -76,12 +76,7 @@ async fn run(
         c.sync_batch = Some(batch.to_string());
     })
     .await;
-    let tenant = h
-        .admin("POST", "/admin/tenants", json!({"name": "Busy"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tenant = h.create_tenant("Busy").await;
     h.connect_whatsapp(&tenant, WA_NUMBER, "102290129340398", "EAAwhatsappTOKEN")
         .await;
     h.connect_portal(&tenant, &fake, FAKE_DOMAIN, FAKE_MEMBER_ID, LINE)

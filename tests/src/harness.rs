@@ -134,12 +134,17 @@ impl Harness {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// A new tenant named `name`, created through the admin API; its id.
+    pub async fn create_tenant(&self, name: &str) -> String {
+        let t = self
+            .admin("POST", "/admin/tenants", json!({ "name": name }))
+            .await;
+        t["id"].as_str().unwrap().to_owned()
+    }
+
     /// A tenant owning the sample WhatsApp number and Instagram account.
     pub async fn tenant_with_channels(&self) -> String {
-        let t = self
-            .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-            .await;
-        let id = t["id"].as_str().unwrap().to_owned();
+        let id = self.create_tenant("Acme").await;
         self.graph.add_whatsapp_business(WA_TOKEN, WABA, WA_NUMBER);
         self.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
         self.admin(

@@ -7,15 +7,6 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::store::Table;
 
-/// A new tenant named `name`; its id.
-pub(crate) async fn tenant(h: &Harness, name: &str) -> String {
-    h.admin("POST", "/admin/tenants", json!({ "name": name }))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// POSTs `body` to the admin API at `path`, whatever it answers: status and JSON answer.
 pub(crate) async fn admin_post(h: &Harness, path: &str, body: Value) -> (StatusCode, Value) {
     let resp = h

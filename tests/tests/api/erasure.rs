@@ -88,12 +88,7 @@ async fn a_contact_is_forgotten_and_nobody_else() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let other = h
-        .admin("POST", "/admin/tenants", json!({"name": "Other"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = h.create_tenant("Other").await;
     let (s, _) = call(
         &h,
         "GET",
@@ -173,12 +168,7 @@ async fn a_tenant_account_is_erased_after_its_grace_period() {
         }
     }
     // Its number can be connected again, by another tenant.
-    let other = h
-        .admin("POST", "/admin/tenants", json!({"name": "Next owner"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = h.create_tenant("Next owner").await;
     h.connect_whatsapp(&other, WA_NUMBER, "102290129340398", "EAAnewOWNER")
         .await;
     h.server.shutdown().await;

@@ -156,12 +156,7 @@ async fn an_account_erasure_revokes_at_the_providers_and_waits_while_one_is_down
 #[tokio::test]
 async fn metas_deletion_callback_revokes_the_users_channels_and_retries_while_meta_is_down() {
     let h = Harness::start(|_| {}).await;
-    let t = h
-        .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = h.create_tenant("Acme").await;
     h.graph.add_whatsapp_business(WA_TOKEN, WABA, WA_NUMBER);
     h.admin(
         "POST",

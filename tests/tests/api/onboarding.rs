@@ -20,7 +20,7 @@ use wappline::onboarding::refresh::TokenRefresh;
 use wappline::store::Table;
 use wappline::tenant::ChannelRef;
 
-use crate::connect_setup::{admin_post, audit, nothing_connected, tenant, token_never_in_clear};
+use crate::connect_setup::{admin_post, audit, nothing_connected, token_never_in_clear};
 
 const PHONE: &str = "106540352242922";
 const WABA: &str = "102290129340398";
@@ -78,7 +78,7 @@ pub(crate) async fn channels(h: &Harness, t: &str) -> Vec<Value> {
 #[tokio::test]
 async fn embedded_signup_connects_a_number_and_reports_each_step() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let page = h
         .admin(
             "GET",
@@ -170,7 +170,7 @@ async fn embedded_signup_connects_a_number_and_reports_each_step() {
 #[tokio::test]
 async fn a_coexistence_number_is_not_registered_and_is_marked_for_20_per_second() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
     let (status, v) = admin_post(
         &h,
@@ -210,7 +210,7 @@ async fn a_coexistence_number_is_not_registered_and_is_marked_for_20_per_second(
 #[tokio::test]
 async fn a_cancelled_or_failed_signup_stores_nothing() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let path = format!("/admin/tenants/{t}/onboarding/whatsapp");
     let (status, v) = admin_post(
         &h,
@@ -251,7 +251,7 @@ async fn a_cancelled_or_failed_signup_stores_nothing() {
 #[tokio::test]
 async fn an_expired_code_or_an_unproven_token_stores_nothing() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let path = format!("/admin/tenants/{t}/onboarding/whatsapp");
     h.graph.add_whatsapp_business(TOKEN, WABA, PHONE);
     let expired = h.graph.issue_expired_signup_code(TOKEN);
@@ -284,7 +284,7 @@ async fn an_expired_code_or_an_unproven_token_stores_nothing() {
 #[tokio::test]
 async fn a_step_after_the_claim_that_fails_undoes_the_connection() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let path = format!("/admin/tenants/{t}/onboarding/whatsapp");
     h.graph.fail_register(1);
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
@@ -318,7 +318,7 @@ async fn a_step_after_the_claim_that_fails_undoes_the_connection() {
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
     let (status, _) = admin_post(&h, &path, finish("FINISH", &code)).await;
     assert_eq!(status, StatusCode::CREATED);
-    let other = tenant(&h, "Other").await;
+    let other = h.create_tenant("Other").await;
     let code = h.graph.issue_signup_code("EAAGsecondTOKEN", WABA, PHONE);
     let (status, v) = admin_post(
         &h,
@@ -376,7 +376,7 @@ pub(crate) async fn authorize(h: &Harness, t: &str) -> Value {
 #[tokio::test]
 async fn instagram_login_connects_an_account_with_a_long_lived_token() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let a = authorize(&h, &t).await;
     let url = a["authorize_url"].as_str().unwrap();
     assert!(url.starts_with(&format!("{}/oauth/authorize?", h.graph.base_url())));
@@ -452,8 +452,8 @@ async fn instagram_login_connects_an_account_with_a_long_lived_token() {
 #[tokio::test]
 async fn instagram_login_refuses_foreign_or_forged_states_and_missing_permissions() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
-    let other = tenant(&h, "Other").await;
+    let t = h.create_tenant("Acme").await;
+    let other = h.create_tenant("Other").await;
     let path = format!("/admin/tenants/{t}/onboarding/instagram/complete");
     h.graph.set_instagram_login(
         IG,
@@ -499,7 +499,7 @@ async fn instagram_login_refuses_foreign_or_forged_states_and_missing_permission
 #[tokio::test]
 async fn an_instagram_subscription_that_fails_undoes_the_connection() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     h.graph.set_instagram_login(
         IG,
         "instagram_business_basic,instagram_business_manage_messages",
@@ -625,7 +625,7 @@ pub(crate) async fn wait_for(mut done: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     // An admin to alert (an invited user who accepted).
     let inv = h
         .admin(

@@ -51,12 +51,7 @@ async fn send(
 async fn sends_are_queued_for_the_keys_tenant_only() {
     let h = Harness::start(|_| {}).await;
     let tenant = h.tenant_with_channels().await;
-    let other = h
-        .admin("POST", "/admin/tenants", json!({"name": "Other"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = h.create_tenant("Other").await;
     let key = key_for(&h, &tenant).await;
     let other_key = key_for(&h, &other).await;
 

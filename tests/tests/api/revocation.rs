@@ -11,7 +11,6 @@ use e2e_tests::harness::{Harness, ADMIN, IG_ACCOUNT, IG_TOKEN, WABA, WA_NUMBER, 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::connect_setup::tenant;
 
 const SECOND_NUMBER: &str = "113355779024681";
 const SECOND_TOKEN: &str = "EAAsecondNUMBER";
@@ -85,7 +84,7 @@ fn step(r: &Value) -> &Value {
 #[tokio::test]
 async fn a_waba_shared_with_another_tenant_keeps_its_subscription_until_its_last_number_goes() {
     let h = Harness::start(|_| {}).await;
-    let (a, b) = (tenant(&h, "Acme").await, tenant(&h, "Beta").await);
+    let (a, b) = (h.create_tenant("Acme").await, h.create_tenant("Beta").await);
     h.connect_whatsapp(&a, WA_NUMBER, WABA, WA_TOKEN).await;
     h.connect_whatsapp(&b, SECOND_NUMBER, WABA, SECOND_TOKEN)
         .await;
@@ -243,7 +242,7 @@ async fn a_portal_disconnect_unregisters_our_connectors_and_unbinds_our_events()
         fake.wire_into(c);
     })
     .await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     h.connect_portal(&t, &fake, FAKE_DOMAIN, FAKE_MEMBER_ID, 1)
         .await;
     // The access token expired meanwhile: the revocation refreshes it.

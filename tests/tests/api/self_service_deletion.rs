@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::tenant::{ChannelKind, ChannelRef};
 
-use crate::connect_setup::{admin_post, tenant};
+use crate::connect_setup::admin_post;
 use crate::onboarding::{channels, connect_instagram, start};
 
 const PHONE: &str = "106540352242922";
@@ -63,7 +63,7 @@ fn revoked_with(h: &Harness, suffix: &str) -> Vec<Option<String>> {
 #[tokio::test]
 async fn metas_deletion_callback_revokes_channels_connected_through_self_service() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     // Embedded Signup: the token `debug_token` says SIGNUP_USER granted.
     let mut token = BusinessToken::for_waba(WABA);
     token.user_id = SIGNUP_USER.to_owned();

@@ -157,21 +157,11 @@ async fn a_hanging_portal_does_not_delay_another_tenants_portal() {
     fake.add_portal(OTHER_DOMAIN, OTHER_MEMBER_ID);
     let h = start(&fake, "3600000,40,86400000").await;
     // Tenant A: the WhatsApp number, on the hanging portal; tenant B: Instagram, on another.
-    let a = h
-        .admin("POST", "/admin/tenants", json!({"name": "Hanging"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let a = h.create_tenant("Hanging").await;
     h.connect_whatsapp(&a, WA_NUMBER, "102290129340398", "EAAwhatsappTOKEN")
         .await;
     connect_portal(&h, &fake, &a, FAKE_DOMAIN, FAKE_MEMBER_ID).await;
-    let b = h
-        .admin("POST", "/admin/tenants", json!({"name": "Healthy"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let b = h.create_tenant("Healthy").await;
     h.connect_instagram(&b, IG_ACCOUNT, "IGAAinstagramTOKEN")
         .await;
     connect_portal(&h, &fake, &b, OTHER_DOMAIN, OTHER_MEMBER_ID).await;

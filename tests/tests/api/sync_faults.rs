@@ -44,12 +44,7 @@ impl Rig {
         let fake = FakeBitrix::start().await;
         // No Bitrix24 settings: the server queues sync jobs and leaves them to this test.
         let h = Harness::start(|c| c.retry_base_ms = 50).await;
-        let tenant = h
-            .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let tenant = h.create_tenant("Acme").await;
         h.connect_whatsapp(&tenant, WA_NUMBER, "102290129340398", "EAAwhatsappTOKEN")
             .await;
         // Without Bitrix24 settings the admin API cannot prove a portal: stored directly.

@@ -57,13 +57,6 @@ async fn sign_in(h: &Harness, account: &str, email: &str, password: &str) -> Rep
     .await
 }
 
-async fn new_tenant(h: &Harness, name: &str) -> String {
-    let t = h
-        .admin("POST", "/admin/tenants", json!({"name": name}))
-        .await;
-    t["id"].as_str().unwrap().to_owned()
-}
-
 /// Invites `email` with `role` as the platform admin and accepts; the user's access token.
 async fn user(h: &Harness, tenant: &str, email: &str, role: &str) -> (String, Value) {
     let inv = h
@@ -242,7 +235,7 @@ async fn every_role_against_every_admin_endpoint() {
         c.instagram_app_secret = Some(e2e_tests::fake_graph::FAKE_IG_APP_SECRET.into());
     })
     .await;
-    let t = new_tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let mut tokens = vec![];
     for (code, role) in [
         ('O', "owner"),
@@ -312,7 +305,7 @@ async fn another_tenants_credentials_get_404_everywhere_and_change_nothing() {
         .admin("GET", &format!("/admin/tenants/{a}/users"), json!(null))
         .await;
 
-    let b = new_tenant(&h, "Bravo").await;
+    let b = h.create_tenant("Bravo").await;
     let (b_owner, _) = user(&h, &b, "owner@bravo.test", "owner").await;
 
     // Every endpoint naming tenant A, with B's owner token and real-looking bodies.

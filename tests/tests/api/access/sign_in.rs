@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test]
 async fn invitation_email_sign_in_sessions_and_revocation() {
     let h = Harness::start(|_| {}).await;
-    let t = new_tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let inv = h
         .admin(
             "POST",
@@ -209,7 +209,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     assert!(!listed
         .to_string()
         .contains(pending["token"].as_str().unwrap()));
-    let other = new_tenant(&h, "Other").await;
+    let other = h.create_tenant("Other").await;
     let (other_owner, _) = user(&h, &other, "owner@other.test", "owner").await;
     let id = pending["id"].as_str().unwrap();
     for path in [
@@ -293,7 +293,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
 #[tokio::test]
 async fn sign_in_failures_look_alike_and_are_throttled() {
     let h = Harness::start(|_| {}).await;
-    let t = new_tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     user(&h, &t, "alice@acme.test", "agent").await;
     let attempt = |email: &'static str, password: &'static str| {
         let t = t.clone();
@@ -352,7 +352,7 @@ async fn sign_in_failures_look_alike_and_are_throttled() {
 #[tokio::test]
 async fn a_forged_or_foreign_token_is_refused() {
     let h = Harness::start(|_| {}).await;
-    let t = new_tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let (token, _) = user(&h, &t, "owner@acme.test", "owner").await;
     // Claims edited to another tenant, signature kept.
     let (head, rest) = token.split_once('.').unwrap();
@@ -360,7 +360,7 @@ async fn a_forged_or_foreign_token_is_refused() {
     use base64::Engine;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let claims = String::from_utf8(engine.decode(payload).unwrap()).unwrap();
-    let other = new_tenant(&h, "Other").await;
+    let other = h.create_tenant("Other").await;
     let forged_claims = claims.replace(&t, &other);
     let forged = format!("{head}.{}.{sig}", engine.encode(forged_claims));
     for bad in [forged.as_str(), "wpa1.e30.AAAA", "garbage"] {

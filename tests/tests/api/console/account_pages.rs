@@ -15,14 +15,6 @@ use wappline::store::{Table, Update, TTL_ATTR};
 
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
 
-async fn tenant(h: &Harness, name: &str) -> String {
-    h.admin("POST", "/admin/tenants", json!({"name": name}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn api_sign_in(h: &Harness, t: &str, email: &str, password: &str) -> StatusCode {
     h.http
         .post(format!("{}/auth/sign-in", h.base))
@@ -65,7 +57,7 @@ async fn post_form(b: &mut ConsoleClient, path: &str, fields: &[(&str, &str)]) -
 async fn an_invitation_is_accepted_on_its_page_with_a_name_and_signs_in() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h, "Acme & Sons").await;
+    let t = h.create_tenant("Acme & Sons").await;
     h.admin(
         "POST",
         &format!("/admin/tenants/{t}/invitations"),
@@ -227,7 +219,7 @@ async fn an_invitation_is_accepted_on_its_page_with_a_name_and_signs_in() {
 async fn a_password_is_reset_through_the_pages_and_every_session_ends() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     add_user(&h, &t, "ann@acme.test", "agent").await;
     let mut signed_in = ConsoleClient::new(&h.base);
     signed_in.sign_in(&t, "ann@acme.test").await;
@@ -446,7 +438,7 @@ async fn a_password_is_reset_through_the_pages_and_every_session_ends() {
 async fn a_signed_in_user_changes_the_password_and_only_the_other_sessions_end() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     // A viewer: one's own password needs no permission.
     add_user(&h, &t, "vic@acme.test", "viewer").await;
     let mut here = ConsoleClient::new(&h.base);

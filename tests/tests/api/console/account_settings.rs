@@ -23,14 +23,6 @@ fn link_token(mail: &str) -> String {
     token_of(&link(mail, "confirm?token="))
 }
 
-async fn tenant(h: &Harness) -> String {
-    h.admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// Signs in through the admin API's `/auth/sign-in` with a User-Agent; the status.
 async fn api_sign_in(h: &Harness, t: &str, email: &str, ua: &str) -> (StatusCode, Value) {
     let r = h
@@ -49,7 +41,7 @@ async fn api_sign_in(h: &Harness, t: &str, email: &str, ua: &str) -> (StatusCode
 async fn a_new_email_takes_effect_only_through_its_link_and_the_old_address_is_told() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h).await;
+    let t = h.create_tenant("Acme").await;
     add_user(&h, &t, "ann@acme.test", "viewer").await;
     add_user(&h, &t, "bob@acme.test", "agent").await;
     let mut ann = ConsoleClient::new(&h.base);
@@ -214,7 +206,7 @@ async fn a_new_email_takes_effect_only_through_its_link_and_the_old_address_is_t
 async fn a_new_device_is_mailed_once_and_a_password_change_is_mailed() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h).await;
+    let t = h.create_tenant("Acme").await;
     add_user(&h, &t, "ann@acme.test", "admin").await;
     let new_device = |n| {
         let mails = mails_to(&dir, "ann@acme.test");
@@ -305,7 +297,7 @@ async fn a_changed_policy_shows_a_notice_until_acknowledged_and_is_mailed_once_p
     // The users exist before the policy version is set.
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h).await;
+    let t = h.create_tenant("Acme").await;
     add_user(&h, &t, "ann@acme.test", "owner").await;
     add_user(&h, &t, "vic@acme.test", "viewer").await;
     let mut ann = ConsoleClient::new(&h.base);

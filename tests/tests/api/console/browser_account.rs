@@ -22,12 +22,7 @@ async fn an_invitation_is_accepted_and_a_password_reset_in_a_browser() {
     let started = Instant::now();
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = h
-        .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = h.create_tenant("Acme").await;
     h.admin(
         "POST",
         &format!("/admin/tenants/{t}/invitations"),

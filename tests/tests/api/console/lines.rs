@@ -160,12 +160,7 @@ async fn an_owner_attaches_and_detaches_a_channel_and_others_are_refused() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // Another tenant's number is not found from this account, and its own line is untouched.
-    let other = h
-        .admin("POST", "/admin/tenants", json!({"name": "Other"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = h.create_tenant("Other").await;
     h.connect_whatsapp(
         &other,
         "106540352249999",

@@ -95,12 +95,7 @@ async fn the_channels_page_words_every_status_besides_connected() {
     let h = start(&fake).await;
 
     // Tokens: one fresh, one expiring in three days, one expired, one Meta refused to renew.
-    let t = h
-        .admin("POST", "/admin/tenants", json!({"name": "Tokens"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = h.create_tenant("Tokens").await;
     for account in [FRESH, EXPIRING, EXPIRED, RENEWAL_FAILED] {
         connect_instagram(&h, &t, account).await;
     }
