@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use e2e_tests::fake_graph::{
-    BusinessToken, FakeGraph, FAKE_APP_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET,
+    wire_self_service, BusinessToken, FakeGraph, FAKE_APP_ID, FAKE_IG_APP_ID,
 };
 use e2e_tests::harness::Harness;
 use e2e_tests::outbox::mails_to;
@@ -33,11 +33,9 @@ pub(crate) async fn start() -> Harness {
     let base = graph.base_url();
     let mut h = Harness::start(move |c| {
         c.graph_api_base_url = base.clone();
+        wire_self_service(c);
+        // A configuration id of our own, to see it is the one the page offers.
         c.meta_es_config_id = Some(ES_CONFIG.into());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(base.clone());
-        c.instagram_authorize_url = Some(format!("{base}/oauth/authorize"));
     })
     .await;
     h.graph = graph;

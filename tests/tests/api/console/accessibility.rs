@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient, Page};
-use e2e_tests::fake_graph::{FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
+use e2e_tests::fake_graph::wire_self_service;
 use e2e_tests::harness::{Harness, WA_NUMBER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -243,12 +243,7 @@ fn the_scanner_finds_what_is_missing() {
 #[tokio::test]
 async fn every_console_page_names_its_controls_images_and_language() {
     let h = Harness::start(|c| {
-        let graph = c.graph_api_base_url.clone();
-        c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(graph.clone());
-        c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+        wire_self_service(c);
         // Users who have not acknowledged it see the notice and its form.
         c.privacy_policy_version = Some("2026-12-01".into());
     })

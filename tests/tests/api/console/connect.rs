@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient};
 use e2e_tests::fake_bitrix::{parse_pairs, EventBody, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::fake_graph::{BusinessToken, FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
+use e2e_tests::fake_graph::{wire_self_service, BusinessToken, FAKE_ES_CONFIG_ID};
 use e2e_tests::harness::{sample, WA_NUMBER};
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
 use e2e_tests::webdriver::{Browser, ENTER};
@@ -53,14 +53,10 @@ const WAIT: Duration = Duration::from_secs(10);
 /// sign-up window at the fake Graph API, whose origin stands in for Facebook's.
 async fn world() -> RelayWorld {
     RelayWorld::start_with(|c| {
+        wire_self_service(c);
         let graph = c.graph_api_base_url.clone();
-        c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
         c.meta_sdk_url = Some(format!("{graph}/en_US/sdk.js"));
-        c.meta_login_origins = Some(graph.clone());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(graph.clone());
-        c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+        c.meta_login_origins = Some(graph);
     })
     .await
 }

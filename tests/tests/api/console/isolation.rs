@@ -33,7 +33,7 @@ use std::time::Duration;
 use super::fence_witness::FenceWitness;
 use e2e_tests::console::{add_user, ConsoleClient, Page};
 use e2e_tests::fake_bitrix::FakeBitrix;
-use e2e_tests::fake_graph::{FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
+use e2e_tests::fake_graph::wire_self_service;
 use e2e_tests::harness::Harness;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
@@ -731,12 +731,7 @@ fn no_console_route_shows_or_changes_another_tenants_data() {
         c.store_hook = Some(witness.hook());
         // The schedules sweep every tenant without acting for one: kept out of the steps.
         c.schedule_secs = 3600;
-        let graph = c.graph_api_base_url.clone();
-        c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(graph.clone());
-        c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+        wire_self_service(c);
     }));
     let tenants = RefCell::new(rt.block_on(setup(&h, &bitrix)));
     witness.clear();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient, Page};
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::fake_graph::{FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
+use e2e_tests::fake_graph::wire_self_service;
 use e2e_tests::harness::{sample, Harness, IG_ACCOUNT, WA_NUMBER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -35,12 +35,7 @@ async fn start(fake: &FakeBitrix) -> Harness {
         // then the portal is parked.
         c.retry_base_ms = 50;
         c.sync_retry = Some("100,4,1000".into());
-        let graph = c.graph_api_base_url.clone();
-        c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(graph.clone());
-        c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+        wire_self_service(c);
     })
     .await
 }
