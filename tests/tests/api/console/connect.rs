@@ -32,7 +32,7 @@ use e2e_tests::webdriver::{Browser, ENTER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::browser::artifacts;
+use super::browser::{artifacts, sign_in};
 
 /// The number, WABA and business token the popup's sign-up hands out.
 const PHONE: &str = "106540352249001";
@@ -71,17 +71,6 @@ async fn channel_ids(w: &RelayWorld, tenant: &str) -> Vec<String> {
         .iter()
         .map(|c| c["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-async fn sign_in(b: &Browser, base: &str, tenant: &str) {
-    b.goto(&format!("{base}/app/sign-in")).await;
-    b.find("#account_id").await.type_text(tenant).await;
-    b.find("#email").await.type_text("owner@acme.test").await;
-    b.find("#password")
-        .await
-        .type_text(&format!("{}{ENTER}", e2e_tests::console::PASSWORD))
-        .await;
-    b.wait_for("#sign-out", WAIT).await;
 }
 
 /// Opens the sign-up window from the channels page with `button`, shoots it, clicks `choice`
@@ -183,7 +172,7 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     let shots = artifacts().join("connect");
     println!("console connect screenshots: {}", shots.display());
     let b = Browser::start(&shots).await;
-    sign_in(&b, &base, &tenant).await;
+    sign_in(&b, &base, &tenant, "owner@acme.test").await;
     let before = channel_ids(&w, &tenant).await;
 
     // The user leaves the sign-up: nothing is stored, the page says so.

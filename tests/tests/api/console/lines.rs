@@ -6,28 +6,17 @@
 
 use std::time::Duration;
 
-use e2e_tests::console::{add_user, ConsoleClient, PASSWORD};
+use e2e_tests::console::{add_user, ConsoleClient};
 use e2e_tests::fake_bitrix::{FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{Harness, IG_ACCOUNT, WA_NUMBER};
 use e2e_tests::relay_world::{RelayWorld, LINE};
-use e2e_tests::webdriver::{Browser, ENTER};
+use e2e_tests::webdriver::Browser;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::browser::artifacts;
+use super::browser::{artifacts, sign_in};
 
 const WHATSAPP: &str = "wappline_whatsapp";
-
-async fn sign_in(b: &Browser, base: &str, account: &str, email: &str) {
-    b.goto(&format!("{base}/app/sign-in")).await;
-    b.find("#account_id").await.type_text(account).await;
-    b.find("#email").await.type_text(email).await;
-    b.find("#password")
-        .await
-        .type_text(&format!("{PASSWORD}{ENTER}"))
-        .await;
-    b.wait_for("#sign-out", Duration::from_secs(10)).await;
-}
 
 async fn open_line_of(h: &Harness, tenant: &str, id: &str) -> Value {
     let v = h
