@@ -142,6 +142,39 @@ impl Harness {
         t["id"].as_str().unwrap().to_owned()
     }
 
+    /// Asks the admin API to erase a contact (`channel`: `whatsapp` or `instagram`, on the
+    /// tenant's `account_id`) and waits until the erasure completed; the request's status
+    /// then (`request_id`, `completed_at`, `conversations_erased`).
+    pub async fn erase_contact(
+        &self,
+        tenant: &str,
+        channel: &str,
+        account_id: &str,
+        customer: &str,
+    ) -> Value {
+        let resp = self
+            .http
+            .post(format!("{}/admin/tenants/{tenant}/erasure/contacts", self.base))
+            .bearer_auth(ADMIN)
+            .json(&json!({"channel": channel, "account_id": account_id, "customer": customer}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let asked: Value = resp.json().await.unwrap();
+        let id = asked["request_id"].as_str().unwrap();
+        let path = format!("/admin/tenants/{tenant}/erasure/contacts/{id}");
+        let mut status = Value::Null;
+        for _ in 0..500 {
+            status = self.admin("GET", &path, Value::Null).await;
+            if status["state"] == "completed" {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the erasure did not complete: {status}");
+    }
+
     /// A tenant owning the sample WhatsApp number and Instagram account.
     pub async fn tenant_with_channels(&self) -> String {
         let id = self.create_tenant("Acme").await;

@@ -216,43 +216,9 @@ async fn phone_then_bsuid_then_new_number_stay_one_customer_and_one_chat() {
     }
 
     // An erasure by the number the customer had at the start still finds them.
-    let resp = h
-        .http
-        .post(format!(
-            "{}/admin/tenants/{tenant}/erasure/contacts",
-            h.base
-        ))
-        .bearer_auth(ADMIN)
-        .json(&json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": format!("+{PHONE}")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let id = resp.json::<Value>().await.unwrap()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut done = Value::Null;
-    for _ in 0..300 {
-        done = h
-            .http
-            .get(format!(
-                "{}/admin/tenants/{tenant}/erasure/contacts/{id}",
-                h.base
-            ))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if done["state"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(done["state"], "completed");
+    let done = h
+        .erase_contact(&tenant, "whatsapp", WA_NUMBER, &format!("+{PHONE}"))
+        .await;
     assert_eq!(done["conversations_erased"], 1);
     assert_eq!(conversations(&h).await, 0);
     // Nothing routes any identity to the erased customer any more.

@@ -57,28 +57,10 @@ async fn stored_messages(w: &RelayWorld) -> usize {
 
 /// Asks for the contact's erasure, waits until it completed; returns `completed_at`.
 async fn erase(w: &RelayWorld, tenant: &str) -> i64 {
-    let v =
-        w.h.admin(
-            "POST",
-            &format!("/admin/tenants/{tenant}/erasure/contacts"),
-            json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": format!("+{PHONE}")}),
-        )
-        .await;
-    let id = v["request_id"].as_str().unwrap().to_owned();
-    for _ in 0..500 {
-        let v: Value =
-            w.h.admin(
-                "GET",
-                &format!("/admin/tenants/{tenant}/erasure/contacts/{id}"),
-                Value::Null,
-            )
+    let done =
+        w.h.erase_contact(tenant, "whatsapp", WA_NUMBER, &format!("+{PHONE}"))
             .await;
-        if v["state"] == "completed" {
-            return v["completed_at"].as_i64().unwrap();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the erasure did not complete");
+    done["completed_at"].as_i64().unwrap()
 }
 
 /// The erasure's cut, from its (sealed) marker.

@@ -79,28 +79,8 @@ async fn erase_contact(w: &RelayWorld, tenant: &str) {
 
 /// Asks for `customer`'s erasure on the WhatsApp number and waits until it completed.
 async fn erase_customer(w: &RelayWorld, tenant: &str, customer: &str) {
-    let v =
-        w.h.admin(
-            "POST",
-            &format!("/admin/tenants/{tenant}/erasure/contacts"),
-            json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": customer}),
-        )
+    w.h.erase_contact(tenant, "whatsapp", WA_NUMBER, customer)
         .await;
-    let id = v["request_id"].as_str().unwrap().to_owned();
-    for _ in 0..500 {
-        let v: Value =
-            w.h.admin(
-                "GET",
-                &format!("/admin/tenants/{tenant}/erasure/contacts/{id}"),
-                Value::Null,
-            )
-            .await;
-        if v["state"] == "completed" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the erasure did not complete");
 }
 
 /// Stored messages whose (encrypted) item is about one of `ids`: by the provider-id index.
