@@ -323,6 +323,21 @@ impl Harness {
         .await;
     }
 
+    /// A tenant owning the sample channels ([`Harness::tenant_with_channels`]), with the fake's
+    /// own portal connected on Open Line `line`.
+    pub async fn tenant_on_portal(&self, fake: &crate::fake_bitrix::FakeBitrix, line: u32) -> String {
+        let id = self.tenant_with_channels().await;
+        self.connect_portal(
+            &id,
+            fake,
+            crate::fake_bitrix::FAKE_DOMAIN,
+            crate::fake_bitrix::FAKE_MEMBER_ID,
+            line,
+        )
+        .await;
+        id
+    }
+
     /// Writes the fake's portal `domain` (its current tokens) onto `tenant` straight through
     /// the tenant's scope, without the admin API and so without the ownership proof: for
     /// servers that run without Bitrix24 settings (their sync jobs are left to the test),

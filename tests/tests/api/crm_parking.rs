@@ -39,14 +39,6 @@ async fn start_metered(fake: &FakeBitrix, metrics: Metrics) -> Harness {
     .await
 }
 
-/// A tenant with the sample WhatsApp number and Instagram account, on the fake's portal.
-async fn tenant(h: &Harness, fake: &FakeBitrix) -> String {
-    let id = h.tenant_with_channels().await;
-    h.connect_portal(&id, fake, FAKE_DOMAIN, FAKE_MEMBER_ID, LINE)
-        .await;
-    id
-}
-
 /// One WhatsApp delivery: `texts` as consecutive messages of one customer, the message ids
 /// made unique by `batch`.
 fn whatsapp(batch: u32, texts: &[&str]) -> Vec<u8> {
@@ -169,7 +161,7 @@ async fn a_portal_down_longer_than_the_span_is_parked_and_resumes_in_order_when_
     let fake = FakeBitrix::start().await;
     let (metrics, _) = Metrics::in_memory(crate::metrics::NAMESPACE);
     let h = start_metered(&fake, metrics.clone()).await;
-    let tenant = tenant(&h, &fake).await;
+    let tenant = h.tenant_on_portal(&fake, LINE).await;
     assert_eq!(crm_link(&h, &tenant).await["state"], "reachable");
 
     fake.set_down(FAKE_DOMAIN, true);
@@ -300,7 +292,7 @@ async fn a_message_bitrix24_refuses_is_still_dead_lettered() {
     let fake = FakeBitrix::start().await;
     let (metrics, _) = Metrics::in_memory(crate::metrics::NAMESPACE);
     let h = start_metered(&fake, metrics.clone()).await;
-    let tenant = tenant(&h, &fake).await;
+    let tenant = h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(1_000, FailKind::ArgumentError);
     deliver(&h, &whatsapp(1, &["M1"])).await;
     assert_eq!(h.depth(&dlq()).await, 1, "dead-lettered");
@@ -329,7 +321,7 @@ async fn a_message_bitrix24_refuses_is_still_dead_lettered() {
 async fn erasing_the_tenant_removes_its_parked_work() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake).await;
-    let tenant = tenant(&h, &fake).await;
+    let tenant = h.tenant_on_portal(&fake, LINE).await;
     fake.set_down(FAKE_DOMAIN, true);
     deliver(&h, &whatsapp(1, &["M1", "M2"])).await;
     deliver(&h, &sample("instagram-text.json")).await;

@@ -36,24 +36,6 @@ const JPEG: &[u8] = b"\xff\xd8\xff\xe0 fake jpeg bytes of the lifetime test";
 /// The sample image's media id.
 const SAMPLE_MEDIA: &str = "1106677706454703";
 
-async fn connect_portal(h: &Harness, fake: &FakeBitrix) -> String {
-    let id = h.tenant_with_channels().await;
-    let tokens = fake.valid_tokens();
-    h.admin(
-        "POST",
-        &format!("/admin/tenants/{id}/channels/bitrix24"),
-        json!({
-            "member_id": FAKE_MEMBER_ID,
-            "domain": FAKE_DOMAIN,
-            "access_token": tokens.access_token,
-            "refresh_token": tokens.refresh_token,
-            "line_id": LINE,
-        }),
-    )
-    .await;
-    id
-}
-
 fn outbox(h: &Harness) -> Outbox {
     let p = h.server.platform();
     Outbox::new(p.store.clone(), p.envelope.clone())
@@ -74,7 +56,7 @@ async fn a_post_that_waited_longer_than_the_link_lifetime_still_gets_its_file() 
         c.media_link_ttl_secs = Some("2".into());
     })
     .await;
-    let tenant = TenantId::parse(&connect_portal(&h, &fake).await).unwrap();
+    let tenant = TenantId::parse(&h.tenant_on_portal(&fake, LINE).await).unwrap();
     graph.add_media(SAMPLE_MEDIA, WA_NUMBER, "image/jpeg", JPEG);
     fake.outage(FAKE_DOMAIN, FailKind::Down);
 

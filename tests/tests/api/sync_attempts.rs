@@ -32,12 +32,6 @@ async fn connect_portal(h: &Harness, fake: &FakeBitrix, tenant: &str, domain: &s
     h.connect_portal(tenant, fake, domain, member, LINE).await;
 }
 
-async fn tenant(h: &Harness, fake: &FakeBitrix) -> String {
-    let id = h.tenant_with_channels().await;
-    connect_portal(h, fake, &id, FAKE_DOMAIN, FAKE_MEMBER_ID).await;
-    id
-}
-
 /// One WhatsApp delivery with `texts` as consecutive messages of one customer.
 fn whatsapp_messages(texts: &[&str]) -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(&sample("whatsapp-text.json")).unwrap();
@@ -85,7 +79,7 @@ fn dlq() -> String {
 async fn messages_behind_a_failing_head_are_not_dead_lettered_and_arrive_in_order() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake, "400,40,86400000").await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(7, FailKind::Down);
     let (s, _) = h.post_signed(&whatsapp_messages(&["M1", "M2", "M3"])).await;
     assert_eq!(s, StatusCode::OK);
@@ -108,7 +102,7 @@ async fn a_stretch_of_rate_limits_dead_letters_nothing() {
     let fake = FakeBitrix::start().await;
     // Attempts are exhausted after 5 failures spanning at least 20 s (24 h scaled down).
     let h = start(&fake, "200,5,20000").await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(9, FailKind::QueryLimit);
     let (s, _) = h.post_signed(&whatsapp_messages(&["M1", "M2"])).await;
     assert_eq!(s, StatusCode::OK);
@@ -131,7 +125,7 @@ async fn a_stretch_of_rate_limits_dead_letters_nothing() {
 async fn a_job_is_dead_lettered_only_after_its_own_attempts_over_the_span() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake, "100,6,1500").await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(100_000, FailKind::ArgumentError);
     let started = Instant::now();
     let (s, _) = h.post_signed(&whatsapp_messages(&["M1"])).await;
@@ -226,7 +220,7 @@ async fn a_call_to_a_hanging_portal_times_out_and_is_retried() {
         c.bitrix_timeout_ms = Some("1000".into());
     })
     .await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.delay_portal(FAKE_DOMAIN, Duration::from_secs(60));
     let started = Instant::now();
     let (s, _) = h.post_signed(&whatsapp_messages(&["M1", "M2"])).await;
