@@ -351,17 +351,22 @@ fn reset_reply(
     Ok(Reply::html(status, &page)?.with_cookie(cookie))
 }
 
+/// A reset link that is forged, expired or used: why, and a way to ask again.
+fn reset_link_invalid(console: &Console, lang: Lang) -> Result<Reply, Fail> {
+    reset_reply(
+        console,
+        lang,
+        "",
+        StatusCode::BAD_REQUEST,
+        Some(|a| a.reset_invalid),
+    )
+}
+
 async fn reset_page(console: &Console, req: &Request, lang: Lang) -> Result<Reply, Fail> {
     let token = token_of(web::query(req, "token"));
     match console.services.accounts.check_password_reset(&token).await {
         Ok(()) => reset_reply(console, lang, &token, StatusCode::OK, None),
-        Err(AccountError::InvalidToken) => reset_reply(
-            console,
-            lang,
-            "",
-            StatusCode::BAD_REQUEST,
-            Some(|a| a.reset_invalid),
-        ),
+        Err(AccountError::InvalidToken) => reset_link_invalid(console, lang),
         Err(e) => Err(Fail::from_account(e)),
     }
 }
@@ -392,13 +397,7 @@ async fn confirm_reset(console: &Console, req: &Request, lang: Lang) -> Result<R
             reply.cookies.push(web::clear_visitor_cookie(s.secure_cookies));
             Ok(reply)
         }
-        Err(AccountError::InvalidToken) => reset_reply(
-            console,
-            lang,
-            "",
-            StatusCode::BAD_REQUEST,
-            Some(|a| a.reset_invalid),
-        ),
+        Err(AccountError::InvalidToken) => reset_link_invalid(console, lang),
         Err(e) => Err(Fail::from_account(e)),
     }
 }
