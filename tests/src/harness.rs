@@ -134,6 +134,12 @@ impl Harness {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// GETs `path` from the admin API (the platform's token); the JSON answer, which must be
+    /// a success.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        self.admin("GET", path, Value::Null).await
+    }
+
     /// A new tenant named `name`, created through the admin API; its id.
     pub async fn create_tenant(&self, name: &str) -> String {
         let t = self
@@ -166,7 +172,7 @@ impl Harness {
         let path = format!("/admin/tenants/{tenant}/erasure/contacts/{id}");
         let mut status = Value::Null;
         for _ in 0..500 {
-            status = self.admin("GET", &path, Value::Null).await;
+            status = self.admin_get(&path).await;
             if status["state"] == "completed" {
                 return status;
             }

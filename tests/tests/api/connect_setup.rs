@@ -23,11 +23,7 @@ pub(crate) async fn admin_post(h: &Harness, path: &str, body: Value) -> (StatusC
 
 /// The tenant's audit entries, newest first.
 pub(crate) async fn audit(h: &Harness, tenant: &str) -> Vec<Value> {
-    h.admin(
-        "GET",
-        &format!("/admin/tenants/{tenant}/audit"),
-        json!(null),
-    )
+    h.admin_get(&format!("/admin/tenants/{tenant}/audit"))
     .await["entries"]
         .as_array()
         .cloned()

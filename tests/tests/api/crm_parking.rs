@@ -100,8 +100,7 @@ async fn index_entry(h: &Harness, tenant: &str) -> Option<Item> {
 
 /// The Bitrix24 channel's `crm_link`, as the admin API shows the tenant.
 async fn crm_link(h: &Harness, tenant: &str) -> Value {
-    let t = h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), json!(null))
+    let t = h.admin_get(&format!("/admin/tenants/{tenant}"))
         .await;
     t["channels"]
         .as_array()
@@ -113,11 +112,7 @@ async fn crm_link(h: &Harness, tenant: &str) -> Value {
 }
 
 async fn audit(h: &Harness, tenant: &str) -> Vec<Value> {
-    h.admin(
-        "GET",
-        &format!("/admin/tenants/{tenant}/audit"),
-        json!(null),
-    )
+    h.admin_get(&format!("/admin/tenants/{tenant}/audit"))
     .await["entries"]
         .as_array()
         .unwrap()
@@ -333,7 +328,7 @@ async fn erasing_the_tenant_removes_its_parked_work() {
     // The channels are disconnected at once; the erasure waits for our connectors to be
     // unregistered from the portal, which is down (decision 0047).
     wait_for("the erasure to wait", Duration::from_secs(15), async || {
-        h.admin("GET", &path, json!(null)).await["revocations"] == "pending"
+        h.admin_get(&path).await["revocations"] == "pending"
     })
     .await;
     // The portal is up again: the revocation is retried, then the erasure completes.
@@ -345,7 +340,7 @@ async fn erasing_the_tenant_removes_its_parked_work() {
     )
     .await;
     wait_for("the erasure", Duration::from_secs(15), async || {
-        h.admin("GET", &path, json!(null)).await["state"] == "completed"
+        h.admin_get(&path).await["state"] == "completed"
     })
     .await;
     assert!(parked_items(&h, &tenant).await.is_empty());

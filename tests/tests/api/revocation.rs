@@ -29,12 +29,7 @@ async fn delete(h: &Harness, tenant: &str, kind: &str, id: &str) -> StatusCode {
 }
 
 async fn revocations(h: &Harness, tenant: &str) -> Vec<Value> {
-    let v = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/revocations"),
-            Value::Null,
-        )
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}/revocations"))
         .await;
     v["revocations"].as_array().cloned().unwrap_or_default()
 }
@@ -51,12 +46,7 @@ async fn retry(h: &Harness, tenant: &str) -> Value {
 /// The audit entries of `tenant` whose action starts with `revocation_`, oldest first; and the
 /// whole log as text.
 async fn revocation_audit(h: &Harness, tenant: &str) -> (Vec<Value>, String) {
-    let v = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/audit"),
-            Value::Null,
-        )
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}/audit"))
         .await;
     let mut entries: Vec<Value> = v["entries"]
         .as_array()

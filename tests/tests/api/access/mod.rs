@@ -273,12 +273,10 @@ async fn every_role_against_every_admin_endpoint() {
         wrong.join("\n")
     );
     // Nothing the matrix sent changed the tenant: still active, four users, no keys.
-    let settings = h
-        .admin("GET", &format!("/admin/tenants/{t}"), json!(null))
+    let settings = h.admin_get(&format!("/admin/tenants/{t}"))
         .await;
     assert_eq!(settings["status"], "active");
-    let users = h
-        .admin("GET", &format!("/admin/tenants/{t}/users"), json!(null))
+    let users = h.admin_get(&format!("/admin/tenants/{t}/users"))
         .await;
     assert_eq!(users["users"].as_array().unwrap().len(), 4);
 }
@@ -295,14 +293,11 @@ async fn another_tenants_credentials_get_404_everywhere_and_change_nothing() {
             json!({"name": "crm"}),
         )
         .await;
-    let before_settings = h
-        .admin("GET", &format!("/admin/tenants/{a}"), json!(null))
+    let before_settings = h.admin_get(&format!("/admin/tenants/{a}"))
         .await;
-    let before_keys = h
-        .admin("GET", &format!("/admin/tenants/{a}/api-keys"), json!(null))
+    let before_keys = h.admin_get(&format!("/admin/tenants/{a}/api-keys"))
         .await;
-    let before_users = h
-        .admin("GET", &format!("/admin/tenants/{a}/users"), json!(null))
+    let before_users = h.admin_get(&format!("/admin/tenants/{a}/users"))
         .await;
 
     let b = h.create_tenant("Bravo").await;
@@ -406,17 +401,17 @@ async fn another_tenants_credentials_get_404_everywhere_and_change_nothing() {
     }
     // A is exactly as it was, and A's owner and key still work.
     assert_eq!(
-        h.admin("GET", &format!("/admin/tenants/{a}"), json!(null))
+        h.admin_get(&format!("/admin/tenants/{a}"))
             .await,
         before_settings
     );
     assert_eq!(
-        h.admin("GET", &format!("/admin/tenants/{a}/api-keys"), json!(null))
+        h.admin_get(&format!("/admin/tenants/{a}/api-keys"))
             .await,
         before_keys
     );
     assert_eq!(
-        h.admin("GET", &format!("/admin/tenants/{a}/users"), json!(null))
+        h.admin_get(&format!("/admin/tenants/{a}/users"))
             .await,
         before_users
     );
@@ -564,8 +559,7 @@ async fn the_platform_admin_suspends_and_resumes_and_sets_plans_users_read_usage
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
-    let audit = h
-        .admin("GET", &format!("/admin/tenants/{t}/audit"), json!(null))
+    let audit = h.admin_get(&format!("/admin/tenants/{t}/audit"))
         .await
         .to_string();
     for action in ["plan_changed", "tenant_suspended", "tenant_resumed"] {

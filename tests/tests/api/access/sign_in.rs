@@ -194,12 +194,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
             json!({"email": "bob@acme.test", "role": "viewer"}),
         )
         .await;
-    let listed = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{t}/invitations"),
-            json!(null),
-        )
+    let listed = h.admin_get(&format!("/admin/tenants/{t}/invitations"))
         .await;
     assert_eq!(
         listed["invitations"][0]["email"], "bob@acme.test",
@@ -259,7 +254,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     // Removing a user ends their access.
     let uid = alice.body["user"]["id"].as_str().unwrap().to_owned();
     let tok = alice.body["access_token"].as_str().unwrap().to_owned();
-    h.admin("GET", &format!("/admin/tenants/{t}/users"), json!(null))
+    h.admin_get(&format!("/admin/tenants/{t}/users"))
         .await;
     let del = call(
         &h,
@@ -277,8 +272,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
         StatusCode::UNAUTHORIZED
     );
     // And the audit log names who did what, never a secret.
-    let audit = h
-        .admin("GET", &format!("/admin/tenants/{t}/audit"), json!(null))
+    let audit = h.admin_get(&format!("/admin/tenants/{t}/audit"))
         .await;
     let text = audit.to_string();
     assert!(

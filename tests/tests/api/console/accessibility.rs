@@ -293,12 +293,7 @@ async fn every_console_page_names_its_controls_images_and_language() {
     let r = owner.submit("/app/exports", "/app/exports", &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     for _ in 0..200 {
-        let v: Value = h
-            .admin(
-                "GET",
-                &format!("/admin/tenants/{tenant}/exports"),
-                json!(null),
-            )
+        let v: Value = h.admin_get(&format!("/admin/tenants/{tenant}/exports"))
             .await;
         if v["exports"][0]["state"] == "completed" {
             break;

@@ -190,8 +190,7 @@ async fn a_new_email_takes_effect_only_through_its_link_and_the_old_address_is_t
         StatusCode::OK
     );
     // Audited by setting, never with the addresses or the name.
-    let audit = h
-        .admin("GET", &format!("/admin/tenants/{t}/audit"), Value::Null)
+    let audit = h.admin_get(&format!("/admin/tenants/{t}/audit"))
         .await
         .to_string();
     for setting in ["user_name", "user_email_change_requested", "user_email"] {

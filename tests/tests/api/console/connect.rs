@@ -63,7 +63,7 @@ async fn world() -> RelayWorld {
 
 async fn channel_ids(w: &RelayWorld, tenant: &str) -> Vec<String> {
     let v =
-        w.h.admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
+        w.h.admin_get(&format!("/admin/tenants/{tenant}"))
             .await;
     v["channels"]
         .as_array()
@@ -563,7 +563,7 @@ async fn only_the_channels_page_of_an_admin_lets_meta_s_sdk_in() {
         .body
         .contains("This Instagram sign-in has expired or was started by someone else"));
     let v =
-        w.h.admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
+        w.h.admin_get(&format!("/admin/tenants/{tenant}"))
             .await;
     assert_eq!(v["channels"].as_array().unwrap().len(), 2);
 }

@@ -60,7 +60,7 @@ fn status_of(page: &Page, id: &str) -> String {
 }
 
 async fn channels(h: &Harness, t: &str) -> Vec<Value> {
-    h.admin("GET", &format!("/admin/tenants/{t}"), json!(null))
+    h.admin_get(&format!("/admin/tenants/{t}"))
         .await["channels"]
         .as_array()
         .cloned()
