@@ -18,34 +18,20 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
+use e2e_tests::whatsapp_events;
 use e2e_tests::harness::{Harness, WA_NUMBER};
 use serde_json::json;
 
 const LINE: u32 = 7;
 
 fn delivery(customer: u64, id: &str, n: usize) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": customer.to_string()}],
-                    "messages": [{
-                        "from": customer.to_string(),
-                        "id": id,
-                        "timestamp": (1_767_261_600 + n).to_string(),
-                        "type": "text",
-                        "text": {"body": "Hello, is the offer from your campaign still valid for my order?"}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    whatsapp_events::text(
+        &customer.to_string(),
+        "Kerry Fisher",
+        id,
+        1_767_261_600 + n as i64,
+        "Hello, is the offer from your campaign still valid for my order?",
+    )
 }
 
 struct Run {

@@ -11,3 +11,4 @@ pub mod personal_data;
 pub mod relay_world;
 pub mod soak;
 pub mod webdriver;
+pub mod whatsapp_events;

@@ -16,7 +16,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::harness::{Harness, ADMIN, WABA, WA_NUMBER};
+use e2e_tests::whatsapp_events;
+use e2e_tests::harness::{Harness, WA_NUMBER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::queue::platform;
@@ -30,19 +31,11 @@ const BSUID_AFTER_NUMBER: &str = "US.30583650948274618402";
 const BSUID_AFTER_CHANGE: &str = "US.20450793116847239503";
 
 fn change(contacts: Option<Value>, message: Value) -> Vec<u8> {
-    let mut value = json!({
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-        "messages": [message],
-    });
+    let mut value = json!({"messages": [message]});
     if let Some(c) = contacts {
         value["contacts"] = c;
     }
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": WABA, "changes": [{"value": value, "field": "messages"}]}],
-    }))
-    .unwrap()
+    whatsapp_events::delivery(value)
 }
 
 /// A text from the customer, named by phone, BSUID or both.

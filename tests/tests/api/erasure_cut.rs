@@ -5,6 +5,7 @@
 //! in the very second the erasure completed is a new conversation and is relayed.
 
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
+use e2e_tests::whatsapp_events;
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::relay_world::RelayWorld;
 use reqwest::StatusCode;
@@ -15,28 +16,7 @@ const PHONE: &str = "16505550157";
 
 /// A WhatsApp text from [`PHONE`] that Meta stamped at `stamped` (Unix seconds).
 fn text_at(id: &str, body: &str, stamped: i64) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": "Cut Customer"}, "wa_id": PHONE}],
-                    "messages": [{
-                        "from": PHONE,
-                        "id": id,
-                        "timestamp": stamped.to_string(),
-                        "type": "text",
-                        "text": {"body": body}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    whatsapp_events::text(PHONE, "Cut Customer", id, stamped, body)
 }
 
 fn posted(w: &RelayWorld, id: &str) -> usize {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
+use e2e_tests::whatsapp_events;
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
 use reqwest::StatusCode;
@@ -26,28 +27,8 @@ fn text(id: &str, body: &str, ago: i64) -> Vec<u8> {
 }
 
 fn text_from(phone: &str, id: &str, body: &str, ago: i64) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": "Erin Erased"}, "wa_id": phone}],
-                    "messages": [{
-                        "from": phone,
-                        "id": id,
-                        "timestamp": (wappline::clock::now_secs() - ago).to_string(),
-                        "type": "text",
-                        "text": {"body": body}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    let stamped = wappline::clock::now_secs() - ago;
+    whatsapp_events::text(phone, "Erin Erased", id, stamped, body)
 }
 
 /// Posts a delivery from [`PHONE`] and catches its inbound job as the webhook queued it,

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use e2e_tests::fake_bitrix::{
     FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
+use e2e_tests::whatsapp_events;
 use e2e_tests::harness::{sample, Harness, WA_NUMBER, WA_TOKEN};
 use e2e_tests::relay_world::RelayWorld;
 use reqwest::StatusCode;
@@ -173,28 +174,14 @@ impl Recording {
 
 fn image(customer: usize, n: usize, media_id: &str) -> Vec<u8> {
     let from = (16_505_550_000u64 + customer as u64).to_string();
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": format!("Customer {customer}")}, "wa_id": from}],
-                    "messages": [{
-                        "from": from,
-                        "id": format!("wamid.lifetime.{customer}.{n}"),
-                        "timestamp": (1_767_261_600 + n).to_string(),
-                        "type": "image",
-                        "image": {"mime_type": "image/jpeg", "sha256": "c2hh", "id": media_id}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    let image = json!({
+        "from": from,
+        "id": format!("wamid.lifetime.{customer}.{n}"),
+        "timestamp": (1_767_261_600 + n).to_string(),
+        "type": "image",
+        "image": {"mime_type": "image/jpeg", "sha256": "c2hh", "id": media_id}
+    });
+    whatsapp_events::from_customer(&from, &format!("Customer {customer}"), vec![image])
 }
 
 /// Every visible sync record processed once; records not done are made visible again.

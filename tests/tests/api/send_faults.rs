@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use e2e_tests::fake_graph::GraphFailure;
+use e2e_tests::whatsapp_events;
 use e2e_tests::harness::WA_NUMBER;
 use serde_json::json;
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
@@ -159,17 +160,12 @@ impl Rig {
     /// Meta's `sent` status of a message we sent, carrying its `biz_opaque_callback_data`
     /// (Cloud API webhooks, `statuses` object), through the inbound worker.
     async fn status_webhook(&self, wamid: &str, tag: &str) {
-        let body = json!({
-            "object": "whatsapp_business_account",
-            "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                "statuses": [{"id": wamid, "status": "sent",
-                    "timestamp": wappline::clock::now_secs().to_string(),
-                    "recipient_id": PHONE, "biz_opaque_callback_data": tag}]
-            }}]}]
-        });
-        self.inbound_webhook(body.to_string().as_bytes()).await;
+        let body = whatsapp_events::delivery(json!({
+            "statuses": [{"id": wamid, "status": "sent",
+                "timestamp": wappline::clock::now_secs().to_string(),
+                "recipient_id": PHONE, "biz_opaque_callback_data": tag}]
+        }));
+        self.inbound_webhook(&body).await;
     }
 
     async fn status(&self, at: &MessageRef) -> Option<MessageStatus> {

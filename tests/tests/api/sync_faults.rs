@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use e2e_tests::fake_bitrix::{
     FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
+use e2e_tests::whatsapp_events;
 use e2e_tests::harness::{Harness, WA_NUMBER};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -200,28 +201,9 @@ impl Rig {
 /// A WhatsApp text from customer `c` with message id `id`.
 fn delivery(c: usize, id: &str, n: usize) -> Vec<u8> {
     let customer = (16_505_550_000u64 + c as u64).to_string();
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": format!("Customer {c}")}, "wa_id": customer}],
-                    "messages": [{
-                        "from": customer,
-                        "id": id,
-                        "timestamp": (1_767_261_600 + n).to_string(),
-                        "type": "text",
-                        "text": {"body": format!("message {n} from customer {c}")}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    let body = format!("message {n} from customer {c}");
+    let stamped = 1_767_261_600 + n as i64;
+    whatsapp_events::text(&customer, &format!("Customer {c}"), id, stamped, &body)
 }
 
 /// A portal down for an hour of simulated time (503 pages, or 500 errors, which may have
