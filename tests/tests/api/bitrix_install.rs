@@ -33,6 +33,8 @@ use wappline::queue::platform;
 use wappline::store::{Item, Table};
 use wappline::tenant::{ChannelKind, ChannelRef, RetentionDays, Secret, TenantName};
 
+use crate::bitrix_client::client;
+
 const PUBLIC: &str = "https://wappline.example";
 const LINE: u64 = 7;
 const OTHER_DOMAIN: &str = "other.bitrix24.com";
@@ -44,19 +46,6 @@ struct Env {
     fake: FakeBitrix,
     installer: BitrixInstaller,
     webhook: BitrixWebhook,
-}
-
-fn client(fake: &FakeBitrix) -> BitrixClient {
-    let config = BitrixConfig::new(
-        FAKE_CLIENT_ID,
-        Secret::parse("client_secret", FAKE_CLIENT_SECRET).unwrap(),
-    )
-    .unwrap()
-    .with_oauth_url(&fake.oauth_url())
-    .unwrap()
-    .with_portal_base_url(&fake.base_url())
-    .unwrap();
-    BitrixClient::new(config).unwrap()
 }
 
 async fn env() -> Env {

@@ -34,6 +34,8 @@ use wappline::revocation::{Revocations, StepState};
 use wappline::store::Table;
 use wappline::tenant::{ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
+use crate::bitrix_client::client;
+
 const LINE: u64 = 7;
 const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
 const WA_NUMBER: &str = "106540352242922";
@@ -46,19 +48,6 @@ struct Env {
     fake: FakeBitrix,
     webhook: BitrixWebhook,
     revocations: Revocations,
-}
-
-fn client(fake: &FakeBitrix) -> BitrixClient {
-    let config = BitrixConfig::new(
-        FAKE_CLIENT_ID,
-        Secret::parse("client_secret", FAKE_CLIENT_SECRET).unwrap(),
-    )
-    .unwrap()
-    .with_oauth_url(&fake.oauth_url())
-    .unwrap()
-    .with_portal_base_url(&fake.base_url())
-    .unwrap();
-    BitrixClient::new(config).unwrap()
 }
 
 async fn env_with(install_window: Duration) -> Env {

@@ -245,21 +245,12 @@ async fn mint_to_fetch_is_one_request_long_whatever_the_outbox_wait() {
         links,
         made: Mutex::new(HashMap::new()),
     });
-    let config = BitrixConfig::new(
-        FAKE_CLIENT_ID,
-        Secret::from_decrypted(FAKE_CLIENT_SECRET.into()),
-    )
-    .unwrap()
-    .with_oauth_url(&fake.oauth_url())
-    .unwrap()
-    .with_portal_base_url(&fake.base_url())
-    .unwrap();
     let platform = h.server.platform();
     let worker = SyncWorker::new(
         platform.store.clone(),
         platform.envelope.clone(),
         platform.tenants.clone(),
-        BitrixClient::new(config).unwrap(),
+        crate::bitrix_client::client(&fake),
     )
     .with_wait(WaitConfig {
         poll: Duration::from_millis(5),

@@ -63,22 +63,13 @@ impl Rig {
     }
 
     fn worker(&self, store: Arc<dyn TableStore>) -> SyncWorker {
-        let config = BitrixConfig::new(
-            FAKE_CLIENT_ID,
-            Secret::from_decrypted(FAKE_CLIENT_SECRET.into()),
-        )
-        .unwrap()
-        .with_oauth_url(&self.fake.oauth_url())
-        .unwrap()
-        .with_portal_base_url(&self.fake.base_url())
-        .unwrap();
         let platform = self.h.server.platform();
         let now = self.now.clone();
         SyncWorker::new(
             store,
             platform.envelope.clone(),
             platform.tenants.clone(),
-            BitrixClient::new(config).unwrap(),
+            crate::bitrix_client::client(&self.fake),
         )
         .with_clock(Arc::new(move || now.load(Ordering::SeqCst)))
         .with_wait(WaitConfig {
