@@ -40,3 +40,25 @@ pub fn text_message(from: &str, id: &str, timestamp: i64, body: &str) -> Value {
 pub fn text(from: &str, name: &str, id: &str, timestamp: i64, body: &str) -> Vec<u8> {
     from_customer(from, name, vec![text_message(from, id, timestamp, body)])
 }
+
+/// The sample `whatsapp-text.json` with `texts` as consecutive messages of its customer: the
+/// message ids made unique by `tag` and the order, stamped a second apart from `first_at`.
+pub fn sample_texts(tag: &str, first_at: i64, texts: &[&str]) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&crate::harness::sample("whatsapp-text.json")).unwrap();
+    let value = &mut v["entry"][0]["changes"][0]["value"];
+    let template = value["messages"][0].clone();
+    let original = template["id"].as_str().unwrap().to_owned();
+    let messages: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut m = template.clone();
+            m["id"] = json!(original.replace("MwA=", &format!("{tag}M{i}A=")));
+            m["timestamp"] = json!((first_at + i as i64).to_string());
+            m["text"]["body"] = json!(text);
+            m
+        })
+        .collect();
+    value["messages"] = json!(messages);
+    serde_json::to_vec(&v).unwrap()
+}

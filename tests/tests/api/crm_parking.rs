@@ -13,6 +13,7 @@ use wappline::metrics::Metrics;
 use e2e_tests::fake_bitrix::{
     form_to_json, FailKind, FakeBitrix, ReceivedMessage, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
+use e2e_tests::whatsapp_events;
 use e2e_tests::harness::{sample, Harness};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -42,23 +43,8 @@ async fn start_metered(fake: &FakeBitrix, metrics: Metrics) -> Harness {
 /// One WhatsApp delivery: `texts` as consecutive messages of one customer, the message ids
 /// made unique by `batch`.
 fn whatsapp(batch: u32, texts: &[&str]) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&sample("whatsapp-text.json")).unwrap();
-    let value = &mut v["entry"][0]["changes"][0]["value"];
-    let template = value["messages"][0].clone();
-    let original = template["id"].as_str().unwrap().to_owned();
-    let messages: Vec<Value> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let mut m = template.clone();
-            m["id"] = json!(original.replace("MwA=", &format!("B{batch}M{i}A=")));
-            m["timestamp"] = json!((1_767_261_600 + batch * 100 + i as u32).to_string());
-            m["text"]["body"] = json!(text);
-            m
-        })
-        .collect();
-    value["messages"] = json!(messages);
-    serde_json::to_vec(&v).unwrap()
+    let first_at = 1_767_261_600 + i64::from(batch) * 100;
+    whatsapp_events::sample_texts(&format!("B{batch}"), first_at, texts)
 }
 
 async fn deliver(h: &Harness, body: &[u8]) {

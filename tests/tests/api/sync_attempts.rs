@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use e2e_tests::fake_bitrix::{FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
+use e2e_tests::whatsapp_events;
 use e2e_tests::harness::{sample, Harness, IG_ACCOUNT, WA_NUMBER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -34,23 +35,7 @@ async fn connect_portal(h: &Harness, fake: &FakeBitrix, tenant: &str, domain: &s
 
 /// One WhatsApp delivery with `texts` as consecutive messages of one customer.
 fn whatsapp_messages(texts: &[&str]) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&sample("whatsapp-text.json")).unwrap();
-    let value = &mut v["entry"][0]["changes"][0]["value"];
-    let template = value["messages"][0].clone();
-    let original = template["id"].as_str().unwrap().to_owned();
-    let messages: Vec<Value> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let mut m = template.clone();
-            m["id"] = json!(original.replace("MwA=", &format!("M{i}A=")));
-            m["timestamp"] = json!((1_767_261_600 + i).to_string());
-            m["text"]["body"] = json!(text);
-            m
-        })
-        .collect();
-    value["messages"] = json!(messages);
-    serde_json::to_vec(&v).unwrap()
+    whatsapp_events::sample_texts("", 1_767_261_600, texts)
 }
 
 fn received_texts(fake: &FakeBitrix) -> Vec<String> {
