@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::whatsapp_events;
 use e2e_tests::harness::{Harness, WA_NUMBER};
+use e2e_tests::whatsapp_events;
 use serde_json::json;
 
 const LINE: u32 = 7;

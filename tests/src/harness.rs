@@ -160,7 +160,10 @@ impl Harness {
     ) -> Value {
         let resp = self
             .http
-            .post(format!("{}/admin/tenants/{tenant}/erasure/contacts", self.base))
+            .post(format!(
+                "{}/admin/tenants/{tenant}/erasure/contacts",
+                self.base
+            ))
             .bearer_auth(ADMIN)
             .json(&json!({"channel": channel, "account_id": account_id, "customer": customer}))
             .send()
@@ -331,7 +334,11 @@ impl Harness {
 
     /// A tenant owning the sample channels ([`Harness::tenant_with_channels`]), with the fake's
     /// own portal connected on Open Line `line`.
-    pub async fn tenant_on_portal(&self, fake: &crate::fake_bitrix::FakeBitrix, line: u32) -> String {
+    pub async fn tenant_on_portal(
+        &self,
+        fake: &crate::fake_bitrix::FakeBitrix,
+        line: u32,
+    ) -> String {
         let id = self.tenant_with_channels().await;
         self.connect_portal(
             &id,

@@ -9,7 +9,8 @@ use crate::harness::{WABA, WA_NUMBER};
 /// besides the product and the number's metadata.
 pub fn delivery(mut value: Value) -> Vec<u8> {
     value["messaging_product"] = json!("whatsapp");
-    value["metadata"] = json!({"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER});
+    value["metadata"] =
+        json!({"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER});
     serde_json::to_vec(&json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": WABA, "changes": [{"field": "messages", "value": value}]}]
@@ -44,7 +45,8 @@ pub fn text(from: &str, name: &str, id: &str, timestamp: i64, body: &str) -> Vec
 /// The sample `whatsapp-text.json` with `texts` as consecutive messages of its customer: the
 /// message ids made unique by `tag` and the order, stamped a second apart from `first_at`.
 pub fn sample_texts(tag: &str, first_at: i64, texts: &[&str]) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&crate::harness::sample("whatsapp-text.json")).unwrap();
+    let mut v: Value =
+        serde_json::from_slice(&crate::harness::sample("whatsapp-text.json")).unwrap();
     let value = &mut v["entry"][0]["changes"][0]["value"];
     let template = value["messages"][0].clone();
     let original = template["id"].as_str().unwrap().to_owned();

@@ -394,7 +394,9 @@ async fn confirm_reset(console: &Console, req: &Request, lang: Lang) -> Result<R
             // Whatever session this browser had ended with the others.
             let mut reply = Reply::redirect("/app/sign-in?done=password_reset");
             reply.cookies = web::clear_session_cookies(s.secure_cookies);
-            reply.cookies.push(web::clear_visitor_cookie(s.secure_cookies));
+            reply
+                .cookies
+                .push(web::clear_visitor_cookie(s.secure_cookies));
             Ok(reply)
         }
         Err(AccountError::InvalidToken) => reset_link_invalid(console, lang),

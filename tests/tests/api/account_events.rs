@@ -35,8 +35,7 @@ fn customer_text_now() -> Vec<u8> {
 
 /// The tenant's channel `id` as the admin API shows it.
 async fn channel(h: &Harness, tenant: &str, id: &str) -> Value {
-    let settings = h.admin_get(&format!("/admin/tenants/{tenant}"))
-        .await;
+    let settings = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     settings["channels"]
         .as_array()
         .unwrap()

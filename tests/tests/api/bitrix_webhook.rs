@@ -12,15 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitrix_webhook::BitrixWebhook;
-use e2e_tests::fake_bitrix::{
-    EventBody, EventMessage, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN,
-    FAKE_MEMBER_ID,
-};
+use e2e_tests::fake_bitrix::{EventBody, EventMessage, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::contains_bytes;
 use lambda_http::Body;
 use serde_json::Value;
 use wappline::app::Platform;
-use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::conversation::{ConversationId, Conversations};
 use wappline::graph::{GraphClient, GraphConfig};
 use wappline::ids::{PhoneNumberId, TenantId};

@@ -435,7 +435,7 @@ async fn coexistence_settings_refuse_bad_input_and_change_nothing() {
 async fn coexistence_audit(w: &RelayWorld, tenant: &str) -> Vec<Value> {
     let v =
         w.h.admin_get(&format!("/admin/tenants/{tenant}/audit"))
-        .await;
+            .await;
     let mut entries: Vec<Value> = v["entries"]
         .as_array()
         .unwrap()

@@ -4,7 +4,7 @@
 
 use e2e_tests::harness::{contains_bytes, Harness, ADMIN};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wappline::store::Table;
 
 /// POSTs `body` to the admin API at `path`, whatever it answers: status and JSON answer.
@@ -23,8 +23,7 @@ pub(crate) async fn admin_post(h: &Harness, path: &str, body: Value) -> (StatusC
 
 /// The tenant's audit entries, newest first.
 pub(crate) async fn audit(h: &Harness, tenant: &str) -> Vec<Value> {
-    h.admin_get(&format!("/admin/tenants/{tenant}/audit"))
-    .await["entries"]
+    h.admin_get(&format!("/admin/tenants/{tenant}/audit")).await["entries"]
         .as_array()
         .cloned()
         .unwrap_or_default()

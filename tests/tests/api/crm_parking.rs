@@ -13,8 +13,8 @@ use wappline::metrics::Metrics;
 use e2e_tests::fake_bitrix::{
     form_to_json, FailKind, FakeBitrix, ReceivedMessage, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
-use e2e_tests::whatsapp_events;
 use e2e_tests::harness::{sample, Harness};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::queue::platform;
@@ -86,8 +86,7 @@ async fn index_entry(h: &Harness, tenant: &str) -> Option<Item> {
 
 /// The Bitrix24 channel's `crm_link`, as the admin API shows the tenant.
 async fn crm_link(h: &Harness, tenant: &str) -> Value {
-    let t = h.admin_get(&format!("/admin/tenants/{tenant}"))
-        .await;
+    let t = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     t["channels"]
         .as_array()
         .unwrap()
@@ -98,8 +97,7 @@ async fn crm_link(h: &Harness, tenant: &str) -> Value {
 }
 
 async fn audit(h: &Harness, tenant: &str) -> Vec<Value> {
-    h.admin_get(&format!("/admin/tenants/{tenant}/audit"))
-    .await["entries"]
+    h.admin_get(&format!("/admin/tenants/{tenant}/audit")).await["entries"]
         .as_array()
         .unwrap()
         .clone()

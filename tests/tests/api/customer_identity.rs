@@ -16,8 +16,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::whatsapp_events;
 use e2e_tests::harness::{Harness, WA_NUMBER};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::queue::platform;

@@ -5,11 +5,10 @@
 //! in the very second the erasure completed is a new conversation and is relayed.
 
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
-use e2e_tests::whatsapp_events;
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::relay_world::RelayWorld;
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
 use wappline::store::Table;
 
 const PHONE: &str = "16505550157";

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
-use e2e_tests::whatsapp_events;
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wappline::hold::Suspension;
 use wappline::ids::TenantId;
 use wappline::queue::redrive::{redrive, RedriveOptions};

@@ -11,15 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::fake_bitrix::{
-    FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
-};
-use e2e_tests::whatsapp_events;
+use e2e_tests::fake_bitrix::{FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{sample, Harness, WA_NUMBER, WA_TOKEN};
 use e2e_tests::relay_world::RelayWorld;
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::json;
-use wappline::bitrix::{BitrixClient, BitrixConfig, CrmFile};
+use wappline::bitrix::CrmFile;
 use wappline::clock::now_millis;
 use wappline::consumer::{process_batch, Outcome, QueueRecord};
 use wappline::crm_sync::outbox::Outbox;
@@ -29,7 +27,6 @@ use wappline::ids::TenantId;
 use wappline::media::{MediaLinkKey, MediaLinks};
 use wappline::meta::{AccountRef, Media};
 use wappline::queue::{platform, Queue};
-use wappline::secret::Secret;
 
 const LINE: u32 = 7;
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0 fake jpeg bytes of the lifetime test";

@@ -66,8 +66,7 @@ fn steps(v: &Value) -> Vec<String> {
 }
 
 pub(crate) async fn channels(h: &Harness, t: &str) -> Vec<Value> {
-    h.admin_get(&format!("/admin/tenants/{t}"))
-        .await["channels"]
+    h.admin_get(&format!("/admin/tenants/{t}")).await["channels"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -77,8 +76,7 @@ pub(crate) async fn channels(h: &Harness, t: &str) -> Vec<Value> {
 async fn embedded_signup_connects_a_number_and_reports_each_step() {
     let h = start().await;
     let t = h.create_tenant("Acme").await;
-    let page = h.admin_get(&format!("/admin/tenants/{t}/onboarding"))
-        .await;
+    let page = h.admin_get(&format!("/admin/tenants/{t}/onboarding")).await;
     assert_eq!(page["meta_app_id"], FAKE_APP_ID);
     assert_eq!(page["es_config_id"], ES_CONFIG);
     assert_eq!(page["instagram_login"], true);

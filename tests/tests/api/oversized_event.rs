@@ -5,9 +5,8 @@
 //! instead of the whole delivery answering 503 on every retry for 7 days.
 
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
-use e2e_tests::whatsapp_events;
-use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::relay_world::RelayWorld;
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::json;
 use wappline::queue::Queue;
@@ -36,9 +35,7 @@ async fn an_event_too_large_for_the_queue_does_not_hold_back_its_neighbours() {
             text("wamid.SIZE.AFTER", "then another normal one"),
         ],
     );
-    let (status, body) =
-        w.h.post_signed(&delivery)
-            .await;
+    let (status, body) = w.h.post_signed(&delivery).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     w.drain().await;
 

@@ -111,7 +111,8 @@ async fn api_keys_are_listed_without_secrets_and_revocable() {
     let h = Harness::start(|_| {}).await;
     let tenant = h.tenant_with_channels().await;
     let key = key_for(&h, &tenant).await;
-    let listed = h.admin_get(&format!("/admin/tenants/{tenant}/api-keys"))
+    let listed = h
+        .admin_get(&format!("/admin/tenants/{tenant}/api-keys"))
         .await;
     let keys = listed["api_keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);

@@ -11,7 +11,6 @@ use e2e_tests::harness::{Harness, ADMIN, IG_ACCOUNT, IG_TOKEN, WABA, WA_NUMBER, 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-
 const SECOND_NUMBER: &str = "113355779024681";
 const SECOND_TOKEN: &str = "EAAsecondNUMBER";
 
@@ -29,7 +28,8 @@ async fn delete(h: &Harness, tenant: &str, kind: &str, id: &str) -> StatusCode {
 }
 
 async fn revocations(h: &Harness, tenant: &str) -> Vec<Value> {
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}/revocations"))
+    let v = h
+        .admin_get(&format!("/admin/tenants/{tenant}/revocations"))
         .await;
     v["revocations"].as_array().cloned().unwrap_or_default()
 }
@@ -46,8 +46,7 @@ async fn retry(h: &Harness, tenant: &str) -> Value {
 /// The audit entries of `tenant` whose action starts with `revocation_`, oldest first; and the
 /// whole log as text.
 async fn revocation_audit(h: &Harness, tenant: &str) -> (Vec<Value>, String) {
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}/audit"))
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}/audit")).await;
     let mut entries: Vec<Value> = v["entries"]
         .as_array()
         .unwrap()

@@ -31,7 +31,8 @@ fn routed(h: &Harness, kind: ChannelKind, id: &str) -> impl std::future::Future<
 /// disconnects).
 async fn done_revocations(h: &Harness, t: &str, n: usize) -> Vec<Value> {
     for _ in 0..500 {
-        let v = h.admin_get(&format!("/admin/tenants/{t}/revocations"))
+        let v = h
+            .admin_get(&format!("/admin/tenants/{t}/revocations"))
             .await;
         let all = v["revocations"].as_array().cloned().unwrap_or_default();
         let done: Vec<Value> = all

@@ -13,7 +13,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use e2e_tests::fake_graph::GraphFailure;
 use e2e_tests::whatsapp_events;
-use e2e_tests::harness::WA_NUMBER;
 use serde_json::json;
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
 use wappline::conversation::{MessageRef, MessageStatus};

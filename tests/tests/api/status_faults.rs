@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::whatsapp_events;
 use e2e_tests::harness::WA_NUMBER;
+use e2e_tests::whatsapp_events;
 use serde_json::json;
 use wappline::app::Platform;
 use wappline::bitrix::ImRef;

@@ -7,10 +7,9 @@
 use std::time::{Duration, Instant};
 
 use e2e_tests::fake_bitrix::{FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::whatsapp_events;
 use e2e_tests::harness::{sample, Harness, IG_ACCOUNT, WA_NUMBER};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
 use wappline::queue::platform;
 
 const DRAIN: Duration = Duration::from_secs(30);

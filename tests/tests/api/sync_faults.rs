@@ -14,20 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::fake_bitrix::{
-    FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
-};
-use e2e_tests::whatsapp_events;
+use e2e_tests::fake_bitrix::{FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{Harness, WA_NUMBER};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::json;
-use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::clock::now_millis;
 use wappline::consumer::{process_batch, Outcome, QueueRecord};
 use wappline::crm_sync::{FlushConfig, SyncWorker, WaitConfig};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::queue::{platform, Queue};
-use wappline::secret::Secret;
 use wappline::store::{AttrValue, StoreError, TableStore, Update, WriteOp};
 
 const LINE: u32 = 7;

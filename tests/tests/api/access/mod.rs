@@ -273,11 +273,9 @@ async fn every_role_against_every_admin_endpoint() {
         wrong.join("\n")
     );
     // Nothing the matrix sent changed the tenant: still active, four users, no keys.
-    let settings = h.admin_get(&format!("/admin/tenants/{t}"))
-        .await;
+    let settings = h.admin_get(&format!("/admin/tenants/{t}")).await;
     assert_eq!(settings["status"], "active");
-    let users = h.admin_get(&format!("/admin/tenants/{t}/users"))
-        .await;
+    let users = h.admin_get(&format!("/admin/tenants/{t}/users")).await;
     assert_eq!(users["users"].as_array().unwrap().len(), 4);
 }
 
@@ -293,12 +291,9 @@ async fn another_tenants_credentials_get_404_everywhere_and_change_nothing() {
             json!({"name": "crm"}),
         )
         .await;
-    let before_settings = h.admin_get(&format!("/admin/tenants/{a}"))
-        .await;
-    let before_keys = h.admin_get(&format!("/admin/tenants/{a}/api-keys"))
-        .await;
-    let before_users = h.admin_get(&format!("/admin/tenants/{a}/users"))
-        .await;
+    let before_settings = h.admin_get(&format!("/admin/tenants/{a}")).await;
+    let before_keys = h.admin_get(&format!("/admin/tenants/{a}/api-keys")).await;
+    let before_users = h.admin_get(&format!("/admin/tenants/{a}/users")).await;
 
     let b = h.create_tenant("Bravo").await;
     let (b_owner, _) = user(&h, &b, "owner@bravo.test", "owner").await;
@@ -401,18 +396,15 @@ async fn another_tenants_credentials_get_404_everywhere_and_change_nothing() {
     }
     // A is exactly as it was, and A's owner and key still work.
     assert_eq!(
-        h.admin_get(&format!("/admin/tenants/{a}"))
-            .await,
+        h.admin_get(&format!("/admin/tenants/{a}")).await,
         before_settings
     );
     assert_eq!(
-        h.admin_get(&format!("/admin/tenants/{a}/api-keys"))
-            .await,
+        h.admin_get(&format!("/admin/tenants/{a}/api-keys")).await,
         before_keys
     );
     assert_eq!(
-        h.admin_get(&format!("/admin/tenants/{a}/users"))
-            .await,
+        h.admin_get(&format!("/admin/tenants/{a}/users")).await,
         before_users
     );
     let r = call(
@@ -559,7 +551,8 @@ async fn the_platform_admin_suspends_and_resumes_and_sets_plans_users_read_usage
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
-    let audit = h.admin_get(&format!("/admin/tenants/{t}/audit"))
+    let audit = h
+        .admin_get(&format!("/admin/tenants/{t}/audit"))
         .await
         .to_string();
     for action in ["plan_changed", "tenant_suspended", "tenant_resumed"] {

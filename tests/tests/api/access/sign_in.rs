@@ -194,7 +194,8 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
             json!({"email": "bob@acme.test", "role": "viewer"}),
         )
         .await;
-    let listed = h.admin_get(&format!("/admin/tenants/{t}/invitations"))
+    let listed = h
+        .admin_get(&format!("/admin/tenants/{t}/invitations"))
         .await;
     assert_eq!(
         listed["invitations"][0]["email"], "bob@acme.test",
@@ -254,8 +255,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     // Removing a user ends their access.
     let uid = alice.body["user"]["id"].as_str().unwrap().to_owned();
     let tok = alice.body["access_token"].as_str().unwrap().to_owned();
-    h.admin_get(&format!("/admin/tenants/{t}/users"))
-        .await;
+    h.admin_get(&format!("/admin/tenants/{t}/users")).await;
     let del = call(
         &h,
         Some(ADMIN),
@@ -272,8 +272,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
         StatusCode::UNAUTHORIZED
     );
     // And the audit log names who did what, never a secret.
-    let audit = h.admin_get(&format!("/admin/tenants/{t}/audit"))
-        .await;
+    let audit = h.admin_get(&format!("/admin/tenants/{t}/audit")).await;
     let text = audit.to_string();
     assert!(
         text.contains("user_invited")

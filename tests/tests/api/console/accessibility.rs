@@ -16,7 +16,7 @@ use e2e_tests::console::{add_user, ConsoleClient, Page};
 use e2e_tests::fake_graph::wire_self_service;
 use e2e_tests::harness::{Harness, WA_NUMBER};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wappline::queue::platform;
 
 /// The signed-in pages (some with a query that fills them).
@@ -293,7 +293,8 @@ async fn every_console_page_names_its_controls_images_and_language() {
     let r = owner.submit("/app/exports", "/app/exports", &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     for _ in 0..200 {
-        let v: Value = h.admin_get(&format!("/admin/tenants/{tenant}/exports"))
+        let v: Value = h
+            .admin_get(&format!("/admin/tenants/{tenant}/exports"))
             .await;
         if v["exports"][0]["state"] == "completed" {
             break;

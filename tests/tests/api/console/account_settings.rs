@@ -190,7 +190,8 @@ async fn a_new_email_takes_effect_only_through_its_link_and_the_old_address_is_t
         StatusCode::OK
     );
     // Audited by setting, never with the addresses or the name.
-    let audit = h.admin_get(&format!("/admin/tenants/{t}/audit"))
+    let audit = h
+        .admin_get(&format!("/admin/tenants/{t}/audit"))
         .await
         .to_string();
     for setting in ["user_name", "user_email_change_requested", "user_email"] {

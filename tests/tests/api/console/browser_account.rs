@@ -11,8 +11,8 @@ use e2e_tests::harness::Harness;
 use e2e_tests::webdriver::{Browser, ENTER};
 use serde_json::json;
 
-use e2e_tests::outbox::{link, mails_to};
 use super::browser::artifacts;
+use e2e_tests::outbox::{link, mails_to};
 
 const FIRST: &str = "first passphrase of nina";
 const SECOND: &str = "second passphrase of nina";

@@ -62,9 +62,7 @@ async fn world() -> RelayWorld {
 }
 
 async fn channel_ids(w: &RelayWorld, tenant: &str) -> Vec<String> {
-    let v =
-        w.h.admin_get(&format!("/admin/tenants/{tenant}"))
-            .await;
+    let v = w.h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     v["channels"]
         .as_array()
         .unwrap()
@@ -562,9 +560,7 @@ async fn only_the_channels_page_of_an_admin_lets_meta_s_sdk_in() {
     assert!(r
         .body
         .contains("This Instagram sign-in has expired or was started by someone else"));
-    let v =
-        w.h.admin_get(&format!("/admin/tenants/{tenant}"))
-            .await;
+    let v = w.h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     assert_eq!(v["channels"].as_array().unwrap().len(), 2);
 }
 

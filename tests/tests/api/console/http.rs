@@ -8,14 +8,12 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 async fn retention_of(h: &Harness, tenant: &str) -> i64 {
-    let v: Value = h.admin_get(&format!("/admin/tenants/{tenant}"))
-        .await;
+    let v: Value = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     v["retention_days"].as_i64().unwrap()
 }
 
 async fn channel_count(h: &Harness, tenant: &str) -> usize {
-    let v: Value = h.admin_get(&format!("/admin/tenants/{tenant}"))
-        .await;
+    let v: Value = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     v["channels"].as_array().unwrap().len()
 }
 
@@ -170,7 +168,8 @@ async fn roles_see_and_change_only_what_the_admin_api_lets_them() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(retention_of(&h, &tenant).await, before);
     assert_eq!(channel_count(&h, &tenant).await, 2);
-    let exports = h.admin_get(&format!("/admin/tenants/{tenant}/exports"))
+    let exports = h
+        .admin_get(&format!("/admin/tenants/{tenant}/exports"))
         .await;
     assert!(exports["exports"].as_array().unwrap().is_empty());
 
@@ -203,8 +202,7 @@ async fn roles_see_and_change_only_what_the_admin_api_lets_them() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}"))
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     assert_eq!(v["name"], "Acme Bakery Ltd");
     let list = h.admin_get("/admin/tenants").await;
     assert!(list.to_string().contains("Acme Bakery Ltd"));
@@ -220,8 +218,7 @@ async fn roles_see_and_change_only_what_the_admin_api_lets_them() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}"))
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     assert_eq!(v["name"], "Acme Bakery Ltd");
 
     // Bad input: a 400 with the form again, nothing changes.
@@ -334,7 +331,8 @@ async fn users_api_keys_and_the_audit_log_through_the_console() {
     assert!(users.body.contains("new@acme.test") && !users.body.contains("invitation-token"));
     // An admin may not make an owner (the accounts service's rule).
     assert!(!users.body.contains("value=\"owner\""));
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}/invitations"))
+    let v = h
+        .admin_get(&format!("/admin/tenants/{tenant}/invitations"))
         .await;
     assert_eq!(v["invitations"].as_array().unwrap().len(), 1);
 
@@ -378,7 +376,8 @@ async fn users_api_keys_and_the_audit_log_through_the_console() {
         .submit("/app/channels", "/app/bitrix24", &[("line_id", "2")])
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}/api-keys"))
+    let v = h
+        .admin_get(&format!("/admin/tenants/{tenant}/api-keys"))
         .await;
     assert_eq!(v["api_keys"].as_array().unwrap().len(), 1);
     h.server.shutdown().await;

@@ -504,8 +504,7 @@ async fn foreign_post(
 /// as the admin API lists them.
 async fn team(h: &Harness, tenant: &str) -> (Vec<String>, Vec<String>, Vec<(String, bool)>) {
     let list = |v: &Value, k: &str| v[k].as_array().cloned().unwrap_or_default();
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}/users"))
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}/users")).await;
     let mut users: Vec<String> = list(&v, "users")
         .iter()
         .map(|u| {
@@ -517,13 +516,15 @@ async fn team(h: &Harness, tenant: &str) -> (Vec<String>, Vec<String>, Vec<(Stri
         })
         .collect();
     users.sort();
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}/invitations"))
+    let v = h
+        .admin_get(&format!("/admin/tenants/{tenant}/invitations"))
         .await;
     let invitations = list(&v, "invitations")
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_owned())
         .collect();
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}/api-keys"))
+    let v = h
+        .admin_get(&format!("/admin/tenants/{tenant}/api-keys"))
         .await;
     let keys = list(&v, "api_keys")
         .iter()
@@ -557,8 +558,7 @@ async fn verify(h: &Harness, tenants: &[Tenant]) -> Result<(), String> {
         if !keys.iter().any(|(id, _)| *id == t.key) {
             return Err(format!("tenant {i}: its first API key is gone"));
         }
-        let v: Value = h.admin_get(&format!("/admin/tenants/{}", t.id))
-            .await;
+        let v: Value = h.admin_get(&format!("/admin/tenants/{}", t.id)).await;
         if v["retention_days"] != json!(t.retention) {
             return Err(format!(
                 "tenant {i}: retention {} instead of {}",
@@ -626,8 +626,7 @@ async fn setup(h: &Harness, bitrix: &FakeBitrix) -> Vec<Tenant> {
         // An agent, a pending invitation, an API key and a portal of its own.
         let agent_email = format!("agent{i}@console-isolation.test");
         add_user(h, &id, &agent_email, "agent").await;
-        let v = h.admin_get(&format!("/admin/tenants/{id}/users"))
-            .await;
+        let v = h.admin_get(&format!("/admin/tenants/{id}/users")).await;
         let agent = v["users"]
             .as_array()
             .unwrap()
@@ -677,7 +676,8 @@ async fn setup(h: &Harness, bitrix: &FakeBitrix) -> Vec<Tenant> {
     // Each tenant's export, once written.
     for t in &mut tenants {
         for _ in 0..200 {
-            let v = h.admin_get(&format!("/admin/tenants/{}/exports", t.id))
+            let v = h
+                .admin_get(&format!("/admin/tenants/{}/exports", t.id))
                 .await;
             let e = &v["exports"][0];
             if e["state"] == "completed" {

@@ -19,8 +19,7 @@ use super::browser::{artifacts, sign_in};
 const WHATSAPP: &str = "wappline_whatsapp";
 
 async fn open_line_of(h: &Harness, tenant: &str, id: &str) -> Value {
-    let v = h.admin_get(&format!("/admin/tenants/{tenant}"))
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     v["channels"]
         .as_array()
         .unwrap()
@@ -93,7 +92,8 @@ async fn an_owner_attaches_and_detaches_a_channel_and_others_are_refused() {
     );
     let channels = owner.get("/app/channels").await;
     assert!(channels.body.contains("<td class=\"line\">2 · Sales</td>"));
-    let audit = h.admin_get(&format!("/admin/tenants/{tenant}/audit"))
+    let audit = h
+        .admin_get(&format!("/admin/tenants/{tenant}/audit"))
         .await
         .to_string();
     assert!(
@@ -168,7 +168,8 @@ async fn an_owner_attaches_and_detaches_a_channel_and_others_are_refused() {
         open_line_of(h, &other, "106540352249999").await,
         Value::Null
     );
-    assert!(!h.admin_get(&format!("/admin/tenants/{other}/audit"))
+    assert!(!h
+        .admin_get(&format!("/admin/tenants/{other}/audit"))
         .await
         .to_string()
         .contains("open_line"));

@@ -12,7 +12,7 @@ use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::fake_graph::wire_self_service;
 use e2e_tests::harness::{sample, Harness, IG_ACCOUNT, WA_NUMBER};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wappline::clock::now_secs;
 use wappline::ids::{InstagramAccountId, TenantId};
 use wappline::onboarding::refresh::TokenRefresh;
@@ -60,8 +60,7 @@ fn status_of(page: &Page, id: &str) -> String {
 }
 
 async fn channels(h: &Harness, t: &str) -> Vec<Value> {
-    h.admin_get(&format!("/admin/tenants/{t}"))
-        .await["channels"]
+    h.admin_get(&format!("/admin/tenants/{t}")).await["channels"]
         .as_array()
         .cloned()
         .unwrap()
