@@ -13,9 +13,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e_tests::harness::{Harness, WA_NUMBER};
+use e2e_tests::harness::Harness;
 use e2e_tests::whatsapp_events;
-use serde_json::json;
 use wappline::meta::{split_webhook, verify_signature, AppSecret};
 use wappline::queue::platform;
 

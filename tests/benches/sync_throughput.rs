@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{Harness, WA_NUMBER};
 use e2e_tests::whatsapp_events;
-use serde_json::json;
 
 const LINE: u32 = 7;
 
