@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::Credentials;
 use wappline::acting::acting_for;
 use wappline::app::{AwsClientOptions, TenantSessions};
 use wappline::ids::TenantId;
@@ -20,17 +19,12 @@ use wappline::store::dynamo::{provision_tables, DynamoStore, TableNames};
 use wappline::store::fence::{FencedStore, TenantStores};
 use wappline::store::{Key, Table, TableStore};
 
-const ROLE: &str = "arn:aws:iam::123456789012:role/bench-tenant-data";
+// The moto server's SDK configuration, as the AWS adapter tests have it.
+#[allow(dead_code)]
+#[path = "../tests/conformance/support.rs"]
+mod support;
 
-async fn sdk() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: a moto server");
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "bench"))
-        .load()
-        .await
-}
+const ROLE: &str = "arn:aws:iam::123456789012:role/bench-tenant-data";
 
 /// A warm instance: its fenced store and its sessions.
 struct Instance {
@@ -129,7 +123,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let sdk = sdk().await;
+    let sdk = support::aws_config().await;
     let names = TableNames::with_prefix(&format!("bench-sessions-{}", std::process::id()));
     provision_tables(&aws_sdk_dynamodb::Client::new(&sdk), &names)
         .await

@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e_tests::harness::{Harness, WA_NUMBER};
-use serde_json::json;
+use e2e_tests::harness::Harness;
+use e2e_tests::whatsapp_events;
 use wappline::meta::{split_webhook, verify_signature, AppSecret};
 use wappline::queue::platform;
 
@@ -23,28 +23,13 @@ const SECRET: &str = "6f1c0e5ad2b94c7e8a3b1d0f9e2c4a7b";
 /// A WhatsApp text message delivery, unique per `n`, from one of 50 customers.
 fn delivery(n: usize) -> Vec<u8> {
     let customer = 15550000000u64 + (n % 50) as u64;
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550100001", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": customer.to_string()}],
-                    "messages": [{
-                        "from": customer.to_string(),
-                        "id": format!("wamid.HBgLMTU1NTAxMDAwMDEVAgASGBQz{n:016}"),
-                        "timestamp": (1_764_000_000 + n).to_string(),
-                        "type": "text",
-                        "text": {"body": "Hello, I would like to know more about the order I placed yesterday, number 4711."}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    whatsapp_events::text(
+        &customer.to_string(),
+        "Kerry Fisher",
+        &format!("wamid.HBgLMTU1NTAxMDAwMDEVAgASGBQz{n:016}"),
+        1_764_000_000 + n as i64,
+        "Hello, I would like to know more about the order I placed yesterday, number 4711.",
+    )
 }
 
 /// User + system CPU time of this process (Linux /proc), for CPU per message.

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::Credentials;
 use e2e_tests::fake_graph::FakeGraph;
 use wappline::app::{AwsClientOptions, Services, Settings};
 use wappline::ids::PhoneNumberId;
@@ -28,16 +27,6 @@ const ROLE: &str = "arn:aws:iam::123456789012:role/bench-tenant-data";
 const LINK_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const TENANTS: usize = 50;
 const ROUNDS: usize = 3;
-
-async fn sdk() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: a moto server");
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "bench"))
-        .load()
-        .await
-}
 
 /// One tenant with a connected WhatsApp number, its token known to the Graph API fake, and a
 /// signed link to an image of that number.
@@ -55,7 +44,7 @@ fn ms(d: Duration) -> String {
 
 #[tokio::main]
 async fn main() {
-    let sdk = sdk().await;
+    let sdk = e2e_tests::moto::sdk_config().await;
     let names = TableNames::with_prefix(&format!("bench-media-{}", std::process::id()));
     provision_tables(&aws_sdk_dynamodb::Client::new(&sdk), &names)
         .await

@@ -19,33 +19,18 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{Harness, WA_NUMBER};
-use serde_json::json;
+use e2e_tests::whatsapp_events;
 
 const LINE: u32 = 7;
 
 fn delivery(customer: u64, id: &str, n: usize) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": "Kerry Fisher"}, "wa_id": customer.to_string()}],
-                    "messages": [{
-                        "from": customer.to_string(),
-                        "id": id,
-                        "timestamp": (1_767_261_600 + n).to_string(),
-                        "type": "text",
-                        "text": {"body": "Hello, is the offer from your campaign still valid for my order?"}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    whatsapp_events::text(
+        &customer.to_string(),
+        "Kerry Fisher",
+        id,
+        1_767_261_600 + n as i64,
+        "Hello, is the offer from your campaign still valid for my order?",
+    )
 }
 
 struct Run {
@@ -76,12 +61,7 @@ async fn run(
         c.sync_batch = Some(batch.to_string());
     })
     .await;
-    let tenant = h
-        .admin("POST", "/admin/tenants", json!({"name": "Busy"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let tenant = h.create_tenant("Busy").await;
     h.connect_whatsapp(&tenant, WA_NUMBER, "102290129340398", "EAAwhatsappTOKEN")
         .await;
     h.connect_portal(&tenant, &fake, FAKE_DOMAIN, FAKE_MEMBER_ID, LINE)

@@ -83,6 +83,18 @@ pub use sender_actions::SenderAction;
 use sends::*;
 pub use templates::template;
 
+/// Turns on self-service onboarding (Embedded Signup and Instagram Login, decision 0040) on a
+/// local server whose Graph API is this fake (`graph_api_base_url` already set): the fake's
+/// configuration id and Instagram app, and its Instagram OAuth endpoints.
+pub fn wire_self_service(c: &mut local_server::LocalConfig) {
+    let graph = c.graph_api_base_url.clone();
+    c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
+    c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
+    c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
+    c.instagram_oauth_base_url = Some(graph.clone());
+    c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+}
+
 /// How the next requests fail ([`FakeGraph::fail_next`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GraphFailure {

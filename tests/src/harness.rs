@@ -50,6 +50,15 @@ pub fn sample(name: &str) -> Vec<u8> {
     std::fs::read(samples_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// The `signed_request` Meta posts to the Data Deletion Callback for `user`, signed with the
+/// app secret the local server knows.
+pub fn signed_deletion_request(user: &str) -> String {
+    wappline::meta_deletion::signed_request::sign(
+        &AppSecret::new(APP_SECRET).unwrap(),
+        &format!(r#"{{"algorithm":"HMAC-SHA256","issued_at":1795460400,"user_id":"{user}"}}"#),
+    )
+}
+
 pub struct Harness {
     pub server: LocalServer,
     /// The loopback Graph API (and Instagram API) the server talks to; connects prove
@@ -125,12 +134,59 @@ impl Harness {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// GETs `path` from the admin API (the platform's token); the JSON answer, which must be
+    /// a success.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        self.admin("GET", path, Value::Null).await
+    }
+
+    /// A new tenant named `name`, created through the admin API; its id.
+    pub async fn create_tenant(&self, name: &str) -> String {
+        let t = self
+            .admin("POST", "/admin/tenants", json!({ "name": name }))
+            .await;
+        t["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Asks the admin API to erase a contact (`channel`: `whatsapp` or `instagram`, on the
+    /// tenant's `account_id`) and waits until the erasure completed; the request's status
+    /// then (`request_id`, `completed_at`, `conversations_erased`).
+    pub async fn erase_contact(
+        &self,
+        tenant: &str,
+        channel: &str,
+        account_id: &str,
+        customer: &str,
+    ) -> Value {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/admin/tenants/{tenant}/erasure/contacts",
+                self.base
+            ))
+            .bearer_auth(ADMIN)
+            .json(&json!({"channel": channel, "account_id": account_id, "customer": customer}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let asked: Value = resp.json().await.unwrap();
+        let id = asked["request_id"].as_str().unwrap();
+        let path = format!("/admin/tenants/{tenant}/erasure/contacts/{id}");
+        let mut status = Value::Null;
+        for _ in 0..500 {
+            status = self.admin_get(&path).await;
+            if status["state"] == "completed" {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the erasure did not complete: {status}");
+    }
+
     /// A tenant owning the sample WhatsApp number and Instagram account.
     pub async fn tenant_with_channels(&self) -> String {
-        let t = self
-            .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-            .await;
-        let id = t["id"].as_str().unwrap().to_owned();
+        let id = self.create_tenant("Acme").await;
         self.graph.add_whatsapp_business(WA_TOKEN, WABA, WA_NUMBER);
         self.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
         self.admin(
@@ -196,6 +252,21 @@ impl Harness {
         self.post(body, Some(sig)).await
     }
 
+    /// Meta's signed Data Deletion Callback for `user`, as the data-deletion function receives
+    /// it (answered 200), once the erasure worker has taken it off its queue.
+    pub async fn deletion_callback(&self, user: &str) {
+        let resp = self
+            .http
+            .post(format!("{}/data-deletion", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("signed_request={}", signed_deletion_request(user)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        self.drain(platform::ERASURE, Duration::from_secs(20)).await;
+    }
+
     pub async fn depth(&self, queue: &str) -> usize {
         self.server
             .queue()
@@ -259,6 +330,25 @@ impl Harness {
             }),
         )
         .await;
+    }
+
+    /// A tenant owning the sample channels ([`Harness::tenant_with_channels`]), with the fake's
+    /// own portal connected on Open Line `line`.
+    pub async fn tenant_on_portal(
+        &self,
+        fake: &crate::fake_bitrix::FakeBitrix,
+        line: u32,
+    ) -> String {
+        let id = self.tenant_with_channels().await;
+        self.connect_portal(
+            &id,
+            fake,
+            crate::fake_bitrix::FAKE_DOMAIN,
+            crate::fake_bitrix::FAKE_MEMBER_ID,
+            line,
+        )
+        .await;
+        id
     }
 
     /// Writes the fake's portal `domain` (its current tokens) onto `tenant` straight through

@@ -246,15 +246,7 @@ async fn accept_invitation(console: &Console, req: &Request, lang: Lang) -> Resu
     {
         Ok(signed) => {
             tracing::info!(tenant = %signed.tenant_id, user = %signed.user.id, "invitation accepted in the console");
-            let mut reply = Reply::redirect("/app/channels");
-            reply.cookies = web::session_cookies(s.secure_cookies, &signed);
-            reply.cookies.push(web::set_cookie(
-                s.secure_cookies,
-                web::VISITOR_COOKIE,
-                "",
-                0,
-            ));
-            Ok(reply)
+            Ok(web::signed_in(s.secure_cookies, &signed))
         }
         Err(AccountError::Invalid(_)) => {
             let found = s.accounts.invitation(&token).await;
@@ -359,17 +351,22 @@ fn reset_reply(
     Ok(Reply::html(status, &page)?.with_cookie(cookie))
 }
 
+/// A reset link that is forged, expired or used: why, and a way to ask again.
+fn reset_link_invalid(console: &Console, lang: Lang) -> Result<Reply, Fail> {
+    reset_reply(
+        console,
+        lang,
+        "",
+        StatusCode::BAD_REQUEST,
+        Some(|a| a.reset_invalid),
+    )
+}
+
 async fn reset_page(console: &Console, req: &Request, lang: Lang) -> Result<Reply, Fail> {
     let token = token_of(web::query(req, "token"));
     match console.services.accounts.check_password_reset(&token).await {
         Ok(()) => reset_reply(console, lang, &token, StatusCode::OK, None),
-        Err(AccountError::InvalidToken) => reset_reply(
-            console,
-            lang,
-            "",
-            StatusCode::BAD_REQUEST,
-            Some(|a| a.reset_invalid),
-        ),
+        Err(AccountError::InvalidToken) => reset_link_invalid(console, lang),
         Err(e) => Err(Fail::from_account(e)),
     }
 }
@@ -397,21 +394,12 @@ async fn confirm_reset(console: &Console, req: &Request, lang: Lang) -> Result<R
             // Whatever session this browser had ended with the others.
             let mut reply = Reply::redirect("/app/sign-in?done=password_reset");
             reply.cookies = web::clear_session_cookies(s.secure_cookies);
-            reply.cookies.push(web::set_cookie(
-                s.secure_cookies,
-                web::VISITOR_COOKIE,
-                "",
-                0,
-            ));
+            reply
+                .cookies
+                .push(web::clear_visitor_cookie(s.secure_cookies));
             Ok(reply)
         }
-        Err(AccountError::InvalidToken) => reset_reply(
-            console,
-            lang,
-            "",
-            StatusCode::BAD_REQUEST,
-            Some(|a| a.reset_invalid),
-        ),
+        Err(AccountError::InvalidToken) => reset_link_invalid(console, lang),
         Err(e) => Err(Fail::from_account(e)),
     }
 }

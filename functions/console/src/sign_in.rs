@@ -133,15 +133,7 @@ async fn sign_in(console: &Console, req: &Request, lang: Lang) -> Result<Reply, 
     {
         Ok(signed) => {
             tracing::info!(tenant = %signed.tenant_id, user = %signed.user.id, "signed in to the console");
-            let mut reply = Reply::redirect("/app/channels");
-            reply.cookies = web::session_cookies(s.secure_cookies, &signed);
-            reply.cookies.push(web::set_cookie(
-                s.secure_cookies,
-                web::VISITOR_COOKIE,
-                "",
-                0,
-            ));
-            Ok(reply)
+            Ok(web::signed_in(s.secure_cookies, &signed))
         }
         Err(e) => {
             tracing::info!(reason = %e, "console sign-in refused");

@@ -340,6 +340,20 @@ pub(crate) fn session_cookies(secure: bool, s: &wappline::accounts::SignedIn) ->
     ]
 }
 
+/// The reply to a successful sign-in, from the form or by accepting an invitation: on to the
+/// channels with the session cookies; the visitor nonce has done its job and is cleared.
+pub(crate) fn signed_in(secure: bool, s: &wappline::accounts::SignedIn) -> Reply {
+    let mut reply = Reply::redirect("/app/channels");
+    reply.cookies = session_cookies(secure, s);
+    reply.cookies.push(clear_visitor_cookie(secure));
+    reply
+}
+
+/// Clears the visitor nonce of the public forms once it is used.
+pub(crate) fn clear_visitor_cookie(secure: bool) -> String {
+    set_cookie(secure, VISITOR_COOKIE, "", 0)
+}
+
 pub(crate) fn clear_session_cookies(secure: bool) -> Vec<String> {
     vec![
         set_cookie(secure, SESSION_COOKIE, "", 0),

@@ -363,16 +363,7 @@ mod tests {
     #[tokio::test]
     async fn an_invitation_is_emailed_single_use_and_signs_the_user_in() {
         let f = fixture().await;
-        let inv = f
-            .accounts
-            .invite(
-                &f.tenant,
-                &Principal::Platform,
-                Email::parse("Owner@Acme.test").unwrap(),
-                Role::Owner,
-            )
-            .await
-            .unwrap();
+        let inv = invited(&f, "Owner@Acme.test", Role::Owner).await;
         assert!(inv.emailed);
         let mail = &f.outbox.delivered().unwrap()[0];
         assert!(mail.contains("To: owner@acme.test"));
@@ -395,14 +386,7 @@ mod tests {
         ));
         // The same email cannot be invited twice.
         assert!(matches!(
-            f.accounts
-                .invite(
-                    &f.tenant,
-                    &Principal::Platform,
-                    Email::parse("owner@acme.test").unwrap(),
-                    Role::Viewer
-                )
-                .await,
+            invite_as(&f, &Principal::Platform, "owner@acme.test", Role::Viewer).await,
             Err(AccountError::Conflict(_))
         ));
         // Stored: a bcrypt hash, never the password; the invitation only as a hash.
@@ -423,27 +407,8 @@ mod tests {
     async fn pending_invitations_are_listed_and_withdrawn_by_who_may_give_their_role() {
         let f = fixture().await;
         let admin = user(&f, "admin@acme.test", Role::Admin).await;
-        let e = |s: &str| Email::parse(s).unwrap();
-        let owner_inv = f
-            .accounts
-            .invite(
-                &f.tenant,
-                &Principal::Platform,
-                e("o@acme.test"),
-                Role::Owner,
-            )
-            .await
-            .unwrap();
-        let viewer_inv = f
-            .accounts
-            .invite(
-                &f.tenant,
-                &Principal::Platform,
-                e("v@acme.test"),
-                Role::Viewer,
-            )
-            .await
-            .unwrap();
+        let owner_inv = invited(&f, "o@acme.test", Role::Owner).await;
+        let viewer_inv = invited(&f, "v@acme.test", Role::Viewer).await;
         let pending = f.accounts.pending_invitations(&f.tenant).await.unwrap();
         let mut ids: Vec<_> = pending.iter().map(|p| p.id.as_str()).collect();
         ids.sort();
@@ -489,16 +454,7 @@ mod tests {
     async fn an_expired_invitation_is_refused() {
         let mut f = fixture().await;
         f.accounts.config.invitation_secs = -1;
-        let inv = f
-            .accounts
-            .invite(
-                &f.tenant,
-                &Principal::Platform,
-                Email::parse("late@acme.test").unwrap(),
-                Role::Agent,
-            )
-            .await
-            .unwrap();
+        let inv = invited(&f, "late@acme.test", Role::Agent).await;
         assert!(matches!(
             f.accounts
                 .accept_invitation(&inv.token, &Password::new(PW).unwrap())
@@ -512,37 +468,17 @@ mod tests {
         let f = fixture().await;
         let admin = user(&f, "admin@acme.test", Role::Admin).await;
         let agent = user(&f, "agent@acme.test", Role::Agent).await;
-        let e = |s: &str| Email::parse(s).unwrap();
         assert!(matches!(
-            f.accounts
-                .invite(
-                    &f.tenant,
-                    &principal(&admin, &f),
-                    e("x@acme.test"),
-                    Role::Owner
-                )
-                .await,
+            invite_as(&f, &principal(&admin, &f), "x@acme.test", Role::Owner).await,
             Err(AccountError::Forbidden(_))
         ));
-        assert!(f
-            .accounts
-            .invite(
-                &f.tenant,
-                &principal(&admin, &f),
-                e("y@acme.test"),
-                Role::Admin
-            )
-            .await
-            .is_ok());
+        assert!(
+            invite_as(&f, &principal(&admin, &f), "y@acme.test", Role::Admin)
+                .await
+                .is_ok()
+        );
         assert!(matches!(
-            f.accounts
-                .invite(
-                    &f.tenant,
-                    &principal(&agent, &f),
-                    e("z@acme.test"),
-                    Role::Viewer
-                )
-                .await,
+            invite_as(&f, &principal(&agent, &f), "z@acme.test", Role::Viewer).await,
             Err(AccountError::Forbidden(_))
         ));
     }
@@ -551,16 +487,7 @@ mod tests {
     async fn the_mail_links_to_the_page_which_previews_and_accepts_with_a_name() {
         let mut f = fixture().await;
         f.accounts.config.public_base_url = Some("https://console.example".into());
-        let inv = f
-            .accounts
-            .invite(
-                &f.tenant,
-                &Principal::Platform,
-                Email::parse("new@acme.test").unwrap(),
-                Role::Admin,
-            )
-            .await
-            .unwrap();
+        let inv = invited(&f, "new@acme.test", Role::Admin).await;
         let mail = f.outbox.delivered().unwrap().pop().unwrap();
         let link = format!(
             "https://console.example{INVITATION_PATH}?token={}",

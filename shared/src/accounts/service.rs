@@ -325,17 +325,27 @@ pub(super) mod fixture {
         fixture_with_cost(12).await
     }
 
-    pub(crate) async fn user(f: &Fixture, email: &str, role: Role) -> SignedIn {
-        let inv = f
-            .accounts
-            .invite(
-                &f.tenant,
-                &Principal::Platform,
-                Email::parse(email).unwrap(),
-                role,
-            )
+    /// `inviter` invites `email` to the fixture's tenant as `role`.
+    pub(crate) async fn invite_as(
+        f: &Fixture,
+        inviter: &Principal,
+        email: &str,
+        role: Role,
+    ) -> Result<Invitation, AccountError> {
+        f.accounts
+            .invite(&f.tenant, inviter, Email::parse(email).unwrap(), role)
             .await
-            .unwrap();
+    }
+
+    /// The platform (the operator) invites `email` as `role`.
+    pub(crate) async fn invited(f: &Fixture, email: &str, role: Role) -> Invitation {
+        invite_as(f, &Principal::Platform, email, role)
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn user(f: &Fixture, email: &str, role: Role) -> SignedIn {
+        let inv = invited(f, email, role).await;
         f.accounts
             .accept_invitation(&inv.token, &Password::new(PW).unwrap())
             .await

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use e2e_tests::harness::{sample, Harness, WA_NUMBER};
+use e2e_tests::outbox::mails_to;
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -34,9 +35,7 @@ fn customer_text_now() -> Vec<u8> {
 
 /// The tenant's channel `id` as the admin API shows it.
 async fn channel(h: &Harness, tenant: &str, id: &str) -> Value {
-    let settings = h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), json!(null))
-        .await;
+    let settings = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     settings["channels"]
         .as_array()
         .unwrap()
@@ -66,12 +65,9 @@ async fn invite_admin(h: &Harness, tenant: &str, email: &str) {
 
 /// The outbox mails to `to` that contain `needle`.
 async fn mails(h: &Harness, to: &str, needle: &str) -> usize {
-    let outbox = h.server.data_dir().join("outbox");
-    let Ok(dir) = std::fs::read_dir(&outbox) else {
-        return 0;
-    };
-    dir.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .filter(|m| m.contains(&format!("To: {to}")) && m.contains(needle))
+    mails_to(h.server.data_dir(), to)
+        .iter()
+        .filter(|m| m.contains(needle))
         .count()
 }
 

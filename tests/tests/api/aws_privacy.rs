@@ -55,26 +55,6 @@ const JPEG: &[u8] = &[
     0xff, 0xd8, 0xff, 0xe0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 0xff, 0xd9,
 ];
 
-fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts \
-             moto_server on loopback, or start one yourself and export MOTO_ENDPOINT"
-        )
-    })
-}
-
-async fn moto_sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
-}
-
 fn unique_prefix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -96,7 +76,7 @@ struct Aws {
 
 impl Aws {
     async fn start(bitrix: &FakeBitrix, graph: &FakeGraph) -> Aws {
-        let sdk = moto_sdk().await;
+        let sdk = e2e_tests::moto::sdk_config().await;
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let kms = aws_sdk_kms::Client::new(&sdk);

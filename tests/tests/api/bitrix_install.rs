@@ -11,16 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitrix_webhook::BitrixWebhook;
-use e2e_tests::fake_bitrix::{
-    EventBody, FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN,
-    FAKE_MEMBER_ID,
-};
+use e2e_tests::fake_bitrix::{EventBody, FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::contains_bytes;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::{Body, RequestExt};
 use wappline::app::Platform;
 use wappline::bitrix::events::parse_form;
-use wappline::bitrix::{BitrixClient, BitrixConfig, OpenLineId};
+use wappline::bitrix::OpenLineId;
 use wappline::ids::TenantId;
 use wappline::outbound::OutboundIntake;
 use wappline::portal::install::{
@@ -31,7 +28,9 @@ use wappline::portal_events::PortalEvents;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::platform;
 use wappline::store::{Item, Table};
-use wappline::tenant::{ChannelKind, ChannelRef, RetentionDays, Secret, TenantName};
+use wappline::tenant::{ChannelKind, ChannelRef, RetentionDays, TenantName};
+
+use crate::bitrix_client::client;
 
 const PUBLIC: &str = "https://wappline.example";
 const LINE: u64 = 7;
@@ -44,19 +43,6 @@ struct Env {
     fake: FakeBitrix,
     installer: BitrixInstaller,
     webhook: BitrixWebhook,
-}
-
-fn client(fake: &FakeBitrix) -> BitrixClient {
-    let config = BitrixConfig::new(
-        FAKE_CLIENT_ID,
-        Secret::parse("client_secret", FAKE_CLIENT_SECRET).unwrap(),
-    )
-    .unwrap()
-    .with_oauth_url(&fake.oauth_url())
-    .unwrap()
-    .with_portal_base_url(&fake.base_url())
-    .unwrap();
-    BitrixClient::new(config).unwrap()
 }
 
 async fn env() -> Env {

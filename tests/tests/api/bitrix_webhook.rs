@@ -12,15 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitrix_webhook::BitrixWebhook;
-use e2e_tests::fake_bitrix::{
-    EventBody, EventMessage, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN,
-    FAKE_MEMBER_ID,
-};
+use e2e_tests::fake_bitrix::{EventBody, EventMessage, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::contains_bytes;
 use lambda_http::Body;
 use serde_json::Value;
 use wappline::app::Platform;
-use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::conversation::{ConversationId, Conversations};
 use wappline::graph::{GraphClient, GraphConfig};
 use wappline::ids::{PhoneNumberId, TenantId};
@@ -34,6 +30,8 @@ use wappline::revocation::{Revocations, StepState};
 use wappline::store::Table;
 use wappline::tenant::{ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
+use crate::bitrix_client::client;
+
 const LINE: u64 = 7;
 const APP_TOKEN: &str = "831c76b092f9f135d9b6b36c3a720757";
 const WA_NUMBER: &str = "106540352242922";
@@ -46,19 +44,6 @@ struct Env {
     fake: FakeBitrix,
     webhook: BitrixWebhook,
     revocations: Revocations,
-}
-
-fn client(fake: &FakeBitrix) -> BitrixClient {
-    let config = BitrixConfig::new(
-        FAKE_CLIENT_ID,
-        Secret::parse("client_secret", FAKE_CLIENT_SECRET).unwrap(),
-    )
-    .unwrap()
-    .with_oauth_url(&fake.oauth_url())
-    .unwrap()
-    .with_portal_base_url(&fake.base_url())
-    .unwrap();
-    BitrixClient::new(config).unwrap()
 }
 
 async fn env_with(install_window: Duration) -> Env {

@@ -434,12 +434,8 @@ async fn coexistence_settings_refuse_bad_input_and_change_nothing() {
 /// oldest first.
 async fn coexistence_audit(w: &RelayWorld, tenant: &str) -> Vec<Value> {
     let v =
-        w.h.admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/audit"),
-            json!(null),
-        )
-        .await;
+        w.h.admin_get(&format!("/admin/tenants/{tenant}/audit"))
+            .await;
     let mut entries: Vec<Value> = v["entries"]
         .as_array()
         .unwrap()

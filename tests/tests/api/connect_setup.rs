@@ -4,17 +4,8 @@
 
 use e2e_tests::harness::{contains_bytes, Harness, ADMIN};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wappline::store::Table;
-
-/// A new tenant named `name`; its id.
-pub(crate) async fn tenant(h: &Harness, name: &str) -> String {
-    h.admin("POST", "/admin/tenants", json!({ "name": name }))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 /// POSTs `body` to the admin API at `path`, whatever it answers: status and JSON answer.
 pub(crate) async fn admin_post(h: &Harness, path: &str, body: Value) -> (StatusCode, Value) {
@@ -32,12 +23,7 @@ pub(crate) async fn admin_post(h: &Harness, path: &str, body: Value) -> (StatusC
 
 /// The tenant's audit entries, newest first.
 pub(crate) async fn audit(h: &Harness, tenant: &str) -> Vec<Value> {
-    h.admin(
-        "GET",
-        &format!("/admin/tenants/{tenant}/audit"),
-        json!(null),
-    )
-    .await["entries"]
+    h.admin_get(&format!("/admin/tenants/{tenant}/audit")).await["entries"]
         .as_array()
         .cloned()
         .unwrap_or_default()

@@ -14,6 +14,7 @@ use e2e_tests::fake_bitrix::{
     form_to_json, FailKind, FakeBitrix, ReceivedMessage, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
 use e2e_tests::harness::{sample, Harness};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::queue::platform;
@@ -39,34 +40,11 @@ async fn start_metered(fake: &FakeBitrix, metrics: Metrics) -> Harness {
     .await
 }
 
-/// A tenant with the sample WhatsApp number and Instagram account, on the fake's portal.
-async fn tenant(h: &Harness, fake: &FakeBitrix) -> String {
-    let id = h.tenant_with_channels().await;
-    h.connect_portal(&id, fake, FAKE_DOMAIN, FAKE_MEMBER_ID, LINE)
-        .await;
-    id
-}
-
 /// One WhatsApp delivery: `texts` as consecutive messages of one customer, the message ids
 /// made unique by `batch`.
 fn whatsapp(batch: u32, texts: &[&str]) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&sample("whatsapp-text.json")).unwrap();
-    let value = &mut v["entry"][0]["changes"][0]["value"];
-    let template = value["messages"][0].clone();
-    let original = template["id"].as_str().unwrap().to_owned();
-    let messages: Vec<Value> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let mut m = template.clone();
-            m["id"] = json!(original.replace("MwA=", &format!("B{batch}M{i}A=")));
-            m["timestamp"] = json!((1_767_261_600 + batch * 100 + i as u32).to_string());
-            m["text"]["body"] = json!(text);
-            m
-        })
-        .collect();
-    value["messages"] = json!(messages);
-    serde_json::to_vec(&v).unwrap()
+    let first_at = 1_767_261_600 + i64::from(batch) * 100;
+    whatsapp_events::sample_texts(&format!("B{batch}"), first_at, texts)
 }
 
 async fn deliver(h: &Harness, body: &[u8]) {
@@ -108,9 +86,7 @@ async fn index_entry(h: &Harness, tenant: &str) -> Option<Item> {
 
 /// The Bitrix24 channel's `crm_link`, as the admin API shows the tenant.
 async fn crm_link(h: &Harness, tenant: &str) -> Value {
-    let t = h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), json!(null))
-        .await;
+    let t = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     t["channels"]
         .as_array()
         .unwrap()
@@ -121,12 +97,7 @@ async fn crm_link(h: &Harness, tenant: &str) -> Value {
 }
 
 async fn audit(h: &Harness, tenant: &str) -> Vec<Value> {
-    h.admin(
-        "GET",
-        &format!("/admin/tenants/{tenant}/audit"),
-        json!(null),
-    )
-    .await["entries"]
+    h.admin_get(&format!("/admin/tenants/{tenant}/audit")).await["entries"]
         .as_array()
         .unwrap()
         .clone()
@@ -169,7 +140,7 @@ async fn a_portal_down_longer_than_the_span_is_parked_and_resumes_in_order_when_
     let fake = FakeBitrix::start().await;
     let (metrics, _) = Metrics::in_memory(crate::metrics::NAMESPACE);
     let h = start_metered(&fake, metrics.clone()).await;
-    let tenant = tenant(&h, &fake).await;
+    let tenant = h.tenant_on_portal(&fake, LINE).await;
     assert_eq!(crm_link(&h, &tenant).await["state"], "reachable");
 
     fake.set_down(FAKE_DOMAIN, true);
@@ -300,7 +271,7 @@ async fn a_message_bitrix24_refuses_is_still_dead_lettered() {
     let fake = FakeBitrix::start().await;
     let (metrics, _) = Metrics::in_memory(crate::metrics::NAMESPACE);
     let h = start_metered(&fake, metrics.clone()).await;
-    let tenant = tenant(&h, &fake).await;
+    let tenant = h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(1_000, FailKind::ArgumentError);
     deliver(&h, &whatsapp(1, &["M1"])).await;
     assert_eq!(h.depth(&dlq()).await, 1, "dead-lettered");
@@ -329,7 +300,7 @@ async fn a_message_bitrix24_refuses_is_still_dead_lettered() {
 async fn erasing_the_tenant_removes_its_parked_work() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake).await;
-    let tenant = tenant(&h, &fake).await;
+    let tenant = h.tenant_on_portal(&fake, LINE).await;
     fake.set_down(FAKE_DOMAIN, true);
     deliver(&h, &whatsapp(1, &["M1", "M2"])).await;
     deliver(&h, &sample("instagram-text.json")).await;
@@ -341,7 +312,7 @@ async fn erasing_the_tenant_removes_its_parked_work() {
     // The channels are disconnected at once; the erasure waits for our connectors to be
     // unregistered from the portal, which is down (decision 0047).
     wait_for("the erasure to wait", Duration::from_secs(15), async || {
-        h.admin("GET", &path, json!(null)).await["revocations"] == "pending"
+        h.admin_get(&path).await["revocations"] == "pending"
     })
     .await;
     // The portal is up again: the revocation is retried, then the erasure completes.
@@ -353,7 +324,7 @@ async fn erasing_the_tenant_removes_its_parked_work() {
     )
     .await;
     wait_for("the erasure", Duration::from_secs(15), async || {
-        h.admin("GET", &path, json!(null)).await["state"] == "completed"
+        h.admin_get(&path).await["state"] == "completed"
     })
     .await;
     assert!(parked_items(&h, &tenant).await.is_empty());

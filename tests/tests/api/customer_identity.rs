@@ -16,7 +16,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::harness::{Harness, ADMIN, WABA, WA_NUMBER};
+use e2e_tests::harness::{Harness, WA_NUMBER};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::queue::platform;
@@ -30,19 +31,11 @@ const BSUID_AFTER_NUMBER: &str = "US.30583650948274618402";
 const BSUID_AFTER_CHANGE: &str = "US.20450793116847239503";
 
 fn change(contacts: Option<Value>, message: Value) -> Vec<u8> {
-    let mut value = json!({
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-        "messages": [message],
-    });
+    let mut value = json!({"messages": [message]});
     if let Some(c) = contacts {
         value["contacts"] = c;
     }
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": WABA, "changes": [{"value": value, "field": "messages"}]}],
-    }))
-    .unwrap()
+    whatsapp_events::delivery(value)
 }
 
 /// A text from the customer, named by phone, BSUID or both.
@@ -216,43 +209,9 @@ async fn phone_then_bsuid_then_new_number_stay_one_customer_and_one_chat() {
     }
 
     // An erasure by the number the customer had at the start still finds them.
-    let resp = h
-        .http
-        .post(format!(
-            "{}/admin/tenants/{tenant}/erasure/contacts",
-            h.base
-        ))
-        .bearer_auth(ADMIN)
-        .json(&json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": format!("+{PHONE}")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let id = resp.json::<Value>().await.unwrap()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut done = Value::Null;
-    for _ in 0..300 {
-        done = h
-            .http
-            .get(format!(
-                "{}/admin/tenants/{tenant}/erasure/contacts/{id}",
-                h.base
-            ))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if done["state"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(done["state"], "completed");
+    let done = h
+        .erase_contact(&tenant, "whatsapp", WA_NUMBER, &format!("+{PHONE}"))
+        .await;
     assert_eq!(done["conversations_erased"], 1);
     assert_eq!(conversations(&h).await, 0);
     // Nothing routes any identity to the erased customer any more.

@@ -80,10 +80,7 @@ async fn a_meta_users_channels_are_erased_and_nothing_else() {
 
     let mut tenants = Vec::new();
     for name in ["Alpha", "Beta"] {
-        let t = h
-            .admin("POST", "/admin/tenants", json!({ "name": name }))
-            .await;
-        tenants.push(t["id"].as_str().unwrap().to_owned());
+        tenants.push(h.create_tenant(name).await);
     }
     let connect = |tenant: String, number: &'static str, user: Option<&'static str>| {
         let h = &h;

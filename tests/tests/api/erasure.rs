@@ -49,21 +49,10 @@ async fn a_contact_is_forgotten_and_nobody_else() {
         assert_eq!(s, StatusCode::OK);
     }
     h.drain(platform::INBOUND, Duration::from_secs(20)).await;
-    let (s, v) = call(
-        &h,
-        "POST",
-        &format!("/admin/tenants/{tenant}/erasure/contacts"),
-        Some(json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": "+16505551234"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let id = v["request_id"].as_str().unwrap().to_owned();
-    let done = wait_for(
-        &h,
-        &format!("/admin/tenants/{tenant}/erasure/contacts/{id}"),
-        "completed",
-    )
-    .await;
+    let done = h
+        .erase_contact(&tenant, "whatsapp", WA_NUMBER, "+16505551234")
+        .await;
+    let id = done["request_id"].as_str().unwrap();
     assert_eq!(done["conversations_erased"], 1);
     // The WhatsApp customer's messages are gone; the Instagram customer's stay.
     let messages: Vec<_> = h
@@ -88,12 +77,7 @@ async fn a_contact_is_forgotten_and_nobody_else() {
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let other = h
-        .admin("POST", "/admin/tenants", json!({"name": "Other"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = h.create_tenant("Other").await;
     let (s, _) = call(
         &h,
         "GET",
@@ -173,12 +157,7 @@ async fn a_tenant_account_is_erased_after_its_grace_period() {
         }
     }
     // Its number can be connected again, by another tenant.
-    let other = h
-        .admin("POST", "/admin/tenants", json!({"name": "Next owner"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = h.create_tenant("Next owner").await;
     h.connect_whatsapp(&other, WA_NUMBER, "102290129340398", "EAAnewOWNER")
         .await;
     h.server.shutdown().await;

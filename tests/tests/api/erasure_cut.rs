@@ -7,36 +7,15 @@
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::relay_world::RelayWorld;
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
 use wappline::store::Table;
 
 const PHONE: &str = "16505550157";
 
 /// A WhatsApp text from [`PHONE`] that Meta stamped at `stamped` (Unix seconds).
 fn text_at(id: &str, body: &str, stamped: i64) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": "Cut Customer"}, "wa_id": PHONE}],
-                    "messages": [{
-                        "from": PHONE,
-                        "id": id,
-                        "timestamp": stamped.to_string(),
-                        "type": "text",
-                        "text": {"body": body}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    whatsapp_events::text(PHONE, "Cut Customer", id, stamped, body)
 }
 
 fn posted(w: &RelayWorld, id: &str) -> usize {
@@ -57,28 +36,10 @@ async fn stored_messages(w: &RelayWorld) -> usize {
 
 /// Asks for the contact's erasure, waits until it completed; returns `completed_at`.
 async fn erase(w: &RelayWorld, tenant: &str) -> i64 {
-    let v =
-        w.h.admin(
-            "POST",
-            &format!("/admin/tenants/{tenant}/erasure/contacts"),
-            json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": format!("+{PHONE}")}),
-        )
-        .await;
-    let id = v["request_id"].as_str().unwrap().to_owned();
-    for _ in 0..500 {
-        let v: Value =
-            w.h.admin(
-                "GET",
-                &format!("/admin/tenants/{tenant}/erasure/contacts/{id}"),
-                Value::Null,
-            )
+    let done =
+        w.h.erase_contact(tenant, "whatsapp", WA_NUMBER, &format!("+{PHONE}"))
             .await;
-        if v["state"] == "completed" {
-            return v["completed_at"].as_i64().unwrap();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the erasure did not complete");
+    done["completed_at"].as_i64().unwrap()
 }
 
 /// The erasure's cut, from its (sealed) marker.

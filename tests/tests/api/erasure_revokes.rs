@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::fake_graph::{GraphCall, GraphFailure};
-use e2e_tests::harness::{Harness, ADMIN, APP_SECRET, IG_TOKEN, WABA, WA_NUMBER, WA_TOKEN};
+use e2e_tests::harness::{Harness, ADMIN, IG_TOKEN, WABA, WA_NUMBER, WA_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use wappline::meta::AppSecret;
-use wappline::queue::platform;
 use wappline::store::Table;
 
 const USER: &str = "10158376200385746";
@@ -158,12 +156,7 @@ async fn an_account_erasure_revokes_at_the_providers_and_waits_while_one_is_down
 #[tokio::test]
 async fn metas_deletion_callback_revokes_the_users_channels_and_retries_while_meta_is_down() {
     let h = Harness::start(|_| {}).await;
-    let t = h
-        .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = h.create_tenant("Acme").await;
     h.graph.add_whatsapp_business(WA_TOKEN, WABA, WA_NUMBER);
     h.admin(
         "POST",
@@ -174,20 +167,7 @@ async fn metas_deletion_callback_revokes_the_users_channels_and_retries_while_me
 
     // Meta is down when the erasure worker disconnects the user's number.
     h.graph.fail_next(1, GraphFailure::Down);
-    let signed = wappline::meta_deletion::signed_request::sign(
-        &AppSecret::new(APP_SECRET).unwrap(),
-        &format!(r#"{{"algorithm":"HMAC-SHA256","issued_at":1795460400,"user_id":"{USER}"}}"#),
-    );
-    let resp = h
-        .http
-        .post(format!("{}/data-deletion", h.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("signed_request={signed}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    h.drain(platform::ERASURE, Duration::from_secs(20)).await;
+    h.deletion_callback(USER).await;
     let mut r = revocations(&h, &t).await;
     for _ in 0..200 {
         if !r.is_empty() {

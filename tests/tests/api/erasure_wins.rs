@@ -10,8 +10,9 @@ use std::time::Duration;
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wappline::hold::Suspension;
 use wappline::ids::TenantId;
 use wappline::queue::redrive::{redrive, RedriveOptions};
@@ -26,28 +27,8 @@ fn text(id: &str, body: &str, ago: i64) -> Vec<u8> {
 }
 
 fn text_from(phone: &str, id: &str, body: &str, ago: i64) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": "Erin Erased"}, "wa_id": phone}],
-                    "messages": [{
-                        "from": phone,
-                        "id": id,
-                        "timestamp": (wappline::clock::now_secs() - ago).to_string(),
-                        "type": "text",
-                        "text": {"body": body}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    let stamped = wappline::clock::now_secs() - ago;
+    whatsapp_events::text(phone, "Erin Erased", id, stamped, body)
 }
 
 /// Posts a delivery from [`PHONE`] and catches its inbound job as the webhook queued it,
@@ -79,28 +60,8 @@ async fn erase_contact(w: &RelayWorld, tenant: &str) {
 
 /// Asks for `customer`'s erasure on the WhatsApp number and waits until it completed.
 async fn erase_customer(w: &RelayWorld, tenant: &str, customer: &str) {
-    let v =
-        w.h.admin(
-            "POST",
-            &format!("/admin/tenants/{tenant}/erasure/contacts"),
-            json!({"channel": "whatsapp", "account_id": WA_NUMBER, "customer": customer}),
-        )
+    w.h.erase_contact(tenant, "whatsapp", WA_NUMBER, customer)
         .await;
-    let id = v["request_id"].as_str().unwrap().to_owned();
-    for _ in 0..500 {
-        let v: Value =
-            w.h.admin(
-                "GET",
-                &format!("/admin/tenants/{tenant}/erasure/contacts/{id}"),
-                Value::Null,
-            )
-            .await;
-        if v["state"] == "completed" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the erasure did not complete");
 }
 
 /// Stored messages whose (encrypted) item is about one of `ids`: by the provider-id index.

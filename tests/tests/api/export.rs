@@ -13,11 +13,7 @@ use wappline::queue::platform;
 async fn wait_completed(h: &Harness, tenant: &str, id: &str) -> Value {
     for _ in 0..500 {
         let v = h
-            .admin(
-                "GET",
-                &format!("/admin/tenants/{tenant}/exports/{id}"),
-                Value::Null,
-            )
+            .admin_get(&format!("/admin/tenants/{tenant}/exports/{id}"))
             .await;
         if v["state"] == "completed" {
             return v;
@@ -148,11 +144,7 @@ async fn a_tenant_export_holds_every_message_decrypted() {
     .await;
     h.drain(platform::ERASURE, Duration::from_secs(20)).await;
     let listed = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/exports"),
-            Value::Null,
-        )
+        .admin_get(&format!("/admin/tenants/{tenant}/exports"))
         .await;
     assert_eq!(listed["exports"].as_array().unwrap().len(), 0, "{listed}");
     assert!(!h.http.get(url).send().await.unwrap().status().is_success());

@@ -170,24 +170,9 @@ async fn a_contact_erasure_removes_who_holds_the_conversation() {
     w.drain().await;
     assert_eq!(handover_records(&w).await, 1);
 
-    let v =
-        w.h.admin(
-            "POST",
-            &format!("/admin/tenants/{tenant}/erasure/contacts"),
-            json!({"channel": "instagram", "account_id": IG_ACCOUNT, "customer": IGSID}),
-        )
-        .await;
-    let id = v["request_id"].as_str().unwrap().to_owned();
-    let path = format!("/admin/tenants/{tenant}/erasure/contacts/{id}");
-    let mut state = Value::Null;
-    for _ in 0..300 {
-        state = w.h.admin("GET", &path, json!(null)).await;
-        if state["state"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(state["state"], "completed", "{state}");
-    assert_eq!(state["conversations_erased"], 1);
+    let done =
+        w.h.erase_contact(&tenant, "instagram", IG_ACCOUNT, IGSID)
+            .await;
+    assert_eq!(done["conversations_erased"], 1);
     assert_eq!(handover_records(&w).await, 0);
 }

@@ -27,25 +27,6 @@ async fn start(fake: &FakeBitrix) -> Harness {
     .await
 }
 
-/// A tenant with the sample channels and the fake portal connected on [`LINE`].
-async fn tenant(h: &Harness, fake: &FakeBitrix) -> String {
-    let id = h.tenant_with_channels().await;
-    let tokens = fake.valid_tokens();
-    h.admin(
-        "POST",
-        &format!("/admin/tenants/{id}/channels/bitrix24"),
-        json!({
-            "member_id": FAKE_MEMBER_ID,
-            "domain": FAKE_DOMAIN,
-            "access_token": tokens.access_token,
-            "refresh_token": tokens.refresh_token,
-            "line_id": LINE,
-        }),
-    )
-    .await;
-    id
-}
-
 async fn drain_all(h: &Harness) {
     for _ in 0..3 {
         h.drain(platform::INBOUND, DRAIN).await;
@@ -89,7 +70,7 @@ fn expected_messages(samples: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
 async fn every_sample_reaches_the_portal_once_and_in_order() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake).await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     let samples = samples();
     let want = expected_messages(&samples);
     assert!(want.len() >= 25);
@@ -179,7 +160,7 @@ async fn every_sample_reaches_the_portal_once_and_in_order() {
 async fn portal_down_then_up_delivers_once() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake).await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(3, FailKind::Down);
     let (s, _) = h.post_signed(&sample("whatsapp-text.json")).await;
     assert_eq!(s, StatusCode::OK);
@@ -198,7 +179,7 @@ async fn portal_down_then_up_delivers_once() {
 async fn rate_limits_are_retried_later_not_dropped() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake).await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(2, FailKind::QueryLimit);
     let (s, _) = h.post_signed(&sample("instagram-text.json")).await;
     assert_eq!(s, StatusCode::OK);
@@ -212,7 +193,7 @@ async fn rate_limits_are_retried_later_not_dropped() {
 async fn expired_token_is_refreshed_stored_and_the_message_delivered() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake).await;
-    let tenant_id = tenant(&h, &fake).await;
+    let tenant_id = h.tenant_on_portal(&fake, LINE).await;
     let old = fake.valid_tokens();
     // The connect's ownership proof refreshed once already (decision 0032).
     let refreshes = fake.oauth_requests().len();
@@ -247,7 +228,7 @@ async fn expired_token_is_refreshed_stored_and_the_message_delivered() {
 async fn a_revoked_portal_is_not_hammered() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake).await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.expire_token();
     fake.revoke_refresh_token();
     let (s, _) = h.post_signed(&sample("whatsapp-text.json")).await;
@@ -276,7 +257,7 @@ fn first_message(v: &mut serde_json::Value) -> &mut serde_json::Value {
 async fn reactions_edits_and_deletions_follow_the_message_into_the_portal() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake).await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     let text = sample("whatsapp-text.json");
     let text_id = {
         let mut v: serde_json::Value = serde_json::from_slice(&text).unwrap();
@@ -340,7 +321,7 @@ async fn media_reaches_the_portal_as_a_signed_link_that_serves_the_file() {
         bitrix: fake,
         graph,
     } = RelayWorld::start_with(|c| c.retry_base_ms = 50).await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     // The sample's image, as the Graph API holds it for the number.
     let jpeg = b"\xff\xd8\xff\xe0 fake jpeg bytes";
     graph.add_media("1106677706454703", WA_NUMBER, "image/jpeg", jpeg);
@@ -380,22 +361,28 @@ async fn media_reaches_the_portal_as_a_signed_link_that_serves_the_file() {
     h.server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_file_the_portal_cannot_download_leaves_the_message_text_without_it() {
-    let RelayWorld {
-        h,
-        bitrix: fake,
-        graph,
-    } = RelayWorld::start_with(|c| c.retry_base_ms = 50).await;
-    tenant(&h, &fake).await;
-    // Meta no longer has the image: our link answers an error when Bitrix24 downloads it.
-    graph.add_media(
+/// A tenant on the fake's portal (quick retries) whose customer's sample WhatsApp image Meta
+/// no longer has: our link answers an error when Bitrix24 downloads it.
+async fn image_gone_at_meta() -> RelayWorld {
+    let w = RelayWorld::start_with(|c| c.retry_base_ms = 50).await;
+    w.h.tenant_on_portal(&w.bitrix, LINE).await;
+    w.graph.add_media(
         "1106677706454703",
         WA_NUMBER,
         "image/jpeg",
         b"\xff\xd8 jpeg",
     );
-    graph.set_gone("1106677706454703");
+    w.graph.set_gone("1106677706454703");
+    w
+}
+
+#[tokio::test]
+async fn a_file_the_portal_cannot_download_leaves_the_message_text_without_it() {
+    let RelayWorld {
+        h,
+        bitrix: fake,
+        graph: _graph,
+    } = image_gone_at_meta().await;
 
     let (s, _) = h.post_signed(&sample("whatsapp-image.json")).await;
     assert_eq!(s, StatusCode::OK);
@@ -475,16 +462,8 @@ async fn the_note_of_a_missing_file_is_posted_once_when_its_answer_is_lost() {
     let RelayWorld {
         h,
         bitrix: fake,
-        graph,
-    } = RelayWorld::start_with(|c| c.retry_base_ms = 50).await;
-    tenant(&h, &fake).await;
-    graph.add_media(
-        "1106677706454703",
-        WA_NUMBER,
-        "image/jpeg",
-        b"\xff\xd8 jpeg",
-    );
-    graph.set_gone("1106677706454703");
+        graph: _graph,
+    } = image_gone_at_meta().await;
     // The customer's post is answered; the note's answer is lost after the portal ran it,
     // so the job fails ambiguously and is delivered again.
     fake.lose_answers(FAKE_DOMAIN, 2);

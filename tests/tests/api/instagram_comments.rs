@@ -296,25 +296,10 @@ async fn a_contact_erasure_deletes_the_comment_event_record() {
         "the worker wrote the comment's record"
     );
 
-    let v =
-        w.h.admin(
-            "POST",
-            &format!("/admin/tenants/{tenant}/erasure/contacts"),
-            json!({"channel": "instagram", "account_id": IG_ACCOUNT, "customer": IGSID}),
-        )
-        .await;
-    let id = v["request_id"].as_str().unwrap().to_owned();
-    let path = format!("/admin/tenants/{tenant}/erasure/contacts/{id}");
-    let mut state = Value::Null;
-    for _ in 0..300 {
-        state = w.h.admin("GET", &path, json!(null)).await;
-        if state["state"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert_eq!(state["state"], "completed", "{state}");
-    assert_eq!(state["conversations_erased"], 1);
+    let done =
+        w.h.erase_contact(&tenant, "instagram", IG_ACCOUNT, IGSID)
+            .await;
+    assert_eq!(done["conversations_erased"], 1);
     assert!(
         store.get(table, &record).await.unwrap().is_none(),
         "the comment's inbound record is erased with the contact"

@@ -11,14 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::fake_bitrix::{
-    FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
-};
+use e2e_tests::fake_bitrix::{FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{sample, Harness, WA_NUMBER, WA_TOKEN};
 use e2e_tests::relay_world::RelayWorld;
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::json;
-use wappline::bitrix::{BitrixClient, BitrixConfig, CrmFile};
+use wappline::bitrix::CrmFile;
 use wappline::clock::now_millis;
 use wappline::consumer::{process_batch, Outcome, QueueRecord};
 use wappline::crm_sync::outbox::Outbox;
@@ -28,31 +27,12 @@ use wappline::ids::TenantId;
 use wappline::media::{MediaLinkKey, MediaLinks};
 use wappline::meta::{AccountRef, Media};
 use wappline::queue::{platform, Queue};
-use wappline::secret::Secret;
 
 const LINE: u32 = 7;
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0 fake jpeg bytes of the lifetime test";
 
 /// The sample image's media id.
 const SAMPLE_MEDIA: &str = "1106677706454703";
-
-async fn connect_portal(h: &Harness, fake: &FakeBitrix) -> String {
-    let id = h.tenant_with_channels().await;
-    let tokens = fake.valid_tokens();
-    h.admin(
-        "POST",
-        &format!("/admin/tenants/{id}/channels/bitrix24"),
-        json!({
-            "member_id": FAKE_MEMBER_ID,
-            "domain": FAKE_DOMAIN,
-            "access_token": tokens.access_token,
-            "refresh_token": tokens.refresh_token,
-            "line_id": LINE,
-        }),
-    )
-    .await;
-    id
-}
 
 fn outbox(h: &Harness) -> Outbox {
     let p = h.server.platform();
@@ -74,7 +54,7 @@ async fn a_post_that_waited_longer_than_the_link_lifetime_still_gets_its_file() 
         c.media_link_ttl_secs = Some("2".into());
     })
     .await;
-    let tenant = TenantId::parse(&connect_portal(&h, &fake).await).unwrap();
+    let tenant = TenantId::parse(&h.tenant_on_portal(&fake, LINE).await).unwrap();
     graph.add_media(SAMPLE_MEDIA, WA_NUMBER, "image/jpeg", JPEG);
     fake.outage(FAKE_DOMAIN, FailKind::Down);
 
@@ -191,28 +171,14 @@ impl Recording {
 
 fn image(customer: usize, n: usize, media_id: &str) -> Vec<u8> {
     let from = (16_505_550_000u64 + customer as u64).to_string();
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": format!("Customer {customer}")}, "wa_id": from}],
-                    "messages": [{
-                        "from": from,
-                        "id": format!("wamid.lifetime.{customer}.{n}"),
-                        "timestamp": (1_767_261_600 + n).to_string(),
-                        "type": "image",
-                        "image": {"mime_type": "image/jpeg", "sha256": "c2hh", "id": media_id}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    let image = json!({
+        "from": from,
+        "id": format!("wamid.lifetime.{customer}.{n}"),
+        "timestamp": (1_767_261_600 + n).to_string(),
+        "type": "image",
+        "image": {"mime_type": "image/jpeg", "sha256": "c2hh", "id": media_id}
+    });
+    whatsapp_events::from_customer(&from, &format!("Customer {customer}"), vec![image])
 }
 
 /// Every visible sync record processed once; records not done are made visible again.
@@ -276,21 +242,12 @@ async fn mint_to_fetch_is_one_request_long_whatever_the_outbox_wait() {
         links,
         made: Mutex::new(HashMap::new()),
     });
-    let config = BitrixConfig::new(
-        FAKE_CLIENT_ID,
-        Secret::from_decrypted(FAKE_CLIENT_SECRET.into()),
-    )
-    .unwrap()
-    .with_oauth_url(&fake.oauth_url())
-    .unwrap()
-    .with_portal_base_url(&fake.base_url())
-    .unwrap();
     let platform = h.server.platform();
     let worker = SyncWorker::new(
         platform.store.clone(),
         platform.envelope.clone(),
         platform.tenants.clone(),
-        BitrixClient::new(config).unwrap(),
+        crate::bitrix_client::client(&fake),
     )
     .with_wait(WaitConfig {
         poll: Duration::from_millis(5),

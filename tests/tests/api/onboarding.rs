@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use e2e_tests::fake_graph::{
-    BusinessToken, FakeGraph, FAKE_APP_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET,
+    wire_self_service, BusinessToken, FakeGraph, FAKE_APP_ID, FAKE_IG_APP_ID,
 };
 use e2e_tests::harness::Harness;
+use e2e_tests::outbox::mails_to;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::clock::now_secs;
@@ -19,7 +20,7 @@ use wappline::onboarding::refresh::TokenRefresh;
 use wappline::store::Table;
 use wappline::tenant::ChannelRef;
 
-use crate::connect_setup::{admin_post, audit, nothing_connected, tenant, token_never_in_clear};
+use crate::connect_setup::{admin_post, audit, nothing_connected, token_never_in_clear};
 
 const PHONE: &str = "106540352242922";
 const WABA: &str = "102290129340398";
@@ -32,11 +33,9 @@ pub(crate) async fn start() -> Harness {
     let base = graph.base_url();
     let mut h = Harness::start(move |c| {
         c.graph_api_base_url = base.clone();
+        wire_self_service(c);
+        // A configuration id of our own, to see it is the one the page offers.
         c.meta_es_config_id = Some(ES_CONFIG.into());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(base.clone());
-        c.instagram_authorize_url = Some(format!("{base}/oauth/authorize"));
     })
     .await;
     h.graph = graph;
@@ -67,8 +66,7 @@ fn steps(v: &Value) -> Vec<String> {
 }
 
 pub(crate) async fn channels(h: &Harness, t: &str) -> Vec<Value> {
-    h.admin("GET", &format!("/admin/tenants/{t}"), json!(null))
-        .await["channels"]
+    h.admin_get(&format!("/admin/tenants/{t}")).await["channels"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -77,14 +75,8 @@ pub(crate) async fn channels(h: &Harness, t: &str) -> Vec<Value> {
 #[tokio::test]
 async fn embedded_signup_connects_a_number_and_reports_each_step() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
-    let page = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{t}/onboarding"),
-            json!(null),
-        )
-        .await;
+    let t = h.create_tenant("Acme").await;
+    let page = h.admin_get(&format!("/admin/tenants/{t}/onboarding")).await;
     assert_eq!(page["meta_app_id"], FAKE_APP_ID);
     assert_eq!(page["es_config_id"], ES_CONFIG);
     assert_eq!(page["instagram_login"], true);
@@ -169,7 +161,7 @@ async fn embedded_signup_connects_a_number_and_reports_each_step() {
 #[tokio::test]
 async fn a_coexistence_number_is_not_registered_and_is_marked_for_20_per_second() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
     let (status, v) = admin_post(
         &h,
@@ -209,7 +201,7 @@ async fn a_coexistence_number_is_not_registered_and_is_marked_for_20_per_second(
 #[tokio::test]
 async fn a_cancelled_or_failed_signup_stores_nothing() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let path = format!("/admin/tenants/{t}/onboarding/whatsapp");
     let (status, v) = admin_post(
         &h,
@@ -250,7 +242,7 @@ async fn a_cancelled_or_failed_signup_stores_nothing() {
 #[tokio::test]
 async fn an_expired_code_or_an_unproven_token_stores_nothing() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let path = format!("/admin/tenants/{t}/onboarding/whatsapp");
     h.graph.add_whatsapp_business(TOKEN, WABA, PHONE);
     let expired = h.graph.issue_expired_signup_code(TOKEN);
@@ -283,7 +275,7 @@ async fn an_expired_code_or_an_unproven_token_stores_nothing() {
 #[tokio::test]
 async fn a_step_after_the_claim_that_fails_undoes_the_connection() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let path = format!("/admin/tenants/{t}/onboarding/whatsapp");
     h.graph.fail_register(1);
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
@@ -317,7 +309,7 @@ async fn a_step_after_the_claim_that_fails_undoes_the_connection() {
     let code = h.graph.issue_signup_code(TOKEN, WABA, PHONE);
     let (status, _) = admin_post(&h, &path, finish("FINISH", &code)).await;
     assert_eq!(status, StatusCode::CREATED);
-    let other = tenant(&h, "Other").await;
+    let other = h.create_tenant("Other").await;
     let code = h.graph.issue_signup_code("EAAGsecondTOKEN", WABA, PHONE);
     let (status, v) = admin_post(
         &h,
@@ -375,7 +367,7 @@ pub(crate) async fn authorize(h: &Harness, t: &str) -> Value {
 #[tokio::test]
 async fn instagram_login_connects_an_account_with_a_long_lived_token() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let a = authorize(&h, &t).await;
     let url = a["authorize_url"].as_str().unwrap();
     assert!(url.starts_with(&format!("{}/oauth/authorize?", h.graph.base_url())));
@@ -451,8 +443,8 @@ async fn instagram_login_connects_an_account_with_a_long_lived_token() {
 #[tokio::test]
 async fn instagram_login_refuses_foreign_or_forged_states_and_missing_permissions() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
-    let other = tenant(&h, "Other").await;
+    let t = h.create_tenant("Acme").await;
+    let other = h.create_tenant("Other").await;
     let path = format!("/admin/tenants/{t}/onboarding/instagram/complete");
     h.graph.set_instagram_login(
         IG,
@@ -498,7 +490,7 @@ async fn instagram_login_refuses_foreign_or_forged_states_and_missing_permission
 #[tokio::test]
 async fn an_instagram_subscription_that_fails_undoes_the_connection() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     h.graph.set_instagram_login(
         IG,
         "instagram_business_basic,instagram_business_manage_messages",
@@ -624,7 +616,7 @@ pub(crate) async fn wait_for(mut done: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     // An admin to alert (an invited user who accepted).
     let inv = h
         .admin(
@@ -675,16 +667,10 @@ async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure()
     wait_for(async || token_of(&h, &t, second).await["status"] == "refresh_failed").await;
     let failed = token_of(&h, &t, second).await;
     assert_eq!(failed["refresh_error"], "token_refused");
-    let outbox = h.server.data_dir().join("outbox");
     wait_for(async || {
-        std::fs::read_dir(&outbox)
-            .unwrap()
-            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-            .any(|m| {
-                m.contains("To: admin@acme.test")
-                    && m.contains(second)
-                    && m.contains("could not be renewed")
-            })
+        mails_to(h.server.data_dir(), "admin@acme.test")
+            .iter()
+            .any(|m| m.contains(second) && m.contains("could not be renewed"))
     })
     .await;
     assert!(audit(&h, &t).await.iter().any(|e| {

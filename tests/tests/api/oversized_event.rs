@@ -5,8 +5,8 @@
 //! instead of the whole delivery answering 503 on every retry for 7 days.
 
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
-use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::relay_world::RelayWorld;
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::json;
 use wappline::queue::Queue;
@@ -26,28 +26,16 @@ async fn an_event_too_large_for_the_queue_does_not_hold_back_its_neighbours() {
     let w = RelayWorld::start().await;
     w.installed_tenant().await;
     let huge = "x".repeat(300 * 1024);
-    let delivery = json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": "Olive Oversize"}, "wa_id": "16505550177"}],
-                    "messages": [
-                        text("wamid.SIZE.BEFORE", "first, a normal message"),
-                        text("wamid.SIZE.HUGE", &huge),
-                        text("wamid.SIZE.AFTER", "then another normal one"),
-                    ]
-                }
-            }]
-        }]
-    });
-    let (status, body) =
-        w.h.post_signed(&serde_json::to_vec(&delivery).unwrap())
-            .await;
+    let delivery = whatsapp_events::from_customer(
+        "16505550177",
+        "Olive Oversize",
+        vec![
+            text("wamid.SIZE.BEFORE", "first, a normal message"),
+            text("wamid.SIZE.HUGE", &huge),
+            text("wamid.SIZE.AFTER", "then another normal one"),
+        ],
+    );
+    let (status, body) = w.h.post_signed(&delivery).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     w.drain().await;
 

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::store::Table;
 
-use crate::connect_setup::{admin_post, audit, nothing_connected, tenant};
+use crate::connect_setup::{admin_post, audit, nothing_connected};
 
 const OTHER_WABA: &str = "102290129340777";
 
@@ -60,7 +60,7 @@ async fn refused(
 #[tokio::test]
 async fn whatsapp_is_connected_only_with_a_token_of_our_app_for_the_waba_and_number() {
     let h = Harness::start(|_| {}).await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
 
     // Not a token Meta knows.
@@ -209,7 +209,7 @@ async fn whatsapp_is_connected_only_with_a_token_of_our_app_for_the_waba_and_num
 #[tokio::test]
 async fn instagram_is_connected_only_when_the_token_is_the_accounts() {
     let h = Harness::start(|_| {}).await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     // A token of another Instagram account: /me answers that account's id.
     h.graph
         .add_instagram_token("IGAAelsewhere", "17841400000000001", None);
@@ -281,7 +281,7 @@ async fn a_portal_is_connected_only_with_its_own_tokens() {
         fake.wire_into(c);
     })
     .await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let victim = "b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6";
     fake.add_portal("victim.bitrix24.com", victim);
     let mine = fake.add_portal("mine.bitrix24.com", "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
@@ -321,8 +321,8 @@ async fn a_portal_is_connected_only_with_its_own_tokens() {
 #[tokio::test]
 async fn an_id_another_tenant_holds_cannot_be_connected_and_says_no_more() {
     let h = Harness::start(|_| {}).await;
-    let a = tenant(&h, "Holder").await;
-    let b = tenant(&h, "Claimant").await;
+    let a = h.create_tenant("Holder").await;
+    let b = h.create_tenant("Claimant").await;
     h.connect_whatsapp(&a, WA_NUMBER, WABA, "EAAholder").await;
     // B proves the number with a valid token of its own: still refused, 409, in words that
     // say only that the number cannot be connected.

@@ -441,16 +441,7 @@ async fn forged_stale_foreign_and_non_admin_openings_change_nothing() {
         assert!(page.csp.contains("frame-ancestors 'none'"));
     }
     // Another tenant's number, with a good token: not found, as any unknown channel.
-    let other =
-        w.h.admin(
-            "POST",
-            "/admin/tenants",
-            serde_json::json!({"name": "Other"}),
-        )
-        .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+    let other = w.h.create_tenant("Other").await;
     w.h.connect_whatsapp(
         &other,
         "106540352249999",

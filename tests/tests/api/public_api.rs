@@ -51,12 +51,7 @@ async fn send(
 async fn sends_are_queued_for_the_keys_tenant_only() {
     let h = Harness::start(|_| {}).await;
     let tenant = h.tenant_with_channels().await;
-    let other = h
-        .admin("POST", "/admin/tenants", json!({"name": "Other"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = h.create_tenant("Other").await;
     let key = key_for(&h, &tenant).await;
     let other_key = key_for(&h, &other).await;
 
@@ -117,11 +112,7 @@ async fn api_keys_are_listed_without_secrets_and_revocable() {
     let tenant = h.tenant_with_channels().await;
     let key = key_for(&h, &tenant).await;
     let listed = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/api-keys"),
-            Value::Null,
-        )
+        .admin_get(&format!("/admin/tenants/{tenant}/api-keys"))
         .await;
     let keys = listed["api_keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);

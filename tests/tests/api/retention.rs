@@ -119,12 +119,7 @@ async fn shortening_then_lengthening_retention_restamps_what_the_webhook_stored(
     assert_eq!(new.conversation, conv);
 
     // Another tenant with its own conversation, which no run may touch.
-    let other = h
-        .admin("POST", "/admin/tenants", json!({"name": "Other"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = h.create_tenant("Other").await;
     let other_id = TenantId::parse(&other).unwrap();
     let theirs = Conversations::new(other_id.clone(), store.clone(), p.envelope.clone());
     let customer = wappline::meta::CustomerRef::new(wappline::meta::CustomerId::WhatsAppUser(

@@ -11,8 +11,6 @@ use e2e_tests::harness::{Harness, ADMIN, IG_ACCOUNT, IG_TOKEN, WABA, WA_NUMBER, 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::connect_setup::tenant;
-
 const SECOND_NUMBER: &str = "113355779024681";
 const SECOND_TOKEN: &str = "EAAsecondNUMBER";
 
@@ -31,11 +29,7 @@ async fn delete(h: &Harness, tenant: &str, kind: &str, id: &str) -> StatusCode {
 
 async fn revocations(h: &Harness, tenant: &str) -> Vec<Value> {
     let v = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/revocations"),
-            Value::Null,
-        )
+        .admin_get(&format!("/admin/tenants/{tenant}/revocations"))
         .await;
     v["revocations"].as_array().cloned().unwrap_or_default()
 }
@@ -52,13 +46,7 @@ async fn retry(h: &Harness, tenant: &str) -> Value {
 /// The audit entries of `tenant` whose action starts with `revocation_`, oldest first; and the
 /// whole log as text.
 async fn revocation_audit(h: &Harness, tenant: &str) -> (Vec<Value>, String) {
-    let v = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/audit"),
-            Value::Null,
-        )
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}/audit")).await;
     let mut entries: Vec<Value> = v["entries"]
         .as_array()
         .unwrap()
@@ -85,7 +73,7 @@ fn step(r: &Value) -> &Value {
 #[tokio::test]
 async fn a_waba_shared_with_another_tenant_keeps_its_subscription_until_its_last_number_goes() {
     let h = Harness::start(|_| {}).await;
-    let (a, b) = (tenant(&h, "Acme").await, tenant(&h, "Beta").await);
+    let (a, b) = (h.create_tenant("Acme").await, h.create_tenant("Beta").await);
     h.connect_whatsapp(&a, WA_NUMBER, WABA, WA_TOKEN).await;
     h.connect_whatsapp(&b, SECOND_NUMBER, WABA, SECOND_TOKEN)
         .await;
@@ -243,7 +231,7 @@ async fn a_portal_disconnect_unregisters_our_connectors_and_unbinds_our_events()
         fake.wire_into(c);
     })
     .await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     h.connect_portal(&t, &fake, FAKE_DOMAIN, FAKE_MEMBER_ID, 1)
         .await;
     // The access token expired meanwhile: the revocation refreshes it.

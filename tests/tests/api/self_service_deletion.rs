@@ -6,14 +6,12 @@
 use std::time::Duration;
 
 use e2e_tests::fake_graph::{instagram_app_scoped_id, BusinessToken};
-use e2e_tests::harness::{Harness, APP_SECRET};
+use e2e_tests::harness::Harness;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use wappline::meta::AppSecret;
-use wappline::queue::platform;
 use wappline::tenant::{ChannelKind, ChannelRef};
 
-use crate::connect_setup::{admin_post, tenant};
+use crate::connect_setup::admin_post;
 use crate::onboarding::{channels, connect_instagram, start};
 
 const PHONE: &str = "106540352242922";
@@ -22,24 +20,6 @@ const TOKEN: &str = "EAAGsignupBUSINESStoken";
 /// The user `debug_token` names for the signup's token.
 const SIGNUP_USER: &str = "10158376200385746";
 const IG: &str = "17841405822304914";
-
-/// Meta's signed deletion callback for `user`, as the data-deletion function receives it.
-async fn deletion_callback(h: &Harness, user: &str) {
-    let signed = wappline::meta_deletion::signed_request::sign(
-        &AppSecret::new(APP_SECRET).unwrap(),
-        &format!(r#"{{"algorithm":"HMAC-SHA256","issued_at":1795460400,"user_id":"{user}"}}"#),
-    );
-    let resp = h
-        .http
-        .post(format!("{}/data-deletion", h.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("signed_request={signed}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    h.drain(platform::ERASURE, Duration::from_secs(20)).await;
-}
 
 fn routed(h: &Harness, kind: ChannelKind, id: &str) -> impl std::future::Future<Output = bool> {
     let tenants = h.server.platform().tenants.clone();
@@ -52,11 +32,7 @@ fn routed(h: &Harness, kind: ChannelKind, id: &str) -> impl std::future::Future<
 async fn done_revocations(h: &Harness, t: &str, n: usize) -> Vec<Value> {
     for _ in 0..500 {
         let v = h
-            .admin(
-                "GET",
-                &format!("/admin/tenants/{t}/revocations"),
-                json!(null),
-            )
+            .admin_get(&format!("/admin/tenants/{t}/revocations"))
             .await;
         let all = v["revocations"].as_array().cloned().unwrap_or_default();
         let done: Vec<Value> = all
@@ -83,7 +59,7 @@ fn revoked_with(h: &Harness, suffix: &str) -> Vec<Option<String>> {
 #[tokio::test]
 async fn metas_deletion_callback_revokes_channels_connected_through_self_service() {
     let h = start().await;
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     // Embedded Signup: the token `debug_token` says SIGNUP_USER granted.
     let mut token = BusinessToken::for_waba(WABA);
     token.user_id = SIGNUP_USER.to_owned();
@@ -120,7 +96,7 @@ async fn metas_deletion_callback_revokes_channels_connected_through_self_service
     );
 
     // The signup's user asks Meta to delete their data: the number goes, the account stays.
-    deletion_callback(&h, SIGNUP_USER).await;
+    h.deletion_callback(SIGNUP_USER).await;
     let done = done_revocations(&h, &t, 1).await;
     assert_eq!(done.len(), 1, "{done:?}");
     assert_eq!(done[0]["tokens_held"], false, "{done:?}");
@@ -133,7 +109,7 @@ async fn metas_deletion_callback_revokes_channels_connected_through_self_service
     assert!(revoked_with(&h, "/me/permissions").is_empty());
 
     // Then the Instagram user: the account is revoked with its long-lived token.
-    deletion_callback(&h, &ig_user).await;
+    h.deletion_callback(&ig_user).await;
     let done = done_revocations(&h, &t, 2).await;
     assert!(done.iter().all(|r| r["tokens_held"] == false), "{done:?}");
     assert!(!routed(&h, ChannelKind::Instagram, IG).await);

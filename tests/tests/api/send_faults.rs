@@ -11,30 +11,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::fake_graph::{FakeGraph, GraphFailure};
-use e2e_tests::harness::WA_NUMBER;
+use e2e_tests::fake_graph::GraphFailure;
+use e2e_tests::whatsapp_events;
 use serde_json::json;
-use wappline::app::Platform;
-use wappline::bitrix::ImRef;
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
-use wappline::conversation::{ConversationId, Conversations, MessageRef, MessageStatus};
+use wappline::conversation::{MessageRef, MessageStatus};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
-use wappline::graph::GraphConfig;
-use wappline::ids::{PhoneNumberId, TenantId};
-use wappline::inbound::worker::InboundWorker;
-use wappline::inbound::InboundJob;
-use wappline::meta::{split_webhook, AccountRef, CustomerId, CustomerRef, WhatsAppPhone};
-use wappline::outbound::{
-    OperatorMessage, OutboundClients, OutboundConfig, OutboundIntake, OutboundRetryPolicy,
-    OutboundWorker,
-};
-use wappline::pacing::PacingConfig;
-use wappline::queue::embedded::EmbeddedQueue;
-use wappline::queue::{platform, Queue};
+use wappline::meta::{CustomerId, CustomerRef, WhatsAppPhone};
+use wappline::outbound::OutboundWorker;
 use wappline::store::{Key, StoreError, Table};
-use wappline::tenant::{ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
-const WA_TOKEN: &str = "EAAGwhatsappTokenOfTheTenant0123456789";
+use crate::outbound_worker::{operator, test_config, wa, World};
+
 const PHONE: &str = "16505551234";
 
 /// The hook on the send worker's store, failing its writes on command.
@@ -87,149 +75,62 @@ impl StoreHook for SendFaults {
     }
 }
 
+/// The send worker's world, its worker over the store with the fault hook.
 struct Rig {
-    platform: Platform,
-    queue: Arc<EmbeddedQueue>,
-    graph: FakeGraph,
+    world: World,
     store: Arc<HookedStore<SendFaults>>,
-    worker: OutboundWorker,
-    intake: OutboundIntake,
-    tenant: TenantId,
-    _dir: tempfile::TempDir,
 }
 
-fn wa() -> AccountRef {
-    AccountRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap())
+/// The tests read the world (its Graph API fake, its conversations) through the rig.
+impl std::ops::Deref for Rig {
+    type Target = World;
+
+    fn deref(&self) -> &World {
+        &self.world
+    }
 }
 
 async fn rig(reconcile: Duration) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::embedded(dir.path()).unwrap();
-    let queue = Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
-    let graph = FakeGraph::start().await;
-    let tenant = platform
-        .tenants
-        .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
-        .await
-        .unwrap()
-        .id;
-    let scope = platform.tenants.scope(&tenant).await.unwrap().unwrap();
-    scope
-        .connect(Connection {
-            channel: ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
-            details: BTreeMap::from([("waba_id".to_owned(), "102290129340398".to_owned())]),
-            secrets: BTreeMap::from([(
-                "access_token",
-                Secret::parse("access_token", WA_TOKEN).unwrap(),
-            )]),
-            authorized_by: None,
-        })
-        .await
-        .unwrap();
-    graph.add_token(WA_TOKEN, WA_NUMBER);
-    let graph_config = GraphConfig::default()
-        .with_base_url(&graph.base_url())
-        .unwrap();
-    let clients = OutboundClients::new(graph_config.clone(), graph_config).unwrap();
-    let store =
-        Arc::new(HookedStore::new(platform.store.clone(), SendFaults::default()).one_by_one());
-    let mut config = OutboundConfig {
-        retry: OutboundRetryPolicy::immediate(),
-        ..OutboundConfig::default()
-    };
-    config.pacing.recipient = PacingConfig {
-        rate_per_sec: 1000.0,
-        burst: 45.0,
-        max_wait: Duration::from_millis(50),
-    };
-    let worker = OutboundWorker::new(
-        store.clone(),
-        platform.envelope.clone(),
-        platform.tenants.clone(),
-        queue.clone(),
-        clients,
-    )
-    .with_config(config)
-    .with_reconcile_window(reconcile);
-    let intake = OutboundIntake::new(
-        platform.store.clone(),
-        platform.envelope.clone(),
-        queue.clone(),
-    );
+    let mut hooked = None;
+    let world = World::start(None, |platform, queue, clients| {
+        let store =
+            Arc::new(HookedStore::new(platform.store.clone(), SendFaults::default()).one_by_one());
+        hooked = Some(store.clone());
+        OutboundWorker::new(
+            store,
+            platform.envelope.clone(),
+            platform.tenants.clone(),
+            queue.clone(),
+            clients,
+        )
+        .with_config(test_config())
+        .with_reconcile_window(reconcile)
+    })
+    .await;
     Rig {
-        platform,
-        queue,
-        graph,
-        store,
-        worker,
-        intake,
-        tenant,
-        _dir: dir,
+        world,
+        store: hooked.unwrap(),
     }
 }
 
 impl Rig {
-    fn conversations(&self) -> Conversations {
-        Conversations::new(
-            self.tenant.clone(),
-            self.platform.store.clone(),
-            self.platform.envelope.clone(),
-        )
-    }
-
     /// An operator's reply to a customer who wrote a minute ago.
     async fn reply(&self, text: &str) -> MessageRef {
         let mut customer = CustomerRef::new(CustomerId::WhatsAppPhone(
             WhatsAppPhone::parse(PHONE).unwrap(),
         ));
         customer.phone = Some(WhatsAppPhone::parse(PHONE).unwrap());
-        let conversation: ConversationId = self
-            .conversations()
-            .record_customer(&wa(), &customer, Some(wappline::clock::now_secs() - 60), 90)
+        let conversation = self.world.customer(&wa(), customer, 60).await;
+        self.world
+            .reply(&conversation, operator(text, Vec::new(), 77))
             .await
-            .unwrap();
-        let message = OperatorMessage {
-            im: ImRef {
-                chat_id: 4242,
-                message_id: 77,
-            },
-            text: Some(text.to_owned()),
-            files: Vec::new(),
-            at: wappline::clock::now_secs(),
-        };
-        self.intake
-            .accept_operator_message(&self.tenant, &conversation, message, 90)
-            .await
-            .unwrap()
-            .message
     }
 
     /// One delivery of the queued job (left in the queue unless done), as the queue would
     /// redeliver it.
     async fn deliver(&self) -> Outcome {
-        let name = platform::name(platform::OUTBOUND);
-        let received = self
-            .queue
-            .receive(&name, 1, Duration::from_secs(60))
-            .await
-            .unwrap();
-        let m = received.into_iter().next().expect("a queued send job");
-        let record = QueueRecord {
-            message_id: m.message_id.clone(),
-            body: m.body.clone(),
-            receive_count: m.receive_count,
-            group_id: m.group_id.clone(),
-        };
-        let outcome = self.worker.handle(&record).await;
-        if outcome.is_done() {
-            self.queue.ack(&name, &m.receipt).await.unwrap();
-        } else {
-            self.queue
-                .change_visibility(&name, &m.receipt, Duration::ZERO)
-                .await
-                .unwrap();
-        }
-        outcome
+        let outcomes = self.world.run_at_most(1).await;
+        outcomes.into_iter().next().expect("a queued send job")
     }
 
     /// Sends Meta took, per (recipient, `biz_opaque_callback_data`).
@@ -258,36 +159,16 @@ impl Rig {
     /// Meta's `sent` status of a message we sent, carrying its `biz_opaque_callback_data`
     /// (Cloud API webhooks, `statuses` object), through the inbound worker.
     async fn status_webhook(&self, wamid: &str, tag: &str) {
-        let body = json!({
-            "object": "whatsapp_business_account",
-            "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                "statuses": [{"id": wamid, "status": "sent",
-                    "timestamp": wappline::clock::now_secs().to_string(),
-                    "recipient_id": PHONE, "biz_opaque_callback_data": tag}]
-            }}]}]
-        });
-        let batch = split_webhook(body.to_string().as_bytes()).unwrap();
-        let inbound = InboundWorker::new(
-            self.platform.store.clone(),
-            self.platform.envelope.clone(),
-            self.platform.tenants.clone(),
-            self.queue.clone(),
-        );
-        for event in batch.events {
-            let job = InboundJob::new(self.tenant.clone(), event);
-            assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
-        }
+        let body = whatsapp_events::delivery(json!({
+            "statuses": [{"id": wamid, "status": "sent",
+                "timestamp": wappline::clock::now_secs().to_string(),
+                "recipient_id": PHONE, "biz_opaque_callback_data": tag}]
+        }));
+        self.inbound_webhook(&body).await;
     }
 
     async fn status(&self, at: &MessageRef) -> Option<MessageStatus> {
-        self.conversations()
-            .message(at)
-            .await
-            .unwrap()
-            .unwrap()
-            .status
+        self.message(at).await.status
     }
 }
 

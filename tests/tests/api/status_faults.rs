@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use e2e_tests::harness::WA_NUMBER;
+use e2e_tests::whatsapp_events;
 use serde_json::json;
 use wappline::app::Platform;
 use wappline::bitrix::ImRef;
@@ -209,17 +210,12 @@ impl Rig {
     /// sent, delivered, read, failed, and `played` for a voice message), as the job the
     /// webhook queues.
     fn status_job(&self, status: &str) -> InboundJob {
-        let body = json!({
-            "object": "whatsapp_business_account",
-            "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                "statuses": [{"id": WAMID, "status": status,
-                    "timestamp": wappline::clock::now_secs().to_string(),
-                    "recipient_id": PHONE}]
-            }}]}]
-        });
-        let mut batch = split_webhook(body.to_string().as_bytes()).unwrap();
+        let body = whatsapp_events::delivery(json!({
+            "statuses": [{"id": WAMID, "status": status,
+                "timestamp": wappline::clock::now_secs().to_string(),
+                "recipient_id": PHONE}]
+        }));
+        let mut batch = split_webhook(&body).unwrap();
         assert_eq!(batch.events.len(), 1);
         InboundJob::new(self.tenant.clone(), batch.events.remove(0))
     }

@@ -48,11 +48,7 @@ impl SuspensionWorld for RelayWorld {
     }
 
     async fn other_tenant(&self) -> TenantId {
-        let t = self
-            .h
-            .admin("POST", "/admin/tenants", json!({"name": "Other"}))
-            .await;
-        let id = t["id"].as_str().unwrap().to_owned();
+        let id = self.h.create_tenant("Other").await;
         self.h
             .connect_whatsapp(&id, OTHER_NUMBER, "102290129340399", "EAAotherTOKEN")
             .await;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::fake_bitrix::{FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{sample, Harness, IG_ACCOUNT, WA_NUMBER};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
 use wappline::queue::platform;
 
 const DRAIN: Duration = Duration::from_secs(30);
@@ -32,31 +32,9 @@ async fn connect_portal(h: &Harness, fake: &FakeBitrix, tenant: &str, domain: &s
     h.connect_portal(tenant, fake, domain, member, LINE).await;
 }
 
-async fn tenant(h: &Harness, fake: &FakeBitrix) -> String {
-    let id = h.tenant_with_channels().await;
-    connect_portal(h, fake, &id, FAKE_DOMAIN, FAKE_MEMBER_ID).await;
-    id
-}
-
 /// One WhatsApp delivery with `texts` as consecutive messages of one customer.
 fn whatsapp_messages(texts: &[&str]) -> Vec<u8> {
-    let mut v: Value = serde_json::from_slice(&sample("whatsapp-text.json")).unwrap();
-    let value = &mut v["entry"][0]["changes"][0]["value"];
-    let template = value["messages"][0].clone();
-    let original = template["id"].as_str().unwrap().to_owned();
-    let messages: Vec<Value> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let mut m = template.clone();
-            m["id"] = json!(original.replace("MwA=", &format!("M{i}A=")));
-            m["timestamp"] = json!((1_767_261_600 + i).to_string());
-            m["text"]["body"] = json!(text);
-            m
-        })
-        .collect();
-    value["messages"] = json!(messages);
-    serde_json::to_vec(&v).unwrap()
+    whatsapp_events::sample_texts("", 1_767_261_600, texts)
 }
 
 fn received_texts(fake: &FakeBitrix) -> Vec<String> {
@@ -85,7 +63,7 @@ fn dlq() -> String {
 async fn messages_behind_a_failing_head_are_not_dead_lettered_and_arrive_in_order() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake, "400,40,86400000").await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(7, FailKind::Down);
     let (s, _) = h.post_signed(&whatsapp_messages(&["M1", "M2", "M3"])).await;
     assert_eq!(s, StatusCode::OK);
@@ -108,7 +86,7 @@ async fn a_stretch_of_rate_limits_dead_letters_nothing() {
     let fake = FakeBitrix::start().await;
     // Attempts are exhausted after 5 failures spanning at least 20 s (24 h scaled down).
     let h = start(&fake, "200,5,20000").await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(9, FailKind::QueryLimit);
     let (s, _) = h.post_signed(&whatsapp_messages(&["M1", "M2"])).await;
     assert_eq!(s, StatusCode::OK);
@@ -131,7 +109,7 @@ async fn a_stretch_of_rate_limits_dead_letters_nothing() {
 async fn a_job_is_dead_lettered_only_after_its_own_attempts_over_the_span() {
     let fake = FakeBitrix::start().await;
     let h = start(&fake, "100,6,1500").await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.fail_next(100_000, FailKind::ArgumentError);
     let started = Instant::now();
     let (s, _) = h.post_signed(&whatsapp_messages(&["M1"])).await;
@@ -157,21 +135,11 @@ async fn a_hanging_portal_does_not_delay_another_tenants_portal() {
     fake.add_portal(OTHER_DOMAIN, OTHER_MEMBER_ID);
     let h = start(&fake, "3600000,40,86400000").await;
     // Tenant A: the WhatsApp number, on the hanging portal; tenant B: Instagram, on another.
-    let a = h
-        .admin("POST", "/admin/tenants", json!({"name": "Hanging"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let a = h.create_tenant("Hanging").await;
     h.connect_whatsapp(&a, WA_NUMBER, "102290129340398", "EAAwhatsappTOKEN")
         .await;
     connect_portal(&h, &fake, &a, FAKE_DOMAIN, FAKE_MEMBER_ID).await;
-    let b = h
-        .admin("POST", "/admin/tenants", json!({"name": "Healthy"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let b = h.create_tenant("Healthy").await;
     h.connect_instagram(&b, IG_ACCOUNT, "IGAAinstagramTOKEN")
         .await;
     connect_portal(&h, &fake, &b, OTHER_DOMAIN, OTHER_MEMBER_ID).await;
@@ -236,7 +204,7 @@ async fn a_call_to_a_hanging_portal_times_out_and_is_retried() {
         c.bitrix_timeout_ms = Some("1000".into());
     })
     .await;
-    tenant(&h, &fake).await;
+    h.tenant_on_portal(&fake, LINE).await;
     fake.delay_portal(FAKE_DOMAIN, Duration::from_secs(60));
     let started = Instant::now();
     let (s, _) = h.post_signed(&whatsapp_messages(&["M1", "M2"])).await;

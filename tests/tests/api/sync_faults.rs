@@ -14,19 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::fake_bitrix::{
-    FailKind, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
-};
+use e2e_tests::fake_bitrix::{FailKind, FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{Harness, WA_NUMBER};
+use e2e_tests::whatsapp_events;
 use reqwest::StatusCode;
 use serde_json::json;
-use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::clock::now_millis;
 use wappline::consumer::{process_batch, Outcome, QueueRecord};
 use wappline::crm_sync::{FlushConfig, SyncWorker, WaitConfig};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::queue::{platform, Queue};
-use wappline::secret::Secret;
 use wappline::store::{AttrValue, StoreError, TableStore, Update, WriteOp};
 
 const LINE: u32 = 7;
@@ -44,12 +41,7 @@ impl Rig {
         let fake = FakeBitrix::start().await;
         // No Bitrix24 settings: the server queues sync jobs and leaves them to this test.
         let h = Harness::start(|c| c.retry_base_ms = 50).await;
-        let tenant = h
-            .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let tenant = h.create_tenant("Acme").await;
         h.connect_whatsapp(&tenant, WA_NUMBER, "102290129340398", "EAAwhatsappTOKEN")
             .await;
         // Without Bitrix24 settings the admin API cannot prove a portal: stored directly.
@@ -67,22 +59,13 @@ impl Rig {
     }
 
     fn worker(&self, store: Arc<dyn TableStore>) -> SyncWorker {
-        let config = BitrixConfig::new(
-            FAKE_CLIENT_ID,
-            Secret::from_decrypted(FAKE_CLIENT_SECRET.into()),
-        )
-        .unwrap()
-        .with_oauth_url(&self.fake.oauth_url())
-        .unwrap()
-        .with_portal_base_url(&self.fake.base_url())
-        .unwrap();
         let platform = self.h.server.platform();
         let now = self.now.clone();
         SyncWorker::new(
             store,
             platform.envelope.clone(),
             platform.tenants.clone(),
-            BitrixClient::new(config).unwrap(),
+            crate::bitrix_client::client(&self.fake),
         )
         .with_clock(Arc::new(move || now.load(Ordering::SeqCst)))
         .with_wait(WaitConfig {
@@ -205,28 +188,9 @@ impl Rig {
 /// A WhatsApp text from customer `c` with message id `id`.
 fn delivery(c: usize, id: &str, n: usize) -> Vec<u8> {
     let customer = (16_505_550_000u64 + c as u64).to_string();
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": WA_NUMBER},
-                    "contacts": [{"profile": {"name": format!("Customer {c}")}, "wa_id": customer}],
-                    "messages": [{
-                        "from": customer,
-                        "id": id,
-                        "timestamp": (1_767_261_600 + n).to_string(),
-                        "type": "text",
-                        "text": {"body": format!("message {n} from customer {c}")}
-                    }]
-                }
-            }]
-        }]
-    }))
-    .unwrap()
+    let body = format!("message {n} from customer {c}");
+    let stamped = 1_767_261_600 + n as i64;
+    whatsapp_events::text(&customer, &format!("Customer {c}"), id, stamped, &body)
 }
 
 /// A portal down for an hour of simulated time (503 pages, or 500 errors, which may have

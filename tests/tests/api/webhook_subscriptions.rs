@@ -257,12 +257,7 @@ async fn channels_connected_before_the_indexes_get_them_once() {
     assert_eq!(index_entries(&h.all_items(Table::Routes).await), back);
 
     // Resumable: one tenant per run, in order, each run after the last.
-    h.admin(
-        "POST",
-        "/admin/tenants",
-        serde_json::json!({"name": "Second"}),
-    )
-    .await;
+    h.create_tenant("Second").await;
     as_if_connected_before_the_indexes(&h).await;
     let first = tenants.backfill_meta_indexes(now, 1).await.unwrap();
     assert_eq!((first.tenants, first.done), (1, false));

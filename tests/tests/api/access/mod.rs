@@ -57,13 +57,6 @@ async fn sign_in(h: &Harness, account: &str, email: &str, password: &str) -> Rep
     .await
 }
 
-async fn new_tenant(h: &Harness, name: &str) -> String {
-    let t = h
-        .admin("POST", "/admin/tenants", json!({"name": name}))
-        .await;
-    t["id"].as_str().unwrap().to_owned()
-}
-
 /// Invites `email` with `role` as the platform admin and accepts; the user's access token.
 async fn user(h: &Harness, tenant: &str, email: &str, role: &str) -> (String, Value) {
     let inv = h
@@ -242,7 +235,7 @@ async fn every_role_against_every_admin_endpoint() {
         c.instagram_app_secret = Some(e2e_tests::fake_graph::FAKE_IG_APP_SECRET.into());
     })
     .await;
-    let t = new_tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let mut tokens = vec![];
     for (code, role) in [
         ('O', "owner"),
@@ -280,13 +273,9 @@ async fn every_role_against_every_admin_endpoint() {
         wrong.join("\n")
     );
     // Nothing the matrix sent changed the tenant: still active, four users, no keys.
-    let settings = h
-        .admin("GET", &format!("/admin/tenants/{t}"), json!(null))
-        .await;
+    let settings = h.admin_get(&format!("/admin/tenants/{t}")).await;
     assert_eq!(settings["status"], "active");
-    let users = h
-        .admin("GET", &format!("/admin/tenants/{t}/users"), json!(null))
-        .await;
+    let users = h.admin_get(&format!("/admin/tenants/{t}/users")).await;
     assert_eq!(users["users"].as_array().unwrap().len(), 4);
 }
 
@@ -302,17 +291,11 @@ async fn another_tenants_credentials_get_404_everywhere_and_change_nothing() {
             json!({"name": "crm"}),
         )
         .await;
-    let before_settings = h
-        .admin("GET", &format!("/admin/tenants/{a}"), json!(null))
-        .await;
-    let before_keys = h
-        .admin("GET", &format!("/admin/tenants/{a}/api-keys"), json!(null))
-        .await;
-    let before_users = h
-        .admin("GET", &format!("/admin/tenants/{a}/users"), json!(null))
-        .await;
+    let before_settings = h.admin_get(&format!("/admin/tenants/{a}")).await;
+    let before_keys = h.admin_get(&format!("/admin/tenants/{a}/api-keys")).await;
+    let before_users = h.admin_get(&format!("/admin/tenants/{a}/users")).await;
 
-    let b = new_tenant(&h, "Bravo").await;
+    let b = h.create_tenant("Bravo").await;
     let (b_owner, _) = user(&h, &b, "owner@bravo.test", "owner").await;
 
     // Every endpoint naming tenant A, with B's owner token and real-looking bodies.
@@ -413,18 +396,15 @@ async fn another_tenants_credentials_get_404_everywhere_and_change_nothing() {
     }
     // A is exactly as it was, and A's owner and key still work.
     assert_eq!(
-        h.admin("GET", &format!("/admin/tenants/{a}"), json!(null))
-            .await,
+        h.admin_get(&format!("/admin/tenants/{a}")).await,
         before_settings
     );
     assert_eq!(
-        h.admin("GET", &format!("/admin/tenants/{a}/api-keys"), json!(null))
-            .await,
+        h.admin_get(&format!("/admin/tenants/{a}/api-keys")).await,
         before_keys
     );
     assert_eq!(
-        h.admin("GET", &format!("/admin/tenants/{a}/users"), json!(null))
-            .await,
+        h.admin_get(&format!("/admin/tenants/{a}/users")).await,
         before_users
     );
     let r = call(
@@ -572,7 +552,7 @@ async fn the_platform_admin_suspends_and_resumes_and_sets_plans_users_read_usage
     .await;
     assert_eq!(r.status, StatusCode::OK);
     let audit = h
-        .admin("GET", &format!("/admin/tenants/{t}/audit"), json!(null))
+        .admin_get(&format!("/admin/tenants/{t}/audit"))
         .await
         .to_string();
     for action in ["plan_changed", "tenant_suspended", "tenant_resumed"] {

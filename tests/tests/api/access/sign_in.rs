@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test]
 async fn invitation_email_sign_in_sessions_and_revocation() {
     let h = Harness::start(|_| {}).await;
-    let t = new_tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let inv = h
         .admin(
             "POST",
@@ -16,13 +16,9 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     assert_eq!(inv["emailed"], true);
     assert_eq!(inv["email"], "alice@acme.test");
     // The invitation went out by email (the local outbox) with its token.
-    let outbox = h.server.data_dir().join("outbox");
-    let mail: String = std::fs::read_dir(&outbox)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
-    assert!(mail.contains("To: alice@acme.test"));
-    assert!(mail.contains(inv["token"].as_str().unwrap()));
+    let mails = e2e_tests::outbox::mails_to(h.server.data_dir(), "alice@acme.test");
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains(inv["token"].as_str().unwrap()));
 
     // A weak password is refused and the invitation is still usable.
     let weak = call(
@@ -199,11 +195,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
         )
         .await;
     let listed = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{t}/invitations"),
-            json!(null),
-        )
+        .admin_get(&format!("/admin/tenants/{t}/invitations"))
         .await;
     assert_eq!(
         listed["invitations"][0]["email"], "bob@acme.test",
@@ -213,7 +205,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     assert!(!listed
         .to_string()
         .contains(pending["token"].as_str().unwrap()));
-    let other = new_tenant(&h, "Other").await;
+    let other = h.create_tenant("Other").await;
     let (other_owner, _) = user(&h, &other, "owner@other.test", "owner").await;
     let id = pending["id"].as_str().unwrap();
     for path in [
@@ -263,8 +255,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
     // Removing a user ends their access.
     let uid = alice.body["user"]["id"].as_str().unwrap().to_owned();
     let tok = alice.body["access_token"].as_str().unwrap().to_owned();
-    h.admin("GET", &format!("/admin/tenants/{t}/users"), json!(null))
-        .await;
+    h.admin_get(&format!("/admin/tenants/{t}/users")).await;
     let del = call(
         &h,
         Some(ADMIN),
@@ -281,9 +272,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
         StatusCode::UNAUTHORIZED
     );
     // And the audit log names who did what, never a secret.
-    let audit = h
-        .admin("GET", &format!("/admin/tenants/{t}/audit"), json!(null))
-        .await;
+    let audit = h.admin_get(&format!("/admin/tenants/{t}/audit")).await;
     let text = audit.to_string();
     assert!(
         text.contains("user_invited")
@@ -297,7 +286,7 @@ async fn invitation_email_sign_in_sessions_and_revocation() {
 #[tokio::test]
 async fn sign_in_failures_look_alike_and_are_throttled() {
     let h = Harness::start(|_| {}).await;
-    let t = new_tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     user(&h, &t, "alice@acme.test", "agent").await;
     let attempt = |email: &'static str, password: &'static str| {
         let t = t.clone();
@@ -356,7 +345,7 @@ async fn sign_in_failures_look_alike_and_are_throttled() {
 #[tokio::test]
 async fn a_forged_or_foreign_token_is_refused() {
     let h = Harness::start(|_| {}).await;
-    let t = new_tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     let (token, _) = user(&h, &t, "owner@acme.test", "owner").await;
     // Claims edited to another tenant, signature kept.
     let (head, rest) = token.split_once('.').unwrap();
@@ -364,7 +353,7 @@ async fn a_forged_or_foreign_token_is_refused() {
     use base64::Engine;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let claims = String::from_utf8(engine.decode(payload).unwrap()).unwrap();
-    let other = new_tenant(&h, "Other").await;
+    let other = h.create_tenant("Other").await;
     let forged_claims = claims.replace(&t, &other);
     let forged = format!("{head}.{}.{sig}", engine.encode(forged_claims));
     for bad in [forged.as_str(), "wpa1.e30.AAAA", "garbage"] {

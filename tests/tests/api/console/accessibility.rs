@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient, Page};
-use e2e_tests::fake_graph::{FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
+use e2e_tests::fake_graph::wire_self_service;
 use e2e_tests::harness::{Harness, WA_NUMBER};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wappline::queue::platform;
 
 /// The signed-in pages (some with a query that fills them).
@@ -243,12 +243,7 @@ fn the_scanner_finds_what_is_missing() {
 #[tokio::test]
 async fn every_console_page_names_its_controls_images_and_language() {
     let h = Harness::start(|c| {
-        let graph = c.graph_api_base_url.clone();
-        c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(graph.clone());
-        c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+        wire_self_service(c);
         // Users who have not acknowledged it see the notice and its form.
         c.privacy_policy_version = Some("2026-12-01".into());
     })
@@ -299,11 +294,7 @@ async fn every_console_page_names_its_controls_images_and_language() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     for _ in 0..200 {
         let v: Value = h
-            .admin(
-                "GET",
-                &format!("/admin/tenants/{tenant}/exports"),
-                json!(null),
-            )
+            .admin_get(&format!("/admin/tenants/{tenant}/exports"))
             .await;
         if v["exports"][0]["state"] == "completed" {
             break;

@@ -8,48 +8,12 @@
 
 use e2e_tests::console::{add_user, ConsoleClient, Page, PASSWORD};
 use e2e_tests::harness::Harness;
+use e2e_tests::outbox::{link, mails_to, token_of};
 use reqwest::StatusCode;
 use serde_json::json;
 use wappline::store::{Table, Update, TTL_ATTR};
 
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
-
-/// The messages of the local outbox addressed to `to`, oldest first.
-pub(super) fn mails_to(dir: &std::path::Path, to: &str) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|x| x == "eml"));
-    files.sort();
-    files
-        .into_iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter(|m| m.contains(&format!("To: {to}\r\n")))
-        .collect()
-}
-
-/// The console link of a mail that starts with `prefix` (`<base><path>?token=`), whole.
-pub(super) fn link(mail: &str, prefix: &str) -> String {
-    let start = mail
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no {prefix} in {mail}"));
-    mail[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect()
-}
-
-fn token_of(link: &str) -> String {
-    link.split_once("?token=").unwrap().1.to_owned()
-}
-
-async fn tenant(h: &Harness, name: &str) -> String {
-    h.admin("POST", "/admin/tenants", json!({"name": name}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 async fn api_sign_in(h: &Harness, t: &str, email: &str, password: &str) -> StatusCode {
     h.http
@@ -93,7 +57,7 @@ async fn post_form(b: &mut ConsoleClient, path: &str, fields: &[(&str, &str)]) -
 async fn an_invitation_is_accepted_on_its_page_with_a_name_and_signs_in() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h, "Acme & Sons").await;
+    let t = h.create_tenant("Acme & Sons").await;
     h.admin(
         "POST",
         &format!("/admin/tenants/{t}/invitations"),
@@ -255,7 +219,7 @@ async fn an_invitation_is_accepted_on_its_page_with_a_name_and_signs_in() {
 async fn a_password_is_reset_through_the_pages_and_every_session_ends() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     add_user(&h, &t, "ann@acme.test", "agent").await;
     let mut signed_in = ConsoleClient::new(&h.base);
     signed_in.sign_in(&t, "ann@acme.test").await;
@@ -474,7 +438,7 @@ async fn a_password_is_reset_through_the_pages_and_every_session_ends() {
 async fn a_signed_in_user_changes_the_password_and_only_the_other_sessions_end() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h, "Acme").await;
+    let t = h.create_tenant("Acme").await;
     // A viewer: one's own password needs no permission.
     add_user(&h, &t, "vic@acme.test", "viewer").await;
     let mut here = ConsoleClient::new(&h.base);

@@ -8,24 +8,11 @@ use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient, PASSWORD};
 use e2e_tests::harness::{Harness, ADMIN};
+use e2e_tests::outbox::{link, mails_to, token_of};
 use local_server::{LocalConfig, LocalServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::store::{Table, Update, TTL_ATTR};
-
-/// The messages of the local outbox addressed to `to`, oldest first.
-fn mails_to(dir: &std::path::Path, to: &str) -> Vec<String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("outbox"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|x| x == "eml"));
-    files.sort();
-    files
-        .into_iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .filter(|m| m.contains(&format!("To: {to}\r\n")))
-        .collect()
-}
 
 fn with_subject(mails: &[String], subject: &str) -> usize {
     mails.iter().filter(|m| m.contains(subject)).count()
@@ -33,19 +20,7 @@ fn with_subject(mails: &[String], subject: &str) -> usize {
 
 /// The `token=` of the confirmation link in a mail.
 fn link_token(mail: &str) -> String {
-    let start = mail.find("confirm?token=").expect("a link") + "confirm?token=".len();
-    mail[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect()
-}
-
-async fn tenant(h: &Harness) -> String {
-    h.admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    token_of(&link(mail, "confirm?token="))
 }
 
 /// Signs in through the admin API's `/auth/sign-in` with a User-Agent; the status.
@@ -66,7 +41,7 @@ async fn api_sign_in(h: &Harness, t: &str, email: &str, ua: &str) -> (StatusCode
 async fn a_new_email_takes_effect_only_through_its_link_and_the_old_address_is_told() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h).await;
+    let t = h.create_tenant("Acme").await;
     add_user(&h, &t, "ann@acme.test", "viewer").await;
     add_user(&h, &t, "bob@acme.test", "agent").await;
     let mut ann = ConsoleClient::new(&h.base);
@@ -216,7 +191,7 @@ async fn a_new_email_takes_effect_only_through_its_link_and_the_old_address_is_t
     );
     // Audited by setting, never with the addresses or the name.
     let audit = h
-        .admin("GET", &format!("/admin/tenants/{t}/audit"), Value::Null)
+        .admin_get(&format!("/admin/tenants/{t}/audit"))
         .await
         .to_string();
     for setting in ["user_name", "user_email_change_requested", "user_email"] {
@@ -231,7 +206,7 @@ async fn a_new_email_takes_effect_only_through_its_link_and_the_old_address_is_t
 async fn a_new_device_is_mailed_once_and_a_password_change_is_mailed() {
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h).await;
+    let t = h.create_tenant("Acme").await;
     add_user(&h, &t, "ann@acme.test", "admin").await;
     let new_device = |n| {
         let mails = mails_to(&dir, "ann@acme.test");
@@ -322,7 +297,7 @@ async fn a_changed_policy_shows_a_notice_until_acknowledged_and_is_mailed_once_p
     // The users exist before the policy version is set.
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = tenant(&h).await;
+    let t = h.create_tenant("Acme").await;
     add_user(&h, &t, "ann@acme.test", "owner").await;
     add_user(&h, &t, "vic@acme.test", "viewer").await;
     let mut ann = ConsoleClient::new(&h.base);

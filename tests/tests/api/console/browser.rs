@@ -36,7 +36,9 @@ async fn admin_get(h: &Harness, path: &str) -> (StatusCode, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn sign_in(b: &Browser, base: &str, account: &str, email: &str) {
+/// Signs in through the sign-in page as a person does, by keyboard; waits for the signed-in
+/// page.
+pub(super) async fn sign_in(b: &Browser, base: &str, account: &str, email: &str) {
     b.goto(&format!("{base}/app/sign-in")).await;
     b.find("#account_id").await.type_text(account).await;
     b.find("#email").await.type_text(email).await;

@@ -11,8 +11,8 @@ use e2e_tests::harness::Harness;
 use e2e_tests::webdriver::{Browser, ENTER};
 use serde_json::json;
 
-use super::account_pages::{link, mails_to};
 use super::browser::artifacts;
+use e2e_tests::outbox::{link, mails_to};
 
 const FIRST: &str = "first passphrase of nina";
 const SECOND: &str = "second passphrase of nina";
@@ -22,12 +22,7 @@ async fn an_invitation_is_accepted_and_a_password_reset_in_a_browser() {
     let started = Instant::now();
     let h = Harness::start(|_| {}).await;
     let dir = h.server.data_dir().to_owned();
-    let t = h
-        .admin("POST", "/admin/tenants", json!({"name": "Acme"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = h.create_tenant("Acme").await;
     h.admin(
         "POST",
         &format!("/admin/tenants/{t}/invitations"),

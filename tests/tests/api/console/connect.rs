@@ -25,14 +25,14 @@ use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient};
 use e2e_tests::fake_bitrix::{parse_pairs, EventBody, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::fake_graph::{BusinessToken, FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
+use e2e_tests::fake_graph::{wire_self_service, BusinessToken, FAKE_ES_CONFIG_ID};
 use e2e_tests::harness::{sample, WA_NUMBER};
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
 use e2e_tests::webdriver::{Browser, ENTER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::browser::artifacts;
+use super::browser::{artifacts, sign_in};
 
 /// The number, WABA and business token the popup's sign-up hands out.
 const PHONE: &str = "106540352249001";
@@ -53,39 +53,22 @@ const WAIT: Duration = Duration::from_secs(10);
 /// sign-up window at the fake Graph API, whose origin stands in for Facebook's.
 async fn world() -> RelayWorld {
     RelayWorld::start_with(|c| {
+        wire_self_service(c);
         let graph = c.graph_api_base_url.clone();
-        c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
         c.meta_sdk_url = Some(format!("{graph}/en_US/sdk.js"));
-        c.meta_login_origins = Some(graph.clone());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(graph.clone());
-        c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+        c.meta_login_origins = Some(graph);
     })
     .await
 }
 
 async fn channel_ids(w: &RelayWorld, tenant: &str) -> Vec<String> {
-    let v =
-        w.h.admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
-            .await;
+    let v = w.h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     v["channels"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["id"].as_str().unwrap().to_owned())
         .collect()
-}
-
-async fn sign_in(b: &Browser, base: &str, tenant: &str) {
-    b.goto(&format!("{base}/app/sign-in")).await;
-    b.find("#account_id").await.type_text(tenant).await;
-    b.find("#email").await.type_text("owner@acme.test").await;
-    b.find("#password")
-        .await
-        .type_text(&format!("{}{ENTER}", e2e_tests::console::PASSWORD))
-        .await;
-    b.wait_for("#sign-out", WAIT).await;
 }
 
 /// Opens the sign-up window from the channels page with `button`, shoots it, clicks `choice`
@@ -187,7 +170,7 @@ async fn an_owner_connects_whatsapp_and_instagram_in_a_browser_and_uses_them() {
     let shots = artifacts().join("connect");
     println!("console connect screenshots: {}", shots.display());
     let b = Browser::start(&shots).await;
-    sign_in(&b, &base, &tenant).await;
+    sign_in(&b, &base, &tenant, "owner@acme.test").await;
     let before = channel_ids(&w, &tenant).await;
 
     // The user leaves the sign-up: nothing is stored, the page says so.
@@ -577,9 +560,7 @@ async fn only_the_channels_page_of_an_admin_lets_meta_s_sdk_in() {
     assert!(r
         .body
         .contains("This Instagram sign-in has expired or was started by someone else"));
-    let v =
-        w.h.admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
-            .await;
+    let v = w.h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     assert_eq!(v["channels"].as_array().unwrap().len(), 2);
 }
 

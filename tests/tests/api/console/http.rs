@@ -8,16 +8,12 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 async fn retention_of(h: &Harness, tenant: &str) -> i64 {
-    let v: Value = h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
-        .await;
+    let v: Value = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     v["retention_days"].as_i64().unwrap()
 }
 
 async fn channel_count(h: &Harness, tenant: &str) -> usize {
-    let v: Value = h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
-        .await;
+    let v: Value = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     v["channels"].as_array().unwrap().len()
 }
 
@@ -173,11 +169,7 @@ async fn roles_see_and_change_only_what_the_admin_api_lets_them() {
     assert_eq!(retention_of(&h, &tenant).await, before);
     assert_eq!(channel_count(&h, &tenant).await, 2);
     let exports = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/exports"),
-            Value::Null,
-        )
+        .admin_get(&format!("/admin/tenants/{tenant}/exports"))
         .await;
     assert!(exports["exports"].as_array().unwrap().is_empty());
 
@@ -210,11 +202,9 @@ async fn roles_see_and_change_only_what_the_admin_api_lets_them() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let v = h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     assert_eq!(v["name"], "Acme Bakery Ltd");
-    let list = h.admin("GET", "/admin/tenants", Value::Null).await;
+    let list = h.admin_get("/admin/tenants").await;
     assert!(list.to_string().contains("Acme Bakery Ltd"));
     let r = admin
         .submit("/app/account", "/app/account/name", &[("name", " ")])
@@ -228,9 +218,7 @@ async fn roles_see_and_change_only_what_the_admin_api_lets_them() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let v = h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     assert_eq!(v["name"], "Acme Bakery Ltd");
 
     // Bad input: a 400 with the form again, nothing changes.
@@ -344,11 +332,7 @@ async fn users_api_keys_and_the_audit_log_through_the_console() {
     // An admin may not make an owner (the accounts service's rule).
     assert!(!users.body.contains("value=\"owner\""));
     let v = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/invitations"),
-            Value::Null,
-        )
+        .admin_get(&format!("/admin/tenants/{tenant}/invitations"))
         .await;
     assert_eq!(v["invitations"].as_array().unwrap().len(), 1);
 
@@ -393,11 +377,7 @@ async fn users_api_keys_and_the_audit_log_through_the_console() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let v = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/api-keys"),
-            Value::Null,
-        )
+        .admin_get(&format!("/admin/tenants/{tenant}/api-keys"))
         .await;
     assert_eq!(v["api_keys"].as_array().unwrap().len(), 1);
     h.server.shutdown().await;

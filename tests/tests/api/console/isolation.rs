@@ -33,7 +33,7 @@ use std::time::Duration;
 use super::fence_witness::FenceWitness;
 use e2e_tests::console::{add_user, ConsoleClient, Page};
 use e2e_tests::fake_bitrix::FakeBitrix;
-use e2e_tests::fake_graph::{FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
+use e2e_tests::fake_graph::wire_self_service;
 use e2e_tests::harness::Harness;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
@@ -504,13 +504,7 @@ async fn foreign_post(
 /// as the admin API lists them.
 async fn team(h: &Harness, tenant: &str) -> (Vec<String>, Vec<String>, Vec<(String, bool)>) {
     let list = |v: &Value, k: &str| v[k].as_array().cloned().unwrap_or_default();
-    let v = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/users"),
-            Value::Null,
-        )
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}/users")).await;
     let mut users: Vec<String> = list(&v, "users")
         .iter()
         .map(|u| {
@@ -523,22 +517,14 @@ async fn team(h: &Harness, tenant: &str) -> (Vec<String>, Vec<String>, Vec<(Stri
         .collect();
     users.sort();
     let v = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/invitations"),
-            Value::Null,
-        )
+        .admin_get(&format!("/admin/tenants/{tenant}/invitations"))
         .await;
     let invitations = list(&v, "invitations")
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_owned())
         .collect();
     let v = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/api-keys"),
-            Value::Null,
-        )
+        .admin_get(&format!("/admin/tenants/{tenant}/api-keys"))
         .await;
     let keys = list(&v, "api_keys")
         .iter()
@@ -572,9 +558,7 @@ async fn verify(h: &Harness, tenants: &[Tenant]) -> Result<(), String> {
         if !keys.iter().any(|(id, _)| *id == t.key) {
             return Err(format!("tenant {i}: its first API key is gone"));
         }
-        let v: Value = h
-            .admin("GET", &format!("/admin/tenants/{}", t.id), Value::Null)
-            .await;
+        let v: Value = h.admin_get(&format!("/admin/tenants/{}", t.id)).await;
         if v["retention_days"] != json!(t.retention) {
             return Err(format!(
                 "tenant {i}: retention {} instead of {}",
@@ -642,9 +626,7 @@ async fn setup(h: &Harness, bitrix: &FakeBitrix) -> Vec<Tenant> {
         // An agent, a pending invitation, an API key and a portal of its own.
         let agent_email = format!("agent{i}@console-isolation.test");
         add_user(h, &id, &agent_email, "agent").await;
-        let v = h
-            .admin("GET", &format!("/admin/tenants/{id}/users"), Value::Null)
-            .await;
+        let v = h.admin_get(&format!("/admin/tenants/{id}/users")).await;
         let agent = v["users"]
             .as_array()
             .unwrap()
@@ -695,11 +677,7 @@ async fn setup(h: &Harness, bitrix: &FakeBitrix) -> Vec<Tenant> {
     for t in &mut tenants {
         for _ in 0..200 {
             let v = h
-                .admin(
-                    "GET",
-                    &format!("/admin/tenants/{}/exports", t.id),
-                    Value::Null,
-                )
+                .admin_get(&format!("/admin/tenants/{}/exports", t.id))
                 .await;
             let e = &v["exports"][0];
             if e["state"] == "completed" {
@@ -731,12 +709,7 @@ fn no_console_route_shows_or_changes_another_tenants_data() {
         c.store_hook = Some(witness.hook());
         // The schedules sweep every tenant without acting for one: kept out of the steps.
         c.schedule_secs = 3600;
-        let graph = c.graph_api_base_url.clone();
-        c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(graph.clone());
-        c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+        wire_self_service(c);
     }));
     let tenants = RefCell::new(rt.block_on(setup(&h, &bitrix)));
     witness.clear();

@@ -6,33 +6,20 @@
 
 use std::time::Duration;
 
-use e2e_tests::console::{add_user, ConsoleClient, PASSWORD};
+use e2e_tests::console::{add_user, ConsoleClient};
 use e2e_tests::fake_bitrix::{FAKE_DOMAIN, FAKE_MEMBER_ID};
 use e2e_tests::harness::{Harness, IG_ACCOUNT, WA_NUMBER};
 use e2e_tests::relay_world::{RelayWorld, LINE};
-use e2e_tests::webdriver::{Browser, ENTER};
+use e2e_tests::webdriver::Browser;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use super::browser::artifacts;
+use super::browser::{artifacts, sign_in};
 
 const WHATSAPP: &str = "wappline_whatsapp";
 
-async fn sign_in(b: &Browser, base: &str, account: &str, email: &str) {
-    b.goto(&format!("{base}/app/sign-in")).await;
-    b.find("#account_id").await.type_text(account).await;
-    b.find("#email").await.type_text(email).await;
-    b.find("#password")
-        .await
-        .type_text(&format!("{PASSWORD}{ENTER}"))
-        .await;
-    b.wait_for("#sign-out", Duration::from_secs(10)).await;
-}
-
 async fn open_line_of(h: &Harness, tenant: &str, id: &str) -> Value {
-    let v = h
-        .admin("GET", &format!("/admin/tenants/{tenant}"), Value::Null)
-        .await;
+    let v = h.admin_get(&format!("/admin/tenants/{tenant}")).await;
     v["channels"]
         .as_array()
         .unwrap()
@@ -106,11 +93,7 @@ async fn an_owner_attaches_and_detaches_a_channel_and_others_are_refused() {
     let channels = owner.get("/app/channels").await;
     assert!(channels.body.contains("<td class=\"line\">2 · Sales</td>"));
     let audit = h
-        .admin(
-            "GET",
-            &format!("/admin/tenants/{tenant}/audit"),
-            Value::Null,
-        )
+        .admin_get(&format!("/admin/tenants/{tenant}/audit"))
         .await
         .to_string();
     assert!(
@@ -160,12 +143,7 @@ async fn an_owner_attaches_and_detaches_a_channel_and_others_are_refused() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // Another tenant's number is not found from this account, and its own line is untouched.
-    let other = h
-        .admin("POST", "/admin/tenants", json!({"name": "Other"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = h.create_tenant("Other").await;
     h.connect_whatsapp(
         &other,
         "106540352249999",
@@ -191,7 +169,7 @@ async fn an_owner_attaches_and_detaches_a_channel_and_others_are_refused() {
         Value::Null
     );
     assert!(!h
-        .admin("GET", &format!("/admin/tenants/{other}/audit"), Value::Null)
+        .admin_get(&format!("/admin/tenants/{other}/audit"))
         .await
         .to_string()
         .contains("open_line"));

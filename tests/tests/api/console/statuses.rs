@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use e2e_tests::console::{add_user, ConsoleClient, Page};
 use e2e_tests::fake_bitrix::{FakeBitrix, FAKE_DOMAIN, FAKE_MEMBER_ID};
-use e2e_tests::fake_graph::{FAKE_ES_CONFIG_ID, FAKE_IG_APP_ID, FAKE_IG_APP_SECRET};
+use e2e_tests::fake_graph::wire_self_service;
 use e2e_tests::harness::{sample, Harness, IG_ACCOUNT, WA_NUMBER};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wappline::clock::now_secs;
 use wappline::ids::{InstagramAccountId, TenantId};
 use wappline::onboarding::refresh::TokenRefresh;
@@ -35,12 +35,7 @@ async fn start(fake: &FakeBitrix) -> Harness {
         // then the portal is parked.
         c.retry_base_ms = 50;
         c.sync_retry = Some("100,4,1000".into());
-        let graph = c.graph_api_base_url.clone();
-        c.meta_es_config_id = Some(FAKE_ES_CONFIG_ID.into());
-        c.instagram_app_id = Some(FAKE_IG_APP_ID.into());
-        c.instagram_app_secret = Some(FAKE_IG_APP_SECRET.into());
-        c.instagram_oauth_base_url = Some(graph.clone());
-        c.instagram_authorize_url = Some(format!("{graph}/oauth/authorize"));
+        wire_self_service(c);
     })
     .await
 }
@@ -65,8 +60,7 @@ fn status_of(page: &Page, id: &str) -> String {
 }
 
 async fn channels(h: &Harness, t: &str) -> Vec<Value> {
-    h.admin("GET", &format!("/admin/tenants/{t}"), json!(null))
-        .await["channels"]
+    h.admin_get(&format!("/admin/tenants/{t}")).await["channels"]
         .as_array()
         .cloned()
         .unwrap()
@@ -95,12 +89,7 @@ async fn the_channels_page_words_every_status_besides_connected() {
     let h = start(&fake).await;
 
     // Tokens: one fresh, one expiring in three days, one expired, one Meta refused to renew.
-    let t = h
-        .admin("POST", "/admin/tenants", json!({"name": "Tokens"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = h.create_tenant("Tokens").await;
     for account in [FRESH, EXPIRING, EXPIRED, RENEWAL_FAILED] {
         connect_instagram(&h, &t, account).await;
     }

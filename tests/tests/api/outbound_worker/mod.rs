@@ -56,13 +56,16 @@ const PDF: &[u8] = b"%PDF-1.4 fake terms %%EOF";
 /// The wamid in events/meta-webhook/whatsapp-status-{delivered,read}.json.
 const SAMPLE_WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBRGNDRDMzBEMDdEMzMxQzZGRjZBRQA=";
 
-struct World {
-    platform: Platform,
-    queue: Arc<EmbeddedQueue>,
-    graph: FakeGraph,
-    worker: OutboundWorker,
+/// A tenant with the WhatsApp number and the Instagram account connected (their tokens known
+/// to the Graph API fake), its send worker and the outbound intake; the send-fault tests use
+/// it too, with a worker of their own.
+pub(crate) struct World {
+    pub(crate) platform: Platform,
+    pub(crate) queue: Arc<EmbeddedQueue>,
+    pub(crate) graph: FakeGraph,
+    pub(crate) worker: OutboundWorker,
     intake: OutboundIntake,
-    tenant: TenantId,
+    pub(crate) tenant: TenantId,
     scope: TenantScope,
     _dir: tempfile::TempDir,
 }
@@ -79,7 +82,7 @@ fn sync() -> QueueName {
     platform::name(platform::SYNC)
 }
 
-fn wa() -> AccountRef {
+pub(crate) fn wa() -> AccountRef {
     AccountRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap())
 }
 
@@ -88,7 +91,7 @@ fn ig() -> AccountRef {
 }
 
 /// Quick retries, and pacing that never gets in the way unless a test asks for it.
-fn test_config() -> OutboundConfig {
+pub(crate) fn test_config() -> OutboundConfig {
     let mut config = OutboundConfig {
         retry: OutboundRetryPolicy::immediate(),
         ..OutboundConfig::default()
@@ -117,74 +120,25 @@ fn connection(channel: ChannelRef, token: &str, details: &[(&str, &str)]) -> Con
 }
 
 async fn world_with(config: OutboundConfig, ig_page: Option<&str>) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::embedded(dir.path()).unwrap();
-    let queue = Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
-    let graph = FakeGraph::start().await;
-    let tenant = platform
-        .tenants
-        .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
-        .await
-        .unwrap()
-        .id;
-    let scope = platform.tenants.scope(&tenant).await.unwrap().unwrap();
-    scope
-        .connect(connection(
-            ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
-            WA_TOKEN,
-            &[("waba_id", "102290129340398")],
-        ))
-        .await
-        .unwrap();
-    let mut ig_details = Vec::new();
-    if let Some(page) = ig_page {
-        ig_details.push(("page_id", page));
-    }
-    scope
-        .connect(connection(
-            ChannelRef::Instagram(InstagramAccountId::parse(IG_ACCOUNT).unwrap()),
-            IG_TOKEN,
-            &ig_details,
-        ))
-        .await
-        .unwrap();
-    graph.add_token(WA_TOKEN, WA_NUMBER);
-    graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, ig_page);
-    let graph_config = GraphConfig::default()
-        .with_base_url(&graph.base_url())
-        .unwrap();
-    let clients = OutboundClients::new(graph_config.clone(), graph_config).unwrap();
-    let worker = OutboundWorker::new(
-        platform.store.clone(),
-        platform.envelope.clone(),
-        platform.tenants.clone(),
-        queue.clone(),
-        clients,
-    )
-    .with_config(config)
-    .with_dead_letter_queue(Some(queue.clone()));
-    let intake = OutboundIntake::new(
-        platform.store.clone(),
-        platform.envelope.clone(),
-        queue.clone(),
-    );
-    World {
-        platform,
-        queue,
-        graph,
-        worker,
-        intake,
-        tenant,
-        scope,
-        _dir: dir,
-    }
+    World::start(ig_page, |platform, queue, clients| {
+        OutboundWorker::new(
+            platform.store.clone(),
+            platform.envelope.clone(),
+            platform.tenants.clone(),
+            queue.clone(),
+            clients,
+        )
+        .with_config(config)
+        .with_dead_letter_queue(Some(queue.clone()))
+    })
+    .await
 }
 
 async fn world() -> World {
     world_with(test_config(), None).await
 }
 
-fn operator(text: &str, files: Vec<OperatorFile>, message_id: u64) -> OperatorMessage {
+pub(crate) fn operator(text: &str, files: Vec<OperatorFile>, message_id: u64) -> OperatorMessage {
     OperatorMessage {
         im: ImRef {
             chat_id: 4242,
@@ -197,7 +151,68 @@ fn operator(text: &str, files: Vec<OperatorFile>, message_id: u64) -> OperatorMe
 }
 
 impl World {
-    fn conversations(&self) -> Conversations {
+    /// Starts the world; `worker` builds its send worker from the platform, the queue and the
+    /// Graph API fake's clients.
+    pub(crate) async fn start(
+        ig_page: Option<&str>,
+        worker: impl FnOnce(&Platform, &Arc<EmbeddedQueue>, OutboundClients) -> OutboundWorker,
+    ) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = Platform::embedded(dir.path()).unwrap();
+        let queue = Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
+        let graph = FakeGraph::start().await;
+        let tenant = platform
+            .tenants
+            .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
+            .await
+            .unwrap()
+            .id;
+        let scope = platform.tenants.scope(&tenant).await.unwrap().unwrap();
+        scope
+            .connect(connection(
+                ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
+                WA_TOKEN,
+                &[("waba_id", "102290129340398")],
+            ))
+            .await
+            .unwrap();
+        let mut ig_details = Vec::new();
+        if let Some(page) = ig_page {
+            ig_details.push(("page_id", page));
+        }
+        scope
+            .connect(connection(
+                ChannelRef::Instagram(InstagramAccountId::parse(IG_ACCOUNT).unwrap()),
+                IG_TOKEN,
+                &ig_details,
+            ))
+            .await
+            .unwrap();
+        graph.add_token(WA_TOKEN, WA_NUMBER);
+        graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, ig_page);
+        let graph_config = GraphConfig::default()
+            .with_base_url(&graph.base_url())
+            .unwrap();
+        let clients = OutboundClients::new(graph_config.clone(), graph_config).unwrap();
+        let worker = worker(&platform, &queue, clients);
+        let intake = OutboundIntake::new(
+            platform.store.clone(),
+            platform.envelope.clone(),
+            queue.clone(),
+        );
+        World {
+            platform,
+            queue,
+            graph,
+            worker,
+            intake,
+            tenant,
+            scope,
+            _dir: dir,
+        }
+    }
+
+    pub(crate) fn conversations(&self) -> Conversations {
         Conversations::new(
             self.tenant.clone(),
             self.platform.store.clone(),
@@ -206,7 +221,7 @@ impl World {
     }
 
     /// The customer wrote `ago` seconds ago.
-    async fn customer(
+    pub(crate) async fn customer(
         &self,
         account: &AccountRef,
         customer: CustomerRef,
@@ -233,7 +248,11 @@ impl World {
         self.customer(&ig(), c, ago).await
     }
 
-    async fn reply(&self, conversation: &ConversationId, message: OperatorMessage) -> MessageRef {
+    pub(crate) async fn reply(
+        &self,
+        conversation: &ConversationId,
+        message: OperatorMessage,
+    ) -> MessageRef {
         self.intake
             .accept_operator_message(&self.tenant, conversation, message, 90)
             .await
@@ -265,10 +284,15 @@ impl World {
     /// One pass over the visible outbound jobs: each handled, acknowledged when done, made
     /// visible again at once otherwise (the retry delay itself is the worker's answer).
     async fn run(&self) -> Vec<Outcome> {
+        self.run_at_most(10).await
+    }
+
+    /// [`World::run`] over at most `max` jobs.
+    pub(crate) async fn run_at_most(&self, max: usize) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
         let received = self
             .queue
-            .receive(&outbound(), 10, Duration::from_secs(60))
+            .receive(&outbound(), max, Duration::from_secs(60))
             .await
             .unwrap();
         for m in received {
@@ -311,7 +335,7 @@ impl World {
         }
     }
 
-    async fn message(&self, at: &MessageRef) -> StoredMessage {
+    pub(crate) async fn message(&self, at: &MessageRef) -> StoredMessage {
         self.conversations().message(at).await.unwrap().unwrap()
     }
 
@@ -320,7 +344,12 @@ impl World {
         let raw = String::from_utf8(sample(name))
             .unwrap()
             .replace(replace, with);
-        let batch = split_webhook(raw.as_bytes()).unwrap();
+        self.inbound_webhook(raw.as_bytes()).await;
+    }
+
+    /// Feeds a Meta webhook's body, as the webhook would have split it, to the inbound worker.
+    pub(crate) async fn inbound_webhook(&self, body: &[u8]) {
+        let batch = split_webhook(body).unwrap();
         assert!(!batch.events.is_empty());
         let inbound = InboundWorker::new(
             self.platform.store.clone(),
