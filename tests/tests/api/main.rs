@@ -8,6 +8,7 @@ mod admin_api;
 mod aws_privacy;
 mod backup_retention;
 mod bitrix_batch;
+mod build_settings;
 mod bitrix_client;
 mod bitrix_install;
 mod bitrix_webhook;
