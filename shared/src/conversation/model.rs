@@ -169,6 +169,17 @@ impl MessageStatus {
             MessageStatus::Read => 4,
         }
     }
+    /// The status of a rank ([`MessageStatus::rank`]), as stored beside a send's progress.
+    pub fn from_rank(rank: i64) -> Option<Self> {
+        [
+            MessageStatus::Sent,
+            MessageStatus::Failed,
+            MessageStatus::Delivered,
+            MessageStatus::Read,
+        ]
+        .into_iter()
+        .find(|s| s.rank() == rank)
+    }
     pub fn code(self) -> &'static str {
         match self {
             MessageStatus::Sent => "sent",

@@ -493,19 +493,13 @@ impl InboundWorker {
                     }
                 };
                 let message_id = message_id.as_str();
-                let target = conversations
+                let mut target = conversations
                     .find_message(&job.event.account, message_id)
                     .await?;
                 if let (None, Some(tag)) = (&target, callback) {
-                    // The send worker has not recorded this send (yet, or it failed to): the
-                    // tag it gave the send tells which attempt reached Meta (decision 0055).
-                    let confirmed = crate::outbound::SendProgress::new(
-                        self.store.clone(),
-                        self.envelope.clone(),
-                    )
-                    .confirm_attempt(&job.tenant_id, tag, message_id)
-                    .await?;
-                    tracing::info!(confirmed, "status of a send not recorded yet");
+                    target = self
+                        .hold_early_status(job, &conversations, tag, message_id, status, &failure)
+                        .await?;
                 }
                 self.forward_status_to(job, &conversations, target, status, failure)
                     .await

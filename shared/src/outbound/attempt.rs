@@ -5,13 +5,21 @@
 //! may have gone out: it waits for a status webhook carrying that tag (recorded here by the
 //! inbound worker) for a bounded time before it decides (the send worker, `worker.rs`).
 //!
+//! A status webhook that confirms an attempt also leaves its status on the progress item, an
+//! *early status* (decision 0074): Meta's delivered, read or failed of a send the send worker
+//! had not recorded yet, which the inbound worker cannot put on a message it cannot find. The
+//! send worker applies it once it has recorded the send. The item keeps the highest one
+//! (`MessageStatus::rank`) for the whole job: a new attempt or a recorded part leaves it.
+//!
 //! The attempt lives on the progress item (`progress::key`), so a contact's erasure, which
-//! deletes that item, takes it too; the provider id a status webhook confirms is encrypted
-//! with the tenant's data key like the parts (a wamid holds the recipient's number; decision
-//! 0030). A full write of the progress (`SendProgress::save`, after a part is recorded) drops
-//! the attempt: that part's outcome is known from then on.
+//! deletes that item, takes it too; the provider id a status webhook confirms, and a failed
+//! status's text, are encrypted with the tenant's data key like the parts (a wamid holds the
+//! recipient's number, Meta's error text may quote the customer; decision 0030). Recording a
+//! part (`SendProgress::save`) leaves the attempt on the item: its tag names its part, and a
+//! status that overtakes the rest of the recording can still confirm it.
 
 use crate::clock::now_secs;
+use crate::conversation::MessageStatus;
 use crate::crypto::FieldRef;
 use crate::idempotency::RETENTION;
 use crate::ids::TenantId;
@@ -25,6 +33,10 @@ const TAG: &str = "att";
 const AT: &str = "att_at";
 /// The provider id a status webhook confirmed for it (encrypted).
 const CONFIRMED: &str = "att_ok";
+/// The rank of the early status (`MessageStatus::rank`; the highest one reported).
+const EARLY: &str = "early_st";
+/// A failed early status's text (encrypted).
+const EARLY_FAILURE: &str = "early_why";
 /// Our tags start with this (a version, so a later format can be told apart).
 const PREFIX: &str = "wl1";
 
@@ -40,6 +52,22 @@ pub struct Attempt {
     pub at: i64,
     /// The provider message id, once a status webhook carrying the tag confirmed the send.
     pub confirmed: Option<String>,
+}
+
+/// A status Meta reported for one of the job's sends before the send worker recorded that
+/// send (decision 0074): kept on the progress item until the send worker applies it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EarlyStatus {
+    pub status: MessageStatus,
+    /// Meta's reason, for a failed one.
+    pub failure: Option<String>,
+}
+
+impl EarlyStatus {
+    /// Whether it tells the operator more than the send worker's own `sent` does.
+    pub fn beyond_sent(&self) -> bool {
+        self.status.rank() > MessageStatus::Sent.rank()
+    }
 }
 
 /// The parts of a tag: the job's effect, the part and the attempt's number.
@@ -94,6 +122,47 @@ impl SendProgress {
             at: item.get_n(AT).unwrap_or(0),
             confirmed,
         }))
+    }
+
+    /// The early status held on the progress item `item` (of `tenant`'s job `effect`).
+    pub(super) async fn early_in(
+        &self,
+        tenant: &TenantId,
+        effect: &str,
+        item: &Item,
+    ) -> Result<Option<EarlyStatus>, ProgressError> {
+        let Some(rank) = item.get_n(EARLY) else {
+            return Ok(None);
+        };
+        let status = MessageStatus::from_rank(rank).ok_or(ProgressError::Unreadable)?;
+        let failure = match item.get_b(EARLY_FAILURE) {
+            Some(blob) => {
+                let k = key(tenant, effect);
+                let plain = self
+                    .envelope
+                    .decrypt(
+                        FieldRef::new(tenant, Table::Dedupe, &k, EARLY_FAILURE),
+                        blob,
+                    )
+                    .await?;
+                Some(String::from_utf8(plain).map_err(|_| ProgressError::Unreadable)?)
+            }
+            None => None,
+        };
+        Ok(Some(EarlyStatus { status, failure }))
+    }
+
+    /// The early status held for `tenant`'s job `effect` now: one read, made only after a
+    /// recording that needed more than one try (a status may have overtaken it meanwhile).
+    pub async fn early_status(
+        &self,
+        tenant: &TenantId,
+        effect: &str,
+    ) -> Result<Option<EarlyStatus>, ProgressError> {
+        match self.store.get(Table::Dedupe, &key(tenant, effect)).await? {
+            Some(item) => self.early_in(tenant, effect, &item).await,
+            None => Ok(None),
+        }
     }
 
     /// Records a new attempt of `part` before its send. `prior` is the attempt the job last
@@ -164,13 +233,16 @@ impl SendProgress {
     }
 
     /// A status webhook of `tenant` carried our `tag` for `provider_id`: the send of that
-    /// attempt reached Meta. True when it was the attempt on record (a tag of a settled or
-    /// replaced attempt, or not ours, changes nothing).
+    /// attempt reached Meta. True when it was the attempt on record (a tag of a replaced
+    /// attempt, or not ours, changes nothing). The webhook's status is kept with it as the
+    /// job's early status when it says more than `sent` and no higher one is kept already
+    /// (in the same conditional write; decision 0074).
     pub async fn confirm_attempt(
         &self,
         tenant: &TenantId,
         tag: &str,
         provider_id: &str,
+        status: &EarlyStatus,
     ) -> Result<bool, ProgressError> {
         let Some((effect, _, _)) = parse_tag(tag) else {
             return Ok(false);
@@ -183,15 +255,46 @@ impl SendProgress {
                 provider_id.as_bytes(),
             )
             .await?;
-        let condition = Condition::Equals(TAG.into(), AttrValue::S(tag.to_owned()));
+        let confirm = Update::new().set(CONFIRMED, sealed);
+        let ours = Condition::Equals(TAG.into(), AttrValue::S(tag.to_owned()));
+        if status.beyond_sent() {
+            let rank = status.status.rank();
+            let mut held = confirm.clone().set(EARLY, rank);
+            held = match &status.failure {
+                Some(text) => {
+                    let sealed = self
+                        .envelope
+                        .encrypt(
+                            FieldRef::new(tenant, Table::Dedupe, &k, EARLY_FAILURE),
+                            text.as_bytes(),
+                        )
+                        .await?;
+                    held.set(EARLY_FAILURE, sealed)
+                }
+                None => held.remove(EARLY_FAILURE),
+            };
+            // Only over a lower one (or the same again): a late `delivered` never replaces a
+            // `read`.
+            let not_outranked = Condition::Or(vec![
+                Condition::AttrNotExists(EARLY.into()),
+                Condition::LessThan(EARLY.into(), AttrValue::N(rank + 1)),
+            ]);
+            let condition = Condition::And(vec![ours.clone(), not_outranked]);
+            match self
+                .store
+                .update(Table::Dedupe, &k, held, Some(condition))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                // Not the attempt on record, or a higher status is kept (an earlier part's):
+                // the confirmation alone, below.
+                Err(e) if e.is_condition_failed() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         match self
             .store
-            .update(
-                Table::Dedupe,
-                &k,
-                Update::new().set(CONFIRMED, sealed),
-                Some(condition),
-            )
+            .update(Table::Dedupe, &k, confirm, Some(ours))
             .await
         {
             Ok(_) => Ok(true),

@@ -8,6 +8,7 @@
 //! holds the part's send attempt, recorded before the call ([`super::attempt`], decision
 //! 0055): a redelivery that finds an attempt without an outcome waits for Meta's status of
 //! its tag instead of sending again at once (Meta's send endpoints take no idempotency key).
+//! And the status such a webhook brought before the send was recorded (decision 0074).
 
 use std::sync::Arc;
 
@@ -15,10 +16,23 @@ use crate::clock::now_secs;
 use crate::crypto::{CryptoError, Envelope, FieldRef};
 use crate::idempotency::RETENTION;
 use crate::ids::TenantId;
-use crate::store::{AttrValue, Item, Key, StoreError, Table, TableStore, TTL_ATTR};
+use crate::store::{AttrValue, Item, Key, StoreError, Table, TableStore, Update, TTL_ATTR};
+
+use super::attempt::{Attempt, EarlyStatus};
 
 const SCOPE: &str = "OUTP";
 const PARTS: &str = "parts";
+
+/// What a job's progress item holds, from one read.
+#[derive(Debug, Default)]
+pub struct SendState {
+    /// The provider id of each part sent, by part index (`None`: not sent).
+    pub parts: Vec<Option<String>>,
+    /// The last attempt recorded.
+    pub attempt: Option<Attempt>,
+    /// A status Meta reported before a send of the job was recorded.
+    pub early: Option<EarlyStatus>,
+}
 
 /// The progress records.
 #[derive(Clone)]
@@ -61,23 +75,30 @@ impl SendProgress {
         tenant: &TenantId,
         effect: &str,
     ) -> Result<Vec<Option<String>>, ProgressError> {
-        Ok(self.load_state(tenant, effect).await?.0)
+        Ok(self.load_state(tenant, effect).await?.parts)
     }
 
-    /// The parts sent so far (as [`SendProgress::load`]) and the last attempt recorded
-    /// ([`super::attempt`]), from one read.
+    /// The parts sent so far (as [`SendProgress::load`]), the last attempt recorded
+    /// ([`super::attempt`]) and the early status held (decision 0074), from one read.
     pub async fn load_state(
         &self,
         tenant: &TenantId,
         effect: &str,
-    ) -> Result<(Vec<Option<String>>, Option<super::attempt::Attempt>), ProgressError> {
+    ) -> Result<SendState, ProgressError> {
         let key = key(tenant, effect);
         let item = self.store.get(Table::Dedupe, &key).await?;
-        let attempt = match &item {
-            Some(i) => self.attempt_in(tenant, effect, i).await?,
-            None => None,
+        let (attempt, early) = match &item {
+            Some(i) => (
+                self.attempt_in(tenant, effect, i).await?,
+                self.early_in(tenant, effect, i).await?,
+            ),
+            None => (None, None),
         };
-        Ok((self.parts_in(tenant, &key, item.as_ref()).await?, attempt))
+        Ok(SendState {
+            parts: self.parts_in(tenant, &key, item.as_ref()).await?,
+            attempt,
+            early,
+        })
     }
 
     async fn parts_in(
@@ -103,6 +124,9 @@ impl SendProgress {
         })
     }
 
+    /// Records the parts sent so far. An update of those alone: the attempt and an early
+    /// status on the item stay (a status may still come for the part just sent, before its
+    /// provider id is written; decision 0074).
     pub async fn save(
         &self,
         tenant: &TenantId,
@@ -115,9 +139,10 @@ impl SendProgress {
             .envelope
             .encrypt(FieldRef::new(tenant, Table::Dedupe, &key, PARTS), &json)
             .await?;
-        let item = Item::new(&key)
-            .with(PARTS, sealed)
-            .with(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64);
-        Ok(self.store.put(Table::Dedupe, item, None).await?)
+        let update = Update::new()
+            .set(PARTS, sealed)
+            .set(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64);
+        self.store.update(Table::Dedupe, &key, update, None).await?;
+        Ok(())
     }
 }

@@ -7,11 +7,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tracing::Instrument;
 
+use super::attempt::{Attempt, EarlyStatus};
 use super::config::{OutboundClients, OutboundConfig};
 use super::plan::never_send;
 use super::plan::plan;
 use super::private_reply::{self, CommentRoute};
-use super::progress::SendProgress;
+use super::progress::{SendProgress, SendState};
 use super::reasons::Disposition;
 use super::window::{self, Allowed};
 use crate::clock::now_secs;
@@ -65,8 +66,9 @@ enum SendError {
 
 /// The outcome of one part's send.
 enum PartResult {
-    /// Meta took it: its provider id.
-    Sent(String),
+    /// Meta took it: its provider id, and the attempt recorded for it (none for a private
+    /// reply, or when an earlier attempt's status settled it).
+    Sent(String, Option<Attempt>),
     /// Nothing went out: Meta was not asked (pacing, a file that cannot go), or it answered
     /// with an error (the attempt is dropped then).
     Stop(Disposition),
@@ -400,14 +402,17 @@ impl OutboundWorker {
     }
 
     /// Everything went out: the message is `Sent`, and Bitrix24 hears of it (operator
-    /// messages show as delivered through `imconnector.send.status.delivery`).
+    /// messages show as delivered through `imconnector.send.status.delivery`); then the
+    /// status Meta reported before a send was recorded, if any (decision 0074).
     async fn finish(
         &self,
         job: &OutboundJob,
         conversations: &Conversations,
+        early: Option<EarlyStatus>,
     ) -> Result<Outcome, SendError> {
         self.advance_and_enqueue(conversations, job, MessageStatus::Sent, None, "send")
             .await?;
+        self.apply_early(conversations, job, early).await?;
         Ok(Outcome::Done)
     }
 
@@ -436,17 +441,25 @@ impl OutboundWorker {
             tracing::info!(why, "message is never sent; job dropped");
             return Ok(Outcome::Done);
         }
-        if message.status == Some(MessageStatus::Failed) {
-            tracing::info!("message failed before; not retried");
-            return Ok(Outcome::Done);
-        }
-        let (mut sent_parts, mut prior) = self
+        let SendState {
+            parts: mut sent_parts,
+            attempt: mut prior,
+            mut early,
+        } = self
             .progress
             .load_state(&job.tenant_id, &job.effect)
             .await?;
+        if message.status == Some(MessageStatus::Failed) {
+            tracing::info!("message failed before; not retried");
+            // Meta's `failed` of a send recorded late, applied by an earlier delivery that
+            // stopped before its sync job was queued (decision 0074): queued again.
+            let failed = early.filter(|e| e.status == MessageStatus::Failed);
+            self.apply_early(conversations, job, failed).await?;
+            return Ok(Outcome::Done);
+        }
         if message.sent_provider_id.is_some() && sent_parts.is_empty() {
             // Sent by an earlier delivery that stopped before acknowledging.
-            return self.finish(job, conversations).await;
+            return self.finish(job, conversations, early).await;
         }
 
         let account = &meta.account;
@@ -598,7 +611,7 @@ impl OutboundWorker {
                 continue;
             }
             let result = match self.reconcile(&cx, prior.as_ref(), i).await? {
-                Reconciled::Sent(provider_id) => PartResult::Sent(provider_id),
+                Reconciled::Sent(provider_id) => PartResult::Sent(provider_id, None),
                 Reconciled::Wait(wait) => return Ok(Outcome::RetryAfter(wait)),
                 Reconciled::Send => match account {
                     AccountRef::WhatsApp(number) => {
@@ -611,17 +624,30 @@ impl OutboundWorker {
                 },
             };
             match result {
-                PartResult::Sent(provider_id) => {
+                PartResult::Sent(provider_id, attempt) => {
                     sent_now = true;
                     span.record("provider_ref", crate::logging::provider_ref(&provider_id));
                     sent_parts[i] = Some(provider_id.clone());
                     // Before anything else, and retried in place: a redelivery must find it
                     // sent, and Meta's statuses must find the message.
-                    self.record_sent(&cx, conversations, &at, &sent_parts, i, retention)
+                    let tries = self
+                        .record_sent(&cx, conversations, &at, &sent_parts, i, retention)
                         .await?;
-                    // The progress write replaced the attempt (a single part's stays, and
-                    // the recorded provider id settles it).
-                    prior = None;
+                    if tries > 1 {
+                        // A status may have come while the write was retried, before Meta's
+                        // statuses could find the message: kept on the progress for us
+                        // (decision 0074).
+                        early = self
+                            .progress
+                            .early_status(&job.tenant_id, &job.effect)
+                            .await?
+                            .or(early);
+                    }
+                    // The attempt stays on the progress item (its tag names its part): the
+                    // next part's attempt is recorded over it.
+                    if attempt.is_some() {
+                        prior = attempt;
+                    }
                     tracing::info!(
                         tenant = %job.tenant_id,
                         conversation = %job.conversation,
@@ -660,7 +686,7 @@ impl OutboundWorker {
                 super::handover::answered_on_whatsapp(&self.store, meta, &job.tenant_id).await?;
             }
         }
-        self.finish(job, conversations).await
+        self.finish(job, conversations, early).await
     }
 
     /// Instagram accounts connected through a Facebook Page send from the Page's endpoint on

@@ -5,6 +5,9 @@
 //! Meta's answer and our write). Each test counts, at the Graph API fake, the sends per
 //! recipient and per `biz_opaque_callback_data`.
 
+// Meta's statuses that come before the send's wamid is recorded (decision 0074).
+mod early_status;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,7 +37,13 @@ struct SendFaults {
     /// writes that record the sent message.
     fail_records: AtomicUsize,
     attempted: AtomicBool,
+    /// Run once, at the first write to the data table after an attempt was recorded (the
+    /// write of the sent message's wamid), before that write runs or fails: what happens
+    /// while the send worker records the send (Meta's status overtaking it).
+    meanwhile: std::sync::Mutex<Option<Meanwhile>>,
 }
+
+type Meanwhile = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl SendFaults {
     fn is_progress(key: &Key) -> bool {
@@ -67,7 +76,17 @@ impl StoreHook for SendFaults {
             return Verdict::Run;
         }
         for (table, key) in call.targets() {
-            if let Err(e) = self.check(table, &key) {
+            let checked = self.check(table, &key);
+            let meanwhile = match table {
+                Table::Data if self.attempted.load(Ordering::SeqCst) => {
+                    self.meanwhile.lock().unwrap().take()
+                }
+                _ => None,
+            };
+            if let Some(meanwhile) = meanwhile {
+                meanwhile.await;
+            }
+            if let Err(e) = checked {
                 return Verdict::Fail(e);
             }
         }

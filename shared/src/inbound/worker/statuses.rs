@@ -1,6 +1,7 @@
 //! A customer's history and statuses: the Coexistence chat history put on its backlog
-//! (decision 0052), and a Meta status moved forward and carried to the CRM (decision 0064).
-//! Split from the worker's module, code moved unchanged.
+//! (decision 0052), a Meta status moved forward and carried to the CRM (decision 0064), and
+//! one that came before the send worker recorded its send, held for it (decision 0074).
+//! Split from the worker's module.
 
 use super::*;
 
@@ -46,6 +47,42 @@ impl InboundWorker {
             .queue_history(&job.tenant_id, number, at, &id, &stored.sk)
             .await?;
         Ok(())
+    }
+
+    /// A status whose message we cannot find, carrying our send's tag: the send worker has
+    /// not recorded that send (yet, or it failed to, or it crashed first). The tag tells
+    /// which attempt reached Meta (decision 0055), and the status is kept with it for the
+    /// send worker to apply once it records the send (decision 0074). The message is then
+    /// looked up once more: the send worker may have recorded it between our lookup and the
+    /// hold, after its last read of the progress; the status goes on from here then (the
+    /// status's rank keeps the two from both posting it). The message, when found.
+    pub(super) async fn hold_early_status(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        tag: &str,
+        provider_message_id: &str,
+        status: MessageStatus,
+        failure: &Option<String>,
+    ) -> Result<Option<MessageRef>, InboundError> {
+        let early = crate::outbound::attempt::EarlyStatus {
+            status,
+            failure: failure.clone(),
+        };
+        let held = crate::outbound::SendProgress::new(self.store.clone(), self.envelope.clone())
+            .confirm_attempt(&job.tenant_id, tag, provider_message_id, &early)
+            .await?;
+        tracing::info!(
+            confirmed = held,
+            status = status.code(),
+            "status of a send not recorded yet"
+        );
+        if !held {
+            return Ok(None);
+        }
+        Ok(conversations
+            .find_message(&job.event.account, provider_message_id)
+            .await?)
     }
 
     pub(super) async fn forward_status(

@@ -18,6 +18,9 @@
 //!   took with a status carrying the tag (sent, delivered, read or failed), so silence for
 //!   that long means it did not take it; on Instagram, whose sends carry no tag of ours, the
 //!   operator is told in Bitrix24 that the message went again and may show twice.
+//! - A status webhook that settled an attempt, or came while the provider id's write was
+//!   retried, left its status on the progress item (it could not find the message): applied
+//!   once the sends are recorded, after the message's own `sent` (decision 0074).
 
 use std::time::Duration;
 
@@ -26,7 +29,8 @@ use crate::clock::now_secs;
 use crate::conversation::{Conversations, MessageRef, MessageStatus};
 use crate::graph::GraphError;
 use crate::meta::AccountRef;
-use crate::outbound::attempt::Attempt;
+use crate::outbound::attempt::{Attempt, EarlyStatus};
+use crate::outbound::OutboundJob;
 
 /// What to do about a part before sending it.
 pub(super) enum Reconciled {
@@ -146,8 +150,31 @@ impl OutboundWorker {
         PartResult::Stop(disposition)
     }
 
+    /// Applies the early status of the job (decision 0074): Meta's delivered, read or failed
+    /// of a send that was not recorded when it came. Called once the sends are recorded and
+    /// the message's own `sent` is queued. Its sync job's occurrence is the status itself, so
+    /// a redelivery that applies it again queues the same job (posted once).
+    pub(super) async fn apply_early(
+        &self,
+        conversations: &Conversations,
+        job: &OutboundJob,
+        early: Option<EarlyStatus>,
+    ) -> Result<(), SendError> {
+        let Some(early) = early.filter(EarlyStatus::beyond_sent) else {
+            return Ok(());
+        };
+        tracing::info!(
+            status = early.status.code(),
+            "a status Meta reported before the send was recorded; applied"
+        );
+        let occurrence = format!("early-status:{}", early.status.code());
+        self.advance_and_enqueue(conversations, job, early.status, early.failure, &occurrence)
+            .await
+    }
+
     /// Records that part `index` went out as `sent_parts[index]`: the progress of a
-    /// multi-part message and the message's provider id, retried in place.
+    /// multi-part message and the message's provider id, retried in place. The number of
+    /// tries it took.
     pub(super) async fn record_sent(
         &self,
         cx: &Context<'_>,
@@ -156,7 +183,7 @@ impl OutboundWorker {
         sent_parts: &[Option<String>],
         index: usize,
         retention: u32,
-    ) -> Result<(), SendError> {
+    ) -> Result<u32, SendError> {
         let provider_id = sent_parts[index].as_deref().unwrap_or_default();
         let mut pause = RECORD_PAUSE;
         let mut tries = 0;
@@ -175,7 +202,7 @@ impl OutboundWorker {
             }
             .await;
             match written {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(tries),
                 Err(e) if tries < RECORD_TRIES => {
                     tracing::warn!(error = %e, tries, "recording a sent part failed; retrying");
                     tokio::time::sleep(pause).await;

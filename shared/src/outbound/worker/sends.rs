@@ -82,7 +82,10 @@ impl OutboundWorker {
             graph.send_whatsapp(number, &message, &cx.token).await
         };
         match sent {
-            Ok(sent) => PartResult::Sent(sent.message_id().unwrap_or_default().to_owned()),
+            Ok(sent) => PartResult::Sent(
+                sent.message_id().unwrap_or_default().to_owned(),
+                Some(attempt),
+            ),
             Err(e) => {
                 log_graph_error(cx, &e);
                 let disposition = reasons::of_graph(ChannelKind::WhatsApp, &e);
@@ -241,7 +244,7 @@ impl OutboundWorker {
             .send_instagram(&cx.instagram_sender, &message, &cx.token)
             .await
         {
-            Ok(sent) => PartResult::Sent(sent.message_id),
+            Ok(sent) => PartResult::Sent(sent.message_id, Some(attempt)),
             Err(e) => {
                 log_graph_error(cx, &e);
                 let disposition = reasons::of_graph(ChannelKind::Instagram, &e);
@@ -272,7 +275,8 @@ impl OutboundWorker {
             .send_instagram_private_reply(&cx.instagram_sender, &reply, &cx.token)
             .await
         {
-            Ok(sent) => PartResult::Sent(sent.message_id),
+            // A private reply records no attempt (decision 0062).
+            Ok(sent) => PartResult::Sent(sent.message_id, None),
             // A live comment's broadcast ended: Meta refuses with the messages edge's
             // "cannot reply to this activity" (decision 0067).
             Err(e) if comment.live && e.code() == Some(LIVE_REFUSED) => {

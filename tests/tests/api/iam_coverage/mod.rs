@@ -11,7 +11,9 @@
 //! operator reply and an API send, outbound sends, retention, an export and its download
 //! link, self-service onboarding (Embedded Signup, Instagram Login) and the renewal of
 //! Instagram tokens, the webhook-subscription check, Meta's account events (a ban and its
-//! reinstatement, with the owners' emails), Meta's data deletion callback, a contact erasure and an account erasure with its key
+//! reinstatement, with the owners' emails; a restriction with an expiry on a number attached
+//! to its own Open Line, which the inbound worker shows there and puts on the restriction-end
+//! index), Meta's data deletion callback, a contact erasure and an account erasure with its key
 //! shredding and completion email. Each recorded request is then evaluated against the
 //! function's role: the template's inline policies with `Ref`, `GetAtt`, `Sub`, `Join` and
 //! `If` resolved to this deployment's ARNs.
@@ -304,6 +306,32 @@ async fn a_grant_removed_from_the_template_fails_naming_the_function_action_and_
         message.contains("ErasureWorkerFunction: dynamodb:Query on arn:aws:dynamodb:"),
         "{message}"
     );
+    // The inbound worker's put on the restriction-end index (decision 0066) is the scenario's
+    // restriction shown on the number's own line, and only its `RESTRICTIONENDS` grant
+    // allows it.
+    let mut template = run.template.clone();
+    template::remove_grant(
+        &mut template,
+        "InboundWorkerRole",
+        "tables",
+        "RestrictionEnds",
+        "dynamodb:PutItem",
+    );
+    let found = findings(&template, &run.physical, &run.recorded);
+    let named: BTreeSet<_> = found
+        .iter()
+        .map(|f| (f.function.as_str(), f.action.as_str(), f.resource.as_str()))
+        .collect();
+    assert_eq!(
+        named,
+        BTreeSet::from([(
+            "InboundWorkerFunction",
+            "dynamodb:PutItem",
+            run.physical.atts["RoutesTable.Arn"].as_str()
+        )]),
+        "{}",
+        report(&found)
+    );
     // A condition removed is noticed too: without the AUTHFAIL# prefix check the admin
     // API's sign-in throttle is still allowed, but with a wrong prefix it is not.
     let mut template = run.template.clone();
@@ -399,7 +427,13 @@ async fn form(f: &dyn HttpFunction, path: &str, body: String) -> (u16, Value) {
 
 /// Meta delivers the sample `name` (fresh timestamps, signed) to the meta-webhook function.
 async fn deliver(meta: &dyn HttpFunction, name: &str) {
-    let body = fresh(&sample(name));
+    deliver_body(meta, name, &sample(name)).await
+}
+
+/// Meta delivers `body` (fresh timestamps, signed; `name` says what it is) to the
+/// meta-webhook function.
+async fn deliver_body(meta: &dyn HttpFunction, name: &str, body: &[u8]) {
+    let body = fresh(body);
     let signature = AppSecret::new(APP_SECRET).unwrap().sign(&body);
     let headers = [
         ("content-type", "application/json".to_owned()),

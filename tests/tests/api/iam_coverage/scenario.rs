@@ -593,6 +593,41 @@ pub(super) async fn scenario(d: &Deployment) -> Vec<String> {
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(browser.get("/app/channels").await.status, 200);
+    // console: the owner gives the number an Open Line of its own (decision 0072); Meta then
+    // restricts the number until a date: the inbound worker shows it on that line and puts
+    // the number on the restriction-end index (decision 0066).
+    let r = browser
+        .submit(
+            "/app/bitrix24",
+            "/app/bitrix24/lines/attach",
+            &[("kind", "whatsapp"), ("id", WA_NUMBER), ("line", "3")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let restriction = String::from_utf8(sample("whatsapp-account-restriction.json"))
+        .unwrap()
+        .replace("2026-01-31T10:00:00+0000", "2099-01-31T10:00:00+0000");
+    deliver_body(&meta, "a restriction until 2099", restriction.as_bytes()).await;
+    assert!(inbound_queue.drain(d).await >= 1);
+    let ends = d
+        .setup_services("InboundWorkerFunction")
+        .platform
+        .store
+        .query(
+            wappline::store::Table::Routes,
+            &wappline::store::Query::partition(
+                wappline::portal::restriction_ends::RESTRICTION_ENDS,
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        ends.items
+            .iter()
+            .any(|i| i.get_s("tenant_id") == Some(tenant.as_str())),
+        "the number is on the restriction-end index: {:?}",
+        ends.items
+    );
     let r = browser
         .submit(
             "/app/retention",
