@@ -17,7 +17,12 @@ use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::consumer::process_batch;
 use wappline::crm_sync::{SyncWorker, WaitConfig};
 use wappline::faults::hooked::SharedHook;
-use wappline::ids::BitrixMemberId;
+use wappline::ids::{BitrixMemberId, TenantId};
+use wappline::inbound::worker::InboundWorker;
+use wappline::inbound::InboundJob;
+use wappline::meta::split_webhook;
+use wappline::queue::{platform, Queue};
+use wappline::tenant::{ChannelRef, Connection, Secret};
 
 use super::*;
 
