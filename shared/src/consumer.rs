@@ -32,6 +32,19 @@ pub struct QueueRecord {
     pub group_id: Option<String>,
 }
 
+/// A message as the queue port received it (the local server's consumers and the tests, which
+/// receive from the embedded queue or SQS themselves rather than through a Lambda event).
+impl From<&crate::queue::ReceivedMessage> for QueueRecord {
+    fn from(m: &crate::queue::ReceivedMessage) -> Self {
+        QueueRecord {
+            message_id: m.message_id.clone(),
+            body: m.body.clone(),
+            receive_count: m.receive_count,
+            group_id: m.group_id.clone(),
+        }
+    }
+}
+
 /// What became of one record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {

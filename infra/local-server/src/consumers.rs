@@ -64,15 +64,7 @@ pub async fn poll_once(queue: &dyn Queue, consumer: &Consumer) -> Result<usize, 
     if messages.is_empty() {
         return Ok(0);
     }
-    let records: Vec<QueueRecord> = messages
-        .iter()
-        .map(|m| QueueRecord {
-            message_id: m.message_id.clone(),
-            body: m.body.clone(),
-            receive_count: m.receive_count,
-            group_id: m.group_id.clone(),
-        })
-        .collect();
+    let records: Vec<QueueRecord> = messages.iter().map(QueueRecord::from).collect();
     let started = std::time::Instant::now();
     let outcomes = process_batch(consumer.handler.as_ref(), &records).await;
     if let Some(meter) = &consumer.meter {

@@ -36,12 +36,7 @@ fn delivery(wamid: &str) -> Vec<u8> {
 }
 
 fn record(m: &ReceivedMessage) -> QueueRecord {
-    QueueRecord {
-        message_id: m.message_id.clone(),
-        body: m.body.clone(),
-        receive_count: m.receive_count,
-        group_id: m.group_id.clone(),
-    }
+    QueueRecord::from(m)
 }
 
 async fn case(backend: Backend, queue: Arc<dyn Queue>) {

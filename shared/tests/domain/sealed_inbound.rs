@@ -104,12 +104,7 @@ impl InboundWorld {
     /// The worker handles `m` as the consumer would, which must succeed, then it is
     /// acknowledged.
     pub(crate) async fn work(&self, queue: &Arc<dyn Queue>, m: &ReceivedMessage) {
-        let record = QueueRecord {
-            message_id: m.message_id.clone(),
-            body: m.body.clone(),
-            receive_count: m.receive_count,
-            group_id: m.group_id.clone(),
-        };
+        let record = QueueRecord::from(m);
         assert_eq!(self.worker.handle(&record).await, Outcome::Done);
         queue.ack(&self.inbound, &m.receipt).await.unwrap();
     }

@@ -149,15 +149,7 @@ impl Aws {
                 received.push(b'\n');
             }
         }
-        let records: Vec<QueueRecord> = messages
-            .iter()
-            .map(|m| QueueRecord {
-                message_id: m.message_id.clone(),
-                body: m.body.clone(),
-                receive_count: m.receive_count,
-                group_id: m.group_id.clone(),
-            })
-            .collect();
+        let records: Vec<QueueRecord> = messages.iter().map(QueueRecord::from).collect();
         for (m, outcome) in messages.iter().zip(process_batch(handler, &records).await) {
             match outcome {
                 Outcome::Done => q.ack(&name, &m.receipt).await.unwrap(),

@@ -196,15 +196,7 @@ async fn round(h: &Harness, worker: &SyncWorker) -> usize {
         }
         messages.extend(got);
     }
-    let records: Vec<QueueRecord> = messages
-        .iter()
-        .map(|m| QueueRecord {
-            message_id: m.message_id.clone(),
-            body: m.body.clone(),
-            receive_count: m.receive_count,
-            group_id: m.group_id.clone(),
-        })
-        .collect();
+    let records: Vec<QueueRecord> = messages.iter().map(QueueRecord::from).collect();
     for (m, outcome) in messages.iter().zip(process_batch(worker, &records).await) {
         match outcome {
             Outcome::Done => queue.ack(&name, &m.receipt).await.unwrap(),

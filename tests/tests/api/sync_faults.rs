@@ -121,15 +121,7 @@ impl Rig {
             }
             messages.extend(got);
         }
-        let records: Vec<QueueRecord> = messages
-            .iter()
-            .map(|m| QueueRecord {
-                message_id: m.message_id.clone(),
-                body: m.body.clone(),
-                receive_count: m.receive_count,
-                group_id: m.group_id.clone(),
-            })
-            .collect();
+        let records: Vec<QueueRecord> = messages.iter().map(QueueRecord::from).collect();
         let outcomes = process_batch(worker, &records).await;
         let mut longest: Option<Duration> = None;
         for (m, outcome) in messages.iter().zip(outcomes) {

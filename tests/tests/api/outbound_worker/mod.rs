@@ -296,12 +296,7 @@ impl World {
             .await
             .unwrap();
         for m in received {
-            let record = QueueRecord {
-                message_id: m.message_id.clone(),
-                body: m.body.clone(),
-                receive_count: m.receive_count,
-                group_id: m.group_id.clone(),
-            };
+            let record = QueueRecord::from(&m);
             let outcome = self.worker.handle(&record).await;
             if outcome.is_done() {
                 self.queue.ack(&outbound(), &m.receipt).await.unwrap();

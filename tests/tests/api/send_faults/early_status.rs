@@ -101,15 +101,7 @@ impl Portal {
             if got.is_empty() {
                 return;
             }
-            let records: Vec<QueueRecord> = got
-                .iter()
-                .map(|m| QueueRecord {
-                    message_id: m.message_id.clone(),
-                    body: m.body.clone(),
-                    receive_count: m.receive_count,
-                    group_id: m.group_id.clone(),
-                })
-                .collect();
+            let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
             for (m, outcome) in got.iter().zip(process_batch(&self.worker, &records).await) {
                 if outcome.is_done() {
                     r.queue.ack(&name, &m.receipt).await.unwrap();
