@@ -8,6 +8,10 @@
 //!
 //! Run with `cargo bench -p wappline --bench meta_parse`; figures go to docs/performance.md.
 //! Without pywa installed, only our figures are printed.
+//!
+//! `-- --only ours|split|signature --rounds N` runs only that part of our side, N times over
+//! every sample, untimed: for counting instructions, which shared machines leave repeatable
+//! where timings are not. Per delivery = (count at N - count at 0) / (N × samples).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,6 +79,50 @@ fn pywa(files: &[PathBuf]) -> Option<f64> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// What `--only` runs: one part of our side, for an instruction counter.
+#[derive(Clone, Copy)]
+enum Only {
+    Ours,
+    Split,
+    Signature,
+}
+
+/// `--only <part> --rounds <n>` from the command line (cargo adds `--bench`, ignored).
+fn only_mode() -> Option<(Only, u32)> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+    };
+    let only = match value("--only")?.as_str() {
+        "ours" => Only::Ours,
+        "split" => Only::Split,
+        "signature" => Only::Signature,
+        other => panic!("--only {other}: expected ours, split or signature"),
+    };
+    let rounds = value("--rounds").map_or(1, |n| n.parse().expect("--rounds <n>"));
+    Some((only, rounds))
+}
+
+/// Runs `only` over every body `rounds` times, untimed.
+#[inline(never)]
+fn run_only(secret: &AppSecret, bodies: &[(Vec<u8>, String)], only: Only, rounds: u32) {
+    let mut events = 0;
+    for _ in 0..rounds {
+        for (body, header) in bodies {
+            let body = std::hint::black_box(body.as_slice());
+            if matches!(only, Only::Ours | Only::Signature) {
+                verify_signature(secret, Some(header), body).unwrap();
+            }
+            if matches!(only, Only::Ours | Only::Split) {
+                events += split_webhook(body).unwrap().events.len();
+            }
+        }
+    }
+    std::hint::black_box(events);
+}
+
 fn main() {
     let secret = AppSecret::new(SECRET).unwrap();
     let load = |files: &[PathBuf]| -> Vec<(Vec<u8>, String)> {
@@ -89,6 +137,10 @@ fn main() {
     };
     let wa_files = samples("whatsapp-");
     let wa = load(&wa_files);
+    if let Some((only, rounds)) = only_mode() {
+        run_only(&secret, &wa, only, rounds);
+        return;
+    }
     let ig = load(&samples("instagram-"));
     let bytes: usize = wa.iter().map(|(b, _)| b.len()).sum();
     let events: usize = wa
