@@ -9,7 +9,7 @@
 //! Run with `cargo bench -p wappline --bench meta_parse`; figures go to docs/performance.md.
 //! Without pywa installed, only our figures are printed.
 //!
-//! `-- --only ours|split|signature --rounds N` runs only that part of our side, N times over
+//! `-- --only ours|split|signature|signature-rekeyed --rounds N` runs only that part of our side, N times over
 //! every sample, untimed: for counting instructions, which shared machines leave repeatable
 //! where timings are not. Per delivery = (count at N - count at 0) / (N × samples).
 
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use wappline::meta::{split_webhook, verify_signature, AppSecret};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -85,6 +87,9 @@ enum Only {
     Ours,
     Split,
     Signature,
+    /// The signature keyed per delivery, as before decision 0078 (`AppSecret` now holds the
+    /// keyed HMAC): the comparison in one binary.
+    SignatureRekeyed,
 }
 
 /// `--only <part> --rounds <n>` from the command line (cargo adds `--bench`, ignored).
@@ -99,7 +104,8 @@ fn only_mode() -> Option<(Only, u32)> {
         "ours" => Only::Ours,
         "split" => Only::Split,
         "signature" => Only::Signature,
-        other => panic!("--only {other}: expected ours, split or signature"),
+        "signature-rekeyed" => Only::SignatureRekeyed,
+        other => panic!("--only {other}: expected ours, split, signature or signature-rekeyed"),
     };
     let rounds = value("--rounds").map_or(1, |n| n.parse().expect("--rounds <n>"));
     Some((only, rounds))
@@ -114,6 +120,12 @@ fn run_only(secret: &AppSecret, bodies: &[(Vec<u8>, String)], only: Only, rounds
             let body = std::hint::black_box(body.as_slice());
             if matches!(only, Only::Ours | Only::Signature) {
                 verify_signature(secret, Some(header), body).unwrap();
+            }
+            if matches!(only, Only::SignatureRekeyed) {
+                let hex = header.strip_prefix("sha256=").unwrap();
+                let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+                mac.update(body);
+                mac.verify_slice(&hex::decode(hex).unwrap()).unwrap();
             }
             if matches!(only, Only::Ours | Only::Split) {
                 events += split_webhook(body).unwrap().events.len();

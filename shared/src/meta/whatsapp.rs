@@ -17,13 +17,15 @@ use super::item::Item;
 use super::lenient;
 
 /// `entry[].changes[]`: `field` names the webhook (`messages`, `smb_message_echoes`, …).
-/// `value` is read on its own: a field we do not relay may carry anything there.
+/// `value` is read on its own: a field we do not relay may carry anything there. It is boxed
+/// because it is large (every field of every change kind, about a kilobyte): read into its
+/// box once, it is not copied again as the change moves into its `Item` and its `Vec`.
 #[derive(Debug, Default, Deserialize)]
 pub struct Change<'a> {
     #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
     pub field: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub value: Option<Item<'a, ChangeValue<'a>>>,
+    pub value: Option<Item<'a, Box<ChangeValue<'a>>>>,
 }
 
 /// `changes[].value` of the `messages` and `smb_message_echoes` fields.

@@ -18,7 +18,7 @@ use super::{event, message_id, non_empty, WebhookBatch};
 /// Reads one `history` or `smb_app_state_sync` change.
 pub(super) fn coexistence_change(
     field: &str,
-    value: Option<&Item<'_, wa::ChangeValue<'_>>>,
+    value: Option<&Item<'_, Box<wa::ChangeValue<'_>>>>,
     batch: &mut WebhookBatch,
 ) {
     let Some(value) = value.and_then(Item::ok) else {

@@ -34,13 +34,17 @@ pub(super) fn instagram_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBa
             .and_then(|c| c.field.as_deref())
             .unwrap_or("none");
         if field == "comments" || field == "live_comments" {
-            let value = change.ok().and_then(|c| c.value.as_ref()?.ok());
+            let value = change
+                .ok()
+                .and_then(|c| c.value.as_ref()?.ok().map(|v| &**v));
             let live = field == "live_comments";
             super::comments::instagram_comment(value, account.as_ref(), entry.time, live, batch);
             continue;
         }
         if field == "mentions" {
-            let value = change.ok().and_then(|c| c.value.as_ref()?.ok());
+            let value = change
+                .ok()
+                .and_then(|c| c.value.as_ref()?.ok().map(|v| &**v));
             super::comments::instagram_mention(value, account.as_ref(), entry.time, batch);
             continue;
         }

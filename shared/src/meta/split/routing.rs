@@ -28,7 +28,7 @@ use super::{event, message_id, WebhookBatch};
 
 pub(super) fn routing_change(
     field: &str,
-    value: Option<&Item<'_, wa::ChangeValue<'_>>>,
+    value: Option<&Item<'_, Box<wa::ChangeValue<'_>>>>,
     batch: &mut WebhookBatch,
 ) {
     let reason = if field == "standby" {

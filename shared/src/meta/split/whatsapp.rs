@@ -97,7 +97,7 @@ fn account_change(
         .id
         .as_deref()
         .and_then(|id| crate::ids::WabaId::parse(id).ok());
-    let value = change.value.as_ref().and_then(Item::ok);
+    let value = change.value.as_ref().and_then(Item::ok).map(|v| &**v);
     let update = value.and_then(|v| crate::meta::account::account_update(field, v));
     match (waba, update) {
         (Some(waba), Some(update)) => {
