@@ -30,7 +30,9 @@ SKIP_CARGO=${WAPPLINE_SKIP_CARGO:-0}
 MOTO_PID=
 MOTO_LOG=
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it started (seconds since this script began), so a CI log shows where
+# the minutes go.
+step() { printf '\n==> [%4ds] %s\n' "$SECONDS" "$*"; }
 fail() {
     printf 'error: %s\n' "$*" >&2
     exit 1
@@ -209,5 +211,5 @@ step "encryption test vectors (independent Python implementation)"
 if [[ "$SKIP_CARGO" == 1 ]]; then
     printf '\nnon-cargo checks passed; cargo steps were SKIPPED (WAPPLINE_SKIP_CARGO=1)\n'
 else
-    printf '\nall checks passed\n'
+    printf '\nall checks passed (%ds)\n' "$SECONDS"
 fi

@@ -87,7 +87,7 @@ enum Only {
     Ours,
     Split,
     Signature,
-    /// The signature keyed per delivery, as before decision 0078 (`AppSecret` now holds the
+    /// The signature keyed per delivery, as before decision 0079 (`AppSecret` now holds the
     /// keyed HMAC): the comparison in one binary.
     SignatureRekeyed,
 }

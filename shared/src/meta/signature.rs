@@ -22,7 +22,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// It also holds the HMAC keyed with it (the SHA-256 states after the inner and the outer
 /// padded key), made once: each check clones it rather than keying again, which saves the
 /// keying's two SHA-256 blocks (of about 25 for an average delivery). That state is as
-/// secret as the key; it never leaves this struct (decision 0078).
+/// secret as the key; it never leaves this struct (decision 0079).
 #[derive(Clone)]
 pub struct AppSecret {
     secret: Zeroizing<Vec<u8>>,
