@@ -3,8 +3,9 @@
 //!
 //! Each write runs in its own redb write transaction (redb serialises them, so conditions and
 //! writes stay atomic) and commits with `Durability::None`: visible to later transactions, not
-//! yet on disk. The writer then waits for the next durable flush, which one thread runs as an
-//! empty `Durability::Immediate` commit whenever writers wait. redb's durable commit persists
+//! yet on disk. The writer then waits for the next durable flush, an empty
+//! `Durability::Immediate` commit that the file's writer thread runs after each batch of
+//! writes it ran (decision 0059; a separate flusher thread before). redb's durable commit persists
 //! every non-durable commit before it, so one fsync covers everything committed while the
 //! previous one ran. A writer is answered only after the flush that started after its commit
 //! has finished: an acknowledged write survives a kill exactly as with one fsync per write.
@@ -14,54 +15,45 @@
 //! write that depends on what such a reader saw commits after it, so the flush that makes the
 //! dependent write durable makes it durable too.
 
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use redb::{Database, Durability, WriteTransaction};
-use tokio::sync::watch;
 
-/// The outcome of the latest durable flush.
-#[derive(Clone, Debug, Default)]
-struct Flushed {
-    /// Flushes finished so far (the generation of the latest).
-    generation: u64,
-    /// Why the latest flush failed, if it did.
-    error: Option<String>,
-}
+/// What a committed write does once the flush after it has finished (or failed).
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// One write: runs its transaction on the writer thread; if it committed, how to answer it.
+type Job = Box<dyn FnOnce(&Database) -> Option<Answer> + Send>;
 
 #[derive(Default)]
-struct Requests {
-    /// Flushes started so far.
-    started: u64,
-    /// The highest flush generation a writer waits for.
-    wanted: u64,
+struct Jobs {
+    waiting: Vec<Job>,
     stop: bool,
 }
 
 struct Shared {
-    requests: Mutex<Requests>,
+    jobs: Mutex<Jobs>,
     wake: Condvar,
-    flushed: watch::Sender<Flushed>,
+    /// Durable flushes finished (for tests and diagnostics).
+    flushes: AtomicU64,
 }
 
-impl Shared {
-    /// Registers a writer whose transaction has just committed: it needs the next flush to
-    /// start, since only a flush that begins after its commit is sure to include it.
-    fn request(&self) -> u64 {
-        let mut r = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let target = r.started + 1;
-        r.wanted = r.wanted.max(target);
-        self.wake.notify_one();
-        target
-    }
-}
-
-/// One redb database with its flusher thread; dropping it flushes what waits and stops the
-/// thread, so the file can be opened again at once (the crash/restart tests reopen it).
+/// One redb database with its writer thread; dropping it runs and flushes what waits and
+/// stops the thread, so the file can be opened again at once (the crash/restart tests reopen
+/// it).
+///
+/// One thread runs every write transaction of the file, one after the other, then one
+/// durable flush for all that it ran (decision 0059). redb serialises writers anyway (one
+/// write lock, held through a durable commit's fsync); a thread of the blocking pool per
+/// write, as before, only added a hand-off per write, contention on that lock, and a flusher
+/// thread whose every flush woke every waiting writer. While it flushes, new writes queue up
+/// and form the next batch: the batch size adapts by itself, as before.
 pub(crate) struct GroupCommit {
     db: Arc<Database>,
     shared: Arc<Shared>,
-    flusher: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -81,26 +73,33 @@ fn flush(db: &Database) -> Result<(), String> {
     txn.commit().map_err(|e| e.to_string())
 }
 
-fn run_flusher(db: Arc<Database>, shared: Arc<Shared>) {
-    // Each pass: wait for a writer, then one durable commit for everyone committed so far.
+fn run_writer(db: Arc<Database>, shared: Arc<Shared>) {
     loop {
-        let generation = {
-            let mut r = shared.requests.lock().unwrap_or_else(|p| p.into_inner());
-            while r.wanted <= r.started && !r.stop {
-                r = shared.wake.wait(r).unwrap_or_else(|p| p.into_inner());
+        let jobs = {
+            let mut j = shared.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            while j.waiting.is_empty() && !j.stop {
+                j = shared.wake.wait(j).unwrap_or_else(|p| p.into_inner());
             }
-            if r.wanted <= r.started {
-                // Stopping, and nobody waits.
+            if j.waiting.is_empty() {
+                // Stopping, and nothing waits.
                 return;
             }
-            r.started += 1;
-            r.started
+            std::mem::take(&mut j.waiting)
         };
-        let error = flush(&db).err();
-        if let Some(e) = &error {
+        // Each write in its own transaction, committed without an fsync; answered only after
+        // the flush below, which starts after every one of these commits.
+        let answers: Vec<Answer> = jobs.into_iter().filter_map(|job| job(&db)).collect();
+        if answers.is_empty() {
+            continue;
+        }
+        let flushed = flush(&db);
+        if let Err(e) = &flushed {
             tracing::error!(error = %e, "embedded database: durable flush failed");
         }
-        shared.flushed.send_replace(Flushed { generation, error });
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
+        for answer in answers {
+            answer(flushed.clone());
+        }
     }
 }
 
@@ -108,21 +107,21 @@ impl GroupCommit {
     pub(crate) fn new(db: Database) -> Self {
         let db = Arc::new(db);
         let shared = Arc::new(Shared {
-            requests: Mutex::new(Requests::default()),
+            jobs: Mutex::new(Jobs::default()),
             wake: Condvar::new(),
-            flushed: watch::Sender::new(Flushed::default()),
+            flushes: AtomicU64::new(0),
         });
-        let flusher = {
+        let writer = {
             let (db, shared) = (db.clone(), shared.clone());
             std::thread::Builder::new()
-                .name("redb-flush".into())
-                .spawn(move || run_flusher(db, shared))
-                .expect("spawning the embedded database's flush thread")
+                .name("redb-writer".into())
+                .spawn(move || run_writer(db, shared))
+                .expect("spawning the embedded database's writer thread")
         };
         GroupCommit {
             db,
             shared,
-            flusher: Some(flusher),
+            writer: Some(writer),
         }
     }
 
@@ -131,52 +130,72 @@ impl GroupCommit {
         &self.db
     }
 
-    /// Runs `f` in one write transaction on a blocking thread and commits it if `f` returns Ok
-    /// (an error drops the transaction: all or nothing), then waits until that commit is
-    /// durable. `backend` turns a database failure into the caller's error type.
+    /// Durable flushes so far.
+    #[cfg(test)]
+    fn flushes(&self) -> u64 {
+        self.shared.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` in one write transaction on the writer thread and commits it if `f` returns
+    /// Ok (an error drops the transaction: all or nothing, answered at once), then answers
+    /// once that commit is durable. `backend` turns a database failure into the caller's
+    /// error type.
     pub(crate) async fn write<T, E, F>(&self, backend: fn(CommitFailure) -> E, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        let db = self.db.clone();
-        let shared = self.shared.clone();
-        let mut flushed = self.shared.flushed.subscribe();
-        let (out, target) = tokio::task::spawn_blocking(move || {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |db: &Database| {
             let fail = |e: String| backend(CommitFailure(e));
-            let mut txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
-            txn.set_durability(Durability::None)
-                .map_err(|e| fail(e.to_string()))?;
-            let out = f(&txn)?;
-            txn.commit().map_err(|e| fail(e.to_string()))?;
-            Ok::<_, E>((out, shared.request()))
-        })
-        .await
-        .map_err(|e| backend(CommitFailure(format!("database task failed: {e}"))))??;
-        let done = flushed
-            .wait_for(|f| f.generation >= target)
-            .await
-            .map_err(|_| backend(CommitFailure("the flush thread stopped".into())))?;
-        match &done.error {
-            None => Ok(out),
-            Some(e) => Err(backend(CommitFailure(format!("durable flush failed: {e}")))),
+            let run = || {
+                let mut txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
+                txn.set_durability(Durability::None)
+                    .map_err(|e| fail(e.to_string()))?;
+                let out = f(&txn)?;
+                txn.commit().map_err(|e| fail(e.to_string()))?;
+                Ok(out)
+            };
+            // A panicking closure fails its own write, not the thread every write runs on.
+            match std::panic::catch_unwind(AssertUnwindSafe(run)) {
+                Ok(Ok(out)) => Some(Box::new(move |flushed: Result<(), String>| {
+                    let _ = tx.send(match flushed {
+                        Ok(()) => Ok(out),
+                        Err(e) => Err(backend(CommitFailure(format!("durable flush failed: {e}")))),
+                    });
+                }) as Answer),
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(e));
+                    None
+                }
+                Err(_) => {
+                    let _ = tx.send(Err(backend(CommitFailure("the write panicked".into()))));
+                    None
+                }
+            }
+        });
+        {
+            let mut j = self.shared.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            if j.stop {
+                return Err(backend(CommitFailure("the database is closing".into())));
+            }
+            j.waiting.push(job);
         }
+        self.shared.wake.notify_one();
+        rx.await
+            .map_err(|_| backend(CommitFailure("the writer thread stopped".into())))?
     }
 }
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
         {
-            let mut r = self
-                .shared
-                .requests
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            r.stop = true;
-            self.shared.wake.notify_one();
+            let mut j = self.shared.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            j.stop = true;
         }
-        if let Some(t) = self.flusher.take() {
+        self.shared.wake.notify_one();
+        if let Some(t) = self.writer.take() {
             let _ = t.join();
         }
     }
@@ -213,7 +232,7 @@ mod tests {
                 .await
                 .unwrap();
                 // Answered: a flush that started after this commit has finished.
-                gc.shared.flushed.borrow().generation
+                gc.flushes()
             });
         }
         let mut answered_at = Vec::new();
@@ -221,7 +240,7 @@ mod tests {
             answered_at.push(generation.unwrap());
         }
         assert!(answered_at.iter().all(|g| *g >= 1));
-        let flushes = gc.shared.flushed.borrow().generation;
+        let flushes = gc.flushes();
         assert!(
             flushes < writers,
             "{flushes} flushes for {writers} concurrent writers: no grouping"
@@ -240,7 +259,7 @@ mod tests {
             )
             .await;
         assert_eq!(failed, Err("refused".to_string()));
-        assert_eq!(gc.shared.flushed.borrow().generation, flushes);
+        assert_eq!(gc.flushes(), flushes);
         // Dropping flushes and closes: the file opens again with every answered write.
         drop(Arc::into_inner(gc).expect("sole owner"));
         let db = Database::open(dir.path().join("t.redb")).unwrap();
