@@ -63,7 +63,11 @@ const SYNC_CONSUMERS: usize = 8;
 /// Polling loops on the inbound queue. FIFO groups keep each conversation in order across
 /// loops (a group with a message in flight is offered to no one), and concurrent loops' writes
 /// share the embedded files' fsyncs (decision 0054), where one loop's are all sequential.
-const INBOUND_CONSUMERS: usize = 4;
+/// 16, not 4: each message's writes wait for a flush one after the other, so the messages in
+/// flight set the rate; with 16 the release bench relays about 1,050 messages/s against
+/// about 600 with 4, at half the CPU per message (more writes per flush). 32 was no better
+/// (`docs/performance.md`, "Inbound consumer loops").
+const INBOUND_CONSUMERS: usize = 16;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, Parser)]
