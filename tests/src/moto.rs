@@ -3,6 +3,10 @@
 
 use aws_sdk_dynamodb::config::Credentials;
 
+/// The region of [`sdk_config`]: a test that writes ARNs names this one, so they match what
+/// the clients sign for.
+pub const REGION: &str = "us-east-1";
+
 /// The moto server's endpoint. The test script (scripts/test.sh) starts `moto_server` on
 /// loopback and exports `MOTO_ENDPOINT`; without it the AWS tests fail loudly rather than pass
 /// without having run.
@@ -19,7 +23,7 @@ pub fn endpoint() -> String {
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint())
-        .region(aws_config::Region::new("us-east-1"))
+        .region(aws_config::Region::new(REGION))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .load()
         .await

@@ -35,10 +35,6 @@ fn delivery(wamid: &str) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
-fn record(m: &ReceivedMessage) -> QueueRecord {
-    QueueRecord::from(m)
-}
-
 async fn case(backend: Backend, queue: Arc<dyn Queue>) {
     // The data table refuses writes while `down` is set: the job fails on our side.
     let down = Arc::new(AtomicBool::new(false));
@@ -74,7 +70,7 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
         let queue = queue.clone();
         let inbound = w.inbound.clone();
         async move {
-            let outcome = worker.handle(&record(&m)).await;
+            let outcome = worker.handle(&QueueRecord::from(&m)).await;
             if outcome.is_done() {
                 queue.ack(&inbound, &m.receipt).await.unwrap();
             } else {

@@ -489,14 +489,37 @@ async fn a_failed_write_of_a_first_posts_answer_does_not_post_it_again() {
     assert_eq!(first_post_with_failing_answer_write(3).await, 1);
 }
 
+/// Where flusher A stops, holding its claim, until the test lets it go on: A says it has
+/// stopped and waits ([`Pause::stop`]), the test waits for that ([`Pause::reached`]) and
+/// lets A go on ([`Pause::go_on`]). Clones are the same pause.
+#[derive(Clone, Default)]
+struct Pause {
+    paused: Arc<tokio::sync::Notify>,
+    resume: Arc<tokio::sync::Notify>,
+}
+
+impl Pause {
+    async fn stop(&self) {
+        self.paused.notify_one();
+        self.resume.notified().await;
+    }
+
+    async fn reached(&self) {
+        self.paused.notified().await;
+    }
+
+    fn go_on(&self) {
+        self.resume.notify_one();
+    }
+}
+
 /// A store hook that stops its caller at the `at`th write of the portal's request budget
-/// (the limiter's `~rate` item) until `resume` is notified: a flusher held up between its
+/// (the limiter's `~rate` item) until the pause is let go: a flusher held up between its
 /// lookup request and its post, as a slow portal or a long wait for the budget holds it.
 struct PausesAtBudget {
     at: usize,
     seen: AtomicUsize,
-    paused: Arc<tokio::sync::Notify>,
-    resume: Arc<tokio::sync::Notify>,
+    pause: Pause,
 }
 
 #[async_trait]
@@ -506,8 +529,7 @@ impl StoreHook for PausesAtBudget {
             if item.key().is_some_and(|k| k.sk == "~rate")
                 && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.at
             {
-                self.paused.notify_one();
-                self.resume.notified().await;
+                self.pause.stop().await;
             }
         }
         Verdict::Run
@@ -537,27 +559,16 @@ async fn a_claim_that_ran_out_during_a_lookup_does_not_post_twice() {
     rig.round(&normal).await;
     assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, &id), 0, "not run by the 500");
     // Flusher A: looks the post up (absent), then stops before posting it.
-    let paused = Arc::new(tokio::sync::Notify::new());
-    let resume = Arc::new(tokio::sync::Notify::new());
+    let pause = Pause::default();
     let slow = rig.worker(Arc::new(HookedStore::new(
         rig.h.server.platform().store.clone(),
         PausesAtBudget {
             at: 2,
             seen: AtomicUsize::new(0),
-            paused: paused.clone(),
-            resume: resume.clone(),
+            pause: pause.clone(),
         },
     )));
-    a_then_b(
-        &rig,
-        &normal,
-        &slow,
-        &paused,
-        &resume,
-        &id,
-        "wamid.claim.1.1",
-    )
-    .await;
+    a_then_b(&rig, &normal, &slow, &pause, &id, "wamid.claim.1.1").await;
     rig.h.server.shutdown().await;
 }
 
@@ -565,8 +576,7 @@ async fn a_claim_that_ran_out_during_a_lookup_does_not_post_twice() {
 /// file goes as a text label).
 struct PausesAtLink {
     seen: AtomicUsize,
-    paused: Arc<tokio::sync::Notify>,
-    resume: Arc<tokio::sync::Notify>,
+    pause: Pause,
 }
 
 #[async_trait]
@@ -578,8 +588,7 @@ impl wappline::crm_sync::MediaLinker for PausesAtLink {
         _media: &wappline::meta::Media,
     ) -> Option<wappline::bitrix::CrmFile> {
         if self.seen.fetch_add(1, Ordering::SeqCst) == 0 {
-            self.paused.notify_one();
-            self.resume.notified().await;
+            self.pause.stop().await;
         }
         None
     }
@@ -612,37 +621,25 @@ async fn a_claim_that_ran_out_while_links_were_made_does_not_post_twice() {
     rig.h
         .drain(platform::INBOUND, Duration::from_secs(30))
         .await;
-    let paused = Arc::new(tokio::sync::Notify::new());
-    let resume = Arc::new(tokio::sync::Notify::new());
+    let pause = Pause::default();
     let slow = rig
         .worker(rig.h.server.platform().store.clone())
         .with_media_links(Arc::new(PausesAtLink {
             seen: AtomicUsize::new(0),
-            paused: paused.clone(),
-            resume: resume.clone(),
+            pause: pause.clone(),
         }));
-    a_then_b(
-        &rig,
-        &normal,
-        &slow,
-        &paused,
-        &resume,
-        id,
-        "wamid.links.1.1",
-    )
-    .await;
+    a_then_b(&rig, &normal, &slow, &pause, id, "wamid.links.1.1").await;
     rig.h.server.shutdown().await;
 }
 
-/// Flusher A (`slow`) runs until it pauses holding the claim on `id`'s post; then A's claim
-/// and lease run out, customer 1 writes `other`, and flusher B's job posts both; then A goes
-/// on. Each is posted once, nothing is dead-lettered.
+/// Flusher A (`slow`) runs until it reaches `pause` holding the claim on `id`'s post; then
+/// A's claim and lease run out, customer 1 writes `other`, and flusher B's job posts both;
+/// then A goes on. Each is posted once, nothing is dead-lettered.
 async fn a_then_b(
     rig: &Rig,
     normal: &SyncWorker,
     slow: &SyncWorker,
-    paused: &tokio::sync::Notify,
-    resume: &tokio::sync::Notify,
+    pause: &Pause,
     id: &str,
     other: &str,
 ) {
@@ -650,7 +647,7 @@ async fn a_then_b(
         rig.round(slow).await;
     };
     let b = async {
-        paused.notified().await;
+        pause.reached().await;
         rig.advance(Duration::from_secs(60));
         let (s, text) = rig.h.post_signed(&delivery(1, other, 1)).await;
         assert_eq!(s, StatusCode::OK, "{text}");
@@ -659,7 +656,7 @@ async fn a_then_b(
             .await;
         rig.round(normal).await;
         assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, id), 1, "B posted it");
-        resume.notify_one();
+        pause.go_on();
     };
     tokio::join!(a, b);
     let mut rounds = 0;

@@ -141,6 +141,8 @@ async fn an_invitation_is_accepted_on_its_page_with_a_name_and_signs_in() {
     )
     .await;
     assert_eq!(r.location.as_deref(), Some("/app/channels"), "{}", r.body);
+    // The form's visitor nonce is used up: cleared with the sign-in.
+    assert!(!b.cookies.contains_key("wappline_visitor"));
     let account = b.get("/app/account").await;
     assert_eq!(account.status, StatusCode::OK);
     assert!(account.body.contains("value=\"Nina Ray\""));

@@ -287,6 +287,26 @@ async fn pages_carry_a_strict_policy_and_only_essential_cookies() {
     h.server.shutdown().await;
 }
 
+/// The sign-in form's visitor nonce has done its job once the visitor is signed in: the
+/// sign-in's answer clears it, so the browser keeps only the session's cookies.
+#[tokio::test]
+async fn signing_in_clears_the_visitor_nonce() {
+    let h = Harness::start(|_| {}).await;
+    let tenant = h.create_tenant("Acme").await;
+    add_user(&h, &tenant, "owner@acme.test", "owner").await;
+    let mut browser = ConsoleClient::new(&h.base);
+    browser.get("/app/sign-in").await;
+    assert!(browser.cookies.contains_key("wappline_visitor"));
+    browser.sign_in(&tenant, "owner@acme.test").await;
+    assert!(
+        !browser.cookies.contains_key("wappline_visitor"),
+        "{:?}",
+        browser.cookies.keys().collect::<Vec<_>>()
+    );
+    assert!(browser.cookies.contains_key("wappline_session"));
+    h.server.shutdown().await;
+}
+
 #[tokio::test]
 async fn users_api_keys_and_the_audit_log_through_the_console() {
     let h = Harness::start(|_| {}).await;

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use super::policy::Request;
 
-pub const REGION: &str = "us-east-1";
+/// The moto configuration's region, so the ARNs this test writes name the one its clients use.
+pub use e2e_tests::moto::REGION;
 /// moto's default account, so its queue URLs and key ARNs name the same account.
 pub const ACCOUNT: &str = "123456789012";
 

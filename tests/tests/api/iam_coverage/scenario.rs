@@ -418,10 +418,7 @@ pub(super) async fn scenario(d: &Deployment) -> Vec<String> {
     assert!((300..400).contains(&s), "a redirect to S3: {s}");
 
     // data-deletion: Meta's callback for a user, then its status page.
-    let signed = wappline::meta_deletion::signed_request::sign(
-        &AppSecret::new(APP_SECRET).unwrap(),
-        r#"{"algorithm":"HMAC-SHA256","issued_at":1795460400,"user_id":"1234567890"}"#,
-    );
+    let signed = e2e_tests::harness::signed_deletion_request("1234567890");
     let (s, v) = form(
         &deletion,
         data_deletion::PATH,

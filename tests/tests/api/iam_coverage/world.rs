@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::config::{Credentials, SharedInterceptor};
+use aws_sdk_dynamodb::config::SharedInterceptor;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use lambda_http::request::RequestContext;
@@ -31,24 +31,6 @@ use e2e_tests::harness::{APP_SECRET, VERIFY};
 /// SHA-256 (hex) of the harness's admin token, the `AdminTokenSha256` parameter.
 const ADMIN_SHA256: &str = "bbb6a34ebe561f77928db4a633cac23fbb9e6a6f9eae0d03729bca2dbb237985";
 const HEX_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-
-fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts \
-             moto_server on loopback, or start one yourself and export MOTO_ENDPOINT"
-        )
-    })
-}
-
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .load()
-        .await
-}
 
 pub struct Deployment {
     pub template: Node,
@@ -108,7 +90,7 @@ fn parameters(mail_from: &str) -> BTreeMap<&'static str, String> {
 
 impl Deployment {
     pub async fn start() -> Deployment {
-        let sdk = sdk_config().await;
+        let sdk = e2e_tests::moto::sdk_config().await;
         let stack = format!("iam{}", std::process::id() ^ now_nanos());
         let template = template::read();
         let mut physical = Physical::default();
