@@ -48,6 +48,10 @@ pub mod names {
     pub const DLQ_ARRIVALS: &str = "DlqArrivals";
     /// A send or a message refused because the tenant's quota is used up (`Quota`).
     pub const QUOTA_REFUSALS: &str = "QuotaRefusals";
+    /// Meta's status of a send not recorded yet: kept on the send's progress (`Step`
+    /// `held`), or moved on by the send worker once it recorded the send (`applied`)
+    /// (decision 0074).
+    pub const EARLY_STATUSES: &str = "EarlyStatuses";
 }
 
 /// The relay directions (the `Direction` dimension).
@@ -226,6 +230,12 @@ impl Metrics {
     /// Something was refused because the tenant's `quota` is used up.
     pub fn quota_refusal(&self, quota: &'static str) {
         self.count(vec![("Quota", quota)], names::QUOTA_REFUSALS);
+    }
+
+    /// A status Meta reported before its send was recorded went through `step`: `held` on
+    /// the send's progress, or `applied` to the message (decision 0074).
+    pub fn early_status(&self, step: &'static str) {
+        self.count(vec![("Step", step)], names::EARLY_STATUSES);
     }
 
     /// The documents of what was recorded since the last flush (none when nothing was),

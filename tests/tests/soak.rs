@@ -16,6 +16,10 @@ fn assert_clean(r: &SoakReport) {
     // Each status of an operator reply reaches its portal: a retry of the status job queues
     // the sync job its first try owed (lost when the sync queue refused it, issue 17).
     assert_eq!(f.statuses_lost, 0, "{r:#?}");
+    // Meta's `delivered` of each reply it accepted reaches the portal, also when it came
+    // before the send was recorded (decision 0074). A status posted more than its moves owe
+    // (`status_posts_repeated`) is a gap still open: `no_repeats_and_no_lost_sends`.
+    assert_eq!(f.replies_not_delivered, 0, "{r:#?}");
     assert_eq!(f.out_of_order, 0, "{r:#?}");
     // Nothing posted to Bitrix24 twice (decision 0056).
     assert_eq!(f.duplicated_at_bitrix, 0, "{r:#?}");
@@ -38,6 +42,8 @@ fn comparable(r: &SoakReport) -> SoakFigures {
     SoakFigures {
         duplicated_at_bitrix: 0,
         first_posts_repeated_after_lost_answer: 0,
+        status_posts_repeated: 0,
+        status_posts_repeated_after_lost_answer: 0,
         lost_at_graph: 0,
         duplicated_at_graph: 0,
         resent_after_crash: 0,
@@ -71,7 +77,10 @@ async fn a_short_soak_loses_nothing_on_the_way_to_bitrix24_and_keeps_order() {
 /// conversation's first post to Bitrix24 repeated after its answer was lost on the wire or
 /// a crash hid it (Bitrix24 offers no lookup without the chat id its answer carries; about
 /// one 200-item run in eight), and a send to Meta whose outcome a crash hid, sent again when
-/// Meta's status of its attempt did not come within the reconcile window.
+/// Meta's status of its attempt did not come within the reconcile window. Also an operator
+/// reply's status posted to Bitrix24 more often than its status moves owe, by one instance
+/// whose answers were not lost (seen in the short soak's seed once Meta's `delivered` came
+/// with every send; decision 0078), not traced yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fails now and then: the first-post repeats of decision 0056 (issue 17)"]
 async fn no_repeats_and_no_lost_sends() {
@@ -80,6 +89,7 @@ async fn no_repeats_and_no_lost_sends() {
     let f = &r.figures;
     let gaps = f.duplicated_at_bitrix
         + f.first_posts_repeated_after_lost_answer
+        + f.status_posts_repeated
         + f.lost_at_graph
         + f.duplicated_at_graph
         + f.resent_after_crash;

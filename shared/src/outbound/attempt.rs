@@ -63,6 +63,17 @@ pub struct EarlyStatus {
     pub failure: Option<String>,
 }
 
+/// What [`SendProgress::confirm_attempt`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Nothing: the tag is not the attempt on record (a replaced attempt's, or not ours).
+    NotOnRecord,
+    /// The attempt's provider id alone (a `sent`, or a higher status is kept already).
+    Confirmed,
+    /// The provider id, and the status kept as the job's early status.
+    Held,
+}
+
 impl EarlyStatus {
     /// Whether it tells the operator more than the send worker's own `sent` does.
     pub fn beyond_sent(&self) -> bool {
@@ -104,17 +115,9 @@ impl SendProgress {
         let Some((_, part, number)) = parse_tag(tag) else {
             return Err(ProgressError::Unreadable);
         };
-        let confirmed = match item.get_b(CONFIRMED) {
-            Some(blob) => {
-                let k = key(tenant, effect);
-                let plain = self
-                    .envelope
-                    .decrypt(FieldRef::new(tenant, Table::Dedupe, &k, CONFIRMED), blob)
-                    .await?;
-                Some(String::from_utf8(plain).map_err(|_| ProgressError::Unreadable)?)
-            }
-            None => None,
-        };
+        let confirmed = self
+            .sealed_text(tenant, &key(tenant, effect), item, CONFIRMED)
+            .await?;
         Ok(Some(Attempt {
             tag: tag.to_owned(),
             part,
@@ -135,20 +138,9 @@ impl SendProgress {
             return Ok(None);
         };
         let status = MessageStatus::from_rank(rank).ok_or(ProgressError::Unreadable)?;
-        let failure = match item.get_b(EARLY_FAILURE) {
-            Some(blob) => {
-                let k = key(tenant, effect);
-                let plain = self
-                    .envelope
-                    .decrypt(
-                        FieldRef::new(tenant, Table::Dedupe, &k, EARLY_FAILURE),
-                        blob,
-                    )
-                    .await?;
-                Some(String::from_utf8(plain).map_err(|_| ProgressError::Unreadable)?)
-            }
-            None => None,
-        };
+        let failure = self
+            .sealed_text(tenant, &key(tenant, effect), item, EARLY_FAILURE)
+            .await?;
         Ok(Some(EarlyStatus { status, failure }))
     }
 
@@ -233,19 +225,19 @@ impl SendProgress {
     }
 
     /// A status webhook of `tenant` carried our `tag` for `provider_id`: the send of that
-    /// attempt reached Meta. True when it was the attempt on record (a tag of a replaced
-    /// attempt, or not ours, changes nothing). The webhook's status is kept with it as the
-    /// job's early status when it says more than `sent` and no higher one is kept already
-    /// (in the same conditional write; decision 0074).
+    /// attempt reached Meta. Written only when it is the attempt on record (a tag of a
+    /// replaced attempt, or not ours, changes nothing). The webhook's status is kept with it
+    /// as the job's early status when it says more than `sent` and no higher one is kept
+    /// already (in the same conditional write; decision 0074).
     pub async fn confirm_attempt(
         &self,
         tenant: &TenantId,
         tag: &str,
         provider_id: &str,
         status: &EarlyStatus,
-    ) -> Result<bool, ProgressError> {
+    ) -> Result<Confirmation, ProgressError> {
         let Some((effect, _, _)) = parse_tag(tag) else {
-            return Ok(false);
+            return Ok(Confirmation::NotOnRecord);
         };
         let k = key(tenant, effect);
         let sealed = self
@@ -285,7 +277,7 @@ impl SendProgress {
                 .update(Table::Dedupe, &k, held, Some(condition))
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(Confirmation::Held),
                 // Not the attempt on record, or a higher status is kept (an earlier part's):
                 // the confirmation alone, below.
                 Err(e) if e.is_condition_failed() => {}
@@ -297,8 +289,8 @@ impl SendProgress {
             .update(Table::Dedupe, &k, confirm, Some(ours))
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_condition_failed() => Ok(false),
+            Ok(_) => Ok(Confirmation::Confirmed),
+            Err(e) if e.is_condition_failed() => Ok(Confirmation::NotOnRecord),
             Err(e) => Err(e.into()),
         }
     }

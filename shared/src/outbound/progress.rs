@@ -8,7 +8,9 @@
 //! holds the part's send attempt, recorded before the call ([`super::attempt`], decision
 //! 0055): a redelivery that finds an attempt without an outcome waits for Meta's status of
 //! its tag instead of sending again at once (Meta's send endpoints take no idempotency key).
-//! And the status such a webhook brought before the send was recorded (decision 0074).
+//! And the status such a webhook brought before the send was recorded (decision 0074), and
+//! the reason the send worker gave the message up with, kept before it marks the message
+//! failed so that a redelivery can still tell the operator why (decision 0078).
 
 use std::sync::Arc;
 
@@ -22,6 +24,9 @@ use super::attempt::{Attempt, EarlyStatus};
 
 const SCOPE: &str = "OUTP";
 const PARTS: &str = "parts";
+/// Why the send worker gave the message up (encrypted: Meta's error text may quote the
+/// customer; decision 0030).
+const FAILURE: &str = "fail_why";
 
 /// What a job's progress item holds, from one read.
 #[derive(Debug, Default)]
@@ -32,6 +37,8 @@ pub struct SendState {
     pub attempt: Option<Attempt>,
     /// A status Meta reported before a send of the job was recorded.
     pub early: Option<EarlyStatus>,
+    /// The reason the send worker marked the message failed with (decision 0078).
+    pub failure: Option<String>,
 }
 
 /// The progress records.
@@ -79,7 +86,8 @@ impl SendProgress {
     }
 
     /// The parts sent so far (as [`SendProgress::load`]), the last attempt recorded
-    /// ([`super::attempt`]) and the early status held (decision 0074), from one read.
+    /// ([`super::attempt`]), the early status held (decision 0074) and the send worker's own
+    /// reason for giving the message up (decision 0078), from one read.
     pub async fn load_state(
         &self,
         tenant: &TenantId,
@@ -87,18 +95,66 @@ impl SendProgress {
     ) -> Result<SendState, ProgressError> {
         let key = key(tenant, effect);
         let item = self.store.get(Table::Dedupe, &key).await?;
-        let (attempt, early) = match &item {
+        let (attempt, early, failure) = match &item {
             Some(i) => (
                 self.attempt_in(tenant, effect, i).await?,
                 self.early_in(tenant, effect, i).await?,
+                self.sealed_text(tenant, &key, i, FAILURE).await?,
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         Ok(SendState {
             parts: self.parts_in(tenant, &key, item.as_ref()).await?,
             attempt,
             early,
+            failure,
         })
+    }
+
+    /// The text sealed in `item`'s attribute `name` (of the progress item `key`), if any.
+    pub(super) async fn sealed_text(
+        &self,
+        tenant: &TenantId,
+        key: &Key,
+        item: &Item,
+        name: &str,
+    ) -> Result<Option<String>, ProgressError> {
+        let Some(blob) = item.get_b(name) else {
+            return Ok(None);
+        };
+        let plain = self
+            .envelope
+            .decrypt(FieldRef::new(tenant, Table::Dedupe, key, name), blob)
+            .await?;
+        Ok(Some(
+            String::from_utf8(plain).map_err(|_| ProgressError::Unreadable)?,
+        ))
+    }
+
+    /// Keeps `reason`, the send worker's own reason to give the message up, before the
+    /// message is marked failed: a delivery that stops between that move and the queueing of
+    /// the operator's note leaves a failed message, and its redelivery queues the note again
+    /// from here (decision 0078). An update of that attribute alone (the rest of the item
+    /// stays), written on the way to failing only.
+    pub async fn record_failure(
+        &self,
+        tenant: &TenantId,
+        effect: &str,
+        reason: &str,
+    ) -> Result<(), ProgressError> {
+        let key = key(tenant, effect);
+        let sealed = self
+            .envelope
+            .encrypt(
+                FieldRef::new(tenant, Table::Dedupe, &key, FAILURE),
+                reason.as_bytes(),
+            )
+            .await?;
+        let update = Update::new()
+            .set(FAILURE, sealed)
+            .set(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64);
+        self.store.update(Table::Dedupe, &key, update, None).await?;
+        Ok(())
     }
 
     async fn parts_in(

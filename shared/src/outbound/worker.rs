@@ -355,7 +355,8 @@ impl OutboundWorker {
 
     /// Moves the message's status and queues its sync job, also when an earlier delivery
     /// of this job moved it and stopped before queueing: the same sync job again (its
-    /// deduplication id and the sync worker's idempotency post it once).
+    /// deduplication id and the sync worker's idempotency post it once). True when it moved
+    /// (false: the message is there or beyond by another job's move).
     async fn advance_and_enqueue(
         &self,
         conversations: &Conversations,
@@ -363,18 +364,18 @@ impl OutboundWorker {
         status: MessageStatus,
         failure: Option<String>,
         occurrence: &str,
-    ) -> Result<(), SendError> {
+    ) -> Result<bool, SendError> {
         let sync = Self::status_job(job, status, failure, occurrence);
-        if conversations
+        let moved = conversations
             .advance_status(&job.message_ref(), status, &sync.effect)
-            .await?
-        {
+            .await?;
+        if moved {
             self.queue
                 .send_batch(&self.sync, vec![sync.to_message()])
                 .await
                 .map_err(|e| SendError::Queue(e.to_string()))?;
         }
-        Ok(())
+        Ok(moved)
     }
 
     /// Marks the message failed (once) and tells the operator why. The job is done.
@@ -390,6 +391,24 @@ impl OutboundWorker {
             reason = %reason,
             "message not sent"
         );
+        // Kept first: a delivery that stops after the move below and before its sync job is
+        // queued leaves the message failed, and only the reason lets the redelivery queue
+        // that job again (decision 0078).
+        self.progress
+            .record_failure(&job.tenant_id, &job.effect, &reason)
+            .await?;
+        self.enqueue_failure(conversations, job, reason).await?;
+        Ok(Outcome::Done)
+    }
+
+    /// The status move of our own `failed` and the operator's note with `reason`: a stable
+    /// occurrence, so a redelivery that runs it again queues the same sync job.
+    async fn enqueue_failure(
+        &self,
+        conversations: &Conversations,
+        job: &OutboundJob,
+        reason: String,
+    ) -> Result<(), SendError> {
         self.advance_and_enqueue(
             conversations,
             job,
@@ -398,7 +417,7 @@ impl OutboundWorker {
             "send-failed",
         )
         .await?;
-        Ok(Outcome::Done)
+        Ok(())
     }
 
     /// Everything went out: the message is `Sent`, and Bitrix24 hears of it (operator
@@ -445,12 +464,19 @@ impl OutboundWorker {
             parts: mut sent_parts,
             attempt: mut prior,
             mut early,
+            failure: own_failure,
         } = self
             .progress
             .load_state(&job.tenant_id, &job.effect)
             .await?;
         if message.status == Some(MessageStatus::Failed) {
             tracing::info!("message failed before; not retried");
+            // Our own failure, moved by an earlier delivery that stopped before its sync job
+            // was queued (decision 0078): queued again. The move's condition passes only for
+            // this job's own move, as it did then.
+            if let Some(reason) = own_failure {
+                self.enqueue_failure(conversations, job, reason).await?;
+            }
             // Meta's `failed` of a send recorded late, applied by an earlier delivery that
             // stopped before its sync job was queued (decision 0074): queued again.
             let failed = early.filter(|e| e.status == MessageStatus::Failed);

@@ -1,6 +1,6 @@
 //! What the soak expects, and the check of what reached the fakes against it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,8 +20,13 @@ pub(super) struct Ledger {
     /// Statuses sent for operator replies: their Bitrix24 message id, the status, and the
     /// tenant, number and Meta message id they named (to trace a lost one).
     statuses: Vec<(u64, &'static str, StatusOf)>,
+    /// Operator replies: their Bitrix24 message id, tag, tenant and number, and their
+    /// conversation (customer, epoch).
+    replies: Vec<Reply>,
     /// Erased people: their tenant, their first delivery (to redeliver) and its message id.
     erased: Vec<(String, Vec<u8>, String)>,
+    /// Conversations (customer, epoch) whose person was erased.
+    erased_conversations: HashSet<(usize, u32)>,
     counts: HashMap<&'static str, usize>,
 }
 
@@ -36,9 +41,19 @@ impl Ledger {
     pub(super) fn status(&mut self, im_message: u64, status: &'static str, of: StatusOf) {
         self.statuses.push((im_message, status, of));
     }
-    pub(super) fn erased(&mut self, tenant: &str, delivery: Vec<u8>, wamid: &str) {
+    pub(super) fn reply(&mut self, reply: Reply) {
+        self.replies.push(reply);
+    }
+    pub(super) fn erased(
+        &mut self,
+        tenant: &str,
+        conversation: (usize, u32),
+        delivery: Vec<u8>,
+        wamid: &str,
+    ) {
         self.erased
             .push((tenant.to_owned(), delivery, wamid.to_owned()));
+        self.erased_conversations.insert(conversation);
     }
     pub(super) fn count(&mut self, kind: Kind) {
         let name = match kind {
@@ -50,6 +65,15 @@ impl Ledger {
         };
         *self.counts.entry(name).or_insert(0) += 1;
     }
+}
+
+/// An operator reply the driver posted.
+pub(super) struct Reply {
+    pub im_message: u64,
+    pub tag: String,
+    pub tenant: String,
+    pub number: String,
+    pub conversation: (usize, u32),
 }
 
 /// What a status named: the tenant, its WhatsApp number and Meta's message id.
@@ -91,6 +115,19 @@ pub struct SoakFigures {
     pub resent_after_crash: usize,
     /// Statuses of operator replies that never reached the portal.
     pub statuses_lost: usize,
+    /// Operator replies Meta accepted that did not end `delivered` (`read` when the driver
+    /// reported it read): on the stored message, or with no such status post at their
+    /// portal. Meta's `delivered` follows every accepted send (the Graph API fake sends it
+    /// after `sent`), and may come before the send was recorded (decision 0074).
+    pub replies_not_delivered: usize,
+    /// Status posts of an operator reply beyond what its statuses owe: more than two
+    /// `imconnector.send.status.delivery` (our `sent` and Meta's `delivered`, which Bitrix24
+    /// takes through the same method) or more than one `...reading`, besides those of
+    /// `status_posts_repeated_after_lost_answer`.
+    pub status_posts_repeated: usize,
+    /// Such extra posts whose earlier post's answer was lost on the wire or hidden by a
+    /// crash: at-least-once, like a first post's (decision 0056).
+    pub status_posts_repeated_after_lost_answer: usize,
     /// Messages in the dead-letter queues, and how many of them are the poison.
     pub dead_lettered: usize,
     pub poisoned: usize,
@@ -267,6 +304,8 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
         }
     }
 
+    replies_delivered(w, ledger, &mut f).await;
+
     // Graph API: each accepted reply and send once, in order per customer.
     let sent = w.graph.sent();
     let posts = w.graph_proxy.posts();
@@ -358,6 +397,113 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
     f
 }
 
+/// Each operator reply Meta accepted ends `delivered` (or `read`, when the driver reported
+/// it) on its message and at its portal, and no status of it is posted twice.
+async fn replies_delivered(w: &mut World, ledger: &Ledger, f: &mut SoakFigures) {
+    use wappline::conversation::MessageStatus;
+    // Status posts per (method, Bitrix24 message id); a batch command's parameters arrive
+    // form-encoded (numbers as strings).
+    let mut posts: HashMap<(String, u64), usize> = HashMap::new();
+    for c in w
+        .bitrix
+        .batch_commands()
+        .into_iter()
+        .chain(w.bitrix.calls())
+    {
+        if !c.method.starts_with("imconnector.send.status.") {
+            continue;
+        }
+        for m in c.params["MESSAGES"].as_array().into_iter().flatten() {
+            let id = &m["im"]["message_id"];
+            let id = id
+                .as_u64()
+                .or_else(|| id.as_str().and_then(|s| s.parse().ok()));
+            if let Some(id) = id {
+                *posts.entry((c.method.clone(), id)).or_insert(0) += 1;
+            }
+        }
+    }
+    let bitrix_posts = w.bitrix_posts();
+    let lost_answers = w.bitrix_lost_answers();
+    let sent = w.graph.sent();
+    for reply in &ledger.replies {
+        // Meta's ids of its sends (more than one when a crash hid a send's outcome and it
+        // was sent again, decision 0055): the message holds one of them.
+        let wamids: Vec<String> = sent
+            .iter()
+            .filter(|m| text_of(&m.body).and_then(tag_of) == Some(reply.tag.as_str()))
+            .map(|m| m.id.clone())
+            .collect();
+        if wamids.is_empty() {
+            // Never sent: counted in `lost_at_graph`.
+            continue;
+        }
+        let read = ledger
+            .statuses
+            .iter()
+            .any(|(im, status, _)| *im == reply.im_message && *status == "read");
+        let count = |method: &str| {
+            posts
+                .get(&(method.to_owned(), reply.im_message))
+                .copied()
+                .unwrap_or(0)
+        };
+        let delivery = count("imconnector.send.status.delivery");
+        let reading = count("imconnector.send.status.reading");
+        let extra = delivery.saturating_sub(2) + reading.saturating_sub(1);
+        if extra > 0 {
+            // A status post is at-least-once like any post: its answer lost on the wire, or
+            // a crash before it was recorded, and it is posted again (decision 0056).
+            let id = reply.im_message.to_string();
+            let of_reply = |body: &[u8]| carries(body, "send.status") && carries(body, &id);
+            let mut instances: Vec<u64> = bitrix_posts
+                .iter()
+                .filter(|(_, body)| of_reply(body))
+                .map(|(i, _)| *i)
+                .collect();
+            instances.dedup();
+            let lost = lost_answers.iter().filter(|body| of_reply(body)).count();
+            let explained = (lost + instances.len().saturating_sub(1)).min(extra);
+            f.status_posts_repeated_after_lost_answer += explained;
+            f.status_posts_repeated += extra - explained;
+            eprintln!(
+                "soak: operator reply {}: {delivery} delivery and {reading} reading posts, from instances {instances:?}; answers lost: {lost}",
+                reply.im_message
+            );
+        }
+        let expected = if read {
+            MessageStatus::Read
+        } else {
+            MessageStatus::Delivered
+        };
+        let posted = if read { reading } else { delivery };
+        // An erased person's messages are gone: only the portal tells.
+        let mut stored = None;
+        if ledger.erased_conversations.contains(&reply.conversation) {
+            stored = Some(expected);
+        }
+        for wamid in &wamids {
+            if stored.is_some() {
+                break;
+            }
+            let of = StatusOf {
+                tenant: reply.tenant.clone(),
+                number: reply.number.clone(),
+                wamid: wamid.clone(),
+            };
+            stored = stored_message_status(w, &of).await;
+        }
+        if posted == 0 || stored != Some(expected) {
+            f.replies_not_delivered += 1;
+            eprintln!(
+                "soak: operator reply {} (provider_ref {}) ended {stored:?}, {delivery} delivery and {reading} reading posts",
+                reply.im_message,
+                wappline::logging::provider_ref(&wamids[0])
+            );
+        }
+    }
+}
+
 /// Meta's redelivery of `delivery` past the inbound queue's 5-minute deduplication window
 /// (Meta retries for 7 days): each event sealed into its job as the intake seals it, and
 /// queued under a deduplication id the queue has not seen. Done without faults (the soak's
@@ -416,6 +562,35 @@ async fn stored_status(w: &mut World, of: &StatusOf) -> String {
     };
     w.plan.arm(true);
     found
+}
+
+/// The stored status of the message a status named (None: not found), read without faults.
+async fn stored_message_status(
+    w: &mut World,
+    of: &StatusOf,
+) -> Option<wappline::conversation::MessageStatus> {
+    use wappline::conversation::Conversations;
+    w.ensure_alive().await;
+    w.plan.arm(false);
+    let platform = w.server().platform();
+    let conversations = Conversations::new(
+        wappline::ids::TenantId::parse(&of.tenant).expect("tenant id"),
+        platform.store.clone(),
+        platform.envelope.clone(),
+    );
+    let number = wappline::ids::PhoneNumberId::parse(&of.number).expect("number");
+    let account = wappline::meta::AccountRef::WhatsApp(number);
+    let status = match conversations.find_message(&account, &of.wamid).await {
+        Ok(Some(at)) => conversations
+            .message(&at)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|m| m.status),
+        _ => None,
+    };
+    w.plan.arm(true);
+    status
 }
 
 /// Stored message items (all tenants), read without faults.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use wappline::faults::{FaultPlan, FaultRates, SeededRng};
+use wappline::metrics::names::EARLY_STATUSES;
 use wappline::queue::{platform, OutgoingMessage, Queue};
 
 use crate::fake_bitrix::{EventBody, EventMessage};
@@ -64,6 +65,11 @@ pub struct SoakReport {
     pub faults: BTreeMap<&'static str, u64>,
     /// Port and transport calls the plan saw while armed.
     pub calls: u64,
+    /// Meta's statuses that came before their send was recorded: kept on the send's
+    /// progress, and moved onto the message by the send worker (decision 0074; the
+    /// `EarlyStatuses` metric). They depend on how the crashes fall, not only on the seed.
+    pub early_statuses_held: u64,
+    pub early_statuses_applied: u64,
     pub elapsed: Duration,
 }
 
@@ -151,8 +157,9 @@ pub async fn run(config: SoakConfig) -> SoakReport {
     let plan =
         Arc::new(FaultPlan::new(config.seed, config.rates).with_http_rates(config.http_rates));
     let mut w = World::start(plan.clone()).await;
-    // Meta follows every accepted send with its `sent` status, carrying the send's
-    // `biz_opaque_callback_data`: what settles a send whose outcome we lost (decision 0055).
+    // Meta follows every accepted send with its `sent` and `delivered` statuses, carrying
+    // the send's `biz_opaque_callback_data`: what settles a send whose outcome we lost
+    // (decision 0055), and a status that may come before the send is recorded (0074).
     w.graph.send_statuses_to(
         &format!("{}/webhooks/meta", w.base()),
         crate::fake_graph::FAKE_APP_SECRET,
@@ -235,6 +242,13 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 w.bitrix_event(form).await;
                 customers[c].unstated_reply = Some((tag.clone(), next_im_message));
                 ledger.outbound(c, &tag);
+                ledger.reply(check::Reply {
+                    im_message: next_im_message,
+                    tag,
+                    tenant: t.id.clone(),
+                    number: t.number.clone(),
+                    conversation: (c, customers[c].epoch),
+                });
             }
             Kind::ApiSend => {
                 // A business answers what it has seen: the customer's message is in (its
@@ -281,6 +295,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 let cu = &mut customers[c];
                 ledger.erased(
                     &t.id,
+                    (c, cu.epoch),
                     cu.first_delivery.take().expect("has written"),
                     &cu.wamids[0],
                 );
@@ -300,6 +315,8 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         restarts: w.restarts,
         faults: plan.injected_by_kind(),
         calls: plan.calls(),
+        early_statuses_held: w.counted(EARLY_STATUSES, "Step", "held"),
+        early_statuses_applied: w.counted(EARLY_STATUSES, "Step", "applied"),
         elapsed: started.elapsed(),
     };
     w.stop().await;

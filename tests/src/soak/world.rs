@@ -3,7 +3,7 @@
 //! them up, and the restart of a crashed instance on the same data dir.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use local_server::{LocalConfig, LocalServer};
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use wappline::faults::ports::Tap;
 use wappline::faults::FaultPlan;
 use wappline::meta::AppSecret;
+use wappline::metrics::Metrics;
 use wappline::queue::platform;
 
 use crate::fake_bitrix::{EventBody, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET};
@@ -58,6 +59,10 @@ pub struct World {
     pub redriven: usize,
     /// The cost model's meter on every port, when one is given.
     meter: Option<Arc<wappline::costs::Meter>>,
+    /// What the flows of every instance count (decision 0038), kept across restarts, and
+    /// the documents flushed from it.
+    metrics: Metrics,
+    metric_lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl World {
@@ -75,6 +80,7 @@ impl World {
         let graph_proxy = FaultProxy::start(graph.base_url(), Upstream::Graph, plan.clone()).await;
         let bitrix_proxy =
             FaultProxy::start(bitrix.base_url(), Upstream::Bitrix, plan.clone()).await;
+        let (metrics, metric_lines) = Metrics::in_memory("Soak");
         let mut world = World {
             plan,
             bitrix,
@@ -91,6 +97,8 @@ impl World {
             restarts: 0,
             redriven: 0,
             meter,
+            metrics,
+            metric_lines,
         };
         world.boot().await;
         world
@@ -118,6 +126,7 @@ impl World {
             // The schedules (sweeps, probes) are not per message: keep them out of the count.
             c.schedule_secs = 3600;
         }
+        c.metrics = Some(self.metrics.clone());
         c.tap = Some(Tap {
             faults: Some(self.plan.clone()),
             meter: self.meter.clone(),
@@ -265,6 +274,8 @@ impl World {
             for q in WORK_QUEUES {
                 total += self.depth(q).await;
             }
+            // Meta's status webhooks of the sends still on their way in.
+            total += self.graph.statuses_in_flight();
             // Twice empty in a row: a stage may feed the next between two looks.
             quiet = if total == 0 { quiet + 1 } else { 0 };
             if quiet >= 3 {
@@ -345,6 +356,21 @@ impl World {
             app_token,
             api_key: key["key"].as_str().expect("key").to_owned(),
         }
+    }
+
+    /// The sum of metric `name` counted with `dimension` = `value` by every instance so far.
+    pub fn counted(&self, name: &str, dimension: &str, value: &str) -> u64 {
+        self.metrics.flush();
+        let lines = self.metric_lines.lock().unwrap_or_else(|p| p.into_inner());
+        lines
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|doc| doc[dimension] == value)
+            .map(|doc| match &doc[name] {
+                Value::Array(values) => values.iter().filter_map(Value::as_f64).sum(),
+                v => v.as_f64().unwrap_or(0.0),
+            })
+            .sum::<f64>() as u64
     }
 
     /// Stops the server (its files stay for inspection until the world is dropped).

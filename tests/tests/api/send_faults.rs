@@ -7,6 +7,9 @@
 
 // Meta's statuses that come before the send's wamid is recorded (decision 0074).
 mod early_status;
+// The send worker's own `failed` after a delivery stopped before queueing its note (decision
+// 0078).
+mod own_failure;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,6 +44,9 @@ struct SendFaults {
     /// write of the sent message's wamid), before that write runs or fails: what happens
     /// while the send worker records the send (Meta's status overtaking it).
     meanwhile: std::sync::Mutex<Option<Meanwhile>>,
+    /// Run the next n writes that move a message to `failed`, then fail them: the process
+    /// died right after the move, before the operator's note was queued.
+    lose_failed_moves: AtomicUsize,
 }
 
 type Meanwhile = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -74,6 +80,27 @@ impl StoreHook for SendFaults {
     async fn before(&self, call: &StoreCall<'_>) -> Verdict {
         if !call.writes() {
             return Verdict::Run;
+        }
+        if let StoreCall::Update {
+            table: Table::Data,
+            update,
+            ..
+        } = call
+        {
+            let to_failed = update
+                .set
+                .iter()
+                .any(|(k, v)| k == "status" && v.as_s() == Some("failed"));
+            if to_failed
+                && self
+                    .lose_failed_moves
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                    .is_ok()
+            {
+                return Verdict::RunThenFail(StoreError::Unavailable(
+                    "injected: died after the move".into(),
+                ));
+            }
         }
         for (table, key) in call.targets() {
             let checked = self.check(table, &key);

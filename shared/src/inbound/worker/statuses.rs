@@ -4,6 +4,7 @@
 //! Split from the worker's module.
 
 use super::*;
+use crate::outbound::attempt::Confirmation;
 
 impl InboundWorker {
     pub(super) fn coexistence(&self) -> crate::coexistence::Coexistence {
@@ -69,16 +70,19 @@ impl InboundWorker {
             status,
             failure: failure.clone(),
         };
-        let held = crate::outbound::SendProgress::new(self.store.clone(), self.envelope.clone())
-            .confirm_attempt(&job.tenant_id, tag, provider_message_id, &early)
-            .await?;
+        let confirmation =
+            crate::outbound::SendProgress::new(self.store.clone(), self.envelope.clone())
+                .confirm_attempt(&job.tenant_id, tag, provider_message_id, &early)
+                .await?;
         tracing::info!(
-            confirmed = held,
+            confirmation = ?confirmation,
             status = status.code(),
             "status of a send not recorded yet"
         );
-        if !held {
-            return Ok(None);
+        match confirmation {
+            Confirmation::NotOnRecord => return Ok(None),
+            Confirmation::Held => self.metrics.early_status("held"),
+            Confirmation::Confirmed => {}
         }
         Ok(conversations
             .find_message(&job.event.account, provider_message_id)

@@ -168,8 +168,13 @@ impl OutboundWorker {
             "a status Meta reported before the send was recorded; applied"
         );
         let occurrence = format!("early-status:{}", early.status.code());
-        self.advance_and_enqueue(conversations, job, early.status, early.failure, &occurrence)
-            .await
+        if self
+            .advance_and_enqueue(conversations, job, early.status, early.failure, &occurrence)
+            .await?
+        {
+            self.metrics.early_status("applied");
+        }
+        Ok(())
     }
 
     /// Records that part `index` went out as `sent_parts[index]`: the progress of a

@@ -36,12 +36,12 @@ const FAILED_REASON: &str =
 
 /// The send-fault rig with the tenant's Bitrix24 portal on the fake, and the sync worker
 /// that posts to it.
-struct Portal {
+pub(super) struct Portal {
     fake: FakeBitrix,
     worker: SyncWorker,
 }
 
-async fn portal(r: &Rig) -> Portal {
+pub(super) async fn portal(r: &Rig) -> Portal {
     let fake = FakeBitrix::start().await;
     let tokens = fake.valid_tokens_for(FAKE_DOMAIN);
     let scope = r.platform.tenants.scope(&r.tenant).await.unwrap().unwrap();
@@ -90,7 +90,7 @@ async fn portal(r: &Rig) -> Portal {
 
 impl Portal {
     /// Runs the sync queue until it is empty, as its consumer would.
-    async fn sync(&self, r: &Rig) {
+    pub(super) async fn sync(&self, r: &Rig) {
         let name = platform::name(platform::SYNC);
         for _ in 0..20 {
             let got = r
@@ -133,7 +133,7 @@ impl Portal {
     }
 
     /// The notes (system messages for the operator) the portal received that say `text`.
-    fn notes_saying(&self, text: &str) -> usize {
+    pub(super) fn notes_saying(&self, text: &str) -> usize {
         self.fake
             .messages_received()
             .iter()
