@@ -132,7 +132,7 @@ impl GroupCommit {
 
     /// Durable flushes so far.
     #[cfg(test)]
-    fn flushes(&self) -> u64 {
+    pub(crate) fn flushes(&self) -> u64 {
         self.shared.flushes.load(Ordering::Relaxed)
     }
 

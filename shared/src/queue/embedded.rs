@@ -484,58 +484,79 @@ impl Queue for EmbeddedQueue {
         let config = self.config(queue)?;
         limits::check_receive(max, visibility)?;
         let name = queue.as_str().to_owned();
-        self.write(move |txn| {
-            let now = now_millis();
-            let hidden_until = now.saturating_add(millis(visibility));
-            let group_of = |seq: u64| Ok(meta_of(txn, &name, seq)?.group_id);
-            index::settle_expired(txn, &name, now, group_of)?;
-            let mut out = Vec::new();
-            index::walk(txn, &name, max, group_of, |seq| {
-                let mut meta = meta_of(txn, &name, seq)?;
-                if let Some((max_receives, dlq)) = &config.redrive {
-                    if meta.receive_count >= *max_receives {
-                        // Received max_receives times without an ack: dead-letter it on this
-                        // receive attempt, as SQS does. Id and count carry over, as in SQS.
-                        let body = body_of(txn, &name, seq)?;
-                        remove(txn, &name, seq, &meta)?;
-                        meta.visible_at = now;
-                        meta.receipt_nonce = None;
-                        append(txn, dlq.as_str(), &meta, &body)?;
-                        tracing::warn!(
-                            queue = %name,
-                            dead_letter_queue = %dlq,
-                            message_id = %meta.message_id,
-                            receive_count = meta.receive_count,
-                            "message moved to the dead-letter queue"
-                        );
-                        return Ok(false);
+        let received = self
+            .inner
+            .db
+            .write(
+                |CommitFailure(e)| {
+                    Unchanged::Failed(QueueError::Backend(format!("embedded queue store: {e}")))
+                },
+                move |txn| {
+                    let now = now_millis();
+                    let hidden_until = now.saturating_add(millis(visibility));
+                    let group_of = |seq: u64| Ok(meta_of(txn, &name, seq)?.group_id);
+                    let settled = index::settle_expired(txn, &name, now, group_of)?;
+                    let mut dead_lettered = false;
+                    let mut out = Vec::new();
+                    index::walk(txn, &name, max, group_of, |seq| {
+                        let mut meta = meta_of(txn, &name, seq)?;
+                        if let Some((max_receives, dlq)) = &config.redrive {
+                            if meta.receive_count >= *max_receives {
+                                // Received max_receives times without an ack: dead-letter it on this
+                                // receive attempt, as SQS does. Id and count carry over, as in SQS.
+                                let body = body_of(txn, &name, seq)?;
+                                remove(txn, &name, seq, &meta)?;
+                                meta.visible_at = now;
+                                meta.receipt_nonce = None;
+                                append(txn, dlq.as_str(), &meta, &body)?;
+                                dead_lettered = true;
+                                tracing::warn!(
+                                    queue = %name,
+                                    dead_letter_queue = %dlq,
+                                    message_id = %meta.message_id,
+                                    receive_count = meta.receive_count,
+                                    "message moved to the dead-letter queue"
+                                );
+                                return Ok(false);
+                            }
+                        }
+                        let nonce = new_nonce()?;
+                        index::hidden(
+                            txn,
+                            &name,
+                            seq,
+                            meta.visible_at,
+                            hidden_until,
+                            meta.group_id.as_deref(),
+                        )?;
+                        meta.receive_count = meta.receive_count.saturating_add(1);
+                        meta.visible_at = hidden_until;
+                        meta.receipt_nonce = Some(nonce.clone());
+                        put_meta(txn, &name, seq, &meta)?;
+                        out.push(ReceivedMessage {
+                            message_id: meta.message_id,
+                            body: body_of(txn, &name, seq)?,
+                            receipt: receipt(seq, &nonce),
+                            receive_count: meta.receive_count,
+                            group_id: meta.group_id,
+                        });
+                        Ok(true)
+                    })?;
+                    if out.is_empty() && !settled && !dead_lettered {
+                        // Nothing changed: dropped, not committed, so an idle consumer's poll costs
+                        // no commit and no flush (the local server polls each queue from several
+                        // loops every 50 ms).
+                        return Err(Unchanged::Nothing);
                     }
-                }
-                let nonce = new_nonce()?;
-                index::hidden(
-                    txn,
-                    &name,
-                    seq,
-                    meta.visible_at,
-                    hidden_until,
-                    meta.group_id.as_deref(),
-                )?;
-                meta.receive_count = meta.receive_count.saturating_add(1);
-                meta.visible_at = hidden_until;
-                meta.receipt_nonce = Some(nonce.clone());
-                put_meta(txn, &name, seq, &meta)?;
-                out.push(ReceivedMessage {
-                    message_id: meta.message_id,
-                    body: body_of(txn, &name, seq)?,
-                    receipt: receipt(seq, &nonce),
-                    receive_count: meta.receive_count,
-                    group_id: meta.group_id,
-                });
-                Ok(true)
-            })?;
-            Ok(out)
-        })
-        .await
+                    Ok(out)
+                },
+            )
+            .await;
+        match received {
+            Ok(out) => Ok(out),
+            Err(Unchanged::Nothing) => Ok(Vec::new()),
+            Err(Unchanged::Failed(e)) => Err(e),
+        }
     }
 
     async fn ack(&self, queue: &QueueName, receipt: &str) -> Result<(), QueueError> {
@@ -662,11 +683,51 @@ mod tests {
         }
     }
 
+    /// An idle consumer polls every 50 ms from several loops: a receive that finds nothing
+    /// must not cost a commit and a flush. One that takes a message flushes as before.
+    #[tokio::test]
+    async fn an_empty_receive_commits_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = QueueName::parse("work").expect("valid name");
+        let spec = QueueSpec::new(name.clone(), 3, Duration::from_secs(30));
+        let queue = EmbeddedQueue::open(dir.path(), vec![spec]).expect("open");
+        let flushes = || queue.inner.db.flushes();
+        let before = flushes();
+        for _ in 0..5 {
+            let got = queue.receive(&name, 10, Duration::from_secs(30)).await;
+            assert!(got.expect("receive").is_empty());
+        }
+        assert_eq!(flushes(), before, "empty receives flushed");
+        queue
+            .send_batch(&name, vec![OutgoingMessage::new("hello")])
+            .await
+            .expect("send");
+        let after_send = flushes();
+        let got = queue.receive(&name, 10, Duration::from_secs(30)).await;
+        assert_eq!(got.expect("receive").len(), 1);
+        assert!(
+            flushes() > after_send,
+            "a receive that takes a message is made durable"
+        );
+    }
+
     #[test]
     fn message_ids_look_like_uuids() {
         let id = new_message_id().expect("random source");
         assert_eq!(id.len(), 36);
         assert_eq!(id.as_bytes()[14], b'4');
         assert_ne!(id, new_message_id().expect("random source"));
+    }
+}
+
+/// How a receive's transaction ends without a commit: it changed nothing, or it failed.
+enum Unchanged {
+    Nothing,
+    Failed(QueueError),
+}
+
+impl From<QueueError> for Unchanged {
+    fn from(e: QueueError) -> Self {
+        Unchanged::Failed(e)
     }
 }

@@ -260,13 +260,13 @@ pub(super) fn hidden(
 }
 
 /// Settles every message of `queue` whose visibility timeout has passed by `now`; `group_of`
-/// reads a message's group. Costs what expired, not what waits.
+/// reads a message's group. Costs what expired, not what waits. True when any had expired.
 pub(super) fn settle_expired(
     txn: &WriteTransaction,
     queue: &str,
     now: i64,
     group_of: impl Fn(u64) -> Result<Option<String>, QueueError>,
-) -> Result<(), QueueError> {
+) -> Result<bool, QueueError> {
     let expired: Vec<(i64, u64)> = {
         let t = txn.open_table(IN_FLIGHT).map_err(db_err)?;
         let range = t
@@ -276,6 +276,7 @@ pub(super) fn settle_expired(
             .map(|e| e.map(|(k, _)| (k.value().1, k.value().2)).map_err(db_err))
             .collect::<Result<_, _>>()?
     };
+    let settled = !expired.is_empty();
     for (visible_at, seq) in expired {
         txn.open_table(IN_FLIGHT)
             .map_err(db_err)?
@@ -292,7 +293,7 @@ pub(super) fn settle_expired(
             }
         }
     }
-    Ok(())
+    Ok(settled)
 }
 
 /// Where a receive's next candidate came from.
