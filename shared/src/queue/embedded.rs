@@ -660,6 +660,18 @@ impl Queue for EmbeddedQueue {
     }
 }
 
+/// How a receive's transaction ends without a commit: it changed nothing, or it failed.
+enum Unchanged {
+    Nothing,
+    Failed(QueueError),
+}
+
+impl From<QueueError> for Unchanged {
+    fn from(e: QueueError) -> Self {
+        Unchanged::Failed(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,17 +729,5 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(id.as_bytes()[14], b'4');
         assert_ne!(id, new_message_id().expect("random source"));
-    }
-}
-
-/// How a receive's transaction ends without a commit: it changed nothing, or it failed.
-enum Unchanged {
-    Nothing,
-    Failed(QueueError),
-}
-
-impl From<QueueError> for Unchanged {
-    fn from(e: QueueError) -> Self {
-        Unchanged::Failed(e)
     }
 }
