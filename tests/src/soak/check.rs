@@ -538,8 +538,15 @@ async fn past_dedupe_window(w: &mut World, tenant: &str, delivery: &[u8]) -> usi
     queued
 }
 
-/// The stored status of the message a status named, read without faults.
-async fn stored_status(w: &mut World, of: &StatusOf) -> String {
+/// What the store holds for the message a status named, read without faults.
+enum Stored {
+    Status(Option<wappline::conversation::MessageStatus>),
+    Gone,
+    NotRecorded,
+    Unreadable(String),
+}
+
+async fn stored(w: &mut World, of: &StatusOf) -> Stored {
     use wappline::conversation::Conversations;
     w.ensure_alive().await;
     w.plan.arm(false);
@@ -553,44 +560,36 @@ async fn stored_status(w: &mut World, of: &StatusOf) -> String {
     let account = wappline::meta::AccountRef::WhatsApp(number);
     let found = match conversations.find_message(&account, &of.wamid).await {
         Ok(Some(at)) => match conversations.message(&at).await {
-            Ok(Some(m)) => format!("{:?}", m.status),
-            Ok(None) => "message gone".into(),
-            Err(e) => format!("unreadable: {e}"),
+            Ok(Some(m)) => Stored::Status(m.status),
+            Ok(None) => Stored::Gone,
+            Err(e) => Stored::Unreadable(e.to_string()),
         },
-        Ok(None) => "send not recorded".into(),
-        Err(e) => format!("unreadable: {e}"),
+        Ok(None) => Stored::NotRecorded,
+        Err(e) => Stored::Unreadable(e.to_string()),
     };
     w.plan.arm(true);
     found
 }
 
-/// The stored status of the message a status named (None: not found), read without faults.
+/// The stored status of the message a status named, as text for a report.
+async fn stored_status(w: &mut World, of: &StatusOf) -> String {
+    match stored(w, of).await {
+        Stored::Status(status) => format!("{status:?}"),
+        Stored::Gone => "message gone".into(),
+        Stored::NotRecorded => "send not recorded".into(),
+        Stored::Unreadable(e) => format!("unreadable: {e}"),
+    }
+}
+
+/// The stored status of the message a status named (None: not found or no status).
 async fn stored_message_status(
     w: &mut World,
     of: &StatusOf,
 ) -> Option<wappline::conversation::MessageStatus> {
-    use wappline::conversation::Conversations;
-    w.ensure_alive().await;
-    w.plan.arm(false);
-    let platform = w.server().platform();
-    let conversations = Conversations::new(
-        wappline::ids::TenantId::parse(&of.tenant).expect("tenant id"),
-        platform.store.clone(),
-        platform.envelope.clone(),
-    );
-    let number = wappline::ids::PhoneNumberId::parse(&of.number).expect("number");
-    let account = wappline::meta::AccountRef::WhatsApp(number);
-    let status = match conversations.find_message(&account, &of.wamid).await {
-        Ok(Some(at)) => conversations
-            .message(&at)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|m| m.status),
+    match stored(w, of).await {
+        Stored::Status(status) => status,
         _ => None,
-    };
-    w.plan.arm(true);
-    status
+    }
 }
 
 /// Stored message items (all tenants), read without faults.
