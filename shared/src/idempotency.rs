@@ -275,6 +275,34 @@ impl Attempts {
         }
     }
 
+    /// Takes one back: the count falls by one, and the record goes at zero. Conditional on
+    /// the count read, as [`Attempts::failed`].
+    pub async fn uncount(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+        let store = &self.records.store;
+        let key = self.records.key_for(tenant, key);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Some(item) = store.get(Table::Dedupe, &key).await? else {
+                return Ok(());
+            };
+            let count = item.get_n(COUNT).unwrap_or(0);
+            let condition = Condition::Equals(COUNT.into(), AttrValue::N(count));
+            let written = if count <= 1 {
+                store.delete(Table::Dedupe, &key, Some(condition)).await
+            } else {
+                store
+                    .put(Table::Dedupe, item.with(COUNT, count - 1), Some(condition))
+                    .await
+            };
+            match written {
+                Ok(()) => return Ok(()),
+                Err(StoreError::ConditionFailed { .. }) if tries < 5 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Forgets the job's attempts (it succeeded, or it was dead-lettered).
     pub async fn clear(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
         let key = self.records.key_for(tenant, key);

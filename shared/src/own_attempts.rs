@@ -14,9 +14,16 @@
 //! So the relay workers count failed attempts themselves, in the dedupe table under the
 //! tenant's prefix, keyed by the queue message id (the same across its receives, new after a
 //! redrive), and move a job to its dead-letter queue themselves once [`MAX_ATTEMPTS`] have
-//! failed. The queue's own redrive stays as a backstop (`maxReceiveCount` 1000), for a job
-//! that kills its worker every time and so never records a failure.
+//! failed. The queue's own redrive stays as a backstop (`maxReceiveCount` 1000).
+//!
+//! A job that kills its worker every time (it runs the instance out of memory or time, or
+//! aborts it) never returns a failure to count. Once a job has been received more than
+//! [`TRUSTED_RECEIVES`] times, each run is counted before it starts and taken back when it
+//! returns, whatever it returned; a job with [`UNRETURNED_LIMIT`] runs that never returned is
+//! dead-lettered at its next receive without running again (decision 0081). A job received
+//! fewer times, nearly every job, costs nothing more.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::consumer::{Outcome, QueueRecord};
@@ -29,6 +36,15 @@ use crate::store::TableStore;
 /// Failed attempts before a relay job is dead-lettered: the limit the queues' receive count
 /// used to give.
 pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Receives of a job that are not guarded against a run that never returns: up to here a
+/// receive may well have been no run at all (skipped behind its group's head, paced, lost,
+/// or in an instance that died on another job), and guarding every run would cost two
+/// writes per job.
+pub const TRUSTED_RECEIVES: u32 = 10;
+
+/// Guarded runs that never returned before the job is taken for one that kills its worker.
+pub const UNRETURNED_LIMIT: u32 = 3;
 
 /// What counting a failed attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +63,8 @@ pub enum Failure {
 #[derive(Clone)]
 pub struct OwnAttempts {
     attempts: Attempts,
+    /// Guarded runs that started and have not returned, per job.
+    unreturned: Attempts,
     queue: &'static str,
     limit: u32,
     dead_letter: Option<Arc<dyn Queue>>,
@@ -54,10 +72,17 @@ pub struct OwnAttempts {
 }
 
 impl OwnAttempts {
-    /// `scope` keys the records apart from other kinds in the dedupe table.
-    pub fn new(store: Arc<dyn TableStore>, queue: &'static str, scope: &'static str) -> Self {
+    /// `scope` and `runs_scope` key the failed attempts and the unreturned runs apart from
+    /// other kinds in the dedupe table.
+    pub fn new(
+        store: Arc<dyn TableStore>,
+        queue: &'static str,
+        scope: &'static str,
+        runs_scope: &'static str,
+    ) -> Self {
         OwnAttempts {
-            attempts: Attempts::new(store, scope),
+            attempts: Attempts::new(store.clone(), scope),
+            unreturned: Attempts::new(store, runs_scope),
             queue,
             limit: MAX_ATTEMPTS,
             dead_letter: None,
@@ -112,6 +137,63 @@ impl OwnAttempts {
         }
     }
 
+    /// Runs `run`, `record`'s job for `tenant`, guarded against a job that kills its worker.
+    ///
+    /// Past [`TRUSTED_RECEIVES`] receives the run is counted before it starts and taken back
+    /// once it returns, so the count is of guarded runs that died with their instance. Taken
+    /// back, not cleared: a run that returns at once (another delivery still holds the job's
+    /// key after the one that died, or its pace) must not hide the deaths before it. A job
+    /// with [`UNRETURNED_LIMIT`] such runs is moved to the dead-letter queue without running.
+    /// When the count cannot be written (the store is down) the job runs unguarded: the
+    /// queue's backstop still bounds it.
+    pub async fn guarded(
+        &self,
+        tenant: &TenantId,
+        record: &QueueRecord,
+        run: impl Future<Output = Outcome>,
+    ) -> Outcome {
+        if record.receive_count <= TRUSTED_RECEIVES {
+            return run.await;
+        }
+        let now = crate::clock::now_millis();
+        let guarded = match self
+            .unreturned
+            .failed(tenant, &record.message_id, now)
+            .await
+        {
+            // This run is counted too: the ones before it never returned.
+            Ok(runs) if runs.count > UNRETURNED_LIMIT => {
+                self.metrics.failure(self.queue, "killed_its_worker");
+                tracing::error!(
+                    message_id = %record.message_id,
+                    receive_count = record.receive_count,
+                    unreturned_runs = runs.count - 1,
+                    queue = self.queue,
+                    "job killed its worker every time it ran; dead-lettered without running"
+                );
+                return self.dead_letter(Some(tenant), record).await;
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, queue = self.queue, "could not record a job's run; it runs unguarded");
+                false
+            }
+        };
+        let outcome = run.await;
+        if guarded {
+            let returned = if outcome.is_done() {
+                // Finished: nothing of the job is left to guard.
+                self.unreturned.clear(tenant, &record.message_id).await
+            } else {
+                self.unreturned.uncount(tenant, &record.message_id).await
+            };
+            if let Err(e) = returned {
+                tracing::warn!(error = %e, queue = self.queue, "could not take back a job's returned run");
+            }
+        }
+        outcome
+    }
+
     /// Moves `record` unchanged to its queue's dead-letter queue: `Done` once moved (and its
     /// count forgotten), `Failed` when it could not be (the queue's backstop then moves it).
     pub async fn dead_letter(&self, tenant: Option<&TenantId>, record: &QueueRecord) -> Outcome {
@@ -125,6 +207,11 @@ impl OwnAttempts {
                 if let Some(tenant) = tenant {
                     if let Err(e) = self.attempts.clear(tenant, &record.message_id).await {
                         tracing::debug!(error = %e, "could not clear a dead-lettered job's attempts");
+                    }
+                    if record.receive_count > TRUSTED_RECEIVES {
+                        if let Err(e) = self.unreturned.clear(tenant, &record.message_id).await {
+                            tracing::debug!(error = %e, "could not clear a dead-lettered job's runs");
+                        }
                     }
                 }
                 Outcome::Done

@@ -104,7 +104,7 @@ impl InboundWorker {
     ) -> Self {
         InboundWorker {
             idempotency: Idempotency::new(store.clone(), "IN", platform::VISIBILITY),
-            own: OwnAttempts::new(store.clone(), platform::INBOUND, "INTRY"),
+            own: OwnAttempts::new(store.clone(), platform::INBOUND, "INTRY", "INRUN"),
             usage: Usage::new(store.clone()),
             erased: ErasedSubjects::new(store.clone()),
             store,

@@ -176,7 +176,7 @@ impl OutboundWorker {
         let config = OutboundConfig::default();
         OutboundWorker {
             idempotency: Idempotency::new(store.clone(), "OUT", platform::VISIBILITY),
-            own: OwnAttempts::new(store.clone(), platform::OUTBOUND, "OUTTRY")
+            own: OwnAttempts::new(store.clone(), platform::OUTBOUND, "OUTTRY", "OUTRUN")
                 .with_limit(config.retry.max_attempts),
             progress: SendProgress::new(store.clone(), envelope.clone()),
             pacers: Arc::new(Pacers::new(&config)),
@@ -774,7 +774,11 @@ impl RecordHandler for OutboundWorker {
                     provider_ref = tracing::field::Empty,
                 );
                 // The job's work runs with the tenant's scoped credentials (decision 0037).
-                acting_for(&job.tenant_id.clone(), self.process(&job, record))
+                // Guarded against a job that kills its worker every time (decision 0081).
+                let run = self
+                    .own
+                    .guarded(&job.tenant_id, record, self.process(&job, record));
+                acting_for(&job.tenant_id.clone(), run)
                     .instrument(span)
                     .await
             }

@@ -4,16 +4,18 @@
 //! - receives that were no attempt (a record skipped behind its group's failing head, a lost
 //!   receive, a crash) do not use up a job's tries;
 //! - a job whose own attempts all fail is moved to the dead-letter queue, unchanged, after
-//!   the last, and nothing else is.
+//!   the last, and nothing else is;
+//! - a job that kills its worker every time it runs is moved to the dead-letter queue after
+//!   a few such runs, not after the queue's 1,000-receive backstop (decision 0081).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
 use wappline::faults::hooked::{HookedStore, Verdict};
-use wappline::own_attempts::MAX_ATTEMPTS;
+use wappline::own_attempts::{MAX_ATTEMPTS, TRUSTED_RECEIVES, UNRETURNED_LIMIT};
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::sqs::{provision_queues, SqsQueue};
 use wappline::queue::{platform, OutgoingMessage, Queue, ReceivedMessage};
@@ -36,11 +38,24 @@ fn delivery(wamid: &str) -> Vec<u8> {
 }
 
 async fn case(backend: Backend, queue: Arc<dyn Queue>) {
-    // The data table refuses writes while `down` is set: the job fails on our side.
+    // The data table refuses writes while `down` is set: the job fails on our side. While
+    // `deadly` is set, the job's first write of its own (any but the worker's records of its
+    // runs and attempts, scopes `INRUN` and `INTRY`) kills the run instead: it never returns,
+    // as when a job runs its instance out of memory.
     let down = Arc::new(AtomicBool::new(false));
-    let d = down.clone();
+    let deadly = Arc::new(AtomicBool::new(false));
+    let deaths = Arc::new(AtomicU32::new(0));
+    let (d, k, n) = (down.clone(), deadly.clone(), deaths.clone());
     let store: Arc<dyn TableStore> = Arc::new(HookedStore::with(backend.store.clone(), move |c| {
         let data_write = c.writes() && c.targets().iter().any(|(t, _)| *t == Table::Data);
+        let bookkeeping = c
+            .targets()
+            .iter()
+            .any(|(_, key)| key.sk == "INRUN" || key.sk == "INTRY");
+        if k.load(Ordering::SeqCst) && c.writes() && !bookkeeping {
+            n.fetch_add(1, Ordering::SeqCst);
+            panic!("injected: the run kills its instance");
+        }
         if d.load(Ordering::SeqCst) && data_write {
             Verdict::Fail(StoreError::Unavailable("injected: down".into()))
         } else {
@@ -82,14 +97,19 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
             outcome
         }
     };
+    // What waits in the dead-letter queue, taken off it (a FIFO group holds its next message
+    // back while one is in flight).
     let dead = || async {
-        queue
+        let mut bodies = Vec::new();
+        for m in queue
             .receive(&dlq, 10, Duration::from_secs(60))
             .await
             .unwrap()
-            .into_iter()
-            .map(|m| m.body)
-            .collect::<Vec<_>>()
+        {
+            queue.ack(&dlq, &m.receipt).await.unwrap();
+            bodies.push(m.body);
+        }
+        bodies
     };
 
     // Poison: to the dead-letter queue at once, unchanged.
@@ -154,14 +174,67 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
         .await
         .unwrap();
     assert!(nothing.is_empty(), "the exhausted job left its queue");
-    let mut dead = dead().await;
-    dead.sort();
+    let mut moved = dead().await;
+    moved.sort();
     let mut expected = vec![poison.to_owned(), sealed];
     expected.sort();
     assert_eq!(
-        dead, expected,
+        moved, expected,
         "the poison and the exhausted job, unchanged"
     );
+
+    // A job that kills its worker. A run that dies is a handler that never returns: here a
+    // panic in the task running it.
+    let body = delivery("wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUZBQ0IzQjEwNkZBMUM1QTgxNAA=");
+    w.intake
+        .accept(Some(&w.secret.sign(&body)), &body)
+        .await
+        .unwrap();
+    let dies = |m: ReceivedMessage| {
+        let worker = worker.clone();
+        let queue = queue.clone();
+        let inbound = w.inbound.clone();
+        async move {
+            let record = QueueRecord::from(&m);
+            let ran = tokio::spawn(async move { worker.handle(&record).await });
+            assert!(ran.await.is_err(), "the run died");
+            // Its visibility timeout, waited out.
+            queue
+                .change_visibility(&inbound, &m.receipt, Duration::ZERO)
+                .await
+                .unwrap();
+        }
+    };
+    deadly.store(true, Ordering::SeqCst);
+    // Its trusted receives die unguarded; then guarded runs die, but one between them returns
+    // (a failure of its own), and a run that returned is not one that died.
+    for _ in 0..TRUSTED_RECEIVES + UNRETURNED_LIMIT - 1 {
+        dies(next().await).await;
+    }
+    deadly.store(false, Ordering::SeqCst);
+    down.store(true, Ordering::SeqCst);
+    assert_eq!(handle(next().await).await, Outcome::Failed);
+    down.store(false, Ordering::SeqCst);
+    deadly.store(true, Ordering::SeqCst);
+    dies(next().await).await;
+    let deaths_before = deaths.load(Ordering::SeqCst);
+    assert_eq!(deaths_before, TRUSTED_RECEIVES + UNRETURNED_LIMIT);
+    // Its next receive moves it, unchanged, without running it again.
+    let m = next().await;
+    let sealed = m.body.clone();
+    assert_eq!(handle(m).await, Outcome::Done);
+    assert_eq!(
+        deaths.load(Ordering::SeqCst),
+        deaths_before,
+        "not run again"
+    );
+    deadly.store(false, Ordering::SeqCst);
+    let nothing = queue
+        .receive(&w.inbound, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(nothing.is_empty(), "the deadly job left its queue");
+    assert_eq!(dead().await, vec![sealed], "the deadly job, unchanged");
 }
 
 #[tokio::test]

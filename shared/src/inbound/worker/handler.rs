@@ -1,7 +1,8 @@
 //! The inbound worker as its queue's handler: opens the sealed job (poison goes to the
 //! dead-letter queue at once, a shredded tenant's job is dropped), runs it acting for its
 //! tenant with the step's correlation ids, classes its failures for the metrics, and counts
-//! each job's failed attempts, dead-lettering it after the last (decision 0069).
+//! each job's failed attempts, dead-lettering it after the last (decision 0069) or once it
+//! has killed its worker every time it ran (decision 0081).
 
 use super::*;
 
@@ -9,7 +10,11 @@ use super::*;
 impl RecordHandler for InboundWorker {
     async fn handle(&self, record: &QueueRecord) -> Outcome {
         match crate::inbound::job::tenant_of(&record.body) {
-            Some(tenant) => crate::acting::acting_for(&tenant, self.handle_job(record)).await,
+            // Guarded against a job that kills its worker every time (decision 0081).
+            Some(tenant) => {
+                let run = self.own.guarded(&tenant, record, self.handle_job(record));
+                crate::acting::acting_for(&tenant, run).await
+            }
             // Unreadable: failed below without touching any tenant's data.
             None => self.handle_job(record).await,
         }

@@ -266,3 +266,87 @@ async fn a_failure_part_way_resends_only_the_rest() {
         }
     }
 }
+
+/// A send that kills its worker (it runs the instance out of memory or time) never returns a
+/// failure to count. Past its trusted receives each run is counted before it starts and taken
+/// back when it returns; after a few runs that died it is dead-lettered without running
+/// again, not after the queue's 1,000-receive backstop (decision 0081).
+#[tokio::test]
+async fn a_send_that_kills_its_worker_is_dead_lettered_after_a_few_deaths() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use wappline::faults::hooked::{HookedStore, Verdict};
+    use wappline::own_attempts::{TRUSTED_RECEIVES, UNRETURNED_LIMIT};
+
+    // While `deadly` is set, the send's first write of its own (any but the worker's records
+    // of its runs and attempts) kills the run: a panic in the task running it.
+    let deadly = Arc::new(AtomicBool::new(false));
+    let deaths = Arc::new(AtomicU32::new(0));
+    let (k, n) = (deadly.clone(), deaths.clone());
+    let w = World::start(None, move |platform, queue, clients| {
+        let store = Arc::new(HookedStore::with(platform.store.clone(), move |c| {
+            let bookkeeping = c
+                .targets()
+                .iter()
+                .any(|(_, key)| key.sk == "OUTRUN" || key.sk == "OUTTRY");
+            if k.load(Ordering::SeqCst) && c.writes() && !bookkeeping {
+                n.fetch_add(1, Ordering::SeqCst);
+                panic!("injected: the run kills its instance");
+            }
+            Verdict::Run
+        }));
+        OutboundWorker::new(
+            store,
+            platform.envelope.clone(),
+            platform.tenants.clone(),
+            queue.clone(),
+            clients,
+        )
+        .with_config(test_config())
+        .with_dead_letter_queue(Some(queue.clone()))
+    })
+    .await;
+    let conv = w.wa_customer(HOUR).await;
+    let at = w.reply(&conv, operator("deadly", vec![], 1)).await;
+    let receive = || async {
+        let mut got = w
+            .queue
+            .receive(&outbound(), 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1, "the send waits on its queue");
+        got.remove(0)
+    };
+    deadly.store(true, Ordering::SeqCst);
+    for _ in 0..TRUSTED_RECEIVES + UNRETURNED_LIMIT {
+        let m = receive().await;
+        let worker = w.worker.clone();
+        let record = QueueRecord::from(&m);
+        let ran = tokio::spawn(async move { worker.handle(&record).await });
+        assert!(ran.await.is_err(), "the run died");
+        // Its visibility timeout, waited out.
+        w.queue
+            .change_visibility(&outbound(), &m.receipt, Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    let deaths_before = deaths.load(Ordering::SeqCst);
+    assert_eq!(deaths_before, TRUSTED_RECEIVES + UNRETURNED_LIMIT);
+    // The next receive moves it, unchanged, without running it.
+    let m = receive().await;
+    assert_eq!(w.worker.handle(&QueueRecord::from(&m)).await, Outcome::Done);
+    w.queue.ack(&outbound(), &m.receipt).await.unwrap();
+    assert_eq!(
+        deaths.load(Ordering::SeqCst),
+        deaths_before,
+        "not run again"
+    );
+    let dead = w
+        .queue
+        .receive(&outbound().dead_letter(), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, m.body, "moved unchanged");
+    assert!(w.graph.sent().is_empty(), "nothing reached Meta");
+    assert_eq!(w.message(&at).await.status, None);
+}
