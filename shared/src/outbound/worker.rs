@@ -1,11 +1,7 @@
 //! The send worker: one [`OutboundJob`] at a time, from the outbound queue to Meta.
 
-use crate::acting::acting_for;
 use std::sync::Arc;
 use std::time::Duration;
-
-use async_trait::async_trait;
-use tracing::Instrument;
 
 use super::attempt::{Attempt, EarlyStatus};
 use super::config::{OutboundClients, OutboundConfig};
@@ -16,7 +12,7 @@ use super::progress::{SendProgress, SendState};
 use super::reasons::Disposition;
 use super::window::{self, Allowed};
 use crate::clock::now_secs;
-use crate::consumer::{Outcome, QueueRecord, RecordHandler};
+use crate::consumer::{Outcome, QueueRecord};
 use crate::conversation::{
     ConversationError, ConversationMeta, Conversations, JobTarget, MessageRef, MessageStatus,
     Origin, StoredMessage,
@@ -44,6 +40,8 @@ use reconcile::Reconciled;
 mod templated;
 // A part that could not go out now: retried, or given up on after the job's last attempt.
 mod stopped;
+// The worker as its queue's handler: the job read, its span, the tenant's credentials.
+mod handler;
 
 /// Failures of our own side (store, keys, queue): retried through the queue.
 #[derive(Debug, thiserror::Error)]
@@ -753,44 +751,6 @@ impl OutboundWorker {
                     self.pacers.instagram_media.acquire(a).await?;
                 }
                 self.pacers.instagram.acquire(a).await
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl RecordHandler for OutboundWorker {
-    async fn handle(&self, record: &QueueRecord) -> Outcome {
-        match serde_json::from_str::<OutboundJob>(&record.body) {
-            Ok(job) => {
-                // The step's correlation ids on every line it logs (decision 0038).
-                let span = tracing::info_span!(
-                    "outbound",
-                    tenant = %job.tenant_id,
-                    conversation = %job.conversation,
-                    message = %job.message_sk,
-                    crm_chat = tracing::field::Empty,
-                    crm_message = tracing::field::Empty,
-                    provider_ref = tracing::field::Empty,
-                );
-                // The job's work runs with the tenant's scoped credentials (decision 0037).
-                // Guarded against a job that kills its worker every time (decision 0081).
-                let run = self
-                    .own
-                    .guarded(&job.tenant_id, record, self.process(&job, record));
-                acting_for(&job.tenant_id.clone(), run)
-                    .instrument(span)
-                    .await
-            }
-            Err(e) => {
-                // Poison: it would fail every time, so it goes to the dead-letter queue now.
-                tracing::error!(
-                    message_id = %record.message_id,
-                    line = e.line(),
-                    column = e.column(),
-                    "unreadable outbound job"
-                );
-                self.own.dead_letter(None, record).await
             }
         }
     }
