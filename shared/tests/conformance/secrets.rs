@@ -1,11 +1,14 @@
 //! Secrets read at cold start from Secrets Manager (decision 0035), against the moto server:
-//! the values `Settings` gets, the previous key of a rotation, the errors, and the time the
-//! reads add to a cold start.
+//! the values `Settings` gets, the previous key of a rotation, the errors, the one request
+//! they take (decision 0082), and the time the reads add to a cold start.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use aws_sdk_secretsmanager::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_secretsmanager::config::{ConfigBag, Intercept, RuntimeComponents};
 use wappline::app::{SecretSource, SecretsManagerSource, Settings};
 
 use crate::support::{aws_config, unique};
@@ -26,9 +29,42 @@ async fn secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String 
         .to_owned()
 }
 
-async fn source() -> (aws_sdk_secretsmanager::Client, Arc<dyn SecretSource>) {
-    let client = aws_sdk_secretsmanager::Client::new(&aws_config().await);
+/// Counts the requests sent to Secrets Manager.
+#[derive(Debug, Clone, Default)]
+struct Requests(Arc<AtomicUsize>);
+
+impl Intercept for Requests {
+    fn name(&self) -> &'static str {
+        "Requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+async fn counted_source() -> (
+    aws_sdk_secretsmanager::Client,
+    Arc<dyn SecretSource>,
+    Requests,
+) {
+    let requests = Requests::default();
+    let config = aws_sdk_secretsmanager::config::Builder::from(&aws_config().await)
+        .interceptor(requests.clone())
+        .build();
+    let client = aws_sdk_secretsmanager::Client::from_conf(config);
     let source = Arc::new(SecretsManagerSource::new(client.clone()));
+    (client, source, requests)
+}
+
+async fn source() -> (aws_sdk_secretsmanager::Client, Arc<dyn SecretSource>) {
+    let (client, source, _) = counted_source().await;
     (client, source)
 }
 
@@ -41,7 +77,7 @@ async fn load(
 
 #[tokio::test]
 async fn secrets_by_arn_become_the_settings_with_their_previous_values() {
-    let (client, source) = source().await;
+    let (client, source, requests) = counted_source().await;
     let meta = secret(
         &client,
         r#"{"current":"app-secret-new","previous":"app-secret-old"}"#,
@@ -65,19 +101,25 @@ async fn secrets_by_arn_become_the_settings_with_their_previous_values() {
         .secret_string(&env["EXPORT_LINK_KEY_ARN"])
         .await
         .unwrap();
+    let before = requests.0.load(Ordering::SeqCst);
     let started = Instant::now();
     let s = load(&env, source.clone()).await.unwrap();
-    // The cold-start cost, recorded in decision 0035 (`-- --nocapture` shows it).
+    // The cold-start cost, recorded in decisions 0035 and 0082 (`-- --nocapture` shows it).
     println!(
-        "3 secrets read concurrently in {} ms",
+        "3 secrets read in one request in {} ms",
         started.elapsed().as_millis()
+    );
+    assert_eq!(
+        requests.0.load(Ordering::SeqCst) - before,
+        1,
+        "one request for every secret of a cold start"
     );
     // The webhook checks signatures against the current secret and the previous one.
     assert_eq!(s.meta_app_secrets.len(), 2);
     assert!(s.session_key.is_some() && s.session_key_previous.is_some());
     assert!(s.export_link_key.is_some() && s.export_link_key_previous.is_none());
 
-    // Read one by one, for comparison with the concurrent read above.
+    // Read one by one, for comparison with the single request above.
     let started = Instant::now();
     for arn in env.values() {
         source.secret_string(arn).await.unwrap();
@@ -117,4 +159,25 @@ async fn a_missing_malformed_or_doubly_given_secret_is_named_without_its_value()
     }
     assert!(!text.contains("s3cr3t") && !text.contains("abcd"), "{text}");
     assert_eq!(e.problems.len(), 4, "{text}");
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_secret_in_the_order_asked_and_names_the_missing_one() {
+    let (client, source, requests) = counted_source().await;
+    let a = secret(&client, "value-a").await;
+    let b = secret(&client, "value-b").await;
+    let absent = "arn:aws:secretsmanager:us-east-1:123456789012:secret:absent-AbCdEf".to_owned();
+    let before = requests.0.load(Ordering::SeqCst);
+    let got = source.secret_strings(&[b.clone(), absent, a.clone()]).await;
+    assert_eq!(requests.0.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(got[0].as_deref(), Ok("value-b"));
+    let missing = got[1].as_ref().unwrap_err();
+    assert!(missing.contains("ResourceNotFound"), "{missing}");
+    assert_eq!(got[2].as_deref(), Ok("value-a"));
+    // More than one request's worth (20) is asked in as many requests as it takes.
+    let many: Vec<String> = std::iter::repeat_n(a, 21).collect();
+    let before = requests.0.load(Ordering::SeqCst);
+    let got = source.secret_strings(&many).await;
+    assert_eq!(requests.0.load(Ordering::SeqCst) - before, 2);
+    assert!(got.iter().all(|r| r.as_deref() == Ok("value-a")));
 }

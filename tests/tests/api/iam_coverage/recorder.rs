@@ -117,12 +117,36 @@ pub fn iam_requests(service: &str, operation: &str, uri: &str, body: &Value) -> 
         "sqs" => vec![sqs(operation, body)],
         "s3" => vec![s3(operation, uri)],
         "sesv2" => vec![ses(operation, body)],
-        // A secret is authorised on its ARN (the cold start reads each by ARN).
-        "secrets manager" | "secretsmanager" => vec![request(
+        "secrets manager" | "secretsmanager" => secrets(operation, body),
+        other => panic!("{other}.{operation}: a service this test does not know"),
+    }
+}
+
+/// A secret is authorised on its ARN (the cold start reads each by ARN). A batch read is
+/// `BatchGetSecretValue`, which has no resource, and `GetSecretValue` on every secret it
+/// names (the Secrets Manager API reference, "Required permissions").
+fn secrets(operation: &str, body: &Value) -> Vec<Request> {
+    match operation {
+        "BatchGetSecretValue" => {
+            let ids = body["SecretIdList"]
+                .as_array()
+                .unwrap_or_else(|| panic!("BatchGetSecretValue without SecretIdList: {body}"));
+            std::iter::once(request(
+                "secretsmanager:BatchGetSecretValue".into(),
+                "*".into(),
+            ))
+            .chain(ids.iter().map(|id| {
+                request(
+                    "secretsmanager:GetSecretValue".into(),
+                    string(id, "SecretIdList[]"),
+                )
+            }))
+            .collect()
+        }
+        _ => vec![request(
             format!("secretsmanager:{operation}"),
             string(&body["SecretId"], "SecretId"),
         )],
-        other => panic!("{other}.{operation}: a service this test does not know"),
     }
 }
 
