@@ -163,7 +163,9 @@ impl OwnAttempts {
         {
             // This run is counted too: the ones before it never returned.
             Ok(runs) if runs.count > UNRETURNED_LIMIT => {
-                self.metrics.failure(self.queue, "killed_its_worker");
+                // The stage as the workers name it in their own failures: `inbound`, `outbound`.
+                let stage = self.queue.trim_end_matches(".fifo");
+                self.metrics.failure(stage, "killed_its_worker");
                 tracing::error!(
                     message_id = %record.message_id,
                     receive_count = record.receive_count,
