@@ -237,14 +237,7 @@ async fn the_highest_of_the_early_statuses_reaches_the_portal() {
     assert_eq!(p.status_posts(DELIVERY), 1, "our own sent");
 
     // The same redelivery again (the queue's at-least-once), and Meta's repeats.
-    let job = wappline::outbound::OutboundJob::new(r.tenant.clone(), &at);
-    let record = QueueRecord {
-        message_id: "redelivered".into(),
-        body: serde_json::to_string(&job).unwrap(),
-        receive_count: 1,
-        group_id: None,
-    };
-    assert_eq!(r.worker.handle(&record).await, Outcome::Done);
+    assert_eq!(r.redeliver(&at).await, Outcome::Done);
     r.meta_reports("read").await;
     r.meta_reports("delivered").await;
     p.sync(&r).await;
