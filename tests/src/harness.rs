@@ -363,8 +363,6 @@ impl Harness {
         member_id: &str,
         line: u32,
     ) {
-        use wappline::tenant::{ChannelRef, Connection, Secret};
-        let tokens = fake.valid_tokens_for(domain);
         let platform = self.server.platform();
         let scope = platform
             .tenants
@@ -372,27 +370,12 @@ impl Harness {
             .await
             .unwrap()
             .expect("the tenant");
-        let connection = Connection {
-            channel: ChannelRef::Bitrix24(wappline::ids::BitrixMemberId::parse(member_id).unwrap()),
-            details: [
-                ("domain".to_owned(), domain.to_owned()),
-                ("line_id".to_owned(), line.to_string()),
-            ]
-            .into(),
-            secrets: [
-                (
-                    "access_token",
-                    Secret::parse("access_token", &tokens.access_token).unwrap(),
-                ),
-                (
-                    "refresh_token",
-                    Secret::parse("refresh_token", &tokens.refresh_token).unwrap(),
-                ),
-            ]
-            .into(),
-            authorized_by: None,
-        };
-        scope.connect(connection).await.unwrap();
+        scope
+            .connect(crate::embedded_tenant::portal_connection(
+                fake, domain, member_id, line,
+            ))
+            .await
+            .unwrap();
     }
 
     /// The provider's id of a stored message item, decrypted (ids are stored encrypted).

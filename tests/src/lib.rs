@@ -1,6 +1,7 @@
 //! Cross-function end-to-end tests live in tests/tests/api/ (one test binary, `api`).
 
 pub mod console;
+pub mod embedded_tenant;
 pub mod fake_bitrix;
 pub mod fake_graph;
 pub mod fault_proxy;

@@ -142,19 +142,8 @@ impl SendProgress {
         effect: &str,
         reason: &str,
     ) -> Result<(), ProgressError> {
-        let key = key(tenant, effect);
-        let sealed = self
-            .envelope
-            .encrypt(
-                FieldRef::new(tenant, Table::Dedupe, &key, FAILURE),
-                reason.as_bytes(),
-            )
-            .await?;
-        let update = Update::new()
-            .set(FAILURE, sealed)
-            .set(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64);
-        self.store.update(Table::Dedupe, &key, update, None).await?;
-        Ok(())
+        self.set_sealed(tenant, effect, FAILURE, reason.as_bytes())
+            .await
     }
 
     async fn parts_in(
@@ -189,14 +178,27 @@ impl SendProgress {
         effect: &str,
         parts: &[Option<String>],
     ) -> Result<(), ProgressError> {
-        let key = key(tenant, effect);
         let json = serde_json::to_vec(parts).map_err(|_| ProgressError::Unreadable)?;
+        self.set_sealed(tenant, effect, PARTS, &json).await
+    }
+
+    /// Seals `plain` with the tenant's data key into attribute `name` of the progress item
+    /// of `effect`, renewing the item's expiry: an update of that attribute alone, so the
+    /// rest of the item (parts, attempt, early status, failure reason) stays.
+    async fn set_sealed(
+        &self,
+        tenant: &TenantId,
+        effect: &str,
+        name: &str,
+        plain: &[u8],
+    ) -> Result<(), ProgressError> {
+        let key = key(tenant, effect);
         let sealed = self
             .envelope
-            .encrypt(FieldRef::new(tenant, Table::Dedupe, &key, PARTS), &json)
+            .encrypt(FieldRef::new(tenant, Table::Dedupe, &key, name), plain)
             .await?;
         let update = Update::new()
-            .set(PARTS, sealed)
+            .set(name, sealed)
             .set(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64);
         self.store.update(Table::Dedupe, &key, update, None).await?;
         Ok(())

@@ -396,15 +396,19 @@ impl EmbeddedQueue {
     }
 
     /// Runs `f` in one write transaction on a blocking thread; commits if it returns Ok.
-    async fn write<T, F>(&self, f: F) -> Result<T, QueueError>
+    /// Generic over `f`'s error so that a caller can end the transaction without a commit
+    /// for a reason of its own (as `receive` does when nothing changed); a store failure
+    /// reaches it as a [`QueueError`].
+    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, QueueError> + Send + 'static,
+        E: From<QueueError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         self.inner
             .db
             .write(
-                |CommitFailure(e)| QueueError::Backend(format!("embedded queue store: {e}")),
+                |CommitFailure(e)| QueueError::Backend(format!("embedded queue store: {e}")).into(),
                 f,
             )
             .await
@@ -485,72 +489,65 @@ impl Queue for EmbeddedQueue {
         limits::check_receive(max, visibility)?;
         let name = queue.as_str().to_owned();
         let received = self
-            .inner
-            .db
-            .write(
-                |CommitFailure(e)| {
-                    Unchanged::Failed(QueueError::Backend(format!("embedded queue store: {e}")))
-                },
-                move |txn| {
-                    let now = now_millis();
-                    let hidden_until = now.saturating_add(millis(visibility));
-                    let group_of = |seq: u64| Ok(meta_of(txn, &name, seq)?.group_id);
-                    let settled = index::settle_expired(txn, &name, now, group_of)?;
-                    let mut dead_lettered = false;
-                    let mut out = Vec::new();
-                    index::walk(txn, &name, max, group_of, |seq| {
-                        let mut meta = meta_of(txn, &name, seq)?;
-                        if let Some((max_receives, dlq)) = &config.redrive {
-                            if meta.receive_count >= *max_receives {
-                                // Received max_receives times without an ack: dead-letter it on this
-                                // receive attempt, as SQS does. Id and count carry over, as in SQS.
-                                let body = body_of(txn, &name, seq)?;
-                                remove(txn, &name, seq, &meta)?;
-                                meta.visible_at = now;
-                                meta.receipt_nonce = None;
-                                append(txn, dlq.as_str(), &meta, &body)?;
-                                dead_lettered = true;
-                                tracing::warn!(
-                                    queue = %name,
-                                    dead_letter_queue = %dlq,
-                                    message_id = %meta.message_id,
-                                    receive_count = meta.receive_count,
-                                    "message moved to the dead-letter queue"
-                                );
-                                return Ok(false);
-                            }
+            .write(move |txn| {
+                let now = now_millis();
+                let hidden_until = now.saturating_add(millis(visibility));
+                let group_of = |seq: u64| Ok(meta_of(txn, &name, seq)?.group_id);
+                let settled = index::settle_expired(txn, &name, now, group_of)?;
+                let mut dead_lettered = false;
+                let mut out = Vec::new();
+                index::walk(txn, &name, max, group_of, |seq| {
+                    let mut meta = meta_of(txn, &name, seq)?;
+                    if let Some((max_receives, dlq)) = &config.redrive {
+                        if meta.receive_count >= *max_receives {
+                            // Received max_receives times without an ack: dead-letter it on this
+                            // receive attempt, as SQS does. Id and count carry over, as in SQS.
+                            let body = body_of(txn, &name, seq)?;
+                            remove(txn, &name, seq, &meta)?;
+                            meta.visible_at = now;
+                            meta.receipt_nonce = None;
+                            append(txn, dlq.as_str(), &meta, &body)?;
+                            dead_lettered = true;
+                            tracing::warn!(
+                                queue = %name,
+                                dead_letter_queue = %dlq,
+                                message_id = %meta.message_id,
+                                receive_count = meta.receive_count,
+                                "message moved to the dead-letter queue"
+                            );
+                            return Ok(false);
                         }
-                        let nonce = new_nonce()?;
-                        index::hidden(
-                            txn,
-                            &name,
-                            seq,
-                            meta.visible_at,
-                            hidden_until,
-                            meta.group_id.as_deref(),
-                        )?;
-                        meta.receive_count = meta.receive_count.saturating_add(1);
-                        meta.visible_at = hidden_until;
-                        meta.receipt_nonce = Some(nonce.clone());
-                        put_meta(txn, &name, seq, &meta)?;
-                        out.push(ReceivedMessage {
-                            message_id: meta.message_id,
-                            body: body_of(txn, &name, seq)?,
-                            receipt: receipt(seq, &nonce),
-                            receive_count: meta.receive_count,
-                            group_id: meta.group_id,
-                        });
-                        Ok(true)
-                    })?;
-                    if out.is_empty() && !settled && !dead_lettered {
-                        // Nothing changed: dropped, not committed, so an idle consumer's poll costs
-                        // no commit and no flush (the local server polls each queue from several
-                        // loops every 50 ms).
-                        return Err(Unchanged::Nothing);
                     }
-                    Ok(out)
-                },
-            )
+                    let nonce = new_nonce()?;
+                    index::hidden(
+                        txn,
+                        &name,
+                        seq,
+                        meta.visible_at,
+                        hidden_until,
+                        meta.group_id.as_deref(),
+                    )?;
+                    meta.receive_count = meta.receive_count.saturating_add(1);
+                    meta.visible_at = hidden_until;
+                    meta.receipt_nonce = Some(nonce.clone());
+                    put_meta(txn, &name, seq, &meta)?;
+                    out.push(ReceivedMessage {
+                        message_id: meta.message_id,
+                        body: body_of(txn, &name, seq)?,
+                        receipt: receipt(seq, &nonce),
+                        receive_count: meta.receive_count,
+                        group_id: meta.group_id,
+                    });
+                    Ok(true)
+                })?;
+                if out.is_empty() && !settled && !dead_lettered {
+                    // Nothing changed: dropped, not committed, so an idle consumer's poll costs
+                    // no commit and no flush (the local server polls each queue from several
+                    // loops every 50 ms).
+                    return Err(Unchanged::Nothing);
+                }
+                Ok(out)
+            })
             .await;
         match received {
             Ok(out) => Ok(out),

@@ -179,6 +179,19 @@ impl Rig {
         outcomes.into_iter().next().expect("a queued send job")
     }
 
+    /// The send job of `at` delivered once more, straight to the worker (the queue's
+    /// at-least-once, past its deduplication window).
+    async fn redeliver(&self, at: &MessageRef) -> Outcome {
+        let job = wappline::outbound::OutboundJob::new(self.tenant.clone(), at);
+        let record = QueueRecord {
+            message_id: "redelivered".into(),
+            body: serde_json::to_string(&job).unwrap(),
+            receive_count: 1,
+            group_id: None,
+        };
+        self.worker.handle(&record).await
+    }
+
     /// Sends Meta took, per (recipient, `biz_opaque_callback_data`).
     fn sends_per_tag(&self) -> BTreeMap<(String, String), usize> {
         let mut out = BTreeMap::new();
@@ -257,14 +270,7 @@ async fn a_store_failure_after_the_call_is_retried_in_place_and_never_resends() 
     );
     // The same job once more (the queue's at-least-once, past its deduplication window):
     // nothing goes out.
-    let job = wappline::outbound::OutboundJob::new(r.tenant.clone(), &at);
-    let record = QueueRecord {
-        message_id: "redelivered".into(),
-        body: serde_json::to_string(&job).unwrap(),
-        receive_count: 1,
-        group_id: None,
-    };
-    assert_eq!(r.worker.handle(&record).await, Outcome::Done);
+    assert_eq!(r.redeliver(&at).await, Outcome::Done);
     assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
 }
 

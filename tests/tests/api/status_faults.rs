@@ -5,12 +5,12 @@
 //! call: the status write (it took effect, its answer was lost: a DynamoDB timeout, or a
 //! process that died right after it), or the sync queue's send of the status job.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use e2e_tests::embedded_tenant::EmbeddedTenant;
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::whatsapp_events;
 use serde_json::json;
@@ -29,7 +29,6 @@ use wappline::queue::{
     platform, OutgoingMessage, Queue, QueueDepth, QueueError, QueueName, ReceivedMessage,
 };
 use wappline::store::StoreError;
-use wappline::tenant::{ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
 const PHONE: &str = "16505551234";
 const WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
@@ -121,28 +120,13 @@ fn wa() -> AccountRef {
 /// A tenant whose operator answered a customer, the answer sent to Meta as `WAMID` and
 /// recorded so (what the send worker does with the Cloud API's answer).
 async fn rig() -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::embedded(dir.path()).unwrap();
-    let queue = Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
-    let tenant = platform
-        .tenants
-        .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
-        .await
-        .unwrap()
-        .id;
-    let scope = platform.tenants.scope(&tenant).await.unwrap().unwrap();
-    scope
-        .connect(Connection {
-            channel: ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
-            details: BTreeMap::from([("waba_id".to_owned(), "102290129340398".to_owned())]),
-            secrets: BTreeMap::from([(
-                "access_token",
-                Secret::parse("access_token", "EAAGwhatsappTokenOfTheTenant0123456789").unwrap(),
-            )]),
-            authorized_by: None,
-        })
-        .await
-        .unwrap();
+    let EmbeddedTenant {
+        platform,
+        queue,
+        tenant,
+        dir,
+        ..
+    } = EmbeddedTenant::start([]).await;
     let conversations = Conversations::new(
         tenant.clone(),
         platform.store.clone(),

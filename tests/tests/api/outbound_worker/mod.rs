@@ -10,12 +10,12 @@ mod retries;
 
 mod service_window;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use e2e_tests::embedded_tenant::{connection, EmbeddedTenant, WA_TOKEN};
 use e2e_tests::fake_graph::{FakeGraph, GraphFailure};
-use e2e_tests::harness::{sample, IG_ACCOUNT, WA_NUMBER};
+use e2e_tests::harness::{sample, IG_ACCOUNT, WABA, WA_NUMBER};
 use serde_json::{json, Value};
 use wappline::app::Platform;
 use wappline::bitrix::ImRef;
@@ -42,9 +42,8 @@ use wappline::pacing::PacingConfig;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, OutgoingMessage, Queue, QueueName};
 use wappline::store::Table;
-use wappline::tenant::{ChannelRef, Connection, RetentionDays, Secret, TenantName, TenantScope};
+use wappline::tenant::{ChannelRef, TenantScope};
 
-const WA_TOKEN: &str = "EAAGwhatsappTokenOfTheTenant0123456789";
 const IG_TOKEN: &str = "IGAAinstagramTokenOfTheTenant0123456789";
 const PHONE: &str = "16505551234";
 const BSUID: &str = "US.13491208655302741918";
@@ -66,7 +65,7 @@ pub(crate) struct World {
     pub(crate) worker: OutboundWorker,
     intake: OutboundIntake,
     pub(crate) tenant: TenantId,
-    scope: TenantScope,
+    pub(crate) scope: TenantScope,
     _dir: tempfile::TempDir,
 }
 
@@ -102,21 +101,6 @@ pub(crate) fn test_config() -> OutboundConfig {
         max_wait: Duration::from_millis(50),
     };
     config
-}
-
-fn connection(channel: ChannelRef, token: &str, details: &[(&str, &str)]) -> Connection {
-    Connection {
-        channel,
-        details: details
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect::<BTreeMap<_, _>>(),
-        secrets: BTreeMap::from([(
-            "access_token",
-            Secret::parse("access_token", token).unwrap(),
-        )]),
-        authorized_by: None,
-    }
 }
 
 async fn world_with(config: OutboundConfig, ig_page: Option<&str>) -> World {
@@ -157,37 +141,23 @@ impl World {
         ig_page: Option<&str>,
         worker: impl FnOnce(&Platform, &Arc<EmbeddedQueue>, OutboundClients) -> OutboundWorker,
     ) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let platform = Platform::embedded(dir.path()).unwrap();
-        let queue = Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
-        let graph = FakeGraph::start().await;
-        let tenant = platform
-            .tenants
-            .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
-            .await
-            .unwrap()
-            .id;
-        let scope = platform.tenants.scope(&tenant).await.unwrap().unwrap();
-        scope
-            .connect(connection(
-                ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
-                WA_TOKEN,
-                &[("waba_id", "102290129340398")],
-            ))
-            .await
-            .unwrap();
         let mut ig_details = Vec::new();
         if let Some(page) = ig_page {
             ig_details.push(("page_id", page));
         }
-        scope
-            .connect(connection(
-                ChannelRef::Instagram(InstagramAccountId::parse(IG_ACCOUNT).unwrap()),
-                IG_TOKEN,
-                &ig_details,
-            ))
-            .await
-            .unwrap();
+        let EmbeddedTenant {
+            platform,
+            queue,
+            tenant,
+            scope,
+            dir,
+        } = EmbeddedTenant::start([connection(
+            ChannelRef::Instagram(InstagramAccountId::parse(IG_ACCOUNT).unwrap()),
+            IG_TOKEN,
+            &ig_details,
+        )])
+        .await;
+        let graph = FakeGraph::start().await;
         graph.add_token(WA_TOKEN, WA_NUMBER);
         graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, ig_page);
         let graph_config = GraphConfig::default()
@@ -710,7 +680,7 @@ async fn a_coexistence_number_is_paced_at_its_own_twenty_per_second() {
         .connect(connection(
             ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
             WA_TOKEN,
-            &[("waba_id", "102290129340398"), ("coexistence", "true")],
+            &[("waba_id", WABA), ("coexistence", "true")],
         ))
         .await
         .unwrap();

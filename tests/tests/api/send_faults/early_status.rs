@@ -6,6 +6,7 @@
 //! counts what the operator's portal received: the status once, and nothing more when Meta
 //! repeats its webhook.
 
+use e2e_tests::embedded_tenant::portal_connection;
 use e2e_tests::fake_bitrix::{
     FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
@@ -17,12 +18,12 @@ use wappline::bitrix::{BitrixClient, BitrixConfig};
 use wappline::consumer::process_batch;
 use wappline::crm_sync::{SyncWorker, WaitConfig};
 use wappline::faults::hooked::SharedHook;
-use wappline::ids::{BitrixMemberId, TenantId};
+use wappline::ids::TenantId;
 use wappline::inbound::worker::InboundWorker;
 use wappline::inbound::InboundJob;
 use wappline::meta::split_webhook;
 use wappline::queue::{platform, Queue};
-use wappline::tenant::{ChannelRef, Connection, Secret};
+use wappline::tenant::Secret;
 
 use super::*;
 
@@ -43,27 +44,8 @@ pub(super) struct Portal {
 
 pub(super) async fn portal(r: &Rig) -> Portal {
     let fake = FakeBitrix::start().await;
-    let tokens = fake.valid_tokens_for(FAKE_DOMAIN);
-    let scope = r.platform.tenants.scope(&r.tenant).await.unwrap().unwrap();
-    scope
-        .connect(Connection {
-            channel: ChannelRef::Bitrix24(BitrixMemberId::parse(FAKE_MEMBER_ID).unwrap()),
-            details: BTreeMap::from([
-                ("domain".to_owned(), FAKE_DOMAIN.to_owned()),
-                ("line_id".to_owned(), "7".to_owned()),
-            ]),
-            secrets: BTreeMap::from([
-                (
-                    "access_token",
-                    Secret::parse("access_token", &tokens.access_token).unwrap(),
-                ),
-                (
-                    "refresh_token",
-                    Secret::parse("refresh_token", &tokens.refresh_token).unwrap(),
-                ),
-            ]),
-            authorized_by: None,
-        })
+    r.scope
+        .connect(portal_connection(&fake, FAKE_DOMAIN, FAKE_MEMBER_ID, 7))
         .await
         .unwrap();
     let config = BitrixConfig::new(
@@ -255,14 +237,7 @@ async fn the_highest_of_the_early_statuses_reaches_the_portal() {
     assert_eq!(p.status_posts(DELIVERY), 1, "our own sent");
 
     // The same redelivery again (the queue's at-least-once), and Meta's repeats.
-    let job = wappline::outbound::OutboundJob::new(r.tenant.clone(), &at);
-    let record = QueueRecord {
-        message_id: "redelivered".into(),
-        body: serde_json::to_string(&job).unwrap(),
-        receive_count: 1,
-        group_id: None,
-    };
-    assert_eq!(r.worker.handle(&record).await, Outcome::Done);
+    assert_eq!(r.redeliver(&at).await, Outcome::Done);
     r.meta_reports("read").await;
     r.meta_reports("delivered").await;
     p.sync(&r).await;

@@ -1,0 +1,98 @@
+//! One tenant on an embedded platform, for the tests that drive a worker on the domain APIs
+//! without the local server: the store, encryption and platform queues in a temp dir, and
+//! the tenant "Acme" with its WhatsApp number connected (and whatever else a test passes).
+//! Also the channel connections such tests give a tenant.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wappline::app::Platform;
+use wappline::ids::{BitrixMemberId, PhoneNumberId, TenantId};
+use wappline::queue::embedded::EmbeddedQueue;
+use wappline::queue::platform;
+use wappline::tenant::{ChannelRef, Connection, RetentionDays, Secret, TenantName, TenantScope};
+
+use crate::fake_bitrix::FakeBitrix;
+use crate::harness::{WABA, WA_NUMBER};
+
+/// The access token of the tenant's WhatsApp number ([`WA_NUMBER`]).
+pub const WA_TOKEN: &str = "EAAGwhatsappTokenOfTheTenant0123456789";
+
+/// The platform, its queue and the tenant.
+pub struct EmbeddedTenant {
+    pub platform: Platform,
+    pub queue: Arc<EmbeddedQueue>,
+    pub tenant: TenantId,
+    pub scope: TenantScope,
+    /// Where the store and the queue live; removed when dropped, so held as long as they are.
+    pub dir: tempfile::TempDir,
+}
+
+impl EmbeddedTenant {
+    /// A new platform with the tenant "Acme", its WhatsApp number [`WA_NUMBER`] connected
+    /// (token [`WA_TOKEN`], WABA [`WABA`]), then each of `also` (e.g. an Instagram account).
+    pub async fn start(also: impl IntoIterator<Item = Connection>) -> EmbeddedTenant {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = Platform::embedded(dir.path()).unwrap();
+        let queue = Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
+        let tenant = platform
+            .tenants
+            .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
+            .await
+            .unwrap()
+            .id;
+        let scope = platform.tenants.scope(&tenant).await.unwrap().unwrap();
+        let whatsapp = connection(
+            ChannelRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
+            WA_TOKEN,
+            &[("waba_id", WABA)],
+        );
+        for c in std::iter::once(whatsapp).chain(also) {
+            scope.connect(c).await.unwrap();
+        }
+        EmbeddedTenant {
+            platform,
+            queue,
+            tenant,
+            scope,
+            dir,
+        }
+    }
+}
+
+/// A connection of `channel` with its access token and `details`.
+pub fn connection(channel: ChannelRef, token: &str, details: &[(&str, &str)]) -> Connection {
+    Connection {
+        channel,
+        details: details
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+        secrets: BTreeMap::from([(
+            "access_token",
+            Secret::parse("access_token", token).unwrap(),
+        )]),
+        authorized_by: None,
+    }
+}
+
+/// The connection of the fake's portal `domain` (member `member_id`, with its current
+/// tokens) on Open Line `line`.
+pub fn portal_connection(
+    fake: &FakeBitrix,
+    domain: &str,
+    member_id: &str,
+    line: u32,
+) -> Connection {
+    let tokens = fake.valid_tokens_for(domain);
+    let mut portal = connection(
+        ChannelRef::Bitrix24(BitrixMemberId::parse(member_id).unwrap()),
+        &tokens.access_token,
+        &[("domain", domain), ("line_id", &line.to_string())],
+    );
+    portal.secrets.insert(
+        "refresh_token",
+        Secret::parse("refresh_token", &tokens.refresh_token).unwrap(),
+    );
+    portal
+}
