@@ -24,10 +24,9 @@ use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
 use wappline::conversation::{MessageRef, MessageStatus};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::meta::{CustomerId, CustomerRef, WhatsAppPhone};
-use wappline::outbound::OutboundWorker;
 use wappline::store::{Key, StoreError, Table};
 
-use crate::outbound_worker::{operator, test_config, wa, World};
+use crate::outbound_worker::{operator, test_config, wa, worker_over, World};
 
 const PHONE: &str = "16505551234";
 
@@ -142,15 +141,7 @@ async fn rig(reconcile: Duration) -> Rig {
         let store =
             Arc::new(HookedStore::new(platform.store.clone(), SendFaults::default()).one_by_one());
         hooked = Some(store.clone());
-        OutboundWorker::new(
-            store,
-            platform.envelope.clone(),
-            platform.tenants.clone(),
-            queue.clone(),
-            clients,
-        )
-        .with_config(test_config())
-        .with_reconcile_window(reconcile)
+        worker_over(store, platform, queue, clients, test_config()).with_reconcile_window(reconcile)
     })
     .await;
     Rig {

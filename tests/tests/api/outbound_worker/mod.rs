@@ -41,7 +41,7 @@ use wappline::outbound::{ApiMessage, OperatorFile, OperatorMessage, OutboundInta
 use wappline::pacing::PacingConfig;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, OutgoingMessage, Queue, QueueName};
-use wappline::store::Table;
+use wappline::store::{Table, TableStore};
 use wappline::tenant::{ChannelRef, TenantScope};
 
 const IG_TOKEN: &str = "IGAAinstagramTokenOfTheTenant0123456789";
@@ -103,17 +103,28 @@ pub(crate) fn test_config() -> OutboundConfig {
     config
 }
 
+/// The send worker of a world over `store` (the platform's, or one wrapped around it).
+pub(crate) fn worker_over(
+    store: Arc<dyn TableStore>,
+    platform: &Platform,
+    queue: &Arc<EmbeddedQueue>,
+    clients: OutboundClients,
+    config: OutboundConfig,
+) -> OutboundWorker {
+    OutboundWorker::new(
+        store,
+        platform.envelope.clone(),
+        platform.tenants.clone(),
+        queue.clone(),
+        clients,
+    )
+    .with_config(config)
+}
+
 async fn world_with(config: OutboundConfig, ig_page: Option<&str>) -> World {
     World::start(ig_page, |platform, queue, clients| {
-        OutboundWorker::new(
-            platform.store.clone(),
-            platform.envelope.clone(),
-            platform.tenants.clone(),
-            queue.clone(),
-            clients,
-        )
-        .with_config(config)
-        .with_dead_letter_queue(Some(queue.clone()))
+        worker_over(platform.store.clone(), platform, queue, clients, config)
+            .with_dead_letter_queue(Some(queue.clone()))
     })
     .await
 }

@@ -294,15 +294,8 @@ async fn a_send_that_kills_its_worker_is_dead_lettered_after_a_few_deaths() {
             }
             Verdict::Run
         }));
-        OutboundWorker::new(
-            store,
-            platform.envelope.clone(),
-            platform.tenants.clone(),
-            queue.clone(),
-            clients,
-        )
-        .with_config(test_config())
-        .with_dead_letter_queue(Some(queue.clone()))
+        worker_over(store, platform, queue, clients, test_config())
+            .with_dead_letter_queue(Some(queue.clone()))
     })
     .await;
     let conv = w.wa_customer(HOUR).await;
