@@ -51,6 +51,7 @@ pub mod public_resolver;
 pub mod queue;
 pub mod retention;
 pub mod revocation;
+pub mod run_guard;
 pub mod secret;
 pub mod sqs_lambda;
 pub mod store;

@@ -16,12 +16,8 @@
 //! redrive), and move a job to its dead-letter queue themselves once [`MAX_ATTEMPTS`] have
 //! failed. The queue's own redrive stays as a backstop (`maxReceiveCount` 1000).
 //!
-//! A job that kills its worker every time (it runs the instance out of memory or time, or
-//! aborts it) never returns a failure to count. Once a job has been received more than
-//! [`TRUSTED_RECEIVES`] times, each run is counted before it starts and taken back when it
-//! returns, whatever it returned; a job with [`UNRETURNED_LIMIT`] runs that never returned is
-//! dead-lettered at its next receive without running again (decision 0081). A job received
-//! fewer times, nearly every job, costs nothing more.
+//! A job that kills its worker never returns a failure to count: [`crate::run_guard`] bounds
+//! it (decision 0081).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,20 +27,12 @@ use crate::idempotency::Attempts;
 use crate::ids::TenantId;
 use crate::metrics::Metrics;
 use crate::queue::{platform, OutgoingMessage, Queue, QueueError, QueueName};
+use crate::run_guard::RunGuard;
 use crate::store::TableStore;
 
 /// Failed attempts before a relay job is dead-lettered: the limit the queues' receive count
 /// used to give.
 pub const MAX_ATTEMPTS: u32 = 5;
-
-/// Receives of a job that are not guarded against a run that never returns: up to here a
-/// receive may well have been no run at all (skipped behind its group's head, paced, lost,
-/// or in an instance that died on another job), and guarding every run would cost two
-/// writes per job.
-pub const TRUSTED_RECEIVES: u32 = 10;
-
-/// Guarded runs that never returned before the job is taken for one that kills its worker.
-pub const UNRETURNED_LIMIT: u32 = 3;
 
 /// What counting a failed attempt found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +51,7 @@ pub enum Failure {
 #[derive(Clone)]
 pub struct OwnAttempts {
     attempts: Attempts,
-    /// Guarded runs that started and have not returned, per job.
-    unreturned: Attempts,
+    guard: RunGuard,
     queue: &'static str,
     limit: u32,
     dead_letter: Option<Arc<dyn Queue>>,
@@ -82,7 +69,7 @@ impl OwnAttempts {
     ) -> Self {
         OwnAttempts {
             attempts: Attempts::new(store.clone(), scope),
-            unreturned: Attempts::new(store, runs_scope),
+            guard: RunGuard::new(store, queue, runs_scope),
             queue,
             limit: MAX_ATTEMPTS,
             dead_letter: None,
@@ -98,6 +85,7 @@ impl OwnAttempts {
     }
 
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.guard = self.guard.with_metrics(metrics.clone());
         self.metrics = metrics;
         self
     }
@@ -137,63 +125,19 @@ impl OwnAttempts {
         }
     }
 
-    /// Runs `run`, `record`'s job for `tenant`, guarded against a job that kills its worker.
-    ///
-    /// Past [`TRUSTED_RECEIVES`] receives the run is counted before it starts and taken back
-    /// once it returns, so the count is of guarded runs that died with their instance. Taken
-    /// back, not cleared: a run that returns at once (another delivery still holds the job's
-    /// key after the one that died, or its pace) must not hide the deaths before it. A job
-    /// with [`UNRETURNED_LIMIT`] such runs is moved to the dead-letter queue without running.
-    /// When the count cannot be written (the store is down) the job runs unguarded: the
-    /// queue's backstop still bounds it.
+    /// Runs `run`, `record`'s job for `tenant`, guarded against a job that kills its worker
+    /// (decision 0081): such a job is moved to the dead-letter queue without running.
     pub async fn guarded(
         &self,
         tenant: &TenantId,
         record: &QueueRecord,
         run: impl Future<Output = Outcome>,
     ) -> Outcome {
-        if record.receive_count <= TRUSTED_RECEIVES {
-            return run.await;
-        }
-        let now = crate::clock::now_millis();
-        let guarded = match self
-            .unreturned
-            .failed(tenant, &record.message_id, now)
+        self.guard
+            .guarded(tenant, record, run, || {
+                self.dead_letter(Some(tenant), record)
+            })
             .await
-        {
-            // This run is counted too: the ones before it never returned.
-            Ok(runs) if runs.count > UNRETURNED_LIMIT => {
-                // The stage as the workers name it in their own failures: `inbound`, `outbound`.
-                let stage = self.queue.trim_end_matches(".fifo");
-                self.metrics.failure(stage, "killed_its_worker");
-                tracing::error!(
-                    message_id = %record.message_id,
-                    receive_count = record.receive_count,
-                    unreturned_runs = runs.count - 1,
-                    queue = self.queue,
-                    "job killed its worker every time it ran; dead-lettered without running"
-                );
-                return self.dead_letter(Some(tenant), record).await;
-            }
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, queue = self.queue, "could not record a job's run; it runs unguarded");
-                false
-            }
-        };
-        let outcome = run.await;
-        if guarded {
-            let returned = if outcome.is_done() {
-                // Finished: nothing of the job is left to guard.
-                self.unreturned.clear(tenant, &record.message_id).await
-            } else {
-                self.unreturned.uncount(tenant, &record.message_id).await
-            };
-            if let Err(e) = returned {
-                tracing::warn!(error = %e, queue = self.queue, "could not take back a job's returned run");
-            }
-        }
-        outcome
     }
 
     /// Moves `record` unchanged to its queue's dead-letter queue: `Done` once moved (and its
@@ -209,11 +153,6 @@ impl OwnAttempts {
                 if let Some(tenant) = tenant {
                     if let Err(e) = self.attempts.clear(tenant, &record.message_id).await {
                         tracing::debug!(error = %e, "could not clear a dead-lettered job's attempts");
-                    }
-                    if record.receive_count > TRUSTED_RECEIVES {
-                        if let Err(e) = self.unreturned.clear(tenant, &record.message_id).await {
-                            tracing::debug!(error = %e, "could not clear a dead-lettered job's runs");
-                        }
                     }
                 }
                 Outcome::Done

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
 use wappline::faults::hooked::{HookedStore, Verdict};
-use wappline::own_attempts::{MAX_ATTEMPTS, TRUSTED_RECEIVES, UNRETURNED_LIMIT};
+use wappline::own_attempts::MAX_ATTEMPTS;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::sqs::{provision_queues, SqsQueue};
 use wappline::queue::{platform, OutgoingMessage, Queue, ReceivedMessage};
+use wappline::run_guard::{TRUSTED_RECEIVES, UNRETURNED_LIMIT};
 use wappline::store::{StoreError, Table, TableStore};
 use wappline::tenant::ChannelKind;
 

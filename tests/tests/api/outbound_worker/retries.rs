@@ -275,7 +275,7 @@ async fn a_failure_part_way_resends_only_the_rest() {
 async fn a_send_that_kills_its_worker_is_dead_lettered_after_a_few_deaths() {
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     use wappline::faults::hooked::{HookedStore, Verdict};
-    use wappline::own_attempts::{TRUSTED_RECEIVES, UNRETURNED_LIMIT};
+    use wappline::run_guard::{TRUSTED_RECEIVES, UNRETURNED_LIMIT};
 
     // While `deadly` is set, the send's first write of its own (any but the worker's records
     // of its runs and attempts) kills the run: a panic in the task running it.
