@@ -108,7 +108,7 @@ impl SyncWorker {
         crm_chat_id: Option<String>,
         missing: &MissingFiles,
     ) -> Result<Key, SyncError> {
-        let effect = format!("files.{}", job.effect);
+        let effect = files_note_effect(&job.effect);
         let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &effect);
         let media = message
             .content
@@ -133,6 +133,11 @@ impl SyncWorker {
         tracing::info!(files = missing.count, "noted files Bitrix24 did not keep");
         Ok(key)
     }
+}
+
+/// The effect id of the note of a job's files Bitrix24 did not keep.
+pub(super) fn files_note_effect(job_effect: &str) -> String {
+    format!("files.{job_effect}")
 }
 
 /// The note's text: how many files, and their kinds and names (never their content).
