@@ -434,8 +434,7 @@ impl SyncWorker {
                 self.metrics.duplicate("sync");
                 // The delivery that completed it may have stopped before dropping its staged
                 // operations (they are dropped only after the record says done).
-                self.drop_staged(&staged_keys(job)).await;
-                return Ok(Outcome::Done);
+                return Ok(self.drop_staged(&outcome::staged_keys(job)).await);
             }
             Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
         };
@@ -460,19 +459,7 @@ impl SyncWorker {
             tracing::info!("sync job taken over by another delivery; left to it");
             return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
         }
-        self.drop_staged(&staged).await;
-        Ok(Outcome::Done)
-    }
-
-    /// Forgets staged operations whose job is recorded done. A failure only leaves an item
-    /// the outbox no longer posts (its state is `sent`) until a later delivery of the job, or
-    /// the item's expiry, drops it.
-    async fn drop_staged(&self, keys: &[Key]) {
-        for key in keys {
-            if let Err(e) = self.outbox.remove(key).await {
-                tracing::warn!(error = %e, "could not drop a done job's staged operation");
-            }
-        }
+        Ok(self.drop_staged(&staged).await)
     }
 
     /// Runs the job up to its outcome; returns the keys of the operations it staged, to be
@@ -517,7 +504,7 @@ impl SyncWorker {
         {
             self.metrics.duplicate("sync");
             // Synced by an earlier delivery of this job, which may have left its operations.
-            return Ok(staged_keys(job));
+            return Ok(outcome::staged_keys(job));
         }
         // Instagram customers' names and pictures (issue 16 item 12).
         let refreshed;
@@ -753,20 +740,6 @@ impl SyncWorker {
         conversations.set_crm_message_ids(at, &ids).await?;
         Ok(())
     }
-}
-
-/// Where a job's operations are staged: its own, and the note of files Bitrix24 did not keep
-/// (`note_missing_files`).
-fn staged_keys(job: &SyncJob) -> Vec<Key> {
-    let conversation = job.conversation.as_str();
-    vec![
-        Outbox::key(&job.tenant_id, conversation, &job.effect),
-        Outbox::key(
-            &job.tenant_id,
-            conversation,
-            &outcome::files_note_effect(&job.effect),
-        ),
-    ]
 }
 
 #[async_trait]
