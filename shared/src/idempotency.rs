@@ -22,6 +22,8 @@ pub const RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
 
 const STATUS: &str = "status";
 const LEASE_UNTIL: &str = "lease_until";
+/// Which delivery holds an `in_progress` record: a random token per [`Idempotency::begin`].
+const HOLDER: &str = "holder";
 const IN_PROGRESS: &str = "in_progress";
 const COMPLETED: &str = "completed";
 
@@ -47,13 +49,24 @@ pub enum Guarded<T> {
     InProgress { retry_after: Duration },
 }
 
-/// A held idempotency key.
+/// A held idempotency key, and the token of this hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(Key);
+pub struct IdempotencyKey {
+    key: Key,
+    holder: String,
+}
 
 impl IdempotencyKey {
     pub fn key(&self) -> &Key {
-        &self.0
+        &self.key
+    }
+
+    /// This hold's own record: in progress, and not taken over since.
+    fn still_held(&self) -> Condition {
+        Condition::And(vec![
+            Condition::Equals(STATUS.into(), IN_PROGRESS.into()),
+            Condition::Equals(HOLDER.into(), AttrValue::S(self.holder.clone())),
+        ])
     }
 }
 
@@ -111,8 +124,10 @@ impl Idempotency {
         let key = self.key_for(tenant, idempotency_key);
         let now = (self.clock)();
         let lease = i64::try_from(self.lease.as_secs()).unwrap_or(i64::MAX / 2);
+        let holder = holder_token();
         let item = Item::new(&key)
             .with(STATUS, IN_PROGRESS)
+            .with(HOLDER, holder.as_str())
             .with(LEASE_UNTIL, now + lease)
             .with(TTL_ATTR, now + RETENTION.as_secs() as i64);
         let free = Condition::Or(vec![
@@ -123,7 +138,7 @@ impl Idempotency {
             ]),
         ]);
         match self.store.put(Table::Dedupe, item, Some(free)).await {
-            Ok(()) => Ok(Begin::Started(IdempotencyKey(key))),
+            Ok(()) => Ok(Begin::Started(IdempotencyKey { key, holder })),
             Err(StoreError::ConditionFailed { .. }) => {
                 let current = self.store.get(Table::Dedupe, &key).await?;
                 Ok(match current {
@@ -146,20 +161,41 @@ impl Idempotency {
 
     /// Marks the work done: later `begin`s with the same key answer `AlreadyDone`.
     pub async fn complete(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
-        let now = (self.clock)();
-        let item = Item::new(&key.0)
-            .with(STATUS, COMPLETED)
-            .with("completed_at", now)
-            .with(TTL_ATTR, now + RETENTION.as_secs() as i64);
-        self.store.put(Table::Dedupe, item, None).await
+        self.store
+            .put(Table::Dedupe, self.completed(key), None)
+            .await
     }
 
-    /// Gives the key back after a failure, so a retry does the work again.
-    pub async fn release(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
-        let in_progress = Condition::Equals(STATUS.into(), IN_PROGRESS.into());
+    /// Marks the work done only if this hold is still the record's: false when another
+    /// delivery took the key over (this one's lease ran out while it worked) or it was
+    /// released meanwhile. That delivery finishes the work and completes the record; this
+    /// one must leave what the work left for it in place (decision 0080).
+    pub async fn complete_held(&self, key: &IdempotencyKey) -> Result<bool, StoreError> {
         match self
             .store
-            .delete(Table::Dedupe, &key.0, Some(in_progress))
+            .put(Table::Dedupe, self.completed(key), Some(key.still_held()))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn completed(&self, key: &IdempotencyKey) -> Item {
+        let now = (self.clock)();
+        Item::new(&key.key)
+            .with(STATUS, COMPLETED)
+            .with("completed_at", now)
+            .with(TTL_ATTR, now + RETENTION.as_secs() as i64)
+    }
+
+    /// Gives the key back after a failure, so a retry does the work again; a hold another
+    /// delivery has taken over since is left to it.
+    pub async fn release(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+        match self
+            .store
+            .delete(Table::Dedupe, &key.key, Some(key.still_held()))
             .await
         {
             Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
@@ -198,6 +234,16 @@ impl Idempotency {
             }
         }
     }
+}
+
+/// A random token naming one hold of a key (or one attempt of a flush).
+pub(crate) fn holder_token() -> String {
+    let mut b = [0u8; 12];
+    if crate::crypto::random_bytes(&mut b).is_err() {
+        // Only has to differ between holds of one key; the clock does that too.
+        return format!("t{}", crate::clock::now_millis());
+    }
+    hex::encode(b)
 }
 
 const COUNT: &str = "count";

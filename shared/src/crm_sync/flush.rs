@@ -18,7 +18,6 @@ use super::gate::{PortalLease, PortalLimiter};
 use super::outbox::{CrmOp, MissingFiles, OpOutcome, Outbox, OutboxError, StagedOp};
 use super::worker::MediaLinker;
 use crate::bitrix::{im, imconnector, BatchCommand, BitrixClient, BitrixError, PortalSession};
-use crate::crypto::random_bytes;
 use crate::ids::TenantId;
 use crate::portal::{Portal, PortalError, PortalTokens};
 use crate::store::StoreError;
@@ -625,12 +624,7 @@ fn failure(e: &BitrixError, in_batch: bool) -> OpOutcome {
 }
 
 fn holder_id() -> String {
-    let mut b = [0u8; 12];
-    if random_bytes(&mut b).is_err() {
-        // The attempt id only has to differ between attempts; the clock does that too.
-        return format!("t{}", crate::clock::now_millis());
-    }
-    hex::encode(b)
+    crate::idempotency::holder_token()
 }
 
 #[cfg(test)]

@@ -285,7 +285,9 @@ impl Outbox {
         }
     }
 
-    /// Forgets a staged operation once its job has taken the outcome.
+    /// Forgets a staged operation once its job is recorded done (decision 0080): until
+    /// then a delivery that still runs the job must find it, or it would stage and post it
+    /// again.
     pub async fn remove(&self, key: &Key) -> Result<(), OutboxError> {
         Ok(self.store.delete(Table::Data, key, None).await?)
     }

@@ -49,14 +49,14 @@ use crate::conversation::{
     Origin, StoredMessage,
 };
 use crate::crypto::Envelope;
-use crate::idempotency::{Attempts, Guarded, Idempotency};
+use crate::idempotency::{Attempts, Begin, Idempotency};
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, Media};
 use crate::metrics::{direction, Metrics};
 use crate::portal::providers;
 use crate::portal::{Connectors, Portal, PortalError};
 use crate::queue::{platform, Queue};
-use crate::store::TableStore;
+use crate::store::{Key, TableStore};
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope};
 
 /// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
@@ -428,29 +428,49 @@ impl SyncWorker {
         else {
             return Ok(Outcome::Done);
         };
-        let guarded = self
-            .idempotency
-            .guard(&job.tenant_id, &job.effect, || {
-                self.run(job, &scope, &conversations, &meta)
-            })
-            .await?;
-        Ok(match guarded {
-            Guarded::Ran(()) => Outcome::Done,
-            Guarded::AlreadyDone => {
+        let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
+            Begin::Started(held) => held,
+            Begin::AlreadyDone => {
                 self.metrics.duplicate("sync");
-                Outcome::Done
+                // The delivery that completed it may have stopped before dropping its staged
+                // operations (they are dropped only after the record says done).
+                return Ok(self.drop_staged(&outcome::staged_keys(job)).await);
             }
-            Guarded::InProgress { retry_after } => Outcome::RetryAfter(retry_after),
-        })
+            Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
+        };
+        let staged = match self.run(job, &scope, &conversations, &meta).await {
+            Ok(staged) => staged,
+            Err(e) => {
+                if let Err(release) = self.idempotency.release(&held).await {
+                    // The lease runs out on its own; the retry waits for it.
+                    tracing::warn!(error = %release, "releasing idempotency record failed");
+                }
+                return Err(e);
+            }
+        };
+        // The job is recorded done before its staged operations are dropped (decision 0080).
+        // A staged operation that is gone would be staged afresh and posted again by any
+        // delivery that still runs the job: one whose completion write failed here, or one
+        // that took the job over when this delivery's lease ran out. Until the record says
+        // done, such a delivery finds the operation `sent` and takes its outcome instead.
+        if !self.idempotency.complete_held(&held).await? {
+            // Another delivery took the job over while this one worked: it finishes it.
+            // This record comes back to find the job done (or still held).
+            tracing::info!("sync job taken over by another delivery; left to it");
+            return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
+        }
+        Ok(self.drop_staged(&staged).await)
     }
 
+    /// Runs the job up to its outcome; returns the keys of the operations it staged, to be
+    /// dropped once the job is recorded done.
     async fn run(
         &self,
         job: &SyncJob,
         scope: &TenantScope,
         conversations: &Conversations,
         meta: &ConversationMeta,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Vec<Key>, SyncError> {
         let sk = match &job.action {
             SyncAction::PushMessage { message_sk }
             | SyncAction::Status { message_sk, .. }
@@ -464,7 +484,7 @@ impl SyncWorker {
         };
         let Some(message) = conversations.message(&at).await? else {
             tracing::info!("message gone (erased or expired); sync job dropped");
-            return Ok(());
+            return Ok(Vec::new());
         };
         let span = tracing::Span::current();
         // A message we sent is known to the provider by the id it gave us.
@@ -483,7 +503,8 @@ impl SyncWorker {
             && !message.crm_message_ids.is_empty()
         {
             self.metrics.duplicate("sync");
-            return Ok(()); // synced by an earlier delivery of this job
+            // Synced by an earlier delivery of this job, which may have left its operations.
+            return Ok(outcome::staged_keys(job));
         }
         // Instagram customers' names and pictures (issue 16 item 12).
         let refreshed;
@@ -503,7 +524,7 @@ impl SyncWorker {
             .operation(job, meta, &message, &connector, line, quote)
             .await?
         else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
         let state = self
@@ -512,7 +533,7 @@ impl SyncWorker {
             .await?;
         let Some(sent) = self.outcome_of(scope, &key, state).await? else {
             // Removed under us (a contact erasure): nothing left to do.
-            return Ok(());
+            return Ok(Vec::new());
         };
         if let Some(chat) = &sent.crm_chat_id {
             span.record("crm_chat", chat.as_str());
@@ -557,12 +578,8 @@ impl SyncWorker {
             )
             .await?;
         }
-        self.outbox.remove(&key).await?;
-        if let Some(note) = note {
-            self.outbox.remove(&note).await?;
-        }
         tracing::info!(method = %op.method, "posted to Bitrix24");
-        Ok(())
+        Ok([Some(key), note].into_iter().flatten().collect())
     }
 
     /// The one Bitrix24 call the job needs, or None when there is nothing to tell.

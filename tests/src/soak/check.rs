@@ -179,24 +179,17 @@ fn carries(body: &[u8], wamid: &str) -> bool {
     body.windows(wamid.len()).any(|w| w == wamid.as_bytes())
 }
 
-/// True when `wamid` was the first message its portal got in its chat: the post that
-/// creates the Bitrix24 chat.
-fn first_in_chat(
-    received: &[crate::fake_bitrix::ReceivedMessage],
-    domain: &str,
-    wamid: &str,
-) -> bool {
-    let Some(chat) = received
+/// True when `wamid` opened its conversation (customer, epoch): the post whose answer
+/// carries the Bitrix24 chat id a repeat would be looked up in (decision 0023). After an
+/// erasure the person's next message opens a new conversation, whose chat id we no longer
+/// hold, though the portal files it in the chat it had (it keys chats by our external chat
+/// id, which stays the same): so the portal's chat cannot tell a conversation's first post.
+fn opened_conversation(ledger: &Ledger, conversation: (usize, u32), wamid: &str) -> bool {
+    ledger
+        .inbound
         .iter()
-        .find(|m| m.domain == domain && m.external_message_id == wamid)
-        .map(|m| &m.external_chat_id)
-    else {
-        return false;
-    };
-    received
-        .iter()
-        .find(|m| m.domain == domain && &m.external_chat_id == chat)
-        .is_some_and(|m| m.external_message_id == wamid)
+        .find(|(c, _, _)| *c == conversation)
+        .is_some_and(|(_, _, first)| first == wamid)
 }
 
 /// True when `positions` (first arrival of each item, in acceptance order) only grow.
@@ -242,9 +235,9 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
                         .iter()
                         .filter(|body| carries(body, wamid))
                         .count();
-                    let first = first_in_chat(&received, domain, wamid);
+                    let first = opened_conversation(ledger, *conversation, wamid);
                     eprintln!(
-                        "soak: {wamid} reached {domain} {n} times, from instances {instances:?}; answers lost: {lost}; first post of its chat: {first}"
+                        "soak: {wamid} reached {domain} {n} times, from instances {instances:?}; answers lost: {lost}; first post of its conversation: {first}"
                     );
                     // Each repeat needs its own lost answer (or crash) to be the residue.
                     let explained = lost + instances.len().saturating_sub(1);

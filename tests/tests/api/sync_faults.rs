@@ -8,6 +8,9 @@
 //! server's own sync consumer is off: no Bitrix24 settings), so the test owns the clock and
 //! can crash the worker at any store operation.
 
+// A job recorded done before its staged operation is dropped (decision 0080).
+mod done_before_dropped;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,6 +35,7 @@ const HOUR_MS: i64 = 3_600_000;
 struct Rig {
     h: Harness,
     fake: FakeBitrix,
+    tenant: String,
     /// The simulated clock (Unix ms) the worker reads.
     now: Arc<AtomicI64>,
 }
@@ -50,6 +54,7 @@ impl Rig {
         Rig {
             h,
             fake,
+            tenant,
             now: Arc::new(AtomicI64::new(now_millis())),
         }
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{SyncError, SyncWorker, FLUSH_EVERY_POLLS};
 use crate::bitrix::{imconnector, ConnectorId, OpenLineId};
+use crate::consumer::Outcome;
 use crate::conversation::{ConversationMeta, StoredMessage};
 use crate::crm_sync::chat::{media_of, note_message};
 use crate::crm_sync::outbox::{CrmOp, MissingFiles, OpOutcome, OpState, Outbox, PostLookup};
@@ -89,6 +90,19 @@ impl SyncWorker {
         }
     }
 
+    /// Forgets the staged operations of a job recorded done. One that could not be dropped
+    /// is not posted again (its state is `sent`), but every flush would read it until it
+    /// expires: the record comes back, finds the job done and drops it then.
+    pub(super) async fn drop_staged(&self, keys: &[Key]) -> Outcome {
+        for key in keys {
+            if let Err(e) = self.outbox.remove(key).await {
+                tracing::warn!(error = %e, "could not drop a done job's staged operation");
+                return Outcome::RetryAfter(Duration::from_secs(1));
+            }
+        }
+        Outcome::Done
+    }
+
     /// Tells the operator, in the chat, that Bitrix24 kept the customer's message without
     /// `missing` of its files (the portal could not download our links: Meta no longer has
     /// the media, or the link failed). A second operation staged under the job: its own key
@@ -108,7 +122,7 @@ impl SyncWorker {
         crm_chat_id: Option<String>,
         missing: &MissingFiles,
     ) -> Result<Key, SyncError> {
-        let effect = format!("files.{}", job.effect);
+        let effect = files_note_effect(&job.effect);
         let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &effect);
         let media = message
             .content
@@ -133,6 +147,25 @@ impl SyncWorker {
         tracing::info!(files = missing.count, "noted files Bitrix24 did not keep");
         Ok(key)
     }
+}
+
+/// Where a job's operations are staged: its own, and the note of files Bitrix24 did not keep
+/// (`note_missing_files`).
+pub(super) fn staged_keys(job: &SyncJob) -> Vec<Key> {
+    let conversation = job.conversation.as_str();
+    vec![
+        Outbox::key(&job.tenant_id, conversation, &job.effect),
+        Outbox::key(
+            &job.tenant_id,
+            conversation,
+            &files_note_effect(&job.effect),
+        ),
+    ]
+}
+
+/// The effect id of the note of a job's files Bitrix24 did not keep.
+pub(super) fn files_note_effect(job_effect: &str) -> String {
+    format!("files.{job_effect}")
 }
 
 /// The note's text: how many files, and their kinds and names (never their content).
