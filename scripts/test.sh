@@ -202,7 +202,11 @@ start_moto
 if [[ "$SKIP_CARGO" != 1 ]]; then
     browser
     step "cargo test (embedded adapters; AWS adapters against moto_server)"
-    cargo test --workspace $LOCKED "$@"
+    # Test threads get 8 MiB of stack instead of 2: in a debug build an AWS SDK call whose
+    # credentials come from another SDK call (a tenant's session, decision 0037), awaited
+    # deep inside a worker, nests two orchestrators whose unoptimised poll frames outgrew
+    # 2 MiB in the IAM coverage scenario. Release builds (what Lambda runs) are far smaller.
+    RUST_MIN_STACK="${RUST_MIN_STACK:-8388608}" cargo test --workspace $LOCKED "$@"
 fi
 
 step "encryption test vectors (independent Python implementation)"
