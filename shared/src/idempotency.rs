@@ -191,15 +191,16 @@ impl Idempotency {
     }
 
     /// Gives the key back after a failure, so a retry does the work again; a hold another
-    /// delivery has taken over since is left to it.
-    pub async fn release(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+    /// delivery has taken over since is left to it. A release that fails is only logged: the
+    /// lease runs out on its own, and the retry waits for it.
+    pub async fn release(&self, key: &IdempotencyKey) {
         match self
             .store
             .delete(Table::Dedupe, &key.key, Some(key.still_held()))
             .await
         {
-            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-            Err(e) => Err(e),
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, "releasing idempotency record failed"),
         }
     }
 
@@ -226,10 +227,7 @@ impl Idempotency {
                 Ok(Guarded::Ran(out))
             }
             Err(e) => {
-                if let Err(release) = self.release(&held).await {
-                    // The lease runs out on its own; the retry waits for it.
-                    tracing::warn!(error = %release, "releasing idempotency record failed");
-                }
+                self.release(&held).await;
                 Err(e)
             }
         }

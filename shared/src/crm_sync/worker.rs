@@ -441,10 +441,7 @@ impl SyncWorker {
         let staged = match self.run(job, &scope, &conversations, &meta).await {
             Ok(staged) => staged,
             Err(e) => {
-                if let Err(release) = self.idempotency.release(&held).await {
-                    // The lease runs out on its own; the retry waits for it.
-                    tracing::warn!(error = %release, "releasing idempotency record failed");
-                }
+                self.idempotency.release(&held).await;
                 return Err(e);
             }
         };

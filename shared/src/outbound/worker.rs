@@ -310,9 +310,7 @@ impl OutboundWorker {
             }
             other => {
                 // Not done (retry later, or an error of ours): the next delivery redoes it.
-                if let Err(release) = self.idempotency.release(&held).await {
-                    tracing::warn!(error = %release, "releasing idempotency record failed");
-                }
+                self.idempotency.release(&held).await;
                 other
             }
         }
