@@ -264,6 +264,13 @@ pub struct Attempts {
     records: Idempotency,
 }
 
+/// What [`Attempts::recount`] writes, and what it then returns.
+enum Recount<T> {
+    Nothing(T),
+    Put(Item, Condition, T),
+    Delete(Condition, T),
+}
+
 impl Attempts {
     pub fn new(store: Arc<dyn TableStore>, scope: &'static str) -> Self {
         Attempts {
@@ -280,13 +287,8 @@ impl Attempts {
         key: &str,
         now_ms: i64,
     ) -> Result<AttemptRecord, StoreError> {
-        let store = &self.records.store;
-        let key = self.records.key_for(tenant, key);
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let current = store.get(Table::Dedupe, &key).await?;
-            let (next, condition) = match &current {
+        self.recount(tenant, key, |current, key| {
+            let (next, condition) = match current {
                 Some(item) => {
                     let count = item.get_n(COUNT).unwrap_or(0);
                     let first = item.get_n(FIRST_AT_MS).unwrap_or(now_ms);
@@ -306,41 +308,60 @@ impl Attempts {
                     Condition::NotExists,
                 ),
             };
-            let item = Item::new(&key)
+            let item = Item::new(key)
                 .with(COUNT, i64::from(next.count))
                 .with(FIRST_AT_MS, next.first_at_ms)
                 .with(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64);
-            match store.put(Table::Dedupe, item, Some(condition)).await {
-                Ok(()) => return Ok(next),
-                // Another writer counted in between: read again (a few times at most).
-                Err(StoreError::ConditionFailed { .. }) if tries < 5 => continue,
-                Err(e) => return Err(e),
-            }
-        }
+            Recount::Put(item, condition, next)
+        })
+        .await
     }
 
     /// Takes one back: the count falls by one, and the record goes at zero. Conditional on
     /// the count read, as [`Attempts::failed`].
     pub async fn uncount(&self, tenant: &TenantId, key: &str) -> Result<(), StoreError> {
+        self.recount(tenant, key, |current, _| {
+            let Some(item) = current else {
+                return Recount::Nothing(());
+            };
+            let count = item.get_n(COUNT).unwrap_or(0);
+            let condition = Condition::Equals(COUNT.into(), AttrValue::N(count));
+            if count <= 1 {
+                Recount::Delete(condition, ())
+            } else {
+                Recount::Put(item.with(COUNT, count - 1), condition, ())
+            }
+        })
+        .await
+    }
+
+    /// Reads the job's record, writes what `next` makes of it (a write conditional on the
+    /// count read), and reads again when another writer counted in between (a few times at
+    /// most).
+    async fn recount<T>(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        mut next: impl FnMut(Option<Item>, &Key) -> Recount<T>,
+    ) -> Result<T, StoreError> {
         let store = &self.records.store;
         let key = self.records.key_for(tenant, key);
         let mut tries = 0;
         loop {
             tries += 1;
-            let Some(item) = store.get(Table::Dedupe, &key).await? else {
-                return Ok(());
-            };
-            let count = item.get_n(COUNT).unwrap_or(0);
-            let condition = Condition::Equals(COUNT.into(), AttrValue::N(count));
-            let written = if count <= 1 {
-                store.delete(Table::Dedupe, &key, Some(condition)).await
-            } else {
-                store
-                    .put(Table::Dedupe, item.with(COUNT, count - 1), Some(condition))
-                    .await
+            let current = store.get(Table::Dedupe, &key).await?;
+            let (written, out) = match next(current, &key) {
+                Recount::Nothing(out) => return Ok(out),
+                Recount::Put(item, condition, out) => {
+                    (store.put(Table::Dedupe, item, Some(condition)).await, out)
+                }
+                Recount::Delete(condition, out) => (
+                    store.delete(Table::Dedupe, &key, Some(condition)).await,
+                    out,
+                ),
             };
             match written {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(out),
                 Err(StoreError::ConditionFailed { .. }) if tries < 5 => continue,
                 Err(e) => return Err(e),
             }

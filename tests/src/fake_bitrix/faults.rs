@@ -8,6 +8,7 @@
 //! status, like any other.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -39,14 +40,21 @@ pub(super) struct LeakyBucket {
     per_second: f64,
     burst: f64,
     level: f64,
-    at: Instant,
+    /// The clock the counter drains by, and its reading at the last request (ms).
+    clock: BucketClock,
+    at_ms: i64,
 }
 
+/// Milliseconds on the clock a [`LeakyBucket`] drains by: real time, or a test's simulated
+/// clock (so a test that moves time by hand sees the portal's counter drain with it).
+pub type BucketClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 impl LeakyBucket {
-    fn admit(&mut self, now: Instant) -> bool {
-        let drained = now.saturating_duration_since(self.at).as_secs_f64() * self.per_second;
+    fn admit(&mut self) -> bool {
+        let now = (self.clock)();
+        let drained = (now - self.at_ms).max(0) as f64 / 1000.0 * self.per_second;
         self.level = (self.level - drained).max(0.0);
-        self.at = now;
+        self.at_ms = now.max(self.at_ms);
         if self.level + 1.0 > self.burst {
             return false;
         }
@@ -89,7 +97,7 @@ impl Faults {
             return Some(kind);
         }
         let bucket = self.buckets.get_mut(domain)?;
-        if bucket.admit(Instant::now()) {
+        if bucket.admit() {
             return None;
         }
         self.rate_limited += 1;
@@ -183,13 +191,22 @@ impl FakeBitrix {
     /// `burst` requests at once, then `per_second`; beyond that `503 QUERY_LIMIT_EXCEEDED`
     /// "Too many requests". A batch counts once. Off unless set; the counter starts empty.
     pub fn limit_rate(&self, domain: &str, per_second: f64, burst: u32) {
+        let start = Instant::now();
+        let real: BucketClock = Arc::new(move || start.elapsed().as_millis() as i64);
+        self.limit_rate_on(domain, per_second, burst, real);
+    }
+
+    /// [`FakeBitrix::limit_rate`], the counter draining by `clock` (ms) instead of real time.
+    pub fn limit_rate_on(&self, domain: &str, per_second: f64, burst: u32, clock: BucketClock) {
+        let at_ms = clock();
         self.state().faults.buckets.insert(
             domain.to_owned(),
             LeakyBucket {
                 per_second,
                 burst: f64::from(burst),
                 level: 0.0,
-                at: Instant::now(),
+                clock,
+                at_ms,
             },
         );
     }

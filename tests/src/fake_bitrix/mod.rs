@@ -78,6 +78,7 @@ pub use files::FileDownload;
 pub use form::{form_to_json, parse_pairs, php_form};
 pub use rest::manager_of;
 
+pub use faults::BucketClock;
 use faults::{AnswerLost, Faults};
 use rest::{dispatch, Reply};
 
