@@ -59,8 +59,10 @@ impl SyncWorker {
             }
             let wake = if self.flushed_here(scope) {
                 // This process posts the portal now and tells what it settles: no look, and
-                // no try for the lease it holds.
-                (Instant::now() + self.wait.poll).min(deadline)
+                // no try for the lease it holds. If that flush ends without telling us (it
+                // last asked for ready operations before ours was staged), a try comes first.
+                next_flush = Instant::now();
+                (next_flush + self.wait.poll).min(deadline)
             } else {
                 if Instant::now() >= next_flush {
                     // Try to become the portal's flusher now and then (it may have gone),
@@ -74,7 +76,8 @@ impl SyncWorker {
                 break outcome;
             }
             let now = Instant::now();
-            if now < deadline && (now < next_look || self.flushed_here(scope)) {
+            let look_due = now >= next_look && now < next_flush && !self.flushed_here(scope);
+            if now < deadline && !look_due {
                 continue;
             }
             state = match self.outbox.state(key).await? {
