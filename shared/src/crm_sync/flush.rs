@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::gate::{PortalLease, PortalLimiter};
 use super::outbox::{CrmOp, MissingFiles, OpOutcome, Outbox, OutboxError, StagedOp};
+use super::settled::Settlements;
 use super::worker::MediaLinker;
 use crate::bitrix::{im, imconnector, BatchCommand, BitrixClient, BitrixError, PortalSession};
 use crate::ids::TenantId;
@@ -89,6 +90,9 @@ pub struct PortalFlusher {
     config: FlushConfig,
     clock: Clock,
     media: Option<Arc<dyn MediaLinker>>,
+    /// The jobs of this process waiting on operations, told each outcome this flusher
+    /// writes (decision 0084).
+    settlements: Settlements,
 }
 
 impl PortalFlusher {
@@ -107,6 +111,7 @@ impl PortalFlusher {
             config,
             clock,
             media: None,
+            settlements: Settlements::default(),
         }
     }
 
@@ -119,6 +124,25 @@ impl PortalFlusher {
 
     pub fn config(&self) -> &FlushConfig {
         &self.config
+    }
+
+    /// Where the jobs of this process listen for the outcomes this flusher (and its clones)
+    /// write.
+    pub(crate) fn settlements(&self) -> &Settlements {
+        &self.settlements
+    }
+
+    /// Records the outcomes of one attempt (each only while the attempt still claims its
+    /// operation) and tells the jobs of this process that wait on them what was written.
+    async fn settle(
+        &self,
+        attempt: &str,
+        outcomes: Vec<(crate::store::Key, OpOutcome, bool)>,
+    ) -> Result<(), OutboxError> {
+        for (key, outcome) in self.outbox.settle(attempt, outcomes).await? {
+            self.settlements.settled(&key, &outcome);
+        }
+        Ok(())
     }
 
     /// The parameters of `op` as they go out now: its files linked at this moment, with the
@@ -156,6 +180,9 @@ impl PortalFlusher {
         let holder = holder_id();
         let mut report = FlushReport::default();
         let lease_ttl = self.config.claim;
+        // From before the lease is taken until it is given up: the jobs of this process
+        // waiting on the portal wait for word of their outcomes meanwhile (decision 0084).
+        let _flushing = self.settlements.flushing(tenant);
         if !self
             .lease
             .acquire(tenant, &holder, (self.clock)(), lease_ttl)
@@ -242,7 +269,7 @@ impl PortalFlusher {
                         if !ops.is_empty() && !self.wait_for_budget(scope, started).await? {
                             // Out of time: leave the rest claimed; their claim runs out and
                             // the next flush looks them up again.
-                            self.outbox.settle(&attempt, outcomes).await?;
+                            self.settle(&attempt, outcomes).await?;
                             return Ok(());
                         }
                         if !ops.is_empty() {
@@ -252,7 +279,7 @@ impl PortalFlusher {
                                 .renew(tenant, holder, &attempt, &mut claim, &ops)
                                 .await?
                             else {
-                                self.outbox.settle(&attempt, outcomes).await?;
+                                self.settle(&attempt, outcomes).await?;
                                 return Ok(());
                             };
                             ops.retain(|o| kept.contains(&o.key));
@@ -267,7 +294,7 @@ impl PortalFlusher {
                 }
             }
             if ops.is_empty() {
-                self.outbox.settle(&attempt, outcomes).await?;
+                self.settle(&attempt, outcomes).await?;
                 continue;
             }
             let mut commands: Vec<BatchCommand> = Vec::with_capacity(ops.len());
@@ -291,7 +318,7 @@ impl PortalFlusher {
                     .renew(tenant, holder, &attempt, &mut claim, &ops)
                     .await?
                 else {
-                    self.outbox.settle(&attempt, outcomes).await?;
+                    self.settle(&attempt, outcomes).await?;
                     return Ok(());
                 };
                 if kept.len() < ops.len() {
@@ -307,7 +334,7 @@ impl PortalFlusher {
                         files_sent.push(files);
                     }
                     if ops.is_empty() {
-                        self.outbox.settle(&attempt, outcomes).await?;
+                        self.settle(&attempt, outcomes).await?;
                         continue;
                     }
                 }
@@ -386,7 +413,7 @@ impl PortalFlusher {
     ) -> Result<(), FlushError> {
         let mut pause = Duration::from_millis(20);
         loop {
-            match self.outbox.settle(attempt, outcomes.clone()).await {
+            match self.settle(attempt, outcomes.clone()).await {
                 Ok(()) => return Ok(()),
                 // Throttled or briefly down: nothing was written (or it was, and the
                 // conditional write does not repeat it).
@@ -433,7 +460,7 @@ impl PortalFlusher {
         for o in ops {
             outcomes.push((o.key.clone(), failure(e, false), ambiguous || o.ambiguous));
         }
-        self.outbox.settle(attempt, outcomes).await?;
+        self.settle(attempt, outcomes).await?;
         Ok(())
     }
 

@@ -16,6 +16,7 @@ pub mod parking;
 mod probe;
 pub mod profile;
 mod retry;
+mod settled;
 mod worker;
 
 pub use flush::{Clock, FlushConfig, FlushReport, PortalFlusher};

@@ -465,12 +465,13 @@ impl Outbox {
     }
 
     /// Records the outcomes of one attempt, each only if the operation is still claimed by
-    /// it. `ambiguous` marks failures after which the operation may have arrived.
+    /// it. `ambiguous` marks failures after which the operation may have arrived. Returns
+    /// the outcomes written (one whose operation another attempt claimed meanwhile is not).
     pub async fn settle(
         &self,
         attempt: &str,
         outcomes: Vec<(Key, OpOutcome, bool)>,
-    ) -> Result<(), OutboxError> {
+    ) -> Result<Vec<(Key, OpOutcome)>, OutboxError> {
         let write = |(key, outcome, ambiguous): (Key, OpOutcome, bool)| {
             let state = match outcome {
                 OpOutcome::Sent { .. } => "sent",
@@ -494,6 +495,7 @@ impl Outbox {
                 )),
             }
         };
+        let mut written = Vec::with_capacity(outcomes.len());
         let mut rest = outcomes;
         while !rest.is_empty() {
             let tail = rest.split_off(rest.len().min(MAX_TRANSACTION_ITEMS));
@@ -506,9 +508,10 @@ impl Outbox {
                 _ => self.store.transact_write(ops).await,
             };
             match all {
-                Ok(()) => {}
+                Ok(()) => written.extend(chunk.into_iter().map(|(k, o, _)| (k, o))),
                 Err(e) if e.is_condition_failed() => {
                     for one in chunk {
+                        let outcome = one.1.clone();
                         let WriteOp::Update {
                             key,
                             update,
@@ -523,7 +526,7 @@ impl Outbox {
                             .update(Table::Data, &key, update, condition)
                             .await
                         {
-                            Ok(_) => {}
+                            Ok(_) => written.push((key, outcome)),
                             // Claimed again meanwhile (our claim ran out): theirs decides.
                             Err(e) if e.is_condition_failed() => {}
                             Err(e) => return Err(e.into()),
@@ -533,7 +536,7 @@ impl Outbox {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(())
+        Ok(written)
     }
 
     async fn seal(&self, tenant: &TenantId, key: &Key, op: &CrmOp) -> Result<Vec<u8>, OutboxError> {

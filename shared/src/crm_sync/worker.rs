@@ -121,11 +121,13 @@ impl From<FlushError> for SyncError {
     }
 }
 
-/// A waiting job tries to take the portal's lease on every this many looks at its operation.
+/// A waiting job tries to take the portal's lease every this many `WaitConfig::poll`s; its
+/// looks at an operation another process posts slow down to the same period.
 const FLUSH_EVERY_POLLS: u32 = 10;
 
 /// How long a job waits for its staged operation before giving its record back to the queue
-/// (no attempt counted), and how often it looks.
+/// (no attempt counted), and how soon it first looks at it when this process's flusher has
+/// not settled it (decision 0084: later looks back off to one per flush attempt).
 #[derive(Clone, Copy, Debug)]
 pub struct WaitConfig {
     pub poll: Duration,
@@ -524,11 +526,12 @@ impl SyncWorker {
             return Ok(Vec::new());
         };
         let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
+        let mut heard = self.watch_outcome(&key);
         let state = self
             .outbox
             .stage(&job.tenant_id, &key, &op, (self.clock)())
             .await?;
-        let Some(sent) = self.outcome_of(scope, &key, state).await? else {
+        let Some(sent) = self.outcome_of(scope, &key, &mut heard, state).await? else {
             // Removed under us (a contact erasure): nothing left to do.
             return Ok(Vec::new());
         };

@@ -10,6 +10,8 @@
 
 // A job recorded done before its staged operation is dropped (decision 0080).
 mod done_before_dropped;
+// A job hears its outcome from its own process's flusher (decision 0084).
+mod heard_not_read;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -236,7 +238,16 @@ async fn an_hour_long_outage_loses_and_duplicates_nothing() {
 #[tokio::test]
 async fn rate_limits_lose_and_duplicate_nothing() {
     let rig = Rig::start().await;
-    let worker = rig.worker(rig.h.server.platform().store.clone());
+    // Two operations per request: a round's ten conversations take five requests, past the
+    // portal's burst whatever the timing (a flush no longer races the waiting jobs' own
+    // tries for the lease, decision 0084, so a round's posts mostly go out in one request).
+    let worker = rig
+        .worker(rig.h.server.platform().store.clone())
+        .with_flush_config(FlushConfig {
+            max_per_call: 2,
+            budget: Duration::from_secs(3),
+            ..FlushConfig::default()
+        });
     // The portal's counter drains by the worker's simulated clock: on real time, a slow
     // machine let the two drift apart (the worker waited out refusals in simulated time
     // while the counter had not drained) and the test failed only under load.

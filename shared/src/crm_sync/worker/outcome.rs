@@ -3,12 +3,15 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::{SyncError, SyncWorker, FLUSH_EVERY_POLLS};
 use crate::bitrix::{imconnector, ConnectorId, OpenLineId};
 use crate::consumer::Outcome;
 use crate::conversation::{ConversationMeta, StoredMessage};
 use crate::crm_sync::chat::{media_of, note_message};
 use crate::crm_sync::outbox::{CrmOp, MissingFiles, OpOutcome, OpState, Outbox, PostLookup};
+use crate::crm_sync::settled::SettleWatch;
 use crate::crm_sync::SyncJob;
 use crate::meta::Media;
 use crate::store::Key;
@@ -22,72 +25,115 @@ pub(super) struct Sent {
 }
 
 impl SyncWorker {
+    /// Starts listening for what this process's flusher settles at `key`: made before the
+    /// operation is staged, so no outcome written after the staging goes unheard.
+    pub(super) fn watch_outcome(&self, key: &Key) -> SettleWatch {
+        self.flusher.settlements().watch(key)
+    }
+
     /// Waits for the outcome of the operation staged at `key` (in `state` now), taking the
     /// portal's lease now and then to post it itself. None when it was removed meanwhile (a
     /// contact erasure); a failed operation is the job's error (it stays staged, with its
     /// ambiguity, for the retry).
+    ///
+    /// An outcome this process's flusher writes is heard through `heard` (made before the
+    /// staging) without reading the operation (decision 0084). One that another process
+    /// writes (its flusher holds the portal's lease) is found by looking at the operation:
+    /// first after `poll`, then less and less often, down to once per flush attempt.
     pub(super) async fn outcome_of(
         &self,
         scope: &TenantScope,
         key: &Key,
+        heard: &mut SettleWatch,
         mut state: OpState,
     ) -> Result<Option<Sent>, SyncError> {
-        let started = tokio::time::Instant::now();
-        let mut polls: u32 = 0;
-        loop {
-            match state {
-                OpState::Done(OpOutcome::Sent {
-                    crm_chat_id,
-                    external_message_id,
-                    missing,
-                }) => {
-                    return Ok(Some(Sent {
-                        crm_chat_id,
-                        external_message_id,
-                        missing,
-                    }))
-                }
-                OpState::Done(OpOutcome::Failed {
-                    kind,
-                    code,
-                    retry_after_ms,
-                    operation_level,
-                }) => {
-                    return Err(SyncError::Operation {
-                        kind,
-                        code,
-                        retry_after: retry_after_ms.map(Duration::from_millis),
-                        operation_level,
-                    });
-                }
-                OpState::Pending | OpState::InFlight { .. } => {
+        let started = Instant::now();
+        let deadline = started + self.wait.max_wait;
+        let flush_every = self.wait.poll * FLUSH_EVERY_POLLS;
+        let mut next_flush = started;
+        let mut look_pause = self.wait.poll;
+        let mut next_look = started + look_pause;
+        let outcome = loop {
+            if let OpState::Done(outcome) = state {
+                break outcome;
+            }
+            let wake = if self.flushed_here(scope) {
+                // This process posts the portal now and tells what it settles: no look, and
+                // no try for the lease it holds. If that flush ends without telling us (it
+                // last asked for ready operations before ours was staged), a try comes first.
+                next_flush = Instant::now();
+                (next_flush + self.wait.poll).min(deadline)
+            } else {
+                if Instant::now() >= next_flush {
                     // Try to become the portal's flusher now and then (it may have gone),
                     // not on every look: each try is a conditional write.
-                    if polls.is_multiple_of(FLUSH_EVERY_POLLS) {
-                        if let Err(e) = self.flusher.flush(scope).await {
-                            match SyncError::from(e) {
-                                e @ SyncError::NotConnected(_) => return Err(e),
-                                e => tracing::warn!(error = %e, "portal flush failed"),
-                            }
-                        }
-                    }
-                    polls = polls.wrapping_add(1);
-                    state = match self.outbox.state(key).await? {
-                        Some(s) => s,
-                        None => return Ok(None),
-                    };
-                    if matches!(state, OpState::Done(_)) {
-                        continue;
-                    }
-                    if started.elapsed() >= self.wait.max_wait {
-                        return Err(SyncError::Waiting(
-                            self.wait.poll.max(Duration::from_secs(1)),
-                        ));
-                    }
-                    tokio::time::sleep(self.wait.poll).await;
+                    self.try_flush(scope).await?;
+                    next_flush = Instant::now() + flush_every;
                 }
+                next_look.min(next_flush)
+            };
+            if let Some(outcome) = heard.heard_by(wake).await {
+                break outcome;
+            }
+            let now = Instant::now();
+            let look_due = now >= next_look && now < next_flush && !self.flushed_here(scope);
+            if now < deadline && !look_due {
+                continue;
+            }
+            state = match self.outbox.state(key).await? {
+                Some(s) => s,
+                None => return Ok(None),
+            };
+            if matches!(state, OpState::Done(_)) {
+                continue;
+            }
+            if now >= deadline {
+                return Err(SyncError::Waiting(
+                    self.wait.poll.max(Duration::from_secs(1)),
+                ));
+            }
+            look_pause = (look_pause * 2).min(flush_every);
+            next_look = (now + look_pause).min(deadline);
+        };
+        match outcome {
+            OpOutcome::Sent {
+                crm_chat_id,
+                external_message_id,
+                missing,
+            } => Ok(Some(Sent {
+                crm_chat_id,
+                external_message_id,
+                missing,
+            })),
+            OpOutcome::Failed {
+                kind,
+                code,
+                retry_after_ms,
+                operation_level,
+            } => Err(SyncError::Operation {
+                kind,
+                code,
+                retry_after: retry_after_ms.map(Duration::from_millis),
+                operation_level,
+            }),
+        }
+    }
+
+    /// Whether a flusher of this process is flushing the portal of `scope` now.
+    fn flushed_here(&self, scope: &TenantScope) -> bool {
+        self.flusher.settlements().is_flushing(scope.tenant())
+    }
+
+    /// One try to flush the portal: a portal no longer connected ends the wait, any other
+    /// failure leaves it to the next try (or to whichever process holds the lease).
+    async fn try_flush(&self, scope: &TenantScope) -> Result<(), SyncError> {
+        if let Err(e) = self.flusher.flush(scope).await {
+            match SyncError::from(e) {
+                e @ SyncError::NotConnected(_) => return Err(e),
+                e => tracing::warn!(error = %e, "portal flush failed"),
             }
         }
+        Ok(())
     }
 
     /// Forgets the staged operations of a job recorded done. One that could not be dropped
@@ -139,11 +185,12 @@ impl SyncWorker {
             }),
             files: Vec::new(),
         };
+        let mut heard = self.watch_outcome(&key);
         let state = self
             .outbox
             .stage(&job.tenant_id, &key, &op, (self.clock)())
             .await?;
-        self.outcome_of(scope, &key, state).await?;
+        self.outcome_of(scope, &key, &mut heard, state).await?;
         tracing::info!(files = missing.count, "noted files Bitrix24 did not keep");
         Ok(key)
     }
