@@ -19,6 +19,7 @@ use super::outbox::{CrmOp, MissingFiles, OpOutcome, Outbox, OutboxError, StagedO
 use super::settled::Settlements;
 use super::worker::MediaLinker;
 use crate::bitrix::{im, imconnector, BatchCommand, BitrixClient, BitrixError, PortalSession};
+use crate::idempotency::holder_token;
 use crate::ids::TenantId;
 use crate::portal::{Portal, PortalError, PortalTokens};
 use crate::store::StoreError;
@@ -177,7 +178,7 @@ impl PortalFlusher {
     /// posts them).
     pub async fn flush(&self, scope: &TenantScope) -> Result<FlushReport, FlushError> {
         let tenant = scope.tenant();
-        let holder = holder_id();
+        let holder = holder_token();
         let mut report = FlushReport::default();
         let lease_ttl = self.config.claim;
         // From before the lease is taken until it is given up: the jobs of this process
@@ -235,7 +236,7 @@ impl PortalFlusher {
             let mut session = self
                 .client
                 .session(&domain, &mut portal.tokens, &tokens_store);
-            let attempt = holder_id();
+            let attempt = holder_token();
             let now = (self.clock)();
             let mut claim = Claim::from(now, self.config.claim);
             let claimed: HashSet<_> = self
@@ -648,10 +649,6 @@ fn failure(e: &BitrixError, in_batch: bool) -> OpOutcome {
         // refusal of the request itself only when nothing about the portal is wrong.
         operation_level: in_batch && matches!(e, BitrixError::Rejected { .. }),
     }
-}
-
-fn holder_id() -> String {
-    crate::idempotency::holder_token()
 }
 
 #[cfg(test)]
