@@ -104,6 +104,23 @@ impl Rig {
         ids
     }
 
+    /// Runs rounds of `worker` until the sync queue is empty (fewer than `max_rounds`), moving
+    /// the clock after each round by what `pause` makes of the round's longest retry delay.
+    async fn run_until_empty(
+        &self,
+        worker: &SyncWorker,
+        max_rounds: usize,
+        pause: impl Fn(Option<Duration>) -> Duration,
+    ) {
+        let mut rounds = 0;
+        while self.sync_depth().await > 0 {
+            rounds += 1;
+            assert!(rounds < max_rounds, "does not converge");
+            let (_, longest) = self.round(worker).await;
+            self.advance(pause(longest));
+        }
+    }
+
     /// One round of the sync queue as a consumer would run it: every visible record,
     /// processed, acknowledged or given back; the longest retry delay asked for.
     async fn round(&self, worker: &SyncWorker) -> (usize, Option<Duration>) {
@@ -259,15 +276,8 @@ async fn rate_limits_lose_and_duplicate_nothing() {
         Arc::new(move || now.load(Ordering::SeqCst)),
     );
     let want = rig.customers_write(10, 4, "limited").await;
-    let mut rounds = 0;
-    while rig.sync_depth().await > 0 {
-        rounds += 1;
-        assert!(rounds < 2000, "does not converge");
-        let (_, longest) = rig.round(&worker).await;
-        if let Some(d) = longest {
-            rig.advance(d);
-        }
-    }
+    rig.run_until_empty(&worker, 2000, |longest| longest.unwrap_or_default())
+        .await;
     assert!(rig.fake.rate_limited_count() > 0, "the limit was hit");
     assert_eq!(rig.dead_lettered().await, 0);
     rig.assert_delivered_once_in_order(&want);
@@ -289,13 +299,10 @@ async fn lost_answers_after_accepted_posts_duplicate_nothing() {
     for (w, m) in want.iter_mut().zip(more) {
         w.extend(m);
     }
-    let mut rounds = 0;
-    while rig.sync_depth().await > 0 {
-        rounds += 1;
-        assert!(rounds < 2000, "does not converge");
-        let (_, longest) = rig.round(&worker).await;
-        rig.advance(longest.unwrap_or(Duration::from_secs(1)));
-    }
+    rig.run_until_empty(&worker, 2000, |longest| {
+        longest.unwrap_or(Duration::from_secs(1))
+    })
+    .await;
     eprintln!(
         "lost answers: {} of {} requests",
         rig.fake.lost_answer_count(),
@@ -483,14 +490,9 @@ async fn first_post_with_failing_answer_write(times: usize) -> usize {
         },
     ));
     let worker = rig.worker(store.clone());
-    let mut rounds = 0;
-    while rig.sync_depth().await > 0 {
-        rounds += 1;
-        assert!(rounds < 50, "does not converge");
-        rig.round(&worker).await;
-        // Long enough for any claim to run out between two rounds.
-        rig.advance(Duration::from_secs(60));
-    }
+    // Long enough for any claim to run out between two rounds.
+    rig.run_until_empty(&worker, 50, |_| Duration::from_secs(60))
+        .await;
     assert_eq!(
         store.hook().failed.load(Ordering::SeqCst),
         times,
@@ -682,13 +684,8 @@ async fn a_then_b(
         pause.go_on();
     };
     tokio::join!(a, b);
-    let mut rounds = 0;
-    while rig.sync_depth().await > 0 {
-        rounds += 1;
-        assert!(rounds < 50, "does not converge");
-        rig.round(normal).await;
-        rig.advance(Duration::from_secs(60));
-    }
+    rig.run_until_empty(normal, 50, |_| Duration::from_secs(60))
+        .await;
     assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, id), 1, "posted once");
     assert_eq!(rig.fake.posts_of(FAKE_DOMAIN, other), 1);
     assert_eq!(rig.fake.duplicate_posts(), 0);

@@ -141,13 +141,8 @@ fn status_posts(rig: &Rig) -> usize {
 /// Runs the sync queue with `worker` until it is empty, the clock moved past every lease
 /// and retry delay between rounds.
 async fn run_out(rig: &Rig, worker: &SyncWorker) {
-    let mut rounds = 0;
-    while rig.sync_depth().await > 0 {
-        rounds += 1;
-        assert!(rounds < 50, "does not converge");
-        rig.round(worker).await;
-        rig.advance(Duration::from_secs(200));
-    }
+    rig.run_until_empty(worker, 50, |_| Duration::from_secs(200))
+        .await;
 }
 
 /// The write recording the job done is throttled once, after the status was posted and its
