@@ -2,6 +2,7 @@
 //! the adapters and the settings, and the generic Lambda runners ([`runtime`]). The Lambda
 //! functions and the local server both build their handlers here.
 
+mod aws_sdk;
 pub mod health;
 pub mod runtime;
 pub mod runtime_socket;
@@ -10,6 +11,7 @@ pub mod services;
 pub mod settings;
 pub mod tenant_sessions;
 
+pub use aws_sdk::aws_sdk_config;
 pub use runtime::{run_http, run_http_streaming, run_sqs, run_sqs_or_schedule, HttpFunction};
 pub use secrets::{SecretSource, SecretsManagerSource};
 pub use services::{
@@ -57,9 +59,4 @@ impl Platform {
         let vault = crate::vault::fence::FencedVault::new(Arc::new(vault), None);
         Ok(Self::new(Arc::new(store), Arc::new(vault)))
     }
-}
-
-/// One SDK configuration from the environment, shared by every client of the process.
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
