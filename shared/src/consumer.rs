@@ -179,7 +179,7 @@ pub async fn process_batch(handler: &dyn RecordHandler, records: &[QueueRecord])
 }
 
 /// Runs the futures concurrently on the current task; their outputs in the same order.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

@@ -138,12 +138,27 @@ impl PortalFlusher {
     async fn settle(
         &self,
         attempt: &str,
-        outcomes: Vec<(crate::store::Key, OpOutcome, bool)>,
+        mut outcomes: Vec<(crate::store::Key, OpOutcome, bool)>,
     ) -> Result<(), OutboxError> {
-        for (key, outcome) in self.outbox.settle(attempt, outcomes).await? {
-            self.settlements.settled(&key, &outcome);
+        self.settle_rest(attempt, &mut outcomes).await
+    }
+
+    /// As [`PortalFlusher::settle`]; on a store failure, `outcomes` keeps those still to
+    /// write (the others were written and told).
+    async fn settle_rest(
+        &self,
+        attempt: &str,
+        outcomes: &mut Vec<(crate::store::Key, OpOutcome, bool)>,
+    ) -> Result<(), OutboxError> {
+        let settled = self.outbox.settle(attempt, std::mem::take(outcomes)).await;
+        for (key, outcome) in &settled.written {
+            self.settlements.settled(key, outcome);
         }
-        Ok(())
+        *outcomes = settled.unwritten;
+        match settled.error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// The parameters of `op` as they go out now: its files linked at this moment, with the
@@ -239,6 +254,8 @@ impl PortalFlusher {
             let attempt = holder_token();
             let now = (self.clock)();
             let mut claim = Claim::from(now, self.config.claim);
+            // Per conversation, only what comes before an operation another flusher holds
+            // (the claim gives the rest back): a conversation's order holds.
             let claimed: HashSet<_> = self
                 .outbox
                 .claim(&ready, &attempt, claim.until_ms, now)
@@ -394,8 +411,7 @@ impl PortalFlusher {
             return Ok(None);
         }
         *claim = Claim::from(now, self.config.claim);
-        let keys: Vec<_> = ops.iter().map(|o| o.key.clone()).collect();
-        let kept = self.outbox.extend(&keys, attempt, claim.until_ms).await?;
+        let kept = self.outbox.extend(ops, attempt, claim.until_ms).await?;
         Ok(Some(kept.into_iter().collect()))
     }
 
@@ -413,11 +429,12 @@ impl PortalFlusher {
         outcomes: Vec<(crate::store::Key, OpOutcome, bool)>,
     ) -> Result<(), FlushError> {
         let mut pause = Duration::from_millis(20);
+        let mut outcomes = outcomes;
         loop {
-            match self.settle(attempt, outcomes.clone()).await {
+            match self.settle_rest(attempt, &mut outcomes).await {
                 Ok(()) => return Ok(()),
-                // Throttled or briefly down: nothing was written (or it was, and the
-                // conditional write does not repeat it).
+                // Throttled or briefly down: what is left was not written (or it was, and
+                // the conditional write does not repeat it).
                 Err(OutboxError::Store(e @ StoreError::Unavailable(_)))
                     if claim.left(&self.clock) > pause * 2 =>
                 {

@@ -14,18 +14,19 @@
 //! item whose error was ambiguous carry `ambiguous`: before it is posted again, the flusher
 //! asks Bitrix24 whether it already arrived.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::now_secs;
+use crate::consumer::join_all;
 use crate::crypto::{Envelope, FieldRef};
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, Media};
 use crate::store::{
-    AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, Update, WriteOp,
-    MAX_TRANSACTION_ITEMS, TTL_ATTR,
+    AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, Update, TTL_ATTR,
 };
 
 /// The tenant sub-partition of staged operations, the lease and the limiter.
@@ -135,6 +136,18 @@ pub struct StagedOp {
     pub op: CrmOp,
     pub ambiguous: bool,
     pub staged_ms: i64,
+}
+
+/// What [`Outbox::settle`] wrote.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// The outcomes written, in the order given.
+    pub written: Vec<(Key, OpOutcome)>,
+    /// The outcomes the store failed to write, to write again: a write may have landed
+    /// although its answer was lost, and its condition refuses the repeat.
+    pub unwritten: Vec<(Key, OpOutcome, bool)>,
+    /// The failure: a non-transient one if any was, else the first.
+    pub error: Option<StoreError>,
 }
 
 /// The store side of the outbox.
@@ -293,7 +306,10 @@ impl Outbox {
     }
 
     /// Up to `limit` operations to post now: pending ones, and in-flight ones whose claim ran
-    /// out (their flusher died: ambiguous). Oldest staged first.
+    /// out (their flusher died: ambiguous). Oldest staged first. An operation staged after
+    /// one of its conversation that another attempt holds (claimed, its claim running) waits
+    /// until that one is settled: one given back behind it ([`Outbox::claim`]) must not
+    /// overtake it.
     pub async fn ready(
         &self,
         tenant: &TenantId,
@@ -301,6 +317,8 @@ impl Outbox {
         limit: usize,
     ) -> Result<Vec<StagedOp>, OutboxError> {
         let mut out = Vec::new();
+        // Per conversation, when its oldest operation held by a running claim was staged.
+        let mut held_since: HashMap<String, i64> = HashMap::new();
         let mut start = None;
         loop {
             let page = self
@@ -314,17 +332,25 @@ impl Outbox {
                 )
                 .await?;
             for item in &page.items {
+                let key = item
+                    .key()
+                    .ok_or_else(|| OutboxError::Unreadable("no key".into()))?;
+                let staged_ms = item.get_n(STAGED_MS).unwrap_or(0);
                 let (ready, stale) = match read_state(item)? {
                     OpState::Pending => (true, false),
-                    OpState::InFlight { until_ms, .. } => (until_ms < now_ms, true),
+                    OpState::InFlight { until_ms, .. } if until_ms < now_ms => (true, true),
+                    OpState::InFlight { .. } => {
+                        let since = held_since
+                            .entry(conversation_of(&key).to_owned())
+                            .or_insert(staged_ms);
+                        *since = (*since).min(staged_ms);
+                        (false, false)
+                    }
                     OpState::Done(_) => (false, false),
                 };
                 if !ready {
                     continue;
                 }
-                let key = item
-                    .key()
-                    .ok_or_else(|| OutboxError::Unreadable("no key".into()))?;
                 let blob = item
                     .get_b(OP)
                     .ok_or_else(|| OutboxError::Unreadable("no operation".into()))?;
@@ -333,7 +359,7 @@ impl Outbox {
                     key,
                     op,
                     ambiguous: stale || item.get_bool(AMBIGUOUS).unwrap_or(false),
-                    staged_ms: item.get_n(STAGED_MS).unwrap_or(0),
+                    staged_ms,
                 });
             }
             start = page.next;
@@ -341,14 +367,23 @@ impl Outbox {
                 break;
             }
         }
+        out.retain(|o| {
+            held_since
+                .get(conversation_of(&o.key))
+                .is_none_or(|&held| o.staged_ms < held)
+        });
         out.sort_by_key(|s| s.staged_ms);
         out.truncate(limit);
         Ok(out)
     }
 
-    /// Claims the operations for one attempt, before the call (so a crash mid-call leaves
-    /// them marked in flight, hence ambiguous). Returns the keys actually claimed: one that
-    /// changed since it was read (another flusher, a stale lease) is left out.
+    /// Claims `ops` (oldest first, as [`Outbox::ready`] returns them) for one attempt,
+    /// before the call, so that a crash mid-call leaves them marked in flight, hence
+    /// ambiguous. One conditional update per operation, all sent at once (decision 0086).
+    /// Returns the keys to post, oldest first. An operation that changed since it was read
+    /// (another flusher holds it: a stale lease) is left out, and so is every later one of
+    /// its conversation: those this attempt claimed are given back, so that nobody posts
+    /// them before it.
     pub async fn claim(
         &self,
         ops: &[StagedOp],
@@ -356,187 +391,157 @@ impl Outbox {
         until_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<Key>, OutboxError> {
-        let writes = |op: &StagedOp| WriteOp::Update {
-            table: Table::Data,
-            key: op.key.clone(),
-            update: Update::new()
+        let claimable = Condition::Or(vec![
+            Condition::Equals(STATE.into(), AttrValue::S("pending".into())),
+            Condition::And(vec![
+                Condition::Equals(STATE.into(), AttrValue::S("in_flight".into())),
+                Condition::LessThan(UNTIL_MS.into(), AttrValue::N(now_ms)),
+            ]),
+        ]);
+        let claims = ops.iter().map(|op| {
+            let update = Update::new()
                 .set(STATE, "in_flight")
                 .set(ATTEMPT, attempt)
-                .set(UNTIL_MS, until_ms),
-            condition: Some(Condition::Or(vec![
-                Condition::Equals(STATE.into(), AttrValue::S("pending".into())),
-                Condition::And(vec![
-                    Condition::Equals(STATE.into(), AttrValue::S("in_flight".into())),
-                    Condition::LessThan(UNTIL_MS.into(), AttrValue::N(now_ms)),
-                ]),
-            ])),
-        };
-        let mut claimed = Vec::new();
-        for chunk in ops.chunks(MAX_TRANSACTION_ITEMS) {
-            // One operation: a conditional update is the same claim at half the units of a
-            // one-item transaction (decision 0058).
-            let all = match chunk {
-                [_] => Err(StoreError::ConditionFailed { op_index: None }),
-                _ => {
-                    self.store
-                        .transact_write(chunk.iter().map(writes).collect())
-                        .await
-                }
-            };
-            match all {
-                Ok(()) => claimed.extend(chunk.iter().map(|o| o.key.clone())),
-                Err(e) if e.is_condition_failed() => {
-                    // One of them moved (or there is only one): claim one by one.
-                    for op in chunk {
-                        let WriteOp::Update {
-                            key,
-                            update,
-                            condition,
-                            ..
-                        } = writes(op)
-                        else {
-                            unreachable!("claims are updates")
-                        };
-                        match self
-                            .store
-                            .update(Table::Data, &key, update, condition)
-                            .await
-                        {
-                            Ok(_) => claimed.push(key),
-                            Err(e) if e.is_condition_failed() => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(claimed)
+                .set(UNTIL_MS, until_ms);
+            self.store
+                .update(Table::Data, &op.key, update, Some(claimable.clone()))
+        });
+        let answers = join_all(claims.collect()).await;
+        self.keep_in_order(ops, answers, attempt).await
     }
 
-    /// Extends one attempt's claim on `keys` to `until_ms`, before a further request of the
+    /// Extends one attempt's claim on `ops` to `until_ms`, before a further request of the
     /// attempt (decision 0056): a lookup and the budget wait before the post must not eat
-    /// the time the claim gives the post and the writing of its answer. Returns the keys
-    /// still claimed by the attempt; one another flusher took (our claim ran out) is left
-    /// out, and must not be posted by us.
+    /// the time the claim gives the post and the writing of its answer. One conditional
+    /// update per operation, all at once. Returns the keys still claimed by the attempt; one
+    /// another flusher took (our claim ran out) is left out and must not be posted by us,
+    /// nor, as in [`Outbox::claim`], any later one of its conversation (given back).
     pub async fn extend(
         &self,
-        keys: &[Key],
+        ops: &[StagedOp],
         attempt: &str,
         until_ms: i64,
     ) -> Result<Vec<Key>, OutboxError> {
-        let write = |key: &Key| WriteOp::Update {
-            table: Table::Data,
-            key: key.clone(),
-            update: Update::new().set(UNTIL_MS, until_ms),
-            condition: Some(Condition::Equals(
-                ATTEMPT.into(),
-                AttrValue::S(attempt.to_owned()),
-            )),
-        };
-        let mut kept = Vec::new();
-        for chunk in keys.chunks(MAX_TRANSACTION_ITEMS) {
-            match self
-                .store
-                .transact_write(chunk.iter().map(write).collect())
-                .await
-            {
-                Ok(()) => kept.extend(chunk.iter().cloned()),
-                Err(e) if e.is_condition_failed() => {
-                    for key in chunk {
-                        let update = Update::new().set(UNTIL_MS, until_ms);
-                        let ours =
-                            Condition::Equals(ATTEMPT.into(), AttrValue::S(attempt.to_owned()));
-                        match self
-                            .store
-                            .update(Table::Data, key, update, Some(ours))
-                            .await
-                        {
-                            Ok(_) => kept.push(key.clone()),
-                            Err(e) if e.is_condition_failed() => {}
-                            Err(e) => return Err(e.into()),
-                        }
+        let extensions = ops.iter().map(|op| {
+            let update = Update::new().set(UNTIL_MS, until_ms);
+            self.store
+                .update(Table::Data, &op.key, update, Some(claimed_by(attempt)))
+        });
+        let answers = join_all(extensions.collect()).await;
+        self.keep_in_order(ops, answers, attempt).await
+    }
+
+    /// What an attempt keeps of the operations it claimed (`answers`, one per operation of
+    /// `ops`): per conversation, those before its first operation refused; the rest it
+    /// claimed are given back. A store failure gives back everything claimed and is
+    /// returned: nothing of this attempt is posted, so nothing needs to turn ambiguous.
+    async fn keep_in_order(
+        &self,
+        ops: &[StagedOp],
+        answers: Vec<Result<Item, StoreError>>,
+        attempt: &str,
+    ) -> Result<Vec<Key>, OutboxError> {
+        let mut stopped: HashSet<&str> = HashSet::new();
+        let mut kept: Vec<&StagedOp> = Vec::new();
+        let mut given_back: Vec<&StagedOp> = Vec::new();
+        let mut failure = None;
+        for (op, answer) in ops.iter().zip(answers) {
+            let conversation = conversation_of(&op.key);
+            match answer {
+                Ok(_) if stopped.contains(conversation) => given_back.push(op),
+                Ok(_) => kept.push(op),
+                Err(e) => {
+                    stopped.insert(conversation);
+                    if !e.is_condition_failed() {
+                        // It may have landed although its answer was lost: the give-back,
+                        // conditional on this attempt, frees it if so.
+                        given_back.push(op);
+                        failure.get_or_insert(e);
                     }
                 }
-                Err(e) => return Err(e.into()),
             }
         }
-        Ok(kept)
+        if let Some(e) = failure {
+            given_back.append(&mut kept);
+            self.give_back(&given_back, attempt).await;
+            return Err(e.into());
+        }
+        self.give_back(&given_back, attempt).await;
+        Ok(kept.into_iter().map(|o| o.key.clone()).collect())
+    }
+
+    /// Returns operations this attempt claimed but does not post to `pending`, as they were
+    /// read (their ambiguity kept: the attempt sent nothing of them). One that cannot be
+    /// given back stays claimed until its claim runs out, then comes back ambiguous and is
+    /// looked up before it is posted: later, never out of order.
+    async fn give_back(&self, ops: &[&StagedOp], attempt: &str) {
+        let writes = ops.iter().map(|op| {
+            let update = Update::new()
+                .set(STATE, "pending")
+                .set(AMBIGUOUS, op.ambiguous)
+                .remove(ATTEMPT)
+                .remove(UNTIL_MS);
+            self.store
+                .update(Table::Data, &op.key, update, Some(claimed_by(attempt)))
+        });
+        for answer in join_all(writes.collect()).await {
+            match answer {
+                Ok(_) => {}
+                Err(e) if e.is_condition_failed() => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not give back a claimed operation; it waits for its claim to run out"
+                ),
+            }
+        }
     }
 
     /// Records the outcomes of one attempt, each only if the operation is still claimed by
-    /// it. `ambiguous` marks failures after which the operation may have arrived. Returns
-    /// the outcomes written (one whose operation another attempt claimed meanwhile is not).
-    pub async fn settle(
-        &self,
-        attempt: &str,
-        outcomes: Vec<(Key, OpOutcome, bool)>,
-    ) -> Result<Vec<(Key, OpOutcome)>, OutboxError> {
-        let write = |(key, outcome, ambiguous): (Key, OpOutcome, bool)| {
+    /// it: one conditional update per outcome, all at once (decision 0086). `ambiguous`
+    /// marks failures after which the operation may have arrived. An outcome whose
+    /// operation another attempt claimed meanwhile is not written (theirs decides); one the
+    /// store failed to write is returned to write again.
+    pub async fn settle(&self, attempt: &str, outcomes: Vec<(Key, OpOutcome, bool)>) -> Settled {
+        let writes = outcomes.iter().map(|(key, outcome, ambiguous)| {
             let state = match outcome {
                 OpOutcome::Sent { .. } => "sent",
                 OpOutcome::Failed { .. } => "failed",
             };
-            WriteOp::Update {
-                table: Table::Data,
-                key,
-                update: Update::new()
-                    .set(STATE, state)
-                    .set(
-                        OUTCOME,
-                        serde_json::to_string(&outcome).expect("outcomes serialise"),
-                    )
-                    .set(AMBIGUOUS, ambiguous)
-                    .remove(ATTEMPT)
-                    .remove(UNTIL_MS),
-                condition: Some(Condition::Equals(
-                    ATTEMPT.into(),
-                    AttrValue::S(attempt.to_owned()),
-                )),
-            }
-        };
-        let mut written = Vec::with_capacity(outcomes.len());
-        let mut rest = outcomes;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(MAX_TRANSACTION_ITEMS));
-            let chunk = std::mem::replace(&mut rest, tail);
-            let ops: Vec<WriteOp> = chunk.clone().into_iter().map(write).collect();
-            // One outcome: a conditional update, not a one-item transaction (half the
-            // units, decision 0058).
-            let all = match ops.len() {
-                1 => Err(StoreError::ConditionFailed { op_index: None }),
-                _ => self.store.transact_write(ops).await,
-            };
-            match all {
-                Ok(()) => written.extend(chunk.into_iter().map(|(k, o, _)| (k, o))),
-                Err(e) if e.is_condition_failed() => {
-                    for one in chunk {
-                        let outcome = one.1.clone();
-                        let WriteOp::Update {
-                            key,
-                            update,
-                            condition,
-                            ..
-                        } = write(one)
-                        else {
-                            unreachable!("outcomes are updates")
-                        };
-                        match self
-                            .store
-                            .update(Table::Data, &key, update, condition)
-                            .await
-                        {
-                            Ok(_) => written.push((key, outcome)),
-                            // Claimed again meanwhile (our claim ran out): theirs decides.
-                            Err(e) if e.is_condition_failed() => {}
-                            Err(e) => return Err(e.into()),
+            let update = Update::new()
+                .set(STATE, state)
+                .set(
+                    OUTCOME,
+                    serde_json::to_string(outcome).expect("outcomes serialise"),
+                )
+                .set(AMBIGUOUS, *ambiguous)
+                .remove(ATTEMPT)
+                .remove(UNTIL_MS);
+            self.store
+                .update(Table::Data, key, update, Some(claimed_by(attempt)))
+        });
+        let answers = join_all(writes.collect()).await;
+        let mut settled = Settled::default();
+        for ((key, outcome, ambiguous), answer) in outcomes.into_iter().zip(answers) {
+            match answer {
+                Ok(_) => settled.written.push((key, outcome)),
+                Err(e) if e.is_condition_failed() => {}
+                Err(e) => {
+                    settled.unwritten.push((key, outcome, ambiguous));
+                    // A failure worth retrying only decides when every failure is one.
+                    let replaces = match &settled.error {
+                        None => true,
+                        Some(StoreError::Unavailable(_)) => {
+                            !matches!(e, StoreError::Unavailable(_))
                         }
+                        Some(_) => false,
+                    };
+                    if replaces {
+                        settled.error = Some(e);
                     }
                 }
-                Err(e) => return Err(e.into()),
             }
         }
-        Ok(written)
+        settled
     }
 
     async fn seal(&self, tenant: &TenantId, key: &Key, op: &CrmOp) -> Result<Vec<u8>, OutboxError> {
@@ -555,6 +560,20 @@ impl Outbox {
             .map_err(|e| OutboxError::Unreadable(e.to_string()))?;
         serde_json::from_slice(&json).map_err(|e| OutboxError::Unreadable(e.to_string()))
     }
+}
+
+/// The condition that an operation is still claimed by `attempt`.
+fn claimed_by(attempt: &str) -> Condition {
+    Condition::Equals(ATTEMPT.into(), AttrValue::S(attempt.to_owned()))
+}
+
+/// The conversation of a staged operation's key (`op#<conversation>#<effect>`; conversation
+/// ids hold no `#`).
+fn conversation_of(key: &Key) -> &str {
+    key.sk
+        .strip_prefix(ITEM_PREFIX)
+        .and_then(|rest| rest.split_once('#'))
+        .map_or(key.sk.as_str(), |(conversation, _)| conversation)
 }
 
 fn read_state(item: &Item) -> Result<OpState, OutboxError> {

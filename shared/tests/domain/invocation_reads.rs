@@ -1,6 +1,6 @@
 //! What a relay job asks of the store (decision 0058), counted by the cost model's meter on
 //! real adapters: the tenant's profile and channels read once per invocation, and forgotten
-//! on a write; the outbox staging without a read and claiming or settling one operation
+//! on a write; the outbox staging without a read and claiming or settling each operation
 //! without a transaction.
 
 use std::collections::BTreeMap;
@@ -173,10 +173,11 @@ async fn the_outbox_stages_and_claims_one_operation_without_extra_units(b: Backe
         external_message_id: None,
         missing: Default::default(),
     };
-    outbox
+    let settled = outbox
         .settle("attempt-1", vec![(first.clone(), sent.clone(), false)])
-        .await
-        .unwrap();
+        .await;
+    assert!(settled.error.is_none(), "{:?}", settled.error);
+    assert_eq!(settled.written, vec![(first.clone(), sent.clone())]);
     assert_eq!(
         outbox.state(&first).await.unwrap(),
         Some(OpState::Done(sent.clone()))
@@ -188,7 +189,7 @@ async fn the_outbox_stages_and_claims_one_operation_without_extra_units(b: Backe
         "claim, refused claim, outcome"
     );
 
-    // Two ready: one transaction claims both.
+    // Two ready: a conditional update each, no transaction (decision 0086).
     outbox.remove(&first).await.unwrap();
     for key in [&first, &second] {
         outbox.stage(&t, key, &op("two"), now).await.unwrap();
@@ -200,12 +201,75 @@ async fn the_outbox_stages_and_claims_one_operation_without_extra_units(b: Backe
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
-    assert_eq!(requests(&meter, "TransactWriteItems"), 1.0);
-    assert_eq!(requests(&meter, "UpdateItem"), 0.0);
+    assert_eq!(requests(&meter, "TransactWriteItems"), 0.0);
+    assert_eq!(requests(&meter, "UpdateItem"), 2.0);
+}
+
+/// Conversation c_1 has two operations staged, c_2 one. Another attempt claims c_1's first
+/// after this one read them: this claim keeps c_2's only, gives c_1's second back, and the
+/// outbox offers nothing of c_1 until its first is settled (decision 0086).
+async fn a_claim_stops_at_an_operation_another_attempt_holds(b: Backend) {
+    let (_, p) = metered(&b);
+    let t = tenant_with_portal(&p).await;
+    let outbox = Outbox::new(p.store.clone(), p.envelope.clone());
+    let now = wappline::clock::now_millis();
+    let keys = [
+        Outbox::key(&t, "c_1", "e1"),
+        Outbox::key(&t, "c_1", "e2"),
+        Outbox::key(&t, "c_2", "e3"),
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        outbox
+            .stage(&t, key, &op("x"), now + i as i64)
+            .await
+            .unwrap();
+    }
+    let ready = outbox.ready(&t, now, 50).await.unwrap();
+    assert_eq!(
+        ready.iter().map(|o| &o.key).collect::<Vec<_>>(),
+        keys.iter().collect::<Vec<_>>()
+    );
+    let theirs = outbox
+        .claim(&ready[..1], "other", now + 30_000, now)
+        .await
+        .unwrap();
+    assert_eq!(theirs, vec![keys[0].clone()]);
+    let ours = outbox
+        .claim(&ready, "ours", now + 30_000, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        ours,
+        vec![keys[2].clone()],
+        "c_1's second stays behind its first"
+    );
+    assert_eq!(
+        outbox.state(&keys[1]).await.unwrap(),
+        Some(OpState::Pending)
+    );
+    assert!(
+        outbox.ready(&t, now, 50).await.unwrap().is_empty(),
+        "c_1's second waits while its first is claimed"
+    );
+    let sent = OpOutcome::Sent {
+        crm_chat_id: None,
+        external_message_id: None,
+        missing: Default::default(),
+    };
+    let settled = outbox
+        .settle("other", vec![(keys[0].clone(), sent, false)])
+        .await;
+    assert_eq!(settled.written.len(), 1);
+    let ready = outbox.ready(&t, now, 50).await.unwrap();
+    assert_eq!(
+        ready.iter().map(|o| &o.key).collect::<Vec<_>>(),
+        vec![&keys[1]]
+    );
 }
 
 on_both_backends!(
     a_job_reads_its_profile_and_channels_once,
     a_write_or_a_fresh_scope_sees_what_the_store_holds,
     the_outbox_stages_and_claims_one_operation_without_extra_units,
+    a_claim_stops_at_an_operation_another_attempt_holds,
 );

@@ -12,6 +12,8 @@
 mod done_before_dropped;
 // A job hears its outcome from its own process's flusher (decision 0084).
 mod heard_not_read;
+// Each operation claimed and settled by its own conditional update (decision 0086).
+mod op_claims;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
