@@ -31,7 +31,7 @@ use wappline::consumer::{process_batch, Outcome, QueueRecord};
 use wappline::crm_sync::{FlushConfig, SyncWorker, WaitConfig};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::queue::{platform, Queue};
-use wappline::store::{AttrValue, StoreError, TableStore, Update, WriteOp};
+use wappline::store::{AttrValue, StoreError, Table, TableStore, Update, WriteOp};
 
 const LINE: u32 = 7;
 const HOUR_MS: i64 = 3_600_000;
@@ -201,6 +201,13 @@ impl Rig {
         }
         assert_eq!(self.fake.duplicate_posts(), 0, "no duplicates");
     }
+}
+
+/// Whether a store call names a staged operation of the outbox (`op#…` in `CRMOUT`).
+pub(super) fn names_a_staged_operation(call: &StoreCall<'_>) -> bool {
+    call.targets()
+        .iter()
+        .any(|(table, key)| *table == Table::Data && key.sk.starts_with("op#"))
 }
 
 /// A WhatsApp text from customer `c` with message id `id`.

@@ -11,16 +11,9 @@ use e2e_tests::fake_bitrix::FAKE_DOMAIN;
 use wappline::consumer::{process_batch, Outcome, QueueRecord};
 use wappline::faults::hooked::{Answer, HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::queue::{platform, Queue};
-use wappline::store::{StoreError, Table};
+use wappline::store::StoreError;
 
-use super::Rig;
-
-/// Whether a store call names a staged operation of the outbox (`op#…` in `CRMOUT`).
-fn names_a_staged_operation(call: &StoreCall<'_>) -> bool {
-    call.targets()
-        .iter()
-        .any(|(table, key)| *table == Table::Data && key.sk.starts_with("op#"))
-}
+use super::{names_a_staged_operation, Rig};
 
 /// Counts the reads (`GetItem`) of staged operations.
 #[derive(Default)]

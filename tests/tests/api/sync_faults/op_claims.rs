@@ -13,16 +13,9 @@ use wappline::crm_sync::outbox::{CrmOp, OpState, Outbox, StagedOp};
 use wappline::crm_sync::{FlushConfig, PortalFlusher};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::ids::TenantId;
-use wappline::store::{Key, Table, TableStore};
+use wappline::store::{Key, TableStore};
 
-use super::{Rig, LINE};
-
-/// Whether a store call names a staged operation of the outbox (`op#…` in `CRMOUT`).
-fn names_a_staged_operation(call: &StoreCall<'_>) -> bool {
-    call.targets()
-        .iter()
-        .any(|(table, key)| *table == Table::Data && key.sk.starts_with("op#"))
-}
+use super::{names_a_staged_operation, Rig, LINE};
 
 /// Counts the transactions that write staged operations.
 #[derive(Default)]
