@@ -123,6 +123,22 @@ fn deployment_options(lines: &[CostLine]) -> String {
     out
 }
 
+/// Where the DynamoDB requests go: per message, by operation and kind of item (table,
+/// sub-partition, sort key's first segment; no ids), most first.
+fn item_requests_table(meter: &Meter, messages: u64) -> String {
+    let mut rows: Vec<_> = meter.item_requests().into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut out =
+        String::from("| DynamoDB operation | kind of item | per message |\n|---|---|---|\n");
+    for ((op, kind), count) in rows {
+        out.push_str(&format!(
+            "| {op} | {kind} | {:.3} |\n",
+            count as f64 / messages as f64
+        ));
+    }
+    out
+}
+
 fn total(lines: &[CostLine]) -> f64 {
     lines.iter().map(|l| l.per_million).sum()
 }
@@ -189,6 +205,7 @@ async fn cost_per_million_inbound_messages() {
         m
     });
     println!("by service: {by_service:.2?}");
+    println!("\n{}", item_requests_table(&meter, n));
     println!("\n{}", deployment_options(&lines));
     w.stop().await;
 }

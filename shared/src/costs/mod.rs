@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::queue::OutgoingMessage;
-use crate::store::{AttrValue, Item};
+use crate::store::{AttrValue, Item, Key, Table};
 
 /// DynamoDB's read unit: 4 KB per strongly consistent read.
 pub const READ_UNIT_BYTES: usize = 4096;
@@ -96,6 +96,34 @@ pub struct Meter {
     counts: Mutex<BTreeMap<(String, String), Usage>>,
     /// Per function: invocations and their summed duration.
     invocations: Mutex<BTreeMap<String, (u64, std::time::Duration)>>,
+    /// DynamoDB item requests by operation and kind of item ([`key_kind`]): where the
+    /// requests of the table above go.
+    item_requests: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+/// The kind of item `key` names, without its ids: the table, the partition key's segments
+/// with every id replaced by `*` (`T#<tenant>#CONV#<id>` → `T#*#CONV#*`), and the sort key's
+/// first segment. A segment is kept only when it is a label (capitals, `_`, `~`). Ids never
+/// reach the cost report.
+pub fn key_kind(table: Table, key: &Key) -> String {
+    let label = |seg: &str| {
+        !seg.is_empty()
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_' || c == '~')
+    };
+    let partition: Vec<&str> = key
+        .pk
+        .split('#')
+        .map(|seg| if label(seg) { seg } else { "*" })
+        .collect();
+    let sort = key.sk.split('#').next().unwrap_or_default();
+    let sort = if label(sort) || sort.len() <= 8 && !sort.chars().any(|c| c.is_ascii_digit()) {
+        sort
+    } else {
+        "*"
+    };
+    format!("{table} {} {sort}", partition.join("#"))
 }
 
 impl Meter {
@@ -182,6 +210,20 @@ impl Meter {
         self.add("SQS", "DeleteMessage (in the batch)", 0.0, 0.0);
     }
 
+    /// One DynamoDB request of `op` (or one item of a transaction) on the item `key` names.
+    pub fn item_request(&self, op: &str, table: Table, key: &Key) {
+        let mut by = self.item_requests.lock().unwrap_or_else(|e| e.into_inner());
+        *by.entry((op.to_owned(), key_kind(table, key))).or_default() += 1;
+    }
+
+    /// DynamoDB item requests counted so far, by operation and [`key_kind`].
+    pub fn item_requests(&self) -> BTreeMap<(String, String), u64> {
+        self.item_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// One invocation of `function` that took `took`.
     pub fn invocation(&self, function: &str, took: std::time::Duration) {
         let mut inv = self.invocations.lock().unwrap_or_else(|e| e.into_inner());
@@ -213,6 +255,10 @@ impl Meter {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
         self.invocations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.item_requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
@@ -298,7 +344,38 @@ pub fn markdown(lines: &[CostLine]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Key;
+
+    #[test]
+    fn item_requests_are_counted_by_kind_of_item_without_ids() {
+        let meter = Meter::new();
+        let op = Key::new("T#tenant-1#CRMOUT", "op#conv-9#effect");
+        let profile = Key::new("T#tenant-2", "PROFILE");
+        let parked = Key::new("PARKED#tn_b03eb057c5765e5be9aa2f8e", "ROUTE");
+        let conversation = Key::new("T#tenant-1#CONV#c_fc955d8dca168be1", "META");
+        meter.item_request("GetItem", Table::Data, &profile);
+        meter.item_request("GetItem", Table::Data, &Key::new("T#tenant-3", "PROFILE"));
+        meter.item_request("UpdateItem", Table::Data, &op);
+        meter.item_request("GetItem", Table::Routes, &parked);
+        meter.item_request("GetItem", Table::Data, &conversation);
+        meter.item_request(
+            "GetItem",
+            Table::Data,
+            &Key::new("T#t-9#CONV#c_0a1b", "META"),
+        );
+        meter.item_request("GetItem", Table::Data, &Key::new("T#t-9", "wamid.HBgL123"));
+        let by = meter.item_requests();
+        assert_eq!(by[&("GetItem".into(), "data T#* PROFILE".into())], 2);
+        assert_eq!(by[&("UpdateItem".into(), "data T#*#CRMOUT op".into())], 1);
+        assert_eq!(by[&("GetItem".into(), "routes PARKED#* ROUTE".into())], 1);
+        assert_eq!(by[&("GetItem".into(), "data T#*#CONV#* META".into())], 2);
+        assert_eq!(by[&("GetItem".into(), "data T#* *".into())], 1);
+        assert!(by.keys().all(|(_, kind)| !kind.contains("tenant")
+            && !kind.contains("conv")
+            && !kind.contains("c_")
+            && !kind.contains("tn_")));
+        meter.reset();
+        assert!(meter.item_requests().is_empty());
+    }
 
     #[test]
     fn item_sizes_are_counted_as_dynamodb_counts_them() {

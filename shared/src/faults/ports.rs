@@ -161,6 +161,7 @@ impl TableStore for TappedStore {
             .await;
         if let (Some(m), Ok(item)) = (&self.tap.meter, &r) {
             m.dynamo_read("GetItem", item.as_ref().map_or(0, crate::costs::item_bytes));
+            m.item_request("GetItem", table, key);
         }
         r
     }
@@ -171,8 +172,9 @@ impl TableStore for TappedStore {
         item: Item,
         condition: Option<Condition>,
     ) -> Result<(), StoreError> {
-        let size = if let (Some(_), Some(key)) = (&self.tap.meter, item.key()) {
-            self.size_before(table, &key)
+        let key = item.key();
+        let size = if let (Some(_), Some(key)) = (&self.tap.meter, &key) {
+            self.size_before(table, key)
                 .await
                 .max(crate::costs::item_bytes(&item))
         } else {
@@ -191,6 +193,9 @@ impl TableStore for TappedStore {
             // A refused condition is billed like the write.
             if r.is_ok() || r.as_ref().is_err_and(StoreError::is_condition_failed) {
                 m.dynamo_write("PutItem", size);
+                if let Some(key) = &key {
+                    m.item_request("PutItem", table, key);
+                }
             }
         }
         r
@@ -217,6 +222,9 @@ impl TableStore for TappedStore {
             )
             .await;
         if let Some(m) = &self.tap.meter {
+            if r.is_ok() || r.as_ref().is_err_and(StoreError::is_condition_failed) {
+                m.item_request("UpdateItem", table, key);
+            }
             match &r {
                 Ok(item) => {
                     m.dynamo_write("UpdateItem", before.max(crate::costs::item_bytes(item)))
@@ -250,6 +258,7 @@ impl TableStore for TappedStore {
         if let Some(m) = &self.tap.meter {
             if r.is_ok() || r.as_ref().is_err_and(StoreError::is_condition_failed) {
                 m.dynamo_write("DeleteItem", before);
+                m.item_request("DeleteItem", table, key);
             }
         }
         r
@@ -294,11 +303,13 @@ impl TableStore for TappedStore {
 
     async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         let mut sizes = Vec::new();
+        let mut keys = Vec::new();
         if self.tap.meter.is_some() {
             for op in &ops {
                 let Some((table, key)) = op.table_and_key() else {
                     continue;
                 };
+                keys.push((table, key.clone()));
                 let before = self.size_before(table, &key).await;
                 let after = match op {
                     WriteOp::Put { item, .. } => crate::costs::item_bytes(item),
@@ -319,6 +330,9 @@ impl TableStore for TappedStore {
         if let Some(m) = &self.tap.meter {
             if r.is_ok() || r.as_ref().is_err_and(StoreError::is_condition_failed) {
                 m.dynamo_transaction(&sizes);
+                for (table, key) in &keys {
+                    m.item_request("TransactWriteItems item", *table, key);
+                }
             }
         }
         r
