@@ -14,8 +14,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::deaths;
 use super::gate::{PortalLease, PortalLimiter};
-use super::outbox::{CrmOp, MissingFiles, OpOutcome, Outbox, OutboxError, StagedOp};
+use super::outbox::{
+    killed_outcome, CrmOp, MissingFiles, OpOutcome, Outbox, OutboxError, StagedOp,
+};
 use super::settled::Settlements;
 use super::worker::MediaLinker;
 use crate::bitrix::{im, imconnector, BatchCommand, BitrixClient, BitrixError, PortalSession};
@@ -222,6 +225,9 @@ impl PortalFlusher {
         let tenant = scope.tenant();
         let started = Instant::now();
         let mut portal: Option<Portal> = None;
+        // Requests alternate between clean operations and a suspect alone when both are
+        // ready (decision 0091); clean ones first.
+        let mut suspects_turn = false;
         while started.elapsed() < self.config.budget {
             let now = (self.clock)();
             let ready = self
@@ -239,6 +245,12 @@ impl PortalFlusher {
             {
                 return Ok(());
             }
+            let ready = self.retire_killers(tenant, ready, now).await?;
+            if ready.is_empty() {
+                continue;
+            }
+            let (ready, alone) = deaths::next_request(ready, suspects_turn);
+            suspects_turn = !alone;
             if !self.wait_for_budget(scope, started).await? {
                 return Ok(());
             }
@@ -372,9 +384,16 @@ impl PortalFlusher {
                                 Err(e) => {
                                     report.failed += 1;
                                     if let BitrixError::RateLimited { retry_after, .. } = &e {
-                                        self.limiter
+                                        // The answer is recorded whatever this write does:
+                                        // dropped, its claims would run out unsettled, as
+                                        // if this flusher had died (decision 0091).
+                                        if let Err(e) = self
+                                            .limiter
                                             .block(scope.tenant(), (self.clock)(), *retry_after)
-                                            .await?;
+                                            .await
+                                        {
+                                            tracing::warn!(error = %e, "could not block the portal's budget after a refused command");
+                                        }
                                     }
                                     (failure(&e, true), e.is_ambiguous())
                                 }
@@ -390,6 +409,33 @@ impl PortalFlusher {
             }
         }
         Ok(())
+    }
+
+    /// Settles the operations of `ready` whose claim would count their
+    /// [`deaths::DEATH_LIMIT`]th death as killed, unposted, and tells the jobs of this
+    /// process that wait on them (decision 0091); returns the others, in order.
+    async fn retire_killers(
+        &self,
+        tenant: &TenantId,
+        ready: Vec<StagedOp>,
+        now: i64,
+    ) -> Result<Vec<StagedOp>, FlushError> {
+        let (killers, rest): (Vec<StagedOp>, Vec<StagedOp>) =
+            ready.into_iter().partition(deaths::at_limit);
+        for op in &killers {
+            if self.outbox.retire(op, now).await? {
+                // Ids only: the operation's key names its conversation and its job's effect.
+                tracing::error!(
+                    tenant = %tenant,
+                    operation = %op.key.sk,
+                    method = %op.op.method,
+                    deaths = op.deaths_when_claimed(),
+                    "a staged Bitrix24 operation killed every flusher that posted it; failed, not posted again"
+                );
+                self.settlements.settled(&op.key, &killed_outcome());
+            }
+        }
+        Ok(rest)
     }
 
     /// Renews the portal's lease and the attempt's claim on `ops` for the request about to
