@@ -146,6 +146,19 @@ impl PortalFlusher {
         self.settle_rest(attempt, &mut outcomes).await
     }
 
+    /// Ends an attempt that posts nothing more: gives back `unposted` (claimed, not sent)
+    /// and writes `outcomes`. Left claimed, they would come back only when their claim ran
+    /// out, each counted as a death of its flusher (decision 0091).
+    async fn let_go(
+        &self,
+        attempt: &str,
+        unposted: &[StagedOp],
+        outcomes: Vec<(crate::store::Key, OpOutcome, bool)>,
+    ) -> Result<(), OutboxError> {
+        self.outbox.release(unposted, attempt).await;
+        self.settle(attempt, outcomes).await
+    }
+
     /// As [`PortalFlusher::settle`]; on a store failure, `outcomes` keeps those still to
     /// write (the others were written and told).
     async fn settle_rest(
@@ -297,9 +310,8 @@ impl PortalFlusher {
                             None => true,
                         });
                         if !ops.is_empty() && !self.wait_for_budget(scope, started).await? {
-                            // Out of time: leave the rest claimed; their claim runs out and
-                            // the next flush looks them up again.
-                            self.settle(&attempt, outcomes).await?;
+                            // Out of time: the next flush looks the rest up again.
+                            self.let_go(&attempt, &ops, outcomes).await?;
                             return Ok(());
                         }
                         if !ops.is_empty() {
@@ -309,7 +321,7 @@ impl PortalFlusher {
                                 .renew(tenant, holder, &attempt, &mut claim, &ops)
                                 .await?
                             else {
-                                self.settle(&attempt, outcomes).await?;
+                                self.let_go(&attempt, &ops, outcomes).await?;
                                 return Ok(());
                             };
                             ops.retain(|o| kept.contains(&o.key));
@@ -348,7 +360,7 @@ impl PortalFlusher {
                     .renew(tenant, holder, &attempt, &mut claim, &ops)
                     .await?
                 else {
-                    self.settle(&attempt, outcomes).await?;
+                    self.let_go(&attempt, &ops, outcomes).await?;
                     return Ok(());
                 };
                 if kept.len() < ops.len() {
@@ -715,70 +727,4 @@ fn failure(e: &BitrixError, in_batch: bool) -> OpOutcome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn answer(files: serde_json::Value) -> serde_json::Value {
-        json!({"SUCCESS": true, "DATA": {"RESULT": [{
-            "SUCCESS": true,
-            "session": {"ID": "11", "CHAT_ID": "42"},
-            "message": {"id": "wamid.1", "text": "hi", "files": files}
-        }]}})
-    }
-
-    fn sent() -> Vec<(u32, String)> {
-        vec![(0, "https://x/a".into()), (2, "https://x/b".into())]
-    }
-
-    fn missing(result: &serde_json::Value) -> MissingFiles {
-        match parse_outcome(imconnector::SEND_MESSAGES, result, None, &sent()).unwrap() {
-            OpOutcome::Sent { missing, .. } => missing,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_file_missing_from_the_answer_is_named_by_its_index() {
-        let m = missing(&answer(json!([{"url": "https://x/a"}])));
-        assert_eq!(
-            m,
-            MissingFiles {
-                count: 1,
-                of: vec![2]
-            }
-        );
-        let none = missing(&answer(json!([])));
-        assert_eq!(
-            none,
-            MissingFiles {
-                count: 2,
-                of: vec![0, 2]
-            }
-        );
-    }
-
-    #[test]
-    fn every_file_kept_or_no_list_is_nothing_missing() {
-        let all = answer(json!([{"url": "https://x/a"}, {"url": "https://x/b"}]));
-        assert!(missing(&all).is_none());
-        let mut no_list = answer(json!([]));
-        no_list["DATA"]["RESULT"][0]["message"]
-            .as_object_mut()
-            .unwrap()
-            .remove("files");
-        assert!(missing(&no_list).is_none());
-    }
-
-    #[test]
-    fn links_bitrix24_rewrote_leave_which_file_unknown() {
-        let m = missing(&answer(json!([{"url": "https://portal/disk/1"}])));
-        assert_eq!(
-            m,
-            MissingFiles {
-                count: 1,
-                of: vec![0, 2]
-            }
-        );
-    }
-}
+mod tests;

@@ -545,6 +545,12 @@ impl Outbox {
         Ok(kept.into_iter().map(|o| o.key.clone()).collect())
     }
 
+    /// Gives back `ops`, claimed by `attempt` and not posted, as [`Outbox::give_back`] does.
+    pub async fn release(&self, ops: &[StagedOp], attempt: &str) {
+        let ops: Vec<&StagedOp> = ops.iter().collect();
+        self.give_back(&ops, attempt).await;
+    }
+
     /// Returns operations this attempt claimed but does not post to `pending`, as they were
     /// read (their ambiguity kept: the attempt sent nothing of them). One that cannot be
     /// given back stays claimed until its claim runs out, then comes back ambiguous and is
