@@ -114,7 +114,11 @@ mod tests {
             op("c_2", "c", 0, false),
         ];
         let (ops, alone) = next_request(ready.clone(), false);
-        assert_eq!(effects(&ops), ["c"], "c_1's second waits behind its suspect");
+        assert_eq!(
+            effects(&ops),
+            ["c"],
+            "c_1's second waits behind its suspect"
+        );
         assert!(!alone);
         let (ops, alone) = next_request(ready, true);
         assert_eq!(effects(&ops), ["a"]);
@@ -133,7 +137,11 @@ mod tests {
         assert_eq!(effects(&ops), ["b"], "the innocent before the deadly one");
         assert!(alone);
         // d has fewer deaths than a but is not its conversation's head: c goes first.
-        let ready = vec![op("c_1", "a", 2, true), op("c_3", "c", 0, false), op("c_3", "d", 1, false)];
+        let ready = vec![
+            op("c_1", "a", 2, true),
+            op("c_3", "c", 0, false),
+            op("c_3", "d", 1, false),
+        ];
         assert_eq!(effects(&next_request(ready.clone(), false).0), ["c"]);
         assert_eq!(effects(&next_request(ready, true).0), ["a"]);
     }

@@ -284,9 +284,7 @@ async fn a_claim_stops_at_an_operation_another_attempt_holds(b: Backend) {
 /// nothing more is asked of the store; a flusher that renews its claim before the takeover
 /// (slow, not dead) is not counted. The claim that would count the last death settles the
 /// operation as killed instead, in one update, and its job's retry does not stage it again.
-async fn a_claim_that_takes_over_a_dead_flushers_counts_the_death_in_the_same_update(
-    b: Backend,
-) {
+async fn a_claim_that_takes_over_a_dead_flushers_counts_the_death_in_the_same_update(b: Backend) {
     let (meter, p) = metered(&b);
     let t = tenant_with_portal(&p).await;
     let outbox = Outbox::new(p.store.clone(), p.envelope.clone());
@@ -297,7 +295,10 @@ async fn a_claim_that_takes_over_a_dead_flushers_counts_the_death_in_the_same_up
     let ready = outbox.ready(&t, now, 50).await.unwrap();
     assert_eq!((ready[0].deaths, ready[0].ran_out.as_deref()), (0, None));
     let mut holder = "first".to_owned();
-    outbox.claim(&ready, &holder, now + claim, now).await.unwrap();
+    outbox
+        .claim(&ready, &holder, now + claim, now)
+        .await
+        .unwrap();
 
     // A slow flusher renews its claim after it ran out, before anyone took it over: the
     // takeover read before the renewal is refused, and no death is counted.

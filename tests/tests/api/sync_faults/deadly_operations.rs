@@ -308,8 +308,7 @@ async fn round_dies(rig: &Rig, worker: &SyncWorker, visibility: Duration) -> boo
     }
     let records: Vec<QueueRecord> = messages.iter().map(QueueRecord::from).collect();
     let worker = worker.clone();
-    let outcomes = match tokio::spawn(async move { process_batch(&worker, &records).await }).await
-    {
+    let outcomes = match tokio::spawn(async move { process_batch(&worker, &records).await }).await {
         Ok(outcomes) => outcomes,
         Err(e) => {
             assert!(e.is_panic(), "{e}");
