@@ -385,32 +385,22 @@ impl PortalFlusher {
             match session.batch(&commands, false).await {
                 Ok(answer) => {
                     for (i, o) in ops.iter().enumerate() {
-                        let (outcome, ambiguous) = match answer.result(&format!("c{i}")).and_then(
-                            |v| {
+                        let (outcome, ambiguous) =
+                            match answer.result(&format!("c{i}")).and_then(|v| {
                                 parse_outcome(&o.op.method, v, o.op.lookup.as_ref(), &files_sent[i])
-                            },
-                        ) {
-                            Ok(sent) => {
-                                report.sent += 1;
-                                (sent, false)
-                            }
-                            Err(e) => {
-                                report.failed += 1;
-                                if let BitrixError::RateLimited { retry_after, .. } = &e {
-                                    // The answer is recorded whatever this write does:
-                                    // dropped, its claims would run out unsettled, as
-                                    // if this flusher had died (decision 0091).
-                                    if let Err(e) = self
-                                        .limiter
-                                        .block(scope.tenant(), (self.clock)(), *retry_after)
-                                        .await
-                                    {
-                                        tracing::warn!(error = %e, "could not block the portal's budget after a refused command");
-                                    }
+                            }) {
+                                Ok(sent) => {
+                                    report.sent += 1;
+                                    (sent, false)
                                 }
-                                (failure(&e, true), e.is_ambiguous())
-                            }
-                        };
+                                Err(e) => {
+                                    report.failed += 1;
+                                    if let BitrixError::RateLimited { retry_after, .. } = &e {
+                                        self.block_after_refusal(scope, *retry_after).await;
+                                    }
+                                    (failure(&e, true), e.is_ambiguous())
+                                }
+                            };
                         outcomes.push((o.key.clone(), outcome, ambiguous));
                     }
                     self.record_answer(&attempt, &claim, outcomes).await?;
@@ -422,6 +412,19 @@ impl PortalFlusher {
             }
         }
         Ok(())
+    }
+
+    /// Blocks the portal's budget after a command of an answered request was refused for
+    /// the rate limit. The answer is recorded whatever this write does: dropped, its claims
+    /// would run out unsettled, as if this flusher had died (decision 0091).
+    async fn block_after_refusal(&self, scope: &TenantScope, retry_after: Duration) {
+        if let Err(e) = self
+            .limiter
+            .block(scope.tenant(), (self.clock)(), retry_after)
+            .await
+        {
+            tracing::warn!(error = %e, "could not block the portal's budget after a refused command");
+        }
     }
 
     /// Settles the operations of `ready` whose claim would count their
