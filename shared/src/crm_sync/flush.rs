@@ -291,6 +291,14 @@ impl PortalFlusher {
                 .into_iter()
                 .filter(|o| claimed.contains(&o.key))
                 .collect();
+            let taken_over = ops.iter().filter(|o| o.ran_out.is_some()).count();
+            if taken_over > 0 {
+                tracing::warn!(
+                    tenant = %tenant,
+                    operations = taken_over,
+                    "took over operations whose flusher died or hung past its claim; a death counted on each"
+                );
+            }
             let mut outcomes = Vec::new();
             // Ambiguous posts into known chats: ask first.
             let lookups: Vec<&StagedOp> = ops
