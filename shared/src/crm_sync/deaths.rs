@@ -19,7 +19,7 @@ pub const DEATH_LIMIT: u32 = 3;
 
 /// Whether claiming `op` now would count its [`DEATH_LIMIT`]th death: it is settled as
 /// killed instead.
-pub(super) fn at_limit(op: &StagedOp) -> bool {
+pub fn at_limit(op: &StagedOp) -> bool {
     op.ran_out.is_some() && op.deaths_when_claimed() >= DEATH_LIMIT
 }
 
