@@ -136,7 +136,7 @@ pub(super) fn excerpt(text: &str) -> String {
 
 /// A failure's class as a metric dimension: the Bitrix24 error kinds and ours, a fixed set.
 pub(super) fn failure_class(kind: &str) -> &'static str {
-    const KNOWN: [&str; 10] = [
+    const KNOWN: [&str; 11] = [
         "expired_token",
         "unauthorized",
         "rate_limited",
@@ -147,6 +147,8 @@ pub(super) fn failure_class(kind: &str) -> &'static str {
         "token_store",
         "not_connected",
         "internal",
+        // A staged operation that killed its flushers (decision 0091).
+        crate::crm_sync::outbox::KILLED_ITS_WORKER,
     ];
     KNOWN.into_iter().find(|k| *k == kind).unwrap_or("other")
 }

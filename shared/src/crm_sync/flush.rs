@@ -14,8 +14,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::deaths;
 use super::gate::{PortalLease, PortalLimiter};
-use super::outbox::{CrmOp, MissingFiles, OpOutcome, Outbox, OutboxError, StagedOp};
+use super::outbox::{
+    killed_outcome, CrmOp, MissingFiles, OpOutcome, Outbox, OutboxError, StagedOp,
+};
 use super::settled::Settlements;
 use super::worker::MediaLinker;
 use crate::bitrix::{im, imconnector, BatchCommand, BitrixClient, BitrixError, PortalSession};
@@ -143,6 +146,19 @@ impl PortalFlusher {
         self.settle_rest(attempt, &mut outcomes).await
     }
 
+    /// Ends an attempt that posts nothing more: gives back `unposted` (claimed, not sent)
+    /// and writes `outcomes`. Left claimed, they would come back only when their claim ran
+    /// out, each counted as a death of its flusher (decision 0091).
+    async fn let_go(
+        &self,
+        attempt: &str,
+        unposted: &[StagedOp],
+        outcomes: Vec<(crate::store::Key, OpOutcome, bool)>,
+    ) -> Result<(), OutboxError> {
+        self.outbox.release(unposted, attempt).await;
+        self.settle(attempt, outcomes).await
+    }
+
     /// As [`PortalFlusher::settle`]; on a store failure, `outcomes` keeps those still to
     /// write (the others were written and told).
     async fn settle_rest(
@@ -222,6 +238,9 @@ impl PortalFlusher {
         let tenant = scope.tenant();
         let started = Instant::now();
         let mut portal: Option<Portal> = None;
+        // Requests alternate between clean operations and a suspect alone when both are
+        // ready (decision 0091); clean ones first.
+        let mut suspects_turn = false;
         while started.elapsed() < self.config.budget {
             let now = (self.clock)();
             let ready = self
@@ -239,6 +258,12 @@ impl PortalFlusher {
             {
                 return Ok(());
             }
+            let ready = self.retire_killers(tenant, ready, now).await?;
+            if ready.is_empty() {
+                continue;
+            }
+            let (ready, alone) = deaths::next_request(ready, suspects_turn);
+            suspects_turn = !alone;
             if !self.wait_for_budget(scope, started).await? {
                 return Ok(());
             }
@@ -266,6 +291,14 @@ impl PortalFlusher {
                 .into_iter()
                 .filter(|o| claimed.contains(&o.key))
                 .collect();
+            let taken_over = ops.iter().filter(|o| o.ran_out.is_some()).count();
+            if taken_over > 0 {
+                tracing::warn!(
+                    tenant = %tenant,
+                    operations = taken_over,
+                    "took over operations whose flusher died or hung past its claim; a death counted on each"
+                );
+            }
             let mut outcomes = Vec::new();
             // Ambiguous posts into known chats: ask first.
             let lookups: Vec<&StagedOp> = ops
@@ -285,9 +318,8 @@ impl PortalFlusher {
                             None => true,
                         });
                         if !ops.is_empty() && !self.wait_for_budget(scope, started).await? {
-                            // Out of time: leave the rest claimed; their claim runs out and
-                            // the next flush looks them up again.
-                            self.settle(&attempt, outcomes).await?;
+                            // Out of time: the next flush looks the rest up again.
+                            self.let_go(&attempt, &ops, outcomes).await?;
                             return Ok(());
                         }
                         if !ops.is_empty() {
@@ -297,7 +329,7 @@ impl PortalFlusher {
                                 .renew(tenant, holder, &attempt, &mut claim, &ops)
                                 .await?
                             else {
-                                self.settle(&attempt, outcomes).await?;
+                                self.let_go(&attempt, &ops, outcomes).await?;
                                 return Ok(());
                             };
                             ops.retain(|o| kept.contains(&o.key));
@@ -336,7 +368,7 @@ impl PortalFlusher {
                     .renew(tenant, holder, &attempt, &mut claim, &ops)
                     .await?
                 else {
-                    self.settle(&attempt, outcomes).await?;
+                    self.let_go(&attempt, &ops, outcomes).await?;
                     return Ok(());
                 };
                 if kept.len() < ops.len() {
@@ -372,9 +404,7 @@ impl PortalFlusher {
                                 Err(e) => {
                                     report.failed += 1;
                                     if let BitrixError::RateLimited { retry_after, .. } = &e {
-                                        self.limiter
-                                            .block(scope.tenant(), (self.clock)(), *retry_after)
-                                            .await?;
+                                        self.block_after_refusal(scope, *retry_after).await;
                                     }
                                     (failure(&e, true), e.is_ambiguous())
                                 }
@@ -390,6 +420,46 @@ impl PortalFlusher {
             }
         }
         Ok(())
+    }
+
+    /// Blocks the portal's budget after a command of an answered request was refused for
+    /// the rate limit. The answer is recorded whatever this write does: dropped, its claims
+    /// would run out unsettled, as if this flusher had died (decision 0091).
+    async fn block_after_refusal(&self, scope: &TenantScope, retry_after: Duration) {
+        if let Err(e) = self
+            .limiter
+            .block(scope.tenant(), (self.clock)(), retry_after)
+            .await
+        {
+            tracing::warn!(error = %e, "could not block the portal's budget after a refused command");
+        }
+    }
+
+    /// Settles the operations of `ready` whose claim would count their
+    /// [`deaths::DEATH_LIMIT`]th death as killed, unposted, and tells the jobs of this
+    /// process that wait on them (decision 0091); returns the others, in order.
+    async fn retire_killers(
+        &self,
+        tenant: &TenantId,
+        ready: Vec<StagedOp>,
+        now: i64,
+    ) -> Result<Vec<StagedOp>, FlushError> {
+        let (killers, rest): (Vec<StagedOp>, Vec<StagedOp>) =
+            ready.into_iter().partition(deaths::at_limit);
+        for op in &killers {
+            if self.outbox.retire(op, now).await? {
+                // Ids only: the operation's key names its conversation and its job's effect.
+                tracing::error!(
+                    tenant = %tenant,
+                    operation = %op.key.sk,
+                    method = %op.op.method,
+                    deaths = op.deaths_when_claimed(),
+                    "a staged Bitrix24 operation killed every flusher that posted it; failed, not posted again"
+                );
+                self.settlements.settled(&op.key, &killed_outcome());
+            }
+        }
+        Ok(rest)
     }
 
     /// Renews the portal's lease and the attempt's claim on `ops` for the request about to
@@ -669,70 +739,4 @@ fn failure(e: &BitrixError, in_batch: bool) -> OpOutcome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn answer(files: serde_json::Value) -> serde_json::Value {
-        json!({"SUCCESS": true, "DATA": {"RESULT": [{
-            "SUCCESS": true,
-            "session": {"ID": "11", "CHAT_ID": "42"},
-            "message": {"id": "wamid.1", "text": "hi", "files": files}
-        }]}})
-    }
-
-    fn sent() -> Vec<(u32, String)> {
-        vec![(0, "https://x/a".into()), (2, "https://x/b".into())]
-    }
-
-    fn missing(result: &serde_json::Value) -> MissingFiles {
-        match parse_outcome(imconnector::SEND_MESSAGES, result, None, &sent()).unwrap() {
-            OpOutcome::Sent { missing, .. } => missing,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_file_missing_from_the_answer_is_named_by_its_index() {
-        let m = missing(&answer(json!([{"url": "https://x/a"}])));
-        assert_eq!(
-            m,
-            MissingFiles {
-                count: 1,
-                of: vec![2]
-            }
-        );
-        let none = missing(&answer(json!([])));
-        assert_eq!(
-            none,
-            MissingFiles {
-                count: 2,
-                of: vec![0, 2]
-            }
-        );
-    }
-
-    #[test]
-    fn every_file_kept_or_no_list_is_nothing_missing() {
-        let all = answer(json!([{"url": "https://x/a"}, {"url": "https://x/b"}]));
-        assert!(missing(&all).is_none());
-        let mut no_list = answer(json!([]));
-        no_list["DATA"]["RESULT"][0]["message"]
-            .as_object_mut()
-            .unwrap()
-            .remove("files");
-        assert!(missing(&no_list).is_none());
-    }
-
-    #[test]
-    fn links_bitrix24_rewrote_leave_which_file_unknown() {
-        let m = missing(&answer(json!([{"url": "https://portal/disk/1"}])));
-        assert_eq!(
-            m,
-            MissingFiles {
-                count: 1,
-                of: vec![0, 2]
-            }
-        );
-    }
-}
+mod tests;

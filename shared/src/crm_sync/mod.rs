@@ -7,6 +7,7 @@
 //! paced by [`gate`]; decision 0023).
 
 mod chat;
+pub mod deaths;
 pub mod flush;
 pub mod gate;
 pub mod history;

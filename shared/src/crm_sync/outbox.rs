@@ -13,6 +13,12 @@
 //! kind). An `in_flight` item whose claim ran out (the flusher crashed or hung) and a `failed`
 //! item whose error was ambiguous carry `ambiguous`: before it is posted again, the flusher
 //! asks Bitrix24 whether it already arrived.
+//!
+//! A claim that takes over one that ran out counts a death on the item (`deaths`, in the
+//! same update): the flusher that held it died or hung with it (decision 0091). An operation
+//! with a death on record is posted alone ([`super::deaths`]); one that reaches
+//! [`super::deaths::DEATH_LIMIT`] is settled `failed` as [`KILLED_ITS_WORKER`] instead of
+//! being posted again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -42,6 +48,12 @@ const UNTIL_MS: &str = "until_ms";
 const AMBIGUOUS: &str = "ambiguous";
 const OUTCOME: &str = "outcome";
 const STAGED_MS: &str = "staged_ms";
+/// Claims of the operation that ran out unsettled (decision 0091); absent while none did.
+const DEATHS: &str = "deaths";
+
+/// The failure kind of an operation that killed every flusher that posted it, up to
+/// [`super::deaths::DEATH_LIMIT`] (decision 0091): never staged again by its job's retry.
+pub const KILLED_ITS_WORKER: &str = "killed_its_worker";
 
 /// One Bitrix24 call for one job: the method and its whole parameters (`CONNECTOR`, `LINE`,
 /// `MESSAGES` with the job's one entry).
@@ -136,6 +148,36 @@ pub struct StagedOp {
     pub op: CrmOp,
     pub ambiguous: bool,
     pub staged_ms: i64,
+    /// Flushes that claimed it and never settled it, on record (decision 0091).
+    pub deaths: u32,
+    /// Read in flight with its claim run out: that claim's attempt, whose flusher died (or
+    /// hung past the claim). Claiming it counts one more death.
+    pub ran_out: Option<String>,
+}
+
+impl StagedOp {
+    /// Its deaths once this read's claim is written: a run-out claim is one more.
+    pub fn deaths_when_claimed(&self) -> u32 {
+        self.deaths + u32::from(self.ran_out.is_some())
+    }
+
+    /// The conversation it belongs to.
+    pub fn conversation(&self) -> &str {
+        conversation_of(&self.key)
+    }
+
+    /// The condition that the operation is still as it was read: pending, or in flight
+    /// under the run-out claim read (a claim renewed meanwhile, or taken over, refuses).
+    fn as_read(&self, now_ms: i64) -> Condition {
+        match &self.ran_out {
+            None => Condition::Equals(STATE.into(), AttrValue::S("pending".into())),
+            Some(attempt) => Condition::And(vec![
+                Condition::Equals(STATE.into(), AttrValue::S("in_flight".into())),
+                claimed_by(attempt),
+                Condition::LessThan(UNTIL_MS.into(), AttrValue::N(now_ms)),
+            ]),
+        }
+    }
 }
 
 /// What [`Outbox::settle`] wrote.
@@ -217,6 +259,11 @@ impl Outbox {
             let live = self.store.get(Table::Data, key).await?;
             let condition = match live.as_ref().map(read_state).transpose()? {
                 None => Condition::NotExists,
+                // It would kill the flushers that post it again (decision 0091): the job
+                // ends on it instead.
+                Some(state @ OpState::Done(OpOutcome::Failed { .. })) if is_killer(&state) => {
+                    return Ok(state)
+                }
                 Some(OpState::Done(OpOutcome::Failed { .. })) => {
                     Condition::Equals(STATE.into(), AttrValue::S("failed".into()))
                 }
@@ -336,17 +383,19 @@ impl Outbox {
                     .key()
                     .ok_or_else(|| OutboxError::Unreadable("no key".into()))?;
                 let staged_ms = item.get_n(STAGED_MS).unwrap_or(0);
-                let (ready, stale) = match read_state(item)? {
-                    OpState::Pending => (true, false),
-                    OpState::InFlight { until_ms, .. } if until_ms < now_ms => (true, true),
+                let (ready, ran_out) = match read_state(item)? {
+                    OpState::Pending => (true, None),
+                    OpState::InFlight { attempt, until_ms } if until_ms < now_ms => {
+                        (true, Some(attempt))
+                    }
                     OpState::InFlight { .. } => {
                         let since = held_since
                             .entry(conversation_of(&key).to_owned())
                             .or_insert(staged_ms);
                         *since = (*since).min(staged_ms);
-                        (false, false)
+                        (false, None)
                     }
-                    OpState::Done(_) => (false, false),
+                    OpState::Done(_) => (false, None),
                 };
                 if !ready {
                     continue;
@@ -358,8 +407,10 @@ impl Outbox {
                 out.push(StagedOp {
                     key,
                     op,
-                    ambiguous: stale || item.get_bool(AMBIGUOUS).unwrap_or(false),
+                    ambiguous: ran_out.is_some() || item.get_bool(AMBIGUOUS).unwrap_or(false),
                     staged_ms,
+                    deaths: u32::try_from(item.get_n(DEATHS).unwrap_or(0)).unwrap_or(0),
+                    ran_out,
                 });
             }
             start = page.next;
@@ -383,7 +434,8 @@ impl Outbox {
     /// Returns the keys to post, oldest first. An operation that changed since it was read
     /// (another flusher holds it: a stale lease) is left out, and so is every later one of
     /// its conversation: those this attempt claimed are given back, so that nobody posts
-    /// them before it.
+    /// them before it. Taking over a claim that ran out counts its death in the same update
+    /// (decision 0091).
     pub async fn claim(
         &self,
         ops: &[StagedOp],
@@ -391,23 +443,46 @@ impl Outbox {
         until_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<Key>, OutboxError> {
-        let claimable = Condition::Or(vec![
-            Condition::Equals(STATE.into(), AttrValue::S("pending".into())),
-            Condition::And(vec![
-                Condition::Equals(STATE.into(), AttrValue::S("in_flight".into())),
-                Condition::LessThan(UNTIL_MS.into(), AttrValue::N(now_ms)),
-            ]),
-        ]);
         let claims = ops.iter().map(|op| {
-            let update = Update::new()
+            let mut update = Update::new()
                 .set(STATE, "in_flight")
                 .set(ATTEMPT, attempt)
                 .set(UNTIL_MS, until_ms);
+            if op.ran_out.is_some() {
+                update = update.add(DEATHS, 1);
+            }
             self.store
-                .update(Table::Data, &op.key, update, Some(claimable.clone()))
+                .update(Table::Data, &op.key, update, Some(op.as_read(now_ms)))
         });
         let answers = join_all(claims.collect()).await;
         self.keep_in_order(ops, answers, attempt).await
+    }
+
+    /// Settles `op`, read with its claim run out, as [`KILLED_ITS_WORKER`] instead of taking
+    /// it over (decision 0091): the run-out claim is one more death, and the operation is
+    /// not posted again. One conditional update, as a claim would be; false when it changed
+    /// since it was read (a slow flusher renewed its claim, or another took it over).
+    /// Ambiguous: the dead flushers may have posted it before they died.
+    pub async fn retire(&self, op: &StagedOp, now_ms: i64) -> Result<bool, OutboxError> {
+        let update = Update::new()
+            .set(STATE, "failed")
+            .set(
+                OUTCOME,
+                serde_json::to_string(&killed_outcome()).expect("outcomes serialise"),
+            )
+            .set(AMBIGUOUS, true)
+            .add(DEATHS, 1)
+            .remove(ATTEMPT)
+            .remove(UNTIL_MS);
+        match self
+            .store
+            .update(Table::Data, &op.key, update, Some(op.as_read(now_ms)))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_condition_failed() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Extends one attempt's claim on `ops` to `until_ms`, before a further request of the
@@ -468,6 +543,12 @@ impl Outbox {
         }
         self.give_back(&given_back, attempt).await;
         Ok(kept.into_iter().map(|o| o.key.clone()).collect())
+    }
+
+    /// Gives back `ops`, claimed by `attempt` and not posted, as [`Outbox::give_back`] does.
+    pub async fn release(&self, ops: &[StagedOp], attempt: &str) {
+        let ops: Vec<&StagedOp> = ops.iter().collect();
+        self.give_back(&ops, attempt).await;
     }
 
     /// Returns operations this attempt claimed but does not post to `pending`, as they were
@@ -560,6 +641,22 @@ impl Outbox {
             .map_err(|e| OutboxError::Unreadable(e.to_string()))?;
         serde_json::from_slice(&json).map_err(|e| OutboxError::Unreadable(e.to_string()))
     }
+}
+
+/// The outcome of an operation that killed its flushers (decision 0091): refused for good,
+/// as an operation-level failure is.
+pub fn killed_outcome() -> OpOutcome {
+    OpOutcome::Failed {
+        kind: KILLED_ITS_WORKER.to_owned(),
+        code: None,
+        retry_after_ms: None,
+        operation_level: true,
+    }
+}
+
+/// Whether `state` is the outcome of an operation that killed its flushers.
+fn is_killer(state: &OpState) -> bool {
+    matches!(state, OpState::Done(OpOutcome::Failed { kind, .. }) if kind == KILLED_ITS_WORKER)
 }
 
 /// The condition that an operation is still claimed by `attempt`.

@@ -32,8 +32,8 @@ use tracing::Instrument;
 
 use super::chat::{crm_user_id, excerpt, failure_class, note_message, reply_quote};
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
-use super::outbox::{CrmOp, Outbox, OutboxError, PostLookup};
-use super::parking::{is_portal_failure, Gate, Parking};
+use super::outbox::{CrmOp, Outbox, OutboxError, PostLookup, KILLED_ITS_WORKER};
+use super::parking::{is_portal_failure, Gate, Parking, Released};
 use super::profile::CustomerProfiles;
 use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
@@ -327,6 +327,17 @@ impl SyncWorker {
             _ => "internal",
         };
         self.metrics.failure("sync", failure_class(kind));
+        if kind == KILLED_ITS_WORKER {
+            // Every retry would stage it again and kill more flushers: the job ends now,
+            // where an exhausted one ends (decision 0091).
+            tracing::error!(
+                tenant = %job.tenant_id,
+                conversation = %job.conversation,
+                kind,
+                "CRM sync job's operation killed every flusher that posted it; dead-lettered"
+            );
+            return self.dead_letter_job(job, record, released.as_ref()).await;
+        }
         let now = (self.clock)();
         let attempt = match self.attempts.failed(&job.tenant_id, &job.effect, now).await {
             Ok(a) => a,
@@ -356,17 +367,7 @@ impl SyncWorker {
                 }
                 return outcome;
             }
-            let outcome = self.move_to_dead_letter(record).await;
-            if outcome.is_done() {
-                let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
-                if let Err(e) = self.outbox.remove(&key).await {
-                    tracing::warn!(error = %e, "could not drop a dead-lettered job's operation");
-                }
-                if let (Some(p), Some(r)) = (&self.parking, &released) {
-                    p.settle(r).await;
-                }
-            }
-            return outcome;
+            return self.dead_letter_job(job, record, released.as_ref()).await;
         }
         let backoff = self.retry.delay(attempt.count, &job.effect);
         let floor = match &e {
@@ -385,6 +386,27 @@ impl SyncWorker {
             "CRM sync job did not complete"
         );
         Outcome::RetryAfter(delay)
+    }
+
+    /// Moves a job that failed for good to the dead-letter queue, then drops its staged
+    /// operation (a redrive stages it afresh) and settles its released parking.
+    async fn dead_letter_job(
+        &self,
+        job: &SyncJob,
+        record: &QueueRecord,
+        released: Option<&Released>,
+    ) -> Outcome {
+        let outcome = self.move_to_dead_letter(record).await;
+        if outcome.is_done() {
+            let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
+            if let Err(e) = self.outbox.remove(&key).await {
+                tracing::warn!(error = %e, "could not drop a dead-lettered job's operation");
+            }
+            if let (Some(p), Some(r)) = (&self.parking, released) {
+                p.settle(r).await;
+            }
+        }
+        outcome
     }
 
     /// Sends the record to the sync dead-letter queue, then lets it be acknowledged. Without a

@@ -1,7 +1,8 @@
 //! What a relay job asks of the store (decision 0058), counted by the cost model's meter on
 //! real adapters: the tenant's profile and channels read once per invocation, and forgotten
 //! on a write; the outbox staging without a read and claiming or settling each operation
-//! without a transaction.
+//! without a transaction, and counting a dead flusher's claim in the claim that takes it
+//! over.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +10,8 @@ use std::sync::Arc;
 use serde_json::json;
 use wappline::app::Platform;
 use wappline::costs::Meter;
-use wappline::crm_sync::outbox::{CrmOp, OpOutcome, OpState, Outbox};
+use wappline::crm_sync::deaths::{self, DEATH_LIMIT};
+use wappline::crm_sync::outbox::{killed_outcome, CrmOp, OpOutcome, OpState, Outbox};
 use wappline::faults::ports::Tap;
 use wappline::ids::TenantId;
 use wappline::tenant::{ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName};
@@ -29,6 +31,16 @@ fn requests(meter: &Meter, operation: &str) -> f64 {
         .snapshot()
         .get(&("DynamoDB".to_owned(), operation.to_owned()))
         .map_or(0.0, |u| u.requests)
+}
+
+/// Every DynamoDB request the meter counted.
+fn all_requests(meter: &Meter) -> f64 {
+    meter
+        .snapshot()
+        .iter()
+        .filter(|((service, _), _)| service == "DynamoDB")
+        .map(|(_, u)| u.requests)
+        .sum()
 }
 
 fn portal() -> ChannelRef {
@@ -267,9 +279,90 @@ async fn a_claim_stops_at_an_operation_another_attempt_holds(b: Backend) {
     );
 }
 
+/// A flusher claims an operation and dies with it (decision 0091). Once its claim has run
+/// out, the claim that takes it over counts the death in the same conditional update, and
+/// nothing more is asked of the store; a flusher that renews its claim before the takeover
+/// (slow, not dead) is not counted. The claim that would count the last death settles the
+/// operation as killed instead, in one update, and its job's retry does not stage it again.
+async fn a_claim_that_takes_over_a_dead_flushers_counts_the_death_in_the_same_update(b: Backend) {
+    let (meter, p) = metered(&b);
+    let t = tenant_with_portal(&p).await;
+    let outbox = Outbox::new(p.store.clone(), p.envelope.clone());
+    let key = Outbox::key(&t, "c_1", "e1");
+    let claim = 30_000;
+    let mut now = wappline::clock::now_millis();
+    outbox.stage(&t, &key, &op("deadly"), now).await.unwrap();
+    let ready = outbox.ready(&t, now, 50).await.unwrap();
+    assert_eq!((ready[0].deaths, ready[0].ran_out.as_deref()), (0, None));
+    let mut holder = "first".to_owned();
+    outbox
+        .claim(&ready, &holder, now + claim, now)
+        .await
+        .unwrap();
+
+    // A slow flusher renews its claim after it ran out, before anyone took it over: the
+    // takeover read before the renewal is refused, and no death is counted.
+    now += claim + 1;
+    let ready = outbox.ready(&t, now, 50).await.unwrap();
+    assert_eq!(ready[0].ran_out.as_deref(), Some(holder.as_str()));
+    let renewed = outbox.extend(&ready, &holder, now + claim).await.unwrap();
+    assert_eq!(renewed, vec![key.clone()]);
+    assert!(outbox
+        .claim(&ready, "too-early", now + claim, now)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // It dies now; so does every flusher that takes it over.
+    for death in 1..DEATH_LIMIT {
+        now += claim + 1;
+        let ready = outbox.ready(&t, now, 50).await.unwrap();
+        assert_eq!(ready[0].deaths, death - 1);
+        assert_eq!(ready[0].ran_out.as_deref(), Some(holder.as_str()));
+        assert!(ready[0].ambiguous, "a run-out claim is ambiguous");
+        assert!(!deaths::at_limit(&ready[0]));
+        holder = format!("taker-{death}");
+        meter.reset();
+        let claimed = outbox
+            .claim(&ready, &holder, now + claim, now)
+            .await
+            .unwrap();
+        assert_eq!(claimed, vec![key.clone()]);
+        assert_eq!(
+            (requests(&meter, "UpdateItem"), all_requests(&meter)),
+            (1.0, 1.0),
+            "the death rides on the claim"
+        );
+    }
+    now += claim + 1;
+    let ready = outbox.ready(&t, now, 50).await.unwrap();
+    assert_eq!(ready[0].deaths, DEATH_LIMIT - 1);
+    assert!(deaths::at_limit(&ready[0]));
+    meter.reset();
+    assert!(outbox.retire(&ready[0], now).await.unwrap());
+    assert_eq!(
+        (requests(&meter, "UpdateItem"), all_requests(&meter)),
+        (1.0, 1.0)
+    );
+    assert_eq!(
+        outbox.state(&key).await.unwrap(),
+        Some(OpState::Done(killed_outcome()))
+    );
+    assert!(outbox.ready(&t, now, 50).await.unwrap().is_empty());
+    // Retired once: a second flusher that read it before is refused.
+    assert!(!outbox.retire(&ready[0], now).await.unwrap());
+    // The job's retry finds it killed and ends on it; nothing staged to post.
+    assert_eq!(
+        outbox.stage(&t, &key, &op("deadly"), now).await.unwrap(),
+        OpState::Done(killed_outcome())
+    );
+    assert!(outbox.ready(&t, now + claim, 50).await.unwrap().is_empty());
+}
+
 on_both_backends!(
     a_job_reads_its_profile_and_channels_once,
     a_write_or_a_fresh_scope_sees_what_the_store_holds,
     the_outbox_stages_and_claims_one_operation_without_extra_units,
     a_claim_stops_at_an_operation_another_attempt_holds,
+    a_claim_that_takes_over_a_dead_flushers_counts_the_death_in_the_same_update,
 );
