@@ -214,7 +214,8 @@ impl WaChange<'_, '_> {
             batch.ignored.add("whatsapp:unidentified_customer");
             return;
         };
-        let provider = format!("wa:msg:{id}");
+        // Joined rather than `format!`ed: one allocation of the exact length, no formatter.
+        let provider = ["wa:msg:", id.as_str()].concat();
         let kind = match is_special(msg)
             .then(|| special(msg, customer.clone(), Party::Customer))
             .flatten()
@@ -315,7 +316,7 @@ impl WaChange<'_, '_> {
         });
         batch.events.push(event(
             &self.account,
-            format!("wa:echo:{id}"),
+            ["wa:echo:", id.as_str()].concat(),
             echo.timestamp,
             kind,
         ));
@@ -368,7 +369,7 @@ impl WaChange<'_, '_> {
                 conversation_expires_at: c.and_then(|c| c.expiration_timestamp),
             }
         });
-        let provider = format!("wa:status:{id}:{name}");
+        let provider = ["wa:status:", id.as_str(), ":", name].concat();
         let kind = EventKind::Status {
             message_id: id,
             recipient,
