@@ -333,7 +333,8 @@ impl<'de> Root<'de> {
             entry: None,
         };
         let (mut seen_object, mut seen_entry) = (false, false);
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        // Borrowed: serde reads a bare `Cow<str>` key as an owned `String`.
+        while let Some(ig::Key(key)) = map.next_key::<ig::Key<'de>>()? {
             match &*key {
                 "object" => {
                     if std::mem::replace(&mut seen_object, true) {
