@@ -118,12 +118,18 @@ mod tests {
         ] {
             assert_eq!(
                 phone_key(s),
-                WhatsAppPhone::parse(s).ok().as_ref().map(WhatsAppPhone::as_str),
+                WhatsAppPhone::parse(s)
+                    .ok()
+                    .as_ref()
+                    .map(WhatsAppPhone::as_str),
                 "{s:?}"
             );
             assert_eq!(
                 bsuid_key(s),
-                WhatsAppUserId::parse(s).ok().as_ref().map(WhatsAppUserId::as_str),
+                WhatsAppUserId::parse(s)
+                    .ok()
+                    .as_ref()
+                    .map(WhatsAppUserId::as_str),
                 "{s:?}"
             );
         }
