@@ -9,6 +9,11 @@
 //! Run with `cargo bench -p wappline --bench meta_parse`; figures go to docs/performance.md.
 //! Without pywa installed, only our figures are printed.
 //!
+//! The samples are pretty-printed, as Meta's documentation shows them; Meta posts them
+//! compact (no whitespace between tokens, decision 0089). A second measurement runs both
+//! sides again on the same samples in that wire form (whitespace outside strings removed,
+//! every string and number byte for byte the same), each signed, in the same run.
+//!
 //! `-- --only ours|split|signature|signature-rekeyed --rounds N` runs only that part of our side, N times over
 //! every sample, untimed: for counting instructions, which shared machines leave repeatable
 //! where timings are not. Per delivery = (count at N - count at 0) / (N × samples).
@@ -55,6 +60,57 @@ fn time(bodies: &[(Vec<u8>, String)], mut f: impl FnMut(&[u8], &str) -> usize) -
         best = best.min(per);
     }
     best
+}
+
+/// `body` as Meta puts it on the wire: no whitespace between tokens, and every character
+/// outside ASCII in a string escaped as `\uXXXX` with lowercase hex digits (Meta's
+/// documentation on validating payloads says it signs that escaped form). Everything else
+/// (other escapes, numbers, key order) is kept byte for byte; in valid JSON, whitespace
+/// outside strings only separates tokens that punctuation separates too, so the value read
+/// is the same (checked by the caller on every sample).
+fn compact(body: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(body).expect("the samples are UTF-8");
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            if !c.is_ascii() {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+                continue;
+            }
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out.into_bytes()
+}
+
+/// Each sample's compact form in a file of its own under the system's temporary directory,
+/// for pywa to read exactly the bytes ours reads.
+fn write_compact(files: &[PathBuf], bodies: &[(Vec<u8>, String)]) -> Vec<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("meta_parse_compact_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    files
+        .iter()
+        .zip(bodies)
+        .map(|(file, (body, _))| {
+            let path = dir.join(file.file_name().unwrap());
+            std::fs::write(&path, body).unwrap();
+            path
+        })
+        .collect()
 }
 
 fn pywa(files: &[PathBuf]) -> Option<f64> {
@@ -175,12 +231,7 @@ fn main() {
         verify_signature(&secret, Some(header), body).unwrap();
         1
     });
-    // The floor read as the split reads: the body's UTF-8 checked once, then the text.
-    let json_floor = time(&wa, |body, _| {
-        let text = std::str::from_utf8(body).unwrap();
-        serde_json::from_str::<serde::de::IgnoredAny>(text).unwrap();
-        1
-    });
+    let json_floor = time(&wa, json_validation);
     let ig_ours = time(&ig, |body, header| {
         verify_signature(&secret, Some(header), body).unwrap();
         split_webhook(body).unwrap().events.len()
@@ -195,11 +246,69 @@ fn main() {
         "ours  Instagram samples ({:2})     {ig_ours:8.3} µs/delivery (pywa has no Instagram)",
         ig.len()
     );
-    match pywa(&wa_files) {
+    let pywa_pretty = pywa(&wa_files);
+    match pywa_pretty {
         Some(p) => {
             println!("pywa  signature + update         {p:8.3} µs/delivery");
             println!("ratio pywa / ours                {:8.1}x", p / ours);
         }
         None => println!("pywa  not measured"),
     }
+
+    // The same deliveries as Meta posts them: compact, each signed over its own bytes.
+    let wire: Vec<(Vec<u8>, String)> = wa
+        .iter()
+        .map(|(body, _)| {
+            let body = compact(body);
+            let header = secret.sign(&body);
+            (body, header)
+        })
+        .collect();
+    for ((pretty, _), (body, _)) in wa.iter().zip(&wire) {
+        assert_eq!(
+            split_webhook(pretty).unwrap(),
+            split_webhook(body).unwrap(),
+            "a sample's compact form must give the same events"
+        );
+    }
+    let wire_bytes: usize = wire.iter().map(|(b, _)| b.len()).sum();
+    let wire_ours = time(&wire, |body, header| {
+        verify_signature(&secret, Some(header), body).unwrap();
+        split_webhook(body).unwrap().events.len()
+    });
+    let wire_split = time(&wire, |body, _| split_webhook(body).unwrap().events.len());
+    let wire_hmac = time(&wire, |body, header| {
+        verify_signature(&secret, Some(header), body).unwrap();
+        1
+    });
+    let wire_json = time(&wire, json_validation);
+    println!(
+        "compact (wire) form of the same samples, {:.0} bytes per delivery on average",
+        wire_bytes as f64 / wire.len() as f64
+    );
+    println!("ours  signature + split          {wire_ours:8.3} µs/delivery");
+    println!("        split alone              {wire_split:8.3} µs/delivery");
+    println!("        signature alone          {wire_hmac:8.3} µs/delivery");
+    println!(
+        "        JSON validation alone    {wire_json:8.3} µs/delivery (serde_json, no output)"
+    );
+    let wire_files = write_compact(&wa_files, &wire);
+    let pywa_wire = pywa(&wire_files);
+    if let Some(dir) = wire_files.first().and_then(|p| p.parent()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    match pywa_wire {
+        Some(p) => {
+            println!("pywa  signature + update         {p:8.3} µs/delivery");
+            println!("ratio pywa / ours                {:8.1}x", p / wire_ours);
+        }
+        None => println!("pywa  not measured"),
+    }
+}
+
+/// The floor read as the split reads: the body's UTF-8 checked once, then the text.
+fn json_validation(body: &[u8], _header: &str) -> usize {
+    let text = std::str::from_utf8(body).unwrap();
+    serde_json::from_str::<serde::de::IgnoredAny>(text).unwrap();
+    1
 }

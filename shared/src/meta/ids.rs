@@ -16,22 +16,25 @@ string_id!(
     /// customer's identity within the business portfolio.
     WhatsAppUserId,
     "WhatsApp business-scoped user id",
-    normalize = |s| {
-        let bad = || "must look like US.13491208655302741918".to_string();
-        let (country, rest) = s.split_once('.').ok_or_else(bad)?;
-        if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(bad());
-        }
-        let suffix = rest.strip_prefix("ENT.").unwrap_or(rest);
-        if suffix.is_empty()
-            || suffix.len() > BSUID_MAX_SUFFIX
-            || !suffix.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
-            return Err(bad());
-        }
-        Ok(s.to_owned())
-    }
+    normalize = |s| bsuid(s).map(str::to_owned)
 );
+
+/// `s` as a [`WhatsAppUserId`] holds it, if it is one.
+fn bsuid(s: &str) -> Result<&str, String> {
+    let bad = || "must look like US.13491208655302741918".to_string();
+    let (country, rest) = s.split_once('.').ok_or_else(bad)?;
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(bad());
+    }
+    let suffix = rest.strip_prefix("ENT.").unwrap_or(rest);
+    if suffix.is_empty()
+        || suffix.len() > BSUID_MAX_SUFFIX
+        || !suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(bad());
+    }
+    Ok(s)
+}
 
 impl WhatsAppUserId {
     /// True for a parent BSUID (`CC.ENT.…`), shared across enrolled business portfolios.
@@ -45,12 +48,26 @@ string_id!(
     /// digits only: Meta writes it with or without a leading `+` depending on the payload.
     WhatsAppPhone,
     "WhatsApp phone number",
-    normalize = |s| {
-        let d = s.strip_prefix('+').unwrap_or(s);
-        digits(d, 6, 20)?;
-        Ok(d.to_owned())
-    }
+    normalize = |s| phone(s).map(str::to_owned)
 );
+
+/// `s` as a [`WhatsAppPhone`] holds it (without a leading `+`), if it is one.
+fn phone(s: &str) -> Result<&str, String> {
+    let d = s.strip_prefix('+').unwrap_or(s);
+    digits(d, 6, 20)?;
+    Ok(d)
+}
+
+/// What [`WhatsAppUserId::parse`] would hold for `s`, borrowed from `s`: two ids are the
+/// same exactly when their keys are, so candidates are compared without copying them.
+pub(crate) fn bsuid_key(s: &str) -> Option<&str> {
+    bsuid(s).ok()
+}
+
+/// What [`WhatsAppPhone::parse`] would hold for `s`, borrowed from `s` (see [`bsuid_key`]).
+pub(crate) fn phone_key(s: &str) -> Option<&str> {
+    phone(s).ok()
+}
 
 string_id!(
     /// An Instagram-scoped user id (IGSID): the customer's id as one Instagram professional
@@ -82,6 +99,41 @@ string_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_what_parse_holds() {
+        for s in [
+            "16505551234",
+            "+16505551234",
+            "++16505551234",
+            "016505551234",
+            "12345",
+            "1650555123x",
+            "",
+            "US.13491208655302741918",
+            "US.ENT.11815799212886844830",
+            "us.123",
+            "US.",
+            "US.12#3",
+        ] {
+            assert_eq!(
+                phone_key(s),
+                WhatsAppPhone::parse(s)
+                    .ok()
+                    .as_ref()
+                    .map(WhatsAppPhone::as_str),
+                "{s:?}"
+            );
+            assert_eq!(
+                bsuid_key(s),
+                WhatsAppUserId::parse(s)
+                    .ok()
+                    .as_ref()
+                    .map(WhatsAppUserId::as_str),
+                "{s:?}"
+            );
+        }
+    }
 
     #[test]
     fn bsuids_validate() {

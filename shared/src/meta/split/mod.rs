@@ -138,16 +138,18 @@ impl WebhookBatch {
 
 /// Counts of items not turned into events, by reason (see the module documentation). The
 /// reasons are fixed words and Meta field names, never ids or message content: safe to log.
+/// A fixed reason is kept as the `&'static str` it is written as, so counting it allocates
+/// nothing; only reasons naming a field or type are built as strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
-pub struct Ignored(BTreeMap<String, u32>);
+pub struct Ignored(BTreeMap<Cow<'static, str>, u32>);
 
 impl Ignored {
-    fn add(&mut self, reason: impl Into<String>) {
+    fn add(&mut self, reason: impl Into<Cow<'static, str>>) {
         self.add_n(reason, 1);
     }
 
-    fn add_n(&mut self, reason: impl Into<String>, n: u32) {
+    fn add_n(&mut self, reason: impl Into<Cow<'static, str>>, n: u32) {
         *self.0.entry(reason.into()).or_default() += n;
     }
 
@@ -164,7 +166,7 @@ impl Ignored {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), *v))
+        self.0.iter().map(|(k, v)| (k.as_ref(), *v))
     }
 }
 
@@ -331,7 +333,8 @@ impl<'de> Root<'de> {
             entry: None,
         };
         let (mut seen_object, mut seen_entry) = (false, false);
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        // Borrowed: serde reads a bare `Cow<str>` key as an owned `String`.
+        while let Some(ig::Key(key)) = map.next_key::<ig::Key<'de>>()? {
             match &*key {
                 "object" => {
                     if std::mem::replace(&mut seen_object, true) {

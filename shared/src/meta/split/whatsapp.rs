@@ -11,7 +11,7 @@ use crate::meta::event::{
     Media, MediaKind, Order, OrderItem, Party, Referral, ReferredProduct, ReplyTo, SharedContact,
     SharedPhone,
 };
-use crate::meta::ids::{WhatsAppPhone, WhatsAppUserId};
+use crate::meta::ids::{bsuid_key, phone_key, WhatsAppPhone, WhatsAppUserId};
 use crate::meta::item::Item;
 use crate::meta::lenient::{label, own};
 use crate::meta::whatsapp as wa;
@@ -130,28 +130,23 @@ impl WaChange<'_, '_> {
         phone: Option<&str>,
         parent_user_id: Option<&str>,
     ) -> Option<CustomerRef> {
-        let mut uid = user_id.and_then(|s| WhatsAppUserId::parse(s).ok());
-        let mut ph = phone.and_then(|s| WhatsAppPhone::parse(s).ok());
-        let compatible = |u: &Option<WhatsAppUserId>, p: &Option<WhatsAppPhone>| {
-            (uid.is_none() || u.is_none() || *u == uid) && (ph.is_none() || p.is_none() || *p == ph)
+        // Ids are compared by what they would hold once parsed, borrowed from the body:
+        // only the ones the customer keeps are copied.
+        let mut uid = user_id.and_then(bsuid_key);
+        let mut ph = phone.and_then(phone_key);
+        let compatible = |u: Option<&str>, p: Option<&str>| {
+            (uid.is_none() || u.is_none() || u == uid) && (ph.is_none() || p.is_none() || p == ph)
         };
-        let matches = |u: &Option<WhatsAppUserId>, p: &Option<WhatsAppPhone>| {
-            (uid.is_some() && *u == uid) || (ph.is_some() && *p == ph)
+        let matches = |u: Option<&str>, p: Option<&str>| {
+            (uid.is_some() && u == uid) || (ph.is_some() && p == ph)
         };
-        // Each contact's ids are parsed once. Contacts that did not parse are left out, as
-        // if absent.
+        // Contacts that did not parse are left out, as if absent.
         let mut found = None;
         let (mut first, mut count) = (None, 0);
         for c in self.contacts.iter().filter_map(Item::ok) {
-            let u = c
-                .user_id
-                .as_deref()
-                .and_then(|s| WhatsAppUserId::parse(s).ok());
-            let p = c
-                .wa_id
-                .as_deref()
-                .and_then(|s| WhatsAppPhone::parse(s).ok());
-            if matches(&u, &p) && compatible(&u, &p) {
+            let u = c.user_id.as_deref().and_then(bsuid_key);
+            let p = c.wa_id.as_deref().and_then(phone_key);
+            if matches(u, p) && compatible(u, p) {
                 found = Some((c, u, p));
                 break;
             }
@@ -163,22 +158,20 @@ impl WaChange<'_, '_> {
             }
         }
         // Else the only contact (the loop saw them all), when nothing contradicts it.
-        let contact = found.or_else(|| first.filter(|(_, u, p)| compatible(u, p)));
-        let mut parent = parent_user_id.and_then(|s| WhatsAppUserId::parse(s).ok());
+        let contact = found.or_else(|| first.filter(|(_, u, p)| compatible(*u, *p)));
+        let mut parent = parent_user_id.and_then(bsuid_key);
         let (mut name, mut username) = (None, None);
         if let Some((c, u, p)) = contact {
             uid = uid.or(u);
             ph = ph.or(p);
-            parent = parent.or_else(|| {
-                c.parent_user_id
-                    .as_deref()
-                    .and_then(|s| WhatsAppUserId::parse(s).ok())
-            });
+            parent = parent.or_else(|| c.parent_user_id.as_deref().and_then(bsuid_key));
             if let Some(p) = &c.profile {
                 name = non_empty(&p.name);
                 username = non_empty(&p.username);
             }
         }
+        let uid = uid.and_then(|u| WhatsAppUserId::parse(u).ok());
+        let ph = ph.and_then(|p| WhatsAppPhone::parse(p).ok());
         let id = match (uid, &ph) {
             (Some(u), _) => CustomerId::WhatsAppUser(u),
             (None, Some(p)) => CustomerId::WhatsAppPhone(p.clone()),
@@ -187,7 +180,7 @@ impl WaChange<'_, '_> {
         Some(CustomerRef {
             id,
             phone: ph,
-            parent_user_id: parent,
+            parent_user_id: parent.and_then(|p| WhatsAppUserId::parse(p).ok()),
             name,
             username,
         })
@@ -214,7 +207,8 @@ impl WaChange<'_, '_> {
             batch.ignored.add("whatsapp:unidentified_customer");
             return;
         };
-        let provider = format!("wa:msg:{id}");
+        // Joined rather than `format!`ed: one allocation of the exact length, no formatter.
+        let provider = ["wa:msg:", id.as_str()].concat();
         let kind = match is_special(msg)
             .then(|| special(msg, customer.clone(), Party::Customer))
             .flatten()
@@ -315,7 +309,7 @@ impl WaChange<'_, '_> {
         });
         batch.events.push(event(
             &self.account,
-            format!("wa:echo:{id}"),
+            ["wa:echo:", id.as_str()].concat(),
             echo.timestamp,
             kind,
         ));
@@ -368,7 +362,7 @@ impl WaChange<'_, '_> {
                 conversation_expires_at: c.and_then(|c| c.expiration_timestamp),
             }
         });
-        let provider = format!("wa:status:{id}:{name}");
+        let provider = ["wa:status:", id.as_str(), ":", name].concat();
         let kind = EventKind::Status {
             message_id: id,
             recipient,
