@@ -745,6 +745,18 @@ impl From<QueueError> for Unchanged {
 }
 
 #[cfg(test)]
+impl EmbeddedQueue {
+    pub(super) fn writer_for_tests(&self) -> crate::group_commit::Submitter {
+        self.inner.db.submitter()
+    }
+
+    /// The send log's flushes and moves from one file to the other.
+    pub(super) fn log_counts_for_tests(&self) -> (u64, u64) {
+        (self.inner.log.flushes(), self.inner.log.turns())
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -804,13 +816,3 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-impl EmbeddedQueue {
-    pub(super) fn writer_for_tests(&self) -> crate::group_commit::Submitter {
-        self.inner.db.submitter()
-    }
-
-    pub(super) fn log_flushes_for_tests(&self) -> u64 {
-        self.inner.log.flushes()
-    }
-}

@@ -15,13 +15,16 @@
 //!   senders. A later operation of theirs (a receive) is queued behind that write, so it sees
 //!   the message; nothing can see a message before its send is on disk.
 //! - On open, every logged send numbered above the applied number that redb holds durably is
-//!   applied again, in order, in one durable commit; then the log is emptied. A send applied
+//!   applied again, in order, in one durable commit; then appending starts again at the
+//!   beginning of the first file, over what is applied. A send applied
 //!   and made durable before a kill is not applied twice; one logged but not applied (or
 //!   applied but not yet durable in redb) is applied once. A torn frame at a file's end (a
 //!   kill during an append, whose sender was never answered) ends the replay of that file.
-//! - Two files take turns: once the one being appended to is large and everything in the other
-//!   is durably applied, the other is emptied and appending moves there. So the log stays small
-//!   under steady load without waiting for a moment when nothing is in flight.
+//! - Two files of 1 MiB, written with zeros when made, take turns: once appending has reached the
+//!   end of one and everything in the other is durably applied, appending starts again at the
+//!   other's beginning. So the log stays small under steady load without waiting for a moment
+//!   when nothing is in flight, and an append overwrites allocated bytes: its `fdatasync`
+//!   writes no file-system metadata.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -39,8 +42,12 @@ use crate::group_commit::Submitter;
 /// The two files of the log, in a data directory beside `queues.redb`.
 pub const FILE_NAMES: [&str; 2] = ["queues.log.0", "queues.log.1"];
 
-/// A file this large moves appending to the other file, once that one may be emptied.
-const TURN_BYTES: u64 = 4 << 20;
+/// Each file's size, written with zeros when the file is made: an append overwrites bytes that
+/// are already allocated and initialised, so its `fdatasync` writes data only, not the file
+/// system's journal (a growing file's new size and blocks are metadata). Once appending has
+/// reached it, appending moves to the other file if that one is durably applied (else the file
+/// grows past it).
+const SEGMENT_BYTES: u64 = 1 << 20;
 /// A frame longer than this is not one we wrote: a torn or foreign tail.
 const MAX_FRAME: usize = 64 << 20;
 /// Frame header: payload length (u32 LE), then the first 8 bytes of the SHA-256 of the
@@ -103,7 +110,7 @@ pub(super) fn frames(bytes: &[u8]) -> (Vec<(u64, LoggedSend)>, usize) {
         let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
             break;
         };
-        if len > MAX_FRAME || len < 8 || checksum(payload)[..] != bytes[at + 4..at + HEADER] {
+        if !(8..=MAX_FRAME).contains(&len) || checksum(payload)[..] != bytes[at + 4..at + HEADER] {
             break;
         }
         let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
@@ -128,8 +135,9 @@ struct LogFile {
 }
 
 impl LogFile {
+    /// Appending starts again at the file's beginning. What it held is durably applied, so a
+    /// replay skips it, and stops at the first frame that the new appends have cut.
     fn empty(&mut self) -> std::io::Result<()> {
-        self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
         self.len = 0;
         self.last = 0;
@@ -156,9 +164,11 @@ struct Shared {
     /// An apply failed: later ones would record a number past sends that redb lacks, so none
     /// runs, every new send fails, and the next open replays them from the log.
     poisoned: AtomicBool,
-    /// Frames written and flushed (for tests).
+    /// Frames written and flushed, and moves to the other file (for tests).
     #[cfg(test)]
     flushes: AtomicU64,
+    #[cfg(test)]
+    turns: AtomicU64,
 }
 
 /// The log and its thread. Dropping it writes and applies what waits, then stops the thread;
@@ -209,7 +219,8 @@ pub(super) fn read_unapplied(
 }
 
 impl SendLog {
-    /// Opens the log in `dir` with both files emptied: the caller has replayed what they held
+    /// Opens the log in `dir`, appending from the start of the first file: the caller has
+    /// replayed what the files held
     /// (above `applied`, the number redb holds durably) and made that durable. `highest` is the
     /// last number used, so numbering goes on past it.
     pub(super) fn start(
@@ -226,10 +237,19 @@ impl SendLog {
                 len: 0,
                 last: 0,
             };
+            let size = f
+                .file
+                .metadata()
+                .map_err(|e| io_err("reading the log's size", e))?
+                .len();
+            if size < SEGMENT_BYTES {
+                f.file
+                    .seek(SeekFrom::Start(size))
+                    .and_then(|_| f.file.write_all(&vec![0u8; (SEGMENT_BYTES - size) as usize]))
+                    .and_then(|()| f.file.sync_all())
+                    .map_err(|e| io_err("allocating the log", e))?;
+            }
             f.empty().map_err(|e| io_err("emptying the log", e))?;
-            f.file
-                .sync_all()
-                .map_err(|e| io_err("flushing the emptied log", e))?;
             files.push(f);
         }
         let files: [LogFile; 2] = files.try_into().map_err(|_| ()).expect("two files");
@@ -240,6 +260,8 @@ impl SendLog {
             poisoned: AtomicBool::new(false),
             #[cfg(test)]
             flushes: AtomicU64::new(0),
+            #[cfg(test)]
+            turns: AtomicU64::new(0),
         });
         let thread = {
             let shared = shared.clone();
@@ -285,6 +307,11 @@ impl SendLog {
     #[cfg(test)]
     pub(super) fn flushes(&self) -> u64 {
         self.shared.flushes.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(super) fn turns(&self) -> u64 {
+        self.shared.turns.load(Ordering::Relaxed)
     }
 }
 
@@ -348,19 +375,23 @@ impl Appender {
     /// other is durably applied.
     fn take_turn(&mut self) {
         let other = 1 - self.current;
-        if self.files[self.current].len < TURN_BYTES
+        if self.files[self.current].len < SEGMENT_BYTES
             || self.files[other].last > self.shared.durable.load(Ordering::Acquire)
         {
             return;
         }
         match self.files[other].empty() {
-            Ok(()) => self.current = other,
+            Ok(()) => {
+                self.current = other;
+                #[cfg(test)]
+                self.shared.turns.fetch_add(1, Ordering::Relaxed);
+            }
             Err(e) => tracing::warn!(error = %e, "embedded queue log: emptying a file failed"),
         }
     }
 
-    /// Numbers, frames, writes and flushes `sends`; on failure cuts the file back to what it
-    /// held, so a later append never follows a torn frame.
+    /// Numbers, frames, writes and flushes `sends`; on failure the next append starts where
+    /// this one did, so no whole frame ever follows a torn one.
     fn write(&mut self, sends: Vec<LoggedSend>) -> Result<Vec<(u64, LoggedSend)>, QueueError> {
         let mut bytes = Vec::new();
         let mut records = Vec::with_capacity(sends.len());
@@ -377,10 +408,9 @@ impl Appender {
             .and_then(|()| file.file.sync_data());
         if let Err(e) = written {
             tracing::error!(error = %e, "embedded queue log: append failed");
-            let restored = file
-                .file
-                .set_len(file.len)
-                .and_then(|()| file.file.seek(SeekFrom::Start(file.len)).map(|_| ()));
+            // The next append overwrites what this one left; a replay stops at what is left
+            // after it (a torn frame), never reading past it.
+            let restored = file.file.seek(SeekFrom::Start(file.len)).map(|_| ());
             if let Err(e2) = restored {
                 tracing::error!(error = %e2, "embedded queue log: cutting a failed append failed");
                 self.shared.poisoned.store(true, Ordering::Release);
@@ -563,15 +593,96 @@ mod tests {
         assert_eq!(bodies(&queue).await, ["x"]);
     }
 
+    /// Set in the child process of `acknowledged_sends_survive_a_kill`: the data directory.
+    const KILL_CHILD_DIR: &str = "WAPPLINE_QUEUE_LOG_KILL_CHILD";
+
+    /// The child of `acknowledged_sends_survive_a_kill` (returns at once in any other process):
+    /// eight senders at once, each acknowledged send printed as it is answered, until killed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_child_sends_until_killed() {
+        let Ok(dir) = std::env::var(KILL_CHILD_DIR) else {
+            return;
+        };
+        let queue = open(Path::new(&dir));
+        let mut senders = tokio::task::JoinSet::new();
+        for c in 0..8 {
+            let queue = queue.clone();
+            senders.spawn(async move {
+                for i in 0.. {
+                    let body = format!("{c}-{i}");
+                    queue
+                        .send_batch(&work(), vec![OutgoingMessage::new(body.clone())])
+                        .await
+                        .expect("send");
+                    println!("acked {body}");
+                }
+            });
+        }
+        while senders.join_next().await.is_some() {}
+    }
+
+    /// The promise, with a real kill: a process sends from eight tasks and is killed (SIGKILL)
+    /// at an arbitrary point; every send it had acknowledged is in the queue once reopened, and
+    /// no message is there twice.
+    #[tokio::test]
+    async fn acknowledged_sends_survive_a_kill() {
+        use std::collections::HashSet;
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args([
+                "queue::embedded_log::tests::kill_child_sends_until_killed",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(KILL_CHILD_DIR, dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("child");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut acked = HashSet::new();
+        while acked.len() < 500 {
+            let line = lines.next().expect("the child stopped early").expect("line");
+            if let Some(body) = line.strip_prefix("acked ") {
+                acked.insert(body.to_owned());
+            }
+        }
+        child.kill().expect("kill");
+        // What the child printed before it died was acknowledged too.
+        for line in lines.map_while(Result::ok) {
+            if let Some(body) = line.strip_prefix("acked ") {
+                acked.insert(body.to_owned());
+            }
+        }
+        let _ = child.wait();
+
+        let queue = open(dir.path());
+        let mut seen = HashSet::new();
+        loop {
+            let got = queue
+                .receive(&work(), 10, Duration::from_secs(300))
+                .await
+                .expect("receive");
+            if got.is_empty() {
+                break;
+            }
+            for m in got {
+                assert!(seen.insert(m.body.clone()), "{} enqueued twice", m.body);
+            }
+        }
+        let lost: Vec<&String> = acked.iter().filter(|b| !seen.contains(*b)).collect();
+        assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    }
+
     /// The log does not grow without bound under steady load: once a file is large and the
-    /// other is durably applied, appending moves over and the other is emptied.
+    /// other is durably applied, appending moves over and starts the other again.
     #[tokio::test]
     async fn the_two_files_take_turns() {
         let dir = tempfile::tempdir().expect("temp dir");
         let queue = open(dir.path());
         let body = "x".repeat(200 * 1024);
         let sizes = || FILE_NAMES.map(|n| std::fs::metadata(dir.path().join(n)).unwrap().len());
-        let mut turned = false;
         for _ in 0..60 {
             queue
                 .send_batch(&work(), vec![OutgoingMessage::new(body.clone())])
@@ -584,10 +695,11 @@ mod tests {
                 r.expect("ack");
             }
             let [a, b] = sizes();
-            assert!(a + b <= 2 * TURN_BYTES + 2 * 1024 * 1024, "log grew to {a} + {b}");
-            turned |= b > 0;
+            assert!(a + b <= 2 * SEGMENT_BYTES + 2 * 1024 * 1024, "log grew to {a} + {b}");
         }
-        assert!(turned, "appending never moved to the second file");
-        assert!(queue.log_flushes_for_tests() >= 60);
+        // 60 frames of 200 KiB fill a file of 1 MiB a dozen times.
+        let (flushes, turns) = queue.log_counts_for_tests();
+        assert!(flushes >= 60, "{flushes} log flushes");
+        assert!(turns >= 4, "appending moved {turns} times");
     }
 }
