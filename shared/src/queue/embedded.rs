@@ -815,4 +815,3 @@ mod tests {
         assert_ne!(id, new_message_id().expect("random source"));
     }
 }
-

@@ -245,7 +245,10 @@ impl SendLog {
             if size < SEGMENT_BYTES {
                 f.file
                     .seek(SeekFrom::Start(size))
-                    .and_then(|_| f.file.write_all(&vec![0u8; (SEGMENT_BYTES - size) as usize]))
+                    .and_then(|_| {
+                        f.file
+                            .write_all(&vec![0u8; (SEGMENT_BYTES - size) as usize])
+                    })
                     .and_then(|()| f.file.sync_all())
                     .map_err(|e| io_err("allocating the log", e))?;
             }
@@ -468,8 +471,11 @@ mod tests {
     }
 
     fn open(dir: &Path) -> EmbeddedQueue {
-        EmbeddedQueue::open(dir, vec![QueueSpec::new(work(), 3, Duration::from_secs(30))])
-            .expect("open")
+        EmbeddedQueue::open(
+            dir,
+            vec![QueueSpec::new(work(), 3, Duration::from_secs(30))],
+        )
+        .expect("open")
     }
 
     fn logged(body: &str) -> LoggedSend {
@@ -643,7 +649,10 @@ mod tests {
         let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
         let mut acked = HashSet::new();
         while acked.len() < 500 {
-            let line = lines.next().expect("the child stopped early").expect("line");
+            let line = lines
+                .next()
+                .expect("the child stopped early")
+                .expect("line");
             if let Some(body) = line.strip_prefix("acked ") {
                 acked.insert(body.to_owned());
             }
@@ -690,12 +699,19 @@ mod tests {
                 .expect("send");
             // A receive waits for a redb flush after the sends' apply: durably applied.
             let got = queue.receive(&work(), 10, Duration::from_secs(30)).await;
-            let receipts: Vec<String> = got.expect("receive").into_iter().map(|m| m.receipt).collect();
+            let receipts: Vec<String> = got
+                .expect("receive")
+                .into_iter()
+                .map(|m| m.receipt)
+                .collect();
             for r in queue.ack_batch(&work(), &receipts).await {
                 r.expect("ack");
             }
             let [a, b] = sizes();
-            assert!(a + b <= 2 * SEGMENT_BYTES + 2 * 1024 * 1024, "log grew to {a} + {b}");
+            assert!(
+                a + b <= 2 * SEGMENT_BYTES + 2 * 1024 * 1024,
+                "log grew to {a} + {b}"
+            );
         }
         // 60 frames of 200 KiB fill a file of 1 MiB a dozen times.
         let (flushes, turns) = queue.log_counts_for_tests();
