@@ -188,6 +188,95 @@ impl GroupCommit {
     }
 }
 
+/// A handle that queues work on a file's writer thread without waiting for it: the embedded
+/// queue's send log (decision 0090) hands its logged sends to the writer from its own thread.
+#[derive(Clone)]
+pub(crate) struct Submitter {
+    shared: Arc<Shared>,
+}
+
+impl Submitter {
+    fn push(&self, job: Job) -> bool {
+        {
+            let mut j = self.shared.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            if j.stop {
+                return false;
+            }
+            j.waiting.push(job);
+        }
+        self.shared.wake.notify_one();
+        true
+    }
+
+    /// Queues `f` as one write transaction, committed if it returns Ok and made durable by
+    /// the writer's next flush, after which `then` hears the flush's outcome. Nobody waits
+    /// for it. `then` hears an error at once if `f` failed or panicked (nothing committed),
+    /// and this returns false, running nothing, if the database is closing.
+    pub(crate) fn write_detached<F, A>(&self, f: F, then: A) -> bool
+    where
+        F: FnOnce(&WriteTransaction) -> Result<(), String> + Send + 'static,
+        A: FnOnce(Result<(), String>) + Send + 'static,
+    {
+        self.push(Box::new(move |db: &Database| {
+            let run = || {
+                let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+                txn.set_durability(Durability::None)
+                    .map_err(|e| e.to_string())?;
+                f(&txn)?;
+                txn.commit().map_err(|e| e.to_string())
+            };
+            match std::panic::catch_unwind(AssertUnwindSafe(run)) {
+                Ok(Ok(())) => Some(Box::new(then) as Answer),
+                Ok(Err(e)) => {
+                    then(Err(e));
+                    None
+                }
+                Err(_) => {
+                    then(Err("the write panicked".into()));
+                    None
+                }
+            }
+        }))
+    }
+}
+
+impl GroupCommit {
+    /// A handle for queueing writes from a thread that cannot wait for them.
+    pub(crate) fn submitter(&self) -> Submitter {
+        Submitter {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs `f` on the writer thread, in order with the writes queued before it, and answers
+    /// at once (no commit, no flush). A read that must see every write queued before it was
+    /// called, including the send log's writes (decision 0090), which are answered to their
+    /// caller before the writer has run them.
+    pub(crate) async fn read_in_order<T, E, F>(
+        &self,
+        backend: fn(CommitFailure) -> E,
+        f: F,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |db: &Database| {
+            let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(db)))
+                .unwrap_or_else(|_| Err(backend(CommitFailure("the read panicked".into()))));
+            let _ = tx.send(out);
+            None
+        });
+        if !self.submitter().push(job) {
+            return Err(backend(CommitFailure("the database is closing".into())));
+        }
+        rx.await
+            .map_err(|_| backend(CommitFailure("the writer thread stopped".into())))?
+    }
+}
+
 impl Drop for GroupCommit {
     fn drop(&mut self) {
         {

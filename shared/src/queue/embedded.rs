@@ -10,10 +10,12 @@
 //!
 //! - the receive index (`embedded_index`): what a receive may take, so it never scans.
 //!
-//! Every operation is one write transaction on a blocking thread, so concurrent receivers
-//! (threads or tasks) never get the same message in one visibility window. An operation is
-//! answered once its transaction is on disk; concurrent operations share one fsync
-//! ([`crate::group_commit`], decision 0054).
+//! Every operation is one write transaction on the file's writer thread, so concurrent
+//! receivers (threads or tasks) never get the same message in one visibility window. An
+//! operation is answered once its transaction is on disk; concurrent operations share one fsync
+//! ([`crate::group_commit`], decision 0054). A send is the exception in how, not in when: it is
+//! answered once it is in the queue's own log (`queues.log.*`, [`super::embedded_log`],
+//! decision 0090), and applied to redb by the writer thread from there.
 //!
 //! Receipts are `{seq:x}.{nonce}` with a fresh nonce per receive. A receipt from an earlier
 //! receive of a message that has since been received again is stale: `ack` with it is an Ok
@@ -31,6 +33,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use serde::{Deserialize, Serialize};
 
 use super::embedded_index as index;
+use super::embedded_log::{self as log, LoggedMessage, LoggedSend, SendLog};
 use super::sqs::limits;
 use super::{
     validate_batch, OutgoingMessage, Queue, QueueDepth, QueueError, QueueName, QueueSpec,
@@ -53,6 +56,8 @@ const NEXT_SEQ: &str = "next_seq";
 /// Which receive index the file holds; an older file gets it built when opened.
 const INDEX_VERSION: &str = "index_version";
 const CURRENT_INDEX: u64 = 1;
+/// The number of the last logged send applied (decision 0090); durable with what it applied.
+const LOG_APPLIED: &str = "log_applied";
 
 /// SQS's FIFO deduplication window.
 const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -81,6 +86,9 @@ struct QueueConfig {
 }
 
 struct Inner {
+    /// Declared before `db` so it drops first: its last sends are applied by `db`'s writer,
+    /// which then flushes them as it closes.
+    log: SendLog,
     db: GroupCommit,
     queues: HashMap<QueueName, QueueConfig>,
 }
@@ -99,6 +107,10 @@ impl std::fmt::Debug for EmbeddedQueue {
             .field("queues", &names)
             .finish()
     }
+}
+
+fn backend_failure(CommitFailure(e): CommitFailure) -> QueueError {
+    QueueError::Backend(format!("embedded queue store: {e}"))
 }
 
 fn db_err(e: impl Into<redb::Error>) -> QueueError {
@@ -334,6 +346,56 @@ fn build_index(txn: &WriteTransaction) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// Applies logged sends in log order (decision 0090) and records the last one's number, all in
+/// `txn`. A FIFO send whose dedup id was seen within the window of its acceptance is accepted
+/// and not enqueued again, as before the log.
+fn apply_sends(
+    txn: &WriteTransaction,
+    queues: &HashMap<String, QueueConfig>,
+    records: &[(u64, LoggedSend)],
+) -> Result<(), QueueError> {
+    let Some((last, _)) = records.last() else {
+        return Ok(());
+    };
+    let fifo_of = |queue: &str| {
+        queues.get(queue).map(|c| c.fifo).unwrap_or_else(|| {
+            // Logged for a queue this server no longer declares: kept, not dropped.
+            QueueName::parse(queue).is_ok_and(|n| n.is_fifo())
+        })
+    };
+    if records.iter().any(|(_, send)| fifo_of(&send.queue)) {
+        prune_dedup(txn, now_millis())?;
+    }
+    for (_, send) in records {
+        let fifo = fifo_of(&send.queue);
+        for message in &send.messages {
+            if fifo {
+                if let Some(dedup_id) = message.dedup_id.as_deref() {
+                    if !claim_dedup(txn, &send.queue, dedup_id, send.at)? {
+                        // Accepted, not enqueued again: SQS's FIFO deduplication.
+                        continue;
+                    }
+                }
+            }
+            let meta = Meta {
+                message_id: message.message_id.clone(),
+                group_id: message.group_id.clone().filter(|_| fifo),
+                dedup_id: message.dedup_id.clone().filter(|_| fifo),
+                receive_count: 0,
+                visible_at: send.at,
+                sent_at: send.at,
+                receipt_nonce: None,
+            };
+            append(txn, &send.queue, &meta, &message.body)?;
+        }
+    }
+    txn.open_table(COUNTERS)
+        .map_err(db_err)?
+        .insert(LOG_APPLIED, *last)
+        .map_err(db_err)?;
+    Ok(())
+}
+
 impl EmbeddedQueue {
     /// Opens (or creates) `dir/queues.redb` serving the given queues and their dead-letter
     /// queues. Blocking: call it at startup, not on a hot async path.
@@ -377,13 +439,39 @@ impl EmbeddedQueue {
         txn.open_table(COUNTERS).map_err(db_err)?;
         index::create(&txn)?;
         build_index(&txn)?;
+        // Sends logged and answered before the last stop but not durably applied: applied now,
+        // once, in this durable commit; then the log starts empty.
+        let configs: Arc<HashMap<String, QueueConfig>> = Arc::new(
+            queues
+                .iter()
+                .map(|(name, config)| (name.as_str().to_owned(), config.clone()))
+                .collect(),
+        );
+        let applied = txn
+            .open_table(COUNTERS)
+            .map_err(db_err)?
+            .get(LOG_APPLIED)
+            .map_err(db_err)?
+            .map(|g| g.value())
+            .unwrap_or(0);
+        let (unapplied, highest) = log::read_unapplied(dir, applied)?;
+        let applied = unapplied.last().map_or(applied, |(seq, _)| *seq);
+        if !unapplied.is_empty() {
+            tracing::info!(
+                sends = unapplied.len(),
+                "embedded queue: applying logged sends after a stop"
+            );
+            apply_sends(&txn, &configs, &unapplied)?;
+        }
         txn.commit().map_err(db_err)?;
 
+        let db = GroupCommit::new(db);
+        let apply: log::Apply = Arc::new(move |txn: &WriteTransaction, records: &[_]| {
+            apply_sends(txn, &configs, records)
+        });
+        let log = SendLog::start(dir, highest, applied, apply, db.submitter())?;
         Ok(EmbeddedQueue {
-            inner: Arc::new(Inner {
-                db: GroupCommit::new(db),
-                queues,
-            }),
+            inner: Arc::new(Inner { log, db, queues }),
         })
     }
 
@@ -407,10 +495,7 @@ impl EmbeddedQueue {
     {
         self.inner
             .db
-            .write(
-                |CommitFailure(e)| QueueError::Backend(format!("embedded queue store: {e}")).into(),
-                f,
-            )
+            .write(|failure| backend_failure(failure).into(), f)
             .await
     }
 
@@ -418,15 +503,16 @@ impl EmbeddedQueue {
     /// ApproximateNumberOfMessagesNotVisible). For ops and tests.
     pub async fn depth(&self, queue: &QueueName) -> Result<usize, QueueError> {
         self.config(queue)?;
-        let inner = self.inner.clone();
         let name = queue.as_str().to_owned();
-        tokio::task::spawn_blocking(move || {
-            let txn = inner.db.db().begin_read().map_err(db_err)?;
-            let (total, _) = index::depth(&txn, &name, now_millis())?;
-            Ok(usize::try_from(total).unwrap_or(usize::MAX))
-        })
-        .await
-        .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
+        // On the writer thread, so it counts every send answered before it (decision 0090).
+        self.inner
+            .db
+            .read_in_order(backend_failure, move |db| {
+                let txn = db.begin_read().map_err(db_err)?;
+                let (total, _) = index::depth(&txn, &name, now_millis())?;
+                Ok(usize::try_from(total).unwrap_or(usize::MAX))
+            })
+            .await
     }
 }
 
@@ -437,46 +523,34 @@ impl Queue for EmbeddedQueue {
         queue: &QueueName,
         messages: Vec<OutgoingMessage>,
     ) -> Result<(), QueueError> {
-        let config = self.config(queue)?;
+        self.config(queue)?;
         validate_batch(queue, &messages)?;
         limits::check_bodies(&messages)?;
         if messages.is_empty() {
             return Ok(());
         }
-        // Ids before the transaction: the random source is the only other thing that can fail.
-        let ids = messages
-            .iter()
-            .map(|_| new_message_id())
-            .collect::<Result<Vec<_>, _>>()?;
-        let name = queue.as_str().to_owned();
-        self.write(move |txn| {
-            let now = now_millis();
-            if config.fifo {
-                prune_dedup(txn, now)?;
-            }
-            for (message, message_id) in messages.into_iter().zip(ids) {
-                if config.fifo {
-                    if let Some(dedup_id) = message.dedup_id.as_deref() {
-                        if !claim_dedup(txn, &name, dedup_id, now)? {
-                            // Accepted, not enqueued again: SQS's FIFO deduplication.
-                            continue;
-                        }
-                    }
-                }
-                let meta = Meta {
-                    message_id,
-                    group_id: message.group_id.filter(|_| config.fifo),
-                    dedup_id: message.dedup_id.filter(|_| config.fifo),
-                    receive_count: 0,
-                    visible_at: now,
-                    sent_at: now,
-                    receipt_nonce: None,
-                };
-                append(txn, &name, &meta, &message.body)?;
-            }
-            Ok(())
-        })
-        .await
+        // Ids before the append: the random source is the only other thing that can fail.
+        let messages = messages
+            .into_iter()
+            .map(|m| {
+                Ok(LoggedMessage {
+                    message_id: new_message_id()?,
+                    body: m.body,
+                    group_id: m.group_id,
+                    dedup_id: m.dedup_id,
+                })
+            })
+            .collect::<Result<Vec<_>, QueueError>>()?;
+        // Answered once on disk in the log; the writer thread applies it (dedup included)
+        // before anything queued after this answer (decision 0090).
+        self.inner
+            .log
+            .append(LoggedSend {
+                queue: queue.as_str().to_owned(),
+                at: now_millis(),
+                messages,
+            })
+            .await
     }
 
     async fn receive(
@@ -642,18 +716,19 @@ impl Queue for EmbeddedQueue {
 
     async fn approximate_depth(&self, queue: &QueueName) -> Result<QueueDepth, QueueError> {
         self.config(queue)?;
-        let inner = self.inner.clone();
         let name = queue.as_str().to_owned();
-        tokio::task::spawn_blocking(move || {
-            let txn = inner.db.db().begin_read().map_err(db_err)?;
-            let (total, in_flight) = index::depth(&txn, &name, now_millis())?;
-            Ok(QueueDepth {
-                visible: total.saturating_sub(in_flight),
-                in_flight,
+        // On the writer thread, so it counts every send answered before it (decision 0090).
+        self.inner
+            .db
+            .read_in_order(backend_failure, move |db| {
+                let txn = db.begin_read().map_err(db_err)?;
+                let (total, in_flight) = index::depth(&txn, &name, now_millis())?;
+                Ok(QueueDepth {
+                    visible: total.saturating_sub(in_flight),
+                    in_flight,
+                })
             })
-        })
-        .await
-        .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
+            .await
     }
 }
 
@@ -666,6 +741,18 @@ enum Unchanged {
 impl From<QueueError> for Unchanged {
     fn from(e: QueueError) -> Self {
         Unchanged::Failed(e)
+    }
+}
+
+#[cfg(test)]
+impl EmbeddedQueue {
+    pub(super) fn writer_for_tests(&self) -> crate::group_commit::Submitter {
+        self.inner.db.submitter()
+    }
+
+    /// The send log's flushes and moves from one file to the other.
+    pub(super) fn log_counts_for_tests(&self) -> (u64, u64) {
+        (self.inner.log.flushes(), self.inner.log.turns())
     }
 }
 

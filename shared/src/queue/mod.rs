@@ -13,6 +13,7 @@
 
 pub mod embedded;
 mod embedded_index;
+mod embedded_log;
 pub mod redrive;
 pub mod sqs;
 
