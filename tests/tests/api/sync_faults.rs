@@ -30,6 +30,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use wappline::clock::now_millis;
 use wappline::consumer::{process_batch, Outcome, QueueRecord};
+use wappline::crm_sync::outbox::{CrmOp, FileToLink};
 use wappline::crm_sync::{FlushConfig, SyncWorker, WaitConfig};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::queue::{platform, Queue};
@@ -210,6 +211,45 @@ pub(super) fn names_a_staged_operation(call: &StoreCall<'_>) -> bool {
     call.targets()
         .iter()
         .any(|(table, key)| *table == Table::Data && key.sk.starts_with("op#"))
+}
+
+/// The commands of each `batch` request the portal received, by request (Bitrix24 takes
+/// `cmd` as a list or as named commands).
+fn batch_commands(rig: &Rig) -> Vec<Vec<String>> {
+    rig.fake
+        .calls_to("batch")
+        .iter()
+        .map(|c| {
+            let commands: Vec<&serde_json::Value> = match &c.params["cmd"] {
+                serde_json::Value::Array(a) => a.iter().collect(),
+                serde_json::Value::Object(o) => o.values().collect(),
+                _ => Vec::new(),
+            };
+            commands
+                .iter()
+                .map(|c| c.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// A post of `conversation`'s customer with our message id `id`, as a sync job stages it,
+/// with the `files` its flusher links before each attempt.
+pub(super) fn staged_post(conversation: &str, id: &str, files: Vec<FileToLink>) -> CrmOp {
+    CrmOp {
+        method: "imconnector.send.messages".into(),
+        params: json!({
+            "CONNECTOR": "wappline_whatsapp",
+            "LINE": LINE,
+            "MESSAGES": [{
+                "user": {"id": format!("user-{conversation}"), "name": "Customer"},
+                "chat": {"id": format!("chat-{conversation}")},
+                "message": {"id": id, "text": "hello"},
+            }],
+        }),
+        lookup: None,
+        files,
+    }
 }
 
 /// A WhatsApp text from customer `c` with message id `id`.

@@ -29,7 +29,7 @@ use wappline::queue::{platform, Queue};
 use wappline::store::{Key, TableStore};
 use wappline::tenant::TenantScope;
 
-use super::{delivery, names_a_staged_operation, Rig, LINE};
+use super::{batch_commands, delivery, names_a_staged_operation, staged_post, Rig};
 
 /// The WhatsApp media id of the post that kills its flusher.
 const DEADLY: &str = "900000666";
@@ -52,46 +52,24 @@ impl MediaLinker for DiesOnDeadlyMedia {
 fn post(conversation: &str, id: &str, deadly: bool) -> CrmOp {
     let mut media = Media::new(MediaKind::Image);
     media.media_id = Some(DEADLY.to_owned());
-    CrmOp {
-        method: "imconnector.send.messages".into(),
-        params: json!({
-            "CONNECTOR": "wappline_whatsapp",
-            "LINE": LINE,
-            "MESSAGES": [{
-                "user": {"id": format!("user-{conversation}"), "name": "Customer"},
-                "chat": {"id": format!("chat-{conversation}")},
-                "message": {"id": id, "text": "hello"},
-            }],
-        }),
-        lookup: None,
-        files: if deadly {
-            vec![FileToLink {
-                account: AccountRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
-                conversation: conversation.to_owned(),
-                media,
-            }]
-        } else {
-            Vec::new()
-        },
-    }
+    let files = if deadly {
+        vec![FileToLink {
+            account: AccountRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap()),
+            conversation: conversation.to_owned(),
+            media,
+        }]
+    } else {
+        Vec::new()
+    };
+    staged_post(conversation, id, files)
 }
 
 /// The number of commands of each `batch` request that carried the message `id`.
 fn requests_carrying(rig: &Rig, id: &str) -> Vec<usize> {
-    rig.fake
-        .calls_to("batch")
+    batch_commands(rig)
         .iter()
-        .filter_map(|c| {
-            let commands: Vec<&Value> = match &c.params["cmd"] {
-                Value::Array(a) => a.iter().collect(),
-                Value::Object(o) => o.values().collect(),
-                _ => Vec::new(),
-            };
-            commands
-                .iter()
-                .any(|c| c.as_str().is_some_and(|c| c.contains(id)))
-                .then_some(commands.len())
-        })
+        .filter(|commands| commands.iter().any(|c| c.contains(id)))
+        .map(Vec::len)
         .collect()
 }
 

@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use e2e_tests::fake_bitrix::FAKE_DOMAIN;
-use serde_json::{json, Value};
-use wappline::crm_sync::outbox::{CrmOp, OpState, Outbox, StagedOp};
+use wappline::crm_sync::outbox::{OpState, Outbox, StagedOp};
 use wappline::crm_sync::{FlushConfig, PortalFlusher};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::ids::TenantId;
 use wappline::store::{Key, TableStore};
 
-use super::{names_a_staged_operation, Rig, LINE};
+use super::{batch_commands, names_a_staged_operation, staged_post, Rig};
 
 /// Counts the transactions that write staged operations.
 #[derive(Default)]
@@ -35,21 +34,12 @@ impl StoreHook for CountsOperationTransactions {
 
 /// The send commands of each `batch` request the portal received, by request.
 fn sends_per_request(rig: &Rig) -> Vec<usize> {
-    rig.fake
-        .calls_to("batch")
+    batch_commands(rig)
         .iter()
-        .map(|c| {
-            let commands: Vec<&Value> = match &c.params["cmd"] {
-                Value::Array(a) => a.iter().collect(),
-                Value::Object(o) => o.values().collect(),
-                _ => Vec::new(),
-            };
+        .map(|commands| {
             commands
                 .iter()
-                .filter(|c| {
-                    c.as_str()
-                        .is_some_and(|c| c.starts_with("imconnector.send.messages"))
-                })
+                .filter(|c| c.starts_with("imconnector.send.messages"))
                 .count()
         })
         .collect()
@@ -80,24 +70,6 @@ async fn a_flush_of_several_operations_claims_and_settles_them_without_a_transac
     );
     assert_eq!(rig.dead_lettered().await, 0);
     rig.h.server.shutdown().await;
-}
-
-/// A post of `conversation`'s customer with our message id `id`, as the sync job stages it.
-fn post(conversation: &str, id: &str) -> CrmOp {
-    CrmOp {
-        method: "imconnector.send.messages".into(),
-        params: json!({
-            "CONNECTOR": "wappline_whatsapp",
-            "LINE": LINE,
-            "MESSAGES": [{
-                "user": {"id": format!("user-{conversation}"), "name": "Customer"},
-                "chat": {"id": format!("chat-{conversation}")},
-                "message": {"id": id, "text": "hello"},
-            }],
-        }),
-        lookup: None,
-        files: Vec::new(),
-    }
 }
 
 /// Another flusher (a process whose portal lease ran out while it still worked) claims one
@@ -159,7 +131,12 @@ async fn an_operation_another_flusher_holds_keeps_its_conversations_later_one_un
     for (i, (key, id)) in staged.iter().enumerate() {
         let conversation = if i < 2 { &x } else { &y };
         let state = outbox
-            .stage(&tenant, key, &post(conversation, id), now + i as i64)
+            .stage(
+                &tenant,
+                key,
+                &staged_post(conversation, id, Vec::new()),
+                now + i as i64,
+            )
             .await
             .unwrap();
         assert_eq!(state, OpState::Pending);
