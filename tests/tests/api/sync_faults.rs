@@ -140,6 +140,19 @@ impl Rig {
         worker: &SyncWorker,
         visibility: Duration,
     ) -> (usize, Option<Duration>) {
+        self.round_in_task(worker, visibility)
+            .await
+            .unwrap_or_else(|| panic!("a sync round died"))
+    }
+
+    /// A round run in a task of its own, as a consumer runs it: None when the task died (a
+    /// panic in a job or the flush it ran), which settles nothing, so its records come back
+    /// after `visibility`.
+    async fn round_in_task(
+        &self,
+        worker: &SyncWorker,
+        visibility: Duration,
+    ) -> Option<(usize, Option<Duration>)> {
         let queue = self.h.server.queue();
         let name = platform::name(platform::SYNC);
         let mut messages = Vec::new();
@@ -151,7 +164,15 @@ impl Rig {
             messages.extend(got);
         }
         let records: Vec<QueueRecord> = messages.iter().map(QueueRecord::from).collect();
-        let outcomes = process_batch(worker, &records).await;
+        let worker = worker.clone();
+        let outcomes =
+            match tokio::spawn(async move { process_batch(&worker, &records).await }).await {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    assert!(e.is_panic(), "{e}");
+                    return None;
+                }
+            };
         let mut longest: Option<Duration> = None;
         for (m, outcome) in messages.iter().zip(outcomes) {
             match outcome {
@@ -168,7 +189,7 @@ impl Rig {
                 }
             }
         }
-        (messages.len(), longest)
+        Some((messages.len(), longest))
     }
 
     async fn sync_depth(&self) -> usize {

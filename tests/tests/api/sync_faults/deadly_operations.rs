@@ -17,7 +17,6 @@ use e2e_tests::harness::WA_NUMBER;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::bitrix::CrmFile;
-use wappline::consumer::{process_batch, Outcome, QueueRecord};
 use wappline::crm_sync::deaths::DEATH_LIMIT;
 use wappline::crm_sync::outbox::{killed_outcome, CrmOp, FileToLink, OpState, Outbox, PARTITION};
 use wappline::crm_sync::{FlushConfig, MediaLinker, PortalFlusher, SyncWorker};
@@ -25,7 +24,7 @@ use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Media, MediaKind};
 use wappline::metrics::Metrics;
-use wappline::queue::{platform, Queue};
+use wappline::queue::platform;
 use wappline::store::{Key, TableStore};
 use wappline::tenant::TenantScope;
 
@@ -270,39 +269,10 @@ fn image(c: usize, id: &str, n: usize, media_id: &str) -> Vec<u8> {
     serde_json::to_vec(&photo).unwrap()
 }
 
-/// One round of the sync queue in a task of its own, as a consumer would run it. A round
-/// whose task died (a panic in the flush one of its jobs ran) settles nothing: its records
-/// come back after `visibility`. True when it died.
+/// One round of the sync queue in a task of its own, as a consumer would run it; true when
+/// its task died (its records come back after `visibility`).
 async fn round_dies(rig: &Rig, worker: &SyncWorker, visibility: Duration) -> bool {
-    let queue = rig.h.server.queue();
-    let name = platform::name(platform::SYNC);
-    let mut messages = Vec::new();
-    loop {
-        let got = queue.receive(&name, 10, visibility).await.unwrap();
-        if got.is_empty() {
-            break;
-        }
-        messages.extend(got);
-    }
-    let records: Vec<QueueRecord> = messages.iter().map(QueueRecord::from).collect();
-    let worker = worker.clone();
-    let outcomes = match tokio::spawn(async move { process_batch(&worker, &records).await }).await {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            assert!(e.is_panic(), "{e}");
-            return true;
-        }
-    };
-    for (m, outcome) in messages.iter().zip(outcomes) {
-        match outcome {
-            Outcome::Done => queue.ack(&name, &m.receipt).await.unwrap(),
-            _ => queue
-                .change_visibility(&name, &m.receipt, Duration::ZERO)
-                .await
-                .unwrap(),
-        }
-    }
-    false
+    rig.round_in_task(worker, visibility).await.is_none()
 }
 
 /// Customer 0 sends an image whose post kills the flusher, then a text; customer 1 a text.
