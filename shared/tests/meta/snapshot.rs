@@ -1,11 +1,13 @@
 //! The exact events (and ignored counts) of every sample in `events/meta-webhook/` and of a
 //! set of odd bodies, pinned as text: a parser change that alters any field of any event
-//! fails here. Regenerate deliberately with `UPDATE_SNAPSHOTS=1 cargo test -p wappline
-//! --test meta snapshot` and review the diff.
+//! fails here. So are the bytes each event becomes in its queue job (`snapshots/jobs/`):
+//! the webhook and the inbound worker of another deploy read them, so a change of the
+//! split's types or of their serialisation must not move a byte. Regenerate deliberately
+//! with `UPDATE_SNAPSHOTS=1 cargo test -p wappline --test meta snapshot` and review the diff.
 
 use std::path::Path;
 
-use wappline::meta::split_webhook;
+use wappline::meta::{split_webhook, InboundEvent};
 
 use super::samples_dir;
 
@@ -69,17 +71,40 @@ const ODD_BODIES: &[(&str, &str)] = &[
 
 fn check(name: &str, body: &[u8], failures: &mut Vec<String>) {
     let text = format!("{:#?}\n", split_webhook(body));
+    compare(&format!("{name}.txt"), &text, "events", failures);
+    compare(&format!("jobs/{name}.jsonl"), &job_lines(body), "job bytes", failures);
+}
+
+/// What the intake seals for each event of `body` (the event's JSON, as `InboundJob::seal`
+/// writes it), one line per event; and the worker must read each back as the same event.
+fn job_lines(body: &[u8]) -> String {
+    let Ok(batch) = split_webhook(body) else {
+        return "refused\n".into();
+    };
+    let mut lines = String::new();
+    for event in &batch.events {
+        let bytes = serde_json::to_vec(event).unwrap();
+        let back: InboundEvent = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(&back, event, "a job must open to the event sealed into it");
+        lines.push_str(std::str::from_utf8(&bytes).unwrap());
+        lines.push('\n');
+    }
+    lines
+}
+
+fn compare(file: &str, text: &str, what: &str, failures: &mut Vec<String>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/meta/snapshots")
-        .join(format!("{name}.txt"));
+        .join(file);
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &text).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
         return;
     }
     match std::fs::read_to_string(&path) {
         Ok(pinned) if pinned == text => {}
-        Ok(_) => failures.push(format!("{name}: events differ from the snapshot")),
-        Err(e) => failures.push(format!("{name}: no snapshot ({e})")),
+        Ok(_) => failures.push(format!("{file}: {what} differ from the snapshot")),
+        Err(e) => failures.push(format!("{file}: no snapshot ({e})")),
     }
 }
 
