@@ -282,6 +282,14 @@ fn main() {
         1
     });
     let wire_json = time(&wire, json_validation);
+    // What the split's owned events cost: the split, then one more copy of its events
+    // (every string allocated and copied again, and dropped). Borrowing the events from the
+    // body would save about the difference from `split alone` (decision 0093).
+    let wire_split_copied = time(&wire, |body, _| {
+        let batch = split_webhook(body).unwrap();
+        let copy = std::hint::black_box(batch.events.clone());
+        copy.len()
+    });
     println!(
         "compact (wire) form of the same samples, {:.0} bytes per delivery on average",
         wire_bytes as f64 / wire.len() as f64
@@ -292,6 +300,7 @@ fn main() {
     println!(
         "        JSON validation alone    {wire_json:8.3} µs/delivery (serde_json, no output)"
     );
+    println!("        split, events copied     {wire_split_copied:8.3} µs/delivery (what owned events cost)");
     let wire_files = write_compact(&wa_files, &wire);
     let pywa_wire = pywa(&wire_files);
     if let Some(dir) = wire_files.first().and_then(|p| p.parent()) {

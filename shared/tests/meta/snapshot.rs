@@ -72,7 +72,12 @@ const ODD_BODIES: &[(&str, &str)] = &[
 fn check(name: &str, body: &[u8], failures: &mut Vec<String>) {
     let text = format!("{:#?}\n", split_webhook(body));
     compare(&format!("{name}.txt"), &text, "events", failures);
-    compare(&format!("jobs/{name}.jsonl"), &job_lines(body), "job bytes", failures);
+    compare(
+        &format!("jobs/{name}.jsonl"),
+        &job_lines(body),
+        "job bytes",
+        failures,
+    );
 }
 
 /// What the intake seals for each event of `body` (the event's JSON, as `InboundJob::seal`
