@@ -16,8 +16,10 @@
 //! closure returns an error or panics may already have written in the shared transaction,
 //! and redb offers no savepoint once a transaction has opened a table. So the writer aborts
 //! the transaction, begins another, and runs again, in order, the writes of the batch that
-//! succeeded before the failed one; the failed one is answered with its error at once and
-//! is not run again. That is why a write's closure is `Fn`: it may run more than once, always
+//! succeeded before the failed one; the failed one is not run again. It is answered with its
+//! error after the batch's commit, like the others: whatever made it fail (a condition on
+//! what the writes before it wrote, a quota counted by them) is then visible to what its
+//! caller reads next, as it was when each write committed on its own. That is why a write's closure is `Fn`: it may run more than once, always
 //! against the state it would have seen the first time (the writes before it in the batch,
 //! in the same order), and only its last run's result is answered. A closure has no effect
 //! outside its transaction that matters if it is repeated. Failures are rare on the hot path
@@ -41,10 +43,11 @@ use redb::{Database, Durability, WriteTransaction};
 /// module's documentation).
 trait BatchWrite: Send {
     /// Runs the write in `txn`. True if it succeeded (its result is kept, replacing that of an
-    /// earlier run); false if it failed or panicked, in which case it has answered its caller
-    /// with the failure and is dropped, and `txn` may hold part of its writes.
+    /// earlier run); false if it failed or panicked, in which case it keeps its failure to
+    /// answer, is not run again, and `txn` may hold part of its writes.
     fn run(&mut self, txn: &WriteTransaction) -> bool;
-    /// Answers the caller once the commit that holds the write has finished (or failed).
+    /// Answers the caller once the batch's commit has finished (or failed): a failed write
+    /// with its own failure, a kept one with the commit's outcome.
     fn answer(self: Box<Self>, committed: Result<(), String>);
 }
 
@@ -113,6 +116,8 @@ struct Segment<'a> {
     txn: Option<WriteTransaction>,
     /// The writes that succeeded in `txn`, in order.
     done: Vec<Box<dyn BatchWrite>>,
+    /// The writes that failed, answered after the commit.
+    failed: Vec<Box<dyn BatchWrite>>,
 }
 
 impl<'a> Segment<'a> {
@@ -122,6 +127,7 @@ impl<'a> Segment<'a> {
             shared,
             txn: None,
             done: Vec::new(),
+            failed: Vec::new(),
         }
     }
 
@@ -138,6 +144,7 @@ impl<'a> Segment<'a> {
         if write.run(txn) {
             self.done.push(write);
         } else {
+            self.failed.push(write);
             self.roll_back();
         }
     }
@@ -160,16 +167,28 @@ impl<'a> Segment<'a> {
     }
 
     /// Commits the segment's transaction; returns its writes to be answered with the outcome
-    /// of the batch's durable commit (or, if this commit failed, with that failure).
-    fn commit(mut self, durability: Durability) -> (Vec<Box<dyn BatchWrite>>, Result<(), String>) {
+    /// of the batch's durable commit (or, if this commit failed, with that failure), and
+    /// those that failed.
+    fn commit(mut self, durability: Durability) -> Committed {
         let done = std::mem::take(&mut self.done);
-        let committed = match self.txn.take() {
+        let outcome = match self.txn.take() {
             Some(txn) if !done.is_empty() => commit(txn, durability),
             Some(txn) => txn.abort().map_err(|e| e.to_string()),
             None => Ok(()),
         };
-        (done, committed)
+        Committed {
+            done,
+            failed: std::mem::take(&mut self.failed),
+            outcome,
+        }
     }
+}
+
+/// What a segment's commit leaves to answer.
+struct Committed {
+    done: Vec<Box<dyn BatchWrite>>,
+    failed: Vec<Box<dyn BatchWrite>>,
+    outcome: Result<(), String>,
 }
 
 /// Runs one batch: every write in one transaction (split only where a read must see the
@@ -177,17 +196,19 @@ impl<'a> Segment<'a> {
 fn run_batch(db: &Database, shared: &Shared, jobs: Vec<Job>) {
     // Writes committed without an fsync before a read, answered with the durable commit.
     let mut committed: Vec<Box<dyn BatchWrite>> = Vec::new();
+    let mut failed: Vec<Box<dyn BatchWrite>> = Vec::new();
     let mut segment = Segment::new(db, shared);
     for job in jobs {
         match job {
             Job::Write(write) => segment.run(write),
             Job::Read(read) => {
-                let (done, outcome) = segment.commit(Durability::None);
-                match outcome {
-                    Ok(()) => committed.extend(done),
+                let mut ended = segment.commit(Durability::None);
+                failed.append(&mut ended.failed);
+                match ended.outcome {
+                    Ok(()) => committed.append(&mut ended.done),
                     Err(e) => {
                         tracing::error!(error = %e, "embedded database: commit failed");
-                        done.into_iter().for_each(|w| w.answer(Err(e.clone())));
+                        failed.extend(ended.done.into_iter().map(|w| Failed::boxed(w, e.clone())));
                     }
                 }
                 read(db);
@@ -195,22 +216,47 @@ fn run_batch(db: &Database, shared: &Shared, jobs: Vec<Job>) {
             }
         }
     }
-    let (mut done, mut outcome) = segment.commit(Durability::Immediate);
-    if outcome.is_ok() && done.is_empty() {
-        if committed.is_empty() {
-            // Nothing written: no commit, no fsync.
-            return;
-        }
+    let mut last = segment.commit(Durability::Immediate);
+    failed.append(&mut last.failed);
+    let mut outcome = last.outcome;
+    if outcome.is_ok() && last.done.is_empty() && !committed.is_empty() {
         // The writes before the last read are committed but not durable yet.
         outcome = begin(db).and_then(|txn| commit(txn, Durability::Immediate));
     }
-    if let Err(e) = &outcome {
-        tracing::error!(error = %e, "embedded database: durable commit failed");
+    committed.append(&mut last.done);
+    if !committed.is_empty() {
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "embedded database: durable commit failed");
+        }
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
     }
-    shared.flushes.fetch_add(1, Ordering::Relaxed);
-    committed.append(&mut done);
     for write in committed {
         write.answer(outcome.clone());
+    }
+    for write in failed {
+        write.answer(Ok(()));
+    }
+}
+
+/// A write whose own commit failed, answered with that failure whatever comes after.
+struct Failed {
+    write: Box<dyn BatchWrite>,
+    failure: String,
+}
+
+impl Failed {
+    fn boxed(write: Box<dyn BatchWrite>, failure: String) -> Box<dyn BatchWrite> {
+        Box::new(Failed { write, failure })
+    }
+}
+
+impl BatchWrite for Failed {
+    fn run(&mut self, _: &WriteTransaction) -> bool {
+        false
+    }
+
+    fn answer(self: Box<Self>, _: Result<(), String>) {
+        self.write.answer(Err(self.failure));
     }
 }
 
@@ -237,6 +283,8 @@ struct AwaitedWrite<F, T, E> {
     backend: fn(CommitFailure) -> E,
     /// The last run's result, answered once the commit holding it is durable.
     out: Option<T>,
+    /// Its failure, answered after the batch's commit.
+    failure: Option<E>,
     reply: Option<tokio::sync::oneshot::Sender<Result<T, E>>>,
 }
 
@@ -262,12 +310,11 @@ where
                 true
             }
             Ok(Err(e)) => {
-                self.reply(Err(e));
+                self.failure = Some(e);
                 false
             }
             Err(_) => {
-                let failure = (self.backend)(CommitFailure("the write panicked".into()));
-                self.reply(Err(failure));
+                self.failure = Some((self.backend)(CommitFailure("the write panicked".into())));
                 false
             }
         }
@@ -275,6 +322,7 @@ where
 
     fn answer(mut self: Box<Self>, committed: Result<(), String>) {
         let answer = match (committed, self.out.take()) {
+            _ if self.failure.is_some() => Err(self.failure.take().expect("checked")),
             (Ok(()), Some(out)) => Ok(out),
             (Err(e), _) => Err((self.backend)(CommitFailure(e))),
             (Ok(()), None) => Err((self.backend)(CommitFailure("the write never ran".into()))),
@@ -286,6 +334,8 @@ where
 /// A write nobody awaits ([`Submitter::write_detached`]).
 struct DetachedWrite<F, A> {
     f: F,
+    /// Its failure, heard after the batch's commit.
+    failure: Option<String>,
     then: Option<A>,
 }
 
@@ -309,18 +359,22 @@ where
         match std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(txn))) {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                self.then(Err(e));
+                self.failure = Some(e);
                 false
             }
             Err(_) => {
-                self.then(Err("the write panicked".into()));
+                self.failure = Some("the write panicked".into());
                 false
             }
         }
     }
 
     fn answer(mut self: Box<Self>, committed: Result<(), String>) {
-        self.then(committed);
+        let outcome = match self.failure.take() {
+            Some(failure) => Err(failure),
+            None => committed,
+        };
+        self.then(outcome);
     }
 }
 
@@ -365,8 +419,8 @@ impl GroupCommit {
     }
 
     /// Runs `f` on the writer thread in the transaction of its batch; keeps its writes if it
-    /// returns Ok (an error or a panic leaves nothing of them, answered at once), and answers
-    /// once the commit holding them is durable. `f` may run more than once (see the module's
+    /// returns Ok (an error or a panic leaves nothing of them), and answers once the batch's
+    /// commit is durable (a failure, once the batch has committed). `f` may run more than once (see the module's
     /// documentation); the last run's result is answered. `backend` turns a database failure
     /// into the caller's error type.
     pub(crate) async fn write<T, E, F>(&self, backend: fn(CommitFailure) -> E, f: F) -> Result<T, E>
@@ -380,6 +434,7 @@ impl GroupCommit {
             f,
             backend,
             out: None,
+            failure: None,
             reply: Some(tx),
         };
         if !self.submitter().push(Job::Write(Box::new(write))) {
@@ -412,7 +467,8 @@ impl Submitter {
 
     /// Queues `f` as a write of the writer's next batch, kept if it returns Ok, after which
     /// `then` hears the outcome of the durable commit that holds it. Nobody waits for it.
-    /// `then` hears an error at once if `f` failed or panicked (nothing of it committed), and
+    /// `then` hears an error, after the batch's commit, if `f` failed or panicked (nothing of
+    /// it committed), and
     /// this returns false, running nothing, if the database is closing. `f` may run more than
     /// once, as for [`GroupCommit::write`].
     pub(crate) fn write_detached<F, A>(&self, f: F, then: A) -> bool
@@ -422,6 +478,7 @@ impl Submitter {
     {
         self.push(Job::Write(Box::new(DetachedWrite {
             f,
+            failure: None,
             then: Some(then),
         })))
     }
