@@ -1,19 +1,36 @@
-//! Group commit for the embedded redb files (decision 0054): many writers' transactions made
-//! durable by one fsync.
+//! Group commit for the embedded redb files (decisions 0054, 0059, 0092): many writers' writes
+//! made durable by one commit and one fsync.
 //!
-//! Each write runs in its own redb write transaction (redb serialises them, so conditions and
-//! writes stay atomic) and commits with `Durability::None`: visible to later transactions, not
-//! yet on disk. The writer then waits for the next durable flush, an empty
-//! `Durability::Immediate` commit that the file's writer thread runs after each batch of
-//! writes it ran (decision 0059; a separate flusher thread before). redb's durable commit persists
-//! every non-durable commit before it, so one fsync covers everything committed while the
-//! previous one ran. A writer is answered only after the flush that started after its commit
-//! has finished: an acknowledged write survives a kill exactly as with one fsync per write.
-//! A kill before that flush loses the write atomically, and its caller was never answered.
+//! The file's writer thread takes every write waiting when it is free (a batch) and runs them
+//! one after the other inside ONE redb write transaction, then commits that transaction
+//! durably (`Durability::Immediate`) and only then answers them. Each B-tree page a batch
+//! touches is copied and written once per batch, not once per write, and redb's per-commit
+//! work (allocator state, checksums, header) is done once (decision 0092; before it, one
+//! transaction per write committed with `Durability::None`, then one empty durable commit).
+//! A writer is answered only after the commit that holds its write is durable: an
+//! acknowledged write survives a kill exactly as with one fsync per write. A kill before that
+//! commit loses the whole batch atomically, and none of its writers was answered. A failed
+//! commit fails every write of the batch.
 //!
-//! Readers may see a commit that is not durable yet. Its writer has not been answered, and any
-//! write that depends on what such a reader saw commits after it, so the flush that makes the
-//! dependent write durable makes it durable too.
+//! Each write stays all or nothing, and isolated from the others of its batch: a write whose
+//! closure returns an error or panics may already have written in the shared transaction,
+//! and redb offers no savepoint once a transaction has opened a table. So the writer aborts
+//! the transaction, begins another, and runs again, in order, the writes of the batch that
+//! succeeded before the failed one; the failed one is not run again. It is answered with its
+//! error after the batch's commit, like the others: whatever made it fail (a condition on
+//! what the writes before it wrote, a quota counted by them) is then visible to what its
+//! caller reads next, as it was when each write committed on its own. That is why a write's closure is `Fn`: it may run more than once, always
+//! against the state it would have seen the first time (the writes before it in the batch,
+//! in the same order), and only its last run's result is answered. A closure has no effect
+//! outside its transaction that matters if it is repeated. Failures are rare on the hot path
+//! (a failed condition, an empty receive, which is usually alone in its batch); a failure as
+//! the first write since the transaction began costs only the abort.
+//!
+//! A write sees the writes before it in its batch (same transaction). Readers outside the
+//! writer thread see a batch once it commits, which is when it is durable; a read that must
+//! see every write queued before it runs on the writer thread ([`GroupCommit::read_in_order`]),
+//! which commits what the batch wrote so far (`Durability::None`, made durable by the batch's
+//! last commit, which persists every commit before it) before running the read.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,10 +39,24 @@ use std::thread::JoinHandle;
 
 use redb::{Database, Durability, WriteTransaction};
 
-/// What a committed write does once the flush after it has finished (or failed).
-type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
-/// One write: runs its transaction on the writer thread; if it committed, how to answer it.
-type Job = Box<dyn FnOnce(&Database) -> Option<Answer> + Send>;
+/// One write of a batch, run against the batch's transaction, perhaps more than once (see the
+/// module's documentation).
+trait BatchWrite: Send {
+    /// Runs the write in `txn`. True if it succeeded (its result is kept, replacing that of an
+    /// earlier run); false if it failed or panicked, in which case it keeps its failure to
+    /// answer, is not run again, and `txn` may hold part of its writes.
+    fn run(&mut self, txn: &WriteTransaction) -> bool;
+    /// Answers the caller once the batch's commit has finished (or failed): a failed write
+    /// with its own failure, a kept one with the commit's outcome.
+    fn answer(self: Box<Self>, committed: Result<(), String>);
+}
+
+/// What the writer thread does for one caller.
+enum Job {
+    Write(Box<dyn BatchWrite>),
+    /// A read run on the writer thread, after every write queued before it is committed.
+    Read(Box<dyn FnOnce(&Database) + Send>),
+}
 
 #[derive(Default)]
 struct Jobs {
@@ -36,20 +67,21 @@ struct Jobs {
 struct Shared {
     jobs: Mutex<Jobs>,
     wake: Condvar,
-    /// Durable flushes finished (for tests and diagnostics).
+    /// Durable commits finished (for tests and diagnostics).
     flushes: AtomicU64,
+    /// Transactions aborted because a write failed after a write before it in its batch
+    /// succeeded, or itself might have written (for tests and diagnostics).
+    rollbacks: AtomicU64,
 }
 
-/// One redb database with its writer thread; dropping it runs and flushes what waits and
+/// One redb database with its writer thread; dropping it runs and commits what waits and
 /// stops the thread, so the file can be opened again at once (the crash/restart tests reopen
 /// it).
 ///
-/// One thread runs every write transaction of the file, one after the other, then one
-/// durable flush for all that it ran (decision 0059). redb serialises writers anyway (one
-/// write lock, held through a durable commit's fsync); a thread of the blocking pool per
-/// write, as before, only added a hand-off per write, contention on that lock, and a flusher
-/// thread whose every flush woke every waiting writer. While it flushes, new writes queue up
-/// and form the next batch: the batch size adapts by itself, as before.
+/// One thread runs every write of the file (decision 0059). redb serialises writers anyway
+/// (one write lock, held through a durable commit's fsync); a thread of the blocking pool per
+/// write, as before, only added a hand-off per write and contention on that lock. While it
+/// commits, new writes queue up and form the next batch: the batch size adapts by itself.
 pub(crate) struct GroupCommit {
     db: Arc<Database>,
     shared: Arc<Shared>,
@@ -66,11 +98,166 @@ impl std::fmt::Debug for GroupCommit {
 #[derive(Debug)]
 pub(crate) struct CommitFailure(pub String);
 
-fn flush(db: &Database) -> Result<(), String> {
-    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
-    txn.set_durability(Durability::Immediate)
-        .map_err(|e| e.to_string())?;
-    txn.commit().map_err(|e| e.to_string())
+fn begin(db: &Database) -> Result<WriteTransaction, String> {
+    db.begin_write()
+        .map_err(|e| format!("beginning a write transaction: {e}"))
+}
+
+fn commit(mut txn: WriteTransaction, durability: Durability) -> Result<(), String> {
+    txn.set_durability(durability)
+        .map_err(|e| format!("commit failed: {e}"))?;
+    txn.commit().map_err(|e| format!("commit failed: {e}"))
+}
+
+/// The writes of a batch since its transaction began (or since a read committed them).
+struct Segment<'a> {
+    db: &'a Database,
+    shared: &'a Shared,
+    txn: Option<WriteTransaction>,
+    /// The writes that succeeded in `txn`, in order.
+    done: Vec<Box<dyn BatchWrite>>,
+    /// The writes that failed, answered after the commit.
+    failed: Vec<Box<dyn BatchWrite>>,
+}
+
+impl<'a> Segment<'a> {
+    fn new(db: &'a Database, shared: &'a Shared) -> Self {
+        Segment {
+            db,
+            shared,
+            txn: None,
+            done: Vec::new(),
+            failed: Vec::new(),
+        }
+    }
+
+    /// Runs `write` after the segment's writes; keeps it if it succeeded, else leaves the
+    /// transaction as if it had never run.
+    fn run(&mut self, mut write: Box<dyn BatchWrite>) {
+        if self.txn.is_none() {
+            match begin(self.db) {
+                Ok(txn) => self.txn = Some(txn),
+                Err(e) => return write.answer(Err(e)),
+            }
+        }
+        let txn = self.txn.as_ref().expect("begun above");
+        if write.run(txn) {
+            self.done.push(write);
+        } else {
+            self.failed.push(write);
+            self.roll_back();
+        }
+    }
+
+    /// Aborts the transaction, whatever a failed write left in it, and runs again in a new
+    /// one the writes that had succeeded (any of which that fails now is dropped in turn).
+    fn roll_back(&mut self) {
+        if let Some(txn) = self.txn.take() {
+            if let Err(e) = txn.abort() {
+                tracing::warn!(error = %e, "embedded database: aborting a batch's transaction failed");
+            }
+        }
+        if self.done.is_empty() {
+            return;
+        }
+        self.shared.rollbacks.fetch_add(1, Ordering::Relaxed);
+        for write in std::mem::take(&mut self.done) {
+            self.run(write);
+        }
+    }
+
+    /// Commits the segment's transaction; returns its writes to be answered with the outcome
+    /// of the batch's durable commit (or, if this commit failed, with that failure), and
+    /// those that failed.
+    fn commit(mut self, durability: Durability) -> Committed {
+        let done = std::mem::take(&mut self.done);
+        let outcome = match self.txn.take() {
+            Some(txn) if !done.is_empty() => commit(txn, durability),
+            Some(txn) => txn.abort().map_err(|e| e.to_string()),
+            None => Ok(()),
+        };
+        Committed {
+            done,
+            failed: std::mem::take(&mut self.failed),
+            outcome,
+        }
+    }
+}
+
+/// What a segment's commit leaves to answer.
+struct Committed {
+    done: Vec<Box<dyn BatchWrite>>,
+    failed: Vec<Box<dyn BatchWrite>>,
+    outcome: Result<(), String>,
+}
+
+/// Runs one batch: every write in one transaction (split only where a read must see the
+/// writes before it), the last commit durable, then the answers.
+fn run_batch(db: &Database, shared: &Shared, jobs: Vec<Job>) {
+    // Writes committed without an fsync before a read, answered with the durable commit.
+    let mut committed: Vec<Box<dyn BatchWrite>> = Vec::new();
+    let mut failed: Vec<Box<dyn BatchWrite>> = Vec::new();
+    let mut segment = Segment::new(db, shared);
+    for job in jobs {
+        match job {
+            Job::Write(write) => segment.run(write),
+            Job::Read(read) => {
+                let mut ended = segment.commit(Durability::None);
+                failed.append(&mut ended.failed);
+                match ended.outcome {
+                    Ok(()) => committed.append(&mut ended.done),
+                    Err(e) => {
+                        tracing::error!(error = %e, "embedded database: commit failed");
+                        failed.extend(ended.done.into_iter().map(|w| Failed::boxed(w, e.clone())));
+                    }
+                }
+                read(db);
+                segment = Segment::new(db, shared);
+            }
+        }
+    }
+    let mut last = segment.commit(Durability::Immediate);
+    failed.append(&mut last.failed);
+    let mut outcome = last.outcome;
+    if outcome.is_ok() && last.done.is_empty() && !committed.is_empty() {
+        // The writes before the last read are committed but not durable yet.
+        outcome = begin(db).and_then(|txn| commit(txn, Durability::Immediate));
+    }
+    committed.append(&mut last.done);
+    if !committed.is_empty() {
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "embedded database: durable commit failed");
+        }
+        shared.flushes.fetch_add(1, Ordering::Relaxed);
+    }
+    for write in committed {
+        write.answer(outcome.clone());
+    }
+    for write in failed {
+        write.answer(Ok(()));
+    }
+}
+
+/// A write whose own commit failed, answered with that failure whatever comes after.
+struct Failed {
+    write: Box<dyn BatchWrite>,
+    failure: String,
+}
+
+impl Failed {
+    fn boxed(write: Box<dyn BatchWrite>, failure: String) -> Box<dyn BatchWrite> {
+        Box::new(Failed { write, failure })
+    }
+}
+
+impl BatchWrite for Failed {
+    fn run(&mut self, _: &WriteTransaction) -> bool {
+        false
+    }
+
+    fn answer(self: Box<Self>, _: Result<(), String>) {
+        self.write.answer(Err(self.failure));
+    }
 }
 
 fn run_writer(db: Arc<Database>, shared: Arc<Shared>) {
@@ -86,20 +273,108 @@ fn run_writer(db: Arc<Database>, shared: Arc<Shared>) {
             }
             std::mem::take(&mut j.waiting)
         };
-        // Each write in its own transaction, committed without an fsync; answered only after
-        // the flush below, which starts after every one of these commits.
-        let answers: Vec<Answer> = jobs.into_iter().filter_map(|job| job(&db)).collect();
-        if answers.is_empty() {
-            continue;
+        run_batch(&db, &shared, jobs);
+    }
+}
+
+/// A write whose caller awaits its answer ([`GroupCommit::write`]).
+struct AwaitedWrite<F, T, E> {
+    f: F,
+    backend: fn(CommitFailure) -> E,
+    /// The last run's result, answered once the commit holding it is durable.
+    out: Option<T>,
+    /// Its failure, answered after the batch's commit.
+    failure: Option<E>,
+    reply: Option<tokio::sync::oneshot::Sender<Result<T, E>>>,
+}
+
+impl<F, T, E> AwaitedWrite<F, T, E> {
+    fn reply(&mut self, answer: Result<T, E>) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(answer);
         }
-        let flushed = flush(&db);
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, "embedded database: durable flush failed");
+    }
+}
+
+impl<F, T, E> BatchWrite for AwaitedWrite<F, T, E>
+where
+    F: Fn(&WriteTransaction) -> Result<T, E> + Send,
+    T: Send,
+    E: Send,
+{
+    fn run(&mut self, txn: &WriteTransaction) -> bool {
+        // A panicking closure fails its own write, not the thread every write runs on.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(txn))) {
+            Ok(Ok(out)) => {
+                self.out = Some(out);
+                true
+            }
+            Ok(Err(e)) => {
+                self.failure = Some(e);
+                false
+            }
+            Err(_) => {
+                self.failure = Some((self.backend)(CommitFailure("the write panicked".into())));
+                false
+            }
         }
-        shared.flushes.fetch_add(1, Ordering::Relaxed);
-        for answer in answers {
-            answer(flushed.clone());
+    }
+
+    fn answer(mut self: Box<Self>, committed: Result<(), String>) {
+        let answer = match (committed, self.out.take()) {
+            _ if self.failure.is_some() => Err(self.failure.take().expect("checked")),
+            (Ok(()), Some(out)) => Ok(out),
+            (Err(e), _) => Err((self.backend)(CommitFailure(e))),
+            (Ok(()), None) => Err((self.backend)(CommitFailure("the write never ran".into()))),
+        };
+        self.reply(answer);
+    }
+}
+
+/// A write nobody awaits ([`Submitter::write_detached`]).
+struct DetachedWrite<F, A> {
+    f: F,
+    /// Its failure, heard after the batch's commit.
+    failure: Option<String>,
+    then: Option<A>,
+}
+
+impl<F, A> DetachedWrite<F, A>
+where
+    A: FnOnce(Result<(), String>),
+{
+    fn then(&mut self, outcome: Result<(), String>) {
+        if let Some(then) = self.then.take() {
+            then(outcome);
         }
+    }
+}
+
+impl<F, A> BatchWrite for DetachedWrite<F, A>
+where
+    F: Fn(&WriteTransaction) -> Result<(), String> + Send,
+    A: FnOnce(Result<(), String>) + Send,
+{
+    fn run(&mut self, txn: &WriteTransaction) -> bool {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(txn))) {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                self.failure = Some(e);
+                false
+            }
+            Err(_) => {
+                self.failure = Some("the write panicked".into());
+                false
+            }
+        }
+    }
+
+    fn answer(mut self: Box<Self>, committed: Result<(), String>) {
+        let outcome = match self.failure.take() {
+            Some(failure) => Err(failure),
+            None => committed,
+        };
+        self.then(outcome);
     }
 }
 
@@ -110,6 +385,7 @@ impl GroupCommit {
             jobs: Mutex::new(Jobs::default()),
             wake: Condvar::new(),
             flushes: AtomicU64::new(0),
+            rollbacks: AtomicU64::new(0),
         });
         let writer = {
             let (db, shared) = (db.clone(), shared.clone());
@@ -125,64 +401,45 @@ impl GroupCommit {
         }
     }
 
-    /// The database, for reads (which see committed writes, durable or about to be).
+    /// The database, for reads (which see committed batches, which are durable).
     pub(crate) fn db(&self) -> &Arc<Database> {
         &self.db
     }
 
-    /// Durable flushes so far.
+    /// Durable commits so far.
     #[cfg(test)]
     pub(crate) fn flushes(&self) -> u64 {
         self.shared.flushes.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` in one write transaction on the writer thread and commits it if `f` returns
-    /// Ok (an error drops the transaction: all or nothing, answered at once), then answers
-    /// once that commit is durable. `backend` turns a database failure into the caller's
-    /// error type.
+    /// Batch transactions aborted and run again without a failed write.
+    #[cfg(test)]
+    pub(crate) fn rollbacks(&self) -> u64 {
+        self.shared.rollbacks.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the writer thread in the transaction of its batch; keeps its writes if it
+    /// returns Ok (an error or a panic leaves nothing of them), and answers once the batch's
+    /// commit is durable (a failure, once the batch has committed). `f` may run more than once (see the module's
+    /// documentation); the last run's result is answered. `backend` turns a database failure
+    /// into the caller's error type.
     pub(crate) async fn write<T, E, F>(&self, backend: fn(CommitFailure) -> E, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |db: &Database| {
-            let fail = |e: String| backend(CommitFailure(e));
-            let run = || {
-                let mut txn = db.begin_write().map_err(|e| fail(e.to_string()))?;
-                txn.set_durability(Durability::None)
-                    .map_err(|e| fail(e.to_string()))?;
-                let out = f(&txn)?;
-                txn.commit().map_err(|e| fail(e.to_string()))?;
-                Ok(out)
-            };
-            // A panicking closure fails its own write, not the thread every write runs on.
-            match std::panic::catch_unwind(AssertUnwindSafe(run)) {
-                Ok(Ok(out)) => Some(Box::new(move |flushed: Result<(), String>| {
-                    let _ = tx.send(match flushed {
-                        Ok(()) => Ok(out),
-                        Err(e) => Err(backend(CommitFailure(format!("durable flush failed: {e}")))),
-                    });
-                }) as Answer),
-                Ok(Err(e)) => {
-                    let _ = tx.send(Err(e));
-                    None
-                }
-                Err(_) => {
-                    let _ = tx.send(Err(backend(CommitFailure("the write panicked".into()))));
-                    None
-                }
-            }
-        });
-        {
-            let mut j = self.shared.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            if j.stop {
-                return Err(backend(CommitFailure("the database is closing".into())));
-            }
-            j.waiting.push(job);
+        let write = AwaitedWrite {
+            f,
+            backend,
+            out: None,
+            failure: None,
+            reply: Some(tx),
+        };
+        if !self.submitter().push(Job::Write(Box::new(write))) {
+            return Err(backend(CommitFailure("the database is closing".into())));
         }
-        self.shared.wake.notify_one();
         rx.await
             .map_err(|_| backend(CommitFailure("the writer thread stopped".into())))?
     }
@@ -208,35 +465,22 @@ impl Submitter {
         true
     }
 
-    /// Queues `f` as one write transaction, committed if it returns Ok and made durable by
-    /// the writer's next flush, after which `then` hears the flush's outcome. Nobody waits
-    /// for it. `then` hears an error at once if `f` failed or panicked (nothing committed),
-    /// and this returns false, running nothing, if the database is closing.
+    /// Queues `f` as a write of the writer's next batch, kept if it returns Ok, after which
+    /// `then` hears the outcome of the durable commit that holds it. Nobody waits for it.
+    /// `then` hears an error, after the batch's commit, if `f` failed or panicked (nothing of
+    /// it committed), and
+    /// this returns false, running nothing, if the database is closing. `f` may run more than
+    /// once, as for [`GroupCommit::write`].
     pub(crate) fn write_detached<F, A>(&self, f: F, then: A) -> bool
     where
-        F: FnOnce(&WriteTransaction) -> Result<(), String> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<(), String> + Send + 'static,
         A: FnOnce(Result<(), String>) + Send + 'static,
     {
-        self.push(Box::new(move |db: &Database| {
-            let run = || {
-                let mut txn = db.begin_write().map_err(|e| e.to_string())?;
-                txn.set_durability(Durability::None)
-                    .map_err(|e| e.to_string())?;
-                f(&txn)?;
-                txn.commit().map_err(|e| e.to_string())
-            };
-            match std::panic::catch_unwind(AssertUnwindSafe(run)) {
-                Ok(Ok(())) => Some(Box::new(then) as Answer),
-                Ok(Err(e)) => {
-                    then(Err(e));
-                    None
-                }
-                Err(_) => {
-                    then(Err("the write panicked".into()));
-                    None
-                }
-            }
-        }))
+        self.push(Job::Write(Box::new(DetachedWrite {
+            f,
+            failure: None,
+            then: Some(then),
+        })))
     }
 }
 
@@ -248,10 +492,10 @@ impl GroupCommit {
         }
     }
 
-    /// Runs `f` on the writer thread, in order with the writes queued before it, and answers
-    /// at once (no commit, no flush). A read that must see every write queued before it was
-    /// called, including the send log's writes (decision 0090), which are answered to their
-    /// caller before the writer has run them.
+    /// Runs `f` on the writer thread, after every write queued before it has committed (not
+    /// necessarily durably yet), and answers at once. A read that must see every write queued
+    /// before it was called, including the send log's writes (decision 0090), which are
+    /// answered to their caller before the writer has run them.
     pub(crate) async fn read_in_order<T, E, F>(
         &self,
         backend: fn(CommitFailure) -> E,
@@ -263,13 +507,12 @@ impl GroupCommit {
         F: FnOnce(&Database) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |db: &Database| {
+        let read = Box::new(move |db: &Database| {
             let out = std::panic::catch_unwind(AssertUnwindSafe(|| f(db)))
                 .unwrap_or_else(|_| Err(backend(CommitFailure("the read panicked".into()))));
             let _ = tx.send(out);
-            None
         });
-        if !self.submitter().push(job) {
+        if !self.submitter().push(Job::Read(read)) {
             return Err(backend(CommitFailure("the database is closing".into())));
         }
         rx.await
@@ -291,70 +534,4 @@ impl Drop for GroupCommit {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
-
-    const T: TableDefinition<u64, u64> = TableDefinition::new("t");
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_writers_share_flushes_and_are_answered_after_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let gc = Arc::new(GroupCommit::new(
-            Database::create(dir.path().join("t.redb")).unwrap(),
-        ));
-        let writers = 64u64;
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..writers {
-            let gc = gc.clone();
-            tasks.spawn(async move {
-                gc.write(
-                    |CommitFailure(e)| e,
-                    move |txn| {
-                        txn.open_table(T)
-                            .map_err(|e| e.to_string())?
-                            .insert(i, i)
-                            .map_err(|e| e.to_string())?;
-                        Ok(())
-                    },
-                )
-                .await
-                .unwrap();
-                // Answered: a flush that started after this commit has finished.
-                gc.flushes()
-            });
-        }
-        let mut answered_at = Vec::new();
-        while let Some(generation) = tasks.join_next().await {
-            answered_at.push(generation.unwrap());
-        }
-        assert!(answered_at.iter().all(|g| *g >= 1));
-        let flushes = gc.flushes();
-        assert!(
-            flushes < writers,
-            "{flushes} flushes for {writers} concurrent writers: no grouping"
-        );
-        // A failed closure commits nothing and costs no flush.
-        let failed: Result<(), String> = gc
-            .write(
-                |CommitFailure(e)| e,
-                |txn| {
-                    txn.open_table(T)
-                        .map_err(|e| e.to_string())?
-                        .insert(1000, 1)
-                        .map_err(|e| e.to_string())?;
-                    Err("refused".to_string())
-                },
-            )
-            .await;
-        assert_eq!(failed, Err("refused".to_string()));
-        assert_eq!(gc.flushes(), flushes);
-        // Dropping flushes and closes: the file opens again with every answered write.
-        drop(Arc::into_inner(gc).expect("sole owner"));
-        let db = Database::open(dir.path().join("t.redb")).unwrap();
-        let txn = db.begin_read().unwrap();
-        let t = txn.open_table(T).unwrap();
-        assert_eq!(t.len().unwrap(), writers);
-        assert!(t.get(1000).unwrap().is_none());
-    }
-}
+mod tests;

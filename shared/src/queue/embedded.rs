@@ -10,10 +10,10 @@
 //!
 //! - the receive index (`embedded_index`): what a receive may take, so it never scans.
 //!
-//! Every operation is one write transaction on the file's writer thread, so concurrent
-//! receivers (threads or tasks) never get the same message in one visibility window. An
-//! operation is answered once its transaction is on disk; concurrent operations share one fsync
-//! ([`crate::group_commit`], decision 0054). A send is the exception in how, not in when: it is
+//! Every operation runs on the file's writer thread, one after the other, all or nothing, so
+//! concurrent receivers (threads or tasks) never get the same message in one visibility
+//! window. An operation is answered once its writes are on disk; concurrent operations share
+//! one redb transaction and one fsync ([`crate::group_commit`], decisions 0054 and 0092). A send is the exception in how, not in when: it is
 //! answered once it is in the queue's own log (`queues.log.*`, [`super::embedded_log`],
 //! decision 0090), and applied to redb by the writer thread from there.
 //!
@@ -483,15 +483,16 @@ impl EmbeddedQueue {
             .ok_or_else(|| QueueError::UnknownQueue(queue.to_string()))
     }
 
-    /// Runs `f` in one write transaction on a blocking thread; commits if it returns Ok.
-    /// Generic over `f`'s error so that a caller can end the transaction without a commit
-    /// for a reason of its own (as `receive` does when nothing changed); a store failure
-    /// reaches it as a [`QueueError`].
+    /// Runs `f` in its batch's write transaction on the file's writer thread; keeps its writes
+    /// if it returns Ok, and answers once they are durable. `f` may run more than once (see
+    /// [`crate::group_commit`]). Generic over `f`'s error so that a caller can end its write
+    /// without keeping anything for a reason of its own (as `receive` does when nothing
+    /// changed); a store failure reaches it as a [`QueueError`].
     async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<QueueError> + Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         self.inner
             .db
@@ -615,9 +616,9 @@ impl Queue for EmbeddedQueue {
                     Ok(true)
                 })?;
                 if out.is_empty() && !settled && !dead_lettered {
-                    // Nothing changed: dropped, not committed, so an idle consumer's poll costs
-                    // no commit and no flush (the local server polls each queue from several
-                    // loops every 50 ms).
+                    // Nothing changed: kept out of the batch's commit, so an idle consumer's
+                    // poll, alone in its batch, costs no commit and no fsync (the local server
+                    // polls each queue from several loops every 50 ms).
                     return Err(Unchanged::Nothing);
                 }
                 Ok(out)

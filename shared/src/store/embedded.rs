@@ -1,13 +1,14 @@
 //! Embedded table store: the [`TableStore`] port over one redb file (`tables.redb`) in a data
 //! directory, for the local server and tests. No network, durable across restarts and crashes
-//! (every write is one redb transaction, answered only once it is on disk; concurrent writes
-//! share one fsync: see [`crate::group_commit`] and decision 0054).
+//! (every write is all or nothing, answered only once it is on disk; concurrent writes share
+//! one redb transaction and one fsync: see [`crate::group_commit`], decisions 0054 and 0092).
 //!
 //! One redb table per logical table, keyed by `(pk, sk)`, so a partition is one contiguous
 //! range in sort-key order, as in DynamoDB. Values are the item encoded as JSON.
 //!
-//! Every write (including a whole transaction) runs in one redb write transaction, which redb
-//! serialises, so a condition is evaluated and the write applied atomically. Expired items
+//! Every write (including a whole transaction) runs on the file's writer thread, one after
+//! the other, in its batch's redb write transaction, so a condition is evaluated and the write
+//! applied atomically, and a write that fails leaves nothing. Expired items
 //! (TTL in the past) are absent to every read and condition, per the port's rule.
 //!
 //! A `get` runs on the calling task; range reads (queries, scans), whose size the caller
@@ -193,12 +194,14 @@ impl EmbeddedStore {
         .await
     }
 
-    /// Runs `f` in one write transaction on the file's writer thread; commits only if it
-    /// returns Ok, and answers once the commit is on disk.
+    /// Runs `f` in its batch's write transaction on the file's writer thread; keeps its
+    /// writes only if it returns Ok, and answers once they are on disk. `f` may run more than
+    /// once (a failed write in its batch rolls the transaction back: see
+    /// [`crate::group_commit`]).
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction, i64) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&WriteTransaction, i64) -> Result<T, StoreError> + Send + 'static,
     {
         self.db
             .write(
