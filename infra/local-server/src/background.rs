@@ -174,7 +174,12 @@ mod tests {
     #[test]
     fn background_threads_and_their_blocking_pool_run_at_the_raised_nice_value() {
         let own = current_nice().unwrap();
-        let expected = (own + 7).min(MAX_NICE);
+        if own + 7 > MAX_NICE {
+            // No room to see a raise by 7 (run without `nice`).
+            eprintln!("skipped: this process runs at nice {own}");
+            return;
+        }
+        let expected = own + 7;
         let background = Background::start(Layout::new(2, 7).unwrap()).unwrap();
         let (on_worker, on_blocking) = background.handle().block_on(async {
             let on_worker = tokio::spawn(async { current_nice().unwrap() })

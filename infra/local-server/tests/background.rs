@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use local_server::background::{current_nice, MAX_NICE, THREAD_NAME};
 use local_server::{LocalConfig, LocalServer};
-use wappline::faults::hooked::{FnHook, SharedHook, Verdict};
+use wappline::faults::hooked::{FnHook, SharedHook, StoreCall, Verdict};
 
 const TOKEN: &str = "background-test-admin-token";
 
@@ -51,7 +51,7 @@ async fn schedules_run_on_the_background_threads_at_the_raised_nice_and_requests
     }
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let record = seen.clone();
-    let hook = SharedHook(Arc::new(FnHook(move |_call: &_| {
+    let hook = SharedHook(Arc::new(FnHook(move |_call: &StoreCall<'_>| {
         let thread = std::thread::current().name().unwrap_or("").to_owned();
         let nice = current_nice().unwrap();
         record.lock().unwrap().push(Seen { thread, nice });
