@@ -365,7 +365,8 @@ struct Functions {
     data_deletion: Option<DataDeletion>,
 }
 
-/// A running local server.
+/// A running local server. Dropped without [`LocalServer::shutdown`], its listener stops and
+/// its background tasks are dropped where they wait (decision 0094).
 pub struct LocalServer {
     platform: Platform,
     queue: EmbeddedQueue,
