@@ -9,12 +9,17 @@
 //! 4. The webhook under `wrk` (if it is installed) at 8 and 64 connections, 10 s each, on a
 //!    fresh server: every request a distinct signed delivery (read from a file by a Lua
 //!    script, since wrk cannot sign), so none is deduplicated; deliveries/s and p99.
+//!
+//! `WAPPLINE_BACKGROUND_NICE` and `WAPPLINE_BACKGROUND_THREADS`, when set, lay out the
+//! servers' background runtime as they do the local server's (decision 0094), to compare
+//! layouts with one binary.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2e_tests::harness::Harness;
 use e2e_tests::whatsapp_events;
+use local_server::LocalConfig;
 use wappline::meta::{split_webhook, verify_signature, AppSecret};
 use wappline::queue::platform;
 
@@ -43,6 +48,16 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// The background runtime's layout from the local server's own variables, when set.
+fn background_from_env(config: &mut LocalConfig) {
+    if let Ok(v) = std::env::var("WAPPLINE_BACKGROUND_NICE") {
+        config.background_nice = v.parse().expect("WAPPLINE_BACKGROUND_NICE: a number");
+    }
+    if let Ok(v) = std::env::var("WAPPLINE_BACKGROUND_THREADS") {
+        config.background_threads = Some(v.parse().expect("WAPPLINE_BACKGROUND_THREADS: a number"));
+    }
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -69,7 +84,7 @@ fn main() {
 
     rt.block_on(async {
         // 3 (and 2 through it). The local server, CRM sync off so jobs stay countable.
-        let h = Arc::new(Harness::start(|_| {}).await);
+        let h = Arc::new(Harness::start(background_from_env).await);
         h.tenant_with_channels().await;
         let total = 2_000;
         let clients = 8;
@@ -132,6 +147,9 @@ fn main() {
             elapsed.as_secs_f64(),
             total as f64 / elapsed.as_secs_f64()
         );
+        // Stopped, not just dropped: a dropped server's consumers would go on beside part 4.
+        let h = Arc::into_inner(h).expect("the clients have finished");
+        h.server.shutdown().await;
     });
 
     // 4. wrk, each run on a fresh server (its own data dir), so the first run's backlog in the
@@ -146,7 +164,7 @@ fn main() {
     }
     for connections in [8, 64] {
         rt.block_on(async {
-            let h = Harness::start(|_| {}).await;
+            let h = Harness::start(background_from_env).await;
             h.tenant_with_channels().await;
             let dir = tempfile::tempdir().unwrap();
             let bodies = dir.path().join("bodies.txt");
@@ -194,6 +212,9 @@ fn main() {
                 !report.contains("Non-2xx"),
                 "every delivery must be accepted: {report}"
             );
+            // The 8-connection run leaves a backlog in its inbound queue: stopped here, its
+            // worker does not relay it during the 64-connection run on the next server.
+            h.server.shutdown().await;
         });
     }
 }

@@ -5,6 +5,7 @@
 //! HTTP requests are turned into the same `lambda_http::Request` values API Gateway would
 //! produce and handed to the same handler code the Lambda functions run.
 
+pub mod background;
 pub mod consumers;
 mod dispatch;
 mod keys;
@@ -53,6 +54,7 @@ use wappline::outbound::ENV_INSTAGRAM_BASE_URL;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::platform;
 
+use background::Background;
 use consumers::Consumer;
 use listener::{BodyError, Limits};
 
@@ -239,6 +241,16 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_WRITE_TIMEOUT_SECS", default_value_t = 30)]
     pub write_timeout_secs: u64,
 
+    /// How much lower the background work (queue consumers, schedules) runs than the HTTP
+    /// listener: added to the server's nice value, 0 to 19 (0: the same priority). The
+    /// webhook is answered first when both want the CPU; the background catches up.
+    #[arg(long, env = "WAPPLINE_BACKGROUND_NICE", default_value_t = background::DEFAULT_NICE)]
+    pub background_nice: i32,
+
+    /// Threads of the background runtime (default: one per core).
+    #[arg(long, env = "WAPPLINE_BACKGROUND_THREADS")]
+    pub background_threads: Option<usize>,
+
     /// Do not write the metrics (CloudWatch Embedded Metric Format lines, the ones the Lambda
     /// functions write) to the log. Written every `--metrics-secs` seconds otherwise.
     #[arg(long, env = "WAPPLINE_NO_METRICS")]
@@ -306,6 +318,8 @@ impl LocalConfig {
             header_timeout_secs: 10,
             body_timeout_secs: 30,
             write_timeout_secs: 30,
+            background_nice: background::DEFAULT_NICE,
+            background_threads: None,
             // Tests read the log for other things.
             no_metrics: true,
             metrics_secs: 60,
@@ -314,6 +328,15 @@ impl LocalConfig {
             tap: None,
             store_hook: None,
         }
+    }
+
+    /// The background runtime's layout, checked: a wrong setting stops the start.
+    fn background_layout(&self) -> Result<background::Layout, String> {
+        let threads = match self.background_threads {
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        background::Layout::new(threads, self.background_nice)
     }
 
     fn limits(&self) -> Limits {
@@ -342,7 +365,8 @@ struct Functions {
     data_deletion: Option<DataDeletion>,
 }
 
-/// A running local server.
+/// A running local server. Dropped without [`LocalServer::shutdown`], its listener stops and
+/// its background tasks are dropped where they wait (decision 0094).
 pub struct LocalServer {
     platform: Platform,
     queue: EmbeddedQueue,
@@ -351,6 +375,9 @@ pub struct LocalServer {
     generated_token_file: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The consumers' and schedules' runtime (decision 0094); the listener runs on the
+    /// runtime that started the server.
+    background: Background,
     /// The sync worker's run that shows restrictions' ends (decision 0066), for tests that
     /// run it at a time of their choosing.
     restriction_ends: Option<wappline::portal::restriction_ends::RestrictionEnds>,
@@ -461,6 +488,7 @@ fn optional<T>(built: Result<T, ServicesError>, what: &str) -> Result<Option<T>,
 impl LocalServer {
     /// Opens the embedded storage, binds the listener and starts serving.
     pub async fn start(config: LocalConfig) -> Result<Self, String> {
+        let layout = config.background_layout()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
         let (token, generated_token_file) = match &config.admin_token {
@@ -579,6 +607,8 @@ impl LocalServer {
             ));
         }
         let (shutdown, rx) = watch::channel(false);
+        let background = Background::start(layout)?;
+        let on_background = background.handle().clone();
         let mut workers = JoinSet::new();
         for consumer in consumers {
             // CRM sync talks to many tenants' portals: several loops, so one slow portal
@@ -591,11 +621,10 @@ impl LocalServer {
                 1
             };
             for _ in 0..loops {
-                workers.spawn(consumers::run(
-                    services.queue.clone(),
-                    consumer.clone(),
-                    rx.clone(),
-                ));
+                workers.spawn_on(
+                    consumers::run(services.queue.clone(), consumer.clone(), rx.clone()),
+                    &on_background,
+                );
             }
         }
         let handles = services
@@ -603,7 +632,7 @@ impl LocalServer {
             .cloned()
             .expect("the local server runs on the embedded adapters");
         for schedule in schedules::platform(&services, &handles, config.schedule_secs).map_err(e)? {
-            workers.spawn(schedules::run(schedule, rx.clone()));
+            workers.spawn_on(schedules::run(schedule, rx.clone()), &on_background);
         }
         if let Some(schedule) = schedules::history_import(
             &services,
@@ -612,14 +641,17 @@ impl LocalServer {
         )
         .map_err(e)?
         {
-            workers.spawn(schedules::run(schedule, rx.clone()));
+            workers.spawn_on(schedules::run(schedule, rx.clone()), &on_background);
         }
         if services.metrics.is_on() {
-            workers.spawn(schedules::flush_metrics(
-                services.metrics.clone(),
-                Duration::from_secs(config.metrics_secs.max(1)),
-                rx.clone(),
-            ));
+            workers.spawn_on(
+                schedules::flush_metrics(
+                    services.metrics.clone(),
+                    Duration::from_secs(config.metrics_secs.max(1)),
+                    rx.clone(),
+                ),
+                &on_background,
+            );
         }
         let limits = config.limits();
         let handle = move |req: hyper::Request<Incoming>, peer| {
@@ -652,6 +684,7 @@ impl LocalServer {
             generated_token_file,
             shutdown,
             task,
+            background,
         })
     }
 
@@ -688,6 +721,9 @@ impl LocalServer {
     /// storage is released (so the same data dir can be opened again).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // The listener's task ends once every consumer and schedule has returned, so the
+        // background runtime has nothing left to run when it is dropped here.
         let _ = self.task.await;
+        drop(self.background);
     }
 }
