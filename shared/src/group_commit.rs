@@ -19,12 +19,16 @@
 //! succeeded before the failed one; the failed one is not run again. It is answered with its
 //! error after the batch's commit, like the others: whatever made it fail (a condition on
 //! what the writes before it wrote, a quota counted by them) is then visible to what its
-//! caller reads next, as it was when each write committed on its own. That is why a write's closure is `Fn`: it may run more than once, always
-//! against the state it would have seen the first time (the writes before it in the batch,
-//! in the same order), and only its last run's result is answered. A closure has no effect
-//! outside its transaction that matters if it is repeated. Failures are rare on the hot path
-//! (a failed condition, an empty receive, which is usually alone in its batch); a failure as
-//! the first write since the transaction began costs only the abort.
+//! caller reads next, as it was when each write committed on its own. That is why a write's
+//! closure is `Fn`: it may run more than once, always against the state it would have seen
+//! the first time (the writes before it in the batch, in the same order), and only its last
+//! run's result is answered. A closure has no effect outside its transaction that matters if
+//! it is repeated. Failures are rare on the hot path (a failed condition); a failure as the
+//! first write since the transaction began costs only the abort. Two things keep the runs
+//! again bounded: a failure its caller declared to write nothing (a receive that found
+//! nothing to take, which an idle consumer's poll is) rolls nothing back
+//! ([`GroupCommit::write_declining`]), and a batch's transaction is committed without an
+//! fsync every [`MAX_SEGMENT_WRITES`] writes, so a failure runs again at most that many.
 //!
 //! A write sees the writes before it in its batch (same transaction). Readers outside the
 //! writer thread see a batch once it commits, which is when it is durable; a read that must
@@ -39,13 +43,31 @@ use std::thread::JoinHandle;
 
 use redb::{Database, Durability, WriteTransaction};
 
+/// How one run of a write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    /// It succeeded: its writes stay in the transaction, its result is kept (replacing that
+    /// of an earlier run).
+    Kept,
+    /// It failed or panicked: it keeps its failure to answer, is not run again, and the
+    /// transaction may hold part of its writes (so the batch's transaction is rolled back).
+    Failed,
+    /// It failed with an error its caller declared to mean "wrote nothing" (an empty
+    /// receive): answered like a failure, with nothing to roll back.
+    Declined,
+}
+
+/// Most writes a segment runs before it is committed (without an fsync) and a new one
+/// begins: a failed write makes the writer run again only the writes of its segment, so a
+/// burst of failures in a large batch costs at most this many runs again per failure, not
+/// the whole batch's.
+const MAX_SEGMENT_WRITES: usize = 32;
+
 /// One write of a batch, run against the batch's transaction, perhaps more than once (see the
 /// module's documentation).
 trait BatchWrite: Send {
-    /// Runs the write in `txn`. True if it succeeded (its result is kept, replacing that of an
-    /// earlier run); false if it failed or panicked, in which case it keeps its failure to
-    /// answer, is not run again, and `txn` may hold part of its writes.
-    fn run(&mut self, txn: &WriteTransaction) -> bool;
+    /// Runs the write in `txn`.
+    fn run(&mut self, txn: &WriteTransaction) -> Ran;
     /// Answers the caller once the batch's commit has finished (or failed): a failed write
     /// with its own failure, a kept one with the commit's outcome.
     fn answer(self: Box<Self>, committed: Result<(), String>);
@@ -141,11 +163,13 @@ impl<'a> Segment<'a> {
             }
         }
         let txn = self.txn.as_ref().expect("begun above");
-        if write.run(txn) {
-            self.done.push(write);
-        } else {
-            self.failed.push(write);
-            self.roll_back();
+        match write.run(txn) {
+            Ran::Kept => self.done.push(write),
+            Ran::Declined => self.failed.push(write),
+            Ran::Failed => {
+                self.failed.push(write);
+                self.roll_back();
+            }
         }
     }
 
@@ -191,8 +215,27 @@ struct Committed {
     outcome: Result<(), String>,
 }
 
-/// Runs one batch: every write in one transaction (split only where a read must see the
-/// writes before it), the last commit durable, then the answers.
+/// Commits `segment` without an fsync (the batch's last commit makes it durable): its writes
+/// join `committed`, to be answered with that last commit, or, if this commit failed, `failed`.
+fn end_segment(
+    segment: Segment<'_>,
+    committed: &mut Vec<Box<dyn BatchWrite>>,
+    failed: &mut Vec<Box<dyn BatchWrite>>,
+) {
+    let mut ended = segment.commit(Durability::None);
+    failed.append(&mut ended.failed);
+    match ended.outcome {
+        Ok(()) => committed.append(&mut ended.done),
+        Err(e) => {
+            tracing::error!(error = %e, "embedded database: commit failed");
+            failed.extend(ended.done.into_iter().map(|w| Failed::boxed(w, e.clone())));
+        }
+    }
+}
+
+/// Runs one batch: every write in one transaction (split where a read must see the writes
+/// before it, and every [`MAX_SEGMENT_WRITES`] writes), the last commit durable, then the
+/// answers.
 fn run_batch(db: &Database, shared: &Shared, jobs: Vec<Job>) {
     // Writes committed without an fsync before a read, answered with the durable commit.
     let mut committed: Vec<Box<dyn BatchWrite>> = Vec::new();
@@ -200,17 +243,15 @@ fn run_batch(db: &Database, shared: &Shared, jobs: Vec<Job>) {
     let mut segment = Segment::new(db, shared);
     for job in jobs {
         match job {
-            Job::Write(write) => segment.run(write),
-            Job::Read(read) => {
-                let mut ended = segment.commit(Durability::None);
-                failed.append(&mut ended.failed);
-                match ended.outcome {
-                    Ok(()) => committed.append(&mut ended.done),
-                    Err(e) => {
-                        tracing::error!(error = %e, "embedded database: commit failed");
-                        failed.extend(ended.done.into_iter().map(|w| Failed::boxed(w, e.clone())));
-                    }
+            Job::Write(write) => {
+                if segment.done.len() >= MAX_SEGMENT_WRITES {
+                    end_segment(segment, &mut committed, &mut failed);
+                    segment = Segment::new(db, shared);
                 }
+                segment.run(write)
+            }
+            Job::Read(read) => {
+                end_segment(segment, &mut committed, &mut failed);
                 read(db);
                 segment = Segment::new(db, shared);
             }
@@ -251,8 +292,8 @@ impl Failed {
 }
 
 impl BatchWrite for Failed {
-    fn run(&mut self, _: &WriteTransaction) -> bool {
-        false
+    fn run(&mut self, _: &WriteTransaction) -> Ran {
+        Ran::Failed
     }
 
     fn answer(self: Box<Self>, _: Result<(), String>) {
@@ -281,6 +322,8 @@ fn run_writer(db: Arc<Database>, shared: Arc<Shared>) {
 struct AwaitedWrite<F, T, E> {
     f: F,
     backend: fn(CommitFailure) -> E,
+    /// Whether a failure of `f` means it wrote nothing ([`Ran::Declined`]).
+    declined: fn(&E) -> bool,
     /// The last run's result, answered once the commit holding it is durable.
     out: Option<T>,
     /// Its failure, answered after the batch's commit.
@@ -302,20 +345,25 @@ where
     T: Send,
     E: Send,
 {
-    fn run(&mut self, txn: &WriteTransaction) -> bool {
+    fn run(&mut self, txn: &WriteTransaction) -> Ran {
         // A panicking closure fails its own write, not the thread every write runs on.
         match std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(txn))) {
             Ok(Ok(out)) => {
                 self.out = Some(out);
-                true
+                Ran::Kept
             }
             Ok(Err(e)) => {
+                let ran = if (self.declined)(&e) {
+                    Ran::Declined
+                } else {
+                    Ran::Failed
+                };
                 self.failure = Some(e);
-                false
+                ran
             }
             Err(_) => {
                 self.failure = Some((self.backend)(CommitFailure("the write panicked".into())));
-                false
+                Ran::Failed
             }
         }
     }
@@ -355,16 +403,16 @@ where
     F: Fn(&WriteTransaction) -> Result<(), String> + Send,
     A: FnOnce(Result<(), String>) + Send,
 {
-    fn run(&mut self, txn: &WriteTransaction) -> bool {
+    fn run(&mut self, txn: &WriteTransaction) -> Ran {
         match std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(txn))) {
-            Ok(Ok(())) => true,
+            Ok(Ok(())) => Ran::Kept,
             Ok(Err(e)) => {
                 self.failure = Some(e);
-                false
+                Ran::Failed
             }
             Err(_) => {
                 self.failure = Some("the write panicked".into());
-                false
+                Ran::Failed
             }
         }
     }
@@ -429,10 +477,29 @@ impl GroupCommit {
         E: Send + 'static,
         F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
+        self.write_declining(backend, |_| false, f).await
+    }
+
+    /// [`GroupCommit::write`], where an error for which `declined` is true promises that `f`
+    /// wrote nothing before returning it (such as a receive that found nothing to take): it
+    /// is answered as a failure, but the batch's transaction is not rolled back for it, so
+    /// the writes before it in the batch are not run again.
+    pub(crate) async fn write_declining<T, E, F>(
+        &self,
+        backend: fn(CommitFailure) -> E,
+        declined: fn(&E) -> bool,
+        f: F,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let write = AwaitedWrite {
             f,
             backend,
+            declined,
             out: None,
             failure: None,
             reply: Some(tx),

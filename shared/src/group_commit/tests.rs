@@ -236,6 +236,104 @@ async fn a_read_in_order_sees_the_writes_before_it_in_its_batch() {
     assert_eq!(stored(&path), [(1, 10), (2, 20)]);
 }
 
+/// A write that fails with an error its caller declared to mean "wrote nothing" (an empty
+/// receive) is answered with it and rolls nothing back: the writes around it run once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_write_is_answered_and_rolls_nothing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let gc = Arc::new(GroupCommit::new(Database::create(&path).unwrap()));
+    let (release, holder) = hold_writer(&gc).await;
+    let rollbacks = gc.rollbacks();
+    let runs = Arc::new(AtomicU64::new(0));
+    let backend = |CommitFailure(e): CommitFailure| e;
+    let counted = |key: u64, runs: &Arc<AtomicU64>| {
+        let runs = runs.clone();
+        move |txn: &WriteTransaction| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            insert(txn, key, key * 10)
+        }
+    };
+    {
+        let mut first = pin!(gc.write(backend, counted(1, &runs)));
+        queue(first.as_mut()).await;
+        let mut empty = pin!(gc.write_declining(
+            backend,
+            |e| e == "nothing to take",
+            |txn| {
+                read(txn, 1)?;
+                Err::<(), _>("nothing to take".to_string())
+            }
+        ));
+        queue(empty.as_mut()).await;
+        let mut second = pin!(gc.write(backend, counted(2, &runs)));
+        queue(second.as_mut()).await;
+        release.send(()).unwrap();
+        assert_eq!(first.await, Ok(()));
+        assert_eq!(empty.await, Err("nothing to take".to_string()));
+        assert_eq!(second.await, Ok(()));
+    }
+    assert_eq!(
+        gc.rollbacks(),
+        rollbacks,
+        "a declined write rolled back its batch"
+    );
+    assert_eq!(runs.load(Ordering::Relaxed), 2, "a write ran again");
+    holder.await.unwrap();
+    drop(Arc::into_inner(gc).expect("sole owner"));
+    assert_eq!(stored(&path), [(1, 10), (2, 20)]);
+}
+
+/// A failure at the end of a large batch runs again at most the writes of its segment, not
+/// the whole batch's: the batch is committed (without an fsync) every few dozen writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_in_a_large_batch_runs_again_only_its_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.redb");
+    let gc = Arc::new(GroupCommit::new(Database::create(&path).unwrap()));
+    let (release, holder) = hold_writer(&gc).await;
+    let flushes = gc.flushes();
+    let runs = Arc::new(AtomicU64::new(0));
+    let backend = |CommitFailure(e): CommitFailure| e;
+    let writes = 4 * MAX_SEGMENT_WRITES as u64;
+    let mut good = Vec::new();
+    for key in 0..writes {
+        let runs = runs.clone();
+        let mut write = Box::pin(gc.write(backend, move |txn| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            insert(txn, key, key)
+        }));
+        queue(write.as_mut()).await;
+        good.push(write);
+    }
+    let mut refused = Box::pin(gc.write(backend, |txn| {
+        insert(txn, 1_000, 1)?;
+        Err::<(), _>("refused".to_string())
+    }));
+    queue(refused.as_mut()).await;
+    release.send(()).unwrap();
+    for write in good {
+        assert_eq!(write.await, Ok(()));
+    }
+    assert_eq!(refused.await, Err("refused".to_string()));
+    let again = runs.load(Ordering::Relaxed) - writes;
+    assert!(
+        again <= MAX_SEGMENT_WRITES as u64,
+        "{again} writes ran again for one failure"
+    );
+    assert_eq!(
+        gc.flushes(),
+        flushes + 1,
+        "one durable commit for the batch"
+    );
+    holder.await.unwrap();
+    drop(Arc::into_inner(gc).expect("sole owner"));
+    assert_eq!(
+        stored(&path),
+        (0..writes).map(|k| (k, k)).collect::<Vec<_>>()
+    );
+}
+
 /// Set in the child process of `acknowledged_writes_survive_a_kill`: the database's path.
 const KILL_CHILD_PATH: &str = "WAPPLINE_GROUP_COMMIT_KILL_CHILD";
 

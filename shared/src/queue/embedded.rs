@@ -564,65 +564,72 @@ impl Queue for EmbeddedQueue {
         limits::check_receive(max, visibility)?;
         let name = queue.as_str().to_owned();
         let received = self
-            .write(move |txn| {
-                let now = now_millis();
-                let hidden_until = now.saturating_add(millis(visibility));
-                let group_of = |seq: u64| Ok(meta_of(txn, &name, seq)?.group_id);
-                let settled = index::settle_expired(txn, &name, now, group_of)?;
-                let mut dead_lettered = false;
-                let mut out = Vec::new();
-                index::walk(txn, &name, max, group_of, |seq| {
-                    let mut meta = meta_of(txn, &name, seq)?;
-                    if let Some((max_receives, dlq)) = &config.redrive {
-                        if meta.receive_count >= *max_receives {
-                            // Received max_receives times without an ack: dead-letter it on this
-                            // receive attempt, as SQS does. Id and count carry over, as in SQS.
-                            let body = body_of(txn, &name, seq)?;
-                            remove(txn, &name, seq, &meta)?;
-                            meta.visible_at = now;
-                            meta.receipt_nonce = None;
-                            append(txn, dlq.as_str(), &meta, &body)?;
-                            dead_lettered = true;
-                            tracing::warn!(
-                                queue = %name,
-                                dead_letter_queue = %dlq,
-                                message_id = %meta.message_id,
-                                receive_count = meta.receive_count,
-                                "message moved to the dead-letter queue"
-                            );
-                            return Ok(false);
+            .inner
+            .db
+            .write_declining(
+                |failure| backend_failure(failure).into(),
+                |e| matches!(e, Unchanged::Nothing),
+                move |txn| {
+                    let now = now_millis();
+                    let hidden_until = now.saturating_add(millis(visibility));
+                    let group_of = |seq: u64| Ok(meta_of(txn, &name, seq)?.group_id);
+                    let settled = index::settle_expired(txn, &name, now, group_of)?;
+                    let mut dead_lettered = false;
+                    let mut out = Vec::new();
+                    index::walk(txn, &name, max, group_of, |seq| {
+                        let mut meta = meta_of(txn, &name, seq)?;
+                        if let Some((max_receives, dlq)) = &config.redrive {
+                            if meta.receive_count >= *max_receives {
+                                // Received max_receives times without an ack: dead-letter it on this
+                                // receive attempt, as SQS does. Id and count carry over, as in SQS.
+                                let body = body_of(txn, &name, seq)?;
+                                remove(txn, &name, seq, &meta)?;
+                                meta.visible_at = now;
+                                meta.receipt_nonce = None;
+                                append(txn, dlq.as_str(), &meta, &body)?;
+                                dead_lettered = true;
+                                tracing::warn!(
+                                    queue = %name,
+                                    dead_letter_queue = %dlq,
+                                    message_id = %meta.message_id,
+                                    receive_count = meta.receive_count,
+                                    "message moved to the dead-letter queue"
+                                );
+                                return Ok(false);
+                            }
                         }
+                        let nonce = new_nonce()?;
+                        index::hidden(
+                            txn,
+                            &name,
+                            seq,
+                            meta.visible_at,
+                            hidden_until,
+                            meta.group_id.as_deref(),
+                        )?;
+                        meta.receive_count = meta.receive_count.saturating_add(1);
+                        meta.visible_at = hidden_until;
+                        meta.receipt_nonce = Some(nonce.clone());
+                        put_meta(txn, &name, seq, &meta)?;
+                        out.push(ReceivedMessage {
+                            message_id: meta.message_id,
+                            body: body_of(txn, &name, seq)?,
+                            receipt: receipt(seq, &nonce),
+                            receive_count: meta.receive_count,
+                            group_id: meta.group_id,
+                        });
+                        Ok(true)
+                    })?;
+                    if out.is_empty() && !settled && !dead_lettered {
+                        // Nothing changed (nothing written, as `write_declining` is promised):
+                        // kept out of the batch's commit, so an idle consumer's poll, alone in its
+                        // batch, costs no commit and no fsync, and in a busy batch rolls nothing
+                        // back (the local server polls each queue from several loops every 50 ms).
+                        return Err(Unchanged::Nothing);
                     }
-                    let nonce = new_nonce()?;
-                    index::hidden(
-                        txn,
-                        &name,
-                        seq,
-                        meta.visible_at,
-                        hidden_until,
-                        meta.group_id.as_deref(),
-                    )?;
-                    meta.receive_count = meta.receive_count.saturating_add(1);
-                    meta.visible_at = hidden_until;
-                    meta.receipt_nonce = Some(nonce.clone());
-                    put_meta(txn, &name, seq, &meta)?;
-                    out.push(ReceivedMessage {
-                        message_id: meta.message_id,
-                        body: body_of(txn, &name, seq)?,
-                        receipt: receipt(seq, &nonce),
-                        receive_count: meta.receive_count,
-                        group_id: meta.group_id,
-                    });
-                    Ok(true)
-                })?;
-                if out.is_empty() && !settled && !dead_lettered {
-                    // Nothing changed: kept out of the batch's commit, so an idle consumer's
-                    // poll, alone in its batch, costs no commit and no fsync (the local server
-                    // polls each queue from several loops every 50 ms).
-                    return Err(Unchanged::Nothing);
-                }
-                Ok(out)
-            })
+                    Ok(out)
+                },
+            )
             .await;
         match received {
             Ok(out) => Ok(out),
