@@ -86,7 +86,7 @@ impl Harness {
             base: format!("http://{}", server.addr()),
             server,
             graph,
-            http: reqwest::Client::new(),
+            http: client(),
             _dir: dir,
         }
     }
@@ -431,4 +431,15 @@ pub fn revocations_at(h: &Harness) -> wappline::revocation::Revocations {
         graph.clone(),
         graph,
     )
+}
+
+/// The tests' HTTP client. It drops a pooled connection after 5 s idle, before the server
+/// closes it (an idle keep-alive connection gets the server's 10 s header timeout): a request
+/// sent on a connection the server is closing at that moment fails with "connection closed
+/// before message completed", which is a client's race, not the server's fault.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .expect("the tests' HTTP client")
 }
