@@ -32,6 +32,8 @@ pub mod http_client;
 pub mod idempotency;
 pub mod ids;
 pub mod inbound;
+#[cfg(test)]
+mod kill_child;
 pub mod logging;
 pub mod media;
 pub mod message_provider;

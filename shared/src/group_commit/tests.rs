@@ -378,39 +378,16 @@ async fn kill_child_writes_until_killed() {
 #[test]
 fn acknowledged_writes_survive_a_kill() {
     use std::collections::HashSet;
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.redb");
-    let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "group_commit::tests::kill_child_writes_until_killed",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(KILL_CHILD_PATH, &path)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("child");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut acked = HashSet::new();
-    while acked.len() < 500 {
-        let line = lines
-            .next()
-            .expect("the child stopped early")
-            .expect("line");
-        if let Some(key) = line.strip_prefix("acked ") {
-            acked.insert(key.parse::<u64>().expect("key"));
-        }
-    }
-    child.kill().expect("kill");
-    // What the child printed before it died was acknowledged too.
-    for line in lines.map_while(Result::ok) {
-        if let Some(key) = line.strip_prefix("acked ") {
-            acked.insert(key.parse::<u64>().expect("key"));
-        }
-    }
-    let _ = child.wait();
+    let acked: HashSet<u64> = crate::kill_child::acknowledged_before_a_kill(
+        "group_commit::tests::kill_child_writes_until_killed",
+        (KILL_CHILD_PATH, path.as_os_str()),
+        500,
+    )
+    .iter()
+    .map(|key| key.parse().expect("key"))
+    .collect();
 
     let stored: HashSet<u64> = stored(&path).into_iter().map(|(k, _)| k).collect();
     let lost: Vec<&u64> = acked.iter().filter(|k| !stored.contains(*k)).collect();

@@ -633,38 +633,12 @@ mod tests {
     #[tokio::test]
     async fn acknowledged_sends_survive_a_kill() {
         use std::collections::HashSet;
-        use std::io::BufRead;
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
-            .args([
-                "queue::embedded_log::tests::kill_child_sends_until_killed",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(KILL_CHILD_DIR, dir.path())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("child");
-        let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut acked = HashSet::new();
-        while acked.len() < 500 {
-            let line = lines
-                .next()
-                .expect("the child stopped early")
-                .expect("line");
-            if let Some(body) = line.strip_prefix("acked ") {
-                acked.insert(body.to_owned());
-            }
-        }
-        child.kill().expect("kill");
-        // What the child printed before it died was acknowledged too.
-        for line in lines.map_while(Result::ok) {
-            if let Some(body) = line.strip_prefix("acked ") {
-                acked.insert(body.to_owned());
-            }
-        }
-        let _ = child.wait();
+        let acked = crate::kill_child::acknowledged_before_a_kill(
+            "queue::embedded_log::tests::kill_child_sends_until_killed",
+            (KILL_CHILD_DIR, dir.path().as_os_str()),
+            500,
+        );
 
         let queue = open(dir.path());
         let mut seen = HashSet::new();
