@@ -504,7 +504,17 @@ impl GroupCommit {
             failure: None,
             reply: Some(tx),
         };
-        if !self.submitter().push(Job::Write(Box::new(write))) {
+        self.submit(Job::Write(Box::new(write)), rx, backend).await
+    }
+
+    /// Queues `job` on the writer thread and waits for the answer it sends on `rx`.
+    async fn submit<T, E>(
+        &self,
+        job: Job,
+        rx: tokio::sync::oneshot::Receiver<Result<T, E>>,
+        backend: fn(CommitFailure) -> E,
+    ) -> Result<T, E> {
+        if !self.submitter().push(job) {
             return Err(backend(CommitFailure("the database is closing".into())));
         }
         rx.await
@@ -579,11 +589,7 @@ impl GroupCommit {
                 .unwrap_or_else(|_| Err(backend(CommitFailure("the read panicked".into()))));
             let _ = tx.send(out);
         });
-        if !self.submitter().push(Job::Read(read)) {
-            return Err(backend(CommitFailure("the database is closing".into())));
-        }
-        rx.await
-            .map_err(|_| backend(CommitFailure("the writer thread stopped".into())))?
+        self.submit(Job::Read(read), rx, backend).await
     }
 }
 
