@@ -244,23 +244,36 @@ impl InboundJob {
     }
 }
 
-/// The customer identity an event's FIFO group is keyed on: the one it names the customer
-/// by (the BSUID when it has one, else the phone), except for a change of number or BSUID,
-/// which is keyed on the identity the customer changes *from* (the previous BSUID when the
-/// notice gives it, else `from`). The notice comes as a phone-only `system` message, while
-/// the customer's other events name them by BSUID: keyed on its own sender it ran beside
-/// them, could move the customer before their first message had opened the conversation,
-/// and so opened a second conversation, posted out of order (decision 0063).
+/// The customer identity an event's FIFO group is keyed on, so that one customer's events
+/// run in one group whichever identities each delivery names them by (decisions 0063, 0097).
+///
+/// - **The phone when the event names one**, else the id (a BSUID, an Instagram id). Meta
+///   names a WhatsApp customer by BSUID and phone in their messages and statuses, but by phone
+///   alone in `messaging_handovers` and in the `system` notices of a change of number or BSUID.
+///   Keyed on the BSUID, a handover ran in a group of its own beside the customer's messages
+///   and could overtake them, so who held the chat followed arrival order, not Meta's.
+/// - **A change of number or BSUID is keyed on the identity the customer changes *from***: the
+///   old phone when the notice tells it (`from`, unless `from` already names the new number),
+///   else the previous BSUID. The notice then waits behind every earlier event of the
+///   customer, so it always finds the conversation they opened (decision 0063). A change of
+///   BSUID keeps the phone, so it stays in the customer's one group.
 fn group_identity(event: &InboundEvent) -> Option<CustomerId> {
     let customer = event.customer()?;
     if let EventKind::CustomerMessage { content, .. } = &event.kind {
         if let Some(change) = IdentityChange::from_notice(customer, content) {
-            if let Some(old) = change.old.into_iter().next() {
-                return Some(old);
+            let phone = change
+                .old
+                .iter()
+                .find(|id| matches!(id, CustomerId::WhatsAppPhone(_)));
+            if let Some(old) = phone.or(change.old.first()) {
+                return Some(old.clone());
             }
         }
     }
-    Some(customer.id.clone())
+    Some(match &customer.phone {
+        Some(phone) => CustomerId::WhatsAppPhone(phone.clone()),
+        None => customer.id.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! alone; the intake grouped that notice under the phone, so the queue handed it out while the
 //! customer's earlier message was still in flight, and an inbound worker could move the
 //! customer before that message had opened their conversation: a second conversation (and
-//! Bitrix24 chat), its posts out of order with the first's. Run on the embedded queue and on
-//! SQS (moto), with the real intake and worker.
+//! Bitrix24 chat), its posts out of order with the first's. Likewise a handover of the chat
+//! (`messaging_handovers`, which names the customer by phone alone) ran beside their
+//! messages, so who held the chat followed arrival order (decision 0097). Run on the embedded
+//! queue and on SQS (moto), with the real intake and worker.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,15 +31,28 @@ fn sample(name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap()
 }
 
-async fn case(backend: Backend, queue: Arc<dyn Queue>) {
+/// Sheena's first message (BSUID and phone), then her change of number and her change of
+/// BSUID (each from her old phone alone), as Meta delivers them.
+const CHANGES_OF_IDENTITY: [&str; 3] = [
+    "whatsapp-audio.json",
+    "whatsapp-system-number-changed.json",
+    "whatsapp-system-user-id-changed.json",
+];
+/// Sheena's message (BSUID and phone), then her chat passed and taken between apps (each
+/// handover naming her by phone alone), as Meta delivers them: two posts, her message and the
+/// note of the one change of who answers her.
+const HANDOVERS: [&str; 3] = [
+    "whatsapp-text.json",
+    "whatsapp-messaging-handovers-passed.json",
+    "whatsapp-messaging-handovers-taken.json",
+];
+
+/// Accepts `samples` in order, holds the first in flight and checks that none of the others
+/// is handed out meanwhile; then relays all and expects one conversation whose `posts` posts
+/// for Bitrix24 are queued in one FIFO group.
+async fn case(backend: Backend, queue: Arc<dyn Queue>, samples: [&str; 3], posts: usize) {
     let w = inbound_world(&backend, &queue, &[(ChannelKind::WhatsApp, WA_NUMBER)]).await;
-    // Sheena's first message (BSUID and phone), then her change of number and her change of
-    // BSUID (each from her old phone alone), as Meta delivers them.
-    for name in [
-        "whatsapp-audio.json",
-        "whatsapp-system-number-changed.json",
-        "whatsapp-system-user-id-changed.json",
-    ] {
+    for name in samples {
         let body = sample(name);
         let accepted = w.intake.accept(Some(&w.secret.sign(&body)), &body).await;
         assert_eq!(accepted.unwrap().enqueued, 1, "{name}");
@@ -55,8 +70,8 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
         meanwhile.len()
     );
 
-    // Everything in the order the queue allows: one conversation, and its three posts queued
-    // for Bitrix24 in one FIFO group, so in the order the worker stored them.
+    // Everything in the order the queue allows: one conversation, and its posts queued for
+    // Bitrix24 in one FIFO group, so in the order the worker stored them.
     for m in &first {
         w.work(&queue, m).await;
     }
@@ -77,7 +92,7 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
     assert_eq!(conversations, 1, "one customer, one conversation");
     let sync = platform::name(platform::SYNC);
     let jobs = queue.receive(&sync, 10, HELD).await.unwrap();
-    assert_eq!(jobs.len(), 3, "three posts for Bitrix24, in one FIFO group");
+    assert_eq!(jobs.len(), posts, "posts for Bitrix24, in one FIFO group");
     assert!(jobs.iter().all(|j| j.group_id == jobs[0].group_id));
 }
 
@@ -86,7 +101,7 @@ async fn embedded_a_change_of_identity_waits_behind_the_customers_message_in_fli
     let backend = embedded().await;
     let dir = tempfile::tempdir().unwrap();
     let queue = EmbeddedQueue::open(dir.path(), platform::specs()).unwrap();
-    case(backend, Arc::new(queue)).await;
+    case(backend, Arc::new(queue), CHANGES_OF_IDENTITY, 3).await;
 }
 
 #[tokio::test]
@@ -96,5 +111,25 @@ async fn sqs_a_change_of_identity_waits_behind_the_customers_message_in_flight()
     let urls = provision_queues(&client, &unique("order"), &platform::specs())
         .await
         .unwrap();
-    case(aws().await, Arc::new(SqsQueue::new(client, urls))).await;
+    let queue = Arc::new(SqsQueue::new(client, urls));
+    case(aws().await, queue, CHANGES_OF_IDENTITY, 3).await;
+}
+
+#[tokio::test]
+async fn embedded_a_handover_waits_behind_the_customers_message_in_flight() {
+    let backend = embedded().await;
+    let dir = tempfile::tempdir().unwrap();
+    let queue = EmbeddedQueue::open(dir.path(), platform::specs()).unwrap();
+    case(backend, Arc::new(queue), HANDOVERS, 2).await;
+}
+
+#[tokio::test]
+async fn sqs_a_handover_waits_behind_the_customers_message_in_flight() {
+    let config = aws_config().await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let urls = provision_queues(&client, &unique("handover"), &platform::specs())
+        .await
+        .unwrap();
+    let queue = Arc::new(SqsQueue::new(client, urls));
+    case(aws().await, queue, HANDOVERS, 2).await;
 }
