@@ -12,7 +12,7 @@ use e2e_tests::relay_world::RelayWorld;
 use reqwest::StatusCode;
 use serde_json::json;
 use wappline::ids::TenantId;
-use wappline::meta::{split_webhook, EventKind};
+use wappline::meta::{split_webhook, CustomerId, EventKind};
 use wappline::queue::platform;
 use wappline::tenant::{ChannelKind, ChannelRef};
 
@@ -34,8 +34,11 @@ async fn drain_all(h: &Harness) {
     }
 }
 
-/// Customer messages (and echoes) of the samples for our accounts, as (conversation key,
-/// message id) in delivery order.
+/// Customer messages (and echoes) of the samples for our accounts, as (ordering key, message
+/// id) in delivery order. The ordering key is the customer identity the inbound queue orders
+/// their events by: the phone when the event names one, else its id (decision 0097). Meta
+/// names a customer by BSUID alone only when it withholds their phone (a username, no recent
+/// conversation), so the samples' one BSUID-only message is ordered apart from her others.
 fn expected_messages(samples: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (_, body) in samples {
@@ -45,7 +48,13 @@ fn expected_messages(samples: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
             }
             let conversation = event
                 .customer()
-                .map(|c| format!("{}:{}", event.account.id(), c.id.key()))
+                .map(|c| {
+                    let key = match &c.phone {
+                        Some(phone) => CustomerId::WhatsAppPhone(phone.clone()).key(),
+                        None => c.id.key(),
+                    };
+                    format!("{}:{key}", event.account.id())
+                })
                 .unwrap_or_default();
             match &event.kind {
                 EventKind::CustomerMessage { message_id, .. }
@@ -136,7 +145,7 @@ async fn every_sample_reaches_the_portal_once_and_in_order() {
     }
     // One customer, one chat (decision 0049), however the deliveries named her: by BSUID and
     // phone, by BSUID alone, or by her old phone alone in her changes of number and of BSUID,
-    // which the inbound queue keeps behind her earlier messages (decision 0063).
+    // which the inbound queue keeps behind her earlier messages (decisions 0063, 0097).
     let hers = [
         format!("{WA_NUMBER}:bsuid:US.13491208655302741918"),
         format!("{WA_NUMBER}:phone:16505551234"),
