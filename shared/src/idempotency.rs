@@ -182,9 +182,28 @@ impl Idempotency {
         }
     }
 
+    /// Records work done that ran without taking its key first, because its own effect is a
+    /// conditional write that already refuses a second run (decision 0096): later `begin`s
+    /// with the same key answer `AlreadyDone`. Overwrites a hold another delivery may have
+    /// taken meanwhile; that delivery's `complete` writes the same, its `release` is refused.
+    pub async fn mark_done(
+        &self,
+        tenant: &TenantId,
+        idempotency_key: &str,
+    ) -> Result<(), StoreError> {
+        let key = self.key_for(tenant, idempotency_key);
+        self.store
+            .put(Table::Dedupe, self.completed_at(&key), None)
+            .await
+    }
+
     fn completed(&self, key: &IdempotencyKey) -> Item {
+        self.completed_at(&key.key)
+    }
+
+    fn completed_at(&self, key: &Key) -> Item {
         let now = (self.clock)();
-        Item::new(&key.key)
+        Item::new(key)
             .with(STATUS, COMPLETED)
             .with("completed_at", now)
             .with(TTL_ATTR, now + RETENTION.as_secs() as i64)

@@ -3,8 +3,8 @@
 //! provider's id, and reading one or a page of a conversation back, decrypted.
 
 use super::model::{
-    ConversationId, Direction, MessageRef, MessageStatus, NewMessage, Origin, StoreOutcome,
-    StoredMessage,
+    ConversationId, Direction, IndexLookup, MessageRef, MessageStatus, NewMessage, Origin,
+    StoreOutcome, StoredMessage,
 };
 use super::{
     message_sk, retention_expiry, ConversationError, Conversations, INDEX_PK, MSG_PREFIX,
@@ -18,6 +18,21 @@ use crate::store::{
 };
 
 impl Conversations {
+    /// Where the message the provider calls `provider_message_id` on `account` was stored, if
+    /// it was (its provider-id index item, one strongly consistent read). The index is written
+    /// in the message's own transaction and lives as long as the message.
+    pub async fn stored_message(
+        &self,
+        account: &AccountRef,
+        provider_message_id: &str,
+    ) -> Result<Option<MessageRef>, ConversationError> {
+        let index_key = self.index_key(account, provider_message_id);
+        match self.store.get(Table::Data, &index_key).await? {
+            Some(item) => Ok(Some(index_target(&item)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Stores a message once: the message item and its provider-id index are written together
     /// only if neither exists. Returns the message's place and whether it was new.
     pub async fn store_message(
@@ -27,8 +42,35 @@ impl Conversations {
         message: NewMessage,
         retention_days: u32,
     ) -> Result<(MessageRef, bool), ConversationError> {
+        self.store_message_after(
+            account,
+            conversation,
+            message,
+            retention_days,
+            IndexLookup::First,
+        )
+        .await
+    }
+
+    /// As [`Conversations::store_message`]; `lookup` says whether the caller has just looked
+    /// the message up by its provider id ([`Conversations::stored_message`]).
+    pub async fn store_message_after(
+        &self,
+        account: &AccountRef,
+        conversation: &ConversationId,
+        message: NewMessage,
+        retention_days: u32,
+        lookup: IndexLookup,
+    ) -> Result<(MessageRef, bool), ConversationError> {
         match self
-            .store_message_with(account, conversation, message, retention_days, Vec::new())
+            .store_message_with(
+                account,
+                conversation,
+                message,
+                retention_days,
+                Vec::new(),
+                lookup,
+            )
             .await?
         {
             StoreOutcome::New(at) => Ok((at, true)),
@@ -43,7 +85,8 @@ impl Conversations {
     /// As [`Conversations::store_message`], with `extra` writes (e.g. a usage counter) in the
     /// same transaction: they happen exactly when the message is new, so a redelivered
     /// message never repeats them. When one of them fails its condition the message is not
-    /// stored either ([`StoreOutcome::Refused`]).
+    /// stored either ([`StoreOutcome::Refused`]). `lookup` says whether the caller has just
+    /// looked the message up by its provider id ([`Conversations::stored_message`]).
     pub async fn store_message_with(
         &self,
         account: &AccountRef,
@@ -51,10 +94,13 @@ impl Conversations {
         message: NewMessage,
         retention_days: u32,
         extra: Vec<WriteOp>,
+        lookup: IndexLookup,
     ) -> Result<StoreOutcome, ConversationError> {
         let index_key = self.index_key(account, &message.provider_message_id);
-        if let Some(existing) = self.store.get(Table::Data, &index_key).await? {
-            return Ok(StoreOutcome::Existing(index_target(&existing)?));
+        if lookup == IndexLookup::First {
+            if let Some(existing) = self.store.get(Table::Data, &index_key).await? {
+                return Ok(StoreOutcome::Existing(index_target(&existing)?));
+            }
         }
         let at = MessageRef {
             conversation: conversation.clone(),

@@ -50,8 +50,8 @@ pub use identity::{identities, IdentityChange, ALIASES_ATTR, ALIAS_SK, ALIAS_TAR
 pub use job_target::JobTarget;
 pub use mentions_chat::{is_mentions_chat, mentions_customer, MENTIONS_CHAT_NAME};
 pub use model::{
-    ConversationId, ConversationMeta, Direction, MessageRef, MessageStatus, NewMessage, Origin,
-    StoreOutcome, StoredMessage, TemplateMessage,
+    ConversationId, ConversationMeta, Direction, IndexLookup, MessageRef, MessageStatus,
+    NewMessage, Origin, StoreOutcome, StoredMessage, TemplateMessage,
 };
 pub use profile::CustomerProfile;
 

@@ -293,6 +293,17 @@ pub struct StoredMessage {
     pub template: Option<TemplateMessage>,
 }
 
+/// Whether [`Conversations::store_message_with`] looks the message up by its provider id
+/// before it writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexLookup {
+    /// Look it up first: a message stored before is returned without a write.
+    First,
+    /// The caller has just looked it up ([`Conversations::stored_message`]) and found none:
+    /// write at once. The write's condition still refuses a message stored meanwhile.
+    AlreadyDone,
+}
+
 /// What [`Conversations::store_message_with`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreOutcome {

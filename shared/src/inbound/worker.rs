@@ -22,7 +22,7 @@ use crate::consumer::{Outcome, QueueRecord, RecordHandler};
 use crate::conversation::erased::{ErasedSubjects, Verdict};
 use crate::conversation::{
     identities, ConversationError, ConversationId, Conversations, Direction, IdentityChange,
-    MessageRef, MessageStatus, NewMessage, Origin,
+    IndexLookup, MessageRef, MessageStatus, NewMessage, Origin,
 };
 use crate::crm_sync::{SyncAction, SyncJob};
 use crate::crypto::{CryptoError, Envelope};
@@ -40,6 +40,7 @@ use crate::tenant::{ChannelRef, TenantDirectory, TenantError};
 use crate::usage::{CountError, Usage};
 
 mod handler;
+mod own_record;
 mod statuses;
 
 /// How long an event of a subject whose erasure is still running waits before it is tried
@@ -228,6 +229,17 @@ impl InboundWorker {
             .map(|p| p.retention_days)
             .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
 
+        if own_record::message_is_its_own_record(&job.event, now_secs()) {
+            // Its message transaction is the guard (decision 0096): a redelivery finds the
+            // message by its index item, before anything is written, and queues its sync
+            // job again. The completion is still recorded, for a redelivery too late to be
+            // sure the index item is still there.
+            self.apply(job, retention, received_ms).await?;
+            self.idempotency
+                .mark_done(&job.tenant_id, &job.idempotency_key())
+                .await?;
+            return Ok(Outcome::Done);
+        }
         let guarded = self
             .idempotency
             .guard(&job.tenant_id, &job.idempotency_key(), || {
@@ -682,20 +694,46 @@ impl InboundWorker {
         counted: bool,
     ) -> Result<(), InboundError> {
         let account = &job.event.account;
+        let span = tracing::Span::current();
+        // A message stored before (a redelivery) is only queued again: its conversation is
+        // not rewritten with what the event said then, and nothing is counted twice.
+        if let Some(stored) = conversations
+            .stored_message(account, &message.provider_message_id)
+            .await?
+        {
+            self.metrics.duplicate("inbound");
+            span.record("conversation", stored.conversation.as_str());
+            span.record("message", stored.sk.as_str());
+            let action = SyncAction::PushMessage {
+                message_sk: stored.sk,
+            };
+            self.enqueue_received(job, stored.conversation, action, received_ms)
+                .await?;
+            tracing::info!("message stored before; CRM sync queued again");
+            return Ok(());
+        }
         let id = conversations
             .record_customer(account, customer, inbound_at, retention)
             .await?;
-        let span = tracing::Span::current();
         span.record("conversation", id.as_str());
         let (stored, _) = if counted {
             // Counted in the month it is stored (not the provider's timestamp): a late
             // redelivery finds the message stored and counts nothing, whatever the month.
+            let lookup = IndexLookup::AlreadyDone;
             self.usage
-                .store_inbound(conversations, account, &id, message, retention, now_secs())
+                .store_inbound(
+                    conversations,
+                    account,
+                    &id,
+                    message,
+                    retention,
+                    now_secs(),
+                    lookup,
+                )
                 .await?
         } else {
             conversations
-                .store_message(account, &id, message, retention)
+                .store_message_after(account, &id, message, retention, IndexLookup::AlreadyDone)
                 .await?
         };
         span.record("message", stored.sk.as_str());

@@ -11,7 +11,8 @@ use super::{
     USAGE_KEEP_SECS,
 };
 use crate::conversation::{
-    ConversationError, ConversationId, Conversations, MessageRef, NewMessage, StoreOutcome,
+    ConversationError, ConversationId, Conversations, IndexLookup, MessageRef, NewMessage,
+    StoreOutcome,
 };
 use crate::ids::TenantId;
 use crate::meta::AccountRef;
@@ -144,6 +145,7 @@ impl Usage {
             &message,
             retention_days,
             op,
+            IndexLookup::First,
         )
         .await?
         {
@@ -158,7 +160,9 @@ impl Usage {
 
     /// Stores a customer's message and counts it. Never refused for quota: over the inbound
     /// limit it is also counted in `in_over_quota` (exactly: the first attempt is conditioned
-    /// on being under the limit, the second counts it as over).
+    /// on being under the limit, the second counts it as over). `lookup`: whether the caller
+    /// has just looked the message up by its provider id and found none.
+    #[allow(clippy::too_many_arguments)]
     pub async fn store_inbound(
         &self,
         conversations: &Conversations,
@@ -167,6 +171,7 @@ impl Usage {
         message: NewMessage,
         retention_days: u32,
         now: i64,
+        lookup: IndexLookup,
     ) -> Result<(MessageRef, bool), CountError> {
         let tenant = conversations.tenant();
         let month = UsageMonth::current(now);
@@ -179,6 +184,7 @@ impl Usage {
             &message,
             retention_days,
             under_limit,
+            lookup,
         )
         .await?;
         let outcome = match first {
@@ -198,6 +204,7 @@ impl Usage {
                     &message,
                     retention_days,
                     over,
+                    lookup,
                 )
                 .await?
             }
@@ -223,6 +230,7 @@ async fn store_counted(
     message: &NewMessage,
     retention_days: u32,
     op: WriteOp,
+    lookup: IndexLookup,
 ) -> Result<StoreOutcome, ConversationError> {
     let mut attempt = 0;
     loop {
@@ -233,6 +241,7 @@ async fn store_counted(
                 message.clone(),
                 retention_days,
                 vec![op.clone()],
+                lookup,
             )
             .await;
         match result {

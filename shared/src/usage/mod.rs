@@ -226,6 +226,7 @@ mod testing {
                     m,
                     30,
                     NOV_2026,
+                    crate::conversation::IndexLookup::First,
                 )
                 .await
                 .unwrap()

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use wappline::clock::now_secs;
-use wappline::conversation::{ConversationId, Conversations, Direction, NewMessage, Origin};
+use wappline::conversation::{
+    ConversationId, Conversations, Direction, IndexLookup, NewMessage, Origin,
+};
 use wappline::crypto::{CachePolicy, Envelope};
 use wappline::ids::{InstagramAccountId, PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppPhone};
@@ -94,6 +96,7 @@ impl Ctx {
                 m,
                 30,
                 now_secs(),
+                IndexLookup::First,
             )
             .await
             .unwrap()
