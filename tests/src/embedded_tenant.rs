@@ -96,3 +96,17 @@ pub fn portal_connection(
     );
     portal
 }
+
+/// Delivers the inbound job until the worker succeeds (as the queue redelivers a failed job),
+/// at most three times; returns how many tries it took.
+pub async fn inbound_until_done(
+    worker: &wappline::inbound::worker::InboundWorker,
+    job: &wappline::inbound::InboundJob,
+) -> usize {
+    for tries in 1..=3 {
+        if worker.process(job).await.is_ok() {
+            return tries;
+        }
+    }
+    panic!("the inbound job never succeeded in three tries");
+}

@@ -18,21 +18,6 @@ use crate::store::{
 };
 
 impl Conversations {
-    /// Where the message the provider calls `provider_message_id` on `account` was stored, if
-    /// it was (its provider-id index item, one strongly consistent read). The index is written
-    /// in the message's own transaction and lives as long as the message.
-    pub async fn stored_message(
-        &self,
-        account: &AccountRef,
-        provider_message_id: &str,
-    ) -> Result<Option<MessageRef>, ConversationError> {
-        let index_key = self.index_key(account, provider_message_id);
-        match self.store.get(Table::Data, &index_key).await? {
-            Some(item) => Ok(Some(index_target(&item)?)),
-            None => Ok(None),
-        }
-    }
-
     /// Stores a message once: the message item and its provider-id index are written together
     /// only if neither exists. Returns the message's place and whether it was new.
     pub async fn store_message(
@@ -53,7 +38,7 @@ impl Conversations {
     }
 
     /// As [`Conversations::store_message`]; `lookup` says whether the caller has just looked
-    /// the message up by its provider id ([`Conversations::stored_message`]).
+    /// the message up by its provider id ([`Conversations::find_message`]).
     pub async fn store_message_after(
         &self,
         account: &AccountRef,
@@ -86,7 +71,7 @@ impl Conversations {
     /// same transaction: they happen exactly when the message is new, so a redelivered
     /// message never repeats them. When one of them fails its condition the message is not
     /// stored either ([`StoreOutcome::Refused`]). `lookup` says whether the caller has just
-    /// looked the message up by its provider id ([`Conversations::stored_message`]).
+    /// looked the message up by its provider id ([`Conversations::find_message`]).
     pub async fn store_message_with(
         &self,
         account: &AccountRef,

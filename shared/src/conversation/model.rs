@@ -299,7 +299,7 @@ pub struct StoredMessage {
 pub enum IndexLookup {
     /// Look it up first: a message stored before is returned without a write.
     First,
-    /// The caller has just looked it up ([`Conversations::stored_message`]) and found none:
+    /// The caller has just looked it up ([`Conversations::find_message`]) and found none:
     /// write at once. The write's condition still refuses a message stored meanwhile.
     AlreadyDone,
 }

@@ -698,7 +698,7 @@ impl InboundWorker {
         // A message stored before (a redelivery) is only queued again: its conversation is
         // not rewritten with what the event said then, and nothing is counted twice.
         if let Some(stored) = conversations
-            .stored_message(account, &message.provider_message_id)
+            .find_message(account, &message.provider_message_id)
             .await?
         {
             self.metrics.duplicate("inbound");

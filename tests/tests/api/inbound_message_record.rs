@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::embedded_tenant::EmbeddedTenant;
+use e2e_tests::embedded_tenant::{inbound_until_done, EmbeddedTenant};
 use e2e_tests::whatsapp_events;
 use wappline::app::Platform;
 use wappline::clock::now_secs;
@@ -208,16 +208,6 @@ impl Rig {
     }
 }
 
-/// Delivers the job until done (as the queue redelivers a failed job), counting the tries.
-async fn until_done(worker: &InboundWorker, job: &InboundJob) -> usize {
-    for tries in 1..=3 {
-        if worker.process(job).await.is_ok() {
-            return tries;
-        }
-    }
-    panic!("the inbound job never succeeded");
-}
-
 /// One message, counted once, and one push of it queued.
 async fn assert_once(rig: &Rig, when: &str) {
     let (messages, index) = rig.stored().await;
@@ -244,7 +234,7 @@ async fn a_customer_message_takes_no_hold_on_its_event_record() {
     let worker = rig.worker();
     for i in 0..3 {
         let job = rig.text_job(&format!("wamid.record-{i}"), "Ann", now_secs());
-        assert_eq!(until_done(&worker, &job).await, 1);
+        assert_eq!(inbound_until_done(&worker, &job).await, 1);
     }
     assert_eq!(rig.faults().holds.load(Ordering::SeqCst), 0, "holds taken");
     assert_eq!(rig.faults().done.load(Ordering::SeqCst), 3, "recorded done");
@@ -272,8 +262,8 @@ async fn a_message_redelivered_after_each_step_is_stored_counted_and_queued_once
         let worker = rig.worker();
         let job = rig.text_job("wamid.redelivered", "Ann", now_secs());
         arm(rig.faults());
-        assert_eq!(until_done(&worker, &job).await, 2, "{step}: tries");
-        until_done(&worker, &job).await;
+        assert_eq!(inbound_until_done(&worker, &job).await, 2, "{step}: tries");
+        inbound_until_done(&worker, &job).await;
         assert_once(&rig, step).await;
     }
 }
@@ -298,13 +288,13 @@ async fn a_redelivery_does_not_rewrite_the_conversation() {
     let rig = rig().await;
     let worker = rig.worker();
     let first = rig.text_job("wamid.first", "Ann Old", now_secs());
-    until_done(&worker, &first).await;
-    until_done(
+    inbound_until_done(&worker, &first).await;
+    inbound_until_done(
         &worker,
         &rig.text_job("wamid.second", "Ann New", now_secs()),
     )
     .await;
-    until_done(&worker, &first).await;
+    inbound_until_done(&worker, &first).await;
     assert_eq!(rig.customer_name().await.as_deref(), Some("Ann New"));
 }
 
@@ -318,7 +308,7 @@ async fn a_late_redelivery_of_an_expired_message_does_not_store_it_again() {
     let rig = rig().await;
     let worker = rig.worker();
     let job = rig.text_job("wamid.expired", "Ann", now_secs() - RELIED_ON_SECS + 2);
-    until_done(&worker, &job).await;
+    inbound_until_done(&worker, &job).await;
     assert_eq!(
         rig.faults().holds.load(Ordering::SeqCst),
         0,
@@ -334,7 +324,7 @@ async fn a_late_redelivery_of_an_expired_message_does_not_store_it_again() {
             .unwrap();
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    until_done(&worker, &job).await;
+    inbound_until_done(&worker, &job).await;
     let (messages, index) = rig.stored().await;
     assert_eq!((messages.len(), index.len()), (0, 0), "stored again");
     assert_eq!(rig.counted_inbound().await, 1);

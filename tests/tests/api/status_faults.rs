@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::embedded_tenant::EmbeddedTenant;
+use e2e_tests::embedded_tenant::{inbound_until_done, EmbeddedTenant};
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::whatsapp_events;
 use serde_json::json;
@@ -248,23 +248,13 @@ impl Rig {
     }
 }
 
-/// Delivers the job until done (as the queue redelivers a failed job), counting the tries.
-async fn until_done(worker: &InboundWorker, job: &InboundJob) -> usize {
-    for tries in 1..=3 {
-        if worker.process(job).await.is_ok() {
-            return tries;
-        }
-    }
-    panic!("the status job never succeeded");
-}
-
 /// The status write took effect but its answer was lost: the retry finds the status already
 /// there, and must queue the sync job all the same.
 #[tokio::test]
 async fn a_status_whose_write_answer_was_lost_still_reaches_the_sync_queue() {
     let rig = rig().await;
     rig.store.hook().lose.store(1, Ordering::SeqCst);
-    let tries = until_done(&rig.worker(), &rig.status_job("read")).await;
+    let tries = inbound_until_done(&rig.worker(), &rig.status_job("read")).await;
     assert_eq!(tries, 2, "the first try failed on the lost answer");
     assert_eq!(rig.stored_status().await, Some(MessageStatus::Read));
     assert_eq!(rig.queued_statuses().await, vec![MessageStatus::Read]);
@@ -275,7 +265,7 @@ async fn a_status_whose_write_answer_was_lost_still_reaches_the_sync_queue() {
 async fn a_status_job_the_sync_queue_refused_is_queued_by_the_retry() {
     let rig = rig().await;
     rig.sync_queue.refuse.store(1, Ordering::SeqCst);
-    let tries = until_done(&rig.worker(), &rig.status_job("delivered")).await;
+    let tries = inbound_until_done(&rig.worker(), &rig.status_job("delivered")).await;
     assert_eq!(tries, 2, "the first try failed on the refused send");
     assert_eq!(rig.queued_statuses().await, vec![MessageStatus::Delivered]);
 }
@@ -286,9 +276,9 @@ async fn a_status_job_the_sync_queue_refused_is_queued_by_the_retry() {
 async fn a_status_already_there_from_another_event_queues_nothing() {
     let rig = rig().await;
     let worker = rig.worker();
-    until_done(&worker, &rig.status_job("read")).await;
+    inbound_until_done(&worker, &rig.status_job("read")).await;
     // Meta's "played" is a read (a voice message heard); "delivered" comes late.
-    until_done(&worker, &rig.status_job("played")).await;
-    until_done(&worker, &rig.status_job("delivered")).await;
+    inbound_until_done(&worker, &rig.status_job("played")).await;
+    inbound_until_done(&worker, &rig.status_job("delivered")).await;
     assert_eq!(rig.queued_statuses().await, vec![MessageStatus::Read]);
 }
