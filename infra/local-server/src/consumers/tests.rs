@@ -250,3 +250,54 @@ async fn a_finished_group_is_received_again_while_a_slow_one_runs() {
     assert_eq!(seen.len(), 3, "b/1 never handled while a/0 ran: {seen:?}");
     assert_eq!(seen[2], "b/1", "{seen:?}");
 }
+
+/// Ten records whose handling panics fill a loop's room; their tasks' ends must give it back,
+/// or the loop would never receive again. The panicked records stay in flight and come back
+/// after the visibility timeout, as failed ones do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_panics_gives_its_room_back_and_its_records_come_back() {
+    let f = fifo_queue();
+    let panicking: Vec<OutgoingMessage> = (0..MAX_BATCH)
+        .map(|g| message(&format!("p{g}"), 0))
+        .collect();
+    f.queue.send_batch(&f.name, panicking).await.expect("send");
+    let handler = Recorder::new(|body: &str, before| {
+        if body.starts_with('p') && before == 0 {
+            panic!("a handler's bug");
+        }
+        Outcome::Done
+    });
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(run(f.queue.clone(), consumer(&f, handler.clone()), rx));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handler.seen().len() < MAX_BATCH && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let depth = f.queue.approximate_depth(&f.name).await.expect("depth");
+    assert_eq!(
+        depth.in_flight, MAX_BATCH as u64,
+        "left in flight: {depth:?}"
+    );
+    f.queue
+        .send_batch(&f.name, vec![message("ok", 0)])
+        .await
+        .expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handler.seen().len() < 2 * MAX_BATCH + 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(true).expect("loop listening");
+    task.await.expect("loop ended");
+    let seen = handler.seen();
+    assert!(
+        seen.contains(&"ok/0".to_owned()),
+        "received again: {seen:?}"
+    );
+    assert_eq!(
+        seen.len(),
+        2 * MAX_BATCH + 1,
+        "each panicked record once more: {seen:?}"
+    );
+    let depth = f.queue.approximate_depth(&f.name).await.expect("depth");
+    assert_eq!(depth.total(), 0, "{depth:?}");
+}
