@@ -7,7 +7,7 @@ use wappline::queue::{OutgoingMessage, QueueSpec};
 
 use super::*;
 
-const VISIBILITY: Duration = Duration::from_secs(1);
+const VISIBILITY: Duration = Duration::from_secs(2);
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -163,11 +163,15 @@ async fn a_failed_record_stays_and_its_group_comes_back_behind_it() {
     let (stop, rx) = watch::channel(false);
     let task = tokio::spawn(run(f.queue.clone(), consumer(&f, handler.clone()), rx));
     // Well inside the visibility timeout: the first attempt has failed and settled.
-    tokio::time::sleep(VISIBILITY / 2).await;
+    let settled_by = Instant::now() + VISIBILITY / 2;
+    let mut depth = f.queue.approximate_depth(&f.name).await.expect("depth");
+    while (handler.seen().len() < 2 || depth.in_flight != 1) && Instant::now() < settled_by {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        depth = f.queue.approximate_depth(&f.name).await.expect("depth");
+    }
     let mut first = handler.seen();
     first.sort();
     assert_eq!(first, ["a/0", "b/0"], "a/1 and a/2 not tried");
-    let depth = f.queue.approximate_depth(&f.name).await.expect("depth");
     assert_eq!(depth.total(), 3, "a/0 not acknowledged: {depth:?}");
     assert_eq!(
         depth.in_flight, 1,
