@@ -137,12 +137,10 @@ impl<H: RecordHandler> RecordHandler for Metered<H> {
     }
 }
 
-/// Runs the batch and returns one outcome per record, in the same order. The records of one
-/// message group run in order, one after the other; different groups (and records without a
-/// group) run concurrently, so a slow group (a hanging portal) does not hold back the others
-/// of its batch, and a batch takes about as long as its slowest group.
-pub async fn process_batch(handler: &dyn RecordHandler, records: &[QueueRecord]) -> Vec<Outcome> {
-    // Indexes of each group's records, in batch order; a record without a group is its own.
+/// The batch's records by message group: each group's indexes into `records`, in batch order,
+/// the groups in the order of their first record; a record without a group is a group of its
+/// own.
+pub fn groups_of(records: &[QueueRecord]) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (i, record) in records.iter().enumerate() {
         let same = record.group_id.as_deref().and_then(|g| {
@@ -155,18 +153,34 @@ pub async fn process_batch(handler: &dyn RecordHandler, records: &[QueueRecord])
             None => groups.push(vec![i]),
         }
     }
-    let runs = groups.into_iter().map(|indexes| async move {
-        let mut outcomes = Vec::with_capacity(indexes.len());
-        let mut blocked = false;
-        for &i in &indexes {
-            if blocked {
-                outcomes.push(Outcome::Skipped);
-                continue;
-            }
-            let outcome = handler.handle(&records[i]).await;
-            blocked = !outcome.is_done();
-            outcomes.push(outcome);
+    groups
+}
+
+/// Runs one message group's records (in their order) and returns their outcomes: once one
+/// does not succeed, the records after it are [`Outcome::Skipped`], not tried.
+pub async fn run_group(handler: &dyn RecordHandler, records: &[&QueueRecord]) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut blocked = false;
+    for record in records {
+        if blocked {
+            outcomes.push(Outcome::Skipped);
+            continue;
         }
+        let outcome = handler.handle(record).await;
+        blocked = !outcome.is_done();
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+/// Runs the batch and returns one outcome per record, in the same order. The records of one
+/// message group run in order, one after the other ([`run_group`]); different groups (and
+/// records without a group) run concurrently, so a slow group (a hanging portal) does not hold
+/// back the others of its batch, and a batch takes about as long as its slowest group.
+pub async fn process_batch(handler: &dyn RecordHandler, records: &[QueueRecord]) -> Vec<Outcome> {
+    let runs = groups_of(records).into_iter().map(|indexes| async move {
+        let group: Vec<&QueueRecord> = indexes.iter().map(|&i| &records[i]).collect();
+        let outcomes = run_group(handler, &group).await;
         (indexes, outcomes)
     });
     let mut out = vec![Outcome::Skipped; records.len()];
