@@ -25,14 +25,17 @@ use wappline::queue::platform;
 
 const SECRET: &str = "6f1c0e5ad2b94c7e8a3b1d0f9e2c4a7b";
 
-/// A WhatsApp text message delivery, unique per `n`, from one of 50 customers.
+/// A WhatsApp text message delivery, unique per `n`, from one of 50 customers, stamped within
+/// the last hour as Meta stamps what it delivers at once (the inbound worker treats a message
+/// stamped in the last day differently from a late redelivery, decision 0096).
 fn delivery(n: usize) -> Vec<u8> {
     let customer = 15550000000u64 + (n % 50) as u64;
+    let stamped = wappline::clock::now_secs() - 3_600 + (n % 3_600) as i64;
     whatsapp_events::text(
         &customer.to_string(),
         "Kerry Fisher",
         &format!("wamid.HBgLMTU1NTAxMDAwMDEVAgASGBQz{n:016}"),
-        1_764_000_000 + n as i64,
+        stamped,
         "Hello, I would like to know more about the order I placed yesterday, number 4711.",
     )
 }
