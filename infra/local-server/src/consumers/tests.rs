@@ -7,7 +7,9 @@ use wappline::queue::{OutgoingMessage, QueueSpec};
 
 use super::*;
 
-const VISIBILITY: Duration = Duration::from_secs(2);
+/// Long enough that a loaded machine still looks at a failed or panicked record before it
+/// comes back; the tests that wait for it to come back wait this long.
+const VISIBILITY: Duration = Duration::from_secs(5);
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -177,7 +179,7 @@ async fn a_failed_record_stays_and_its_group_comes_back_behind_it() {
         depth.in_flight, 1,
         "a/1 and a/2 released at once: {depth:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + VISIBILITY * 4;
     while handler.seen().len() < 5 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -286,7 +288,7 @@ async fn a_group_that_panics_gives_its_room_back_and_its_records_come_back() {
         .send_batch(&f.name, vec![message("ok", 0)])
         .await
         .expect("send");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + VISIBILITY * 4;
     while handler.seen().len() < 2 * MAX_BATCH + 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
