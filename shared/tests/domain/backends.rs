@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use wappline::queue::sqs::{provision_queues, SqsQueue};
+use wappline::queue::{platform, Queue};
 use wappline::store::dynamo::{provision_tables, DynamoStore, TableNames};
 use wappline::store::embedded::EmbeddedStore;
 use wappline::store::TableStore;
@@ -70,4 +72,13 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// The platform's queues on SQS (moto), named with a fresh `prefix`.
+pub async fn sqs_platform_queues(prefix: &str) -> Arc<dyn Queue> {
+    let client = aws_sdk_sqs::Client::new(&aws_config().await);
+    let urls = provision_queues(&client, &unique(prefix), &platform::specs())
+        .await
+        .unwrap();
+    Arc::new(SqsQueue::new(client, urls))
 }

@@ -17,15 +17,13 @@ use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
 use wappline::faults::hooked::{HookedStore, Verdict};
 use wappline::own_attempts::MAX_ATTEMPTS;
 use wappline::queue::embedded::EmbeddedQueue;
-use wappline::queue::sqs::{provision_queues, SqsQueue};
 use wappline::queue::{platform, OutgoingMessage, Queue, ReceivedMessage};
 use wappline::run_guard::{TRUSTED_RECEIVES, UNRETURNED_LIMIT};
 use wappline::store::{StoreError, Table, TableStore};
 use wappline::tenant::ChannelKind;
 
-use crate::backends::{aws, embedded, Backend};
+use crate::backends::{aws, embedded, sqs_platform_queues, Backend};
 use crate::sealed_inbound::inbound_world;
-use crate::support::{aws_config, unique};
 
 const WA_NUMBER: &str = "106540352242922";
 
@@ -240,12 +238,7 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
 
 #[tokio::test]
 async fn sqs_inbound_jobs_count_their_own_attempts() {
-    let config = aws_config().await;
-    let client = aws_sdk_sqs::Client::new(&config);
-    let urls = provision_queues(&client, &unique("attempts"), &platform::specs())
-        .await
-        .unwrap();
-    case(aws().await, Arc::new(SqsQueue::new(client, urls))).await;
+    case(aws().await, sqs_platform_queues("attempts").await).await;
 }
 
 #[tokio::test]

@@ -14,13 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wappline::queue::embedded::EmbeddedQueue;
-use wappline::queue::sqs::{provision_queues, SqsQueue};
 use wappline::queue::{platform, Queue};
 use wappline::tenant::ChannelKind;
 
-use crate::backends::{aws, embedded, Backend};
+use crate::backends::{aws, embedded, sqs_platform_queues, Backend};
 use crate::sealed_inbound::inbound_world;
-use crate::support::{aws_config, unique};
 
 const WA_NUMBER: &str = "106540352242922";
 /// Longer than the test: a received job stays in flight until it is acknowledged.
@@ -106,12 +104,7 @@ async fn embedded_a_change_of_identity_waits_behind_the_customers_message_in_fli
 
 #[tokio::test]
 async fn sqs_a_change_of_identity_waits_behind_the_customers_message_in_flight() {
-    let config = aws_config().await;
-    let client = aws_sdk_sqs::Client::new(&config);
-    let urls = provision_queues(&client, &unique("order"), &platform::specs())
-        .await
-        .unwrap();
-    let queue = Arc::new(SqsQueue::new(client, urls));
+    let queue = sqs_platform_queues("order").await;
     case(aws().await, queue, CHANGES_OF_IDENTITY, 3).await;
 }
 
@@ -125,11 +118,6 @@ async fn embedded_a_handover_waits_behind_the_customers_message_in_flight() {
 
 #[tokio::test]
 async fn sqs_a_handover_waits_behind_the_customers_message_in_flight() {
-    let config = aws_config().await;
-    let client = aws_sdk_sqs::Client::new(&config);
-    let urls = provision_queues(&client, &unique("handover"), &platform::specs())
-        .await
-        .unwrap();
-    let queue = Arc::new(SqsQueue::new(client, urls));
+    let queue = sqs_platform_queues("handover").await;
     case(aws().await, queue, HANDOVERS, 2).await;
 }

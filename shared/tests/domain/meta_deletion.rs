@@ -18,16 +18,14 @@ use wappline::meta_deletion::{
     RequestState,
 };
 use wappline::queue::embedded::EmbeddedQueue;
-use wappline::queue::sqs::{provision_queues, SqsQueue};
 use wappline::queue::{platform, Queue};
 use wappline::store::{AttrValue, Item, Table};
 use wappline::tenant::{
     ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantError, TenantName,
 };
 
-use crate::backends::Backend;
+use crate::backends::{sqs_platform_queues, Backend};
 use crate::on_both_backends;
-use crate::support::{aws_config, unique};
 
 const SECRET: &str = "local-dev-app-secret";
 const USER: &str = "10158376200385746";
@@ -50,11 +48,7 @@ async fn world(b: &Backend) -> World {
             Some(dir),
         )
     } else {
-        let client = aws_sdk_sqs::Client::new(&aws_config().await);
-        let urls = provision_queues(&client, &unique("mdel"), &platform::specs())
-            .await
-            .unwrap();
-        (Arc::new(SqsQueue::new(client, urls)), None)
+        (sqs_platform_queues("mdel").await, None)
     };
     let deletion = MetaDeletion::new(
         vec![AppSecret::new(SECRET).unwrap()],

@@ -16,14 +16,12 @@ use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
 use wappline::meta::AppSecret;
 use wappline::queue::embedded::EmbeddedQueue;
-use wappline::queue::sqs::{provision_queues, SqsQueue};
 use wappline::queue::{platform, Queue, QueueName, ReceivedMessage};
 use wappline::store::{Item, Table};
 use wappline::tenant::{ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantName};
 
-use crate::backends::{aws, embedded, Backend};
+use crate::backends::{aws, embedded, sqs_platform_queues, Backend};
 use crate::personal_data::{describe, found_in, needles};
-use crate::support::{aws_config, unique};
 
 const WA_NUMBER: &str = "106540352242922";
 const IG_ACCOUNT: &str = "17841405822304914";
@@ -188,12 +186,7 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
 
 #[tokio::test]
 async fn sqs_bodies_hold_no_personal_data_and_open_in_the_worker() {
-    let config = aws_config().await;
-    let client = aws_sdk_sqs::Client::new(&config);
-    let urls = provision_queues(&client, &unique("sealed"), &platform::specs())
-        .await
-        .unwrap();
-    case(aws().await, Arc::new(SqsQueue::new(client, urls))).await;
+    case(aws().await, sqs_platform_queues("sealed").await).await;
 }
 
 #[tokio::test]
