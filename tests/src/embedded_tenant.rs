@@ -110,3 +110,11 @@ pub async fn inbound_until_done(
     }
     panic!("the inbound job never succeeded in three tries");
 }
+
+/// The inbound job the webhook queues for `body`, a delivery of exactly one event, for
+/// `tenant`.
+pub fn only_inbound_job(tenant: &TenantId, body: &[u8]) -> wappline::inbound::InboundJob {
+    let mut batch = wappline::meta::split_webhook(body).unwrap();
+    assert_eq!(batch.events.len(), 1, "one event in the delivery");
+    wappline::inbound::InboundJob::new(tenant.clone(), batch.events.remove(0))
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::embedded_tenant::{inbound_until_done, EmbeddedTenant};
+use e2e_tests::embedded_tenant::{inbound_until_done, only_inbound_job, EmbeddedTenant};
 use e2e_tests::whatsapp_events;
 use wappline::app::Platform;
 use wappline::clock::now_secs;
@@ -19,7 +19,6 @@ use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::ids::TenantId;
 use wappline::inbound::worker::InboundWorker;
 use wappline::inbound::InboundJob;
-use wappline::meta::split_webhook;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
 use wappline::store::{Item, StoreError, Table};
@@ -111,9 +110,7 @@ impl Rig {
     /// The job the webhook queues for a text `id` from `name`, stamped by Meta at `stamped`.
     fn text_job(&self, id: &str, name: &str, stamped: i64) -> InboundJob {
         let body = whatsapp_events::text(PHONE, name, id, stamped, "Is my order ready?");
-        let mut batch = split_webhook(&body).unwrap();
-        assert_eq!(batch.events.len(), 1);
-        InboundJob::new(self.tenant.clone(), batch.events.remove(0))
+        only_inbound_job(&self.tenant, &body)
     }
 
     fn worker(&self) -> InboundWorker {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::embedded_tenant::{inbound_until_done, EmbeddedTenant};
+use e2e_tests::embedded_tenant::{inbound_until_done, only_inbound_job, EmbeddedTenant};
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::whatsapp_events;
 use serde_json::json;
@@ -22,7 +22,7 @@ use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::inbound::worker::InboundWorker;
 use wappline::inbound::InboundJob;
-use wappline::meta::{split_webhook, AccountRef, CustomerId, CustomerRef, WhatsAppPhone};
+use wappline::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppPhone};
 use wappline::outbound::{OperatorMessage, OutboundIntake};
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{
@@ -199,9 +199,7 @@ impl Rig {
                 "timestamp": wappline::clock::now_secs().to_string(),
                 "recipient_id": PHONE}]
         }));
-        let mut batch = split_webhook(&body).unwrap();
-        assert_eq!(batch.events.len(), 1);
-        InboundJob::new(self.tenant.clone(), batch.events.remove(0))
+        only_inbound_job(&self.tenant, &body)
     }
 
     /// The inbound worker over the failing store and queue.

@@ -6,7 +6,7 @@
 //! counts what the operator's portal received: the status once, and nothing more when Meta
 //! repeats its webhook.
 
-use e2e_tests::embedded_tenant::portal_connection;
+use e2e_tests::embedded_tenant::{only_inbound_job, portal_connection};
 use e2e_tests::fake_bitrix::{
     FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FAKE_DOMAIN, FAKE_MEMBER_ID,
 };
@@ -21,7 +21,6 @@ use wappline::faults::hooked::SharedHook;
 use wappline::ids::TenantId;
 use wappline::inbound::worker::InboundWorker;
 use wappline::inbound::InboundJob;
-use wappline::meta::split_webhook;
 use wappline::queue::{platform, Queue};
 use wappline::tenant::Secret;
 
@@ -138,9 +137,7 @@ fn status_job(tenant: &TenantId, sent: &SentMessage, status: &str) -> InboundJob
     s["recipient_id"] = json!(PHONE);
     s["timestamp"] = json!(wappline::clock::now_secs().to_string());
     s["biz_opaque_callback_data"] = sent.body["biz_opaque_callback_data"].clone();
-    let mut batch = split_webhook(v.to_string().as_bytes()).unwrap();
-    assert_eq!(batch.events.len(), 1);
-    InboundJob::new(tenant.clone(), batch.events.remove(0))
+    only_inbound_job(tenant, v.to_string().as_bytes())
 }
 
 impl Rig {
