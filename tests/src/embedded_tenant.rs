@@ -118,3 +118,26 @@ pub fn only_inbound_job(tenant: &TenantId, body: &[u8]) -> wappline::inbound::In
     assert_eq!(batch.events.len(), 1, "one event in the delivery");
     wappline::inbound::InboundJob::new(tenant.clone(), batch.events.remove(0))
 }
+
+/// The actions of the sync jobs waiting in the platform's sync queue (at most ten), received
+/// with a minute's visibility timeout so they stay hidden for the rest of a test.
+pub async fn queued_sync_actions(
+    queue: &dyn wappline::queue::Queue,
+) -> Vec<wappline::crm_sync::SyncAction> {
+    let received = queue
+        .receive(
+            &platform::name(platform::SYNC),
+            10,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    received
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<wappline::crm_sync::SyncJob>(&m.body)
+                .unwrap()
+                .action
+        })
+        .collect()
+}

@@ -9,18 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::embedded_tenant::{inbound_until_done, only_inbound_job, EmbeddedTenant};
+use e2e_tests::embedded_tenant::{
+    inbound_until_done, only_inbound_job, queued_sync_actions, EmbeddedTenant,
+};
 use e2e_tests::whatsapp_events;
 use wappline::app::Platform;
 use wappline::clock::now_secs;
 use wappline::conversation::Conversations;
-use wappline::crm_sync::{SyncAction, SyncJob};
+use wappline::crm_sync::SyncAction;
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::ids::TenantId;
 use wappline::inbound::worker::InboundWorker;
 use wappline::inbound::InboundJob;
 use wappline::queue::embedded::EmbeddedQueue;
-use wappline::queue::{platform, Queue};
 use wappline::store::{Item, StoreError, Table};
 use wappline::usage::{Usage, UsageMonth};
 
@@ -171,19 +172,13 @@ impl Rig {
 
     /// The message keys of the push jobs in the sync queue.
     async fn queued_pushes(&self) -> Vec<String> {
-        let received = self
-            .queue
-            .receive(&platform::name(platform::SYNC), 10, Duration::from_secs(60))
+        queued_sync_actions(self.queue.as_ref())
             .await
-            .unwrap();
-        received
-            .iter()
-            .filter_map(
-                |m| match serde_json::from_str::<SyncJob>(&m.body).unwrap().action {
-                    SyncAction::PushMessage { message_sk } => Some(message_sk),
-                    _ => None,
-                },
-            )
+            .into_iter()
+            .filter_map(|action| match action {
+                SyncAction::PushMessage { message_sk } => Some(message_sk),
+                _ => None,
+            })
             .collect()
     }
 

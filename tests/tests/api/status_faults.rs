@@ -10,14 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use e2e_tests::embedded_tenant::{inbound_until_done, only_inbound_job, EmbeddedTenant};
+use e2e_tests::embedded_tenant::{
+    inbound_until_done, only_inbound_job, queued_sync_actions, EmbeddedTenant,
+};
 use e2e_tests::harness::WA_NUMBER;
 use e2e_tests::whatsapp_events;
 use serde_json::json;
 use wappline::app::Platform;
 use wappline::bitrix::ImRef;
 use wappline::conversation::{Conversations, MessageRef, MessageStatus};
-use wappline::crm_sync::{SyncAction, SyncJob};
+use wappline::crm_sync::SyncAction;
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::inbound::worker::InboundWorker;
@@ -214,21 +216,15 @@ impl Rig {
 
     /// The statuses of the reply in the sync queue, as its jobs carry them.
     async fn queued_statuses(&self) -> Vec<MessageStatus> {
-        let received = self
-            .queue
-            .receive(&platform::name(platform::SYNC), 10, Duration::from_secs(60))
+        queued_sync_actions(self.queue.as_ref())
             .await
-            .unwrap();
-        received
-            .iter()
-            .filter_map(
-                |m| match serde_json::from_str::<SyncJob>(&m.body).unwrap().action {
-                    SyncAction::Status {
-                        message_sk, status, ..
-                    } if message_sk == self.reply.sk => Some(status),
-                    _ => None,
-                },
-            )
+            .into_iter()
+            .filter_map(|action| match action {
+                SyncAction::Status {
+                    message_sk, status, ..
+                } if message_sk == self.reply.sk => Some(status),
+                _ => None,
+            })
             .collect()
     }
 

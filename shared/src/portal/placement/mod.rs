@@ -147,6 +147,13 @@ pub enum Change {
     Detached(String),
 }
 
+/// Which change a page's form asks for.
+#[derive(Clone, Copy)]
+enum LineAction {
+    Attach,
+    Detach,
+}
+
 /// What the page shows.
 #[derive(Clone, Debug)]
 pub struct PlacementPage {
@@ -473,29 +480,7 @@ impl PlacementConsole {
         token: &str,
         value: &str,
     ) -> Result<PlacementPage, PlacementFailure> {
-        let mut ctx = self.context(token).await?;
-        let origin = Some(self.portal_origin(&ctx.portal.domain));
-        let fail = |error| PlacementFailure {
-            error,
-            portal_origin: origin.clone(),
-        };
-        let summary = self.channel(&ctx, value).await.map_err(fail)?;
-        let actor = format!("bitrix24_user:{}", ctx.claims.user);
-        self.lines
-            .attach(&ctx.scope, &mut ctx.portal, &summary, ctx.line, &actor)
-            .await
-            .map_err(|e| fail(e.into()))?;
-        let mut page = self
-            .page(
-                &ctx.scope,
-                &ctx.portal.reload(&ctx.scope).await.map_err(fail)?,
-                &ctx.claims,
-                ctx.kind,
-            )
-            .await
-            .map_err(fail)?;
-        page.change = Some(Change::Attached(channel_label(&summary)));
-        Ok(page)
+        self.change_line(token, value, LineAction::Attach).await
     }
 
     /// Detaches the channel `value` names from the page's line (module documentation).
@@ -503,6 +488,16 @@ impl PlacementConsole {
         &self,
         token: &str,
         value: &str,
+    ) -> Result<PlacementPage, PlacementFailure> {
+        self.change_line(token, value, LineAction::Detach).await
+    }
+
+    /// Attaches or detaches, then shows the page as it now is, naming the change.
+    async fn change_line(
+        &self,
+        token: &str,
+        value: &str,
+        action: LineAction,
     ) -> Result<PlacementPage, PlacementFailure> {
         let mut ctx = self.context(token).await?;
         let origin = Some(self.portal_origin(&ctx.portal.domain));
@@ -512,10 +507,19 @@ impl PlacementConsole {
         };
         let summary = self.channel(&ctx, value).await.map_err(fail)?;
         let actor = format!("bitrix24_user:{}", ctx.claims.user);
-        self.lines
-            .detach(&ctx.scope, &mut ctx.portal, &summary, ctx.line, &actor)
-            .await
-            .map_err(|e| fail(e.into()))?;
+        let changed = match action {
+            LineAction::Attach => {
+                self.lines
+                    .attach(&ctx.scope, &mut ctx.portal, &summary, ctx.line, &actor)
+                    .await
+            }
+            LineAction::Detach => {
+                self.lines
+                    .detach(&ctx.scope, &mut ctx.portal, &summary, ctx.line, &actor)
+                    .await
+            }
+        };
+        changed.map_err(|e| fail(e.into()))?;
         let mut page = self
             .page(
                 &ctx.scope,
@@ -525,7 +529,11 @@ impl PlacementConsole {
             )
             .await
             .map_err(fail)?;
-        page.change = Some(Change::Detached(channel_label(&summary)));
+        let label = channel_label(&summary);
+        page.change = Some(match action {
+            LineAction::Attach => Change::Attached(label),
+            LineAction::Detach => Change::Detached(label),
+        });
         Ok(page)
     }
 }
