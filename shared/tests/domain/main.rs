@@ -19,6 +19,7 @@ mod erasure_batches;
 mod erasure_email;
 mod export;
 mod inbound_attempts;
+mod inbound_log_spans;
 mod inbound_order;
 mod invocation_reads;
 mod key_expiry;

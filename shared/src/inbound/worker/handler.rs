@@ -78,8 +78,6 @@ impl InboundWorker {
                 outcome
             }
             Err(e) => {
-                // In the job's span: which event failed is what tracing a loss starts from.
-                let _in_job = span.enter();
                 let class = match &e {
                     InboundError::Queue(_) => "queue",
                     InboundError::Count(_) => "usage",
@@ -90,13 +88,22 @@ impl InboundWorker {
                     | InboundError::Attempt(_) => "store",
                 };
                 self.metrics.failure("inbound", class);
-                tracing::warn!(
-                    message_id = %record.message_id,
-                    receive_count = record.receive_count,
-                    error = %e,
-                    "inbound job failed"
-                );
-                self.attempt_failed(&job.tenant_id, record).await
+                // In the job's span: which event failed is what tracing a loss starts from.
+                // Entered only around the line itself and attached to the await below, never
+                // held across it: a span left entered while the job waits stays the current
+                // span of the thread, and the other jobs it runs meanwhile would log under
+                // this job's ids (another tenant's, often).
+                span.in_scope(|| {
+                    tracing::warn!(
+                        message_id = %record.message_id,
+                        receive_count = record.receive_count,
+                        error = %e,
+                        "inbound job failed"
+                    )
+                });
+                self.attempt_failed(&job.tenant_id, record)
+                    .instrument(span)
+                    .await
             }
         }
     }

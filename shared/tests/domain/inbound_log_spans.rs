@@ -1,0 +1,140 @@
+//! A failed inbound job's correlation ids stay on its own log lines (decision 0038). The
+//! fault soak showed other tenants' jobs logging under one failed job's span: its ids (tenant,
+//! queue message, provider reference) stayed the current span of a worker thread while the
+//! job counted its failed attempt, and every task that thread ran meanwhile logged under
+//! them.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
+use wappline::faults::hooked::{HookedStore, Verdict};
+use wappline::queue::embedded::EmbeddedQueue;
+use wappline::queue::{platform, Queue};
+use wappline::store::{StoreError, Table, TableStore};
+use wappline::tenant::ChannelKind;
+
+use crate::backends::{embedded, Backend};
+use crate::sealed_inbound::inbound_world;
+
+/// The JSON lines logged on this thread, kept in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+// One thread runs every task, as a Lambda invocation's runtime thread runs the handler and
+// whatever else is ready: a span left entered across an await is then the current span of
+// the next task polled.
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_jobs_ids_are_not_on_other_tasks_log_lines() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let _logs = tracing::subscriber::set_default(wappline::logging::json_subscriber(
+        move || writer.clone(),
+        "info",
+    ));
+
+    // The data table refuses the job's writes: the job fails on our side, and the worker
+    // then records the failed attempt (its own bookkeeping, which the store takes).
+    let backend = embedded().await;
+    let down = Arc::new(AtomicBool::new(false));
+    let d = down.clone();
+    let store: Arc<dyn TableStore> = Arc::new(HookedStore::with(backend.store.clone(), move |c| {
+        let bookkeeping = c
+            .targets()
+            .iter()
+            .any(|(_, key)| key.sk == "INRUN" || key.sk == "INTRY");
+        let data_write = c.writes() && c.targets().iter().any(|(t, _)| *t == Table::Data);
+        if d.load(Ordering::SeqCst) && data_write && !bookkeeping {
+            Verdict::Fail(StoreError::Unavailable("injected: down".into()))
+        } else {
+            Verdict::Run
+        }
+    }));
+    let hooked = Backend {
+        store,
+        vault: backend.vault.clone(),
+        _dir: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let queue: Arc<dyn Queue> =
+        Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
+    let w = inbound_world(
+        &hooked,
+        &queue,
+        &[(ChannelKind::WhatsApp, "106540352242922")],
+    )
+    .await;
+
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/meta-webhook/whatsapp-text.json");
+    let body = std::fs::read(path).unwrap();
+    let accepted = w.intake.accept(Some(&w.secret.sign(&body)), &body).await;
+    assert_eq!(accepted.unwrap().enqueued, 1);
+    let received = queue
+        .receive(&w.inbound, 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let record = QueueRecord::from(&received[0]);
+
+    // Another task of the same thread logs while the job fails and counts its attempt.
+    down.store(true, Ordering::SeqCst);
+    let running = Arc::new(AtomicBool::new(true));
+    let r = running.clone();
+    let bystander = tokio::spawn(async move {
+        while r.load(Ordering::SeqCst) {
+            tracing::info!("bystander");
+            tokio::time::sleep(Duration::from_micros(100)).await;
+        }
+    });
+    tokio::task::yield_now().await;
+    let outcome = w.worker.handle(&record).await;
+    running.store(false, Ordering::SeqCst);
+    bystander.await.unwrap();
+    assert_eq!(outcome, Outcome::Failed);
+
+    let lines = captured.lines();
+    let failed = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "inbound job failed")
+        .expect("the failure is logged");
+    assert_eq!(
+        failed["span"]["name"], "inbound",
+        "the failure carries the job's ids: {failed}"
+    );
+    let bystanders: Vec<_> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "bystander")
+        .collect();
+    assert!(
+        bystanders.len() >= 2,
+        "the other task logged while the job ran"
+    );
+    for line in bystanders {
+        assert!(
+            line.get("span").is_none(),
+            "another task's line carries the failed job's ids: {line}"
+        );
+    }
+}
