@@ -16,7 +16,8 @@
 //!
 //! `-- --only ours|split|signature|signature-rekeyed --rounds N` runs only that part of our side, N times over
 //! every sample, untimed: for counting instructions, which shared machines leave repeatable
-//! where timings are not. Per delivery = (count at N - count at 0) / (N × samples).
+//! where timings are not. Per delivery = (count at N - count at 0) / (N × samples). With
+//! `--wire`, over the samples' wire form instead of the samples as stored.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -206,7 +207,18 @@ fn main() {
     let wa_files = samples("whatsapp-");
     let wa = load(&wa_files);
     if let Some((only, rounds)) = only_mode() {
-        run_only(&secret, &wa, only, rounds);
+        let bodies = if std::env::args().any(|a| a == "--wire") {
+            wa.iter()
+                .map(|(body, _)| {
+                    let body = compact(body);
+                    let header = secret.sign(&body);
+                    (body, header)
+                })
+                .collect()
+        } else {
+            wa
+        };
+        run_only(&secret, &bodies, only, rounds);
         return;
     }
     let ig = load(&samples("instagram-"));

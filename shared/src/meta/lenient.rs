@@ -203,7 +203,7 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ItemsVisitor<T> {
         let mut out = Vec::new();
         while let Some(v) = seq.next_element::<Item<'de, T>>()? {
             item::spend(self.events).map_err(de::Error::custom)?;
-            out.push(v);
+            item::push(&mut out, v);
         }
         Ok(out)
     }

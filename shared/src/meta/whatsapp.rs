@@ -28,7 +28,10 @@ pub struct Change<'a> {
     pub value: Option<Item<'a, Box<ChangeValue<'a>>>>,
 }
 
-/// `changes[].value` of the `messages` and `smb_message_echoes` fields.
+/// `changes[].value` of the `messages` and `smb_message_echoes` fields. The larger objects
+/// of the rarer fields (routing, handovers, bans) are boxed, so that the value's own box
+/// stays within glibc's per-thread cache (`item::SMALL_ALLOCATION`): every `messages`
+/// change allocates and frees one.
 #[derive(Debug, Default, Deserialize)]
 pub struct ChangeValue<'a> {
     #[serde(default, borrow, deserialize_with = "lenient::opt_str")]
@@ -58,7 +61,7 @@ pub struct ChangeValue<'a> {
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub restriction_info: Vec<Item<'a, RestrictionInfo<'a>>>,
     #[serde(default, borrow)]
-    pub ban_info: Option<BanInfo<'a>>,
+    pub ban_info: Option<Box<BanInfo<'a>>>,
     #[serde(default, borrow)]
     pub violation_info: Option<ViolationInfo<'a>>,
     #[serde(default, borrow)]
@@ -79,13 +82,13 @@ pub struct ChangeValue<'a> {
     pub rejection_reason: Option<Cow<'a, str>>,
     /// Conversation Routing `standby` field (Meta's Business Agent holds the conversation).
     #[serde(default, borrow)]
-    pub standby: Option<super::routing::Standby<'a>>,
+    pub standby: Option<Box<super::routing::Standby<'a>>>,
     // Conversation Routing `messaging_handovers` field: the customer, the number, which
     // notification (`type`), when, and the notification's object.
     #[serde(default, borrow)]
     pub sender: Option<super::routing::HandoverSender<'a>>,
     #[serde(default, borrow)]
-    pub recipient: Option<Metadata<'a>>,
+    pub recipient: Option<Box<Metadata<'a>>>,
     #[serde(
         default,
         borrow,
@@ -96,9 +99,9 @@ pub struct ChangeValue<'a> {
     #[serde(default, deserialize_with = "lenient::int")]
     pub timestamp: Option<i64>,
     #[serde(default, borrow)]
-    pub control_passed: Option<super::routing::HandoverControl<'a>>,
+    pub control_passed: Option<Box<super::routing::HandoverControl<'a>>>,
     #[serde(default, borrow)]
-    pub control_taken: Option<super::routing::HandoverControl<'a>>,
+    pub control_taken: Option<Box<super::routing::HandoverControl<'a>>>,
     /// Coexistence chat history (`history` field).
     #[serde(default, borrow, deserialize_with = "lenient::items")]
     pub history: Vec<Item<'a, super::coexistence::HistoryChunk<'a>>>,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use wappline::ids::{InstagramAccountId, PhoneNumberId};
 use wappline::meta::*;
 
+mod allocations;
 mod instagram;
 mod snapshot;
 mod whatsapp_account;

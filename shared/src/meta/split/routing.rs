@@ -43,7 +43,7 @@ pub(super) fn routing_change(
     let metadata = if field == "standby" {
         value.metadata.as_ref()
     } else {
-        value.recipient.as_ref()
+        value.recipient.as_deref()
     };
     let account = metadata
         .and_then(|m| m.phone_number_id.as_deref())
@@ -154,8 +154,8 @@ fn echo(ctx: &WaChange<'_, '_>, item: &Item<'_, StandbyEcho<'_>>, batch: &mut We
 fn handover(account: AccountRef, value: &wa::ChangeValue<'_>, batch: &mut WebhookBatch) {
     let notification = value.kind.as_deref().unwrap_or_default();
     let (ours, control): (bool, Option<&HandoverControl<'_>>) = match notification {
-        "control_passed" => (true, value.control_passed.as_ref()),
-        "control_taken" => (false, value.control_taken.as_ref()),
+        "control_passed" => (true, value.control_passed.as_deref()),
+        "control_taken" => (false, value.control_taken.as_deref()),
         other => {
             batch
                 .ignored
