@@ -78,17 +78,29 @@ pub(super) async fn delete_all(
 /// partition, then its list entry. `account` is the conversation's business account, which
 /// the derived keys need; without it (a conversation whose `META` is gone) only the
 /// partition and list entry go. Returns the number of items deleted (absent ones included).
+///
+/// `through`: a contact erasure's cut. A customer's conversation id does not change, so the
+/// conversation they begin after the cut (decision 0057: the person writing again, relayed)
+/// lives under the id being erased. It is kept: a run of the erasure that goes on after
+/// another run completed the request (a redelivery while the first ran on, a slow run) stops
+/// at it instead of deleting it. Each page of messages is read before the conversation's
+/// `META` is checked, and a new conversation's `META` is written before its first message,
+/// so a page holding a new message is never deleted. `None` (an account erasure): all goes.
 pub(crate) async fn erase_conversation(
     store: &Arc<dyn TableStore>,
     conversations: &Conversations,
     account: Option<&AccountRef>,
     id: &ConversationId,
+    through: Option<i64>,
 ) -> Result<usize, ErasureError> {
     let tenant = conversations.tenant();
     let inbound = Idempotency::new(store.clone(), "IN", platform::VISIBILITY);
     let outbound = Idempotency::new(store.clone(), "OUT", platform::VISIBILITY);
     let pk = conversations.partition(id);
     let mut deleted = 0;
+    if begun_after(conversations, id, through).await? {
+        return Ok(deleted);
+    }
     // The customer's aliases (decision 0049), while the conversation still says who it is.
     if let Some(account) = account {
         if let Some(meta) = retrying(|| async { Ok(conversations.meta(id).await?) }).await? {
@@ -107,6 +119,9 @@ pub(crate) async fn erase_conversation(
             retrying(|| async { Ok(conversations.messages(id, None, PAGE).await?) }).await?;
         if messages.is_empty() {
             break;
+        }
+        if begun_after(conversations, id, through).await? {
+            return Ok(deleted);
         }
         let mut pointers = Vec::new();
         let mut own = Vec::with_capacity(messages.len());
@@ -151,6 +166,9 @@ pub(crate) async fn erase_conversation(
         deleted += delete_all(store, pointers).await?;
         deleted += delete_all(store, own).await?;
     }
+    if begun_after(conversations, id, through).await? {
+        return Ok(deleted);
+    }
     // Operations staged for the CRM (decision 0023): a post not yet made is never made.
     let staged = Query::partition(Outbox::partition(tenant))
         .begins_with(Outbox::conversation_prefix(id.as_str()))
@@ -162,13 +180,28 @@ pub(crate) async fn erase_conversation(
         .forget(id)
         .await?;
     deleted += 1;
-    // Anything else left in the partition (future item kinds), then the list entry.
-    deleted += drain(
-        store,
-        Table::Data,
-        &Query::partition(pk.clone()).limit(PAGE),
-    )
-    .await?;
+    // Anything else left in the partition (future item kinds, the `META` last of all), then
+    // the list entry; read before checked, as the messages are.
+    let rest = Query::partition(pk.clone()).limit(PAGE);
+    loop {
+        let page = retrying(|| async { Ok(store.query(Table::Data, &rest).await?) }).await?;
+        if page.items.is_empty() {
+            break;
+        }
+        if begun_after(conversations, id, through).await? {
+            return Ok(deleted);
+        }
+        let keys = page
+            .items
+            .iter()
+            .filter_map(|i| i.key())
+            .map(|k| (Table::Data, k))
+            .collect();
+        deleted += delete_all(store, keys).await?;
+    }
+    if begun_after(conversations, id, through).await? {
+        return Ok(deleted);
+    }
     let list_entry = Key::new(tenant.sub_partition("CONVS"), id.as_str());
     deleted += delete_all(store, vec![(Table::Data, list_entry)]).await?;
     Ok(deleted)
@@ -195,4 +228,22 @@ async fn drain(
             .collect();
         deleted += delete_all(store, keys).await?;
     }
+}
+
+/// Whether the conversation now under `id` began after `through` (a contact erasure's cut):
+/// the person writing again, which the erasure keeps.
+async fn begun_after(
+    conversations: &Conversations,
+    id: &ConversationId,
+    through: Option<i64>,
+) -> Result<bool, ErasureError> {
+    let Some(through) = through else {
+        return Ok(false);
+    };
+    let meta = retrying(|| async { Ok(conversations.meta(id).await?) }).await?;
+    let after = meta.is_some_and(|m| m.created_at_ms > through);
+    if after {
+        tracing::info!(conversation = %id, "conversation begun after the erasure's cut; kept");
+    }
+    Ok(after)
 }

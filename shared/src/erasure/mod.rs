@@ -330,15 +330,17 @@ impl ContactErasure {
         let through_ms = match cursor.through_ms {
             Some(through) => through,
             None => {
+                let cut = cut_of(marked_at_ms);
+                let account = Some(&subject.account);
                 for (i, id) in targets.iter().enumerate().skip(cursor.done) {
-                    erase_conversation(&self.store, &conversations, Some(&subject.account), id)
-                        .await?;
+                    // A conversation begun after the cut under the same id is kept (another
+                    // run of this request may have completed it meanwhile).
+                    erase_conversation(&self.store, &conversations, account, id, Some(cut)).await?;
                     self.save(&key, Update::new().set(CURSOR_DONE, (i + 1) as i64))
                         .await?;
                 }
                 // The seal comes after the cut, so a conversation the person begins after
                 // the seal is after the cut too (at most a second's wait).
-                let cut = cut_of(marked_at_ms);
                 loop {
                     let now = self.clock.now_millis();
                     if now > cut {

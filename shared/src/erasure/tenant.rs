@@ -527,6 +527,7 @@ impl TenantErasure {
                             &conversations,
                             account.as_ref(),
                             &id,
+                            None,
                         )
                         .await?;
                     }

@@ -509,8 +509,115 @@ async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Back
     }
 }
 
+/// A run of a contact erasure that goes on after another run completed the request (the job
+/// redelivered while the first run was slow, on the local server where nothing stops a run at
+/// its visibility timeout) keeps the conversation the person began after the cut. Their
+/// conversation id does not change (generation 0 is free again once the old one is erased),
+/// so the late run found it under the id it was erasing, and deleted it: the soak's customer
+/// whose first message after an erasure never reached the portal, and an operator's reply
+/// to it skipped as "a conversation this tenant does not have".
+async fn a_late_run_of_an_erasure_keeps_the_conversation_begun_after_its_cut(b: Backend) {
+    let envelope = Arc::new(Envelope::new(
+        b.store.clone(),
+        b.vault.clone(),
+        CachePolicy::default(),
+    ));
+    let t = TenantId::generate();
+    let c = Conversations::new(t.clone(), b.store.clone(), envelope.clone());
+    let alice = customer("US.666666666666666666", "16505550006");
+    let old = c
+        .record_customer(&account(), &alice, Some(1), 90)
+        .await
+        .unwrap();
+    for n in 0..3 {
+        let m = text(
+            &format!("wamid.O{n}"),
+            "before",
+            1_000 + n,
+            Direction::Inbound,
+        );
+        c.store_message(&account(), &old, m, 90).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let queue: Arc<dyn Queue> =
+        Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
+    // The late run: it found and marked the conversation, then stalled before deleting any
+    // of it (every delete of the conversation's items fails).
+    let stalled: Arc<dyn wappline::store::TableStore> = Arc::new(
+        HookedStore::with(b.store.clone(), move |call: &StoreCall<'_>| match call {
+            StoreCall::Delete { key, .. } if key.pk.contains("#CONV#") => {
+                Verdict::Fail(StoreError::Backend("injected stall".into()))
+            }
+            _ => Verdict::Run,
+        })
+        .one_by_one(),
+    );
+    let late = ContactErasure::new(stalled, envelope.clone(), queue.clone());
+    let request = late
+        .request(&t, account(), alice.id.clone(), "platform_admin")
+        .await
+        .unwrap();
+    assert!(
+        late.process(&t, &request).await.is_err(),
+        "the late run stalls"
+    );
+    // What the late run read of its request, before anyone completed it.
+    let as_read = b
+        .store
+        .scan(Table::Data, None, 1000)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|i| {
+            i.get_s("pk").is_some_and(|pk| pk.contains(t.as_str()))
+                && i.get_s("state").is_some()
+                && i.get_b("subject").is_some()
+        })
+        .expect("the pending request");
+    // The redelivery runs on a healthy worker and completes the request.
+    let healthy = ContactErasure::new(b.store.clone(), envelope.clone(), queue.clone());
+    healthy.process(&t, &request).await.unwrap();
+    assert_eq!(
+        healthy.status(&t, &request).await.unwrap().state,
+        "completed"
+    );
+    assert!(c.meta(&old).await.unwrap().is_none());
+    // Alice writes again, after the cut (the completed run waited it out): a new
+    // conversation, under the same id.
+    let new = c
+        .record_customer(&account(), &alice, Some(2), 90)
+        .await
+        .unwrap();
+    assert_eq!(new, old, "her conversation id is the same");
+    c.store_message(
+        &account(),
+        &new,
+        text("wamid.N0", "after", 5_000, Direction::Inbound),
+        90,
+    )
+    .await
+    .unwrap();
+    // The late run goes on from what it had read, with the store now answering.
+    b.store.put(Table::Data, as_read, None).await.unwrap();
+    let resumed = ContactErasure::new(b.store.clone(), envelope.clone(), queue);
+    resumed.process(&t, &request).await.unwrap();
+    assert!(
+        c.meta(&new).await.unwrap().is_some(),
+        "the conversation begun after the cut is kept"
+    );
+    let (kept, _) = c.messages(&new, None, 100).await.unwrap();
+    assert_eq!(kept.len(), 1, "with its message");
+    assert!(c
+        .find_message(&account(), "wamid.N0")
+        .await
+        .unwrap()
+        .is_some());
+}
+
 on_both_backends!(
     contact_erasure_removes_only_that_customer,
     tenant_erasure_after_grace_removes_everything_and_shreds_keys,
     a_contact_erasure_that_crashed_part_way_finishes_when_run_again,
+    a_late_run_of_an_erasure_keeps_the_conversation_begun_after_its_cut,
 );
