@@ -344,7 +344,13 @@ async fn chat_of(w: &mut World, cu: &mut Customer, t: &SoakTenant) -> String {
         w.ensure_alive().await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the customer's first message never reached the portal");
+    let queues = w.queue_report().await;
+    w.keep_data_if_asked();
+    panic!(
+        "the customer's first message of this conversation ({first}, {}) never reached the \
+         portal in 90 s; {queues}",
+        t.domain
+    );
 }
 
 /// The message id the Graph API fake gave the send carrying `tag` (waiting for it).
@@ -362,7 +368,9 @@ async fn sent_id(w: &mut World, tag: &str) -> String {
         w.ensure_alive().await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the reply {tag} was never sent");
+    let queues = w.queue_report().await;
+    w.keep_data_if_asked();
+    panic!("the reply {tag} was never sent; {queues}");
 }
 
 /// Asks for the contact's erasure and waits until it completed.

@@ -13,7 +13,7 @@ use wappline::faults::ports::Tap;
 use wappline::faults::FaultPlan;
 use wappline::meta::AppSecret;
 use wappline::metrics::Metrics;
-use wappline::queue::platform;
+use wappline::queue::{platform, Queue};
 
 use crate::fake_bitrix::{EventBody, FakeBitrix, FAKE_CLIENT_ID, FAKE_CLIENT_SECRET};
 use crate::fake_graph::{FakeGraph, FAKE_APP_ID, FAKE_APP_SECRET};
@@ -258,6 +258,40 @@ impl World {
             .depth(&platform::name(queue))
             .await
             .expect("depth")
+    }
+
+    /// What each work queue holds (visible and in flight), and where the instance's data is,
+    /// for a soak's failure message. With `SOAK_KEEP=1` the data directory is kept for
+    /// inspection instead of being removed.
+    pub async fn queue_report(&self) -> String {
+        let mut report = Vec::new();
+        for q in WORK_QUEUES {
+            match self
+                .server()
+                .queue()
+                .approximate_depth(&platform::name(q))
+                .await
+            {
+                Ok(d) => report.push(format!(
+                    "{q}: {} visible, {} in flight",
+                    d.visible, d.in_flight
+                )),
+                Err(e) => report.push(format!("{q}: {e}")),
+            }
+        }
+        if std::env::var("SOAK_KEEP").is_ok() {
+            report.push(format!("data kept in {}", self.dir.path().display()));
+        }
+        report.join("; ")
+    }
+
+    /// With `SOAK_KEEP=1`, leaves the instance's data directory on disk when the world is
+    /// dropped (a failing soak's state, for inspection).
+    pub fn keep_data_if_asked(&mut self) {
+        if std::env::var("SOAK_KEEP").is_ok() {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            let _ = dir.keep();
+        }
     }
 
     /// Messages in `queue`'s dead-letter queue.
