@@ -632,7 +632,11 @@ impl OutboundWorker {
             if sent_parts[i].is_some() {
                 continue;
             }
-            let result = match self.reconcile(&cx, prior.as_ref(), i).await? {
+            let reconciled = self.reconcile(&cx, prior.as_ref(), i).await?;
+            // Settled from Meta's status of it: Meta's next statuses of that send may come,
+            // and be kept for us, at any time until the write below.
+            let settled_by_status = matches!(reconciled, Reconciled::Sent(_));
+            let result = match reconciled {
                 Reconciled::Sent(provider_id) => PartResult::Sent(provider_id, None),
                 Reconciled::Wait(wait) => return Ok(Outcome::RetryAfter(wait)),
                 Reconciled::Send => match account {
@@ -655,10 +659,13 @@ impl OutboundWorker {
                     let tries = self
                         .record_sent(&cx, conversations, &at, &sent_parts, i, retention)
                         .await?;
-                    if tries > 1 {
-                        // A status may have come while the write was retried, before Meta's
-                        // statuses could find the message: kept on the progress for us
-                        // (decision 0074).
+                    if tries > 1 || settled_by_status {
+                        // A status may have come while the write was retried, or since this
+                        // delivery read the progress (Meta reported this send already),
+                        // before Meta's statuses could find the message: kept on the
+                        // progress for us (decisions 0074, 0101). The inbound worker looks
+                        // for the message once more after it keeps a status, so a status
+                        // kept after this read is moved on by it.
                         early = self
                             .progress
                             .early_status(&job.tenant_id, &job.effect)

@@ -20,7 +20,10 @@
 //!   operator is told in Bitrix24 that the message went again and may show twice.
 //! - A status webhook that settled an attempt, or came while the provider id's write was
 //!   retried, left its status on the progress item (it could not find the message): applied
-//!   once the sends are recorded, after the message's own `sent` (decision 0074).
+//!   once the sends are recorded, after the message's own `sent` (decision 0074). After
+//!   writing a part that a status settled, the progress is read once more: Meta's later
+//!   statuses of that send may have been kept since the delivery's first read (decision
+//!   0101).
 
 use std::time::Duration;
 

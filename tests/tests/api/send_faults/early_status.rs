@@ -272,6 +272,45 @@ async fn a_status_that_overtakes_a_retried_wamid_write_reaches_the_portal_once()
     assert_eq!(p.status_posts(READING), 1);
 }
 
+/// The soak's order (issue 17): the process crashed after Meta took the reply; Meta's `sent`
+/// confirms the attempt; the redelivery reads the progress (the attempt confirmed, nothing
+/// held yet) and settles the part from the confirmation. While it goes on towards its write
+/// of the wamid, Meta's `delivered` is handled whole: kept on the progress, and the message
+/// looked up once more, not found yet. The redelivery's write then succeeds at its first
+/// try. It reads the progress once more after writing a part the reconciliation settled,
+/// and applies the `delivered`.
+#[tokio::test]
+async fn a_status_kept_while_a_reconciled_send_is_recorded_reaches_the_portal_once() {
+    let r = rig(Duration::from_secs(600)).await;
+    let p = portal(&r).await;
+    let at = r.reply("kept while reconciled").await;
+    r.crash_after_the_send().await;
+    r.meta_reports("sent").await;
+    let (graph, tenant, inbound) = (r.graph.clone(), r.tenant.clone(), r.inbound());
+    *r.store.hook().meanwhile.lock().unwrap() = Some(Box::pin(async move {
+        let sent = graph.sent().remove(0);
+        let job = status_job(&tenant, &sent, "delivered");
+        assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
+    }));
+    assert_eq!(r.deliver().await, Outcome::Done);
+    assert!(
+        r.store.hook().meanwhile.lock().unwrap().is_none(),
+        "the status came while the redelivery recorded the send"
+    );
+    p.sync(&r).await;
+    assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Delivered));
+    assert_eq!(p.status_posts(DELIVERY), 2, "sent, then delivered");
+
+    // Meta repeats its webhooks, and the send job is delivered once more.
+    r.meta_reports("sent").await;
+    r.meta_reports("delivered").await;
+    assert_eq!(r.redeliver(&at).await, Outcome::Done);
+    p.sync(&r).await;
+    assert_eq!(p.status_posts(DELIVERY), 2);
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Delivered));
+}
+
 /// Holds the inbound worker right before it keeps a status on a send's progress, until the
 /// test lets it go on.
 #[derive(Default)]
