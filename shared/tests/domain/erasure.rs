@@ -411,7 +411,20 @@ async fn tenant_erasure_after_grace_removes_everything_and_shreds_keys(b: Backen
         .is_err());
 }
 
-async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Backend) {
+/// A new tenant whose customer `user`/`phone` wrote `n` texts (`wamid.<prefix><i>`, body
+/// `body`) in one conversation: the envelope, the tenant, its conversations, the customer and
+/// the conversation.
+async fn one_conversation(
+    b: &Backend,
+    (user, phone): (&str, &str),
+    (prefix, body, n): (&str, &str, i64),
+) -> (
+    Arc<Envelope>,
+    TenantId,
+    Conversations,
+    CustomerRef,
+    wappline::conversation::ConversationId,
+) {
     let envelope = Arc::new(Envelope::new(
         b.store.clone(),
         b.vault.clone(),
@@ -419,26 +432,30 @@ async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Back
     ));
     let t = TenantId::generate();
     let c = Conversations::new(t.clone(), b.store.clone(), envelope.clone());
-    let alice = customer("US.555555555555555555", "16505550005");
+    let person = customer(user, phone);
     let conv = c
-        .record_customer(&account(), &alice, Some(1), 90)
+        .record_customer(&account(), &person, Some(1), 90)
         .await
         .unwrap();
-    for n in 0..5 {
-        c.store_message(
-            &account(),
-            &conv,
-            text(
-                &format!("wamid.C{n}"),
-                "crash test secret",
-                1_000 + n,
-                Direction::Inbound,
-            ),
-            90,
-        )
-        .await
-        .unwrap();
+    for i in 0..n {
+        let m = text(
+            &format!("wamid.{prefix}{i}"),
+            body,
+            1_000 + i,
+            Direction::Inbound,
+        );
+        c.store_message(&account(), &conv, m, 90).await.unwrap();
     }
+    (envelope, t, c, person, conv)
+}
+
+async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Backend) {
+    let (envelope, t, c, alice, conv) = one_conversation(
+        &b,
+        ("US.555555555555555555", "16505550005"),
+        ("C", "crash test secret", 5),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let queue: Arc<dyn Queue> =
         Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
@@ -517,27 +534,12 @@ async fn a_contact_erasure_that_crashed_part_way_finishes_when_run_again(b: Back
 /// whose first message after an erasure never reached the portal, and an operator's reply
 /// to it skipped as "a conversation this tenant does not have".
 async fn a_late_run_of_an_erasure_keeps_the_conversation_begun_after_its_cut(b: Backend) {
-    let envelope = Arc::new(Envelope::new(
-        b.store.clone(),
-        b.vault.clone(),
-        CachePolicy::default(),
-    ));
-    let t = TenantId::generate();
-    let c = Conversations::new(t.clone(), b.store.clone(), envelope.clone());
-    let alice = customer("US.666666666666666666", "16505550006");
-    let old = c
-        .record_customer(&account(), &alice, Some(1), 90)
-        .await
-        .unwrap();
-    for n in 0..3 {
-        let m = text(
-            &format!("wamid.O{n}"),
-            "before",
-            1_000 + n,
-            Direction::Inbound,
-        );
-        c.store_message(&account(), &old, m, 90).await.unwrap();
-    }
+    let (envelope, t, c, alice, old) = one_conversation(
+        &b,
+        ("US.666666666666666666", "16505550006"),
+        ("O", "before", 3),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let queue: Arc<dyn Queue> =
         Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
