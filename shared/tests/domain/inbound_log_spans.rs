@@ -56,7 +56,9 @@ async fn a_failed_jobs_ids_are_not_on_other_tasks_log_lines() {
     ));
 
     // The data table refuses the job's writes: the job fails on our side, and the worker
-    // then records the failed attempt (its own bookkeeping, which the store takes).
+    // then records the failed attempt (its own bookkeeping, which the store takes). Unlike
+    // `inbound_attempts`' switch, which refuses that write too, the attempt's write must
+    // reach the store and wait for its commit: that wait is where the span stayed entered.
     let backend = embedded().await;
     let down = Arc::new(AtomicBool::new(false));
     let d = down.clone();
