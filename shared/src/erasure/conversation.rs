@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ErasureError;
-use crate::conversation::{identities, ConversationError, ConversationId, Conversations};
+use crate::conversation::{
+    identities, ConversationError, ConversationId, ConversationMeta, Conversations,
+};
 use crate::crm_sync::outbox::Outbox;
 use crate::idempotency::Idempotency;
 use crate::meta::AccountRef;
@@ -98,19 +100,22 @@ pub(crate) async fn erase_conversation(
     let outbound = Idempotency::new(store.clone(), "OUT", platform::VISIBILITY);
     let pk = conversations.partition(id);
     let mut deleted = 0;
-    if begun_after(conversations, id, through).await? {
+    // One read of the conversation for both uses below (none when neither needs it).
+    let meta = match (account, through) {
+        (None, None) => None,
+        _ => retrying(|| async { Ok(conversations.meta(id).await?) }).await?,
+    };
+    if kept(meta.as_ref(), id, through) {
         return Ok(deleted);
     }
     // The customer's aliases (decision 0049), while the conversation still says who it is.
-    if let Some(account) = account {
-        if let Some(meta) = retrying(|| async { Ok(conversations.meta(id).await?) }).await? {
-            let all: Vec<_> = identities(&meta.customer)
-                .into_iter()
-                .chain(meta.former_ids)
-                .collect();
-            retrying(|| async { Ok(conversations.delete_aliases(account, &all).await?) }).await?;
-            deleted += all.len();
-        }
+    if let (Some(account), Some(meta)) = (account, meta) {
+        let all: Vec<_> = identities(&meta.customer)
+            .into_iter()
+            .chain(meta.former_ids)
+            .collect();
+        retrying(|| async { Ok(conversations.delete_aliases(account, &all).await?) }).await?;
+        deleted += all.len();
     }
     // Messages first (with what points at them, before the message), the conversation item
     // last, so a crash leaves the conversation findable for the retry.
@@ -231,19 +236,24 @@ async fn drain(
 }
 
 /// Whether the conversation now under `id` began after `through` (a contact erasure's cut):
-/// the person writing again, which the erasure keeps.
+/// the person writing again, which the erasure keeps. Reads its `META` afresh.
 async fn begun_after(
     conversations: &Conversations,
     id: &ConversationId,
     through: Option<i64>,
 ) -> Result<bool, ErasureError> {
-    let Some(through) = through else {
+    if through.is_none() {
         return Ok(false);
-    };
+    }
     let meta = retrying(|| async { Ok(conversations.meta(id).await?) }).await?;
-    let after = meta.is_some_and(|m| m.created_at_ms > through);
+    Ok(kept(meta.as_ref(), id, through))
+}
+
+/// Whether `meta` (the conversation under `id`) began after `through`, so is kept.
+fn kept(meta: Option<&ConversationMeta>, id: &ConversationId, through: Option<i64>) -> bool {
+    let after = matches!((meta, through), (Some(m), Some(t)) if m.created_at_ms > t);
     if after {
         tracing::info!(conversation = %id, "conversation begun after the erasure's cut; kept");
     }
-    Ok(after)
+    after
 }
