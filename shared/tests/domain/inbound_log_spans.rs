@@ -54,6 +54,9 @@ async fn a_failed_jobs_ids_are_not_on_other_tasks_log_lines() {
         move || writer.clone(),
         "info",
     ));
+    // Other tests of this binary may have registered the handler's span on threads without
+    // this subscriber, caching it as never enabled: recompute with this one in place.
+    tracing::callsite::rebuild_interest_cache();
 
     // The data table refuses the job's writes: the job fails on our side, and the worker
     // then records the failed attempt (its own bookkeeping, which the store takes). Unlike
