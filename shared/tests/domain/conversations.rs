@@ -2,13 +2,14 @@
 //! customer's last inbound time only forward, content only encrypted, tenants apart.
 
 use std::sync::Arc;
+use wappline::clock::now_secs;
 use wappline::conversation::{
     ConversationId, Conversations, Direction, MessageStatus, NewMessage, Origin,
 };
 use wappline::crypto::{CachePolicy, Envelope};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppUserId};
-use wappline::store::{AttrValue, Table};
+use wappline::store::{AttrValue, Key, Table, Update, TTL_ATTR};
 
 use crate::backends::Backend;
 use crate::on_both_backends;
@@ -279,7 +280,78 @@ async fn conversation_ids_are_keyed_by_the_tenants_secret(b: Backend) {
     assert_ne!(id(shredder).await, first);
 }
 
+/// The conversation list's entry is what the retention re-stamp, the export and the erasures
+/// find a conversation by: it must never expire before its conversation. It is given a day
+/// more than its conversation when written, and written again only when the conversation's
+/// expiry passes its own (decision 0105): a conversation's next message spares the write, and
+/// an entry left shorter (as the retention re-stamp leaves it) is pushed past it again.
+async fn the_list_entry_is_written_only_when_its_conversation_outgrows_it(b: Backend) {
+    let t = TenantId::generate();
+    let c = conversations(&b, &t);
+    let conv = c
+        .record_customer(&account(), &customer(Some("Ann")), Some(100), 30)
+        .await
+        .unwrap();
+    let meta_key = Key::new(t.sub_partition(&format!("CONV#{conv}")), "META");
+    let list_key = Key::new(t.sub_partition("CONVS"), conv.as_str());
+    let ttl = |key: Key| {
+        let store = b.store.clone();
+        async move {
+            store
+                .get(Table::Data, &key)
+                .await
+                .unwrap()
+                .and_then(|i| i.get_n(TTL_ATTR))
+                .expect("an expiry")
+        }
+    };
+    let conversation_expires = ttl(meta_key.clone()).await;
+    assert!(ttl(list_key.clone()).await >= conversation_expires + 86_400 - 5);
+
+    // Still past the conversation's expiry: the next message leaves the entry alone.
+    let unwritten = conversation_expires + 3_600;
+    let set_list = |until: i64| {
+        let (store, key) = (b.store.clone(), list_key.clone());
+        async move {
+            store
+                .update(Table::Data, &key, Update::new().set(TTL_ATTR, until), None)
+                .await
+                .unwrap();
+        }
+    };
+    set_list(unwritten).await;
+    c.record_customer(&account(), &customer(Some("Ann")), Some(200), 30)
+        .await
+        .unwrap();
+    assert_eq!(ttl(list_key.clone()).await, unwritten);
+
+    // Shorter than the conversation (a re-stamp to a shorter retention, then a message under
+    // the longer one): written again, a day past the conversation.
+    set_list(now_secs() + 86_400).await;
+    c.record_customer(&account(), &customer(Some("Ann")), Some(300), 30)
+        .await
+        .unwrap();
+    let conversation_expires = ttl(meta_key.clone()).await;
+    assert!(ttl(list_key.clone()).await >= conversation_expires + 86_400 - 5);
+
+    // Gone while the conversation is not (a crash between the two writes of an older
+    // version): written again, with when it began.
+    b.store.delete(Table::Data, &list_key, None).await.unwrap();
+    c.record_customer(&account(), &customer(Some("Ann")), Some(400), 30)
+        .await
+        .unwrap();
+    let entry = b
+        .store
+        .get(Table::Data, &list_key)
+        .await
+        .unwrap()
+        .expect("listed again");
+    assert!(entry.get_n(TTL_ATTR).unwrap() >= ttl(meta_key).await + 86_400 - 5);
+    assert!(entry.get_n("created_at").is_some());
+}
+
 on_both_backends!(
+    the_list_entry_is_written_only_when_its_conversation_outgrows_it,
     conversation_ids_are_keyed_by_the_tenants_secret,
     messages_are_stored_once_and_encrypted,
     statuses_and_last_inbound_only_move_forward,
