@@ -63,6 +63,7 @@ use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope};
 /// the media cannot be linked.
 mod message;
 mod outcome;
+mod push_hold;
 
 #[async_trait]
 pub trait MediaLinker: Send + Sync {
@@ -109,6 +110,10 @@ enum SyncError {
     /// counted.
     #[error("waiting for the portal's flusher")]
     Waiting(Duration),
+    /// The message's push hold was taken over by another delivery while this one worked
+    /// (decision 0105): that delivery finishes it.
+    #[error("push taken over by another delivery")]
+    TakenOver,
 }
 
 impl From<FlushError> for SyncError {
@@ -172,6 +177,8 @@ pub struct SyncWorker {
     wait: WaitConfig,
     clock: Clock,
     metrics: Metrics,
+    /// How long a delivery holds a message's push (decision 0105): the `SYNC` record's lease.
+    hold_lease: Duration,
 }
 
 impl SyncWorker {
@@ -208,6 +215,7 @@ impl SyncWorker {
             media: None,
             profiles: None,
             metrics: Metrics::off(),
+            hold_lease: platform::VISIBILITY,
         }
     }
 
@@ -215,6 +223,7 @@ impl SyncWorker {
     /// the platform's 180 s (decision 0053).
     pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
         self.idempotency = self.idempotency.with_lease(lease);
+        self.hold_lease = lease;
         self
     }
 
@@ -318,6 +327,8 @@ impl SyncWorker {
             }
             // Not tried: no attempt counted (decision 0023).
             Err(SyncError::Waiting(delay)) => return Outcome::RetryAfter(delay),
+            // Another delivery finishes it (decision 0105): not a failure of this one.
+            Err(SyncError::TakenOver) => return Outcome::RetryAfter(Duration::from_secs(1)),
             Err(e) => e,
         };
         let kind = match &e {
@@ -452,6 +463,15 @@ impl SyncWorker {
         else {
             return Ok(Outcome::Done);
         };
+        // A customer's message is held on its own item when that is small (decision 0105).
+        if let SyncAction::PushMessage { message_sk } = &job.action {
+            let pushed = self
+                .push_held(job, &scope, &conversations, &meta, message_sk)
+                .await?;
+            if let Some(outcome) = pushed {
+                return Ok(outcome);
+            }
+        }
         let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
             Begin::Started(held) => held,
             Begin::AlreadyDone => {
@@ -462,7 +482,7 @@ impl SyncWorker {
             }
             Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
         };
-        let staged = match self.run(job, &scope, &conversations, &meta).await {
+        let staged = match self.run(job, &scope, &conversations, &meta, None).await {
             Ok(staged) => staged,
             Err(e) => {
                 self.idempotency.release(&held).await;
@@ -485,12 +505,15 @@ impl SyncWorker {
 
     /// Runs the job up to its outcome; returns the keys of the operations it staged, to be
     /// dropped once the job is recorded done.
+    /// `held`: the message, read, and the holder of its push hold (decision 0105); None: the
+    /// job holds its `SYNC` record and the message is read here.
     async fn run(
         &self,
         job: &SyncJob,
         scope: &TenantScope,
         conversations: &Conversations,
         meta: &ConversationMeta,
+        held: Option<(StoredMessage, &str)>,
     ) -> Result<Vec<Key>, SyncError> {
         let sk = match &job.action {
             SyncAction::PushMessage { message_sk }
@@ -503,9 +526,15 @@ impl SyncWorker {
             conversation: job.conversation.clone(),
             sk: sk.clone(),
         };
-        let Some(message) = conversations.message(&at).await? else {
-            tracing::info!("message gone (erased or expired); sync job dropped");
-            return Ok(Vec::new());
+        let (message, holder) = match held {
+            Some((message, holder)) => (message, Some(holder)),
+            None => match conversations.message(&at).await? {
+                Some(message) => (message, None),
+                None => {
+                    tracing::info!("message gone (erased or expired); sync job dropped");
+                    return Ok(Vec::new());
+                }
+            },
         };
         let span = tracing::Span::current();
         // A message we sent is known to the provider by the id it gave us.
@@ -595,8 +624,8 @@ impl SyncWorker {
                 meta,
                 &at,
                 &message,
-                sent.crm_chat_id,
-                sent.external_message_id,
+                (sent.crm_chat_id, sent.external_message_id),
+                holder,
             )
             .await?;
         }
@@ -742,25 +771,6 @@ impl SyncWorker {
                 post(method, update.to_param()?, None)
             }
         }
-    }
-
-    async fn record_sent(
-        &self,
-        conversations: &Conversations,
-        meta: &ConversationMeta,
-        at: &MessageRef,
-        message: &StoredMessage,
-        crm_chat_id: Option<String>,
-        external_message_id: Option<String>,
-    ) -> Result<(), SyncError> {
-        if let Some(chat) = &crm_chat_id {
-            if meta.crm_chat_id.as_deref() != Some(chat.as_str()) {
-                conversations.set_crm_chat(&meta.id, chat).await?;
-            }
-        }
-        let ids = vec![external_message_id.unwrap_or_else(|| message.provider_message_id.clone())];
-        conversations.set_crm_message_ids(at, &ids).await?;
-        Ok(())
     }
 }
 

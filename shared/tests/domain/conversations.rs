@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use wappline::clock::now_secs;
 use wappline::conversation::{
-    ConversationId, Conversations, Direction, MessageStatus, NewMessage, Origin,
+    ConversationId, Conversations, Direction, MessageStatus, NewMessage, Origin, PushHold,
+    HOLD_ON_MESSAGE_MAX_BYTES,
 };
 use wappline::crypto::{CachePolicy, Envelope};
 use wappline::ids::{PhoneNumberId, TenantId};
@@ -354,7 +355,101 @@ async fn the_list_entry_is_written_only_when_its_conversation_outgrows_it(b: Bac
     assert!(entry.get_n("created_at").is_some());
 }
 
+/// A message's push held on its own item (decision 0105): one live hold at a time, taken over
+/// once its lease ran out; the push recorded only by the delivery still holding it; never on a
+/// message already pushed, nor on one that is gone (no item is created for it).
+async fn a_messages_push_is_held_and_recorded_on_its_item(b: Backend) {
+    let t = TenantId::generate();
+    let c = conversations(&b, &t);
+    let conv = c
+        .record_customer(&account(), &customer(None), Some(100), 30)
+        .await
+        .unwrap();
+    let (at, _) = c
+        .store_message(&account(), &conv, text("wamid.push", "hi", 100_000), 30)
+        .await
+        .unwrap();
+    let now = now_secs();
+    let (message, bytes) = c.message_sized(&at).await.unwrap().unwrap();
+    assert!(message.crm_message_ids.is_empty());
+    assert!(bytes <= HOLD_ON_MESSAGE_MAX_BYTES, "{bytes} bytes");
+
+    assert_eq!(
+        c.hold_push(&at, "a", now, 180).await.unwrap(),
+        PushHold::Held
+    );
+    // A second delivery while the lease runs: told when to come back.
+    assert!(matches!(
+        c.hold_push(&at, "b", now + 10, 180).await.unwrap(),
+        PushHold::Busy { retry_after } if retry_after.as_secs() == 170
+    ));
+    // Once the lease ran out, the second delivery takes it over; the first records nothing.
+    assert_eq!(
+        c.hold_push(&at, "b", now + 181, 180).await.unwrap(),
+        PushHold::Held
+    );
+    assert!(!c.record_pushed_held(&at, &["x".into()], "a").await.unwrap());
+    assert!(c
+        .message(&at)
+        .await
+        .unwrap()
+        .unwrap()
+        .crm_message_ids
+        .is_empty());
+    // The first's release leaves the second's hold alone.
+    c.release_push(&at, "a").await;
+    assert!(matches!(
+        c.hold_push(&at, "c", now + 182, 180).await.unwrap(),
+        PushHold::Busy { .. }
+    ));
+    assert!(c
+        .record_pushed_held(&at, &["crm-1".into()], "b")
+        .await
+        .unwrap());
+    assert_eq!(
+        c.message(&at).await.unwrap().unwrap().crm_message_ids,
+        vec!["crm-1".to_owned()]
+    );
+    // Pushed: never held again, whatever the lease says.
+    assert_eq!(
+        c.hold_push(&at, "d", now + 10_000, 180).await.unwrap(),
+        PushHold::Pushed
+    );
+
+    // A released hold is free at once.
+    let (other, _) = c
+        .store_message(&account(), &conv, text("wamid.push2", "hi", 100_001), 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.hold_push(&other, "a", now, 180).await.unwrap(),
+        PushHold::Held
+    );
+    c.release_push(&other, "a").await;
+    assert_eq!(
+        c.hold_push(&other, "b", now, 180).await.unwrap(),
+        PushHold::Held
+    );
+
+    // Gone: no hold, and no item made for it.
+    let gone = wappline::conversation::MessageRef {
+        conversation: conv.clone(),
+        sk: "MSG#0000000000001#0000000000000000".into(),
+    };
+    assert_eq!(
+        c.hold_push(&gone, "a", now, 180).await.unwrap(),
+        PushHold::Gone
+    );
+    assert!(!c
+        .record_pushed_held(&gone, &["x".into()], "a")
+        .await
+        .unwrap());
+    c.release_push(&gone, "a").await;
+    assert_eq!(c.message_sized(&gone).await.unwrap(), None);
+}
+
 on_both_backends!(
+    a_messages_push_is_held_and_recorded_on_its_item,
     the_list_entry_is_written_only_when_its_conversation_outgrows_it,
     conversation_ids_are_keyed_by_the_tenants_secret,
     messages_are_stored_once_and_encrypted,
