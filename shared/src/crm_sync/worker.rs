@@ -33,7 +33,7 @@ use tracing::Instrument;
 use super::chat::{crm_user_id, excerpt, failure_class, note_message, reply_quote};
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
 use super::outbox::{CrmOp, Outbox, OutboxError, PostLookup, KILLED_ITS_WORKER};
-use super::parking::{is_portal_failure, Gate, Parking, Released};
+use super::parking::{is_portal_failure, Gate, Parking};
 use super::profile::CustomerProfiles;
 use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
@@ -61,6 +61,7 @@ use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope};
 
 /// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
 /// the media cannot be linked.
+mod dead_letter;
 mod message;
 mod outcome;
 mod push_hold;
@@ -397,53 +398,6 @@ impl SyncWorker {
             "CRM sync job did not complete"
         );
         Outcome::RetryAfter(delay)
-    }
-
-    /// Moves a job that failed for good to the dead-letter queue, then drops its staged
-    /// operation (a redrive stages it afresh) and settles its released parking.
-    async fn dead_letter_job(
-        &self,
-        job: &SyncJob,
-        record: &QueueRecord,
-        released: Option<&Released>,
-    ) -> Outcome {
-        let outcome = self.move_to_dead_letter(record).await;
-        if outcome.is_done() {
-            let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
-            if let Err(e) = self.outbox.remove(&key).await {
-                tracing::warn!(error = %e, "could not drop a dead-lettered job's operation");
-            }
-            if let (Some(p), Some(r)) = (&self.parking, released) {
-                p.settle(r).await;
-            }
-        }
-        outcome
-    }
-
-    /// Sends the record to the sync dead-letter queue, then lets it be acknowledged. Without a
-    /// dead-letter queue (or when the send fails) the record fails back to the queue, whose own
-    /// redrive is the last resort.
-    async fn move_to_dead_letter(&self, record: &QueueRecord) -> Outcome {
-        let Some(queue) = &self.dead_letter else {
-            return Outcome::Failed;
-        };
-        match crate::own_attempts::move_to_dead_letter(queue.as_ref(), platform::SYNC, record).await
-        {
-            Ok(dlq) => {
-                self.metrics.dlq_arrival(platform::SYNC);
-                tracing::warn!(message_id = %record.message_id, dead_letter_queue = %dlq, "sync job dead-lettered");
-                if let Ok(job) = serde_json::from_str::<SyncJob>(&record.body) {
-                    if let Err(e) = self.attempts.clear(&job.tenant_id, &job.effect).await {
-                        tracing::warn!(error = %e, "could not clear a sync job's attempts");
-                    }
-                }
-                Outcome::Done
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not dead-letter a sync job");
-                Outcome::Failed
-            }
-        }
     }
 
     async fn try_process(&self, job: &SyncJob) -> Result<Outcome, SyncError> {
