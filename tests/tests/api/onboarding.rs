@@ -656,10 +656,14 @@ async fn the_schedule_refreshes_due_tokens_leaves_others_and_alerts_on_failure()
     // The refreshed token is stored (encrypted) and used from now on: the next send or
     // refresh presents it.
     token_never_in_clear(&h, &due_token).await;
-    assert!(audit(&h, &t)
-        .await
-        .iter()
-        .any(|e| e["action"] == "channel_token_refreshed" && e["details"]["channel"] == IG));
+    // Audited after the token and its next due date are stored: waited for, not assumed.
+    wait_for(async || {
+        audit(&h, &t)
+            .await
+            .iter()
+            .any(|e| e["action"] == "channel_token_refreshed" && e["details"]["channel"] == IG)
+    })
+    .await;
 
     // When refreshing fails: the status says so, the admin gets an email, it is audited.
     h.graph.fail_instagram_refresh(true);
