@@ -121,6 +121,8 @@ pub trait BodyText<'a>: Text {
 
     /// The text of `s` that `check` keeps (a sub-slice of it: a phone without its `+`),
     /// borrowed when `s` is.
+    // A `&Cow`, not a `&str`: whether `s` borrows from the body decides what is kept.
+    #[allow(clippy::ptr_arg)]
     fn checked<E>(
         s: &std::borrow::Cow<'a, str>,
         check: impl Fn(&str) -> Result<&str, E>,
@@ -163,6 +165,12 @@ macro_rules! text_id {
             pub fn parse(s: &str) -> Result<Self, $crate::ids::InvalidId> {
                 Self::check(s).map(|v| $name(v.to_owned()))
             }
+
+            /// The same id held as another [`Text`] (an owned event's id in a borrowed
+            /// batch).
+            pub fn into_text<T: $crate::ids::Text>(self) -> $name<T> {
+                $name(T::from_string(self.0))
+            }
         }
 
         impl<S> $name<S> {
@@ -179,6 +187,7 @@ macro_rules! text_id {
 
             /// The id read from a body's string, borrowed from it when `S` borrows; None
             /// when `parse` would refuse it.
+            #[allow(clippy::ptr_arg)] // a `&Cow`: whether it borrows decides what is kept
             pub(crate) fn from_body<'a>(s: &::std::borrow::Cow<'a, str>) -> Option<Self>
             where
                 S: $crate::ids::BodyText<'a>,

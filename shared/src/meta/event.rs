@@ -36,6 +36,12 @@ pub struct InboundEvent<S: Text = String> {
 }
 
 impl<S: Text> InboundEvent<S> {
+    /// The owned event, as the inbound worker reads it from this event's job: its JSON read
+    /// back. For the intake's rare paths that need to own or rewrite a borrowed event.
+    pub fn to_owned_event(&self) -> Result<InboundEvent, serde_json::Error> {
+        serde_json::from_slice(&serde_json::to_vec(self)?)
+    }
+
     /// The customer the event is about, when there is one (not for account errors, nor for
     /// statuses whose recipient Meta did not identify).
     pub fn customer(&self) -> Option<&CustomerRef<S>> {
