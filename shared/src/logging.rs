@@ -7,6 +7,8 @@
 //! of the provider's message id ([`provider_ref`]). A WhatsApp wamid is base64 of the
 //! customer's phone number and more, so it is never logged itself.
 
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
 use sha2::{Digest, Sha256};
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -63,6 +65,90 @@ pub fn init_text() {
         .with_target(false)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Log lines kept in memory, as [`json_subscriber`] writes them: for tests that read what the
+/// code logs (no body, token or phone number on any line; which span a line carries). Every
+/// clone writes to the same buffer, and each event is one write, so the buffer always ends at
+/// a line boundary.
+#[derive(Clone, Default)]
+pub struct MemoryLog(Arc<Mutex<Vec<u8>>>);
+
+impl MemoryLog {
+    /// The process's log from the first call on, in the functions' JSON format at `level` (the
+    /// first call's level), through the global subscriber, installed once. A thread-scoped
+    /// subscriber misses the events whose call sites another thread reached first without it
+    /// (tracing caches them as disabled), so a test binary whose tests run on several threads
+    /// captures globally and picks its own lines out of everyone's.
+    ///
+    /// # Panics
+    /// If another global subscriber was installed before.
+    pub fn global(level: &str) -> MemoryLog {
+        static GLOBAL: OnceLock<MemoryLog> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let log = MemoryLog::default();
+                tracing::subscriber::set_global_default(json_subscriber(log.clone(), level))
+                    .expect("no other global subscriber in this process");
+                log
+            })
+            .clone()
+    }
+
+    fn bytes(&self) -> MutexGuard<'_, Vec<u8>> {
+        // A writer that panicked mid-line cannot have left half a line: each write is whole.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Bytes kept so far: a mark for [`MemoryLog::text_from`].
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// Whether nothing was logged yet.
+    pub fn is_empty(&self) -> bool {
+        self.bytes().is_empty()
+    }
+
+    /// Every line kept, as text.
+    pub fn text(&self) -> String {
+        self.text_from(0)
+    }
+
+    /// The lines kept from the mark `start` on, as text.
+    pub fn text_from(&self, start: usize) -> String {
+        String::from_utf8_lossy(&self.bytes()[start..]).into_owned()
+    }
+
+    /// Every line kept, parsed. A line that is not JSON is a `Value::String` of itself, so an
+    /// assertion on the lines still sees it.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| l.into()))
+            .collect()
+    }
+}
+
+impl std::io::Write for MemoryLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for MemoryLog {
+    type Writer = MemoryLog;
+
+    fn make_writer(&'a self) -> MemoryLog {
+        self.clone()
+    }
 }
 
 #[cfg(test)]

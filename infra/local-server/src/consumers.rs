@@ -163,7 +163,9 @@ impl Running {
                 (queue.clone(), consumer.clone(), invocation.clone());
             let task = self.tasks.spawn(async move {
                 let records: Vec<&QueueRecord> = group.iter().map(|(_, r)| r).collect();
-                let outcomes = run_group(consumer.handler.as_ref(), &records).await;
+                let receipts: Vec<&str> = group.iter().map(|(m, _)| m.receipt.as_str()).collect();
+                let running = run_group(consumer.handler.as_ref(), &records);
+                let outcomes = kept_hidden(queue.as_ref(), &consumer, &receipts, running).await;
                 invocation.group_ended(&consumer);
                 let messages: Vec<ReceivedMessage> = group.into_iter().map(|(m, _)| m).collect();
                 settle(queue.as_ref(), &consumer.queue, &messages, outcomes).await;
@@ -186,6 +188,39 @@ impl Invocation {
         if self.groups_left.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(meter) = &consumer.meter {
                 meter.invocation(function_of(&consumer.queue), self.started.elapsed());
+            }
+        }
+    }
+}
+
+/// Runs a group's records, `running`, keeping its messages hidden while it runs: every half
+/// visibility timeout their visibility is set to a whole one again. A run that outlives its
+/// visibility timeout would otherwise be received again and run a second time beside itself
+/// (two runs of one contact erasure deleted a person's new conversation, decision 0102).
+/// Lambda bounds a run by the function's timeout, which the queue's visibility timeout
+/// exceeds six times; the local server has no such bound, and a run cut off there would only
+/// start again from the top. If the process dies, the hiding stops with it and the messages
+/// come back after the timeout, as they do when an instance dies on AWS. Decision 0106.
+async fn kept_hidden<T>(
+    queue: &dyn Queue,
+    consumer: &Consumer,
+    receipts: &[&str],
+    running: impl std::future::Future<Output = T>,
+) -> T {
+    let period = consumer.visibility / 2;
+    tokio::pin!(running);
+    loop {
+        tokio::select! {
+            out = &mut running => return out,
+            () = tokio::time::sleep(period) => {
+                tracing::info!(queue = %consumer.queue, records = receipts.len(), "a run outlasts half its visibility timeout; its records are kept hidden");
+                for receipt in receipts {
+                    if let Err(e) = queue.change_visibility(&consumer.queue, receipt, consumer.visibility).await {
+                        // It may come back while this run goes on; the handlers are
+                        // idempotent (decision 0009).
+                        tracing::warn!(queue = %consumer.queue, error = %e, "could not keep a running record hidden");
+                    }
+                }
             }
         }
     }

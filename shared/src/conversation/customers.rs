@@ -11,6 +11,11 @@ use crate::store::{AttrValue, Condition, Key, Table, Update, TTL_ATTR};
 /// The conversation's attribute holding the business's saved name, encrypted.
 const SAVED_NAME: &str = "saved_name";
 
+/// How much longer than its conversation a list entry is given when it is written, so that
+/// it is written again at most once a day while the conversation goes on (decision 0105). The
+/// entry holds the conversation's id and when it began: no content, no phone number.
+const LIST_SLACK_SECS: i64 = 86_400;
+
 impl Conversations {
     /// Creates or refreshes the conversation of `customer` on `account`: the customer's
     /// details (encrypted), and when `inbound_at` is given, the last time the customer wrote
@@ -128,16 +133,30 @@ impl Conversations {
             }
         }
         self.store.update(Table::Data, &key, update, None).await?;
-        // The list entry lives as long as its conversation: created with it, and its expiry
-        // kept in step whenever the conversation's is.
+        // The list entry lives at least as long as its conversation (the retention re-stamp,
+        // the export and the erasures find conversations through it): created with it, and
+        // pushed a day past the conversation's expiry whenever that expiry passes its own, so
+        // a conversation's messages within a day cost one read of it instead of one write
+        // each (decision 0105). Its expiry is read, not assumed, so an entry the retention
+        // re-stamp shortened (or one a crash left behind) is written again.
         let list_key = Key::new(self.tenant.sub_partition("CONVS"), id.as_str());
-        let mut listing = Update::new().set(TTL_ATTR, expires);
-        if existing.is_none() {
-            listing = listing.set("created_at", now);
+        let listed_until = match &existing {
+            Some(_) => self
+                .store
+                .get(Table::Data, &list_key)
+                .await?
+                .map(|entry| entry.get_n(TTL_ATTR)),
+            None => None,
+        };
+        if listed_until.is_none_or(|until| until.is_none_or(|t| t < expires)) {
+            let mut listing = Update::new().set(TTL_ATTR, expires.saturating_add(LIST_SLACK_SECS));
+            if listed_until.is_none() {
+                listing = listing.set("created_at", now);
+            }
+            self.store
+                .update(Table::Data, &list_key, listing, None)
+                .await?;
         }
-        self.store
-            .update(Table::Data, &list_key, listing, None)
-            .await?;
         self.put_aliases(&alias_keys, &id, expires).await?;
         Ok(id)
     }

@@ -412,7 +412,7 @@ fn index_target(item: &Item) -> Result<MessageRef, ConversationError> {
 /// absent, like an item past its own `expires_at` (decision 0004). The version outlives every
 /// message it sealed unless a clock or a retention went wrong; then the message is gone, not
 /// an error that would stop the conversation's reads.
-fn readable(
+pub(super) fn readable(
     decoded: Result<StoredMessage, ConversationError>,
 ) -> Result<Option<StoredMessage>, ConversationError> {
     match decoded {

@@ -32,6 +32,7 @@ mod mentions_chat;
 mod messages;
 mod model;
 mod profile;
+mod sync_hold;
 mod updates;
 
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub use model::{
     NewMessage, Origin, StoreOutcome, StoredMessage, TemplateMessage,
 };
 pub use profile::CustomerProfile;
+pub use sync_hold::{PushHold, HOLD_ON_MESSAGE_MAX_BYTES};
 
 const META_SK: &str = "META";
 pub const MID_SK: &str = "MID";

@@ -33,7 +33,7 @@ use tracing::Instrument;
 use super::chat::{crm_user_id, excerpt, failure_class, note_message, reply_quote};
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
 use super::outbox::{CrmOp, Outbox, OutboxError, PostLookup, KILLED_ITS_WORKER};
-use super::parking::{is_portal_failure, Gate, Parking, Released};
+use super::parking::{is_portal_failure, Gate, Parking};
 use super::profile::CustomerProfiles;
 use super::retry::RetryPolicy;
 use super::{SyncAction, SyncJob};
@@ -61,8 +61,10 @@ use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope};
 
 /// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
 /// the media cannot be linked.
+mod dead_letter;
 mod message;
 mod outcome;
+mod push_hold;
 
 #[async_trait]
 pub trait MediaLinker: Send + Sync {
@@ -109,6 +111,10 @@ enum SyncError {
     /// counted.
     #[error("waiting for the portal's flusher")]
     Waiting(Duration),
+    /// The message's push hold was taken over by another delivery while this one worked
+    /// (decision 0105): that delivery finishes it.
+    #[error("push taken over by another delivery")]
+    TakenOver,
 }
 
 impl From<FlushError> for SyncError {
@@ -172,6 +178,8 @@ pub struct SyncWorker {
     wait: WaitConfig,
     clock: Clock,
     metrics: Metrics,
+    /// How long a delivery holds a message's push (decision 0105): the `SYNC` record's lease.
+    hold_lease: Duration,
 }
 
 impl SyncWorker {
@@ -208,6 +216,7 @@ impl SyncWorker {
             media: None,
             profiles: None,
             metrics: Metrics::off(),
+            hold_lease: platform::VISIBILITY,
         }
     }
 
@@ -215,6 +224,7 @@ impl SyncWorker {
     /// the platform's 180 s (decision 0053).
     pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
         self.idempotency = self.idempotency.with_lease(lease);
+        self.hold_lease = lease;
         self
     }
 
@@ -318,6 +328,8 @@ impl SyncWorker {
             }
             // Not tried: no attempt counted (decision 0023).
             Err(SyncError::Waiting(delay)) => return Outcome::RetryAfter(delay),
+            // Another delivery finishes it (decision 0105): not a failure of this one.
+            Err(SyncError::TakenOver) => return Outcome::RetryAfter(Duration::from_secs(1)),
             Err(e) => e,
         };
         let kind = match &e {
@@ -388,53 +400,6 @@ impl SyncWorker {
         Outcome::RetryAfter(delay)
     }
 
-    /// Moves a job that failed for good to the dead-letter queue, then drops its staged
-    /// operation (a redrive stages it afresh) and settles its released parking.
-    async fn dead_letter_job(
-        &self,
-        job: &SyncJob,
-        record: &QueueRecord,
-        released: Option<&Released>,
-    ) -> Outcome {
-        let outcome = self.move_to_dead_letter(record).await;
-        if outcome.is_done() {
-            let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
-            if let Err(e) = self.outbox.remove(&key).await {
-                tracing::warn!(error = %e, "could not drop a dead-lettered job's operation");
-            }
-            if let (Some(p), Some(r)) = (&self.parking, released) {
-                p.settle(r).await;
-            }
-        }
-        outcome
-    }
-
-    /// Sends the record to the sync dead-letter queue, then lets it be acknowledged. Without a
-    /// dead-letter queue (or when the send fails) the record fails back to the queue, whose own
-    /// redrive is the last resort.
-    async fn move_to_dead_letter(&self, record: &QueueRecord) -> Outcome {
-        let Some(queue) = &self.dead_letter else {
-            return Outcome::Failed;
-        };
-        match crate::own_attempts::move_to_dead_letter(queue.as_ref(), platform::SYNC, record).await
-        {
-            Ok(dlq) => {
-                self.metrics.dlq_arrival(platform::SYNC);
-                tracing::warn!(message_id = %record.message_id, dead_letter_queue = %dlq, "sync job dead-lettered");
-                if let Ok(job) = serde_json::from_str::<SyncJob>(&record.body) {
-                    if let Err(e) = self.attempts.clear(&job.tenant_id, &job.effect).await {
-                        tracing::warn!(error = %e, "could not clear a sync job's attempts");
-                    }
-                }
-                Outcome::Done
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not dead-letter a sync job");
-                Outcome::Failed
-            }
-        }
-    }
-
     async fn try_process(&self, job: &SyncJob) -> Result<Outcome, SyncError> {
         let Some(JobTarget {
             scope,
@@ -452,6 +417,15 @@ impl SyncWorker {
         else {
             return Ok(Outcome::Done);
         };
+        // A customer's message is held on its own item when that is small (decision 0105).
+        if let SyncAction::PushMessage { message_sk } = &job.action {
+            let pushed = self
+                .push_held(job, &scope, &conversations, &meta, message_sk)
+                .await?;
+            if let Some(outcome) = pushed {
+                return Ok(outcome);
+            }
+        }
         let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
             Begin::Started(held) => held,
             Begin::AlreadyDone => {
@@ -462,7 +436,7 @@ impl SyncWorker {
             }
             Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
         };
-        let staged = match self.run(job, &scope, &conversations, &meta).await {
+        let staged = match self.run(job, &scope, &conversations, &meta, None).await {
             Ok(staged) => staged,
             Err(e) => {
                 self.idempotency.release(&held).await;
@@ -485,12 +459,15 @@ impl SyncWorker {
 
     /// Runs the job up to its outcome; returns the keys of the operations it staged, to be
     /// dropped once the job is recorded done.
+    /// `held`: the message, read, and the holder of its push hold (decision 0105); None: the
+    /// job holds its `SYNC` record and the message is read here.
     async fn run(
         &self,
         job: &SyncJob,
         scope: &TenantScope,
         conversations: &Conversations,
         meta: &ConversationMeta,
+        held: Option<(StoredMessage, &str)>,
     ) -> Result<Vec<Key>, SyncError> {
         let sk = match &job.action {
             SyncAction::PushMessage { message_sk }
@@ -503,9 +480,15 @@ impl SyncWorker {
             conversation: job.conversation.clone(),
             sk: sk.clone(),
         };
-        let Some(message) = conversations.message(&at).await? else {
-            tracing::info!("message gone (erased or expired); sync job dropped");
-            return Ok(Vec::new());
+        let (message, holder) = match held {
+            Some((message, holder)) => (message, Some(holder)),
+            None => match conversations.message(&at).await? {
+                Some(message) => (message, None),
+                None => {
+                    tracing::info!("message gone (erased or expired); sync job dropped");
+                    return Ok(Vec::new());
+                }
+            },
         };
         let span = tracing::Span::current();
         // A message we sent is known to the provider by the id it gave us.
@@ -595,8 +578,8 @@ impl SyncWorker {
                 meta,
                 &at,
                 &message,
-                sent.crm_chat_id,
-                sent.external_message_id,
+                (sent.crm_chat_id, sent.external_message_id),
+                holder,
             )
             .await?;
         }
@@ -742,25 +725,6 @@ impl SyncWorker {
                 post(method, update.to_param()?, None)
             }
         }
-    }
-
-    async fn record_sent(
-        &self,
-        conversations: &Conversations,
-        meta: &ConversationMeta,
-        at: &MessageRef,
-        message: &StoredMessage,
-        crm_chat_id: Option<String>,
-        external_message_id: Option<String>,
-    ) -> Result<(), SyncError> {
-        if let Some(chat) = &crm_chat_id {
-            if meta.crm_chat_id.as_deref() != Some(chat.as_str()) {
-                conversations.set_crm_chat(&meta.id, chat).await?;
-            }
-        }
-        let ids = vec![external_message_id.unwrap_or_else(|| message.provider_message_id.clone())];
-        conversations.set_crm_message_ids(at, &ids).await?;
-        Ok(())
     }
 }
 

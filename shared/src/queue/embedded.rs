@@ -11,17 +11,18 @@
 //! - the receive index (`embedded_index`): what a receive may take, so it never scans.
 //!
 //! Every operation runs on the file's writer thread, one after the other, all or nothing, so
-//! concurrent receivers (threads or tasks) never get the same message in one visibility
-//! window. An operation is answered once its writes are on disk; concurrent operations share
-//! one redb transaction and one fsync ([`crate::group_commit`], decisions 0054 and 0092). A send is the exception in how, not in when: it is
-//! answered once it is in the queue's own log (`queues.log.*`, [`super::embedded_log`],
-//! decision 0090), and applied to redb by the writer thread from there.
+//! concurrent receivers (threads or tasks) never get the same message in one visibility window.
+//! An operation is answered once its writes are on disk; concurrent operations share one redb
+//! transaction and one fsync ([`crate::group_commit`], decisions 0054 and 0092). A send is the
+//! exception in how, not in when: it is answered once it is in the queue's own log
+//! (`queues.log.*`, [`super::embedded_log`], decision 0090), and applied to redb by the writer
+//! thread from there.
 //!
-//! Receipts are `{seq:x}.{nonce}` with a fresh nonce per receive. A receipt from an earlier
-//! receive of a message that has since been received again is stale: `ack` with it is an Ok
-//! no-op (as SQS documents for stale handles), `change_visibility` with it, or with the receipt
-//! of a deleted message, is `QueueError::Invalid` (as SQS and moto refuse it). A malformed
-//! receipt is `Invalid` for both.
+//! Receipts ([`super::embedded_record`]) are `{seq:x}.{nonce}` with a fresh nonce per receive.
+//! A receipt from an earlier receive of a message that has since been received again is stale:
+//! `ack` with it is an Ok no-op (as SQS documents for stale handles), `change_visibility` with
+//! it, or with the receipt of a deleted message, is `QueueError::Invalid` (as SQS and moto
+//! refuse it). A malformed receipt is `Invalid` for both.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,10 +31,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
-use serde::{Deserialize, Serialize};
 
 use super::embedded_index as index;
 use super::embedded_log::{self as log, LoggedMessage, LoggedSend, SendLog};
+use super::embedded_record::{
+    decode, encode, new_message_id, new_nonce, parse_receipt, receipt, Meta,
+};
 use super::sqs::limits;
 use super::{
     validate_batch, OutgoingMessage, Queue, QueueDepth, QueueError, QueueName, QueueSpec,
@@ -63,20 +66,6 @@ const LOG_APPLIED: &str = "log_applied";
 const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
 /// Bound on dedup entries pruned per send, so one send never pays for a long idle period.
 const DEDUP_PRUNE_LIMIT: usize = 1000;
-
-/// What is stored per message besides its body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Meta {
-    message_id: String,
-    group_id: Option<String>,
-    dedup_id: Option<String>,
-    receive_count: u32,
-    /// Wall-clock ms, so in-flight messages reappear on time after a restart.
-    visible_at: i64,
-    sent_at: i64,
-    /// Nonce of the latest receive; only the receipt carrying it may ack the message.
-    receipt_nonce: Option<String>,
-}
 
 #[derive(Clone, Debug)]
 struct QueueConfig {
@@ -115,56 +104,6 @@ fn backend_failure(CommitFailure(e): CommitFailure) -> QueueError {
 
 fn db_err(e: impl Into<redb::Error>) -> QueueError {
     QueueError::Backend(format!("embedded queue store: {}", e.into()))
-}
-
-fn encode(meta: &Meta) -> Result<Vec<u8>, QueueError> {
-    serde_json::to_vec(meta).map_err(|e| QueueError::Backend(format!("encoding message: {e}")))
-}
-
-fn decode(bytes: &[u8]) -> Result<Meta, QueueError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| QueueError::Backend(format!("corrupt message record: {e}")))
-}
-
-fn random_bytes<const N: usize>() -> Result<[u8; N], QueueError> {
-    let mut bytes = [0u8; N];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| QueueError::Backend("system random source failed".into()))?;
-    Ok(bytes)
-}
-
-/// A random (version 4) UUID, as SQS message ids look.
-fn new_message_id() -> Result<String, QueueError> {
-    let mut b = random_bytes::<16>()?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
-}
-
-fn new_nonce() -> Result<String, QueueError> {
-    Ok(hex::encode(random_bytes::<16>()?))
-}
-
-fn receipt(seq: u64, nonce: &str) -> String {
-    format!("{seq:x}.{nonce}")
-}
-
-fn parse_receipt(receipt: &str) -> Result<(u64, &str), QueueError> {
-    let malformed = || QueueError::Invalid("malformed receipt".into());
-    let (seq, nonce) = receipt.split_once('.').ok_or_else(malformed)?;
-    let seq = u64::from_str_radix(seq, 16).map_err(|_| malformed())?;
-    if nonce.len() != 32 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(malformed());
-    }
-    Ok((seq, nonce))
 }
 
 fn millis(d: Duration) -> i64 {
@@ -768,25 +707,6 @@ impl EmbeddedQueue {
 mod tests {
     use super::*;
 
-    #[test]
-    fn receipts_round_trip_and_reject_garbage() {
-        let nonce = "0123456789abcdef0123456789abcdef";
-        let r = receipt(0x2a, nonce);
-        assert_eq!(parse_receipt(&r), Ok((0x2a, nonce)));
-        for bad in [
-            "",
-            "2a",
-            "2a.",
-            "zz.0123456789abcdef0123456789abcdef",
-            "2a.xyz",
-        ] {
-            assert!(
-                matches!(parse_receipt(bad), Err(QueueError::Invalid(_))),
-                "{bad:?}"
-            );
-        }
-    }
-
     /// An idle consumer polls every 50 ms from several loops: a receive that finds nothing
     /// must not cost a commit and a flush. One that takes a message flushes as before.
     #[tokio::test]
@@ -813,13 +733,5 @@ mod tests {
             flushes() > after_send,
             "a receive that takes a message is made durable"
         );
-    }
-
-    #[test]
-    fn message_ids_look_like_uuids() {
-        let id = new_message_id().expect("random source");
-        assert_eq!(id.len(), 36);
-        assert_eq!(id.as_bytes()[14], b'4');
-        assert_ne!(id, new_message_id().expect("random source"));
     }
 }

@@ -14,6 +14,7 @@
 pub mod embedded;
 mod embedded_index;
 mod embedded_log;
+mod embedded_record;
 pub mod redrive;
 pub mod sqs;
 

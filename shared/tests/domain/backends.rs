@@ -20,6 +20,18 @@ pub struct Backend {
     pub _dir: Option<tempfile::TempDir>,
 }
 
+impl Backend {
+    /// This backend's vault over `store` (this backend's store behind a fault hook, say).
+    /// `self` keeps the data directory: it must outlive the result.
+    pub fn with_store(&self, store: Arc<dyn TableStore>) -> Backend {
+        Backend {
+            store,
+            vault: self.vault.clone(),
+            _dir: None,
+        }
+    }
+}
+
 pub async fn embedded() -> Backend {
     let dir = tempfile::tempdir().unwrap();
     Backend {

@@ -23,7 +23,7 @@ use wappline::store::{StoreError, Table, TableStore};
 use wappline::tenant::ChannelKind;
 
 use crate::backends::{aws, embedded, sqs_platform_queues, Backend};
-use crate::sealed_inbound::inbound_world;
+use crate::sealed_inbound::{inbound_world, is_attempt_bookkeeping};
 
 const WA_NUMBER: &str = "106540352242922";
 
@@ -47,10 +47,7 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
     let (d, k, n) = (down.clone(), deadly.clone(), deaths.clone());
     let store: Arc<dyn TableStore> = Arc::new(HookedStore::with(backend.store.clone(), move |c| {
         let data_write = c.writes() && c.targets().iter().any(|(t, _)| *t == Table::Data);
-        let bookkeeping = c
-            .targets()
-            .iter()
-            .any(|(_, key)| key.sk == "INRUN" || key.sk == "INTRY");
+        let bookkeeping = is_attempt_bookkeeping(c);
         if k.load(Ordering::SeqCst) && c.writes() && !bookkeeping {
             n.fetch_add(1, Ordering::SeqCst);
             panic!("injected: the run kills its instance");
@@ -61,11 +58,7 @@ async fn case(backend: Backend, queue: Arc<dyn Queue>) {
             Verdict::Run
         }
     }));
-    let hooked = Backend {
-        store,
-        vault: backend.vault.clone(),
-        _dir: None,
-    };
+    let hooked = backend.with_store(store);
     let w = inbound_world(&hooked, &queue, &[(ChannelKind::WhatsApp, WA_NUMBER)]).await;
     let worker = w.worker.clone().with_dead_letter_queue(Some(queue.clone()));
     let dlq = w.inbound.dead_letter();

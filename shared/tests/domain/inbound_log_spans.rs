@@ -6,57 +6,30 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
 use wappline::faults::hooked::{HookedStore, Verdict};
+use wappline::logging::MemoryLog;
 use wappline::queue::embedded::EmbeddedQueue;
 use wappline::queue::{platform, Queue};
 use wappline::store::{StoreError, Table, TableStore};
 use wappline::tenant::ChannelKind;
 
-use crate::backends::{embedded, Backend};
-use crate::sealed_inbound::inbound_world;
-
-/// The JSON lines logged on this thread, kept in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<serde_json::Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
+use crate::backends::embedded;
+use crate::sealed_inbound::{inbound_world, is_attempt_bookkeeping};
 
 // One thread runs every task, as a Lambda invocation's runtime thread runs the handler and
 // whatever else is ready: a span left entered across an await is then the current span of
 // the next task polled.
 #[tokio::test(flavor = "current_thread")]
 async fn a_failed_jobs_ids_are_not_on_other_tasks_log_lines() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _logs = tracing::subscriber::set_default(wappline::logging::json_subscriber(
-        move || writer.clone(),
-        "info",
-    ));
-    // Other tests of this binary may have registered the handler's span on threads without
-    // this subscriber, caching it as never enabled: recompute with this one in place.
-    tracing::callsite::rebuild_interest_cache();
+    // The binary's global capture: a subscriber of this thread only would miss the lines
+    // whose call sites the other inbound tests, running at the same time, reached first
+    // (tracing caches a call site as disabled for every thread). This test's lines are picked
+    // out by the queue message's id and the bystander's own message.
+    let captured = MemoryLog::global("info");
 
     // The data table refuses the job's writes: the job fails on our side, and the worker
     // then records the failed attempt (its own bookkeeping, which the store takes). Unlike
@@ -66,10 +39,7 @@ async fn a_failed_jobs_ids_are_not_on_other_tasks_log_lines() {
     let down = Arc::new(AtomicBool::new(false));
     let d = down.clone();
     let store: Arc<dyn TableStore> = Arc::new(HookedStore::with(backend.store.clone(), move |c| {
-        let bookkeeping = c
-            .targets()
-            .iter()
-            .any(|(_, key)| key.sk == "INRUN" || key.sk == "INTRY");
+        let bookkeeping = is_attempt_bookkeeping(c);
         let data_write = c.writes() && c.targets().iter().any(|(t, _)| *t == Table::Data);
         if d.load(Ordering::SeqCst) && data_write && !bookkeeping {
             Verdict::Fail(StoreError::Unavailable("injected: down".into()))
@@ -77,11 +47,7 @@ async fn a_failed_jobs_ids_are_not_on_other_tasks_log_lines() {
             Verdict::Run
         }
     }));
-    let hooked = Backend {
-        store,
-        vault: backend.vault.clone(),
-        _dir: None,
-    };
+    let hooked = backend.with_store(store);
     let dir = tempfile::tempdir().unwrap();
     let queue: Arc<dyn Queue> =
         Arc::new(EmbeddedQueue::open(dir.path(), platform::specs()).unwrap());
@@ -109,7 +75,7 @@ async fn a_failed_jobs_ids_are_not_on_other_tasks_log_lines() {
     let r = running.clone();
     let bystander = tokio::spawn(async move {
         while r.load(Ordering::SeqCst) {
-            tracing::info!("bystander");
+            tracing::info!("bystander of the failed job");
             tokio::time::sleep(Duration::from_micros(100)).await;
         }
     });
@@ -119,10 +85,13 @@ async fn a_failed_jobs_ids_are_not_on_other_tasks_log_lines() {
     bystander.await.unwrap();
     assert_eq!(outcome, Outcome::Failed);
 
-    let lines = captured.lines();
+    let lines = captured.json_lines();
     let failed = lines
         .iter()
-        .find(|l| l["fields"]["message"] == "inbound job failed")
+        .find(|l| {
+            l["fields"]["message"] == "inbound job failed"
+                && l["fields"]["message_id"] == record.message_id.as_str()
+        })
         .expect("the failure is logged");
     assert_eq!(
         failed["span"]["name"], "inbound",
@@ -130,7 +99,7 @@ async fn a_failed_jobs_ids_are_not_on_other_tasks_log_lines() {
     );
     let bystanders: Vec<_> = lines
         .iter()
-        .filter(|l| l["fields"]["message"] == "bystander")
+        .filter(|l| l["fields"]["message"] == "bystander of the failed job")
         .collect();
     assert!(
         bystanders.len() >= 2,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use wappline::app::Platform;
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
+use wappline::faults::hooked::StoreCall;
 use wappline::inbound::intake::{VerifyToken, WebhookIntake};
 use wappline::inbound::worker::InboundWorker;
 use wappline::meta::AppSecret;
@@ -36,6 +37,15 @@ fn samples() -> Vec<Vec<u8>> {
         .collect();
     paths.sort();
     paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// Whether `call` is the inbound worker's record of its own run or attempt (`INRUN`,
+/// `INTRY`): a fault hook that breaks the job's writes spares these, so the worker can count
+/// the failed attempt as it would after a real outage.
+pub(crate) fn is_attempt_bookkeeping(call: &StoreCall<'_>) -> bool {
+    call.targets()
+        .iter()
+        .any(|(_, key)| key.sk == "INRUN" || key.sk == "INTRY")
 }
 
 /// A tenant with `channels` connected (a token each), the webhook intake onto

@@ -19,6 +19,7 @@ use wappline::metrics::names::EARLY_STATUSES;
 use wappline::queue::{platform, OutgoingMessage, Queue};
 
 use crate::fake_bitrix::{EventBody, EventMessage};
+use crate::fake_graph::SentMessage;
 use world::{SoakTenant, World, LINE};
 
 pub use check::SoakFigures;
@@ -136,16 +137,22 @@ pub fn text_delivery(t: &SoakTenant, phone: &str, wamid: &str, body: &str) -> Ve
     .expect("json")
 }
 
-/// A status delivery (the sample `whatsapp-status-delivered.json`).
-fn status_delivery(t: &SoakTenant, phone: &str, wamid: &str, status: &str) -> Vec<u8> {
+/// A status delivery (the sample `whatsapp-status-delivered.json`) of the send `sent`: with
+/// the send's `biz_opaque_callback_data`, which Meta returns in every status of that message
+/// (sent, delivered, read, failed; decision 0055), as the Graph API fake's own statuses do.
+fn status_delivery(t: &SoakTenant, phone: &str, sent: &SentMessage, status: &str) -> Vec<u8> {
+    let mut object = json!({"id": sent.id, "status": status,
+        "timestamp": wappline::clock::now_secs().to_string(),
+        "recipient_id": phone});
+    if let Some(tag) = sent.body.get("biz_opaque_callback_data") {
+        object["biz_opaque_callback_data"] = tag.clone();
+    }
     serde_json::to_vec(&json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": t.waba, "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15550783881", "phone_number_id": t.number},
-            "statuses": [{"id": wamid, "status": status,
-                "timestamp": wappline::clock::now_secs().to_string(),
-                "recipient_id": phone}]
+            "statuses": [object]
         }}]}]
     }))
     .expect("json")
@@ -269,13 +276,13 @@ pub async fn run(config: SoakConfig) -> SoakReport {
             }
             Kind::Status => {
                 let (tag, im_message) = customers[c].unstated_reply.take().expect("checked");
-                let wamid = sent_id(&mut w, &tag).await;
+                let sent = sent_message(&mut w, &tag).await;
                 let status = if rng.below(2) == 0 {
                     "delivered"
                 } else {
                     "read"
                 };
-                w.webhook(&status_delivery(&t, &customers[c].phone, &wamid, status))
+                w.webhook(&status_delivery(&t, &customers[c].phone, &sent, status))
                     .await;
                 ledger.status(
                     im_message,
@@ -283,7 +290,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                     check::StatusOf {
                         tenant: t.id.clone(),
                         number: t.number.clone(),
-                        wamid,
+                        wamid: sent.id,
                     },
                 );
             }
@@ -354,7 +361,7 @@ async fn chat_of(w: &mut World, cu: &mut Customer, t: &SoakTenant) -> String {
 }
 
 /// The message id the Graph API fake gave the send carrying `tag` (waiting for it).
-async fn sent_id(w: &mut World, tag: &str) -> String {
+async fn sent_message(w: &mut World, tag: &str) -> SentMessage {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(90) {
         if let Some(m) = w
@@ -363,7 +370,7 @@ async fn sent_id(w: &mut World, tag: &str) -> String {
             .into_iter()
             .find(|m| check::text_of(&m.body).is_some_and(|t| t.ends_with(tag)))
         {
-            return m.id;
+            return m;
         }
         w.ensure_alive().await;
         tokio::time::sleep(Duration::from_millis(10)).await;

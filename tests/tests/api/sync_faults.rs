@@ -16,6 +16,8 @@ mod done_before_dropped;
 mod heard_not_read;
 // Each operation claimed and settled by its own conditional update (decision 0086).
 mod op_claims;
+// A customer's message pushed under a hold on its own item (decision 0105).
+mod push_hold;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};

@@ -2,60 +2,16 @@
 //! logged with the caller's tenant and user (and nothing of the other tenant's), and no
 //! password, token or invitation secret ever reaches the log.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use super::common;
 
 use admin_api::AdminApi;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request};
 use wappline::app::Platform;
+use wappline::logging::MemoryLog;
 
 const ADMIN: &str = "local-dev-admin-token";
 const PW: &str = "correct horse battery staple";
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// The process's log, captured by a global subscriber installed once. A thread-scoped
-/// subscriber (`set_default`) misses events whose call sites other tests of this binary
-/// reached first on their threads, so the capture is global and the assertions pick this
-/// test's lines by its own tenants and users.
-fn capture_logs() -> Captured {
-    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    CAPTURED
-        .get_or_init(|| {
-            let captured = Captured::default();
-            let writer = captured.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .json()
-                .with_max_level(tracing::Level::DEBUG)
-                .with_writer(move || writer.clone())
-                .finish();
-            tracing::subscriber::set_global_default(subscriber)
-                .expect("no other global subscriber in this test binary");
-            captured
-        })
-        .clone()
-}
 
 fn request(method: Method, path: &str, token: Option<&str>, body: serde_json::Value) -> Request {
     let mut b = lambda_http::http::Request::builder()
@@ -82,7 +38,7 @@ fn json(resp: &lambda_http::Response<Body>) -> serde_json::Value {
 
 #[tokio::test(flavor = "current_thread")]
 async fn cross_tenant_attempts_are_logged_and_no_secret_is() {
-    let captured = capture_logs();
+    let captured = MemoryLog::global("debug");
 
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::embedded(dir.path()).unwrap();

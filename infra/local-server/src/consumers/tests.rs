@@ -307,3 +307,74 @@ async fn a_group_that_panics_gives_its_room_back_and_its_records_come_back() {
     let depth = f.queue.approximate_depth(&f.name).await.expect("depth");
     assert_eq!(depth.total(), 0, "{depth:?}");
 }
+
+/// Counts the runs of its records, and the most that ran at once; each run takes `takes`.
+struct SlowRuns {
+    takes: Duration,
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    runs: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl RecordHandler for SlowRuns {
+    async fn handle(&self, _record: &QueueRecord) -> Outcome {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.takes).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Outcome::Done
+    }
+}
+
+/// A run that outlasts its visibility timeout keeps its record hidden: the record is not
+/// received again and run a second time beside it (two runs of one erasure at once deleted a
+/// person's new conversation, decision 0102), and it is acknowledged once, when the run ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_longer_than_its_visibility_timeout_is_not_run_again_beside_itself() {
+    let f = fifo_queue();
+    f.queue
+        .send_batch(&f.name, vec![message("slow", 0)])
+        .await
+        .expect("send");
+    let visibility = Duration::from_millis(300);
+    let handler = Arc::new(SlowRuns {
+        takes: visibility * 5,
+        now: AtomicUsize::new(0),
+        most: AtomicUsize::new(0),
+        runs: AtomicUsize::new(0),
+    });
+    let (stop, rx) = watch::channel(false);
+    let loops: Vec<_> = (0..2)
+        .map(|_| {
+            let consumer = Consumer {
+                visibility,
+                ..consumer(&f, handler.clone())
+            };
+            tokio::spawn(run(f.queue.clone(), consumer, rx.clone()))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let depth = f.queue.approximate_depth(&f.name).await.expect("depth");
+        if depth.total() == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A little longer, for a second run that would start late.
+    tokio::time::sleep(visibility * 2).await;
+    stop.send(true).expect("loops listening");
+    for l in loops {
+        l.await.expect("loop ended");
+    }
+    assert_eq!(handler.most.load(Ordering::SeqCst), 1, "ran beside itself");
+    assert_eq!(handler.runs.load(Ordering::SeqCst), 1, "run again");
+    let depth = f.queue.approximate_depth(&f.name).await.expect("depth");
+    assert_eq!(
+        depth.total(),
+        0,
+        "acknowledged when the run ended: {depth:?}"
+    );
+}

@@ -11,8 +11,6 @@
 //! too, which only makes the scan wider.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use e2e_tests::harness::{sample, ADMIN, WA_NUMBER};
 use e2e_tests::personal_data::{describe, found_in, needles, values};
@@ -21,7 +19,7 @@ use serde_json::Value;
 use super::{run, template, APP_TOKEN, WA_TOKEN};
 
 /// Our crates at `debug`, everything else at `info`.
-const LEVEL: &str = "info,wappline=debug,admin_api=debug,meta_webhook=debug,\
+pub(super) const LEVEL: &str = "info,wappline=debug,admin_api=debug,meta_webhook=debug,\
 bitrix_webhook=debug,public_api=debug,media_proxy=debug,data_deletion=debug,retention=debug";
 
 /// The deliveries the scenario makes, the texts the operator and the API send, and the
@@ -33,55 +31,6 @@ const DELIVERIES: [&str; 3] = [
 ];
 const SENT_TEXTS: [&str; 2] = ["Thanks, on its way", "Your order has shipped"];
 const CUSTOMER: [&str; 3] = ["+16505551234", "16505551234", "US.13491208655302741918"];
-
-/// The log lines, written where the functions would write them.
-#[derive(Clone, Default)]
-pub(super) struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
-impl Capture {
-    /// The binary's log, captured from the first call on.
-    pub(super) fn global() -> Capture {
-        static CAPTURED: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
-        CAPTURED
-            .get_or_init(|| {
-                let capture = Capture::default();
-                let subscriber = wappline::logging::json_subscriber(capture.clone(), LEVEL);
-                tracing::subscriber::set_global_default(subscriber)
-                    .expect("no other global subscriber in this test binary");
-                capture
-            })
-            .clone()
-    }
-
-    /// Bytes captured so far (always at a line boundary: each event is one write).
-    pub(super) fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-
-    /// The lines captured from `start` on.
-    pub(super) fn text_from(&self, start: usize) -> String {
-        String::from_utf8(self.0.lock().unwrap()[start..].to_vec()).expect("UTF-8 log lines")
-    }
-}
 
 /// The lines of the span `name` (the relay step), as JSON.
 fn lines_of<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {

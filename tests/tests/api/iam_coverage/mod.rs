@@ -52,6 +52,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 use wappline::app::HttpFunction;
+use wappline::logging::MemoryLog;
 use wappline::meta::AppSecret;
 use wappline::queue::platform;
 
@@ -95,7 +96,7 @@ static RUN: OnceCell<Run> = OnceCell::const_new();
 async fn run() -> &'static Run {
     RUN.get_or_init(|| async {
         let d = Deployment::start().await;
-        let capture = logs::Capture::global();
+        let capture = MemoryLog::global(logs::LEVEL);
         let start = capture.len();
         let mut secrets = scenario(&d).await;
         secrets.extend(d.bitrix.issued_tokens());
