@@ -1,7 +1,9 @@
 //! Meta webhook parsing against pywa (issue 17, item 4), on the same deliveries in one run:
 //! the WhatsApp samples of `events/meta-webhook/` (pywa reads WhatsApp only), each signed
-//! as Meta signs it. Per delivery, ours is the signature check plus [`split_webhook`] (every
-//! event of the delivery, typed); pywa's is its signature check plus
+//! as Meta signs it. Per delivery, ours is the signature check plus
+//! [`split_webhook_borrowed`] (every event of the delivery, typed, its strings borrowed from
+//! the body: what the webhook seals, decision 0103; `split, owned events` times
+//! [`split_webhook`] in the same run); pywa's is its signature check plus
 //! `webhook_update_handler` (json.loads and the typed update of the delivery's first item),
 //! timed by `scripts/bench/pywa_parse.py` with the project's `.venv` (pywa from
 //! `scripts/requirements-bench.txt`).
@@ -14,7 +16,7 @@
 //! sides again on the same samples in that wire form (whitespace outside strings removed,
 //! every string and number byte for byte the same), each signed, in the same run.
 //!
-//! `-- --only ours|split|signature|signature-rekeyed --rounds N` runs only that part of our side, N times over
+//! `-- --only ours|split|split-owned|signature|signature-rekeyed --rounds N` runs only that part of our side, N times over
 //! every sample, untimed: for counting instructions, which shared machines leave repeatable
 //! where timings are not. Per delivery = (count at N - count at 0) / (N × samples). With
 //! `--wire`, over the samples' wire form instead of the samples as stored.
@@ -25,7 +27,7 @@ use std::time::Instant;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use wappline::meta::{split_webhook, verify_signature, AppSecret};
+use wappline::meta::{split_webhook, split_webhook_borrowed, verify_signature, AppSecret};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const RUNS: u32 = 3_000;
@@ -143,6 +145,8 @@ fn pywa(files: &[PathBuf]) -> Option<f64> {
 enum Only {
     Ours,
     Split,
+    /// The split into owned events (`split_webhook`), as before decision 0103.
+    SplitOwned,
     Signature,
     /// The signature keyed per delivery, as before decision 0079 (`AppSecret` now holds the
     /// keyed HMAC): the comparison in one binary.
@@ -160,9 +164,12 @@ fn only_mode() -> Option<(Only, u32)> {
     let only = match value("--only")?.as_str() {
         "ours" => Only::Ours,
         "split" => Only::Split,
+        "split-owned" => Only::SplitOwned,
         "signature" => Only::Signature,
         "signature-rekeyed" => Only::SignatureRekeyed,
-        other => panic!("--only {other}: expected ours, split, signature or signature-rekeyed"),
+        other => panic!(
+            "--only {other}: expected ours, split, split-owned, signature or signature-rekeyed"
+        ),
     };
     let rounds = value("--rounds").map_or(1, |n| n.parse().expect("--rounds <n>"));
     Some((only, rounds))
@@ -185,6 +192,9 @@ fn run_only(secret: &AppSecret, bodies: &[(Vec<u8>, String)], only: Only, rounds
                 mac.verify_slice(&hex::decode(hex).unwrap()).unwrap();
             }
             if matches!(only, Only::Ours | Only::Split) {
+                events += split_webhook_borrowed(body).unwrap().events.len();
+            }
+            if matches!(only, Only::SplitOwned) {
                 events += split_webhook(body).unwrap().events.len();
             }
         }
@@ -236,9 +246,12 @@ fn main() {
 
     let ours = time(&wa, |body, header| {
         verify_signature(&secret, Some(header), body).unwrap();
-        split_webhook(body).unwrap().events.len()
+        split_webhook_borrowed(body).unwrap().events.len()
     });
-    let split_only = time(&wa, |body, _| split_webhook(body).unwrap().events.len());
+    let split_only = time(&wa, |body, _| {
+        split_webhook_borrowed(body).unwrap().events.len()
+    });
+    let split_owned = time(&wa, |body, _| split_webhook(body).unwrap().events.len());
     let hmac_only = time(&wa, |body, header| {
         verify_signature(&secret, Some(header), body).unwrap();
         1
@@ -246,10 +259,11 @@ fn main() {
     let json_floor = time(&wa, json_validation);
     let ig_ours = time(&ig, |body, header| {
         verify_signature(&secret, Some(header), body).unwrap();
-        split_webhook(body).unwrap().events.len()
+        split_webhook_borrowed(body).unwrap().events.len()
     });
     println!("ours  signature + split          {ours:8.3} µs/delivery");
     println!("        split alone              {split_only:8.3} µs/delivery");
+    println!("        split, owned events      {split_owned:8.3} µs/delivery (split_webhook)");
     println!("        signature alone          {hmac_only:8.3} µs/delivery");
     println!(
         "        JSON validation alone    {json_floor:8.3} µs/delivery (serde_json, no output)"
@@ -286,9 +300,12 @@ fn main() {
     let wire_bytes: usize = wire.iter().map(|(b, _)| b.len()).sum();
     let wire_ours = time(&wire, |body, header| {
         verify_signature(&secret, Some(header), body).unwrap();
-        split_webhook(body).unwrap().events.len()
+        split_webhook_borrowed(body).unwrap().events.len()
     });
-    let wire_split = time(&wire, |body, _| split_webhook(body).unwrap().events.len());
+    let wire_split = time(&wire, |body, _| {
+        split_webhook_borrowed(body).unwrap().events.len()
+    });
+    let wire_split_owned = time(&wire, |body, _| split_webhook(body).unwrap().events.len());
     let wire_hmac = time(&wire, |body, header| {
         verify_signature(&secret, Some(header), body).unwrap();
         1
@@ -308,6 +325,7 @@ fn main() {
     );
     println!("ours  signature + split          {wire_ours:8.3} µs/delivery");
     println!("        split alone              {wire_split:8.3} µs/delivery");
+    println!("        split, owned events      {wire_split_owned:8.3} µs/delivery (split_webhook)");
     println!("        signature alone          {wire_hmac:8.3} µs/delivery");
     println!(
         "        JSON validation alone    {wire_json:8.3} µs/delivery (serde_json, no output)"

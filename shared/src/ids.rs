@@ -92,6 +92,157 @@ macro_rules! string_id {
 }
 pub(crate) use string_id;
 
+/// The text of an id or an event's string: owned (`String`, what a queue job reads back as),
+/// or borrowed from the webhook body it was read from (`Cow<str>`, what the intake seals
+/// without copying; decision 0103). Both serialise as the same JSON string.
+pub trait Text:
+    AsRef<str> + Clone + Default + fmt::Debug + PartialEq + Eq + std::hash::Hash + Serialize
+{
+    /// Built text (a joined provider id, a label).
+    fn from_string(s: String) -> Self;
+}
+
+impl Text for String {
+    fn from_string(s: String) -> Self {
+        s
+    }
+}
+
+impl Text for std::borrow::Cow<'_, str> {
+    fn from_string(s: String) -> Self {
+        std::borrow::Cow::Owned(s)
+    }
+}
+
+/// A [`Text`] made from a string of a body that lives `'a`: the owned text copies it, the
+/// borrowed one keeps the reference.
+pub trait BodyText<'a>: Text {
+    fn from_cow(s: std::borrow::Cow<'a, str>) -> Self;
+
+    /// The text of `s` that `check` keeps (a sub-slice of it: a phone without its `+`),
+    /// borrowed when `s` is.
+    // A `&Cow`, not a `&str`: whether `s` borrows from the body decides what is kept.
+    #[allow(clippy::ptr_arg)]
+    fn checked<E>(
+        s: &std::borrow::Cow<'a, str>,
+        check: impl Fn(&str) -> Result<&str, E>,
+    ) -> Result<Self, E> {
+        use std::borrow::Cow;
+        match s {
+            Cow::Borrowed(b) => check(b).map(|v| Self::from_cow(Cow::Borrowed(v))),
+            Cow::Owned(o) => check(o).map(|v| Self::from_string(v.to_owned())),
+        }
+    }
+}
+
+impl<'a> BodyText<'a> for String {
+    fn from_cow(s: std::borrow::Cow<'a, str>) -> Self {
+        s.into_owned()
+    }
+}
+
+impl<'a> BodyText<'a> for std::borrow::Cow<'a, str> {
+    fn from_cow(s: std::borrow::Cow<'a, str>) -> Self {
+        s
+    }
+}
+
+/// As [`string_id!`], for the ids a webhook event carries: the type is generic over its
+/// [`Text`] (`Name<S = String>`, so `Name` alone is the owned id every other module knows),
+/// and the split builds it borrowed from the body with `from_body`, validated by the same
+/// check `parse` runs. `check` returns the part of its input the id keeps. `Serialize`
+/// writes the text as a string, as the owned id always did; `Deserialize` reads an owned
+/// string and validates it.
+macro_rules! text_id {
+    ($(#[$meta:meta])* $name:ident, $kind:literal, check = $check:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name<S = String>(S);
+
+        impl $name {
+            pub const KIND: &'static str = $kind;
+
+            pub fn parse(s: &str) -> Result<Self, $crate::ids::InvalidId> {
+                Self::check(s).map(|v| $name(v.to_owned()))
+            }
+
+            /// The same id held as another [`Text`] (an owned event's id in a borrowed
+            /// batch).
+            pub fn into_text<T: $crate::ids::Text>(self) -> $name<T> {
+                $name(T::from_string(self.0))
+            }
+        }
+
+        impl<S> $name<S> {
+            fn check(s: &str) -> Result<&str, $crate::ids::InvalidId> {
+                let check: fn(&str) -> Result<&str, String> = $check;
+                check(s).map_err(|reason| $crate::ids::InvalidId { kind: $kind, reason })
+            }
+        }
+
+        impl<S: $crate::ids::Text> $name<S> {
+            pub fn as_str(&self) -> &str {
+                self.0.as_ref()
+            }
+
+            /// The id read from a body's string, borrowed from it when `S` borrows; None
+            /// when `parse` would refuse it.
+            #[allow(clippy::ptr_arg)] // a `&Cow`: whether it borrows decides what is kept
+            pub(crate) fn from_body<'a>(s: &::std::borrow::Cow<'a, str>) -> Option<Self>
+            where
+                S: $crate::ids::BodyText<'a>,
+            {
+                S::checked(s, Self::check).ok().map($name)
+            }
+
+            /// The owned id.
+            pub fn to_owned_id(&self) -> $name {
+                $name(self.as_str().to_owned())
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $crate::ids::InvalidId;
+            fn try_from(s: String) -> Result<Self, $crate::ids::InvalidId> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl<S: $crate::ids::Text> ::serde::Serialize for $name<S> {
+            fn serialize<Z: ::serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+                z.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de, S: $crate::ids::Text> ::serde::Deserialize<'de> for $name<S> {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                let v = Self::check(&s).map_err(<D::Error as ::serde::de::Error>::custom)?;
+                Ok($name(S::from_string(v.to_owned())))
+            }
+        }
+
+        impl<S: $crate::ids::Text> ::std::fmt::Display for $name<S> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl<S: $crate::ids::Text> ::std::fmt::Debug for $name<S> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_id;
+
 /// `s` is `min` to `max` ASCII digits, not starting with 0.
 pub(crate) fn digits(s: &str, min: usize, max: usize) -> Result<(), String> {
     if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -162,12 +313,19 @@ impl TenantId {
     }
 }
 
-string_id!(
+text_id!(
     /// A WhatsApp Cloud API phone number id (`metadata.phone_number_id`): digits.
     PhoneNumberId,
     "WhatsApp phone_number_id",
-    |s| digits(s, 5, 20)
+    check = |s| digits(s, 5, 20).map(|()| s)
 );
+
+impl std::str::FromStr for PhoneNumberId {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        PhoneNumberId::parse(s)
+    }
+}
 
 string_id!(
     /// A WhatsApp Business Account id: digits.
@@ -176,12 +334,19 @@ string_id!(
     |s| digits(s, 5, 20)
 );
 
-string_id!(
+text_id!(
     /// An Instagram professional account id (the webhook's `entry[].id`): digits.
     InstagramAccountId,
     "Instagram account id",
-    |s| digits(s, 5, 20)
+    check = |s| digits(s, 5, 20).map(|()| s)
 );
+
+impl std::str::FromStr for InstagramAccountId {
+    type Err = InvalidId;
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        InstagramAccountId::parse(s)
+    }
+}
 
 string_id!(
     /// A Meta app id (App Dashboard > App settings > Basic): digits.

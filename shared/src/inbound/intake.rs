@@ -17,11 +17,11 @@ use zeroize::Zeroizing;
 
 use super::InboundJob;
 use crate::hold::{HeldEvents, HoldError};
-use crate::ids::TenantId;
+use crate::ids::{TenantId, Text};
 use crate::meta::WebhookParseError;
 use crate::meta::{
-    split_webhook, verify_signature_any, AccountRef, AppSecret, Content, EventKind, InboundEvent,
-    MetaError, SignatureError,
+    split_webhook_borrowed, verify_signature_any, AccountRef, AppSecret, Content, EventKind,
+    InboundEvent, MetaError, SignatureError,
 };
 use crate::metrics::Metrics;
 use crate::queue::OutgoingMessage;
@@ -174,7 +174,8 @@ impl WebhookIntake {
         )
         .await
         .map_err(|e| IntakeError::Unavailable(format!("templates: {e}")))?;
-        let batch = match split_webhook(body) {
+        // The events borrow their strings from `body`: sealed without a copy (decision 0103).
+        let batch = match split_webhook_borrowed(body) {
             Ok(batch) => batch,
             Err(e) if e.is_ignorable() => {
                 tracing::info!(reason = %e, "webhook object not relayed; acknowledged");
@@ -222,7 +223,9 @@ impl WebhookIntake {
         }
         batch.clamp_timestamps(now_unix_seconds());
 
-        let mut owners: HashMap<AccountRef, Option<TenantId>> = HashMap::new();
+        // Each account's tenant, looked up once per delivery. A list: a delivery names one
+        // account or a few, and the events' accounts are borrowed (compared, not copied).
+        let mut owners: Vec<(AccountRef, Option<TenantId>)> = Vec::new();
         // Per tenant, once per delivery: Some(retention days) when it is suspended.
         let mut suspended: HashMap<TenantId, Option<u32>> = HashMap::new();
         // Held jobs per suspended tenant, in arrival order (tenants in first-seen order).
@@ -232,15 +235,23 @@ impl WebhookIntake {
         let mut history: HashMap<AccountRef, bool> = HashMap::new();
         let mut history_dropped = 0usize;
         for event in batch.events {
-            if !owners.contains_key(&event.account) {
-                let owner = self
-                    .tenants
-                    .resolve(&ChannelRef::of(&event.account))
-                    .await
-                    .map_err(|e| IntakeError::Unavailable(format!("routing: {e}")))?;
-                owners.insert(event.account.clone(), owner);
-            }
-            match owners.get(&event.account).cloned().flatten() {
+            let same = |a: &AccountRef| {
+                a.channel() == event.account.channel() && a.id() == event.account.id()
+            };
+            let owner = match owners.iter().find(|(a, _)| same(a)) {
+                Some((_, owner)) => owner.clone(),
+                None => {
+                    let account = event.account.to_owned_ref();
+                    let owner = self
+                        .tenants
+                        .resolve(&ChannelRef::of(&account))
+                        .await
+                        .map_err(|e| IntakeError::Unavailable(format!("routing: {e}")))?;
+                    owners.push((account, owner.clone()));
+                    owner
+                }
+            };
+            match owner {
                 Some(tenant) => {
                     if !suspended.contains_key(&tenant) {
                         let profile =
@@ -256,7 +267,7 @@ impl WebhookIntake {
                     }
                     if matches!(event.kind, EventKind::HistoryMessage { .. })
                         && !self
-                            .imports_history(&mut history, &tenant, &event.account)
+                            .imports_history(&mut history, &tenant, &event.account.to_owned_ref())
                             .await?
                     {
                         // Not opted in (decision 0052): not queued, not stored, not kept.
@@ -280,7 +291,10 @@ impl WebhookIntake {
                             bytes = message.body.len(),
                             "webhook event too large for the queue; relayed as unsupported"
                         );
-                        let job = InboundJob::new(tenant.clone(), too_large(job.event));
+                        let event = job.event.to_owned_event().map_err(|e| {
+                            IntakeError::Unavailable(format!("reading the event: {e}"))
+                        })?;
+                        let job = InboundJob::new(tenant.clone(), too_large(event));
                         message = job
                             .seal(self.tenants.envelope(), &self.inbound)
                             .await
@@ -348,10 +362,10 @@ impl WebhookIntake {
     /// The events of one account update: one per connected number of its WABA that it
     /// concerns (decision 0051), keyed by the WABA, the update and its time so a redelivery
     /// dedupes.
-    async fn account_events(
+    async fn account_events<S: Text>(
         &self,
         w: crate::meta::account::WabaUpdate,
-    ) -> Result<Vec<InboundEvent>, crate::tenant::TenantError> {
+    ) -> Result<Vec<InboundEvent<S>>, crate::tenant::TenantError> {
         use sha2::{Digest, Sha256};
         let numbers = self
             .tenants
@@ -370,8 +384,8 @@ impl WebhookIntake {
             .into_iter()
             .map(|n| InboundEvent {
                 schema: crate::meta::EVENT_SCHEMA_VERSION,
-                account: AccountRef::WhatsApp(n.number),
-                provider_event_id: key.clone(),
+                account: AccountRef::WhatsApp(n.number.into_text()),
+                provider_event_id: S::from_string(key.clone()),
                 timestamp: w.time,
                 kind: EventKind::AccountUpdate {
                     update: w.update.clone(),

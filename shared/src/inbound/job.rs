@@ -28,8 +28,8 @@ use zeroize::Zeroizing;
 
 use crate::conversation::IdentityChange;
 use crate::crypto::{CryptoError, Envelope, JobRef};
-use crate::ids::TenantId;
-use crate::meta::{CustomerId, EventKind, InboundEvent};
+use crate::ids::{TenantId, Text};
+use crate::meta::{Content, CustomerId, EventKind, InboundEvent};
 use crate::queue::{OutgoingMessage, QueueName};
 
 /// Version of the sealed job body.
@@ -46,10 +46,13 @@ const GROUP_ID_LEN: usize = 40;
 
 /// One event for the inbound worker, routed to its tenant (in memory only; on the queue it
 /// is sealed, see [`InboundJob::seal`]).
+///
+/// The intake seals events borrowed from the webhook body (`InboundJob<Cow<str>>`, decision
+/// 0103); the worker opens owned ones. Both serialise to the same bytes.
 #[derive(Clone, Debug, PartialEq)]
-pub struct InboundJob {
+pub struct InboundJob<S: Text = String> {
     pub tenant_id: TenantId,
-    pub event: InboundEvent,
+    pub event: InboundEvent<S>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +125,8 @@ fn digest(parts: &[&str]) -> String {
     hex::encode(h.finalize())
 }
 
-impl InboundJob {
-    pub fn new(tenant_id: TenantId, event: InboundEvent) -> Self {
+impl<S: Text> InboundJob<S> {
+    pub fn new(tenant_id: TenantId, event: InboundEvent<S>) -> Self {
         InboundJob { tenant_id, event }
     }
 
@@ -134,14 +137,12 @@ impl InboundJob {
             "{}:{}:{}",
             self.event.account.channel().code(),
             self.event.account.id(),
-            self.event.provider_event_id
+            self.event.provider_event_id.as_ref()
         )
     }
 
     fn group_parts(&self) -> [String; 3] {
-        let customer = group_identity(&self.event)
-            .map(|id| id.key())
-            .unwrap_or_default();
+        let customer = group_key(&self.event);
         [
             self.event.account.channel().code().to_owned(),
             self.event.account.id().to_owned(),
@@ -183,7 +184,9 @@ impl InboundJob {
         .map_err(|e| JobError::Unreadable(json_kind(&e)))?;
         Ok(OutgoingMessage::new(body).grouped(&group[..GROUP_ID_LEN], job_id))
     }
+}
 
+impl InboundJob {
     /// When the intake sealed the job `body` (Unix ms), if the body says: read from its clear
     /// part, without opening it.
     pub fn received_ms(body: &str) -> Option<i64> {
@@ -257,23 +260,41 @@ impl InboundJob {
 ///   else the previous BSUID. The notice then waits behind every earlier event of the
 ///   customer, so it always finds the conversation they opened (decision 0063). A change of
 ///   BSUID keeps the phone, so it stays in the customer's one group.
-fn group_identity(event: &InboundEvent) -> Option<CustomerId> {
-    let customer = event.customer()?;
-    if let EventKind::CustomerMessage { content, .. } = &event.kind {
-        if let Some(change) = IdentityChange::from_notice(customer, content) {
-            let phone = change
-                .old
-                .iter()
-                .find(|id| matches!(id, CustomerId::WhatsAppPhone(_)));
-            if let Some(old) = phone.or(change.old.first()) {
-                return Some(old.clone());
-            }
+///
+/// The key of that identity ([`CustomerId::key`]), empty for an event about no customer.
+fn group_key<S: Text>(event: &InboundEvent<S>) -> String {
+    let Some(customer) = event.customer() else {
+        return String::new();
+    };
+    if let EventKind::CustomerMessage {
+        content: Content::System { .. },
+        ..
+    } = &event.kind
+    {
+        // A notice (rare) of a change of number or BSUID, read as the worker reads it.
+        if let Some(old) = event.to_owned_event().ok().as_ref().and_then(changed_from) {
+            return old.key();
         }
     }
-    Some(match &customer.phone {
-        Some(phone) => CustomerId::WhatsAppPhone(phone.clone()),
-        None => customer.id.clone(),
-    })
+    match &customer.phone {
+        Some(phone) => CustomerId::WhatsAppPhone(phone.clone()).key(),
+        None => customer.id.key(),
+    }
+}
+
+/// The identity a notice of a change of number or BSUID changes from.
+fn changed_from(event: &InboundEvent) -> Option<CustomerId> {
+    let (EventKind::CustomerMessage { content, .. }, Some(customer)) =
+        (&event.kind, event.customer())
+    else {
+        return None;
+    };
+    let change = IdentityChange::from_notice(customer, content)?;
+    let phone = change
+        .old
+        .iter()
+        .find(|id| matches!(id, CustomerId::WhatsAppPhone(_)));
+    phone.or(change.old.first()).cloned()
 }
 
 #[cfg(test)]

@@ -7,79 +7,80 @@ use serde::{Deserialize, Serialize};
 
 use super::event::MetaError;
 use super::ids::{WhatsAppPhone, WhatsAppUserId};
+use crate::ids::Text;
 
 /// A message's content, the same for both products.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Content {
+pub enum Content<S: Text = String> {
     Text {
-        body: String,
+        body: S,
     },
-    Media(Media),
-    Location(Location),
+    Media(Media<S>),
+    Location(Location<S>),
     /// Contact cards the customer shared.
     Contacts {
-        contacts: Vec<SharedContact>,
+        contacts: Vec<SharedContact<S>>,
     },
     /// A tap on an interactive message: `button_reply`, `list_reply`, or `nfm_reply` (a
     /// WhatsApp Flow, answers in `response_json`).
     InteractiveReply {
-        reply_type: String,
+        reply_type: S,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        id: Option<String>,
+        id: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        title: Option<String>,
+        title: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        description: Option<String>,
+        description: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        response_json: Option<String>,
+        response_json: Option<S>,
     },
     /// A template quick-reply button (WhatsApp) or a quick reply (Instagram).
     Button {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        payload: Option<String>,
+        payload: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
+        text: Option<S>,
     },
-    Order(Order),
+    Order(Order<S>),
     /// A WhatsApp system notice: the customer changed their number or their BSUID.
     System {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        body: Option<String>,
+        body: Option<S>,
         /// `user_changed_number`, `user_changed_user_id`, …
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        system_type: Option<String>,
+        system_type: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        new_phone: Option<WhatsAppPhone>,
+        new_phone: Option<WhatsAppPhone<S>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        new_user_id: Option<WhatsAppUserId>,
+        new_user_id: Option<WhatsAppUserId<S>>,
         /// The BSUID before the change (2026-08), which finds the customer when `from` has
         /// no phone.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        previous_user_id: Option<WhatsAppUserId>,
+        previous_user_id: Option<WhatsAppUserId<S>>,
     },
     /// An Instagram post, reel or link the customer shared (`share`, `ig_reel`, `reel`,
     /// `ig_post`, `fallback`).
     Share {
-        share_type: String,
+        share_type: S,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        url: Option<String>,
+        url: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        title: Option<String>,
+        title: Option<S>,
     },
     /// The customer commented on one of the business's Instagram posts, reels or stories
     /// (`comments` field), or on its live video while it was broadcast (`live_comments`). It
     /// does not open the messaging window; the operator's answer goes as a private reply to
     /// `comment_id` (decisions 0062, 0067).
     Comment {
-        comment_id: String,
+        comment_id: S,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
+        text: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        media_id: Option<String>,
+        media_id: Option<S>,
         /// `FEED`, `REELS`, `STORY`, `AD`…
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        media_product_type: Option<String>,
+        media_product_type: Option<S>,
         /// A comment on a live video during its broadcast (`live_comments`): Meta takes its
         /// private reply only while the broadcast lasts.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -90,30 +91,30 @@ pub enum Content {
     /// wrote it (captions only), and a link (the post's permalink for a comment, the media's
     /// URL for a caption). Without the read (refused, not available) the ids only.
     Mention {
-        media_id: String,
+        media_id: S,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        comment_id: Option<String>,
+        comment_id: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        text: Option<String>,
+        text: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        username: Option<String>,
+        username: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        link: Option<String>,
+        link: Option<S>,
     },
     /// The customer mentioned the business in their Instagram story (the URL expires).
     StoryMention {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        url: Option<String>,
+        url: Option<S>,
     },
     /// Several parts in one message (Instagram text plus attachments, several attachments).
     Multiple {
-        parts: Vec<Content>,
+        parts: Vec<Content<S>>,
     },
     /// A type we do not relay, or Meta did not deliver; kept so the CRM shows something.
     Unsupported {
-        type_name: String,
+        type_name: S,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        errors: Vec<MetaError>,
+        errors: Vec<MetaError<S>>,
     },
 }
 
@@ -145,20 +146,20 @@ impl MediaKind {
 /// A media attachment: WhatsApp gives a media id (fetched through the Graph API with the
 /// tenant's token), Instagram a CDN URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Media {
+pub struct Media<S: Text = String> {
     pub kind: MediaKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_id: Option<String>,
+    pub media_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mime_type: Option<String>,
+    pub mime_type: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub caption: Option<String>,
+    pub caption: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub filename: Option<String>,
+    pub filename: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub sha256: Option<S>,
     /// A voice recording (WhatsApp audio).
     #[serde(default)]
     pub voice: bool,
@@ -166,7 +167,7 @@ pub struct Media {
     pub animated: bool,
 }
 
-impl Media {
+impl<S: Text> Media<S> {
     pub fn new(kind: MediaKind) -> Self {
         Media {
             kind,
@@ -183,66 +184,66 @@ impl Media {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Location {
+pub struct Location<S: Text = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latitude: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub longitude: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
+    pub address: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<S>,
 }
 
 /// A shared contact card, summarised.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SharedContact {
+pub struct SharedContact<S: Text = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<S>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub phones: Vec<SharedPhone>,
+    pub phones: Vec<SharedPhone<S>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub emails: Vec<String>,
+    pub emails: Vec<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization: Option<String>,
+    pub organization: Option<S>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub urls: Vec<String>,
+    pub urls: Vec<S>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SharedPhone {
+pub struct SharedPhone<S: Text = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    pub phone: Option<S>,
     /// Set when the number is on WhatsApp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wa_id: Option<String>,
+    pub wa_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_type: Option<String>,
+    pub phone_type: Option<S>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Order {
+pub struct Order<S: Text = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub catalog_id: Option<String>,
+    pub catalog_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    pub text: Option<S>,
     #[serde(default)]
-    pub items: Vec<OrderItem>,
+    pub items: Vec<OrderItem<S>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderItem {
+pub struct OrderItem<S: Text = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product_retailer_id: Option<String>,
+    pub product_retailer_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u64>,
     /// Exact as Meta sent it (`7.99`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_price: Option<serde_json::Number>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    pub currency: Option<S>,
 }
 
 impl Content {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ChannelKind;
-use crate::ids::{InstagramAccountId, InvalidId, PhoneNumberId};
+use crate::ids::{InstagramAccountId, InvalidId, PhoneNumberId, Text};
 
 use super::ids::{InstagramUserId, MessageId, WhatsAppPhone, WhatsAppUserId};
 
@@ -21,24 +21,30 @@ pub const EVENT_SCHEMA_VERSION: u32 = 1;
 
 /// One effect of a webhook delivery: a message, an edit, a status, a reaction…
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboundEvent {
+pub struct InboundEvent<S: Text = String> {
     pub schema: u32,
     /// The business account the event belongs to: the exact routing id.
-    pub account: AccountRef,
+    pub account: AccountRef<S>,
     /// Unique per effect, stable across Meta's redeliveries: the idempotency key (scoped to
     /// `account`). Built as `<product>:<what>:<Meta ids…>`, e.g. `wa:msg:wamid.…`,
     /// `wa:status:wamid.…:read`, `ig:reaction:<mid>:<igsid>:react:<ms>`.
-    pub provider_event_id: String,
+    pub provider_event_id: S,
     /// When it happened (unix seconds), as Meta reports it; absent only where Meta sends no
     /// time (account-level errors).
     pub timestamp: Option<i64>,
-    pub kind: EventKind,
+    pub kind: EventKind<S>,
 }
 
-impl InboundEvent {
+impl<S: Text> InboundEvent<S> {
+    /// The owned event, as the inbound worker reads it from this event's job: its JSON read
+    /// back. For the intake's rare paths that need to own or rewrite a borrowed event.
+    pub fn to_owned_event(&self) -> Result<InboundEvent, serde_json::Error> {
+        serde_json::from_slice(&serde_json::to_vec(self)?)
+    }
+
     /// The customer the event is about, when there is one (not for account errors, nor for
     /// statuses whose recipient Meta did not identify).
-    pub fn customer(&self) -> Option<&CustomerRef> {
+    pub fn customer(&self) -> Option<&CustomerRef<S>> {
         match &self.kind {
             EventKind::CustomerMessage { customer, .. }
             | EventKind::BusinessEcho { customer, .. }
@@ -86,11 +92,11 @@ impl InboundEvent {
 /// `entry[].id`. Serialised as `{"channel": "whatsapp", "id": "106540352242922"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "channel", content = "id")]
-pub enum AccountRef {
+pub enum AccountRef<S: Text = String> {
     #[serde(rename = "whatsapp")]
-    WhatsApp(PhoneNumberId),
+    WhatsApp(PhoneNumberId<S>),
     #[serde(rename = "instagram")]
-    Instagram(InstagramAccountId),
+    Instagram(InstagramAccountId<S>),
 }
 
 /// Why an account named in an API request is not one.
@@ -113,6 +119,16 @@ impl AccountRef {
                 .map(AccountRef::Instagram)
                 .map_err(AccountParseError::Id),
             _ => Err(AccountParseError::Channel),
+        }
+    }
+}
+
+impl<S: Text> AccountRef<S> {
+    /// The owned account (the routing tables' key).
+    pub fn to_owned_ref(&self) -> AccountRef {
+        match self {
+            AccountRef::WhatsApp(id) => AccountRef::WhatsApp(id.to_owned_id()),
+            AccountRef::Instagram(id) => AccountRef::Instagram(id.to_owned_id()),
         }
     }
 
@@ -138,13 +154,13 @@ impl AccountRef {
 /// Instagram-scoped user id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value")]
-pub enum CustomerId {
+pub enum CustomerId<S: Text = String> {
     #[serde(rename = "whatsapp_user")]
-    WhatsAppUser(WhatsAppUserId),
+    WhatsAppUser(WhatsAppUserId<S>),
     #[serde(rename = "whatsapp_phone")]
-    WhatsAppPhone(WhatsAppPhone),
+    WhatsAppPhone(WhatsAppPhone<S>),
     #[serde(rename = "instagram")]
-    Instagram(InstagramUserId),
+    Instagram(InstagramUserId<S>),
 }
 
 impl CustomerId {
@@ -159,7 +175,9 @@ impl CustomerId {
             AccountRef::Instagram(_) => InstagramUserId::parse(s).map(CustomerId::Instagram),
         }
     }
+}
 
+impl<S: Text> CustomerId<S> {
     pub fn as_str(&self) -> &str {
         match self {
             CustomerId::WhatsAppUser(id) => id.as_str(),
@@ -180,24 +198,24 @@ impl CustomerId {
 
 /// Who the customer is, with what Meta told about them in this delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CustomerRef {
-    pub id: CustomerId,
+pub struct CustomerRef<S: Text = String> {
+    pub id: CustomerId<S>,
     /// WhatsApp phone, when Meta included it (it may not, for users with a username).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<WhatsAppPhone>,
+    pub phone: Option<WhatsAppPhone<S>>,
     /// WhatsApp parent BSUID, for businesses enrolled in them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_user_id: Option<WhatsAppUserId>,
+    pub parent_user_id: Option<WhatsAppUserId<S>>,
     /// Profile name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<S>,
     /// WhatsApp username (2026), when the user has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
+    pub username: Option<S>,
 }
 
-impl CustomerRef {
-    pub fn new(id: CustomerId) -> Self {
+impl<S: Text> CustomerRef<S> {
+    pub fn new(id: CustomerId<S>) -> Self {
         CustomerRef {
             id,
             phone: None,
@@ -220,20 +238,20 @@ pub enum Party {
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum EventKind {
+pub enum EventKind<S: Text = String> {
     /// The customer wrote.
     CustomerMessage {
-        customer: CustomerRef,
-        message_id: MessageId,
-        content: Content,
+        customer: CustomerRef<S>,
+        message_id: MessageId<S>,
+        content: Content<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        reply_to: Option<ReplyTo>,
+        reply_to: Option<ReplyTo<S>>,
         /// Ad (or ig.me link) the conversation started from. Boxed: rare and large.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        referral: Option<Box<Referral>>,
+        referral: Option<Box<Referral<S>>>,
         /// The product a "Message business" button was tapped on.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        referred_product: Option<ReferredProduct>,
+        referred_product: Option<ReferredProduct<S>>,
         #[serde(default)]
         forwarded: bool,
         #[serde(default)]
@@ -243,14 +261,14 @@ pub enum EventKind {
     /// or Instagram (`is_echo`). Show it as outgoing; never send it again. An Instagram echo
     /// of our own send has the `mid` the Send API returned: the worker skips those.
     BusinessEcho {
-        customer: CustomerRef,
-        message_id: MessageId,
-        content: Content,
+        customer: CustomerRef<S>,
+        message_id: MessageId<S>,
+        content: Content<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        reply_to: Option<ReplyTo>,
+        reply_to: Option<ReplyTo<S>>,
         /// The app that sent it, when Meta says.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        app_id: Option<String>,
+        app_id: Option<S>,
         /// Sent by the app that held a WhatsApp conversation on Meta's side (Meta's
         /// Business Agent), read from a `standby` echo (decision 0065), not by the business.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -258,61 +276,61 @@ pub enum EventKind {
     },
     /// `message_id` now reads `content`.
     Edited {
-        customer: CustomerRef,
-        message_id: MessageId,
-        content: Content,
+        customer: CustomerRef<S>,
+        message_id: MessageId<S>,
+        content: Content<S>,
         by: Party,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         edit_count: Option<u64>,
     },
     /// `message_id` was deleted (WhatsApp revoke, Instagram unsend).
     Deleted {
-        customer: CustomerRef,
-        message_id: MessageId,
+        customer: CustomerRef<S>,
+        message_id: MessageId<S>,
         by: Party,
     },
     /// A reaction to `message_id`; `emoji: None` removes the reaction.
     Reaction {
-        customer: CustomerRef,
-        message_id: MessageId,
+        customer: CustomerRef<S>,
+        message_id: MessageId<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        emoji: Option<String>,
+        emoji: Option<S>,
         by: Party,
     },
     /// A WhatsApp delivery status of a message the business sent.
     Status {
-        message_id: MessageId,
+        message_id: MessageId<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        recipient: Option<CustomerRef>,
-        status: DeliveryStatus,
+        recipient: Option<CustomerRef<S>>,
+        status: DeliveryStatus<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        billing: Option<Billing>,
+        billing: Option<Billing<S>>,
         /// `biz_opaque_callback_data`: the tag the business gave the message when sending it
         /// (the send worker's attempt tag, decision 0055).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        callback: Option<String>,
+        callback: Option<S>,
     },
     /// The customer saw our message `message_id` (Instagram), or everything before
     /// `watermark` (older Instagram payloads, milliseconds).
     Read {
-        customer: CustomerRef,
+        customer: CustomerRef<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        message_id: Option<MessageId>,
+        message_id: Option<MessageId<S>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         watermark: Option<i64>,
     },
     /// The customer tapped an Instagram icebreaker or template button.
     Postback {
-        customer: CustomerRef,
+        customer: CustomerRef<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        message_id: Option<MessageId>,
+        message_id: Option<MessageId<S>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        title: Option<String>,
+        title: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        payload: Option<String>,
+        payload: Option<S>,
     },
     /// Errors about the WhatsApp account or app (`value.errors`), not about one message.
-    AccountError { errors: Vec<MetaError> },
+    AccountError { errors: Vec<MetaError<S>> },
     /// A WhatsApp account or number event (restriction, ban, quality, name, limits), routed
     /// to this number by the intake from its WABA.
     AccountUpdate {
@@ -323,12 +341,12 @@ pub enum EventKind {
     /// (decision 0065): `control_passed`, `control_taken`, or `standby` (a customer message
     /// arrived on the `standby` field: another responder holds the conversation).
     Handover {
-        customer: CustomerRef,
-        action: String,
+        customer: CustomerRef<S>,
+        action: S,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        new_owner_app_id: Option<String>,
+        new_owner_app_id: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        previous_owner_app_id: Option<String>,
+        previous_owner_app_id: Option<S>,
         /// Whether the operators' app holds the conversation now, when the notification
         /// itself says so (WhatsApp: `control_passed` goes to the new owner, `control_taken`
         /// and standby copies to an app that does not hold it). None: decided by comparing
@@ -339,9 +357,9 @@ pub enum EventKind {
     /// A past message of the WhatsApp Business app's chat history (Coexistence `history`),
     /// from either side. Imported only when the tenant opted in for the channel.
     HistoryMessage {
-        customer: CustomerRef,
-        message_id: MessageId,
-        content: Content,
+        customer: CustomerRef<S>,
+        message_id: MessageId<S>,
+        content: Content<S>,
         by: Party,
     },
     /// Where the history sync stands, once per chunk; `declined`: the business did not
@@ -361,20 +379,20 @@ pub enum EventKind {
     /// `media_id`. Meta sends the ids only; what was written is read from the Graph API.
     /// It concerns no customer of a conversation: the mentioner is not identified.
     Mention {
-        media_id: String,
+        media_id: S,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        comment_id: Option<String>,
+        comment_id: Option<S>,
     },
     /// The business saved (`name: Some`) or removed (`name: None`) the customer in its
     /// WhatsApp Business app contacts (Coexistence `smb_app_state_sync`).
     ContactSync {
-        customer: CustomerRef,
+        customer: CustomerRef<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        name: Option<String>,
+        name: Option<S>,
     },
 }
 
-impl EventKind {
+impl<S: Text> EventKind<S> {
     /// The kind's name, as serialised (`customer_message`, `status`, …): safe to log.
     pub fn name(&self) -> &'static str {
         match self {
@@ -401,103 +419,103 @@ impl EventKind {
 /// forward.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum DeliveryStatus {
+pub enum DeliveryStatus<S: Text = String> {
     Sent,
     Delivered,
     Read,
     /// A voice message was played.
     Played,
     Failed {
-        errors: Vec<MetaError>,
+        errors: Vec<MetaError<S>>,
     },
 }
 
 /// Pricing and conversation details of a status, for usage accounting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Billing {
+pub struct Billing<S: Text = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billable: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pricing_model: Option<String>,
+    pub pricing_model: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pricing_type: Option<String>,
+    pub pricing_type: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
+    pub category: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conversation_origin: Option<String>,
+    pub conversation_origin: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_expires_at: Option<i64>,
 }
 
 /// Meta's error object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MetaError {
+pub struct MetaError<S: Text = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    pub title: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub message: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<String>,
+    pub details: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub href: Option<String>,
+    pub href: Option<S>,
 }
 
 /// What a message quotes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "to", rename_all = "snake_case")]
-pub enum ReplyTo {
+pub enum ReplyTo<S: Text = String> {
     /// A message in this conversation (usually one the business sent).
-    Message { message_id: MessageId },
+    Message { message_id: MessageId<S> },
     /// The business's Instagram story.
     Story {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        story_id: Option<String>,
+        story_id: Option<S>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        url: Option<String>,
+        url: Option<S>,
     },
 }
 
 /// Ad attribution: WhatsApp Click-to-WhatsApp `referral`, Instagram ad or ig.me `referral`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Referral {
+pub struct Referral<S: Text = String> {
     /// `ad`, `post` (WhatsApp) or `ADS`, `SHORTLINK` (Instagram).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_type: Option<String>,
+    pub source_type: Option<S>,
     /// The ad id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_id: Option<String>,
+    pub source_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_url: Option<String>,
+    pub source_url: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub headline: Option<String>,
+    pub headline: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
+    pub body: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
+    pub media_type: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_url: Option<String>,
+    pub media_url: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thumbnail_url: Option<String>,
+    pub thumbnail_url: Option<S>,
     /// WhatsApp `ctwa_clid`, for Meta's Conversions API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub click_id: Option<String>,
+    pub click_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub welcome_text: Option<String>,
+    pub welcome_text: Option<S>,
     /// Instagram `ref` parameter of an ig.me link or ad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ref_param: Option<String>,
+    pub ref_param: Option<S>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReferredProduct {
+pub struct ReferredProduct<S: Text = String> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub catalog_id: Option<String>,
+    pub catalog_id: Option<S>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub product_retailer_id: Option<String>,
+    pub product_retailer_id: Option<S>,
 }
 
 #[cfg(test)]

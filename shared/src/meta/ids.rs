@@ -2,21 +2,21 @@
 //! normalises) on construction, so an id taken from a payload is never junk: no whitespace,
 //! no control characters, bounded length.
 
-use crate::ids::{digits, string_id};
+use crate::ids::{digits, text_id};
 
 /// Longest BSUID suffix Meta documents ("up to 128 alphanumeric characters").
 const BSUID_MAX_SUFFIX: usize = 128;
 /// Longest message id we accept; Meta's are ~60 (wamid) to ~200 (Instagram mid) characters.
 const MESSAGE_ID_MAX: usize = 1024;
 
-string_id!(
+text_id!(
     /// A WhatsApp business-scoped user id (BSUID, from 2026): an ISO 3166 alpha-2 country
     /// code, a period, optionally `ENT.` (a parent BSUID), then up to 128 letters and digits,
     /// e.g. `US.13491208655302741918`. With usernames the phone may be absent, so this is the
     /// customer's identity within the business portfolio.
     WhatsAppUserId,
     "WhatsApp business-scoped user id",
-    normalize = |s| bsuid(s).map(str::to_owned)
+    check = bsuid
 );
 
 /// `s` as a [`WhatsAppUserId`] holds it, if it is one.
@@ -36,19 +36,19 @@ fn bsuid(s: &str) -> Result<&str, String> {
     Ok(s)
 }
 
-impl WhatsAppUserId {
+impl<S: crate::ids::Text> WhatsAppUserId<S> {
     /// True for a parent BSUID (`CC.ENT.…`), shared across enrolled business portfolios.
     pub fn is_parent(&self) -> bool {
-        self.0.get(2..7) == Some(".ENT.")
+        self.as_str().get(2..7) == Some(".ENT.")
     }
 }
 
-string_id!(
+text_id!(
     /// A WhatsApp user's phone number (`wa_id`, `from`, `to`, `recipient_id`), normalised to
     /// digits only: Meta writes it with or without a leading `+` depending on the payload.
     WhatsAppPhone,
     "WhatsApp phone number",
-    normalize = |s| phone(s).map(str::to_owned)
+    check = phone
 );
 
 /// `s` as a [`WhatsAppPhone`] holds it (without a leading `+`), if it is one.
@@ -69,30 +69,27 @@ pub(crate) fn phone_key(s: &str) -> Option<&str> {
     phone(s).ok()
 }
 
-string_id!(
+text_id!(
     /// An Instagram-scoped user id (IGSID): the customer's id as one Instagram professional
     /// account sees it. Digits.
     InstagramUserId,
     "Instagram-scoped user id",
-    normalize = |s| {
-        digits(s, 5, 24)?;
-        Ok(s.to_owned())
-    }
+    check = |s| digits(s, 5, 24).map(|()| s)
 );
 
-string_id!(
+text_id!(
     /// A Meta message id (WhatsApp `wamid.…`, Instagram `mid`). Opaque: printable ASCII
     /// without spaces, 1 to 1024 bytes.
     MessageId,
     "Meta message id",
-    normalize = |s| {
+    check = |s| {
         if s.is_empty() || s.len() > MESSAGE_ID_MAX {
             return Err(format!("must be 1 to {MESSAGE_ID_MAX} bytes"));
         }
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
             return Err("must be printable ASCII without spaces".into());
         }
-        Ok(s.to_owned())
+        Ok(s)
     }
 );
 

@@ -329,9 +329,9 @@ pub struct ThreadControl<'a> {
     pub metadata: Option<Cow<'a, str>>,
 }
 
-impl Messaging<'_> {
+impl<'a> Messaging<'a> {
     /// The handover action of the item (`pass`, `take`, `request`) with its details.
-    pub fn thread_control(&self) -> Option<(&'static str, &ThreadControl<'_>)> {
+    pub fn thread_control(&self) -> Option<(&'static str, &ThreadControl<'a>)> {
         if let Some(c) = &self.pass_thread_control {
             return Some(("pass", c));
         }

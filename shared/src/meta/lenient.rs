@@ -268,9 +268,10 @@ pub(crate) fn label(s: &str) -> String {
     out
 }
 
-/// The owned copy of an optional borrowed string, for the events (which outlive the body).
-pub(crate) fn own(s: &Option<Cow<'_, str>>) -> Option<String> {
-    s.as_deref().map(str::to_owned)
+/// An optional string of the body, as the events hold it: owned (they outlive the body) or
+/// borrowed when the events borrow from the body (decision 0103).
+pub(crate) fn own<'a, S: crate::ids::BodyText<'a>>(s: &Option<Cow<'a, str>>) -> Option<S> {
+    s.as_ref().map(|s| S::from_cow(s.clone()))
 }
 
 #[cfg(test)]

@@ -35,8 +35,8 @@ pub use signature::{
     SIGNATURE_HEADER,
 };
 pub use split::{
-    split_webhook, Ignored, WebhookBatch, WebhookParseError, INSTAGRAM_OBJECT, MAX_EVENTS,
-    MAX_ITEMS, WHATSAPP_OBJECT,
+    split_webhook, split_webhook_borrowed, Ignored, WebhookBatch, WebhookParseError,
+    INSTAGRAM_OBJECT, MAX_EVENTS, MAX_ITEMS, WHATSAPP_OBJECT,
 };
 
 #[cfg(test)]

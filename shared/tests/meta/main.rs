@@ -10,6 +10,7 @@ use wappline::ids::{InstagramAccountId, PhoneNumberId};
 use wappline::meta::*;
 
 mod allocations;
+mod borrowed;
 mod instagram;
 mod snapshot;
 mod whatsapp_account;

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use wappline::meta::{split_webhook, InboundEvent};
+use wappline::meta::{split_webhook, split_webhook_borrowed, InboundEvent};
 
 use super::samples_dir;
 
@@ -72,12 +72,31 @@ const ODD_BODIES: &[(&str, &str)] = &[
 fn check(name: &str, body: &[u8], failures: &mut Vec<String>) {
     let text = format!("{:#?}\n", split_webhook(body));
     compare(&format!("{name}.txt"), &text, "events", failures);
-    compare(
-        &format!("jobs/{name}.jsonl"),
-        &job_lines(body),
-        "job bytes",
-        failures,
-    );
+    let jobs = job_lines(body);
+    compare(&format!("jobs/{name}.jsonl"), &jobs, "job bytes", failures);
+    // The intake seals the events borrowed from the body (decision 0103): the same bytes,
+    // so the same as pinned; and the same batch, field for field.
+    if borrowed_job_lines(body) != jobs {
+        failures.push(format!("{name}: the borrowed events' job bytes differ"));
+    }
+    if format!("{:#?}\n", split_webhook_borrowed(body)) != text {
+        failures.push(format!(
+            "{name}: the borrowed batch differs from the owned one"
+        ));
+    }
+}
+
+/// As [`job_lines`], for the events borrowed from the body: what the intake seals.
+fn borrowed_job_lines(body: &[u8]) -> String {
+    let Ok(batch) = split_webhook_borrowed(body) else {
+        return "refused\n".into();
+    };
+    let mut lines = String::new();
+    for event in &batch.events {
+        lines.push_str(&serde_json::to_string(event).unwrap());
+        lines.push('\n');
+    }
+    lines
 }
 
 /// What the intake seals for each event of `body` (the event's JSON, as `InboundJob::seal`

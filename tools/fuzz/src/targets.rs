@@ -16,7 +16,9 @@ use wappline::accounts::token::SessionKey;
 use wappline::bitrix::events::{form_encode, parse_form, BitrixEvent};
 use wappline::export::link::{self as export_link, ExportLinkKey};
 use wappline::media::token::{self as media_token, MediaLinkKey};
-use wappline::meta::{split_webhook, verify_signature, verify_signature_any, AppSecret};
+use wappline::meta::{
+    split_webhook, split_webhook_borrowed, verify_signature, verify_signature_any, AppSecret,
+};
 use wappline::meta_deletion::signed_request;
 use wappline::portal::install::InstallRequest;
 
@@ -129,25 +131,40 @@ fn meta_trees() -> Vec<J> {
 }
 
 /// The intake's steps before routing: the signature (the target signs the body: an unsigned
-/// body never reaches the parser), the split, the timestamp clamp, and each event's
-/// serialization into its job.
+/// body never reaches the parser), the split with its events borrowed from the body (what
+/// the intake seals), the timestamp clamp, and each event's serialization into its job;
+/// and the owned split (`split_webhook`, what tests and tools read) must agree with it,
+/// byte for byte in every job (decision 0103).
 fn meta_webhook() -> Target {
     let secret = secret();
     let seeds = sample_files("meta-webhook");
     Target {
         name: "meta-webhook",
-        entry: "meta::verify_signature, meta::split_webhook, WebhookBatch::clamp_timestamps, InboundEvent serialization",
+        entry: "meta::verify_signature, meta::split_webhook_borrowed, meta::split_webhook, WebhookBatch::clamp_timestamps, InboundEvent serialization",
         seeds: seeds.clone(),
         inputs: inputs(seeds, structured(meta_trees(), |j| j.to_bytes())),
         run: Box::new(move |body| {
             let header = secret.sign(body);
             verify_signature(&secret, Some(&header), body).expect("signed just now");
-            let Ok(mut batch) = split_webhook(body) else {
+            let owned = split_webhook(body);
+            let Ok(mut batch) = split_webhook_borrowed(body) else {
+                let (Err(borrowed), Err(owned)) = (split_webhook_borrowed(body), owned) else {
+                    panic!("the owned split accepted a body the borrowed split refused");
+                };
+                assert_eq!(borrowed, owned, "both splits refuse a body alike");
                 return false;
             };
+            let mut owned = owned.expect("the owned split refused a body the borrowed accepted");
+            assert_eq!(batch.ignored, owned.ignored, "both splits ignore alike");
+            assert_eq!(batch.malformed, owned.malformed, "both splits count alike");
+            assert_eq!(batch.account_updates, owned.account_updates);
+            assert_eq!(batch.events.len(), owned.events.len());
             batch.clamp_timestamps(NOW);
-            for event in &batch.events {
-                serde_json::to_vec(event).expect("an event serializes");
+            owned.clamp_timestamps(NOW);
+            for (event, owned) in batch.events.iter().zip(&owned.events) {
+                let job = serde_json::to_vec(event).expect("an event serializes");
+                let owned_job = serde_json::to_vec(owned).expect("an event serializes");
+                assert!(job == owned_job, "a borrowed event's job differs from the owned one's");
             }
             // A real delivery gives events, account updates (routed by the intake) or
             // fields counted as not relayed (template webhooks): something, never nothing.

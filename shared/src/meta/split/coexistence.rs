@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::ids::PhoneNumberId;
+use crate::ids::{BodyText, PhoneNumberId};
 use crate::meta::coexistence as coex;
 use crate::meta::event::{AccountRef, CustomerId, CustomerRef, EventKind, Party};
 use crate::meta::ids::{WhatsAppPhone, WhatsAppUserId};
@@ -16,10 +16,10 @@ use super::whatsapp::wa_content;
 use super::{event, message_id, non_empty, WebhookBatch};
 
 /// Reads one `history` or `smb_app_state_sync` change.
-pub(super) fn coexistence_change(
+pub(super) fn coexistence_change<'a, S: BodyText<'a>>(
     field: &str,
-    value: Option<&Item<'_, Box<wa::ChangeValue<'_>>>>,
-    batch: &mut WebhookBatch,
+    value: Option<&Item<'a, Box<wa::ChangeValue<'a>>>>,
+    batch: &mut WebhookBatch<S>,
 ) {
     let Some(value) = value.and_then(Item::ok) else {
         batch.ignored.add("whatsapp:malformed_change");
@@ -28,8 +28,8 @@ pub(super) fn coexistence_change(
     let account = value
         .metadata
         .as_ref()
-        .and_then(|m| m.phone_number_id.as_deref())
-        .and_then(|id| PhoneNumberId::parse(id).ok());
+        .and_then(|m| m.phone_number_id.as_ref())
+        .and_then(PhoneNumberId::from_body);
     let Some(account) = account else {
         batch.ignored.add("whatsapp:missing_phone_number_id");
         return;
@@ -46,10 +46,10 @@ pub(super) fn coexistence_change(
     }
 }
 
-fn history_chunk(
-    account: &AccountRef,
-    chunk: &Item<'_, coex::HistoryChunk<'_>>,
-    batch: &mut WebhookBatch,
+fn history_chunk<'a, S: BodyText<'a>>(
+    account: &AccountRef<S>,
+    chunk: &Item<'a, coex::HistoryChunk<'a>>,
+    batch: &mut WebhookBatch<S>,
 ) {
     let Some(chunk) = chunk.ok() else {
         batch.ignored.add("whatsapp:malformed_history");
@@ -60,23 +60,20 @@ fn history_chunk(
             batch.ignored.add("whatsapp:malformed_history");
             continue;
         };
-        let thread_phone = thread
-            .id
-            .as_deref()
-            .and_then(|p| WhatsAppPhone::parse(p).ok());
+        let thread_phone = thread.id.as_ref().and_then(WhatsAppPhone::from_body);
         for m in &thread.messages {
             history_message(account, thread_phone.as_ref(), m, batch);
         }
     }
     let declined = chunk.errors.iter().any(|e| e.ok().is_some());
     let p = chunk.metadata.unwrap_or_default();
-    let provider = format!(
+    let provider = S::from_string(format!(
         "wa:history:{}:{}:{}:{}",
         p.phase.unwrap_or(-1),
         p.chunk_order.unwrap_or(-1),
         p.progress.unwrap_or(-1),
         if declined { "declined" } else { "shared" }
-    );
+    ));
     batch.events.push(event(
         account,
         provider,
@@ -90,17 +87,17 @@ fn history_chunk(
     ));
 }
 
-fn history_message(
-    account: &AccountRef,
-    thread_phone: Option<&WhatsAppPhone>,
-    item: &Item<'_, wa::Message<'_>>,
-    batch: &mut WebhookBatch,
+fn history_message<'a, S: BodyText<'a>>(
+    account: &AccountRef<S>,
+    thread_phone: Option<&WhatsAppPhone<S>>,
+    item: &Item<'a, wa::Message<'a>>,
+    batch: &mut WebhookBatch<S>,
 ) {
     let Some(m) = item.ok() else {
         batch.ignored.add("whatsapp:malformed_history_message");
         return;
     };
-    let Some(id) = message_id(m.id.as_deref()) else {
+    let Some(id) = message_id::<S>(m.id.as_ref()) else {
         batch.ignored.add("whatsapp:malformed_history_message");
         return;
     };
@@ -111,24 +108,24 @@ fn history_message(
             .add(format!("whatsapp:history_message:{}", label(kind)));
         return;
     }
-    let from = m.from.as_deref().and_then(|p| WhatsAppPhone::parse(p).ok());
+    let from = m.from.as_ref().and_then(WhatsAppPhone::from_body);
     // Meta's reference: `to` is present only on the business's own messages; `from` is
     // then the business's number, not the thread's.
     let by_business = m.to.is_some() || (from.is_some() && from.as_ref() != thread_phone);
     let (phone, user_id) = if by_business {
         (
-            m.to.as_deref()
-                .and_then(|p| WhatsAppPhone::parse(p).ok())
+            m.to.as_ref()
+                .and_then(WhatsAppPhone::from_body)
                 .or_else(|| thread_phone.cloned()),
-            m.to_user_id.as_deref(),
+            m.to_user_id.as_ref(),
         )
     } else {
         (
             from.or_else(|| thread_phone.cloned()),
-            m.from_user_id.as_deref(),
+            m.from_user_id.as_ref(),
         )
     };
-    let user_id = user_id.and_then(|u| WhatsAppUserId::parse(u).ok());
+    let user_id = user_id.and_then(WhatsAppUserId::from_body);
     let id_of = match (&user_id, &phone) {
         (Some(u), _) => CustomerId::WhatsAppUser(u.clone()),
         (None, Some(p)) => CustomerId::WhatsAppPhone(p.clone()),
@@ -149,15 +146,18 @@ fn history_message(
             Party::Customer
         },
     };
-    batch
-        .events
-        .push(event(account, format!("wa:hist:{id}"), m.timestamp, kind));
+    batch.events.push(event(
+        account,
+        S::from_string(format!("wa:hist:{id}")),
+        m.timestamp,
+        kind,
+    ));
 }
 
-fn state_sync(
-    account: &AccountRef,
-    item: &Item<'_, coex::StateSync<'_>>,
-    batch: &mut WebhookBatch,
+fn state_sync<'a, S: BodyText<'a>>(
+    account: &AccountRef<S>,
+    item: &Item<'a, coex::StateSync<'a>>,
+    batch: &mut WebhookBatch<S>,
 ) {
     let Some(s) = item.ok() else {
         batch.ignored.add("whatsapp:malformed_state_sync");
@@ -172,8 +172,8 @@ fn state_sync(
     }
     let contact = s.contact.as_ref();
     let Some(phone) = contact
-        .and_then(|c| c.phone_number.as_deref())
-        .and_then(|p| WhatsAppPhone::parse(p).ok())
+        .and_then(|c| c.phone_number.as_ref())
+        .and_then(WhatsAppPhone::from_body)
     else {
         batch.ignored.add("whatsapp:malformed_state_sync");
         return;
@@ -182,7 +182,8 @@ fn state_sync(
     let name = match action {
         "add" => {
             let c = contact.expect("checked above");
-            let Some(name) = non_empty(&c.full_name).or_else(|| non_empty(&c.first_name)) else {
+            let Some(name) = non_empty::<S>(&c.full_name).or_else(|| non_empty(&c.first_name))
+            else {
                 batch.ignored.add("whatsapp:malformed_state_sync");
                 return;
             };
@@ -203,13 +204,16 @@ fn state_sync(
     for part in [
         phone.as_str(),
         action,
-        name.as_deref().unwrap_or_default(),
+        name.as_ref().map_or("", AsRef::as_ref),
         &at.unwrap_or_default().to_string(),
     ] {
         digest.update(part.as_bytes());
         digest.update([0]);
     }
-    let provider = format!("wa:contact:{}", hex::encode(&digest.finalize()[..16]));
+    let provider = S::from_string(format!(
+        "wa:contact:{}",
+        hex::encode(&digest.finalize()[..16])
+    ));
     let mut customer = CustomerRef::new(CustomerId::WhatsAppPhone(phone.clone()));
     customer.phone = Some(phone);
     batch.events.push(event(

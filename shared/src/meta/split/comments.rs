@@ -19,7 +19,7 @@
 //! redelivery is one message, and the operator's answer can name it as the private reply's
 //! recipient (decision 0062).
 
-use crate::ids::InstagramAccountId;
+use crate::ids::{BodyText, InstagramAccountId};
 use crate::meta::event::{AccountRef, Content, CustomerId, CustomerRef, EventKind};
 use crate::meta::ids::InstagramUserId;
 use crate::meta::lenient::{own, to_unix_seconds};
@@ -27,12 +27,12 @@ use crate::meta::whatsapp::ChangeValue;
 
 use super::{event, message_id, non_empty, WebhookBatch};
 
-pub(super) fn instagram_comment(
-    value: Option<&ChangeValue<'_>>,
-    account: Option<&InstagramAccountId>,
+pub(super) fn instagram_comment<'a, S: BodyText<'a>>(
+    value: Option<&ChangeValue<'a>>,
+    account: Option<&InstagramAccountId<S>>,
     entry_time: Option<i64>,
     live: bool,
-    batch: &mut WebhookBatch,
+    batch: &mut WebhookBatch<S>,
 ) {
     let Some(account) = account else {
         batch.ignored.add("instagram:missing_account");
@@ -41,18 +41,18 @@ pub(super) fn instagram_comment(
     let from = value.and_then(|v| v.from.as_ref());
     let (Some(v), Some(comment_id), Some(from_id)) = (
         value,
-        value.and_then(|v| message_id(v.id.as_deref())),
-        from.and_then(|f| f.id.as_deref()),
+        value.and_then(|v| message_id::<S>(v.id.as_ref())),
+        from.and_then(|f| f.id.as_ref()),
     ) else {
         batch.ignored.add("instagram:malformed_comment");
         return;
     };
     // The business answering in the thread is not a customer.
-    if from_id == account.as_str() {
+    if from_id.as_ref() == account.as_str() {
         batch.ignored.add("instagram:own_comment");
         return;
     }
-    let Ok(igsid) = InstagramUserId::parse(from_id) else {
+    let Some(igsid) = InstagramUserId::from_body(from_id) else {
         batch.ignored.add("instagram:unidentified_customer");
         return;
     };
@@ -60,7 +60,7 @@ pub(super) fn instagram_comment(
     customer.username = from.and_then(|f| own(&f.username));
     let media = v.media.as_ref();
     let content = Content::Comment {
-        comment_id: comment_id.as_str().to_owned(),
+        comment_id: S::from_string(comment_id.as_str().to_owned()),
         text: non_empty(&v.text),
         media_id: media.and_then(|m| own(&m.id)),
         media_product_type: media.and_then(|m| own(&m.media_product_type)),
@@ -78,7 +78,7 @@ pub(super) fn instagram_comment(
     };
     batch.events.push(event(
         &AccountRef::Instagram(account.clone()),
-        format!("ig:comment:{comment_id}"),
+        S::from_string(format!("ig:comment:{comment_id}")),
         entry_time.map(to_unix_seconds),
         kind,
     ));
@@ -92,28 +92,28 @@ pub(super) fn instagram_comment(
 /// comment_id}` for a mention in a comment, `value: {media_id}` for one in a caption. Nothing
 /// else: not who wrote it, nor what. The event id is `ig:mention:<media_id>` plus
 /// `:<comment_id>`, so a redelivery is one event.
-pub(super) fn instagram_mention(
-    value: Option<&ChangeValue<'_>>,
-    account: Option<&InstagramAccountId>,
+pub(super) fn instagram_mention<'a, S: BodyText<'a>>(
+    value: Option<&ChangeValue<'a>>,
+    account: Option<&InstagramAccountId<S>>,
     entry_time: Option<i64>,
-    batch: &mut WebhookBatch,
+    batch: &mut WebhookBatch<S>,
 ) {
     let Some(account) = account else {
         batch.ignored.add("instagram:missing_account");
         return;
     };
-    let Some(media_id) = value.and_then(|v| message_id(v.media_id.as_deref())) else {
+    let Some(media_id) = value.and_then(|v| message_id::<S>(v.media_id.as_ref())) else {
         batch.ignored.add("instagram:malformed_mention");
         return;
     };
-    let comment_id = value.and_then(|v| message_id(v.comment_id.as_deref()));
-    let provider = match &comment_id {
+    let comment_id = value.and_then(|v| message_id::<S>(v.comment_id.as_ref()));
+    let provider = S::from_string(match &comment_id {
         Some(c) => format!("ig:mention:{media_id}:{c}"),
         None => format!("ig:mention:{media_id}"),
-    };
+    });
     let kind = EventKind::Mention {
-        media_id: media_id.as_str().to_owned(),
-        comment_id: comment_id.map(|c| c.as_str().to_owned()),
+        media_id: S::from_string(media_id.as_str().to_owned()),
+        comment_id: comment_id.map(|c| S::from_string(c.as_str().to_owned())),
     };
     batch.events.push(event(
         &AccountRef::Instagram(account.clone()),

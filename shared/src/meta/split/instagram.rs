@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::ids::InstagramAccountId;
+use crate::ids::{BodyText, InstagramAccountId, Text};
 use crate::meta::event::{
     AccountRef, Content, CustomerId, CustomerRef, EventKind, Media, MediaKind, Party, Referral,
     ReplyTo,
@@ -19,15 +19,18 @@ use crate::meta::lenient::{label, own, to_unix_seconds};
 
 use super::{event, message_id, non_empty, Entry, WebhookBatch};
 
-pub(super) fn instagram_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBatch) {
+pub(super) fn instagram_entry<'a, S: BodyText<'a>>(
+    entry: &Item<'a, Entry<'a>>,
+    batch: &mut WebhookBatch<S>,
+) {
     let Some(entry) = entry.ok() else {
         batch.ignored.add("instagram:malformed_entry");
         return;
     };
     let account = entry
         .id
-        .as_deref()
-        .and_then(|id| InstagramAccountId::parse(id).ok());
+        .as_ref()
+        .and_then(InstagramAccountId::<S>::from_body);
     for change in &entry.changes {
         let field = change
             .ok()
@@ -80,11 +83,11 @@ struct IgHeadMessage<'a> {
     is_echo: bool,
 }
 
-fn instagram_messaging(
-    item: &Item<'_, ig::Messaging<'_>>,
-    entry_account: Option<&InstagramAccountId>,
+fn instagram_messaging<'a, S: BodyText<'a>>(
+    item: &Item<'a, ig::Messaging<'a>>,
+    entry_account: Option<&InstagramAccountId<S>>,
     entry_time: Option<i64>,
-    batch: &mut WebhookBatch,
+    batch: &mut WebhookBatch<S>,
 ) {
     let (sender, recipient, ts_ms, is_echo) = match item {
         Item::Ok(ev) => (
@@ -106,9 +109,7 @@ fn instagram_messaging(
     // Route by entry[].id; when it is unusable, by the business side of the item.
     let account = entry_account.cloned().or_else(|| {
         let business = if is_echo { &sender } else { &recipient };
-        business
-            .as_deref()
-            .and_then(|id| InstagramAccountId::parse(id).ok())
+        business.as_ref().and_then(InstagramAccountId::from_body)
     });
     let Some(account) = account else {
         batch.ignored.add("instagram:missing_account");
@@ -117,10 +118,7 @@ fn instagram_messaging(
     // The business is the sender of echoes and of anything it does from the Instagram app.
     let by_business = is_echo || sender.as_deref() == Some(account.as_str());
     let customer_side = if by_business { &recipient } else { &sender };
-    let Some(customer_id) = customer_side
-        .as_deref()
-        .and_then(|id| InstagramUserId::parse(id).ok())
-    else {
+    let Some(customer_id) = customer_side.as_ref().and_then(InstagramUserId::from_body) else {
         batch.ignored.add("instagram:unidentified_customer");
         return;
     };
@@ -141,17 +139,18 @@ fn instagram_messaging(
 }
 
 /// What one Instagram messaging item resolved to before its payload is read.
-struct IgItem {
-    account: AccountRef,
-    customer: CustomerRef,
+struct IgItem<S: Text> {
+    account: AccountRef<S>,
+    customer: CustomerRef<S>,
     by: Party,
     /// Milliseconds, as Instagram sends them.
     ts_ms: Option<i64>,
 }
 
-impl IgItem {
-    fn push(&self, batch: &mut WebhookBatch, provider: String, kind: EventKind) {
+impl<'a, S: BodyText<'a>> IgItem<S> {
+    fn push(&self, batch: &mut WebhookBatch<S>, provider: String, kind: EventKind<S>) {
         let ts = self.ts_ms.map(to_unix_seconds);
+        let provider = S::from_string(provider);
         batch.events.push(event(&self.account, provider, ts, kind));
     }
 
@@ -159,11 +158,11 @@ impl IgItem {
         self.ts_ms.map(|t| t.to_string()).unwrap_or_default()
     }
 
-    fn dispatch(&self, ev: &ig::Messaging, batch: &mut WebhookBatch) {
+    fn dispatch(&self, ev: &ig::Messaging<'a>, batch: &mut WebhookBatch<S>) {
         let customer = self.customer.clone();
         let who = customer.id.as_str().to_owned();
         if let Some(msg) = &ev.message {
-            let Some(mid) = message_id(msg.mid.as_deref()) else {
+            let Some(mid) = message_id(msg.mid.as_ref()) else {
                 batch.ignored.add("instagram:malformed_message");
                 return;
             };
@@ -201,7 +200,7 @@ impl IgItem {
                 self.push(batch, format!("ig:msg:{mid}"), kind);
             }
         } else if let Some(edit) = &ev.message_edit {
-            let Some(mid) = message_id(edit.mid.as_deref()) else {
+            let Some(mid) = message_id(edit.mid.as_ref()) else {
                 batch.ignored.add("instagram:malformed_edit");
                 return;
             };
@@ -212,7 +211,7 @@ impl IgItem {
             let content = match own(&edit.text) {
                 Some(body) => Content::Text { body },
                 None => Content::Unsupported {
-                    type_name: "edit".into(),
+                    type_name: S::from_string("edit".into()),
                     errors: Vec::new(),
                 },
             };
@@ -225,7 +224,7 @@ impl IgItem {
             };
             self.push(batch, format!("ig:edit:{mid}:{version}"), kind);
         } else if let Some(r) = &ev.reaction {
-            let Some(mid) = message_id(r.mid.as_deref()) else {
+            let Some(mid) = message_id(r.mid.as_ref()) else {
                 batch.ignored.add("instagram:malformed_reaction");
                 return;
             };
@@ -249,7 +248,7 @@ impl IgItem {
                 batch.ignored.add("instagram:read_by_business");
                 return;
             }
-            let mid = message_id(read.mid.as_deref());
+            let mid = message_id(read.mid.as_ref());
             let mark = match (&mid, read.watermark) {
                 (Some(m), _) => m.to_string(),
                 (None, Some(w)) => w.to_string(),
@@ -267,7 +266,7 @@ impl IgItem {
         } else if let Some((action, control)) = ev.thread_control() {
             let kind = EventKind::Handover {
                 customer,
-                action: action.to_owned(),
+                action: S::from_string(action.to_owned()),
                 new_owner_app_id: own(&control.new_owner_app_id)
                     .or_else(|| own(&control.requested_owner_app_id)),
                 previous_owner_app_id: own(&control.previous_owner_app_id),
@@ -279,7 +278,7 @@ impl IgItem {
                 kind,
             );
         } else if let Some(pb) = &ev.postback {
-            let mid = message_id(pb.mid.as_deref());
+            let mid = message_id(pb.mid.as_ref());
             let provider = match &mid {
                 Some(m) => format!("ig:postback:{m}"),
                 None => format!("ig:postback:{who}:{}", self.ts_text()),
@@ -303,19 +302,19 @@ impl IgItem {
 
     /// A messaging item whose payload does not parse: a message with a readable `mid` is
     /// kept as `Unsupported`, anything else is counted.
-    fn malformed(&self, raw: &RawValue, batch: &mut WebhookBatch) {
+    fn malformed(&self, raw: &'a RawValue, batch: &mut WebhookBatch<S>) {
         let head: IgHead = serde_json::from_str(raw.get()).unwrap_or_default();
         let Some(mid) = head
             .message
             .as_ref()
-            .and_then(|m| message_id(m.mid.as_deref()))
+            .and_then(|m| message_id(m.mid.as_ref()))
         else {
             batch.ignored.add("instagram:malformed_messaging");
             return;
         };
         batch.malformed.add("instagram:messaging:malformed");
         let content = Content::Unsupported {
-            type_name: "malformed".into(),
+            type_name: S::from_string("malformed".into()),
             errors: Vec::new(),
         };
         let (provider, kind) = if self.by == Party::Business {
@@ -350,7 +349,7 @@ impl IgItem {
 }
 
 /// Text (or a quick reply) and every attachment, in order; one part stands alone.
-fn ig_content(msg: &ig::Message) -> Content {
+fn ig_content<'a, S: BodyText<'a>>(msg: &ig::Message<'a>) -> Content<S> {
     let mut parts = Vec::new();
     if let Some(text) = non_empty(&msg.text) {
         parts.push(match &msg.quick_reply {
@@ -386,13 +385,13 @@ fn ig_content(msg: &ig::Message) -> Content {
     );
     if msg.is_unsupported {
         parts.push(Content::Unsupported {
-            type_name: "instagram_unsupported".into(),
+            type_name: S::from_string("instagram_unsupported".into()),
             errors: Vec::new(),
         });
     }
     match parts.len() {
         0 => Content::Unsupported {
-            type_name: "empty".into(),
+            type_name: S::from_string("empty".into()),
             errors: Vec::new(),
         },
         1 => parts.remove(0),
@@ -400,7 +399,7 @@ fn ig_content(msg: &ig::Message) -> Content {
     }
 }
 
-fn ig_attachment(a: &ig::Attachment) -> Content {
+fn ig_attachment<'a, S: BodyText<'a>>(a: &ig::Attachment<'a>) -> Content<S> {
     let kind = a.kind.as_deref().unwrap_or("missing");
     let payload = a.payload.as_ref();
     let url = payload.and_then(|p| own(&p.url));
@@ -417,18 +416,18 @@ fn ig_attachment(a: &ig::Attachment) -> Content {
         "file" => media(MediaKind::File),
         "story_mention" => Content::StoryMention { url },
         "share" | "ig_reel" | "reel" | "ig_post" | "post" | "fallback" => Content::Share {
-            share_type: kind.to_string(),
+            share_type: S::from_string(kind.to_string()),
             url,
             title: payload.and_then(|p| own(&p.title)),
         },
         other => Content::Unsupported {
-            type_name: label(other),
+            type_name: S::from_string(label(other)),
             errors: Vec::new(),
         },
     }
 }
 
-fn ig_reply_to(r: &ig::ReplyTo) -> Option<ReplyTo> {
+fn ig_reply_to<'a, S: BodyText<'a>>(r: &ig::ReplyTo<'a>) -> Option<ReplyTo<S>> {
     if let Some(story) = &r.story {
         return Some(ReplyTo::Story {
             story_id: own(&story.id),
@@ -436,11 +435,11 @@ fn ig_reply_to(r: &ig::ReplyTo) -> Option<ReplyTo> {
         });
     }
     Some(ReplyTo::Message {
-        message_id: message_id(r.mid.as_deref())?,
+        message_id: message_id(r.mid.as_ref())?,
     })
 }
 
-fn ig_referral(r: &ig::Referral) -> Referral {
+fn ig_referral<'a, S: BodyText<'a>>(r: &ig::Referral<'a>) -> Referral<S> {
     let ads = r.ads_context_data.as_ref();
     Referral {
         source_type: own(&r.source).or_else(|| own(&r.kind)),

@@ -73,6 +73,7 @@ use super::item::{self, Abort, Item};
 pub use super::item::{MAX_EVENTS, MAX_ITEMS};
 use super::lenient::{self, label, own};
 use super::whatsapp as wa;
+use crate::ids::{BodyText, Text};
 use instagram::instagram_entry;
 use whatsapp::whatsapp_entry;
 
@@ -82,9 +83,12 @@ pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
 pub const INSTAGRAM_OBJECT: &str = "instagram";
 
 /// Every event of one delivery, and what was left out.
+///
+/// `S` is the events' text: owned (`String`, from [`split_webhook`]) or borrowed from the
+/// body (`Cow<str>`, from [`split_webhook_borrowed`]); both serialise to the same bytes.
 #[derive(Clone, Default, PartialEq)]
-pub struct WebhookBatch {
-    pub events: Vec<InboundEvent>,
+pub struct WebhookBatch<S: Text = String> {
+    pub events: Vec<InboundEvent<S>>,
     pub ignored: Ignored,
     /// Events kept as `Unsupported` because their item did not parse (they are in
     /// `events`), by product, item and type: for a warning, never silently relayed.
@@ -96,7 +100,7 @@ pub struct WebhookBatch {
 
 // By hand: the account updates are shown only when there are some, so the pinned
 // snapshots of deliveries without them read as before.
-impl fmt::Debug for WebhookBatch {
+impl<S: Text> fmt::Debug for WebhookBatch<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("WebhookBatch");
         d.field("events", &self.events)
@@ -114,7 +118,7 @@ const EARLIEST_EVENT_TIME: i64 = 1_230_768_000;
 /// How far ahead of our clock an event time may be (clock skew, time zones mistaken).
 const FUTURE_TOLERANCE_SECS: i64 = 86_400;
 
-impl WebhookBatch {
+impl<S: Text> WebhookBatch<S> {
     /// Replaces event times that cannot be true (negative, before 2009, or more than a day
     /// after `now`) by `now`, the receipt time, logging the event kind (no ids, no content).
     /// Returns how many were replaced.
@@ -202,6 +206,19 @@ impl WebhookParseError {
 /// change, message, status and echo in it. A body may be one webhook object or, tolerated,
 /// an array of them.
 pub fn split_webhook(raw_body: &[u8]) -> Result<WebhookBatch, WebhookParseError> {
+    split(raw_body)
+}
+
+/// As [`split_webhook`], with every string of the events borrowed from `raw_body` (copied
+/// only where the JSON string had an escape, or the text is built): what the intake seals
+/// into queue jobs, which serialise to the same bytes as the owned events (decision 0103).
+pub fn split_webhook_borrowed(
+    raw_body: &[u8],
+) -> Result<WebhookBatch<Cow<'_, str>>, WebhookParseError> {
+    split(raw_body)
+}
+
+fn split<'a, S: BodyText<'a>>(raw_body: &'a [u8]) -> Result<WebhookBatch<S>, WebhookParseError> {
     let (body, event_items) = match item::parse::<Body>(raw_body, false) {
         Ok(read) => read,
         Err((e, abort)) => {
@@ -452,9 +469,9 @@ pub(super) struct Entry<'a> {
     standby: Vec<Item<'a, ig::Messaging<'a>>>,
 }
 
-fn split_object(
-    root: Option<&Root<'_>>,
-    batch: &mut WebhookBatch,
+fn split_object<'a, S: BodyText<'a>>(
+    root: Option<&Root<'a>>,
+    batch: &mut WebhookBatch<S>,
 ) -> Result<(), WebhookParseError> {
     let root = root.ok_or(WebhookParseError::NotAWebhook("body is not a JSON object"))?;
     let object = root
@@ -478,12 +495,12 @@ fn split_object(
     Ok(())
 }
 
-fn event(
-    account: &AccountRef,
-    provider_event_id: String,
+fn event<S: Text>(
+    account: &AccountRef<S>,
+    provider_event_id: S,
     timestamp: Option<i64>,
-    kind: EventKind,
-) -> InboundEvent {
+    kind: EventKind<S>,
+) -> InboundEvent<S> {
     InboundEvent {
         schema: EVENT_SCHEMA_VERSION,
         account: account.clone(),
@@ -493,17 +510,17 @@ fn event(
     }
 }
 
-fn message_id(s: Option<&str>) -> Option<MessageId> {
-    s.and_then(|s| MessageId::parse(s).ok())
+fn message_id<'a, S: BodyText<'a>>(s: Option<&Cow<'a, str>>) -> Option<MessageId<S>> {
+    s.and_then(MessageId::from_body)
 }
 
-fn non_empty(s: &Option<Cow<'_, str>>) -> Option<String> {
-    s.as_deref()
+fn non_empty<'a, S: BodyText<'a>>(s: &Option<Cow<'a, str>>) -> Option<S> {
+    s.as_ref()
         .filter(|s| !s.trim().is_empty())
-        .map(str::to_owned)
+        .map(|s| S::from_cow(s.clone()))
 }
 
-fn meta_errors(errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Vec<MetaError> {
+fn meta_errors<'a, S: BodyText<'a>>(errors: &[Item<'a, wa::ErrorObject<'a>>]) -> Vec<MetaError<S>> {
     errors
         .iter()
         .filter_map(Item::ok)

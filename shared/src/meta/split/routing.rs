@@ -16,7 +16,7 @@
 //!   and the escalation partner took it) become `Handover` events with `ours` set, keyed
 //!   `wa:handover:<type>:<customer>:<timestamp>` so that Meta's redeliveries dedupe.
 
-use crate::ids::PhoneNumberId;
+use crate::ids::{BodyText, PhoneNumberId};
 use crate::meta::event::{AccountRef, EventKind, Party};
 use crate::meta::item::Item;
 use crate::meta::lenient::{label, own};
@@ -26,10 +26,10 @@ use crate::meta::whatsapp as wa;
 use super::whatsapp::{wa_content, wa_reply_to, WaChange};
 use super::{event, message_id, WebhookBatch};
 
-pub(super) fn routing_change(
+pub(super) fn routing_change<'a, S: BodyText<'a>>(
     field: &str,
-    value: Option<&Item<'_, Box<wa::ChangeValue<'_>>>>,
-    batch: &mut WebhookBatch,
+    value: Option<&Item<'a, Box<wa::ChangeValue<'a>>>>,
+    batch: &mut WebhookBatch<S>,
 ) {
     let reason = if field == "standby" {
         "whatsapp:malformed_standby"
@@ -46,8 +46,8 @@ pub(super) fn routing_change(
         value.recipient.as_deref()
     };
     let account = metadata
-        .and_then(|m| m.phone_number_id.as_deref())
-        .and_then(|id| PhoneNumberId::parse(id).ok());
+        .and_then(|m| m.phone_number_id.as_ref())
+        .and_then(PhoneNumberId::from_body);
     let Some(account) = account else {
         batch.ignored.add("whatsapp:missing_phone_number_id");
         return;
@@ -60,7 +60,11 @@ pub(super) fn routing_change(
     }
 }
 
-fn standby(account: AccountRef, value: &wa::ChangeValue<'_>, batch: &mut WebhookBatch) {
+fn standby<'a, S: BodyText<'a>>(
+    account: AccountRef<S>,
+    value: &wa::ChangeValue<'a>,
+    batch: &mut WebhookBatch<S>,
+) {
     let Some(standby) = value.standby.as_ref() else {
         batch.ignored.add("whatsapp:malformed_standby");
         return;
@@ -72,23 +76,23 @@ fn standby(account: AccountRef, value: &wa::ChangeValue<'_>, batch: &mut Webhook
     for m in &standby.messages {
         if let Some(msg) = m.ok() {
             let customer = ctx.customer(
-                msg.from_user_id.as_deref(),
-                msg.from.as_deref(),
-                msg.from_parent_user_id.as_deref(),
+                msg.from_user_id.as_ref(),
+                msg.from.as_ref(),
+                msg.from_parent_user_id.as_ref(),
             );
             if let (Some(customer), Some(id), None) =
-                (customer, message_id(msg.id.as_deref()), &msg.group_id)
+                (customer, message_id::<S>(msg.id.as_ref()), &msg.group_id)
             {
                 let kind = EventKind::Handover {
                     customer,
-                    action: "standby".into(),
+                    action: S::from_string("standby".into()),
                     new_owner_app_id: None,
                     previous_owner_app_id: None,
                     ours: Some(false),
                 };
                 batch.events.push(event(
                     &ctx.account,
-                    format!("wa:standby:{id}"),
+                    S::from_string(format!("wa:standby:{id}")),
                     msg.timestamp,
                     kind,
                 ));
@@ -106,16 +110,20 @@ fn standby(account: AccountRef, value: &wa::ChangeValue<'_>, batch: &mut Webhook
 }
 
 /// The holder's reply, read from the Send API body it sent.
-fn echo(ctx: &WaChange<'_, '_>, item: &Item<'_, StandbyEcho<'_>>, batch: &mut WebhookBatch) {
+fn echo<'a, S: BodyText<'a>>(
+    ctx: &WaChange<'_, 'a, S>,
+    item: &Item<'a, StandbyEcho<'a>>,
+    batch: &mut WebhookBatch<S>,
+) {
     let Some((echo, body)) = item.ok().and_then(|e| Some((e, e.message.as_deref()?))) else {
         batch.ignored.add("whatsapp:malformed_echo");
         return;
     };
-    let Some(id) = message_id(echo.id.as_deref()) else {
+    let Some(id) = message_id::<S>(echo.id.as_ref()) else {
         batch.ignored.add("whatsapp:malformed_echo");
         return;
     };
-    let Some(customer) = ctx.customer(body.recipient.as_deref(), body.to.as_deref(), None) else {
+    let Some(customer) = ctx.customer(body.recipient.as_ref(), body.to.as_ref(), None) else {
         batch.ignored.add("whatsapp:unidentified_customer");
         return;
     };
@@ -124,12 +132,12 @@ fn echo(ctx: &WaChange<'_, '_>, item: &Item<'_, StandbyEcho<'_>>, batch: &mut We
         Some("reaction") => body.reaction.as_ref().and_then(|r| {
             Some(EventKind::Reaction {
                 customer: customer.clone(),
-                message_id: message_id(r.message_id.as_deref())?,
+                message_id: message_id(r.message_id.as_ref())?,
                 emoji: r
                     .emoji
-                    .as_deref()
+                    .as_ref()
                     .filter(|e| !e.trim().is_empty())
-                    .map(str::to_owned),
+                    .map(|e| S::from_cow(e.clone())),
                 by: Party::Business,
             })
         }),
@@ -145,13 +153,17 @@ fn echo(ctx: &WaChange<'_, '_>, item: &Item<'_, StandbyEcho<'_>>, batch: &mut We
     });
     batch.events.push(event(
         &ctx.account,
-        format!("wa:echo:{id}"),
+        S::from_string(format!("wa:echo:{id}")),
         echo.timestamp,
         kind,
     ));
 }
 
-fn handover(account: AccountRef, value: &wa::ChangeValue<'_>, batch: &mut WebhookBatch) {
+fn handover<'a, S: BodyText<'a>>(
+    account: AccountRef<S>,
+    value: &wa::ChangeValue<'a>,
+    batch: &mut WebhookBatch<S>,
+) {
     let notification = value.kind.as_deref().unwrap_or_default();
     let (ours, control): (bool, Option<&HandoverControl<'_>>) = match notification {
         "control_passed" => (true, value.control_passed.as_deref()),
@@ -167,22 +179,19 @@ fn handover(account: AccountRef, value: &wa::ChangeValue<'_>, batch: &mut Webhoo
         account,
         contacts: &[],
     };
-    let phone = value
-        .sender
-        .as_ref()
-        .and_then(|s| s.phone_number.as_deref());
+    let phone = value.sender.as_ref().and_then(|s| s.phone_number.as_ref());
     let Some(customer) = ctx.customer(None, phone, None) else {
         batch.ignored.add("whatsapp:handover_without_customer");
         return;
     };
-    let provider = format!(
+    let provider = S::from_string(format!(
         "wa:handover:{notification}:{}:{}",
         customer.id.as_str(),
         value.timestamp.unwrap_or_default()
-    );
+    ));
     let kind = EventKind::Handover {
         customer,
-        action: notification.to_owned(),
+        action: S::from_string(notification.to_owned()),
         new_owner_app_id: control.and_then(|c| own(&c.new_owner_app_id)),
         previous_owner_app_id: control.and_then(|c| own(&c.previous_owner_app_id)),
         ours: Some(ours),

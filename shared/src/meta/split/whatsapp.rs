@@ -2,10 +2,13 @@
 //! account errors, in that order, with the reasons for what is left out (see the parent
 //! module's documentation).
 
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::ids::PhoneNumberId;
+use crate::ids::Text;
+use crate::ids::{BodyText, PhoneNumberId};
 use crate::meta::event::{
     AccountRef, Billing, Content, CustomerId, CustomerRef, DeliveryStatus, EventKind, Location,
     Media, MediaKind, Order, OrderItem, Party, Referral, ReferredProduct, ReplyTo, SharedContact,
@@ -18,7 +21,10 @@ use crate::meta::whatsapp as wa;
 
 use super::{event, message_id, meta_errors, non_empty, Entry, WebhookBatch};
 
-pub(super) fn whatsapp_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBatch) {
+pub(super) fn whatsapp_entry<'a, S: BodyText<'a>>(
+    entry: &Item<'a, Entry<'a>>,
+    batch: &mut WebhookBatch<S>,
+) {
     let Some(entry) = entry.ok() else {
         batch.ignored.add("whatsapp:malformed_entry");
         return;
@@ -54,8 +60,8 @@ pub(super) fn whatsapp_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBat
         let account = value
             .metadata
             .as_ref()
-            .and_then(|m| m.phone_number_id.as_deref())
-            .and_then(|id| PhoneNumberId::parse(id).ok());
+            .and_then(|m| m.phone_number_id.as_ref())
+            .and_then(PhoneNumberId::from_body);
         let Some(account) = account else {
             let items = value.messages.len()
                 + value.message_echoes.len()
@@ -87,11 +93,11 @@ pub(super) fn whatsapp_entry(entry: &Item<'_, Entry<'_>>, batch: &mut WebhookBat
 }
 
 /// An account or number event: on the WABA (`entry[].id`), routed by the intake.
-fn account_change(
+fn account_change<S: Text>(
     entry: &Entry<'_>,
     field: &str,
     change: &wa::Change<'_>,
-    batch: &mut WebhookBatch,
+    batch: &mut WebhookBatch<S>,
 ) {
     let waba = entry
         .id
@@ -115,37 +121,45 @@ fn account_change(
 }
 
 /// What all items of one WhatsApp change share.
-pub(super) struct WaChange<'c, 'a> {
-    pub(super) account: AccountRef,
+pub(super) struct WaChange<'c, 'a, S: Text> {
+    pub(super) account: AccountRef<S>,
     pub(super) contacts: &'c [Item<'a, wa::Contact<'a>>],
 }
 
-impl WaChange<'_, '_> {
+/// What [`bsuid_key`] and [`phone_key`] give for an optional string of the body.
+fn key<'r>(s: Option<&'r Cow<'_, str>>, key: fn(&str) -> Option<&str>) -> Option<&'r str> {
+    s.and_then(|s| key(s))
+}
+
+impl<'a, S: BodyText<'a>> WaChange<'_, 'a, S> {
     /// The customer an item names, completed from `value.contacts`: the contact whose BSUID
     /// or phone matches, or the only contact when nothing contradicts it. Identity is the
     /// BSUID when there is one, else the phone.
     pub(super) fn customer(
         &self,
-        user_id: Option<&str>,
-        phone: Option<&str>,
-        parent_user_id: Option<&str>,
-    ) -> Option<CustomerRef> {
-        // Ids are compared by what they would hold once parsed, borrowed from the body:
-        // only the ones the customer keeps are copied.
-        let mut uid = user_id.and_then(bsuid_key);
-        let mut ph = phone.and_then(phone_key);
+        user_id: Option<&Cow<'a, str>>,
+        phone: Option<&Cow<'a, str>>,
+        parent_user_id: Option<&Cow<'a, str>>,
+    ) -> Option<CustomerRef<S>> {
+        // Ids are compared by what they would hold once parsed, borrowed from the body; the
+        // strings they come from are kept (valid ones only) to build the customer's ids.
+        let valid = |s: &&Cow<'a, str>, k: fn(&str) -> Option<&str>| k(s).is_some();
+        let mut uid = user_id.filter(|s| valid(s, bsuid_key));
+        let mut ph = phone.filter(|s| valid(s, phone_key));
+        let (uid_key, ph_key) = (key(uid, bsuid_key), key(ph, phone_key));
         let compatible = |u: Option<&str>, p: Option<&str>| {
-            (uid.is_none() || u.is_none() || u == uid) && (ph.is_none() || p.is_none() || p == ph)
+            (uid_key.is_none() || u.is_none() || u == uid_key)
+                && (ph_key.is_none() || p.is_none() || p == ph_key)
         };
         let matches = |u: Option<&str>, p: Option<&str>| {
-            (uid.is_some() && u == uid) || (ph.is_some() && p == ph)
+            (uid_key.is_some() && u == uid_key) || (ph_key.is_some() && p == ph_key)
         };
         // Contacts that did not parse are left out, as if absent.
         let mut found = None;
         let (mut first, mut count) = (None, 0);
         for c in self.contacts.iter().filter_map(Item::ok) {
-            let u = c.user_id.as_deref().and_then(bsuid_key);
-            let p = c.wa_id.as_deref().and_then(phone_key);
+            let u = key(c.user_id.as_ref(), bsuid_key);
+            let p = key(c.wa_id.as_ref(), phone_key);
             if matches(u, p) && compatible(u, p) {
                 found = Some((c, u, p));
                 break;
@@ -159,19 +173,19 @@ impl WaChange<'_, '_> {
         }
         // Else the only contact (the loop saw them all), when nothing contradicts it.
         let contact = found.or_else(|| first.filter(|(_, u, p)| compatible(*u, *p)));
-        let mut parent = parent_user_id.and_then(bsuid_key);
+        let mut parent = parent_user_id.filter(|s| valid(s, bsuid_key));
         let (mut name, mut username) = (None, None);
-        if let Some((c, u, p)) = contact {
-            uid = uid.or(u);
-            ph = ph.or(p);
-            parent = parent.or_else(|| c.parent_user_id.as_deref().and_then(bsuid_key));
+        if let Some((c, _, _)) = contact {
+            uid = uid.or_else(|| c.user_id.as_ref().filter(|s| valid(s, bsuid_key)));
+            ph = ph.or_else(|| c.wa_id.as_ref().filter(|s| valid(s, phone_key)));
+            parent = parent.or_else(|| c.parent_user_id.as_ref().filter(|s| valid(s, bsuid_key)));
             if let Some(p) = &c.profile {
                 name = non_empty(&p.name);
                 username = non_empty(&p.username);
             }
         }
-        let uid = uid.and_then(|u| WhatsAppUserId::parse(u).ok());
-        let ph = ph.and_then(|p| WhatsAppPhone::parse(p).ok());
+        let uid = uid.and_then(WhatsAppUserId::from_body);
+        let ph = ph.and_then(WhatsAppPhone::from_body);
         let id = match (uid, &ph) {
             (Some(u), _) => CustomerId::WhatsAppUser(u),
             (None, Some(p)) => CustomerId::WhatsAppPhone(p.clone()),
@@ -180,13 +194,13 @@ impl WaChange<'_, '_> {
         Some(CustomerRef {
             id,
             phone: ph,
-            parent_user_id: parent.and_then(|p| WhatsAppUserId::parse(p).ok()),
+            parent_user_id: parent.and_then(WhatsAppUserId::from_body),
             name,
             username,
         })
     }
 
-    pub(super) fn message(&self, item: &Item<'_, wa::Message<'_>>, batch: &mut WebhookBatch) {
+    pub(super) fn message(&self, item: &Item<'a, wa::Message<'a>>, batch: &mut WebhookBatch<S>) {
         let msg = match item {
             Item::Ok(m) => m,
             Item::Bad(raw) => return self.malformed_message(raw, batch),
@@ -195,20 +209,20 @@ impl WaChange<'_, '_> {
             batch.ignored.add("whatsapp:group_message");
             return;
         }
-        let Some(id) = message_id(msg.id.as_deref()) else {
+        let Some(id) = message_id(msg.id.as_ref()) else {
             batch.ignored.add("whatsapp:malformed_message");
             return;
         };
         let Some(customer) = self.customer(
-            msg.from_user_id.as_deref(),
-            msg.from.as_deref(),
-            msg.from_parent_user_id.as_deref(),
+            msg.from_user_id.as_ref(),
+            msg.from.as_ref(),
+            msg.from_parent_user_id.as_ref(),
         ) else {
             batch.ignored.add("whatsapp:unidentified_customer");
             return;
         };
         // Joined rather than `format!`ed: one allocation of the exact length, no formatter.
-        let provider = ["wa:msg:", id.as_str()].concat();
+        let provider = S::from_string(["wa:msg:", id.as_str()].concat());
         let kind = match is_special(msg)
             .then(|| special(msg, customer.clone(), Party::Customer))
             .flatten()
@@ -240,18 +254,17 @@ impl WaChange<'_, '_> {
 
     /// A message whose type-specific part does not parse: kept as `Unsupported` when its id
     /// and sender can still be read, so the conversation shows that something arrived.
-    fn malformed_message(&self, raw: &RawValue, batch: &mut WebhookBatch) {
+    fn malformed_message(&self, raw: &'a RawValue, batch: &mut WebhookBatch<S>) {
         let head: wa::MessageHead = serde_json::from_str(raw.get()).unwrap_or_default();
         if head.group_id.is_some() {
             batch.ignored.add("whatsapp:group_message");
             return;
         }
-        let Some(id) = message_id(head.id.as_deref()) else {
+        let Some(id) = message_id(head.id.as_ref()) else {
             batch.ignored.add("whatsapp:malformed_message");
             return;
         };
-        let Some(customer) =
-            self.customer(head.from_user_id.as_deref(), head.from.as_deref(), None)
+        let Some(customer) = self.customer(head.from_user_id.as_ref(), head.from.as_ref(), None)
         else {
             batch.ignored.add("whatsapp:unidentified_customer");
             return;
@@ -262,7 +275,7 @@ impl WaChange<'_, '_> {
             customer,
             message_id: id.clone(),
             content: Content::Unsupported {
-                type_name,
+                type_name: S::from_string(type_name),
                 errors: Vec::new(),
             },
             reply_to: None,
@@ -273,25 +286,25 @@ impl WaChange<'_, '_> {
         };
         batch.events.push(event(
             &self.account,
-            format!("wa:msg:{id}"),
+            S::from_string(format!("wa:msg:{id}")),
             head.timestamp,
             kind,
         ));
     }
 
-    fn echo(&self, item: &Item<'_, wa::Message<'_>>, batch: &mut WebhookBatch) {
+    fn echo(&self, item: &Item<'a, wa::Message<'a>>, batch: &mut WebhookBatch<S>) {
         let Some(echo) = item.ok() else {
             batch.ignored.add("whatsapp:malformed_echo");
             return;
         };
-        let Some(id) = message_id(echo.id.as_deref()) else {
+        let Some(id) = message_id(echo.id.as_ref()) else {
             batch.ignored.add("whatsapp:malformed_echo");
             return;
         };
         let Some(customer) = self.customer(
-            echo.to_user_id.as_deref(),
-            echo.to.as_deref(),
-            echo.to_parent_user_id.as_deref(),
+            echo.to_user_id.as_ref(),
+            echo.to.as_ref(),
+            echo.to_parent_user_id.as_ref(),
         ) else {
             batch.ignored.add("whatsapp:unidentified_customer");
             return;
@@ -309,18 +322,18 @@ impl WaChange<'_, '_> {
         });
         batch.events.push(event(
             &self.account,
-            ["wa:echo:", id.as_str()].concat(),
+            S::from_string(["wa:echo:", id.as_str()].concat()),
             echo.timestamp,
             kind,
         ));
     }
 
-    fn status(&self, item: &Item<'_, wa::Status<'_>>, batch: &mut WebhookBatch) {
+    fn status(&self, item: &Item<'a, wa::Status<'a>>, batch: &mut WebhookBatch<S>) {
         let Some(s) = item.ok() else {
             batch.ignored.add("whatsapp:malformed_status");
             return;
         };
-        let Some(id) = message_id(s.id.as_deref()) else {
+        let Some(id) = message_id(s.id.as_ref()) else {
             batch.ignored.add("whatsapp:malformed_status");
             return;
         };
@@ -344,9 +357,9 @@ impl WaChange<'_, '_> {
             None
         } else {
             self.customer(
-                s.recipient_user_id.as_deref(),
-                s.recipient_id.as_deref(),
-                s.recipient_parent_user_id.as_deref(),
+                s.recipient_user_id.as_ref(),
+                s.recipient_id.as_ref(),
+                s.recipient_parent_user_id.as_ref(),
             )
         };
         let billing = (s.pricing.is_some() || s.conversation.is_some()).then(|| {
@@ -362,7 +375,7 @@ impl WaChange<'_, '_> {
                 conversation_expires_at: c.and_then(|c| c.expiration_timestamp),
             }
         });
-        let provider = ["wa:status:", id.as_str(), ":", name].concat();
+        let provider = S::from_string(["wa:status:", id.as_str(), ":", name].concat());
         let kind = EventKind::Status {
             message_id: id,
             recipient,
@@ -377,10 +390,14 @@ impl WaChange<'_, '_> {
 
     /// `value.errors` carries no id nor time: the key is a digest of the errors, so a
     /// redelivery of the same errors dedupes.
-    fn account_errors(&self, errors: &[Item<'_, wa::ErrorObject<'_>>], batch: &mut WebhookBatch) {
-        let errors = meta_errors(errors);
+    fn account_errors(
+        &self,
+        errors: &[Item<'a, wa::ErrorObject<'a>>],
+        batch: &mut WebhookBatch<S>,
+    ) {
+        let errors = meta_errors::<S>(errors);
         let digest = Sha256::digest(serde_json::to_vec(&errors).unwrap_or_default());
-        let provider = format!("wa:errors:{}", hex::encode(&digest[..16]));
+        let provider = S::from_string(format!("wa:errors:{}", hex::encode(&digest[..16])));
         batch.events.push(event(
             &self.account,
             provider,
@@ -397,13 +414,17 @@ fn is_special(body: &wa::Message) -> bool {
 }
 
 /// Reactions, edits and revokes are messages on the wire but other effects here.
-fn special(body: &wa::Message, customer: CustomerRef, by: Party) -> Option<EventKind> {
+fn special<'a, S: BodyText<'a>>(
+    body: &wa::Message<'a>,
+    customer: CustomerRef<S>,
+    by: Party,
+) -> Option<EventKind<S>> {
     match body.kind.as_deref()? {
         "reaction" => {
             let r = body.reaction.as_ref()?;
             Some(EventKind::Reaction {
                 customer,
-                message_id: message_id(r.message_id.as_deref())?,
+                message_id: message_id(r.message_id.as_ref())?,
                 emoji: non_empty(&r.emoji),
                 by,
             })
@@ -413,13 +434,13 @@ fn special(body: &wa::Message, customer: CustomerRef, by: Party) -> Option<Event
             let content = match &e.message {
                 Some(m) => wa_content(m, &[]),
                 None => Content::Unsupported {
-                    type_name: "edit".into(),
+                    type_name: S::from_string("edit".into()),
                     errors: Vec::new(),
                 },
             };
             Some(EventKind::Edited {
                 customer,
-                message_id: message_id(e.original_message_id.as_deref())?,
+                message_id: message_id(e.original_message_id.as_ref())?,
                 content,
                 by,
                 edit_count: None,
@@ -427,20 +448,22 @@ fn special(body: &wa::Message, customer: CustomerRef, by: Party) -> Option<Event
         }
         "revoke" => Some(EventKind::Deleted {
             customer,
-            message_id: message_id(body.revoke.as_ref()?.original_message_id.as_deref())?,
+            message_id: message_id(body.revoke.as_ref()?.original_message_id.as_ref())?,
             by,
         }),
         _ => None,
     }
 }
 
-pub(super) fn wa_reply_to(ctx: Option<&wa::Context>) -> Option<ReplyTo> {
+pub(super) fn wa_reply_to<'a, S: BodyText<'a>>(
+    ctx: Option<&wa::Context<'a>>,
+) -> Option<ReplyTo<S>> {
     let ctx = ctx?;
-    let id = message_id(ctx.id.as_deref().or(ctx.message_id.as_deref()))?;
+    let id = message_id(ctx.id.as_ref().or(ctx.message_id.as_ref()))?;
     Some(ReplyTo::Message { message_id: id })
 }
 
-fn wa_referral(r: &wa::Referral) -> Referral {
+fn wa_referral<'a, S: BodyText<'a>>(r: &wa::Referral<'a>) -> Referral<S> {
     Referral {
         source_type: own(&r.source_type),
         source_id: own(&r.source_id),
@@ -456,7 +479,7 @@ fn wa_referral(r: &wa::Referral) -> Referral {
     }
 }
 
-fn wa_media(kind: MediaKind, m: &wa::Media) -> Content {
+fn wa_media<'a, S: BodyText<'a>>(kind: MediaKind, m: &wa::Media<'a>) -> Content<S> {
     Content::Media(Media {
         kind,
         media_id: own(&m.id),
@@ -472,7 +495,10 @@ fn wa_media(kind: MediaKind, m: &wa::Media) -> Content {
 
 /// The content of a message, an echo or an edit. A type we do not know, or a known type
 /// whose object is missing, becomes `Unsupported` with the type's name.
-pub(super) fn wa_content(body: &wa::Message, errors: &[Item<'_, wa::ErrorObject<'_>>]) -> Content {
+pub(super) fn wa_content<'a, S: BodyText<'a>>(
+    body: &wa::Message<'a>,
+    errors: &[Item<'a, wa::ErrorObject<'a>>],
+) -> Content<S> {
     let kind = body.kind.as_deref().unwrap_or("missing");
     let content = match kind {
         "text" => body
@@ -501,7 +527,7 @@ pub(super) fn wa_content(body: &wa::Message, errors: &[Item<'_, wa::ErrorObject<
             })
         }),
         "contacts" => {
-            let contacts: Vec<SharedContact> = body
+            let contacts: Vec<SharedContact<S>> = body
                 .contacts
                 .iter()
                 .filter_map(Item::ok)
@@ -534,40 +560,34 @@ pub(super) fn wa_content(body: &wa::Message, errors: &[Item<'_, wa::ErrorObject<
         "system" => body.system.as_ref().map(|s| Content::System {
             body: own(&s.body),
             system_type: own(&s.kind),
-            new_phone: s
-                .wa_id
-                .as_deref()
-                .and_then(|p| WhatsAppPhone::parse(p).ok()),
-            new_user_id: s
-                .user_id
-                .as_deref()
-                .and_then(|u| WhatsAppUserId::parse(u).ok()),
+            new_phone: s.wa_id.as_ref().and_then(WhatsAppPhone::from_body),
+            new_user_id: s.user_id.as_ref().and_then(WhatsAppUserId::from_body),
             previous_user_id: s
                 .previous_user_id
-                .as_deref()
-                .and_then(|u| WhatsAppUserId::parse(u).ok()),
+                .as_ref()
+                .and_then(WhatsAppUserId::from_body),
         }),
         "unsupported" => Some(Content::Unsupported {
-            type_name: label(
+            type_name: S::from_string(label(
                 body.unsupported
                     .as_ref()
                     .and_then(|u| u.kind.as_deref())
                     .unwrap_or("unsupported"),
-            ),
+            )),
             errors: meta_errors(errors),
         }),
         _ => None,
     };
     content.unwrap_or_else(|| Content::Unsupported {
-        type_name: label(kind),
+        type_name: S::from_string(label(kind)),
         errors: meta_errors(errors),
     })
 }
 
-fn interactive(i: &wa::Interactive) -> Content {
+fn interactive<'a, S: BodyText<'a>>(i: &wa::Interactive<'a>) -> Content<S> {
     let sub = i.kind.as_deref().unwrap_or("missing");
-    let choice = |c: &wa::Choice| Content::InteractiveReply {
-        reply_type: sub.to_string(),
+    let choice = |c: &wa::Choice<'a>| Content::InteractiveReply {
+        reply_type: S::from_string(sub.to_string()),
         id: own(&c.id),
         title: own(&c.title),
         description: own(&c.description),
@@ -577,7 +597,7 @@ fn interactive(i: &wa::Interactive) -> Content {
         "button_reply" => i.button_reply.as_ref().map(choice),
         "list_reply" => i.list_reply.as_ref().map(choice),
         "nfm_reply" => i.nfm_reply.as_ref().map(|f| Content::InteractiveReply {
-            reply_type: sub.to_string(),
+            reply_type: S::from_string(sub.to_string()),
             id: own(&f.name),
             title: own(&f.body),
             description: None,
@@ -586,19 +606,19 @@ fn interactive(i: &wa::Interactive) -> Content {
         _ => None,
     };
     reply.unwrap_or_else(|| Content::Unsupported {
-        type_name: format!("interactive.{}", label(sub)),
+        type_name: S::from_string(format!("interactive.{}", label(sub))),
         errors: Vec::new(),
     })
 }
 
-fn shared_contact(c: &wa::SharedContact) -> SharedContact {
+fn shared_contact<'a, S: BodyText<'a>>(c: &wa::SharedContact<'a>) -> SharedContact<S> {
     let name = c.name.as_ref().and_then(|n| {
         non_empty(&n.formatted_name).or_else(|| {
             let parts: Vec<&str> = [n.first_name.as_deref(), n.last_name.as_deref()]
                 .into_iter()
                 .flatten()
                 .collect();
-            (!parts.is_empty()).then(|| parts.join(" "))
+            (!parts.is_empty()).then(|| S::from_string(parts.join(" ")))
         })
     });
     SharedContact {
