@@ -59,13 +59,13 @@ use crate::queue::{platform, Queue};
 use crate::store::{Key, TableStore};
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope};
 
-/// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
-/// the media cannot be linked.
 mod dead_letter;
 mod message;
 mod outcome;
 mod push_hold;
 
+/// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
+/// the media cannot be linked.
 #[async_trait]
 pub trait MediaLinker: Send + Sync {
     async fn link(&self, tenant: &TenantId, account: &AccountRef, media: &Media)
