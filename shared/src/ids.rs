@@ -14,6 +14,26 @@ pub struct InvalidId {
     pub reason: String,
 }
 
+/// `TryFrom<String>` (through `parse`) and `From<Name> for String`: the conversions serde's
+/// `try_from`/`into` and the stores use, the same for [`string_id!`] and [`text_id!`].
+macro_rules! owned_string_conversions {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = $crate::ids::InvalidId;
+            fn try_from(s: String) -> Result<Self, $crate::ids::InvalidId> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+    };
+}
+pub(crate) use owned_string_conversions;
+
 /// Defines a typed string identifier: a newtype over `String` built only through `parse`
 /// (also `TryFrom<String>` and serde's `Deserialize`), with `KIND`, `as_str`, `Display` (the
 /// value), `Debug` (`Name(value)`), `Serialize` and `From<Name> for String`. A rejected value
@@ -48,18 +68,7 @@ macro_rules! string_id {
             }
         }
 
-        impl TryFrom<String> for $name {
-            type Error = $crate::ids::InvalidId;
-            fn try_from(s: String) -> Result<Self, $crate::ids::InvalidId> {
-                $name::parse(&s)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(v: $name) -> String {
-                v.0
-            }
-        }
+        $crate::ids::owned_string_conversions!($name);
 
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -201,18 +210,7 @@ macro_rules! text_id {
             }
         }
 
-        impl TryFrom<String> for $name {
-            type Error = $crate::ids::InvalidId;
-            fn try_from(s: String) -> Result<Self, $crate::ids::InvalidId> {
-                $name::parse(&s)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(v: $name) -> String {
-                v.0
-            }
-        }
+        $crate::ids::owned_string_conversions!($name);
 
         impl<S: $crate::ids::Text> ::serde::Serialize for $name<S> {
             fn serialize<Z: ::serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {

@@ -63,6 +63,7 @@ mod dead_letter;
 mod message;
 mod outcome;
 mod push_hold;
+use push_hold::HeldPush;
 
 /// Makes a URL Bitrix24 can fetch a message's media from (see the media module); None when
 /// the media cannot be linked.
@@ -418,12 +419,14 @@ impl SyncWorker {
             return Ok(Outcome::Done);
         };
         // A customer's message is held on its own item when that is small (decision 0105).
+        let mut read = None;
         if let SyncAction::PushMessage { message_sk } = &job.action {
-            let pushed = self
+            match self
                 .push_held(job, &scope, &conversations, &meta, message_sk)
-                .await?;
-            if let Some(outcome) = pushed {
-                return Ok(outcome);
+                .await?
+            {
+                HeldPush::Finished(outcome) => return Ok(outcome),
+                HeldPush::TooLarge(message) => read = Some(message),
             }
         }
         let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
@@ -436,7 +439,10 @@ impl SyncWorker {
             }
             Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
         };
-        let staged = match self.run(job, &scope, &conversations, &meta, None).await {
+        let staged = match self
+            .run(job, &scope, &conversations, &meta, read, None)
+            .await
+        {
             Ok(staged) => staged,
             Err(e) => {
                 self.idempotency.release(&held).await;
@@ -459,15 +465,17 @@ impl SyncWorker {
 
     /// Runs the job up to its outcome; returns the keys of the operations it staged, to be
     /// dropped once the job is recorded done.
-    /// `held`: the message, read, and the holder of its push hold (decision 0105); None: the
-    /// job holds its `SYNC` record and the message is read here.
+    /// `read`: the message, when the caller read it already (a customer's message's push,
+    /// decision 0105); `holder`: the holder of its push hold, None when the job holds its
+    /// `SYNC` record.
     async fn run(
         &self,
         job: &SyncJob,
         scope: &TenantScope,
         conversations: &Conversations,
         meta: &ConversationMeta,
-        held: Option<(StoredMessage, &str)>,
+        read: Option<StoredMessage>,
+        holder: Option<&str>,
     ) -> Result<Vec<Key>, SyncError> {
         let sk = match &job.action {
             SyncAction::PushMessage { message_sk }
@@ -480,10 +488,10 @@ impl SyncWorker {
             conversation: job.conversation.clone(),
             sk: sk.clone(),
         };
-        let (message, holder) = match held {
-            Some((message, holder)) => (message, Some(holder)),
+        let message = match read {
+            Some(message) => message,
             None => match conversations.message(&at).await? {
-                Some(message) => (message, None),
+                Some(message) => message,
                 None => {
                     tracing::info!("message gone (erased or expired); sync job dropped");
                     return Ok(Vec::new());

@@ -18,6 +18,8 @@ mod heard_not_read;
 mod op_claims;
 // A customer's message pushed under a hold on its own item (decision 0105).
 mod push_hold;
+// Delivery A stalled and delivery B taking its job over: a set-up two of these tests share.
+mod taken_over;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};

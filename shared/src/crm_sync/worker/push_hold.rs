@@ -21,9 +21,20 @@ use crate::crm_sync::SyncJob;
 use crate::idempotency::holder_token;
 use crate::tenant::TenantScope;
 
+/// What [`SyncWorker::push_held`] did with a message's push.
+pub(super) enum HeldPush {
+    /// Run (or found done, busy or gone): the job's outcome.
+    Finished(Outcome),
+    /// Not held: the message's item is too large for the hold to save anything. The caller
+    /// holds the job's `SYNC` record instead and runs the push with this message, read here
+    /// (read before the record's hold: a push recorded meanwhile by a delivery that has not
+    /// recorded its job done leaves its operation staged and `sent`, whose outcome the run
+    /// takes instead of posting again, decision 0080).
+    TooLarge(StoredMessage),
+}
+
 impl SyncWorker {
-    /// Runs a message's push under the hold on its item. None: the item is too large for
-    /// that to save anything; the caller holds the job's `SYNC` record instead.
+    /// Runs a message's push under the hold on its item, unless the item is too large.
     pub(super) async fn push_held(
         &self,
         job: &SyncJob,
@@ -31,54 +42,64 @@ impl SyncWorker {
         conversations: &Conversations,
         meta: &ConversationMeta,
         message_sk: &str,
-    ) -> Result<Option<Outcome>, SyncError> {
+    ) -> Result<HeldPush, SyncError> {
         let at = MessageRef {
             conversation: job.conversation.clone(),
             sk: message_sk.to_owned(),
         };
         let Some((message, bytes)) = conversations.message_sized(&at).await? else {
             tracing::info!("message gone (erased or expired); sync job dropped");
-            return Ok(Some(Outcome::Done));
+            return Ok(HeldPush::Finished(Outcome::Done));
         };
         if !message.crm_message_ids.is_empty() {
-            return Ok(Some(self.pushed_before(job).await));
+            return Ok(HeldPush::Finished(self.pushed_before(job).await));
         }
         if bytes > HOLD_ON_MESSAGE_MAX_BYTES {
-            return Ok(None);
+            return Ok(HeldPush::TooLarge(message));
         }
         let holder = holder_token();
         let now = (self.clock)() / 1000;
         let lease = i64::try_from(self.hold_lease.as_secs()).unwrap_or(i64::MAX / 2);
         match conversations.hold_push(&at, &holder, now, lease).await? {
             PushHold::Held => {}
-            PushHold::Pushed => return Ok(Some(self.pushed_before(job).await)),
-            PushHold::Busy { retry_after } => return Ok(Some(Outcome::RetryAfter(retry_after))),
+            PushHold::Pushed => return Ok(HeldPush::Finished(self.pushed_before(job).await)),
+            PushHold::Busy { retry_after } => {
+                return Ok(HeldPush::Finished(Outcome::RetryAfter(retry_after)))
+            }
             PushHold::Gone => {
                 tracing::info!("message gone (erased or expired); sync job dropped");
-                return Ok(Some(Outcome::Done));
+                return Ok(HeldPush::Finished(Outcome::Done));
             }
         }
-        match self
-            .run(job, scope, conversations, meta, Some((message, &holder)))
+        let outcome = match self
+            .run(
+                job,
+                scope,
+                conversations,
+                meta,
+                Some(message),
+                Some(&holder),
+            )
             .await
         {
             // Recorded done: what it staged can go.
-            Ok(staged) if !staged.is_empty() => Ok(Some(self.drop_staged(&staged).await)),
+            Ok(staged) if !staged.is_empty() => self.drop_staged(&staged).await,
             // Nothing was posted (its operation removed by an erasure): nothing recorded.
             Ok(_) => {
                 conversations.release_push(&at, &holder).await;
-                Ok(Some(Outcome::Done))
+                Outcome::Done
             }
             Err(SyncError::TakenOver) => {
                 // Another delivery took the hold while this one worked: it finishes the push.
                 tracing::info!("sync job taken over by another delivery; left to it");
-                Ok(Some(Outcome::RetryAfter(Duration::from_secs(1))))
+                Outcome::RetryAfter(Duration::from_secs(1))
             }
             Err(e) => {
                 conversations.release_push(&at, &holder).await;
-                Err(e)
+                return Err(e);
             }
-        }
+        };
+        Ok(HeldPush::Finished(outcome))
     }
 
     /// A message pushed by an earlier delivery, which may have stopped before dropping its

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use wappline::bitrix::ImRef;
-use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
+use wappline::consumer::Outcome;
 use wappline::conversation::{Conversations, Direction, MessageStatus, NewMessage, Origin};
 use wappline::crm_sync::{SyncAction, SyncJob, SyncWorker};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
@@ -183,30 +183,15 @@ async fn a_job_taken_over_after_its_post_does_not_post_again() {
             pause: pause.clone(),
         },
     )));
-    let queue = rig.h.server.queue();
-    let name = platform::name(platform::SYNC);
-    let visibility = Duration::from_millis(300);
-    let got = queue.receive(&name, 1, visibility).await.unwrap();
-    assert_eq!(got.len(), 1);
-    let record = QueueRecord::from(&got[0]);
-    let a = stalling.handle(&record);
-    let b = async {
-        pause.reached().await;
-        assert_eq!(status_posts(&rig), 1, "A posted it");
-        // A's record becomes visible again and its idempotency lease runs out.
-        tokio::time::sleep(visibility + Duration::from_millis(100)).await;
-        rig.advance(Duration::from_secs(200));
-        let (seen, _) = rig.round(&normal).await;
-        assert_eq!(seen, 1, "B got the job");
-        pause.go_on();
-    };
-    let (a_outcome, ()) = tokio::join!(a, b);
+    let a_outcome = rig
+        .taken_over(&stalling, &normal, &pause, || {
+            assert_eq!(status_posts(&rig), 1, "A posted it")
+        })
+        .await;
     assert!(
         !matches!(a_outcome, Outcome::Failed),
         "A leaves the job to B: {a_outcome:?}"
     );
-    // A's receipt is stale: B's delivery settled the record.
-    let _ = queue.ack(&name, &got[0].receipt).await;
     run_out(&rig, &normal).await;
     assert_eq!(status_posts(&rig), 1, "posted once");
     assert_eq!(rig.dead_lettered().await, 0);

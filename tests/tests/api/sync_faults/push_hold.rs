@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
+use wappline::consumer::Outcome;
 use wappline::crm_sync::SyncWorker;
 use wappline::faults::hooked::{HookedStore, SharedHook, StoreCall, StoreHook, Verdict};
-use wappline::queue::{platform, Queue};
+use wappline::queue::platform;
 use wappline::store::{StoreError, Table};
 
 use super::{Pause, Rig};
@@ -24,16 +24,22 @@ fn records_a_push(call: &StoreCall<'_>) -> bool {
         if update.set.iter().any(|(name, _)| name == "crm_message_ids"))
 }
 
+/// A read of a message's item.
+fn reads_a_message(call: &StoreCall<'_>) -> bool {
+    matches!(call, StoreCall::Get { table: Table::Data, key } if key.sk.starts_with("MSG#"))
+}
+
 /// A write of a sync job's idempotency record (`SYNC`: its hold or its completion).
 fn writes_a_sync_record(call: &StoreCall<'_>) -> bool {
     matches!(call, StoreCall::Put { table: Table::Dedupe, item, .. }
         if item.key().is_some_and(|k| k.pk.contains("#SYNC#")))
 }
 
-/// Counts `SYNC` record writes; fails the first `throttle` push records (nothing written);
+/// Counts `SYNC` record writes and message reads; fails the first `throttle` push records (nothing written);
 /// stops its caller at the first push record until the pause is let go, when given one.
 struct PushHook {
     sync_records: AtomicUsize,
+    message_reads: AtomicUsize,
     throttle: AtomicUsize,
     records_seen: AtomicUsize,
     pause: Option<Pause>,
@@ -43,6 +49,7 @@ impl PushHook {
     fn new(throttle: usize, pause: Option<Pause>) -> Arc<PushHook> {
         Arc::new(PushHook {
             sync_records: AtomicUsize::new(0),
+            message_reads: AtomicUsize::new(0),
             throttle: AtomicUsize::new(throttle),
             records_seen: AtomicUsize::new(0),
             pause,
@@ -55,6 +62,9 @@ impl StoreHook for PushHook {
     async fn before(&self, call: &StoreCall<'_>) -> Verdict {
         if writes_a_sync_record(call) {
             self.sync_records.fetch_add(1, Ordering::SeqCst);
+        }
+        if reads_a_message(call) {
+            self.message_reads.fetch_add(1, Ordering::SeqCst);
         }
         if records_a_push(call) {
             let first = self.records_seen.fetch_add(1, Ordering::SeqCst) == 0;
@@ -146,30 +156,15 @@ async fn a_push_taken_over_after_its_post_does_not_post_again() {
     let pause = Pause::default();
     let stalling = hooked_worker(&rig, &PushHook::new(0, Some(pause.clone())));
     let normal = rig.worker(rig.h.server.platform().store.clone());
-    let queue = rig.h.server.queue();
-    let name = platform::name(platform::SYNC);
-    let visibility = Duration::from_millis(300);
-    let got = queue.receive(&name, 1, visibility).await.unwrap();
-    assert_eq!(got.len(), 1);
-    let record = QueueRecord::from(&got[0]);
-    let a = stalling.handle(&record);
-    let b = async {
-        pause.reached().await;
-        assert_eq!(posts_of(&rig, "wamid.push.taken"), 1, "A posted it");
-        // A's record becomes visible again and its hold's lease runs out.
-        tokio::time::sleep(visibility + Duration::from_millis(100)).await;
-        rig.advance(Duration::from_secs(200));
-        let (seen, _) = rig.round(&normal).await;
-        assert_eq!(seen, 1, "B got the job");
-        pause.go_on();
-    };
-    let (a_outcome, ()) = tokio::join!(a, b);
+    let a_outcome = rig
+        .taken_over(&stalling, &normal, &pause, || {
+            assert_eq!(posts_of(&rig, "wamid.push.taken"), 1, "A posted it")
+        })
+        .await;
     assert!(
         matches!(a_outcome, Outcome::RetryAfter(_)),
         "A leaves the job to B: {a_outcome:?}"
     );
-    // A's receipt is stale: B's delivery settled the record.
-    let _ = queue.ack(&name, &got[0].receipt).await;
     run_out(&rig, &normal).await;
     assert_eq!(posts_of(&rig, "wamid.push.taken"), 1, "posted once");
     assert_eq!(rig.dead_lettered().await, 0);
@@ -178,6 +173,7 @@ async fn a_push_taken_over_after_its_post_does_not_post_again() {
 
 /// A message whose item is too large for an update of it to bill one write unit keeps the
 /// job's `SYNC` record (a hold on it would bill more than the record's two small writes).
+/// The message is read once: the read that found it too large serves the push.
 #[tokio::test]
 async fn a_large_message_keeps_the_sync_record() {
     let rig = Rig::start().await;
@@ -190,6 +186,11 @@ async fn a_large_message_keeps_the_sync_record() {
         hook.sync_records.load(Ordering::SeqCst),
         2,
         "held and completed"
+    );
+    assert_eq!(
+        hook.message_reads.load(Ordering::SeqCst),
+        1,
+        "the message read once"
     );
     assert_eq!(rig.dead_lettered().await, 0);
     rig.h.server.shutdown().await;
