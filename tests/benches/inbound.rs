@@ -10,9 +10,9 @@
 //!    fresh server: every request a distinct signed delivery (read from a file by a Lua
 //!    script, since wrk cannot sign), so none is deduplicated; deliveries/s and p99.
 //!
-//! `WAPPLINE_BACKGROUND_NICE` and `WAPPLINE_BACKGROUND_THREADS`, when set, lay out the
-//! servers' background runtime as they do the local server's (decision 0094), to compare
-//! layouts with one binary.
+//! `WAPPLINE_BACKGROUND_NICE`, `WAPPLINE_BACKGROUND_THREADS` and `WAPPLINE_INBOUND_CONSUMERS`,
+//! when set, lay out the servers' background runtime and inbound loops as they do the local
+//! server's (decision 0094), to compare layouts with one binary.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +58,9 @@ fn background_from_env(config: &mut LocalConfig) {
     }
     if let Ok(v) = std::env::var("WAPPLINE_BACKGROUND_THREADS") {
         config.background_threads = Some(v.parse().expect("WAPPLINE_BACKGROUND_THREADS: a number"));
+    }
+    if let Ok(v) = std::env::var("WAPPLINE_INBOUND_CONSUMERS") {
+        config.inbound_consumers = v.parse().expect("WAPPLINE_INBOUND_CONSUMERS: a number");
     }
 }
 

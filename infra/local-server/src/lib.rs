@@ -69,7 +69,7 @@ const SYNC_CONSUMERS: usize = 8;
 /// flight set the rate; with 16 the release bench relays about 1,050 messages/s against
 /// about 600 with 4, at half the CPU per message (more writes per flush). 32 was no better
 /// (`docs/performance.md`, "Inbound consumer loops").
-const INBOUND_CONSUMERS: usize = 16;
+const INBOUND_CONSUMERS: u16 = 16;
 
 /// Configuration, from flags or the environment.
 #[derive(Debug, Clone, Parser)]
@@ -251,6 +251,12 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_BACKGROUND_THREADS")]
     pub background_threads: Option<usize>,
 
+    /// Polling loops on the inbound queue (default 16): messages in flight at once, whose
+    /// store writes share the embedded files' durable commits. 1 to 256.
+    #[arg(long, env = "WAPPLINE_INBOUND_CONSUMERS", default_value_t = INBOUND_CONSUMERS,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub inbound_consumers: u16,
+
     /// Do not write the metrics (CloudWatch Embedded Metric Format lines, the ones the Lambda
     /// functions write) to the log. Written every `--metrics-secs` seconds otherwise.
     #[arg(long, env = "WAPPLINE_NO_METRICS")]
@@ -320,6 +326,7 @@ impl LocalConfig {
             write_timeout_secs: 30,
             background_nice: background::DEFAULT_NICE,
             background_threads: None,
+            inbound_consumers: INBOUND_CONSUMERS,
             // Tests read the log for other things.
             no_metrics: true,
             metrics_secs: 60,
@@ -489,6 +496,12 @@ impl LocalServer {
     /// Opens the embedded storage, binds the listener and starts serving.
     pub async fn start(config: LocalConfig) -> Result<Self, String> {
         let layout = config.background_layout()?;
+        if !(1..=256).contains(&config.inbound_consumers) {
+            return Err(format!(
+                "--inbound-consumers must be 1 to 256, not {}",
+                config.inbound_consumers
+            ));
+        }
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
         let (token, generated_token_file) = match &config.admin_token {
@@ -616,7 +629,7 @@ impl LocalServer {
             let loops = if consumer.queue == platform::name(platform::SYNC) {
                 SYNC_CONSUMERS
             } else if consumer.queue == platform::name(platform::INBOUND) {
-                INBOUND_CONSUMERS
+                usize::from(config.inbound_consumers)
             } else {
                 1
             };

@@ -29,8 +29,39 @@ async fn a_wrong_background_layout_stops_the_start() {
     assert!(e.contains("--background-nice"), "{e}");
     config.background_nice = 10;
     config.background_threads = Some(0);
-    let e = LocalServer::start(config).await.err().expect("no threads");
+    let e = LocalServer::start(config.clone())
+        .await
+        .err()
+        .expect("no threads");
     assert!(e.contains("--background-threads"), "{e}");
+    config.background_threads = None;
+    config.inbound_consumers = 0;
+    let e = LocalServer::start(config)
+        .await
+        .err()
+        .expect("no inbound loops");
+    assert!(e.contains("--inbound-consumers"), "{e}");
+}
+
+/// The inbound loops are set from the flag or the environment, 1 to 256, 16 by default.
+#[test]
+fn inbound_loops_come_from_the_flag_within_their_range() {
+    use clap::Parser;
+    let parse = |args: &[&str]| LocalConfig::try_parse_from([&["local-server"], args].concat());
+    assert_eq!(parse(&[]).unwrap().inbound_consumers, 16);
+    assert_eq!(
+        parse(&["--inbound-consumers", "48"])
+            .unwrap()
+            .inbound_consumers,
+        48
+    );
+    for wrong in ["0", "257", "many"] {
+        let e = parse(&["--inbound-consumers", wrong]).unwrap_err();
+        assert!(
+            e.to_string().contains("--inbound-consumers"),
+            "{wrong}: {e}"
+        );
+    }
 }
 
 /// One store call as the hook saw it: the thread's name and nice value.
