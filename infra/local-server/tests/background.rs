@@ -43,12 +43,12 @@ async fn a_wrong_background_layout_stops_the_start() {
     assert!(e.contains("--inbound-consumers"), "{e}");
 }
 
-/// The inbound loops are set from the flag or the environment, 1 to 256, 16 by default.
+/// The inbound loops are set from the flag or the environment, 1 to 256, 32 by default.
 #[test]
 fn inbound_loops_come_from_the_flag_within_their_range() {
     use clap::Parser;
     let parse = |args: &[&str]| LocalConfig::try_parse_from([&["local-server"], args].concat());
-    assert_eq!(parse(&[]).unwrap().inbound_consumers, 16);
+    assert_eq!(parse(&[]).unwrap().inbound_consumers, 32);
     assert_eq!(
         parse(&["--inbound-consumers", "48"])
             .unwrap()
