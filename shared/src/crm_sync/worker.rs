@@ -426,7 +426,7 @@ impl SyncWorker {
                 .await?
             {
                 HeldPush::Finished(outcome) => return Ok(outcome),
-                HeldPush::TooLarge(message) => read = Some(message),
+                HeldPush::TooLarge(message) => read = Some(*message),
             }
         }
         let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {

@@ -30,7 +30,7 @@ pub(super) enum HeldPush {
     /// (read before the record's hold: a push recorded meanwhile by a delivery that has not
     /// recorded its job done leaves its operation staged and `sent`, whose outcome the run
     /// takes instead of posting again, decision 0080).
-    TooLarge(StoredMessage),
+    TooLarge(Box<StoredMessage>),
 }
 
 impl SyncWorker {
@@ -55,7 +55,7 @@ impl SyncWorker {
             return Ok(HeldPush::Finished(self.pushed_before(job).await));
         }
         if bytes > HOLD_ON_MESSAGE_MAX_BYTES {
-            return Ok(HeldPush::TooLarge(message));
+            return Ok(HeldPush::TooLarge(Box::new(message)));
         }
         let holder = holder_token();
         let now = (self.clock)() / 1000;
