@@ -374,13 +374,15 @@ mod tests {
             .create(&t, "k", ApiKeyScope::Send, Some(now_secs() - 1))
             .await
             .is_err());
-        // Expiry is checked on use: store a key that expires in a second, then wait it out.
+        // Expiry is checked on use: store a key that expires in two seconds, then wait it out.
+        // Two, not one: validity ends at a whole second, and a key that ends at the next one
+        // can expire within a millisecond of its creation (a CI run's flake).
         let short = keys
-            .create(&t, "short", ApiKeyScope::Send, Some(now_secs() + 1))
+            .create(&t, "short", ApiKeyScope::Send, Some(now_secs() + 2))
             .await
             .unwrap();
         keys.authenticate(&short.key).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
         assert!(matches!(
             keys.authenticate(&short.key).await,
             Err(ApiKeyError::Invalid)
