@@ -141,12 +141,13 @@ impl<'a, S: BodyText<'a>> WaChange<'_, 'a, S> {
         phone: Option<&Cow<'a, str>>,
         parent_user_id: Option<&Cow<'a, str>>,
     ) -> Option<CustomerRef<S>> {
-        // Ids are compared by what they would hold once parsed, borrowed from the body; the
-        // strings they come from are kept (valid ones only) to build the customer's ids.
-        let valid = |s: &&Cow<'a, str>, k: fn(&str) -> Option<&str>| k(s).is_some();
-        let mut uid = user_id.filter(|s| valid(s, bsuid_key));
-        let mut ph = phone.filter(|s| valid(s, phone_key));
-        let (uid_key, ph_key) = (key(uid, bsuid_key), key(ph, phone_key));
+        // Ids are compared by what they hold once parsed, borrowed from the body when `S`
+        // borrows: the item's are checked once, here; each contact's once in the loop and
+        // once more only if its id completes the customer's.
+        let item_uid = user_id.and_then(WhatsAppUserId::<S>::from_body);
+        let item_ph = phone.and_then(WhatsAppPhone::<S>::from_body);
+        let uid_key = item_uid.as_ref().map(|u| u.as_str());
+        let ph_key = item_ph.as_ref().map(|p| p.as_str());
         let compatible = |u: Option<&str>, p: Option<&str>| {
             (uid_key.is_none() || u.is_none() || u == uid_key)
                 && (ph_key.is_none() || p.is_none() || p == ph_key)
@@ -173,19 +174,22 @@ impl<'a, S: BodyText<'a>> WaChange<'_, 'a, S> {
         }
         // Else the only contact (the loop saw them all), when nothing contradicts it.
         let contact = found.or_else(|| first.filter(|(_, u, p)| compatible(*u, *p)));
-        let mut parent = parent_user_id.filter(|s| valid(s, bsuid_key));
+        let (mut uid, mut ph) = (item_uid, item_ph);
+        let mut parent = parent_user_id.and_then(WhatsAppUserId::from_body);
         let (mut name, mut username) = (None, None);
         if let Some((c, _, _)) = contact {
-            uid = uid.or_else(|| c.user_id.as_ref().filter(|s| valid(s, bsuid_key)));
-            ph = ph.or_else(|| c.wa_id.as_ref().filter(|s| valid(s, phone_key)));
-            parent = parent.or_else(|| c.parent_user_id.as_ref().filter(|s| valid(s, bsuid_key)));
+            uid = uid.or_else(|| c.user_id.as_ref().and_then(WhatsAppUserId::from_body));
+            ph = ph.or_else(|| c.wa_id.as_ref().and_then(WhatsAppPhone::from_body));
+            parent = parent.or_else(|| {
+                c.parent_user_id
+                    .as_ref()
+                    .and_then(WhatsAppUserId::from_body)
+            });
             if let Some(p) = &c.profile {
                 name = non_empty(&p.name);
                 username = non_empty(&p.username);
             }
         }
-        let uid = uid.and_then(WhatsAppUserId::from_body);
-        let ph = ph.and_then(WhatsAppPhone::from_body);
         let id = match (uid, &ph) {
             (Some(u), _) => CustomerId::WhatsAppUser(u),
             (None, Some(p)) => CustomerId::WhatsAppPhone(p.clone()),
@@ -194,7 +198,7 @@ impl<'a, S: BodyText<'a>> WaChange<'_, 'a, S> {
         Some(CustomerRef {
             id,
             phone: ph,
-            parent_user_id: parent.and_then(WhatsAppUserId::from_body),
+            parent_user_id: parent,
             name,
             username,
         })
