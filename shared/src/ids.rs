@@ -34,6 +34,19 @@ macro_rules! owned_string_conversions {
 }
 pub(crate) use owned_string_conversions;
 
+/// `FromStr` through `parse`, for the ids whose text is kept exactly as given.
+macro_rules! from_str_by_parse {
+    ($name:ident) => {
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::ids::InvalidId;
+            fn from_str(s: &str) -> Result<Self, $crate::ids::InvalidId> {
+                $name::parse(s)
+            }
+        }
+    };
+}
+pub(crate) use from_str_by_parse;
+
 /// Defines a typed string identifier: a newtype over `String` built only through `parse`
 /// (also `TryFrom<String>` and serde's `Deserialize`), with `KIND`, `as_str`, `Display` (the
 /// value), `Debug` (`Name(value)`), `Serialize` and `From<Name> for String`. A rejected value
@@ -91,12 +104,7 @@ macro_rules! string_id {
             check(s).map(|()| s.to_owned())
         });
 
-        impl ::std::str::FromStr for $name {
-            type Err = $crate::ids::InvalidId;
-            fn from_str(s: &str) -> Result<Self, $crate::ids::InvalidId> {
-                $name::parse(s)
-            }
-        }
+        $crate::ids::from_str_by_parse!($name);
     };
 }
 pub(crate) use string_id;
@@ -318,12 +326,7 @@ text_id!(
     check = |s| digits(s, 5, 20).map(|()| s)
 );
 
-impl std::str::FromStr for PhoneNumberId {
-    type Err = InvalidId;
-    fn from_str(s: &str) -> Result<Self, InvalidId> {
-        PhoneNumberId::parse(s)
-    }
-}
+from_str_by_parse!(PhoneNumberId);
 
 string_id!(
     /// A WhatsApp Business Account id: digits.
@@ -339,12 +342,7 @@ text_id!(
     check = |s| digits(s, 5, 20).map(|()| s)
 );
 
-impl std::str::FromStr for InstagramAccountId {
-    type Err = InvalidId;
-    fn from_str(s: &str) -> Result<Self, InvalidId> {
-        InstagramAccountId::parse(s)
-    }
-}
+from_str_by_parse!(InstagramAccountId);
 
 string_id!(
     /// A Meta app id (App Dashboard > App settings > Basic): digits.
