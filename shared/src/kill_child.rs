@@ -10,7 +10,7 @@ use std::io::BufRead;
 /// `env` set (the child test returns at once without it), reads its `acked ...` lines until
 /// `acked` of them were printed, kills it, and returns every value it printed as
 /// acknowledged before it died.
-pub(crate) fn acknowledged_before_a_kill(
+pub fn acknowledged_before_a_kill(
     child_test: &str,
     env: (&str, &OsStr),
     acked: usize,

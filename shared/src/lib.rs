@@ -32,8 +32,10 @@ pub mod http_client;
 pub mod idempotency;
 pub mod ids;
 pub mod inbound;
-#[cfg(test)]
-mod kill_child;
+/// For tests of the durability promise with a real kill (this crate's and the end-to-end
+/// tests'); nothing in the functions uses it.
+#[doc(hidden)]
+pub mod kill_child;
 pub mod logging;
 pub mod media;
 pub mod message_provider;

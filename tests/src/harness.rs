@@ -66,14 +66,39 @@ pub struct Harness {
     pub graph: FakeGraph,
     pub base: String,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    /// The data directory, removed with the harness unless the test gave its own.
+    dir: DataDir,
+}
+
+enum DataDir {
+    Temporary(tempfile::TempDir),
+    Given(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            DataDir::Temporary(dir) => dir.path(),
+            DataDir::Given(path) => path,
+        }
+    }
 }
 
 impl Harness {
     /// A server with Meta configured (its Graph API is [`Harness::graph`]); `configure` may
     /// change anything else.
     pub async fn start(configure: impl FnOnce(&mut LocalConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = DataDir::Temporary(tempfile::tempdir().expect("temp dir"));
+        Self::start_on(dir, configure).await
+    }
+
+    /// [`Harness::start`] on the data directory `dir`, which the harness leaves in place (a
+    /// process killed by a test, and the one that starts again after it).
+    pub async fn start_in(dir: &std::path::Path, configure: impl FnOnce(&mut LocalConfig)) -> Self {
+        Self::start_on(DataDir::Given(dir.to_owned()), configure).await
+    }
+
+    async fn start_on(dir: DataDir, configure: impl FnOnce(&mut LocalConfig)) -> Self {
         let graph = FakeGraph::start().await;
         let mut config = LocalConfig::for_tests(dir.path(), ADMIN);
         config.meta_app_secret = Some(APP_SECRET.into());
@@ -87,7 +112,7 @@ impl Harness {
             server,
             graph,
             http: client(),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -98,7 +123,7 @@ impl Harness {
             server,
             graph,
             http,
-            _dir: dir,
+            dir,
             ..
         } = self;
         server.shutdown().await;
@@ -114,7 +139,7 @@ impl Harness {
             server,
             graph,
             http,
-            _dir: dir,
+            dir,
         }
     }
 
