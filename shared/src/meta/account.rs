@@ -28,7 +28,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::lenient::own;
+use super::lenient::event_text;
 use super::whatsapp as wa;
 use crate::ids::WabaId;
 
@@ -146,7 +146,7 @@ impl AccountUpdate {
 
 /// The number a change of one of [`ACCOUNT_FIELDS`] names, if any.
 pub(super) fn named_number(v: &wa::ChangeValue<'_>) -> Option<String> {
-    own(&v.display_phone_number).or_else(|| own(&v.phone_number))
+    event_text(&v.display_phone_number).or_else(|| event_text(&v.phone_number))
 }
 
 /// The update a change of one of [`ACCOUNT_FIELDS`] holds; None for another field, or an
@@ -166,7 +166,7 @@ pub(super) fn account_update(field: &str, v: &wa::ChangeValue<'_>) -> Option<Acc
                         .filter_map(|r| {
                             Some(Restriction {
                                 restriction_type: label(&r.restriction_type)?,
-                                expiration: own(&r.expiration),
+                                expiration: event_text(&r.expiration),
                             })
                         })
                         .collect(),
@@ -177,7 +177,7 @@ pub(super) fn account_update(field: &str, v: &wa::ChangeValue<'_>) -> Option<Acc
                         state: ban
                             .and_then(|b| label(&b.waba_ban_state))
                             .unwrap_or_else(|| "DISABLE".into()),
-                        date: ban.and_then(|b| own(&b.waba_ban_date)),
+                        date: ban.and_then(|b| event_text(&b.waba_ban_date)),
                     }
                 }
                 "ACCOUNT_VIOLATION" => AccountUpdate::Violation {
@@ -188,7 +188,10 @@ pub(super) fn account_update(field: &str, v: &wa::ChangeValue<'_>) -> Option<Acc
                 },
                 "PARTNER_APP_INSTALLED" | "PARTNER_APP_UNINSTALLED" => AccountUpdate::PartnerApp {
                     installed: event == "PARTNER_APP_INSTALLED",
-                    app_id: a.waba_info.as_ref().and_then(|w| own(&w.partner_app_id)),
+                    app_id: a
+                        .waba_info
+                        .as_ref()
+                        .and_then(|w| event_text(&w.partner_app_id)),
                 },
                 _ => AccountUpdate::Other { event },
             }
@@ -200,8 +203,8 @@ pub(super) fn account_update(field: &str, v: &wa::ChangeValue<'_>) -> Option<Acc
         },
         "phone_number_name_update" => AccountUpdate::Name {
             decision: label(&a.decision),
-            requested_name: own(&a.requested_verified_name),
-            rejection_reason: own(&a.rejection_reason),
+            requested_name: event_text(&a.requested_verified_name),
+            rejection_reason: event_text(&a.rejection_reason),
         },
         "business_capability_update" => AccountUpdate::Capability {
             messaging_limit: label(&a.max_daily_conversations_per_business),

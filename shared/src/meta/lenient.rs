@@ -270,7 +270,7 @@ pub(crate) fn label(s: &str) -> String {
 
 /// An optional string of the body, as the events hold it: owned (they outlive the body) or
 /// borrowed when the events borrow from the body (decision 0103).
-pub(crate) fn own<'a, S: crate::ids::BodyText<'a>>(s: &Option<Cow<'a, str>>) -> Option<S> {
+pub(crate) fn event_text<'a, S: crate::ids::BodyText<'a>>(s: &Option<Cow<'a, str>>) -> Option<S> {
     s.as_ref().map(|s| S::from_cow(s.clone()))
 }
 

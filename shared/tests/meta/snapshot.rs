@@ -88,29 +88,31 @@ fn check(name: &str, body: &[u8], failures: &mut Vec<String>) {
 
 /// As [`job_lines`], for the events borrowed from the body: what the intake seals.
 fn borrowed_job_lines(body: &[u8]) -> String {
-    let Ok(batch) = split_webhook_borrowed(body) else {
-        return "refused\n".into();
-    };
-    let mut lines = String::new();
-    for event in &batch.events {
-        lines.push_str(&serde_json::to_string(event).unwrap());
-        lines.push('\n');
+    match split_webhook_borrowed(body) {
+        Ok(batch) => event_lines(&batch.events, |_, _| {}),
+        Err(_) => "refused\n".into(),
     }
-    lines
 }
 
 /// What the intake seals for each event of `body` (the event's JSON, as `InboundJob::seal`
 /// writes it), one line per event; and the worker must read each back as the same event.
 fn job_lines(body: &[u8]) -> String {
-    let Ok(batch) = split_webhook(body) else {
-        return "refused\n".into();
-    };
+    match split_webhook(body) {
+        Ok(batch) => event_lines(&batch.events, |event, json| {
+            let back: InboundEvent = serde_json::from_slice(json).unwrap();
+            assert_eq!(&back, event, "a job must open to the event sealed into it");
+        }),
+        Err(_) => "refused\n".into(),
+    }
+}
+
+/// Each event's JSON on a line of its own, after `check` has seen it.
+fn event_lines<E: serde::Serialize>(events: &[E], check: impl Fn(&E, &[u8])) -> String {
     let mut lines = String::new();
-    for event in &batch.events {
-        let bytes = serde_json::to_vec(event).unwrap();
-        let back: InboundEvent = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(&back, event, "a job must open to the event sealed into it");
-        lines.push_str(std::str::from_utf8(&bytes).unwrap());
+    for event in events {
+        let json = serde_json::to_vec(event).unwrap();
+        check(event, &json);
+        lines.push_str(std::str::from_utf8(&json).unwrap());
         lines.push('\n');
     }
     lines

@@ -22,7 +22,7 @@
 use crate::ids::{BodyText, InstagramAccountId};
 use crate::meta::event::{AccountRef, Content, CustomerId, CustomerRef, EventKind};
 use crate::meta::ids::InstagramUserId;
-use crate::meta::lenient::{own, to_unix_seconds};
+use crate::meta::lenient::{event_text, to_unix_seconds};
 use crate::meta::whatsapp::ChangeValue;
 
 use super::{event, message_id, non_empty, WebhookBatch};
@@ -57,13 +57,13 @@ pub(super) fn instagram_comment<'a, S: BodyText<'a>>(
         return;
     };
     let mut customer = CustomerRef::new(CustomerId::Instagram(igsid));
-    customer.username = from.and_then(|f| own(&f.username));
+    customer.username = from.and_then(|f| event_text(&f.username));
     let media = v.media.as_ref();
     let content = Content::Comment {
         comment_id: S::from_string(comment_id.as_str().to_owned()),
         text: non_empty(&v.text),
-        media_id: media.and_then(|m| own(&m.id)),
-        media_product_type: media.and_then(|m| own(&m.media_product_type)),
+        media_id: media.and_then(|m| event_text(&m.id)),
+        media_product_type: media.and_then(|m| event_text(&m.media_product_type)),
         live,
     };
     let kind = EventKind::CustomerMessage {

@@ -15,7 +15,7 @@ use crate::meta::event::{
 use crate::meta::ids::InstagramUserId;
 use crate::meta::instagram as ig;
 use crate::meta::item::Item;
-use crate::meta::lenient::{label, own, to_unix_seconds};
+use crate::meta::lenient::{event_text, label, to_unix_seconds};
 
 use super::{event, message_id, non_empty, Entry, WebhookBatch};
 
@@ -182,7 +182,7 @@ impl<'a, S: BodyText<'a>> IgItem<S> {
                     message_id: mid.clone(),
                     content,
                     reply_to,
-                    app_id: own(&msg.app_id),
+                    app_id: event_text(&msg.app_id),
                     from_agent: false,
                 };
                 self.push(batch, format!("ig:echo:{mid}"), kind);
@@ -208,7 +208,7 @@ impl<'a, S: BodyText<'a>> IgItem<S> {
                 .num_edit
                 .map(|n| n.to_string())
                 .unwrap_or_else(|| self.ts_text());
-            let content = match own(&edit.text) {
+            let content = match event_text(&edit.text) {
                 Some(body) => Content::Text { body },
                 None => Content::Unsupported {
                     type_name: S::from_string("edit".into()),
@@ -267,9 +267,9 @@ impl<'a, S: BodyText<'a>> IgItem<S> {
             let kind = EventKind::Handover {
                 customer,
                 action: S::from_string(action.to_owned()),
-                new_owner_app_id: own(&control.new_owner_app_id)
-                    .or_else(|| own(&control.requested_owner_app_id)),
-                previous_owner_app_id: own(&control.previous_owner_app_id),
+                new_owner_app_id: event_text(&control.new_owner_app_id)
+                    .or_else(|| event_text(&control.requested_owner_app_id)),
+                previous_owner_app_id: event_text(&control.previous_owner_app_id),
                 ours: None,
             };
             self.push(
@@ -286,8 +286,8 @@ impl<'a, S: BodyText<'a>> IgItem<S> {
             let kind = EventKind::Postback {
                 customer,
                 message_id: mid,
-                title: own(&pb.title),
-                payload: own(&pb.payload),
+                title: event_text(&pb.title),
+                payload: event_text(&pb.payload),
             };
             self.push(batch, provider, kind);
         } else {
@@ -354,7 +354,7 @@ fn ig_content<'a, S: BodyText<'a>>(msg: &ig::Message<'a>) -> Content<S> {
     if let Some(text) = non_empty(&msg.text) {
         parts.push(match &msg.quick_reply {
             Some(q) => Content::Button {
-                payload: own(&q.payload),
+                payload: event_text(&q.payload),
                 text: Some(text),
             },
             None => Content::Text { body: text },
@@ -402,7 +402,7 @@ fn ig_content<'a, S: BodyText<'a>>(msg: &ig::Message<'a>) -> Content<S> {
 fn ig_attachment<'a, S: BodyText<'a>>(a: &ig::Attachment<'a>) -> Content<S> {
     let kind = a.kind.as_deref().unwrap_or("missing");
     let payload = a.payload.as_ref();
-    let url = payload.and_then(|p| own(&p.url));
+    let url = payload.and_then(|p| event_text(&p.url));
     let media = |k: MediaKind| {
         let mut m = Media::new(k);
         m.url = url.clone();
@@ -418,7 +418,7 @@ fn ig_attachment<'a, S: BodyText<'a>>(a: &ig::Attachment<'a>) -> Content<S> {
         "share" | "ig_reel" | "reel" | "ig_post" | "post" | "fallback" => Content::Share {
             share_type: S::from_string(kind.to_string()),
             url,
-            title: payload.and_then(|p| own(&p.title)),
+            title: payload.and_then(|p| event_text(&p.title)),
         },
         other => Content::Unsupported {
             type_name: S::from_string(label(other)),
@@ -430,8 +430,8 @@ fn ig_attachment<'a, S: BodyText<'a>>(a: &ig::Attachment<'a>) -> Content<S> {
 fn ig_reply_to<'a, S: BodyText<'a>>(r: &ig::ReplyTo<'a>) -> Option<ReplyTo<S>> {
     if let Some(story) = &r.story {
         return Some(ReplyTo::Story {
-            story_id: own(&story.id),
-            url: own(&story.url),
+            story_id: event_text(&story.id),
+            url: event_text(&story.url),
         });
     }
     Some(ReplyTo::Message {
@@ -442,11 +442,11 @@ fn ig_reply_to<'a, S: BodyText<'a>>(r: &ig::ReplyTo<'a>) -> Option<ReplyTo<S>> {
 fn ig_referral<'a, S: BodyText<'a>>(r: &ig::Referral<'a>) -> Referral<S> {
     let ads = r.ads_context_data.as_ref();
     Referral {
-        source_type: own(&r.source).or_else(|| own(&r.kind)),
-        source_id: own(&r.ad_id),
-        headline: ads.and_then(|a| own(&a.ad_title)),
-        media_url: ads.and_then(|a| own(&a.photo_url).or_else(|| own(&a.video_url))),
-        ref_param: own(&r.ref_param),
+        source_type: event_text(&r.source).or_else(|| event_text(&r.kind)),
+        source_id: event_text(&r.ad_id),
+        headline: ads.and_then(|a| event_text(&a.ad_title)),
+        media_url: ads.and_then(|a| event_text(&a.photo_url).or_else(|| event_text(&a.video_url))),
+        ref_param: event_text(&r.ref_param),
         ..Referral::default()
     }
 }

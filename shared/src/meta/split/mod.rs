@@ -71,7 +71,7 @@ use super::ids::MessageId;
 use super::instagram as ig;
 use super::item::{self, Abort, Item};
 pub use super::item::{MAX_EVENTS, MAX_ITEMS};
-use super::lenient::{self, label, own};
+use super::lenient::{self, event_text, label};
 use super::whatsapp as wa;
 use crate::ids::{BodyText, Text};
 use instagram::instagram_entry;
@@ -526,10 +526,10 @@ fn meta_errors<'a, S: BodyText<'a>>(errors: &[Item<'a, wa::ErrorObject<'a>>]) ->
         .filter_map(Item::ok)
         .map(|e| MetaError {
             code: e.code,
-            title: own(&e.title),
-            message: own(&e.message),
-            details: e.error_data.as_ref().and_then(|d| own(&d.details)),
-            href: own(&e.href),
+            title: event_text(&e.title),
+            message: event_text(&e.message),
+            details: e.error_data.as_ref().and_then(|d| event_text(&d.details)),
+            href: event_text(&e.href),
         })
         .collect()
 }

@@ -19,7 +19,7 @@
 use crate::ids::{BodyText, PhoneNumberId};
 use crate::meta::event::{AccountRef, EventKind, Party};
 use crate::meta::item::Item;
-use crate::meta::lenient::{label, own};
+use crate::meta::lenient::{event_text, label};
 use crate::meta::routing::{HandoverControl, StandbyEcho};
 use crate::meta::whatsapp as wa;
 
@@ -192,8 +192,8 @@ fn handover<'a, S: BodyText<'a>>(
     let kind = EventKind::Handover {
         customer,
         action: S::from_string(notification.to_owned()),
-        new_owner_app_id: control.and_then(|c| own(&c.new_owner_app_id)),
-        previous_owner_app_id: control.and_then(|c| own(&c.previous_owner_app_id)),
+        new_owner_app_id: control.and_then(|c| event_text(&c.new_owner_app_id)),
+        previous_owner_app_id: control.and_then(|c| event_text(&c.previous_owner_app_id)),
         ours: Some(ours),
     };
     batch

@@ -16,7 +16,7 @@ use crate::meta::event::{
 };
 use crate::meta::ids::{bsuid_key, phone_key, WhatsAppPhone, WhatsAppUserId};
 use crate::meta::item::Item;
-use crate::meta::lenient::{label, own};
+use crate::meta::lenient::{event_text, label};
 use crate::meta::whatsapp as wa;
 
 use super::{event, message_id, meta_errors, non_empty, Entry, WebhookBatch};
@@ -242,8 +242,8 @@ impl<'a, S: BodyText<'a>> WaChange<'_, 'a, S> {
                     referral: msg.referral.as_ref().map(|r| Box::new(wa_referral(r))),
                     referred_product: ctx.and_then(|c| c.referred_product.as_ref()).map(|p| {
                         ReferredProduct {
-                            catalog_id: own(&p.catalog_id),
-                            product_retailer_id: own(&p.product_retailer_id),
+                            catalog_id: event_text(&p.catalog_id),
+                            product_retailer_id: event_text(&p.product_retailer_id),
                         }
                     }),
                     forwarded: ctx.is_some_and(|c| c.forwarded || c.frequently_forwarded),
@@ -371,11 +371,13 @@ impl<'a, S: BodyText<'a>> WaChange<'_, 'a, S> {
             let c = s.conversation.as_ref();
             Billing {
                 billable: p.and_then(|p| p.billable),
-                pricing_model: p.and_then(|p| own(&p.pricing_model)),
-                pricing_type: p.and_then(|p| own(&p.kind)),
-                category: p.and_then(|p| own(&p.category)),
-                conversation_id: c.and_then(|c| own(&c.id)),
-                conversation_origin: c.and_then(|c| c.origin.as_ref()).and_then(|o| own(&o.kind)),
+                pricing_model: p.and_then(|p| event_text(&p.pricing_model)),
+                pricing_type: p.and_then(|p| event_text(&p.kind)),
+                category: p.and_then(|p| event_text(&p.category)),
+                conversation_id: c.and_then(|c| event_text(&c.id)),
+                conversation_origin: c
+                    .and_then(|c| c.origin.as_ref())
+                    .and_then(|o| event_text(&o.kind)),
                 conversation_expires_at: c.and_then(|c| c.expiration_timestamp),
             }
         });
@@ -385,7 +387,7 @@ impl<'a, S: BodyText<'a>> WaChange<'_, 'a, S> {
             recipient,
             status,
             billing,
-            callback: own(&s.biz_opaque_callback_data),
+            callback: event_text(&s.biz_opaque_callback_data),
         };
         batch
             .events
@@ -469,16 +471,16 @@ pub(super) fn wa_reply_to<'a, S: BodyText<'a>>(
 
 fn wa_referral<'a, S: BodyText<'a>>(r: &wa::Referral<'a>) -> Referral<S> {
     Referral {
-        source_type: own(&r.source_type),
-        source_id: own(&r.source_id),
-        source_url: own(&r.source_url),
-        headline: own(&r.headline),
-        body: own(&r.body),
-        media_type: own(&r.media_type),
-        media_url: own(&r.image_url).or_else(|| own(&r.video_url)),
-        thumbnail_url: own(&r.thumbnail_url),
-        click_id: own(&r.ctwa_clid),
-        welcome_text: r.welcome_message.as_ref().and_then(|w| own(&w.text)),
+        source_type: event_text(&r.source_type),
+        source_id: event_text(&r.source_id),
+        source_url: event_text(&r.source_url),
+        headline: event_text(&r.headline),
+        body: event_text(&r.body),
+        media_type: event_text(&r.media_type),
+        media_url: event_text(&r.image_url).or_else(|| event_text(&r.video_url)),
+        thumbnail_url: event_text(&r.thumbnail_url),
+        click_id: event_text(&r.ctwa_clid),
+        welcome_text: r.welcome_message.as_ref().and_then(|w| event_text(&w.text)),
         ref_param: None,
     }
 }
@@ -486,12 +488,12 @@ fn wa_referral<'a, S: BodyText<'a>>(r: &wa::Referral<'a>) -> Referral<S> {
 fn wa_media<'a, S: BodyText<'a>>(kind: MediaKind, m: &wa::Media<'a>) -> Content<S> {
     Content::Media(Media {
         kind,
-        media_id: own(&m.id),
-        url: own(&m.url),
-        mime_type: own(&m.mime_type),
-        caption: own(&m.caption),
-        filename: own(&m.filename),
-        sha256: own(&m.sha256),
+        media_id: event_text(&m.id),
+        url: event_text(&m.url),
+        mime_type: event_text(&m.mime_type),
+        caption: event_text(&m.caption),
+        filename: event_text(&m.filename),
+        sha256: event_text(&m.sha256),
         voice: m.voice,
         animated: m.animated,
     })
@@ -508,7 +510,7 @@ pub(super) fn wa_content<'a, S: BodyText<'a>>(
         "text" => body
             .text
             .as_ref()
-            .and_then(|t| own(&t.body))
+            .and_then(|t| event_text(&t.body))
             .map(|body| Content::Text { body }),
         "image" => body.image.as_ref().map(|m| wa_media(MediaKind::Image, m)),
         "audio" => body.audio.as_ref().map(|m| wa_media(MediaKind::Audio, m)),
@@ -525,9 +527,9 @@ pub(super) fn wa_content<'a, S: BodyText<'a>>(
             Content::Location(Location {
                 latitude: l.latitude,
                 longitude: l.longitude,
-                name: own(&l.name),
-                address: own(&l.address),
-                url: own(&l.url),
+                name: event_text(&l.name),
+                address: event_text(&l.address),
+                url: event_text(&l.url),
             })
         }),
         "contacts" => {
@@ -541,29 +543,29 @@ pub(super) fn wa_content<'a, S: BodyText<'a>>(
         }
         "interactive" => body.interactive.as_deref().map(interactive),
         "button" => body.button.as_ref().map(|b| Content::Button {
-            payload: own(&b.payload),
-            text: own(&b.text),
+            payload: event_text(&b.payload),
+            text: event_text(&b.text),
         }),
         "order" => body.order.as_ref().map(|o| {
             Content::Order(Order {
-                catalog_id: own(&o.catalog_id),
-                text: own(&o.text),
+                catalog_id: event_text(&o.catalog_id),
+                text: event_text(&o.text),
                 items: o
                     .product_items
                     .iter()
                     .filter_map(Item::ok)
                     .map(|i| OrderItem {
-                        product_retailer_id: own(&i.product_retailer_id),
+                        product_retailer_id: event_text(&i.product_retailer_id),
                         quantity: i.quantity,
                         item_price: i.item_price.clone(),
-                        currency: own(&i.currency),
+                        currency: event_text(&i.currency),
                     })
                     .collect(),
             })
         }),
         "system" => body.system.as_ref().map(|s| Content::System {
-            body: own(&s.body),
-            system_type: own(&s.kind),
+            body: event_text(&s.body),
+            system_type: event_text(&s.kind),
             new_phone: s.wa_id.as_ref().and_then(WhatsAppPhone::from_body),
             new_user_id: s.user_id.as_ref().and_then(WhatsAppUserId::from_body),
             previous_user_id: s
@@ -592,9 +594,9 @@ fn interactive<'a, S: BodyText<'a>>(i: &wa::Interactive<'a>) -> Content<S> {
     let sub = i.kind.as_deref().unwrap_or("missing");
     let choice = |c: &wa::Choice<'a>| Content::InteractiveReply {
         reply_type: S::from_string(sub.to_string()),
-        id: own(&c.id),
-        title: own(&c.title),
-        description: own(&c.description),
+        id: event_text(&c.id),
+        title: event_text(&c.title),
+        description: event_text(&c.description),
         response_json: None,
     };
     let reply = match sub {
@@ -602,10 +604,10 @@ fn interactive<'a, S: BodyText<'a>>(i: &wa::Interactive<'a>) -> Content<S> {
         "list_reply" => i.list_reply.as_ref().map(choice),
         "nfm_reply" => i.nfm_reply.as_ref().map(|f| Content::InteractiveReply {
             reply_type: S::from_string(sub.to_string()),
-            id: own(&f.name),
-            title: own(&f.body),
+            id: event_text(&f.name),
+            title: event_text(&f.body),
             description: None,
-            response_json: own(&f.response_json),
+            response_json: event_text(&f.response_json),
         }),
         _ => None,
     };
@@ -632,23 +634,23 @@ fn shared_contact<'a, S: BodyText<'a>>(c: &wa::SharedContact<'a>) -> SharedConta
             .iter()
             .filter_map(Item::ok)
             .map(|p| SharedPhone {
-                phone: own(&p.phone),
-                wa_id: own(&p.wa_id),
-                phone_type: own(&p.kind),
+                phone: event_text(&p.phone),
+                wa_id: event_text(&p.wa_id),
+                phone_type: event_text(&p.kind),
             })
             .collect(),
         emails: c
             .emails
             .iter()
             .filter_map(Item::ok)
-            .filter_map(|e| own(&e.email))
+            .filter_map(|e| event_text(&e.email))
             .collect(),
-        organization: c.org.as_ref().and_then(|o| own(&o.company)),
+        organization: c.org.as_ref().and_then(|o| event_text(&o.company)),
         urls: c
             .urls
             .iter()
             .filter_map(Item::ok)
-            .filter_map(|u| own(&u.url))
+            .filter_map(|u| event_text(&u.url))
             .collect(),
     }
 }
