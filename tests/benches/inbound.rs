@@ -5,8 +5,8 @@
 //! 2. The webhook path with the embedded queue: signature, split, route lookup, enqueue.
 //! 3. The whole inbound path on the local server over HTTP: signed deliveries (2,000, or
 //!    `INBOUND_BENCH_MESSAGES`) posted by concurrent clients until every message is stored
-//!    encrypted and its CRM sync job is queued; messages per second and process CPU time per
-//!    message.
+//!    encrypted and its CRM sync job is queued; messages per second, process CPU time per
+//!    message, and the cores that CPU time kept busy.
 //! 4. The webhook under `wrk` (if it is installed) at 8 and 64 connections, 10 s each, on a
 //!    fresh server: every request a distinct signed delivery (read from a file by a Lua
 //!    script, since wrk cannot sign), so none is deduplicated; deliveries/s and p99.
@@ -147,9 +147,12 @@ fn main() {
         }
         let elapsed = started.elapsed();
         let cpu = match (cpu0, cpu_time()) {
+            // The cores busy while relaying: the same in every run when the path is bound
+            // by CPU, whose cost per message moves with the machine (decision 0108).
             (Some(a), Some(b)) => format!(
-                "{:.0} µs CPU/message (webhook + worker + test clients)",
-                (b - a).as_secs_f64() * 1e6 / total as f64
+                "{:.0} µs CPU/message (webhook + worker + test clients), {:.2} cores busy",
+                (b - a).as_secs_f64() * 1e6 / total as f64,
+                (b - a).as_secs_f64() / elapsed.as_secs_f64()
             ),
             _ => "CPU time unavailable".into(),
         };

@@ -100,20 +100,7 @@ impl Harness {
 
     async fn start_on(dir: DataDir, configure: impl FnOnce(&mut LocalConfig)) -> Self {
         let graph = FakeGraph::start().await;
-        let mut config = LocalConfig::for_tests(dir.path(), ADMIN);
-        config.meta_app_secret = Some(APP_SECRET.into());
-        config.meta_app_id = Some(FAKE_APP_ID.into());
-        config.meta_verify_token = Some(VERIFY.into());
-        config.graph_api_base_url = graph.base_url();
-        configure(&mut config);
-        let server = LocalServer::start(config).await.expect("local server");
-        Harness {
-            base: format!("http://{}", server.addr()),
-            server,
-            graph,
-            http: client(),
-            dir,
-        }
+        Self::serve(dir, graph, client(), configure).await
     }
 
     /// Stops the server and starts a new one on the same data dir (what a crash leaves is
@@ -127,6 +114,16 @@ impl Harness {
             ..
         } = self;
         server.shutdown().await;
+        Self::serve(dir, graph, http, configure).await
+    }
+
+    /// A server on `dir` with Meta configured against `graph`.
+    async fn serve(
+        dir: DataDir,
+        graph: FakeGraph,
+        http: reqwest::Client,
+        configure: impl FnOnce(&mut LocalConfig),
+    ) -> Self {
         let mut config = LocalConfig::for_tests(dir.path(), ADMIN);
         config.meta_app_secret = Some(APP_SECRET.into());
         config.meta_app_id = Some(FAKE_APP_ID.into());
