@@ -65,6 +65,10 @@ fn background_from_env(config: &mut LocalConfig) {
     }
 }
 
+/// The local server's allocator, as its binary sets it (decision 0109).
+#[global_allocator]
+static ALLOCATOR: local_server::Allocator = local_server::Allocator;
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

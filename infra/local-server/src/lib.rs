@@ -5,6 +5,10 @@
 //! HTTP requests are turned into the same `lambda_http::Request` values API Gateway would
 //! produce and handed to the same handler code the Lambda functions run.
 
+/// The allocator of the local server's binary (and of the bench that measures it): mimalloc,
+/// 10 % less CPU a message than glibc's on the whole inbound path (decision 0109).
+pub use mimalloc::MiMalloc as Allocator;
+
 pub mod background;
 pub mod consumers;
 mod dispatch;

@@ -5,6 +5,10 @@ use std::io::Write;
 use clap::Parser;
 use local_server::{LocalConfig, LocalServer};
 
+/// The local server allocates with mimalloc (decision 0109).
+#[global_allocator]
+static ALLOCATOR: local_server::Allocator = local_server::Allocator;
+
 #[tokio::main]
 async fn main() {
     wappline::logging::init_text();
