@@ -184,6 +184,12 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_BITRIX_TIMEOUT_MS")]
     pub bitrix_timeout_ms: Option<String>,
 
+    /// Limit on one whole Graph API request, in milliseconds (default 20 s). The send
+    /// worker waits at least this long (plus a second) before it sends again a message
+    /// whose first send's outcome it does not know (decision 0110).
+    #[arg(long, env = "GRAPH_API_TIMEOUT_MS")]
+    pub graph_timeout_ms: Option<String>,
+
     /// Base URL under which this server is reachable by Bitrix24 (media links point here).
     /// Default: `http://<listen address>`.
     #[arg(long, env = "WAPPLINE_PUBLIC_BASE_URL")]
@@ -307,6 +313,7 @@ impl LocalConfig {
             bitrix_oauth_url: None,
             bitrix_portal_base_url: None,
             bitrix_timeout_ms: None,
+            graph_timeout_ms: None,
             retry_base_ms: 100,
             sync_retry: None,
             sync_batch: None,
@@ -440,6 +447,7 @@ impl LocalConfig {
             (bitrix::ENV_OAUTH_URL, &self.bitrix_oauth_url),
             (bitrix::ENV_PORTAL_BASE_URL, &self.bitrix_portal_base_url),
             (bitrix::ENV_TIMEOUT_MS, &self.bitrix_timeout_ms),
+            (graph::ENV_TIMEOUT_MS, &self.graph_timeout_ms),
             (settings_vars::SYNC_RETRY, &self.sync_retry),
             (
                 settings_vars::PRIVACY_POLICY_VERSION,

@@ -41,7 +41,8 @@ pub struct FlushConfig {
     pub budget: Duration,
     /// How long a claim protects an operation from another flusher, and how long the
     /// portal's lease lasts past its last renewal (it is renewed before each request):
-    /// longer than a request (the client's 20 s timeout) and its settling.
+    /// longer than a request (the client's 20 s timeout) and its settling. A flusher
+    /// lengthens a shorter one to four thirds of its client's timeout (decision 0110).
     pub claim: Duration,
     /// The shared budget per portal: requests per second and burst. Under Bitrix24's
     /// documented 2/s and 50, to leave room for the install and event paths.
@@ -104,9 +105,10 @@ impl PortalFlusher {
         outbox: Outbox,
         store: Arc<dyn crate::store::TableStore>,
         client: BitrixClient,
-        config: FlushConfig,
+        mut config: FlushConfig,
         clock: Clock,
     ) -> Self {
+        config.claim = config.claim.max(claim_for(client.config().request_timeout));
         PortalFlusher {
             outbox,
             lease: PortalLease::new(store.clone()),
@@ -623,6 +625,16 @@ impl PortalFlusher {
         }
         Ok(found)
     }
+}
+
+/// The shortest claim that covers a whole request: after a renewal a claim protects its
+/// operations for three quarters of its length ([`Claim::left`] keeps a quarter for the
+/// answer's write), which must be at least the client's request timeout, or a slow request
+/// could still land after another flusher took its operations over, looked for the post
+/// and found nothing (decision 0110). A lease shortened below that (`LEASE_SECS`)
+/// shortened the claim with it; the claim is lengthened back to this.
+fn claim_for(request_timeout: Duration) -> Duration {
+    request_timeout * 4 / 3 + Duration::from_millis(1)
 }
 
 /// How long an attempt's claim protects its operations, by the sync clock (which tests

@@ -15,6 +15,10 @@ pub const DEFAULT_VERSION: &str = "v26.0";
 /// Environment variables read by [`GraphConfig::from_lookup`].
 pub const ENV_BASE_URL: &str = "GRAPH_API_BASE_URL";
 pub const ENV_VERSION: &str = "GRAPH_API_VERSION";
+/// Limit on a whole Graph API request, in milliseconds (default 20,000). A shorter lease
+/// (`LEASE_SECS`) does not shorten it: the send worker's reconcile window is lengthened to
+/// outlast it instead (decision 0110).
+pub const ENV_TIMEOUT_MS: &str = "GRAPH_API_TIMEOUT_MS";
 
 /// A configuration value was refused. The message names the setting and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,8 +113,8 @@ impl GraphConfig {
         Ok(self)
     }
 
-    /// Reads [`ENV_BASE_URL`] and [`ENV_VERSION`] through `lookup` (e.g. `std::env::var`);
-    /// both are optional.
+    /// Reads [`ENV_BASE_URL`], [`ENV_VERSION`] and [`ENV_TIMEOUT_MS`] through `lookup` (e.g.
+    /// `std::env::var`); all are optional.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, GraphConfigError> {
         let non_empty = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
         let mut config = GraphConfig::default();
@@ -119,6 +123,18 @@ impl GraphConfig {
         }
         if let Some(v) = non_empty(ENV_VERSION) {
             config = config.with_version(&v)?;
+        }
+        if let Some(ms) = non_empty(ENV_TIMEOUT_MS) {
+            config.request_timeout = ms
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or(GraphConfigError::Invalid {
+                    field: ENV_TIMEOUT_MS,
+                    reason: "must be a positive number of milliseconds".into(),
+                })?;
         }
         Ok(config)
     }
@@ -169,9 +185,11 @@ mod tests {
         let c = GraphConfig::from_lookup(|k| match k {
             ENV_BASE_URL => Some("http://127.0.0.1:4000/graph/".into()),
             ENV_VERSION => Some("v24.0".into()),
+            ENV_TIMEOUT_MS => Some("1500".into()),
             _ => None,
         })
         .unwrap();
+        assert_eq!(c.request_timeout, Duration::from_millis(1_500));
         assert_eq!(
             c.url("/9/media"),
             "http://127.0.0.1:4000/graph/v24.0/9/media"
@@ -193,6 +211,13 @@ mod tests {
         }
         for bad in ["23.0", "v23", "vx.0", "v23.0/../x", ""] {
             assert!(GraphConfig::default().with_version(bad).is_err(), "{bad}");
+        }
+        for bad in ["0", "-5", "2s", "1.5"] {
+            let read = GraphConfig::from_lookup(|k| (k == ENV_TIMEOUT_MS).then(|| bad.into()));
+            assert!(
+                matches!(read, Err(GraphConfigError::Invalid { field: ENV_TIMEOUT_MS, .. })),
+                "{bad}"
+            );
         }
     }
 }

@@ -42,7 +42,8 @@ mod whatsapp;
 
 pub use client::{Downloaded, GraphClient, MediaInfo, MAX_JSON_BYTES, MAX_REDIRECTS};
 pub use config::{
-    GraphConfig, GraphConfigError, DEFAULT_BASE_URL, DEFAULT_VERSION, ENV_BASE_URL, ENV_VERSION,
+    GraphConfig, GraphConfigError, DEFAULT_BASE_URL, DEFAULT_VERSION, ENV_BASE_URL, ENV_TIMEOUT_MS,
+    ENV_VERSION,
 };
 pub use error::{GraphApiError, GraphError, RATE_LIMIT_CODES};
 pub use hosts::{HostPolicy, META_MEDIA_DOMAINS};

@@ -200,6 +200,7 @@ impl OutboundWorker {
 
     /// How long a redelivery waits for Meta's status of a send whose outcome is unknown
     /// (by default the queue's visibility timeout; [`OutboundWorker::with_lease`] sets both).
+    /// Never less than a Graph API call can last, whatever is set here (decision 0110).
     pub fn with_reconcile_window(mut self, window: Duration) -> Self {
         self.reconcile = window;
         self
@@ -696,7 +697,9 @@ impl OutboundWorker {
                         .stopped(&cx, conversations, record, d, i, parts.len())
                         .await?;
                     return Ok(match outcome {
-                        Outcome::RetryAfter(wait) => Outcome::RetryAfter(wait.max(self.reconcile)),
+                        Outcome::RetryAfter(wait) => {
+                            Outcome::RetryAfter(wait.max(self.reconcile_window()))
+                        }
                         other => other,
                     });
                 }

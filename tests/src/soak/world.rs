@@ -119,6 +119,9 @@ impl World {
         c.bitrix_oauth_url = Some(format!("{}/oauth/token/", self.bitrix_proxy.base_url()));
         c.bitrix_portal_base_url = Some(self.bitrix_proxy.base_url());
         c.bitrix_timeout_ms = Some("2000".into());
+        // The send worker waits a Graph API call's timeout and a second before it sends again
+        // a reply whose outcome it does not know (decision 0110): 20 s by default.
+        c.graph_timeout_ms = Some("2000".into());
         c.retry_base_ms = 20;
         if self.meter.is_some() {
             // The schedules (sweeps, probes) are not per message: keep them out of the count.

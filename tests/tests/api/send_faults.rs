@@ -22,6 +22,7 @@ use e2e_tests::whatsapp_events;
 use serde_json::json;
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
 use wappline::conversation::{MessageRef, MessageStatus};
+use wappline::outbound::OutboundClients;
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::meta::{CustomerId, CustomerRef, WhatsAppPhone};
 use wappline::store::{Key, StoreError, Table};
@@ -136,11 +137,24 @@ impl std::ops::Deref for Rig {
 }
 
 async fn rig(reconcile: Duration) -> Rig {
+    rig_with(reconcile, None).await
+}
+
+/// As [`rig`], with the Graph API clients' request timeout set to `call` when given.
+async fn rig_with(reconcile: Duration, call: Option<Duration>) -> Rig {
     let mut hooked = None;
     let world = World::start(None, |platform, queue, clients| {
         let store =
             Arc::new(HookedStore::new(platform.store.clone(), SendFaults::default()).one_by_one());
         hooked = Some(store.clone());
+        let clients = match call {
+            Some(timeout) => {
+                let mut config = clients.graph.config().clone();
+                config.request_timeout = timeout;
+                OutboundClients::new(config.clone(), config).unwrap()
+            }
+            None => clients,
+        };
         worker_over(store, platform, queue, clients, test_config()).with_reconcile_window(reconcile)
     })
     .await;
@@ -317,14 +331,17 @@ async fn a_status_with_another_tag_confirms_nothing() {
 }
 
 /// No status came within the reconcile window: Meta reports every message it took, so the
-/// send is made again (at-least-once), with the next attempt's tag.
+/// send is made again (at-least-once), with the next attempt's tag. The window is at least
+/// a Graph API call and a second (decision 0110): with calls limited to 200 ms, two whole
+/// seconds of the attempt's age.
 #[tokio::test]
 async fn an_unconfirmed_attempt_is_sent_again_after_the_window() {
-    let r = rig(Duration::ZERO).await;
+    let r = rig_with(Duration::ZERO, Some(Duration::from_millis(200))).await;
     let at = r.reply("never confirmed").await;
     r.store.hook().fail_records.store(1000, Ordering::SeqCst);
     assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
     r.store.hook().fail_records.store(0, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert_eq!(r.deliver().await, Outcome::Done);
     let tags: Vec<String> = r.sends_per_tag().into_keys().map(|(_, t)| t).collect();
     assert_eq!(tags.len(), 2, "{tags:?}");
@@ -333,6 +350,24 @@ async fn an_unconfirmed_attempt_is_sent_again_after_the_window() {
         "{tags:?}"
     );
     assert_eq!(r.status(&at).await, Some(MessageStatus::Sent));
+}
+
+/// A reconcile window shorter than a Graph API call (a shortened lease) does not send a
+/// part again while its first send may still be on its way (decision 0110): the fault
+/// soak, starved of CPU with two-second leases, saw a redelivery send again a reply whose
+/// first send was still in flight. The redelivery waits for the call's whole timeout.
+#[tokio::test]
+async fn a_window_shorter_than_a_call_waits_for_the_call() {
+    let r = rig_with(Duration::ZERO, Some(Duration::from_secs(20))).await;
+    r.reply("maybe still on its way").await;
+    r.store.hook().fail_records.store(1000, Ordering::SeqCst);
+    assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
+    r.store.hook().fail_records.store(0, Ordering::SeqCst);
+    match r.deliver().await {
+        Outcome::RetryAfter(wait) => assert!(wait >= Duration::from_secs(19), "{wait:?}"),
+        other => panic!("sent again at once: {other:?}"),
+    }
+    assert_eq!(r.sends_to_customer(), 1);
 }
 
 /// Meta answered the send with an error: nothing went out, so the attempt is dropped and

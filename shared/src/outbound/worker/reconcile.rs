@@ -14,10 +14,11 @@
 //!   status webhook carrying the attempt's tag (`biz_opaque_callback_data`, recorded by the
 //!   inbound worker) settles it as sent, with its wamid, and nothing is sent again. Without
 //!   one the delivery waits until the attempt is one reconcile window old (the queue's
-//!   visibility timeout), then sends again: at-least-once. Meta reports every message it
-//!   took with a status carrying the tag (sent, delivered, read or failed), so silence for
-//!   that long means it did not take it; on Instagram, whose sends carry no tag of ours, the
-//!   operator is told in Bitrix24 that the message went again and may show twice.
+//!   visibility timeout, and never less than a Graph API call can last), then sends again:
+//!   at-least-once. Meta reports every message it took with a status carrying the tag
+//!   (sent, delivered, read or failed), so silence for that long means it did not take it;
+//!   on Instagram, whose sends carry no tag of ours, the operator is told in Bitrix24 that
+//!   the message went again and may show twice.
 //! - A status webhook that settled an attempt, or came while the provider id's write was
 //!   retried, left its status on the progress item (it could not find the message): applied
 //!   once the sends are recorded, after the message's own `sent` (decision 0074). After
@@ -78,15 +79,14 @@ impl OutboundWorker {
             return Ok(Reconciled::Sent(provider_id.clone()));
         }
         let age = Duration::from_secs(now_secs().saturating_sub(attempt.at).max(0) as u64);
-        if age < self.reconcile {
+        let window = self.reconcile_window();
+        if age < window {
             tracing::info!(
                 attempt = attempt.number,
                 part,
                 "an earlier attempt's outcome is unknown; waiting for Meta's status"
             );
-            return Ok(Reconciled::Wait(
-                (self.reconcile - age).max(Duration::from_secs(1)),
-            ));
+            return Ok(Reconciled::Wait((window - age).max(Duration::from_secs(1))));
         }
         tracing::warn!(
             attempt = attempt.number,
@@ -109,6 +109,23 @@ impl OutboundWorker {
             .await?;
         }
         Ok(Reconciled::Send)
+    }
+
+    /// How old an attempt without an outcome must be before its part is sent again: the
+    /// configured window (the queue's visibility timeout, or a shortened lease), but never
+    /// less than the longest a Graph API call can still be on its way (the clients' request
+    /// timeout) plus one second, since an attempt's time is kept in whole seconds (decision
+    /// 0110). A window shorter than the call let a redelivery send a part again while the
+    /// first send was still in flight: the fault soak on a starved machine saw it.
+    pub(super) fn reconcile_window(&self) -> Duration {
+        let call = self
+            .clients
+            .graph
+            .config()
+            .request_timeout
+            .max(self.clients.instagram.config().request_timeout);
+        let whole_seconds = Duration::from_secs(call.as_secs() + u64::from(call.subsec_nanos() > 0));
+        self.reconcile.max(whole_seconds + Duration::from_secs(1))
     }
 
     /// Records a new attempt of part `index` right before its Graph API call; `Err`: nothing

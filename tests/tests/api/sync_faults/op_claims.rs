@@ -206,3 +206,37 @@ async fn an_operation_another_flusher_holds_keeps_its_conversations_later_one_un
     assert_eq!(rig.fake.duplicate_posts(), 0);
     rig.h.server.shutdown().await;
 }
+
+/// A claim shortened below a Bitrix24 request (`LEASE_SECS` under the client's timeout, as
+/// the fault soak runs: 2 s and 2 s) is lengthened back, so that after its renewal before a
+/// post it still protects the operations for the request's whole timeout, with a quarter to
+/// spare for writing the answer (decision 0110). At 2 s and 2 s a post could land after
+/// another flusher had taken its operations over and looked for it.
+#[tokio::test]
+async fn a_claim_is_never_shorter_than_a_request() {
+    let rig = Rig::start().await;
+    let platform = rig.h.server.platform();
+    let flusher = |claim: Duration, timeout: Duration| {
+        let mut config = crate::bitrix_client::config(&rig.fake);
+        config.request_timeout = timeout;
+        let client = wappline::bitrix::BitrixClient::new(config).unwrap();
+        let now = rig.now.clone();
+        PortalFlusher::new(
+            Outbox::new(platform.store.clone(), platform.envelope.clone()),
+            platform.store.clone(),
+            client,
+            FlushConfig {
+                claim,
+                ..FlushConfig::default()
+            },
+            Arc::new(move || now.load(Ordering::SeqCst)),
+        )
+    };
+    let two = Duration::from_secs(2);
+    let claim = flusher(two, two).config().claim;
+    assert!(claim * 3 / 4 >= two, "{claim:?}");
+    assert!(claim < Duration::from_secs(3), "{claim:?}");
+    // A claim long enough already (the deployed 30 s for 20 s requests) is kept as it is.
+    let deployed = flusher(Duration::from_secs(30), Duration::from_secs(20));
+    assert_eq!(deployed.config().claim, Duration::from_secs(30));
+}
