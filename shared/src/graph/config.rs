@@ -215,7 +215,13 @@ mod tests {
         for bad in ["0", "-5", "2s", "1.5"] {
             let read = GraphConfig::from_lookup(|k| (k == ENV_TIMEOUT_MS).then(|| bad.into()));
             assert!(
-                matches!(read, Err(GraphConfigError::Invalid { field: ENV_TIMEOUT_MS, .. })),
+                matches!(
+                    read,
+                    Err(GraphConfigError::Invalid {
+                        field: ENV_TIMEOUT_MS,
+                        ..
+                    })
+                ),
                 "{bad}"
             );
         }

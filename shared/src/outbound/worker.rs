@@ -634,9 +634,6 @@ impl OutboundWorker {
                 continue;
             }
             let reconciled = self.reconcile(&cx, prior.as_ref(), i).await?;
-            // Settled from Meta's status of it: Meta's next statuses of that send may come,
-            // and be kept for us, at any time until the write below.
-            let settled_by_status = matches!(reconciled, Reconciled::Sent(_));
             let result = match reconciled {
                 Reconciled::Sent(provider_id) => PartResult::Sent(provider_id, None),
                 Reconciled::Wait(wait) => return Ok(Outcome::RetryAfter(wait)),
@@ -657,22 +654,21 @@ impl OutboundWorker {
                     sent_parts[i] = Some(provider_id.clone());
                     // Before anything else, and retried in place: a redelivery must find it
                     // sent, and Meta's statuses must find the message.
-                    let tries = self
-                        .record_sent(&cx, conversations, &at, &sent_parts, i, retention)
+                    self.record_sent(&cx, conversations, &at, &sent_parts, i, retention)
                         .await?;
-                    if tries > 1 || settled_by_status {
-                        // A status may have come while the write was retried, or since this
-                        // delivery read the progress (Meta reported this send already),
-                        // before Meta's statuses could find the message: kept on the
-                        // progress for us (decisions 0074, 0101). The inbound worker looks
-                        // for the message once more after it keeps a status, so a status
-                        // kept after this read is moved on by it.
-                        early = self
-                            .progress
-                            .early_status(&job.tenant_id, &job.effect)
-                            .await?
-                            .or(early);
-                    }
+                    // Meta's statuses of this send may have come at any time since this
+                    // delivery read the progress: during the Graph API call, while its answer
+                    // was written (retried or not), or before, when a status settled the
+                    // part. Not finding the message, the inbound worker kept them on the
+                    // progress for us (decisions 0074, 0101, 0110), so it is read once more
+                    // now that the message can be found. The inbound worker looks for the
+                    // message once more after it keeps a status, so a status kept after this
+                    // read is moved on by it: one of the two always applies it.
+                    early = self
+                        .progress
+                        .early_status(&job.tenant_id, &job.effect)
+                        .await?
+                        .or(early);
                     // The attempt stays on the progress item (its tag names its part): the
                     // next part's attempt is recorded over it.
                     if attempt.is_some() {

@@ -22,9 +22,9 @@ use e2e_tests::whatsapp_events;
 use serde_json::json;
 use wappline::consumer::{Outcome, QueueRecord, RecordHandler};
 use wappline::conversation::{MessageRef, MessageStatus};
-use wappline::outbound::OutboundClients;
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::meta::{CustomerId, CustomerRef, WhatsAppPhone};
+use wappline::outbound::OutboundClients;
 use wappline::store::{Key, StoreError, Table};
 
 use crate::outbound_worker::{operator, test_config, wa, worker_over, World};

@@ -124,7 +124,8 @@ impl OutboundWorker {
             .config()
             .request_timeout
             .max(self.clients.instagram.config().request_timeout);
-        let whole_seconds = Duration::from_secs(call.as_secs() + u64::from(call.subsec_nanos() > 0));
+        let whole_seconds =
+            Duration::from_secs(call.as_secs() + u64::from(call.subsec_nanos() > 0));
         self.reconcile.max(whole_seconds + Duration::from_secs(1))
     }
 
@@ -198,8 +199,7 @@ impl OutboundWorker {
     }
 
     /// Records that part `index` went out as `sent_parts[index]`: the progress of a
-    /// multi-part message and the message's provider id, retried in place. The number of
-    /// tries it took.
+    /// multi-part message and the message's provider id, retried in place.
     pub(super) async fn record_sent(
         &self,
         cx: &Context<'_>,
@@ -208,7 +208,7 @@ impl OutboundWorker {
         sent_parts: &[Option<String>],
         index: usize,
         retention: u32,
-    ) -> Result<u32, SendError> {
+    ) -> Result<(), SendError> {
         let provider_id = sent_parts[index].as_deref().unwrap_or_default();
         let mut pause = RECORD_PAUSE;
         let mut tries = 0;
@@ -227,7 +227,7 @@ impl OutboundWorker {
             }
             .await;
             match written {
-                Ok(()) => return Ok(tries),
+                Ok(()) => return Ok(()),
                 Err(e) if tries < RECORD_TRIES => {
                     tracing::warn!(error = %e, tries, "recording a sent part failed; retrying");
                     tokio::time::sleep(pause).await;

@@ -272,6 +272,37 @@ async fn a_status_that_overtakes_a_retried_wamid_write_reaches_the_portal_once()
     assert_eq!(p.status_posts(READING), 1);
 }
 
+/// Meta's `delivered` overtakes the first try of the wamid's write, and that try succeeds:
+/// the status came while the send worker waited for the Graph API's answer or wrote it (the
+/// fault soak on a starved machine, decision 0110: four replies of 773 ended `sent`). The
+/// inbound worker kept it on the progress, not finding the message; the send worker reads
+/// the progress once more after its write and applies it.
+#[tokio::test]
+async fn a_status_that_overtakes_a_first_try_wamid_write_reaches_the_portal_once() {
+    let r = rig(Duration::from_secs(600)).await;
+    let p = portal(&r).await;
+    let at = r.reply("overtaken at the first try").await;
+    let (graph, tenant, inbound) = (r.graph.clone(), r.tenant.clone(), r.inbound());
+    *r.store.hook().meanwhile.lock().unwrap() = Some(Box::pin(async move {
+        let sent = graph.sent().remove(0);
+        let job = status_job(&tenant, &sent, "delivered");
+        assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
+    }));
+    assert_eq!(r.deliver().await, Outcome::Done);
+    assert!(
+        r.store.hook().meanwhile.lock().unwrap().is_none(),
+        "the status came before the wamid's write"
+    );
+    p.sync(&r).await;
+    assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Delivered));
+    assert_eq!(p.status_posts(DELIVERY), 2, "sent, then delivered");
+
+    r.meta_reports("delivered").await;
+    p.sync(&r).await;
+    assert_eq!(p.status_posts(DELIVERY), 2);
+}
+
 /// The soak's order (issue 17): the process crashed after Meta took the reply; Meta's `sent`
 /// confirms the attempt; the redelivery reads the progress (the attempt confirmed, nothing
 /// held yet) and settles the part from the confirmation. While it goes on towards its write
