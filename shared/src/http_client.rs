@@ -420,6 +420,21 @@ pub fn bearer(token: &str) -> Result<HeaderValue, HttpError> {
     Ok(value)
 }
 
+/// A request timeout written as a positive number of milliseconds (`"1500"`), as the
+/// clients' `*_TIMEOUT_MS` settings take it; `None` for anything else. The rule's wording
+/// for an error message is [`TIMEOUT_MS_RULE`].
+pub fn timeout_ms(value: &str) -> Option<std::time::Duration> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(std::time::Duration::from_millis)
+}
+
+/// What [`timeout_ms`] accepts, for the error naming the setting.
+pub const TIMEOUT_MS_RULE: &str = "must be a positive number of milliseconds";
+
 /// `localhost`, or an IPv4/IPv6 loopback address (IPv6 with or without brackets).
 pub fn is_loopback_host(host: &str) -> bool {
     if host.eq_ignore_ascii_case("localhost") {

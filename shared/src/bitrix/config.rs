@@ -203,15 +203,10 @@ impl BitrixConfig {
             config = config.with_portal_base_url(&url)?;
         }
         if let Some(ms) = non_empty(ENV_TIMEOUT_MS) {
-            config.request_timeout = ms
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| *ms > 0)
-                .map(Duration::from_millis)
-                .ok_or(BitrixConfigError::Invalid {
+            config.request_timeout =
+                crate::http_client::timeout_ms(&ms).ok_or(BitrixConfigError::Invalid {
                     field: ENV_TIMEOUT_MS,
-                    reason: "must be a positive number of milliseconds".into(),
+                    reason: crate::http_client::TIMEOUT_MS_RULE.into(),
                 })?;
         }
         Ok(config)

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::http_client::is_loopback_host;
+use crate::http_client::{is_loopback_host, timeout_ms, TIMEOUT_MS_RULE};
 
 /// Meta's Graph API.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
@@ -125,16 +125,10 @@ impl GraphConfig {
             config = config.with_version(&v)?;
         }
         if let Some(ms) = non_empty(ENV_TIMEOUT_MS) {
-            config.request_timeout = ms
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| *ms > 0)
-                .map(Duration::from_millis)
-                .ok_or(GraphConfigError::Invalid {
-                    field: ENV_TIMEOUT_MS,
-                    reason: "must be a positive number of milliseconds".into(),
-                })?;
+            config.request_timeout = timeout_ms(&ms).ok_or(GraphConfigError::Invalid {
+                field: ENV_TIMEOUT_MS,
+                reason: TIMEOUT_MS_RULE.into(),
+            })?;
         }
         Ok(config)
     }

@@ -157,6 +157,18 @@ impl Rig {
         assert_eq!(self.inbound().process(&job).await.unwrap(), Outcome::Done);
     }
 
+    /// Meta's `status` of the one send made, handled whole by the inbound worker just before
+    /// the send worker's next write of the wamid runs (or fails): Meta's status overtaking
+    /// that write.
+    fn meta_reports_before_the_wamid_write(&self, status: &'static str) {
+        let (graph, tenant, inbound) = (self.graph.clone(), self.tenant.clone(), self.inbound());
+        *self.store.hook().meanwhile.lock().unwrap() = Some(Box::pin(async move {
+            let sent = graph.sent().remove(0);
+            let job = status_job(&tenant, &sent, status);
+            assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
+        }));
+    }
+
     /// The reply sent once to Meta, whose process then crashed before writing anything (every
     /// write after the call fails): its wamid is not recorded.
     async fn crash_after_the_send(&self) {
@@ -250,12 +262,7 @@ async fn a_status_that_overtakes_a_retried_wamid_write_reaches_the_portal_once()
     let r = rig(Duration::from_secs(600)).await;
     let p = portal(&r).await;
     let at = r.reply("overtaken while retried").await;
-    let (graph, tenant, inbound) = (r.graph.clone(), r.tenant.clone(), r.inbound());
-    *r.store.hook().meanwhile.lock().unwrap() = Some(Box::pin(async move {
-        let sent = graph.sent().remove(0);
-        let job = status_job(&tenant, &sent, "read");
-        assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
-    }));
+    r.meta_reports_before_the_wamid_write("read");
     r.store.hook().fail_records.store(1, Ordering::SeqCst);
     assert_eq!(r.deliver().await, Outcome::Done);
     assert!(
@@ -272,6 +279,22 @@ async fn a_status_that_overtakes_a_retried_wamid_write_reaches_the_portal_once()
     assert_eq!(p.status_posts(READING), 1);
 }
 
+/// With Meta's `delivered` handled just before the wamid's write, the send job delivered
+/// once: the reply sent once and `delivered`, and two delivery posts at the portal (our own
+/// `sent`, then Meta's `delivered`).
+async fn delivered_overtaken(r: &Rig, p: &Portal, at: &MessageRef) {
+    r.meta_reports_before_the_wamid_write("delivered");
+    assert_eq!(r.deliver().await, Outcome::Done);
+    assert!(
+        r.store.hook().meanwhile.lock().unwrap().is_none(),
+        "the status came before the wamid's write"
+    );
+    p.sync(r).await;
+    assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
+    assert_eq!(r.status(at).await, Some(MessageStatus::Delivered));
+    assert_eq!(p.status_posts(DELIVERY), 2, "sent, then delivered");
+}
+
 /// Meta's `delivered` overtakes the first try of the wamid's write, and that try succeeds:
 /// the status came while the send worker waited for the Graph API's answer or wrote it (the
 /// fault soak on a starved machine, decision 0110: four replies of 773 ended `sent`). The
@@ -282,21 +305,7 @@ async fn a_status_that_overtakes_a_first_try_wamid_write_reaches_the_portal_once
     let r = rig(Duration::from_secs(600)).await;
     let p = portal(&r).await;
     let at = r.reply("overtaken at the first try").await;
-    let (graph, tenant, inbound) = (r.graph.clone(), r.tenant.clone(), r.inbound());
-    *r.store.hook().meanwhile.lock().unwrap() = Some(Box::pin(async move {
-        let sent = graph.sent().remove(0);
-        let job = status_job(&tenant, &sent, "delivered");
-        assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
-    }));
-    assert_eq!(r.deliver().await, Outcome::Done);
-    assert!(
-        r.store.hook().meanwhile.lock().unwrap().is_none(),
-        "the status came before the wamid's write"
-    );
-    p.sync(&r).await;
-    assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
-    assert_eq!(r.status(&at).await, Some(MessageStatus::Delivered));
-    assert_eq!(p.status_posts(DELIVERY), 2, "sent, then delivered");
+    delivered_overtaken(&r, &p, &at).await;
 
     r.meta_reports("delivered").await;
     p.sync(&r).await;
@@ -317,21 +326,7 @@ async fn a_status_kept_while_a_reconciled_send_is_recorded_reaches_the_portal_on
     let at = r.reply("kept while reconciled").await;
     r.crash_after_the_send().await;
     r.meta_reports("sent").await;
-    let (graph, tenant, inbound) = (r.graph.clone(), r.tenant.clone(), r.inbound());
-    *r.store.hook().meanwhile.lock().unwrap() = Some(Box::pin(async move {
-        let sent = graph.sent().remove(0);
-        let job = status_job(&tenant, &sent, "delivered");
-        assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
-    }));
-    assert_eq!(r.deliver().await, Outcome::Done);
-    assert!(
-        r.store.hook().meanwhile.lock().unwrap().is_none(),
-        "the status came while the redelivery recorded the send"
-    );
-    p.sync(&r).await;
-    assert_eq!(r.sends_to_customer(), 1, "{:?}", r.sends_per_tag());
-    assert_eq!(r.status(&at).await, Some(MessageStatus::Delivered));
-    assert_eq!(p.status_posts(DELIVERY), 2, "sent, then delivered");
+    delivered_overtaken(&r, &p, &at).await;
 
     // Meta repeats its webhooks, and the send job is delivered once more.
     r.meta_reports("sent").await;
