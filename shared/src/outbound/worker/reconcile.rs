@@ -19,12 +19,12 @@
 //!   (sent, delivered, read or failed), so silence for that long means it did not take it;
 //!   on Instagram, whose sends carry no tag of ours, the operator is told in Bitrix24 that
 //!   the message went again and may show twice.
-//! - A status webhook that settled an attempt, or came while the provider id's write was
-//!   retried, left its status on the progress item (it could not find the message): applied
-//!   once the sends are recorded, after the message's own `sent` (decision 0074). After
-//!   writing a part that a status settled, the progress is read once more: Meta's later
-//!   statuses of that send may have been kept since the delivery's first read (decision
-//!   0101).
+//! - A status webhook that came before the send was recorded (it settled an attempt, or came
+//!   during the Graph API call or the provider id's write) left its status on the progress
+//!   item (it could not find the message): applied once the sends are recorded, after the
+//!   message's own `sent` (decision 0074). After writing each part, the progress is read
+//!   once more: Meta's statuses of that send may have been kept since the delivery's first
+//!   read (decisions 0101, 0110).
 
 use std::time::Duration;
 

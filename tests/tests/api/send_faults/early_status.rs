@@ -317,8 +317,8 @@ async fn a_status_that_overtakes_a_first_try_wamid_write_reaches_the_portal_once
 /// held yet) and settles the part from the confirmation. While it goes on towards its write
 /// of the wamid, Meta's `delivered` is handled whole: kept on the progress, and the message
 /// looked up once more, not found yet. The redelivery's write then succeeds at its first
-/// try. It reads the progress once more after writing a part the reconciliation settled,
-/// and applies the `delivered`.
+/// try. It reads the progress once more after writing the part (as after every part,
+/// decision 0110), and applies the `delivered`.
 #[tokio::test]
 async fn a_status_kept_while_a_reconciled_send_is_recorded_reaches_the_portal_once() {
     let r = rig(Duration::from_secs(600)).await;
