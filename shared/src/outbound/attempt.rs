@@ -296,6 +296,88 @@ impl SendProgress {
     }
 }
 
+impl SendProgress {
+    /// A status webhook of `tenant` carried our `tag` and `status` for `provider_id`, and the
+    /// tag is not the attempt on record. When it names an earlier attempt of a part that was
+    /// sent again (that send reached Meta after all: the customer has two copies), a
+    /// delivered or read says the customer has the part, and it is kept as the job's early
+    /// status (decision 0111): the send worker applies it if it has not recorded the part
+    /// yet, and the caller looks for the part's message through [`Self::recorded_part`] once
+    /// it is kept, as for any early status. A failed or sent of that copy says nothing of the
+    /// copy the message holds. Whether it was kept (or a status as high was already).
+    pub async fn keep_earlier_copy(
+        &self,
+        tenant: &TenantId,
+        tag: &str,
+        provider_id: &str,
+        status: MessageStatus,
+    ) -> Result<bool, ProgressError> {
+        let Some((effect, part, number)) = parse_tag(tag) else {
+            return Ok(false);
+        };
+        if !matches!(status, MessageStatus::Delivered | MessageStatus::Read) {
+            return Ok(false);
+        }
+        let rank = status.rank();
+        let k = key(tenant, effect);
+        // Twice at most: a write that lost to the send worker's (a new attempt on record)
+        // reads the progress once more.
+        for _ in 0..2 {
+            let state = self.load_state(tenant, effect).await?;
+            let recorded = state.parts.get(part).cloned().flatten();
+            // No progress item (erased, or past its retention), or the copy on record itself.
+            let Some(current) = state.attempt else {
+                return Ok(false);
+            };
+            if recorded.as_deref() == Some(provider_id) {
+                return Ok(false);
+            }
+            let sent_again =
+                recorded.is_some() || (current.part == part && current.number > number);
+            if !sent_again {
+                return Ok(false);
+            }
+            if state.early.is_some_and(|e| e.status.rank() >= rank) {
+                return Ok(true);
+            }
+            let held = Update::new().set(EARLY, rank).remove(EARLY_FAILURE);
+            let condition = Condition::And(vec![
+                Condition::Equals(TAG.into(), AttrValue::S(current.tag)),
+                Condition::Or(vec![
+                    Condition::AttrNotExists(EARLY.into()),
+                    Condition::LessThan(EARLY.into(), AttrValue::N(rank)),
+                ]),
+            ]);
+            match self
+                .store
+                .update(Table::Dedupe, &k, held, Some(condition))
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(false)
+    }
+
+    /// The provider id recorded for the part `tag` names, if its send is recorded.
+    pub async fn recorded_part(
+        &self,
+        tenant: &TenantId,
+        tag: &str,
+    ) -> Result<Option<String>, ProgressError> {
+        let Some((effect, part, _)) = parse_tag(tag) else {
+            return Ok(None);
+        };
+        let mut parts = self.load(tenant, effect).await?;
+        Ok(match part < parts.len() {
+            true => parts.swap_remove(part),
+            false => None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

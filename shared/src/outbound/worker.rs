@@ -654,7 +654,12 @@ impl OutboundWorker {
                     sent_parts[i] = Some(provider_id.clone());
                     // Before anything else, and retried in place: a redelivery must find it
                     // sent, and Meta's statuses must find the message.
-                    self.record_sent(&cx, conversations, &at, &sent_parts, i, retention)
+                    // Sent by a later attempt of the part (decision 0111).
+                    let again = attempt
+                        .as_ref()
+                        .or(prior.as_ref().filter(|p| p.part == i))
+                        .is_some_and(|a| a.number > 1);
+                    self.record_sent(&cx, conversations, again, &sent_parts, i, retention)
                         .await?;
                     // Meta's statuses of this send may have come at any time since this
                     // delivery read the progress: during the Graph API call, while its answer

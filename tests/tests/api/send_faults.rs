@@ -7,6 +7,8 @@
 
 // Meta's statuses that come before the send's wamid is recorded (decision 0074).
 mod early_status;
+// Meta's statuses of an earlier copy of a part sent again (decision 0111).
+mod earlier_copy;
 // The send worker's own `failed` after a delivery stopped before queueing its note (decision
 // 0078).
 mod own_failure;

@@ -80,13 +80,55 @@ impl InboundWorker {
             "status of a send not recorded yet"
         );
         match confirmation {
-            Confirmation::NotOnRecord => return Ok(None),
+            Confirmation::NotOnRecord => {
+                return self
+                    .earlier_copy(job, conversations, tag, provider_message_id, status)
+                    .await
+            }
             Confirmation::Held => self.metrics.early_status("held"),
             Confirmation::Confirmed => {}
         }
         Ok(conversations
             .find_message(&job.event.account, provider_message_id)
             .await?)
+    }
+
+    /// A status whose tag is not the attempt on record: when it is an earlier attempt of a
+    /// part sent again (its send reached Meta after all, so the customer has two copies), a
+    /// delivered or read is kept for the send worker, and the part's message looked for
+    /// through the provider id the progress records for it (decision 0111), as
+    /// [`Self::hold_early_status`] does. The message, when found.
+    async fn earlier_copy(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        tag: &str,
+        provider_message_id: &str,
+        status: MessageStatus,
+    ) -> Result<Option<MessageRef>, InboundError> {
+        let progress =
+            crate::outbound::SendProgress::new(self.store.clone(), self.envelope.clone());
+        if !progress
+            .keep_earlier_copy(&job.tenant_id, tag, provider_message_id, status)
+            .await?
+        {
+            tracing::info!(
+                status = status.code(),
+                "status of a send that is not on record; ignored"
+            );
+            return Ok(None);
+        }
+        self.metrics.early_status("held");
+        let recorded = progress.recorded_part(&job.tenant_id, tag).await?;
+        tracing::info!(
+            status = status.code(),
+            recorded = recorded.is_some(),
+            "status of an earlier copy of a part sent again"
+        );
+        let Some(id) = recorded else {
+            return Ok(None);
+        };
+        Ok(conversations.find_message(&job.event.account, &id).await?)
     }
 
     pub(super) async fn forward_status(

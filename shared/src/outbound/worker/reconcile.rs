@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use super::{Context, OutboundWorker, PartResult, SendError, RECORD_PAUSE, RECORD_TRIES};
 use crate::clock::now_secs;
-use crate::conversation::{Conversations, MessageRef, MessageStatus};
+use crate::conversation::{Conversations, MessageStatus};
 use crate::graph::GraphError;
 use crate::meta::AccountRef;
 use crate::outbound::attempt::{Attempt, EarlyStatus};
@@ -199,23 +199,27 @@ impl OutboundWorker {
     }
 
     /// Records that part `index` went out as `sent_parts[index]`: the progress of a
-    /// multi-part message and the message's provider id, retried in place.
+    /// multi-part message and the message's provider id, retried in place. The progress is
+    /// written for a one-part message too when the part was sent `again` by a later attempt:
+    /// an earlier one may have reached Meta as well, and its statuses find the message
+    /// through the progress (decision 0111).
     pub(super) async fn record_sent(
         &self,
         cx: &Context<'_>,
         conversations: &Conversations,
-        at: &MessageRef,
+        again: bool,
         sent_parts: &[Option<String>],
         index: usize,
         retention: u32,
     ) -> Result<(), SendError> {
+        let at = &cx.message.at;
         let provider_id = sent_parts[index].as_deref().unwrap_or_default();
         let mut pause = RECORD_PAUSE;
         let mut tries = 0;
         loop {
             tries += 1;
             let written: Result<(), SendError> = async {
-                if sent_parts.len() > 1 {
+                if sent_parts.len() > 1 || again {
                     self.progress
                         .save(&cx.job.tenant_id, &cx.job.effect, sent_parts)
                         .await?;

@@ -27,11 +27,11 @@ use wappline::tenant::Secret;
 use super::*;
 
 const DELIVERY: &str = "imconnector.send.status.delivery";
-const READING: &str = "imconnector.send.status.reading";
+pub(super) const READING: &str = "imconnector.send.status.reading";
 /// The Bitrix24 message the operator's reply is (`Rig::reply`).
 const IM_MESSAGE: u64 = 77;
 /// The reason in the failed status sample.
-const FAILED_REASON: &str =
+pub(super) const FAILED_REASON: &str =
     "131049: This message was not delivered to maintain healthy ecosystem engagement.";
 
 /// The send-fault rig with the tenant's Bitrix24 portal on the fake, and the sync worker
@@ -98,7 +98,7 @@ impl Portal {
     }
 
     /// The status posts (`method`) the portal received for the operator's reply.
-    fn status_posts(&self, method: &str) -> usize {
+    pub(super) fn status_posts(&self, method: &str) -> usize {
         self.fake
             .batch_commands()
             .into_iter()
@@ -126,7 +126,7 @@ impl Portal {
 
 /// Meta's webhook of `status` (the sample of that status) for the send `sent`, carrying its
 /// `biz_opaque_callback_data` as every status of a send does, as the job the webhook queues.
-fn status_job(tenant: &TenantId, sent: &SentMessage, status: &str) -> InboundJob {
+pub(super) fn status_job(tenant: &TenantId, sent: &SentMessage, status: &str) -> InboundJob {
     let mut v: Value =
         serde_json::from_slice(&sample(&format!("whatsapp-status-{status}.json"))).unwrap();
     // The sample's first status (the read sample has a `played` of another message too).
@@ -141,7 +141,7 @@ fn status_job(tenant: &TenantId, sent: &SentMessage, status: &str) -> InboundJob
 }
 
 impl Rig {
-    fn inbound(&self) -> InboundWorker {
+    pub(super) fn inbound(&self) -> InboundWorker {
         InboundWorker::new(
             self.platform.store.clone(),
             self.platform.envelope.clone(),
@@ -160,7 +160,7 @@ impl Rig {
     /// Meta's `status` of the one send made, handled whole by the inbound worker just before
     /// the send worker's next write of the wamid runs (or fails): Meta's status overtaking
     /// that write.
-    fn meta_reports_before_the_wamid_write(&self, status: &'static str) {
+    pub(super) fn meta_reports_before_the_wamid_write(&self, status: &'static str) {
         let (graph, tenant, inbound) = (self.graph.clone(), self.tenant.clone(), self.inbound());
         *self.store.hook().meanwhile.lock().unwrap() = Some(Box::pin(async move {
             let sent = graph.sent().remove(0);
@@ -171,7 +171,7 @@ impl Rig {
 
     /// The reply sent once to Meta, whose process then crashed before writing anything (every
     /// write after the call fails): its wamid is not recorded.
-    async fn crash_after_the_send(&self) {
+    pub(super) async fn crash_after_the_send(&self) {
         self.store.hook().fail_records.store(1000, Ordering::SeqCst);
         assert!(matches!(self.deliver().await, Outcome::RetryAfter(_)));
         self.store.hook().fail_records.store(0, Ordering::SeqCst);
