@@ -18,6 +18,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -62,6 +63,9 @@ pub struct FaultProxy {
     addr: SocketAddr,
     /// Bodies of the POSTs forwarded to the fake, with the instance that sent them.
     posts: Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>,
+    /// Bodies of the POSTs the fake answered, with the time from their arrival at the proxy
+    /// to the fake's answer: a client whose timeout is shorter gave up before it.
+    answer_times: Arc<std::sync::Mutex<Vec<(Bytes, Duration)>>>,
     /// Bodies of the POSTs the fake ran whose answer the proxy then dropped.
     lost_answers: Arc<std::sync::Mutex<Vec<Bytes>>>,
     /// Requests forwarded to the fake.
@@ -85,6 +89,7 @@ struct Shared {
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     forwarded: Arc<AtomicU64>,
     posts: Arc<std::sync::Mutex<Vec<(u64, Bytes)>>>,
+    answer_times: Arc<std::sync::Mutex<Vec<(Bytes, Duration)>>>,
     lost_answers: Arc<std::sync::Mutex<Vec<Bytes>>>,
 }
 
@@ -95,6 +100,7 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("addr");
         let forwarded = Arc::new(AtomicU64::new(0));
         let posts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let answer_times = Arc::new(std::sync::Mutex::new(Vec::new()));
         let lost_answers = Arc::new(std::sync::Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
@@ -104,6 +110,7 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             forwarded: forwarded.clone(),
             posts: posts.clone(),
+            answer_times: answer_times.clone(),
             lost_answers: lost_answers.clone(),
         });
         let task = tokio::spawn(async move {
@@ -126,6 +133,7 @@ impl FaultProxy {
         FaultProxy {
             addr,
             posts,
+            answer_times,
             lost_answers,
             forwarded,
             task,
@@ -140,6 +148,15 @@ impl FaultProxy {
     /// The POST bodies forwarded so far, each with the process instance that sent it.
     pub fn posts(&self) -> Vec<(u64, Bytes)> {
         self.posts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The POST bodies the fake answered, each with the time from its arrival at the proxy to
+    /// the fake's answer.
+    pub fn answer_times(&self) -> Vec<(Bytes, Duration)> {
+        self.answer_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The POST bodies the fake ran and whose answer was then dropped.
@@ -201,6 +218,7 @@ fn throttled(kind: Upstream) -> Response<Full<Bytes>> {
 }
 
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    let arrived = Instant::now();
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     if shared.plan.crashed() {
@@ -246,6 +264,13 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Result<Response<Full
     let answer = shared.client.request(forward).await.map_err(|_| Dropped)?;
     let (mut parts, body) = answer.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    if parts.status.is_success() {
+        shared
+            .answer_times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((sent.clone(), arrived.elapsed()));
+    }
     if lose_answer {
         shared
             .lost_answers

@@ -302,6 +302,7 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
     // Graph API: each accepted reply and send once, in order per customer.
     let sent = w.graph.sent();
     let posts = w.graph_proxy.posts();
+    let answer_times = w.graph_proxy.answer_times();
     let mut sent_first: HashMap<String, usize> = HashMap::new();
     let mut sent_times: HashMap<String, usize> = HashMap::new();
     for (i, m) in sent.iter().enumerate() {
@@ -328,7 +329,20 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
                 distinct.dedup();
                 f.resent_after_crash += distinct.len() - 1;
                 f.duplicated_at_graph += n - distinct.len();
-                eprintln!("soak: {tag} for customer {customer} reached the Graph API {n} times, from instances {instances:?}");
+                // What traces each copy in the server's log (`SOAK_LOG=1`): its provider_ref,
+                // and how long the Graph API fake took to answer it (the server's client
+                // gives up after 2 s in the soak, `World`'s Graph API timeout).
+                let refs: Vec<String> = sent
+                    .iter()
+                    .filter(|m| text_of(&m.body).and_then(tag_of) == Some(tag.as_str()))
+                    .map(|m| wappline::logging::provider_ref(&m.id))
+                    .collect();
+                let answered_ms: Vec<u128> = answer_times
+                    .iter()
+                    .filter(|(body, _)| body_tag(body).as_deref() == Some(tag.as_str()))
+                    .map(|(_, took)| took.as_millis())
+                    .collect();
+                eprintln!("soak: {tag} for customer {customer} reached the Graph API {n} times, from instances {instances:?}, provider_refs {refs:?}, answered in {answered_ms:?} ms");
             }
             Some(_) => {}
         }
