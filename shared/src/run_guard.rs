@@ -10,9 +10,18 @@
 //! runs that died with their instance. A job with more than [`UNRETURNED_LIMIT`] such runs
 //! is moved to its dead-letter queue at its next receive without running again. A job
 //! received fewer times, nearly every job, costs nothing more.
+//!
+//! A run still going in this process has not died, though its job came again: a process
+//! starved past its lease (the fault soak's 2 s leases, decision 0111's notes) receives a
+//! job again while earlier runs of it still run. Those runs are not taken for deaths, unless
+//! they have run for longer than any run of ours may ([`ALIVE_FOR_AT_MOST`]): one that
+//! hangs for ever in the local server still counts.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::consumer::{Outcome, QueueRecord};
 use crate::idempotency::Attempts;
@@ -29,14 +38,87 @@ pub const TRUSTED_RECEIVES: u32 = 10;
 /// Guarded runs that never returned before the job is taken for one that kills its worker.
 pub const UNRETURNED_LIMIT: u32 = 3;
 
+/// A guarded run alive in this process for longer than this is taken for one that hangs:
+/// no run of ours may outlive Lambda's 15-minute limit.
+pub const ALIVE_FOR_AT_MOST: Duration = Duration::from_secs(15 * 60);
+
 /// Counts the guarded runs of a platform queue's jobs that never returned.
 #[derive(Clone)]
 pub struct RunGuard {
     /// Guarded runs that started and have not returned, per job (by queue message id, under
     /// the tenant's prefix, as the attempts).
     unreturned: Attempts,
+    /// Guarded runs going in this process (every clone of the guard, so every loop of the
+    /// queue's consumer), per job.
+    running: Running,
     queue: &'static str,
     metrics: Metrics,
+}
+
+/// Per queue message id, each run's token and start.
+type RunsByJob = HashMap<String, Vec<(u64, Instant)>>;
+
+/// The guarded runs going in this process.
+#[derive(Clone)]
+struct Running {
+    runs: Arc<Mutex<RunsByJob>>,
+    next: Arc<AtomicU64>,
+    /// [`ALIVE_FOR_AT_MOST`] (shorter in tests).
+    alive_for: Duration,
+}
+
+impl Default for Running {
+    fn default() -> Self {
+        Running {
+            runs: Arc::default(),
+            next: Arc::default(),
+            alive_for: ALIVE_FOR_AT_MOST,
+        }
+    }
+}
+
+/// One run registered in [`Running`], until it is dropped (returned, panicked or cancelled).
+struct Alive {
+    running: Running,
+    message_id: String,
+    token: u64,
+}
+
+impl Running {
+    /// Runs of `message_id` going here that have not run for longer than any run may.
+    fn alive(&self, message_id: &str) -> u32 {
+        let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        runs.get(message_id).map_or(0, |r| {
+            r.iter()
+                .filter(|(_, at)| at.elapsed() < self.alive_for)
+                .count() as u32
+        })
+    }
+
+    fn start(&self, message_id: &str) -> Alive {
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+        runs.entry(message_id.to_owned())
+            .or_default()
+            .push((token, Instant::now()));
+        Alive {
+            running: self.clone(),
+            message_id: message_id.to_owned(),
+            token,
+        }
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        let mut runs = self.running.runs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = runs.get_mut(&self.message_id) {
+            r.retain(|(t, _)| *t != self.token);
+            if r.is_empty() {
+                runs.remove(&self.message_id);
+            }
+        }
+    }
 }
 
 impl RunGuard {
@@ -44,6 +126,7 @@ impl RunGuard {
     pub fn new(store: Arc<dyn TableStore>, queue: &'static str, scope: &'static str) -> Self {
         RunGuard {
             unreturned: Attempts::new(store, scope),
+            running: Running::default(),
             queue,
             metrics: Metrics::off(),
         }
@@ -77,20 +160,24 @@ impl RunGuard {
             return run.await;
         }
         let now = crate::clock::now_millis();
+        // Runs of the job still going here did not die; read before this run is counted, so
+        // that one returning meanwhile errs towards counting a death fewer.
+        let alive = self.running.alive(&record.message_id);
         let guarded = match self
             .unreturned
             .failed(tenant, &record.message_id, now)
             .await
         {
-            // This run is counted too: the ones before it never returned.
-            Ok(runs) if runs.count > UNRETURNED_LIMIT => {
+            // This run is counted too: the ones before it, but those still going here, never
+            // returned.
+            Ok(runs) if runs.count.saturating_sub(alive) > UNRETURNED_LIMIT => {
                 // The stage as the workers name it in their own failures: `inbound`, ...
                 let stage = self.queue.trim_end_matches(".fifo");
                 self.metrics.failure(stage, "killed_its_worker");
                 tracing::error!(
                     message_id = %record.message_id,
                     receive_count = record.receive_count,
-                    unreturned_runs = runs.count - 1,
+                    unreturned_runs = runs.count.saturating_sub(alive + 1),
                     queue = self.queue,
                     "job killed its worker every time it ran; dead-lettered without running"
                 );
@@ -106,7 +193,9 @@ impl RunGuard {
                 false
             }
         };
+        let registered = guarded.then(|| self.running.start(&record.message_id));
         let outcome = run.await;
+        drop(registered);
         if guarded {
             if outcome.is_done() {
                 // Finished (or moved): nothing of the job is left to guard.
@@ -121,6 +210,139 @@ impl RunGuard {
     async fn forget(&self, tenant: &TenantId, record: &QueueRecord) {
         if let Err(e) = self.unreturned.clear(tenant, &record.message_id).await {
             tracing::warn!(error = %e, queue = self.queue, "could not clear a job's runs");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    fn record(receive_count: u32) -> QueueRecord {
+        QueueRecord {
+            message_id: "m-1".into(),
+            body: String::new(),
+            receive_count,
+            group_id: None,
+        }
+    }
+
+    fn guard(dir: &std::path::Path) -> RunGuard {
+        RunGuard::new(
+            Arc::new(EmbeddedStore::open(dir).unwrap()),
+            "inbound.fifo",
+            "INRUN",
+        )
+    }
+
+    /// Whether the guard ran the job (`Retry`) or dead-lettered it (`Done`, from the move).
+    async fn receive(guard: &RunGuard, tenant: &TenantId, receive_count: u32) -> Outcome {
+        guard
+            .guarded(
+                tenant,
+                &record(receive_count),
+                async { Outcome::RetryAfter(Duration::ZERO) },
+                || async { Outcome::Done },
+            )
+            .await
+    }
+
+    /// Runs of the job that never return, each its own task, still going here (a process
+    /// starved past its lease receives the job again while they run).
+    fn start_runs_that_never_return(
+        guard: &RunGuard,
+        tenant: &TenantId,
+        from: u32,
+        n: u32,
+    ) -> Vec<tokio::task::JoinHandle<Outcome>> {
+        (from..from + n)
+            .map(|receive_count| {
+                let (guard, tenant) = (guard.clone(), tenant.clone());
+                tokio::spawn(async move {
+                    guard
+                        .guarded(
+                            &tenant,
+                            &record(receive_count),
+                            std::future::pending(),
+                            || async { Outcome::Done },
+                        )
+                        .await
+                })
+            })
+            .collect()
+    }
+
+    async fn until_registered(guard: &RunGuard, n: u32) {
+        let registered = async {
+            while guard.running.alive("m-1") < n {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), registered)
+            .await
+            .expect("the runs started");
+    }
+
+    #[tokio::test]
+    async fn runs_still_going_here_are_not_taken_for_deaths() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, tenant) = (guard(dir.path()), TenantId::generate());
+        let first = TRUSTED_RECEIVES + 1;
+        let going = start_runs_that_never_return(&g, &tenant, first, UNRETURNED_LIMIT);
+        until_registered(&g, UNRETURNED_LIMIT).await;
+        let next = first + UNRETURNED_LIMIT;
+        assert!(
+            matches!(receive(&g, &tenant, next).await, Outcome::RetryAfter(_)),
+            "run, not dead-lettered: the runs before it are alive"
+        );
+        for run in going {
+            run.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_that_died_are_counted_and_the_job_dead_lettered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (g, tenant) = (guard(dir.path()), TenantId::generate());
+        let first = TRUSTED_RECEIVES + 1;
+        let going = start_runs_that_never_return(&g, &tenant, first, UNRETURNED_LIMIT);
+        until_registered(&g, UNRETURNED_LIMIT).await;
+        // They die with their task (a panic, or a cancelled run): no longer going here.
+        for run in going {
+            run.abort();
+            let _ = run.await;
+        }
+        assert_eq!(g.running.alive("m-1"), 0);
+        let next = first + UNRETURNED_LIMIT;
+        assert_eq!(receive(&g, &tenant, next).await, Outcome::Done);
+    }
+
+    #[tokio::test]
+    async fn a_run_going_for_longer_than_any_run_may_counts_as_dead() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut g, tenant) = (guard(dir.path()), TenantId::generate());
+        let first = TRUSTED_RECEIVES + 1;
+        // The bound, shortened: the runs below outlive it at once, as runs that hang would.
+        g.running.alive_for = Duration::from_millis(1);
+        let going = start_runs_that_never_return(&g, &tenant, first, UNRETURNED_LIMIT);
+        while g
+            .running
+            .runs
+            .lock()
+            .unwrap()
+            .get("m-1")
+            .map_or(0, Vec::len)
+            < UNRETURNED_LIMIT as usize
+        {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(g.running.alive("m-1"), 0);
+        let next = first + UNRETURNED_LIMIT;
+        assert_eq!(receive(&g, &tenant, next).await, Outcome::Done);
+        for run in going {
+            run.abort();
         }
     }
 }
