@@ -63,6 +63,16 @@ pub struct EarlyStatus {
     pub failure: Option<String>,
 }
 
+/// What [`SendProgress::keep_earlier_copy`] did with a status of an earlier copy of a part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EarlierCopy {
+    /// Nothing: not an earlier copy of a part sent again, or not a status it carries over.
+    Ignored,
+    /// Kept as the job's early status; `recorded` is the part's provider id when the
+    /// progress already held it.
+    Kept { recorded: Option<String> },
+}
+
 /// What [`SendProgress::confirm_attempt`] wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Confirmation {
@@ -95,6 +105,15 @@ pub fn parse_tag(tag: &str) -> Option<(&str, usize, u32)> {
         && effect.len() <= 64
         && effect.bytes().all(|b| b.is_ascii_alphanumeric());
     well_formed.then_some((effect, part, number))
+}
+
+/// The early status held is not above `rank`: a status is kept only over a lower one (or
+/// the same again), so a late `delivered` never replaces a `read`.
+fn not_outranked(rank: i64) -> Condition {
+    Condition::Or(vec![
+        Condition::AttrNotExists(EARLY.into()),
+        Condition::LessThan(EARLY.into(), AttrValue::N(rank + 1)),
+    ])
 }
 
 fn tag_of(effect: &str, part: usize, number: u32) -> String {
@@ -265,13 +284,7 @@ impl SendProgress {
                 }
                 None => held.remove(EARLY_FAILURE),
             };
-            // Only over a lower one (or the same again): a late `delivered` never replaces a
-            // `read`.
-            let not_outranked = Condition::Or(vec![
-                Condition::AttrNotExists(EARLY.into()),
-                Condition::LessThan(EARLY.into(), AttrValue::N(rank + 1)),
-            ]);
-            let condition = Condition::And(vec![ours.clone(), not_outranked]);
+            let condition = Condition::And(vec![ours.clone(), not_outranked(rank)]);
             match self
                 .store
                 .update(Table::Dedupe, &k, held, Some(condition))
@@ -304,19 +317,21 @@ impl SendProgress {
     /// status (decision 0111): the send worker applies it if it has not recorded the part
     /// yet, and the caller looks for the part's message through [`Self::recorded_part`] once
     /// it is kept, as for any early status. A failed or sent of that copy says nothing of the
-    /// copy the message holds. Whether it was kept (or a status as high was already).
+    /// copy the message holds. Whether it was kept (or a status as high was already), with
+    /// the provider id recorded for the part when this read saw it (it never changes once
+    /// recorded).
     pub async fn keep_earlier_copy(
         &self,
         tenant: &TenantId,
         tag: &str,
         provider_id: &str,
         status: MessageStatus,
-    ) -> Result<bool, ProgressError> {
+    ) -> Result<EarlierCopy, ProgressError> {
         let Some((effect, part, number)) = parse_tag(tag) else {
-            return Ok(false);
+            return Ok(EarlierCopy::Ignored);
         };
         if !matches!(status, MessageStatus::Delivered | MessageStatus::Read) {
-            return Ok(false);
+            return Ok(EarlierCopy::Ignored);
         }
         let rank = status.rank();
         let k = key(tenant, effect);
@@ -327,38 +342,35 @@ impl SendProgress {
             let recorded = state.parts.get(part).cloned().flatten();
             // No progress item (erased, or past its retention), or the copy on record itself.
             let Some(current) = state.attempt else {
-                return Ok(false);
+                return Ok(EarlierCopy::Ignored);
             };
             if recorded.as_deref() == Some(provider_id) {
-                return Ok(false);
+                return Ok(EarlierCopy::Ignored);
             }
             let sent_again =
                 recorded.is_some() || (current.part == part && current.number > number);
             if !sent_again {
-                return Ok(false);
+                return Ok(EarlierCopy::Ignored);
             }
             if state.early.is_some_and(|e| e.status.rank() >= rank) {
-                return Ok(true);
+                return Ok(EarlierCopy::Kept { recorded });
             }
             let held = Update::new().set(EARLY, rank).remove(EARLY_FAILURE);
             let condition = Condition::And(vec![
                 Condition::Equals(TAG.into(), AttrValue::S(current.tag)),
-                Condition::Or(vec![
-                    Condition::AttrNotExists(EARLY.into()),
-                    Condition::LessThan(EARLY.into(), AttrValue::N(rank)),
-                ]),
+                not_outranked(rank),
             ]);
             match self
                 .store
                 .update(Table::Dedupe, &k, held, Some(condition))
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(EarlierCopy::Kept { recorded }),
                 Err(e) if e.is_condition_failed() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(false)
+        Ok(EarlierCopy::Ignored)
     }
 
     /// The provider id recorded for the part `tag` names, if its send is recorded.

@@ -4,7 +4,7 @@
 //! Split from the worker's module.
 
 use super::*;
-use crate::outbound::attempt::Confirmation;
+use crate::outbound::attempt::{Confirmation, EarlierCopy};
 
 impl InboundWorker {
     pub(super) fn coexistence(&self) -> crate::coexistence::Coexistence {
@@ -70,10 +70,10 @@ impl InboundWorker {
             status,
             failure: failure.clone(),
         };
-        let confirmation =
-            crate::outbound::SendProgress::new(self.store.clone(), self.envelope.clone())
-                .confirm_attempt(&job.tenant_id, tag, provider_message_id, &early)
-                .await?;
+        let confirmation = self
+            .progress()
+            .confirm_attempt(&job.tenant_id, tag, provider_message_id, &early)
+            .await?;
         tracing::info!(
             confirmation = ?confirmation,
             status = status.code(),
@@ -93,6 +93,11 @@ impl InboundWorker {
             .await?)
     }
 
+    /// The send progress records, where statuses of sends not recorded yet are kept.
+    fn progress(&self) -> crate::outbound::SendProgress {
+        crate::outbound::SendProgress::new(self.store.clone(), self.envelope.clone())
+    }
+
     /// A status whose tag is not the attempt on record: when it is an earlier attempt of a
     /// part sent again (its send reached Meta after all, so the customer has two copies), a
     /// delivered or read is kept for the send worker, and the part's message looked for
@@ -106,20 +111,25 @@ impl InboundWorker {
         provider_message_id: &str,
         status: MessageStatus,
     ) -> Result<Option<MessageRef>, InboundError> {
-        let progress =
-            crate::outbound::SendProgress::new(self.store.clone(), self.envelope.clone());
-        if !progress
+        let progress = self.progress();
+        let recorded = match progress
             .keep_earlier_copy(&job.tenant_id, tag, provider_message_id, status)
             .await?
         {
-            tracing::info!(
-                status = status.code(),
-                "status of a send that is not on record; ignored"
-            );
-            return Ok(None);
-        }
+            EarlierCopy::Ignored => {
+                tracing::info!(
+                    status = status.code(),
+                    "status of a send that is not on record; ignored"
+                );
+                return Ok(None);
+            }
+            // The part's provider id never changes once recorded: no second read for it.
+            EarlierCopy::Kept { recorded: Some(id) } => Some(id),
+            EarlierCopy::Kept { recorded: None } => {
+                progress.recorded_part(&job.tenant_id, tag).await?
+            }
+        };
         self.metrics.early_status("held");
-        let recorded = progress.recorded_part(&job.tenant_id, tag).await?;
         tracing::info!(
             status = status.code(),
             recorded = recorded.is_some(),
