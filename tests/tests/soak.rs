@@ -97,7 +97,9 @@ async fn no_repeats_and_no_lost_sends() {
 
 /// The full soak: `SOAK_ITEMS` items (default 10,000) from seed `SOAK_SEED` (default 1);
 /// `SOAK_FAULTS=0` runs the same items without faults, `SOAK_CRASH=<n>` crashes at n port
-/// calls in 100,000 (the short soak's 25), `SOAK_LOG=1` prints the log.
+/// calls in 100,000 (the short soak's 25), `SOAK_STEP_WITHIN_SECS=<n>` lets the driver wait
+/// n seconds for one step (90 by default; more for a run starved of CPU), `SOAK_LOG=1`
+/// prints the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "minutes; run on demand, figures go to docs/performance.md"]
 async fn full_soak() {
@@ -111,6 +113,9 @@ async fn full_soak() {
     );
     if let Some(crash) = var("SOAK_CRASH") {
         config.rates.crash = crash as u32;
+    }
+    if let Some(secs) = var("SOAK_STEP_WITHIN_SECS") {
+        config.step_within = std::time::Duration::from_secs(secs);
     }
     if var("SOAK_FAULTS") == Some(0) {
         config.rates = wappline::faults::FaultRates::NONE;

@@ -39,6 +39,11 @@ pub struct SoakConfig {
     pub http_rates: FaultRates,
     /// How long the queues may take to drain at the end.
     pub drain_within: Duration,
+    /// How long the driver waits for one step to show at a fake (a customer's first message
+    /// at the portal, a reply at the Graph API) before it stops the run. 90 s on a quiet
+    /// machine; a run starved of CPU needs more, since every lease it loses delays the jobs
+    /// queued behind it.
+    pub step_within: Duration,
 }
 
 impl SoakConfig {
@@ -52,6 +57,7 @@ impl SoakConfig {
             rates: FaultRates::SOAK,
             http_rates: FaultRates::SOAK_HTTP,
             drain_within: Duration::from_secs(600),
+            step_within: Duration::from_secs(90),
         }
     }
 }
@@ -230,7 +236,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 ledger.inbound(&t.domain, c, cu.epoch, &wamid);
             }
             Kind::Reply => {
-                let chat = chat_of(&mut w, &mut customers[c], &t).await;
+                let chat = chat_of(&mut w, &mut customers[c], &t, config.step_within).await;
                 next_im_message += 1;
                 let tag = format!("soak-{seq}");
                 let form = EventBody::for_portal(&w.bitrix, &t.domain, Some(&t.app_token))
@@ -260,7 +266,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
             Kind::ApiSend => {
                 // A business answers what it has seen: the customer's message is in (its
                 // 24-hour window is open) once the portal shows it.
-                chat_of(&mut w, &mut customers[c], &t).await;
+                chat_of(&mut w, &mut customers[c], &t, config.step_within).await;
                 let tag = format!("soak-{seq}");
                 let body = json!({"channel": "whatsapp", "account_id": t.number,
                     "to": format!("+{}", customers[c].phone), "text": format!("api send {tag}")});
@@ -276,7 +282,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
             }
             Kind::Status => {
                 let (tag, im_message) = customers[c].unstated_reply.take().expect("checked");
-                let sent = sent_message(&mut w, &tag).await;
+                let sent = sent_message(&mut w, &tag, config.step_within).await;
                 let status = if rng.below(2) == 0 {
                     "delivered"
                 } else {
@@ -332,13 +338,13 @@ pub async fn run(config: SoakConfig) -> SoakReport {
 
 /// Our chat id for the customer, as the portal saw it with their first message of this
 /// epoch (waiting for it to arrive, through faults and restarts).
-async fn chat_of(w: &mut World, cu: &mut Customer, t: &SoakTenant) -> String {
+async fn chat_of(w: &mut World, cu: &mut Customer, t: &SoakTenant, within: Duration) -> String {
     if let Some(chat) = &cu.chat {
         return chat.clone();
     }
     let first = cu.wamids[0].clone();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(90) {
+    while started.elapsed() < within {
         if let Some(m) = w
             .bitrix
             .messages_received()
@@ -355,15 +361,16 @@ async fn chat_of(w: &mut World, cu: &mut Customer, t: &SoakTenant) -> String {
     w.keep_data_if_asked();
     panic!(
         "the customer's first message of this conversation ({first}, {}) never reached the \
-         portal in 90 s; {queues}",
-        t.domain
+         portal in {} s; {queues}",
+        t.domain,
+        within.as_secs()
     );
 }
 
 /// The message id the Graph API fake gave the send carrying `tag` (waiting for it).
-async fn sent_message(w: &mut World, tag: &str) -> SentMessage {
+async fn sent_message(w: &mut World, tag: &str, within: Duration) -> SentMessage {
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(90) {
+    while started.elapsed() < within {
         if let Some(m) = w
             .graph
             .sent()
@@ -377,7 +384,10 @@ async fn sent_message(w: &mut World, tag: &str) -> SentMessage {
     }
     let queues = w.queue_report().await;
     w.keep_data_if_asked();
-    panic!("the reply {tag} was never sent; {queues}");
+    panic!(
+        "the reply {tag} was not sent within {} s; {queues}",
+        within.as_secs()
+    );
 }
 
 /// Asks for the contact's erasure and waits until it completed.
