@@ -13,9 +13,12 @@
 //!
 //! A run still going in this process has not died, though its job came again: a process
 //! starved past its lease (the fault soak's 2 s leases, decision 0111's notes) receives a
-//! job again while earlier runs of it still run. Those runs are not taken for deaths, unless
-//! they have run for longer than any run of ours may ([`ALIVE_FOR_AT_MOST`]): one that
-//! hangs for ever in the local server still counts.
+//! job again while earlier runs of it still run. Only one run of a job is counted per
+//! process at a time (decision 0113): the others going beside it share its fate, since
+//! they die with the same process, so one death of the process is one death of the job,
+//! however many of its runs it held. A counted run that has gone for longer than any run of
+//! ours may ([`ALIVE_FOR_AT_MOST`]) is taken for one that hangs: the next run is counted
+//! too, so one that hangs for ever in the local server still counts.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -85,7 +88,9 @@ struct Alive {
 }
 
 impl Running {
-    /// Runs of `message_id` going here that have not run for longer than any run may.
+    /// Counted runs of `message_id` going here that have not run for longer than any run
+    /// may (0 or 1; the tests read it).
+    #[cfg(test)]
     fn alive(&self, message_id: &str) -> u32 {
         let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
         runs.get(message_id).map_or(0, |r| {
@@ -95,17 +100,22 @@ impl Running {
         })
     }
 
-    fn start(&self, message_id: &str) -> Alive {
-        let token = self.next.fetch_add(1, Ordering::Relaxed);
+    /// Registers a run of `message_id` unless a counted one is going here already (one that
+    /// has not run for longer than any run may): checked and registered under one lock, so
+    /// two runs received at once are never both counted.
+    fn start_first(&self, message_id: &str) -> Option<Alive> {
         let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
-        runs.entry(message_id.to_owned())
-            .or_default()
-            .push((token, Instant::now()));
-        Alive {
+        let going = runs.entry(message_id.to_owned()).or_default();
+        if going.iter().any(|(_, at)| at.elapsed() < self.alive_for) {
+            return None;
+        }
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        going.push((token, Instant::now()));
+        Some(Alive {
             running: self.clone(),
             message_id: message_id.to_owned(),
             token,
-        }
+        })
     }
 }
 
@@ -159,25 +169,29 @@ impl RunGuard {
         if record.receive_count <= TRUSTED_RECEIVES {
             return run.await;
         }
+        // A counted run of the job is going here: this one dies only with it, so it is not
+        // counted on its own (decision 0113). Should the counted one return first, a death
+        // of the process with this one still going is not counted: one fewer, never more.
+        let Some(registered) = self.running.start_first(&record.message_id) else {
+            return run.await;
+        };
         let now = crate::clock::now_millis();
-        // Runs of the job still going here did not die; read before this run is counted, so
-        // that one returning meanwhile errs towards counting a death fewer.
-        let alive = self.running.alive(&record.message_id);
         let guarded = match self
             .unreturned
             .failed(tenant, &record.message_id, now)
             .await
         {
-            // This run is counted too: the ones before it, but those still going here, never
-            // returned.
-            Ok(runs) if runs.count.saturating_sub(alive) > UNRETURNED_LIMIT => {
+            // This run is counted too: the ones before it never returned, each in a process
+            // of its own (or it hung, or its task died).
+            Ok(runs) if runs.count > UNRETURNED_LIMIT => {
+                drop(registered);
                 // The stage as the workers name it in their own failures: `inbound`, ...
                 let stage = self.queue.trim_end_matches(".fifo");
                 self.metrics.failure(stage, "killed_its_worker");
                 tracing::error!(
                     message_id = %record.message_id,
                     receive_count = record.receive_count,
-                    unreturned_runs = runs.count.saturating_sub(alive + 1),
+                    unreturned_runs = runs.count - 1,
                     queue = self.queue,
                     "job killed its worker every time it ran; dead-lettered without running"
                 );
@@ -193,7 +207,6 @@ impl RunGuard {
                 false
             }
         };
-        let registered = guarded.then(|| self.running.start(&record.message_id));
         let outcome = run.await;
         drop(registered);
         if guarded {
@@ -249,39 +262,52 @@ mod tests {
     }
 
     /// Runs of the job that never return, each its own task, still going here (a process
-    /// starved past its lease receives the job again while they run).
+    /// starved past its lease receives the job again while they run). The returned count
+    /// rises as each run's own work begins, which is after the guard has counted it.
     fn start_runs_that_never_return(
         guard: &RunGuard,
         tenant: &TenantId,
         from: u32,
         n: u32,
-    ) -> Vec<tokio::task::JoinHandle<Outcome>> {
-        (from..from + n)
+    ) -> (Vec<tokio::task::JoinHandle<Outcome>>, Arc<AtomicU64>) {
+        let begun = Arc::new(AtomicU64::new(0));
+        let runs = (from..from + n)
             .map(|receive_count| {
-                let (guard, tenant) = (guard.clone(), tenant.clone());
+                let (guard, tenant, begun) = (guard.clone(), tenant.clone(), begun.clone());
                 tokio::spawn(async move {
+                    let run = async move {
+                        begun.fetch_add(1, Ordering::SeqCst);
+                        std::future::pending().await
+                    };
                     guard
-                        .guarded(
-                            &tenant,
-                            &record(receive_count),
-                            std::future::pending(),
-                            || async { Outcome::Done },
-                        )
+                        .guarded(&tenant, &record(receive_count), run, || async {
+                            Outcome::Done
+                        })
                         .await
                 })
             })
-            .collect()
+            .collect();
+        (runs, begun)
     }
 
-    async fn until_registered(guard: &RunGuard, n: u32) {
-        let registered = async {
-            while guard.running.alive("m-1") < n {
+    /// Waits until `n` runs have begun their own work.
+    async fn until_begun(begun: &AtomicU64, n: u64) {
+        let started = async {
+            while begun.load(Ordering::SeqCst) < n {
                 tokio::task::yield_now().await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(10), registered)
+        tokio::time::timeout(Duration::from_secs(10), started)
             .await
-            .expect("the runs started");
+            .expect("the runs began");
+    }
+
+    /// Kills the runs (their task dies: a panic, a cancelled run, or their process).
+    async fn kill(runs: Vec<tokio::task::JoinHandle<Outcome>>) {
+        for run in runs {
+            run.abort();
+            let _ = run.await;
+        }
     }
 
     #[tokio::test]
@@ -289,31 +315,72 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (g, tenant) = (guard(dir.path()), TenantId::generate());
         let first = TRUSTED_RECEIVES + 1;
-        let going = start_runs_that_never_return(&g, &tenant, first, UNRETURNED_LIMIT);
-        until_registered(&g, UNRETURNED_LIMIT).await;
+        let (going, begun) = start_runs_that_never_return(&g, &tenant, first, UNRETURNED_LIMIT);
+        until_begun(&begun, UNRETURNED_LIMIT.into()).await;
         let next = first + UNRETURNED_LIMIT;
         assert!(
             matches!(receive(&g, &tenant, next).await, Outcome::RetryAfter(_)),
             "run, not dead-lettered: the runs before it are alive"
         );
-        for run in going {
-            run.abort();
-        }
+        kill(going).await;
+    }
+
+    /// Guards over one store, each its own registry of runs: separate processes.
+    fn processes(dir: &std::path::Path, n: usize) -> Vec<RunGuard> {
+        let store: Arc<dyn TableStore> = Arc::new(EmbeddedStore::open(dir).unwrap());
+        (0..n)
+            .map(|_| RunGuard::new(store.clone(), "inbound.fifo", "INRUN"))
+            .collect()
     }
 
     #[tokio::test]
-    async fn runs_that_died_are_counted_and_the_job_dead_lettered() {
+    async fn runs_of_one_process_that_die_together_are_one_death() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, tenant) = (processes(dir.path(), 2), TenantId::generate());
+        let first = TRUSTED_RECEIVES + 1;
+        // A process starved past its lease holds several runs of one job, then dies: each
+        // run with it, as the fault soak's crashes do (decision 0113).
+        let held = UNRETURNED_LIMIT + 1;
+        let (going, begun) = start_runs_that_never_return(&p[0], &tenant, first, held);
+        until_begun(&begun, held.into()).await;
+        kill(going).await;
+        assert!(
+            matches!(
+                receive(&p[1], &tenant, first + held).await,
+                Outcome::RetryAfter(_)
+            ),
+            "run in the next process: one death so far, not {held}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_that_killed_a_process_each_time_is_dead_lettered() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = UNRETURNED_LIMIT as usize;
+        let (p, tenant) = (processes(dir.path(), limit + 1), TenantId::generate());
+        let first = TRUSTED_RECEIVES + 1;
+        for (i, process) in (0..).zip(&p[..limit]) {
+            let (going, begun) = start_runs_that_never_return(process, &tenant, first + i, 1);
+            until_begun(&begun, 1).await;
+            kill(going).await;
+        }
+        let next = first + UNRETURNED_LIMIT;
+        assert_eq!(receive(&p[limit], &tenant, next).await, Outcome::Done);
+    }
+
+    #[tokio::test]
+    async fn runs_that_died_with_their_task_are_counted_and_the_job_dead_lettered() {
         let dir = tempfile::tempdir().unwrap();
         let (g, tenant) = (guard(dir.path()), TenantId::generate());
         let first = TRUSTED_RECEIVES + 1;
-        let going = start_runs_that_never_return(&g, &tenant, first, UNRETURNED_LIMIT);
-        until_registered(&g, UNRETURNED_LIMIT).await;
-        // They die with their task (a panic, or a cancelled run): no longer going here.
-        for run in going {
-            run.abort();
-            let _ = run.await;
+        // Each dies with its task (a panic, or a cancelled run) before the next comes: no
+        // longer going here, so the next is counted as well.
+        for i in 0..UNRETURNED_LIMIT {
+            let (going, begun) = start_runs_that_never_return(&g, &tenant, first + i, 1);
+            until_begun(&begun, 1).await;
+            kill(going).await;
+            assert_eq!(g.running.alive("m-1"), 0);
         }
-        assert_eq!(g.running.alive("m-1"), 0);
         let next = first + UNRETURNED_LIMIT;
         assert_eq!(receive(&g, &tenant, next).await, Outcome::Done);
     }
@@ -323,26 +390,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut g, tenant) = (guard(dir.path()), TenantId::generate());
         let first = TRUSTED_RECEIVES + 1;
-        // The bound, shortened: the runs below outlive it at once, as runs that hang would.
+        // The bound, shortened: each run below outlives it, as a run that hangs would, so
+        // the next one is counted beside it.
         g.running.alive_for = Duration::from_millis(1);
-        let going = start_runs_that_never_return(&g, &tenant, first, UNRETURNED_LIMIT);
-        while g
-            .running
-            .runs
-            .lock()
-            .unwrap()
-            .get("m-1")
-            .map_or(0, Vec::len)
-            < UNRETURNED_LIMIT as usize
-        {
-            tokio::task::yield_now().await;
+        let mut going = Vec::new();
+        for i in 0..UNRETURNED_LIMIT {
+            let (runs, begun) = start_runs_that_never_return(&g, &tenant, first + i, 1);
+            until_begun(&begun, 1).await;
+            going.extend(runs);
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(g.running.alive("m-1"), 0);
         let next = first + UNRETURNED_LIMIT;
         assert_eq!(receive(&g, &tenant, next).await, Outcome::Done);
-        for run in going {
-            run.abort();
-        }
+        kill(going).await;
     }
 }

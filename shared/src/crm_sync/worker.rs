@@ -548,7 +548,13 @@ impl SyncWorker {
             // Removed under us (a contact erasure): nothing left to do.
             return Ok(Vec::new());
         };
-        if let Some(chat) = &sent.crm_chat_id {
+        // Only a chat the conversation did not know yet: a field recorded twice shows twice in
+        // the text log.
+        if let Some(chat) = sent
+            .crm_chat_id
+            .as_ref()
+            .filter(|chat| meta.crm_chat_id.as_ref() != Some(*chat))
+        {
             span.record("crm_chat", chat.as_str());
         }
         let mut note = None;
