@@ -88,15 +88,18 @@ struct Alive {
 }
 
 impl Running {
+    /// Whether a run started `at` is still taken for alive (not for one that hangs).
+    fn alive_since(&self, at: &Instant) -> bool {
+        at.elapsed() < self.alive_for
+    }
+
     /// Counted runs of `message_id` going here that have not run for longer than any run
     /// may (0 or 1; the tests read it).
     #[cfg(test)]
     fn alive(&self, message_id: &str) -> u32 {
         let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
         runs.get(message_id).map_or(0, |r| {
-            r.iter()
-                .filter(|(_, at)| at.elapsed() < self.alive_for)
-                .count() as u32
+            r.iter().filter(|(_, at)| self.alive_since(at)).count() as u32
         })
     }
 
@@ -106,7 +109,7 @@ impl Running {
     fn start_first(&self, message_id: &str) -> Option<Alive> {
         let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
         let going = runs.entry(message_id.to_owned()).or_default();
-        if going.iter().any(|(_, at)| at.elapsed() < self.alive_for) {
+        if going.iter().any(|(_, at)| self.alive_since(at)) {
             return None;
         }
         let token = self.next.fetch_add(1, Ordering::Relaxed);
@@ -151,7 +154,8 @@ impl RunGuard {
     /// such a job goes through `dead_letter` instead, without running.
     ///
     /// Past [`TRUSTED_RECEIVES`] receives the run is counted before it starts and taken back
-    /// once it returns. Taken back, not cleared: a run that returns at once (another delivery
+    /// once it returns, unless a counted run of the job is going in this process already
+    /// (then it runs uncounted: decision 0113). Taken back, not cleared: a run that returns at once (another delivery
     /// still holds the job's key after the one that died, or its pace) must not hide the
     /// deaths before it. A `Done` clears the count. When the count cannot be written (the
     /// store is down) the job runs unguarded: the queue's backstop still bounds it.
