@@ -502,10 +502,13 @@ async fn replies_delivered(w: &mut World, ledger: &Ledger, f: &mut SoakFigures) 
         }
         if posted == 0 || stored != Some(expected) {
             f.replies_not_delivered += 1;
+            let refs: Vec<String> = wamids
+                .iter()
+                .map(|w| wappline::logging::provider_ref(w))
+                .collect();
             eprintln!(
-                "soak: operator reply {} (provider_ref {}) ended {stored:?}, {delivery} delivery and {reading} reading posts",
-                reply.im_message,
-                wappline::logging::provider_ref(&wamids[0])
+                "soak: operator reply {} (tag {}, provider_refs {refs:?}) ended {stored:?} where {expected:?} was due, {delivery} delivery and {reading} reading posts",
+                reply.im_message, reply.tag
             );
         }
     }
