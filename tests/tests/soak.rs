@@ -69,6 +69,8 @@ async fn a_short_soak_loses_nothing_on_the_way_to_bitrix24_and_keeps_order() {
     assert!(first.restarts > 0, "{first:#?}");
     let f = &first.figures;
     assert!(f.erasures > 0 && f.replies > 0 && f.statuses > 0 && f.api_sends > 0);
+    // Instagram customers wrote, were answered and read (one in four customers).
+    assert!(f.instagram_items > 0, "{first:#?}");
     // The same seed makes the same items and the same figures.
     let second = run(config).await;
     assert_clean(&second);
@@ -96,7 +98,9 @@ async fn no_repeats_and_no_lost_sends() {
 }
 
 /// The full soak: `SOAK_ITEMS` items (default 10,000) from seed `SOAK_SEED` (default 1);
-/// `SOAK_FAULTS=0` runs the same items without faults, `SOAK_CRASH=<n>` crashes at n port
+/// `SOAK_FAULTS=0` runs the same items without faults, `SOAK_INSTAGRAM=<n>` makes n of each
+/// tenant's 4 customers write on Instagram (1 by default; 0 for WhatsApp alone, as before
+/// 2026-12-07), `SOAK_CRASH=<n>` crashes at n port
 /// calls in 100,000 (the short soak's 25), `SOAK_STEP_WITHIN_SECS=<n>` lets the driver wait
 /// n seconds for one step (90 by default; more for a run starved of CPU), `SOAK_LOG=1`
 /// prints the log.
@@ -113,6 +117,9 @@ async fn full_soak() {
     );
     if let Some(crash) = var("SOAK_CRASH") {
         config.rates.crash = crash as u32;
+    }
+    if let Some(n) = var("SOAK_INSTAGRAM") {
+        config.instagram_customers = (n as usize).min(config.customers);
     }
     if let Some(secs) = var("SOAK_STEP_WITHIN_SECS") {
         config.step_within = std::time::Duration::from_secs(secs);

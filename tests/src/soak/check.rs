@@ -18,9 +18,9 @@ pub(super) struct Ledger {
     /// Per customer: the tags of replies and API sends, in order.
     outbound: Vec<(usize, String)>,
     /// Statuses sent for operator replies: their Bitrix24 message id, the status, and the
-    /// tenant, number and Meta message id they named (to trace a lost one).
+    /// tenant, account and Meta message id they named (to trace a lost one).
     statuses: Vec<(u64, &'static str, StatusOf)>,
-    /// Operator replies: their Bitrix24 message id, tag, tenant and number, and their
+    /// Operator replies: their Bitrix24 message id, tag, tenant and account, and their
     /// conversation (customer, epoch).
     replies: Vec<Reply>,
     /// Erased people: their tenant, their first delivery (to redeliver) and its message id.
@@ -28,6 +28,8 @@ pub(super) struct Ledger {
     /// Conversations (customer, epoch) whose person was erased.
     erased_conversations: HashSet<(usize, u32)>,
     counts: HashMap<&'static str, usize>,
+    /// Items of customers who write on Instagram.
+    instagram_items: usize,
 }
 
 impl Ledger {
@@ -55,7 +57,8 @@ impl Ledger {
             .push((tenant.to_owned(), delivery, wamid.to_owned()));
         self.erased_conversations.insert(conversation);
     }
-    pub(super) fn count(&mut self, kind: Kind) {
+    pub(super) fn count(&mut self, kind: Kind, on_instagram: bool) {
+        self.instagram_items += usize::from(on_instagram);
         let name = match kind {
             Kind::Inbound => "inbound",
             Kind::Status => "status",
@@ -72,14 +75,18 @@ pub(super) struct Reply {
     pub im_message: u64,
     pub tag: String,
     pub tenant: String,
-    pub number: String,
+    /// `whatsapp` or `instagram`, and the tenant's number or Instagram account on it.
+    pub channel: &'static str,
+    pub account: String,
     pub conversation: (usize, u32),
 }
 
-/// What a status named: the tenant, its WhatsApp number and Meta's message id.
+/// What a status named: the tenant, its account (channel and WhatsApp number or Instagram
+/// account) and Meta's message id.
 pub(super) struct StatusOf {
     pub tenant: String,
-    pub number: String,
+    pub channel: &'static str,
+    pub account: String,
     pub wamid: String,
 }
 
@@ -93,6 +100,8 @@ pub struct SoakFigures {
     pub replies: usize,
     pub api_sends: usize,
     pub erasures: usize,
+    /// Items (of every kind) of the customers who write on Instagram.
+    pub instagram_items: usize,
     /// Inbound messages acknowledged to Meta that never reached their portal.
     pub lost_at_bitrix: usize,
     /// Inbound messages posted to their portal more than once (extra posts), and any other
@@ -117,12 +126,14 @@ pub struct SoakFigures {
     pub statuses_lost: usize,
     /// Operator replies Meta accepted that did not end `delivered` (`read` when the driver
     /// reported it read): on the stored message, or with no such status post at their
-    /// portal. Meta's `delivered` follows every accepted send (the Graph API fake sends it
-    /// after `sent`), and may come before the send was recorded (decision 0074).
+    /// portal. Meta's `delivered` follows every accepted WhatsApp send (the Graph API fake
+    /// sends it after `sent`), and may come before the send was recorded (decision 0074).
+    /// Instagram reports reads only, so an unread Instagram reply ends `sent`.
     pub replies_not_delivered: usize,
     /// Status posts of an operator reply beyond what its statuses owe: more than two
     /// `imconnector.send.status.delivery` (our `sent` and Meta's `delivered`, which Bitrix24
-    /// takes through the same method) or more than one `...reading`, besides those of
+    /// takes through the same method; one on Instagram, which reports no delivery) or more than
+    /// one `...reading`, besides those of
     /// `status_posts_repeated_after_lost_answer`.
     pub status_posts_repeated: usize,
     /// Such extra posts whose earlier post's answer was lost on the wire or hidden by a
@@ -145,9 +156,12 @@ pub struct SoakFigures {
     pub erased_past_window: usize,
 }
 
-/// The text of a Cloud API send's body.
+/// The text of a send's body: a Cloud API send's `text.body`, an Instagram send's
+/// `message.text`.
 pub(crate) fn text_of(body: &Value) -> Option<&str> {
-    body["text"]["body"].as_str()
+    body["text"]["body"]
+        .as_str()
+        .or_else(|| body["message"]["text"].as_str())
 }
 
 /// The tag (`soak-<n>`) at the end of a sent text.
@@ -206,6 +220,7 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
         replies: ledger.counts.get("reply").copied().unwrap_or(0),
         api_sends: ledger.counts.get("api_send").copied().unwrap_or(0),
         erasures: ledger.counts.get("erasure").copied().unwrap_or(0),
+        instagram_items: ledger.instagram_items,
         ..SoakFigures::default()
     };
 
@@ -457,7 +472,11 @@ async fn replies_delivered(w: &mut World, ledger: &Ledger, f: &mut SoakFigures) 
         };
         let delivery = count("imconnector.send.status.delivery");
         let reading = count("imconnector.send.status.reading");
-        let extra = delivery.saturating_sub(2) + reading.saturating_sub(1);
+        // Our `sent` and Meta's `delivered` each post a delivery status on WhatsApp;
+        // Instagram reports no delivery, so only our `sent` does there.
+        let instagram = reply.channel == "instagram";
+        let owed_deliveries = if instagram { 1 } else { 2 };
+        let extra = delivery.saturating_sub(owed_deliveries) + reading.saturating_sub(1);
         if extra > 0 {
             // A status post is at-least-once like any post: its answer lost on the wire, or
             // a crash before it was recorded, and it is posted again (decision 0056).
@@ -480,6 +499,8 @@ async fn replies_delivered(w: &mut World, ledger: &Ledger, f: &mut SoakFigures) 
         }
         let expected = if read {
             MessageStatus::Read
+        } else if instagram {
+            MessageStatus::Sent
         } else {
             MessageStatus::Delivered
         };
@@ -495,7 +516,8 @@ async fn replies_delivered(w: &mut World, ledger: &Ledger, f: &mut SoakFigures) 
             }
             let of = StatusOf {
                 tenant: reply.tenant.clone(),
-                number: reply.number.clone(),
+                channel: reply.channel,
+                account: reply.account.clone(),
                 wamid: wamid.clone(),
             };
             stored = stored_message_status(w, &of).await;
@@ -566,8 +588,7 @@ async fn stored(w: &mut World, of: &StatusOf) -> Stored {
         platform.store.clone(),
         platform.envelope.clone(),
     );
-    let number = wappline::ids::PhoneNumberId::parse(&of.number).expect("number");
-    let account = wappline::meta::AccountRef::WhatsApp(number);
+    let account = wappline::meta::AccountRef::parse(of.channel, &of.account).expect("account");
     let found = match conversations.find_message(&account, &of.wamid).await {
         Ok(Some(at)) => match conversations.message(&at).await {
             Ok(Some(m)) => Stored::Status(m.status),

@@ -7,6 +7,7 @@
 //! the poison, and nothing of an erased person back after Meta redelivers it.
 
 mod check;
+mod deliveries;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -20,9 +21,11 @@ use wappline::queue::{platform, OutgoingMessage, Queue};
 
 use crate::fake_bitrix::{EventBody, EventMessage};
 use crate::fake_graph::SentMessage;
+use deliveries::{instagram_read_delivery, instagram_text_delivery, status_delivery};
 use world::{SoakTenant, World, LINE};
 
 pub use check::SoakFigures;
+pub use deliveries::text_delivery;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -32,6 +35,9 @@ pub struct SoakConfig {
     pub tenants: usize,
     /// Customers per tenant.
     pub customers: usize,
+    /// Of each tenant's customers, how many write on Instagram (the last ones); the others
+    /// write on WhatsApp. With none, no Instagram account is connected.
+    pub instagram_customers: usize,
     /// Garbage jobs put straight into the inbound queue: they must be dead-lettered.
     pub poison: usize,
     pub rates: FaultRates,
@@ -53,6 +59,7 @@ impl SoakConfig {
             seed,
             tenants: 5,
             customers: 4,
+            instagram_customers: 1,
             poison: 3,
             rates: FaultRates::SOAK,
             http_rates: FaultRates::SOAK_HTTP,
@@ -80,14 +87,33 @@ pub struct SoakReport {
     pub elapsed: Duration,
 }
 
+/// The channel a customer writes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Channel {
+    WhatsApp,
+    Instagram,
+}
+
+impl Channel {
+    /// The name the admin and public APIs take.
+    fn name(self) -> &'static str {
+        match self {
+            Channel::WhatsApp => "whatsapp",
+            Channel::Instagram => "instagram",
+        }
+    }
+}
+
 /// One customer of one tenant, as the driver knows them.
 #[derive(Clone, Debug)]
 struct Customer {
     tenant: usize,
-    phone: String,
+    channel: Channel,
+    /// Their phone on WhatsApp, their Instagram-scoped id on Instagram.
+    id: String,
     /// Bumped by an erasure: what the person writes afterwards is a new conversation.
     epoch: u32,
-    /// Their messages of this epoch, in the order Meta got its 200.
+    /// Their messages of this epoch (Meta's ids), in the order Meta got its 200.
     wamids: Vec<String>,
     /// The first delivery of this epoch, kept to be redelivered after an erasure.
     first_delivery: Option<Vec<u8>>,
@@ -126,44 +152,6 @@ fn pick_kind(rng: &mut SeededRng) -> Kind {
     Kind::Inbound
 }
 
-/// A WhatsApp text delivery, in the Cloud API's webhook shape (the sample
-/// `events/meta-webhook/whatsapp-text.json`).
-pub fn text_delivery(t: &SoakTenant, phone: &str, wamid: &str, body: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": t.waba, "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": t.number},
-            "contacts": [{"profile": {"name": "Soak Customer"}, "wa_id": phone}],
-            "messages": [{"from": phone, "id": wamid,
-                "timestamp": wappline::clock::now_secs().to_string(),
-                "type": "text", "text": {"body": body}}]
-        }}]}]
-    }))
-    .expect("json")
-}
-
-/// A status delivery (the sample `whatsapp-status-delivered.json`) of the send `sent`: with
-/// the send's `biz_opaque_callback_data`, which Meta returns in every status of that message
-/// (sent, delivered, read, failed; decision 0055), as the Graph API fake's own statuses do.
-fn status_delivery(t: &SoakTenant, phone: &str, sent: &SentMessage, status: &str) -> Vec<u8> {
-    let mut object = json!({"id": sent.id, "status": status,
-        "timestamp": wappline::clock::now_secs().to_string(),
-        "recipient_id": phone});
-    if let Some(tag) = sent.body.get("biz_opaque_callback_data") {
-        object["biz_opaque_callback_data"] = tag.clone();
-    }
-    serde_json::to_vec(&json!({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": t.waba, "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": t.number},
-            "statuses": [object]
-        }}]}]
-    }))
-    .expect("json")
-}
-
 /// Runs the soak.
 pub async fn run(config: SoakConfig) -> SoakReport {
     let started = Instant::now();
@@ -177,21 +165,42 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         &format!("{}/webhooks/meta", w.base()),
         crate::fake_graph::FAKE_APP_SECRET,
     );
-    let mut tenants = Vec::new();
-    for i in 0..config.tenants {
-        tenants.push(w.tenant(i).await);
-    }
     let mut customers: Vec<Customer> = (0..config.tenants * config.customers)
-        .map(|i| Customer {
-            tenant: i / config.customers,
-            phone: format!("1650555{:04}", 1000 + i),
-            epoch: 0,
-            wamids: Vec::new(),
-            first_delivery: None,
-            chat: None,
-            unstated_reply: None,
+        .map(|i| {
+            let instagram = i % config.customers >= config.customers - config.instagram_customers;
+            Customer {
+                tenant: i / config.customers,
+                channel: if instagram {
+                    Channel::Instagram
+                } else {
+                    Channel::WhatsApp
+                },
+                id: if instagram {
+                    format!("12544591546{:05}", 10_000 + i)
+                } else {
+                    format!("1650555{:04}", 1000 + i)
+                },
+                epoch: 0,
+                wamids: Vec::new(),
+                first_delivery: None,
+                chat: None,
+                unstated_reply: None,
+            }
         })
         .collect();
+    let mut tenants = Vec::new();
+    for i in 0..config.tenants {
+        let mut t = w.tenant(i).await;
+        let on_instagram: Vec<String> = customers
+            .iter()
+            .filter(|c| c.tenant == i && c.channel == Channel::Instagram)
+            .map(|c| c.id.clone())
+            .collect();
+        if !on_instagram.is_empty() {
+            w.connect_instagram(&mut t, i, &on_instagram).await;
+        }
+        tenants.push(t);
+    }
     let mut ledger = check::Ledger::default();
     let mut rng = SeededRng::new(config.seed);
     plan.arm(true);
@@ -225,8 +234,21 @@ pub async fn run(config: SoakConfig) -> SoakReport {
         match kind {
             Kind::Inbound => {
                 let cu = &customers[c];
-                let wamid = format!("wamid.SOAK{}E{}N{seq}", cu.phone, cu.epoch);
-                let body = text_delivery(&t, &cu.phone, &wamid, &format!("soak message {seq}"));
+                let text = format!("soak message {seq}");
+                let (wamid, body) = match cu.channel {
+                    Channel::WhatsApp => {
+                        let wamid = format!("wamid.SOAK{}E{}N{seq}", cu.id, cu.epoch);
+                        let body = text_delivery(&t, &cu.id, &wamid, &text);
+                        (wamid, body)
+                    }
+                    Channel::Instagram => {
+                        // An Instagram `mid` is an opaque base64 text (`aWdf…`, "ig_…").
+                        let mid = format!("aWdfSOAK{}E{}N{seq}", cu.id, cu.epoch);
+                        let body =
+                            instagram_text_delivery(account(&t, cu.channel), &cu.id, &mid, &text);
+                        (mid, body)
+                    }
+                };
                 w.webhook(&body).await;
                 let cu = &mut customers[c];
                 if cu.first_delivery.is_none() {
@@ -241,7 +263,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 let tag = format!("soak-{seq}");
                 let form = EventBody::for_portal(&w.bitrix, &t.domain, Some(&t.app_token))
                     .message_add(
-                        "wappline_whatsapp",
+                        &format!("wappline_{}", customers[c].channel.name()),
                         LINE,
                         &[EventMessage {
                             im_chat_id: 901,
@@ -259,7 +281,8 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                     im_message: next_im_message,
                     tag,
                     tenant: t.id.clone(),
-                    number: t.number.clone(),
+                    channel: customers[c].channel.name(),
+                    account: account(&t, customers[c].channel).to_owned(),
                     conversation: (c, customers[c].epoch),
                 });
             }
@@ -268,8 +291,10 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 // 24-hour window is open) once the portal shows it.
                 chat_of(&mut w, &mut customers[c], &t, config.step_within).await;
                 let tag = format!("soak-{seq}");
-                let body = json!({"channel": "whatsapp", "account_id": t.number,
-                    "to": format!("+{}", customers[c].phone), "text": format!("api send {tag}")});
+                let cu = &customers[c];
+                let body = json!({"channel": cu.channel.name(),
+                    "account_id": account(&t, cu.channel),
+                    "to": customer_address(cu), "text": format!("api send {tag}")});
                 let key = t.api_key.clone();
                 w.until_ok("public API send", |http, base| {
                     http.post(format!("{base}/v1/messages"))
@@ -283,19 +308,27 @@ pub async fn run(config: SoakConfig) -> SoakReport {
             Kind::Status => {
                 let (tag, im_message) = customers[c].unstated_reply.take().expect("checked");
                 let sent = sent_message(&mut w, &tag, config.step_within).await;
-                let status = if rng.below(2) == 0 {
+                let cu = &customers[c];
+                // Instagram reports reads only (no delivery of a message).
+                let status = if rng.below(2) == 0 && cu.channel == Channel::WhatsApp {
                     "delivered"
                 } else {
                     "read"
                 };
-                w.webhook(&status_delivery(&t, &customers[c].phone, &sent, status))
-                    .await;
+                let body = match cu.channel {
+                    Channel::WhatsApp => status_delivery(&t, &cu.id, &sent, status),
+                    Channel::Instagram => {
+                        instagram_read_delivery(account(&t, cu.channel), &cu.id, &sent)
+                    }
+                };
+                w.webhook(&body).await;
                 ledger.status(
                     im_message,
                     status,
                     check::StatusOf {
                         tenant: t.id.clone(),
-                        number: t.number.clone(),
+                        channel: cu.channel.name(),
+                        account: account(&t, cu.channel).to_owned(),
                         wamid: sent.id,
                     },
                 );
@@ -304,7 +337,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 // What was written so far reaches the portal first; then the person is
                 // erased, and what they write next is a new conversation.
                 w.drain(config.drain_within).await;
-                erase(&mut w, &t, &customers[c].phone).await;
+                erase(&mut w, &t, &customers[c]).await;
                 let cu = &mut customers[c];
                 ledger.erased(
                     &t.id,
@@ -318,7 +351,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                 cu.unstated_reply = None;
             }
         }
-        ledger.count(kind);
+        ledger.count(kind, customers[c].channel == Channel::Instagram);
     }
     w.drain(config.drain_within).await;
     let figures = check::verify(&mut w, &ledger, &config).await;
@@ -390,13 +423,30 @@ async fn sent_message(w: &mut World, tag: &str, within: Duration) -> SentMessage
     );
 }
 
+/// The tenant's account on `channel`: its WhatsApp number or its Instagram account.
+fn account(t: &SoakTenant, channel: Channel) -> &str {
+    match channel {
+        Channel::WhatsApp => &t.number,
+        Channel::Instagram => t.instagram.as_deref().expect("connected for its customers"),
+    }
+}
+
+/// The customer as the public and admin APIs name them: `+<phone>`, or the IGSID.
+fn customer_address(cu: &Customer) -> String {
+    match cu.channel {
+        Channel::WhatsApp => format!("+{}", cu.id),
+        Channel::Instagram => cu.id.clone(),
+    }
+}
+
 /// Asks for the contact's erasure and waits until it completed.
-async fn erase(w: &mut World, t: &SoakTenant, phone: &str) {
+async fn erase(w: &mut World, t: &SoakTenant, cu: &Customer) {
     let v = w
         .admin(
             "POST",
             &format!("/admin/tenants/{}/erasure/contacts", t.id),
-            json!({"channel": "whatsapp", "account_id": t.number, "customer": format!("+{phone}")}),
+            json!({"channel": cu.channel.name(), "account_id": account(t, cu.channel),
+                "customer": customer_address(cu)}),
         )
         .await;
     let id = v["request_id"].as_str().expect("request id").to_owned();

@@ -31,11 +31,13 @@ pub const WORK_QUEUES: [&str; 5] = [
     platform::EXPORTS,
 ];
 
-/// One soak tenant: its WhatsApp number and its Bitrix24 portal.
+/// One soak tenant: its WhatsApp number, its Instagram account when connected, and its
+/// Bitrix24 portal.
 #[derive(Clone, Debug)]
 pub struct SoakTenant {
     pub id: String,
     pub number: String,
+    pub instagram: Option<String>,
     pub waba: String,
     pub token: String,
     pub domain: String,
@@ -392,12 +394,39 @@ impl World {
         SoakTenant {
             id,
             number,
+            instagram: None,
             waba,
             token,
             domain,
             app_token,
             api_key: key["key"].as_str().expect("key").to_owned(),
         }
+    }
+
+    /// Connects tenant `i`'s Instagram professional account, proven by its token at the
+    /// Graph API fake as the console's connect does, and lets the fake answer the profiles
+    /// of `customers` (their Instagram-scoped ids: each has messaged the account).
+    pub async fn connect_instagram(&mut self, t: &mut SoakTenant, i: usize, customers: &[String]) {
+        let account = format!("178414058223049{i:02}");
+        let token = format!("IGsoakTOKEN{i}");
+        self.graph.add_instagram_token(&token, &account, None);
+        self.admin(
+            "POST",
+            &format!("/admin/tenants/{}/channels/instagram", t.id),
+            json!({"account_id": account, "access_token": token}),
+        )
+        .await;
+        for igsid in customers {
+            self.graph.set_instagram_profile(
+                igsid,
+                crate::fake_graph::FakeProfile {
+                    name: Some("Soak Customer".into()),
+                    username: Some(format!("soak.{igsid}")),
+                    profile_pic: None,
+                },
+            );
+        }
+        t.instagram = Some(account);
     }
 
     /// The sum of metric `name` counted with `dimension` = `value` by every instance so far.
