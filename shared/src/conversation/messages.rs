@@ -17,6 +17,10 @@ use crate::store::{
     AttrValue, Condition, Item, Key, Query, StoreError, Table, Update, WriteOp, TTL_ATTR,
 };
 
+/// How long a held early read is kept: the send it waits for is recorded within its
+/// queue's retries, long before.
+const EARLY_READ_DAYS: u32 = 2;
+
 impl Conversations {
     /// Stores a message once: the message item and its provider-id index are written together
     /// only if neither exists. Returns the message's place and whether it was new.
@@ -198,6 +202,34 @@ impl Conversations {
         )
         .await?;
         Ok(())
+    }
+
+    /// Keeps a read of `provider_message_id` that came before the send was recorded, for
+    /// the send worker to apply once it records that id (decision 0114: Instagram's sends
+    /// carry no tag of ours, so the read cannot wait on the send's progress as a WhatsApp
+    /// status does, decision 0074). Beside the send's provider-id index item, in its
+    /// partition: a hash, no personal data; gone after [`EARLY_READ_DAYS`]. Idempotent.
+    pub async fn hold_early_read(
+        &self,
+        account: &AccountRef,
+        provider_message_id: &str,
+    ) -> Result<(), ConversationError> {
+        let hold = Item::new(&self.early_read_key(account, provider_message_id))
+            .with(TTL_ATTR, retention_expiry(EARLY_READ_DAYS));
+        self.store.put(Table::Data, hold, None).await?;
+        Ok(())
+    }
+
+    /// True when a read of `provider_message_id` was held before its send was recorded
+    /// ([`Self::hold_early_read`]). Its provider id names one message only, so a hold found
+    /// is always that message's, however late.
+    pub async fn early_read(
+        &self,
+        account: &AccountRef,
+        provider_message_id: &str,
+    ) -> Result<bool, ConversationError> {
+        let key = self.early_read_key(account, provider_message_id);
+        Ok(self.store.get(Table::Data, &key).await?.is_some())
     }
 
     /// Finds a message by the provider's id on an account.

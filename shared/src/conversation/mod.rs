@@ -59,6 +59,8 @@ pub use sync_hold::{PushHold, HOLD_ON_MESSAGE_MAX_BYTES};
 
 const META_SK: &str = "META";
 pub const MID_SK: &str = "MID";
+/// The sort key of a held early read, beside a provider-id index item (decision 0114).
+const EARLY_READ_SK: &str = "READ";
 const MSG_PREFIX: &str = "MSG#";
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +144,24 @@ impl Conversations {
 
     fn index_key(&self, account: &AccountRef, provider_message_id: &str) -> Key {
         message_index_key(&self.tenant, account, provider_message_id)
+    }
+
+    /// The key of a read held for the send of `provider_message_id` before it was recorded
+    /// (decision 0114): beside the send's provider-id index item, in its partition.
+    fn early_read_key(&self, account: &AccountRef, provider_message_id: &str) -> Key {
+        Key::new(
+            self.index_key(account, provider_message_id).pk,
+            EARLY_READ_SK,
+        )
+    }
+
+    /// The key of a held early read of a message's send (for erasure).
+    pub fn early_read_key_of(
+        &self,
+        account: &AccountRef,
+        provider_message_id: &str,
+    ) -> Option<Key> {
+        (!provider_message_id.is_empty()).then(|| self.early_read_key(account, provider_message_id))
     }
 
     /// The key of the provider-id index item of a message (for erasure and retention).

@@ -140,6 +140,13 @@ pub(crate) async fn erase_conversation(
                     if let Some(index) = conversations.index_key_of(account, provider_id) {
                         pointers.push((Table::Data, index));
                     }
+                    // A read held for the send (decision 0114; no personal data, gone in
+                    // two days anyway): nothing of the person's messages stays behind.
+                    if m.sent_provider_id.as_ref() == Some(provider_id) {
+                        if let Some(hold) = conversations.early_read_key_of(account, provider_id) {
+                            pointers.push((Table::Data, hold));
+                        }
+                    }
                     let events = [
                         format!("{ch}:msg:{provider_id}"),
                         format!("{ch}:echo:{provider_id}"),

@@ -520,14 +520,8 @@ impl InboundWorker {
                 message_id: Some(message_id),
                 ..
             } => {
-                self.forward_status(
-                    job,
-                    &conversations,
-                    message_id.as_str(),
-                    MessageStatus::Read,
-                    None,
-                )
-                .await
+                self.forward_read(job, &conversations, message_id.as_str())
+                    .await
             }
             EventKind::Read {
                 message_id: None, ..

@@ -480,8 +480,11 @@ impl OutboundWorker {
             self.apply_early(conversations, job, failed).await?;
             return Ok(Outcome::Done);
         }
-        if message.sent_provider_id.is_some() && sent_parts.is_empty() {
+        if let (Some(sent), true) = (&message.sent_provider_id, sent_parts.is_empty()) {
             // Sent by an earlier delivery that stopped before acknowledging.
+            let early = self
+                .with_early_read(conversations, &meta.account, sent, early)
+                .await?;
             return self.finish(job, conversations, early).await;
         }
 
@@ -674,6 +677,9 @@ impl OutboundWorker {
                         .early_status(&job.tenant_id, &job.effect)
                         .await?
                         .or(early);
+                    early = self
+                        .with_early_read(conversations, account, &provider_id, early)
+                        .await?;
                     // The attempt stays on the progress item (its tag names its part): the
                     // next part's attempt is recorded over it.
                     if attempt.is_some() {

@@ -9,6 +9,8 @@
 mod early_status;
 // Meta's statuses of an earlier copy of a part sent again (decision 0111).
 mod earlier_copy;
+// Instagram's reads that come before the send's `mid` is recorded (decision 0114).
+mod instagram_read;
 // The send worker's own `failed` after a delivery stopped before queueing its note (decision
 // 0078).
 mod own_failure;

@@ -141,18 +141,35 @@ impl InboundWorker {
         Ok(conversations.find_message(&job.event.account, &id).await?)
     }
 
-    pub(super) async fn forward_status(
+    /// A read receipt naming one of our messages (Instagram's `read.mid`). When no message
+    /// holds that id yet, the send worker has not recorded the send: the read is kept for
+    /// it, and the message looked for once more, since the send worker may have recorded it
+    /// (and looked for a kept read) between the first lookup and the hold. Each side writes,
+    /// then reads the other's, so one of them always applies the read (decision 0114).
+    pub(super) async fn forward_read(
         &self,
         job: &InboundJob,
         conversations: &Conversations,
         provider_message_id: &str,
-        status: MessageStatus,
-        failure: Option<String>,
     ) -> Result<(), InboundError> {
-        let target = conversations
-            .find_message(&job.event.account, provider_message_id)
+        let account = &job.event.account;
+        let mut target = conversations
+            .find_message(account, provider_message_id)
             .await?;
-        self.forward_status_to(job, conversations, target, status, failure)
+        if target.is_none() {
+            conversations
+                .hold_early_read(account, provider_message_id)
+                .await?;
+            target = conversations
+                .find_message(account, provider_message_id)
+                .await?;
+            tracing::info!(
+                found = target.is_some(),
+                "read of a send not recorded yet; kept for the send worker"
+            );
+            self.metrics.early_status("held");
+        }
+        self.forward_status_to(job, conversations, target, MessageStatus::Read, None)
             .await
     }
 

@@ -198,6 +198,30 @@ impl OutboundWorker {
         Ok(())
     }
 
+    /// `early`, or a read Instagram reported of `provider_id` before this send was recorded,
+    /// which the inbound worker kept for us (decision 0114; read once the send is recorded,
+    /// as the inbound worker looks for the message once more after it keeps one). Instagram
+    /// only: its sends carry no tag of ours, so such a read is not on the send's progress.
+    pub(super) async fn with_early_read(
+        &self,
+        conversations: &Conversations,
+        account: &AccountRef,
+        provider_id: &str,
+        early: Option<EarlyStatus>,
+    ) -> Result<Option<EarlyStatus>, SendError> {
+        if !matches!(account, AccountRef::Instagram(_)) || provider_id.is_empty() {
+            return Ok(early);
+        }
+        if conversations.early_read(account, provider_id).await? {
+            tracing::info!("a read Instagram reported before the send was recorded; applied");
+            return Ok(Some(EarlyStatus {
+                status: MessageStatus::Read,
+                failure: None,
+            }));
+        }
+        Ok(early)
+    }
+
     /// Records that part `index` went out as `sent_parts[index]`: the progress of a
     /// multi-part message and the message's provider id, retried in place. The progress is
     /// written for a one-part message too when the part was sent `again` by a later attempt:

@@ -85,7 +85,7 @@ pub(crate) fn wa() -> AccountRef {
     AccountRef::WhatsApp(PhoneNumberId::parse(WA_NUMBER).unwrap())
 }
 
-fn ig() -> AccountRef {
+pub(crate) fn ig() -> AccountRef {
     AccountRef::Instagram(InstagramAccountId::parse(IG_ACCOUNT).unwrap())
 }
 

@@ -1,0 +1,96 @@
+//! An Instagram read that comes before the send worker recorded the reply's `mid` (decision
+//! 0114). Instagram's Send API takes no tag of ours, so the read cannot wait on the send's
+//! progress as a WhatsApp status does (decision 0074): the inbound worker keeps it beside the
+//! send's index, the send worker looks for it once it records the `mid`. Each test runs the
+//! CRM sync worker against the Bitrix24 fake and counts the portal's reading posts.
+
+use e2e_tests::embedded_tenant::only_inbound_job;
+use e2e_tests::harness::sample;
+use serde_json::Value;
+use wappline::inbound::InboundJob;
+use wappline::meta::InstagramUserId;
+
+use super::early_status::{portal, READING};
+use super::*;
+use crate::outbound_worker::ig;
+
+/// The customer's Instagram-scoped id (the sample `instagram-read.json`'s sender).
+const IGSID: &str = "1254459154682919";
+
+/// Instagram's read receipt of the send `mid` (the sample `instagram-read.json`, its `read`
+/// naming the message), as the webhook would have queued it.
+fn read_job(tenant: &wappline::ids::TenantId, mid: &str) -> InboundJob {
+    let mut v: Value = serde_json::from_slice(&sample("instagram-read.json")).unwrap();
+    let item = &mut v["entry"][0]["messaging"][0];
+    item["read"]["mid"] = json!(mid);
+    item["timestamp"] = json!(wappline::clock::now_secs() * 1000);
+    only_inbound_job(tenant, v.to_string().as_bytes())
+}
+
+impl Rig {
+    /// An operator's reply to a customer who wrote on Instagram a minute ago.
+    async fn instagram_reply(&self, text: &str) -> MessageRef {
+        let customer = CustomerRef::new(CustomerId::Instagram(
+            InstagramUserId::parse(IGSID).unwrap(),
+        ));
+        let conversation = self.world.customer(&ig(), customer, 60).await;
+        self.world
+            .reply(&conversation, operator(text, Vec::new(), 77))
+            .await
+    }
+
+    /// Instagram's read of the one send made, handled by the inbound worker while the send
+    /// worker writes that send's `mid` (before the write runs): the message cannot be found.
+    fn instagram_reads_before_the_mid_write(&self) {
+        let (graph, tenant, inbound) = (self.graph.clone(), self.tenant.clone(), self.inbound());
+        *self.store.hook().meanwhile.lock().unwrap() = Some(Box::pin(async move {
+            let sent = graph.sent().remove(0);
+            let job = read_job(&tenant, &sent.id);
+            assert_eq!(inbound.process(&job).await.unwrap(), Outcome::Done);
+        }));
+    }
+}
+
+/// The read comes while the send worker records the `mid`: the inbound worker finds no
+/// message and keeps the read; the send worker, having recorded the `mid`, finds it and marks
+/// the reply read. The operator sees it read once; Instagram repeating its webhook and the
+/// send job delivered again post nothing more.
+#[tokio::test]
+async fn an_instagram_read_before_its_send_is_recorded_reaches_the_portal_once() {
+    let r = rig(Duration::from_secs(600)).await;
+    let p = portal(&r).await;
+    let at = r.instagram_reply("read before recorded").await;
+    r.instagram_reads_before_the_mid_write();
+    assert_eq!(r.deliver().await, Outcome::Done);
+    assert!(
+        r.store.hook().meanwhile.lock().unwrap().is_none(),
+        "the read came before the mid was written"
+    );
+    assert_eq!(r.graph.sent().len(), 1, "one send");
+    p.sync(&r).await;
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Read));
+    assert_eq!(p.status_posts(READING), 1);
+
+    let mid = r.graph.sent().remove(0).id;
+    let again = read_job(&r.tenant, &mid);
+    assert_eq!(r.inbound().process(&again).await.unwrap(), Outcome::Done);
+    assert_eq!(r.redeliver(&at).await, Outcome::Done);
+    p.sync(&r).await;
+    assert_eq!(p.status_posts(READING), 1);
+    assert_eq!(r.graph.sent().len(), 1, "never sent again");
+}
+
+/// A read of a `mid` no send of ours ever got (another app's message on the account) is
+/// kept and goes nowhere: no message is marked, nothing is posted.
+#[tokio::test]
+async fn an_instagram_read_of_a_message_we_never_sent_goes_nowhere() {
+    let r = rig(Duration::from_secs(600)).await;
+    let p = portal(&r).await;
+    let at = r.instagram_reply("not the one read").await;
+    assert_eq!(r.deliver().await, Outcome::Done);
+    let job = read_job(&r.tenant, "aWdfaXRlbToxOklHTWVzc2FnZUlEOm5vdE91cnM");
+    assert_eq!(r.inbound().process(&job).await.unwrap(), Outcome::Done);
+    p.sync(&r).await;
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Sent));
+    assert_eq!(p.status_posts(READING), 0);
+}
