@@ -49,40 +49,35 @@ pub(super) fn status_delivery(
     .expect("json")
 }
 
-/// An Instagram text delivery (the sample `events/meta-webhook/instagram-text.json`): one
-/// `messaging` item from the customer's Instagram-scoped id to the tenant's account, its
-/// times in milliseconds.
+/// An Instagram text delivery (the sample `events/meta-webhook/instagram-text.json`).
 pub(super) fn instagram_text_delivery(
     account: &str,
     igsid: &str,
     mid: &str,
     text: &str,
 ) -> Vec<u8> {
-    let now_ms = wappline::clock::now_secs() * 1000;
-    serde_json::to_vec(&json!({
-        "object": "instagram",
-        "entry": [{"time": now_ms, "id": account, "messaging": [{
-            "sender": {"id": igsid},
-            "recipient": {"id": account},
-            "timestamp": now_ms,
-            "message": {"mid": mid, "text": text}
-        }]}]
-    }))
-    .expect("json")
+    instagram_delivery(account, igsid, "message", json!({"mid": mid, "text": text}))
 }
 
 /// An Instagram read receipt of the send `sent` (the sample `instagram-read.json`: `read`
 /// names the message's `mid`). Instagram reports no delivery of a message, only its read.
 pub(super) fn instagram_read_delivery(account: &str, igsid: &str, sent: &SentMessage) -> Vec<u8> {
+    instagram_delivery(account, igsid, "read", json!({"mid": sent.id}))
+}
+
+/// One `messaging` item from the customer's Instagram-scoped id to the tenant's account,
+/// carrying `what` (`message`, `read`), its times in milliseconds as Instagram sends them.
+fn instagram_delivery(account: &str, igsid: &str, what: &str, value: serde_json::Value) -> Vec<u8> {
     let now_ms = wappline::clock::now_secs() * 1000;
+    let mut item = json!({
+        "sender": {"id": igsid},
+        "recipient": {"id": account},
+        "timestamp": now_ms,
+    });
+    item[what] = value;
     serde_json::to_vec(&json!({
         "object": "instagram",
-        "entry": [{"time": now_ms, "id": account, "messaging": [{
-            "sender": {"id": igsid},
-            "recipient": {"id": account},
-            "timestamp": now_ms,
-            "read": {"mid": sent.id}
-        }]}]
+        "entry": [{"time": now_ms, "id": account, "messaging": [item]}]
     }))
     .expect("json")
 }
