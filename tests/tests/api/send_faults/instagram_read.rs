@@ -7,6 +7,9 @@
 use e2e_tests::embedded_tenant::only_inbound_job;
 use e2e_tests::harness::sample;
 use serde_json::Value;
+use tokio::sync::{oneshot, Notify};
+use wappline::faults::hooked::HookedStore;
+use wappline::inbound::worker::InboundWorker;
 use wappline::inbound::InboundJob;
 use wappline::meta::InstagramUserId;
 
@@ -93,4 +96,80 @@ async fn an_instagram_read_of_a_message_we_never_sent_goes_nowhere() {
     p.sync(&r).await;
     assert_eq!(r.status(&at).await, Some(MessageStatus::Sent));
     assert_eq!(p.status_posts(READING), 0);
+}
+
+/// Holds the inbound worker at its write of a held read: says so, then waits to be let go.
+struct AtTheHold {
+    reached: std::sync::Mutex<Option<oneshot::Sender<()>>>,
+    go: Arc<Notify>,
+}
+
+#[async_trait]
+impl StoreHook for AtTheHold {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+        let at_hold = call.writes()
+            && call
+                .targets()
+                .iter()
+                .any(|(table, key)| *table == Table::Data && key.sk == "READ");
+        let reached = if at_hold {
+            self.reached.lock().unwrap().take()
+        } else {
+            None
+        };
+        if let Some(reached) = reached {
+            let _ = reached.send(());
+            self.go.notified().await;
+        }
+        Verdict::Run
+    }
+}
+
+/// The other order: the inbound worker looks for the message before the `mid` is written,
+/// the send worker writes it and looks for a held read before the inbound worker keeps one.
+/// Neither finds the other's write at its first look; the inbound worker's second look, after
+/// it keeps the read, finds the message and marks the reply read. Fails without that look.
+#[tokio::test]
+async fn an_instagram_read_kept_after_the_send_worker_looked_is_applied_by_the_inbound_worker() {
+    let r = rig(Duration::from_secs(600)).await;
+    let p = portal(&r).await;
+    let at = r.instagram_reply("recorded while the read is kept").await;
+    let (reached, at_hold) = oneshot::channel();
+    let go = Arc::new(Notify::new());
+    let inbound = InboundWorker::new(
+        Arc::new(HookedStore::new(
+            r.platform.store.clone(),
+            AtTheHold {
+                reached: std::sync::Mutex::new(Some(reached)),
+                go: go.clone(),
+            },
+        )),
+        r.platform.envelope.clone(),
+        r.platform.tenants.clone(),
+        r.queue.clone(),
+    );
+    // While the send worker writes the `mid`: the read is handled up to its hold (its first
+    // look found nothing), and waits there.
+    let (graph, tenant) = (r.graph.clone(), r.tenant.clone());
+    let (done_tx, done) = oneshot::channel();
+    *r.store.hook().meanwhile.lock().unwrap() = Some(Box::pin(async move {
+        let mid = graph.sent().remove(0).id;
+        tokio::spawn(async move {
+            let outcome = inbound.process(&read_job(&tenant, &mid)).await.unwrap();
+            let _ = done_tx.send(outcome);
+        });
+        at_hold.await.unwrap();
+    }));
+    assert_eq!(r.deliver().await, Outcome::Done);
+    p.sync(&r).await;
+    assert_eq!(
+        r.status(&at).await,
+        Some(MessageStatus::Sent),
+        "the send worker found no held read"
+    );
+    go.notify_one();
+    assert_eq!(done.await.unwrap(), Outcome::Done);
+    p.sync(&r).await;
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Read));
+    assert_eq!(p.status_posts(READING), 1);
 }
