@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::Value;
+use wappline::meta::AccountRef;
 use wappline::queue::platform;
 use wappline::store::Table;
 
@@ -75,9 +76,8 @@ pub(super) struct Reply {
     pub im_message: u64,
     pub tag: String,
     pub tenant: String,
-    /// `whatsapp` or `instagram`, and the tenant's number or Instagram account on it.
-    pub channel: &'static str,
-    pub account: String,
+    /// The tenant's WhatsApp number or Instagram account the reply went out on.
+    pub account: AccountRef,
     pub conversation: (usize, u32),
 }
 
@@ -85,8 +85,7 @@ pub(super) struct Reply {
 /// account) and Meta's message id.
 pub(super) struct StatusOf {
     pub tenant: String,
-    pub channel: &'static str,
-    pub account: String,
+    pub account: AccountRef,
     pub wamid: String,
 }
 
@@ -296,7 +295,7 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
         .filter(|c| c.method.starts_with("imconnector.send.status."))
         .map(|c| format!("{} {}", c.method, c.params))
         .collect();
-    // Replies whose read named an Instagram copy not on record (counted apart, above).
+    // Replies whose read named an Instagram copy not on record (counted apart).
     let mut untied: HashSet<u64> = HashSet::new();
     let sent = w.graph.sent();
     for (im_message, status, of) in &ledger.statuses {
@@ -310,13 +309,13 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
             .iter()
             .any(|c| c.starts_with(method) && c.contains(&id))
         {
-            f.statuses_lost += 1;
             // Where it stopped: the stored status tells whether the inbound worker moved it
             // (then the sync job never ran it) or never found the message.
-            let stored = stored_status(w, of).await;
-            if earlier_instagram_copy(ledger, &sent, *im_message, of) && stored == NOT_RECORDED {
+            let stored = stored(w, of).await;
+            if matches!(stored, Stored::NotRecorded)
+                && earlier_instagram_copy(ledger, &sent, *im_message, of)
+            {
                 f.instagram_reads_of_an_earlier_copy += 1;
-                f.statuses_lost -= 1;
                 untied.insert(*im_message);
                 eprintln!(
                     "soak: the read of operator message {im_message} named an earlier Instagram copy (provider_ref {}), not on record",
@@ -324,9 +323,11 @@ pub(super) async fn verify(w: &mut World, ledger: &Ledger, config: &SoakConfig) 
                 );
                 continue;
             }
+            f.statuses_lost += 1;
             eprintln!(
-                "soak: the {status} status of operator message {im_message} never reached its portal (provider_ref {}, stored status {stored})",
-                wappline::logging::provider_ref(&of.wamid)
+                "soak: the {status} status of operator message {im_message} never reached its portal (provider_ref {}, stored status {})",
+                wappline::logging::provider_ref(&of.wamid),
+                stored.describe()
             );
         }
     }
@@ -497,7 +498,7 @@ async fn replies_delivered(
         let reading = count("imconnector.send.status.reading");
         // Our `sent` and Meta's `delivered` each post a delivery status on WhatsApp;
         // Instagram reports no delivery, so only our `sent` does there.
-        let instagram = reply.channel == "instagram";
+        let instagram = matches!(reply.account, AccountRef::Instagram(_));
         let owed_deliveries = if instagram { 1 } else { 2 };
         let extra = delivery.saturating_sub(owed_deliveries) + reading.saturating_sub(1);
         if extra > 0 {
@@ -539,7 +540,6 @@ async fn replies_delivered(
             }
             let of = StatusOf {
                 tenant: reply.tenant.clone(),
-                channel: reply.channel,
                 account: reply.account.clone(),
                 wamid: wamid.clone(),
             };
@@ -611,8 +611,7 @@ async fn stored(w: &mut World, of: &StatusOf) -> Stored {
         platform.store.clone(),
         platform.envelope.clone(),
     );
-    let account = wappline::meta::AccountRef::parse(of.channel, &of.account).expect("account");
-    let found = match conversations.find_message(&account, &of.wamid).await {
+    let found = match conversations.find_message(&of.account, &of.wamid).await {
         Ok(Some(at)) => match conversations.message(&at).await {
             Ok(Some(m)) => Stored::Status(m.status),
             Ok(None) => Stored::Gone,
@@ -624,9 +623,6 @@ async fn stored(w: &mut World, of: &StatusOf) -> Stored {
     w.plan.arm(true);
     found
 }
-
-/// [`stored_status`]'s text when no message holds the named send.
-const NOT_RECORDED: &str = "send not recorded";
 
 /// True when the status `of` named a copy of Instagram reply `im_message` that was sent
 /// more than once, and not its last copy: an earlier copy, whose send a crash kept from
@@ -645,19 +641,21 @@ fn earlier_instagram_copy(
         .filter(|m| text_of(&m.body).and_then(tag_of) == Some(reply.tag.as_str()))
         .map(|m| m.id.as_str())
         .collect();
-    reply.channel == "instagram"
+    matches!(reply.account, AccountRef::Instagram(_))
         && copies.len() > 1
         && copies.last() != Some(&of.wamid.as_str())
         && copies.contains(&of.wamid.as_str())
 }
 
-/// The stored status of the message a status named, as text for a report.
-async fn stored_status(w: &mut World, of: &StatusOf) -> String {
-    match stored(w, of).await {
-        Stored::Status(status) => format!("{status:?}"),
-        Stored::Gone => "message gone".into(),
-        Stored::NotRecorded => NOT_RECORDED.into(),
-        Stored::Unreadable(e) => format!("unreadable: {e}"),
+impl Stored {
+    /// As text for a report.
+    fn describe(&self) -> String {
+        match self {
+            Stored::Status(status) => format!("{status:?}"),
+            Stored::Gone => "message gone".into(),
+            Stored::NotRecorded => "send not recorded".into(),
+            Stored::Unreadable(e) => format!("unreadable: {e}"),
+        }
     }
 }
 

@@ -281,8 +281,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                     im_message: next_im_message,
                     tag,
                     tenant: t.id.clone(),
-                    channel: customers[c].channel.name(),
-                    account: account(&t, customers[c].channel).to_owned(),
+                    account: account_ref(&t, customers[c].channel),
                     conversation: (c, customers[c].epoch),
                 });
             }
@@ -327,8 +326,7 @@ pub async fn run(config: SoakConfig) -> SoakReport {
                     status,
                     check::StatusOf {
                         tenant: t.id.clone(),
-                        channel: cu.channel.name(),
-                        account: account(&t, cu.channel).to_owned(),
+                        account: account_ref(&t, cu.channel),
                         wamid: sent.id,
                     },
                 );
@@ -429,6 +427,11 @@ fn account(t: &SoakTenant, channel: Channel) -> &str {
         Channel::WhatsApp => &t.number,
         Channel::Instagram => t.instagram.as_deref().expect("connected for its customers"),
     }
+}
+
+/// [`account`], typed.
+fn account_ref(t: &SoakTenant, channel: Channel) -> wappline::meta::AccountRef {
+    wappline::meta::AccountRef::parse(channel.name(), account(t, channel)).expect("an account")
 }
 
 /// The customer as the public and admin APIs name them: `+<phone>`, or the IGSID.
