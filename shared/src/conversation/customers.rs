@@ -1,7 +1,10 @@
 //! A conversation's customer: recording (or refreshing) the conversation with the customer's
 //! details, encrypted, merged with what was stored before, and reading it back.
 
-use super::identity::{identities, merge_alias_pks, ALIASES_ATTR, FORMER_ATTR};
+use super::identity::{
+    customer_write_over, identities, lost_to_a_concurrent_write, merge_alias_pks, ALIASES_ATTR,
+    CUSTOMER_REV, CUSTOMER_WRITE_ATTEMPTS, FORMER_ATTR,
+};
 use super::model::{ConversationId, ConversationMeta};
 use super::{retention_expiry, ConversationError, Conversations};
 use crate::clock::now_secs;
@@ -21,6 +24,31 @@ impl Conversations {
     /// details (encrypted), and when `inbound_at` is given, the last time the customer wrote
     /// (kept as the latest of all, whatever order events arrive in).
     pub async fn record_customer(
+        &self,
+        account: &AccountRef,
+        customer: &CustomerRef,
+        inbound_at: Option<i64>,
+        retention_days: u32,
+    ) -> Result<ConversationId, ConversationError> {
+        let mut attempt = 1;
+        loop {
+            match self
+                .record_customer_once(account, customer, inbound_at, retention_days)
+                .await
+            {
+                // Another delivery of this customer wrote them since we read: merge again
+                // from what it stored (decision 0115).
+                Err(e) if lost_to_a_concurrent_write(&e) && attempt < CUSTOMER_WRITE_ATTEMPTS => {
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One try of [`Self::record_customer`]: fails with a failed condition when the customer
+    /// was written since it was read.
+    async fn record_customer_once(
         &self,
         account: &AccountRef,
         customer: &CustomerRef,
@@ -100,8 +128,10 @@ impl Conversations {
         } else {
             Vec::new()
         };
+        let (unchanged, rev) = customer_write_over(existing.as_ref());
         let mut update = Update::new()
             .set("account", account_attr(account))
+            .set(CUSTOMER_REV, rev)
             .set(
                 "customer",
                 self.encrypt_json(&key, "customer", &merged).await?,
@@ -132,7 +162,9 @@ impl Conversations {
                 update = update.set("last_inbound_at", at);
             }
         }
-        self.store.update(Table::Data, &key, update, None).await?;
+        self.store
+            .update(Table::Data, &key, update, Some(unchanged))
+            .await?;
         // The list entry lives at least as long as its conversation (the retention re-stamp,
         // the export and the erasures find conversations through it): created with it, and
         // pushed a day past the conversation's expiry whenever that expiry passes its own, so

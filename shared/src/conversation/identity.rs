@@ -22,7 +22,7 @@
 use super::model::{ConversationId, IDENTITY_GENERATIONS};
 use super::{ConversationError, Conversations};
 use crate::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
-use crate::store::{Item, Key, Table, TTL_ATTR};
+use crate::store::{AttrValue, Condition, Item, Key, StoreError, Table, TTL_ATTR};
 
 /// The sort key of alias items.
 pub const ALIAS_SK: &str = "CUST";
@@ -35,6 +35,45 @@ const ALIAS_LABEL: &str = "customer-alias";
 pub const ALIAS_TARGET: &str = "conversation";
 /// The encrypted attribute of `META` with the identities the customer had before.
 pub(super) const FORMER_ATTR: &str = "former_ids";
+/// `META`'s count of writes of its customer (decision 0115). One customer's deliveries can
+/// be recorded at once (by BSUID alone and by phone they run in two inbound FIFO groups,
+/// decision 0097); each write of the customer is conditioned on the count it read, so a
+/// write that would undo a concurrent one fails and is merged again from what is stored.
+pub(super) const CUSTOMER_REV: &str = "customer_rev";
+/// How often a write of the customer is merged again after a concurrent one before the
+/// job is left to its queue's retry.
+pub(super) const CUSTOMER_WRITE_ATTEMPTS: usize = 5;
+
+/// The write of a conversation's customer over what was read (`read`: the `META` item, None
+/// when there was none): the condition that nobody wrote the customer since, and the count
+/// to store with it.
+pub(super) fn customer_write_over(read: Option<&Item>) -> (Condition, AttrValue) {
+    match read {
+        None => (Condition::AttrNotExists("customer".into()), AttrValue::N(1)),
+        Some(item) => match item.get_n(CUSTOMER_REV) {
+            Some(rev) => (
+                Condition::Equals(CUSTOMER_REV.into(), AttrValue::N(rev)),
+                AttrValue::N(rev.saturating_add(1)),
+            ),
+            // Written before the count existed.
+            None => (
+                Condition::And(vec![
+                    Condition::Exists,
+                    Condition::AttrNotExists(CUSTOMER_REV.into()),
+                ]),
+                AttrValue::N(1),
+            ),
+        },
+    }
+}
+
+/// True for the failure of a [`customer_write_over`] condition.
+pub(super) fn lost_to_a_concurrent_write(e: &ConversationError) -> bool {
+    matches!(
+        e,
+        ConversationError::Store(StoreError::ConditionFailed { .. })
+    )
+}
 
 /// The identities `customer` is known by in this delivery: the id, then the phone.
 pub fn identities(customer: &CustomerRef) -> Vec<CustomerId> {
@@ -354,6 +393,24 @@ impl Conversations {
         account: &AccountRef,
         change: &IdentityChange,
     ) -> Result<Option<(ConversationId, CustomerRef)>, ConversationError> {
+        let mut attempt = 1;
+        loop {
+            match self.rekey_once(account, change).await {
+                Err(e) if lost_to_a_concurrent_write(&e) && attempt < CUSTOMER_WRITE_ATTEMPTS => {
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One try of [`Self::rekey`]: fails with a failed condition when the customer was
+    /// written since it was read.
+    async fn rekey_once(
+        &self,
+        account: &AccountRef,
+        change: &IdentityChange,
+    ) -> Result<Option<(ConversationId, CustomerRef)>, ConversationError> {
         let mut found = None;
         for identity in &change.old {
             found = self.find_identity(account, identity, None).await?;
@@ -403,6 +460,7 @@ impl Conversations {
             gone.push(self.alias_key(account, identity).await?.pk);
         }
         let listed = merge_alias_pks(found.item.get_s(ALIASES_ATTR), &keys, &gone);
+        let (unchanged, rev) = customer_write_over(Some(&found.item));
         let update = crate::store::Update::new()
             .set(
                 "customer",
@@ -413,10 +471,11 @@ impl Conversations {
                 self.encrypt_json(&key, FORMER_ATTR, &former).await?,
             )
             .set(ALIASES_ATTR, listed)
+            .set(CUSTOMER_REV, rev)
             .set("updated_at", crate::clock::now_secs());
-        if !self.update_existing(&key, update).await? {
-            return Ok(None);
-        }
+        self.store
+            .update(Table::Data, &key, update, Some(unchanged))
+            .await?;
         self.delete_aliases(account, &phones).await?;
         self.put_aliases(&keys, &found.id, expires).await?;
         Ok(Some((found.id, customer)))

@@ -13,6 +13,7 @@ mod accounts;
 mod attempts;
 mod backends;
 mod conversations;
+mod customer_races;
 mod envelope;
 mod erasure;
 mod erasure_batches;

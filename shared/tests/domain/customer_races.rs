@@ -1,0 +1,222 @@
+//! One customer's deliveries recorded at the same time stay one conversation (decision 0115).
+//!
+//! A WhatsApp customer named by BSUID alone and, in another delivery, by BSUID and phone runs
+//! in two inbound FIFO groups (decision 0097), so two workers can record her at once. Each
+//! reads her conversation, merges what its delivery says and writes it back; the second write
+//! must not undo the first, or her phone is lost and her next phone-only event (a handover, a
+//! history message) opens a second conversation and a second Bitrix24 chat.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use wappline::conversation::{Conversations, IdentityChange};
+use wappline::crypto::{CachePolicy, Envelope};
+use wappline::faults::hooked::{HookedStore, SharedHook, StoreCall, StoreHook, Verdict};
+use wappline::ids::{PhoneNumberId, TenantId};
+use wappline::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
+use wappline::store::TableStore;
+
+use crate::backends::Backend;
+use crate::on_both_backends;
+
+/// Once armed, holds the next write of a conversation's `META` item until released; every
+/// other call runs at once.
+#[derive(Default)]
+struct HoldFirstMetaWrite {
+    armed: AtomicBool,
+    held: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl StoreHook for HoldFirstMetaWrite {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+        if let StoreCall::Update { key, .. } = call {
+            if key.sk == "META" && self.armed.swap(false, Ordering::SeqCst) {
+                self.held.notify_one();
+                self.release.notified().await;
+            }
+        }
+        Verdict::Run
+    }
+}
+
+fn account() -> AccountRef {
+    AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap())
+}
+
+fn bsuid() -> CustomerId {
+    CustomerId::WhatsAppUser(WhatsAppUserId::parse("US.13491208655302741918").unwrap())
+}
+
+fn phone() -> WhatsAppPhone {
+    WhatsAppPhone::parse("16505551234").unwrap()
+}
+
+/// Her by BSUID alone (a username), and by BSUID and phone.
+fn by_bsuid_alone() -> CustomerRef {
+    let mut c = CustomerRef::new(bsuid());
+    c.username = Some("@sheena".into());
+    c
+}
+
+fn by_bsuid_and_phone() -> CustomerRef {
+    let mut c = CustomerRef::new(bsuid());
+    c.phone = Some(phone());
+    c.name = Some("Sheena Nelson".into());
+    c
+}
+
+fn by_phone_alone() -> CustomerRef {
+    CustomerRef::new(CustomerId::WhatsAppPhone(phone()))
+}
+
+/// Conversations of a fresh tenant over `b`'s store behind the hook.
+fn hooked(b: &Backend) -> (Arc<Conversations>, Arc<HoldFirstMetaWrite>) {
+    let hook = Arc::new(HoldFirstMetaWrite::default());
+    let store: Arc<dyn TableStore> =
+        Arc::new(HookedStore::new(b.store.clone(), SharedHook(hook.clone())));
+    let envelope = Arc::new(Envelope::new(
+        store.clone(),
+        b.vault.clone(),
+        CachePolicy::default(),
+    ));
+    let conversations = Conversations::new(TenantId::generate(), store, envelope);
+    (Arc::new(conversations), hook)
+}
+
+/// The BSUID-alone delivery reads (nothing stored yet) and is held before it writes; the
+/// BSUID-and-phone delivery is recorded meanwhile; then the first one writes. Her phone must
+/// survive, so a later phone-only event finds the same conversation.
+async fn a_late_write_keeps_what_a_concurrent_one_added(b: Backend) {
+    let (conversations, hook) = hooked(&b);
+    hook.armed.store(true, Ordering::SeqCst);
+    let held = hook.held.notified();
+    let first = tokio::spawn({
+        let c = conversations.clone();
+        async move {
+            c.record_customer(&account(), &by_bsuid_alone(), Some(100), 30)
+                .await
+        }
+    });
+    held.await;
+    let second = conversations
+        .record_customer(&account(), &by_bsuid_and_phone(), Some(101), 30)
+        .await
+        .unwrap();
+    hook.release.notify_one();
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first, second, "one conversation for both deliveries");
+
+    let stored = conversations.meta(&second).await.unwrap().unwrap().customer;
+    assert_eq!(stored.phone, Some(phone()), "her phone was kept");
+    assert_eq!(stored.username.as_deref(), Some("@sheena"));
+    assert_eq!(stored.name.as_deref(), Some("Sheena Nelson"));
+    let third = conversations
+        .record_customer(&account(), &by_phone_alone(), None, 30)
+        .await
+        .unwrap();
+    assert_eq!(third, second, "her phone-only event finds her conversation");
+}
+
+/// A message read before her change of number and written after it must not bring back the
+/// number and BSUID she left (the change runs in her phone's group, a BSUID-alone message in
+/// another).
+async fn a_late_write_does_not_undo_a_change_of_number(b: Backend) {
+    let (conversations, hook) = hooked(&b);
+    let id = conversations
+        .record_customer(&account(), &by_bsuid_and_phone(), Some(100), 30)
+        .await
+        .unwrap();
+    hook.armed.store(true, Ordering::SeqCst);
+    let held = hook.held.notified();
+    let late = tokio::spawn({
+        let c = conversations.clone();
+        async move {
+            c.record_customer(&account(), &by_bsuid_alone(), Some(101), 30)
+                .await
+        }
+    });
+    held.await;
+    let new_phone = WhatsAppPhone::parse("16505550000").unwrap();
+    let new_user = WhatsAppUserId::parse("US.99991208655302741918").unwrap();
+    let change = IdentityChange {
+        old: vec![bsuid(), CustomerId::WhatsAppPhone(phone())],
+        new_user_id: Some(new_user.clone()),
+        new_parent_user_id: None,
+        new_phone: Some(new_phone.clone()),
+    };
+    let (moved, _) = conversations
+        .rekey(&account(), &change)
+        .await
+        .unwrap()
+        .expect("her conversation moved");
+    assert_eq!(moved, id);
+    hook.release.notify_one();
+    assert_eq!(
+        late.await.unwrap().unwrap(),
+        id,
+        "the late message in her chat"
+    );
+
+    let stored = conversations.meta(&id).await.unwrap().unwrap();
+    assert_eq!(stored.customer.id, CustomerId::WhatsAppUser(new_user));
+    assert_eq!(stored.customer.phone, Some(new_phone));
+    assert!(stored
+        .former_ids
+        .contains(&CustomerId::WhatsAppPhone(phone())));
+    // Her old number no longer leads to her (it may be someone else's now).
+    assert_ne!(
+        conversations
+            .record_customer(&account(), &by_phone_alone(), None, 30)
+            .await
+            .unwrap(),
+        id
+    );
+}
+
+/// A change of number read before a message and written after it keeps what that message
+/// added (her username).
+async fn a_late_change_of_number_keeps_a_concurrent_message(b: Backend) {
+    let (conversations, hook) = hooked(&b);
+    let id = conversations
+        .record_customer(&account(), &by_bsuid_and_phone(), Some(100), 30)
+        .await
+        .unwrap();
+    hook.armed.store(true, Ordering::SeqCst);
+    let held = hook.held.notified();
+    let new_user = WhatsAppUserId::parse("US.99991208655302741918").unwrap();
+    let change = IdentityChange {
+        old: vec![bsuid(), CustomerId::WhatsAppPhone(phone())],
+        new_user_id: Some(new_user.clone()),
+        new_parent_user_id: None,
+        new_phone: Some(WhatsAppPhone::parse("16505550000").unwrap()),
+    };
+    let rekey = tokio::spawn({
+        let c = conversations.clone();
+        async move { c.rekey(&account(), &change).await }
+    });
+    held.await;
+    conversations
+        .record_customer(&account(), &by_bsuid_alone(), Some(101), 30)
+        .await
+        .unwrap();
+    hook.release.notify_one();
+    let (moved, _) = rekey
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("her conversation moved");
+    assert_eq!(moved, id);
+    let stored = conversations.meta(&id).await.unwrap().unwrap().customer;
+    assert_eq!(stored.id, CustomerId::WhatsAppUser(new_user));
+    assert_eq!(stored.username.as_deref(), Some("@sheena"));
+}
+
+on_both_backends!(
+    a_late_change_of_number_keeps_a_concurrent_message,
+    a_late_write_keeps_what_a_concurrent_one_added,
+    a_late_write_does_not_undo_a_change_of_number,
+);
