@@ -23,7 +23,8 @@ use crate::clock::now_secs;
 use crate::conversation::ConversationId;
 use crate::ids::{PhoneNumberId, TenantId};
 use crate::store::{
-    Condition, Item, Key, Query, StoreError, Table, TableStore, Update, WriteOp, MAX_PAGE_SIZE,
+    AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, Update, WriteOp,
+    MAX_PAGE_SIZE,
 };
 
 /// The routes table's partition of channels with history waiting.
@@ -264,19 +265,32 @@ impl Coexistence {
         declined: bool,
     ) -> Result<(), StoreError> {
         let key = settings_key(tenant, number);
-        let old = self.store.get(Table::Data, &key).await?;
         let mut update = Update::new().set("last_chunk_at", now_secs());
-        let before = old.as_ref().and_then(|i| i.get_n("meta_progress"));
-        if let Some(p) = progress {
-            if before.is_none_or(|b| p >= b) {
-                update = update.set("meta_progress", p);
-                if let Some(phase) = phase {
-                    update = update.set("meta_phase", phase);
-                }
-            }
-        }
         if declined {
             update = update.set("declined", true);
+        }
+        if let Some(p) = progress {
+            // Chunks of one number's history run in their customers' FIFO groups, side by
+            // side: a chunk that reports less than what is recorded (processed late, or
+            // beside a later one) leaves it. A condition, not a read: a read then a write
+            // let the lower one land last.
+            let mut forward = update.clone().set("meta_progress", p);
+            if let Some(phase) = phase {
+                forward = forward.set("meta_phase", phase);
+            }
+            let not_behind = Condition::Or(vec![
+                Condition::AttrNotExists("meta_progress".into()),
+                Condition::LessThan("meta_progress".into(), AttrValue::N(p.saturating_add(1))),
+            ]);
+            match self
+                .store
+                .update(Table::Data, &key, forward, Some(not_behind))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         self.store.update(Table::Data, &key, update, None).await?;
         Ok(())

@@ -6,42 +6,16 @@
 //! must not undo the first, or her phone is lost and her next phone-only event (a handover, a
 //! history message) opens a second conversation and a second Bitrix24 chat.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use tokio::sync::Notify;
 use wappline::conversation::{Conversations, IdentityChange};
 use wappline::crypto::{CachePolicy, Envelope};
-use wappline::faults::hooked::{HookedStore, SharedHook, StoreCall, StoreHook, Verdict};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
-use wappline::store::TableStore;
 
 use crate::backends::Backend;
+use crate::hold::HoldNextUpdate;
 use crate::on_both_backends;
-
-/// Once armed, holds the next write of a conversation's `META` item until released; every
-/// other call runs at once.
-#[derive(Default)]
-struct HoldFirstMetaWrite {
-    armed: AtomicBool,
-    held: Notify,
-    release: Notify,
-}
-
-#[async_trait]
-impl StoreHook for HoldFirstMetaWrite {
-    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
-        if let StoreCall::Update { key, .. } = call {
-            if key.sk == "META" && self.armed.swap(false, Ordering::SeqCst) {
-                self.held.notify_one();
-                self.release.notified().await;
-            }
-        }
-        Verdict::Run
-    }
-}
 
 fn account() -> AccountRef {
     AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap())
@@ -73,11 +47,9 @@ fn by_phone_alone() -> CustomerRef {
     CustomerRef::new(CustomerId::WhatsAppPhone(phone()))
 }
 
-/// Conversations of a fresh tenant over `b`'s store behind the hook.
-fn hooked(b: &Backend) -> (Arc<Conversations>, Arc<HoldFirstMetaWrite>) {
-    let hook = Arc::new(HoldFirstMetaWrite::default());
-    let store: Arc<dyn TableStore> =
-        Arc::new(HookedStore::new(b.store.clone(), SharedHook(hook.clone())));
+/// Conversations of a fresh tenant over `b`'s store, with a hold on writes of `META`.
+fn hooked(b: &Backend) -> (Arc<Conversations>, Arc<HoldNextUpdate>) {
+    let (store, hook) = HoldNextUpdate::over(b.store.clone(), "META");
     let envelope = Arc::new(Envelope::new(
         store.clone(),
         b.vault.clone(),
@@ -92,8 +64,7 @@ fn hooked(b: &Backend) -> (Arc<Conversations>, Arc<HoldFirstMetaWrite>) {
 /// survive, so a later phone-only event finds the same conversation.
 async fn a_late_write_keeps_what_a_concurrent_one_added(b: Backend) {
     let (conversations, hook) = hooked(&b);
-    hook.armed.store(true, Ordering::SeqCst);
-    let held = hook.held.notified();
+    let held = hook.arm();
     let first = tokio::spawn({
         let c = conversations.clone();
         async move {
@@ -106,7 +77,7 @@ async fn a_late_write_keeps_what_a_concurrent_one_added(b: Backend) {
         .record_customer(&account(), &by_bsuid_and_phone(), Some(101), 30)
         .await
         .unwrap();
-    hook.release.notify_one();
+    hook.release();
     let first = first.await.unwrap().unwrap();
     assert_eq!(first, second, "one conversation for both deliveries");
 
@@ -130,8 +101,7 @@ async fn a_late_write_does_not_undo_a_change_of_number(b: Backend) {
         .record_customer(&account(), &by_bsuid_and_phone(), Some(100), 30)
         .await
         .unwrap();
-    hook.armed.store(true, Ordering::SeqCst);
-    let held = hook.held.notified();
+    let held = hook.arm();
     let late = tokio::spawn({
         let c = conversations.clone();
         async move {
@@ -154,7 +124,7 @@ async fn a_late_write_does_not_undo_a_change_of_number(b: Backend) {
         .unwrap()
         .expect("her conversation moved");
     assert_eq!(moved, id);
-    hook.release.notify_one();
+    hook.release();
     assert_eq!(
         late.await.unwrap().unwrap(),
         id,
@@ -185,8 +155,7 @@ async fn a_late_change_of_number_keeps_a_concurrent_message(b: Backend) {
         .record_customer(&account(), &by_bsuid_and_phone(), Some(100), 30)
         .await
         .unwrap();
-    hook.armed.store(true, Ordering::SeqCst);
-    let held = hook.held.notified();
+    let held = hook.arm();
     let new_user = WhatsAppUserId::parse("US.99991208655302741918").unwrap();
     let change = IdentityChange {
         old: vec![bsuid(), CustomerId::WhatsAppPhone(phone())],
@@ -203,7 +172,7 @@ async fn a_late_change_of_number_keeps_a_concurrent_message(b: Backend) {
         .record_customer(&account(), &by_bsuid_alone(), Some(101), 30)
         .await
         .unwrap();
-    hook.release.notify_one();
+    hook.release();
     let (moved, _) = rekey
         .await
         .unwrap()

@@ -19,6 +19,8 @@ mod erasure;
 mod erasure_batches;
 mod erasure_email;
 mod export;
+mod history_progress;
+mod hold;
 mod inbound_attempts;
 mod inbound_log_spans;
 mod inbound_order;
