@@ -50,6 +50,7 @@ fn comparable(r: &SoakReport) -> SoakFigures {
         duplicated_at_graph: 0,
         resent_after_crash: 0,
         instagram_reads_of_an_earlier_copy: 0,
+        instagram_replies_read_with_their_thread: 0,
         ..r.figures.clone()
     }
 }

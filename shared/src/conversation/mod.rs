@@ -33,6 +33,7 @@ mod messages;
 mod model;
 mod profile;
 mod sync_hold;
+mod thread_reads;
 mod updates;
 
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub use model::{
 };
 pub use profile::CustomerProfile;
 pub use sync_hold::{PushHold, HOLD_ON_MESSAGE_MAX_BYTES};
+pub use thread_reads::{read_bound_at, THREAD_READ_LOOKBACK};
 
 const META_SK: &str = "META";
 pub const MID_SK: &str = "MID";

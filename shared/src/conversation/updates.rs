@@ -25,18 +25,50 @@ impl Conversations {
         status: MessageStatus,
         job: &str,
     ) -> Result<bool, ConversationError> {
-        let rank = status.rank();
+        let below = Condition::Or(vec![
+            Condition::AttrNotExists("status_rank".into()),
+            Condition::LessThan("status_rank".into(), AttrValue::N(status.rank())),
+        ]);
+        self.move_status(at, status, job, below).await
+    }
+
+    /// Moves a message to `read` because the customer read their thread after it (decision
+    /// 0116): only from `sent` or `delivered` (a message that failed, or was not sent yet,
+    /// was not read), or again for the same `job`. True as for [`Self::advance_status`].
+    pub async fn read_by_thread(
+        &self,
+        at: &MessageRef,
+        job: &str,
+    ) -> Result<bool, ConversationError> {
+        let readable = Condition::Or(
+            [MessageStatus::Sent, MessageStatus::Delivered]
+                .iter()
+                .map(|s| Condition::Equals("status_rank".into(), AttrValue::N(s.rank())))
+                .collect(),
+        );
+        self.move_status(at, MessageStatus::Read, job, readable)
+            .await
+    }
+
+    /// Sets `status` on the message when it is in a state `from` allows, or when `job` moved
+    /// it last (its retry).
+    async fn move_status(
+        &self,
+        at: &MessageRef,
+        status: MessageStatus,
+        job: &str,
+        from: Condition,
+    ) -> Result<bool, ConversationError> {
         let forward = Condition::And(vec![
             Condition::Exists,
             Condition::Or(vec![
-                Condition::AttrNotExists("status_rank".into()),
-                Condition::LessThan("status_rank".into(), AttrValue::N(rank)),
+                from,
                 Condition::Equals(STATUS_JOB.into(), AttrValue::S(job.to_owned())),
             ]),
         ]);
         let update = Update::new()
             .set("status", status.code())
-            .set("status_rank", rank)
+            .set("status_rank", status.rank())
             .set("status_at", now_secs())
             .set(STATUS_JOB, job);
         match self

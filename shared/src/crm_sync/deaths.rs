@@ -20,7 +20,7 @@ pub const DEATH_LIMIT: u32 = 3;
 /// Whether claiming `op` now would count its [`DEATH_LIMIT`]th death: it is settled as
 /// killed instead.
 pub fn at_limit(op: &StagedOp) -> bool {
-    op.ran_out.is_some() && op.deaths_when_claimed() >= DEATH_LIMIT
+    op.counts_a_death() && op.deaths_when_claimed() >= DEATH_LIMIT
 }
 
 /// What one request of a flush carries, of `ready` (oldest first, none [`at_limit`]):
@@ -87,6 +87,7 @@ mod tests {
             staged_ms: 0,
             deaths,
             ran_out: ran_out.then(|| "attempt".to_owned()),
+            ran_out_alive: false,
         }
     }
 

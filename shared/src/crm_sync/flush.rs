@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::attempts_here::{AttemptsHere, FlushAttempts};
 use super::deaths;
 use super::gate::{PortalLease, PortalLimiter};
 use super::outbox::{
@@ -85,6 +86,19 @@ pub enum FlushError {
     Portal(#[from] PortalError),
 }
 
+impl FlushError {
+    /// The store was briefly unavailable (throttled, an answer lost): the next flush may
+    /// well succeed.
+    pub fn is_transient(&self) -> bool {
+        use StoreError::Unavailable;
+        matches!(
+            self,
+            FlushError::Store(Unavailable(_))
+                | FlushError::Outbox(OutboxError::Store(Unavailable(_)))
+        )
+    }
+}
+
 /// Flushes portals' outboxes. Build once per process.
 #[derive(Clone)]
 pub struct PortalFlusher {
@@ -98,6 +112,8 @@ pub struct PortalFlusher {
     /// The jobs of this process waiting on operations, told each outcome this flusher
     /// writes (decision 0084).
     settlements: Settlements,
+    /// The flush attempts of this process, going or ended alive (decision 0117).
+    attempts_here: AttemptsHere,
 }
 
 impl PortalFlusher {
@@ -118,6 +134,7 @@ impl PortalFlusher {
             clock,
             media: None,
             settlements: Settlements::default(),
+            attempts_here: AttemptsHere::default(),
         }
     }
 
@@ -224,7 +241,13 @@ impl PortalFlusher {
         {
             return Ok(report);
         }
-        let result = self.flush_held(scope, &holder, &mut report).await;
+        let mut attempts = self.attempts_here.flush();
+        let result = self
+            .flush_held(scope, &holder, &mut report, &mut attempts)
+            .await;
+        // A flush that returned, or failed for a while (a store briefly unavailable), left
+        // the process alive: its run-out claims are no deaths (decision 0117).
+        attempts.end(result.as_ref().is_err_and(|e| !e.is_transient()));
         if let Err(e) = self.lease.release(tenant, &holder).await {
             tracing::warn!(error = %e, "could not release a portal lease");
         }
@@ -236,6 +259,7 @@ impl PortalFlusher {
         scope: &TenantScope,
         holder: &str,
         report: &mut FlushReport,
+        attempts: &mut FlushAttempts,
     ) -> Result<(), FlushError> {
         let tenant = scope.tenant();
         let started = Instant::now();
@@ -249,6 +273,7 @@ impl PortalFlusher {
                 .outbox
                 .ready(tenant, now, self.config.max_per_call)
                 .await?;
+            let ready = self.attempts_here.spare_the_living(ready);
             if ready.is_empty() {
                 return Ok(());
             }
@@ -279,6 +304,7 @@ impl PortalFlusher {
                 .client
                 .session(&domain, &mut portal.tokens, &tokens_store);
             let attempt = holder_token();
+            attempts.start(&attempt);
             let now = (self.clock)();
             let mut claim = Claim::from(now, self.config.claim);
             // Per conversation, only what comes before an operation another flusher holds
@@ -293,7 +319,7 @@ impl PortalFlusher {
                 .into_iter()
                 .filter(|o| claimed.contains(&o.key))
                 .collect();
-            let taken_over = ops.iter().filter(|o| o.ran_out.is_some()).count();
+            let taken_over = ops.iter().filter(|o| o.counts_a_death()).count();
             if taken_over > 0 {
                 tracing::warn!(
                     tenant = %tenant,

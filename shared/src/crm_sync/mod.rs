@@ -6,6 +6,7 @@
 //! portal's outbox ([`outbox`]), which one process at a time posts in batches ([`flush`],
 //! paced by [`gate`]; decision 0023).
 
+mod attempts_here;
 mod chat;
 pub mod deaths;
 pub mod flush;

@@ -153,12 +153,21 @@ pub struct StagedOp {
     /// Read in flight with its claim run out: that claim's attempt, whose flusher died (or
     /// hung past the claim). Claiming it counts one more death.
     pub ran_out: Option<String>,
+    /// The run-out claim's attempt ended in this process, alive (decision 0117): taking it
+    /// over counts no death.
+    pub ran_out_alive: bool,
 }
 
 impl StagedOp {
+    /// Whether claiming it counts a death: its claim ran out, and not under an attempt
+    /// that ended here with the process alive.
+    pub fn counts_a_death(&self) -> bool {
+        self.ran_out.is_some() && !self.ran_out_alive
+    }
+
     /// Its deaths once this read's claim is written: a run-out claim is one more.
     pub fn deaths_when_claimed(&self) -> u32 {
-        self.deaths + u32::from(self.ran_out.is_some())
+        self.deaths + u32::from(self.counts_a_death())
     }
 
     /// The conversation it belongs to.
@@ -411,6 +420,7 @@ impl Outbox {
                     staged_ms,
                     deaths: u32::try_from(item.get_n(DEATHS).unwrap_or(0)).unwrap_or(0),
                     ran_out,
+                    ran_out_alive: false,
                 });
             }
             start = page.next;
@@ -448,7 +458,7 @@ impl Outbox {
                 .set(STATE, "in_flight")
                 .set(ATTEMPT, attempt)
                 .set(UNTIL_MS, until_ms);
-            if op.ran_out.is_some() {
+            if op.counts_a_death() {
                 update = update.add(DEATHS, 1);
             }
             self.store

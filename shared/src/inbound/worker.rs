@@ -517,17 +517,13 @@ impl InboundWorker {
                     .await
             }
             EventKind::Read {
-                message_id: Some(message_id),
+                message_id,
+                watermark,
                 ..
             } => {
-                self.forward_read(job, &conversations, message_id.as_str())
+                let mid = message_id.as_ref().map(|m| m.as_str());
+                self.forward_read(job, &conversations, mid, *watermark)
                     .await
-            }
-            EventKind::Read {
-                message_id: None, ..
-            } => {
-                tracing::debug!("watermark-only read receipt ignored");
-                Ok(())
             }
             EventKind::AccountUpdate { update } => {
                 let crate::meta::AccountRef::WhatsApp(number) = account else {

@@ -34,5 +34,6 @@ mod retention;
 mod sealed_inbound;
 mod tenant_sweep;
 mod tenants;
+mod thread_reads;
 mod usage;
 mod vectors;

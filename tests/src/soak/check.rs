@@ -126,9 +126,14 @@ pub struct SoakFigures {
     /// Reads the driver reported of an Instagram reply's earlier copy: a copy sent by an
     /// instance that crashed before recording it, the reply then sent again (decision
     /// 0055). Instagram's Send API takes no tag of ours, so nothing ties that copy's `mid`
-    /// to the message and the read is dropped (decision 0111's residue, measured by the soak
-    /// since decision 0114). Not counted in `statuses_lost` nor `replies_not_delivered`.
+    /// to the message (decision 0111's residue, measured by the soak since decision 0114);
+    /// since decision 0116 the read reads the thread up to its time, which reads the reply
+    /// when it was recorded sent by then: counted here when it was not. Not counted in
+    /// `statuses_lost` nor `replies_not_delivered`.
     pub instagram_reads_of_an_earlier_copy: usize,
+    /// Instagram replies the driver did not read that ended `read` because the customer
+    /// read a later reply in their thread (decision 0116).
+    pub instagram_replies_read_with_their_thread: usize,
     /// Operator replies Meta accepted that did not end `delivered` (`read` when the driver
     /// reported it read): on the stored message, or with no such status post at their
     /// portal. Meta's `delivered` follows every accepted WhatsApp send (the Graph API fake
@@ -472,6 +477,18 @@ async fn replies_delivered(
     let bitrix_posts = w.bitrix_posts();
     let lost_answers = w.bitrix_lost_answers();
     let sent = w.graph.sent();
+    // The conversations in which the driver read a reply.
+    let conversation_of: HashMap<u64, (usize, u32)> = ledger
+        .replies
+        .iter()
+        .map(|r| (r.im_message, r.conversation))
+        .collect();
+    let read_in: HashSet<(usize, u32)> = ledger
+        .statuses
+        .iter()
+        .filter(|(_, status, _)| *status == "read")
+        .filter_map(|(im, _, _)| conversation_of.get(im).copied())
+        .collect();
     for reply in &ledger.replies {
         // Meta's ids of its sends (more than one when a crash hid a send's outcome and it
         // was sent again, decision 0055): the message holds one of them.
@@ -521,14 +538,18 @@ async fn replies_delivered(
                 reply.im_message
             );
         }
-        let expected = if read {
+        // A read of the Instagram thread reads every reply of ours before the one it names
+        // (decision 0116): an unread reply in a thread read after it ends `read` when it was
+        // recorded `sent` by the time that read came, `sent` when not (a race the driver
+        // does not see): either is right.
+        let read_with_thread = instagram && !read && read_in.contains(&reply.conversation);
+        let mut expected = if read {
             MessageStatus::Read
         } else if instagram {
             MessageStatus::Sent
         } else {
             MessageStatus::Delivered
         };
-        let posted = if read { reading } else { delivery };
         // An erased person's messages are gone: only the portal tells.
         let mut stored = None;
         if ledger.erased_conversations.contains(&reply.conversation) {
@@ -545,6 +566,15 @@ async fn replies_delivered(
             };
             stored = stored_message_status(w, &of).await;
         }
+        if read_with_thread && stored == Some(MessageStatus::Read) {
+            expected = MessageStatus::Read;
+            f.instagram_replies_read_with_their_thread += 1;
+        }
+        let posted = if expected == MessageStatus::Read {
+            reading
+        } else {
+            delivery
+        };
         if (posted == 0 || stored != Some(expected)) && !untied.contains(&reply.im_message) {
             f.replies_not_delivered += 1;
             let refs: Vec<String> = wamids

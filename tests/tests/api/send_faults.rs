@@ -11,6 +11,8 @@ mod early_status;
 mod earlier_copy;
 // Instagram's reads that come before the send's `mid` is recorded (decision 0114).
 mod instagram_read;
+// A read of the thread reads every reply before it (decision 0116).
+mod instagram_thread_read;
 // The send worker's own `failed` after a delivery stopped before queueing its note (decision
 // 0078).
 mod own_failure;

@@ -14,6 +14,8 @@ mod deadly_operations;
 mod done_before_dropped;
 // A job hears its outcome from its own process's flusher (decision 0084).
 mod heard_not_read;
+// A claim that ran out under a flusher alive in this process is no death (decision 0117).
+mod living_flushers;
 // Each operation claimed and settled by its own conditional update (decision 0086).
 mod op_claims;
 // A customer's message pushed under a hold on its own item (decision 0105).

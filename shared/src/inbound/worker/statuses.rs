@@ -4,6 +4,7 @@
 //! Split from the worker's module.
 
 use super::*;
+use crate::conversation::read_bound_at;
 use crate::outbound::attempt::{Confirmation, EarlierCopy};
 
 impl InboundWorker {
@@ -141,36 +142,74 @@ impl InboundWorker {
         Ok(conversations.find_message(&job.event.account, &id).await?)
     }
 
-    /// A read receipt naming one of our messages (Instagram's `read.mid`). When no message
-    /// holds that id yet, the send worker has not recorded the send: the read is kept for
-    /// it, and the message looked for once more, since the send worker may have recorded it
-    /// (and looked for a kept read) between the first lookup and the hold. Each side writes,
-    /// then reads the other's, so one of them always applies the read (decision 0114).
+    /// A customer's read (Instagram's `read.mid`, or Messenger's `read.watermark`): the
+    /// message it names, then every message of ours before it in the thread (decision
+    /// 0116).
+    ///
+    /// When no message holds the named id yet, the send worker has not recorded the send:
+    /// the read is kept for it, and the message looked for once more, since the send worker
+    /// may have recorded it (and looked for a kept read) between the first lookup and the
+    /// hold. Each side writes, then reads the other's, so one of them always applies the
+    /// read (decision 0114). The thread is then read up to the time of the read.
     pub(super) async fn forward_read(
         &self,
         job: &InboundJob,
         conversations: &Conversations,
-        provider_message_id: &str,
+        provider_message_id: Option<&str>,
+        watermark: Option<i64>,
     ) -> Result<(), InboundError> {
         let account = &job.event.account;
-        let mut target = conversations
-            .find_message(account, provider_message_id)
+        let mut target = None;
+        if let Some(mid) = provider_message_id {
+            target = conversations.find_message(account, mid).await?;
+            if target.is_none() {
+                conversations.hold_early_read(account, mid).await?;
+                target = conversations.find_message(account, mid).await?;
+                tracing::info!(
+                    found = target.is_some(),
+                    "read of a send not recorded yet; kept for the send worker"
+                );
+                self.metrics.early_status("held");
+            }
+            self.forward_status_to(
+                job,
+                conversations,
+                target.clone(),
+                MessageStatus::Read,
+                None,
+            )
             .await?;
-        if target.is_none() {
-            conversations
-                .hold_early_read(account, provider_message_id)
-                .await?;
-            target = conversations
-                .find_message(account, provider_message_id)
-                .await?;
-            tracing::info!(
-                found = target.is_some(),
-                "read of a send not recorded yet; kept for the send worker"
-            );
-            self.metrics.early_status("held");
         }
-        self.forward_status_to(job, conversations, target, MessageStatus::Read, None)
-            .await
+        let (conversation, before) = match target {
+            Some(read) => (read.conversation, read.sk),
+            None => {
+                // Messenger's watermark is in milliseconds; the event's time in seconds.
+                let at_ms = watermark.or(job.event.timestamp.map(|s| s.saturating_mul(1000)));
+                let (Some(customer), Some(at_ms)) = (job.event.customer(), at_ms) else {
+                    return Ok(());
+                };
+                let Some(conversation) =
+                    conversations.conversation_of(account, &customer.id).await?
+                else {
+                    return Ok(());
+                };
+                (conversation, read_bound_at(at_ms))
+            }
+        };
+        let earlier = conversations.unread_before(&conversation, &before).await?;
+        if !earlier.is_empty() {
+            tracing::info!(
+                messages = earlier.len(),
+                "earlier messages read with the thread"
+            );
+        }
+        for message in earlier {
+            let sync = status_job(job, &message, MessageStatus::Read, None);
+            if conversations.read_by_thread(&message, &sync.effect).await? {
+                self.queue_status(sync).await?;
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn forward_status_to(
@@ -185,16 +224,7 @@ impl InboundWorker {
             tracing::debug!("status of a message we do not hold; ignored");
             return Ok(());
         };
-        let sync = SyncJob::new(
-            job.tenant_id.clone(),
-            target.conversation.clone(),
-            SyncAction::Status {
-                message_sk: target.sk.clone(),
-                status,
-                failure,
-            },
-            &job.event.provider_event_id,
-        );
+        let sync = status_job(job, &target, status, failure);
         // Also when an earlier delivery of this job moved the status and stopped before the
         // sync job was queued: the same job again (its deduplication id and the sync
         // worker's idempotency keep it from reaching the portal twice).
@@ -202,11 +232,34 @@ impl InboundWorker {
             .advance_status(&target, status, &sync.effect)
             .await?
         {
-            self.queue
-                .send_batch(&self.sync, vec![sync.to_message()])
-                .await
-                .map_err(|e| InboundError::Queue(e.to_string()))?;
+            self.queue_status(sync).await?;
         }
         Ok(())
     }
+
+    async fn queue_status(&self, sync: SyncJob) -> Result<(), InboundError> {
+        self.queue
+            .send_batch(&self.sync, vec![sync.to_message()])
+            .await
+            .map_err(|e| InboundError::Queue(e.to_string()))
+    }
+}
+
+/// The sync job carrying `status` of `target` to Bitrix24, its effect owed to this event.
+fn status_job(
+    job: &InboundJob,
+    target: &MessageRef,
+    status: MessageStatus,
+    failure: Option<String>,
+) -> SyncJob {
+    SyncJob::new(
+        job.tenant_id.clone(),
+        target.conversation.clone(),
+        SyncAction::Status {
+            message_sk: target.sk.clone(),
+            status,
+            failure,
+        },
+        &job.event.provider_event_id,
+    )
 }

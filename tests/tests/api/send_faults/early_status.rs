@@ -99,6 +99,11 @@ impl Portal {
 
     /// The status posts (`method`) the portal received for the operator's reply.
     pub(super) fn status_posts(&self, method: &str) -> usize {
+        self.status_posts_of(method, IM_MESSAGE)
+    }
+
+    /// Posts of `method` for the operator's Bitrix24 message `im`.
+    pub(super) fn status_posts_of(&self, method: &str, im: u64) -> usize {
         self.fake
             .batch_commands()
             .into_iter()
@@ -108,7 +113,7 @@ impl Portal {
             // A batch command's parameters arrive form-encoded: numbers as strings.
             .filter(|m| {
                 let id = &m["im"]["message_id"];
-                *id == json!(IM_MESSAGE) || *id == json!(IM_MESSAGE.to_string())
+                *id == json!(im) || *id == json!(im.to_string())
             })
             .count()
     }

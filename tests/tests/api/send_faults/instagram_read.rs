@@ -23,23 +23,35 @@ const IGSID: &str = "1254459154682919";
 /// Instagram's read receipt of the send `mid` (the sample `instagram-read.json`, its `read`
 /// naming the message), as the webhook would have queued it.
 fn read_job(tenant: &wappline::ids::TenantId, mid: &str) -> InboundJob {
+    read_job_at(tenant, json!({ "mid": mid }), wappline::clock::now_secs())
+}
+
+/// The same with `read` as given (a `mid`, or a Messenger-style `watermark`), read at
+/// `at` (Unix seconds).
+pub(super) fn read_job_at(tenant: &wappline::ids::TenantId, read: Value, at: i64) -> InboundJob {
     let mut v: Value = serde_json::from_slice(&sample("instagram-read.json")).unwrap();
     let item = &mut v["entry"][0]["messaging"][0];
-    item["read"]["mid"] = json!(mid);
-    item["timestamp"] = json!(wappline::clock::now_secs() * 1000);
+    item["read"] = read;
+    item["timestamp"] = json!(at * 1000);
     only_inbound_job(tenant, v.to_string().as_bytes())
 }
 
 impl Rig {
     /// An operator's reply to a customer who wrote on Instagram a minute ago.
     async fn instagram_reply(&self, text: &str) -> MessageRef {
+        self.instagram_reply_at(text, 77, wappline::clock::now_secs())
+            .await
+    }
+
+    /// The operator's reply `im` (its Bitrix24 message id), written at `at` (Unix seconds).
+    pub(super) async fn instagram_reply_at(&self, text: &str, im: u64, at: i64) -> MessageRef {
         let customer = CustomerRef::new(CustomerId::Instagram(
             InstagramUserId::parse(IGSID).unwrap(),
         ));
         let conversation = self.world.customer(&ig(), customer, 60).await;
-        self.world
-            .reply(&conversation, operator(text, Vec::new(), 77))
-            .await
+        let mut message = operator(text, Vec::new(), im);
+        message.at = at;
+        self.world.reply(&conversation, message).await
     }
 
     /// Instagram's read of the one send made, handled by the inbound worker while the send
@@ -83,19 +95,29 @@ async fn an_instagram_read_before_its_send_is_recorded_reaches_the_portal_once()
     assert_eq!(r.graph.sent().len(), 1, "never sent again");
 }
 
-/// A read of a `mid` no send of ours ever got (another app's message on the account) is
-/// kept and goes nowhere: no message is marked, nothing is posted.
+/// A read of a `mid` no send of ours ever got (another app's message on the account, or an
+/// earlier copy of a reply sent again after a crash, decision 0111) is kept, and reads the
+/// thread up to its time (decision 0116): our reply before it is read, once; a reply written
+/// after it is not.
 #[tokio::test]
-async fn an_instagram_read_of_a_message_we_never_sent_goes_nowhere() {
+async fn an_instagram_read_of_a_message_we_never_sent_reads_the_thread_up_to_its_time() {
     let r = rig(Duration::from_secs(600)).await;
     let p = portal(&r).await;
-    let at = r.instagram_reply("not the one read").await;
+    let now = wappline::clock::now_secs();
+    let before = r.instagram_reply_at("before the read", 77, now - 60).await;
     assert_eq!(r.deliver().await, Outcome::Done);
-    let job = read_job(&r.tenant, "aWdfaXRlbToxOklHTWVzc2FnZUlEOm5vdE91cnM");
+    let read = json!({ "mid": "aWdfaXRlbToxOklHTWVzc2FnZUlEOm5vdE91cnM" });
+    let job = read_job_at(&r.tenant, read, now - 30);
+    assert_eq!(r.inbound().process(&job).await.unwrap(), Outcome::Done);
+    let after = r.instagram_reply_at("after the read", 78, now - 10).await;
+    assert_eq!(r.deliver().await, Outcome::Done);
+    // Instagram repeats its webhook: nothing more.
     assert_eq!(r.inbound().process(&job).await.unwrap(), Outcome::Done);
     p.sync(&r).await;
-    assert_eq!(r.status(&at).await, Some(MessageStatus::Sent));
-    assert_eq!(p.status_posts(READING), 0);
+    assert_eq!(r.status(&before).await, Some(MessageStatus::Read));
+    assert_eq!(r.status(&after).await, Some(MessageStatus::Sent));
+    assert_eq!(p.status_posts_of(READING, 77), 1);
+    assert_eq!(p.status_posts_of(READING, 78), 0);
 }
 
 /// Holds the inbound worker at its write of a held read: says so, then waits to be let go.

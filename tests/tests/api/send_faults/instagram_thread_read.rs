@@ -1,0 +1,67 @@
+//! A customer's read of their Instagram thread reads our earlier replies too (decision
+//! 0116): Instagram names the one message the customer's app showed last, and the operator
+//! must see every reply before it read, each once, in Bitrix24.
+
+use super::early_status::{portal, READING};
+use super::instagram_read::read_job_at;
+use super::*;
+
+/// Three replies, read by the last one's `mid`: all three read, one reading post each;
+/// Instagram repeating the read posts nothing more; a fourth reply stays `sent` until read,
+/// and its read stops at the replies already read.
+#[tokio::test]
+async fn a_read_of_the_last_reply_reads_the_replies_before_it_once() {
+    let r = rig(Duration::from_secs(600)).await;
+    let p = portal(&r).await;
+    let now = wappline::clock::now_secs();
+    let mut replies = Vec::new();
+    for (i, im) in [101u64, 102, 103].into_iter().enumerate() {
+        let at = now - 60 + 10 * i as i64;
+        replies.push(r.instagram_reply_at(&format!("reply {im}"), im, at).await);
+        assert_eq!(r.deliver().await, Outcome::Done);
+    }
+    let sent = r.graph.sent();
+    assert_eq!(sent.len(), 3);
+    let read = read_job_at(&r.tenant, json!({ "mid": sent[2].id }), now);
+    assert_eq!(r.inbound().process(&read).await.unwrap(), Outcome::Done);
+    assert_eq!(r.inbound().process(&read).await.unwrap(), Outcome::Done);
+    p.sync(&r).await;
+    for (reply, im) in replies.iter().zip([101u64, 102, 103]) {
+        assert_eq!(r.status(reply).await, Some(MessageStatus::Read), "{im}");
+        assert_eq!(p.status_posts_of(READING, im), 1, "{im}");
+    }
+
+    let fourth = r.instagram_reply_at("reply 104", 104, now).await;
+    assert_eq!(r.deliver().await, Outcome::Done);
+    p.sync(&r).await;
+    assert_eq!(r.status(&fourth).await, Some(MessageStatus::Sent));
+    let mid = r.graph.sent()[3].id.clone();
+    let read = read_job_at(&r.tenant, json!({ "mid": mid }), now + 1);
+    assert_eq!(r.inbound().process(&read).await.unwrap(), Outcome::Done);
+    p.sync(&r).await;
+    assert_eq!(r.status(&fourth).await, Some(MessageStatus::Read));
+    for im in [101u64, 102, 103, 104] {
+        assert_eq!(p.status_posts_of(READING, im), 1, "{im}");
+    }
+}
+
+/// Messenger's form of a read, a time with no message (`read.watermark`, "all messages
+/// that were sent before or at this timestamp were read"): our replies up to it are read,
+/// a later one is not.
+#[tokio::test]
+async fn a_watermark_reads_the_replies_up_to_its_time() {
+    let r = rig(Duration::from_secs(600)).await;
+    let p = portal(&r).await;
+    let now = wappline::clock::now_secs();
+    let early = r.instagram_reply_at("early", 201, now - 60).await;
+    assert_eq!(r.deliver().await, Outcome::Done);
+    let late = r.instagram_reply_at("late", 202, now - 5).await;
+    assert_eq!(r.deliver().await, Outcome::Done);
+    let read = read_job_at(&r.tenant, json!({ "watermark": (now - 30) * 1000 }), now);
+    assert_eq!(r.inbound().process(&read).await.unwrap(), Outcome::Done);
+    p.sync(&r).await;
+    assert_eq!(r.status(&early).await, Some(MessageStatus::Read));
+    assert_eq!(r.status(&late).await, Some(MessageStatus::Sent));
+    assert_eq!(p.status_posts_of(READING, 201), 1);
+    assert_eq!(p.status_posts_of(READING, 202), 0);
+}
