@@ -8,6 +8,7 @@
 //! stayed unread when the customer read the first copy (decision 0111's residue).
 
 use super::model::{ConversationId, MessageRef, MessageStatus};
+use super::updates::STATUS_JOB;
 use super::{ConversationError, Conversations, MSG_PREFIX};
 use crate::store::{Key, Query, Table};
 
@@ -29,11 +30,14 @@ impl Conversations {
     /// Our messages in `conversation` sorted before `before` (a message's sort key, or
     /// [`read_bound_at`]) that a read of the thread reaches: `sent` or `delivered`, newest
     /// first, up to the first one already `read` (a read before it covered the rest) and
-    /// at most [`THREAD_READ_LOOKBACK`] messages back.
+    /// at most [`THREAD_READ_LOOKBACK`] messages back. A message this very read moved
+    /// already (its status job is `job_of` its sort key: a redelivery after a stop before
+    /// its status was queued) is returned again, and the walk goes on past it.
     pub async fn unread_before(
         &self,
         conversation: &ConversationId,
         before: &str,
+        job_of: impl Fn(&str) -> String,
     ) -> Result<Vec<MessageRef>, ConversationError> {
         let pk = self.partition(conversation);
         let readable = [MessageStatus::Sent.rank(), MessageStatus::Delivered.rank()];
@@ -52,16 +56,19 @@ impl Conversations {
                 if item.get_s("direction") != Some("out") {
                     continue;
                 }
+                let Some(key) = item.key() else { continue };
+                let ours = |sk: String| MessageRef {
+                    conversation: conversation.clone(),
+                    sk,
+                };
                 match item.get_n("status_rank") {
-                    Some(rank) if rank >= MessageStatus::Read.rank() => return Ok(found),
-                    Some(rank) if readable.contains(&rank) => {
-                        if let Some(key) = item.key() {
-                            found.push(MessageRef {
-                                conversation: conversation.clone(),
-                                sk: key.sk,
-                            });
+                    Some(rank) if rank >= MessageStatus::Read.rank() => {
+                        if item.get_s(STATUS_JOB) != Some(job_of(&key.sk).as_str()) {
+                            return Ok(found);
                         }
+                        found.push(ours(key.sk));
                     }
+                    Some(rank) if readable.contains(&rank) => found.push(ours(key.sk)),
                     _ => {}
                 }
             }

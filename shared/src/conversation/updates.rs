@@ -9,7 +9,7 @@ use crate::store::{AttrValue, Condition, StoreError, Table, Update};
 
 /// The message attribute naming the sync job its last status move is owed to (a hash: the
 /// job's effect key, no personal data).
-const STATUS_JOB: &str = "status_job";
+pub(super) const STATUS_JOB: &str = "status_job";
 
 impl Conversations {
     /// Moves a message's delivery status forward and records `job` (the effect key of the

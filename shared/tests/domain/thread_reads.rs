@@ -72,7 +72,8 @@ async fn our_messages_before_a_read_are_found_up_to_one_already_read(b: Backend)
         at.push(r);
     }
 
-    let found = c.unread_before(&conv, &at[6].sk).await.unwrap();
+    let none = |_: &str| String::new();
+    let found = c.unread_before(&conv, &at[6].sk, none).await.unwrap();
     assert_eq!(
         found,
         vec![at[5].clone(), at[1].clone()],
@@ -80,7 +81,7 @@ async fn our_messages_before_a_read_are_found_up_to_one_already_read(b: Backend)
     );
     // A time as the bound: the messages of that millisecond and before.
     let found = c
-        .unread_before(&conv, &read_bound_at(T0 + 6_000))
+        .unread_before(&conv, &read_bound_at(T0 + 6_000), none)
         .await
         .unwrap();
     assert_eq!(found, vec![at[6].clone(), at[5].clone(), at[1].clone()]);
@@ -104,9 +105,13 @@ async fn our_messages_before_a_read_are_found_up_to_one_already_read(b: Backend)
     assert_eq!(status(5).await, Some(MessageStatus::Read));
     assert_eq!(status(2).await, Some(MessageStatus::Failed));
     assert_eq!(status(4).await, None);
-    // Now read, it ends the next look back.
-    let found = c.unread_before(&conv, &at[7].sk).await.unwrap();
+    // Now read, it ends the next look back; but not that of the read that moved it (its
+    // redelivery), which finds it again and goes on.
+    let found = c.unread_before(&conv, &at[7].sk, none).await.unwrap();
     assert_eq!(found, vec![at[6].clone()]);
+    let job_1 = |_: &str| "job-1".to_owned();
+    let found = c.unread_before(&conv, &at[7].sk, job_1).await.unwrap();
+    assert_eq!(found, vec![at[6].clone(), at[5].clone(), at[1].clone()]);
 }
 
 on_both_backends!(our_messages_before_a_read_are_found_up_to_one_already_read);

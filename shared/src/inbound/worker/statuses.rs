@@ -196,7 +196,17 @@ impl InboundWorker {
                 (conversation, read_bound_at(at_ms))
             }
         };
-        let earlier = conversations.unread_before(&conversation, &before).await?;
+        // A message this read moved before (a redelivery) is walked past and queued again.
+        let job_of = |sk: &str| {
+            let at = MessageRef {
+                conversation: conversation.clone(),
+                sk: sk.to_owned(),
+            };
+            status_job(job, &at, MessageStatus::Read, None).effect
+        };
+        let earlier = conversations
+            .unread_before(&conversation, &before, job_of)
+            .await?;
         if !earlier.is_empty() {
             tracing::info!(
                 messages = earlier.len(),
