@@ -2,8 +2,8 @@
 //! details, encrypted, merged with what was stored before, and reading it back.
 
 use super::identity::{
-    customer_write_over, identities, lost_to_a_concurrent_write, merge_alias_pks, ALIASES_ATTR,
-    CUSTOMER_REV, CUSTOMER_WRITE_ATTEMPTS, FORMER_ATTR,
+    customer_write_over, identities, merge_alias_pks, over_concurrent_writes, ALIASES_ATTR,
+    CUSTOMER_REV, FORMER_ATTR,
 };
 use super::model::{ConversationId, ConversationMeta};
 use super::{retention_expiry, ConversationError, Conversations};
@@ -30,20 +30,12 @@ impl Conversations {
         inbound_at: Option<i64>,
         retention_days: u32,
     ) -> Result<ConversationId, ConversationError> {
-        let mut attempt = 1;
-        loop {
-            match self
-                .record_customer_once(account, customer, inbound_at, retention_days)
-                .await
-            {
-                // Another delivery of this customer wrote them since we read: merge again
-                // from what it stored (decision 0115).
-                Err(e) if lost_to_a_concurrent_write(&e) && attempt < CUSTOMER_WRITE_ATTEMPTS => {
-                    attempt += 1;
-                }
-                done => return done,
-            }
-        }
+        // Another delivery of this customer may write them between our read and our write:
+        // merged again from what it stored (decision 0115).
+        over_concurrent_writes(|| {
+            self.record_customer_once(account, customer, inbound_at, retention_days)
+        })
+        .await
     }
 
     /// One try of [`Self::record_customer`]: fails with a failed condition when the customer

@@ -42,7 +42,7 @@ pub(super) const FORMER_ATTR: &str = "former_ids";
 pub(super) const CUSTOMER_REV: &str = "customer_rev";
 /// How often a write of the customer is merged again after a concurrent one before the
 /// job is left to its queue's retry.
-pub(super) const CUSTOMER_WRITE_ATTEMPTS: usize = 5;
+const CUSTOMER_WRITE_ATTEMPTS: usize = 5;
 
 /// The write of a conversation's customer over what was read (`read`: the `META` item, None
 /// when there was none): the condition that nobody wrote the customer since, and the count
@@ -67,12 +67,24 @@ pub(super) fn customer_write_over(read: Option<&Item>) -> (Condition, AttrValue)
     }
 }
 
-/// True for the failure of a [`customer_write_over`] condition.
-pub(super) fn lost_to_a_concurrent_write(e: &ConversationError) -> bool {
-    matches!(
-        e,
-        ConversationError::Store(StoreError::ConditionFailed { .. })
-    )
+/// Runs `once` (a read of the customer, a merge and a [`customer_write_over`] write) again
+/// while its write loses to a concurrent one, up to [`CUSTOMER_WRITE_ATTEMPTS`] times.
+pub(super) async fn over_concurrent_writes<T, F, Fut>(mut once: F) -> Result<T, ConversationError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConversationError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match once().await {
+            Err(ConversationError::Store(StoreError::ConditionFailed { .. }))
+                if attempt < CUSTOMER_WRITE_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// The identities `customer` is known by in this delivery: the id, then the phone.
@@ -393,15 +405,7 @@ impl Conversations {
         account: &AccountRef,
         change: &IdentityChange,
     ) -> Result<Option<(ConversationId, CustomerRef)>, ConversationError> {
-        let mut attempt = 1;
-        loop {
-            match self.rekey_once(account, change).await {
-                Err(e) if lost_to_a_concurrent_write(&e) && attempt < CUSTOMER_WRITE_ATTEMPTS => {
-                    attempt += 1;
-                }
-                done => return done,
-            }
-        }
+        over_concurrent_writes(|| self.rekey_once(account, change)).await
     }
 
     /// One try of [`Self::rekey`]: fails with a failed condition when the customer was
