@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use wappline::conversation::{Conversations, IdentityChange};
+use tokio::task::JoinHandle;
+use wappline::conversation::{ConversationError, ConversationId, Conversations, IdentityChange};
 use wappline::crypto::{CachePolicy, Envelope};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
@@ -59,20 +60,31 @@ fn hooked(b: &Backend) -> (Arc<Conversations>, Arc<HoldNextUpdate>) {
     (Arc::new(conversations), hook)
 }
 
+/// Her BSUID-alone delivery (written at `at`) recorded in a task of its own; returns once it
+/// read her conversation and is held before its write.
+async fn bsuid_alone_held(
+    conversations: &Arc<Conversations>,
+    hook: &HoldNextUpdate,
+    at: i64,
+) -> JoinHandle<Result<ConversationId, ConversationError>> {
+    let held = hook.arm();
+    let task = tokio::spawn({
+        let c = conversations.clone();
+        async move {
+            c.record_customer(&account(), &by_bsuid_alone(), Some(at), 30)
+                .await
+        }
+    });
+    held.await;
+    task
+}
+
 /// The BSUID-alone delivery reads (nothing stored yet) and is held before it writes; the
 /// BSUID-and-phone delivery is recorded meanwhile; then the first one writes. Her phone must
 /// survive, so a later phone-only event finds the same conversation.
 async fn a_late_write_keeps_what_a_concurrent_one_added(b: Backend) {
     let (conversations, hook) = hooked(&b);
-    let held = hook.arm();
-    let first = tokio::spawn({
-        let c = conversations.clone();
-        async move {
-            c.record_customer(&account(), &by_bsuid_alone(), Some(100), 30)
-                .await
-        }
-    });
-    held.await;
+    let first = bsuid_alone_held(&conversations, &hook, 100).await;
     let second = conversations
         .record_customer(&account(), &by_bsuid_and_phone(), Some(101), 30)
         .await
@@ -101,15 +113,7 @@ async fn a_late_write_does_not_undo_a_change_of_number(b: Backend) {
         .record_customer(&account(), &by_bsuid_and_phone(), Some(100), 30)
         .await
         .unwrap();
-    let held = hook.arm();
-    let late = tokio::spawn({
-        let c = conversations.clone();
-        async move {
-            c.record_customer(&account(), &by_bsuid_alone(), Some(101), 30)
-                .await
-        }
-    });
-    held.await;
+    let late = bsuid_alone_held(&conversations, &hook, 101).await;
     let new_phone = WhatsAppPhone::parse("16505550000").unwrap();
     let new_user = WhatsAppUserId::parse("US.99991208655302741918").unwrap();
     let change = IdentityChange {

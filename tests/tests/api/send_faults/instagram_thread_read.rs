@@ -8,6 +8,22 @@ use super::early_status::{portal, READING};
 use super::instagram_read::read_job_at;
 use super::*;
 
+impl Rig {
+    /// The operator's replies `ims`, written 10 s apart before `now` and each sent.
+    async fn replies_sent_before(&self, ims: &[u64], now: i64) -> Vec<MessageRef> {
+        let mut replies = Vec::new();
+        for (i, im) in ims.iter().enumerate() {
+            let at = now - 60 + 10 * i as i64;
+            replies.push(
+                self.instagram_reply_at(&format!("reply {im}"), *im, at)
+                    .await,
+            );
+            assert_eq!(self.deliver().await, Outcome::Done);
+        }
+        replies
+    }
+}
+
 /// Three replies, read by the last one's `mid`: all three read, one reading post each;
 /// Instagram repeating the read posts nothing more; a fourth reply stays `sent` until read,
 /// and its read stops at the replies already read.
@@ -16,12 +32,7 @@ async fn a_read_of_the_last_reply_reads_the_replies_before_it_once() {
     let r = rig(Duration::from_secs(600)).await;
     let p = portal(&r).await;
     let now = wappline::clock::now_secs();
-    let mut replies = Vec::new();
-    for (i, im) in [101u64, 102, 103].into_iter().enumerate() {
-        let at = now - 60 + 10 * i as i64;
-        replies.push(r.instagram_reply_at(&format!("reply {im}"), im, at).await);
-        assert_eq!(r.deliver().await, Outcome::Done);
-    }
+    let replies = r.replies_sent_before(&[101u64, 102, 103], now).await;
     let sent = r.graph.sent();
     assert_eq!(sent.len(), 3);
     let read = read_job_at(&r.tenant, json!({ "mid": sent[2].id }), now);
@@ -77,12 +88,7 @@ async fn a_read_stopped_half_way_along_the_thread_finishes_on_its_redelivery() {
     let r = rig(Duration::from_secs(600)).await;
     let p = portal(&r).await;
     let now = wappline::clock::now_secs();
-    let mut replies = Vec::new();
-    for (i, im) in [301u64, 302, 303].into_iter().enumerate() {
-        let at = now - 60 + 10 * i as i64;
-        replies.push(r.instagram_reply_at(&format!("reply {im}"), im, at).await);
-        assert_eq!(r.deliver().await, Outcome::Done);
-    }
+    let replies = r.replies_sent_before(&[301u64, 302, 303], now).await;
     let mid = r.graph.sent()[2].id.clone();
     let read = read_job_at(&r.tenant, json!({ "mid": mid }), now);
     let second = replies[1].sk.clone();
