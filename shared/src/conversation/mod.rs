@@ -57,7 +57,7 @@ pub use model::{
 };
 pub use profile::CustomerProfile;
 pub use sync_hold::{PushHold, HOLD_ON_MESSAGE_MAX_BYTES};
-pub use thread_reads::{read_bound_at, THREAD_READ_LOOKBACK};
+pub use thread_reads::read_bound_at;
 
 const META_SK: &str = "META";
 pub const MID_SK: &str = "MID";

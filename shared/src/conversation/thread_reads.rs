@@ -15,7 +15,7 @@ use crate::store::{Key, Query, Table};
 /// How many of a conversation's messages one read looks back over at most: past it, what
 /// is still unread stays so (a conversation's messages since its last read are rarely
 /// more; each look costs a read of the items).
-pub const THREAD_READ_LOOKBACK: usize = 100;
+const THREAD_READ_LOOKBACK: usize = 100;
 
 /// Messages per page of the look back.
 const PAGE: usize = 25;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::conversation::{ConversationId, MessageStatus};
+use crate::conversation::{ConversationId, MessageRef, MessageStatus};
 use crate::ids::TenantId;
 use crate::queue::OutgoingMessage;
 
@@ -83,6 +83,23 @@ impl SyncJob {
             effect,
             received_ms: None,
         }
+    }
+
+    /// The job carrying `status` of the message at `at` (with Meta's or our reason when it
+    /// failed) to Bitrix24, its effect owed to `occurrence`.
+    pub fn status(
+        tenant_id: TenantId,
+        at: &MessageRef,
+        status: MessageStatus,
+        failure: Option<String>,
+        occurrence: &str,
+    ) -> Self {
+        let action = SyncAction::Status {
+            message_sk: at.sk.clone(),
+            status,
+            failure,
+        };
+        SyncJob::new(tenant_id, at.conversation.clone(), action, occurrence)
     }
 
     /// Our id of the message the job is about (its sort key, no personal data).

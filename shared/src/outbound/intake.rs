@@ -17,7 +17,7 @@ use crate::conversation::{
     ConversationError, ConversationId, Conversations, Direction, MessageRef, MessageStatus,
     NewMessage, Origin, TemplateMessage,
 };
-use crate::crm_sync::{SyncAction, SyncJob};
+use crate::crm_sync::SyncJob;
 use crate::crypto::Envelope;
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, CustomerId, CustomerRef};
@@ -199,14 +199,11 @@ impl OutboundIntake {
             .store_message(account, conversation, new, retention_days)
             .await?;
         let effect = OutboundJob::new(tenant.clone(), &at).effect;
-        let note = SyncJob::new(
+        let note = SyncJob::status(
             tenant.clone(),
-            conversation.clone(),
-            SyncAction::Status {
-                message_sk: at.sk.clone(),
-                status: MessageStatus::Failed,
-                failure: Some(quota.to_string()),
-            },
+            &at,
+            MessageStatus::Failed,
+            Some(quota.to_string()),
             &format!("quota:{effect}"),
         );
         conversations
@@ -348,14 +345,11 @@ impl OutboundIntake {
         // status write, which records it (decision 0064), so a retry queues the same job.
         let status_job = |at: &MessageRef| {
             let effect = OutboundJob::new(tenant.clone(), at).effect;
-            SyncJob::new(
+            SyncJob::status(
                 tenant.clone(),
-                at.conversation.clone(),
-                SyncAction::Status {
-                    message_sk: at.sk.clone(),
-                    status: MessageStatus::Failed,
-                    failure: Some(reason.clone()),
-                },
+                at,
+                MessageStatus::Failed,
+                Some(reason.clone()),
                 &format!("refused:{effect}"),
             )
         };

@@ -17,7 +17,7 @@ use crate::conversation::{
     ConversationError, ConversationMeta, Conversations, JobTarget, MessageRef, MessageStatus,
     Origin, StoredMessage,
 };
-use crate::crm_sync::{SyncAction, SyncJob};
+use crate::crm_sync::SyncJob;
 use crate::crypto::Envelope;
 use crate::graph::{InstagramSender, WhatsAppRecipient};
 use crate::idempotency::{Begin, Idempotency};
@@ -324,14 +324,11 @@ impl OutboundWorker {
         failure: Option<String>,
         occurrence: &str,
     ) -> SyncJob {
-        SyncJob::new(
+        SyncJob::status(
             job.tenant_id.clone(),
-            job.conversation.clone(),
-            SyncAction::Status {
-                message_sk: job.message_sk.clone(),
-                status,
-                failure,
-            },
+            &job.message_ref(),
+            status,
+            failure,
             &format!("{occurrence}:{}", job.effect),
         )
     }

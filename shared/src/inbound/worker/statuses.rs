@@ -262,14 +262,11 @@ fn status_job(
     status: MessageStatus,
     failure: Option<String>,
 ) -> SyncJob {
-    SyncJob::new(
+    SyncJob::status(
         job.tenant_id.clone(),
-        target.conversation.clone(),
-        SyncAction::Status {
-            message_sk: target.sk.clone(),
-            status,
-            failure,
-        },
+        target,
+        status,
+        failure,
         &job.event.provider_event_id,
     )
 }
