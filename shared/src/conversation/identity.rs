@@ -247,6 +247,18 @@ impl Conversations {
         let Some(item) = self.store.get(Table::Data, &key).await? else {
             return Ok(None);
         };
+        self.stored_answering(id, item, identity, incoming).await
+    }
+
+    /// The conversation `id` stored as `item` if its customer answers to `identity`.
+    async fn stored_answering(
+        &self,
+        id: &ConversationId,
+        item: Item,
+        identity: &CustomerId,
+        incoming: Option<&CustomerRef>,
+    ) -> Result<Option<Found>, ConversationError> {
+        let key = self.meta_key(id);
         let Some(blob) = item.get_b("customer") else {
             return Ok(None);
         };
@@ -319,6 +331,12 @@ impl Conversations {
     /// The id of a new conversation for `customer`: the one its id derives to, unless that
     /// is taken by a conversation that answers to someone else now (its customer changed
     /// number and the number went to a new person), then the next generation.
+    ///
+    /// One taken by a conversation that answers to `customer` is theirs, created by another
+    /// of their deliveries since we looked for them (two inbound FIFO groups, decision 0097):
+    /// its id is returned, so the caller's write as a new conversation fails its condition
+    /// and the next try finds it, instead of a second conversation and a second Bitrix24
+    /// chat for one person.
     pub(super) async fn fresh_id(
         &self,
         account: &AccountRef,
@@ -334,13 +352,17 @@ impl Conversations {
                 generation,
             )
             .await?;
-            if self
-                .store
-                .get(Table::Data, &self.meta_key(&id))
-                .await?
-                .is_none()
-            {
+            let Some(item) = self.store.get(Table::Data, &self.meta_key(&id)).await? else {
                 return Ok(id);
+            };
+            for identity in identities(customer) {
+                if self
+                    .stored_answering(&id, item.clone(), &identity, Some(customer))
+                    .await?
+                    .is_some()
+                {
+                    return Ok(id);
+                }
             }
             last = Some(id);
         }

@@ -188,7 +188,39 @@ async fn a_late_change_of_number_keeps_a_concurrent_message(b: Backend) {
     assert_eq!(stored.username.as_deref(), Some("@sheena"));
 }
 
+/// Her first two deliveries at once, neither finding a conversation: the BSUID-alone one
+/// looks for her (nothing yet), the other creates her conversation, then the first picks a
+/// new conversation's id. Her conversation is taken, not passed over for the next generation
+/// (a second Bitrix24 chat): that is kept for a number now someone else's.
+async fn a_conversation_created_meanwhile_is_hers_not_taken(b: Backend) {
+    let (conversations, hook) = hooked(&b);
+    // Her `META` is read once while looking for her, once more to pick a fresh id.
+    let held = hook.arm_read(2);
+    let first = tokio::spawn({
+        let c = conversations.clone();
+        async move {
+            c.record_customer(&account(), &by_bsuid_alone(), Some(100), 30)
+                .await
+        }
+    });
+    held.await;
+    let second = conversations
+        .record_customer(&account(), &by_bsuid_and_phone(), Some(101), 30)
+        .await
+        .unwrap();
+    hook.release();
+    assert_eq!(
+        first.await.unwrap().unwrap(),
+        second,
+        "one conversation for both deliveries"
+    );
+    let stored = conversations.meta(&second).await.unwrap().unwrap().customer;
+    assert_eq!(stored.phone, Some(phone()));
+    assert_eq!(stored.username.as_deref(), Some("@sheena"));
+}
+
 on_both_backends!(
+    a_conversation_created_meanwhile_is_hers_not_taken,
     a_late_change_of_number_keeps_a_concurrent_message,
     a_late_write_keeps_what_a_concurrent_one_added,
     a_late_write_does_not_undo_a_change_of_number,

@@ -1,8 +1,8 @@
-//! A store hook that holds one chosen write until the test releases it: the interleavings
-//! of two writers of one item (a read, the other's whole write, then this write), held
-//! deterministically instead of hoped for.
+//! A store hook that holds one chosen write (or read) until the test releases it: the
+//! interleavings of two writers of one item (a read, the other's whole write, then this
+//! write), held deterministically instead of hoped for.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -10,11 +10,13 @@ use tokio::sync::Notify;
 use wappline::faults::hooked::{HookedStore, SharedHook, StoreCall, StoreHook, Verdict};
 use wappline::store::TableStore;
 
-/// Once armed, holds the next update of an item whose sort key is `sk` until released;
-/// every other call runs at once.
+/// Once armed, holds the next update of an item whose sort key is `sk` until released (or,
+/// armed for a read, the chosen read of such an item); every other call runs at once.
 pub struct HoldNextUpdate {
     sk: String,
     armed: AtomicBool,
+    /// Reads of the item still to let through before the one held; 0 when no read is armed.
+    reads_to_hold_at: AtomicUsize,
     held: Notify,
     release: Notify,
 }
@@ -25,6 +27,7 @@ impl HoldNextUpdate {
         let hook = Arc::new(HoldNextUpdate {
             sk: sk.to_owned(),
             armed: AtomicBool::new(false),
+            reads_to_hold_at: AtomicUsize::new(0),
             held: Notify::new(),
             release: Notify::new(),
         });
@@ -39,7 +42,15 @@ impl HoldNextUpdate {
         held
     }
 
-    /// Lets the held update run.
+    /// Holds the `nth` next read of a matching item (1 for the next one); the future
+    /// resolves once it is held.
+    pub fn arm_read(&self, nth: usize) -> impl std::future::Future<Output = ()> + '_ {
+        let held = self.held.notified();
+        self.reads_to_hold_at.store(nth, Ordering::SeqCst);
+        held
+    }
+
+    /// Lets the held call run.
     pub fn release(&self) {
         self.release.notify_one();
     }
@@ -48,11 +59,19 @@ impl HoldNextUpdate {
 #[async_trait]
 impl StoreHook for HoldNextUpdate {
     async fn before(&self, call: &StoreCall<'_>) -> Verdict {
-        if let StoreCall::Update { key, .. } = call {
-            if key.sk == self.sk && self.armed.swap(false, Ordering::SeqCst) {
-                self.held.notify_one();
-                self.release.notified().await;
+        let hold = match call {
+            StoreCall::Update { key, .. } => {
+                key.sk == self.sk && self.armed.swap(false, Ordering::SeqCst)
             }
+            StoreCall::Get { key, .. } if key.sk == self.sk => self
+                .reads_to_hold_at
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok_and(|n| n == 1),
+            _ => false,
+        };
+        if hold {
+            self.held.notify_one();
+            self.release.notified().await;
         }
         Verdict::Run
     }

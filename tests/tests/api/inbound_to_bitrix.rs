@@ -150,12 +150,15 @@ async fn every_sample_reaches_the_portal_once_and_in_order() {
         format!("{WA_NUMBER}:bsuid:US.13491208655302741918"),
         format!("{WA_NUMBER}:phone:16505551234"),
     ];
-    let her_chats: BTreeSet<&str> = want
-        .iter()
-        .filter(|(conversation, _)| hers.contains(conversation))
-        .map(|(_, id)| received[position[id.as_str()]].external_chat_id.as_str())
-        .collect();
-    assert_eq!(her_chats.len(), 1, "one customer in {her_chats:?}");
+    // Her messages by the chat they reached, so a failure says which delivery went astray.
+    let mut her_chats: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (_, id) in want.iter().filter(|(c, _)| hers.contains(c)) {
+        her_chats
+            .entry(received[position[id.as_str()]].external_chat_id.as_str())
+            .or_default()
+            .push(id.as_str());
+    }
+    assert_eq!(her_chats.len(), 1, "one customer in {her_chats:#?}");
     // One Bitrix24 chat per conversation: a customer's messages share the external chat id.
     let chats: BTreeSet<&str> = received
         .iter()
