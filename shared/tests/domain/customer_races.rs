@@ -188,24 +188,25 @@ async fn a_late_change_of_number_keeps_a_concurrent_message(b: Backend) {
     assert_eq!(stored.username.as_deref(), Some("@sheena"));
 }
 
-/// Her first two deliveries at once, neither finding a conversation: the BSUID-alone one
-/// looks for her (nothing yet), the other creates her conversation, then the first picks a
-/// new conversation's id. Her conversation is taken, not passed over for the next generation
-/// (a second Bitrix24 chat): that is kept for a number now someone else's.
-async fn a_conversation_created_meanwhile_is_hers_not_taken(b: Backend) {
+/// Her first two deliveries at once, neither finding a conversation: `looking` looks for her
+/// (nothing yet), `creating` creates her conversation, then `looking` picks a new
+/// conversation's id. Her conversation is taken, not passed over for the next generation (a
+/// second Bitrix24 chat): that is kept for a number now someone else's (decision 0118).
+async fn first_deliveries_at_once_share_one_conversation(
+    b: Backend,
+    looking: CustomerRef,
+    creating: CustomerRef,
+) {
     let (conversations, hook) = hooked(&b);
     // Her `META` is read once while looking for her, once more to pick a fresh id.
     let held = hook.arm_read(2);
     let first = tokio::spawn({
         let c = conversations.clone();
-        async move {
-            c.record_customer(&account(), &by_bsuid_alone(), Some(100), 30)
-                .await
-        }
+        async move { c.record_customer(&account(), &looking, Some(100), 30).await }
     });
     held.await;
     let second = conversations
-        .record_customer(&account(), &by_bsuid_and_phone(), Some(101), 30)
+        .record_customer(&account(), &creating, Some(101), 30)
         .await
         .unwrap();
     hook.release();
@@ -219,8 +220,19 @@ async fn a_conversation_created_meanwhile_is_hers_not_taken(b: Backend) {
     assert_eq!(stored.username.as_deref(), Some("@sheena"));
 }
 
+/// The BSUID-alone delivery looks first.
+async fn a_conversation_created_meanwhile_is_hers_not_taken(b: Backend) {
+    first_deliveries_at_once_share_one_conversation(b, by_bsuid_alone(), by_bsuid_and_phone()).await
+}
+
+/// The BSUID-and-phone delivery looks first (the order the end-to-end test met).
+async fn a_conversation_created_meanwhile_by_bsuid_alone_is_hers(b: Backend) {
+    first_deliveries_at_once_share_one_conversation(b, by_bsuid_and_phone(), by_bsuid_alone()).await
+}
+
 on_both_backends!(
     a_conversation_created_meanwhile_is_hers_not_taken,
+    a_conversation_created_meanwhile_by_bsuid_alone_is_hers,
     a_late_change_of_number_keeps_a_concurrent_message,
     a_late_write_keeps_what_a_concurrent_one_added,
     a_late_write_does_not_undo_a_change_of_number,
