@@ -28,7 +28,8 @@
 //! - Tokens: [`FakeGraph::add_token`] (WhatsApp number), [`FakeGraph::add_instagram_token`]
 //!   (Instagram account, optionally its Page). Unknown token: `401` code 190.
 //! - Revocation: `DELETE /{version}/{waba-or-page-id}/subscribed_apps` answers
-//!   `{"success": true}` for a known token; `DELETE /{version}/me/permissions` answers `true`
+//!   `{"success": true}` for a known token, and a WABA's `GET …/subscribed_apps` lists our app
+//!   no more until the next `POST`; `DELETE /{version}/me/permissions` answers `true`
 //!   for a known Instagram token and forgets it. Both are in [`FakeGraph::calls`].
 //! - Ownership (ownership.rs): `GET /{version}/debug_token`, `/{waba-id}/phone_numbers`,
 //!   `/me?fields=user_id,username` and `/{page-id}?fields=instagram_business_account`, from
@@ -81,6 +82,7 @@ pub use profiles::FakeProfile;
 pub use sdk::{FAKE_BUSINESS_ID, FAKE_ES_CONFIG_ID};
 pub use sender_actions::SenderAction;
 use sends::*;
+pub use subscriptions::HeldCall;
 pub use templates::template;
 
 /// Turns on self-service onboarding (Embedded Signup and Instagram Login, decision 0040) on a
@@ -222,6 +224,8 @@ struct State {
     sdk: sdk::Sdk,
     /// Webhook subscriptions Meta dropped (subscriptions.rs).
     dropped_subscriptions: subscriptions::Dropped,
+    /// A hold for the next `DELETE …/subscribed_apps` (subscriptions.rs).
+    unsubscribe_hold: Option<Arc<subscriptions::HeldCall>>,
     calls: Vec<GraphCall>,
     sent: Vec<SentMessage>,
     actions: Vec<SenderAction>,
@@ -495,6 +499,16 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Answer {
         Ok(b) => b.to_bytes().to_vec(),
         Err(_) => Vec::new(),
     };
+    if parts.method == hyper::Method::DELETE && parts.uri.path().ends_with("/subscribed_apps") {
+        let hold = state
+            .lock()
+            .expect("fake graph state")
+            .unsubscribe_hold
+            .take();
+        if let Some(hold) = hold {
+            hold.hold().await;
+        }
+    }
     let mut s = state.lock().expect("fake graph state");
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
@@ -617,10 +631,11 @@ fn route(s: &mut State, r: &ReadRequest<'_>) -> Answer {
     if method == "DELETE" {
         return match segments.as_slice() {
             // Unsubscribing our app from a WhatsApp Business Account's or a Page's webhooks.
-            [version, _owner, "subscribed_apps"] if is_version(version) => {
+            [version, owner, "subscribed_apps"] if is_version(version) => {
                 if bearer
                     .is_some_and(|t| s.tokens.contains_key(t) || s.instagram_tokens.contains_key(t))
                 {
+                    subscriptions::unsubscribed(s, owner);
                     json_answer(200, &json!({"success": true}))
                 } else {
                     meta_error(

@@ -96,6 +96,13 @@ async fn message_provider(cx: &Context<'_>, channel: &str) -> Result<Outcome, St
 }
 
 /// Unsubscribes from the WABA unless one of its numbers still has a route (any tenant's).
+///
+/// A number of the WABA connected while this runs (after the routes were read, before Meta
+/// took the unsubscribe) would lose its webhooks: its connect subscribed the app, and the
+/// unsubscribe landing after that removes it until the daily subscription check (decision
+/// 0051). So the routes are read again once the app is unsubscribed, and a route found then
+/// subscribes it again (decision 0119). A connect writes its route before it subscribes: one
+/// whose route comes after that second read subscribes after the unsubscribe itself.
 async fn whatsapp(
     cx: &Context<'_>,
     channel: &str,
@@ -106,16 +113,47 @@ async fn whatsapp(
         return Ok(Outcome::Skipped("no WABA id recorded".into()));
     };
     let waba_id = WabaId::parse(waba).map_err(|e| e.to_string())?;
+    // The disconnected number itself counts too: it may have been connected again since.
     let numbers = cx
         .graph
         .waba_phone_numbers(&waba_id, token)
         .await
         .map_err(|e| e.to_string())?;
-    // The disconnected number itself counts too: it may have been connected again since.
-    let ids = numbers
+    let ids: Vec<&str> = numbers
         .iter()
         .map(|n| n.id.as_str())
-        .chain(std::iter::once(channel));
+        .chain(std::iter::once(channel))
+        .collect();
+    if any_routed(cx, &ids).await? {
+        return Ok(Outcome::Skipped(
+            "another connected number still uses the WhatsApp Business Account".into(),
+        ));
+    }
+    cx.graph
+        .unsubscribe_app(waba, token)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !any_routed(cx, &ids).await? {
+        return Ok(Outcome::Done);
+    }
+    tracing::warn!(
+        "a number of the WhatsApp Business Account was connected during its unsubscribe; subscribing again"
+    );
+    match cx.graph.subscribe_app(&waba_id, token).await {
+        Ok(()) => Ok(Outcome::Skipped(
+            "a number of the WhatsApp Business Account was connected meanwhile: subscribed again"
+                .into(),
+        )),
+        // Not left to the step's retry, whose first read would find the route and skip: the
+        // new number's own subscription check subscribes the app again within a day.
+        Err(e) => Ok(Outcome::Skipped(format!(
+            "a number of the WhatsApp Business Account was connected meanwhile; subscribing again failed ({e}): the daily subscription check subscribes it"
+        ))),
+    }
+}
+
+/// Whether one of the numbers `ids` has a route (any tenant's).
+async fn any_routed(cx: &Context<'_>, ids: &[&str]) -> Result<bool, String> {
     for id in ids {
         let Ok(number) = PhoneNumberId::parse(id) else {
             continue;
@@ -128,16 +166,10 @@ async fn whatsapp(
             .map_err(|e| e.to_string())?
             .is_some()
         {
-            return Ok(Outcome::Skipped(
-                "another connected number still uses the WhatsApp Business Account".into(),
-            ));
+            return Ok(true);
         }
     }
-    cx.graph
-        .unsubscribe_app(waba, token)
-        .await
-        .map(|()| Outcome::Done)
-        .map_err(|e| e.to_string())
+    Ok(false)
 }
 
 async fn bitrix(

@@ -13,8 +13,10 @@
 //!   without a recipient `400` code 100. The request is kept in the calls log.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::json;
+use tokio::sync::Notify;
 
 use super::{invalid_token, is_version, json_answer, Answer, FakeGraph, ReadRequest, State};
 
@@ -29,9 +31,21 @@ pub(super) struct Dropped {
 impl FakeGraph {
     /// Meta no longer has our app subscribed to `waba` (the business removed it).
     pub fn drop_waba_subscription(&self, waba: &str) {
-        let mut s = self.state();
-        let n = count(&s.onboarding_log().subscribed_wabas, waba);
-        s.dropped_subscriptions.wabas.insert(waba.to_owned(), n);
+        unsubscribed(&mut self.state(), waba);
+    }
+
+    /// Whether our app is subscribed to `waba` now (a `POST` since its last drop or `DELETE`).
+    pub fn waba_subscribed(&self, waba: &str) -> bool {
+        waba_subscribed(&self.state(), waba)
+    }
+
+    /// The next `DELETE …/subscribed_apps` waits, before it is answered, until the returned
+    /// hold is released: what is done meanwhile happens between a caller's decision to
+    /// unsubscribe and Meta's answer.
+    pub fn hold_next_unsubscribe(&self) -> Arc<HeldCall> {
+        let hold = Arc::new(HeldCall::default());
+        self.state().unsubscribe_hold = Some(hold.clone());
+        hold
     }
 
     /// The Instagram account's webhook subscription is gone.
@@ -51,6 +65,47 @@ impl FakeGraph {
 
 fn count(list: &[String], item: &str) -> usize {
     list.iter().filter(|w| *w == item).count()
+}
+
+/// Our app's subscription to `waba` is gone (dropped by Meta, or deleted by us).
+pub(super) fn unsubscribed(s: &mut State, waba: &str) {
+    let n = count(&s.onboarding_log().subscribed_wabas, waba);
+    s.dropped_subscriptions.wabas.insert(waba.to_owned(), n);
+}
+
+fn waba_subscribed(s: &State, waba: &str) -> bool {
+    let posts = count(&s.onboarding_log().subscribed_wabas, waba);
+    posts
+        > s.dropped_subscriptions
+            .wabas
+            .get(waba)
+            .copied()
+            .unwrap_or(0)
+}
+
+/// A request held before it is answered (see [`FakeGraph::hold_next_unsubscribe`]).
+#[derive(Default)]
+pub struct HeldCall {
+    held: Notify,
+    release: Notify,
+}
+
+impl HeldCall {
+    /// Resolves once the request has arrived and is held.
+    pub async fn arrived(&self) {
+        self.held.notified().await
+    }
+
+    /// Lets the held request be answered.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
+
+    /// Called by the fake with the request: waits for [`Self::release`].
+    pub(super) async fn hold(&self) {
+        self.held.notify_one();
+        self.release.notified().await;
+    }
 }
 
 /// The subscription reads, or None for other requests.
@@ -109,14 +164,7 @@ pub(super) fn route(s: &mut State, r: &ReadRequest<'_>, segments: &[&str]) -> Op
             if !granted {
                 return Some(invalid_token());
             }
-            let posts = count(&s.onboarding_log().subscribed_wabas, waba);
-            let dropped = s
-                .dropped_subscriptions
-                .wabas
-                .get(*waba)
-                .copied()
-                .unwrap_or(0);
-            if posts > dropped {
+            if waba_subscribed(s, waba) {
                 let app = super::FAKE_APP_ID;
                 json_answer(
                     200,

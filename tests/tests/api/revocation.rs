@@ -11,6 +11,8 @@ use e2e_tests::harness::{Harness, ADMIN, IG_ACCOUNT, IG_TOKEN, WABA, WA_NUMBER, 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::connect_setup::admin_post;
+
 const SECOND_NUMBER: &str = "113355779024681";
 const SECOND_TOKEN: &str = "EAAsecondNUMBER";
 
@@ -113,6 +115,55 @@ async fn a_waba_shared_with_another_tenant_keeps_its_subscription_until_its_last
     assert_eq!(audit[1]["details"]["steps"], "whatsapp_subscription=done");
     assert_eq!(audit[1]["details"]["tokens"], "deleted");
     assert!(!log.contains(SECOND_TOKEN) && !log.contains(WA_TOKEN));
+    h.server.shutdown().await;
+}
+
+/// A number of the same WABA connected through Embedded Signup while the last number's
+/// revocation unsubscribes the app (after it read the routes, before Meta took the
+/// unsubscribe) keeps its webhooks: the revocation sees the new route once the app is
+/// unsubscribed and subscribes it again (decision 0119).
+#[tokio::test]
+async fn a_number_connected_during_the_unsubscribe_keeps_the_webhooks() {
+    let h = crate::onboarding::start().await;
+    let (a, b) = (h.create_tenant("Acme").await, h.create_tenant("Beta").await);
+    let harness = &h;
+    let signup = |tenant: &str, token: &str, phone: &str| {
+        let code = harness.graph.issue_signup_code(token, WABA, phone);
+        let path = format!("/admin/tenants/{tenant}/onboarding/whatsapp");
+        let body =
+            json!({"event": "FINISH", "code": code, "waba_id": WABA, "phone_number_id": phone});
+        async move {
+            let (status, v) = admin_post(harness, &path, body).await;
+            assert_eq!(status, StatusCode::CREATED, "{v}");
+        }
+    };
+    signup(&a, WA_TOKEN, WA_NUMBER).await;
+    assert!(h.graph.waba_subscribed(WABA));
+    // Beta's sign-up is ready (Meta lists its number on the WABA) but not done yet.
+    let beta_signup = signup(&b, SECOND_TOKEN, SECOND_NUMBER);
+
+    let hold = h.graph.hold_next_unsubscribe();
+    let (status, ()) = tokio::join!(delete(&h, &a, "whatsapp", WA_NUMBER), async {
+        hold.arrived().await;
+        beta_signup.await;
+        hold.release();
+    });
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(unsubscribes(&h.graph.calls()).len(), 1);
+    assert!(
+        h.graph.waba_subscribed(WABA),
+        "Beta's number still gets its webhooks"
+    );
+    let r = revocations(&h, &a).await;
+    assert_eq!(r[0]["revocation"], "done");
+    assert_eq!(step(&r[0])["state"], "skipped");
+    assert!(
+        step(&r[0])["note"]
+            .as_str()
+            .is_some_and(|d| d.contains("subscribed again")),
+        "{}",
+        r[0]
+    );
     h.server.shutdown().await;
 }
 
