@@ -445,7 +445,7 @@ impl Revocations {
             connectors: &self.connectors,
         };
         for step in r.steps.iter_mut().filter(|s| s.state == StepState::Pending) {
-            match steps::run(&context, step.step, &r.channel, &r.details, &tokens).await {
+            match steps::run(&context, step.step, r.kind, &r.channel, &r.details, &tokens).await {
                 Ok(steps::Outcome::Done) => {
                     step.state = StepState::Done;
                     step.last_error = None;

@@ -15,7 +15,7 @@ use crate::portal::install::{APP_INSTALL_EVENT, BOUND_EVENTS};
 use crate::portal::Connectors;
 use crate::secret::Secret;
 use crate::store::{Condition, Key, Table, TableStore, Update};
-use crate::tenant::ChannelRef;
+use crate::tenant::{ChannelKind, ChannelRef};
 
 pub(super) struct Context<'a> {
     pub store: &'a Arc<dyn TableStore>,
@@ -36,10 +36,14 @@ pub(super) enum Outcome {
 pub(super) async fn run(
     cx: &Context<'_>,
     step: StepKind,
+    kind: ChannelKind,
     channel: &str,
     details: &BTreeMap<String, String>,
     tokens: &BTreeMap<&str, Secret>,
 ) -> Result<Outcome, String> {
+    if let Some(why) = connected_again(cx, step, kind, channel).await? {
+        return Ok(Outcome::Skipped(why.into()));
+    }
     let token = tokens
         .get("access_token")
         .ok_or_else(|| "the access token is missing from the record".to_owned())?;
@@ -65,6 +69,49 @@ pub(super) async fn run(
             bitrix(cx, step, details, tokens).await
         }
         StepKind::Bitrix24MessageProvider => message_provider(cx, channel).await,
+    }
+}
+
+/// Why `step` is not to be taken any more: the channel was connected again since its
+/// disconnect (a step left pending by a provider outage and retried later, or a connect
+/// beside the disconnect), and the step would take away what the new connection relies on:
+/// an Instagram user's grants to the app (`DELETE /me/permissions` takes every one, the new
+/// token's too), a Page's or a portal's subscription to our app, the connectors and events of
+/// a portal installed again, the message provider of a number connected again to the same
+/// tenant (decision 0119). The WABA subscription step reads the routes itself (other numbers
+/// of the WABA count too).
+async fn connected_again(
+    cx: &Context<'_>,
+    step: StepKind,
+    kind: ChannelKind,
+    channel: &str,
+) -> Result<Option<&'static str>, String> {
+    let route_of = |channel: ChannelRef| async move {
+        cx.store
+            .get(Table::Routes, &channel.route_key())
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match step {
+        StepKind::WhatsAppSubscription => Ok(None),
+        // The provider lives on this tenant's portal: a number now another tenant's is still
+        // removed from it.
+        StepKind::Bitrix24MessageProvider => {
+            let number = PhoneNumberId::parse(channel).map_err(|e| e.to_string())?;
+            let ours = route_of(ChannelRef::WhatsApp(number))
+                .await?
+                .is_some_and(|route| route.get_s("tenant_id") == Some(cx.tenant.as_str()));
+            Ok(ours.then_some(
+                "the number was connected again to this account: its message provider stays",
+            ))
+        }
+        _ => {
+            let channel = ChannelRef::parse(kind, channel).map_err(|e| e.to_string())?;
+            Ok(route_of(channel)
+                .await?
+                .is_some()
+                .then_some("the channel was connected again since: its access stays"))
+        }
     }
 }
 

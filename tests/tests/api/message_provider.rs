@@ -7,9 +7,9 @@
 //! (refused by the handler, by Meta, by Meta's ban, or failed after Meta took it) is
 //! reported `failed` (decision 0066).
 
-use e2e_tests::fake_bitrix::FAKE_DOMAIN;
+use e2e_tests::fake_bitrix::{FailKind, FAKE_DOMAIN};
 use e2e_tests::fake_graph::{template, GraphFailure};
-use e2e_tests::harness::{sample, WABA, WA_NUMBER};
+use e2e_tests::harness::{sample, WABA, WA_NUMBER, WA_TOKEN};
 use e2e_tests::relay_world::{RelayWorld, APP_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -300,5 +300,59 @@ async fn a_robots_message_that_cannot_go_is_reported_failed() {
     assert_eq!(w.graph.sent().len(), 1, "nothing more reached Meta");
     assert_eq!(w.bitrix.provider_statuses(&id), ["failed"]);
     assert!(w.bitrix.messages_received().is_empty());
+    w.h.server.shutdown().await;
+}
+
+/// A number disconnected while its portal is down, then connected again before the
+/// revocation's retry, keeps its provider: the retry skips the removal (decision 0119).
+#[tokio::test]
+async fn a_number_connected_again_before_the_retry_keeps_its_provider() {
+    let (w, tenant) = world().await;
+    assert!(w.bitrix.providers(FAKE_DOMAIN).contains_key(CODE));
+    w.bitrix.fail_next(1, FailKind::Down);
+    let resp =
+        w.h.http
+            .delete(format!(
+                "{}/admin/tenants/{tenant}/channels/whatsapp/{WA_NUMBER}",
+                w.h.base
+            ))
+            .bearer_auth(e2e_tests::harness::ADMIN)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let pending =
+        w.h.admin_get(&format!("/admin/tenants/{tenant}/revocations"))
+            .await;
+    let step = |v: &Value| {
+        v["revocations"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == "bitrix24_message_provider")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(step(&pending)["state"], "pending", "{pending}");
+    assert!(w.bitrix.providers(FAKE_DOMAIN).contains_key(CODE));
+
+    // Connected again: registered as a provider again at once.
+    w.h.connect_whatsapp(&tenant, WA_NUMBER, WABA, WA_TOKEN)
+        .await;
+    assert!(w.bitrix.providers(FAKE_DOMAIN).contains_key(CODE));
+    let retried =
+        w.h.admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/revocations/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(retried["revocations"][0]["revocation"], "done", "{retried}");
+    let done =
+        w.h.admin_get(&format!("/admin/tenants/{tenant}/revocations"))
+            .await;
+    assert_eq!(step(&done)["state"], "skipped", "{done}");
+    let providers = w.bitrix.providers(FAKE_DOMAIN);
+    assert!(providers.contains_key(CODE), "{providers:?}");
     w.h.server.shutdown().await;
 }

@@ -246,6 +246,58 @@ async fn a_provider_outage_leaves_the_step_pending_with_the_tokens_until_a_retry
     h.server.shutdown().await;
 }
 
+/// An Instagram account connected again while its revocation waits out an outage keeps the
+/// grants of its new connection: `DELETE /me/permissions` would take the new token's too, so
+/// the retry skips the step, and the old token the record held is deleted (decision 0119).
+#[tokio::test]
+async fn a_revocation_retried_after_the_channel_is_connected_again_leaves_its_access() {
+    let h = Harness::start(|_| {}).await;
+    let t = h.tenant_with_channels().await;
+    let revokes = |h: &Harness| {
+        h.graph
+            .calls()
+            .into_iter()
+            .filter(|c| c.method == "DELETE" && c.path.ends_with("/me/permissions"))
+            .map(|c| c.status)
+            .collect::<Vec<u16>>()
+    };
+    h.graph.fail_next(1, GraphFailure::Down);
+    assert_eq!(
+        delete(&h, &t, "instagram", IG_ACCOUNT).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(revocations(&h, &t).await[0]["revocation"], "pending");
+    assert_eq!(revokes(&h), [503]);
+
+    // The business connects the account again before the retry.
+    h.connect_instagram(&t, IG_ACCOUNT, IG_TOKEN).await;
+    let attempted = retry(&h, &t).await;
+    assert_eq!(attempted["revocations"][0]["revocation"], "done");
+    assert_eq!(
+        revokes(&h),
+        [503],
+        "no revocation of the new connection's grants"
+    );
+    let r = revocations(&h, &t).await;
+    assert_eq!(step(&r[0])["step"], "instagram_permissions");
+    assert_eq!(step(&r[0])["state"], "skipped");
+    assert!(step(&r[0])["note"]
+        .as_str()
+        .is_some_and(|n| n.contains("connected again")));
+    assert_eq!(r[0]["tokens_held"], false);
+    // Its token still works at Meta (a revocation would have made it invalid).
+    let status = h
+        .http
+        .get(format!("{}/v26.0/me/subscribed_apps", h.graph.base_url()))
+        .bearer_auth(IG_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+    h.server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_provider_that_stays_down_is_given_up_after_the_bounded_attempts_and_the_tokens_go() {
     let h = Harness::start(|_| {}).await;
