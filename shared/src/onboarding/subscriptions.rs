@@ -25,7 +25,7 @@ use crate::graph::subscriptions::{
 };
 use crate::graph::{GraphClient, GraphError};
 use crate::ids::{MetaAppId, TenantId, WabaId};
-use crate::store::{Query, StoreError, Table, TableStore};
+use crate::store::{AttrValue, Condition, Query, StoreError, Table, TableStore};
 use crate::tenant::meta_account::{
     subscription_index_entry, subscription_index_key, SUBSCRIPTION_CHECK_SECS, SUBSCRIPTION_INDEX,
     WABA_ID_DETAIL,
@@ -117,9 +117,14 @@ impl SubscriptionCheck {
                 if item.get_n("due_at").unwrap_or(0) > now {
                     continue;
                 }
+                let due_at = item.get_n("due_at");
                 let parsed = item.get_s(crate::store::SK).and_then(|sk| {
                     let (t, ch) = sk.split_once('#')?;
-                    Some((TenantId::parse(t).ok()?, ChannelRef::from_channel_sk(ch)?))
+                    Some((
+                        TenantId::parse(t).ok()?,
+                        ChannelRef::from_channel_sk(ch)?,
+                        due_at,
+                    ))
                 });
                 due.extend(parsed);
             }
@@ -135,17 +140,29 @@ impl SubscriptionCheck {
         };
         // A WABA shared by several numbers is read (and subscribed) once per run.
         let mut wabas_done: HashSet<WabaId> = HashSet::new();
-        for (tenant, channel) in due.into_iter().take(budget) {
+        for (tenant, channel, due_at) in due.into_iter().take(budget) {
             report.checked += 1;
             let next = match self.check(&tenant, &channel, &mut wabas_done).await? {
                 Checked::Removed => {
-                    self.store()
+                    // Only the entry that was read: the channel connected again since the
+                    // check found it gone wrote a new one (due a day after that connect),
+                    // which is its only way to be checked (decision 0119).
+                    let seen = match due_at {
+                        Some(at) => Condition::Equals("due_at".into(), AttrValue::N(at)),
+                        None => Condition::AttrNotExists("due_at".into()),
+                    };
+                    match self
+                        .store()
                         .delete(
                             Table::Routes,
                             &subscription_index_key(&tenant, &channel),
-                            None,
+                            Some(seen),
                         )
-                        .await?;
+                        .await
+                    {
+                        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                     report.removed += 1;
                     continue;
                 }

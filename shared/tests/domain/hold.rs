@@ -10,8 +10,9 @@ use tokio::sync::Notify;
 use wappline::faults::hooked::{HookedStore, SharedHook, StoreCall, StoreHook, Verdict};
 use wappline::store::TableStore;
 
-/// Once armed, holds the next update of an item whose sort key is `sk` until released (or,
-/// armed for a read, the chosen read of such an item); every other call runs at once.
+/// Once armed, holds the next update or delete of an item whose sort key is `sk` until
+/// released (or, armed for a read, the chosen read of such an item); every other call runs
+/// at once.
 pub struct HoldNextUpdate {
     sk: String,
     armed: AtomicBool,
@@ -35,7 +36,7 @@ impl HoldNextUpdate {
         (store, hook)
     }
 
-    /// Holds the next matching update; the future resolves once one is held.
+    /// Holds the next matching update or delete; the future resolves once one is held.
     pub fn arm(&self) -> impl std::future::Future<Output = ()> + '_ {
         let held = self.held.notified();
         self.armed.store(true, Ordering::SeqCst);
@@ -60,7 +61,7 @@ impl HoldNextUpdate {
 impl StoreHook for HoldNextUpdate {
     async fn before(&self, call: &StoreCall<'_>) -> Verdict {
         let hold = match call {
-            StoreCall::Update { key, .. } => {
+            StoreCall::Update { key, .. } | StoreCall::Delete { key, .. } => {
                 key.sk == self.sk && self.armed.swap(false, Ordering::SeqCst)
             }
             StoreCall::Get { key, .. } if key.sk == self.sk => self

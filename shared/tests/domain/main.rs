@@ -32,6 +32,7 @@ mod parking;
 mod portal_gate;
 mod retention;
 mod sealed_inbound;
+mod subscription_check;
 mod tenant_sweep;
 mod tenants;
 mod thread_reads;
