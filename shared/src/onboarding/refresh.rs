@@ -17,7 +17,7 @@ use crate::audit::{AuditAction, AuditLog};
 use crate::clock::rfc3339;
 use crate::graph::{GraphClient, GraphError};
 use crate::ids::TenantId;
-use crate::store::{Item, Key, Query, StoreError, Table, TableStore};
+use crate::store::{AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore};
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope, TokenHealth};
 
 /// Routes-table partition of the channels whose tokens the job renews.
@@ -132,8 +132,13 @@ impl TokenRefresh {
                 if item.get_n("due_at").unwrap_or(0) > now {
                     continue;
                 }
+                let due_at = item.get_n("due_at");
                 let parsed = sk.split_once('#').and_then(|(t, ch)| {
-                    Some((TenantId::parse(t).ok()?, ChannelRef::from_channel_sk(ch)?))
+                    Some((
+                        TenantId::parse(t).ok()?,
+                        ChannelRef::from_channel_sk(ch)?,
+                        due_at,
+                    ))
                 });
                 if let Some(entry) = parsed {
                     due.push(entry);
@@ -144,9 +149,9 @@ impl TokenRefresh {
                 _ => break,
             }
         }
-        for (tenant, channel) in due.into_iter().take(budget) {
+        for (tenant, channel, due_at) in due.into_iter().take(budget) {
             report.checked += 1;
-            match self.refresh_one(&tenant, &channel, now).await? {
+            match self.refresh_one(&tenant, &channel, due_at, now).await? {
                 Done::Refreshed => report.refreshed += 1,
                 Done::Failed => report.failed += 1,
                 Done::Removed => report.removed += 1,
@@ -156,23 +161,37 @@ impl TokenRefresh {
         Ok(report)
     }
 
+    /// Deletes the index entry read with `due_at`, and only that one: a channel connected
+    /// again since it was read wrote a new one (decision 0119), its only way to be renewed.
+    async fn remove_entry(&self, key: &Key, due_at: Option<i64>) -> Result<(), RefreshError> {
+        let seen = match due_at {
+            Some(at) => Condition::Equals("due_at".into(), AttrValue::N(at)),
+            None => Condition::AttrNotExists("due_at".into()),
+        };
+        match self.store().delete(Table::Routes, key, Some(seen)).await {
+            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn refresh_one(
         &self,
         tenant: &TenantId,
         channel: &ChannelRef,
+        due_at: Option<i64>,
         now: i64,
     ) -> Result<Done, RefreshError> {
         let key = index_key(tenant, channel);
         let scope = match self.tenants.scope(tenant).await? {
             Some(s) => s,
             None => {
-                self.store().delete(Table::Routes, &key, None).await?;
+                self.remove_entry(&key, due_at).await?;
                 return Ok(Done::Removed);
             }
         };
         let Some(health) = scope.channel(channel).await?.and_then(|c| c.token) else {
             // Disconnected (or never tracked): nothing to renew any more.
-            self.store().delete(Table::Routes, &key, None).await?;
+            self.remove_entry(&key, due_at).await?;
             return Ok(Done::Removed);
         };
         if health.expires_at - now > REFRESH_WITHIN_SECS {
@@ -205,7 +224,7 @@ impl TokenRefresh {
                 {
                     Ok(()) => {}
                     Err(TenantError::ChannelNotFound(_)) => {
-                        self.store().delete(Table::Routes, &key, None).await?;
+                        self.remove_entry(&key, due_at).await?;
                         return Ok(Done::Removed);
                     }
                     Err(e) => return Err(e.into()),

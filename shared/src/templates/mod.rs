@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use crate::graph::MessageTemplate;
 use crate::ids::{TenantId, WabaId};
-use crate::store::{Item, Key, Query, StoreError, Table, TableStore, SK};
+use crate::store::{AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, SK};
 
 /// Sort-key prefix of a tenant's templates.
 pub const TEMPLATE_SK_PREFIX: &str = "TEMPLATE#";
@@ -232,12 +232,25 @@ impl TemplateBook {
         Ok(())
     }
 
-    /// Forgets (`waba`, `tenant`) in the index (no number of the WABA is connected any more).
-    pub async fn untrack(&self, tenant: &TenantId, waba: &str) -> Result<(), TemplateError> {
-        self.store
-            .delete(Table::Routes, &index_key(waba, tenant), None)
-            .await?;
-        Ok(())
+    /// Forgets (`waba`, `tenant`) in the index (no number of the WABA is connected any more),
+    /// if its entry is still the one read, due at `due_at`; false when a sync entered it again
+    /// since (a number of the WABA connected meanwhile, decision 0119).
+    pub async fn untrack(
+        &self,
+        tenant: &TenantId,
+        waba: &str,
+        due_at: i64,
+    ) -> Result<bool, TemplateError> {
+        let seen = Condition::Equals("due_at".into(), AttrValue::N(due_at));
+        match self
+            .store
+            .delete(Table::Routes, &index_key(waba, tenant), Some(seen))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every (tenant, WABA, due_at) in the index; of one WABA only with `waba`.

@@ -83,7 +83,7 @@ impl TemplateSync {
             .filter(|(_, _, at)| *at <= now)
             .take(budget)
             .collect();
-        for (tenant, waba, _) in due {
+        for (tenant, waba, due_at) in due {
             let channel = match self.tenants.scope(&tenant).await? {
                 Some(scope) => scope
                     .channels()
@@ -100,7 +100,12 @@ impl TemplateSync {
             let Some((scope, channel)) = channel else {
                 // No number of the WABA is connected any more: its copy goes.
                 self.book.replace(&tenant, &waba, Vec::new()).await?;
-                self.book.untrack(&tenant, waba.as_str()).await?;
+                if !self.book.untrack(&tenant, waba.as_str(), due_at).await? {
+                    // A number of the WABA was connected meanwhile and its sync entered it
+                    // again, perhaps before the copy was emptied here: read it again at the
+                    // next run.
+                    self.book.track(&tenant, &waba, now).await?;
+                }
                 report.removed += 1;
                 continue;
             };
