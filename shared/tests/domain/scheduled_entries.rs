@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use wappline::crypto::{CachePolicy, Envelope};
 use wappline::graph::{GraphClient, GraphConfig};
-use wappline::ids::WabaId;
+use wappline::ids::{TenantId, WabaId};
 use wappline::onboarding::refresh::INDEX_PARTITION as RENEWALS;
 use wappline::onboarding::subscriptions::SubscriptionCheck;
 use wappline::onboarding::TokenRefresh;
@@ -48,10 +48,9 @@ fn connection_of(channel: ChannelRef) -> Connection {
     }
 }
 
-/// A number's entry is due, but the number was disconnected (the entry left behind); the
-/// check finds it gone and, held before it deletes the entry, the number is connected again.
-/// The new connection's entry must survive.
-async fn a_channel_connected_again_during_the_check_keeps_its_entry(b: Backend) {
+/// A tenant on `b`'s store: its directory and id, and the envelope (for a directory over a
+/// hooked store).
+async fn tenant_on(b: &Backend) -> (Arc<Envelope>, TenantDirectory, TenantId) {
     let envelope = Arc::new(Envelope::new(
         b.store.clone(),
         b.vault.clone(),
@@ -63,6 +62,30 @@ async fn a_channel_connected_again_during_the_check_keeps_its_entry(b: Backend) 
         .await
         .unwrap()
         .id;
+    (envelope, tenants, tenant)
+}
+
+/// When the index entry at `key` is due, if there is one.
+async fn due_at(b: &Backend, key: &Key) -> Option<i64> {
+    let entry = b.store.get(Table::Routes, key).await.unwrap();
+    entry.and_then(|e| e.get_n("due_at"))
+}
+
+/// A Graph API client nobody answers: the paths under test make no Graph call.
+fn unreachable_graph() -> GraphClient {
+    GraphClient::new(
+        GraphConfig::default()
+            .with_base_url("http://127.0.0.1:9")
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// A number's entry is due, but the number was disconnected (the entry left behind); the
+/// check finds it gone and, held before it deletes the entry, the number is connected again.
+/// The new connection's entry must survive.
+async fn a_channel_connected_again_during_the_check_keeps_its_entry(b: Backend) {
+    let (envelope, tenants, tenant) = tenant_on(&b).await;
     let scope = tenants.scope(&tenant).await.unwrap().unwrap();
     scope.connect(connection()).await.unwrap();
     scope.disconnect(&number()).await.unwrap();
@@ -77,13 +100,7 @@ async fn a_channel_connected_again_during_the_check_keeps_its_entry(b: Backend) 
         .unwrap();
 
     let (store, hook) = HoldNextUpdate::over(b.store.clone(), &key.sk);
-    // No Graph call is made for a channel gone.
-    let graph = GraphClient::new(
-        GraphConfig::default()
-            .with_base_url("http://127.0.0.1:9")
-            .unwrap(),
-    )
-    .unwrap();
+    let graph = unreachable_graph();
     let check = SubscriptionCheck::new(
         TenantDirectory::new(store, envelope),
         graph.clone(),
@@ -99,8 +116,7 @@ async fn a_channel_connected_again_during_the_check_keeps_its_entry(b: Backend) 
     let report = run.await.unwrap().unwrap();
     assert_eq!(report.removed, 1, "the entry read was of a channel gone");
 
-    let entry = b.store.get(Table::Routes, &key).await.unwrap();
-    let due = entry.and_then(|e| e.get_n("due_at"));
+    let due = due_at(&b, &key).await;
     assert!(
         due.is_some_and(|d| d > now),
         "the new connection's entry is kept: {due:?}"
@@ -112,17 +128,7 @@ async fn a_channel_connected_again_during_the_check_keeps_its_entry(b: Backend) 
 /// is connected again with a token whose renewal is entered. That entry must survive, or the
 /// new token is never renewed and the account stops working when it expires.
 async fn an_account_connected_again_during_the_renewal_keeps_its_entry(b: Backend) {
-    let envelope = Arc::new(Envelope::new(
-        b.store.clone(),
-        b.vault.clone(),
-        CachePolicy::default(),
-    ));
-    let tenants = TenantDirectory::new(b.store.clone(), envelope.clone());
-    let tenant = tenants
-        .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
-        .await
-        .unwrap()
-        .id;
+    let (envelope, tenants, tenant) = tenant_on(&b).await;
     let scope = tenants.scope(&tenant).await.unwrap().unwrap();
     scope.connect(connection_of(instagram())).await.unwrap();
     // Entered long ago: due.
@@ -136,12 +142,7 @@ async fn an_account_connected_again_during_the_renewal_keeps_its_entry(b: Backen
     );
 
     let (store, hook) = HoldNextUpdate::over(b.store.clone(), &key.sk);
-    let graph = GraphClient::new(
-        GraphConfig::default()
-            .with_base_url("http://127.0.0.1:9")
-            .unwrap(),
-    )
-    .unwrap();
+    let graph = unreachable_graph();
     let renewal = TokenRefresh::new(TenantDirectory::new(store, envelope), graph, None);
     let now = wappline::clock::now_secs();
     let held = hook.arm();
@@ -155,8 +156,7 @@ async fn an_account_connected_again_during_the_renewal_keeps_its_entry(b: Backen
     let report = run.await.unwrap().unwrap();
     assert_eq!(report.removed, 1, "the entry read was of an account gone");
 
-    let entry = b.store.get(Table::Routes, &key).await.unwrap();
-    let due = entry.and_then(|e| e.get_n("due_at"));
+    let due = due_at(&b, &key).await;
     assert!(
         due.is_some_and(|d| d > now),
         "the new token's renewal entry is kept: {due:?}"
@@ -168,29 +168,14 @@ async fn an_account_connected_again_during_the_renewal_keeps_its_entry(b: Backen
 /// connected again and its sync (at connect) enters the WABA with its templates. The WABA
 /// must stay entered, and due at once, so its templates are read again.
 async fn a_waba_connected_again_during_the_template_sync_stays_entered(b: Backend) {
-    let envelope = Arc::new(Envelope::new(
-        b.store.clone(),
-        b.vault.clone(),
-        CachePolicy::default(),
-    ));
-    let tenants = TenantDirectory::new(b.store.clone(), envelope.clone());
-    let tenant = tenants
-        .create(TenantName::parse("Acme").unwrap(), RetentionDays::default())
-        .await
-        .unwrap()
-        .id;
+    let (envelope, _, tenant) = tenant_on(&b).await;
     let waba = WabaId::parse("102290129340398").unwrap();
     let key = Key::new(
         TEMPLATE_SYNCS,
         format!("{}#{}", waba.as_str(), tenant.as_str()),
     );
     let (store, hook) = HoldNextUpdate::over(b.store.clone(), &key.sk);
-    let graph = GraphClient::new(
-        GraphConfig::default()
-            .with_base_url("http://127.0.0.1:9")
-            .unwrap(),
-    )
-    .unwrap();
+    let graph = unreachable_graph();
     let sync = TemplateSync::new(TenantDirectory::new(store, envelope), graph);
     // Entered long ago; its number disconnected since.
     sync.book().track(&tenant, &waba, 1).await.unwrap();
@@ -225,8 +210,7 @@ async fn a_waba_connected_again_during_the_template_sync_stays_entered(b: Backen
     hook.release();
     run.await.unwrap().unwrap();
 
-    let entry = b.store.get(Table::Routes, &key).await.unwrap();
-    let due = entry.and_then(|e| e.get_n("due_at"));
+    let due = due_at(&b, &key).await;
     assert!(
         due.is_some_and(|d| d <= now),
         "the WABA stays entered, due again at once: {due:?}"

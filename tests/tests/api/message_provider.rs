@@ -48,6 +48,21 @@ async fn call(w: &RelayWorld, form: String) -> (StatusCode, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Disconnects the sample number through the admin API.
+async fn disconnect(w: &RelayWorld, tenant: &str) {
+    let resp =
+        w.h.http
+            .delete(format!(
+                "{}/admin/tenants/{tenant}/channels/whatsapp/{WA_NUMBER}",
+                w.h.base
+            ))
+            .bearer_auth(e2e_tests::harness::ADMIN)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+}
+
 fn status_webhook(wamid: &str, status: &str) -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(&sample("whatsapp-status-delivered.json")).unwrap();
     let s = &mut v["entry"][0]["changes"][0]["value"]["statuses"][0];
@@ -120,17 +135,7 @@ async fn a_crm_robot_sends_a_template_through_the_numbers_provider_and_hears_its
         .contains_key(&format!("wappline_wa_{SECOND_NUMBER}")));
 
     // Disconnecting a number removes its provider.
-    let resp =
-        w.h.http
-            .delete(format!(
-                "{}/admin/tenants/{tenant}/channels/whatsapp/{WA_NUMBER}",
-                w.h.base
-            ))
-            .bearer_auth(e2e_tests::harness::ADMIN)
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    disconnect(&w, &tenant).await;
     let providers = w.bitrix.providers(FAKE_DOMAIN);
     assert!(!providers.contains_key(CODE), "{providers:?}");
     assert!(providers.contains_key(&format!("wappline_wa_{SECOND_NUMBER}")));
@@ -310,17 +315,7 @@ async fn a_number_connected_again_before_the_retry_keeps_its_provider() {
     let (w, tenant) = world().await;
     assert!(w.bitrix.providers(FAKE_DOMAIN).contains_key(CODE));
     w.bitrix.fail_next(1, FailKind::Down);
-    let resp =
-        w.h.http
-            .delete(format!(
-                "{}/admin/tenants/{tenant}/channels/whatsapp/{WA_NUMBER}",
-                w.h.base
-            ))
-            .bearer_auth(e2e_tests::harness::ADMIN)
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    disconnect(&w, &tenant).await;
     let pending =
         w.h.admin_get(&format!("/admin/tenants/{tenant}/revocations"))
             .await;
