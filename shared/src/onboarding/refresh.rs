@@ -17,7 +17,7 @@ use crate::audit::{AuditAction, AuditLog};
 use crate::clock::rfc3339;
 use crate::graph::{GraphClient, GraphError};
 use crate::ids::TenantId;
-use crate::store::{AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore};
+use crate::store::{Condition, Item, Key, Query, StoreError, Table, TableStore};
 use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope, TokenHealth};
 
 /// Routes-table partition of the channels whose tokens the job renews.
@@ -164,13 +164,10 @@ impl TokenRefresh {
     /// Deletes the index entry read with `due_at`, and only that one: a channel connected
     /// again since it was read wrote a new one (decision 0119), its only way to be renewed.
     async fn remove_entry(&self, key: &Key, due_at: Option<i64>) -> Result<(), RefreshError> {
-        let seen = match due_at {
-            Some(at) => Condition::Equals("due_at".into(), AttrValue::N(at)),
-            None => Condition::AttrNotExists("due_at".into()),
-        };
+        let seen = Condition::number_unchanged("due_at", due_at);
         match self.store().delete(Table::Routes, key, Some(seen)).await {
-            Ok(()) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+            Err(e) if !e.is_condition_failed() => Err(e.into()),
+            _ => Ok(()),
         }
     }
 

@@ -25,7 +25,7 @@ use crate::graph::subscriptions::{
 };
 use crate::graph::{GraphClient, GraphError};
 use crate::ids::{MetaAppId, TenantId, WabaId};
-use crate::store::{AttrValue, Condition, Query, StoreError, Table, TableStore};
+use crate::store::{Condition, Query, StoreError, Table, TableStore};
 use crate::tenant::meta_account::{
     subscription_index_entry, subscription_index_key, SUBSCRIPTION_CHECK_SECS, SUBSCRIPTION_INDEX,
     WABA_ID_DETAIL,
@@ -147,10 +147,7 @@ impl SubscriptionCheck {
                     // Only the entry that was read: the channel connected again since the
                     // check found it gone wrote a new one (due a day after that connect),
                     // which is its only way to be checked (decision 0119).
-                    let seen = match due_at {
-                        Some(at) => Condition::Equals("due_at".into(), AttrValue::N(at)),
-                        None => Condition::AttrNotExists("due_at".into()),
-                    };
+                    let seen = Condition::number_unchanged("due_at", due_at);
                     match self
                         .store()
                         .delete(
@@ -160,8 +157,8 @@ impl SubscriptionCheck {
                         )
                         .await
                     {
-                        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
-                        Err(e) => return Err(e.into()),
+                        Err(e) if !e.is_condition_failed() => return Err(e.into()),
+                        _ => {}
                     }
                     report.removed += 1;
                     continue;

@@ -246,6 +246,15 @@ pub enum Condition {
 }
 
 impl Condition {
+    /// The numeric attribute `attr` is still what was read (`read`, None when it was absent):
+    /// a write or delete of an item that nobody rewrote since.
+    pub fn number_unchanged(attr: &str, read: Option<i64>) -> Self {
+        match read {
+            Some(n) => Condition::Equals(attr.into(), AttrValue::N(n)),
+            None => Condition::AttrNotExists(attr.into()),
+        }
+    }
+
     /// Evaluates the condition against the live item (None when absent or expired).
     pub fn evaluate(&self, live: Option<&Item>) -> bool {
         match self {

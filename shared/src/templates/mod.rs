@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use crate::graph::MessageTemplate;
 use crate::ids::{TenantId, WabaId};
-use crate::store::{AttrValue, Condition, Item, Key, Query, StoreError, Table, TableStore, SK};
+use crate::store::{Condition, Item, Key, Query, StoreError, Table, TableStore, SK};
 
 /// Sort-key prefix of a tenant's templates.
 pub const TEMPLATE_SK_PREFIX: &str = "TEMPLATE#";
@@ -241,14 +241,14 @@ impl TemplateBook {
         waba: &str,
         due_at: i64,
     ) -> Result<bool, TemplateError> {
-        let seen = Condition::Equals("due_at".into(), AttrValue::N(due_at));
+        let seen = Condition::number_unchanged("due_at", Some(due_at));
         match self
             .store
             .delete(Table::Routes, &index_key(waba, tenant), Some(seen))
             .await
         {
             Ok(()) => Ok(true),
-            Err(StoreError::ConditionFailed { .. }) => Ok(false),
+            Err(e) if e.is_condition_failed() => Ok(false),
             Err(e) => Err(e.into()),
         }
     }
