@@ -198,13 +198,15 @@ impl TokenRefresh {
                 .await?;
             return Ok(Done::NotDue);
         }
-        let token = scope.channel_secret(channel, "access_token").await?;
+        // What is written after the call is written over this token only: the account
+        // connected again meanwhile keeps its new token and its health (decision 0119).
+        let token = scope.read_token(channel).await?;
         let outcome = if health.expires_at <= now {
             // Meta refreshes only unexpired tokens: the account must sign in again.
             Err("expired".to_owned())
         } else {
             self.instagram
-                .instagram_refresh(&token)
+                .instagram_refresh(&token.secret)
                 .await
                 .map_err(|e| failure_kind(&e))
         };
@@ -216,7 +218,7 @@ impl TokenRefresh {
                         .filter(|s| *s > 0)
                         .unwrap_or(super::instagram::LONG_LIVED_SECS);
                 match scope
-                    .replace_token(channel, &fresh.access_token, expires_at, now)
+                    .replace_token(channel, &token, &fresh.access_token, expires_at, now)
                     .await
                 {
                     Ok(()) => {}
@@ -239,9 +241,17 @@ impl TokenRefresh {
                 Ok(Done::Refreshed)
             }
             Err(kind) => {
-                scope
-                    .set_token_refresh_failed(channel, &health, &kind, now)
-                    .await?;
+                match scope
+                    .set_token_refresh_failed(channel, &token, &health, &kind, now)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(TenantError::ChannelNotFound(_)) => {
+                        self.remove_entry(&key, due_at).await?;
+                        return Ok(Done::Removed);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 self.store()
                     .put(
                         Table::Routes,

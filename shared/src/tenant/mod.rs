@@ -32,7 +32,7 @@ pub use channel::{
 };
 pub use lines::{LineError, OpenLineAttachment};
 pub use scope::{RetentionChange, TenantScope, RETENTION_VERSION_ATTR};
-pub use token_health::{TokenHealth, TokenStatus};
+pub use token_health::{ReadToken, TokenHealth, TokenStatus};
 
 use crate::clock::now_secs;
 use crate::crypto::{CryptoError, Envelope};

@@ -99,15 +99,41 @@ impl TenantScope {
         self.update_channel(
             channel,
             Update::new().set(TOKEN_HEALTH_ATTR, renewed(expires_at, now)),
+            None,
         )
         .await
     }
 
-    /// Replaces the channel's `access_token` with a refreshed one and its expiry, in one
-    /// write, clearing a past refresh failure.
+    /// The channel's `access_token` as stored now, for a renewal: what it is, and what a
+    /// later write of its state is conditioned on.
+    pub async fn read_token(&self, channel: &ChannelRef) -> Result<ReadToken, TenantError> {
+        let key = channel.channel_key(self.tenant());
+        let item = self
+            .store()
+            .get(Table::Data, &key)
+            .await?
+            .ok_or_else(|| TenantError::ChannelNotFound(describe(channel)))?;
+        let attr = super::scope::secret_attr("access_token");
+        let sealed = item
+            .get_b(&attr)
+            .ok_or_else(|| TenantError::Invalid("no access_token stored for this channel".into()))?
+            .to_vec();
+        let field = FieldRef::new(self.tenant(), Table::Data, &key, "access_token");
+        let plain = self.envelope().decrypt_string(field, &sealed).await?;
+        Ok(ReadToken {
+            secret: Secret::from_decrypted(plain),
+            sealed,
+        })
+    }
+
+    /// Replaces the channel's `access_token` (the one `over` read) with a refreshed one and
+    /// its expiry, in one write, clearing a past refresh failure. `ChannelNotFound` when the
+    /// channel is gone or holds another token now (connected again meanwhile: its new token
+    /// stays, decision 0119).
     pub async fn replace_token(
         &self,
         channel: &ChannelRef,
+        over: &ReadToken,
         token: &Secret,
         expires_at: i64,
         now: i64,
@@ -123,14 +149,18 @@ impl TenantScope {
             Update::new()
                 .set(&super::scope::secret_attr("access_token"), blob)
                 .set(TOKEN_HEALTH_ATTR, renewed(expires_at, now)),
+            Some(over),
         )
         .await
     }
 
-    /// Records a failed refresh (`error`: a kind, never an answer body); the expiry stays.
+    /// Records a failed refresh of the token `over` read (`error`: a kind, never an answer
+    /// body); the expiry stays. `ChannelNotFound` as for [`Self::replace_token`]: a token
+    /// connected since is not marked failed.
     pub async fn set_token_refresh_failed(
         &self,
         channel: &ChannelRef,
+        over: &ReadToken,
         health: &TokenHealth,
         error: &str,
         now: i64,
@@ -143,31 +173,51 @@ impl TenantScope {
         self.update_channel(
             channel,
             Update::new().set(TOKEN_HEALTH_ATTR, AttrValue::M(m)),
+            Some(over),
         )
         .await
     }
 
+    /// Updates the channel if it exists and, with `over`, still holds the token read.
     async fn update_channel(
         &self,
         channel: &ChannelRef,
         update: Update,
+        over: Option<&ReadToken>,
     ) -> Result<(), TenantError> {
         let _writing = self.writing();
         let key = channel.channel_key(self.tenant());
+        let condition = match over {
+            None => Condition::Exists,
+            Some(read) => Condition::Equals(
+                super::scope::secret_attr("access_token"),
+                AttrValue::B(read.sealed.clone()),
+            ),
+        };
         match self
             .store()
-            .update(Table::Data, &key, update, Some(Condition::Exists))
+            .update(Table::Data, &key, update, Some(condition))
             .await
         {
             Ok(_) => Ok(()),
-            Err(StoreError::ConditionFailed { .. }) => Err(TenantError::ChannelNotFound(format!(
-                "{} {}",
-                channel.kind(),
-                channel.external_id()
-            ))),
+            Err(StoreError::ConditionFailed { .. }) => {
+                Err(TenantError::ChannelNotFound(describe(channel)))
+            }
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A channel's access token as [`TenantScope::read_token`] read it.
+pub struct ReadToken {
+    pub secret: Secret,
+    /// The stored ciphertext: a fresh nonce each time a token is stored, so it tells this
+    /// token's record from one stored by a later connection, even of the same token.
+    sealed: Vec<u8>,
+}
+
+fn describe(channel: &ChannelRef) -> String {
+    format!("{} {}", channel.kind(), channel.external_id())
 }
 
 #[cfg(test)]

@@ -163,6 +163,58 @@ async fn an_account_connected_again_during_the_renewal_keeps_its_entry(b: Backen
     );
 }
 
+/// An Instagram account's renewal fails at Meta (down) and, held before it records the
+/// failure on the channel, the account is connected again with a new token. The failure is
+/// the old token's: the new connection's token health stays clean (no failure shown, no
+/// "sign in again" mail), and its renewal entry stays.
+async fn a_renewal_failing_while_the_account_is_connected_again_leaves_the_new_token(b: Backend) {
+    let (envelope, tenants, tenant) = tenant_on(&b).await;
+    let scope = tenants.scope(&tenant).await.unwrap().unwrap();
+    let now = wappline::clock::now_secs();
+    scope.connect(connection_of(instagram())).await.unwrap();
+    // Entered long ago, the token expiring within the hour: due, and renewed at Meta.
+    TokenRefresh::track(&scope, &instagram(), now + 3_600, 0)
+        .await
+        .unwrap();
+    let key = Key::new(
+        RENEWALS,
+        format!("{}#{}", tenant.as_str(), instagram().channel_sk()),
+    );
+    // The renewal's first write of the channel is its record of the failure.
+    let channel_sk = instagram().channel_sk();
+    let (store, hook) = HoldNextUpdate::over(b.store.clone(), &channel_sk);
+    let renewal = TokenRefresh::new(
+        TenantDirectory::new(store, envelope),
+        unreachable_graph(),
+        None,
+    );
+    let held = hook.arm();
+    let run = tokio::spawn(async move { renewal.run_due(now, 10).await });
+    held.await;
+    scope.connect(connection_of(instagram())).await.unwrap();
+    let renewed_until = now + 60 * 86_400;
+    TokenRefresh::track(&scope, &instagram(), renewed_until, now)
+        .await
+        .unwrap();
+    hook.release();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.failed, 0, "the failure was the old token's");
+
+    let health = scope
+        .channel(&instagram())
+        .await
+        .unwrap()
+        .and_then(|c| c.token)
+        .expect("the new connection's token health");
+    assert_eq!(health.refresh_error, None, "{health:?}");
+    assert_eq!(health.expires_at, renewed_until);
+    let due = due_at(&b, &key).await;
+    assert!(
+        due.is_some_and(|d| d > now),
+        "the new token's renewal entry is kept: {due:?}"
+    );
+}
+
 /// A WABA's template sync is due, but no number of it is connected any more; the sync
 /// empties the WABA's copy and, held before it forgets the WABA, a number of the WABA is
 /// connected again and its sync (at connect) enters the WABA with its templates. The WABA
@@ -219,6 +271,7 @@ async fn a_waba_connected_again_during_the_template_sync_stays_entered(b: Backen
 
 on_both_backends!(
     a_channel_connected_again_during_the_check_keeps_its_entry,
+    a_renewal_failing_while_the_account_is_connected_again_leaves_the_new_token,
     a_waba_connected_again_during_the_template_sync_stays_entered,
     an_account_connected_again_during_the_renewal_keeps_its_entry,
 );
