@@ -586,6 +586,35 @@ async fn uninstall_disconnects_the_portal() {
     assert!(!r[0].tokens_held);
 }
 
+/// The app reinstalled on the portal (a new application token), then the uninstall event of
+/// the earlier installation arrives late: it carries the old token and is refused, and the
+/// portal stays connected with its revocation never started.
+#[tokio::test]
+async fn a_late_uninstall_of_an_earlier_installation_leaves_the_portal_connected() {
+    let env = env().await;
+    let reinstalled = "fedcba9876543210fedcba9876543210";
+    let (tenant, _) = env.tenant("Acme", true, Some(reinstalled)).await;
+    let (status, json) = env
+        .post(env.body(Some(APP_TOKEN)).app_uninstall(true))
+        .await;
+    assert_eq!(status, 401, "{json}");
+    let channel = ChannelRef::parse(ChannelKind::Bitrix24, FAKE_MEMBER_ID).unwrap();
+    assert_eq!(
+        env.platform.tenants.resolve(&channel).await.unwrap(),
+        Some(tenant.clone()),
+        "the portal is still connected"
+    );
+    assert!(env.revocations.list(&tenant).await.unwrap().is_empty());
+    // The installation of now is heard.
+    let (status, json) = env
+        .post(env.body(Some(reinstalled)).app_uninstall(true))
+        .await;
+    assert_eq!(
+        (status, json["outcome"].clone()),
+        (200, "disconnected".into())
+    );
+}
+
 #[tokio::test]
 async fn line_deletion_and_connector_removal_disconnect_the_portal() {
     let env = env().await;
