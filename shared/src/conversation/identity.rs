@@ -247,15 +247,17 @@ impl Conversations {
         let Some(item) = self.store.get(Table::Data, &key).await? else {
             return Ok(None);
         };
-        self.stored_answering(id, item, identity, incoming).await
+        self.stored_answering(id, item, std::slice::from_ref(identity), incoming)
+            .await
     }
 
-    /// The conversation `id` stored as `item` if its customer answers to `identity`.
+    /// The conversation `id` stored as `item` if its customer answers to one of `identities`
+    /// (the customer decrypted once for all of them).
     async fn stored_answering(
         &self,
         id: &ConversationId,
         item: Item,
-        identity: &CustomerId,
+        identities: &[CustomerId],
         incoming: Option<&CustomerRef>,
     ) -> Result<Option<Found>, ConversationError> {
         let key = self.meta_key(id);
@@ -267,7 +269,10 @@ impl Conversations {
             Some(blob) => self.decrypt_json(&key, FORMER_ATTR, blob).await?,
             None => Vec::new(),
         };
-        if !answers_to(&customer, &former, identity, incoming) {
+        if !identities
+            .iter()
+            .any(|identity| answers_to(&customer, &former, identity, incoming))
+        {
             return Ok(None);
         }
         Ok(Some(Found {
@@ -355,14 +360,12 @@ impl Conversations {
             let Some(item) = self.store.get(Table::Data, &self.meta_key(&id)).await? else {
                 return Ok(id);
             };
-            for identity in identities(customer) {
-                if self
-                    .stored_answering(&id, item.clone(), &identity, Some(customer))
-                    .await?
-                    .is_some()
-                {
-                    return Ok(id);
-                }
+            if self
+                .stored_answering(&id, item, &identities(customer), Some(customer))
+                .await?
+                .is_some()
+            {
+                return Ok(id);
             }
             last = Some(id);
         }

@@ -201,6 +201,7 @@ impl TokenRefresh {
         // What is written after the call is written over this token only: the account
         // connected again meanwhile keeps its new token and its health (decision 0119).
         let token = scope.read_token(channel).await?;
+        // The fresh token with its expiry, or why there is none.
         let outcome = if health.expires_at <= now {
             // Meta refreshes only unexpired tokens: the account must sign in again.
             Err("expired".to_owned())
@@ -208,57 +209,48 @@ impl TokenRefresh {
             self.instagram
                 .instagram_refresh(&token.secret)
                 .await
+                .map(|fresh| {
+                    let lifetime = fresh.expires_in.filter(|s| *s > 0);
+                    let lifetime = lifetime.unwrap_or(super::instagram::LONG_LIVED_SECS);
+                    (fresh.access_token, now + lifetime)
+                })
                 .map_err(|e| failure_kind(&e))
         };
-        match outcome {
-            Ok(fresh) => {
-                let expires_at = now
-                    + fresh
-                        .expires_in
-                        .filter(|s| *s > 0)
-                        .unwrap_or(super::instagram::LONG_LIVED_SECS);
-                match scope
-                    .replace_token(channel, &token, &fresh.access_token, expires_at, now)
+        let written = match &outcome {
+            Ok((fresh, expires_at)) => {
+                scope
+                    .replace_token(channel, &token, fresh, *expires_at, now)
                     .await
-                {
-                    Ok(()) => {}
-                    Err(TenantError::ChannelNotFound(_)) => {
-                        self.remove_entry(&key, due_at).await?;
-                        return Ok(Done::Removed);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                self.store()
-                    .put(
-                        Table::Routes,
-                        index_entry(tenant, channel, expires_at - REFRESH_WITHIN_SECS),
-                        None,
-                    )
-                    .await?;
+            }
+            Err(kind) => {
+                scope
+                    .set_token_refresh_failed(channel, &token, &health, kind, now)
+                    .await
+            }
+        };
+        match written {
+            Ok(()) => {}
+            Err(TenantError::ChannelNotFound(_)) => {
+                self.remove_entry(&key, due_at).await?;
+                return Ok(Done::Removed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let next_due = match &outcome {
+            Ok((_, expires_at)) => expires_at - REFRESH_WITHIN_SECS,
+            Err(_) => now + RETRY_AFTER_SECS,
+        };
+        self.store()
+            .put(Table::Routes, index_entry(tenant, channel, next_due), None)
+            .await?;
+        match outcome {
+            Ok(_) => {
                 self.record(tenant, AuditAction::ChannelTokenRefreshed, channel, None)
                     .await;
                 tracing::info!(%tenant, channel = %channel.external_id(), "token refreshed");
                 Ok(Done::Refreshed)
             }
             Err(kind) => {
-                match scope
-                    .set_token_refresh_failed(channel, &token, &health, &kind, now)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(TenantError::ChannelNotFound(_)) => {
-                        self.remove_entry(&key, due_at).await?;
-                        return Ok(Done::Removed);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                self.store()
-                    .put(
-                        Table::Routes,
-                        index_entry(tenant, channel, now + RETRY_AFTER_SECS),
-                        None,
-                    )
-                    .await?;
                 self.record(
                     tenant,
                     AuditAction::ChannelTokenRefreshFailed,

@@ -14,7 +14,7 @@ use crate::ids::{BitrixDomain, PhoneNumberId, TenantId, WabaId};
 use crate::portal::install::{APP_INSTALL_EVENT, BOUND_EVENTS};
 use crate::portal::Connectors;
 use crate::secret::Secret;
-use crate::store::{Condition, Key, Table, TableStore, Update};
+use crate::store::{Condition, Item, Key, Table, TableStore, Update};
 use crate::tenant::{ChannelKind, ChannelRef};
 
 pub(super) struct Context<'a> {
@@ -86,19 +86,13 @@ async fn connected_again(
     kind: ChannelKind,
     channel: &str,
 ) -> Result<Option<&'static str>, String> {
-    let route_of = |channel: ChannelRef| async move {
-        cx.store
-            .get(Table::Routes, &channel.route_key())
-            .await
-            .map_err(|e| e.to_string())
-    };
     match step {
         StepKind::WhatsAppSubscription => Ok(None),
         // The provider lives on this tenant's portal: a number now another tenant's is still
         // removed from it.
         StepKind::Bitrix24MessageProvider => {
             let number = PhoneNumberId::parse(channel).map_err(|e| e.to_string())?;
-            let ours = route_of(ChannelRef::WhatsApp(number))
+            let ours = route_of(cx, &ChannelRef::WhatsApp(number))
                 .await?
                 .is_some_and(|route| route.get_s("tenant_id") == Some(cx.tenant.as_str()));
             Ok(ours.then_some(
@@ -107,7 +101,7 @@ async fn connected_again(
         }
         _ => {
             let channel = ChannelRef::parse(kind, channel).map_err(|e| e.to_string())?;
-            Ok(route_of(channel)
+            Ok(route_of(cx, &channel)
                 .await?
                 .is_some()
                 .then_some("the channel was connected again since: its access stays"))
@@ -205,18 +199,19 @@ async fn any_routed(cx: &Context<'_>, ids: &[&str]) -> Result<bool, String> {
         let Ok(number) = PhoneNumberId::parse(id) else {
             continue;
         };
-        let route = ChannelRef::WhatsApp(number).route_key();
-        if cx
-            .store
-            .get(Table::Routes, &route)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
+        if route_of(cx, &ChannelRef::WhatsApp(number)).await?.is_some() {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// The route of `channel` (any tenant's), if it is connected.
+async fn route_of(cx: &Context<'_>, channel: &ChannelRef) -> Result<Option<Item>, String> {
+    cx.store
+        .get(Table::Routes, &channel.route_key())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn bitrix(

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::scope::describe;
 use super::{ChannelKind, ChannelRef, TenantError, TenantScope};
 use crate::ids::{BitrixMemberId, TenantId};
 use crate::store::{AttrValue, Condition, Item, Key, StoreError, Table, Update, WriteOp};
@@ -88,10 +89,6 @@ impl From<StoreError> for LineError {
     fn from(e: StoreError) -> Self {
         LineError::Tenant(e.into())
     }
-}
-
-fn describe(channel: &ChannelRef) -> String {
-    format!("{} {}", channel.kind(), channel.external_id())
 }
 
 impl TenantScope {

@@ -488,14 +488,26 @@ impl TenantScope {
             None => self.store.get(Table::Data, &key).await?,
         }
         .ok_or_else(|| TenantError::ChannelNotFound(describe(channel)))?;
+        let (secret, _) = self.open_secret(&key, &item, name).await?;
+        Ok(secret)
+    }
+
+    /// The secret `name` of the channel item `item` (stored at `key`): decrypted, and as
+    /// stored (the ciphertext, for a write conditioned on it).
+    pub(super) async fn open_secret<'i>(
+        &self,
+        key: &Key,
+        item: &'i Item,
+        name: &str,
+    ) -> Result<(Secret, &'i [u8]), TenantError> {
         let blob = item
             .get_b(&secret_attr(name))
             .ok_or_else(|| TenantError::Invalid(format!("no {name} stored for this channel")))?;
         let plain = self
             .envelope
-            .decrypt_string(FieldRef::new(&self.tenant, Table::Data, &key, name), blob)
+            .decrypt_string(FieldRef::new(&self.tenant, Table::Data, key, name), blob)
             .await?;
-        Ok(Secret::from_decrypted(plain))
+        Ok((Secret::from_decrypted(plain), blob))
     }
 }
 
@@ -504,7 +516,8 @@ pub(crate) fn secret_attr(name: &str) -> String {
     format!("enc_{name}")
 }
 
-fn describe(channel: &ChannelRef) -> String {
+/// A channel in an error's words: its kind and external id (no personal data).
+pub(super) fn describe(channel: &ChannelRef) -> String {
     format!("{} {}", channel.kind(), channel.external_id())
 }
 

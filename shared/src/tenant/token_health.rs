@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::scope::describe;
 use super::{ChannelRef, TenantError, TenantScope};
 use crate::crypto::FieldRef;
 use crate::secret::Secret;
@@ -113,16 +114,10 @@ impl TenantScope {
             .get(Table::Data, &key)
             .await?
             .ok_or_else(|| TenantError::ChannelNotFound(describe(channel)))?;
-        let attr = super::scope::secret_attr("access_token");
-        let sealed = item
-            .get_b(&attr)
-            .ok_or_else(|| TenantError::Invalid("no access_token stored for this channel".into()))?
-            .to_vec();
-        let field = FieldRef::new(self.tenant(), Table::Data, &key, "access_token");
-        let plain = self.envelope().decrypt_string(field, &sealed).await?;
+        let (secret, sealed) = self.open_secret(&key, &item, "access_token").await?;
         Ok(ReadToken {
-            secret: Secret::from_decrypted(plain),
-            sealed,
+            secret,
+            sealed: sealed.to_vec(),
         })
     }
 
@@ -214,10 +209,6 @@ pub struct ReadToken {
     /// The stored ciphertext: a fresh nonce each time a token is stored, so it tells this
     /// token's record from one stored by a later connection, even of the same token.
     sealed: Vec<u8>,
-}
-
-fn describe(channel: &ChannelRef) -> String {
-    format!("{} {}", channel.kind(), channel.external_id())
 }
 
 #[cfg(test)]

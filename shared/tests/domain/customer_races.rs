@@ -159,7 +159,6 @@ async fn a_late_change_of_number_keeps_a_concurrent_message(b: Backend) {
         .record_customer(&account(), &by_bsuid_and_phone(), Some(100), 30)
         .await
         .unwrap();
-    let held = hook.arm();
     let new_user = WhatsAppUserId::parse("US.99991208655302741918").unwrap();
     let change = IdentityChange {
         old: vec![bsuid(), CustomerId::WhatsAppPhone(phone())],
@@ -167,21 +166,19 @@ async fn a_late_change_of_number_keeps_a_concurrent_message(b: Backend) {
         new_parent_user_id: None,
         new_phone: Some(WhatsAppPhone::parse("16505550000").unwrap()),
     };
-    let rekey = tokio::spawn({
+    let rekey = {
         let c = conversations.clone();
         async move { c.rekey(&account(), &change).await }
-    });
-    held.await;
-    conversations
-        .record_customer(&account(), &by_bsuid_alone(), Some(101), 30)
-        .await
-        .unwrap();
-    hook.release();
-    let (moved, _) = rekey
-        .await
-        .unwrap()
-        .unwrap()
-        .expect("her conversation moved");
+    };
+    let (rekeyed, _) = hook
+        .meanwhile(hook.arm(), rekey, async {
+            conversations
+                .record_customer(&account(), &by_bsuid_alone(), Some(101), 30)
+                .await
+                .unwrap()
+        })
+        .await;
+    let (moved, _) = rekeyed.unwrap().expect("her conversation moved");
     assert_eq!(moved, id);
     let stored = conversations.meta(&id).await.unwrap().unwrap().customer;
     assert_eq!(stored.id, CustomerId::WhatsAppUser(new_user));
@@ -198,20 +195,21 @@ async fn first_deliveries_at_once_share_one_conversation(
     creating: CustomerRef,
 ) {
     let (conversations, hook) = hooked(&b);
-    // Her `META` is read once while looking for her, once more to pick a fresh id.
-    let held = hook.arm_read(2);
-    let first = tokio::spawn({
+    let first = {
         let c = conversations.clone();
         async move { c.record_customer(&account(), &looking, Some(100), 30).await }
-    });
-    held.await;
-    let second = conversations
-        .record_customer(&account(), &creating, Some(101), 30)
-        .await
-        .unwrap();
-    hook.release();
+    };
+    // Her `META` is read once while looking for her, once more to pick a fresh id.
+    let (first, second) = hook
+        .meanwhile(hook.arm_read(2), first, async {
+            conversations
+                .record_customer(&account(), &creating, Some(101), 30)
+                .await
+                .unwrap()
+        })
+        .await;
     assert_eq!(
-        first.await.unwrap().unwrap(),
+        first.unwrap(),
         second,
         "one conversation for both deliveries"
     );

@@ -19,18 +19,19 @@ async fn a_late_chunk_does_not_move_progress_back(b: Backend) {
     let tenant = TenantId::generate();
     let number = PhoneNumberId::parse(NUMBER).unwrap();
 
-    let held = hook.arm();
-    let behind = tokio::spawn({
+    let behind = {
         let (c, t, n) = (coexistence.clone(), tenant.clone(), number.clone());
         async move { c.record_progress(&t, &n, Some(1), Some(50), false).await }
-    });
-    held.await;
-    coexistence
-        .record_progress(&tenant, &number, Some(2), Some(100), false)
-        .await
-        .unwrap();
-    hook.release();
-    behind.await.unwrap().unwrap();
+    };
+    let (behind, ahead) = hook
+        .meanwhile(hook.arm(), behind, async {
+            coexistence
+                .record_progress(&tenant, &number, Some(2), Some(100), false)
+                .await
+        })
+        .await;
+    behind.unwrap();
+    ahead.unwrap();
 
     let state = coexistence.state(&tenant, &number).await.unwrap();
     assert_eq!(state.meta_progress, Some(100));

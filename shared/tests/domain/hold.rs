@@ -51,6 +51,25 @@ impl HoldNextUpdate {
         held
     }
 
+    /// Runs `task` in a task of its own until the call `held` (from [`Self::arm`] or
+    /// [`Self::arm_read`]) is held, then `meanwhile`, then lets the held call run; both
+    /// outputs.
+    pub async fn meanwhile<T, U>(
+        &self,
+        held: impl std::future::Future<Output = ()>,
+        task: impl std::future::Future<Output = T> + Send + 'static,
+        meanwhile: impl std::future::Future<Output = U>,
+    ) -> (T, U)
+    where
+        T: Send + 'static,
+    {
+        let task = tokio::spawn(task);
+        held.await;
+        let between = meanwhile.await;
+        self.release();
+        (task.await.expect("the held task"), between)
+    }
+
     /// Lets the held call run.
     pub fn release(&self) {
         self.release.notify_one();

@@ -19,6 +19,7 @@ use wappline::templates::{Template, INDEX_PARTITION as TEMPLATE_SYNCS};
 use wappline::tenant::meta_account::{subscription_index_entry, subscription_index_key};
 use wappline::tenant::{
     ChannelKind, ChannelRef, Connection, RetentionDays, Secret, TenantDirectory, TenantName,
+    TenantScope,
 };
 
 use crate::backends::Backend;
@@ -71,6 +72,29 @@ async fn due_at(b: &Backend, key: &Key) -> Option<i64> {
     entry.and_then(|e| e.get_n("due_at"))
 }
 
+/// Connects the Instagram account, its token expiring at `expires_at`, and enters its
+/// renewal, as a connection through Instagram Login does.
+async fn connect_instagram(scope: &TenantScope, expires_at: i64, now: i64) {
+    scope.connect(connection_of(instagram())).await.unwrap();
+    TokenRefresh::track(scope, &instagram(), expires_at, now)
+        .await
+        .unwrap();
+}
+
+/// The Instagram account's entry in the renewal index.
+fn renewal_key(tenant: &TenantId) -> Key {
+    Key::new(
+        RENEWALS,
+        format!("{}#{}", tenant.as_str(), instagram().channel_sk()),
+    )
+}
+
+/// Asserts that the entry at `key` is there, due after `now` (`what` says whose it is).
+async fn assert_due_after(b: &Backend, key: &Key, now: i64, what: &str) {
+    let due = due_at(b, key).await;
+    assert!(due.is_some_and(|d| d > now), "{what}: {due:?}");
+}
+
 /// A Graph API client nobody answers: the paths under test make no Graph call.
 fn unreachable_graph() -> GraphClient {
     GraphClient::new(
@@ -108,19 +132,19 @@ async fn a_channel_connected_again_during_the_check_keeps_its_entry(b: Backend) 
         None,
     );
     let now = wappline::clock::now_secs();
-    let held = hook.arm();
-    let run = tokio::spawn(async move { check.run_due(now, 10).await });
-    held.await;
-    scope.connect(connection()).await.unwrap();
-    hook.release();
-    let report = run.await.unwrap().unwrap();
+    let (report, ()) = hook
+        .meanwhile(
+            hook.arm(),
+            async move { check.run_due(now, 10).await },
+            async {
+                scope.connect(connection()).await.unwrap();
+            },
+        )
+        .await;
+    let report = report.unwrap();
     assert_eq!(report.removed, 1, "the entry read was of a channel gone");
 
-    let due = due_at(&b, &key).await;
-    assert!(
-        due.is_some_and(|d| d > now),
-        "the new connection's entry is kept: {due:?}"
-    );
+    assert_due_after(&b, &key, now, "the new connection's entry is kept").await;
 }
 
 /// An Instagram account's renewal entry is due, but the account was disconnected (the entry
@@ -130,37 +154,26 @@ async fn a_channel_connected_again_during_the_check_keeps_its_entry(b: Backend) 
 async fn an_account_connected_again_during_the_renewal_keeps_its_entry(b: Backend) {
     let (envelope, tenants, tenant) = tenant_on(&b).await;
     let scope = tenants.scope(&tenant).await.unwrap().unwrap();
-    scope.connect(connection_of(instagram())).await.unwrap();
     // Entered long ago: due.
-    TokenRefresh::track(&scope, &instagram(), 10, 0)
-        .await
-        .unwrap();
+    connect_instagram(&scope, 10, 0).await;
     scope.disconnect(&instagram()).await.unwrap();
-    let key = Key::new(
-        RENEWALS,
-        format!("{}#{}", tenant.as_str(), instagram().channel_sk()),
-    );
+    let key = renewal_key(&tenant);
 
     let (store, hook) = HoldNextUpdate::over(b.store.clone(), &key.sk);
     let graph = unreachable_graph();
     let renewal = TokenRefresh::new(TenantDirectory::new(store, envelope), graph, None);
     let now = wappline::clock::now_secs();
-    let held = hook.arm();
-    let run = tokio::spawn(async move { renewal.run_due(now, 10).await });
-    held.await;
-    scope.connect(connection_of(instagram())).await.unwrap();
-    TokenRefresh::track(&scope, &instagram(), now + 60 * 86_400, now)
-        .await
-        .unwrap();
-    hook.release();
-    let report = run.await.unwrap().unwrap();
+    let (report, ()) = hook
+        .meanwhile(
+            hook.arm(),
+            async move { renewal.run_due(now, 10).await },
+            connect_instagram(&scope, now + 60 * 86_400, now),
+        )
+        .await;
+    let report = report.unwrap();
     assert_eq!(report.removed, 1, "the entry read was of an account gone");
 
-    let due = due_at(&b, &key).await;
-    assert!(
-        due.is_some_and(|d| d > now),
-        "the new token's renewal entry is kept: {due:?}"
-    );
+    assert_due_after(&b, &key, now, "the new token's renewal entry is kept").await;
 }
 
 /// An Instagram account's renewal fails at Meta (down) and, held before it records the
@@ -171,15 +184,9 @@ async fn a_renewal_failing_while_the_account_is_connected_again_leaves_the_new_t
     let (envelope, tenants, tenant) = tenant_on(&b).await;
     let scope = tenants.scope(&tenant).await.unwrap().unwrap();
     let now = wappline::clock::now_secs();
-    scope.connect(connection_of(instagram())).await.unwrap();
     // Entered long ago, the token expiring within the hour: due, and renewed at Meta.
-    TokenRefresh::track(&scope, &instagram(), now + 3_600, 0)
-        .await
-        .unwrap();
-    let key = Key::new(
-        RENEWALS,
-        format!("{}#{}", tenant.as_str(), instagram().channel_sk()),
-    );
+    connect_instagram(&scope, now + 3_600, 0).await;
+    let key = renewal_key(&tenant);
     // The renewal's first write of the channel is its record of the failure.
     let channel_sk = instagram().channel_sk();
     let (store, hook) = HoldNextUpdate::over(b.store.clone(), &channel_sk);
@@ -188,16 +195,15 @@ async fn a_renewal_failing_while_the_account_is_connected_again_leaves_the_new_t
         unreachable_graph(),
         None,
     );
-    let held = hook.arm();
-    let run = tokio::spawn(async move { renewal.run_due(now, 10).await });
-    held.await;
-    scope.connect(connection_of(instagram())).await.unwrap();
     let renewed_until = now + 60 * 86_400;
-    TokenRefresh::track(&scope, &instagram(), renewed_until, now)
-        .await
-        .unwrap();
-    hook.release();
-    let report = run.await.unwrap().unwrap();
+    let (report, ()) = hook
+        .meanwhile(
+            hook.arm(),
+            async move { renewal.run_due(now, 10).await },
+            connect_instagram(&scope, renewed_until, now),
+        )
+        .await;
+    let report = report.unwrap();
     assert_eq!(report.failed, 0, "the failure was the old token's");
 
     let health = scope
@@ -208,11 +214,7 @@ async fn a_renewal_failing_while_the_account_is_connected_again_leaves_the_new_t
         .expect("the new connection's token health");
     assert_eq!(health.refresh_error, None, "{health:?}");
     assert_eq!(health.expires_at, renewed_until);
-    let due = due_at(&b, &key).await;
-    assert!(
-        due.is_some_and(|d| d > now),
-        "the new token's renewal entry is kept: {due:?}"
-    );
+    assert_due_after(&b, &key, now, "the new token's renewal entry is kept").await;
 }
 
 /// A WABA's template sync is due, but no number of it is connected any more; the sync
@@ -233,12 +235,6 @@ async fn a_waba_connected_again_during_the_template_sync_stays_entered(b: Backen
     sync.book().track(&tenant, &waba, 1).await.unwrap();
 
     let now = wappline::clock::now_secs();
-    let held = hook.arm();
-    let run = tokio::spawn({
-        let sync = sync.clone();
-        async move { sync.run_due(now, 10).await }
-    });
-    held.await;
     // What a connect's sync does: the copy, then the entry a day ahead.
     let template = Template {
         waba: waba.as_str().to_owned(),
@@ -251,16 +247,23 @@ async fn a_waba_connected_again_during_the_template_sync_stays_entered(b: Backen
         parameter_format: None,
         components: Vec::new(),
     };
-    sync.book()
-        .replace(&tenant, &waba, vec![template])
-        .await
-        .unwrap();
-    sync.book()
-        .track(&tenant, &waba, now + 86_400)
-        .await
-        .unwrap();
-    hook.release();
-    run.await.unwrap().unwrap();
+    let run = {
+        let sync = sync.clone();
+        async move { sync.run_due(now, 10).await }
+    };
+    let (report, ()) = hook
+        .meanwhile(hook.arm(), run, async {
+            sync.book()
+                .replace(&tenant, &waba, vec![template])
+                .await
+                .unwrap();
+            sync.book()
+                .track(&tenant, &waba, now + 86_400)
+                .await
+                .unwrap();
+        })
+        .await;
+    report.unwrap();
 
     let due = due_at(&b, &key).await;
     assert!(
