@@ -421,22 +421,22 @@ impl PortalFlusher {
             match session.batch(&commands, false).await {
                 Ok(answer) => {
                     for (i, o) in ops.iter().enumerate() {
-                        let (outcome, ambiguous) =
-                            match answer.result(&format!("c{i}")).and_then(|v| {
-                                parse_outcome(&o.op.method, v, o.op.lookup.as_ref(), &files_sent[i])
-                            }) {
-                                Ok(sent) => {
-                                    report.sent += 1;
-                                    (sent, false)
+                        let (outcome, ambiguous) = match answer
+                            .result(&format!("c{i}"))
+                            .and_then(|v| parse_outcome(&o.op.method, v, &files_sent[i]))
+                        {
+                            Ok(sent) => {
+                                report.sent += 1;
+                                (sent, false)
+                            }
+                            Err(e) => {
+                                report.failed += 1;
+                                if let BitrixError::RateLimited { retry_after, .. } = &e {
+                                    self.block_after_refusal(scope, *retry_after).await;
                                 }
-                                Err(e) => {
-                                    report.failed += 1;
-                                    if let BitrixError::RateLimited { retry_after, .. } = &e {
-                                        self.block_after_refusal(scope, *retry_after).await;
-                                    }
-                                    (failure(&e, true), e.is_ambiguous())
-                                }
-                            };
+                                (failure(&e, true), e.is_ambiguous())
+                            }
+                        };
                         outcomes.push((o.key.clone(), outcome, ambiguous));
                     }
                     self.record_answer(&attempt, &claim, outcomes).await?;
@@ -641,7 +641,6 @@ impl PortalFlusher {
                         p.key.sk.clone(),
                         OpOutcome::Sent {
                             crm_chat_id: Some(chat.clone()),
-                            external_message_id: Some(lookup.external_id.clone()),
                             // A chat message read back does not say which files it lacks.
                             missing: MissingFiles::default(),
                         },
@@ -699,7 +698,6 @@ fn lookup_chat(op: &StagedOp) -> Option<&str> {
 fn parse_outcome(
     method: &str,
     result: &serde_json::Value,
-    lookup: Option<&super::outbox::PostLookup>,
     files_sent: &[(u32, String)],
 ) -> Result<OpOutcome, BitrixError> {
     match method {
@@ -717,10 +715,6 @@ fn parse_outcome(
             }
             Ok(OpOutcome::Sent {
                 crm_chat_id: first.chat_id.clone(),
-                external_message_id: first
-                    .external_message_id
-                    .clone()
-                    .or_else(|| lookup.map(|l| l.external_id.clone())),
                 missing: missing_files(files_sent, first.kept_files.as_deref()),
             })
         }
@@ -728,7 +722,6 @@ fn parse_outcome(
             imconnector::parse_success(method, result)?;
             Ok(OpOutcome::Sent {
                 crm_chat_id: None,
-                external_message_id: None,
                 missing: MissingFiles::default(),
             })
         }

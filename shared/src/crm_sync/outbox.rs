@@ -89,15 +89,16 @@ pub struct PostLookup {
     pub crm_chat_id: Option<String>,
 }
 
-/// What became of a posted operation (ids and error kinds only).
+/// What became of a posted operation: Bitrix24's chat id, file indexes and error kinds
+/// only, stored unencrypted. Not the post's external message id that Bitrix24 answers
+/// with: that is the provider's message id (a wamid holds the customer's phone number),
+/// kept only encrypted (decision 0120); the job that staged the post knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum OpOutcome {
     Sent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         crm_chat_id: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        external_message_id: Option<String>,
         /// Files of the post Bitrix24 answered it did not keep (decision 0066).
         #[serde(default, skip_serializing_if = "MissingFiles::is_none")]
         missing: MissingFiles,

@@ -158,7 +158,6 @@ mod tests {
     fn sent(chat: &str) -> OpOutcome {
         OpOutcome::Sent {
             crm_chat_id: Some(chat.into()),
-            external_message_id: None,
             missing: MissingFiles::default(),
         }
     }

@@ -587,15 +587,8 @@ impl SyncWorker {
                     self.metrics.webhook_to_bitrix24(channel, elapsed);
                 }
             }
-            self.record_sent(
-                conversations,
-                meta,
-                &at,
-                &message,
-                (sent.crm_chat_id, sent.external_message_id),
-                holder,
-            )
-            .await?;
+            self.record_sent(conversations, meta, &at, &message, sent.crm_chat_id, holder)
+                .await?;
         }
         tracing::info!(method = %op.method, "posted to Bitrix24");
         Ok([Some(key), note].into_iter().flatten().collect())

@@ -75,6 +75,8 @@ enum PartResult {
     Unknown(Disposition),
     /// Our own failure before Meta was asked (recording the attempt): nothing went out.
     Ours(SendError),
+    /// The person's erasure began before Meta was asked: nothing went out, and nothing will.
+    Erased,
 }
 
 /// The operator's note for a message written in an Instagram account's mentions chat.
@@ -397,20 +399,31 @@ impl OutboundWorker {
 
     /// The status move of our own `failed` and the operator's note with `reason`: a stable
     /// occurrence, so a redelivery that runs it again queues the same sync job.
+    ///
+    /// The move is refused when Meta's status of an earlier part is there already
+    /// (`delivered` or `read` outrank `failed`; or its own `failed`): the text of a reply
+    /// delivered while its file could not go. The message keeps that status, and the
+    /// operator is still told why this part did not go out, by the same sync job (posted
+    /// once). Not for a message that is gone (erased meanwhile): nothing to tell about.
     async fn enqueue_failure(
         &self,
         conversations: &Conversations,
         job: &OutboundJob,
         reason: String,
     ) -> Result<(), SendError> {
-        self.advance_and_enqueue(
-            conversations,
-            job,
-            MessageStatus::Failed,
-            Some(reason),
-            "send-failed",
-        )
-        .await?;
+        let moved = self
+            .advance_and_enqueue(
+                conversations,
+                job,
+                MessageStatus::Failed,
+                Some(reason.clone()),
+                "send-failed",
+            )
+            .await?;
+        if !moved && conversations.message(&job.message_ref()).await?.is_some() {
+            self.enqueue_status(job, MessageStatus::Failed, Some(reason), "send-failed")
+                .await?;
+        }
         Ok(())
     }
 
@@ -463,7 +476,9 @@ impl OutboundWorker {
             .progress
             .load_state(&job.tenant_id, &job.effect)
             .await?;
-        if message.status == Some(MessageStatus::Failed) {
+        // Failed by Meta, or by this job (its reason kept): a later part of a reply whose
+        // earlier part Meta delivered keeps `delivered`, and is not tried again either.
+        if message.status == Some(MessageStatus::Failed) || own_failure.is_some() {
             tracing::info!("message failed before; not retried");
             // Our own failure, moved by an earlier delivery that stopped before its sync job
             // was queued (decision 0078): queued again. The move's condition passes only for
@@ -708,6 +723,10 @@ impl OutboundWorker {
                     });
                 }
                 PartResult::Ours(e) => return Err(e),
+                PartResult::Erased => {
+                    tracing::info!("work of an erased subject dropped before its send");
+                    return Ok(Outcome::Done);
+                }
             }
         }
         if sent_now {

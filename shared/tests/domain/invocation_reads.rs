@@ -182,7 +182,6 @@ async fn the_outbox_stages_and_claims_one_operation_without_extra_units(b: Backe
     assert!(again.is_empty(), "claimed twice");
     let sent = OpOutcome::Sent {
         crm_chat_id: Some("7".into()),
-        external_message_id: None,
         missing: Default::default(),
     };
     let settled = outbox
@@ -265,7 +264,6 @@ async fn a_claim_stops_at_an_operation_another_attempt_holds(b: Backend) {
     );
     let sent = OpOutcome::Sent {
         crm_chat_id: None,
-        external_message_id: None,
         missing: Default::default(),
     };
     let settled = outbox

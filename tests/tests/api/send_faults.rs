@@ -13,6 +13,10 @@ mod earlier_copy;
 mod instagram_read;
 // A read of the thread reads every reply before it (decision 0116).
 mod instagram_thread_read;
+// A later part refused after Meta reported an earlier part delivered.
+mod partial_failure;
+// A send job whose person's erasure began while it recorded its attempt (decision 0122).
+mod erased_meanwhile;
 // The send worker's own `failed` after a delivery stopped before queueing its note (decision
 // 0078).
 mod own_failure;
@@ -53,6 +57,9 @@ struct SendFaults {
     /// Run the next n writes that move a message to `failed`, then fail them: the process
     /// died right after the move, before the operator's note was queued.
     lose_failed_moves: AtomicUsize,
+    /// Run once, before the next write of a send attempt: what happens while the send worker
+    /// records it, before it asks Meta.
+    before_attempt: std::sync::Mutex<Option<Meanwhile>>,
 }
 
 type Meanwhile = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -86,6 +93,20 @@ impl StoreHook for SendFaults {
     async fn before(&self, call: &StoreCall<'_>) -> Verdict {
         if !call.writes() {
             return Verdict::Run;
+        }
+        if let StoreCall::Update {
+            table: Table::Dedupe,
+            key,
+            update,
+            ..
+        } = call
+        {
+            if Self::is_progress(key) && update.set.iter().any(|(k, _)| k == "att") {
+                let before = self.before_attempt.lock().unwrap().take();
+                if let Some(before) = before {
+                    before.await;
+                }
+            }
         }
         if let StoreCall::Update {
             table: Table::Data,

@@ -8,6 +8,8 @@
 //! server's own sync consumer is off: no Bitrix24 settings), so the test owns the clock and
 //! can crash the worker at any store operation.
 
+// No write of the stage holds a message id in clear (decision 0120).
+mod clear_ids;
 // A staged operation that kills its flushers is isolated, then retired (decision 0091).
 mod deadly_operations;
 // A job recorded done before its staged operation is dropped (decision 0080).

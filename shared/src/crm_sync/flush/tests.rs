@@ -16,7 +16,7 @@ fn sent() -> Vec<(u32, String)> {
 }
 
 fn missing(result: &serde_json::Value) -> MissingFiles {
-    match parse_outcome(imconnector::SEND_MESSAGES, result, None, &sent()).unwrap() {
+    match parse_outcome(imconnector::SEND_MESSAGES, result, &sent()).unwrap() {
         OpOutcome::Sent { missing, .. } => missing,
         other => panic!("{other:?}"),
     }

@@ -20,7 +20,6 @@ use crate::tenant::TenantScope;
 /// A posted operation's outcome as the job reads it.
 pub(super) struct Sent {
     pub crm_chat_id: Option<String>,
-    pub external_message_id: Option<String>,
     pub missing: MissingFiles,
 }
 
@@ -98,11 +97,9 @@ impl SyncWorker {
         match outcome {
             OpOutcome::Sent {
                 crm_chat_id,
-                external_message_id,
                 missing,
             } => Ok(Some(Sent {
                 crm_chat_id,
-                external_message_id,
                 missing,
             })),
             OpOutcome::Failed {

@@ -118,7 +118,7 @@ impl SyncWorker {
         meta: &ConversationMeta,
         at: &MessageRef,
         message: &StoredMessage,
-        (crm_chat_id, external_message_id): (Option<String>, Option<String>),
+        crm_chat_id: Option<String>,
         holder: Option<&str>,
     ) -> Result<(), SyncError> {
         if let Some(chat) = &crm_chat_id {
@@ -126,7 +126,9 @@ impl SyncWorker {
                 conversations.set_crm_chat(&meta.id, chat).await?;
             }
         }
-        let ids = vec![external_message_id.unwrap_or_else(|| message.provider_message_id.clone())];
+        // The post's external id is the provider's message id (`SyncWorker::operation`):
+        // what Bitrix24 keeps as the chat message's `CONNECTOR_MID`.
+        let ids = vec![message.provider_message_id.clone()];
         match holder {
             Some(holder) => {
                 if !conversations.record_pushed_held(at, &ids, holder).await? {

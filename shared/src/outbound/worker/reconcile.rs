@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use super::{Context, OutboundWorker, PartResult, SendError, RECORD_PAUSE, RECORD_TRIES};
 use crate::clock::now_secs;
+use crate::conversation::erased::ErasedSubjects;
 use crate::conversation::{Conversations, MessageStatus};
 use crate::graph::GraphError;
 use crate::meta::AccountRef;
@@ -142,10 +143,37 @@ impl OutboundWorker {
             .begin_attempt(&cx.job.tenant_id, &cx.job.effect, index, prior)
             .await
         {
-            Ok(Some(attempt)) => Ok(attempt),
+            Ok(Some(attempt)) => match self.erased_meanwhile(cx).await {
+                Ok(false) => Ok(attempt),
+                erased => {
+                    // Nothing was sent: the next delivery need not wait to reconcile it.
+                    if let Err(e) = self
+                        .progress
+                        .drop_attempt(&cx.job.tenant_id, &cx.job.effect, &attempt)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "dropping an attempt not made failed");
+                    }
+                    Err(match erased {
+                        Ok(_) => PartResult::Erased,
+                        Err(e) => PartResult::Ours(e),
+                    })
+                }
+            },
             Ok(None) => Err(PartResult::Ours(SendError::AttemptTaken)),
             Err(e) => Err(PartResult::Ours(e.into())),
         }
+    }
+
+    /// Whether the person's erasure began since the job was loaded (decision 0122): read
+    /// after the attempt is written. A contact erasure writes its marker before it deletes
+    /// anything, so one that began before the attempt was recorded is seen here, and one
+    /// that begins after finds the send already under way, as decision 0029 allows.
+    async fn erased_meanwhile(&self, cx: &Context<'_>) -> Result<bool, SendError> {
+        let erased = ErasedSubjects::new(self.store.clone())
+            .erasure(&cx.job.tenant_id, &cx.job.conversation)
+            .await?;
+        Ok(erased.is_some_and(|e| e.covers_conversation(cx.meta.created_at_ms)))
     }
 
     /// Meta answered the send of `attempt` with an error, or not at all: the part's result.

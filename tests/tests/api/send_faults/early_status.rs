@@ -26,7 +26,7 @@ use wappline::tenant::Secret;
 
 use super::*;
 
-const DELIVERY: &str = "imconnector.send.status.delivery";
+pub(super) const DELIVERY: &str = "imconnector.send.status.delivery";
 pub(super) const READING: &str = "imconnector.send.status.reading";
 /// The Bitrix24 message the operator's reply is (`Rig::reply`).
 const IM_MESSAGE: u64 = 77;
@@ -156,7 +156,7 @@ impl Rig {
     }
 
     /// Meta's `status` of the one send made, through the inbound worker.
-    async fn meta_reports(&self, status: &str) {
+    pub(super) async fn meta_reports(&self, status: &str) {
         let sent = self.graph.sent().remove(0);
         let job = status_job(&self.tenant, &sent, status);
         assert_eq!(self.inbound().process(&job).await.unwrap(), Outcome::Done);
