@@ -4,9 +4,7 @@
 //! again; it queues the note again from the reason kept on the send's progress. The CRM sync
 //! worker runs against the Bitrix24 fake, which counts the notes the operator got.
 
-use wappline::idempotency::Idempotency;
 use wappline::outbound::OutboundJob;
-use wappline::queue::platform;
 
 use super::early_status::portal;
 use super::*;
@@ -49,13 +47,7 @@ async fn our_own_failure_reaches_the_operator_once_after_a_crash_before_its_note
         group_id: None,
     };
     assert_eq!(r.worker.handle(&record("again")).await, Outcome::Done);
-    let done = Idempotency::new(r.platform.store.clone(), "OUT", platform::VISIBILITY)
-        .key_for(&r.tenant, &job.effect);
-    r.platform
-        .store
-        .delete(Table::Dedupe, &done, None)
-        .await
-        .unwrap();
+    r.forget_done(&at).await;
     assert_eq!(r.worker.handle(&record("forgotten")).await, Outcome::Done);
     p.sync(&r).await;
     assert_eq!(p.notes_saying(REASON), 1);

@@ -4,9 +4,7 @@
 //! once, which part did not go out and why. Before, the refused move queued nothing, and the
 //! operator saw the reply as delivered, photos and all.
 
-use wappline::idempotency::Idempotency;
-use wappline::outbound::{OperatorFile, OutboundJob};
-use wappline::queue::platform;
+use wappline::outbound::OperatorFile;
 
 use super::early_status::{portal, DELIVERY};
 use super::*;
@@ -73,14 +71,7 @@ async fn a_later_part_refused_after_an_earlier_part_was_delivered_reaches_the_op
     // before the job was recorded done; the queue's at-least-once): the photos are not
     // tried again, and the note is the same sync job, posted once.
     let refused = r.graph.sent().len();
-    let job = OutboundJob::new(r.tenant.clone(), &at);
-    let done = Idempotency::new(r.platform.store.clone(), "OUT", platform::VISIBILITY)
-        .key_for(&r.tenant, &job.effect);
-    r.platform
-        .store
-        .delete(Table::Dedupe, &done, None)
-        .await
-        .unwrap();
+    r.forget_done(&at).await;
     assert_eq!(r.redeliver(&at).await, Outcome::Done);
     p.sync(&r).await;
     assert_eq!(
