@@ -600,6 +600,11 @@ impl PortalEvents {
                         "operator reply for a conversation this tenant does not have; skipped");
                     skipped += 1;
                 }
+                Err(OutboundError::SubjectErased) => {
+                    tracing::info!(%tenant, conversation = %conversation,
+                        "operator reply to a person being erased; not kept, not sent");
+                    skipped += 1;
+                }
                 Err(OutboundError::Empty) => {
                     tracing::info!(%tenant, im_message = im.message_id, "operator reply without text or files skipped");
                     skipped += 1;

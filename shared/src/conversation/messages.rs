@@ -175,6 +175,28 @@ impl Conversations {
         }
     }
 
+    /// Removes a message this process has just stored, and its provider-id index item: a
+    /// write that must not stay because the person's erasure began meanwhile (decision
+    /// 0124). Deleting what is already gone is no error.
+    pub async fn unstore_message(
+        &self,
+        account: &AccountRef,
+        at: &MessageRef,
+        provider_message_id: &str,
+    ) -> Result<(), ConversationError> {
+        self.store
+            .delete(Table::Data, &self.message_key(at), None)
+            .await?;
+        self.store
+            .delete(
+                Table::Data,
+                &self.index_key(account, provider_message_id),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Records the id the provider gave a message we sent (e.g. the `wamid` the Cloud API
     /// answered), so its statuses find it. Idempotent.
     pub async fn record_provider_id(

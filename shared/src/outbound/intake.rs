@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::bitrix::ImRef;
+use crate::conversation::erased::ErasedSubjects;
 use crate::conversation::{
     ConversationError, ConversationId, Conversations, Direction, MessageRef, MessageStatus,
     NewMessage, Origin, TemplateMessage,
@@ -89,6 +90,10 @@ pub enum OutboundError {
     /// The conversation does not exist for this tenant (an unknown or foreign chat id).
     #[error("no such conversation")]
     UnknownConversation,
+    /// The person of the conversation asked to be erased, and the erasure is under way
+    /// (decision 0124): nothing is kept or sent.
+    #[error("the conversation's person is being erased")]
+    SubjectErased,
     /// Nothing to send.
     #[error("the message has neither text nor files")]
     Empty,
@@ -296,6 +301,21 @@ impl OutboundIntake {
             }
             Err(e) => return Err(e.into()),
         };
+        // Written, then read: a contact erasure writes its marker before it queries the
+        // conversation's items to delete them, so one that began before this reply was
+        // stored is seen here (and the reply removed again), and one that begins after
+        // finds the reply and deletes it. Read once the reply is stored, not before, or
+        // one stored after the erasure's query would stay until its retention ran out.
+        let erased = ErasedSubjects::new(self.store.clone())
+            .erasure(tenant, conversation)
+            .await
+            .map_err(ConversationError::from)?;
+        if created && erased.is_some_and(|e| e.covers_conversation(meta.created_at_ms)) {
+            conversations
+                .unstore_message(&meta.account, &at, &new.provider_message_id)
+                .await?;
+            return Err(OutboundError::SubjectErased);
+        }
         let job = OutboundJob::new(tenant.clone(), &at);
         self.queue
             .send_batch(&self.outbound, vec![job.to_message()])

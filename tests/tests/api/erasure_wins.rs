@@ -357,3 +357,41 @@ async fn a_send_job_of_a_subject_being_erased_sends_nothing() {
     );
     w.h.server.shutdown().await;
 }
+
+/// An operator's reply that comes while the person's erasure is under way (its marker
+/// written, its deletions not run yet) is neither kept nor sent (decision 0124): stored after
+/// the erasure's query of the conversation, it would have stayed until its retention ran out.
+#[tokio::test]
+async fn an_operator_reply_to_a_person_being_erased_is_not_kept() {
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant().await;
+    let chat = w
+        .customer_writes(&text("wamid.ERASING.KEPT", "please forget me", 60))
+        .await;
+    let stored_before = stored_messages(&w).await;
+    wappline::conversation::erased::ErasedSubjects::new(w.h.server.platform().store.clone())
+        .mark(
+            &TenantId::parse(&tenant).unwrap(),
+            &wappline::conversation::ConversationId::parse(&chat).unwrap(),
+            wappline::clock::now_millis(),
+        )
+        .await
+        .unwrap();
+    let sent_before = w.graph.sent().len();
+    let (s, body) = w
+        .event(w.reply(&chat, 7100, "We will call you tomorrow", APP_TOKEN))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    w.drain().await;
+    assert_eq!(
+        w.graph.sent().len(),
+        sent_before,
+        "nothing sent to the person"
+    );
+    assert_eq!(
+        stored_messages(&w).await,
+        stored_before,
+        "the operator's reply is not kept"
+    );
+    w.h.server.shutdown().await;
+}
