@@ -145,6 +145,21 @@ impl ErasedSubjects {
             .map(|_| ())
     }
 
+    /// Whether an erasure of `conversation`'s subject covers the conversation as it stands,
+    /// begun at `created_at_ms` (its `META`): a conversation the person began again after
+    /// the erasure's cut is a new one (decision 0057).
+    pub async fn covers(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        created_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .erasure(tenant, conversation)
+            .await?
+            .is_some_and(|e| e.covers_conversation(created_at_ms)))
+    }
+
     /// `conversation`'s subject's erasure, if one is marked (within the marker's lifetime).
     pub async fn erasure(
         &self,

@@ -45,13 +45,13 @@ impl JobTarget {
             tracing::info!(stage, "conversation gone (erased or expired); job dropped");
             return Ok(None);
         };
-        let erased = ErasedSubjects::new(store.clone())
-            .erasure(tenant, conversation)
-            .await
-            .map_err(ConversationError::from)?;
         // A conversation the person began again after the erasure's cut is a new one:
         // relayed (decision 0057).
-        if erased.is_some_and(|e| e.covers_conversation(meta.created_at_ms)) {
+        if ErasedSubjects::new(store.clone())
+            .covers(tenant, conversation, meta.created_at_ms)
+            .await
+            .map_err(ConversationError::from)?
+        {
             tracing::info!(stage, "work of an erased subject dropped");
             return Ok(None);
         }

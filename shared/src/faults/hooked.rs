@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::store::{
-    validate_batch, Condition, Item, Key, Page, Query, StoreError, Table, TableStore, Update,
-    WriteOp,
+    validate_batch, AttrValue, Condition, Item, Key, Page, Query, StoreError, Table, TableStore,
+    Update, WriteOp,
 };
 
 /// One store call, as the hook sees it before it runs.
@@ -82,6 +82,33 @@ impl StoreCall<'_> {
             self,
             StoreCall::Get { .. } | StoreCall::Query { .. } | StoreCall::Scan { .. }
         )
+    }
+
+    /// The values the call writes, by attribute name: a put's item, an update's `set`, and
+    /// those of a transaction's puts and updates (reads, deletes and condition checks write
+    /// none). Keys are [`StoreCall::targets`].
+    pub fn written_values(&self) -> Vec<(&str, &AttrValue)> {
+        fn of_item(item: &Item) -> impl Iterator<Item = (&str, &AttrValue)> {
+            item.0.iter().map(|(k, v)| (k.as_str(), v))
+        }
+        fn of_update(update: &Update) -> impl Iterator<Item = (&str, &AttrValue)> {
+            update.set.iter().map(|(k, v)| (k.as_str(), v))
+        }
+        match self {
+            StoreCall::Put { item, .. } => of_item(item).collect(),
+            StoreCall::Update { update, .. } => of_update(update).collect(),
+            StoreCall::Transact { ops } => ops
+                .iter()
+                .flat_map(|op| -> Vec<(&str, &AttrValue)> {
+                    match op {
+                        WriteOp::Put { item, .. } => of_item(item).collect(),
+                        WriteOp::Update { update, .. } => of_update(update).collect(),
+                        WriteOp::Delete { .. } | WriteOp::ConditionCheck { .. } => Vec::new(),
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The items the call names, by table and key: one for a single-item call, every

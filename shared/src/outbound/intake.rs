@@ -306,11 +306,13 @@ impl OutboundIntake {
         // stored is seen here (and the reply removed again), and one that begins after
         // finds the reply and deletes it. Read once the reply is stored, not before, or
         // one stored after the erasure's query would stay until its retention ran out.
-        let erased = ErasedSubjects::new(self.store.clone())
-            .erasure(tenant, conversation)
-            .await
-            .map_err(ConversationError::from)?;
-        if created && erased.is_some_and(|e| e.covers_conversation(meta.created_at_ms)) {
+        // Only a reply this delivery stored: one stored before was read by its own delivery.
+        if created
+            && ErasedSubjects::new(self.store.clone())
+                .covers(tenant, conversation, meta.created_at_ms)
+                .await
+                .map_err(ConversationError::from)?
+        {
             conversations
                 .unstore_message(&meta.account, &at, &new.provider_message_id)
                 .await?;

@@ -31,7 +31,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use wappline::faults::hooked::{FnHook, SharedHook, StoreCall, Verdict};
 use wappline::queue::platform;
-use wappline::store::{AttrValue, Key, WriteOp};
+use wappline::store::AttrValue;
 
 /// The WhatsApp Business Account of the samples (ours, not a person's).
 const WABA: &str = "102290129340398";
@@ -89,33 +89,13 @@ fn every_write() -> (SharedHook, Arc<Mutex<Vec<u8>>>) {
     let hook = FnHook(move |call: &StoreCall<'_>| {
         if call.writes() {
             let mut out = into.lock().unwrap();
-            let mut key = |k: &Key| {
+            for (_, k) in call.targets() {
                 for part in [&k.pk, &k.sk] {
                     out.extend_from_slice(part.as_bytes());
                     out.push(0);
                 }
-            };
-            call.targets().iter().for_each(|(_, k)| key(k));
-            let mut values: Vec<&AttrValue> = Vec::new();
-            match call {
-                StoreCall::Put { item, .. } => values.extend(item.0.values()),
-                StoreCall::Update { update, .. } => {
-                    values.extend(update.set.iter().map(|(_, v)| v))
-                }
-                StoreCall::Transact { ops } => {
-                    for op in ops.iter() {
-                        match op {
-                            WriteOp::Put { item, .. } => values.extend(item.0.values()),
-                            WriteOp::Update { update, .. } => {
-                                values.extend(update.set.iter().map(|(_, v)| v))
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                _ => {}
             }
-            for v in values {
+            for (_, v) in call.written_values() {
                 raw_bytes(v, &mut out);
             }
         }

@@ -224,23 +224,6 @@ impl Rig {
         self.worker.handle(&record).await
     }
 
-    /// Deletes the send job of `at`'s idempotency record: a crash after the job's effects,
-    /// before it was recorded done, so that its next delivery runs it again.
-    async fn forget_done(&self, at: &MessageRef) {
-        let job = wappline::outbound::OutboundJob::new(self.tenant.clone(), at);
-        let done = wappline::idempotency::Idempotency::new(
-            self.platform.store.clone(),
-            "OUT",
-            wappline::queue::platform::VISIBILITY,
-        )
-        .key_for(&self.tenant, &job.effect);
-        self.platform
-            .store
-            .delete(Table::Dedupe, &done, None)
-            .await
-            .unwrap();
-    }
-
     /// Sends Meta took, per (recipient, `biz_opaque_callback_data`).
     fn sends_per_tag(&self) -> BTreeMap<(String, String), usize> {
         let mut out = BTreeMap::new();

@@ -170,10 +170,13 @@ impl OutboundWorker {
     /// anything, so one that began before the attempt was recorded is seen here, and one
     /// that begins after finds the send already under way, as decision 0029 allows.
     async fn erased_meanwhile(&self, cx: &Context<'_>) -> Result<bool, SendError> {
-        let erased = ErasedSubjects::new(self.store.clone())
-            .erasure(&cx.job.tenant_id, &cx.job.conversation)
-            .await?;
-        Ok(erased.is_some_and(|e| e.covers_conversation(cx.meta.created_at_ms)))
+        Ok(ErasedSubjects::new(self.store.clone())
+            .covers(
+                &cx.job.tenant_id,
+                &cx.job.conversation,
+                cx.meta.created_at_ms,
+            )
+            .await?)
     }
 
     /// Meta answered the send of `attempt` with an error, or not at all: the part's result.

@@ -315,6 +315,19 @@ impl World {
         self.conversations().message(at).await.unwrap().unwrap()
     }
 
+    /// Deletes the send job of `at`'s idempotency record: a crash after the job's effects,
+    /// before it was recorded done, so that its next delivery runs it again.
+    pub(crate) async fn forget_done(&self, at: &MessageRef) {
+        let job = OutboundJob::new(self.tenant.clone(), at);
+        let done = Idempotency::new(self.platform.store.clone(), "OUT", platform::VISIBILITY)
+            .key_for(&self.tenant, &job.effect);
+        self.platform
+            .store
+            .delete(Table::Dedupe, &done, None)
+            .await
+            .unwrap();
+    }
+
     /// Feeds a Meta webhook sample, as the webhook would have split it, to the inbound worker.
     async fn meta_webhook(&self, name: &str, replace: &str, with: &str) {
         let raw = String::from_utf8(sample(name))
@@ -414,13 +427,7 @@ async fn operator_reply_goes_out_once_with_the_documented_body() {
 
     // Even without its idempotency record (a crash after the send was recorded, before the
     // job was acknowledged), the recorded provider id stops a second send.
-    let record = Idempotency::new(w.platform.store.clone(), "OUT", platform::VISIBILITY)
-        .key_for(&w.tenant, &job.effect);
-    w.platform
-        .store
-        .delete(Table::Dedupe, &record, None)
-        .await
-        .unwrap();
+    w.forget_done(&at).await;
     let redelivered = QueueRecord {
         message_id: "redelivery-2".into(),
         body: serde_json::to_string(&job).unwrap(),

@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use e2e_tests::harness::contains_bytes;
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
-use wappline::store::{AttrValue, WriteOp};
 
 use super::*;
 
@@ -20,49 +19,19 @@ struct WritesInClear {
     found: Mutex<Vec<String>>,
 }
 
-impl WritesInClear {
-    fn check(&self, what: &str, values: &mut dyn Iterator<Item = (&str, &AttrValue)>) {
+#[async_trait]
+impl StoreHook for WritesInClear {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
         let needles = self.needles.lock().unwrap().clone();
-        for (name, value) in values {
+        for (name, value) in call.written_values() {
             for n in &needles {
                 if contains_bytes(value, n.as_bytes()) {
                     self.found
                         .lock()
                         .unwrap()
-                        .push(format!("{what} of {name}: {n}"));
+                        .push(format!("{} of {name}: {n}", call.op()));
                 }
             }
-        }
-    }
-}
-
-#[async_trait]
-impl StoreHook for WritesInClear {
-    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
-        match call {
-            StoreCall::Put { item, .. } => {
-                self.check("put", &mut item.0.iter().map(|(k, v)| (k.as_str(), v)))
-            }
-            StoreCall::Update { update, .. } => self.check(
-                "update",
-                &mut update.set.iter().map(|(k, v)| (k.as_str(), v)),
-            ),
-            StoreCall::Transact { ops } => {
-                for op in ops.iter() {
-                    match op {
-                        WriteOp::Put { item, .. } => self.check(
-                            "transaction put",
-                            &mut item.0.iter().map(|(k, v)| (k.as_str(), v)),
-                        ),
-                        WriteOp::Update { update, .. } => self.check(
-                            "transaction update",
-                            &mut update.set.iter().map(|(k, v)| (k.as_str(), v)),
-                        ),
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
         }
         Verdict::Run
     }
