@@ -65,6 +65,16 @@ impl ApiError {
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
+    /// 409: the person the send is for asked to be erased and the erasure is under way
+    /// (decision 0125). Nothing was kept or sent. No `Retry-After`: whether to write to the
+    /// person again once it has completed is the business's choice, not a retry's.
+    pub fn subject_being_erased() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "subject_being_erased",
+            "this person's data is being erased; nothing was kept or sent",
+        )
+    }
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -114,6 +114,12 @@ impl BitrixWebhook {
                     "this tenant is suspended and may not send messages",
                 ))
             }
+            // Nothing is kept of the person, so no failed message is stored to tell the
+            // portal (decision 0125).
+            Err(ProviderError::Outbound(OutboundError::SubjectErased)) => {
+                tracing::info!("message provider call refused: the person is being erased");
+                error_response(ApiError::subject_being_erased())
+            }
             Err(ProviderError::Outbound(OutboundError::Invalid(m))) => {
                 error_response(ApiError::bad_request(m))
             }

@@ -197,6 +197,10 @@ impl PublicApi {
                     "public API send refused: quota used up");
                 Err(ApiError::quota_exceeded(&q, wappline::clock::now_secs()))
             }
+            Err(OutboundError::SubjectErased) => {
+                tracing::info!(tenant = %principal.tenant, "public API send refused: the person is being erased");
+                Err(ApiError::subject_being_erased())
+            }
             Err(OutboundError::TenantSuspended) => {
                 tracing::info!(tenant = %principal.tenant, "public API send refused: tenant suspended");
                 Err(ApiError::new(

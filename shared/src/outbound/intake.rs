@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::bitrix::ImRef;
-use crate::conversation::erased::ErasedSubjects;
+use crate::conversation::erased::{Erased, ErasedSubjects};
 use crate::conversation::{
     ConversationError, ConversationId, Conversations, Direction, MessageRef, MessageStatus,
     NewMessage, Origin, TemplateMessage,
@@ -91,7 +91,7 @@ pub enum OutboundError {
     #[error("no such conversation")]
     UnknownConversation,
     /// The person of the conversation asked to be erased, and the erasure is under way
-    /// (decision 0124): nothing is kept or sent.
+    /// (decisions 0124, 0125): nothing is kept or sent.
     #[error("the conversation's person is being erased")]
     SubjectErased,
     /// Nothing to send.
@@ -443,6 +443,29 @@ impl OutboundIntake {
         self.metered(result)
     }
 
+    /// Whether an erasure of `conversation`'s person covers the conversation as it stands
+    /// now: under way, or sealed with the conversation begun before its cut (or deleted by
+    /// it). The conversation is read only in the second case.
+    async fn erased_meanwhile(
+        &self,
+        erased: &ErasedSubjects,
+        conversations: &Conversations,
+        conversation: &ConversationId,
+    ) -> Result<bool, OutboundError> {
+        let erasure = erased
+            .erasure(conversations.tenant(), conversation)
+            .await
+            .map_err(ConversationError::from)?;
+        Ok(match erasure {
+            None => false,
+            Some(Erased::InProgress) => true,
+            Some(sealed) => conversations
+                .meta(conversation)
+                .await?
+                .is_none_or(|meta| sealed.covers_conversation(meta.created_at_ms)),
+        })
+    }
+
     async fn api_message(
         &self,
         tenants: &TenantDirectory,
@@ -505,11 +528,27 @@ impl OutboundIntake {
         {
             self.usage.check_outbound(tenant, now).await?;
         }
+        // A person whose erasure is under way is not written again (decision 0125): the
+        // erasure marks what their identity derives to before it deletes anything, so this
+        // read keeps the send from bringing their conversation back while it runs. Once
+        // sealed, a send opens a new conversation, as a message they write would.
+        let erased = ErasedSubjects::new(self.store.clone());
+        let derived = ConversationId::derive(&self.envelope, tenant, account, &to)
+            .await
+            .map_err(ConversationError::from)?;
+        if erased
+            .erasure(tenant, &derived)
+            .await
+            .map_err(ConversationError::from)?
+            == Some(Erased::InProgress)
+        {
+            return Err(OutboundError::SubjectErased);
+        }
         let conversation = conversations
             .record_customer(account, &CustomerRef::new(to), None, retention)
             .await?;
         let new = NewMessage {
-            provider_message_id,
+            provider_message_id: provider_message_id.clone(),
             direction: Direction::Outbound,
             origin: Origin::Api,
             content,
@@ -522,6 +561,18 @@ impl OutboundIntake {
             .usage
             .store_outbound(&conversations, account, &conversation, new, retention, now)
             .await?;
+        // Written, then read, as for an operator's reply (decision 0124): an erasure that
+        // began after the read above is seen here, and the message removed again.
+        if created
+            && self
+                .erased_meanwhile(&erased, &conversations, &conversation)
+                .await?
+        {
+            conversations
+                .unstore_message(account, &at, &provider_message_id)
+                .await?;
+            return Err(OutboundError::SubjectErased);
+        }
         let job = OutboundJob::new(tenant.clone(), &at);
         self.queue
             .send_batch(&self.outbound, vec![job.to_message()])

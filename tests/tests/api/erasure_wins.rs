@@ -395,3 +395,79 @@ async fn an_operator_reply_to_a_person_being_erased_is_not_kept() {
     );
     w.h.server.shutdown().await;
 }
+
+/// A send through the public API to a person whose erasure is under way is refused with a
+/// 409 that says why, and writes nothing (decision 0125): no message, and the person's
+/// conversation as it was, so the send cannot bring back what the erasure is deleting. Once
+/// the erasure has completed, the same send is accepted, a new conversation's first message.
+#[tokio::test]
+async fn an_api_send_to_a_person_being_erased_is_refused_and_keeps_nothing() {
+    let w = RelayWorld::start().await;
+    let tenant = w.installed_tenant().await;
+    let chat = w
+        .customer_writes(&text("wamid.ERASING.API", "please forget me", 60))
+        .await;
+    let created =
+        w.h.admin(
+            "POST",
+            &format!("/admin/tenants/{tenant}/api-keys"),
+            serde_json::json!({"name": "CRM bridge", "scope": "send"}),
+        )
+        .await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    wappline::conversation::erased::ErasedSubjects::new(w.h.server.platform().store.clone())
+        .mark(
+            &TenantId::parse(&tenant).unwrap(),
+            &wappline::conversation::ConversationId::parse(&chat).unwrap(),
+            wappline::clock::now_millis(),
+        )
+        .await
+        .unwrap();
+    w.drain().await;
+    // Every item but the key's list entry, which records when the key was last used.
+    let data = || async {
+        let keys = format!("#{}", wappline::api_keys::LIST_SUFFIX);
+        let mut items = w.h.all_items(Table::Data).await;
+        items.retain(|i| !i.get_s("pk").is_some_and(|pk| pk.ends_with(&keys)));
+        items
+    };
+    let data_before = data().await;
+    let sent_before = w.graph.sent().len();
+    let send = || async {
+        let resp =
+            w.h.http
+                .post(format!("{}/v1/messages", w.h.base))
+                .bearer_auth(&key)
+                .header("Idempotency-Key", "erasing-1")
+                .json(
+                    &serde_json::json!({"channel": "whatsapp", "account_id": WA_NUMBER,
+                    "to": PHONE, "text": "Your order has shipped"}),
+                )
+                .send()
+                .await
+                .unwrap();
+        let status = resp.status();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (s, body) = send().await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "subject_being_erased", "{body}");
+    w.drain().await;
+    assert_eq!(
+        w.graph.sent().len(),
+        sent_before,
+        "nothing sent to the person"
+    );
+    assert_eq!(
+        data().await,
+        data_before,
+        "nothing written: no message, the conversation untouched"
+    );
+
+    // The erasure runs to its end; the business may then write to the number again.
+    erase_contact(&w, &tenant).await;
+    let (s, body) = send().await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["duplicate"], false, "{body}");
+    w.h.server.shutdown().await;
+}

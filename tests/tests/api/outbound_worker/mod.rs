@@ -721,4 +721,6 @@ async fn a_coexistence_number_is_paced_at_its_own_twenty_per_second() {
     assert_eq!(w.graph.sent().len(), 5);
 }
 
+// A public API send as the person's erasure begins (decision 0125).
+mod api_send_erasure;
 mod read_receipts;
