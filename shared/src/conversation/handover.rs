@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use super::ConversationId;
 use crate::ids::TenantId;
-use crate::store::{Item, Key, StoreError, Table, TableStore};
+use crate::store::{Condition, Item, Key, StoreError, Table, TableStore};
+
+/// Tries of a record written over what another writer wrote since it was read.
+const RECORD_TRIES: usize = 5;
 
 /// The last control change of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,22 +60,39 @@ impl Handovers {
             }))
     }
 
-    /// Records `owner`; returns whether who answers (ours or not) changed.
+    /// Records `owner` unless a later change is recorded already; returns whether who
+    /// answers (ours or not) changed. Meta does not promise the order of its webhooks, and an
+    /// operator's reply takes the conversation back while the inbound worker records Meta's
+    /// events: the latest change by its time is kept (one in the same second as the recorded
+    /// one is taken as later), written over exactly the record that was read.
     pub async fn record(
         &self,
         conversation: &ConversationId,
         owner: &ThreadOwner,
     ) -> Result<bool, StoreError> {
-        let before = self.owner(conversation).await?;
         let mut item = Item::new(&self.key(conversation))
             .with("ours", owner.ours)
             .with("since", owner.since);
         if let Some(app) = &owner.app_id {
             item.set("app_id", app.as_str());
         }
-        self.store.put(Table::Data, item, None).await?;
-        // Without a record, operators answered.
-        Ok(before.is_none_or(|b| b.ours) != owner.ours)
+        for _ in 0..RECORD_TRIES {
+            let before = self.owner(conversation).await?;
+            if before.as_ref().is_some_and(|b| b.since > owner.since) {
+                tracing::info!("a change of control older than the one recorded; ignored");
+                return Ok(false);
+            }
+            let read = Condition::number_unchanged("since", before.as_ref().map(|b| b.since));
+            match self.store.put(Table::Data, item.clone(), Some(read)).await {
+                // Without a record, operators answered.
+                Ok(()) => return Ok(before.is_none_or(|b| b.ours) != owner.ours),
+                Err(StoreError::ConditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the conversation's control kept changing while it was recorded".into(),
+        ))
     }
 
     /// Removes the conversation's record, with the conversation (a contact's erasure).

@@ -19,6 +19,7 @@ mod erasure;
 mod erasure_batches;
 mod erasure_email;
 mod export;
+mod handovers;
 mod history_progress;
 mod hold;
 mod inbound_attempts;

@@ -176,3 +176,70 @@ async fn a_contact_erasure_removes_who_holds_the_conversation() {
     assert_eq!(done["conversations_erased"], 1);
     assert_eq!(handover_records(&w).await, 0);
 }
+
+/// `instagram-handover.json` (control passed to Meta's agent) stamped at `ms`.
+fn passed_at(ms: i64) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&sample("instagram-handover.json")).unwrap();
+    v["entry"][0]["messaging"][0]["timestamp"] = json!(ms);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Meta does not promise the order of its webhooks: a change of control stamped before the
+/// one recorded, delivered after it, changes nothing. The operators, who took the
+/// conversation back, are not told the agent answers again, and their next reply needs no
+/// second take.
+#[tokio::test]
+async fn an_older_change_of_control_delivered_late_changes_nothing() {
+    let w = RelayWorld::start().await;
+    w.graph.add_instagram_token(IG_TOKEN, IG_ACCOUNT, None);
+    w.installed_tenant().await;
+    let chat = w.customer_writes(&now("instagram-text.json")).await;
+    let ms = wappline::clock::now_secs() * 1000;
+    let agent_notes = |w: &RelayWorld| {
+        texts(w)
+            .iter()
+            .filter(|t| t.contains("Meta's AI agent (or another app) now answers"))
+            .count()
+    };
+    // Passed to the agent two minutes ago, and taken back by the operators' app now.
+    for body in [
+        passed_at(ms - 120_000),
+        taken_back(e2e_tests::fake_graph::FAKE_APP_ID),
+    ] {
+        let (s, answer) = w.h.post_signed(&body).await;
+        assert_eq!(s, StatusCode::OK, "{answer}");
+        w.drain().await;
+    }
+    assert_eq!(agent_notes(&w), 1);
+    assert!(texts(&w)
+        .iter()
+        .any(|t| t.contains("The operators answer this conversation again")));
+
+    // A pass of a minute ago arrives only now.
+    let (s, answer) = w.h.post_signed(&passed_at(ms - 60_000)).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    w.drain().await;
+    assert_eq!(agent_notes(&w), 1, "no note that the agent answers again");
+
+    let (s, answer) = w
+        .event(operator_reply(
+            &w,
+            &chat,
+            7101,
+            "Here is your tracking link",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    w.drain().await;
+    let calls = w.graph.calls();
+    assert!(
+        calls.iter().any(|c| c.path.ends_with("/me/messages")),
+        "the reply was sent"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.path.ends_with("/take_thread_control")),
+        "the conversation is the operators': nothing to take back"
+    );
+}

@@ -164,10 +164,12 @@ async fn the_agents_conversation_reaches_bitrix24_and_an_operator_reply_takes_it
     );
     assert_eq!(ours(&w).await, Some(true));
 
-    // Later Meta's routing gives the conversation to the agent again: a new note.
+    // Later Meta's routing gives the conversation to the agent again: a new note. (Stamped
+    // now: one stamped before the reply took the conversation back is older than that, and
+    // changes nothing.)
     post(
         &w,
-        &another(&recent("whatsapp-standby-message.json", 10), "B"),
+        &another(&recent("whatsapp-standby-message.json", 0), "B"),
     )
     .await;
     assert_eq!(notes(&w.bitrix, &chat, AGENT_NOTE), 2);
