@@ -33,6 +33,9 @@ const TAG: &str = "att";
 const AT: &str = "att_at";
 /// The provider id a status webhook confirmed for it (encrypted).
 const CONFIRMED: &str = "att_ok";
+/// Set when the attempt's part is the message's last (decision 0127): a confirmed attempt
+/// of it means the whole message went out.
+const LAST: &str = "att_last";
 /// The rank of the early status (`MessageStatus::rank`; the highest one reported).
 const EARLY: &str = "early_st";
 /// A failed early status's text (encrypted).
@@ -52,6 +55,8 @@ pub struct Attempt {
     pub at: i64,
     /// The provider message id, once a status webhook carrying the tag confirmed the send.
     pub confirmed: Option<String>,
+    /// The part is the message's last (false for an attempt recorded before this was kept).
+    pub last: bool,
 }
 
 /// A status Meta reported for one of the job's sends before the send worker recorded that
@@ -143,6 +148,7 @@ impl SendProgress {
             number,
             at: item.get_n(AT).unwrap_or(0),
             confirmed,
+            last: item.get_bool(LAST).unwrap_or(false),
         }))
     }
 
@@ -176,7 +182,8 @@ impl SendProgress {
         }
     }
 
-    /// Records a new attempt of `part` before its send. `prior` is the attempt the job last
+    /// Records a new attempt of `part` (`last`: the message's last part) before its send.
+    /// `prior` is the attempt the job last
     /// saw on the record (None: none): the write holds only if that is still the one there,
     /// so two deliveries of one job never both believe they own the next send. `Ok(None)`:
     /// another delivery recorded an attempt meanwhile.
@@ -184,7 +191,7 @@ impl SendProgress {
         &self,
         tenant: &TenantId,
         effect: &str,
-        part: usize,
+        (part, last): (usize, bool),
         prior: Option<&Attempt>,
     ) -> Result<Option<Attempt>, ProgressError> {
         let k = key(tenant, effect);
@@ -201,6 +208,7 @@ impl SendProgress {
             number,
             at: now_secs(),
             confirmed: None,
+            last,
         };
         let condition = match prior {
             Some(p) => Condition::Equals(TAG.into(), AttrValue::S(p.tag.clone())),
@@ -209,6 +217,7 @@ impl SendProgress {
         let update = Update::new()
             .set(TAG, attempt.tag.as_str())
             .set(AT, attempt.at)
+            .set(LAST, last)
             .set(TTL_ATTR, now_secs() + RETENTION.as_secs() as i64)
             .remove(CONFIRMED);
         match self
@@ -230,7 +239,11 @@ impl SendProgress {
         effect: &str,
         attempt: &Attempt,
     ) -> Result<(), ProgressError> {
-        let update = Update::new().remove(TAG).remove(AT).remove(CONFIRMED);
+        let update = Update::new()
+            .remove(TAG)
+            .remove(AT)
+            .remove(LAST)
+            .remove(CONFIRMED);
         let condition = Condition::Equals(TAG.into(), AttrValue::S(attempt.tag.clone()));
         match self
             .store

@@ -23,7 +23,7 @@ use crate::graph::{InstagramSender, WhatsAppRecipient};
 use crate::idempotency::{Begin, Idempotency};
 use crate::ids::{InstagramAccountId, PhoneNumberId};
 use crate::meta::{AccountRef, CustomerId, CustomerRef};
-use crate::metrics::{direction, Metrics};
+use crate::metrics::Metrics;
 use crate::outbound::OutboundJob;
 use crate::own_attempts::{Failure, OwnAttempts};
 use crate::pacing::KeyedPacer;
@@ -35,7 +35,10 @@ use crate::tenant::{ChannelKind, ChannelRef, Secret, TenantDirectory, TenantErro
 mod reconcile;
 // Turning one planned part into a WhatsApp or Instagram send.
 mod sends;
-use reconcile::Reconciled;
+use reconcile::{Reconciled, Recording};
+// An attempt an earlier delivery made, settled before the checks (decision 0127).
+mod in_doubt;
+use in_doubt::InDoubt;
 // Operators' template commands, marketing routing, the window note's template list.
 mod templated;
 // A part that could not go out now: retried, or given up on after the job's last attempt.
@@ -125,6 +128,8 @@ struct Context<'a> {
     marketing: bool,
     /// Whether it answers an Instagram comment (decision 0062).
     comment: CommentRoute,
+    /// How many parts the message goes out in.
+    parts: usize,
 }
 
 /// The outbound-worker handler. Build once per process (the pacing buckets live in it).
@@ -501,6 +506,32 @@ impl OutboundWorker {
         }
 
         let account = &meta.account;
+        let retention = scope
+            .profile()
+            .await?
+            .map(|p| p.retention_days)
+            .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
+        let recording = Recording {
+            job,
+            account,
+            conversations,
+            retention,
+        };
+        // An attempt Meta may have taken is settled before the checks below run again
+        // (decision 0127): they decide whether to send, and must not fail a part that went
+        // out because something changed since (the window closed, the number was
+        // restricted, the template paused).
+        match self
+            .settle_in_doubt(&recording, &mut sent_parts, prior.as_ref(), &mut early)
+            .await?
+        {
+            InDoubt::None => {}
+            InDoubt::Wait(wait) => return Ok(Outcome::RetryAfter(wait)),
+            InDoubt::AllSent => {
+                self.relayed(job, meta, &message).await?;
+                return self.finish(job, conversations, early).await;
+            }
+        }
         let channel_ref = ChannelRef::of(account);
         if self.tenants.resolve(&channel_ref).await?.as_ref() != Some(&job.tenant_id) {
             return self
@@ -534,12 +565,6 @@ impl OutboundWorker {
         {
             return self.fail(job, conversations, block.reason()).await;
         }
-        let retention = scope
-            .profile()
-            .await?
-            .map(|p| p.retention_days)
-            .unwrap_or(crate::tenant::DEFAULT_RETENTION_DAYS);
-
         let channel = account.channel();
         let resolved = match self.resolve_template(scope, account, &message).await? {
             Ok(r) => r,
@@ -612,6 +637,7 @@ impl OutboundWorker {
             coexistence,
             marketing: resolved.marketing,
             comment,
+            parts: parts.len(),
         };
         // Meta's agent (or another app) holds the Instagram conversation: take it back
         // before the operator's reply (decision 0051).
@@ -674,23 +700,8 @@ impl OutboundWorker {
                         .as_ref()
                         .or(prior.as_ref().filter(|p| p.part == i))
                         .is_some_and(|a| a.number > 1);
-                    self.record_sent(&cx, conversations, again, &sent_parts, i, retention)
-                        .await?;
-                    // Meta's statuses of this send may have come at any time since this
-                    // delivery read the progress: during the Graph API call, while its answer
-                    // was written (retried or not), or before, when a status settled the
-                    // part. Not finding the message, the inbound worker kept them on the
-                    // progress for us (decisions 0074, 0101, 0110), so it is read once more
-                    // now that the message can be found. The inbound worker looks for the
-                    // message once more after it keeps a status, so a status kept after this
-                    // read is moved on by it: one of the two always applies it.
                     early = self
-                        .progress
-                        .early_status(&job.tenant_id, &job.effect)
-                        .await?
-                        .or(early);
-                    early = self
-                        .with_early_read(conversations, account, &provider_id, early)
+                        .part_sent(&recording, again, &sent_parts, i, early)
                         .await?;
                     // The attempt stays on the progress item (its tag names its part): the
                     // next part's attempt is recorded over it.
@@ -730,16 +741,7 @@ impl OutboundWorker {
             }
         }
         if sent_now {
-            self.metrics.relayed(direction::OUTBOUND, channel.name());
-            // A service message took the conversation back from Meta's agent (decision 0065).
-            if matches!(account, AccountRef::WhatsApp(_))
-                && matches!(message.origin, Origin::Operator | Origin::Api)
-                && !parts
-                    .iter()
-                    .any(|p| matches!(p, super::plan::Part::Template(_)))
-            {
-                super::handover::answered_on_whatsapp(&self.store, meta, &job.tenant_id).await?;
-            }
+            self.relayed(job, meta, &message).await?;
         }
         self.finish(job, conversations, early).await
     }

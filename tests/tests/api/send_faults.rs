@@ -17,6 +17,8 @@ mod instagram_thread_read;
 mod partial_failure;
 // A send job whose person's erasure began while it recorded its attempt (decision 0122).
 mod erased_meanwhile;
+// An attempt Meta may have taken, settled before the checks run again (decision 0127).
+mod in_doubt;
 // The send worker's own `failed` after a delivery stopped before queueing its note (decision
 // 0078).
 mod own_failure;
@@ -60,6 +62,9 @@ struct SendFaults {
     /// Run once, before the next write of a send attempt: what happens while the send worker
     /// records it, before it asks Meta.
     before_attempt: std::sync::Mutex<Option<Meanwhile>>,
+    /// Fail the next n writes of the sent parts to the job's progress (with `fail_records`:
+    /// a process that died between Meta's answer and any write of it).
+    fail_part_saves: AtomicUsize,
 }
 
 type Meanwhile = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -101,6 +106,18 @@ impl StoreHook for SendFaults {
             ..
         } = call
         {
+            let saves_parts = update.set.iter().any(|(k, _)| k == "parts");
+            if Self::is_progress(key)
+                && saves_parts
+                && self
+                    .fail_part_saves
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                    .is_ok()
+            {
+                return Verdict::Fail(StoreError::Unavailable(
+                    "injected: the parts not saved".into(),
+                ));
+            }
             if Self::is_progress(key) && update.set.iter().any(|(k, _)| k == "att") {
                 let before = self.before_attempt.lock().unwrap().take();
                 if let Some(before) = before {

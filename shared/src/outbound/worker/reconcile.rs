@@ -79,15 +79,8 @@ impl OutboundWorker {
             );
             return Ok(Reconciled::Sent(provider_id.clone()));
         }
-        let age = Duration::from_secs(now_secs().saturating_sub(attempt.at).max(0) as u64);
-        let window = self.reconcile_window();
-        if age < window {
-            tracing::info!(
-                attempt = attempt.number,
-                part,
-                "an earlier attempt's outcome is unknown; waiting for Meta's status"
-            );
-            return Ok(Reconciled::Wait((window - age).max(Duration::from_secs(1))));
+        if let Some(wait) = self.unheard_wait(attempt) {
+            return Ok(Reconciled::Wait(wait));
         }
         tracing::warn!(
             attempt = attempt.number,
@@ -110,6 +103,21 @@ impl OutboundWorker {
             .await?;
         }
         Ok(Reconciled::Send)
+    }
+
+    /// How long to wait for Meta's status of `attempt`, unconfirmed: None once it is one
+    /// reconcile window old (its part is then sent again).
+    pub(super) fn unheard_wait(&self, attempt: &Attempt) -> Option<Duration> {
+        let age = Duration::from_secs(now_secs().saturating_sub(attempt.at).max(0) as u64);
+        let window = self.reconcile_window();
+        (age < window).then(|| {
+            tracing::info!(
+                attempt = attempt.number,
+                part = attempt.part,
+                "an earlier attempt's outcome is unknown; waiting for Meta's status"
+            );
+            (window - age).max(Duration::from_secs(1))
+        })
     }
 
     /// How old an attempt without an outcome must be before its part is sent again: the
@@ -140,7 +148,12 @@ impl OutboundWorker {
     ) -> Result<Attempt, PartResult> {
         match self
             .progress
-            .begin_attempt(&cx.job.tenant_id, &cx.job.effect, index, prior)
+            .begin_attempt(
+                &cx.job.tenant_id,
+                &cx.job.effect,
+                (index, index + 1 == cx.parts),
+                prior,
+            )
             .await
         {
             Ok(Some(attempt)) => match self.erased_meanwhile(cx).await {
@@ -260,14 +273,12 @@ impl OutboundWorker {
     /// through the progress (decision 0111).
     pub(super) async fn record_sent(
         &self,
-        cx: &Context<'_>,
-        conversations: &Conversations,
+        r: &Recording<'_>,
         again: bool,
         sent_parts: &[Option<String>],
         index: usize,
-        retention: u32,
     ) -> Result<(), SendError> {
-        let at = &cx.message.at;
+        let at = &r.job.message_ref();
         let provider_id = sent_parts[index].as_deref().unwrap_or_default();
         let mut pause = RECORD_PAUSE;
         let mut tries = 0;
@@ -276,11 +287,11 @@ impl OutboundWorker {
             let written: Result<(), SendError> = async {
                 if sent_parts.len() > 1 || again {
                     self.progress
-                        .save(&cx.job.tenant_id, &cx.job.effect, sent_parts)
+                        .save(&r.job.tenant_id, &r.job.effect, sent_parts)
                         .await?;
                 }
-                conversations
-                    .record_provider_id(&cx.meta.account, at, provider_id, retention)
+                r.conversations
+                    .record_provider_id(r.account, at, provider_id, r.retention)
                     .await?;
                 Ok(())
             }
@@ -296,4 +307,40 @@ impl OutboundWorker {
             }
         }
     }
+
+    /// Part `index` went out as `sent_parts[index]`: recorded ([`Self::record_sent`]), then
+    /// the job's early status read once more and returned (over `early`). Meta's statuses of
+    /// this send may have come at any time since this delivery read the progress: during the
+    /// Graph API call, while its answer was written (retried or not), or before, when a
+    /// status settled the part. Not finding the message, the inbound worker kept them on the
+    /// progress for us (decisions 0074, 0101, 0110), so it is read once more now that the
+    /// message can be found. The inbound worker looks for the message once more after it
+    /// keeps a status, so a status kept after this read is moved on by it: one of the two
+    /// always applies it.
+    pub(super) async fn part_sent(
+        &self,
+        r: &Recording<'_>,
+        again: bool,
+        sent_parts: &[Option<String>],
+        index: usize,
+        early: Option<EarlyStatus>,
+    ) -> Result<Option<EarlyStatus>, SendError> {
+        self.record_sent(r, again, sent_parts, index).await?;
+        let early = self
+            .progress
+            .early_status(&r.job.tenant_id, &r.job.effect)
+            .await?
+            .or(early);
+        let provider_id = sent_parts[index].as_deref().unwrap_or_default();
+        self.with_early_read(r.conversations, r.account, provider_id, early)
+            .await
+    }
+}
+
+/// What recording a sent part writes to: the job's progress and its message.
+pub(super) struct Recording<'a> {
+    pub job: &'a OutboundJob,
+    pub account: &'a AccountRef,
+    pub conversations: &'a Conversations,
+    pub retention: u32,
 }

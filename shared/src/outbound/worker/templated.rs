@@ -104,6 +104,16 @@ impl OutboundWorker {
     }
 }
 
+/// Whether `message`, sent, went out as a template: one the API named, or an operator's
+/// template command (which is sent only once it resolved to one).
+pub(super) fn went_as_template(message: &StoredMessage) -> bool {
+    message.template.is_some()
+        || matches!(
+            (&message.origin, &message.content),
+            (Origin::Operator, Some(Content::Text { body })) if command::parse(body).is_some()
+        )
+}
+
 fn none() -> Resolved {
     Resolved {
         template: None,

@@ -9,7 +9,7 @@ use wappline::outbound::OperatorFile;
 use super::early_status::{portal, DELIVERY};
 use super::*;
 
-const PHOTO: &[u8] = b"\xff\xd8\xff\xe0fake jpeg bytes\xff\xd9";
+pub(super) const PHOTO: &[u8] = b"\xff\xd8\xff\xe0fake jpeg bytes\xff\xd9";
 /// Our reason for Meta's 131053 (`outbound::reasons`), on the second of three parts.
 const REASON: &str = "part 2 of 3: 131053: the media file could not be processed by WhatsApp";
 
