@@ -68,6 +68,10 @@ pub enum InboundError {
     /// Recording Meta's confirmation of a send attempt (decision 0055).
     #[error(transparent)]
     Attempt(#[from] crate::outbound::ProgressError),
+    /// The person's erasure began while the event was stored, and its message was removed
+    /// again (decision 0128): the job waits for the erasure, as one seen before it does.
+    #[error("the person's erasure is under way")]
+    SubjectBeingErased,
 }
 
 /// The inbound worker's handler. Build once per process.
@@ -178,6 +182,20 @@ impl InboundWorker {
     /// Processes one job whose webhook reached us at `received_ms` (carried to the CRM sync
     /// for the latency metric).
     pub async fn process_received(
+        &self,
+        job: &InboundJob,
+        received_ms: Option<i64>,
+    ) -> Result<Outcome, InboundError> {
+        match self.process_once(job, received_ms).await {
+            Err(InboundError::SubjectBeingErased) => {
+                tracing::info!("event of a subject being erased: retried later");
+                Ok(Outcome::RetryAfter(ERASURE_RUNNING_RETRY))
+            }
+            other => other,
+        }
+    }
+
+    async fn process_once(
         &self,
         job: &InboundJob,
         received_ms: Option<i64>,
@@ -706,7 +724,8 @@ impl InboundWorker {
             .record_customer(account, customer, inbound_at, retention)
             .await?;
         span.record("conversation", id.as_str());
-        let (stored, _) = if counted {
+        let provider_message_id = message.provider_message_id.clone();
+        let (stored, created) = if counted {
             // Counted in the month it is stored (not the provider's timestamp): a late
             // redelivery finds the message stored and counts nothing, whatever the month.
             let lookup = IndexLookup::AlreadyDone;
@@ -727,6 +746,30 @@ impl InboundWorker {
                 .await?
         };
         span.record("message", stored.sk.as_str());
+        // Written, then read (decision 0128): the job's check of the person's erasure came
+        // before this write, and an erasure that marked them since may have deleted their
+        // conversation already, before this message was in it. Its marker is read again now
+        // that the message is stored; a message of the erased period is removed again, and
+        // one that must wait for the erasure's cut waits for it, as the check does.
+        if created {
+            let erasure = self.erased.erasure(&job.tenant_id, &id).await?;
+            match erasure.map(|e| e.event(job.event.timestamp)) {
+                Some(Verdict::Erased) => {
+                    conversations
+                        .unstore_message(account, &stored, &provider_message_id)
+                        .await?;
+                    tracing::info!("event of a subject erased while it was stored: removed");
+                    return Ok(());
+                }
+                Some(Verdict::Wait) => {
+                    conversations
+                        .unstore_message(account, &stored, &provider_message_id)
+                        .await?;
+                    return Err(InboundError::SubjectBeingErased);
+                }
+                Some(Verdict::New) | None => {}
+            }
+        }
         self.enqueue_received(
             job,
             id,

@@ -28,6 +28,7 @@ mod erasure_wins;
 mod export;
 mod handover;
 mod iam_coverage;
+mod inbound_erasure_meanwhile;
 mod inbound_kill;
 mod inbound_message_record;
 mod inbound_queue_privacy;

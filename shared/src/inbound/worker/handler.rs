@@ -83,6 +83,8 @@ impl InboundWorker {
                     InboundError::Count(_) => "usage",
                     InboundError::Tenant(_) => "tenant",
                     InboundError::LineStatus(_) => "bitrix24",
+                    // Answered as a wait by `process_received`; never seen here.
+                    InboundError::SubjectBeingErased => "erasure",
                     InboundError::Conversation(_)
                     | InboundError::Store(_)
                     | InboundError::Attempt(_) => "store",

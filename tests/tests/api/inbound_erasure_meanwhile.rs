@@ -1,0 +1,147 @@
+//! A customer's message whose person's erasure begins while the inbound worker stores it
+//! (decision 0128). The worker checks the erasure's marker before it writes; an erasure that
+//! marks the person after that check and deletes their conversation before the write would
+//! leave the message behind, past the 30 days the privacy policy gives an erasure. The worker
+//! reads the marker again once the message is stored: a message of the erased period is
+//! removed again, and nothing is queued for Bitrix24.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use e2e_tests::embedded_tenant::{only_inbound_job, queued_sync_actions, EmbeddedTenant};
+use e2e_tests::whatsapp_events;
+use wappline::clock::{now_millis, now_secs};
+use wappline::consumer::Outcome;
+use wappline::conversation::erased::{cut_of, ErasedSubjects};
+use wappline::conversation::ConversationId;
+use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
+use wappline::ids::TenantId;
+use wappline::inbound::worker::InboundWorker;
+use wappline::store::{Table, TableStore};
+
+const PHONE: &str = "16505551234";
+
+/// How far the erasure has got when the message's transaction is about to be written.
+#[derive(Clone, Copy)]
+enum Meanwhile {
+    /// Marked, its deletions running.
+    Marked,
+    /// Marked, everything deleted, and sealed with the cut.
+    Sealed,
+}
+
+/// Runs the erasure of the conversation the message goes into, once, just before the
+/// transaction that stores it: after the worker's first check.
+struct ErasureMeanwhile {
+    inner: Arc<dyn TableStore>,
+    tenant: TenantId,
+    how_far: Meanwhile,
+    ran: AtomicBool,
+}
+
+#[async_trait]
+impl StoreHook for ErasureMeanwhile {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+        if !matches!(call, StoreCall::Transact { .. }) || self.ran.swap(true, Ordering::SeqCst) {
+            return Verdict::Run;
+        }
+        let conversation = call
+            .targets()
+            .iter()
+            .find_map(|(table, key)| {
+                (*table == Table::Data)
+                    .then(|| key.pk.rsplit_once("#CONV#").map(|(_, id)| id.to_owned()))
+                    .flatten()
+            })
+            .expect("the message's transaction writes into its conversation");
+        let conversation = ConversationId::parse(&conversation).unwrap();
+        let erased = ErasedSubjects::new(self.inner.clone());
+        let marked_at = now_millis();
+        erased
+            .mark(&self.tenant, &conversation, marked_at)
+            .await
+            .unwrap();
+        if let Meanwhile::Sealed = self.how_far {
+            erased
+                .seal(&self.tenant, &conversation, cut_of(marked_at))
+                .await
+                .unwrap();
+        }
+        Verdict::Run
+    }
+}
+
+async fn stored_messages(store: &Arc<dyn TableStore>) -> usize {
+    let mut n = 0;
+    let mut after = None;
+    loop {
+        let page = store.scan(Table::Data, after.as_ref(), 100).await.unwrap();
+        n += page
+            .items
+            .iter()
+            .filter(|i| {
+                i.get_s("sk").is_some_and(|sk| sk.starts_with("MSG#"))
+                    || i.get_s("pk").is_some_and(|pk| pk.contains("#MID#"))
+            })
+            .count();
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return n,
+        }
+    }
+}
+
+async fn erasure_during_the_store(how_far: Meanwhile) -> (Outcome, usize, usize) {
+    let EmbeddedTenant {
+        platform,
+        queue,
+        tenant,
+        dir: _dir,
+        ..
+    } = EmbeddedTenant::start([]).await;
+    let hook = Arc::new(ErasureMeanwhile {
+        inner: platform.store.clone(),
+        tenant: tenant.clone(),
+        how_far,
+        ran: AtomicBool::new(false),
+    });
+    let store = Arc::new(HookedStore::new(
+        platform.store.clone(),
+        wappline::faults::hooked::SharedHook(hook.clone()),
+    ));
+    let worker = InboundWorker::new(
+        store,
+        platform.envelope.clone(),
+        platform.tenants.clone(),
+        queue.clone(),
+    );
+    // Written a minute ago: before the erasure, in its erased period.
+    let body = whatsapp_events::text(PHONE, "Erin", "wamid.ERASING.IN", now_secs() - 60, "hi");
+    let outcome = worker
+        .process(&only_inbound_job(&tenant, &body))
+        .await
+        .unwrap();
+    assert!(hook.ran.load(Ordering::SeqCst), "the erasure ran meanwhile");
+    (
+        outcome,
+        stored_messages(&platform.store).await,
+        queued_sync_actions(queue.as_ref()).await.len(),
+    )
+}
+
+#[tokio::test]
+async fn a_message_stored_as_the_erasure_begins_is_removed_and_waits_for_it() {
+    let (outcome, stored, queued) = erasure_during_the_store(Meanwhile::Marked).await;
+    assert!(matches!(outcome, Outcome::RetryAfter(_)), "{outcome:?}");
+    assert_eq!(stored, 0, "the message and its index item are removed");
+    assert_eq!(queued, 0, "nothing queued for Bitrix24");
+}
+
+#[tokio::test]
+async fn a_message_stored_after_the_erasure_ran_is_removed_and_dropped() {
+    let (outcome, stored, queued) = erasure_during_the_store(Meanwhile::Sealed).await;
+    assert_eq!(outcome, Outcome::Done);
+    assert_eq!(stored, 0, "the message and its index item are removed");
+    assert_eq!(queued, 0, "nothing queued for Bitrix24");
+}
