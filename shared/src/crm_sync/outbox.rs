@@ -362,6 +362,18 @@ impl Outbox {
         Ok(self.store.delete(Table::Data, key, None).await?)
     }
 
+    /// Withdraws a staged operation that no flusher has claimed yet (still pending): the
+    /// job that staged it learned it must not be posted (its person's erasure began,
+    /// decision 0129). False when it was claimed, settled or gone meanwhile.
+    pub async fn withdraw(&self, key: &Key) -> Result<bool, OutboxError> {
+        let pending = Condition::Equals(STATE.into(), AttrValue::S("pending".into()));
+        match self.store.delete(Table::Data, key, Some(pending)).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_condition_failed() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Up to `limit` operations to post now: pending ones, and in-flight ones whose claim ran
     /// out (their flusher died: ambiguous). Oldest staged first. An operation staged after
     /// one of its conversation that another attempt holds (claimed, its claim running) waits

@@ -32,7 +32,7 @@ use tracing::Instrument;
 
 use super::chat::{crm_user_id, excerpt, failure_class, note_message, reply_quote};
 use super::flush::{Clock, FlushConfig, FlushError, PortalFlusher};
-use super::outbox::{CrmOp, Outbox, OutboxError, PostLookup, KILLED_ITS_WORKER};
+use super::outbox::{CrmOp, OpState, Outbox, OutboxError, PostLookup, KILLED_ITS_WORKER};
 use super::parking::{is_portal_failure, Gate, Parking};
 use super::profile::CustomerProfiles;
 use super::retry::RetryPolicy;
@@ -44,6 +44,7 @@ use crate::bitrix::{
 };
 use crate::clock::now_millis;
 use crate::consumer::{Outcome, QueueRecord, RecordHandler};
+use crate::conversation::erased::ErasedSubjects;
 use crate::conversation::{
     ConversationError, ConversationMeta, Conversations, JobTarget, MessageRef, MessageStatus,
     Origin, StoredMessage,
@@ -544,6 +545,19 @@ impl SyncWorker {
             .outbox
             .stage(&job.tenant_id, &key, &op, (self.clock)())
             .await?;
+        // Written, then read (decision 0129): the job's check of the person's erasure came
+        // at its load, and an erasure that began since may have deleted the conversation's
+        // staged operations already, before this one was staged. Read again now that it is:
+        // one no flusher has claimed yet is withdrawn, and nothing of the person is posted.
+        if matches!(state, OpState::Pending)
+            && ErasedSubjects::new(self.store.clone())
+                .covers(&job.tenant_id, &job.conversation, meta.created_at_ms)
+                .await?
+            && self.outbox.withdraw(&key).await?
+        {
+            tracing::info!("operation of a subject being erased withdrawn before its post");
+            return Ok(Vec::new());
+        }
         let Some(sent) = self.outcome_of(scope, &key, &mut heard, state).await? else {
             // Removed under us (a contact erasure): nothing left to do.
             return Ok(Vec::new());

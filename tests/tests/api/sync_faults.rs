@@ -14,6 +14,8 @@ mod clear_ids;
 mod deadly_operations;
 // A job recorded done before its staged operation is dropped (decision 0080).
 mod done_before_dropped;
+// A push staged as its person's erasure begins is withdrawn (decision 0129).
+mod erased_meanwhile;
 // A job hears its outcome from its own process's flusher (decision 0084).
 mod heard_not_read;
 // A claim that ran out under a flusher alive in this process is no death (decision 0117).
