@@ -358,6 +358,19 @@ async fn a_send_job_of_a_subject_being_erased_sends_nothing() {
     w.h.server.shutdown().await;
 }
 
+/// The person of `chat` is being erased from now: the erasure's marker written, its deletions
+/// not run yet.
+async fn erasure_begins(w: &RelayWorld, tenant: &str, chat: &str) {
+    wappline::conversation::erased::ErasedSubjects::new(w.h.server.platform().store.clone())
+        .mark(
+            &TenantId::parse(tenant).unwrap(),
+            &wappline::conversation::ConversationId::parse(chat).unwrap(),
+            wappline::clock::now_millis(),
+        )
+        .await
+        .unwrap();
+}
+
 /// An operator's reply that comes while the person's erasure is under way (its marker
 /// written, its deletions not run yet) is neither kept nor sent (decision 0124): stored after
 /// the erasure's query of the conversation, it would have stayed until its retention ran out.
@@ -369,14 +382,7 @@ async fn an_operator_reply_to_a_person_being_erased_is_not_kept() {
         .customer_writes(&text("wamid.ERASING.KEPT", "please forget me", 60))
         .await;
     let stored_before = stored_messages(&w).await;
-    wappline::conversation::erased::ErasedSubjects::new(w.h.server.platform().store.clone())
-        .mark(
-            &TenantId::parse(&tenant).unwrap(),
-            &wappline::conversation::ConversationId::parse(&chat).unwrap(),
-            wappline::clock::now_millis(),
-        )
-        .await
-        .unwrap();
+    erasure_begins(&w, &tenant, &chat).await;
     let sent_before = w.graph.sent().len();
     let (s, body) = w
         .event(w.reply(&chat, 7100, "We will call you tomorrow", APP_TOKEN))
@@ -415,14 +421,7 @@ async fn an_api_send_to_a_person_being_erased_is_refused_and_keeps_nothing() {
         )
         .await;
     let key = created["key"].as_str().unwrap().to_owned();
-    wappline::conversation::erased::ErasedSubjects::new(w.h.server.platform().store.clone())
-        .mark(
-            &TenantId::parse(&tenant).unwrap(),
-            &wappline::conversation::ConversationId::parse(&chat).unwrap(),
-            wappline::clock::now_millis(),
-        )
-        .await
-        .unwrap();
+    erasure_begins(&w, &tenant, &chat).await;
     w.drain().await;
     // Every item but the key's list entry, which records when the key was last used.
     let data = || async {

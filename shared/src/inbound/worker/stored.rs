@@ -1,0 +1,108 @@
+//! Storing an event's message once and queueing its push to the CRM, a child of the inbound
+//! worker: the conversation opened or refreshed, the message stored (counted when it is the
+//! customer's), and the person's erasure read again once it is stored (decision 0128).
+
+use super::{InboundError, InboundJob, InboundWorker};
+use crate::clock::now_secs;
+use crate::conversation::erased::Verdict;
+use crate::conversation::{Conversations, IndexLookup, NewMessage};
+use crate::crm_sync::SyncAction;
+use crate::meta::CustomerRef;
+
+impl InboundWorker {
+    /// Opens or refreshes the customer's conversation, stores the message once (counted in
+    /// the tenant's inbound usage when `counted`), and queues its push to the CRM.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn store_and_push(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        customer: &CustomerRef,
+        inbound_at: Option<i64>,
+        message: NewMessage,
+        (retention, received_ms): (u32, Option<i64>),
+        counted: bool,
+    ) -> Result<(), InboundError> {
+        let account = &job.event.account;
+        let span = tracing::Span::current();
+        // A message stored before (a redelivery) is only queued again: its conversation is
+        // not rewritten with what the event said then, and nothing is counted twice.
+        if let Some(stored) = conversations
+            .find_message(account, &message.provider_message_id)
+            .await?
+        {
+            self.metrics.duplicate("inbound");
+            span.record("conversation", stored.conversation.as_str());
+            span.record("message", stored.sk.as_str());
+            let action = SyncAction::PushMessage {
+                message_sk: stored.sk,
+            };
+            self.enqueue_received(job, stored.conversation, action, received_ms)
+                .await?;
+            tracing::info!("message stored before; CRM sync queued again");
+            return Ok(());
+        }
+        let id = conversations
+            .record_customer(account, customer, inbound_at, retention)
+            .await?;
+        span.record("conversation", id.as_str());
+        let provider_message_id = message.provider_message_id.clone();
+        let (stored, created) = if counted {
+            // Counted in the month it is stored (not the provider's timestamp): a late
+            // redelivery finds the message stored and counts nothing, whatever the month.
+            let lookup = IndexLookup::AlreadyDone;
+            self.usage
+                .store_inbound(
+                    conversations,
+                    account,
+                    &id,
+                    message,
+                    retention,
+                    now_secs(),
+                    lookup,
+                )
+                .await?
+        } else {
+            conversations
+                .store_message_after(account, &id, message, retention, IndexLookup::AlreadyDone)
+                .await?
+        };
+        span.record("message", stored.sk.as_str());
+        // Written, then read (decision 0128): the job's check of the person's erasure came
+        // before this write, and an erasure that marked them since may have deleted their
+        // conversation already, before this message was in it. Its marker is read again now
+        // that the message is stored; a message of the erased period is removed again, and
+        // one that must wait for the erasure's cut waits for it, as the check does.
+        if created {
+            let erasure = self.erased.erasure(&job.tenant_id, &id).await?;
+            match erasure.map(|e| e.event(job.event.timestamp)) {
+                Some(Verdict::Erased) => {
+                    conversations
+                        .unstore_message(account, &stored, &provider_message_id)
+                        .await?;
+                    tracing::info!("event of a subject erased while it was stored: removed");
+                    return Ok(());
+                }
+                Some(Verdict::Wait) => {
+                    conversations
+                        .unstore_message(account, &stored, &provider_message_id)
+                        .await?;
+                    return Err(InboundError::SubjectBeingErased);
+                }
+                Some(Verdict::New) | None => {}
+            }
+        }
+        self.enqueue_received(
+            job,
+            id,
+            SyncAction::PushMessage {
+                message_sk: stored.sk,
+            },
+            received_ms,
+        )
+        .await?;
+        // One line per relayed message, with the step's correlation ids (decision 0038).
+        tracing::info!("message stored; CRM sync queued");
+        Ok(())
+    }
+}
