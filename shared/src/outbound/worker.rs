@@ -522,7 +522,12 @@ impl OutboundWorker {
         // out because something changed since (the window closed, the number was
         // restricted, the template paused).
         match self
-            .settle_in_doubt(&recording, &mut sent_parts, prior.as_ref(), &mut early)
+            .settle_in_doubt(
+                &recording,
+                (&mut sent_parts, message.sent_provider_id.as_deref()),
+                prior.as_ref(),
+                &mut early,
+            )
             .await?
         {
             InDoubt::None => {}

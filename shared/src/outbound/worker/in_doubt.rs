@@ -37,16 +37,33 @@ pub(super) enum InDoubt {
 }
 
 impl OutboundWorker {
-    /// Settles the attempt on record (`prior`) when its part is not recorded as sent in
-    /// `sent_parts`: a confirmed part is recorded (into `sent_parts`, with the job's early
-    /// status read again into `early`).
+    /// Settles what an earlier delivery left: the last part recorded on the progress but not
+    /// on the message is recorded again, and the attempt on record (`prior`), when its part
+    /// is not recorded as sent in `sent_parts`, is settled: a confirmed part is recorded
+    /// (into `sent_parts`, with the job's early status read again into `early`).
     pub(super) async fn settle_in_doubt(
         &self,
         r: &Recording<'_>,
-        sent_parts: &mut Vec<Option<String>>,
+        (sent_parts, recorded): (&mut Vec<Option<String>>, Option<&str>),
         prior: Option<&Attempt>,
         early: &mut Option<EarlyStatus>,
     ) -> Result<InDoubt, SendError> {
+        // The last part the progress holds as sent, whose provider id the message does not
+        // hold (`recorded`: each part's recording writes the progress, then the message): the
+        // second write failed after its retries, or the process died between the two. The
+        // send loop skips a part the progress holds, so it is written again here, or that
+        // part's statuses and Instagram reads would never find the message.
+        let last = sent_parts
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, part)| part.as_deref().map(|id| (i, id)));
+        if let Some((index, id)) = last {
+            if recorded != Some(id) {
+                tracing::info!(part = index, "a part's provider id recorded again");
+                self.record_sent(r, false, sent_parts, index).await?;
+            }
+        }
         let Some(attempt) = prior.filter(|a| sent_parts.get(a.part).is_none_or(Option::is_none))
         else {
             return Ok(InDoubt::None);

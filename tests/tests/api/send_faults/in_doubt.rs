@@ -117,3 +117,56 @@ async fn the_part_meta_took_is_recorded_before_the_rest_is_refused() {
         "the photos did not go"
     );
 }
+
+/// The text of a reply with two photos went out, and its recording stopped between the job's
+/// progress (saved) and the message (not written): the next delivery, which skips the part
+/// the progress holds, records the text's wamid on the message before it sends the photos,
+/// so the text's statuses and reads find the message.
+#[tokio::test]
+async fn a_part_saved_on_the_progress_but_not_on_the_message_is_recorded_again() {
+    let r = rig(Duration::from_secs(600)).await;
+    let photo = |name: &str| wappline::outbound::OperatorFile {
+        url: r.graph.add_cdn(name, "image/jpeg", PHOTO),
+        name: Some(name.into()),
+        mime_type: Some("image/jpeg".into()),
+    };
+    let files = vec![photo("1.jpg"), photo("2.jpg")];
+    let conversation = {
+        let mut customer = CustomerRef::new(CustomerId::WhatsAppPhone(
+            WhatsAppPhone::parse(PHONE).unwrap(),
+        ));
+        customer.phone = Some(WhatsAppPhone::parse(PHONE).unwrap());
+        r.world.customer(&wa(), customer, 60).await
+    };
+    let at = r
+        .world
+        .reply(
+            &conversation,
+            operator("the photos you asked for", files, 79),
+        )
+        .await;
+    // The message's writes fail, the progress's do not.
+    r.store.hook().fail_records.store(1000, Ordering::SeqCst);
+    assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));
+    r.store.hook().fail_records.store(0, Ordering::SeqCst);
+    let text_wamid = r.graph.sent()[0].id.clone();
+    assert_eq!(r.sends_to_customer(), 1);
+
+    assert_eq!(r.deliver().await, Outcome::Done);
+    assert_eq!(
+        r.sends_to_customer(),
+        3,
+        "the photos went, the text not again"
+    );
+    let found = r
+        .conversations()
+        .find_message(&wa(), &text_wamid)
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        Some(at.clone()),
+        "the text's wamid finds the message"
+    );
+    assert_eq!(r.status(&at).await, Some(MessageStatus::Sent));
+}
