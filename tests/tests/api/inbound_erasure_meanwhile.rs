@@ -3,21 +3,26 @@
 //! marks the person after that check and deletes their conversation before the write would
 //! leave the message behind, past the 30 days the privacy policy gives an erasure. The worker
 //! reads the marker again once the message is stored: a message of the erased period is
-//! removed again, and nothing is queued for Bitrix24.
+//! removed again, and nothing is queued for Bitrix24. A message of an imported chat history is
+//! read again the same way.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use e2e_tests::embedded_tenant::{only_inbound_job, queued_sync_actions, EmbeddedTenant};
+use e2e_tests::harness::{sample, WA_NUMBER};
 use e2e_tests::whatsapp_events;
 use wappline::clock::{now_millis, now_secs};
+use wappline::coexistence::{Coexistence, CoexistenceSettings};
 use wappline::consumer::Outcome;
 use wappline::conversation::erased::{cut_of, ErasedSubjects};
 use wappline::conversation::ConversationId;
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
-use wappline::ids::TenantId;
+use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::inbound::worker::InboundWorker;
+use wappline::inbound::InboundJob;
+use wappline::meta::split_webhook;
 use wappline::store::{Table, TableStore};
 
 const PHONE: &str = "16505551234";
@@ -92,7 +97,15 @@ async fn stored_messages(store: &Arc<dyn TableStore>) -> usize {
     }
 }
 
-async fn erasure_during_the_store(how_far: Meanwhile) -> (Outcome, usize, usize) {
+/// What the webhook queues: a customer's text written a minute ago (before the erasure, in
+/// its erased period), or a message of the chat history Meta sends for a Coexistence number.
+#[derive(Clone, Copy)]
+enum Event {
+    Text,
+    History,
+}
+
+async fn erasure_during_the_store(how_far: Meanwhile, event: Event) -> (Outcome, usize, usize) {
     let EmbeddedTenant {
         platform,
         queue,
@@ -116,12 +129,31 @@ async fn erasure_during_the_store(how_far: Meanwhile) -> (Outcome, usize, usize)
         platform.tenants.clone(),
         queue.clone(),
     );
-    // Written a minute ago: before the erasure, in its erased period.
-    let body = whatsapp_events::text(PHONE, "Erin", "wamid.ERASING.IN", now_secs() - 60, "hi");
-    let outcome = worker
-        .process(&only_inbound_job(&tenant, &body))
-        .await
-        .unwrap();
+    let job = match event {
+        Event::Text => {
+            let body =
+                whatsapp_events::text(PHONE, "Erin", "wamid.ERASING.IN", now_secs() - 60, "hi");
+            only_inbound_job(&tenant, &body)
+        }
+        Event::History => {
+            // The tenant imports its chat history (decision 0052).
+            Coexistence::new(platform.store.clone())
+                .set(
+                    &tenant,
+                    &PhoneNumberId::parse(WA_NUMBER).unwrap(),
+                    CoexistenceSettings {
+                        history_import: true,
+                        echo_author_id: None,
+                    },
+                    "test",
+                )
+                .await
+                .unwrap();
+            let mut batch = split_webhook(&sample("whatsapp-history.json")).unwrap();
+            InboundJob::new(tenant.clone(), batch.events.remove(0))
+        }
+    };
+    let outcome = worker.process(&job).await.unwrap();
     assert!(hook.ran.load(Ordering::SeqCst), "the erasure ran meanwhile");
     (
         outcome,
@@ -132,7 +164,7 @@ async fn erasure_during_the_store(how_far: Meanwhile) -> (Outcome, usize, usize)
 
 #[tokio::test]
 async fn a_message_stored_as_the_erasure_begins_is_removed_and_waits_for_it() {
-    let (outcome, stored, queued) = erasure_during_the_store(Meanwhile::Marked).await;
+    let (outcome, stored, queued) = erasure_during_the_store(Meanwhile::Marked, Event::Text).await;
     assert!(matches!(outcome, Outcome::RetryAfter(_)), "{outcome:?}");
     assert_eq!(stored, 0, "the message and its index item are removed");
     assert_eq!(queued, 0, "nothing queued for Bitrix24");
@@ -140,8 +172,16 @@ async fn a_message_stored_as_the_erasure_begins_is_removed_and_waits_for_it() {
 
 #[tokio::test]
 async fn a_message_stored_after_the_erasure_ran_is_removed_and_dropped() {
-    let (outcome, stored, queued) = erasure_during_the_store(Meanwhile::Sealed).await;
+    let (outcome, stored, queued) = erasure_during_the_store(Meanwhile::Sealed, Event::Text).await;
     assert_eq!(outcome, Outcome::Done);
     assert_eq!(stored, 0, "the message and its index item are removed");
     assert_eq!(queued, 0, "nothing queued for Bitrix24");
+}
+
+/// A message of the imported chat history (Coexistence) is read again the same way.
+#[tokio::test]
+async fn a_history_message_stored_as_the_erasure_begins_is_removed_and_waits_for_it() {
+    let (outcome, stored, _) = erasure_during_the_store(Meanwhile::Marked, Event::History).await;
+    assert!(matches!(outcome, Outcome::RetryAfter(_)), "{outcome:?}");
+    assert_eq!(stored, 0, "the message and its index item are removed");
 }

@@ -42,9 +42,18 @@ impl InboundWorker {
         let id = conversations
             .record_customer(account, customer, None, retention)
             .await?;
-        let (stored, _) = conversations
+        let provider_message_id = message.provider_message_id.clone();
+        let (stored, created) = conversations
             .store_message(account, &id, message, retention)
             .await?;
+        // As for a message the customer writes now (decision 0128).
+        if created
+            && !self
+                .kept_after_erasure_read(job, conversations, &stored, &provider_message_id)
+                .await?
+        {
+            return Ok(());
+        }
         coexistence
             .queue_history(&job.tenant_id, number, at, &id, &stored.sk)
             .await?;

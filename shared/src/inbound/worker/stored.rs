@@ -5,7 +5,7 @@
 use super::{InboundError, InboundJob, InboundWorker};
 use crate::clock::now_secs;
 use crate::conversation::erased::Verdict;
-use crate::conversation::{Conversations, IndexLookup, NewMessage};
+use crate::conversation::{Conversations, IndexLookup, MessageRef, NewMessage};
 use crate::crm_sync::SyncAction;
 use crate::meta::CustomerRef;
 
@@ -73,24 +73,12 @@ impl InboundWorker {
         // conversation already, before this message was in it. Its marker is read again now
         // that the message is stored; a message of the erased period is removed again, and
         // one that must wait for the erasure's cut waits for it, as the check does.
-        if created {
-            let erasure = self.erased.erasure(&job.tenant_id, &id).await?;
-            match erasure.map(|e| e.event(job.event.timestamp)) {
-                Some(Verdict::Erased) => {
-                    conversations
-                        .unstore_message(account, &stored, &provider_message_id)
-                        .await?;
-                    tracing::info!("event of a subject erased while it was stored: removed");
-                    return Ok(());
-                }
-                Some(Verdict::Wait) => {
-                    conversations
-                        .unstore_message(account, &stored, &provider_message_id)
-                        .await?;
-                    return Err(InboundError::SubjectBeingErased);
-                }
-                Some(Verdict::New) | None => {}
-            }
+        if created
+            && !self
+                .kept_after_erasure_read(job, conversations, &stored, &provider_message_id)
+                .await?
+        {
+            return Ok(());
         }
         self.enqueue_received(
             job,
@@ -104,5 +92,35 @@ impl InboundWorker {
         // One line per relayed message, with the step's correlation ids (decision 0038).
         tracing::info!("message stored; CRM sync queued");
         Ok(())
+    }
+
+    /// Reads the person's erasure again once this delivery stored `stored` (decision 0128):
+    /// the job's check came before the write, and an erasure that marked the person since
+    /// may have deleted their conversation before the message was in it. True: kept. False:
+    /// of the erased period, removed again (message and index item), the event is done.
+    /// `SubjectBeingErased`: the erasure is under way, removed again, the job waits for it.
+    pub(super) async fn kept_after_erasure_read(
+        &self,
+        job: &InboundJob,
+        conversations: &Conversations,
+        stored: &MessageRef,
+        provider_message_id: &str,
+    ) -> Result<bool, InboundError> {
+        let erasure = self
+            .erased
+            .erasure(&job.tenant_id, &stored.conversation)
+            .await?;
+        let verdict = erasure.map(|e| e.event(job.event.timestamp));
+        if matches!(verdict, Some(Verdict::New) | None) {
+            return Ok(true);
+        }
+        conversations
+            .unstore_message(&job.event.account, stored, provider_message_id)
+            .await?;
+        if verdict == Some(Verdict::Wait) {
+            return Err(InboundError::SubjectBeingErased);
+        }
+        tracing::info!("event of a subject erased while it was stored: removed");
+        Ok(false)
     }
 }
