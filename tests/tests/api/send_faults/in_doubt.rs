@@ -7,7 +7,6 @@
 
 use wappline::store::{Key, Update};
 
-use super::partial_failure::PHOTO;
 use super::*;
 
 /// The customer's last message as 25 hours old: the window closed since the attempt.
@@ -84,26 +83,7 @@ async fn a_reply_whose_outcome_is_unknown_waits_though_the_window_closed_since()
 #[tokio::test]
 async fn the_part_meta_took_is_recorded_before_the_rest_is_refused() {
     let r = rig(Duration::from_secs(600)).await;
-    let photo = |name: &str| wappline::outbound::OperatorFile {
-        url: r.graph.add_cdn(name, "image/jpeg", PHOTO),
-        name: Some(name.into()),
-        mime_type: Some("image/jpeg".into()),
-    };
-    let files = vec![photo("1.jpg"), photo("2.jpg")];
-    let conversation = {
-        let mut customer = CustomerRef::new(CustomerId::WhatsAppPhone(
-            WhatsAppPhone::parse(PHONE).unwrap(),
-        ));
-        customer.phone = Some(WhatsAppPhone::parse(PHONE).unwrap());
-        r.world.customer(&wa(), customer, 60).await
-    };
-    let at = r
-        .world
-        .reply(
-            &conversation,
-            operator("the photos you asked for", files, 78),
-        )
-        .await;
+    let at = r.reply_with_photos("the photos you asked for").await;
     sent_and_stopped(&r).await;
     let wamid = meta_confirms_the_first_send(&r).await;
     close_the_window(&r, &at).await;
@@ -125,26 +105,7 @@ async fn the_part_meta_took_is_recorded_before_the_rest_is_refused() {
 #[tokio::test]
 async fn a_part_saved_on_the_progress_but_not_on_the_message_is_recorded_again() {
     let r = rig(Duration::from_secs(600)).await;
-    let photo = |name: &str| wappline::outbound::OperatorFile {
-        url: r.graph.add_cdn(name, "image/jpeg", PHOTO),
-        name: Some(name.into()),
-        mime_type: Some("image/jpeg".into()),
-    };
-    let files = vec![photo("1.jpg"), photo("2.jpg")];
-    let conversation = {
-        let mut customer = CustomerRef::new(CustomerId::WhatsAppPhone(
-            WhatsAppPhone::parse(PHONE).unwrap(),
-        ));
-        customer.phone = Some(WhatsAppPhone::parse(PHONE).unwrap());
-        r.world.customer(&wa(), customer, 60).await
-    };
-    let at = r
-        .world
-        .reply(
-            &conversation,
-            operator("the photos you asked for", files, 79),
-        )
-        .await;
+    let at = r.reply_with_photos("the photos you asked for").await;
     // The message's writes fail, the progress's do not.
     r.store.hook().fail_records.store(1000, Ordering::SeqCst);
     assert!(matches!(r.deliver().await, Outcome::RetryAfter(_)));

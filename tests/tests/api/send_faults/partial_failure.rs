@@ -9,14 +9,14 @@ use wappline::outbound::OperatorFile;
 use super::early_status::{portal, DELIVERY};
 use super::*;
 
-pub(super) const PHOTO: &[u8] = b"\xff\xd8\xff\xe0fake jpeg bytes\xff\xd9";
+const PHOTO: &[u8] = b"\xff\xd8\xff\xe0fake jpeg bytes\xff\xd9";
 /// Our reason for Meta's 131053 (`outbound::reasons`), on the second of three parts.
 const REASON: &str = "part 2 of 3: 131053: the media file could not be processed by WhatsApp";
 
 impl Rig {
     /// An operator's reply of a text and two photos (three sends) to a customer who wrote a
     /// minute ago.
-    async fn reply_with_photos(&self, text: &str) -> MessageRef {
+    pub(super) async fn reply_with_photos(&self, text: &str) -> MessageRef {
         let file = |name: &str| OperatorFile {
             url: self.graph.add_cdn(name, "image/jpeg", PHOTO),
             name: Some(name.into()),
