@@ -71,8 +71,9 @@ pub enum InboundError {
     /// Recording Meta's confirmation of a send attempt (decision 0055).
     #[error(transparent)]
     Attempt(#[from] crate::outbound::ProgressError),
-    /// The person's erasure began while the event was stored, and its message was removed
-    /// again (decision 0128): the job waits for the erasure, as one seen before it does.
+    /// The person's erasure is under way: seen before the event was stored, or once it was
+    /// stored, and its message removed again (decision 0128). The job waits for the
+    /// erasure's cut (`process_received` answers it as a retry, not a failure).
     #[error("the person's erasure is under way")]
     SubjectBeingErased,
 }
@@ -236,11 +237,9 @@ impl InboundWorker {
                     tracing::info!("event of an erased subject dropped");
                     return Ok(Outcome::Done);
                 }
-                // Its cut is not known until the erasure has deleted everything.
-                Some(Verdict::Wait) => {
-                    tracing::info!("event of a subject being erased: retried later");
-                    return Ok(Outcome::RetryAfter(ERASURE_RUNNING_RETRY));
-                }
+                // Its cut is not known until the erasure has deleted everything: retried
+                // later (`process_received`, as after the second read of decision 0128).
+                Some(Verdict::Wait) => return Err(InboundError::SubjectBeingErased),
                 Some(Verdict::New) | None => {}
             }
         }

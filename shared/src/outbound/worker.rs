@@ -35,7 +35,7 @@ use crate::tenant::{ChannelKind, ChannelRef, Secret, TenantDirectory, TenantErro
 mod reconcile;
 // Turning one planned part into a WhatsApp or Instagram send.
 mod sends;
-use reconcile::{Reconciled, Recording};
+use reconcile::Recording;
 // An attempt an earlier delivery made, settled before the checks (decision 0127).
 mod in_doubt;
 use in_doubt::InDoubt;
@@ -679,19 +679,13 @@ impl OutboundWorker {
             if sent_parts[i].is_some() {
                 continue;
             }
-            let reconciled = self.reconcile(&cx, prior.as_ref(), i).await?;
-            let result = match reconciled {
-                Reconciled::Sent(provider_id) => PartResult::Sent(provider_id, None),
-                Reconciled::Wait(wait) => return Ok(Outcome::RetryAfter(wait)),
-                Reconciled::Send => match account {
-                    AccountRef::WhatsApp(number) => {
-                        self.send_whatsapp(&cx, number, part, i, prior.as_ref())
-                            .await
-                    }
-                    AccountRef::Instagram(_) => {
-                        self.send_instagram(&cx, part, i, prior.as_ref()).await
-                    }
-                },
+            self.before_resend(&cx, prior.as_ref(), i).await?;
+            let result = match account {
+                AccountRef::WhatsApp(number) => {
+                    self.send_whatsapp(&cx, number, part, i, prior.as_ref())
+                        .await
+                }
+                AccountRef::Instagram(_) => self.send_instagram(&cx, part, i, prior.as_ref()).await,
             };
             match result {
                 PartResult::Sent(provider_id, attempt) => {

@@ -37,16 +37,6 @@ use crate::meta::AccountRef;
 use crate::outbound::attempt::{Attempt, EarlyStatus};
 use crate::outbound::OutboundJob;
 
-/// What to do about a part before sending it.
-pub(super) enum Reconciled {
-    /// Send it (first attempt, or the last one's outcome is settled as not sent).
-    Send,
-    /// An earlier attempt went out: Meta's status webhook told its provider id.
-    Sent(String),
-    /// An earlier attempt's outcome is unknown yet: ask again after this.
-    Wait(Duration),
-}
-
 /// True when Meta may have run the request although we got no answer from it: the
 /// connection failed after it was opened, the answer timed out or could not be read.
 pub(super) fn may_have_run(e: &GraphError) -> bool {
@@ -59,29 +49,20 @@ pub(super) fn may_have_run(e: &GraphError) -> bool {
 }
 
 impl OutboundWorker {
-    /// What the attempt on record (`prior`, read with the job's progress) says about part
-    /// `part`.
-    pub(super) async fn reconcile(
+    /// Before part `part` is sent: an attempt of it on record (`prior`, read with the job's
+    /// progress) is one Meta never confirmed for a whole reconcile window, since a confirmed
+    /// one and one still awaited were settled before the checks (`in_doubt.rs`, decision
+    /// 0127). It is sent again (at-least-once); on Instagram, whose sends carry no tag of
+    /// ours, the operator is told it may show twice.
+    pub(super) async fn before_resend(
         &self,
         cx: &Context<'_>,
         prior: Option<&Attempt>,
         part: usize,
-    ) -> Result<Reconciled, SendError> {
+    ) -> Result<(), SendError> {
         let Some(attempt) = prior.filter(|a| a.part == part) else {
-            return Ok(Reconciled::Send);
+            return Ok(());
         };
-        if let Some(provider_id) = &attempt.confirmed {
-            self.metrics.duplicate("outbound");
-            tracing::info!(
-                attempt = attempt.number,
-                part,
-                "an earlier attempt reached Meta (its status came back); not sent again"
-            );
-            return Ok(Reconciled::Sent(provider_id.clone()));
-        }
-        if let Some(wait) = self.unheard_wait(attempt) {
-            return Ok(Reconciled::Wait(wait));
-        }
         tracing::warn!(
             attempt = attempt.number,
             part,
@@ -102,7 +83,7 @@ impl OutboundWorker {
             )
             .await?;
         }
-        Ok(Reconciled::Send)
+        Ok(())
     }
 
     /// How long to wait for Meta's status of `attempt`, unconfirmed: None once it is one
