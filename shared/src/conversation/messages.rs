@@ -197,6 +197,43 @@ impl Conversations {
         Ok(())
     }
 
+    /// As [`Self::unstore_message`], in one transaction with `extra` (the counter write that
+    /// takes back what storing the message counted, decision 0130), on condition the
+    /// message is still there: a second removal, or one after the erasure deleted the
+    /// message, takes nothing back twice. Returns whether this call removed it.
+    pub async fn unstore_message_with(
+        &self,
+        account: &AccountRef,
+        at: &MessageRef,
+        provider_message_id: &str,
+        extra: Vec<WriteOp>,
+    ) -> Result<bool, ConversationError> {
+        let mut ops = vec![
+            WriteOp::Delete {
+                table: Table::Data,
+                key: self.message_key(at),
+                condition: Some(Condition::Exists),
+            },
+            WriteOp::Delete {
+                table: Table::Data,
+                key: self.index_key(account, provider_message_id),
+                condition: None,
+            },
+        ];
+        ops.extend(extra);
+        match self.store.transact_write(ops).await {
+            Ok(()) => Ok(true),
+            // The only condition is the message's: it is gone already (the index item may
+            // not be, after a crash between two plain deletes).
+            Err(StoreError::ConditionFailed { .. }) => {
+                self.unstore_message(account, at, provider_message_id)
+                    .await?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Records the id the provider gave a message we sent (e.g. the `wamid` the Cloud API
     /// answered), so its statuses find it. Idempotent.
     pub async fn record_provider_id(

@@ -285,7 +285,7 @@ impl OutboundIntake {
                 crate::clock::now_secs(),
             )
             .await;
-        let (at, created) = match counted {
+        let (at, counted) = match counted {
             Ok(stored) => stored,
             Err(CountError::Quota(quota)) => {
                 self.refuse_operator_message(
@@ -307,16 +307,25 @@ impl OutboundIntake {
         // finds the reply and deletes it. Read once the reply is stored, not before, or
         // one stored after the erasure's query would stay until its retention ran out.
         // Only a reply this delivery stored: one stored before was read by its own delivery.
-        if created
-            && ErasedSubjects::new(self.store.clone())
+        // Removed with its count taken back: a reply never sent uses none of the quota
+        // (decision 0130).
+        if let Some(count) = &counted {
+            if ErasedSubjects::new(self.store.clone())
                 .covers(tenant, conversation, meta.created_at_ms)
                 .await
                 .map_err(ConversationError::from)?
-        {
-            conversations
-                .unstore_message(&meta.account, &at, &new.provider_message_id)
-                .await?;
-            return Err(OutboundError::SubjectErased);
+            {
+                self.usage
+                    .unstore(
+                        &conversations,
+                        &meta.account,
+                        &at,
+                        &new.provider_message_id,
+                        count,
+                    )
+                    .await?;
+                return Err(OutboundError::SubjectErased);
+            }
         }
         let job = OutboundJob::new(tenant.clone(), &at);
         self.queue
@@ -325,7 +334,7 @@ impl OutboundIntake {
             .map_err(|e| OutboundError::Queue(e.to_string()))?;
         Ok(Accepted {
             message: at,
-            duplicate: !created,
+            duplicate: counted.is_none(),
         })
     }
 
@@ -557,21 +566,23 @@ impl OutboundIntake {
             crm_im: None,
             template,
         };
-        let (at, created) = self
+        let (at, counted) = self
             .usage
             .store_outbound(&conversations, account, &conversation, new, retention, now)
             .await?;
         // Written, then read, as for an operator's reply (decision 0124): an erasure that
-        // began after the read above is seen here, and the message removed again.
-        if created
-            && self
+        // began after the read above is seen here, and the message removed again, its
+        // count taken back (decision 0130).
+        if let Some(count) = &counted {
+            if self
                 .erased_meanwhile(&erased, &conversations, &conversation)
                 .await?
-        {
-            conversations
-                .unstore_message(account, &at, &provider_message_id)
-                .await?;
-            return Err(OutboundError::SubjectErased);
+            {
+                self.usage
+                    .unstore(&conversations, account, &at, &provider_message_id, count)
+                    .await?;
+                return Err(OutboundError::SubjectErased);
+            }
         }
         let job = OutboundJob::new(tenant.clone(), &at);
         self.queue
@@ -580,7 +591,7 @@ impl OutboundIntake {
             .map_err(|e| OutboundError::Queue(e.to_string()))?;
         Ok(Accepted {
             message: at,
-            duplicate: !created,
+            duplicate: counted.is_none(),
         })
     }
 }

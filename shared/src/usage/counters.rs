@@ -33,10 +33,80 @@ pub enum CountError {
     Usage(#[from] UsageError),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flow {
     In,
     Out,
+}
+
+/// What storing one message added to its tenant's counters, to take back when the message
+/// is removed again right after (decision 0130: the person's erasure began meanwhile), so
+/// a message that is neither relayed nor sent is not counted, nor counted twice when its
+/// event comes again after the erasure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counted {
+    flow: Flow,
+    channel: &'static str,
+    month: UsageMonth,
+    day: String,
+    over_quota: bool,
+}
+
+impl Counted {
+    fn new(flow: Flow, account: &AccountRef, now: i64, over_quota: bool) -> Self {
+        Counted {
+            flow,
+            channel: channel_attr(flow, account),
+            month: UsageMonth::current(now),
+            day: attr::day(flow == Flow::In, super::day_of_month(now)),
+            over_quota,
+        }
+    }
+
+    fn total(&self) -> &'static str {
+        match self.flow {
+            Flow::In => attr::IN_TOTAL,
+            Flow::Out => attr::OUT_TOTAL,
+        }
+    }
+
+    /// `delta` (1 or -1) added to every counter this message counts in.
+    fn counters(&self, delta: i64) -> Update {
+        let mut update = Update::new()
+            .add(self.channel, delta)
+            .add(self.total(), delta)
+            .add(&self.day, delta);
+        if self.over_quota {
+            update = update.add(attr::IN_OVER_QUOTA, delta);
+        }
+        update
+    }
+
+    /// The counter increment, as a transaction write. `quota`: the limit the write must
+    /// stay under (its condition).
+    fn added(&self, tenant: &TenantId, quota: Option<u64>) -> WriteOp {
+        let update = self
+            .counters(1)
+            .set("month", self.month.to_string())
+            .set(TTL_ATTR, self.month.resets_at() + USAGE_KEEP_SECS);
+        WriteOp::Update {
+            table: Table::Data,
+            key: self.month.usage_key(tenant),
+            update,
+            condition: quota.map(|l| under(self.total(), l)),
+        }
+    }
+
+    /// The counter write that takes this count back: every counter the increment added
+    /// to, less one. Unconditioned: the removal it goes with carries the condition.
+    fn taken_back(&self, tenant: &TenantId) -> WriteOp {
+        WriteOp::Update {
+            table: Table::Data,
+            key: self.month.usage_key(tenant),
+            update: self.counters(-1),
+            condition: None,
+        }
+    }
 }
 
 fn channel_attr(flow: Flow, account: &AccountRef) -> &'static str {
@@ -59,38 +129,6 @@ fn under(total_attr: &str, limit: u64) -> Condition {
 }
 
 impl Usage {
-    /// The counter increment for one message, as a transaction write. `quota`: the limit the
-    /// write must stay under (its condition); `over_quota`: also count it as over quota.
-    fn increment(
-        tenant: &TenantId,
-        month: UsageMonth,
-        flow: Flow,
-        account: &AccountRef,
-        quota: Option<u64>,
-        over_quota: bool,
-        now: i64,
-    ) -> WriteOp {
-        let total = match flow {
-            Flow::In => attr::IN_TOTAL,
-            Flow::Out => attr::OUT_TOTAL,
-        };
-        let mut update = Update::new()
-            .add(channel_attr(flow, account), 1)
-            .add(total, 1)
-            .add(&attr::day(flow == Flow::In, super::day_of_month(now)), 1)
-            .set("month", month.to_string())
-            .set(TTL_ATTR, month.resets_at() + USAGE_KEEP_SECS);
-        if over_quota {
-            update = update.add(attr::IN_OVER_QUOTA, 1);
-        }
-        WriteOp::Update {
-            table: Table::Data,
-            key: month.usage_key(tenant),
-            update,
-            condition: quota.map(|l| under(total, l)),
-        }
-    }
-
     /// The refusal for the tenant's outbound quota in `month`, as the counter now stands.
     async fn outbound_refusal(
         &self,
@@ -123,8 +161,9 @@ impl Usage {
     }
 
     /// Stores a message we are to send and counts it against the outbound quota, in one
-    /// transaction. `Ok((place, new))`; a redelivery is `new == false` and counts nothing;
-    /// over quota, nothing is stored and the error says which quota and when it resets.
+    /// transaction. `Ok((place, counted))`; a redelivery is `counted == None` and counts
+    /// nothing; over quota, nothing is stored and the error says which quota and when it
+    /// resets.
     pub async fn store_outbound(
         &self,
         conversations: &Conversations,
@@ -133,11 +172,11 @@ impl Usage {
         message: NewMessage,
         retention_days: u32,
         now: i64,
-    ) -> Result<(MessageRef, bool), CountError> {
+    ) -> Result<(MessageRef, Option<Counted>), CountError> {
         let tenant = conversations.tenant();
-        let month = UsageMonth::current(now);
         let limit = self.plan(tenant).await?.monthly_outbound;
-        let op = Self::increment(tenant, month, Flow::Out, account, limit, false, now);
+        let counted = Counted::new(Flow::Out, account, now, false);
+        let op = counted.added(tenant, limit);
         match store_counted(
             conversations,
             account,
@@ -149,11 +188,14 @@ impl Usage {
         )
         .await?
         {
-            StoreOutcome::New(at) => Ok((at, true)),
-            StoreOutcome::Existing(at) => Ok((at, false)),
+            StoreOutcome::New(at) => Ok((at, Some(counted))),
+            StoreOutcome::Existing(at) => Ok((at, None)),
             StoreOutcome::Refused { .. } => {
                 let limit = limit.unwrap_or(0);
-                Err(self.outbound_refusal(tenant, month, limit).await?.into())
+                Err(self
+                    .outbound_refusal(tenant, counted.month, limit)
+                    .await?
+                    .into())
             }
         }
     }
@@ -172,11 +214,11 @@ impl Usage {
         retention_days: u32,
         now: i64,
         lookup: IndexLookup,
-    ) -> Result<(MessageRef, bool), CountError> {
+    ) -> Result<(MessageRef, Option<Counted>), CountError> {
         let tenant = conversations.tenant();
-        let month = UsageMonth::current(now);
         let limit = self.plan(tenant).await?.monthly_inbound;
-        let under_limit = Self::increment(tenant, month, Flow::In, account, limit, false, now);
+        let mut counted = Counted::new(Flow::In, account, now, false);
+        let under_limit = counted.added(tenant, limit);
         let first = store_counted(
             conversations,
             account,
@@ -193,10 +235,11 @@ impl Usage {
                     %tenant,
                     quota = INBOUND_QUOTA,
                     limit = limit.unwrap_or(0),
-                    month = %month,
+                    month = %counted.month,
                     "inbound message over the tenant's quota; relayed and flagged"
                 );
-                let over = Self::increment(tenant, month, Flow::In, account, None, true, now);
+                counted.over_quota = true;
+                let over = counted.added(tenant, None);
                 store_counted(
                     conversations,
                     account,
@@ -211,12 +254,58 @@ impl Usage {
             other => other,
         };
         match outcome {
-            StoreOutcome::New(at) => Ok((at, true)),
-            StoreOutcome::Existing(at) => Ok((at, false)),
+            StoreOutcome::New(at) => Ok((at, Some(counted))),
+            StoreOutcome::Existing(at) => Ok((at, None)),
             StoreOutcome::Refused { .. } => Err(ConversationError::Corrupt(
                 "an unconditional counter write was refused".into(),
             )
             .into()),
+        }
+    }
+}
+
+impl Usage {
+    /// Removes a message this process has just stored and counted (and its provider-id
+    /// index item), and takes its count back, in one transaction: a write that must not
+    /// stay because the person's erasure began meanwhile (decisions 0124, 0125, 0128,
+    /// 0130). Returns whether this call removed it; a message already gone (removed
+    /// before, or by the erasure) takes nothing back.
+    pub async fn unstore(
+        &self,
+        conversations: &Conversations,
+        account: &AccountRef,
+        at: &MessageRef,
+        provider_message_id: &str,
+        counted: &Counted,
+    ) -> Result<bool, ConversationError> {
+        let op = counted.taken_back(conversations.tenant());
+        over_conflicts(|| {
+            conversations.unstore_message_with(account, at, provider_message_id, vec![op.clone()])
+        })
+        .await
+    }
+}
+
+/// Runs a transaction with a counter write again, briefly, when the backend reports a
+/// passing conflict (DynamoDB cancels concurrent transactions on the same counter item).
+async fn over_conflicts<T, F, Fut>(mut write: F) -> Result<T, ConversationError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConversationError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match write().await {
+            Err(ConversationError::Store(StoreError::Unavailable(_)))
+                if attempt < CONFLICT_RETRIES =>
+            {
+                attempt += 1;
+                let mut jitter = [0u8; 1];
+                let _ = crate::crypto::random_bytes(&mut jitter);
+                let wait = 20 * (1u64 << attempt) + u64::from(jitter[0] % 20);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            other => return other,
         }
     }
 }
@@ -232,31 +321,17 @@ async fn store_counted(
     op: WriteOp,
     lookup: IndexLookup,
 ) -> Result<StoreOutcome, ConversationError> {
-    let mut attempt = 0;
-    loop {
-        let result = conversations
-            .store_message_with(
-                account,
-                conversation,
-                message.clone(),
-                retention_days,
-                vec![op.clone()],
-                lookup,
-            )
-            .await;
-        match result {
-            Err(ConversationError::Store(StoreError::Unavailable(_)))
-                if attempt < CONFLICT_RETRIES =>
-            {
-                attempt += 1;
-                let mut jitter = [0u8; 1];
-                let _ = crate::crypto::random_bytes(&mut jitter);
-                let wait = 20 * (1u64 << attempt) + u64::from(jitter[0] % 20);
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-            }
-            other => return other,
-        }
-    }
+    over_conflicts(|| {
+        conversations.store_message_with(
+            account,
+            conversation,
+            message.clone(),
+            retention_days,
+            vec![op.clone()],
+            lookup,
+        )
+    })
+    .await
 }
 
 #[cfg(test)]

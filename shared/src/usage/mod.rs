@@ -38,7 +38,7 @@ use std::sync::Arc;
 use crate::ids::TenantId;
 use crate::store::{Item, StoreError, Table, TableStore};
 
-pub use counters::CountError;
+pub use counters::{CountError, Counted};
 pub use month::UsageMonth;
 pub use plan::{Plan, QuotaExceeded};
 pub use report::{ChannelCounts, DayCount, UsageReport};
@@ -214,6 +214,7 @@ mod testing {
                     now,
                 )
                 .await
+                .map(|(at, counted)| (at, counted.is_some()))
         }
 
         pub(crate) async fn receive(&self, account: &AccountRef, id: &str) -> (MessageRef, bool) {
@@ -229,6 +230,7 @@ mod testing {
                     crate::conversation::IndexLookup::First,
                 )
                 .await
+                .map(|(at, counted)| (at, counted.is_some()))
                 .unwrap()
         }
 

@@ -83,7 +83,7 @@ impl Ctx {
                 now_secs(),
             )
             .await
-            .map(|(_, new)| new)
+            .map(|(_, counted)| counted.is_some())
     }
 
     async fn receive(&self, account: &AccountRef, id: &str) -> bool {
@@ -101,6 +101,33 @@ impl Ctx {
             .await
             .unwrap()
             .1
+            .is_some()
+    }
+
+    /// Every count of the month: in and out per channel and in total, over quota, and the
+    /// day's in and out.
+    async fn counts(&self) -> [u64; 9] {
+        let month = UsageMonth::current(now_secs());
+        let r = self.usage.report(&self.tenant, month).await.unwrap();
+        let today = self
+            .usage
+            .daily(&self.tenant, month)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.inbound + d.outbound)
+            .sum::<u64>();
+        [
+            r.inbound.whatsapp,
+            r.inbound.instagram,
+            r.inbound.total,
+            r.outbound.whatsapp,
+            r.outbound.instagram,
+            r.outbound.total,
+            r.in_over_quota,
+            r.outbound_remaining.unwrap_or(u64::MAX),
+            today,
+        ]
     }
 }
 
@@ -178,7 +205,81 @@ async fn inbound_over_quota_is_kept_and_flagged(b: Backend) {
     assert_eq!(r.in_over_quota, 1);
 }
 
+/// A message stored and counted, then removed again because the person's erasure began
+/// meanwhile (decision 0130), takes its count back in the transaction that removes it: a
+/// send that never went uses none of the quota, and a customer's message removed and
+/// relayed after the erasure counts once. Removing it again takes nothing more back.
+async fn a_message_removed_again_takes_its_count_back(b: Backend) {
+    let c = ctx(b).await;
+    c.usage
+        .set_plan(
+            &c.tenant,
+            Plan {
+                monthly_outbound: Some(1),
+                monthly_inbound: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    let before = c.counts().await;
+    assert_eq!(before, [0, 0, 0, 0, 0, 0, 0, 1, 0]);
+    let m = message("out-1", Direction::Outbound, Origin::Api);
+    let (at, counted) = c
+        .usage
+        .store_outbound(&c.conversations, &wa(), &c.conversation, m, 30, now_secs())
+        .await
+        .unwrap();
+    let counted = counted.expect("a new message is counted");
+    assert_eq!(c.counts().await, [0, 0, 0, 1, 0, 1, 0, 0, 1]);
+    assert!(c
+        .usage
+        .unstore(&c.conversations, &wa(), &at, "out-1", &counted)
+        .await
+        .unwrap());
+    assert_eq!(c.counts().await, before, "the send's count taken back");
+    assert!(c
+        .conversations
+        .find_message(&wa(), "out-1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        !c.usage
+            .unstore(&c.conversations, &wa(), &at, "out-1", &counted)
+            .await
+            .unwrap(),
+        "already removed"
+    );
+    assert_eq!(c.counts().await, before, "nothing taken back twice");
+    // The quota the removed send held is free again.
+    assert!(c.send("out-2").await.unwrap());
+
+    // A customer's message over the inbound quota: its over-quota count goes back too.
+    assert!(c.receive(&ig(), "in-1").await);
+    let m = message("in-2", Direction::Inbound, Origin::Customer);
+    let (at, counted) = c
+        .usage
+        .store_inbound(
+            &c.conversations,
+            &wa(),
+            &c.conversation,
+            m,
+            30,
+            now_secs(),
+            IndexLookup::First,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.counts().await, [1, 1, 2, 1, 0, 1, 1, 0, 3]);
+    c.usage
+        .unstore(&c.conversations, &wa(), &at, "in-2", &counted.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(c.counts().await, [0, 1, 1, 1, 0, 1, 0, 0, 2]);
+}
+
 on_both_backends!(
     outbound_stops_at_the_limit_and_counts_once,
     inbound_over_quota_is_kept_and_flagged,
+    a_message_removed_again_takes_its_count_back,
 );

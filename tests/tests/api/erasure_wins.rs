@@ -382,6 +382,16 @@ async fn an_operator_reply_to_a_person_being_erased_is_not_kept() {
         .customer_writes(&text("wamid.ERASING.KEPT", "please forget me", 60))
         .await;
     let stored_before = stored_messages(&w).await;
+    let usage = || async {
+        w.h.admin(
+            "GET",
+            &format!("/admin/tenants/{tenant}/usage"),
+            Value::Null,
+        )
+        .await["outbound"]
+            .clone()
+    };
+    let counted_before = usage().await;
     erasure_begins(&w, &tenant, &chat).await;
     let sent_before = w.graph.sent().len();
     let (s, body) = w
@@ -398,6 +408,12 @@ async fn an_operator_reply_to_a_person_being_erased_is_not_kept() {
         stored_messages(&w).await,
         stored_before,
         "the operator's reply is not kept"
+    );
+    assert_eq!(counted_before["total"], 0, "{counted_before}");
+    assert_eq!(
+        usage().await,
+        counted_before,
+        "a reply never sent is not counted in the month's usage (decision 0130)"
     );
     w.h.server.shutdown().await;
 }

@@ -24,6 +24,7 @@ use wappline::inbound::worker::InboundWorker;
 use wappline::inbound::InboundJob;
 use wappline::meta::split_webhook;
 use wappline::store::{Table, TableStore};
+use wappline::usage::{Usage, UsageMonth};
 
 const PHONE: &str = "16505551234";
 
@@ -105,7 +106,12 @@ enum Event {
     History,
 }
 
-async fn erasure_during_the_store(how_far: Meanwhile, event: Event) -> (Outcome, usize, usize) {
+/// The worker's outcome, the message and index items left, the sync jobs queued, and the
+/// messages counted in the tenant's inbound usage this month.
+async fn erasure_during_the_store(
+    how_far: Meanwhile,
+    event: Event,
+) -> (Outcome, usize, usize, u64) {
     let EmbeddedTenant {
         platform,
         queue,
@@ -159,29 +165,43 @@ async fn erasure_during_the_store(how_far: Meanwhile, event: Event) -> (Outcome,
         outcome,
         stored_messages(&platform.store).await,
         queued_sync_actions(queue.as_ref()).await.len(),
+        Usage::new(platform.store.clone())
+            .report(&tenant, UsageMonth::current(now_secs()))
+            .await
+            .unwrap()
+            .inbound
+            .total,
     )
 }
 
 #[tokio::test]
 async fn a_message_stored_as_the_erasure_begins_is_removed_and_waits_for_it() {
-    let (outcome, stored, queued) = erasure_during_the_store(Meanwhile::Marked, Event::Text).await;
+    let (outcome, stored, queued, counted) =
+        erasure_during_the_store(Meanwhile::Marked, Event::Text).await;
     assert!(matches!(outcome, Outcome::RetryAfter(_)), "{outcome:?}");
     assert_eq!(stored, 0, "the message and its index item are removed");
     assert_eq!(queued, 0, "nothing queued for Bitrix24");
+    // Counted when it is relayed, if it is (decision 0130): not now, nor twice then.
+    assert_eq!(counted, 0, "its count is taken back with it");
 }
 
 #[tokio::test]
 async fn a_message_stored_after_the_erasure_ran_is_removed_and_dropped() {
-    let (outcome, stored, queued) = erasure_during_the_store(Meanwhile::Sealed, Event::Text).await;
+    let (outcome, stored, queued, counted) =
+        erasure_during_the_store(Meanwhile::Sealed, Event::Text).await;
     assert_eq!(outcome, Outcome::Done);
     assert_eq!(stored, 0, "the message and its index item are removed");
     assert_eq!(queued, 0, "nothing queued for Bitrix24");
+    assert_eq!(
+        counted, 0,
+        "a message never relayed is not counted (decision 0130)"
+    );
 }
 
 /// A message of the imported chat history (Coexistence) is read again the same way.
 #[tokio::test]
 async fn a_history_message_stored_as_the_erasure_begins_is_removed_and_waits_for_it() {
-    let (outcome, stored, _) = erasure_during_the_store(Meanwhile::Marked, Event::History).await;
+    let (outcome, stored, _, _) = erasure_during_the_store(Meanwhile::Marked, Event::History).await;
     assert!(matches!(outcome, Outcome::RetryAfter(_)), "{outcome:?}");
     assert_eq!(stored, 0, "the message and its index item are removed");
 }

@@ -49,7 +49,7 @@ impl InboundWorker {
         // As for a message the customer writes now (decision 0128).
         if created
             && !self
-                .kept_after_erasure_read(job, conversations, &stored, &provider_message_id)
+                .kept_after_erasure_read(job, conversations, (&stored, &provider_message_id), None)
                 .await?
         {
             return Ok(());

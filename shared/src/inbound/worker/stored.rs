@@ -8,6 +8,7 @@ use crate::conversation::erased::Verdict;
 use crate::conversation::{Conversations, IndexLookup, MessageRef, NewMessage};
 use crate::crm_sync::SyncAction;
 use crate::meta::CustomerRef;
+use crate::usage::Counted;
 
 impl InboundWorker {
     /// Opens or refreshes the customer's conversation, stores the message once (counted in
@@ -47,7 +48,7 @@ impl InboundWorker {
             .await?;
         span.record("conversation", id.as_str());
         let provider_message_id = message.provider_message_id.clone();
-        let (stored, created) = if counted {
+        let (stored, created, count) = if counted {
             // Counted in the month it is stored (not the provider's timestamp): a late
             // redelivery finds the message stored and counts nothing, whatever the month.
             let lookup = IndexLookup::AlreadyDone;
@@ -61,11 +62,13 @@ impl InboundWorker {
                     now_secs(),
                     lookup,
                 )
-                .await?
+                .await
+                .map(|(stored, count)| (stored, count.is_some(), count))?
         } else {
-            conversations
+            let (stored, created) = conversations
                 .store_message_after(account, &id, message, retention, IndexLookup::AlreadyDone)
-                .await?
+                .await?;
+            (stored, created, None)
         };
         span.record("message", stored.sk.as_str());
         // Written, then read (decision 0128): the job's check of the person's erasure came
@@ -75,7 +78,12 @@ impl InboundWorker {
         // one that must wait for the erasure's cut waits for it, as the check does.
         if created
             && !self
-                .kept_after_erasure_read(job, conversations, &stored, &provider_message_id)
+                .kept_after_erasure_read(
+                    job,
+                    conversations,
+                    (&stored, &provider_message_id),
+                    count.as_ref(),
+                )
                 .await?
         {
             return Ok(());
@@ -99,12 +107,14 @@ impl InboundWorker {
     /// may have deleted their conversation before the message was in it. True: kept. False:
     /// of the erased period, removed again (message and index item), the event is done.
     /// `SubjectBeingErased`: the erasure is under way, removed again, the job waits for it.
+    /// `count`: what storing it counted in the tenant's usage, taken back with it (decision
+    /// 0130), so the message is counted once if it comes again after the erasure's cut.
     pub(super) async fn kept_after_erasure_read(
         &self,
         job: &InboundJob,
         conversations: &Conversations,
-        stored: &MessageRef,
-        provider_message_id: &str,
+        (stored, provider_message_id): (&MessageRef, &str),
+        count: Option<&Counted>,
     ) -> Result<bool, InboundError> {
         let erasure = self
             .erased
@@ -114,9 +124,24 @@ impl InboundWorker {
         if matches!(verdict, Some(Verdict::New) | None) {
             return Ok(true);
         }
-        conversations
-            .unstore_message(&job.event.account, stored, provider_message_id)
-            .await?;
+        match count {
+            Some(count) => {
+                self.usage
+                    .unstore(
+                        conversations,
+                        &job.event.account,
+                        stored,
+                        provider_message_id,
+                        count,
+                    )
+                    .await?;
+            }
+            None => {
+                conversations
+                    .unstore_message(&job.event.account, stored, provider_message_id)
+                    .await?;
+            }
+        }
         if verdict == Some(Verdict::Wait) {
             return Err(InboundError::SubjectBeingErased);
         }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use wappline::conversation::erased::ErasedSubjects;
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::outbound::OutboundError;
+use wappline::usage::{Usage, UsageMonth};
 
 use super::*;
 
@@ -61,6 +62,10 @@ async fn an_api_send_stored_as_the_erasure_begins_is_removed_and_not_sent() {
             .0
     };
     let before = stored().await.len();
+    let usage = Usage::new(w.platform.store.clone());
+    let month = UsageMonth::current(wappline::clock::now_secs());
+    let sent_this_month = || async { usage.report(&w.tenant, month).await.unwrap().outbound };
+    let counted_before = sent_this_month().await;
 
     let refused = intake
         .accept_api_message(
@@ -81,6 +86,11 @@ async fn an_api_send_stored_as_the_erasure_begins_is_removed_and_not_sent() {
         "{refused:?}"
     );
     assert_eq!(stored().await.len(), before, "the message is not kept");
+    assert_eq!(
+        sent_this_month().await,
+        counted_before,
+        "a refused send uses none of the quota (decision 0130)"
+    );
     assert!(w.run().await.is_empty(), "no send job queued");
     assert!(w.graph.sent().is_empty(), "nothing sent to the person");
 }
