@@ -9,10 +9,23 @@ use super::model::{ConversationId, ConversationMeta};
 use super::{retention_expiry, ConversationError, Conversations};
 use crate::clock::now_secs;
 use crate::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppPhone};
-use crate::store::{AttrValue, Condition, Key, Table, Update, TTL_ATTR};
+use crate::store::{
+    AttrValue, Condition, Key, Query, StoreError, Table, Update, WriteOp, TTL_ATTR,
+};
 
 /// The conversation's attribute holding the business's saved name, encrypted.
 const SAVED_NAME: &str = "saved_name";
+
+/// The conversation's creation time in milliseconds.
+const CREATED_AT_MS: &str = "created_at_ms";
+/// The customer revision a conversation's first write leaves ([`customer_write_over`]).
+const OPENED_REV: i64 = 1;
+
+/// A conversation [`Conversations::open_customer`] opened: when, as it wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    created_at_ms: i64,
+}
 
 /// How much longer than its conversation a list entry is given when it is written, so that
 /// it is written again at most once a day while the conversation goes on (decision 0105). The
@@ -30,12 +43,85 @@ impl Conversations {
         inbound_at: Option<i64>,
         retention_days: u32,
     ) -> Result<ConversationId, ConversationError> {
+        self.open_customer(account, customer, inbound_at, retention_days)
+            .await
+            .map(|(id, _)| id)
+    }
+
+    /// As [`Self::record_customer`], saying whether this call opened the conversation (wrote
+    /// its `META` where there was none): what [`Self::forget_opened`] needs to remove it
+    /// again.
+    pub async fn open_customer(
+        &self,
+        account: &AccountRef,
+        customer: &CustomerRef,
+        inbound_at: Option<i64>,
+        retention_days: u32,
+    ) -> Result<(ConversationId, Option<Opened>), ConversationError> {
         // Another delivery of this customer may write them between our read and our write:
         // merged again from what it stored (decision 0115).
         over_concurrent_writes(|| {
             self.record_customer_once(account, customer, inbound_at, retention_days)
         })
         .await
+    }
+
+    /// Removes the conversation `id` that this stage opened (`opened`, from
+    /// [`Self::open_customer`]) for `customer` on `account`, when it is still only what this
+    /// stage wrote: no message in it, and its `META` not written since (the customer
+    /// revision and the creation time this stage wrote). Its `META`, list entry and
+    /// aliases go in one transaction. For a stage that removed its message again because
+    /// the person's erasure began meanwhile (decision 0131): the erasure may have emptied
+    /// the conversation before this stage opened it again, and the shell, with the person's
+    /// name and number, would have stayed (and been listed) until the tenant's retention.
+    /// Returns whether it was removed.
+    pub async fn forget_opened(
+        &self,
+        account: &AccountRef,
+        id: &ConversationId,
+        opened: &Opened,
+        customer: &CustomerRef,
+    ) -> Result<bool, ConversationError> {
+        let messages = Query::partition(self.partition(id))
+            .begins_with(super::MSG_PREFIX)
+            .limit(1);
+        if !self
+            .store
+            .query(Table::Data, &messages)
+            .await?
+            .items
+            .is_empty()
+        {
+            return Ok(false);
+        }
+        let mut ops = vec![
+            WriteOp::Delete {
+                table: Table::Data,
+                key: self.meta_key(id),
+                condition: Some(Condition::And(vec![
+                    Condition::Equals(CUSTOMER_REV.into(), AttrValue::N(OPENED_REV)),
+                    Condition::Equals(CREATED_AT_MS.into(), AttrValue::N(opened.created_at_ms)),
+                ])),
+            },
+            WriteOp::Delete {
+                table: Table::Data,
+                key: Key::new(self.tenant.sub_partition("CONVS"), id.as_str()),
+                condition: None,
+            },
+        ];
+        for key in self.alias_keys(account, customer, id).await? {
+            ops.push(WriteOp::Delete {
+                table: Table::Data,
+                key,
+                condition: None,
+            });
+        }
+        match self.store.transact_write(ops).await {
+            Ok(()) => Ok(true),
+            // Written since (another delivery of the person), or gone (the erasure).
+            Err(StoreError::ConditionFailed { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One try of [`Self::record_customer`]: fails with a failed condition when the customer
@@ -46,7 +132,7 @@ impl Conversations {
         customer: &CustomerRef,
         inbound_at: Option<i64>,
         retention_days: u32,
-    ) -> Result<ConversationId, ConversationError> {
+    ) -> Result<(ConversationId, Option<Opened>), ConversationError> {
         // The conversation any identity of this delivery leads to (decision 0049), so a
         // customer first seen by phone and later by BSUID stays one conversation.
         let found = self.find_customer(account, customer).await?;
@@ -141,12 +227,15 @@ impl Conversations {
                 self.encrypt_json(&key, FORMER_ATTR, &former).await?,
             );
         }
-        if existing.is_none() {
+        let opened = existing.is_none().then(|| Opened {
+            created_at_ms: crate::clock::now_millis(),
+        });
+        if let Some(opened) = &opened {
             // Milliseconds too: an erasure's marker (ms) must tell a conversation begun just
             // before it from one begun again just after, within the same second.
             update = update
                 .set("created_at", now)
-                .set("created_at_ms", crate::clock::now_millis());
+                .set(CREATED_AT_MS, opened.created_at_ms);
         }
         let previous_inbound = existing.as_ref().and_then(|i| i.get_n("last_inbound_at"));
         if let Some(at) = inbound_at {
@@ -182,7 +271,7 @@ impl Conversations {
                 .await?;
         }
         self.put_aliases(&alias_keys, &id, expires).await?;
-        Ok(id)
+        Ok((id, opened))
     }
 
     /// The conversation of the customer with `phone` on `account`: theirs by phone, or the
@@ -256,7 +345,7 @@ impl Conversations {
             customer,
             created_at: item.get_n("created_at").unwrap_or(0),
             created_at_ms: item
-                .get_n("created_at_ms")
+                .get_n(CREATED_AT_MS)
                 .or_else(|| item.get_n("created_at").map(|s| s.saturating_mul(1000)))
                 .unwrap_or(0),
             last_inbound_at: item.get_n("last_inbound_at"),

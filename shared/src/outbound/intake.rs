@@ -553,8 +553,9 @@ impl OutboundIntake {
         {
             return Err(OutboundError::SubjectErased);
         }
-        let conversation = conversations
-            .record_customer(account, &CustomerRef::new(to), None, retention)
+        let customer = CustomerRef::new(to);
+        let (conversation, opened) = conversations
+            .open_customer(account, &customer, None, retention)
             .await?;
         let new = NewMessage {
             provider_message_id: provider_message_id.clone(),
@@ -581,6 +582,13 @@ impl OutboundIntake {
                 self.usage
                     .unstore(&conversations, account, &at, &provider_message_id, count)
                     .await?;
+                // A conversation this send opened, after the erasure had emptied it, goes
+                // too (decision 0131).
+                if let Some(opened) = &opened {
+                    conversations
+                        .forget_opened(account, &conversation, opened, &customer)
+                        .await?;
+                }
                 return Err(OutboundError::SubjectErased);
             }
         }

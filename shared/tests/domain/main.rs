@@ -29,6 +29,7 @@ mod invocation_reads;
 mod key_expiry;
 mod mail;
 mod meta_deletion;
+mod opened_conversations;
 mod parking;
 mod portal_gate;
 mod retention;

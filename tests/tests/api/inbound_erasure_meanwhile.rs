@@ -78,7 +78,8 @@ impl StoreHook for ErasureMeanwhile {
     }
 }
 
-async fn stored_messages(store: &Arc<dyn TableStore>) -> usize {
+/// The data-table items whose keys `pick` chooses.
+async fn count_items(store: &Arc<dyn TableStore>, pick: impl Fn(&str, &str) -> bool) -> usize {
     let mut n = 0;
     let mut after = None;
     loop {
@@ -86,10 +87,7 @@ async fn stored_messages(store: &Arc<dyn TableStore>) -> usize {
         n += page
             .items
             .iter()
-            .filter(|i| {
-                i.get_s("sk").is_some_and(|sk| sk.starts_with("MSG#"))
-                    || i.get_s("pk").is_some_and(|pk| pk.contains("#MID#"))
-            })
+            .filter(|i| pick(i.get_s("pk").unwrap_or(""), i.get_s("sk").unwrap_or("")))
             .count();
         match page.next {
             Some(next) => after = Some(next),
@@ -106,12 +104,20 @@ enum Event {
     History,
 }
 
-/// The worker's outcome, the message and index items left, the sync jobs queued, and the
-/// messages counted in the tenant's inbound usage this month.
-async fn erasure_during_the_store(
-    how_far: Meanwhile,
-    event: Event,
-) -> (Outcome, usize, usize, u64) {
+/// What the worker answered and what it left behind.
+struct Left {
+    outcome: Outcome,
+    /// Message and provider-id index items.
+    stored: usize,
+    /// Sync jobs queued for Bitrix24.
+    queued: usize,
+    /// Messages counted in the tenant's inbound usage this month.
+    counted: u64,
+    /// Conversation items (`META`) and list entries.
+    conversations: usize,
+}
+
+async fn erasure_during_the_store(how_far: Meanwhile, event: Event) -> Left {
     let EmbeddedTenant {
         platform,
         queue,
@@ -161,47 +167,67 @@ async fn erasure_during_the_store(
     };
     let outcome = worker.process(&job).await.unwrap();
     assert!(hook.ran.load(Ordering::SeqCst), "the erasure ran meanwhile");
-    (
+    Left {
         outcome,
-        stored_messages(&platform.store).await,
-        queued_sync_actions(queue.as_ref()).await.len(),
-        Usage::new(platform.store.clone())
+        stored: count_items(&platform.store, |pk, sk| {
+            sk.starts_with("MSG#") || pk.contains("#MID#")
+        })
+        .await,
+        queued: queued_sync_actions(queue.as_ref()).await.len(),
+        counted: Usage::new(platform.store.clone())
             .report(&tenant, UsageMonth::current(now_secs()))
             .await
             .unwrap()
             .inbound
             .total,
-    )
+        conversations: count_items(&platform.store, |pk, sk| {
+            sk == "META" && pk.contains("#CONV#") || pk.ends_with("#CONVS")
+        })
+        .await,
+    }
 }
 
 #[tokio::test]
 async fn a_message_stored_as_the_erasure_begins_is_removed_and_waits_for_it() {
-    let (outcome, stored, queued, counted) =
-        erasure_during_the_store(Meanwhile::Marked, Event::Text).await;
-    assert!(matches!(outcome, Outcome::RetryAfter(_)), "{outcome:?}");
-    assert_eq!(stored, 0, "the message and its index item are removed");
-    assert_eq!(queued, 0, "nothing queued for Bitrix24");
+    let left = erasure_during_the_store(Meanwhile::Marked, Event::Text).await;
+    assert!(
+        matches!(left.outcome, Outcome::RetryAfter(_)),
+        "{:?}",
+        left.outcome
+    );
+    assert_eq!(left.stored, 0, "the message and its index item are removed");
+    assert_eq!(left.queued, 0, "nothing queued for Bitrix24");
     // Counted when it is relayed, if it is (decision 0130): not now, nor twice then.
-    assert_eq!(counted, 0, "its count is taken back with it");
+    assert_eq!(left.counted, 0, "its count is taken back with it");
+    // The conversation this delivery opened goes too (decision 0131).
+    assert_eq!(left.conversations, 0, "no conversation of the person left");
 }
 
 #[tokio::test]
 async fn a_message_stored_after_the_erasure_ran_is_removed_and_dropped() {
-    let (outcome, stored, queued, counted) =
-        erasure_during_the_store(Meanwhile::Sealed, Event::Text).await;
-    assert_eq!(outcome, Outcome::Done);
-    assert_eq!(stored, 0, "the message and its index item are removed");
-    assert_eq!(queued, 0, "nothing queued for Bitrix24");
+    let left = erasure_during_the_store(Meanwhile::Sealed, Event::Text).await;
+    assert_eq!(left.outcome, Outcome::Done);
+    assert_eq!(left.stored, 0, "the message and its index item are removed");
+    assert_eq!(left.queued, 0, "nothing queued for Bitrix24");
     assert_eq!(
-        counted, 0,
+        left.counted, 0,
         "a message never relayed is not counted (decision 0130)"
+    );
+    assert_eq!(
+        left.conversations, 0,
+        "the conversation it opened is removed (decision 0131)"
     );
 }
 
 /// A message of the imported chat history (Coexistence) is read again the same way.
 #[tokio::test]
 async fn a_history_message_stored_as_the_erasure_begins_is_removed_and_waits_for_it() {
-    let (outcome, stored, _, _) = erasure_during_the_store(Meanwhile::Marked, Event::History).await;
-    assert!(matches!(outcome, Outcome::RetryAfter(_)), "{outcome:?}");
-    assert_eq!(stored, 0, "the message and its index item are removed");
+    let left = erasure_during_the_store(Meanwhile::Marked, Event::History).await;
+    assert!(
+        matches!(left.outcome, Outcome::RetryAfter(_)),
+        "{:?}",
+        left.outcome
+    );
+    assert_eq!(left.stored, 0, "the message and its index item are removed");
+    assert_eq!(left.conversations, 0, "and the conversation it opened");
 }

@@ -3,6 +3,7 @@
 //! one that came before the send worker recorded its send, held for it (decision 0074).
 //! Split from the worker's module.
 
+use super::stored::Written;
 use super::*;
 use crate::conversation::read_bound_at;
 use crate::outbound::attempt::{Confirmation, EarlierCopy};
@@ -39,8 +40,8 @@ impl InboundWorker {
             return Ok(());
         }
         let at = message.at_ms / 1000;
-        let id = conversations
-            .record_customer(account, customer, None, retention)
+        let (id, opened) = conversations
+            .open_customer(account, customer, None, retention)
             .await?;
         let provider_message_id = message.provider_message_id.clone();
         let (stored, created) = conversations
@@ -49,7 +50,16 @@ impl InboundWorker {
         // As for a message the customer writes now (decision 0128).
         if created
             && !self
-                .kept_after_erasure_read(job, conversations, (&stored, &provider_message_id), None)
+                .kept_after_erasure_read(
+                    job,
+                    conversations,
+                    Written {
+                        stored: &stored,
+                        provider_message_id: &provider_message_id,
+                        count: None,
+                        opened: opened.as_ref().map(|o| (o, customer)),
+                    },
+                )
                 .await?
         {
             return Ok(());

@@ -5,7 +5,7 @@
 use super::{InboundError, InboundJob, InboundWorker};
 use crate::clock::now_secs;
 use crate::conversation::erased::Verdict;
-use crate::conversation::{Conversations, IndexLookup, MessageRef, NewMessage};
+use crate::conversation::{Conversations, IndexLookup, MessageRef, NewMessage, Opened};
 use crate::crm_sync::SyncAction;
 use crate::meta::CustomerRef;
 use crate::usage::Counted;
@@ -43,8 +43,8 @@ impl InboundWorker {
             tracing::info!("message stored before; CRM sync queued again");
             return Ok(());
         }
-        let id = conversations
-            .record_customer(account, customer, inbound_at, retention)
+        let (id, opened) = conversations
+            .open_customer(account, customer, inbound_at, retention)
             .await?;
         span.record("conversation", id.as_str());
         let provider_message_id = message.provider_message_id.clone();
@@ -81,8 +81,12 @@ impl InboundWorker {
                 .kept_after_erasure_read(
                     job,
                     conversations,
-                    (&stored, &provider_message_id),
-                    count.as_ref(),
+                    Written {
+                        stored: &stored,
+                        provider_message_id: &provider_message_id,
+                        count: count.as_ref(),
+                        opened: opened.as_ref().map(|o| (o, customer)),
+                    },
                 )
                 .await?
         {
@@ -102,20 +106,24 @@ impl InboundWorker {
         Ok(())
     }
 
-    /// Reads the person's erasure again once this delivery stored `stored` (decision 0128):
-    /// the job's check came before the write, and an erasure that marked the person since
-    /// may have deleted their conversation before the message was in it. True: kept. False:
-    /// of the erased period, removed again (message and index item), the event is done.
-    /// `SubjectBeingErased`: the erasure is under way, removed again, the job waits for it.
-    /// `count`: what storing it counted in the tenant's usage, taken back with it (decision
-    /// 0130), so the message is counted once if it comes again after the erasure's cut.
+    /// Reads the person's erasure again once this delivery stored `written.stored`
+    /// (decision 0128): the job's check came before the write, and an erasure that marked
+    /// the person since may have deleted their conversation before the message was in it.
+    /// True: kept. False: of the erased period, removed again (see [`Written`]), the event
+    /// is done. `SubjectBeingErased`: the erasure is under way, removed again, the job waits
+    /// for it.
     pub(super) async fn kept_after_erasure_read(
         &self,
         job: &InboundJob,
         conversations: &Conversations,
-        (stored, provider_message_id): (&MessageRef, &str),
-        count: Option<&Counted>,
+        written: Written<'_>,
     ) -> Result<bool, InboundError> {
+        let Written {
+            stored,
+            provider_message_id,
+            count,
+            opened,
+        } = written;
         let erasure = self
             .erased
             .erasure(&job.tenant_id, &stored.conversation)
@@ -142,10 +150,30 @@ impl InboundWorker {
                     .await?;
             }
         }
+        if let Some((opened, customer)) = opened {
+            conversations
+                .forget_opened(&job.event.account, &stored.conversation, opened, customer)
+                .await?;
+        }
         if verdict == Some(Verdict::Wait) {
             return Err(InboundError::SubjectBeingErased);
         }
         tracing::info!("event of a subject erased while it was stored: removed");
         Ok(false)
     }
+}
+
+/// What a delivery wrote for an event, to remove again when the person's erasure began
+/// meanwhile.
+pub(super) struct Written<'a> {
+    /// The message (removed with its provider-id index item).
+    pub stored: &'a MessageRef,
+    pub provider_message_id: &'a str,
+    /// What storing it counted in the tenant's usage, taken back with it (decision 0130), so
+    /// the message is counted once if it comes again after the erasure's cut.
+    pub count: Option<&'a Counted>,
+    /// The conversation, when this delivery opened it, with the customer it was opened
+    /// for: removed too while it holds nothing else (decision 0131), so the person is not
+    /// listed again with their name and number.
+    pub opened: Option<(&'a Opened, &'a CustomerRef)>,
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use wappline::conversation::erased::ErasedSubjects;
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
+use wappline::meta::WhatsAppPhone;
 use wappline::outbound::OutboundError;
+use wappline::store::Key;
 use wappline::usage::{Usage, UsageMonth};
 
 use super::*;
@@ -93,4 +95,59 @@ async fn an_api_send_stored_as_the_erasure_begins_is_removed_and_not_sent() {
     );
     assert!(w.run().await.is_empty(), "no send job queued");
     assert!(w.graph.sent().is_empty(), "nothing sent to the person");
+}
+
+/// A send to a person the business never wrote to, whose erasure begins while it is stored
+/// (decision 0131): the conversation the send opened goes with the message, so the person is
+/// not listed again, with their number, until the tenant's retention runs out.
+#[tokio::test]
+async fn an_api_send_that_opened_the_conversation_as_the_erasure_begins_leaves_none() {
+    let w = world().await;
+    let to = CustomerId::WhatsAppPhone(WhatsAppPhone::parse("16505550199").unwrap());
+    let conv = ConversationId::derive(&w.platform.envelope, &w.tenant, &wa(), &to)
+        .await
+        .unwrap();
+    let hook = Arc::new(ErasureBegins {
+        inner: w.platform.store.clone(),
+        tenant: w.tenant.clone(),
+        conversation: conv.clone(),
+        begun: AtomicBool::new(false),
+    });
+    let store = Arc::new(HookedStore::new(
+        w.platform.store.clone(),
+        wappline::faults::hooked::SharedHook(hook.clone()),
+    ));
+    let intake = OutboundIntake::new(store, w.platform.envelope.clone(), w.queue.clone());
+    // The conversations' list the console and the export read.
+    let list_entry = Key::new(w.tenant.sub_partition("CONVS"), conv.as_str());
+
+    let refused = intake
+        .accept_api_message(
+            &w.platform.tenants,
+            &w.tenant,
+            &wa(),
+            to,
+            ApiMessage::Text("Your order has shipped".into()),
+            "req-erasing-new",
+        )
+        .await;
+    assert!(hook.begun.load(Ordering::SeqCst), "the erasure began");
+    assert!(
+        matches!(refused, Err(OutboundError::SubjectErased)),
+        "{refused:?}"
+    );
+    assert!(
+        w.conversations().meta(&conv).await.unwrap().is_none(),
+        "the conversation the send opened is gone"
+    );
+    assert!(
+        w.platform
+            .store
+            .get(Table::Data, &list_entry)
+            .await
+            .unwrap()
+            .is_none(),
+        "nor listed"
+    );
+    assert!(w.run().await.is_empty(), "no send job queued");
 }

@@ -1,0 +1,176 @@
+//! A conversation a stage opened, then found its person's erasure begun, is removed again
+//! whole while it is still only what that stage wrote (decision 0131): `META`, list entry
+//! and aliases in one transaction, on condition no other delivery wrote it since. One that
+//! holds a message, was written again, or was opened anew by someone else is kept.
+
+use std::sync::Arc;
+
+use wappline::clock::now_secs;
+use wappline::conversation::{
+    ConversationId, Conversations, Direction, NewMessage, Opened, Origin,
+};
+use wappline::crypto::{CachePolicy, Envelope};
+use wappline::ids::{PhoneNumberId, TenantId};
+use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
+use wappline::store::{Key, Table};
+
+use crate::backends::Backend;
+use crate::on_both_backends;
+
+fn account() -> AccountRef {
+    AccountRef::WhatsApp(PhoneNumberId::parse("106540352242922").unwrap())
+}
+
+fn phone() -> WhatsAppPhone {
+    WhatsAppPhone::parse("16505551234").unwrap()
+}
+
+/// Named by BSUID with her phone: her conversation has an alias for the phone.
+fn customer() -> CustomerRef {
+    let mut c = CustomerRef::new(CustomerId::WhatsAppUser(
+        WhatsAppUserId::parse("US.13491208655302741918").unwrap(),
+    ));
+    c.phone = Some(phone());
+    c.name = Some("Sheena Nelson".into());
+    c
+}
+
+struct Ctx {
+    conversations: Conversations,
+    tenant: TenantId,
+    b: Backend,
+}
+
+fn ctx(b: Backend) -> Ctx {
+    let envelope = Arc::new(Envelope::new(
+        b.store.clone(),
+        b.vault.clone(),
+        CachePolicy::default(),
+    ));
+    let tenant = TenantId::generate();
+    Ctx {
+        conversations: Conversations::new(tenant.clone(), b.store.clone(), envelope),
+        tenant,
+        b,
+    }
+}
+
+impl Ctx {
+    /// What is left of conversation `id`: its `META`, its list entry, and the conversation
+    /// her phone leads to.
+    async fn left(&self, id: &ConversationId) -> (bool, bool, Option<ConversationId>) {
+        let list = Key::new(self.tenant.sub_partition("CONVS"), id.as_str());
+        (
+            self.conversations.meta(id).await.unwrap().is_some(),
+            self.b
+                .store
+                .get(Table::Data, &list)
+                .await
+                .unwrap()
+                .is_some(),
+            self.conversations
+                .conversation_of_phone(&account(), &phone())
+                .await
+                .unwrap(),
+        )
+    }
+}
+
+async fn a_conversation_opened_and_left_empty_is_forgotten_whole(b: Backend) {
+    let c = ctx(b);
+    let (id, opened) = c
+        .conversations
+        .open_customer(&account(), &customer(), None, 30)
+        .await
+        .unwrap();
+    let opened = opened.expect("her first conversation is opened");
+    assert_eq!(c.left(&id).await, (true, true, Some(id.clone())));
+    assert!(c
+        .conversations
+        .forget_opened(&account(), &id, &opened, &customer())
+        .await
+        .unwrap());
+    assert_eq!(
+        c.left(&id).await,
+        (false, false, None),
+        "nothing of her left"
+    );
+    // Gone already: nothing more to do.
+    assert!(!c
+        .conversations
+        .forget_opened(&account(), &id, &opened, &customer())
+        .await
+        .unwrap());
+}
+
+impl Ctx {
+    async fn open(&self) -> (ConversationId, Option<Opened>) {
+        self.conversations
+            .open_customer(&account(), &customer(), None, 30)
+            .await
+            .unwrap()
+    }
+
+    async fn forget(&self, id: &ConversationId, opened: &Opened) -> bool {
+        self.conversations
+            .forget_opened(&account(), id, opened, &customer())
+            .await
+            .unwrap()
+    }
+
+    /// Deletes her conversation's `META`, as an erasure does last.
+    async fn meta_deleted(&self, id: &ConversationId) {
+        let meta = Key::new(self.conversations.partition(id), "META");
+        self.b.store.delete(Table::Data, &meta, None).await.unwrap();
+    }
+}
+
+async fn a_conversation_written_again_since_is_kept(b: Backend) {
+    let c = ctx(b);
+    let (id, opened) = c.open().await;
+    let (again, reopened) = c.open().await;
+    assert_eq!((&again, reopened), (&id, None), "refreshed, not opened");
+    assert!(!c.forget(&id, &opened.unwrap()).await);
+    assert_eq!(c.left(&id).await, (true, true, Some(id.clone())));
+}
+
+async fn a_conversation_holding_a_message_is_kept(b: Backend) {
+    let c = ctx(b);
+    let (id, opened) = c.open().await;
+    let message = NewMessage::from_provider(
+        "wamid.KEPT",
+        Direction::Inbound,
+        Origin::Customer,
+        Content::Text {
+            body: "hello".into(),
+        },
+        now_secs(),
+        None,
+    );
+    c.conversations
+        .store_message(&account(), &id, message, 30)
+        .await
+        .unwrap();
+    assert!(!c.forget(&id, &opened.unwrap()).await);
+    assert_eq!(c.left(&id).await, (true, true, Some(id.clone())));
+}
+
+/// Her conversation deleted after this stage opened it (an erasure) and opened anew by
+/// another delivery: the later one's, not this stage's to remove.
+async fn a_conversation_opened_anew_by_another_is_kept(b: Backend) {
+    let c = ctx(b);
+    let (id, first) = c.open().await;
+    c.meta_deleted(&id).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let (_, second) = c.open().await;
+    assert!(second.is_some(), "opened again once gone");
+    assert!(!c.forget(&id, &first.unwrap()).await);
+    assert_eq!(c.left(&id).await, (true, true, Some(id.clone())));
+}
+
+on_both_backends!(
+    a_conversation_opened_and_left_empty_is_forgotten_whole,
+    a_conversation_written_again_since_is_kept,
+    a_conversation_holding_a_message_is_kept,
+    a_conversation_opened_anew_by_another_is_kept,
+);
