@@ -41,14 +41,16 @@ impl StoreHook for ErasureBegins {
     }
 }
 
-#[tokio::test]
-async fn an_api_send_stored_as_the_erasure_begins_is_removed_and_not_sent() {
-    let w = world().await;
-    let conv = w.wa_customer(HOUR).await;
+/// An intake over a store whose hook begins the erasure of `conversation`'s person just
+/// before the send's message is stored.
+fn intake_erasing(
+    w: &World,
+    conversation: &ConversationId,
+) -> (OutboundIntake, Arc<ErasureBegins>) {
     let hook = Arc::new(ErasureBegins {
         inner: w.platform.store.clone(),
         tenant: w.tenant.clone(),
-        conversation: conv.clone(),
+        conversation: conversation.clone(),
         begun: AtomicBool::new(false),
     });
     let store = Arc::new(HookedStore::new(
@@ -56,6 +58,14 @@ async fn an_api_send_stored_as_the_erasure_begins_is_removed_and_not_sent() {
         wappline::faults::hooked::SharedHook(hook.clone()),
     ));
     let intake = OutboundIntake::new(store, w.platform.envelope.clone(), w.queue.clone());
+    (intake, hook)
+}
+
+#[tokio::test]
+async fn an_api_send_stored_as_the_erasure_begins_is_removed_and_not_sent() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let (intake, hook) = intake_erasing(&w, &conv);
     let stored = || async {
         w.conversations()
             .messages(&conv, None, 100)
@@ -107,17 +117,7 @@ async fn an_api_send_that_opened_the_conversation_as_the_erasure_begins_leaves_n
     let conv = ConversationId::derive(&w.platform.envelope, &w.tenant, &wa(), &to)
         .await
         .unwrap();
-    let hook = Arc::new(ErasureBegins {
-        inner: w.platform.store.clone(),
-        tenant: w.tenant.clone(),
-        conversation: conv.clone(),
-        begun: AtomicBool::new(false),
-    });
-    let store = Arc::new(HookedStore::new(
-        w.platform.store.clone(),
-        wappline::faults::hooked::SharedHook(hook.clone()),
-    ));
-    let intake = OutboundIntake::new(store, w.platform.envelope.clone(), w.queue.clone());
+    let (intake, hook) = intake_erasing(&w, &conv);
     // The conversations' list the console and the export read.
     let list_entry = Key::new(w.tenant.sub_partition("CONVS"), conv.as_str());
 
