@@ -234,6 +234,7 @@ impl InboundWorker {
             let erasure = self.erased.erasure(&job.tenant_id, &conversation).await?;
             match erasure.map(|e| e.event(job.event.timestamp)) {
                 Some(Verdict::Erased) => {
+                    self.remove_left_behind(job).await?;
                     tracing::info!("event of an erased subject dropped");
                     return Ok(Outcome::Done);
                 }

@@ -23,7 +23,7 @@ use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::inbound::worker::InboundWorker;
 use wappline::inbound::InboundJob;
 use wappline::meta::split_webhook;
-use wappline::store::{Table, TableStore};
+use wappline::store::{StoreError, Table, TableStore};
 use wappline::usage::{Usage, UsageMonth};
 
 const PHONE: &str = "16505551234";
@@ -35,6 +35,9 @@ enum Meanwhile {
     Marked,
     /// Marked, everything deleted, and sealed with the cut.
     Sealed,
+    /// Sealed, and then the removal of the message the worker stored fails (every later
+    /// transaction answers the store unavailable) until the job's redelivery.
+    SealedAndRemovalFails,
 }
 
 /// Runs the erasure of the conversation the message goes into, once, just before the
@@ -44,12 +47,20 @@ struct ErasureMeanwhile {
     tenant: TenantId,
     how_far: Meanwhile,
     ran: AtomicBool,
+    /// Every transaction after the first answers the store unavailable while set.
+    removal_fails: AtomicBool,
 }
 
 #[async_trait]
 impl StoreHook for ErasureMeanwhile {
     async fn before(&self, call: &StoreCall<'_>) -> Verdict {
-        if !matches!(call, StoreCall::Transact { .. }) || self.ran.swap(true, Ordering::SeqCst) {
+        if !matches!(call, StoreCall::Transact { .. }) {
+            return Verdict::Run;
+        }
+        if self.ran.swap(true, Ordering::SeqCst) {
+            if self.removal_fails.load(Ordering::SeqCst) {
+                return Verdict::Fail(StoreError::Unavailable("injected".into()));
+            }
             return Verdict::Run;
         }
         let conversation = call
@@ -68,7 +79,7 @@ impl StoreHook for ErasureMeanwhile {
             .mark(&self.tenant, &conversation, marked_at)
             .await
             .unwrap();
-        if let Meanwhile::Sealed = self.how_far {
+        if let Meanwhile::Sealed | Meanwhile::SealedAndRemovalFails = self.how_far {
             erased
                 .seal(&self.tenant, &conversation, cut_of(marked_at))
                 .await
@@ -130,6 +141,7 @@ async fn erasure_during_the_store(how_far: Meanwhile, event: Event) -> Left {
         tenant: tenant.clone(),
         how_far,
         ran: AtomicBool::new(false),
+        removal_fails: AtomicBool::new(matches!(how_far, Meanwhile::SealedAndRemovalFails)),
     });
     let store = Arc::new(HookedStore::new(
         platform.store.clone(),
@@ -165,8 +177,15 @@ async fn erasure_during_the_store(how_far: Meanwhile, event: Event) -> Left {
             InboundJob::new(tenant.clone(), batch.events.remove(0))
         }
     };
-    let outcome = worker.process(&job).await.unwrap();
+    let first = worker.process(&job).await;
     assert!(hook.ran.load(Ordering::SeqCst), "the erasure ran meanwhile");
+    let outcome = if hook.removal_fails.swap(false, Ordering::SeqCst) {
+        // An error: the consumer answers it `Failed`, and the queue delivers the job again.
+        assert!(first.is_err(), "the failed removal is retried: {first:?}");
+        worker.process(&job).await.unwrap()
+    } else {
+        first.unwrap()
+    };
     Left {
         outcome,
         stored: count_items(&platform.store, |pk, sk| {
@@ -217,6 +236,18 @@ async fn a_message_stored_after_the_erasure_ran_is_removed_and_dropped() {
         left.conversations, 0,
         "the conversation it opened is removed (decision 0131)"
     );
+}
+
+/// The removal after the second read fails (the store unavailable through its retries):
+/// the job is retried, and its redelivery, which the job's first check of the now sealed
+/// erasure stops before it stores anything, removes the message the first delivery left
+/// (decision 0132). Before, it stayed until the tenant's retention.
+#[tokio::test]
+async fn a_message_whose_removal_failed_is_removed_by_the_redelivery() {
+    let left = erasure_during_the_store(Meanwhile::SealedAndRemovalFails, Event::Text).await;
+    assert_eq!(left.outcome, Outcome::Done);
+    assert_eq!(left.stored, 0, "the message and its index item are removed");
+    assert_eq!(left.queued, 0, "nothing queued for Bitrix24");
 }
 
 /// A message of the imported chat history (Coexistence) is read again the same way.

@@ -7,7 +7,7 @@ use crate::clock::now_secs;
 use crate::conversation::erased::Verdict;
 use crate::conversation::{Conversations, IndexLookup, MessageRef, NewMessage, Opened};
 use crate::crm_sync::SyncAction;
-use crate::meta::CustomerRef;
+use crate::meta::{CustomerRef, EventKind};
 use crate::usage::Counted;
 
 impl InboundWorker {
@@ -160,6 +160,39 @@ impl InboundWorker {
         }
         tracing::info!("event of a subject erased while it was stored: removed");
         Ok(false)
+    }
+}
+
+impl InboundWorker {
+    /// Removes the message an earlier delivery of this event (of a person now erased, the
+    /// job's check has just found) stored and did not remove again: its removal after the
+    /// second read (decision 0128) failed, and the job's retry stops at the first check,
+    /// before it would meet the message again (decision 0132). Only a customer's message or
+    /// one of an imported history is stored under the event's message id; the erasure has
+    /// sealed its marker, so whatever still answers to that id is left over. The count it
+    /// took and a conversation it opened stay (see the decision).
+    pub(super) async fn remove_left_behind(&self, job: &InboundJob) -> Result<(), InboundError> {
+        let (EventKind::CustomerMessage { message_id, .. }
+        | EventKind::HistoryMessage { message_id, .. }) = &job.event.kind
+        else {
+            return Ok(());
+        };
+        let account = &job.event.account;
+        let conversations = Conversations::new(
+            job.tenant_id.clone(),
+            self.store.clone(),
+            self.envelope.clone(),
+        );
+        if let Some(at) = conversations
+            .find_message(account, message_id.as_str())
+            .await?
+        {
+            conversations
+                .unstore_message(account, &at, message_id.as_str())
+                .await?;
+            tracing::info!("message an earlier delivery left of an erased subject removed");
+        }
+        Ok(())
     }
 }
 
