@@ -2,8 +2,8 @@
 //! details, encrypted, merged with what was stored before, and reading it back.
 
 use super::identity::{
-    customer_write_over, identities, merge_alias_pks, over_concurrent_writes, ALIASES_ATTR,
-    CUSTOMER_REV, FORMER_ATTR,
+    customer_write_over, identities, merge_alias_pks, over_concurrent_writes, over_passing_errors,
+    ALIASES_ATTR, CUSTOMER_REV, FORMER_ATTR,
 };
 use super::model::{ConversationId, ConversationMeta};
 use super::{retention_expiry, ConversationError, Conversations};
@@ -116,11 +116,16 @@ impl Conversations {
                 condition: None,
             });
         }
-        match self.store.transact_write(ops).await {
+        // Retried over throttling: a failure here is not retried by the job, whose next
+        // delivery stops at the marker's first check (decision 0132).
+        let written =
+            over_passing_errors(|| async { Ok(self.store.transact_write(ops.clone()).await?) })
+                .await;
+        match written {
             Ok(()) => Ok(true),
             // Written since (another delivery of the person), or gone (the erasure).
-            Err(StoreError::ConditionFailed { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(ConversationError::Store(StoreError::ConditionFailed { .. })) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

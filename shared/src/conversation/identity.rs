@@ -87,6 +87,34 @@ where
     }
 }
 
+/// Attempts of a write the backend could not apply for a passing reason.
+const PASSING_ERROR_ATTEMPTS: u32 = 4;
+
+/// Runs `write` again, briefly (40 to 180 ms, jittered), while the backend answers it
+/// unavailable: throttling, or DynamoDB cancelling concurrent transactions on one item (a
+/// counter) — a conflict, not a refusal. Up to [`PASSING_ERROR_ATTEMPTS`] attempts.
+pub(crate) async fn over_passing_errors<T, F, Fut>(mut write: F) -> Result<T, ConversationError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ConversationError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(ConversationError::Store(StoreError::Unavailable(_)))
+                if attempt < PASSING_ERROR_ATTEMPTS =>
+            {
+                let mut jitter = [0u8; 1];
+                let _ = crate::crypto::random_bytes(&mut jitter);
+                let wait = 20 * (1u64 << attempt) + u64::from(jitter[0] % 20);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// The identities `customer` is known by in this delivery: the id, then the phone.
 pub fn identities(customer: &CustomerRef) -> Vec<CustomerId> {
     let mut ids = vec![customer.id.clone()];

@@ -49,6 +49,7 @@ use crate::store::{Condition, Key, StoreError, Table, TableStore, Update};
 
 pub use comments::{StoredComment, PRIVATE_REPLY_SECS};
 pub use customers::Opened;
+pub(crate) use identity::over_passing_errors;
 pub use identity::{identities, IdentityChange, ALIASES_ATTR, ALIAS_SK, ALIAS_TARGET};
 pub use job_target::JobTarget;
 pub use mentions_chat::{is_mentions_chat, mentions_customer, MENTIONS_CHAT_NAME};

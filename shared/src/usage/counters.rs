@@ -3,24 +3,18 @@
 //! atomically (the increment is conditioned on the total staying under the limit), inbound
 //! messages over it are stored all the same and flagged.
 
-use std::time::Duration;
-
 use super::plan::QuotaExceeded;
 use super::{
     attr, count, limit_i64, Usage, UsageError, UsageMonth, INBOUND_QUOTA, OUTBOUND_QUOTA,
     USAGE_KEEP_SECS,
 };
 use crate::conversation::{
-    ConversationError, ConversationId, Conversations, IndexLookup, MessageRef, NewMessage,
-    StoreOutcome,
+    over_passing_errors, ConversationError, ConversationId, Conversations, IndexLookup, MessageRef,
+    NewMessage, StoreOutcome,
 };
 use crate::ids::TenantId;
 use crate::meta::AccountRef;
-use crate::store::{AttrValue, Condition, StoreError, Table, Update, WriteOp, TTL_ATTR};
-
-/// Retries of a counted write the backend could not apply for a passing reason (DynamoDB
-/// cancels concurrent transactions on the same counter item: a conflict, not a refusal).
-const CONFLICT_RETRIES: u32 = 3;
+use crate::store::{AttrValue, Condition, Table, Update, WriteOp, TTL_ATTR};
 
 /// Why a counted message write did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -279,34 +273,10 @@ impl Usage {
         counted: &Counted,
     ) -> Result<bool, ConversationError> {
         let op = counted.taken_back(conversations.tenant());
-        over_conflicts(|| {
+        over_passing_errors(|| {
             conversations.unstore_message_with(account, at, provider_message_id, vec![op.clone()])
         })
         .await
-    }
-}
-
-/// Runs a transaction with a counter write again, briefly, when the backend reports a
-/// passing conflict (DynamoDB cancels concurrent transactions on the same counter item).
-async fn over_conflicts<T, F, Fut>(mut write: F) -> Result<T, ConversationError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, ConversationError>>,
-{
-    let mut attempt = 0;
-    loop {
-        match write().await {
-            Err(ConversationError::Store(StoreError::Unavailable(_)))
-                if attempt < CONFLICT_RETRIES =>
-            {
-                attempt += 1;
-                let mut jitter = [0u8; 1];
-                let _ = crate::crypto::random_bytes(&mut jitter);
-                let wait = 20 * (1u64 << attempt) + u64::from(jitter[0] % 20);
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-            }
-            other => return other,
-        }
     }
 }
 
@@ -321,7 +291,7 @@ async fn store_counted(
     op: WriteOp,
     lookup: IndexLookup,
 ) -> Result<StoreOutcome, ConversationError> {
-    over_conflicts(|| {
+    over_passing_errors(|| {
         conversations.store_message_with(
             account,
             conversation,

@@ -3,16 +3,20 @@
 //! and aliases in one transaction, on condition no other delivery wrote it since. One that
 //! holds a message, was written again, or was opened anew by someone else is kept.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use wappline::clock::now_secs;
 use wappline::conversation::{
     ConversationId, Conversations, Direction, NewMessage, Opened, Origin,
 };
 use wappline::crypto::{CachePolicy, Envelope};
+use wappline::faults::hooked::{HookedStore, SharedHook, StoreCall, StoreHook, Verdict};
 use wappline::ids::{PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppPhone, WhatsAppUserId};
-use wappline::store::{Key, Table};
+use wappline::store::{Key, StoreError, Table, TableStore};
 
 use crate::backends::Backend;
 use crate::on_both_backends;
@@ -168,7 +172,48 @@ async fn a_conversation_opened_anew_by_another_is_kept(b: Backend) {
     assert_eq!(c.left(&id).await, (true, true, Some(id.clone())));
 }
 
+/// Fails the next transaction once it is armed, as throttling does.
+struct ThrottleNextTransaction(AtomicBool);
+
+#[async_trait]
+impl StoreHook for ThrottleNextTransaction {
+    async fn before(&self, call: &StoreCall<'_>) -> Verdict {
+        if matches!(call, StoreCall::Transact { .. }) && self.0.swap(false, Ordering::SeqCst) {
+            return Verdict::Fail(StoreError::Unavailable("throttled".into()));
+        }
+        Verdict::Run
+    }
+}
+
+/// Throttled, the removal is tried again: the job that called it is not retried up to it
+/// (its redelivery stops at the erasure's first check, decision 0132).
+async fn a_throttled_removal_is_tried_again(b: Backend) {
+    let hook = Arc::new(ThrottleNextTransaction(AtomicBool::new(false)));
+    let store: Arc<dyn TableStore> =
+        Arc::new(HookedStore::new(b.store.clone(), SharedHook(hook.clone())));
+    let envelope = Arc::new(Envelope::new(
+        store.clone(),
+        b.vault.clone(),
+        CachePolicy::default(),
+    ));
+    let tenant = TenantId::generate();
+    let c = Ctx {
+        conversations: Conversations::new(tenant.clone(), store, envelope),
+        tenant,
+        b,
+    };
+    let (id, opened) = c.open().await;
+    hook.0.store(true, Ordering::SeqCst);
+    assert!(c.forget(&id, &opened.unwrap()).await);
+    assert!(
+        !hook.0.load(Ordering::SeqCst),
+        "the first try was throttled"
+    );
+    assert_eq!(c.left(&id).await, (false, false, None));
+}
+
 on_both_backends!(
+    a_throttled_removal_is_tried_again,
     a_conversation_opened_and_left_empty_is_forgotten_whole,
     a_conversation_written_again_since_is_kept,
     a_conversation_holding_a_message_is_kept,
