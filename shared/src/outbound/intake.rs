@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::queue::{platform, Queue, QueueName};
 use crate::store::TableStore;
 use crate::tenant::{ChannelRef, TenantDirectory, TenantStatus};
-use crate::usage::{CountError, QuotaExceeded, Usage, UsageError};
+use crate::usage::{CountError, QuotaExceeded, Usage, UsageError, Written};
 
 use super::OutboundJob;
 
@@ -315,14 +315,14 @@ impl OutboundIntake {
                 .await
                 .map_err(ConversationError::from)?
             {
+                let written = Written {
+                    stored: &at,
+                    provider_message_id: &new.provider_message_id,
+                    count: Some(count),
+                    opened: None,
+                };
                 self.usage
-                    .unstore(
-                        &conversations,
-                        &meta.account,
-                        &at,
-                        &new.provider_message_id,
-                        count,
-                    )
+                    .remove_written(&conversations, &meta.account, written)
                     .await?;
                 return Err(OutboundError::SubjectErased);
             }
@@ -579,16 +579,17 @@ impl OutboundIntake {
                 .erased_meanwhile(&erased, &conversations, &conversation)
                 .await?
             {
-                self.usage
-                    .unstore(&conversations, account, &at, &provider_message_id, count)
-                    .await?;
                 // A conversation this send opened, after the erasure had emptied it, goes
                 // too (decision 0131).
-                if let Some(opened) = &opened {
-                    conversations
-                        .forget_opened(account, &conversation, opened, &customer)
-                        .await?;
-                }
+                let written = Written {
+                    stored: &at,
+                    provider_message_id: &provider_message_id,
+                    count: Some(count),
+                    opened: opened.as_ref().map(|o| (o, &customer)),
+                };
+                self.usage
+                    .remove_written(&conversations, account, written)
+                    .await?;
                 return Err(OutboundError::SubjectErased);
             }
         }

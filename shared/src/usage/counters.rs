@@ -10,10 +10,10 @@ use super::{
 };
 use crate::conversation::{
     over_passing_errors, ConversationError, ConversationId, Conversations, IndexLookup, MessageRef,
-    NewMessage, StoreOutcome,
+    NewMessage, Opened, StoreOutcome,
 };
 use crate::ids::TenantId;
-use crate::meta::AccountRef;
+use crate::meta::{AccountRef, CustomerRef};
 use crate::store::{AttrValue, Condition, Table, Update, WriteOp, TTL_ATTR};
 
 /// Why a counted message write did not happen.
@@ -277,6 +277,56 @@ impl Usage {
             conversations.unstore_message_with(account, at, provider_message_id, vec![op.clone()])
         })
         .await
+    }
+}
+
+/// What one delivery wrote for a message, to remove again when the person's erasure began
+/// meanwhile (decisions 0124, 0125, 0128).
+pub struct Written<'a> {
+    /// The message (removed with its provider-id index item).
+    pub stored: &'a MessageRef,
+    pub provider_message_id: &'a str,
+    /// What storing it counted in the tenant's usage, taken back with it (decision 0130), so
+    /// the message is counted once if it comes again after the erasure's cut.
+    pub count: Option<&'a Counted>,
+    /// The conversation, when this delivery opened it, with the customer it was opened
+    /// for: removed too while it holds nothing else (decision 0131), so the person is not
+    /// listed again with their name and number.
+    pub opened: Option<(&'a Opened, &'a CustomerRef)>,
+}
+
+impl Usage {
+    /// Removes what `written` says one delivery wrote on `account`: the message, with its
+    /// count taken back when it was counted, then the conversation it opened.
+    pub async fn remove_written(
+        &self,
+        conversations: &Conversations,
+        account: &AccountRef,
+        written: Written<'_>,
+    ) -> Result<(), ConversationError> {
+        let Written {
+            stored,
+            provider_message_id,
+            count,
+            opened,
+        } = written;
+        match count {
+            Some(count) => {
+                self.unstore(conversations, account, stored, provider_message_id, count)
+                    .await?;
+            }
+            None => {
+                conversations
+                    .unstore_message(account, stored, provider_message_id)
+                    .await?;
+            }
+        }
+        if let Some((opened, customer)) = opened {
+            conversations
+                .forget_opened(account, &stored.conversation, opened, customer)
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use crate::ids::TenantId;
 use crate::store::{Item, StoreError, Table, TableStore};
 
-pub use counters::{CountError, Counted};
+pub use counters::{CountError, Counted, Written};
 pub use month::UsageMonth;
 pub use plan::{Plan, QuotaExceeded};
 pub use report::{ChannelCounts, DayCount, UsageReport};

@@ -3,10 +3,10 @@
 //! one that came before the send worker recorded its send, held for it (decision 0074).
 //! Split from the worker's module.
 
-use super::stored::Written;
 use super::*;
 use crate::conversation::read_bound_at;
 use crate::outbound::attempt::{Confirmation, EarlierCopy};
+use crate::usage::Written;
 
 impl InboundWorker {
     pub(super) fn coexistence(&self) -> crate::coexistence::Coexistence {

@@ -7,10 +7,10 @@
 use super::{InboundError, InboundJob, InboundWorker};
 use crate::clock::now_secs;
 use crate::conversation::erased::Verdict;
-use crate::conversation::{Conversations, IndexLookup, MessageRef, NewMessage, Opened};
+use crate::conversation::{Conversations, IndexLookup, NewMessage};
 use crate::crm_sync::SyncAction;
 use crate::meta::{CustomerRef, EventKind};
-use crate::usage::Counted;
+use crate::usage::Written;
 
 impl InboundWorker {
     /// Opens or refreshes the customer's conversation, stores the message once (counted in
@@ -120,43 +120,17 @@ impl InboundWorker {
         conversations: &Conversations,
         written: Written<'_>,
     ) -> Result<bool, InboundError> {
-        let Written {
-            stored,
-            provider_message_id,
-            count,
-            opened,
-        } = written;
         let erasure = self
             .erased
-            .erasure(&job.tenant_id, &stored.conversation)
+            .erasure(&job.tenant_id, &written.stored.conversation)
             .await?;
         let verdict = erasure.map(|e| e.event(job.event.timestamp));
         if matches!(verdict, Some(Verdict::New) | None) {
             return Ok(true);
         }
-        match count {
-            Some(count) => {
-                self.usage
-                    .unstore(
-                        conversations,
-                        &job.event.account,
-                        stored,
-                        provider_message_id,
-                        count,
-                    )
-                    .await?;
-            }
-            None => {
-                conversations
-                    .unstore_message(&job.event.account, stored, provider_message_id)
-                    .await?;
-            }
-        }
-        if let Some((opened, customer)) = opened {
-            conversations
-                .forget_opened(&job.event.account, &stored.conversation, opened, customer)
-                .await?;
-        }
+        self.usage
+            .remove_written(conversations, &job.event.account, written)
+            .await?;
         if verdict == Some(Verdict::Wait) {
             return Err(InboundError::SubjectBeingErased);
         }
@@ -196,19 +170,4 @@ impl InboundWorker {
         }
         Ok(())
     }
-}
-
-/// What a delivery wrote for an event, to remove again when the person's erasure began
-/// meanwhile.
-pub(super) struct Written<'a> {
-    /// The message (removed with its provider-id index item).
-    pub stored: &'a MessageRef,
-    pub provider_message_id: &'a str,
-    /// What storing it counted in the tenant's usage, taken back with it (decision 0130), so
-    /// the message is counted once if it comes again after the erasure's cut.
-    pub count: Option<&'a Counted>,
-    /// The conversation, when this delivery opened it, with the customer it was opened
-    /// for: removed too while it holds nothing else (decision 0131), so the person is not
-    /// listed again with their name and number.
-    pub opened: Option<(&'a Opened, &'a CustomerRef)>,
 }
