@@ -74,6 +74,7 @@ async fn fill(p: &Platform, store: &Arc<dyn TableStore>, name: &str) -> TenantId
                 reply_to: None,
                 crm_im: None,
                 template: None,
+                written_with: Default::default(),
             };
             c.store_message(&account, &conv, message, 90).await.unwrap();
         }

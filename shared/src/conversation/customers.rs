@@ -3,9 +3,9 @@
 
 use super::identity::{
     customer_write_over, identities, merge_alias_pks, over_concurrent_writes, over_passing_errors,
-    ALIASES_ATTR, CUSTOMER_REV, FORMER_ATTR,
+    ALIASES_ATTR, ALIAS_TARGET, CUSTOMER_REV, FORMER_ATTR,
 };
-use super::model::{ConversationId, ConversationMeta};
+use super::model::{ConversationId, ConversationMeta, MessageRef};
 use super::{retention_expiry, ConversationError, Conversations};
 use crate::clock::now_secs;
 use crate::meta::{AccountRef, CustomerId, CustomerRef, WhatsAppPhone};
@@ -25,6 +25,17 @@ const OPENED_REV: i64 = 1;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Opened {
     created_at_ms: i64,
+}
+
+impl Opened {
+    /// As kept on the message it was opened for (decision 0133).
+    pub(super) fn created_at_ms(&self) -> i64 {
+        self.created_at_ms
+    }
+
+    pub(super) fn from_created_at_ms(created_at_ms: i64) -> Self {
+        Opened { created_at_ms }
+    }
 }
 
 /// How much longer than its conversation a list entry is given when it is written, so that
@@ -82,18 +93,89 @@ impl Conversations {
         opened: &Opened,
         customer: &CustomerRef,
     ) -> Result<bool, ConversationError> {
-        let messages = Query::partition(self.partition(id))
-            .begins_with(super::MSG_PREFIX)
-            .limit(1);
-        if !self
-            .store
-            .query(Table::Data, &messages)
-            .await?
-            .items
-            .is_empty()
-        {
+        if !self.messages_of(id, 1).await?.is_empty() {
             return Ok(false);
         }
+        let ops = self.forget_ops(account, id, opened, customer).await?;
+        // Retried over throttling: a failure here is not retried by the job, whose next
+        // delivery stops at the marker's first check (decision 0132).
+        let written =
+            over_passing_errors(|| async { Ok(self.store.transact_write(ops.clone()).await?) })
+                .await;
+        match written {
+            Ok(()) => Ok(true),
+            // Written since (another delivery of the person), or gone (the erasure).
+            Err(ConversationError::Store(StoreError::ConditionFailed { .. })) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the message at `at` (with its provider-id index item and `extra`, the count
+    /// taken back) and the conversation this stage opened for it, in one transaction when it
+    /// is the conversation's only message (decision 0133): two steps would leave the
+    /// conversation, with the person's name and number, when the process stopped between
+    /// them, and no later delivery would find it (the message that led to it is gone).
+    /// Otherwise, or when a condition fails (the conversation written since, the message
+    /// gone), as the two steps: [`Self::unstore_message_with`], then
+    /// [`Self::forget_opened`]. Returns whether this call removed the message.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn unstore_opened(
+        &self,
+        account: &AccountRef,
+        at: &MessageRef,
+        provider_message_id: &str,
+        extra: Vec<WriteOp>,
+        opened: &Opened,
+        customer: &CustomerRef,
+    ) -> Result<bool, ConversationError> {
+        let first = self.messages_of(&at.conversation, 2).await?;
+        if first.len() == 1 && first[0].get_s("sk") == Some(at.sk.as_str()) {
+            let mut ops = self.unstore_ops(account, at, provider_message_id, extra.clone());
+            ops.extend(
+                self.forget_ops(account, &at.conversation, opened, customer)
+                    .await?,
+            );
+            let written =
+                over_passing_errors(|| async { Ok(self.store.transact_write(ops.clone()).await?) })
+                    .await;
+            match written {
+                Ok(()) => return Ok(true),
+                Err(ConversationError::Store(StoreError::ConditionFailed { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let removed = over_passing_errors(|| {
+            self.unstore_message_with(account, at, provider_message_id, extra.clone())
+        })
+        .await?;
+        self.forget_opened(account, &at.conversation, opened, customer)
+            .await?;
+        Ok(removed)
+    }
+
+    /// Up to `limit` message items of conversation `id`, in order.
+    async fn messages_of(
+        &self,
+        id: &ConversationId,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Item>, ConversationError> {
+        let messages = Query::partition(self.partition(id))
+            .begins_with(super::MSG_PREFIX)
+            .limit(limit);
+        Ok(self.store.query(Table::Data, &messages).await?.items)
+    }
+
+    /// The writes that remove conversation `id` (its `META`, list entry and aliases) on
+    /// condition it is still what `opened` wrote for `customer`: the customer revision of a
+    /// first write and the same creation time; an alias only where it still points here
+    /// (or is gone), never one another conversation of the person took since.
+    async fn forget_ops(
+        &self,
+        account: &AccountRef,
+        id: &ConversationId,
+        opened: &Opened,
+        customer: &CustomerRef,
+    ) -> Result<Vec<WriteOp>, ConversationError> {
         let mut ops = vec![
             WriteOp::Delete {
                 table: Table::Data,
@@ -113,20 +195,13 @@ impl Conversations {
             ops.push(WriteOp::Delete {
                 table: Table::Data,
                 key,
-                condition: None,
+                condition: Some(Condition::Or(vec![
+                    Condition::AttrNotExists(ALIAS_TARGET.into()),
+                    Condition::Equals(ALIAS_TARGET.into(), AttrValue::S(id.as_str().into())),
+                ])),
             });
         }
-        // Retried over throttling: a failure here is not retried by the job, whose next
-        // delivery stops at the marker's first check (decision 0132).
-        let written =
-            over_passing_errors(|| async { Ok(self.store.transact_write(ops.clone()).await?) })
-                .await;
-        match written {
-            Ok(()) => Ok(true),
-            // Written since (another delivery of the person), or gone (the erasure).
-            Err(ConversationError::Store(StoreError::ConditionFailed { .. })) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(ops)
     }
 
     /// One try of [`Self::record_customer`]: fails with a failed condition when the customer

@@ -2,9 +2,10 @@
 //! transaction, with any extra writes such as a usage counter), finding one by the
 //! provider's id, and reading one or a page of a conversation back, decrypted.
 
+use super::customers::Opened;
 use super::model::{
     ConversationId, Direction, IndexLookup, MessageRef, MessageStatus, NewMessage, Origin,
-    StoreOutcome, StoredMessage,
+    StoreOutcome, StoredMessage, WrittenWith,
 };
 use super::{
     message_sk, retention_expiry, ConversationError, Conversations, INDEX_PK, MSG_PREFIX,
@@ -16,6 +17,11 @@ use crate::meta::AccountRef;
 use crate::store::{
     AttrValue, Condition, Item, Key, Query, StoreError, Table, Update, WriteOp, TTL_ATTR,
 };
+
+/// The message's attribute holding the usage count its store added (decision 0133).
+const COUNTED_ATTR: &str = "counted";
+/// The message's attribute holding when the conversation its delivery opened was created.
+const OPENED_ATTR: &str = "opened_conversation_ms";
 
 /// How long a held early read is kept: the send it waits for is recorded within its
 /// queue's retries, long before.
@@ -124,6 +130,13 @@ impl Conversations {
                 self.encrypt_json(&key, "template", template).await?,
             );
         }
+        // What this delivery wrote besides, for a later one that removes the message again.
+        if let Some(count) = &message.written_with.count {
+            item.set(COUNTED_ATTR, count.as_str());
+        }
+        if let Some(opened) = &message.written_with.opened {
+            item.set(OPENED_ATTR, opened.created_at_ms());
+        }
         if let Some(im) = &message.crm_im {
             item.set(
                 "crm_im_chat_id",
@@ -208,6 +221,29 @@ impl Conversations {
         provider_message_id: &str,
         extra: Vec<WriteOp>,
     ) -> Result<bool, ConversationError> {
+        let ops = self.unstore_ops(account, at, provider_message_id, extra);
+        match self.store.transact_write(ops).await {
+            Ok(()) => Ok(true),
+            // The only condition is the message's: it is gone already (the index item may
+            // not be, after a crash between two plain deletes).
+            Err(StoreError::ConditionFailed { .. }) => {
+                self.unstore_message(account, at, provider_message_id)
+                    .await?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The writes of [`Self::unstore_message_with`]: the message, on condition it is there,
+    /// its provider-id index item, and `extra`.
+    pub(super) fn unstore_ops(
+        &self,
+        account: &AccountRef,
+        at: &MessageRef,
+        provider_message_id: &str,
+        extra: Vec<WriteOp>,
+    ) -> Vec<WriteOp> {
         let mut ops = vec![
             WriteOp::Delete {
                 table: Table::Data,
@@ -221,17 +257,22 @@ impl Conversations {
             },
         ];
         ops.extend(extra);
-        match self.store.transact_write(ops).await {
-            Ok(()) => Ok(true),
-            // The only condition is the message's: it is gone already (the index item may
-            // not be, after a crash between two plain deletes).
-            Err(StoreError::ConditionFailed { .. }) => {
-                self.unstore_message(account, at, provider_message_id)
-                    .await?;
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
+        ops
+    }
+
+    /// What the delivery that stored the message at `at` wrote besides it (decision 0133);
+    /// None when the message is gone. A message stored before the decision says nothing.
+    pub async fn written_with(
+        &self,
+        at: &MessageRef,
+    ) -> Result<Option<WrittenWith>, ConversationError> {
+        let Some(item) = self.store.get(Table::Data, &self.message_key(at)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(WrittenWith {
+            count: item.get_s(COUNTED_ATTR).map(str::to_owned),
+            opened: item.get_n(OPENED_ATTR).map(Opened::from_created_at_ms),
+        }))
     }
 
     /// Records the id the provider gave a message we sent (e.g. the `wamid` the Cloud API

@@ -55,7 +55,7 @@ pub use job_target::JobTarget;
 pub use mentions_chat::{is_mentions_chat, mentions_customer, MENTIONS_CHAT_NAME};
 pub use model::{
     ConversationId, ConversationMeta, Direction, IndexLookup, MessageRef, MessageStatus,
-    NewMessage, Origin, StoreOutcome, StoredMessage, TemplateMessage,
+    NewMessage, Origin, StoreOutcome, StoredMessage, TemplateMessage, WrittenWith,
 };
 pub use profile::CustomerProfile;
 pub use sync_hold::{PushHold, HOLD_ON_MESSAGE_MAX_BYTES};

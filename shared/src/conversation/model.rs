@@ -217,6 +217,20 @@ pub struct NewMessage {
     pub crm_im: Option<crate::bitrix::ImRef>,
     /// For template sends: the template (stored encrypted; its parameters may be personal).
     pub template: Option<TemplateMessage>,
+    /// What the delivery storing it wrote besides (decision 0133), kept on the message.
+    pub written_with: WrittenWith,
+}
+
+/// What the delivery that stores a message wrote besides it (decision 0133), kept on the
+/// message item: a later delivery of the same event that must remove the message again
+/// (the person's erasure began meanwhile, decision 0132) takes these back with it, as the
+/// delivery that stored it would have. No personal data: a count's month and day, a time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WrittenWith {
+    /// The usage count storing it added, as the usage module writes it down.
+    pub count: Option<String>,
+    /// The conversation the delivery opened for it (decision 0131).
+    pub opened: Option<super::customers::Opened>,
 }
 
 impl NewMessage {
@@ -238,6 +252,7 @@ impl NewMessage {
             reply_to,
             crm_im: None,
             template: None,
+            written_with: WrittenWith::default(),
         }
     }
 }

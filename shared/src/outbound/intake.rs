@@ -16,7 +16,7 @@ use crate::bitrix::ImRef;
 use crate::conversation::erased::{Erased, ErasedSubjects};
 use crate::conversation::{
     ConversationError, ConversationId, Conversations, Direction, MessageRef, MessageStatus,
-    NewMessage, Origin, TemplateMessage,
+    NewMessage, Origin, TemplateMessage, WrittenWith,
 };
 use crate::crm_sync::SyncJob;
 use crate::crypto::Envelope;
@@ -273,6 +273,7 @@ impl OutboundIntake {
             reply_to,
             crm_im: Some(message.im),
             template: None,
+            written_with: Default::default(),
         };
         let counted = self
             .usage
@@ -415,6 +416,7 @@ impl OutboundIntake {
                     reply_to: None,
                     crm_im: None,
                     template: None,
+                    written_with: Default::default(),
                 };
                 let (at, _) = conversations
                     .store_message(account, &conversation, new, retention)
@@ -566,6 +568,10 @@ impl OutboundIntake {
             reply_to: None,
             crm_im: None,
             template,
+            written_with: WrittenWith {
+                opened,
+                ..WrittenWith::default()
+            },
         };
         let (at, counted) = self
             .usage

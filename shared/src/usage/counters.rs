@@ -40,6 +40,8 @@ enum Flow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counted {
     flow: Flow,
+    /// When it was counted (Unix seconds): the month and day below.
+    at: i64,
     channel: &'static str,
     month: UsageMonth,
     day: String,
@@ -50,11 +52,43 @@ impl Counted {
     fn new(flow: Flow, account: &AccountRef, now: i64, over_quota: bool) -> Self {
         Counted {
             flow,
+            at: now,
             channel: channel_attr(flow, account),
             month: UsageMonth::current(now),
             day: attr::day(flow == Flow::In, super::day_of_month(now)),
             over_quota,
         }
+    }
+
+    /// As kept on the message it counts (decision 0133): `in|out <seconds> 0|1`, the flow,
+    /// when it was counted and whether over the inbound quota.
+    fn note(&self) -> String {
+        let flow = match self.flow {
+            Flow::In => "in",
+            Flow::Out => "out",
+        };
+        format!("{flow} {} {}", self.at, u8::from(self.over_quota))
+    }
+
+    /// The count [`Self::note`] wrote down for a message on `account`; None for anything
+    /// else (never a count made up).
+    fn from_note(note: &str, account: &AccountRef) -> Option<Self> {
+        let mut parts = note.split(' ');
+        let flow = match parts.next()? {
+            "in" => Flow::In,
+            "out" => Flow::Out,
+            _ => return None,
+        };
+        let at = parts.next()?.parse().ok()?;
+        let over_quota = match parts.next()? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Counted::new(flow, account, at, over_quota))
     }
 
     fn total(&self) -> &'static str {
@@ -171,6 +205,8 @@ impl Usage {
         let limit = self.plan(tenant).await?.monthly_outbound;
         let counted = Counted::new(Flow::Out, account, now, false);
         let op = counted.added(tenant, limit);
+        let mut message = message;
+        message.written_with.count = Some(counted.note());
         match store_counted(
             conversations,
             account,
@@ -213,6 +249,8 @@ impl Usage {
         let limit = self.plan(tenant).await?.monthly_inbound;
         let mut counted = Counted::new(Flow::In, account, now, false);
         let under_limit = counted.added(tenant, limit);
+        let mut message = message;
+        message.written_with.count = Some(counted.note());
         let first = store_counted(
             conversations,
             account,
@@ -234,6 +272,7 @@ impl Usage {
                 );
                 counted.over_quota = true;
                 let over = counted.added(tenant, None);
+                message.written_with.count = Some(counted.note());
                 store_counted(
                     conversations,
                     account,
@@ -310,23 +349,67 @@ impl Usage {
             count,
             opened,
         } = written;
-        match count {
-            Some(count) => {
+        match (opened, count) {
+            // One transaction where it can be (decision 0133).
+            (Some((opened, customer)), count) => {
+                let extra = count
+                    .map(|c| vec![c.taken_back(conversations.tenant())])
+                    .unwrap_or_default();
+                conversations
+                    .unstore_opened(
+                        account,
+                        stored,
+                        provider_message_id,
+                        extra,
+                        opened,
+                        customer,
+                    )
+                    .await?;
+            }
+            (None, Some(count)) => {
                 self.unstore(conversations, account, stored, provider_message_id, count)
                     .await?;
             }
-            None => {
+            (None, None) => {
                 conversations
                     .unstore_message(account, stored, provider_message_id)
                     .await?;
             }
         }
-        if let Some((opened, customer)) = opened {
-            conversations
-                .forget_opened(account, &stored.conversation, opened, customer)
-                .await?;
-        }
         Ok(())
+    }
+
+    /// Removes the message at `stored` that an earlier delivery of its event wrote and did
+    /// not remove again (decision 0132), with what that delivery wrote besides as the
+    /// message says (decision 0133): its count taken back, the conversation it opened for
+    /// `customer`. Returns whether a message was there.
+    pub async fn remove_left(
+        &self,
+        conversations: &Conversations,
+        account: &AccountRef,
+        stored: &MessageRef,
+        provider_message_id: &str,
+        customer: &CustomerRef,
+    ) -> Result<bool, ConversationError> {
+        let Some(with) = conversations.written_with(stored).await? else {
+            // Gone meanwhile: its index item may not be.
+            conversations
+                .unstore_message(account, stored, provider_message_id)
+                .await?;
+            return Ok(false);
+        };
+        let count = with
+            .count
+            .as_deref()
+            .and_then(|note| Counted::from_note(note, account));
+        let written = Written {
+            stored,
+            provider_message_id,
+            count: count.as_ref(),
+            opened: with.opened.as_ref().map(|o| (o, customer)),
+        };
+        self.remove_written(conversations, account, written).await?;
+        Ok(true)
     }
 }
 

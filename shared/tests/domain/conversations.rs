@@ -46,6 +46,7 @@ fn text(id: &str, body: &str, at_ms: i64) -> NewMessage {
         reply_to: None,
         crm_im: None,
         template: None,
+        written_with: Default::default(),
     }
 }
 

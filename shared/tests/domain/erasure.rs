@@ -45,6 +45,7 @@ pub(crate) fn text(id: &str, body: &str, at_ms: i64, direction: Direction) -> Ne
         reply_to: None,
         crm_im: None,
         template: None,
+        written_with: Default::default(),
     }
 }
 

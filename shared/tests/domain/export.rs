@@ -170,6 +170,7 @@ fn message(id: &str, direction: Direction, content: Content, at_ms: i64) -> NewM
         reply_to: None,
         crm_im: None,
         template: None,
+        written_with: Default::default(),
     }
 }
 

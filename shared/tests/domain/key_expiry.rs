@@ -51,6 +51,7 @@ fn text(id: &str, body: &str) -> NewMessage {
         reply_to: None,
         crm_im: None,
         template: None,
+        written_with: Default::default(),
     }
 }
 

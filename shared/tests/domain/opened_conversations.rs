@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use wappline::clock::now_secs;
 use wappline::conversation::{
-    ConversationId, Conversations, Direction, NewMessage, Opened, Origin,
+    ConversationId, Conversations, Direction, NewMessage, Opened, Origin, ALIAS_SK, ALIAS_TARGET,
 };
 use wappline::crypto::{CachePolicy, Envelope};
 use wappline::faults::hooked::{HookedStore, SharedHook, StoreCall, StoreHook, Verdict};
@@ -212,7 +212,143 @@ async fn a_throttled_removal_is_tried_again(b: Backend) {
     assert_eq!(c.left(&id).await, (false, false, None));
 }
 
+/// Her phone's alias taken since by another conversation of hers: not this stage's to
+/// delete, so the conversation is kept rather than its alias removed from under the other.
+async fn an_alias_another_conversation_took_is_kept(b: Backend) {
+    let c = ctx(b);
+    let (id, opened) = c.open().await;
+    let other = CustomerRef::new(CustomerId::WhatsAppUser(
+        WhatsAppUserId::parse("US.99991208655302741918").unwrap(),
+    ));
+    let (other_id, _) = c
+        .conversations
+        .open_customer(&account(), &other, None, 30)
+        .await
+        .unwrap();
+    let mut after = None;
+    let mut alias = loop {
+        let page =
+            c.b.store
+                .scan(Table::Data, after.as_ref(), 500)
+                .await
+                .unwrap();
+        let found = page.items.into_iter().find(|i| {
+            i.get_s("sk") == Some(ALIAS_SK) && i.get_s(ALIAS_TARGET) == Some(id.as_str())
+        });
+        if let Some(alias) = found {
+            break alias;
+        }
+        after = Some(page.next.expect("her phone's alias"));
+    };
+    alias.set(ALIAS_TARGET, other_id.as_str());
+    let key = alias.key().unwrap();
+    c.b.store.put(Table::Data, alias, None).await.unwrap();
+    assert!(!c.forget(&id, &opened.unwrap()).await);
+    let (meta, listed, _) = c.left(&id).await;
+    assert!(meta && listed, "her conversation is kept");
+    let kept = c.b.store.get(Table::Data, &key).await.unwrap();
+    assert_eq!(
+        kept.as_ref().and_then(|a| a.get_s(ALIAS_TARGET)),
+        Some(other_id.as_str()),
+        "the alias the other conversation took is kept"
+    );
+}
+
+/// The message and the conversation its delivery opened go in one write (decision 0133),
+/// and what that delivery wrote is on the message for a later one to read.
+async fn a_message_and_the_conversation_it_opened_go_together(b: Backend) {
+    let c = ctx(b);
+    let (id, opened) = c.open().await;
+    let opened = opened.unwrap();
+    let mut message = NewMessage::from_provider(
+        "wamid.ONLY",
+        Direction::Inbound,
+        Origin::Customer,
+        Content::Text {
+            body: "hello".into(),
+        },
+        now_secs(),
+        None,
+    );
+    message.written_with.opened = Some(opened);
+    let (at, _) = c
+        .conversations
+        .store_message(&account(), &id, message, 30)
+        .await
+        .unwrap();
+    let with = c.conversations.written_with(&at).await.unwrap().unwrap();
+    assert_eq!((with.opened, with.count), (Some(opened), None));
+    let removed = c
+        .conversations
+        .unstore_opened(
+            &account(),
+            &at,
+            "wamid.ONLY",
+            Vec::new(),
+            &opened,
+            &customer(),
+        )
+        .await
+        .unwrap();
+    assert!(removed);
+    assert_eq!(
+        c.left(&id).await,
+        (false, false, None),
+        "nothing of her left"
+    );
+    assert!(c.conversations.written_with(&at).await.unwrap().is_none());
+    assert!(c
+        .conversations
+        .find_message(&account(), "wamid.ONLY")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// A conversation holding another message too: the message goes, the conversation stays.
+async fn a_message_beside_another_goes_alone(b: Backend) {
+    let c = ctx(b);
+    let (id, opened) = c.open().await;
+    let opened = opened.unwrap();
+    let mut ats = Vec::new();
+    for (n, pid) in ["wamid.FIRST", "wamid.SECOND"].into_iter().enumerate() {
+        let message = NewMessage::from_provider(
+            pid,
+            Direction::Inbound,
+            Origin::Customer,
+            Content::Text {
+                body: "hello".into(),
+            },
+            now_secs() + n as i64,
+            None,
+        );
+        let (at, _) = c
+            .conversations
+            .store_message(&account(), &id, message, 30)
+            .await
+            .unwrap();
+        ats.push(at);
+    }
+    assert!(c
+        .conversations
+        .unstore_opened(
+            &account(),
+            &ats[0],
+            "wamid.FIRST",
+            Vec::new(),
+            &opened,
+            &customer()
+        )
+        .await
+        .unwrap());
+    assert_eq!(c.left(&id).await, (true, true, Some(id.clone())));
+    assert!(c.conversations.message(&ats[1]).await.unwrap().is_some());
+}
+
 on_both_backends!(
+    an_alias_another_conversation_took_is_kept,
+    a_message_and_the_conversation_it_opened_go_together,
+    a_message_beside_another_goes_alone,
     a_throttled_removal_is_tried_again,
     a_conversation_opened_and_left_empty_is_forgotten_whole,
     a_conversation_written_again_since_is_kept,

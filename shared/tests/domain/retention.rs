@@ -157,6 +157,7 @@ async fn conversation(
                     reply_to: None,
                     crm_im: None,
                     template: None,
+                    written_with: Default::default(),
                 },
                 90,
             )

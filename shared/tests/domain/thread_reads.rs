@@ -33,6 +33,7 @@ fn message(id: &str, direction: Direction, at_ms: i64) -> NewMessage {
         reply_to: None,
         crm_im: None,
         template: None,
+        written_with: Default::default(),
     }
 }
 

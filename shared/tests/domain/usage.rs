@@ -278,7 +278,68 @@ async fn a_message_removed_again_takes_its_count_back(b: Backend) {
     assert_eq!(c.counts().await, [0, 1, 1, 1, 0, 1, 0, 0, 2]);
 }
 
+/// A later delivery that finds the message (decision 0132) knows its count from the
+/// message alone (decision 0133): the month, day and quota flag the store wrote down.
+async fn a_message_removed_by_a_later_delivery_takes_its_count_back(b: Backend) {
+    let c = ctx(b).await;
+    c.usage
+        .set_plan(
+            &c.tenant,
+            Plan {
+                monthly_outbound: None,
+                monthly_inbound: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    let customer = CustomerRef::new(CustomerId::WhatsAppPhone(
+        WhatsAppPhone::parse("16505551234").unwrap(),
+    ));
+    assert!(c.receive(&wa(), "in-1").await);
+    let before = c.counts().await;
+    let (at, counted) = c
+        .usage
+        .store_inbound(
+            &c.conversations,
+            &wa(),
+            &c.conversation,
+            message("in-2", Direction::Inbound, Origin::Customer),
+            30,
+            now_secs(),
+            IndexLookup::First,
+        )
+        .await
+        .unwrap();
+    assert!(counted.is_some());
+    assert_eq!(c.counts().await[6], 1, "over the inbound quota");
+    // Nothing but the message's place and id, as a redelivery has them.
+    assert!(c
+        .usage
+        .remove_left(&c.conversations, &wa(), &at, "in-2", &customer)
+        .await
+        .unwrap());
+    assert_eq!(
+        c.counts().await,
+        before,
+        "every counter back, the over-quota one too"
+    );
+    assert!(!c
+        .usage
+        .remove_left(&c.conversations, &wa(), &at, "in-2", &customer)
+        .await
+        .unwrap());
+    assert_eq!(c.counts().await, before, "nothing taken back twice");
+    // The conversation was opened before, not by this store: it stays.
+    assert!(c
+        .conversations
+        .meta(&c.conversation)
+        .await
+        .unwrap()
+        .is_some());
+}
+
 on_both_backends!(
+    a_message_removed_by_a_later_delivery_takes_its_count_back,
     outbound_stops_at_the_limit_and_counts_once,
     inbound_over_quota_is_kept_and_flagged,
     a_message_removed_again_takes_its_count_back,

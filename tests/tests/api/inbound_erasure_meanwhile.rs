@@ -6,7 +6,7 @@
 //! removed again, and nothing is queued for Bitrix24. A message of an imported chat history is
 //! read again the same way.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -38,6 +38,21 @@ enum Meanwhile {
     /// Sealed, and then the removal of the message the worker stored fails (every later
     /// transaction answers the store unavailable) until the job's redelivery.
     SealedAndRemovalFails,
+    /// Sealed, and every transaction after the first removal's fails until the job's
+    /// redelivery: a process that stopped between removing the message and removing the
+    /// conversation it opened, when those were two steps.
+    SealedAndLaterTransactionsFail,
+}
+
+impl Meanwhile {
+    /// The first of the transactions that fail (1 is the message's store), if any.
+    fn failing_from(self) -> usize {
+        match self {
+            Meanwhile::SealedAndRemovalFails => 2,
+            Meanwhile::SealedAndLaterTransactionsFail => 3,
+            Meanwhile::Marked | Meanwhile::Sealed => usize::MAX,
+        }
+    }
 }
 
 /// Runs the erasure of the conversation the message goes into, once, just before the
@@ -47,7 +62,10 @@ struct ErasureMeanwhile {
     tenant: TenantId,
     how_far: Meanwhile,
     ran: AtomicBool,
-    /// Every transaction after the first answers the store unavailable while set.
+    /// Transactions seen so far.
+    transactions: AtomicUsize,
+    /// Transactions from [`Meanwhile::failing_from`] on answer the store unavailable while
+    /// set.
     removal_fails: AtomicBool,
 }
 
@@ -57,8 +75,9 @@ impl StoreHook for ErasureMeanwhile {
         if !matches!(call, StoreCall::Transact { .. }) {
             return Verdict::Run;
         }
+        let nth = self.transactions.fetch_add(1, Ordering::SeqCst) + 1;
         if self.ran.swap(true, Ordering::SeqCst) {
-            if self.removal_fails.load(Ordering::SeqCst) {
+            if self.removal_fails.load(Ordering::SeqCst) && nth >= self.how_far.failing_from() {
                 return Verdict::Fail(StoreError::Unavailable("injected".into()));
             }
             return Verdict::Run;
@@ -79,7 +98,7 @@ impl StoreHook for ErasureMeanwhile {
             .mark(&self.tenant, &conversation, marked_at)
             .await
             .unwrap();
-        if let Meanwhile::Sealed | Meanwhile::SealedAndRemovalFails = self.how_far {
+        if !matches!(self.how_far, Meanwhile::Marked) {
             erased
                 .seal(&self.tenant, &conversation, cut_of(marked_at))
                 .await
@@ -113,6 +132,8 @@ async fn count_items(store: &Arc<dyn TableStore>, pick: impl Fn(&str, &str) -> b
 enum Event {
     Text,
     History,
+    /// A message the business wrote from the WhatsApp Business app (Coexistence).
+    Echo,
 }
 
 /// What the worker answered and what it left behind.
@@ -141,7 +162,8 @@ async fn erasure_during_the_store(how_far: Meanwhile, event: Event) -> Left {
         tenant: tenant.clone(),
         how_far,
         ran: AtomicBool::new(false),
-        removal_fails: AtomicBool::new(matches!(how_far, Meanwhile::SealedAndRemovalFails)),
+        transactions: AtomicUsize::new(0),
+        removal_fails: AtomicBool::new(how_far.failing_from() != usize::MAX),
     });
     let store = Arc::new(HookedStore::new(
         platform.store.clone(),
@@ -158,6 +180,10 @@ async fn erasure_during_the_store(how_far: Meanwhile, event: Event) -> Left {
             let body =
                 whatsapp_events::text(PHONE, "Erin", "wamid.ERASING.IN", now_secs() - 60, "hi");
             only_inbound_job(&tenant, &body)
+        }
+        Event::Echo => {
+            let mut batch = split_webhook(&sample("whatsapp-echo-coexistence.json")).unwrap();
+            InboundJob::new(tenant.clone(), batch.events.remove(0))
         }
         Event::History => {
             // The tenant imports its chat history (decision 0052).
@@ -179,12 +205,12 @@ async fn erasure_during_the_store(how_far: Meanwhile, event: Event) -> Left {
     };
     let first = worker.process(&job).await;
     assert!(hook.ran.load(Ordering::SeqCst), "the erasure ran meanwhile");
-    let outcome = if hook.removal_fails.swap(false, Ordering::SeqCst) {
+    let outcome = match first {
         // An error: the consumer answers it `Failed`, and the queue delivers the job again.
-        assert!(first.is_err(), "the failed removal is retried: {first:?}");
-        worker.process(&job).await.unwrap()
-    } else {
-        first.unwrap()
+        Err(_) if hook.removal_fails.swap(false, Ordering::SeqCst) => {
+            worker.process(&job).await.unwrap()
+        }
+        first => first.unwrap(),
     };
     Left {
         outcome,
@@ -248,6 +274,27 @@ async fn a_message_whose_removal_failed_is_removed_by_the_redelivery() {
     assert_eq!(left.outcome, Outcome::Done);
     assert_eq!(left.stored, 0, "the message and its index item are removed");
     assert_eq!(left.queued, 0, "nothing queued for Bitrix24");
+    // What the first delivery wrote besides, as the message says (decision 0133).
+    assert_eq!(left.counted, 0, "its count is taken back with it");
+    assert_eq!(
+        left.conversations, 0,
+        "the conversation the first delivery opened is removed"
+    );
+}
+
+/// The message and the conversation its delivery opened go in one transaction (decision
+/// 0133): when nothing after that transaction can be written, nothing of the person is
+/// left. As two steps, a process stopped between them left the conversation, with the
+/// person's name and number, and no redelivery found it again (the message was gone).
+#[tokio::test]
+async fn the_conversation_goes_in_the_same_write_as_the_message() {
+    let left =
+        erasure_during_the_store(Meanwhile::SealedAndLaterTransactionsFail, Event::Text).await;
+    assert_eq!(left.outcome, Outcome::Done);
+    assert_eq!(left.stored, 0, "the message and its index item are removed");
+    assert_eq!(left.queued, 0, "nothing queued for Bitrix24");
+    assert_eq!(left.counted, 0, "its count is taken back with it");
+    assert_eq!(left.conversations, 0, "no conversation of the person left");
 }
 
 /// A message of the imported chat history (Coexistence) is read again the same way.
@@ -261,4 +308,15 @@ async fn a_history_message_stored_as_the_erasure_begins_is_removed_and_waits_for
     );
     assert_eq!(left.stored, 0, "the message and its index item are removed");
     assert_eq!(left.conversations, 0, "and the conversation it opened");
+}
+
+/// An echo of the business's own app is stored under its message id like a customer's
+/// message; a redelivery finishes its failed removal too (decision 0133).
+#[tokio::test]
+async fn an_echo_whose_removal_failed_is_removed_by_the_redelivery() {
+    let left = erasure_during_the_store(Meanwhile::SealedAndRemovalFails, Event::Echo).await;
+    assert_eq!(left.outcome, Outcome::Done);
+    assert_eq!(left.stored, 0, "the echo and its index item are removed");
+    assert_eq!(left.queued, 0, "nothing queued for Bitrix24");
+    assert_eq!(left.conversations, 0, "nor the conversation it opened");
 }

@@ -44,6 +44,8 @@ impl InboundWorker {
             .open_customer(account, customer, None, retention)
             .await?;
         let provider_message_id = message.provider_message_id.clone();
+        let mut message = message;
+        message.written_with.opened = opened;
         let (stored, created) = conversations
             .store_message(account, &id, message, retention)
             .await?;

@@ -2,7 +2,8 @@
 //! worker: the conversation opened or refreshed, the message stored (counted when it is the
 //! customer's), and the person's erasure read again once it is stored (decision 0128): what
 //! the delivery wrote removed again when the erasure began meanwhile (decisions 0130, 0131),
-//! and what an earlier delivery failed to remove removed by its redelivery (decision 0132).
+//! and what an earlier delivery failed to remove removed by its redelivery (decision 0132), with
+//! what that delivery wrote besides, as its message says (decision 0133).
 
 use super::{InboundError, InboundJob, InboundWorker};
 use crate::clock::now_secs;
@@ -50,6 +51,8 @@ impl InboundWorker {
             .await?;
         span.record("conversation", id.as_str());
         let provider_message_id = message.provider_message_id.clone();
+        let mut message = message;
+        message.written_with.opened = opened;
         let (stored, created, count) = if counted {
             // Counted in the month it is stored (not the provider's timestamp): a late
             // redelivery finds the message stored and counts nothing, whatever the month.
@@ -143,28 +146,50 @@ impl InboundWorker {
     /// Removes the message an earlier delivery of this event (of a person now erased, the
     /// job's check has just found) stored and did not remove again: its removal after the
     /// second read (decision 0128) failed, and the job's retry stops at the first check,
-    /// before it would meet the message again (decision 0132). Only a customer's message or
-    /// one of an imported history is stored under the event's message id; the erasure has
-    /// sealed its marker, so whatever still answers to that id is left over. The count it
-    /// took and a conversation it opened stay (see the decision).
+    /// before it would meet the message again (decision 0132). Every event this worker
+    /// stores a message for keeps it under the event's message id (a postback without one,
+    /// under the event's id); the erasure has sealed its marker, so whatever still answers
+    /// to that id is left over. What that delivery wrote besides goes with it: its count
+    /// and the conversation it opened, as the message says (decision 0133).
     pub(super) async fn remove_left_behind(&self, job: &InboundJob) -> Result<(), InboundError> {
-        let (EventKind::CustomerMessage { message_id, .. }
-        | EventKind::HistoryMessage { message_id, .. }) = &job.event.kind
-        else {
-            return Ok(());
+        let event = &job.event;
+        let (provider_id, customer) = match &event.kind {
+            EventKind::CustomerMessage {
+                message_id,
+                customer,
+                ..
+            }
+            | EventKind::HistoryMessage {
+                message_id,
+                customer,
+                ..
+            }
+            | EventKind::BusinessEcho {
+                message_id,
+                customer,
+                ..
+            } => (message_id.as_str(), customer),
+            EventKind::Postback {
+                message_id,
+                customer,
+                ..
+            } => (
+                message_id
+                    .as_ref()
+                    .map_or(event.provider_event_id.as_str(), |m| m.as_str()),
+                customer,
+            ),
+            _ => return Ok(()),
         };
-        let account = &job.event.account;
+        let account = &event.account;
         let conversations = Conversations::new(
             job.tenant_id.clone(),
             self.store.clone(),
             self.envelope.clone(),
         );
-        if let Some(at) = conversations
-            .find_message(account, message_id.as_str())
-            .await?
-        {
-            conversations
-                .unstore_message(account, &at, message_id.as_str())
+        if let Some(at) = conversations.find_message(account, provider_id).await? {
+            self.usage
+                .remove_left(&conversations, account, &at, provider_id, customer)
                 .await?;
             tracing::info!("message an earlier delivery left of an erased subject removed");
         }

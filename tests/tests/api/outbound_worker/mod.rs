@@ -462,6 +462,7 @@ async fn reply_context_and_customers_known_only_by_bsuid() {
                 message_id: 7,
             }),
             template: None,
+            written_with: Default::default(),
         },
     )
     .await;
@@ -596,6 +597,7 @@ async fn echoes_of_the_business_app_are_never_sent() {
             reply_to: None,
             crm_im: None,
             template: None,
+            written_with: Default::default(),
         },
     )
     .await;

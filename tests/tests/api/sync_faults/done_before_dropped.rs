@@ -105,6 +105,7 @@ async fn a_delivered_status_queued(rig: &Rig, normal: &SyncWorker) {
             message_id: IM_MESSAGE,
         }),
         template: None,
+        written_with: Default::default(),
     };
     let (at, _) = conversations
         .store_message(&account, &conversation, reply, 30)
