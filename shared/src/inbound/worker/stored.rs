@@ -2,8 +2,8 @@
 //! worker: the conversation opened or refreshed, the message stored (counted when it is the
 //! customer's), and the person's erasure read again once it is stored (decision 0128): what
 //! the delivery wrote removed again when the erasure began meanwhile (decisions 0130, 0131),
-//! and what an earlier delivery failed to remove removed by its redelivery (decision 0132), with
-//! what that delivery wrote besides, as its message says (decision 0133).
+//! and what an earlier delivery failed to remove removed by its redelivery (decision 0132),
+//! with what that delivery wrote besides, as its message says (decision 0133).
 
 use super::{InboundError, InboundJob, InboundWorker};
 use crate::clock::now_secs;
