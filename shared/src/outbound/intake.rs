@@ -532,11 +532,10 @@ impl OutboundIntake {
         // Refused before a conversation is opened for a send that cannot go (the counted
         // store below decides under concurrency); a retry of a request accepted before is
         // answered as the duplicate it is.
-        if conversations
+        let earlier = conversations
             .find_message(account, &provider_message_id)
-            .await?
-            .is_none()
-        {
+            .await?;
+        if earlier.is_none() {
             self.usage.check_outbound(tenant, now).await?;
         }
         // A person whose erasure is under way is not written again (decision 0125): the
@@ -547,15 +546,37 @@ impl OutboundIntake {
         let derived = ConversationId::derive(&self.envelope, tenant, account, &to)
             .await
             .map_err(ConversationError::from)?;
-        if erased
+        let customer = CustomerRef::new(to);
+        let erasure = erased
             .erasure(tenant, &derived)
             .await
-            .map_err(ConversationError::from)?
-            == Some(Erased::InProgress)
-        {
+            .map_err(ConversationError::from)?;
+        // A retry of a request whose message an earlier try stored and then failed to
+        // remove again (its removal after the second read below, decision 0125): the
+        // message is of the erased period, and this retry finishes the removal, with the
+        // count and conversation that try wrote (decision 0134). One that went out is the
+        // erasure's to delete, its count kept: it was sent. Only for a request met before.
+        if let Some(at) = &earlier {
+            if self
+                .erased_meanwhile(&erased, &conversations, &at.conversation)
+                .await?
+            {
+                let unsent = conversations
+                    .message(at)
+                    .await?
+                    .is_some_and(|m| m.sent_provider_id.is_none());
+                if unsent {
+                    self.usage
+                        .remove_left(&conversations, account, at, &provider_message_id, &customer)
+                        .await?;
+                    tracing::info!("send an earlier try left of an erased subject removed");
+                }
+                return Err(OutboundError::SubjectErased);
+            }
+        }
+        if erasure == Some(Erased::InProgress) {
             return Err(OutboundError::SubjectErased);
         }
-        let customer = CustomerRef::new(to);
         let (conversation, opened) = conversations
             .open_customer(account, &customer, None, retention)
             .await?;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use wappline::conversation::erased::ErasedSubjects;
+use wappline::conversation::erased::{cut_of, ErasedSubjects};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::meta::WhatsAppPhone;
 use wappline::outbound::OutboundError;
@@ -22,12 +22,22 @@ struct ErasureBegins {
     tenant: TenantId,
     conversation: ConversationId,
     begun: AtomicBool,
+    /// While set, every transaction after the one the erasure began before fails (the
+    /// store unavailable): the intake's removal of the message fails.
+    removal_fails: AtomicBool,
 }
 
 #[async_trait]
 impl StoreHook for ErasureBegins {
     async fn before(&self, call: &StoreCall<'_>) -> Verdict {
-        if matches!(call, StoreCall::Transact { .. }) && !self.begun.swap(true, Ordering::SeqCst) {
+        if !matches!(call, StoreCall::Transact { .. }) {
+            return Verdict::Run;
+        }
+        if self.begun.swap(true, Ordering::SeqCst) {
+            if self.removal_fails.load(Ordering::SeqCst) {
+                return Verdict::Fail(wappline::store::StoreError::Unavailable("injected".into()));
+            }
+        } else {
             ErasedSubjects::new(self.inner.clone())
                 .mark(
                     &self.tenant,
@@ -52,6 +62,7 @@ fn intake_erasing(
         tenant: w.tenant.clone(),
         conversation: conversation.clone(),
         begun: AtomicBool::new(false),
+        removal_fails: AtomicBool::new(false),
     });
     let store = Arc::new(HookedStore::new(
         w.platform.store.clone(),
@@ -150,4 +161,84 @@ async fn an_api_send_that_opened_the_conversation_as_the_erasure_begins_leaves_n
         "nor listed"
     );
     assert!(w.run().await.is_empty(), "no send job queued");
+}
+
+/// The intake's removal of a send stored as the erasure began fails (the store unavailable
+/// through its retries): the caller is answered an error and retries the same request. The
+/// retry finishes the removal, with the count the first try took (decision 0134), whether
+/// the erasure is still running or sealed by then; before, the message stayed, and after
+/// the seal the retry was even accepted and queued as a duplicate.
+async fn a_retried_api_send_finishes_the_removal(sealed_before_the_retry: bool) {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let (intake, hook) = intake_erasing(&w, &conv);
+    hook.removal_fails.store(true, Ordering::SeqCst);
+    let stored = || async {
+        w.conversations()
+            .messages(&conv, None, 100)
+            .await
+            .unwrap()
+            .0
+            .len()
+    };
+    let before = stored().await;
+    let usage = Usage::new(w.platform.store.clone());
+    let month = UsageMonth::current(wappline::clock::now_secs());
+    let sent_this_month = || async { usage.report(&w.tenant, month).await.unwrap().outbound };
+    let counted_before = sent_this_month().await;
+    let send = || async {
+        intake
+            .accept_api_message(
+                &w.platform.tenants,
+                &w.tenant,
+                &wa(),
+                CustomerId::WhatsAppUser(WhatsAppUserId::parse(BSUID).unwrap()),
+                ApiMessage::Text("Your order has shipped".into()),
+                "req-retried",
+            )
+            .await
+    };
+
+    let first = send().await;
+    assert!(hook.begun.load(Ordering::SeqCst), "the erasure began");
+    assert!(
+        matches!(first, Err(OutboundError::Conversation(_))),
+        "the failed removal is an error the caller retries: {first:?}"
+    );
+    assert_eq!(
+        stored().await,
+        before + 1,
+        "left behind by the failed removal"
+    );
+    hook.removal_fails.store(false, Ordering::SeqCst);
+    if sealed_before_the_retry {
+        ErasedSubjects::new(w.platform.store.clone())
+            .seal(&w.tenant, &conv, cut_of(wappline::clock::now_millis()))
+            .await
+            .unwrap();
+    }
+
+    let retried = send().await;
+    assert!(
+        matches!(retried, Err(OutboundError::SubjectErased)),
+        "{retried:?}"
+    );
+    assert_eq!(stored().await, before, "the message is removed");
+    assert_eq!(
+        sent_this_month().await,
+        counted_before,
+        "its count taken back with it"
+    );
+    assert!(w.run().await.is_empty(), "no send job queued");
+    assert!(w.graph.sent().is_empty(), "nothing sent to the person");
+}
+
+#[tokio::test]
+async fn a_retried_api_send_finishes_the_removal_while_the_erasure_runs() {
+    a_retried_api_send_finishes_the_removal(false).await;
+}
+
+#[tokio::test]
+async fn a_retried_api_send_finishes_the_removal_once_the_erasure_is_sealed() {
+    a_retried_api_send_finishes_the_removal(true).await;
 }
