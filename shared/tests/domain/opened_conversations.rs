@@ -39,6 +39,20 @@ fn customer() -> CustomerRef {
     c
 }
 
+/// A customer's "hello" under provider id `pid`, sent at `at` (Unix seconds).
+fn hello(pid: &str, at: i64) -> NewMessage {
+    NewMessage::from_provider(
+        pid,
+        Direction::Inbound,
+        Origin::Customer,
+        Content::Text {
+            body: "hello".into(),
+        },
+        at,
+        None,
+    )
+}
+
 struct Ctx {
     conversations: Conversations,
     tenant: TenantId,
@@ -141,16 +155,7 @@ async fn a_conversation_written_again_since_is_kept(b: Backend) {
 async fn a_conversation_holding_a_message_is_kept(b: Backend) {
     let c = ctx(b);
     let (id, opened) = c.open().await;
-    let message = NewMessage::from_provider(
-        "wamid.KEPT",
-        Direction::Inbound,
-        Origin::Customer,
-        Content::Text {
-            body: "hello".into(),
-        },
-        now_secs(),
-        None,
-    );
+    let message = hello("wamid.KEPT", now_secs());
     c.conversations
         .store_message(&account(), &id, message, 30)
         .await
@@ -260,16 +265,7 @@ async fn a_message_and_the_conversation_it_opened_go_together(b: Backend) {
     let c = ctx(b);
     let (id, opened) = c.open().await;
     let opened = opened.unwrap();
-    let mut message = NewMessage::from_provider(
-        "wamid.ONLY",
-        Direction::Inbound,
-        Origin::Customer,
-        Content::Text {
-            body: "hello".into(),
-        },
-        now_secs(),
-        None,
-    );
+    let mut message = hello("wamid.ONLY", now_secs());
     message.written_with.opened = Some(opened);
     let (at, _) = c
         .conversations
@@ -312,16 +308,7 @@ async fn a_message_beside_another_goes_alone(b: Backend) {
     let opened = opened.unwrap();
     let mut ats = Vec::new();
     for (n, pid) in ["wamid.FIRST", "wamid.SECOND"].into_iter().enumerate() {
-        let message = NewMessage::from_provider(
-            pid,
-            Direction::Inbound,
-            Origin::Customer,
-            Content::Text {
-                body: "hello".into(),
-            },
-            now_secs() + n as i64,
-            None,
-        );
+        let message = hello(pid, now_secs() + n as i64);
         let (at, _) = c
             .conversations
             .store_message(&account(), &id, message, 30)

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use wappline::conversation::erased::{cut_of, ErasedSubjects};
 use wappline::faults::hooked::{HookedStore, StoreCall, StoreHook, Verdict};
 use wappline::meta::WhatsAppPhone;
-use wappline::outbound::OutboundError;
+use wappline::outbound::{Accepted, OutboundError};
 use wappline::store::Key;
-use wappline::usage::{Usage, UsageMonth};
+use wappline::usage::{ChannelCounts, Usage, UsageMonth};
 
 use super::*;
 
@@ -72,34 +72,41 @@ fn intake_erasing(
     (intake, hook)
 }
 
-#[tokio::test]
-async fn an_api_send_stored_as_the_erasure_begins_is_removed_and_not_sent() {
-    let w = world().await;
-    let conv = w.wa_customer(HOUR).await;
-    let (intake, hook) = intake_erasing(&w, &conv);
-    let stored = || async {
-        w.conversations()
-            .messages(&conv, None, 100)
-            .await
-            .unwrap()
-            .0
-    };
-    let before = stored().await.len();
-    let usage = Usage::new(w.platform.store.clone());
+/// The messages `conv` holds, and this month's outbound usage.
+async fn kept(w: &World, conv: &ConversationId) -> (usize, ChannelCounts) {
+    let messages = w.conversations().messages(conv, None, 100).await.unwrap().0;
     let month = UsageMonth::current(wappline::clock::now_secs());
-    let sent_this_month = || async { usage.report(&w.tenant, month).await.unwrap().outbound };
-    let counted_before = sent_this_month().await;
+    let usage = Usage::new(w.platform.store.clone());
+    let sent = usage.report(&w.tenant, month).await.unwrap().outbound;
+    (messages.len(), sent)
+}
 
-    let refused = intake
+/// A text to the person known by `BSUID`, as the public API's request `request_id`.
+async fn text_to_bsuid(
+    intake: &OutboundIntake,
+    w: &World,
+    request_id: &str,
+) -> Result<Accepted, OutboundError> {
+    intake
         .accept_api_message(
             &w.platform.tenants,
             &w.tenant,
             &wa(),
             CustomerId::WhatsAppUser(WhatsAppUserId::parse(BSUID).unwrap()),
             ApiMessage::Text("Your order has shipped".into()),
-            "req-erasing",
+            request_id,
         )
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn an_api_send_stored_as_the_erasure_begins_is_removed_and_not_sent() {
+    let w = world().await;
+    let conv = w.wa_customer(HOUR).await;
+    let (intake, hook) = intake_erasing(&w, &conv);
+    let before = kept(&w, &conv).await;
+
+    let refused = text_to_bsuid(&intake, &w, "req-erasing").await;
     assert!(
         hook.begun.load(Ordering::SeqCst),
         "the erasure began during the send"
@@ -108,12 +115,8 @@ async fn an_api_send_stored_as_the_erasure_begins_is_removed_and_not_sent() {
         matches!(refused, Err(OutboundError::SubjectErased)),
         "{refused:?}"
     );
-    assert_eq!(stored().await.len(), before, "the message is not kept");
-    assert_eq!(
-        sent_this_month().await,
-        counted_before,
-        "a refused send uses none of the quota (decision 0130)"
-    );
+    // Nor counted: a refused send uses none of the quota (decision 0130).
+    assert_eq!(kept(&w, &conv).await, before, "the message is not kept");
     assert!(w.run().await.is_empty(), "no send job queued");
     assert!(w.graph.sent().is_empty(), "nothing sent to the person");
 }
@@ -173,41 +176,17 @@ async fn a_retried_api_send_finishes_the_removal(sealed_before_the_retry: bool) 
     let conv = w.wa_customer(HOUR).await;
     let (intake, hook) = intake_erasing(&w, &conv);
     hook.removal_fails.store(true, Ordering::SeqCst);
-    let stored = || async {
-        w.conversations()
-            .messages(&conv, None, 100)
-            .await
-            .unwrap()
-            .0
-            .len()
-    };
-    let before = stored().await;
-    let usage = Usage::new(w.platform.store.clone());
-    let month = UsageMonth::current(wappline::clock::now_secs());
-    let sent_this_month = || async { usage.report(&w.tenant, month).await.unwrap().outbound };
-    let counted_before = sent_this_month().await;
-    let send = || async {
-        intake
-            .accept_api_message(
-                &w.platform.tenants,
-                &w.tenant,
-                &wa(),
-                CustomerId::WhatsAppUser(WhatsAppUserId::parse(BSUID).unwrap()),
-                ApiMessage::Text("Your order has shipped".into()),
-                "req-retried",
-            )
-            .await
-    };
+    let (messages, sent) = kept(&w, &conv).await;
 
-    let first = send().await;
+    let first = text_to_bsuid(&intake, &w, "req-retried").await;
     assert!(hook.begun.load(Ordering::SeqCst), "the erasure began");
     assert!(
         matches!(first, Err(OutboundError::Conversation(_))),
         "the failed removal is an error the caller retries: {first:?}"
     );
     assert_eq!(
-        stored().await,
-        before + 1,
+        kept(&w, &conv).await.0,
+        messages + 1,
         "left behind by the failed removal"
     );
     hook.removal_fails.store(false, Ordering::SeqCst);
@@ -218,16 +197,15 @@ async fn a_retried_api_send_finishes_the_removal(sealed_before_the_retry: bool) 
             .unwrap();
     }
 
-    let retried = send().await;
+    let retried = text_to_bsuid(&intake, &w, "req-retried").await;
     assert!(
         matches!(retried, Err(OutboundError::SubjectErased)),
         "{retried:?}"
     );
-    assert_eq!(stored().await, before, "the message is removed");
     assert_eq!(
-        sent_this_month().await,
-        counted_before,
-        "its count taken back with it"
+        kept(&w, &conv).await,
+        (messages, sent),
+        "the message is removed, its count taken back with it"
     );
     assert!(w.run().await.is_empty(), "no send job queued");
     assert!(w.graph.sent().is_empty(), "nothing sent to the person");
