@@ -260,19 +260,21 @@ impl Conversations {
         ops
     }
 
-    /// What the delivery that stored the message at `at` wrote besides it (decision 0133);
-    /// None when the message is gone. A message stored before the decision says nothing.
+    /// What the delivery that stored the message at `at` wrote besides it (decision 0133),
+    /// and whether the message went out (the provider's id of our send recorded); None when
+    /// the message is gone. A message stored before the decision says nothing it wrote.
     pub async fn written_with(
         &self,
         at: &MessageRef,
-    ) -> Result<Option<WrittenWith>, ConversationError> {
+    ) -> Result<Option<(WrittenWith, bool)>, ConversationError> {
         let Some(item) = self.store.get(Table::Data, &self.message_key(at)).await? else {
             return Ok(None);
         };
-        Ok(Some(WrittenWith {
+        let with = WrittenWith {
             count: item.get_s(COUNTED_ATTR).map(str::to_owned),
             opened: item.get_n(OPENED_ATTR).map(Opened::from_created_at_ms),
-        }))
+        };
+        Ok(Some((with, item.get(SENT_INDEX_PK).is_some())))
     }
 
     /// Records the id the provider gave a message we sent (e.g. the `wamid` the Cloud API

@@ -554,23 +554,17 @@ impl OutboundIntake {
         // A retry of a request whose message an earlier try stored and then failed to
         // remove again (its removal after the second read below, decision 0125): the
         // message is of the erased period, and this retry finishes the removal, with the
-        // count and conversation that try wrote (decision 0134). One that went out is the
-        // erasure's to delete, its count kept: it was sent. Only for a request met before.
+        // count and conversation that try wrote (decision 0134; a message that went out
+        // keeps its count). Only for a request met before: one read of the marker.
         if let Some(at) = &earlier {
             if self
                 .erased_meanwhile(&erased, &conversations, &at.conversation)
                 .await?
             {
-                let unsent = conversations
-                    .message(at)
-                    .await?
-                    .is_some_and(|m| m.sent_provider_id.is_none());
-                if unsent {
-                    self.usage
-                        .remove_left(&conversations, account, at, &provider_message_id, &customer)
-                        .await?;
-                    tracing::info!("send an earlier try left of an erased subject removed");
-                }
+                self.usage
+                    .remove_left(&conversations, account, at, &provider_message_id, &customer)
+                    .await?;
+                tracing::info!("send an earlier try left of an erased subject removed");
                 return Err(OutboundError::SubjectErased);
             }
         }

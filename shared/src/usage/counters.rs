@@ -382,7 +382,8 @@ impl Usage {
     /// Removes the message at `stored` that an earlier delivery of its event wrote and did
     /// not remove again (decision 0132), with what that delivery wrote besides as the
     /// message says (decision 0133): its count taken back, the conversation it opened for
-    /// `customer`. Returns whether a message was there.
+    /// `customer`. A message that went out keeps its count: it was sent (decision 0134).
+    /// Returns whether a message was there.
     pub async fn remove_left(
         &self,
         conversations: &Conversations,
@@ -391,7 +392,7 @@ impl Usage {
         provider_message_id: &str,
         customer: &CustomerRef,
     ) -> Result<bool, ConversationError> {
-        let Some(with) = conversations.written_with(stored).await? else {
+        let Some((with, sent)) = conversations.written_with(stored).await? else {
             // Gone meanwhile: its index item may not be.
             conversations
                 .unstore_message(account, stored, provider_message_id)
@@ -401,6 +402,7 @@ impl Usage {
         let count = with
             .count
             .as_deref()
+            .filter(|_| !sent)
             .and_then(|note| Counted::from_note(note, account));
         let written = Written {
             stored,

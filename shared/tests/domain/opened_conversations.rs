@@ -272,8 +272,8 @@ async fn a_message_and_the_conversation_it_opened_go_together(b: Backend) {
         .store_message(&account(), &id, message, 30)
         .await
         .unwrap();
-    let with = c.conversations.written_with(&at).await.unwrap().unwrap();
-    assert_eq!((with.opened, with.count), (Some(opened), None));
+    let (with, sent) = c.conversations.written_with(&at).await.unwrap().unwrap();
+    assert_eq!((with.opened, with.count, sent), (Some(opened), None, false));
     let removed = c
         .conversations
         .unstore_opened(

@@ -338,7 +338,46 @@ async fn a_message_removed_by_a_later_delivery_takes_its_count_back(b: Backend) 
         .is_some());
 }
 
+/// A send that went out (the provider's id recorded) and is found by a later delivery of
+/// an erased person's request is removed, and keeps its count: it was sent (decision 0134).
+async fn a_sent_message_removed_by_a_later_delivery_keeps_its_count(b: Backend) {
+    let c = ctx(b).await;
+    let customer = CustomerRef::new(CustomerId::WhatsAppPhone(
+        WhatsAppPhone::parse("16505551234").unwrap(),
+    ));
+    let (at, counted) = c
+        .usage
+        .store_outbound(
+            &c.conversations,
+            &wa(),
+            &c.conversation,
+            message("api:req-1", Direction::Outbound, Origin::Api),
+            30,
+            now_secs(),
+        )
+        .await
+        .unwrap();
+    assert!(counted.is_some());
+    c.conversations
+        .record_provider_id(&wa(), &at, "wamid.SENT", 30)
+        .await
+        .unwrap();
+    let sent = c.counts().await;
+    assert_eq!(sent[5], 1, "counted once");
+    assert!(c
+        .usage
+        .remove_left(&c.conversations, &wa(), &at, "api:req-1", &customer)
+        .await
+        .unwrap());
+    assert!(
+        c.conversations.message(&at).await.unwrap().is_none(),
+        "removed"
+    );
+    assert_eq!(c.counts().await, sent, "its count kept");
+}
+
 on_both_backends!(
+    a_sent_message_removed_by_a_later_delivery_keeps_its_count,
     a_message_removed_by_a_later_delivery_takes_its_count_back,
     outbound_stops_at_the_limit_and_counts_once,
     inbound_over_quota_is_kept_and_flagged,
