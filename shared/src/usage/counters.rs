@@ -447,6 +447,39 @@ mod tests {
     use crate::usage::testing::*;
     use crate::usage::{ChannelCounts, Plan};
 
+    /// The note a message keeps of its count reads back as the same count, on the account
+    /// it was counted on; a note that is not one of ours reads as no count, so nothing is
+    /// taken back that was never added (decision 0133).
+    #[test]
+    fn a_count_reads_back_from_its_note_and_nothing_else_does() {
+        for (flow, account, over) in [
+            (Flow::In, wa(), false),
+            (Flow::In, ig(), true),
+            (Flow::Out, wa(), false),
+            (Flow::Out, ig(), false),
+        ] {
+            let counted = Counted::new(flow, &account, NOV_2026, over);
+            let note = counted.note();
+            assert_eq!(Counted::from_note(&note, &account), Some(counted), "{note}");
+        }
+        assert_eq!(
+            Counted::new(Flow::In, &wa(), NOV_2026, true).note(),
+            "in 1795000000 1"
+        );
+        for junk in [
+            "",
+            "in",
+            "in 1795000000",
+            "in x 0",
+            "in 1795000000 2",
+            "in 1795000000 0 0",
+            "sideways 1795000000 0",
+            "in  1795000000 0",
+        ] {
+            assert_eq!(Counted::from_note(junk, &wa()), None, "{junk:?}");
+        }
+    }
+
     #[tokio::test]
     async fn the_limit_is_reached_exactly_and_the_next_month_starts_over() {
         let w = world().await;
