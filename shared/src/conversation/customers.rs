@@ -97,14 +97,19 @@ impl Conversations {
             return Ok(false);
         }
         let ops = self.forget_ops(account, id, opened, customer).await?;
-        // Retried over throttling: a failure here is not retried by the job, whose next
-        // delivery stops at the marker's first check (decision 0132).
+        self.remove_unless_changed(ops).await
+    }
+
+    /// Writes `ops` in one transaction, retried over throttling: a failure here is not
+    /// retried by the job, whose next delivery stops at the marker's first check (decision
+    /// 0132). False when one of their conditions failed: written since (another delivery of
+    /// the person), or gone (the erasure).
+    async fn remove_unless_changed(&self, ops: Vec<WriteOp>) -> Result<bool, ConversationError> {
         let written =
             over_passing_errors(|| async { Ok(self.store.transact_write(ops.clone()).await?) })
                 .await;
         match written {
             Ok(()) => Ok(true),
-            // Written since (another delivery of the person), or gone (the erasure).
             Err(ConversationError::Store(StoreError::ConditionFailed { .. })) => Ok(false),
             Err(e) => Err(e),
         }
@@ -135,13 +140,8 @@ impl Conversations {
                 self.forget_ops(account, &at.conversation, opened, customer)
                     .await?,
             );
-            let written =
-                over_passing_errors(|| async { Ok(self.store.transact_write(ops.clone()).await?) })
-                    .await;
-            match written {
-                Ok(()) => return Ok(true),
-                Err(ConversationError::Store(StoreError::ConditionFailed { .. })) => {}
-                Err(e) => return Err(e),
+            if self.remove_unless_changed(ops).await? {
+                return Ok(true);
             }
         }
         let removed = over_passing_errors(|| {

@@ -197,7 +197,7 @@ impl Usage {
         conversations: &Conversations,
         account: &AccountRef,
         conversation: &ConversationId,
-        message: NewMessage,
+        mut message: NewMessage,
         retention_days: u32,
         now: i64,
     ) -> Result<(MessageRef, Option<Counted>), CountError> {
@@ -205,7 +205,6 @@ impl Usage {
         let limit = self.plan(tenant).await?.monthly_outbound;
         let counted = Counted::new(Flow::Out, account, now, false);
         let op = counted.added(tenant, limit);
-        let mut message = message;
         message.written_with.count = Some(counted.note());
         match store_counted(
             conversations,
@@ -240,7 +239,7 @@ impl Usage {
         conversations: &Conversations,
         account: &AccountRef,
         conversation: &ConversationId,
-        message: NewMessage,
+        mut message: NewMessage,
         retention_days: u32,
         now: i64,
         lookup: IndexLookup,
@@ -249,7 +248,6 @@ impl Usage {
         let limit = self.plan(tenant).await?.monthly_inbound;
         let mut counted = Counted::new(Flow::In, account, now, false);
         let under_limit = counted.added(tenant, limit);
-        let mut message = message;
         message.written_with.count = Some(counted.note());
         let first = store_counted(
             conversations,

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use wappline::clock::now_secs;
 use wappline::conversation::{
-    ConversationId, Conversations, Direction, IndexLookup, NewMessage, Origin,
+    ConversationId, Conversations, Direction, IndexLookup, MessageRef, NewMessage, Origin,
 };
 use wappline::crypto::{CachePolicy, Envelope};
 use wappline::ids::{InstagramAccountId, PhoneNumberId, TenantId};
 use wappline::meta::{AccountRef, Content, CustomerId, CustomerRef, WhatsAppPhone};
-use wappline::usage::{CountError, Plan, QuotaExceeded, Usage, UsageMonth, OUTBOUND_QUOTA};
+use wappline::usage::{
+    CountError, Counted, Plan, QuotaExceeded, Usage, UsageMonth, OUTBOUND_QUOTA,
+};
 
 use crate::backends::Backend;
 use crate::on_both_backends;
@@ -33,6 +35,13 @@ fn ig() -> AccountRef {
     AccountRef::Instagram(InstagramAccountId::parse("17841405822304914").unwrap())
 }
 
+/// The person of the tenant's one conversation.
+fn customer() -> CustomerRef {
+    CustomerRef::new(CustomerId::WhatsAppPhone(
+        WhatsAppPhone::parse("16505551234").unwrap(),
+    ))
+}
+
 async fn ctx(b: Backend) -> Ctx {
     let envelope = Arc::new(Envelope::new(
         b.store.clone(),
@@ -41,11 +50,8 @@ async fn ctx(b: Backend) -> Ctx {
     ));
     let tenant = TenantId::generate();
     let conversations = Conversations::new(tenant.clone(), b.store.clone(), envelope);
-    let customer = CustomerRef::new(CustomerId::WhatsAppPhone(
-        WhatsAppPhone::parse("16505551234").unwrap(),
-    ));
     let conversation = conversations
-        .record_customer(&wa(), &customer, None, 30)
+        .record_customer(&wa(), &customer(), None, 30)
         .await
         .unwrap();
     Ctx {
@@ -72,6 +78,13 @@ fn message(id: &str, direction: Direction, origin: Origin) -> NewMessage {
 
 impl Ctx {
     async fn send(&self, id: &str) -> Result<bool, CountError> {
+        self.store_out(id)
+            .await
+            .map(|(_, counted)| counted.is_some())
+    }
+
+    /// A send stored and counted: its place and what was counted.
+    async fn store_out(&self, id: &str) -> Result<(MessageRef, Option<Counted>), CountError> {
         let m = message(id, Direction::Outbound, Origin::Api);
         self.usage
             .store_outbound(
@@ -83,10 +96,14 @@ impl Ctx {
                 now_secs(),
             )
             .await
-            .map(|(_, counted)| counted.is_some())
     }
 
     async fn receive(&self, account: &AccountRef, id: &str) -> bool {
+        self.store_in(account, id).await.1.is_some()
+    }
+
+    /// A customer's message stored and counted: its place and what was counted.
+    async fn store_in(&self, account: &AccountRef, id: &str) -> (MessageRef, Option<Counted>) {
         let m = message(id, Direction::Inbound, Origin::Customer);
         self.usage
             .store_inbound(
@@ -100,8 +117,6 @@ impl Ctx {
             )
             .await
             .unwrap()
-            .1
-            .is_some()
     }
 
     /// Every count of the month: in and out per channel and in total, over quota, and the
@@ -223,12 +238,7 @@ async fn a_message_removed_again_takes_its_count_back(b: Backend) {
         .unwrap();
     let before = c.counts().await;
     assert_eq!(before, [0, 0, 0, 0, 0, 0, 0, 1, 0]);
-    let m = message("out-1", Direction::Outbound, Origin::Api);
-    let (at, counted) = c
-        .usage
-        .store_outbound(&c.conversations, &wa(), &c.conversation, m, 30, now_secs())
-        .await
-        .unwrap();
+    let (at, counted) = c.store_out("out-1").await.unwrap();
     let counted = counted.expect("a new message is counted");
     assert_eq!(c.counts().await, [0, 0, 0, 1, 0, 1, 0, 0, 1]);
     assert!(c
@@ -256,20 +266,7 @@ async fn a_message_removed_again_takes_its_count_back(b: Backend) {
 
     // A customer's message over the inbound quota: its over-quota count goes back too.
     assert!(c.receive(&ig(), "in-1").await);
-    let m = message("in-2", Direction::Inbound, Origin::Customer);
-    let (at, counted) = c
-        .usage
-        .store_inbound(
-            &c.conversations,
-            &wa(),
-            &c.conversation,
-            m,
-            30,
-            now_secs(),
-            IndexLookup::First,
-        )
-        .await
-        .unwrap();
+    let (at, counted) = c.store_in(&wa(), "in-2").await;
     assert_eq!(c.counts().await, [1, 1, 2, 1, 0, 1, 1, 0, 3]);
     c.usage
         .unstore(&c.conversations, &wa(), &at, "in-2", &counted.unwrap())
@@ -292,30 +289,15 @@ async fn a_message_removed_by_a_later_delivery_takes_its_count_back(b: Backend) 
         )
         .await
         .unwrap();
-    let customer = CustomerRef::new(CustomerId::WhatsAppPhone(
-        WhatsAppPhone::parse("16505551234").unwrap(),
-    ));
     assert!(c.receive(&wa(), "in-1").await);
     let before = c.counts().await;
-    let (at, counted) = c
-        .usage
-        .store_inbound(
-            &c.conversations,
-            &wa(),
-            &c.conversation,
-            message("in-2", Direction::Inbound, Origin::Customer),
-            30,
-            now_secs(),
-            IndexLookup::First,
-        )
-        .await
-        .unwrap();
+    let (at, counted) = c.store_in(&wa(), "in-2").await;
     assert!(counted.is_some());
     assert_eq!(c.counts().await[6], 1, "over the inbound quota");
     // Nothing but the message's place and id, as a redelivery has them.
     assert!(c
         .usage
-        .remove_left(&c.conversations, &wa(), &at, "in-2", &customer)
+        .remove_left(&c.conversations, &wa(), &at, "in-2", &customer())
         .await
         .unwrap());
     assert_eq!(
@@ -325,7 +307,7 @@ async fn a_message_removed_by_a_later_delivery_takes_its_count_back(b: Backend) 
     );
     assert!(!c
         .usage
-        .remove_left(&c.conversations, &wa(), &at, "in-2", &customer)
+        .remove_left(&c.conversations, &wa(), &at, "in-2", &customer())
         .await
         .unwrap());
     assert_eq!(c.counts().await, before, "nothing taken back twice");
@@ -342,21 +324,7 @@ async fn a_message_removed_by_a_later_delivery_takes_its_count_back(b: Backend) 
 /// an erased person's request is removed, and keeps its count: it was sent (decision 0134).
 async fn a_sent_message_removed_by_a_later_delivery_keeps_its_count(b: Backend) {
     let c = ctx(b).await;
-    let customer = CustomerRef::new(CustomerId::WhatsAppPhone(
-        WhatsAppPhone::parse("16505551234").unwrap(),
-    ));
-    let (at, counted) = c
-        .usage
-        .store_outbound(
-            &c.conversations,
-            &wa(),
-            &c.conversation,
-            message("api:req-1", Direction::Outbound, Origin::Api),
-            30,
-            now_secs(),
-        )
-        .await
-        .unwrap();
+    let (at, counted) = c.store_out("api:req-1").await.unwrap();
     assert!(counted.is_some());
     c.conversations
         .record_provider_id(&wa(), &at, "wamid.SENT", 30)
@@ -366,7 +334,7 @@ async fn a_sent_message_removed_by_a_later_delivery_keeps_its_count(b: Backend) 
     assert_eq!(sent[5], 1, "counted once");
     assert!(c
         .usage
-        .remove_left(&c.conversations, &wa(), &at, "api:req-1", &customer)
+        .remove_left(&c.conversations, &wa(), &at, "api:req-1", &customer())
         .await
         .unwrap());
     assert!(

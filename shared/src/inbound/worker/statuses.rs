@@ -23,7 +23,7 @@ impl InboundWorker {
         job: &InboundJob,
         conversations: &Conversations,
         customer: &CustomerRef,
-        message: NewMessage,
+        mut message: NewMessage,
         retention: u32,
     ) -> Result<(), InboundError> {
         let account = &job.event.account;
@@ -44,7 +44,6 @@ impl InboundWorker {
             .open_customer(account, customer, None, retention)
             .await?;
         let provider_message_id = message.provider_message_id.clone();
-        let mut message = message;
         message.written_with.opened = opened;
         let (stored, created) = conversations
             .store_message(account, &id, message, retention)

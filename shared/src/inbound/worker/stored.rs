@@ -23,7 +23,7 @@ impl InboundWorker {
         conversations: &Conversations,
         customer: &CustomerRef,
         inbound_at: Option<i64>,
-        message: NewMessage,
+        mut message: NewMessage,
         (retention, received_ms): (u32, Option<i64>),
         counted: bool,
     ) -> Result<(), InboundError> {
@@ -51,7 +51,6 @@ impl InboundWorker {
             .await?;
         span.record("conversation", id.as_str());
         let provider_message_id = message.provider_message_id.clone();
-        let mut message = message;
         message.written_with.opened = opened;
         let (stored, created, count) = if counted {
             // Counted in the month it is stored (not the provider's timestamp): a late
