@@ -19,7 +19,9 @@
 //! `failed` when Meta or the send path refuses it. A call of the portal refused for good (bad
 //! template or parameters, quota, suspension) is answered 4xx too, but Bitrix24 reads
 //! nothing of that answer: the message is kept as failed and its `failed` status goes the
-//! same way (decision 0066).
+//! same way (decision 0066). A call for a person whose erasure is under way keeps nothing of
+//! them, not even a failed message: its `failed` status goes by a job that names only the
+//! portal's message (decision 0135).
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -187,6 +189,24 @@ impl MessageProvider {
             }
             Err(e) => e,
         };
+        let to = CustomerId::WhatsAppPhone(to);
+        // A person being erased: nothing of them may be kept, not even a failed message, so
+        // the portal is told without one (decision 0135).
+        if matches!(
+            refused,
+            ProviderError::Outbound(OutboundError::SubjectErased)
+        ) {
+            if let Err(e) = self
+                .intake
+                .report_unstored_failure(&tenant, &account, &to, &request)
+                .await
+            {
+                tracing::warn!(%tenant, error = %e, "failed status of a refused provider message not queued");
+                return Err(unavailable(e));
+            }
+            tracing::info!(%tenant, "message provider call for a person being erased refused; failed status queued");
+            return Err(refused);
+        }
         // Bitrix24 reads nothing of our answer: the portal hears of a refusal for good only
         // as the message's `failed` status (decision 0066).
         if refused.is_for_good() {
@@ -197,7 +217,7 @@ impl MessageProvider {
                     &self.tenants,
                     &tenant,
                     &account,
-                    CustomerId::WhatsAppPhone(to),
+                    to,
                     label,
                     &request,
                     refused.to_string(),

@@ -7,6 +7,10 @@ use crate::conversation::{ConversationId, MessageRef, MessageStatus};
 use crate::ids::TenantId;
 use crate::queue::OutgoingMessage;
 
+/// Where provider messages' `failed` statuses are staged in a portal's outbox
+/// ([`SyncJob::outbox_scope`]); conversation ids are `c_` and hex digits, never this.
+pub const PROVIDER_OPS: &str = "providers";
+
 /// Version of the [`SyncJob`] JSON shape.
 pub const SYNC_JOB_VERSION: u32 = 1;
 
@@ -47,6 +51,11 @@ pub enum SyncAction {
     Edited { message_sk: String },
     /// A message was deleted (revoked, unsent): remove it from the chat.
     Deleted { message_sk: String },
+    /// A message the portal's message provider asked us to send, refused without being
+    /// stored (its person's erasure is under way, decision 0135): the portal's message is
+    /// told `failed`. The job names only the portal's provider message
+    /// (`api:ms:<code>:<message id>`), nothing of the person.
+    ProviderFailed { provider_message_id: String },
 }
 
 impl SyncAction {
@@ -61,6 +70,9 @@ impl SyncAction {
             }
             SyncAction::Edited { message_sk } => ("edited", message_sk, ""),
             SyncAction::Deleted { message_sk } => ("deleted", message_sk, ""),
+            SyncAction::ProviderFailed {
+                provider_message_id,
+            } => ("provider_failed", provider_message_id, ""),
         }
     }
 }
@@ -102,14 +114,40 @@ impl SyncJob {
         SyncJob::new(tenant_id, at.conversation.clone(), action, occurrence)
     }
 
-    /// Our id of the message the job is about (its sort key, no personal data).
-    pub fn message_sk(&self) -> &str {
+    /// The `failed` status of the provider message `provider_message_id`, refused without
+    /// being stored (decision 0135), queued in the group of the person's conversation.
+    pub fn provider_failed(
+        tenant_id: TenantId,
+        conversation: ConversationId,
+        provider_message_id: String,
+    ) -> Self {
+        let action = SyncAction::ProviderFailed {
+            provider_message_id,
+        };
+        SyncJob::new(tenant_id, conversation, action, "refused")
+    }
+
+    /// Our id of the stored message the job is about (its sort key, no personal data):
+    /// `None` for a job about no stored message.
+    pub fn message_sk(&self) -> Option<&str> {
         match &self.action {
             SyncAction::PushMessage { message_sk }
             | SyncAction::Status { message_sk, .. }
             | SyncAction::Reaction { message_sk, .. }
             | SyncAction::Edited { message_sk }
-            | SyncAction::Deleted { message_sk } => message_sk,
+            | SyncAction::Deleted { message_sk } => Some(message_sk),
+            SyncAction::ProviderFailed { .. } => None,
+        }
+    }
+
+    /// What the job's operation is staged under in the portal's outbox, in the place of a
+    /// conversation: the job's conversation, or for a provider message's `failed` status
+    /// [`PROVIDER_OPS`], out of the reach of the person's erasure, which deletes their
+    /// conversation's staged operations while it runs (decision 0135).
+    pub fn outbox_scope(&self) -> &str {
+        match &self.action {
+            SyncAction::ProviderFailed { .. } => PROVIDER_OPS,
+            _ => self.conversation.as_str(),
         }
     }
 

@@ -50,7 +50,7 @@ use crate::conversation::{
     Origin, StoredMessage,
 };
 use crate::crypto::Envelope;
-use crate::idempotency::{Attempts, Begin, Idempotency};
+use crate::idempotency::{Attempts, Idempotency};
 use crate::ids::TenantId;
 use crate::meta::{AccountRef, Media};
 use crate::metrics::{direction, Metrics};
@@ -63,6 +63,7 @@ use crate::tenant::{ChannelRef, TenantDirectory, TenantError, TenantScope};
 mod dead_letter;
 mod message;
 mod outcome;
+mod provider_failed;
 mod push_hold;
 use push_hold::HeldPush;
 
@@ -403,6 +404,18 @@ impl SyncWorker {
     }
 
     async fn try_process(&self, job: &SyncJob) -> Result<Outcome, SyncError> {
+        if let SyncAction::ProviderFailed {
+            provider_message_id,
+        } = &job.action
+        {
+            // About no stored message nor conversation: loaded apart (decision 0135).
+            let Some(scope) = self.tenants.scope_for_invocation(&job.tenant_id).await? else {
+                tracing::info!("tenant gone; sync job dropped");
+                return Ok(Outcome::Done);
+            };
+            let post = self.post_provider_failed(job, &scope, provider_message_id);
+            return self.under_hold(job, post).await;
+        }
         let Some(JobTarget {
             scope,
             conversations,
@@ -430,38 +443,8 @@ impl SyncWorker {
                 HeldPush::TooLarge(message) => read = Some(*message),
             }
         }
-        let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
-            Begin::Started(held) => held,
-            Begin::AlreadyDone => {
-                self.metrics.duplicate("sync");
-                // The delivery that completed it may have stopped before dropping its staged
-                // operations (they are dropped only after the record says done).
-                return Ok(self.drop_staged(&outcome::staged_keys(job)).await);
-            }
-            Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
-        };
-        let staged = match self
-            .run(job, &scope, &conversations, &meta, read, None)
-            .await
-        {
-            Ok(staged) => staged,
-            Err(e) => {
-                self.idempotency.release(&held).await;
-                return Err(e);
-            }
-        };
-        // The job is recorded done before its staged operations are dropped (decision 0080).
-        // A staged operation that is gone would be staged afresh and posted again by any
-        // delivery that still runs the job: one whose completion write failed here, or one
-        // that took the job over when this delivery's lease ran out. Until the record says
-        // done, such a delivery finds the operation `sent` and takes its outcome instead.
-        if !self.idempotency.complete_held(&held).await? {
-            // Another delivery took the job over while this one worked: it finishes it.
-            // This record comes back to find the job done (or still held).
-            tracing::info!("sync job taken over by another delivery; left to it");
-            return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
-        }
-        Ok(self.drop_staged(&staged).await)
+        let run = self.run(job, &scope, &conversations, &meta, read, None);
+        self.under_hold(job, run).await
     }
 
     /// Runs the job up to its outcome; returns the keys of the operations it staged, to be
@@ -484,6 +467,7 @@ impl SyncWorker {
             | SyncAction::Reaction { message_sk, .. }
             | SyncAction::Edited { message_sk }
             | SyncAction::Deleted { message_sk } => message_sk,
+            SyncAction::ProviderFailed { .. } => return Ok(Vec::new()),
         };
         let at = MessageRef {
             conversation: job.conversation.clone(),
@@ -745,6 +729,8 @@ impl SyncWorker {
                 };
                 post(method, update.to_param()?, None)
             }
+            // Posted by its own path, without a stored message (decision 0135).
+            SyncAction::ProviderFailed { .. } => Ok(None),
         }
     }
 }

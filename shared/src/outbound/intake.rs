@@ -434,6 +434,30 @@ impl OutboundIntake {
             .map_err(|e| OutboundError::Queue(e.to_string()))
     }
 
+    /// A message a Bitrix24 message provider was asked to send to a person whose erasure is
+    /// under way ([`OutboundError::SubjectErased`]): nothing of the person is stored, and the
+    /// portal's message is told `failed` by a CRM sync job that names only the portal's own
+    /// message id (decision 0135). The job's deduplication id is the request's, so the
+    /// portal asking again is told once.
+    pub async fn report_unstored_failure(
+        &self,
+        tenant: &TenantId,
+        account: &AccountRef,
+        to: &CustomerId,
+        request_id: &str,
+    ) -> Result<(), OutboundError> {
+        // Queued in the group of the person's conversation, as their other jobs are.
+        let conversation = ConversationId::derive(&self.envelope, tenant, account, to)
+            .await
+            .map_err(ConversationError::from)?;
+        let job =
+            SyncJob::provider_failed(tenant.clone(), conversation, format!("api:{request_id}"));
+        self.queue
+            .send_batch(&self.sync, vec![job.to_message()])
+            .await
+            .map_err(|e| OutboundError::Queue(e.to_string()))
+    }
+
     /// A send through the public API: to `to` on `account`, which must be connected to
     /// `tenant` (anything else is `UnknownAccount`). Opens the conversation if it is new
     /// (business-initiated templates); window and rate rules are applied when sending. A

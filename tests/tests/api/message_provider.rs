@@ -351,3 +351,137 @@ async fn a_number_connected_again_before_the_retry_keeps_its_provider() {
     assert!(providers.contains_key(CODE), "{providers:?}");
     w.h.server.shutdown().await;
 }
+
+/// A CRM robot's message to a person whose erasure is under way is refused and keeps
+/// nothing of the person (decision 0125), and the portal still hears it `failed` (decision
+/// 0135): Bitrix24 reads nothing of the handler's answer, so without the status the robot's
+/// message would wait in the CRM as queued for ever. The portal asking again is reported
+/// once.
+#[tokio::test]
+async fn a_robots_message_to_a_person_being_erased_is_reported_failed_and_keeps_nothing() {
+    let (w, tenant) = world().await;
+    let chat = w
+        .customer_writes(&e2e_tests::whatsapp_events::text(
+            CUSTOMER,
+            "Erin Erased",
+            "wamid.PROVIDER.ERASING",
+            wappline::clock::now_secs() - 60,
+            "please forget me",
+        ))
+        .await;
+    wappline::conversation::erased::ErasedSubjects::new(w.h.server.platform().store.clone())
+        .mark(
+            &wappline::ids::TenantId::parse(&tenant).unwrap(),
+            &wappline::conversation::ConversationId::parse(&chat).unwrap(),
+            wappline::clock::now_millis(),
+        )
+        .await
+        .unwrap();
+    // What the person's tenant holds of messages and conversations.
+    let kept = || async {
+        let mut items: Vec<String> =
+            w.h.all_items(wappline::store::Table::Data)
+                .await
+                .into_iter()
+                .filter_map(|i| i.get_s("sk").map(str::to_owned))
+                .filter(|sk| sk.starts_with("MSG#") || sk == "META")
+                .collect();
+        items.sort();
+        items
+    };
+    let kept_before = kept().await;
+    let posted_before = w.bitrix.messages_received().len();
+
+    let (id, form) = w.bitrix.provider_call(
+        FAKE_DOMAIN,
+        CODE,
+        CUSTOMER,
+        "order_confirmation Erin | A-20",
+        APP_TOKEN,
+    );
+    let (s, answer) = call(&w, form.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["code"], "subject_being_erased", "{answer}");
+    w.drain().await;
+    assert!(w.graph.sent().is_empty(), "nothing sent to the person");
+    assert_eq!(
+        kept().await,
+        kept_before,
+        "no message, no conversation kept"
+    );
+    assert_eq!(w.bitrix.messages_received().len(), posted_before);
+    assert_eq!(w.bitrix.provider_statuses(&id), ["failed"]);
+    assert_eq!(
+        status_calls(&w, &id),
+        [json!({"CODE": CODE, "MESSAGE_ID": id, "STATUS": "failed"})]
+    );
+
+    // The portal asking again: refused again, reported once.
+    let (s, _) = call(&w, form).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    w.drain().await;
+    assert_eq!(w.bitrix.provider_statuses(&id), ["failed"]);
+    assert_eq!(status_calls(&w, &id).len(), 1);
+    assert_eq!(kept().await, kept_before);
+    w.h.server.shutdown().await;
+}
+
+/// The portal down when the robot's message is refused: its `failed` status is staged and
+/// waits for the portal like any other operation, and reaches it although the person's
+/// erasure completed meanwhile (the status names nothing of the person: the erasure neither
+/// drops its job nor deletes its staged operation; decision 0135).
+#[tokio::test]
+async fn a_refused_robots_message_is_reported_after_the_erasure_completes() {
+    let (w, tenant) = world().await;
+    let chat = w
+        .customer_writes(&e2e_tests::whatsapp_events::text(
+            CUSTOMER,
+            "Erin Erased",
+            "wamid.PROVIDER.ERASED",
+            wappline::clock::now_secs() - 60,
+            "please forget me",
+        ))
+        .await;
+    let tenant_id = wappline::ids::TenantId::parse(&tenant).unwrap();
+    let platform = w.h.server.platform();
+    wappline::conversation::erased::ErasedSubjects::new(platform.store.clone())
+        .mark(
+            &tenant_id,
+            &wappline::conversation::ConversationId::parse(&chat).unwrap(),
+            wappline::clock::now_millis(),
+        )
+        .await
+        .unwrap();
+    w.bitrix.outage(FAKE_DOMAIN, FailKind::Down);
+    let (id, form) = w.bitrix.provider_call(
+        FAKE_DOMAIN,
+        CODE,
+        CUSTOMER,
+        "order_confirmation Erin | A-21",
+        APP_TOKEN,
+    );
+    let (s, answer) = call(&w, form).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{answer}");
+    // The status is staged before the erasure runs.
+    let outbox =
+        wappline::crm_sync::outbox::Outbox::new(platform.store.clone(), platform.envelope.clone());
+    let since = std::time::Instant::now();
+    while !outbox
+        .staged_ops(&tenant_id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|(_, op, _)| op.method == "messageservice.message.status.update")
+    {
+        assert!(since.elapsed().as_secs() < 20, "no status staged");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    w.h.erase_contact(&tenant, "whatsapp", WA_NUMBER, &format!("+{CUSTOMER}"))
+        .await;
+    assert!(w.bitrix.provider_statuses(&id).is_empty());
+    w.bitrix.end_outage(FAKE_DOMAIN);
+    w.drain().await;
+    assert_eq!(w.bitrix.provider_statuses(&id), ["failed"]);
+    assert!(w.graph.sent().is_empty());
+    w.h.server.shutdown().await;
+}

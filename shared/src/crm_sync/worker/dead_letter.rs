@@ -18,7 +18,7 @@ impl SyncWorker {
     ) -> Outcome {
         let outcome = self.move_to_dead_letter(record).await;
         if outcome.is_done() {
-            let key = Outbox::key(&job.tenant_id, job.conversation.as_str(), &job.effect);
+            let key = Outbox::key(&job.tenant_id, job.outbox_scope(), &job.effect);
             if let Err(e) = self.outbox.remove(&key).await {
                 tracing::warn!(error = %e, "could not drop a dead-lettered job's operation");
             }

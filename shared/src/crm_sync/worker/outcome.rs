@@ -1,5 +1,6 @@
-//! Waiting for a staged operation's outcome, and the note an operator gets when Bitrix24
-//! kept a customer's message without some of its files (decision 0066).
+//! A job's run under its idempotency record, waiting for a staged operation's outcome, and
+//! the note an operator gets when Bitrix24 kept a customer's message without some of its
+//! files (decision 0066).
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use crate::crm_sync::chat::{media_of, note_message};
 use crate::crm_sync::outbox::{CrmOp, MissingFiles, OpOutcome, OpState, Outbox, PostLookup};
 use crate::crm_sync::settled::SettleWatch;
 use crate::crm_sync::SyncJob;
+use crate::idempotency::Begin;
 use crate::meta::Media;
 use crate::store::Key;
 use crate::tenant::TenantScope;
@@ -133,6 +135,45 @@ impl SyncWorker {
         Ok(())
     }
 
+    /// Runs `work` (the job up to its outcome, returning the keys of the operations it
+    /// staged) under the job's idempotency record, then records the job done and drops what
+    /// it staged.
+    pub(super) async fn under_hold(
+        &self,
+        job: &SyncJob,
+        work: impl std::future::Future<Output = Result<Vec<Key>, SyncError>>,
+    ) -> Result<Outcome, SyncError> {
+        let held = match self.idempotency.begin(&job.tenant_id, &job.effect).await? {
+            Begin::Started(held) => held,
+            Begin::AlreadyDone => {
+                self.metrics.duplicate("sync");
+                // The delivery that completed it may have stopped before dropping its staged
+                // operations (they are dropped only after the record says done).
+                return Ok(self.drop_staged(&staged_keys(job)).await);
+            }
+            Begin::InProgress { retry_after } => return Ok(Outcome::RetryAfter(retry_after)),
+        };
+        let staged = match work.await {
+            Ok(staged) => staged,
+            Err(e) => {
+                self.idempotency.release(&held).await;
+                return Err(e);
+            }
+        };
+        // The job is recorded done before its staged operations are dropped (decision 0080).
+        // A staged operation that is gone would be staged afresh and posted again by any
+        // delivery that still runs the job: one whose completion write failed here, or one
+        // that took the job over when this delivery's lease ran out. Until the record says
+        // done, such a delivery finds the operation `sent` and takes its outcome instead.
+        if !self.idempotency.complete_held(&held).await? {
+            // Another delivery took the job over while this one worked: it finishes it.
+            // This record comes back to find the job done (or still held).
+            tracing::info!("sync job taken over by another delivery; left to it");
+            return Ok(Outcome::RetryAfter(Duration::from_secs(1)));
+        }
+        Ok(self.drop_staged(&staged).await)
+    }
+
     /// Forgets the staged operations of a job recorded done. One that could not be dropped
     /// is not posted again (its state is `sent`), but every flush would read it until it
     /// expires: the record comes back, finds the job done and drops it then.
@@ -196,7 +237,7 @@ impl SyncWorker {
 /// Where a job's operations are staged: its own, and the note of files Bitrix24 did not keep
 /// (`note_missing_files`).
 pub(super) fn staged_keys(job: &SyncJob) -> Vec<Key> {
-    let conversation = job.conversation.as_str();
+    let conversation = job.outbox_scope();
     vec![
         Outbox::key(&job.tenant_id, conversation, &job.effect),
         Outbox::key(
