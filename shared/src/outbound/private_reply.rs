@@ -18,7 +18,8 @@
 //!
 //! A private reply is one text of up to 1000 bytes; files and longer texts are refused
 //! outside the window. The comment is claimed for the message before the send
-//! ([`Conversations::claim_private_reply`]).
+//! ([`Conversations::claim_private_reply`]), and the send's attempt recorded like a direct
+//! message's (decision 0136).
 
 use crate::conversation::{ConversationError, Conversations, StoredComment, StoredMessage};
 use crate::outbound::plan::Part;
@@ -40,6 +41,12 @@ pub const TOO_LATE: &str = "outside Instagram's messaging window, and the custom
 pub const LIVE_OVER: &str = "Instagram refused the private reply to the customer's comment on \
      a live video: Instagram accepts it only while the live broadcast lasts, and it has \
      ended; the customer must write first";
+/// The operator's note when Meta refused a private reply as the comment's second after an
+/// earlier attempt of the same message lost its answer (decision 0136): our claim on the
+/// comment says no other message of ours answered it, so that attempt most likely did.
+pub const EARLIER_ATTEMPT_WENT: &str = "Instagram refused to send it again because the \
+     customer's comment already has its private reply: most likely our earlier attempt reached \
+     the customer, but our service lost Instagram's answer to it";
 /// The operator's note when the private reply would not be a single text.
 pub const TEXT_ONLY: &str = "outside Instagram's messaging window: the answer to the \
      customer's comment goes as Instagram's private reply, which is one text of up to 1000 \

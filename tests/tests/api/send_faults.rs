@@ -19,6 +19,8 @@ mod partial_failure;
 mod erased_meanwhile;
 // An attempt Meta may have taken, settled before the checks run again (decision 0127).
 mod in_doubt;
+// An Instagram comment's private reply records its attempt (decision 0136).
+mod private_reply;
 // The send worker's own `failed` after a delivery stopped before queueing its note (decision
 // 0078).
 mod own_failure;

@@ -18,7 +18,8 @@
 //!   at-least-once. Meta reports every message it took with a status carrying the tag
 //!   (sent, delivered, read or failed), so silence for that long means it did not take it;
 //!   on Instagram, whose sends carry no tag of ours, the operator is told in Bitrix24 that
-//!   the message went again and may show twice.
+//!   the message went again and may show twice (not for a comment's private reply, which
+//!   Instagram takes once: a second is refused, decision 0136).
 //! - A status webhook that came before the send was recorded (it settled an attempt, or came
 //!   during the Graph API call or the provider id's write) left its status on the progress
 //!   item (it could not find the message): applied once the sends are recorded, after the
@@ -35,6 +36,7 @@ use crate::conversation::{Conversations, MessageStatus};
 use crate::graph::GraphError;
 use crate::meta::AccountRef;
 use crate::outbound::attempt::{Attempt, EarlyStatus};
+use crate::outbound::private_reply::CommentRoute;
 use crate::outbound::OutboundJob;
 
 /// True when Meta may have run the request although we got no answer from it: the
@@ -68,7 +70,10 @@ impl OutboundWorker {
             part,
             "no status of an earlier attempt within the reconcile window; sent again"
         );
-        if matches!(cx.meta.account, AccountRef::Instagram(_)) {
+        // A private reply cannot show twice: Instagram takes one per comment, and refuses a
+        // second (decision 0136).
+        let private_reply = matches!(cx.comment, CommentRoute::PrivateReply(_));
+        if matches!(cx.meta.account, AccountRef::Instagram(_)) && !private_reply {
             // No tag of ours comes back on Instagram: we cannot know, so the operator is told.
             self.enqueue_status(
                 cx.job,

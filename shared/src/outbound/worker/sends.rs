@@ -216,7 +216,9 @@ impl OutboundWorker {
             return PartResult::Stop(Disposition::Paced(wait));
         }
         if let CommentRoute::PrivateReply(comment) = &cx.comment {
-            return self.send_private_reply(cx, comment, part).await;
+            return self
+                .send_private_reply(cx, comment, part, index, prior)
+                .await;
         }
         let message = InstagramMessage {
             // The reply context goes on the first part only, as on WhatsApp; never one that
@@ -256,12 +258,17 @@ impl OutboundWorker {
 
 impl OutboundWorker {
     /// The one private reply to an Instagram comment (decision 0062): a single text, which
-    /// [`crate::outbound::private_reply::route`] checked.
+    /// [`crate::outbound::private_reply::route`] checked. Its attempt is recorded before the
+    /// call like every send's (decision 0136): the person's erasure is read once it is
+    /// (decision 0122), and a lost answer makes the redelivery wait out the reconcile window
+    /// before the reply is tried again (decision 0055).
     async fn send_private_reply(
         &self,
         cx: &Context<'_>,
         comment: &StoredComment,
         part: &Part,
+        index: usize,
+        prior: Option<&Attempt>,
     ) -> PartResult {
         let Part::Text(text) = part else {
             return PartResult::Stop(Disposition::Permanent(private_reply::TEXT_ONLY.into()));
@@ -270,26 +277,40 @@ impl OutboundWorker {
             comment_id: comment.comment_id.clone(),
             text: text.clone(),
         };
+        let attempt = match self.begin_attempt(cx, index, prior).await {
+            Ok(a) => a,
+            Err(result) => return result,
+        };
         let client = self.clients.for_instagram(&cx.instagram_sender);
         match client
             .send_instagram_private_reply(&cx.instagram_sender, &reply, &cx.token)
             .await
         {
-            // A private reply records no attempt (decision 0062).
-            Ok(sent) => PartResult::Sent(sent.message_id, None),
-            // A live comment's broadcast ended: Meta refuses with the messages edge's
-            // "cannot reply to this activity" (decision 0067).
-            Err(e) if comment.live && e.code() == Some(LIVE_REFUSED) => {
-                log_graph_error(cx, &e);
-                PartResult::Stop(Disposition::Permanent(private_reply::LIVE_OVER.into()))
-            }
+            Ok(sent) => PartResult::Sent(sent.message_id, Some(attempt)),
             Err(e) => {
                 log_graph_error(cx, &e);
-                PartResult::Stop(reasons::of_graph(ChannelKind::Instagram, &e))
+                let disposition = match e.code() {
+                    // A live comment's broadcast ended: Meta refuses with the messages edge's
+                    // "cannot reply to this activity" (decision 0067).
+                    Some(LIVE_REFUSED) if comment.live => {
+                        Disposition::Permanent(private_reply::LIVE_OVER.into())
+                    }
+                    // The comment has its reply, and our claim says no other message of ours
+                    // took it: the earlier attempt whose answer was lost went (decision 0136).
+                    Some(ALREADY_REPLIED) if prior.is_some_and(|p| p.part == index) => {
+                        Disposition::Permanent(private_reply::EARLIER_ATTEMPT_WENT.into())
+                    }
+                    _ => reasons::of_graph(ChannelKind::Instagram, &e),
+                };
+                self.failed_send(cx, &attempt, &e, disposition).await
             }
         }
     }
 }
+
+/// The Graph API's code for a second private reply to one comment (`10900`, "Activity
+/// already replied to", among the messages edge's errors).
+const ALREADY_REPLIED: i64 = 10900;
 
 /// The Graph API's code for a private reply the activity no longer takes (`10903`, "This
 /// user cant reply to this activity", among the messages edge's errors).

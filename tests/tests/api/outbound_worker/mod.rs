@@ -293,7 +293,7 @@ impl World {
     }
 
     /// Takes every queued sync job off the sync queue.
-    async fn sync_jobs(&self) -> Vec<SyncJob> {
+    pub(crate) async fn sync_jobs(&self) -> Vec<SyncJob> {
         let mut jobs = Vec::new();
         loop {
             let received = self
@@ -353,7 +353,7 @@ impl World {
     }
 }
 
-fn statuses(jobs: &[SyncJob]) -> Vec<(MessageStatus, Option<String>)> {
+pub(crate) fn statuses(jobs: &[SyncJob]) -> Vec<(MessageStatus, Option<String>)> {
     jobs.iter()
         .filter_map(|j| match &j.action {
             SyncAction::Status {
