@@ -287,6 +287,11 @@ pub struct LocalConfig {
     #[arg(long, env = "WAPPLINE_LEASE_SECS")]
     pub lease_secs: Option<u64>,
 
+    /// Seconds after a contact erasure completes before its second pass erases the same
+    /// conversations again (default the lease; 0 runs it at once).
+    #[arg(long, env = "WAPPLINE_ERASURE_SWEEP_SECS")]
+    pub erasure_sweep_secs: Option<u64>,
+
     /// Seeded faults and a meter on every port (the soak and the cost model, decision 0053).
     #[arg(skip)]
     pub tap: Option<wappline::faults::ports::Tap>,
@@ -344,6 +349,9 @@ impl LocalConfig {
             metrics_secs: 60,
             metrics: None,
             lease_secs: None,
+            // The second pass of a contact erasure at once (decision 0137): tests wait for
+            // the erasure queue to empty.
+            erasure_sweep_secs: Some(0),
             tap: None,
             store_hook: None,
         }
@@ -458,6 +466,10 @@ impl LocalConfig {
             (
                 settings_vars::LEASE_SECS,
                 &self.lease_secs.map(|s| s.to_string()),
+            ),
+            (
+                settings_vars::ERASURE_SWEEP_SECS,
+                &self.erasure_sweep_secs.map(|s| s.to_string()),
             ),
             (settings_vars::META_ES_CONFIG_ID, &self.meta_es_config_id),
             (settings_vars::META_SDK_URL, &self.meta_sdk_url),

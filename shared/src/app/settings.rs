@@ -69,6 +69,9 @@ pub mod vars {
     /// timeout (decision 0053; default the queues' 180 s visibility timeout; the soak
     /// shortens it so a crash recovers in seconds).
     pub const LEASE_SECS: &str = "LEASE_SECS";
+    /// Seconds after a contact erasure completes before its second pass erases the same
+    /// conversations again (decision 0137; default the lease: 0 runs it at once).
+    pub const ERASURE_SWEEP_SECS: &str = "ERASURE_SWEEP_SECS";
     /// CRM sync retry limits `max_ms,attempts,min_span_ms` (decision 0022; tests shrink them).
     pub const SYNC_RETRY: &str = "SYNC_RETRY";
     /// CRM sync: operations per Bitrix24 `batch` request, 1..=50 (decision 0023).
@@ -226,6 +229,8 @@ pub struct Settings {
     pub retry_base: Option<Duration>,
     /// How long a crashed worker's hold blocks a retry ([`vars::LEASE_SECS`]).
     pub lease: Option<Duration>,
+    /// When a contact erasure's second pass runs ([`vars::ERASURE_SWEEP_SECS`]).
+    pub erasure_sweep: Option<Duration>,
     /// CRM sync: longest retry delay, attempts and minimum span before dead-lettering.
     pub sync_retry: Option<(Duration, u32, Duration)>,
     /// CRM sync: operations per Bitrix24 request (default 50, Bitrix24's batch limit).
@@ -447,6 +452,13 @@ impl Settings {
                 .map(Duration::from_secs)
                 .ok_or("must be 1 to 43200 seconds")
         });
+        let erasure_sweep = r.parse(vars::ERASURE_SWEEP_SECS, |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n <= 43_200)
+                .map(Duration::from_secs)
+                .ok_or("must be 0 to 43200 seconds")
+        });
         let sync_retry = r.parse(vars::SYNC_RETRY, |v| {
             let parts: Vec<u64> = v
                 .split(',')
@@ -503,6 +515,7 @@ impl Settings {
             metrics_namespace,
             retry_base,
             lease,
+            erasure_sweep,
             sync_retry,
             sync_batch,
             onboarding,

@@ -14,10 +14,12 @@
 //! A request is recorded first (state `pending`), the job is queued, and the worker marks it
 //! `completed` with its date; the customer's id is kept only encrypted and is removed from the
 //! request when it completes. Every step deletes by key, so a crash part-way is finished by the
-//! queue's redelivery.
+//! queue's redelivery. One lease after completion the job comes back for a second pass over
+//! the same conversations ([`sweep`], decision 0137).
 
 mod conversation;
 mod mail;
+mod sweep;
 pub mod tenant;
 
 pub(crate) use conversation::erase_conversation;
@@ -119,6 +121,8 @@ pub struct ContactErasure {
     erasure: QueueName,
     audit: AuditLog,
     clock: Arc<dyn Clock>,
+    /// How long after completion the second pass runs (decision 0137).
+    sweep_after: Duration,
 }
 
 /// The sub-partition of a tenant's contact erasure requests.
@@ -146,18 +150,21 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// The conversation ids saved under `attr`.
+    fn ids(item: &Item, attr: &str) -> Result<Vec<ConversationId>, ErasureError> {
+        item.get_s(attr)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                ConversationId::parse(s)
+                    .map_err(|_| ErasureError::Corrupt("a cursor's conversation id".into()))
+            })
+            .collect()
+    }
+
     fn read(item: &Item) -> Result<Cursor, ErasureError> {
-        let ids = |attr: &str| -> Result<Vec<ConversationId>, ErasureError> {
-            item.get_s(attr)
-                .unwrap_or_default()
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    ConversationId::parse(s)
-                        .map_err(|_| ErasureError::Corrupt("a cursor's conversation id".into()))
-                })
-                .collect()
-        };
+        let ids = |attr: &str| Cursor::ids(item, attr);
         let found = match item.get_n(CURSOR_MARKED_AT_MS) {
             Some(at) => Some((ids(CURSOR_TARGETS)?, ids(CURSOR_MARKED)?, at)),
             None => None,
@@ -202,7 +209,16 @@ impl ContactErasure {
             queue,
             erasure: platform::name(platform::ERASURE),
             clock: Arc::new(SystemClock),
+            sweep_after: platform::VISIBILITY,
         }
+    }
+
+    /// How long after completion the erased conversations are erased again (decision
+    /// 0137): at least the longest a relay job can hold its work (the queues' visibility
+    /// timeout, or the local server's lease).
+    pub fn with_sweep_after(mut self, after: Duration) -> Self {
+        self.sweep_after = after;
+        self
     }
 
     /// The clock the erasure's cut and completion are read from (tests control the
@@ -296,15 +312,20 @@ impl ContactErasure {
 
     /// Does the work of a request; safe to run again after a crash or on a redelivery, which
     /// goes on from the request's cursor (decision 0057): what was found and marked, how many
-    /// conversations are erased, the cut once every one is.
-    pub async fn process(&self, tenant: &TenantId, request_id: &str) -> Result<(), ErasureError> {
+    /// conversations are erased, the cut once every one is. `Some(wait)`: completed, and its
+    /// second pass (decision 0137) is due after `wait`; run it again then.
+    pub async fn process(
+        &self,
+        tenant: &TenantId,
+        request_id: &str,
+    ) -> Result<Option<Duration>, ErasureError> {
         let key = request_key(tenant, request_id);
         let Some(item) = self.store.get(Table::Data, &key).await? else {
             tracing::info!("erasure request gone; job dropped");
-            return Ok(());
+            return Ok(None);
         };
         if item.get_s("state") == Some("completed") {
-            return Ok(());
+            return self.sweep(tenant, request_id).await;
         }
         let blob = item
             .get_b("subject")
@@ -319,6 +340,8 @@ impl ContactErasure {
             Conversations::new(tenant.clone(), self.store.clone(), self.envelope.clone());
         let erased = ErasedSubjects::new(self.store.clone());
         let mut cursor = Cursor::read(&item)?;
+        let account = serde_json::to_string(&subject.account)
+            .map_err(|e| ErasureError::Corrupt(e.to_string()))?;
         let (targets, marked, marked_at_ms) = match cursor.found.take() {
             Some(found) => found,
             None => {
@@ -381,8 +404,13 @@ impl ContactErasure {
                     .set("state", "completed")
                     .set("completed_at", completed_at)
                     .set("conversations_erased", targets.len() as i64)
+                    // The second pass erases the conversations again (decision 0137).
+                    .set(
+                        sweep::SWEEP_DUE_MS,
+                        self.clock.now_millis() + self.sweep_after.as_millis() as i64,
+                    )
+                    .set(sweep::SWEEP_ACCOUNT, account)
                     .remove("subject")
-                    .remove(CURSOR_TARGETS)
                     .remove(CURSOR_MARKED),
                 Some(Condition::Exists),
             )
@@ -399,7 +427,7 @@ impl ContactErasure {
                 ],
             )
             .await?;
-        Ok(())
+        self.sweep(tenant, request_id).await
     }
 
     /// Writes to the request, which must still exist.
@@ -657,12 +685,14 @@ impl crate::consumer::RecordHandler for ErasureWorker {
             }
             // A Meta user's channels may belong to several tenants: the function's role.
             ErasureJob::MetaUser { request_id } => match &self.meta_users {
-                Some(m) => m.process(request_id).await,
+                Some(m) => m.process(request_id).await.map(|()| None),
                 None => Err("Meta data deletion is not configured".into()),
             },
         };
         match result {
-            Ok(()) => Outcome::Done,
+            Ok(None) => Outcome::Done,
+            // Completed; its second pass comes back then (decision 0137).
+            Ok(Some(wait)) => Outcome::RetryAfter(wait),
             Err(e) => {
                 tracing::warn!(message_id = %record.message_id, error = %e, "erasure job failed; will be retried");
                 Outcome::Failed

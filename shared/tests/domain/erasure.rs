@@ -415,7 +415,7 @@ async fn tenant_erasure_after_grace_removes_everything_and_shreds_keys(b: Backen
 /// A new tenant whose customer `user`/`phone` wrote `n` texts (`wamid.<prefix><i>`, body
 /// `body`) in one conversation: the envelope, the tenant, its conversations, the customer and
 /// the conversation.
-async fn one_conversation(
+pub(crate) async fn one_conversation(
     b: &Backend,
     (user, phone): (&str, &str),
     (prefix, body, n): (&str, &str, i64),

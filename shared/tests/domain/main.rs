@@ -18,6 +18,7 @@ mod envelope;
 mod erasure;
 mod erasure_batches;
 mod erasure_email;
+mod erasure_sweep;
 mod export;
 mod handovers;
 mod history_progress;

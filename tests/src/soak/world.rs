@@ -135,6 +135,8 @@ impl World {
         } else {
             // A crashed worker's lease blocks its job for 2 s instead of 3 minutes.
             c.lease_secs = Some(2);
+            // A contact erasure's second pass one lease after it completes, as deployed.
+            c.erasure_sweep_secs = None;
         }
         c.metrics = Some(self.metrics.clone());
         c.tap = Some(Tap {

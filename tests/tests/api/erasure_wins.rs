@@ -486,3 +486,52 @@ async fn an_api_send_to_a_person_being_erased_is_refused_and_keeps_nothing() {
     assert_eq!(body["duplicate"], false, "{body}");
     w.h.server.shutdown().await;
 }
+
+/// What a stage left in the erased conversation after the erasure's own pass (an operator's
+/// reply whose removal failed, written here directly) goes with the erasure's second pass,
+/// one lease after it completed: its job comes back on the local server's queue (decision
+/// 0137).
+#[tokio::test]
+async fn what_the_erasure_could_not_see_goes_with_its_second_pass() {
+    let w = RelayWorld::start_with(|c| c.erasure_sweep_secs = Some(3)).await;
+    let tenant = w.installed_tenant().await;
+    let chat = w
+        .customer_writes(&text("wamid.SWEPT", "please forget me", 60))
+        .await;
+    erase_contact(&w, &tenant).await;
+    assert_eq!(stored_messages(&w).await, 0);
+    let platform = w.h.server.platform();
+    let conversations = wappline::conversation::Conversations::new(
+        TenantId::parse(&tenant).unwrap(),
+        platform.store.clone(),
+        platform.envelope.clone(),
+    );
+    let left = wappline::conversation::NewMessage {
+        provider_message_id: "bx:903:7200".into(),
+        direction: wappline::conversation::Direction::Outbound,
+        origin: wappline::conversation::Origin::Operator,
+        content: wappline::meta::Content::Text {
+            body: "We will call you tomorrow".into(),
+        },
+        at_ms: wappline::clock::now_millis(),
+        reply_to: None,
+        crm_im: None,
+        template: None,
+        written_with: Default::default(),
+    };
+    conversations
+        .store_message(
+            &wappline::meta::AccountRef::WhatsApp(
+                wappline::ids::PhoneNumberId::parse(WA_NUMBER).unwrap(),
+            ),
+            &wappline::conversation::ConversationId::parse(&chat).unwrap(),
+            left,
+            90,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored_messages(&w).await, 1, "left behind");
+    w.h.drain(platform::ERASURE, Duration::from_secs(30)).await;
+    assert_eq!(stored_messages(&w).await, 0, "erased by the second pass");
+    w.h.server.shutdown().await;
+}

@@ -72,7 +72,8 @@ impl Services {
             self.platform.envelope.clone(),
             self.queue.clone(),
         )
-        .with_exports(self.exports()?);
+        .with_exports(self.exports()?)
+        .with_sweep_after(self.settings.erasure_sweep.unwrap_or(self.lease()));
         // Without a mailer (no `MAIL_FROM`) the completion shows in the request's status only.
         Ok(match &self.mailer {
             Some(mailer) => erasure.with_mailer(mailer.clone()),
