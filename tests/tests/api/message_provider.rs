@@ -352,19 +352,15 @@ async fn a_number_connected_again_before_the_retry_keeps_its_provider() {
     w.h.server.shutdown().await;
 }
 
-/// A CRM robot's message to a person whose erasure is under way is refused and keeps
-/// nothing of the person (decision 0125), and the portal still hears it `failed` (decision
-/// 0135): Bitrix24 reads nothing of the handler's answer, so without the status the robot's
-/// message would wait in the CRM as queued for ever. The portal asking again is reported
-/// once.
-#[tokio::test]
-async fn a_robots_message_to_a_person_being_erased_is_reported_failed_and_keeps_nothing() {
+/// The world, with [`CUSTOMER`] written once (`wamid`) and their erasure under way (its
+/// marker written, nothing deleted yet); the tenant.
+async fn being_erased(wamid: &str) -> (RelayWorld, String) {
     let (w, tenant) = world().await;
     let chat = w
         .customer_writes(&e2e_tests::whatsapp_events::text(
             CUSTOMER,
             "Erin Erased",
-            "wamid.PROVIDER.ERASING",
+            wamid,
             wappline::clock::now_secs() - 60,
             "please forget me",
         ))
@@ -377,6 +373,17 @@ async fn a_robots_message_to_a_person_being_erased_is_reported_failed_and_keeps_
         )
         .await
         .unwrap();
+    (w, tenant)
+}
+
+/// A CRM robot's message to a person whose erasure is under way is refused and keeps
+/// nothing of the person (decision 0125), and the portal still hears it `failed` (decision
+/// 0135): Bitrix24 reads nothing of the handler's answer, so without the status the robot's
+/// message would wait in the CRM as queued for ever. The portal asking again is reported
+/// once.
+#[tokio::test]
+async fn a_robots_message_to_a_person_being_erased_is_reported_failed_and_keeps_nothing() {
+    let (w, _) = being_erased("wamid.PROVIDER.ERASING").await;
     // What the person's tenant holds of messages and conversations.
     let kept = || async {
         let mut items: Vec<String> =
@@ -432,26 +439,9 @@ async fn a_robots_message_to_a_person_being_erased_is_reported_failed_and_keeps_
 /// drops its job nor deletes its staged operation; decision 0135).
 #[tokio::test]
 async fn a_refused_robots_message_is_reported_after_the_erasure_completes() {
-    let (w, tenant) = world().await;
-    let chat = w
-        .customer_writes(&e2e_tests::whatsapp_events::text(
-            CUSTOMER,
-            "Erin Erased",
-            "wamid.PROVIDER.ERASED",
-            wappline::clock::now_secs() - 60,
-            "please forget me",
-        ))
-        .await;
+    let (w, tenant) = being_erased("wamid.PROVIDER.ERASED").await;
     let tenant_id = wappline::ids::TenantId::parse(&tenant).unwrap();
     let platform = w.h.server.platform();
-    wappline::conversation::erased::ErasedSubjects::new(platform.store.clone())
-        .mark(
-            &tenant_id,
-            &wappline::conversation::ConversationId::parse(&chat).unwrap(),
-            wappline::clock::now_millis(),
-        )
-        .await
-        .unwrap();
     w.bitrix.outage(FAKE_DOMAIN, FailKind::Down);
     let (id, form) = w.bitrix.provider_call(
         FAKE_DOMAIN,

@@ -7,7 +7,6 @@
 
 use e2e_tests::harness::{sample, IG_ACCOUNT};
 use serde_json::Value;
-use wappline::conversation::erased::ErasedSubjects;
 use wappline::meta::InstagramUserId;
 use wappline::outbound::private_reply::EARLIER_ATTEMPT_WENT;
 
@@ -51,22 +50,7 @@ impl Rig {
 async fn an_erasure_begun_while_a_private_reply_is_recorded_sends_nothing() {
     let r = rig(Duration::from_secs(600)).await;
     let at = r.comment_answered("It is 49 EUR, in stock.").await;
-    let (store, tenant, conversation) = (
-        r.platform.store.clone(),
-        r.tenant.clone(),
-        at.conversation.clone(),
-    );
-    *r.store.hook().before_attempt.lock().unwrap() = Some(Box::pin(async move {
-        ErasedSubjects::new(store)
-            .mark(&tenant, &conversation, wappline::clock::now_millis())
-            .await
-            .unwrap();
-    }));
-    assert_eq!(r.deliver().await, Outcome::Done);
-    assert!(
-        r.store.hook().before_attempt.lock().unwrap().is_none(),
-        "the erasure began while the attempt was recorded"
-    );
+    r.erasure_begins_as_the_attempt_is_recorded(&at).await;
     assert_eq!(r.private_replies(), 0, "nothing sent to the person");
     assert_eq!(r.status(&at).await, None, "never sent");
 }
