@@ -101,6 +101,9 @@ pub struct ContactErasureStatus {
     /// Conversations erased (known once completed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conversations_erased: Option<i64>,
+    /// When the second pass erased the conversations again (decision 0137), Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_pass_at: Option<i64>,
 }
 
 /// What the request stores about the customer, encrypted.
@@ -307,6 +310,7 @@ impl ContactErasure {
             requested_at: item.get_n("requested_at").unwrap_or(0),
             completed_at: item.get_n("completed_at"),
             conversations_erased: item.get_n("conversations_erased"),
+            second_pass_at: item.get_n(sweep::SWEPT_AT),
         })
     }
 

@@ -30,7 +30,7 @@ pub(super) const SWEEP_DUE_MS: &str = "sweep_due_ms";
 /// The business account of the erased conversations (JSON), which the derived keys need.
 pub(super) const SWEEP_ACCOUNT: &str = "sweep_account";
 /// When the second pass ran (Unix seconds).
-const SWEPT_AT: &str = "swept_at";
+pub(super) const SWEPT_AT: &str = "swept_at";
 
 impl ContactErasure {
     /// The second pass of a completed request: how long until it is due, or `None` once it

@@ -101,9 +101,17 @@ async fn what_the_first_pass_could_not_see_goes_in_the_second(b: Backend) {
     assert_eq!(e.second_pass().await, Some(Duration::from_secs(1)));
     assert!(left().await.is_some());
 
+    let status = e.erasure.status(&e.t, &e.request).await.unwrap();
+    assert_eq!(status.second_pass_at, None);
     e.clock.sleep(Duration::from_secs(1)).await;
     assert_eq!(e.second_pass().await, None);
     assert!(left().await.is_none(), "the reply left behind is erased");
+    let status = e.erasure.status(&e.t, &e.request).await.unwrap();
+    assert_eq!(
+        status.second_pass_at,
+        Some(e.clock.now_millis().div_euclid(1000)),
+        "the admins see when it ran"
+    );
     let (messages, _) = e.c.messages(&e.conv, None, 100).await.unwrap();
     assert!(messages.is_empty(), "{messages:?}");
     // Once: the job's next delivery finds it done.

@@ -498,7 +498,10 @@ async fn what_the_erasure_could_not_see_goes_with_its_second_pass() {
     let chat = w
         .customer_writes(&text("wamid.SWEPT", "please forget me", 60))
         .await;
-    erase_contact(&w, &tenant).await;
+    let done =
+        w.h.erase_contact(&tenant, "whatsapp", WA_NUMBER, &format!("+{PHONE}"))
+            .await;
+    assert!(done["second_pass_at"].is_null(), "{done}");
     assert_eq!(stored_messages(&w).await, 0);
     let platform = w.h.server.platform();
     let conversations = wappline::conversation::Conversations::new(
@@ -533,5 +536,12 @@ async fn what_the_erasure_could_not_see_goes_with_its_second_pass() {
     assert_eq!(stored_messages(&w).await, 1, "left behind");
     w.h.drain(platform::ERASURE, Duration::from_secs(30)).await;
     assert_eq!(stored_messages(&w).await, 0, "erased by the second pass");
+    let status =
+        w.h.admin_get(&format!(
+            "/admin/tenants/{tenant}/erasure/contacts/{}",
+            done["request_id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(status["second_pass_at"].is_i64(), "{status}");
     w.h.server.shutdown().await;
 }
