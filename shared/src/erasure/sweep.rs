@@ -22,7 +22,7 @@ use super::{
 use crate::conversation::Conversations;
 use crate::ids::TenantId;
 use crate::meta::AccountRef;
-use crate::store::{Condition, Table, Update};
+use crate::store::{Table, Update};
 
 /// When the second pass is due (Unix ms); absent once it ran, and on requests completed
 /// before it existed.
@@ -71,18 +71,15 @@ impl ContactErasure {
             )
             .await?;
         }
-        self.store
-            .update(
-                Table::Data,
-                &key,
-                Update::new()
-                    .set(SWEPT_AT, now.div_euclid(1000))
-                    .remove(SWEEP_DUE_MS)
-                    .remove(SWEEP_ACCOUNT)
-                    .remove(CURSOR_TARGETS),
-                Some(Condition::Exists),
-            )
-            .await?;
+        self.save(
+            &key,
+            Update::new()
+                .set(SWEPT_AT, now.div_euclid(1000))
+                .remove(SWEEP_DUE_MS)
+                .remove(SWEEP_ACCOUNT)
+                .remove(CURSOR_TARGETS),
+        )
+        .await?;
         tracing::info!(
             conversations = targets.len(),
             keys = named,

@@ -77,6 +77,20 @@ fn message(id: &str, direction: Direction, origin: Origin) -> NewMessage {
 }
 
 impl Ctx {
+    /// Sets the tenant's monthly quotas (None: unlimited).
+    async fn plan(&self, outbound: Option<u64>, inbound: Option<u64>) {
+        self.usage
+            .set_plan(
+                &self.tenant,
+                Plan {
+                    monthly_outbound: outbound,
+                    monthly_inbound: inbound,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
     async fn send(&self, id: &str) -> Result<bool, CountError> {
         self.store_out(id)
             .await
@@ -148,16 +162,7 @@ impl Ctx {
 
 async fn outbound_stops_at_the_limit_and_counts_once(b: Backend) {
     let c = ctx(b).await;
-    c.usage
-        .set_plan(
-            &c.tenant,
-            Plan {
-                monthly_outbound: Some(2),
-                monthly_inbound: None,
-            },
-        )
-        .await
-        .unwrap();
+    c.plan(Some(2), None).await;
     assert!(c.send("a").await.unwrap());
     assert!(!c.send("a").await.unwrap(), "a redelivery is a duplicate");
     assert!(c.send("b").await.unwrap());
@@ -189,16 +194,7 @@ async fn outbound_stops_at_the_limit_and_counts_once(b: Backend) {
 
 async fn inbound_over_quota_is_kept_and_flagged(b: Backend) {
     let c = ctx(b).await;
-    c.usage
-        .set_plan(
-            &c.tenant,
-            Plan {
-                monthly_outbound: None,
-                monthly_inbound: Some(1),
-            },
-        )
-        .await
-        .unwrap();
+    c.plan(None, Some(1)).await;
     assert!(c.receive(&wa(), "i1").await);
     assert!(c.receive(&ig(), "i2").await);
     assert!(!c.receive(&ig(), "i2").await);
@@ -226,16 +222,7 @@ async fn inbound_over_quota_is_kept_and_flagged(b: Backend) {
 /// relayed after the erasure counts once. Removing it again takes nothing more back.
 async fn a_message_removed_again_takes_its_count_back(b: Backend) {
     let c = ctx(b).await;
-    c.usage
-        .set_plan(
-            &c.tenant,
-            Plan {
-                monthly_outbound: Some(1),
-                monthly_inbound: Some(1),
-            },
-        )
-        .await
-        .unwrap();
+    c.plan(Some(1), Some(1)).await;
     let before = c.counts().await;
     assert_eq!(before, [0, 0, 0, 0, 0, 0, 0, 1, 0]);
     let (at, counted) = c.store_out("out-1").await.unwrap();
@@ -279,16 +266,7 @@ async fn a_message_removed_again_takes_its_count_back(b: Backend) {
 /// message alone (decision 0133): the month, day and quota flag the store wrote down.
 async fn a_message_removed_by_a_later_delivery_takes_its_count_back(b: Backend) {
     let c = ctx(b).await;
-    c.usage
-        .set_plan(
-            &c.tenant,
-            Plan {
-                monthly_outbound: None,
-                monthly_inbound: Some(1),
-            },
-        )
-        .await
-        .unwrap();
+    c.plan(None, Some(1)).await;
     assert!(c.receive(&wa(), "in-1").await);
     let before = c.counts().await;
     let (at, counted) = c.store_in(&wa(), "in-2").await;
